@@ -1,0 +1,58 @@
+package permatrix
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each maps to one HTTP status in internal/http; the message is
+// meant for the client and says what was wrong with its request.
+const (
+	EINVALID       = "invalid"       // malformed or incomplete request (400)
+	EUNAUTHORIZED  = "unauthorized"  // missing or wrong admin token (401)
+	EFORBIDDEN     = "forbidden"     // the actor may not make this change (403)
+	ENOTFOUND      = "not_found"     // (404)
+	ECONFLICT      = "conflict"      // (409)
+	ETOOLARGE      = "too_large"     // body over the limit (413)
+	EUNPROCESSABLE = "unprocessable" // well formed, but the vendor rules forbid it (422)
+	EUNAVAILABLE   = "unavailable"   // not ready: no bundle or no db (503)
+	EINTERNAL      = "internal"      // a fault; never an allow (500)
+)
+
+// Error is an application error with a machine-readable code and a
+// human-readable message.
+type Error struct {
+	Code    string
+	Message string
+	// Details carries structured reasons (e.g. each violated vendor rule).
+	Details []string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("permatrix: %s: %s", e.Code, e.Message) }
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of an application error, EINTERNAL otherwise.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if err == nil {
+		return ""
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the client-facing message of err. Internal errors
+// get a generic message so that no internals leak to clients.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

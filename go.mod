@@ -1,0 +1,3 @@
+module github.com/permatrix/permatrix
+
+go 1.26

@@ -1,0 +1,119 @@
+// Package permatrix holds the domain types of the permatrix policy decision
+// point: who holds what (assignments, group memberships, custom roles,
+// projects), the check a client asks and the decision it gets back.
+//
+// Everything else depends on this package and it depends on nothing of the
+// project's own: internal/bolt persists these types, internal/opa evaluates
+// the Rego policies over them, internal/http serves them, cmd/ wires them.
+package permatrix
+
+import (
+	"strings"
+)
+
+// Scope is where an assignment holds or where a check asks: the whole
+// system ("service") or one resource of a system-specific type.
+type Scope struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+// ServiceScope is the whole system: every project, the tenant.
+var ServiceScope = Scope{Type: "service"}
+
+// IsService reports whether s is the whole-system scope.
+func (s Scope) IsService() bool { return s.Type == "service" }
+
+// Subject prefixes in assignments: "user:<id>" or "group:<id>".
+const (
+	UserPrefix  = "user:"
+	GroupPrefix = "group:"
+)
+
+// MaxIDBytes bounds user, group, project and role ids (contract §2).
+const MaxIDBytes = 256
+
+// Assignment gives a subject a role or a single permission of a system at a
+// scope. Exactly one of Role and Permission is set.
+type Assignment struct {
+	ID         string `json:"id"`
+	Subject    string `json:"subject"`
+	System     string `json:"system"`
+	Role       string `json:"role,omitempty"`
+	Permission string `json:"permission,omitempty"`
+	Scope      Scope  `json:"scope"`
+}
+
+// Kind is "role" or "permission": what the assignment grants.
+func (a Assignment) Kind() string {
+	if a.Role != "" {
+		return "role"
+	}
+	return "permission"
+}
+
+// Role is a custom role: a named permission set defined at run time
+// (Blue Prism's roles are such sets).
+type Role struct {
+	System      string   `json:"system"`
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+}
+
+// Project is a registered project of a system. Some vendors give its creator
+// a role on it, and some rules depend on its kind ("assisted"/"unassisted").
+type Project struct {
+	System    string `json:"system"`
+	ID        string `json:"id"`
+	CreatedBy string `json:"created_by,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+}
+
+// Membership puts a user in a group.
+type Membership struct {
+	Group string `json:"group"`
+	User  string `json:"user"`
+}
+
+// AssignmentFilter selects assignments for listing; empty fields match all.
+type AssignmentFilter struct {
+	Subject   string
+	System    string
+	ScopeType string
+	ScopeID   string
+	Limit     int
+	Cursor    string // list assignments with an id greater than this
+}
+
+// Match reports whether a passes the filter (Limit and Cursor aside).
+func (f AssignmentFilter) Match(a Assignment) bool {
+	return (f.Subject == "" || f.Subject == a.Subject) &&
+		(f.System == "" || f.System == a.System) &&
+		(f.ScopeType == "" || f.ScopeType == a.Scope.Type) &&
+		(f.ScopeID == "" || f.ScopeID == a.Scope.ID)
+}
+
+// ValidSubject reports whether s is "user:<id>" or "group:<id>" with a
+// non-empty id of at most MaxIDBytes.
+func ValidSubject(s string) bool {
+	for _, p := range []string{UserPrefix, GroupPrefix} {
+		if id, ok := strings.CutPrefix(s, p); ok {
+			return ValidID(id)
+		}
+	}
+	return false
+}
+
+// ValidID reports whether id is a usable identifier: non-empty, at most
+// MaxIDBytes, no control characters (ids are bbolt keys and log fields).
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDBytes {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}

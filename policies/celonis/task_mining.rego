@@ -1,0 +1,106 @@
+# METADATA
+# title: Celonis Task Mining
+# description: |
+#   System celonis-task-mining. Sources:
+#   shared/vendor-docs/celonis-task-mining-permissions.txt (newer, wins on
+#   conflict) and celonis-task-mining-permissions-older.txt.
+package permatrix.systems.celonis_task_mining
+
+import data.permatrix.celonis
+import data.permatrix.lib
+
+system_id := "celonis-task-mining"
+
+catalog := data.systems[system_id]
+
+service := {"type": "service"}
+
+# Admins hold everything, always (older document: "Admins have always all permissions.").
+decision := lib.verdict(celonis.admin_reasons, set()) if {
+	celonis.is_admin
+} else := lib.verdict(reasons, missing)
+
+# The four edit permissions and create_project are held through a grant.
+# newer document, table "Task Mining service and project permissions".
+granted_actions := {a | some a in catalog.edit_permissions} | {"create_project"}
+
+reasons := celonis.granting(system_id, input.action, lib.scope) if input.action in granted_actions
+
+missing contains lib.missing_permission(system_id, input.action, lib.scope) if {
+	input.action in granted_actions
+	count(reasons) == 0
+}
+
+# Prerequisites outside Task Mining (Celonis services: grant-based). The newer document says "Analyst user
+# must also also be assigned:" for EDIT PROJECT CONNECTION and "Analyst user
+# also requires:" for CREATE PROJECT, and then cuts the list off; it is
+# data (catalog.prerequisites), empty by default, for operators to fill in.
+missing contains lib.missing_permission(p.system, p.permission, scope) if {
+	some p in catalog.prerequisites[input.action]
+	scope := object.get(p, "scope", lib.scope)
+	not celonis.permission_decision(p.system, p.permission, scope).allow
+}
+
+# newer document, CREATE PROJECT: "Analyst users creating custom projects
+# also require the Studio Space permission CREATE PACKAGE."
+missing contains lib.missing_permission("celonis-studio", "create_package", space) if {
+	input.action == "create_project"
+	lib.context.custom_project == true
+	space := {"type": "space", "id": lib.context.space}
+	not celonis.permission_decision("celonis-studio", "create_package", space).allow
+}
+
+missing contains lib.missing_condition(system_id, "a custom project needs context.space: the Studio space of its package") if {
+	input.action == "create_project"
+	lib.context.custom_project == true
+	not is_string(lib.context.space)
+}
+
+# Delete Project is "not shown in UI" in the older document's table, where
+# only the Admin Role row has it: admins only.
+reasons := set() if input.action == "delete_project"
+
+missing contains lib.missing_role(system_id, "admin", service) if input.action == "delete_project"
+
+# View Project, older document: "No separate view permissions are provided.
+# Users can view if the edit permission is granted." Service-level edits
+# reach every project.
+reasons := {r | some p in catalog.edit_permissions; some r in celonis.granting(system_id, p, lib.scope)} if {
+	input.action == "view_project"
+}
+
+missing contains m if {
+	input.action == "view_project"
+	count(reasons) == 0
+	m := object.union(
+		lib.missing_permission(system_id, "edit_client_settings", lib.scope),
+		{"permission": "any edit permission", "any_of": catalog.edit_permissions},
+	)
+}
+
+# Screenshots, newer document: "anyone who wants to view these screenshots
+# must be granted permissions for that storage bucket and the File Storage
+# Manager service. GET and LIST: The user can view screenshots. GET, LIST,
+# and DELETE: The user can view and delete screenshots."
+screenshot_needs := {
+	"view_screenshots": ["get", "list"],
+	"delete_screenshots": ["get", "list", "delete"],
+}
+
+screenshot_checks contains celonis.permission_decision("celonis-storage-manager", p, lib.scope) if {
+	some p in screenshot_needs[input.action]
+}
+
+screenshot_checks contains celonis.permission_decision("celonis-storage-manager", "use_file_storage_manager", service) if {
+	screenshot_needs[input.action]
+}
+
+reasons := {r | some d in screenshot_checks; some r in d.reasons} if screenshot_needs[input.action]
+
+missing contains m if {
+	some d in screenshot_checks
+	some m in d.missing
+}
+
+# Writes: a member can be granted nothing.
+violations contains v if some v in celonis.member_violations

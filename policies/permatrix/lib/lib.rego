@@ -1,0 +1,110 @@
+# METADATA
+# title: permatrix shared library
+# description: |
+#   What every system policy needs: the subject's principals (the user and
+#   its groups, stored and asserted), the assignments they hold, scope
+#   matching, and the shapes of reasons and missing items. The store's
+#   layout is documented in document.go at the repository root.
+package permatrix.lib
+
+# system is the catalog entry (data/systems/<id>/data.json) of the system asked about.
+system := data.systems[input.system]
+
+# scope is where the check asks: input.resource, or the whole system.
+default scope := {"type": "service"}
+
+scope := {"type": input.resource.type, "id": input.resource.id} if {
+	is_string(input.resource.id)
+	input.resource.type != "service"
+} else := {"type": input.resource.type} if is_string(input.resource.type)
+
+# context holds the per-system context keys of the check.
+default context := {}
+
+context := input.context if is_object(input.context)
+
+# revision is the assignment-store revision the data was exported at.
+default revision := 0
+
+revision := data.store.revision
+
+# asserted_groups are the groups an upstream identity provider asserted.
+default asserted_groups := []
+
+asserted_groups := input.groups if is_array(input.groups)
+
+# grants are the assignments the checked subject holds, directly or through a group.
+grants := grants_of(input.subject, asserted_groups)
+
+# groups_of is the user's stored group memberships plus the asserted ones.
+groups_of(user, asserted) := {g | some g in asserted} | {g | data.store.memberships[user][g]}
+
+# principals_of is the user and each of its groups, as assignment subjects.
+principals_of(user, asserted) := {concat("", ["user:", user])} | {concat("", ["group:", g]) |
+	some g in groups_of(user, asserted)
+}
+
+# grants_of is every assignment held by one of the user's principals, with
+# via naming the principal (user or group) that holds it.
+grants_of(user, asserted) := {object.union(a, {"via": p}) |
+	some p in principals_of(user, asserted)
+	some a in data.store.subjects[p]
+}
+
+# system_grants_of is grants_of restricted to one system.
+system_grants_of(user, asserted, sys) := {g |
+	some g in grants_of(user, asserted)
+	g.system == sys
+}
+
+# covers: a grant at service scope covers every scope of its system; any
+# other grant covers exactly its own scope.
+covers(granted, _) if granted.type == "service"
+
+covers(granted, target) if {
+	granted.type == target.type
+	granted.id == target.id
+}
+
+# reason is how a decision names the assignment that granted it.
+reason(g) := {"kind": "role", "role": g.role, "scope": g.scope, "via": g.via, "assignment": g.id} if {
+	g.role
+} else := {"kind": "permission", "permission": g.permission, "scope": g.scope, "via": g.via, "assignment": g.id}
+
+# missing_permission names a permission that is lacking, with its system and scope.
+missing_permission(sys, perm, scp) := {"kind": "permission", "system": sys, "permission": perm, "scope": scp}
+
+# missing_role names a role that is lacking.
+missing_role(sys, role, scp) := {"kind": "role", "system": sys, "role": role, "scope": scp}
+
+# missing_condition names a documented condition the check's context does not meet.
+missing_condition(sys, msg) := {"kind": "condition", "system": sys, "message": msg}
+
+# verdict is a decision from the reasons that grant the action and what is
+# missing: allowed only with a reason and nothing missing; reasons are
+# empty on deny (contract section 3).
+verdict(reasons, missing) := {"allow": true, "reasons": sort([r | some r in reasons]), "missing": []} if {
+	count(reasons) > 0
+	count(missing) == 0
+} else := {"allow": false, "reasons": [], "missing": sort([m | some m in missing])}
+
+# check_input is the input of a check of another action for the same
+# subject: how a policy asks another system's package about a prerequisite,
+# as data.permatrix.systems.<pkg>.decision with input as check_input(...).
+# (The reference has to be static: a dynamic one would look recursive to
+# the compiler.)
+check_input(sys, action, scp) := {
+	"subject": input.subject,
+	"groups": asserted_groups,
+	"system": sys,
+	"action": action,
+	"resource": scp,
+	"context": {},
+}
+
+# valid_id: a non-empty string (contract section 2; the byte limit of 256
+# is enforced by the server, since Rego counts characters, not bytes).
+valid_id(s) if {
+	is_string(s)
+	count(s) > 0
+}

@@ -1,0 +1,56 @@
+# METADATA
+# title: permatrix entrypoints
+# description: |
+#   data.permatrix.allow and data.permatrix.decision answer "may input.subject
+#   do input.action on input.resource in input.system?". They dispatch to the
+#   system's own package, named by the catalog (data.systems[id].package), so
+#   a vendor is added with a data entry and a package, never an edit here.
+#   Contract: shared/contract.md section 3.
+package permatrix
+
+import data.permatrix.lib
+
+# allow is true only when the system's policy allows end to end.
+default allow := false
+
+allow if decision.allow == true
+
+# decision is the system policy's verdict plus the store revision; an input
+# that names no known system or action is denied and says why in errors.
+decision := object.union(verdict, {"revision": lib.revision}) if {
+	count(errors) == 0
+	verdict := system_verdict
+} else := {
+	"allow": false,
+	"reasons": [],
+	"missing": [],
+	"revision": lib.revision,
+	"errors": sort([e | some e in errors]),
+}
+
+# system_verdict is the system package's decision where the action applies
+# at the asked scope type (the catalog's scopes of the action); elsewhere a deny.
+system_verdict := data.permatrix.systems[lib.system.package].decision if {
+	lib.scope.type in lib.system.actions[input.action].scopes
+} else := lib.verdict(set(), {lib.missing_condition(input.system, msg)}) if {
+	msg := sprintf("%s applies at scope types %s, not %q", [
+		input.action,
+		concat(", ", lib.system.actions[input.action].scopes),
+		lib.scope.type,
+	])
+}
+
+# errors name what is wrong with the input itself (the HTTP API answers 400).
+errors contains "subject must be a non-empty string" if not lib.valid_id(input.subject)
+
+errors contains sprintf("unknown system %q", [input.system]) if not data.systems[input.system]
+
+errors contains sprintf("unknown action %q for system %q", [input.action, input.system]) if {
+	data.systems[input.system]
+	not data.systems[input.system].actions[input.action]
+}
+
+errors contains "resource must be an object with a string type" if {
+	input.resource
+	not is_string(input.resource.type)
+}
