@@ -1,0 +1,91 @@
+package permatrix
+
+import (
+	"encoding/json"
+	"slices"
+)
+
+// System is one vendor system's catalog entry: data/systems/<id>/data.json,
+// read by the policies as data.systems[id] and by the server to validate
+// requests and to describe systems (GET /v1/systems). Systems may carry more
+// keys (matrix tables, prerequisites); only these matter outside Rego.
+type System struct {
+	ID          string               `json:"id"`
+	Name        string               `json:"name"`
+	Vendor      string               `json:"vendor"`
+	Package     string               `json:"package"`
+	Documents   []string             `json:"documents"`
+	ScopeTypes  []string             `json:"scope_types"`
+	ContextKeys map[string]string    `json:"context_keys"`
+	Roles       map[string]Grantable `json:"roles"`
+	Permissions map[string]Grantable `json:"permissions"`
+	Actions     map[string]Action    `json:"actions"`
+	// CustomRoles is enabled where roles are defined at run time (Blue Prism).
+	CustomRoles CustomRoles `json:"custom_roles"`
+	// CreatorRole is the role a project's creator gets on it, if any.
+	CreatorRole string `json:"creator_role,omitempty"`
+}
+
+// Grantable is a role or permission that can be assigned.
+type Grantable struct {
+	Name        string   `json:"name,omitempty"`
+	Category    string   `json:"category,omitempty"`
+	Scopes      []string `json:"scopes"`
+	Description string   `json:"description,omitempty"`
+}
+
+// Action is what a check may ask for.
+type Action struct {
+	Scopes        []string `json:"scopes"`
+	Description   string   `json:"description,omitempty"`
+	Derived       bool     `json:"derived,omitempty"`
+	NotAssignable string   `json:"not_assignable,omitempty"`
+}
+
+// CustomRoles says whether a system has run-time roles and at which scopes
+// they may be assigned. In the catalog it is false or {"scopes": [...]}.
+type CustomRoles struct {
+	Enabled bool
+	Scopes  []string
+}
+
+// UnmarshalJSON reads false/null (no custom roles) or {"scopes": [...]}.
+func (c *CustomRoles) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "false", "null":
+		*c = CustomRoles{}
+		return nil
+	}
+	var v struct {
+		Scopes []string `json:"scopes"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = CustomRoles{Enabled: true, Scopes: v.Scopes}
+	return nil
+}
+
+// MarshalJSON writes the catalog form back.
+func (c CustomRoles) MarshalJSON() ([]byte, error) {
+	if !c.Enabled {
+		return []byte("false"), nil
+	}
+	return json.Marshal(map[string][]string{"scopes": c.Scopes})
+}
+
+// Catalog is every known system by id.
+type Catalog map[string]*System
+
+// HasScopeType reports whether the system knows the scope type.
+func (s *System) HasScopeType(t string) bool { return slices.Contains(s.ScopeTypes, t) }
+
+// ActionIDs returns the system's action ids, sorted.
+func (s *System) ActionIDs() []string {
+	ids := make([]string, 0, len(s.Actions))
+	for id := range s.Actions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

@@ -1,0 +1,44 @@
+package permatrix
+
+// Check is one question: may Subject do Action on Resource in System?
+type Check struct {
+	Subject  string         `json:"subject"`
+	System   string         `json:"system"`
+	Action   string         `json:"action"`
+	Resource *Scope         `json:"resource,omitempty"`
+	Context  map[string]any `json:"context,omitempty"`
+	// Groups are memberships an upstream identity provider asserted, on
+	// top of the stored ones.
+	Groups []string `json:"groups,omitempty"`
+}
+
+// Input is the check as the policies' input document.
+func (c Check) Input() map[string]any {
+	in := map[string]any{"subject": c.Subject, "system": c.System, "action": c.Action}
+	if c.Resource != nil {
+		in["resource"] = c.Resource.Value()
+	}
+	if c.Context != nil {
+		in["context"] = c.Context
+	}
+	if len(c.Groups) > 0 {
+		gs := make([]any, len(c.Groups))
+		for i, g := range c.Groups {
+			gs[i] = g
+		}
+		in["groups"] = gs
+	}
+	return in
+}
+
+// Decision is the answer to a Check. Reasons name the assignments that
+// granted it (empty on deny); Missing names what is lacking (empty on allow).
+type Decision struct {
+	Allow      bool             `json:"allow"`
+	DecisionID string           `json:"decision_id,omitempty"`
+	Revision   uint64           `json:"revision"`
+	Reasons    []map[string]any `json:"reasons"`
+	Missing    []map[string]any `json:"missing"`
+	// Errors say why the input itself was not a valid check.
+	Errors []string `json:"errors,omitempty"`
+}

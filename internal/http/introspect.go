@@ -1,0 +1,93 @@
+package http
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/permatrix/permatrix"
+)
+
+// GET /v1/systems: every system with its roles, permissions, actions,
+// scope types and context keys.
+func (s *Server) systems(c echo.Context) error {
+	cat := s.svc.Catalog()
+	if cat == nil {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
+	}
+	list := make([]*permatrix.System, 0, len(cat))
+	for _, sys := range cat {
+		list = append(list, sys)
+	}
+	slices.SortFunc(list, func(a, b *permatrix.System) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		return 1
+	})
+	return c.JSON(http.StatusOK, map[string]any{"systems": list})
+}
+
+// GET /v1/systems/{system}
+func (s *Server) system(c echo.Context) error {
+	sys, ok := s.svc.Catalog()[c.Param("system")]
+	if !ok {
+		return permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", c.Param("system"))
+	}
+	return c.JSON(http.StatusOK, sys)
+}
+
+// GET /v1/subjects/{user}/permissions?system=&resource_type=&resource_id=
+func (s *Server) permissions(c echo.Context) error {
+	scope := permatrix.ServiceScope
+	if t := c.QueryParam("resource_type"); t != "" && t != "service" {
+		scope = permatrix.Scope{Type: t, ID: c.QueryParam("resource_id")}
+		if scope.ID == "" {
+			return permatrix.Errorf(permatrix.EINVALID, "resource_id is required with resource_type %q", t)
+		}
+	}
+	var systems []string
+	if sys := c.QueryParam("system"); sys != "" {
+		systems = []string{sys}
+	}
+	list, rev, err := s.svc.Permissions(c.Request().Context(), c.Param("user"), systems, scope)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"subject": c.Param("user"), "scope": scope, "revision": rev, "permissions": list})
+}
+
+// GET /health: 200 once the bundle is loaded and the db open, else 503.
+// With ?bundles (OPA's convention) it also reports the bundle's revision
+// and the last failed reload, if any.
+func (s *Server) health(c echo.Context) error {
+	p := s.svc.Engine().Current()
+	dbOpen := s.svc.DBOpen()
+	body := map[string]any{"status": "ok", "bundle_loaded": p != nil, "db_open": dbOpen}
+	status := http.StatusOK
+	if p == nil || !dbOpen {
+		body["status"] = "unavailable"
+		status = http.StatusServiceUnavailable
+	}
+	if _, ok := c.QueryParams()["bundles"]; ok {
+		b := map[string]any{}
+		if p != nil {
+			b["revision"] = p.Revision()
+			b["loaded_at"] = p.LoadedAt.UTC()
+		}
+		s.mu.Lock()
+		if s.bundleErr != nil {
+			b["last_error"] = s.bundleErr.Error()
+			b["last_error_at"] = s.bundleFail
+		}
+		s.mu.Unlock()
+		body["bundles"] = map[string]any{"permatrix": b}
+	}
+	return c.JSON(status, body)
+}
+
+// GET /health/live: the process is up.
+func (s *Server) live(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok"})
+}

@@ -1,0 +1,367 @@
+// Package http serves permatrix's HTTP API (shared/contract.md sections
+// 3 to 5) with Echo v4. Echo stays inside this package, so moving to Echo v5
+// touches nothing else.
+package http
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo-contrib/echoprometheus"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+// Config configures a Server.
+type Config struct {
+	// AdminToken guards the administration API (Authorization: Bearer).
+	AdminToken string
+	// BodyLimit is the largest request body accepted, in bytes (default 1 MiB).
+	BodyLimit int64
+	// RequestTimeout bounds one request's work (default 10 s).
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Server is the HTTP API over a pdp.Service.
+type Server struct {
+	echo    *echo.Echo
+	svc     *pdp.Service
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	srv     *http.Server
+	ln      net.Listener
+
+	mu         sync.Mutex
+	bundleErr  error     // the last failed bundle (re)load, cleared by a good one
+	bundleFail time.Time // when it failed
+}
+
+// NewServer builds the API.
+func NewServer(svc *pdp.Service, cfg Config) *Server {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = jsonSerializer{}
+
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+		s.log.Error("panic", "err", err, "stack", string(stack), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		return err
+	}}))
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogURI: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true, HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelDebug
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.LogAttrs(context.Background(), level, "request",
+				slog.String("method", v.Method), slog.String("uri", v.URI), slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency), slog.String("request_id", v.RequestID))
+			return nil
+		},
+	}))
+	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
+		Namespace: "permatrix", Subsystem: "http", Registerer: s.metrics.Registry,
+		Skipper: func(c echo.Context) bool { return c.Path() == "/metrics" },
+		// Label application errors with the status the client gets, not 500.
+		StatusCodeResolver: func(c echo.Context, err error) int {
+			if err == nil {
+				return c.Response().Status
+			}
+			status, _ := toErrorDetail(err)
+			return status
+		},
+	}))
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.BodyLimit)))
+	e.Use(middleware.ContextTimeout(cfg.RequestTimeout))
+
+	e.POST("/v1/check", s.check)
+	e.POST("/v1/check/batch", s.checkBatch)
+	e.GET("/v1/data", s.data)
+	e.POST("/v1/data", s.data)
+	e.GET("/v1/data/*", s.data)
+	e.POST("/v1/data/*", s.data)
+
+	e.GET("/v1/systems", s.systems)
+	e.GET("/v1/systems/:system", s.system)
+	e.GET("/v1/subjects/:user/permissions", s.permissions)
+	e.GET("/health", s.health)
+	e.GET("/health/live", s.live)
+	e.GET("/health/ready", s.health)
+	e.GET("/metrics", echoprometheus.NewHandlerWithConfig(echoprometheus.HandlerConfig{Gatherer: s.metrics.Registry}))
+
+	admin := e.Group("", s.requireAdmin)
+	admin.POST("/v1/assignments", s.createAssignment)
+	admin.GET("/v1/assignments", s.listAssignments)
+	admin.GET("/v1/assignments/:id", s.getAssignment)
+	admin.DELETE("/v1/assignments/:id", s.deleteAssignment)
+	admin.PUT("/v1/groups/:group/members/:user", s.putMember)
+	admin.DELETE("/v1/groups/:group/members/:user", s.deleteMember)
+	admin.GET("/v1/groups/:group/members", s.listMembers)
+	admin.PUT("/v1/systems/:system/roles/:role", s.putRole)
+	admin.GET("/v1/systems/:system/roles/:role", s.getRole)
+	admin.DELETE("/v1/systems/:system/roles/:role", s.deleteRole)
+	admin.PUT("/v1/systems/:system/projects/:id", s.putProject)
+	admin.GET("/v1/systems/:system/projects/:id", s.getProject)
+	admin.POST("/v1/import", s.importAssignments)
+	admin.GET("/v1/export", s.export)
+	return s
+}
+
+// Metrics is the server's Prometheus registry and permatrix's own metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Handler is the API as an http.Handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Listen binds addr; Serve then serves on it. Split so that callers (and
+// tests) learn the bound address, e.g. for ":0".
+func (s *Server) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.ln = ln
+	return ln.Addr(), nil
+}
+
+// Serve serves until Shutdown; it returns nil after a clean shutdown.
+func (s *Server) Serve() error {
+	s.srv = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      s.cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting and waits for in-flight requests (until ctx ends).
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// SetBundleError records the outcome of a bundle (re)load for /health?bundles
+// and the reload-failure counter; nil records a success.
+func (s *Server) SetBundleError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bundleErr = err
+	if err != nil {
+		s.bundleFail = time.Now().UTC()
+		s.metrics.ReloadFailures.Inc()
+	}
+}
+
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+		if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix"`)
+			return permatrix.Errorf(permatrix.EUNAUTHORIZED, "administration needs Authorization: Bearer <admin token>")
+		}
+		return next(c)
+	}
+}
+
+var statusOf = map[string]int{
+	permatrix.EINVALID:       http.StatusBadRequest,
+	permatrix.EUNAUTHORIZED:  http.StatusUnauthorized,
+	permatrix.EFORBIDDEN:     http.StatusForbidden,
+	permatrix.ENOTFOUND:      http.StatusNotFound,
+	permatrix.ECONFLICT:      http.StatusConflict,
+	permatrix.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	permatrix.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	permatrix.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	permatrix.EINTERNAL:      http.StatusInternalServerError,
+}
+
+var codeOf = map[int]string{
+	http.StatusBadRequest:            permatrix.EINVALID,
+	http.StatusUnauthorized:          permatrix.EUNAUTHORIZED,
+	http.StatusForbidden:             permatrix.EFORBIDDEN,
+	http.StatusNotFound:              permatrix.ENOTFOUND,
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: permatrix.ETOOLARGE,
+	http.StatusServiceUnavailable:    permatrix.EUNAVAILABLE,
+}
+
+// errorBody is the one error envelope: {"error": {"code", "message"}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Details []string `json:"details,omitempty"`
+}
+
+func toErrorDetail(err error) (int, errorDetail) {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code, ok := codeOf[he.Code]
+		if !ok {
+			code = strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_"))
+		}
+		msg := fmt.Sprint(he.Message)
+		if he.Code == http.StatusRequestEntityTooLarge {
+			msg = "request body is over the size limit"
+		}
+		return he.Code, errorDetail{Code: code, Message: msg}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusServiceUnavailable, errorDetail{Code: permatrix.EUNAVAILABLE, Message: "request timed out"}
+	}
+	code := permatrix.ErrorCode(err)
+	d := errorDetail{Code: code, Message: permatrix.ErrorMessage(err)}
+	var pe *permatrix.Error
+	if errors.As(err, &pe) && len(pe.Details) > 1 {
+		d.Details = pe.Details
+	}
+	return statusOf[code], d
+}
+
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, d := toErrorDetail(err)
+	if status >= 500 {
+		s.log.Error("request failed", "err", err, "path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, errorBody{Error: d})
+}
+
+// decode reads the body as one JSON value into v: malformed JSON, wrong
+// types and trailing data are EINVALID errors that say where.
+func decode(c echo.Context, v any) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return he
+		}
+		return permatrix.Errorf(permatrix.EINVALID, "reading body: %v", err)
+	}
+	return unmarshal(body, v)
+}
+
+func unmarshal(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return permatrix.Errorf(permatrix.EINVALID, "request body is empty: a JSON object is required")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return permatrix.Errorf(permatrix.EINVALID, "request body has data after the JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		return permatrix.Errorf(permatrix.EINVALID, "%s: expected %s, got JSON %s", field, te.Type.String(), te.Value)
+	case errors.As(err, &se):
+		return permatrix.Errorf(permatrix.EINVALID, "malformed JSON at byte %d: %v", se.Offset, se)
+	default:
+		return permatrix.Errorf(permatrix.EINVALID, "malformed JSON: %v", err)
+	}
+}
+
+// jsonSerializer is Echo's default serializer without HTML escaping.
+type jsonSerializer struct{}
+
+func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
+}
+
+func (jsonSerializer) Deserialize(c echo.Context, i any) error { return decode(c, i) }
+
+// Metrics are permatrix's own metrics, in the server's registry beside
+// echo-contrib's HTTP metrics and the Go runtime's.
+type Metrics struct {
+	Registry         *prometheus.Registry
+	Decisions        *prometheus.CounterVec
+	DecisionDuration *prometheus.HistogramVec
+	ReloadFailures   prometheus.Counter
+	StoreRevision    prometheus.Gauge
+}
+
+// NewMetrics registers permatrix's metrics in a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "permatrix_decisions_total", Help: "Decisions made, by system and outcome.",
+		}, []string{"system", "allow"}),
+		DecisionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "permatrix_decision_duration_seconds", Help: "Time to evaluate one decision.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+		}, []string{"system"}),
+		ReloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "permatrix_bundle_reload_failures_total", Help: "Bundle loads or reloads that failed; the last good bundle kept serving.",
+		}),
+		StoreRevision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "permatrix_store_revision", Help: "The assignment store's latest committed revision.",
+		}),
+	}
+	m.Registry.MustRegister(m.Decisions, m.DecisionDuration, m.ReloadFailures, m.StoreRevision,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

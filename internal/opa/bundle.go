@@ -1,0 +1,166 @@
+package opa
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/loader"
+
+	"github.com/permatrix/permatrix"
+)
+
+// Roots are the data roots a permatrix bundle owns: the policies' packages
+// and the system catalogs. data.store belongs to the assignment store and is
+// never part of a bundle.
+var Roots = []string{"permatrix", "systems"}
+
+// LoadOptions tune how a bundle source is read.
+type LoadOptions struct {
+	// Verification, when set, requires a signed bundle and checks it.
+	Verification *bundle.VerificationConfig
+	// HTTPClient fetches bundle URLs; http.DefaultClient with a timeout if nil.
+	HTTPClient *http.Client
+}
+
+// LoadDefault returns the bundle embedded in the binary: the repository's
+// policies/ and data/.
+func LoadDefault() (*bundle.Bundle, error) {
+	return LoadLayout(permatrix.DefaultBundle)
+}
+
+// Load reads a bundle from src: a directory (the repository layout with
+// policies/ and data/, or an OPA bundle directory), a .tar.gz OPA bundle, or
+// an http(s) URL serving one. An empty src is the embedded bundle.
+func Load(ctx context.Context, src string, opts LoadOptions) (*bundle.Bundle, error) {
+	switch {
+	case src == "":
+		return LoadDefault()
+	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
+		return fetch(ctx, src, opts)
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", src, err)
+	}
+	if fi.IsDir() {
+		if isLayout(src) {
+			return LoadLayout(os.DirFS(src))
+		}
+		return readBundle(bundle.NewDirectoryLoader(src), src, opts)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", src, err)
+	}
+	defer f.Close()
+	return readBundle(bundle.NewTarballLoaderWithBaseURL(f, src), src, opts)
+}
+
+// isLayout reports whether dir is laid out like this repository.
+func isLayout(dir string) bool {
+	for _, sub := range []string{"policies", "data"} {
+		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+func fetch(ctx context.Context, url string, opts LoadOptions) (*bundle.Bundle, error) {
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("bundle %s: HTTP %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", url, err)
+	}
+	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(body), url), url, opts)
+}
+
+func readBundle(dl bundle.DirectoryLoader, name string, opts LoadOptions) (*bundle.Bundle, error) {
+	r := bundle.NewCustomReader(dl).WithRegoVersion(ast.RegoV1)
+	if opts.Verification != nil {
+		r = r.WithBundleVerificationConfig(opts.Verification)
+	} else {
+		r = r.WithSkipBundleVerification(true)
+	}
+	b, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", name, err)
+	}
+	return &b, nil
+}
+
+// LoadLayout builds a bundle from a tree laid out like this repository:
+// Rego under policies/ (tests left out) and data.json files under data/,
+// placed by their directory as `opa eval -d data` places them. Its revision
+// is a digest of the content, so the same tree always has the same revision.
+func LoadLayout(fsys fs.FS) (*bundle.Bundle, error) {
+	res, err := loader.NewFileLoader().
+		WithFS(fsys).
+		WithRegoVersion(ast.RegoV1).
+		WithProcessAnnotation(true).
+		Filtered([]string{"policies", "data"}, func(abspath string, info fs.FileInfo, _ int) bool {
+			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+		})
+	if err != nil {
+		return nil, err
+	}
+	b := &bundle.Bundle{Data: res.Documents}
+	digest := sha256.New()
+	names := make([]string, 0, len(res.Modules))
+	for name := range res.Modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		m := res.Modules[name]
+		rel := path.Clean(strings.TrimPrefix(filepath.ToSlash(m.Name), "/"))
+		b.Modules = append(b.Modules, bundle.ModuleFile{URL: rel, Path: rel, Raw: m.Raw, Parsed: m.Parsed})
+		fmt.Fprintf(digest, "%s\x00%s\x00", rel, m.Raw)
+	}
+	data, err := jsonBytes(b.Data)
+	if err != nil {
+		return nil, err
+	}
+	digest.Write(data)
+	roots := append([]string(nil), Roots...)
+	b.Manifest = bundle.Manifest{
+		Revision:    "sha256:" + hex.EncodeToString(digest.Sum(nil))[:16],
+		Roots:       &roots,
+		RegoVersion: regoV1(),
+	}
+	return b, nil
+}
+
+func regoV1() *int {
+	v := 1
+	return &v
+}

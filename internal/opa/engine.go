@@ -1,0 +1,329 @@
+// Package opa is permatrix's embedded OPA engine: it compiles a bundle once,
+// keeps the policies' data (bundle data plus the assignment store under
+// data.store) in an in-memory store of AST values, and shares prepared
+// queries across goroutines. A new bundle is compiled off to the side and
+// swapped in atomically; a broken one leaves the last good one serving.
+package opa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/permatrix/permatrix"
+)
+
+// Queries the server evaluates.
+const (
+	DecisionQuery = "data.permatrix.decision"
+	AllowQuery    = "data.permatrix.allow"
+	VerdictQuery  = "data.permatrix.admin.verdict"
+)
+
+// Engine evaluates checks and write verdicts against the loaded policies.
+// Its zero value is not ready; Load makes it so.
+type Engine struct {
+	cur atomic.Pointer[Policy]
+	// mu serializes Load and Apply, so that the store a new policy starts
+	// from and the patches applied to the old one never interleave.
+	mu sync.Mutex
+}
+
+// Policy is one compiled bundle with its data store and prepared queries.
+// It is immutable apart from its store, which Apply patches.
+type Policy struct {
+	Bundle   *bundle.Bundle
+	Catalog  permatrix.Catalog
+	LoadedAt time.Time
+
+	compiler *ast.Compiler
+	store    storage.Store
+	decision rego.PreparedEvalQuery
+	verdict  rego.PreparedEvalQuery
+
+	// queries caches prepared queries of the Data API by path.
+	queries sync.Map // string → *rego.PreparedEvalQuery
+}
+
+// Revision is the bundle's revision (its manifest's, or a content digest).
+func (p *Policy) Revision() string { return p.Bundle.Manifest.Revision }
+
+// New returns an engine with nothing loaded.
+func New() *Engine { return &Engine{} }
+
+// Current returns the serving policy, or nil before the first Load.
+func (e *Engine) Current() *Policy { return e.cur.Load() }
+
+// Ready reports whether a policy is loaded.
+func (e *Engine) Ready() bool { return e.cur.Load() != nil }
+
+// Compile builds a Policy from a bundle and the assignment store's state
+// without touching what is serving. Errors carry file:line locations.
+func Compile(ctx context.Context, b *bundle.Bundle, state *permatrix.State) (*Policy, error) {
+	if _, ok := b.Data[permatrix.StoreRoot]; ok {
+		return nil, fmt.Errorf("bundle data must not contain %q: it belongs to the assignment store", permatrix.StoreRoot)
+	}
+	catalog, err := parseCatalog(b.Data["systems"])
+	if err != nil {
+		return nil, err
+	}
+	modules := make(map[string]*ast.Module, len(b.Modules))
+	for _, m := range b.Modules {
+		if m.Parsed == nil {
+			parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				return nil, err
+			}
+			m.Parsed = parsed
+		}
+		modules[m.Path] = m.Parsed
+	}
+	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	if compiler.Compile(modules); compiler.Failed() {
+		return nil, compiler.Errors
+	}
+	data := make(map[string]any, len(b.Data)+1)
+	for k, v := range b.Data {
+		data[k] = v
+	}
+	data[permatrix.StoreRoot] = state.Document()
+	store := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+
+	p := &Policy{Bundle: b, Catalog: catalog, LoadedAt: time.Now(), compiler: compiler, store: store}
+	if p.decision, err = p.prepare(ctx, DecisionQuery); err != nil {
+		return nil, err
+	}
+	if p.verdict, err = p.prepare(ctx, VerdictQuery); err != nil {
+		return nil, err
+	}
+	// A policy that cannot decide is not loaded: evaluate one check now.
+	if _, err := p.Decide(ctx, permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}.Input()); err != nil {
+		return nil, fmt.Errorf("probe decision: %w", err)
+	}
+	return p, nil
+}
+
+func (p *Policy) prepare(ctx context.Context, query string) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.Query(query),
+		rego.Compiler(p.compiler),
+		rego.Store(p.store),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+}
+
+// Load compiles b over state and, when it compiles, makes it the serving
+// policy. On error the previous policy keeps serving.
+func (e *Engine) Load(ctx context.Context, b *bundle.Bundle, state func() (*permatrix.State, error)) (*Policy, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, err := state()
+	if err != nil {
+		return nil, err
+	}
+	p, err := Compile(ctx, b, st)
+	if err != nil {
+		return nil, err
+	}
+	e.cur.Store(p)
+	return p, nil
+}
+
+// Apply writes committed store patches into the serving policy's data.
+func (e *Engine) Apply(ctx context.Context, patches []permatrix.Patch) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.cur.Load()
+	if p == nil || len(patches) == 0 {
+		return nil
+	}
+	return storage.Txn(ctx, p.store, storage.WriteParams, func(txn storage.Transaction) error {
+		for _, patch := range patches {
+			path := append(storage.Path{permatrix.StoreRoot}, patch.Path...)
+			if patch.Value == nil {
+				err := p.store.Write(ctx, txn, storage.RemoveOp, path, nil)
+				if err != nil && !storage.IsNotFound(err) {
+					return err
+				}
+				continue
+			}
+			if err := storage.MakeDir(ctx, p.store, txn, path[:len(path)-1]); err != nil {
+				return err
+			}
+			if err := p.store.Write(ctx, txn, storage.AddOp, path, patch.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Decide evaluates data.permatrix.decision for input. A fault is an error,
+// never an allow.
+func (p *Policy) Decide(ctx context.Context, input map[string]any) (*permatrix.Decision, error) {
+	v, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(v))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, errors.New("data.permatrix.decision is undefined")
+	}
+	return parseDecision(rs[0].Expressions[0].Value)
+}
+
+// Verdict evaluates data.permatrix.admin.verdict for a write.
+func (p *Policy) Verdict(ctx context.Context, input map[string]any) (violations, forbidden []string, err error) {
+	v, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := p.verdict.Eval(ctx, rego.EvalParsedInput(v))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, nil, errors.New("data.permatrix.admin.verdict is undefined")
+	}
+	m, _ := rs[0].Expressions[0].Value.(map[string]any)
+	return strings_(m["violations"]), strings_(m["forbidden"]), nil
+}
+
+// Query evaluates data.<path> (slash- or dot-separated) for the Data API.
+// defined is false when the document is undefined.
+func (p *Policy) Query(ctx context.Context, path string, input any) (result any, defined bool, err error) {
+	ref := "data"
+	for _, seg := range strings.FieldsFunc(path, func(r rune) bool { return r == '/' }) {
+		ref += fmt.Sprintf("[%q]", seg)
+	}
+	pq, err := p.prepared(ctx, ref)
+	if err != nil {
+		return nil, false, err
+	}
+	opts := []rego.EvalOption{}
+	if input != nil {
+		v, err := ast.InterfaceToValue(input)
+		if err != nil {
+			return nil, false, err
+		}
+		opts = append(opts, rego.EvalParsedInput(v))
+	}
+	rs, err := pq.Eval(ctx, opts...)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, false, nil
+	}
+	return rs[0].Expressions[0].Value, true, nil
+}
+
+func (p *Policy) prepared(ctx context.Context, query string) (*rego.PreparedEvalQuery, error) {
+	if pq, ok := p.queries.Load(query); ok {
+		return pq.(*rego.PreparedEvalQuery), nil
+	}
+	pq, err := p.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	p.queries.Store(query, &pq)
+	return &pq, nil
+}
+
+// Read returns the document at a data path as plain Go values (JSON types).
+func (p *Policy) Read(ctx context.Context, path ...string) (any, error) {
+	v, err := storage.ReadOne(ctx, p.store, storage.Path(path))
+	if err != nil {
+		return nil, err
+	}
+	if av, ok := v.(ast.Value); ok {
+		return ast.JSON(av)
+	}
+	return v, nil
+}
+
+func parseDecision(v any) (*permatrix.Decision, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("decision is %T, not an object", v)
+	}
+	d := &permatrix.Decision{Reasons: []map[string]any{}, Missing: []map[string]any{}}
+	allow, ok := m["allow"].(bool)
+	if !ok {
+		return nil, errors.New("decision.allow is not a boolean")
+	}
+	d.Allow = allow
+	if n, ok := m["revision"].(json.Number); ok {
+		r, err := n.Int64()
+		if err != nil {
+			return nil, err
+		}
+		d.Revision = uint64(r)
+	}
+	d.Reasons = objects(m["reasons"])
+	d.Missing = objects(m["missing"])
+	d.Errors = strings_(m["errors"])
+	if d.Allow && len(d.Errors) > 0 {
+		return nil, errors.New("decision allows an invalid input")
+	}
+	return d, nil
+}
+
+func objects(v any) []map[string]any {
+	list, _ := v.([]any)
+	out := make([]map[string]any, 0, len(list))
+	for _, x := range list {
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func strings_(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func parseCatalog(v any) (permatrix.Catalog, error) {
+	raw, err := jsonBytes(v)
+	if err != nil {
+		return nil, err
+	}
+	var c permatrix.Catalog
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("data.systems: %w", err)
+	}
+	if len(c) == 0 {
+		return nil, errors.New("bundle has no systems (data.systems is empty)")
+	}
+	for id, s := range c {
+		s.ID = id
+		if s.Package == "" {
+			return nil, fmt.Errorf("data.systems[%q] names no package", id)
+		}
+	}
+	return c, nil
+}
+
+func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,308 @@
+package pdp
+
+import (
+	"context"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+)
+
+// ValidateAssignment checks an assignment's shape (400 territory); whether
+// the vendor rules allow it is the policies' verdict (422/403).
+func ValidateAssignment(a permatrix.Assignment) error {
+	switch {
+	case a.Subject == "":
+		return permatrix.Errorf(permatrix.EINVALID, "subject is required")
+	case !permatrix.ValidSubject(a.Subject):
+		return permatrix.Errorf(permatrix.EINVALID, "subject must be \"user:<id>\" or \"group:<id>\" with an id of 1 to %d bytes", permatrix.MaxIDBytes)
+	case a.System == "":
+		return permatrix.Errorf(permatrix.EINVALID, "system is required")
+	case a.Role == "" && a.Permission == "":
+		return permatrix.Errorf(permatrix.EINVALID, "one of role and permission is required")
+	case a.Role != "" && a.Permission != "":
+		return permatrix.Errorf(permatrix.EINVALID, "an assignment names exactly one of role and permission")
+	case a.Scope.Type == "":
+		return permatrix.Errorf(permatrix.EINVALID, "scope.type is required")
+	case a.Scope.Type == "service" && a.Scope.ID != "":
+		return permatrix.Errorf(permatrix.EINVALID, "a service scope has no id")
+	case a.Scope.Type != "service" && !permatrix.ValidID(a.Scope.ID):
+		return permatrix.Errorf(permatrix.EINVALID, "scope.id is required for scope type %q", a.Scope.Type)
+	case a.ID != "" && !permatrix.ValidID(a.ID):
+		return permatrix.Errorf(permatrix.EINVALID, "invalid assignment id")
+	}
+	return nil
+}
+
+func assignInput(a permatrix.Assignment, actor string) map[string]any {
+	in := map[string]any{"op": "assign", "assignment": a.Value()}
+	if actor != "" {
+		in["actor"] = actor
+	}
+	return in
+}
+
+func validActor(actor string) error {
+	if actor != "" && !permatrix.ValidID(actor) {
+		return permatrix.Errorf(permatrix.EINVALID, "actor must be a user id of 1 to %d bytes", permatrix.MaxIDBytes)
+	}
+	return nil
+}
+
+// Assign stores an assignment on behalf of actor ("" for the operator).
+func (s *Service) Assign(ctx context.Context, a permatrix.Assignment, actor string) (permatrix.Assignment, uint64, error) {
+	if err := ValidateAssignment(a); err != nil {
+		return a, 0, err
+	}
+	if err := validActor(actor); err != nil {
+		return a, 0, err
+	}
+	rev, err := s.write(ctx, []map[string]any{assignInput(a, actor)}, func(tx *bolt.Tx) error {
+		return tx.CreateAssignment(&a)
+	})
+	return a, rev, err
+}
+
+// Unassign removes an assignment on behalf of actor.
+func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error) {
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	var a permatrix.Assignment
+	if err := s.db.View(func(tx *bolt.Tx) (err error) { a, err = tx.Assignment(id); return err }); err != nil {
+		return 0, err
+	}
+	in := map[string]any{"op": "unassign", "assignment": a.Value()}
+	if actor != "" {
+		in["actor"] = actor
+	}
+	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
+		_, err := tx.DeleteAssignment(id)
+		return err
+	})
+}
+
+// Assignments lists assignments, a page at a time.
+func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
+	if f.Limit < 0 || f.Limit > 1000 {
+		return nil, "", permatrix.Errorf(permatrix.EINVALID, "limit must be between 1 and 1000")
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		list, next, err = tx.Assignments(f)
+		return err
+	})
+	return list, next, err
+}
+
+// Import stores every assignment or none (one transaction). Each is judged
+// by the vendor rules against the store as it was before the import.
+func (s *Service) Import(ctx context.Context, list []permatrix.Assignment) (int, uint64, error) {
+	verdicts := make([]map[string]any, len(list))
+	for i, a := range list {
+		if err := ValidateAssignment(a); err != nil {
+			e := err.(*permatrix.Error)
+			return 0, 0, permatrix.Errorf(e.Code, "line %d: %s", i+1, e.Message)
+		}
+		verdicts[i] = assignInput(a, "")
+	}
+	rev, err := s.write(ctx, verdicts, func(tx *bolt.Tx) error {
+		for i := range list {
+			if err := tx.CreateAssignment(&list[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return len(list), rev, nil
+}
+
+// Export is the whole store as OPA data: {"store": ...}.
+func (s *Service) Export(ctx context.Context) (map[string]any, error) {
+	st, err := s.db.State()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{permatrix.StoreRoot: st.Document()}, nil
+}
+
+func validMembership(m permatrix.Membership) error {
+	if !permatrix.ValidID(m.Group) || !permatrix.ValidID(m.User) {
+		return permatrix.Errorf(permatrix.EINVALID, "group and user ids must be 1 to %d bytes", permatrix.MaxIDBytes)
+	}
+	return nil
+}
+
+// AddMember puts a user in a group (idempotent).
+func (s *Service) AddMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
+	if err := validMembership(m); err != nil {
+		return 0, err
+	}
+	return s.write(ctx, nil, func(tx *bolt.Tx) error { return tx.AddMember(m) })
+}
+
+// RemoveMember takes a user out of a group.
+func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
+	if err := validMembership(m); err != nil {
+		return 0, err
+	}
+	return s.write(ctx, nil, func(tx *bolt.Tx) error { return tx.RemoveMember(m) })
+}
+
+// Members lists a group's users.
+func (s *Service) Members(ctx context.Context, group string) (users []string, rev uint64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		users, err = tx.Members(group)
+		rev = tx.Revision()
+		return err
+	})
+	return users, rev, err
+}
+
+func (s *Service) knownSystem(id string) (*permatrix.System, error) {
+	p, err := s.policy()
+	if err != nil {
+		return nil, err
+	}
+	sys, ok := p.Catalog[id]
+	if !ok {
+		return nil, permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", id)
+	}
+	return sys, nil
+}
+
+// PutRole defines or replaces a custom role on behalf of actor.
+func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (uint64, error) {
+	if _, err := s.knownSystem(r.System); err != nil {
+		return 0, err
+	}
+	if !permatrix.ValidID(r.Name) {
+		return 0, permatrix.Errorf(permatrix.EINVALID, "role names are 1 to %d bytes", permatrix.MaxIDBytes)
+	}
+	if r.Permissions == nil {
+		return 0, permatrix.Errorf(permatrix.EINVALID, "permissions is required (an array of permission ids)")
+	}
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	in := map[string]any{"op": "define_role", "role": map[string]any{"system": r.System, "name": r.Name, "permissions": r.Value()["permissions"]}}
+	if actor != "" {
+		in["actor"] = actor
+	}
+	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error { return tx.PutRole(r) })
+}
+
+// Role returns a custom role.
+func (s *Service) Role(ctx context.Context, system, name string) (r permatrix.Role, err error) {
+	if _, err := s.knownSystem(system); err != nil {
+		return r, err
+	}
+	err = s.db.View(func(tx *bolt.Tx) error { r, err = tx.Role(system, name); return err })
+	return r, err
+}
+
+// DeleteRole removes a custom role that no assignment uses.
+func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (uint64, error) {
+	if _, err := s.knownSystem(system); err != nil {
+		return 0, err
+	}
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	var r permatrix.Role
+	if err := s.db.View(func(tx *bolt.Tx) (err error) { r, err = tx.Role(system, name); return err }); err != nil {
+		return 0, err
+	}
+	in := map[string]any{"op": "delete_role", "role": map[string]any{"system": system, "name": name, "permissions": r.Value()["permissions"]}}
+	if actor != "" {
+		in["actor"] = actor
+	}
+	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
+		if n, err := roleUses(tx, system, name); err != nil {
+			return err
+		} else if n > 0 {
+			return permatrix.Errorf(permatrix.ECONFLICT, "role %q is assigned %d time(s); remove those assignments first", name, n)
+		}
+		return tx.DeleteRole(system, name)
+	})
+}
+
+func roleUses(tx *bolt.Tx, system, role string) (int, error) {
+	n, cursor := 0, ""
+	for {
+		list, next, err := tx.Assignments(permatrix.AssignmentFilter{System: system, Limit: 1000, Cursor: cursor})
+		if err != nil {
+			return 0, err
+		}
+		for _, a := range list {
+			if a.Role == role {
+				n++
+			}
+		}
+		if next == "" {
+			return n, nil
+		}
+		cursor = next
+	}
+}
+
+// PutProject registers a project. Where the vendor gives a project's creator
+// a role on it (catalog creator_role), that assignment is made in the same
+// transaction.
+func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor string) (uint64, *permatrix.Assignment, error) {
+	sys, err := s.knownSystem(p.System)
+	if err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case !permatrix.ValidID(p.ID):
+		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "project ids are 1 to %d bytes", permatrix.MaxIDBytes)
+	case p.CreatedBy != "" && !permatrix.ValidID(p.CreatedBy):
+		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "created_by must be a user id of 1 to %d bytes", permatrix.MaxIDBytes)
+	case p.Kind != "" && p.Kind != "assisted" && p.Kind != "unassisted":
+		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "kind must be \"assisted\" or \"unassisted\"")
+	case !sys.HasScopeType("project"):
+		return 0, nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "system %q has no projects", p.System)
+	}
+	if err := validActor(actor); err != nil {
+		return 0, nil, err
+	}
+	in := map[string]any{"op": "register_project", "project": map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}}
+	if actor != "" {
+		in["actor"] = actor
+	}
+	var creator *permatrix.Assignment
+	rev, err := s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
+		if err := tx.PutProject(p); err != nil {
+			return err
+		}
+		if sys.CreatorRole == "" || p.CreatedBy == "" {
+			return nil
+		}
+		creator = &permatrix.Assignment{
+			Subject: permatrix.UserPrefix + p.CreatedBy, System: p.System, Role: sys.CreatorRole,
+			Scope: permatrix.Scope{Type: "project", ID: p.ID},
+		}
+		return tx.CreateAssignment(creator)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return rev, creator, nil
+}
+
+// Project returns a registered project.
+func (s *Service) Project(ctx context.Context, system, id string) (p permatrix.Project, err error) {
+	if _, err := s.knownSystem(system); err != nil {
+		return p, err
+	}
+	err = s.db.View(func(tx *bolt.Tx) error { p, err = tx.Project(system, id); return err })
+	return p, err
+}
+
+// Assignment returns one assignment.
+func (s *Service) Assignment(ctx context.Context, id string) (a permatrix.Assignment, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error { a, err = tx.Assignment(id); return err })
+	return a, err
+}
