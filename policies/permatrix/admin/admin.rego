@@ -67,7 +67,7 @@ violations contains msg if {
 	scopes := grant_scopes
 	not assignment.scope.type in scopes
 	msg := sprintf("%q cannot be assigned at scope %q in system %q (allowed: %s)", [
-		object.get(assignment, "role", assignment.permission),
+		object.get(assignment, "role", object.get(assignment, "permission", "")),
 		assignment.scope.type,
 		system_id,
 		concat(", ", scopes),

@@ -1,0 +1,213 @@
+// Package harness starts the real permatrix server for tests — a bbolt file
+// in a temporary directory, the embedded bundle (or another), the Echo
+// server on a free loopback port — and builds the pinned stock tools (opa)
+// from the Go module proxy for tests that compare against them.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix/internal/bolt"
+	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+// Token is the admin token of servers started by Start.
+const Token = "test-admin-token"
+
+// Root is the repository's root directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Server is a running permatrix.
+type Server struct {
+	URL    string
+	DBPath string
+	Svc    *pdp.Service
+	HTTP   *permhttp.Server
+	DB     *bolt.DB
+	t      testing.TB
+}
+
+// Options for Start.
+type Options struct {
+	Bundle string // a bundle source for opa.Load; "" is the embedded bundle
+	DBPath string // "" is a new file in a temporary directory
+}
+
+// Start runs a server until the test ends.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.DBPath == "" {
+		o.DBPath = filepath.Join(t.TempDir(), "permatrix.db")
+	}
+	db, err := bolt.Open(o.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	svc := pdp.New(db, opa.New(), log, nil)
+	b, err := opa.Load(context.Background(), o.Bundle, opa.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Load(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	s := &Server{URL: "http://" + addr.String(), DBPath: o.DBPath, Svc: svc, HTTP: srv, DB: db, t: t}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+		_ = db.Close()
+	})
+	return s
+}
+
+// Response is a decoded JSON response.
+type Response struct {
+	Status int
+	Body   map[string]any
+	Raw    []byte
+}
+
+// Do sends a request with a JSON body (a string is sent as is) and decodes
+// the JSON answer. admin adds the bearer token.
+func (s *Server) Do(method, path string, body any, admin bool, headers ...string) Response {
+	s.t.Helper()
+	var rdr io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rdr = strings.NewReader(b)
+	case []byte:
+		rdr = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rdr = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rdr)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if admin {
+		req.Header.Set("Authorization", "Bearer "+Token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	r := Response{Status: resp.StatusCode, Raw: raw}
+	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &r.Body); err != nil {
+			s.t.Fatalf("%s %s: bad JSON %q: %v", method, path, raw, err)
+		}
+	}
+	return r
+}
+
+// Check asks /v1/check and returns the decoded response.
+func (s *Server) Check(check map[string]any) Response {
+	s.t.Helper()
+	return s.Do(http.MethodPost, "/v1/check", check, false)
+}
+
+// Allowed asks /v1/check and fails the test unless it answers 200.
+func (s *Server) Allowed(check map[string]any) bool {
+	s.t.Helper()
+	r := s.Check(check)
+	if r.Status != http.StatusOK {
+		s.t.Fatalf("check %v: %d %s", check, r.Status, r.Raw)
+	}
+	return r.Body["allow"] == true
+}
+
+// Assign stores an assignment and fails the test unless it answers 201.
+func (s *Server) Assign(a map[string]any) string {
+	s.t.Helper()
+	r := s.Do(http.MethodPost, "/v1/assignments", a, true)
+	if r.Status != http.StatusCreated {
+		s.t.Fatalf("assign %v: %d %s", a, r.Status, r.Raw)
+	}
+	return r.Body["id"].(string)
+}
+
+// StockOPA returns the path of the pinned stock opa binary, building it
+// from test/tools (the Go module proxy) into the user cache the first time.
+func StockOPA(t testing.TB) string {
+	t.Helper()
+	return buildTool(t, "opa", "github.com/open-policy-agent/opa")
+}
+
+func buildTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	dir := filepath.Join(Root(), "test", "tools")
+	sum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(sum)
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	bin := filepath.Join(cache, "permatrix-tools", name+"-"+hex.EncodeToString(h[:6]))
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
