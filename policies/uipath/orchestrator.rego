@@ -1,0 +1,31 @@
+# METADATA
+# title: UiPath Orchestrator (AI Center permissions)
+# description: |
+#   System uipath-orchestrator: the AI Center permissions that UiPath Task
+#   Mining needs, granted in Orchestrator at the tenant (scope service).
+#   Source: shared/vendor-docs/uipath-task-mining-automation-suite.txt,
+#   "Managing Permissions in Ai Center".
+package permatrix.systems.uipath_orchestrator
+
+import data.permatrix.lib
+
+system_id := "uipath-orchestrator"
+
+# uipath-task-mining-automation-suite.txt: "the following permissions need to
+# be applied in Orchestrator at the tenant level."
+tenant := {"type": "service"}
+
+# A permission is held through a direct grant at the tenant, to the user or
+# to one of its groups. uipath-task-mining-automation-suite.txt: "Roles can be
+# assigned to individual users or to a group." (The tenant role itself is
+# not modelled: its permissions are assigned one by one.)
+decision := lib.verdict(reasons, missing)
+
+reasons contains lib.reason(g) if {
+	some g in lib.grants
+	g.system == system_id
+	g.permission == input.action
+	g.scope.type == tenant.type
+}
+
+missing contains lib.missing_permission(system_id, input.action, tenant) if count(reasons) == 0

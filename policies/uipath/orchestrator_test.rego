@@ -1,0 +1,120 @@
+# METADATA
+# title: uipath-orchestrator tests
+# description: AI Center permissions held through direct tenant grants (user or group).
+package permatrix.systems.uipath_orchestrator_test
+
+import data.permatrix
+
+sys := "uipath-orchestrator"
+
+tenant := {"type": "service"}
+
+perms := {"ml_logs_view", "ml_packages_view", "ml_packages_edit", "ml_packages_create", "ml_packages_delete", "ml_skills_view"}
+
+grant(id, subject, perm) := {"id": id, "subject": subject, "system": sys, "permission": perm, "scope": tenant}
+
+check(action) := {"subject": "alice", "system": sys, "action": action}
+
+decide(store, check_in) := d if {
+	d := permatrix.decision with data.store as store with input as check_in
+}
+
+missing_perm(p) := {"kind": "permission", "system": sys, "permission": p, "scope": tenant}
+
+# "the following permissions need to be applied in Orchestrator at the tenant level"
+test_each_permission_granted_directly if {
+	every p in perms {
+		d := decide({"revision": 3, "subjects": {"user:alice": {"a1": grant("a1", "user:alice", p)}}}, check(p))
+		d.allow
+		d.missing == []
+		d.reasons == [{"kind": "permission", "permission": p, "scope": tenant, "via": "user:alice", "assignment": "a1"}]
+		d.revision == 3
+	}
+}
+
+test_each_permission_denied_without_grant if {
+	every p in perms {
+		d := decide({"subjects": {}}, check(p))
+		not d.allow
+		d.reasons == []
+		d.missing == [missing_perm(p)]
+	}
+}
+
+# One permission of the tenant role does not grant another.
+test_other_permission_grants_nothing if {
+	store := {"subjects": {"user:alice": {"a1": grant("a1", "user:alice", "ml_packages_view")}}}
+	every p in perms - {"ml_packages_view"} {
+		d := decide(store, check(p))
+		not d.allow
+		d.missing == [missing_perm(p)]
+	}
+}
+
+# A grant to another user is not alice's.
+test_grant_of_other_user if {
+	d := decide({"subjects": {"user:bob": {"a1": grant("a1", "user:bob", "ml_logs_view")}}}, check("ml_logs_view"))
+	not d.allow
+}
+
+# "Roles can be assigned to individual users or to a group."
+test_group_grant_stored_membership if {
+	store := {
+		"subjects": {"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}},
+		"memberships": {"alice": {"study": true}},
+		"groups": {"study": {"alice": true}},
+	}
+	d := decide(store, check("ml_skills_view"))
+	d.allow
+	d.reasons[0].via == "group:study"
+}
+
+test_group_grant_asserted_group if {
+	store := {"subjects": {"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}}}
+	d := decide(store, object.union(check("ml_skills_view"), {"groups": ["study"]}))
+	d.allow
+	d.reasons[0].via == "group:study"
+}
+
+test_group_grant_not_member if {
+	store := {"subjects": {"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}}}
+	not decide(store, check("ml_skills_view")).allow
+}
+
+# The tenant is the only scope: a check at a project is denied with a condition.
+test_project_scope_check_denied if {
+	store := {"subjects": {"user:alice": {"a1": grant("a1", "user:alice", "ml_logs_view")}}}
+	d := decide(store, object.union(check("ml_logs_view"), {"resource": {"type": "project", "id": "p1"}}))
+	not d.allow
+	d.missing[0].kind == "condition"
+}
+
+# Writes: permissions at the tenant only; no roles.
+write(assignment) := v if {
+	v := data.permatrix.admin.verdict with input as {"op": "assign", "assignment": assignment}
+}
+
+test_write_permission_at_tenant_ok if {
+	write({"subject": "user:alice", "system": sys, "permission": "ml_packages_edit", "scope": tenant}) == {
+		"violations": [],
+		"forbidden": [],
+	}
+}
+
+test_write_permission_at_project_refused if {
+	v := write({"subject": "user:alice", "system": sys, "permission": "ml_packages_edit", "scope": {"type": "project", "id": "p1"}})
+	count(v.violations) == 1
+}
+
+test_write_role_refused if {
+	v := write({"subject": "user:alice", "system": sys, "role": "admin", "scope": tenant})
+	v.violations == [`unknown role "admin" for system "uipath-orchestrator"`]
+}
+
+test_write_by_any_actor_allowed if {
+	v := data.permatrix.admin.verdict with input as {
+		"op": "assign", "actor": "bob",
+		"assignment": {"subject": "user:alice", "system": sys, "permission": "ml_logs_view", "scope": tenant},
+	}
+	v.forbidden == []
+}

@@ -1,0 +1,115 @@
+# METADATA
+# title: UiPath Task Mining (Automation Suite)
+# description: |
+#   System uipath-task-mining-suite: the roles User, Process SME and Admin of
+#   Task Mining User Management, and the AI Center permissions in
+#   Orchestrator that Task Mining needs (system uipath-orchestrator).
+#   Source: shared/vendor-docs/uipath-task-mining-automation-suite.txt.
+#   Readings: docs/systems/uipath-task-mining-suite.md.
+package permatrix.systems.uipath_task_mining_suite
+
+import data.permatrix.lib
+
+system_id := "uipath-task-mining-suite"
+
+catalog := data.systems[system_id]
+
+tenant := {"type": "service"}
+
+decision := lib.verdict(reasons, missing)
+
+# Roles: catalog.matrix lists, per role, exactly the capabilities the
+# document lists for it ("The following Permissions can be added: User ...
+# Process SME ... Admin ..."; the sentence per role is quoted in
+# docs/systems/uipath-task-mining-suite.md). Admin holds access_task_mining
+# ("Can access Task Mining to create projects") and manage_users ("Can add
+# any missing members ... to the same service", the act the Process SME is
+# denied: "Does not have access User Management tab to add any users to Task
+# Mining service"). Roles do not include one another (least
+# privilege: the document lists each role's capabilities separately and
+# recommends "assign only User rights from Automation Suite, and if needed,
+# add Process SME and Admin rights from the Task Mining User management").
+# A role at service scope reaches every project ("Can select any project");
+# a User at project scope holds it on that project only ("invites Task
+# Mining users to different projects"). A grant stored at a scope type the
+# catalog does not allow for its role (e.g. an imported process_sme on a
+# project) grants nothing.
+reasons contains lib.reason(g) if {
+	some g in lib.grants
+	g.system == system_id
+	catalog.matrix[g.role][input.action]
+	g.scope.type in catalog.roles[g.role].scopes
+	lib.covers(g.scope, lib.scope)
+}
+
+# granting_roles are the roles whose row in the matrix has the action.
+granting_roles := [r | some r in catalog.role_order; catalog.matrix[r][input.action]]
+
+# Without a granting role, missing names the first role (in the order User,
+# Process SME, Admin) that has the action, at the checked scope where the
+# role may be assigned there, else at service; where several roles have it,
+# any_of lists them all (any one suffices).
+missing contains object.union(lib.missing_role(system_id, role, role_scope(role)), alternatives) if {
+	count(reasons) == 0
+	role := granting_roles[0]
+}
+
+default alternatives := {}
+
+alternatives := {"any_of": granting_roles} if count(granting_roles) > 1
+
+role_scope(role) := lib.scope if {
+	lib.scope.type in catalog.roles[role].scopes
+} else := tenant
+
+# rename_project, archive_project, edit_project: the document grants them to
+# no role. uipath-task-mining-automation-suite.txt, Process SME: "have no
+# edit right to rename/archive/edit any project"; the Admin's list does not
+# name them either (least privilege: nobody holds them).
+missing contains lib.missing_condition(system_id, sprintf("%s is granted to no role of the document", [input.action])) if {
+	count(granting_roles) == 0
+}
+
+# AI Center prerequisites, checked in uipath-orchestrator at the tenant.
+# uipath-task-mining-automation-suite.txt: "To operate Task Mining projects
+# successfully, the following permissions need to be applied in Orchestrator
+# at the tenant level." Sets (catalog.prerequisite_sets): Admin "ML Logs:
+# View / ML Packages: View, Edit, Create, Delete / ML Skills: View" ("create
+# and manage the lifecycle of AICenter projects and run ML pipelines");
+# Process SME "ML Logs: View / ML Packages: View / ML Skills: View" ("review
+# discovery results"); Recording User "ML Packages: View" ("upload recorded
+# data to AICenter"). Which action needs which set: catalog.prerequisites.
+missing contains lib.missing_permission("uipath-orchestrator", perm, tenant) if {
+	some perm in catalog.prerequisite_sets[catalog.prerequisites[input.action]]
+	not orchestrator_allows(perm)
+}
+
+orchestrator_allows(perm) if {
+	check := lib.check_input("uipath-orchestrator", perm, tenant)
+	data.permatrix.systems.uipath_orchestrator.decision.allow with input as check
+}
+
+# Context conditions (catalog.conditions). uipath-task-mining-automation-suite.txt,
+# Admin: "Can add any missing members ... to the same service (only if the
+# member has been previously invited to the cloud platform as Automation User
+# and has accepted the invite)."
+missing contains lib.missing_condition(system_id, c.message) if {
+	some c in catalog.conditions[input.action]
+	object.get(lib.context, c.key, false) != true
+}
+
+# Delegation: only who may use the User Management tab (manage_users: the
+# Admin) may add or remove Task Mining roles. uipath-task-mining-automation-suite.txt,
+# Process SME: "Does not have access User Management tab to add any users to
+# Task Mining service."; Admin: "Can add any missing members (Task Mining
+# Admin, Process SME, and Task Mining Users) to the same service".
+forbidden contains sprintf("%s may not change Task Mining roles: only a Task Mining Admin manages users", [input.actor]) if {
+	input.op in {"assign", "unassign"}
+	not actor_manages_users
+}
+
+actor_manages_users if {
+	some g in lib.system_grants_of(input.actor, lib.asserted_groups, system_id)
+	catalog.matrix[g.role].manage_users
+	g.scope.type == tenant.type
+}
