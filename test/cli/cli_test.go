@@ -1,0 +1,237 @@
+// Package cli_test runs the real permatrix binary: serve with flags from the
+// environment, graceful shutdown, kill -9 durability, the db lock, and the
+// check and version commands.
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "permatrix-cli")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "permatrix")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/permatrix")
+	build.Dir = harness.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building permatrix: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const token = "cli-token"
+
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+// serve starts `permatrix serve` configured through PERMATRIX_* variables
+// and waits for its "serving" log line.
+func serve(t *testing.T, db string, env ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB="+db, "PERMATRIX_ADMIN_TOKEN="+token)
+	cmd.Env = append(cmd.Env, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.logs.WriteString(line + "\n")
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "serving" {
+				addr <- rec["addr"].(string)
+			}
+		}
+		s.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case err := <-s.done:
+		t.Fatalf("serve exited: %v\n%s", err, s.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start\n%s", s.logs)
+	}
+	return s
+}
+
+func (s *server) do(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m
+}
+
+func assignment(user string) string {
+	return fmt.Sprintf(`{"subject":"user:%s","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`, user)
+}
+
+func run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+func TestServeFromEnvAndGracefulShutdown(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "p.db")
+	s := serve(t, db)
+	if code, _ := s.do(t, "GET", "/health", ""); code != 200 {
+		t.Fatalf("health %d", code)
+	}
+	if code, _ := s.do(t, "POST", "/v1/assignments", assignment("ann")); code != 201 {
+		t.Fatalf("assign %d", code)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if !strings.Contains(s.logs.String(), "shutting down") {
+		t.Fatalf("no shutdown log:\n%s", s.logs)
+	}
+	// The db was closed cleanly: check can open it, and the write is there.
+	out, code := run(t, "check", "--db", db, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users")
+	if code != 0 || !strings.Contains(out, `"allow": true`) {
+		t.Fatalf("check after restart: exit %d\n%s", code, out)
+	}
+}
+
+func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "p.db")
+	s := serve(t, db)
+	var acked []string
+	for i := range 30 {
+		code, body := s.do(t, "POST", "/v1/assignments", assignment(fmt.Sprintf("k%d", i)))
+		if code != 201 {
+			t.Fatalf("assign %d: %d", i, code)
+		}
+		acked = append(acked, body["id"].(string))
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	s2 := serve(t, db)
+	code, exp := s2.do(t, "GET", "/v1/export", "")
+	if code != 200 {
+		t.Fatalf("export %d", code)
+	}
+	st := exp["store"].(map[string]any)
+	if st["revision"].(float64) != 30 {
+		t.Fatalf("revision after kill -9: %v", st["revision"])
+	}
+	subjects := st["subjects"].(map[string]any)
+	for i, id := range acked {
+		grants, _ := subjects[fmt.Sprintf("user:k%d", i)].(map[string]any)
+		if _, ok := grants[id]; !ok {
+			t.Fatalf("acknowledged assignment %s lost after kill -9", id)
+		}
+	}
+}
+
+func TestSecondProcessGetsLockedError(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "p.db")
+	serve(t, db)
+	start := time.Now()
+	out, code := run(t, "check", "--db", db, "--subject", "a", "--system", "celonis-task-mining", "--action", "edit_users")
+	if code != 2 || !strings.Contains(out, "locked by another process") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v to report the lock", d)
+	}
+}
+
+func TestCheckCommandAgainstServer(t *testing.T) {
+	s := serve(t, filepath.Join(t.TempDir(), "p.db"))
+	s.do(t, "POST", "/v1/assignments", assignment("ann"))
+	out, code := run(t, "check", "--server", s.url, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users", "--resource-type", "project", "--resource-id", "p1")
+	if code != 0 || !strings.Contains(out, `"allow": true`) {
+		t.Fatalf("allow: exit %d\n%s", code, out)
+	}
+	out, code = run(t, "check", "--server", s.url, "--subject", "bob", "--system", "celonis-task-mining", "--action", "edit_users")
+	if code != 1 || !strings.Contains(out, `"allow": false`) || !strings.Contains(out, "missing") {
+		t.Fatalf("deny: exit %d\n%s", code, out)
+	}
+	out, code = run(t, "check", "--server", s.url, "--subject", "bob", "--system", "nope", "--action", "x")
+	if code != 2 || !strings.Contains(out, "unknown system") {
+		t.Fatalf("error: exit %d\n%s", code, out)
+	}
+}
+
+func TestBadFlagsFromEnv(t *testing.T) {
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "PERMATRIX_LOG_LEVEL=loud", "PERMATRIX_DB="+filepath.Join(t.TempDir(), "x.db"))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--log-level") {
+		t.Fatalf("want a clear error: %v\n%s", err, out)
+	}
+	cmd = exec.Command(bin, "serve", "--bundle", filepath.Join(t.TempDir(), "missing"))
+	cmd.Env = append(os.Environ(), "PERMATRIX_DB="+filepath.Join(t.TempDir(), "y.db"))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "missing") {
+		t.Fatalf("missing bundle: %v\n%s", err, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, code := run(t, "version")
+	if code != 0 || !strings.Contains(out, "opa v1.22.2") && !strings.Contains(out, "opa 1.22.2") {
+		t.Fatalf("version: %d %s", code, out)
+	}
+}
