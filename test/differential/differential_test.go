@@ -18,8 +18,8 @@ import (
 )
 
 type system struct {
-	ID          string                       `json:"id"`
-	ScopeTypes  []string                     `json:"scope_types"`
+	ID          string   `json:"id"`
+	ScopeTypes  []string `json:"scope_types"`
 	Roles       map[string]struct{ Scopes []string }
 	Permissions map[string]struct{ Scopes []string }
 	Actions     map[string]struct{ Scopes []string }
@@ -68,13 +68,11 @@ func TestServerAgreesWithStockOPA(t *testing.T) {
 			subject = "group:" + pick(groups)
 		}
 		a := map[string]any{"subject": subject, "system": sys.ID}
-		var keys []string
-		var scopes map[string]struct{ Scopes []string }
+		kind, scopes := "permission", sys.Permissions
 		if len(sys.Roles) > 0 && rng.IntN(2) == 0 {
-			scopes = sys.Roles
-		} else {
-			scopes = sys.Permissions
+			kind, scopes = "role", sys.Roles
 		}
+		keys := make([]string, 0, len(scopes))
 		for k := range scopes {
 			keys = append(keys, k)
 		}
@@ -83,11 +81,7 @@ func TestServerAgreesWithStockOPA(t *testing.T) {
 		}
 		slices.Sort(keys)
 		k := pick(keys)
-		if _, isRole := sys.Roles[k]; isRole && reflect.ValueOf(scopes).Pointer() == reflect.ValueOf(sys.Roles).Pointer() {
-			a["role"] = k
-		} else {
-			a["permission"] = k
-		}
+		a[kind] = k
 		a["scope"] = scopeFor(scopes[k].Scopes)
 		if s.Do(http.MethodPost, "/v1/assignments", a, true).Status == http.StatusCreated {
 			stored++
