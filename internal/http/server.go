@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -364,4 +365,15 @@ func NewMetrics() *Metrics {
 	m.Registry.MustRegister(m.Decisions, m.DecisionDuration, m.ReloadFailures, m.StoreRevision,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Routes lists the API's routes as "METHOD /path" with Echo's parameter
+// syntax (":name", "*"), sorted: what docs/api.yaml must describe.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

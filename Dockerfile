@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1
+# Build: a static binary with the policies and data embedded.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/permatrix ./cmd/permatrix \
+ && mkdir -p /out/var/lib/permatrix
+
+# Run: distroless static, non-root (uid 65532).
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/permatrix /usr/local/bin/permatrix
+COPY --from=build --chown=65532:65532 /out/var/lib/permatrix /var/lib/permatrix
+ENV PERMATRIX_DB=/var/lib/permatrix/permatrix.db
+VOLUME /var/lib/permatrix
+EXPOSE 8181
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/permatrix"]
+CMD ["serve"]
