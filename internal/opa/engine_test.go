@@ -2,13 +2,14 @@ package opa_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
 )
 
-func load(t *testing.T, st *permatrix.State) *opa.Engine {
+func load(t testing.TB, st *permatrix.State) *opa.Engine {
 	t.Helper()
 	b, err := opa.LoadDefault()
 	if err != nil {
@@ -61,4 +62,17 @@ func TestApplyPatchesChangeDecisions(t *testing.T) {
 	if err != nil || d.Allow || d.Revision != 3 || len(d.Missing) != 1 {
 		t.Fatalf("after unassign: %+v %v", d, err)
 	}
+}
+
+func roundTrip(t testing.TB, v map[string]any) map[string]any {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

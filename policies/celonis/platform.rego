@@ -35,12 +35,13 @@ member_only(grants) if {
 	roles == {"member"}
 }
 
-# permission_grants are the subject's direct permission grants in sys; a
-# member holds none, even through a group. A subject with no platform role
-# at all is read as an analyst: only analysts are granted permissions
-# (celonis-task-mining-permissions.txt: "Analyst users who have been
-# assigned service and/or project permissions").
-permission_grants(sys) := {g | some g in lib.grants; g.system == sys; g.permission} if {
+# permission_grants are the subject's direct permission grants in every
+# Celonis system; a member holds none, even through a group. A subject with
+# no platform role at all is read as an analyst: only analysts are granted
+# permissions (celonis-task-mining-permissions.txt: "Analyst users who have
+# been assigned service and/or project permissions"). A rule, not a
+# function, so that it is computed once per decision.
+permission_grants := {g | some g in lib.grants; g.permission} if {
 	not member_only(lib.grants)
 } else := set()
 
@@ -50,13 +51,15 @@ permission_grants(sys) := {g | some g in lib.grants; g.system == sys; g.permissi
 # service-level grant exists, it alone is the reason.
 granting(sys, perm, target) := service if {
 	service := {lib.reason(g) |
-		some g in permission_grants(sys)
+		some g in permission_grants
+		g.system == sys
 		g.permission == perm
 		g.scope.type == "service"
 	}
 	count(service) > 0
 } else := {lib.reason(g) |
-	some g in permission_grants(sys)
+	some g in permission_grants
+	g.system == sys
 	g.permission == perm
 	lib.covers(g.scope, target)
 }

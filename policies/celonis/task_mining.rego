@@ -53,7 +53,7 @@ missing contains lib.missing_permission("celonis-studio", "create_package", spac
 missing contains lib.missing_condition(system_id, "a custom project needs context.space: the Studio space of its package") if {
 	input.action == "create_project"
 	lib.context.custom_project == true
-	not is_string(lib.context.space)
+	not is_string(object.get(lib.context, "space", null))
 }
 
 # Delete Project is "not shown in UI" in the older document's table, where

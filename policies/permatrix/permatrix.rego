@@ -41,7 +41,7 @@ system_verdict := data.permatrix.systems[lib.system.package].decision if {
 }
 
 # errors name what is wrong with the input itself (the HTTP API answers 400).
-errors contains "subject must be a non-empty string" if not lib.valid_id(input.subject)
+errors contains "subject must be a non-empty string" if not lib.valid_id(object.get(input, "subject", null))
 
 errors contains sprintf("unknown system %q", [input.system]) if not data.systems[input.system]
 
@@ -52,5 +52,5 @@ errors contains sprintf("unknown action %q for system %q", [input.action, input.
 
 errors contains "resource must be an object with a string type" if {
 	input.resource
-	not is_string(input.resource.type)
+	not is_string(object.get(input.resource, "type", null))
 }
