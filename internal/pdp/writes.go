@@ -274,6 +274,13 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 	}
 	var creator *permatrix.Assignment
 	rev, err := s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
+		// Who created a project is a fact, not a field: re-registering it under
+		// another creator would hand that user the creator's role.
+		if old, err := tx.Project(p.System, p.ID); err == nil && old.CreatedBy != p.CreatedBy {
+			return permatrix.Errorf(permatrix.ECONFLICT, "project %q is registered as created by %q; created_by cannot change", p.ID, old.CreatedBy)
+		} else if err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+			return err
+		}
 		if err := tx.PutProject(p); err != nil {
 			return err
 		}
