@@ -119,21 +119,23 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	e.GET("/health/ready", s.health)
 	e.GET("/metrics", echoprometheus.NewHandlerWithConfig(echoprometheus.HandlerConfig{Gatherer: s.metrics.Registry}))
 
-	admin := e.Group("", s.requireAdmin)
-	admin.POST("/v1/assignments", s.createAssignment)
-	admin.GET("/v1/assignments", s.listAssignments)
-	admin.GET("/v1/assignments/:id", s.getAssignment)
-	admin.DELETE("/v1/assignments/:id", s.deleteAssignment)
-	admin.PUT("/v1/groups/:group/members/:user", s.putMember)
-	admin.DELETE("/v1/groups/:group/members/:user", s.deleteMember)
-	admin.GET("/v1/groups/:group/members", s.listMembers)
-	admin.PUT("/v1/systems/:system/roles/:role", s.putRole)
-	admin.GET("/v1/systems/:system/roles/:role", s.getRole)
-	admin.DELETE("/v1/systems/:system/roles/:role", s.deleteRole)
-	admin.PUT("/v1/systems/:system/projects/:id", s.putProject)
-	admin.GET("/v1/systems/:system/projects/:id", s.getProject)
-	admin.POST("/v1/import", s.importAssignments)
-	admin.GET("/v1/export", s.export)
+	// Admin routes carry the token check per route: an Echo group without a
+	// prefix would also put it on the catch-all, answering 401 for unknown paths.
+	admin := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, s.requireAdmin) }
+	admin(http.MethodPost, "/v1/assignments", s.createAssignment)
+	admin(http.MethodGet, "/v1/assignments", s.listAssignments)
+	admin(http.MethodGet, "/v1/assignments/:id", s.getAssignment)
+	admin(http.MethodDelete, "/v1/assignments/:id", s.deleteAssignment)
+	admin(http.MethodPut, "/v1/groups/:group/members/:user", s.putMember)
+	admin(http.MethodDelete, "/v1/groups/:group/members/:user", s.deleteMember)
+	admin(http.MethodGet, "/v1/groups/:group/members", s.listMembers)
+	admin(http.MethodPut, "/v1/systems/:system/roles/:role", s.putRole)
+	admin(http.MethodGet, "/v1/systems/:system/roles/:role", s.getRole)
+	admin(http.MethodDelete, "/v1/systems/:system/roles/:role", s.deleteRole)
+	admin(http.MethodPut, "/v1/systems/:system/projects/:id", s.putProject)
+	admin(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
+	admin(http.MethodPost, "/v1/import", s.importAssignments)
+	admin(http.MethodGet, "/v1/export", s.export)
 	return s
 }
 

@@ -477,3 +477,15 @@ func TestReadYourWrites(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestUnknownPathIs404(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	for _, path := range []string{"/nope", "/v1/nope", "/v1/assignmentz"} {
+		if r := s.Do(http.MethodGet, path, nil, false); r.Status != 404 || r.Body["error"].(map[string]any)["code"] != "not_found" {
+			t.Errorf("GET %s: %d %s", path, r.Status, r.Raw)
+		}
+	}
+	if r := s.Do(http.MethodPatch, "/v1/check", nil, false); r.Status != 405 {
+		t.Errorf("PATCH /v1/check: %d %s", r.Status, r.Raw)
+	}
+}

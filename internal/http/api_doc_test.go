@@ -1,0 +1,331 @@
+package http_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/permatrix/permatrix/internal/bolt"
+	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+// apiDocPath is docs/api.yaml, relative to this package's directory (where
+// go test runs).
+const apiDocPath = "../../docs/api.yaml"
+
+const docTestToken = "api-doc-test-token"
+
+// operationMethods are the keys of an OpenAPI path item that are operations.
+var operationMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+// newDocTestServer builds the real server over a temporary store and the
+// embedded bundle, as test/harness does, without listening.
+func newDocTestServer(t *testing.T) *permhttp.Server {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := pdp.New(db, opa.New(), log, nil)
+	b, err := opa.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Load(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log})
+}
+
+// loadAPIDoc parses docs/api.yaml into plain maps and slices.
+func loadAPIDoc(t *testing.T) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(apiDocPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("%s does not parse as YAML: %v", apiDocPath, err)
+	}
+	if doc == nil {
+		t.Fatalf("%s is empty", apiDocPath)
+	}
+	return doc
+}
+
+// docOperation is one operation of the document.
+type docOperation struct {
+	Method string         // upper case
+	Path   string         // OpenAPI syntax
+	Op     map[string]any // the operation object
+	Item   map[string]any // its path item (for path-level parameters)
+}
+
+func (o docOperation) String() string { return o.Method + " " + o.Path }
+
+// docOperations lists the document's operations, sorted.
+func docOperations(t *testing.T, doc map[string]any) []docOperation {
+	t.Helper()
+	paths, ok := doc["paths"].(map[string]any)
+	if !ok || len(paths) == 0 {
+		t.Fatalf("%s has no paths", apiDocPath)
+	}
+	var ops []docOperation
+	for path, v := range paths {
+		item, ok := v.(map[string]any)
+		if !ok {
+			t.Errorf("path %s: not an object", path)
+			continue
+		}
+		for _, m := range operationMethods {
+			if op, ok := item[m].(map[string]any); ok {
+				ops = append(ops, docOperation{Method: strings.ToUpper(m), Path: path, Op: op, Item: item})
+			} else if item[m] != nil {
+				t.Errorf("%s %s: not an object", strings.ToUpper(m), path)
+			}
+		}
+	}
+	slices.SortFunc(ops, func(a, b docOperation) int { return strings.Compare(a.String(), b.String()) })
+	return ops
+}
+
+// openAPIPath turns Echo's route syntax into OpenAPI's: ":name" → "{name}"
+// and the wildcard "*" → "{path}" (the Data API's /v1/data/{path}).
+func openAPIPath(echoPath string) string {
+	segs := strings.Split(echoPath, "/")
+	for i, s := range segs {
+		switch {
+		case s == "*":
+			segs[i] = "{path}"
+		case strings.HasPrefix(s, ":"):
+			segs[i] = "{" + s[1:] + "}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// serverOperations lists the server's routes as "METHOD /openapi/path",
+// leaving out Echo's internal route-not-found catch-alls (a group with
+// middleware registers them; they are not endpoints).
+func serverOperations(srv *permhttp.Server) []string {
+	var out []string
+	for _, r := range srv.Routes() {
+		method, path, _ := strings.Cut(r, " ")
+		if method == echo.RouteNotFound {
+			continue
+		}
+		out = append(out, method+" "+openAPIPath(path))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestAPIDocCoversRoutes: docs/api.yaml describes every route the server
+// serves, and nothing else.
+func TestAPIDocCoversRoutes(t *testing.T) {
+	srv := newDocTestServer(t)
+	routes := serverOperations(srv)
+	if len(routes) == 0 {
+		t.Fatal("the server has no routes")
+	}
+	var documented []string
+	for _, o := range docOperations(t, loadAPIDoc(t)) {
+		documented = append(documented, o.String())
+	}
+
+	var undocumented, absent []string
+	for _, r := range routes {
+		if !slices.Contains(documented, r) {
+			undocumented = append(undocumented, r)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(routes, d) {
+			absent = append(absent, d)
+		}
+	}
+	if len(undocumented) > 0 {
+		t.Errorf("routes the server serves that %s does not describe:\n\t%s", apiDocPath, strings.Join(undocumented, "\n\t"))
+	}
+	if len(absent) > 0 {
+		t.Errorf("operations %s describes that the server does not serve:\n\t%s", apiDocPath, strings.Join(absent, "\n\t"))
+	}
+}
+
+var (
+	openAPIVersion = regexp.MustCompile(`^3\.\d+\.\d+$`)
+	pathParam      = regexp.MustCompile(`\{([^}]+)\}`)
+	statusKey      = regexp.MustCompile(`^([1-5][0-9][0-9]|[1-5]XX|default)$`)
+)
+
+// TestAPIDocWellFormed checks what the route test does not: the version,
+// that every operation has a summary and responses, that path parameters
+// are declared and every $ref resolves.
+func TestAPIDocWellFormed(t *testing.T) {
+	doc := loadAPIDoc(t)
+	v, _ := doc["openapi"].(string)
+	if !openAPIVersion.MatchString(v) {
+		t.Errorf("openapi: want a 3.x.y version string, got %#v", doc["openapi"])
+	}
+	info, _ := doc["info"].(map[string]any)
+	if s, _ := info["title"].(string); s == "" {
+		t.Error("info.title is missing")
+	}
+	if s, _ := info["version"].(string); s == "" {
+		t.Error("info.version is missing (or not a string)")
+	}
+
+	opIDs := map[string]string{}
+	for _, o := range docOperations(t, doc) {
+		if s, _ := o.Op["summary"].(string); strings.TrimSpace(s) == "" {
+			t.Errorf("%s: no summary", o)
+		}
+		responses, _ := o.Op["responses"].(map[string]any)
+		if len(responses) == 0 {
+			t.Errorf("%s: no responses", o)
+		}
+		for code := range responses {
+			if !statusKey.MatchString(code) {
+				t.Errorf("%s: response key %q is not a status code", o, code)
+			}
+		}
+		if id, _ := o.Op["operationId"].(string); id != "" {
+			if prev, dup := opIDs[id]; dup {
+				t.Errorf("%s: operationId %q is also used by %s", o, id, prev)
+			}
+			opIDs[id] = o.String()
+		}
+
+		declared := map[string]bool{}
+		for _, list := range []any{o.Item["parameters"], o.Op["parameters"]} {
+			params, _ := list.([]any)
+			for _, p := range params {
+				pm, _ := resolve(doc, p).(map[string]any)
+				if pm["in"] == "path" {
+					name, _ := pm["name"].(string)
+					declared[name] = true
+					if pm["required"] != true {
+						t.Errorf("%s: path parameter %q must be required: true", o, name)
+					}
+				}
+			}
+		}
+		for _, m := range pathParam.FindAllStringSubmatch(o.Path, -1) {
+			if !declared[m[1]] {
+				t.Errorf("%s: path parameter {%s} is not declared", o, m[1])
+			}
+			delete(declared, m[1])
+		}
+		for name := range declared {
+			t.Errorf("%s: declares path parameter %q that its path does not have", o, name)
+		}
+	}
+
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok && lookupRef(doc, ref) == nil {
+				t.Errorf("%s: $ref %q does not resolve", where, ref)
+			}
+			for k, e := range x {
+				walk(where+"/"+k, e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(where, e)
+			}
+		}
+	}
+	walk("#", doc)
+}
+
+// TestAPIDocSecurity: exactly the operations that declare the bearer scheme
+// answer 401 without a token, and they document that 401.
+func TestAPIDocSecurity(t *testing.T) {
+	doc := loadAPIDoc(t)
+	schemes, _ := lookupRef(doc, "#/components/securitySchemes").(map[string]any)
+	if len(schemes) == 0 {
+		t.Fatal("components.securitySchemes is missing")
+	}
+	h := newDocTestServer(t).Handler()
+	for _, o := range docOperations(t, doc) {
+		bearer := false
+		reqs, _ := o.Op["security"].([]any)
+		if o.Op["security"] == nil {
+			reqs, _ = doc["security"].([]any) // the document's default
+		}
+		for _, r := range reqs {
+			rm, _ := r.(map[string]any)
+			for name := range rm {
+				s, _ := schemes[name].(map[string]any)
+				if s == nil {
+					t.Errorf("%s: unknown security scheme %q", o, name)
+				} else if s["type"] == "http" && strings.EqualFold(s["scheme"].(string), "bearer") {
+					bearer = true
+				}
+			}
+		}
+
+		path := pathParam.ReplaceAllString(o.Path, "x")
+		req := httptest.NewRequest(o.Method, path, nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		got401 := w.Code == http.StatusUnauthorized
+		responses, _ := o.Op["responses"].(map[string]any)
+		switch {
+		case bearer && !got401:
+			t.Errorf("%s declares bearer auth, but without a token it answers %d, not 401", o, w.Code)
+		case !bearer && got401:
+			t.Errorf("%s answers 401 without a token, but declares no bearer auth", o)
+		case bearer && responses["401"] == nil:
+			t.Errorf("%s needs the admin token but documents no 401 response", o)
+		}
+	}
+}
+
+// resolve follows v's $ref, if it has one.
+func resolve(doc map[string]any, v any) any {
+	if m, ok := v.(map[string]any); ok {
+		if ref, ok := m["$ref"].(string); ok {
+			return lookupRef(doc, ref)
+		}
+	}
+	return v
+}
+
+// lookupRef returns what a local reference ("#/a/b") points at, or nil.
+func lookupRef(doc map[string]any, ref string) any {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil
+	}
+	var cur any = doc
+	for _, seg := range strings.Split(rest, "/") {
+		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		if cur, ok = m[seg]; !ok {
+			return nil
+		}
+	}
+	return cur
+}
