@@ -1,0 +1,217 @@
+# METADATA
+# title: Blue Prism
+# description: |
+#   System blueprism. Source: shared/vendor-docs/blueprism-user-permissions.txt
+#   (the permission tables by category). Roles are custom: named permission
+#   sets in data.store.roles.blueprism, assigned at service scope or, as
+#   group-level access rights, on a process_group, object_group or
+#   resource_group. The matrix (implications, requirements, derived actions)
+#   is data in data/systems/blueprism/data.json, each entry citing the
+#   document; this file only evaluates it. Readings: docs/systems/blueprism.md.
+package permatrix.systems.blueprism
+
+import data.permatrix.lib
+
+system_id := "blueprism"
+
+catalog := data.systems[system_id]
+
+service := {"type": "service"}
+
+# --- what a subject holds where ------------------------------------------
+
+# role_permissions: "When a Blue Prism role exists, a user may be assigned
+# permissions conveniently simply by selecting/deselecting permissions
+# associated with the list of roles" (section "Use of roles to set
+# permissions"): a role is its permission set.
+role_permissions(role) := {p | some p in data.store.roles[system_id][role].permissions}
+
+# held is the permission set of one grant: its role's, or the permission
+# itself ("Set a user's permissions": permissions are selected per user too).
+held(g) := role_permissions(g.role) if {
+	g.role
+} else := {g.permission}
+
+# subject_grants are the checked subject's Blue Prism assignments.
+subject_grants contains g if {
+	some g in lib.grants
+	g.system == system_id
+}
+
+# actor_grants are the writing actor's Blue Prism assignments.
+actor_grants contains g if {
+	some g in lib.grants_of(input.actor, lib.asserted_groups)
+	g.system == system_id
+}
+
+service_permissions(grants) := {p | some g in grants; g.scope.type == "service"; some p in held(g)}
+
+# group_grants are the grants made on exactly the group scp (group-level
+# access rights), never service grants.
+group_grants(grants, scp) := {g |
+	some g in grants
+	g.scope.type != "service"
+	g.scope.type == scp.type
+	g.scope.id == scp.id
+}
+
+# effective is what grants allow on scp. Manage Process Access Rights: "A
+# user with this permission cannot grant access rights that are denied by
+# the permissions set for a user role. For example, if a role allows a user
+# to edit processes, that permission can be removed for a group. If the role
+# does not allow a user to delete processes, that permission cannot be
+# granted for that role at group level." (likewise Manage Business Object
+# Access Rights). So where group-level rights exist for scp they narrow the
+# service-level permissions (intersection) and never widen them; elsewhere
+# the service-level permissions apply.
+effective(grants, scp) := service_permissions(grants) & group_permissions if {
+	count(group_grants(grants, scp)) > 0
+	group_permissions := {p | some g in group_grants(grants, scp); some p in held(g)}
+} else := service_permissions(grants)
+
+# allows is the set of actions a held permission allows: itself and what it
+# implies (catalog "implies", each entry cited there); an unused permission
+# allows nothing (catalog "unused": "This permission is not used.").
+allows(p) := set() if {
+	catalog.unused[p]
+} else := {p} | {a | some a in catalog.implies[p]}
+
+# --- the check, as clauses -------------------------------------------------
+# A clause {"any_of": [actions], "scope": scp} is met when a permission in
+# effect on scp allows one of its actions. The action is allowed when every
+# clause is met (and at least one grant is a reason).
+
+clauses contains {"any_of": [input.action], "scope": lib.scope} if {
+	catalog.permissions[input.action]
+	not catalog.unused[input.action]
+}
+
+# Requirements besides the permission itself, and the derived actions
+# (catalog "requires", each cited in data and docs/systems/blueprism.md).
+clauses contains {"any_of": c, "scope": lib.scope} if some c in catalog.requires[input.action]
+
+# Import Release: "If the user is importing a release that contains either
+# processes or objects, the user will also need the appropriate permissions
+# such as Import Process and Import Business Object." Import Global Dashboard
+# (likewise Published Dashboard, Tile, Skill): "If a release contains a global
+# dashboard and the user does not have this permission, the release cannot be
+# imported."
+clauses contains {"any_of": [p], "scope": lib.scope} if {
+	some k in imported_kinds
+	p := catalog.release_kinds[k].import
+}
+
+# Import Process: "If a process being imported already exists in the
+# database, users must also have the Edit Process permission to overwrite
+# that process during import." (likewise Import Business Object).
+clauses contains {"any_of": [p], "scope": lib.scope} if {
+	some k in overwritten_kinds
+	p := catalog.release_kinds[k].overwrite
+}
+
+# Edit Process Groups / Edit Object Groups: "Users can also move groups with
+# this permission if they have the appropriate access rights to the target
+# folder": the same permission in effect on the target group.
+clauses contains {"any_of": [move.permission], "scope": target} if {
+	move := catalog.moves[input.action]
+	is_string(lib.context.target_group)
+	target := {"type": move.scope_type, "id": lib.context.target_group}
+}
+
+# import_kinds are the kinds of item the checked import action may carry.
+import_kinds := {k | some k in catalog.import_actions[input.action]}
+
+# declared_kinds are the kinds the import carries: the release's
+# context.release_contains, or the one kind of import_process /
+# import_business_object.
+declared_kinds := {k | some k in lib.context.release_contains; k in import_kinds} if {
+	input.action == "import_release"
+} else := import_kinds
+
+# overwritten_kinds: context.overwrite_existing, true (every declared item
+# that can be overwritten does) or a list of kinds.
+overwritten_kinds := {k | some k in declared_kinds; catalog.release_kinds[k].overwrite} if {
+	lib.context.overwrite_existing == true
+} else := {k | some k in lib.context.overwrite_existing; k in import_kinds}
+
+# imported_kinds: declared or overwritten (an overwritten item is imported).
+imported_kinds := declared_kinds | overwritten_kinds
+
+# --- verdict -----------------------------------------------------------------
+
+# met is the permissions in effect on the clause's scope that meet it.
+met(clause) := {p |
+	some p in effective(subject_grants, clause.scope)
+	some a in clause.any_of
+	a in allows(p)
+}
+
+# missing_clause names what a clause lacks: its (first) action, with the
+# alternatives when there are several.
+missing_clause(clause) := lib.missing_permission(system_id, clause.any_of[0], clause.scope) if {
+	count(clause.any_of) == 1
+} else := object.union(
+	lib.missing_permission(system_id, clause.any_of[0], clause.scope),
+	{"any_of": clause.any_of},
+)
+
+# reasons: the grants (service-level, and group-level on the clause's group)
+# holding a permission that meets a clause.
+reasons contains lib.reason(g) if {
+	some clause in clauses
+	some p in met(clause)
+	some g in subject_grants
+	lib.covers(g.scope, clause.scope)
+	p in held(g)
+}
+
+missing contains m if {
+	some clause in clauses
+	count(met(clause)) == 0
+	m := missing_clause(clause)
+}
+
+# The unused permissions allow nothing (Audit – View Design Control,
+# Processes – Grouping, Processes – View Environment Variables).
+missing contains lib.missing_condition(system_id, sprintf("%s allows nothing: %s", [input.action, why])) if {
+	why := catalog.unused[input.action]
+}
+
+# View Resource Screen Captures: "If Allow latest runtime resource screen
+# capture is selected in System –Settings, users with this permission can
+# view a runtime resource screen capture." Unknown means not selected.
+missing contains lib.missing_condition(system_id, c.message) if {
+	c := catalog.conditions[input.action]
+	object.get(lib.context, c.context, false) != true
+}
+
+missing contains lib.missing_condition(system_id, msg) if {
+	not is_string(object.get(lib.context, "target_group", null))
+	move := catalog.moves[input.action]
+	msg := sprintf("%s needs context.target_group: the id of the %s it is moved into", [input.action, move.scope_type])
+}
+
+# A malformed import context is never read as "nothing to import".
+missing contains lib.missing_condition(system_id, "context.release_contains must be a list of kinds") if {
+	input.action == "import_release"
+	not is_array(object.get(lib.context, "release_contains", []))
+}
+
+missing contains lib.missing_condition(system_id, "context.overwrite_existing must be true or a list of kinds") if {
+	count(import_kinds) > 0
+	v := object.get(lib.context, "overwrite_existing", [])
+	not is_array(v)
+	not is_boolean(v)
+}
+
+missing contains lib.missing_condition(system_id, msg) if {
+	input.action == "import_release"
+	some key in ["release_contains", "overwrite_existing"]
+	some k in lib.context[key]
+	not catalog.release_kinds[k]
+	msg := sprintf("unknown kind %v in context.%s (known: %s)", [k, key, known_kinds])
+}
+
+known_kinds := concat(", ", catalog.import_actions.import_release)
+
+decision := lib.verdict(reasons, missing)

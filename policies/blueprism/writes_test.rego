@@ -1,0 +1,153 @@
+# Tests of the blueprism write rules (policies/blueprism/writes.rego and
+# the generic ones in data.permatrix.admin), end to end through
+# data.permatrix.admin.verdict.
+package permatrix.systems.blueprism_test
+
+# admin is the write verdict on w against store st.
+admin(st, w) := v if {
+	# regal ignore:external-reference,with-outside-test-context
+	v := data.permatrix.admin.verdict with input as w with data.store as st
+}
+
+# --- writes ------------------------------------------------------------------------------
+
+writers := store(
+	{
+		"sysadmin": [
+			"security_users", "security_user_roles",
+			"manage_process_access_rights", "manage_business_object_access_rights",
+		],
+		"g1_rights": ["security_users"],
+		"dev": ["edit_process"],
+	},
+	[
+		role("w1", "user:sam", "sysadmin", service),
+		role("w2", "user:sam", "g1_rights", pg("g1")),
+		role("w3", "group:devs", "dev", service),
+	],
+	{"dan": {"devs": true}},
+)
+
+assigning(a, actor) := {"op": "assign", "assignment": a, "actor": actor}
+
+test_permission_assignment_at_group_scope_is_a_violation if {
+	v := admin(writers, {"op": "assign", "assignment": perm("n", "user:bob", "edit_process", pg("g1"))})
+	count(v.violations) == 1
+	contains(v.violations[0], "service scope only")
+	admin(writers, {"op": "assign", "assignment": perm("n", "user:bob", "edit_process", service)}).violations == []
+}
+
+test_custom_role_at_every_scope if {
+	every scp in [service, pg("g1"), og("o1"), rg("r1")] {
+		admin(writers, {"op": "assign", "assignment": role("n", "user:bob", "dev", scp)}).violations == []
+	}
+	v := admin(writers, {"op": "assign", "assignment": role("n", "user:bob", "nope", service)})
+	v.violations == [`unknown role "nope" for system "blueprism"`]
+}
+
+test_derived_action_cannot_be_assigned if {
+	v := admin(writers, {"op": "assign", "assignment": perm("n", "user:bob", "step_into_process", service)})
+	count(v.violations) > 0
+}
+
+test_define_role_with_unknown_permission if {
+	v := admin(writers, {"op": "define_role", "role": role_def("x", ["edit_process", "fly"])})
+	v.violations == [`unknown permission "fly" for system "blueprism"`]
+	ok := admin(writers, {"op": "define_role", "role": role_def("x", ["edit_process"])})
+	ok == {"violations": [], "forbidden": []}
+}
+
+test_define_role_with_derived_action_is_a_violation if {
+	v := admin(writers, {"op": "define_role", "role": role_def("x", ["view_dashboard_tab"])})
+	count(v.violations) == 1
+}
+
+test_assigning_needs_security_users if {
+	a := role("n", "user:bob", "dev", service)
+	admin(writers, assigning(a, "sam")).forbidden == []
+	f := admin(writers, assigning(a, "dan")).forbidden
+	count(f) == 1
+	contains(f[0], "security_users")
+	count(admin(writers, {"op": "unassign", "assignment": a, "actor": "dan"}).forbidden) == 1
+}
+
+test_no_actor_no_forbidden if {
+	admin(writers, {"op": "assign", "assignment": role("n", "user:bob", "dev", service)}).forbidden == []
+}
+
+test_group_assignment_needs_access_rights_on_the_group if {
+	admin(writers, assigning(role("n", "user:bob", "dev", pg("g2")), "sam")).forbidden == []
+	admin(writers, assigning(role("n", "user:bob", "dev", og("o1")), "sam")).forbidden == []
+
+	# sam's rights on g1 are narrowed to security_users: no manage_process_access_rights there
+	f := admin(writers, assigning(role("n", "user:bob", "dev", pg("g1")), "sam")).forbidden
+	contains(f[0], "manage_process_access_rights")
+
+	# sysadmin lacks manage_resource_access_rights
+	g := admin(writers, assigning(role("n", "user:bob", "dev", rg("r1")), "sam")).forbidden
+	contains(g[0], "manage_resource_access_rights")
+}
+
+test_defining_roles_needs_security_user_roles if {
+	r := {"system": "blueprism", "name": "x", "permissions": ["edit_process"]}
+	admin(writers, {"op": "define_role", "role": r, "actor": "sam"}).forbidden == []
+	count(admin(writers, {"op": "define_role", "role": r, "actor": "dan"}).forbidden) == 1
+	count(admin(writers, {"op": "delete_role", "role": r, "actor": "dan"}).forbidden) == 1
+}
+
+own_role_admins := store(
+	{
+		"sysadmin": [
+			"security_users", "security_user_roles",
+			"manage_process_access_rights", "manage_resource_access_rights",
+		],
+		"other": ["manage_process_access_rights"],
+	},
+	[role("w1", "group:admins", "sysadmin", service)],
+	{"sam": {"admins": true}},
+)
+
+role_def(name, ps) := {"system": "blueprism", "name": name, "permissions": ps}
+
+define(name, ps) := {"op": "define_role", "role": role_def(name, ps), "actor": "sam"}
+
+test_own_role_cannot_lose_access_rights_permission if {
+	f := admin(own_role_admins, define("sysadmin", ["security_users", "security_user_roles"])).forbidden
+	count(f) == 1
+	contains(f[0], "manage_process_access_rights")
+}
+
+test_own_role_cannot_gain_access_rights_permission if {
+	ps := [
+		"security_users", "security_user_roles", "manage_process_access_rights",
+		"manage_resource_access_rights", "manage_business_object_access_rights",
+	]
+	f := admin(own_role_admins, define("sysadmin", ps)).forbidden
+	count(f) == 1
+	contains(f[0], "manage_business_object_access_rights")
+}
+
+test_own_role_other_changes_allowed if {
+	ps := ["security_users", "security_user_roles", "manage_process_access_rights", "edit_process"]
+
+	# dropping manage_resource_access_rights: its description has no own-role sentence
+	admin(own_role_admins, define("sysadmin", ps)).forbidden == []
+}
+
+test_other_role_access_rights_change_allowed if {
+	admin(own_role_admins, define("other", [])).forbidden == []
+	admin(own_role_admins, define("new", ["manage_process_access_rights"])).forbidden == []
+}
+
+test_own_role_cannot_be_deleted_with_access_rights_permission if {
+	w := {"op": "delete_role", "role": {"system": "blueprism", "name": "sysadmin", "permissions": []}, "actor": "sam"}
+	count(admin(own_role_admins, w).forbidden) == 1
+	other := {"op": "delete_role", "role": {"system": "blueprism", "name": "other", "permissions": []}, "actor": "sam"}
+	admin(own_role_admins, other).forbidden == []
+}
+
+test_import_release_overwrite_true_with_everything if {
+	ps := ["import_release", "import_process", "import_business_object", "edit_process", "edit_business_object"]
+	allowed(holding(ps), "import_release", service, {"overwrite_existing": true})
+	not allowed(holding(ps), "import_release", service, {"overwrite_existing": true, "release_contains": ["tile"]})
+}
