@@ -3,8 +3,6 @@ package http
 import (
 	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -189,13 +187,9 @@ func (s *Server) getProject(c echo.Context) error {
 
 // POST /v1/import: NDJSON of assignment objects, all or nothing.
 func (s *Server) importAssignments(c echo.Context) error {
-	body, err := io.ReadAll(c.Request().Body)
+	body, err := readBody(c)
 	if err != nil {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			return he
-		}
-		return permatrix.Errorf(permatrix.EINVALID, "reading body: %v", err)
+		return err
 	}
 	var list []permatrix.Assignment
 	sc := bufio.NewScanner(bytes.NewReader(body))

@@ -279,15 +279,25 @@ func (s *Server) handleError(err error, c echo.Context) {
 // decode reads the body as one JSON value into v: malformed JSON, wrong
 // types and trailing data are EINVALID errors that say where.
 func decode(c echo.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return unmarshal(body, v)
+}
+
+// readBody reads the whole body; over the limit it is the body-limit
+// middleware's 413.
+func readBody(c echo.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var he *echo.HTTPError
 		if errors.As(err, &he) {
-			return he
+			return nil, he
 		}
-		return permatrix.Errorf(permatrix.EINVALID, "reading body: %v", err)
+		return nil, permatrix.Errorf(permatrix.EINVALID, "reading body: %v", err)
 	}
-	return unmarshal(body, v)
+	return body, nil
 }
 
 func unmarshal(body []byte, v any) error {
