@@ -21,6 +21,25 @@ func actorOf(c echo.Context, body string) string {
 	return c.Request().Header.Get(actorHeader)
 }
 
+// deleteActor is the actor of a DELETE: an optional {"actor": "..."} body,
+// else the header. A body that is not that object is a 400, never ignored
+// (ignoring it would make the change with the operator's authority).
+func deleteActor(c echo.Context) (string, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return "", err
+	}
+	var req struct {
+		Actor string `json:"actor"`
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := unmarshal(body, &req); err != nil {
+			return "", err
+		}
+	}
+	return actorOf(c, req.Actor), nil
+}
+
 type assignmentRequest struct {
 	permatrix.Assignment
 	Actor string `json:"actor"`
@@ -43,7 +62,11 @@ func (s *Server) createAssignment(c echo.Context) error {
 
 // DELETE /v1/assignments/{id}
 func (s *Server) deleteAssignment(c echo.Context) error {
-	rev, err := s.svc.Unassign(c.Request().Context(), c.Param("id"), c.Request().Header.Get(actorHeader))
+	actor, err := deleteActor(c)
+	if err != nil {
+		return err
+	}
+	rev, err := s.svc.Unassign(c.Request().Context(), param(c, "id"), actor)
 	if err != nil {
 		return err
 	}
@@ -53,7 +76,7 @@ func (s *Server) deleteAssignment(c echo.Context) error {
 
 // GET /v1/assignments/{id}
 func (s *Server) getAssignment(c echo.Context) error {
-	a, err := s.svc.Assignment(c.Request().Context(), c.Param("id"))
+	a, err := s.svc.Assignment(c.Request().Context(), param(c, "id"))
 	if err != nil {
 		return err
 	}
@@ -86,7 +109,7 @@ func (s *Server) listAssignments(c echo.Context) error {
 
 // PUT /v1/groups/{group}/members/{user}
 func (s *Server) putMember(c echo.Context) error {
-	rev, err := s.svc.AddMember(c.Request().Context(), permatrix.Membership{Group: c.Param("group"), User: c.Param("user")})
+	rev, err := s.svc.AddMember(c.Request().Context(), permatrix.Membership{Group: param(c, "group"), User: param(c, "user")})
 	if err != nil {
 		return err
 	}
@@ -96,7 +119,7 @@ func (s *Server) putMember(c echo.Context) error {
 
 // DELETE /v1/groups/{group}/members/{user}
 func (s *Server) deleteMember(c echo.Context) error {
-	rev, err := s.svc.RemoveMember(c.Request().Context(), permatrix.Membership{Group: c.Param("group"), User: c.Param("user")})
+	rev, err := s.svc.RemoveMember(c.Request().Context(), permatrix.Membership{Group: param(c, "group"), User: param(c, "user")})
 	if err != nil {
 		return err
 	}
@@ -106,14 +129,14 @@ func (s *Server) deleteMember(c echo.Context) error {
 
 // GET /v1/groups/{group}/members
 func (s *Server) listMembers(c echo.Context) error {
-	users, rev, err := s.svc.Members(c.Request().Context(), c.Param("group"))
+	users, rev, err := s.svc.Members(c.Request().Context(), param(c, "group"))
 	if err != nil {
 		return err
 	}
 	if users == nil {
 		users = []string{}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"group": c.Param("group"), "members": users, "revision": rev})
+	return c.JSON(http.StatusOK, map[string]any{"group": param(c, "group"), "members": users, "revision": rev})
 }
 
 // PUT /v1/systems/{system}/roles/{role}
@@ -125,7 +148,7 @@ func (s *Server) putRole(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	r := permatrix.Role{System: c.Param("system"), Name: c.Param("role"), Permissions: req.Permissions}
+	r := permatrix.Role{System: param(c, "system"), Name: param(c, "role"), Permissions: req.Permissions}
 	rev, err := s.svc.PutRole(c.Request().Context(), r, actorOf(c, req.Actor))
 	if err != nil {
 		return err
@@ -136,7 +159,7 @@ func (s *Server) putRole(c echo.Context) error {
 
 // GET /v1/systems/{system}/roles/{role}
 func (s *Server) getRole(c echo.Context) error {
-	r, err := s.svc.Role(c.Request().Context(), c.Param("system"), c.Param("role"))
+	r, err := s.svc.Role(c.Request().Context(), param(c, "system"), param(c, "role"))
 	if err != nil {
 		return err
 	}
@@ -145,7 +168,11 @@ func (s *Server) getRole(c echo.Context) error {
 
 // DELETE /v1/systems/{system}/roles/{role}
 func (s *Server) deleteRole(c echo.Context) error {
-	rev, err := s.svc.DeleteRole(c.Request().Context(), c.Param("system"), c.Param("role"), c.Request().Header.Get(actorHeader))
+	actor, err := deleteActor(c)
+	if err != nil {
+		return err
+	}
+	rev, err := s.svc.DeleteRole(c.Request().Context(), param(c, "system"), param(c, "role"), actor)
 	if err != nil {
 		return err
 	}
@@ -163,7 +190,7 @@ func (s *Server) putProject(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	p := permatrix.Project{System: c.Param("system"), ID: c.Param("id"), CreatedBy: req.CreatedBy, Kind: req.Kind}
+	p := permatrix.Project{System: param(c, "system"), ID: param(c, "id"), CreatedBy: req.CreatedBy, Kind: req.Kind}
 	rev, creator, err := s.svc.PutProject(c.Request().Context(), p, actorOf(c, req.Actor))
 	if err != nil {
 		return err
@@ -178,7 +205,7 @@ func (s *Server) putProject(c echo.Context) error {
 
 // GET /v1/systems/{system}/projects/{id}
 func (s *Server) getProject(c echo.Context) error {
-	p, err := s.svc.Project(c.Request().Context(), c.Param("system"), c.Param("id"))
+	p, err := s.svc.Project(c.Request().Context(), param(c, "system"), param(c, "id"))
 	if err != nil {
 		return err
 	}

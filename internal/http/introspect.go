@@ -31,9 +31,9 @@ func (s *Server) systems(c echo.Context) error {
 
 // GET /v1/systems/{system}
 func (s *Server) system(c echo.Context) error {
-	sys, ok := s.svc.Catalog()[c.Param("system")]
+	sys, ok := s.svc.Catalog()[param(c, "system")]
 	if !ok {
-		return permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", c.Param("system"))
+		return permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", param(c, "system"))
 	}
 	return c.JSON(http.StatusOK, sys)
 }
@@ -51,11 +51,11 @@ func (s *Server) permissions(c echo.Context) error {
 	if sys := c.QueryParam("system"); sys != "" {
 		systems = []string{sys}
 	}
-	list, rev, err := s.svc.Permissions(c.Request().Context(), c.Param("user"), systems, scope)
+	list, rev, err := s.svc.Permissions(c.Request().Context(), param(c, "user"), systems, scope)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"subject": c.Param("user"), "scope": scope, "revision": rev, "permissions": list})
+	return c.JSON(http.StatusOK, map[string]any{"subject": param(c, "user"), "scope": scope, "revision": rev, "permissions": list})
 }
 
 // GET /health: 200 once the bundle is loaded and the db open, else 503.

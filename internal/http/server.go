@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -284,6 +285,19 @@ func decode(c echo.Context, v any) error {
 		return err
 	}
 	return unmarshal(body, v)
+}
+
+// param is a path parameter, unescaped. Echo leaves parameters escaped when
+// the path holds an escaped slash (%2F): it routes on the raw path then.
+func param(c echo.Context, name string) string {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }
 
 // readBody reads the whole body; over the limit it is the body-limit

@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"context"
+	"slices"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
@@ -183,6 +184,8 @@ func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (
 	if r.Permissions == nil {
 		return 0, permatrix.Errorf(permatrix.EINVALID, "permissions is required (an array of permission ids)")
 	}
+	// A role is a set of permissions: store it sorted, without repeats.
+	r.Permissions = slices.Compact(slices.Sorted(slices.Values(r.Permissions)))
 	if err := validActor(actor); err != nil {
 		return 0, err
 	}
