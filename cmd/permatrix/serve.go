@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/watch"
 )
 
 type serveOptions struct {
@@ -28,6 +30,9 @@ type serveOptions struct {
 	logLevel, decisionLog    string
 	bodyLimit                int64
 	shutdownTimeout          time.Duration
+	watch                    bool
+	watchDebounce            time.Duration
+	verify                   opa.VerifyOptions
 }
 
 func newServe() *cobra.Command {
@@ -52,6 +57,12 @@ generated and logged at startup.`,
 	f.StringVar(&o.decisionLog, "decision-log", "", "append decisions as JSON lines to this file (- for stdout)")
 	f.Int64Var(&o.bodyLimit, "body-limit", 1<<20, "largest request body in bytes")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for in-flight requests on SIGTERM")
+	f.BoolVar(&o.watch, "watch", false, "reload the --bundle directory or file when it changes; a broken edit keeps the last good bundle serving")
+	f.DurationVar(&o.watchDebounce, "watch-debounce", 300*time.Millisecond, "with --watch: wait this long after the last change before reloading")
+	f.StringVar(&o.verify.Key, "verification-key", "", "verify the --bundle signature with this HMAC secret or PEM public key, or the file holding it")
+	f.StringVar(&o.verify.KeyID, "verification-key-id", opa.DefaultKeyID, "name of the verification key (the signature's kid)")
+	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
+	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
 	return cmd
 }
 
@@ -77,6 +88,67 @@ func adminToken(o serveOptions, log *slog.Logger) (string, error) {
 	t := hex.EncodeToString(b[:])
 	log.Warn("no --admin-token given: generated one for this run", "admin_token", t)
 	return t, nil
+}
+
+// bundleLoadOptions checks the bundle flags and turns them into load options.
+func bundleLoadOptions(o serveOptions) (opa.LoadOptions, error) {
+	var lo opa.LoadOptions
+	if o.watch {
+		switch {
+		case o.bundle == "":
+			return lo, errors.New("--watch needs --bundle: a directory (the repository's policies/ and data/) or a .tar.gz file; the embedded bundle never changes")
+		case strings.HasPrefix(o.bundle, "http://") || strings.HasPrefix(o.bundle, "https://"):
+			return lo, errors.New("--watch watches files: give --bundle a directory or a .tar.gz, not a URL")
+		}
+	}
+	if o.verify.Key == "" {
+		return lo, nil
+	}
+	vc, err := opa.Verification(o.verify)
+	if err != nil {
+		return lo, err
+	}
+	lo.Verification = vc
+	return lo, nil
+}
+
+// reloader reloads the bundle for serve --watch.
+type reloader struct {
+	src  string
+	opts opa.LoadOptions
+	svc  *pdp.Service
+	srv  *http.Server
+	log  *slog.Logger
+	mu   sync.Mutex // one reload at a time
+}
+
+// reload reads and compiles the bundle again and swaps it in. The swap is
+// one atomic pointer store (internal/opa): a check in flight finishes on
+// the policy it started with. A bundle that does not load or compile is
+// not swapped in: the last good one keeps serving, the error (with
+// file:line) is logged, shown by /health?bundles and counted in
+// permatrix_bundle_reload_failures_total.
+func (r *reloader) reload(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ctx.Err() != nil {
+		return // shutting down: not a failed reload
+	}
+	old := ""
+	if p := r.svc.Engine().Current(); p != nil {
+		old = p.Revision()
+	}
+	b, err := opa.Load(ctx, r.src, r.opts)
+	if err == nil {
+		var p *opa.Policy
+		if p, err = r.svc.Load(ctx, b); err == nil {
+			r.srv.SetBundleError(nil)
+			r.log.Info("bundle reloaded", "bundle", r.src, "revision", p.Revision(), "previous_revision", old)
+			return
+		}
+	}
+	r.srv.SetBundleError(err)
+	r.log.Error("bundle reload failed; the last good bundle keeps serving", "bundle", r.src, "revision", old, "err", err.Error())
 }
 
 func runServe(ctx context.Context, o serveOptions) error {
@@ -111,8 +183,12 @@ func runServe(ctx context.Context, o serveOptions) error {
 		dlog = w
 	}
 
+	loadOpts, err := bundleLoadOptions(o)
+	if err != nil {
+		return err
+	}
 	svc := pdp.New(db, opa.New(), log, dlog)
-	b, err := opa.Load(ctx, o.bundle, opa.LoadOptions{})
+	b, err := opa.Load(ctx, o.bundle, loadOpts)
 	if err != nil {
 		return err
 	}
@@ -121,6 +197,15 @@ func runServe(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log})
+	if o.watch {
+		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
+		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {
+			log.Error("watching the bundle", "err", err, "bundle", o.bundle)
+		}); err != nil {
+			return fmt.Errorf("--watch %s: %w", o.bundle, err)
+		}
+		log.Info("watching the bundle for changes", "bundle", o.bundle)
+	}
 	srv.Metrics().StoreRevision.Set(float64(db.Revision()))
 	addr, err := srv.Listen(o.addr)
 	if err != nil {

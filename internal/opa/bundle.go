@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,6 +48,8 @@ func LoadDefault() (*bundle.Bundle, error) {
 // an http(s) URL serving one. An empty src is the embedded bundle.
 func Load(ctx context.Context, src string, opts LoadOptions) (*bundle.Bundle, error) {
 	switch {
+	case src == "" && opts.Verification != nil:
+		return nil, errors.New("bundle verification needs a signed bundle (--bundle FILE.tar.gz, a bundle directory or URL); the embedded one is not signed")
 	case src == "":
 		return LoadDefault()
 	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
@@ -58,6 +61,9 @@ func Load(ctx context.Context, src string, opts LoadOptions) (*bundle.Bundle, er
 	}
 	if fi.IsDir() {
 		if isLayout(src) {
+			if opts.Verification != nil {
+				return nil, fmt.Errorf("bundle %s: a policies/ + data/ tree is not signed and cannot be verified; build a signed bundle with `permatrix bundle build --signing-key`", src)
+			}
 			return LoadLayout(os.DirFS(src))
 		}
 		return readBundle(bundle.NewDirectoryLoader(src), src, opts)

@@ -4,7 +4,7 @@
 #   Every cell of both Celonis tables, end to end through data.permatrix.decision.
 #   "new" = celonis-task-mining-permissions.txt, "old" = celonis-task-mining-permissions-older.txt,
 #   with the line of the cell.
-package permatrix.celonis_test
+package celonis_test
 
 import data.permatrix
 
@@ -20,7 +20,13 @@ edits := ["edit_client_settings", "edit_users", "edit_data_configuration", "edit
 
 role(id, user, r) := {"id": id, "subject": concat("", ["user:", user]), "system": tm, "role": r, "scope": service}
 
-grant(id, subject, sys, perm, scope) := {"id": id, "subject": subject, "system": sys, "permission": perm, "scope": scope}
+grant(id, subject, sys, perm, scope) := {
+	"id": id,
+	"subject": subject,
+	"system": sys,
+	"permission": perm,
+	"scope": scope,
+}
 
 store(assignments, memberships) := {
 	"revision": 7,
@@ -31,15 +37,39 @@ store(assignments, memberships) := {
 	"projects": {},
 }
 
-check(sys, action, resource, ctx) := {"subject": "u", "system": sys, "action": action, "resource": resource, "context": ctx}
+check(sys, action, resource, ctx) := {
+	"subject": "u",
+	"system": sys,
+	"action": action,
+	"resource": resource,
+	"context": ctx,
+}
 
+# decide is the decision for request over a store of assignments. A test
+# helper: Regal counts only test_ rules as test context, but with is what
+# this file is for.
 decide(assignments, request) := d if {
+	# regal ignore:with-outside-test-context,external-reference
 	d := permatrix.decision with data.store as store(assignments, {}) with input as request
 }
 
 allowed(assignments, action, resource) if decide(assignments, check(tm, action, resource, {})).allow
 
 admin := [role("r", "u", "admin")]
+
+# creator holds create_project for all projects.
+creator := [grant("g", "user:u", tm, "create_project", service)]
+
+# package_grant is celonis-studio create_package on a space.
+package_grant(space_id) := grant("s", "user:u", "celonis-studio", "create_package", {"type": "space", "id": space_id})
+
+# missing_package is the missing item naming create_package on a space.
+missing_package(space_id) := {
+	"kind": "permission",
+	"system": "celonis-studio",
+	"permission": "create_package",
+	"scope": {"type": "space", "id": space_id},
+}
 
 analyst := [role("r", "u", "analyst")]
 
@@ -97,7 +127,8 @@ test_analyst_edit_users_granted if {
 
 # old line 8 says "-" for Delete Project: no grant exists for it (the catalog refuses it).
 test_analyst_never_deletes_projects if {
-	d := decide(array.concat(analyst, [grant("g", "user:u", tm, "edit_users", service)]), check(tm, "delete_project", p1, {}))
+	assignments := array.concat(analyst, [grant("g", "user:u", tm, "edit_users", service)])
+	d := decide(assignments, check(tm, "delete_project", p1, {}))
 	not d.allow
 	d.missing == [{"kind": "role", "system": tm, "role": "admin", "scope": service}]
 }
@@ -157,7 +188,7 @@ test_deny_names_the_missing_permission if {
 
 # --- new line 21/22: CREATE PROJECT | Service: yes ("Analyst user also requires:") | Project: No
 
-test_create_project_service_grant if allowed([grant("g", "user:u", tm, "create_project", service)], "create_project", service)
+test_create_project_service_grant if allowed(creator, "create_project", service)
 
 test_create_project_is_not_checked_on_a_project if {
 	d := decide([grant("g", "user:u", tm, "create_project", service)], check(tm, "create_project", p1, {}))
@@ -167,42 +198,43 @@ test_create_project_is_not_checked_on_a_project if {
 
 # new line 22: "Analyst users creating custom projects also require the Studio Space permission CREATE PACKAGE."
 test_custom_project_needs_create_package if {
-	base := [grant("g", "user:u", tm, "create_project", service)]
 	custom := check(tm, "create_project", service, {"custom_project": true, "space": "s1"})
-	d := decide(base, custom)
+	d := decide(creator, custom)
 	not d.allow
-	d.missing == [{"kind": "permission", "system": "celonis-studio", "permission": "create_package", "scope": {"type": "space", "id": "s1"}}]
-	decide(array.concat(base, [grant("s", "user:u", "celonis-studio", "create_package", {"type": "space", "id": "s1"})]), custom).allow
-	not decide(array.concat(base, [grant("s", "user:u", "celonis-studio", "create_package", {"type": "space", "id": "s2"})]), custom).allow
+	d.missing == [missing_package("s1")]
+	decide(array.concat(creator, [package_grant("s1")]), custom).allow
+	not decide(array.concat(creator, [package_grant("s2")]), custom).allow
 }
 
 test_custom_project_needs_a_space if {
-	d := decide([grant("g", "user:u", tm, "create_project", service)], check(tm, "create_project", service, {"custom_project": true}))
+	d := decide(creator, check(tm, "create_project", service, {"custom_project": true}))
 	not d.allow
 	d.missing[0].kind == "condition"
 }
 
 test_non_custom_project_needs_no_package if {
-	allowed([grant("g", "user:u", tm, "create_project", service)], "create_project", service)
-	decide([grant("g", "user:u", tm, "create_project", service)], check(tm, "create_project", service, {"custom_project": false})).allow
+	allowed(creator, "create_project", service)
+	decide(creator, check(tm, "create_project", service, {"custom_project": false})).allow
 }
 
 # new lines 18 and 21: the cut-off lists of further permissions are data (empty by default).
 test_prerequisites_from_data if {
-	prereq := {"edit_project_connection": [{"system": "celonis-studio", "permission": "create_package", "scope": {"type": "space", "id": "conn"}}], "create_project": []}
+	conn := {"system": "celonis-studio", "permission": "create_package", "scope": {"type": "space", "id": "conn"}}
+	prereq := {"edit_project_connection": [conn], "create_project": []}
 	assignments := [grant("g", "user:u", tm, "edit_project_connection", p1)]
 	d := permatrix.decision with data.store as store(assignments, {})
 		with data.systems["celonis-task-mining"].prerequisites as prereq
 		with input as check(tm, "edit_project_connection", p1, {})
 	not d.allow
-	d.missing == [{"kind": "permission", "system": "celonis-studio", "permission": "create_package", "scope": {"type": "space", "id": "conn"}}]
+	d.missing == [missing_package("conn")]
 	allowed(assignments, "edit_project_connection", p1)
 }
 
 # --- new line 12: "service permissions take precedence over project permissions"
 
 test_service_grant_takes_precedence if {
-	d := decide([grant("proj", "user:u", tm, "edit_users", p1), grant("svc", "user:u", tm, "edit_users", service)], check(tm, "edit_users", p1, {}))
+	both := [grant("proj", "user:u", tm, "edit_users", p1), grant("svc", "user:u", tm, "edit_users", service)]
+	d := decide(both, check(tm, "edit_users", p1, {}))
 	d.allow
 	[r.assignment | some r in d.reasons] == ["svc"]
 }
@@ -221,7 +253,7 @@ test_view_project_from_service_edit_reaches_every_project if {
 	allowed([grant("g", "user:u", tm, "edit_users", service)], "view_project", service)
 }
 
-test_view_project_not_from_create_project if not allowed([grant("g", "user:u", tm, "create_project", service)], "view_project", p1)
+test_view_project_not_from_create_project if not allowed(creator, "view_project", p1)
 
 test_view_project_deny_lists_any_of if {
 	d := decide([], check(tm, "view_project", p1, {}))
@@ -264,8 +296,8 @@ test_screenshot_deny_names_each_missing if {
 
 test_studio_create_package_on_its_space if {
 	space := {"type": "space", "id": "s1"}
-	decide([grant("s", "user:u", "celonis-studio", "create_package", space)], check("celonis-studio", "create_package", space, {})).allow
-	not decide([grant("s", "user:u", "celonis-studio", "create_package", space)], check("celonis-studio", "create_package", {"type": "space", "id": "s2"}, {})).allow
+	decide([package_grant("s1")], check("celonis-studio", "create_package", space, {})).allow
+	not decide([package_grant("s1")], check("celonis-studio", "create_package", {"type": "space", "id": "s2"}, {})).allow
 }
 
 test_storage_permissions_per_bucket if {
@@ -276,9 +308,11 @@ test_storage_permissions_per_bucket if {
 
 # --- Writes (data.permatrix.admin.verdict).
 
+# verdict is the write verdict on assigning a over a store of assignments
+# (a test helper, as decide).
 verdict(assignments, a) := v if {
-	v := data.permatrix.admin.verdict with data.store as store(assignments, {})
-		with input as {"op": "assign", "assignment": a}
+	# regal ignore:with-outside-test-context,external-reference
+	v := permatrix.admin.verdict with data.store as store(assignments, {}) with input as {"op": "assign", "assignment": a}
 }
 
 test_member_cannot_be_granted if {
@@ -324,14 +358,16 @@ test_studio_has_no_roles if {
 # --- The entrypoint's own input errors (a stock opa user gets them as data).
 
 test_input_errors if {
-	d := permatrix.decision with data.store as store([], {}) with input as {"system": tm, "action": "edit_users"}
+	empty := store([], {})
+	d := permatrix.decision with data.store as empty with input as {"system": tm, "action": "edit_users"}
 	d.errors == ["subject must be a non-empty string"]
 	not d.allow
-	e := permatrix.decision with data.store as store([], {}) with input as {"subject": "u", "system": "nope", "action": "x"}
+	e := permatrix.decision with data.store as empty with input as {"subject": "u", "system": "nope", "action": "x"}
 	e.errors == ["unknown system \"nope\""]
-	f := permatrix.decision with data.store as store([], {}) with input as {"subject": "u", "system": tm, "action": "fly"}
+	f := permatrix.decision with data.store as empty with input as {"subject": "u", "system": tm, "action": "fly"}
 	f.errors == ["unknown action \"fly\" for system \"celonis-task-mining\""]
-	g := permatrix.decision with data.store as store([], {}) with input as {"subject": "u", "system": tm, "action": "edit_users", "resource": {"id": "p"}}
+	no_type := {"subject": "u", "system": tm, "action": "edit_users", "resource": {"id": "p"}}
+	g := permatrix.decision with data.store as empty with input as no_type
 	g.errors == ["resource must be an object with a string type"]
 }
 
@@ -346,7 +382,8 @@ test_member_cannot_be_granted_in_storage_manager if {
 }
 
 test_assignment_names_exactly_one_grant if {
-	v := verdict([], {"id": "x", "subject": "user:u", "system": tm, "role": "admin", "permission": "edit_users", "scope": service})
+	both := {"id": "x", "subject": "user:u", "system": tm, "role": "admin", "permission": "edit_users", "scope": service}
+	v := verdict([], both)
 	"an assignment names exactly one of role and permission" in v.violations
 }
 
@@ -366,13 +403,15 @@ test_scope_needs_an_id if {
 }
 
 test_no_custom_roles_in_celonis if {
-	v := data.permatrix.admin.verdict with input as {"op": "define_role", "role": {"system": tm, "name": "x", "permissions": ["edit_users"]}}
+	role_x := {"system": tm, "name": "x", "permissions": ["edit_users"]}
+	v := permatrix.admin.verdict with input as {"op": "define_role", "role": role_x}
 	v.violations == ["system \"celonis-task-mining\" has no custom roles"]
-	w := data.permatrix.admin.verdict with input as {"op": "delete_role", "role": {"system": tm, "name": "admin"}}
+	w := permatrix.admin.verdict with input as {"op": "delete_role", "role": {"system": tm, "name": "admin"}}
 	"\"admin\" is a built-in role of system \"celonis-task-mining\"" in w.violations
 }
 
 test_register_project_allowed if {
-	v := data.permatrix.admin.verdict with input as {"op": "register_project", "project": {"system": tm, "id": "p1", "created_by": "u", "kind": ""}}
+	project := {"system": tm, "id": "p1", "created_by": "u", "kind": ""}
+	v := permatrix.admin.verdict with input as {"op": "register_project", "project": project}
 	v == {"violations": [], "forbidden": []}
 }

@@ -41,9 +41,9 @@ member_only(grants) if {
 # permissions (celonis-task-mining-permissions.txt: "Analyst users who have
 # been assigned service and/or project permissions"). A rule, not a
 # function, so that it is computed once per decision.
-permission_grants := {g | some g in lib.grants; g.permission} if {
-	not member_only(lib.grants)
-} else := set()
+default permission_grants := set()
+
+permission_grants := {g | some g in lib.grants; g.permission} if not member_only(lib.grants)
 
 # granting is the reasons of the grants of perm in sys that cover target.
 # celonis-task-mining-permissions.txt, "Important": "Where this occurs,

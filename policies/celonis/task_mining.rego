@@ -24,7 +24,46 @@ decision := lib.verdict(celonis.admin_reasons, set()) if {
 # newer document, table "Task Mining service and project permissions".
 granted_actions := {a | some a in catalog.edit_permissions} | {"create_project"}
 
+# Screenshots, newer document: "anyone who wants to view these screenshots
+# must be granted permissions for that storage bucket and the File Storage
+# Manager service. GET and LIST: The user can view screenshots. GET, LIST,
+# and DELETE: The user can view and delete screenshots."
+screenshot_needs := {
+	"view_screenshots": ["get", "list"],
+	"delete_screenshots": ["get", "list", "delete"],
+}
+
+screenshot_checks contains celonis.permission_decision("celonis-storage-manager", p, lib.scope) if {
+	some p in screenshot_needs[input.action]
+}
+
+screenshot_checks contains celonis.permission_decision(
+	"celonis-storage-manager",
+	"use_file_storage_manager",
+	service,
+) if {
+	screenshot_needs[input.action]
+}
+
+# --- reasons: the grants that give the action, one definition per kind of action.
+
 reasons := celonis.granting(system_id, input.action, lib.scope) if input.action in granted_actions
+
+# Delete Project is "not shown in UI" in the older document's table, where
+# only the Admin Role row has it: admins only (they are decided above).
+reasons := set() if input.action == "delete_project"
+
+# View Project, older document: "No separate view permissions are provided.
+# Users can view if the edit permission is granted." Service-level edits
+# reach every project.
+reasons := {r | some p in catalog.edit_permissions; some r in celonis.granting(system_id, p, lib.scope)} if {
+	input.action == "view_project"
+}
+
+# Screenshots: the storage manager grants that give them.
+reasons := {r | some d in screenshot_checks; some r in d.reasons} if screenshot_needs[input.action]
+
+# --- missing: what is lacking, in the same order.
 
 missing contains lib.missing_permission(system_id, input.action, lib.scope) if {
 	input.action in granted_actions
@@ -50,24 +89,14 @@ missing contains lib.missing_permission("celonis-studio", "create_package", spac
 	not celonis.permission_decision("celonis-studio", "create_package", space).allow
 }
 
-missing contains lib.missing_condition(system_id, "a custom project needs context.space: the Studio space of its package") if {
+missing contains lib.missing_condition(system_id, msg) if {
 	input.action == "create_project"
 	lib.context.custom_project == true
 	not is_string(object.get(lib.context, "space", null))
+	msg := "a custom project needs context.space: the Studio space of its package"
 }
-
-# Delete Project is "not shown in UI" in the older document's table, where
-# only the Admin Role row has it: admins only.
-reasons := set() if input.action == "delete_project"
 
 missing contains lib.missing_role(system_id, "admin", service) if input.action == "delete_project"
-
-# View Project, older document: "No separate view permissions are provided.
-# Users can view if the edit permission is granted." Service-level edits
-# reach every project.
-reasons := {r | some p in catalog.edit_permissions; some r in celonis.granting(system_id, p, lib.scope)} if {
-	input.action == "view_project"
-}
 
 missing contains m if {
 	input.action == "view_project"
@@ -77,25 +106,6 @@ missing contains m if {
 		{"permission": "any edit permission", "any_of": catalog.edit_permissions},
 	)
 }
-
-# Screenshots, newer document: "anyone who wants to view these screenshots
-# must be granted permissions for that storage bucket and the File Storage
-# Manager service. GET and LIST: The user can view screenshots. GET, LIST,
-# and DELETE: The user can view and delete screenshots."
-screenshot_needs := {
-	"view_screenshots": ["get", "list"],
-	"delete_screenshots": ["get", "list", "delete"],
-}
-
-screenshot_checks contains celonis.permission_decision("celonis-storage-manager", p, lib.scope) if {
-	some p in screenshot_needs[input.action]
-}
-
-screenshot_checks contains celonis.permission_decision("celonis-storage-manager", "use_file_storage_manager", service) if {
-	screenshot_needs[input.action]
-}
-
-reasons := {r | some d in screenshot_checks; some r in d.reasons} if screenshot_needs[input.action]
 
 missing contains m if {
 	some d in screenshot_checks

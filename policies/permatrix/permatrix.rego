@@ -13,13 +13,18 @@ import data.permatrix.lib
 # allow is true only when the system's policy allows end to end.
 default allow := false
 
+# METADATA
+# description: true only when the system's policy allows end to end (POST /v1/data/permatrix/allow)
+# entrypoint: true
 allow if decision.allow == true
 
-# decision is the system policy's verdict plus the store revision; an input
-# that names no known system or action is denied and says why in errors.
-decision := object.union(verdict, {"revision": lib.revision}) if {
+# METADATA
+# description: |
+#   The system policy's verdict plus the store revision (POST /v1/check); an
+#   input that names no known system or action is denied and says why in errors.
+# entrypoint: true
+decision := object.union(system_verdict, {"revision": lib.revision}) if {
 	count(errors) == 0
-	verdict := system_verdict
 } else := {
 	"allow": false,
 	"reasons": [],

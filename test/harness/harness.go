@@ -177,12 +177,23 @@ func (s *Server) Assign(a map[string]any) string {
 // from test/tools (the Go module proxy) into the user cache the first time.
 func StockOPA(t testing.TB) string {
 	t.Helper()
-	return buildTool(t, "opa", "github.com/open-policy-agent/opa")
+	return buildTool(t, filepath.Join("test", "tools"), "opa", "github.com/open-policy-agent/opa")
 }
 
-func buildTool(t testing.TB, name, pkg string) string {
+// Regal returns the path of the pinned Regal linter, built from
+// test/tools/regal: a module of its own, since Regal pins an older OPA than
+// the stock opa of test/tools.
+func Regal(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(Root(), "test", "tools")
+	return buildTool(t, filepath.Join("test", "tools", "regal"), "regal", "github.com/open-policy-agent/regal")
+}
+
+// buildTool builds pkg in the tools module at moduleDir (relative to the
+// repository root) into the user cache. The binary's name carries a digest
+// of the module's go.sum, so changing a pin rebuilds it.
+func buildTool(t testing.TB, moduleDir, name, pkg string) string {
+	t.Helper()
+	dir := filepath.Join(Root(), moduleDir)
 	sum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,9 @@
 #   named violations and forbidden in their package.
 package permatrix.admin
 
-# verdict is what the server reads: both sets, sorted.
+# METADATA
+# description: what the server reads before every write; both sets, sorted
+# entrypoint: true
 verdict := {
 	"violations": sort([v | some v in violations]),
 	"forbidden": sort([f | some f in forbidden]),
@@ -27,20 +29,16 @@ system_id := input.project.system if input.op == "register_project"
 
 system := data.systems[system_id]
 
-# The system's own rules.
-violations contains v if some v in data.permatrix.systems[system.package].violations
+# assignment is the assignment an assign write stores.
+assignment := input.assignment if input.op == "assign"
 
-forbidden contains f if {
-	is_string(input.actor)
-	some f in data.permatrix.systems[system.package].forbidden
-}
+# The system's own rules on what may be stored at all.
+violations contains v if some v in data.permatrix.systems[system.package].violations
 
 violations contains sprintf("unknown system %q", [system_id]) if not system
 
 # Assignments: exactly one of role and permission, known to the system, at a
 # scope the catalog allows for it (contract section 4).
-assignment := input.assignment if input.op == "assign"
-
 violations contains "an assignment names exactly one of role and permission" if {
 	assignment
 	count({k | some k in ["role", "permission"]; assignment[k]}) != 1
@@ -64,13 +62,12 @@ violations contains sprintf("%q cannot be assigned: %s", [assignment.permission,
 }
 
 violations contains msg if {
-	scopes := grant_scopes
-	not assignment.scope.type in scopes
+	not assignment.scope.type in grant_scopes
 	msg := sprintf("%q cannot be assigned at scope %q in system %q (allowed: %s)", [
 		object.get(assignment, "role", object.get(assignment, "permission", "")),
 		assignment.scope.type,
 		system_id,
-		concat(", ", scopes),
+		concat(", ", grant_scopes),
 	])
 }
 
@@ -78,24 +75,6 @@ violations contains sprintf("a %q scope needs an id", [assignment.scope.type]) i
 	assignment.scope.type != "service"
 	not assignment.scope.id
 }
-
-grantable_role(r) if system.roles[r]
-
-grantable_role(r) if {
-	system.custom_roles
-	data.store.roles[system_id][r]
-}
-
-# grant_scopes are the scope types the assigned role or permission may have.
-grant_scopes := system.roles[assignment.role].scopes if not assignment.permission
-
-grant_scopes := system.custom_roles.scopes if {
-	not assignment.permission
-	not system.roles[assignment.role]
-	data.store.roles[system_id][assignment.role]
-}
-
-grant_scopes := system.permissions[assignment.permission].scopes if not assignment.role
 
 # Custom roles: only where the system has them, only of known permissions.
 violations contains sprintf("system %q has no custom roles", [system_id]) if {
@@ -115,3 +94,29 @@ violations contains sprintf("unknown permission %q for system %q", [p, system_id
 	some p in input.role.permissions
 	not system.permissions[p]
 }
+
+# The system's own rules on who may write, when a write names its actor.
+forbidden contains f if {
+	is_string(input.actor)
+	some f in data.permatrix.systems[system.package].forbidden
+}
+
+# grantable_role: a built-in role, or a custom role defined in the store
+# where the system has custom roles.
+grantable_role(r) if system.roles[r]
+
+grantable_role(r) if {
+	system.custom_roles
+	data.store.roles[system_id][r]
+}
+
+# grant_scopes are the scope types the assigned role or permission may have.
+grant_scopes := system.roles[assignment.role].scopes if not assignment.permission
+
+grant_scopes := system.custom_roles.scopes if {
+	not assignment.permission
+	not system.roles[assignment.role]
+	data.store.roles[system_id][assignment.role]
+}
+
+grant_scopes := system.permissions[assignment.permission].scopes if not assignment.role

@@ -1,0 +1,225 @@
+// Package replay re-decides logged decisions (internal/decisionlog) under
+// a candidate bundle and reports those that would flip, so a policy change
+// can be judged against real traffic before it is deployed.
+//
+// The log records each decision's input, result and the store revision it
+// was made at, not the store's contents; so the decisions are re-made
+// against one store state given by the caller (the current one: a db file
+// or an export), and the report says which.
+package replay
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+// DecisionPath is the log path of /v1/check decisions, the ones replayed.
+const DecisionPath = "permatrix/decision"
+
+// Store is the assignment-store state decisions are re-made against:
+// State, or an exported data document ({"store": …}, GET /v1/export).
+type Store struct {
+	State  *permatrix.State
+	Export map[string]any
+	// Description says where it came from, for the report.
+	Description string
+}
+
+// Options of a replay.
+type Options struct {
+	Candidate *bundle.Bundle
+	// Baseline, if set, is decided too: a decision flips when candidate
+	// and baseline disagree, so changes of the store since the log was
+	// written do not show up as flips.
+	Baseline *bundle.Bundle
+	Store    Store
+}
+
+// Flip is one logged decision that the candidate decides otherwise.
+type Flip struct {
+	DecisionID string          `json:"decision_id"`
+	System     string          `json:"system"`
+	Action     string          `json:"action"`
+	Subject    string          `json:"subject"`
+	Resource   permatrix.Scope `json:"resource"`
+	Was        bool            `json:"was"`
+	Now        bool            `json:"now"`
+	// Invalid is set when the candidate refuses the input itself (e.g. an
+	// action it no longer has).
+	Invalid string           `json:"invalid,omitempty"`
+	Reasons []map[string]any `json:"reasons,omitempty"`
+	Missing []map[string]any `json:"missing,omitempty"`
+}
+
+// Group counts the flips of one system and action.
+type Group struct {
+	System      string `json:"system"`
+	Action      string `json:"action"`
+	Flips       int    `json:"flips"`
+	AllowToDeny int    `json:"allow_to_deny"`
+	DenyToAllow int    `json:"deny_to_allow"`
+	Invalid     int    `json:"invalid"`
+	Examples    []Flip `json:"examples"`
+}
+
+// Report is the outcome of a replay.
+type Report struct {
+	Decisions         int       `json:"decisions"`
+	Skipped           int       `json:"skipped"`
+	CandidateRevision string    `json:"candidate_revision"`
+	BaselineRevision  string    `json:"baseline_revision,omitempty"`
+	LoggedRevisions   []string  `json:"logged_bundle_revisions"`
+	LoggedStore       [2]uint64 `json:"logged_store_revisions"`
+	Store             string    `json:"store"`
+	StoreRevision     uint64    `json:"store_revision"`
+	Flips             int       `json:"flips"`
+	Groups            []Group   `json:"groups"`
+}
+
+// MaxExamples bounds the flips listed per group.
+const MaxExamples = 20
+
+// Run replays entries.
+func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Report, error) {
+	cand, err := policy(ctx, o.Candidate, o.Store)
+	if err != nil {
+		return nil, fmt.Errorf("candidate bundle: %w", err)
+	}
+	var base *opa.Policy
+	if o.Baseline != nil {
+		if base, err = policy(ctx, o.Baseline, o.Store); err != nil {
+			return nil, fmt.Errorf("baseline bundle: %w", err)
+		}
+	}
+	rep := &Report{CandidateRevision: cand.Revision(), Store: o.Store.Description}
+	if base != nil {
+		rep.BaselineRevision = base.Revision()
+	}
+	if v, err := cand.Read(ctx, permatrix.StoreRoot, "revision"); err == nil {
+		if n, ok := v.(interface{ Int64() (int64, error) }); ok {
+			r, _ := n.Int64()
+			rep.StoreRevision = uint64(r)
+		} else if f, ok := v.(float64); ok {
+			rep.StoreRevision = uint64(f)
+		}
+	}
+	groups := map[[2]string]*Group{}
+	first := true
+	for _, e := range entries {
+		if e.Path != DecisionPath || e.Input == nil {
+			rep.Skipped++
+			continue
+		}
+		rep.Decisions++
+		if !slices.Contains(rep.LoggedRevisions, e.BundleRevision) {
+			rep.LoggedRevisions = append(rep.LoggedRevisions, e.BundleRevision)
+		}
+		if first || e.StoreRevision < rep.LoggedStore[0] {
+			rep.LoggedStore[0] = e.StoreRevision
+		}
+		if first || e.StoreRevision > rep.LoggedStore[1] {
+			rep.LoggedStore[1] = e.StoreRevision
+		}
+		first = false
+
+		was, ok := loggedAllow(e.Result)
+		if base != nil {
+			d, err := base.Decide(ctx, e.Input)
+			if err != nil {
+				return nil, fmt.Errorf("baseline, decision %s: %w", e.DecisionID, err)
+			}
+			was, ok = d.Allow, true
+		}
+		if !ok {
+			return nil, fmt.Errorf("decision %s: the logged result has no boolean allow", e.DecisionID)
+		}
+		d, err := cand.Decide(ctx, e.Input)
+		if err != nil {
+			return nil, fmt.Errorf("candidate, decision %s: %w", e.DecisionID, err)
+		}
+		invalid := strings.Join(d.Errors, "; ")
+		if d.Allow == was && invalid == "" {
+			continue
+		}
+		f := Flip{DecisionID: e.DecisionID, Was: was, Now: d.Allow, Invalid: invalid, Reasons: d.Reasons, Missing: d.Missing}
+		f.System, _ = e.Input["system"].(string)
+		f.Action, _ = e.Input["action"].(string)
+		f.Subject, _ = e.Input["subject"].(string)
+		f.Resource = permatrix.ServiceScope
+		if r, ok := e.Input["resource"].(map[string]any); ok {
+			f.Resource.Type, _ = r["type"].(string)
+			f.Resource.ID, _ = r["id"].(string)
+		}
+		key := [2]string{f.System, f.Action}
+		g := groups[key]
+		if g == nil {
+			g = &Group{System: f.System, Action: f.Action}
+			groups[key] = g
+		}
+		g.Flips++
+		rep.Flips++
+		switch {
+		case invalid != "":
+			g.Invalid++
+		case was:
+			g.AllowToDeny++
+		default:
+			g.DenyToAllow++
+		}
+		if len(g.Examples) < MaxExamples {
+			g.Examples = append(g.Examples, f)
+		}
+	}
+	for _, g := range groups {
+		rep.Groups = append(rep.Groups, *g)
+	}
+	slices.SortFunc(rep.Groups, func(a, b Group) int {
+		if a.Flips != b.Flips {
+			return b.Flips - a.Flips
+		}
+		return strings.Compare(a.System+"/"+a.Action, b.System+"/"+b.Action)
+	})
+	return rep, nil
+}
+
+// policy compiles b over the store.
+func policy(ctx context.Context, b *bundle.Bundle, s Store) (*opa.Policy, error) {
+	st := s.State
+	if st == nil {
+		st = &permatrix.State{}
+	}
+	e := opa.New()
+	p, err := e.Load(ctx, b, func() (*permatrix.State, error) { return st, nil })
+	if err != nil {
+		return nil, err
+	}
+	if s.Export != nil {
+		doc, ok := s.Export[permatrix.StoreRoot]
+		if !ok {
+			return nil, fmt.Errorf("the store export has no %q key (want the body of GET /v1/export)", permatrix.StoreRoot)
+		}
+		// The export is data.store as the policies see it: put it in whole.
+		if err := e.Apply(ctx, []permatrix.Patch{{Path: nil, Value: doc}}); err != nil {
+			return nil, err
+		}
+		p = e.Current()
+	}
+	return p, nil
+}
+
+func loggedAllow(result any) (bool, bool) {
+	m, ok := result.(map[string]any)
+	if !ok {
+		return false, false
+	}
+	allow, ok := m["allow"].(bool)
+	return allow, ok
+}

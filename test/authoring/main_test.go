@@ -1,0 +1,64 @@
+// Package authoring_test tests the policy authors' workflow through the
+// real permatrix binary: the permission matrix against the vendors'
+// tables (test/fixtures), `permatrix test`, bundle build/sign/verify (and
+// stock opa reading the bundles), hot reload with serve --watch, and
+// decision replay.
+package authoring_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "permatrix-authoring")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "permatrix")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/permatrix")
+	build.Dir = harness.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building permatrix: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// permatrix runs the binary in dir ("" is the repository root) and returns
+// stdout, stderr and the exit code.
+func permatrix(t *testing.T, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	return run(t, dir, bin, args...)
+}
+
+func run(t *testing.T, dir, name string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	if dir == "" {
+		cmd.Dir = harness.Root()
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return out.String(), errb.String(), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out.String(), errb.String(), 0
+}

@@ -1,0 +1,86 @@
+package authoring_test
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const demoTests = `package permatrix.systems.demo_test
+
+import data.permatrix
+
+store := {"revision": 1, "subjects": {"user:alice": {"a1": {"id": "a1", "subject": "user:alice", "system": "demo",
+	"role": "viewer", "scope": {"type": "service"}}}}}
+
+test_viewer_reads if {
+	permatrix.allow with data.store as store with input as {"subject": "alice", "system": "demo", "action": "read"}
+}
+
+test_viewer_does_not_write if {
+	not permatrix.allow with data.store as store with input as {"subject": "alice", "system": "demo", "action": "write"}
+}
+`
+
+// TestPermatrixTest runs `permatrix test` on a tree of its own: passing
+// tests, coverage and its threshold, a failing test shown with the failing
+// expression, and a compile error with file:line — with stock opa's exit
+// codes (0 pass, 2 test failure or coverage under threshold, 1 error).
+func TestPermatrixTest(t *testing.T) {
+	dir := demoLayout(t)
+	write(t, filepath.Join(dir, "policies", "demo", "demo_test.rego"), demoTests)
+
+	out, errOut, code := permatrix(t, dir, "test")
+	if code != 0 || !strings.Contains(out, "PASS: 2/2") {
+		t.Fatalf("passing tests: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = permatrix(t, dir, "test", "--coverage")
+	cov := regexp.MustCompile(`Coverage: (\d+\.\d\d)% \(\d+ of \d+ lines\)`).FindStringSubmatch(out)
+	if code != 0 || cov == nil {
+		t.Fatalf("--coverage: exit %d\n%s", code, out)
+	}
+	// The demo tests leave most of the shared library uncovered.
+	out, errOut, code = permatrix(t, dir, "test", "--threshold", "99")
+	if code != 2 || !strings.Contains(errOut, "coverage below threshold: "+cov[1]+"% < 99.00%") || !strings.Contains(errOut, "policies/permatrix/") {
+		t.Fatalf("--threshold 99: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, _, code = permatrix(t, dir, "test", "--threshold", "10"); code != 0 {
+		t.Fatalf("--threshold under the coverage (%s%%): exit %d", cov[1], code)
+	}
+
+	// A failing test names itself, its file:line, the failing expression
+	// and the values in it.
+	write(t, filepath.Join(dir, "policies", "demo", "fail_test.rego"), `package permatrix.systems.demo_test
+
+import data.permatrix
+
+test_viewer_writes if {
+	d := permatrix.decision with data.store as store with input as {"subject": "alice", "system": "demo", "action": "write"}
+	d.allow == true
+}
+`)
+	out, errOut, code = permatrix(t, dir, "test")
+	for _, want := range []string{
+		"data.permatrix.systems.demo_test.test_viewer_writes: FAIL",
+		"FAIL: 1/3",
+		"test_viewer_writes failed here:",
+		"policies/demo/fail_test.rego:7:",
+		"d.allow: false",
+	} {
+		if code != 2 || !strings.Contains(out, want) {
+			t.Fatalf("failing test: exit %d, want %q in\n%s%s", code, want, out, errOut)
+		}
+	}
+	out, _, code = permatrix(t, dir, "test", "--run", "test_viewer_reads")
+	if code != 0 || !strings.Contains(out, "PASS: 1/1") {
+		t.Fatalf("--run: exit %d\n%s", code, out)
+	}
+
+	// A compile error is not a test result.
+	write(t, filepath.Join(dir, "policies", "demo", "fail_test.rego"), "package permatrix.systems.demo_test\n\ntest_x if undefined_thing\n")
+	_, errOut, code = permatrix(t, dir, "test")
+	if code != 1 || !strings.Contains(errOut, "policies/demo/fail_test.rego:3: rego_") {
+		t.Fatalf("compile error: exit %d\n%s", code, errOut)
+	}
+}
