@@ -8,10 +8,7 @@ package authoring_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/permatrix/permatrix/test/harness"
@@ -19,22 +16,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "permatrix-authoring")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "permatrix")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/permatrix")
-	build.Dir = harness.Root()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building permatrix: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.MainWithBinary(m, &bin) }
 
 // permatrix runs the binary in dir ("" is the repository root) and returns
 // stdout, stderr and the exit code.

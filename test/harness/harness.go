@@ -222,3 +222,24 @@ func buildTool(t testing.TB, moduleDir, name, pkg string) string {
 	}
 	return bin
 }
+
+// MainWithBinary builds the permatrix binary into a temporary directory,
+// stores its path in *bin, runs the package's tests and exits: a TestMain
+// for packages that test through the real binary.
+func MainWithBinary(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "permatrix-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = filepath.Join(dir, "permatrix")
+	build := exec.Command("go", "build", "-o", *bin, "./cmd/permatrix")
+	build.Dir = Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building permatrix: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -31,22 +30,7 @@ const MinCoverage = 90.0
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "permatrix-stock")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "permatrix")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/permatrix")
-	build.Dir = harness.Root()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building permatrix: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.MainWithBinary(m, &bin) }
 
 // run runs a command in the repository root and returns stdout, stderr
 // and the exit code.
