@@ -250,6 +250,10 @@ func toErrorDetail(err error) (int, errorDetail) {
 		}
 		return he.Code, errorDetail{Code: code, Message: msg}
 	}
+	if errors.Is(err, context.Canceled) {
+		// nginx's 499: the client closed the connection before the answer.
+		return 499, errorDetail{Code: "canceled", Message: "the client closed the request"}
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return http.StatusServiceUnavailable, errorDetail{Code: permatrix.EUNAVAILABLE, Message: "request timed out"}
 	}

@@ -114,6 +114,9 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	input := c.Input()
 	d, err := p.Decide(ctx, input)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
+		}
 		s.log.Error("decision failed", "err", err, "system", c.System, "action", c.Action)
 		return nil, permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
 	}

@@ -23,7 +23,7 @@ for i in range(n):
 print(json.dumps({"subject": "group:ops", "system": "celonis-task-mining", "permission": "edit_client_settings", "scope": {"type": "service"}}))
 PY
 
-"$work/permatrix" serve --addr 127.0.0.1:18181 --db "$work/p.db" --admin-token bench --log-level error &
+"$work/permatrix" serve --addr 127.0.0.1:18181 --db "$work/p.db" --admin-token bench --log-level error --body-limit 67108864 &
 for _ in $(seq 50); do curl -sf 127.0.0.1:18181/health >/dev/null && break; sleep 0.2; done
 curl -sf -H 'Authorization: Bearer bench' --data-binary @"$work/seed.ndjson" 127.0.0.1:18181/v1/import >/dev/null
 curl -sf -H 'Authorization: Bearer bench' 127.0.0.1:18181/v1/export > "$work/export.json"
