@@ -1,17 +1,10 @@
 package authoring_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,24 +14,10 @@ import (
 const token = "authoring-token"
 
 // server is a running `permatrix serve`.
-type server struct {
-	cmd  *exec.Cmd
-	url  string
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan error
-}
-
-func (s *server) Logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
-}
+type server struct{ *harness.Process }
 
 // serve starts `permatrix serve` with args on a free port and a new db
-// (unless args give --db) and waits for its "serving" line. It fails the
-// test if serve exits first, unless wantExit, in which case it returns the
-// server with done closed and the logs.
+// (unless args give --db) and waits for its "serving" line.
 func serve(t *testing.T, args ...string) *server {
 	t.Helper()
 	s, err := startServe(t, args...)
@@ -50,88 +29,19 @@ func serve(t *testing.T, args ...string) *server {
 
 func startServe(t *testing.T, args ...string) (*server, error) {
 	t.Helper()
-	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-token", token}, args...)
+	full := append([]string{"--addr", "127.0.0.1:0", "--admin-token", token}, args...)
 	if !strings.Contains(strings.Join(args, " "), "--db") {
 		full = append(full, "--db", filepath.Join(t.TempDir(), "permatrix.db"))
 	}
-	cmd := exec.Command(bin, full...)
-	cmd.Dir = harness.Root()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.logs.WriteString(line + "\n")
-			s.mu.Unlock()
-			var rec map[string]any
-			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "serving" {
-				addr <- rec["addr"].(string)
-			}
-		}
-		s.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-		return s, nil
-	case err := <-s.done:
-		return s, &exitErr{err}
-	case <-time.After(30 * time.Second):
-		return s, &exitErr{nil}
-	}
+	p, err := harness.StartProcess(t, bin, token, nil, full...)
+	return &server{p}, err
 }
 
-type exitErr struct{ err error }
-
-func (e *exitErr) Error() string {
-	if e.err == nil {
-		return "serve did not start within 30s"
-	}
-	return "serve exited: " + e.err.Error()
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("serve exit after SIGTERM: %v\n%s", err, s.Logs())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
-	}
-}
+func (s *server) stop(t *testing.T) { s.Stop(t) }
 
 func (s *server) do(t *testing.T, method, path, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw
+	return s.Do(t, method, path, body)
 }
 
 func (s *server) assign(t *testing.T, body string) {

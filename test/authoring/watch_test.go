@@ -42,7 +42,7 @@ func TestWatchKeepsLastGoodBundle(t *testing.T) {
 		wg.Go(func() {
 			for !stop.Load() {
 				// No t.Fatal here: this is not the test's goroutine.
-				resp, err := http.Post(s.url+"/v1/check", "application/json", strings.NewReader(aliceReads))
+				resp, err := http.Post(s.URL+"/v1/check", "application/json", strings.NewReader(aliceReads))
 				checks.Add(1)
 				if err != nil || resp.StatusCode != 200 {
 					failures.Add(1)

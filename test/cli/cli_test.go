@@ -4,13 +4,9 @@
 package cli_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,66 +24,26 @@ func TestMain(m *testing.M) { harness.MainWithBinary(m, &bin) }
 
 const token = "cli-token"
 
-type server struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *bytes.Buffer
-	done chan error
-}
+type server struct{ *harness.Process }
 
-// serve starts `permatrix serve` configured through PERMATRIX_* variables
-// and waits for its "serving" log line.
+// serve starts `permatrix serve` configured only through PERMATRIX_*
+// variables and waits for its "serving" log line.
 func serve(t *testing.T, db string, env ...string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB="+db, "PERMATRIX_ADMIN_TOKEN="+token)
-	cmd.Env = append(cmd.Env, env...)
-	stderr, err := cmd.StderrPipe()
+	env = append([]string{"PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB=" + db, "PERMATRIX_ADMIN_TOKEN=" + token}, env...)
+	p, err := harness.StartProcess(t, bin, token, env)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, p.Logs())
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			s.logs.WriteString(line + "\n")
-			var rec map[string]any
-			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "serving" {
-				addr <- rec["addr"].(string)
-			}
-		}
-		s.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-	case err := <-s.done:
-		t.Fatalf("serve exited: %v\n%s", err, s.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not start\n%s", s.logs)
-	}
-	return s
+	return &server{p}
 }
 
 func (s *server) do(t *testing.T, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	code, raw := s.Do(t, method, path, body)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, m
+	return code, m
 }
 
 func assignment(user string) string {
@@ -115,19 +71,9 @@ func TestServeFromEnvAndGracefulShutdown(t *testing.T) {
 	if code, _ := s.do(t, "POST", "/v1/assignments", assignment("ann")); code != 201 {
 		t.Fatalf("assign %d", code)
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
-	}
-	if !strings.Contains(s.logs.String(), "shutting down") {
-		t.Fatalf("no shutdown log:\n%s", s.logs)
+	s.Stop(t)
+	if !strings.Contains(s.Logs(), "shutting down") {
+		t.Fatalf("no shutdown log:\n%s", s.Logs())
 	}
 	// The db was closed cleanly: check can open it, and the write is there.
 	out, code := run(t, "check", "--db", db, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users")
@@ -147,10 +93,10 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		}
 		acked = append(acked, body["id"].(string))
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-s.done
+	<-s.Done()
 	s2 := serve(t, db)
 	code, exp := s2.do(t, "GET", "/v1/export", "")
 	if code != 200 {
@@ -185,15 +131,15 @@ func TestSecondProcessGetsLockedError(t *testing.T) {
 func TestCheckCommandAgainstServer(t *testing.T) {
 	s := serve(t, filepath.Join(t.TempDir(), "p.db"))
 	s.do(t, "POST", "/v1/assignments", assignment("ann"))
-	out, code := run(t, "check", "--server", s.url, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users", "--resource-type", "project", "--resource-id", "p1")
+	out, code := run(t, "check", "--server", s.URL, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users", "--resource-type", "project", "--resource-id", "p1")
 	if code != 0 || !strings.Contains(out, `"allow": true`) {
 		t.Fatalf("allow: exit %d\n%s", code, out)
 	}
-	out, code = run(t, "check", "--server", s.url, "--subject", "bob", "--system", "celonis-task-mining", "--action", "edit_users")
+	out, code = run(t, "check", "--server", s.URL, "--subject", "bob", "--system", "celonis-task-mining", "--action", "edit_users")
 	if code != 1 || !strings.Contains(out, `"allow": false`) || !strings.Contains(out, "missing") {
 		t.Fatalf("deny: exit %d\n%s", code, out)
 	}
-	out, code = run(t, "check", "--server", s.url, "--subject", "bob", "--system", "nope", "--action", "x")
+	out, code = run(t, "check", "--server", s.URL, "--subject", "bob", "--system", "nope", "--action", "x")
 	if code != 2 || !strings.Contains(out, "unknown system") {
 		t.Fatalf("error: exit %d\n%s", code, out)
 	}
