@@ -89,53 +89,61 @@ options contains {"role": role, "table": table, "mark": mark, "scope": scp} if {
 	some table, role
 	mark := catalog.matrix[table][role][row]
 	startswith(mark, "yes")
-	scp := option_scope(table, mark)
+	scp := option_scope(table, mark, lib.scope)
 }
 
 # Service-level table, はい: a service-level role reaches every project
 # ("テナント内の Task Mining サービス全体でユーザーが実行できるアクションを制御するロールです。").
-option_scope("service", "yes") := service
+option_scope("service", "yes", _) := service
 
 # Service-level table, はい*: only for projects, and only those the project
 # creator created (checked in unmet): "*) この権限は、プロジェクト作成者が作成した
 # プロジェクトにのみ適用されます。"
-option_scope("service", "yes*") := service if is_string(lib.scope.id)
+option_scope("service", "yes*", checked) := service if is_string(checked.id)
 
 # Project-level table, every はい mark: a project-level role holds only on the
 # project it is assigned on ("特定の Task Mining プロジェクトでユーザーが実行できる
 # アクションを制御するロールです。", "*) この権限は、そのロールを持つユーザーが割り当てられて
 # いるプロジェクトにのみ適用されます。").
-option_scope("project", _) := lib.scope if {
+option_scope("project", _, checked) := checked if {
 	project_bound
-	is_string(lib.scope.id)
+	is_string(checked.id)
 }
 
 # ... except ダウンロード ページの表示 (はい for all three), which is not about a
 # project: the role held on any project counts.
-option_scope("project", _) := {"type": "project"} if not project_bound
+option_scope("project", _, _) := {"type": "project"} if not project_bound
 
 # unmet are the footnote conditions an option does not meet for this check,
 # each [option, message].
 
 # "*) この権限は、プロジェクト作成者が作成したプロジェクトにのみ適用されます。"
 unmet contains [o, msg] if {
+	not project.created_by == input.subject
 	some o in options
 	o.table == "service"
 	o.mark == "yes*"
-	not project.created_by == input.subject
-	msg := sprintf("%s's rights marked * apply only to projects the user created; %q was not created by %q (%s, service-level table footnote: %s)", [
-		o.role, lib.scope.id, input.subject, doc, catalog.footnotes.service["*"],
-	])
+	msg := sprintf(
+		concat("", [
+			"%s's rights marked * apply only to projects the user created; ",
+			"%q was not created by %q (%s, service-level table footnote: %s)",
+		]),
+		[o.role, lib.scope.id, input.subject, doc, catalog.footnotes.service["*"]],
+	)
 }
 
 # "**) ビジネス アナリストは、ビジネス アナリスト ロールのみを割り当てることができます。"
 unmet contains [o, msg] if {
+	not lib.context.role == "business_analyst"
 	some o in options
 	o.mark == "yes**"
-	not lib.context.role == "business_analyst"
-	msg := sprintf("%s may assign only business_analyst; context.role must name the role being assigned (got %v) (%s, row ロールを割り当てる, footnote %s)", [
-		o.role, object.get(lib.context, "role", "none"), doc, catalog.footnotes.project["**"],
-	])
+	msg := sprintf(
+		concat("", [
+			"%s may assign only business_analyst; context.role must name the role being assigned ",
+			"(got %v) (%s, row ロールを割り当てる, footnote %s)",
+		]),
+		[o.role, object.get(lib.context, "role", "none"), doc, catalog.footnotes.project["**"]],
+	)
 }
 
 # "***) 読み取り専用です。": the mark allows only the read-only view_access.
@@ -152,20 +160,27 @@ unmet contains [o, msg] if {
 # 割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要が
 # あります。" The service-level roles do not assign roles there.
 unmet contains [o, msg] if {
-	some o in options
 	input.action == "assign_roles"
-	o.table == "service"
 	project.kind == "unassisted"
-	msg := sprintf("%q is an Unassisted Task Mining project: assigning project-level roles there needs project_admin or business_analyst on it (%s: %s)", [
-		lib.scope.id, doc, unassisted_rule,
-	])
+	msg := sprintf(
+		concat("", [
+			"%q is an Unassisted Task Mining project: assigning project-level roles there ",
+			"needs project_admin or business_analyst on it (%s: %s)",
+		]),
+		[lib.scope.id, doc, unassisted_rule],
+	)
+	some o in options
+	o.table == "service"
 }
 
 unassisted_rule := "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要があります。"
 
 label[r.action] := r.label if some r in catalog.rows
 
-open_options := {o | some o in options; not has_unmet(o)}
+open_options contains o if {
+	some o in options
+	not has_unmet(o)
+}
 
 has_unmet(o) if unmet[[o, _]]
 
@@ -241,6 +256,9 @@ missing contains lib.missing_condition(system_id, msg) if {
 write_action := {"assign": "assign_roles", "unassign": "remove_role_assignments"}
 
 actor_decision := d if {
+	# A write is judged as the actor's own decision in this system: this
+	# package's decision asked with the actor's check as input.
+	# regal ignore:with-outside-test-context
 	d := decision with input as {
 		"subject": input.actor,
 		"groups": object.get(input, "groups", []),
@@ -251,13 +269,6 @@ actor_decision := d if {
 	}
 }
 
-forbidden contains sprintf("%q may not %s role %q at %s: %s", [
-	input.actor, input.op, object.get(input.assignment, "role", null), scope_text(input.assignment.scope), delegation_rule,
-]) if {
-	write_action[input.op]
-	not actor_decision.allow
-}
-
 scope_text(s) := sprintf("project %q", [s.id]) if s.type == "project"
 
 else := sprintf("scope %q", [s.type])
@@ -265,29 +276,81 @@ else := sprintf("scope %q", [s.type])
 assigned_kind := object.get(data.store.projects, [system_id, input.assignment.scope.id, "kind"], "")
 
 # delegation_rule is the rule the write breaks, with its citation.
-# Service-level roles: サービス レベル table, row ロールを割り当てる / ロールの割り当ての削除:
-# Administrator はい, Project Creator はい* (only its own projects, never the service).
-delegation_rule := sprintf("only an Administrator assigns or removes service-level roles (%s, service-level table, rows ロールを割り当てる/ロールの割り当ての削除: Administrator はい, Project Creator はい* only on projects it created)", [doc]) if {
+delegation_rule := delegation_service if {
 	input.assignment.scope.type != "project"
-} else := sprintf("on an Unassisted Task Mining project only project_admin (any of the three project roles) or business_analyst (business_analyst only) assigns project-level roles (%s: %s ... ビジネス アナリスト ロールが割り当てられている場合は、ビジネス アナリスト ロールのみを割り当てることができます。)", [doc, unassisted_rule]) if {
+} else := delegation_unassisted if {
 	input.op == "assign"
 	assigned_kind == "unassisted"
-} else := sprintf("assigning project-level roles needs ロールを割り当てる on the project: Administrator, Project Creator on a project it created (はい*), プロジェクト管理者 on it, or ビジネス アナリスト on it for business_analyst only (%s, footnote %s)", [doc, catalog.footnotes.project["**"]]) if {
+} else := delegation_assign if {
 	input.op == "assign"
-} else := sprintf("removing role assignments needs ロールの割り当ての削除 on the project: Administrator, Project Creator on a project it created (はい*) or プロジェクト管理者 on it; ビジネス アナリスト and 記録ユーザー いいえ (%s)", [doc])
+} else := delegation_unassign
+
+# Service-level roles: サービス レベル table, row ロールを割り当てる / ロールの割り当ての削除:
+# Administrator はい, Project Creator はい* (only its own projects, never the service).
+delegation_service := sprintf(
+	concat("", [
+		"only an Administrator assigns or removes service-level roles (%s, service-level table, ",
+		"rows ロールを割り当てる/ロールの割り当ての削除: Administrator はい, Project Creator はい* only on projects it created)",
+	]),
+	[doc],
+)
+
+# Assigning on an Unassisted project (unassisted_rule, footnote **).
+delegation_unassisted := sprintf(
+	concat("", [
+		"on an Unassisted Task Mining project only project_admin (any of the three project roles) ",
+		"or business_analyst (business_analyst only) assigns project-level roles ",
+		"(%s: %s ... ビジネス アナリスト ロールが割り当てられている場合は、ビジネス アナリスト ロールのみを割り当てることができます。)",
+	]),
+	[doc, unassisted_rule],
+)
+
+# Assigning project-level roles: プロジェクト レベル table, row ロールを割り当てる.
+delegation_assign := sprintf(
+	concat("", [
+		"assigning project-level roles needs ロールを割り当てる on the project: ",
+		"Administrator, Project Creator on a project it created (はい*), プロジェクト管理者 on it, ",
+		"or ビジネス アナリスト on it for business_analyst only (%s, footnote %s)",
+	]),
+	[doc, catalog.footnotes.project["**"]],
+)
+
+# Removing project-level roles: プロジェクト レベル table, row ロールの割り当ての削除.
+delegation_unassign := sprintf(
+	concat("", [
+		"removing role assignments needs ロールの割り当ての削除 on the project: ",
+		"Administrator, Project Creator on a project it created (はい*) or プロジェクト管理者 on it; ",
+		"ビジネス アナリスト and 記録ユーザー いいえ (%s)",
+	]),
+	[doc],
+)
+
+forbidden contains sprintf("%q may not %s role %q at %s: %s", [
+	input.actor, input.op, object.get(input.assignment, "role", null), scope_text(input.assignment.scope), delegation_rule,
+]) if {
+	write_action[input.op]
+	not actor_decision.allow
+}
 
 # Registering a project on behalf of input.actor needs プロジェクトの作成:
 # "既定では、新しい Task Mining プロジェクトを作成できるのは組織管理者のみです。" and
 # "追加のユーザーまたはグループに Task Mining プロジェクトの作成を許可するには、
 # Task Mining の管理者ロールまたはプロジェクト作成者ロールを…割り当てる必要があります。"
-forbidden contains sprintf("%q may not create project %q: creating projects needs administrator or project_creator (%s, row プロジェクトの作成)", [
-	input.actor, input.project.id, doc,
-]) if {
+forbidden contains sprintf(
+	concat("", [
+		"%q may not create project %q: ",
+		"creating projects needs administrator or project_creator (%s, row プロジェクトの作成)",
+	]),
+	[input.actor, input.project.id, doc],
+) if {
 	input.op == "register_project"
 	not create_decision.allow
 }
 
 create_decision := d if {
+	# Registering is judged as the actor's own create_project decision in
+	# this system: this package's decision asked with that check as input.
+	# regal ignore:with-outside-test-context
 	d := decision with input as {
 		"subject": input.actor,
 		"groups": object.get(input, "groups", []),

@@ -3,9 +3,12 @@
 # description: |
 #   End to end through data.permatrix (dispatch) and data.permatrix.admin.
 #   Source: shared/vendor-docs/uipath-task-mining-cloud-roles.ja.txt.
-#   One test per cell of both tables (test_cell_*), then the footnotes,
-#   groups, creators, delegation and scope violations.
-package permatrix.systems.uipath_task_mining_cloud_test
+#   The helpers, then the footnotes, groups, creators and Unassisted
+#   projects. One test per cell of both tables (test_cell_*):
+#   task_mining_cloud_service_cells_test.rego and
+#   task_mining_cloud_project_cells_test.rego; delegation, registering and
+#   scope violations: task_mining_cloud_writes_test.rego.
+package uipath_task_mining_cloud_test
 
 import data.permatrix
 
@@ -38,21 +41,46 @@ projects := {
 	"u1": {"created_by": "zoe", "kind": "unassisted"},
 }
 
-check(user, action, resource, ctx) := {"subject": user, "system": sys, "action": action, "resource": resource, "context": ctx}
+check(user, action, resource, ctx) := {
+	"subject": user,
+	"system": sys,
+	"action": action,
+	"resource": resource,
+	"context": ctx,
+}
 
+# decide is the decision for in_ over store st. A test helper: Regal counts
+# only test_ rules as test context, but with is what it is for.
 decide(st, in_) := d if {
+	# regal ignore:with-outside-test-context,external-reference
 	d := permatrix.decision with data.store as st with input as in_
 }
 
-# cell is the decision for alice holding role where its table puts it
+catalog := data.systems[sys]
+
+# cell_store[role] is alice holding role where its table puts it
 # (service-level roles at service scope, project-level roles on p1, which
-# alice created), checked on p1, or at service scope for the actions the
-# catalog does not tie to a project (プロジェクトの作成, ダウンロード ページの表示).
-cell(role, action) := decide(st, check("alice", action, resource, {"role": "business_analyst"})) if {
-	scope := {"service": service, "project": p1}[data.systems[sys].roles[role].scopes[0]]
-	st := store([role_at("a1", "user:alice", role, scope)], {}, projects)
-	resource := {true: p1, false: service}["project" in data.systems[sys].actions[action].scopes]
+# alice created).
+cell_store[role] := store([role_at("a1", "user:alice", role, scope)], {}, projects) if {
+	some role, r in catalog.roles
+	scope := {"service": service, "project": p1}[r.scopes[0]]
 }
+
+# cell_resource[action] is p1, or service for the actions the catalog does
+# not tie to a project (プロジェクトの作成, ダウンロード ページの表示).
+cell_resource[action] := {true: p1, false: service}["project" in a.scopes] if some action, a in catalog.actions
+
+# cell is the decision for alice holding role where its table puts it,
+# checked on cell_resource[action].
+cell(role, action) := decide(
+	cell_store[role],
+	check("alice", action, cell_resource[action], {"role": "business_analyst"}),
+)
+
+# cell_allows: the cell is はい for role (allowed by role); cell_denies: いいえ.
+cell_allows(role, action) if allowed_by(cell(role, action), role)
+
+cell_denies(role, action) if denied(cell(role, action))
 
 allowed_by(d, role) if {
 	d.allow == true
@@ -80,22 +108,6 @@ has_missing_role(d, role, scope) if {
 	m.scope == scope
 }
 
-verdict(st, in_) := v if {
-	v := permatrix.admin.verdict with data.store as st with input as in_
-}
-
-grant_req(actor, subject, role, scope) := {
-	"op": "assign",
-	"actor": actor,
-	"assignment": {"subject": subject, "system": sys, "role": role, "scope": scope},
-}
-
-revoke_req(actor, subject, role, scope) := {
-	"op": "unassign",
-	"actor": actor,
-	"assignment": {"id": "x1", "subject": subject, "system": sys, "role": role, "scope": scope},
-}
-
 # team: alice project_admin on p2 and u1, bea business_analyst on p2 and u1,
 # rick recording_user on p2, carl project_creator, ada administrator.
 team := store(
@@ -111,16 +123,6 @@ team := store(
 	{},
 	object.union(projects, {"c1": {"created_by": "carl", "kind": "assisted"}}),
 )
-
-forbidden_with(v, text) if {
-	some f in v.forbidden
-	contains(f, text)
-}
-
-ok(v) if {
-	v.violations == []
-	v.forbidden == []
-}
 
 # ---------------------------------------------------------------------------
 # Service-level footnote *: "*) この権限は、プロジェクト作成者が作成したプロジェクトにのみ適用されます。"
@@ -317,8 +319,8 @@ test_administrators_group_stored if {
 test_administrators_group_asserted if {
 	in_ := object.union(check("dan", "create_project", service, {}), {"groups": ["administrators"]})
 	allowed_by(decide(store([], {}, projects), in_), "administrator")
-	d := decide(store([], {}, projects), object.union(check("dan", "contribute_data", p2, {}), {"groups": ["administrators"]}))
-	denied(d)
+	in2 := object.union(check("dan", "contribute_data", p2, {}), {"groups": ["administrators"]})
+	denied(decide(store([], {}, projects), in2))
 }
 
 test_other_group_not_administrator if {
@@ -358,115 +360,6 @@ test_unassisted_project_admin_and_analyst if {
 }
 
 # ---------------------------------------------------------------------------
-# Delegation (data.permatrix.admin.verdict, input.actor)
-
-test_delegation_project_admin_assigns if {
-	ok(verdict(team, grant_req("alice", "user:zed", "recording_user", p2)))
-	ok(verdict(team, grant_req("alice", "group:g", "project_admin", p2)))
-}
-
-test_delegation_business_analyst_assigns_only_business_analyst if {
-	ok(verdict(team, grant_req("bea", "user:zed", "business_analyst", p2)))
-	v := verdict(team, grant_req("bea", "user:zed", "recording_user", p2))
-	v.violations == []
-	count(v.forbidden) == 1
-	forbidden_with(v, "\"bea\" may not assign role \"recording_user\" at project \"p2\"")
-	forbidden_with(v, "ビジネス アナリストは、ビジネス アナリスト ロールのみを割り当てることができます")
-}
-
-test_delegation_recording_user_cannot_assign if {
-	v := verdict(team, grant_req("rick", "user:zed", "recording_user", p2))
-	forbidden_with(v, "assigning project-level roles needs ロールを割り当てる")
-}
-
-test_delegation_project_role_on_other_project if {
-	forbidden_with(verdict(team, grant_req("alice", "user:zed", "recording_user", p1)), "uipath-task-mining-cloud-roles.ja.txt")
-}
-
-test_delegation_administrator if {
-	ok(verdict(team, grant_req("ada", "user:zed", "project_admin", p1)))
-	ok(verdict(team, grant_req("ada", "user:zed", "administrator", service)))
-	ok(verdict(team, grant_req("ada", "group:g", "project_creator", service)))
-}
-
-test_delegation_project_creator_own_project_only if {
-	ok(verdict(team, grant_req("carl", "user:zed", "project_admin", {"type": "project", "id": "c1"})))
-	forbidden_with(verdict(team, grant_req("carl", "user:zed", "project_admin", p2)), "Project Creator on a project it created")
-}
-
-test_delegation_service_roles_need_administrator if {
-	v := verdict(team, grant_req("carl", "user:zed", "project_creator", service))
-	forbidden_with(v, "at scope \"service\": only an Administrator assigns or removes service-level roles")
-	forbidden_with(verdict(team, grant_req("alice", "user:zed", "administrator", service)), "only an Administrator")
-}
-
-test_delegation_actor_asserted_administrators_group if {
-	in_ := object.union(grant_req("dan", "user:zed", "administrator", service), {"groups": ["administrators"]})
-	ok(verdict(team, in_))
-}
-
-test_delegation_unassign if {
-	ok(verdict(team, revoke_req("alice", "user:rick", "recording_user", p2)))
-	ok(verdict(team, revoke_req("ada", "user:carl", "project_creator", service)))
-	ok(verdict(team, revoke_req("carl", "user:zed", "business_analyst", {"type": "project", "id": "c1"})))
-	v := verdict(team, revoke_req("bea", "user:rick", "recording_user", p2))
-	forbidden_with(v, "\"bea\" may not unassign role \"recording_user\" at project \"p2\": removing role assignments needs ロールの割り当ての削除")
-	forbidden_with(verdict(team, revoke_req("alice", "user:carl", "project_creator", service)), "only an Administrator")
-}
-
-test_delegation_unassisted if {
-	v := verdict(team, grant_req("ada", "user:zed", "recording_user", u1))
-	forbidden_with(v, "on an Unassisted Task Mining project only project_admin")
-	ok(verdict(team, grant_req("alice", "user:zed", "project_admin", u1)))
-	ok(verdict(team, grant_req("bea", "user:zed", "business_analyst", u1)))
-	forbidden_with(verdict(team, grant_req("bea", "user:zed", "recording_user", u1)), "Unassisted")
-}
-
-test_delegation_unassisted_unassign_follows_table if {
-	ok(verdict(team, revoke_req("ada", "user:bea", "business_analyst", u1)))
-}
-
-test_no_actor_no_delegation_rules if {
-	in_ := {"op": "assign", "assignment": {"subject": "user:zed", "system": sys, "role": "administrator", "scope": service}}
-	ok(verdict(team, in_))
-}
-
-# Registering a project: "既定では、新しい Task Mining プロジェクトを作成できるのは組織管理者のみです。"
-register(actor) := {"op": "register_project", "actor": actor, "project": {"system": sys, "id": "n1", "created_by": actor, "kind": "assisted"}}
-
-test_register_project_needs_create_project if {
-	ok(verdict(team, register("carl")))
-	ok(verdict(team, register("ada")))
-	forbidden_with(verdict(team, register("alice")), "\"alice\" may not create project \"n1\": creating projects needs administrator or project_creator")
-}
-
-# ---------------------------------------------------------------------------
-# Scope violations (generic, permatrix.admin) and nothing but roles assignable.
-
-test_violation_project_role_at_service if {
-	v := verdict(team, {"op": "assign", "assignment": {"subject": "user:zed", "system": sys, "role": "project_admin", "scope": service}})
-	v.violations == ["\"project_admin\" cannot be assigned at scope \"service\" in system \"uipath-task-mining-cloud\" (allowed: project)"]
-}
-
-test_violation_service_role_on_project if {
-	v := verdict(team, {"op": "assign", "assignment": {"subject": "user:zed", "system": sys, "role": "administrator", "scope": p1}})
-	v.violations == ["\"administrator\" cannot be assigned at scope \"project\" in system \"uipath-task-mining-cloud\" (allowed: service)"]
-}
-
-test_violation_actions_not_assignable if {
-	v := verdict(team, {"op": "assign", "assignment": {"subject": "user:zed", "system": sys, "permission": "read_project", "scope": p1}})
-	count(v.violations) > 0
-	v2 := verdict(team, {"op": "assign", "assignment": {"subject": "user:zed", "system": sys, "permission": "view_access", "scope": p1}})
-	some m in v2.violations
-	contains(m, "view_access is derived")
-}
-
-test_violation_unknown_role if {
-	v := verdict(team, {"op": "assign", "assignment": {"subject": "user:zed", "system": sys, "role": "owner", "scope": p1}})
-	v.violations == ["unknown role \"owner\" for system \"uipath-task-mining-cloud\""]
-}
-
-# ---------------------------------------------------------------------------
 # The catalog: every cell of both tables is transcribed.
 
 test_catalog_complete if {
@@ -483,294 +376,3 @@ test_catalog_complete if {
 	}
 	count(object.keys(cat.matrix.service)) + count(object.keys(cat.matrix.project)) == 5
 }
-
-# ---------------------------------------------------------------------------
-# One test per cell of both tables (generated from the document's tables).
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの作成 (create_project), column Administrator: はい
-test_cell_service_administrator_create_project if allowed_by(cell("administrator", "create_project"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの読み込み (read_project), column Administrator: はい
-test_cell_service_administrator_read_project if allowed_by(cell("administrator", "read_project"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの更新 (update_project), column Administrator: はい
-test_cell_service_administrator_update_project if allowed_by(cell("administrator", "update_project"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトのアーカイブ (archive_project), column Administrator: はい
-test_cell_service_administrator_archive_project if allowed_by(cell("administrator", "archive_project"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row TM プロジェクトの削除 (delete_project), column Administrator: はい
-test_cell_service_administrator_delete_project if allowed_by(cell("administrator", "delete_project"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row ロールを割り当てる (assign_roles), column Administrator: はい
-test_cell_service_administrator_assign_roles if allowed_by(cell("administrator", "assign_roles"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row ロールの割り当ての削除 (remove_role_assignments), column Administrator: はい
-test_cell_service_administrator_remove_role_assignments if allowed_by(cell("administrator", "remove_role_assignments"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトのステータスの表示 ([プロジェクト インサイト] ページ) (view_project_status), column Administrator: はい
-test_cell_service_administrator_view_project_status if allowed_by(cell("administrator", "view_project_status"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの [チーム] タブの表示 (view_team_tab), column Administrator: はい
-test_cell_service_administrator_view_team_tab if allowed_by(cell("administrator", "view_team_tab"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクト設定の表示 (view_project_settings), column Administrator: はい
-test_cell_service_administrator_view_project_settings if allowed_by(cell("administrator", "view_project_settings"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクト設定の更新 (update_project_settings), column Administrator: はい
-test_cell_service_administrator_update_project_settings if allowed_by(cell("administrator", "update_project_settings"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトへのデータの貢献 (contribute_data), column Administrator: いいえ
-test_cell_service_administrator_contribute_data if denied(cell("administrator", "contribute_data"))
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 記録ユーザーの開始/停止/一時停止 (start_stop_pause_recording_users), column Administrator: はい
-test_cell_service_administrator_start_stop_pause_recording_users if allowed_by(cell("administrator", "start_stop_pause_recording_users"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 分析の開始 (start_analysis), column Administrator: はい
-test_cell_service_administrator_start_analysis if allowed_by(cell("administrator", "start_analysis"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 検出結果の表示 (view_discovery_results), column Administrator: はい
-test_cell_service_administrator_view_discovery_results if allowed_by(cell("administrator", "view_discovery_results"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 検出結果の更新 (update_discovery_results), column Administrator: はい
-test_cell_service_administrator_update_discovery_results if allowed_by(cell("administrator", "update_discovery_results"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 検出結果の削除 (delete_discovery_results), column Administrator: はい
-test_cell_service_administrator_delete_discovery_results if allowed_by(cell("administrator", "delete_discovery_results"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row アクセス権を管理する (manage_access), column Administrator: はい
-test_cell_service_administrator_manage_access if allowed_by(cell("administrator", "manage_access"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row ダウンロード ページの表示 (view_download_page), column Administrator: はい
-test_cell_service_administrator_view_download_page if allowed_by(cell("administrator", "view_download_page"), "administrator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの作成 (create_project), column Project Creator: はい
-test_cell_service_project_creator_create_project if allowed_by(cell("project_creator", "create_project"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの読み込み (read_project), column Project Creator: はい*
-test_cell_service_project_creator_read_project if allowed_by(cell("project_creator", "read_project"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの更新 (update_project), column Project Creator: はい*
-test_cell_service_project_creator_update_project if allowed_by(cell("project_creator", "update_project"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトのアーカイブ (archive_project), column Project Creator: はい*
-test_cell_service_project_creator_archive_project if allowed_by(cell("project_creator", "archive_project"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row TM プロジェクトの削除 (delete_project), column Project Creator: はい*
-test_cell_service_project_creator_delete_project if allowed_by(cell("project_creator", "delete_project"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row ロールを割り当てる (assign_roles), column Project Creator: はい*
-test_cell_service_project_creator_assign_roles if allowed_by(cell("project_creator", "assign_roles"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row ロールの割り当ての削除 (remove_role_assignments), column Project Creator: はい*
-test_cell_service_project_creator_remove_role_assignments if allowed_by(cell("project_creator", "remove_role_assignments"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトのステータスの表示 ([プロジェクト インサイト] ページ) (view_project_status), column Project Creator: はい*
-test_cell_service_project_creator_view_project_status if allowed_by(cell("project_creator", "view_project_status"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトの [チーム] タブの表示 (view_team_tab), column Project Creator: はい*
-test_cell_service_project_creator_view_team_tab if allowed_by(cell("project_creator", "view_team_tab"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクト設定の表示 (view_project_settings), column Project Creator: はい*
-test_cell_service_project_creator_view_project_settings if allowed_by(cell("project_creator", "view_project_settings"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクト設定の更新 (update_project_settings), column Project Creator: はい*
-test_cell_service_project_creator_update_project_settings if allowed_by(cell("project_creator", "update_project_settings"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row プロジェクトへのデータの貢献 (contribute_data), column Project Creator: いいえ
-test_cell_service_project_creator_contribute_data if denied(cell("project_creator", "contribute_data"))
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 記録ユーザーの開始/停止/一時停止 (start_stop_pause_recording_users), column Project Creator: はい*
-test_cell_service_project_creator_start_stop_pause_recording_users if allowed_by(cell("project_creator", "start_stop_pause_recording_users"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 分析の開始 (start_analysis), column Project Creator: はい*
-test_cell_service_project_creator_start_analysis if allowed_by(cell("project_creator", "start_analysis"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 検出結果の表示 (view_discovery_results), column Project Creator: はい*
-test_cell_service_project_creator_view_discovery_results if allowed_by(cell("project_creator", "view_discovery_results"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 検出結果の更新 (update_discovery_results), column Project Creator: はい*
-test_cell_service_project_creator_update_discovery_results if allowed_by(cell("project_creator", "update_discovery_results"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row 検出結果の削除 (delete_discovery_results), column Project Creator: はい*
-test_cell_service_project_creator_delete_discovery_results if allowed_by(cell("project_creator", "delete_discovery_results"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row アクセス権を管理する (manage_access), column Project Creator: はい*
-test_cell_service_project_creator_manage_access if allowed_by(cell("project_creator", "manage_access"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, サービス レベルのロール table, row ダウンロード ページの表示 (view_download_page), column Project Creator: はい
-test_cell_service_project_creator_view_download_page if allowed_by(cell("project_creator", "view_download_page"), "project_creator")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの作成 (create_project), column プロジェクト管理者: いいえ
-test_cell_project_project_admin_create_project if denied(cell("project_admin", "create_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの読み込み (read_project), column プロジェクト管理者: はい*
-test_cell_project_project_admin_read_project if allowed_by(cell("project_admin", "read_project"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの更新 (update_project), column プロジェクト管理者: はい*
-test_cell_project_project_admin_update_project if allowed_by(cell("project_admin", "update_project"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトのアーカイブ (archive_project), column プロジェクト管理者: はい*
-test_cell_project_project_admin_archive_project if allowed_by(cell("project_admin", "archive_project"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row TM プロジェクトの削除 (delete_project), column プロジェクト管理者: はい*
-test_cell_project_project_admin_delete_project if allowed_by(cell("project_admin", "delete_project"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ロールを割り当てる (assign_roles), column プロジェクト管理者: はい
-test_cell_project_project_admin_assign_roles if allowed_by(cell("project_admin", "assign_roles"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ロールの割り当ての削除 (remove_role_assignments), column プロジェクト管理者: はい
-test_cell_project_project_admin_remove_role_assignments if allowed_by(cell("project_admin", "remove_role_assignments"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトのステータスの表示 ([プロジェクト インサイト] ページ) (view_project_status), column プロジェクト管理者: はい*
-test_cell_project_project_admin_view_project_status if allowed_by(cell("project_admin", "view_project_status"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの [チーム] タブの表示 (view_team_tab), column プロジェクト管理者: はい*
-test_cell_project_project_admin_view_team_tab if allowed_by(cell("project_admin", "view_team_tab"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクト設定の表示 (view_project_settings), column プロジェクト管理者: はい*
-test_cell_project_project_admin_view_project_settings if allowed_by(cell("project_admin", "view_project_settings"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクト設定の更新 (update_project_settings), column プロジェクト管理者: はい*
-test_cell_project_project_admin_update_project_settings if allowed_by(cell("project_admin", "update_project_settings"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトへのデータの貢献 (contribute_data), column プロジェクト管理者: いいえ
-test_cell_project_project_admin_contribute_data if denied(cell("project_admin", "contribute_data"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 記録ユーザーの開始/停止/一時停止 (start_stop_pause_recording_users), column プロジェクト管理者: はい
-test_cell_project_project_admin_start_stop_pause_recording_users if allowed_by(cell("project_admin", "start_stop_pause_recording_users"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 分析の開始 (start_analysis), column プロジェクト管理者: はい*
-test_cell_project_project_admin_start_analysis if allowed_by(cell("project_admin", "start_analysis"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の表示 (view_discovery_results), column プロジェクト管理者: はい*
-test_cell_project_project_admin_view_discovery_results if allowed_by(cell("project_admin", "view_discovery_results"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の更新 (update_discovery_results), column プロジェクト管理者: はい*
-test_cell_project_project_admin_update_discovery_results if allowed_by(cell("project_admin", "update_discovery_results"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の削除 (delete_discovery_results), column プロジェクト管理者: はい*
-test_cell_project_project_admin_delete_discovery_results if allowed_by(cell("project_admin", "delete_discovery_results"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row アクセス権を管理する (manage_access), column プロジェクト管理者: はい***
-test_cell_project_project_admin_manage_access if {
-	denied(cell("project_admin", "manage_access"))
-	allowed_by(cell("project_admin", "view_access"), "project_admin")
-}
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ダウンロード ページの表示 (view_download_page), column プロジェクト管理者: はい
-test_cell_project_project_admin_view_download_page if allowed_by(cell("project_admin", "view_download_page"), "project_admin")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの作成 (create_project), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_create_project if denied(cell("business_analyst", "create_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの読み込み (read_project), column ビジネス アナリスト: はい
-test_cell_project_business_analyst_read_project if allowed_by(cell("business_analyst", "read_project"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの更新 (update_project), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_update_project if denied(cell("business_analyst", "update_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトのアーカイブ (archive_project), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_archive_project if denied(cell("business_analyst", "archive_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row TM プロジェクトの削除 (delete_project), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_delete_project if denied(cell("business_analyst", "delete_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ロールを割り当てる (assign_roles), column ビジネス アナリスト: はい**
-test_cell_project_business_analyst_assign_roles if allowed_by(cell("business_analyst", "assign_roles"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ロールの割り当ての削除 (remove_role_assignments), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_remove_role_assignments if denied(cell("business_analyst", "remove_role_assignments"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトのステータスの表示 ([プロジェクト インサイト] ページ) (view_project_status), column ビジネス アナリスト: はい
-test_cell_project_business_analyst_view_project_status if allowed_by(cell("business_analyst", "view_project_status"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの [チーム] タブの表示 (view_team_tab), column ビジネス アナリスト: はい
-test_cell_project_business_analyst_view_team_tab if allowed_by(cell("business_analyst", "view_team_tab"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクト設定の表示 (view_project_settings), column ビジネス アナリスト: はい
-test_cell_project_business_analyst_view_project_settings if allowed_by(cell("business_analyst", "view_project_settings"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクト設定の更新 (update_project_settings), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_update_project_settings if denied(cell("business_analyst", "update_project_settings"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトへのデータの貢献 (contribute_data), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_contribute_data if denied(cell("business_analyst", "contribute_data"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 記録ユーザーの開始/停止/一時停止 (start_stop_pause_recording_users), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_start_stop_pause_recording_users if denied(cell("business_analyst", "start_stop_pause_recording_users"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 分析の開始 (start_analysis), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_start_analysis if denied(cell("business_analyst", "start_analysis"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の表示 (view_discovery_results), column ビジネス アナリスト: はい
-test_cell_project_business_analyst_view_discovery_results if allowed_by(cell("business_analyst", "view_discovery_results"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の更新 (update_discovery_results), column ビジネス アナリスト: はい
-test_cell_project_business_analyst_update_discovery_results if allowed_by(cell("business_analyst", "update_discovery_results"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の削除 (delete_discovery_results), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_delete_discovery_results if denied(cell("business_analyst", "delete_discovery_results"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row アクセス権を管理する (manage_access), column ビジネス アナリスト: いいえ
-test_cell_project_business_analyst_manage_access if denied(cell("business_analyst", "manage_access"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ダウンロード ページの表示 (view_download_page), column ビジネス アナリスト: はい
-test_cell_project_business_analyst_view_download_page if allowed_by(cell("business_analyst", "view_download_page"), "business_analyst")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの作成 (create_project), column 記録ユーザー: いいえ
-test_cell_project_recording_user_create_project if denied(cell("recording_user", "create_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの読み込み (read_project), column 記録ユーザー: はい*
-test_cell_project_recording_user_read_project if allowed_by(cell("recording_user", "read_project"), "recording_user")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの更新 (update_project), column 記録ユーザー: いいえ
-test_cell_project_recording_user_update_project if denied(cell("recording_user", "update_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトのアーカイブ (archive_project), column 記録ユーザー: いいえ
-test_cell_project_recording_user_archive_project if denied(cell("recording_user", "archive_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row TM プロジェクトの削除 (delete_project), column 記録ユーザー: いいえ
-test_cell_project_recording_user_delete_project if denied(cell("recording_user", "delete_project"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ロールを割り当てる (assign_roles), column 記録ユーザー: いいえ
-test_cell_project_recording_user_assign_roles if denied(cell("recording_user", "assign_roles"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ロールの割り当ての削除 (remove_role_assignments), column 記録ユーザー: いいえ
-test_cell_project_recording_user_remove_role_assignments if denied(cell("recording_user", "remove_role_assignments"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトのステータスの表示 ([プロジェクト インサイト] ページ) (view_project_status), column 記録ユーザー: はい*
-test_cell_project_recording_user_view_project_status if allowed_by(cell("recording_user", "view_project_status"), "recording_user")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトの [チーム] タブの表示 (view_team_tab), column 記録ユーザー: はい*
-test_cell_project_recording_user_view_team_tab if allowed_by(cell("recording_user", "view_team_tab"), "recording_user")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクト設定の表示 (view_project_settings), column 記録ユーザー: はい*
-test_cell_project_recording_user_view_project_settings if allowed_by(cell("recording_user", "view_project_settings"), "recording_user")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクト設定の更新 (update_project_settings), column 記録ユーザー: いいえ
-test_cell_project_recording_user_update_project_settings if denied(cell("recording_user", "update_project_settings"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row プロジェクトへのデータの貢献 (contribute_data), column 記録ユーザー: はい
-test_cell_project_recording_user_contribute_data if allowed_by(cell("recording_user", "contribute_data"), "recording_user")
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 記録ユーザーの開始/停止/一時停止 (start_stop_pause_recording_users), column 記録ユーザー: いいえ
-test_cell_project_recording_user_start_stop_pause_recording_users if denied(cell("recording_user", "start_stop_pause_recording_users"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 分析の開始 (start_analysis), column 記録ユーザー: いいえ
-test_cell_project_recording_user_start_analysis if denied(cell("recording_user", "start_analysis"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の表示 (view_discovery_results), column 記録ユーザー: いいえ
-test_cell_project_recording_user_view_discovery_results if denied(cell("recording_user", "view_discovery_results"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の更新 (update_discovery_results), column 記録ユーザー: いいえ
-test_cell_project_recording_user_update_discovery_results if denied(cell("recording_user", "update_discovery_results"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row 検出結果の削除 (delete_discovery_results), column 記録ユーザー: いいえ
-test_cell_project_recording_user_delete_discovery_results if denied(cell("recording_user", "delete_discovery_results"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row アクセス権を管理する (manage_access), column 記録ユーザー: いいえ
-test_cell_project_recording_user_manage_access if denied(cell("recording_user", "manage_access"))
-
-# uipath-task-mining-cloud-roles.ja.txt, プロジェクト レベルのロール table, row ダウンロード ページの表示 (view_download_page), column 記録ユーザー: はい
-test_cell_project_recording_user_view_download_page if allowed_by(cell("recording_user", "view_download_page"), "recording_user")

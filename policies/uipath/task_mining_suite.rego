@@ -45,29 +45,33 @@ reasons contains lib.reason(g) if {
 # granting_roles are the roles whose row in the matrix has the action.
 granting_roles := [r | some r in catalog.role_order; catalog.matrix[r][input.action]]
 
+default alternatives := {}
+
+# alternatives lists the granting roles where there are several.
+alternatives := {"any_of": granting_roles} if count(granting_roles) > 1
+
+# role_scope is the scope a missing role is named at: the checked scope
+# where the role may be assigned there, else the tenant.
+role_scope(role, scope) := scope if {
+	scope.type in catalog.roles[role].scopes
+} else := tenant
+
 # Without a granting role, missing names the first role (in the order User,
 # Process SME, Admin) that has the action, at the checked scope where the
 # role may be assigned there, else at service; where several roles have it,
 # any_of lists them all (any one suffices).
-missing contains object.union(lib.missing_role(system_id, role, role_scope(role)), alternatives) if {
+missing contains object.union(lib.missing_role(system_id, role, role_scope(role, lib.scope)), alternatives) if {
 	count(reasons) == 0
 	role := granting_roles[0]
 }
-
-default alternatives := {}
-
-alternatives := {"any_of": granting_roles} if count(granting_roles) > 1
-
-role_scope(role) := lib.scope if {
-	lib.scope.type in catalog.roles[role].scopes
-} else := tenant
 
 # rename_project, archive_project, edit_project: the document grants them to
 # no role. uipath-task-mining-automation-suite.txt, Process SME: "have no
 # edit right to rename/archive/edit any project"; the Admin's list does not
 # name them either (least privilege: nobody holds them).
-missing contains lib.missing_condition(system_id, sprintf("%s is granted to no role of the document", [input.action])) if {
+missing contains lib.missing_condition(system_id, msg) if {
 	count(granting_roles) == 0
+	msg := sprintf("%s is granted to no role of the document", [input.action])
 }
 
 # AI Center prerequisites, checked in uipath-orchestrator at the tenant.
@@ -81,12 +85,7 @@ missing contains lib.missing_condition(system_id, sprintf("%s is granted to no r
 # data to AICenter"). Which action needs which set: catalog.prerequisites.
 missing contains lib.missing_permission("uipath-orchestrator", perm, tenant) if {
 	some perm in catalog.prerequisite_sets[catalog.prerequisites[input.action]]
-	not orchestrator_allows(perm)
-}
-
-orchestrator_allows(perm) if {
-	check := lib.check_input("uipath-orchestrator", perm, tenant)
-	data.permatrix.systems.uipath_orchestrator.decision.allow with input as check
+	not orchestrator_allows(perm, tenant)
 }
 
 # Context conditions (catalog.conditions). uipath-task-mining-automation-suite.txt,
@@ -98,14 +97,25 @@ missing contains lib.missing_condition(system_id, c.message) if {
 	object.get(lib.context, c.key, false) != true
 }
 
+# orchestrator_allows: uipath-orchestrator allows the subject perm at scope.
+orchestrator_allows(perm, scope) if {
+	check := lib.check_input("uipath-orchestrator", perm, scope)
+
+	# A prerequisite in another system is that system's decision for the same
+	# subject (docs/policies.md): its package, asked with the check as input.
+	# regal ignore:with-outside-test-context
+	data.permatrix.systems.uipath_orchestrator.decision.allow with input as check
+}
+
 # Delegation: only who may use the User Management tab (manage_users: the
 # Admin) may add or remove Task Mining roles. uipath-task-mining-automation-suite.txt,
 # Process SME: "Does not have access User Management tab to add any users to
 # Task Mining service."; Admin: "Can add any missing members (Task Mining
 # Admin, Process SME, and Task Mining Users) to the same service".
-forbidden contains sprintf("%s may not change Task Mining roles: only a Task Mining Admin manages users", [input.actor]) if {
+forbidden contains msg if {
 	input.op in {"assign", "unassign"}
 	not actor_manages_users
+	msg := sprintf("%s may not change Task Mining roles: only a Task Mining Admin manages users", [input.actor])
 }
 
 actor_manages_users if {
