@@ -166,3 +166,35 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %d %s", code, out)
 	}
 }
+
+func TestDecisionLog(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "decisions.log")
+	s := serve(t, filepath.Join(dir, "p.db"), "PERMATRIX_DECISION_LOG="+logPath)
+	s.do(t, "POST", "/v1/assignments", assignment("ann"))
+	_, allowed := s.do(t, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`)
+	_, denied := s.do(t, "POST", "/v1/check", `{"subject":"bob","system":"celonis-task-mining","action":"edit_users","resource":{"type":"project","id":"p1"}}`)
+	_, health := s.do(t, "GET", "/health?bundles", "")
+	s.Stop(t) // flushes the log
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 decisions logged, got %d:\n%s", len(lines), raw)
+	}
+	bundleRev := health["bundles"].(map[string]any)["permatrix"].(map[string]any)["revision"]
+	for i, want := range []map[string]any{allowed, denied} {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil {
+			t.Fatal(err)
+		}
+		result := e["result"].(map[string]any)
+		if e["decision_id"] != want["decision_id"] || result["allow"] != want["allow"] ||
+			e["store_revision"].(float64) != 1 || e["bundle_revision"] != bundleRev ||
+			e["input"].(map[string]any)["system"] != "celonis-task-mining" || e["timestamp"] == nil {
+			t.Fatalf("line %d %s does not match the answer %v (bundle %v)", i+1, lines[i], want, bundleRev)
+		}
+	}
+}
