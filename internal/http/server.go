@@ -154,11 +154,9 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 		return nil, err
 	}
 	s.ln = ln
-	return ln.Addr(), nil
-}
-
-// Serve serves until Shutdown; it returns nil after a clean shutdown.
-func (s *Server) Serve() error {
+	// The http.Server exists from here on, so that a Shutdown racing a
+	// Serve that has not started yet still stops it (Serve then returns
+	// ErrServerClosed at once).
 	s.srv = &http.Server{
 		Handler:           s.echo,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -166,6 +164,14 @@ func (s *Server) Serve() error {
 		WriteTimeout:      s.cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return ln.Addr(), nil
+}
+
+// Serve serves until Shutdown; it returns nil after a clean shutdown.
+func (s *Server) Serve() error {
+	if s.srv == nil {
+		return errors.New("Serve before Listen")
 	}
 	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -198,3 +198,12 @@ func TestDecisionLog(t *testing.T) {
 		}
 	}
 }
+
+// SIGTERM right after startup (before the first request) still stops serve:
+// Shutdown must not race the server's creation.
+func TestImmediateSIGTERM(t *testing.T) {
+	for i := range 5 {
+		s := serve(t, filepath.Join(t.TempDir(), fmt.Sprintf("p%d.db", i)))
+		s.Stop(t)
+	}
+}

@@ -97,7 +97,9 @@ func (p *Process) Stop(t testing.TB) {
 			t.Fatalf("serve exit after SIGTERM: %v\n%s", err, p.Logs())
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
+		_ = p.Cmd.Process.Signal(syscall.SIGQUIT) // make the Go runtime dump its goroutines into the logs
+		time.Sleep(time.Second)
+		t.Fatalf("serve did not stop on SIGTERM within 20s; logs and goroutines:\n%s", p.Logs())
 	}
 }
 
