@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -152,7 +153,7 @@ func LoadLayout(fsys fs.FS) (*bundle.Bundle, error) {
 		b.Modules = append(b.Modules, bundle.ModuleFile{URL: rel, Path: rel, Raw: m.Raw, Parsed: m.Parsed})
 		fmt.Fprintf(digest, "%s\x00%s\x00", rel, m.Raw)
 	}
-	data, err := jsonBytes(b.Data)
+	data, err := json.Marshal(b.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -200,7 +200,7 @@ func (p *Policy) Verdict(ctx context.Context, input map[string]any) (violations,
 		return nil, nil, errors.New("data.permatrix.admin.verdict is undefined")
 	}
 	m, _ := rs[0].Expressions[0].Value.(map[string]any)
-	return strings_(m["violations"]), strings_(m["forbidden"]), nil
+	return stringList(m["violations"]), stringList(m["forbidden"]), nil
 }
 
 // Query evaluates data.<path> (slash- or dot-separated) for the Data API.
@@ -276,7 +276,7 @@ func parseDecision(v any) (*permatrix.Decision, error) {
 	}
 	d.Reasons = objects(m["reasons"])
 	d.Missing = objects(m["missing"])
-	d.Errors = strings_(m["errors"])
+	d.Errors = stringList(m["errors"])
 	if d.Allow && len(d.Errors) > 0 {
 		return nil, errors.New("decision allows an invalid input")
 	}
@@ -294,7 +294,7 @@ func objects(v any) []map[string]any {
 	return out
 }
 
-func strings_(v any) []string {
+func stringList(v any) []string {
 	list, _ := v.([]any)
 	out := make([]string, 0, len(list))
 	for _, x := range list {
@@ -306,7 +306,7 @@ func strings_(v any) []string {
 }
 
 func parseCatalog(v any) (permatrix.Catalog, error) {
-	raw, err := jsonBytes(v)
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -325,5 +325,3 @@ func parseCatalog(v any) (permatrix.Catalog, error) {
 	}
 	return c, nil
 }
-
-func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }
