@@ -501,10 +501,7 @@ func TestUiPathCloudUnassisted(t *testing.T) {
 
 func TestUiPathCloudScopeViolations(t *testing.T) {
 	s := cloudDelegationFixture(t)
-	cases := []struct {
-		body map[string]any
-		msg  string
-	}{
+	cases := []refusal{
 		{roleAt(tmc, "user:x", "project_admin", service), `"project_admin" cannot be assigned at scope "service" in system "uipath-task-mining-cloud" (allowed: project)`},
 		{roleAt(tmc, "user:x", "business_analyst", service), `"business_analyst" cannot be assigned at scope "service"`},
 		{roleAt(tmc, "user:x", "recording_user", service), `"recording_user" cannot be assigned at scope "service"`},
@@ -516,18 +513,7 @@ func TestUiPathCloudScopeViolations(t *testing.T) {
 		{map[string]any{"subject": "user:x", "system": tmc, "permission": "view_access", "scope": project("p1")}, "view_access is derived"},
 	}
 	before := export(s)
-	for _, c := range cases {
-		for _, actor := range []string{"", "root"} {
-			body := c.body
-			if actor != "" {
-				body = withActor(c.body, actor)
-			}
-			r := s.Do(http.MethodPost, "/v1/assignments", body, true)
-			if code, msg := errorOf(r); r.Status != 422 || code != "unprocessable" || !strings.Contains(msg, c.msg) {
-				t.Errorf("%v (actor %q): %d %s, want 422 with %q", c.body, actor, r.Status, r.Raw, c.msg)
-			}
-		}
-	}
+	wantAssignmentsRefused(t, s, cases, "", "root")
 	// Refused imports too.
 	line := `{"subject":"user:x","system":"uipath-task-mining-cloud","role":"project_admin","scope":{"type":"service"}}`
 	if r := s.Do(http.MethodPost, "/v1/import", line+"\n", true); r.Status != 422 {
@@ -648,5 +634,30 @@ func TestUiPathCloudReRegisterProject(t *testing.T) {
 	}
 	if s.Allowed(cloud("bob", "update_project", project("p1"))) {
 		t.Fatal("bob may not update alice's p1")
+	}
+}
+
+// refusal is an assignment the vendor rules refuse (422), and a part of
+// the reason the answer must give.
+type refusal struct {
+	body map[string]any
+	msg  string
+}
+
+// wantAssignmentsRefused posts each refused assignment once per actor ("" is the
+// operator) and fails unless every answer is a 422 with its reason.
+func wantAssignmentsRefused(t *testing.T, s *harness.Server, cases []refusal, actors ...string) {
+	t.Helper()
+	for _, c := range cases {
+		for _, actor := range actors {
+			body := c.body
+			if actor != "" {
+				body = withActor(c.body, actor)
+			}
+			r := s.Do(http.MethodPost, "/v1/assignments", body, true)
+			if code, msg := errorOf(r); r.Status != 422 || code != "unprocessable" || !strings.Contains(msg, c.msg) {
+				t.Errorf("%v (actor %q): %d %s, want 422 with %q", c.body, actor, r.Status, r.Raw, c.msg)
+			}
+		}
 	}
 }

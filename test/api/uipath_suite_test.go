@@ -268,10 +268,7 @@ func TestUiPathSuiteAICenterPrerequisites(t *testing.T) {
 func TestUiPathSuiteScopeViolations(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	s.Assign(roleAt(tms, "user:ada", "admin", service))
-	cases := []struct {
-		body map[string]any
-		msg  string
-	}{
+	cases := []refusal{
 		{roleAt(tms, "user:x", "process_sme", project("p1")), `"process_sme" cannot be assigned at scope "project" in system "uipath-task-mining-suite" (allowed: service)`},
 		{roleAt(tms, "user:x", "admin", project("p1")), `"admin" cannot be assigned at scope "project"`},
 		{roleAt(tms, "group:g", "process_sme", project("p1")), `"process_sme" cannot be assigned at scope "project"`},
@@ -281,18 +278,7 @@ func TestUiPathSuiteScopeViolations(t *testing.T) {
 		{roleAt(orch, "user:x", "admin", service), "unknown role"},
 	}
 	before := export(s)
-	for _, c := range cases {
-		for _, actor := range []string{"", "ada"} {
-			body := c.body
-			if actor != "" {
-				body = withActor(c.body, actor)
-			}
-			r := s.Do(http.MethodPost, "/v1/assignments", body, true)
-			if code, msg := errorOf(r); r.Status != 422 || code != "unprocessable" || !strings.Contains(msg, c.msg) {
-				t.Errorf("%v (actor %q): %d %s, want 422 with %q", c.body, actor, r.Status, r.Raw, c.msg)
-			}
-		}
-	}
+	wantAssignmentsRefused(t, s, cases, "", "ada")
 	if after := export(s); after != before {
 		t.Fatalf("refused writes changed the store:\n%s\n%s", before, after)
 	}

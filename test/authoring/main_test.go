@@ -6,9 +6,6 @@
 package authoring_test
 
 import (
-	"bytes"
-	"errors"
-	"os/exec"
 	"testing"
 
 	"github.com/permatrix/permatrix/test/harness"
@@ -27,20 +24,5 @@ func permatrix(t *testing.T, dir string, args ...string) (string, string, int) {
 
 func run(t *testing.T, dir, name string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	if dir == "" {
-		cmd.Dir = harness.Root()
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
-	return out.String(), errb.String(), 0
+	return harness.Run(t, dir, name, args...)
 }

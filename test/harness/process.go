@@ -120,3 +120,25 @@ func (p *Process) Do(t testing.TB, method, path, body string) (int, []byte) {
 	raw, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, raw
 }
+
+// Run runs a command in dir ("" is the repository root) and returns its
+// stdout, stderr and exit code; failing to start it fails the test.
+func Run(t testing.TB, dir, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	if dir == "" {
+		cmd.Dir = Root()
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), code
+}

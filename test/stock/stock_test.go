@@ -12,9 +12,7 @@ package stock_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -36,19 +34,7 @@ func TestMain(m *testing.M) { harness.MainWithBinary(m, &bin) }
 // and the exit code.
 func run(t *testing.T, name string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = harness.Root()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
-	}
-	return out.String(), errb.String(), code
+	return harness.Run(t, "", name, args...)
 }
 
 // coverageReport is the part of `opa test --coverage --format json` read here.
