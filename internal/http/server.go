@@ -107,6 +107,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 
 	e.POST("/v1/check", s.check)
 	e.POST("/v1/check/batch", s.checkBatch)
+	// Proxies forward the original request's method (and Envoy its path).
+	for _, path := range []string{"/v1/forward-auth", "/v1/forward-auth/*"} {
+		e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}, path, s.forwardAuth)
+	}
 	e.GET("/v1/data", s.data)
 	e.POST("/v1/data", s.data)
 	e.GET("/v1/data/*", s.data)
