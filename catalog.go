@@ -2,6 +2,7 @@ package permatrix
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 )
 
@@ -82,10 +83,8 @@ func (s *System) HasScopeType(t string) bool { return slices.Contains(s.ScopeTyp
 
 // ActionIDs returns the system's action ids, sorted.
 func (s *System) ActionIDs() []string {
-	ids := make([]string, 0, len(s.Actions))
-	for id := range s.Actions {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(s.Actions))
 }
+
+// IDs returns the system ids, sorted.
+func (c Catalog) IDs() []string { return slices.Sorted(maps.Keys(c)) }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"time"
 
@@ -115,12 +116,7 @@ func writeTestPretty(cmd *cobra.Command, rep *regotest.Report, o testOptions) er
 		if err != nil {
 			return err
 		}
-		names := make([]string, 0, len(explained))
-		for name := range explained {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(explained)) {
 			fmt.Fprintf(out, "\n%s failed here:\n", name)
 			if err := regotest.FailureLines(out, explained[name]); err != nil {
 				return err

@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,15 +16,9 @@ func (s *Server) systems(c echo.Context) error {
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
 	}
 	list := make([]*permatrix.System, 0, len(cat))
-	for _, sys := range cat {
-		list = append(list, sys)
+	for _, id := range cat.IDs() {
+		list = append(list, cat[id])
 	}
-	slices.SortFunc(list, func(a, b *permatrix.System) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		return 1
-	})
 	return c.JSON(http.StatusOK, map[string]any{"systems": list})
 }
 

@@ -12,6 +12,7 @@ package matrix
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -106,12 +107,7 @@ func Build(ctx context.Context, b *bundle.Bundle, system string, o Options) (*Ma
 	}
 	sys, ok := p.Catalog[system]
 	if !ok {
-		ids := make([]string, 0, len(p.Catalog))
-		for id := range p.Catalog {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		return nil, fmt.Errorf("unknown system %q (known: %s)", system, strings.Join(ids, ", "))
+		return nil, fmt.Errorf("unknown system %q (known: %s)", system, strings.Join(p.Catalog.IDs(), ", "))
 	}
 	m := &Matrix{System: system, Name: sys.Name, BundleRevision: p.Revision(), Also: o.Also}
 	for _, s := range o.Scopes {
@@ -199,12 +195,7 @@ func holdersOf(sys *permatrix.System, order []string) ([]holder, []string) {
 		notes = append(notes, fmt.Sprintf("each column: a user who holds only that role, in an empty store (project %q registered as created by that user)", ProbeResource))
 		return out, notes
 	}
-	ids := make([]string, 0, len(sys.Permissions))
-	for id := range sys.Permissions {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(sys.Permissions)) {
 		p := sys.Permissions[id]
 		out = append(out, holder{kind: HolderPermission, id: id, name: p.Name, at: assignAt(p.Scopes)})
 	}

@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,12 +143,7 @@ func LoadLayout(fsys fs.FS) (*bundle.Bundle, error) {
 	}
 	b := &bundle.Bundle{Data: res.Documents}
 	digest := sha256.New()
-	names := make([]string, 0, len(res.Modules))
-	for name := range res.Modules {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(res.Modules)) {
 		m := res.Modules[name]
 		rel := path.Clean(strings.TrimPrefix(filepath.ToSlash(m.Name), "/"))
 		b.Modules = append(b.Modules, bundle.ModuleFile{URL: rel, Path: rel, Raw: m.Raw, Parsed: m.Parsed})

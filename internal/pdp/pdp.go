@@ -192,10 +192,7 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 		return nil, 0, permatrix.Errorf(permatrix.EINVALID, "invalid user id")
 	}
 	if len(systems) == 0 {
-		for id := range p.Catalog {
-			systems = append(systems, id)
-		}
-		slices.Sort(systems)
+		systems = p.Catalog.IDs()
 	}
 	out := []Effective{}
 	var rev uint64
