@@ -206,7 +206,6 @@ func runServe(ctx context.Context, o serveOptions) error {
 		}
 		log.Info("watching the bundle for changes", "bundle", o.bundle)
 	}
-	srv.Metrics().StoreRevision.Set(float64(db.Revision()))
 	addr, err := srv.Listen(o.addr)
 	if err != nil {
 		return err

@@ -56,7 +56,6 @@ func (s *Server) createAssignment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	return c.JSON(http.StatusCreated, map[string]any{"id": a.ID, "revision": rev, "assignment": a})
 }
 
@@ -70,7 +69,6 @@ func (s *Server) deleteAssignment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
 }
 
@@ -113,7 +111,6 @@ func (s *Server) putMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
 }
 
@@ -123,7 +120,6 @@ func (s *Server) deleteMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
 }
 
@@ -153,7 +149,6 @@ func (s *Server) putRole(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	return c.JSON(http.StatusOK, map[string]any{"role": r, "revision": rev})
 }
 
@@ -176,7 +171,6 @@ func (s *Server) deleteRole(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
 }
 
@@ -195,7 +189,6 @@ func (s *Server) putProject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	body := map[string]any{"project": p, "revision": rev}
 	if creator != nil {
 		body["creator_assignment"] = creator
@@ -238,7 +231,6 @@ func (s *Server) importAssignments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.metrics.StoreRevision.Set(float64(rev))
 	return c.JSON(http.StatusOK, map[string]any{"imported": n, "revision": rev})
 }
 

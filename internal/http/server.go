@@ -66,7 +66,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics()}
+	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics(svc.DB().Revision)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -381,11 +381,11 @@ type Metrics struct {
 	Decisions        *prometheus.CounterVec
 	DecisionDuration *prometheus.HistogramVec
 	ReloadFailures   prometheus.Counter
-	StoreRevision    prometheus.Gauge
 }
 
-// NewMetrics registers permatrix's metrics in a new registry.
-func NewMetrics() *Metrics {
+// NewMetrics registers permatrix's metrics in a new registry. The store
+// revision is read from storeRevision when scraped, not kept.
+func NewMetrics(storeRevision func() uint64) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -398,11 +398,11 @@ func NewMetrics() *Metrics {
 		ReloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "permatrix_bundle_reload_failures_total", Help: "Bundle loads or reloads that failed; the last good bundle kept serving.",
 		}),
-		StoreRevision: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "permatrix_store_revision", Help: "The assignment store's latest committed revision.",
-		}),
 	}
-	m.Registry.MustRegister(m.Decisions, m.DecisionDuration, m.ReloadFailures, m.StoreRevision,
+	revision := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "permatrix_store_revision", Help: "The assignment store's latest committed revision.",
+	}, func() float64 { return float64(storeRevision()) })
+	m.Registry.MustRegister(m.Decisions, m.DecisionDuration, m.ReloadFailures, revision,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -449,6 +449,7 @@ func TestIntrospection(t *testing.T) {
 		`permatrix_decisions_total{allow="false",system="celonis-task-mining"} 1`,
 		`permatrix_decision_duration_seconds_count{system="celonis-task-mining"} 2`,
 		`permatrix_http_requests_total{code="400"`,
+		"\npermatrix_store_revision 1\n",
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
