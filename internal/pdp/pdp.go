@@ -135,7 +135,10 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 }
 
 // ValidateCheck checks a check against the catalog: required fields, known
-// system and action, a scope type the system has.
+// system and action, a scope type the system has. data.permatrix.errors
+// says much the same in Rego, on purpose: that one serves users of the
+// stock opa and the Data API; this one answers /v1/check before any
+// evaluation and also knows what Rego cannot count (bytes).
 func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 	switch {
 	case ch.Subject == "":
