@@ -1,5 +1,7 @@
 package permatrix
 
+import "encoding/json"
+
 // Check is one question: may Subject do Action on Resource in System?
 type Check struct {
 	Subject  string         `json:"subject"`
@@ -41,4 +43,18 @@ type Decision struct {
 	Missing    []map[string]any `json:"missing"`
 	// Errors say why the input itself was not a valid check.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// CheckOf reads a check back from its input document (Check.Input), e.g. a
+// logged decision's input.
+func CheckOf(input map[string]any) (Check, error) {
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return Check{}, err
+	}
+	var c Check
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return Check{}, err
+	}
+	return c, nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
 )
 
@@ -72,7 +71,7 @@ func runBundleBuild(cmd *cobra.Command, dir string, o bundleBuildOptions) error 
 			return fmt.Errorf("%s has no %s/ directory: give the repository (or a copy of its policies/ and data/)", dir, sub)
 		}
 	}
-	b, err := opa.LoadLayout(os.DirFS(dir))
+	b, err := opa.ReadLayout(os.DirFS(dir))
 	if err != nil {
 		return err
 	}
@@ -92,10 +91,10 @@ func runBundleBuild(cmd *cobra.Command, dir string, o bundleBuildOptions) error 
 		}
 	}
 	if o.revision != "" {
-		b.Manifest.Revision = o.revision
+		b.SetRevision(o.revision)
 	}
 	// Compile before writing: a bundle the server would refuse is not built.
-	if _, err := opa.Compile(cmd.Context(), b, &permatrix.State{}); err != nil {
+	if _, err := opa.Compile(cmd.Context(), b, nil); err != nil {
 		return fmt.Errorf("the policies do not compile: %w", err)
 	}
 	var sign *opa.SignOptions
@@ -121,6 +120,6 @@ func runBundleBuild(cmd *cobra.Command, dir string, o bundleBuildOptions) error 
 	if sign != nil {
 		signed = fmt.Sprintf("signed (%s, key id %q)", sign.Algorithm, sign.KeyID)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: revision %s, %d modules, %s\n", o.output, b.Manifest.Revision, len(b.Modules), signed)
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: revision %s, %d modules, %s\n", o.output, b.Revision(), b.Modules(), signed)
 	return nil
 }

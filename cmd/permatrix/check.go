@@ -87,17 +87,17 @@ func runCheck(cmd *cobra.Command, o checkOptions) error {
 }
 
 func checkLocal(ctx context.Context, dbPath, bundlePath string, ch permatrix.Check) (*permatrix.Decision, error) {
-	db, err := bolt.Open(dbPath)
+	db, err := bolt.Open(dbPath, bolt.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("%w (is a server running on it? use --server)", err)
 	}
 	defer db.Close()
-	b, err := opa.Load(ctx, bundlePath, opa.LoadOptions{})
+	b, err := opa.ReadBundle(ctx, bundlePath, opa.ReadOptions{})
 	if err != nil {
 		return nil, err
 	}
-	svc := pdp.New(db, opa.New(), nil, nil)
-	if _, err := svc.Load(ctx, b); err != nil {
+	svc := pdp.New(db, opa.NewEngine(db), nil, nil)
+	if _, err := svc.Activate(ctx, b); err != nil {
 		return nil, err
 	}
 	d, err := svc.Check(ctx, ch)

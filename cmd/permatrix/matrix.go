@@ -68,7 +68,7 @@ func runMatrix(cmd *cobra.Command, system string, o matrixOptions) error {
 		}
 		contexts[action] = v
 	}
-	b, err := opa.Load(cmd.Context(), o.bundle, opa.LoadOptions{})
+	b, err := opa.ReadBundle(cmd.Context(), o.bundle, opa.ReadOptions{})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/replay"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 type replayOptions struct {
@@ -81,38 +82,33 @@ func runReplay(cmd *cobra.Command, o replayOptions) error {
 		return fmt.Errorf("%s: %w", o.decisions, err)
 	}
 
-	var store replay.Store
+	var rs replay.Store
 	if o.db != "" {
-		db, err := bolt.Open(o.db)
+		db, err := bolt.Open(o.db, bolt.Options{})
 		if err != nil {
 			return fmt.Errorf("%w (replay the server's export instead: --store-export)", err)
 		}
-		st, err := db.State()
-		db.Close()
-		if err != nil {
-			return err
-		}
-		store = replay.Store{State: st, Description: fmt.Sprintf("current: %s at revision %d", o.db, st.Revision)}
+		defer db.Close()
+		rs = replay.Store{Backend: db, Description: fmt.Sprintf("current: %s at revision %d", o.db, db.Revision())}
 	} else {
-		raw, err := os.ReadFile(o.storeExport)
+		f, err := os.Open(o.storeExport)
 		if err != nil {
 			return err
 		}
-		dec := json.NewDecoder(strings.NewReader(string(raw)))
-		dec.UseNumber()
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
+		mem, err := store.ReadDocument(f)
+		f.Close()
+		if err != nil {
 			return fmt.Errorf("%s: %w", o.storeExport, err)
 		}
-		store = replay.Store{Export: doc, Description: "current: export " + o.storeExport}
+		rs = replay.Store{Backend: mem, Description: "current: export " + o.storeExport}
 	}
 
-	ropts := replay.Options{Store: store}
-	if ropts.Candidate, err = opa.Load(ctx, o.bundle, opa.LoadOptions{}); err != nil {
+	ropts := replay.Options{Store: rs}
+	if ropts.Candidate, err = opa.ReadBundle(ctx, o.bundle, opa.ReadOptions{}); err != nil {
 		return err
 	}
 	if o.baseline != "" {
-		if ropts.Baseline, err = opa.Load(ctx, o.baseline, opa.LoadOptions{}); err != nil {
+		if ropts.Baseline, err = opa.ReadBundle(ctx, o.baseline, opa.ReadOptions{}); err != nil {
 			return fmt.Errorf("--baseline: %w", err)
 		}
 	}

@@ -91,8 +91,8 @@ func adminToken(o serveOptions, log *slog.Logger) (string, error) {
 }
 
 // bundleLoadOptions checks the bundle flags and turns them into load options.
-func bundleLoadOptions(o serveOptions) (opa.LoadOptions, error) {
-	var lo opa.LoadOptions
+func bundleLoadOptions(o serveOptions) (opa.ReadOptions, error) {
+	var lo opa.ReadOptions
 	if o.watch {
 		switch {
 		case o.bundle == "":
@@ -115,7 +115,7 @@ func bundleLoadOptions(o serveOptions) (opa.LoadOptions, error) {
 // reloader reloads the bundle for serve --watch.
 type reloader struct {
 	src  string
-	opts opa.LoadOptions
+	opts opa.ReadOptions
 	svc  *pdp.Service
 	srv  *http.Server
 	log  *slog.Logger
@@ -135,15 +135,15 @@ func (r *reloader) reload(ctx context.Context) {
 		return // shutting down: not a failed reload
 	}
 	old := ""
-	if p := r.svc.Engine().Current(); p != nil {
-		old = p.Revision()
+	if p := r.svc.Policy(); p != nil {
+		old = p.BundleRevision()
 	}
-	b, err := opa.Load(ctx, r.src, r.opts)
+	b, err := opa.ReadBundle(ctx, r.src, r.opts)
 	if err == nil {
 		var p *opa.Policy
-		if p, err = r.svc.Load(ctx, b); err == nil {
+		if p, err = r.svc.Activate(ctx, b); err == nil {
 			r.srv.SetBundleError(nil)
-			r.log.Info("bundle reloaded", "bundle", r.src, "revision", p.Revision(), "previous_revision", old)
+			r.log.Info("bundle reloaded", "bundle", r.src, "revision", p.BundleRevision(), "previous_revision", old)
 			return
 		}
 	}
@@ -163,7 +163,7 @@ func runServe(ctx context.Context, o serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db, err := bolt.Open(o.db)
+	db, err := bolt.Open(o.db, bolt.Options{})
 	if err != nil {
 		return err
 	}
@@ -187,12 +187,12 @@ func runServe(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	svc := pdp.New(db, opa.New(), log, dlog)
-	b, err := opa.Load(ctx, o.bundle, loadOpts)
+	svc := pdp.New(db, opa.NewEngine(db), log, dlog)
+	b, err := opa.ReadBundle(ctx, o.bundle, loadOpts)
 	if err != nil {
 		return err
 	}
-	p, err := svc.Load(ctx, b)
+	p, err := svc.Activate(ctx, b)
 	if err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
@@ -210,7 +210,7 @@ func runServe(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", addr.String(), "db", o.db, "bundle_revision", p.Revision(), "store_revision", db.Revision(), "systems", len(p.Catalog))
+	log.Info("serving", "addr", addr.String(), "db", o.db, "bundle_revision", p.BundleRevision(), "store_revision", db.Revision(), "systems", len(p.Catalog))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()

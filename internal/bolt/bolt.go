@@ -1,40 +1,54 @@
-// Package bolt persists the assignment store (assignments, group
-// memberships, custom roles, projects) in one bbolt file.
+// Package bolt is the assignment store's backend in one bbolt file: the
+// embedded default, and the local replica of a sidecar in a fleet
+// (internal/etcd). It implements store.Backend: ordered keys and values
+// with revisions; what the keys mean is internal/store's business.
 //
 // Invariants:
 //
-//   - Every committed write transaction that changed anything increments the
-//     revision exactly once, in the same transaction. A revision therefore
-//     names one state of the store, and two readers at the same revision see
-//     the same data.
-//   - A write acknowledged by Update has been fsynced: bbolt's default
-//     options are kept (NoSync false), so Commit returns only after the data
-//     and meta pages are on disk. A crash, even kill -9, loses no
-//     acknowledged write.
-//   - Updates are serialized by DB.mu, so revisions are published to
-//     DB.Revision in commit order.
+//   - One committed bbolt transaction changes the revision exactly once,
+//     in the same transaction, so a revision names one state and two readers
+//     at the same revision see the same data. A transaction that changes
+//     nothing commits nothing.
+//   - Group commit: concurrent Commits are queued and applied by one
+//     committer goroutine in one bbolt transaction, fsynced once (bbolt's
+//     defaults: NoSync false). Every Commit of that transaction returns the
+//     same, new revision, and only after the fsync: an acknowledged write
+//     survives kill -9. A commit that fails (disk full, I/O error) fails every
+//     Commit of the transaction and nothing of it is stored.
+//   - A Commit is applied only if no unit it read changed after its base
+//     revision (store.Changes, kept in memory: at open nothing is known
+//     before the file's revision, so a batch based on an older revision
+//     conflicts), and not if an earlier Commit of the same transaction wrote
+//     one of those units.
+//   - Every value is stored with a CRC-32C of key and value; a read that finds
+//     a mismatch is an error, never data.
+//   - Assignment numbers (NextID) come from a counter persisted in the meta
+//     bucket with every commit, at least as high as every number handed out
+//     before the commit: after a crash the counter resumes above every
+//     stored id.
 //   - Only one process has the file open: bbolt holds an exclusive flock,
 //     and a second Open gives up after lockTimeout with EUNAVAILABLE.
+//   - A replica (Options.Replica) is written only by Apply and Reset, with
+//     the revisions its source gives; Commit is refused.
 //
-// Layout (bucket → key → value; "nested" means one sub-bucket per key):
+// Layout (bucket → key → value), format 2:
 //
-//	meta         "format" → uint64 BE (formatVersion), "revision" → uint64 BE
-//	assignments  id → JSON permatrix.Assignment
-//	by_subject   nested per subject: id → empty        (index of assignments)
-//	members      nested per group:   user → empty
-//	groups_of    nested per user:    group → empty     (inverse of members)
-//	roles        nested per system:  name → JSON permatrix.Role
-//	projects     nested per system:  id → JSON permatrix.Project
+//	meta  "format" → uint64 BE (formatVersion), "revision" → uint64 BE,
+//	      "idseq" → uint64 BE, "mode" → "primary" | "replica",
+//	      "source" → what a replica replicates (e.g. its etcd prefix)
+//	kv    store key → CRC-32C (4 bytes BE) ‖ value
 //
-// Nested buckets are deleted when their last key goes, so the file never
-// accumulates empty subjects, groups or systems.
+// Format 1 files (a bucket per kind of record) are migrated to format 2 in
+// one transaction when opened (migrate.go).
 package bolt
 
 import (
+	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,54 +57,103 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
-// formatVersion is the layout this package reads and writes. Bump it, and
-// refuse older files or migrate them, whenever the layout above changes.
-const formatVersion = 1
+// formatVersion is the layout this package writes. Bump it, and migrate
+// older files, whenever the layout above changes.
+const formatVersion = 2
 
 // lockTimeout bounds how long Open waits for another process to release
 // the file. bbolt polls the flock every 50 ms until then.
 const lockTimeout = 2 * time.Second
 
+// initialMmapSize is the address space bbolt maps at once. bbolt remaps when
+// the file outgrows its mapping, and a remap waits for every open read
+// transaction (a snapshot, an export being streamed): mapping far more than
+// the file needs (address space, not memory) makes that wait rare.
+const initialMmapSize = 64 << 30
+
+// maxBatchOps bounds the operations of one group commit; a single Commit
+// larger than that is applied alone.
+const maxBatchOps = 200_000
+
 var (
-	bucketMeta        = []byte("meta")
-	bucketAssignments = []byte("assignments")
-	bucketBySubject   = []byte("by_subject")
-	bucketMembers     = []byte("members")
-	bucketGroupsOf    = []byte("groups_of")
-	bucketRoles       = []byte("roles")
-	bucketProjects    = []byte("projects")
+	bucketMeta = []byte("meta")
+	bucketKV   = []byte("kv")
 
 	keyFormat   = []byte("format")
 	keyRevision = []byte("revision")
+	keyIDSeq    = []byte("idseq")
+	keyMode     = []byte("mode")
+	keySource   = []byte("source")
 )
 
-// allBuckets are the top-level buckets; every one exists in an opened store.
-var allBuckets = [][]byte{
-	bucketMeta, bucketAssignments, bucketBySubject, bucketMembers,
-	bucketGroupsOf, bucketRoles, bucketProjects,
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Options tune Open.
+type Options struct {
+	// Replica opens (or creates) the file as a replica of source: written by
+	// Apply and Reset only. A primary file is refused as a replica and the
+	// other way round, and a replica of another source is refused.
+	Replica bool
+	Source  string
+	// ChangesLimit bounds the unit-change index (store.Changes).
+	ChangesLimit int
 }
 
 // DB is an open store file.
 type DB struct {
-	bolt *bbolt.DB
-	path string
+	bolt    *bbolt.DB
+	path    string
+	replica bool
 
-	// mu serializes Update so that the revision published in rev never goes
-	// backwards: bbolt alone serializes write transactions, but not the
-	// store to rev that follows each commit.
-	mu  sync.Mutex
-	rev atomic.Uint64 // last committed revision
+	rev     atomic.Uint64 // last committed revision
+	seq     atomic.Uint64 // last assignment number handed out
+	changes *store.Changes
+
+	mu      sync.Mutex // guards queue, applied, closed
+	queue   []*commitReq
+	wake    chan struct{} // one token: the committer has work
+	applied chan struct{} // closed and replaced at every new revision
+	closed  bool
+	done    chan struct{} // closed when the committer has exited
+
+	// diskErr is the last commit failure caused by the disk (ENOSPC, EIO…),
+	// cleared by the next successful commit: /health/ready reports it.
+	diskErr atomic.Pointer[error]
+}
+
+type commitReq struct {
+	ctx   context.Context
+	batch *store.Batch
+	done  chan commitResult
+}
+
+type commitResult struct {
+	rev uint64
+	err error
 }
 
 // Open opens the store file at path, creating it (mode 0600: it holds
 // authorization data) if it does not exist. If another process has it open,
 // Open fails within lockTimeout with an EUNAVAILABLE error saying so. A file
-// of another format, or a bbolt file that is not a permatrix store, is
-// refused.
-func Open(path string) (*DB, error) {
-	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
+// that is not a permatrix store, of an unknown format, or corrupt is refused
+// with an error saying why (Verify has the details).
+func Open(path string, o Options) (*DB, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE,
+			"%s is empty (0 bytes): not a permatrix store; remove it to start a new store", path)
+	}
+	if err := precheck(path); err != nil {
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s is not a usable store: %v", path, err)
+	}
+	var b *bbolt.DB
+	err := faultGuard(func() error {
+		var err error
+		b, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: initialMmapSize})
+		return err
+	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE,
 			"store %s is locked by another process (is another permatrix running?)", path)
@@ -98,191 +161,434 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "open store %s: %v", path, err)
 	}
-	db := &DB{bolt: b, path: path}
-	if err := db.init(); err != nil {
+	db := &DB{bolt: b, path: path, replica: o.Replica, wake: make(chan struct{}, 1),
+		applied: make(chan struct{}), done: make(chan struct{})}
+	if err := faultGuard(func() error { return db.init(o) }); err != nil {
 		b.Close()
 		return nil, err
 	}
+	if err := db.quickCheck(); err != nil {
+		b.Close()
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s is damaged: %v (run `permatrix store check` for details)", path, err)
+	}
+	db.changes = store.NewChanges(db.rev.Load(), o.ChangesLimit)
+	go db.committer()
 	return db, nil
 }
 
-// init creates the layout in a new file, checks the format of an existing
-// one and loads the revision. It commits only if it created something, so
-// opening an existing store writes nothing.
-func (db *DB) init() error {
-	btx, err := db.bolt.Begin(true)
+// init creates the layout in a new file, migrates an older format, checks
+// the file and loads the revision and the id counter.
+func (db *DB) init(o Options) error {
+	mode := "primary"
+	if o.Replica {
+		mode = "replica"
+	}
+	err := db.bolt.Update(func(btx *bbolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		if meta == nil {
+			// A new file has no buckets at all. A bbolt file with buckets but
+			// no meta belongs to something else: don't write into it.
+			if k, _ := btx.Cursor().First(); k != nil {
+				return permatrix.Errorf(permatrix.EUNAVAILABLE,
+					"%s is not a permatrix store (bucket %q found, no %q)", db.path, k, bucketMeta)
+			}
+			var err error
+			if meta, err = btx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+			if _, err := btx.CreateBucket(bucketKV); err != nil {
+				return err
+			}
+			for k, v := range map[string][]byte{
+				string(keyFormat): u64(formatVersion), string(keyRevision): u64(0), string(keyIDSeq): u64(0),
+				string(keyMode): []byte(mode), string(keySource): []byte(o.Source),
+			} {
+				if err := meta.Put([]byte(k), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		format, ok := getU64(meta, keyFormat)
+		switch {
+		case !ok:
+			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid format version", db.path)
+		case format == 1:
+			return migrateV1(btx)
+		case format != formatVersion:
+			return permatrix.Errorf(permatrix.EUNAVAILABLE,
+				"%s: store format %d is not supported (this build reads formats 1 and %d)", db.path, format, formatVersion)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	defer btx.Rollback()
-
-	changed := false
-	meta := btx.Bucket(bucketMeta)
-	if meta == nil {
-		// A new file has no buckets at all. A bbolt file with buckets but
-		// no meta belongs to something else: don't write into it.
-		if k, _ := btx.Cursor().First(); k != nil {
-			return permatrix.Errorf(permatrix.EUNAVAILABLE,
-				"%s is not a permatrix store (bucket %q found, no %q)", db.path, k, bucketMeta)
+	return db.bolt.View(func(btx *bbolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		if btx.Bucket(bucketKV) == nil {
+			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no %q bucket", db.path, bucketKV)
 		}
-		if meta, err = btx.CreateBucket(bucketMeta); err != nil {
-			return err
+		if got := string(meta.Get(keyMode)); got != mode {
+			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s is a %s store, opened as a %s", db.path, got, mode)
 		}
-		if err := meta.Put(keyFormat, u64(formatVersion)); err != nil {
-			return err
+		if got := string(meta.Get(keySource)); o.Replica && got != o.Source {
+			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s replicates %q, not %q", db.path, got, o.Source)
 		}
-		if err := meta.Put(keyRevision, u64(0)); err != nil {
-			return err
+		rev, ok := getU64(meta, keyRevision)
+		if !ok {
+			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid revision", db.path)
 		}
-		changed = true
-	}
-	format, ok := getU64(meta, keyFormat)
-	if !ok {
-		return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid format version", db.path)
-	}
-	if format != formatVersion {
-		return permatrix.Errorf(permatrix.EUNAVAILABLE,
-			"%s: store format %d is not supported (this build reads format %d)", db.path, format, formatVersion)
-	}
-	rev, ok := getU64(meta, keyRevision)
-	if !ok {
-		return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid revision", db.path)
-	}
-	for _, name := range allBuckets {
-		if btx.Bucket(name) == nil {
-			if _, err := btx.CreateBucket(name); err != nil {
-				return err
-			}
-			changed = true
+		seq, ok := getU64(meta, keyIDSeq)
+		if !ok {
+			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid id sequence", db.path)
 		}
-	}
-	if changed {
-		if err := btx.Commit(); err != nil {
-			return err
-		}
-	}
-	db.rev.Store(rev)
-	return nil
+		db.rev.Store(rev)
+		db.seq.Store(seq)
+		return nil
+	})
 }
 
-// Close closes the file and releases its lock. Pending transactions must
-// have finished.
-func (db *DB) Close() error { return db.bolt.Close() }
+// Close stops the committer (failing queued commits), then closes the file
+// and releases its lock. Snapshots must have been closed.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.mu.Unlock()
+	db.signal()
+	<-db.done
+	return db.bolt.Close()
+}
 
 // Path is the file the store was opened from.
 func (db *DB) Path() string { return db.path }
 
-// Revision is the last committed revision. It is cheap (one atomic load) and
-// may be called concurrently with anything.
+// Revision is the last committed revision.
 func (db *DB) Revision() uint64 { return db.rev.Load() }
 
-// Update runs fn in one read-write transaction.
-//
-// If fn returns nil and made at least one change, the revision is
-// incremented once in the same transaction and the transaction commits
-// (fsync included); Update returns the new revision and the patches the
-// changes imply, the last one being {Path: ["revision"], Value: rev}. If fn
-// made no change, nothing is committed, and Update returns the current
-// revision and no patches. If fn returns an error, or a Tx method failed
-// after it had started writing, nothing is stored and Update returns that
-// error. The Tx must not be used after fn returns.
-func (db *DB) Update(fn func(tx *Tx) error) (rev uint64, patches []permatrix.Patch, err error) {
-	db.mu.Lock()
-	defer db.mu.Unlock()
+// Changes is the index of recent unit changes.
+func (db *DB) Changes() *store.Changes { return db.changes }
 
-	btx, err := db.bolt.Begin(true)
-	if err != nil {
-		return 0, nil, err
+// DiskError is the cause of the last failed commit if the disk caused it and
+// no commit succeeded since; nil otherwise.
+func (db *DB) DiskError() error {
+	if p := db.diskErr.Load(); p != nil {
+		return *p
 	}
-	// A no-op after Commit; on any other way out (error, no change, panic
-	// in fn) it discards the transaction.
-	defer btx.Rollback()
-
-	tx := &Tx{btx: btx, rev: db.rev.Load()}
-	if err := fn(tx); err != nil {
-		return 0, nil, err
-	}
-	if tx.err != nil {
-		return 0, nil, tx.err
-	}
-	if len(tx.patches) == 0 {
-		return tx.rev, nil, nil
-	}
-	rev = tx.rev + 1
-	if err := btx.Bucket(bucketMeta).Put(keyRevision, u64(rev)); err != nil {
-		return 0, nil, err
-	}
-	if err := btx.Commit(); err != nil {
-		return 0, nil, fmt.Errorf("bolt: commit revision %d: %w", rev, err)
-	}
-	db.rev.Store(rev)
-	patches = append(tx.patches, permatrix.Patch{Path: []string{"revision"}, Value: rev})
-	return rev, patches, nil
+	return nil
 }
 
-// View runs fn in a read-only transaction: a consistent snapshot at one
-// revision, concurrent with other Views and with Update. The mutating Tx
-// methods fail in it.
-func (db *DB) View(fn func(tx *Tx) error) error {
-	return db.bolt.View(func(btx *bbolt.Tx) error {
-		rev, _ := getU64(btx.Bucket(bucketMeta), keyRevision)
-		return fn(&Tx{btx: btx, rev: rev})
-	})
-}
-
-// State reads the whole store at one revision, in one read transaction.
-// Assignments are sorted by id, memberships by group then user, roles by
-// system then name, projects by system then id.
-func (db *DB) State() (*permatrix.State, error) {
-	s := &permatrix.State{}
-	err := db.View(func(tx *Tx) error {
-		s.Revision = tx.rev
-		err := tx.btx.Bucket(bucketAssignments).ForEach(func(k, v []byte) error {
-			a, err := decode[permatrix.Assignment](k, v)
-			s.Assignments = append(s.Assignments, a)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		err = forEachNested(tx.btx.Bucket(bucketMembers), func(group, user, _ []byte) error {
-			s.Memberships = append(s.Memberships, permatrix.Membership{Group: string(group), User: string(user)})
+// Wait returns once the revision is at least rev, or ctx ends.
+func (db *DB) Wait(ctx context.Context, rev uint64) error {
+	for {
+		db.mu.Lock()
+		ch := db.applied
+		db.mu.Unlock()
+		if db.rev.Load() >= rev {
 			return nil
-		})
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// publish makes rev the committed revision and wakes Waiters.
+func (db *DB) publish(rev uint64) {
+	db.rev.Store(rev)
+	db.mu.Lock()
+	close(db.applied)
+	db.applied = make(chan struct{})
+	db.mu.Unlock()
+}
+
+// NextID reserves the next assignment number.
+func (db *DB) NextID(context.Context) (uint64, error) {
+	if db.replica {
+		return 0, errors.New("bolt: a replica hands out no ids")
+	}
+	return db.seq.Add(1), nil
+}
+
+// View returns a snapshot of the committed state.
+func (db *DB) View() (store.Snapshot, error) {
+	var s *snapshot
+	err := faultGuard(func() error {
+		btx, err := db.bolt.Begin(false)
 		if err != nil {
 			return err
 		}
-		if s.Roles, err = tx.Roles(""); err != nil {
-			return err
-		}
-		return forEachNested(tx.btx.Bucket(bucketProjects), func(_, k, v []byte) error {
-			p, err := decode[permatrix.Project](k, v)
-			s.Projects = append(s.Projects, p)
-			return err
-		})
+		rev, _ := getU64(btx.Bucket(bucketMeta), keyRevision)
+		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev}
+		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s: %v", db.path, err)
 	}
 	return s, nil
 }
 
-// forEachNested calls fn for every key of every sub-bucket of b, in key
-// order of the sub-buckets and then of their keys.
-func forEachNested(b *bbolt.Bucket, fn func(outer, k, v []byte) error) error {
-	return b.ForEachBucket(func(outer []byte) error {
-		return b.Bucket(outer).ForEach(func(k, v []byte) error { return fn(outer, k, v) })
-	})
+// Commit queues b for the next group commit and waits for its outcome.
+func (db *DB) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
+	if db.replica {
+		return 0, errors.New("bolt: a replica is written by its source only")
+	}
+	if len(b.Ops) == 0 {
+		if db.changes.ChangedAfter(b.Base, b.Reads) {
+			return 0, store.ErrConflict
+		}
+		return db.rev.Load(), nil
+	}
+	req := &commitReq{ctx: ctx, batch: b, done: make(chan commitResult, 1)}
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s is closed", db.path)
+	}
+	db.queue = append(db.queue, req)
+	db.mu.Unlock()
+	db.signal()
+	// Once queued, the outcome is awaited even if ctx ends: the committer
+	// skips a request whose ctx ended before it was taken, and a request it
+	// took is committed or failed promptly.
+	r := <-req.done
+	return r.rev, r.err
 }
 
-// decode unmarshals a stored JSON value; key names it in the error, since a
-// failure means the file is corrupt or of another layout.
-func decode[T any](key, v []byte) (T, error) {
-	var x T
-	if err := json.Unmarshal(v, &x); err != nil {
-		return x, fmt.Errorf("bolt: corrupt value at key %q: %w", key, err)
+func (db *DB) signal() {
+	select {
+	case db.wake <- struct{}{}:
+	default:
 	}
-	return x, nil
+}
+
+// committer applies queued commits, a group at a time.
+func (db *DB) committer() {
+	defer close(db.done)
+	for range db.wake {
+		for {
+			db.mu.Lock()
+			if len(db.queue) == 0 {
+				closed := db.closed
+				db.mu.Unlock()
+				if closed {
+					return
+				}
+				break
+			}
+			// Take requests up to maxBatchOps (at least one).
+			n, ops := 0, 0
+			for n < len(db.queue) && (n == 0 || ops+len(db.queue[n].batch.Ops) <= maxBatchOps) {
+				ops += len(db.queue[n].batch.Ops)
+				n++
+			}
+			group := db.queue[:n:n]
+			db.queue = db.queue[n:]
+			closed := db.closed
+			db.mu.Unlock()
+			if closed {
+				for _, r := range group {
+					r.done <- commitResult{err: permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s is closed", db.path)}
+				}
+				continue
+			}
+			db.commitGroup(group)
+		}
+	}
+}
+
+// commitGroup applies a group of requests in one bbolt transaction.
+func (db *DB) commitGroup(group []*commitReq) {
+	base := db.rev.Load()
+	rev := base + 1
+	results := make([]commitResult, len(group))
+	written := map[string]bool{} // units written by earlier requests of the group
+	var units [][]byte
+	applied := 0
+	err := faultGuard(func() error {
+		return db.bolt.Update(func(btx *bbolt.Tx) error {
+			kv := btx.Bucket(bucketKV)
+			for i, r := range group {
+				if err := r.ctx.Err(); err != nil {
+					results[i].err = err
+					continue
+				}
+				if db.changes.ChangedAfter(r.batch.Base, r.batch.Reads) || readsAny(r.batch.Reads, written) {
+					results[i].err = store.ErrConflict
+					continue
+				}
+				for _, op := range r.batch.Ops {
+					var err error
+					if op.Delete {
+						err = kv.Delete(op.Key)
+					} else {
+						err = kv.Put(op.Key, seal(op.Key, op.Value))
+					}
+					if err != nil {
+						return err // bbolt fails the whole transaction
+					}
+				}
+				for _, u := range r.batch.Writes() {
+					written[string(u)] = true
+					units = append(units, u)
+				}
+				results[i].rev = rev
+				applied++
+			}
+			if applied == 0 {
+				return errNothing
+			}
+			meta := btx.Bucket(bucketMeta)
+			if err := meta.Put(keyRevision, u64(rev)); err != nil {
+				return err
+			}
+			return meta.Put(keyIDSeq, u64(db.seq.Load()))
+		})
+	})
+	switch {
+	case errors.Is(err, errNothing):
+		// every request conflicted or was canceled: nothing to commit
+	case err != nil:
+		if isDiskError(err) {
+			db.diskErr.Store(&err)
+			err = permatrix.Errorf(permatrix.ESTORAGE, "the store %s could not be written: %v; nothing was written", db.path, unwrapSys(err))
+		} else {
+			err = fmt.Errorf("bolt: commit revision %d: %w", rev, err)
+		}
+		for i := range results {
+			if results[i].err == nil {
+				results[i] = commitResult{err: err}
+			}
+		}
+	default:
+		db.diskErr.Store(nil)
+		db.changes.Record(rev, units)
+		db.publish(rev)
+	}
+	for i, r := range group {
+		r.done <- results[i]
+	}
+}
+
+var errNothing = errors.New("bolt: nothing to commit")
+
+func readsAny(reads [][]byte, written map[string]bool) bool {
+	if len(written) == 0 {
+		return false
+	}
+	for _, u := range reads {
+		if written[string(u)] {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply writes a replica's change: the operations of its source's revision
+// rev (or of several revisions up to rev) in one transaction, and units as
+// the changed units.
+func (db *DB) Apply(rev uint64, ops []store.Op, units [][]byte) error {
+	if !db.replica {
+		return errors.New("bolt: Apply on a primary store")
+	}
+	if rev <= db.rev.Load() {
+		return nil // already applied
+	}
+	err := faultGuard(func() error {
+		return db.bolt.Update(func(btx *bbolt.Tx) error {
+			kv := btx.Bucket(bucketKV)
+			for _, op := range ops {
+				var err error
+				if op.Delete {
+					err = kv.Delete(op.Key)
+				} else {
+					err = kv.Put(op.Key, seal(op.Key, op.Value))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return btx.Bucket(bucketMeta).Put(keyRevision, u64(rev))
+		})
+	})
+	if err != nil {
+		if isDiskError(err) {
+			db.diskErr.Store(&err)
+		}
+		return err
+	}
+	db.diskErr.Store(nil)
+	db.changes.Record(rev, units)
+	db.publish(rev)
+	return nil
+}
+
+// Reset replaces a replica's whole content with what next yields (key and
+// value pairs until it returns nil) at revision rev, in one transaction:
+// readers see the old state or the new one, never a mix.
+func (db *DB) Reset(rev uint64, next func() (key, value []byte, err error)) error {
+	if !db.replica {
+		return errors.New("bolt: Reset on a primary store")
+	}
+	err := faultGuard(func() error {
+		return db.bolt.Update(func(btx *bbolt.Tx) error {
+			if err := btx.DeleteBucket(bucketKV); err != nil {
+				return err
+			}
+			kv, err := btx.CreateBucket(bucketKV)
+			if err != nil {
+				return err
+			}
+			for {
+				k, v, err := next()
+				if err != nil {
+					return err
+				}
+				if k == nil {
+					break
+				}
+				if err := kv.Put(k, seal(k, v)); err != nil {
+					return err
+				}
+			}
+			return btx.Bucket(bucketMeta).Put(keyRevision, u64(rev))
+		})
+	})
+	if err != nil {
+		return err
+	}
+	db.changes.Reset(rev)
+	db.publish(rev)
+	return nil
+}
+
+// seal prefixes a value with the CRC-32C of key and value.
+func seal(key, value []byte) []byte {
+	out := make([]byte, 4, 4+len(value))
+	binary.BigEndian.PutUint32(out, checksum(key, value))
+	return append(out, value...)
+}
+
+func checksum(key, value []byte) uint32 {
+	return crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, value)
+}
+
+// unseal checks and strips a stored value's checksum.
+func unseal(key, stored []byte) ([]byte, error) {
+	if len(stored) < 4 {
+		return nil, fmt.Errorf("bolt: corrupt value at %q: %d bytes, no checksum", store.Segments(key), len(stored))
+	}
+	v := stored[4:]
+	if binary.BigEndian.Uint32(stored) != checksum(key, v) {
+		return nil, fmt.Errorf("bolt: corrupt value at %q: checksum mismatch", store.Segments(key))
+	}
+	return v, nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

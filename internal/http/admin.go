@@ -236,9 +236,14 @@ func (s *Server) importAssignments(c echo.Context) error {
 
 // GET /v1/export: the whole store as OPA data.
 func (s *Server) export(c echo.Context) error {
-	doc, err := s.svc.Export(c.Request().Context())
-	if err != nil {
-		return err
+	// The document streams from one snapshot; the header goes out with the
+	// first bytes, so a failure after that can only cut the body short
+	// (the client sees invalid JSON, never a partial document that parses).
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c.Response().WriteHeader(http.StatusOK)
+	if _, err := s.svc.Export(c.Request().Context(), c.Response()); err != nil {
+		s.log.Error("export failed midway", "err", err)
+		panic(http.ErrAbortHandler) // abort the response: the client must not take it for whole
 	}
-	return c.JSON(http.StatusOK, doc)
+	return nil
 }

@@ -35,18 +35,18 @@ var operationMethods = []string{"get", "put", "post", "delete", "options", "head
 // embedded bundle, as test/harness does, without listening.
 func newDocTestServer(t *testing.T) *permhttp.Server {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"))
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := pdp.New(db, opa.New(), log, nil)
-	b, err := opa.LoadDefault()
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	b, err := opa.ReadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Load(context.Background(), b); err != nil {
+	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	return permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log})

@@ -76,10 +76,6 @@ func (s *Server) checkBatch(c echo.Context) error {
 
 // GET|POST /v1/data/{path}: OPA's Data API over the same policies and data.
 func (s *Server) data(c echo.Context) error {
-	p := s.svc.Engine().Current()
-	if p == nil {
-		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
-	}
 	var req struct {
 		Input any `json:"input"`
 	}
@@ -89,7 +85,10 @@ func (s *Server) data(c echo.Context) error {
 		}
 	}
 	path := strings.Trim(c.Param("*"), "/")
-	result, defined, err := p.Query(c.Request().Context(), path, req.Input)
+	result, defined, err := s.svc.Query(c.Request().Context(), path, req.Input)
+	if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
+		return err
+	}
 	if err != nil {
 		s.log.Error("data API evaluation failed", "err", err, "path", path)
 		return permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")

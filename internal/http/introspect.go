@@ -55,8 +55,8 @@ func (s *Server) permissions(c echo.Context) error {
 // With ?bundles (OPA's convention) it also reports the bundle's revision
 // and the last failed reload, if any.
 func (s *Server) health(c echo.Context) error {
-	p := s.svc.Engine().Current()
-	dbOpen := s.svc.DBOpen()
+	p := s.svc.Policy()
+	dbOpen := s.svc.Ready() == nil
 	body := map[string]any{"status": "ok", "bundle_loaded": p != nil, "db_open": dbOpen}
 	status := http.StatusOK
 	if p == nil || !dbOpen {
@@ -66,8 +66,8 @@ func (s *Server) health(c echo.Context) error {
 	if _, ok := c.QueryParams()["bundles"]; ok {
 		b := map[string]any{}
 		if p != nil {
-			b["revision"] = p.Revision()
-			b["loaded_at"] = p.LoadedAt.UTC()
+			b["revision"] = p.BundleRevision()
+			b["loaded_at"] = p.ActivatedAt.UTC()
 		}
 		s.mu.Lock()
 		if s.bundleErr != nil {

@@ -16,10 +16,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/open-policy-agent/opa/v1/bundle"
-
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // Probe names used in the probe store.
@@ -95,13 +94,17 @@ func (m *Matrix) Get(role, action, scope string) (Cell, bool) {
 }
 
 // Build computes the matrix of system under bundle b.
-func Build(ctx context.Context, b *bundle.Bundle, system string, o Options) (*Matrix, error) {
-	// One engine over an empty store with the probe project registered;
-	// each holder's assignment is patched in, decided on, and patched out
-	// again, so every column starts from the same empty state.
-	st := &permatrix.State{Projects: []permatrix.Project{{System: system, ID: ProbeResource, CreatedBy: ProbeUser}}}
-	e := opa.New()
-	p, err := e.Load(ctx, b, func() (*permatrix.State, error) { return st, nil })
+func Build(ctx context.Context, b *opa.Bundle, system string, o Options) (*Matrix, error) {
+	// One policy over an in-memory store with the probe project registered;
+	// each holder's assignment is stored, decided on, and removed again, so
+	// every column starts from the same empty state.
+	mem := store.NewMemory()
+	if _, err := store.Update(ctx, mem, func(tx *store.Tx) error {
+		return tx.PutProject(permatrix.Project{System: system, ID: ProbeResource, CreatedBy: ProbeUser})
+	}); err != nil {
+		return nil, err
+	}
+	p, err := opa.Compile(ctx, b, mem)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +112,7 @@ func Build(ctx context.Context, b *bundle.Bundle, system string, o Options) (*Ma
 	if !ok {
 		return nil, fmt.Errorf("unknown system %q (known: %s)", system, strings.Join(p.Catalog.IDs(), ", "))
 	}
-	m := &Matrix{System: system, Name: sys.Name, BundleRevision: p.Revision(), Also: o.Also}
+	m := &Matrix{System: system, Name: sys.Name, BundleRevision: p.BundleRevision(), Also: o.Also}
 	for _, s := range o.Scopes {
 		if !sys.HasScopeType(s) {
 			return nil, fmt.Errorf("system %q has no scope type %q (has: %s)", system, s, strings.Join(sys.ScopeTypes, ", "))
@@ -124,7 +127,7 @@ func Build(ctx context.Context, b *bundle.Bundle, system string, o Options) (*Ma
 	if err != nil {
 		return nil, err
 	}
-	if err := patch(ctx, e, also, true); err != nil {
+	if err := patch(ctx, mem, also, true); err != nil {
 		return nil, err
 	}
 
@@ -145,7 +148,11 @@ func Build(ctx context.Context, b *bundle.Bundle, system string, o Options) (*Ma
 		} else {
 			a.Permission = h.id
 		}
-		if err := patch(ctx, e, []permatrix.Assignment{a}, true); err != nil {
+		if err := patch(ctx, mem, []permatrix.Assignment{a}, true); err != nil {
+			return nil, err
+		}
+		snap, err := mem.View()
+		if err != nil {
 			return nil, err
 		}
 		for _, action := range m.Actions {
@@ -155,7 +162,7 @@ func Build(ctx context.Context, b *bundle.Bundle, system string, o Options) (*Ma
 					continue
 				}
 				check := permatrix.Check{Subject: ProbeUser, System: system, Action: action, Resource: &res, Context: o.Contexts[action]}
-				d, err := e.Current().Decide(ctx, check.Input())
+				d, err := p.Decide(ctx, snap, check)
 				if err != nil {
 					return nil, fmt.Errorf("%s %s %s at %s: %w", system, h.id, action, scope, err)
 				}
@@ -169,7 +176,8 @@ func Build(ctx context.Context, b *bundle.Bundle, system string, o Options) (*Ma
 				m.Cells = append(m.Cells, c)
 			}
 		}
-		if err := patch(ctx, e, []permatrix.Assignment{a}, false); err != nil {
+		snap.Close()
+		if err := patch(ctx, mem, []permatrix.Assignment{a}, false); err != nil {
 			return nil, err
 		}
 	}
@@ -269,11 +277,7 @@ func roleOrder(sys *permatrix.System, order []string) []string {
 
 // readStrings reads a list of strings from the policy's data, nil if absent.
 func readStrings(p *opa.Policy, path ...string) []string {
-	v, err := p.Read(context.Background(), path...)
-	if err != nil {
-		return nil
-	}
-	list, _ := v.([]any)
+	list, _ := p.BundleData(path...).([]any)
 	var out []string
 	for _, x := range list {
 		if s, ok := x.(string); ok {
@@ -287,7 +291,7 @@ func readStrings(p *opa.Policy, path ...string) []string {
 // ("rows" of {"action": …}), then every other action by id.
 func actionOrder(sys *permatrix.System, p *opa.Policy) []string {
 	var out []string
-	if rows, err := p.Read(context.Background(), "systems", sys.ID, "rows"); err == nil {
+	if rows := p.BundleData("systems", sys.ID, "rows"); rows != nil {
 		list, _ := rows.([]any)
 		for _, r := range list {
 			var id string
@@ -362,15 +366,19 @@ func alsoGrants(c permatrix.Catalog, system string, specs []string) ([]permatrix
 	return out, nil
 }
 
-// patch adds (or removes) assignments in the engine's data.store.
-func patch(ctx context.Context, e *opa.Engine, as []permatrix.Assignment, add bool) error {
-	patches := make([]permatrix.Patch, 0, len(as))
-	for _, a := range as {
-		pt := permatrix.Patch{Path: permatrix.AssignmentPath(a)}
-		if add {
-			pt.Value = a.Value()
+// patch stores (or removes) the probe's assignments.
+func patch(ctx context.Context, b store.Backend, as []permatrix.Assignment, add bool) error {
+	_, err := store.Update(ctx, b, func(tx *store.Tx) error {
+		for _, a := range as {
+			if add {
+				if err := tx.CreateAssignment(&a); err != nil {
+					return err
+				}
+			} else if _, err := tx.DeleteAssignment(a.ID); err != nil {
+				return err
+			}
 		}
-		patches = append(patches, pt)
-	}
-	return e.Apply(ctx, patches)
+		return nil
+	})
+	return err
 }

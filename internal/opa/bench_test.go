@@ -1,8 +1,11 @@
 package opa_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -10,45 +13,78 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
-// benchState is a store of n users, each an analyst with a project grant,
-// and a tenth of them in a group holding a service grant.
-func benchState(n int) *permatrix.State {
-	st := &permatrix.State{Revision: uint64(n)}
-	for i := range n {
-		u := fmt.Sprintf("user:u%d", i)
-		st.Assignments = append(st.Assignments,
-			permatrix.Assignment{ID: fmt.Sprintf("r%d", i), Subject: u, System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope},
-			permatrix.Assignment{ID: fmt.Sprintf("p%d", i), Subject: u, System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}})
-		if i%10 == 0 {
-			st.Memberships = append(st.Memberships, permatrix.Membership{Group: "ops", User: fmt.Sprintf("u%d", i)})
+// benchStore is a bolt store of n users, each an analyst with a project
+// grant, and a tenth of them in a group holding a service grant.
+func benchStore(b *testing.B, n int) *bolt.DB {
+	b.Helper()
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "bench.db"), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	const chunk = 5000
+	for lo := 0; lo < n; lo += chunk {
+		_, err := store.Update(ctx, db, func(tx *store.Tx) error {
+			for i := lo; i < min(lo+chunk, n); i++ {
+				u := fmt.Sprintf("user:u%d", i)
+				for _, a := range []permatrix.Assignment{
+					{Subject: u, System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope},
+					{Subject: u, System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}},
+				} {
+					if err := tx.CreateAssignment(&a); err != nil {
+						return err
+					}
+				}
+				if i%10 == 0 {
+					if err := tx.AddMember(permatrix.Membership{Group: "ops", User: fmt.Sprintf("u%d", i)}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
 	}
-	st.Assignments = append(st.Assignments, permatrix.Assignment{ID: "g", Subject: "group:ops", System: "celonis-task-mining", Permission: "edit_client_settings", Scope: permatrix.ServiceScope})
-	return st
+	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+		return tx.CreateAssignment(&permatrix.Assignment{Subject: "group:ops", System: "celonis-task-mining", Permission: "edit_client_settings", Scope: permatrix.ServiceScope})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db
 }
 
-func benchCheck(i int) map[string]any {
-	return permatrix.Check{Subject: fmt.Sprintf("u%d", i%10000), System: "celonis-task-mining", Action: "view_project",
-		Resource: &permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}}.Input()
+func benchCheck(i int) permatrix.Check {
+	return permatrix.Check{Subject: fmt.Sprintf("u%d", (i*7919)%10000), System: "celonis-task-mining", Action: "view_project",
+		Resource: &permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}}
 }
 
 // BenchmarkDecide is the server's path: one prepared query shared by all
-// requests, data kept as AST values, input passed parsed.
+// requests, data.store read from a snapshot of the bolt file.
 func BenchmarkDecide(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("assignments=%d", 2*n), func(b *testing.B) {
-			e := load(b, benchState(n))
-			p := e.Current()
+			db := benchStore(b, n)
+			p := compile(b, db)
 			ctx := context.Background()
 			b.ReportAllocs()
-			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				if _, err := p.Decide(ctx, benchCheck(i)); err != nil {
+				snap, err := db.View()
+				if err != nil {
 					b.Fatal(err)
 				}
+				if _, err := p.Decide(ctx, snap, benchCheck(i)); err != nil {
+					b.Fatal(err)
+				}
+				snap.Close()
 			}
 		})
 	}
@@ -56,58 +92,81 @@ func BenchmarkDecide(b *testing.B) {
 
 // BenchmarkDecideParallel is BenchmarkDecide from every core at once.
 func BenchmarkDecideParallel(b *testing.B) {
-	e := load(b, benchState(10000))
-	p := e.Current()
+	db := benchStore(b, 10000)
+	p := compile(b, db)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, err := p.Decide(ctx, benchCheck(i)); err != nil {
+			snap, err := db.View()
+			if err != nil {
 				b.Error(err)
 				return
 			}
+			if _, err := p.Decide(ctx, snap, benchCheck(i)); err != nil {
+				b.Error(err)
+				return
+			}
+			snap.Close()
 			i++
 		}
 	})
 }
 
 // BenchmarkBaselineUnprepared is the baseline: what a naive embedding does
-// per request — rego.New with the compiled modules and a plain (JSON
-// values) store, then Eval with a Go-map input.
+// per request — rego.New with the compiled modules over OPA's in-memory
+// store holding the exported document, then Eval with a Go-map input.
 func BenchmarkBaselineUnprepared(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("assignments=%d", 2*n), func(b *testing.B) {
-			bundle, err := opa.LoadDefault()
+			db := benchStore(b, n)
+			bundle, err := opa.ReadDefault()
 			if err != nil {
 				b.Fatal(err)
 			}
-			modules := map[string]*ast.Module{}
-			for _, m := range bundle.Modules {
-				modules[m.Path] = m.Parsed
+			p := compile(b, db)
+			_ = p
+			modules := map[string]string{}
+			for _, m := range bundleModules(b, bundle) {
+				modules[m.path] = m.raw
 			}
-			compiler := ast.MustCompileModules(func() map[string]string {
-				out := map[string]string{}
-				for _, m := range bundle.Modules {
-					out[m.Path] = string(m.Raw)
-				}
-				return out
-			}())
+			compiler := ast.MustCompileModules(modules)
 			data := map[string]any{}
-			for k, v := range bundle.Data {
-				data[k] = v
+			for _, k := range []string{"systems"} {
+				data[k] = p.BundleData(k)
 			}
-			data["store"] = benchState(n).Document()
-			store := inmem.NewFromObject(roundTrip(b, data))
+			snap, _ := db.View()
+			var buf bytes.Buffer
+			if err := store.WriteDocument(&buf, snap); err != nil {
+				b.Fatal(err)
+			}
+			snap.Close()
+			var doc map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+				b.Fatal(err)
+			}
+			data["store"] = doc["store"]
+			st := inmem.NewFromObject(data)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				rs, err := rego.New(rego.Query(opa.DecisionQuery), rego.Compiler(compiler), rego.Store(store), rego.Input(benchCheck(i))).Eval(ctx)
+				rs, err := rego.New(rego.Query(opa.DecisionQuery), rego.Compiler(compiler), rego.Store(st), rego.Input(benchCheck(i).Input())).Eval(ctx)
 				if err != nil || len(rs) != 1 {
 					b.Fatal(err, rs)
 				}
 			}
 		})
 	}
+}
+
+type module struct{ path, raw string }
+
+func bundleModules(b *testing.B, bundle *opa.Bundle) []module {
+	var out []module
+	for path, raw := range bundle.ModuleSources() {
+		out = append(out, module{path, raw})
+	}
+	return out
 }

@@ -22,7 +22,8 @@ const DefaultKeyID = "default"
 // ApplyManifest overlays a manifest template (bundles/manifest.json) on
 // b's manifest: its metadata, and its roots, which must be the ones the
 // server relies on. An empty revision keeps b's content digest.
-func ApplyManifest(b *bundle.Bundle, template []byte) error {
+func ApplyManifest(bb *Bundle, template []byte) error {
+	b := bb.b
 	var m bundle.Manifest
 	dec := json.NewDecoder(strings.NewReader(string(template)))
 	dec.DisallowUnknownFields()
@@ -65,7 +66,8 @@ type SignOptions struct {
 
 // WriteBundle writes b as a standard OPA bundle (.tar.gz: .manifest,
 // data.json, the modules under their paths), signed when sign is non-nil.
-func WriteBundle(w io.Writer, b *bundle.Bundle, sign *SignOptions) error {
+func WriteBundle(w io.Writer, bb *Bundle, sign *SignOptions) error {
+	b := bb.b
 	if sign != nil {
 		if sign.Key == "" {
 			return errors.New("signing: no key")

@@ -31,29 +31,52 @@ import (
 // never part of a bundle.
 var Roots = []string{"permatrix", "systems"}
 
-// LoadOptions tune how a bundle source is read.
-type LoadOptions struct {
+// Bundle is a policy bundle: Rego modules and data (the system catalogs),
+// with a revision. It hides OPA's bundle type from the rest of permatrix.
+type Bundle struct{ b *bundle.Bundle }
+
+// Revision is the manifest's revision (for a repository tree, a digest of
+// its content).
+func (b *Bundle) Revision() string { return b.b.Manifest.Revision }
+
+// SetRevision overrides the manifest's revision.
+func (b *Bundle) SetRevision(rev string) { b.b.Manifest.Revision = rev }
+
+// ModuleSources are the Rego modules by path.
+func (b *Bundle) ModuleSources() map[string]string {
+	out := make(map[string]string, len(b.b.Modules))
+	for _, m := range b.b.Modules {
+		out[m.Path] = string(m.Raw)
+	}
+	return out
+}
+
+// Modules is the number of Rego modules.
+func (b *Bundle) Modules() int { return len(b.b.Modules) }
+
+// ReadOptions tune how a bundle source is read.
+type ReadOptions struct {
 	// Verification, when set, requires a signed bundle and checks it.
 	Verification *bundle.VerificationConfig
 	// HTTPClient fetches bundle URLs; http.DefaultClient with a timeout if nil.
 	HTTPClient *http.Client
 }
 
-// LoadDefault returns the bundle embedded in the binary: the repository's
+// ReadDefault returns the bundle embedded in the binary: the repository's
 // policies/ and data/.
-func LoadDefault() (*bundle.Bundle, error) {
-	return LoadLayout(permatrix.DefaultBundle)
+func ReadDefault() (*Bundle, error) {
+	return ReadLayout(permatrix.DefaultBundle)
 }
 
-// Load reads a bundle from src: a directory (the repository layout with
+// ReadBundle reads a bundle from src: a directory (the repository layout with
 // policies/ and data/, or an OPA bundle directory), a .tar.gz OPA bundle, or
 // an http(s) URL serving one. An empty src is the embedded bundle.
-func Load(ctx context.Context, src string, opts LoadOptions) (*bundle.Bundle, error) {
+func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, error) {
 	switch {
 	case src == "" && opts.Verification != nil:
 		return nil, errors.New("bundle verification needs a signed bundle (--bundle FILE.tar.gz, a bundle directory or URL); the embedded one is not signed")
 	case src == "":
-		return LoadDefault()
+		return ReadDefault()
 	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
 		return fetch(ctx, src, opts)
 	}
@@ -66,7 +89,7 @@ func Load(ctx context.Context, src string, opts LoadOptions) (*bundle.Bundle, er
 			if opts.Verification != nil {
 				return nil, fmt.Errorf("bundle %s: a policies/ + data/ tree is not signed and cannot be verified; build a signed bundle with `permatrix bundle build --signing-key`", src)
 			}
-			return LoadLayout(os.DirFS(src))
+			return ReadLayout(os.DirFS(src))
 		}
 		return readBundle(bundle.NewDirectoryLoader(src), src, opts)
 	}
@@ -88,7 +111,7 @@ func isLayout(dir string) bool {
 	return true
 }
 
-func fetch(ctx context.Context, url string, opts LoadOptions) (*bundle.Bundle, error) {
+func fetch(ctx context.Context, url string, opts ReadOptions) (*Bundle, error) {
 	client := opts.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
@@ -112,7 +135,7 @@ func fetch(ctx context.Context, url string, opts LoadOptions) (*bundle.Bundle, e
 	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(body), url), url, opts)
 }
 
-func readBundle(dl bundle.DirectoryLoader, name string, opts LoadOptions) (*bundle.Bundle, error) {
+func readBundle(dl bundle.DirectoryLoader, name string, opts ReadOptions) (*Bundle, error) {
 	r := bundle.NewCustomReader(dl).WithRegoVersion(ast.RegoV1)
 	if opts.Verification != nil {
 		r = r.WithBundleVerificationConfig(opts.Verification)
@@ -123,14 +146,14 @@ func readBundle(dl bundle.DirectoryLoader, name string, opts LoadOptions) (*bund
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", name, err)
 	}
-	return &b, nil
+	return &Bundle{b: &b}, nil
 }
 
-// LoadLayout builds a bundle from a tree laid out like this repository:
+// ReadLayout builds a bundle from a tree laid out like this repository:
 // Rego under policies/ (tests left out) and data.json files under data/,
 // placed by their directory as `opa eval -d data` places them. Its revision
 // is a digest of the content, so the same tree always has the same revision.
-func LoadLayout(fsys fs.FS) (*bundle.Bundle, error) {
+func ReadLayout(fsys fs.FS) (*Bundle, error) {
 	res, err := loader.NewFileLoader().
 		WithFS(fsys).
 		WithRegoVersion(ast.RegoV1).
@@ -160,7 +183,7 @@ func LoadLayout(fsys fs.FS) (*bundle.Bundle, error) {
 		Roots:       &roots,
 		RegoVersion: regoV1(),
 	}
-	return b, nil
+	return &Bundle{b: b}, nil
 }
 
 func regoV1() *int {

@@ -1,4 +1,4 @@
-package opa_test
+package opa
 
 import (
 	"bytes"
@@ -13,8 +13,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 
-	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/opa"
 )
 
 func repoRoot() string {
@@ -24,20 +22,20 @@ func repoRoot() string {
 
 func tarball(t *testing.T) []byte {
 	t.Helper()
-	b, err := opa.LoadDefault()
+	b, err := ReadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := bundle.NewWriter(&buf).Write(*b); err != nil {
+	if err := bundle.NewWriter(&buf).Write(*b.b); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
-func compiles(t *testing.T, b *bundle.Bundle) *opa.Policy {
+func compiles(t *testing.T, b *Bundle) *Policy {
 	t.Helper()
-	p, err := opa.Compile(context.Background(), b, &permatrix.State{})
+	p, err := Compile(context.Background(), b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,22 +47,22 @@ func compiles(t *testing.T, b *bundle.Bundle) *opa.Policy {
 
 func TestLoadSources(t *testing.T) {
 	ctx := context.Background()
-	def, err := opa.LoadDefault()
+	def, err := ReadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range def.Modules {
+	for _, m := range def.b.Modules {
 		if strings.HasSuffix(m.Path, "_test.rego") {
 			t.Fatalf("the served bundle holds test file %s", m.Path)
 		}
 	}
 
-	dir, err := opa.Load(ctx, repoRoot(), opa.LoadOptions{})
+	dir, err := ReadBundle(ctx, repoRoot(), ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dir.Manifest.Revision != def.Manifest.Revision {
-		t.Fatalf("repo dir %s and embedded %s differ", dir.Manifest.Revision, def.Manifest.Revision)
+	if dir.Revision() != def.Revision() {
+		t.Fatalf("repo dir %s and embedded %s differ", dir.Revision(), def.Revision())
 	}
 	compiles(t, dir)
 
@@ -72,12 +70,12 @@ func TestLoadSources(t *testing.T) {
 	if err := os.WriteFile(file, tarball(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tb, err := opa.Load(ctx, file, opa.LoadOptions{})
+	tb, err := ReadBundle(ctx, file, ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tb.Manifest.Revision != def.Manifest.Revision {
-		t.Fatalf("tarball revision %q", tb.Manifest.Revision)
+	if tb.Revision() != def.Revision() {
+		t.Fatalf("tarball revision %q", tb.Revision())
 	}
 	compiles(t, tb)
 
@@ -89,44 +87,47 @@ func TestLoadSources(t *testing.T) {
 		_, _ = w.Write(tarball(t))
 	}))
 	defer srv.Close()
-	ub, err := opa.Load(ctx, srv.URL+"/bundle.tar.gz", opa.LoadOptions{})
+	ub, err := ReadBundle(ctx, srv.URL+"/bundle.tar.gz", ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	compiles(t, ub)
-	if _, err := opa.Load(ctx, srv.URL+"/missing", opa.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, err := ReadBundle(ctx, srv.URL+"/missing", ReadOptions{}); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("missing URL: %v", err)
 	}
 }
 
 func TestCompileRejectsBadBundles(t *testing.T) {
 	ctx := context.Background()
-	b, _ := opa.LoadDefault()
-	withStore := *b
-	withStore.Data = map[string]any{"systems": b.Data["systems"], "store": map[string]any{}}
-	if _, err := opa.Compile(ctx, &withStore, &permatrix.State{}); err == nil || !strings.Contains(err.Error(), "store") {
+	b, _ := ReadDefault()
+	withStore := *b.b
+	withStore.Data = map[string]any{"systems": b.b.Data["systems"], "store": map[string]any{}}
+	if _, err := Compile(ctx, &Bundle{&withStore}, nil); err == nil || !strings.Contains(err.Error(), "store") {
 		t.Fatalf("bundle data under store: %v", err)
 	}
-	broken := *b
-	broken.Modules = append(append([]bundle.ModuleFile(nil), b.Modules...), bundle.ModuleFile{Path: "broken.rego", Raw: []byte("package permatrix.broken\n\nx := y\n")})
-	_, err := opa.Compile(ctx, &broken, &permatrix.State{})
+	broken := *b.b
+	broken.Modules = append(append([]bundle.ModuleFile(nil), b.b.Modules...), bundle.ModuleFile{Path: "broken.rego", Raw: []byte("package permatrix.broken\n\nx := y\n")})
+	_, err := Compile(ctx, &Bundle{&broken}, nil)
 	if err == nil || !strings.Contains(err.Error(), "broken.rego:3") {
 		t.Fatalf("broken module should fail with file:line: %v", err)
 	}
-	noSystems := *b
+	noSystems := *b.b
 	noSystems.Data = map[string]any{}
-	if _, err := opa.Compile(ctx, &noSystems, &permatrix.State{}); err == nil {
+	if _, err := Compile(ctx, &Bundle{&noSystems}, nil); err == nil {
 		t.Fatal("a bundle without systems compiled")
 	}
 }
 
 func TestLoadKeepsServingOnError(t *testing.T) {
-	e := load(t, &permatrix.State{})
-	before := e.Current()
-	b, _ := opa.LoadDefault()
-	broken := *b
-	broken.Modules = append(append([]bundle.ModuleFile(nil), b.Modules...), bundle.ModuleFile{Path: "x.rego", Raw: []byte("package permatrix\n\ndecision contains 1\n")})
-	if _, err := e.Load(context.Background(), &broken, func() (*permatrix.State, error) { return &permatrix.State{}, nil }); err == nil {
+	e := NewEngine(nil)
+	b, _ := ReadDefault()
+	before, err := e.Activate(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := *b.b
+	broken.Modules = append(append([]bundle.ModuleFile(nil), b.b.Modules...), bundle.ModuleFile{Path: "x.rego", Raw: []byte("package permatrix\n\ndecision contains 1\n")})
+	if _, err := e.Activate(context.Background(), &Bundle{&broken}); err == nil {
 		t.Fatal("conflicting rule compiled")
 	}
 	if e.Current() != before {

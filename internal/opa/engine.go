@@ -1,8 +1,10 @@
-// Package opa is permatrix's embedded OPA engine: it compiles a bundle once,
-// keeps the policies' data (bundle data plus the assignment store under
-// data.store) in an in-memory store of AST values, and shares prepared
-// queries across goroutines. A new bundle is compiled off to the side and
-// swapped in atomically; a broken one leaves the last good one serving.
+// Package opa is permatrix's embedded OPA engine. It compiles a bundle
+// once, prepares the queries the server asks, and evaluates them over the
+// policies' data: the bundle's data in memory, and data.store read from a
+// snapshot of the assignment store (internal/store) through an OPA
+// storage.Store — so a decision reads exactly the revision it reports. A
+// new bundle is compiled beside the serving one, probed with one decision,
+// and swapped in atomically; a broken one leaves the last good one serving.
 package opa
 
 import (
@@ -16,12 +18,10 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // Queries the server evaluates.
@@ -31,24 +31,41 @@ const (
 	VerdictQuery  = "data.permatrix.admin.verdict"
 )
 
-// Engine evaluates checks and write verdicts against the loaded policies.
-// Its zero value is not ready; Load makes it so.
+// Engine evaluates checks and write verdicts with the active policy. Its
+// zero value has none; Activate makes one active.
 type Engine struct {
-	cur atomic.Pointer[Policy]
-	// mu serializes Load and Apply, so that the store a new policy starts
-	// from and the patches applied to the old one never interleave.
-	mu sync.Mutex
+	backend store.Backend
+	cur     atomic.Pointer[Policy]
+	mu      sync.Mutex // one activation at a time
 }
 
-// Policy is one compiled bundle with its data store and prepared queries.
-// It is immutable apart from its store, which Apply patches.
-type Policy struct {
-	Bundle   *bundle.Bundle
-	Catalog  permatrix.Catalog
-	LoadedAt time.Time
+// NewEngine returns an engine whose policies read data.store from backend.
+func NewEngine(backend store.Backend) *Engine { return &Engine{backend: backend} }
 
+// Current returns the active policy, or nil before the first Activate.
+func (e *Engine) Current() *Policy { return e.cur.Load() }
+
+// Activate compiles b and, when it compiles and decides, makes it the
+// active policy. On error the previous policy stays active.
+func (e *Engine) Activate(ctx context.Context, b *Bundle) (*Policy, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, err := Compile(ctx, b, e.backend)
+	if err != nil {
+		return nil, err
+	}
+	e.cur.Store(p)
+	return p, nil
+}
+
+// Policy is one compiled bundle with its prepared queries. It is immutable.
+type Policy struct {
+	Catalog     permatrix.Catalog
+	ActivatedAt time.Time
+
+	bundle   *Bundle
 	compiler *ast.Compiler
-	store    storage.Store
+	data     *dataStore
 	decision rego.PreparedEvalQuery
 	verdict  rego.PreparedEvalQuery
 
@@ -56,32 +73,28 @@ type Policy struct {
 	queries sync.Map // string → *rego.PreparedEvalQuery
 }
 
-// Revision is the bundle's revision (its manifest's, or a content digest).
-func (p *Policy) Revision() string { return p.Bundle.Manifest.Revision }
+// Bundle is the bundle the policy was compiled from.
+func (p *Policy) Bundle() *Bundle { return p.bundle }
 
-// New returns an engine with nothing loaded.
-func New() *Engine { return &Engine{} }
+// BundleRevision is the bundle's revision (its manifest's, or a content
+// digest).
+func (p *Policy) BundleRevision() string { return p.bundle.Revision() }
 
-// Current returns the serving policy, or nil before the first Load.
-func (e *Engine) Current() *Policy { return e.cur.Load() }
-
-// Ready reports whether a policy is loaded.
-func (e *Engine) Ready() bool { return e.cur.Load() != nil }
-
-// Compile builds a Policy from a bundle and the assignment store's state
-// without touching what is serving. Errors carry file:line locations.
-func Compile(ctx context.Context, b *bundle.Bundle, state *permatrix.State) (*Policy, error) {
-	if _, ok := b.Data[permatrix.StoreRoot]; ok {
+// Compile builds a Policy from a bundle, reading data.store from backend
+// (nil: an empty store), without touching what is active. Errors carry
+// file:line locations.
+func Compile(ctx context.Context, b *Bundle, backend store.Backend) (*Policy, error) {
+	if _, ok := b.b.Data[permatrix.StoreRoot]; ok {
 		return nil, fmt.Errorf("bundle data must not contain %q: it belongs to the assignment store", permatrix.StoreRoot)
 	}
-	catalog, err := parseCatalog(b.Data["systems"])
+	catalog, err := parseCatalog(b.b.Data["systems"])
 	if err != nil {
 		return nil, err
 	}
-	modules := make(map[string]*ast.Module, len(b.Modules))
-	for _, m := range b.Modules {
+	modules := make(map[string]*ast.Module, len(b.b.Modules))
+	for _, m := range b.b.Modules {
 		if m.Parsed == nil {
-			parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
+			parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
 			if err != nil {
 				return nil, err
 			}
@@ -93,22 +106,19 @@ func Compile(ctx context.Context, b *bundle.Bundle, state *permatrix.State) (*Po
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, compiler.Errors
 	}
-	data := make(map[string]any, len(b.Data)+1)
-	for k, v := range b.Data {
-		data[k] = v
+	data, err := newDataStore(b.b.Data, backend)
+	if err != nil {
+		return nil, err
 	}
-	data[permatrix.StoreRoot] = state.Document()
-	store := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-
-	p := &Policy{Bundle: b, Catalog: catalog, LoadedAt: time.Now(), compiler: compiler, store: store}
+	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), compiler: compiler, data: data}
 	if p.decision, err = p.prepare(ctx, DecisionQuery); err != nil {
 		return nil, err
 	}
 	if p.verdict, err = p.prepare(ctx, VerdictQuery); err != nil {
 		return nil, err
 	}
-	// A policy that cannot decide is not loaded: evaluate one check now.
-	if _, err := p.Decide(ctx, permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}.Input()); err != nil {
+	// A policy that cannot decide is not activated: evaluate one check now.
+	if _, err := p.decide(ctx, store.Empty(0), permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}); err != nil {
 		return nil, fmt.Errorf("probe decision: %w", err)
 	}
 	return p, nil
@@ -118,65 +128,24 @@ func (p *Policy) prepare(ctx context.Context, query string) (rego.PreparedEvalQu
 	return rego.New(
 		rego.Query(query),
 		rego.Compiler(p.compiler),
-		rego.Store(p.store),
+		rego.Store(p.data),
 		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(ctx)
 }
 
-// Load compiles b over state and, when it compiles, makes it the serving
-// policy. On error the previous policy keeps serving.
-func (e *Engine) Load(ctx context.Context, b *bundle.Bundle, state func() (*permatrix.State, error)) (*Policy, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	st, err := state()
-	if err != nil {
-		return nil, err
-	}
-	p, err := Compile(ctx, b, st)
-	if err != nil {
-		return nil, err
-	}
-	e.cur.Store(p)
-	return p, nil
+// Decide evaluates data.permatrix.decision for a check over snap. A fault
+// is an error, never an allow; an input the policies call invalid comes
+// back as a decision with Errors.
+func (p *Policy) Decide(ctx context.Context, snap store.Snapshot, c permatrix.Check) (*permatrix.Decision, error) {
+	return p.decide(ctx, snap, c)
 }
 
-// Apply writes committed store patches into the serving policy's data.
-func (e *Engine) Apply(ctx context.Context, patches []permatrix.Patch) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := e.cur.Load()
-	if p == nil || len(patches) == 0 {
-		return nil
-	}
-	return storage.Txn(ctx, p.store, storage.WriteParams, func(txn storage.Transaction) error {
-		for _, patch := range patches {
-			path := append(storage.Path{permatrix.StoreRoot}, patch.Path...)
-			if patch.Value == nil {
-				err := p.store.Write(ctx, txn, storage.RemoveOp, path, nil)
-				if err != nil && !storage.IsNotFound(err) {
-					return err
-				}
-				continue
-			}
-			if err := storage.MakeDir(ctx, p.store, txn, path[:len(path)-1]); err != nil {
-				return err
-			}
-			if err := p.store.Write(ctx, txn, storage.AddOp, path, patch.Value); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// Decide evaluates data.permatrix.decision for input. A fault is an error,
-// never an allow.
-func (p *Policy) Decide(ctx context.Context, input map[string]any) (*permatrix.Decision, error) {
-	v, err := ast.InterfaceToValue(input)
+func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Check) (*permatrix.Decision, error) {
+	v, err := ast.InterfaceToValue(c.Input())
 	if err != nil {
 		return nil, err
 	}
-	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(v))
+	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTransaction(p.data.Begin(snap)))
 	if err != nil {
 		return nil, err
 	}
@@ -186,13 +155,14 @@ func (p *Policy) Decide(ctx context.Context, input map[string]any) (*permatrix.D
 	return parseDecision(rs[0].Expressions[0].Value)
 }
 
-// Verdict evaluates data.permatrix.admin.verdict for a write.
-func (p *Policy) Verdict(ctx context.Context, input map[string]any) (violations, forbidden []string, err error) {
+// Verdict evaluates data.permatrix.admin.verdict for a write over snap (a
+// write's tracked view: what the verdict reads guards the commit).
+func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[string]any) (violations, forbidden []string, err error) {
 	v, err := ast.InterfaceToValue(input)
 	if err != nil {
 		return nil, nil, err
 	}
-	rs, err := p.verdict.Eval(ctx, rego.EvalParsedInput(v))
+	rs, err := p.verdict.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTransaction(p.data.Begin(snap)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,9 +173,9 @@ func (p *Policy) Verdict(ctx context.Context, input map[string]any) (violations,
 	return stringList(m["violations"]), stringList(m["forbidden"]), nil
 }
 
-// Query evaluates data.<path> (slash- or dot-separated) for the Data API.
-// defined is false when the document is undefined.
-func (p *Policy) Query(ctx context.Context, path string, input any) (result any, defined bool, err error) {
+// Query evaluates data.<path> (slash-separated) for the Data API over
+// snap. defined is false when the document is undefined.
+func (p *Policy) Query(ctx context.Context, snap store.Snapshot, path string, input any) (result any, defined bool, err error) {
 	ref := "data"
 	for _, seg := range strings.FieldsFunc(path, func(r rune) bool { return r == '/' }) {
 		ref += fmt.Sprintf("[%q]", seg)
@@ -214,7 +184,7 @@ func (p *Policy) Query(ctx context.Context, path string, input any) (result any,
 	if err != nil {
 		return nil, false, err
 	}
-	opts := []rego.EvalOption{}
+	opts := []rego.EvalOption{rego.EvalTransaction(p.data.Begin(snap))}
 	if input != nil {
 		v, err := ast.InterfaceToValue(input)
 		if err != nil {
@@ -244,16 +214,18 @@ func (p *Policy) prepared(ctx context.Context, query string) (*rego.PreparedEval
 	return &pq, nil
 }
 
-// Read returns the document at a data path as plain Go values (JSON types).
-func (p *Policy) Read(ctx context.Context, path ...string) (any, error) {
-	v, err := storage.ReadOne(ctx, p.store, storage.Path(path))
+// BundleData returns the bundle's data document at path as plain Go values
+// (JSON types), or nil.
+func (p *Policy) BundleData(path ...string) any {
+	v := walk(p.data.bundle, path)
+	if v == nil {
+		return nil
+	}
+	x, err := ast.JSON(v)
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	if av, ok := v.(ast.Value); ok {
-		return ast.JSON(av)
-	}
-	return v, nil
+	return x
 }
 
 func parseDecision(v any) (*permatrix.Decision, error) {

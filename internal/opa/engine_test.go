@@ -2,77 +2,90 @@ package opa_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
-func load(t testing.TB, st *permatrix.State) *opa.Engine {
+func compile(t testing.TB, b store.Backend) *opa.Policy {
 	t.Helper()
-	b, err := opa.LoadDefault()
+	bundle, err := opa.ReadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := opa.New()
-	if _, err := e.Load(context.Background(), b, func() (*permatrix.State, error) { return st, nil }); err != nil {
+	p, err := opa.Compile(context.Background(), bundle, b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return p
 }
 
 func TestDefaultBundleCatalog(t *testing.T) {
-	e := load(t, &permatrix.State{})
-	c := e.Current().Catalog
-	s, ok := c["celonis-task-mining"]
+	p := compile(t, nil)
+	s, ok := p.Catalog["celonis-task-mining"]
 	if !ok {
-		t.Fatalf("catalog has no celonis-task-mining: %v", c)
+		t.Fatalf("catalog has no celonis-task-mining: %v", p.Catalog)
 	}
 	if s.Package != "celonis_task_mining" || s.Roles["admin"].Scopes[0] != "service" {
 		t.Fatalf("unexpected catalog entry %+v", s)
 	}
-	if rev := e.Current().Revision(); len(rev) < 10 {
+	if rev := p.BundleRevision(); len(rev) < 10 {
 		t.Fatalf("bundle revision %q", rev)
 	}
 }
 
-func TestApplyPatchesChangeDecisions(t *testing.T) {
+// TestDecisionsReadTheSnapshot: a decision reads data.store from the
+// snapshot it is given, and reports that snapshot's revision.
+func TestDecisionsReadTheSnapshot(t *testing.T) {
 	ctx := context.Background()
-	e := load(t, &permatrix.State{Revision: 1})
+	mem := store.NewMemory()
+	p := compile(t, mem)
 	check := permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "edit_users",
 		Resource: &permatrix.Scope{Type: "project", ID: "p1"}}
-	d, err := e.Current().Decide(ctx, check.Input())
-	if err != nil || d.Allow || d.Revision != 1 {
-		t.Fatalf("before: %+v %v", d, err)
-	}
-	a := permatrix.Assignment{ID: "a1", Subject: "user:alice", System: "celonis-task-mining", Permission: "edit_users",
+	before, _ := mem.View()
+	defer before.Close()
+	a := permatrix.Assignment{Subject: "user:alice", System: "celonis-task-mining", Permission: "edit_users",
 		Scope: permatrix.Scope{Type: "project", ID: "p1"}}
-	if err := e.Apply(ctx, []permatrix.Patch{{Path: permatrix.AssignmentPath(a), Value: a.Value()}, {Path: []string{"revision"}, Value: uint64(2)}}); err != nil {
-		t.Fatal(err)
-	}
-	d, err = e.Current().Decide(ctx, check.Input())
-	if err != nil || !d.Allow || d.Revision != 2 || len(d.Reasons) != 1 || d.Reasons[0]["assignment"] != "a1" {
-		t.Fatalf("after assign: %+v %v", d, err)
-	}
-	if err := e.Apply(ctx, []permatrix.Patch{{Path: permatrix.AssignmentPath(a)}, {Path: []string{"revision"}, Value: uint64(3)}}); err != nil {
-		t.Fatal(err)
-	}
-	d, err = e.Current().Decide(ctx, check.Input())
-	if err != nil || d.Allow || d.Revision != 3 || len(d.Missing) != 1 {
-		t.Fatalf("after unassign: %+v %v", d, err)
-	}
-}
-
-func roundTrip(t testing.TB, v map[string]any) map[string]any {
-	t.Helper()
-	raw, err := json.Marshal(v)
+	rev, err := store.Update(ctx, mem, func(tx *store.Tx) error { return tx.CreateAssignment(&a) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatal(err)
+	after, _ := mem.View()
+	defer after.Close()
+	d, err := p.Decide(ctx, before, check)
+	if err != nil || d.Allow || d.Revision != 0 {
+		t.Fatalf("before: %+v %v", d, err)
 	}
-	return out
+	d, err = p.Decide(ctx, after, check)
+	if err != nil || !d.Allow || d.Revision != rev || len(d.Reasons) != 1 || d.Reasons[0]["assignment"] != a.ID {
+		t.Fatalf("after: %+v %v", d, err)
+	}
+}
+
+// TestVerdictReadsAreTracked: what the write rules read while judging a
+// write becomes the write's guards.
+func TestVerdictReadsAreTracked(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMemory()
+	p := compile(t, mem)
+	snap, _ := mem.View()
+	defer snap.Close()
+	tr := store.Track(snap)
+	in := map[string]any{"op": "assign", "actor": "bob", "assignment": permatrix.Assignment{
+		Subject: "user:alice", System: "uipath-task-mining-suite", Role: "user", Scope: permatrix.ServiceScope}.Value()}
+	_, forbidden, err := p.Verdict(ctx, tr, in)
+	if err != nil || len(forbidden) == 0 {
+		t.Fatalf("bob, holding nothing, assigns: forbidden %v, %v", forbidden, err)
+	}
+	units := map[string]bool{}
+	for _, u := range tr.Units() {
+		units[string(u)] = true
+	}
+	for _, want := range []string{string(store.UnitOf(store.GrantsPrefix("user:bob"))), string(store.UnitOf(store.Key("d", "memberships", "bob")))} {
+		if !units[want] {
+			t.Errorf("the verdict's reads %q lack %q", store.Segments([]byte(want)), store.Segments([]byte(want)))
+		}
+	}
 }

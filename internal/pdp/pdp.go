@@ -1,33 +1,33 @@
-// Package pdp is the policy decision point: it ties the assignment store
-// (internal/bolt) to the policy engine (internal/opa) and owns the write
-// protocol that keeps them in step:
+// Package pdp is the policy decision point: it answers checks with the
+// active policy over a snapshot of the assignment store, and owns the write
+// protocol that judges and commits changes (store.Update, with the vendor
+// rules as the judge):
 //
-//  1. under one writer lock, the vendor rules (data.permatrix.admin.verdict)
-//     judge the write against the state as it is;
-//  2. the write is one bbolt transaction that bumps the revision and is
-//     fsynced before it is acknowledged;
-//  3. the patches it made are applied to the engine's data before the lock
-//     is released, so a check that starts after a write returned revision N
-//     is decided at revision N or later.
+//  1. a snapshot of the applied state at revision R;
+//  2. each change of the write is judged by data.permatrix.admin.verdict
+//     against the state as it is then (the snapshot with the write's earlier
+//     changes over it), and planned; every read is recorded;
+//  3. one commit, conditional on nothing read having changed after R,
+//     durable and visible at the revision it returns; on a conflict, back
+//     to 1 with a fresh verdict.
 //
-// Checks take no lock: they read the engine's current policy and data.
+// So a check that starts after a write returned revision N is decided at
+// revision N or later, and two writes committed concurrently are never a
+// pair the rules would refuse one after the other. Checks take no lock:
+// each reads one snapshot, whose revision it reports.
 package pdp
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/bundle"
-
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // MaxBatch is the most checks one batch may hold (contract section 3).
@@ -52,38 +52,31 @@ type DecisionLogEntry struct {
 
 // Service answers checks and makes writes.
 type Service struct {
-	db     *bolt.DB
-	engine *opa.Engine
-	log    *slog.Logger
-	dlog   DecisionLogger
-
-	mu sync.Mutex // the writer lock: verdict → commit → apply, and reloads
+	backend store.Backend
+	engine  *opa.Engine
+	log     *slog.Logger
+	dlog    DecisionLogger
 }
 
-// New returns a service over an open store and an engine. Load a bundle
-// before serving.
-func New(db *bolt.DB, engine *opa.Engine, log *slog.Logger, dlog DecisionLogger) *Service {
+// New returns a service over a store backend and an engine reading the same
+// backend. Activate a bundle before serving.
+func New(backend store.Backend, engine *opa.Engine, log *slog.Logger, dlog DecisionLogger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: db, engine: engine, log: log, dlog: dlog}
+	return &Service{backend: backend, engine: engine, log: log, dlog: dlog}
 }
 
-// Engine is the policy engine the service decides with.
-func (s *Service) Engine() *opa.Engine { return s.engine }
-
-// DB is the assignment store.
-func (s *Service) DB() *bolt.DB { return s.db }
-
-// Load compiles b over the store's current state and serves it. A bundle
-// that fails to compile leaves the previous one serving.
-func (s *Service) Load(ctx context.Context, b *bundle.Bundle) (*opa.Policy, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.engine.Load(ctx, b, s.db.State)
+// Activate compiles b and makes it the active policy. A bundle that fails
+// to compile or to decide leaves the previous one active.
+func (s *Service) Activate(ctx context.Context, b *opa.Bundle) (*opa.Policy, error) {
+	return s.engine.Activate(ctx, b)
 }
 
-// policy returns the serving policy or an unavailable error.
+// Policy is the active policy, or nil before the first Activate.
+func (s *Service) Policy() *opa.Policy { return s.engine.Current() }
+
+// policy returns the active policy or an unavailable error.
 func (s *Service) policy() (*opa.Policy, error) {
 	p := s.engine.Current()
 	if p == nil {
@@ -92,12 +85,20 @@ func (s *Service) policy() (*opa.Policy, error) {
 	return p, nil
 }
 
-// Catalog is the serving bundle's systems (nil before a bundle is loaded).
+// Catalog is the active bundle's systems (nil before a bundle is active).
 func (s *Service) Catalog() permatrix.Catalog {
 	if p := s.engine.Current(); p != nil {
 		return p.Catalog
 	}
 	return nil
+}
+
+// Revision is the latest applied store revision.
+func (s *Service) Revision() uint64 { return s.backend.Revision() }
+
+// view opens a snapshot, after waiting for minRevision to be applied.
+func (s *Service) view(ctx context.Context) (store.Snapshot, error) {
+	return s.backend.View()
 }
 
 // Check decides one check. Invalid input is an EINVALID error; a fault in
@@ -110,9 +111,13 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	if err := ValidateCheck(p.Catalog, c); err != nil {
 		return nil, err
 	}
+	snap, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
 	start := time.Now()
-	input := c.Input()
-	d, err := p.Decide(ctx, input)
+	d, err := p.Decide(ctx, snap, c)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
@@ -127,7 +132,7 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	if s.dlog != nil {
 		s.dlog.LogDecision(DecisionLogEntry{
 			DecisionID: d.DecisionID, Timestamp: start.UTC(), Path: "permatrix/decision",
-			Input: input, Result: d, StoreRevision: d.Revision, BundleRevision: p.Revision(),
+			Input: c.Input(), Result: d, StoreRevision: d.Revision, BundleRevision: p.BundleRevision(),
 			DurationNanos: time.Since(start).Nanoseconds(),
 		})
 	}
@@ -185,7 +190,8 @@ type Effective struct {
 }
 
 // Permissions lists what user may do at scope in the given systems (all
-// systems when none is given): every action the policies allow there.
+// systems when none is given): every action the policies allow there, all
+// decided at one revision.
 func (s *Service) Permissions(ctx context.Context, user string, systems []string, scope permatrix.Scope) ([]Effective, uint64, error) {
 	p, err := s.policy()
 	if err != nil {
@@ -197,8 +203,12 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 	if len(systems) == 0 {
 		systems = p.Catalog.IDs()
 	}
+	snap, err := s.view(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer snap.Close()
 	out := []Effective{}
-	var rev uint64
 	for _, id := range systems {
 		sys, ok := p.Catalog[id]
 		if !ok {
@@ -215,17 +225,16 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 				continue
 			}
 			sc := scope
-			d, err := p.Decide(ctx, permatrix.Check{Subject: user, System: id, Action: action, Resource: &sc}.Input())
+			d, err := p.Decide(ctx, snap, permatrix.Check{Subject: user, System: id, Action: action, Resource: &sc})
 			if err != nil {
 				return nil, 0, permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
 			}
-			rev = d.Revision
 			if d.Allow {
 				out = append(out, Effective{System: id, Action: action, Scope: scope, Reasons: d.Reasons})
 			}
 		}
 	}
-	return out, rev, nil
+	return out, snap.Revision(), nil
 }
 
 func newID() string {
@@ -234,48 +243,26 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// write runs the write protocol (see the package comment): each verdict
-// input is judged, then fn runs in one bbolt transaction, then its patches
-// reach the engine.
-func (s *Service) write(ctx context.Context, verdicts []map[string]any, fn func(tx *bolt.Tx) error) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.policy()
+// Ready reports whether the store answers a snapshot.
+func (s *Service) Ready() error {
+	snap, err := s.backend.View()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	for i, in := range verdicts {
-		violations, forbidden, err := p.Verdict(ctx, in)
-		if err != nil {
-			s.log.Error("write verdict failed", "err", err)
-			return 0, permatrix.Errorf(permatrix.EINTERNAL, "evaluation of the write rules failed")
-		}
-		prefix := ""
-		if len(verdicts) > 1 {
-			prefix = fmt.Sprintf("item %d: ", i+1)
-		}
-		if len(violations) > 0 {
-			return 0, &permatrix.Error{Code: permatrix.EUNPROCESSABLE, Message: prefix + violations[0], Details: violations}
-		}
-		if len(forbidden) > 0 {
-			return 0, &permatrix.Error{Code: permatrix.EFORBIDDEN, Message: prefix + forbidden[0], Details: forbidden}
-		}
-	}
-	rev, patches, err := s.db.Update(fn)
-	if err != nil {
-		return 0, err
-	}
-	if err := s.engine.Apply(ctx, patches); err != nil {
-		// The write is committed; bring the engine back in step from the file.
-		s.log.Error("applying patches failed; reloading data from the store", "err", err, "revision", rev)
-		if _, err := s.engine.Load(ctx, p.Bundle, s.db.State); err != nil {
-			s.log.Error("reload after failed patch", "err", err)
-		}
-	}
-	return rev, nil
+	return snap.Close()
 }
 
-// DBOpen reports whether the store answers a read transaction.
-func (s *Service) DBOpen() bool {
-	return s.db != nil && s.db.View(func(*bolt.Tx) error { return nil }) == nil
+// Query evaluates data.<path> for the Data API over a snapshot of the
+// applied state. defined is false when the document is undefined.
+func (s *Service) Query(ctx context.Context, path string, input any) (result any, defined bool, err error) {
+	p, err := s.policy()
+	if err != nil {
+		return nil, false, err
+	}
+	snap, err := s.view(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer snap.Close()
+	return p.Query(ctx, snap, path, input)
 }

@@ -2,44 +2,85 @@ package pdp
 
 import (
 	"context"
-	"slices"
+	"fmt"
+	"io"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
-// ValidateAssignment checks an assignment's shape (400 territory); whether
-// the vendor rules allow it is the policies' verdict (422/403).
-func ValidateAssignment(a permatrix.Assignment) error {
-	switch {
-	case a.Subject == "":
-		return permatrix.Errorf(permatrix.EINVALID, "subject is required")
-	case !permatrix.ValidSubject(a.Subject):
-		return permatrix.Errorf(permatrix.EINVALID, "subject must be \"user:<id>\" or \"group:<id>\" with an id of 1 to %d bytes", permatrix.MaxIDBytes)
-	case a.System == "":
-		return permatrix.Errorf(permatrix.EINVALID, "system is required")
-	case a.Role == "" && a.Permission == "":
-		return permatrix.Errorf(permatrix.EINVALID, "one of role and permission is required")
-	case a.Role != "" && a.Permission != "":
-		return permatrix.Errorf(permatrix.EINVALID, "an assignment names exactly one of role and permission")
-	case a.Scope.Type == "":
-		return permatrix.Errorf(permatrix.EINVALID, "scope.type is required")
-	case a.Scope.Type == "service" && a.Scope.ID != "":
-		return permatrix.Errorf(permatrix.EINVALID, "a service scope has no id")
-	case a.Scope.Type != "service" && !permatrix.ValidID(a.Scope.ID):
-		return permatrix.Errorf(permatrix.EINVALID, "scope.id is required for scope type %q", a.Scope.Type)
-	case a.ID != "" && !permatrix.ValidID(a.ID):
-		return permatrix.Errorf(permatrix.EINVALID, "invalid assignment id")
-	}
-	return nil
+// change is one change of a write: the input its verdict judges (built from
+// the state the change meets; nil for a change the rules do not judge) and
+// its plan.
+type change struct {
+	input func(tx *store.Tx) (map[string]any, error)
+	apply func(tx *store.Tx) error
 }
 
-func assignInput(a permatrix.Assignment, actor string) map[string]any {
-	in := map[string]any{"op": "assign", "assignment": a.Value()}
+// write runs the write protocol (package comment) for changes, in order, as
+// one commit: each is judged against the state as it is once the changes
+// before it are made, then planned.
+func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) {
+	p, err := s.policy()
+	if err != nil {
+		return 0, err
+	}
+	rev, err := store.Update(ctx, s.backend, func(tx *store.Tx) error {
+		for i, c := range changes {
+			prefix := ""
+			if len(changes) > 1 {
+				prefix = fmt.Sprintf("item %d: ", i+1)
+			}
+			if c.input != nil {
+				in, err := c.input(tx)
+				if err != nil {
+					return prefixed(prefix, err)
+				}
+				violations, forbidden, err := p.Verdict(ctx, tx.View(), in)
+				if err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					s.log.Error("write verdict failed", "err", err)
+					return permatrix.Errorf(permatrix.EINTERNAL, "evaluation of the write rules failed")
+				}
+				if len(violations) > 0 {
+					return &permatrix.Error{Code: permatrix.EUNPROCESSABLE, Message: prefix + violations[0], Details: violations}
+				}
+				if len(forbidden) > 0 {
+					return &permatrix.Error{Code: permatrix.EFORBIDDEN, Message: prefix + forbidden[0], Details: forbidden}
+				}
+			}
+			if err := c.apply(tx); err != nil {
+				return prefixed(prefix, err)
+			}
+		}
+		return nil
+	})
+	if err != nil && permatrix.ErrorCode(err) == permatrix.EINTERNAL && ctx.Err() == nil {
+		if _, ok := err.(*permatrix.Error); !ok {
+			s.log.Error("write failed", "err", err)
+		}
+	}
+	return rev, err
+}
+
+func prefixed(prefix string, err error) error {
+	if e, ok := err.(*permatrix.Error); ok && prefix != "" {
+		return &permatrix.Error{Code: e.Code, Message: prefix + e.Message, Details: e.Details}
+	}
+	return err
+}
+
+func withActor(in map[string]any, actor string) map[string]any {
 	if actor != "" {
 		in["actor"] = actor
 	}
 	return in
+}
+
+func assignInput(a permatrix.Assignment, actor string) map[string]any {
+	return withActor(map[string]any{"op": "assign", "assignment": a.Value()}, actor)
 }
 
 func validActor(actor string) error {
@@ -49,17 +90,23 @@ func validActor(actor string) error {
 	return nil
 }
 
+// assign is the change that stores a.
+func assign(a *permatrix.Assignment, actor string) change {
+	return change{
+		input: func(*store.Tx) (map[string]any, error) { return assignInput(*a, actor), nil },
+		apply: func(tx *store.Tx) error { return tx.CreateAssignment(a) },
+	}
+}
+
 // Assign stores an assignment on behalf of actor ("" for the operator).
 func (s *Service) Assign(ctx context.Context, a permatrix.Assignment, actor string) (permatrix.Assignment, uint64, error) {
-	if err := ValidateAssignment(a); err != nil {
+	if err := a.Validate(); err != nil {
 		return a, 0, err
 	}
 	if err := validActor(actor); err != nil {
 		return a, 0, err
 	}
-	rev, err := s.write(ctx, []map[string]any{assignInput(a, actor)}, func(tx *bolt.Tx) error {
-		return tx.CreateAssignment(&a)
-	})
+	rev, err := s.write(ctx, assign(&a, actor))
 	return a, rev, err
 }
 
@@ -68,94 +115,92 @@ func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error
 	if err := validActor(actor); err != nil {
 		return 0, err
 	}
-	var a permatrix.Assignment
-	if err := s.db.View(func(tx *bolt.Tx) (err error) { a, err = tx.Assignment(id); return err }); err != nil {
-		return 0, err
-	}
-	in := map[string]any{"op": "unassign", "assignment": a.Value()}
-	if actor != "" {
-		in["actor"] = actor
-	}
-	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
-		_, err := tx.DeleteAssignment(id)
-		return err
+	return s.write(ctx, change{
+		input: func(tx *store.Tx) (map[string]any, error) {
+			a, err := tx.Assignment(id)
+			if err != nil {
+				return nil, err
+			}
+			return withActor(map[string]any{"op": "unassign", "assignment": a.Value()}, actor), nil
+		},
+		apply: func(tx *store.Tx) error { _, err := tx.DeleteAssignment(id); return err },
 	})
+}
+
+// snapshot runs fn on a snapshot of the applied state.
+func (s *Service) snapshot(ctx context.Context, fn func(store.Snapshot) error) error {
+	snap, err := s.view(ctx)
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	return fn(snap)
 }
 
 // Assignments lists assignments, a page at a time.
 func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
-	if f.Limit < 0 || f.Limit > 1000 {
-		return nil, "", permatrix.Errorf(permatrix.EINVALID, "limit must be between 1 and 1000")
-	}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		list, next, err = tx.Assignments(f)
+	err = s.snapshot(ctx, func(snap store.Snapshot) error {
+		list, next, err = store.Assignments(snap, f)
 		return err
 	})
 	return list, next, err
 }
 
-// Import stores every assignment or none (one transaction). Each is judged
-// by the vendor rules against the store as it was before the import.
+// Assignment returns one assignment.
+func (s *Service) Assignment(ctx context.Context, id string) (a permatrix.Assignment, err error) {
+	err = s.snapshot(ctx, func(snap store.Snapshot) error { a, err = store.Assignment(snap, id); return err })
+	return a, err
+}
+
+// Import stores every assignment or none (one commit). Each is judged by the
+// vendor rules against the store as it is with the lines before it made.
 func (s *Service) Import(ctx context.Context, list []permatrix.Assignment) (int, uint64, error) {
-	verdicts := make([]map[string]any, len(list))
-	for i, a := range list {
-		if err := ValidateAssignment(a); err != nil {
+	changes := make([]change, len(list))
+	for i := range list {
+		if err := list[i].Validate(); err != nil {
 			e := err.(*permatrix.Error)
 			return 0, 0, permatrix.Errorf(e.Code, "line %d: %s", i+1, e.Message)
 		}
-		verdicts[i] = assignInput(a, "")
+		changes[i] = assign(&list[i], "")
 	}
-	rev, err := s.write(ctx, verdicts, func(tx *bolt.Tx) error {
-		for i := range list {
-			if err := tx.CreateAssignment(&list[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	rev, err := s.write(ctx, changes...)
 	if err != nil {
 		return 0, 0, err
 	}
 	return len(list), rev, nil
 }
 
-// Export is the whole store as OPA data: {"store": ...}.
-func (s *Service) Export(ctx context.Context) (map[string]any, error) {
-	st, err := s.db.State()
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{permatrix.StoreRoot: st.Document()}, nil
-}
-
-func validMembership(m permatrix.Membership) error {
-	if !permatrix.ValidID(m.Group) || !permatrix.ValidID(m.User) {
-		return permatrix.Errorf(permatrix.EINVALID, "group and user ids must be 1 to %d bytes", permatrix.MaxIDBytes)
-	}
-	return nil
+// Export writes the whole store as OPA data, {"store": …}, at one revision.
+func (s *Service) Export(ctx context.Context, w io.Writer) (uint64, error) {
+	var rev uint64
+	err := s.snapshot(ctx, func(snap store.Snapshot) error {
+		rev = snap.Revision()
+		return store.WriteDocument(w, snap)
+	})
+	return rev, err
 }
 
 // AddMember puts a user in a group (idempotent).
 func (s *Service) AddMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
-	if err := validMembership(m); err != nil {
+	if err := m.Validate(); err != nil {
 		return 0, err
 	}
-	return s.write(ctx, nil, func(tx *bolt.Tx) error { return tx.AddMember(m) })
+	return s.write(ctx, change{apply: func(tx *store.Tx) error { return tx.AddMember(m) }})
 }
 
 // RemoveMember takes a user out of a group.
 func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
-	if err := validMembership(m); err != nil {
+	if err := m.Validate(); err != nil {
 		return 0, err
 	}
-	return s.write(ctx, nil, func(tx *bolt.Tx) error { return tx.RemoveMember(m) })
+	return s.write(ctx, change{apply: func(tx *store.Tx) error { return tx.RemoveMember(m) }})
 }
 
 // Members lists a group's users.
 func (s *Service) Members(ctx context.Context, group string) (users []string, rev uint64, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		users, err = tx.Members(group)
-		rev = tx.Revision()
+	err = s.snapshot(ctx, func(snap store.Snapshot) error {
+		rev = snap.Revision()
+		users, err = store.Members(snap, group)
 		return err
 	})
 	return users, rev, err
@@ -173,27 +218,25 @@ func (s *Service) knownSystem(id string) (*permatrix.System, error) {
 	return sys, nil
 }
 
+func roleInput(op string, r permatrix.Role, actor string) map[string]any {
+	return withActor(map[string]any{"op": op, "role": map[string]any{"system": r.System, "name": r.Name, "permissions": r.Value()["permissions"]}}, actor)
+}
+
 // PutRole defines or replaces a custom role on behalf of actor.
 func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (uint64, error) {
 	if _, err := s.knownSystem(r.System); err != nil {
 		return 0, err
 	}
-	if !permatrix.ValidID(r.Name) {
-		return 0, permatrix.Errorf(permatrix.EINVALID, "role names are 1 to %d bytes", permatrix.MaxIDBytes)
+	if err := r.Validate(); err != nil {
+		return 0, err
 	}
-	if r.Permissions == nil {
-		return 0, permatrix.Errorf(permatrix.EINVALID, "permissions is required (an array of permission ids)")
-	}
-	// A role is a set of permissions: store it sorted, without repeats.
-	r.Permissions = slices.Compact(slices.Sorted(slices.Values(r.Permissions)))
 	if err := validActor(actor); err != nil {
 		return 0, err
 	}
-	in := map[string]any{"op": "define_role", "role": map[string]any{"system": r.System, "name": r.Name, "permissions": r.Value()["permissions"]}}
-	if actor != "" {
-		in["actor"] = actor
-	}
-	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error { return tx.PutRole(r) })
+	return s.write(ctx, change{
+		input: func(*store.Tx) (map[string]any, error) { return roleInput("define_role", r, actor), nil },
+		apply: func(tx *store.Tx) error { return tx.PutRole(r) },
+	})
 }
 
 // Role returns a custom role.
@@ -201,7 +244,7 @@ func (s *Service) Role(ctx context.Context, system, name string) (r permatrix.Ro
 	if _, err := s.knownSystem(system); err != nil {
 		return r, err
 	}
-	err = s.db.View(func(tx *bolt.Tx) error { r, err = tx.Role(system, name); return err })
+	err = s.snapshot(ctx, func(snap store.Snapshot) error { r, err = store.Role(snap, system, name); return err })
 	return r, err
 }
 
@@ -213,88 +256,54 @@ func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (u
 	if err := validActor(actor); err != nil {
 		return 0, err
 	}
-	var r permatrix.Role
-	if err := s.db.View(func(tx *bolt.Tx) (err error) { r, err = tx.Role(system, name); return err }); err != nil {
-		return 0, err
-	}
-	in := map[string]any{"op": "delete_role", "role": map[string]any{"system": system, "name": name, "permissions": r.Value()["permissions"]}}
-	if actor != "" {
-		in["actor"] = actor
-	}
-	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
-		if n, err := roleUses(tx, system, name); err != nil {
-			return err
-		} else if n > 0 {
-			return permatrix.Errorf(permatrix.ECONFLICT, "role %q is assigned %d time(s); remove those assignments first", name, n)
-		}
-		return tx.DeleteRole(system, name)
-	})
-}
-
-func roleUses(tx *bolt.Tx, system, role string) (int, error) {
-	n, cursor := 0, ""
-	for {
-		list, next, err := tx.Assignments(permatrix.AssignmentFilter{System: system, Limit: 1000, Cursor: cursor})
-		if err != nil {
-			return 0, err
-		}
-		for _, a := range list {
-			if a.Role == role {
-				n++
+	return s.write(ctx, change{
+		input: func(tx *store.Tx) (map[string]any, error) {
+			r, err := tx.Role(system, name)
+			if err != nil {
+				return nil, err
 			}
-		}
-		if next == "" {
-			return n, nil
-		}
-		cursor = next
-	}
+			return roleInput("delete_role", r, actor), nil
+		},
+		apply: func(tx *store.Tx) error { return tx.DeleteRole(system, name) },
+	})
 }
 
 // PutProject registers a project. Where the vendor gives a project's creator
 // a role on it (catalog creator_role), that assignment is made in the same
-// transaction.
+// commit.
 func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor string) (uint64, *permatrix.Assignment, error) {
 	sys, err := s.knownSystem(p.System)
 	if err != nil {
 		return 0, nil, err
 	}
-	switch {
-	case !permatrix.ValidID(p.ID):
-		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "project ids are 1 to %d bytes", permatrix.MaxIDBytes)
-	case p.CreatedBy != "" && !permatrix.ValidID(p.CreatedBy):
-		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "created_by must be a user id of 1 to %d bytes", permatrix.MaxIDBytes)
-	case p.Kind != "" && p.Kind != "assisted" && p.Kind != "unassisted":
-		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "kind must be \"assisted\" or \"unassisted\"")
-	case !sys.HasScopeType("project"):
+	if err := p.Validate(); err != nil {
+		return 0, nil, err
+	}
+	if !sys.HasScopeType("project") {
 		return 0, nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "system %q has no projects", p.System)
 	}
 	if err := validActor(actor); err != nil {
 		return 0, nil, err
 	}
-	in := map[string]any{"op": "register_project", "project": map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}}
-	if actor != "" {
-		in["actor"] = actor
-	}
 	var creator *permatrix.Assignment
-	rev, err := s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
-		// Who created a project is a fact, not a field: re-registering it under
-		// another creator would hand that user the creator's role.
-		if old, err := tx.Project(p.System, p.ID); err == nil && old.CreatedBy != p.CreatedBy {
-			return permatrix.Errorf(permatrix.ECONFLICT, "project %q is registered as created by %q; created_by cannot change", p.ID, old.CreatedBy)
-		} else if err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
-			return err
-		}
-		if err := tx.PutProject(p); err != nil {
-			return err
-		}
-		if sys.CreatorRole == "" || p.CreatedBy == "" {
-			return nil
-		}
-		creator = &permatrix.Assignment{
-			Subject: permatrix.UserPrefix + p.CreatedBy, System: p.System, Role: sys.CreatorRole,
-			Scope: permatrix.Scope{Type: "project", ID: p.ID},
-		}
-		return tx.CreateAssignment(creator)
+	rev, err := s.write(ctx, change{
+		input: func(*store.Tx) (map[string]any, error) {
+			return withActor(map[string]any{"op": "register_project", "project": map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}}, actor), nil
+		},
+		apply: func(tx *store.Tx) error {
+			if err := tx.PutProject(p); err != nil {
+				return err
+			}
+			creator = nil
+			if sys.CreatorRole == "" || p.CreatedBy == "" {
+				return nil
+			}
+			creator = &permatrix.Assignment{
+				Subject: permatrix.UserPrefix + p.CreatedBy, System: p.System, Role: sys.CreatorRole,
+				Scope: permatrix.Scope{Type: "project", ID: p.ID},
+			}
+			return tx.CreateAssignment(creator)
+		},
 	})
 	if err != nil {
 		return 0, nil, err
@@ -307,12 +316,6 @@ func (s *Service) Project(ctx context.Context, system, id string) (p permatrix.P
 	if _, err := s.knownSystem(system); err != nil {
 		return p, err
 	}
-	err = s.db.View(func(tx *bolt.Tx) error { p, err = tx.Project(system, id); return err })
+	err = s.snapshot(ctx, func(snap store.Snapshot) error { p, err = store.Project(snap, system, id); return err })
 	return p, err
-}
-
-// Assignment returns one assignment.
-func (s *Service) Assignment(ctx context.Context, id string) (a permatrix.Assignment, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error { a, err = tx.Assignment(id); return err })
-	return a, err
 }

@@ -14,32 +14,30 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/open-policy-agent/opa/v1/bundle"
-
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // DecisionPath is the log path of /v1/check decisions, the ones replayed.
 const DecisionPath = "permatrix/decision"
 
-// Store is the assignment-store state decisions are re-made against:
-// State, or an exported data document ({"store": …}, GET /v1/export).
+// Store is the assignment store decisions are re-made against: a db file's
+// or an export's (store.ReadDocument).
 type Store struct {
-	State  *permatrix.State
-	Export map[string]any
+	Backend store.Backend
 	// Description says where it came from, for the report.
 	Description string
 }
 
 // Options of a replay.
 type Options struct {
-	Candidate *bundle.Bundle
+	Candidate *opa.Bundle
 	// Baseline, if set, is decided too: a decision flips when candidate
 	// and baseline disagree, so changes of the store since the log was
 	// written do not show up as flips.
-	Baseline *bundle.Bundle
+	Baseline *opa.Bundle
 	Store    Store
 }
 
@@ -89,28 +87,26 @@ const MaxExamples = 20
 
 // Run replays entries.
 func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Report, error) {
-	cand, err := policy(ctx, o.Candidate, o.Store)
+	cand, err := opa.Compile(ctx, o.Candidate, o.Store.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("candidate bundle: %w", err)
 	}
 	var base *opa.Policy
 	if o.Baseline != nil {
-		if base, err = policy(ctx, o.Baseline, o.Store); err != nil {
+		if base, err = opa.Compile(ctx, o.Baseline, o.Store.Backend); err != nil {
 			return nil, fmt.Errorf("baseline bundle: %w", err)
 		}
 	}
-	rep := &Report{CandidateRevision: cand.Revision(), Store: o.Store.Description}
+	rep := &Report{CandidateRevision: cand.BundleRevision(), Store: o.Store.Description}
 	if base != nil {
-		rep.BaselineRevision = base.Revision()
+		rep.BaselineRevision = base.BundleRevision()
 	}
-	if v, err := cand.Read(ctx, permatrix.StoreRoot, "revision"); err == nil {
-		if n, ok := v.(interface{ Int64() (int64, error) }); ok {
-			r, _ := n.Int64()
-			rep.StoreRevision = uint64(r)
-		} else if f, ok := v.(float64); ok {
-			rep.StoreRevision = uint64(f)
-		}
+	snap, err := o.Store.Backend.View()
+	if err != nil {
+		return nil, err
 	}
+	defer snap.Close()
+	rep.StoreRevision = snap.Revision()
 	groups := map[[2]string]*Group{}
 	first := true
 	for _, e := range entries {
@@ -130,9 +126,13 @@ func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Repor
 		}
 		first = false
 
+		check, err := permatrix.CheckOf(e.Input)
+		if err != nil {
+			return nil, fmt.Errorf("decision %s: the logged input is not a check: %w", e.DecisionID, err)
+		}
 		was, ok := loggedAllow(e.Result)
 		if base != nil {
-			d, err := base.Decide(ctx, e.Input)
+			d, err := base.Decide(ctx, snap, check)
 			if err != nil {
 				return nil, fmt.Errorf("baseline, decision %s: %w", e.DecisionID, err)
 			}
@@ -141,7 +141,7 @@ func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Repor
 		if !ok {
 			return nil, fmt.Errorf("decision %s: the logged result has no boolean allow", e.DecisionID)
 		}
-		d, err := cand.Decide(ctx, e.Input)
+		d, err := cand.Decide(ctx, snap, check)
 		if err != nil {
 			return nil, fmt.Errorf("candidate, decision %s: %w", e.DecisionID, err)
 		}
@@ -188,31 +188,6 @@ func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Repor
 		return strings.Compare(a.System+"/"+a.Action, b.System+"/"+b.Action)
 	})
 	return rep, nil
-}
-
-// policy compiles b over the store.
-func policy(ctx context.Context, b *bundle.Bundle, s Store) (*opa.Policy, error) {
-	st := s.State
-	if st == nil {
-		st = &permatrix.State{}
-	}
-	e := opa.New()
-	p, err := e.Load(ctx, b, func() (*permatrix.State, error) { return st, nil })
-	if err != nil {
-		return nil, err
-	}
-	if s.Export != nil {
-		doc, ok := s.Export[permatrix.StoreRoot]
-		if !ok {
-			return nil, fmt.Errorf("the store export has no %q key (want the body of GET /v1/export)", permatrix.StoreRoot)
-		}
-		// The export is data.store as the policies see it: put it in whole.
-		if err := e.Apply(ctx, []permatrix.Patch{{Path: nil, Value: doc}}); err != nil {
-			return nil, err
-		}
-		p = e.Current()
-	}
-	return p, nil
 }
 
 func loggedAllow(result any) (bool, bool) {

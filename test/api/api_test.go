@@ -382,7 +382,7 @@ func TestImportAllOrNothingAndExport(t *testing.T) {
 	}
 	exp := s.Do(http.MethodGet, "/v1/export", nil, true)
 	st := exp.Body["store"].(map[string]any)
-	if st["revision"].(float64) != 2 || len(st["subjects"].(map[string]any)) != 3 {
+	if st["revision"].(float64) != 2 || len(st["grants"].(map[string]any)) != 3 {
 		t.Fatalf("export: %s", exp.Raw)
 	}
 }

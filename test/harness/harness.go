@@ -59,7 +59,7 @@ func Start(t testing.TB, o Options) *Server {
 	if o.DBPath == "" {
 		o.DBPath = filepath.Join(t.TempDir(), "permatrix.db")
 	}
-	db, err := bolt.Open(o.DBPath)
+	db, err := bolt.Open(o.DBPath, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,12 +67,12 @@ func Start(t testing.TB, o Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	svc := pdp.New(db, opa.New(), log, nil)
-	b, err := opa.Load(context.Background(), o.Bundle, opa.LoadOptions{})
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	b, err := opa.ReadBundle(context.Background(), o.Bundle, opa.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Load(context.Background(), b); err != nil {
+	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log})

@@ -1,0 +1,279 @@
+package opa
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// dataStore is the policies' data document as an OPA storage.Store: the
+// bundle's data (fixed for the life of a Policy, kept as AST values) and,
+// under data.store, the assignment store read through a store.Snapshot —
+// no copy of the assignments is kept in memory, so a million assignments
+// cost what the backend costs, and a committed write is visible to the next
+// transaction with nothing to apply.
+//
+// A transaction is a snapshot: the one handed to Begin (a decision's view,
+// or a write's tracked view, whose reads become the write's guards), or a
+// new View of the backend when OPA opens one itself. The data is read-only:
+// writes go through internal/store, never through OPA.
+type dataStore struct {
+	storage.PolicyNotSupported
+	bundle  ast.Object
+	backend store.Backend
+	ids     atomic.Uint64
+}
+
+// txn is a read transaction over one snapshot.
+type txn struct {
+	id   uint64
+	snap store.Snapshot
+	own  bool // opened by NewTransaction: closed with the transaction
+}
+
+func (t *txn) ID() uint64 { return t.id }
+
+func newDataStore(bundleData map[string]any, backend store.Backend) (*dataStore, error) {
+	v, err := ast.InterfaceToValue(bundleData)
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, errors.New("bundle data is not an object")
+	}
+	return &dataStore{bundle: obj, backend: backend}, nil
+}
+
+// Begin starts a transaction over snap, which the caller closes after the
+// transaction ends.
+func (d *dataStore) Begin(snap store.Snapshot) storage.Transaction {
+	return &txn{id: d.ids.Add(1), snap: snap}
+}
+
+func (d *dataStore) NewTransaction(_ context.Context, params ...storage.TransactionParams) (storage.Transaction, error) {
+	for _, p := range params {
+		if p.Write {
+			return nil, writeRefused()
+		}
+	}
+	if d.backend == nil {
+		return &txn{id: d.ids.Add(1), snap: store.Empty(0), own: true}, nil
+	}
+	snap, err := d.backend.View()
+	if err != nil {
+		return nil, err
+	}
+	return &txn{id: d.ids.Add(1), snap: snap, own: true}, nil
+}
+
+func (d *dataStore) Commit(ctx context.Context, t storage.Transaction) error {
+	d.Abort(ctx, t)
+	return nil
+}
+
+func (d *dataStore) Abort(_ context.Context, t storage.Transaction) {
+	if tx, ok := t.(*txn); ok && tx.own {
+		_ = tx.snap.Close()
+	}
+}
+
+func (d *dataStore) Write(context.Context, storage.Transaction, storage.PatchOp, storage.Path, any) error {
+	return writeRefused()
+}
+
+func (d *dataStore) Truncate(context.Context, storage.Transaction, storage.TransactionParams, storage.Iterator) error {
+	return writeRefused()
+}
+
+func (d *dataStore) Register(context.Context, storage.Transaction, storage.TriggerConfig) (storage.TriggerHandle, error) {
+	return trigger{}, nil // the data never changes through OPA: nothing to trigger
+}
+
+type trigger struct{}
+
+func (trigger) Unregister(context.Context, storage.Transaction) {}
+
+func (d *dataStore) ListPolicies(context.Context, storage.Transaction) ([]string, error) {
+	return nil, nil // policies are compiled into the Policy, not stored
+}
+
+func writeRefused() error {
+	return &storage.Error{Code: storage.WritesNotSupportedErr, Message: "permatrix data is read-only through OPA: the assignment store is written by the admin API"}
+}
+
+func notFound(path storage.Path) error {
+	return &storage.Error{Code: storage.NotFoundErr, Message: path.String() + ": document does not exist"}
+}
+
+// Read returns the document at path as an AST value.
+func (d *dataStore) Read(_ context.Context, t storage.Transaction, path storage.Path) (any, error) {
+	tx, ok := t.(*txn)
+	if !ok {
+		return nil, errors.New("opa: transaction of another store")
+	}
+	if len(path) == 0 {
+		doc, err := storeDocument(tx.snap)
+		if err != nil {
+			return nil, err
+		}
+		all := d.bundle.Copy()
+		all.Insert(ast.StringTerm(permatrix.StoreRoot), ast.NewTerm(doc))
+		return all, nil
+	}
+	if path[0] == permatrix.StoreRoot {
+		v, err := readStore(tx.snap, path[1:])
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return nil, notFound(path)
+		}
+		return v, nil
+	}
+	if v := walk(d.bundle, path); v != nil {
+		return v, nil
+	}
+	return nil, notFound(path)
+}
+
+// walk follows path into v (object keys; array indexes as numbers).
+func walk(v ast.Value, path []string) ast.Value {
+	for _, seg := range path {
+		switch x := v.(type) {
+		case ast.Object:
+			t := x.Get(ast.StringTerm(seg))
+			if t == nil {
+				return nil
+			}
+			v = t.Value
+		case *ast.Array:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= x.Len() {
+				return nil
+			}
+			v = x.Elem(i).Value
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+const revisionKey = "revision"
+
+// readStore reads a path below data.store from a snapshot; nil means the
+// document does not exist.
+func readStore(snap store.Snapshot, path []string) (ast.Value, error) {
+	if len(path) == 0 {
+		return storeDocument(snap)
+	}
+	if path[0] == revisionKey {
+		if len(path) > 1 {
+			return nil, nil
+		}
+		return ast.Number(strconv.FormatUint(snap.Revision(), 10)), nil
+	}
+	key, leaf, rest, ok := store.DocKey(path)
+	if !ok {
+		return nil, nil
+	}
+	if leaf {
+		raw, err := snap.Get(key)
+		if err != nil || raw == nil {
+			return nil, err
+		}
+		v, err := leafValue(raw)
+		if err != nil {
+			return nil, fmt.Errorf("data.store%q: %w", path, err)
+		}
+		return walk(v, rest), nil
+	}
+	obj, err := subtree(snap, append(key, 0))
+	if err != nil || obj == nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// storeDocument is the whole of data.store (what GET /v1/export streams).
+func storeDocument(snap store.Snapshot) (ast.Value, error) {
+	doc := ast.NewObject(ast.Item(ast.StringTerm(revisionKey), ast.NewTerm(ast.Number(strconv.FormatUint(snap.Revision(), 10)))))
+	for _, ix := range store.DocIndexes {
+		sub, err := subtree(snap, store.Prefix("d", ix))
+		if err != nil {
+			return nil, err
+		}
+		if sub == nil {
+			sub = ast.NewObject()
+		}
+		doc.Insert(ast.StringTerm(ix), ast.NewTerm(sub))
+	}
+	return doc, nil
+}
+
+// subtree builds the object of every key below prefix (which ends with the
+// separator), nil if there is none. Keys come sorted, so the objects on the
+// path to the previous key are reused while the next key shares them.
+func subtree(snap store.Snapshot, prefix []byte) (ast.Object, error) {
+	var root ast.Object
+	var stack []ast.Object // objects along the previous key's path
+	var prev []string
+	err := snap.Scan(prefix, nil, func(k, raw []byte) error {
+		segs := store.Segments(k[len(prefix):])
+		leaf, err := leafValue(raw)
+		if err != nil {
+			return fmt.Errorf("%q: %w", store.Segments(k), err)
+		}
+		if root == nil {
+			root = ast.NewObject()
+		}
+		// Keep the shared part of the path to the previous key.
+		shared := 0
+		for shared < len(prev)-1 && shared < len(segs)-1 && prev[shared] == segs[shared] {
+			shared++
+		}
+		stack = stack[:shared]
+		parent := root
+		if shared > 0 {
+			parent = stack[shared-1]
+		}
+		for _, s := range segs[shared : len(segs)-1] {
+			child := ast.NewObject()
+			parent.Insert(ast.StringTerm(s), ast.NewTerm(child))
+			stack = append(stack, child)
+			parent = child
+		}
+		parent.Insert(ast.StringTerm(segs[len(segs)-1]), ast.NewTerm(leaf))
+		prev = segs
+		return nil
+	})
+	return root, err
+}
+
+// leafValue parses a stored JSON value as an AST value.
+func leafValue(raw []byte) (ast.Value, error) {
+	switch {
+	case bytes.Equal(raw, []byte("true")):
+		return ast.Boolean(true), nil
+	case len(raw) == 0:
+		return ast.Null{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return nil, err
+	}
+	return ast.InterfaceToValue(x)
+}

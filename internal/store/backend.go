@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Backend is an ordered key-value store with revisions: the one thing the
+// bolt and etcd packages implement. It knows nothing of assignments.
+//
+// Every implementation keeps these promises (storetest checks them):
+//
+//   - A revision names one state. View returns a snapshot of one revision;
+//     the revision only grows.
+//   - Commit is atomic and conditional: it applies a batch's operations only
+//     if no unit in b.Reads changed after b.Base (else ErrConflict and nothing
+//     is applied), and returns only once the change is durable and visible to
+//     View — a View after Commit returned revision N sees revision ≥ N.
+//   - A failed Commit (any error) applied nothing, or — if the error is
+//     ErrUnknownOutcome — may have applied everything; never a part.
+type Backend interface {
+	// View returns a snapshot of the applied state. Close it promptly: a
+	// snapshot can hold resources (a bbolt read transaction).
+	View() (Snapshot, error)
+	// Commit applies b if none of b.Reads changed after b.Base.
+	Commit(ctx context.Context, b *Batch) (revision uint64, err error)
+	// Revision is the latest applied revision.
+	Revision() uint64
+	// Wait returns once the applied revision is at least rev, or ctx ends.
+	Wait(ctx context.Context, rev uint64) error
+	// NextID reserves the next assignment sequence number. Numbers are never
+	// handed out twice, also across restarts and processes; gaps are fine.
+	NextID(ctx context.Context) (uint64, error)
+	// Changes is the index of recent unit changes (for the decision cache).
+	Changes() *Changes
+	// Close releases the backend.
+	Close() error
+}
+
+// Snapshot is a read view of one revision. The byte slices it hands out are
+// valid only until Close (they may point into a memory map): copy to keep.
+type Snapshot interface {
+	// Revision is the revision the snapshot shows.
+	Revision() uint64
+	// Get returns the value of key, or nil if absent. An error means the
+	// value could not be read (corruption), never "absent".
+	Get(key []byte) ([]byte, error)
+	// Scan calls fn for every key with the prefix that sorts after after
+	// (all of them when after is nil), in ascending key order, until fn
+	// returns a non-nil error; ErrStop ends the scan without an error.
+	Scan(prefix, after []byte, fn func(key, value []byte) error) error
+	// Close releases the snapshot.
+	Close() error
+}
+
+// Batch is one atomic commit.
+type Batch struct {
+	// Base is the revision of the snapshot the batch was planned and judged
+	// against.
+	Base uint64
+	// Reads are the units the planning and the judgement read (UnitOf); the
+	// commit fails with ErrConflict if any of them changed after Base.
+	Reads [][]byte
+	// Ops are applied in order.
+	Ops []Op
+}
+
+// Op is one key operation.
+type Op struct {
+	Key    []byte
+	Value  []byte // nil with Delete
+	Delete bool
+}
+
+// Writes are the units the batch's operations bump (WriteUnits of each key),
+// without repeats.
+func (b *Batch) Writes() [][]byte {
+	seen := map[string]bool{}
+	var out [][]byte
+	for _, op := range b.Ops {
+		for _, u := range WriteUnits(op.Key) {
+			if !seen[string(u)] {
+				seen[string(u)] = true
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+var (
+	// ErrStop ends a Scan early without an error.
+	ErrStop = errors.New("store: stop scan")
+	// ErrConflict means a unit the batch read changed after its base
+	// revision: nothing was applied; plan and judge again.
+	ErrConflict = errors.New("store: conflicting concurrent write")
+	// ErrUnknownOutcome means the backend lost contact while committing: the
+	// batch may or may not have been applied (never in part).
+	ErrUnknownOutcome = errors.New("store: commit outcome unknown")
+)

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/permatrix/permatrix"
+)
+
+// sep joins the segments of a key.
+const sep = 0x00
+
+// Namespaces and indexes (the first two segments of every key).
+const (
+	nsDoc   = "d" // data.store: what the policies read
+	nsIndex = "i" // indexes of the admin API
+
+	ixGrants      = "grants"
+	ixMemberships = "memberships"
+	ixRoles       = "roles"
+	ixProjects    = "projects"
+	ixAssignments = "assignments"
+	ixMembers     = "members"
+	ixRoleUses    = "role_uses"
+	ixScopes      = "scopes"
+)
+
+// Kinds of grant (the kind segment of a grant key).
+const (
+	KindRole       = "role"
+	KindPermission = "permission"
+)
+
+// unitDepth is, per index, how many segments (namespace and index name
+// included) make a key's unit.
+var unitDepth = map[string]int{
+	nsDoc + "\x00" + ixGrants:        4, // d grants <principal> <system>
+	nsDoc + "\x00" + ixMemberships:   3, // d memberships <user>
+	nsDoc + "\x00" + ixRoles:         4, // d roles <system> <role>
+	nsDoc + "\x00" + ixProjects:      4, // d projects <system> <project>
+	nsIndex + "\x00" + ixAssignments: 3, // i assignments <id>
+	nsIndex + "\x00" + ixMembers:     3, // i members <group>
+	nsIndex + "\x00" + ixRoleUses:    4, // i role_uses <system> <role>
+	nsIndex + "\x00" + ixScopes:      4, // i scopes <system> <scope>
+}
+
+// leafDepth is, per data.store index, how many segments after "d" name a
+// leaf: the documents below it are JSON values, not keys.
+var leafDepth = map[string]int{
+	ixGrants:      6, // grants principal system kind name scope
+	ixMemberships: 3, // memberships user group
+	ixRoles:       3, // roles system role
+	ixProjects:    3, // projects system project
+}
+
+// Key builds a key from segments.
+func Key(segments ...string) []byte {
+	n := len(segments)
+	for _, s := range segments {
+		n += len(s)
+	}
+	k := make([]byte, 0, n)
+	for i, s := range segments {
+		if i > 0 {
+			k = append(k, sep)
+		}
+		k = append(k, s...)
+	}
+	return k
+}
+
+// Prefix is Key(segments...) followed by the separator: every key strictly
+// below that subtree starts with it.
+func Prefix(segments ...string) []byte { return append(Key(segments...), sep) }
+
+// Segments splits a key into its segments.
+func Segments(key []byte) []string {
+	return strings.Split(string(key), "\x00")
+}
+
+// ScopeKey is the scope segment of a grant key: "service", or "<type>:<id>".
+// Scope types never contain ':' (they are catalog identifiers), so the first
+// ':' splits it back (ParseScopeKey).
+func ScopeKey(s permatrix.Scope) string {
+	if s.IsService() || s.ID == "" {
+		return s.Type
+	}
+	return s.Type + ":" + s.ID
+}
+
+// ParseScopeKey is the inverse of ScopeKey.
+func ParseScopeKey(k string) permatrix.Scope {
+	t, id, ok := strings.Cut(k, ":")
+	if !ok {
+		return permatrix.Scope{Type: k}
+	}
+	return permatrix.Scope{Type: t, ID: id}
+}
+
+// GrantKey is where an assignment lives in data.store.
+func GrantKey(a permatrix.Assignment) []byte {
+	kind, name := KindPermission, a.Permission
+	if a.Role != "" {
+		kind, name = KindRole, a.Role
+	}
+	return Key(nsDoc, ixGrants, a.Subject, a.System, kind, name, ScopeKey(a.Scope))
+}
+
+// GrantsPrefix selects the grants of a principal, optionally in one system.
+func GrantsPrefix(principal string, system ...string) []byte {
+	return Prefix(append([]string{nsDoc, ixGrants, principal}, system...)...)
+}
+
+func assignmentKey(id string) []byte { return Key(nsIndex, ixAssignments, id) }
+
+func membershipKey(m permatrix.Membership) []byte {
+	return Key(nsDoc, ixMemberships, m.User, m.Group)
+}
+
+func memberKey(m permatrix.Membership) []byte { return Key(nsIndex, ixMembers, m.Group, m.User) }
+
+func roleKey(system, name string) []byte { return Key(nsDoc, ixRoles, system, name) }
+
+func roleUseKey(system, role, id string) []byte { return Key(nsIndex, ixRoleUses, system, role, id) }
+
+func scopeUseKey(system string, scope permatrix.Scope, id string) []byte {
+	return Key(nsIndex, ixScopes, system, ScopeKey(scope), id)
+}
+
+func projectKey(system, id string) []byte { return Key(nsDoc, ixProjects, system, id) }
+
+// DocKey is the key (or key prefix, for a subtree) of a data.store path
+// (the path below "store"). leaf reports whether the path names a leaf or
+// a document inside one, in which case rest is the path inside the leaf's
+// JSON value. ok is false for a path that cannot exist in the layout.
+func DocKey(path []string) (key []byte, leaf bool, rest []string, ok bool) {
+	if len(path) == 0 {
+		return Key(nsDoc), false, nil, true
+	}
+	depth, known := leafDepth[path[0]]
+	if !known {
+		return nil, false, nil, false
+	}
+	for _, s := range path {
+		if strings.IndexByte(s, sep) >= 0 {
+			return nil, false, nil, false
+		}
+	}
+	if len(path) < depth {
+		return Key(append([]string{nsDoc}, path...)...), false, nil, true
+	}
+	return Key(append([]string{nsDoc}, path[:depth]...)...), true, path[depth:], true
+}
+
+// DocIndexes are the data.store indexes, in key order.
+var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles}
+
+// DocPath is the data.store path of a d key (nil for another key).
+func DocPath(key []byte) []string {
+	segs := Segments(key)
+	if len(segs) < 2 || segs[0] != nsDoc {
+		return nil
+	}
+	return segs[1:]
+}
+
+// UnitOf is the unit a key or key prefix belongs to: the key cut to its
+// index's unit depth, or the prefix itself when it is shallower (a read of a
+// whole subtree is guarded by the subtree's own unit, which every write
+// below it bumps; see WriteUnits).
+func UnitOf(key []byte) []byte {
+	key = bytes.TrimSuffix(key, []byte{sep})
+	segs := bytes.SplitN(key, []byte{sep}, 3)
+	if len(segs) < 2 {
+		return key
+	}
+	depth, ok := unitDepth[string(segs[0])+"\x00"+string(segs[1])]
+	if !ok {
+		return key
+	}
+	n, i := 0, 0
+	for ; i < len(key); i++ {
+		if key[i] == sep {
+			n++
+			if n == depth {
+				return key[:i]
+			}
+		}
+	}
+	return key
+}
+
+// WriteUnits are the units a write of key bumps: its unit and every
+// shallower whole-segment prefix of it, down to the empty root. So any read
+// whose unit is one of them sees the write as a change.
+func WriteUnits(key []byte) [][]byte {
+	u := UnitOf(key)
+	out := [][]byte{u}
+	for i := len(u) - 1; i >= 0; i-- {
+		if u[i] == sep {
+			out = append(out, u[:i])
+		}
+	}
+	return append(out, []byte{})
+}

@@ -1,0 +1,281 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/permatrix/permatrix"
+)
+
+// Listing limits of Assignments (contract §4: limit 1..1000).
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// grantLeaf is a grant's value in data.store: the reason a decision gives
+// for it.
+type grantLeaf struct {
+	Kind       string          `json:"kind"`
+	Role       string          `json:"role,omitempty"`
+	Permission string          `json:"permission,omitempty"`
+	Scope      permatrix.Scope `json:"scope"`
+	Via        string          `json:"via"`
+	Assignment string          `json:"assignment"`
+}
+
+func leafOf(a permatrix.Assignment) grantLeaf {
+	l := grantLeaf{Kind: KindPermission, Permission: a.Permission, Scope: a.Scope, Via: a.Subject, Assignment: a.ID}
+	if a.Role != "" {
+		l.Kind, l.Role, l.Permission = KindRole, a.Role, ""
+	}
+	return l
+}
+
+// assignmentOf reads an assignment back from its grant key and leaf.
+func assignmentOf(key, value []byte) (permatrix.Assignment, error) {
+	segs := Segments(key)
+	var l grantLeaf
+	if len(segs) != 7 || segs[0] != nsDoc || segs[1] != ixGrants {
+		return permatrix.Assignment{}, corrupt(key, "not a grant key")
+	}
+	if err := json.Unmarshal(value, &l); err != nil {
+		return permatrix.Assignment{}, corrupt(key, err.Error())
+	}
+	a := permatrix.Assignment{ID: l.Assignment, Subject: segs[2], System: segs[3], Scope: l.Scope}
+	switch segs[4] {
+	case KindRole:
+		a.Role = segs[5]
+	case KindPermission:
+		a.Permission = segs[5]
+	default:
+		return a, corrupt(key, "unknown kind")
+	}
+	if l.Via != a.Subject || (l.Role != a.Role) || (l.Permission != a.Permission) || ScopeKey(l.Scope) != segs[6] || !permatrix.ValidID(a.ID) {
+		return a, corrupt(key, "leaf does not match its key")
+	}
+	return a, nil
+}
+
+func corrupt(key []byte, why string) error {
+	return fmt.Errorf("store: corrupt value at %q: %s", Segments(key), why)
+}
+
+// Assignment returns the assignment with the id (ENOTFOUND if absent).
+func Assignment(s Snapshot, id string) (permatrix.Assignment, error) {
+	dk, err := s.Get(assignmentKey(id))
+	if err != nil {
+		return permatrix.Assignment{}, err
+	}
+	if dk == nil {
+		return permatrix.Assignment{}, permatrix.Errorf(permatrix.ENOTFOUND, "assignment %q not found", id)
+	}
+	dk = slices.Clone(dk)
+	v, err := s.Get(dk)
+	if err != nil {
+		return permatrix.Assignment{}, err
+	}
+	if v == nil {
+		return permatrix.Assignment{}, corrupt(assignmentKey(id), "index names a missing grant")
+	}
+	a, err := assignmentOf(dk, v)
+	if err == nil && a.ID != id {
+		err = corrupt(dk, "grant names another assignment id")
+	}
+	return a, err
+}
+
+// Assignments lists the assignments that match f, ordered by id, starting
+// after f.Cursor: a page of f.Limit (0: DefaultLimit; 1..MaxLimit, else
+// EINVALID). next is the last id of the page when more follow, else "".
+func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
+	limit := f.Limit
+	switch {
+	case limit < 0 || limit > MaxLimit:
+		return nil, "", permatrix.Errorf(permatrix.EINVALID, "limit must be a whole number from 1 to %d", MaxLimit)
+	case limit == 0:
+		limit = DefaultLimit
+	}
+	list = []permatrix.Assignment{}
+	if f.Subject != "" {
+		// A subject's grants are one subtree; few enough to sort by id.
+		var all []permatrix.Assignment
+		err := s.Scan(GrantsPrefix(f.Subject), nil, func(k, v []byte) error {
+			a, err := assignmentOf(k, v)
+			if err != nil {
+				return err
+			}
+			if f.Match(a) && a.ID > f.Cursor {
+				all = append(all, a)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		slices.SortFunc(all, func(a, b permatrix.Assignment) int { return cmpString(a.ID, b.ID) })
+		if len(all) > limit {
+			return all[:limit], all[limit-1].ID, nil
+		}
+		return append(list, all...), "", nil
+	}
+	var after []byte
+	if f.Cursor != "" {
+		after = assignmentKey(f.Cursor)
+	}
+	err = s.Scan(Prefix(nsIndex, ixAssignments), after, func(k, dk []byte) error {
+		v, err := s.Get(dk)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return corrupt(k, "index names a missing grant")
+		}
+		a, err := assignmentOf(dk, v)
+		if err != nil {
+			return err
+		}
+		if !f.Match(a) {
+			return nil
+		}
+		if len(list) == limit {
+			next = list[len(list)-1].ID
+			return ErrStop
+		}
+		list = append(list, a)
+		return nil
+	})
+	if err != nil && err != ErrStop {
+		return nil, "", err
+	}
+	return list, next, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// lastSegment is the last segment of a key.
+func lastSegment(k []byte) string {
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] == sep {
+			return string(k[i+1:])
+		}
+	}
+	return string(k)
+}
+
+// Members lists the users of a group, sorted; none for an unknown group.
+func Members(s Snapshot, group string) ([]string, error) {
+	users := []string{}
+	err := s.Scan(Prefix(nsIndex, ixMembers, group), nil, func(k, _ []byte) error {
+		users = append(users, lastSegment(k))
+		return nil
+	})
+	return users, err
+}
+
+// Groups lists the groups of a user, sorted; none for an unknown user.
+func Groups(s Snapshot, user string) ([]string, error) {
+	groups := []string{}
+	err := s.Scan(Prefix(nsDoc, ixMemberships, user), nil, func(k, _ []byte) error {
+		groups = append(groups, lastSegment(k))
+		return nil
+	})
+	return groups, err
+}
+
+type roleValue struct {
+	Permissions []string `json:"permissions"`
+}
+
+// Role returns the custom role system/name (ENOTFOUND if absent).
+func Role(s Snapshot, system, name string) (permatrix.Role, error) {
+	v, err := s.Get(roleKey(system, name))
+	if err != nil {
+		return permatrix.Role{}, err
+	}
+	if v == nil {
+		return permatrix.Role{}, permatrix.Errorf(permatrix.ENOTFOUND, "role %q of system %q not found", name, system)
+	}
+	var rv roleValue
+	if err := json.Unmarshal(v, &rv); err != nil || rv.Permissions == nil {
+		return permatrix.Role{}, corrupt(roleKey(system, name), "not a role")
+	}
+	return permatrix.Role{System: system, Name: name, Permissions: rv.Permissions}, nil
+}
+
+// Roles lists the custom roles of a system sorted by name, or with system ""
+// those of every system sorted by system then name.
+func Roles(s Snapshot, system string) ([]permatrix.Role, error) {
+	prefix := Prefix(nsDoc, ixRoles)
+	if system != "" {
+		prefix = Prefix(nsDoc, ixRoles, system)
+	}
+	roles := []permatrix.Role{}
+	err := s.Scan(prefix, nil, func(k, v []byte) error {
+		segs := Segments(k)
+		var rv roleValue
+		if len(segs) != 4 || json.Unmarshal(v, &rv) != nil || rv.Permissions == nil {
+			return corrupt(k, "not a role")
+		}
+		roles = append(roles, permatrix.Role{System: segs[2], Name: segs[3], Permissions: rv.Permissions})
+		return nil
+	})
+	return roles, err
+}
+
+type projectValue struct {
+	CreatedBy string `json:"created_by"`
+	Kind      string `json:"kind"`
+}
+
+// Project returns the project system/id (ENOTFOUND if absent).
+func Project(s Snapshot, system, id string) (permatrix.Project, error) {
+	v, err := s.Get(projectKey(system, id))
+	if err != nil {
+		return permatrix.Project{}, err
+	}
+	if v == nil {
+		return permatrix.Project{}, permatrix.Errorf(permatrix.ENOTFOUND, "project %q of system %q not found", id, system)
+	}
+	var pv projectValue
+	if err := json.Unmarshal(v, &pv); err != nil {
+		return permatrix.Project{}, corrupt(projectKey(system, id), err.Error())
+	}
+	return permatrix.Project{System: system, ID: id, CreatedBy: pv.CreatedBy, Kind: pv.Kind}, nil
+}
+
+// RoleUses counts the assignments of a custom role (up to max, 0: all).
+func RoleUses(s Snapshot, system, role string, max int) (int, error) {
+	n := 0
+	err := s.Scan(Prefix(nsIndex, ixRoleUses, system, role), nil, func(_, _ []byte) error {
+		n++
+		if max > 0 && n >= max {
+			return ErrStop
+		}
+		return nil
+	})
+	if err == ErrStop {
+		err = nil
+	}
+	return n, err
+}
+
+// HasAssignmentsOn reports whether any assignment is made at scope (not
+// the service scope) in system.
+func HasAssignmentsOn(s Snapshot, system string, scope permatrix.Scope) (bool, error) {
+	found := false
+	err := s.Scan(Prefix(nsIndex, ixScopes, system, ScopeKey(scope)), nil, func(_, _ []byte) error {
+		found = true
+		return ErrStop
+	})
+	return found, err
+}

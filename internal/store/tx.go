@@ -1,0 +1,250 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/permatrix/permatrix"
+)
+
+// Tx plans writes against a snapshot: its reads go through the writes it
+// has planned so far (Overlay) and are recorded (Tracked); its writes become
+// key operations. Batch turns it into one commit. A Tx is used by one
+// goroutine; the snapshot it reads is the caller's to close.
+//
+// A method that returns an error has planned nothing: each one checks
+// everything before its first operation.
+//
+// A method that finds nothing to change (a duplicate assignment, a present
+// member, an identical role or project) plans no operation, so a Tx made
+// only of such calls commits nothing.
+type Tx struct {
+	ctx     context.Context
+	overlay *Overlay
+	view    *Tracked
+	ids     func(context.Context) (uint64, error)
+}
+
+// NewTx starts planning against snap; ids reserves assignment numbers
+// (Backend.NextID).
+func NewTx(ctx context.Context, snap Snapshot, ids func(context.Context) (uint64, error)) *Tx {
+	o := NewOverlay(snap)
+	return &Tx{ctx: ctx, overlay: o, view: Track(o), ids: ids}
+}
+
+// View is the state as the Tx sees it: the snapshot with the planned writes
+// over it, reads recorded. The policies judge the Tx's writes through it.
+func (tx *Tx) View() Snapshot { return tx.view }
+
+// Revision is the revision of the snapshot the Tx reads.
+func (tx *Tx) Revision() uint64 { return tx.overlay.Revision() }
+
+// Empty reports whether the Tx planned no operation.
+func (tx *Tx) Empty() bool { return len(tx.overlay.Ops()) == 0 }
+
+// Batch is the Tx as one commit: its operations, guarded by every unit it read.
+func (tx *Tx) Batch() *Batch {
+	return &Batch{Base: tx.Revision(), Reads: tx.view.Units(), Ops: slices.Clone(tx.overlay.Ops())}
+}
+
+func (tx *Tx) put(key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tx.overlay.Put(key, raw)
+	return nil
+}
+
+// IDFormat formats assignment sequence numbers as ids.
+const IDFormat = "a%012d"
+
+// CreateAssignment plans a new assignment.
+//
+// If an identical assignment (same subject, system, role or permission,
+// scope) exists, a.ID is set to its id and nothing changes: creating a
+// duplicate is harmless, which makes import and assign idempotent. A given
+// a.ID that is taken is ECONFLICT; an empty one is set to a new id.
+func (tx *Tx) CreateAssignment(a *permatrix.Assignment) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	gk := GrantKey(*a)
+	old, err := tx.view.Get(gk)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		existing, err := assignmentOf(gk, old)
+		if err != nil {
+			return err
+		}
+		a.ID = existing.ID
+		return nil
+	}
+	if a.ID != "" {
+		taken, err := tx.view.Get(assignmentKey(a.ID))
+		if err != nil {
+			return err
+		}
+		if taken != nil {
+			return permatrix.Errorf(permatrix.ECONFLICT, "assignment %s already exists", a.ID)
+		}
+	} else {
+		for a.ID == "" {
+			n, err := tx.ids(tx.ctx)
+			if err != nil {
+				return err
+			}
+			id := fmt.Sprintf(IDFormat, n)
+			// Numbers can collide with ids given explicitly (an import of
+			// another store's ids): skip those.
+			taken, err := tx.view.Get(assignmentKey(id))
+			if err != nil {
+				return err
+			}
+			if taken == nil {
+				a.ID = id
+			}
+		}
+	}
+	if err := tx.put(gk, leafOf(*a)); err != nil {
+		return err
+	}
+	tx.overlay.Put(assignmentKey(a.ID), gk)
+	if a.Role != "" {
+		tx.overlay.Put(roleUseKey(a.System, a.Role, a.ID), []byte{})
+	}
+	if !a.Scope.IsService() {
+		tx.overlay.Put(scopeUseKey(a.System, a.Scope, a.ID), []byte{})
+	}
+	return nil
+}
+
+// DeleteAssignment plans the removal of the assignment with the id and
+// returns it (ENOTFOUND if absent).
+func (tx *Tx) DeleteAssignment(id string) (permatrix.Assignment, error) {
+	a, err := Assignment(tx.view, id)
+	if err != nil {
+		return a, err
+	}
+	tx.overlay.Delete(GrantKey(a))
+	tx.overlay.Delete(assignmentKey(a.ID))
+	if a.Role != "" {
+		tx.overlay.Delete(roleUseKey(a.System, a.Role, a.ID))
+	}
+	if !a.Scope.IsService() {
+		tx.overlay.Delete(scopeUseKey(a.System, a.Scope, a.ID))
+	}
+	return a, nil
+}
+
+// Assignment returns the assignment with the id (ENOTFOUND if absent).
+func (tx *Tx) Assignment(id string) (permatrix.Assignment, error) { return Assignment(tx.view, id) }
+
+// AddMember plans putting m.User in m.Group; a present membership changes
+// nothing.
+func (tx *Tx) AddMember(m permatrix.Membership) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	v, err := tx.view.Get(membershipKey(m))
+	if err != nil || v != nil {
+		return err
+	}
+	tx.overlay.Put(membershipKey(m), []byte("true"))
+	tx.overlay.Put(memberKey(m), []byte{})
+	return nil
+}
+
+// RemoveMember plans taking m.User out of m.Group (ENOTFOUND if not a
+// member).
+func (tx *Tx) RemoveMember(m permatrix.Membership) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	v, err := tx.view.Get(membershipKey(m))
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		return permatrix.Errorf(permatrix.ENOTFOUND, "user %q is not a member of group %q", m.User, m.Group)
+	}
+	tx.overlay.Delete(membershipKey(m))
+	tx.overlay.Delete(memberKey(m))
+	return nil
+}
+
+// Members lists a group's users.
+func (tx *Tx) Members(group string) ([]string, error) { return Members(tx.view, group) }
+
+// Groups lists a user's groups.
+func (tx *Tx) Groups(user string) ([]string, error) { return Groups(tx.view, user) }
+
+// PutRole plans creating or replacing the custom role r. Its permissions are
+// a set: stored sorted, without repeats. An identical role changes nothing.
+func (tx *Tx) PutRole(r permatrix.Role) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	r.Permissions = append([]string{}, slices.Compact(slices.Sorted(slices.Values(r.Permissions)))...)
+	old, err := Role(tx.view, r.System, r.Name)
+	switch {
+	case err == nil && slices.Equal(old.Permissions, r.Permissions):
+		return nil
+	case err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND:
+		return err
+	}
+	return tx.put(roleKey(r.System, r.Name), roleValue{Permissions: r.Permissions})
+}
+
+// Role returns a custom role (ENOTFOUND if absent).
+func (tx *Tx) Role(system, name string) (permatrix.Role, error) { return Role(tx.view, system, name) }
+
+// DeleteRole plans removing a custom role that no assignment uses
+// (ENOTFOUND if absent, ECONFLICT while assigned).
+func (tx *Tx) DeleteRole(system, name string) error {
+	if _, err := Role(tx.view, system, name); err != nil {
+		return err
+	}
+	n, err := RoleUses(tx.view, system, name, 0)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return permatrix.Errorf(permatrix.ECONFLICT, "role %q is assigned %d time(s); remove those assignments first", name, n)
+	}
+	tx.overlay.Delete(roleKey(system, name))
+	return nil
+}
+
+// PutProject plans registering p. Who created a project is a fact, not a
+// field: registering it again under another creator is ECONFLICT. An
+// identical project changes nothing.
+func (tx *Tx) PutProject(p permatrix.Project) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	old, err := Project(tx.view, p.System, p.ID)
+	switch {
+	case err == nil && old == p:
+		return nil
+	case err == nil && old.CreatedBy != p.CreatedBy:
+		return permatrix.Errorf(permatrix.ECONFLICT, "project %q is registered as created by %q; created_by cannot change", p.ID, old.CreatedBy)
+	case err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND:
+		return err
+	}
+	return tx.put(projectKey(p.System, p.ID), projectValue{CreatedBy: p.CreatedBy, Kind: p.Kind})
+}
+
+// Project returns a registered project (ENOTFOUND if absent).
+func (tx *Tx) Project(system, id string) (permatrix.Project, error) {
+	return Project(tx.view, system, id)
+}
+
+// HasAssignmentsOn reports whether any assignment is made at scope in system.
+func (tx *Tx) HasAssignmentsOn(system string, scope permatrix.Scope) (bool, error) {
+	return HasAssignmentsOn(tx.view, system, scope)
+}

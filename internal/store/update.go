@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/permatrix/permatrix"
+)
+
+// MaxAttempts bounds how often Update plans a write again after a conflict.
+const MaxAttempts = 16
+
+// Update is the write protocol, the same over every backend:
+//
+//  1. take a snapshot of the applied state at revision R;
+//  2. plan (and judge) the write with fn, reading through a Tx over it —
+//     every read is recorded;
+//  3. commit the Tx's operations, on the condition that nothing it read
+//     changed after R; the backend returns once the commit is durable and
+//     visible at the returned revision;
+//  4. on a conflict, wait until the snapshot would be newer, and start again
+//     (at most MaxAttempts times).
+//
+// fn may run several times and must have no effect outside the Tx. If it
+// returns an error, nothing is committed and Update returns it. A Tx that
+// planned nothing commits nothing (its reads are still checked, so the
+// answer is true at the returned revision).
+func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, error) {
+	for attempt := 1; ; attempt++ {
+		snap, err := b.View()
+		if err != nil {
+			return 0, err
+		}
+		tx := NewTx(ctx, snap, b.NextID)
+		err = fn(tx)
+		var batch *Batch
+		if err == nil {
+			batch = tx.Batch()
+		}
+		snap.Close()
+		if err != nil {
+			return 0, err
+		}
+		rev, err := b.Commit(ctx, batch)
+		if !errors.Is(err, ErrConflict) {
+			return rev, err
+		}
+		if attempt == MaxAttempts {
+			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
+				"the write conflicted with concurrent writes %d times in a row; nothing was written, try again", attempt)
+		}
+		// Something the plan read changed after its snapshot: wait until a
+		// newer state is applied (a fleet's replica may lag the commit that
+		// won), with a little jitter so that racing writers spread out.
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		werr := b.Wait(wctx, batch.Base+1)
+		cancel()
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		_ = werr
+		time.Sleep(time.Duration(rand.IntN(attempt*200)) * time.Microsecond)
+	}
+}

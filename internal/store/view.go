@@ -1,0 +1,171 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"sort"
+	"sync"
+
+	"github.com/google/btree"
+)
+
+// Overlay is a snapshot with a batch's pending operations laid over it: the
+// state as it will be once they are applied. Planning the k-th write of a
+// batch reads through it, so it sees the writes before it.
+type Overlay struct {
+	base Snapshot
+	ops  []Op
+	tree *btree.BTreeG[pending]
+}
+
+type pending struct {
+	key     string
+	value   []byte
+	deleted bool
+}
+
+func lessPending(a, b pending) bool { return a.key < b.key }
+
+// NewOverlay lays no operations over base yet.
+func NewOverlay(base Snapshot) *Overlay {
+	return &Overlay{base: base, tree: btree.NewG(16, lessPending)}
+}
+
+// Put records a pending write of key.
+func (o *Overlay) Put(key, value []byte) {
+	o.ops = append(o.ops, Op{Key: key, Value: value})
+	o.tree.ReplaceOrInsert(pending{key: string(key), value: value})
+}
+
+// Delete records a pending removal of key.
+func (o *Overlay) Delete(key []byte) {
+	o.ops = append(o.ops, Op{Key: key, Delete: true})
+	o.tree.ReplaceOrInsert(pending{key: string(key), deleted: true})
+}
+
+// Ops are the pending operations in the order they were made.
+func (o *Overlay) Ops() []Op { return o.ops }
+
+// Revision is the base snapshot's.
+func (o *Overlay) Revision() uint64 { return o.base.Revision() }
+
+// Get returns the pending value of key if there is one, else the base's.
+func (o *Overlay) Get(key []byte) ([]byte, error) {
+	if p, ok := o.tree.Get(pending{key: string(key)}); ok {
+		if p.deleted {
+			return nil, nil
+		}
+		return p.value, nil
+	}
+	return o.base.Get(key)
+}
+
+// Scan merges the base's keys with the pending ones, pending winning.
+func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
+	var mine []pending
+	start := string(prefix)
+	if after != nil && string(after) >= start {
+		start = string(after) + "\x00" // the smallest key after `after`
+	}
+	o.tree.AscendGreaterOrEqual(pending{key: start}, func(p pending) bool {
+		if !bytes.HasPrefix([]byte(p.key), prefix) {
+			return false
+		}
+		mine = append(mine, p)
+		return true
+	})
+	if len(mine) == 0 {
+		return o.base.Scan(prefix, after, fn)
+	}
+	i := 0
+	emitBefore := func(k []byte) error {
+		for ; i < len(mine) && (k == nil || mine[i].key < string(k)); i++ {
+			if !mine[i].deleted {
+				if err := fn([]byte(mine[i].key), mine[i].value); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := o.base.Scan(prefix, after, func(k, v []byte) error {
+		if err := emitBefore(k); err != nil {
+			return err
+		}
+		if i < len(mine) && mine[i].key == string(k) {
+			p := mine[i]
+			i++
+			if p.deleted {
+				return nil
+			}
+			return fn(k, p.value)
+		}
+		return fn(k, v)
+	})
+	if err == nil {
+		err = emitBefore(nil)
+	}
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
+}
+
+// Close closes the base snapshot.
+func (o *Overlay) Close() error { return o.base.Close() }
+
+// Tracked is a snapshot that records the unit of every key and prefix read
+// through it: the read set a commit is guarded by. Safe for concurrent use
+// (a policy evaluation may read from several goroutines).
+type Tracked struct {
+	Snapshot
+	mu    sync.Mutex
+	units map[string]struct{}
+}
+
+// Track starts recording reads of s.
+func Track(s Snapshot) *Tracked { return &Tracked{Snapshot: s, units: map[string]struct{}{}} }
+
+func (t *Tracked) record(key []byte) {
+	u := UnitOf(key)
+	t.mu.Lock()
+	if _, ok := t.units[string(u)]; !ok {
+		t.units[string(u)] = struct{}{}
+	}
+	t.mu.Unlock()
+}
+
+// Get records the key's unit and reads it.
+func (t *Tracked) Get(key []byte) ([]byte, error) {
+	t.record(key)
+	return t.Snapshot.Get(key)
+}
+
+// Scan records the prefix's unit and scans it. A scan of a prefix deeper than
+// a unit records that unit; shallower, the prefix itself (see UnitOf).
+func (t *Tracked) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
+	t.record(prefix)
+	return t.Snapshot.Scan(prefix, after, fn)
+}
+
+// Units are the recorded units, sorted.
+func (t *Tracked) Units() [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([][]byte, 0, len(t.units))
+	for u := range t.units {
+		out = append(out, []byte(u))
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i], out[j]) < 0 })
+	return out
+}
+
+// Empty is a snapshot of an empty store at rev.
+func Empty(rev uint64) Snapshot { return emptySnapshot(rev) }
+
+type emptySnapshot uint64
+
+func (e emptySnapshot) Revision() uint64                                 { return uint64(e) }
+func (emptySnapshot) Get([]byte) ([]byte, error)                         { return nil, nil }
+func (emptySnapshot) Scan(_, _ []byte, _ func(k, v []byte) error) error { return nil }
+func (emptySnapshot) Close() error                                       { return nil }
