@@ -423,16 +423,8 @@ func (db *DB) commitGroup(group []*commitReq) {
 					results[i].err = store.ErrConflict
 					continue
 				}
-				for _, op := range r.batch.Ops {
-					var err error
-					if op.Delete {
-						err = kv.Delete(op.Key)
-					} else {
-						err = kv.Put(op.Key, seal(op.Key, op.Value))
-					}
-					if err != nil {
-						return err // bbolt fails the whole transaction
-					}
+				if err := putOps(kv, r.batch.Ops); err != nil {
+					return err // bbolt fails the whole transaction
 				}
 				for _, u := range r.batch.Writes() {
 					written[string(u)] = true
@@ -491,28 +483,66 @@ func readsAny(reads [][]byte, written map[string]bool) bool {
 }
 
 // Apply writes a replica's change: the operations of its source's revision
-// rev (or of several revisions up to rev) in one transaction, and units as
-// the changed units.
+// rev (or of several whole revisions up to rev) in one transaction, and
+// units as the changed units. A revision at or before the applied one is
+// ignored.
 func (db *DB) Apply(rev uint64, ops []store.Op, units [][]byte) error {
+	return db.replicate(rev, ops, func() { db.changes.Record(rev, units) })
+}
+
+// Resync writes the operations that turn a replica into its source's state
+// at rev, in one transaction: readers see the old state or the new one,
+// never a mix. The unit-change index starts afresh at rev.
+func (db *DB) Resync(rev uint64, ops []store.Op) error {
+	return db.replicate(rev, ops, func() { db.changes.Reset(rev) })
+}
+
+// Load writes operations into a replica without moving its revision: the
+// pages of a first synchronisation, before Resync names their revision.
+// The caller keeps the replica from being read meanwhile.
+func (db *DB) Load(ops []store.Op) error {
 	if !db.replica {
-		return errors.New("bolt: Apply on a primary store")
+		return errors.New("bolt: Load on a primary store")
+	}
+	return faultGuard(func() error {
+		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(btx.Bucket(bucketKV), ops) })
+	})
+}
+
+// Wipe empties a replica and sets its revision to 0.
+func (db *DB) Wipe() error {
+	if !db.replica {
+		return errors.New("bolt: Wipe on a primary store")
+	}
+	err := faultGuard(func() error {
+		return db.bolt.Update(func(btx *bbolt.Tx) error {
+			if err := btx.DeleteBucket(bucketKV); err != nil {
+				return err
+			}
+			if _, err := btx.CreateBucket(bucketKV); err != nil {
+				return err
+			}
+			return btx.Bucket(bucketMeta).Put(keyRevision, u64(0))
+		})
+	})
+	if err == nil {
+		db.rev.Store(0)
+		db.changes.Reset(0)
+	}
+	return err
+}
+
+func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
+	if !db.replica {
+		return errors.New("bolt: a primary store is written by Commit")
 	}
 	if rev <= db.rev.Load() {
 		return nil // already applied
 	}
 	err := faultGuard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
-			kv := btx.Bucket(bucketKV)
-			for _, op := range ops {
-				var err error
-				if op.Delete {
-					err = kv.Delete(op.Key)
-				} else {
-					err = kv.Put(op.Key, seal(op.Key, op.Value))
-				}
-				if err != nil {
-					return err
-				}
+			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
+				return err
 			}
 			return btx.Bucket(bucketMeta).Put(keyRevision, u64(rev))
 		})
@@ -524,47 +554,23 @@ func (db *DB) Apply(rev uint64, ops []store.Op, units [][]byte) error {
 		return err
 	}
 	db.diskErr.Store(nil)
-	db.changes.Record(rev, units)
+	record()
 	db.publish(rev)
 	return nil
 }
 
-// Reset replaces a replica's whole content with what next yields (key and
-// value pairs until it returns nil) at revision rev, in one transaction:
-// readers see the old state or the new one, never a mix.
-func (db *DB) Reset(rev uint64, next func() (key, value []byte, err error)) error {
-	if !db.replica {
-		return errors.New("bolt: Reset on a primary store")
+func putOps(kv *bbolt.Bucket, ops []store.Op) error {
+	for _, op := range ops {
+		var err error
+		if op.Delete {
+			err = kv.Delete(op.Key)
+		} else {
+			err = kv.Put(op.Key, seal(op.Key, op.Value))
+		}
+		if err != nil {
+			return err
+		}
 	}
-	err := faultGuard(func() error {
-		return db.bolt.Update(func(btx *bbolt.Tx) error {
-			if err := btx.DeleteBucket(bucketKV); err != nil {
-				return err
-			}
-			kv, err := btx.CreateBucket(bucketKV)
-			if err != nil {
-				return err
-			}
-			for {
-				k, v, err := next()
-				if err != nil {
-					return err
-				}
-				if k == nil {
-					break
-				}
-				if err := kv.Put(k, seal(k, v)); err != nil {
-					return err
-				}
-			}
-			return btx.Bucket(bucketMeta).Put(keyRevision, u64(rev))
-		})
-	})
-	if err != nil {
-		return err
-	}
-	db.changes.Reset(rev)
-	db.publish(rev)
 	return nil
 }
 

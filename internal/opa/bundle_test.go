@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
-
 )
 
 func repoRoot() string {

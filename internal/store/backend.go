@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Backend is an ordered key-value store with revisions: the one thing the
@@ -92,9 +93,22 @@ var (
 	// ErrStop ends a Scan early without an error.
 	ErrStop = errors.New("store: stop scan")
 	// ErrConflict means a unit the batch read changed after its base
-	// revision: nothing was applied; plan and judge again.
+	// revision: nothing was applied; plan and judge again. A backend may
+	// return a *ConflictError saying from which revision on to plan.
 	ErrConflict = errors.New("store: conflicting concurrent write")
 	// ErrUnknownOutcome means the backend lost contact while committing: the
 	// batch may or may not have been applied (never in part).
 	ErrUnknownOutcome = errors.New("store: commit outcome unknown")
 )
+
+// ConflictError is ErrConflict with the revision the backend had reached
+// when it refused: planning again is useful only once the snapshot is at
+// least that new.
+type ConflictError struct{ Revision uint64 }
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("store: conflicting concurrent write (store at revision %d)", e.Revision)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }

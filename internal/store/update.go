@@ -9,8 +9,12 @@ import (
 	"github.com/permatrix/permatrix"
 )
 
-// MaxAttempts bounds how often Update plans a write again after a conflict.
-const MaxAttempts = 16
+// Update plans a write again after a conflict at most MaxAttempts times,
+// and not after RetryBudget has passed.
+const (
+	MaxAttempts = 100
+	RetryBudget = 10 * time.Second
+)
 
 // Update is the write protocol, the same over every backend:
 //
@@ -28,6 +32,7 @@ const MaxAttempts = 16
 // planned nothing commits nothing (its reads are still checked, so the
 // answer is true at the returned revision).
 func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, error) {
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		snap, err := b.View()
 		if err != nil {
@@ -47,20 +52,26 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 		if !errors.Is(err, ErrConflict) {
 			return rev, err
 		}
-		if attempt == MaxAttempts {
+		if attempt == MaxAttempts || time.Since(start) > RetryBudget {
 			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
 				"the write conflicted with concurrent writes %d times in a row; nothing was written, try again", attempt)
 		}
-		// Something the plan read changed after its snapshot: wait until a
-		// newer state is applied (a fleet's replica may lag the commit that
-		// won), with a little jitter so that racing writers spread out.
+		// Something the plan read changed after its snapshot: plan again on
+		// a snapshot that has the change (a fleet's replica may not have
+		// applied the commit that won yet), after a short random pause that
+		// grows with the attempts, so that racing writers spread out.
+		next := batch.Base + 1
+		var ce *ConflictError
+		if errors.As(err, &ce) && ce.Revision > next {
+			next = ce.Revision
+		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		werr := b.Wait(wctx, batch.Base+1)
+		_ = b.Wait(wctx, next) // on timeout: plan again anyway
 		cancel()
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		_ = werr
-		time.Sleep(time.Duration(rand.IntN(attempt*200)) * time.Microsecond)
+		pause := time.Duration(min(attempt, 20)) * 500 * time.Microsecond
+		time.Sleep(time.Duration(rand.Int64N(int64(pause))))
 	}
 }

@@ -165,7 +165,7 @@ func Empty(rev uint64) Snapshot { return emptySnapshot(rev) }
 
 type emptySnapshot uint64
 
-func (e emptySnapshot) Revision() uint64                                 { return uint64(e) }
-func (emptySnapshot) Get([]byte) ([]byte, error)                         { return nil, nil }
+func (e emptySnapshot) Revision() uint64                                { return uint64(e) }
+func (emptySnapshot) Get([]byte) ([]byte, error)                        { return nil, nil }
 func (emptySnapshot) Scan(_, _ []byte, _ func(k, v []byte) error) error { return nil }
-func (emptySnapshot) Close() error                                       { return nil }
+func (emptySnapshot) Close() error                                      { return nil }

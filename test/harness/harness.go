@@ -193,10 +193,19 @@ func Regal(t testing.TB) string {
 // of the module's go.sum, so changing a pin rebuilds it.
 func buildTool(t testing.TB, moduleDir, name, pkg string) string {
 	t.Helper()
+	bin, err := BuildTool(moduleDir, name, pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// BuildTool is buildTool for callers without a testing.TB (a TestMain).
+func BuildTool(moduleDir, name, pkg string) (string, error) {
 	dir := filepath.Join(Root(), moduleDir)
 	sum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	h := sha256.Sum256(sum)
 	cache, err := os.UserCacheDir()
@@ -205,22 +214,22 @@ func buildTool(t testing.TB, moduleDir, name, pkg string) string {
 	}
 	bin := filepath.Join(cache, "permatrix-tools", name+"-"+hex.EncodeToString(h[:6]))
 	if _, err := os.Stat(bin); err == nil {
-		return bin
+		return bin, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	cmd := exec.Command("go", "build", "-o", tmp, pkg)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 	}
 	if err := os.Rename(tmp, bin); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return bin
+	return bin, nil
 }
 
 // MainWithBinary builds the permatrix binary into a temporary directory,

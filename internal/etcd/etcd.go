@@ -1,0 +1,612 @@
+// Package etcd is the assignment store's backend for a fleet: every sidecar
+// writes to one etcd cluster and reads from a local bbolt replica that a
+// watch keeps in step (store.Backend over etcd + internal/bolt).
+//
+// Invariants:
+//
+//   - Keys live under the prefix: "k/" + store key (the data), "g/" + unit
+//     (one guard per unit: written with every commit that changes the unit,
+//     so its ModRevision is the unit's last change), "m/idseq" (the
+//     assignment number counter).
+//   - Commit is one etcd transaction: if the guard of every unit the batch
+//     read has a ModRevision at or before the batch's base revision, then
+//     the operations and the guards of the units they write; else nothing
+//     (store.ErrConflict). Its revision is the transaction's etcd revision.
+//     Commit returns once the local replica has applied that revision, so a
+//     decision made here after the acknowledgement sees the write.
+//   - The replica applies the watch's events in revision order, every event
+//     of one etcd revision in one bbolt transaction, and records the etcd
+//     revision it has applied: a snapshot shows one etcd revision, never a
+//     mix. Decisions read only the replica: they never wait on the network.
+//   - A restart answers at once from the replica and watches from its
+//     revision. If etcd has compacted past it, the replica is brought up to
+//     one consistent read of the prefix (all pages at one revision), applied
+//     as one bbolt transaction of the differences.
+//   - If etcd is unreachable, reads keep answering from the replica; commits
+//     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
+//     when the connection broke while a transaction was in flight — with
+//     store.ErrUnknownOutcome (all or nothing, never a part).
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// Options configure a connection.
+type Options struct {
+	// URL is etcd://host:port[,host:port…]/prefix (etcds:// for TLS).
+	URL string
+	// Replica is the local bbolt file of the applied state.
+	Replica string
+	// TLS client certificate and key, and the CA that signed the servers'.
+	CertFile, KeyFile, CAFile string
+	// Username and Password for etcd's authentication, if enabled.
+	Username, Password string
+	// DialTimeout bounds connecting; RequestTimeout bounds one request
+	// (a commit, a page of a resync).
+	DialTimeout, RequestTimeout time.Duration
+	Logger                      *slog.Logger
+}
+
+// idBlock is how many assignment numbers a sidecar reserves at once.
+const idBlock = 1000
+
+// resyncPage is how many keys one range request of a resync reads.
+const resyncPage = 5000
+
+// Store is a connection to the cluster with its replica.
+type Store struct {
+	cli     *clientv3.Client
+	prefix  string
+	replica *bolt.DB
+	opts    Options
+	log     *slog.Logger
+
+	idMu          sync.Mutex
+	idNext, idEnd uint64
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	lastContact atomic.Int64  // unix nanos of the last answer from etcd
+	latest      atomic.Uint64 // the newest etcd revision heard of
+	watching    atomic.Bool
+	syncing     atomic.Bool // a new replica is being loaded: no reads
+	lastErr     atomic.Pointer[string]
+}
+
+// ParseURL splits etcd://h1:2379,h2:2379/prefix into endpoints and prefix.
+func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("--store %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "etcd":
+	case "etcds":
+		secure = true
+	default:
+		return nil, "", false, fmt.Errorf("--store %q: want etcd://host:port[,host:port…]/prefix", raw)
+	}
+	if u.User != nil {
+		return nil, "", false, fmt.Errorf("--store %q: give credentials with --etcd-username/--etcd-password, not in the URL", raw)
+	}
+	scheme := "http://"
+	if secure {
+		scheme = "https://"
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		if h == "" {
+			return nil, "", false, fmt.Errorf("--store %q: empty host", raw)
+		}
+		endpoints = append(endpoints, scheme+h)
+	}
+	prefix = strings.Trim(u.Path, "/")
+	if prefix == "" {
+		return nil, "", false, fmt.Errorf("--store %q: name a key prefix (etcd://host:port/permatrix)", raw)
+	}
+	return endpoints, "/" + prefix + "/", secure, nil
+}
+
+// Open connects to the cluster, opens (or creates) the replica, brings it up
+// to date if it can, and starts the watch. The replica answers reads at
+// once, even while etcd is unreachable.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	endpoints, prefix, secure, err := ParseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: o.DialTimeout, Username: o.Username, Password: o.Password,
+		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second, Logger: nil}
+	if secure || o.CertFile != "" || o.CAFile != "" {
+		tc, err := tlsConfig(o)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tc
+	}
+	replica, err := bolt.Open(o.Replica, bolt.Options{Replica: true, Source: strings.Join(endpoints, ",") + prefix})
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		replica.Close()
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "etcd %v: %v", endpoints, err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, cancel: cancel, done: make(chan struct{})}
+	// A new replica holds nothing yet: no reads until the first
+	// synchronisation is complete.
+	s.syncing.Store(replica.Revision() == 0)
+	go s.follow(wctx)
+	return s, nil
+}
+
+func tlsConfig(o Options) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CertFile != "" || o.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcd CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd CA %s: no certificate found", o.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// Close stops the watch and closes the client and the replica.
+func (s *Store) Close() error {
+	s.cancel()
+	<-s.done
+	err := s.cli.Close()
+	if rerr := s.replica.Close(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func (s *Store) dataKey(k []byte) string  { return s.prefix + "k/" + string(k) }
+func (s *Store) guardKey(u []byte) string { return s.prefix + "g/" + string(u) }
+func (s *Store) idKey() string            { return s.prefix + "m/idseq" }
+
+// View is a snapshot of the replica. A replica still being loaded for the
+// first time is not read: it would show a part of the store.
+func (s *Store) View() (store.Snapshot, error) {
+	if s.syncing.Load() {
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "the local replica is being loaded from etcd for the first time")
+	}
+	return s.replica.View()
+}
+
+// Revision is the etcd revision the replica has applied.
+func (s *Store) Revision() uint64 { return s.replica.Revision() }
+
+// Wait returns once the replica has applied rev. etcd revisions count the
+// whole cluster's writes, not only this prefix's, so a revision may be
+// reached without an event here: if it is not applied quickly, ask the
+// watch for a progress notification, which moves the replica up to the
+// cluster's revision when nothing of the prefix changed in between.
+func (s *Store) Wait(ctx context.Context, rev uint64) error {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err := s.replica.Wait(wctx, rev)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if s.watching.Load() {
+			_ = s.cli.RequestProgress(clientv3.WithRequireLeader(context.Background()))
+		}
+	}
+}
+
+// Changes is the replica's index of recent unit changes.
+func (s *Store) Changes() *store.Changes { return s.replica.Changes() }
+
+// Commit runs b as one etcd transaction guarded by the ModRevisions of the
+// units it read, and waits until the replica has applied it.
+func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
+	cmps := make([]clientv3.Cmp, 0, len(b.Reads))
+	for _, u := range b.Reads {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.guardKey(u)), "<", int64(b.Base)+1))
+	}
+	if len(b.Ops) == 0 {
+		// Nothing to write: the answer holds if nothing it read changed
+		// since, which the replica (at or after b.Base) can tell.
+		if s.replica.Changes().ChangedAfter(b.Base, b.Reads) {
+			return 0, store.ErrConflict
+		}
+		return s.replica.Revision(), nil
+	}
+	ops := make([]clientv3.Op, 0, len(b.Ops)+8)
+	for _, op := range b.Ops {
+		if op.Delete {
+			ops = append(ops, clientv3.OpDelete(s.dataKey(op.Key)))
+		} else {
+			ops = append(ops, clientv3.OpPut(s.dataKey(op.Key), string(op.Value)))
+		}
+	}
+	for _, u := range b.Writes() {
+		ops = append(ops, clientv3.OpPut(s.guardKey(u), ""))
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	cancel()
+	if err != nil {
+		return 0, s.commitError(ctx, err)
+	}
+	s.contact(uint64(resp.Header.Revision))
+	if !resp.Succeeded {
+		return 0, &store.ConflictError{Revision: uint64(resp.Header.Revision)}
+	}
+	rev := uint64(resp.Header.Revision)
+	// Acknowledge only once the write is visible here.
+	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	if err := s.replica.Wait(wctx, rev); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
+			"the write committed at etcd revision %d but this sidecar has not applied it yet (applied: %d); retrying the write is safe", rev, s.replica.Revision())
+	}
+	return rev, nil
+}
+
+// commitError says what a failed transaction means for the client.
+func (s *Store) commitError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	s.setErr(err)
+	switch {
+	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge):
+		return permatrix.Errorf(permatrix.ETOOLARGE, "the write is larger than etcd accepts in one transaction (%v): import in chunks or raise etcd's --max-txn-ops/--max-request-bytes", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		// The request may have reached etcd: all or nothing, but which
+		// is not known.
+		return fmt.Errorf("%w: etcd did not answer in %s (store unavailable)", store.ErrUnknownOutcome, s.opts.RequestTimeout)
+	}
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: etcd: %v", err)
+}
+
+// NextID hands out assignment numbers from a block reserved in etcd.
+func (s *Store) NextID(ctx context.Context) (uint64, error) {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	if s.idNext >= s.idEnd {
+		if err := s.reserveIDs(ctx); err != nil {
+			return 0, err
+		}
+	}
+	n := s.idNext
+	s.idNext++
+	return n, nil
+}
+
+// reserveIDs moves the shared counter up by idBlock with a compare-and-swap.
+func (s *Store) reserveIDs(ctx context.Context) error {
+	for attempt := 0; attempt < 32; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Get(rctx, s.idKey())
+		if err != nil {
+			cancel()
+			return s.commitError(ctx, err)
+		}
+		var cur uint64
+		var modRev int64
+		if len(resp.Kvs) == 1 {
+			if cur, err = strconv.ParseUint(string(resp.Kvs[0].Value), 10, 64); err != nil {
+				cancel()
+				return fmt.Errorf("etcd %s: %w", s.idKey(), err)
+			}
+			modRev = resp.Kvs[0].ModRevision
+		}
+		txn, err := s.cli.Txn(rctx).
+			If(clientv3.Compare(clientv3.ModRevision(s.idKey()), "=", modRev)).
+			Then(clientv3.OpPut(s.idKey(), strconv.FormatUint(cur+idBlock, 10))).Commit()
+		cancel()
+		if err != nil {
+			return s.commitError(ctx, err)
+		}
+		if txn.Succeeded {
+			s.idNext, s.idEnd = cur+1, cur+idBlock+1
+			return nil
+		}
+	}
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "could not reserve assignment ids: too much contention")
+}
+
+func (s *Store) contact(rev uint64) {
+	s.lastContact.Store(time.Now().UnixNano())
+	for {
+		old := s.latest.Load()
+		if rev <= old || s.latest.CompareAndSwap(old, rev) {
+			return
+		}
+	}
+}
+
+func (s *Store) setErr(err error) {
+	msg := err.Error()
+	s.lastErr.Store(&msg)
+}
+
+// follow keeps the replica in step with etcd until ctx ends: a watch from
+// the replica's revision, a resync when that is compacted, reconnection
+// with backoff after errors.
+func (s *Store) follow(ctx context.Context) {
+	defer close(s.done)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.watch(ctx)
+		s.watching.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errCompacted) {
+			if err := s.resync(ctx); err != nil {
+				s.log.Warn("etcd resync failed; retrying", "err", err)
+				s.setErr(err)
+				sleep(ctx, backoff)
+				backoff = min(backoff*2, 5*time.Second)
+			} else {
+				backoff = 100 * time.Millisecond
+			}
+			continue
+		}
+		if err != nil {
+			s.setErr(err)
+			s.log.Warn("etcd watch ended; resuming", "err", err, "applied_revision", s.replica.Revision())
+		}
+		sleep(ctx, backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+var errCompacted = errors.New("etcd: the replica's revision is compacted")
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// watch applies the prefix's changes from the replica's revision on, until
+// the watch breaks.
+func (s *Store) watch(ctx context.Context) error {
+	from := s.replica.Revision() + 1
+	if from == 1 {
+		return errCompacted // a new replica starts from a full read
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	ch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
+	s.watching.Store(true)
+	for resp := range ch {
+		if resp.CompactRevision > 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+			return errCompacted
+		}
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		s.contact(uint64(resp.Header.Revision))
+		if resp.IsProgressNotify() && len(resp.Events) == 0 {
+			// Every event up to the header's revision has been sent: the
+			// replica's state is the state at that revision.
+			if err := s.replica.Apply(uint64(resp.Header.Revision), nil, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(resp.Events) == 0 {
+			continue
+		}
+		if err := s.apply(resp.Events); err != nil {
+			return err
+		}
+	}
+	return errors.New("etcd watch closed")
+}
+
+// apply writes the events of one or more whole revisions to the replica in
+// one transaction.
+func (s *Store) apply(events []*clientv3.Event) error {
+	var ops []store.Op
+	var units [][]byte
+	var rev uint64
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		rev = max(rev, uint64(ev.Kv.ModRevision))
+		switch {
+		case strings.HasPrefix(key, s.prefix+"k/"):
+			k := []byte(key[len(s.prefix)+2:])
+			if ev.Type == mvccpb.DELETE {
+				ops = append(ops, store.Op{Key: k, Delete: true})
+			} else {
+				ops = append(ops, store.Op{Key: k, Value: ev.Kv.Value})
+			}
+		case strings.HasPrefix(key, s.prefix+"g/"):
+			units = append(units, []byte(key[len(s.prefix)+2:]))
+		}
+	}
+	if rev == 0 {
+		return nil
+	}
+	if err := s.replica.Apply(rev, ops, units); err != nil {
+		return fmt.Errorf("applying etcd revision %d to the replica: %w", rev, err)
+	}
+	return nil
+}
+
+// resync brings the replica to one consistent read of the prefix (every
+// page read at the revision of the first). A replica that has a revision
+// gets the differences in one transaction: readers see the old state or the
+// new one. A new replica (revision 0) is loaded page by page and refuses
+// reads until the last page is in (syncing).
+func (s *Store) resync(ctx context.Context) error {
+	start := time.Now()
+	initial := s.replica.Revision() == 0
+	if initial {
+		s.syncing.Store(true)
+		if err := s.replica.Wipe(); err != nil { // whatever an interrupted first sync left
+			return err
+		}
+	}
+	var rev int64
+	var ops []store.Op
+	var last []byte // the last key of the previous page
+	keys := 0
+	from := s.prefix + "k/"
+	end := clientv3.GetPrefixRangeEnd(from)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(resyncPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Get(rctx, from, opts...)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		page := make([]store.Op, len(resp.Kvs))
+		for i, kv := range resp.Kvs {
+			page[i] = store.Op{Key: kv.Key[len(s.prefix)+2:], Value: kv.Value}
+		}
+		keys += len(page)
+		more := resp.More && len(resp.Kvs) > 0
+		if initial {
+			if err := s.replica.Load(page); err != nil {
+				return err
+			}
+		} else {
+			var upTo []byte // nil: to the end of the replica
+			if more {
+				upTo = page[len(page)-1].Key
+			}
+			d, err := s.diff(page, last, upTo)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, d...)
+		}
+		if !more {
+			break
+		}
+		last = page[len(page)-1].Key
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	s.contact(uint64(rev))
+	if err := s.replica.Resync(uint64(rev), ops); err != nil {
+		return err
+	}
+	s.syncing.Store(false)
+	s.log.Info("replica synchronised from etcd", "revision", rev, "keys", keys, "changed", len(ops), "first", initial, "took", time.Since(start).String())
+	return nil
+}
+
+// diff is what turns the replica's keys after `after` and up to upTo (nil:
+// to the end) into page (sorted by key, covering that range).
+func (s *Store) diff(page []store.Op, after, upTo []byte) ([]store.Op, error) {
+	snap, err := s.replica.View()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	var ops []store.Op
+	i := 0
+	err = snap.Scan(nil, after, func(k, v []byte) error {
+		if upTo != nil && bytes.Compare(k, upTo) > 0 {
+			return store.ErrStop
+		}
+		for i < len(page) && bytes.Compare(page[i].Key, k) < 0 {
+			ops = append(ops, page[i])
+			i++
+		}
+		if i < len(page) && bytes.Equal(page[i].Key, k) {
+			if !bytes.Equal(page[i].Value, v) {
+				ops = append(ops, page[i])
+			}
+			i++
+			return nil
+		}
+		ops = append(ops, store.Op{Key: bytes.Clone(k), Delete: true})
+		return nil
+	})
+	return append(ops, page[i:]...), err
+}
+
+// Health is the state of the connection, for /health.
+type Health struct {
+	AppliedRevision uint64    `json:"applied_revision"`
+	LatestRevision  uint64    `json:"latest_revision"`
+	Lag             uint64    `json:"lag"`
+	LastContact     time.Time `json:"last_contact,omitzero"`
+	Watching        bool      `json:"watching"`
+	LastError       string    `json:"last_error,omitempty"`
+}
+
+// Health reports the applied revision, how far behind the newest revision
+// heard of it is, and when etcd last answered.
+func (s *Store) Health() Health {
+	h := Health{AppliedRevision: s.replica.Revision(), LatestRevision: s.latest.Load(), Watching: s.watching.Load()}
+	if h.LatestRevision > h.AppliedRevision {
+		h.Lag = h.LatestRevision - h.AppliedRevision
+	}
+	if t := s.lastContact.Load(); t > 0 {
+		h.LastContact = time.Unix(0, t).UTC()
+	}
+	if e := s.lastErr.Load(); e != nil {
+		h.LastError = *e
+	}
+	return h
+}

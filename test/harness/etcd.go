@@ -1,0 +1,219 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EtcdCluster is a real etcd cluster of separate processes on loopback.
+type EtcdCluster struct {
+	Members []*EtcdMember
+	bin     string
+	token   string
+	initial string
+}
+
+// EtcdMember is one etcd process.
+type EtcdMember struct {
+	Name      string
+	ClientURL string
+	PeerURL   string
+	DataDir   string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+	done chan struct{}
+}
+
+// Endpoints are the members' client addresses, host:port, comma-separated
+// (what an etcd:// store URL takes).
+func (c *EtcdCluster) Endpoints() string {
+	var hs []string
+	for _, m := range c.Members {
+		hs = append(hs, strings.TrimPrefix(m.ClientURL, "http://"))
+	}
+	return strings.Join(hs, ",")
+}
+
+// StoreURL is the etcd:// store URL of the cluster with a key prefix.
+func (c *EtcdCluster) StoreURL(prefix string) string {
+	return "etcd://" + c.Endpoints() + "/" + prefix
+}
+
+// StartEtcdCluster starts an n-member cluster and waits until it has a
+// leader; the members are killed when the test ends. extra flags go to every
+// member.
+func StartEtcdCluster(t testing.TB, n int, extra ...string) *EtcdCluster {
+	t.Helper()
+	c, err := NewEtcdCluster(t.TempDir(), n, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// NewEtcdCluster starts an n-member cluster with its data under dir and
+// waits until it has a leader (for a TestMain: Close it when done).
+func NewEtcdCluster(dir string, n int, extra ...string) (*EtcdCluster, error) {
+	bin, err := BuildTool(filepath.Join("test", "tools", "etcd"), "etcd", "go.etcd.io/etcd/server/v3")
+	if err != nil {
+		return nil, err
+	}
+	c := &EtcdCluster{bin: bin, token: fmt.Sprintf("permatrix-test-%d", time.Now().UnixNano())}
+	var initial []string
+	for i := range n {
+		m := &EtcdMember{
+			Name:      fmt.Sprintf("m%d", i),
+			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort()),
+			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort()),
+			DataDir:   filepath.Join(dir, fmt.Sprintf("m%d", i)),
+		}
+		c.Members = append(c.Members, m)
+		initial = append(initial, m.Name+"="+m.PeerURL)
+	}
+	c.initial = strings.Join(initial, ",")
+	for _, m := range c.Members {
+		if err := c.start(m, "new", extra); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if err := c.WaitHealthy(60 * time.Second); err != nil {
+		logs := c.Logs()
+		c.Close()
+		return nil, fmt.Errorf("%v\n%s", err, logs)
+	}
+	return c, nil
+}
+
+// Close kills every member.
+func (c *EtcdCluster) Close() {
+	for _, m := range c.Members {
+		m.Kill()
+	}
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (c *EtcdCluster) start(m *EtcdMember, state string, extra []string) error {
+	args := []string{
+		"--name", m.Name, "--data-dir", m.DataDir,
+		"--listen-client-urls", m.ClientURL, "--advertise-client-urls", m.ClientURL,
+		"--listen-peer-urls", m.PeerURL, "--initial-advertise-peer-urls", m.PeerURL,
+		"--initial-cluster", c.initial, "--initial-cluster-state", state, "--initial-cluster-token", c.token,
+		// A loaded two-core test machine: slower heartbeats than the
+		// defaults keep elections from flapping.
+		"--heartbeat-interval", "200", "--election-timeout", "2000",
+		// Imports commit thousands of keys per transaction.
+		"--max-txn-ops", "100000", "--max-request-bytes", "33554432",
+		"--log-level", "warn",
+	}
+	cmd := exec.Command(c.bin, append(args, extra...)...)
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	m.mu.Lock()
+	m.cmd, m.logs, m.done = cmd, logs, done
+	m.mu.Unlock()
+	return nil
+}
+
+// Kill sends SIGKILL to the member and waits for it to exit.
+func (m *EtcdMember) Kill() {
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// Running reports whether the member's process is up.
+func (m *EtcdMember) Running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done == nil {
+		return false
+	}
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart starts a killed member again on its data directory.
+func (c *EtcdCluster) Restart(m *EtcdMember) error {
+	m.Kill()
+	return c.start(m, "existing", nil)
+}
+
+// WaitHealthy waits until every running member answers /health with a
+// leader.
+func (c *EtcdCluster) WaitHealthy(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		for _, m := range c.Members {
+			if !m.Running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.ClientURL+"/health", nil)
+			resp, err := http.DefaultClient.Do(req)
+			cancel()
+			if err != nil || resp.StatusCode != 200 {
+				ok = false
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd cluster not healthy after %s", timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Logs are the members' outputs so far.
+func (c *EtcdCluster) Logs() string {
+	var b strings.Builder
+	for _, m := range c.Members {
+		m.mu.Lock()
+		if m.logs != nil {
+			fmt.Fprintf(&b, "--- %s\n%s", m.Name, m.logs.String())
+		}
+		m.mu.Unlock()
+	}
+	return b.String()
+}
