@@ -205,13 +205,23 @@ func (s *Server) SetBundleError(err error) {
 
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-		if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix"`)
-			return permatrix.Errorf(permatrix.EUNAUTHORIZED, "administration needs Authorization: Bearer <admin token>")
+		if err := s.adminToken(c); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// adminToken checks for the admin token (Authorization: Bearer), the
+// operator's credential. It is the only credential that reads the Data API
+// beyond the entrypoints.
+func (s *Server) adminToken(c echo.Context) error {
+	token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix"`)
+		return permatrix.Errorf(permatrix.EUNAUTHORIZED, "administration needs Authorization: Bearer <admin token>")
+	}
+	return nil
 }
 
 var statusOf = map[string]int{

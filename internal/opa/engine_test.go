@@ -76,3 +76,12 @@ func roundTrip(t testing.TB, v map[string]any) map[string]any {
 	}
 	return out
 }
+
+func roundTripAny(t testing.TB, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}

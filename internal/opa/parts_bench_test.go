@@ -2,6 +2,7 @@ package opa_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +15,7 @@ func BenchmarkParts(b *testing.B) {
 		"permatrix/systems/celonis_task_mining/reasons", "permatrix/systems/celonis_task_mining/missing", "permatrix/systems/celonis_task_mining/decision", "permatrix/system_verdict", "permatrix/decision"} {
 		b.Run(q, func(b *testing.B) {
 			for b.Loop() {
-				if _, _, err := p.Query(ctx, q, in); err != nil {
+				if _, _, err := p.Query(ctx, strings.Split(q, "/"), in); err != nil {
 					b.Fatal(err)
 				}
 			}
