@@ -19,11 +19,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -90,17 +90,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 			return nil
 		},
 	}))
-	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
-		Namespace: "permatrix", Subsystem: "http", Registerer: s.metrics.Registry,
-		Skipper: func(c echo.Context) bool { return c.Path() == "/metrics" },
-		// Label application errors with the status the client gets, not 500.
-		StatusCodeResolver: func(c echo.Context, err error) int {
-			if err == nil {
-				return c.Response().Status
-			}
-			status, _ := toErrorDetail(err)
-			return status
-		},
+	// Label application errors with the status the client gets, not 500.
+	e.Use(newHTTPMetrics(s.metrics.Registry).middleware(func(_ echo.Context, err error) int {
+		status, _ := toErrorDetail(err)
+		return status
 	}))
 	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.BodyLimit)))
 	e.Use(middleware.ContextTimeout(cfg.RequestTimeout))
@@ -122,7 +115,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	e.GET("/health", s.health)
 	e.GET("/health/live", s.live)
 	e.GET("/health/ready", s.health)
-	e.GET("/metrics", echoprometheus.NewHandlerWithConfig(echoprometheus.HandlerConfig{Gatherer: s.metrics.Registry}))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 
 	// Admin routes carry the token check per route: an Echo group without a
 	// prefix would also put it on the catch-all, answering 401 for unknown paths.
@@ -385,7 +378,7 @@ func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
 func (jsonSerializer) Deserialize(c echo.Context, i any) error { return decode(c, i) }
 
 // Metrics are permatrix's own metrics, in the server's registry beside
-// echo-contrib's HTTP metrics and the Go runtime's.
+// the HTTP metrics (metrics.go) and the Go runtime's.
 type Metrics struct {
 	Registry         *prometheus.Registry
 	Decisions        *prometheus.CounterVec
