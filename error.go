@@ -8,15 +8,17 @@ import (
 // Error codes. Each maps to one HTTP status in internal/http; the message is
 // meant for the client and says what was wrong with its request.
 const (
-	EINVALID       = "invalid"       // malformed or incomplete request (400)
-	EUNAUTHORIZED  = "unauthorized"  // missing or wrong admin token (401)
-	EFORBIDDEN     = "forbidden"     // the actor may not make this change (403)
-	ENOTFOUND      = "not_found"     // (404)
-	ECONFLICT      = "conflict"      // (409)
-	ETOOLARGE      = "too_large"     // body over the limit (413)
-	EUNPROCESSABLE = "unprocessable" // well formed, but the vendor rules forbid it (422)
-	EUNAVAILABLE   = "unavailable"   // not ready: no bundle or no db (503)
-	EINTERNAL      = "internal"      // a fault; never an allow (500)
+	EINVALID       = "invalid"              // malformed or incomplete request (400)
+	EUNAUTHORIZED  = "unauthorized"         // missing or wrong admin token (401)
+	EFORBIDDEN     = "forbidden"            // the actor may not make this change (403)
+	ENOTFOUND      = "not_found"            // (404)
+	ECONFLICT      = "conflict"             // (409)
+	ETOOLARGE      = "too_large"            // body over the limit (413)
+	EHEADERS       = "headers_too_large"    // request headers over the limit (431)
+	EUNPROCESSABLE = "unprocessable"        // well formed, but the vendor rules forbid it (422)
+	EUNAVAILABLE   = "unavailable"          // not ready: no bundle or no db (503)
+	ESTORAGE       = "insufficient_storage" // the store's disk refused the write: full, quota, read-only, I/O error (507)
+	EINTERNAL      = "internal"             // a fault; never an allow (500)
 )
 
 // Error is an application error with a machine-readable code and a

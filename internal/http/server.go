@@ -72,6 +72,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 
+	e.Use(limitHeaders)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 		s.log.Error("panic", "err", err, "stack", string(stack), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
@@ -150,7 +151,7 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.ln = ln
+	s.ln = envelopeListener{ln}
 	// The http.Server exists from here on, so that a Shutdown racing a
 	// Serve that has not started yet still stops it (Serve then returns
 	// ErrServerClosed at once).
@@ -160,6 +161,7 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      s.cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return ln.Addr(), nil
@@ -224,19 +226,32 @@ var statusOf = map[string]int{
 	permatrix.ENOTFOUND:      http.StatusNotFound,
 	permatrix.ECONFLICT:      http.StatusConflict,
 	permatrix.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	permatrix.EHEADERS:       http.StatusRequestHeaderFieldsTooLarge,
 	permatrix.EUNPROCESSABLE: http.StatusUnprocessableEntity,
 	permatrix.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	permatrix.ESTORAGE:       http.StatusInsufficientStorage,
 	permatrix.EINTERNAL:      http.StatusInternalServerError,
 }
 
 var codeOf = map[int]string{
-	http.StatusBadRequest:            permatrix.EINVALID,
-	http.StatusUnauthorized:          permatrix.EUNAUTHORIZED,
-	http.StatusForbidden:             permatrix.EFORBIDDEN,
-	http.StatusNotFound:              permatrix.ENOTFOUND,
-	http.StatusMethodNotAllowed:      "method_not_allowed",
-	http.StatusRequestEntityTooLarge: permatrix.ETOOLARGE,
-	http.StatusServiceUnavailable:    permatrix.EUNAVAILABLE,
+	http.StatusBadRequest:                  permatrix.EINVALID,
+	http.StatusUnauthorized:                permatrix.EUNAUTHORIZED,
+	http.StatusForbidden:                   permatrix.EFORBIDDEN,
+	http.StatusNotFound:                    permatrix.ENOTFOUND,
+	http.StatusMethodNotAllowed:            "method_not_allowed",
+	http.StatusRequestEntityTooLarge:       permatrix.ETOOLARGE,
+	http.StatusServiceUnavailable:          permatrix.EUNAVAILABLE,
+	http.StatusRequestHeaderFieldsTooLarge: permatrix.EHEADERS,
+}
+
+// errorCode is the envelope's code for an HTTP status that no permatrix
+// error produced (Echo's own errors, net/http's): the status text in
+// snake case where codeOf has none.
+func errorCode(status int) string {
+	if code, ok := codeOf[status]; ok {
+		return code
+	}
+	return strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
 }
 
 // errorBody is the one error envelope: {"error": {"code", "message"}}.
@@ -253,10 +268,7 @@ type errorDetail struct {
 func toErrorDetail(err error) (int, errorDetail) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		code, ok := codeOf[he.Code]
-		if !ok {
-			code = strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_"))
-		}
+		code := errorCode(he.Code)
 		msg := fmt.Sprint(he.Message)
 		if he.Code == http.StatusRequestEntityTooLarge {
 			msg = "request body is over the size limit"
