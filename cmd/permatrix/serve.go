@@ -33,6 +33,7 @@ type serveOptions struct {
 	watch                    bool
 	watchDebounce            time.Duration
 	verify                   opa.VerifyOptions
+	storeProbe               time.Duration
 }
 
 func newServe() *cobra.Command {
@@ -63,6 +64,7 @@ generated and logged at startup.`,
 	f.StringVar(&o.verify.KeyID, "verification-key-id", opa.DefaultKeyID, "name of the verification key (the signature's kid)")
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
+	f.DurationVar(&o.storeProbe, "store-probe-interval", bolt.DefaultProbeInterval, "after a write fails for disk reasons (full, read-only, I/O error), probe the disk this often until it takes writes again; /health is 503 until then")
 	return cmd
 }
 
@@ -172,6 +174,7 @@ func runServe(ctx context.Context, o serveOptions) error {
 			log.Error("closing the store", "err", err)
 		}
 	}()
+	db.SetProbeInterval(o.storeProbe)
 
 	var dlog pdp.DecisionLogger
 	if o.decisionLog != "" {

@@ -82,6 +82,11 @@ type DB struct {
 	// store to rev that follows each commit.
 	mu  sync.Mutex
 	rev atomic.Uint64 // last committed revision
+
+	fault      atomic.Pointer[Fault] // the last write's disk fault, until the disk takes writes again
+	probeEvery atomic.Int64          // time.Duration between disk probes while faulted
+	closed     chan struct{}         // closed by Close: stops the probe
+	closeOnce  sync.Once
 }
 
 // Open opens the store file at path, creating it (mode 0600: it holds
@@ -98,7 +103,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "open store %s: %v", path, err)
 	}
-	db := &DB{bolt: b, path: path}
+	db := &DB{bolt: b, path: path, closed: make(chan struct{})}
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, err
@@ -167,7 +172,10 @@ func (db *DB) init() error {
 
 // Close closes the file and releases its lock. Pending transactions must
 // have finished.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() { close(db.closed) })
+	return db.bolt.Close()
+}
 
 // Path is the file the store was opened from.
 func (db *DB) Path() string { return db.path }
@@ -192,7 +200,7 @@ func (db *DB) Update(fn func(tx *Tx) error) (rev uint64, patches []permatrix.Pat
 
 	btx, err := db.bolt.Begin(true)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, db.writeFailed(err)
 	}
 	// A no-op after Commit; on any other way out (error, no change, panic
 	// in fn) it discards the transaction.
@@ -200,10 +208,13 @@ func (db *DB) Update(fn func(tx *Tx) error) (rev uint64, patches []permatrix.Pat
 
 	tx := &Tx{btx: btx, rev: db.rev.Load()}
 	if err := fn(tx); err != nil {
+		if tx.err != nil {
+			return 0, nil, db.writeFailed(err)
+		}
 		return 0, nil, err
 	}
 	if tx.err != nil {
-		return 0, nil, tx.err
+		return 0, nil, db.writeFailed(tx.err)
 	}
 	if len(tx.patches) == 0 {
 		return tx.rev, nil, nil
@@ -213,8 +224,9 @@ func (db *DB) Update(fn func(tx *Tx) error) (rev uint64, patches []permatrix.Pat
 		return 0, nil, err
 	}
 	if err := btx.Commit(); err != nil {
-		return 0, nil, fmt.Errorf("bolt: commit revision %d: %w", rev, err)
+		return 0, nil, db.writeFailed(fmt.Errorf("bolt: commit revision %d: %w", rev, err))
 	}
+	db.writeCommitted()
 	db.rev.Store(rev)
 	patches = append(tx.patches, permatrix.Patch{Path: []string{"revision"}, Value: rev})
 	return rev, patches, nil

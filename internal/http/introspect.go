@@ -52,14 +52,22 @@ func (s *Server) permissions(c echo.Context) error {
 }
 
 // GET /health: 200 once the bundle is loaded and the db open, else 503.
-// With ?bundles (OPA's convention) it also reports the bundle's revision
-// and the last failed reload, if any.
+// A store whose disk refused the last write (full, read-only, I/O errors)
+// is not ready either: 503 with the cause as store_error, until a write
+// commits again or the store's disk probe finds the disk writable
+// (internal/bolt). With ?bundles (OPA's convention) it also reports the
+// bundle's revision and the last failed reload, if any.
 func (s *Server) health(c echo.Context) error {
 	p := s.svc.Engine().Current()
 	dbOpen := s.svc.DBOpen()
 	body := map[string]any{"status": "ok", "bundle_loaded": p != nil, "db_open": dbOpen}
 	status := http.StatusOK
-	if p == nil || !dbOpen {
+	fault := s.svc.DB().Fault()
+	if fault != nil {
+		body["store_error"] = permatrix.ErrorMessage(fault.Err)
+		body["store_error_at"] = fault.At
+	}
+	if p == nil || !dbOpen || fault != nil {
 		body["status"] = "unavailable"
 		status = http.StatusServiceUnavailable
 	}
