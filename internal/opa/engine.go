@@ -103,6 +103,9 @@ func Compile(ctx context.Context, b *bundle.Bundle, state *permatrix.State) (*Po
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, compiler.Errors
 	}
+	if err := checkPackages(catalog, compiler); err != nil {
+		return nil, err
+	}
 	data := make(map[string]any, len(b.Data)+1)
 	for k, v := range b.Data {
 		data[k] = v
@@ -431,25 +434,4 @@ func stringList(v any) []string {
 		}
 	}
 	return out
-}
-
-func parseCatalog(v any) (permatrix.Catalog, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var c permatrix.Catalog
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("data.systems: %w", err)
-	}
-	if len(c) == 0 {
-		return nil, errors.New("bundle has no systems (data.systems is empty)")
-	}
-	for id, s := range c {
-		s.ID = id
-		if s.Package == "" {
-			return nil, fmt.Errorf("data.systems[%q] names no package", id)
-		}
-	}
-	return c, nil
 }

@@ -209,3 +209,149 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// copyLayout copies the repository's policies/ and data/ into a new
+// directory: a bundle to break.
+func copyLayout(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, sub := range []string{"policies", "data"} {
+		src := filepath.Join(harness.Root(), sub)
+		err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(harness.Root(), path)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// editJSON rewrites a JSON file through edit.
+func editJSON(t *testing.T, path string, edit func(m map[string]any)) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	raw, _ = json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// brokenBundles are issue 9 item 7's bundles that load but cannot work:
+// each edit of a copy of the repository's layout, and what the refusal says.
+var brokenBundles = []struct {
+	name string
+	edit func(t *testing.T, dir string)
+	want string
+}{
+	{"catalog names a missing package", func(t *testing.T, dir string) {
+		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { m["package"] = "celonis_studio_gone" })
+	}, `data.systems[\"celonis-studio\"] names package \"celonis_studio_gone\"`},
+	{"catalog lacks roles", func(t *testing.T, dir string) {
+		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "roles") })
+	}, `data.systems[\"celonis-studio\"] lacks roles`},
+	{"catalog lacks actions and scope_types", func(t *testing.T, dir string) {
+		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "actions"); delete(m, "scope_types") })
+	}, `data.systems[\"celonis-studio\"] lacks scope_types, actions`},
+	{"catalog file deleted", func(t *testing.T, dir string) {
+		if err := os.Remove(filepath.Join(dir, "data/systems/celonis-studio/data.json")); err != nil {
+			t.Fatal(err)
+		}
+	}, "package permatrix.systems.celonis_studio is named by no catalog"},
+}
+
+const studioCheck = `{"subject":"ann","system":"celonis-studio","action":"create_package","resource":{"type":"space","id":"s1"}}`
+
+// Item 7 at startup: serve refuses each broken bundle, exits non-zero and
+// says why.
+func TestBrokenBundleRefusedAtStartup(t *testing.T) {
+	for _, c := range brokenBundles {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyLayout(t)
+			c.edit(t, dir)
+			p, err := harness.StartProcess(t, bin, token, nil, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "db"), "--admin-token", token, "--bundle", dir)
+			if err == nil {
+				p.Stop(t)
+				t.Fatal("serve started with the broken bundle")
+			}
+			if !strings.Contains(err.Error(), "exit status") || strings.Contains(err.Error(), "exit status 0") {
+				t.Fatalf("serve: %v", err)
+			}
+			if logs := strings.ReplaceAll(p.Logs(), `\"`, `"`); !strings.Contains(logs, strings.ReplaceAll(c.want, `\"`, `"`)) {
+				t.Fatalf("serve's reason lacks %s:\n%s", c.want, p.Logs())
+			}
+		})
+	}
+}
+
+// Item 7 on reload: with --watch each broken edit leaves the last good
+// bundle serving (same decisions, same store) and /health?bundles shows
+// the reason; restoring the file clears it.
+func TestBrokenBundleRefusedOnReload(t *testing.T) {
+	dir := copyLayout(t)
+	p := serve(t, filepath.Join(t.TempDir(), "db"), "--bundle", dir, "--watch", "--watch-debounce", "50ms")
+	if a := call(t, p, http.MethodPost, "/v1/assignments", `{"subject":"user:ann","system":"celonis-studio","permission":"create_package","scope":{"type":"space","id":"s1"}}`, true); a.status != 201 {
+		t.Fatalf("assign: %d %s", a.status, a.raw)
+	}
+	decision := call(t, p, http.MethodPost, "/v1/check", studioCheck, false)
+	if decision.status != 200 || decision.body["allow"] != true {
+		t.Fatalf("check: %d %s", decision.status, decision.raw)
+	}
+	store := export(t, p)
+	file := filepath.Join(dir, "data/systems/celonis-studio/data.json")
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range brokenBundles {
+		c.edit(t, dir)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			h := call(t, p, http.MethodGet, "/health?bundles", "", false)
+			if strings.Contains(string(h.raw), c.want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /health?bundles never showed %s: %s", c.name, c.want, h.raw)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		a := call(t, p, http.MethodPost, "/v1/check", studioCheck, false)
+		if a.status != 200 || a.body["allow"] != decision.body["allow"] {
+			t.Fatalf("%s: the check changed: %d %s, was %s", c.name, a.status, a.raw, decision.raw)
+		}
+		if export(t, p) != store {
+			t.Fatalf("%s: the store changed", c.name)
+		}
+		// Restore: the good bundle loads and the error clears.
+		if err := os.WriteFile(file, good, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for call(t, p, http.MethodGet, "/health?bundles", "", false).body["bundles"].(map[string]any)["permatrix"].(map[string]any)["last_error"] != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the restored bundle did not load", c.name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	p.Stop(t)
+}
