@@ -166,6 +166,13 @@ func runServe(ctx context.Context, o serveOptions) error {
 	defer stop()
 
 	db, err := bolt.Open(o.db)
+	var damaged *bolt.CorruptError
+	if errors.As(err, &damaged) {
+		// A distinct exit code: restarting will not help; the file needs
+		// a restore (docs/security.md).
+		log.Error("the store file is damaged; not serving", "db", o.db, "problems", damaged.Problems, "err", damaged.Error())
+		return exitError{exitStoreDamaged}
+	}
 	if err != nil {
 		return err
 	}

@@ -33,14 +33,13 @@ package bolt
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/permatrix/permatrix"
 )
@@ -93,15 +92,29 @@ type DB struct {
 // authorization data) if it does not exist. If another process has it open,
 // Open fails within lockTimeout with an EUNAVAILABLE error saying so. A file
 // of another format, or a bbolt file that is not a permatrix store, is
-// refused.
+// refused. An existing file is checked first (check.go): a damaged or
+// empty one is a *CorruptError listing what is wrong, never a panic and
+// never an empty store in its place.
 func Open(path string) (*DB, error) {
-	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE,
-			"store %s is locked by another process (is another permatrix running?)", path)
+	existing := false
+	if fi, err := os.Stat(path); err == nil {
+		existing = true
+		if err := checkFile(path, fi.Size()); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "open store %s: %v", path, err)
+	var b *bbolt.DB
+	if err := guard(func() (err error) {
+		b, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
+		return err
+	}); err != nil {
+		return nil, openError(path, err)
+	}
+	if existing {
+		if err := guard(func() error { _, err := verifyOpen(b, path); return err }); err != nil {
+			b.Close()
+			return nil, corrupt(path, err)
+		}
 	}
 	db := &DB{bolt: b, path: path, closed: make(chan struct{})}
 	if err := db.init(); err != nil {

@@ -355,3 +355,5 @@ func TestBrokenBundleRefusedOnReload(t *testing.T) {
 	}
 	p.Stop(t)
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
