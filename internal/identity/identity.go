@@ -226,12 +226,13 @@ func splitGroups(source, v string) ([]string, error) {
 		if !permatrix.ValidID(g) {
 			return nil, permatrix.Errorf(permatrix.EUNAUTHORIZED, "%s holds a group id that is not valid (1 to %d bytes, no control characters)", source, permatrix.MaxIDBytes)
 		}
-		if !slices.Contains(gs, g) {
-			gs = append(gs, g)
+		if slices.Contains(gs, g) {
+			continue
 		}
-	}
-	if len(gs) > MaxGroups {
-		return nil, permatrix.Errorf(permatrix.EUNAUTHORIZED, "%s holds %d groups, more than %d", source, len(gs), MaxGroups)
+		if len(gs) == MaxGroups {
+			return nil, permatrix.Errorf(permatrix.EUNAUTHORIZED, "%s holds more than %d groups", source, MaxGroups)
+		}
+		gs = append(gs, g)
 	}
 	return gs, nil
 }
