@@ -24,8 +24,10 @@ import (
 
 	"github.com/permatrix/permatrix/internal/bolt"
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/routes"
 )
 
 // Token is the admin token of servers started by Start.
@@ -51,6 +53,10 @@ type Server struct {
 type Options struct {
 	Bundle string // a bundle source for opa.Load; "" is the embedded bundle
 	DBPath string // "" is a new file in a temporary directory
+	// Identity and Routes configure forward-auth (and admin callers with
+	// JWTs); nil is the server's default identity and no routes file.
+	Identity *identity.Identity
+	Routes   *routes.Table
 }
 
 // Start runs a server until the test ends.
@@ -75,7 +81,7 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Load(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log})
+	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes})
 	addr, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
