@@ -39,6 +39,10 @@ type Request struct {
 	Method string      // its method
 	URI    string      // its path and query as the client sent them; "" if the proxy did not say
 	Header http.Header // the headers the proxy forwarded
+	// Named is the check the proxy's own configuration named, if any
+	// (X-Permatrix-* headers set by nginx; Envoy's per-route
+	// context_extensions): used only when there is no routes file.
+	Named *permatrix.Check
 }
 
 // Gateway decides what a proxied request asks.
@@ -72,9 +76,10 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 			return ch, permatrix.Errorf(permatrix.EFORBIDDEN, "no route matches %s %s", r.Method, pathOf(r.URI))
 		}
 	} else {
-		if ch, err = fromHeaders(r.Header); err != nil {
-			return ch, err
+		if r.Named == nil {
+			return ch, permatrix.Errorf(permatrix.EFORBIDDEN, "no route matched: there is no routes file and the proxy named no check (%s and %s, or Envoy context_extensions system and action)", HeaderSystem, HeaderAction)
 		}
+		ch = *r.Named
 	}
 	ch.Subject = caller.Subject
 	for _, g := range caller.Groups {
@@ -85,25 +90,30 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 	return ch, nil
 }
 
+// Named is the check that system, action, resource type and id name, or
+// nil when neither system nor action is given.
+func Named(system, action, resourceType, resourceID string) *permatrix.Check {
+	if system == "" && action == "" {
+		return nil
+	}
+	ch := &permatrix.Check{System: system, Action: action}
+	if resourceType != "" {
+		ch.Resource = &permatrix.Scope{Type: resourceType, ID: resourceID}
+	}
+	return ch
+}
+
 // fromHeaders is the check the proxy configuration named in headers.
-func fromHeaders(h http.Header) (permatrix.Check, error) {
-	var ch permatrix.Check
-	vals := map[string]string{}
-	for _, name := range []string{HeaderSystem, HeaderAction, HeaderResourceType, HeaderResourceID} {
+func fromHeaders(h http.Header) (*permatrix.Check, error) {
+	var vals [4]string
+	for i, name := range []string{HeaderSystem, HeaderAction, HeaderResourceType, HeaderResourceID} {
 		v, err := single(h, name)
 		if err != nil {
-			return ch, err
+			return nil, err
 		}
-		vals[name] = v
+		vals[i] = v
 	}
-	if vals[HeaderSystem] == "" && vals[HeaderAction] == "" {
-		return ch, permatrix.Errorf(permatrix.EFORBIDDEN, "no route matched: there is no routes file and the proxy named no check (%s, %s)", HeaderSystem, HeaderAction)
-	}
-	ch.System, ch.Action = vals[HeaderSystem], vals[HeaderAction]
-	if t := vals[HeaderResourceType]; t != "" {
-		ch.Resource = &permatrix.Scope{Type: t, ID: vals[HeaderResourceID]}
-	}
-	return ch, nil
+	return Named(vals[0], vals[1], vals[2], vals[3]), nil
 }
 
 // FromHTTP reads the original request out of a forward-auth request to
@@ -114,6 +124,11 @@ func fromHeaders(h http.Header) (permatrix.Check, error) {
 // agree: a client that adds the other proxy's header cannot pick the route.
 func FromHTTP(r *http.Request, base string) (Request, error) {
 	req := Request{Method: r.Method, Header: r.Header}
+	named, err := fromHeaders(r.Header)
+	if err != nil {
+		return req, err
+	}
+	req.Named = named
 	type source struct{ name, method, uri string }
 	var srcs []source
 	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), base); ok && strings.HasPrefix(rest, "/") {

@@ -413,6 +413,14 @@ func toErrorDetail(err error) (int, errorDetail) {
 	return statusOf[code], d
 }
 
+// ErrorJSON is the status and body the HTTP API answers err with: the one
+// mapping, reused by Envoy's ext_authz over gRPC for its denied responses.
+func ErrorJSON(err error) (int, []byte) {
+	status, d := toErrorDetail(err)
+	body, _ := json.Marshal(errorBody{Error: d})
+	return status, body
+}
+
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return

@@ -57,6 +57,8 @@ type Options struct {
 	// JWTs); nil is the server's default identity and no routes file.
 	Identity *identity.Identity
 	Routes   *routes.Table
+	// DecisionLog receives every decision (nil: none).
+	DecisionLog pdp.DecisionLogger
 }
 
 // Start runs a server until the test ends.
@@ -73,7 +75,7 @@ func Start(t testing.TB, o Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	svc := pdp.New(db, opa.New(), log, nil)
+	svc := pdp.New(db, opa.New(), log, o.DecisionLog)
 	b, err := opa.Load(context.Background(), o.Bundle, opa.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
