@@ -233,13 +233,13 @@ func (s *Server) ListenDiagnostic(addr string) (net.Addr, error) {
 	return s.listen(addr, s.diag, nil)
 }
 
-// URLs are the bound listeners' URLs, the API's first.
-func (s *Server) URLs() []string {
-	var out []string
-	for _, l := range s.listeners {
-		out = append(out, listen.URL(l.ln, l.tls))
+// URL is how clients reach the API (http(s)://host:port or unix://path);
+// "" before Listen.
+func (s *Server) URL() string {
+	if len(s.listeners) == 0 {
+		return ""
 	}
-	return out
+	return listen.URL(s.listeners[0].ln, s.listeners[0].tls)
 }
 
 func (s *Server) listen(addr string, h http.Handler, tlsCfg *tls.Config) (net.Addr, error) {

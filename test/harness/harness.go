@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -42,6 +43,11 @@ func Root() string {
 // Server is a running permatrix.
 type Server struct {
 	URL    string
+	// DiagnosticURL is the diagnostic listener's (Options.Diagnostic).
+	DiagnosticURL string
+	// Client sends Do's requests (default http.DefaultClient; set it for
+	// TLS or unix sockets).
+	Client *http.Client
 	DBPath string
 	Svc    *pdp.Service
 	HTTP   *permhttp.Server
@@ -59,6 +65,12 @@ type Options struct {
 	Routes   *routes.Table
 	// DecisionLog receives every decision (nil: none).
 	DecisionLog pdp.DecisionLogger
+	// Addr is the API's address (default 127.0.0.1:0; unix:///path for a
+	// socket), TLS its TLS configuration; Diagnostic also starts the
+	// diagnostic listener (Server.DiagnosticURL).
+	Addr       string
+	TLS        *tls.Config
+	Diagnostic bool
 }
 
 // Start runs a server until the test ends.
@@ -83,14 +95,23 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Load(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes})
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
+	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS})
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if _, err := srv.Listen(o.Addr); err != nil {
 		t.Fatal(err)
+	}
+	s := &Server{URL: srv.URL(), DBPath: o.DBPath, Svc: svc, HTTP: srv, DB: db, t: t, Client: http.DefaultClient}
+	if o.Diagnostic {
+		daddr, err := srv.ListenDiagnostic("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.DiagnosticURL = "http://" + daddr.String()
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
-	s := &Server{URL: "http://" + addr.String(), DBPath: o.DBPath, Svc: svc, HTTP: srv, DB: db, t: t}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -137,7 +158,7 @@ func (s *Server) Do(method, path string, body any, admin bool, headers ...string
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
