@@ -266,3 +266,42 @@ func TestForgedJWTs(t *testing.T) {
 	}
 	checkLog(t, p, logFile, want)
 }
+
+// TestMisconfiguredAccessStopsServe: a routes file that is malformed,
+// ambiguous or names what the bundle does not know, and identity or TLS
+// flags that do not add up, stop serve with a clear error (file:line for
+// routes) instead of serving something looser.
+func TestMisconfiguredAccessStopsServe(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unknown := write("unknown.yaml", "routes:\n  - path: /a\n    system: celonis-task-mining\n    action: fly\n")
+	ambiguous := write("ambiguous.yaml", "routes:\n  - {path: \"/a/{x}\", system: celonis-task-mining, action: edit_users}\n  - {path: \"/{y}/b\", system: celonis-task-mining, action: edit_users}\n")
+	typo := write("typo.yaml", "routes:\n  - path: /a\n    system: celonis-task-mining\n    actoin: edit_users\n")
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"unknown action", nil, []string{"--routes", unknown}, unknown + `:2: unknown action "fly"`},
+		{"ambiguous routes", nil, []string{"--routes", ambiguous}, ambiguous + `:3: pattern "/{y}/b" is ambiguous`},
+		{"unknown key", nil, []string{"--routes", typo}, "line 4: field actoin not found"},
+		{"jwt without a key set", nil, []string{"--identity", "jwt"}, "needs --jwt-jwks"},
+		{"jwt from the environment", []string{"PERMATRIX_IDENTITY=jwt", "PERMATRIX_JWT_JWKS=http://127.0.0.1:1/jwks", "PERMATRIX_JWT_ISSUER=i", "PERMATRIX_JWT_AUDIENCE=a"}, nil, "must be https"},
+		{"identity header without a name", nil, []string{"--identity", "header="}, "want header=<header name>"},
+		{"client CA without a certificate", nil, []string{"--tls-client-ca-file", unknown}, "--tls-client-ca-file needs --tls-cert-file"},
+		{"relative socket path", nil, []string{"--addr", "unix://permatrix.sock"}, "unix:///absolute/path"},
+	} {
+		args := append([]string{"--db", filepath.Join(t.TempDir(), "permatrix.db"), "--admin-token", "x"}, tc.args...)
+		p, err := harness.StartProcess(t, bin, "x", tc.env, args...)
+		if err == nil || !strings.Contains(err.Error(), "serve exited") || !strings.Contains(p.Logs(), tc.want) {
+			t.Errorf("%s: %v\n%s", tc.name, err, p.Logs())
+		}
+	}
+}
