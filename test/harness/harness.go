@@ -42,7 +42,7 @@ func Root() string {
 
 // Server is a running permatrix.
 type Server struct {
-	URL    string
+	URL string
 	// DiagnosticURL is the diagnostic listener's (Options.Diagnostic).
 	DiagnosticURL string
 	// Client sends Do's requests (default http.DefaultClient; set it for
