@@ -324,6 +324,7 @@ func (f *fileKeys) refresh(context.Context) (jwk.Set, error) {
 type urlKeys struct {
 	url      string
 	cache    *jwk.Cache
+	keys     jwk.Set // the cache's current set, read without a round trip to its goroutine
 	interval time.Duration
 
 	mu      sync.Mutex // one on-demand refresh at a time
@@ -362,17 +363,14 @@ func newURLKeys(ctx, life context.Context, cfg JWTConfig, log *slog.Logger) (*ur
 	if set.Len() == 0 {
 		return nil, fmt.Errorf("--jwt-jwks %s: the key set holds no keys", cfg.JWKS)
 	}
+	if u.keys, err = cache.CachedSet(cfg.JWKS); err != nil {
+		return nil, fmt.Errorf("--jwt-jwks %s: %w", cfg.JWKS, err)
+	}
 	u.fetched = time.Now()
 	return u, nil
 }
 
-func (u *urlKeys) set(ctx context.Context) (jwk.Set, error) {
-	set, err := u.cache.Lookup(ctx, u.url)
-	if err != nil {
-		return nil, fmt.Errorf("the JWKS is not available: %w", err)
-	}
-	return set, nil
-}
+func (u *urlKeys) set(context.Context) (jwk.Set, error) { return u.keys, nil }
 
 func (u *urlKeys) refresh(ctx context.Context) (jwk.Set, error) {
 	u.mu.Lock()
