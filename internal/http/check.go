@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -16,8 +17,15 @@ import (
 
 // decide runs one check and records its metrics.
 func (s *Server) decide(c echo.Context, ch permatrix.Check) (*permatrix.Decision, error) {
+	return s.Decide(c.Request().Context(), ch)
+}
+
+// Decide runs one check through the service (decision log included) and
+// records its metrics: the one path every decision takes, whichever
+// listener asked (HTTP, or Envoy's ext_authz over gRPC).
+func (s *Server) Decide(ctx context.Context, ch permatrix.Check) (*permatrix.Decision, error) {
 	start := time.Now()
-	d, err := s.svc.Check(c.Request().Context(), ch)
+	d, err := s.svc.Check(ctx, ch)
 	if err != nil {
 		return nil, err
 	}

@@ -516,7 +516,8 @@ func TestSmallerFindings(t *testing.T) {
 		{"300-byte subject", "POST", "/v1/check", `{"subject":"` + long + `","system":"celonis-task-mining","action":"edit_users"}`, false, nil, 400, "invalid"},
 		{"300-byte resource id", "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users","resource":{"type":"project","id":"` + long + `"}}`, false, nil, 400, "invalid"},
 		{"control-character group", "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users","groups":["g\n"]}`, false, nil, 400, "invalid"},
-		{"forward-auth subject with a tab", "GET", "/v1/forward-auth", "", false, []string{"X-Forwarded-User", "a\tb", "X-Permatrix-System", "celonis-task-mining", "X-Permatrix-Action", "edit_users"}, 400, "invalid"},
+		// An identity that is not a user id is no identity: 401.
+		{"forward-auth subject with a tab", "GET", "/v1/forward-auth", "", false, []string{"X-Forwarded-User", "a\tb", "X-Permatrix-System", "celonis-task-mining", "X-Permatrix-Action", "edit_users"}, 401, "unauthorized"},
 		{"forward-auth 300-byte resource id", "GET", "/v1/forward-auth", "", false, []string{"X-Forwarded-User", "ann", "X-Permatrix-System", "celonis-task-mining", "X-Permatrix-Action", "edit_users", "X-Permatrix-Resource-Type", "project", "X-Permatrix-Resource-Id", long}, 400, "invalid"},
 		{"permissions of a 300-byte resource", "GET", "/v1/subjects/ann/permissions?system=celonis-task-mining&resource_type=project&resource_id=" + long, "", false, nil, 400, "invalid"},
 		{"permissions of a control-character user", "GET", "/v1/subjects/a%01/permissions", "", false, nil, 400, "invalid"},
