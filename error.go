@@ -14,9 +14,10 @@ const (
 	ENOTFOUND      = "not_found"            // (404)
 	ECONFLICT      = "conflict"             // (409)
 	ETOOLARGE      = "too_large"            // body over the limit (413)
+	EHEADERS       = "headers_too_large"    // request headers over the limit (431)
 	EUNPROCESSABLE = "unprocessable"        // well formed, but the vendor rules forbid it (422)
 	EUNAVAILABLE   = "unavailable"          // not ready: no bundle or no db (503)
-	ESTORAGE       = "insufficient_storage" // the disk refused a write: nothing was written (507)
+	ESTORAGE       = "insufficient_storage" // the store's disk refused the write: full, quota, read-only, I/O error (507)
 	EINTERNAL      = "internal"             // a fault; never an allow (500)
 )
 

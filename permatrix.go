@@ -104,6 +104,21 @@ func ValidSubject(s string) bool {
 	return false
 }
 
+// CheckID is the one check of an id a client sends — user, group,
+// resource, project, role: nil if it is a ValidID, else an EINVALID error
+// naming the field. Checks, batch items, forward-auth and the permissions
+// endpoint validate ids with it, exactly as the store does before keeping
+// them.
+func CheckID(field, id string) error {
+	if ValidID(id) {
+		return nil
+	}
+	if id == "" {
+		return Errorf(EINVALID, "%s is required", field)
+	}
+	return Errorf(EINVALID, "%s must be 1 to %d bytes without control characters", field, MaxIDBytes)
+}
+
 // ValidID reports whether id is a usable identifier: non-empty, at most
 // MaxIDBytes, no control characters (ids are bbolt keys and log fields).
 func ValidID(id string) bool {

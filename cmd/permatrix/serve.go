@@ -18,6 +18,8 @@ import (
 
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/decisionlog"
+	"github.com/permatrix/permatrix/internal/extauthz"
+	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -25,7 +27,9 @@ import (
 )
 
 type serveOptions struct {
-	addr, db, bundle         string
+	listen                   listenOptions
+	access                   accessOptions
+	db, bundle               string
 	adminToken, adminTokenFn string
 	logLevel, decisionLog    string
 	bodyLimit                int64
@@ -33,6 +37,7 @@ type serveOptions struct {
 	watch                    bool
 	watchDebounce            time.Duration
 	verify                   opa.VerifyOptions
+	storeProbe               time.Duration
 }
 
 func newServe() *cobra.Command {
@@ -43,12 +48,14 @@ func newServe() *cobra.Command {
 		Long: `Run the policy decision point. With no flags it serves the policies and data
 embedded in the binary, keeps assignments in ./permatrix.db (or $PERMATRIX_DB) and
 listens on 127.0.0.1:8181. Without --admin-token(-file) a random admin token is
-generated and logged at startup.`,
+generated and logged at startup. Forward-auth takes the caller from the
+X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "127.0.0.1:8181", "address to listen on")
+	o.listen.register(f)
+	o.access.register(f)
 	f.StringVar(&o.db, "db", "./permatrix.db", "bbolt file of the assignment store")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle or an http(s) URL (default: the embedded one)")
 	f.StringVar(&o.adminToken, "admin-token", "", "bearer token of the administration API")
@@ -63,6 +70,7 @@ generated and logged at startup.`,
 	f.StringVar(&o.verify.KeyID, "verification-key-id", opa.DefaultKeyID, "name of the verification key (the signature's kid)")
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
+	f.DurationVar(&o.storeProbe, "store-probe-interval", bolt.DefaultProbeInterval, "after a write fails for disk reasons (full, read-only, I/O error), probe the disk this often until it takes writes again; /health is 503 until then")
 	return cmd
 }
 
@@ -164,6 +172,13 @@ func runServe(ctx context.Context, o serveOptions) error {
 	defer stop()
 
 	db, err := bolt.Open(o.db, bolt.Options{})
+	var damaged *bolt.CorruptError
+	if errors.As(err, &damaged) {
+		// A distinct exit code: restarting will not help; the file needs
+		// a restore (docs/security.md).
+		log.Error("the store file is damaged; not serving", "db", o.db, "problems", damaged.Problems, "err", damaged.Error())
+		return exitError{exitStoreDamaged}
+	}
 	if err != nil {
 		return err
 	}
@@ -172,6 +187,7 @@ func runServe(ctx context.Context, o serveOptions) error {
 			log.Error("closing the store", "err", err)
 		}
 	}()
+	db.SetProbeInterval(o.storeProbe)
 
 	var dlog pdp.DecisionLogger
 	if o.decisionLog != "" {
@@ -196,7 +212,17 @@ func runServe(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
-	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log})
+	acc, err := o.access.build(ctx, p.Catalog, pdp.ValidateCheck, log)
+	if err != nil {
+		return err
+	}
+	defer acc.close()
+	tlsCfg, err := o.listen.tls.Config()
+	if err != nil {
+		return err
+	}
+	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
+		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg})
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
 		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {
@@ -206,22 +232,61 @@ func runServe(ctx context.Context, o serveOptions) error {
 		}
 		log.Info("watching the bundle for changes", "bundle", o.bundle)
 	}
-	addr, err := srv.Listen(o.addr)
+	addr, err := srv.Listen(o.listen.addr)
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", addr.String(), "db", o.db, "bundle_revision", p.BundleRevision(), "store_revision", db.Revision(), "systems", len(p.Catalog))
+	attrs := []any{"addr", addr.String(), "url", srv.URL(), "identity", acc.identity.String()}
+	if o.listen.diagnosticAddr != "" {
+		daddr, err := srv.ListenDiagnostic(o.listen.diagnosticAddr)
+		if err != nil {
+			return fmt.Errorf("--diagnostic-addr: %w", err)
+		}
+		attrs = append(attrs, "diagnostic_addr", daddr.String())
+	}
+	var grpcSrv *extauthz.Server
+	if o.listen.grpcAddr != "" {
+		grpcSrv = extauthz.New(extauthz.Config{
+			Gateway: &gateway.Gateway{Identity: acc.identity, Routes: acc.routes},
+			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, TLS: tlsCfg, Logger: log,
+		})
+		if _, err := grpcSrv.Listen(o.listen.grpcAddr); err != nil {
+			return fmt.Errorf("--grpc-addr: %w", err)
+		}
+	}
+	attrs = append(attrs, "db", o.db, "bundle_revision", p.BundleRevision(), "store_revision", db.Revision(), "systems", len(p.Catalog))
+	if acc.routes != nil {
+		attrs = append(attrs, "routes", acc.routes.File(), "route_count", acc.routes.Len())
+	}
+	if grpcSrv != nil {
+		attrs = append(attrs, "grpc_url", grpcSrv.URL())
+	}
+	log.Info("serving", attrs...)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve() }()
+	if grpcSrv != nil {
+		go func() {
+			if err := grpcSrv.Serve(); err != nil {
+				errc <- fmt.Errorf("--grpc-addr: %w", err)
+			}
+		}()
+	}
 	select {
 	case err := <-errc:
+		if grpcSrv != nil {
+			grpcSrv.Shutdown(context.Background())
+		}
+		_ = srv.Shutdown(context.Background())
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
+	if grpcSrv != nil {
+		grpcSrv.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Error("shutdown", "err", err)
 	}

@@ -54,7 +54,6 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -118,10 +117,10 @@ type DB struct {
 	applied chan struct{} // closed and replaced at every new revision
 	closed  bool
 	done    chan struct{} // closed when the committer has exited
+	stop    chan struct{} // closed by Close: stops the disk probe
 
-	// diskErr is the last commit failure caused by the disk (ENOSPC, EIO…),
-	// cleared by the next successful commit: /health/ready reports it.
-	diskErr atomic.Pointer[error]
+	fault      atomic.Pointer[Fault] // the last write's disk failure (fault.go)
+	probeEvery atomic.Int64          // time.Duration between disk probes while faulted
 }
 
 type commitReq struct {
@@ -141,35 +140,28 @@ type commitResult struct {
 // that is not a permatrix store, of an unknown format, or corrupt is refused
 // with an error saying why (Verify has the details).
 func Open(path string, o Options) (*DB, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE,
-			"%s is empty (0 bytes): not a permatrix store; remove it to start a new store", path)
-	}
-	if err := precheck(path); err != nil {
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s is not a usable store: %v", path, err)
+	if fi, err := os.Stat(path); err == nil {
+		if err := checkFile(path, fi.Size()); err != nil {
+			return nil, err
+		}
 	}
 	var b *bbolt.DB
-	err := faultGuard(func() error {
-		var err error
+	err := guard(func() (err error) {
 		b, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: initialMmapSize})
 		return err
 	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE,
-			"store %s is locked by another process (is another permatrix running?)", path)
-	}
 	if err != nil {
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "open store %s: %v", path, err)
+		return nil, openError(path, err)
+	}
+	if err := guard(func() error { _, err := verifyOpen(b, path); return err }); err != nil {
+		b.Close()
+		return nil, corrupt(path, err)
 	}
 	db := &DB{bolt: b, path: path, replica: o.Replica, wake: make(chan struct{}, 1),
-		applied: make(chan struct{}), done: make(chan struct{})}
-	if err := faultGuard(func() error { return db.init(o) }); err != nil {
+		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
+	if err := guard(func() error { return db.init(o) }); err != nil {
 		b.Close()
-		return nil, err
-	}
-	if err := db.quickCheck(); err != nil {
-		b.Close()
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s is damaged: %v (run `permatrix store check` for details)", path, err)
+		return nil, corrupt(path, err)
 	}
 	db.changes = store.NewChanges(db.rev.Load(), o.ChangesLimit)
 	go db.committer()
@@ -259,6 +251,7 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
+	close(db.stop)
 	db.signal()
 	<-db.done
 	return db.bolt.Close()
@@ -272,15 +265,6 @@ func (db *DB) Revision() uint64 { return db.rev.Load() }
 
 // Changes is the index of recent unit changes.
 func (db *DB) Changes() *store.Changes { return db.changes }
-
-// DiskError is the cause of the last failed commit if the disk caused it and
-// no commit succeeded since; nil otherwise.
-func (db *DB) DiskError() error {
-	if p := db.diskErr.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
 
 // Wait returns once the revision is at least rev, or ctx ends.
 func (db *DB) Wait(ctx context.Context, rev uint64) error {
@@ -319,7 +303,7 @@ func (db *DB) NextID(context.Context) (uint64, error) {
 // View returns a snapshot of the committed state.
 func (db *DB) View() (store.Snapshot, error) {
 	var s *snapshot
-	err := faultGuard(func() error {
+	err := guard(func() error {
 		btx, err := db.bolt.Begin(false)
 		if err != nil {
 			return err
@@ -411,7 +395,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 	written := map[string]bool{} // units written by earlier requests of the group
 	var units [][]byte
 	applied := 0
-	err := faultGuard(func() error {
+	err := guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			kv := btx.Bucket(bucketKV)
 			for i, r := range group {
@@ -447,9 +431,8 @@ func (db *DB) commitGroup(group []*commitReq) {
 	case errors.Is(err, errNothing):
 		// every request conflicted or was canceled: nothing to commit
 	case err != nil:
-		if isDiskError(err) {
-			db.diskErr.Store(&err)
-			err = permatrix.Errorf(permatrix.ESTORAGE, "the store %s could not be written: %v; nothing was written", db.path, unwrapSys(err))
+		if werr := db.writeFailed(err); werr != err {
+			err = werr
 		} else {
 			err = fmt.Errorf("bolt: commit revision %d: %w", rev, err)
 		}
@@ -459,7 +442,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 			}
 		}
 	default:
-		db.diskErr.Store(nil)
+		db.writeCommitted()
 		db.changes.Record(rev, units)
 		db.publish(rev)
 	}
@@ -504,7 +487,7 @@ func (db *DB) Load(ops []store.Op) error {
 	if !db.replica {
 		return errors.New("bolt: Load on a primary store")
 	}
-	return faultGuard(func() error {
+	return guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(btx.Bucket(bucketKV), ops) })
 	})
 }
@@ -514,7 +497,7 @@ func (db *DB) Wipe() error {
 	if !db.replica {
 		return errors.New("bolt: Wipe on a primary store")
 	}
-	err := faultGuard(func() error {
+	err := guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			if err := btx.DeleteBucket(bucketKV); err != nil {
 				return err
@@ -539,7 +522,7 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 	if rev <= db.rev.Load() {
 		return nil // already applied
 	}
-	err := faultGuard(func() error {
+	err := guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
 				return err
@@ -548,12 +531,9 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 		})
 	})
 	if err != nil {
-		if isDiskError(err) {
-			db.diskErr.Store(&err)
-		}
-		return err
+		return db.writeFailed(err)
 	}
-	db.diskErr.Store(nil)
+	db.writeCommitted()
 	record()
 	db.publish(rev)
 	return nil

@@ -1,168 +1,311 @@
 package bolt
 
 import (
-	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"io"
 	"os"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
-// bbolt's on-disk meta page (go.etcd.io/bbolt/internal/common/meta.go),
-// read before bbolt maps the file: bbolt trusts the meta's high-water mark
-// and would fault reading past the end of a truncated file.
-const (
-	boltMagic      = 0xED0CDAED
-	boltVersion    = 2
-	pageHeaderSize = 16
-	metaSumLen     = 56 // the meta's bytes covered by its checksum
-)
+// A store file is checked before it is served (Open) and by `permatrix
+// store check` (Check), in three steps, each only once the one before
+// passed:
+//
+//  1. the page structure, read from the file (checkPages): nothing bbolt
+//     follows can lie outside the file or be referenced twice;
+//  2. bbolt's own consistency check (tx.Check): free and reachable pages
+//     account for the whole file, each once;
+//  3. every record: every value's checksum, then the layout's invariants
+//     (store.Verify: keys of the layout, values that decode, indexes that
+//     agree). A format 1 file is checked by planning its migration.
+//
+// All of it runs with debug.SetPanicOnFault and a recover, so that should a
+// damaged page still fault through the mmap or trip a bbolt invariant, the
+// result is an error, never a crash. An existing file of 0 bytes is not a
+// new store: it is refused, since an empty store served in its place would
+// look healthy and answer every check as if nobody held anything.
 
-type boltMeta struct {
-	pageSize uint32
-	root     uint64
-	freelist uint64
-	hwm      uint64 // high-water mark: pages in use
-	txid     uint64
+// CorruptError says a store file is damaged and what is wrong with it.
+type CorruptError struct {
+	Path     string
+	Problems []string
 }
 
-// precheck reads an existing file's two meta pages and refuses a file that
-// is not bbolt's, or shorter than its valid meta says. A missing file is
-// fine (it will be created).
-func precheck(path string) error {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("store %s is damaged and was not opened (restore it from a backup or an export; `permatrix store check --db %s` lists the damage):\n  %s",
+		e.Path, e.Path, strings.Join(e.Problems, "\n  "))
+}
+
+// Report is what Check found in a sound store.
+type Report struct {
+	Format      uint64 `json:"format"`
+	Mode        string `json:"mode"`
+	Revision    uint64 `json:"revision"`
+	Assignments int    `json:"assignments"`
+	Memberships int    `json:"memberships"`
+	Roles       int    `json:"roles"`
+	Projects    int    `json:"projects"`
+}
+
+// Check checks the store file at path without changing it. A damaged file
+// is a *CorruptError; a file that cannot be checked (absent, locked by a
+// running server) is another error.
+func Check(path string) (*Report, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
 	}
+	if err := checkFile(path, fi.Size()); err != nil {
+		return nil, err
+	}
+	var b *bbolt.DB
+	if err := guard(func() (err error) {
+		b, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, ReadOnly: true})
+		return err
+	}); err != nil {
+		return nil, openError(path, err)
+	}
+	defer b.Close()
+	var r *Report
+	err = guard(func() (err error) {
+		r, err = verifyOpen(b, path)
+		return err
+	})
+	if err != nil {
+		return nil, corrupt(path, err)
+	}
+	return r, nil
+}
+
+// checkFile refuses an empty file and checks the page structure, holding a
+// shared lock on the file so that a running server's writes are not read
+// half-made.
+func checkFile(path string, size int64) error {
+	if size == 0 {
+		return &CorruptError{Path: path, Problems: []string{"the file is empty (0 bytes): a store file is never empty; an empty one is not a new store"}}
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
+	deadline := time.Now().Add(lockTimeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != syscall.EWOULDBLOCK || time.Now().After(deadline) {
+			return locked(path)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	m0, err0 := readMeta(f, 0)
-	pageSize := int64(os.Getpagesize())
-	if err0 == nil {
-		pageSize = int64(m0.pageSize)
+	var problems []string
+	if err := guard(func() error { problems = checkPages(f, size); return nil }); err != nil {
+		problems = append(problems, err.Error())
 	}
-	m1, err1 := readMeta(f, pageSize)
-	var m boltMeta
-	switch {
-	case err0 != nil && err1 != nil:
-		return fmt.Errorf("no valid bbolt meta page (page 0: %v; page 1: %v)", err0, err1)
-	case err0 != nil:
-		m = m1
-	case err1 != nil:
-		m = m0
-	case m1.txid > m0.txid:
-		m = m1
-	default:
-		m = m0
-	}
-	need := int64(m.hwm) * int64(m.pageSize)
-	if fi.Size() < need {
-		return fmt.Errorf("the file is %d bytes but its meta page says %d pages of %d bytes (%d bytes): truncated", fi.Size(), m.hwm, m.pageSize, need)
-	}
-	if m.root >= m.hwm || (m.freelist >= m.hwm && m.freelist != ^uint64(0)) {
-		return fmt.Errorf("the meta page points past the end of the file (root %d, freelist %d, %d pages)", m.root, m.freelist, m.hwm)
+	if len(problems) > 0 {
+		return &CorruptError{Path: path, Problems: problems}
 	}
 	return nil
 }
 
-func readMeta(f io.ReaderAt, off int64) (boltMeta, error) {
-	buf := make([]byte, pageHeaderSize+metaSumLen+8)
-	if _, err := f.ReadAt(buf, off); err != nil {
-		return boltMeta{}, fmt.Errorf("unreadable: %v", err)
-	}
-	b := buf[pageHeaderSize:]
-	le := binary.LittleEndian
+func locked(path string) error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s is locked by another process (is another permatrix running?)", path)
+}
+
+// openError classifies a failed bbolt.Open: a file bbolt finds invalid is
+// damaged; a lock timeout or an I/O error is not about the file's content.
+func openError(path string, err error) error {
+	var pe *panicError
 	switch {
-	case le.Uint32(b[0:]) != boltMagic:
-		return boltMeta{}, errors.New("no bbolt magic number")
-	case le.Uint32(b[4:]) != boltVersion:
-		return boltMeta{}, fmt.Errorf("bbolt format version %d", le.Uint32(b[4:]))
+	case errors.Is(err, berrors.ErrTimeout):
+		return locked(path)
+	case errors.As(err, &pe), errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), strings.Contains(err.Error(), "file size too small"):
+		return &CorruptError{Path: path, Problems: []string{err.Error()}}
 	}
-	h := fnv.New64a()
-	h.Write(b[:metaSumLen])
-	if h.Sum64() != le.Uint64(b[metaSumLen:]) {
-		return boltMeta{}, errors.New("checksum mismatch")
-	}
-	m := boltMeta{pageSize: le.Uint32(b[8:]), root: le.Uint64(b[16:]), freelist: le.Uint64(b[32:]),
-		hwm: le.Uint64(b[40:]), txid: le.Uint64(b[48:])}
-	if m.pageSize < 512 || m.pageSize > 1<<20 || m.pageSize&(m.pageSize-1) != 0 {
-		return boltMeta{}, fmt.Errorf("implausible page size %d", m.pageSize)
-	}
-	return m, nil
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "open store %s: %v", path, err)
 }
 
-// Problem is one thing wrong with a store file.
-type Problem struct {
-	Where string `json:"where"`
-	What  string `json:"what"`
+func corrupt(path string, err error) error {
+	var pe *permatrix.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		ce.Path = path
+		return ce
+	}
+	return &CorruptError{Path: path, Problems: []string{err.Error()}}
 }
 
-// Verify checks the open file in depth: bbolt's own consistency check (every
-// page reachable once, no page both free and used), every value's checksum,
-// and the store's records (keys of the layout, values that decode, indexes
-// that agree). It reads the whole file. At most max problems are reported.
-func (db *DB) Verify(max int) ([]Problem, error) {
-	var out []Problem
-	add := func(where, what string) bool {
-		out = append(out, Problem{Where: where, What: what})
-		return len(out) < max
+// panicError is a panic or memory fault turned into an error by guard.
+type panicError struct{ v any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("reading the file failed: %v", e.v) }
+
+// guard runs fn with memory faults turned into panics, and panics into
+// errors.
+func guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverFault(&err)
+	return fn()
+}
+
+// recoverFault turns a panic into *err; it is deferred directly (recover
+// works only there).
+func recoverFault(err *error) {
+	if v := recover(); v != nil {
+		*err = &panicError{v}
 	}
-	err := faultGuard(func() error {
-		return db.bolt.View(func(btx *bbolt.Tx) error {
-			for err := range btx.Check() { // drained: Check's goroutine sends until done
-				if len(out) < max {
-					add("bbolt", err.Error())
-				}
+}
+
+// verifyOpen runs bbolt's consistency check and checks every record of an
+// opened store, in one read transaction.
+func verifyOpen(b *bbolt.DB, path string) (*Report, error) {
+	var r *Report
+	err := b.View(func(btx *bbolt.Tx) error {
+		var problems []string
+		for err := range btx.Check() { // drained: Check's goroutine sends until done
+			if len(problems) < maxProblems {
+				problems = append(problems, "bbolt: "+err.Error())
 			}
-			if len(out) > 0 {
-				return nil // the records cannot be trusted to be walkable
-			}
-			c := btx.Bucket(bucketKV).Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				if _, err := unseal(k, v); err != nil {
-					if !add(fmt.Sprintf("%q", store.Segments(k)), err.Error()) {
-						return nil
-					}
-				}
-			}
-			if len(out) > 0 {
-				return nil
-			}
-			s := &snapshot{tx: btx, kv: btx.Bucket(bucketKV)}
-			for _, p := range store.Verify(s, max-len(out)) {
-				if !add(p.Where, p.What) {
-					return nil
-				}
-			}
-			return nil
-		})
+		}
+		if len(problems) > 0 {
+			return &CorruptError{Problems: problems}
+		}
+		var err error
+		r, err = checkRecords(btx, path)
+		return err
 	})
-	return out, err
+	return r, err
 }
 
-// quickCheck is bbolt's consistency check, run at every Open: a file whose
-// pages do not add up is refused before anything reads its records.
-func (db *DB) quickCheck() error {
-	return faultGuard(func() error {
-		return db.bolt.View(func(btx *bbolt.Tx) error {
-			var first error
-			for err := range btx.Check() { // drained: Check's goroutine sends until done
-				if first == nil {
-					first = fmt.Errorf("bbolt consistency check: %v", err)
-				}
-			}
-			return first
-		})
+// checkRecords checks the buckets and every record of the layout (package
+// comment).
+func checkRecords(btx *bbolt.Tx, path string) (*Report, error) {
+	r := &Report{}
+	// Not damage but the wrong file: another program's bbolt file, or a
+	// store of another format. A file with no bucket at all is a store
+	// whose creation stopped before its layout was written: Open writes it.
+	meta := btx.Bucket(bucketMeta)
+	if meta == nil {
+		if k, _ := btx.Cursor().First(); k != nil {
+			return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s is not a permatrix store (bucket %q found, no %q)", path, k, bucketMeta)
+		}
+		return r, nil
+	}
+	var problems []string
+	add := func(format string, args ...any) {
+		if len(problems) < maxProblems {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+	}
+	format, ok := getU64(meta, keyFormat)
+	r.Format = format
+	switch {
+	case !ok:
+		add("meta: format %x is not a number", meta.Get(keyFormat))
+	case format == 1:
+		return r, checkV1(btx, r)
+	case format != formatVersion:
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store format %d is not supported (this build reads formats 1 and %d)", path, format, formatVersion)
+	}
+	rev, ok := getU64(meta, keyRevision)
+	if !ok {
+		add("meta: revision %x is not a number", meta.Get(keyRevision))
+	}
+	r.Revision = rev
+	if _, ok := getU64(meta, keyIDSeq); !ok {
+		add("meta: id sequence %x is not a number", meta.Get(keyIDSeq))
+	}
+	r.Mode = string(meta.Get(keyMode))
+	if r.Mode != "primary" && r.Mode != "replica" {
+		add("meta: mode %q", r.Mode)
+	}
+	_ = btx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+		if string(name) != string(bucketMeta) && string(name) != string(bucketKV) {
+			add("unknown bucket %q", name)
+		}
+		return nil
 	})
+	kv := btx.Bucket(bucketKV)
+	if kv == nil {
+		add("bucket %q is missing", bucketKV)
+	}
+	if len(problems) > 0 {
+		return nil, &CorruptError{Problems: problems}
+	}
+	c := kv.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			add("%q is a bucket, not a value", store.Segments(k))
+			continue
+		}
+		if _, err := unseal(k, v); err != nil {
+			add("%v", err)
+			continue
+		}
+		switch segs := store.Segments(k); {
+		case len(segs) < 2:
+		case segs[0] == "d" && segs[1] == "grants":
+			r.Assignments++
+		case segs[0] == "d" && segs[1] == "memberships":
+			r.Memberships++
+		case segs[0] == "d" && segs[1] == "roles":
+			r.Roles++
+		case segs[0] == "d" && segs[1] == "projects":
+			r.Projects++
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &CorruptError{Problems: problems}
+	}
+	for _, p := range store.Verify(&snapshot{tx: btx, kv: kv, rev: rev}, maxProblems) {
+		add("%s: %s", p.Where, p.What)
+	}
+	if len(problems) > 0 {
+		return nil, &CorruptError{Problems: problems}
+	}
+	return r, nil
+}
+
+// checkV1 checks a format 1 file by planning its migration (migrateV1
+// without the writes): every record must be one a write could have stored.
+func checkV1(btx *bbolt.Tx, r *Report) error {
+	meta := btx.Bucket(bucketMeta)
+	r.Revision, _ = getU64(meta, keyRevision)
+	r.Mode = "primary"
+	_, counts, err := planV1(btx)
+	if err != nil {
+		return &CorruptError{Problems: []string{"format 1: " + err.Error()}}
+	}
+	r.Assignments, r.Memberships, r.Roles, r.Projects = counts[0], counts[1], counts[2], counts[3]
+	return nil
+}
+
+// strictJSON decodes a stored JSON value and insists it is exactly the bytes
+// json.Marshal writes for it: a damaged key name — even a case variant,
+// which encoding/json would match anyway — or stray bytes show as a
+// difference.
+func strictJSON[T any](v []byte, x *T) error {
+	if err := json.Unmarshal(v, x); err != nil {
+		return err
+	}
+	if again, err := json.Marshal(x); err != nil || string(again) != string(v) {
+		return fmt.Errorf("stored as %q, not as permatrix writes it", v)
+	}
+	return nil
 }

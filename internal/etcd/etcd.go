@@ -66,7 +66,10 @@ type Options struct {
 	// DialTimeout bounds connecting; RequestTimeout bounds one request
 	// (a commit, a page of a resync).
 	DialTimeout, RequestTimeout time.Duration
-	Logger                      *slog.Logger
+	// MaxStaleness: past it without contact with etcd the store is not
+	// ready (Health); zero: never.
+	MaxStaleness time.Duration
+	Logger       *slog.Logger
 }
 
 // idBlock is how many assignment numbers a sidecar reserves at once.
@@ -585,8 +588,8 @@ func (s *Store) diff(page []store.Op, after, upTo []byte) ([]store.Op, error) {
 	return append(ops, page[i:]...), err
 }
 
-// Health is the state of the connection, for /health.
-type Health struct {
+// Replication is the state of the connection, for /health.
+type Replication struct {
 	AppliedRevision uint64    `json:"applied_revision"`
 	LatestRevision  uint64    `json:"latest_revision"`
 	Lag             uint64    `json:"lag"`
@@ -595,10 +598,29 @@ type Health struct {
 	LastError       string    `json:"last_error,omitempty"`
 }
 
-// Health reports the applied revision, how far behind the newest revision
-// heard of it is, and when etcd last answered.
-func (s *Store) Health() Health {
-	h := Health{AppliedRevision: s.replica.Revision(), LatestRevision: s.latest.Load(), Watching: s.watching.Load()}
+// Health is ready unless the replica is being loaded for the first time,
+// its disk refuses writes, or etcd has not been heard from for longer than
+// Options.MaxStaleness (when set); it reports the replication's state.
+func (s *Store) Health() store.Health {
+	r := s.Replication()
+	h := s.replica.Health()
+	h.Replication = r
+	switch {
+	case !h.Ready:
+	case s.syncing.Load():
+		h.Ready, h.Error = false, "the local replica is being loaded from etcd for the first time"
+	case s.opts.MaxStaleness > 0 && (r.LastContact.IsZero() || time.Since(r.LastContact) > s.opts.MaxStaleness):
+		h.Ready = false
+		h.Error = fmt.Sprintf("etcd not heard from for over %s (--max-staleness); decisions answer from the replica at revision %d", s.opts.MaxStaleness, r.AppliedRevision)
+		h.ErrorAt = r.LastContact
+	}
+	return h
+}
+
+// Replication reports the applied revision, how far behind the newest
+// revision heard of it is, and when etcd last answered.
+func (s *Store) Replication() Replication {
+	h := Replication{AppliedRevision: s.replica.Revision(), LatestRevision: s.latest.Load(), Watching: s.watching.Load()}
 	if h.LatestRevision > h.AppliedRevision {
 		h.Lag = h.LatestRevision - h.AppliedRevision
 	}

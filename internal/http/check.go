@@ -1,8 +1,10 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -15,8 +17,15 @@ import (
 
 // decide runs one check and records its metrics.
 func (s *Server) decide(c echo.Context, ch permatrix.Check) (*permatrix.Decision, error) {
+	return s.Decide(c.Request().Context(), ch)
+}
+
+// Decide runs one check through the service (decision log included) and
+// records its metrics: the one path every decision takes, whichever
+// listener asked (HTTP, or Envoy's ext_authz over gRPC).
+func (s *Server) Decide(ctx context.Context, ch permatrix.Check) (*permatrix.Decision, error) {
 	start := time.Now()
-	d, err := s.svc.Check(c.Request().Context(), ch)
+	d, err := s.svc.Check(ctx, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +84,24 @@ func (s *Server) checkBatch(c echo.Context) error {
 }
 
 // GET|POST /v1/data/{path}: OPA's Data API over the same policies and data.
+// Without the admin token only the policies' entrypoints (and documents
+// inside them) are readable: everything else, the assignment store above
+// all, answers 401.
 func (s *Server) data(c echo.Context) error {
+	p := s.svc.Policy()
+	if p == nil {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
+	}
+	path, err := dataPath(c.Request().URL.EscapedPath())
+	if err != nil {
+		return err
+	}
+	if !p.IsEntrypoint(path) {
+		if err := s.adminToken(c); err != nil {
+			return permatrix.Errorf(permatrix.EUNAUTHORIZED, "without the admin token only the policy entrypoints are readable (%s); anything else needs Authorization: Bearer <admin token>",
+				strings.Join(p.Entrypoints(), ", "))
+		}
+	}
 	var req struct {
 		Input any `json:"input"`
 	}
@@ -84,12 +110,14 @@ func (s *Server) data(c echo.Context) error {
 			return err
 		}
 	}
-	path := strings.Trim(c.Param("*"), "/")
-	result, defined, err := s.svc.Query(c.Request().Context(), path, req.Input)
+	result, defined, err := s.svc.Query(c.Request().Context(), p, path, req.Input)
 	if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
 		return err
 	}
 	if err != nil {
+		if ctx := c.Request().Context(); ctx.Err() != nil {
+			return ctx.Err()
+		}
 		s.log.Error("data API evaluation failed", "err", err, "path", path)
 		return permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
 	}
@@ -97,4 +125,22 @@ func (s *Server) data(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]any{})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"result": result})
+}
+
+// dataPath splits the escaped request path below /v1/data into unescaped
+// segments, so that an escaped slash stays inside its segment.
+func dataPath(escaped string) ([]string, error) {
+	rest := strings.TrimPrefix(escaped, "/v1/data")
+	var path []string
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "" {
+			continue
+		}
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			return nil, permatrix.Errorf(permatrix.EINVALID, "malformed path segment %q: %v", seg, err)
+		}
+		path = append(path, u)
+	}
+	return path, nil
 }

@@ -52,14 +52,22 @@ func (s *Server) permissions(c echo.Context) error {
 }
 
 // GET /health: 200 once the bundle is loaded and the db open, else 503.
-// With ?bundles (OPA's convention) it also reports the bundle's revision
-// and the last failed reload, if any.
+// A store whose disk refused the last write (full, read-only, I/O errors)
+// is not ready either: 503 with the cause as store_error, until a write
+// commits again or the store's disk probe finds the disk writable
+// (internal/bolt). With ?bundles (OPA's convention) it also reports the
+// bundle's revision and the last failed reload, if any.
 func (s *Server) health(c echo.Context) error {
 	p := s.svc.Policy()
 	dbOpen := s.svc.Ready() == nil
-	body := map[string]any{"status": "ok", "bundle_loaded": p != nil, "db_open": dbOpen}
+	st := s.svc.StoreHealth()
+	body := map[string]any{"status": "ok", "bundle_loaded": p != nil, "db_open": dbOpen, "store": st}
 	status := http.StatusOK
-	if p == nil || !dbOpen {
+	if st.Error != "" {
+		body["store_error"] = st.Error
+		body["store_error_at"] = st.ErrorAt
+	}
+	if p == nil || !dbOpen || !st.Ready {
 		body["status"] = "unavailable"
 		status = http.StatusServiceUnavailable
 	}

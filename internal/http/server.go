@@ -6,6 +6,7 @@ package http
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,20 +20,34 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/gateway"
+	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/internal/listen"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/routes"
 )
 
 // Config configures a Server.
 type Config struct {
 	// AdminToken guards the administration API (Authorization: Bearer).
 	AdminToken string
+	// Identity says who is calling forward-auth and, when it verifies JWTs,
+	// lets users call the administration API's writes as themselves
+	// (default: identity.Default(), the X-Forwarded-User header).
+	Identity *identity.Identity
+	// Routes map forward-auth's original requests to checks (nil: the
+	// proxy names the check in X-Permatrix-* headers).
+	Routes *routes.Table
+	// TLS, when set, serves the API over TLS (and mTLS if it asks for
+	// client certificates). The diagnostic listener stays plain HTTP.
+	TLS *tls.Config
 	// BodyLimit is the largest request body accepted, in bytes (default 1 MiB).
 	BodyLimit int64
 	// RequestTimeout bounds one request's work (default 10 s).
@@ -47,8 +62,10 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
-	srv     *http.Server
-	ln      net.Listener
+	gateway *gateway.Gateway
+	diag    *echo.Echo // health and metrics only, for --diagnostic-addr
+
+	listeners []*listener
 
 	mu         sync.Mutex
 	bundleErr  error     // the last failed bundle (re)load, cleared by a good one
@@ -66,18 +83,107 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics(svc.Revision)}
+	if cfg.Identity == nil {
+		cfg.Identity = identity.Default()
+	}
+	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics(svc.Revision),
+		gateway: &gateway.Gateway{Identity: cfg.Identity, Routes: cfg.Routes}}
 	e := s.echo
+	s.setup(e)
+	e.Use(limitHeaders)
+	e.Use(middleware.RequestID())
+	e.Use(s.recoverer(), s.requestLogger())
+	// Label application errors with the status the client gets, not 500.
+	e.Use(newHTTPMetrics(s.metrics.Registry).middleware(func(_ echo.Context, err error) int {
+		status, _ := toErrorDetail(err)
+		return status
+	}))
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.BodyLimit)))
+	e.Use(middleware.ContextTimeout(cfg.RequestTimeout))
+
+	e.POST("/v1/check", s.check)
+	e.POST("/v1/check/batch", s.checkBatch)
+	// Proxies forward the original request's method (and Envoy its path),
+	// so every method is a decision or an error, never Echo's automatic
+	// 204 for OPTIONS or 405: the methods OpenAPI can describe are routes,
+	// any other (CONNECT, PROPFIND, custom ones) reaches the same handler
+	// as the path's route-not-found handler.
+	for _, path := range []string{"/v1/forward-auth", "/v1/forward-auth/*"} {
+		e.Match(forwardAuthMethods, path, s.forwardAuth)
+		e.RouteNotFound(path, s.forwardAuth)
+	}
+	e.GET("/v1/data", s.data)
+	e.POST("/v1/data", s.data)
+	e.GET("/v1/data/*", s.data)
+	e.POST("/v1/data/*", s.data)
+
+	e.GET("/v1/systems", s.systems)
+	e.GET("/v1/systems/:system", s.system)
+	e.GET("/v1/subjects/:user/permissions", s.permissions)
+	s.healthRoutes(e)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+
+	// Admin routes carry the token check per route: an Echo group without a
+	// prefix would also put it on the catch-all, answering 401 for unknown
+	// paths. Writes also take a user's verified JWT (the user then acts as
+	// itself: delegation rules apply); the store-wide reads need the admin
+	// token (least privilege: a user learns what others hold only through
+	// the checks it may make).
+	operator := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, s.requireAdmin(false)) }
+	write := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, s.requireAdmin(true)) }
+	write(http.MethodPost, "/v1/assignments", s.createAssignment)
+	operator(http.MethodGet, "/v1/assignments", s.listAssignments)
+	operator(http.MethodGet, "/v1/assignments/:id", s.getAssignment)
+	write(http.MethodDelete, "/v1/assignments/:id", s.deleteAssignment)
+	write(http.MethodPut, "/v1/groups/:group/members/:user", s.putMember)
+	write(http.MethodDelete, "/v1/groups/:group/members/:user", s.deleteMember)
+	operator(http.MethodGet, "/v1/groups/:group/members", s.listMembers)
+	write(http.MethodPut, "/v1/systems/:system/roles/:role", s.putRole)
+	operator(http.MethodGet, "/v1/systems/:system/roles/:role", s.getRole)
+	write(http.MethodDelete, "/v1/systems/:system/roles/:role", s.deleteRole)
+	write(http.MethodPut, "/v1/systems/:system/projects/:id", s.putProject)
+	operator(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
+	write(http.MethodPost, "/v1/import", s.importAssignments)
+	operator(http.MethodGet, "/v1/export", s.export)
+
+	// The diagnostic listener: health and metrics, nothing that decides
+	// or reads assignments.
+	s.diag = echo.New()
+	s.setup(s.diag)
+	s.diag.Use(s.recoverer(), s.requestLogger())
+	s.healthRoutes(s.diag)
+	s.diag.Use(limitHeaders)
+	s.diag.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+	return s
+}
+
+// forwardAuthMethods are forward-auth's routes; other methods reach it as
+// the path's route-not-found handler.
+var forwardAuthMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodTrace}
+
+// setup gives an Echo instance the server's error envelope and JSON.
+func (s *Server) setup(e *echo.Echo) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
+}
 
-	e.Use(middleware.RequestID())
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+func (s *Server) healthRoutes(e *echo.Echo) {
+	e.GET("/health", s.health)
+	e.GET("/health/live", s.live)
+	e.GET("/health/ready", s.health)
+}
+
+func (s *Server) recoverer() echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 		s.log.Error("panic", "err", err, "stack", string(stack), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 		return err
-	}}))
-	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+	}})
+}
+
+func (s *Server) requestLogger() echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogURI: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			level := slog.LevelDebug
@@ -89,59 +195,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 				slog.Duration("latency", v.Latency), slog.String("request_id", v.RequestID))
 			return nil
 		},
-	}))
-	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
-		Namespace: "permatrix", Subsystem: "http", Registerer: s.metrics.Registry,
-		Skipper: func(c echo.Context) bool { return c.Path() == "/metrics" },
-		// Label application errors with the status the client gets, not 500.
-		StatusCodeResolver: func(c echo.Context, err error) int {
-			if err == nil {
-				return c.Response().Status
-			}
-			status, _ := toErrorDetail(err)
-			return status
-		},
-	}))
-	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.BodyLimit)))
-	e.Use(middleware.ContextTimeout(cfg.RequestTimeout))
-
-	e.POST("/v1/check", s.check)
-	e.POST("/v1/check/batch", s.checkBatch)
-	// Proxies forward the original request's method (and Envoy its path).
-	for _, path := range []string{"/v1/forward-auth", "/v1/forward-auth/*"} {
-		e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}, path, s.forwardAuth)
-	}
-	e.GET("/v1/data", s.data)
-	e.POST("/v1/data", s.data)
-	e.GET("/v1/data/*", s.data)
-	e.POST("/v1/data/*", s.data)
-
-	e.GET("/v1/systems", s.systems)
-	e.GET("/v1/systems/:system", s.system)
-	e.GET("/v1/subjects/:user/permissions", s.permissions)
-	e.GET("/health", s.health)
-	e.GET("/health/live", s.live)
-	e.GET("/health/ready", s.health)
-	e.GET("/metrics", echoprometheus.NewHandlerWithConfig(echoprometheus.HandlerConfig{Gatherer: s.metrics.Registry}))
-
-	// Admin routes carry the token check per route: an Echo group without a
-	// prefix would also put it on the catch-all, answering 401 for unknown paths.
-	admin := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, s.requireAdmin) }
-	admin(http.MethodPost, "/v1/assignments", s.createAssignment)
-	admin(http.MethodGet, "/v1/assignments", s.listAssignments)
-	admin(http.MethodGet, "/v1/assignments/:id", s.getAssignment)
-	admin(http.MethodDelete, "/v1/assignments/:id", s.deleteAssignment)
-	admin(http.MethodPut, "/v1/groups/:group/members/:user", s.putMember)
-	admin(http.MethodDelete, "/v1/groups/:group/members/:user", s.deleteMember)
-	admin(http.MethodGet, "/v1/groups/:group/members", s.listMembers)
-	admin(http.MethodPut, "/v1/systems/:system/roles/:role", s.putRole)
-	admin(http.MethodGet, "/v1/systems/:system/roles/:role", s.getRole)
-	admin(http.MethodDelete, "/v1/systems/:system/roles/:role", s.deleteRole)
-	admin(http.MethodPut, "/v1/systems/:system/projects/:id", s.putProject)
-	admin(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
-	admin(http.MethodPost, "/v1/import", s.importAssignments)
-	admin(http.MethodGet, "/v1/export", s.export)
-	return s
+	})
 }
 
 // Metrics is the server's Prometheus registry and permatrix's own metrics.
@@ -150,45 +204,108 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // Handler is the API as an http.Handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Listen binds addr; Serve then serves on it. Split so that callers (and
+// DiagnosticHandler serves only /health, /health/live, /health/ready and
+// /metrics (for tests and embedding).
+func (s *Server) DiagnosticHandler() http.Handler { return s.diag }
+
+// listener is one bound address and the http.Server that serves it.
+type listener struct {
+	ln  net.Listener
+	srv *http.Server
+	tls bool
+}
+
+// Listen binds the API to addr ("host:port" or "unix:///path"), over TLS
+// if Config.TLS is set; Serve then serves it. Split so that callers (and
 // tests) learn the bound address, e.g. for ":0".
 func (s *Server) Listen(addr string) (net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
+	return s.listen(addr, s.echo, s.cfg.TLS)
+}
+
+// ListenDiagnostic binds the diagnostic handler (health and metrics, plain
+// HTTP) to addr; Serve serves it beside the API.
+func (s *Server) ListenDiagnostic(addr string) (net.Addr, error) {
+	return s.listen(addr, s.diag, nil)
+}
+
+// URL is how clients reach the API (http(s)://host:port or unix://path);
+// "" before Listen.
+func (s *Server) URL() string {
+	if len(s.listeners) == 0 {
+		return ""
+	}
+	return listen.URL(s.listeners[0].ln, s.listeners[0].tls)
+}
+
+func (s *Server) listen(addr string, h http.Handler, tlsCfg *tls.Config) (net.Addr, error) {
+	ln, err := listen.Listen(addr)
 	if err != nil {
 		return nil, err
 	}
-	s.ln = ln
+	if tlsCfg == nil {
+		// net/http's own answers to requests it cannot parse are plain
+		// text; rewrite them into the JSON envelope (wire.go). Not under
+		// TLS: the rewriter would sit outside the tls.Conn.
+		ln = envelopeListener{ln}
+	}
 	// The http.Server exists from here on, so that a Shutdown racing a
 	// Serve that has not started yet still stops it (Serve then returns
 	// ErrServerClosed at once).
-	s.srv = &http.Server{
-		Handler:           s.echo,
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      s.cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.listeners = append(s.listeners, &listener{ln: ln, srv: srv, tls: tlsCfg != nil})
 	return ln.Addr(), nil
 }
 
-// Serve serves until Shutdown; it returns nil after a clean shutdown.
+// Serve serves every bound listener until Shutdown; it returns nil after a
+// clean shutdown. If one listener fails, the others are closed and its
+// error is returned.
 func (s *Server) Serve() error {
-	if s.srv == nil {
+	if len(s.listeners) == 0 {
 		return errors.New("Serve before Listen")
 	}
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	errc := make(chan error, len(s.listeners))
+	for _, l := range s.listeners {
+		go func() {
+			var err error
+			if l.tls {
+				err = l.srv.ServeTLS(l.ln, "", "")
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			errc <- err
+		}()
 	}
-	return nil
+	var first error
+	for range s.listeners {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			for _, l := range s.listeners {
+				_ = l.srv.Close()
+			}
+		}
+	}
+	return first
 }
 
 // Shutdown stops accepting and waits for in-flight requests (until ctx ends).
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
+	var errs []error
+	for _, l := range s.listeners {
+		errs = append(errs, l.srv.Shutdown(ctx))
 	}
-	return s.srv.Shutdown(ctx)
+	return errors.Join(errs...)
 }
 
 // SetBundleError records the outcome of a bundle (re)load for /health?bundles
@@ -203,15 +320,49 @@ func (s *Server) SetBundleError(err error) {
 	}
 }
 
-func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-		if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix"`)
-			return permatrix.Errorf(permatrix.EUNAUTHORIZED, "administration needs Authorization: Bearer <admin token>")
+// callerUserKey is the echo context key under which requireAdmin puts the
+// user id of a caller that authenticated with its own JWT instead of the
+// admin token; the write handlers make that user the actor.
+const callerUserKey = "permatrix.caller.user"
+
+// requireAdmin lets the operator (the admin token) through and, when
+// userMay and the identity verifies JWTs, a user with a valid token, whose
+// id it puts under callerUserKey.
+func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			if ok && s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
+				return next(c)
+			}
+			if !ok || !s.cfg.Identity.VerifiesTokens() {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix"`)
+				return permatrix.Errorf(permatrix.EUNAUTHORIZED, "administration needs Authorization: Bearer <admin token>")
+			}
+			caller, err := s.cfg.Identity.User(c.Request().Context(), token)
+			if err != nil {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix", error="invalid_token"`)
+				return permatrix.Errorf(permatrix.EUNAUTHORIZED, "not the admin token, and not a valid user token: %s", permatrix.ErrorMessage(err))
+			}
+			if !userMay {
+				return permatrix.Errorf(permatrix.EFORBIDDEN, "%s %s needs the admin token: a user token may only make changes, as that user", c.Request().Method, c.Path())
+			}
+			c.Set(callerUserKey, caller.Subject)
+			return next(c)
 		}
-		return next(c)
 	}
+}
+
+// adminToken checks for the admin token (Authorization: Bearer), the
+// operator's credential. It is the only credential that reads the Data API
+// beyond the entrypoints.
+func (s *Server) adminToken(c echo.Context) error {
+	token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix"`)
+		return permatrix.Errorf(permatrix.EUNAUTHORIZED, "administration needs Authorization: Bearer <admin token>")
+	}
+	return nil
 }
 
 var statusOf = map[string]int{
@@ -221,19 +372,32 @@ var statusOf = map[string]int{
 	permatrix.ENOTFOUND:      http.StatusNotFound,
 	permatrix.ECONFLICT:      http.StatusConflict,
 	permatrix.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	permatrix.EHEADERS:       http.StatusRequestHeaderFieldsTooLarge,
 	permatrix.EUNPROCESSABLE: http.StatusUnprocessableEntity,
 	permatrix.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	permatrix.ESTORAGE:       http.StatusInsufficientStorage,
 	permatrix.EINTERNAL:      http.StatusInternalServerError,
 }
 
 var codeOf = map[int]string{
-	http.StatusBadRequest:            permatrix.EINVALID,
-	http.StatusUnauthorized:          permatrix.EUNAUTHORIZED,
-	http.StatusForbidden:             permatrix.EFORBIDDEN,
-	http.StatusNotFound:              permatrix.ENOTFOUND,
-	http.StatusMethodNotAllowed:      "method_not_allowed",
-	http.StatusRequestEntityTooLarge: permatrix.ETOOLARGE,
-	http.StatusServiceUnavailable:    permatrix.EUNAVAILABLE,
+	http.StatusBadRequest:                  permatrix.EINVALID,
+	http.StatusUnauthorized:                permatrix.EUNAUTHORIZED,
+	http.StatusForbidden:                   permatrix.EFORBIDDEN,
+	http.StatusNotFound:                    permatrix.ENOTFOUND,
+	http.StatusMethodNotAllowed:            "method_not_allowed",
+	http.StatusRequestEntityTooLarge:       permatrix.ETOOLARGE,
+	http.StatusServiceUnavailable:          permatrix.EUNAVAILABLE,
+	http.StatusRequestHeaderFieldsTooLarge: permatrix.EHEADERS,
+}
+
+// errorCode is the envelope's code for an HTTP status that no permatrix
+// error produced (Echo's own errors, net/http's): the status text in
+// snake case where codeOf has none.
+func errorCode(status int) string {
+	if code, ok := codeOf[status]; ok {
+		return code
+	}
+	return strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
 }
 
 // errorBody is the one error envelope: {"error": {"code", "message"}}.
@@ -250,10 +414,7 @@ type errorDetail struct {
 func toErrorDetail(err error) (int, errorDetail) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		code, ok := codeOf[he.Code]
-		if !ok {
-			code = strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_"))
-		}
+		code := errorCode(he.Code)
 		msg := fmt.Sprint(he.Message)
 		if he.Code == http.StatusRequestEntityTooLarge {
 			msg = "request body is over the size limit"
@@ -274,6 +435,14 @@ func toErrorDetail(err error) (int, errorDetail) {
 		d.Details = pe.Details
 	}
 	return statusOf[code], d
+}
+
+// ErrorJSON is the status and body the HTTP API answers err with: the one
+// mapping, reused by Envoy's ext_authz over gRPC for its denied responses.
+func ErrorJSON(err error) (int, []byte) {
+	status, d := toErrorDetail(err)
+	body, _ := json.Marshal(errorBody{Error: d})
+	return status, body
 }
 
 func (s *Server) handleError(err error, c echo.Context) {
@@ -375,7 +544,7 @@ func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
 func (jsonSerializer) Deserialize(c echo.Context, i any) error { return decode(c, i) }
 
 // Metrics are permatrix's own metrics, in the server's registry beside
-// echo-contrib's HTTP metrics and the Go runtime's.
+// the HTTP metrics (metrics.go) and the Go runtime's.
 type Metrics struct {
 	Registry         *prometheus.Registry
 	Decisions        *prometheus.CounterVec

@@ -136,7 +136,9 @@ func fetch(ctx context.Context, url string, opts ReadOptions) (*Bundle, error) {
 }
 
 func readBundle(dl bundle.DirectoryLoader, name string, opts ReadOptions) (*Bundle, error) {
-	r := bundle.NewCustomReader(dl).WithRegoVersion(ast.RegoV1)
+	// Annotations are kept: the entrypoint annotations say what the Data API
+	// serves without the admin token.
+	r := bundle.NewCustomReader(dl).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true)
 	if opts.Verification != nil {
 		r = r.WithBundleVerificationConfig(opts.Verification)
 	} else {

@@ -12,13 +12,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -69,9 +71,18 @@ type Policy struct {
 	decision rego.PreparedEvalQuery
 	verdict  rego.PreparedEvalQuery
 
-	// queries caches prepared queries of the Data API by path.
-	queries sync.Map // string → *rego.PreparedEvalQuery
+	// entrypoints are the rules annotated `entrypoint: true`: the documents
+	// the Data API serves without the admin token.
+	entrypoints []ast.Ref
+	// queries caches prepared Data API queries by path, only for paths the
+	// rule tree defines (see Query), and at most maxCachedQueries of them.
+	queries *lru.Cache[string, *rego.PreparedEvalQuery]
 }
+
+// maxCachedQueries bounds the Data API's prepared-query cache. A prepared
+// query costs a few KiB; the paths worth caching are the bundle's rules and
+// packages, a few hundred in the default bundle.
+const maxCachedQueries = 512
 
 // Bundle is the bundle the policy was compiled from.
 func (p *Policy) Bundle() *Bundle { return p.bundle }
@@ -106,11 +117,19 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend) (*Policy, er
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, compiler.Errors
 	}
+	if err := checkPackages(catalog, compiler); err != nil {
+		return nil, err
+	}
 	data, err := newDataStore(b.b.Data, backend)
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), compiler: compiler, data: data}
+	queries, err := lru.New[string, *rego.PreparedEvalQuery](maxCachedQueries)
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), compiler: compiler, data: data,
+		entrypoints: entrypoints(compiler), queries: queries}
 	if p.decision, err = p.prepare(ctx, DecisionQuery); err != nil {
 		return nil, err
 	}
@@ -173,24 +192,42 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[str
 	return stringList(m["violations"]), stringList(m["forbidden"]), nil
 }
 
-// Query evaluates data.<path> (slash-separated) for the Data API over
-// snap. defined is false when the document is undefined.
-func (p *Policy) Query(ctx context.Context, snap store.Snapshot, path string, input any) (result any, defined bool, err error) {
-	ref := "data"
-	for _, seg := range strings.FieldsFunc(path, func(r rune) bool { return r == '/' }) {
-		ref += fmt.Sprintf("[%q]", seg)
-	}
-	pq, err := p.prepared(ctx, ref)
-	if err != nil {
-		return nil, false, err
-	}
-	opts := []rego.EvalOption{rego.EvalTransaction(p.data.Begin(snap))}
+// Query evaluates data.<path> for the Data API over snap, as stock OPA's
+// server does: path segments that are integers index arrays, builtin errors
+// make an expression undefined rather than failing the query (OPA's
+// default), and input may be any JSON value (nil: no input). defined is
+// false when the document is undefined.
+//
+// Only paths the rule tree defines — a rule or a package of rules — get a
+// prepared query kept in the cache. A path inside a rule's value is
+// prepared for this one evaluation; a path no rule touches is base data,
+// read from the data without preparing anything. So clients choosing paths
+// cannot grow the cache beyond the bundle's own rules.
+func (p *Policy) Query(ctx context.Context, snap store.Snapshot, path []string, input any) (result any, defined bool, err error) {
+	ref := DataRef(path)
+	txn := p.data.Begin(snap)
+	opts := []rego.EvalOption{rego.EvalTransaction(txn)}
 	if input != nil {
 		v, err := ast.InterfaceToValue(input)
 		if err != nil {
 			return nil, false, err
 		}
 		opts = append(opts, rego.EvalParsedInput(v))
+	}
+	var pq *rego.PreparedEvalQuery
+	switch p.ruleDepth(ref) {
+	case byRule:
+		if pq, err = p.cachedQuery(ctx, ref); err != nil {
+			return nil, false, err
+		}
+	case inRule:
+		q, err := p.prepareRef(ctx, ref)
+		if err != nil {
+			return nil, false, err
+		}
+		pq = &q
+	default:
+		return p.readBase(ctx, txn, path)
 	}
 	rs, err := pq.Eval(ctx, opts...)
 	if err != nil {
@@ -202,16 +239,116 @@ func (p *Policy) Query(ctx context.Context, snap store.Snapshot, path string, in
 	return rs[0].Expressions[0].Value, true, nil
 }
 
-func (p *Policy) prepared(ctx context.Context, query string) (*rego.PreparedEvalQuery, error) {
-	if pq, ok := p.queries.Load(query); ok {
-		return pq.(*rego.PreparedEvalQuery), nil
+// DataRef is data.<path>, each segment a key, or an array index where it
+// is an integer (as OPA's server reads Data API paths).
+func DataRef(path []string) ast.Ref {
+	ref := make(ast.Ref, 1, len(path)+1)
+	ref[0] = ast.DefaultRootDocument
+	for _, seg := range path {
+		if i, err := strconv.ParseInt(seg, 10, 64); err == nil {
+			ref = append(ref, ast.IntNumberTerm(int(i)))
+		} else {
+			ref = append(ref, ast.StringTerm(seg))
+		}
 	}
-	pq, err := p.prepare(ctx, query)
+	return ref
+}
+
+// Where a path lies relative to the rules.
+const (
+	noRule = iota // no rule at, above or below it: base data only
+	byRule        // a rule, or a package holding rules, is at the path
+	inRule        // the path is inside the value of a rule
+)
+
+func (p *Policy) ruleDepth(ref ast.Ref) int {
+	node := p.compiler.RuleTree
+	for _, t := range ref {
+		next := node.Child(t.Value)
+		if next == nil {
+			if len(node.Values) > 0 {
+				return inRule
+			}
+			return noRule
+		}
+		node = next
+	}
+	return byRule
+}
+
+func (p *Policy) cachedQuery(ctx context.Context, ref ast.Ref) (*rego.PreparedEvalQuery, error) {
+	key := ref.String()
+	if pq, ok := p.queries.Get(key); ok {
+		return pq, nil
+	}
+	pq, err := p.prepareRef(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	p.queries.Store(query, &pq)
+	p.queries.Add(key, &pq)
 	return &pq, nil
+}
+
+// CachedQueries is how many Data API queries are cached.
+func (p *Policy) CachedQueries() int { return p.queries.Len() }
+
+// prepareRef prepares a Data API query for ref, with OPA's default of
+// non-strict builtin errors, so the Data API answers as stock opa does.
+func (p *Policy) prepareRef(ctx context.Context, ref ast.Ref) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.Compiler(p.compiler),
+		rego.Store(p.data),
+	).PrepareForEval(ctx)
+}
+
+// readBase reads base data at path (no rule is involved there).
+func (p *Policy) readBase(ctx context.Context, txn storage.Transaction, path []string) (any, bool, error) {
+	v, err := p.data.Read(ctx, txn, storage.Path(path))
+	if storage.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	x, err := ast.JSON(v.(ast.Value))
+	if err != nil {
+		return nil, false, err
+	}
+	return x, true, nil
+}
+
+// IsEntrypoint reports whether data.<path> is an entrypoint's document or
+// lies inside one: what anyone may read through the Data API.
+func (p *Policy) IsEntrypoint(path []string) bool {
+	ref := DataRef(path)
+	for _, e := range p.entrypoints {
+		if ref.HasPrefix(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Entrypoints lists the entrypoint rules, e.g. "data.permatrix.decision".
+func (p *Policy) Entrypoints() []string {
+	out := make([]string, len(p.entrypoints))
+	for i, e := range p.entrypoints {
+		out[i] = e.String()
+	}
+	return out
+}
+
+// entrypoints reads the `entrypoint: true` annotations of the compiled
+// modules: the rules (or packages) they annotate.
+func entrypoints(c *ast.Compiler) []ast.Ref {
+	var out []ast.Ref
+	for _, a := range c.GetAnnotationSet().Flatten() {
+		if a.Annotations != nil && a.Annotations.Entrypoint {
+			out = append(out, a.Path.GroundPrefix())
+		}
+	}
+	return out
 }
 
 // BundleData returns the bundle's data document at path as plain Go values
@@ -275,25 +412,4 @@ func stringList(v any) []string {
 		}
 	}
 	return out
-}
-
-func parseCatalog(v any) (permatrix.Catalog, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var c permatrix.Catalog
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("data.systems: %w", err)
-	}
-	if len(c) == 0 {
-		return nil, errors.New("bundle has no systems (data.systems is empty)")
-	}
-	for id, s := range c {
-		s.ID = id
-		if s.Package == "" {
-			return nil, fmt.Errorf("data.systems[%q] names no package", id)
-		}
-	}
-	return c, nil
 }

@@ -2,6 +2,7 @@ package opa_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -88,4 +89,13 @@ func TestVerdictReadsAreTracked(t *testing.T) {
 			t.Errorf("the verdict's reads %q lack %q", store.Segments([]byte(want)), store.Segments([]byte(want)))
 		}
 	}
+}
+
+func roundTripAny(t testing.TB, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

@@ -2,6 +2,7 @@ package opa_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -17,7 +18,7 @@ func BenchmarkParts(b *testing.B) {
 		b.Run(q, func(b *testing.B) {
 			for b.Loop() {
 				snap, _ := db.View()
-				if _, _, err := p.Query(ctx, snap, q, in); err != nil {
+				if _, _, err := p.Query(ctx, snap, strings.Split(q, "/"), in); err != nil {
 					b.Fatal(err)
 				}
 				snap.Close()

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -145,11 +146,10 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 // stock opa and the Data API; this one answers /v1/check before any
 // evaluation and also knows what Rego cannot count (bytes).
 func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
+	if err := permatrix.CheckID("subject", ch.Subject); err != nil {
+		return err
+	}
 	switch {
-	case ch.Subject == "":
-		return permatrix.Errorf(permatrix.EINVALID, "subject is required")
-	case len(ch.Subject) > permatrix.MaxIDBytes:
-		return permatrix.Errorf(permatrix.EINVALID, "subject is longer than %d bytes", permatrix.MaxIDBytes)
 	case ch.System == "":
 		return permatrix.Errorf(permatrix.EINVALID, "system is required")
 	case ch.Action == "":
@@ -163,20 +163,29 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 		return permatrix.Errorf(permatrix.EINVALID, "unknown action %q for system %q", ch.Action, ch.System)
 	}
 	if r := ch.Resource; r != nil {
-		if r.Type == "" {
-			return permatrix.Errorf(permatrix.EINVALID, "resource.type is required")
-		}
-		if !sys.HasScopeType(r.Type) {
-			return permatrix.Errorf(permatrix.EINVALID, "system %q has no resource type %q (has: %v)", ch.System, r.Type, sys.ScopeTypes)
-		}
-		if r.Type != "service" && r.ID == "" {
-			return permatrix.Errorf(permatrix.EINVALID, "resource.id is required for type %q", r.Type)
+		if err := validScope(sys, *r, "resource"); err != nil {
+			return err
 		}
 	}
-	for _, g := range ch.Groups {
-		if !permatrix.ValidID(g) {
-			return permatrix.Errorf(permatrix.EINVALID, "group ids must be non-empty strings of at most %d bytes", permatrix.MaxIDBytes)
+	for i, g := range ch.Groups {
+		if err := permatrix.CheckID(fmt.Sprintf("groups[%d]", i), g); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// validScope checks a scope a client asks about: a type the system has and,
+// but for the service scope, a valid id.
+func validScope(sys *permatrix.System, r permatrix.Scope, field string) error {
+	if r.Type == "" {
+		return permatrix.Errorf(permatrix.EINVALID, "%s.type is required", field)
+	}
+	if !sys.HasScopeType(r.Type) {
+		return permatrix.Errorf(permatrix.EINVALID, "system %q has no resource type %q (has: %v)", sys.ID, r.Type, sys.ScopeTypes)
+	}
+	if r.Type != "service" {
+		return permatrix.CheckID(field+".id", r.ID)
 	}
 	return nil
 }
@@ -197,8 +206,13 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 	if err != nil {
 		return nil, 0, err
 	}
-	if !permatrix.ValidID(user) {
-		return nil, 0, permatrix.Errorf(permatrix.EINVALID, "invalid user id")
+	if err := permatrix.CheckID("user", user); err != nil {
+		return nil, 0, err
+	}
+	if !scope.IsService() {
+		if err := permatrix.CheckID("resource_id", scope.ID); err != nil {
+			return nil, 0, err
+		}
 	}
 	if len(systems) == 0 {
 		systems = p.Catalog.IDs()
@@ -243,6 +257,9 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// StoreHealth is the store backend's health.
+func (s *Service) StoreHealth() store.Health { return s.backend.Health() }
+
 // Ready reports whether the store answers a snapshot.
 func (s *Service) Ready() error {
 	snap, err := s.backend.View()
@@ -252,13 +269,10 @@ func (s *Service) Ready() error {
 	return snap.Close()
 }
 
-// Query evaluates data.<path> for the Data API over a snapshot of the
-// applied state. defined is false when the document is undefined.
-func (s *Service) Query(ctx context.Context, path string, input any) (result any, defined bool, err error) {
-	p, err := s.policy()
-	if err != nil {
-		return nil, false, err
-	}
+// Query evaluates data.<path> for the Data API with policy p over a
+// snapshot of the applied state. defined is false when the document is
+// undefined.
+func (s *Service) Query(ctx context.Context, p *opa.Policy, path []string, input any) (result any, defined bool, err error) {
 	snap, err := s.view(ctx)
 	if err != nil {
 		return nil, false, err

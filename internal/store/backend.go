@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Backend is an ordered key-value store with revisions: the one thing the
@@ -34,6 +35,8 @@ type Backend interface {
 	NextID(ctx context.Context) (uint64, error)
 	// Changes is the index of recent unit changes (for the decision cache).
 	Changes() *Changes
+	// Health says whether the store can serve, and why not.
+	Health() Health
 	// Close releases the backend.
 	Close() error
 }
@@ -52,6 +55,22 @@ type Snapshot interface {
 	Scan(prefix, after []byte, fn func(key, value []byte) error) error
 	// Close releases the snapshot.
 	Close() error
+}
+
+// Health is a backend's state, for /health.
+type Health struct {
+	// Ready is false while the store cannot be trusted to answer or to take
+	// writes: a disk that refuses writes, a replica not loaded yet or too
+	// far behind.
+	Ready bool `json:"ready"`
+	// Revision is the latest applied revision.
+	Revision uint64 `json:"revision"`
+	// Error says why the store is not ready, since ErrorAt.
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"error_at,omitzero"`
+	// Replication is what a fleet backend reports of its source (etcd: the
+	// latest revision heard of, the lag, the last contact).
+	Replication any `json:"replication,omitempty"`
 }
 
 // Batch is one atomic commit.

@@ -93,6 +93,9 @@ func (m *Memory) NextID(context.Context) (uint64, error) { return m.seq.Add(1), 
 // Changes is the index of recent unit changes.
 func (m *Memory) Changes() *Changes { return m.changes }
 
+// Health is always ready.
+func (m *Memory) Health() Health { return Health{Ready: true, Revision: m.Revision()} }
+
 // Close does nothing.
 func (m *Memory) Close() error { return nil }
 

@@ -213,9 +213,34 @@ func TestDataAPI(t *testing.T) {
 	if d == nil || d["allow"] != false || len(d["missing"].([]any)) != 1 {
 		t.Fatalf("decision: %s", r.Raw)
 	}
+	// Anything but an entrypoint needs the admin token; with it an
+	// undefined document is {}.
 	r = s.Do(http.MethodPost, "/v1/data/permatrix/no_such_rule", map[string]any{"input": map[string]any{}}, false)
-	if r.Status != 200 || r.Body["result"] != nil {
+	if r.Status != 401 {
+		t.Fatalf("undefined document without the token: %d %s", r.Status, r.Raw)
+	}
+	r = s.Do(http.MethodPost, "/v1/data/permatrix/no_such_rule", map[string]any{"input": map[string]any{}}, true)
+	if r.Status != 200 || r.Body["result"] != nil || len(r.Body) != 0 {
 		t.Fatalf("undefined document: %s", r.Raw)
+	}
+	for _, path := range []string{"/v1/data", "/v1/data/store", "/v1/data/store/subjects", "/v1/data/store/memberships",
+		"/v1/data/store/projects", "/v1/data/systems", "/v1/data/permatrix", "/v1/data/permatrix/lib/grants", "/v1/data/%00"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			if r := s.Do(method, path, nil, false); r.Status != 401 || r.Body["error"] == nil {
+				t.Errorf("%s %s without the token: %d %s", method, path, r.Status, r.Raw)
+			}
+			if r := s.Do(method, path, nil, false, "Authorization", "Bearer wrong"); r.Status != 401 {
+				t.Errorf("%s %s with a wrong token: %d", method, path, r.Status)
+			}
+		}
+	}
+	if r := s.Do(http.MethodGet, "/v1/data/store/subjects", nil, true); r.Status != 200 || r.Body["result"] == nil {
+		t.Fatalf("store with the token: %d %s", r.Status, r.Raw)
+	}
+	// Stock opa's answers to a non-object input: a decision, not a fault.
+	r = s.Do(http.MethodPost, "/v1/data/permatrix/decision", `{"input":"alice"}`, false)
+	if d, _ := r.Body["result"].(map[string]any); r.Status != 200 || d["allow"] != false {
+		t.Fatalf("string input: %d %s", r.Status, r.Raw)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -24,8 +25,10 @@ import (
 
 	"github.com/permatrix/permatrix/internal/bolt"
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/routes"
 )
 
 // Token is the admin token of servers started by Start.
@@ -39,7 +42,12 @@ func Root() string {
 
 // Server is a running permatrix.
 type Server struct {
-	URL    string
+	URL string
+	// DiagnosticURL is the diagnostic listener's (Options.Diagnostic).
+	DiagnosticURL string
+	// Client sends Do's requests (default http.DefaultClient; set it for
+	// TLS or unix sockets).
+	Client *http.Client
 	DBPath string
 	Svc    *pdp.Service
 	HTTP   *permhttp.Server
@@ -51,6 +59,18 @@ type Server struct {
 type Options struct {
 	Bundle string // a bundle source for opa.Load; "" is the embedded bundle
 	DBPath string // "" is a new file in a temporary directory
+	// Identity and Routes configure forward-auth (and admin callers with
+	// JWTs); nil is the server's default identity and no routes file.
+	Identity *identity.Identity
+	Routes   *routes.Table
+	// DecisionLog receives every decision (nil: none).
+	DecisionLog pdp.DecisionLogger
+	// Addr is the API's address (default 127.0.0.1:0; unix:///path for a
+	// socket), TLS its TLS configuration; Diagnostic also starts the
+	// diagnostic listener (Server.DiagnosticURL).
+	Addr       string
+	TLS        *tls.Config
+	Diagnostic bool
 }
 
 // Start runs a server until the test ends.
@@ -67,7 +87,7 @@ func Start(t testing.TB, o Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	svc := pdp.New(db, opa.NewEngine(db), log, o.DecisionLog)
 	b, err := opa.ReadBundle(context.Background(), o.Bundle, opa.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -75,14 +95,23 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log})
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
+	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS})
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if _, err := srv.Listen(o.Addr); err != nil {
 		t.Fatal(err)
+	}
+	s := &Server{URL: srv.URL(), DBPath: o.DBPath, Svc: svc, HTTP: srv, DB: db, t: t, Client: http.DefaultClient}
+	if o.Diagnostic {
+		daddr, err := srv.ListenDiagnostic("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.DiagnosticURL = "http://" + daddr.String()
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
-	s := &Server{URL: "http://" + addr.String(), DBPath: o.DBPath, Svc: svc, HTTP: srv, DB: db, t: t}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -129,7 +158,7 @@ func (s *Server) Do(method, path string, body any, admin bool, headers ...string
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

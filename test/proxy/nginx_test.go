@@ -1,5 +1,6 @@
 // Package proxy_test puts permatrix behind a real reverse proxy: nginx's
-// auth_request asks /v1/forward-auth before passing a request on.
+// auth_request asks /v1/forward-auth before passing a request on, with the
+// configuration docs/forward-auth.md documents.
 package proxy_test
 
 import (
@@ -15,10 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/internal/routes"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
-const nginxConf = `
+// nginxMain wraps the documented server block with what a test run needs
+// (no daemon, temporary paths).
+const nginxMain = `
 daemon off;
 master_process off;
 worker_processes 1;
@@ -32,29 +37,30 @@ http {
   fastcgi_temp_path {{dir}}/fastcgi;
   uwsgi_temp_path {{dir}}/uwsgi;
   scgi_temp_path {{dir}}/scgi;
-  # The project id of the original request, for the sub-request.
-  map $request_uri $project {
-    ~^/projects/(?<id>[^/?]+) $id;
-  }
-  server {
-    listen 127.0.0.1:{{port}};
-    location /projects/ {
-      auth_request /_permatrix;
-      proxy_pass {{backend}};
-    }
-    location = /_permatrix {
-      internal;
-      proxy_pass {{permatrix}}/v1/forward-auth;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Permatrix-System celonis-task-mining;
-      proxy_set_header X-Permatrix-Action edit_users;
-      proxy_set_header X-Permatrix-Resource-Type project;
-      proxy_set_header X-Permatrix-Resource-Id $project;
-    }
-  }
+{{server}}
 }
 `
+
+// documented returns docs/forward-auth.md's tested nginx block and the
+// routes file the same page shows.
+func documented(t *testing.T) (server, routesYAML string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(harness.Root(), "docs", "forward-auth.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	_, rest, ok := strings.Cut(doc, "<!-- nginx-test: begin -->")
+	block, _, ok2 := strings.Cut(rest, "<!-- nginx-test: end -->")
+	if !ok || !ok2 {
+		t.Fatal("docs/forward-auth.md has no nginx-test block")
+	}
+	server = strings.TrimSpace(block)
+	server = strings.TrimSuffix(strings.TrimPrefix(server, "```nginx"), "```")
+	_, rest, _ = strings.Cut(doc, "```yaml\nroutes:")
+	routesYAML, _, _ = strings.Cut(rest, "```")
+	return server, "routes:" + routesYAML
+}
 
 func freePort(t *testing.T) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -65,19 +71,15 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func TestNginxAuthRequest(t *testing.T) {
+// startNginx runs nginx with the documented server block, its
+// placeholders replaced.
+func startNginx(t *testing.T, server string, replace ...string) string {
+	t.Helper()
 	nginx := harness.Nginx(t)
-	s := harness.Start(t, harness.Options{})
-	s.Assign(map[string]any{"subject": "user:ann", "system": "celonis-task-mining", "permission": "edit_users",
-		"scope": map[string]any{"type": "project", "id": "p1"}})
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "backend saw %s", r.URL.Path)
-	}))
-	defer backend.Close()
-
 	dir := t.TempDir()
 	port := freePort(t)
-	conf := strings.NewReplacer("{{dir}}", dir, "{{port}}", fmt.Sprint(port), "{{backend}}", backend.URL, "{{permatrix}}", s.URL).Replace(nginxConf)
+	server = strings.NewReplacer(append(replace, "listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port))...).Replace(server)
+	conf := strings.NewReplacer("{{dir}}", dir, "{{server}}", server).Replace(nginxMain)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,6 @@ func TestNginxAuthRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
@@ -97,39 +98,133 @@ func TestNginxAuthRequest(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not start: %s\n%s", out, log)
+			t.Fatalf("nginx did not start: %s\n%s\n%s", out, log, conf)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
 
-	get := func(path, user string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url+path, nil)
-		if user != "" {
-			req.Header.Set("X-Forwarded-User", user)
+func backend(t *testing.T) *httptest.Server {
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend saw %s %s", r.Method, r.URL.Path)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+// request sends a request through nginx: user/password for basic auth,
+// then header pairs.
+func request(t *testing.T, method, url, user string, headers ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if user != "" {
+		req.SetBasicAuth(user, user+"-password")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestNginxDocumentedConfig runs docs/forward-auth.md's nginx block and
+// routes file: nginx authenticates the user (basic auth, $remote_user),
+// permatrix decides the original method and path by the routes, and a
+// client that names another subject in any header is still decided as the
+// user nginx authenticated.
+func TestNginxDocumentedConfig(t *testing.T) {
+	server, routesYAML := documented(t)
+	rt, err := routes.Parse("docs/forward-auth.md", []byte(routesYAML))
+	if err != nil {
+		t.Fatalf("the documented routes file: %v\n%s", err, routesYAML)
+	}
+	s := harness.Start(t, harness.Options{Routes: rt})
+	// ann may edit users of p1; bob may edit users everywhere.
+	s.Assign(map[string]any{"subject": "user:ann", "system": "celonis-task-mining", "permission": "edit_users",
+		"scope": map[string]any{"type": "project", "id": "p1"}})
+	s.Assign(map[string]any{"subject": "user:bob", "system": "celonis-task-mining", "permission": "edit_users",
+		"scope": map[string]any{"type": "service"}})
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("ann:{PLAIN}ann-password\nbob:{PLAIN}bob-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := backend(t)
+	url := startNginx(t, server, "http://backend", b.URL, "http://127.0.0.1:8181", s.URL, "/etc/nginx/htpasswd", htpasswd)
+
+	forged := []string{"X-Permatrix-Subject", "bob", "X-Forwarded-User", "bob", "X-Forwarded-Groups", "admins",
+		"X-Forwarded-Uri", "/projects/p1/users", "X-Forwarded-Method", "GET"}
+	for _, tc := range []struct {
+		name, method, path, user string
+		headers                  []string
+		status                   int
+		body                     string
+	}{
+		{"ann edits p1's users", "POST", "/projects/p1/users", "ann", nil, 200, "backend saw POST /projects/p1/users"},
+		{"ann reads p1's users", "GET", "/projects/p1/users", "ann", nil, 200, "backend saw GET /projects/p1/users"},
+		{"ann edits p2's users", "PUT", "/projects/p2/users", "ann", nil, 403, ""},
+		{"ann on p2 claiming to be bob", "PUT", "/projects/p2/users", "ann", forged, 403, ""},
+		{"bob edits p2's users", "PUT", "/projects/p2/users", "bob", nil, 200, "backend saw PUT /projects/p2/users"},
+		{"no user claiming to be bob", "GET", "/projects/p1/users", "", forged, 401, ""},
+		{"ann on an unmapped path", "GET", "/projects/p1/secrets", "ann", nil, 403, ""},
+		{"ann with an unmapped method", "PATCH", "/projects/p1/users", "ann", nil, 403, ""},
+		{"ann's OPTIONS", "OPTIONS", "/projects/p1/users", "ann", nil, 403, ""},
+	} {
+		code, body := request(t, tc.method, url+tc.path, tc.user, tc.headers...)
+		if code != tc.status || !strings.Contains(body, tc.body) || tc.status != 200 && strings.Contains(body, "backend") {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, code, body, tc.status, tc.body)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
-	if code, body := get("/projects/p1/settings", "ann"); code != 200 || body != "backend saw /projects/p1/settings" {
-		t.Fatalf("ann on p1 through nginx: %d %q", code, body)
-	}
-	if code, body := get("/projects/p2/settings", "ann"); code != 403 || strings.Contains(body, "backend") {
-		t.Fatalf("ann on p2 through nginx: %d %q", code, body)
-	}
-	if code, _ := get("/projects/p1/settings", "bob"); code != 403 {
-		t.Fatalf("bob on p1 through nginx: %d", code)
-	}
-	if code, _ := get("/projects/p1/settings", ""); code != 401 {
-		t.Fatalf("no user through nginx: %d", code)
 	}
 	m := string(s.Do(http.MethodGet, "/metrics", nil, false).Raw)
-	if !strings.Contains(m, `permatrix_decisions_total{allow="true",system="celonis-task-mining"} 1`) ||
+	if !strings.Contains(m, `permatrix_decisions_total{allow="true",system="celonis-task-mining"} 3`) ||
 		!strings.Contains(m, `permatrix_decisions_total{allow="false",system="celonis-task-mining"} 2`) {
-		t.Fatalf("the proxy's sub-requests were not decided by permatrix:\n%s", m)
+		t.Fatalf("the proxy's sub-requests were not decided by permatrix as expected:\n%s", m)
+	}
+}
+
+// TestNginxJWT: the same block for --identity jwt, as docs/forward-auth.md
+// describes it (no auth_basic, no X-Forwarded-User): the client's bearer
+// token reaches permatrix with the sub-request, and identity headers are
+// not an identity.
+func TestNginxJWT(t *testing.T) {
+	server, routesYAML := documented(t)
+	server = strings.NewReplacer(
+		"    auth_basic \"projects\";\n", "",
+		"    auth_basic_user_file /etc/nginx/htpasswd;\n", "",
+		"    proxy_set_header X-Forwarded-User $remote_user;\n", "",
+	).Replace(server)
+	if strings.Contains(server, "auth_basic ") || strings.Contains(server, "X-Forwarded-User $remote_user") {
+		t.Fatalf("the documented block changed; update the JWT variant:\n%s", server)
+	}
+	rt, err := routes.Parse("docs/forward-auth.md", []byte(routesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := harness.NewIssuer(t)
+	id, err := identity.New(t.Context(), idp.Config(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(id.Close)
+	s := harness.Start(t, harness.Options{Routes: rt, Identity: id})
+	s.Assign(map[string]any{"subject": "user:bob", "system": "celonis-task-mining", "permission": "edit_users",
+		"scope": map[string]any{"type": "service"}})
+	b := backend(t)
+	url := startNginx(t, server, "http://backend", b.URL, "http://127.0.0.1:8181", s.URL)
+
+	forged := []string{"X-Permatrix-Subject", "bob", "X-Forwarded-User", "bob"}
+	if code, body := request(t, "POST", url+"/projects/p1/users", "", "Authorization", "Bearer "+idp.Token(t, "bob", nil)); code != 200 {
+		t.Fatalf("bob's token: %d %s", code, body)
+	}
+	if code, body := request(t, "POST", url+"/projects/p1/users", "", append([]string{"Authorization", "Bearer " + idp.Token(t, "ann", nil)}, forged...)...); code != 403 {
+		t.Fatalf("ann's token with bob's headers: %d %s", code, body)
+	}
+	if code, body := request(t, "POST", url+"/projects/p1/users", "", forged...); code != 401 {
+		t.Fatalf("bob's headers without a token: %d %s", code, body)
 	}
 }

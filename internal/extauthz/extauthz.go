@@ -1,0 +1,262 @@
+// Package extauthz serves Envoy's external authorization API over gRPC
+// (envoy.service.auth.v3.Authorization/Check, `--grpc-addr`): the same
+// identity and routes as /v1/forward-auth (internal/gateway), decided on
+// the same path as /v1/check. It is the only package that imports gRPC
+// and Envoy's go-control-plane.
+//
+// Every answer is a CheckResponse, never a gRPC error: Envoy's
+// failure_mode_allow lets a request through on a transport error, and an
+// error from permatrix must not become an allow. Allowed → OK, with
+// x-permatrix-decision-id added upstream; denied → PERMISSION_DENIED (HTTP
+// 403, the decision as body); no or an invalid identity → UNAUTHENTICATED
+// (401); an invalid check → INVALID_ARGUMENT (400); a fault → INTERNAL
+// (500) or UNAVAILABLE (503).
+package extauthz
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/gateway"
+	"github.com/permatrix/permatrix/internal/listen"
+)
+
+// DecisionIDHeader carries the decision id upstream (allowed) and to the
+// client (denied).
+const DecisionIDHeader = "x-permatrix-decision-id"
+
+// Context extension keys that name the check in Envoy's per-route
+// check_settings, for configurations without a routes file. Clients cannot
+// set them (unlike request headers, which over gRPC are the client's own
+// and never name the check).
+const (
+	ExtSystem       = "system"
+	ExtAction       = "action"
+	ExtResourceType = "resource_type"
+	ExtResourceID   = "resource_id"
+)
+
+// Config configures the server.
+type Config struct {
+	Gateway *gateway.Gateway
+	// Decide decides a check (internal/http's Server.Decide: the service
+	// path with its metrics and decision log).
+	Decide func(context.Context, permatrix.Check) (*permatrix.Decision, error)
+	// ErrorJSON maps an error to the HTTP status and JSON body the HTTP API
+	// would answer (internal/http.ErrorJSON).
+	ErrorJSON func(error) (int, []byte)
+	// TLS, when set, serves gRPC over TLS (mTLS if it asks for client certs).
+	TLS *tls.Config
+	// Timeout bounds one check (default 10 s).
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Server is the ext_authz gRPC server.
+type Server struct {
+	cfg  Config
+	grpc *grpc.Server
+	ln   net.Listener
+	log  *slog.Logger
+}
+
+// New builds the server; Listen and Serve start it.
+func New(cfg Config) *Server {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var opts []grpc.ServerOption
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger}
+	authv3.RegisterAuthorizationServer(s.grpc, s)
+	// gRPC health checking, for Envoy's cluster health checks.
+	healthpb.RegisterHealthServer(s.grpc, health.NewServer())
+	return s
+}
+
+// Listen binds addr ("host:port" or "unix:///path").
+func (s *Server) Listen(addr string) (net.Addr, error) {
+	ln, err := listen.Listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	s.ln = ln
+	return ln.Addr(), nil
+}
+
+// URL is how clients reach the server.
+func (s *Server) URL() string {
+	u := listen.URL(s.ln, s.cfg.TLS != nil)
+	return strings.Replace(strings.Replace(u, "https://", "grpcs://", 1), "http://", "grpc://", 1)
+}
+
+// Serve serves until Shutdown; nil after a clean shutdown.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		return errors.New("Serve before Listen")
+	}
+	err := s.grpc.Serve(s.ln)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and lets in-flight checks finish until ctx
+// ends, then stops.
+func (s *Server) Shutdown(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+}
+
+// Check implements envoy.service.auth.v3.Authorization.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	if h == nil {
+		return s.denied(permatrix.Errorf(permatrix.EINVALID, "the check request has no HTTP request attributes")), nil
+	}
+	ext := attrs.GetContextExtensions()
+	r := gateway.Request{
+		Method: h.GetMethod(),
+		URI:    h.GetPath(),
+		Header: headers(h),
+		Named:  gateway.Named(ext[ExtSystem], ext[ExtAction], ext[ExtResourceType], ext[ExtResourceID]),
+	}
+	ch, err := s.cfg.Gateway.Check(ctx, r)
+	if err != nil {
+		return s.denied(err), nil
+	}
+	d, err := s.cfg.Decide(ctx, ch)
+	if err != nil {
+		return s.denied(err), nil
+	}
+	id := &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: DecisionIDHeader, Value: d.DecisionID},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+	if !d.Allow {
+		body := marshal(d)
+		return &authv3.CheckResponse{
+			Status: &rpcstatus.Status{Code: int32(codes.PermissionDenied), Message: "denied"},
+			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+				Status:  &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden},
+				Headers: []*corev3.HeaderValueOption{id, contentTypeJSON()},
+				Body:    body,
+			}},
+		}, nil
+	}
+	return &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{id}}},
+	}, nil
+}
+
+// denied answers an error: the HTTP API's status and error body, and the
+// gRPC status code that goes with it.
+func (s *Server) denied(err error) *authv3.CheckResponse {
+	status, body := s.cfg.ErrorJSON(err)
+	if status >= 500 {
+		s.log.Error("ext_authz check failed", "err", err)
+	}
+	code := codes.Internal
+	switch status {
+	case http.StatusBadRequest:
+		code = codes.InvalidArgument
+	case http.StatusUnauthorized:
+		code = codes.Unauthenticated
+	case http.StatusForbidden:
+		code = codes.PermissionDenied
+	case http.StatusServiceUnavailable:
+		code = codes.Unavailable
+	case 499:
+		code, status = codes.Canceled, http.StatusServiceUnavailable
+	}
+	hdrs := []*corev3.HeaderValueOption{contentTypeJSON()}
+	if code == codes.Unauthenticated {
+		if v := s.cfg.Gateway.Identity.Challenge(); v != "" {
+			hdrs = append(hdrs, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "www-authenticate", Value: v}})
+		}
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code), Message: permatrix.ErrorMessage(err)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
+			Headers: hdrs,
+			Body:    string(body),
+		}},
+	}
+}
+
+// headers are the original request's headers (Envoy sends them lower-case,
+// in headers or, with encode_raw_headers, in header_map); pseudo-headers
+// (":path") are left out.
+func headers(h *authv3.AttributeContext_HttpRequest) http.Header {
+	out := http.Header{}
+	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
+		for _, kv := range hm {
+			v := kv.GetValue()
+			if v == "" {
+				v = string(kv.GetRawValue())
+			}
+			if !strings.HasPrefix(kv.GetKey(), ":") {
+				out.Add(kv.GetKey(), v)
+			}
+		}
+		return out
+	}
+	for k, v := range h.GetHeaders() {
+		if !strings.HasPrefix(k, ":") {
+			out.Add(k, v)
+		}
+	}
+	return out
+}
+
+func contentTypeJSON() *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "content-type", Value: "application/json"},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+}
+
+// marshal is v as JSON without HTML escaping, like the HTTP API's bodies.
+func marshal(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
+}

@@ -1,0 +1,244 @@
+package extauthz_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/permatrix/permatrix/internal/decisionlog"
+	"github.com/permatrix/permatrix/internal/extauthz"
+	"github.com/permatrix/permatrix/internal/gateway"
+	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/internal/listen"
+	"github.com/permatrix/permatrix/internal/routes"
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+const tm = "celonis-task-mining"
+
+const testRoutes = `routes:
+  - methods: [GET]
+    path: /projects/{id}/users
+    system: celonis-task-mining
+    action: view_project
+    resource: {type: project, id: "{id}"}
+  - methods: [POST]
+    path: /projects/{id}/users
+    system: celonis-task-mining
+    action: edit_users
+    resource: {type: project, id: "{id}"}
+`
+
+// start runs the real ext_authz server over a harness server's decisions.
+func start(t *testing.T, s *harness.Server, rt *routes.Table, tlsCfg *tls.Config) string {
+	t.Helper()
+	srv := extauthz.New(extauthz.Config{
+		Gateway:   &gateway.Gateway{Identity: identity.Default(), Routes: rt},
+		Decide:    s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON,
+		TLS:       tlsCfg,
+	})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return addr.String()
+}
+
+func client(t *testing.T, addr string, creds credentials.TransportCredentials) authv3.AuthorizationClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
+}
+
+func request(method, path string, headers, ext map[string]string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: method, Path: path, Headers: headers}},
+		ContextExtensions: ext,
+	}}
+}
+
+func TestCheck(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
+	dlog, err := decisionlog.Open(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := routes.Parse("routes.yaml", []byte(testRoutes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{Routes: rt, DecisionLog: dlog})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "project", "id": "p1"}})
+	c := client(t, start(t, s, rt, nil), insecure.NewCredentials())
+	ctx := context.Background()
+	check := func(req *authv3.CheckRequest) *authv3.CheckResponse {
+		t.Helper()
+		resp, err := c.Check(ctx, req)
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		return resp
+	}
+
+	// Allowed: OK, the decision id added upstream.
+	resp := check(request("POST", "/projects/p1/users?x=1", map[string]string{":path": "/projects/p1/users", "x-forwarded-user": "ann"}, nil))
+	if codes.Code(resp.GetStatus().GetCode()) != codes.OK || resp.GetOkResponse() == nil {
+		t.Fatalf("ann POST p1: %v", resp)
+	}
+	var decisionID string
+	for _, h := range resp.GetOkResponse().GetHeaders() {
+		if h.GetHeader().GetKey() == extauthz.DecisionIDHeader {
+			decisionID = h.GetHeader().GetValue()
+		}
+	}
+	if decisionID == "" {
+		t.Fatalf("no %s upstream: %v", extauthz.DecisionIDHeader, resp.GetOkResponse())
+	}
+
+	// Denied: PERMISSION_DENIED, HTTP 403, the decision as the body.
+	resp = check(request("POST", "/projects/p2/users", map[string]string{"x-forwarded-user": "ann"}, nil))
+	denied := resp.GetDeniedResponse()
+	if codes.Code(resp.GetStatus().GetCode()) != codes.PermissionDenied || denied.GetStatus().GetCode() != 403 {
+		t.Fatalf("ann POST p2: %v", resp)
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(denied.GetBody()), &d); err != nil || d["allow"] != false || len(d["missing"].([]any)) == 0 || d["decision_id"] == "" {
+		t.Fatalf("denied body %q: %v", denied.GetBody(), err)
+	}
+
+	// Errors: each a denied response with its status, never OK.
+	for _, tc := range []struct {
+		name   string
+		req    *authv3.CheckRequest
+		code   codes.Code
+		status int32
+		body   string
+	}{
+		{"no identity", request("POST", "/projects/p1/users", map[string]string{"x-permatrix-subject": "ann"}, nil), codes.Unauthenticated, 401, "X-Forwarded-User"},
+		{"forged subject header", request("POST", "/projects/p1/users", map[string]string{"x-forwarded-user": "bob", "x-permatrix-subject": "ann"}, nil), codes.PermissionDenied, 403, `"allow":false`},
+		{"no route", request("DELETE", "/projects/p1/users", map[string]string{"x-forwarded-user": "ann"}, nil), codes.PermissionDenied, 403, "no route matches DELETE /projects/p1/users"},
+		{"unclean path", request("POST", "/projects/p2/../p1/users", map[string]string{"x-forwarded-user": "ann"}, nil), codes.InvalidArgument, 400, "dot segment"},
+		{"no HTTP attributes", &authv3.CheckRequest{}, codes.InvalidArgument, 400, "no HTTP request attributes"},
+	} {
+		resp := check(tc.req)
+		dr := resp.GetDeniedResponse()
+		if codes.Code(resp.GetStatus().GetCode()) != tc.code || int32(dr.GetStatus().GetCode()) != tc.status || !strings.Contains(dr.GetBody(), tc.body) || resp.GetOkResponse() != nil {
+			t.Errorf("%s: %v", tc.name, resp)
+		}
+	}
+
+	// The same service path as /v1/check: metrics and the decision log.
+	m := string(s.Do("GET", "/metrics", nil, false).Raw)
+	if !strings.Contains(m, `permatrix_decisions_total{allow="true",system="celonis-task-mining"} 1`) ||
+		!strings.Contains(m, `permatrix_decisions_total{allow="false",system="celonis-task-mining"} 2`) {
+		t.Fatalf("gRPC decisions not counted:\n%s", m)
+	}
+	if err := dlog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entries, err := decisionlog.Read(f)
+	if err != nil || len(entries) != 3 || entries[0].DecisionID != decisionID || entries[0].Input["subject"] != "ann" {
+		t.Fatalf("decision log: %+v %v", entries, err)
+	}
+}
+
+// TestCheckWithoutRoutes: without a routes file, only Envoy's per-route
+// context_extensions name the check; the client's X-Permatrix-* headers
+// never do.
+func TestCheckWithoutRoutes(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "project", "id": "p1"}})
+	c := client(t, start(t, s, nil, nil), insecure.NewCredentials())
+	ext := map[string]string{"system": tm, "action": "edit_users", "resource_type": "project", "resource_id": "p1"}
+	resp, err := c.Check(context.Background(), request("GET", "/anything", map[string]string{"x-forwarded-user": "ann"}, ext))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("context_extensions: %v %v", resp, err)
+	}
+	clientNamed := map[string]string{"x-forwarded-user": "ann", "x-permatrix-system": tm, "x-permatrix-action": "edit_users",
+		"x-permatrix-resource-type": "project", "x-permatrix-resource-id": "p1"}
+	resp, err = c.Check(context.Background(), request("GET", "/anything", clientNamed, nil))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.PermissionDenied || !strings.Contains(resp.GetDeniedResponse().GetBody(), "no route matched") {
+		t.Fatalf("client-named check: %v %v", resp, err)
+	}
+	ext["action"] = "fly"
+	resp, err = c.Check(context.Background(), request("GET", "/anything", map[string]string{"x-forwarded-user": "ann"}, ext))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument || resp.GetDeniedResponse().GetStatus().GetCode() != 400 {
+		t.Fatalf("unknown action: %v %v", resp, err)
+	}
+}
+
+// TestCheckTLS: the gRPC listener over TLS with client certificates
+// required: a client without one is refused in the handshake.
+func TestCheckTLS(t *testing.T) {
+	certs := harness.NewCerts(t)
+	cfg, err := listen.TLSFiles{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, ClientCAFile: certs.CAFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	addr := start(t, s, nil, cfg)
+	ext := map[string]string{"system": tm, "action": "edit_users"}
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, ext)
+
+	ok := client(t, addr, credentials.NewTLS(certs.ClientTLS(true)))
+	if resp, err := ok.Check(context.Background(), req); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("with a client certificate: %v %v", resp, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := client(t, addr, credentials.NewTLS(certs.ClientTLS(false))).Check(ctx, req); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	if _, err := client(t, addr, insecure.NewCredentials()).Check(ctx, req); err == nil {
+		t.Fatal("a plaintext client was served")
+	}
+	h, err := healthpb.NewHealthClient(mustConn(t, addr, credentials.NewTLS(certs.ClientTLS(true)))).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+}
+
+func mustConn(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}

@@ -1,0 +1,188 @@
+// Package gateway turns a reverse proxy's question — may this request
+// through? — into the check that decides it: who is calling
+// (internal/identity) and what the original request asks (a routes file,
+// internal/routes, or headers that name the check in static proxy
+// configurations). Forward-auth over HTTP and Envoy's ext_authz over gRPC
+// both ask it.
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/internal/routes"
+)
+
+// Headers that name the check (nginx-style static configurations, used
+// only without a routes file).
+const (
+	HeaderSystem       = "X-Permatrix-System"
+	HeaderAction       = "X-Permatrix-Action"
+	HeaderResourceType = "X-Permatrix-Resource-Type"
+	HeaderResourceID   = "X-Permatrix-Resource-Id"
+)
+
+// Headers that carry the original request's method and URI.
+const (
+	HeaderOriginalURI     = "X-Original-URI"     // nginx: proxy_set_header X-Original-URI $request_uri
+	HeaderOriginalMethod  = "X-Original-Method"  // nginx: proxy_set_header X-Original-Method $request_method
+	HeaderForwardedURI    = "X-Forwarded-Uri"    // Traefik forwardAuth
+	HeaderForwardedMethod = "X-Forwarded-Method" // Traefik forwardAuth
+)
+
+// Request is the original request a proxy asks about.
+type Request struct {
+	Method string      // its method
+	URI    string      // its path and query as the client sent them; "" if the proxy did not say
+	Header http.Header // the headers the proxy forwarded
+	// Named is the check the proxy's own configuration named, if any
+	// (X-Permatrix-* headers set by nginx; Envoy's per-route
+	// context_extensions): used only when there is no routes file.
+	Named *permatrix.Check
+}
+
+// Gateway decides what a proxied request asks.
+type Gateway struct {
+	Identity *identity.Identity
+	// Routes, when set, decide what is asked; the X-Permatrix-System/
+	// -Action/-Resource-* headers are then ignored.
+	Routes *routes.Table
+}
+
+// Check is the check that decides r. The identity is checked first: no or
+// an invalid identity is EUNAUTHORIZED, whatever is asked. A request no
+// route matches is EFORBIDDEN; an original URI or method that cannot be
+// read is EINVALID.
+func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error) {
+	caller, err := g.Identity.Caller(ctx, r.Header)
+	if err != nil {
+		return permatrix.Check{}, err
+	}
+	var ch permatrix.Check
+	if g.Routes != nil {
+		if r.URI == "" {
+			return ch, permatrix.Errorf(permatrix.EINVALID, "the original request's URI is unknown: the proxy must send %s (nginx), %s (Traefik) or append the path to /v1/forward-auth (Envoy)", HeaderOriginalURI, HeaderForwardedURI)
+		}
+		var ok bool
+		ch, _, ok, err = g.Routes.Match(r.Method, r.URI)
+		if err != nil {
+			return ch, err
+		}
+		if !ok {
+			return ch, permatrix.Errorf(permatrix.EFORBIDDEN, "no route matches %s %s", r.Method, pathOf(r.URI))
+		}
+	} else {
+		if r.Named == nil {
+			return ch, permatrix.Errorf(permatrix.EFORBIDDEN, "no route matched: there is no routes file and the proxy named no check (%s and %s, or Envoy context_extensions system and action)", HeaderSystem, HeaderAction)
+		}
+		ch = *r.Named
+	}
+	ch.Subject = caller.Subject
+	for _, g := range caller.Groups {
+		if !slices.Contains(ch.Groups, g) {
+			ch.Groups = append(ch.Groups, g)
+		}
+	}
+	return ch, nil
+}
+
+// Named is the check that system, action, resource type and id name, or
+// nil when neither system nor action is given.
+func Named(system, action, resourceType, resourceID string) *permatrix.Check {
+	if system == "" && action == "" {
+		return nil
+	}
+	ch := &permatrix.Check{System: system, Action: action}
+	if resourceType != "" {
+		ch.Resource = &permatrix.Scope{Type: resourceType, ID: resourceID}
+	}
+	return ch
+}
+
+// fromHeaders is the check the proxy configuration named in headers.
+func fromHeaders(h http.Header) (*permatrix.Check, error) {
+	var vals [4]string
+	for i, name := range []string{HeaderSystem, HeaderAction, HeaderResourceType, HeaderResourceID} {
+		v, err := single(h, name)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	return Named(vals[0], vals[1], vals[2], vals[3]), nil
+}
+
+// FromHTTP reads the original request out of a forward-auth request to
+// base (e.g. /v1/forward-auth). Proxies say what it was in one of three
+// ways: Envoy's HTTP ext_authz appends its path to base and keeps its
+// method; nginx sends X-Original-URI/-Method (as configured); Traefik
+// sends X-Forwarded-Uri/-Method. Where more than one is present they must
+// agree: a client that adds the other proxy's header cannot pick the route.
+func FromHTTP(r *http.Request, base string) (Request, error) {
+	req := Request{Method: r.Method, Header: r.Header}
+	named, err := fromHeaders(r.Header)
+	if err != nil {
+		return req, err
+	}
+	req.Named = named
+	type source struct{ name, method, uri string }
+	var srcs []source
+	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), base); ok && strings.HasPrefix(rest, "/") {
+		uri := rest
+		if r.URL.RawQuery != "" {
+			uri += "?" + r.URL.RawQuery
+		}
+		srcs = append(srcs, source{"the path after " + base, r.Method, uri})
+	}
+	for _, hs := range [][2]string{{HeaderOriginalURI, HeaderOriginalMethod}, {HeaderForwardedURI, HeaderForwardedMethod}} {
+		uri, err := single(r.Header, hs[0])
+		if err != nil {
+			return req, err
+		}
+		method, err := single(r.Header, hs[1])
+		if err != nil {
+			return req, err
+		}
+		if uri == "" && method == "" {
+			continue
+		}
+		if method == "" {
+			method = r.Method
+		}
+		srcs = append(srcs, source{hs[0] + "/" + hs[1], method, uri})
+	}
+	for _, s := range srcs[min(1, len(srcs)):] {
+		if s.method != srcs[0].method || s.uri != srcs[0].uri {
+			return req, permatrix.Errorf(permatrix.EINVALID, "the original request is ambiguous: %s says %s %s, %s says %s %s", srcs[0].name, srcs[0].method, pathOf(srcs[0].uri), s.name, s.method, pathOf(s.uri))
+		}
+	}
+	if len(srcs) > 0 {
+		req.Method, req.URI = srcs[0].method, srcs[0].uri
+	}
+	return req, nil
+}
+
+// single is the one value of a header; sent twice it is refused.
+func single(h http.Header, name string) (string, error) {
+	vs := h.Values(name)
+	if len(vs) > 1 {
+		return "", permatrix.Errorf(permatrix.EINVALID, "%s is sent %d times", name, len(vs))
+	}
+	if len(vs) == 0 {
+		return "", nil
+	}
+	return vs[0], nil
+}
+
+// pathOf is uri without its query, shortened, for messages.
+func pathOf(uri string) string {
+	p, _, _ := strings.Cut(uri, "?")
+	if len(p) > 200 {
+		p = p[:200] + "…"
+	}
+	return p
+}

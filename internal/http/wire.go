@@ -1,0 +1,141 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/permatrix/permatrix"
+)
+
+// Request header limits. Headers up to maxHeaderBytes reach the server's
+// middleware, which refuses those over HeaderLimit with the JSON envelope
+// (431). Only beyond maxHeaderBytes does net/http refuse them itself; its
+// answer is then rewritten into the envelope by envelopeConn.
+const (
+	// HeaderLimit is the largest request head accepted: request line plus
+	// headers, in bytes. Room for large bearer tokens and proxy headers.
+	HeaderLimit = 64 << 10
+	// maxHeaderBytes is http.Server.MaxHeaderBytes.
+	maxHeaderBytes = 1 << 20
+)
+
+// limitHeaders answers 431 with the envelope for a request head over
+// HeaderLimit.
+func limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 4
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4
+			}
+		}
+		if n > HeaderLimit {
+			return permatrix.Errorf(permatrix.EHEADERS, "request headers are %d bytes, over the limit of %d", n, HeaderLimit)
+		}
+		return next(c)
+	}
+}
+
+// envelopeListener wraps accepted connections in envelopeConn.
+type envelopeListener struct{ net.Listener }
+
+func (l envelopeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &envelopeConn{Conn: c}, nil
+}
+
+// envelopeConn gives the answers net/http writes on its own the JSON error
+// envelope. net/http refuses a request it cannot parse — a malformed
+// request line or URL escape, a bad header line, headers over
+// MaxHeaderBytes, an unknown transfer coding, a bad Host — before any
+// handler runs, writing a fixed text/plain answer straight to the
+// connection in one Write and closing it; likewise 417 for an Expect header
+// other than 100-continue. Those writes are recognised by their exact form
+// (a handler's answer always carries a Date header, these never do) and
+// replaced by the same status with the envelope as body. Everything else
+// passes through untouched.
+//
+// It sees plaintext only: under TLS the listener holds the tls.Conn, and
+// these answers stay net/http's (docs/security.md).
+type envelopeConn struct{ net.Conn }
+
+// netHTTPErrorHeaders are the headers net/http writes with its own errors.
+const netHTTPErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+func (c *envelopeConn) Write(p []byte) (int, error) {
+	if out, ok := envelopeFor(p); ok {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// CloseWrite keeps net/http's graceful close (it half-closes TCP
+// connections after an error answer when it can).
+func (c *envelopeConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// ReadFrom keeps sendfile and splice for large answers.
+func (c *envelopeConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// envelopeFor rewrites one of net/http's own error answers, reporting
+// whether p was one.
+func envelopeFor(p []byte) ([]byte, bool) {
+	rest, ok := bytes.CutPrefix(p, []byte("HTTP/1.1 "))
+	if !ok || len(rest) < 4 || rest[3] != ' ' {
+		return nil, false
+	}
+	status, err := strconv.Atoi(string(rest[:3]))
+	if err != nil || status < 400 || status > 599 {
+		return nil, false
+	}
+	var msg string
+	if line, body, ok := bytes.Cut(rest, []byte(netHTTPErrorHeaders)); ok && !bytes.Contains(line, []byte("\r\n")) {
+		// net/http's "400 Bad Request[: text]" carries its reason, if any,
+		// after the status text.
+		_, reason, _ := bytes.Cut(body, []byte(http.StatusText(status)))
+		reason = bytes.TrimPrefix(reason, []byte(": "))
+		switch {
+		case status == http.StatusRequestHeaderFieldsTooLarge:
+			msg = fmt.Sprintf("request headers are over %d bytes", maxHeaderBytes)
+		case len(reason) > 0:
+			msg = "malformed HTTP request: " + string(reason)
+		case status == http.StatusNotImplemented:
+			msg = "unsupported transfer encoding"
+		default:
+			msg = "malformed HTTP request: bad request line, URL escape, header line or framing"
+		}
+	} else if status == http.StatusExpectationFailed && bytes.HasSuffix(p, []byte("\r\n\r\n")) {
+		// No handler answers 417; net/http's has no body.
+		msg = "unsupported Expect header: only 100-continue is understood"
+	} else {
+		return nil, false
+	}
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Code: errorCode(status), Message: msg}})
+	body = append(body, '\n')
+	out := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+		status, http.StatusText(status), len(body))
+	return append(out, body...), true
+}

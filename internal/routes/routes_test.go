@@ -1,0 +1,243 @@
+package routes_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/routes"
+)
+
+const example = `# routes of the test
+routes:
+  - methods: [GET, HEAD]
+    path: /projects/{id}/users
+    system: celonis-task-mining
+    action: edit_users
+    resource: {type: project, id: "{id}"}
+  - methods: [POST]
+    path: /projects/{id}/users
+    system: celonis-task-mining
+    action: edit_users
+    resource: {type: project, id: "{id}"}
+    context: {project: "{id}", source: proxy, level: 3}
+    groups: [proxied]
+  - path: /projects/new
+    system: celonis-task-mining
+    action: create_project
+  - methods: [DELETE]
+    path: /files/{rest...}
+    system: celonis-storage-manager
+    action: delete
+    resource: {type: bucket, id: shared}
+  - methods: [GET]
+    path: /{$}
+    system: celonis-task-mining
+    action: view
+`
+
+func mustParse(t *testing.T, src string) *routes.Table {
+	t.Helper()
+	tb, err := routes.Parse("routes.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func TestMatch(t *testing.T) {
+	tb := mustParse(t, example)
+	if tb.Len() != 5 {
+		t.Fatalf("%d routes", tb.Len())
+	}
+	for _, tc := range []struct {
+		method, uri string
+		want        string // system/action/type/id, "" for no route, "400" for invalid
+		where       string
+	}{
+		{"GET", "/projects/p1/users", "celonis-task-mining/edit_users/project/p1", "routes.yaml:3"},
+		{"HEAD", "/projects/p1/users?x=1", "celonis-task-mining/edit_users/project/p1", "routes.yaml:3"},
+		{"POST", "/projects/p%20x/users", "celonis-task-mining/edit_users/project/p x", "routes.yaml:8"},
+		{"PUT", "/projects/p1/users", "", ""},
+		{"OPTIONS", "/projects/p1/users", "", ""},
+		{"GET", "/projects/p1/users/", "", ""},
+		{"GET", "/projects/p1", "", ""},
+		{"PROPFIND", "/projects/new", "celonis-task-mining/create_project//", "routes.yaml:15"},
+		{"DELETE", "/files/a/b/c", "celonis-storage-manager/delete/bucket/shared", "routes.yaml:18"},
+		{"GET", "/", "celonis-task-mining/view//", "routes.yaml:23"},
+		{"GET", "/other", "", ""},
+		{"GET", "http://evil.example/projects/p1/users", "celonis-task-mining/edit_users/project/p1", "routes.yaml:3"},
+		{"GET", "/projects/p1/../p2/users", "400", ""},
+		{"GET", "/projects/p1/%2e%2e/p2/users", "400", ""},
+		{"GET", "/projects/..;/users", "400", ""},
+		{"GET", "/projects//users", "400", ""},
+		{"GET", "/projects/a%2Fb/users", "400", ""},
+		{"GET", "/projects/a%5Cb/users", "400", ""},
+		{"GET", "/projects/a%00b/users", "400", ""},
+		{"GET", "/projects/%zz/users", "400", ""},
+		{"GET", "projects/p1/users", "400", ""},
+		{"GET", "", "400", ""},
+		{"G ET", "/projects/p1/users", "400", ""},
+	} {
+		ch, where, ok, err := tb.Match(tc.method, tc.uri)
+		got := ""
+		switch {
+		case err != nil:
+			got = "400"
+			if permatrix.ErrorCode(err) != permatrix.EINVALID {
+				t.Errorf("%s %s: error code %s", tc.method, tc.uri, permatrix.ErrorCode(err))
+			}
+		case ok:
+			got = ch.System + "/" + ch.Action + "/"
+			if ch.Resource != nil {
+				got += ch.Resource.Type + "/" + ch.Resource.ID
+			} else {
+				got += "/"
+			}
+		}
+		if got != tc.want || where != tc.where {
+			t.Errorf("%s %s: %q at %q, want %q at %q (err %v)", tc.method, tc.uri, got, where, tc.want, tc.where, err)
+		}
+	}
+	ch, _, _, _ := tb.Match("POST", "/projects/p9/users")
+	if ch.Context["project"] != "p9" || ch.Context["source"] != "proxy" || ch.Context["level"].(interface{ String() string }).String() != "3" || ch.Groups[0] != "proxied" {
+		t.Fatalf("context and groups: %+v", ch)
+	}
+	// Captures do not leak between requests.
+	ch2, _, _, _ := tb.Match("POST", "/projects/p8/users")
+	if ch.Context["project"] != "p9" || ch2.Context["project"] != "p8" {
+		t.Fatalf("contexts shared: %v %v", ch.Context, ch2.Context)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const head = "routes:\n"
+	for _, tc := range []struct{ src, want string }{
+		{"", "empty"},
+		{"routes: []\n", "no routes"},
+		{"routes: {}\n", "routes.yaml: line 1"},
+		{head + "  - path: /a\n    system: s\n    action: a\n    sistem: x\n", "line 5: field sistem not found"},
+		{head + "  - path: /a\n    system: s\n    action: a\n    action: b\n", `line 5: mapping key "action" already defined at line 4`},
+		{head + "  - path: a\n    system: s\n    action: a\n", `routes.yaml:2: path "a" must start with /`},
+		{head + "  - path: /a\n    action: a\n", "routes.yaml:2: system is required"},
+		{head + "  - path: /a\n    system: s\n", "routes.yaml:2: action is required"},
+		{head + "  - {path: /a, system: s, action: a, methods: [get]}\n", `method "get"`},
+		{head + "  - {path: /a, system: s, action: a, methods: []}\n", "methods is empty"},
+		{head + "  - {path: /a, system: s, action: a, methods: [GET, GET]}\n", "listed twice"},
+		{head + "  - {path: \"/a/{id\", system: s, action: a}\n", "routes.yaml:2: path"},
+		{head + "  - {path: \"/a/{id}\", system: s, action: a, resource: {type: project}}\n", "resource.id is required"},
+		{head + "  - {path: \"/a/{id}\", system: s, action: a, resource: {type: project, id: \"{pid}\"}}\n", "has no capture {pid}"},
+		{head + "  - {path: \"/a/{id}\", system: s, action: a, resource: {type: project, id: \"p-{id}\"}}\n", `written "{name}" alone`},
+		{head + "  - {path: \"/a/{id}\", system: s, action: a, context: {k: \"{x}\"}}\n", "has no capture {x}"},
+		{head + "  - {path: /a, system: s, action: a, context: {1: {2: 3}}}\n", "context"},
+		{head + "  - {path: /a, system: s, action: a, groups: [\"\"]}\n", "group"},
+		{head + "  - {path: /a, system: s, action: a}\n  - {path: /a, system: s, action: b}\n", `routes.yaml:3: "/a" is already routed by routes.yaml:2`},
+		{head + "  - {path: \"/a/{x}\", system: s, action: a}\n  - {path: \"/{y}/b\", system: s, action: b}\n", `routes.yaml:3: pattern "/{y}/b" is ambiguous with "/a/{x}" of routes.yaml:2`},
+		{head + "  - {path: \"/a/{x}\", system: s, action: a, methods: [GET]}\n  - {path: \"/{y}/b\", system: s, action: b, methods: [GET]}\n", `ambiguous with "GET /a/{x}" of routes.yaml:2`},
+		{head + "  - {path: /a, system: s, action: a}\n---\nroutes: []\n", "more than one YAML document"},
+		{"routes:\n  - [\n", "routes.yaml: line"},
+	} {
+		_, err := routes.Parse("routes.yaml", []byte(tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.src, err, tc.want)
+		}
+	}
+	// Not ambiguous: a more specific pattern beside a general one.
+	mustParse(t, head+"  - {path: \"/a/{x}\", system: s, action: a}\n  - {path: /a/new, system: s, action: b}\n  - {path: \"/b/{x}\", system: s, action: c, methods: [POST]}\n  - {path: \"/b/{x}\", system: s, action: d}\n")
+}
+
+func TestLoadAndValidate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(p, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := routes.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	err = tb.Validate(func(ch permatrix.Check) error {
+		seen = append(seen, ch.System+"/"+ch.Action)
+		if ch.Action == "delete" {
+			return permatrix.Errorf(permatrix.EINVALID, "unknown action %q", ch.Action)
+		}
+		return nil
+	})
+	if err == nil || err.Error() != p+`:18: unknown action "delete"` || len(seen) != 4 {
+		t.Fatalf("validate: %v after %v", err, seen)
+	}
+	if _, err := routes.Load(filepath.Join(dir, "absent.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("absent file: %v", err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, make([]byte, routes.MaxFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := routes.Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("big file: %v", err)
+	}
+}
+
+// FuzzParse: any file content is parsed or refused with an error; never a
+// panic, and a parsed table answers a match.
+//
+// Longer run: go test ./internal/routes -run '^$' -fuzz FuzzParse -fuzztime 5m
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(example))
+	f.Add([]byte("routes:\n  - {path: \"/a/{x}\", system: s, action: a}\n  - {path: \"/{y}/b\", system: s, action: b}\n"))
+	f.Add([]byte("routes:\n  - {path: \"/{a...}/b\", system: s, action: a}\n"))
+	f.Add([]byte("routes:\n  - {path: /a, system: s, action: a, context: {1: {2: [3]}}}\n"))
+	f.Add([]byte("routes: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		tb, err := routes.Parse("fuzz.yaml", src)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		_, _, _, _ = tb.Match("GET", "/a/b")
+	})
+}
+
+// FuzzMatch: any method and URI either match, miss or are refused as
+// invalid; a match's resource id is a capture's decoded value or the
+// constant, and never holds a slash or a control character that the
+// path did not carry.
+//
+// Longer run: go test ./internal/routes -run '^$' -fuzz FuzzMatch -fuzztime 5m
+func FuzzMatch(f *testing.F) {
+	tb, err := routes.Parse("routes.yaml", []byte(example))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"/projects/p1/users", "/projects/%2e%2e/users", "/files/a/../b", "/projects/p;1/users?q#f", "//x", "/%"} {
+		f.Add("GET", s)
+	}
+	f.Add("DELETE", "/files/x")
+	f.Add("CONNECT", "/projects/new")
+	f.Fuzz(func(t *testing.T, method, uri string) {
+		ch, where, ok, err := tb.Match(method, uri)
+		if err != nil {
+			if permatrix.ErrorCode(err) != permatrix.EINVALID || ok {
+				t.Fatalf("error %v (ok %v)", err, ok)
+			}
+			return
+		}
+		if !ok {
+			return
+		}
+		if where == "" || ch.System == "" || ch.Action == "" {
+			t.Fatalf("match without route: %+v at %q", ch, where)
+		}
+		if r := ch.Resource; r != nil && r.Type == "project" {
+			if r.ID == "" || strings.ContainsAny(r.ID, "/\\") || strings.ContainsFunc(r.ID, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+				t.Fatalf("%s %q: resource id %q", method, uri, r.ID)
+			}
+		}
+	})
+}

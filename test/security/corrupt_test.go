@@ -1,0 +1,187 @@
+package security_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// crashSigns are what a Go panic, a fault or a stack dump leave in output.
+var crashSigns = regexp.MustCompile(`(?m)^panic: |^fatal error: |goroutine \d+ \[|\[signal SIG|unexpected fault address`)
+
+// realStore makes a store file through the binary: assignments of several
+// systems, group memberships, a custom role and projects.
+func realStore(t *testing.T) (db, exported string) {
+	t.Helper()
+	db = filepath.Join(t.TempDir(), "permatrix.db")
+	p := serve(t, db)
+	for i := range 40 {
+		if a := call(t, p, http.MethodPost, "/v1/assignments", assignment(fmt.Sprintf("user%02d", i)), true); a.status != 201 {
+			t.Fatalf("assign: %d %s", a.status, a.raw)
+		}
+		if a := call(t, p, http.MethodPut, fmt.Sprintf("/v1/groups/g%d/members/user%02d", i%4, i), "", true); a.status != 200 {
+			t.Fatalf("member: %d %s", a.status, a.raw)
+		}
+	}
+	for _, path := range []string{"/v1/systems/celonis-task-mining/projects/p1", "/v1/systems/celonis-task-mining/projects/p2"} {
+		if a := call(t, p, http.MethodPut, path, `{"created_by":"user01","kind":"assisted"}`, true); a.status != 200 {
+			t.Fatalf("project: %d %s", a.status, a.raw)
+		}
+	}
+	if a := call(t, p, http.MethodPut, "/v1/systems/blueprism/roles/operators", `{"permissions":["security_users"]}`, true); a.status != 200 {
+		t.Fatalf("role: %d %s", a.status, a.raw)
+	}
+	if a := call(t, p, http.MethodDelete, "/v1/assignments/a000000000003", "", true); a.status != 200 {
+		t.Fatalf("delete: %d %s", a.status, a.raw) // leaves freed pages in the file
+	}
+	exported = export(t, p)
+	p.Stop(t)
+	return db, exported
+}
+
+// corruption is a damaged copy of a store file.
+type corruption struct {
+	name string
+	data []byte
+}
+
+func corruptions(orig []byte) []corruption {
+	const page = 4096
+	var out []corruption
+	add := func(name string, b []byte) { out = append(out, corruption{name, b}) }
+	out = append(out, corruption{"0 bytes", nil})
+	for size := page; size < len(orig); size += page {
+		add(fmt.Sprintf("truncated to %d", size), bytes.Clone(orig[:size]))
+	}
+	add("truncated mid-page", bytes.Clone(orig[:len(orig)/2+17]))
+	add("truncated to 100", bytes.Clone(orig[:100]))
+	for pg := 0; pg*page < len(orig); pg++ {
+		b := bytes.Clone(orig)
+		clear(b[pg*page : min((pg+1)*page, len(b))])
+		add(fmt.Sprintf("page %d zeroed", pg), b)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	offsets := []int{0, 16, 24, 40, 56, 64, page, page + 16, page + 56, 2*page + 8, 2*page + 12}
+	for range 40 {
+		offsets = append(offsets, rng.IntN(len(orig)-16))
+	}
+	for _, off := range offsets {
+		b := bytes.Clone(orig)
+		for i := off; i < off+16 && i < len(b); i++ {
+			b[i] ^= 0xff
+		}
+		add(fmt.Sprintf("16 bytes flipped at %d", off), b)
+	}
+	garbage := make([]byte, len(orig))
+	for i := range garbage {
+		garbage[i] = byte(rng.Uint32())
+	}
+	add("random garbage", garbage)
+	add("random garbage, 8 KiB", garbage[:8192])
+	keepMeta := bytes.Clone(orig)
+	copy(keepMeta[2*page:], garbage[2*page:])
+	add("meta pages kept, the rest garbage", keepMeta)
+	return out
+}
+
+// Item 9: copies of a real store damaged in many ways. `store check` and
+// `serve` agree on each: sound (check exits 0, serve serves valid
+// assignments) or damaged (both exit 3 with a message). Never a panic, a
+// stack dump or a signal; never an empty store that looks healthy.
+func TestCorruptStore(t *testing.T) {
+	db, want := realStore(t)
+	orig, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := corruptions(orig)
+	if len(cases) < 50 {
+		t.Fatalf("only %d corruptions", len(cases))
+	}
+	var refusedNames, undetected []string
+	for _, c := range cases {
+		path := filepath.Join(t.TempDir(), "permatrix.db")
+		if err := os.WriteFile(path, c.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code := harness.Run(t, "", bin, "store", "check", "--db", path)
+		if crashSigns.MatchString(stdout + stderr) {
+			t.Fatalf("%s: store check crashed:\n%s%s", c.name, stdout, stderr)
+		}
+		switch code {
+		case 0:
+			if !strings.Contains(stdout, "is sound") {
+				t.Fatalf("%s: store check exit 0 says %q", c.name, stdout)
+			}
+		case 3:
+			if !strings.Contains(stdout, "is damaged:") {
+				t.Fatalf("%s: store check exit 3 says %q %q", c.name, stdout, stderr)
+			}
+		default:
+			t.Fatalf("%s: store check exit %d:\n%s%s", c.name, code, stdout, stderr)
+		}
+
+		p, err := harness.StartProcess(t, bin, token, nil, "--addr", "127.0.0.1:0", "--db", path, "--admin-token", token)
+		if crashSigns.MatchString(p.Logs()) {
+			t.Fatalf("%s: serve crashed:\n%s", c.name, p.Logs())
+		}
+		if err != nil {
+			refusedNames = append(refusedNames, c.name)
+			if got := p.Cmd.ProcessState.ExitCode(); got != 3 || code != 3 || !strings.Contains(p.Logs(), "is damaged") {
+				t.Fatalf("%s: serve exit %d (store check %d): %v\n%s", c.name, got, code, err, p.Logs())
+			}
+			continue
+		}
+		if code != 0 {
+			t.Fatalf("%s: serve started on a store that store check called damaged", c.name)
+		}
+		if a := call(t, p, http.MethodGet, "/health", "", false); a.status != 200 {
+			t.Fatalf("%s: health %d", c.name, a.status)
+		}
+		exported := export(t, p)
+		checkExport(t, c.name, exported)
+		if exported != want {
+			undetected = append(undetected, c.name)
+		}
+		p.Stop(t)
+	}
+	t.Logf("%d corruptions: %d refused; %d sound (damage in free or unused pages)", len(cases), len(refusedNames), len(cases)-len(refusedNames))
+	if len(undetected) > 0 {
+		t.Errorf("served a store that differs from the one written: %v", undetected)
+	}
+	for _, must := range []string{"0 bytes", "truncated to 4096", "truncated to 8192", "truncated to 100", "truncated mid-page", "random garbage", "random garbage, 8 KiB", "meta pages kept, the rest garbage"} {
+		if !slices.Contains(refusedNames, must) {
+			t.Errorf("%s: not refused", must)
+		}
+	}
+}
+
+// checkExport fails on an exported assignment with an invalid field.
+func checkExport(t *testing.T, name, exported string) {
+	t.Helper()
+	var doc struct {
+		Store struct {
+			Subjects map[string]map[string]permatrix.Assignment `json:"subjects"`
+		} `json:"store"`
+	}
+	if err := jsonUnmarshal(exported, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for subject, as := range doc.Store.Subjects {
+		for id, a := range as {
+			if a.ID != id || a.Subject != subject || !permatrix.ValidSubject(a.Subject) || a.System == "" || (a.Role == "") == (a.Permission == "") || a.Scope.Type == "" {
+				t.Fatalf("%s: served assignment %+v", name, a)
+			}
+		}
+	}
+}
