@@ -1,12 +1,12 @@
 package http
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
@@ -42,7 +42,7 @@ func (s *Server) check(c echo.Context) error {
 // gets its own error without failing the others.
 func (s *Server) checkBatch(c echo.Context) error {
 	var req struct {
-		Checks []json.RawMessage `json:"checks"`
+		Checks []jsontext.Value `json:"checks"`
 	}
 	if err := decode(c, &req); err != nil {
 		return err
@@ -56,7 +56,7 @@ func (s *Server) checkBatch(c echo.Context) error {
 	results := make([]any, len(req.Checks))
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
-		err := unmarshal(raw, &ch)
+		err := decodeJSON(raw, &ch)
 		var d *permatrix.Decision
 		if err == nil {
 			d, err = s.decide(c, ch)

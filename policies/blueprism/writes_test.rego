@@ -151,3 +151,39 @@ test_import_release_overwrite_true_with_everything if {
 	allowed(holding(ps), "import_release", service, {"overwrite_existing": true})
 	not allowed(holding(ps), "import_release", service, {"overwrite_existing": true, "release_contains": ["tile"]})
 }
+
+# Security - Users: "A user with permission to access System Manager may set
+# the roles and permissions of another user from the Security - Users
+# screen." Never of itself (issue 9: eve, holding security_users, gave
+# itself a role with security_user_roles and system_settings), nor of a
+# group it belongs to.
+self_granters := store(
+	{"su": ["security_users"], "boss": ["security_user_roles", "system_settings"]},
+	[role("e1", "user:eve", "su", service)],
+	{"eve": {"ops": true}},
+)
+
+test_actor_never_assigns_itself if {
+	f := admin(self_granters, assigning(role("n", "user:eve", "boss", service), "eve")).forbidden
+	count(f) == 1
+	contains(f[0], `actor "eve" may not assign roles or permissions of user:eve`)
+	contains(f[0], "of another user")
+	g := admin(self_granters, assigning(perm("n", "user:eve", "system_settings", service), "eve")).forbidden
+	count(g) == 1
+	admin(self_granters, assigning(role("n", "user:bob", "boss", service), "eve")) == {"violations": [], "forbidden": []}
+}
+
+test_actor_never_removes_its_own_roles if {
+	unassign := {"op": "unassign", "assignment": role("e1", "user:eve", "su", service), "actor": "eve"}
+	f := admin(self_granters, unassign).forbidden
+	count(f) == 1
+	contains(f[0], "unassign")
+}
+
+test_actor_never_assigns_its_groups if {
+	stored := admin(self_granters, assigning(role("n", "group:ops", "boss", service), "eve")).forbidden
+	count(stored) == 1
+	asserted := object.union(assigning(role("n", "group:qa", "boss", service), "eve"), {"groups": ["qa"]})
+	count(admin(self_granters, asserted).forbidden) == 1
+	admin(self_granters, assigning(role("n", "group:qa", "boss", service), "eve")).forbidden == []
+}
