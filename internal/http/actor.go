@@ -42,9 +42,12 @@ func actorOf(c echo.Context, body *string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if user, ok := c.Get(callerUserKey).(string); ok {
-		if !permatrix.ValidID(user) {
-			return "", permatrix.Errorf(permatrix.EINTERNAL, "authenticated user id is not a valid id")
+	if v := c.Get(callerUserKey); v != nil {
+		// Authentication put it there: anything but a valid id is a fault,
+		// never a reason to fall back to the operator.
+		user, ok := v.(string)
+		if !ok || !permatrix.ValidID(user) {
+			return "", permatrix.Errorf(permatrix.EINTERNAL, "the authenticated user id is not a valid id")
 		}
 		if named != "" && named != user {
 			return "", permatrix.Errorf(permatrix.EINVALID, "the request is authenticated as user %q and cannot act as %q: a user acts only as itself", user, named)

@@ -38,12 +38,16 @@ func (s *Server) check(c echo.Context) error {
 	return c.JSON(http.StatusOK, d)
 }
 
+// batchRequest is the body of POST /v1/check/batch; each check is decoded
+// on its own, so that an invalid one is that item's error.
+type batchRequest struct {
+	Checks []jsontext.Value `json:"checks"`
+}
+
 // POST /v1/check/batch: one result per check, in order; an invalid item
 // gets its own error without failing the others.
 func (s *Server) checkBatch(c echo.Context) error {
-	var req struct {
-		Checks []jsontext.Value `json:"checks"`
-	}
+	var req batchRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
@@ -74,15 +78,18 @@ func (s *Server) checkBatch(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"results": results})
 }
 
+// dataRequest is the body of POST /v1/data/{path}: free-form OPA input.
+type dataRequest struct {
+	Input any `json:"input"`
+}
+
 // GET|POST /v1/data/{path}: OPA's Data API over the same policies and data.
 func (s *Server) data(c echo.Context) error {
 	p := s.svc.Engine().Current()
 	if p == nil {
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
 	}
-	var req struct {
-		Input any `json:"input"`
-	}
+	var req dataRequest
 	if c.Request().Method == http.MethodPost && c.Request().ContentLength != 0 {
 		if err := decode(c, &req); err != nil {
 			return err
