@@ -114,8 +114,8 @@ func TestStrictBodiesRefuseCaseVariantsAndDuplicateKeys(t *testing.T) {
 func TestStrictCheckBodies(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	for body, msg := range map[string]string{
-		`{"subject":"a","Subject":"root","system":"celonis-task-mining","action":"edit_users"}`:                       `unknown key "Subject"`,
-		`{"subject":"root","subject":"a","system":"celonis-task-mining","action":"edit_users"}`:                       `duplicate key "subject"`,
+		`{"subject":"a","Subject":"root","system":"celonis-task-mining","action":"edit_users"}`:                        `unknown key "Subject"`,
+		`{"subject":"root","subject":"a","system":"celonis-task-mining","action":"edit_users"}`:                        `duplicate key "subject"`,
 		`{"subject":"a","system":"celonis-task-mining","action":"create_project","context":{"space":"s","space":"t"}}`: `duplicate key "space" in object context`,
 		`{"subject":"a","system":"celonis-task-mining","action":"edit_users","resource":{"type":"project","ID":"p"}}`:  `unknown key "ID" in object resource`,
 		`{"checks":[{"subject":"a","system":"celonis-task-mining","action":"edit_users","context":{"k":1,"k":2}}]}`:    `duplicate key "k" in object checks[0].context`,
