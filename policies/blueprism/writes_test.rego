@@ -156,10 +156,10 @@ test_import_release_overwrite_true_with_everything if {
 # the roles and permissions of another user from the Security - Users
 # screen." Never of itself (issue 9: eve, holding security_users, gave
 # itself a role with security_user_roles and system_settings), nor of a
-# group it belongs to.
+# group it belongs to (ops, which holds su too).
 self_granters := store(
 	{"su": ["security_users"], "boss": ["security_user_roles", "system_settings"]},
-	[role("e1", "user:eve", "su", service)],
+	[role("e1", "user:eve", "su", service), role("o1", "group:ops", "su", service)],
 	{"eve": {"ops": true}},
 )
 
@@ -186,4 +186,32 @@ test_actor_never_assigns_its_groups if {
 	asserted := object.union(assigning(role("n", "group:qa", "boss", service), "eve"), {"groups": ["qa"]})
 	count(admin(self_granters, asserted).forbidden) == 1
 	admin(self_granters, assigning(role("n", "group:qa", "boss", service), "eve")).forbidden == []
+}
+
+# Group memberships are judged as assigning (removing) what the group holds:
+# eve (security_users) may add bob to ops (which holds su), never itself;
+# bob, without security_users, nobody.
+membership(actor, op, user) := {"op": op, "actor": actor, "membership": {"group": "ops", "user": user}}
+
+test_group_membership_never_to_itself if {
+	admin(self_granters, membership("eve", "add_member", "bob")) == {"violations": [], "forbidden": []}
+	some f in admin(self_granters, membership("eve", "add_member", "eve")).forbidden
+	contains(f, "another user only")
+	some g in admin(self_granters, membership("eve", "remove_member", "eve")).forbidden
+	contains(g, "another user only")
+	some h in admin(self_granters, membership("bob", "add_member", "bob")).forbidden
+	contains(h, "security_users")
+}
+
+# No administrator role in Blue Prism: a project someone else registered
+# (permatrix.admin's generic rule; Blue Prism has no projects of its own, so
+# only the verdict is asked) is changed by the operator only.
+test_no_administrator_role_means_the_operator if {
+	st := object.union(self_granters, {"projects": {"blueprism": {"q1": {"created_by": "zed", "kind": ""}}}})
+	in_ := {
+		"op": "register_project", "actor": "eve",
+		"project": {"system": "blueprism", "id": "q1", "created_by": "eve", "kind": ""},
+	}
+	some f in admin(st, in_).forbidden
+	contains(f, "needs the operator (blueprism has no administrator role)")
 }

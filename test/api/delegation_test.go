@@ -93,6 +93,7 @@ func TestStrictBodiesRefuseCaseVariantsAndDuplicateKeys(t *testing.T) {
 		{"PUT", "/v1/systems/" + tmc + "/projects/pnull", `{"created_by":null}`, "created_by: expected a string, got null"},
 		{"PUT", "/v1/systems/blueprism/roles/r", `{"permissions":["edit_process"],"Actor":"x"}`, `unknown key "Actor"`},
 		{"PUT", "/v1/systems/blueprism/roles/r", `{"permissions":["edit_process"],"permissions":[]}`, `duplicate key "permissions"`},
+		{"DELETE", "/v1/systems/blueprism/roles/r", `{"actor":"x","ACTOR":""}`, `unknown key "ACTOR"`},
 		{"POST", "/v1/import", `{"Actor":"ba",` + adminGrant + `}`, `line 1: unknown key "Actor"`},
 		{"POST", "/v1/import", "\n" + `{"actor":"ba","actor":"",` + adminGrant + `}`, `line 2: duplicate key "actor"`},
 	}

@@ -1,12 +1,13 @@
-# Tests of the generic write rules of data.permatrix.admin that apply to
-# every system: projects registered on behalf of an actor, group
-# memberships judged as assignments of what the group holds, and the
-# refusal of actor writes in a system without delegation rules. End to end
-# through data.permatrix.admin.verdict, over the shipped catalogs.
-# "cloud" = shared/vendor-docs/uipath-task-mining-cloud-roles.ja.txt,
-# "suite" = uipath-task-mining-automation-suite.txt, "bp" =
-# blueprism-user-permissions.txt, with the line of the sentence.
-package permatrix.admin_test
+# UiPath Task Mining (cloud roles) tests of the generic write rules of
+# data.permatrix.admin, with this system's catalog: projects registered on
+# behalf of an actor, group memberships judged as assignments of what the
+# group holds, and the refusal of actor writes in a system without
+# delegation rules. End to end through data.permatrix.admin.verdict.
+# (policies/permatrix holds no tests: it is the core copied into authoring
+# layouts.) "cloud" = shared/vendor-docs/uipath-task-mining-cloud-roles.ja.txt,
+# "suite" = uipath-task-mining-automation-suite.txt, with the line of the
+# sentence; the Blue Prism cases are in policies/blueprism/writes_test.rego.
+package uipath_task_mining_cloud_delegation_test
 
 tmc := "uipath-task-mining-cloud"
 
@@ -26,7 +27,7 @@ store(assignments, memberships, projects) := {
 	"subjects": {s: {a.id: a | some a in assignments; a.subject == s} | some s in {a.subject | some a in assignments}},
 	"memberships": memberships,
 	"groups": {},
-	"roles": {"blueprism": {"dev": {"permissions": ["edit_process"]}, "su": {"permissions": ["security_users"]}}},
+	"roles": {"blueprism": {"dev": {"permissions": ["edit_process"]}}},
 	"projects": projects,
 }
 
@@ -114,17 +115,6 @@ test_operator_registers_anything if {
 	ok(verdict(team, {"op": "register_project", "project": {"system": tmc, "id": "p1", "created_by": "zed", "kind": ""}}))
 }
 
-# A system with no administrator role: only the operator changes another's project.
-test_no_administrator_role_means_the_operator if {
-	st := store([], {}, {"blueprism": {"q1": {"created_by": "zed", "kind": ""}}})
-	in_ := {
-		"op": "register_project", "actor": "sam",
-		"project": {"system": "blueprism", "id": "q1", "created_by": "sam", "kind": ""},
-	}
-	some f in verdict(st, in_).forbidden
-	contains(f, "needs the operator (blueprism has no administrator role)")
-}
-
 # ---------------------------------------------------------------------------
 # A system whose package has no forbidden rule refuses every actor write.
 
@@ -163,8 +153,7 @@ test_system_without_delegation_rules_refuses_actors if {
 
 # tm-admins holds administrator; analysts holds business_analyst on p1; ba
 # is business_analyst on p1; mixed holds project_admin on p1 and an
-# orchestrator permission; sam holds the Blue Prism role su
-# (security_users) and devs holds dev.
+# orchestrator permission; devs holds the Blue Prism role dev.
 groups := store(
 	[
 		role_at("a1", "user:ada", tmc, "administrator", service),
@@ -175,7 +164,6 @@ groups := store(
 		role_at("g3", "group:mixed", tmc, "project_admin", project("p1")),
 		perm_at("g4", "group:mixed", "uipath-orchestrator", "ml_logs_view", service),
 		role_at("g5", "group:carls", tmc, "project_admin", project("c1")),
-		role_at("b1", "user:sam", "blueprism", "su", service),
 		role_at("b2", "group:devs", "blueprism", "dev", service),
 	],
 	{},
@@ -235,15 +223,6 @@ test_removing_a_member if {
 	forbidden_with(verdict(groups, remove("ba", "analysts", "zed")), "removing role assignments needs ロールの割り当ての削除")
 	v := verdict(groups, remove("carl", "tm-admins", "zed"))
 	forbidden_with(v, `"carl" may not remove "zed" from group "tm-admins"`)
-}
-
-# bp Security - Users: "may set the roles and permissions of another user":
-# sam may add bob to devs, not itself.
-test_blueprism_group_membership_never_to_itself if {
-	ok(verdict(groups, add("sam", "devs", "bob")))
-	forbidden_with(verdict(groups, add("sam", "devs", "sam")), "another user only")
-	forbidden_with(verdict(groups, remove("sam", "devs", "sam")), "another user only")
-	forbidden_with(verdict(groups, add("bob", "devs", "bob")), "security_users")
 }
 
 test_operator_changes_any_membership if {
