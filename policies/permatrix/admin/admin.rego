@@ -146,9 +146,11 @@ forbidden contains msg if {
 	])
 }
 
-# A group holding nothing gives no vendor rule to judge by: least
-# privilege, no actor has authority over its members (a member added now
-# would hold whatever the group is given later); the operator manages them.
+# A group holding nothing gives no vendor rule to judge by, and a member
+# added now would hold whatever the group is given later. Least privilege
+# (shared/vendor-docs/README.md: "Where a document is ambiguous, take the
+# least-privilege reading"): no actor has authority over its members; the
+# operator manages them.
 forbidden contains msg if {
 	is_string(input.actor)
 	member_op[input.op]
