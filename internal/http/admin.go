@@ -242,15 +242,16 @@ type importLine struct {
 // (blank lines skipped), each decoded strictly; an error names its line.
 func parseImport(body []byte) ([]importLine, error) {
 	var lines []importLine
-	for n, raw := range bytes.Split(body, []byte("\n")) {
+	n := 0
+	for raw := range bytes.Lines(body) {
+		n++
 		if len(bytes.TrimSpace(raw)) == 0 {
 			continue
 		}
-		var l importLine
+		l := importLine{line: n}
 		if err := decodeJSON(raw, &l.assignmentRequest); err != nil {
-			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", n+1, permatrix.ErrorMessage(err))
+			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", n, permatrix.ErrorMessage(err))
 		}
-		l.line = n + 1
 		lines = append(lines, l)
 	}
 	if len(lines) == 0 {
