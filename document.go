@@ -107,6 +107,11 @@ func (p Project) Value() map[string]any {
 	return map[string]any{"created_by": p.CreatedBy, "kind": p.Kind}
 }
 
+// Value is the membership as the write rules see it (input.membership).
+func (m Membership) Value() map[string]any {
+	return map[string]any{"group": m.Group, "user": m.User}
+}
+
 // A Patch is one change to data.store made by a committed write. Path is
 // relative to data.store; Value nil means remove. Patches let the engine
 // follow the bolt file without re-reading it.

@@ -247,25 +247,33 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// verdict is one input of data.permatrix.admin.verdict (built by
+// verdictInput) and where it comes from, e.g. "line 3", which prefixes a
+// refusal.
+type verdict struct {
+	input map[string]any
+	where string
+}
+
 // write runs the write protocol (see the package comment): each verdict
 // input is judged, then fn runs in one bbolt transaction, then its patches
 // reach the engine.
-func (s *Service) write(ctx context.Context, verdicts []map[string]any, fn func(tx *bolt.Tx) error) (uint64, error) {
+func (s *Service) write(ctx context.Context, verdicts []verdict, fn func(tx *bolt.Tx) error) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, err := s.policy()
 	if err != nil {
 		return 0, err
 	}
-	for i, in := range verdicts {
-		violations, forbidden, err := p.Verdict(ctx, in)
+	for _, v := range verdicts {
+		violations, forbidden, err := p.Verdict(ctx, v.input)
 		if err != nil {
 			s.log.Error("write verdict failed", "err", err)
 			return 0, permatrix.Errorf(permatrix.EINTERNAL, "evaluation of the write rules failed")
 		}
 		prefix := ""
-		if len(verdicts) > 1 {
-			prefix = fmt.Sprintf("item %d: ", i+1)
+		if v.where != "" {
+			prefix = v.where + ": "
 		}
 		if len(violations) > 0 {
 			return 0, &permatrix.Error{Code: permatrix.EUNPROCESSABLE, Message: prefix + violations[0], Details: violations}

@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/permatrix/permatrix"
@@ -34,12 +35,16 @@ func ValidateAssignment(a permatrix.Assignment) error {
 	return nil
 }
 
-func assignInput(a permatrix.Assignment, actor string) map[string]any {
-	in := map[string]any{"op": "assign", "assignment": a.Value()}
+// verdictInput is the input of data.permatrix.admin.verdict for one write
+// (the shapes are listed in policies/permatrix/admin/admin.rego): the op,
+// what it is about under key, and the actor unless the operator writes.
+// Every write builds its verdict input here.
+func verdictInput(op, actor, key string, about any) verdict {
+	in := map[string]any{"op": op, key: about}
 	if actor != "" {
 		in["actor"] = actor
 	}
-	return in
+	return verdict{input: in}
 }
 
 func validActor(actor string) error {
@@ -57,7 +62,7 @@ func (s *Service) Assign(ctx context.Context, a permatrix.Assignment, actor stri
 	if err := validActor(actor); err != nil {
 		return a, 0, err
 	}
-	rev, err := s.write(ctx, []map[string]any{assignInput(a, actor)}, func(tx *bolt.Tx) error {
+	rev, err := s.write(ctx, []verdict{verdictInput("assign", actor, "assignment", a.Value())}, func(tx *bolt.Tx) error {
 		return tx.CreateAssignment(&a)
 	})
 	return a, rev, err
@@ -72,11 +77,7 @@ func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error
 	if err := s.db.View(func(tx *bolt.Tx) (err error) { a, err = tx.Assignment(id); return err }); err != nil {
 		return 0, err
 	}
-	in := map[string]any{"op": "unassign", "assignment": a.Value()}
-	if actor != "" {
-		in["actor"] = actor
-	}
-	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
+	return s.write(ctx, []verdict{verdictInput("unassign", actor, "assignment", a.Value())}, func(tx *bolt.Tx) error {
 		_, err := tx.DeleteAssignment(id)
 		return err
 	})
@@ -94,20 +95,35 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 	return list, next, err
 }
 
+// ImportLine is one assignment of an import, the actor it is written on
+// behalf of ("" for the operator) and its line in the import.
+type ImportLine struct {
+	Line       int
+	Assignment permatrix.Assignment
+	Actor      string
+}
+
 // Import stores every assignment or none (one transaction). Each is judged
-// by the vendor rules against the store as it was before the import.
-func (s *Service) Import(ctx context.Context, list []permatrix.Assignment) (int, uint64, error) {
-	verdicts := make([]map[string]any, len(list))
-	for i, a := range list {
-		if err := ValidateAssignment(a); err != nil {
-			e := err.(*permatrix.Error)
-			return 0, 0, permatrix.Errorf(e.Code, "line %d: %s", i+1, e.Message)
+// by the vendor rules, with its own actor, against the store as it was
+// before the import: the first refused line fails the import, and the
+// error names its line.
+func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, error) {
+	verdicts := make([]verdict, len(lines))
+	for i, l := range lines {
+		err := ValidateAssignment(l.Assignment)
+		if err == nil {
+			err = validActor(l.Actor)
 		}
-		verdicts[i] = assignInput(a, "")
+		if err != nil {
+			e := err.(*permatrix.Error)
+			return 0, 0, permatrix.Errorf(e.Code, "line %d: %s", l.Line, e.Message)
+		}
+		verdicts[i] = verdictInput("assign", l.Actor, "assignment", l.Assignment.Value())
+		verdicts[i].where = fmt.Sprintf("line %d", l.Line)
 	}
 	rev, err := s.write(ctx, verdicts, func(tx *bolt.Tx) error {
-		for i := range list {
-			if err := tx.CreateAssignment(&list[i]); err != nil {
+		for i := range lines {
+			if err := tx.CreateAssignment(&lines[i].Assignment); err != nil {
 				return err
 			}
 		}
@@ -116,7 +132,7 @@ func (s *Service) Import(ctx context.Context, list []permatrix.Assignment) (int,
 	if err != nil {
 		return 0, 0, err
 	}
-	return len(list), rev, nil
+	return len(lines), rev, nil
 }
 
 // Export is the whole store as OPA data: {"store": ...}.
@@ -135,20 +151,29 @@ func validMembership(m permatrix.Membership) error {
 	return nil
 }
 
-// AddMember puts a user in a group (idempotent).
-func (s *Service) AddMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
+// AddMember puts a user in a group (idempotent) on behalf of actor. A
+// member holds what the group holds, so the write rules judge it as
+// assigning each of the group's holdings to the user.
+func (s *Service) AddMember(ctx context.Context, m permatrix.Membership, actor string) (uint64, error) {
 	if err := validMembership(m); err != nil {
 		return 0, err
 	}
-	return s.write(ctx, nil, func(tx *bolt.Tx) error { return tx.AddMember(m) })
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	return s.write(ctx, []verdict{verdictInput("add_member", actor, "membership", m.Value())}, func(tx *bolt.Tx) error { return tx.AddMember(m) })
 }
 
-// RemoveMember takes a user out of a group.
-func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
+// RemoveMember takes a user out of a group on behalf of actor (judged as
+// removing each of the group's holdings from the user).
+func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership, actor string) (uint64, error) {
 	if err := validMembership(m); err != nil {
 		return 0, err
 	}
-	return s.write(ctx, nil, func(tx *bolt.Tx) error { return tx.RemoveMember(m) })
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	return s.write(ctx, []verdict{verdictInput("remove_member", actor, "membership", m.Value())}, func(tx *bolt.Tx) error { return tx.RemoveMember(m) })
 }
 
 // Members lists a group's users.
@@ -189,11 +214,8 @@ func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (
 	if err := validActor(actor); err != nil {
 		return 0, err
 	}
-	in := map[string]any{"op": "define_role", "role": map[string]any{"system": r.System, "name": r.Name, "permissions": r.Value()["permissions"]}}
-	if actor != "" {
-		in["actor"] = actor
-	}
-	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error { return tx.PutRole(r) })
+	in := verdictInput("define_role", actor, "role", map[string]any{"system": r.System, "name": r.Name, "permissions": r.Value()["permissions"]})
+	return s.write(ctx, []verdict{in}, func(tx *bolt.Tx) error { return tx.PutRole(r) })
 }
 
 // Role returns a custom role.
@@ -217,11 +239,8 @@ func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (u
 	if err := s.db.View(func(tx *bolt.Tx) (err error) { r, err = tx.Role(system, name); return err }); err != nil {
 		return 0, err
 	}
-	in := map[string]any{"op": "delete_role", "role": map[string]any{"system": system, "name": name, "permissions": r.Value()["permissions"]}}
-	if actor != "" {
-		in["actor"] = actor
-	}
-	return s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
+	in := verdictInput("delete_role", actor, "role", map[string]any{"system": system, "name": name, "permissions": r.Value()["permissions"]})
+	return s.write(ctx, []verdict{in}, func(tx *bolt.Tx) error {
 		if n, err := roleUses(tx, system, name); err != nil {
 			return err
 		} else if n > 0 {
@@ -252,31 +271,32 @@ func roleUses(tx *bolt.Tx, system, role string) (int, error) {
 
 // PutProject registers a project. Where the vendor gives a project's creator
 // a role on it (catalog creator_role), that assignment is made in the same
-// transaction.
-func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor string) (uint64, *permatrix.Assignment, error) {
+// transaction. An actor registers projects as itself: without created_by
+// the actor is the creator (the write rules refuse naming anyone else).
+func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor string) (permatrix.Project, uint64, *permatrix.Assignment, error) {
 	sys, err := s.knownSystem(p.System)
 	if err != nil {
-		return 0, nil, err
+		return p, 0, nil, err
+	}
+	if err := validActor(actor); err != nil {
+		return p, 0, nil, err
+	}
+	if p.CreatedBy == "" {
+		p.CreatedBy = actor
 	}
 	switch {
 	case !permatrix.ValidID(p.ID):
-		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "project ids are 1 to %d bytes", permatrix.MaxIDBytes)
+		return p, 0, nil, permatrix.Errorf(permatrix.EINVALID, "project ids are 1 to %d bytes", permatrix.MaxIDBytes)
 	case p.CreatedBy != "" && !permatrix.ValidID(p.CreatedBy):
-		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "created_by must be a user id of 1 to %d bytes", permatrix.MaxIDBytes)
+		return p, 0, nil, permatrix.Errorf(permatrix.EINVALID, "created_by must be a user id of 1 to %d bytes", permatrix.MaxIDBytes)
 	case p.Kind != "" && p.Kind != "assisted" && p.Kind != "unassisted":
-		return 0, nil, permatrix.Errorf(permatrix.EINVALID, "kind must be \"assisted\" or \"unassisted\"")
+		return p, 0, nil, permatrix.Errorf(permatrix.EINVALID, "kind must be \"assisted\" or \"unassisted\"")
 	case !sys.HasScopeType("project"):
-		return 0, nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "system %q has no projects", p.System)
+		return p, 0, nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "system %q has no projects", p.System)
 	}
-	if err := validActor(actor); err != nil {
-		return 0, nil, err
-	}
-	in := map[string]any{"op": "register_project", "project": map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}}
-	if actor != "" {
-		in["actor"] = actor
-	}
+	in := verdictInput("register_project", actor, "project", map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind})
 	var creator *permatrix.Assignment
-	rev, err := s.write(ctx, []map[string]any{in}, func(tx *bolt.Tx) error {
+	rev, err := s.write(ctx, []verdict{in}, func(tx *bolt.Tx) error {
 		// Who created a project is a fact, not a field: re-registering it under
 		// another creator would hand that user the creator's role.
 		if old, err := tx.Project(p.System, p.ID); err == nil && old.CreatedBy != p.CreatedBy {
@@ -297,9 +317,9 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 		return tx.CreateAssignment(creator)
 	})
 	if err != nil {
-		return 0, nil, err
+		return p, 0, nil, err
 	}
-	return rev, creator, nil
+	return p, rev, creator, nil
 }
 
 // Project returns a registered project.

@@ -120,10 +120,31 @@ test_write_role_refused if {
 	v.violations == [`unknown role "admin" for system "uipath-orchestrator"`]
 }
 
-test_write_by_any_actor_allowed if {
-	v := permatrix.admin.verdict with input as {
-		"op": "assign", "actor": "bob",
-		"assignment": {"subject": "user:alice", "system": sys, "permission": "ml_logs_view", "scope": tenant},
+# "How to grant AICenter permissions in Orchestrator" (lines 73-80) says how a
+# tenant role is made, not who may make it: no actor writes here, whatever it
+# holds (vendor-docs/README.md reading); the operator (no actor) still does.
+assign_as(actor) := {
+	"op": "assign", "actor": actor,
+	"assignment": {"subject": "user:alice", "system": sys, "permission": "ml_logs_view", "scope": tenant},
+}
+
+# bob holds every permission of the tenant: still no authority to grant them.
+holder := {"subjects": {"user:bob": {p: grant(p, "user:bob", p) | some p in perms}}}
+
+test_write_by_any_actor_refused if {
+	every actor in ["bob", "alice"] {
+		v := permatrix.admin.verdict with input as assign_as(actor) with data.store as holder
+		v.violations == []
+		count(v.forbidden) == 1
+		contains(v.forbidden[0], "the document names no one who may grant these tenant permissions")
+		contains(v.forbidden[0], "uipath-task-mining-automation-suite.txt")
 	}
-	v.forbidden == []
+}
+
+test_unassign_by_actor_refused if {
+	v := permatrix.admin.verdict with input as {
+		"op": "unassign", "actor": "bob",
+		"assignment": {"id": "x", "subject": "user:alice", "system": sys, "permission": "ml_logs_view", "scope": tenant},
+	}
+	contains(v.forbidden[0], "only the operator")
 }

@@ -385,7 +385,7 @@ func TestImportAllOrNothingAndExport(t *testing.T) {
 {"subject":"user:mem","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}
 `
 	r := s.Do(http.MethodPost, "/v1/import", bad, true)
-	if r.Status != 422 || !strings.Contains(string(r.Raw), "item 2") {
+	if r.Status != 422 || !strings.Contains(string(r.Raw), "line 2: user:mem is a Celonis member") {
 		t.Fatalf("import with a forbidden line: %d %s", r.Status, r.Raw)
 	}
 	if s.Allowed(check("a", "edit_users", nil)) {
