@@ -10,6 +10,7 @@ package permatrix
 //	store.memberships[user][group]                          true
 //	store.roles[system][role]                               {"permissions": [...]}
 //	store.projects[system][project]                         {"created_by": ..., "kind": ...}
+//	store.scopes[system][scope][assignment id]              true
 //
 // principal is "user:<id>" or "group:<id>"; kind is "role" or "permission"
 // and name the role or permission id; scope is "service" or "<type>:<id>".
@@ -18,6 +19,8 @@ package permatrix
 //	{"kind": "role", "role": "admin", "scope": {"type": "service"},
 //	 "via": "user:alice", "assignment": "a000000000001"}
 //
+// scopes indexes the grants made below the service scope by where they are
+// made (for rules such as "a project that already has assignments").
 // Assignment ids are unique across the store. internal/store keeps this
 // document (and the admin API's indexes) in any ordered key-value backend.
 
@@ -56,4 +59,14 @@ func (r Role) Value() map[string]any {
 		perms[i] = p
 	}
 	return map[string]any{"permissions": perms}
+}
+
+// Value is the project as the policies see it.
+func (p Project) Value() map[string]any {
+	return map[string]any{"created_by": p.CreatedBy, "kind": p.Kind}
+}
+
+// Value is the membership as the write rules see it (input.membership).
+func (m Membership) Value() map[string]any {
+	return map[string]any{"group": m.Group, "user": m.User}
 }

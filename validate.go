@@ -1,5 +1,7 @@
 package permatrix
 
+import "slices"
+
 // Shape validation: whether a value can be stored at all (EINVALID, HTTP
 // 400). Whether the vendor rules allow it is the policies' verdict (422/403),
 // never decided here. Every layer (HTTP, decision point, store) calls these,
@@ -93,4 +95,13 @@ func (p Project) Validate() error {
 		return Errorf(EINVALID, "kind must be \"assisted\" or \"unassisted\"")
 	}
 	return nil
+}
+
+// Normal is the role as it is stored: its permissions are a set, sorted,
+// without repeats, never nil.
+func (r Role) Normal() Role {
+	ps := append([]string{}, r.Permissions...)
+	slices.Sort(ps)
+	r.Permissions = slices.Compact(ps)
+	return r
 }

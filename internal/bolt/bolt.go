@@ -69,9 +69,10 @@ const lockTimeout = 2 * time.Second
 
 // initialMmapSize is the address space bbolt maps at once. bbolt remaps when
 // the file outgrows its mapping, and a remap waits for every open read
-// transaction (a snapshot, an export being streamed): mapping far more than
-// the file needs (address space, not memory) makes that wait rare.
-const initialMmapSize = 64 << 30
+// transaction (a snapshot, an export being streamed): mapping more than the
+// file needs (address space, not memory) makes that wait rare. A million
+// assignments take about 600 MiB.
+const initialMmapSize = 1 << 30
 
 // maxBatchOps bounds the operations of one group commit; a single Commit
 // larger than that is applied alone.

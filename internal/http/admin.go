@@ -1,7 +1,6 @@
 package http
 
 import (
-	"bufio"
 	"bytes"
 	"net/http"
 	"strconv"
@@ -9,40 +8,14 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/pdp"
 )
 
-// actorHeader names the user a change is made on behalf of.
-const actorHeader = "X-Permatrix-Actor"
-
-func actorOf(c echo.Context, body string) string {
-	if body != "" {
-		return body
-	}
-	return c.Request().Header.Get(actorHeader)
-}
-
-// deleteActor is the actor of a DELETE: an optional {"actor": "..."} body,
-// else the header. A body that is not that object is a 400, never ignored
-// (ignoring it would make the change with the operator's authority).
-func deleteActor(c echo.Context) (string, error) {
-	body, err := readBody(c)
-	if err != nil {
-		return "", err
-	}
-	var req struct {
-		Actor string `json:"actor"`
-	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := unmarshal(body, &req); err != nil {
-			return "", err
-		}
-	}
-	return actorOf(c, req.Actor), nil
-}
-
+// assignmentRequest is the body of POST /v1/assignments and one line of
+// POST /v1/import: an assignment and, optionally, its actor.
 type assignmentRequest struct {
 	permatrix.Assignment
-	Actor string `json:"actor"`
+	Actor *string `json:"actor"`
 }
 
 // POST /v1/assignments
@@ -51,8 +24,12 @@ func (s *Server) createAssignment(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
+	actor, err := actorOf(c, req.Actor)
+	if err != nil {
+		return err
+	}
 	req.Assignment.ID = ""
-	a, rev, err := s.svc.Assign(c.Request().Context(), req.Assignment, actorOf(c, req.Actor))
+	a, rev, err := s.svc.Assign(c.Request().Context(), req.Assignment, actor)
 	if err != nil {
 		return err
 	}
@@ -61,7 +38,7 @@ func (s *Server) createAssignment(c echo.Context) error {
 
 // DELETE /v1/assignments/{id}
 func (s *Server) deleteAssignment(c echo.Context) error {
-	actor, err := deleteActor(c)
+	actor, err := optionalActor(c)
 	if err != nil {
 		return err
 	}
@@ -105,18 +82,26 @@ func (s *Server) listAssignments(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"assignments": list, "next_cursor": next})
 }
 
-// PUT /v1/groups/{group}/members/{user}
+// PUT /v1/groups/{group}/members/{user} (optional body {"actor": "..."})
 func (s *Server) putMember(c echo.Context) error {
-	rev, err := s.svc.AddMember(c.Request().Context(), permatrix.Membership{Group: param(c, "group"), User: param(c, "user")})
+	actor, err := optionalActor(c)
+	if err != nil {
+		return err
+	}
+	rev, err := s.svc.AddMember(c.Request().Context(), permatrix.Membership{Group: param(c, "group"), User: param(c, "user")}, actor)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
 }
 
-// DELETE /v1/groups/{group}/members/{user}
+// DELETE /v1/groups/{group}/members/{user} (optional body {"actor": "..."})
 func (s *Server) deleteMember(c echo.Context) error {
-	rev, err := s.svc.RemoveMember(c.Request().Context(), permatrix.Membership{Group: param(c, "group"), User: param(c, "user")})
+	actor, err := optionalActor(c)
+	if err != nil {
+		return err
+	}
+	rev, err := s.svc.RemoveMember(c.Request().Context(), permatrix.Membership{Group: param(c, "group"), User: param(c, "user")}, actor)
 	if err != nil {
 		return err
 	}
@@ -135,17 +120,24 @@ func (s *Server) listMembers(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"group": param(c, "group"), "members": users, "revision": rev})
 }
 
+// roleRequest is the body of PUT /v1/systems/{system}/roles/{role}.
+type roleRequest struct {
+	Permissions []string `json:"permissions"`
+	Actor       *string  `json:"actor"`
+}
+
 // PUT /v1/systems/{system}/roles/{role}
 func (s *Server) putRole(c echo.Context) error {
-	var req struct {
-		Permissions []string `json:"permissions"`
-		Actor       string   `json:"actor"`
-	}
+	var req roleRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
+	actor, err := actorOf(c, req.Actor)
+	if err != nil {
+		return err
+	}
 	r := permatrix.Role{System: param(c, "system"), Name: param(c, "role"), Permissions: req.Permissions}
-	rev, err := s.svc.PutRole(c.Request().Context(), r, actorOf(c, req.Actor))
+	rev, err := s.svc.PutRole(c.Request().Context(), r, actor)
 	if err != nil {
 		return err
 	}
@@ -163,7 +155,7 @@ func (s *Server) getRole(c echo.Context) error {
 
 // DELETE /v1/systems/{system}/roles/{role}
 func (s *Server) deleteRole(c echo.Context) error {
-	actor, err := deleteActor(c)
+	actor, err := optionalActor(c)
 	if err != nil {
 		return err
 	}
@@ -174,18 +166,25 @@ func (s *Server) deleteRole(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
 }
 
+// projectRequest is the body of PUT /v1/systems/{system}/projects/{id}.
+type projectRequest struct {
+	CreatedBy string  `json:"created_by"`
+	Kind      string  `json:"kind"`
+	Actor     *string `json:"actor"`
+}
+
 // PUT /v1/systems/{system}/projects/{id}
 func (s *Server) putProject(c echo.Context) error {
-	var req struct {
-		CreatedBy string `json:"created_by"`
-		Kind      string `json:"kind"`
-		Actor     string `json:"actor"`
-	}
+	var req projectRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
+	actor, err := actorOf(c, req.Actor)
+	if err != nil {
+		return err
+	}
 	p := permatrix.Project{System: param(c, "system"), ID: param(c, "id"), CreatedBy: req.CreatedBy, Kind: req.Kind}
-	rev, creator, err := s.svc.PutProject(c.Request().Context(), p, actorOf(c, req.Actor))
+	p, rev, creator, err := s.svc.PutProject(c.Request().Context(), p, actor)
 	if err != nil {
 		return err
 	}
@@ -205,33 +204,60 @@ func (s *Server) getProject(c echo.Context) error {
 	return c.JSON(http.StatusOK, p)
 }
 
-// POST /v1/import: NDJSON of assignment objects, all or nothing.
+// POST /v1/import: NDJSON of assignment objects, all or nothing. The
+// X-Permatrix-Actor header is the actor of every line; a line may name its
+// own "actor" (the same as the header's when both are given). Each line is
+// judged with its actor.
 func (s *Server) importAssignments(c echo.Context) error {
 	body, err := readBody(c)
 	if err != nil {
 		return err
 	}
-	var list []permatrix.Assignment
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 64<<10), len(body)+1)
-	for line := 1; sc.Scan(); line++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var a permatrix.Assignment
-		if err := unmarshal(sc.Bytes(), &a); err != nil {
-			return permatrix.Errorf(permatrix.EINVALID, "line %d: %s", line, permatrix.ErrorMessage(err))
-		}
-		list = append(list, a)
+	parsed, err := parseImport(body)
+	if err != nil {
+		return err
 	}
-	if len(list) == 0 {
-		return permatrix.Errorf(permatrix.EINVALID, "no assignments in the body (NDJSON: one assignment object per line)")
+	lines := make([]pdp.ImportLine, len(parsed))
+	for i, l := range parsed {
+		actor, err := actorOf(c, l.Actor)
+		if err != nil {
+			return permatrix.Errorf(permatrix.ErrorCode(err), "line %d: %s", l.line, permatrix.ErrorMessage(err))
+		}
+		lines[i] = pdp.ImportLine{Line: l.line, Assignment: l.Assignment, Actor: actor}
 	}
-	n, rev, err := s.svc.Import(c.Request().Context(), list)
+	n, rev, err := s.svc.Import(c.Request().Context(), lines)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"imported": n, "revision": rev})
+}
+
+// importLine is one line of an import, with its line number.
+type importLine struct {
+	assignmentRequest
+	line int
+}
+
+// parseImport decodes an NDJSON import: one assignment object per line
+// (blank lines skipped), each decoded strictly; an error names its line.
+func parseImport(body []byte) ([]importLine, error) {
+	var lines []importLine
+	n := 0
+	for raw := range bytes.Lines(body) {
+		n++
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		l := importLine{line: n}
+		if err := decodeJSON(raw, &l.assignmentRequest); err != nil {
+			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", n, permatrix.ErrorMessage(err))
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		return nil, permatrix.Errorf(permatrix.EINVALID, "no assignments in the body (NDJSON: one assignment object per line)")
+	}
+	return lines, nil
 }
 
 // GET /v1/export: the whole store as OPA data.

@@ -2,13 +2,13 @@ package http
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
@@ -47,12 +47,16 @@ func (s *Server) check(c echo.Context) error {
 	return c.JSON(http.StatusOK, d)
 }
 
+// batchRequest is the body of POST /v1/check/batch; each check is decoded
+// on its own, so that an invalid one is that item's error.
+type batchRequest struct {
+	Checks []jsontext.Value `json:"checks"`
+}
+
 // POST /v1/check/batch: one result per check, in order; an invalid item
 // gets its own error without failing the others.
 func (s *Server) checkBatch(c echo.Context) error {
-	var req struct {
-		Checks []json.RawMessage `json:"checks"`
-	}
+	var req batchRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
@@ -65,7 +69,7 @@ func (s *Server) checkBatch(c echo.Context) error {
 	results := make([]any, len(req.Checks))
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
-		err := unmarshal(raw, &ch)
+		err := decodeJSON(raw, &ch)
 		var d *permatrix.Decision
 		if err == nil {
 			d, err = s.decide(c, ch)
@@ -81,6 +85,11 @@ func (s *Server) checkBatch(c echo.Context) error {
 		results[i] = d
 	}
 	return c.JSON(http.StatusOK, map[string]any{"results": results})
+}
+
+// dataRequest is the body of POST /v1/data/{path}: free-form OPA input.
+type dataRequest struct {
+	Input any `json:"input"`
 }
 
 // GET|POST /v1/data/{path}: OPA's Data API over the same policies and data.
@@ -102,9 +111,7 @@ func (s *Server) data(c echo.Context) error {
 				strings.Join(p.Entrypoints(), ", "))
 		}
 	}
-	var req struct {
-		Input any `json:"input"`
-	}
+	var req dataRequest
 	if c.Request().Method == http.MethodPost && c.Request().ContentLength != 0 {
 		if err := decode(c, &req); err != nil {
 			return err

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -320,11 +319,6 @@ func (s *Server) SetBundleError(err error) {
 	}
 }
 
-// callerUserKey is the echo context key under which requireAdmin puts the
-// user id of a caller that authenticated with its own JWT instead of the
-// admin token; the write handlers make that user the actor.
-const callerUserKey = "permatrix.caller.user"
-
 // requireAdmin lets the operator (the admin token) through and, when
 // userMay and the identity verifies JWTs, a user with a valid token, whose
 // id it puts under callerUserKey.
@@ -333,6 +327,7 @@ func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
 			if ok && s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
+				c.Set(callerOperatorKey, true)
 				return next(c)
 			}
 			if !ok || !s.cfg.Identity.VerifiesTokens() {
@@ -460,16 +455,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_ = c.JSON(status, errorBody{Error: d})
 }
 
-// decode reads the body as one JSON value into v: malformed JSON, wrong
-// types and trailing data are EINVALID errors that say where.
-func decode(c echo.Context, v any) error {
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	return unmarshal(body, v)
-}
-
 // param is a path parameter, unescaped. Echo leaves parameters escaped when
 // the path holds an escaped slash (%2F): it routes on the raw path then.
 func param(c echo.Context, name string) string {
@@ -481,52 +466,6 @@ func param(c echo.Context, name string) string {
 		return u
 	}
 	return v
-}
-
-// readBody reads the whole body; over the limit it is the body-limit
-// middleware's 413.
-func readBody(c echo.Context) ([]byte, error) {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			return nil, he
-		}
-		return nil, permatrix.Errorf(permatrix.EINVALID, "reading body: %v", err)
-	}
-	return body, nil
-}
-
-func unmarshal(body []byte, v any) error {
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return permatrix.Errorf(permatrix.EINVALID, "request body is empty: a JSON object is required")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if dec.More() {
-		return permatrix.Errorf(permatrix.EINVALID, "request body has data after the JSON value")
-	}
-	return nil
-}
-
-func jsonError(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		field := te.Field
-		if field == "" {
-			field = "body"
-		}
-		return permatrix.Errorf(permatrix.EINVALID, "%s: expected %s, got JSON %s", field, te.Type.String(), te.Value)
-	case errors.As(err, &se):
-		return permatrix.Errorf(permatrix.EINVALID, "malformed JSON at byte %d: %v", se.Offset, se)
-	default:
-		return permatrix.Errorf(permatrix.EINVALID, "malformed JSON: %v", err)
-	}
 }
 
 // jsonSerializer is Echo's default serializer without HTML escaping.

@@ -10,10 +10,11 @@ import (
 )
 
 // change is one change of a write: the input its verdict judges (built from
-// the state the change meets; nil for a change the rules do not judge) and
-// its plan.
+// the state the change meets), where it comes from (e.g. "line 3", which
+// prefixes a refusal), and its plan.
 type change struct {
 	input func(tx *store.Tx) (map[string]any, error)
+	where string
 	apply func(tx *store.Tx) error
 }
 
@@ -25,31 +26,29 @@ func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	rev, err := store.Update(ctx, s.backend, func(tx *store.Tx) error {
-		for i, c := range changes {
+	return store.Update(ctx, s.backend, func(tx *store.Tx) error {
+		for _, c := range changes {
 			prefix := ""
-			if len(changes) > 1 {
-				prefix = fmt.Sprintf("item %d: ", i+1)
+			if c.where != "" {
+				prefix = c.where + ": "
 			}
-			if c.input != nil {
-				in, err := c.input(tx)
-				if err != nil {
-					return prefixed(prefix, err)
+			in, err := c.input(tx)
+			if err != nil {
+				return prefixed(prefix, err)
+			}
+			violations, forbidden, err := p.Verdict(ctx, tx.View(), in)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
 				}
-				violations, forbidden, err := p.Verdict(ctx, tx.View(), in)
-				if err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					s.log.Error("write verdict failed", "err", err)
-					return permatrix.Errorf(permatrix.EINTERNAL, "evaluation of the write rules failed")
-				}
-				if len(violations) > 0 {
-					return &permatrix.Error{Code: permatrix.EUNPROCESSABLE, Message: prefix + violations[0], Details: violations}
-				}
-				if len(forbidden) > 0 {
-					return &permatrix.Error{Code: permatrix.EFORBIDDEN, Message: prefix + forbidden[0], Details: forbidden}
-				}
+				s.log.Error("write verdict failed", "err", err)
+				return permatrix.Errorf(permatrix.EINTERNAL, "evaluation of the write rules failed")
+			}
+			if len(violations) > 0 {
+				return &permatrix.Error{Code: permatrix.EUNPROCESSABLE, Message: prefix + violations[0], Details: violations}
+			}
+			if len(forbidden) > 0 {
+				return &permatrix.Error{Code: permatrix.EFORBIDDEN, Message: prefix + forbidden[0], Details: forbidden}
 			}
 			if err := c.apply(tx); err != nil {
 				return prefixed(prefix, err)
@@ -57,12 +56,6 @@ func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) 
 		}
 		return nil
 	})
-	if err != nil && permatrix.ErrorCode(err) == permatrix.EINTERNAL && ctx.Err() == nil {
-		if _, ok := err.(*permatrix.Error); !ok {
-			s.log.Error("write failed", "err", err)
-		}
-	}
-	return rev, err
 }
 
 func prefixed(prefix string, err error) error {
@@ -72,15 +65,21 @@ func prefixed(prefix string, err error) error {
 	return err
 }
 
-func withActor(in map[string]any, actor string) map[string]any {
+// verdictInput is the input of data.permatrix.admin.verdict for one write
+// (the shapes are listed in policies/permatrix/admin/admin.rego): the op,
+// what it is about under key, and the actor unless the operator writes.
+// Every write builds its verdict input here.
+func verdictInput(op, actor, key string, about any) map[string]any {
+	in := map[string]any{"op": op, key: about}
 	if actor != "" {
 		in["actor"] = actor
 	}
 	return in
 }
 
-func assignInput(a permatrix.Assignment, actor string) map[string]any {
-	return withActor(map[string]any{"op": "assign", "assignment": a.Value()}, actor)
+// fixed is a verdict input that does not depend on the state.
+func fixed(in map[string]any) func(*store.Tx) (map[string]any, error) {
+	return func(*store.Tx) (map[string]any, error) { return in, nil }
 }
 
 func validActor(actor string) error {
@@ -90,10 +89,11 @@ func validActor(actor string) error {
 	return nil
 }
 
-// assign is the change that stores a.
-func assign(a *permatrix.Assignment, actor string) change {
+// assign is the change that stores a on behalf of actor.
+func assign(a *permatrix.Assignment, actor, where string) change {
 	return change{
-		input: func(*store.Tx) (map[string]any, error) { return assignInput(*a, actor), nil },
+		input: fixed(verdictInput("assign", actor, "assignment", a.Value())),
+		where: where,
 		apply: func(tx *store.Tx) error { return tx.CreateAssignment(a) },
 	}
 }
@@ -106,7 +106,7 @@ func (s *Service) Assign(ctx context.Context, a permatrix.Assignment, actor stri
 	if err := validActor(actor); err != nil {
 		return a, 0, err
 	}
-	rev, err := s.write(ctx, assign(&a, actor))
+	rev, err := s.write(ctx, assign(&a, actor, ""))
 	return a, rev, err
 }
 
@@ -121,7 +121,7 @@ func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error
 			if err != nil {
 				return nil, err
 			}
-			return withActor(map[string]any{"op": "unassign", "assignment": a.Value()}, actor), nil
+			return verdictInput("unassign", actor, "assignment", a.Value()), nil
 		},
 		apply: func(tx *store.Tx) error { _, err := tx.DeleteAssignment(id); return err },
 	})
@@ -152,22 +152,37 @@ func (s *Service) Assignment(ctx context.Context, id string) (a permatrix.Assign
 	return a, err
 }
 
-// Import stores every assignment or none (one commit). Each is judged by the
-// vendor rules against the store as it is with the lines before it made.
-func (s *Service) Import(ctx context.Context, list []permatrix.Assignment) (int, uint64, error) {
-	changes := make([]change, len(list))
-	for i := range list {
-		if err := list[i].Validate(); err != nil {
-			e := err.(*permatrix.Error)
-			return 0, 0, permatrix.Errorf(e.Code, "line %d: %s", i+1, e.Message)
+// ImportLine is one assignment of an import, the actor it is written on
+// behalf of ("" for the operator) and its line in the import.
+type ImportLine struct {
+	Line       int
+	Assignment permatrix.Assignment
+	Actor      string
+}
+
+// Import stores every assignment or none (one commit). Each is judged by
+// the vendor rules, with its own actor, against the store as it is with the
+// lines before it made: the first refused line fails the import, and the
+// error names its line.
+func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, error) {
+	changes := make([]change, len(lines))
+	for i := range lines {
+		l := &lines[i]
+		err := l.Assignment.Validate()
+		if err == nil {
+			err = validActor(l.Actor)
 		}
-		changes[i] = assign(&list[i], "")
+		if err != nil {
+			e := err.(*permatrix.Error)
+			return 0, 0, permatrix.Errorf(e.Code, "line %d: %s", l.Line, e.Message)
+		}
+		changes[i] = assign(&l.Assignment, l.Actor, fmt.Sprintf("line %d", l.Line))
 	}
 	rev, err := s.write(ctx, changes...)
 	if err != nil {
 		return 0, 0, err
 	}
-	return len(list), rev, nil
+	return len(lines), rev, nil
 }
 
 // Export writes the whole store as OPA data, {"store": …}, at one revision.
@@ -180,20 +195,35 @@ func (s *Service) Export(ctx context.Context, w io.Writer) (uint64, error) {
 	return rev, err
 }
 
-// AddMember puts a user in a group (idempotent).
-func (s *Service) AddMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
+// AddMember puts a user in a group (idempotent) on behalf of actor. A
+// member holds what the group holds, so the write rules judge it as
+// assigning each of the group's holdings to the user.
+func (s *Service) AddMember(ctx context.Context, m permatrix.Membership, actor string) (uint64, error) {
 	if err := m.Validate(); err != nil {
 		return 0, err
 	}
-	return s.write(ctx, change{apply: func(tx *store.Tx) error { return tx.AddMember(m) }})
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	return s.write(ctx, change{
+		input: fixed(verdictInput("add_member", actor, "membership", m.Value())),
+		apply: func(tx *store.Tx) error { return tx.AddMember(m) },
+	})
 }
 
-// RemoveMember takes a user out of a group.
-func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership) (uint64, error) {
+// RemoveMember takes a user out of a group on behalf of actor (judged as
+// removing each of the group's holdings from the user).
+func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership, actor string) (uint64, error) {
 	if err := m.Validate(); err != nil {
 		return 0, err
 	}
-	return s.write(ctx, change{apply: func(tx *store.Tx) error { return tx.RemoveMember(m) }})
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	return s.write(ctx, change{
+		input: fixed(verdictInput("remove_member", actor, "membership", m.Value())),
+		apply: func(tx *store.Tx) error { return tx.RemoveMember(m) },
+	})
 }
 
 // Members lists a group's users.
@@ -219,7 +249,7 @@ func (s *Service) knownSystem(id string) (*permatrix.System, error) {
 }
 
 func roleInput(op string, r permatrix.Role, actor string) map[string]any {
-	return withActor(map[string]any{"op": op, "role": map[string]any{"system": r.System, "name": r.Name, "permissions": r.Value()["permissions"]}}, actor)
+	return verdictInput(op, actor, "role", map[string]any{"system": r.System, "name": r.Name, "permissions": r.Value()["permissions"]})
 }
 
 // PutRole defines or replaces a custom role on behalf of actor.
@@ -234,7 +264,7 @@ func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (
 		return 0, err
 	}
 	return s.write(ctx, change{
-		input: func(*store.Tx) (map[string]any, error) { return roleInput("define_role", r, actor), nil },
+		input: fixed(roleInput("define_role", r.Normal(), actor)),
 		apply: func(tx *store.Tx) error { return tx.PutRole(r) },
 	})
 }
@@ -270,26 +300,28 @@ func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (u
 
 // PutProject registers a project. Where the vendor gives a project's creator
 // a role on it (catalog creator_role), that assignment is made in the same
-// commit.
-func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor string) (uint64, *permatrix.Assignment, error) {
+// commit. An actor registers projects as itself: without created_by the
+// actor is the creator (the write rules refuse naming anyone else).
+func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor string) (permatrix.Project, uint64, *permatrix.Assignment, error) {
 	sys, err := s.knownSystem(p.System)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := p.Validate(); err != nil {
-		return 0, nil, err
-	}
-	if !sys.HasScopeType("project") {
-		return 0, nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "system %q has no projects", p.System)
+		return p, 0, nil, err
 	}
 	if err := validActor(actor); err != nil {
-		return 0, nil, err
+		return p, 0, nil, err
+	}
+	if p.CreatedBy == "" {
+		p.CreatedBy = actor
+	}
+	if err := p.Validate(); err != nil {
+		return p, 0, nil, err
+	}
+	if !sys.HasScopeType("project") {
+		return p, 0, nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "system %q has no projects", p.System)
 	}
 	var creator *permatrix.Assignment
 	rev, err := s.write(ctx, change{
-		input: func(*store.Tx) (map[string]any, error) {
-			return withActor(map[string]any{"op": "register_project", "project": map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}}, actor), nil
-		},
+		input: fixed(verdictInput("register_project", actor, "project", map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind})),
 		apply: func(tx *store.Tx) error {
 			if err := tx.PutProject(p); err != nil {
 				return err
@@ -306,9 +338,9 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 		},
 	})
 	if err != nil {
-		return 0, nil, err
+		return p, 0, nil, err
 	}
-	return rev, creator, nil
+	return p, rev, creator, nil
 }
 
 // Project returns a registered project.

@@ -21,10 +21,10 @@
 //	d memberships <user> <group>                              → true
 //	d roles       <system> <role>                             → {"permissions": [...]}
 //	d projects    <system> <project>                          → {"created_by": ..., "kind": ...}
+//	d scopes      <system> <scope> <id>                       → true (scopes other than service)
 //	i assignments <id>                                        → the grant's d key
 //	i members     <group> <user>                              → empty
 //	i role_uses   <system> <role> <id>                        → empty
-//	i scopes      <system> <scope> <id>                       → empty (scopes other than service)
 //
 // The "d" keys, read as nested objects, are data.store as the policies see
 // it (see document.go at the repository root for the document): a key is a
@@ -37,7 +37,7 @@
 // # Invariants
 //
 //   - A grant's d key and its i assignments key are written and removed
-//     together, with its i role_uses key (a role grant) and its i scopes key
+//     together, with its i role_uses key (a role grant) and its d scopes key
 //     (a grant below the service scope); so are a membership's d and i
 //     members keys. A snapshot never shows one without the other.
 //   - An assignment id is never reused: ids come from a sequence that only

@@ -53,7 +53,7 @@ func TestWriteDocument(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, buf.Bytes())
 	}
-	grants := map[string]any{}
+	grants, scopes := map[string]any{}, map[string]any{}
 	nest := func(m map[string]any, k string) map[string]any {
 		if _, ok := m[k]; !ok {
 			m[k] = map[string]any{}
@@ -70,6 +70,9 @@ func TestWriteDocument(t *testing.T) {
 			leaf["scope"].(map[string]any)["id"] = a.Scope.ID
 		}
 		nest(nest(nest(nest(grants, a.Subject), a.System), kind), name)[store.ScopeKey(a.Scope)] = leaf
+		if !a.Scope.IsService() {
+			nest(nest(scopes, a.System), store.ScopeKey(a.Scope))[a.ID] = true
+		}
 	}
 	want := map[string]any{"store": map[string]any{
 		"revision":    float64(snap.Revision()),
@@ -77,14 +80,29 @@ func TestWriteDocument(t *testing.T) {
 		"memberships": map[string]any{"u1": map[string]any{"g\"1": true}},
 		"roles":       map[string]any{"bp": map[string]any{"ops": map[string]any{"permissions": []any{"a"}}}},
 		"projects":    map[string]any{"s1": map[string]any{"p": map[string]any{"created_by": "u1", "kind": "assisted"}}},
+		"scopes":      scopes,
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("document differs\ngot  %v\nwant %v", got, want)
 	}
+	// The document reads back into the same store.
+	again, err := store.ReadDocument(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap2, _ := again.View()
+	var buf2 bytes.Buffer
+	store.WriteDocument(&buf2, snap2)
+	if buf2.String() != buf.String() {
+		t.Fatalf("round trip differs:\n%s\n%s", buf.String(), buf2.String())
+	}
+	if p := store.Verify(snap2, 5); len(p) > 0 {
+		t.Fatalf("read back: %v", p)
+	}
 	// An empty store is a document with empty indexes.
 	buf.Reset()
 	store.WriteDocument(&buf, store.Empty(3))
-	if buf.String() != `{"store":{"revision":3,"grants":{},"memberships":{},"projects":{},"roles":{}}}`+"\n" {
+	if buf.String() != `{"store":{"revision":3,"grants":{},"memberships":{},"projects":{},"roles":{},"scopes":{}}}`+"\n" {
 		t.Fatalf("empty: %s", buf.String())
 	}
 }

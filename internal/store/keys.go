@@ -41,7 +41,7 @@ var unitDepth = map[string]int{
 	nsIndex + "\x00" + ixAssignments: 3, // i assignments <id>
 	nsIndex + "\x00" + ixMembers:     3, // i members <group>
 	nsIndex + "\x00" + ixRoleUses:    4, // i role_uses <system> <role>
-	nsIndex + "\x00" + ixScopes:      4, // i scopes <system> <scope>
+	nsDoc + "\x00" + ixScopes:        4, // d scopes <system> <scope>
 }
 
 // leafDepth is, per data.store index, how many segments after "d" name a
@@ -51,6 +51,7 @@ var leafDepth = map[string]int{
 	ixMemberships: 3, // memberships user group
 	ixRoles:       3, // roles system role
 	ixProjects:    3, // projects system project
+	ixScopes:      4, // scopes system scope id
 }
 
 // Key builds a key from segments.
@@ -124,7 +125,7 @@ func roleKey(system, name string) []byte { return Key(nsDoc, ixRoles, system, na
 func roleUseKey(system, role, id string) []byte { return Key(nsIndex, ixRoleUses, system, role, id) }
 
 func scopeUseKey(system string, scope permatrix.Scope, id string) []byte {
-	return Key(nsIndex, ixScopes, system, ScopeKey(scope), id)
+	return Key(nsDoc, ixScopes, system, ScopeKey(scope), id)
 }
 
 func projectKey(system, id string) []byte { return Key(nsDoc, ixProjects, system, id) }
@@ -153,7 +154,7 @@ func DocKey(path []string) (key []byte, leaf bool, rest []string, ok bool) {
 }
 
 // DocIndexes are the data.store indexes, in key order.
-var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles}
+var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles, ixScopes}
 
 // DocPath is the data.store path of a d key (nil for another key).
 func DocPath(key []byte) []string {

@@ -273,7 +273,7 @@ func RoleUses(s Snapshot, system, role string, max int) (int, error) {
 // the service scope) in system.
 func HasAssignmentsOn(s Snapshot, system string, scope permatrix.Scope) (bool, error) {
 	found := false
-	err := s.Scan(Prefix(nsIndex, ixScopes, system, ScopeKey(scope)), nil, func(_, _ []byte) error {
+	err := s.Scan(Prefix(nsDoc, ixScopes, system, ScopeKey(scope)), nil, func(_, _ []byte) error {
 		found = true
 		return ErrStop
 	})

@@ -118,7 +118,7 @@ func (tx *Tx) CreateAssignment(a *permatrix.Assignment) error {
 		tx.overlay.Put(roleUseKey(a.System, a.Role, a.ID), []byte{})
 	}
 	if !a.Scope.IsService() {
-		tx.overlay.Put(scopeUseKey(a.System, a.Scope, a.ID), []byte{})
+		tx.overlay.Put(scopeUseKey(a.System, a.Scope, a.ID), []byte("true"))
 	}
 	return nil
 }
@@ -189,7 +189,7 @@ func (tx *Tx) PutRole(r permatrix.Role) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	r.Permissions = append([]string{}, slices.Compact(slices.Sorted(slices.Values(r.Permissions)))...)
+	r = r.Normal()
 	old, err := Role(tx.view, r.System, r.Name)
 	switch {
 	case err == nil && slices.Equal(old.Permissions, r.Permissions):

@@ -76,7 +76,7 @@ func Verify(s Snapshot, max int) []Problem {
 			if len(segs) != 4 || !has(Key(nsDoc, ixMemberships, segs[3], segs[2])) {
 				return add(k, "members index entry without its membership")
 			}
-		case "i role_uses", "i scopes":
+		case "i role_uses", "d scopes":
 			if len(segs) != 5 {
 				return add(k, "not an index entry")
 			}

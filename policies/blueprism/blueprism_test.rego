@@ -3,6 +3,8 @@
 # through data.permatrix.decision and data.permatrix.admin.verdict.
 package permatrix.systems.blueprism_test
 
+import data.testing.layout
+
 catalog := data.systems.blueprism
 
 service := {"type": "service"}
@@ -28,7 +30,7 @@ lacking(p, scp) := {"kind": "permission", "system": "blueprism", "permission": p
 store(roles, assignments, memberships) := {
 	"revision": 7,
 	"roles": {"blueprism": {name: {"permissions": ps} | some name, ps in roles}},
-	"subjects": {s: {a.id: a | some a in assignments; a.subject == s} | some s in {a.subject | some a in assignments}},
+	"grants": layout.grants_of(assignments),
 	"memberships": memberships,
 }
 

@@ -5,6 +5,8 @@
 #   Readings: docs/systems/blueprism.md ("Writes").
 package permatrix.systems.blueprism
 
+import data.permatrix.lib
+
 # A permission assigned directly (not through a role) applies service-wide:
 # "Set a user's permissions ... select/deselect the required permissions"
 # in the User Settings dialog is per user, not per group; group-level access
@@ -63,6 +65,24 @@ forbidden contains msg if {
 		input.role.name,
 		p,
 		"\"Users cannot update this permission for their own user role.\"",
+	])
+}
+
+# Never to itself: "A user with permission to access System Manager may set
+# the roles and permissions of another user from the Security - Users
+# screen." (Security - Users). So an actor never assigns or removes a role
+# or permission to or from itself, whatever it holds; nor to or from a group
+# it belongs to (stored or asserted), through which it would hold it (least
+# privilege).
+forbidden contains msg if {
+	input.op in {"assign", "unassign"}
+	input.assignment.subject in lib.principals_of(input.actor, lib.asserted_groups)
+	msg := sprintf("actor %q may not %s roles or permissions of %s: %s (%s)", [
+		input.actor,
+		input.op,
+		input.assignment.subject,
+		"a user sets the roles and permissions of another user only",
+		"\"may set the roles and permissions of another user from the Security - Users screen\"",
 	])
 }
 

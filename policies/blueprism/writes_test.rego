@@ -151,3 +151,67 @@ test_import_release_overwrite_true_with_everything if {
 	allowed(holding(ps), "import_release", service, {"overwrite_existing": true})
 	not allowed(holding(ps), "import_release", service, {"overwrite_existing": true, "release_contains": ["tile"]})
 }
+
+# Security - Users: "A user with permission to access System Manager may set
+# the roles and permissions of another user from the Security - Users
+# screen." Never of itself (issue 9: eve, holding security_users, gave
+# itself a role with security_user_roles and system_settings), nor of a
+# group it belongs to (ops, which holds su too).
+self_granters := store(
+	{"su": ["security_users"], "boss": ["security_user_roles", "system_settings"]},
+	[role("e1", "user:eve", "su", service), role("o1", "group:ops", "su", service)],
+	{"eve": {"ops": true}},
+)
+
+test_actor_never_assigns_itself if {
+	f := admin(self_granters, assigning(role("n", "user:eve", "boss", service), "eve")).forbidden
+	count(f) == 1
+	contains(f[0], `actor "eve" may not assign roles or permissions of user:eve`)
+	contains(f[0], "of another user")
+	g := admin(self_granters, assigning(perm("n", "user:eve", "system_settings", service), "eve")).forbidden
+	count(g) == 1
+	admin(self_granters, assigning(role("n", "user:bob", "boss", service), "eve")) == {"violations": [], "forbidden": []}
+}
+
+test_actor_never_removes_its_own_roles if {
+	unassign := {"op": "unassign", "assignment": role("e1", "user:eve", "su", service), "actor": "eve"}
+	f := admin(self_granters, unassign).forbidden
+	count(f) == 1
+	contains(f[0], "unassign")
+}
+
+test_actor_never_assigns_its_groups if {
+	stored := admin(self_granters, assigning(role("n", "group:ops", "boss", service), "eve")).forbidden
+	count(stored) == 1
+	asserted := object.union(assigning(role("n", "group:qa", "boss", service), "eve"), {"groups": ["qa"]})
+	count(admin(self_granters, asserted).forbidden) == 1
+	admin(self_granters, assigning(role("n", "group:qa", "boss", service), "eve")).forbidden == []
+}
+
+# Group memberships are judged as assigning (removing) what the group holds:
+# eve (security_users) may add bob to ops (which holds su), never itself;
+# bob, without security_users, nobody.
+membership(actor, op, user) := {"op": op, "actor": actor, "membership": {"group": "ops", "user": user}}
+
+test_group_membership_never_to_itself if {
+	admin(self_granters, membership("eve", "add_member", "bob")) == {"violations": [], "forbidden": []}
+	some f in admin(self_granters, membership("eve", "add_member", "eve")).forbidden
+	contains(f, "another user only")
+	some g in admin(self_granters, membership("eve", "remove_member", "eve")).forbidden
+	contains(g, "another user only")
+	some h in admin(self_granters, membership("bob", "add_member", "bob")).forbidden
+	contains(h, "security_users")
+}
+
+# No administrator role in Blue Prism: a project someone else registered
+# (permatrix.admin's generic rule; Blue Prism has no projects of its own, so
+# only the verdict is asked) is changed by the operator only.
+test_no_administrator_role_means_the_operator if {
+	st := object.union(self_granters, {"projects": {"blueprism": {"q1": {"created_by": "zed", "kind": ""}}}})
+	in_ := {
+		"op": "register_project", "actor": "eve",
+		"project": {"system": "blueprism", "id": "q1", "created_by": "eve", "kind": ""},
+	}
+	some f in admin(st, in_).forbidden
+	contains(f, "needs the operator (blueprism has no administrator role)")
+}

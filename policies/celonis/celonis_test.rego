@@ -7,6 +7,7 @@
 package celonis_test
 
 import data.permatrix
+import data.testing.layout
 
 tm := "celonis-task-mining"
 
@@ -30,7 +31,7 @@ grant(id, subject, sys, perm, scope) := {
 
 store(assignments, memberships) := {
 	"revision": 7,
-	"subjects": {s: {a.id: a | some a in assignments; a.subject == s} | some s in {a.subject | some a in assignments}},
+	"grants": layout.grants_of(assignments), "scopes": layout.scopes_of(assignments),
 	"memberships": memberships,
 	"groups": {},
 	"roles": {},
@@ -100,11 +101,39 @@ test_admin_custom_project_needs_nothing_else if {
 	decide(admin, check(tm, "create_project", service, {"custom_project": true, "space": "s1"})).allow
 }
 
-# "Overarching and apply across the Celonis Platform" (new line 5): admin in Studio and Storage Manager too.
-test_admin_holds_studio_and_storage if {
+# "Overarching and apply across the Celonis Platform" (new line 5): admin in Studio too.
+test_admin_holds_studio if {
 	decide(admin, check("celonis-studio", "create_package", {"type": "space", "id": "s"}, {})).allow
-	decide(admin, check("celonis-storage-manager", "delete", {"type": "bucket", "id": "b"}, {})).allow
-	decide(admin, check(tm, "delete_screenshots", {"type": "bucket", "id": "b"}, {})).allow
+}
+
+# New line 38: "anyone who wants to view these screenshots must be granted
+# permissions for that storage bucket and the File Storage Manager service."
+# Anyone includes admins (vendor-docs/README.md): "Admins have always all
+# permissions" (old line 4) is Task Mining's, not the Storage Manager's.
+test_admin_needs_bucket_grants_for_screenshots if {
+	b := {"type": "bucket", "id": "b"}
+	every action in ["view_screenshots", "delete_screenshots"] {
+		d := decide(admin, check(tm, action, b, {}))
+		not d.allow
+		d.reasons == []
+	}
+	d := decide(admin, check(tm, "delete_screenshots", b, {}))
+	{m.permission | some m in d.missing} == {"get", "list", "delete", "use_file_storage_manager"}
+	{m.system | some m in d.missing} == {sm}
+	not decide(admin, check(sm, "delete", b, {})).allow
+}
+
+test_admin_with_bucket_grants_views_screenshots if {
+	b := {"type": "bucket", "id": "b"}
+	grants := array.concat(admin, [
+		grant("g1", "user:u", sm, "get", b),
+		grant("g2", "user:u", sm, "list", b),
+		grant("g3", "user:u", sm, "use_file_storage_manager", service),
+	])
+	d := decide(grants, check(tm, "view_screenshots", b, {}))
+	d.allow
+	{r.permission | some r in d.reasons} == {"get", "list", "use_file_storage_manager"}
+	not decide(grants, check(tm, "delete_screenshots", b, {})).allow
 }
 
 # --- old line 8: Analyst Role | "Cannot be granted separately" | Grant permissions | Grant permissions | - | - | -

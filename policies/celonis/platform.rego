@@ -67,7 +67,17 @@ granting(sys, perm, target) := service if {
 # permission_decision: admin, or a grant of the permission covering the scope.
 permission_decision(sys, perm, target) := lib.verdict(admin_reasons, set()) if {
 	is_admin
-} else := lib.verdict(reasons, missing) if {
+} else := grant_decision(sys, perm, target)
+
+# grant_decision: a grant of the permission covering the scope, whoever asks.
+# Storage Manager permissions are decided so, for admins too:
+# celonis-task-mining-permissions.txt (line 38): "anyone who wants to view
+# these screenshots must be granted permissions for that storage bucket and
+# the File Storage Manager service." "Anyone" includes admins: "Admins have
+# always all permissions" (older document, line 4) is about Task Mining's
+# own permissions, not the Storage Manager's (reading in
+# shared/vendor-docs/README.md).
+grant_decision(sys, perm, target) := lib.verdict(reasons, missing) if {
 	reasons := granting(sys, perm, target)
 	missing := {lib.missing_permission(sys, perm, target) | count(reasons) == 0}
 }
@@ -83,4 +93,39 @@ member_violations contains msg if {
 	a.subject != user
 	member_only(lib.grants_of(user, []))
 	msg := sprintf("%s is a Celonis member: members can be granted no permission", [a.subject])
+}
+
+# --- Who may grant (writes on behalf of input.actor)
+
+# actor_is_admin: the writing actor holds the Celonis admin role, assigned
+# to it or to one of its groups (stored or asserted).
+actor_is_admin if {
+	some g in lib.grants_of(input.actor, lib.asserted_groups)
+	g.system == "celonis-task-mining"
+	g.role == "admin"
+}
+
+# Permissions are granted by admins only. celonis-task-mining-permissions.txt
+# says where they are granted, "Go to Admin & Settings > Permissions." (line
+# 31) and "On the Permissions screen, use the check boxes to select the level
+# of edit permissions you want to grant to the Analyst user" (line 27), and
+# no document gives that to analysts or members (EDIT USERS, line 16, is
+# about "users of the Task Mining Client software"). Reading
+# (shared/vendor-docs/README.md): an actor writing any celonis-* assignment,
+# in any of the three systems, must hold the Celonis admin role.
+grant_forbidden contains msg if {
+	input.op in {"assign", "unassign"}
+	not actor_is_admin
+	msg := sprintf("%q may not %s %s %q in %s: %s (%s)", [
+		input.actor,
+		input.op,
+		input.assignment.subject,
+		object.get(input.assignment, "role", object.get(input.assignment, "permission", "")),
+		input.assignment.system,
+		"Celonis roles and permissions are granted by a Celonis admin only",
+		concat("", [
+			"celonis-task-mining-permissions.txt: granted in \"Admin & Settings > Permissions\" ",
+			"and a project's \"Permissions screen\"",
+		]),
+	])
 }

@@ -13,3 +13,6 @@ import data.permatrix.lib
 decision := celonis.permission_decision("celonis-studio", input.action, lib.scope)
 
 violations contains v if some v in celonis.member_violations
+
+# Who may grant: a Celonis admin (celonis.grant_forbidden).
+forbidden contains f if some f in celonis.grant_forbidden

@@ -15,9 +15,12 @@ catalog := data.systems[system_id]
 
 service := {"type": "service"}
 
-# Admins hold everything, always (older document: "Admins have always all permissions.").
+# Admins hold everything, always (older document: "Admins have always all
+# permissions."), except the screenshots, which need the Storage Manager
+# grants whoever asks (below).
 decision := lib.verdict(celonis.admin_reasons, set()) if {
 	celonis.is_admin
+	not screenshot_needs[input.action]
 } else := lib.verdict(reasons, missing)
 
 # The four edit permissions and create_project are held through a grant.
@@ -27,17 +30,18 @@ granted_actions := {a | some a in catalog.edit_permissions} | {"create_project"}
 # Screenshots, newer document: "anyone who wants to view these screenshots
 # must be granted permissions for that storage bucket and the File Storage
 # Manager service. GET and LIST: The user can view screenshots. GET, LIST,
-# and DELETE: The user can view and delete screenshots."
+# and DELETE: The user can view and delete screenshots." "Anyone" includes
+# admins (celonis.grant_decision).
 screenshot_needs := {
 	"view_screenshots": ["get", "list"],
 	"delete_screenshots": ["get", "list", "delete"],
 }
 
-screenshot_checks contains celonis.permission_decision("celonis-storage-manager", p, lib.scope) if {
+screenshot_checks contains celonis.grant_decision("celonis-storage-manager", p, lib.scope) if {
 	some p in screenshot_needs[input.action]
 }
 
-screenshot_checks contains celonis.permission_decision(
+screenshot_checks contains celonis.grant_decision(
 	"celonis-storage-manager",
 	"use_file_storage_manager",
 	service,
@@ -114,3 +118,40 @@ missing contains m if {
 
 # Writes: a member can be granted nothing.
 violations contains v if some v in celonis.member_violations
+
+# --- Who may write (on behalf of input.actor)
+
+# Assignments: a Celonis admin only (celonis.grant_forbidden).
+forbidden contains f if some f in celonis.grant_forbidden
+
+# Registering a project is creating it: newer document, line 21: "CREATE
+# PROJECT | Allows user to create Task Mining projects." The actor's own
+# create_project decision (admins hold it; analysts through the grant).
+forbidden contains msg if {
+	input.op == "register_project"
+	not create_decision.allow
+	msg := sprintf("%q may not create project %q: %s (%s)", [
+		input.actor,
+		input.project.id,
+		"creating Task Mining projects needs CREATE PROJECT or the admin role",
+		"celonis-task-mining-permissions.txt, line 21",
+	])
+}
+
+create_decision := d if {
+	# Registering is judged as the actor's own create_project decision in
+	# this system: this package's decision asked with that check as input.
+	# regal ignore:with-outside-test-context
+	d := decision with input as {
+		"subject": input.actor,
+		"groups": lib.asserted_groups,
+		"system": system_id,
+		"action": "create_project",
+		"context": {},
+	}
+}
+
+# administrator_role administers Celonis (older document, line 4: "Admins
+# have always all permissions."): it may change projects others registered
+# (data.permatrix.admin).
+administrator_role := "admin"

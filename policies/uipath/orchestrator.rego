@@ -29,3 +29,21 @@ reasons contains lib.reason(g) if {
 }
 
 missing contains lib.missing_permission(system_id, input.action, tenant) if count(reasons) == 0
+
+# Who may grant: nobody the document names. uipath-task-mining-automation-suite.txt,
+# "How to grant AICenter permissions in Orchestrator", says how ("you must
+# first create a tenant role in Orchestrator. To create the role go to
+# Orchestrator > Tenant > Manage Access > Roles"), not who; Task Mining's own
+# Admin manages Task Mining users only ("Can add any missing members ... to
+# the same service"). Least privilege (shared/vendor-docs/README.md): an
+# actor may not write here; only the operator (the admin token) does.
+forbidden contains msg if {
+	is_string(input.actor)
+	msg := sprintf("%q may not %s in %s: the document names no one who may grant these tenant permissions (%s); %s", [
+		input.actor,
+		input.op,
+		system_id,
+		"uipath-task-mining-automation-suite.txt, \"How to grant AICenter permissions in Orchestrator\"",
+		"only the operator (the admin token without an actor) writes here",
+	])
+}

@@ -4,6 +4,7 @@
 package uipath_orchestrator_test
 
 import data.permatrix
+import data.testing.layout
 
 sys := "uipath-orchestrator"
 
@@ -30,7 +31,7 @@ missing_perm(p) := {"kind": "permission", "system": sys, "permission": p, "scope
 # "the following permissions need to be applied in Orchestrator at the tenant level"
 test_each_permission_granted_directly if {
 	every p in perms {
-		d := decide({"revision": 3, "subjects": {"user:alice": {"a1": grant("a1", "user:alice", p)}}}, check(p))
+		d := decide({"revision": 3, "grants": layout.grants({"user:alice": {"a1": grant("a1", "user:alice", p)}})}, check(p))
 		d.allow
 		d.missing == []
 		d.reasons == [{"kind": "permission", "permission": p, "scope": tenant, "via": "user:alice", "assignment": "a1"}]
@@ -40,7 +41,7 @@ test_each_permission_granted_directly if {
 
 test_each_permission_denied_without_grant if {
 	every p in perms {
-		d := decide({"subjects": {}}, check(p))
+		d := decide({"grants": layout.grants({})}, check(p))
 		not d.allow
 		d.reasons == []
 		d.missing == [missing_perm(p)]
@@ -49,7 +50,7 @@ test_each_permission_denied_without_grant if {
 
 # One permission of the tenant role does not grant another.
 test_other_permission_grants_nothing if {
-	store := {"subjects": {"user:alice": {"a1": grant("a1", "user:alice", "ml_packages_view")}}}
+	store := {"grants": layout.grants({"user:alice": {"a1": grant("a1", "user:alice", "ml_packages_view")}})}
 	every p in perms - {"ml_packages_view"} {
 		d := decide(store, check(p))
 		not d.allow
@@ -59,14 +60,15 @@ test_other_permission_grants_nothing if {
 
 # A grant to another user is not alice's.
 test_grant_of_other_user if {
-	d := decide({"subjects": {"user:bob": {"a1": grant("a1", "user:bob", "ml_logs_view")}}}, check("ml_logs_view"))
+	store := {"grants": layout.grants({"user:bob": {"a1": grant("a1", "user:bob", "ml_logs_view")}})}
+	d := decide(store, check("ml_logs_view"))
 	not d.allow
 }
 
 # "Roles can be assigned to individual users or to a group."
 test_group_grant_stored_membership if {
 	store := {
-		"subjects": {"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}},
+		"grants": layout.grants({"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}}),
 		"memberships": {"alice": {"study": true}},
 		"groups": {"study": {"alice": true}},
 	}
@@ -76,20 +78,20 @@ test_group_grant_stored_membership if {
 }
 
 test_group_grant_asserted_group if {
-	store := {"subjects": {"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}}}
+	store := {"grants": layout.grants({"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}})}
 	d := decide(store, object.union(check("ml_skills_view"), {"groups": ["study"]}))
 	d.allow
 	d.reasons[0].via == "group:study"
 }
 
 test_group_grant_not_member if {
-	store := {"subjects": {"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}}}
+	store := {"grants": layout.grants({"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")}})}
 	not decide(store, check("ml_skills_view")).allow
 }
 
 # The tenant is the only scope: a check at a project is denied with a condition.
 test_project_scope_check_denied if {
-	store := {"subjects": {"user:alice": {"a1": grant("a1", "user:alice", "ml_logs_view")}}}
+	store := {"grants": layout.grants({"user:alice": {"a1": grant("a1", "user:alice", "ml_logs_view")}})}
 	d := decide(store, object.union(check("ml_logs_view"), {"resource": {"type": "project", "id": "p1"}}))
 	not d.allow
 	d.missing[0].kind == "condition"
@@ -120,10 +122,31 @@ test_write_role_refused if {
 	v.violations == [`unknown role "admin" for system "uipath-orchestrator"`]
 }
 
-test_write_by_any_actor_allowed if {
-	v := permatrix.admin.verdict with input as {
-		"op": "assign", "actor": "bob",
-		"assignment": {"subject": "user:alice", "system": sys, "permission": "ml_logs_view", "scope": tenant},
+# "How to grant AICenter permissions in Orchestrator" (lines 73-80) says how a
+# tenant role is made, not who may make it: no actor writes here, whatever it
+# holds (vendor-docs/README.md reading); the operator (no actor) still does.
+assign_as(actor) := {
+	"op": "assign", "actor": actor,
+	"assignment": {"subject": "user:alice", "system": sys, "permission": "ml_logs_view", "scope": tenant},
+}
+
+# bob holds every permission of the tenant: still no authority to grant them.
+holder := {"grants": layout.grants({"user:bob": {p: grant(p, "user:bob", p) | some p in perms}})}
+
+test_write_by_any_actor_refused if {
+	every actor in ["bob", "alice"] {
+		v := permatrix.admin.verdict with input as assign_as(actor) with data.store as holder
+		v.violations == []
+		count(v.forbidden) == 1
+		contains(v.forbidden[0], "the document names no one who may grant these tenant permissions")
+		contains(v.forbidden[0], "uipath-task-mining-automation-suite.txt")
 	}
-	v.forbidden == []
+}
+
+test_unassign_by_actor_refused if {
+	v := permatrix.admin.verdict with input as {
+		"op": "unassign", "actor": "bob",
+		"assignment": {"id": "x", "subject": "user:alice", "system": sys, "permission": "ml_logs_view", "scope": tenant},
+	}
+	contains(v.forbidden[0], "only the operator")
 }

@@ -359,3 +359,9 @@ create_decision := d if {
 		"context": {},
 	}
 }
+
+# administrator_role administers the service: "Administrator ロールには、既定で
+# プロジェクト作成者ロールが含まれています。" and the service-level table gives it
+# はい in every row it has: it may change projects others registered
+# (data.permatrix.admin).
+administrator_role := "administrator"

@@ -11,6 +11,7 @@
 package uipath_task_mining_cloud_test
 
 import data.permatrix
+import data.testing.layout
 
 sys := "uipath-task-mining-cloud"
 
@@ -28,7 +29,7 @@ role_at(id, subject, role, scope) := {"id": id, "subject": subject, "system": sy
 # store builds data.store from assignments, memberships and this system's projects.
 store(assignments, memberships, projects) := {
 	"revision": 7,
-	"subjects": {a.subject: {b.id: b | some b in assignments; b.subject == a.subject} | some a in assignments},
+	"grants": layout.grants_of(assignments),
 	"memberships": memberships,
 	"groups": {},
 	"projects": {sys: projects},

@@ -118,8 +118,41 @@ forbidden contains msg if {
 	msg := sprintf("%s may not change Task Mining roles: only a Task Mining Admin manages users", [input.actor])
 }
 
+# Registering a project is creating it: Admin "Can access Task Mining to
+# create projects" (and the AI Center prerequisites of create_project). The
+# actor's own create_project decision.
+forbidden contains msg if {
+	input.op == "register_project"
+	not create_decision.allow
+	msg := sprintf("%q may not create project %q: %s (%s)", [
+		input.actor,
+		input.project.id,
+		"creating Task Mining projects needs the Admin role and its AI Center permissions",
+		"uipath-task-mining-automation-suite.txt: Admin \"Can access Task Mining to create projects\"",
+	])
+}
+
+create_decision := d if {
+	# Registering is judged as the actor's own create_project decision in
+	# this system: this package's decision asked with that check as input.
+	# regal ignore:with-outside-test-context
+	d := decision with input as {
+		"subject": input.actor,
+		"groups": lib.asserted_groups,
+		"system": system_id,
+		"action": "create_project",
+		"context": {},
+	}
+}
+
 actor_manages_users if {
 	some g in lib.system_grants_of(input.actor, lib.asserted_groups, system_id)
 	catalog.matrix[g.role].manage_users
 	g.scope.type == tenant.type
 }
+
+# administrator_role administers Task Mining (Admin: "Can access Task Mining
+# to create projects, configure settings, and invites Task Mining users to
+# different projects."): it may change projects others registered
+# (data.permatrix.admin).
+administrator_role := "admin"

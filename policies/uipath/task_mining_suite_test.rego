@@ -7,6 +7,7 @@
 package uipath_task_mining_suite_test
 
 import data.permatrix
+import data.testing.layout
 
 sys := "uipath-task-mining-suite"
 
@@ -37,10 +38,12 @@ ml_grants(subject, perms) := {id: a |
 }
 
 # store where alice holds role at scope and the given AI Center permissions.
-store_of(role, scope, perms) := {"revision": 7, "subjects": {"user:alice": object.union(
-	{"r1": role_grant("r1", "user:alice", role, scope)},
-	ml_grants("user:alice", perms),
-)}}
+store_of(role, scope, perms) := {
+	"revision": 7, "grants": layout.grants({"user:alice": object.union(
+		{"r1": role_grant("r1", "user:alice", role, scope)},
+		ml_grants("user:alice", perms),
+	)}),
+}
 
 check(action, resource, ctx) := {
 	"subject": "alice",
@@ -186,14 +189,16 @@ test_catalog_actions if {
 
 # Roles do not nest: holding all three gives the union, nothing more.
 test_all_roles_union_only if {
-	store := {"subjects": {"user:alice": object.union(
-		{
-			"r1": role_grant("r1", "user:alice", "user", tenant),
-			"r2": role_grant("r2", "user:alice", "process_sme", tenant),
-			"r3": role_grant("r3", "user:alice", "admin", tenant),
-		},
-		ml_grants("user:alice", admin_set),
-	)}}
+	store := {
+		"grants": layout.grants({"user:alice": object.union(
+			{
+				"r1": role_grant("r1", "user:alice", "user", tenant),
+				"r2": role_grant("r2", "user:alice", "process_sme", tenant),
+				"r3": role_grant("r3", "user:alice", "admin", tenant),
+			},
+			ml_grants("user:alice", admin_set),
+		)}),
+	}
 	every a in {"rename_project", "archive_project", "edit_project"} {
 		not decide(store, check(a, tenant, accepted)).allow
 	}
@@ -252,7 +257,7 @@ test_no_prereq_actions_need_none if {
 
 # Prerequisites alone grant nothing: missing names the role only.
 test_prereqs_alone_grant_nothing if {
-	store := {"subjects": {"user:alice": ml_grants("user:alice", admin_set)}}
+	store := {"grants": layout.grants({"user:alice": ml_grants("user:alice", admin_set)})}
 	needing := {
 		"trigger_ml_pipeline": "admin",
 		"create_project": "admin",
@@ -268,16 +273,18 @@ test_prereqs_alone_grant_nothing if {
 
 # Neither role nor prerequisites: both listed.
 test_role_and_prereq_missing if {
-	d := decide({"subjects": {}}, check("record", tenant, {}))
+	d := decide({"grants": layout.grants({})}, check("record", tenant, {}))
 	d.missing == [missing_perm("ml_packages_view"), missing_role("user")]
 }
 
 # An AI Center permission of another user does not count.
 test_prereq_of_other_user if {
-	store := {"subjects": {
-		"user:alice": {"r1": role_grant("r1", "user:alice", "user", tenant)},
-		"user:bob": ml_grants("user:bob", recording_set),
-	}}
+	store := {
+		"grants": layout.grants({
+			"user:alice": {"r1": role_grant("r1", "user:alice", "user", tenant)},
+			"user:bob": ml_grants("user:bob", recording_set),
+		}),
+	}
 	decide(store, check("record", tenant, {})).missing == [missing_perm("ml_packages_view")]
 }
 
@@ -318,10 +325,10 @@ test_add_members_sme_with_context if {
 
 test_group_role_and_group_prereqs_stored if {
 	store := {
-		"subjects": {
+		"grants": layout.grants({
 			"group:admins": {"g1": role_grant("g1", "group:admins", "admin", tenant)},
 			"group:ai": ml_grants("group:ai", admin_set),
-		},
+		}),
 		"memberships": {"alice": {"admins": true, "ai": true}},
 		"groups": {"admins": {"alice": true}, "ai": {"alice": true}},
 	}
@@ -331,26 +338,30 @@ test_group_role_and_group_prereqs_stored if {
 }
 
 test_group_role_asserted_prereq_direct if {
-	store := {"subjects": {
-		"group:sme": {"g1": role_grant("g1", "group:sme", "process_sme", tenant)},
-		"user:alice": ml_grants("user:alice", sme_set),
-	}}
+	store := {
+		"grants": layout.grants({
+			"group:sme": {"g1": role_grant("g1", "group:sme", "process_sme", tenant)},
+			"user:alice": ml_grants("user:alice", sme_set),
+		}),
+	}
 	d := decide(store, object.union(check("view_discovery_results", p1, {}), {"groups": ["sme"]}))
 	d.allow
 	d.reasons[0].via == "group:sme"
 }
 
 test_group_prereq_asserted_role_direct if {
-	store := {"subjects": {
-		"user:alice": {"r1": role_grant("r1", "user:alice", "user", tenant)},
-		"group:rec": ml_grants("group:rec", recording_set),
-	}}
+	store := {
+		"grants": layout.grants({
+			"user:alice": {"r1": role_grant("r1", "user:alice", "user", tenant)},
+			"group:rec": ml_grants("group:rec", recording_set),
+		}),
+	}
 	decide(store, object.union(check("record", tenant, {}), {"groups": ["rec"]})).allow
 	decide(store, check("record", tenant, {})).missing == [missing_perm("ml_packages_view")]
 }
 
 test_group_not_member if {
-	store := {"subjects": {"group:admins": {"g1": role_grant("g1", "group:admins", "admin", tenant)}}}
+	store := {"grants": layout.grants({"group:admins": {"g1": role_grant("g1", "group:admins", "admin", tenant)}})}
 	decide(store, check("configure_settings", tenant, {})).missing == [missing_role("admin")]
 }
 
@@ -374,7 +385,7 @@ test_service_role_covers_projects if {
 
 # Process SME and Admin are missing at service scope even for a project check.
 test_missing_role_scope_for_service_only_role if {
-	d := decide({"subjects": {}}, check("edit_visualizer", p1, {}))
+	d := decide({"grants": layout.grants({})}, check("edit_visualizer", p1, {}))
 	d.missing == [missing_role("process_sme")]
 }
 
@@ -394,11 +405,13 @@ test_unknown_action_error if {
 # ---- writes ----
 
 # write_store: root and the group tm-admins hold admin, sme holds process_sme.
-write_store := {"subjects": {
-	"user:root": {"a": role_grant("a", "user:root", "admin", tenant)},
-	"user:sme": {"b": role_grant("b", "user:sme", "process_sme", tenant)},
-	"group:tm-admins": {"c": role_grant("c", "group:tm-admins", "admin", tenant)},
-}}
+write_store := {
+	"grants": layout.grants({
+		"user:root": {"a": role_grant("a", "user:root", "admin", tenant)},
+		"user:sme": {"b": role_grant("b", "user:sme", "process_sme", tenant)},
+		"group:tm-admins": {"c": role_grant("c", "group:tm-admins", "admin", tenant)},
+	}),
+}
 
 # write is the verdict on w over write_store (a test helper, as decide).
 write(w) := v if {

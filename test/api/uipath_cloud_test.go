@@ -626,8 +626,13 @@ func TestUiPathCloudReRegisterProject(t *testing.T) {
 	// ... nor by registering p1 again as its creator.
 	before := export(s)
 	r := s.Do(http.MethodPut, "/v1/systems/"+tmc+"/projects/p1", map[string]any{"created_by": "bob", "kind": "unassisted", "actor": "bob"}, true)
-	if r.Status != http.StatusConflict || !strings.Contains(string(r.Raw), "created_by cannot change") {
+	if code, msg := errorOf(r); r.Status != http.StatusForbidden || code != "forbidden" || !strings.Contains(msg, `"bob" may not re-register project "p1"`) {
 		t.Fatalf("bob re-registering alice's p1: %d %s", r.Status, r.Raw)
+	}
+	// The operator cannot change the creator either (a fact, not a field).
+	r = s.Do(http.MethodPut, "/v1/systems/"+tmc+"/projects/p1", map[string]any{"created_by": "bob", "kind": "assisted"}, true)
+	if r.Status != http.StatusConflict || !strings.Contains(string(r.Raw), "created_by cannot change") {
+		t.Fatalf("operator changing p1's creator: %d %s", r.Status, r.Raw)
 	}
 	if after := export(s); after != before {
 		t.Fatalf("a refused re-registration changed the store:\n%s\n%s", before, after)

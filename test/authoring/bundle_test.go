@@ -50,8 +50,8 @@ func tarFiles(t *testing.T, path string) map[string][]byte {
 
 // storeData is data.store with alice holding Celonis Task Mining admin:
 // what GET /v1/export would give, passed to stock opa beside the bundle.
-const storeData = `{"store": {"revision": 7, "subjects": {"user:alice": {"a1": {"id": "a1", "subject": "user:alice",
-  "system": "celonis-task-mining", "role": "admin", "scope": {"type": "service"}}}}}}`
+const storeData = `{"store": {"revision": 7, "grants": {"user:alice": {"celonis-task-mining": {"role": {"admin": {"service":
+  {"kind": "role", "role": "admin", "scope": {"type": "service"}, "via": "user:alice", "assignment": "a1"}}}}}}}}`
 
 const aliceEditsUsers = `{"subject": "alice", "system": "celonis-task-mining", "action": "edit_users"}`
 

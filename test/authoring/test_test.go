@@ -11,8 +11,8 @@ const demoTests = `package permatrix.systems.demo_test
 
 import data.permatrix
 
-store := {"revision": 1, "subjects": {"user:alice": {"a1": {"id": "a1", "subject": "user:alice", "system": "demo",
-	"role": "viewer", "scope": {"type": "service"}}}}}
+store := {"revision": 1, "grants": {"user:alice": {"demo": {"role": {"viewer": {"service":
+	{"kind": "role", "role": "viewer", "scope": {"type": "service"}, "via": "user:alice", "assignment": "a1"}}}}}}}
 
 test_viewer_reads if {
 	permatrix.allow with data.store as store with input as {"subject": "alice", "system": "demo", "action": "read"}

@@ -97,16 +97,24 @@ func assignmentIDs(t *testing.T, exported string) []string {
 	t.Helper()
 	var doc struct {
 		Store struct {
-			Subjects map[string]map[string]any `json:"subjects"`
+			Grants map[string]map[string]map[string]map[string]map[string]struct {
+				Assignment string `json:"assignment"`
+			} `json:"grants"`
 		} `json:"store"`
 	}
 	if err := json.Unmarshal([]byte(exported), &doc); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, as := range doc.Store.Subjects {
-		for id := range as {
-			ids = append(ids, id)
+	for _, systems := range doc.Store.Grants {
+		for _, kinds := range systems {
+			for _, names := range kinds {
+				for _, scopes := range names {
+					for _, g := range scopes {
+						ids = append(ids, g.Assignment)
+					}
+				}
+			}
 		}
 	}
 	slices.Sort(ids)
@@ -381,9 +389,9 @@ func populated(t *testing.T) *harness.Process {
 func TestDataAPIExposure(t *testing.T) {
 	p := populated(t)
 	store := export(t, p)
-	for _, path := range []string{"/v1/data", "/v1/data/", "/v1/data/store", "/v1/data/store/subjects", "/v1/data/store/memberships",
-		"/v1/data/store/projects", "/v1/data/store/groups", "/v1/data/store/subjects/user:ann", "/v1/data/systems", "/v1/data/permatrix",
-		"/v1/data/permatrix/lib", "/v1/data/permatrix/admin", "/v1/data//store", "/v1/data/store%2Fsubjects", "/v1/data/q1/x"} {
+	for _, path := range []string{"/v1/data", "/v1/data/", "/v1/data/store", "/v1/data/store/grants", "/v1/data/store/memberships",
+		"/v1/data/store/projects", "/v1/data/store/groups", "/v1/data/store/grants/user:ann", "/v1/data/systems", "/v1/data/permatrix",
+		"/v1/data/permatrix/lib", "/v1/data/permatrix/admin", "/v1/data//store", "/v1/data/store%2Fgrants", "/v1/data/q1/x"} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			for _, headers := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "bearer " + token}, {"Authorization", token}} {
 				a := call(t, p, method, path, `{"input":{}}`, false, headers...)
@@ -396,7 +404,7 @@ func TestDataAPIExposure(t *testing.T) {
 			t.Fatalf("GET %s with the token: %d %s", path, a.status, a.raw)
 		}
 	}
-	if a := call(t, p, http.MethodGet, "/v1/data/store/subjects", "", true); !strings.Contains(string(a.raw), "user:ann") {
+	if a := call(t, p, http.MethodGet, "/v1/data/store/grants", "", true); !strings.Contains(string(a.raw), "user:ann") {
 		t.Fatalf("the operator reads the store: %s", a.raw)
 	}
 	for _, path := range []string{"/v1/data/permatrix/allow", "/v1/data/permatrix/decision", "/v1/data/permatrix/admin/verdict", "/v1/data/permatrix/decision/allow"} {

@@ -7,10 +7,14 @@
 #     {"op": "define_role", "role": {"system", "name", "permissions"}, "actor"?}
 #     {"op": "delete_role", "role": {"system", "name"}, "actor"?}
 #     {"op": "register_project", "project": {"system", "id", "created_by", "kind"}, "actor"?}
+#     {"op": "add_member"|"remove_member", "membership": {"group", "user"}, "actor"?}
 #   violations (HTTP 422) are changes no one may make; forbidden (HTTP 403)
 #   are changes this actor may not make. Systems add their own through rules
-#   named violations and forbidden in their package.
+#   named violations and forbidden in their package. Without an actor the
+#   operator (the admin token) writes and only violations apply.
 package permatrix.admin
+
+import data.permatrix.lib
 
 # METADATA
 # description: what the server reads before every write; both sets, sorted
@@ -95,12 +99,6 @@ violations contains sprintf("unknown permission %q for system %q", [p, system_id
 	not system.permissions[p]
 }
 
-# The system's own rules on who may write, when a write names its actor.
-forbidden contains f if {
-	is_string(input.actor)
-	some f in data.permatrix.systems[system.package].forbidden
-}
-
 # grantable_role: a built-in role, or a custom role defined in the store
 # where the system has custom roles.
 grantable_role(r) if system.roles[r]
@@ -120,3 +118,203 @@ grant_scopes := system.custom_roles.scopes if {
 }
 
 grant_scopes := system.permissions[assignment.permission].scopes if not assignment.role
+
+# ---------------------------------------------------------------------------
+# Who may write: writes made on behalf of input.actor (HTTP 403)
+
+forbidden contains f if some f in write_forbidden
+
+# Group memberships. A member holds what its group holds: lib.grants_of
+# expands groups, as the documents say (uipath-task-mining-cloud-roles.ja.txt:
+# "ロールをグループに割り当てると、グループ内のすべてのユーザーがロールを継承します。";
+# uipath-task-mining-automation-suite.txt: "Here, you can add permissions to
+# a specific user or group."). So adding a user to a group is judged as
+# assigning the user every holding of the group, and removing one as
+# removing each of them from the user: an actor may add someone only if it
+# may grant all the group holds.
+forbidden contains msg if {
+	is_string(input.actor)
+	op := member_op[input.op]
+	some a in group_holdings
+	as_user := object.union(object.remove(a, ["default", "id"]), {"subject": concat("", ["user:", input.membership.user])})
+	some reason in holding_forbidden(op, as_user, input.actor, lib.asserted_groups)
+	msg := sprintf("%q may not %s: the group holds %s, which a member holds too; %s", [
+		input.actor,
+		member_change,
+		holding(a),
+		reason,
+	])
+}
+
+# A group holding nothing gives no vendor rule to judge by, and a member
+# added now would hold whatever the group is given later. Least privilege
+# (shared/vendor-docs/README.md: "Where a document is ambiguous, take the
+# least-privilege reading"): no actor has authority over its members; the
+# operator manages them.
+forbidden contains msg if {
+	is_string(input.actor)
+	member_op[input.op]
+	count(group_holdings) == 0
+	msg := sprintf("%q may not %s: %s", [
+		input.actor,
+		member_change,
+		concat("", [
+			"the group holds no role or permission, so no vendor rule gives an actor authority over its members; ",
+			"only the operator (the admin token without an actor) changes them",
+		]),
+	])
+}
+
+# write_forbidden are the refusals of an assignment, custom-role or project
+# write; a membership change is judged through them (above).
+
+# The system's own rules on who may write, when a write names its actor.
+write_forbidden contains f if {
+	is_string(input.actor)
+	some f in data.permatrix.systems[system.package].forbidden
+}
+
+# A system package that writes down no rule on who may write (defines no
+# forbidden rule at all) refuses every actor write: delegation exists only
+# where a vendor document gives it (shared/vendor-docs/README.md: "Where a
+# document is ambiguous, take the least-privilege reading").
+write_forbidden contains msg if {
+	is_string(input.actor)
+	system
+	not data.permatrix.systems[system.package].forbidden
+	msg := sprintf("%q may not write in %s: %s", [
+		input.actor,
+		system_id,
+		"the system has no delegation rules, only the operator (the admin token without an actor) writes there",
+	])
+}
+
+# Projects. An actor registers new projects as itself (the server fills in
+# an absent created_by with the actor; the creator of a registered project
+# never changes): the creator is whoever creates the project,
+# uipath-task-mining-cloud-roles.ja.txt: "新しい Task Mining プロジェクトを作成する
+# 管理者またはプロジェクト作成者には、…プロジェクト管理者ロールが自動的に割り当てられます。"
+write_forbidden contains msg if {
+	is_string(input.actor)
+	project
+	not registered
+	project.created_by != input.actor
+	msg := sprintf("%q may register projects only as itself: created_by %q names another user (%s)", [
+		input.actor,
+		project.created_by,
+		"the creator of a project is who creates it",
+	])
+}
+
+# Re-registering (or changing the kind of) a project someone else
+# registered. Who created a project and its kind are facts the vendor rules
+# build on (uipath-task-mining-cloud-roles.ja.txt, footnote "*) この権限は、
+# プロジェクト作成者が作成したプロジェクトにのみ適用されます。", and the Unassisted
+# rule), so only an administrator of the system changes them.
+write_forbidden contains msg if {
+	is_string(input.actor)
+	registered.created_by != input.actor
+	not actor_is_administrator
+	msg := sprintf("%q may not re-register project %q of %s: it was registered as created by %q; %s needs %s", [
+		input.actor,
+		project.id,
+		system_id,
+		registered.created_by,
+		"changing another's project",
+		who_administers,
+	])
+}
+
+# Registering a project that already has assignments: its creator would
+# gain the footnote-* rights over the people already on it (the same
+# footnote), so that needs an administrator of the system too.
+write_forbidden contains msg if {
+	is_string(input.actor)
+	project
+	not registered
+	project_has_assignments
+	not actor_is_administrator
+	msg := sprintf("%q may not register project %q of %s: assignments on it exist already; registering it needs %s", [
+		input.actor,
+		project.id,
+		system_id,
+		who_administers,
+	])
+}
+
+# project is the project a register_project write stores.
+project := input.project if input.op == "register_project"
+
+# registered is the project as the store has it, if it is registered.
+registered := data.store.projects[system_id][project.id]
+
+# project_has_assignments: data.store.scopes indexes the grants made on
+# each project (document.go).
+project_has_assignments if count(data.store.scopes[system_id][concat(":", ["project", project.id])]) > 0
+
+# system_administrator_role is the system's role of an administrator, where
+# the system's package names one (as administrator_role, citing its
+# document).
+system_administrator_role := data.permatrix.systems[system.package].administrator_role
+
+# actor_is_administrator: the actor holds the administrator role at service
+# scope, assigned to it or to one of its groups (stored or asserted), or as
+# a group's default role (catalog default_group_roles).
+actor_is_administrator if {
+	some g in lib.system_grants_of(input.actor, lib.asserted_groups, system_id)
+	g.role == system_administrator_role
+	g.scope.type == "service"
+}
+
+actor_is_administrator if {
+	some group, roles in object.get(system, "default_group_roles", {})
+	system_administrator_role in roles
+	group in lib.groups_of(input.actor, lib.asserted_groups)
+}
+
+# who_administers says who may change a project someone else registered.
+who_administers := sprintf("an administrator of %s (role %q)", [system_id, system_administrator_role]) if {
+	system_administrator_role
+} else := sprintf("the operator (%s has no administrator role)", [system_id])
+
+# member_op is the assignment write a membership change is judged as.
+member_op := {"add_member": "assign", "remove_member": "unassign"}
+
+member_change := sprintf("add %q to group %q", [input.membership.user, input.membership.group]) if {
+	input.op == "add_member"
+} else := sprintf("remove %q from group %q", [input.membership.user, input.membership.group])
+
+group_subject := concat("", ["group:", input.membership.group])
+
+# group_holdings are the group's stored assignments ...
+group_holdings contains a if some a in lib.assignments_of(group_subject)
+
+# ... and the roles its members hold by default (catalog
+# default_group_roles, e.g. uipath-task-mining-cloud-roles.ja.txt: "既定では、
+# Administrators グループのユーザーには、管理者ロールが割り当てられます。").
+group_holdings contains {
+	"subject": group_subject,
+	"system": id,
+	"role": role,
+	"scope": {"type": "service"},
+	"default": true,
+} if {
+	some id, sys in data.systems
+	some role in object.get(sys, ["default_group_roles", input.membership.group], [])
+}
+
+# holding_forbidden is what refuses actor (with its asserted groups) the
+# assignment write op of a: a holding is judged as that write.
+holding_forbidden(op, a, actor, groups) := fs if {
+	# regal ignore:with-outside-test-context
+	fs := write_forbidden with input as {"op": op, "assignment": a, "actor": actor, "groups": groups}
+}
+
+# holding names one holding of a group.
+holding(a) := sprintf("role %q at %v in %s%s", [a.role, a.scope, a.system, default_note(a)]) if a.role
+
+holding(a) := sprintf("permission %q at %v in %s", [a.permission, a.scope, a.system]) if a.permission
+
+default_note(a) := " (by default)" if a["default"]
+
+else := ""

@@ -44,17 +44,23 @@ principals_of(user, asserted) := {concat("", ["user:", user])} | {concat("", ["g
 	some g in groups_of(user, asserted)
 }
 
-# grants_of is every assignment held by one of the user's principals, as
-# {"id", "subject", "system", "role" or "permission", "scope", "via"}, via
-# naming the principal (user or group) that holds it. The store keeps each
-# grant at data.store.grants[principal][system][kind][name][scope] (document.go).
-grants_of(user, asserted) := {grant |
-	some p in principals_of(user, asserted)
+# assignments_of is every assignment a principal ("user:<id>" or
+# "group:<id>") holds itself, as {"id", "subject", "system", "role" or
+# "permission", "scope", "via"}. The store keeps each at
+# data.store.grants[principal][system][kind][name][scope] (document.go).
+assignments_of(p) := {a |
 	some sys, kinds in data.store.grants[p]
 	some kind, names in kinds
 	some name, scopes in names
 	some r in scopes
-	grant := {"id": r.assignment, "subject": p, "system": sys, kind: name, "scope": r.scope, "via": p}
+	a := {"id": r.assignment, "subject": p, "system": sys, kind: name, "scope": r.scope, "via": p}
+}
+
+# grants_of is every assignment held by one of the user's principals, via
+# naming the principal (user or group) that holds it.
+grants_of(user, asserted) := {a |
+	some p in principals_of(user, asserted)
+	some a in assignments_of(p)
 }
 
 # system_grants_of is grants_of restricted to one system.

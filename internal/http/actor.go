@@ -1,0 +1,107 @@
+package http
+
+import (
+	"bytes"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/permatrix/permatrix"
+)
+
+// The actor of a write is the user it is made on behalf of: the vendor's
+// delegation rules then decide whether that user may make it (403 when
+// not). A write without an actor is the operator's, who holds the admin
+// token and may make any change the vendor rules allow (422 still applies).
+// actorOf is the one place that decides it; every write path asks it.
+const (
+	// actorHeader names the actor of a write, like the body's "actor".
+	actorHeader = "X-Permatrix-Actor"
+	// callerUserKey is the Echo context key under which authentication
+	// stores the id (a string) of the user a request was authenticated as
+	// (a verified user token). Such a request acts as that user.
+	callerUserKey = "permatrix.caller.user"
+	// callerOperatorKey is set (true) by requireAdmin when the request
+	// carries the admin token.
+	callerOperatorKey = "permatrix.caller.operator"
+)
+
+// actorOf decides the actor of a write ("" is the operator). body is the
+// actor the JSON body names (nil when it names none).
+//
+//   - A request authenticated as a user acts as that user; a body or header
+//     actor naming anyone else is a 400 (a user cannot act for another).
+//   - With the admin token, the body's "actor" or the X-Permatrix-Actor
+//     header names the actor; both given and different is a 400, and so is
+//     the header given twice: a request means one thing or is refused.
+//   - An actor that is given must be a valid user id: "actor": "" is a 400,
+//     never a quiet fall-back to the operator.
+//   - Neither kind of caller: 401 (never reached behind requireAdmin; the
+//     check keeps this function safe wherever it is called).
+func actorOf(c echo.Context, body *string) (string, error) {
+	named, err := namedActor(c, body)
+	if err != nil {
+		return "", err
+	}
+	if v := c.Get(callerUserKey); v != nil {
+		// Authentication put it there: anything but a valid id is a fault,
+		// never a reason to fall back to the operator.
+		user, ok := v.(string)
+		if !ok || !permatrix.ValidID(user) {
+			return "", permatrix.Errorf(permatrix.EINTERNAL, "the authenticated user id is not a valid id")
+		}
+		if named != "" && named != user {
+			return "", permatrix.Errorf(permatrix.EINVALID, "the request is authenticated as user %q and cannot act as %q: a user acts only as itself", user, named)
+		}
+		return user, nil
+	}
+	if operator, _ := c.Get(callerOperatorKey).(bool); operator {
+		return named, nil
+	}
+	return "", permatrix.Errorf(permatrix.EUNAUTHORIZED, "a write needs the admin token or an authenticated user")
+}
+
+// namedActor is the actor the request names in its body or header, "" for
+// none; see actorOf.
+func namedActor(c echo.Context, body *string) (string, error) {
+	if body != nil && !permatrix.ValidID(*body) {
+		return "", permatrix.Errorf(permatrix.EINVALID, "actor must be a user id of 1 to %d bytes without control characters (leave it out to write as the operator)", permatrix.MaxIDBytes)
+	}
+	values := c.Request().Header.Values(actorHeader)
+	switch {
+	case len(values) > 1:
+		return "", permatrix.Errorf(permatrix.EINVALID, "%s is given %d times: name one actor", actorHeader, len(values))
+	case len(values) == 1 && !permatrix.ValidID(values[0]):
+		return "", permatrix.Errorf(permatrix.EINVALID, "%s must be a user id of 1 to %d bytes without control characters", actorHeader, permatrix.MaxIDBytes)
+	case len(values) == 1 && body != nil && *body != values[0]:
+		return "", permatrix.Errorf(permatrix.EINVALID, "the body's actor %q and the %s header %q differ: name one actor", *body, actorHeader, values[0])
+	case body != nil:
+		return *body, nil
+	case len(values) == 1:
+		return values[0], nil
+	}
+	return "", nil
+}
+
+// actorBody is a write body that holds at most the actor (DELETE
+// requests, group memberships).
+type actorBody struct {
+	Actor *string `json:"actor"`
+}
+
+// optionalActor is the actor of a write whose body is optional and holds
+// at most {"actor": "..."}. A body that is not that object is a 400, never
+// ignored (ignoring it would make the change with the operator's
+// authority).
+func optionalActor(c echo.Context) (string, error) {
+	raw, err := readBody(c)
+	if err != nil {
+		return "", err
+	}
+	var body actorBody
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := decodeJSON(raw, &body); err != nil {
+			return "", err
+		}
+	}
+	return actorOf(c, body.Actor)
+}

@@ -1,0 +1,254 @@
+package http
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/labstack/echo/v4"
+
+	"github.com/permatrix/permatrix"
+)
+
+// Every JSON body permatrix parses (checks, batch items, write bodies,
+// DELETE bodies, import lines, the Data API's request) goes through
+// decodeJSON, and nothing else decodes request JSON. It is strict because
+// a lenient decoder lets a request mean two things: encoding/json (v1)
+// matches keys case-insensitively and lets the last of two equal keys win,
+// so {"actor":"ba","Actor":""} was a write made as the operator.
+//
+// It is encoding/json/v2 (the github.com/go-json-experiment/json module,
+// which Go 1.27 ships as the standard library) with these options:
+//   - keys match field names exactly: a case variant ("Actor") is an unknown
+//     key, and unknown keys are refused (RejectUnknownMembers);
+//   - a key twice in one object, anywhere in the document, is refused (v2's
+//     default, also inside free-form values such as a check's context and
+//     the Data API's input);
+//   - invalid UTF-8 is refused (v2's default);
+//   - a string field holds a string: null is refused (leave the key out);
+//   - free-form values keep their numbers exact (json.Number, as OPA reads
+//     them), as the v1 decoder's UseNumber did.
+var strictJSON = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.WithUnmarshalers(json.JoinUnmarshalers(
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *string) error { return refuseNull(dec) }),
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **string) error { return refuseNull(dec) }),
+		json.UnmarshalFunc(freeForm),
+	)),
+)
+
+// errNullString is how refuseNull reports a null where a string belongs.
+var errNullString = errors.New("null where a string belongs")
+
+// refuseNull refuses a JSON null and leaves anything else to the default
+// decoding (errors.ErrUnsupported means "not handled here" to json v2).
+func refuseNull(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == 'n' {
+		return errNullString
+	}
+	return errors.ErrUnsupported
+}
+
+// freeForm decodes a free-form value (a check's context values, the Data
+// API's input) as OPA expects it: numbers as json.Number. The bytes were
+// already checked by the v2 decoder (syntax, UTF-8, duplicate keys).
+func freeForm(raw []byte, v *any) error {
+	dec := stdjson.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+// decodeJSON decodes body, which must be one JSON object, into v (a pointer
+// to a struct). Anything it refuses is an EINVALID error whose message
+// names the key or the place and says what was expected.
+func decodeJSON(body []byte, v any) error {
+	kind := jsontext.Value(body).Kind()
+	switch {
+	case len(bytes.TrimSpace(body)) == 0:
+		return permatrix.Errorf(permatrix.EINVALID, "request body is empty: a JSON object is required")
+	case kind != '{' && kind != 0:
+		return permatrix.Errorf(permatrix.EINVALID, "the body must be a JSON object, got %s", kindName(kind))
+	}
+	if err := json.Unmarshal(body, v, strictJSON); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+// decode reads the request body and decodes it with decodeJSON.
+func decode(c echo.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, v)
+}
+
+// readBody reads the whole body; over the limit it is the body-limit
+// middleware's 413.
+func readBody(c echo.Context) ([]byte, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return nil, he
+		}
+		return nil, permatrix.Errorf(permatrix.EINVALID, "reading body: %v", err)
+	}
+	return body, nil
+}
+
+// jsonError turns a json v2 error into a client message.
+func jsonError(err error) error {
+	var syn *jsontext.SyntacticError
+	var sem *json.SemanticError
+	switch {
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		return permatrix.Errorf(permatrix.EINVALID, "duplicate key %q in %s: a key may appear only once in an object",
+			syn.JSONPointer.LastToken(), where(syn.JSONPointer.Parent()))
+	case errors.As(err, &syn) && strings.Contains(syn.Err.Error(), "after top-level value"):
+		return permatrix.Errorf(permatrix.EINVALID, "request body has data after the JSON value")
+	case errors.As(err, &syn):
+		msg := fmt.Sprintf("malformed JSON at byte %d: %v", syn.ByteOffset, syn.Err)
+		if syn.JSONPointer != "" {
+			msg += " (in " + where(syn.JSONPointer) + ")"
+		}
+		return permatrix.Errorf(permatrix.EINVALID, "%s", msg)
+	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
+		return permatrix.Errorf(permatrix.EINVALID, "unknown key %q in %s%s",
+			sem.JSONPointer.LastToken(), where(sem.JSONPointer.Parent()), knownKeysHint(sem.GoType, sem.JSONPointer.LastToken()))
+	case errors.As(err, &sem) && errors.Is(sem.Err, errNullString):
+		return permatrix.Errorf(permatrix.EINVALID, "%s: expected a string, got null (leave the key out instead)", field(sem.JSONPointer))
+	case errors.As(err, &sem):
+		return permatrix.Errorf(permatrix.EINVALID, "%s: expected %s, got JSON %s", field(sem.JSONPointer), typeName(sem.GoType), kindName(sem.JSONKind))
+	default:
+		return permatrix.Errorf(permatrix.EINVALID, "malformed JSON: %v", err)
+	}
+}
+
+// field names a place in the body the way clients write it: "scope.type",
+// "permissions[0]", "body" for the whole body.
+func field(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.ParseUint(tok, 10, 31); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	if b.Len() == 0 {
+		return "body"
+	}
+	return b.String()
+}
+
+// where is field for an object: "the body" or "object scope".
+func where(p jsontext.Pointer) string {
+	if p == "" {
+		return "the body"
+	}
+	return "object " + field(p)
+}
+
+// knownKeysHint lists the keys an object of type t takes, and points out a
+// case variant of one of them.
+func knownKeysHint(t reflect.Type, key string) string {
+	names := jsonNames(t)
+	if len(names) == 0 {
+		return ""
+	}
+	for _, n := range names {
+		if strings.EqualFold(n, key) {
+			return fmt.Sprintf(" (keys are case-sensitive: did you mean %q?)", n)
+		}
+	}
+	return " (known keys: " + strings.Join(names, ", ") + ")"
+}
+
+// jsonNames are the JSON keys of struct type t, sorted, with the fields of
+// embedded structs (which json v2 inlines) included.
+func jsonNames(t reflect.Type) []string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || (!f.IsExported() && !f.Anonymous):
+		case f.Anonymous && name == "":
+			names = append(names, jsonNames(f.Type)...)
+		case name == "":
+			names = append(names, f.Name)
+		default:
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// typeName says what a Go type expects, in JSON words.
+func typeName(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t == reflect.TypeFor[jsontext.Value]() {
+			return "a JSON value"
+		}
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(typeName(t.Elem()), "a "), "an ") + "s"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	default:
+		return "a JSON value"
+	}
+}
+
+// kindName names a JSON kind as a client would.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "boolean"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	default:
+		return "value"
+	}
+}
