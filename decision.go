@@ -12,6 +12,10 @@ type Check struct {
 	// Groups are memberships an upstream identity provider asserted, on
 	// top of the stored ones.
 	Groups []string `json:"groups,omitempty"`
+	// MinRevision, a consistency token, asks for a decision at this store
+	// revision or later (e.g. the revision a write returned): the decision
+	// point waits until it has applied it. Not part of the policies' input.
+	MinRevision uint64 `json:"min_revision,omitempty"`
 }
 
 // Input is the check as the policies' input document.

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
@@ -29,7 +29,9 @@ import (
 type serveOptions struct {
 	listen                   listenOptions
 	access                   accessOptions
-	db, bundle               string
+	store                    storeOptions
+	bundle                   string
+	consistencyTimeout       time.Duration
 	adminToken, adminTokenFn string
 	logLevel, decisionLog    string
 	bodyLimit                int64
@@ -37,7 +39,6 @@ type serveOptions struct {
 	watch                    bool
 	watchDebounce            time.Duration
 	verify                   opa.VerifyOptions
-	storeProbe               time.Duration
 }
 
 func newServe() *cobra.Command {
@@ -51,12 +52,13 @@ listens on 127.0.0.1:8181. Without --admin-token(-file) a random admin token is
 generated and logged at startup. Forward-auth takes the caller from the
 X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), cmd.Flags(), o) },
 	}
 	f := cmd.Flags()
 	o.listen.register(f)
 	o.access.register(f)
-	f.StringVar(&o.db, "db", "./permatrix.db", "bbolt file of the assignment store")
+	o.store.register(f, true)
+	f.DurationVar(&o.consistencyTimeout, "consistency-timeout", time.Second, "how long a check with min_revision waits for the store to reach it before answering 503")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle or an http(s) URL (default: the embedded one)")
 	f.StringVar(&o.adminToken, "admin-token", "", "bearer token of the administration API")
 	f.StringVar(&o.adminTokenFn, "admin-token-file", "", "file holding the admin token")
@@ -70,7 +72,6 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	f.StringVar(&o.verify.KeyID, "verification-key-id", opa.DefaultKeyID, "name of the verification key (the signature's kid)")
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
-	f.DurationVar(&o.storeProbe, "store-probe-interval", bolt.DefaultProbeInterval, "after a write fails for disk reasons (full, read-only, I/O error), probe the disk this often until it takes writes again; /health is 503 until then")
 	return cmd
 }
 
@@ -159,7 +160,7 @@ func (r *reloader) reload(ctx context.Context) {
 	r.log.Error("bundle reload failed; the last good bundle keeps serving", "bundle", r.src, "revision", old, "err", err.Error())
 }
 
-func runServe(ctx context.Context, o serveOptions) error {
+func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
@@ -171,23 +172,15 @@ func runServe(ctx context.Context, o serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db, err := bolt.Open(o.db, bolt.Options{})
-	var damaged *bolt.CorruptError
-	if errors.As(err, &damaged) {
-		// A distinct exit code: restarting will not help; the file needs
-		// a restore (docs/security.md).
-		log.Error("the store file is damaged; not serving", "db", o.db, "problems", damaged.Problems, "err", damaged.Error())
-		return exitError{exitStoreDamaged}
-	}
+	db, where, err := o.store.open(ctx, flags, log)
 	if err != nil {
-		return err
+		return damaged(err, log, where)
 	}
 	defer func() {
 		if err := db.Close(); err != nil {
 			log.Error("closing the store", "err", err)
 		}
 	}()
-	db.SetProbeInterval(o.storeProbe)
 
 	var dlog pdp.DecisionLogger
 	if o.decisionLog != "" {
@@ -204,6 +197,7 @@ func runServe(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	svc := pdp.New(db, opa.NewEngine(db), log, dlog)
+	svc.ConsistencyTimeout = o.consistencyTimeout
 	b, err := opa.ReadBundle(ctx, o.bundle, loadOpts)
 	if err != nil {
 		return err
@@ -254,7 +248,7 @@ func runServe(ctx context.Context, o serveOptions) error {
 			return fmt.Errorf("--grpc-addr: %w", err)
 		}
 	}
-	attrs = append(attrs, "db", o.db, "bundle_revision", p.BundleRevision(), "store_revision", db.Revision(), "systems", len(p.Catalog))
+	attrs = append(attrs, "store", where, "bundle_revision", p.BundleRevision(), "store_revision", db.Revision(), "systems", len(p.Catalog))
 	if acc.routes != nil {
 		attrs = append(attrs, "routes", acc.routes.File(), "route_count", acc.routes.Len())
 	}

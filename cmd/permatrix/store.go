@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // Exit codes about the store file (docs/security.md).
@@ -51,6 +56,142 @@ running permatrix serve).`,
 		},
 	}
 	check.Flags().StringVar(&db, "db", "./permatrix.db", "the store file")
-	cmd.AddCommand(check)
+	cmd.AddCommand(check, newStoreCopy())
 	return cmd
+}
+
+type copyOptions struct {
+	from, to storeOptions
+	force    bool
+	batchOps int
+	logLevel string
+}
+
+func newStoreCopy() *cobra.Command {
+	o := copyOptions{}
+	cmd := &cobra.Command{
+		Use:   "copy --from STORE --to STORE",
+		Short: "Copy an assignment store to another (bolt to etcd, etcd to bolt, …)",
+		Long: `Copy every assignment, membership, custom role and project from one store to
+another, ids and order preserved: to grow from one pod to a fleet
+(--from bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back.
+A store is bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS;
+the --etcd-* flags apply to whichever side is etcd). The target must be empty
+unless --force, which first deletes what it holds. Copy while no sidecar
+writes to either store: the copy is made in batches (each one commit), so a
+failed copy leaves part of it; run it again with --force. Progress goes to a
+terminal as one line (count, rate, time left), otherwise as log lines.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runStoreCopy(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.from.url, "from", "", "the store to copy")
+	f.StringVar(&o.to.url, "to", "", "the store to copy into")
+	f.BoolVar(&o.force, "force", false, "delete what the target holds before copying")
+	f.IntVar(&o.batchOps, "batch-ops", 0, "operations per commit (default: 10000 into bbolt, 120 into etcd, whose --max-txn-ops is 128 by default)")
+	f.StringVar(&o.from.etcd.CertFile, "etcd-cert-file", "", "TLS client certificate for the etcd side")
+	f.StringVar(&o.from.etcd.KeyFile, "etcd-key-file", "", "TLS client key for the etcd side")
+	f.StringVar(&o.from.etcd.CAFile, "etcd-ca-file", "", "CA of the etcd servers' certificates")
+	f.StringVar(&o.from.etcd.Username, "etcd-username", "", "etcd user name")
+	f.StringVar(&o.from.pwFile, "etcd-password-file", "", "file holding the etcd password")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if o.from.url == "" || o.to.url == "" {
+		return errors.New("give --from and --to (bolt:PATH or etcd://HOST:PORT/PREFIX)")
+	}
+	if o.from.url == o.to.url {
+		return errors.New("--from and --to are the same store")
+	}
+	ctx := cmd.Context()
+	// The etcd flags apply to either side; an etcd side reads through a
+	// replica of its own, made for the copy and removed after.
+	tmp, err := os.MkdirTemp("", "permatrix-copy")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	o.to.etcd, o.to.pwFile = o.from.etcd, o.from.pwFile
+	o.from.replica, o.to.replica = filepath.Join(tmp, "from.db"), filepath.Join(tmp, "to.db")
+	from, fromName, err := o.from.open(ctx, nil, log)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	defer from.Close()
+	to, toName, err := o.to.open(ctx, nil, log)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	defer to.Close()
+	if err := waitReadable(ctx, from); err != nil {
+		return fmt.Errorf("--from %s: %w", fromName, err)
+	}
+	if err := waitReadable(ctx, to); err != nil {
+		return fmt.Errorf("--to %s: %w", toName, err)
+	}
+	batchOps := o.batchOps
+	if batchOps == 0 {
+		batchOps = 10_000
+		if kind, _, _ := o.to.target(nil); kind == "etcd" {
+			batchOps = 120
+		}
+	}
+	tsnap, err := to.View()
+	if err != nil {
+		return err
+	}
+	held, err := store.Count(tsnap)
+	tsnap.Close()
+	if err != nil {
+		return err
+	}
+	if held > 0 {
+		if !o.force {
+			return fmt.Errorf("--to %s holds %d keys: copy into an empty store, or give --force to delete them first", toName, held)
+		}
+		n, err := store.Clear(ctx, to, batchOps)
+		if err != nil {
+			return fmt.Errorf("clearing %s: %w", toName, err)
+		}
+		log.Info("target cleared", "store", toName, "keys", n)
+	}
+	snap, err := from.View()
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	total, err := store.Count(snap)
+	if err != nil {
+		return err
+	}
+	p := newProgress("copying "+fromName+" to "+toName+" (keys)", total, log)
+	n, err := store.Copy(ctx, snap, to, store.CopyOptions{BatchOps: batchOps, Progress: p.add})
+	p.finish()
+	if err != nil {
+		return fmt.Errorf("copy stopped after %d of %d keys: %w (run again with --force)", n, total, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, to.Revision())
+	return nil
+}
+
+// waitReadable waits until a store answers a snapshot (an etcd store's
+// replica is loaded first).
+func waitReadable(ctx context.Context, b store.Backend) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		snap, err := b.View()
+		if err == nil {
+			return snap.Close()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

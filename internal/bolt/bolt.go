@@ -587,3 +587,23 @@ func getU64(b *bbolt.Bucket, key []byte) (uint64, bool) {
 	}
 	return binary.BigEndian.Uint64(v), true
 }
+
+// RaiseIDs makes every assignment number handed out from now on greater
+// than n (store.IDFloor).
+func (db *DB) RaiseIDs(_ context.Context, n uint64) error {
+	for {
+		cur := db.seq.Load()
+		if cur >= n || db.seq.CompareAndSwap(cur, n) {
+			break
+		}
+	}
+	return guard(func() error {
+		return db.bolt.Update(func(btx *bbolt.Tx) error {
+			meta := btx.Bucket(bucketMeta)
+			if cur, _ := getU64(meta, keyIDSeq); cur >= n {
+				return nil
+			}
+			return meta.Put(keyIDSeq, u64(n))
+		})
+	})
+}

@@ -308,9 +308,11 @@ func (s *Store) commitError(ctx context.Context, err error) error {
 	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge):
 		return permatrix.Errorf(permatrix.ETOOLARGE, "the write is larger than etcd accepts in one transaction (%v): import in chunks or raise etcd's --max-txn-ops/--max-request-bytes", err)
 	case errors.Is(err, context.DeadlineExceeded):
-		// The request may have reached etcd: all or nothing, but which
-		// is not known.
-		return fmt.Errorf("%w: etcd did not answer in %s (store unavailable)", store.ErrUnknownOutcome, s.opts.RequestTimeout)
+		// The request may have reached etcd: all or nothing, but which is
+		// not known. Retrying is safe: creating an assignment again finds
+		// it, removing it again finds it gone.
+		return permatrix.Errorf(permatrix.EUNAVAILABLE,
+			"store unavailable: etcd did not answer within %s; the write was made entirely or not at all, and retrying it is safe", s.opts.RequestTimeout)
 	}
 	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: etcd: %v", err)
 }
@@ -631,4 +633,41 @@ func (s *Store) Replication() Replication {
 		h.LastError = *e
 	}
 	return h
+}
+
+// RaiseIDs makes every assignment number any sidecar reserves from now on
+// greater than n (store.IDFloor).
+func (s *Store) RaiseIDs(ctx context.Context, n uint64) error {
+	for attempt := 0; attempt < 32; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Get(rctx, s.idKey())
+		if err != nil {
+			cancel()
+			return s.commitError(ctx, err)
+		}
+		var cur uint64
+		var modRev int64
+		if len(resp.Kvs) == 1 {
+			if cur, err = strconv.ParseUint(string(resp.Kvs[0].Value), 10, 64); err != nil {
+				cancel()
+				return fmt.Errorf("etcd %s: %w", s.idKey(), err)
+			}
+			modRev = resp.Kvs[0].ModRevision
+		}
+		if cur >= n {
+			cancel()
+			return nil
+		}
+		txn, err := s.cli.Txn(rctx).
+			If(clientv3.Compare(clientv3.ModRevision(s.idKey()), "=", modRev)).
+			Then(clientv3.OpPut(s.idKey(), strconv.FormatUint(n, 10))).Commit()
+		cancel()
+		if err != nil {
+			return s.commitError(ctx, err)
+		}
+		if txn.Succeeded {
+			return nil
+		}
+	}
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "could not raise the assignment id counter: too much contention")
 }

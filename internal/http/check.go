@@ -34,10 +34,42 @@ func (s *Server) Decide(ctx context.Context, ch permatrix.Check) (*permatrix.Dec
 	return d, nil
 }
 
+// headerMinRevision carries a consistency token where a body cannot
+// (forward-auth), or beside one: a decision at this store revision or
+// later.
+const headerMinRevision = "X-Permatrix-Min-Revision"
+
+// minRevision is the request's consistency token: the body's
+// min_revision, else the header's, else 0 (none).
+func minRevision(c echo.Context, body uint64) (uint64, error) {
+	if body > 0 {
+		return body, nil
+	}
+	vs := c.Request().Header.Values(headerMinRevision)
+	if q := c.QueryParam("min_revision"); q != "" {
+		vs = append(vs, q)
+	}
+	if len(vs) == 0 {
+		return 0, nil
+	}
+	if len(vs) > 1 {
+		return 0, permatrix.Errorf(permatrix.EINVALID, "give the minimum revision once (%s header or min_revision)", headerMinRevision)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(vs[0]), 10, 64)
+	if err != nil {
+		return 0, permatrix.Errorf(permatrix.EINVALID, "min_revision %q: want a store revision (a whole number)", vs[0])
+	}
+	return n, nil
+}
+
 // POST /v1/check
 func (s *Server) check(c echo.Context) error {
 	var ch permatrix.Check
 	if err := decode(c, &ch); err != nil {
+		return err
+	}
+	var err error
+	if ch.MinRevision, err = minRevision(c, ch.MinRevision); err != nil {
 		return err
 	}
 	d, err := s.decide(c, ch)
@@ -70,6 +102,9 @@ func (s *Server) checkBatch(c echo.Context) error {
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
 		err := decodeJSON(raw, &ch)
+		if err == nil {
+			ch.MinRevision, err = minRevision(c, ch.MinRevision)
+		}
 		var d *permatrix.Decision
 		if err == nil {
 			d, err = s.decide(c, ch)
@@ -90,6 +125,8 @@ func (s *Server) checkBatch(c echo.Context) error {
 // dataRequest is the body of POST /v1/data/{path}: free-form OPA input.
 type dataRequest struct {
 	Input any `json:"input"`
+	// MinRevision is permatrix's consistency token (not OPA's).
+	MinRevision uint64 `json:"min_revision,omitempty"`
 }
 
 // GET|POST /v1/data/{path}: OPA's Data API over the same policies and data.
@@ -117,7 +154,11 @@ func (s *Server) data(c echo.Context) error {
 			return err
 		}
 	}
-	result, defined, err := s.svc.Query(c.Request().Context(), p, path, req.Input)
+	min, err := minRevision(c, req.MinRevision)
+	if err != nil {
+		return err
+	}
+	result, defined, err := s.svc.Query(c.Request().Context(), p, path, req.Input, min)
 	if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
 		return err
 	}

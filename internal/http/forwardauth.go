@@ -34,6 +34,9 @@ func (s *Server) forwardAuth(c echo.Context) error {
 		}
 		return err
 	}
+	if ch.MinRevision, err = minRevision(c, 0); err != nil {
+		return err
+	}
 	d, err := s.decide(c, ch)
 	if err != nil {
 		return err

@@ -51,8 +51,16 @@ type DecisionLogEntry struct {
 	DurationNanos  int64          `json:"duration_ns"`
 }
 
+// DefaultConsistencyTimeout is how long a check with a minimum revision
+// waits for it when Service.ConsistencyTimeout is zero.
+const DefaultConsistencyTimeout = time.Second
+
 // Service answers checks and makes writes.
 type Service struct {
+	// ConsistencyTimeout bounds how long a check with a minimum revision
+	// waits for the store to reach it (DefaultConsistencyTimeout if zero).
+	ConsistencyTimeout time.Duration
+
 	backend store.Backend
 	engine  *opa.Engine
 	log     *slog.Logger
@@ -97,8 +105,27 @@ func (s *Service) Catalog() permatrix.Catalog {
 // Revision is the latest applied store revision.
 func (s *Service) Revision() uint64 { return s.backend.Revision() }
 
-// view opens a snapshot, after waiting for minRevision to be applied.
-func (s *Service) view(ctx context.Context) (store.Snapshot, error) {
+// view opens a snapshot of the applied state, at revision min or later: a
+// consistency token (like SpiceDB's at_least_as_fresh) waits up to
+// ConsistencyTimeout for the store to apply it, else EUNAVAILABLE naming
+// both revisions.
+func (s *Service) view(ctx context.Context, min uint64) (store.Snapshot, error) {
+	if min > 0 && s.backend.Revision() < min {
+		t := s.ConsistencyTimeout
+		if t <= 0 {
+			t = DefaultConsistencyTimeout
+		}
+		wctx, cancel := context.WithTimeout(ctx, t)
+		err := s.backend.Wait(wctx, min)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, permatrix.Errorf(permatrix.EUNAVAILABLE,
+				"min_revision %d is not applied here yet: this decision point is at store revision %d (waited %s)", min, s.backend.Revision(), t)
+		}
+	}
 	return s.backend.View()
 }
 
@@ -112,7 +139,7 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	if err := ValidateCheck(p.Catalog, c); err != nil {
 		return nil, err
 	}
-	snap, err := s.view(ctx)
+	snap, err := s.view(ctx, c.MinRevision)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +244,7 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 	if len(systems) == 0 {
 		systems = p.Catalog.IDs()
 	}
-	snap, err := s.view(ctx)
+	snap, err := s.view(ctx, 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -272,8 +299,8 @@ func (s *Service) Ready() error {
 // Query evaluates data.<path> for the Data API with policy p over a
 // snapshot of the applied state. defined is false when the document is
 // undefined.
-func (s *Service) Query(ctx context.Context, p *opa.Policy, path []string, input any) (result any, defined bool, err error) {
-	snap, err := s.view(ctx)
+func (s *Service) Query(ctx context.Context, p *opa.Policy, path []string, input any, minRevision uint64) (result any, defined bool, err error) {
+	snap, err := s.view(ctx, minRevision)
 	if err != nil {
 		return nil, false, err
 	}

@@ -129,7 +129,7 @@ func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error
 
 // snapshot runs fn on a snapshot of the applied state.
 func (s *Service) snapshot(ctx context.Context, fn func(store.Snapshot) error) error {
-	snap, err := s.view(ctx)
+	snap, err := s.view(ctx, 0)
 	if err != nil {
 		return err
 	}

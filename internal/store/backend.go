@@ -18,8 +18,9 @@ import (
 //     if no unit in b.Reads changed after b.Base (else ErrConflict and nothing
 //     is applied), and returns only once the change is durable and visible to
 //     View — a View after Commit returned revision N sees revision ≥ N.
-//   - A failed Commit (any error) applied nothing, or — if the error is
-//     ErrUnknownOutcome — may have applied everything; never a part.
+//   - A failed Commit applied nothing — or, when the backend lost contact
+//     while committing (an EUNAVAILABLE error saying so), everything or
+//     nothing; never a part.
 type Backend interface {
 	// View returns a snapshot of the applied state. Close it promptly: a
 	// snapshot can hold resources (a bbolt read transaction).
@@ -115,9 +116,6 @@ var (
 	// revision: nothing was applied; plan and judge again. A backend may
 	// return a *ConflictError saying from which revision on to plan.
 	ErrConflict = errors.New("store: conflicting concurrent write")
-	// ErrUnknownOutcome means the backend lost contact while committing: the
-	// batch may or may not have been applied (never in part).
-	ErrUnknownOutcome = errors.New("store: commit outcome unknown")
 )
 
 // ConflictError is ErrConflict with the revision the backend had reached

@@ -23,12 +23,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/permatrix/permatrix/internal/bolt"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/routes"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // Token is the admin token of servers started by Start.
@@ -48,10 +48,11 @@ type Server struct {
 	// Client sends Do's requests (default http.DefaultClient; set it for
 	// TLS or unix sockets).
 	Client *http.Client
-	DBPath string
+	DBPath string // the bbolt file (bolt), or the local replica (etcd)
+	Store  string // the store's name: bolt:PATH or the etcd URL
 	Svc    *pdp.Service
 	HTTP   *permhttp.Server
-	DB     *bolt.DB
+	DB     store.Backend
 	t      testing.TB
 }
 
@@ -79,10 +80,7 @@ func Start(t testing.TB, o Options) *Server {
 	if o.DBPath == "" {
 		o.DBPath = filepath.Join(t.TempDir(), "permatrix.db")
 	}
-	db, err := bolt.Open(o.DBPath, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, name := openStore(t, o.DBPath)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -102,7 +100,7 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := srv.Listen(o.Addr); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{URL: srv.URL(), DBPath: o.DBPath, Svc: svc, HTTP: srv, DB: db, t: t, Client: http.DefaultClient}
+	s := &Server{URL: srv.URL(), DBPath: o.DBPath, Store: name, Svc: svc, HTTP: srv, DB: db, t: t, Client: http.DefaultClient}
 	if o.Diagnostic {
 		daddr, err := srv.ListenDiagnostic("127.0.0.1:0")
 		if err != nil {

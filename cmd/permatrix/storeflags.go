@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// storeOptions say which assignment store to open: a bbolt file (the
+// embedded default) or an etcd cluster with a local replica.
+type storeOptions struct {
+	url     string // --store: bolt:PATH, etcd://h1:2379,h2:2379/prefix or etcds://…
+	db      string // --db: short for --store bolt:PATH
+	replica string
+	etcd    etcd.Options
+	pwFile  string
+	probe   time.Duration
+}
+
+const defaultDB = "./permatrix.db"
+
+// register adds the store flags; replica adds those of a fleet sidecar.
+func (o *storeOptions) register(f *pflag.FlagSet, fleet bool) {
+	f.StringVar(&o.url, "store", "", "the assignment store: bolt:PATH (default: bolt:<--db>) or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS)")
+	f.StringVar(&o.db, "db", defaultDB, "bbolt file of the assignment store (short for --store bolt:PATH)")
+	f.StringVar(&o.etcd.CertFile, "etcd-cert-file", "", "with an etcd store: TLS client certificate")
+	f.StringVar(&o.etcd.KeyFile, "etcd-key-file", "", "with an etcd store: TLS client key")
+	f.StringVar(&o.etcd.CAFile, "etcd-ca-file", "", "with an etcd store: CA of the etcd servers' certificates")
+	f.StringVar(&o.etcd.Username, "etcd-username", "", "with an etcd store: user name (etcd authentication)")
+	f.StringVar(&o.etcd.Password, "etcd-password", "", "with an etcd store: password")
+	f.StringVar(&o.pwFile, "etcd-password-file", "", "with an etcd store: file holding the password")
+	f.DurationVar(&o.etcd.RequestTimeout, "etcd-timeout", 5*time.Second, "with an etcd store: how long one etcd request (a commit) may take")
+	if fleet {
+		f.StringVar(&o.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica decisions read")
+		f.DurationVar(&o.etcd.MaxStaleness, "max-staleness", 0, "with an etcd store: /health/ready fails after this long without contact with etcd (0: never)")
+		f.DurationVar(&o.probe, "store-probe-interval", bolt.DefaultProbeInterval, "after a write fails for disk reasons (full, read-only, I/O error), probe the disk this often until it takes writes again; /health is 503 until then")
+	}
+}
+
+// kind is "bolt" or "etcd", and where: the file or the URL.
+func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
+	if o.url == "" {
+		return "bolt", o.db, nil
+	}
+	if f != nil && f.Changed("db") {
+		return "", "", errors.New("give one of --store and --db")
+	}
+	switch {
+	case strings.HasPrefix(o.url, "bolt:"):
+		path := strings.TrimPrefix(o.url, "bolt:")
+		if path == "" {
+			return "", "", fmt.Errorf("--store %q: name the file (bolt:./permatrix.db)", o.url)
+		}
+		return "bolt", path, nil
+	case strings.HasPrefix(o.url, "etcd://"), strings.HasPrefix(o.url, "etcds://"):
+		if _, _, _, err := etcd.ParseURL(o.url); err != nil {
+			return "", "", err
+		}
+		return "etcd", o.url, nil
+	}
+	return "", "", fmt.Errorf("--store %q: want bolt:PATH or etcd://HOST:PORT[,…]/PREFIX", o.url)
+}
+
+// open opens the store the options name.
+func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logger) (store.Backend, string, error) {
+	kind, where, err := o.target(f)
+	if err != nil {
+		return nil, "", err
+	}
+	if kind == "bolt" {
+		db, err := bolt.Open(where, bolt.Options{})
+		if err != nil {
+			return nil, "", err
+		}
+		if o.probe > 0 {
+			db.SetProbeInterval(o.probe)
+		}
+		return db, "bolt:" + where, nil
+	}
+	eo := o.etcd
+	eo.URL, eo.Replica, eo.Logger = where, o.replica, log
+	if o.pwFile != "" {
+		if eo.Password != "" {
+			return nil, "", errors.New("give one of --etcd-password and --etcd-password-file")
+		}
+		b, err := os.ReadFile(o.pwFile)
+		if err != nil {
+			return nil, "", err
+		}
+		eo.Password = strings.TrimSpace(string(b))
+	}
+	if eo.Replica == "" {
+		return nil, "", errors.New("an etcd store needs --replica: the local bbolt file decisions read")
+	}
+	s, err := etcd.Open(ctx, eo)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, where, nil
+}
+
+// damaged turns a damaged store file into the exit code that says so
+// (docs/security.md), logging what is wrong.
+func damaged(err error, log *slog.Logger, where string) error {
+	var ce *bolt.CorruptError
+	if errors.As(err, &ce) {
+		// A distinct exit code: restarting will not help; the file needs a
+		// restore.
+		log.Error("the store file is damaged; not serving", "store", where, "problems", ce.Problems, "err", ce.Error())
+		return exitError{exitStoreDamaged}
+	}
+	return err
+}

@@ -1,0 +1,110 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// StoreEnv selects the store Start runs servers on: "bolt" (the default) or
+// "etcd" (a three-member etcd cluster shared by the test process, one key
+// prefix per server, a replica file per server).
+const StoreEnv = "PERMATRIX_TEST_STORE"
+
+// StoreKind is the store Start uses in this process.
+func StoreKind() string {
+	if os.Getenv(StoreEnv) == "etcd" {
+		return "etcd"
+	}
+	return "bolt"
+}
+
+var shared struct {
+	once    sync.Once
+	cluster *EtcdCluster
+	dir     string
+	err     error
+	n       atomic.Int64
+}
+
+// sharedCluster starts the process's etcd cluster the first time.
+func sharedCluster() (*EtcdCluster, error) {
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "permatrix-etcd")
+		if shared.err == nil {
+			shared.cluster, shared.err = NewEtcdCluster(shared.dir, 3)
+		}
+	})
+	return shared.cluster, shared.err
+}
+
+// openStore opens the store of a test server: a bbolt file at path, or a
+// fresh prefix of the shared etcd cluster with its replica at path.
+func openStore(t testing.TB, path string) (store.Backend, string) {
+	t.Helper()
+	if StoreKind() == "bolt" {
+		db, err := bolt.Open(path, bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, "bolt:" + path
+	}
+	c, err := sharedCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := c.StoreURL(fmt.Sprintf("test-%d-%d", os.Getpid(), shared.n.Add(1)))
+	s, err := etcd.Open(context.Background(), etcd.Options{URL: url, Replica: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snap, err := s.View()
+		if err == nil {
+			snap.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd store %s: replica not ready: %v", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s, url
+}
+
+// RunOnBothStores is a TestMain body for packages whose tests hold for any
+// store: it runs them on bbolt files, then runs the test binary again with
+// StoreEnv=etcd so that every test also runs on a real etcd cluster, and
+// exits with the worse of the two.
+func RunOnBothStores(m *testing.M) {
+	code := m.Run()
+	if shared.cluster != nil {
+		shared.cluster.Close()
+		os.RemoveAll(shared.dir)
+	}
+	if StoreKind() == "bolt" && os.Getenv(StoreEnv) == "" {
+		cmd := exec.Command(os.Args[0], os.Args[1:]...)
+		cmd.Env = append(os.Environ(), StoreEnv+"=etcd")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		fmt.Fprintf(os.Stderr, "--- the same tests on an etcd store (%s=etcd)\n", StoreEnv)
+		if err := cmd.Run(); err != nil && code == 0 {
+			code = 1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+		}
+	}
+	os.Exit(code)
+}
