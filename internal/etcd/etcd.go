@@ -25,7 +25,8 @@
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with
-//     store.ErrUnknownOutcome (all or nothing, never a part).
+//     an EUNAVAILABLE error saying the outcome is unknown (all or nothing,
+//     never a part; retrying is safe).
 package etcd
 
 import (

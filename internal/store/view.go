@@ -169,3 +169,14 @@ func (e emptySnapshot) Revision() uint64                                { return
 func (emptySnapshot) Get([]byte) ([]byte, error)                        { return nil, nil }
 func (emptySnapshot) Scan(_, _ []byte, _ func(k, v []byte) error) error { return nil }
 func (emptySnapshot) Close() error                                      { return nil }
+
+// AtRevision is s, reporting rev as its revision (a document rebuilt from
+// another copy of the keys, e.g. etcd's own).
+func AtRevision(s Snapshot, rev uint64) Snapshot { return revSnapshot{s, rev} }
+
+type revSnapshot struct {
+	Snapshot
+	rev uint64
+}
+
+func (r revSnapshot) Revision() uint64 { return r.rev }
