@@ -227,23 +227,35 @@ func (s *Store) View() (store.Snapshot, error) {
 // Revision is the etcd revision the replica has applied.
 func (s *Store) Revision() uint64 { return s.replica.Revision() }
 
-// Wait returns once the replica has applied rev. etcd revisions count the
-// whole cluster's writes, not only this prefix's, so a revision may be
-// reached without an event here: if it is not applied quickly, ask the
-// watch for a progress notification, which moves the replica up to the
-// cluster's revision when nothing of the prefix changed in between.
-func (s *Store) Wait(ctx context.Context, rev uint64) error {
-	for {
-		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		err := s.replica.Wait(wctx, rev)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		if s.watching.Load() {
-			_ = s.cli.RequestProgress(clientv3.WithRequireLeader(context.Background()))
-		}
+// Wait returns once the replica has applied rev. The revisions worth
+// waiting for (a write's, a consistency token, the commit a conflict lost
+// to) are commits under the prefix, so their events arrive by the watch.
+func (s *Store) Wait(ctx context.Context, rev uint64) error { return s.replica.Wait(ctx, rev) }
+
+// Fresh waits until the replica holds every commit acknowledged before the
+// call: one linearizable read of the root guard — which every commit
+// writes, so its ModRevision is the newest commit's — then a wait for the
+// replica to apply that revision.
+func (s *Store) Fresh(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	resp, err := s.cli.Get(rctx, s.guardKey(nil))
+	cancel()
+	if err != nil {
+		return s.commitError(ctx, err)
 	}
+	s.contact(uint64(resp.Header.Revision))
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	if err := s.replica.Wait(wctx, uint64(resp.Kvs[0].ModRevision)); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: this sidecar has not applied etcd revision %d yet (applied: %d)", resp.Kvs[0].ModRevision, s.replica.Revision())
+	}
+	return nil
 }
 
 // Changes is the replica's index of recent unit changes.
@@ -253,8 +265,10 @@ func (s *Store) Changes() *store.Changes { return s.replica.Changes() }
 // units it read, and waits until the replica has applied it.
 func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	cmps := make([]clientv3.Cmp, 0, len(b.Reads))
+	guards := make([]clientv3.Op, 0, len(b.Reads))
 	for _, u := range b.Reads {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.guardKey(u)), "<", int64(b.Base)+1))
+		guards = append(guards, clientv3.OpGet(s.guardKey(u)))
 	}
 	if len(b.Ops) == 0 {
 		// Nothing to write: the answer holds if nothing it read changed
@@ -276,14 +290,24 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 		ops = append(ops, clientv3.OpPut(s.guardKey(u), ""))
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	// On a conflict the Else branch reads the guards: the newest one says
+	// which commit won, the revision to plan again from.
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Else(guards...).Commit()
 	cancel()
 	if err != nil {
 		return 0, s.commitError(ctx, err)
 	}
 	s.contact(uint64(resp.Header.Revision))
 	if !resp.Succeeded {
-		return 0, &store.ConflictError{Revision: uint64(resp.Header.Revision)}
+		won := b.Base + 1
+		for _, r := range resp.Responses {
+			if rr := r.GetResponseRange(); rr != nil {
+				for _, kv := range rr.Kvs {
+					won = max(won, uint64(kv.ModRevision))
+				}
+			}
+		}
+		return 0, &store.ConflictError{Revision: won}
 	}
 	rev := uint64(resp.Header.Revision)
 	// Acknowledge only once the write is visible here.
@@ -441,15 +465,10 @@ func (s *Store) watch(ctx context.Context) error {
 		if err := resp.Err(); err != nil {
 			return err
 		}
+		// A progress notification only says how far the cluster is (for
+		// the lag): the replica's revision moves with events alone, so no
+		// event can ever be mistaken for one already applied.
 		s.contact(uint64(resp.Header.Revision))
-		if resp.IsProgressNotify() && len(resp.Events) == 0 {
-			// Every event up to the header's revision has been sent: the
-			// replica's state is the state at that revision.
-			if err := s.replica.Apply(uint64(resp.Header.Revision), nil, nil); err != nil {
-				return err
-			}
-			continue
-		}
 		if len(resp.Events) == 0 {
 			continue
 		}

@@ -31,6 +31,12 @@ type Backend interface {
 	Revision() uint64
 	// Wait returns once the applied revision is at least rev, or ctx ends.
 	Wait(ctx context.Context, rev uint64) error
+	// Fresh returns once the applied state holds every commit acknowledged
+	// before the call, anywhere (a fleet's other sidecars included): a
+	// write judged after Fresh never meets a state older than one a client
+	// was already told about. A store whose commits all go through this
+	// process has nothing to wait for.
+	Fresh(ctx context.Context) error
 	// NextID reserves the next assignment sequence number. Numbers are never
 	// handed out twice, also across restarts and processes; gaps are fine.
 	NextID(ctx context.Context) (uint64, error)

@@ -87,6 +87,9 @@ func (m *Memory) Wait(ctx context.Context, rev uint64) error {
 	}
 }
 
+// Fresh has nothing to wait for: every commit is made here.
+func (m *Memory) Fresh(context.Context) error { return nil }
+
 // NextID reserves the next assignment number.
 func (m *Memory) NextID(context.Context) (uint64, error) { return m.seq.Add(1), nil }
 

@@ -18,7 +18,8 @@ const (
 
 // Update is the write protocol, the same over every backend:
 //
-//  1. take a snapshot of the applied state at revision R;
+//  1. once the applied state holds every commit acknowledged so far
+//     (Backend.Fresh), take a snapshot of it at revision R;
 //  2. plan (and judge) the write with fn, reading through a Tx over it —
 //     every read is recorded;
 //  3. commit the Tx's operations, on the condition that nothing it read
@@ -33,6 +34,9 @@ const (
 // answer is true at the returned revision).
 func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, error) {
 	start := time.Now()
+	if err := b.Fresh(ctx); err != nil {
+		return 0, err
+	}
 	for attempt := 1; ; attempt++ {
 		snap, err := b.View()
 		if err != nil {

@@ -59,7 +59,7 @@ func (f *fleet) start(i int) *harness.Process {
 	f.t.Helper()
 	p, err := harness.StartProcess(f.t, bin, token, nil, "--addr", "127.0.0.1:0", "--admin-token", token,
 		"--store", f.cluster.StoreURL(f.prefix), "--replica", filepath.Join(f.dir, fmt.Sprintf("replica%d.db", i)),
-		"--log-level", "warn")
+	)
 	if err != nil {
 		f.t.Fatalf("sidecar %d: %v\n%s", i, err, p.Logs())
 	}
@@ -209,7 +209,7 @@ func TestConcurrentDelegationRace(t *testing.T) {
 		}
 		for i, c := range codes {
 			if c != 200 && c != 403 {
-				t.Fatalf("round %d: removal %d: %d %s", round, i, c, raws[i])
+				t.Fatalf("round %d: removal %d: %d %s (other: %d %s)", round, i, c, raws[i], codes[1-i], raws[1-i])
 			}
 		}
 	}
