@@ -32,6 +32,7 @@ type serveOptions struct {
 	store                    storeOptions
 	bundle                   string
 	consistencyTimeout       time.Duration
+	cacheSize                int
 	adminToken, adminTokenFn string
 	logLevel, decisionLog    string
 	bodyLimit                int64
@@ -59,6 +60,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	o.access.register(f)
 	o.store.register(f, true)
 	f.DurationVar(&o.consistencyTimeout, "consistency-timeout", time.Second, "how long a check with min_revision waits for the store to reach it before answering 503")
+	f.IntVar(&o.cacheSize, "decision-cache-size", pdp.DefaultCacheSize, "decisions the decision cache keeps (0: no cache); a cached decision is never stale")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle or an http(s) URL (default: the embedded one)")
 	f.StringVar(&o.adminToken, "admin-token", "", "bearer token of the administration API")
 	f.StringVar(&o.adminTokenFn, "admin-token-file", "", "file holding the admin token")
@@ -198,6 +200,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 	}
 	svc := pdp.New(db, opa.NewEngine(db), log, dlog)
 	svc.ConsistencyTimeout = o.consistencyTimeout
+	svc.SetCacheSize(o.cacheSize)
 	b, err := opa.ReadBundle(ctx, o.bundle, loadOpts)
 	if err != nil {
 		return err

@@ -87,6 +87,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	}
 	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics(svc.Revision),
 		gateway: &gateway.Gateway{Identity: cfg.Identity, Routes: cfg.Routes}}
+	s.metrics.registerCache(svc.CacheStats)
 	e := s.echo
 	s.setup(e)
 	e.Use(limitHeaders)
@@ -513,6 +514,21 @@ func NewMetrics(storeRevision func() uint64) *Metrics {
 	m.Registry.MustRegister(m.Decisions, m.DecisionDuration, m.ReloadFailures, revision,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// registerCache adds the decision cache's counters, read at scrape time.
+func (m *Metrics) registerCache(stats func() pdp.CacheStats) {
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "permatrix_decision_cache_hits_total", Help: "Decisions answered from the decision cache.",
+		}, func() float64 { return float64(stats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "permatrix_decision_cache_misses_total", Help: "Decisions the decision cache could not answer (evaluated).",
+		}, func() float64 { return float64(stats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "permatrix_decision_cache_entries", Help: "Decisions the decision cache holds.",
+		}, func() float64 { return float64(stats().Entries) }),
+	)
 }
 
 // Routes lists the API's routes as "METHOD /path" with Echo's parameter

@@ -20,7 +20,9 @@ import (
 
 // benchStore is a bolt store of n users, each an analyst with a project
 // grant, and a tenth of them in a group holding a service grant.
-func benchStore(b *testing.B, n int) *bolt.DB {
+func benchStore(b *testing.B, n int) *bolt.DB { return benchStoreT(b, n) }
+
+func benchStoreT(b testing.TB, n int) *bolt.DB {
 	b.Helper()
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "bench.db"), bolt.Options{})
 	if err != nil {

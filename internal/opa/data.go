@@ -193,7 +193,7 @@ func readStore(snap store.Snapshot, path []string) (ast.Value, error) {
 		if err != nil || raw == nil {
 			return nil, err
 		}
-		v, err := leafValue(raw)
+		v, err := parseLeaf(raw)
 		if err != nil {
 			return nil, fmt.Errorf("data.store%q: %w", path, err)
 		}
@@ -231,7 +231,7 @@ func subtree(snap store.Snapshot, prefix []byte) (ast.Object, error) {
 	var prev []string
 	err := snap.Scan(prefix, nil, func(k, raw []byte) error {
 		segs := store.Segments(k[len(prefix):])
-		leaf, err := leafValue(raw)
+		leaf, err := parseLeaf(raw)
 		if err != nil {
 			return fmt.Errorf("%q: %w", store.Segments(k), err)
 		}
@@ -274,6 +274,9 @@ func leafValue(raw []byte) (ast.Value, error) {
 	var x any
 	if err := dec.Decode(&x); err != nil {
 		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the JSON value")
 	}
 	return ast.InterfaceToValue(x)
 }

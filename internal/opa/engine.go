@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -64,12 +65,18 @@ func (e *Engine) Activate(ctx context.Context, b *Bundle) (*Policy, error) {
 type Policy struct {
 	Catalog     permatrix.Catalog
 	ActivatedAt time.Time
+	// Generation tells compiled policies apart (a cache key): every
+	// Compile gets a new one, whatever the bundle's revision.
+	Generation uint64
 
 	bundle   *Bundle
 	compiler *ast.Compiler
 	data     *dataStore
 	decision rego.PreparedEvalQuery
 	verdict  rego.PreparedEvalQuery
+	// systems are data.permatrix.systems.<package>.decision per system id:
+	// the fast path of Decide (fastPath).
+	systems map[string]rego.PreparedEvalQuery
 
 	// entrypoints are the rules annotated `entrypoint: true`: the documents
 	// the Data API serves without the admin token.
@@ -78,6 +85,9 @@ type Policy struct {
 	// rule tree defines (see Query), and at most maxCachedQueries of them.
 	queries *lru.Cache[string, *rego.PreparedEvalQuery]
 }
+
+// generations numbers compiled policies.
+var generations atomic.Uint64
 
 // maxCachedQueries bounds the Data API's prepared-query cache. A prepared
 // query costs a few KiB; the paths worth caching are the bundle's rules and
@@ -128,19 +138,35 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend) (*Policy, er
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), compiler: compiler, data: data,
-		entrypoints: entrypoints(compiler), queries: queries}
+	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), Generation: generations.Add(1),
+		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries}
 	if p.decision, err = p.prepare(ctx, DecisionQuery); err != nil {
 		return nil, err
 	}
 	if p.verdict, err = p.prepare(ctx, VerdictQuery); err != nil {
 		return nil, err
 	}
+	p.systems = make(map[string]rego.PreparedEvalQuery, len(catalog))
+	for id, sys := range catalog {
+		q := ast.NewTerm(ast.Ref{ast.DefaultRootDocument, ast.StringTerm("permatrix"), ast.StringTerm("systems"), ast.StringTerm(sys.Package), ast.StringTerm("decision")})
+		if p.systems[id], err = p.prepareParsed(ctx, q); err != nil {
+			return nil, fmt.Errorf("system %s: %w", id, err)
+		}
+	}
 	// A policy that cannot decide is not activated: evaluate one check now.
 	if _, err := p.decide(ctx, store.Empty(0), permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}); err != nil {
 		return nil, fmt.Errorf("probe decision: %w", err)
 	}
 	return p, nil
+}
+
+func (p *Policy) prepareParsed(ctx context.Context, query *ast.Term) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(query))),
+		rego.Compiler(p.compiler),
+		rego.Store(p.data),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
 }
 
 func (p *Policy) prepare(ctx context.Context, query string) (rego.PreparedEvalQuery, error) {
@@ -160,11 +186,27 @@ func (p *Policy) Decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 }
 
 func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Check) (*permatrix.Decision, error) {
-	v, err := ast.InterfaceToValue(c.Input())
+	v, err := inputValue(c)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTransaction(p.data.Begin(snap)))
+	txn := rego.EvalTransaction(p.data.Begin(snap))
+	if q, ok := p.fastPath(c); ok {
+		rs, err := q.Eval(ctx, rego.EvalParsedInput(v), txn)
+		if err != nil {
+			return nil, err
+		}
+		if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+			return nil, fmt.Errorf("the decision of system %s is undefined", c.System)
+		}
+		d, err := parseDecision(rs[0].Expressions[0].Value)
+		if err != nil {
+			return nil, err
+		}
+		d.Revision = snap.Revision()
+		return d, nil
+	}
+	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(v), txn)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +214,67 @@ func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 		return nil, errors.New("data.permatrix.decision is undefined")
 	}
 	return parseDecision(rs[0].Expressions[0].Value)
+}
+
+// fastPath is the system's own decision query when data.permatrix.decision
+// would only wrap it: a check the catalog knows (system, action), whose
+// scope type the action applies at. data.permatrix.decision is then
+// exactly the system package's decision with the store revision added
+// (policies/permatrix/permatrix.rego), and skipping the wrapper saves its
+// input checks and dispatch. Anything else takes the full query.
+func (p *Policy) fastPath(c permatrix.Check) (rego.PreparedEvalQuery, bool) {
+	sys, ok := p.Catalog[c.System]
+	if !ok || c.Subject == "" {
+		return rego.PreparedEvalQuery{}, false
+	}
+	action, ok := sys.Actions[c.Action]
+	if !ok {
+		return rego.PreparedEvalQuery{}, false
+	}
+	scope := "service"
+	if c.Resource != nil {
+		if c.Resource.Type == "" || (c.Resource.Type != "service" && c.Resource.ID == "") {
+			return rego.PreparedEvalQuery{}, false
+		}
+		scope = c.Resource.Type
+	}
+	if !slices.Contains(action.Scopes, scope) {
+		return rego.PreparedEvalQuery{}, false
+	}
+	q, ok := p.systems[c.System]
+	return q, ok
+}
+
+// inputValue is a check as the policies' input (Check.Input), built as an
+// AST value directly.
+func inputValue(c permatrix.Check) (ast.Value, error) {
+	items := make([][2]*ast.Term, 0, 6)
+	items = append(items,
+		[2]*ast.Term{ast.StringTerm("subject"), ast.StringTerm(c.Subject)},
+		[2]*ast.Term{ast.StringTerm("system"), ast.StringTerm(c.System)},
+		[2]*ast.Term{ast.StringTerm("action"), ast.StringTerm(c.Action)})
+	if r := c.Resource; r != nil {
+		res := [][2]*ast.Term{{ast.StringTerm("type"), ast.StringTerm(r.Type)}}
+		if r.ID != "" {
+			res = append(res, [2]*ast.Term{ast.StringTerm("id"), ast.StringTerm(r.ID)})
+		}
+		items = append(items, [2]*ast.Term{ast.StringTerm("resource"), ast.ObjectTerm(res...)})
+	}
+	if c.Context != nil {
+		v, err := ast.InterfaceToValue(c.Context)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, [2]*ast.Term{ast.StringTerm("context"), ast.NewTerm(v)})
+	}
+	if len(c.Groups) > 0 {
+		gs := make([]*ast.Term, len(c.Groups))
+		for i, g := range c.Groups {
+			gs[i] = ast.StringTerm(g)
+		}
+		items = append(items, [2]*ast.Term{ast.StringTerm("groups"), ast.ArrayTerm(gs...)})
+	}
+	return ast.NewObject(items...), nil
 }
 
 // Verdict evaluates data.permatrix.admin.verdict for a write over snap (a

@@ -65,6 +65,7 @@ type Service struct {
 	engine  *opa.Engine
 	log     *slog.Logger
 	dlog    DecisionLogger
+	cache   *decisionCache // nil: off
 }
 
 // New returns a service over a store backend and an engine reading the same
@@ -73,8 +74,12 @@ func New(backend store.Backend, engine *opa.Engine, log *slog.Logger, dlog Decis
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{backend: backend, engine: engine, log: log, dlog: dlog}
+	return &Service{backend: backend, engine: engine, log: log, dlog: dlog, cache: newDecisionCache(DefaultCacheSize)}
 }
+
+// SetCacheSize sets how many decisions the decision cache keeps (0: no
+// cache). Call it before serving.
+func (s *Service) SetCacheSize(n int) { s.cache = newDecisionCache(n) }
 
 // Activate compiles b and makes it the active policy. A bundle that fails
 // to compile or to decide leaves the previous one active.
@@ -105,11 +110,18 @@ func (s *Service) Catalog() permatrix.Catalog {
 // Revision is the latest applied store revision.
 func (s *Service) Revision() uint64 { return s.backend.Revision() }
 
-// view opens a snapshot of the applied state, at revision min or later: a
-// consistency token (like SpiceDB's at_least_as_fresh) waits up to
-// ConsistencyTimeout for the store to apply it, else EUNAVAILABLE naming
-// both revisions.
+// view opens a snapshot of the applied state, at revision min or later.
 func (s *Service) view(ctx context.Context, min uint64) (store.Snapshot, error) {
+	if err := s.reach(ctx, min); err != nil {
+		return nil, err
+	}
+	return s.backend.View()
+}
+
+// reach waits for the store to apply revision min: a consistency token
+// (like SpiceDB's at_least_as_fresh) waits up to ConsistencyTimeout, else
+// EUNAVAILABLE naming both revisions.
+func (s *Service) reach(ctx context.Context, min uint64) error {
 	if min > 0 && s.backend.Revision() < min {
 		t := s.ConsistencyTimeout
 		if t <= 0 {
@@ -120,13 +132,13 @@ func (s *Service) view(ctx context.Context, min uint64) (store.Snapshot, error) 
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
-			return nil, permatrix.Errorf(permatrix.EUNAVAILABLE,
+			return permatrix.Errorf(permatrix.EUNAVAILABLE,
 				"min_revision %d is not applied here yet: this decision point is at store revision %d (waited %s)", min, s.backend.Revision(), t)
 		}
 	}
-	return s.backend.View()
+	return nil
 }
 
 // Check decides one check. Invalid input is an EINVALID error; a fault in
@@ -139,13 +151,8 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	if err := ValidateCheck(p.Catalog, c); err != nil {
 		return nil, err
 	}
-	snap, err := s.view(ctx, c.MinRevision)
-	if err != nil {
-		return nil, err
-	}
-	defer snap.Close()
 	start := time.Now()
-	d, err := p.Decide(ctx, snap, c)
+	d, err := s.decide(ctx, p, c)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
@@ -165,6 +172,37 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 		})
 	}
 	return d, nil
+}
+
+// decide answers a valid check from the cache, or evaluates it (and
+// remembers the answer with what it read).
+func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) (*permatrix.Decision, error) {
+	if err := s.reach(ctx, c.MinRevision); err != nil {
+		return nil, err
+	}
+	key, cacheable := "", false
+	if s.cache != nil {
+		key, cacheable = cacheKey(p.Generation, c)
+	}
+	if cacheable {
+		if d, ok := s.cache.get(key, s.backend.Changes(), s.backend.Revision()); ok {
+			return d, nil
+		}
+	}
+	snap, err := s.backend.View()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	if !cacheable {
+		return p.Decide(ctx, snap, c)
+	}
+	tracked := store.Track(snap)
+	d, err := p.Decide(ctx, tracked, c)
+	if err == nil && len(d.Errors) == 0 {
+		s.cache.put(key, d, tracked.Units())
+	}
+	return d, err
 }
 
 // ValidateCheck checks a check against the catalog: required fields, known

@@ -10,64 +10,55 @@ package permatrix.celonis
 
 import data.permatrix.lib
 
-# platform_roles are the subject's Celonis roles.
-# celonis-task-mining-permissions.txt, overview table: "User and team role |
-# Overarching and apply across the Celonis Platform."
-platform_roles contains g if {
-	some g in lib.grants
-	g.system == "celonis-task-mining"
-	g.role
-}
+# The Celonis platform roles (admin, analyst, member) are held in
+# celonis-task-mining. celonis-task-mining-permissions.txt, overview table:
+# "User and team role | Overarching and apply across the Celonis Platform."
+tm := "celonis-task-mining"
 
 # admin_reasons: the admin role holds every permission of every Celonis system.
 # celonis-task-mining-permissions-older.txt: "Admins have always all permissions."
-admin_reasons contains lib.reason(g) if {
-	some g in platform_roles
-	g.role == "admin"
+admin_reasons contains r if {
+	some p in lib.principals
+	some r in data.store.grants[p][tm].role.admin
 }
 
 is_admin if count(admin_reasons) > 0
 
 # member_only: the subject's only Celonis role is member.
 # celonis-task-mining-permissions-older.txt, Member Role row: "-" in every column.
-member_only(grants) if {
-	roles := {g.role | some g in grants; g.system == "celonis-task-mining"; g.role}
+member_only if lib.roles_in(tm) == {"member"}
+
+# member_only_grants: the same, of any user's grants (write rules).
+member_only_grants(grants) if {
+	roles := {g.role | some g in grants; g.system == tm; g.role}
 	roles == {"member"}
 }
 
-# permission_grants are the subject's direct permission grants in every
-# Celonis system; a member holds none, even through a group. A subject with
+# granting is the reasons of the subject's grants of perm in sys that cover
+# the scope key: a member holds none, even through a group; a subject with
 # no platform role at all is read as an analyst: only analysts are granted
 # permissions (celonis-task-mining-permissions.txt: "Analyst users who have
-# been assigned service and/or project permissions"). A rule, not a
-# function, so that it is computed once per decision.
-default permission_grants := set()
-
-permission_grants := {g | some g in lib.grants; g.permission} if not member_only(lib.grants)
-
-# granting is the reasons of the grants of perm in sys that cover target.
+# been assigned service and/or project permissions").
 # celonis-task-mining-permissions.txt, "Important": "Where this occurs,
 # service permissions take precedence over project permissions." So when a
 # service-level grant exists, it alone is the reason.
-granting(sys, perm, target) := service if {
-	service := {lib.reason(g) |
-		some g in permission_grants
-		g.system == sys
-		g.permission == perm
-		g.scope.type == "service"
-	}
+granting(sys, perm, key) := service if {
+	not member_only
+	service := lib.permission_reasons(sys, perm, "service")
 	count(service) > 0
-} else := {lib.reason(g) |
-	some g in permission_grants
-	g.system == sys
-	g.permission == perm
-	lib.covers(g.scope, target)
-}
+} else := lib.permission_reasons(sys, perm, key) if {
+	not member_only
+} else := set()
 
 # permission_decision: admin, or a grant of the permission covering the scope.
 permission_decision(sys, perm, target) := lib.verdict(admin_reasons, set()) if {
 	is_admin
 } else := grant_decision(sys, perm, target)
+
+# key is a scope as a grant key (document.go).
+key(target) := "service" if target.type == "service"
+
+else := concat(":", [target.type, object.get(target, "id", "")])
 
 # grant_decision: a grant of the permission covering the scope, whoever asks.
 # Storage Manager permissions are decided so, for admins too:
@@ -78,7 +69,7 @@ permission_decision(sys, perm, target) := lib.verdict(admin_reasons, set()) if {
 # own permissions, not the Storage Manager's (reading in
 # shared/vendor-docs/README.md).
 grant_decision(sys, perm, target) := lib.verdict(reasons, missing) if {
-	reasons := granting(sys, perm, target)
+	reasons := granting(sys, perm, key(target))
 	missing := {lib.missing_permission(sys, perm, target) | count(reasons) == 0}
 }
 
@@ -91,7 +82,7 @@ member_violations contains msg if {
 	a.permission
 	user := trim_prefix(a.subject, "user:")
 	a.subject != user
-	member_only(lib.grants_of(user, []))
+	member_only_grants(lib.grants_of(user, []))
 	msg := sprintf("%s is a Celonis member: members can be granted no permission", [a.subject])
 }
 

@@ -51,7 +51,7 @@ screenshot_checks contains celonis.grant_decision(
 
 # --- reasons: the grants that give the action, one definition per kind of action.
 
-reasons := celonis.granting(system_id, input.action, lib.scope) if input.action in granted_actions
+reasons := celonis.granting(system_id, input.action, lib.scope_key) if input.action in granted_actions
 
 # Delete Project is "not shown in UI" in the older document's table, where
 # only the Admin Role row has it: admins only (they are decided above).
@@ -60,7 +60,7 @@ reasons := set() if input.action == "delete_project"
 # View Project, older document: "No separate view permissions are provided.
 # Users can view if the edit permission is granted." Service-level edits
 # reach every project.
-reasons := {r | some p in catalog.edit_permissions; some r in celonis.granting(system_id, p, lib.scope)} if {
+reasons := {r | some p in catalog.edit_permissions; some r in celonis.granting(system_id, p, lib.scope_key)} if {
 	input.action == "view_project"
 }
 

@@ -36,6 +36,27 @@ asserted_groups := input.groups if is_array(input.groups)
 # grants are the assignments the checked subject holds, directly or through a group.
 grants := grants_of(input.subject, asserted_groups)
 
+# principals are the checked subject and each of its groups, as assignment
+# subjects: the keys of data.store.grants a decision looks under.
+principals := principals_of(input.subject, asserted_groups)
+
+# scope_key is the checked scope as a grant key (document.go): "service" or
+# "<type>:<id>".
+scope_key := "service" if scope.type == "service"
+
+else := concat(":", [scope.type, object.get(scope, "id", "")])
+
+# role_reasons are the reasons of the subject's grants of role in sys at the
+# scope key: direct lookups, one per principal.
+role_reasons(sys, role, key) := {r | some p in principals; r := data.store.grants[p][sys].role[role][key]}
+
+# permission_reasons are the reasons of the subject's grants of perm in sys
+# at the scope key.
+permission_reasons(sys, perm, key) := {r | some p in principals; r := data.store.grants[p][sys].permission[perm][key]}
+
+# roles_in are the roles the subject holds in sys, at any scope.
+roles_in(sys) := {role | some p in principals; some role, _ in data.store.grants[p][sys].role}
+
 # groups_of is the user's stored group memberships plus the asserted ones.
 groups_of(user, asserted) := {g | some g in asserted} | {g | data.store.memberships[user][g]}
 

@@ -1,0 +1,172 @@
+package pdp_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// Writes and checks run concurrently; every answer — most from the
+// decision cache — is compared with an uncached evaluation over a snapshot
+// of the very revision the answer names. Zero differences.
+func TestDecisionCacheNeverStale(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "cache.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	p, err := svc.Activate(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// snapshots holds a read transaction of every revision the writer makes
+	// (the only writer: right after a write returns, the store is at its
+	// revision).
+	var mu sync.Mutex
+	snapshots := map[uint64]store.Snapshot{}
+	keep := func() {
+		s, err := db.View()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if snapshots[s.Revision()] != nil {
+			s.Close() // a write that changed nothing: the revision is kept already
+			return
+		}
+		snapshots[s.Revision()] = s
+	}
+	keep()
+	defer func() {
+		for _, s := range snapshots {
+			s.Close()
+		}
+	}()
+	at := func(rev uint64) store.Snapshot {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			mu.Lock()
+			s := snapshots[rev]
+			mu.Unlock()
+			if s != nil {
+				return s
+			}
+		}
+		t.Fatalf("no snapshot of revision %d", rev)
+		return nil
+	}
+
+	const tm = "celonis-task-mining"
+	users := []string{"ann", "bob", "cy"}
+	project := func(i int) *permatrix.Scope { return &permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i)} }
+	stop := make(chan struct{})
+	var writes atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the writer
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(1, 2))
+		var ids []string
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			switch op := rng.IntN(5); {
+			case op < 2 || len(ids) == 0:
+				a := permatrix.Assignment{Subject: "user:" + users[rng.IntN(3)], System: tm, Permission: "edit_users", Scope: *project(rng.IntN(3))}
+				if rng.IntN(3) == 0 {
+					a.Scope = permatrix.ServiceScope
+				}
+				a, _, err = svc.Assign(ctx, a, "")
+				ids = append(ids, a.ID)
+			case op == 2:
+				i := rng.IntN(len(ids))
+				_, err = svc.Unassign(ctx, ids[i], "")
+				ids = append(ids[:i], ids[i+1:]...)
+				if permatrix.ErrorCode(err) == permatrix.ENOTFOUND {
+					err = nil
+				}
+			case op == 3:
+				_, _, err = svc.Assign(ctx, permatrix.Assignment{Subject: "group:ops", System: tm, Permission: "edit_client_settings", Scope: permatrix.ServiceScope}, "")
+			default:
+				m := permatrix.Membership{Group: "ops", User: users[rng.IntN(3)]}
+				if rng.IntN(2) == 0 {
+					_, err = svc.AddMember(ctx, m, "")
+				} else if _, err = svc.RemoveMember(ctx, m, ""); permatrix.ErrorCode(err) == permatrix.ENOTFOUND {
+					err = nil
+				}
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			keep()
+			writes.Add(1)
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+		}
+	}()
+	var compared, differ atomic.Int64
+	for c := range 2 { // the checkers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 9))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ch := permatrix.Check{Subject: users[rng.IntN(3)], System: tm, Action: []string{"edit_users", "view_project", "edit_client_settings"}[rng.IntN(3)], Resource: project(rng.IntN(3))}
+				d, err := svc.Check(ctx, ch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want, err := p.Decide(ctx, at(d.Revision), ch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				compared.Add(1)
+				if d.Allow != want.Allow || !reflect.DeepEqual(d.Reasons, want.Reasons) || !reflect.DeepEqual(d.Missing, want.Missing) {
+					differ.Add(1)
+					t.Errorf("revision %d, %+v: served %v %v %v, evaluated %v %v %v", d.Revision, ch, d.Allow, d.Reasons, d.Missing, want.Allow, want.Reasons, want.Missing)
+				}
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	st := svc.CacheStats()
+	t.Logf("%d writes, %d answers compared (%d from the cache), %d differences", writes.Load(), compared.Load(), st.Hits, differ.Load())
+	if st.Hits == 0 || writes.Load() < 20 {
+		t.Fatalf("the test exercised too little: %d cache hits, %d writes", st.Hits, writes.Load())
+	}
+}
