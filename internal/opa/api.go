@@ -117,9 +117,9 @@ func (p *Policy) EvalData(ctx context.Context, snap store.Snapshot, path []strin
 	hits := m.Counter(metrics.ServerQueryCacheHit)
 	switch p.ruleDepth(ref) {
 	case byRule:
-		key := ref.String()
+		key := "data::" + ref.String()
 		if o.StrictBuiltinErrors {
-			key = "strict-builtin-errors::" + key
+			key = "data::strict-builtin-errors::" + ref.String()
 		}
 		if cached, ok := p.queries.Get(key); ok {
 			hits.Incr()
@@ -202,16 +202,19 @@ func explanation(mode string, trace []*topdown.Event, pretty bool) json.RawMessa
 }
 
 // prepareData prepares a Data API query for ref (OPA's default of
-// non-strict builtin errors unless strict).
+// non-strict builtin errors unless strict). The query has the location
+// OPA's server gives it, parsing it from text: line 1 of the query, as
+// traces show it.
 func (p *Policy) prepareData(ctx context.Context, ref ast.Ref, strict bool) (rego.PreparedEvalQuery, error) {
-	if !strict {
-		return p.prepareRef(ctx, ref)
-	}
+	loc := &ast.Location{Row: 1, Col: 1, Text: []byte(ref.String())}
+	term := ast.NewTerm(ref).SetLocation(loc)
+	expr := ast.NewExpr(term)
+	expr.Location = loc
 	return rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.ParsedQuery(ast.NewBody(expr)),
 		rego.Compiler(p.compiler),
 		rego.Store(p.data),
-		rego.StrictBuiltinErrors(true),
+		rego.StrictBuiltinErrors(strict),
 	).PrepareForEval(ctx)
 }
 
@@ -240,6 +243,10 @@ func (p *Policy) EvalQuery(ctx context.Context, snap store.Snapshot, query strin
 	body, err := ast.ParseBodyWithOpts(query, parserOptions)
 	if err != nil {
 		return nil, parseError(types.MsgParseQueryError, err)
+	}
+	if len(body) == 0 {
+		// Stock OPA's 500 ("cannot evaluate empty query"): a client's error.
+		return nil, &APIError{Code: CodeInvalidParameter, Message: "cannot evaluate empty query"}
 	}
 	opts, buf, err := p.adhoc(snap, body, input, m, o)
 	if err != nil {
