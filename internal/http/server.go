@@ -509,8 +509,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
-	// OPA's REST API answers with OPA's envelope, permatrix's own with its.
-	if isOPAPath(c.Request().URL.Path) {
+	// OPA's REST API answers with OPA's envelope, permatrix's own with its
+	// (and the diagnostic listener, which serves nothing of OPA's).
+	if c.Echo() == s.echo && isOPAPath(c.Request().URL.Path) {
 		_, body := opaError(err)
 		_ = writeOPAError(c, status, body)
 		return
