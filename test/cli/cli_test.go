@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,6 +172,12 @@ func TestDefaultDecisionAndConfig(t *testing.T) {
 	if err := json.Unmarshal(raw, &cfg); err != nil || code != 200 || cfg.Result["default_decision"] != "/permatrix/decision" ||
 		strings.Contains(string(raw), token) || cfg.Result["permatrix"].(map[string]any)["db"] == nil {
 		t.Fatalf("config: %d %s", code, raw)
+	}
+	// The admin token is in serve's environment: opa.runtime() (which in
+	// stock OPA holds the environment) shows nothing of it.
+	code, raw = s.Do(t, "GET", "/v1/query?q="+url.QueryEscape("x := opa.runtime()"), "")
+	if code != 200 || strings.Contains(string(raw), token) || strings.TrimSpace(string(raw)) != `{"result":[{"x":{}}]}` {
+		t.Fatalf("opa.runtime(): %d %s", code, raw)
 	}
 	s.Stop(t)
 
