@@ -92,7 +92,12 @@ var parserOptions = ast.ParserOptions{RegoVersion: ast.RegoV1}
 // undefined. Prepared queries are cached as Query caches them (only for
 // paths the rule tree defines), apart for strict ones.
 func (p *Policy) EvalData(ctx context.Context, snap store.Snapshot, path []string, input *any, o EvalOptions) (*Evaluation, error) {
-	m := metrics.New()
+	// Metrics cost allocations on the decision path: only when asked, as
+	// OPA's server does.
+	m := metrics.NoOp()
+	if o.Metrics || o.Instrument {
+		m = metrics.New()
+	}
 	m.Timer(metrics.ServerHandler).Start()
 	ref := DataRef(path)
 	txn := p.data.Begin(snap)
