@@ -40,6 +40,7 @@ type serveOptions struct {
 	watch                    bool
 	watchDebounce            time.Duration
 	verify                   opa.VerifyOptions
+	defaultDecision          string
 }
 
 func newServe() *cobra.Command {
@@ -74,6 +75,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	f.StringVar(&o.verify.KeyID, "verification-key-id", opa.DefaultKeyID, "name of the verification key (the signature's kid)")
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
+	f.StringVar(&o.defaultDecision, "default-decision", http.DefaultDecision, "the document POST / answers for OPA clients that ask the default decision (OPA's default_decision)")
 	return cmd
 }
 
@@ -171,6 +173,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	if _, err := http.DecisionPath(o.defaultDecision); err != nil {
+		return fmt.Errorf("--default-decision: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -219,7 +224,8 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 		return err
 	}
 	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
-		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg})
+		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg,
+		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags)})
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
 		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {

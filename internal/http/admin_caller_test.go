@@ -118,6 +118,19 @@ func TestAdminCallerUser(t *testing.T) {
 		{"GET", "/v1/systems/blueprism/roles/r", alice, 403, "needs the admin token"},
 		{"GET", "/v1/systems/celonis-task-mining/projects/p", alice, 403, "needs the admin token"},
 		{"GET", "/v1/assignments", token, 200, "assignments"},
+		// OPA's APIs beyond the entrypoints are the operator's too (OPA's
+		// envelope); a user's JWT reads only the entrypoints, as anyone.
+		{"GET", "/v1/query?q=x%3A%3D1", alice, 403, `"code": "forbidden"`},
+		{"POST", "/v1/compile", alice, 403, "needs the admin token"},
+		{"GET", "/v1/policies", alice, 403, "needs the admin token"},
+		{"GET", "/v1/policies/policies/permatrix/permatrix.rego", alice, 403, "needs the admin token"},
+		{"GET", "/v1/status", alice, 403, "needs the admin token"},
+		{"GET", "/v1/config", alice, 403, "needs the admin token"},
+		{"GET", "/v1/data/store", alice, 401, `"code": "unauthorized"`},
+		{"POST", "/v0/data/store", alice, 401, `"code": "unauthorized"`},
+		{"GET", "/v1/data/permatrix/allow?explain=full", alice, 401, "explain=full"},
+		{"GET", "/v1/data/permatrix/allow", alice, 200, `"result":false`},
+		{"GET", "/v1/query?q=x%3A%3D1", token, 200, `"x":1`},
 	} {
 		code, body := do(tc.method, tc.path, tc.bearer)
 		if code != tc.status || !strings.Contains(body, tc.body) {

@@ -35,6 +35,13 @@ var operationMethods = []string{"get", "put", "post", "delete", "options", "head
 // embedded bundle, as test/harness does, without listening.
 func newDocTestServer(t *testing.T) *permhttp.Server {
 	t.Helper()
+	return newTestServer(t, permhttp.Config{AdminToken: docTestToken})
+}
+
+// newTestServer is newDocTestServer with another configuration (its
+// Logger is set here).
+func newTestServer(t *testing.T, cfg permhttp.Config) *permhttp.Server {
+	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +56,8 @@ func newDocTestServer(t *testing.T) *permhttp.Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	return permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log})
+	cfg.Logger = log
+	return permhttp.NewServer(svc, cfg)
 }
 
 // loadAPIDoc parses docs/api.yaml into plain maps and slices.

@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -120,75 +119,4 @@ func (s *Server) checkBatch(c echo.Context) error {
 		results[i] = d
 	}
 	return c.JSON(http.StatusOK, map[string]any{"results": results})
-}
-
-// dataRequest is the body of POST /v1/data/{path}: free-form OPA input.
-type dataRequest struct {
-	Input any `json:"input"`
-	// MinRevision is permatrix's consistency token (not OPA's).
-	MinRevision uint64 `json:"min_revision,omitempty"`
-}
-
-// GET|POST /v1/data/{path}: OPA's Data API over the same policies and data.
-// Without the admin token only the policies' entrypoints (and documents
-// inside them) are readable: everything else, the assignment store above
-// all, answers 401.
-func (s *Server) data(c echo.Context) error {
-	p := s.svc.Policy()
-	if p == nil {
-		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
-	}
-	path, err := dataPath(c.Request().URL.EscapedPath())
-	if err != nil {
-		return err
-	}
-	if !p.IsEntrypoint(path) {
-		if err := s.adminToken(c); err != nil {
-			return permatrix.Errorf(permatrix.EUNAUTHORIZED, "without the admin token only the policy entrypoints are readable (%s); anything else needs Authorization: Bearer <admin token>",
-				strings.Join(p.Entrypoints(), ", "))
-		}
-	}
-	var req dataRequest
-	if c.Request().Method == http.MethodPost && c.Request().ContentLength != 0 {
-		if err := decode(c, &req); err != nil {
-			return err
-		}
-	}
-	min, err := minRevision(c, req.MinRevision)
-	if err != nil {
-		return err
-	}
-	result, defined, err := s.svc.Query(c.Request().Context(), p, path, req.Input, min)
-	if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
-		return err
-	}
-	if err != nil {
-		if ctx := c.Request().Context(); ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.log.Error("data API evaluation failed", "err", err, "path", path)
-		return permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
-	}
-	if !defined {
-		return c.JSON(http.StatusOK, map[string]any{})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"result": result})
-}
-
-// dataPath splits the escaped request path below /v1/data into unescaped
-// segments, so that an escaped slash stays inside its segment.
-func dataPath(escaped string) ([]string, error) {
-	rest := strings.TrimPrefix(escaped, "/v1/data")
-	var path []string
-	for _, seg := range strings.Split(rest, "/") {
-		if seg == "" {
-			continue
-		}
-		u, err := url.PathUnescape(seg)
-		if err != nil {
-			return nil, permatrix.Errorf(permatrix.EINVALID, "malformed path segment %q: %v", seg, err)
-		}
-		path = append(path, u)
-	}
-	return path, nil
 }

@@ -60,7 +60,10 @@ func TestDecodeJSONKeepsNumbersExact(t *testing.T) {
 	if err := decodeJSON([]byte(`{"input":[1e400]}`), &d); err != nil {
 		t.Fatal(err)
 	}
-	if l, ok := d.Input.([]any); !ok || l[0] != stdjson.Number("1e400") {
+	if d.Input == nil {
+		t.Fatal("no input")
+	}
+	if l, ok := (*d.Input).([]any); !ok || l[0] != stdjson.Number("1e400") {
 		t.Fatalf("input = %#v", d.Input)
 	}
 }

@@ -9,9 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	permhttp "github.com/permatrix/permatrix/internal/http"
 )
 
 // listen starts the real server (newDocTestServer) on a loopback port.
@@ -124,7 +127,9 @@ func hostileRequests() []rawRequest {
 		"/v1/subjects/alice/permissions?system=blueprism&resource_type=process_group&resource_id=%01",
 		"/v1/subjects/alice/permissions?resource_type=%00&resource_id=x", "/v1/forward-auth", "/v1/forward-auth/x",
 		"/v1/assignments", "/v1/assignments/%00", "/v1/groups/g/members/u", "/v1/groups/%00/members", "/v1/systems/blueprism/roles/r",
-		"/v1/systems/blueprism/projects/p", "/v1/import", "/v1/export", "/health", "/health/ready", "/nope", "/v1/nope/%2F"}
+		"/v1/systems/blueprism/projects/p", "/v1/import", "/v1/export", "/health", "/health/ready", "/nope", "/v1/nope/%2F",
+		"/", "/v0/data", "/v0/data/permatrix/allow", "/v0/data/store", "/v1/query", "/v1/query?q=x%3A%3Dinput", "/v1/compile",
+		"/v1/policies", "/v1/policies/%00", "/v1/status", "/v1/config", "/v1/data/permatrix/allow?explain=full&strict-builtin-errors&metrics"}
 	methods := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO"}
 	bodies := []string{"", "{", "null", `"alice"`, "[]", "42", `{"input":"alice"}`, `{"input":[1,{"a":null}]}`, `{"input":1e999}`,
 		`{"subject":"\u0000","system":"blueprism","action":"x"}`, `{"subject":1e400}`, "\xff\xfe", `{"checks":[1,"a",null,{}]}`,
@@ -146,6 +151,18 @@ func hostileRequests() []rawRequest {
 		}
 	}
 	return out
+}
+
+// opaAnswer reports whether r goes to OPA's REST API, past net/http's own
+// answers (whose envelope is permatrix's: they come before any routing).
+func opaAnswer(r rawRequest) bool {
+	line, _, _ := strings.Cut(r.wire, "\r\n")
+	f := strings.Fields(line)
+	if len(f) != 3 || !strings.HasPrefix(f[2], "HTTP/1.") {
+		return false
+	}
+	u, err := url.ParseRequestURI(f[1])
+	return err == nil && permhttp.IsOPAPath(u.Path)
 }
 
 func manyHeaders(n int) map[string]string {
@@ -184,6 +201,14 @@ func TestHostileRequests(t *testing.T) {
 		}
 		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 			t.Errorf("%s: %d with Content-Type %q: %q", r.name, resp.StatusCode, ct, body)
+			continue
+		}
+		if opaAnswer(r) {
+			// OPA's REST API answers with OPA's envelope.
+			var env map[string]any
+			if err := json.Unmarshal(body, &env); err != nil || env["code"] == "" || env["message"] == "" || env["error"] != nil {
+				t.Errorf("%s: %d body is not OPA's envelope: %q", r.name, resp.StatusCode, body)
+			}
 			continue
 		}
 		var env map[string]map[string]any

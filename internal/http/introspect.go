@@ -83,7 +83,7 @@ func (s *Server) health(c echo.Context) error {
 			b["last_error_at"] = s.bundleFail
 		}
 		s.mu.Unlock()
-		body["bundles"] = map[string]any{"permatrix": b}
+		body["bundles"] = map[string]any{bundleName: b}
 	}
 	return c.JSON(status, body)
 }

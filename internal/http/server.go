@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,7 @@ import (
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/listen"
+	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/routes"
 )
@@ -52,6 +55,20 @@ type Config struct {
 	// RequestTimeout bounds one request's work (default 10 s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+
+	// DefaultDecision is the document POST / answers, as OPA's
+	// default_decision (default DefaultDecision). Validate it with
+	// DecisionPath: NewServer panics on an invalid one.
+	DefaultDecision string
+	// Version is permatrix's version, reported by OPA's provenance and
+	// status (default "dev").
+	Version string
+	// Labels identify this server in OPA's status and configuration reports;
+	// "id" (a random UUID) and "version" are added when missing.
+	Labels map[string]string
+	// Effective is the effective configuration GET /v1/config shows, secrets
+	// already removed; default_decision and labels are added from here.
+	Effective map[string]any
 }
 
 // Server is the HTTP API over a pdp.Service.
@@ -65,6 +82,10 @@ type Server struct {
 	diag    *echo.Echo // health and metrics only, for --diagnostic-addr
 
 	listeners []*listener
+
+	defaultPath []string          // Config.DefaultDecision's path
+	labels      map[string]string // Config.Labels, completed
+	build       provenance        // this binary's build, for ?provenance
 
 	mu         sync.Mutex
 	bundleErr  error     // the last failed bundle (re)load, cleared by a good one
@@ -85,8 +106,21 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	if cfg.Identity == nil {
 		cfg.Identity = identity.Default()
 	}
+	if cfg.DefaultDecision == "" {
+		cfg.DefaultDecision = DefaultDecision
+	}
+	defaultPath, err := DecisionPath(cfg.DefaultDecision)
+	if err != nil {
+		panic("http.Config.DefaultDecision: " + err.Error())
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	labels := map[string]string{"id": uuid.NewString(), "version": cfg.Version}
+	maps.Copy(labels, cfg.Labels)
 	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics(svc.Revision),
-		gateway: &gateway.Gateway{Identity: cfg.Identity, Routes: cfg.Routes}}
+		gateway:     &gateway.Gateway{Identity: cfg.Identity, Routes: cfg.Routes},
+		defaultPath: defaultPath, labels: labels, build: buildProvenance(cfg.Version)}
 	s.metrics.registerCache(svc.CacheStats)
 	e := s.echo
 	s.setup(e)
@@ -99,6 +133,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 		return status
 	}))
 	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.BodyLimit)))
+	e.Use(decompress(cfg.BodyLimit))
 	e.Use(middleware.ContextTimeout(cfg.RequestTimeout))
 
 	e.POST("/v1/check", s.check)
@@ -112,10 +147,15 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 		e.Match(forwardAuthMethods, path, s.forwardAuth)
 		e.RouteNotFound(path, s.forwardAuth)
 	}
-	e.GET("/v1/data", s.data)
-	e.POST("/v1/data", s.data)
-	e.GET("/v1/data/*", s.data)
-	e.POST("/v1/data/*", s.data)
+	// OPA's REST API (opaapi.go). The Data API checks its own access (the
+	// entrypoints are open).
+	e.GET("/v1/data", s.dataV1)
+	e.POST("/v1/data", s.dataV1)
+	e.GET("/v1/data/*", s.dataV1)
+	e.POST("/v1/data/*", s.dataV1)
+	e.POST("/v0/data", s.dataV0)
+	e.POST("/v0/data/*", s.dataV0)
+	e.POST("/", s.defaultDecision)
 
 	e.GET("/v1/systems", s.systems)
 	e.GET("/v1/systems/:system", s.system)
@@ -145,6 +185,15 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
 	write(http.MethodPost, "/v1/import", s.importAssignments)
 	operator(http.MethodGet, "/v1/export", s.export)
+	// OPA's APIs that read beyond the entrypoints (any query, partial
+	// evaluation), show policy source or the configuration: the operator's.
+	operator(http.MethodGet, "/v1/query", s.queryGet)
+	operator(http.MethodPost, "/v1/query", s.queryPost)
+	operator(http.MethodPost, "/v1/compile", s.compile)
+	operator(http.MethodGet, "/v1/policies", s.policies)
+	operator(http.MethodGet, "/v1/policies/*", s.policy)
+	operator(http.MethodGet, "/v1/status", s.status)
+	operator(http.MethodGet, "/v1/config", s.config)
 
 	// The diagnostic listener: health and metrics, nothing that decides
 	// or reads assignments.
@@ -408,6 +457,14 @@ type errorDetail struct {
 }
 
 func toErrorDetail(err error) (int, errorDetail) {
+	var ae *opa.APIError
+	if errors.As(err, &ae) {
+		status, ok := opaStatusOf[ae.Code]
+		if !ok {
+			status = http.StatusInternalServerError
+		}
+		return status, errorDetail{Code: ae.Code, Message: ae.Message}
+	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		code := errorCode(he.Code)
@@ -451,6 +508,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
+		return
+	}
+	// OPA's REST API answers with OPA's envelope, permatrix's own with its
+	// (and the diagnostic listener, which serves nothing of OPA's).
+	if c.Echo() == s.echo && isOPAPath(c.Request().URL.Path) {
+		_, body := opaError(err)
+		_ = writeOPAError(c, status, body)
 		return
 	}
 	_ = c.JSON(status, errorBody{Error: d})

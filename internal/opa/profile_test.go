@@ -66,3 +66,27 @@ func TestProfileDecision(t *testing.T) {
 		t.Logf("%8.1fµs total %4d evals %s", float64(r.ExprTimeNs)/200/1000, r.NumEval/200, r.Location)
 	}
 }
+
+// TestProfileVerdict prints where a write verdict's time goes when
+// PERMATRIX_PROFILE_VERDICT is set.
+func TestProfileVerdict(t *testing.T) {
+	if os.Getenv("PERMATRIX_PROFILE_VERDICT") == "" {
+		t.Skip("set PERMATRIX_PROFILE_VERDICT=1")
+	}
+	ctx := context.Background()
+	mem := store.NewMemory()
+	p := compileDefault(t, mem)
+	snap, _ := mem.View()
+	defer snap.Close()
+	prof := profiler.New()
+	for i := range 200 {
+		a := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: "p1"}}
+		in, _ := ast.InterfaceToValue(map[string]any{"op": "assign", "assignment": a.Value()})
+		if _, err := p.verdict.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTransaction(p.data.Begin(snap)), rego.EvalQueryTracer(prof)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range prof.ReportTopNResults(25, []string{"total_time_ns"}) {
+		t.Logf("%8.1fµs total %4d evals %s", float64(r.ExprTimeNs)/200/1000, r.NumEval/200, r.Location)
+	}
+}

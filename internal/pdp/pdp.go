@@ -333,15 +333,3 @@ func (s *Service) Ready() error {
 	}
 	return snap.Close()
 }
-
-// Query evaluates data.<path> for the Data API with policy p over a
-// snapshot of the applied state. defined is false when the document is
-// undefined.
-func (s *Service) Query(ctx context.Context, p *opa.Policy, path []string, input any, minRevision uint64) (result any, defined bool, err error) {
-	snap, err := s.view(ctx, minRevision)
-	if err != nil {
-		return nil, false, err
-	}
-	defer snap.Close()
-	return p.Query(ctx, snap, path, input)
-}

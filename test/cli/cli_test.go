@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,6 +156,36 @@ func TestBadFlagsFromEnv(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "missing") {
 		t.Fatalf("missing bundle: %v\n%s", err, out)
+	}
+}
+
+// --default-decision (here PERMATRIX_DEFAULT_DECISION) is what POST /
+// answers; /v1/config shows the effective settings without the admin token.
+func TestDefaultDecisionAndConfig(t *testing.T) {
+	s := serve(t, filepath.Join(t.TempDir(), "p.db"), "PERMATRIX_DEFAULT_DECISION=permatrix/decision")
+	code, m := s.do(t, "POST", "/", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`)
+	if code != 200 || m["allow"] != false || m["missing"] == nil {
+		t.Fatalf("POST /: %d %v", code, m)
+	}
+	code, raw := s.Do(t, "GET", "/v1/config", "")
+	var cfg struct{ Result map[string]any }
+	if err := json.Unmarshal(raw, &cfg); err != nil || code != 200 || cfg.Result["default_decision"] != "/permatrix/decision" ||
+		strings.Contains(string(raw), token) || cfg.Result["permatrix"].(map[string]any)["db"] == nil {
+		t.Fatalf("config: %d %s", code, raw)
+	}
+	// The admin token is in serve's environment: opa.runtime() (which in
+	// stock OPA holds the environment) shows nothing of it.
+	code, raw = s.Do(t, "GET", "/v1/query?q="+url.QueryEscape("x := opa.runtime()"), "")
+	if code != 200 || strings.Contains(string(raw), token) || strings.TrimSpace(string(raw)) != `{"result":[{"x":{}}]}` {
+		t.Fatalf("opa.runtime(): %d %s", code, raw)
+	}
+	s.Stop(t)
+
+	cmd := exec.Command(bin, "serve", "--default-decision", "a//b")
+	cmd.Env = append(os.Environ(), "PERMATRIX_DB="+filepath.Join(t.TempDir(), "z.db"))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--default-decision") {
+		t.Fatalf("bad default decision: %v\n%s", err, out)
 	}
 }
 

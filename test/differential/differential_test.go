@@ -167,6 +167,9 @@ func TestServerAgreesWithStockOPA(t *testing.T) {
 		t.Fatalf("%d of %d decisions differ", diffs, len(server))
 	}
 	t.Logf("%d checks (%d allowed) over %d assignments: server and stock opa agree", len(checks), allowed, stored)
+
+	// The same requests to permatrix and to `opa run --server`.
+	t.Run("REST API", func(t *testing.T) { compareREST(t, opaBin, s, filepath.Join(dir, "export.json"), checks) })
 }
 
 // normalize round-trips through JSON so that numbers compare alike.

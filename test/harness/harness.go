@@ -166,7 +166,9 @@ func (s *Server) Do(method, path string, body any, admin bool, headers ...string
 		s.t.Fatal(err)
 	}
 	r := Response{Status: resp.StatusCode, Raw: raw}
-	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+	// Objects are decoded; other JSON answers (OPA's v0 API answers bare
+	// values) are left in Raw.
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &r.Body); err != nil {
 			s.t.Fatalf("%s %s: bad JSON %q: %v", method, path, raw, err)
 		}

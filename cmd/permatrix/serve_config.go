@@ -1,0 +1,70 @@
+package main
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// effectiveConfig is what GET /v1/config shows of serve's settings: every
+// flag's effective value (command line, PERMATRIX_* environment or
+// default) under "permatrix", secrets left out and URLs without their
+// passwords and query strings. The HTTP server adds default_decision and
+// labels.
+func effectiveConfig(flags *pflag.FlagSet) map[string]any {
+	settings := map[string]any{}
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || secretFlag(f.Name) {
+			return
+		}
+		settings[f.Name] = flagValue(f)
+	})
+	return map[string]any{"permatrix": settings}
+}
+
+// secretFlag reports whether a flag holds a secret, or names the file that
+// does (the admin token, the etcd password, a verification key that may be
+// an HMAC secret): never shown.
+func secretFlag(name string) bool {
+	for _, word := range []string{"token", "password", "secret"} {
+		if strings.Contains(name, word) {
+			return true
+		}
+	}
+	return name == "verification-key"
+}
+
+// flagValue is a flag's value as JSON: booleans and numbers as such, lists
+// as lists, URLs redacted.
+func flagValue(f *pflag.Flag) any {
+	s := f.Value.String()
+	switch f.Value.Type() {
+	case "bool":
+		b, _ := strconv.ParseBool(s)
+		return b
+	case "int", "int64", "uint64":
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n
+		}
+	case "stringSlice":
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			return sv.GetSlice()
+		}
+	}
+	return redactURL(s)
+}
+
+// redactURL hides the password and the query (which may carry a token) of
+// a URL; other strings are returned as they are.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return s
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
+	}
+	return u.Redacted()
+}
