@@ -1,9 +1,10 @@
 package http
 
 import (
-	"bytes"
+	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -209,56 +210,50 @@ func (s *Server) getProject(c echo.Context) error {
 // own "actor" (the same as the header's when both are given). Each line is
 // judged with its actor.
 func (s *Server) importAssignments(c echo.Context) error {
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	parsed, err := parseImport(body)
-	if err != nil {
-		return err
-	}
-	lines := make([]pdp.ImportLine, len(parsed))
-	for i, l := range parsed {
-		actor, err := actorOf(c, l.Actor)
-		if err != nil {
-			return permatrix.Errorf(permatrix.ErrorCode(err), "line %d: %s", l.line, permatrix.ErrorMessage(err))
+	var o pdp.ImportOptions
+	if v := c.QueryParam("chunk"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > pdp.MaxImportChunk {
+			return permatrix.Errorf(permatrix.EINVALID, "chunk must be a whole number from 1 to %d (lines per commit)", pdp.MaxImportChunk)
 		}
-		lines[i] = pdp.ImportLine{Line: l.line, Assignment: l.Assignment, Actor: actor}
+		o.Chunk = n
 	}
-	n, rev, err := s.svc.Import(c.Request().Context(), lines)
+	// An import runs as long as it makes progress: no request deadline,
+	// and the connection's deadlines move on after every commit.
+	rc := http.NewResponseController(c.Response().Writer)
+	extend := func() {
+		_ = rc.SetReadDeadline(time.Now().Add(importIdle))
+		_ = rc.SetWriteDeadline(time.Now().Add(importIdle))
+	}
+	extend()
+	o.Progress = func(r pdp.ImportResult) {
+		extend()
+		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "revision", r.Revision)
+	}
+	ir := NewImportReader(c.Request().Body, func(_ int, given *string) (string, error) { return actorOf(c, given) })
+	res, err := s.svc.ImportStream(c.Request().Context(), ir.Next, o)
 	if err != nil {
+		if res.Chunks > 0 {
+			// The chunks before the failure are committed: say how far.
+			c.Response().Header().Set("X-Permatrix-Imported", strconv.Itoa(res.Imported))
+			c.Response().Header().Set("X-Permatrix-Import-Revision", strconv.FormatUint(res.Revision, 10))
+			s.log.Warn("import stopped", "err", err, "progress", res.Describe())
+			var pe *permatrix.Error
+			if errors.As(err, &pe) {
+				return &permatrix.Error{Code: pe.Code, Message: pe.Message + " (" + res.Describe() + ")", Details: pe.Details}
+			}
+		}
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"imported": n, "revision": rev})
+	return c.JSON(http.StatusOK, map[string]any{"imported": res.Imported, "revision": res.Revision, "chunks": res.Chunks})
 }
 
-// importLine is one line of an import, with its line number.
-type importLine struct {
-	assignmentRequest
-	line int
-}
+// importPath is the import's route.
+const importPath = "/v1/import"
 
-// parseImport decodes an NDJSON import: one assignment object per line
-// (blank lines skipped), each decoded strictly; an error names its line.
-func parseImport(body []byte) ([]importLine, error) {
-	var lines []importLine
-	n := 0
-	for raw := range bytes.Lines(body) {
-		n++
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
-		}
-		l := importLine{line: n}
-		if err := decodeJSON(raw, &l.assignmentRequest); err != nil {
-			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", n, permatrix.ErrorMessage(err))
-		}
-		lines = append(lines, l)
-	}
-	if len(lines) == 0 {
-		return nil, permatrix.Errorf(permatrix.EINVALID, "no assignments in the body (NDJSON: one assignment object per line)")
-	}
-	return lines, nil
-}
+// importIdle is how long an import may wait for its next bytes, or for its
+// answer to be read, before the connection is given up.
+const importIdle = 2 * time.Minute
 
 // GET /v1/export: the whole store as OPA data.
 func (s *Server) export(c echo.Context) error {

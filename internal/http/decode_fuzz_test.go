@@ -16,6 +16,8 @@ package http
 import (
 	"bytes"
 	stdjson "encoding/json"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"unicode"
@@ -211,16 +213,25 @@ func FuzzImportBody(f *testing.F) {
 	f.Add([]byte(seeds[7] + "\n\n" + seeds[23] + "\r\n"))
 	f.Add([]byte(seeds[7] + "\n" + seeds[9]))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		lines, err := parseImport(body)
-		if err != nil {
-			if permatrix.ErrorCode(err) != permatrix.EINVALID {
-				t.Fatalf("refused with %v", err)
+		ir := NewImportReader(bytes.NewReader(body), func(_ int, given *string) (string, error) {
+			if given != nil {
+				return *given, nil
 			}
-			return
-		}
+			return "", nil
+		})
 		raw := bytes.Split(body, []byte("\n"))
-		for _, l := range lines {
-			checkStrict[assignmentRequest](t, raw[l.line-1])
+		for {
+			l, err := ir.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				if permatrix.ErrorCode(err) != permatrix.EINVALID {
+					t.Fatalf("refused with %v", err)
+				}
+				return
+			}
+			checkStrict[assignmentRequest](t, bytes.TrimSuffix(raw[l.Line-1], []byte("\r")))
 		}
 	})
 }

@@ -132,9 +132,13 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 		status, _ := toErrorDetail(err)
 		return status
 	}))
-	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.BodyLimit)))
-	e.Use(decompress(cfg.BodyLimit))
-	e.Use(middleware.ContextTimeout(cfg.RequestTimeout))
+	// An import streams: it is bounded by its lines (pdp.ImportStream), not
+	// by the body limit, and runs as long as it makes progress rather than
+	// for the request timeout.
+	isImport := func(c echo.Context) bool { return c.Path() == importPath }
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", cfg.BodyLimit), Skipper: isImport}))
+	e.Use(decompress(cfg.BodyLimit, isImport))
+	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: cfg.RequestTimeout, Skipper: isImport}))
 
 	e.POST("/v1/check", s.check)
 	e.POST("/v1/check/batch", s.checkBatch)
@@ -183,7 +187,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	write(http.MethodDelete, "/v1/systems/:system/roles/:role", s.deleteRole)
 	write(http.MethodPut, "/v1/systems/:system/projects/:id", s.putProject)
 	operator(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
-	write(http.MethodPost, "/v1/import", s.importAssignments)
+	write(http.MethodPost, importPath, s.importAssignments)
 	operator(http.MethodGet, "/v1/export", s.export)
 	// OPA's APIs that read beyond the entrypoints (any query, partial
 	// evaluation), show policy source or the configuration: the operator's.

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+type importOptions struct {
+	store    storeOptions
+	bundle   string
+	chunk    int
+	logLevel string
+}
+
+func newImport() *cobra.Command {
+	o := importOptions{}
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import assignments (NDJSON) into a store without a server",
+		Long: `Import an NDJSON file of assignments (one assignment object per line, as
+POST /v1/import takes; "-" reads standard input) straight into a store, with no
+server running on it. Every line is judged by the write rules of the bundle
+(the embedded one unless --bundle), with its own "actor" if it names one, and
+committed --chunk lines at a time (each chunk one commit: a crash leaves whole
+chunks); the first refused line stops the import and says how far it got.
+Progress goes to a terminal as one line (lines, rate, time left), otherwise as
+log lines.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runImport(cmd, args[0], o) },
+	}
+	f := cmd.Flags()
+	o.store.register(f, false)
+	f.StringVar(&o.store.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica")
+	f.StringVar(&o.bundle, "bundle", "", "policy bundle whose write rules judge the lines (default: the embedded one)")
+	f.IntVar(&o.chunk, "chunk", 10_000, "lines per commit")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runImport(cmd *cobra.Command, file string, o importOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	var in io.Reader = os.Stdin
+	total := 0
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if total, err = countLines(f); err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		in = f
+	}
+	db, where, err := o.store.open(ctx, cmd.Flags(), log)
+	if err != nil {
+		return damaged(err, log, where)
+	}
+	defer db.Close()
+	if err := waitReadable(ctx, db); err != nil {
+		return err
+	}
+	b, err := opa.ReadBundle(ctx, o.bundle, opa.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	if _, err := svc.Activate(ctx, b); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	p := newProgress("importing "+file+" into "+where+" (lines)", total, log)
+	done := 0
+	res, err := svc.ImportStream(ctx, http.NewImportReader(in, func(_ int, given *string) (string, error) {
+		if given == nil {
+			return "", nil
+		}
+		return *given, nil
+	}).Next, pdp.ImportOptions{Chunk: o.chunk, Progress: func(r pdp.ImportResult) {
+		p.add(r.Lines - done)
+		done = r.Lines
+	}})
+	p.finish()
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, res.Describe())
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %d assignments from %d lines in %d commits; store %s at revision %d\n",
+		res.Imported, res.Lines, res.Chunks, where, res.Revision)
+	return nil
+}
+
+// countLines counts the newlines of r (for the progress's time left).
+func countLines(r io.Reader) (int, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	buf := make([]byte, 1<<20)
+	n := 0
+	for {
+		k, err := br.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package http
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+// MaxImportLine bounds one line of an import (an assignment object is a
+// few hundred bytes).
+const MaxImportLine = 64 << 10
+
+// ImportReader reads an NDJSON import as it arrives: one assignment object
+// per line (blank lines skipped), each decoded by the strict decoder,
+// numbered from 1. The HTTP import and `permatrix import` read through it.
+type ImportReader struct {
+	r     *bufio.Reader
+	n     int
+	actor func(line int, given *string) (string, error)
+}
+
+// NewImportReader reads r; actor decides each line's actor from the line's
+// own "actor" (nil when absent).
+func NewImportReader(r io.Reader, actor func(line int, given *string) (string, error)) *ImportReader {
+	return &ImportReader{r: bufio.NewReaderSize(r, 64<<10), actor: actor}
+}
+
+// Next is the next line's assignment, or io.EOF after the last.
+func (ir *ImportReader) Next() (pdp.ImportLine, error) {
+	for {
+		raw, err := ir.readLine()
+		if err != nil {
+			return pdp.ImportLine{}, err
+		}
+		ir.n++
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		var req assignmentRequest
+		if err := decodeJSON(raw, &req); err != nil {
+			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
+		}
+		actor, err := ir.actor(ir.n, req.Actor)
+		if err != nil {
+			return pdp.ImportLine{}, permatrix.Errorf(permatrix.ErrorCode(err), "line %d: %s", ir.n, permatrix.ErrorMessage(err))
+		}
+		return pdp.ImportLine{Line: ir.n, Assignment: req.Assignment, Actor: actor}, nil
+	}
+}
+
+// readLine reads one line without its newline; a line over MaxImportLine
+// is an error, not a growing buffer.
+func (ir *ImportReader) readLine() ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := ir.r.ReadSlice('\n')
+		if len(line)+len(chunk) > MaxImportLine {
+			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d is longer than %d bytes", ir.n+1, MaxImportLine)
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(line, []byte("\n")), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		default:
+			return nil, err
+		}
+	}
+}
