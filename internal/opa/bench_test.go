@@ -172,3 +172,28 @@ func bundleModules(b *testing.B, bundle *opa.Bundle) []module {
 	}
 	return out
 }
+
+// BenchmarkVerdict is the write rules' judgement of one import line (an
+// operator's, no actor): a Celonis analyst role or project permission for a
+// user the store does not know yet, over a store of 20,000 assignments.
+func BenchmarkVerdict(b *testing.B) {
+	db := benchStore(b, 10000)
+	p := compile(b, db)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		snap, err := db.View()
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := permatrix.Assignment{Subject: fmt.Sprintf("user:new%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}
+		if i%2 == 1 {
+			a = permatrix.Assignment{Subject: a.Subject, System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}}
+		}
+		v, f, err := p.Verdict(ctx, snap, map[string]any{"op": "assign", "assignment": a.Value()})
+		if err != nil || len(v)+len(f) > 0 {
+			b.Fatal(err, v, f)
+		}
+		snap.Close()
+	}
+}
