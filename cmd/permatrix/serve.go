@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/permatrix/permatrix/internal/console"
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
@@ -39,6 +40,7 @@ type serveOptions struct {
 	watch                    bool
 	watchDebounce            time.Duration
 	verify                   opa.VerifyOptions
+	console                  bool
 }
 
 func newServe() *cobra.Command {
@@ -72,6 +74,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	f.StringVar(&o.verify.KeyID, "verification-key-id", opa.DefaultKeyID, "name of the verification key (the signature's kid)")
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
+	f.BoolVar(&o.console, "console", true, "serve the web console at /ui (static pages that use this API with the token the user types; docs/console.md)")
 	return cmd
 }
 
@@ -215,8 +218,12 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
-		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg})
+	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
+		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg}
+	if o.console {
+		cfg.Console = console.Handler()
+	}
+	srv := http.NewServer(svc, cfg)
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
 		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {

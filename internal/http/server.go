@@ -52,6 +52,10 @@ type Config struct {
 	// RequestTimeout bounds one request's work (default 10 s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+	// Console, when set, is served at /ui and /ui/* (GET and HEAD): the web
+	// console (internal/console), static files that use this API from the
+	// browser like any other client. Nothing under /ui reads the store.
+	Console http.Handler
 }
 
 // Server is the HTTP API over a pdp.Service.
@@ -65,6 +69,7 @@ type Server struct {
 	diag    *echo.Echo // health and metrics only, for --diagnostic-addr
 
 	listeners []*listener
+	matrices  matrices
 
 	mu         sync.Mutex
 	bundleErr  error     // the last failed bundle (re)load, cleared by a good one
@@ -119,6 +124,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	e.GET("/v1/systems", s.systems)
 	e.GET("/v1/systems/:system", s.system)
 	e.GET("/v1/subjects/:user/permissions", s.permissions)
+	e.GET("/v1/matrix/:system", s.matrix)
+	e.GET("/v1/matrix/:system/explain", s.explainCell)
+	e.GET("/v1/documents", s.documents)
+	e.GET("/v1/documents/:document", s.document)
 	s.healthRoutes(e)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 
@@ -144,6 +153,13 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
 	write(http.MethodPost, "/v1/import", s.importAssignments)
 	operator(http.MethodGet, "/v1/export", s.export)
+	operator(http.MethodPost, "/v1/matrix/:system/diff", s.matrixDiff)
+
+	if cfg.Console != nil {
+		console := echo.WrapHandler(cfg.Console)
+		e.Match([]string{http.MethodGet, http.MethodHead}, "/ui", console)
+		e.Match([]string{http.MethodGet, http.MethodHead}, "/ui/*", console)
+	}
 
 	// The diagnostic listener: health and metrics, nothing that decides
 	// or reads assignments.
