@@ -11,9 +11,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -113,7 +112,8 @@ func (tb *tab) open(route string) {
 // goTo changes the route in the loaded page, as a link does, and waits.
 func (tb *tab) goTo(route string) {
 	tb.t.Helper()
-	tb.eval(`document.getElementById('main').removeAttribute('data-ready'); location.hash = ` + jsString("#/"+route) + `; true`)
+	// The same fragment again fires no hashchange: then the page is as it is.
+	tb.eval(`(() => { const h = ` + jsString("#/"+route) + `; if (location.hash !== h) { document.getElementById('main').removeAttribute('data-ready'); location.hash = h } return true })()`)
 	tb.ready()
 }
 
@@ -130,7 +130,7 @@ func (tb *tab) waitFor(cond string) {
 	tb.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](`!!(` + cond + `)`))
+		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](`!!(`+cond+`)`))
 		if err != nil {
 			tb.t.Fatalf("waiting for %s: %v", cond, err)
 		}
@@ -147,7 +147,7 @@ func (tb *tab) waitFor(cond string) {
 // eval evaluates JavaScript and decodes its result into v (nil: ignored).
 func (tb *tab) evalInto(js string, v any) {
 	tb.t.Helper()
-	raw, err := chromedp.Run(tb.ctx, chromedp.Evaluate[[]byte](js))
+	raw, err := chromedp.Run(tb.ctx, chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
 	if err != nil {
 		tb.t.Fatalf("evaluating %s: %v", js, err)
 	}
@@ -238,5 +238,5 @@ func apiMessage(t *testing.T, srv *harness.Server, method, path string, body any
 	return msg
 }
 
-var _ = http.MethodGet
-var _ = strings.Contains
+func urlPath(s string) string  { return url.PathEscape(s) }
+func urlQuery(s string) string { return url.QueryEscape(s) }

@@ -111,41 +111,38 @@ function gridTable(m, scope, params) {
 }
 
 // moveFocus moves the grid's focus with the arrow keys, Home and End
-// (Ctrl: the grid's first and last cell), skipping cells not checked.
+// (with Ctrl: the grid's first and last cell). Left and right skip cells
+// not checked; up and down go to the next row (every row has a decided
+// cell), to the same column or the nearest decided cell to it.
 function moveFocus(table, ev) {
   const link = ev.target.closest('a');
   if (!link || !table.contains(link)) return;
   const td = link.parentElement;
   const rows = [...table.tBodies[0].rows];
-  let r = rows.indexOf(td.parentElement);
-  let c = td.cellIndex;
-  const at = (ri, ci) => rows[ri] && rows[ri].cells[ci] && rows[ri].cells[ci].querySelector('a');
+  const r = rows.indexOf(td.parentElement);
+  const c = td.cellIndex;
   const lastCol = rows[0].cells.length - 1;
-  let target = null;
-  const scan = (dr, dc) => {
-    for (let ri = r + dr, ci = c + dc; ri >= 0 && ri < rows.length && ci >= 1 && ci <= lastCol; ri += dr, ci += dc) {
-      const a = at(ri, ci);
+  const at = (ri, ci) => (rows[ri] && rows[ri].cells[ci] ? rows[ri].cells[ci].querySelector('a') : null);
+  const along = (ri, from, step) => {
+    for (let ci = from; ci >= 1 && ci <= lastCol; ci += step) if (at(ri, ci)) return at(ri, ci);
+    return null;
+  };
+  const nearest = (ri) => {
+    if (ri < 0 || ri >= rows.length) return null;
+    for (let d = 0; d <= lastCol; d++) {
+      const a = at(ri, c - d) || at(ri, c + d);
       if (a) return a;
     }
     return null;
   };
-  const firstIn = (ri, from, step) => {
-    for (let ci = from; ci >= 1 && ci <= lastCol; ci += step) if (at(ri, ci)) return at(ri, ci);
-    return null;
-  };
+  let target = null;
   switch (ev.key) {
-    case 'ArrowRight': target = scan(0, 1); break;
-    case 'ArrowLeft': target = scan(0, -1); break;
-    case 'ArrowDown': target = scan(1, 0); break;
-    case 'ArrowUp': target = scan(-1, 0); break;
-    case 'Home':
-      if (ev.ctrlKey) r = 0;
-      target = firstIn(r, 1, 1);
-      break;
-    case 'End':
-      if (ev.ctrlKey) r = rows.length - 1;
-      target = firstIn(r, lastCol, -1);
-      break;
+    case 'ArrowRight': target = along(r, c + 1, 1); break;
+    case 'ArrowLeft': target = along(r, c - 1, -1); break;
+    case 'ArrowDown': target = nearest(r + 1); break;
+    case 'ArrowUp': target = nearest(r - 1); break;
+    case 'Home': target = along(ev.ctrlKey ? 0 : r, 1, 1); break;
+    case 'End': target = along(ev.ctrlKey ? rows.length - 1 : r, lastCol, -1); break;
     default: return;
   }
   ev.preventDefault();
