@@ -238,6 +238,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 		return err
 	}
 	attrs := []any{"addr", addr.String(), "url", srv.URL(), "identity", acc.identity.String()}
+	if o.console && strings.HasPrefix(srv.URL(), "http") {
+		attrs = append(attrs, "console", srv.URL()+console.Prefix+"/")
+	}
 	if o.listen.diagnosticAddr != "" {
 		daddr, err := srv.ListenDiagnostic(o.listen.diagnosticAddr)
 		if err != nil {

@@ -225,6 +225,9 @@ var (
 	docName = regexp.MustCompile(`[a-z0-9][a-z0-9.-]*\.txt|vendor-docs/README\.md`)
 	// lineRef is "<file>.txt, line N" or "<file>.txt (line N)".
 	lineRef = regexp.MustCompile(`([a-z0-9][a-z0-9.-]*\.txt)[,:]?\s*\(?lines?\s+(\d+)`)
+	// afterDoc is a passage written after a document's name without quote
+	// marks: "(older.txt: Delete Project not shown in UI)".
+	afterDoc = regexp.MustCompile(`[a-z0-9][a-z0-9.-]*\.txt: ([^"()]+)`)
 	// identifier is a quoted id or key ("business_analyst"), not prose.
 	identifier = regexp.MustCompile(`^[a-z0-9_.:*-]+$`)
 )
@@ -238,11 +241,23 @@ const minQuote = 8
 func quotes(text string) []string {
 	var out []string
 	for _, m := range quoted.FindAllStringSubmatch(text, -1) {
-		for _, part := range strings.FieldsFunc(m[1]+m[2], func(r rune) bool { return r == '…' }) {
-			part = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(part), "..."))
+		for _, part := range strings.FieldsFunc(strings.ReplaceAll(m[1]+m[2], "...", "…"), func(r rune) bool { return r == '…' }) {
+			part = strings.TrimSpace(part)
 			if utf8.RuneCountInString(string(fold(part))) >= minQuote && !identifier.MatchString(part) && !slices.Contains(out, part) {
 				out = append(out, part)
 			}
+		}
+	}
+	return out
+}
+
+// cited is what a catalog text (a description, a not_assignable note)
+// cites: its quotes, and what follows a document's name.
+func cited(text string) []string {
+	out := quotes(text)
+	for _, m := range afterDoc.FindAllStringSubmatch(text, -1) {
+		if part := strings.TrimSpace(m[1]); utf8.RuneCountInString(string(fold(part))) >= minQuote && !slices.Contains(out, part) {
+			out = append(out, part)
 		}
 	}
 	return out
@@ -353,7 +368,8 @@ func actionNames(p *opa.Policy, sys *permatrix.System, action string) []string {
 		out = append(out, g.Name)
 	}
 	if a, ok := sys.Actions[action]; ok {
-		out = append(out, quotes(a.Description)...)
+		out = append(out, cited(a.Description)...)
+		out = append(out, cited(a.NotAssignable)...)
 	}
 	return out
 }
@@ -374,7 +390,7 @@ func holderNames(sys *permatrix.System, holder string) []string {
 			if g.Name != "" {
 				out = append(out, g.Name)
 			}
-			out = append(out, quotes(g.Description)...)
+			out = append(out, cited(g.Description)...)
 		}
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/console"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -49,7 +50,7 @@ func newDocTestServer(t *testing.T) *permhttp.Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	return permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log})
+	return permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log, Console: console.Handler()})
 }
 
 // loadAPIDoc parses docs/api.yaml into plain maps and slices.
