@@ -59,7 +59,9 @@ func TestMatrixEndpoint(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if w := do(t, h, http.MethodGet, "/v1/matrix/no-such-system", nil, "", &e); w.Code != http.StatusNotFound || e.Error.Code != "not_found" {
 		t.Errorf("unknown system: %d %+v", w.Code, e)
 	}
