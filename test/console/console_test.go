@@ -612,10 +612,10 @@ func TestPagesWithoutToken(t *testing.T) {
 // otherwise it only checks that the page renders to an image.
 func TestScreenshot(t *testing.T) {
 	tb := newTab(t)
-	if err := chromedp.Do(tb.ctx, chromedp.EmulateViewport(1280, 720)); err != nil {
+	if err := chromedp.Do(tb.ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatal(err)
 	}
-	tb.open("matrix?system=celonis-task-mining&scope=project&holder=analyst&action=view_project")
+	tb.open("matrix?system=uipath-task-mining-suite&scope=service&holder=process_sme&action=view_discovery_results")
 	tb.waitFor(`document.querySelector('#cell-panel[data-cell]')`)
 	shot, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -625,7 +625,7 @@ func TestScreenshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() != 720 {
+	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() != 800 {
 		t.Errorf("screenshot is %v", b)
 	}
 	if os.Getenv("PERMATRIX_UPDATE_SCREENSHOT") == "1" {
