@@ -223,6 +223,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 	if o.console {
 		cfg.Console = console.Handler()
 	}
+	if o.decisionLog != "" && o.decisionLog != "-" {
+		cfg.DecisionLogFile = o.decisionLog
+	}
 	srv := http.NewServer(svc, cfg)
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}

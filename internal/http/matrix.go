@@ -144,20 +144,10 @@ func (s *Server) matrixDiff(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := readBody(c)
+	ctx := c.Request().Context()
+	b, err := candidateBundle(c)
 	if err != nil {
 		return err
-	}
-	if len(raw) == 0 {
-		return permatrix.Errorf(permatrix.EINVALID, "the body must be a .tar.gz OPA bundle (permatrix bundle build -o FILE)")
-	}
-	ctx := c.Request().Context()
-	b, err := opa.ReadTarball(raw, "candidate", candidateMaxBytes)
-	if err != nil {
-		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "%s", err.Error())
-	}
-	if calls := b.Calls(networkBuiltins...); len(calls) > 0 {
-		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "the candidate calls builtins that reach the network, which the server does not run for an upload: %s", strings.Join(calls, ", "))
 	}
 	cand, err := opa.Compile(ctx, b, nil)
 	if err != nil {
@@ -181,6 +171,26 @@ func (s *Server) matrixDiff(c echo.Context) error {
 		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "candidate bundle: %s", err.Error())
 	}
 	return c.JSON(http.StatusOK, map[string]any{"diff": matrix.Compare(base, next), "candidate": next})
+}
+
+// candidateBundle reads the request's body as an uploaded candidate bundle:
+// a .tar.gz within the unpacked bound, calling no network builtin.
+func candidateBundle(c echo.Context) (*opa.Bundle, error) {
+	raw, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 {
+		return nil, permatrix.Errorf(permatrix.EINVALID, "the body must be a .tar.gz OPA bundle (permatrix bundle build -o FILE)")
+	}
+	b, err := opa.ReadTarball(raw, "candidate", candidateMaxBytes)
+	if err != nil {
+		return nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "%s", err.Error())
+	}
+	if calls := b.Calls(networkBuiltins...); len(calls) > 0 {
+		return nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "the candidate calls builtins that reach the network, which the server does not run for an upload: %s", strings.Join(calls, ", "))
+	}
+	return b, nil
 }
 
 // GET /v1/documents: the vendor documents citations point into.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,8 +14,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/decisionlog"
+	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/matrix"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
 )
 
 // do sends a request to h and decodes a JSON answer into out (if not nil).
@@ -222,5 +228,81 @@ func TestDocumentsEndpoint(t *testing.T) {
 		if w := do(t, h, http.MethodGet, p, nil, "", nil); w.Code != http.StatusNotFound {
 			t.Errorf("%s: %d", p, w.Code)
 		}
+	}
+}
+
+// TestReplayEndpoint: the server's own decision log replayed under a
+// candidate: 409 without a log file, the operator's only, and the flips
+// the candidate alone makes.
+func TestReplayEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	logFile := filepath.Join(dir, "decisions.log")
+	w, err := decisionlog.Open(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), w)
+	b, _ := opa.ReadDefault()
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	h := permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, DecisionLogFile: logFile}).Handler()
+	same := candidate(t, nil)
+	if w := do(t, h, http.MethodPost, "/v1/replay", same, "", nil); w.Code != http.StatusUnauthorized {
+		t.Errorf("without the token: %d", w.Code)
+	}
+	if w := do(t, newDocTestServer(t).Handler(), http.MethodPost, "/v1/replay", same, docTestToken, nil); w.Code != http.StatusConflict {
+		t.Errorf("without a log file: %d %s", w.Code, w.Body)
+	}
+	// Logged: a process SME asked to install the desktop app (denied), and
+	// a user (allowed); then a line being written, cut short.
+	for _, sub := range []string{"sme", "usr"} {
+		role := map[string]string{"sme": "process_sme", "usr": "user"}[sub]
+		body, _ := json.Marshal(map[string]any{"subject": "user:" + sub, "system": "uipath-task-mining-suite", "role": role, "scope": map[string]any{"type": "service"}})
+		if w := do(t, h, http.MethodPost, "/v1/assignments", body, docTestToken, nil); w.Code != http.StatusCreated {
+			t.Fatalf("assign: %d %s", w.Code, w.Body)
+		}
+		check, _ := json.Marshal(map[string]any{"subject": sub, "system": "uipath-task-mining-suite", "action": "install_desktop_app"})
+		if w := do(t, h, http.MethodPost, "/v1/check", check, "", nil); w.Code != http.StatusOK {
+			t.Fatalf("check: %d %s", w.Code, w.Body)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"decision_id":"partial","inp`)
+	f.Close()
+
+	changed := candidate(t, func(dir string) {
+		f := filepath.Join(dir, "data", "systems", "uipath-task-mining-suite", "data.json")
+		var doc map[string]any
+		raw, _ := os.ReadFile(f)
+		json.Unmarshal(raw, &doc)
+		doc["matrix"].(map[string]any)["process_sme"].(map[string]any)["install_desktop_app"] = true
+		raw, _ = json.Marshal(doc)
+		os.WriteFile(f, raw, 0o644)
+	})
+	var a struct {
+		Report struct {
+			Decisions, Flips int
+			Groups           []struct {
+				System, Action string
+				DenyToAllow    int `json:"deny_to_allow"`
+			}
+		}
+		Log struct{ Entries int }
+	}
+	if w := do(t, h, http.MethodPost, "/v1/replay", changed, docTestToken, &a); w.Code != http.StatusOK {
+		t.Fatalf("replay: %d %s", w.Code, w.Body)
+	}
+	if a.Log.Entries != 2 || a.Report.Decisions != 2 || a.Report.Flips != 1 || len(a.Report.Groups) != 1 ||
+		a.Report.Groups[0].Action != "install_desktop_app" || a.Report.Groups[0].DenyToAllow != 1 {
+		t.Errorf("replay report: %+v", a)
 	}
 }

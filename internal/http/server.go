@@ -52,6 +52,9 @@ type Config struct {
 	// RequestTimeout bounds one request's work (default 10 s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+	// DecisionLogFile is the decision log file serve writes (--decision-log),
+	// "" for none or stdout: POST /v1/replay reads its tail.
+	DecisionLogFile string
 	// Console, when set, is served at /ui and /ui/* (GET and HEAD): the web
 	// console (internal/console), static files that use this API from the
 	// browser like any other client. Nothing under /ui reads the store.
@@ -154,6 +157,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	write(http.MethodPost, "/v1/import", s.importAssignments)
 	operator(http.MethodGet, "/v1/export", s.export)
 	operator(http.MethodPost, "/v1/matrix/:system/diff", s.matrixDiff)
+	operator(http.MethodPost, "/v1/replay", s.replayCandidate)
 
 	if cfg.Console != nil {
 		console := echo.WrapHandler(cfg.Console)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -518,8 +519,19 @@ func TestCellExplanation(t *testing.T) {
 // it and marks it in the grid. Without the token the comparison is
 // refused with the API's 401.
 func TestCandidateBundle(t *testing.T) {
-	tb := newTab(t)
 	dir := t.TempDir()
+	logFile := filepath.Join(dir, "decisions.log")
+	srv := harness.Start(t, harness.Options{Console: true, DecisionLogFile: logFile})
+	tb := openTab(t, srv)
+	// Logged decisions: bob, a business analyst on p1, may read it (both
+	// bundles agree) and may not update it (the candidate would flip it).
+	if r := srv.Do(http.MethodPut, "/v1/systems/uipath-task-mining-cloud/projects/p1", map[string]any{"created_by": "owner"}, true); r.Status != http.StatusOK {
+		t.Fatalf("registering p1: %d %s", r.Status, r.Raw)
+	}
+	srv.Assign(map[string]any{"subject": "user:bob", "system": "uipath-task-mining-cloud", "role": "business_analyst", "scope": map[string]any{"type": "project", "id": "p1"}})
+	for _, action := range []string{"read_project", "update_project", "update_project"} {
+		srv.Check(map[string]any{"subject": "bob", "system": "uipath-task-mining-cloud", "action": action, "resource": map[string]any{"type": "project", "id": "p1"}})
+	}
 	for _, sub := range []string{"policies", "data"} {
 		if out, err := exec.Command("cp", "-r", filepath.Join(harness.Root(), sub), dir).CombinedOutput(); err != nil {
 			t.Fatalf("cp: %v %s", err, out)
@@ -559,6 +571,16 @@ func TestCandidateBundle(t *testing.T) {
 		t.Errorf("without the token: %q", s)
 	}
 
+	// The log is flushed every second: wait until it holds the three checks.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		raw, _ := os.ReadFile(logFile)
+		if bytes.Count(raw, []byte("\n")) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the decision log has not the three checks: %q", raw)
+		}
+	}
 	tb.setToken()
 	tb.waitFor(`document.querySelector('#matrix-grid[data-scope="project"]')`)
 	if err := chromedp.Do(tb.ctx, chromedp.SetUploadFiles(chromedp.CSS("#candidate-file"), []string{bundle})); err != nil {
@@ -578,6 +600,17 @@ func TestCandidateBundle(t *testing.T) {
 	tb.evalInto(`[...document.querySelectorAll('#matrix-grid td.changed')].map((td) => td.dataset.holder + ' ' + td.dataset.action + ' ' + td.querySelector('.change').textContent)`, &marked)
 	if want := []string{"business_analyst update_project → yes"}; !slices.Equal(marked, want) {
 		t.Errorf("marked in the grid: %v, want %v", marked, want)
+	}
+	// The server's decision log replayed: bob's two update_project checks
+	// flip, the read does not.
+	tb.waitFor(`document.querySelector('#candidate-replay-summary, #candidate-replay .error')`)
+	if s := tb.text("#candidate-replay-summary"); !strings.HasPrefix(s, "2 of 3 logged decisions would flip") {
+		t.Errorf("replay: %q (%s)", s, tb.text("#candidate-replay"))
+	}
+	var groups [][]string
+	tb.evalInto(`[...document.querySelectorAll('#candidate-replay-groups tbody tr')].map((tr) => [...tr.cells].slice(0, 6).map((td) => td.textContent))`, &groups)
+	if want := [][]string{{"uipath-task-mining-cloud", "update_project", "2", "0", "2", "0"}}; !slices.EqualFunc(groups, want, slices.Equal) {
+		t.Errorf("replay groups: %v, want %v", groups, want)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/permatrix/permatrix/internal/console"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -67,6 +68,9 @@ type Options struct {
 	Routes   *routes.Table
 	// DecisionLog receives every decision (nil: none).
 	DecisionLog pdp.DecisionLogger
+	// DecisionLogFile, if set, is a decision log file the server writes
+	// (as serve --decision-log FILE) and POST /v1/replay reads.
+	DecisionLogFile string
 	// Addr is the API's address (default 127.0.0.1:0; unix:///path for a
 	// socket), TLS its TLS configuration; Diagnostic also starts the
 	// diagnostic listener (Server.DiagnosticURL).
@@ -88,6 +92,14 @@ func Start(t testing.TB, o Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	if o.DecisionLogFile != "" {
+		w, err := decisionlog.Open(o.DecisionLogFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Close() })
+		o.DecisionLog = w
+	}
 	svc := pdp.New(db, opa.NewEngine(db), log, o.DecisionLog)
 	b, err := opa.ReadBundle(context.Background(), o.Bundle, opa.ReadOptions{})
 	if err != nil {
@@ -96,7 +108,8 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	cfg := permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS}
+	cfg := permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
+		DecisionLogFile: o.DecisionLogFile}
 	if o.Console {
 		cfg.Console = console.Handler()
 	}

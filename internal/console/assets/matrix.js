@@ -207,8 +207,10 @@ function renderCandidate(section, m, scope, table, ctx) {
     try {
       const raw = await file.files[0].arrayBuffer();
       const r = await call('POST', path('/v1/matrix', m.system, 'diff'), { raw, contentType: 'application/gzip', admin: true, signal: ctx.signal });
-      replace(out, diffView(r.diff, scope));
+      const logged = h('section', { id: 'candidate-replay', 'aria-live': 'polite' }, h('h3', null, 'Logged decisions'), h('p', null, 'Replaying…'));
+      replace(out, diffView(r.diff, scope), logged);
       markChanges(table, r.diff, scope);
+      await replayLog(logged, raw, ctx);
     } catch (err) {
       replace(out, errorBox(err));
     }
@@ -216,6 +218,30 @@ function renderCandidate(section, m, scope, table, ctx) {
   replace(section, h('h2', null, 'Candidate bundle'),
     h('p', null, 'Which cells would change if another bundle served? The candidate is compiled beside the serving one and never activated (needs the admin token).'),
     form, out);
+}
+
+// replayLog re-decides the server's logged decisions under the candidate
+// and the serving bundle (POST /v1/replay, as `permatrix replay --baseline`)
+// and shows those the candidate alone would flip, by system and action.
+async function replayLog(sec, raw, ctx) {
+  let r;
+  try {
+    r = await call('POST', '/v1/replay', { raw, contentType: 'application/gzip', admin: true, signal: ctx.signal });
+  } catch (err) {
+    replace(sec, h('h3', null, 'Logged decisions'), errorBox(err));
+    return;
+  }
+  const rep = r.report;
+  const groups = rep.groups || [];
+  replace(sec, h('h3', null, 'Logged decisions'),
+    h('p', { id: 'candidate-replay-summary' }, String(rep.flips), ' of ', String(rep.decisions),
+      ' logged decisions would flip (the server\'s last ', String(r.log.entries), ' log entries, re-decided under both bundles over the store as it is now)'),
+    groups.length ? h('table', { class: 'list', id: 'candidate-replay-groups' },
+      h('thead', null, h('tr', null, ['system', 'action', 'flips', 'allow → deny', 'deny → allow', 'now invalid', 'for example'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', null, groups.map((g) => h('tr', null,
+        h('td', null, g.system), h('td', null, g.action), h('td', null, String(g.flips)), h('td', null, String(g.allow_to_deny)),
+        h('td', null, String(g.deny_to_allow)), h('td', null, String(g.invalid)),
+        h('td', null, (g.examples || []).slice(0, 3).map((e) => h('div', null, e.subject, ' on ', scopeText(e.resource), ': ', e.was ? 'allow' : 'deny', ' → ', e.now ? 'allow' : 'deny'))))))) : null);
 }
 
 function mark(v) {
