@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/permatrix/permatrix/internal/console"
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
@@ -41,6 +42,7 @@ type serveOptions struct {
 	watchDebounce            time.Duration
 	verify                   opa.VerifyOptions
 	defaultDecision          string
+	console                  bool
 }
 
 func newServe() *cobra.Command {
@@ -76,6 +78,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
 	f.StringVar(&o.defaultDecision, "default-decision", http.DefaultDecision, "the document POST / answers for OPA clients that ask the default decision (OPA's default_decision)")
+	f.BoolVar(&o.console, "console", true, "serve the web console at /ui (static pages that use this API with the token the user types; docs/console.md)")
 	return cmd
 }
 
@@ -223,9 +226,16 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
+	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg,
-		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags)})
+		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags)}
+	if o.console {
+		cfg.Console = console.Handler()
+	}
+	if o.decisionLog != "" && o.decisionLog != "-" {
+		cfg.DecisionLogFile = o.decisionLog
+	}
+	srv := http.NewServer(svc, cfg)
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
 		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {
@@ -240,6 +250,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 		return err
 	}
 	attrs := []any{"addr", addr.String(), "url", srv.URL(), "identity", acc.identity.String()}
+	if o.console && strings.HasPrefix(srv.URL(), "http") {
+		attrs = append(attrs, "console", srv.URL()+console.Prefix+"/")
+	}
 	if o.listen.diagnosticAddr != "" {
 		daddr, err := srv.ListenDiagnostic(o.listen.diagnosticAddr)
 		if err != nil {

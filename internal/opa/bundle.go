@@ -2,6 +2,7 @@ package opa
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -191,4 +192,58 @@ func ReadLayout(fsys fs.FS) (*Bundle, error) {
 func regoV1() *int {
 	v := 1
 	return &v
+}
+
+// ReadTarball reads a .tar.gz OPA bundle held in memory (an upload), after
+// checking that it unpacks to at most maxBytes: a small gzip stream can
+// unpack to gigabytes. name is for messages.
+func ReadTarball(raw []byte, name string, maxBytes int64) (*Bundle, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
+	}
+	if n > maxBytes {
+		return nil, fmt.Errorf("bundle %s unpacks to more than %d bytes", name, maxBytes)
+	}
+	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), name), name, ReadOptions{})
+}
+
+// Calls lists where the bundle's modules call any of the builtins named
+// ("http.send"), as "file:row name". Rego has no dynamic calls, so a
+// builtin no module names is never called: a bundle from an untrusted
+// source can be refused network builtins before it is compiled.
+func (b *Bundle) Calls(builtins ...string) []string {
+	var out []string
+	for _, m := range b.b.Modules {
+		parsed := m.Parsed
+		if parsed == nil {
+			var err error
+			if parsed, err = ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1}); err != nil {
+				continue // Compile reports it
+			}
+		}
+		ast.WalkTerms(parsed, func(t *ast.Term) bool {
+			var op ast.Ref
+			switch v := t.Value.(type) {
+			case ast.Call:
+				op, _ = v[0].Value.(ast.Ref)
+			case ast.Ref:
+				op = v // an operator in an expression (x := http.send(…) parses as a call; a bare ref may name it too)
+			}
+			if op != nil && slices.Contains(builtins, op.String()) {
+				where := m.Path
+				if t.Location != nil {
+					where = fmt.Sprintf("%s:%d", t.Location.File, t.Location.Row)
+				}
+				out = append(out, where+" "+op.String())
+			}
+			return false
+		})
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

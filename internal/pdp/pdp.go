@@ -90,6 +90,11 @@ func (s *Service) Activate(ctx context.Context, b *opa.Bundle) (*opa.Policy, err
 // Policy is the active policy, or nil before the first Activate.
 func (s *Service) Policy() *opa.Policy { return s.engine.Current() }
 
+// Store is the store backend, for reading it whole outside a decision
+// (internal/replay re-decides logged checks over it). Writes go through
+// the Service, never through it.
+func (s *Service) Store() store.Backend { return s.backend }
+
 // policy returns the active policy or an unavailable error.
 func (s *Service) policy() (*opa.Policy, error) {
 	p := s.engine.Current()

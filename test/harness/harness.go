@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/permatrix/permatrix/internal/console"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -66,12 +68,17 @@ type Options struct {
 	Routes   *routes.Table
 	// DecisionLog receives every decision (nil: none).
 	DecisionLog pdp.DecisionLogger
+	// DecisionLogFile, if set, is a decision log file the server writes
+	// (as serve --decision-log FILE) and POST /v1/replay reads.
+	DecisionLogFile string
 	// Addr is the API's address (default 127.0.0.1:0; unix:///path for a
 	// socket), TLS its TLS configuration; Diagnostic also starts the
 	// diagnostic listener (Server.DiagnosticURL).
 	Addr       string
 	TLS        *tls.Config
 	Diagnostic bool
+	// Console serves the web console at /ui (internal/console).
+	Console bool
 }
 
 // Start runs a server until the test ends.
@@ -85,6 +92,14 @@ func Start(t testing.TB, o Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	if o.DecisionLogFile != "" {
+		w, err := decisionlog.Open(o.DecisionLogFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Close() })
+		o.DecisionLog = w
+	}
 	svc := pdp.New(db, opa.NewEngine(db), log, o.DecisionLog)
 	b, err := opa.ReadBundle(context.Background(), o.Bundle, opa.ReadOptions{})
 	if err != nil {
@@ -93,7 +108,12 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS})
+	cfg := permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
+		DecisionLogFile: o.DecisionLogFile}
+	if o.Console {
+		cfg.Console = console.Handler()
+	}
+	srv := permhttp.NewServer(svc, cfg)
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}
@@ -265,19 +285,30 @@ func BuildTool(moduleDir, name, pkg string) (string, error) {
 // stores its path in *bin, runs the package's tests and exits: a TestMain
 // for packages that test through the real binary.
 func MainWithBinary(m *testing.M, bin *string) {
-	dir, err := os.MkdirTemp("", "permatrix-bin")
+	path, remove, err := BuildBinary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	*bin = filepath.Join(dir, "permatrix")
-	build := exec.Command("go", "build", "-o", *bin, "./cmd/permatrix")
+	*bin = path
+	code := m.Run()
+	remove()
+	os.Exit(code)
+}
+
+// BuildBinary builds the permatrix binary into a temporary directory and
+// returns its path and a func that removes it.
+func BuildBinary() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "permatrix-bin")
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(dir, "permatrix")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/permatrix")
 	build.Dir = Root()
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building permatrix: %v\n%s", err, out)
-		os.Exit(1)
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building permatrix: %v\n%s", err, out)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
