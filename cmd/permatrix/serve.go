@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/http"
@@ -34,6 +33,7 @@ type serveOptions struct {
 	consistencyTimeout       time.Duration
 	adminToken, adminTokenFn string
 	logLevel, decisionLog    string
+	decisionLogMask          []string
 	bodyLimit                int64
 	shutdownTimeout          time.Duration
 	watch                    bool
@@ -63,7 +63,8 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	f.StringVar(&o.adminToken, "admin-token", "", "bearer token of the administration API")
 	f.StringVar(&o.adminTokenFn, "admin-token-file", "", "file holding the admin token")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.decisionLog, "decision-log", "", "append decisions as JSON lines to this file (- for stdout)")
+	f.StringVar(&o.decisionLog, "decision-log", "", "append decisions as JSON lines (OPA's decision-log format) to this file (- for stdout)")
+	f.StringSliceVar(&o.decisionLogMask, "decision-log-mask", nil, "erase these JSON pointers from every logged decision, e.g. /input/context/password (OPA's mask, with the bundle's data.system.log.mask)")
 	f.Int64Var(&o.bodyLimit, "body-limit", 1<<20, "largest request body in bytes")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	f.BoolVar(&o.watch, "watch", false, "reload the --bundle directory or file when it changes; a broken edit keeps the last good bundle serving")
@@ -182,21 +183,18 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 		}
 	}()
 
-	var dlog pdp.DecisionLogger
-	if o.decisionLog != "" {
-		w, err := decisionlog.Open(o.decisionLog)
-		if err != nil {
-			return fmt.Errorf("--decision-log: %w", err)
-		}
-		defer w.Close()
-		dlog = w
+	engine := opa.NewEngine(db)
+	plugins, err := startPlugins(ctx, o, engine, log)
+	if err != nil {
+		return err
 	}
+	defer plugins.stop(o.shutdownTimeout)
 
 	loadOpts, err := bundleLoadOptions(o)
 	if err != nil {
 		return err
 	}
-	svc := pdp.New(db, opa.NewEngine(db), log, dlog)
+	svc := pdp.New(db, engine, log, plugins.decisionLogger())
 	svc.ConsistencyTimeout = o.consistencyTimeout
 	b, err := opa.ReadBundle(ctx, o.bundle, loadOpts)
 	if err != nil {
@@ -216,7 +214,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 		return err
 	}
 	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
-		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg})
+		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog})
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
 		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
 
@@ -99,6 +100,13 @@ func (s *Server) checkBatch(c echo.Context) error {
 		return permatrix.Errorf(permatrix.EINVALID, "a batch holds at most %d checks, got %d", pdp.MaxBatch, len(req.Checks))
 	}
 	results := make([]any, len(req.Checks))
+	ctx := c.Request().Context()
+	if s.cfg.DecisionLog != nil {
+		// The batch's checks share a batch_decision_id in the decision log.
+		r := decisionlog.RequestFrom(ctx)
+		r.BatchDecisionID = pdp.NewDecisionID()
+		ctx = decisionlog.WithRequest(ctx, r)
+	}
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
 		err := decodeJSON(raw, &ch)
@@ -107,7 +115,7 @@ func (s *Server) checkBatch(c echo.Context) error {
 		}
 		var d *permatrix.Decision
 		if err == nil {
-			d, err = s.decide(c, ch)
+			d, err = s.Decide(ctx, ch)
 		}
 		if err != nil {
 			status, detail := toErrorDetail(err)
@@ -158,7 +166,8 @@ func (s *Server) data(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	result, defined, err := s.svc.Query(c.Request().Context(), p, path, req.Input, min)
+	ctx, decisionID := s.dataDecisionID(c.Request().Context())
+	result, defined, err := s.svc.Query(ctx, p, path, req.Input, min)
 	if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
 		return err
 	}
@@ -169,10 +178,14 @@ func (s *Server) data(c echo.Context) error {
 		s.log.Error("data API evaluation failed", "err", err, "path", path)
 		return permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
 	}
-	if !defined {
-		return c.JSON(http.StatusOK, map[string]any{})
+	body := map[string]any{}
+	if defined {
+		body["result"] = result
 	}
-	return c.JSON(http.StatusOK, map[string]any{"result": result})
+	if decisionID != "" {
+		body["decision_id"] = decisionID
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // dataPath splits the escaped request path below /v1/data into unescaped

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/listen"
@@ -52,6 +53,12 @@ type Config struct {
 	// RequestTimeout bounds one request's work (default 10 s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+	// DecisionLog, when set, is the decision log the service writes to:
+	// requests then carry what its entries say about them (req_id,
+	// requested_by, headers; decisionlog.WithRequest), Data API answers
+	// carry their decision_id (as OPA's do when it logs decisions), and
+	// /metrics counts the entries it dropped.
+	DecisionLog *decisionlog.Logger
 }
 
 // Server is the HTTP API over a pdp.Service.
@@ -91,6 +98,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.setup(e)
 	e.Use(limitHeaders)
 	e.Use(middleware.RequestID())
+	if cfg.DecisionLog != nil {
+		e.Use(logRequest)
+		s.metrics.registerDecisionLog(cfg.DecisionLog)
+	}
 	e.Use(s.recoverer(), s.requestLogger())
 	// Label application errors with the status the client gets, not 500.
 	e.Use(newHTTPMetrics(s.metrics.Registry).middleware(func(_ echo.Context, err error) int {

@@ -51,6 +51,27 @@ func (b *Bundle) ModuleSources() map[string]string {
 	return out
 }
 
+// withModules returns a copy of b that also holds ms (parsed here, so that
+// an error names the module).
+func (b *Bundle) withModules(ms []ModuleSource) (*Bundle, error) {
+	c := *b.b
+	c.Modules = slices.Clone(c.Modules)
+	for _, m := range ms {
+		parsed, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, err
+		}
+		c.Modules = append(c.Modules, bundle.ModuleFile{URL: m.Name, Path: m.Name, Raw: []byte(m.Source), Parsed: parsed})
+	}
+	return &Bundle{b: &c}, nil
+}
+
+// FromOPA wraps a bundle OPA's bundle reader (or downloader) read.
+func FromOPA(b *bundle.Bundle) *Bundle { return &Bundle{b: b} }
+
+// Data is the bundle's data document.
+func (b *Bundle) Data() map[string]any { return b.b.Data }
+
 // Modules is the number of Rego modules.
 func (b *Bundle) Modules() int { return len(b.b.Modules) }
 

@@ -24,9 +24,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -34,21 +36,10 @@ import (
 // MaxBatch is the most checks one batch may hold (contract section 3).
 const MaxBatch = 1000
 
-// DecisionLogger records every decision (see internal/decisionlog).
+// DecisionLogger records every decision (internal/decisionlog); ctx is the
+// request's (decisionlog.RequestFrom).
 type DecisionLogger interface {
-	LogDecision(e DecisionLogEntry)
-}
-
-// DecisionLogEntry is one line of the decision log.
-type DecisionLogEntry struct {
-	DecisionID     string         `json:"decision_id"`
-	Timestamp      time.Time      `json:"timestamp"`
-	Path           string         `json:"path"`
-	Input          map[string]any `json:"input"`
-	Result         any            `json:"result"`
-	StoreRevision  uint64         `json:"store_revision"`
-	BundleRevision string         `json:"bundle_revision"`
-	DurationNanos  int64          `json:"duration_ns"`
+	LogDecision(ctx context.Context, e decisionlog.Entry)
 }
 
 // DefaultConsistencyTimeout is how long a check with a minimum revision
@@ -158,11 +149,7 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	}
 	d.DecisionID = newID()
 	if s.dlog != nil {
-		s.dlog.LogDecision(DecisionLogEntry{
-			DecisionID: d.DecisionID, Timestamp: start.UTC(), Path: "permatrix/decision",
-			Input: c.Input(), Result: d, StoreRevision: d.Revision, BundleRevision: p.BundleRevision(),
-			DurationNanos: time.Since(start).Nanoseconds(),
-		})
+		s.dlog.LogDecision(ctx, logEntry(d.DecisionID, decisionlog.CheckPath, c.Input(), d, d.Revision, p, start))
 	}
 	return d, nil
 }
@@ -298,12 +285,40 @@ func (s *Service) Ready() error {
 
 // Query evaluates data.<path> for the Data API with policy p over a
 // snapshot of the applied state. defined is false when the document is
-// undefined.
+// undefined. The evaluation is logged (decision log) under the request's
+// decision id (decisionlog.Request.DecisionID), else a new one.
 func (s *Service) Query(ctx context.Context, p *opa.Policy, path []string, input any, minRevision uint64) (result any, defined bool, err error) {
 	snap, err := s.view(ctx, minRevision)
 	if err != nil {
 		return nil, false, err
 	}
 	defer snap.Close()
-	return p.Query(ctx, snap, path, input)
+	start := time.Now()
+	result, defined, err = p.Query(ctx, snap, path, input)
+	if err == nil && s.dlog != nil {
+		id := decisionlog.RequestFrom(ctx).DecisionID
+		if id == "" {
+			id = newID()
+		}
+		var logged any
+		if defined {
+			logged = result
+		}
+		s.dlog.LogDecision(ctx, logEntry(id, strings.Join(path, "/"), input, logged, snap.Revision(), p, start))
+	}
+	return result, defined, err
 }
+
+// logEntry is the decision log's entry of one evaluation that started at
+// start.
+func logEntry(id, path string, input, result any, revision uint64, p *opa.Policy, start time.Time) decisionlog.Entry {
+	return decisionlog.Entry{
+		DecisionID: id, Timestamp: start.UTC(), Path: path, Input: input, Result: result,
+		Bundles: map[string]decisionlog.BundleInfo{decisionlog.BundleName: {Revision: p.BundleRevision()}},
+		Metrics: map[string]any{decisionlog.TimerEval: time.Since(start).Nanoseconds()},
+		Custom:  &decisionlog.Custom{StoreRevision: revision},
+	}
+}
+
+// NewDecisionID returns a new random decision id.
+func NewDecisionID() string { return newID() }

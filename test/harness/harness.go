@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -64,8 +65,9 @@ type Options struct {
 	// JWTs); nil is the server's default identity and no routes file.
 	Identity *identity.Identity
 	Routes   *routes.Table
-	// DecisionLog receives every decision (nil: none).
-	DecisionLog pdp.DecisionLogger
+	// DecisionLog receives every decision (nil: none); it follows the
+	// engine's bundles (mask list, compiler) as serve's does.
+	DecisionLog *decisionlog.Logger
 	// Addr is the API's address (default 127.0.0.1:0; unix:///path for a
 	// socket), TLS its TLS configuration; Diagnostic also starts the
 	// diagnostic listener (Server.DiagnosticURL).
@@ -85,7 +87,13 @@ func Start(t testing.TB, o Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	svc := pdp.New(db, opa.NewEngine(db), log, o.DecisionLog)
+	engine := opa.NewEngine(db)
+	var dlog pdp.DecisionLogger
+	if o.DecisionLog != nil {
+		o.DecisionLog.Attach(engine)
+		dlog = o.DecisionLog
+	}
+	svc := pdp.New(db, engine, log, dlog)
 	b, err := opa.ReadBundle(context.Background(), o.Bundle, opa.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +101,8 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS})
+	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
+		DecisionLog: o.DecisionLog})
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}
