@@ -32,6 +32,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/plugins/logs"
 	"github.com/open-policy-agent/opa/v1/server"
+	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -192,15 +193,22 @@ func (l *Logger) LogDecision(ctx context.Context, e Entry) {
 			info.Bundles[name] = server.BundleInfo{Revision: b.Revision}
 		}
 	}
-	// The plugin copies input and result before masking them: the caller's
-	// values are left alone.
-	if e.Input != nil {
-		in := e.Input
-		info.Input = &in
-	}
-	if e.Result != nil {
-		res := e.Result
-		info.Results = &res
+	// The mask policy edits plain JSON values in place: give the plugin
+	// copies (the caller's values are left alone, and a struct result
+	// becomes an object the mask can edit).
+	for _, v := range []struct {
+		from any
+		to   **any
+	}{{e.Input, &info.Input}, {e.Result, &info.Results}} {
+		if v.from == nil {
+			continue
+		}
+		c := v.from
+		if err := util.RoundTripFast(&c); err != nil {
+			l.dropN(DropEncoding, 1, err)
+			return
+		}
+		*v.to = &c
 	}
 	if e.Custom != nil {
 		info.Custom = map[string]any{"store_revision": e.Custom.StoreRevision}
@@ -416,8 +424,8 @@ func (s *sink) close() error {
 
 // The plugin interface: the sink has nothing to start or stop (Close
 // closes it, after the plugin stopped).
-func (*sink) Start(context.Context) error       { return nil }
-func (*sink) Stop(context.Context)              {}
+func (*sink) Start(context.Context) error      { return nil }
+func (*sink) Stop(context.Context)             {}
 func (*sink) Reconfigure(context.Context, any) {}
 
 // Open is a logger writing path only ("-" is stdout; no service, no mask
