@@ -392,8 +392,6 @@ func grep(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-
-
 // BenchmarkLogDecision is the cost a decision log adds to a check: OPA's
 // plugin (event, drop and mask policies of the default bundle, none
 // defined) and a JSON line written to /dev/null.
