@@ -109,14 +109,12 @@ func New(ctx context.Context, o Options) (*Logger, error) {
 	for _, r := range DropReasons {
 		l.dropped[r] = new(atomic.Uint64)
 	}
-	cfg := map[string]any{}
-	if o.Config != nil {
-		if err := json.Unmarshal(o.Config, &cfg); err != nil {
-			return nil, fmt.Errorf("decision_logs: %w", err)
-		}
-		if _, ok := cfg["plugin"]; ok {
-			return nil, errors.New("decision_logs.plugin: permatrix has no decision-log plugins; a local file is server.decision_log (--decision-log)")
-		}
+	cfg, err := readConfig(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.setMask(cfg, o.Mask); err != nil {
+		return nil, err
 	}
 	if o.File != "" {
 		s, err := openSink(o.File, l)
@@ -126,19 +124,11 @@ func New(ctx context.Context, o Options) (*Logger, error) {
 		l.sink = s
 		cfg["plugin"] = sinkName
 	}
-	if err := l.setMask(cfg, o.Mask); err != nil {
-		return nil, err
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
 	mgr := o.Manager.Plugins()
-	parsed, err := logs.NewConfigBuilder().WithBytes(raw).WithServices(mgr.Services()).WithPlugins([]string{sinkName}).
-		WithTriggerMode(ptr(plugins.DefaultTriggerMode)).Parse()
+	parsed, err := parseConfig(cfg, mgr.Services())
 	if err != nil {
 		l.closeSink()
-		return nil, fmt.Errorf("decision_logs: %w", err)
+		return nil, err
 	}
 	if parsed == nil {
 		l.closeSink()
@@ -157,6 +147,49 @@ func New(ctx context.Context, o Options) (*Logger, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// readConfig reads OPA's decision_logs section; its "plugin" is
+// permatrix's to set.
+func readConfig(raw []byte) (map[string]any, error) {
+	cfg := map[string]any{}
+	if raw == nil {
+		return cfg, nil
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("decision_logs: %w", err)
+	}
+	if _, ok := cfg["plugin"]; ok {
+		return nil, errors.New("decision_logs.plugin: permatrix has no decision-log plugins; a local file is server.decision_log (--decision-log)")
+	}
+	return cfg, nil
+}
+
+// parseConfig is OPA's parse of the section, with OPA's defaults; nil if
+// there is nothing to log to.
+func parseConfig(cfg map[string]any, services []string) (*logs.Config, error) {
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := logs.NewConfigBuilder().WithBytes(raw).WithServices(services).WithPlugins([]string{sinkName}).
+		WithTriggerMode(ptr(plugins.DefaultTriggerMode)).Parse()
+	if err != nil {
+		return nil, fmt.Errorf("decision_logs: %w", err)
+	}
+	return parsed, nil
+}
+
+// CheckConfig checks OPA's decision_logs section as New reads it, with
+// the services configured.
+func CheckConfig(raw []byte, services []string) error {
+	cfg, err := readConfig(raw)
+	if err != nil {
+		return err
+	}
+	cfg["plugin"] = sinkName // as with a file: checks the whole section
+	_, err = parseConfig(cfg, services)
+	return err
+}
 
 // Attach makes the logger follow e's active policy: the mask list is
 // compiled with every bundle e activates from now on, and each activated

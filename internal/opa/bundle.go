@@ -31,6 +31,12 @@ import (
 // never part of a bundle.
 var Roots = []string{"permatrix", "systems"}
 
+// LogRoot is the root of OPA's decision-log policies (data.system.log.mask
+// and .drop): a bundle that ships them owns it too.
+const LogRoot = "system/log"
+
+var logPackage = ast.MustParseRef("data.system.log")
+
 // Bundle is a policy bundle: Rego modules and data (the system catalogs),
 // with a revision. It hides OPA's bundle type from the rest of permatrix.
 type Bundle struct{ b *bundle.Bundle }
@@ -201,6 +207,12 @@ func ReadLayout(fsys fs.FS) (*Bundle, error) {
 	}
 	digest.Write(data)
 	roots := append([]string(nil), Roots...)
+	for _, m := range b.Modules {
+		if m.Parsed.Package.Path.HasPrefix(logPackage) {
+			roots = append(roots, LogRoot)
+			break
+		}
+	}
 	b.Manifest = bundle.Manifest{
 		Revision:    "sha256:" + hex.EncodeToString(digest.Sum(nil))[:16],
 		Roots:       &roots,
