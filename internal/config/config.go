@@ -139,7 +139,8 @@ func Parse(name string, data []byte) (*File, error) {
 		if errors.Is(err, io.EOF) {
 			return file, nil // empty: nothing set
 		}
-		probs.add(yamlLine(err), "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		line, msg := yamlLine(err)
+		probs.add(line, "%s", msg)
 		return file, probs
 	}
 	var extra yaml.Node
@@ -161,8 +162,11 @@ func Parse(name string, data []byte) (*File, error) {
 	for _, kv := range pairs(top, "", probs) {
 		key, val := kv[0].Value, kv[1]
 		switch {
+		case slices.Contains(opaKeys, key) && isNull(val):
+			// "key:" with nothing: as if absent, as OPA reads it.
 		case slices.Contains(opaKeys, key):
 			v, ok := toJSON(val, key, file.lines, probs)
+			file.lines[key] = kv[0].Line
 			if ok {
 				opa[key] = v
 			}
@@ -327,13 +331,16 @@ func toJSON(n *yaml.Node, path string, lines map[string]int, probs *Problems) (a
 	return nil, false
 }
 
-// yamlLine is the line a YAML syntax error names, if any.
-func yamlLine(err error) int {
+// yamlLine is the line a YAML syntax error names (0 if none) and the
+// rest of its message.
+func yamlLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	var line int
-	if _, scanErr := fmt.Sscanf(strings.TrimPrefix(err.Error(), "yaml: "), "line %d:", &line); scanErr != nil {
-		return 0
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr != nil {
+		return 0, msg
 	}
-	return line
+	_, rest, _ := strings.Cut(msg, ": ")
+	return line, rest
 }
 
 func marshal(v any) []byte {

@@ -158,6 +158,9 @@ func readConfig(raw []byte) (map[string]any, error) {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("decision_logs: %w", err)
 	}
+	if cfg == nil { // null
+		cfg = map[string]any{}
+	}
 	if _, ok := cfg["plugin"]; ok {
 		return nil, errors.New("decision_logs.plugin: permatrix has no decision-log plugins; a local file is server.decision_log (--decision-log)")
 	}
