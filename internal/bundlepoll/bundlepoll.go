@@ -207,7 +207,10 @@ func (p *Poller) update(ctx context.Context, u download.Update) error {
 		return u.Error
 	}
 	if u.Bundle == nil {
-		return nil // 304 Not Modified, or long polling timed out
+		// 304 Not Modified (or a long poll that timed out): the server is
+		// back, the active bundle current.
+		p.o.Report(nil)
+		return nil
 	}
 	err := p.activate(ctx, u)
 	if err != nil {
