@@ -16,6 +16,7 @@ package bundlepoll
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,9 @@ func (s *Source) Service() string { return s.src.Service }
 // Resource is the bundle's path on the service.
 func (s *Source) Resource() string { return s.src.Resource }
 
+// SizeLimit is the largest file of the bundle read, in bytes.
+func (s *Source) SizeLimit() int64 { return s.src.SizeLimitBytes }
+
 // Persist reports whether the bundle is kept on disk.
 func (s *Source) Persist() bool { return s.src.Persist }
 
@@ -55,11 +59,16 @@ func (s *Source) Persist() bool { return s.src.Persist }
 // (serve's --verification-* flags, for --bundle URL).
 func (s *Source) SetVerification(v *bundle.VerificationConfig) { s.src.Signing = v }
 
+// DefaultSizeLimit bounds each file of a downloaded bundle when
+// size_limit_bytes is not configured: OPA's default is 1 GiB, permatrix's
+// bundles are kilobytes, and a hostile server should not fill the memory.
+const DefaultSizeLimit = 64 << 20
+
 // ParseConfig reads OPA's bundles section (JSON) for the services and keys
-// configured, with OPA's defaults (polling every 60 to 120 s). permatrix
-// serves one bundle, downloaded from a service: exactly one entry, not a
-// file:// resource (serve --bundle PATH [--watch] reads local ones), with
-// periodic polling.
+// configured, with OPA's defaults (polling every 60 to 120 s) but for the
+// size limit (DefaultSizeLimit). permatrix serves one bundle, downloaded
+// from a service: exactly one entry, not a file:// resource (serve
+// --bundle PATH [--watch] reads local ones), with periodic polling.
 func ParseConfig(raw []byte, services []string, keyConfigs map[string]*keys.Config) (*Source, error) {
 	cfg, err := bundleplugin.NewConfigBuilder().WithBytes(raw).WithServices(services).WithKeyConfigs(keyConfigs).
 		WithTriggerMode(ptr(plugins.TriggerPeriodic)).Parse()
@@ -79,6 +88,12 @@ func ParseConfig(raw []byte, services []string, keyConfigs map[string]*keys.Conf
 			return nil, fmt.Errorf("bundles.%s.resource %q: a local bundle is server.bundle (--bundle PATH, with --watch to follow changes)", name, src.Resource)
 		case *src.Trigger != plugins.TriggerPeriodic:
 			return nil, fmt.Errorf("bundles.%s.trigger %q: permatrix polls (periodic)", name, *src.Trigger)
+		}
+		var given map[string]map[string]json.RawMessage
+		if json.Unmarshal(raw, &given) == nil {
+			if _, ok := given[name]["size_limit_bytes"]; !ok {
+				src.SizeLimitBytes = DefaultSizeLimit
+			}
 		}
 		return &Source{Name: name, src: src}, nil
 	}

@@ -403,7 +403,24 @@ func TestParseConfig(t *testing.T) {
 		}
 	}
 	src, err := bundlepoll.ParseConfig([]byte(`{"permatrix": {"service": "s"}}`), []string{"s"}, nil)
-	if err != nil || src.Resource() != "bundles/permatrix" || src.Service() != "s" || src.Persist() {
+	if err != nil || src.Resource() != "bundles/permatrix" || src.Service() != "s" || src.Persist() || src.SizeLimit() != bundlepoll.DefaultSizeLimit {
 		t.Fatalf("defaults: %+v %v", src, err)
+	}
+	if src, err := bundlepoll.ParseConfig([]byte(`{"permatrix": {"service": "s", "size_limit_bytes": 1000}}`), []string{"s"}, nil); err != nil || src.SizeLimit() != 1000 {
+		t.Fatalf("size_limit_bytes: %v", err)
+	}
+}
+
+// TestSizeLimit: a bundle with a file over size_limit_bytes is refused.
+func TestSizeLimit(t *testing.T) {
+	bs := newBundleServer()
+	bs.set(build(t, "rev1", nil, nil), "e1")
+	srv := httptest.NewServer(bs)
+	t.Cleanup(srv.Close)
+	r := newRun(t, srv.URL, fastPolling+`, "size_limit_bytes": 512`, "")
+	r.start(t)
+	waitFor(t, "the bundle refused", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	if err := r.reported()[0]; !strings.Contains(err.Error(), "size") || r.engine.Current() != nil {
+		t.Fatalf("%v, active %v", err, r.engine.Current())
 	}
 }
