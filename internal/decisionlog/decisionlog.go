@@ -92,12 +92,13 @@ type Logger struct {
 	own     *management.Manager // Open's, stopped by Close
 
 	dropped map[string]*atomic.Uint64
+	closed  sync.Once
 	warnMu  sync.Mutex
 	warned  map[string]time.Time // last log line per reason
 }
 
-// New builds a logger and starts OPA's plugin. A mask list is compiled with
-// every bundle: give MaskModule to the engine (opa.Engine.AddModule).
+// New builds a logger and starts OPA's plugin. Attach it to the engine
+// before the first activation (the mask list, the compiler).
 func New(ctx context.Context, o Options) (*Logger, error) {
 	if o.Manager == nil {
 		return nil, errors.New("decision log: no plugin manager")
@@ -283,12 +284,16 @@ func (l *Logger) Uploads() (ok, failed uint64) {
 
 // Close stops the plugin — which uploads what it holds until ctx ends —
 // and closes the file.
+// Closing again does nothing.
 func (l *Logger) Close(ctx context.Context) error {
-	l.plugin.Stop(ctx)
-	err := l.closeSink()
-	if l.own != nil {
-		l.own.Stop(ctx)
-	}
+	var err error
+	l.closed.Do(func() {
+		l.plugin.Stop(ctx)
+		err = l.closeSink()
+		if l.own != nil {
+			l.own.Stop(ctx)
+		}
+	})
 	return err
 }
 
