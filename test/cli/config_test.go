@@ -292,3 +292,52 @@ func writeConfig(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestServeBundleURL: --bundle URL polls the bundle server (OPA's
+// defaults) and --verification-key verifies each download: a signed
+// bundle makes serve ready, an unsigned one leaves it not ready with the
+// reason in /health?bundles.
+func TestServeBundleURL(t *testing.T) {
+	dir := t.TempDir()
+	secret := "bundle-secret"
+	signed := filepath.Join(dir, "signed.tar.gz")
+	if msg, code := run(t, "bundle", "build", harness.Root(), "-o", signed, "--revision", "signed1",
+		"--signing-key", secret, "--signing-alg", "HS256"); code != 0 {
+		t.Fatalf("bundle build: %d %s", code, msg)
+	}
+	body, err := os.ReadFile(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := &bundleServer{hits: map[int]int{}, body: body, etag: `"signed1"`}
+	addr := freeAddr(t)
+	bs.up(t, addr)
+	url := "http://" + addr + "/bundles/permatrix.tar.gz"
+	p, err := harness.StartProcess(t, bin, token, []string{"PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB=" + filepath.Join(dir, "a.db"),
+		"PERMATRIX_ADMIN_TOKEN=" + token}, "--bundle", url, "--verification-key", secret, "--verification-alg", "HS256")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.Logs())
+	}
+	s := &server{p}
+	waitHealth(t, s, "signed1")
+	s.Stop(t)
+
+	bs.publish(t, "unsigned1")
+	p, err = harness.StartProcess(t, bin, token, []string{"PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB=" + filepath.Join(dir, "b.db"),
+		"PERMATRIX_ADMIN_TOKEN=" + token}, "--bundle", url, "--verification-key", secret, "--verification-alg", "HS256")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.Logs())
+	}
+	s = &server{p}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := s.do(t, "GET", "/health?bundles", "")
+		lastErr, _ := body["bundles"].(map[string]any)["permatrix"].(map[string]any)["last_error"].(string)
+		if code == 503 && strings.Contains(lastErr, "signature") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an unsigned bundle: %d %v\n%s", code, body, s.Logs())
+		}
+	}
+	s.Stop(t)
+}
