@@ -18,6 +18,8 @@ import (
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -424,5 +426,55 @@ func BenchmarkLogDecision(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dl.LogDecision(ctx, e)
+	}
+}
+
+// TestMaskFollowsBundleSwaps: the mask policy is the active bundle's — a
+// swap to a bundle with one masks from then on, a swap back stops it.
+func TestMaskFollowsBundleSwaps(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "d.jsonl")
+	dl := newLogger(t, "", "", decisionlog.Options{File: file})
+	db := store.NewMemory()
+	engine := opa.NewEngine(db)
+	dl.Attach(engine)
+	svc := pdp.New(db, engine, nil, dl)
+	plain, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masking, err := opa.ReadBundle(ctx, bundleWithMask(t), opa.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := permatrix.Check{Subject: "ann", System: tm, Action: "edit_users", Context: map[string]any{"token": "abc"}}
+	var ids []string
+	for _, b := range []*opa.Bundle{plain, masking, plain} {
+		if _, err := svc.Activate(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		d, err := svc.Check(ctx, check)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.DecisionID)
+	}
+	if err := dl.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entries, err := decisionlog.Read(f)
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("%d entries, %v", len(entries), err)
+	}
+	for i, want := range []string{"abc", "***", "abc"} {
+		ch, err := entries[i].Check()
+		if err != nil || entries[i].DecisionID != ids[i] || ch.Context["token"] != want {
+			t.Errorf("entry %d: token %v, want %q (%v)", i, ch.Context["token"], want, err)
+		}
 	}
 }
