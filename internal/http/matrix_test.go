@@ -272,7 +272,7 @@ func TestReplayEndpoint(t *testing.T) {
 			t.Fatalf("check: %d %s", w.Code, w.Body)
 		}
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)

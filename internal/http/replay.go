@@ -12,7 +12,6 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
-	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/replay"
 )
 
@@ -61,7 +60,7 @@ func (s *Server) replayCandidate(c echo.Context) error {
 // replayMaxBytes from its end, whole lines only (the first may be cut by
 // the bound, the last may be being written), then at most
 // replayMaxDecisions of them.
-func tailDecisions(path string) ([]pdp.DecisionLogEntry, int, error) {
+func tailDecisions(path string) ([]decisionlog.Entry, int, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, nil // nothing logged yet

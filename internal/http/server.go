@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/listen"
@@ -76,6 +77,11 @@ type Config struct {
 	// console (internal/console), static files that use this API from the
 	// browser like any other client. Nothing under /ui reads the store.
 	Console http.Handler
+	// DecisionLog, when set, is the decision log the service writes to:
+	// requests then carry what its entries say about them (req_id,
+	// requested_by, headers; decisionlog.WithRequest), and
+	// /metrics counts the entries it dropped.
+	DecisionLog *decisionlog.Logger
 }
 
 // Server is the HTTP API over a pdp.Service.
@@ -134,6 +140,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.setup(e)
 	e.Use(limitHeaders)
 	e.Use(middleware.RequestID())
+	if cfg.DecisionLog != nil {
+		e.Use(logRequest)
+		s.metrics.registerDecisionLog(cfg.DecisionLog)
+	}
 	e.Use(s.recoverer(), s.requestLogger())
 	// Label application errors with the status the client gets, not 500.
 	e.Use(newHTTPMetrics(s.metrics.Registry).middleware(func(_ echo.Context, err error) int {

@@ -32,6 +32,12 @@ import (
 // never part of a bundle.
 var Roots = []string{"permatrix", "systems"}
 
+// LogRoot is the root of OPA's decision-log policies (data.system.log.mask
+// and .drop): a bundle that ships them owns it too.
+const LogRoot = "system/log"
+
+var logPackage = ast.MustParseRef("data.system.log")
+
 // Bundle is a policy bundle: Rego modules and data (the system catalogs),
 // with a revision. It hides OPA's bundle type from the rest of permatrix.
 type Bundle struct{ b *bundle.Bundle }
@@ -51,6 +57,27 @@ func (b *Bundle) ModuleSources() map[string]string {
 	}
 	return out
 }
+
+// withModules returns a copy of b that also holds ms (parsed here, so that
+// an error names the module).
+func (b *Bundle) withModules(ms []ModuleSource) (*Bundle, error) {
+	c := *b.b
+	c.Modules = slices.Clone(c.Modules)
+	for _, m := range ms {
+		parsed, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, err
+		}
+		c.Modules = append(c.Modules, bundle.ModuleFile{URL: m.Name, Path: m.Name, Raw: []byte(m.Source), Parsed: parsed})
+	}
+	return &Bundle{b: &c}, nil
+}
+
+// FromOPA wraps a bundle OPA's bundle reader (or downloader) read.
+func FromOPA(b *bundle.Bundle) *Bundle { return &Bundle{b: b} }
+
+// Data is the bundle's data document.
+func (b *Bundle) Data() map[string]any { return b.b.Data }
 
 // Modules is the number of Rego modules.
 func (b *Bundle) Modules() int { return len(b.b.Modules) }
@@ -181,6 +208,12 @@ func ReadLayout(fsys fs.FS) (*Bundle, error) {
 	}
 	digest.Write(data)
 	roots := append([]string(nil), Roots...)
+	for _, m := range b.Modules {
+		if m.Parsed.Package.Path.HasPrefix(logPackage) {
+			roots = append(roots, LogRoot)
+			break
+		}
+	}
 	b.Manifest = bundle.Manifest{
 		Revision:    "sha256:" + hex.EncodeToString(digest.Sum(nil))[:16],
 		Roots:       &roots,

@@ -220,8 +220,10 @@ func TestDecisionLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		result := e["result"].(map[string]any)
-		if e["decision_id"] != want["decision_id"] || result["allow"] != want["allow"] ||
-			e["store_revision"].(float64) != 1 || e["bundle_revision"] != bundleRev ||
+		bundles := e["bundles"].(map[string]any)["permatrix"].(map[string]any)
+		if e["decision_id"] != want["decision_id"] || result["allow"] != want["allow"] || e["path"] != "permatrix/decision" ||
+			e["custom"].(map[string]any)["store_revision"].(float64) != 1 || bundles["revision"] != bundleRev ||
+			e["labels"].(map[string]any)["id"] == nil || e["req_id"] == nil ||
 			e["input"].(map[string]any)["system"] != "celonis-task-mining" || e["timestamp"] == nil {
 			t.Fatalf("line %d %s does not match the answer %v (bundle %v)", i+1, lines[i], want, bundleRev)
 		}

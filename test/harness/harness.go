@@ -66,8 +66,9 @@ type Options struct {
 	// JWTs); nil is the server's default identity and no routes file.
 	Identity *identity.Identity
 	Routes   *routes.Table
-	// DecisionLog receives every decision (nil: none).
-	DecisionLog pdp.DecisionLogger
+	// DecisionLog receives every decision (nil: none); it follows the
+	// engine's bundles (mask list, compiler) as serve's does.
+	DecisionLog *decisionlog.Logger
 	// DecisionLogFile, if set, is a decision log file the server writes
 	// (as serve --decision-log FILE) and POST /v1/replay reads.
 	DecisionLogFile string
@@ -97,10 +98,16 @@ func Start(t testing.TB, o Options) *Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = w.Close() })
+		t.Cleanup(func() { _ = w.Close(context.Background()) })
 		o.DecisionLog = w
 	}
-	svc := pdp.New(db, opa.NewEngine(db), log, o.DecisionLog)
+	engine := opa.NewEngine(db)
+	var dlog pdp.DecisionLogger
+	if o.DecisionLog != nil {
+		o.DecisionLog.Attach(engine)
+		dlog = o.DecisionLog
+	}
+	svc := pdp.New(db, engine, log, dlog)
 	b, err := opa.ReadBundle(context.Background(), o.Bundle, opa.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +116,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	cfg := permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
-		DecisionLogFile: o.DecisionLogFile}
+		DecisionLog: o.DecisionLog, DecisionLogFile: o.DecisionLogFile}
 	if o.Console {
 		cfg.Console = console.Handler()
 	}
