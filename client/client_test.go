@@ -63,7 +63,9 @@ func TestNewRefusesBadBaseURLs(t *testing.T) {
 
 type roundTripper struct{}
 
-func (roundTripper) RoundTrip(*http.Request) (*http.Response, error) { return nil, errors.New("unused") }
+func (roundTripper) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("unused")
+}
 
 // Every kind of refusal is an *Error with the server's status, code and
 // message; nothing is stored.
