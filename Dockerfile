@@ -17,5 +17,11 @@ ENV PERMATRIX_DB=/var/lib/permatrix/permatrix.db
 VOLUME /var/lib/permatrix
 EXPOSE 8181
 USER 65532:65532
+# Ready = the bundle loaded and the store open and taking writes. `permatrix
+# health` reads the PERMATRIX_ADDR / PERMATRIX_DIAGNOSTIC_ADDR given to serve
+# (a wildcard host is asked on loopback) and exits 0 when ready, 1 otherwise:
+# no shell or curl in a distroless image.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["/usr/local/bin/permatrix", "health", "--timeout", "2s"]
 ENTRYPOINT ["/usr/local/bin/permatrix"]
 CMD ["serve"]

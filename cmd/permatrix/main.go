@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 			return bindEnv(cmd.Flags())
 		},
 	}
-	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newVersion())
+	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newHealth(), newVersion())
 	return root
 }
 

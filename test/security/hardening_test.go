@@ -178,6 +178,10 @@ func TestFullDisk(t *testing.T) {
 	if a := call(t, p, http.MethodGet, "/health/live", "", false); a.status != 200 {
 		t.Fatalf("/health/live: %d", a.status)
 	}
+	// The HEALTHCHECK's command says so too (exit 1, the cause on stderr).
+	if _, stderr, code := harness.Run(t, "", bin, "health", "--url", p.URL); code != 1 || !strings.Contains(stderr, "no space left on device") {
+		t.Fatalf("permatrix health while the disk is full: exit %d %s", code, stderr)
+	}
 	// Decisions go on: they only read.
 	if a := call(t, p, http.MethodPost, "/v1/check", `{"subject":"before0","system":"celonis-task-mining","action":"edit_users"}`, false); a.status != 200 || a.body["allow"] != true {
 		t.Fatalf("check while the disk is full: %d %s", a.status, a.raw)
@@ -203,6 +207,9 @@ func TestFullDisk(t *testing.T) {
 	}
 	if a := write("after"); a.status != 201 {
 		t.Fatalf("write after the disk was freed: %d %s", a.status, a.raw)
+	}
+	if stdout, stderr, code := harness.Run(t, "", bin, "health", "--url", p.URL); code != 0 {
+		t.Fatalf("permatrix health after the disk was freed: exit %d %s%s", code, stdout, stderr)
 	}
 
 	// Every acknowledged write is in the file.
