@@ -227,12 +227,12 @@ func sorted(s []string) []string {
 	return s
 }
 
-// copyLayout copies the repository's policies/ and data/ into a new
+// copyLayout copies the repository's policies/ and systems/ into a new
 // directory: a bundle to break.
 func copyLayout(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
-	for _, sub := range []string{"policies", "data"} {
+	for _, sub := range []string{"policies", "systems"} {
 		src := filepath.Join(harness.Root(), sub)
 		err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -281,16 +281,16 @@ var brokenBundles = []struct {
 	want string
 }{
 	{"catalog names a missing package", func(t *testing.T, dir string) {
-		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { m["package"] = "celonis_studio_gone" })
+		editJSON(t, filepath.Join(dir, "systems/celonis-studio/data.json"), func(m map[string]any) { m["package"] = "celonis_studio_gone" })
 	}, `data.systems[\"celonis-studio\"] names package \"celonis_studio_gone\"`},
 	{"catalog lacks roles", func(t *testing.T, dir string) {
-		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "roles") })
+		editJSON(t, filepath.Join(dir, "systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "roles") })
 	}, `data.systems[\"celonis-studio\"] lacks roles`},
 	{"catalog lacks actions and scope_types", func(t *testing.T, dir string) {
-		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "actions"); delete(m, "scope_types") })
+		editJSON(t, filepath.Join(dir, "systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "actions"); delete(m, "scope_types") })
 	}, `data.systems[\"celonis-studio\"] lacks scope_types, actions`},
 	{"catalog file deleted", func(t *testing.T, dir string) {
-		if err := os.Remove(filepath.Join(dir, "data/systems/celonis-studio/data.json")); err != nil {
+		if err := os.Remove(filepath.Join(dir, "systems/celonis-studio/data.json")); err != nil {
 			t.Fatal(err)
 		}
 	}, "package permatrix.systems.celonis_studio is named by no catalog"},
@@ -334,7 +334,7 @@ func TestBrokenBundleRefusedOnReload(t *testing.T) {
 		t.Fatalf("check: %d %s", decision.status, decision.raw)
 	}
 	store := export(t, p)
-	file := filepath.Join(dir, "data/systems/celonis-studio/data.json")
+	file := filepath.Join(dir, "systems/celonis-studio/data.json")
 	good, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
