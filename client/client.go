@@ -15,8 +15,10 @@
 //	errors.As(err, &e) // e.StatusCode, e.Code, e.Message
 //	permatrix.ErrorCode(err) == permatrix.EFORBIDDEN
 //
-// work. Transport failures (connection refused, a canceled context) are
-// returned as they are, wrapped with the request they belong to.
+// work. A call refused before anything is sent (an empty id, a batch over
+// MaxBatch) is a *permatrix.Error with code invalid. Transport failures
+// (connection refused, a canceled context) are returned as they are,
+// wrapped with the request they belong to.
 package client
 
 import (
@@ -50,6 +52,7 @@ const (
 // Client calls one permatrix server.
 type Client struct {
 	base        url.URL // http or https; a unix socket's requests go to http://permatrix
+	basePath    string  // the base URL's path, escaped, without a trailing slash
 	socket      string  // the unix socket's path, if any
 	hc          *http.Client
 	token       string
@@ -105,6 +108,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("permatrix client: base URL %q has no host", baseURL)
 		}
 		c.base = url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(u.Path, "/")}
+		c.basePath = strings.TrimRight(u.EscapedPath(), "/")
 	case "unix":
 		// unix:///run/permatrix.sock: the path is the socket's.
 		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
@@ -159,7 +163,7 @@ func (c *Client) URL() string {
 // segment (an id may hold a slash), with the query q.
 func (c *Client) endpoint(q url.Values, segs ...string) string {
 	u := c.base
-	raw := u.Path
+	raw := c.basePath
 	for _, s := range segs {
 		u.Path += "/" + s
 		raw += "/" + url.PathEscape(s)

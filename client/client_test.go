@@ -474,10 +474,10 @@ func TestBehindAProxy(t *testing.T) {
 	deadPort := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	proxy := startNginx(t, fmt.Sprintf(`
-  location /permatrix/ { proxy_pass %s/; }
+  location "/perma trix/" { proxy_pass %s/; }
   location /down/ { proxy_pass http://127.0.0.1:%d/; }`, s.URL, deadPort))
 
-	c, err := client.New(proxy+"/permatrix/", client.WithToken(harness.Token))
+	c, err := client.New(proxy+"/perma%20trix/", client.WithToken(harness.Token))
 	if err != nil {
 		t.Fatal(err)
 	}
