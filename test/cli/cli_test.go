@@ -285,4 +285,20 @@ func TestHealthCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "refused") {
 		t.Errorf("stopped server: exit %d\n%s", code, errOut)
 	}
+
+	// The API on a unix socket, the address from the environment.
+	dir, err := os.MkdirTemp("", "pmx") // socket paths are short
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := []string{"PERMATRIX_ADDR=unix://" + filepath.Join(dir, "p.sock")}
+	u := serve(t, filepath.Join(t.TempDir(), "u.db"), sock...)
+	if out, errOut, code := runEnv(t, sock, "health"); code != 0 || !strings.Contains(out, "unix://") {
+		t.Errorf("unix socket: exit %d\n%s%s", code, out, errOut)
+	}
+	u.Stop(t)
+	if _, _, code := runEnv(t, sock, "health"); code != 1 {
+		t.Errorf("unix socket, stopped: exit %d", code)
+	}
 }
