@@ -48,7 +48,7 @@ func newRoot() *cobra.Command {
 			return bindEnv(cmd.Flags())
 		},
 	}
-	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newImport(), newConfig(), newVersion())
+	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newImport(), newConfig(), newHealth(), newVersion())
 	return root
 }
 

@@ -124,7 +124,7 @@ func bundleLoadOptions(o serveOptions) (opa.ReadOptions, error) {
 	if o.watch {
 		switch {
 		case o.bundle == "":
-			return lo, errors.New("--watch needs --bundle: a directory (the repository's policies/ and data/) or a .tar.gz file; the embedded bundle never changes")
+			return lo, errors.New("--watch needs --bundle: a directory (the repository: policies/ and systems/) or a .tar.gz file; the embedded bundle never changes")
 		case strings.HasPrefix(o.bundle, "http://") || strings.HasPrefix(o.bundle, "https://"):
 			return lo, errors.New("--watch watches files: give --bundle a directory or a .tar.gz, not a URL")
 		}

@@ -91,14 +91,14 @@ type ReadOptions struct {
 }
 
 // ReadDefault returns the bundle embedded in the binary: the repository's
-// policies/ and data/.
+// policies/ and systems/.
 func ReadDefault() (*Bundle, error) {
 	return ReadLayout(permatrix.DefaultBundle)
 }
 
-// ReadBundle reads a bundle from src: a directory (the repository layout with
-// policies/ and data/, or an OPA bundle directory), a .tar.gz OPA bundle, or
-// an http(s) URL serving one. An empty src is the embedded bundle.
+// ReadBundle reads a bundle from src: a directory (the repository layout,
+// see IsLayout, or an OPA bundle directory), a .tar.gz OPA bundle, or an
+// http(s) URL serving one. An empty src is the embedded bundle.
 func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, error) {
 	switch {
 	case src == "" && opts.Verification != nil:
@@ -113,9 +113,9 @@ func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, err
 		return nil, fmt.Errorf("bundle %s: %w", src, err)
 	}
 	if fi.IsDir() {
-		if isLayout(src) {
+		if IsLayout(src) {
 			if opts.Verification != nil {
-				return nil, fmt.Errorf("bundle %s: a policies/ + data/ tree is not signed and cannot be verified; build a signed bundle with `permatrix bundle build --signing-key`", src)
+				return nil, fmt.Errorf("bundle %s: a policies/ + systems/ tree is not signed and cannot be verified; build a signed bundle with `permatrix bundle build --signing-key`", src)
 			}
 			return ReadLayout(os.DirFS(src))
 		}
@@ -129,14 +129,39 @@ func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, err
 	return readBundle(bundle.NewTarballLoaderWithBaseURL(f, src), src, opts)
 }
 
-// isLayout reports whether dir is laid out like this repository.
-func isLayout(dir string) bool {
-	for _, sub := range []string{"policies", "data"} {
-		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
-			return false
-		}
+// IsLayout reports whether dir is laid out like this repository: Rego under
+// policies/ and the catalogs as systems/<id>/data.json (data.systems["<id>"],
+// where an OPA bundle directory places them, so that the repository root
+// is one for `opa test -b .`), or as data/systems/<id>/data.json (the
+// layout before the catalogs moved to the root, read as `opa eval -d data`
+// reads it). A directory with a .manifest is an OPA bundle directory: its
+// manifest (revision, roots) and signatures count.
+func IsLayout(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, bundle.ManifestExt)); err == nil {
+		return false
 	}
-	return true
+	return len(layoutPaths(os.DirFS(dir))) > 1
+}
+
+// layoutPaths are the loader paths of a layout's policies and catalogs:
+// "policies", then "systems:systems" (systems/ placed under data.systems)
+// and "data" for what exists; just "policies" if no catalogs.
+func layoutPaths(fsys fs.FS) []string {
+	isDir := func(name string) bool {
+		fi, err := fs.Stat(fsys, name)
+		return err == nil && fi.IsDir()
+	}
+	if !isDir("policies") {
+		return nil
+	}
+	paths := []string{"policies"}
+	if isDir("systems") {
+		paths = append(paths, "systems:systems")
+	}
+	if isDir("data") {
+		paths = append(paths, "data")
+	}
+	return paths
 }
 
 func fetch(ctx context.Context, url string, opts ReadOptions) (*Bundle, error) {
@@ -179,16 +204,20 @@ func readBundle(dl bundle.DirectoryLoader, name string, opts ReadOptions) (*Bund
 	return &Bundle{b: &b}, nil
 }
 
-// ReadLayout builds a bundle from a tree laid out like this repository:
-// Rego under policies/ (tests left out) and data.json files under data/,
-// placed by their directory as `opa eval -d data` places them. Its revision
-// is a digest of the content, so the same tree always has the same revision.
+// ReadLayout builds a bundle from a tree laid out like this repository (see
+// IsLayout): Rego under policies/ (tests left out) and the catalogs under
+// systems/ (or data/), placed by their directory. Its revision is a digest
+// of the content, so the same tree always has the same revision.
 func ReadLayout(fsys fs.FS) (*Bundle, error) {
+	paths := layoutPaths(fsys)
+	if len(paths) < 2 {
+		return nil, errors.New("not a permatrix tree: want policies/ (Rego) and systems/<id>/data.json (the catalogs)")
+	}
 	res, err := loader.NewFileLoader().
 		WithFS(fsys).
 		WithRegoVersion(ast.RegoV1).
 		WithProcessAnnotation(true).
-		Filtered([]string{"policies", "data"}, func(abspath string, info fs.FileInfo, _ int) bool {
+		Filtered(paths, func(abspath string, info fs.FileInfo, _ int) bool {
 			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
 		})
 	if err != nil {

@@ -81,16 +81,6 @@ func (b *bundleServer) down(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func health(t *testing.T, s *server) (int, string) {
 	t.Helper()
 	code, body := s.do(t, "GET", "/health?bundles", "")

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/client"
 	"github.com/permatrix/permatrix/internal/console"
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	permhttp "github.com/permatrix/permatrix/internal/http"
@@ -203,30 +205,70 @@ func (s *Server) Do(method, path string, body any, admin bool, headers ...string
 	return r
 }
 
+// NewClient returns a Go client (package client) of the server: its URL
+// and its http.Client (so TLS and unix sockets work), with opts.
+func (s *Server) NewClient(opts ...client.Option) *client.Client {
+	s.t.Helper()
+	c, err := client.New(s.URL, append([]client.Option{client.WithHTTPClient(s.Client)}, opts...)...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+// API returns a Go client of the server holding the admin token.
+func (s *Server) API() *client.Client {
+	s.t.Helper()
+	return s.NewClient(client.WithToken(Token))
+}
+
 // Check asks /v1/check and returns the decoded response.
 func (s *Server) Check(check map[string]any) Response {
 	s.t.Helper()
 	return s.Do(http.MethodPost, "/v1/check", check, false)
 }
 
-// Allowed asks /v1/check and fails the test unless it answers 200.
-func (s *Server) Allowed(check map[string]any) bool {
+// Allowed decides a check (a permatrix.Check, or its JSON form as a map)
+// through the Go client and fails the test unless the server answers it.
+func (s *Server) Allowed(check any) bool {
 	s.t.Helper()
-	r := s.Check(check)
-	if r.Status != http.StatusOK {
-		s.t.Fatalf("check %v: %d %s", check, r.Status, r.Raw)
+	var ch permatrix.Check
+	s.convert(check, &ch)
+	d, err := s.API().Check(context.Background(), ch)
+	if err != nil {
+		s.t.Fatalf("check %v: %v", check, err)
 	}
-	return r.Body["allow"] == true
+	return d.Allow
 }
 
-// Assign stores an assignment and fails the test unless it answers 201.
-func (s *Server) Assign(a map[string]any) string {
+// Assign stores an assignment (a permatrix.Assignment, or its JSON form as
+// a map) through the Go client as the operator, fails the test unless it is
+// stored, and returns its id.
+func (s *Server) Assign(a any) string {
 	s.t.Helper()
-	r := s.Do(http.MethodPost, "/v1/assignments", a, true)
-	if r.Status != http.StatusCreated {
-		s.t.Fatalf("assign %v: %d %s", a, r.Status, r.Raw)
+	var as permatrix.Assignment
+	s.convert(a, &as)
+	stored, _, err := s.API().CreateAssignment(context.Background(), as)
+	if err != nil {
+		s.t.Fatalf("assign %v: %v", a, err)
 	}
-	return r.Body["id"].(string)
+	return stored.ID
+}
+
+// convert copies v (a value of out's type, or its JSON form) into out,
+// failing the test on a key out does not know: a test's typo is not
+// silently dropped.
+func (s *Server) convert(v, out any) {
+	s.t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		s.t.Fatalf("%s: %v", raw, err)
+	}
 }
 
 // StockOPA returns the path of the pinned stock opa binary, building it
