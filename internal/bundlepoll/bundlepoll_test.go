@@ -115,7 +115,7 @@ func preferWait(r *http.Request) time.Duration {
 func build(t *testing.T, rev string, sign *opa.SignOptions, edit func(dir string)) []byte {
 	t.Helper()
 	dir := t.TempDir()
-	for _, sub := range []string{"policies", "data"} {
+	for _, sub := range []string{"policies", "systems"} {
 		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(harness.Root(), sub))); err != nil {
 			t.Fatal(err)
 		}

@@ -217,7 +217,7 @@ func (l *Logger) Attach(e *opa.Engine) {
 func (l *Logger) LogDecision(ctx context.Context, e Entry) {
 	r := RequestFrom(ctx)
 	info := &server.Info{
-		DecisionID: e.DecisionID, BatchDecisionID: r.BatchDecisionID, Path: e.Path, Timestamp: e.Timestamp,
+		DecisionID: e.DecisionID, BatchDecisionID: r.BatchDecisionID, Path: e.Path, Query: e.Query, Timestamp: e.Timestamp,
 		RemoteAddr: r.RemoteAddr, RequestID: r.ID, HTTPRequestContext: logging.HTTPRequestContext{Header: r.Header},
 		Metrics: entryMetrics(e.Metrics),
 	}

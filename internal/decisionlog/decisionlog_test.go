@@ -89,7 +89,7 @@ boom := 2 if input.input.context.boom
 func bundleWithMask(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, sub := range []string{"policies", "data"} {
+	for _, sub := range []string{"policies", "systems"} {
 		src := filepath.Join(harness.Root(), sub)
 		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {

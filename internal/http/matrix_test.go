@@ -121,7 +121,7 @@ func candidate(t *testing.T, edit func(dir string)) []byte {
 	if err := os.CopyFS(filepath.Join(dir, "policies"), os.DirFS(filepath.Join(root, "policies"))); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.CopyFS(filepath.Join(dir, "data"), os.DirFS(filepath.Join(root, "data"))); err != nil {
+	if err := os.CopyFS(filepath.Join(dir, "systems"), os.DirFS(filepath.Join(root, "systems"))); err != nil {
 		t.Fatal(err)
 	}
 	if edit != nil {
@@ -161,7 +161,7 @@ func TestMatrixDiffEndpoint(t *testing.T) {
 	// is what the suite's Rego reads): process_sme × install_desktop_app
 	// flips wherever the matrix checks it.
 	changed := candidate(t, func(dir string) {
-		f := filepath.Join(dir, "data", "systems", "uipath-task-mining-suite", "data.json")
+		f := filepath.Join(dir, "systems", "uipath-task-mining-suite", "data.json")
 		var doc map[string]any
 		raw, _ := os.ReadFile(f)
 		if err := json.Unmarshal(raw, &doc); err != nil {
@@ -280,7 +280,7 @@ func TestReplayEndpoint(t *testing.T) {
 	f.Close()
 
 	changed := candidate(t, func(dir string) {
-		f := filepath.Join(dir, "data", "systems", "uipath-task-mining-suite", "data.json")
+		f := filepath.Join(dir, "systems", "uipath-task-mining-suite", "data.json")
 		var doc map[string]any
 		raw, _ := os.ReadFile(f)
 		json.Unmarshal(raw, &doc)

@@ -152,6 +152,9 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
 		}
+		if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
+			return nil, err // min_revision not reached, the store not readable: 503, retry
+		}
 		s.log.Error("decision failed", "err", err, "system", c.System, "action", c.Action)
 		return nil, permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
 	}

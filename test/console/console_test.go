@@ -532,12 +532,12 @@ func TestCandidateBundle(t *testing.T) {
 	for _, action := range []string{"read_project", "update_project", "update_project"} {
 		srv.Check(map[string]any{"subject": "bob", "system": "uipath-task-mining-cloud", "action": action, "resource": map[string]any{"type": "project", "id": "p1"}})
 	}
-	for _, sub := range []string{"policies", "data"} {
+	for _, sub := range []string{"policies", "systems"} {
 		if out, err := exec.Command("cp", "-r", filepath.Join(harness.Root(), sub), dir).CombinedOutput(); err != nil {
 			t.Fatalf("cp: %v %s", err, out)
 		}
 	}
-	catalog := filepath.Join(dir, "data", "systems", "uipath-task-mining-cloud", "data.json")
+	catalog := filepath.Join(dir, "systems", "uipath-task-mining-cloud", "data.json")
 	raw, err := os.ReadFile(catalog)
 	if err != nil {
 		t.Fatal(err)
