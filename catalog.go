@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// System is one vendor system's catalog entry: data/systems/<id>/data.json,
+// System is one vendor system's catalog entry: systems/<id>/data.json,
 // read by the policies as data.systems[id] and by the server to validate
 // requests and to describe systems (GET /v1/systems). Systems may carry more
 // keys (matrix tables, prerequisites); only these matter outside Rego.

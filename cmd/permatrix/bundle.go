@@ -30,8 +30,8 @@ func newBundleBuild() *cobra.Command {
 	o := bundleBuildOptions{}
 	cmd := &cobra.Command{
 		Use:   "build [DIR]",
-		Short: "Write policies/ and data/ of DIR (default .) as an OPA bundle (.tar.gz), optionally signed",
-		Long: `Write the policies (tests left out) and catalogs under DIR/policies and DIR/data
+		Short: "Write policies/ and systems/ of DIR (default .) as an OPA bundle (.tar.gz), optionally signed",
+		Long: `Write the policies (tests left out) and catalogs under DIR/policies and DIR/systems
 as a standard OPA bundle: a .tar.gz with a .manifest (roots "permatrix" and
 "systems", rego_version 1, revision), data.json and the Rego files under their
 paths. permatrix serve --bundle FILE and stock opa (opa eval -b FILE, opa run -b)
@@ -66,10 +66,8 @@ serve --verification-key (or opa run --verification-key).`,
 }
 
 func runBundleBuild(cmd *cobra.Command, dir string, o bundleBuildOptions) error {
-	for _, sub := range []string{"policies", "data"} {
-		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
-			return fmt.Errorf("%s has no %s/ directory: give the repository (or a copy of its policies/ and data/)", dir, sub)
-		}
+	if !opa.IsLayout(dir) {
+		return fmt.Errorf("%s is not laid out like the repository: give a directory with policies/ (Rego) and systems/<id>/data.json (the catalogs)", dir)
 	}
 	b, err := opa.ReadLayout(os.DirFS(dir))
 	if err != nil {

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/client"
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -46,7 +44,8 @@ the --db file itself (which fails while a server holds it) with --bundle.`,
 	f.StringVar(&o.resourceID, "resource-id", "", "resource id")
 	f.StringVar(&o.context, "context", "", "context as a JSON object")
 	f.StringSliceVar(&o.groups, "group", nil, "asserted group (repeatable)")
-	f.StringVar(&o.server, "server", "", "URL of a running permatrix (e.g. http://127.0.0.1:8181)")
+	f.Uint64Var(&o.check.MinRevision, "min-revision", 0, "decide at this store revision or later (a consistency token: the revision a write returned)")
+	f.StringVar(&o.server, "server", "", "URL of a running permatrix (e.g. http://127.0.0.1:8181, or unix:///path/to/permatrix.sock)")
 	f.StringVar(&o.db, "db", "./permatrix.db", "bbolt file of the assignment store")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle (default: the embedded one)")
 	return cmd
@@ -107,28 +106,16 @@ func checkLocal(ctx context.Context, dbPath, bundlePath string, ch permatrix.Che
 	return d, nil
 }
 
+// checkRemote asks a running server through the Go client.
 func checkRemote(ctx context.Context, server string, ch permatrix.Check) (*permatrix.Decision, error) {
-	body, _ := json.Marshal(ch)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(server, "/")+"/v1/check", bytes.NewReader(body))
+	c, err := client.New(server)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--server: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
+	d, err := c.Check(ctx, ch)
+	var e *client.Error
+	if errors.As(err, &e) {
+		return nil, fmt.Errorf("%s answered %d %s: %s", server, e.StatusCode, e.Code, e.Message)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(raw)))
-	}
-	var d permatrix.Decision
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return d, err
 }

@@ -1,7 +1,9 @@
 // Command permatrix is the permatrix policy decision point: `permatrix serve`
 // runs the sidecar; the other commands work on policies, bundles and
 // decisions from the command line. Every flag can also be set through an
-// environment variable PERMATRIX_<FLAG> (e.g. PERMATRIX_ADDR), flags winning.
+// environment variable PERMATRIX_<FLAG> (e.g. PERMATRIX_ADDR), and serve's
+// through its configuration file (--config); a flag given wins over the
+// environment, which wins over the file.
 package main
 
 import (
@@ -46,7 +48,7 @@ func newRoot() *cobra.Command {
 			return bindEnv(cmd.Flags())
 		},
 	}
-	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newImport(), newVersion())
+	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newImport(), newConfig(), newHealth(), newVersion())
 	return root
 }
 

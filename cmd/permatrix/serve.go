@@ -17,7 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/permatrix/permatrix/internal/decisionlog"
+	"github.com/permatrix/permatrix/internal/config"
+	"github.com/permatrix/permatrix/internal/console"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/http"
@@ -27,6 +28,7 @@ import (
 )
 
 type serveOptions struct {
+	config                   string
 	listen                   listenOptions
 	access                   accessOptions
 	store                    storeOptions
@@ -35,12 +37,14 @@ type serveOptions struct {
 	cacheSize                int
 	adminToken, adminTokenFn string
 	logLevel, decisionLog    string
+	decisionLogMask          []string
 	bodyLimit                int64
 	shutdownTimeout          time.Duration
 	watch                    bool
 	watchDebounce            time.Duration
 	verify                   opa.VerifyOptions
 	defaultDecision          string
+	console                  bool
 }
 
 func newServe() *cobra.Command {
@@ -54,28 +58,39 @@ listens on 127.0.0.1:8181. Without --admin-token(-file) a random admin token is
 generated and logged at startup. Forward-auth takes the caller from the
 X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), cmd.Flags(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The file sets the flags not given (flags and PERMATRIX_* win),
+			// before o is read.
+			file, err := loadConfig(cmd.Flags(), o.config)
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), cmd.Flags(), o, file)
+		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "", "configuration file (YAML, docs/config.md): OPA's services, bundles, decision_logs, keys, labels and permatrix's server, store, identity, routes; flags and PERMATRIX_* override it")
 	o.listen.register(f)
 	o.access.register(f)
 	o.store.register(f, true)
 	f.DurationVar(&o.consistencyTimeout, "consistency-timeout", time.Second, "how long a check with min_revision waits for the store to reach it before answering 503")
 	f.IntVar(&o.cacheSize, "decision-cache-size", pdp.DefaultCacheSize, "decisions the decision cache keeps (0: no cache); a cached decision is never stale")
-	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle or an http(s) URL (default: the embedded one)")
+	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle, or an http(s) URL polled for new revisions (default: the embedded one)")
 	f.StringVar(&o.adminToken, "admin-token", "", "bearer token of the administration API")
 	f.StringVar(&o.adminTokenFn, "admin-token-file", "", "file holding the admin token")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.decisionLog, "decision-log", "", "append decisions as JSON lines to this file (- for stdout)")
+	f.StringVar(&o.decisionLog, "decision-log", "", "append decisions as JSON lines (OPA's decision-log format) to this file (- for stdout)")
+	f.StringSliceVar(&o.decisionLogMask, "decision-log-mask", nil, "erase these JSON pointers from every logged decision, e.g. /input/context/password (OPA's mask, with the bundle's data.system.log.mask)")
 	f.Int64Var(&o.bodyLimit, "body-limit", 1<<20, "largest request body in bytes")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	f.BoolVar(&o.watch, "watch", false, "reload the --bundle directory or file when it changes; a broken edit keeps the last good bundle serving")
 	f.DurationVar(&o.watchDebounce, "watch-debounce", 300*time.Millisecond, "with --watch: wait this long after the last change before reloading")
-	f.StringVar(&o.verify.Key, "verification-key", "", "verify the --bundle signature with this HMAC secret or PEM public key, or the file holding it")
+	f.StringVar(&o.verify.Key, "verification-key", "", "verify the --bundle signature (a file, or each download of a URL) with this HMAC secret or PEM public key, or the file holding it")
 	f.StringVar(&o.verify.KeyID, "verification-key-id", opa.DefaultKeyID, "name of the verification key (the signature's kid)")
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
 	f.StringVar(&o.defaultDecision, "default-decision", http.DefaultDecision, "the document POST / answers for OPA clients that ask the default decision (OPA's default_decision)")
+	f.BoolVar(&o.console, "console", true, "serve the web console at /ui (static pages that use this API with the token the user types; docs/console.md)")
 	return cmd
 }
 
@@ -109,7 +124,7 @@ func bundleLoadOptions(o serveOptions) (opa.ReadOptions, error) {
 	if o.watch {
 		switch {
 		case o.bundle == "":
-			return lo, errors.New("--watch needs --bundle: a directory (the repository's policies/ and data/) or a .tar.gz file; the embedded bundle never changes")
+			return lo, errors.New("--watch needs --bundle: a directory (the repository: policies/ and systems/) or a .tar.gz file; the embedded bundle never changes")
 		case strings.HasPrefix(o.bundle, "http://") || strings.HasPrefix(o.bundle, "https://"):
 			return lo, errors.New("--watch watches files: give --bundle a directory or a .tar.gz, not a URL")
 		}
@@ -164,7 +179,7 @@ func (r *reloader) reload(ctx context.Context) {
 	r.log.Error("bundle reload failed; the last good bundle keeps serving", "bundle", r.src, "revision", old, "err", err.Error())
 }
 
-func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
+func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *config.File) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
@@ -189,43 +204,67 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 		}
 	}()
 
-	var dlog pdp.DecisionLogger
-	if o.decisionLog != "" {
-		w, err := decisionlog.Open(o.decisionLog)
-		if err != nil {
-			return fmt.Errorf("--decision-log: %w", err)
-		}
-		defer w.Close()
-		dlog = w
-	}
-
-	loadOpts, err := bundleLoadOptions(o)
+	engine := opa.NewEngine(db)
+	plugins, err := startPlugins(ctx, o, file, engine, log)
 	if err != nil {
 		return err
 	}
-	svc := pdp.New(db, opa.NewEngine(db), log, dlog)
+	defer plugins.stop(o.shutdownTimeout)
+
+	svc := pdp.New(db, engine, log, plugins.decisionLogger())
 	svc.ConsistencyTimeout = o.consistencyTimeout
 	svc.SetCacheSize(o.cacheSize)
-	b, err := opa.ReadBundle(ctx, o.bundle, loadOpts)
-	if err != nil {
-		return err
-	}
-	p, err := svc.Activate(ctx, b)
-	if err != nil {
-		return fmt.Errorf("bundle: %w", err)
-	}
-	acc, err := o.access.build(ctx, p.Catalog, pdp.ValidateCheck, log)
+	acc, err := o.access.load(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer acc.close()
+	var loadOpts opa.ReadOptions
+	if plugins.poller == nil {
+		if loadOpts, err = bundleLoadOptions(o); err != nil {
+			return err
+		}
+		b, err := opa.ReadBundle(ctx, o.bundle, loadOpts)
+		if err != nil {
+			return err
+		}
+		if _, err := svc.Activate(ctx, b); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+	} else {
+		plugins.poller.ActivatePersisted(ctx)
+	}
+	p := svc.Policy()
+	if p != nil {
+		if err := acc.validate(p.Catalog, pdp.ValidateCheck); err != nil {
+			return err
+		}
+	}
+	// A later bundle (reloaded, downloaded) that the routes do not fit is
+	// served all the same — the checks of those routes then answer 400 —
+	// and said so.
+	engine.OnActivate(func(p *opa.Policy) {
+		if err := acc.validate(p.Catalog, pdp.ValidateCheck); err != nil {
+			log.Error("the routes do not fit the activated bundle", "err", err.Error(), "bundle_revision", p.BundleRevision())
+		}
+	})
 	tlsCfg, err := o.listen.tls.Config()
 	if err != nil {
 		return err
 	}
-	srv := http.NewServer(svc, http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
-		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg,
-		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags)})
+	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
+		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
+		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags)}
+	if o.console {
+		cfg.Console = console.Handler()
+	}
+	if o.decisionLog != "" && o.decisionLog != "-" {
+		cfg.DecisionLogFile = o.decisionLog
+	}
+	srv := http.NewServer(svc, cfg)
+	if plugins.poller != nil {
+		plugins.startPolling(ctx, srv.SetBundleError)
+	}
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
 		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {
@@ -240,6 +279,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 		return err
 	}
 	attrs := []any{"addr", addr.String(), "url", srv.URL(), "identity", acc.identity.String()}
+	if o.console && strings.HasPrefix(srv.URL(), "http") {
+		attrs = append(attrs, "console", srv.URL()+console.Prefix+"/")
+	}
 	if o.listen.diagnosticAddr != "" {
 		daddr, err := srv.ListenDiagnostic(o.listen.diagnosticAddr)
 		if err != nil {
@@ -257,7 +299,15 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions) error {
 			return fmt.Errorf("--grpc-addr: %w", err)
 		}
 	}
-	attrs = append(attrs, "store", where, "bundle_revision", p.BundleRevision(), "store_revision", db.Revision(), "systems", len(p.Catalog))
+	attrs = append(attrs, "store", where, "store_revision", db.Revision())
+	if p != nil {
+		attrs = append(attrs, "bundle_revision", p.BundleRevision(), "systems", len(p.Catalog))
+	} else {
+		attrs = append(attrs, "bundle", "none yet: not ready until the bundle server answers")
+	}
+	if plugins.poller != nil {
+		attrs = append(attrs, "bundle_service", plugins.source.Service(), "bundle_resource", plugins.source.Resource())
+	}
 	if acc.routes != nil {
 		attrs = append(attrs, "routes", acc.routes.File(), "route_count", acc.routes.Len())
 	}

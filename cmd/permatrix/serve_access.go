@@ -56,9 +56,8 @@ type access struct {
 	routes   *routes.Table
 }
 
-// build loads the identity (fetching an https JWKS) and the routes file,
-// whose routes must name systems, actions and resource types of catalog.
-func (o accessOptions) build(ctx context.Context, catalog permatrix.Catalog, validate func(permatrix.Catalog, permatrix.Check) error, log *slog.Logger) (*access, error) {
+// load loads the identity (fetching an https JWKS) and the routes file.
+func (o accessOptions) load(ctx context.Context, log *slog.Logger) (*access, error) {
 	id, err := identity.New(ctx, o.identity, log)
 	if err != nil {
 		return nil, err
@@ -69,12 +68,20 @@ func (o accessOptions) build(ctx context.Context, catalog permatrix.Catalog, val
 			id.Close()
 			return nil, fmt.Errorf("--routes: %w", err)
 		}
-		if err := a.routes.Validate(func(ch permatrix.Check) error { return validate(catalog, ch) }); err != nil {
-			id.Close()
-			return nil, fmt.Errorf("--routes: %w", err)
-		}
 	}
 	return a, nil
+}
+
+// validate checks that the routes name systems, actions and resource types
+// of catalog.
+func (a *access) validate(catalog permatrix.Catalog, validate func(permatrix.Catalog, permatrix.Check) error) error {
+	if a.routes == nil {
+		return nil
+	}
+	if err := a.routes.Validate(func(ch permatrix.Check) error { return validate(catalog, ch) }); err != nil {
+		return fmt.Errorf("--routes: %w", err)
+	}
+	return nil
 }
 
 func (a *access) close() { a.identity.Close() }

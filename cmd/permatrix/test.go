@@ -28,7 +28,7 @@ func newTest() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "test [PATH...]",
 		Short: "Run the Rego tests of the policies (like `opa test`, in-process)",
-		Long: `Run the Rego tests (*_test.rego) found under PATH... (default: policies data)
+		Long: `Run the Rego tests (*_test.rego) found under PATH... (default: ., the repository root)
 with OPA's own tester, set up as stock ` + "`opa test`" + ` sets it up: the same
 tests pass and fail and --coverage gives the same percentage.
 

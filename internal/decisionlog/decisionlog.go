@@ -1,106 +1,487 @@
-// Package decisionlog writes permatrix's decision log: one JSON object per
-// line (decision_id, timestamp, input, result, store and bundle revisions)
-// to a file or stdout. `permatrix replay` reads it back.
+// Package decisionlog is permatrix's decision log, in OPA's format (Entry)
+// and through OPA's own decision-log plugin
+// (github.com/open-policy-agent/opa/v1/plugins/logs): every decision passes
+// the drop and mask policies (data.system.log.drop and .mask, or the paths
+// decision_logs names) evaluated with the active bundle's compiler, then
+// goes to a local JSON-lines file or stdout (File), to an HTTP service in
+// OPA's vocabulary (decision_logs.service: batched, gzipped, retried with
+// backoff, size-limited), and to the console (decision_logs.console).
 //
-// OPA's decision-log plugin ships logs to a remote service or to its console
-// logger through its plugin manager; permatrix needs neither, only a local
-// JSON-lines file, so this is a small buffered writer instead.
+// Nothing is dropped silently: entries the plugin drops (buffer full, rate
+// limit, an event over the upload limit), a mask or drop policy that fails,
+// and writes the file refuses are counted by reason (Dropped, exported as
+// permatrix_decision_log_dropped_total) and logged.
 package decisionlog
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/open-policy-agent/opa/v1/logging"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/server"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/permatrix/permatrix/internal/management"
+	"github.com/permatrix/permatrix/internal/opa"
 )
 
-// Writer appends entries as JSON lines. Lines are buffered and flushed at
-// least every FlushInterval and on Close.
-type Writer struct {
-	mu     sync.Mutex
-	w      *bufio.Writer
-	closer io.Closer
-	enc    *json.Encoder
-	done   chan struct{}
-	wg     sync.WaitGroup
+// Options configure a Logger.
+type Options struct {
+	// File receives every entry as one JSON line: a path (appended to) or
+	// "-" for stdout; "" for none.
+	File string
+	// Config is OPA's decision_logs section (JSON); nil for none. Its
+	// "plugin" is permatrix's: File.
+	Config []byte
+	// Mask lists JSON pointers (/input/…, /result/…) erased from every
+	// entry, beside what the bundle's mask policy says (MaskModule).
+	Mask []string
+	// Manager is OPA's plugin manager: services, labels, the compiler.
+	Manager *management.Manager
+	Logger  *slog.Logger
 }
 
-// FlushInterval bounds how long a logged decision sits in the buffer.
-const FlushInterval = time.Second
+// Reasons for dropping an entry (the reason label of
+// permatrix_decision_log_dropped_total).
+const (
+	// DropBufferFull: the upload buffer was full (reporting.buffer_size_limit_*).
+	DropBufferFull = "buffer_full"
+	// DropRateLimit: over reporting.max_decisions_per_second.
+	DropRateLimit = "rate_limit"
+	// DropEncoding: the entry could not be encoded, or is over
+	// reporting.upload_size_limit_bytes on its own.
+	DropEncoding = "encoding"
+	// DropMaskError: the mask policy failed to evaluate.
+	DropMaskError = "mask_error"
+	// DropPolicyError: the drop policy failed to evaluate.
+	DropPolicyError = "drop_error"
+	// DropWrite: the file or stdout refused the line.
+	DropWrite = "write_error"
+	// DropError: any other failure to log.
+	DropError = "error"
+)
 
-// Open opens path for appending ("-" is stdout).
-func Open(path string) (*Writer, error) {
-	if path == "-" {
-		return newWriter(os.Stdout, nil), nil
+// DropReasons are every reason, in a stable order.
+var DropReasons = []string{DropBufferFull, DropRateLimit, DropEncoding, DropMaskError, DropPolicyError, DropWrite, DropError}
+
+// sinkName is the file sink's name as an OPA decision-log plugin.
+const sinkName = "permatrix_decision_log_file"
+
+// Logger logs decisions (pdp.DecisionLogger).
+type Logger struct {
+	plugin  *logs.Plugin
+	sink    *sink
+	log     *slog.Logger
+	metrics metrics.Metrics // the plugin's counters
+	mask    []string
+	maskAt  string // the mask rule's path, e.g. system/log/mask
+	mgr     *management.Manager
+	own     *management.Manager // Open's, stopped by Close
+
+	dropped map[string]*atomic.Uint64
+	closed  sync.Once
+	warnMu  sync.Mutex
+	warned  map[string]time.Time // last log line per reason
+}
+
+// New builds a logger and starts OPA's plugin. Attach it to the engine
+// before the first activation (the mask list, the compiler).
+func New(ctx context.Context, o Options) (*Logger, error) {
+	if o.Manager == nil {
+		return nil, errors.New("decision log: no plugin manager")
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	l := &Logger{log: o.Logger, mgr: o.Manager, metrics: metrics.New(), dropped: map[string]*atomic.Uint64{}, warned: map[string]time.Time{}}
+	for _, r := range DropReasons {
+		l.dropped[r] = new(atomic.Uint64)
+	}
+	cfg, err := readConfig(o.Config)
 	if err != nil {
 		return nil, err
 	}
-	return newWriter(f, f), nil
+	if err := l.setMask(cfg, o.Mask); err != nil {
+		return nil, err
+	}
+	if o.File != "" {
+		s, err := openSink(o.File, l)
+		if err != nil {
+			return nil, fmt.Errorf("decision log %s: %w", o.File, err)
+		}
+		l.sink = s
+		cfg["plugin"] = sinkName
+	}
+	mgr := o.Manager.Plugins()
+	parsed, err := parseConfig(cfg, mgr.Services())
+	if err != nil {
+		l.closeSink()
+		return nil, err
+	}
+	if parsed == nil {
+		l.closeSink()
+		return nil, errors.New("decision log: nothing to log to (no file, service or console)")
+	}
+	if l.sink != nil {
+		mgr.Register(sinkName, l.sink)
+	}
+	o.Manager.ObserveErrors(l.observe)
+	l.plugin = logs.New(parsed, mgr).WithMetrics(l.metrics)
+	if err := l.plugin.Start(ctx); err != nil {
+		l.closeSink()
+		return nil, err
+	}
+	return l, nil
 }
 
-func newWriter(w io.Writer, c io.Closer) *Writer {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	lw := &Writer{w: bw, closer: c, enc: json.NewEncoder(bw), done: make(chan struct{})}
-	lw.wg.Add(1)
-	go lw.flushLoop()
-	return lw
+func ptr[T any](v T) *T { return &v }
+
+// readConfig reads OPA's decision_logs section; its "plugin" is
+// permatrix's to set.
+func readConfig(raw []byte) (map[string]any, error) {
+	cfg := map[string]any{}
+	if raw == nil {
+		return cfg, nil
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("decision_logs: %w", err)
+	}
+	if cfg == nil { // null
+		cfg = map[string]any{}
+	}
+	if _, ok := cfg["plugin"]; ok {
+		return nil, errors.New("decision_logs.plugin: permatrix has no decision-log plugins; a local file is server.decision_log (--decision-log)")
+	}
+	return cfg, nil
 }
 
-func (l *Writer) flushLoop() {
-	defer l.wg.Done()
+// parseConfig is OPA's parse of the section, with OPA's defaults; nil if
+// there is nothing to log to.
+func parseConfig(cfg map[string]any, services []string) (*logs.Config, error) {
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := logs.NewConfigBuilder().WithBytes(raw).WithServices(services).WithPlugins([]string{sinkName}).
+		WithTriggerMode(ptr(plugins.DefaultTriggerMode)).Parse()
+	if err != nil {
+		return nil, fmt.Errorf("decision_logs: %w", err)
+	}
+	return parsed, nil
+}
+
+// CheckConfig checks OPA's decision_logs section as New reads it, with
+// the services configured.
+func CheckConfig(raw []byte, services []string) error {
+	cfg, err := readConfig(raw)
+	if err != nil {
+		return err
+	}
+	cfg["plugin"] = sinkName // as with a file: checks the whole section
+	_, err = parseConfig(cfg, services)
+	return err
+}
+
+// Attach makes the logger follow e's active policy: the mask list is
+// compiled with every bundle e activates from now on, and each activated
+// policy's compiler (and bundle data) becomes the plugin manager's, which
+// the mask and drop policies are evaluated with. Call it before the first
+// activation.
+func (l *Logger) Attach(e *opa.Engine) {
+	if name, src, ok := l.MaskModule(); ok {
+		e.AddModule(opa.ModuleSource{Name: name, Source: src})
+	}
+	e.OnActivate(func(p *opa.Policy) {
+		if err := l.mgr.SetCompiler(context.Background(), p.Compiler(), p.Bundle().Data()); err != nil {
+			// The plugin keeps the previous compiler: masks may be stale.
+			l.log.Error("decision log: the mask policy keeps the previous bundle's compiler", "err", err, "bundle_revision", p.BundleRevision())
+		}
+	})
+}
+
+// LogDecision logs one decision; ctx carries the request's details
+// (WithRequest). Failures are counted and logged, never returned.
+func (l *Logger) LogDecision(ctx context.Context, e Entry) {
+	r := RequestFrom(ctx)
+	info := &server.Info{
+		DecisionID: e.DecisionID, BatchDecisionID: r.BatchDecisionID, Path: e.Path, Query: e.Query, Timestamp: e.Timestamp,
+		RemoteAddr: r.RemoteAddr, RequestID: r.ID, HTTPRequestContext: logging.HTTPRequestContext{Header: r.Header},
+		Metrics: entryMetrics(e.Metrics),
+	}
+	if e.BatchDecisionID != "" {
+		info.BatchDecisionID = e.BatchDecisionID
+	}
+	if len(e.Bundles) > 0 {
+		info.Bundles = make(map[string]server.BundleInfo, len(e.Bundles))
+		for name, b := range e.Bundles {
+			info.Bundles[name] = server.BundleInfo{Revision: b.Revision}
+		}
+	}
+	// The mask policy edits plain JSON values in place: give the plugin
+	// copies (the caller's values are left alone, and a struct result
+	// becomes an object the mask can edit).
+	for _, v := range []struct {
+		from any
+		to   **any
+	}{{e.Input, &info.Input}, {e.Result, &info.Results}} {
+		if v.from == nil {
+			continue
+		}
+		c := v.from
+		if err := util.RoundTripFast(&c); err != nil {
+			l.dropN(DropEncoding, 1, err)
+			return
+		}
+		*v.to = &c
+	}
+	if e.Custom != nil {
+		info.Custom = map[string]any{"store_revision": e.Custom.StoreRevision}
+	}
+	if err := l.plugin.Log(ctx, info); err != nil {
+		l.dropN(DropError, 1, err)
+	}
+}
+
+// Dropped counts the entries dropped so far, by reason (every reason
+// present).
+func (l *Logger) Dropped() map[string]uint64 {
+	out := make(map[string]uint64, len(l.dropped))
+	for r, n := range l.dropped {
+		out[r] = n.Load()
+	}
+	all := l.metrics.All()
+	count := func(name string) uint64 {
+		n, _ := all["counter_"+name].(uint64)
+		return n
+	}
+	out[DropBufferFull] += count("decision_logs_dropped_buffer_size_limit_exceeded")
+	out[DropRateLimit] += count("decision_logs_dropped_rate_limit_exceeded")
+	out[DropEncoding] += count("decision_logs_encoding_failure")
+	return out
+}
+
+// Uploads counts the batches uploaded to the service, and those that
+// failed (and are retried).
+func (l *Logger) Uploads() (ok, failed uint64) {
+	all := l.metrics.All()
+	ok, _ = all["counter_decision_logs_chunks_uploaded"].(uint64)
+	failed, _ = all["counter_decision_logs_chunks_upload_failed"].(uint64)
+	return ok, failed
+}
+
+// Close stops the plugin — which uploads what it holds until ctx ends —
+// and closes the file.
+// Closing again does nothing.
+func (l *Logger) Close(ctx context.Context) error {
+	var err error
+	l.closed.Do(func() {
+		l.plugin.Stop(ctx)
+		err = l.closeSink()
+		if l.own != nil {
+			l.own.Stop(ctx)
+		}
+	})
+	return err
+}
+
+func (l *Logger) closeSink() error {
+	if l.sink == nil {
+		return nil
+	}
+	return l.sink.close()
+}
+
+// observe counts what OPA's plugin reports only in its log: a failed mask
+// or drop policy drops the entry.
+func (l *Logger) observe(plugin, format string) {
+	if plugin != logs.Name {
+		return
+	}
+	switch {
+	case strings.HasPrefix(format, "Log event masking failed"):
+		l.dropped[DropMaskError].Add(1)
+	case strings.HasPrefix(format, "Log drop decision failed"):
+		l.dropped[DropPolicyError].Add(1)
+	case strings.HasPrefix(format, "Decision log dropped due to error serializing"):
+		l.dropped[DropEncoding].Add(1)
+	}
+}
+
+// dropN counts n dropped entries and logs it, at most once a minute per
+// reason (with the total), so that a failing disk does not flood the log.
+func (l *Logger) dropN(reason string, n uint64, err error) {
+	total := l.dropped[reason].Add(n)
+	l.warnMu.Lock()
+	last, seen := l.warned[reason]
+	now := time.Now()
+	if seen && now.Sub(last) < time.Minute {
+		l.warnMu.Unlock()
+		return
+	}
+	l.warned[reason] = now
+	l.warnMu.Unlock()
+	l.log.Error("decision log entries dropped", "reason", reason, "err", err.Error(), "dropped", n, "dropped_total", total)
+}
+
+// entryMetrics gives an entry's metrics to the plugin, which only reads
+// All.
+func entryMetrics(m map[string]any) metrics.Metrics {
+	if m == nil {
+		return nil
+	}
+	return fixedMetrics{all: m}
+}
+
+type fixedMetrics struct {
+	metrics.Metrics
+	all map[string]any
+}
+
+func (f fixedMetrics) All() map[string]any { return f.all }
+
+// sink writes the events OPA's plugin hands it (masked) as JSON lines: an
+// OPA decision-log plugin (logs.Logger). Lines are buffered and written
+// at least every FlushInterval; a write the file refuses drops the lines
+// it held, counted.
+type sink struct {
+	mu      sync.Mutex
+	w       io.Writer
+	closer  io.Closer
+	bw      *bufio.Writer
+	pending int // lines in bw
+	l       *Logger
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// FlushInterval bounds how long a logged decision sits in the file sink's
+// buffer.
+const FlushInterval = time.Second
+
+func openSink(path string, l *Logger) (*sink, error) {
+	var w io.Writer = os.Stdout
+	var c io.Closer
+	if path != "-" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, err
+		}
+		w, c = f, f
+	}
+	s := &sink{w: w, closer: c, bw: bufio.NewWriterSize(w, 64<<10), l: l, done: make(chan struct{})}
+	s.wg.Add(1)
+	go s.flushLoop()
+	return s, nil
+}
+
+func (s *sink) flushLoop() {
+	defer s.wg.Done()
 	t := time.NewTicker(FlushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			l.mu.Lock()
-			_ = l.w.Flush()
-			l.mu.Unlock()
-		case <-l.done:
+			s.mu.Lock()
+			s.flush()
+			s.mu.Unlock()
+		case <-s.done:
 			return
 		}
 	}
 }
 
-// LogDecision appends one entry.
-func (l *Writer) LogDecision(e pdp.DecisionLogEntry) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_ = l.enc.Encode(e)
+// flush writes the buffer out; on failure its lines are dropped (counted)
+// and the buffer starts afresh, so that the next lines get their chance.
+// Holds mu.
+func (s *sink) flush() {
+	if s.pending == 0 {
+		return
+	}
+	if err := s.bw.Flush(); err != nil {
+		s.l.dropN(DropWrite, uint64(s.pending), err)
+		s.bw.Reset(s.w)
+	}
+	s.pending = 0
 }
 
-// Close flushes and closes the log.
-func (l *Writer) Close() error {
-	close(l.done)
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := l.w.Flush()
-	if l.closer != nil {
-		if cerr := l.closer.Close(); err == nil {
-			err = cerr
-		}
+// Log buffers one line. Failures are counted, not returned: the plugin
+// would only log them.
+func (s *sink) Log(_ context.Context, e logs.EventV1) error {
+	line, err := json.Marshal(e)
+	if err != nil {
+		s.l.dropN(DropEncoding, 1, err)
+		return nil
 	}
-	return err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bw == nil {
+		s.l.dropN(DropWrite, 1, errors.New("the decision log is closed"))
+		return nil
+	}
+	if s.bw.Available() < len(line)+1 {
+		s.flush()
+	}
+	if len(line)+1 > s.bw.Size() {
+		// Larger than the buffer: written directly, in one write.
+		if _, err := s.w.Write(append(line, '\n')); err != nil {
+			s.l.dropN(DropWrite, 1, err)
+		}
+		return nil
+	}
+	_, _ = s.bw.Write(line)
+	_ = s.bw.WriteByte('\n')
+	s.pending++
+	return nil
 }
 
-// Read decodes every entry of a decision log.
-func Read(r io.Reader) ([]pdp.DecisionLogEntry, error) {
-	var out []pdp.DecisionLogEntry
-	dec := json.NewDecoder(r)
-	for {
-		var e pdp.DecisionLogEntry
-		if err := dec.Decode(&e); err == io.EOF {
-			return out, nil
-		} else if err != nil {
-			return out, err
-		}
-		out = append(out, e)
+func (s *sink) close() error {
+	close(s.done)
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bw == nil {
+		return nil
 	}
+	s.flush()
+	s.bw = nil
+	if s.closer == nil {
+		return nil
+	}
+	return s.closer.Close()
+}
+
+// The plugin interface: the sink has nothing to start or stop (Close
+// closes it, after the plugin stopped).
+func (*sink) Start(context.Context) error      { return nil }
+func (*sink) Stop(context.Context)             {}
+func (*sink) Reconfigure(context.Context, any) {}
+
+// Open is a logger writing path only ("-" is stdout; no service, no mask
+// list), with a plugin manager of its own that Close stops.
+func Open(path string) (*Logger, error) {
+	ctx := context.Background()
+	mgr, err := management.New(ctx, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	l, err := New(ctx, Options{File: path, Manager: mgr})
+	if err != nil {
+		mgr.Stop(ctx)
+		return nil, err
+	}
+	l.own = mgr
+	return l, nil
 }

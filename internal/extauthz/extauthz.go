@@ -34,8 +34,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/listen"
 )
@@ -157,6 +159,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		Header: headers(h),
 		Named:  gateway.Named(ext[ExtSystem], ext[ExtAction], ext[ExtResourceType], ext[ExtResourceID]),
 	}
+	// What the decision log says of the request: the original request's
+	// headers, Envoy's address.
+	logged := decisionlog.Request{ID: decisionlog.NextRequestID(), Header: r.Header}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		logged.RemoteAddr = p.Addr.String()
+	}
+	ctx = decisionlog.WithRequest(ctx, logged)
 	ch, err := s.cfg.Gateway.Check(ctx, r)
 	if err != nil {
 		return s.denied(err), nil

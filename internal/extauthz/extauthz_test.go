@@ -162,7 +162,7 @@ func TestCheck(t *testing.T) {
 		!strings.Contains(m, `permatrix_decisions_total{allow="false",system="celonis-task-mining"} 2`) {
 		t.Fatalf("gRPC decisions not counted:\n%s", m)
 	}
-	if err := dlog.Close(); err != nil {
+	if err := dlog.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(logFile)
@@ -171,7 +171,7 @@ func TestCheck(t *testing.T) {
 	}
 	defer f.Close()
 	entries, err := decisionlog.Read(f)
-	if err != nil || len(entries) != 3 || entries[0].DecisionID != decisionID || entries[0].Input["subject"] != "ann" {
+	if err != nil || len(entries) != 3 || entries[0].DecisionID != decisionID || entries[0].Input.(map[string]any)["subject"] != "ann" {
 		t.Fatalf("decision log: %+v %v", entries, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/console"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -35,7 +36,7 @@ var operationMethods = []string{"get", "put", "post", "delete", "options", "head
 // embedded bundle, as test/harness does, without listening.
 func newDocTestServer(t *testing.T) *permhttp.Server {
 	t.Helper()
-	return newTestServer(t, permhttp.Config{AdminToken: docTestToken})
+	return newTestServer(t, permhttp.Config{AdminToken: docTestToken, Console: console.Handler()})
 }
 
 // newTestServer is newDocTestServer with another configuration (its

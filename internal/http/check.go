@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
 
@@ -98,6 +99,13 @@ func (s *Server) checkBatch(c echo.Context) error {
 		return permatrix.Errorf(permatrix.EINVALID, "a batch holds at most %d checks, got %d", pdp.MaxBatch, len(req.Checks))
 	}
 	results := make([]any, len(req.Checks))
+	ctx := c.Request().Context()
+	if s.cfg.DecisionLog != nil {
+		// The batch's checks share a batch_decision_id in the decision log.
+		r := decisionlog.RequestFrom(ctx)
+		r.BatchDecisionID = pdp.NewDecisionID()
+		ctx = decisionlog.WithRequest(ctx, r)
+	}
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
 		err := decodeJSON(raw, &ch)
@@ -106,7 +114,7 @@ func (s *Server) checkBatch(c echo.Context) error {
 		}
 		var d *permatrix.Decision
 		if err == nil {
-			d, err = s.decide(c, ch)
+			d, err = s.Decide(ctx, ch)
 		}
 		if err != nil {
 			status, detail := toErrorDetail(err)

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/listen"
@@ -69,6 +70,18 @@ type Config struct {
 	// Effective is the effective configuration GET /v1/config shows, secrets
 	// already removed; default_decision and labels are added from here.
 	Effective map[string]any
+	// DecisionLogFile is the decision log file serve writes (--decision-log),
+	// "" for none or stdout: POST /v1/replay reads its tail.
+	DecisionLogFile string
+	// Console, when set, is served at /ui and /ui/* (GET and HEAD): the web
+	// console (internal/console), static files that use this API from the
+	// browser like any other client. Nothing under /ui reads the store.
+	Console http.Handler
+	// DecisionLog, when set, is the decision log the service writes to:
+	// requests then carry what its entries say about them (req_id,
+	// requested_by, headers; decisionlog.WithRequest), and
+	// /metrics counts the entries it dropped.
+	DecisionLog *decisionlog.Logger
 }
 
 // Server is the HTTP API over a pdp.Service.
@@ -82,6 +95,7 @@ type Server struct {
 	diag    *echo.Echo // health and metrics only, for --diagnostic-addr
 
 	listeners []*listener
+	matrices  matrices
 
 	defaultPath []string          // Config.DefaultDecision's path
 	labels      map[string]string // Config.Labels, completed
@@ -126,6 +140,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.setup(e)
 	e.Use(limitHeaders)
 	e.Use(middleware.RequestID())
+	if cfg.DecisionLog != nil {
+		e.Use(logRequest)
+		s.metrics.registerDecisionLog(cfg.DecisionLog)
+	}
 	e.Use(s.recoverer(), s.requestLogger())
 	// Label application errors with the status the client gets, not 500.
 	e.Use(newHTTPMetrics(s.metrics.Registry).middleware(func(_ echo.Context, err error) int {
@@ -164,6 +182,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	e.GET("/v1/systems", s.systems)
 	e.GET("/v1/systems/:system", s.system)
 	e.GET("/v1/subjects/:user/permissions", s.permissions)
+	e.GET("/v1/matrix/:system", s.matrix)
+	e.GET("/v1/matrix/:system/explain", s.explainCell)
+	e.GET("/v1/documents", s.documents)
+	e.GET("/v1/documents/:document", s.document)
 	s.healthRoutes(e)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 
@@ -198,6 +220,14 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodGet, "/v1/policies/*", s.policy)
 	operator(http.MethodGet, "/v1/status", s.status)
 	operator(http.MethodGet, "/v1/config", s.config)
+	operator(http.MethodPost, "/v1/matrix/:system/diff", s.matrixDiff)
+	operator(http.MethodPost, "/v1/replay", s.replayCandidate)
+
+	if cfg.Console != nil {
+		console := echo.WrapHandler(cfg.Console)
+		e.Match([]string{http.MethodGet, http.MethodHead}, "/ui", console)
+		e.Match([]string{http.MethodGet, http.MethodHead}, "/ui/*", console)
+	}
 
 	// The diagnostic listener: health and metrics, nothing that decides
 	// or reads assignments.

@@ -95,24 +95,114 @@ func (m *Matrix) Get(role, action, scope string) (Cell, bool) {
 
 // Build computes the matrix of system under bundle b.
 func Build(ctx context.Context, b *opa.Bundle, system string, o Options) (*Matrix, error) {
-	// One policy over an in-memory store with the probe project registered;
-	// each holder's assignment is stored, decided on, and removed again, so
-	// every column starts from the same empty state.
-	mem := store.NewMemory()
-	if _, err := store.Update(ctx, mem, func(tx *store.Tx) error {
-		return tx.PutProject(permatrix.Project{System: system, ID: ProbeResource, CreatedBy: ProbeUser})
-	}); err != nil {
-		return nil, err
-	}
-	p, err := opa.Compile(ctx, b, mem)
+	p, err := opa.Compile(ctx, b, nil)
 	if err != nil {
 		return nil, err
 	}
+	return Of(ctx, p, system, o)
+}
+
+// Of computes the matrix of system under the compiled policy p (e.g. the
+// one serving): p decides over a probe store of its own, never p's.
+func Of(ctx context.Context, p *opa.Policy, system string, o Options) (*Matrix, error) {
+	pr, err := newProbe(ctx, p, system, o)
+	if err != nil {
+		return nil, err
+	}
+	m := &Matrix{System: system, Name: pr.sys.Name, BundleRevision: p.BundleRevision(), Also: o.Also,
+		HolderKind: pr.holders[0].kind, Actions: pr.actions, Scopes: pr.scopes, Notes: pr.notes}
+	for _, h := range pr.holders {
+		m.Holders = append(m.Holders, Holder{ID: h.id, Name: h.name, AssignedAt: h.at})
+		err := pr.holding(ctx, h, func(snap store.Snapshot) error {
+			for _, action := range m.Actions {
+				for _, scope := range m.Scopes {
+					check, ok := pr.check(h, action, scope)
+					if !ok {
+						continue
+					}
+					d, err := p.Decide(ctx, snap, check)
+					if err != nil {
+						return fmt.Errorf("%s %s %s at %s: %w", system, h.id, action, scope, err)
+					}
+					c, err := pr.cell(h, check, scope, d)
+					if err != nil {
+						return err
+					}
+					m.Cells = append(m.Cells, c)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Explain decides one cell of the matrix of system again, traced: the
+// cell, as Of computes it, and the policy rules whose bodies held while it
+// was decided (opa.Policy.Explain), the generic entrypoint and library
+// packages left out. ok is false when the matrix has no such cell.
+func Explain(ctx context.Context, p *opa.Policy, system, holderID, action, scope string, o Options) (c Cell, rules []opa.Rule, ok bool, err error) {
+	pr, err := newProbe(ctx, p, system, o)
+	if err != nil {
+		return Cell{}, nil, false, err
+	}
+	i := slices.IndexFunc(pr.holders, func(h holder) bool { return h.id == holderID })
+	if i < 0 || !slices.Contains(pr.actions, action) || !slices.Contains(pr.scopes, scope) {
+		return Cell{}, nil, false, nil
+	}
+	h := pr.holders[i]
+	check, ok := pr.check(h, action, scope)
+	if !ok {
+		return Cell{}, nil, false, nil
+	}
+	err = pr.holding(ctx, h, func(snap store.Snapshot) error {
+		d, r, err := p.Explain(ctx, snap, check, systemRule)
+		if err != nil {
+			return fmt.Errorf("%s %s %s at %s: %w", system, h.id, action, scope, err)
+		}
+		c, rules = Cell{}, r
+		c, err = pr.cell(h, check, scope, d)
+		return err
+	})
+	if err != nil {
+		return Cell{}, nil, false, err
+	}
+	return c, rules, true, nil
+}
+
+// systemRule keeps the rules of the vendors' packages; the packages that
+// dispatch and build decisions for every system (policies/permatrix: the
+// entrypoints, lib, admin) decide no cell themselves.
+func systemRule(r opa.Rule) bool {
+	switch {
+	case r.Package == "data.permatrix",
+		r.Package == "data.permatrix.lib", strings.HasPrefix(r.Package, "data.permatrix.lib."),
+		r.Package == "data.permatrix.admin", strings.HasPrefix(r.Package, "data.permatrix.admin."):
+		return false
+	}
+	return true
+}
+
+// probe is the empty store a matrix is decided in: the probe project
+// registered, and the --also grants held.
+type probe struct {
+	mem     *store.Memory
+	sys     *permatrix.System
+	holders []holder
+	actions []string
+	scopes  []string
+	notes   []string
+	o       Options
+}
+
+func newProbe(ctx context.Context, p *opa.Policy, system string, o Options) (*probe, error) {
 	sys, ok := p.Catalog[system]
 	if !ok {
 		return nil, fmt.Errorf("unknown system %q (known: %s)", system, strings.Join(p.Catalog.IDs(), ", "))
 	}
-	m := &Matrix{System: system, Name: sys.Name, BundleRevision: p.BundleRevision(), Also: o.Also}
 	for _, s := range o.Scopes {
 		if !sys.HasScopeType(s) {
 			return nil, fmt.Errorf("system %q has no scope type %q (has: %s)", system, s, strings.Join(sys.ScopeTypes, ", "))
@@ -127,61 +217,69 @@ func Build(ctx context.Context, b *opa.Bundle, system string, o Options) (*Matri
 	if err != nil {
 		return nil, err
 	}
+	// Every holder's assignment is stored, decided on, and removed again,
+	// so every column starts from the same state: the probe project
+	// registered (created by the probe user) and the --also grants.
+	mem := store.NewMemory()
+	if _, err := store.Update(ctx, mem, func(tx *store.Tx) error {
+		return tx.PutProject(permatrix.Project{System: system, ID: ProbeResource, CreatedBy: ProbeUser})
+	}); err != nil {
+		return nil, err
+	}
 	if err := patch(ctx, mem, also, true); err != nil {
 		return nil, err
 	}
-
 	holders, notes := holdersOf(sys, readStrings(p, "systems", system, "role_order"))
-	m.Notes = append(m.Notes, notes...)
 	if len(holders) == 0 {
 		return nil, fmt.Errorf("system %q has neither roles nor assignable permissions: nothing to tabulate", system)
 	}
-	m.HolderKind = holders[0].kind
-	m.Actions = actionOrder(sys, p)
-	m.Scopes = scopeTypes(sys, o.Scopes)
+	return &probe{mem: mem, sys: sys, holders: holders, actions: actionOrder(sys, p), scopes: scopeTypes(sys, o.Scopes),
+		notes: notes, o: o}, nil
+}
 
-	for _, h := range holders {
-		m.Holders = append(m.Holders, Holder{ID: h.id, Name: h.name, AssignedAt: h.at})
-		a := permatrix.Assignment{ID: "matrix-" + h.id, Subject: permatrix.UserPrefix + ProbeUser, System: system, Scope: h.at}
-		if h.kind == HolderRole {
-			a.Role = h.id
-		} else {
-			a.Permission = h.id
-		}
-		if err := patch(ctx, mem, []permatrix.Assignment{a}, true); err != nil {
-			return nil, err
-		}
-		snap, err := mem.View()
-		if err != nil {
-			return nil, err
-		}
-		for _, action := range m.Actions {
-			for _, scope := range m.Scopes {
-				res, ok := checkAt(sys, h.at, action, scope)
-				if !ok {
-					continue
-				}
-				check := permatrix.Check{Subject: ProbeUser, System: system, Action: action, Resource: &res, Context: o.Contexts[action]}
-				d, err := p.Decide(ctx, snap, check)
-				if err != nil {
-					return nil, fmt.Errorf("%s %s %s at %s: %w", system, h.id, action, scope, err)
-				}
-				if len(d.Errors) > 0 {
-					return nil, fmt.Errorf("%s %s %s at %s: %s", system, h.id, action, scope, strings.Join(d.Errors, "; "))
-				}
-				c := Cell{Role: h.id, Action: action, Scope: scope, Resource: res, Context: o.Contexts[action], Allow: d.Allow}
-				if !d.Allow {
-					c.Missing = d.Missing
-				}
-				m.Cells = append(m.Cells, c)
-			}
-		}
-		snap.Close()
-		if err := patch(ctx, mem, []permatrix.Assignment{a}, false); err != nil {
-			return nil, err
-		}
+// holding runs fn over a snapshot of the probe store in which the probe
+// user holds h (only), and removes it again.
+func (pr *probe) holding(ctx context.Context, h holder, fn func(store.Snapshot) error) error {
+	a := permatrix.Assignment{ID: "matrix-" + h.id, Subject: permatrix.UserPrefix + ProbeUser, System: pr.sys.ID, Scope: h.at}
+	if h.kind == HolderRole {
+		a.Role = h.id
+	} else {
+		a.Permission = h.id
 	}
-	return m, nil
+	if err := patch(ctx, pr.mem, []permatrix.Assignment{a}, true); err != nil {
+		return err
+	}
+	snap, err := pr.mem.View()
+	if err != nil {
+		return err
+	}
+	ferr := fn(snap)
+	snap.Close()
+	if err := patch(ctx, pr.mem, []permatrix.Assignment{a}, false); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// check is the check of h's cell for action at scope, if the matrix has it.
+func (pr *probe) check(h holder, action, scope string) (permatrix.Check, bool) {
+	res, ok := checkAt(pr.sys, h.at, action, scope)
+	if !ok {
+		return permatrix.Check{}, false
+	}
+	return permatrix.Check{Subject: ProbeUser, System: pr.sys.ID, Action: action, Resource: &res, Context: pr.o.Contexts[action]}, true
+}
+
+// cell is the cell of decision d of check.
+func (pr *probe) cell(h holder, check permatrix.Check, scope string, d *permatrix.Decision) (Cell, error) {
+	if len(d.Errors) > 0 {
+		return Cell{}, fmt.Errorf("%s %s %s at %s: %s", pr.sys.ID, h.id, check.Action, scope, strings.Join(d.Errors, "; "))
+	}
+	c := Cell{Role: h.id, Action: check.Action, Scope: scope, Resource: *check.Resource, Context: check.Context, Allow: d.Allow}
+	if !d.Allow {
+		c.Missing = d.Missing
+	}
+	return c, nil
 }
 
 type holder struct {

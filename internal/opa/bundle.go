@@ -2,6 +2,7 @@ package opa
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +32,12 @@ import (
 // never part of a bundle.
 var Roots = []string{"permatrix", "systems"}
 
+// LogRoot is the root of OPA's decision-log policies (data.system.log.mask
+// and .drop): a bundle that ships them owns it too.
+const LogRoot = "system/log"
+
+var logPackage = ast.MustParseRef("data.system.log")
+
 // Bundle is a policy bundle: Rego modules and data (the system catalogs),
 // with a revision. It hides OPA's bundle type from the rest of permatrix.
 type Bundle struct{ b *bundle.Bundle }
@@ -51,6 +58,27 @@ func (b *Bundle) ModuleSources() map[string]string {
 	return out
 }
 
+// withModules returns a copy of b that also holds ms (parsed here, so that
+// an error names the module).
+func (b *Bundle) withModules(ms []ModuleSource) (*Bundle, error) {
+	c := *b.b
+	c.Modules = slices.Clone(c.Modules)
+	for _, m := range ms {
+		parsed, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, err
+		}
+		c.Modules = append(c.Modules, bundle.ModuleFile{URL: m.Name, Path: m.Name, Raw: []byte(m.Source), Parsed: parsed})
+	}
+	return &Bundle{b: &c}, nil
+}
+
+// FromOPA wraps a bundle OPA's bundle reader (or downloader) read.
+func FromOPA(b *bundle.Bundle) *Bundle { return &Bundle{b: b} }
+
+// Data is the bundle's data document.
+func (b *Bundle) Data() map[string]any { return b.b.Data }
+
 // Modules is the number of Rego modules.
 func (b *Bundle) Modules() int { return len(b.b.Modules) }
 
@@ -63,14 +91,14 @@ type ReadOptions struct {
 }
 
 // ReadDefault returns the bundle embedded in the binary: the repository's
-// policies/ and data/.
+// policies/ and systems/.
 func ReadDefault() (*Bundle, error) {
 	return ReadLayout(permatrix.DefaultBundle)
 }
 
-// ReadBundle reads a bundle from src: a directory (the repository layout with
-// policies/ and data/, or an OPA bundle directory), a .tar.gz OPA bundle, or
-// an http(s) URL serving one. An empty src is the embedded bundle.
+// ReadBundle reads a bundle from src: a directory (the repository layout,
+// see IsLayout, or an OPA bundle directory), a .tar.gz OPA bundle, or an
+// http(s) URL serving one. An empty src is the embedded bundle.
 func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, error) {
 	switch {
 	case src == "" && opts.Verification != nil:
@@ -85,9 +113,9 @@ func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, err
 		return nil, fmt.Errorf("bundle %s: %w", src, err)
 	}
 	if fi.IsDir() {
-		if isLayout(src) {
+		if IsLayout(src) {
 			if opts.Verification != nil {
-				return nil, fmt.Errorf("bundle %s: a policies/ + data/ tree is not signed and cannot be verified; build a signed bundle with `permatrix bundle build --signing-key`", src)
+				return nil, fmt.Errorf("bundle %s: a policies/ + systems/ tree is not signed and cannot be verified; build a signed bundle with `permatrix bundle build --signing-key`", src)
 			}
 			return ReadLayout(os.DirFS(src))
 		}
@@ -101,14 +129,39 @@ func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, err
 	return readBundle(bundle.NewTarballLoaderWithBaseURL(f, src), src, opts)
 }
 
-// isLayout reports whether dir is laid out like this repository.
-func isLayout(dir string) bool {
-	for _, sub := range []string{"policies", "data"} {
-		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
-			return false
-		}
+// IsLayout reports whether dir is laid out like this repository: Rego under
+// policies/ and the catalogs as systems/<id>/data.json (data.systems["<id>"],
+// where an OPA bundle directory places them, so that the repository root
+// is one for `opa test -b .`), or as data/systems/<id>/data.json (the
+// layout before the catalogs moved to the root, read as `opa eval -d data`
+// reads it). A directory with a .manifest is an OPA bundle directory: its
+// manifest (revision, roots) and signatures count.
+func IsLayout(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, bundle.ManifestExt)); err == nil {
+		return false
 	}
-	return true
+	return len(layoutPaths(os.DirFS(dir))) > 1
+}
+
+// layoutPaths are the loader paths of a layout's policies and catalogs:
+// "policies", then "systems:systems" (systems/ placed under data.systems)
+// and "data" for what exists; just "policies" if no catalogs.
+func layoutPaths(fsys fs.FS) []string {
+	isDir := func(name string) bool {
+		fi, err := fs.Stat(fsys, name)
+		return err == nil && fi.IsDir()
+	}
+	if !isDir("policies") {
+		return nil
+	}
+	paths := []string{"policies"}
+	if isDir("systems") {
+		paths = append(paths, "systems:systems")
+	}
+	if isDir("data") {
+		paths = append(paths, "data")
+	}
+	return paths
 }
 
 func fetch(ctx context.Context, url string, opts ReadOptions) (*Bundle, error) {
@@ -151,16 +204,20 @@ func readBundle(dl bundle.DirectoryLoader, name string, opts ReadOptions) (*Bund
 	return &Bundle{b: &b}, nil
 }
 
-// ReadLayout builds a bundle from a tree laid out like this repository:
-// Rego under policies/ (tests left out) and data.json files under data/,
-// placed by their directory as `opa eval -d data` places them. Its revision
-// is a digest of the content, so the same tree always has the same revision.
+// ReadLayout builds a bundle from a tree laid out like this repository (see
+// IsLayout): Rego under policies/ (tests left out) and the catalogs under
+// systems/ (or data/), placed by their directory. Its revision is a digest
+// of the content, so the same tree always has the same revision.
 func ReadLayout(fsys fs.FS) (*Bundle, error) {
+	paths := layoutPaths(fsys)
+	if len(paths) < 2 {
+		return nil, errors.New("not a permatrix tree: want policies/ (Rego) and systems/<id>/data.json (the catalogs)")
+	}
 	res, err := loader.NewFileLoader().
 		WithFS(fsys).
 		WithRegoVersion(ast.RegoV1).
 		WithProcessAnnotation(true).
-		Filtered([]string{"policies", "data"}, func(abspath string, info fs.FileInfo, _ int) bool {
+		Filtered(paths, func(abspath string, info fs.FileInfo, _ int) bool {
 			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
 		})
 	if err != nil {
@@ -180,6 +237,12 @@ func ReadLayout(fsys fs.FS) (*Bundle, error) {
 	}
 	digest.Write(data)
 	roots := append([]string(nil), Roots...)
+	for _, m := range b.Modules {
+		if m.Parsed.Package.Path.HasPrefix(logPackage) {
+			roots = append(roots, LogRoot)
+			break
+		}
+	}
 	b.Manifest = bundle.Manifest{
 		Revision:    "sha256:" + hex.EncodeToString(digest.Sum(nil))[:16],
 		Roots:       &roots,
@@ -191,4 +254,58 @@ func ReadLayout(fsys fs.FS) (*Bundle, error) {
 func regoV1() *int {
 	v := 1
 	return &v
+}
+
+// ReadTarball reads a .tar.gz OPA bundle held in memory (an upload), after
+// checking that it unpacks to at most maxBytes: a small gzip stream can
+// unpack to gigabytes. name is for messages.
+func ReadTarball(raw []byte, name string, maxBytes int64) (*Bundle, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
+	}
+	if n > maxBytes {
+		return nil, fmt.Errorf("bundle %s unpacks to more than %d bytes", name, maxBytes)
+	}
+	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), name), name, ReadOptions{})
+}
+
+// Calls lists where the bundle's modules call any of the builtins named
+// ("http.send"), as "file:row name". Rego has no dynamic calls, so a
+// builtin no module names is never called: a bundle from an untrusted
+// source can be refused network builtins before it is compiled.
+func (b *Bundle) Calls(builtins ...string) []string {
+	var out []string
+	for _, m := range b.b.Modules {
+		parsed := m.Parsed
+		if parsed == nil {
+			var err error
+			if parsed, err = ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1}); err != nil {
+				continue // Compile reports it
+			}
+		}
+		ast.WalkTerms(parsed, func(t *ast.Term) bool {
+			var op ast.Ref
+			switch v := t.Value.(type) {
+			case ast.Call:
+				op, _ = v[0].Value.(ast.Ref)
+			case ast.Ref:
+				op = v // an operator in an expression (x := http.send(…) parses as a call; a bare ref may name it too)
+			}
+			if op != nil && slices.Contains(builtins, op.String()) {
+				where := m.Path
+				if t.Location != nil {
+					where = fmt.Sprintf("%s:%d", t.Location.File, t.Location.Row)
+				}
+				out = append(out, where+" "+op.String())
+			}
+			return false
+		})
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

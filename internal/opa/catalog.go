@@ -123,7 +123,7 @@ func checkPackages(c permatrix.Catalog, compiler *ast.Compiler) error {
 			if m.Package.Location != nil {
 				where = m.Package.Location.File
 			}
-			errs = append(errs, fmt.Errorf("%s: package permatrix.systems.%s is named by no catalog (data/systems/<id>/data.json with \"package\": %q); was its catalog deleted?", where, pkg, pkg))
+			errs = append(errs, fmt.Errorf("%s: package permatrix.systems.%s is named by no catalog (systems/<id>/data.json with \"package\": %q); was its catalog deleted?", where, pkg, pkg))
 		}
 	}
 	return errors.Join(errs...)

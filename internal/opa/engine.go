@@ -40,6 +40,27 @@ type Engine struct {
 	backend store.Backend
 	cur     atomic.Pointer[Policy]
 	mu      sync.Mutex // one activation at a time
+	extra   []ModuleSource
+	hooks   []func(*Policy)
+}
+
+// ModuleSource is a Rego module by name.
+type ModuleSource struct{ Name, Source string }
+
+// AddModule compiles a module with every bundle activated from now on (the
+// decision log's mask list, internal/decisionlog), as if the bundle held it.
+func (e *Engine) AddModule(m ModuleSource) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.extra = append(e.extra, m)
+}
+
+// OnActivate calls f with every policy activated from now on, after the
+// swap (one activation at a time: f runs before the next one starts).
+func (e *Engine) OnActivate(f func(*Policy)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hooks = append(e.hooks, f)
 }
 
 // NewEngine returns an engine whose policies read data.store from backend.
@@ -53,11 +74,20 @@ func (e *Engine) Current() *Policy { return e.cur.Load() }
 func (e *Engine) Activate(ctx context.Context, b *Bundle) (*Policy, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if len(e.extra) > 0 {
+		var err error
+		if b, err = b.withModules(e.extra); err != nil {
+			return nil, err
+		}
+	}
 	p, err := Compile(ctx, b, e.backend)
 	if err != nil {
 		return nil, err
 	}
 	e.cur.Store(p)
+	for _, f := range e.hooks {
+		f(p)
+	}
 	return p, nil
 }
 
@@ -96,6 +126,10 @@ const maxCachedQueries = 512
 
 // Bundle is the bundle the policy was compiled from.
 func (p *Policy) Bundle() *Bundle { return p.bundle }
+
+// Compiler is the compiled policy, for OPA's plugins (the decision log's
+// mask policy). It must not be changed.
+func (p *Policy) Compiler() *ast.Compiler { return p.compiler }
 
 // BundleRevision is the bundle's revision (its manifest's, or a content
 // digest).

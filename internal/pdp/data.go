@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/opa"
 )
 
@@ -30,31 +31,6 @@ type Evaluated struct {
 	BundleRevision string
 }
 
-// EvaluationLogEntry is what OPA's decision log records of a Data or Query
-// API evaluation.
-type EvaluationLogEntry struct {
-	DecisionID     string
-	Timestamp      time.Time
-	Path           string // the Data API's path ("permatrix/allow"), or ""
-	Query          string // the Query API's query, or ""
-	Input          *any
-	Result         any // nil when undefined
-	Defined        bool
-	StoreRevision  uint64
-	BundleRevision string
-	Metrics        map[string]any // when the request asked for them
-	DurationNanos  int64
-}
-
-// EvaluationLogger is implemented by a DecisionLogger that records Data
-// and Query API evaluations too. The decision log's DecisionLogEntry lines
-// are /v1/check's, which `permatrix replay` re-decides as checks; a Data
-// API input may be any JSON value, so these entries are a type of their
-// own, and a logger that does not implement this records none.
-type EvaluationLogger interface {
-	LogEvaluation(e EvaluationLogEntry)
-}
-
 // Data evaluates a Data API query with policy p over a snapshot at
 // q.MinRevision or later, and logs it as a decision.
 func (s *Service) Data(ctx context.Context, p *opa.Policy, q DataQuery) (*Evaluated, error) {
@@ -68,8 +44,8 @@ func (s *Service) Data(ctx context.Context, p *opa.Policy, q DataQuery) (*Evalua
 	if err != nil {
 		return nil, err
 	}
-	out := &Evaluated{Evaluation: *ev, DecisionID: newID(), StoreRevision: snap.Revision(), BundleRevision: p.BundleRevision()}
-	s.logEvaluation(out, start, strings.Join(q.Path, "/"), "", q.Input)
+	out := &Evaluated{Evaluation: *ev, DecisionID: decisionID(ctx), StoreRevision: snap.Revision(), BundleRevision: p.BundleRevision()}
+	s.logEvaluation(ctx, out, p, start, strings.Join(q.Path, "/"), "", q.Input)
 	return out, nil
 }
 
@@ -86,8 +62,8 @@ func (s *Service) AdhocQuery(ctx context.Context, p *opa.Policy, query string, i
 	if err != nil {
 		return nil, err
 	}
-	out := &Evaluated{Evaluation: *ev, DecisionID: newID(), StoreRevision: snap.Revision(), BundleRevision: p.BundleRevision()}
-	s.logEvaluation(out, start, "", query, input)
+	out := &Evaluated{Evaluation: *ev, DecisionID: decisionID(ctx), StoreRevision: snap.Revision(), BundleRevision: p.BundleRevision()}
+	s.logEvaluation(ctx, out, p, start, "", query, input)
 	return out, nil
 }
 
@@ -102,16 +78,31 @@ func (s *Service) Compile(ctx context.Context, p *opa.Policy, r opa.CompileReque
 	return p.Compile(ctx, snap, r, o)
 }
 
-// logEvaluation hands an evaluation to the decision logger, if it records
-// evaluations (EvaluationLogger).
-func (s *Service) logEvaluation(e *Evaluated, start time.Time, path, query string, input *any) {
-	l, ok := s.dlog.(EvaluationLogger)
-	if !ok {
+// logEvaluation logs an evaluation as a decision, under the decision id
+// the request chose (decisionlog.Request.DecisionID) if any.
+func (s *Service) logEvaluation(ctx context.Context, e *Evaluated, p *opa.Policy, start time.Time, path, query string, input *any) {
+	if s.dlog == nil {
 		return
 	}
-	l.LogEvaluation(EvaluationLogEntry{
-		DecisionID: e.DecisionID, Timestamp: start.UTC(), Path: path, Query: query, Input: input,
-		Result: e.Result, Defined: e.Defined, StoreRevision: e.StoreRevision, BundleRevision: e.BundleRevision,
-		Metrics: e.Metrics, DurationNanos: time.Since(start).Nanoseconds(),
-	})
+	var in, result any
+	if input != nil {
+		in = *input
+	}
+	if e.Defined {
+		result = e.Result
+	}
+	entry := logEntry(e.DecisionID, path, in, result, e.StoreRevision, p, start)
+	entry.Query = query
+	for k, v := range e.Metrics {
+		entry.Metrics[k] = v
+	}
+	s.dlog.LogDecision(ctx, entry)
+}
+
+// decisionID is the request's chosen decision id, else a new one.
+func decisionID(ctx context.Context) string {
+	if id := decisionlog.RequestFrom(ctx).DecisionID; id != "" {
+		return id
+	}
+	return newID()
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -34,21 +35,10 @@ import (
 // MaxBatch is the most checks one batch may hold (contract section 3).
 const MaxBatch = 1000
 
-// DecisionLogger records every decision (see internal/decisionlog).
+// DecisionLogger records every decision (internal/decisionlog); ctx is the
+// request's (decisionlog.RequestFrom).
 type DecisionLogger interface {
-	LogDecision(e DecisionLogEntry)
-}
-
-// DecisionLogEntry is one line of the decision log.
-type DecisionLogEntry struct {
-	DecisionID     string         `json:"decision_id"`
-	Timestamp      time.Time      `json:"timestamp"`
-	Path           string         `json:"path"`
-	Input          map[string]any `json:"input"`
-	Result         any            `json:"result"`
-	StoreRevision  uint64         `json:"store_revision"`
-	BundleRevision string         `json:"bundle_revision"`
-	DurationNanos  int64          `json:"duration_ns"`
+	LogDecision(ctx context.Context, e decisionlog.Entry)
 }
 
 // DefaultConsistencyTimeout is how long a check with a minimum revision
@@ -89,6 +79,11 @@ func (s *Service) Activate(ctx context.Context, b *opa.Bundle) (*opa.Policy, err
 
 // Policy is the active policy, or nil before the first Activate.
 func (s *Service) Policy() *opa.Policy { return s.engine.Current() }
+
+// Store is the store backend, for reading it whole outside a decision
+// (internal/replay re-decides logged checks over it). Writes go through
+// the Service, never through it.
+func (s *Service) Store() store.Backend { return s.backend }
 
 // policy returns the active policy or an unavailable error.
 func (s *Service) policy() (*opa.Policy, error) {
@@ -157,6 +152,9 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
 		}
+		if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
+			return nil, err // min_revision not reached, the store not readable: 503, retry
+		}
 		s.log.Error("decision failed", "err", err, "system", c.System, "action", c.Action)
 		return nil, permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
 	}
@@ -165,11 +163,7 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	}
 	d.DecisionID = newID()
 	if s.dlog != nil {
-		s.dlog.LogDecision(DecisionLogEntry{
-			DecisionID: d.DecisionID, Timestamp: start.UTC(), Path: "permatrix/decision",
-			Input: c.Input(), Result: d, StoreRevision: d.Revision, BundleRevision: p.BundleRevision(),
-			DurationNanos: time.Since(start).Nanoseconds(),
-		})
+		s.dlog.LogDecision(ctx, logEntry(d.DecisionID, decisionlog.CheckPath, c.Input(), d, d.Revision, p, start))
 	}
 	return d, nil
 }
@@ -333,3 +327,17 @@ func (s *Service) Ready() error {
 	}
 	return snap.Close()
 }
+
+// logEntry is the decision log's entry of one evaluation that started at
+// start (one owner for every path: checks, the Data and Query APIs).
+func logEntry(id, path string, input, result any, revision uint64, p *opa.Policy, start time.Time) decisionlog.Entry {
+	return decisionlog.Entry{
+		DecisionID: id, Timestamp: start.UTC(), Path: path, Input: input, Result: result,
+		Bundles: map[string]decisionlog.BundleInfo{decisionlog.BundleName: {Revision: p.BundleRevision()}},
+		Metrics: map[string]any{decisionlog.TimerEval: time.Since(start).Nanoseconds()},
+		Custom:  &decisionlog.Custom{StoreRevision: revision},
+	}
+}
+
+// NewDecisionID returns a new random decision id.
+func NewDecisionID() string { return newID() }

@@ -25,8 +25,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
-// DefaultPaths are what `opa test` is given in this repository.
-var DefaultPaths = []string{"policies", "data"}
+// DefaultPaths are what `opa test` is given in this repository: its root,
+// where the policies and the catalogs (systems/<id>/data.json) sit as
+// `opa test .` and `opa test -b .` (the VS Code OPA extension) load them.
+var DefaultPaths = []string{"."}
 
 // Options select and tune a run.
 type Options struct {

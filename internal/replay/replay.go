@@ -15,13 +15,10 @@ import (
 	"strings"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/opa"
-	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/store"
 )
-
-// DecisionPath is the log path of /v1/check decisions, the ones replayed.
-const DecisionPath = "permatrix/decision"
 
 // Store is the assignment store decisions are re-made against: a db file's
 // or an export's (store.ReadDocument).
@@ -86,7 +83,7 @@ type Report struct {
 const MaxExamples = 20
 
 // Run replays entries.
-func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Report, error) {
+func Run(ctx context.Context, entries []decisionlog.Entry, o Options) (*Report, error) {
 	cand, err := opa.Compile(ctx, o.Candidate, o.Store.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("candidate bundle: %w", err)
@@ -110,36 +107,42 @@ func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Repor
 	groups := map[[2]string]*Group{}
 	first := true
 	for _, e := range entries {
-		if e.Path != DecisionPath || e.Input == nil {
+		if !e.IsCheck() {
+			rep.Skipped++
+			continue
+		}
+		// The Data API's evaluations of the same document are logged under
+		// the same path with any input: only a check's is re-decided.
+		check, err := e.Check()
+		if err != nil {
 			rep.Skipped++
 			continue
 		}
 		rep.Decisions++
-		if !slices.Contains(rep.LoggedRevisions, e.BundleRevision) {
-			rep.LoggedRevisions = append(rep.LoggedRevisions, e.BundleRevision)
+		if rev := e.BundleRevision(); !slices.Contains(rep.LoggedRevisions, rev) {
+			rep.LoggedRevisions = append(rep.LoggedRevisions, rev)
 		}
-		if first || e.StoreRevision < rep.LoggedStore[0] {
-			rep.LoggedStore[0] = e.StoreRevision
+		if rev := e.StoreRevision(); first || rev < rep.LoggedStore[0] {
+			rep.LoggedStore[0] = rev
 		}
-		if first || e.StoreRevision > rep.LoggedStore[1] {
-			rep.LoggedStore[1] = e.StoreRevision
+		if rev := e.StoreRevision(); first || rev > rep.LoggedStore[1] {
+			rep.LoggedStore[1] = rev
 		}
 		first = false
 
-		check, err := permatrix.CheckOf(e.Input)
-		if err != nil {
-			return nil, fmt.Errorf("decision %s: the logged input is not a check: %w", e.DecisionID, err)
-		}
-		was, ok := loggedAllow(e.Result)
+		var was bool
 		if base != nil {
 			d, err := base.Decide(ctx, snap, check)
 			if err != nil {
 				return nil, fmt.Errorf("baseline, decision %s: %w", e.DecisionID, err)
 			}
-			was, ok = d.Allow, true
-		}
-		if !ok {
-			return nil, fmt.Errorf("decision %s: the logged result has no boolean allow", e.DecisionID)
+			was = d.Allow
+		} else {
+			logged, err := e.Decision()
+			if err != nil {
+				return nil, err
+			}
+			was = logged.Allow
 		}
 		d, err := cand.Decide(ctx, snap, check)
 		if err != nil {
@@ -149,14 +152,11 @@ func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Repor
 		if d.Allow == was && invalid == "" {
 			continue
 		}
-		f := Flip{DecisionID: e.DecisionID, Was: was, Now: d.Allow, Invalid: invalid, Reasons: d.Reasons, Missing: d.Missing}
-		f.System, _ = e.Input["system"].(string)
-		f.Action, _ = e.Input["action"].(string)
-		f.Subject, _ = e.Input["subject"].(string)
+		f := Flip{DecisionID: e.DecisionID, System: check.System, Action: check.Action, Subject: check.Subject,
+			Was: was, Now: d.Allow, Invalid: invalid, Reasons: d.Reasons, Missing: d.Missing}
 		f.Resource = permatrix.ServiceScope
-		if r, ok := e.Input["resource"].(map[string]any); ok {
-			f.Resource.Type, _ = r["type"].(string)
-			f.Resource.ID, _ = r["id"].(string)
+		if check.Resource != nil {
+			f.Resource = *check.Resource
 		}
 		key := [2]string{f.System, f.Action}
 		g := groups[key]
@@ -188,13 +188,4 @@ func Run(ctx context.Context, entries []pdp.DecisionLogEntry, o Options) (*Repor
 		return strings.Compare(a.System+"/"+a.Action, b.System+"/"+b.Action)
 	})
 	return rep, nil
-}
-
-func loggedAllow(result any) (bool, bool) {
-	m, ok := result.(map[string]any)
-	if !ok {
-		return false, false
-	}
-	allow, ok := m["allow"].(bool)
-	return allow, ok
 }

@@ -6,7 +6,7 @@
 #   sets in data.store.roles.blueprism, assigned at service scope or, as
 #   group-level access rights, on a process_group, object_group or
 #   resource_group. The matrix (implications, requirements, derived actions)
-#   is data in data/systems/blueprism/data.json, each entry citing the
+#   is data in systems/blueprism/data.json, each entry citing the
 #   document; this file only evaluates it. Readings: docs/systems/blueprism.md.
 package permatrix.systems.blueprism
 

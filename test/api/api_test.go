@@ -1,15 +1,24 @@
 // Package api_test drives the real server over HTTP through the contract
 // (shared/contract.md sections 3 to 5), with Celonis Task Mining as the
-// system under test.
+// system under test. Requests a client would send go through the Go client
+// (package client), so that its every call is held to the contract too;
+// hostile bodies, which it cannot send, go raw (harness.Server.Do).
 package api_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/client"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -27,32 +36,85 @@ func check(user, action string, resource map[string]any) map[string]any {
 	return c
 }
 
+var ctx = context.Background()
+
+// tmCheck is a typed check in Celonis Task Mining; resource nil is the
+// service scope.
+func tmCheck(user, action string, resource *permatrix.Scope) permatrix.Check {
+	return permatrix.Check{Subject: user, System: tm, Action: action, Resource: resource}
+}
+
+func onProject(id string) *permatrix.Scope { return &permatrix.Scope{Type: "project", ID: id} }
+
+// decide asks the check through the Go client and fails unless it is
+// answered.
+func decide(t *testing.T, c *client.Client, ch permatrix.Check) *permatrix.Decision {
+	t.Helper()
+	d, err := c.Check(ctx, ch)
+	if err != nil {
+		t.Fatalf("check %+v: %v", ch, err)
+	}
+	return d
+}
+
+// wantError asserts that err is the server's answer with this status and
+// code, its message holding msg.
+func wantError(t *testing.T, err error, status int, code, msg string) {
+	t.Helper()
+	var e *client.Error
+	if !errors.As(err, &e) || e.StatusCode != status || e.Code != code || !strings.Contains(e.Message, msg) {
+		t.Fatalf("want %d %s %q, got %v", status, code, msg, err)
+	}
+}
+
+// exportOf is GET /v1/export through the client.
+func exportOf(t *testing.T, c *client.Client) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := c.Export(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// anyItem reports whether an item of a decision's reasons or missing has
+// every key of want with that value.
+func anyItem(items []map[string]any, want map[string]any) bool {
+	return slices.ContainsFunc(items, func(m map[string]any) bool {
+		for k, v := range want {
+			if fmt.Sprint(m[k]) != fmt.Sprint(v) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func TestCheckAllowDenyReasonsMissing(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
-	id := s.Assign(map[string]any{"subject": "user:alice", "system": tm, "role": "analyst", "scope": service})
+	c := s.API()
+	s.Assign(map[string]any{"subject": "user:alice", "system": tm, "role": "analyst", "scope": service})
 	pid := s.Assign(map[string]any{"subject": "user:alice", "system": tm, "permission": "edit_users", "scope": project("p1")})
 
-	r := s.Check(check("alice", "edit_users", project("p1")))
-	if r.Status != 200 || r.Body["allow"] != true {
-		t.Fatalf("want allow: %s", r.Raw)
+	d := decide(t, c, tmCheck("alice", "edit_users", onProject("p1")))
+	if !d.Allow || len(d.Reasons) != 1 || d.Reasons[0]["assignment"] != pid || d.Reasons[0]["via"] != "user:alice" {
+		t.Fatalf("want allow by %s: %+v", pid, d)
 	}
-	reasons := r.Body["reasons"].([]any)
-	if len(reasons) != 1 || reasons[0].(map[string]any)["assignment"] != pid || reasons[0].(map[string]any)["via"] != "user:alice" {
-		t.Fatalf("reasons: %s", r.Raw)
+	if d.DecisionID == "" || d.Revision != s.Svc.Revision() {
+		t.Fatalf("decision_id/revision: %+v", d)
 	}
-	if r.Body["decision_id"] == "" || uint64(r.Body["revision"].(float64)) != s.Svc.Revision() {
-		t.Fatalf("decision_id/revision: %s", r.Raw)
-	}
-	_ = id
 
-	r = s.Check(check("alice", "edit_users", project("p2")))
-	if r.Body["allow"] != false || len(r.Body["reasons"].([]any)) != 0 {
-		t.Fatalf("want deny on p2: %s", r.Raw)
+	d = decide(t, c, tmCheck("alice", "edit_users", onProject("p2")))
+	if d.Allow || len(d.Reasons) != 0 {
+		t.Fatalf("want deny on p2: %+v", d)
 	}
-	missing := r.Body["missing"].([]any)
-	m := missing[0].(map[string]any)
-	if len(missing) != 1 || m["permission"] != "edit_users" || m["system"] != tm || m["scope"].(map[string]any)["id"] != "p2" {
-		t.Fatalf("missing: %s", r.Raw)
+	if len(d.Missing) != 1 || !anyItem(d.Missing, map[string]any{"permission": "edit_users", "system": tm}) ||
+		d.Missing[0]["scope"].(map[string]any)["id"] != "p2" {
+		t.Fatalf("missing: %+v", d.Missing)
+	}
+	// The same answer, raw: the wire form the contract names.
+	if r := s.Check(check("alice", "edit_users", project("p2"))); r.Status != 200 || r.Body["allow"] != false || r.Body["missing"] == nil || r.Body["reasons"] == nil {
+		t.Fatalf("raw deny: %d %s", r.Status, r.Raw)
 	}
 	// Without resource the check is at service scope: a project grant is not enough.
 	if s.Allowed(check("alice", "edit_users", nil)) {
@@ -64,10 +126,9 @@ func TestServicePrecedenceAndViewProject(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	s.Assign(map[string]any{"subject": "user:bob", "system": tm, "permission": "edit_client_settings", "scope": project("p1")})
 	svc := s.Assign(map[string]any{"subject": "user:bob", "system": tm, "permission": "edit_client_settings", "scope": service})
-	r := s.Check(check("bob", "edit_client_settings", project("p1")))
-	reasons := r.Body["reasons"].([]any)
-	if r.Body["allow"] != true || len(reasons) != 1 || reasons[0].(map[string]any)["assignment"] != svc {
-		t.Fatalf("service grant should take precedence: %s", r.Raw)
+	d := decide(t, s.API(), tmCheck("bob", "edit_client_settings", onProject("p1")))
+	if !d.Allow || len(d.Reasons) != 1 || d.Reasons[0]["assignment"] != svc {
+		t.Fatalf("service grant should take precedence: %+v", d)
 	}
 	for _, p := range []string{"p1", "p9"} {
 		if !s.Allowed(check("bob", "view_project", project(p))) {
@@ -92,9 +153,9 @@ func TestAdminHoldsEverythingAndDeleteProject(t *testing.T) {
 	if !s.Allowed(check("root", "create_project", nil)) {
 		t.Error("admin denied create_project")
 	}
-	r := s.Check(check("ann", "delete_project", project("p1")))
-	if r.Body["allow"] != false || !strings.Contains(string(r.Raw), `"role":"admin"`) {
-		t.Fatalf("delete_project is admin-only: %s", r.Raw)
+	d := decide(t, s.API(), tmCheck("ann", "delete_project", onProject("p1")))
+	if d.Allow || !anyItem(d.Missing, map[string]any{"role": "admin"}) {
+		t.Fatalf("delete_project is admin-only: %+v", d)
 	}
 }
 
@@ -103,9 +164,11 @@ func TestCustomProjectNeedsCreatePackage(t *testing.T) {
 	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "create_project", "scope": service})
 	custom := check("ann", "create_project", nil)
 	custom["context"] = map[string]any{"custom_project": true, "space": "s1"}
-	r := s.Check(custom)
-	if r.Body["allow"] != false || !strings.Contains(string(r.Raw), `"system":"celonis-studio"`) {
-		t.Fatalf("custom project without create_package: %s", r.Raw)
+	typed := tmCheck("ann", "create_project", nil)
+	typed.Context = map[string]any{"custom_project": true, "space": "s1"}
+	d := decide(t, s.API(), typed)
+	if d.Allow || !anyItem(d.Missing, map[string]any{"system": "celonis-studio"}) {
+		t.Fatalf("custom project without create_package: %+v", d)
 	}
 	if !s.Allowed(check("ann", "create_project", nil)) {
 		t.Fatal("plain create_project should be allowed")
@@ -177,27 +240,26 @@ func TestCheckInputErrors(t *testing.T) {
 func TestBatch(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": service})
-	r := s.Do(http.MethodPost, "/v1/check/batch", map[string]any{"checks": []any{
-		check("ann", "edit_users", nil), check("ann", "fly", nil), "not an object", check("bob", "edit_users", nil),
-	}}, false)
-	if r.Status != 200 {
-		t.Fatalf("batch: %d %s", r.Status, r.Raw)
+	res, err := s.NewClient().CheckBatch(ctx, []permatrix.Check{
+		tmCheck("ann", "edit_users", nil), tmCheck("ann", "fly", nil), tmCheck("bob", "edit_users", nil),
+	})
+	if err != nil || len(res) != 3 || res[0].Decision == nil || !res[0].Decision.Allow || res[2].Decision == nil || res[2].Decision.Allow {
+		t.Fatalf("results: %+v %v", res, err)
 	}
-	res := r.Body["results"].([]any)
-	if len(res) != 4 || res[0].(map[string]any)["allow"] != true || res[3].(map[string]any)["allow"] != false {
-		t.Fatalf("results: %s", r.Raw)
+	if res[1].Decision != nil || permatrix.ErrorCode(res[1].Err) != permatrix.EINVALID || !strings.Contains(permatrix.ErrorMessage(res[1].Err), "unknown action") {
+		t.Fatalf("item 1 should carry its own error: %+v", res[1])
 	}
-	for _, i := range []int{1, 2} {
-		if _, ok := res[i].(map[string]any)["error"]; !ok {
-			t.Fatalf("item %d should carry its own error: %s", i, r.Raw)
-		}
+	// An item that is not even an object fails alone too.
+	r := s.Do(http.MethodPost, "/v1/check/batch", map[string]any{"checks": []any{"not an object", check("ann", "edit_users", nil)}}, false)
+	if res := r.Body["results"].([]any); r.Status != 200 || len(res) != 2 || res[0].(map[string]any)["error"] == nil || res[1].(map[string]any)["allow"] != true {
+		t.Fatalf("batch with a non-object item: %d %s", r.Status, r.Raw)
 	}
 	many := make([]any, 1001)
 	for i := range many {
 		many[i] = check("ann", "edit_users", nil)
 	}
-	if r := s.Do(http.MethodPost, "/v1/check/batch", map[string]any{"checks": many}, false); r.Status != 400 {
-		t.Fatalf("1001 checks: %d", r.Status)
+	if r := s.Do(http.MethodPost, "/v1/check/batch", map[string]any{"checks": many}, false); r.Status != 400 || r.Body["error"].(map[string]any)["code"] != "invalid" {
+		t.Fatalf("1001 checks: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -247,15 +309,15 @@ func TestDataAPI(t *testing.T) {
 
 func TestAdminAuth(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
-	body := map[string]any{"subject": "user:ann", "system": tm, "role": "admin", "scope": service}
-	if r := s.Do(http.MethodPost, "/v1/assignments", body, false); r.Status != 401 {
-		t.Fatalf("no token: %d", r.Status)
-	}
-	if r := s.Do(http.MethodPost, "/v1/assignments", body, false, "Authorization", "Bearer wrong"); r.Status != 401 {
-		t.Fatalf("wrong token: %d", r.Status)
-	}
-	if r := s.Do(http.MethodGet, "/v1/export", nil, false); r.Status != 401 {
-		t.Fatalf("export without token: %d", r.Status)
+	a := permatrix.Assignment{Subject: "user:ann", System: tm, Role: "admin", Scope: permatrix.ServiceScope}
+	_, _, err := s.NewClient().CreateAssignment(ctx, a)
+	wantError(t, err, 401, permatrix.EUNAUTHORIZED, "admin token")
+	_, _, err = s.NewClient(client.WithToken("wrong")).CreateAssignment(ctx, a)
+	wantError(t, err, 401, permatrix.EUNAUTHORIZED, "")
+	_, err = s.NewClient().Export(ctx, &bytes.Buffer{})
+	wantError(t, err, 401, permatrix.EUNAUTHORIZED, "")
+	if r := s.Do(http.MethodPost, "/v1/assignments", map[string]any{"subject": "user:ann", "system": tm, "role": "admin", "scope": service}, false); r.Status != 401 {
+		t.Fatalf("no token, raw: %d", r.Status)
 	}
 	if s.Allowed(check("ann", "delete_project", nil)) {
 		t.Fatal("a refused write changed decisions")
@@ -265,35 +327,45 @@ func TestAdminAuth(t *testing.T) {
 func TestRefusedWritesChangeNothing(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	s.Assign(map[string]any{"subject": "user:mem", "system": tm, "role": "member", "scope": service})
+	svcScope, p1 := permatrix.ServiceScope, *onProject("p1")
 	cases := []struct {
-		body map[string]any
+		a    permatrix.Assignment
 		want int
 		msg  string
 	}{
-		{map[string]any{"subject": "user:mem", "system": tm, "permission": "edit_users", "scope": service}, 422, "member"},
-		{map[string]any{"subject": "user:ann", "system": tm, "permission": "create_project", "scope": project("p1")}, 422, "scope"},
-		{map[string]any{"subject": "user:ann", "system": tm, "role": "superuser", "scope": service}, 422, "unknown role"},
-		{map[string]any{"subject": "user:ann", "system": tm, "role": "analyst", "scope": project("p1")}, 422, "scope"},
-		{map[string]any{"subject": "user:ann", "system": tm, "permission": "delete_project", "scope": service}, 422, "admins only"},
-		{map[string]any{"subject": "user:ann", "system": "nope", "role": "admin", "scope": service}, 422, "unknown system"},
-		{map[string]any{"subject": "ann", "system": tm, "role": "admin", "scope": service}, 400, "user:<id>"},
-		{map[string]any{"subject": "user:ann", "system": tm, "scope": service}, 400, "role and permission"},
-		{map[string]any{"subject": "user:ann", "system": tm, "role": "admin", "permission": "edit_users", "scope": service}, 400, "exactly one"},
-		{map[string]any{"subject": "user:ann", "system": tm, "role": "admin"}, 400, "scope.type"},
+		{permatrix.Assignment{Subject: "user:mem", System: tm, Permission: "edit_users", Scope: svcScope}, 422, "member"},
+		{permatrix.Assignment{Subject: "user:ann", System: tm, Permission: "create_project", Scope: p1}, 422, "scope"},
+		{permatrix.Assignment{Subject: "user:ann", System: tm, Role: "superuser", Scope: svcScope}, 422, "unknown role"},
+		{permatrix.Assignment{Subject: "user:ann", System: tm, Role: "analyst", Scope: p1}, 422, "scope"},
+		{permatrix.Assignment{Subject: "user:ann", System: tm, Permission: "delete_project", Scope: svcScope}, 422, "admins only"},
+		{permatrix.Assignment{Subject: "user:ann", System: "nope", Role: "admin", Scope: svcScope}, 422, "unknown system"},
+		{permatrix.Assignment{Subject: "ann", System: tm, Role: "admin", Scope: svcScope}, 400, "user:<id>"},
+		{permatrix.Assignment{Subject: "user:ann", System: tm, Scope: svcScope}, 400, "role and permission"},
+		{permatrix.Assignment{Subject: "user:ann", System: tm, Role: "admin", Permission: "edit_users", Scope: svcScope}, 400, "exactly one"},
+		{permatrix.Assignment{Subject: "user:ann", System: tm, Role: "admin"}, 400, "scope.type"},
 	}
-	before := s.Do(http.MethodGet, "/v1/export", nil, true).Raw
-	for _, c := range cases {
-		r := s.Do(http.MethodPost, "/v1/assignments", c.body, true)
-		if r.Status != c.want || !strings.Contains(string(r.Raw), c.msg) {
-			t.Errorf("%v: got %d %s, want %d with %q", c.body, r.Status, r.Raw, c.want, c.msg)
+	c := s.API()
+	before := exportOf(t, c)
+	for _, tc := range cases {
+		_, _, err := c.CreateAssignment(ctx, tc.a)
+		var e *client.Error
+		if !errors.As(err, &e) || e.StatusCode != tc.want || !strings.Contains(e.Message, tc.msg) ||
+			e.Code != map[int]string{400: permatrix.EINVALID, 422: permatrix.EUNPROCESSABLE}[tc.want] {
+			t.Errorf("%+v: got %v, want %d with %q", tc.a, err, tc.want, tc.msg)
 		}
 	}
-	if after := s.Do(http.MethodGet, "/v1/export", nil, true).Raw; string(after) != string(before) {
+	// Without a scope at all (the client always sends one).
+	if r := s.Do(http.MethodPost, "/v1/assignments", map[string]any{"subject": "user:ann", "system": tm, "role": "admin"}, true); r.Status != 400 || !strings.Contains(string(r.Raw), "scope") {
+		t.Errorf("no scope: %d %s", r.Status, r.Raw)
+	}
+	if after := exportOf(t, c); string(after) != string(before) {
 		t.Fatalf("refused writes changed the store:\n%s\n%s", before, after)
 	}
 	// The member holds nothing even through a group grant.
 	s.Assign(map[string]any{"subject": "group:all", "system": tm, "permission": "edit_users", "scope": service})
-	s.Do(http.MethodPut, "/v1/groups/all/members/mem", nil, true)
+	if _, err := c.AddMember(ctx, "all", "mem"); err != nil {
+		t.Fatal(err)
+	}
 	if s.Allowed(check("mem", "edit_users", nil)) {
 		t.Fatal("a member was granted a permission through a group")
 	}
@@ -301,22 +373,28 @@ func TestRefusedWritesChangeNothing(t *testing.T) {
 
 func TestAssignmentsCRUDAndPagination(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
+	c := s.API()
 	var ids []string
 	for i := range 25 {
-		ids = append(ids, s.Assign(map[string]any{"subject": fmt.Sprintf("user:u%02d", i), "system": tm, "permission": "edit_users", "scope": project(fmt.Sprintf("p%d", i%3))}))
-	}
-	seen, cursor := map[string]bool{}, ""
-	for pages := 0; ; pages++ {
-		r := s.Do(http.MethodGet, "/v1/assignments?limit=10&cursor="+cursor, nil, true)
-		for _, a := range r.Body["assignments"].([]any) {
-			id := a.(map[string]any)["id"].(string)
-			if seen[id] {
-				t.Fatalf("duplicate %s", id)
-			}
-			seen[id] = true
+		a, rev, err := c.CreateAssignment(ctx, permatrix.Assignment{Subject: fmt.Sprintf("user:u%02d", i), System: tm, Permission: "edit_users", Scope: *onProject(fmt.Sprintf("p%d", i%3))})
+		if err != nil || a.ID == "" || rev == 0 {
+			t.Fatalf("create %d: %+v %d %v", i, a, rev, err)
 		}
-		cursor, _ = r.Body["next_cursor"].(string)
-		if cursor == "" {
+		ids = append(ids, a.ID)
+	}
+	seen, f := map[string]bool{}, permatrix.AssignmentFilter{Limit: 10}
+	for pages := 0; ; pages++ {
+		p, err := c.Assignments(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range p.Assignments {
+			if seen[a.ID] {
+				t.Fatalf("duplicate %s", a.ID)
+			}
+			seen[a.ID] = true
+		}
+		if f.Cursor = p.NextCursor; f.Cursor == "" {
 			if pages != 2 {
 				t.Fatalf("25 assignments in pages of 10: %d pages", pages+1)
 			}
@@ -326,25 +404,40 @@ func TestAssignmentsCRUDAndPagination(t *testing.T) {
 	if len(seen) != 25 {
 		t.Fatalf("listed %d of 25", len(seen))
 	}
-	r := s.Do(http.MethodGet, "/v1/assignments?scope_type=project&scope_id=p1", nil, true)
-	if n := len(r.Body["assignments"].([]any)); n != 8 {
+	count := func(f permatrix.AssignmentFilter) int {
+		n := 0
+		for _, err := range c.AllAssignments(ctx, f) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		return n
+	}
+	if n := count(permatrix.AssignmentFilter{ScopeType: "project", ScopeID: "p1"}); n != 8 {
 		t.Fatalf("filter p1: %d", n)
 	}
-	r = s.Do(http.MethodGet, "/v1/assignments?subject=user:u03", nil, true)
-	if n := len(r.Body["assignments"].([]any)); n != 1 {
+	if n := count(permatrix.AssignmentFilter{Subject: "user:u03"}); n != 1 {
 		t.Fatalf("filter subject: %d", n)
+	}
+	if n := count(permatrix.AssignmentFilter{Limit: 7}); n != 25 {
+		t.Fatalf("every page of 7: %d", n)
 	}
 	if r := s.Do(http.MethodGet, "/v1/assignments?limit=0", nil, true); r.Status != 400 {
 		t.Fatalf("limit=0: %d", r.Status)
 	}
+	if a, err := c.Assignment(ctx, ids[3]); err != nil || a.Subject != "user:u03" || a.Scope != *onProject("p0") {
+		t.Fatalf("get: %+v %v", a, err)
+	}
 	before := s.Svc.Revision()
-	r = s.Do(http.MethodDelete, "/v1/assignments/"+ids[0], nil, true)
-	if rev := uint64(r.Body["revision"].(float64)); r.Status != 200 || rev <= before || rev != s.Svc.Revision() {
-		t.Fatalf("delete: %d %s", r.Status, r.Raw)
+	rev, err := c.DeleteAssignment(ctx, ids[0])
+	if err != nil || rev <= before || rev != s.Svc.Revision() {
+		t.Fatalf("delete: %d %v", rev, err)
 	}
-	if r := s.Do(http.MethodDelete, "/v1/assignments/"+ids[0], nil, true); r.Status != 404 {
-		t.Fatalf("second delete: %d", r.Status)
-	}
+	_, err = c.DeleteAssignment(ctx, ids[0])
+	wantError(t, err, 404, permatrix.ENOTFOUND, "")
+	_, err = c.Assignment(ctx, ids[0])
+	wantError(t, err, 404, permatrix.ENOTFOUND, "")
 	if s.Allowed(check("u00", "edit_users", project("p0"))) {
 		t.Fatal("deleted assignment still grants")
 	}
@@ -352,27 +445,30 @@ func TestAssignmentsCRUDAndPagination(t *testing.T) {
 
 func TestGroups(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
+	c := s.API()
 	s.Assign(map[string]any{"subject": "group:ops", "system": tm, "permission": "edit_users", "scope": service})
 	if s.Allowed(check("gus", "edit_users", nil)) {
 		t.Fatal("not a member yet")
 	}
-	if r := s.Do(http.MethodPut, "/v1/groups/ops/members/gus", nil, true); r.Status != 200 {
-		t.Fatalf("put member: %d %s", r.Status, r.Raw)
+	rev, err := c.AddMember(ctx, "ops", "gus")
+	if err != nil || rev == 0 {
+		t.Fatalf("put member: %d %v", rev, err)
 	}
-	r := s.Check(check("gus", "edit_users", nil))
-	if r.Body["allow"] != true || !strings.Contains(string(r.Raw), `"via":"group:ops"`) {
-		t.Fatalf("member should hold the group grant: %s", r.Raw)
+	d := decide(t, c, tmCheck("gus", "edit_users", nil))
+	if !d.Allow || !anyItem(d.Reasons, map[string]any{"via": "group:ops"}) || d.Revision < rev {
+		t.Fatalf("member should hold the group grant: %+v", d)
 	}
-	if r := s.Do(http.MethodGet, "/v1/groups/ops/members", nil, true); fmt.Sprint(r.Body["members"]) != "[gus]" {
-		t.Fatalf("members: %s", r.Raw)
+	if m, _, err := c.Members(ctx, "ops"); err != nil || fmt.Sprint(m) != "[gus]" {
+		t.Fatalf("members: %v %v", m, err)
 	}
-	s.Do(http.MethodDelete, "/v1/groups/ops/members/gus", nil, true)
+	if _, err := c.RemoveMember(ctx, "ops", "gus"); err != nil {
+		t.Fatal(err)
+	}
 	if s.Allowed(check("gus", "edit_users", nil)) {
 		t.Fatal("left the group but still holds its grant")
 	}
-	if r := s.Do(http.MethodDelete, "/v1/groups/ops/members/gus", nil, true); r.Status != 404 {
-		t.Fatalf("removing a non-member: %d", r.Status)
-	}
+	_, err = c.RemoveMember(ctx, "ops", "gus")
+	wantError(t, err, 404, permatrix.ENOTFOUND, "")
 	asserted := check("ida", "edit_users", nil)
 	asserted["groups"] = []string{"ops"}
 	if !s.Allowed(asserted) {
@@ -386,73 +482,81 @@ func TestImportAllOrNothingAndExport(t *testing.T) {
 	bad := `{"subject":"user:a","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}
 {"subject":"user:mem","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}
 `
-	r := s.Do(http.MethodPost, "/v1/import", bad, true)
-	if r.Status != 422 || !strings.Contains(string(r.Raw), "line 2: user:mem is a Celonis member") {
-		t.Fatalf("import with a forbidden line: %d %s", r.Status, r.Raw)
-	}
+	c := s.API()
+	_, err := c.Import(ctx, strings.NewReader(bad))
+	wantError(t, err, 422, permatrix.EUNPROCESSABLE, "line 2: user:mem is a Celonis member")
 	if s.Allowed(check("a", "edit_users", nil)) {
 		t.Fatal("a refused import stored its first line")
 	}
-	if r := s.Do(http.MethodPost, "/v1/import", "{\"subject\":\"user:a\"\n", true); r.Status != 400 || !strings.Contains(string(r.Raw), "line 1") {
-		t.Fatalf("malformed NDJSON: %d %s", r.Status, r.Raw)
-	}
+	_, err = c.Import(ctx, strings.NewReader("{\"subject\":\"user:a\"\n"))
+	wantError(t, err, 400, permatrix.EINVALID, "line 1")
 	good := `{"subject":"user:a","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}
 
 {"subject":"group:g","system":"celonis-task-mining","role":"admin","scope":{"type":"service"}}
 `
 	before := s.Svc.Revision()
-	r = s.Do(http.MethodPost, "/v1/import", good, true)
-	if r.Status != 200 || r.Body["imported"].(float64) != 2 || uint64(r.Body["revision"].(float64)) <= before {
-		t.Fatalf("import: %d %s", r.Status, r.Raw)
+	res, err := c.Import(ctx, strings.NewReader(good))
+	if err != nil || res.Imported != 2 || res.Revision <= before {
+		t.Fatalf("import: %+v %v", res, err)
 	}
 	if !s.Allowed(check("a", "edit_users", nil)) {
 		t.Fatal("imported grant not effective")
 	}
-	exp := s.Do(http.MethodGet, "/v1/export", nil, true)
-	st := exp.Body["store"].(map[string]any)
-	if st["revision"].(float64) != r.Body["revision"].(float64) || len(st["grants"].(map[string]any)) != 3 {
-		t.Fatalf("export: %s", exp.Raw)
+	var exp struct {
+		Store struct {
+			Revision uint64         `json:"revision"`
+			Grants   map[string]any `json:"grants"`
+		} `json:"store"`
+	}
+	raw := exportOf(t, c)
+	if err := json.Unmarshal(raw, &exp); err != nil || exp.Store.Revision != res.Revision || len(exp.Store.Grants) != 3 {
+		t.Fatalf("export (%v): %s", err, raw)
 	}
 }
 
 func TestRolesAndProjectsOnCelonis(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
-	if r := s.Do(http.MethodPut, "/v1/systems/"+tm+"/roles/custom", map[string]any{"permissions": []string{"edit_users"}}, true); r.Status != 422 {
-		t.Fatalf("celonis has no custom roles: %d %s", r.Status, r.Raw)
+	c := s.API()
+	_, err := c.PutRole(ctx, permatrix.Role{System: tm, Name: "custom", Permissions: []string{"edit_users"}})
+	wantError(t, err, 422, permatrix.EUNPROCESSABLE, "")
+	_, err = c.PutRole(ctx, permatrix.Role{System: "nope", Name: "x"})
+	wantError(t, err, 404, permatrix.ENOTFOUND, "")
+	w, err := c.PutProject(ctx, permatrix.Project{System: tm, ID: "p1", CreatedBy: "ann", Kind: "assisted"})
+	if err != nil || w.Revision != s.Svc.Revision() || w.CreatorAssignment != nil || w.Project.CreatedBy != "ann" {
+		t.Fatalf("register project: %+v %v", w, err)
 	}
-	if r := s.Do(http.MethodPut, "/v1/systems/nope/roles/x", map[string]any{"permissions": []string{}}, true); r.Status != 404 {
-		t.Fatalf("unknown system: %d %s", r.Status, r.Raw)
+	_, err = c.PutProject(ctx, permatrix.Project{System: tm, ID: "p2", Kind: "weird"})
+	wantError(t, err, 400, permatrix.EINVALID, "")
+	if p, err := c.Project(ctx, tm, "p1"); err != nil || p.CreatedBy != "ann" || p.Kind != "assisted" {
+		t.Fatalf("get project: %+v %v", p, err)
 	}
-	r := s.Do(http.MethodPut, "/v1/systems/"+tm+"/projects/p1", map[string]any{"created_by": "ann", "kind": "assisted"}, true)
-	if r.Status != 200 || uint64(r.Body["revision"].(float64)) != s.Svc.Revision() || r.Body["creator_assignment"] != nil {
-		t.Fatalf("register project: %d %s", r.Status, r.Raw)
-	}
-	if r := s.Do(http.MethodPut, "/v1/systems/"+tm+"/projects/p2", map[string]any{"kind": "weird"}, true); r.Status != 400 {
-		t.Fatalf("bad kind: %d", r.Status)
-	}
-	if r := s.Do(http.MethodGet, "/v1/systems/"+tm+"/projects/p1", nil, true); r.Body["created_by"] != "ann" {
-		t.Fatalf("get project: %s", r.Raw)
-	}
+	_, err = c.Project(ctx, tm, "p2")
+	wantError(t, err, 404, permatrix.ENOTFOUND, "")
 }
 
 func TestIntrospection(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
-	r := s.Do(http.MethodGet, "/v1/systems", nil, false)
-	ids := map[string]map[string]any{}
-	for _, x := range r.Body["systems"].([]any) {
-		m := x.(map[string]any)
-		ids[m["id"].(string)] = m
+	systems, err := s.NewClient().Systems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]*permatrix.System{}
+	for _, sys := range systems {
+		ids[sys.ID] = sys
 	}
 	for _, id := range []string{tm, "celonis-studio", "celonis-storage-manager"} {
 		if ids[id] == nil {
-			t.Fatalf("/v1/systems lacks %s: %s", id, r.Raw)
+			t.Fatalf("/v1/systems lacks %s", id)
 		}
 	}
-	if _, ok := ids[tm]["actions"].(map[string]any)["view_project"]; !ok {
+	if _, ok := ids[tm].Actions["view_project"]; !ok {
 		t.Fatal("actions lack view_project")
 	}
+	if one, err := s.NewClient().System(ctx, "blueprism"); err != nil || !one.CustomRoles.Enabled {
+		t.Fatalf("GET /v1/systems/blueprism: %+v %v", one, err)
+	}
 	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": project("p1")})
-	r = s.Do(http.MethodGet, "/v1/subjects/ann/permissions?system="+tm+"&resource_type=project&resource_id=p1", nil, false)
+	r := s.Do(http.MethodGet, "/v1/subjects/ann/permissions?system="+tm+"&resource_type=project&resource_id=p1", nil, false)
 	got := map[string]bool{}
 	for _, p := range r.Body["permissions"].([]any) {
 		got[p.(map[string]any)["action"].(string)] = true
@@ -464,6 +568,9 @@ func TestIntrospection(t *testing.T) {
 		if r := s.Do(http.MethodGet, path, nil, false); r.Status != 200 {
 			t.Fatalf("%s: %d", path, r.Status)
 		}
+	}
+	if h, err := s.NewClient().Ready(ctx); err != nil || h.Status != "ok" || !h.BundleLoaded || !h.DBOpen {
+		t.Fatalf("ready: %+v %v", h, err)
 	}
 	if r := s.Do(http.MethodGet, "/health?bundles", nil, false); !strings.Contains(string(r.Raw), `"revision":"sha256:`) {
 		t.Fatalf("health?bundles: %s", r.Raw)
@@ -488,6 +595,7 @@ func TestIntrospection(t *testing.T) {
 // A check made after a write that returned revision N is decided at N or later.
 func TestReadYourWrites(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
+	c := s.API()
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
@@ -495,11 +603,14 @@ func TestReadYourWrites(t *testing.T) {
 			defer wg.Done()
 			for i := range 15 {
 				user := fmt.Sprintf("w%d-%d", w, i)
-				r := s.Do(http.MethodPost, "/v1/assignments", map[string]any{"subject": "user:" + user, "system": tm, "permission": "edit_users", "scope": service}, true)
-				rev := r.Body["revision"].(float64)
-				c := s.Check(check(user, "edit_users", nil))
-				if c.Body["allow"] != true || c.Body["revision"].(float64) < rev {
-					t.Errorf("write at %v, then check: %s", rev, c.Raw)
+				_, rev, err := c.CreateAssignment(ctx, permatrix.Assignment{Subject: "user:" + user, System: tm, Permission: "edit_users", Scope: permatrix.ServiceScope})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				d, err := c.Check(ctx, tmCheck(user, "edit_users", nil))
+				if err != nil || !d.Allow || d.Revision < rev {
+					t.Errorf("write at %v, then check: %+v %v", rev, d, err)
 				}
 			}
 		}()

@@ -6,12 +6,15 @@ package api_test
 // docs/systems/blueprism.md.
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/client"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -32,14 +35,11 @@ func bpRolePath(role string) string { return "/v1/systems/" + bp + "/roles/" + r
 // unless it is accepted; it returns the new revision.
 func bpPutRole(t *testing.T, s *harness.Server, role string, perms ...string) float64 {
 	t.Helper()
-	if perms == nil {
-		perms = []string{}
+	rev, err := s.API().PutRole(ctx, permatrix.Role{System: bp, Name: role, Permissions: perms})
+	if err != nil || rev == 0 {
+		t.Fatalf("PUT role %s %v: %d %v", role, perms, rev, err)
 	}
-	r := s.Do(http.MethodPut, bpRolePath(role), map[string]any{"permissions": perms}, true)
-	if r.Status != http.StatusOK && r.Status != http.StatusCreated {
-		t.Fatalf("PUT role %s %v: %d %s", role, perms, r.Status, r.Raw)
-	}
-	return revisionOf(t, r)
+	return float64(rev)
 }
 
 // bpPutRoleAs is a PUT of a role on behalf of actor (body "actor").
@@ -54,26 +54,22 @@ func bpPutRoleAs(s *harness.Server, role, actor string, perms ...string) harness
 // with the status when it is not 200.
 func bpRolePermissions(t *testing.T, s *harness.Server, role string) ([]string, int) {
 	t.Helper()
-	r := s.Do(http.MethodGet, bpRolePath(role), nil, true)
-	if r.Status != http.StatusOK {
-		return nil, r.Status
+	r, err := s.API().Role(ctx, bp, role)
+	var e *client.Error
+	if errors.As(err, &e) {
+		return nil, e.StatusCode
+	} else if err != nil {
+		t.Fatalf("GET role %s: %v", role, err)
 	}
-	if r.Body["name"] != role || r.Body["system"] != bp {
-		t.Fatalf("GET role %s: %s", role, r.Raw)
+	if r.Name != role || r.System != bp {
+		t.Fatalf("GET role %s: %+v", role, r)
 	}
-	var out []string
-	list, ok := r.Body["permissions"].([]any)
-	if !ok && r.Body["permissions"] != nil {
-		t.Fatalf("GET role %s: permissions is not a list: %s", role, r.Raw)
-	}
-	for _, p := range list {
-		out = append(out, p.(string))
-	}
+	out := slices.Clone(r.Permissions)
 	slices.Sort(out)
 	if out == nil {
 		out = []string{}
 	}
-	return out, r.Status
+	return out, http.StatusOK
 }
 
 func sortedCopy(ps ...string) []string {

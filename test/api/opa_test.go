@@ -3,15 +3,17 @@ package api_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -278,45 +280,44 @@ func TestOPAOperatorEndpoints(t *testing.T) {
 	}
 }
 
-// evaluations records what the Data and Query APIs hand the decision
-// logger (pdp.EvaluationLogger).
-type evaluations struct {
-	mu      sync.Mutex
-	entries []pdp.EvaluationLogEntry
-}
-
-func (e *evaluations) LogDecision(pdp.DecisionLogEntry) {}
-
-func (e *evaluations) LogEvaluation(x pdp.EvaluationLogEntry) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.entries = append(e.entries, x)
-}
-
 // Data API evaluations are decisions: the decision id answered is the one
-// handed to the decision log, with the input, result and revisions.
+// in the decision log, with the input, result and revisions.
 func TestDataAPIDecisionsLogged(t *testing.T) {
-	log := &evaluations{}
-	s := harness.Start(t, harness.Options{DecisionLog: log})
+	file := filepath.Join(t.TempDir(), "decisions.log")
+	dl, err := decisionlog.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{DecisionLog: dl})
 	rev := s.Svc.Revision()
 	r := s.Do(http.MethodPost, "/v1/data/permatrix/allow", map[string]any{"input": check("ann", "edit_users", nil)}, false)
 	s.Do(http.MethodPost, "/v0/data/permatrix/decision", `"alice"`, false)
 	s.Do(http.MethodGet, "/v1/query?q=x%3A%3D1", nil, true)
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	if len(log.entries) != 3 {
-		t.Fatalf("%d evaluations logged, want 3: %+v", len(log.entries), log.entries)
+	if err := dl.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	e := log.entries[0]
-	in, _ := (*e.Input).(map[string]any)
-	if e.DecisionID != r.Body["decision_id"] || e.Path != "permatrix/allow" || in["subject"] != "ann" || e.Result != false || !e.Defined ||
-		e.StoreRevision != rev || e.BundleRevision == "" {
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entries, err := decisionlog.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("%d evaluations logged, want 3: %+v", len(entries), entries)
+	}
+	e := entries[0]
+	in, _ := e.Input.(map[string]any)
+	if e.DecisionID != r.Body["decision_id"] || e.Path != "permatrix/allow" || in["subject"] != "ann" || e.Result != false ||
+		e.StoreRevision() != rev || e.BundleRevision() == "" {
 		t.Errorf("data API entry: %+v (answer %s)", e, r.Raw)
 	}
-	if e := log.entries[1]; e.Path != "permatrix/decision" || *e.Input != "alice" || e.DecisionID == "" {
+	if e := entries[1]; e.Path != "permatrix/decision" || e.Input != "alice" || e.DecisionID == "" {
 		t.Errorf("v0 entry: %+v", e)
 	}
-	if e := log.entries[2]; e.Query != "x:=1" || e.Path != "" {
+	if e := entries[2]; e.Query != "x:=1" || e.Path != "" {
 		t.Errorf("query entry: %+v", e)
 	}
 }

@@ -4,11 +4,15 @@ package api_test
 // readings in docs/systems/uipath-task-mining-cloud.md.
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/client"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -92,22 +96,24 @@ func revisionOf(t *testing.T, r harness.Response) float64 {
 	return rev
 }
 
+// export is the whole store (GET /v1/export through the Go client).
 func export(s *harness.Server) string {
-	return string(s.Do(http.MethodGet, "/v1/export", nil, true).Raw)
+	var b strings.Builder
+	if _, err := s.API().Export(ctx, &b); err != nil {
+		return "export failed: " + err.Error() // never equal to a store's export
+	}
+	return b.String()
 }
 
-// registerProject registers a project of sys and fails unless it answers 200.
-func registerProject(t *testing.T, s *harness.Server, sys, id, createdBy, kind string) harness.Response {
+// registerProject registers a project of sys through the Go client as the
+// operator and fails unless it is accepted.
+func registerProject(t *testing.T, s *harness.Server, sys, id, createdBy, kind string) client.ProjectWrite {
 	t.Helper()
-	body := map[string]any{"kind": kind}
-	if createdBy != "" {
-		body["created_by"] = createdBy
+	w, err := s.API().PutProject(ctx, permatrix.Project{System: sys, ID: id, CreatedBy: createdBy, Kind: kind})
+	if err != nil {
+		t.Fatalf("register %s/%s: %v", sys, id, err)
 	}
-	r := s.Do(http.MethodPut, "/v1/systems/"+sys+"/projects/"+id, body, true)
-	if r.Status != http.StatusOK {
-		t.Fatalf("register %s/%s: %d %s", sys, id, r.Status, r.Raw)
-	}
-	return r
+	return w
 }
 
 func TestUiPathCloudCreatorGetsProjectAdmin(t *testing.T) {
@@ -115,22 +121,22 @@ func TestUiPathCloudCreatorGetsProjectAdmin(t *testing.T) {
 	s.Assign(roleAt(tmc, "user:alice", "project_creator", service))
 	before := s.Do(http.MethodGet, "/v1/export", nil, true).Body["store"].(map[string]any)["revision"].(float64)
 
-	r := registerProject(t, s, tmc, "p1", "alice", "assisted")
-	rev := revisionOf(t, r)
+	w := registerProject(t, s, tmc, "p1", "alice", "assisted")
+	rev := float64(w.Revision)
 	if rev != before+1 {
-		t.Fatalf("project and creator assignment should be one write (revision %v after %v): %s", rev, before, r.Raw)
+		t.Fatalf("project and creator assignment should be one write (revision %v after %v): %+v", rev, before, w)
 	}
-	ca, _ := r.Body["creator_assignment"].(map[string]any)
-	if ca == nil || ca["subject"] != "user:alice" || ca["system"] != tmc || ca["role"] != "project_admin" ||
-		fmt.Sprint(ca["scope"]) != fmt.Sprint(map[string]any{"type": "project", "id": "p1"}) || ca["id"] == "" {
-		t.Fatalf("creator_assignment: %s", r.Raw)
+	ca := w.CreatorAssignment
+	if ca == nil || ca.Subject != "user:alice" || ca.System != tmc || ca.Role != "project_admin" ||
+		ca.Scope != (permatrix.Scope{Type: "project", ID: "p1"}) || ca.ID == "" {
+		t.Fatalf("creator_assignment: %+v", ca)
 	}
-	id := ca["id"].(string)
-	if g := s.Do(http.MethodGet, "/v1/assignments/"+id, nil, true); g.Status != 200 || g.Body["role"] != "project_admin" {
-		t.Fatalf("creator assignment not stored: %d %s", g.Status, g.Raw)
+	id := ca.ID
+	if g, err := s.API().Assignment(ctx, id); err != nil || g.Role != "project_admin" {
+		t.Fatalf("creator assignment not stored: %+v %v", g, err)
 	}
-	if p := s.Do(http.MethodGet, "/v1/systems/"+tmc+"/projects/p1", nil, true); p.Body["created_by"] != "alice" || p.Body["kind"] != "assisted" {
-		t.Fatalf("project: %s", p.Raw)
+	if p, err := s.API().Project(ctx, tmc, "p1"); err != nil || p.CreatedBy != "alice" || p.Kind != "assisted" {
+		t.Fatalf("project: %+v %v", p, err)
 	}
 
 	// The creator may update p1, through project_admin on it (and project_creator's はい*).
@@ -154,8 +160,8 @@ func TestUiPathCloudCreatorGetsProjectAdmin(t *testing.T) {
 
 	// Without project_admin, the project_creator's はい* rights still reach the
 	// projects it created, and only those.
-	if d := s.Do(http.MethodDelete, "/v1/assignments/"+id, nil, true); d.Status != 200 {
-		t.Fatalf("delete creator assignment: %d %s", d.Status, d.Raw)
+	if _, err := s.API().DeleteAssignment(ctx, id); err != nil {
+		t.Fatalf("delete creator assignment: %v", err)
 	}
 	for _, a := range []string{"update_project", "delete_project", "start_analysis", "manage_access", "assign_roles", "remove_role_assignments"} {
 		c := s.Check(cloud("alice", a, project("p1")))
@@ -179,14 +185,13 @@ func TestUiPathCloudCreatorGetsProjectAdmin(t *testing.T) {
 		t.Fatal("contribute_data is いいえ for project_creator")
 	}
 	// A creator without project_creator keeps only the project_admin it was given.
-	r = registerProject(t, s, tmc, "p4", "dan", "assisted")
+	registerProject(t, s, tmc, "p4", "dan", "assisted")
 	if !s.Allowed(cloud("dan", "update_project", project("p4"))) || s.Allowed(cloud("dan", "update_project", project("p1"))) {
 		t.Fatal("dan's project_admin on p4 only")
 	}
 	// No created_by: no creator assignment.
-	r = registerProject(t, s, tmc, "p5", "", "assisted")
-	if r.Body["creator_assignment"] != nil {
-		t.Fatalf("no creator, no assignment: %s", r.Raw)
+	if w := registerProject(t, s, tmc, "p5", "", "assisted"); w.CreatorAssignment != nil {
+		t.Fatalf("no creator, no assignment: %+v", w)
 	}
 }
 
@@ -204,9 +209,9 @@ func TestUiPathCloudRegisterProjectActor(t *testing.T) {
 	if after := export(s); after != before {
 		t.Fatalf("refused project registration changed the store:\n%s\n%s", before, after)
 	}
-	r := s.Do(http.MethodPut, "/v1/systems/"+tmc+"/projects/p1", map[string]any{"created_by": "alice", "kind": "assisted"}, true, "X-Permatrix-Actor", "alice")
-	if r.Status != 200 || r.Body["creator_assignment"] == nil {
-		t.Fatalf("project_creator registering a project: %d %s", r.Status, r.Raw)
+	w, err := s.API().PutProject(ctx, permatrix.Project{System: tmc, ID: "p1", CreatedBy: "alice", Kind: "assisted"}, client.Actor("alice"))
+	if err != nil || w.CreatorAssignment == nil {
+		t.Fatalf("project_creator registering a project: %+v %v", w, err)
 	}
 }
 
@@ -611,12 +616,11 @@ func TestUiPathCloudReRegisterProject(t *testing.T) {
 	s.Assign(roleAt(tmc, "user:bob", "project_creator", service))
 	first := registerProject(t, s, tmc, "p1", "alice", "assisted")
 	again := registerProject(t, s, tmc, "p1", "alice", "assisted")
-	id := first.Body["creator_assignment"].(map[string]any)["id"]
-	if again.Body["creator_assignment"].(map[string]any)["id"] != id {
-		t.Fatalf("re-registering made another creator assignment: %s then %s", first.Raw, again.Raw)
+	if first.CreatorAssignment == nil || again.CreatorAssignment == nil || again.CreatorAssignment.ID != first.CreatorAssignment.ID {
+		t.Fatalf("re-registering made another creator assignment: %+v then %+v", first, again)
 	}
-	if r := s.Do(http.MethodGet, "/v1/assignments?system="+tmc+"&scope_type=project&scope_id=p1", nil, true); len(items(r, "assignments")) != 1 {
-		t.Fatalf("assignments on p1: %s", r.Raw)
+	if p, err := s.API().Assignments(ctx, permatrix.AssignmentFilter{System: tmc, ScopeType: "project", ScopeID: "p1"}); err != nil || len(p.Assignments) != 1 {
+		t.Fatalf("assignments on p1: %+v %v", p, err)
 	}
 
 	// bob may not make himself project_admin on alice's p1 ...
@@ -630,10 +634,8 @@ func TestUiPathCloudReRegisterProject(t *testing.T) {
 		t.Fatalf("bob re-registering alice's p1: %d %s", r.Status, r.Raw)
 	}
 	// The operator cannot change the creator either (a fact, not a field).
-	r = s.Do(http.MethodPut, "/v1/systems/"+tmc+"/projects/p1", map[string]any{"created_by": "bob", "kind": "assisted"}, true)
-	if r.Status != http.StatusConflict || !strings.Contains(string(r.Raw), "created_by cannot change") {
-		t.Fatalf("operator changing p1's creator: %d %s", r.Status, r.Raw)
-	}
+	_, err := s.API().PutProject(ctx, permatrix.Project{System: tmc, ID: "p1", CreatedBy: "bob", Kind: "assisted"})
+	wantError(t, err, http.StatusConflict, permatrix.ECONFLICT, "created_by cannot change")
 	if after := export(s); after != before {
 		t.Fatalf("a refused re-registration changed the store:\n%s\n%s", before, after)
 	}
@@ -649,19 +651,27 @@ type refusal struct {
 	msg  string
 }
 
-// wantAssignmentsRefused posts each refused assignment once per actor ("" is the
-// operator) and fails unless every answer is a 422 with its reason.
+// wantAssignmentsRefused creates each refused assignment through the Go
+// client once per actor ("" is the operator) and fails unless every answer
+// is a 422 with its reason.
 func wantAssignmentsRefused(t *testing.T, s *harness.Server, cases []refusal, actors ...string) {
 	t.Helper()
-	for _, c := range cases {
+	c := s.API()
+	for _, rc := range cases {
+		var a permatrix.Assignment
+		raw, _ := json.Marshal(rc.body)
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatal(err)
+		}
 		for _, actor := range actors {
-			body := c.body
+			var opts []client.WriteOption
 			if actor != "" {
-				body = withActor(c.body, actor)
+				opts = append(opts, client.Actor(actor))
 			}
-			r := s.Do(http.MethodPost, "/v1/assignments", body, true)
-			if code, msg := errorOf(r); r.Status != 422 || code != "unprocessable" || !strings.Contains(msg, c.msg) {
-				t.Errorf("%v (actor %q): %d %s, want 422 with %q", c.body, actor, r.Status, r.Raw, c.msg)
+			_, _, err := c.CreateAssignment(ctx, a, opts...)
+			var e *client.Error
+			if !errors.As(err, &e) || e.StatusCode != 422 || e.Code != permatrix.EUNPROCESSABLE || !strings.Contains(e.Message, rc.msg) {
+				t.Errorf("%v (actor %q): %v, want 422 with %q", rc.body, actor, err, rc.msg)
 			}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // fixture is a vendor table transcribed once from the document
-// (test/fixtures/<system>.json): each cell cites its file and line.
+// (test/fixtures/<system>/matrix.json): each cell cites its file and line.
 type fixture struct {
 	System     string        `json:"system"`
 	Source     string        `json:"source"`
@@ -40,7 +40,7 @@ type fixtureCell struct {
 // transcribed vendor table to it. A mismatch names role, action, scope,
 // expected and got, and the document line to read.
 func TestMatrixMatchesVendorTables(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(harness.Root(), "test", "fixtures", "*.json"))
+	files, err := filepath.Glob(filepath.Join(harness.Root(), "test", "fixtures", "*", "matrix.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no fixtures under test/fixtures: %v", err)
 	}
@@ -53,9 +53,12 @@ func TestMatrixMatchesVendorTables(t *testing.T) {
 		if err := json.Unmarshal(raw, &fx); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
+		if dir := filepath.Base(filepath.Dir(file)); dir != fx.System {
+			t.Fatalf("%s describes system %q: its directory must be named so", file, fx.System)
+		}
 		t.Run(fx.System, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(harness.Root(), "data", "systems", fx.System)); err != nil {
-				t.Skipf("data/systems/%s does not exist", fx.System)
+			if _, err := os.Stat(filepath.Join(harness.Root(), "systems", fx.System)); err != nil {
+				t.Skipf("systems/%s does not exist", fx.System)
 			}
 			if len(fx.Cells) == 0 {
 				t.Fatal("fixture has no cells")

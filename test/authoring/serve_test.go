@@ -95,7 +95,7 @@ func demoLayout(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(dir, "data", "systems", "demo", "data.json"), demoCatalog)
+	write(t, filepath.Join(dir, "systems", "demo", "data.json"), demoCatalog)
 	write(t, filepath.Join(dir, "policies", "demo", "demo.rego"), demoPolicy(`{"read"}`))
 	return dir
 }
@@ -177,4 +177,70 @@ func copyTree(t *testing.T, from string) string {
 		t.Fatal(err)
 	}
 	return to
+}
+
+// bundleRevision is the serving bundle's revision (/health?bundles).
+func (s *server) bundleRevision(t *testing.T) string {
+	t.Helper()
+	code, raw := s.do(t, "GET", "/health?bundles", "")
+	var h struct {
+		Bundles map[string]struct {
+			Revision string `json:"revision"`
+		} `json:"bundles"`
+	}
+	if err := json.Unmarshal(raw, &h); code != 200 || err != nil || h.Bundles["permatrix"].Revision == "" {
+		t.Fatalf("/health?bundles: %d %s", code, raw)
+	}
+	return h.Bundles["permatrix"].Revision
+}
+
+// `serve --bundle .` in the repository root (an OPA bundle directory for
+// `opa test -b .` too) serves exactly the embedded bundle: the revision is
+// a digest of the modules and data, so equal revisions are equal bundles.
+// A tree in the earlier layout (catalogs under data/systems/) still serves
+// the same; a directory with a .manifest is an OPA bundle directory, its
+// manifest's revision kept.
+func TestServeTheRepositoryRoot(t *testing.T) {
+	embedded := serve(t)
+	want := embedded.bundleRevision(t)
+	root := serve(t, "--bundle", ".")
+	if got := root.bundleRevision(t); got != want {
+		t.Fatalf("--bundle . serves %s, the embedded bundle is %s", got, want)
+	}
+	root.assign(t, `{"subject":"user:ann","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`)
+	if !root.allowed(t, `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`) {
+		t.Fatal("--bundle . does not decide")
+	}
+
+	legacy := t.TempDir()
+	for _, c := range []struct{ from, to string }{{"policies", "policies"}, {"systems", filepath.Join("data", "systems")}} {
+		if err := os.CopyFS(filepath.Join(legacy, c.to), os.DirFS(filepath.Join(harness.Root(), c.from))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := serve(t, "--bundle", legacy).bundleRevision(t); got != want {
+		t.Fatalf("a policies/ + data/systems/ tree serves %s, want %s", got, want)
+	}
+
+	// The same tree with a .manifest (and the catalogs placed as an OPA
+	// bundle places them, data.json by directory) is read as a bundle.
+	manifested := t.TempDir()
+	if err := os.CopyFS(manifested, os.DirFS(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(manifested, "data", "systems"), filepath.Join(manifested, "systems")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(manifested, ".manifest"), `{"revision":"from-the-manifest","roots":["permatrix","systems"]}`)
+	if err := filepath.WalkDir(filepath.Join(manifested, "policies"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, "_test.rego") {
+			err = os.Remove(p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := serve(t, "--bundle", manifested).bundleRevision(t); got != "from-the-manifest" {
+		t.Fatalf("a bundle directory with a .manifest serves %s", got)
+	}
 }

@@ -63,8 +63,8 @@ func TestWatchKeepsLastGoodBundle(t *testing.T) {
 			regexp.MustCompile(`policies/demo/broken\.rego:\d+: rego_parse_error`)},
 		{"type error", "policies/demo/broken.rego", "package permatrix.systems.demo\n\nbroken := 1 + \"one\"\n",
 			regexp.MustCompile(`policies/demo/broken\.rego:3: rego_type_error`)},
-		{"conflicting data", "data/systems/data.json", `{"demo": {"name": "Other"}}`,
-			regexp.MustCompile(`data/systems/(demo/)?data\.json: merge error: conflicting values at data\.systems(\.demo|\["demo"\])\.name`)},
+		{"conflicting data", "systems/data.json", `{"demo": {"name": "Other"}}`,
+			regexp.MustCompile(`systems/(demo/)?data\.json: merge error: conflicting values at data\.systems(\.demo|\["demo"\])\.name`)},
 	}
 	for i, b := range broken {
 		if i > 0 {

@@ -28,7 +28,7 @@ for _ in $(seq 50); do curl -sf 127.0.0.1:18181/health >/dev/null && break; slee
 curl -sf -H 'Authorization: Bearer bench' --data-binary @"$work/seed.ndjson" 127.0.0.1:18181/v1/import >/dev/null
 curl -sf -H 'Authorization: Bearer bench' 127.0.0.1:18181/v1/export > "$work/export.json"
 
-"$work/opa" run --server --addr 127.0.0.1:18282 --log-level error --ignore '*_test.rego' policies data "$work/export.json" &
+"$work/opa" run --server --addr 127.0.0.1:18282 --log-level error --ignore '*_test.rego' policies systems:systems "$work/export.json" &
 for _ in $(seq 50); do curl -sf 127.0.0.1:18282/health >/dev/null && break; sleep 0.2; done
 
 run() { # name port path wrap

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -220,8 +221,10 @@ func TestDecisionLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		result := e["result"].(map[string]any)
-		if e["decision_id"] != want["decision_id"] || result["allow"] != want["allow"] ||
-			e["store_revision"].(float64) != 1 || e["bundle_revision"] != bundleRev ||
+		bundles := e["bundles"].(map[string]any)["permatrix"].(map[string]any)
+		if e["decision_id"] != want["decision_id"] || result["allow"] != want["allow"] || e["path"] != "permatrix/decision" ||
+			e["custom"].(map[string]any)["store_revision"].(float64) != 1 || bundles["revision"] != bundleRev ||
+			e["labels"].(map[string]any)["id"] == nil || e["req_id"] == nil ||
 			e["input"].(map[string]any)["system"] != "celonis-task-mining" || e["timestamp"] == nil {
 			t.Fatalf("line %d %s does not match the answer %v (bundle %v)", i+1, lines[i], want, bundleRev)
 		}
@@ -234,5 +237,101 @@ func TestImmediateSIGTERM(t *testing.T) {
 	for i := range 5 {
 		s := serve(t, filepath.Join(t.TempDir(), fmt.Sprintf("p%d.db", i)))
 		s.Stop(t)
+	}
+}
+
+// freeAddr is a loopback address nothing listens on (yet).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// runEnv runs the binary with env added and returns stdout, stderr and the
+// exit code.
+func runEnv(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), errOut.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), 0
+}
+
+// `permatrix health` exits 0 when the server is ready and 1 otherwise,
+// reading serve's own PERMATRIX_ADDR / PERMATRIX_DIAGNOSTIC_ADDR the way a
+// container's HEALTHCHECK runs it (Dockerfile), or --url.
+func TestHealthCommand(t *testing.T) {
+	addr, diag := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	env := []string{"PERMATRIX_ADDR=0.0.0.0:" + port, "PERMATRIX_DIAGNOSTIC_ADDR=" + diag}
+	s := serve(t, filepath.Join(t.TempDir(), "p.db"), env...)
+
+	for name, e := range map[string][]string{
+		"the diagnostic listener, from the environment": env,
+		"the API's wildcard address, on loopback":       {"PERMATRIX_ADDR=0.0.0.0:" + port},
+	} {
+		out, errOut, code := runEnv(t, e, "health")
+		if code != 0 || !strings.HasPrefix(out, "ready: ") {
+			t.Errorf("%s: exit %d\n%s%s", name, code, out, errOut)
+		}
+	}
+	for _, u := range []string{s.URL, "http://" + diag + "/health/ready"} {
+		if out, errOut, code := runEnv(t, nil, "health", "--url", u); code != 0 {
+			t.Errorf("--url %s: exit %d\n%s%s", u, code, out, errOut)
+		}
+	}
+
+	// A server that accepts but never answers: not ready after --timeout.
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	start := time.Now()
+	_, errOut, code := runEnv(t, nil, "health", "--url", "http://"+hung.Addr().String(), "--timeout", "300ms")
+	if code != 1 || !strings.Contains(errOut, "deadline") && !strings.Contains(errOut, "Timeout") {
+		t.Errorf("hung server: exit %d\n%s", code, errOut)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("hung server: took %v with --timeout 300ms", d)
+	}
+	// Usage errors are 2 (never a healthy 0).
+	if _, errOut, code := runEnv(t, nil, "health", "--url", "127.0.0.1:8181"); code != 2 || !strings.Contains(errOut, "--url") {
+		t.Errorf("bad --url: exit %d\n%s", code, errOut)
+	}
+
+	// Stopped: not ready, at once.
+	s.Stop(t)
+	_, errOut, code = runEnv(t, env, "health")
+	if code != 1 || !strings.Contains(errOut, "refused") {
+		t.Errorf("stopped server: exit %d\n%s", code, errOut)
+	}
+
+	// The API on a unix socket, the address from the environment.
+	dir, err := os.MkdirTemp("", "pmx") // socket paths are short
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := []string{"PERMATRIX_ADDR=unix://" + filepath.Join(dir, "p.sock")}
+	u := serve(t, filepath.Join(t.TempDir(), "u.db"), sock...)
+	if out, errOut, code := runEnv(t, sock, "health"); code != 0 || !strings.Contains(out, "unix://") {
+		t.Errorf("unix socket: exit %d\n%s%s", code, out, errOut)
+	}
+	u.Stop(t)
+	if _, _, code := runEnv(t, sock, "health"); code != 1 {
+		t.Errorf("unix socket, stopped: exit %d", code)
 	}
 }

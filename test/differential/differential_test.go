@@ -135,7 +135,7 @@ func TestServerAgreesWithStockOPA(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "input.json"), in)
 	root := harness.Root()
 	cmd := exec.Command(opaBin, "eval", "--format", "json", "--ignore", "*_test.rego",
-		"-d", filepath.Join(root, "policies"), "-d", filepath.Join(root, "data"), "-d", filepath.Join(dir, "export.json"),
+		"-d", filepath.Join(root, "policies"), "-d", "systems:"+filepath.Join(root, "systems"), "-d", filepath.Join(dir, "export.json"),
 		"-i", filepath.Join(dir, "input.json"),
 		"[d | some c in input.checks; d := data.permatrix.decision with input as c]")
 	out, err := cmd.Output()

@@ -46,7 +46,7 @@ func stockServer(t *testing.T, bin, exportPath string) string {
 	}
 	cmd := exec.Command(bin, "run", "--server", "--addr", addr, "--ignore", "*_test.rego",
 		"--set", "default_decision=/permatrix/allow", "--set", "decision_logs.console=true", "--set", "status.console=true",
-		"policies", "data", exportPath)
+		"policies", "systems:systems", exportPath)
 	cmd.Dir = harness.Root()
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

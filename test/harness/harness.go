@@ -23,6 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/client"
+	"github.com/permatrix/permatrix/internal/console"
+	"github.com/permatrix/permatrix/internal/decisionlog"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -64,14 +68,20 @@ type Options struct {
 	// JWTs); nil is the server's default identity and no routes file.
 	Identity *identity.Identity
 	Routes   *routes.Table
-	// DecisionLog receives every decision (nil: none).
-	DecisionLog pdp.DecisionLogger
+	// DecisionLog receives every decision (nil: none); it follows the
+	// engine's bundles (mask list, compiler) as serve's does.
+	DecisionLog *decisionlog.Logger
+	// DecisionLogFile, if set, is a decision log file the server writes
+	// (as serve --decision-log FILE) and POST /v1/replay reads.
+	DecisionLogFile string
 	// Addr is the API's address (default 127.0.0.1:0; unix:///path for a
 	// socket), TLS its TLS configuration; Diagnostic also starts the
 	// diagnostic listener (Server.DiagnosticURL).
 	Addr       string
 	TLS        *tls.Config
 	Diagnostic bool
+	// Console serves the web console at /ui (internal/console).
+	Console bool
 }
 
 // Start runs a server until the test ends.
@@ -85,7 +95,21 @@ func Start(t testing.TB, o Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	svc := pdp.New(db, opa.NewEngine(db), log, o.DecisionLog)
+	if o.DecisionLogFile != "" {
+		w, err := decisionlog.Open(o.DecisionLogFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Close(context.Background()) })
+		o.DecisionLog = w
+	}
+	engine := opa.NewEngine(db)
+	var dlog pdp.DecisionLogger
+	if o.DecisionLog != nil {
+		o.DecisionLog.Attach(engine)
+		dlog = o.DecisionLog
+	}
+	svc := pdp.New(db, engine, log, dlog)
 	b, err := opa.ReadBundle(context.Background(), o.Bundle, opa.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +117,12 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS})
+	cfg := permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
+		DecisionLog: o.DecisionLog, DecisionLogFile: o.DecisionLogFile}
+	if o.Console {
+		cfg.Console = console.Handler()
+	}
+	srv := permhttp.NewServer(svc, cfg)
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}
@@ -176,30 +205,70 @@ func (s *Server) Do(method, path string, body any, admin bool, headers ...string
 	return r
 }
 
+// NewClient returns a Go client (package client) of the server: its URL
+// and its http.Client (so TLS and unix sockets work), with opts.
+func (s *Server) NewClient(opts ...client.Option) *client.Client {
+	s.t.Helper()
+	c, err := client.New(s.URL, append([]client.Option{client.WithHTTPClient(s.Client)}, opts...)...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+// API returns a Go client of the server holding the admin token.
+func (s *Server) API() *client.Client {
+	s.t.Helper()
+	return s.NewClient(client.WithToken(Token))
+}
+
 // Check asks /v1/check and returns the decoded response.
 func (s *Server) Check(check map[string]any) Response {
 	s.t.Helper()
 	return s.Do(http.MethodPost, "/v1/check", check, false)
 }
 
-// Allowed asks /v1/check and fails the test unless it answers 200.
-func (s *Server) Allowed(check map[string]any) bool {
+// Allowed decides a check (a permatrix.Check, or its JSON form as a map)
+// through the Go client and fails the test unless the server answers it.
+func (s *Server) Allowed(check any) bool {
 	s.t.Helper()
-	r := s.Check(check)
-	if r.Status != http.StatusOK {
-		s.t.Fatalf("check %v: %d %s", check, r.Status, r.Raw)
+	var ch permatrix.Check
+	s.convert(check, &ch)
+	d, err := s.API().Check(context.Background(), ch)
+	if err != nil {
+		s.t.Fatalf("check %v: %v", check, err)
 	}
-	return r.Body["allow"] == true
+	return d.Allow
 }
 
-// Assign stores an assignment and fails the test unless it answers 201.
-func (s *Server) Assign(a map[string]any) string {
+// Assign stores an assignment (a permatrix.Assignment, or its JSON form as
+// a map) through the Go client as the operator, fails the test unless it is
+// stored, and returns its id.
+func (s *Server) Assign(a any) string {
 	s.t.Helper()
-	r := s.Do(http.MethodPost, "/v1/assignments", a, true)
-	if r.Status != http.StatusCreated {
-		s.t.Fatalf("assign %v: %d %s", a, r.Status, r.Raw)
+	var as permatrix.Assignment
+	s.convert(a, &as)
+	stored, _, err := s.API().CreateAssignment(context.Background(), as)
+	if err != nil {
+		s.t.Fatalf("assign %v: %v", a, err)
 	}
-	return r.Body["id"].(string)
+	return stored.ID
+}
+
+// convert copies v (a value of out's type, or its JSON form) into out,
+// failing the test on a key out does not know: a test's typo is not
+// silently dropped.
+func (s *Server) convert(v, out any) {
+	s.t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		s.t.Fatalf("%s: %v", raw, err)
+	}
 }
 
 // StockOPA returns the path of the pinned stock opa binary, building it
@@ -265,19 +334,30 @@ func BuildTool(moduleDir, name, pkg string) (string, error) {
 // stores its path in *bin, runs the package's tests and exits: a TestMain
 // for packages that test through the real binary.
 func MainWithBinary(m *testing.M, bin *string) {
-	dir, err := os.MkdirTemp("", "permatrix-bin")
+	path, remove, err := BuildBinary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	*bin = filepath.Join(dir, "permatrix")
-	build := exec.Command("go", "build", "-o", *bin, "./cmd/permatrix")
+	*bin = path
+	code := m.Run()
+	remove()
+	os.Exit(code)
+}
+
+// BuildBinary builds the permatrix binary into a temporary directory and
+// returns its path and a func that removes it.
+func BuildBinary() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "permatrix-bin")
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(dir, "permatrix")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/permatrix")
 	build.Dir = Root()
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building permatrix: %v\n%s", err, out)
-		os.Exit(1)
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building permatrix: %v\n%s", err, out)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return bin, func() { os.RemoveAll(dir) }, nil
 }

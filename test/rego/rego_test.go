@@ -20,7 +20,9 @@ import (
 func TestRego(t *testing.T) {
 	ctx := context.Background()
 	root := harness.Root()
-	rep, err := regotest.Run(ctx, regotest.Options{Paths: []string{filepath.Join(root, "policies"), filepath.Join(root, "data")}})
+	// The repository root, as `opa test .` loads it (the catalogs are
+	// systems/<id>/data.json).
+	rep, err := regotest.Run(ctx, regotest.Options{Paths: []string{root}})
 	if err != nil {
 		t.Fatalf("the policies and their tests do not compile:\n%v", err)
 	}

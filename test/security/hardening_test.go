@@ -188,6 +188,10 @@ func TestFullDisk(t *testing.T) {
 	if a := call(t, p, http.MethodGet, "/health/live", "", false); a.status != 200 {
 		t.Fatalf("/health/live: %d", a.status)
 	}
+	// The HEALTHCHECK's command says so too (exit 1, the cause on stderr).
+	if _, stderr, code := harness.Run(t, "", bin, "health", "--url", p.URL); code != 1 || !strings.Contains(stderr, "no space left on device") {
+		t.Fatalf("permatrix health while the disk is full: exit %d %s", code, stderr)
+	}
 	// Decisions go on: they only read.
 	if a := call(t, p, http.MethodPost, "/v1/check", `{"subject":"before0","system":"celonis-task-mining","action":"edit_users"}`, false); a.status != 200 || a.body["allow"] != true {
 		t.Fatalf("check while the disk is full: %d %s", a.status, a.raw)
@@ -214,6 +218,9 @@ func TestFullDisk(t *testing.T) {
 	if a := write("after"); a.status != 201 {
 		t.Fatalf("write after the disk was freed: %d %s", a.status, a.raw)
 	}
+	if stdout, stderr, code := harness.Run(t, "", bin, "health", "--url", p.URL); code != 0 {
+		t.Fatalf("permatrix health after the disk was freed: exit %d %s%s", code, stdout, stderr)
+	}
 
 	// Every acknowledged write is in the file.
 	p.Stop(t)
@@ -230,12 +237,12 @@ func sorted(s []string) []string {
 	return s
 }
 
-// copyLayout copies the repository's policies/ and data/ into a new
+// copyLayout copies the repository's policies/ and systems/ into a new
 // directory: a bundle to break.
 func copyLayout(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
-	for _, sub := range []string{"policies", "data"} {
+	for _, sub := range []string{"policies", "systems"} {
 		src := filepath.Join(harness.Root(), sub)
 		err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -284,16 +291,16 @@ var brokenBundles = []struct {
 	want string
 }{
 	{"catalog names a missing package", func(t *testing.T, dir string) {
-		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { m["package"] = "celonis_studio_gone" })
+		editJSON(t, filepath.Join(dir, "systems/celonis-studio/data.json"), func(m map[string]any) { m["package"] = "celonis_studio_gone" })
 	}, `data.systems[\"celonis-studio\"] names package \"celonis_studio_gone\"`},
 	{"catalog lacks roles", func(t *testing.T, dir string) {
-		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "roles") })
+		editJSON(t, filepath.Join(dir, "systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "roles") })
 	}, `data.systems[\"celonis-studio\"] lacks roles`},
 	{"catalog lacks actions and scope_types", func(t *testing.T, dir string) {
-		editJSON(t, filepath.Join(dir, "data/systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "actions"); delete(m, "scope_types") })
+		editJSON(t, filepath.Join(dir, "systems/celonis-studio/data.json"), func(m map[string]any) { delete(m, "actions"); delete(m, "scope_types") })
 	}, `data.systems[\"celonis-studio\"] lacks scope_types, actions`},
 	{"catalog file deleted", func(t *testing.T, dir string) {
-		if err := os.Remove(filepath.Join(dir, "data/systems/celonis-studio/data.json")); err != nil {
+		if err := os.Remove(filepath.Join(dir, "systems/celonis-studio/data.json")); err != nil {
 			t.Fatal(err)
 		}
 	}, "package permatrix.systems.celonis_studio is named by no catalog"},
@@ -337,7 +344,7 @@ func TestBrokenBundleRefusedOnReload(t *testing.T) {
 		t.Fatalf("check: %d %s", decision.status, decision.raw)
 	}
 	store := export(t, p)
-	file := filepath.Join(dir, "data/systems/celonis-studio/data.json")
+	file := filepath.Join(dir, "systems/celonis-studio/data.json")
 	good, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)

@@ -129,7 +129,11 @@ func checkLog(t *testing.T, p *harness.Process, logFile string, want map[string]
 		t.Errorf("decision log holds %d decisions, want %d", len(entries), len(want))
 	}
 	for _, e := range entries {
-		if sub := e.Input["subject"]; want[e.DecisionID] != sub {
+		ch, err := e.Check()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sub := ch.Subject; want[e.DecisionID] != sub {
 			t.Errorf("decision %s was made for %v, want %q", e.DecisionID, sub, want[e.DecisionID])
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -49,7 +50,7 @@ type coverageReport struct {
 	} `json:"files"`
 }
 
-// stockCoverage runs `opa test policies data --coverage --format json`
+// stockCoverage runs `opa test . --coverage --format json`
 // once for the tests that read it (a coverage run takes seconds).
 var stockCoverage = struct {
 	once        sync.Once
@@ -61,7 +62,7 @@ func opaTestCoverage(t *testing.T) (stdout, stderr string, code int) {
 	t.Helper()
 	opa := harness.StockOPA(t)
 	stockCoverage.once.Do(func() {
-		stockCoverage.out, stockCoverage.errOut, stockCoverage.code = run(t, opa, "test", "policies", "data", "--coverage", "--format", "json")
+		stockCoverage.out, stockCoverage.errOut, stockCoverage.code = run(t, opa, "test", ".", "--coverage", "--format", "json")
 	})
 	return stockCoverage.out, stockCoverage.errOut, stockCoverage.code
 }
@@ -70,7 +71,7 @@ func opaTestCoverage(t *testing.T) (stdout, stderr string, code int) {
 func TestOPATestCoverage(t *testing.T) {
 	out, errOut, code := opaTestCoverage(t)
 	if code != 0 {
-		t.Fatalf("opa test policies data failed (exit %d):\n%s%s", code, out, errOut)
+		t.Fatalf("opa test . failed (exit %d):\n%s%s", code, out, errOut)
 	}
 	var rep coverageReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
@@ -106,10 +107,96 @@ func TestOPAFmt(t *testing.T) {
 
 func TestOPACheckStrict(t *testing.T) {
 	opa := harness.StockOPA(t)
-	out, errOut, code := run(t, opa, "check", "--strict", "policies", "data")
-	if code != 0 {
-		t.Fatalf("opa check --strict policies data (exit %d):\n%s%s", code, out, errOut)
+	for _, args := range [][]string{{"check", "--strict", "."}, {"check", "--strict", "--bundle", "."}} {
+		out, errOut, code := run(t, opa, args...)
+		if code != 0 {
+			t.Errorf("opa %s (exit %d):\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
 	}
+}
+
+// slowMachine is a generous timeout per Rego test (stock: 5 s) for the
+// runs that compare what loads: a machine busy with the whole suite must
+// not turn a slow test into an ERROR.
+const slowMachine = "--timeout=60s"
+
+// plainRun is `opa test .`, run once for the tests that compare with it.
+var plainRun = struct {
+	once        sync.Once
+	out, errOut string
+	code        int
+}{}
+
+func opaTestRoot(t *testing.T) (stdout, stderr string, code int) {
+	t.Helper()
+	opa := harness.StockOPA(t)
+	plainRun.once.Do(func() { plainRun.out, plainRun.errOut, plainRun.code = run(t, opa, "test", slowMachine, ".") })
+	return plainRun.out, plainRun.errOut, plainRun.code
+}
+
+// TestOPATestFromTheRoot: what a policy author runs from the repository
+// root passes in both of OPA's loading modes, with the same tests: `opa test
+// .` loads every JSON and YAML file as data by its directory (so no two may
+// collide), and `opa test -b .` reads the root as a bundle directory
+// (data.json files by their directory: the catalogs are
+// systems/<id>/data.json). The VS Code OPA extension runs the second, with
+// the options .vscode/settings.json gives it; `permatrix test` the first.
+func TestOPATestFromTheRoot(t *testing.T) {
+	opa := harness.StockOPA(t)
+	plain, plainErr, code := opaTestRoot(t)
+	if code != 0 {
+		t.Fatalf("opa test . (exit %d):\n%s%s", code, plain, plainErr)
+	}
+	bundle, bundleErr, code := run(t, opa, "test", slowMachine, "-b", ".")
+	if code != 0 {
+		t.Fatalf("opa test -b . (exit %d):\n%s%s", code, bundle, bundleErr)
+	}
+	if summary(plain) == "" || summary(plain) != summary(bundle) {
+		t.Fatalf("opa test . says %q, opa test -b . says %q", summary(plain), summary(bundle))
+	}
+
+	// The extension's "Run Tests in Workspace" and "Check File Syntax",
+	// built from its settings as the extension builds them (src/extension.ts:
+	// opa.test.workspace and activateCheckFile; src/opa.ts: getRoots and
+	// getBundleIgnoreParams).
+	raw, err := os.ReadFile(filepath.Join(harness.Root(), ".vscode", "settings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings struct {
+		Roots       []string `json:"opa.roots"`
+		BundleMode  *bool    `json:"opa.bundleMode"`
+		IgnorePaths []string `json:"opa.bundleIgnorePaths"`
+		StrictMode  bool     `json:"opa.strictMode"`
+	}
+	if err := json.Unmarshal(raw, &settings); err != nil {
+		t.Fatalf(".vscode/settings.json is not plain JSON (opa test . loads it as data): %v", err)
+	}
+	if len(settings.Roots) == 0 || settings.BundleMode == nil {
+		t.Fatalf(".vscode/settings.json should state opa.roots and opa.bundleMode: %s", raw)
+	}
+	var rootArgs []string
+	if *settings.BundleMode {
+		rootArgs = append(rootArgs, "--bundle")
+		for _, p := range settings.IgnorePaths {
+			rootArgs = append(rootArgs, "--ignore", p)
+		}
+	}
+	for _, r := range settings.Roots {
+		rootArgs = append(rootArgs, strings.ReplaceAll(r, "${workspaceFolder}", "."))
+	}
+	ext, extErr, code := run(t, opa, append([]string{"test", "--verbose", slowMachine}, rootArgs...)...)
+	if code != 0 || summary(ext) != summary(plain) {
+		t.Fatalf("opa test --verbose %s (the extension's) exit %d: %q, want %q\n%s", strings.Join(rootArgs, " "), code, summary(ext), summary(plain), extErr)
+	}
+	check := append([]string{"check"}, rootArgs...)
+	if settings.StrictMode {
+		check = append(check, "--strict")
+	}
+	if out, errOut, code := run(t, opa, check...); code != 0 {
+		t.Fatalf("opa %s (the extension's check) exit %d:\n%s%s", strings.Join(check, " "), code, out, errOut)
+	}
+	t.Log(summary(plain))
 }
 
 // regalReport is the part of `regal lint --format json` read here.
@@ -181,17 +268,16 @@ func TestRegal(t *testing.T) {
 // TestPermatrixTestMatchesOPATest: `permatrix test` runs the same tests with
 // the same outcome, and its coverage report is byte-for-byte stock opa's.
 func TestPermatrixTestMatchesOPATest(t *testing.T) {
-	opa := harness.StockOPA(t)
 	stockOut, stockErr, stockCode := opaTestCoverage(t)
-	ownOut, ownErr, ownCode := run(t, bin, "test", "policies", "data", "--coverage", "--format", "json")
+	ownOut, ownErr, ownCode := run(t, bin, "test", ".", "--coverage", "--format", "json")
 	if (stockCode == 0) != (ownCode == 0) {
 		t.Fatalf("opa test exit %d, permatrix test exit %d\nopa:\n%s%s\npermatrix:\n%s%s", stockCode, ownCode, stockOut, stockErr, ownOut, ownErr)
 	}
 	if stockCode != 0 {
 		// Failing tests: both print results, not a report. Compare the
 		// verdicts of the plain runs instead.
-		a, _, _ := run(t, opa, "test", "policies", "data")
-		b, _, _ := run(t, bin, "test", "policies", "data")
+		a, _, _ := opaTestRoot(t)
+		b, _, _ := run(t, bin, "test", slowMachine)
 		if summary(a) != summary(b) {
 			t.Fatalf("different results:\nopa:\n%s\npermatrix:\n%s", a, b)
 		}
@@ -212,9 +298,10 @@ func TestPermatrixTestMatchesOPATest(t *testing.T) {
 		_ = json.Unmarshal(oj, &o)
 		t.Fatalf("coverage reports differ: opa %.4f%%, permatrix %.4f%%", s.Coverage, o.Coverage)
 	}
-	// The pretty summary agrees too.
-	a, _, _ := run(t, opa, "test", "policies", "data")
-	b, _, _ := run(t, bin, "test", "policies", "data")
+	// The pretty summary agrees too; `permatrix test` without a path tests
+	// the root, as `opa test .` does.
+	a, _, _ := opaTestRoot(t)
+	b, _, _ := run(t, bin, "test", slowMachine)
 	if summary(a) != summary(b) || summary(a) == "" {
 		t.Fatalf("summaries differ:\nopa: %s\npermatrix: %s", summary(a), summary(b))
 	}

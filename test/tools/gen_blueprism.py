@@ -5,7 +5,7 @@ Reads shared/vendor-docs/blueprism-user-permissions.txt (the permission
 tables: category, printed name, description), adds the readings below
 (scopes, implications, requirements, derived actions; each cites the
 document) and writes
-  data/systems/blueprism/data.json
+  systems/blueprism/data.json
   policies/blueprism/permissions_test.rego
 Run from the repository root:
   python3 test/tools/gen_blueprism.py [path/to/blueprism-user-permissions.txt]
@@ -282,8 +282,8 @@ def main():
         "own_role_locked": ["manage_business_object_access_rights", "manage_process_access_rights"],
         "delegation": {"assignments": "security_users", "roles": "security_user_roles"},
     }
-    os.makedirs("data/systems/blueprism", exist_ok=True)
-    with open("data/systems/blueprism/data.json", "w", encoding="utf-8") as f:
+    os.makedirs("systems/blueprism", exist_ok=True)
+    with open("systems/blueprism/data.json", "w", encoding="utf-8") as f:
         json.dump(catalog, f, indent=2, ensure_ascii=False)
         f.write("\n")
 

@@ -7,7 +7,7 @@
 #   layout is documented in document.go at the repository root.
 package permatrix.lib
 
-# system is the catalog entry (data/systems/<id>/data.json) of the system asked about.
+# system is the catalog entry (systems/<id>/data.json) of the system asked about.
 system := data.systems[input.system]
 
 # scope is where the check asks: input.resource, or the whole system.

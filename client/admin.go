@@ -1,0 +1,295 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/permatrix/permatrix"
+)
+
+// The administration API needs WithToken: the admin token, or (for writes)
+// a user's JWT when the server verifies them. Every write returns the store
+// revision it committed at: a check made after it is decided at that
+// revision or later (a consistency token across a fleet: Check.MinRevision).
+
+// WriteOption modifies one write.
+type WriteOption func(*request)
+
+// Actor makes a write on behalf of user (the X-Permatrix-Actor header): the
+// vendor's delegation rules then decide whether that user may make it, and
+// a refusal is an *Error with code forbidden (403). Without it the write is
+// the operator's (the admin token). An empty user is sent as given and
+// refused (400), never taken for the operator. docs/delegation.md has the
+// rules.
+func Actor(user string) WriteOption { return func(r *request) { r.actor = &user } }
+
+// write makes a write request and records the revision it returns.
+func (c *Client) write(ctx context.Context, r request, opts []WriteOption, out revisioned) error {
+	for _, o := range opts {
+		o(&r)
+	}
+	if err := c.call(ctx, r, out); err != nil {
+		return err
+	}
+	c.noteRevision(out.revision())
+	return nil
+}
+
+// revisioned is a write's answer: it carries the store revision.
+type revisioned interface{ revision() uint64 }
+
+// revisionAnswer is the answer of a write that returns only its revision.
+type revisionAnswer struct {
+	Revision uint64 `json:"revision"`
+}
+
+func (a *revisionAnswer) revision() uint64 { return a.Revision }
+
+// CreateAssignment stores a (its ID is ignored: the server assigns one) and
+// returns it as stored, with its id, and the revision. An assignment the
+// vendor rules forbid is an *Error with code unprocessable (422), a
+// malformed one invalid (400); nothing is stored then.
+func (c *Client) CreateAssignment(ctx context.Context, a permatrix.Assignment, opts ...WriteOption) (permatrix.Assignment, uint64, error) {
+	a.ID = ""
+	var out struct {
+		revisionAnswer
+		ID         string               `json:"id"`
+		Assignment permatrix.Assignment `json:"assignment"`
+	}
+	if err := c.write(ctx, request{method: http.MethodPost, segs: []string{"v1", "assignments"}, in: a}, opts, &out); err != nil {
+		return permatrix.Assignment{}, 0, err
+	}
+	if out.Assignment.ID == "" {
+		out.Assignment = a
+		out.Assignment.ID = out.ID
+	}
+	return out.Assignment, out.Revision, nil
+}
+
+// Assignment returns the assignment with the id (code not_found if none).
+func (c *Client) Assignment(ctx context.Context, id string) (permatrix.Assignment, error) {
+	if err := required("id", id); err != nil {
+		return permatrix.Assignment{}, err
+	}
+	var a permatrix.Assignment
+	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "assignments", id}}, &a)
+	return a, err
+}
+
+// DeleteAssignment deletes the assignment with the id (code not_found if
+// none) and returns the revision.
+func (c *Client) DeleteAssignment(ctx context.Context, id string, opts ...WriteOption) (uint64, error) {
+	if err := required("id", id); err != nil {
+		return 0, err
+	}
+	var out revisionAnswer
+	err := c.write(ctx, request{method: http.MethodDelete, segs: []string{"v1", "assignments", id}}, opts, &out)
+	return out.Revision, err
+}
+
+// Page is one page of a listing; NextCursor is "" on the last page.
+type Page struct {
+	Assignments []permatrix.Assignment `json:"assignments"`
+	NextCursor  string                 `json:"next_cursor"`
+}
+
+// Assignments lists one page of the assignments f selects (empty fields
+// match all; Limit 1 to 1000, 0 for the server's default; Cursor is a
+// previous page's NextCursor).
+func (c *Client) Assignments(ctx context.Context, f permatrix.AssignmentFilter) (Page, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"subject": f.Subject, "system": f.System, "scope_type": f.ScopeType, "scope_id": f.ScopeID, "cursor": f.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit != 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var p Page
+	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "assignments"}, query: q}, &p)
+	return p, err
+}
+
+// AllAssignments iterates over every assignment f selects, page by page
+// (f.Limit assignments a request), starting after f.Cursor. An error ends
+// the iteration as its last pair.
+//
+//	for a, err := range c.AllAssignments(ctx, permatrix.AssignmentFilter{System: "blueprism"}) {
+//		if err != nil { return err }
+//		…
+//	}
+func (c *Client) AllAssignments(ctx context.Context, f permatrix.AssignmentFilter) iter.Seq2[permatrix.Assignment, error] {
+	return func(yield func(permatrix.Assignment, error) bool) {
+		for {
+			p, err := c.Assignments(ctx, f)
+			if err != nil {
+				yield(permatrix.Assignment{}, err)
+				return
+			}
+			for _, a := range p.Assignments {
+				if !yield(a, nil) {
+					return
+				}
+			}
+			if p.NextCursor == "" {
+				return
+			}
+			if p.NextCursor == f.Cursor {
+				yield(permatrix.Assignment{}, fmt.Errorf("permatrix client: GET /v1/assignments: the cursor %q does not advance", f.Cursor))
+				return
+			}
+			f.Cursor = p.NextCursor
+		}
+	}
+}
+
+// AddMember puts user in group and returns the revision.
+func (c *Client) AddMember(ctx context.Context, group, user string, opts ...WriteOption) (uint64, error) {
+	return c.member(ctx, http.MethodPut, group, user, opts)
+}
+
+// RemoveMember takes user out of group (code not_found if not a member)
+// and returns the revision.
+func (c *Client) RemoveMember(ctx context.Context, group, user string, opts ...WriteOption) (uint64, error) {
+	return c.member(ctx, http.MethodDelete, group, user, opts)
+}
+
+func (c *Client) member(ctx context.Context, method, group, user string, opts []WriteOption) (uint64, error) {
+	if err := required("group", group, "user", user); err != nil {
+		return 0, err
+	}
+	var out revisionAnswer
+	err := c.write(ctx, request{method: method, segs: []string{"v1", "groups", group, "members", user}}, opts, &out)
+	return out.Revision, err
+}
+
+// Members lists the members of group and the revision it was read at.
+func (c *Client) Members(ctx context.Context, group string) ([]string, uint64, error) {
+	if err := required("group", group); err != nil {
+		return nil, 0, err
+	}
+	var out struct {
+		Members  []string `json:"members"`
+		Revision uint64   `json:"revision"`
+	}
+	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "groups", group, "members"}}, &out)
+	return out.Members, out.Revision, err
+}
+
+// PutRole defines or replaces the custom role r.Name of r.System (Blue
+// Prism) with r.Permissions, and returns the revision. Unknown permission
+// ids, or a system without custom roles, are code unprocessable (422).
+func (c *Client) PutRole(ctx context.Context, r permatrix.Role, opts ...WriteOption) (uint64, error) {
+	if err := required("system", r.System, "role", r.Name); err != nil {
+		return 0, err
+	}
+	perms := r.Permissions
+	if perms == nil {
+		perms = []string{}
+	}
+	in := struct {
+		Permissions []string `json:"permissions"`
+	}{perms}
+	var out revisionAnswer
+	err := c.write(ctx, request{method: http.MethodPut, segs: []string{"v1", "systems", r.System, "roles", r.Name}, in: in}, opts, &out)
+	return out.Revision, err
+}
+
+// Role returns the custom role name of system (code not_found if none).
+func (c *Client) Role(ctx context.Context, system, name string) (permatrix.Role, error) {
+	if err := required("system", system, "role", name); err != nil {
+		return permatrix.Role{}, err
+	}
+	var r permatrix.Role
+	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "systems", system, "roles", name}}, &r)
+	return r, err
+}
+
+// DeleteRole deletes the custom role name of system and returns the
+// revision.
+func (c *Client) DeleteRole(ctx context.Context, system, name string, opts ...WriteOption) (uint64, error) {
+	if err := required("system", system, "role", name); err != nil {
+		return 0, err
+	}
+	var out revisionAnswer
+	err := c.write(ctx, request{method: http.MethodDelete, segs: []string{"v1", "systems", system, "roles", name}}, opts, &out)
+	return out.Revision, err
+}
+
+// ProjectWrite is the answer of PutProject: the project as stored, the
+// revision, and the assignment its creator got in the same transaction
+// where the vendor gives creators a role (nil otherwise).
+type ProjectWrite struct {
+	Project           permatrix.Project     `json:"project"`
+	Revision          uint64                `json:"revision"`
+	CreatorAssignment *permatrix.Assignment `json:"creator_assignment"`
+}
+
+func (w *ProjectWrite) revision() uint64 { return w.Revision }
+
+// PutProject registers (or updates) project p.ID of p.System, created by
+// p.CreatedBy, of kind p.Kind ("assisted", "unassisted" or "").
+func (c *Client) PutProject(ctx context.Context, p permatrix.Project, opts ...WriteOption) (ProjectWrite, error) {
+	if err := required("system", p.System, "project id", p.ID); err != nil {
+		return ProjectWrite{}, err
+	}
+	in := struct {
+		CreatedBy string `json:"created_by,omitempty"`
+		Kind      string `json:"kind,omitempty"`
+	}{p.CreatedBy, p.Kind}
+	var out ProjectWrite
+	err := c.write(ctx, request{method: http.MethodPut, segs: []string{"v1", "systems", p.System, "projects", p.ID}, in: in}, opts, &out)
+	return out, err
+}
+
+// Project returns project id of system (code not_found if not registered).
+func (c *Client) Project(ctx context.Context, system, id string) (permatrix.Project, error) {
+	if err := required("system", system, "project id", id); err != nil {
+		return permatrix.Project{}, err
+	}
+	var p permatrix.Project
+	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "systems", system, "projects", id}}, &p)
+	return p, err
+}
+
+// ImportResult is the answer of Import.
+type ImportResult struct {
+	Imported int    `json:"imported"`
+	Revision uint64 `json:"revision"`
+}
+
+func (r *ImportResult) revision() uint64 { return r.Revision }
+
+// Import streams NDJSON from r — one assignment object per line, as
+// permatrix.Assignment marshals, optionally with its own "actor" — to
+// POST /v1/import. It is all or nothing: a refused line (its number in the
+// error's message) stores nothing. The request body is limited by the
+// server (--body-limit, 1 MiB by default: code too_large).
+func (c *Client) Import(ctx context.Context, r io.Reader, opts ...WriteOption) (ImportResult, error) {
+	var out ImportResult
+	err := c.write(ctx, request{method: http.MethodPost, segs: []string{"v1", "import"}, body: r, contentType: "application/x-ndjson"}, opts, &out)
+	return out, err
+}
+
+// Export streams the whole store (GET /v1/export: one JSON document, also
+// valid OPA data for the policies) into w and returns the bytes written. It
+// is not bounded by WithMaxResponseBytes. An export the server cuts short
+// is an error (the bytes already written are not a whole document).
+func (c *Client) Export(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.send(ctx, request{method: http.MethodGet, segs: []string{"v1", "export"}})
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("permatrix client: GET /v1/export: after %d bytes: %w", n, err)
+	}
+	return n, nil
+}

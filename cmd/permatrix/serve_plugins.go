@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/permatrix/permatrix/internal/bundlepoll"
+	"github.com/permatrix/permatrix/internal/config"
+	"github.com/permatrix/permatrix/internal/decisionlog"
+	"github.com/permatrix/permatrix/internal/management"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+// loadConfig reads the --config file, if any, and sets the flags it sets
+// that were not given (on the command line or as PERMATRIX_*).
+func loadConfig(flags *pflag.FlagSet, path string) (*config.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := file.Apply(flags); err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+
+// plugins are serve's uses of OPA's management APIs: OPA's plugin
+// manager, the decision log and the bundle poller, each only if
+// configured.
+type plugins struct {
+	mgr    *management.Manager
+	dlog   *decisionlog.Logger
+	source *bundlepoll.Source
+	poller *bundlepoll.Poller
+	report func(error) // the poller's outcomes, once the server exists
+	log    *slog.Logger
+}
+
+// urlBundleService names the service of serve --bundle URL.
+const urlBundleService = "permatrix-bundle-url"
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// opaConfig is OPA's configuration from the file, and the bundles section:
+// the file's, or one made for --bundle URL (a service of its own).
+func opaConfig(o serveOptions, file *config.File) (opaCfg, bundles []byte, err error) {
+	m := map[string]any{}
+	if file != nil {
+		if file.OPA != nil {
+			if err := json.Unmarshal(file.OPA, &m); err != nil {
+				return nil, nil, err
+			}
+		}
+		bundles = file.Bundles
+	}
+	switch {
+	case bundles != nil && o.bundle != "":
+		return nil, nil, errors.New("give one of --bundle (server.bundle) and the bundles section")
+	case isURL(o.bundle):
+		u, err := url.Parse(o.bundle)
+		if err != nil || u.Host == "" {
+			return nil, nil, fmt.Errorf("--bundle %q: not a URL", o.bundle)
+		}
+		svc := map[string]any{"name": urlBundleService, "url": (&url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host}).String()}
+		switch s := m["services"].(type) {
+		case nil:
+			m["services"] = map[string]any{urlBundleService: svc}
+		case map[string]any:
+			s[urlBundleService] = svc
+		case []any:
+			m["services"] = append(s, svc)
+		}
+		resource := strings.TrimPrefix(u.EscapedPath(), "/")
+		if u.RawQuery != "" {
+			resource += "?" + u.RawQuery
+		}
+		bundles, _ = json.Marshal(map[string]any{decisionlog.BundleName: map[string]any{"service": urlBundleService, "resource": resource}})
+	}
+	if len(m) > 0 {
+		opaCfg, _ = json.Marshal(m)
+	}
+	return opaCfg, bundles, nil
+}
+
+// startPlugins starts what the options and the file ask for: the plugin
+// manager when decisions are logged or the bundle is downloaded.
+func startPlugins(ctx context.Context, o serveOptions, file *config.File, engine *opa.Engine, log *slog.Logger) (*plugins, error) {
+	p := &plugins{log: log, report: func(error) {}}
+	opaCfg, bundles, err := opaConfig(o, file)
+	if err != nil {
+		return nil, err
+	}
+	var decisionLogs []byte
+	if file != nil {
+		decisionLogs = file.DecisionLogs
+	}
+	logging := o.decisionLog != "" || decisionLogs != nil
+	switch {
+	case !logging && len(o.decisionLogMask) > 0:
+		return nil, errors.New("--decision-log-mask needs a decision log (--decision-log, or the decision_logs section)")
+	case bundles != nil && o.watch:
+		return nil, errors.New("--watch watches files: a downloaded bundle is polled (bundles.*.polling)")
+	case bundles != nil && o.verify.Key != "" && !isURL(o.bundle):
+		return nil, errors.New("--verification-key is for --bundle: the bundles section verifies with keys and bundles.*.signing")
+	case !logging && bundles == nil && opaCfg == nil:
+		return p, nil
+	}
+	if p.mgr, err = management.New(ctx, opaCfg, log); err != nil {
+		return nil, fmt.Errorf("OPA configuration: %w", err)
+	}
+	if logging {
+		p.dlog, err = decisionlog.New(ctx, decisionlog.Options{File: o.decisionLog, Config: decisionLogs, Mask: o.decisionLogMask, Manager: p.mgr, Logger: log})
+		if err != nil {
+			p.stop(time.Second)
+			return nil, fmt.Errorf("decision log: %w", err)
+		}
+		p.dlog.Attach(engine)
+	}
+	if bundles != nil {
+		if err := p.newPoller(o, bundles, engine, log); err != nil {
+			p.stop(time.Second)
+			return nil, err
+		}
+	}
+	if err := p.mgr.Start(ctx); err != nil {
+		p.stop(time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *plugins) newPoller(o serveOptions, bundles []byte, engine *opa.Engine, log *slog.Logger) error {
+	mgr := p.mgr.Plugins()
+	src, err := bundlepoll.ParseConfig(bundles, mgr.Services(), mgr.PublicKeys())
+	if err != nil {
+		return err
+	}
+	if o.verify.Key != "" {
+		v, err := opa.Verification(o.verify)
+		if err != nil {
+			return err
+		}
+		src.SetVerification(v)
+	}
+	p.source = src
+	p.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: p.mgr, Activate: engine.Activate,
+		Report: func(err error) { p.report(err) }, Logger: log})
+	return err
+}
+
+// startPolling starts the poller, its outcomes reported to report.
+func (p *plugins) startPolling(ctx context.Context, report func(error)) {
+	p.report = report // before the poller's goroutine starts
+	p.poller.Start(ctx)
+}
+
+// decisionLogger is the service's decision logger (a nil interface when
+// none).
+func (p *plugins) decisionLogger() pdp.DecisionLogger {
+	if p.dlog == nil {
+		return nil
+	}
+	return p.dlog
+}
+
+// stop stops polling, uploads what the decision log holds (within
+// timeout), closes its file and stops the manager.
+func (p *plugins) stop(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if p.poller != nil {
+		p.poller.Stop(ctx)
+	}
+	if p.dlog != nil {
+		if err := p.dlog.Close(ctx); err != nil {
+			p.log.Error("closing the decision log", "err", err)
+		}
+	}
+	if p.mgr != nil {
+		p.mgr.Stop(ctx)
+	}
+}

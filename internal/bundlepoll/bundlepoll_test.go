@@ -1,0 +1,426 @@
+package bundlepoll_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix/internal/bundlepoll"
+	"github.com/permatrix/permatrix/internal/management"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// bundleServer serves one bundle at /bundles/permatrix.tar.gz as OPA's
+// bundle servers do: ETag, 304 for If-None-Match, and long polling (Prefer:
+// wait=N holds the request until the bundle changes or N seconds pass).
+type bundleServer struct {
+	mu       sync.Mutex
+	body     []byte
+	etag     string
+	changed  chan struct{}
+	requests int
+	notMod   int
+	longPoll bool
+}
+
+func newBundleServer() *bundleServer { return &bundleServer{changed: make(chan struct{})} }
+
+func (bs *bundleServer) set(body []byte, etag string) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.body, bs.etag = body, `"`+etag+`"`
+	close(bs.changed)
+	bs.changed = make(chan struct{})
+}
+
+func (bs *bundleServer) counts() (requests, notModified int) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return bs.requests, bs.notMod
+}
+
+func (bs *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/bundles/permatrix.tar.gz" {
+		http.NotFound(w, r)
+		return
+	}
+	bs.mu.Lock()
+	bs.requests++
+	body, etag, changed, longPoll := bs.body, bs.etag, bs.changed, bs.longPoll
+	bs.mu.Unlock()
+	if longPoll {
+		w.Header().Set("Content-Type", "application/vnd.openpolicyagent.bundles")
+	}
+	if inm := r.Header.Get("If-None-Match"); body != nil && inm != "" && strings.Contains(inm, etag) {
+		if wait := preferWait(r); longPoll && wait > 0 {
+			select {
+			case <-changed:
+				bs.ServeHTTP(w, r.Clone(r.Context())) // answer with the new bundle
+				bs.mu.Lock()
+				bs.requests-- // counted once
+				bs.mu.Unlock()
+				return
+			case <-time.After(wait):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		bs.mu.Lock()
+		bs.notMod++
+		bs.mu.Unlock()
+		w.Header().Set("ETag", etag)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if body == nil {
+		http.Error(w, "no bundle yet", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("ETag", etag)
+	if !longPoll {
+		w.Header().Set("Content-Type", "application/gzip")
+	}
+	_, _ = w.Write(body)
+}
+
+func preferWait(r *http.Request) time.Duration {
+	for _, part := range strings.Split(r.Header.Get("Prefer"), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "wait="); ok {
+			n, _ := strconv.Atoi(v)
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 0
+}
+
+// build is what `permatrix bundle build` writes for the repository's
+// policies and data, at revision rev, signed when sign is set; edit may
+// change a file of the tree first.
+func build(t *testing.T, rev string, sign *opa.SignOptions, edit func(dir string)) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	for _, sub := range []string{"policies", "systems"} {
+		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(harness.Root(), sub))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if edit != nil {
+		edit(dir)
+	}
+	b, err := opa.ReadLayout(os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetRevision(rev)
+	var buf bytes.Buffer
+	if err := opa.WriteBundle(&buf, b, sign); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// poller runs a poller of the bundle at url with the given bundles
+// section (beyond service and resource) and extra OPA configuration; it
+// returns the engine it activates into and the errors reported.
+type run struct {
+	engine *opa.Engine
+	poller *bundlepoll.Poller
+	mu     sync.Mutex
+	errs   []error
+}
+
+func (r *run) reported() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
+}
+
+func (r *run) revision() string {
+	if p := r.engine.Current(); p != nil {
+		return p.BundleRevision()
+	}
+	return ""
+}
+
+func newRun(t *testing.T, url, source, extra string) *run {
+	t.Helper()
+	ctx := context.Background()
+	cfg := `{"services": {"bundles": {"url": "` + url + `"}}` + extra + `}`
+	mgr, err := management.New(ctx, []byte(cfg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Stop(ctx) })
+	var keys map[string]any
+	_ = json.Unmarshal([]byte(cfg), &keys)
+	src, err := bundlepoll.ParseConfig([]byte(`{"permatrix": {"service": "bundles", "resource": "bundles/permatrix.tar.gz"`+source+`}}`),
+		mgr.Plugins().Services(), mgr.Plugins().PublicKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{engine: opa.NewEngine(store.NewMemory())}
+	r.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: r.engine.Activate,
+		Report: func(err error) {
+			if err != nil {
+				r.mu.Lock()
+				r.errs = append(r.errs, err)
+				r.mu.Unlock()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *run) start(t *testing.T) {
+	r.poller.Start(context.Background())
+	t.Cleanup(func() { r.poller.Stop(context.Background()) })
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("not within %s: %s", within, what)
+}
+
+const fastPolling = `, "polling": {"min_delay_seconds": 1, "max_delay_seconds": 1}`
+
+// TestPicksUpNewRevisions: a new revision is active within seconds of the
+// server having it; in between, the server answers 304 to the ETag.
+func TestPicksUpNewRevisions(t *testing.T) {
+	bs := newBundleServer()
+	bs.set(build(t, "rev1", nil, nil), "e1")
+	srv := httptest.NewServer(bs)
+	t.Cleanup(srv.Close) // after the poller's Stop (cleanups run last first)
+	r := newRun(t, srv.URL, fastPolling, "")
+	r.start(t)
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "a 304 for rev1's ETag", 5*time.Second, func() bool { _, n := bs.counts(); return n >= 1 })
+	if got := r.engine.Current(); got.BundleRevision() != "rev1" {
+		t.Fatalf("after a 304: %s", got.BundleRevision())
+	}
+	start := time.Now()
+	bs.set(build(t, "rev2", nil, nil), "e2")
+	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
+	t.Logf("rev2 active after %s", time.Since(start))
+	if errs := r.reported(); len(errs) > 0 {
+		t.Errorf("errors reported: %v", errs)
+	}
+}
+
+// TestLongPolling: with a long-polling server, a new revision arrives as
+// soon as it exists, not at the next poll (here 30 s away).
+func TestLongPolling(t *testing.T) {
+	bs := newBundleServer()
+	bs.longPoll = true
+	bs.set(build(t, "rev1", nil, nil), "e1")
+	srv := httptest.NewServer(bs)
+	t.Cleanup(srv.Close) // after the poller's Stop (cleanups run last first)
+	r := newRun(t, srv.URL, `, "polling": {"min_delay_seconds": 30, "max_delay_seconds": 30, "long_polling_timeout_seconds": 20}`, "")
+	r.start(t)
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	// The next request is a held long poll.
+	waitFor(t, "a long poll", 5*time.Second, func() bool { n, _ := bs.counts(); return n >= 2 })
+	bs.set(build(t, "rev2", nil, nil), "e2")
+	waitFor(t, "rev2 active", 3*time.Second, func() bool { return r.revision() == "rev2" })
+}
+
+// TestServerDownAtStartup: no bundle while the server is unreachable (the
+// error reported), the bundle once it is up.
+func TestServerDownAtStartup(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // down: connections are refused
+	r := newRun(t, "http://"+addr, fastPolling, "")
+	r.start(t)
+	waitFor(t, "the failure reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	if r.engine.Current() != nil {
+		t.Fatal("a policy without a bundle")
+	}
+	bs := newBundleServer()
+	bs.set(build(t, "rev1", nil, nil), "e1")
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	srv := &http.Server{Handler: bs}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	waitFor(t, "rev1 active once the server is up", 10*time.Second, func() bool { return r.revision() == "rev1" })
+}
+
+func rsaKeys(t *testing.T) (private, public string) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+}
+
+// TestRefusesBadBundles: with keys configured, a bundle signed by another
+// key, an unsigned one, and a signed one that does not compile are each
+// refused (reported), the last good one serving on; then a good one is
+// taken.
+func TestRefusesBadBundles(t *testing.T) {
+	priv, pub := rsaKeys(t)
+	other, _ := rsaKeys(t)
+	good := &opa.SignOptions{Key: priv, Algorithm: "RS256", KeyID: "prod"}
+	bs := newBundleServer()
+	bs.set(build(t, "rev1", good, nil), "e1")
+	srv := httptest.NewServer(bs)
+	t.Cleanup(srv.Close) // after the poller's Stop (cleanups run last first)
+	keys, _ := json.Marshal(map[string]any{"prod": map[string]any{"key": pub, "algorithm": "RS256"}})
+	r := newRun(t, srv.URL, fastPolling+`, "signing": {"keyid": "prod"}`, `, "keys": `+string(keys))
+	r.start(t)
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+
+	broken := func(dir string) {
+		if err := os.WriteFile(filepath.Join(dir, "policies", "permatrix", "broken.rego"), []byte("package permatrix.broken\n\nx := no_such_function(1)\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, bad := range []struct {
+		body []byte
+		want string
+	}{
+		{build(t, "rev-forged", &opa.SignOptions{Key: other, Algorithm: "RS256", KeyID: "prod"}, nil), "verif"},
+		{build(t, "rev-unsigned", nil, nil), "signature"},
+		{build(t, "rev-broken", good, broken), "no_such_function"},
+		{[]byte("not a bundle"), "gzip"},
+	} {
+		before := len(r.reported())
+		bs.set(bad.body, "bad"+strconv.Itoa(i))
+		waitFor(t, "the bad bundle refused", 5*time.Second, func() bool { return len(r.reported()) > before })
+		if errs := r.reported(); !strings.Contains(errs[len(errs)-1].Error(), bad.want) {
+			t.Errorf("bad bundle %d: %v, want %q", i, errs[len(errs)-1], bad.want)
+		}
+		if rev := r.revision(); rev != "rev1" {
+			t.Fatalf("bad bundle %d: %s active", i, rev)
+		}
+	}
+	bs.set(build(t, "rev2", good, nil), "e2")
+	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
+}
+
+// TestPersisted: the last activated bundle is kept on disk and activated
+// by the next run while the server is down; once the server is back, its
+// ETag gets a 304.
+func TestPersisted(t *testing.T) {
+	dir := t.TempDir()
+	extra := `, "persistence_directory": "` + dir + `"`
+	bs := newBundleServer()
+	bs.set(build(t, "rev1", nil, nil), "e1")
+	srv := httptest.NewServer(bs)
+	r := newRun(t, srv.URL, fastPolling+`, "persist": true`, extra)
+	r.start(t)
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	path := r.poller.PersistedPath()
+	waitFor(t, "rev1 persisted", 5*time.Second, func() bool { _, err := os.Stat(path); return err == nil })
+	if path != filepath.Join(dir, "bundles", "permatrix", "bundle.tar.gz") {
+		t.Errorf("persisted at %s", path)
+	}
+	r.poller.Stop(context.Background())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+
+	// Next run, server down: the persisted bundle serves.
+	next := newRun(t, "http://"+addr, fastPolling+`, "persist": true`, extra)
+	if !next.poller.ActivatePersisted(context.Background()) || next.revision() != "rev1" {
+		t.Fatalf("the persisted bundle was not activated: %q", next.revision())
+	}
+	next.start(t)
+	waitFor(t, "the download failure reported", 5*time.Second, func() bool { return len(next.reported()) > 0 })
+	if next.revision() != "rev1" {
+		t.Fatal("the persisted bundle stopped serving")
+	}
+	// Server back with the same bundle: 304 to the persisted ETag.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	_, before := bs.counts()
+	back := &http.Server{Handler: bs}
+	go func() { _ = back.Serve(ln) }()
+	defer back.Close()
+	waitFor(t, "a 304 to the persisted ETag", 10*time.Second, func() bool { _, n := bs.counts(); return n > before })
+
+	// A damaged persisted bundle is skipped, not fatal.
+	if err := os.WriteFile(path, []byte("not a bundle"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	third := newRun(t, "http://"+addr, fastPolling+`, "persist": true`, extra)
+	if third.poller.ActivatePersisted(context.Background()) || third.revision() != "" {
+		t.Fatal("a damaged persisted bundle was activated")
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct{ raw, want string }{
+		{`{}`, "one bundle, 0"},
+		{`{"a": {"service": "s"}, "b": {"service": "s"}}`, "one bundle, 2"},
+		{`{"a": {"service": "nope"}}`, "not found"},
+		{`{"a": {"resource": "file:///tmp/b.tar.gz"}}`, "server.bundle"},
+		{`{"a": {"service": "s", "trigger": "manual"}}`, "periodic"},
+		{`{"a": {"service": "s", "polling": {"min_delay_seconds": 10, "max_delay_seconds": 1}}}`, "max polling delay"},
+		{`{"a": {"service": "s", "signing": {"keyid": "missing"}}}`, "missing"},
+	} {
+		if _, err := bundlepoll.ParseConfig([]byte(tc.raw), []string{"s"}, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.raw, err, tc.want)
+		}
+	}
+	src, err := bundlepoll.ParseConfig([]byte(`{"permatrix": {"service": "s"}}`), []string{"s"}, nil)
+	if err != nil || src.Resource() != "bundles/permatrix" || src.Service() != "s" || src.Persist() || src.SizeLimit() != bundlepoll.DefaultSizeLimit {
+		t.Fatalf("defaults: %+v %v", src, err)
+	}
+	if src, err := bundlepoll.ParseConfig([]byte(`{"permatrix": {"service": "s", "size_limit_bytes": 1000}}`), []string{"s"}, nil); err != nil || src.SizeLimit() != 1000 {
+		t.Fatalf("size_limit_bytes: %v", err)
+	}
+}
+
+// TestSizeLimit: a bundle with a file over size_limit_bytes is refused.
+func TestSizeLimit(t *testing.T) {
+	bs := newBundleServer()
+	bs.set(build(t, "rev1", nil, nil), "e1")
+	srv := httptest.NewServer(bs)
+	t.Cleanup(srv.Close)
+	r := newRun(t, srv.URL, fastPolling+`, "size_limit_bytes": 512`, "")
+	r.start(t)
+	waitFor(t, "the bundle refused", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	if err := r.reported()[0]; !strings.Contains(err.Error(), "size") || r.engine.Current() != nil {
+		t.Fatalf("%v, active %v", err, r.engine.Current())
+	}
+}

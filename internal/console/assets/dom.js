@@ -1,0 +1,121 @@
+// DOM building for the console. Every string that reaches the page goes in
+// as a text node or an attribute value, never as markup: there is no
+// innerHTML anywhere (the Content-Security-Policy's Trusted Types would
+// refuse it anyway), so an id or a message from the server is shown as
+// the characters it is.
+
+import { ApiError } from './api.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+// h builds an element. props: attributes (false/null/undefined left out,
+// true as an empty attribute), on<event> listeners, and href, which must be
+// a console link (#…) or a path on this origin. Children: nodes, strings
+// (as text), numbers, arrays of those, null/undefined/false skipped.
+export function h(tag, props, ...children) {
+  const el = tag.startsWith('svg:') ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') {
+      el.addEventListener(k.slice(2), v);
+    } else if (k === 'href') {
+      el.setAttribute('href', safeHref(v));
+    } else {
+      el.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+// append adds children to el (see h).
+export function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+// replace empties el and adds children.
+export function replace(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
+// safeHref keeps links inside the console or this origin: a fragment, or
+// an absolute path (not a protocol-relative //host).
+export function safeHref(v) {
+  const s = String(v);
+  if (s.startsWith('#') || (s.startsWith('/') && !s.startsWith('//'))) return s;
+  throw new Error('refusing a link that leaves the console: ' + s);
+}
+
+// link builds a console route: #/page?k=v with every value encoded.
+export function route(page, params = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  }
+  const s = q.toString();
+  return '#/' + page + (s ? '?' + s : '');
+}
+
+// field is a labelled control: <label for=id>text</label> control.
+export function field(label, control, hint) {
+  const id = control.id || (control.id = uid(label));
+  const hintEl = hint ? h('span', { class: 'hint', id: id + '-hint' }, hint) : null;
+  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl);
+}
+
+let seq = 0;
+// uid is a document-unique id derived from a label.
+export function uid(label) {
+  seq += 1;
+  return 'f' + seq + '-' + String(label).toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 24);
+}
+
+// select builds a <select> of options [value, label] (or plain values).
+export function select(props, options, selected) {
+  const el = h('select', props);
+  for (const o of options) {
+    const [value, label] = Array.isArray(o) ? o : [o, o];
+    const opt = h('option', { value }, label);
+    if (value === selected) opt.selected = true;
+    el.append(opt);
+  }
+  return el;
+}
+
+// json renders any JSON value as text (objects as compact JSON).
+export function json(v) {
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v);
+}
+
+// kv renders an object (a reason, a missing item) as a definition list.
+export function kv(obj) {
+  const dl = h('dl', { class: 'kv' });
+  for (const [k, v] of Object.entries(obj || {})) {
+    dl.append(h('dt', null, k), h('dd', null, json(v)));
+  }
+  return dl;
+}
+
+// scopeText is a scope as text: "service" or "project:p1".
+export function scopeText(s) {
+  if (!s || !s.type) return '';
+  return s.id !== undefined && s.id !== '' ? s.type + ':' + s.id : s.type;
+}
+
+// errorBox shows an error: for an API error its status, code and the
+// server's message (and details), as text.
+export function errorBox(err) {
+  if (err instanceof ApiError) {
+    return h('div', { class: 'error', role: 'alert', 'data-status': String(err.status) },
+      h('strong', null, err.status + ' ' + err.code), ': ', h('span', { class: 'message' }, err.message),
+      err.details && err.details.length ? h('ul', null, err.details.map((x) => h('li', null, x))) : null);
+  }
+  return h('div', { class: 'error', role: 'alert' }, h('span', { class: 'message' }, String(err && err.message ? err.message : err)));
+}

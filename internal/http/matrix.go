@@ -1,0 +1,210 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/citation"
+	"github.com/permatrix/permatrix/internal/matrix"
+	"github.com/permatrix/permatrix/internal/opa"
+)
+
+// The matrix endpoints show what the policies decide, never what the store
+// holds: every cell is decided for a probe user in a probe store of its
+// own (internal/matrix). So they need no token, like GET /v1/systems —
+// except the candidate diff, which compiles and runs Rego the caller
+// uploads, and so is the operator's.
+
+// matrixBuildTimeout bounds one matrix computation. It runs detached from
+// the request that started it (others may be waiting for it, and the
+// result is kept), so a client that gives up does not waste it.
+const matrixBuildTimeout = 2 * time.Minute
+
+// candidateMaxBytes bounds what an uploaded candidate bundle unpacks to.
+const candidateMaxBytes = 64 << 20
+
+// networkBuiltins are refused in uploaded candidate bundles: evaluating
+// them would make the server reach out on the uploader's behalf.
+var networkBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+
+// matrices keeps the matrices of the serving bundle, computed once per
+// bundle revision and system (a bundle revision is a digest of its content
+// or a manifest's revision: the same revision decides the same).
+type matrices struct {
+	mu       sync.Mutex
+	revision string
+	bySystem map[string]*matrixEntry
+}
+
+type matrixEntry struct {
+	done chan struct{}
+	m    *matrix.Matrix
+	err  error
+}
+
+// get returns system's matrix under p, computing it if no request has.
+func (ms *matrices) get(ctx context.Context, p *opa.Policy, system string) (*matrix.Matrix, error) {
+	ms.mu.Lock()
+	if ms.revision != p.BundleRevision() || ms.bySystem == nil {
+		ms.revision, ms.bySystem = p.BundleRevision(), map[string]*matrixEntry{}
+	}
+	e, ok := ms.bySystem[system]
+	if !ok {
+		e = &matrixEntry{done: make(chan struct{})}
+		ms.bySystem[system] = e
+		go func() {
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), matrixBuildTimeout)
+			defer cancel()
+			e.m, e.err = matrix.Of(bctx, p, system, matrix.Options{})
+			if e.err != nil {
+				ms.mu.Lock()
+				if ms.bySystem[system] == e {
+					delete(ms.bySystem, system) // the next request tries again
+				}
+				ms.mu.Unlock()
+			}
+			close(e.done)
+		}()
+	}
+	ms.mu.Unlock()
+	select {
+	case <-e.done:
+		return e.m, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// matrixPolicy is the serving policy and the system of the request's path,
+// which must be one it knows.
+func (s *Server) matrixPolicy(c echo.Context) (*opa.Policy, string, error) {
+	p := s.svc.Policy()
+	if p == nil {
+		return nil, "", permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
+	}
+	system := param(c, "system")
+	if _, ok := p.Catalog[system]; !ok {
+		return nil, "", permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", system)
+	}
+	return p, system, nil
+}
+
+// GET /v1/matrix/{system}: the role × action matrix the serving bundle
+// decides, as `permatrix matrix SYSTEM --format json` prints it.
+func (s *Server) matrix(c echo.Context) error {
+	p, system, err := s.matrixPolicy(c)
+	if err != nil {
+		return err
+	}
+	m, err := s.matrices.get(c.Request().Context(), p, system)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+// GET /v1/matrix/{system}/explain?holder=&action=&scope=: one cell decided
+// again, traced: the rules whose bodies held and the passages of the
+// vendor documents behind it (internal/citation).
+func (s *Server) explainCell(c echo.Context) error {
+	p, system, err := s.matrixPolicy(c)
+	if err != nil {
+		return err
+	}
+	holder, action, scope := c.QueryParam("holder"), c.QueryParam("action"), c.QueryParam("scope")
+	for _, q := range [][2]string{{"holder", holder}, {"action", action}, {"scope", scope}} {
+		if err := permatrix.CheckID(q[0], q[1]); err != nil {
+			return err
+		}
+	}
+	cell, rules, ok, err := matrix.Explain(c.Request().Context(), p, system, holder, action, scope, matrix.Options{})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return permatrix.Errorf(permatrix.ENOTFOUND, "the matrix of %s has no cell for %q, action %q at scope type %q", system, holder, action, scope)
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"system": system, "bundle_revision": p.BundleRevision(), "cell": cell,
+		"rules": rules, "citations": citation.Cell(p, system, holder, action, rules),
+	})
+}
+
+// POST /v1/matrix/{system}/diff with a .tar.gz bundle as the body: the
+// cells that change from the serving bundle to that candidate. The
+// candidate is compiled beside the serving one, never activated.
+func (s *Server) matrixDiff(c echo.Context) error {
+	p, system, err := s.matrixPolicy(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	b, err := candidateBundle(c)
+	if err != nil {
+		return err
+	}
+	cand, err := opa.Compile(ctx, b, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "candidate bundle: %s", err.Error())
+	}
+	if _, ok := cand.Catalog[system]; !ok {
+		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "the candidate bundle has no system %q (it has: %s)", system, strings.Join(cand.Catalog.IDs(), ", "))
+	}
+	base, err := s.matrices.get(ctx, p, system)
+	if err != nil {
+		return err
+	}
+	next, err := matrix.Of(ctx, cand, system, matrix.Options{})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "candidate bundle: %s", err.Error())
+	}
+	return c.JSON(http.StatusOK, map[string]any{"diff": matrix.Compare(base, next), "candidate": next})
+}
+
+// candidateBundle reads the request's body as an uploaded candidate bundle:
+// a .tar.gz within the unpacked bound, calling no network builtin.
+func candidateBundle(c echo.Context) (*opa.Bundle, error) {
+	raw, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 {
+		return nil, permatrix.Errorf(permatrix.EINVALID, "the body must be a .tar.gz OPA bundle (permatrix bundle build -o FILE)")
+	}
+	b, err := opa.ReadTarball(raw, "candidate", candidateMaxBytes)
+	if err != nil {
+		return nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "%s", err.Error())
+	}
+	if calls := b.Calls(networkBuiltins...); len(calls) > 0 {
+		return nil, permatrix.Errorf(permatrix.EUNPROCESSABLE, "the candidate calls builtins that reach the network, which the server does not run for an upload: %s", strings.Join(calls, ", "))
+	}
+	return b, nil
+}
+
+// GET /v1/documents: the vendor documents citations point into.
+func (s *Server) documents(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"documents": citation.Names()})
+}
+
+// GET /v1/documents/{document}: one vendor document, as plain text.
+func (s *Server) document(c echo.Context) error {
+	name := param(c, "document")
+	text, ok := citation.Text(name)
+	if !ok {
+		return permatrix.Errorf(permatrix.ENOTFOUND, "no vendor document %q (there are: %s)", name, strings.Join(citation.Names(), ", "))
+	}
+	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(text))
+}

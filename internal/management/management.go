@@ -1,0 +1,167 @@
+// Package management runs OPA's plugin manager for permatrix's use of OPA's
+// management APIs: the services (bundle servers, decision-log collectors)
+// and keys of OPA's configuration, the labels every logged decision
+// carries, and the compiler OPA's plugins evaluate with — the decision
+// log's mask policy runs with the active bundle's compiler, set again on
+// every bundle swap (SetCompiler).
+//
+// The manager keeps a small in-memory store of its own: the assignment
+// store and the policies are not in it; it holds the active bundle's data,
+// so that a mask policy may read the catalogs.
+package management
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/logging"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Manager is OPA's plugin manager.
+type Manager struct {
+	m   *plugins.Manager
+	log *logger
+}
+
+// New builds a manager from OPA's configuration (JSON or YAML: services,
+// keys, labels, persistence_directory; nil is none). Its id label is new
+// for each process, as `opa run` does.
+func New(ctx context.Context, opaConfig []byte, log *slog.Logger) (*Manager, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if opaConfig == nil {
+		opaConfig = []byte("{}")
+	}
+	// OPA's plugins say "info" for every upload and poll: debug here.
+	l := &logger{l: log, info: slog.LevelDebug, obs: &observers{}}
+	console := &logger{l: log, info: slog.LevelInfo, obs: l.obs}
+	m, err := plugins.New(opaConfig, uuid.NewString(), inmem.New(), plugins.Logger(l), plugins.ConsoleLogger(console))
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Init(ctx); err != nil {
+		return nil, err
+	}
+	return &Manager{m: m, log: l}, nil
+}
+
+// Plugins is OPA's manager, for OPA's plugins (logs, download).
+func (m *Manager) Plugins() *plugins.Manager { return m.m }
+
+// Labels are the labels decisions carry: id, version and the configured ones.
+func (m *Manager) Labels() map[string]string { return m.m.Labels() }
+
+// Start starts the registered plugins.
+func (m *Manager) Start(ctx context.Context) error { return m.m.Start(ctx) }
+
+// Stop stops the plugins, giving them until ctx ends (the decision-log
+// plugin uploads what it holds).
+func (m *Manager) Stop(ctx context.Context) { m.m.Stop(ctx) }
+
+// SetCompiler makes compiler, with the bundle data data, what OPA's plugins
+// evaluate with (the mask policy), and tells them (OPA's compiler
+// triggers: the plugins prepare their queries again).
+func (m *Manager) SetCompiler(ctx context.Context, compiler *ast.Compiler, data map[string]any) error {
+	params := storage.TransactionParams{Write: true, Context: storage.NewContext()}
+	plugins.SetCompilerOnContext(params.Context, compiler)
+	if data == nil {
+		data = map[string]any{}
+	}
+	// A JSON round trip gives the store plain JSON types.
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	return storage.Txn(ctx, m.m.Store, params, func(txn storage.Transaction) error {
+		// The commit runs the manager's trigger, which installs the
+		// compiler from the context and calls the plugins' triggers.
+		return m.m.Store.Write(ctx, txn, storage.ReplaceOp, storage.RootPath, doc)
+	})
+}
+
+// ObserveErrors calls f with the format string of every error a plugin
+// logs (before formatting: stable to match on), with the plugin's name.
+// OPA's plugins report some failures only by logging them.
+func (m *Manager) ObserveErrors(f func(plugin, format string)) {
+	m.log.obs.mu.Lock()
+	defer m.log.obs.mu.Unlock()
+	m.log.obs.f = append(m.log.obs.f, f)
+}
+
+type observers struct {
+	mu sync.Mutex
+	f  []func(plugin, format string)
+}
+
+// logger is OPA's logging.Logger over slog.
+type logger struct {
+	l      *slog.Logger
+	fields map[string]any
+	info   slog.Level // the level of OPA's Info
+	obs    *observers
+}
+
+func (l *logger) log(level slog.Level, format string, a []any) {
+	if level == slog.LevelError {
+		plugin, _ := l.fields["plugin"].(string)
+		l.obs.mu.Lock()
+		fs := l.obs.f
+		l.obs.mu.Unlock()
+		for _, f := range fs {
+			f(plugin, format)
+		}
+	}
+	if !l.l.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]any, 0, 2*len(l.fields))
+	for k, v := range l.fields {
+		attrs = append(attrs, k, v)
+	}
+	l.l.Log(context.Background(), level, fmt.Sprintf(format, a...), attrs...)
+}
+
+func (l *logger) Debug(f string, a ...any) { l.log(slog.LevelDebug, f, a) }
+func (l *logger) Info(f string, a ...any)  { l.log(l.info, f, a) }
+func (l *logger) Warn(f string, a ...any)  { l.log(slog.LevelWarn, f, a) }
+func (l *logger) Error(f string, a ...any) { l.log(slog.LevelError, f, a) }
+
+func (l *logger) WithFields(fields map[string]any) logging.Logger {
+	merged := make(map[string]any, len(l.fields)+len(fields))
+	for k, v := range l.fields {
+		merged[k] = v
+	}
+	for k, v := range fields {
+		merged[k] = v
+	}
+	return &logger{l: l.l, fields: merged, info: l.info, obs: l.obs}
+}
+
+func (l *logger) GetLevel() logging.Level {
+	ctx := context.Background()
+	switch {
+	case l.l.Enabled(ctx, slog.LevelDebug):
+		return logging.Debug
+	case l.l.Enabled(ctx, slog.LevelInfo):
+		return logging.Info
+	case l.l.Enabled(ctx, slog.LevelWarn):
+		return logging.Warn
+	}
+	return logging.Error
+}
+
+// SetLevel is a no-op: the level is slog's.
+func (l *logger) SetLevel(logging.Level) {}
