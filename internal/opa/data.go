@@ -112,9 +112,12 @@ func writeRefused() error {
 	return &storage.Error{Code: storage.WritesNotSupportedErr, Message: "permatrix data is read-only through OPA: the assignment store is written by the admin API"}
 }
 
-func notFound(path storage.Path) error {
-	return &storage.Error{Code: storage.NotFoundErr, Message: path.String() + ": document does not exist"}
-}
+func notFound(storage.Path) error { return errNotFound }
+
+// errNotFound is every read's "no such document": topdown asks for the
+// code only, and a decision looks up several absent paths (a principal
+// without a grant), so the error names no path and is not allocated.
+var errNotFound = &storage.Error{Code: storage.NotFoundErr, Message: "document does not exist"}
 
 // Read returns the document at path as an AST value.
 func (d *dataStore) Read(_ context.Context, t storage.Transaction, path storage.Path) (any, error) {
