@@ -82,6 +82,11 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		if err != nil {
 			return res, err
 		}
+		// A line is checked as it arrives, so that what is held until
+		// the commit is valid lines of bounded size.
+		if err := l.validate(); err != nil {
+			return res, err
+		}
 		if o.Chunk == 0 && len(batch) == MaxAtomicImport {
 			return res, permatrix.Errorf(permatrix.ETOOLARGE,
 				"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport)

@@ -207,23 +207,51 @@ func TestImportStreamAllOrNothingIsBounded(t *testing.T) {
 	}
 }
 
-// Exactly MaxAtomicImport lines are one commit. (The last line has no
-// system: the commit checks every line's shape before it judges any, so
-// this fails fast at that line, showing the import got to commit them.)
+// Exactly MaxAtomicImport lines are one commit. (The service has no
+// bundle yet, so the commit fails at once with 503 instead of judging
+// 100,000 lines: what matters is that the import got to commit them.)
 func TestImportStreamAllOrNothingTakesTheLimit(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "import.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	src := &lines{n: pdp.MaxAtomicImport, line: analyst}
+	_, err = svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{})
+	wantCode(t, err, permatrix.EUNAVAILABLE, "no policy bundle loaded")
+	if src.read != pdp.MaxAtomicImport {
+		t.Fatalf("read %d lines", src.read)
+	}
+}
+
+// Each line's shape is checked as it arrives: a hostile line (here a
+// subject of 60 KiB) stops the import at once, so that an import holds
+// only valid lines of bounded size until its commit.
+func TestImportStreamChecksLinesAsTheyArrive(t *testing.T) {
 	svc := newImportService(t)
-	src := &lines{n: pdp.MaxAtomicImport, line: func(n int) pdp.ImportLine {
+	for _, chunk := range []int{0, 1000} {
+		src := &lines{n: 5000, line: func(n int) pdp.ImportLine {
+			l := analyst(n)
+			if n == 3 {
+				l.Assignment.Subject = "user:" + strings.Repeat("x", 60<<10)
+			}
+			return l
+		}}
+		_, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{Chunk: chunk})
+		wantCode(t, err, permatrix.EINVALID, "line 3: subject must be")
+		if src.read != 3 || count(t, svc) != 0 {
+			t.Fatalf("chunk %d: read %d lines, store holds %d", chunk, src.read, count(t, svc))
+		}
+	}
+	_, err := svc.ImportStream(context.Background(), (&lines{n: 5, line: func(n int) pdp.ImportLine {
 		l := analyst(n)
-		if n == pdp.MaxAtomicImport {
-			l.Assignment.System = ""
+		if n == 4 {
+			l.Actor = "bad\nactor"
 		}
 		return l
-	}}
-	_, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{})
-	wantCode(t, err, permatrix.EINVALID, "line 100000: ")
-	if count(t, svc) != 0 {
-		t.Fatal("a refused all-or-nothing import wrote")
-	}
+	}}).next, pdp.ImportOptions{Chunk: 2})
+	wantCode(t, err, permatrix.EINVALID, "line 4: actor must be a user id")
 }
 
 func TestImportStreamChunkOutOfRange(t *testing.T) {
