@@ -72,6 +72,8 @@ type Options struct {
 	Addr       string
 	TLS        *tls.Config
 	Diagnostic bool
+	// RequestTimeout is the server's request timeout (0: its default).
+	RequestTimeout time.Duration
 }
 
 // Start runs a server until the test ends.
@@ -93,7 +95,8 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS})
+	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
+		RequestTimeout: o.RequestTimeout})
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}
