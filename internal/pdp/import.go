@@ -110,6 +110,10 @@ func (r ImportResult) Describe() string {
 	if r.Chunks == 0 {
 		return "nothing was imported"
 	}
-	return fmt.Sprintf("lines 1 to %d are imported: %d assignments in %d commits, the last at revision %d",
-		r.LastLine, r.Imported, r.Chunks, r.Revision)
+	commits := "commits"
+	if r.Chunks == 1 {
+		commits = "commit"
+	}
+	return fmt.Sprintf("lines 1 to %d are imported: %d assignments in %d %s, the last at revision %d",
+		r.LastLine, r.Imported, r.Chunks, commits, r.Revision)
 }
