@@ -68,11 +68,15 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 			return err
 		}
 		defer f.Close()
-		if total, err = countLines(f); err != nil {
-			return err
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
+		// A regular file is counted first, for the time left; a pipe
+		// (<(zcat …), /dev/stdin) is read once, its total unknown.
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if total, err = countLines(f); err != nil {
+				return err
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
 		}
 		in = f
 	}

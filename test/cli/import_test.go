@@ -149,6 +149,26 @@ func TestImportCommand(t *testing.T) {
 	if n := storeCheck(t, db); n != 2800 {
 		t.Fatalf("store holds %d assignments after stdin", n)
 	}
+
+	// A named pipe (as <(zcat file.gz) gives): read once, no total.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		for i := 1; i <= 200; i++ {
+			f.WriteString(ndjsonLine(20_000 + i))
+		}
+	}()
+	out, errs, code = importCmd(t, nil, fifo, "--db", db, "--chunk", "100")
+	if code != 0 || !strings.HasPrefix(out, "imported 200 assignments from 200 lines in 2 commits") {
+		t.Fatalf("named pipe: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 // A refused line stops the import with exit 2, saying which line, why, and
