@@ -3,12 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -30,10 +35,10 @@ func newImport() *cobra.Command {
 POST /v1/import takes; "-" reads standard input) straight into a store, with no
 server running on it. Every line is judged by the write rules of the bundle
 (the embedded one unless --bundle), with its own "actor" if it names one, and
-committed --chunk lines at a time (each chunk one commit: a crash leaves whole
-chunks); the first refused line stops the import and says how far it got.
-Progress goes to a terminal as one line (lines, rate, time left), otherwise as
-log lines.`,
+committed --chunk lines at a time (each chunk one commit: a crash or an
+interrupt leaves whole chunks); the first refused line stops the import and
+says how far it got (exit 2). Progress goes to a terminal as one line (lines,
+rate, time left), otherwise as log lines on stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runImport(cmd, args[0], o) },
 	}
@@ -41,7 +46,7 @@ log lines.`,
 	o.store.register(f, false)
 	f.StringVar(&o.store.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle whose write rules judge the lines (default: the embedded one)")
-	f.IntVar(&o.chunk, "chunk", 10_000, "lines per commit")
+	f.IntVar(&o.chunk, "chunk", 10_000, fmt.Sprintf("lines per commit, 1 to %d (0: one commit, all or nothing, at most %d lines)", pdp.MaxImportChunk, pdp.MaxAtomicImport))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -51,7 +56,10 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
+	// Interrupted, the import stops: the chunks committed stay, the one
+	// being committed is dropped whole, and the error says how far it got.
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	var in io.Reader = os.Stdin
 	total := 0
 	if file != "-" {
@@ -60,11 +68,15 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 			return err
 		}
 		defer f.Close()
-		if total, err = countLines(f); err != nil {
-			return err
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
+		// A regular file is counted first, for the time left; a pipe
+		// (<(zcat …), /dev/stdin) is read once, its total unknown.
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if total, err = countLines(f); err != nil {
+				return err
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
 		}
 		in = f
 	}
@@ -84,6 +96,7 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	if _, err := svc.Activate(ctx, b); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
+	// Progress counts the file's lines (blank ones too), as total does.
 	p := newProgress("importing "+file+" into "+where+" (lines)", total, log)
 	done := 0
 	res, err := svc.ImportStream(ctx, http.NewImportReader(in, func(_ int, given *string) (string, error) {
@@ -92,12 +105,21 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		}
 		return *given, nil
 	}).Next, pdp.ImportOptions{Chunk: o.chunk, Progress: func(r pdp.ImportResult) {
-		p.add(r.Lines - done)
-		done = r.Lines
+		log.Debug("import chunk committed", "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
+		p.add(r.LastLine - done)
+		done = r.LastLine
 	}})
-	p.finish()
+	p.finish(err)
 	if err != nil {
-		return fmt.Errorf("%w (%s)", err, res.Describe())
+		msg := err.Error()
+		var pe *permatrix.Error
+		switch {
+		case errors.As(err, &pe):
+			msg = pe.Message
+		case errors.Is(err, context.Canceled):
+			msg = "interrupted"
+		}
+		return fmt.Errorf("import stopped: %s; %s", msg, res.Describe())
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "imported %d assignments from %d lines in %d commits; store %s at revision %d\n",
 		res.Imported, res.Lines, res.Chunks, where, res.Revision)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -23,9 +24,10 @@ type progress struct {
 	log      *slog.Logger
 	logEvery time.Duration
 
-	mu   sync.Mutex
-	done int
-	last time.Time
+	mu      sync.Mutex
+	done    int
+	last    time.Time
+	stopped bool
 }
 
 func newProgress(what string, total int, log *slog.Logger) *progress {
@@ -50,20 +52,18 @@ func (p *progress) add(n int) {
 	p.report(false)
 }
 
-// finish reports the end.
-func (p *progress) finish() {
+// finish reports the end: finished, or stopped by err.
+func (p *progress) finish(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stopped = err != nil
 	p.report(true)
 }
 
 func (p *progress) report(final bool) {
 	elapsed := time.Since(p.start)
 	rate := float64(p.done) / max(elapsed.Seconds(), 1e-9)
-	eta := "?"
-	if p.total > 0 && rate > 0 {
-		eta = (time.Duration(float64(p.total-p.done)/rate) * time.Second / time.Second).Round(time.Second).String()
-	}
+	eta := timeLeft(p.done, p.total, rate)
 	if p.tty {
 		of := ""
 		if p.total > 0 {
@@ -71,17 +71,40 @@ func (p *progress) report(final bool) {
 		}
 		fmt.Fprintf(p.out, "\r%s: %d%s (%.0f/s, %s left)   ", p.what, p.done, of, rate, eta)
 		if final {
-			fmt.Fprintf(p.out, "\r%s: %d in %s (%.0f/s)            \n", p.what, p.done, elapsed.Round(time.Millisecond), rate)
+			end := ""
+			if p.stopped {
+				end = ", stopped"
+			}
+			fmt.Fprintf(p.out, "\r%s: %d in %s (%.0f/s)%s            \n", p.what, p.done, elapsed.Round(time.Millisecond), rate, end)
 		}
 		return
 	}
-	attrs := []any{"done", p.done, "per_second", int(rate), "elapsed", elapsed.Round(time.Millisecond).String()}
+	attrs := []any{"done", p.done, "per_second", int(math.Round(rate)), "elapsed", elapsed.Round(time.Millisecond).String()}
 	if p.total > 0 {
 		attrs = append(attrs, "total", p.total, "eta", eta)
 	}
-	if final {
+	switch {
+	case final && p.stopped:
+		p.log.Info(p.what+": stopped", attrs...)
+	case final:
 		p.log.Info(p.what+": finished", attrs...)
-	} else {
+	default:
 		p.log.Info(p.what, attrs...)
 	}
+}
+
+// timeLeft is how long the rest of total takes at rate (done per second),
+// to the second; "?" when that is not known.
+func timeLeft(done, total int, rate float64) string {
+	if total <= 0 || rate <= 0 || math.IsInf(rate, 0) || math.IsNaN(rate) {
+		return "?"
+	}
+	if done >= total {
+		return "0s"
+	}
+	left := float64(total-done) / rate * float64(time.Second)
+	if left >= math.MaxInt64 {
+		return "?"
+	}
+	return time.Duration(left).Round(time.Second).String()
 }

@@ -172,7 +172,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	p := newProgress("copying "+fromName+" to "+toName+" (keys)", total, log)
 	n, err := store.Copy(ctx, snap, to, store.CopyOptions{BatchOps: batchOps, Progress: p.add})
-	p.finish()
+	p.finish(err)
 	if err != nil {
 		return fmt.Errorf("copy stopped after %d of %d keys: %w (run again with --force)", n, total, err)
 	}

@@ -2,6 +2,7 @@ package http
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -205,7 +206,8 @@ func (s *Server) getProject(c echo.Context) error {
 	return c.JSON(http.StatusOK, p)
 }
 
-// POST /v1/import: NDJSON of assignment objects, all or nothing. The
+// POST /v1/import: NDJSON of assignment objects, all or nothing, or with
+// ?chunk=N committed N lines at a time (pdp.ImportStream). The
 // X-Permatrix-Actor header is the actor of every line; a line may name its
 // own "actor" (the same as the header's when both are given). Each line is
 // judged with its actor.
@@ -213,10 +215,10 @@ func (s *Server) importAssignments(c echo.Context) error {
 	var o pdp.ImportOptions
 	if v := c.QueryParam("chunk"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > pdp.MaxImportChunk {
-			return permatrix.Errorf(permatrix.EINVALID, "chunk must be a whole number from 1 to %d (lines per commit)", pdp.MaxImportChunk)
+		if err != nil {
+			return permatrix.Errorf(permatrix.EINVALID, "chunk must be a whole number of lines per commit, got %q", v)
 		}
-		o.Chunk = n
+		o.Chunk = n // its range is pdp.ImportStream's to check
 	}
 	// An import runs as long as it makes progress: no request deadline,
 	// and the connection's deadlines move on after every commit.
@@ -228,24 +230,32 @@ func (s *Server) importAssignments(c echo.Context) error {
 	extend()
 	o.Progress = func(r pdp.ImportResult) {
 		extend()
-		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "revision", r.Revision)
+		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
 	}
 	ir := NewImportReader(c.Request().Body, func(_ int, given *string) (string, error) { return actorOf(c, given) })
 	res, err := s.svc.ImportStream(c.Request().Context(), ir.Next, o)
-	if err != nil {
-		if res.Chunks > 0 {
-			// The chunks before the failure are committed: say how far.
-			c.Response().Header().Set("X-Permatrix-Imported", strconv.Itoa(res.Imported))
-			c.Response().Header().Set("X-Permatrix-Import-Revision", strconv.FormatUint(res.Revision, 10))
-			s.log.Warn("import stopped", "err", err, "progress", res.Describe())
-			var pe *permatrix.Error
-			if errors.As(err, &pe) {
-				return &permatrix.Error{Code: pe.Code, Message: pe.Message + " (" + res.Describe() + ")", Details: pe.Details}
-			}
-		}
+	if err == nil {
+		return c.JSON(http.StatusOK, res)
+	}
+	if res.Chunks == 0 {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"imported": res.Imported, "revision": res.Revision, "chunks": res.Chunks})
+	// The chunks before the failure are committed: say how far, in
+	// headers and in the message.
+	h := c.Response().Header()
+	h.Set("X-Permatrix-Imported", strconv.Itoa(res.Imported))
+	h.Set("X-Permatrix-Import-Last-Line", strconv.Itoa(res.LastLine))
+	h.Set("X-Permatrix-Import-Revision", strconv.FormatUint(res.Revision, 10))
+	s.log.Warn("import stopped", "err", err, "progress", res.Describe())
+	var pe *permatrix.Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &pe):
+		return &permatrix.Error{Code: pe.Code, Message: pe.Message + " (" + res.Describe() + ")", Details: pe.Details}
+	case errors.As(err, &he):
+		return echo.NewHTTPError(he.Code, fmt.Sprint(he.Message)+" ("+res.Describe()+")")
+	}
+	return err
 }
 
 // importPath is the import's route.

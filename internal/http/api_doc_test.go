@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -339,4 +340,49 @@ func lookupRef(doc map[string]any, ref string) any {
 		}
 	}
 	return cur
+}
+
+// TestAPIDocImport: what docs/api.yaml says of POST /v1/import's limits is
+// what pdp enforces, and every error answer declares the progress headers
+// the handler sets.
+func TestAPIDocImport(t *testing.T) {
+	doc := loadAPIDoc(t)
+	var op map[string]any
+	for _, o := range docOperations(t, doc) {
+		if o.String() == "POST /v1/import" {
+			op = o.Op
+		}
+	}
+	if op == nil {
+		t.Fatal("POST /v1/import is not described")
+	}
+	var chunk map[string]any
+	params, _ := op["parameters"].([]any)
+	for _, p := range params {
+		if pm, _ := resolve(doc, p).(map[string]any); pm["name"] == "chunk" && pm["in"] == "query" {
+			chunk = pm
+		}
+	}
+	schema, _ := chunk["schema"].(map[string]any)
+	if schema["minimum"] != 0 || schema["maximum"] != pdp.MaxImportChunk {
+		t.Errorf("the chunk parameter's schema %v: want 0 to %d", schema, pdp.MaxImportChunk)
+	}
+	thousands := func(n int) string { s := strconv.Itoa(n); return s[:len(s)-3] + "," + s[len(s)-3:] }
+	desc, _ := op["description"].(string)
+	for _, want := range []string{thousands(pdp.MaxAtomicImport) + " lines", "1 to " + thousands(pdp.MaxImportChunk),
+		strconv.Itoa(permhttp.MaxImportLine>>10) + " KiB"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("the description does not say %q", want)
+		}
+	}
+	responses, _ := op["responses"].(map[string]any)
+	for _, code := range []string{"400", "403", "409", "413", "422"} {
+		r, _ := resolve(doc, responses[code]).(map[string]any)
+		headers, _ := r["headers"].(map[string]any)
+		for _, h := range []string{"X-Permatrix-Imported", "X-Permatrix-Import-Last-Line", "X-Permatrix-Import-Revision"} {
+			if headers[h] == nil {
+				t.Errorf("POST /v1/import %s does not declare %s", code, h)
+			}
+		}
+	}
 }

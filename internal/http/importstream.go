@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
@@ -58,7 +60,7 @@ func (ir *ImportReader) readLine() ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := ir.r.ReadSlice('\n')
-		if len(line)+len(chunk) > MaxImportLine {
+		if len(line)+len(bytes.TrimSuffix(chunk, []byte("\n"))) > MaxImportLine {
 			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d is longer than %d bytes", ir.n+1, MaxImportLine)
 		}
 		line = append(line, chunk...)
@@ -69,8 +71,17 @@ func (ir *ImportReader) readLine() ([]byte, error) {
 			continue
 		case errors.Is(err, io.EOF) && len(line) > 0:
 			return line, nil
-		default:
+		case errors.Is(err, io.EOF):
 			return nil, err
+		default:
+			// The body broke off (the client left, the connection's
+			// deadline passed) or is not what it claims (gzip): the
+			// request's fault, never a 500.
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				return nil, he
+			}
+			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d: reading the import: %v", ir.n+1, err)
 		}
 	}
 }

@@ -21,21 +21,23 @@ const (
 
 // ImportOptions say how an import is committed.
 type ImportOptions struct {
-	// Chunk, when set, commits the import Chunk lines at a time, each chunk
-	// one commit with its own revision; 0 makes the import one commit (all
-	// or nothing, at most MaxAtomicImport lines).
+	// Chunk, when set, commits the import Chunk lines at a time (1 to
+	// MaxImportChunk), each chunk one commit with its own revision; 0 makes
+	// the import one commit (all or nothing, at most MaxAtomicImport lines).
 	Chunk int
 	// Progress, if set, is told after each commit.
 	Progress func(ImportResult)
 }
 
 // ImportResult is how far an import got: the lines read and committed, the
-// commits made and the revision of the last.
+// commits made, the revision of the last, and the input line number of the
+// last line committed (a resumed import starts after it).
 type ImportResult struct {
 	Lines    int    `json:"lines"`
 	Imported int    `json:"imported"`
 	Chunks   int    `json:"chunks"`
 	Revision uint64 `json:"revision"`
+	LastLine int    `json:"last_line"`
 }
 
 // ImportStream imports the lines next yields (io.EOF ends them). Each line is
@@ -43,16 +45,12 @@ type ImportResult struct {
 // with the lines before it made. In chunks, every chunk before a refused
 // line stays committed and the result says how far the import got; all or
 // nothing, a refused line leaves the store as it was. Between chunks the
-// import lets other writes in, and it stops when ctx ends (the chunk being
-// committed is committed whole or not at all).
+// import lets other writes in. When ctx ends the import stops: the chunks
+// committed stay, the chunk being read or committed is dropped whole.
 func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
 	var res ImportResult
-	limit := o.Chunk
-	switch {
-	case limit < 0 || limit > MaxImportChunk:
-		return res, permatrix.Errorf(permatrix.EINVALID, "chunk must be 1 to %d lines (0: all or nothing)", MaxImportChunk)
-	case limit == 0:
-		limit = MaxAtomicImport
+	if o.Chunk < 0 || o.Chunk > MaxImportChunk {
+		return res, permatrix.Errorf(permatrix.EINVALID, "chunk must be 1 to %d lines per commit (0: all or nothing)", MaxImportChunk)
 	}
 	var batch []ImportLine
 	commit := func() error {
@@ -66,6 +64,7 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		res.Imported += n
 		res.Chunks++
 		res.Revision = rev
+		res.LastLine = batch[len(batch)-1].Line
 		batch = batch[:0]
 		if o.Progress != nil {
 			o.Progress(res)
@@ -73,6 +72,9 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		return nil
 	}
 	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
 		l, err := next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -80,20 +82,21 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		if err != nil {
 			return res, err
 		}
-		res.Lines++
-		batch = append(batch, l)
-		if len(batch) < limit {
-			continue
+		// A line is checked as it arrives, so that what is held until
+		// the commit is valid lines of bounded size.
+		if err := l.validate(); err != nil {
+			return res, err
 		}
-		if o.Chunk == 0 {
+		if o.Chunk == 0 && len(batch) == MaxAtomicImport {
 			return res, permatrix.Errorf(permatrix.ETOOLARGE,
 				"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport)
 		}
-		if err := commit(); err != nil {
-			return res, err
-		}
-		if err := ctx.Err(); err != nil {
-			return res, err
+		res.Lines++
+		batch = append(batch, l)
+		if len(batch) == o.Chunk {
+			if err := commit(); err != nil {
+				return res, err
+			}
 		}
 	}
 	if res.Lines == 0 {
@@ -107,5 +110,10 @@ func (r ImportResult) Describe() string {
 	if r.Chunks == 0 {
 		return "nothing was imported"
 	}
-	return fmt.Sprintf("%d assignments were imported in %d commits, the last at revision %d", r.Imported, r.Chunks, r.Revision)
+	commits := "commits"
+	if r.Chunks == 1 {
+		commits = "commit"
+	}
+	return fmt.Sprintf("lines 1 to %d are imported: %d assignments in %d %s, the last at revision %d",
+		r.LastLine, r.Imported, r.Chunks, commits, r.Revision)
 }

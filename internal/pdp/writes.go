@@ -160,6 +160,19 @@ type ImportLine struct {
 	Actor      string
 }
 
+// validate checks the line's shape and actor; the error names the line.
+func (l *ImportLine) validate() error {
+	err := l.Assignment.Validate()
+	if err == nil {
+		err = validActor(l.Actor)
+	}
+	if err != nil {
+		e := err.(*permatrix.Error)
+		return permatrix.Errorf(e.Code, "line %d: %s", l.Line, e.Message)
+	}
+	return nil
+}
+
 // Import stores every assignment or none (one commit). Each is judged by
 // the vendor rules, with its own actor, against the store as it is with the
 // lines before it made: the first refused line fails the import, and the
@@ -168,13 +181,8 @@ func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, 
 	changes := make([]change, len(lines))
 	for i := range lines {
 		l := &lines[i]
-		err := l.Assignment.Validate()
-		if err == nil {
-			err = validActor(l.Actor)
-		}
-		if err != nil {
-			e := err.(*permatrix.Error)
-			return 0, 0, permatrix.Errorf(e.Code, "line %d: %s", l.Line, e.Message)
+		if err := l.validate(); err != nil {
+			return 0, 0, err
 		}
 		changes[i] = assign(&l.Assignment, l.Actor, fmt.Sprintf("line %d", l.Line))
 	}

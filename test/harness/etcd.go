@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -32,8 +31,32 @@ type EtcdMember struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *outputTail
 	done chan struct{}
+}
+
+// outputTail keeps the last max to 2*max bytes written to it: an etcd member's output,
+// which under large transactions (imports) logs each slow request whole.
+type outputTail struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *outputTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.max { // trimmed now and then, not on every write
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *outputTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
 }
 
 // Endpoints are the members' client addresses, host:port, comma-separated
@@ -128,7 +151,7 @@ func (c *EtcdCluster) start(m *EtcdMember, state string, extra []string) error {
 		"--log-level", "warn",
 	}
 	cmd := exec.Command(c.bin, append(args, extra...)...)
-	logs := &bytes.Buffer{}
+	logs := &outputTail{max: 1 << 20}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return err

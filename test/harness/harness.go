@@ -82,6 +82,8 @@ type Options struct {
 	Diagnostic bool
 	// Console serves the web console at /ui (internal/console).
 	Console bool
+	// RequestTimeout is the server's request timeout (0: its default).
+	RequestTimeout time.Duration
 }
 
 // Start runs a server until the test ends.
@@ -118,7 +120,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	cfg := permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
-		DecisionLog: o.DecisionLog, DecisionLogFile: o.DecisionLogFile}
+		DecisionLog: o.DecisionLog, DecisionLogFile: o.DecisionLogFile, RequestTimeout: o.RequestTimeout}
 	if o.Console {
 		cfg.Console = console.Handler()
 	}

@@ -1,0 +1,101 @@
+package http_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/permatrix/permatrix"
+	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+const importLine = `{"subject":"user:a","system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`
+
+// readAll reads an import to its end or first error.
+func readAll(r io.Reader) ([]pdp.ImportLine, error) {
+	ir := permhttp.NewImportReader(r, func(_ int, given *string) (string, error) {
+		if given == nil {
+			return "", nil
+		}
+		if *given == "refused" {
+			return "", permatrix.Errorf(permatrix.EFORBIDDEN, "actor refused")
+		}
+		return *given, nil
+	})
+	var lines []pdp.ImportLine
+	for {
+		l, err := ir.Next()
+		if errors.Is(err, io.EOF) {
+			return lines, nil
+		}
+		if err != nil {
+			return lines, err
+		}
+		lines = append(lines, l)
+	}
+}
+
+// Lines are numbered as in the input: blank lines count (and are
+// skipped), CRLF ends a line too, the last line needs no newline.
+func TestImportReaderNumbersLines(t *testing.T) {
+	body := "\n" + importLine + "\r\n  \n" + strings.Replace(importLine, `{`, `{"actor":"ann",`, 1) + "\n\n" + importLine
+	lines, err := readAll(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A line of exactly MaxImportLine bytes is read.
+	exact := strings.Replace(importLine, `"role"`, strings.Repeat(" ", permhttp.MaxImportLine-len(importLine))+`"role"`, 1)
+	if l, err := readAll(strings.NewReader(exact + "\n" + exact)); err != nil || len(l) != 2 || len(exact) != permhttp.MaxImportLine {
+		t.Fatalf("lines of %d bytes: %d read, %v", len(exact), len(l), err)
+	}
+	if len(lines) != 3 || lines[0].Line != 2 || lines[1].Line != 4 || lines[2].Line != 6 ||
+		lines[1].Actor != "ann" || lines[0].Actor != "" || lines[2].Assignment.Role != "analyst" {
+		t.Fatalf("%+v", lines)
+	}
+}
+
+// What a line may not be: each is refused with its line number and the
+// reason, and the lines before it were read.
+func TestImportReaderRefuses(t *testing.T) {
+	long := `{"subject":"user:` + strings.Repeat("x", permhttp.MaxImportLine) + `"}`
+	for _, c := range []struct {
+		what, bad, code, msg string
+	}{
+		{"a case-variant key", `{"Subject":"user:b","subject":"user:a","system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`, permatrix.EINVALID, `line 3: unknown key "Subject"`},
+		{"a key twice", `{"subject":"user:b","subject":"user:a","system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`, permatrix.EINVALID, `line 3: duplicate key "subject"`},
+		{"a key twice deeper", `{"subject":"user:a","system":"celonis-task-mining","role":"analyst","scope":{"type":"service","type":"project"}}`, permatrix.EINVALID, `line 3: duplicate key "type"`},
+		{"two objects on a line", importLine + importLine, permatrix.EINVALID, "line 3: "},
+		{"not an object", `["subject"]`, permatrix.EINVALID, "line 3: the body must be a JSON object"},
+		{"null for a string", `{"subject":null,"system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`, permatrix.EINVALID, "line 3: "},
+		{"a line over the limit", long, permatrix.EINVALID, "line 3 is longer than 65536 bytes"},
+		{"an actor refused", `{"actor":"refused",` + importLine[1:], permatrix.EFORBIDDEN, "line 3: actor refused"},
+	} {
+		lines, err := readAll(strings.NewReader(importLine + "\n\n" + c.bad + "\n" + importLine + "\n"))
+		if permatrix.ErrorCode(err) != c.code || !strings.Contains(permatrix.ErrorMessage(err), c.msg) || len(lines) != 1 {
+			t.Errorf("%s: read %d lines, then %v; want %s %q", c.what, len(lines), err, c.code, c.msg)
+		}
+	}
+}
+
+// A body that breaks off is the request's fault (400 naming the line it
+// broke in), not a fault of the server; an HTTP error from the body (gzip
+// over its limit, a refused encoding) keeps its status.
+func TestImportReaderBrokenBody(t *testing.T) {
+	broken := io.MultiReader(strings.NewReader(importLine+"\n"+importLine[:20]), iotest.ErrReader(io.ErrUnexpectedEOF))
+	lines, err := readAll(broken)
+	if len(lines) != 1 || permatrix.ErrorCode(err) != permatrix.EINVALID || !strings.Contains(permatrix.ErrorMessage(err), "line 2: reading the import: unexpected EOF") {
+		t.Fatalf("read %d lines, then %v", len(lines), err)
+	}
+	tooLarge := io.MultiReader(strings.NewReader(importLine+"\n"), iotest.ErrReader(echo.ErrStatusRequestEntityTooLarge))
+	lines, err = readAll(tooLarge)
+	var he *echo.HTTPError
+	if len(lines) != 1 || !errors.As(err, &he) || he.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("read %d lines, then %v", len(lines), err)
+	}
+}
