@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/permatrix/permatrix"
@@ -56,6 +57,8 @@ type Service struct {
 	log     *slog.Logger
 	dlog    DecisionLogger
 	cache   *decisionCache // nil: off
+
+	aheadTaken atomic.Uint64 // verdicts judged ahead and taken (prejudge.go)
 }
 
 // New returns a service over a store backend and an engine reading the same

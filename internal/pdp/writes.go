@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -9,10 +10,11 @@ import (
 	"github.com/permatrix/permatrix/internal/store"
 )
 
-// change is one change of a write: the input its verdict judges (built from
-// the state the change meets), where it comes from (e.g. "line 3", which
-// prefixes a refusal), and its plan.
+// change is one change of a write: the input its verdict judges — known
+// beforehand, or built from the state the change meets (input) —, where it
+// comes from (e.g. "line 3", which prefixes a refusal), and its plan.
 type change struct {
+	known map[string]any
 	input func(tx *store.Tx) (map[string]any, error)
 	where string
 	apply func(tx *store.Tx) error
@@ -20,23 +22,31 @@ type change struct {
 
 // write runs the write protocol (package comment) for changes, in order, as
 // one commit: each is judged against the state as it is once the changes
-// before it are made, then planned.
+// before it are made, then planned. Many changes (an import) are judged
+// ahead on every core (prejudge.go); the result is the same.
 func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) {
 	p, err := s.policy()
 	if err != nil {
 		return 0, err
 	}
 	return store.Update(ctx, s.backend, func(tx *store.Tx) error {
-		for _, c := range changes {
+		ahead := s.prejudge(ctx, p, tx.Revision(), changes)
+		defer ahead.stop()
+		for i, c := range changes {
 			prefix := ""
 			if c.where != "" {
 				prefix = c.where + ": "
 			}
-			in, err := c.input(tx)
-			if err != nil {
-				return prefixed(prefix, err)
+			violations, forbidden, err := ahead.verdict(i, tx)
+			if errors.Is(err, errNotAhead) {
+				in := c.known
+				if c.input != nil {
+					if in, err = c.input(tx); err != nil {
+						return prefixed(prefix, err)
+					}
+				}
+				violations, forbidden, err = p.Verdict(ctx, tx.View(), in)
 			}
-			violations, forbidden, err := p.Verdict(ctx, tx.View(), in)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -77,11 +87,6 @@ func verdictInput(op, actor, key string, about any) map[string]any {
 	return in
 }
 
-// fixed is a verdict input that does not depend on the state.
-func fixed(in map[string]any) func(*store.Tx) (map[string]any, error) {
-	return func(*store.Tx) (map[string]any, error) { return in, nil }
-}
-
 func validActor(actor string) error {
 	if actor != "" && !permatrix.ValidID(actor) {
 		return permatrix.Errorf(permatrix.EINVALID, "actor must be a user id of 1 to %d bytes", permatrix.MaxIDBytes)
@@ -92,7 +97,7 @@ func validActor(actor string) error {
 // assign is the change that stores a on behalf of actor.
 func assign(a *permatrix.Assignment, actor, where string) change {
 	return change{
-		input: fixed(verdictInput("assign", actor, "assignment", a.Value())),
+		known: verdictInput("assign", actor, "assignment", a.Value()),
 		where: where,
 		apply: func(tx *store.Tx) error { return tx.CreateAssignment(a) },
 	}
@@ -214,7 +219,7 @@ func (s *Service) AddMember(ctx context.Context, m permatrix.Membership, actor s
 		return 0, err
 	}
 	return s.write(ctx, change{
-		input: fixed(verdictInput("add_member", actor, "membership", m.Value())),
+		known: verdictInput("add_member", actor, "membership", m.Value()),
 		apply: func(tx *store.Tx) error { return tx.AddMember(m) },
 	})
 }
@@ -229,7 +234,7 @@ func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership, acto
 		return 0, err
 	}
 	return s.write(ctx, change{
-		input: fixed(verdictInput("remove_member", actor, "membership", m.Value())),
+		known: verdictInput("remove_member", actor, "membership", m.Value()),
 		apply: func(tx *store.Tx) error { return tx.RemoveMember(m) },
 	})
 }
@@ -272,7 +277,7 @@ func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (
 		return 0, err
 	}
 	return s.write(ctx, change{
-		input: fixed(roleInput("define_role", r.Normal(), actor)),
+		known: roleInput("define_role", r.Normal(), actor),
 		apply: func(tx *store.Tx) error { return tx.PutRole(r) },
 	})
 }
@@ -329,7 +334,7 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 	}
 	var creator *permatrix.Assignment
 	rev, err := s.write(ctx, change{
-		input: fixed(verdictInput("register_project", actor, "project", map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind})),
+		known: verdictInput("register_project", actor, "project", map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}),
 		apply: func(tx *store.Tx) error {
 			if err := tx.PutProject(p); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
 )
@@ -10,12 +11,22 @@ import (
 // and cached decisions in flight. It forgets old entries to stay bounded:
 // everything at or before Floor is forgotten, so a question about a revision
 // before Floor is answered "changed" (conservative, never wrong).
+//
+// Units are remembered by a 64-bit hash, not their bytes (a few hundred
+// thousand of them would otherwise take tens of MiB): two units sharing a
+// hash make a change of one look like a change of the other, which is
+// again conservative.
 type Changes struct {
 	mu    sync.RWMutex
-	last  map[string]uint64
+	last  map[uint64]uint64
 	floor uint64
 	limit int
 }
+
+// changesSeed keys the unit hashes of this process.
+var changesSeed = maphash.MakeSeed()
+
+func unitHash(u []byte) uint64 { return maphash.Bytes(changesSeed, u) }
 
 // DefaultChangesLimit bounds the units Changes remembers.
 const DefaultChangesLimit = 1 << 18
@@ -25,7 +36,7 @@ func NewChanges(floor uint64, limit int) *Changes {
 	if limit <= 0 {
 		limit = DefaultChangesLimit
 	}
-	return &Changes{last: map[string]uint64{}, floor: floor, limit: limit}
+	return &Changes{last: map[uint64]uint64{}, floor: floor, limit: limit}
 }
 
 // Record notes that rev changed units.
@@ -33,8 +44,8 @@ func (c *Changes) Record(rev uint64, units [][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, u := range units {
-		if rev > c.last[string(u)] {
-			c.last[string(u)] = rev
+		if h := unitHash(u); rev > c.last[h] {
+			c.last[h] = rev
 		}
 	}
 	if len(c.last) > c.limit {
@@ -46,7 +57,7 @@ func (c *Changes) Record(rev uint64, units [][]byte) {
 func (c *Changes) Reset(floor uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.last = map[string]uint64{}
+	c.last = map[uint64]uint64{}
 	c.floor = floor
 }
 
@@ -59,11 +70,14 @@ func (c *Changes) prune() {
 	}
 	slices.Sort(revs)
 	cut := revs[len(revs)/2]
+	// A new map: Go's maps keep their size after deletes.
+	kept := make(map[uint64]uint64, len(c.last)/2)
 	for u, r := range c.last {
-		if r <= cut {
-			delete(c.last, u)
+		if r > cut {
+			kept[u] = r
 		}
 	}
+	c.last = kept
 	if cut > c.floor {
 		c.floor = cut
 	}
@@ -77,7 +91,7 @@ func (c *Changes) ChangedAfter(rev uint64, units [][]byte) bool {
 		return true
 	}
 	for _, u := range units {
-		if c.last[string(u)] > rev {
+		if c.last[unitHash(u)] > rev {
 			return true
 		}
 	}

@@ -41,6 +41,15 @@ func (tx *Tx) View() Snapshot { return tx.view }
 // Revision is the revision of the snapshot the Tx reads.
 func (tx *Tx) Revision() uint64 { return tx.overlay.Revision() }
 
+// Relied records units as read by the Tx: what a verdict reached over
+// another snapshot at the Tx's revision read (the commit is guarded by
+// them as by the Tx's own reads). Use it only for reads none of the Tx's
+// planned writes changes (Changes).
+func (tx *Tx) Relied(units [][]byte) { tx.view.Note(units) }
+
+// Changes reports whether the writes planned so far change any of units.
+func (tx *Tx) Changes(units [][]byte) bool { return tx.overlay.Changes(units) }
+
 // Empty reports whether the Tx planned no operation.
 func (tx *Tx) Empty() bool { return len(tx.overlay.Ops()) == 0 }
 

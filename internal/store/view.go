@@ -13,9 +13,10 @@ import (
 // state as it will be once they are applied. Planning the k-th write of a
 // batch reads through it, so it sees the writes before it.
 type Overlay struct {
-	base Snapshot
-	ops  []Op
-	tree *btree.BTreeG[pending]
+	base    Snapshot
+	ops     []Op
+	tree    *btree.BTreeG[pending]
+	written map[string]struct{} // WriteUnits of every pending key
 }
 
 type pending struct {
@@ -28,19 +29,40 @@ func lessPending(a, b pending) bool { return a.key < b.key }
 
 // NewOverlay lays no operations over base yet.
 func NewOverlay(base Snapshot) *Overlay {
-	return &Overlay{base: base, tree: btree.NewG(16, lessPending)}
+	return &Overlay{base: base, tree: btree.NewG(16, lessPending), written: map[string]struct{}{}}
 }
 
 // Put records a pending write of key.
 func (o *Overlay) Put(key, value []byte) {
 	o.ops = append(o.ops, Op{Key: key, Value: value})
 	o.tree.ReplaceOrInsert(pending{key: string(key), value: value})
+	o.bump(key)
 }
 
 // Delete records a pending removal of key.
 func (o *Overlay) Delete(key []byte) {
 	o.ops = append(o.ops, Op{Key: key, Delete: true})
 	o.tree.ReplaceOrInsert(pending{key: string(key), deleted: true})
+	o.bump(key)
+}
+
+func (o *Overlay) bump(key []byte) {
+	for _, u := range WriteUnits(key) {
+		if _, ok := o.written[string(u)]; !ok {
+			o.written[string(u)] = struct{}{}
+		}
+	}
+}
+
+// Changes reports whether the pending operations change any of units: a
+// read recorded as one of them (Tracked) may read something else now.
+func (o *Overlay) Changes(units [][]byte) bool {
+	for _, u := range units {
+		if _, ok := o.written[string(u)]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Ops are the pending operations in the order they were made.
@@ -146,6 +168,18 @@ func (t *Tracked) Get(key []byte) ([]byte, error) {
 func (t *Tracked) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 	t.record(prefix)
 	return t.Snapshot.Scan(prefix, after, fn)
+}
+
+// Note records units as read: reads made elsewhere, over a snapshot at the
+// same revision, that the Tracked's user relies on.
+func (t *Tracked) Note(units [][]byte) {
+	t.mu.Lock()
+	for _, u := range units {
+		if _, ok := t.units[string(u)]; !ok {
+			t.units[string(u)] = struct{}{}
+		}
+	}
+	t.mu.Unlock()
 }
 
 // Units are the recorded units, sorted.

@@ -1,0 +1,131 @@
+package pdp
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// Judging ahead. A write of many changes whose verdict inputs are known
+// beforehand (an import's lines) is judged on every core while its plan is
+// made in order: each worker judges changes against its own snapshot at the
+// plan's revision, recording what the verdict read. The plan takes a
+// verdict judged ahead as the change's own only if none of the units it
+// read is changed by the changes planned before it — it read then exactly
+// what judging in order would have read, and the write rules are a
+// function of what they read — and judges the change again in order
+// otherwise. The units a taken verdict read are recorded as the plan's
+// reads, so they guard the commit like its own.
+
+// minAhead is the fewest changes worth starting workers for.
+const minAhead = 64
+
+// errNotAhead says a change was not judged ahead (or its verdict cannot be
+// taken): judge it in order.
+var errNotAhead = errors.New("not judged ahead")
+
+// judgedAhead is one change's verdict judged ahead.
+type judgedAhead struct {
+	done                  chan struct{}
+	violations, forbidden []string
+	units                 [][]byte
+	revision              uint64
+	err                   error
+}
+
+// ahead is the judging ahead of one plan: nil when there is none.
+type ahead struct {
+	results []judgedAhead
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	taken   *atomic.Uint64 // Service.aheadTaken
+}
+
+// prejudge starts judging ahead the changes of a plan at revision, if they
+// are many and their inputs known.
+func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, changes []change) *ahead {
+	workers := runtime.GOMAXPROCS(0)
+	if len(changes) < minAhead || workers < 2 {
+		return nil
+	}
+	for _, c := range changes {
+		if c.input != nil {
+			return nil
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken}
+	for i := range a.results {
+		a.results[i].done = make(chan struct{})
+	}
+	var next sync.Mutex
+	i := 0
+	take := func() int {
+		next.Lock()
+		defer next.Unlock()
+		if ctx.Err() != nil || i == len(changes) {
+			return -1
+		}
+		i++
+		return i - 1
+	}
+	for range workers {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			snap, err := s.backend.View()
+			if err == nil {
+				defer snap.Close()
+			}
+			for k := take(); k >= 0; k = take() {
+				r := &a.results[k]
+				if err != nil {
+					r.err = err
+				} else if snap.Revision() != revision {
+					r.err = errNotAhead // the store moved on: judged in order
+				} else {
+					tracked := store.Track(snap)
+					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].known)
+					r.units, r.revision = tracked.Units(), snap.Revision()
+				}
+				close(r.done)
+			}
+		}()
+	}
+	return a
+}
+
+// verdict is change i's verdict judged ahead, if the plan tx may take it
+// (errNotAhead otherwise: judge it in order).
+func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, err error) {
+	if a == nil {
+		return nil, nil, errNotAhead
+	}
+	r := &a.results[i]
+	<-r.done
+	defer func() { a.results[i] = judgedAhead{} }() // taken once: let it go
+	if r.err != nil {
+		return nil, nil, errNotAhead // judged again in order, which says why if it fails again
+	}
+	if r.revision != tx.Revision() || tx.Changes(r.units) {
+		return nil, nil, errNotAhead
+	}
+	tx.Relied(r.units)
+	a.taken.Add(1)
+	return r.violations, r.forbidden, nil
+}
+
+// stop ends the judging ahead and waits for its workers (their snapshots
+// closed).
+func (a *ahead) stop() {
+	if a == nil {
+		return
+	}
+	a.cancel()
+	a.wg.Wait()
+}
