@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func (p *progress) report(final bool) {
 	rate := float64(p.done) / max(elapsed.Seconds(), 1e-9)
 	eta := "?"
 	if p.total > 0 && rate > 0 {
-		eta = (time.Duration(float64(p.total-p.done)/rate) * time.Second / time.Second).Round(time.Second).String()
+		eta = time.Duration(float64(max(p.total-p.done, 0)) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	if p.tty {
 		of := ""
@@ -75,7 +76,7 @@ func (p *progress) report(final bool) {
 		}
 		return
 	}
-	attrs := []any{"done", p.done, "per_second", int(rate), "elapsed", elapsed.Round(time.Millisecond).String()}
+	attrs := []any{"done", p.done, "per_second", int(math.Round(rate)), "elapsed", elapsed.Round(time.Millisecond).String()}
 	if p.total > 0 {
 		attrs = append(attrs, "total", p.total, "eta", eta)
 	}
