@@ -39,12 +39,15 @@ type fleet struct {
 	cluster  *harness.EtcdCluster
 	prefix   string
 	dir      string
+	args     []string // more serve flags for every sidecar
 	mu       sync.Mutex
 	sidecars []*harness.Process
 }
 
-func startFleet(t *testing.T, n int) *fleet {
-	f := &fleet{t: t, cluster: harness.StartEtcdCluster(t, 3), prefix: fmt.Sprintf("fleet%d", time.Now().UnixNano()), dir: t.TempDir()}
+// startFleet starts a three-member etcd cluster and n sidecars on it, with
+// extra serve flags.
+func startFleet(t *testing.T, n int, extra ...string) *fleet {
+	f := &fleet{t: t, cluster: harness.StartEtcdCluster(t, 3), prefix: fmt.Sprintf("fleet%d", time.Now().UnixNano()), dir: t.TempDir(), args: extra}
 	for i := range n {
 		f.sidecars = append(f.sidecars, f.start(i))
 	}
@@ -57,9 +60,9 @@ func startFleet(t *testing.T, n int) *fleet {
 // start runs sidecar i on its replica file.
 func (f *fleet) start(i int) *harness.Process {
 	f.t.Helper()
-	p, err := harness.StartProcess(f.t, bin, token, nil, "--addr", "127.0.0.1:0", "--admin-token", token,
-		"--store", f.cluster.StoreURL(f.prefix), "--replica", filepath.Join(f.dir, fmt.Sprintf("replica%d.db", i)),
-	)
+	args := []string{"--addr", "127.0.0.1:0", "--admin-token", token,
+		"--store", f.cluster.StoreURL(f.prefix), "--replica", filepath.Join(f.dir, fmt.Sprintf("replica%d.db", i))}
+	p, err := harness.StartProcess(f.t, bin, token, nil, append(args, f.args...)...)
 	if err != nil {
 		f.t.Fatalf("sidecar %d: %v\n%s", i, err, p.Logs())
 	}
