@@ -79,11 +79,15 @@ func newStoreCopy() *cobra.Command {
 another, ids and order preserved: to grow from one pod to a fleet
 (--from bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back.
 A store is bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS;
-the --etcd-* flags apply to whichever side is etcd). The target must be empty
-unless --force, which first deletes what it holds. Copy while no sidecar
-writes to either store: the copy is made in batches (each one commit), so a
-failed copy leaves part of it; run it again with --force. Progress goes to a
-terminal as one line (count, rate, time left), otherwise as log lines.`,
+the --etcd-* flags apply to whichever side is etcd). The source must exist and
+hold something; the target must be empty unless --force, which first deletes
+what it holds. New ids in the target come after every id the source ever
+handed out. Revisions are the target's own: consistency tokens of the source
+mean nothing there. Copy while no sidecar writes to either store: the copy is
+made in batches (each one commit), so a failed copy leaves part of it; run it
+again with --force. Progress goes to a terminal as one line (count, rate, time
+left), otherwise as log lines. Exit 0 copied, 3 a damaged bbolt file, 2 other
+errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStoreCopy(cmd, o) },
 	}
@@ -92,11 +96,7 @@ terminal as one line (count, rate, time left), otherwise as log lines.`,
 	f.StringVar(&o.to.url, "to", "", "the store to copy into")
 	f.BoolVar(&o.force, "force", false, "delete what the target holds before copying")
 	f.IntVar(&o.batchOps, "batch-ops", 0, "operations per commit (default: 10000 into bbolt, 120 into etcd, whose --max-txn-ops is 128 by default)")
-	f.StringVar(&o.from.etcd.CertFile, "etcd-cert-file", "", "TLS client certificate for the etcd side")
-	f.StringVar(&o.from.etcd.KeyFile, "etcd-key-file", "", "TLS client key for the etcd side")
-	f.StringVar(&o.from.etcd.CAFile, "etcd-ca-file", "", "CA of the etcd servers' certificates")
-	f.StringVar(&o.from.etcd.Username, "etcd-username", "", "etcd user name")
-	f.StringVar(&o.from.pwFile, "etcd-password-file", "", "file holding the etcd password")
+	o.from.registerEtcd(f) // for either side: copied to o.to
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -33,18 +33,24 @@ const defaultDB = "./permatrix.db"
 func (o *storeOptions) register(f *pflag.FlagSet, fleet bool) {
 	f.StringVar(&o.url, "store", "", "the assignment store: bolt:PATH (default: bolt:<--db>) or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS)")
 	f.StringVar(&o.db, "db", defaultDB, "bbolt file of the assignment store (short for --store bolt:PATH)")
-	f.StringVar(&o.etcd.CertFile, "etcd-cert-file", "", "with an etcd store: TLS client certificate")
-	f.StringVar(&o.etcd.KeyFile, "etcd-key-file", "", "with an etcd store: TLS client key")
-	f.StringVar(&o.etcd.CAFile, "etcd-ca-file", "", "with an etcd store: CA of the etcd servers' certificates")
-	f.StringVar(&o.etcd.Username, "etcd-username", "", "with an etcd store: user name (etcd authentication)")
-	f.StringVar(&o.etcd.Password, "etcd-password", "", "with an etcd store: password")
-	f.StringVar(&o.pwFile, "etcd-password-file", "", "with an etcd store: file holding the password")
-	f.DurationVar(&o.etcd.RequestTimeout, "etcd-timeout", 5*time.Second, "with an etcd store: how long one etcd request (a commit) may take")
+	o.registerEtcd(f)
 	if fleet {
 		f.StringVar(&o.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica decisions read")
 		f.DurationVar(&o.etcd.MaxStaleness, "max-staleness", 0, "with an etcd store: /health/ready fails after this long without contact with etcd (0: never)")
 		f.DurationVar(&o.probe, "store-probe-interval", bolt.DefaultProbeInterval, "after a write fails for disk reasons (full, read-only, I/O error), probe the disk this often until it takes writes again; /health is 503 until then")
 	}
+}
+
+// registerEtcd adds the flags of an etcd connection (serve, import, and
+// either side of store copy).
+func (o *storeOptions) registerEtcd(f *pflag.FlagSet) {
+	f.StringVar(&o.etcd.CertFile, "etcd-cert-file", "", "with an etcd store: TLS client certificate (needs etcds://)")
+	f.StringVar(&o.etcd.KeyFile, "etcd-key-file", "", "with an etcd store: TLS client key (needs etcds://)")
+	f.StringVar(&o.etcd.CAFile, "etcd-ca-file", "", "with an etcd store: CA of the etcd servers' certificates (needs etcds://)")
+	f.StringVar(&o.etcd.Username, "etcd-username", "", "with an etcd store: user name (etcd authentication)")
+	f.StringVar(&o.etcd.Password, "etcd-password", "", "with an etcd store: password")
+	f.StringVar(&o.pwFile, "etcd-password-file", "", "with an etcd store: file holding the password")
+	f.DurationVar(&o.etcd.RequestTimeout, "etcd-timeout", 5*time.Second, "with an etcd store: how long one etcd request (a commit) may take")
 }
 
 // kind is "bolt" or "etcd", and where: the file or the URL.
@@ -98,6 +104,14 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 			return nil, "", err
 		}
 		eo.Password = strings.TrimSpace(string(b))
+	}
+	// The etcd client speaks plain text to http endpoints whatever TLS
+	// files it is given: certificates with etcd:// would be silently unused.
+	if strings.HasPrefix(where, "etcd://") && (eo.CertFile != "" || eo.KeyFile != "" || eo.CAFile != "") {
+		return nil, "", fmt.Errorf("--store %s: the --etcd-*-file TLS options need an etcds:// URL (etcd:// is plain text)", where)
+	}
+	if strings.HasPrefix(where, "etcd://") && eo.Password != "" {
+		log.Warn("the etcd password goes to etcd in plain text: use etcds:// (TLS)", "store", where)
 	}
 	if eo.Replica == "" {
 		return nil, "", errors.New("an etcd store needs --replica: the local bbolt file decisions read")
