@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -156,6 +157,12 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
+		}
+		// A store that cannot answer yet (a consistency token not reached,
+		// a replica still loading) is a 503 that says so, not a fault.
+		var pe *permatrix.Error
+		if errors.As(err, &pe) && pe.Code == permatrix.EUNAVAILABLE {
+			return nil, err
 		}
 		s.log.Error("decision failed", "err", err, "system", c.System, "action", c.Action)
 		return nil, permatrix.Errorf(permatrix.EINTERNAL, "evaluation failed")
