@@ -491,3 +491,64 @@ func (f *fleet) leader() *harness.EtcdMember {
 	}
 	return nil
 }
+
+// --max-staleness: a sidecar on an idle, healthy cluster stays ready (no
+// write for longer than the limit is not staleness); with etcd gone it
+// turns not-ready once the limit has passed, keeps deciding, and says
+// which revision it answers from; with etcd back it is ready again.
+func TestMaxStaleness(t *testing.T) {
+	f := startFleet(t, 1, "--max-staleness", "1500ms")
+	s := f.sidecar(0)
+	code, raw := call(s, "POST", "/v1/assignments", grant("ann", "celonis-task-mining", "admin"), nil)
+	if code != 201 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	f.restart(0) // a watch that starts at the latest revision hears nothing while no one writes
+	f.waitReady(0)
+	s = f.sidecar(0)
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if code, raw := call(s, "GET", "/health/ready", "", nil); code != 200 {
+			t.Fatalf("an idle sidecar on a healthy cluster is not ready: %d %s", code, raw)
+		}
+	}
+	for _, m := range f.cluster.Members {
+		m.Kill()
+	}
+	down := time.Now()
+	var health struct {
+		Store struct {
+			Ready       bool
+			Error       string
+			Replication struct {
+				AppliedRevision uint64    `json:"applied_revision"`
+				LastContact     time.Time `json:"last_contact"`
+			}
+		}
+	}
+	for {
+		code, raw := call(s, "GET", "/health/ready", "", nil)
+		if code == 503 {
+			if err := json.Unmarshal(raw, &health); err != nil || health.Store.Ready || !strings.Contains(health.Store.Error, "--max-staleness") ||
+				health.Store.Replication.AppliedRevision == 0 || health.Store.Replication.LastContact.IsZero() {
+				t.Fatalf("not ready, but: %s", raw)
+			}
+			break
+		}
+		if time.Since(down) > 10*time.Second {
+			t.Fatalf("still ready %s after etcd stopped: %s", time.Since(down), raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d := time.Since(down); d < time.Second {
+		t.Fatalf("not ready %s after etcd stopped, before --max-staleness 1.5s passed", d)
+	}
+	if code, raw := call(s, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`, nil); code != 200 || !bytes.Contains(raw, []byte(`"allow":true`)) {
+		t.Fatalf("a stale sidecar still decides: %d %s", code, raw)
+	}
+	for _, m := range f.cluster.Members {
+		if err := f.cluster.Restart(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitReady(0)
+}
