@@ -86,7 +86,7 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 	if kind == "bolt" {
 		db, err := bolt.Open(where, bolt.Options{})
 		if err != nil {
-			return nil, "", err
+			return nil, "bolt:" + where, err
 		}
 		if o.probe > 0 {
 			db.SetProbeInterval(o.probe)
@@ -118,7 +118,7 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 	}
 	s, err := etcd.Open(ctx, eo)
 	if err != nil {
-		return nil, "", err
+		return nil, where, err
 	}
 	return s, where, nil
 }
@@ -130,7 +130,12 @@ func damaged(err error, log *slog.Logger, where string) error {
 	if errors.As(err, &ce) {
 		// A distinct exit code: restarting will not help; the file needs a
 		// restore.
-		log.Error("the store file is damaged; not serving", "store", where, "problems", ce.Problems, "err", ce.Error())
+		attrs := []any{"store", where, "problems", ce.Problems, "err", ce.Error()}
+		if !strings.HasPrefix(where, "bolt:") {
+			// A replica holds nothing etcd does not: no restore needed.
+			attrs = append(attrs, "hint", "this is the sidecar's local replica of the etcd store: delete it and start again, and it is rebuilt from etcd")
+		}
+		log.Error("the store file is damaged; not serving", attrs...)
 		return exitError{exitStoreDamaged}
 	}
 	return err
