@@ -59,7 +59,16 @@ func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
 		return "bolt", o.db, nil
 	}
 	if f != nil && f.Changed("db") {
-		return "", "", errors.New("give one of --store and --db")
+		// Flags win over the environment here too: the image's PERMATRIX_DB
+		// yields to --store on the command line, PERMATRIX_STORE to --db.
+		dbEnv, storeEnv := fromEnv(f.Lookup("db")), f.Changed("store") && fromEnv(f.Lookup("store"))
+		switch {
+		case dbEnv && !storeEnv:
+		case storeEnv && !dbEnv:
+			return "bolt", o.db, nil
+		default:
+			return "", "", errors.New("give one of --store and --db")
+		}
 	}
 	switch {
 	case strings.HasPrefix(o.url, "bolt:"):
