@@ -107,5 +107,3 @@ func TestReadmeFlagsTable(t *testing.T) {
 		}
 	}
 }
-
-
