@@ -64,10 +64,21 @@ func bindEnv(flags *pflag.FlagSet) error {
 		if v, ok := os.LookupEnv(name); ok {
 			if serr := flags.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+				return
 			}
+			_ = flags.SetAnnotation(f.Name, envAnnotation, []string{name})
 		}
 	})
 	return err
+}
+
+// envAnnotation marks a flag bindEnv set from the environment.
+const envAnnotation = "permatrix-env"
+
+// fromEnv reports whether a flag's value came from PERMATRIX_<FLAG>.
+func fromEnv(f *pflag.Flag) bool {
+	_, ok := f.Annotations[envAnnotation]
+	return ok
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -76,11 +79,15 @@ func newStoreCopy() *cobra.Command {
 another, ids and order preserved: to grow from one pod to a fleet
 (--from bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back.
 A store is bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS;
-the --etcd-* flags apply to whichever side is etcd). The target must be empty
-unless --force, which first deletes what it holds. Copy while no sidecar
-writes to either store: the copy is made in batches (each one commit), so a
-failed copy leaves part of it; run it again with --force. Progress goes to a
-terminal as one line (count, rate, time left), otherwise as log lines.`,
+the --etcd-* flags apply to whichever side is etcd). The source must exist and
+hold something; the target must be empty unless --force, which first deletes
+what it holds. New ids in the target come after every id the source ever
+handed out. Revisions are the target's own: consistency tokens of the source
+mean nothing there. Copy while no sidecar writes to either store: the copy is
+made in batches (each one commit), so a failed copy leaves part of it; run it
+again with --force. Progress goes to a terminal as one line (count, rate, time
+left), otherwise as log lines. Exit 0 copied, 3 a damaged bbolt file, 2 other
+errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStoreCopy(cmd, o) },
 	}
@@ -89,11 +96,7 @@ terminal as one line (count, rate, time left), otherwise as log lines.`,
 	f.StringVar(&o.to.url, "to", "", "the store to copy into")
 	f.BoolVar(&o.force, "force", false, "delete what the target holds before copying")
 	f.IntVar(&o.batchOps, "batch-ops", 0, "operations per commit (default: 10000 into bbolt, 120 into etcd, whose --max-txn-ops is 128 by default)")
-	f.StringVar(&o.from.etcd.CertFile, "etcd-cert-file", "", "TLS client certificate for the etcd side")
-	f.StringVar(&o.from.etcd.KeyFile, "etcd-key-file", "", "TLS client key for the etcd side")
-	f.StringVar(&o.from.etcd.CAFile, "etcd-ca-file", "", "CA of the etcd servers' certificates")
-	f.StringVar(&o.from.etcd.Username, "etcd-username", "", "etcd user name")
-	f.StringVar(&o.from.pwFile, "etcd-password-file", "", "file holding the etcd password")
+	o.from.registerEtcd(f) // for either side: copied to o.to
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -106,8 +109,23 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	if o.from.url == "" || o.to.url == "" {
 		return errors.New("give --from and --to (bolt:PATH or etcd://HOST:PORT/PREFIX)")
 	}
-	if o.from.url == o.to.url {
-		return errors.New("--from and --to are the same store")
+	if err := distinctStores(o.from.url, o.to.url); err != nil {
+		return err
+	}
+	fromKind, fromWhere, err := o.from.target(nil)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	toKind, _, err := o.to.target(nil)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	// Opening a bolt file creates it: a mistyped --from would copy an empty
+	// store (and, with --force, empty the target).
+	if fromKind == "bolt" {
+		if _, err := os.Stat(fromWhere); err != nil {
+			return fmt.Errorf("--from %s: %w", o.from.url, err)
+		}
 	}
 	ctx := cmd.Context()
 	// The etcd flags apply to either side; an etcd side reads through a
@@ -121,12 +139,12 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	o.from.replica, o.to.replica = filepath.Join(tmp, "from.db"), filepath.Join(tmp, "to.db")
 	from, fromName, err := o.from.open(ctx, nil, log)
 	if err != nil {
-		return fmt.Errorf("--from: %w", err)
+		return copyOpenError(cmd, "--from", err)
 	}
 	defer from.Close()
 	to, toName, err := o.to.open(ctx, nil, log)
 	if err != nil {
-		return fmt.Errorf("--to: %w", err)
+		return copyOpenError(cmd, "--to", err)
 	}
 	defer to.Close()
 	if err := waitReadable(ctx, from); err != nil {
@@ -138,9 +156,31 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	batchOps := o.batchOps
 	if batchOps == 0 {
 		batchOps = 10_000
-		if kind, _, _ := o.to.target(nil); kind == "etcd" {
+		if toKind == "etcd" {
 			batchOps = 120
 		}
+	}
+	// The source is read, and found not empty, before anything of the
+	// target is deleted.
+	snap, err := from.View()
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	total, err := store.Count(snap)
+	if err != nil {
+		return err
+	}
+	if total == 0 {
+		return fmt.Errorf("--from %s holds nothing to copy (is the path or the prefix right?)", fromName)
+	}
+	// Ids are never reused: the target's counter must pass every number
+	// the source handed out, a deleted assignment's included, not only the
+	// ids it still holds. NextID tells without writing anything to a bbolt
+	// file; an etcd source reserves a block for it (a gap, which ids allow).
+	idFloor, err := from.NextID(ctx)
+	if err != nil {
+		return fmt.Errorf("--from %s: reading its id counter: %w", fromName, err)
 	}
 	tsnap, err := to.View()
 	if err != nil {
@@ -161,22 +201,50 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		}
 		log.Info("target cleared", "store", toName, "keys", n)
 	}
-	snap, err := from.View()
-	if err != nil {
-		return err
-	}
-	defer snap.Close()
-	total, err := store.Count(snap)
-	if err != nil {
-		return err
-	}
 	p := newProgress("copying "+fromName+" to "+toName+" (keys)", total, log)
 	n, err := store.Copy(ctx, snap, to, store.CopyOptions{BatchOps: batchOps, Progress: p.add})
 	p.finish(err)
+	if err == nil {
+		if f, ok := to.(store.IDFloor); ok {
+			err = f.RaiseIDs(ctx, idFloor)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("copy stopped after %d of %d keys: %w (run again with --force)", n, total, err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, to.Revision())
+	return nil
+}
+
+// copyOpenError says why a side of a copy did not open; a damaged bbolt
+// file exits 3, as `store check` and `serve` do.
+func copyOpenError(cmd *cobra.Command, side string, err error) error {
+	var ce *bolt.CorruptError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "permatrix: %s: %v\n", side, err)
+		return exitError{exitStoreDamaged}
+	}
+	return fmt.Errorf("%s: %w", side, err)
+}
+
+// distinctStores refuses a copy of a store onto itself: the same string,
+// or etcd URLs with the same prefix and an endpoint in common (bbolt's lock
+// catches a file named two ways).
+func distinctStores(from, to string) error {
+	if from == to {
+		return errors.New("--from and --to are the same store")
+	}
+	fe, fp, _, ferr := etcd.ParseURL(from)
+	te, tp, _, terr := etcd.ParseURL(to)
+	if ferr != nil || terr != nil || fp != tp {
+		return nil
+	}
+	host := func(endpoint string) string { _, h, _ := strings.Cut(endpoint, "://"); return h }
+	for _, a := range fe {
+		if slices.ContainsFunc(te, func(b string) bool { return host(a) == host(b) }) {
+			return fmt.Errorf("--from and --to are the same store (prefix %s on %s)", fp, host(a))
+		}
+	}
 	return nil
 }
 

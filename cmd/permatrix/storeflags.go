@@ -33,18 +33,24 @@ const defaultDB = "./permatrix.db"
 func (o *storeOptions) register(f *pflag.FlagSet, fleet bool) {
 	f.StringVar(&o.url, "store", "", "the assignment store: bolt:PATH (default: bolt:<--db>) or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS)")
 	f.StringVar(&o.db, "db", defaultDB, "bbolt file of the assignment store (short for --store bolt:PATH)")
-	f.StringVar(&o.etcd.CertFile, "etcd-cert-file", "", "with an etcd store: TLS client certificate")
-	f.StringVar(&o.etcd.KeyFile, "etcd-key-file", "", "with an etcd store: TLS client key")
-	f.StringVar(&o.etcd.CAFile, "etcd-ca-file", "", "with an etcd store: CA of the etcd servers' certificates")
-	f.StringVar(&o.etcd.Username, "etcd-username", "", "with an etcd store: user name (etcd authentication)")
-	f.StringVar(&o.etcd.Password, "etcd-password", "", "with an etcd store: password")
-	f.StringVar(&o.pwFile, "etcd-password-file", "", "with an etcd store: file holding the password")
-	f.DurationVar(&o.etcd.RequestTimeout, "etcd-timeout", 5*time.Second, "with an etcd store: how long one etcd request (a commit) may take")
+	o.registerEtcd(f)
 	if fleet {
 		f.StringVar(&o.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica decisions read")
 		f.DurationVar(&o.etcd.MaxStaleness, "max-staleness", 0, "with an etcd store: /health/ready fails after this long without contact with etcd (0: never)")
 		f.DurationVar(&o.probe, "store-probe-interval", bolt.DefaultProbeInterval, "after a write fails for disk reasons (full, read-only, I/O error), probe the disk this often until it takes writes again; /health is 503 until then")
 	}
+}
+
+// registerEtcd adds the flags of an etcd connection (serve, import, and
+// either side of store copy).
+func (o *storeOptions) registerEtcd(f *pflag.FlagSet) {
+	f.StringVar(&o.etcd.CertFile, "etcd-cert-file", "", "with an etcd store: TLS client certificate (needs etcds://)")
+	f.StringVar(&o.etcd.KeyFile, "etcd-key-file", "", "with an etcd store: TLS client key (needs etcds://)")
+	f.StringVar(&o.etcd.CAFile, "etcd-ca-file", "", "with an etcd store: CA of the etcd servers' certificates (needs etcds://)")
+	f.StringVar(&o.etcd.Username, "etcd-username", "", "with an etcd store: user name (etcd authentication)")
+	f.StringVar(&o.etcd.Password, "etcd-password", "", "with an etcd store: password")
+	f.StringVar(&o.pwFile, "etcd-password-file", "", "with an etcd store: file holding the password")
+	f.DurationVar(&o.etcd.RequestTimeout, "etcd-timeout", 5*time.Second, "with an etcd store: how long one etcd request (a commit) may take")
 }
 
 // kind is "bolt" or "etcd", and where: the file or the URL.
@@ -53,7 +59,16 @@ func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
 		return "bolt", o.db, nil
 	}
 	if f != nil && f.Changed("db") {
-		return "", "", errors.New("give one of --store and --db")
+		// Flags win over the environment here too: the image's PERMATRIX_DB
+		// yields to --store on the command line, PERMATRIX_STORE to --db.
+		dbEnv, storeEnv := fromEnv(f.Lookup("db")), f.Changed("store") && fromEnv(f.Lookup("store"))
+		switch {
+		case dbEnv && !storeEnv:
+		case storeEnv && !dbEnv:
+			return "bolt", o.db, nil
+		default:
+			return "", "", errors.New("give one of --store and --db")
+		}
 	}
 	switch {
 	case strings.HasPrefix(o.url, "bolt:"):
@@ -80,7 +95,7 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 	if kind == "bolt" {
 		db, err := bolt.Open(where, bolt.Options{})
 		if err != nil {
-			return nil, "", err
+			return nil, "bolt:" + where, err
 		}
 		if o.probe > 0 {
 			db.SetProbeInterval(o.probe)
@@ -99,12 +114,20 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 		}
 		eo.Password = strings.TrimSpace(string(b))
 	}
+	// The etcd client speaks plain text to http endpoints whatever TLS
+	// files it is given: certificates with etcd:// would be silently unused.
+	if strings.HasPrefix(where, "etcd://") && (eo.CertFile != "" || eo.KeyFile != "" || eo.CAFile != "") {
+		return nil, "", fmt.Errorf("--store %s: the --etcd-*-file TLS options need an etcds:// URL (etcd:// is plain text)", where)
+	}
+	if strings.HasPrefix(where, "etcd://") && eo.Password != "" {
+		log.Warn("the etcd password goes to etcd in plain text: use etcds:// (TLS)", "store", where)
+	}
 	if eo.Replica == "" {
 		return nil, "", errors.New("an etcd store needs --replica: the local bbolt file decisions read")
 	}
 	s, err := etcd.Open(ctx, eo)
 	if err != nil {
-		return nil, "", err
+		return nil, where, err
 	}
 	return s, where, nil
 }
@@ -116,7 +139,12 @@ func damaged(err error, log *slog.Logger, where string) error {
 	if errors.As(err, &ce) {
 		// A distinct exit code: restarting will not help; the file needs a
 		// restore.
-		log.Error("the store file is damaged; not serving", "store", where, "problems", ce.Problems, "err", ce.Error())
+		attrs := []any{"store", where, "problems", ce.Problems, "err", ce.Error()}
+		if !strings.HasPrefix(where, "bolt:") {
+			// A replica holds nothing etcd does not: no restore needed.
+			attrs = append(attrs, "hint", "this is the sidecar's local replica of the etcd store: delete it and start again, and it is rebuilt from etcd")
+		}
+		log.Error("the store file is damaged; not serving", attrs...)
 		return exitError{exitStoreDamaged}
 	}
 	return err

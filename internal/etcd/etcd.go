@@ -408,7 +408,9 @@ func (s *Store) setErr(err error) {
 // the replica's revision, a resync when that is compacted, reconnection
 // with backoff after errors.
 func (s *Store) follow(ctx context.Context) {
-	defer close(s.done)
+	beat := make(chan struct{})
+	go func() { defer close(beat); s.heartbeat(ctx) }()
+	defer func() { <-beat; close(s.done) }()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.watch(ctx)
@@ -433,6 +435,35 @@ func (s *Store) follow(ctx context.Context) {
 		}
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// heartbeat reads the root guard now and then until ctx ends, so that
+// "last contact" (/health, --max-staleness) measures etcd's silence, not
+// the fleet's: an idle watch hears nothing — etcd sends no progress
+// notification to a watch that started after its latest revision.
+func (s *Store) heartbeat(ctx context.Context) {
+	every := 5 * time.Second
+	if m := s.opts.MaxStaleness; m > 0 {
+		every = min(every, max(m/3, 50*time.Millisecond))
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, min(every, s.opts.RequestTimeout))
+		resp, err := s.cli.Get(rctx, s.guardKey(nil))
+		cancel()
+		switch {
+		case err == nil:
+			s.contact(uint64(resp.Header.Revision))
+		case ctx.Err() == nil:
+			s.setErr(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

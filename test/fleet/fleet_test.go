@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -39,12 +40,15 @@ type fleet struct {
 	cluster  *harness.EtcdCluster
 	prefix   string
 	dir      string
+	args     []string // more serve flags for every sidecar
 	mu       sync.Mutex
 	sidecars []*harness.Process
 }
 
-func startFleet(t *testing.T, n int) *fleet {
-	f := &fleet{t: t, cluster: harness.StartEtcdCluster(t, 3), prefix: fmt.Sprintf("fleet%d", time.Now().UnixNano()), dir: t.TempDir()}
+// startFleet starts a three-member etcd cluster and n sidecars on it, with
+// extra serve flags.
+func startFleet(t *testing.T, n int, extra ...string) *fleet {
+	f := &fleet{t: t, cluster: harness.StartEtcdCluster(t, 3), prefix: fmt.Sprintf("fleet%d", time.Now().UnixNano()), dir: t.TempDir(), args: extra}
 	for i := range n {
 		f.sidecars = append(f.sidecars, f.start(i))
 	}
@@ -57,9 +61,9 @@ func startFleet(t *testing.T, n int) *fleet {
 // start runs sidecar i on its replica file.
 func (f *fleet) start(i int) *harness.Process {
 	f.t.Helper()
-	p, err := harness.StartProcess(f.t, bin, token, nil, "--addr", "127.0.0.1:0", "--admin-token", token,
-		"--store", f.cluster.StoreURL(f.prefix), "--replica", filepath.Join(f.dir, fmt.Sprintf("replica%d.db", i)),
-	)
+	args := []string{"--addr", "127.0.0.1:0", "--admin-token", token,
+		"--store", f.cluster.StoreURL(f.prefix), "--replica", filepath.Join(f.dir, fmt.Sprintf("replica%d.db", i))}
+	p, err := harness.StartProcess(f.t, bin, token, nil, append(args, f.args...)...)
 	if err != nil {
 		f.t.Fatalf("sidecar %d: %v\n%s", i, err, p.Logs())
 	}
@@ -487,4 +491,104 @@ func (f *fleet) leader() *harness.EtcdMember {
 		}
 	}
 	return nil
+}
+
+// --max-staleness: a sidecar on an idle, healthy cluster stays ready (no
+// write for longer than the limit is not staleness); with etcd gone it
+// turns not-ready once the limit has passed, keeps deciding, and says
+// which revision it answers from; with etcd back it is ready again.
+func TestMaxStaleness(t *testing.T) {
+	f := startFleet(t, 1, "--max-staleness", "1500ms")
+	s := f.sidecar(0)
+	code, raw := call(s, "POST", "/v1/assignments", grant("ann", "celonis-task-mining", "admin"), nil)
+	if code != 201 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	f.restart(0) // a watch that starts at the latest revision hears nothing while no one writes
+	f.waitReady(0)
+	s = f.sidecar(0)
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if code, raw := call(s, "GET", "/health/ready", "", nil); code != 200 {
+			t.Fatalf("an idle sidecar on a healthy cluster is not ready: %d %s", code, raw)
+		}
+	}
+	for _, m := range f.cluster.Members {
+		m.Kill()
+	}
+	down := time.Now()
+	var health struct {
+		Store struct {
+			Ready       bool
+			Error       string
+			Replication struct {
+				AppliedRevision uint64    `json:"applied_revision"`
+				LastContact     time.Time `json:"last_contact"`
+			}
+		}
+	}
+	for {
+		code, raw := call(s, "GET", "/health/ready", "", nil)
+		if code == 503 {
+			if err := json.Unmarshal(raw, &health); err != nil || health.Store.Ready || !strings.Contains(health.Store.Error, "--max-staleness") ||
+				health.Store.Replication.AppliedRevision == 0 || health.Store.Replication.LastContact.IsZero() {
+				t.Fatalf("not ready, but: %s", raw)
+			}
+			break
+		}
+		if time.Since(down) > 10*time.Second {
+			t.Fatalf("still ready %s after etcd stopped: %s", time.Since(down), raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d := time.Since(down); d < time.Second {
+		t.Fatalf("not ready %s after etcd stopped, before --max-staleness 1.5s passed", d)
+	}
+	if code, raw := call(s, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`, nil); code != 200 || !bytes.Contains(raw, []byte(`"allow":true`)) {
+		t.Fatalf("a stale sidecar still decides: %d %s", code, raw)
+	}
+	for _, m := range f.cluster.Members {
+		if err := f.cluster.Restart(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitReady(0)
+}
+
+// A damaged replica is never served: serve stops with exit code 3 and says
+// that the file can simply be deleted; without it, the sidecar rebuilds
+// the replica from etcd and decides as before.
+func TestDamagedReplica(t *testing.T) {
+	f := startFleet(t, 1)
+	code, raw := call(f.sidecar(0), "POST", "/v1/assignments", grant("ann", "celonis-task-mining", "admin"), nil)
+	if code != 201 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	f.sidecar(0).Stop(t)
+	replica := filepath.Join(f.dir, "replica0.db")
+	b, err := os.ReadFile(replica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2 * 4096; i < len(b); i += 7 {
+		b[i] ^= 0x5a
+	}
+	if err := os.WriteFile(replica, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--addr", "127.0.0.1:0", "--admin-token", token, "--store", f.cluster.StoreURL(f.prefix), "--replica", replica}
+	p, err := harness.StartProcess(t, bin, token, nil, args...)
+	if err == nil {
+		t.Fatalf("serve started on a damaged replica:\n%s", p.Logs())
+	}
+	if !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(p.Logs(), "delete it and start again") {
+		t.Fatalf("a damaged replica: %v\n%s", err, p.Logs())
+	}
+	if err := os.Remove(replica); err != nil {
+		t.Fatal(err)
+	}
+	f.sidecars[0] = f.start(0)
+	f.waitReady(0)
+	if code, raw := call(f.sidecar(0), "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`, nil); code != 200 || !bytes.Contains(raw, []byte(`"allow":true`)) {
+		t.Fatalf("after the rebuild: %d %s", code, raw)
+	}
 }
