@@ -29,7 +29,11 @@
 //   - Only one process has the file open: bbolt holds an exclusive flock,
 //     and a second Open gives up after lockTimeout with EUNAVAILABLE.
 //   - A replica (Options.Replica) is written only by Apply and Reset, with
-//     the revisions its source gives; Commit is refused.
+//     the revisions its source gives; Commit is refused. Its transactions
+//     are not fsynced (the source holds every acknowledged write; Close
+//     syncs): a process crash loses nothing, an operating-system crash may
+//     leave it behind its source — caught up from its revision — or damaged
+//     — refused at open, then rebuilt by its owner (internal/etcd).
 //
 // Layout (bucket → key → value), format 2:
 //
@@ -154,6 +158,7 @@ func Open(path string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, openError(path, err)
 	}
+	b.NoSync = o.Replica
 	if err := guard(func() error { _, err := verifyOpen(b, path); return err }); err != nil {
 		b.Close()
 		return nil, corrupt(path, err)
@@ -255,6 +260,13 @@ func (db *DB) Close() error {
 	close(db.stop)
 	db.signal()
 	<-db.done
+	if db.replica {
+		// Not fsynced while applying (package comment): synced on the way out.
+		if err := guard(db.bolt.Sync); err != nil {
+			db.bolt.Close()
+			return err
+		}
+	}
 	return db.bolt.Close()
 }
 

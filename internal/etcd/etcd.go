@@ -98,6 +98,8 @@ type Store struct {
 	watching    atomic.Bool
 	syncing     atomic.Bool // a new replica is being loaded: no reads
 	lastErr     atomic.Pointer[string]
+
+	fresh freshReads
 }
 
 // ParseURL splits etcd://h1:2379,h2:2379/prefix into endpoints and prefix.
@@ -159,7 +161,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		}
 		cfg.TLS = tc
 	}
-	replica, err := bolt.Open(o.Replica, bolt.Options{Replica: true, Source: strings.Join(endpoints, ",") + prefix})
+	replica, err := openReplica(o.Replica, strings.Join(endpoints, ",")+prefix, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -170,11 +172,31 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, cancel: cancel, done: make(chan struct{})}
+	s.fresh.read = s.newestCommit
 	// A new replica holds nothing yet: no reads until the first
 	// synchronisation is complete.
 	s.syncing.Store(replica.Revision() == 0)
 	go s.follow(wctx)
 	return s, nil
+}
+
+// openReplica opens the local replica. A damaged one holds nothing etcd
+// does not: it is set aside (path + ".damaged", for a look) and a new one
+// is built from etcd — the replica is not fsynced on every apply, so an
+// operating-system crash may leave it damaged (bolt.Options.Replica).
+func openReplica(path, source string, log *slog.Logger) (*bolt.DB, error) {
+	o := bolt.Options{Replica: true, Source: source}
+	replica, err := bolt.Open(path, o)
+	var ce *bolt.CorruptError
+	if !errors.As(err, &ce) {
+		return replica, err
+	}
+	log.Warn("the local replica is damaged; setting it aside and rebuilding it from etcd",
+		"replica", path, "set_aside", path+".damaged", "problems", ce.Problems)
+	if err := os.Rename(path, path+".damaged"); err != nil {
+		return nil, fmt.Errorf("setting the damaged replica aside: %w", err)
+	}
+	return bolt.Open(path, o)
 }
 
 func tlsConfig(o Options) (*tls.Config, error) {
@@ -236,26 +258,96 @@ func (s *Store) Wait(ctx context.Context, rev uint64) error { return s.replica.W
 // call: one linearizable read of the root guard — which every commit
 // writes, so its ModRevision is the newest commit's — then a wait for the
 // replica to apply that revision.
+//
+// Concurrent callers share reads: a caller joins the next read to start
+// (one that starts after its call, so it sees every commit acknowledged
+// before it), never one already in flight.
 func (s *Store) Fresh(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.cli.Get(rctx, s.guardKey(nil))
-	cancel()
-	if err != nil {
-		return s.commitError(ctx, err)
+	r := s.fresh.join()
+	var rev uint64
+	select {
+	case <-r.done:
+		if r.err != nil {
+			return s.commitError(ctx, r.err)
+		}
+		rev = r.rev
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	s.contact(uint64(resp.Header.Revision))
-	if len(resp.Kvs) == 0 {
+	if rev == 0 {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
-	if err := s.replica.Wait(wctx, uint64(resp.Kvs[0].ModRevision)); err != nil {
+	if err := s.replica.Wait(wctx, rev); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: this sidecar has not applied etcd revision %d yet (applied: %d)", resp.Kvs[0].ModRevision, s.replica.Revision())
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: this sidecar has not applied etcd revision %d yet (applied: %d)", rev, s.replica.Revision())
 	}
 	return nil
+}
+
+// newestCommit reads the root guard's ModRevision (linearizable): the
+// newest commit's revision, 0 before the first.
+func (s *Store) newestCommit() (uint64, error) {
+	rctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.guardKey(nil))
+	if err != nil {
+		return 0, err
+	}
+	s.contact(uint64(resp.Header.Revision))
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	return uint64(resp.Kvs[0].ModRevision), nil
+}
+
+// freshReads runs the linearizable reads of Fresh, one at a time, each
+// shared by the callers that joined it before it started.
+type freshReads struct {
+	read    func() (uint64, error)
+	mu      sync.Mutex
+	running bool
+	next    *freshRead // the read the next callers join; nil: none yet
+}
+
+// freshRead is one read and its outcome (set before done closes).
+type freshRead struct {
+	done chan struct{}
+	rev  uint64
+	err  error
+}
+
+// join returns a read that starts after the call.
+func (f *freshReads) join() *freshRead {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.next == nil {
+		f.next = &freshRead{done: make(chan struct{})}
+	}
+	r := f.next
+	if !f.running {
+		f.start()
+	}
+	return r
+}
+
+// start runs the joined read (f.mu held), then the one joined meanwhile.
+func (f *freshReads) start() {
+	r := f.next
+	f.next, f.running = nil, true
+	go func() {
+		r.rev, r.err = f.read()
+		close(r.done)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.running = false
+		if f.next != nil {
+			f.start()
+		}
+	}()
 }
 
 // Changes is the replica's index of recent unit changes.
@@ -489,26 +581,47 @@ func (s *Store) watch(ctx context.Context) error {
 	defer cancel()
 	ch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
 	s.watching.Store(true)
+	var events []*clientv3.Event
 	for resp := range ch {
-		if resp.CompactRevision > 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
-			return errCompacted
+		// The responses already waiting are applied with this one, in one
+		// replica transaction: under many writes the replica keeps up by
+		// applying several revisions at a time, not one fsync each.
+		events = events[:0]
+		for more := true; more; {
+			if resp.CompactRevision > 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+				return errCompacted
+			}
+			if err := resp.Err(); err != nil {
+				return err
+			}
+			// A progress notification only says how far the cluster is
+			// (for the lag): the replica's revision moves with events
+			// alone, so no event can ever be mistaken for one already
+			// applied.
+			s.contact(uint64(resp.Header.Revision))
+			events = append(events, resp.Events...)
+			if len(events) >= maxApply {
+				break
+			}
+			select {
+			case resp, more = <-ch:
+			default:
+				more = false
+			}
 		}
-		if err := resp.Err(); err != nil {
-			return err
-		}
-		// A progress notification only says how far the cluster is (for
-		// the lag): the replica's revision moves with events alone, so no
-		// event can ever be mistaken for one already applied.
-		s.contact(uint64(resp.Header.Revision))
-		if len(resp.Events) == 0 {
+		if len(events) == 0 {
 			continue
 		}
-		if err := s.apply(resp.Events); err != nil {
+		if err := s.apply(events); err != nil {
 			return err
 		}
 	}
 	return errors.New("etcd watch closed")
 }
+
+// maxApply bounds the events applied to the replica in one transaction
+// (revisions are never split: a response holds whole revisions).
+const maxApply = 50_000
 
 // apply writes the events of one or more whole revisions to the replica in
 // one transaction.

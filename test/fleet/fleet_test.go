@@ -554,9 +554,8 @@ func TestMaxStaleness(t *testing.T) {
 	f.waitReady(0)
 }
 
-// A damaged replica is never served: serve stops with exit code 3 and says
-// that the file can simply be deleted; without it, the sidecar rebuilds
-// the replica from etcd and decides as before.
+// A damaged replica is never served: the sidecar sets it aside, says so,
+// rebuilds the replica from etcd and decides as before.
 func TestDamagedReplica(t *testing.T) {
 	f := startFleet(t, 1)
 	code, raw := call(f.sidecar(0), "POST", "/v1/assignments", grant("ann", "celonis-task-mining", "admin"), nil)
@@ -575,20 +574,16 @@ func TestDamagedReplica(t *testing.T) {
 	if err := os.WriteFile(replica, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--addr", "127.0.0.1:0", "--admin-token", token, "--store", f.cluster.StoreURL(f.prefix), "--replica", replica}
-	p, err := harness.StartProcess(t, bin, token, nil, args...)
-	if err == nil {
-		t.Fatalf("serve started on a damaged replica:\n%s", p.Logs())
-	}
-	if !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(p.Logs(), "delete it and start again") {
-		t.Fatalf("a damaged replica: %v\n%s", err, p.Logs())
-	}
-	if err := os.Remove(replica); err != nil {
-		t.Fatal(err)
-	}
+	// Served again: the damaged replica is set aside and rebuilt from etcd.
 	f.sidecars[0] = f.start(0)
 	f.waitReady(0)
 	if code, raw := call(f.sidecar(0), "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`, nil); code != 200 || !bytes.Contains(raw, []byte(`"allow":true`)) {
 		t.Fatalf("after the rebuild: %d %s", code, raw)
+	}
+	if _, err := os.Stat(replica + ".damaged"); err != nil {
+		t.Fatalf("the damaged replica was not set aside: %v", err)
+	}
+	if logs := f.sidecar(0).Logs(); !strings.Contains(logs, "rebuilding it from etcd") {
+		t.Fatalf("no word of the rebuild:\n%s", logs)
 	}
 }
