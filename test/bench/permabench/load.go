@@ -64,12 +64,18 @@ func runWrk(o wrkOptions, url, path string, wrap bool, bodies string, secs int, 
 	if err != nil {
 		return r, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
-	s := string(out)
+	r, err = parseWrk(string(out))
+	r.Seconds = secs
+	return r, err
+}
+
+// parseWrk reads wrk's report (with --latency).
+func parseWrk(s string) (WrkRun, error) {
+	var r WrkRun
 	m := reRPS.FindStringSubmatch(s)
 	if m == nil {
 		return r, fmt.Errorf("wrk printed no Requests/sec:\n%s", s)
 	}
-	r.Seconds = secs
 	r.RPS, _ = strconv.ParseFloat(m[1], 64)
 	if m := reRequests.FindStringSubmatch(s); m != nil {
 		r.Requests, _ = strconv.Atoi(m[1])

@@ -94,7 +94,21 @@ func main() {
 	flag.DurationVar(&o.opaTimeout, "opa-timeout", 15*time.Minute, "how long stock opa may take to load the export")
 	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: restart, export, opa, http, open, writes, gobench")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	report := flag.String("report", "", "print the Markdown tables of a results.json and exit (nothing is run)")
 	flag.Parse()
+	if *report != "" {
+		raw, err := os.ReadFile(*report)
+		var r Results
+		if err == nil {
+			err = json.Unmarshal(raw, &r)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "permabench:", err)
+			os.Exit(1)
+		}
+		fmt.Print(markdown(&r))
+		return
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)

@@ -48,18 +48,18 @@ type Machine struct {
 
 // DatasetInfo is the generated dataset's size.
 type DatasetInfo struct {
-	Seed                                    uint64  `json:"seed"`
-	Users, Groups, Memberships, CustomRoles int     `json:"-"`
-	Projects, Assignments, ImportLines      int     `json:"-"`
-	ImportBytes                             int64   `json:"import_bytes"`
-	HotBodies, ColdBodies                   int     `json:"-"`
-	Seconds                                 float64 `json:"seconds"`
-}
-
-// MarshalJSON names DatasetInfo's fields in snake case.
-func (d DatasetInfo) MarshalJSON() ([]byte, error) {
-	return []byte(fmt.Sprintf(`{"seed":%d,"users":%d,"groups":%d,"memberships":%d,"custom_roles":%d,"projects":%d,"assignments":%d,"import_lines":%d,"import_bytes":%d,"hot_bodies":%d,"cold_bodies":%d,"seconds":%.2f}`,
-		d.Seed, d.Users, d.Groups, d.Memberships, d.CustomRoles, d.Projects, d.Assignments, d.ImportLines, d.ImportBytes, d.HotBodies, d.ColdBodies, d.Seconds)), nil
+	Seed        uint64  `json:"seed"`
+	Users       int     `json:"users"`
+	Groups      int     `json:"groups"`
+	Memberships int     `json:"memberships"`
+	CustomRoles int     `json:"custom_roles"`
+	Projects    int     `json:"projects"`
+	Assignments int     `json:"assignments"`
+	ImportLines int     `json:"import_lines"`
+	ImportBytes int64   `json:"import_bytes"`
+	HotBodies   int     `json:"hot_bodies"`
+	ColdBodies  int     `json:"cold_bodies"`
+	Seconds     float64 `json:"seconds"`
 }
 
 // Progress is one sample of the import: lines the server has read so far
@@ -199,36 +199,36 @@ func markdown(r *Results) string {
 		w("\n**The run stopped early:** %s\n", r.Error)
 	}
 
-	w("\n| # | target | measured | met | ratio / baseline |\n|---|---|---|---|---|\n")
+	w("\n| # | target | measured | met | ratio / baseline | command |\n|---|---|---|---|---|---|\n")
 	if im := r.Import; im != nil {
-		w("| 1 | import ≥ 100 000 assignments/s | %s/s (%s lines in %s s, chunk %d) | %s | rate per tenth: %s |\n",
+		w("| 1 | import ≥ 100 000 assignments/s | %s/s (%s lines in %s s, chunk %d) | %s | rate per tenth: %s | `run.sh` (load) |\n",
 			f0(im.PerSecond), f0(float64(im.Imported)), f1(im.Seconds), im.Chunk, met(im.PerSecond >= 100000), joinF(im.Deciles))
-		w("| 1 | single writes during the import p99 ≤ 1 s | p50 %s ms, p99 %s ms, max %s ms (%d writes, %d errors) | %s | |\n",
+		w("| 1 | single writes during the import p99 ≤ 1 s | p50 %s ms, p99 %s ms, max %s ms (%d writes, %d errors) | %s | | `run.sh` (load) |\n",
 			f1(im.Probe.P50ms), f1(im.Probe.P99ms), f1(im.Probe.MaxMs), im.Probe.Count, im.Probe.Errors, met(im.Probe.Count > 0 && im.Probe.Errors == 0 && im.Probe.P99ms <= 1000))
 	}
 	if rs := r.Restart; rs != nil {
-		w("| 2 | start → /health/ready ≤ 5 s | %s s (bolt file %s MiB) | %s | |\n", f2(rs.ReadySeconds), f0(rs.FileMiB), met(rs.ReadySeconds <= 5))
+		w("| 2 | start → /health/ready ≤ 5 s | %s s (bolt file %s MiB) | %s | | `run.sh` (restart) |\n", f2(rs.ReadySeconds), f0(rs.FileMiB), met(rs.ReadySeconds <= 5))
 	}
 	if r.RSS.AfterStartMiB > 0 {
 		worst := max(r.RSS.AfterStartMiB, r.RSS.AfterLoadMiB, r.RSS.HWMMiB)
-		w("| 2 | steady RSS ≤ 1 GiB | %s MiB after start, %s MiB after the load runs (peak %s MiB) | %s | |\n",
+		w("| 2 | steady RSS ≤ 1 GiB | %s MiB after start, %s MiB after the load runs (peak %s MiB) | %s | | `run.sh` (restart, http, writes) |\n",
 			f0(r.RSS.AfterStartMiB), f0(r.RSS.AfterLoadMiB), f0(r.RSS.HWMMiB), met(worst <= 1024))
 	}
 	if e := r.Export; e != nil {
-		w("| 2 | `GET /v1/export` in constant memory | RSS +%s MiB while streaming %s MB in %s s | %s | |\n",
+		w("| 2 | `GET /v1/export` in constant memory | RSS +%s MiB while streaming %s MB in %s s | %s | | `run.sh` (export) |\n",
 			f0(e.GrowthMiB), f0(float64(e.Bytes)/1e6), f1(e.Seconds), met(e.GrowthMiB < 64))
 	}
 	for _, gb := range r.GoBench {
 		if gb.Name == "BenchmarkDecide" || strings.HasPrefix(gb.Name, "BenchmarkDecide/") {
 			ns := gb.Median["ns/op"]
-			w("| 3 | uncached decision in-process p50 ≤ 25 µs | %s µs/op (`%s`, median of %d; the benchmark's store, not 1M) | %s | |\n",
+			w("| 3 | uncached decision in-process p50 ≤ 25 µs | %s µs/op (`%s`, median of %d; the benchmark's store, not 1M) | %s | | `go test ./internal/opa -run '^$' -bench Decide` |\n",
 				f1(ns/1000), strings.TrimPrefix(gb.Name, "Benchmark"), gb.Runs, met(ns <= 25000))
 		}
 	}
 	for _, gb := range r.GoBench {
 		if strings.Contains(gb.Name, "Cache") {
 			ns := gb.Median["ns/op"]
-			w("| 4 | cached decision ≤ 2 µs | %s µs/op (`%s`) | %s | |\n", f2(ns/1000), gb.Name, met(ns <= 2000))
+			w("| 4 | cached decision ≤ 2 µs | %s µs/op (`%s`) | %s | | `go test ./internal/pdp -run '^$' -bench Cache` |\n", f2(ns/1000), gb.Name, met(ns <= 2000))
 		}
 	}
 	for _, mix := range []string{"hot", "cold"} {
@@ -241,23 +241,23 @@ func markdown(r *Results) string {
 			want = 0.30
 		}
 		if e != nil && e.RPS > 0 {
-			w("| 5 | %s set: permatrix ≥ %.0f %% of hello-world Echo | %s req/s vs %s req/s | %s | **%.0f %%** |\n",
+			w("| 5 | %s set: permatrix ≥ %.0f %% of hello-world Echo | %s req/s vs %s req/s | %s | **%.0f %%** | `run.sh` (http) |\n",
 				mix, want*100, f0(p.RPS), f0(e.RPS), met(p.RPS/e.RPS >= want), 100*p.RPS/e.RPS)
 		}
 		if o != nil && o.RPS > 0 {
-			w("| 5 | %s set: permatrix ≥ 2× stock opa | %s req/s vs %s req/s | %s | **%.2f×** |\n", mix, f0(p.RPS), f0(o.RPS), met(p.RPS/o.RPS >= 2), p.RPS/o.RPS)
+			w("| 5 | %s set: permatrix ≥ 2× stock opa | %s req/s vs %s req/s | %s | **%.2f×** | `run.sh` (http) |\n", mix, f0(p.RPS), f0(o.RPS), met(p.RPS/o.RPS >= 2), p.RPS/o.RPS)
 		}
 		if ol := r.open(mix, "permatrix"); ol != nil {
-			w("| 5 | %s set: p99 ≤ 2 ms open-loop at half the max | p99 %s ms at %s req/s (p50 %s ms, max %s ms, success %.1f %%) | %s | |\n",
+			w("| 5 | %s set: p99 ≤ 2 ms open-loop at half the max | p99 %s ms at %s req/s (p50 %s ms, max %s ms, success %.1f %%) | %s | | `run.sh` (http) |\n",
 				mix, f2(ol.P99ms), f0(float64(ol.Rate)), f2(ol.P50ms), f1(ol.MaxMs), 100*ol.Success, met(ol.P99ms <= 2 && ol.Success == 1))
 		}
 	}
 	for _, wr := range r.Writes {
 		if wr.Writers > 1 {
-			w("| 6 | ≥ 2 000 acknowledged writes/s with %d writers | %s/s (p50 %s ms, p99 %s ms, %d errors) | %s | |\n",
+			w("| 6 | ≥ 2 000 acknowledged writes/s with %d writers | %s/s (p50 %s ms, p99 %s ms, %d errors) | %s | | `run.sh` (writes) |\n",
 				wr.Writers, f0(wr.PerSecond), f1(wr.Latency.P50ms), f1(wr.Latency.P99ms), wr.Latency.Errors, met(wr.PerSecond >= 2000 && wr.Latency.Errors == 0))
 		} else {
-			w("| 6 | (one writer) | %s/s (p50 %s ms, p99 %s ms) | | |\n", f0(wr.PerSecond), f1(wr.Latency.P50ms), f1(wr.Latency.P99ms))
+			w("| 6 | (one writer) | %s/s (p50 %s ms, p99 %s ms) | | | `run.sh` (writes) |\n", f0(wr.PerSecond), f1(wr.Latency.P50ms), f1(wr.Latency.P99ms))
 		}
 	}
 
