@@ -29,7 +29,7 @@ func (b *bench) startOPA() (*proc, error) {
 	smp := p.sample(100 * time.Millisecond)
 	d, err := p.waitOK("/health", b.o.opaTimeout)
 	_, peak := smp.stop()
-	info.RSSPeakLoadMiB = peak
+	info.RSSPeakLoadMiB = peak.RSS
 	if err != nil {
 		info.Note = err.Error()
 		p.stop(10 * time.Second)
@@ -38,7 +38,7 @@ func (b *bench) startOPA() (*proc, error) {
 	info.Loaded = true
 	info.LoadSeconds = d.Seconds()
 	info.RSSMiB = p.memory().RSS
-	b.logf("opa: loaded the export in %.1f s, RSS %.0f MiB (peak while loading %.0f MiB)", info.LoadSeconds, info.RSSMiB, peak)
+	b.logf("opa: loaded the export in %.1f s, RSS %.0f MiB (peak while loading %.0f MiB)", info.LoadSeconds, info.RSSMiB, peak.RSS)
 	return p, nil
 }
 
@@ -176,8 +176,7 @@ func (b *bench) http() error {
 		}
 	}
 	hello.stop(10 * time.Second)
-	m := b.pm.memory()
-	b.res.RSS.AfterLoadMiB, b.res.RSS.HWMMiB = m.RSS, m.HWM
+	b.res.RSS.AfterLoad = b.pm.memory()
 	return nil
 }
 
@@ -203,7 +202,6 @@ func (b *bench) writes() error {
 		b.logf("writes, %d writers: %d acknowledged in %.1f s (%.0f/s), p50 %.1f ms, p99 %.1f ms, errors %d %s",
 			n, w.Acked, w.Seconds, w.PerSecond, w.Latency.P50ms, w.Latency.P99ms, w.Latency.Errors, w.FirstErr)
 	}
-	m := b.pm.memory()
-	b.res.RSS.AfterLoadMiB, b.res.RSS.HWMMiB = m.RSS, m.HWM
+	b.res.RSS.AfterLoad = b.pm.memory()
 	return nil
 }

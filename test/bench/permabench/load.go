@@ -130,7 +130,8 @@ func readLines(path string) ([][]byte, error) {
 type OpenLoop struct {
 	Mix        string         `json:"mix"`
 	Target     string         `json:"target"`
-	Rate       int            `json:"rate"` // requests/s asked
+	Rate       int            `json:"rate"`      // requests/s asked
+	SentRate   float64        `json:"sent_rate"` // requests/s vegeta managed to send
 	Seconds    int            `json:"seconds"`
 	Requests   uint64         `json:"requests"`
 	Throughput float64        `json:"throughput"` // successful requests/s
@@ -145,7 +146,12 @@ type OpenLoop struct {
 
 // openLoop sends rate requests/s for secs seconds, POSTing bodies in order
 // (wrapped as {"input": …} when wrap), and measures every latency: a slow
-// answer does not slow the sending (vegeta starts more workers).
+// answer does not slow the sending (vegeta starts more workers, up to
+// maxWorkers). Connections are bounded (maxConns): a request waiting for
+// one counts that wait in its latency, and the file descriptors of both
+// sides stay bounded when the server falls behind. If vegeta cannot send at
+// the rate (its workers all busy, or the machine's cores taken), SentRate
+// says so.
 func openLoop(url string, wrap bool, bodies [][]byte, rate, secs int) OpenLoop {
 	var mu sync.Mutex
 	i := 0
@@ -161,17 +167,26 @@ func openLoop(url string, wrap bool, bodies [][]byte, rate, secs int) OpenLoop {
 		t.Method, t.URL, t.Body, t.Header = http.MethodPost, url, b, hdr
 		return nil
 	}
-	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second), vegeta.Workers(8))
+	transport := &http.Transport{MaxConnsPerHost: maxConns, MaxIdleConnsPerHost: maxConns, IdleConnTimeout: 30 * time.Second, DisableCompression: true}
+	defer transport.CloseIdleConnections()
+	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: transport, Timeout: 10 * time.Second}),
+		vegeta.Workers(8), vegeta.MaxWorkers(maxWorkers))
 	var m vegeta.Metrics
 	for res := range atk.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, time.Duration(secs)*time.Second, "bench") {
 		m.Add(res)
 	}
 	m.Close()
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	return OpenLoop{Rate: rate, Seconds: secs, Requests: m.Requests, Throughput: m.Throughput, Success: m.Success,
+	return OpenLoop{Rate: rate, SentRate: m.Rate, Seconds: secs, Requests: m.Requests, Throughput: m.Throughput, Success: m.Success,
 		P50ms: ms(m.Latencies.P50), P99ms: ms(m.Latencies.P99), MaxMs: ms(m.Latencies.Max),
 		Status: m.StatusCodes, Errors: m.Errors, Repeated: i > len(bodies)}
 }
+
+// Bounds of an open-loop run.
+const (
+	maxConns   = 512
+	maxWorkers = 4096
+)
 
 // Latency is a set of latencies' summary, in milliseconds.
 type Latency struct {

@@ -92,7 +92,7 @@ func main() {
 	flag.StringVar(&o.opaPattern, "gobench-opa", "Decide|Verdict|BaselineUnprepared", "-bench pattern of ./internal/opa")
 	flag.StringVar(&o.pdpPattern, "gobench-pdp", "Import|Cache", "-bench pattern of ./internal/pdp")
 	flag.DurationVar(&o.opaTimeout, "opa-timeout", 15*time.Minute, "how long stock opa may take to load the export")
-	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: restart, export, opa, http, open, writes, gobench")
+	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: load (serve the permatrix.db an earlier run left in --work), restart, export, opa, http, open, writes, gobench")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	report := flag.String("report", "", "print the Markdown tables of a results.json and exit (nothing is run)")
 	flag.Parse()
@@ -346,7 +346,7 @@ func (b *bench) load() error {
 			case <-done:
 				return
 			case <-t.C:
-				progress = append(progress, Progress{Seconds: time.Since(start).Seconds(), Lines: int(cr.lines.Load()), RSSMiB: b.pm.memory().RSS})
+				progress = append(progress, Progress{Seconds: time.Since(start).Seconds(), Lines: int(cr.lines.Load()), RSSMiB: b.pm.memory().RSS, AnonMiB: b.pm.memory().Anon})
 			}
 		}
 	})
@@ -356,7 +356,7 @@ func (b *bench) load() error {
 	close(done)
 	wg.Wait()
 	rssStart, rssPeak := smp.stop()
-	imp := &ImportInfo{Chunk: b.o.chunk, Lines: b.set.Lines(), Seconds: secs, RSSBeforeMiB: rssStart, RSSPeakMiB: rssPeak,
+	imp := &ImportInfo{Chunk: b.o.chunk, Lines: b.set.Lines(), Seconds: secs, MemoryBefore: rssStart, MemoryPeak: rssPeak,
 		Progress: progress, Probe: summarize(probe.lat, probe.errs), ProbeFirstError: probe.err}
 	b.res.Import = imp
 	if err != nil {
@@ -365,9 +365,9 @@ func (b *bench) load() error {
 	imp.Imported, imp.Chunks, imp.Revision = ir.Imported, ir.Chunks, ir.Revision
 	imp.PerSecond = float64(ir.Imported) / secs
 	imp.Deciles = deciles(progress, imp.Lines)
-	b.res.RSS.AfterImportMiB = b.pm.memory().RSS
+	b.res.RSS.AfterImport = b.pm.memory()
 	b.logf("import: %d lines in %.1f s (%.0f/s), peak RSS %.0f MiB; single writer p50 %.1f ms p99 %.1f ms max %.1f ms (%d writes, %d errors)",
-		ir.Imported, secs, imp.PerSecond, rssPeak, imp.Probe.P50ms, imp.Probe.P99ms, imp.Probe.MaxMs, imp.Probe.Count, imp.Probe.Errors)
+		ir.Imported, secs, imp.PerSecond, rssPeak.RSS, imp.Probe.P50ms, imp.Probe.P99ms, imp.Probe.MaxMs, imp.Probe.Count, imp.Probe.Errors)
 	return nil
 }
 
@@ -402,10 +402,18 @@ func deciles(ps []Progress, total int) []float64 {
 
 // restart stops the server (SIGTERM) and starts it again on the same file:
 // process start → /health/ready 200, and its memory once idle.
+//
+// With the load phase skipped (--skip load), the file of an earlier run in
+// --work is served: the dataset must be the same (same flags and seed).
 func (b *bench) restart() error {
 	r := &RestartInfo{}
 	b.res.Restart = r
-	r.ShutdownSeconds = b.pm.stop(time.Minute).Seconds()
+	b.files.db = filepath.Join(b.o.work, "permatrix.db")
+	if b.pm != nil {
+		r.ShutdownSeconds = b.pm.stop(time.Minute).Seconds()
+	} else if _, err := os.Stat(b.files.db); err != nil {
+		return fmt.Errorf("no store to restart on (--skip load needs the permatrix.db of an earlier run in --work): %w", err)
+	}
 	if st, err := os.Stat(b.files.db); err == nil {
 		r.FileMiB = float64(st.Size()) / (1 << 20)
 	}
@@ -418,9 +426,8 @@ func (b *bench) restart() error {
 	}
 	r.ReadySeconds = d.Seconds()
 	time.Sleep(2 * time.Second)
-	r.RSSAfterStartMiB = b.pm.memory().RSS
-	b.res.RSS.AfterStartMiB = r.RSSAfterStartMiB
-	b.logf("restart: ready in %.2f s, RSS %.0f MiB (file %.0f MiB)", r.ReadySeconds, r.RSSAfterStartMiB, r.FileMiB)
+	b.res.RSS.AfterStart = b.pm.memory()
+	b.logf("restart: ready in %.2f s, RSS %.0f MiB (anon %.0f MiB; file %.0f MiB)", r.ReadySeconds, b.res.RSS.AfterStart.RSS, b.res.RSS.AfterStart.Anon, r.FileMiB)
 	return nil
 }
 
@@ -453,8 +460,8 @@ func (b *bench) export() error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("export: %d", resp.StatusCode)
 	}
-	b.res.Export = &ExportInfo{Bytes: n, Seconds: secs, RSSBeforeMiB: first, RSSPeakMiB: peak, GrowthMiB: peak - first}
-	b.logf("export: %.0f MB in %.1f s, RSS %.0f → peak %.0f MiB", float64(n)/1e6, secs, first, peak)
+	b.res.Export = &ExportInfo{Bytes: n, Seconds: secs, Before: first, Peak: peak, GrowthMiB: peak.RSS - first.RSS, AnonGrowthMiB: peak.Anon - first.Anon}
+	b.logf("export: %.0f MB in %.1f s, RSS %.0f → peak %.0f MiB (anon %.0f → %.0f MiB)", float64(n)/1e6, secs, first.RSS, peak.RSS, first.Anon, peak.Anon)
 	return nil
 }
 

@@ -136,9 +136,15 @@ func stopAll() {
 	}
 }
 
-// memory is a process's resident set (VmRSS) and its peak (VmHWM), in MiB.
+// memory is a process's resident set (VmRSS), its peak (VmHWM) and the
+// resident set's two parts: anonymous memory (RssAnon: the heap) and
+// file-backed pages (RssFile: the binary and bbolt's memory map of the
+// store file, which the kernel can drop and read again), in MiB.
 type memory struct {
-	RSS, HWM float64
+	RSS  float64 `json:"rss_mib"`
+	HWM  float64 `json:"hwm_mib"`
+	Anon float64 `json:"anon_mib"`
+	File float64 `json:"file_mib"`
 }
 
 func (p *proc) memory() memory {
@@ -160,6 +166,10 @@ func (p *proc) memory() memory {
 			m.RSS = kb / 1024
 		case "VmHWM:":
 			m.HWM = kb / 1024
+		case "RssAnon:":
+			m.Anon = kb / 1024
+		case "RssFile:":
+			m.File = kb / 1024
 		}
 	}
 	return m
@@ -169,13 +179,13 @@ func (p *proc) memory() memory {
 type sampler struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	first  float64
-	peak   float64
+	first  memory
+	peak   memory // the largest RSS and, apart, the largest RssAnon seen
 }
 
 func (p *proc) sample(every time.Duration) *sampler {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sampler{cancel: cancel, done: make(chan struct{}), first: p.memory().RSS}
+	s := &sampler{cancel: cancel, done: make(chan struct{}), first: p.memory()}
 	s.peak = s.first
 	go func() {
 		defer close(s.done)
@@ -186,17 +196,17 @@ func (p *proc) sample(every time.Duration) *sampler {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if r := p.memory().RSS; r > s.peak {
-					s.peak = r
-				}
+				m := p.memory()
+				s.peak.RSS, s.peak.HWM = max(s.peak.RSS, m.RSS), max(s.peak.HWM, m.HWM)
+				s.peak.Anon, s.peak.File = max(s.peak.Anon, m.Anon), max(s.peak.File, m.File)
 			}
 		}
 	}()
 	return s
 }
 
-// stop ends the sampling and returns the RSS at the start and the peak.
-func (s *sampler) stop() (first, peak float64) {
+// stop ends the sampling and returns the memory at the start and the peaks.
+func (s *sampler) stop() (first, peak memory) {
 	s.cancel()
 	<-s.done
 	return s.first, s.peak

@@ -23,12 +23,14 @@ type Results struct {
 	OPA      *OPAInfo            `json:"opa,omitempty"`
 	HTTP     *HTTPInfo           `json:"http,omitempty"`
 	Writes   []Writes            `json:"writes,omitempty"`
-	RSS      struct {
-		AfterImportMiB float64 `json:"after_import_mib"`
-		AfterStartMiB  float64 `json:"after_start_mib"`
-		AfterLoadMiB   float64 `json:"after_load_mib"`
-		HWMMiB         float64 `json:"hwm_mib"` // VmHWM of the restarted server after the load
-	} `json:"rss"`
+	// The permatrix server's memory after the import, after the restart
+	// (idle), and after the HTTP and write runs (its VmHWM: the peak since
+	// the restart).
+	RSS struct {
+		AfterImport memory `json:"after_import"`
+		AfterStart  memory `json:"after_start"`
+		AfterLoad   memory `json:"after_load"`
+	} `json:"memory"`
 	GoBench    []GoBench `json:"gobench,omitempty"`
 	LoadAvgEnd string    `json:"loadavg_end"`
 }
@@ -69,6 +71,7 @@ type Progress struct {
 	Seconds float64 `json:"s"`
 	Lines   int     `json:"lines"`
 	RSSMiB  float64 `json:"rss_mib"`
+	AnonMiB float64 `json:"anon_mib"`
 }
 
 // ImportInfo is the streaming import's figures.
@@ -81,8 +84,8 @@ type ImportInfo struct {
 	Seconds         float64    `json:"seconds"`
 	PerSecond       float64    `json:"assignments_per_second"`
 	Deciles         []float64  `json:"rate_per_tenth"` // lines/s over each tenth of the import
-	RSSBeforeMiB    float64    `json:"rss_before_mib"`
-	RSSPeakMiB      float64    `json:"rss_peak_mib"`
+	MemoryBefore    memory     `json:"memory_before"`
+	MemoryPeak      memory     `json:"memory_peak"`
 	Probe           Latency    `json:"single_writer"` // one write every ~100 ms during the import
 	ProbeFirstError string     `json:"single_writer_first_error,omitempty"`
 	Progress        []Progress `json:"progress"`
@@ -90,19 +93,19 @@ type ImportInfo struct {
 
 // RestartInfo is the cold start on the loaded file.
 type RestartInfo struct {
-	ShutdownSeconds  float64 `json:"shutdown_seconds"`
-	ReadySeconds     float64 `json:"ready_seconds"` // process start → /health/ready 200
-	RSSAfterStartMiB float64 `json:"rss_after_start_mib"`
-	FileMiB          float64 `json:"file_mib"`
+	ShutdownSeconds float64 `json:"shutdown_seconds"`
+	ReadySeconds    float64 `json:"ready_seconds"` // process start → /health/ready 200
+	FileMiB         float64 `json:"file_mib"`
 }
 
 // ExportInfo is GET /v1/export streamed to a file.
 type ExportInfo struct {
-	Bytes        int64   `json:"bytes"`
-	Seconds      float64 `json:"seconds"`
-	RSSBeforeMiB float64 `json:"rss_before_mib"`
-	RSSPeakMiB   float64 `json:"rss_peak_mib"`
-	GrowthMiB    float64 `json:"growth_mib"`
+	Bytes         int64   `json:"bytes"`
+	Seconds       float64 `json:"seconds"`
+	Before        memory  `json:"memory_before"`
+	Peak          memory  `json:"memory_peak"`
+	GrowthMiB     float64 `json:"rss_growth_mib"`
+	AnonGrowthMiB float64 `json:"anon_growth_mib"`
 }
 
 // OPAInfo is stock opa loading the export.
@@ -209,14 +212,14 @@ func markdown(r *Results) string {
 	if rs := r.Restart; rs != nil {
 		w("| 2 | start → /health/ready ≤ 5 s | %s s (bolt file %s MiB) | %s | | `run.sh` (restart) |\n", f2(rs.ReadySeconds), f0(rs.FileMiB), met(rs.ReadySeconds <= 5))
 	}
-	if r.RSS.AfterStartMiB > 0 {
-		worst := max(r.RSS.AfterStartMiB, r.RSS.AfterLoadMiB, r.RSS.HWMMiB)
-		w("| 2 | steady RSS ≤ 1 GiB | %s MiB after start, %s MiB after the load runs (peak %s MiB) | %s | | `run.sh` (restart, http, writes) |\n",
-			f0(r.RSS.AfterStartMiB), f0(r.RSS.AfterLoadMiB), f0(r.RSS.HWMMiB), met(worst <= 1024))
+	if s, l := r.RSS.AfterStart, r.RSS.AfterLoad; s.RSS > 0 {
+		worst := max(s.RSS, l.RSS, l.HWM)
+		w("| 2 | steady RSS ≤ 1 GiB | %s MiB after start (heap %s MiB + file-backed %s MiB), %s MiB after the load runs (heap %s MiB; peak RSS %s MiB) | %s | | `run.sh` (restart, http, writes) |\n",
+			f0(s.RSS), f0(s.Anon), f0(s.File), f0(l.RSS), f0(l.Anon), f0(l.HWM), met(worst <= 1024))
 	}
 	if e := r.Export; e != nil {
-		w("| 2 | `GET /v1/export` in constant memory | RSS +%s MiB while streaming %s MB in %s s | %s | | `run.sh` (export) |\n",
-			f0(e.GrowthMiB), f0(float64(e.Bytes)/1e6), f1(e.Seconds), met(e.GrowthMiB < 64))
+		w("| 2 | `GET /v1/export` in constant memory | RSS +%s MiB (heap +%s MiB) while streaming %s MB in %s s | %s | | `run.sh` (export) |\n",
+			f0(e.GrowthMiB), f0(e.AnonGrowthMiB), f0(float64(e.Bytes)/1e6), f1(e.Seconds), met(e.AnonGrowthMiB < 64))
 	}
 	for _, gb := range r.GoBench {
 		if gb.Name == "BenchmarkDecide" || strings.HasPrefix(gb.Name, "BenchmarkDecide/") {
@@ -274,10 +277,11 @@ func markdown(r *Results) string {
 	}
 	if r.HTTP != nil && len(r.HTTP.Open) > 0 {
 		w("\nOpen loop (vegeta v12.13.0 as a library, fixed rate = half permatrix's closed-loop req/s on that mix):\n\n")
-		w("| mix | server | rate | p50 | p99 | max | success |\n|---|---|---|---|---|---|---|\n")
+		w("| mix | server | rate asked | rate sent | p50 | p99 | max | success |\n|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.HTTP.Open {
-			w("| %s | %s | %s/s | %s ms | %s ms | %s ms | %.2f %% |\n", x.Mix, x.Target, f0(float64(x.Rate)), f2(x.P50ms), f2(x.P99ms), f1(x.MaxMs), 100*x.Success)
+			w("| %s | %s | %s/s | %s/s | %s ms | %s ms | %s ms | %.2f %% |\n", x.Mix, x.Target, f0(float64(x.Rate)), f0(x.SentRate), f2(x.P50ms), f2(x.P99ms), f1(x.MaxMs), 100*x.Success)
 		}
+		w("\nA sent rate under the asked one means the load generator could not keep the rate (its workers all waiting, or no core free): the latencies then understate the queueing. The floor (echo) at the same rate shows what the machine and vegeta allow.\n")
 	}
 	if o := r.OPA; o != nil {
 		if o.Loaded {
@@ -292,7 +296,7 @@ func markdown(r *Results) string {
 			f0(float64(r.Setup.Roles+r.Setup.Projects+r.Setup.Memberships)), f1(r.Setup.Seconds), f0(r.Setup.WritesPerSecond))
 	}
 	if im := r.Import; im != nil {
-		w("Import: RSS %s MiB before, peak %s MiB during.", f0(im.RSSBeforeMiB), f0(im.RSSPeakMiB))
+		w("Import: RSS %s MiB before, peak %s MiB during (heap peak %s MiB).", f0(im.MemoryBefore.RSS), f0(im.MemoryPeak.RSS), f0(im.MemoryPeak.Anon))
 		if rs := r.Restart; rs != nil {
 			w(" Shutdown (SIGTERM) took %s s.", f2(rs.ShutdownSeconds))
 		}
