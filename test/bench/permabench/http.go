@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -117,6 +119,32 @@ func (b *bench) http() error {
 		}
 	}
 	wo := wrkOptions{threads: b.o.wrkThreads, conns: b.o.wrkConns, lua: filepath.Join(b.o.repo, "test", "bench", "check.lua")}
+	if b.o.pin {
+		all := fmt.Sprintf("0-%d", runtime.NumCPU()-1)
+		wo.cpus = fmt.Sprintf("1-%d", runtime.NumCPU()-1)
+		if runtime.NumCPU() == 2 {
+			wo.cpus = "1"
+		}
+		servers := []*proc{b.pm, hello}
+		if opa != nil {
+			servers = append(servers, opa)
+		}
+		for _, p := range servers {
+			if err := pin(p.pid(), "0"); err != nil {
+				return err
+			}
+		}
+		if err := pin(os.Getpid(), wo.cpus); err != nil {
+			return err
+		}
+		h.Pinned = "servers on CPU 0, wrk and vegeta on CPU " + wo.cpus
+		defer func() {
+			_ = pin(os.Getpid(), all)
+			if b.pm.running() {
+				_ = pin(b.pm.pid(), all)
+			}
+		}()
+	}
 	files := map[string]string{"hot": b.files.hot, "cold": b.files.cold}
 	counts := map[string]int{"hot": b.res.Dataset.HotBodies, "cold": b.res.Dataset.ColdBodies}
 	for _, mix := range []string{"hot", "cold"} {
@@ -152,6 +180,9 @@ func (b *bench) http() error {
 		}{{"hot", targets[1]}, {"hot", targets[0]}, {"cold", targets[1]}}
 		for _, r := range runs {
 			rate := int(h.rps(r.mix, "permatrix") / 2)
+			if b.o.openRate > 0 {
+				rate = b.o.openRate
+			}
 			if rate < 1 {
 				continue
 			}

@@ -38,6 +38,7 @@ type WrkRun struct {
 type wrkOptions struct {
 	threads, conns int
 	lua            string
+	cpus           string // taskset -c, if set
 }
 
 var (
@@ -51,7 +52,11 @@ var (
 // wrk runs wrk against url's path for secs seconds with the bodies file.
 func runWrk(o wrkOptions, url, path string, wrap bool, bodies string, secs int, logPath string) (WrkRun, error) {
 	var r WrkRun
-	cmd := exec.Command("wrk", "-t"+strconv.Itoa(o.threads), "-c"+strconv.Itoa(o.conns), "-d"+strconv.Itoa(secs)+"s", "--latency", "-s", o.lua, url)
+	args := []string{"wrk", "-t" + strconv.Itoa(o.threads), "-c" + strconv.Itoa(o.conns), "-d" + strconv.Itoa(secs) + "s", "--latency", "-s", o.lua, url}
+	if o.cpus != "" {
+		args = append([]string{"taskset", "-c", o.cpus}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	w := "0"
 	if wrap {
 		w = "1"

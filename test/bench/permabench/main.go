@@ -57,6 +57,8 @@ type options struct {
 	opaPattern, pdpPattern    string
 	opaTimeout                time.Duration
 	skip                      string
+	pin                       bool
+	openRate                  int
 	keep                      bool
 }
 
@@ -94,6 +96,8 @@ func main() {
 	flag.DurationVar(&o.opaTimeout, "opa-timeout", 15*time.Minute, "how long stock opa may take to load the export")
 	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: load (serve the permatrix.db an earlier run left in --work), restart, export, opa, http, open, writes, gobench")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.BoolVar(&o.pin, "pin", false, "during the HTTP runs, pin the servers to CPU 0 and the load generators (wrk, vegeta) to the other CPUs (taskset), so that they do not take each other's cores")
+	flag.IntVar(&o.openRate, "open-rate", 0, "the open-loop rate in requests/s (default: half permatrix's closed-loop req/s on each mix)")
 	report := flag.String("report", "", "print the Markdown tables of a results.json and exit (nothing is run)")
 	flag.Parse()
 	if *report != "" {

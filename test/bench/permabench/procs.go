@@ -237,3 +237,13 @@ func run(name, dir, logDir string, env []string, bin string, args ...string) err
 }
 
 var errSkipped = errors.New("skipped")
+
+// pin sets the CPUs of every thread of process pid (taskset -a -p -c); new
+// threads inherit them.
+func pin(pid int, cpus string) error {
+	out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("taskset -a -p -c %s %d: %v: %s", cpus, pid, err, out)
+	}
+	return nil
+}

@@ -122,6 +122,7 @@ type OPAInfo struct {
 
 // HTTPInfo is the decisions over HTTP.
 type HTTPInfo struct {
+	Pinned      string     `json:"pinned,omitempty"`
 	Threads     int        `json:"wrk_threads"`
 	Connections int        `json:"wrk_connections"`
 	Wrk         []WrkRun   `json:"wrk"`
@@ -265,7 +266,11 @@ func markdown(r *Results) string {
 	}
 
 	if r.HTTP != nil && len(r.HTTP.Wrk) > 0 {
-		w("\nClosed loop (wrk -t%d -c%d, %d s a run, loopback; wrk shares the cores with the server):\n\n", r.HTTP.Threads, r.HTTP.Connections, r.HTTP.Wrk[0].Seconds)
+		where := "wrk shares the cores with the server"
+		if r.HTTP.Pinned != "" {
+			where = r.HTTP.Pinned
+		}
+		w("\nClosed loop (wrk -t%d -c%d, %d s a run, loopback; %s):\n\n", r.HTTP.Threads, r.HTTP.Connections, r.HTTP.Wrk[0].Seconds, where)
 		w("| mix | server | req/s | p50 | p99 | non-2xx | distinct bodies |\n|---|---|---|---|---|---|---|\n")
 		for _, x := range r.HTTP.Wrk {
 			rep := ""
@@ -276,7 +281,7 @@ func markdown(r *Results) string {
 		}
 	}
 	if r.HTTP != nil && len(r.HTTP.Open) > 0 {
-		w("\nOpen loop (vegeta v12.13.0 as a library, fixed rate = half permatrix's closed-loop req/s on that mix):\n\n")
+		w("\nOpen loop (vegeta v12.13.0 as a library, fixed rate = half permatrix's closed-loop req/s on that mix unless --open-rate):\n\n")
 		w("| mix | server | rate asked | rate sent | p50 | p99 | max | success |\n|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.HTTP.Open {
 			w("| %s | %s | %s/s | %s/s | %s ms | %s ms | %s ms | %.2f %% |\n", x.Mix, x.Target, f0(float64(x.Rate)), f0(x.SentRate), f2(x.P50ms), f2(x.P99ms), f1(x.MaxMs), 100*x.Success)
