@@ -55,9 +55,11 @@ func (t Target) Do(ctx context.Context, method, path string, body any) (int, []b
 
 // SetupResult is what Setup wrote and how fast.
 type SetupResult struct {
-	Roles, Projects, Memberships int
-	Seconds                      float64
-	WritesPerSecond              float64
+	Roles           int     `json:"roles"`
+	Projects        int     `json:"projects"`
+	Memberships     int     `json:"memberships"`
+	Seconds         float64 `json:"seconds"`
+	WritesPerSecond float64 `json:"writes_per_second"`
 }
 
 // Setup writes what the import builds on through their own endpoints,
