@@ -1,24 +1,40 @@
--- wrk script: POST one of a few hundred checks per request, spread over
--- subjects, projects and actions so that no single answer is hot.
--- PATH selects the endpoint (permatrix /v1/check, or the Data API for the
--- stock opa baseline, which wants the check under "input").
+-- wrk script of test/bench (permabench runs it): POST the checks of a file,
+-- one JSON body a line, in order, each wrk thread taking every
+-- BENCH_THREADS-th line from its own offset, so that no two requests of a
+-- run send the same body until the file is used up (the cold set: every
+-- request another user) — or cycling a short file (the hot set).
+--   BENCH_BODIES  the file (required)
+--   BENCH_PATH    the endpoint: /v1/check (permatrix, the hello-world floor)
+--                 or /v1/data/permatrix/decision (stock opa)
+--   BENCH_WRAP=1  send {"input": <body>} (OPA's Data API)
+--   BENCH_THREADS wrk's -t
 local path = os.getenv("BENCH_PATH") or "/v1/check"
 local wrap = os.getenv("BENCH_WRAP") == "1"
-local actions = {"edit_users", "view_project", "edit_client_settings", "create_project", "delete_project"}
-local bodies = {}
-for i = 1, 500 do
-  local action = actions[(i % #actions) + 1]
-  local check = string.format(
-    '{"subject":"u%d","system":"celonis-task-mining","action":"%s","resource":{"type":"%s","id":"p%d"}}',
-    (i * 7919) % 10000, action, action == "create_project" and "service" or "project", i % 50)
-  if action == "create_project" then
-    check = string.format('{"subject":"u%d","system":"celonis-task-mining","action":"create_project"}', (i * 7919) % 10000)
-  end
-  if wrap then check = '{"input":' .. check .. '}' end
-  bodies[i] = check
+local file = os.getenv("BENCH_BODIES")
+local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+
+local created = 0
+function setup(thread)
+  thread:set("tid", created)
+  created = created + 1
 end
+
+local bodies = {}
+local headers = {["Content-Type"] = "application/json"}
+function init(args)
+  local i = 0
+  for line in io.lines(file) do
+    if i % nthreads == tid then
+      if wrap then line = '{"input":' .. line .. '}' end
+      bodies[#bodies + 1] = line
+    end
+    i = i + 1
+  end
+  if #bodies == 0 then error("no bodies in " .. file) end
+end
+
 local n = 0
-request = function()
+function request()
   n = n + 1
-  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[(n % #bodies) + 1])
+  return wrk.format("POST", path, headers, bodies[((n - 1) % #bodies) + 1])
 end
