@@ -92,7 +92,7 @@ func main() {
 	flag.StringVar(&o.gobenchTime, "gobench-time", "1s", "go test -benchtime")
 	flag.IntVar(&o.gobenchCount, "gobench-count", 5, "go test -count (medians are reported)")
 	flag.StringVar(&o.opaPattern, "gobench-opa", "Decide|Verdict|BaselineUnprepared", "-bench pattern of ./internal/opa")
-	flag.StringVar(&o.pdpPattern, "gobench-pdp", "Import|Cache", "-bench pattern of ./internal/pdp")
+	flag.StringVar(&o.pdpPattern, "gobench-pdp", "Import|Check", "-bench pattern of ./internal/pdp")
 	flag.DurationVar(&o.opaTimeout, "opa-timeout", 15*time.Minute, "how long stock opa may take to load the export")
 	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: load (serve the permatrix.db an earlier run left in --work), restart, export, opa, http, open, writes, gobench")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
