@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,6 +194,13 @@ func verifyOpen(b *bbolt.DB, path string) (*Report, error) {
 	return r, err
 }
 
+var (
+	prefixGrants      = store.Prefix("d", "grants")
+	prefixMemberships = store.Prefix("d", "memberships")
+	prefixRoles       = store.Prefix("d", "roles")
+	prefixProjects    = store.Prefix("d", "projects")
+)
+
 // checkRecords checks the buckets and every record of the layout (package
 // comment).
 func checkRecords(btx *bbolt.Tx, path string) (*Report, error) {
@@ -258,15 +266,15 @@ func checkRecords(btx *bbolt.Tx, path string) (*Report, error) {
 			add("%v", err)
 			continue
 		}
-		switch segs := store.Segments(k); {
-		case len(segs) < 2:
-		case segs[0] == "d" && segs[1] == "grants":
+		// Counted by prefix: splitting 3 million keys costs a second.
+		switch {
+		case bytes.HasPrefix(k, prefixGrants):
 			r.Assignments++
-		case segs[0] == "d" && segs[1] == "memberships":
+		case bytes.HasPrefix(k, prefixMemberships):
 			r.Memberships++
-		case segs[0] == "d" && segs[1] == "roles":
+		case bytes.HasPrefix(k, prefixRoles):
 			r.Roles++
-		case segs[0] == "d" && segs[1] == "projects":
+		case bytes.HasPrefix(k, prefixProjects):
 			r.Projects++
 		}
 	}
