@@ -8,10 +8,13 @@
 //     (one guard per unit: written with every commit that changes the unit,
 //     so its ModRevision is the unit's last change), "m/idseq" (the
 //     assignment number counter).
-//   - Commit is one etcd transaction: if the guard of every unit the batch
-//     read has a ModRevision at or before the batch's base revision, then
-//     the operations and the guards of the units they write; else nothing
-//     (store.ErrConflict). Its revision is the transaction's etcd revision.
+//   - A commit is part of one etcd transaction: if the guard of every unit
+//     the batch read has a ModRevision at or before the batch's base
+//     revision, then the operations and the guards of the units they write;
+//     else nothing (store.ErrConflict). Its revision is the transaction's
+//     etcd revision. Concurrent commits that neither read nor write a unit
+//     another one of them writes may share a transaction (commit.go): each
+//     keeps its own guards, and all of them commit or none does.
 //     Commit returns once the local replica has applied that revision, so a
 //     decision made here after the acknowledgement sees the write.
 //   - The replica applies the watch's events in revision order, every event
@@ -99,7 +102,10 @@ type Store struct {
 	syncing     atomic.Bool // a new replica is being loaded: no reads
 	lastErr     atomic.Pointer[string]
 
-	fresh freshReads
+	fresh      freshReads
+	commits    chan *commitReq // to the committers (commit.go)
+	committers sync.WaitGroup
+	stopped    chan struct{} // closed by Close: queued commits give up
 }
 
 // ParseURL splits etcd://h1:2379,h2:2379/prefix into endpoints and prefix.
@@ -171,8 +177,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "etcd %v: %v", endpoints, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, cancel: cancel, done: make(chan struct{})}
+	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, cancel: cancel, done: make(chan struct{}),
+		commits: make(chan *commitReq, 4*maxGroupOps), stopped: make(chan struct{})}
 	s.fresh.read = s.newestCommit
+	s.startCommitters(wctx)
 	// A new replica holds nothing yet: no reads until the first
 	// synchronisation is complete.
 	s.syncing.Store(replica.Revision() == 0)
@@ -224,8 +232,10 @@ func tlsConfig(o Options) (*tls.Config, error) {
 
 // Close stops the watch and closes the client and the replica.
 func (s *Store) Close() error {
+	close(s.stopped)
 	s.cancel()
 	<-s.done
+	s.committers.Wait()
 	err := s.cli.Close()
 	if rerr := s.replica.Close(); err == nil {
 		err = rerr
@@ -352,68 +362,6 @@ func (f *freshReads) start() {
 
 // Changes is the replica's index of recent unit changes.
 func (s *Store) Changes() *store.Changes { return s.replica.Changes() }
-
-// Commit runs b as one etcd transaction guarded by the ModRevisions of the
-// units it read, and waits until the replica has applied it.
-func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
-	cmps := make([]clientv3.Cmp, 0, len(b.Reads))
-	guards := make([]clientv3.Op, 0, len(b.Reads))
-	for _, u := range b.Reads {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.guardKey(u)), "<", int64(b.Base)+1))
-		guards = append(guards, clientv3.OpGet(s.guardKey(u)))
-	}
-	if len(b.Ops) == 0 {
-		// Nothing to write: the answer holds if nothing it read changed
-		// since, which the replica (at or after b.Base) can tell.
-		if s.replica.Changes().ChangedAfter(b.Base, b.Reads) {
-			return 0, store.ErrConflict
-		}
-		return s.replica.Revision(), nil
-	}
-	ops := make([]clientv3.Op, 0, len(b.Ops)+8)
-	for _, op := range b.Ops {
-		if op.Delete {
-			ops = append(ops, clientv3.OpDelete(s.dataKey(op.Key)))
-		} else {
-			ops = append(ops, clientv3.OpPut(s.dataKey(op.Key), string(op.Value)))
-		}
-	}
-	for _, u := range b.Writes() {
-		ops = append(ops, clientv3.OpPut(s.guardKey(u), ""))
-	}
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	// On a conflict the Else branch reads the guards: the newest one says
-	// which commit won, the revision to plan again from.
-	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Else(guards...).Commit()
-	cancel()
-	if err != nil {
-		return 0, s.commitError(ctx, err)
-	}
-	s.contact(uint64(resp.Header.Revision))
-	if !resp.Succeeded {
-		won := b.Base + 1
-		for _, r := range resp.Responses {
-			if rr := r.GetResponseRange(); rr != nil {
-				for _, kv := range rr.Kvs {
-					won = max(won, uint64(kv.ModRevision))
-				}
-			}
-		}
-		return 0, &store.ConflictError{Revision: won}
-	}
-	rev := uint64(resp.Header.Revision)
-	// Acknowledge only once the write is visible here.
-	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
-	if err := s.replica.Wait(wctx, rev); err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
-			"the write committed at etcd revision %d but this sidecar has not applied it yet (applied: %d); retrying the write is safe", rev, s.replica.Revision())
-	}
-	return rev, nil
-}
 
 // commitError says what a failed transaction means for the client.
 func (s *Store) commitError(ctx context.Context, err error) error {

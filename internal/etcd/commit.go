@@ -1,0 +1,287 @@
+package etcd
+
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// Group commit. Every write is one guarded etcd transaction, and with many
+// writers at once the transactions — each a raft round trip and an fsync on
+// every member — are the ceiling. So, as bbolt's Batch does for one file,
+// commits waiting at the same moment share a transaction: a committer takes
+// the first commit waiting and adds each next one that neither reads nor
+// writes a unit an earlier one of the group writes (its judgement then
+// cannot depend on the others', and no key is written twice, which etcd
+// refuses) while the group stays within etcd's per-transaction limits. The
+// transaction is guarded by every member's reads, so it commits all of them
+// or none; when it fails, the guards it read back say which members
+// conflicted — they get store.ErrConflict and plan again — and the rest are
+// committed again without them. Several committers run at once, so a group
+// is not held up by the one before it: their transactions are ordered by
+// etcd like any concurrent writers'.
+
+const (
+	// committers is how many group transactions may be in flight at once.
+	committers = 4
+	// maxGroupOps keeps a group's compares, operations and guard reads each
+	// under etcd's default --max-txn-ops (128).
+	maxGroupOps = 120
+	// maxGroupBytes keeps a group's keys and values under etcd's default
+	// --max-request-bytes (1.5 MiB) and the client's 2 MiB.
+	maxGroupBytes = 1 << 20
+)
+
+// commitReq is one Commit waiting for its transaction.
+type commitReq struct {
+	b      *store.Batch
+	ops    []clientv3.Op
+	cmps   []clientv3.Cmp
+	writes [][]byte // units
+	size   int      // bytes of keys and values
+	done   chan commitResult
+}
+
+type commitResult struct {
+	rev uint64
+	err error
+}
+
+// Commit commits b — in a transaction of its own or shared with concurrent
+// commits (above) — and waits until the replica has applied it.
+func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
+	if len(b.Ops) == 0 {
+		// Nothing to write: the answer holds if nothing it read changed
+		// since, which the replica (at or after b.Base) can tell.
+		if s.replica.Changes().ChangedAfter(b.Base, b.Reads) {
+			return 0, store.ErrConflict
+		}
+		return s.replica.Revision(), nil
+	}
+	r := s.request(b)
+	select {
+	case s.commits <- r:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.stopped:
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; nothing was written")
+	}
+	var res commitResult
+	select {
+	case res = <-r.done:
+	case <-ctx.Done():
+		// The transaction may still be made: all or nothing, as when a
+		// client leaves during any commit.
+		return 0, ctx.Err()
+	case <-s.stopped:
+		select {
+		case res = <-r.done:
+		default:
+			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; the write was made entirely or not at all, and retrying it is safe")
+		}
+	}
+	if res.err != nil {
+		return 0, res.err
+	}
+	// Acknowledge only once the write is visible here.
+	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	if err := s.replica.Wait(wctx, res.rev); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
+			"the write committed at etcd revision %d but this sidecar has not applied it yet (applied: %d); retrying the write is safe", res.rev, s.replica.Revision())
+	}
+	return res.rev, nil
+}
+
+// request turns a batch into its share of a transaction.
+func (s *Store) request(b *store.Batch) *commitReq {
+	r := &commitReq{b: b, writes: b.Writes(), done: make(chan commitResult, 1)}
+	for _, u := range b.Reads {
+		r.cmps = append(r.cmps, clientv3.Compare(clientv3.ModRevision(s.guardKey(u)), "<", int64(b.Base)+1))
+	}
+	for _, op := range b.Ops {
+		k := s.dataKey(op.Key)
+		if op.Delete {
+			r.ops = append(r.ops, clientv3.OpDelete(k))
+		} else {
+			r.ops = append(r.ops, clientv3.OpPut(k, string(op.Value)))
+		}
+		r.size += len(k) + len(op.Value)
+	}
+	for _, u := range r.writes {
+		r.ops = append(r.ops, clientv3.OpPut(s.guardKey(u), ""))
+		r.size += len(s.prefix) + 2 + len(u)
+	}
+	return r
+}
+
+func (s *Store) startCommitters(ctx context.Context) {
+	for range committers {
+		s.committers.Add(1)
+		go func() {
+			defer s.committers.Done()
+			s.committer(ctx)
+		}()
+	}
+}
+
+// committer forms groups from the commits waiting and commits them.
+func (s *Store) committer(ctx context.Context) {
+	var next *commitReq
+	for {
+		if next == nil {
+			select {
+			case next = <-s.commits:
+			case <-ctx.Done():
+				s.drain()
+				return
+			}
+		}
+		g := newGroup(next)
+		next = nil
+	fill:
+		for {
+			select {
+			case r := <-s.commits:
+				if !g.add(r) {
+					next = r
+					break fill
+				}
+			default:
+				break fill
+			}
+		}
+		s.commitGroup(ctx, g.members)
+	}
+}
+
+// drain answers the commits still queued when the store closes.
+func (s *Store) drain() {
+	for {
+		select {
+		case r := <-s.commits:
+			r.done <- commitResult{err: permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; nothing was written")}
+		default:
+			return
+		}
+	}
+}
+
+// group is a set of commits that can share a transaction.
+type group struct {
+	members          []*commitReq
+	writes           map[string]bool
+	ops, cmps, bytes int
+}
+
+func newGroup(first *commitReq) *group {
+	g := &group{writes: map[string]bool{}}
+	g.put(first)
+	return g
+}
+
+func (g *group) put(r *commitReq) {
+	g.members = append(g.members, r)
+	for _, u := range r.writes {
+		g.writes[string(u)] = true
+	}
+	g.ops += len(r.ops)
+	g.cmps += len(r.cmps)
+	g.bytes += r.size
+}
+
+// add adds r if it fits: within the limits, and reading or writing no unit
+// the group writes.
+func (g *group) add(r *commitReq) bool {
+	if g.ops+len(r.ops) > maxGroupOps || g.cmps+len(r.cmps) > maxGroupOps || g.bytes+r.size > maxGroupBytes {
+		return false
+	}
+	for _, u := range r.b.Reads {
+		if g.writes[string(u)] {
+			return false
+		}
+	}
+	for _, u := range r.writes {
+		if g.writes[string(u)] {
+			return false
+		}
+	}
+	g.put(r)
+	return true
+}
+
+// commitGroup commits the members as one transaction, then those that did
+// not conflict again until none is left.
+func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
+	for len(members) > 0 {
+		var cmps []clientv3.Cmp
+		var ops, gets []clientv3.Op
+		read := map[string]bool{}
+		for _, r := range members {
+			cmps = append(cmps, r.cmps...)
+			ops = append(ops, r.ops...)
+			for _, u := range r.b.Reads {
+				if k := s.guardKey(u); !read[k] {
+					read[k] = true
+					gets = append(gets, clientv3.OpGet(k))
+				}
+			}
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		// On a conflict the Else branch reads the guards: each member's
+		// newest guard says whether it conflicted, and from which revision
+		// on to plan again.
+		resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Else(gets...).Commit()
+		cancel()
+		if err != nil {
+			err = s.commitError(ctx, err)
+			for _, r := range members {
+				r.done <- commitResult{err: err}
+			}
+			return
+		}
+		s.contact(uint64(resp.Header.Revision))
+		if resp.Succeeded {
+			for _, r := range members {
+				r.done <- commitResult{rev: uint64(resp.Header.Revision)}
+			}
+			return
+		}
+		changed := map[string]uint64{}
+		for _, rr := range resp.Responses {
+			if rng := rr.GetResponseRange(); rng != nil {
+				for _, kv := range rng.Kvs {
+					changed[string(kv.Key)] = uint64(kv.ModRevision)
+				}
+			}
+		}
+		var again []*commitReq
+		for _, r := range members {
+			won := uint64(0)
+			for _, u := range r.b.Reads {
+				won = max(won, changed[s.guardKey(u)])
+			}
+			if won > r.b.Base {
+				r.done <- commitResult{err: &store.ConflictError{Revision: won}}
+			} else {
+				again = append(again, r)
+			}
+		}
+		if len(again) == len(members) {
+			// No member's guard moved, yet the transaction failed: cannot
+			// happen (the compares and the reads are one transaction); plan
+			// again rather than loop.
+			for _, r := range members {
+				r.done <- commitResult{err: &store.ConflictError{Revision: r.b.Base + 1}}
+			}
+			return
+		}
+		members = again
+	}
+}
