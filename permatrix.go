@@ -8,6 +8,7 @@
 package permatrix
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -83,6 +84,36 @@ type AssignmentFilter struct {
 	ScopeID   string
 	Limit     int
 	Cursor    string // list assignments with an id greater than this
+}
+
+// Page sizes of an assignment listing (contract §4: limit 1..1000).
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// ParsePageLimit reads a listing's limit parameter (1 to MaxPageLimit).
+func ParsePageLimit(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, errPageLimit()
+	}
+	return AssignmentFilter{Limit: n}.PageLimit()
+}
+
+// PageLimit is the page size the filter asks for: DefaultPageLimit for 0.
+func (f AssignmentFilter) PageLimit() (int, error) {
+	switch {
+	case f.Limit == 0:
+		return DefaultPageLimit, nil
+	case f.Limit < 0 || f.Limit > MaxPageLimit:
+		return 0, errPageLimit()
+	}
+	return f.Limit, nil
+}
+
+func errPageLimit() error {
+	return Errorf(EINVALID, "limit must be a whole number from 1 to %d", MaxPageLimit)
 }
 
 // Match reports whether a passes the filter (Limit and Cursor aside).

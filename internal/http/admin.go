@@ -68,9 +68,9 @@ func (s *Server) listAssignments(c echo.Context) error {
 		Cursor: c.QueryParam("cursor"),
 	}
 	if l := c.QueryParam("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return permatrix.Errorf(permatrix.EINVALID, "limit must be a whole number from 1 to 1000")
+		n, err := permatrix.ParsePageLimit(l)
+		if err != nil {
+			return err
 		}
 		f.Limit = n
 	}

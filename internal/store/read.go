@@ -8,12 +8,6 @@ import (
 	"github.com/permatrix/permatrix"
 )
 
-// Listing limits of Assignments (contract §4: limit 1..1000).
-const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
-)
-
 // grantLeaf is a grant's value in data.store: the reason a decision gives
 // for it.
 type grantLeaf struct {
@@ -87,15 +81,11 @@ func Assignment(s Snapshot, id string) (permatrix.Assignment, error) {
 }
 
 // Assignments lists the assignments that match f, ordered by id, starting
-// after f.Cursor: a page of f.Limit (0: DefaultLimit; 1..MaxLimit, else
-// EINVALID). next is the last id of the page when more follow, else "".
+// after f.Cursor: a page of f.PageLimit(). next is the last id of the page when more follow, else "".
 func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
-	limit := f.Limit
-	switch {
-	case limit < 0 || limit > MaxLimit:
-		return nil, "", permatrix.Errorf(permatrix.EINVALID, "limit must be a whole number from 1 to %d", MaxLimit)
-	case limit == 0:
-		limit = DefaultLimit
+	limit, err := f.PageLimit()
+	if err != nil {
+		return nil, "", err
 	}
 	list = []permatrix.Assignment{}
 	if f.Subject != "" {
