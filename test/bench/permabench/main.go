@@ -8,7 +8,7 @@
 // the export into stock opa, measures decisions over HTTP with wrk (closed
 // loop, hot and cold body mixes: echo, permatrix, opa) and vegeta (open
 // loop at half permatrix's maximum), acknowledged writes with 32 writers
-// and one, and runs the Go benchmarks. It writes results.json and
+// and one, and runs the Go benchmarks. It writes results.jsonl and
 // results.md (tables for docs/performance.md) and stops every server it
 // started.
 //
@@ -71,7 +71,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.repo, "repo", filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", "..")), "the permatrix repository")
 	flag.StringVar(&o.work, "work", "", "work directory: binaries, dataset, bolt file, export, logs (default: a new one under $TMPDIR, removed at the end unless --keep)")
-	flag.StringVar(&o.out, "out", "", "where results.json and results.md go (default: test/bench/results/<date>-<users>u)")
+	flag.StringVar(&o.out, "out", "", "where results.jsonl and results.md go (default: test/bench/results/<date>-<users>u)")
 	flag.Uint64Var(&o.cfg.Seed, "seed", 1, "the dataset's seed")
 	flag.IntVar(&o.cfg.Users, "users", 20000, "users (500000 for the 1M-assignment store)")
 	flag.IntVar(&o.cfg.Assignments, "assignments", 0, "assignments in the store (default 2 × users)")
@@ -98,7 +98,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&o.pin, "pin", false, "during the HTTP runs, pin the servers to CPU 0 and the load generators (wrk, vegeta) to the other CPUs (taskset), so that they do not take each other's cores")
 	flag.IntVar(&o.openRate, "open-rate", 0, "the open-loop rate in requests/s (default: half permatrix's closed-loop req/s on each mix)")
-	report := flag.String("report", "", "print the Markdown tables of a results.json and exit (nothing is run)")
+	report := flag.String("report", "", "print the Markdown tables of a results.jsonll and exit (nothing is run)")
 	flag.Parse()
 	if *report != "" {
 		raw, err := os.ReadFile(*report)
@@ -487,16 +487,19 @@ func (b *bench) gobench() error {
 	return nil
 }
 
-// write writes results.json and results.md.
+// write writes results.jsonll and results.md.
 func (b *bench) write() error {
 	if b.o.out == "" {
 		return nil
 	}
-	raw, err := json.MarshalIndent(b.res, "", "  ")
+	// JSON Lines, one run on one line: `opa test .` (and the Rego tests
+	// of `go test ./...`) load every *.json below the repository root as
+	// data, and two runs' results would collide there.
+	raw, err := json.Marshal(b.res)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(b.o.out, "results.json"), raw, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.o.out, "results.jsonl"), append(raw, '\n'), 0o644); err != nil {
 		return err
 	}
 	md := markdown(b.res)

@@ -8,7 +8,7 @@ import (
 	"github.com/permatrix/permatrix/test/bench/dataset"
 )
 
-// Results is everything one run measured (results.json).
+// Results is everything one run measured (results.jsonl).
 type Results struct {
 	Machine  Machine             `json:"machine"`
 	Started  string              `json:"started"`
