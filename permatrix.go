@@ -9,7 +9,6 @@ package permatrix
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -122,13 +121,18 @@ func CheckID(field, id string) error {
 }
 
 // ValidID reports whether id is a usable identifier: non-empty, at most
-// MaxIDBytes, valid UTF-8, no control characters (C0, DEL or C1: ids are
-// bbolt keys and log fields). Invalid UTF-8 is refused because JSON cannot
-// carry it: every encoder writes it as U+FFFD, so two such ids would be one
-// key in GET /v1/export and in what the policies and the stock opa read.
+// MaxIDBytes, valid UTF-8, no control characters (C0 or DEL: ids are bbolt
+// keys and log fields). Invalid UTF-8 is refused because JSON cannot carry
+// it: every encoder writes it as U+FFFD, so two such ids would be one key
+// in GET /v1/export and in what the policies and the stock opa read.
 func ValidID(id string) bool {
 	if id == "" || len(id) > MaxIDBytes || !utf8.ValidString(id) {
 		return false
 	}
-	return !strings.ContainsFunc(id, unicode.IsControl)
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -3,7 +3,6 @@ package permatrix_test
 import (
 	"strings"
 	"testing"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/permatrix/permatrix"
@@ -20,8 +19,6 @@ var hostileIDs = map[string]string{
 	"tab":                   "al\tice",
 	"escape (terminal)":     "\x1b[31malice",
 	"DEL":                   "alice\x7f",
-	"C1 NEL (U+0085)":       "alice\u0085bob",
-	"C1 CSI (U+009B)":       "\u009b31m",
 	"invalid UTF-8 (0xff)":  "\xff",
 	"invalid UTF-8 (0xfe)":  "al\xfeice",
 	"truncated UTF-8":       "\xe2\x82",
@@ -51,7 +48,10 @@ var usableIDs = map[string]string{
 	"emoji":                 "😀",
 	"replacement character": "\ufffd", // a valid rune, written as such
 	"256 bytes":             strings.Repeat("a", permatrix.MaxIDBytes),
-	"64 four-byte runes":    strings.Repeat("😀", 64),
+	// C1 characters are not refused: a store written before may hold them
+	// in assignments, and store.Verify would then call it damaged.
+	"C1 NEL (U+0085)":    "alice\u0085bob",
+	"64 four-byte runes": strings.Repeat("😀", 64),
 }
 
 func TestValidID(t *testing.T) {
@@ -172,7 +172,7 @@ func TestAssignmentValidate(t *testing.T) {
 		{"neither role nor permission", func(a *permatrix.Assignment) { a.Role = "" }, "one of role and permission is required"},
 		{"both", func(a *permatrix.Assignment) { a.Permission = "edit_users" }, "exactly one of role and permission"},
 		{"bad role", func(a *permatrix.Assignment) { a.Role = strings.Repeat("r", 300) }, "invalid role id"},
-		{"bad permission", func(a *permatrix.Assignment) { a.Role, a.Permission = "", "p\u0085" }, "invalid permission id"},
+		{"bad permission", func(a *permatrix.Assignment) { a.Role, a.Permission = "", "p\x85" }, "invalid permission id"},
 		{"no scope", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{} }, "scope.type is required"},
 		{"scope type with colon", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "project:p1", ID: "x"} }, `invalid scope.type "project:p1"`},
 		{"scope type control", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "pro\tject", ID: "x"} }, "invalid scope.type"},
@@ -295,7 +295,7 @@ func FuzzValidID(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, id string) {
 		want := id != "" && len(id) <= permatrix.MaxIDBytes && utf8.ValidString(id) &&
-			!strings.ContainsFunc(id, unicode.IsControl)
+			!strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f })
 		if got := permatrix.ValidID(id); got != want {
 			t.Fatalf("ValidID(%q) = %v, want %v", id, got, want)
 		}
