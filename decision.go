@@ -1,6 +1,10 @@
 package permatrix
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	jsonv2 "github.com/go-json-experiment/json"
+)
 
 // Check is one question: may Subject do Action on Resource in System?
 type Check struct {
@@ -50,14 +54,17 @@ type Decision struct {
 }
 
 // CheckOf reads a check back from its input document (Check.Input), e.g. a
-// logged decision's input.
+// logged decision's input. Keys match exactly, as input.subject does in
+// Rego: encoding/json's case-insensitive matching would read {"Subject":
+// "alice"} — which the policies decided as a check without a subject — as
+// alice's check.
 func CheckOf(input map[string]any) (Check, error) {
 	raw, err := json.Marshal(input)
 	if err != nil {
 		return Check{}, err
 	}
 	var c Check
-	if err := json.Unmarshal(raw, &c); err != nil {
+	if err := jsonv2.Unmarshal(raw, &c); err != nil {
 		return Check{}, err
 	}
 	return c, nil

@@ -10,6 +10,7 @@ package permatrix
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Scope is where an assignment holds or where a check asks: the whole
@@ -151,13 +152,16 @@ func CheckID(field, id string) error {
 }
 
 // ValidID reports whether id is a usable identifier: non-empty, at most
-// MaxIDBytes, no control characters (ids are bbolt keys and log fields).
+// MaxIDBytes, valid UTF-8, no control characters (C0 or DEL: ids are bbolt
+// keys and log fields). Invalid UTF-8 is refused because JSON cannot carry
+// it: every encoder writes it as U+FFFD, so two such ids would be one key
+// in GET /v1/export and in what the policies and the stock opa read.
 func ValidID(id string) bool {
-	if id == "" || len(id) > MaxIDBytes {
+	if id == "" || len(id) > MaxIDBytes || !utf8.ValidString(id) {
 		return false
 	}
-	for _, r := range id {
-		if r < 0x20 || r == 0x7f {
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] == 0x7f {
 			return false
 		}
 	}

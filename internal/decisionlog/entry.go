@@ -2,11 +2,14 @@ package decisionlog
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/permatrix/permatrix"
 )
@@ -156,7 +159,9 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 const MaxLine = 64 << 20
 
 // Read decodes every entry of a decision log (JSON lines; blank lines are
-// skipped). An error names the line.
+// skipped). An error names the line. A line with a key twice in one object
+// (at any depth) or with invalid UTF-8 is refused: which of two inputs was
+// decided is not for the reader to guess.
 func Read(r io.Reader) ([]Entry, error) {
 	var out []Entry
 	sc := bufio.NewScanner(r)
@@ -167,6 +172,9 @@ func Read(r io.Reader) ([]Entry, error) {
 		line := sc.Bytes()
 		if len(line) == 0 {
 			continue
+		}
+		if _, err := jsontext.NewDecoder(bytes.NewReader(line)).ReadValue(); err != nil {
+			return out, fmt.Errorf("line %d: %w", n, err)
 		}
 		var e Entry
 		if err := json.Unmarshal(line, &e); err != nil {

@@ -22,7 +22,14 @@ const SocketMode = 0o660
 // one is an error, as is a path that is not a socket.
 func Listen(addr string) (net.Listener, error) {
 	path, isUnix := strings.CutPrefix(addr, "unix://")
-	if !isUnix {
+	switch {
+	case addr == "":
+		// net.Listen would take "" for ":0": every interface, a random
+		// port. The API is meant for loopback unless told otherwise.
+		return nil, errors.New("no address: want host:port or unix:///absolute/path")
+	case !isUnix && strings.HasPrefix(addr, "unix:"):
+		return nil, fmt.Errorf("%s: want unix:///absolute/path", addr)
+	case !isUnix:
 		return net.Listen("tcp", addr)
 	}
 	if path == "" || !strings.HasPrefix(path, "/") {

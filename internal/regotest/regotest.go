@@ -274,17 +274,36 @@ func (r *Report) Uncovered(threshold float64) []string {
 	})
 	out := make([]string, 0, len(rows))
 	for _, x := range rows {
-		var lines []string
-		for _, rng := range x.fr.NotCovered {
-			if rng.Start.Row == rng.End.Row {
-				lines = append(lines, fmt.Sprint(rng.Start.Row))
-			} else {
-				lines = append(lines, fmt.Sprintf("%d-%d", rng.Start.Row, rng.End.Row))
-			}
-		}
-		out = append(out, fmt.Sprintf("%s: %.2f%% (not covered: %s)", x.file, x.fr.Coverage, strings.Join(lines, ", ")))
+		out = append(out, fmt.Sprintf("%s: %.2f%% (not covered: %s)", x.file, x.fr.Coverage, lineRanges(x.fr.NotCovered)))
 	}
 	return out
+}
+
+// lineRanges lists the rows of ranges as "a-b, c": OPA reports one range
+// per expression, often several on one row and one per row of a body.
+func lineRanges(ranges []cover.Range) string {
+	var rows []int
+	for _, r := range ranges {
+		for row := r.Start.Row; row <= r.End.Row; row++ {
+			rows = append(rows, row)
+		}
+	}
+	slices.Sort(rows)
+	rows = slices.Compact(rows)
+	var parts []string
+	for i := 0; i < len(rows); {
+		j := i
+		for j+1 < len(rows) && rows[j+1] == rows[j]+1 {
+			j++
+		}
+		if i == j {
+			parts = append(parts, fmt.Sprint(rows[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", rows[i], rows[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
 }
 
 // FailureLines writes where an explained test failed: the last expression

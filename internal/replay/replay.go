@@ -119,7 +119,7 @@ func Run(ctx context.Context, entries []decisionlog.Entry, o Options) (*Report, 
 			continue
 		}
 		rep.Decisions++
-		if rev := e.BundleRevision(); !slices.Contains(rep.LoggedRevisions, rev) {
+		if rev := e.BundleRevision(); rev != "" && !slices.Contains(rep.LoggedRevisions, rev) {
 			rep.LoggedRevisions = append(rep.LoggedRevisions, rev)
 		}
 		if rev := e.StoreRevision(); first || rev < rep.LoggedStore[0] {
@@ -130,26 +130,29 @@ func Run(ctx context.Context, entries []decisionlog.Entry, o Options) (*Report, 
 		}
 		first = false
 
-		var was bool
+		// was: the decision to compare with, the baseline's or the logged
+		// one; wasInvalid: it refused the input too (an input the Data API
+		// evaluated that is no valid check stays refused: no flip).
+		var was, wasInvalid bool
 		if base != nil {
 			d, err := base.Decide(ctx, snap, check)
 			if err != nil {
 				return nil, fmt.Errorf("baseline, decision %s: %w", e.DecisionID, err)
 			}
-			was = d.Allow
+			was, wasInvalid = d.Allow, len(d.Errors) > 0
 		} else {
 			logged, err := e.Decision()
 			if err != nil {
 				return nil, err
 			}
-			was = logged.Allow
+			was, wasInvalid = logged.Allow, len(logged.Errors) > 0
 		}
 		d, err := cand.Decide(ctx, snap, check)
 		if err != nil {
 			return nil, fmt.Errorf("candidate, decision %s: %w", e.DecisionID, err)
 		}
 		invalid := strings.Join(d.Errors, "; ")
-		if d.Allow == was && invalid == "" {
+		if d.Allow == was && (invalid == "" || wasInvalid) {
 			continue
 		}
 		f := Flip{DecisionID: e.DecisionID, System: check.System, Action: check.Action, Subject: check.Subject,

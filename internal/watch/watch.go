@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -17,8 +18,11 @@ import (
 // Start watches path — a directory tree, or a single file (watched through
 // its directory, so that replacing it by rename is seen) — and calls
 // changed after each burst of changes, when no event has come for
-// debounce. Watch errors go to failed. It returns once the watches are in
-// place; they end with ctx.
+// debounce. A directory reached through a symlink (a "current" link to
+// the deployed release) is watched where the link points, and the link
+// through its directory: pointing it elsewhere is a change, and the new
+// tree is watched from then on. Watch errors go to failed. It returns once
+// the watches are in place; they end with ctx.
 func Start(ctx context.Context, path string, debounce time.Duration, changed func(), failed func(error)) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -32,22 +36,85 @@ func Start(ctx context.Context, path string, debounce time.Duration, changed fun
 	if err != nil {
 		return err
 	}
-	tree := fi.IsDir()
-	if tree {
-		err = addTree(w, abs)
-	} else {
+	x := &watcher{w: w, path: abs, tree: fi.IsDir()}
+	switch {
+	case !x.tree:
 		err = w.Add(filepath.Dir(abs))
+	default:
+		if li, lerr := os.Lstat(abs); lerr == nil && li.Mode()&os.ModeSymlink != 0 {
+			x.link = true
+			err = w.Add(filepath.Dir(abs))
+		}
+		if err == nil {
+			err = x.watchTree()
+		}
 	}
 	if err != nil {
 		_ = w.Close()
 		return err
 	}
-	go loop(ctx, w, abs, tree, debounce, changed, failed)
+	go x.loop(ctx, debounce, changed, failed)
 	return nil
 }
 
-func loop(ctx context.Context, w *fsnotify.Watcher, path string, tree bool, debounce time.Duration, changed func(), failed func(error)) {
-	defer w.Close()
+type watcher struct {
+	w    *fsnotify.Watcher
+	path string // absolute, as given
+	tree bool   // path is a directory
+	link bool   // path is a symlink to the directory
+	root string // the directory, symlinks resolved: events of the tree name paths under it
+}
+
+// watchTree watches the tree path points to, and stops watching the one
+// it pointed to before.
+func (x *watcher) watchTree() error {
+	root, err := filepath.EvalSymlinks(x.path)
+	if err != nil {
+		return err
+	}
+	if x.root != "" && root != x.root {
+		for _, p := range x.w.WatchList() {
+			if within(p, x.root) && (!x.link || p != filepath.Dir(x.path)) {
+				_ = x.w.Remove(p)
+			}
+		}
+	}
+	x.root = root
+	return addTree(x.w, root)
+}
+
+// relevant reports whether ev changes what path names.
+func (x *watcher) relevant(ev fsnotify.Event, failed func(error)) bool {
+	name := filepath.Clean(ev.Name)
+	if !x.tree {
+		return name == x.path // not another file in the bundle file's directory
+	}
+	if x.link && name == x.path {
+		// The link was replaced or removed: watch where it points now (a
+		// dangling link is the reload's error to report).
+		if _, err := os.Stat(x.path); err == nil {
+			if err := x.watchTree(); err != nil {
+				failed(err)
+			}
+		}
+		return true
+	}
+	if !within(name, x.root) {
+		return false // the link's directory: its other entries
+	}
+	if ev.Has(fsnotify.Create) {
+		// A new directory (e.g. a new vendor folder) is watched too.
+		if fi, err := os.Lstat(name); err == nil && fi.IsDir() {
+			if err := addTree(x.w, name); err != nil {
+				failed(err)
+			}
+		}
+	}
+	return true
+}
+
+func (x *watcher) loop(ctx context.Context, debounce time.Duration, changed func(), failed func(error)) {
+	defer x.w.Close()
 	timer := time.NewTimer(debounce)
 	timer.Stop()
 	for {
@@ -55,26 +122,15 @@ func loop(ctx context.Context, w *fsnotify.Watcher, path string, tree bool, debo
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case ev, ok := <-w.Events:
+		case ev, ok := <-x.w.Events:
 			if !ok {
 				return
 			}
-			if ev.Op == fsnotify.Chmod {
+			if ev.Op == fsnotify.Chmod || !x.relevant(ev, failed) {
 				continue
 			}
-			if !tree && filepath.Clean(ev.Name) != path {
-				continue // another file in the bundle file's directory
-			}
-			if tree && ev.Has(fsnotify.Create) {
-				// A new directory (e.g. a new vendor folder) is watched too.
-				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-					if err := addTree(w, ev.Name); err != nil {
-						failed(err)
-					}
-				}
-			}
 			timer.Reset(debounce)
-		case err, ok := <-w.Errors:
+		case err, ok := <-x.w.Errors:
 			if !ok {
 				return
 			}
@@ -83,6 +139,11 @@ func loop(ctx context.Context, w *fsnotify.Watcher, path string, tree bool, debo
 			changed()
 		}
 	}
+}
+
+// within reports whether p is dir or under it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
 // addTree watches dir and every directory under it (inotify is not

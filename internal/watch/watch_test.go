@@ -1,0 +1,391 @@
+package watch_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix/internal/watch"
+)
+
+const debounce = 100 * time.Millisecond
+
+// settle is how long a test waits to be sure no further call comes: well
+// over the debounce, so a second burst's call would have arrived.
+const settle = 4 * debounce
+
+// recorder counts the calls of changed and keeps the errors of failed.
+type recorder struct {
+	mu     sync.Mutex
+	calls  int
+	errs   []error
+	called chan struct{}
+}
+
+func (r *recorder) changed() {
+	r.mu.Lock()
+	r.calls++
+	r.mu.Unlock()
+	select {
+	case r.called <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) failed(err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+// start watches path until the test ends.
+func start(t *testing.T, path string) *recorder {
+	t.Helper()
+	r := &recorder{called: make(chan struct{}, 64)}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := watch.Start(ctx, path, debounce, r.changed, r.failed); err != nil {
+		t.Fatalf("Start(%s): %v", path, err)
+	}
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, err := range r.errs {
+			t.Errorf("failed(%v)", err)
+		}
+	})
+	return r
+}
+
+// expect waits until the number of calls is want and stays there for settle.
+func (r *recorder) expect(t *testing.T, want int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.count() < want && time.Now().Before(deadline) {
+		select {
+		case <-r.called:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	time.Sleep(settle)
+	if got := r.count(); got != want {
+		t.Fatalf("%s: %d calls of changed, want %d", what, got, want)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// saveByRename writes path as editors and build tools do: a temporary file
+// in the same directory, renamed over it.
+func saveByRename(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".swp")
+	writeFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func bundleDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"policies/demo", "systems/demo"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), "package demo\n")
+	writeFile(t, filepath.Join(dir, "systems/demo/data.json"), "{}\n")
+	return dir
+}
+
+func TestNothingChangedNoCall(t *testing.T) {
+	t.Parallel()
+	r := start(t, bundleDir(t))
+	r.expect(t, 0, "no change")
+}
+
+func TestWriteInTree(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), "package demo\n\nx := 1\n")
+	r.expect(t, 1, "one write")
+	// A later, separate change is a second call.
+	writeFile(t, filepath.Join(dir, "systems/demo/data.json"), `{"a":1}`)
+	r.expect(t, 2, "a second write after the first settled")
+}
+
+func TestBurstCoalesces(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	// A git checkout: many files, many events, each well within the debounce
+	// of the one before.
+	for i := range 20 {
+		writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), strings.Repeat("#\n", i)+"package demo\n")
+		writeFile(t, filepath.Join(dir, "policies/demo/new.rego"), "package demo\n")
+		time.Sleep(debounce / 10)
+	}
+	if err := os.Remove(filepath.Join(dir, "policies/demo/new.rego")); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 1, "a burst of 41 changes")
+}
+
+// The burst keeps the call back as long as events keep coming: the call
+// comes a debounce after the last event, not after the first.
+func TestCallAfterTheLastEvent(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	file := filepath.Join(dir, "policies/demo/demo.rego")
+	began := time.Now()
+	for range 8 {
+		writeFile(t, file, "package demo\n")
+		time.Sleep(debounce / 2)
+	}
+	last := time.Now()
+	select {
+	case <-r.called:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no call")
+	}
+	if at := time.Since(last); at < debounce/2 {
+		t.Fatalf("called %v after the last event (%v after the first): the debounce restarts with every event", at, time.Since(began))
+	}
+	r.expect(t, 1, "a slow burst")
+}
+
+func TestEditorSaveByRename(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	saveByRename(t, filepath.Join(dir, "policies/demo/demo.rego"), "package demo\n\ny := 2\n")
+	r.expect(t, 1, "write to a temporary file, rename over")
+}
+
+func TestDeleteAndRename(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	if err := os.Remove(filepath.Join(dir, "systems/demo/data.json")); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 1, "a deleted catalog")
+	if err := os.Rename(filepath.Join(dir, "policies/demo/demo.rego"), filepath.Join(dir, "policies/demo/demo.rego.off")); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 2, "a renamed policy")
+	// A whole directory removed.
+	if err := os.RemoveAll(filepath.Join(dir, "policies/demo")); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 3, "a removed directory")
+}
+
+// A directory created after Start (a new vendor folder) is watched too:
+// a file written into it later is a change.
+func TestNewDirectoryWatched(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	sub := filepath.Join(dir, "policies/acme/deep")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 1, "a new directory")
+	writeFile(t, filepath.Join(sub, "acme.rego"), "package acme\n")
+	r.expect(t, 2, "a file in a directory made after Start")
+	// A tree moved in from elsewhere (a release unpacked next door).
+	other := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(other, "systems/acme"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(other, "systems/acme"), filepath.Join(dir, "systems/acme")); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 3, "a directory moved in")
+	writeFile(t, filepath.Join(dir, "systems/acme/data.json"), "{}")
+	r.expect(t, 4, "a file in a directory moved in")
+}
+
+// Changing only a file's mode changes no content: no reload.
+func TestChmodIgnored(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	if err := os.Chmod(filepath.Join(dir, "policies/demo/demo.rego"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 0, "a chmod")
+}
+
+// A single file (a bundle .tar.gz) is watched through its directory:
+// other files there are not its changes; replacing it by rename is.
+func TestSingleFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bundle.tar.gz")
+	writeFile(t, file, "v1")
+	r := start(t, file)
+	writeFile(t, filepath.Join(dir, "other.tar.gz"), "x")
+	saveByRename(t, filepath.Join(dir, "notes.txt"), "x")
+	r.expect(t, 0, "other files in the directory")
+	saveByRename(t, file, "v2")
+	r.expect(t, 1, "the file replaced by rename")
+	writeFile(t, file, "v3")
+	r.expect(t, 2, "the file written in place")
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 3, "the file deleted")
+	writeFile(t, file, "v4")
+	r.expect(t, 4, "the file created again")
+}
+
+// A relative path names the same file as its absolute form.
+func TestSingleFileRelativePath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeFile(t, "bundle.tar.gz", "v1")
+	r := start(t, "./bundle.tar.gz")
+	writeFile(t, "bundle.tar.gz", "v2")
+	r.expect(t, 1, "a write to ./bundle.tar.gz")
+}
+
+// A bundle directory reached through a symlink (a "current" link to the
+// deployed release) is watched where the link points; pointing the link at
+// another release is a change, and from then on the new release is
+// watched, not the old one.
+func TestSymlinkedDirectory(t *testing.T) {
+	t.Parallel()
+	releases := t.TempDir()
+	v1, v2 := filepath.Join(releases, "v1"), filepath.Join(releases, "v2")
+	if err := os.Rename(bundleDir(t), v1); err != nil {
+		t.Fatal(err)
+	}
+	current := filepath.Join(releases, "current")
+	if err := os.Symlink("v1", current); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, current)
+	writeFile(t, filepath.Join(current, "policies/demo/demo.rego"), "package demo\n\nz := 3\n")
+	r.expect(t, 1, "a write under a symlinked bundle directory")
+
+	// The next release unpacked next to the link is not a change yet.
+	if err := os.Rename(bundleDir(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(v2, "policies/demo/demo.rego"), "package demo\n\nv := 2\n")
+	r.expect(t, 1, "another release unpacked next to the link")
+
+	// ln -sfn v2 current: a new link renamed over the old one.
+	if err := os.Symlink("v2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 2, "the link pointed at v2")
+	writeFile(t, filepath.Join(v2, "systems/demo/data.json"), `{"v":2}`)
+	r.expect(t, 3, "a write in the release the link points to now")
+	writeFile(t, filepath.Join(v1, "systems/demo/data.json"), `{"v":1}`)
+	if err := os.MkdirAll(filepath.Join(v1, "policies/old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 3, "writes in the release the link left")
+}
+
+func TestStartErrors(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	missing := filepath.Join(t.TempDir(), "nope")
+	err := watch.Start(ctx, missing, debounce, func() { t.Error("called") }, func(error) {})
+	if !os.IsNotExist(err) {
+		t.Fatalf("Start on a missing path: %v, want not-exist", err)
+	}
+}
+
+// watchGoroutines counts the goroutines of this package and of fsnotify.
+func watchGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "permatrix/internal/watch.loop") || strings.Contains(g, "github.com/fsnotify/fsnotify") {
+			n++
+		}
+	}
+	return n
+}
+
+// Ending the context ends the watch: its goroutines are gone, the inotify
+// descriptors closed, and no call comes after.
+func TestStopLeaksNothing(t *testing.T) {
+	// The watches of earlier tests end with their cleanup: let them go.
+	for deadline := time.Now().Add(3 * time.Second); watchGoroutines() > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := watchGoroutines()
+	fdsBefore := openFDs(t)
+	dir := bundleDir(t)
+	var calls []*recorder
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &recorder{called: make(chan struct{}, 8)}
+		if err := watch.Start(ctx, dir, debounce, r.changed, r.failed); err != nil {
+			t.Fatal(err)
+		}
+		if watchGoroutines() <= before {
+			t.Fatal("Start runs no goroutine: the count below proves nothing")
+		}
+		// A change pending in the debounce when the watch ends.
+		writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), "package demo\n")
+		time.Sleep(debounce / 4)
+		cancel()
+		calls = append(calls, r)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for watchGoroutines() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := watchGoroutines(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d watch goroutines left (%d before):\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+	if fds := openFDs(t); fds > fdsBefore {
+		t.Errorf("%d open descriptors, %d before: inotify descriptors left open", fds, fdsBefore)
+	}
+	time.Sleep(settle)
+	for i, r := range calls {
+		if r.count() != 0 {
+			t.Errorf("watch %d called changed after its context ended", i)
+		}
+	}
+}
+
+func openFDs(t *testing.T) int {
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(es)
+}
