@@ -50,13 +50,15 @@ func (s *Store) MaxOps() int { return s.opts.MaxTxnOps }
 func (s *Store) txnOps(z store.Size) int { return max(z.Ops+z.Writes, min(z.Reads, s.opts.MaxTxnOps)) }
 
 // txnBytes bounds from above the size of the raft request of a commit of
-// size z (reads counted before fewerGuards, which only shortens them).
+// size z. Its reads become at most MaxTxnOps guards (fewerGuards), each a
+// prefix of a different unit read: their bytes are at most the units'.
 func (s *Store) txnBytes(z store.Size) int {
 	key := len(s.prefix) + len("k/")
+	guards := min(z.Reads, s.opts.MaxTxnOps)
 	return txnOverhead + len(s.opts.Username) +
 		z.OpBytes + z.Ops*(key+opOverhead) +
 		z.WriteBytes + z.Writes*(key+opOverhead) +
-		2*(z.ReadBytes+z.Reads*key) + z.Reads*(cmpOverhead+opOverhead)
+		2*(z.ReadBytes+guards*key) + guards*(cmpOverhead+opOverhead)
 }
 
 // Fits is nil if a commit of size z fits the transaction limits; else it
