@@ -87,7 +87,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 					return prefixed(prefix, err)
 				case !some:
 					return permatrix.Errorf(permatrix.ETOOLARGE,
-						"this write must be one commit and does not fit one (from %s on): %s; import in chunks (chunk=N), which commits as many lines at a time as fit",
+						"an all-or-nothing import is one commit, and from %s on this one does not fit one: %s; or import in chunks (chunk=N), each committed in as many commits as it takes",
 						c.where, permatrix.ErrorMessage(err))
 				}
 				// The commit is full: this change and the rest are
