@@ -164,13 +164,12 @@ func (o *Overlay) Close() error { return o.base.Close() }
 type Tracked struct {
 	Snapshot
 	mu    sync.Mutex
-	units map[string]struct{}
-	order []string // the units in the order first read (Forget)
-	bytes int      // of the units
+	units map[string]int // unit → how many units were recorded before it (Forget)
+	bytes int            // of the units
 }
 
 // Track starts recording reads of s.
-func Track(s Snapshot) *Tracked { return &Tracked{Snapshot: s, units: map[string]struct{}{}} }
+func Track(s Snapshot) *Tracked { return &Tracked{Snapshot: s, units: map[string]int{}} }
 
 func (t *Tracked) record(key []byte) {
 	u := UnitOf(key)
@@ -182,10 +181,8 @@ func (t *Tracked) record(key []byte) {
 // add records u (t.mu held).
 func (t *Tracked) add(u []byte) {
 	if _, ok := t.units[string(u)]; !ok {
-		s := string(u)
-		t.units[s] = struct{}{}
-		t.order = append(t.order, s)
-		t.bytes += len(s)
+		t.units[string(u)] = len(t.units)
+		t.bytes += len(u)
 	}
 }
 
@@ -193,7 +190,7 @@ func (t *Tracked) add(u []byte) {
 func (t *Tracked) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.order)
+	return len(t.units)
 }
 
 // Forget drops the units recorded after the first n (Len): reads made for
@@ -201,18 +198,19 @@ func (t *Tracked) Len() int {
 func (t *Tracked) Forget(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, u := range t.order[min(n, len(t.order)):] {
-		delete(t.units, u)
-		t.bytes -= len(u)
+	for u, i := range t.units {
+		if i >= n {
+			delete(t.units, u)
+			t.bytes -= len(u)
+		}
 	}
-	t.order = t.order[:min(n, len(t.order))]
 }
 
 // size is the Size of the reads.
 func (t *Tracked) size() (n, bytes int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.order), t.bytes
+	return len(t.units), t.bytes
 }
 
 // Get records the key's unit and reads it.
