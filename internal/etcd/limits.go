@@ -24,8 +24,9 @@ import (
 // The store holds a batch to the limits it is given (Options.MaxTxnOps,
 // MaxRequestBytes, which mirror the cluster's): Fits is what the write
 // protocol plans against, and Commit refuses a batch that does not fit
-// before sending it. Reads never make a batch too large: past the ops
-// limit, Commit guards them by fewer, shallower units (fewerGuards).
+// before sending it. The number of units read never makes a batch too
+// large: past the ops limit, Commit guards them by fewer, shallower units
+// (fewerGuards).
 
 // grpcOverhead is what etcd's gRPC server takes beyond --max-request-bytes
 // (etcd's grpcOverheadBytes); the client is given the same allowance.

@@ -49,9 +49,9 @@ type ImportResult struct {
 // line stays (the chunks before its own, and on a store with smaller
 // commits the lines of its own chunk committed before it) and the result
 // says how far the import got; all or nothing, a refused line leaves the
-// store as it was. Between chunks the
-// import lets other writes in. When ctx ends the import stops: the chunks
-// committed stay, the chunk being read or committed is dropped whole.
+// store as it was. Between commits the import lets other writes in. When
+// ctx ends the import stops: the commits made stay, a commit being made is
+// made whole or not at all, the lines read since are dropped.
 func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
 	var res ImportResult
 	if o.Chunk < 0 || o.Chunk > MaxImportChunk {
