@@ -36,8 +36,10 @@ POST /v1/import takes; "-" reads standard input) straight into a store, with no
 server running on it. Every line is judged by the write rules of the bundle
 (the embedded one unless --bundle), with its own "actor" if it names one, and
 committed --chunk lines at a time (each chunk one commit: a crash or an
-interrupt leaves whole chunks); the first refused line stops the import and
-says how far it got (exit 2). Progress goes to a terminal as one line (lines,
+interrupt leaves whole chunks; into etcd, whose transactions are smaller —
+--etcd-max-txn-ops, --etcd-max-request-bytes —, as many commits of whole
+lines as fit); the first refused line stops the import and says how far it
+got (exit 2). Progress goes to a terminal as one line (lines,
 rate, time left), otherwise as log lines on stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runImport(cmd, args[0], o) },

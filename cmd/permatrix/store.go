@@ -95,7 +95,7 @@ errors.`,
 	f.StringVar(&o.from.url, "from", "", "the store to copy")
 	f.StringVar(&o.to.url, "to", "", "the store to copy into")
 	f.BoolVar(&o.force, "force", false, "delete what the target holds before copying")
-	f.IntVar(&o.batchOps, "batch-ops", 0, "operations per commit (default: 10000 into bbolt, 120 into etcd, whose --max-txn-ops is 128 by default)")
+	f.IntVar(&o.batchOps, "batch-ops", 10_000, "most operations per commit, guards included (into etcd also within --etcd-max-txn-ops and --etcd-max-request-bytes)")
 	o.from.registerEtcd(f) // for either side: copied to o.to
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -116,8 +116,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	toKind, _, err := o.to.target(nil)
-	if err != nil {
+	if _, _, err := o.to.target(nil); err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
 	// Opening a bolt file creates it: a mistyped --from would copy an empty
@@ -153,13 +152,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	if err := waitReadable(ctx, to); err != nil {
 		return fmt.Errorf("--to %s: %w", toName, err)
 	}
-	batchOps := o.batchOps
-	if batchOps == 0 {
-		batchOps = 10_000
-		if toKind == "etcd" {
-			batchOps = 120
-		}
-	}
+	batchOps := o.batchOps // 0: store.Copy's default, and an etcd target's limits
 	// The source is read, and found not empty, before anything of the
 	// target is deleted.
 	snap, err := from.View()

@@ -219,17 +219,19 @@ func logLines(t *testing.T, stderr string) []map[string]any {
 // projects, scopes, memberships), the listing keeps its order, the exports
 // are byte-identical but for the revision, and decisions and new ids on the
 // copies are as they must be. The etcd cluster runs with etcd's default
-// --max-txn-ops (128): the copy's default batches fit it.
+// --max-txn-ops (128): the copy's batches fit it.
 func TestStoreCopyRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	src := populate(t, filepath.Join(dir, "src.db"))
 	srcKeys := rawKeys(t, src.path)
 
-	cluster := harness.StartEtcdCluster(t, 1, "--max-txn-ops", "128")
+	cluster := harness.StartEtcdCluster(t, 1)
 	etcdURL := cluster.StoreURL("copied")
-	// Batches over etcd's limit: refused whole, saying what to do.
-	out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src.path, "--to", etcdURL, "--batch-ops", "1000")
-	if code != 2 || !strings.Contains(stderr, "larger than etcd accepts") || !strings.Contains(stderr, "copy stopped after 0 of") {
+	// Told a larger --max-txn-ops than the cluster's: etcd refuses the
+	// first batch whole, and the error says what to do.
+	out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src.path, "--to", etcdURL, "--etcd-max-txn-ops", "1000")
+	if code != 2 || !strings.Contains(stderr, "etcd refused the transaction") || !strings.Contains(stderr, "set --etcd-max-txn-ops to the cluster's") ||
+		!strings.Contains(stderr, "copy stopped after 0 of") {
 		t.Fatalf("batches over --max-txn-ops: exit %d\n%s%s", code, out, stderr)
 	}
 	out, stderr, code = run(t, "store", "copy", "--from", "bolt:"+src.path, "--to", etcdURL)

@@ -51,6 +51,8 @@ func (o *storeOptions) registerEtcd(f *pflag.FlagSet) {
 	f.StringVar(&o.etcd.Password, "etcd-password", "", "with an etcd store: password")
 	f.StringVar(&o.pwFile, "etcd-password-file", "", "with an etcd store: file holding the password")
 	f.DurationVar(&o.etcd.RequestTimeout, "etcd-timeout", 5*time.Second, "with an etcd store: how long one etcd request (a commit) may take")
+	f.IntVar(&o.etcd.MaxTxnOps, "etcd-max-txn-ops", etcd.DefaultMaxTxnOps, "with an etcd store: the cluster's --max-txn-ops; every commit is planned to fit it (an import commits as many lines at a time as fit)")
+	f.IntVar(&o.etcd.MaxRequestBytes, "etcd-max-request-bytes", etcd.DefaultMaxRequestBytes, "with an etcd store: the cluster's --max-request-bytes; every commit is planned to fit it")
 }
 
 // kind is "bolt" or "etcd", and where: the file or the URL.

@@ -44,6 +44,8 @@ var Settings = []struct{ Key, Flag string }{
 	{"store.etcd.password", "etcd-password"},
 	{"store.etcd.password_file", "etcd-password-file"},
 	{"store.etcd.timeout", "etcd-timeout"},
+	{"store.etcd.max_txn_ops", "etcd-max-txn-ops"},
+	{"store.etcd.max_request_bytes", "etcd-max-request-bytes"},
 
 	{"identity.mode", "identity"},
 	{"identity.groups_header", "identity-groups-header"},

@@ -13,10 +13,11 @@ import (
 // writers at once the transactions — each a raft round trip and an fsync on
 // every member — are the ceiling. So, as bbolt's Batch does for one file,
 // commits waiting at the same moment share a transaction: a committer takes
-// the first commit waiting and adds each next one that neither reads nor
-// writes a unit an earlier one of the group writes (its judgement then
-// cannot depend on the others', and no key is written twice, which etcd
-// refuses) while the group stays within etcd's per-transaction limits. The
+// the first commit waiting and adds each next one that reads no unit an
+// earlier one of the group writes (its judgement then cannot depend on the
+// others') and writes no key another writes (etcd refuses a key twice in a
+// transaction; the guards' puts are made once for the group), while the
+// group stays within etcd's per-transaction limits. The
 // transaction is guarded by every member's reads, so it commits all of them
 // or none; when it fails, the guards it read back say which members
 // conflicted — they get store.ErrConflict and plan again — and the rest are
@@ -24,24 +25,20 @@ import (
 // is not held up by the one before it: their transactions are ordered by
 // etcd like any concurrent writers'.
 
-const (
-	// committers is how many group transactions may be in flight at once.
-	committers = 4
-	// maxGroupOps keeps a group's compares, operations and guard reads each
-	// under etcd's default --max-txn-ops (128).
-	maxGroupOps = 120
-	// maxGroupBytes keeps a group's keys and values under etcd's default
-	// --max-request-bytes (1.5 MiB) and the client's 2 MiB.
-	maxGroupBytes = 1 << 20
-)
+// committers is how many group transactions may be in flight at once.
+const committers = 4
+
+// queuedCommits is how many commits may wait for a committer.
+const queuedCommits = 512
 
 // commitReq is one Commit waiting for its transaction.
 type commitReq struct {
 	b      *store.Batch
-	ops    []clientv3.Op
+	size   store.Size
+	reads  [][]byte      // the units guarded (fewerGuards of b.Reads)
+	writes [][]byte      // the units written
+	ops    []clientv3.Op // the key operations (the guards' puts are the group's)
 	cmps   []clientv3.Cmp
-	writes [][]byte // units
-	size   int      // bytes of keys and values
 	done   chan commitResult
 }
 
@@ -51,8 +48,15 @@ type commitResult struct {
 }
 
 // Commit commits b — in a transaction of its own or shared with concurrent
-// commits (above) — and waits until the replica has applied it.
+// commits (above) — and waits until the replica has applied it. A batch
+// over the transaction limits (Fits) is refused before it is sent.
 func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
+	size := b.Size()
+	if len(b.Ops) > 0 {
+		if err := s.Fits(size); err != nil {
+			return 0, err
+		}
+	}
 	if len(b.Ops) == 0 {
 		// Nothing to write: the answer holds if nothing it read changed
 		// since, which the replica (at or after b.Base) can tell.
@@ -61,7 +65,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 		}
 		return s.replica.Revision(), nil
 	}
-	r := s.request(b)
+	r := s.request(b, size)
 	select {
 	case s.commits <- r:
 	case <-ctx.Done():
@@ -100,23 +104,17 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 }
 
 // request turns a batch into its share of a transaction.
-func (s *Store) request(b *store.Batch) *commitReq {
-	r := &commitReq{b: b, writes: b.Writes(), done: make(chan commitResult, 1)}
-	for _, u := range b.Reads {
+func (s *Store) request(b *store.Batch, size store.Size) *commitReq {
+	r := &commitReq{b: b, size: size, reads: fewerGuards(b.Reads, s.opts.MaxTxnOps), writes: b.Writes(), done: make(chan commitResult, 1)}
+	for _, u := range r.reads {
 		r.cmps = append(r.cmps, clientv3.Compare(clientv3.ModRevision(s.guardKey(u)), "<", int64(b.Base)+1))
 	}
 	for _, op := range b.Ops {
-		k := s.dataKey(op.Key)
 		if op.Delete {
-			r.ops = append(r.ops, clientv3.OpDelete(k))
+			r.ops = append(r.ops, clientv3.OpDelete(s.dataKey(op.Key)))
 		} else {
-			r.ops = append(r.ops, clientv3.OpPut(k, string(op.Value)))
+			r.ops = append(r.ops, clientv3.OpPut(s.dataKey(op.Key), string(op.Value)))
 		}
-		r.size += len(k) + len(op.Value)
-	}
-	for _, u := range r.writes {
-		r.ops = append(r.ops, clientv3.OpPut(s.guardKey(u), ""))
-		r.size += len(s.prefix) + 2 + len(u)
 	}
 	return r
 }
@@ -143,7 +141,7 @@ func (s *Store) committer(ctx context.Context) {
 				return
 			}
 		}
-		g := newGroup(next)
+		g := s.newGroup(next)
 		next = nil
 	fill:
 		for {
@@ -175,40 +173,64 @@ func (s *Store) drain() {
 
 // group is a set of commits that can share a transaction.
 type group struct {
-	members          []*commitReq
+	s       *Store
+	members []*commitReq
+	// writes are the units the members write, each guard put once (every
+	// write bumps the shallow units — "", "d", … — so most members share
+	// some); keys the keys they write, each in one member only.
 	writes           map[string]bool
+	keys             map[string]bool
 	ops, cmps, bytes int
 }
 
-func newGroup(first *commitReq) *group {
-	g := &group{writes: map[string]bool{}}
+func (s *Store) newGroup(first *commitReq) *group {
+	g := &group{s: s, writes: map[string]bool{}, keys: map[string]bool{}}
 	g.put(first)
 	return g
 }
 
 func (g *group) put(r *commitReq) {
 	g.members = append(g.members, r)
+	g.ops += len(r.ops) + g.newUnits(r)
 	for _, u := range r.writes {
 		g.writes[string(u)] = true
 	}
-	g.ops += len(r.ops)
+	for _, op := range r.b.Ops {
+		g.keys[string(op.Key)] = true
+	}
 	g.cmps += len(r.cmps)
-	g.bytes += r.size
+	g.bytes += g.s.txnBytes(r.size)
 }
 
-// add adds r if it fits: within the limits, and reading or writing no unit
-// the group writes.
+// newUnits is how many units r writes that the group does not yet.
+func (g *group) newUnits(r *commitReq) int {
+	n := 0
+	for _, u := range r.writes {
+		if !g.writes[string(u)] {
+			n++
+		}
+	}
+	return n
+}
+
+// add adds r if it fits: within the transaction limits (each branch's
+// entries, the request's bytes as Fits bounds them), reading no unit the
+// group writes (r's judgement would not have seen that write), and writing
+// no key the group writes (etcd refuses a key twice in one transaction).
+// Reading what the group writes is fine the other way round: the members
+// before r read the state before r's write, as if committed before it.
 func (g *group) add(r *commitReq) bool {
-	if g.ops+len(r.ops) > maxGroupOps || g.cmps+len(r.cmps) > maxGroupOps || g.bytes+r.size > maxGroupBytes {
+	limit := g.s.opts.MaxTxnOps
+	if g.ops+len(r.ops)+g.newUnits(r) > limit || g.cmps+len(r.cmps) > limit || g.bytes+g.s.txnBytes(r.size) > g.s.opts.MaxRequestBytes {
 		return false
 	}
-	for _, u := range r.b.Reads {
+	for _, u := range r.reads {
 		if g.writes[string(u)] {
 			return false
 		}
 	}
-	for _, u := range r.writes {
-		if g.writes[string(u)] {
+	for _, op := range r.b.Ops {
+		if g.keys[string(op.Key)] {
 			return false
 		}
 	}
@@ -222,11 +244,17 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 	for len(members) > 0 {
 		var cmps []clientv3.Cmp
 		var ops, gets []clientv3.Op
-		read := map[string]bool{}
+		read, written := map[string]bool{}, map[string]bool{}
 		for _, r := range members {
 			cmps = append(cmps, r.cmps...)
 			ops = append(ops, r.ops...)
-			for _, u := range r.b.Reads {
+			for _, u := range r.writes {
+				if k := s.guardKey(u); !written[k] {
+					written[k] = true
+					ops = append(ops, clientv3.OpPut(k, ""))
+				}
+			}
+			for _, u := range r.reads {
 				if k := s.guardKey(u); !read[k] {
 					read[k] = true
 					gets = append(gets, clientv3.OpGet(k))
@@ -240,6 +268,21 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Else(gets...).Commit()
 		cancel()
 		if err != nil {
+			if ctx.Err() == nil && len(members) == 1 {
+				if e := s.refused(err, members[0].size); e != nil {
+					s.setErr(err)
+					members[0].done <- commitResult{err: e}
+					return
+				}
+			}
+			if ctx.Err() == nil && len(members) > 1 && s.refused(err, store.Size{}) != nil {
+				// The cluster's limits are below the ones the store was
+				// given: let each member find out alone.
+				for _, r := range members {
+					s.commitGroup(ctx, []*commitReq{r})
+				}
+				return
+			}
 			err = s.commitError(ctx, err)
 			for _, r := range members {
 				r.done <- commitResult{err: err}
@@ -264,7 +307,7 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		var again []*commitReq
 		for _, r := range members {
 			won := uint64(0)
-			for _, u := range r.b.Reads {
+			for _, u := range r.reads {
 				won = max(won, changed[s.guardKey(u)])
 			}
 			if won > r.b.Base {

@@ -73,8 +73,18 @@ type Options struct {
 	// MaxStaleness: past it without contact with etcd the store is not
 	// ready (Health); zero: never.
 	MaxStaleness time.Duration
-	Logger       *slog.Logger
+	// MaxTxnOps and MaxRequestBytes are the cluster's --max-txn-ops and
+	// --max-request-bytes (zero: etcd's defaults, DefaultMaxTxnOps and
+	// DefaultMaxRequestBytes): commits are planned to fit them (Fits).
+	MaxTxnOps, MaxRequestBytes int
+	Logger                     *slog.Logger
 }
+
+// etcd's defaults of --max-txn-ops and --max-request-bytes.
+const (
+	DefaultMaxTxnOps       = 128
+	DefaultMaxRequestBytes = 1536 * 1024
+)
 
 // idBlock is how many assignment numbers a sidecar reserves at once.
 const idBlock = 1000
@@ -158,8 +168,22 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxTxnOps == 0 {
+		o.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if o.MaxRequestBytes == 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if o.MaxTxnOps < 0 || o.MaxRequestBytes < 0 {
+		return nil, fmt.Errorf("--etcd-max-txn-ops and --etcd-max-request-bytes are the cluster's --max-txn-ops and --max-request-bytes: positive (0: etcd's defaults, %d and %d)",
+			DefaultMaxTxnOps, DefaultMaxRequestBytes)
+	}
 	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: o.DialTimeout, Username: o.Username, Password: o.Password,
-		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second, Logger: nil}
+		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second, Logger: nil,
+		// The client's own limit on what it sends (2 MiB by default) must
+		// not refuse what the cluster takes: etcd's gRPC server takes
+		// --max-request-bytes plus the same allowance.
+		MaxCallSendMsgSize: max(2<<20, o.MaxRequestBytes+grpcOverhead)}
 	if secure || o.CertFile != "" || o.CAFile != "" {
 		tc, err := tlsConfig(o)
 		if err != nil {
@@ -178,7 +202,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, cancel: cancel, done: make(chan struct{}),
-		commits: make(chan *commitReq, 4*maxGroupOps), stopped: make(chan struct{})}
+		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{})}
 	s.fresh.read = s.newestCommit
 	s.startCommitters(wctx)
 	// A new replica holds nothing yet: no reads until the first
@@ -370,8 +394,9 @@ func (s *Store) commitError(ctx context.Context, err error) error {
 	}
 	s.setErr(err)
 	switch {
-	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge):
-		return permatrix.Errorf(permatrix.ETOOLARGE, "the write is larger than etcd accepts in one transaction (%v): import in chunks or raise etcd's --max-txn-ops/--max-request-bytes", err)
+	case errors.Is(err, rpctypes.ErrNoSpace):
+		return permatrix.Errorf(permatrix.ESTORAGE,
+			"etcd is out of space (its --quota-backend-bytes; alarm NOSPACE): nothing was written; compact and defragment etcd or raise its quota, then disarm the alarm")
 	case errors.Is(err, context.DeadlineExceeded):
 		// The request may have reached etcd: all or nothing, but which is
 		// not known. Retrying is safe: creating an assignment again finds

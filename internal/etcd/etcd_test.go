@@ -20,8 +20,13 @@ import (
 )
 
 // cluster is a real three-member etcd cluster shared by the package's tests;
-// each test works under a prefix of its own.
+// each test works under a prefix of its own. Its transactions may be
+// larger than etcd's defaults (the conformance suite commits a few hundred
+// operations at once): raised, the stores are told (raised). The limits
+// themselves are tested on a cluster at etcd's defaults (limits_test.go).
 var cluster *harness.EtcdCluster
+
+var raised = etcd.Options{MaxTxnOps: 1024, MaxRequestBytes: 8 << 20}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "permatrix-etcd")
@@ -29,13 +34,20 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cluster, err = harness.NewEtcdCluster(dir, 3)
+	cluster, err = harness.NewEtcdCluster(dir, 3,
+		"--max-txn-ops", fmt.Sprint(raised.MaxTxnOps), "--max-request-bytes", fmt.Sprint(raised.MaxRequestBytes))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	cluster.Close()
+	if defaults.cluster != nil {
+		defaults.cluster.Close()
+	}
+	if defaults.dir != "" {
+		os.RemoveAll(defaults.dir)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -50,7 +62,9 @@ func open(t *testing.T) *etcd.Store {
 
 func openAt(t *testing.T, prefix, replica string) *etcd.Store {
 	t.Helper()
-	s, err := etcd.Open(context.Background(), etcd.Options{URL: cluster.StoreURL(prefix), Replica: replica})
+	o := raised
+	o.URL, o.Replica = cluster.StoreURL(prefix), replica
+	s, err := etcd.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

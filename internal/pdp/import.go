@@ -22,8 +22,11 @@ const (
 // ImportOptions say how an import is committed.
 type ImportOptions struct {
 	// Chunk, when set, commits the import Chunk lines at a time (1 to
-	// MaxImportChunk), each chunk one commit with its own revision; 0 makes
-	// the import one commit (all or nothing, at most MaxAtomicImport lines).
+	// MaxImportChunk), each chunk one commit with its own revision — or,
+	// on a store whose commits have a size limit (store.Bounded: etcd), as
+	// many commits of whole lines as it takes; 0 makes the import one
+	// commit (all or nothing, at most MaxAtomicImport lines, and what fits
+	// one commit of the store).
 	Chunk int
 	// Progress, if set, is told after each commit.
 	Progress func(ImportResult)
@@ -42,11 +45,13 @@ type ImportResult struct {
 
 // ImportStream imports the lines next yields (io.EOF ends them). Each line is
 // judged by the vendor rules with its own actor, against the store as it is
-// with the lines before it made. In chunks, every chunk before a refused
-// line stays committed and the result says how far the import got; all or
-// nothing, a refused line leaves the store as it was. Between chunks the
-// import lets other writes in. When ctx ends the import stops: the chunks
-// committed stay, the chunk being read or committed is dropped whole.
+// with the lines before it made. In chunks, every commit before a refused
+// line stays (the chunks before its own, and on a store with smaller
+// commits the lines of its own chunk committed before it) and the result
+// says how far the import got; all or nothing, a refused line leaves the
+// store as it was. Between commits the import lets other writes in. When
+// ctx ends the import stops: the commits made stay, a commit being made is
+// made whole or not at all, the lines read since are dropped.
 func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
 	var res ImportResult
 	if o.Chunk < 0 || o.Chunk > MaxImportChunk {
@@ -54,21 +59,23 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 	}
 	var batch []ImportLine
 	commit := func() error {
-		if len(batch) == 0 {
-			return nil
+		// A chunk is one commit, or several where the store's commits
+		// are smaller (importLines commits the lines that fit).
+		for done := 0; done < len(batch); {
+			n, rev, err := s.importLines(ctx, batch[done:], o.Chunk > 0)
+			if err != nil {
+				return err
+			}
+			done += n
+			res.Imported += n
+			res.Chunks++
+			res.Revision = rev
+			res.LastLine = batch[done-1].Line
+			if o.Progress != nil {
+				o.Progress(res)
+			}
 		}
-		n, rev, err := s.Import(ctx, batch)
-		if err != nil {
-			return err
-		}
-		res.Imported += n
-		res.Chunks++
-		res.Revision = rev
-		res.LastLine = batch[len(batch)-1].Line
 		batch = batch[:0]
-		if o.Progress != nil {
-			o.Progress(res)
-		}
 		return nil
 	}
 	for {

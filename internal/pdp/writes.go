@@ -25,17 +25,32 @@ type change struct {
 // before it are made, then planned. Many changes (an import) are judged
 // ahead on every core (prejudge.go); the result is the same.
 func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) {
+	_, rev, err := s.writeSome(ctx, false, changes)
+	return rev, err
+}
+
+// writeSome is write, except that with some, on a backend whose commits
+// have a size limit (store.Bounded: etcd), it commits the first n changes
+// that fit in one commit — at least one — and leaves the rest. Without
+// some, changes that do not fit one commit are refused whole (ETOOLARGE).
+func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n int, rev uint64, err error) {
 	p, err := s.policy()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return store.Update(ctx, s.backend, func(tx *store.Tx) error {
+	bounded, _ := s.backend.(store.Bounded)
+	rev, err = store.Update(ctx, s.backend, func(tx *store.Tx) error {
+		n = len(changes)
 		ahead := s.prejudge(ctx, p, tx.Revision(), changes)
 		defer ahead.stop()
 		for i, c := range changes {
 			prefix := ""
 			if c.where != "" {
 				prefix = c.where + ": "
+			}
+			var mark store.Mark
+			if bounded != nil {
+				mark = tx.Mark()
 			}
 			violations, forbidden, err := ahead.verdict(i, tx)
 			if errors.Is(err, errNotAhead) {
@@ -63,9 +78,31 @@ func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) 
 			if err := c.apply(tx); err != nil {
 				return prefixed(prefix, err)
 			}
+			if bounded == nil {
+				continue
+			}
+			if err := bounded.Fits(tx.Size()); err != nil {
+				switch {
+				case i == 0:
+					return prefixed(prefix, err)
+				case !some:
+					return permatrix.Errorf(permatrix.ETOOLARGE,
+						"an all-or-nothing import is one commit, and from %s on this one does not fit one: %s; or import in chunks (chunk=N), each committed in as many commits as it takes",
+						c.where, permatrix.ErrorMessage(err))
+				}
+				// The commit is full: this change and the rest are
+				// for the next one.
+				tx.Rollback(mark)
+				n = i
+				return nil
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return n, rev, nil
 }
 
 func prefixed(prefix string, err error) error {
@@ -94,12 +131,15 @@ func validActor(actor string) error {
 	return nil
 }
 
-// assign is the change that stores a on behalf of actor.
+// assign is the change that stores a on behalf of actor. Each plan starts
+// from the id a was given: a plan that is taken back (a conflict, a full
+// commit) must not leave the id it found or reserved on a.
 func assign(a *permatrix.Assignment, actor, where string) change {
+	given := a.ID
 	return change{
 		known: verdictInput("assign", actor, "assignment", a.Value()),
 		where: where,
-		apply: func(tx *store.Tx) error { return tx.CreateAssignment(a) },
+		apply: func(tx *store.Tx) error { a.ID = given; return tx.CreateAssignment(a) },
 	}
 }
 
@@ -183,6 +223,17 @@ func (l *ImportLine) validate() error {
 // lines before it made: the first refused line fails the import, and the
 // error names its line.
 func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, error) {
+	return s.importLines(ctx, lines, false)
+}
+
+// importLines is Import; with some, it commits the lines that fit one
+// commit of the store (writeSome) and returns how many — at most
+// Bounded.MaxOps: a line that changes anything is at least one operation,
+// so no more are judged for one commit than it could hold.
+func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool) (int, uint64, error) {
+	if b, ok := s.backend.(store.Bounded); ok && some && len(lines) > b.MaxOps() {
+		lines = lines[:max(1, b.MaxOps())]
+	}
 	changes := make([]change, len(lines))
 	for i := range lines {
 		l := &lines[i]
@@ -191,11 +242,7 @@ func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, 
 		}
 		changes[i] = assign(&l.Assignment, l.Actor, fmt.Sprintf("line %d", l.Line))
 	}
-	rev, err := s.write(ctx, changes...)
-	if err != nil {
-		return 0, 0, err
-	}
-	return len(lines), rev, nil
+	return s.writeSome(ctx, some, changes)
 }
 
 // Export writes the whole store as OPA data, {"store": …}, at one revision.

@@ -115,6 +115,46 @@ func (b *Batch) Writes() [][]byte {
 	return out
 }
 
+// Size is how large a commit is, in Batch's terms: what a backend with
+// limits (Bounded) holds against them.
+type Size struct {
+	// Ops, Reads and Writes count the batch's key operations, the units it
+	// read and the units its operations write (Batch.Writes).
+	Ops, Reads, Writes int
+	// OpBytes are the bytes of the operations' keys and values; ReadBytes
+	// and WriteBytes those of the units read and written.
+	OpBytes, ReadBytes, WriteBytes int
+}
+
+// Size measures the batch.
+func (b *Batch) Size() Size {
+	s := Size{Ops: len(b.Ops), Reads: len(b.Reads)}
+	for _, op := range b.Ops {
+		s.OpBytes += len(op.Key) + len(op.Value)
+	}
+	for _, u := range b.Reads {
+		s.ReadBytes += len(u)
+	}
+	for _, u := range b.Writes() {
+		s.Writes++
+		s.WriteBytes += len(u)
+	}
+	return s
+}
+
+// Bounded is a backend that takes a commit only up to a size: an etcd
+// transaction holds at most --max-txn-ops operations and --max-request-bytes
+// bytes. A write made of separable changes (an import's lines) is planned
+// to fit, a commit at a time (pdp); a commit that cannot fit is refused
+// before anything is sent, with ETOOLARGE.
+type Bounded interface {
+	// Fits is nil if a commit of size s can be made, else an ETOOLARGE
+	// *permatrix.Error naming the limit s passes and what to do.
+	Fits(s Size) error
+	// MaxOps is the most key operations one commit can hold.
+	MaxOps() int
+}
+
 var (
 	// ErrStop ends a Scan early without an error.
 	ErrStop = errors.New("store: stop scan")

@@ -18,59 +18,109 @@ type IDFloor interface {
 // CopyOptions tune Copy.
 type CopyOptions struct {
 	// BatchOps bounds the operations of one commit, the guards it writes
-	// included (etcd refuses a transaction over --max-txn-ops, 128 by
-	// default).
+	// included (default 10,000). Into a backend whose commits have a size
+	// limit (Bounded: etcd), a batch is also kept within it.
 	BatchOps int
 	// Progress, if set, is told how many keys each commit wrote.
 	Progress func(keys int)
+}
+
+// filling is a batch being filled up to a number of operations (guards
+// included) and the limits of a Bounded backend.
+type filling struct {
+	Batch
+	maxOps  int
+	bounded Bounded // nil: no limit but maxOps
+	units   map[string]bool
+	size    Size
+}
+
+func newFilling(to Backend, maxOps int) *filling {
+	if maxOps <= 0 {
+		maxOps = 10_000
+	}
+	b, _ := to.(Bounded)
+	return &filling{maxOps: maxOps, bounded: b, units: map[string]bool{}}
+}
+
+// full reports whether op would take the batch past its limits (never
+// while it is empty: a key that fits no batch is the commit's to refuse).
+func (f *filling) full(op Op) bool {
+	if len(f.Ops) == 0 {
+		return false
+	}
+	next := f.size
+	next.Ops++
+	next.OpBytes += len(op.Key) + len(op.Value)
+	for _, u := range WriteUnits(op.Key) {
+		if !f.units[string(u)] {
+			next.Writes++
+			next.WriteBytes += len(u)
+		}
+	}
+	if next.Ops+next.Writes > f.maxOps {
+		return true
+	}
+	return f.bounded != nil && f.bounded.Fits(next) != nil
+}
+
+func (f *filling) add(op Op) {
+	f.Ops = append(f.Ops, op)
+	f.size.Ops++
+	f.size.OpBytes += len(op.Key) + len(op.Value)
+	for _, u := range WriteUnits(op.Key) {
+		if !f.units[string(u)] {
+			f.units[string(u)] = true
+			f.size.Writes++
+			f.size.WriteBytes += len(u)
+		}
+	}
+}
+
+// commit commits the batch, if it holds anything, and empties it.
+func (f *filling) commit(ctx context.Context, to Backend) (int, error) {
+	n := len(f.Ops)
+	if n == 0 {
+		return 0, nil
+	}
+	f.Base = to.Revision()
+	if _, err := to.Commit(ctx, &f.Batch); err != nil {
+		return 0, err
+	}
+	f.Batch, f.size = Batch{}, Size{}
+	clear(f.units)
+	return n, nil
 }
 
 // Copy writes every key of from into to, in key order, a batch at a time,
 // and raises to's id counter above the copied assignment ids. Keys — ids
 // included — are copied as they are. It returns the keys written.
 func Copy(ctx context.Context, from Snapshot, to Backend, o CopyOptions) (int, error) {
-	if o.BatchOps <= 0 {
-		o.BatchOps = 10_000
-	}
 	var maxID uint64
-	var batch Batch
-	units := map[string]bool{}
+	batch := newFilling(to, o.BatchOps)
 	n := 0
 	flush := func() error {
-		if len(batch.Ops) == 0 {
-			return nil
-		}
-		batch.Base = to.Revision()
-		if _, err := to.Commit(ctx, &batch); err != nil {
+		k, err := batch.commit(ctx, to)
+		if err != nil {
 			return err
 		}
-		n += len(batch.Ops)
-		if o.Progress != nil {
-			o.Progress(len(batch.Ops))
+		n += k
+		if o.Progress != nil && k > 0 {
+			o.Progress(k)
 		}
-		batch = Batch{}
-		clear(units)
 		return nil
 	}
 	err := from.Scan(nil, nil, func(k, v []byte) error {
 		if id, ok := assignmentNumber(k); ok {
 			maxID = max(maxID, id)
 		}
-		fresh := 0
-		for _, u := range WriteUnits(k) {
-			if !units[string(u)] {
-				fresh++
-			}
-		}
-		if len(batch.Ops)+1+len(units)+fresh > o.BatchOps {
+		op := Op{Key: append([]byte(nil), k...), Value: append([]byte(nil), v...)}
+		if batch.full(op) {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		for _, u := range WriteUnits(k) {
-			units[string(u)] = true
-		}
-		batch.Ops = append(batch.Ops, Op{Key: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
+		batch.add(op)
 		return nil
 	})
 	if err == nil {
@@ -87,7 +137,8 @@ func Copy(ctx context.Context, from Snapshot, to Backend, o CopyOptions) (int, e
 	return n, nil
 }
 
-// Clear deletes every key of a backend, a batch at a time.
+// Clear deletes every key of a backend, a batch at a time (batchOps as
+// CopyOptions.BatchOps).
 func Clear(ctx context.Context, b Backend, batchOps int) (int, error) {
 	snap, err := b.View()
 	if err != nil {
@@ -102,20 +153,21 @@ func Clear(ctx context.Context, b Backend, batchOps int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if batchOps <= 0 {
-		batchOps = 10_000
-	}
-	step := max(1, batchOps/4) // room for the guards of each key's units
-	for i := 0; i < len(keys); i += step {
-		batch := &Batch{Base: b.Revision()}
-		for _, k := range keys[i:min(i+step, len(keys))] {
-			batch.Ops = append(batch.Ops, Op{Key: k, Delete: true})
+	batch := newFilling(b, batchOps)
+	n := 0
+	for _, k := range keys {
+		op := Op{Key: k, Delete: true}
+		if batch.full(op) {
+			c, err := batch.commit(ctx, b)
+			if err != nil {
+				return n, err
+			}
+			n += c
 		}
-		if _, err := b.Commit(ctx, batch); err != nil {
-			return i, err
-		}
+		batch.add(op)
 	}
-	return len(keys), nil
+	c, err := batch.commit(ctx, b)
+	return n + c, err
 }
 
 // Count is the number of keys of a snapshot.

@@ -53,6 +53,28 @@ func (tx *Tx) Changes(units [][]byte) bool { return tx.overlay.Changes(units) }
 // Empty reports whether the Tx planned no operation.
 func (tx *Tx) Empty() bool { return len(tx.overlay.Ops()) == 0 }
 
+// Size measures the Tx as one commit (Batch), as it grows: for a backend
+// with limits (Bounded), planning stops before a commit would not fit.
+func (tx *Tx) Size() Size {
+	s := tx.overlay.Size()
+	s.Reads, s.ReadBytes = tx.view.size()
+	return s
+}
+
+// Mark is a point of a Tx's planning to roll back to.
+type Mark struct{ ops, reads int }
+
+// Mark is the point the Tx's planning has reached.
+func (tx *Tx) Mark() Mark { return Mark{ops: len(tx.overlay.Ops()), reads: tx.view.Len()} }
+
+// Rollback takes back everything planned and read after m: the Tx is as it
+// was at m, and so is its Batch. (Assignment numbers reserved meanwhile
+// stay used: numbers may have gaps.)
+func (tx *Tx) Rollback(m Mark) {
+	tx.overlay.Truncate(m.ops)
+	tx.view.Forget(m.reads)
+}
+
 // Batch is the Tx as one commit: its operations, guarded by every unit it read.
 func (tx *Tx) Batch() *Batch {
 	return &Batch{Base: tx.Revision(), Reads: tx.view.Units(), Ops: slices.Clone(tx.overlay.Ops())}

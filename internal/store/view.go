@@ -17,6 +17,8 @@ type Overlay struct {
 	ops     []Op
 	tree    *btree.BTreeG[pending]
 	written map[string]struct{} // WriteUnits of every pending key
+	// opBytes and writtenBytes measure ops and written (Size).
+	opBytes, writtenBytes int
 }
 
 type pending struct {
@@ -34,23 +36,37 @@ func NewOverlay(base Snapshot) *Overlay {
 
 // Put records a pending write of key.
 func (o *Overlay) Put(key, value []byte) {
-	o.ops = append(o.ops, Op{Key: key, Value: value})
-	o.tree.ReplaceOrInsert(pending{key: string(key), value: value})
-	o.bump(key)
+	o.add(Op{Key: key, Value: value})
 }
 
 // Delete records a pending removal of key.
 func (o *Overlay) Delete(key []byte) {
-	o.ops = append(o.ops, Op{Key: key, Delete: true})
-	o.tree.ReplaceOrInsert(pending{key: string(key), deleted: true})
-	o.bump(key)
+	o.add(Op{Key: key, Delete: true})
 }
 
-func (o *Overlay) bump(key []byte) {
-	for _, u := range WriteUnits(key) {
+func (o *Overlay) add(op Op) {
+	o.ops = append(o.ops, op)
+	o.tree.ReplaceOrInsert(pending{key: string(op.Key), value: op.Value, deleted: op.Delete})
+	o.opBytes += len(op.Key) + len(op.Value)
+	for _, u := range WriteUnits(op.Key) {
 		if _, ok := o.written[string(u)]; !ok {
 			o.written[string(u)] = struct{}{}
+			o.writtenBytes += len(u)
 		}
+	}
+}
+
+// Truncate drops the pending operations after the first n: the overlay is
+// as it was when it had n. (Rebuilt from the ops kept: a rare step, taken
+// at most once per commit planned.)
+func (o *Overlay) Truncate(n int) {
+	if n >= len(o.ops) {
+		return
+	}
+	ops := o.ops[:n]
+	o.ops, o.tree, o.written, o.opBytes, o.writtenBytes = nil, btree.NewG(16, lessPending), map[string]struct{}{}, 0, 0
+	for _, op := range ops {
+		o.add(op)
 	}
 }
 
@@ -67,6 +83,12 @@ func (o *Overlay) Changes(units [][]byte) bool {
 
 // Ops are the pending operations in the order they were made.
 func (o *Overlay) Ops() []Op { return o.ops }
+
+// Size measures the pending operations and the units they write (the reads
+// are the Tracked's).
+func (o *Overlay) Size() Size {
+	return Size{Ops: len(o.ops), OpBytes: o.opBytes, Writes: len(o.written), WriteBytes: o.writtenBytes}
+}
 
 // Revision is the base snapshot's.
 func (o *Overlay) Revision() uint64 { return o.base.Revision() }
@@ -142,19 +164,53 @@ func (o *Overlay) Close() error { return o.base.Close() }
 type Tracked struct {
 	Snapshot
 	mu    sync.Mutex
-	units map[string]struct{}
+	units map[string]int // unit → how many units were recorded before it (Forget)
+	bytes int            // of the units
 }
 
 // Track starts recording reads of s.
-func Track(s Snapshot) *Tracked { return &Tracked{Snapshot: s, units: map[string]struct{}{}} }
+func Track(s Snapshot) *Tracked { return &Tracked{Snapshot: s, units: map[string]int{}} }
 
 func (t *Tracked) record(key []byte) {
 	u := UnitOf(key)
 	t.mu.Lock()
-	if _, ok := t.units[string(u)]; !ok {
-		t.units[string(u)] = struct{}{}
-	}
+	t.add(u)
 	t.mu.Unlock()
+}
+
+// add records u (t.mu held).
+func (t *Tracked) add(u []byte) {
+	if _, ok := t.units[string(u)]; !ok {
+		t.units[string(u)] = len(t.units)
+		t.bytes += len(u)
+	}
+}
+
+// Len is how many units are recorded.
+func (t *Tracked) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.units)
+}
+
+// Forget drops the units recorded after the first n (Len): reads made for
+// a change that is taken back (Tx.Rollback).
+func (t *Tracked) Forget(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for u, i := range t.units {
+		if i >= n {
+			delete(t.units, u)
+			t.bytes -= len(u)
+		}
+	}
+}
+
+// size is the Size of the reads.
+func (t *Tracked) size() (n, bytes int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.units), t.bytes
 }
 
 // Get records the key's unit and reads it.
@@ -175,9 +231,7 @@ func (t *Tracked) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 func (t *Tracked) Note(units [][]byte) {
 	t.mu.Lock()
 	for _, u := range units {
-		if _, ok := t.units[string(u)]; !ok {
-			t.units[string(u)] = struct{}{}
-		}
+		t.add(u)
 	}
 	t.mu.Unlock()
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // ndjsonLine is line n of a generated import: user:u<n> may edit Celonis
@@ -351,4 +353,47 @@ func TestServeKilledMidImport(t *testing.T) {
 		t.Fatalf("after kill -9 the store holds %d assignments: not 7 plus whole chunks of %d", n, chunk)
 	}
 	t.Logf("killed after %d chunks", (n-7)/chunk)
+}
+
+// `permatrix import` into an etcd store at etcd's default limits, with the
+// default --chunk (10,000): the chunk is committed in as many commits as
+// fit etcd's --max-txn-ops (128), and the store holds every line. Told a
+// larger limit than the cluster's, the import stops at once with exit 2
+// and etcd's refusal, naming the flag to fix, and writes nothing.
+func TestImportCommandEtcd(t *testing.T) {
+	cluster := harness.StartEtcdCluster(t, 3)
+	url := cluster.StoreURL("cli")
+	dir := t.TempDir()
+	const total = 3000
+	file := writeImport(t, total, nil)
+	out, errs, code := importCmd(t, nil, file, "--store", url, "--replica", filepath.Join(dir, "import.db"))
+	m := regexp.MustCompile(`^imported 3000 assignments from 3000 lines in (\d+) commits; store etcd://\S+ at revision \d+\n$`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < total/128 {
+		t.Fatalf("%d lines in %d commits: more than --max-txn-ops allows in one", total, n)
+	}
+	// What etcd holds, copied to a bbolt file: sound, every line.
+	copied := filepath.Join(dir, "copied.db")
+	if out, code := run(t, "store", "copy", "--from", url, "--to", "bolt:"+copied); code != 0 {
+		t.Fatalf("store copy: exit %d\n%s", code, out)
+	}
+	if n := storeCheck(t, copied); n != total {
+		t.Fatalf("etcd holds %d assignments, want %d", n, total)
+	}
+
+	more := writeImport(t, 100, func(n int) string { return ndjsonLine(100_000 + n) })
+	out, errs, code = importCmd(t, nil, more, "--store", url, "--replica", filepath.Join(dir, "forced.db"), "--etcd-max-txn-ops", "100000")
+	if code != 2 || out != "" || !strings.Contains(errs, "etcd refused the transaction for this write") ||
+		!strings.Contains(errs, "--etcd-max-txn-ops of 100000") || !strings.Contains(errs, "nothing was imported") {
+		t.Fatalf("told more than the cluster takes: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	copied2 := filepath.Join(dir, "copied2.db")
+	if out, code := run(t, "store", "copy", "--from", url, "--to", "bolt:"+copied2); code != 0 {
+		t.Fatalf("store copy: exit %d\n%s", code, out)
+	}
+	if n := storeCheck(t, copied2); n != total {
+		t.Fatalf("after the refused import etcd holds %d assignments, want %d", n, total)
+	}
 }

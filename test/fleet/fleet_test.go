@@ -48,7 +48,12 @@ type fleet struct {
 // startFleet starts a three-member etcd cluster and n sidecars on it, with
 // extra serve flags.
 func startFleet(t *testing.T, n int, extra ...string) *fleet {
-	f := &fleet{t: t, cluster: harness.StartEtcdCluster(t, 3), prefix: fmt.Sprintf("fleet%d", time.Now().UnixNano()), dir: t.TempDir(), args: extra}
+	return startFleetOn(t, harness.StartEtcdCluster(t, 3), n, extra...)
+}
+
+// startFleetOn starts n sidecars on cluster, with extra serve flags.
+func startFleetOn(t *testing.T, cluster *harness.EtcdCluster, n int, extra ...string) *fleet {
+	f := &fleet{t: t, cluster: cluster, prefix: fmt.Sprintf("fleet%d", time.Now().UnixNano()), dir: t.TempDir(), args: extra}
 	for i := range n {
 		f.sidecars = append(f.sidecars, f.start(i))
 	}
