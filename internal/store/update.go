@@ -18,8 +18,7 @@ const (
 
 // Update is the write protocol, the same over every backend:
 //
-//  1. once the applied state holds every commit acknowledged so far
-//     (Backend.Fresh), take a snapshot of it at revision R;
+//  1. take a snapshot of the applied state at revision R;
 //  2. plan (and judge) the write with fn, reading through a Tx over it —
 //     every read is recorded;
 //  3. commit the Tx's operations, on the condition that nothing it read
@@ -28,15 +27,21 @@ const (
 //  4. on a conflict, wait until the snapshot would be newer, and start again
 //     (at most MaxAttempts times).
 //
+// A commit needs no current snapshot: its condition makes the plan as good
+// as one made at the commit's revision, however old R is (a fleet
+// sidecar's replica may lag the cluster). An answer that no commit checks
+// does: when fn refuses the write, or plans nothing, the plan is made again
+// once the applied state holds every commit acknowledged so far
+// (Backend.Fresh) — so a write refused, or found already made, is so at a
+// revision after every write acknowledged before it began.
+//
 // fn may run several times and must have no effect outside the Tx. If it
 // returns an error, nothing is committed and Update returns it. A Tx that
 // planned nothing commits nothing (its reads are still checked, so the
 // answer is true at the returned revision).
 func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, error) {
 	start := time.Now()
-	if err := b.Fresh(ctx); err != nil {
-		return 0, err
-	}
+	fresh := false
 	for attempt := 1; ; attempt++ {
 		snap, err := b.View()
 		if err != nil {
@@ -49,6 +54,15 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 			batch = tx.Batch()
 		}
 		snap.Close()
+		if !fresh && (err != nil || len(batch.Ops) == 0) && ctx.Err() == nil {
+			// An answer from the snapshot alone: plan again on a current one.
+			if err := b.Fresh(ctx); err != nil {
+				return 0, err
+			}
+			fresh = true
+			attempt--
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -1,0 +1,105 @@
+package store_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// lagging is a backend whose snapshots stay at an old revision until Fresh
+// or Wait is called — a fleet sidecar whose replica has not yet applied
+// what another sidecar committed.
+type lagging struct {
+	*store.Memory
+	stale  store.Snapshot
+	lag    atomic.Bool
+	freshN atomic.Int32
+}
+
+func (l *lagging) View() (store.Snapshot, error) {
+	if l.lag.Load() {
+		return l.stale, nil
+	}
+	return l.Memory.View()
+}
+
+func (l *lagging) Fresh(ctx context.Context) error {
+	l.freshN.Add(1)
+	l.lag.Store(false)
+	return l.Memory.Fresh(ctx)
+}
+
+func (l *lagging) Wait(ctx context.Context, rev uint64) error {
+	l.lag.Store(false)
+	return l.Memory.Wait(ctx, rev)
+}
+
+// TestUpdateOnALaggingReplica: a plan with something to commit needs no
+// current snapshot (its commit is guarded), but a refusal or a plan with
+// nothing to do is an answer from the snapshot alone, so Update makes it
+// again on a current one.
+func TestUpdateOnALaggingReplica(t *testing.T) {
+	ctx := context.Background()
+	setup := func(t *testing.T) *lagging {
+		l := &lagging{Memory: store.NewMemory()}
+		l.stale, _ = l.Memory.View() // before the role exists
+		// "Another sidecar" creates the role; this one has not seen it.
+		if _, err := store.Update(ctx, l.Memory, func(tx *store.Tx) error {
+			return tx.PutRole(permatrix.Role{System: "s", Name: "r", Permissions: []string{"p"}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		l.lag.Store(true)
+		return l
+	}
+	t.Run("a refusal is made again on a current snapshot", func(t *testing.T) {
+		l := setup(t)
+		_, err := store.Update(ctx, l, func(tx *store.Tx) error {
+			if _, err := tx.Role("s", "r"); err != nil {
+				return err // not found on the stale snapshot
+			}
+			return tx.DeleteRole("s", "r")
+		})
+		if err != nil {
+			t.Fatalf("deleting a role created elsewhere before the write began: %v", err)
+		}
+		if l.freshN.Load() != 1 {
+			t.Fatalf("Fresh called %d times, want 1", l.freshN.Load())
+		}
+		snap, _ := l.Memory.View()
+		if _, err := store.Role(snap, "s", "r"); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+			t.Fatalf("the role is still there: %v", err)
+		}
+	})
+	t.Run("a plan with writes commits without Fresh", func(t *testing.T) {
+		l := setup(t)
+		if _, err := store.Update(ctx, l, func(tx *store.Tx) error {
+			return tx.PutRole(permatrix.Role{System: "s", Name: "other", Permissions: []string{"p"}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if l.freshN.Load() != 0 {
+			t.Fatalf("Fresh called %d times for a guarded commit", l.freshN.Load())
+		}
+	})
+	t.Run("a stale plan whose reads changed is planned again", func(t *testing.T) {
+		l := setup(t)
+		_, err := store.Update(ctx, l, func(tx *store.Tx) error {
+			if _, err := tx.Role("s", "r"); err == nil {
+				return nil // exists: nothing to do
+			}
+			return tx.PutRole(permatrix.Role{System: "s", Name: "r", Permissions: []string{"q"}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, _ := l.Memory.View()
+		r, err := store.Role(snap, "s", "r")
+		if err != nil || r.Permissions[0] != "p" {
+			t.Fatalf("the role created elsewhere was overwritten by a plan on a stale snapshot: %+v %v", r, err)
+		}
+	})
+}
