@@ -159,7 +159,7 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, openError(path, err)
 	}
 	b.NoSync = o.Replica
-	if err := guard(func() error { _, err := verifyOpen(b, path); return err }); err != nil {
+	if err := guard(func() error { _, err := verifyOpen(b, path, false); return err }); err != nil {
 		b.Close()
 		return nil, corrupt(path, err)
 	}
