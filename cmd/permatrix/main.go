@@ -33,7 +33,8 @@ func main() {
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
 		}
-		fmt.Fprintln(os.Stderr, "permatrix:", err)
+		// A domain error says "permatrix: <code>: …" itself.
+		fmt.Fprintln(os.Stderr, "permatrix:", strings.TrimPrefix(err.Error(), "permatrix: "))
 		os.Exit(2)
 	}
 }
