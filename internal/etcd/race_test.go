@@ -1,0 +1,392 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// Races against group commit (commit.go) and writes planned on a lagging
+// replica (store.Update): two stores on one prefix are two sidecars; many
+// writers at once fill the commit queue, so that commits share
+// transactions. Each test states an invariant the write rules keep one
+// write after another and checks that concurrency never breaks it.
+
+// pair opens two sidecars on one new prefix, with options o (raised when
+// zero).
+func pair(t *testing.T, o etcd.Options) (*etcd.Store, *etcd.Store) {
+	t.Helper()
+	prefix := fmt.Sprintf("race%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	return sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), o), sidecar(t, prefix, filepath.Join(t.TempDir(), "b.db"), o)
+}
+
+func sidecar(t *testing.T, prefix, replica string, o etcd.Options) *etcd.Store {
+	t.Helper()
+	if o.MaxTxnOps == 0 {
+		o.MaxTxnOps, o.MaxRequestBytes = raised.MaxTxnOps, raised.MaxRequestBytes
+	}
+	o.URL, o.Replica = cluster.StoreURL(prefix), replica
+	s, err := etcd.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	waitReady(t, s)
+	return s
+}
+
+// counter reads role s/name as a number ("n<k>" its only permission; 0 when
+// absent).
+func counter(tx *store.Tx, name string) (int, error) {
+	r, err := tx.Role("s", name)
+	switch {
+	case permatrix.ErrorCode(err) == permatrix.ENOTFOUND:
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	n := 0
+	fmt.Sscanf(r.Permissions[0], "n%d", &n)
+	return n, nil
+}
+
+func setCounter(tx *store.Tx, name string, n int) error {
+	return tx.PutRole(permatrix.Role{System: "s", Name: name, Permissions: []string{fmt.Sprintf("n%d", n)}})
+}
+
+func readCounter(t *testing.T, s store.Backend, name string) int {
+	t.Helper()
+	snap, err := s.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	r, err := store.Role(snap, "s", name)
+	if permatrix.ErrorCode(err) == permatrix.ENOTFOUND {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	fmt.Sscanf(r.Permissions[0], "n%d", &n)
+	return n
+}
+
+// settle waits until both stores have applied rev.
+func settle(t *testing.T, rev uint64, stores ...*etcd.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range stores {
+		if err := s.Wait(ctx, rev); err != nil {
+			t.Fatalf("revision %d never applied: %v", rev, err)
+		}
+	}
+}
+
+var errBroke = errors.New("insufficient funds")
+
+// TestGroupCommitMoneyAndCounters: transfers between accounts (each reads
+// and writes two of them; money is conserved and no balance goes below
+// zero) beside counters of one writer each (every acknowledged increment is
+// there, none twice), through two sidecars at once. Writers that acknowledge
+// at the same revision shared a transaction: the test reports how often.
+func TestGroupCommitMoneyAndCounters(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t, etcd.Options{})
+	const accounts, initial = 5, 10
+	if _, err := store.Update(ctx, a, func(tx *store.Tx) error {
+		for i := range accounts {
+			if err := setCounter(tx, fmt.Sprintf("acct%d", i), initial); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 16, 15
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		revs    = map[uint64]int{} // acknowledged revision → writes acknowledged at it
+		top     uint64
+		acked   [writers]int
+		refused atomic.Int64
+	)
+	ack := func(rev uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		revs[rev]++
+		top = max(top, rev)
+	}
+	deadline, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if w%2 == 1 {
+				s = b
+			}
+			for i := range each {
+				var rev uint64
+				var err error
+				if w%4 < 2 {
+					from, to := fmt.Sprintf("acct%d", (w+i)%accounts), fmt.Sprintf("acct%d", (w+2*i+1)%accounts)
+					if from == to {
+						to = fmt.Sprintf("acct%d", (w+i+1)%accounts)
+					}
+					rev, err = store.Update(deadline, s, func(tx *store.Tx) error {
+						x, err := counter(tx, from)
+						if err != nil {
+							return err
+						}
+						y, err := counter(tx, to)
+						if err != nil {
+							return err
+						}
+						if x == 0 {
+							return errBroke
+						}
+						if err := setCounter(tx, from, x-1); err != nil {
+							return err
+						}
+						return setCounter(tx, to, y+1)
+					})
+					if errors.Is(err, errBroke) {
+						refused.Add(1)
+						continue
+					}
+				} else {
+					name := fmt.Sprintf("own%d", w)
+					rev, err = store.Update(deadline, s, func(tx *store.Tx) error {
+						n, err := counter(tx, name)
+						if err != nil {
+							return err
+						}
+						return setCounter(tx, name, n+1)
+					})
+					if err == nil {
+						acked[w]++
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ack(rev)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	settle(t, top, a, b)
+	for _, s := range []*etcd.Store{a, b} {
+		sum := 0
+		for i := range accounts {
+			n := readCounter(t, s, fmt.Sprintf("acct%d", i))
+			if n < 0 {
+				t.Errorf("acct%d at %d", i, n)
+			}
+			sum += n
+		}
+		if sum != accounts*initial {
+			t.Errorf("accounts sum to %d, want %d: a transfer was lost, doubled or made on stale balances", sum, accounts*initial)
+		}
+		for w := range writers {
+			if w%4 >= 2 {
+				if n := readCounter(t, s, fmt.Sprintf("own%d", w)); n != acked[w] {
+					t.Errorf("own%d is %d, %d increments acknowledged", w, n, acked[w])
+				}
+			}
+		}
+	}
+	logSharing(t, revs)
+	t.Logf("%d transfers refused for want of funds", refused.Load())
+}
+
+// logSharing reports how many acknowledged writes shared a revision (a
+// group transaction).
+func logSharing(t *testing.T, revs map[uint64]int) {
+	total, shared := 0, 0
+	for _, n := range revs {
+		total += n
+		if n > 1 {
+			shared += n
+		}
+	}
+	t.Logf("%d writes acknowledged at %d revisions; %d of them shared one (group commit)", total, len(revs), shared)
+}
+
+// noise keeps both sidecars' commit queues busy with disjoint counters until
+// stop is closed, so that the writes under test share transactions with
+// others.
+func noise(t *testing.T, stop chan struct{}, stores ...*etcd.Store) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		for j := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				name := fmt.Sprintf("noise%d-%d", i, j)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, err := store.Update(context.Background(), s, func(tx *store.Tx) error {
+						n, err := counter(tx, name)
+						if err != nil {
+							return err
+						}
+						return setCounter(tx, name, n+1)
+					})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	return &wg
+}
+
+var errTaken = errors.New("taken")
+
+// TestCreateIfAbsentThroughPrefix: writers each create a role in a system
+// only if the system has none yet. The judgement scans the whole system
+// (a read of the prefix "d roles <system>", shallower than the unit of the
+// role each writes): exactly one may win each round, on either sidecar.
+func TestCreateIfAbsentThroughPrefix(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t, etcd.Options{})
+	stop := make(chan struct{})
+	bg := noise(t, stop, a, b)
+	defer func() { close(stop); bg.Wait() }()
+	const rounds, writers = 25, 8
+	for round := range rounds {
+		system := fmt.Sprintf("sys%d", round)
+		var won atomic.Int64
+		var wg sync.WaitGroup
+		var top atomic.Uint64
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := a
+				if w%2 == 1 {
+					s = b
+				}
+				rev, err := store.Update(ctx, s, func(tx *store.Tx) error {
+					roles, err := store.Roles(tx.View(), system)
+					if err != nil {
+						return err
+					}
+					if len(roles) > 0 {
+						return errTaken
+					}
+					return tx.PutRole(permatrix.Role{System: system, Name: fmt.Sprintf("w%d", w), Permissions: []string{"p"}})
+				})
+				switch {
+				case err == nil:
+					won.Add(1)
+					for old := top.Load(); rev > old && !top.CompareAndSwap(old, rev); old = top.Load() {
+					}
+				case !errors.Is(err, errTaken):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := won.Load(); n != 1 {
+			t.Fatalf("round %d: %d writers created the system's first role, want exactly 1", round, n)
+		}
+		settle(t, top.Load(), a, b)
+		for _, s := range []*etcd.Store{a, b} {
+			snap, _ := s.View()
+			roles, err := store.Roles(snap, system)
+			snap.Close()
+			if err != nil || len(roles) != 1 {
+				t.Fatalf("round %d: system has roles %v (%v), want exactly one", round, roles, err)
+			}
+		}
+	}
+}
+
+// TestMutualRevocation: A removes B's admin grant if A still has one, while
+// B removes A's if B still has one; each judgement reads the grant the
+// other removes. Never may both succeed (that would leave no admin, a
+// state no order of the two writes reaches) — on one sidecar (where the
+// two may meet in one group) or on two.
+func TestMutualRevocation(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t, etcd.Options{})
+	stop := make(chan struct{})
+	bg := noise(t, stop, a, b)
+	defer func() { close(stop); bg.Wait() }()
+	admin := func(user string) permatrix.Assignment {
+		return permatrix.Assignment{Subject: "user:" + user, System: "s", Role: "admin", Scope: permatrix.ServiceScope}
+	}
+	for round := range 60 {
+		x, y := admin(fmt.Sprintf("a%d", round)), admin(fmt.Sprintf("b%d", round))
+		rev, err := store.Update(ctx, a, func(tx *store.Tx) error {
+			x.ID, y.ID = "", ""
+			if err := tx.CreateAssignment(&x); err != nil {
+				return err
+			}
+			return tx.CreateAssignment(&y)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		settle(t, rev, a, b)
+		revoke := func(s *etcd.Store, actor, victim permatrix.Assignment) error {
+			_, err := store.Update(ctx, s, func(tx *store.Tx) error {
+				if _, err := tx.Assignment(actor.ID); err != nil {
+					return err // the actor is no admin any more
+				}
+				_, err := tx.DeleteAssignment(victim.ID)
+				return err
+			})
+			return err
+		}
+		sb := a
+		if round%2 == 1 {
+			sb = b
+		}
+		var errs [2]error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); errs[0] = revoke(a, x, y) }()
+		go func() { defer wg.Done(); errs[1] = revoke(sb, y, x) }()
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case permatrix.ErrorCode(err) != permatrix.ENOTFOUND:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d (same sidecar: %v): %d revocations succeeded, want exactly 1 (errors %v)", round, sb == a, ok, errs)
+		}
+	}
+}
