@@ -390,3 +390,121 @@ func TestMutualRevocation(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupAttributesConflicts: a stale commit (its guard moved after its
+// base; read directly or through a parent guard, fewerGuards) sent with
+// many fresh ones — some reading nothing — that it may share a
+// transaction with: it alone gets the conflict, with the revision that
+// beat it; every other one is committed, once.
+func TestGroupAttributesConflicts(t *testing.T) {
+	ctx := context.Background()
+	// 48 guards at most: a commit reading 60 units is guarded by parents.
+	s, _ := pair(t, etcd.Options{MaxTxnOps: 48, MaxRequestBytes: raised.MaxRequestBytes})
+	role := func(system, name string) []byte { return store.Key("d", "roles", system, name) }
+	for round := range 10 {
+		sys := fmt.Sprintf("s%d", round)
+		base := s.Revision()
+		won, err := store.Update(ctx, s, func(tx *store.Tx) error { return setCounter(tx, "winner"+sys, 1) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The winner wrote d roles s winner<sys>: the unit the stale
+		// commits read (directly, or among 60 siblings lifted to d roles s).
+		direct := &store.Batch{Base: base, Reads: [][]byte{store.UnitOf(role("s", "winner"+sys))},
+			Ops: []store.Op{{Key: role(sys, "direct"), Value: []byte(`{"permissions":[]}`)}}}
+		lifted := &store.Batch{Base: base, Ops: []store.Op{{Key: role(sys, "lifted"), Value: []byte(`{"permissions":[]}`)}}}
+		for i := range 60 {
+			lifted.Reads = append(lifted.Reads, store.UnitOf(role("s", fmt.Sprintf("absent%d", i))))
+		}
+		now := s.Revision()
+		var fresh []*store.Batch
+		for i := range 30 {
+			f := &store.Batch{Base: now, Ops: []store.Op{{Key: role(sys, fmt.Sprintf("f%d", i)), Value: []byte(`{"permissions":[]}`)}}}
+			if i%2 == 0 { // half read their own unit, half nothing
+				f.Reads = [][]byte{store.UnitOf(f.Ops[0].Key)}
+			}
+			fresh = append(fresh, f)
+		}
+		all := append([]*store.Batch{direct, lifted}, fresh...)
+		revs, errs := make([]uint64, len(all)), make([]error, len(all))
+		var wg sync.WaitGroup
+		for i, b := range all {
+			wg.Add(1)
+			go func() { defer wg.Done(); revs[i], errs[i] = s.Commit(ctx, b) }()
+		}
+		wg.Wait()
+		for i, err := range errs[:2] {
+			var ce *store.ConflictError
+			if !errors.As(err, &ce) || ce.Revision < won {
+				t.Fatalf("round %d: stale commit %d: %v, want a conflict at revision ≥ %d", round, i, err, won)
+			}
+		}
+		top := uint64(0)
+		for i, err := range errs[2:] {
+			if err != nil {
+				t.Fatalf("round %d: fresh commit %d: %v (attributed to the stale ones' conflict?)", round, i, err)
+			}
+			top = max(top, revs[2+i])
+		}
+		settle(t, top, s)
+		snap, _ := s.View()
+		roles, err := store.Roles(snap, sys)
+		snap.Close()
+		if err != nil || len(roles) != len(fresh) {
+			t.Fatalf("round %d: %d roles in %s (%v), want the %d fresh commits' only", round, len(roles), sys, err, len(fresh))
+		}
+	}
+}
+
+// TestGroupOverClusterLimit: a sidecar told limits above the cluster's
+// groups commits that etcd then refuses together; each is made alone
+// (every one fits the cluster by itself), and one over the cluster's limit
+// by itself is refused with ETOOLARGE, changing nothing.
+func TestGroupOverClusterLimit(t *testing.T) {
+	ctx := context.Background()
+	s, _ := pair(t, etcd.Options{MaxTxnOps: 8 * raised.MaxTxnOps, MaxRequestBytes: raised.MaxRequestBytes})
+	const commits, each = 12, 300 // ≈ 300 ops each: 4 exceed the cluster's 1024
+	batch := func(name string, n int) *store.Batch {
+		b := &store.Batch{Base: s.Revision()}
+		for k := range n {
+			b.Ops = append(b.Ops, store.Op{Key: store.Key("d", "roles", name, fmt.Sprintf("r%d", k)), Value: []byte(`{"permissions":[]}`)})
+		}
+		b.Reads = [][]byte{store.UnitOf(b.Ops[0].Key)}
+		return b
+	}
+	errs, revs := make([]error, commits+1), make([]uint64, commits+1)
+	var wg sync.WaitGroup
+	for i := range commits + 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == commits {
+				revs[i], errs[i] = s.Commit(ctx, batch("huge", 2*raised.MaxTxnOps))
+				return
+			}
+			revs[i], errs[i] = s.Commit(ctx, batch(fmt.Sprintf("sys%d", i), each))
+		}()
+	}
+	wg.Wait()
+	top := uint64(0)
+	for i, err := range errs[:commits] {
+		if err != nil {
+			t.Fatalf("commit %d of %d ops: %v", i, each, err)
+		}
+		top = max(top, revs[i])
+	}
+	if permatrix.ErrorCode(errs[commits]) != permatrix.ETOOLARGE {
+		t.Fatalf("a commit over the cluster's limit: %v, want ETOOLARGE", errs[commits])
+	}
+	settle(t, top, s)
+	snap, _ := s.View()
+	defer snap.Close()
+	for i := range commits {
+		if roles, err := store.Roles(snap, fmt.Sprintf("sys%d", i)); err != nil || len(roles) != each {
+			t.Fatalf("sys%d: %d roles (%v), want %d", i, len(roles), err, each)
+		}
+	}
+	if roles, _ := store.Roles(snap, "huge"); len(roles) != 0 {
+		t.Fatalf("the refused commit wrote %d roles", len(roles))
+	}
+}
