@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -507,4 +508,227 @@ func TestGroupOverClusterLimit(t *testing.T) {
 	if roles, _ := store.Roles(snap, "huge"); len(roles) != 0 {
 		t.Fatalf("the refused commit wrote %d roles", len(roles))
 	}
+}
+
+// TestNoStaleRefusal: a write acknowledged by one sidecar, then at once a
+// write through the other whose answer rests on it — removing what was
+// just made, making again what was just made (nothing to do), judged by
+// a grant just given. The second sidecar's replica may not have the first
+// write yet: it must not refuse (ENOTFOUND, a judgement's refusal) nor
+// answer "nothing to do" at a revision before the first write's.
+func TestNoStaleRefusal(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t, etcd.Options{})
+	for round := range 100 {
+		x := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", round), System: "s", Role: "r", Scope: permatrix.ServiceScope}
+		made, err := store.Update(ctx, a, func(tx *store.Tx) error { x.ID = ""; return tx.CreateAssignment(&x) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch round % 3 {
+		case 0: // remove it through b
+			rev, err := store.Update(ctx, b, func(tx *store.Tx) error { _, err := tx.DeleteAssignment(x.ID); return err })
+			if err != nil || rev <= made {
+				t.Fatalf("round %d: removing %s (made at %d) through the other sidecar: %d %v", round, x.ID, made, rev, err)
+			}
+		case 1: // make it again through b: nothing to do, at or after made
+			y := x
+			y.ID = ""
+			rev, err := store.Update(ctx, b, func(tx *store.Tx) error { y.ID = ""; return tx.CreateAssignment(&y) })
+			if err != nil || y.ID != x.ID || rev < made {
+				t.Fatalf("round %d: making %s (made at %d) again through the other sidecar: id %q at %d, %v", round, x.ID, made, y.ID, rev, err)
+			}
+		case 2: // a write judged by the grant just given
+			rev, err := store.Update(ctx, b, func(tx *store.Tx) error {
+				if _, err := tx.Assignment(x.ID); err != nil {
+					return err
+				}
+				return setCounter(tx, fmt.Sprintf("by%d", round), 1)
+			})
+			if err != nil || rev <= made {
+				t.Fatalf("round %d: a write allowed by %s (made at %d) through the other sidecar: %d %v", round, x.ID, made, rev, err)
+			}
+		}
+	}
+}
+
+// hammer runs writers of disjoint and shared counters on s until they fail
+// or ctxOf's context ends, and counts what was acknowledged and tried.
+type hammer struct {
+	name           string // of its counters: <name>0…
+	wg             sync.WaitGroup
+	acked, tried   [8]atomic.Int64
+	unexpected     atomic.Int64
+	firstUnexpeced atomic.Pointer[error]
+}
+
+func (h *hammer) run(s *etcd.Store, ctxOf func() (context.Context, context.CancelFunc), stop chan struct{}) {
+	for w := range len(h.acked) {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			name := fmt.Sprintf("%s%d", h.name, w)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := ctxOf()
+				h.tried[w].Add(1)
+				_, err := store.Update(ctx, s, func(tx *store.Tx) error {
+					n, err := counter(tx, name)
+					if err != nil {
+						return err
+					}
+					return setCounter(tx, name, n+1)
+				})
+				gaveUp := ctx.Err() != nil
+				cancel()
+				switch {
+				case err == nil:
+					h.acked[w].Add(1)
+				case gaveUp && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+				case permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE:
+					return // the store is closing
+				default:
+					h.unexpected.Add(1)
+					h.firstUnexpeced.CompareAndSwap(nil, &err)
+				}
+			}
+		}()
+	}
+}
+
+// wait waits for the writers, at most d.
+func (h *hammer) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("writers still blocked after %s:\n%s", d, buf[:runtime.Stack(buf, true)])
+	}
+	if n := h.unexpected.Load(); n > 0 {
+		t.Fatalf("%d unexpected errors, the first: %v", n, *h.firstUnexpeced.Load())
+	}
+}
+
+// check: every counter holds at least the increments acknowledged and at
+// most those tried (one whose client gave up may be made or not).
+func (h *hammer) check(t *testing.T, s store.Backend) {
+	t.Helper()
+	for w := range len(h.acked) {
+		n := readCounter(t, s, fmt.Sprintf("%s%d", h.name, w))
+		if acked, tried := int(h.acked[w].Load()), int(h.tried[w].Load()); n < acked || n > tried {
+			t.Errorf("counter %s%d is %d: %d increments acknowledged, %d tried", h.name, w, n, acked, tried)
+		}
+	}
+}
+
+// settleGoroutines waits for the goroutine count to fall to at most n.
+func settleGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCloseWithCommitsQueued: closing a sidecar while writers keep its
+// commit queue full neither hangs a writer nor leaks a goroutine, and no
+// acknowledged write is lost (another sidecar reads them all).
+func TestCloseWithCommitsQueued(t *testing.T) {
+	prefix := fmt.Sprintf("close%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	other := sidecar(t, prefix, filepath.Join(t.TempDir(), "other.db"), etcd.Options{})
+	before := runtime.NumGoroutine()
+	o := raised
+	o.URL, o.Replica = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "closing.db")
+	s, err := etcd.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s)
+	h := hammer{name: "c"}
+	stop := make(chan struct{})
+	h.run(s, func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 10*time.Second) }, stop)
+	time.Sleep(300 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("Close hangs with commits queued:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	close(stop)
+	h.wait(t, 10*time.Second)
+	settleGoroutines(t, before+2)
+	// Every acknowledged increment is in etcd: the other sidecar sees it.
+	cli := client(t)
+	resp, err := cli.Get(context.Background(), "/"+prefix+"/g/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(t, uint64(resp.Header.Revision), other)
+	h.check(t, other)
+	total := int64(0)
+	for i := range h.acked {
+		total += h.acked[i].Load()
+	}
+	if total == 0 {
+		t.Fatal("no write was acknowledged before Close: the test tested nothing")
+	}
+}
+
+// TestCancelWhileQueued: writers whose clients give up after a few
+// milliseconds, while the queue is full: none hangs, no goroutine is left
+// behind, every acknowledged write is there and none is made twice.
+func TestCancelWhileQueued(t *testing.T) {
+	prefix := fmt.Sprintf("cancel%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	s := sidecar(t, prefix, filepath.Join(t.TempDir(), "s.db"), etcd.Options{})
+	before := runtime.NumGoroutine()
+	h := hammer{name: "c"}
+	stop := make(chan struct{})
+	var n atomic.Int64
+	h.run(s, func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), time.Duration(1+n.Add(1)%40)*time.Millisecond)
+	}, stop)
+	// Writers that wait their turn: they must get through.
+	patient := hammer{name: "patient"}
+	patient.run(s, func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 10*time.Second) }, stop)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	h.wait(t, 10*time.Second)
+	patient.wait(t, 10*time.Second)
+	settleGoroutines(t, before+2)
+	cli := client(t)
+	resp, err := cli.Get(context.Background(), "/"+prefix+"/g/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(t, uint64(resp.Header.Revision), s)
+	h.check(t, s)
+	total := int64(0)
+	for i := range patient.acked {
+		total += patient.acked[i].Load()
+	}
+	if total == 0 {
+		t.Fatal("no patient write was acknowledged")
+	}
+	t.Logf("impatient: %d acknowledged of %d tried; patient: %d acknowledged", sum(&h.acked), sum(&h.tried), total)
+}
+
+func sum(c *[8]atomic.Int64) int64 {
+	t := int64(0)
+	for i := range c {
+		t += c[i].Load()
+	}
+	return t
 }
