@@ -84,16 +84,14 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 		select {
 		case res = <-r.done:
 		default:
-			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; the write was made entirely or not at all, and retrying it is safe")
+			return 0, errStopping()
 		}
 	}
 	if res.err != nil {
 		return 0, res.err
 	}
 	// Acknowledge only once the write is visible here.
-	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
-	if err := s.replica.Wait(wctx, res.rev); err != nil {
+	if err := s.waitApplied(ctx, res.rev); err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -101,6 +99,11 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 			"the write committed at etcd revision %d but this sidecar has not applied it yet (applied: %d); retrying the write is safe", res.rev, s.replica.Revision())
 	}
 	return res.rev, nil
+}
+
+// errStopping answers a commit that Close interrupted.
+func errStopping() error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; the write was made entirely or not at all, and retrying it is safe")
 }
 
 // request turns a batch into its share of a transaction.
@@ -283,7 +286,13 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 				}
 				return
 			}
-			err = s.commitError(ctx, err)
+			if ctx.Err() != nil {
+				// ctx is the committers': the store is closing, not
+				// the client leaving (its context is not this one).
+				err = errStopping()
+			} else {
+				err = s.commitError(ctx, err)
+			}
 			for _, r := range members {
 				r.done <- commitResult{err: err}
 			}
