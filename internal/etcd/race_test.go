@@ -739,3 +739,42 @@ func sum(c *[8]atomic.Int64) int64 {
 	}
 	return t
 }
+
+// TestCommitAfterClientLeft: a commit whose client has already gone (its
+// context ended) is answered with the context's error — and, being never
+// sent, makes nothing: an error the client may never see must not hide a
+// write made after it.
+func TestCommitAfterClientLeft(t *testing.T) {
+	s, _ := pair(t, etcd.Options{})
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &store.Batch{Base: s.Revision(), Ops: []store.Op{{Key: store.Key("d", "roles", "s", fmt.Sprintf("r%d", i)), Value: []byte(`{"permissions":[]}`)}}}
+			if _, err := s.Commit(gone, b); !errors.Is(err, context.Canceled) {
+				t.Errorf("commit %d with its context ended: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Then one that is made: once it is applied, nothing before it is
+	// still on its way.
+	rev, err := s.Commit(context.Background(), &store.Batch{Base: s.Revision(), Ops: []store.Op{{Key: store.Key("d", "roles", "s", "last"), Value: []byte(`{"permissions":[]}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // commits still queued would be made by now
+	if rev, err = s.Commit(context.Background(), &store.Batch{Base: s.Revision(), Ops: []store.Op{{Key: store.Key("d", "roles", "t", "last"), Value: []byte(`{"permissions":[]}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, rev, s)
+	snap, _ := s.View()
+	defer snap.Close()
+	roles, err := store.Roles(snap, "s")
+	if err != nil || len(roles) != 1 {
+		t.Fatalf("after 100 commits whose clients had left and one made: %d roles (%v), want 1", len(roles), err)
+	}
+}
