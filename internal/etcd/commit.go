@@ -119,7 +119,17 @@ func (s *Store) request(ctx context.Context, b *store.Batch, size store.Size) *c
 	for _, u := range r.reads {
 		r.cmps = append(r.cmps, clientv3.Compare(clientv3.ModRevision(s.guardKey(u)), "<", int64(b.Base)+1))
 	}
-	for _, op := range b.Ops {
+	// A plan may write a key more than once (put, then put again or
+	// delete); etcd refuses a key twice in a transaction, and the last
+	// operation is the key's outcome.
+	last := make(map[string]int, len(b.Ops))
+	for i, op := range b.Ops {
+		last[string(op.Key)] = i
+	}
+	for i, op := range b.Ops {
+		if last[string(op.Key)] != i {
+			continue
+		}
 		if op.Delete {
 			r.ops = append(r.ops, clientv3.OpDelete(s.dataKey(op.Key)))
 		} else {

@@ -778,3 +778,59 @@ func TestCommitAfterClientLeft(t *testing.T) {
 		t.Fatalf("after 100 commits whose clients had left and one made: %d roles (%v), want 1", len(roles), err)
 	}
 }
+
+// TestKeyWrittenTwiceInOneCommit: a plan may write a key more than once
+// (a role put, then put again); etcd refuses a key twice in one
+// transaction, so the commit must carry the last operation only — else it
+// fails, and with it every commit sharing its transaction.
+func TestKeyWrittenTwiceInOneCommit(t *testing.T) {
+	ctx := context.Background()
+	s, _ := pair(t, etcd.Options{})
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = store.Update(ctx, s, func(tx *store.Tx) error {
+				name := fmt.Sprintf("r%d", i)
+				if i%2 == 1 { // an innocent one beside
+					return setCounter(tx, name, 1)
+				}
+				if err := setCounter(tx, name, 1); err != nil {
+					return err
+				}
+				if err := setCounter(tx, name, 2); err != nil {
+					return err
+				}
+				x := permatrix.Assignment{Subject: "user:" + name, System: "s", Role: "r", Scope: permatrix.ServiceScope}
+				if err := tx.CreateAssignment(&x); err != nil {
+					return err
+				}
+				_, err := tx.DeleteAssignment(x.ID)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("commit %d: %v", i, err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	snap, _ := s.View()
+	defer snap.Close()
+	for i := range errs {
+		want := 1 + (1-i%2)
+		r, err := store.Role(snap, "s", fmt.Sprintf("r%d", i))
+		if err != nil || r.Permissions[0] != fmt.Sprintf("n%d", want) {
+			t.Fatalf("r%d: %+v %v, want n%d", i, r, err, want)
+		}
+	}
+	if list, _, _ := store.Assignments(snap, permatrix.AssignmentFilter{}); len(list) != 0 {
+		t.Fatalf("assignments made and removed in one commit are there: %v", list)
+	}
+}
