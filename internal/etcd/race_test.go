@@ -824,7 +824,7 @@ func TestKeyWrittenTwiceInOneCommit(t *testing.T) {
 	snap, _ := s.View()
 	defer snap.Close()
 	for i := range errs {
-		want := 1 + (1-i%2)
+		want := 1 + (1 - i%2)
 		r, err := store.Role(snap, "s", fmt.Sprintf("r%d", i))
 		if err != nil || r.Permissions[0] != fmt.Sprintf("n%d", want) {
 			t.Fatalf("r%d: %+v %v, want n%d", i, r, err, want)
