@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
@@ -833,4 +835,60 @@ func TestKeyWrittenTwiceInOneCommit(t *testing.T) {
 	if list, _, _ := store.Assignments(snap, permatrix.AssignmentFilter{}); len(list) != 0 {
 		t.Fatalf("assignments made and removed in one commit are there: %v", list)
 	}
+}
+
+// TestNothingToDoRevision: the revision a write answers with is one at
+// which its outcome holds — also when it found nothing to do while another
+// sidecar undid and redid it. A member added (or found a member) at
+// revision R is a member in etcd at R.
+func TestNothingToDoRevision(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("noop%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	a := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), etcd.Options{})
+	b := sidecar(t, prefix, filepath.Join(t.TempDir(), "b.db"), etcd.Options{})
+	m := permatrix.Membership{Group: "g", User: "u"}
+	key := "/" + prefix + "/k/" + string(store.Key("d", "memberships", m.User, m.Group))
+	if _, err := store.Update(ctx, a, func(tx *store.Tx) error { return tx.AddMember(m) }); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // b removes and adds the member again and again
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, fn := range []func(*store.Tx) error{func(tx *store.Tx) error { return tx.RemoveMember(m) }, func(tx *store.Tx) error { return tx.AddMember(m) }} {
+				if _, err := store.Update(ctx, b, fn); err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	var revs []uint64
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		rev, err := store.Update(ctx, a, func(tx *store.Tx) error { return tx.AddMember(m) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	close(stop)
+	wg.Wait()
+	cli := client(t)
+	for _, rev := range revs {
+		resp, err := cli.Get(ctx, key, clientv3.WithRev(int64(rev)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) == 0 {
+			t.Fatalf("a member was added (or found) at revision %d, where etcd has no such member", rev)
+		}
+	}
+	t.Logf("%d answers checked", len(revs))
 }
