@@ -341,10 +341,14 @@ func (db *DB) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 		return 0, errors.New("bolt: a replica is written by its source only")
 	}
 	if len(b.Ops) == 0 {
+		// The revision is read before the check: a commit records its
+		// changes before it shows its revision, so the answer holds at
+		// rev (read after, it could be one whose change the check missed).
+		rev := db.rev.Load()
 		if db.changes.ChangedAfter(b.Base, b.Reads) {
 			return 0, store.ErrConflict
 		}
-		return db.rev.Load(), nil
+		return rev, nil
 	}
 	req := &commitReq{ctx: ctx, batch: b, done: make(chan commitResult, 1)}
 	db.mu.Lock()

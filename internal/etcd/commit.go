@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"slices"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -23,7 +24,8 @@ import (
 // conflicted — they get store.ErrConflict and plan again — and the rest are
 // committed again without them. Several committers run at once, so a group
 // is not held up by the one before it: their transactions are ordered by
-// etcd like any concurrent writers'.
+// etcd like any concurrent writers'. A commit whose client left while it
+// waited is not sent (left).
 
 // committers is how many group transactions may be in flight at once.
 const committers = 4
@@ -33,6 +35,7 @@ const queuedCommits = 512
 
 // commitReq is one Commit waiting for its transaction.
 type commitReq struct {
+	ctx    context.Context // the client's
 	b      *store.Batch
 	size   store.Size
 	reads  [][]byte      // the units guarded (fewerGuards of b.Reads)
@@ -59,13 +62,21 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	}
 	if len(b.Ops) == 0 {
 		// Nothing to write: the answer holds if nothing it read changed
-		// since, which the replica (at or after b.Base) can tell.
+		// since, which the replica (at or after b.Base) can tell. The
+		// revision is read first: the replica records a revision's
+		// changes before it shows the revision, so the answer holds at
+		// it (read after the check, it could be one whose change the
+		// check missed).
+		rev := s.replica.Revision()
 		if s.replica.Changes().ChangedAfter(b.Base, b.Reads) {
 			return 0, store.ErrConflict
 		}
-		return s.replica.Revision(), nil
+		return rev, nil
 	}
-	r := s.request(b, size)
+	if err := ctx.Err(); err != nil {
+		return 0, err // the client has left: nothing is sent
+	}
+	r := s.request(ctx, b, size)
 	select {
 	case s.commits <- r:
 	case <-ctx.Done():
@@ -77,23 +88,22 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	select {
 	case res = <-r.done:
 	case <-ctx.Done():
-		// The transaction may still be made: all or nothing, as when a
+		// The transaction is still made if a committer took the commit
+		// before the client left (left): all or nothing, as when a
 		// client leaves during any commit.
 		return 0, ctx.Err()
 	case <-s.stopped:
 		select {
 		case res = <-r.done:
 		default:
-			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; the write was made entirely or not at all, and retrying it is safe")
+			return 0, errStopping()
 		}
 	}
 	if res.err != nil {
 		return 0, res.err
 	}
 	// Acknowledge only once the write is visible here.
-	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
-	if err := s.replica.Wait(wctx, res.rev); err != nil {
+	if err := s.waitApplied(ctx, res.rev); err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -103,13 +113,28 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	return res.rev, nil
 }
 
+// errStopping answers a commit that Close interrupted.
+func errStopping() error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; the write was made entirely or not at all, and retrying it is safe")
+}
+
 // request turns a batch into its share of a transaction.
-func (s *Store) request(b *store.Batch, size store.Size) *commitReq {
-	r := &commitReq{b: b, size: size, reads: fewerGuards(b.Reads, s.opts.MaxTxnOps), writes: b.Writes(), done: make(chan commitResult, 1)}
+func (s *Store) request(ctx context.Context, b *store.Batch, size store.Size) *commitReq {
+	r := &commitReq{ctx: ctx, b: b, size: size, reads: fewerGuards(b.Reads, s.opts.MaxTxnOps), writes: b.Writes(), done: make(chan commitResult, 1)}
 	for _, u := range r.reads {
 		r.cmps = append(r.cmps, clientv3.Compare(clientv3.ModRevision(s.guardKey(u)), "<", int64(b.Base)+1))
 	}
-	for _, op := range b.Ops {
+	// A plan may write a key more than once (put, then put again or
+	// delete); etcd refuses a key twice in a transaction, and the last
+	// operation is the key's outcome.
+	last := make(map[string]int, len(b.Ops))
+	for i, op := range b.Ops {
+		last[string(op.Key)] = i
+	}
+	for i, op := range b.Ops {
+		if last[string(op.Key)] != i {
+			continue
+		}
 		if op.Delete {
 			r.ops = append(r.ops, clientv3.OpDelete(s.dataKey(op.Key)))
 		} else {
@@ -141,12 +166,19 @@ func (s *Store) committer(ctx context.Context) {
 				return
 			}
 		}
+		if next.left() {
+			next = nil
+			continue
+		}
 		g := s.newGroup(next)
 		next = nil
 	fill:
 		for {
 			select {
 			case r := <-s.commits:
+				if r.left() {
+					continue
+				}
 				if !g.add(r) {
 					next = r
 					break fill
@@ -157,6 +189,17 @@ func (s *Store) committer(ctx context.Context) {
 		}
 		s.commitGroup(ctx, g.members)
 	}
+}
+
+// left answers r with its context's error if its client has left while
+// it waited (nothing of it was sent yet): a write the client was told
+// failed is not made after all, later.
+func (r *commitReq) left() bool {
+	if err := r.ctx.Err(); err != nil {
+		r.done <- commitResult{err: err}
+		return true
+	}
+	return false
 }
 
 // drain answers the commits still queued when the store closes.
@@ -241,7 +284,13 @@ func (g *group) add(r *commitReq) bool {
 // commitGroup commits the members as one transaction, then those that did
 // not conflict again until none is left.
 func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
-	for len(members) > 0 {
+	for {
+		// Nothing of the members is made yet: those whose clients left
+		// are let go.
+		members = slices.DeleteFunc(members, (*commitReq).left)
+		if len(members) == 0 {
+			return
+		}
 		var cmps []clientv3.Cmp
 		var ops, gets []clientv3.Op
 		read, written := map[string]bool{}, map[string]bool{}
@@ -283,7 +332,13 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 				}
 				return
 			}
-			err = s.commitError(ctx, err)
+			if ctx.Err() != nil {
+				// ctx is the committers': the store is closing, not
+				// the client leaving (its context is not this one).
+				err = errStopping()
+			} else {
+				err = s.commitError(ctx, err)
+			}
 			for _, r := range members {
 				r.done <- commitResult{err: err}
 			}

@@ -103,6 +103,7 @@ type Store struct {
 	idMu          sync.Mutex
 	idNext, idEnd uint64
 
+	alive  context.Context // ends when Close is called
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -201,7 +202,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "etcd %v: %v", endpoints, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, cancel: cancel, done: make(chan struct{}),
+	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
 		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{})}
 	s.fresh.read = s.newestCommit
 	s.startCommitters(wctx)
@@ -311,15 +312,23 @@ func (s *Store) Fresh(ctx context.Context) error {
 	if rev == 0 {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
-	if err := s.replica.Wait(wctx, rev); err != nil {
+	if err := s.waitApplied(ctx, rev); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: this sidecar has not applied etcd revision %d yet (applied: %d)", rev, s.replica.Revision())
 	}
 	return nil
+}
+
+// waitApplied waits until the replica has applied rev, at most
+// RequestTimeout, and not past Close: the watch has stopped then, the
+// replica will not move.
+func (s *Store) waitApplied(ctx context.Context, rev uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	defer context.AfterFunc(s.alive, cancel)()
+	return s.replica.Wait(wctx, rev)
 }
 
 // newestCommit reads the root guard's ModRevision (linearizable): the
