@@ -4,6 +4,7 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,9 +53,21 @@ func assignment(user string) string {
 	return fmt.Sprintf(`{"subject":"user:%s","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`, user)
 }
 
+// command is the binary with args, given at most three minutes: a hung
+// command gets SIGQUIT, so that the Go runtime dumps its goroutines into
+// the output and the test says where it hung instead of timing out.
+func command(t testing.TB, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
 func run(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	out, err := command(t, args...).CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return string(out), ee.ExitCode()
@@ -146,13 +159,13 @@ func TestCheckCommandAgainstServer(t *testing.T) {
 }
 
 func TestBadFlagsFromEnv(t *testing.T) {
-	cmd := exec.Command(bin, "serve")
+	cmd := command(t, "serve")
 	cmd.Env = append(os.Environ(), "PERMATRIX_LOG_LEVEL=loud", "PERMATRIX_DB="+filepath.Join(t.TempDir(), "x.db"))
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--log-level") {
 		t.Fatalf("want a clear error: %v\n%s", err, out)
 	}
-	cmd = exec.Command(bin, "serve", "--bundle", filepath.Join(t.TempDir(), "missing"))
+	cmd = command(t, "serve", "--bundle", filepath.Join(t.TempDir(), "missing"))
 	cmd.Env = append(os.Environ(), "PERMATRIX_DB="+filepath.Join(t.TempDir(), "y.db"))
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "missing") {
@@ -182,7 +195,7 @@ func TestDefaultDecisionAndConfig(t *testing.T) {
 	}
 	s.Stop(t)
 
-	cmd := exec.Command(bin, "serve", "--default-decision", "a//b")
+	cmd := command(t, "serve", "--default-decision", "a//b")
 	cmd.Env = append(os.Environ(), "PERMATRIX_DB="+filepath.Join(t.TempDir(), "z.db"))
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--default-decision") {
@@ -255,7 +268,7 @@ func freeAddr(t *testing.T) string {
 // exit code.
 func runEnv(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := command(t, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut

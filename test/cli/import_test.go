@@ -63,7 +63,7 @@ func writeImport(t *testing.T, n int, line func(int) string) string {
 // stderr and the exit code.
 func importCmd(t *testing.T, stdin io.Reader, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"import"}, args...)...)
+	cmd := command(t, append([]string{"import"}, args...)...)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -211,7 +211,7 @@ func TestImportCommandRefusedLine(t *testing.T) {
 // and returns it with a channel of those lines.
 func startImport(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"import", "--log-level", "debug"}, args...)...)
+	cmd := command(t, append([]string{"import", "--log-level", "debug"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
