@@ -75,6 +75,10 @@ func StartProcess(t testing.TB, bin, token string, env []string, args ...string)
 	}
 }
 
+// processClient bounds each request: a server that stops answering fails
+// the test with its logs instead of hanging the package until it times out.
+var processClient = &http.Client{Timeout: 2 * time.Minute}
+
 // Logs is what serve has written to stderr so far.
 func (p *Process) Logs() string {
 	p.mu.Lock()
@@ -112,9 +116,9 @@ func (p *Process) Do(t testing.TB, method, path, body string) (int, []byte) {
 	}
 	req.Header.Set("Authorization", "Bearer "+p.Token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := processClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: %v\n%s", method, path, err, p.Logs())
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
