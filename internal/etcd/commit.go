@@ -27,8 +27,10 @@ import (
 // etcd like any concurrent writers'. A commit whose client left while it
 // waited is not sent (left).
 
-// committers is how many group transactions may be in flight at once.
-const committers = 4
+// committers is how many group transactions may be in flight at once. Fewer
+// make bigger groups: on the fleet benchmark (docs/performance.md) 4 gave
+// 768 writes/s, 1 gave 970, 2 gave 1 021.
+const committers = 2
 
 // queuedCommits is how many commits may wait for a committer.
 const queuedCommits = 512
