@@ -43,7 +43,10 @@ type ahead struct {
 	results []judgedAhead
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	taken   *atomic.Uint64 // Service.aheadTaken
+	// finished is closed once every worker has returned: a change they
+	// did not reach (the write's context ended) will not be judged ahead.
+	finished chan struct{}
+	taken    *atomic.Uint64 // Service.aheadTaken
 }
 
 // prejudge starts judging ahead the changes of a plan at revision, if they
@@ -59,7 +62,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken}
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, finished: make(chan struct{}), taken: &s.aheadTaken}
 	for i := range a.results {
 		a.results[i].done = make(chan struct{})
 	}
@@ -97,6 +100,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 			}
 		}()
 	}
+	go func() { a.wg.Wait(); close(a.finished) }()
 	return a
 }
 
@@ -107,7 +111,15 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 		return nil, nil, errNotAhead
 	}
 	r := &a.results[i]
-	<-r.done
+	select {
+	case <-r.done:
+	case <-a.finished:
+		select {
+		case <-r.done:
+		default:
+			return nil, nil, errNotAhead // never reached: the workers stopped
+		}
+	}
 	defer func() { a.results[i] = judgedAhead{} }() // taken once: let it go
 	if r.err != nil {
 		return nil, nil, errNotAhead // judged again in order, which says why if it fails again

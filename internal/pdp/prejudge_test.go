@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -118,5 +119,29 @@ func TestJudgingAheadSeesEarlierLines(t *testing.T) {
 	}
 	if pdp.AheadTaken(svc) == 0 {
 		t.Fatal("no verdict judged ahead was taken")
+	}
+}
+
+// An import whose context ends while its lines are judged ahead returns
+// (the workers stop taking lines; the plan must not wait for the lines
+// they never reached — it once did, forever: a SIGINT'd `permatrix import`
+// hung).
+func TestJudgingAheadCancelled(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for round := range 5 {
+		svc := newImportService(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { _, _, err := svc.Import(ctx, analysts(0, 20000)); done <- err }()
+		time.Sleep(time.Duration(20+round*20) * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("round %d: the import of 40,000 lines finished before its context ended", round)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("round %d: the import hung after its context ended", round)
+		}
 	}
 }
