@@ -107,6 +107,11 @@ func Run(ctx context.Context, entries []decisionlog.Entry, o Options) (*Report, 
 	groups := map[[2]string]*Group{}
 	first := true
 	for _, e := range entries {
+		// OPA notices a canceled context only now and then during an
+		// evaluation: a short one may finish regardless.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if !e.IsCheck() {
 			rep.Skipped++
 			continue
