@@ -3,15 +3,9 @@ package pdp_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
-	"github.com/permatrix/permatrix/internal/opa"
-	"github.com/permatrix/permatrix/internal/pdp"
 )
 
 // BenchmarkCheck is the /v1/check decision through the service — input
@@ -20,16 +14,7 @@ import (
 // revision (issue 11's target: ≤ 2 µs); cache=off evaluates every time.
 func BenchmarkCheck(b *testing.B) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "check.db"), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	bundle, _ := opa.ReadDefault()
-	if _, err := svc.Activate(ctx, bundle); err != nil {
-		b.Fatal(err)
-	}
+	svc := newService(b)
 	if _, _, err := svc.Import(ctx, analysts(0, 10000)); err != nil {
 		b.Fatal(err)
 	}

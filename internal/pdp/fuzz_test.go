@@ -57,6 +57,7 @@ func FuzzCheck(f *testing.F) {
 	})
 }
 
+// newService is a Service over a new bbolt file with the embedded bundle.
 func newService(t testing.TB) *pdp.Service {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})

@@ -3,14 +3,9 @@ package pdp_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
-	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
 
@@ -28,16 +23,7 @@ func analysts(from, n int) []pdp.ImportLine {
 
 func BenchmarkImport(b *testing.B) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "import.db"), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	bundle, _ := opa.ReadDefault()
-	if _, err := svc.Activate(ctx, bundle); err != nil {
-		b.Fatal(err)
-	}
+	svc := newService(b)
 	const chunk = 1000 // users: 2,000 assignments
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {

@@ -16,26 +16,6 @@ import (
 	"github.com/permatrix/permatrix/internal/pdp"
 )
 
-// newImportService is a Service over a new bbolt file with the embedded
-// bundle.
-func newImportService(t *testing.T) *pdp.Service {
-	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "import.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	b, err := opa.ReadDefault()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Activate(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	return svc
-}
-
 // analyst is line n of an import: user:a<n> a Celonis analyst.
 func analyst(n int) pdp.ImportLine {
 	return pdp.ImportLine{Line: n, Assignment: permatrix.Assignment{
@@ -114,7 +94,7 @@ func wantCode(t *testing.T, err error, code, msg string) {
 // Each chunk is a commit of its own: a revision per chunk, increasing, and
 // the result counts them.
 func TestImportStreamCommitsChunkByChunk(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	before := svc.Revision()
 	var seen []pdp.ImportResult
 	src := &lines{n: 250, line: analyst}
@@ -152,7 +132,7 @@ func TestImportStreamCommitsChunkByChunk(t *testing.T) {
 // chunk 3 is stored, the error names the line and the rule, the result
 // says how far the import got, and nothing after the line is read.
 func TestImportStreamRefusedLineKeepsEarlierChunks(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	src := &lines{n: 100, line: withRefusal(27)}
 	res, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{Chunk: 10})
 	wantCode(t, err, permatrix.EUNPROCESSABLE, fmt.Sprintf(refusedR, 27))
@@ -176,7 +156,7 @@ func TestImportStreamRefusedLineKeepsEarlierChunks(t *testing.T) {
 // All or nothing: a refused line, even the last of many, leaves the store
 // as it was.
 func TestImportStreamAllOrNothingRefusedLineChangesNothing(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	before := svc.Revision()
 	res, err := svc.ImportStream(context.Background(), (&lines{n: 300, line: withRefusal(300)}).next, pdp.ImportOptions{})
 	wantCode(t, err, permatrix.EUNPROCESSABLE, fmt.Sprintf(refusedR, 300))
@@ -197,7 +177,7 @@ func TestImportStreamAllOrNothingRefusedLineChangesNothing(t *testing.T) {
 // lines are not judged until the commit, so this reads 100,001 cheap
 // lines and writes none.)
 func TestImportStreamAllOrNothingIsBounded(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	before := svc.Revision()
 	src := &lines{n: pdp.MaxAtomicImport + 5, line: analyst}
 	res, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{})
@@ -229,7 +209,7 @@ func TestImportStreamAllOrNothingTakesTheLimit(t *testing.T) {
 // subject of 60 KiB) stops the import at once, so that an import holds
 // only valid lines of bounded size until its commit.
 func TestImportStreamChecksLinesAsTheyArrive(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	for _, chunk := range []int{0, 1000} {
 		src := &lines{n: 5000, line: func(n int) pdp.ImportLine {
 			l := analyst(n)
@@ -255,7 +235,7 @@ func TestImportStreamChecksLinesAsTheyArrive(t *testing.T) {
 }
 
 func TestImportStreamChunkOutOfRange(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	for _, chunk := range []int{-1, pdp.MaxImportChunk + 1, -1 << 40} {
 		src := &lines{n: 5, line: analyst}
 		_, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{Chunk: chunk})
@@ -275,7 +255,7 @@ func TestImportStreamChunkOutOfRange(t *testing.T) {
 // The context ends after chunk 2: the import stops there, reads no more
 // lines, keeps both chunks and says so.
 func TestImportStreamStopsWhenContextEnds(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src := &lines{n: 100, line: analyst}
@@ -299,7 +279,7 @@ func TestImportStreamStopsWhenContextEnds(t *testing.T) {
 }
 
 func TestImportStreamEmpty(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	for _, chunk := range []int{0, 10} {
 		_, err := svc.ImportStream(context.Background(), (&lines{}).next, pdp.ImportOptions{Chunk: chunk})
 		wantCode(t, err, permatrix.EINVALID, "no assignments in the import")
@@ -310,7 +290,7 @@ func TestImportStreamEmpty(t *testing.T) {
 // broken body) stops the import with that error; the lines of the chunk
 // before it are not stored.
 func TestImportStreamReadErrorDropsTheChunk(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	n := 0
 	res, err := svc.ImportStream(context.Background(), func() (pdp.ImportLine, error) {
 		n++
@@ -329,7 +309,7 @@ func TestImportStreamReadErrorDropsTheChunk(t *testing.T) {
 // chunk or across chunks; the same grant twice is one assignment
 // (idempotent).
 func TestImportStreamDuplicates(t *testing.T) {
-	svc := newImportService(t)
+	svc := newService(t)
 	withID := func(n int, id string) pdp.ImportLine {
 		l := analyst(n)
 		l.Assignment.ID = id

@@ -67,14 +67,14 @@ func TestJudgingAheadSameAsInOrder(t *testing.T) {
 		batches = append(batches, mixedImport(r, 64+r.IntN(200)))
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	inOrder := newImportService(t)
+	inOrder := newService(t)
 	wantOutcomes, wantExport := importAll(t, inOrder, batches)
 	if pdp.AheadTaken(inOrder) != 0 {
 		t.Fatal("one core judged ahead")
 	}
 
 	runtime.GOMAXPROCS(4)
-	ahead := newImportService(t)
+	ahead := newService(t)
 	gotOutcomes, gotExport := importAll(t, ahead, batches)
 	for i := range wantOutcomes {
 		if gotOutcomes[i] != wantOutcomes[i] {
@@ -104,7 +104,7 @@ func TestJudgingAheadSameAsInOrder(t *testing.T) {
 // against the store without that line.
 func TestJudgingAheadSeesEarlierLines(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-	svc := newImportService(t)
+	svc := newService(t)
 	var ls []pdp.ImportLine
 	for i := range 100 {
 		ls = append(ls, analyst(i+1))
@@ -129,7 +129,7 @@ func TestJudgingAheadSeesEarlierLines(t *testing.T) {
 func TestJudgingAheadCancelled(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	for round := range 5 {
-		svc := newImportService(t)
+		svc := newService(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { _, _, err := svc.Import(ctx, analysts(0, 20000)); done <- err }()
