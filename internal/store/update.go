@@ -53,15 +53,20 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 		if err == nil {
 			batch = tx.Batch()
 		}
+		planned := snap.Revision()
 		snap.Close()
 		if !fresh && (err != nil || len(batch.Ops) == 0) && ctx.Err() == nil {
-			// An answer from the snapshot alone: plan again on a current one.
+			// An answer from the snapshot alone: plan again on a current
+			// one, if the snapshot was not current already (bbolt's always
+			// is: nothing is judged twice there).
 			if err := b.Fresh(ctx); err != nil {
 				return 0, err
 			}
 			fresh = true
-			attempt--
-			continue
+			if b.Revision() != planned {
+				attempt--
+				continue
+			}
 		}
 		if err != nil {
 			return 0, err
