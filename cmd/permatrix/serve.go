@@ -45,6 +45,7 @@ type serveOptions struct {
 	verify                   opa.VerifyOptions
 	defaultDecision          string
 	console                  bool
+	pprof                    bool
 }
 
 func newServe() *cobra.Command {
@@ -90,6 +91,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	f.StringVar(&o.verify.Algorithm, "verification-alg", "RS256", "algorithm of the verification key (RS256, HS256, ES256, …)")
 	f.StringVar(&o.verify.Scope, "verification-scope", "", "scope the signature must carry, if any")
 	f.StringVar(&o.defaultDecision, "default-decision", http.DefaultDecision, "the document POST / answers for OPA clients that ask the default decision (OPA's default_decision)")
+	f.BoolVar(&o.pprof, "pprof", false, "serve Go's runtime profiles at /debug/pprof/ to the operator (admin token), as OPA's --pprof")
 	f.BoolVar(&o.console, "console", true, "serve the web console at /ui (static pages that use this API with the token the user types; docs/console.md)")
 	return cmd
 }
@@ -254,7 +256,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
-		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags)}
+		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof}
 	if o.console {
 		cfg.Console = console.Handler()
 	}

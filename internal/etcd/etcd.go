@@ -21,6 +21,9 @@
 //     of one etcd revision in one bbolt transaction, and records the etcd
 //     revision it has applied: a snapshot shows one etcd revision, never a
 //     mix. Decisions read only the replica: they never wait on the network.
+//     The watch carries the data keys only; every commit writes at least one,
+//     so every commit's revision reaches the replica (revisions that move
+//     only the id counter do not, and nothing waits for them).
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
@@ -94,11 +97,13 @@ const resyncPage = 5000
 
 // Store is a connection to the cluster with its replica.
 type Store struct {
-	cli     *clientv3.Client
-	prefix  string
-	replica *bolt.DB
-	opts    Options
-	log     *slog.Logger
+	cli    *clientv3.Client
+	prefix string
+	// dataPrefix is prefix + "k/", the data keys' (the watch's).
+	dataPrefix []byte
+	replica    *bolt.DB
+	opts       Options
+	log        *slog.Logger
 
 	idMu          sync.Mutex
 	idNext, idEnd uint64
@@ -202,7 +207,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "etcd %v: %v", endpoints, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cli: cli, prefix: prefix, replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
+	s := &Store{cli: cli, prefix: prefix, dataPrefix: []byte(prefix + "k/"), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
 		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{})}
 	s.fresh.read = s.newestCommit
 	s.startCommitters(wctx)
@@ -561,7 +566,11 @@ func (s *Store) watch(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	ch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
+	// The data keys only: the guards' events would say nothing the data's
+	// do not (a commit writes the guard of every unit its keys bump, in the
+	// same revision, and apply derives those units from the keys), yet
+	// they are most of a commit's keys — every sidecar's watch carried them.
+	ch := s.cli.Watch(wctx, s.prefix+"k/", clientv3.WithPrefix(), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
 	s.watching.Store(true)
 	var events []*clientv3.Event
 	for resp := range ch {
@@ -606,30 +615,27 @@ func (s *Store) watch(ctx context.Context) error {
 const maxApply = 50_000
 
 // apply writes the events of one or more whole revisions to the replica in
-// one transaction.
+// one transaction, and records as changed the units their keys bump
+// (store.WriteUnits): the units whose guards the commits wrote.
 func (s *Store) apply(events []*clientv3.Event) error {
-	var ops []store.Op
-	var units [][]byte
+	b := store.Batch{Ops: make([]store.Op, 0, len(events))}
 	var rev uint64
 	for _, ev := range events {
-		key := string(ev.Kv.Key)
+		key, ok := bytes.CutPrefix(ev.Kv.Key, s.dataPrefix)
+		if !ok {
+			continue
+		}
 		rev = max(rev, uint64(ev.Kv.ModRevision))
-		switch {
-		case strings.HasPrefix(key, s.prefix+"k/"):
-			k := []byte(key[len(s.prefix)+2:])
-			if ev.Type == mvccpb.DELETE {
-				ops = append(ops, store.Op{Key: k, Delete: true})
-			} else {
-				ops = append(ops, store.Op{Key: k, Value: ev.Kv.Value})
-			}
-		case strings.HasPrefix(key, s.prefix+"g/"):
-			units = append(units, []byte(key[len(s.prefix)+2:]))
+		if ev.Type == mvccpb.DELETE {
+			b.Ops = append(b.Ops, store.Op{Key: key, Delete: true})
+		} else {
+			b.Ops = append(b.Ops, store.Op{Key: key, Value: ev.Kv.Value})
 		}
 	}
 	if rev == 0 {
 		return nil
 	}
-	if err := s.replica.Apply(rev, ops, units); err != nil {
+	if err := s.replica.Apply(rev, b.Ops, b.Writes()); err != nil {
 		return fmt.Errorf("applying etcd revision %d to the replica: %w", rev, err)
 	}
 	return nil

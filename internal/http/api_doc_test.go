@@ -37,7 +37,7 @@ var operationMethods = []string{"get", "put", "post", "delete", "options", "head
 // embedded bundle, as test/harness does, without listening.
 func newDocTestServer(t *testing.T) *permhttp.Server {
 	t.Helper()
-	return newTestServer(t, permhttp.Config{AdminToken: docTestToken, Console: console.Handler()})
+	return newTestServer(t, permhttp.Config{AdminToken: docTestToken, Console: console.Handler(), Pprof: true})
 }
 
 // newTestServer is newDocTestServer with another configuration (its

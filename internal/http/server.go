@@ -77,6 +77,10 @@ type Config struct {
 	// console (internal/console), static files that use this API from the
 	// browser like any other client. Nothing under /ui reads the store.
 	Console http.Handler
+	// Pprof serves Go's runtime profiles at /debug/pprof/ to the operator
+	// (serve --pprof, as OPA's): for finding where a sidecar spends its
+	// time under load.
+	Pprof bool
 	// DecisionLog, when set, is the decision log the service writes to:
 	// requests then carry what its entries say about them (req_id,
 	// requested_by, headers; decisionlog.WithRequest), and
@@ -222,6 +226,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodGet, "/v1/config", s.config)
 	operator(http.MethodPost, "/v1/matrix/:system/diff", s.matrixDiff)
 	operator(http.MethodPost, "/v1/replay", s.replayCandidate)
+	if cfg.Pprof {
+		operator(http.MethodGet, "/debug/pprof/*", s.pprofProfile)
+	}
 
 	if cfg.Console != nil {
 		console := echo.WrapHandler(cfg.Console)

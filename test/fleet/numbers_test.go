@@ -14,6 +14,10 @@
 //	    a consistency token allows it at sidecar C;
 //	(c) acknowledged writes per second, 32 writers over the three sidecars,
 //	    against 32 writers on one bbolt sidecar.
+//
+// With PERMATRIX_FLEET_PROFILE=<dir>, the sidecars run with --pprof and a
+// 10 s CPU profile of sidecar A during (c) is saved in dir (sidecarA.pprof;
+// go tool pprof -top <binary> dir/sidecarA.pprof).
 package fleet_test
 
 import (
@@ -23,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -140,7 +145,12 @@ func median(xs []float64) float64 {
 func TestFleetNumbers(t *testing.T) {
 	const body = "67108864"
 	t.Logf("machine: %d CPUs (GOMAXPROCS %d), %s/%s; shared with other jobs: compare ratios, not absolute numbers", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
-	f := startFleet(t, 3, "--body-limit", body)
+	profileDir := os.Getenv("PERMATRIX_FLEET_PROFILE")
+	args := []string{"--body-limit", body}
+	if profileDir != "" {
+		args = append(args, "--pprof")
+	}
+	f := startFleet(t, 3, args...)
 	bp, err := harness.StartProcess(t, bin, token, nil, "--addr", "127.0.0.1:0", "--admin-token", token,
 		"--db", filepath.Join(t.TempDir(), "bolt.db"), "--body-limit", body)
 	if err != nil {
@@ -165,7 +175,7 @@ func TestFleetNumbers(t *testing.T) {
 	f.converged(w.Revision)
 
 	propagation(t, f)
-	throughput(t, f, bp)
+	throughput(t, f, bp, profileDir)
 	decisions(t, f, bp)
 }
 
@@ -206,8 +216,21 @@ func propagation(t *testing.T, f *fleet) {
 
 // (c) 32 writers, each creating new assignments as fast as they are
 // acknowledged: over the three sidecars, then on the one bbolt sidecar.
-func throughput(t *testing.T, f *fleet, bp *harness.Process) {
+func throughput(t *testing.T, f *fleet, bp *harness.Process, profileDir string) {
 	const writers, d = 32, 20 * time.Second
+	if profileDir != "" {
+		go func() {
+			time.Sleep(5 * time.Second) // into the etcd run, past its start
+			code, raw := call(f.sidecar(0), "GET", "/debug/pprof/profile?seconds=10", "", nil)
+			if code != 200 {
+				t.Errorf("profiling sidecar A: %d %.200s", code, raw)
+				return
+			}
+			if err := os.WriteFile(filepath.Join(profileDir, "sidecarA.pprof"), raw, 0o644); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
 	run := func(name string, target func(w int) string) {
 		l, failed := load(writers, d, func(w, n int) bool {
 			code, err := post(target(w), "/v1/assignments", grant(fmt.Sprintf("%s-w%d-%d", name, w, n), "celonis-task-mining", "analyst"))
