@@ -26,6 +26,9 @@
 //     bucket with every commit, at least as high as every number handed out
 //     before the commit: after a crash the counter resumes above every
 //     stored id.
+//   - Open reads every page once (the check) and then drops the pages of the
+//     memory map from the process's resident set (resident_linux.go): they
+//     stay in the page cache; serving maps back only what it reads.
 //   - Only one process has the file open: bbolt holds an exclusive flock,
 //     and a second Open gives up after lockTimeout with EUNAVAILABLE.
 //   - A replica (Options.Replica) is written only by Apply and Reset, with
@@ -163,6 +166,9 @@ func Open(path string, o Options) (*DB, error) {
 		b.Close()
 		return nil, corrupt(path, err)
 	}
+	// The open check read every page: drop them from the resident set
+	// (resident_unix.go). A failure costs memory only, never data.
+	_ = releaseResident(b)
 	db := &DB{bolt: b, path: path, replica: o.Replica, wake: make(chan struct{}, 1),
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := guard(func() error { return db.init(o) }); err != nil {

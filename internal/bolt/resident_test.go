@@ -1,0 +1,116 @@
+//go:build linux
+
+package bolt_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// mappedRSS is the resident size in KiB of this process's mappings of path
+// (/proc/self/smaps): bbolt's memory map of the store file.
+func mappedRSS(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	defer f.Close()
+	total, in, found := 0, false, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if fields := strings.Fields(line); len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			in = fields[len(fields)-1] == path
+			found = found || in
+			continue
+		}
+		if kb, ok := strings.CutPrefix(line, "Rss:"); ok && in {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(kb), " kB"))
+			if err != nil {
+				t.Fatalf("smaps: %q: %v", line, err)
+			}
+			total += n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Fatalf("%s is not mapped", path)
+	}
+	return total
+}
+
+// TestOpenReleasesCheckedPages: the open check reads every page of the file
+// through bbolt's memory map; Open then drops them from the process's
+// resident set, and reads map what they touch again.
+func TestOpenReleasesCheckedPages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `"}`)
+	for batch := range 20 {
+		b := &store.Batch{Base: db.Revision()}
+		for i := range 1000 {
+			key := store.Key("d", "projects", "sys", fmt.Sprintf("p%02d-%04d", batch, i))
+			b.Ops = append(b.Ops, store.Op{Key: key, Value: value})
+		}
+		if _, err := db.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileKiB := int(fi.Size() / 1024)
+
+	db, err = bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	after := mappedRSS(t, path)
+	t.Logf("file %d KiB; resident of its map after Open: %d KiB", fileKiB, after)
+	if after > fileKiB/4 {
+		t.Errorf("after Open %d KiB of the %d KiB file stay resident: the pages the check read were not released", after, fileKiB)
+	}
+	// Reading maps pages again, and reads the data as it was.
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	n := 0
+	if err := snap.Scan(store.Key("d", "projects"), nil, func(_, v []byte) error {
+		if string(v) != string(value) {
+			return fmt.Errorf("value %.40q", v)
+		}
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20000 {
+		t.Fatalf("read %d records back, want 20000", n)
+	}
+	if again := mappedRSS(t, path); again <= after {
+		t.Errorf("a full scan left the map's resident size at %d KiB (was %d): not read through the map?", again, after)
+	}
+}
