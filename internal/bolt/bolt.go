@@ -28,7 +28,9 @@
 //     stored id.
 //   - Open reads every page once (the check) and then drops the pages of the
 //     memory map from the process's resident set (resident_linux.go): they
-//     stay in the page cache; serving maps back only what it reads.
+//     stay in the page cache; serving maps back only what it reads. A
+//     snapshot whose scans went through bulkScan bytes or more (an export)
+//     does the same when it closes.
 //   - Only one process has the file open: bbolt holds an exclusive flock,
 //     and a second Open gives up after lockTimeout with EUNAVAILABLE.
 //   - A replica (Options.Replica) is written only by Apply and Reset, with
@@ -332,7 +334,7 @@ func (db *DB) View() (store.Snapshot, error) {
 			return err
 		}
 		rev, _ := getU64(btx.Bucket(bucketMeta), keyRevision)
-		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev}
+		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, db: db.bolt}
 		return nil
 	})
 	if err != nil {

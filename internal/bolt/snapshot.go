@@ -15,7 +15,16 @@ type snapshot struct {
 	tx  *bbolt.Tx
 	kv  *bbolt.Bucket
 	rev uint64
+	// db, when set, is released of the pages a bulk scan mapped (Close).
+	db *bbolt.DB
+	// scanned counts the stored bytes Scan went through.
+	scanned int64
 }
+
+// bulkScan is how many bytes a snapshot's scans must go through for Close
+// to release the map's resident pages: a pass over much of the store (an
+// export, a store copy), not a decision's or a listing's few pages.
+var bulkScan int64 = 64 << 20
 
 func (s *snapshot) Revision() uint64 { return s.rev }
 
@@ -43,6 +52,7 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 		k, stored = c.Seek(prefix)
 	}
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, stored = c.Next() {
+		s.scanned += int64(len(k) + len(stored))
 		v, err := unseal(k, stored)
 		if err != nil {
 			return err
@@ -57,4 +67,15 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 	return nil
 }
 
-func (s *snapshot) Close() error { return s.tx.Rollback() }
+// Close ends the read transaction. After a bulk scan (bulkScan) it drops
+// the map's pages from the process's resident set, as Open does after its
+// check: the scan read them once, and without this an export would leave
+// the whole store counted in serve's RSS. Decisions map back the pages
+// they read (from the page cache).
+func (s *snapshot) Close() error {
+	err := s.tx.Rollback()
+	if s.db != nil && s.scanned >= bulkScan {
+		_ = releaseResident(s.db) // memory only, never data (Open)
+	}
+	return err
+}

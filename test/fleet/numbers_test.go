@@ -3,7 +3,7 @@
 // The fleet's numbers (docs/performance.md, "Fleet (etcd)"): not a test of
 // correctness, and not part of `go test ./...` (build tag fleetbench). Run:
 //
-//	go test -tags fleetbench ./test/fleet -run TestFleetNumbers -v -timeout 30m
+//	go test -count=1 -tags fleetbench ./test/fleet -run TestFleetNumbers -v -timeout 30m
 //
 // On a three-member etcd cluster with three sidecars (and one bbolt sidecar
 // as the baseline), all on this machine's loopback, it measures:
