@@ -81,7 +81,7 @@ const lockTimeout = 2 * time.Second
 // transaction (a snapshot, an export being streamed): mapping more than the
 // file needs (address space, not memory) makes that wait rare. A million
 // assignments take about 600 MiB.
-const initialMmapSize = 1 << 30
+var initialMmapSize = 1 << 30
 
 // maxBatchOps bounds the operations of one group commit; a single Commit
 // larger than that is applied alone.

@@ -6,3 +6,11 @@ func SetBulkScan(n int64) (restore func()) {
 	bulkScan = n
 	return func() { bulkScan = old }
 }
+
+// SetInitialMmapSize sets initialMmapSize for a test (0: bbolt's own, a map
+// the size of the file, remapped as it grows) and returns the restoring func.
+func SetInitialMmapSize(n int) (restore func()) {
+	old := initialMmapSize
+	initialMmapSize = n
+	return func() { initialMmapSize = old }
+}

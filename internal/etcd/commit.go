@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"slices"
+	"strconv"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -348,6 +349,9 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		}
 		s.contact(uint64(resp.Header.Revision))
 		if resp.Succeeded {
+			if !changedData(members, resp) {
+				s.nudge(ctx, resp.Header.Revision)
+			}
 			for _, r := range members {
 				r.done <- commitResult{rev: uint64(resp.Header.Revision)}
 			}
@@ -384,4 +388,43 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		}
 		members = again
 	}
+}
+
+// changedData reports whether a transaction that succeeded changed a data
+// key — made an event the watch carries. Only a group whose every key
+// operation is a delete may not: of keys etcd did not have (a plan that put
+// a new key and deleted it again ends with the delete alone; store.Clear
+// deletes the keys of a replica another writer may have deleted already).
+func changedData(members []*commitReq, resp *clientv3.TxnResponse) bool {
+	for _, r := range members {
+		for _, op := range r.ops {
+			if op.IsPut() {
+				return true
+			}
+		}
+	}
+	for _, rr := range resp.Responses {
+		if d := rr.GetResponseDeleteRange(); d != nil && d.Deleted > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// nudge puts the nudge key after a commit at rev that changed no data key:
+// the watch carries no event of rev (it follows the data and meta keys, not
+// the guards), yet the commit's members wait for the replica to apply it,
+// and every sidecar's Fresh waits for it (the root guard's revision). The
+// nudge's revision, after rev, is applied by every replica. If it fails,
+// those waits time out as when the replica lags (EUNAVAILABLE, retrying is
+// safe), until the next commit.
+func (s *Store) nudge(ctx context.Context, rev int64) {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	resp, err := s.cli.Put(rctx, s.nudgeKey(), strconv.FormatInt(rev, 10))
+	if err != nil {
+		s.setErr(err)
+		return
+	}
+	s.contact(uint64(resp.Header.Revision))
 }

@@ -21,9 +21,10 @@
 //     of one etcd revision in one bbolt transaction, and records the etcd
 //     revision it has applied: a snapshot shows one etcd revision, never a
 //     mix. Decisions read only the replica: they never wait on the network.
-//     The watch carries the data keys only; every commit writes at least one,
-//     so every commit's revision reaches the replica (revisions that move
-//     only the id counter do not, and nothing waits for them).
+//     The watch carries the data and meta keys, not the guards; every
+//     commit's revision reaches the replica (one that changed no data key
+//     is followed by a put of a meta key, nudge), and so does every
+//     revision that moved the id counter.
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
@@ -99,7 +100,7 @@ const resyncPage = 5000
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
-	// dataPrefix is prefix + "k/", the data keys' (the watch's).
+	// dataPrefix is prefix + "k/", the data keys'.
 	dataPrefix []byte
 	replica    *bolt.DB
 	opts       Options
@@ -276,6 +277,7 @@ func (s *Store) Close() error {
 func (s *Store) dataKey(k []byte) string  { return s.prefix + "k/" + string(k) }
 func (s *Store) guardKey(u []byte) string { return s.prefix + "g/" + string(u) }
 func (s *Store) idKey() string            { return s.prefix + "m/idseq" }
+func (s *Store) nudgeKey() string         { return s.prefix + "m/nudge" }
 
 // View is a snapshot of the replica. A replica still being loaded for the
 // first time is not read: it would show a part of the store.
@@ -566,11 +568,16 @@ func (s *Store) watch(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	// The data keys only: the guards' events would say nothing the data's
-	// do not (a commit writes the guard of every unit its keys bump, in the
-	// same revision, and apply derives those units from the keys), yet
-	// they are most of a commit's keys — every sidecar's watch carried them.
-	ch := s.cli.Watch(wctx, s.prefix+"k/", clientv3.WithPrefix(), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
+	// The data keys and the meta keys ("k/" up to the prefix's end: "m/"),
+	// not the guards ("g/"): the guards' events would say nothing the
+	// data's do not (a commit writes the guard of every unit its keys bump,
+	// in the same revision, and apply derives those units from the keys),
+	// yet they are most of a commit's keys — every sidecar's watch carried
+	// them. The meta keys' revisions (the id counter's; a commit's that
+	// changed no data key, see nudge) must reach the replica: a new
+	// sidecar's first load reports the cluster's revision, which may be
+	// one of them, and its decisions' consistency tokens with it.
+	ch := s.cli.Watch(wctx, s.prefix+"k/", clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix)), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
 	s.watching.Store(true)
 	var events []*clientv3.Event
 	for resp := range ch {
@@ -621,11 +628,11 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	b := store.Batch{Ops: make([]store.Op, 0, len(events))}
 	var rev uint64
 	for _, ev := range events {
+		rev = max(rev, uint64(ev.Kv.ModRevision))
 		key, ok := bytes.CutPrefix(ev.Kv.Key, s.dataPrefix)
 		if !ok {
-			continue
+			continue // a meta key's: the revision, no data
 		}
-		rev = max(rev, uint64(ev.Kv.ModRevision))
 		if ev.Type == mvccpb.DELETE {
 			b.Ops = append(b.Ops, store.Op{Key: key, Delete: true})
 		} else {

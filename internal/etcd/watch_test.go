@@ -1,0 +1,95 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// The watch follows the data keys (and the id counter), not the guards. These
+// tests hold it to what that must not break: every revision a sidecar
+// acknowledges, reports or is asked to wait for reaches every sidecar.
+
+// TestCommitWithoutDataEvents: a commit whose key operations leave etcd's
+// data as it was — a key put and deleted again in one plan, so the
+// transaction deletes a key etcd does not have — still writes the guards
+// and makes a revision. It must be acknowledged at once, and the other
+// sidecars' Fresh (the root guard's revision) must not wait for a revision
+// no data event carries.
+func TestCommitWithoutDataEvents(t *testing.T) {
+	ctx := context.Background()
+	o := etcd.Options{RequestTimeout: 3 * time.Second}
+	a, b := pair(t, o)
+	start := time.Now()
+	rev, err := store.Update(ctx, a, func(tx *store.Tx) error {
+		x := permatrix.Assignment{Subject: "user:u", System: "s", Role: "r", Scope: permatrix.ServiceScope}
+		if err := tx.CreateAssignment(&x); err != nil {
+			return err
+		}
+		_, err := tx.DeleteAssignment(x.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("a commit that changes no data key (after %s): %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the commit took %s", took)
+	}
+	for name, s := range map[string]*etcd.Store{"a": a, "b": b} {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.Wait(wctx, rev)
+		cancel()
+		if err != nil {
+			t.Errorf("sidecar %s never reaches the commit's revision %d (applied %d): %v", name, rev, s.Revision(), err)
+		}
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = s.Fresh(fctx)
+		cancel()
+		if err != nil {
+			t.Errorf("sidecar %s: Fresh after the commit: %v", name, err)
+		}
+	}
+}
+
+// TestIDCounterRevisionReachesEverySidecar: a revision that only moves the id
+// counter (the last one after `store copy`'s RaiseIDs, or after an import
+// refused once its ids were reserved) is the revision a new sidecar's first
+// load reports — its decisions' consistency token. Every other sidecar must
+// reach it (min_revision waits for it), and /health's lag must come back
+// to 0.
+func TestIDCounterRevisionReachesEverySidecar(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("idrev%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	o := etcd.Options{MaxStaleness: 300 * time.Millisecond} // a heartbeat every 100 ms: the lag is seen soon
+	a := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), o)
+	write(t, a, "u1")
+	if err := a.RaiseIDs(ctx, 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	// A new sidecar loads the replica at the cluster's revision: the
+	// counter's.
+	c := sidecar(t, prefix, filepath.Join(t.TempDir(), "c.db"), o)
+	token := c.Revision()
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := a.Wait(wctx, token); err != nil {
+		t.Errorf("sidecar a never reaches revision %d, which sidecar c reports (a applied %d): %v", token, a.Revision(), err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		r := a.Replication()
+		if r.Lag == 0 && r.LatestRevision >= token {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar a's lag stays %d (applied %d, latest %d)", r.Lag, r.AppliedRevision, r.LatestRevision)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
