@@ -3,7 +3,6 @@ package http_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,23 +16,11 @@ import (
 	permhttp "github.com/permatrix/permatrix/internal/http"
 )
 
-// listen starts the real server (newDocTestServer) on a loopback port.
+// listen starts the real server (newDocTestServer) on a loopback port and
+// returns its host:port.
 func listen(t *testing.T) string {
 	t.Helper()
-	srv := newDocTestServer(t)
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return addr.String()
+	return strings.TrimPrefix(serveOn(t, newDocTestServer(t)), "http://")
 }
 
 // rawRequest is one request as bytes on the wire.

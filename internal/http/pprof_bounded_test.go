@@ -1,7 +1,6 @@
 package http_test
 
 import (
-	"io"
 	"net/http"
 	"runtime"
 	"testing"
@@ -17,23 +16,7 @@ import (
 // or without.
 func TestPprofBounded(t *testing.T) {
 	on := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Console: console.Handler(), Pprof: true, RequestTimeout: time.Second}))
-	do := func(method, path, token string) (int, []byte) {
-		t.Helper()
-		req, err := http.NewRequest(method, on+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, b
-	}
+	do := func(method, path, token string) (int, []byte) { return request(t, method, on+path, token) }
 	do("GET", "/debug/pprof/cmdline", docTestToken) // the server is serving
 	http.DefaultClient.CloseIdleConnections()
 	time.Sleep(100 * time.Millisecond)
