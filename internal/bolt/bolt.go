@@ -169,7 +169,7 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, corrupt(path, err)
 	}
 	// The open check read every page: drop them from the resident set
-	// (resident_unix.go). A failure costs memory only, never data.
+	// (resident_linux.go). A failure costs memory only, never data.
 	_ = releaseResident(b)
 	db := &DB{bolt: b, path: path, replica: o.Replica, wake: make(chan struct{}, 1),
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}

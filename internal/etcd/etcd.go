@@ -274,7 +274,7 @@ func (s *Store) Close() error {
 	return err
 }
 
-func (s *Store) dataKey(k []byte) string  { return s.prefix + "k/" + string(k) }
+func (s *Store) dataKey(k []byte) string  { return string(s.dataPrefix) + string(k) }
 func (s *Store) guardKey(u []byte) string { return s.prefix + "g/" + string(u) }
 func (s *Store) idKey() string            { return s.prefix + "m/idseq" }
 func (s *Store) nudgeKey() string         { return s.prefix + "m/nudge" }
@@ -577,7 +577,7 @@ func (s *Store) watch(ctx context.Context) error {
 	// changed no data key, see nudge) must reach the replica: a new
 	// sidecar's first load reports the cluster's revision, which may be
 	// one of them, and its decisions' consistency tokens with it.
-	ch := s.cli.Watch(wctx, s.prefix+"k/", clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix)), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
+	ch := s.cli.Watch(wctx, string(s.dataPrefix), clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix)), clientv3.WithRev(int64(from)), clientv3.WithProgressNotify())
 	s.watching.Store(true)
 	var events []*clientv3.Event
 	for resp := range ch {
@@ -666,7 +666,7 @@ func (s *Store) resync(ctx context.Context) error {
 	var ops []store.Op
 	var last []byte // the last key of the previous page
 	keys := 0
-	from := s.prefix + "k/"
+	from := string(s.dataPrefix)
 	end := clientv3.GetPrefixRangeEnd(from)
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(resyncPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
