@@ -186,42 +186,52 @@ func TestConcurrentDelegationRace(t *testing.T) {
 	f := startFleet(t, 3)
 	const suite = "uipath-task-mining-suite"
 	for round := range 12 {
-		alice, bob := fmt.Sprintf("alice%d", round), fmt.Sprintf("bob%d", round)
-		ids := map[string]string{}
-		for _, u := range []string{alice, bob} {
-			code, raw := call(f.sidecar(0), "POST", "/v1/assignments", grant(u, suite, "admin"), nil)
-			if code != 201 {
-				t.Fatalf("setup: %d %s", code, raw)
-			}
-			var w written
-			json.Unmarshal(raw, &w)
-			ids[u] = w.ID
-		}
-		var wg sync.WaitGroup
-		codes := make([]int, 2)
-		raws := make([][]byte, 2)
-		start := make(chan struct{})
-		for i, pair := range [][2]string{{alice, bob}, {bob, alice}} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				// actor pair[0] removes pair[1]'s admin role, each through
-				// its own sidecar.
-				codes[i], raws[i] = call(f.sidecar(1+i), "DELETE", "/v1/assignments/"+ids[pair[1]], fmt.Sprintf(`{"actor":%q}`, pair[0]), nil)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		if codes[0] == 200 && codes[1] == 200 {
+		// each removal through its own sidecar
+		if both, raws := mutualRevocation(t, round, suite, f.sidecar(0), func(i int) *harness.Process { return f.sidecar(1 + i) }); both {
 			t.Fatalf("round %d: both delegated removals committed: %s / %s", round, raws[0], raws[1])
 		}
-		for i, c := range codes {
-			if c != 200 && c != 403 {
-				t.Fatalf("round %d: removal %d: %d %s (other: %d %s)", round, i, c, raws[i], codes[1-i], raws[1-i])
-			}
+	}
+}
+
+// mutualRevocation is one round of the delegation race: alice<round> and
+// bob<round> are made admins of suite through setup, then each removes the
+// other's admin role at the same moment, removal i through via(i). Each
+// removal must be 200 or 403 (else the test stops); both says whether both
+// committed, raws are the two answers.
+func mutualRevocation(t *testing.T, round int, suite string, setup *harness.Process, via func(i int) *harness.Process) (both bool, raws [][]byte) {
+	t.Helper()
+	alice, bob := fmt.Sprintf("alice%d", round), fmt.Sprintf("bob%d", round)
+	ids := map[string]string{}
+	for _, u := range []string{alice, bob} {
+		code, raw := call(setup, "POST", "/v1/assignments", grant(u, suite, "admin"), nil)
+		if code != 201 {
+			t.Fatalf("setup: %d %s", code, raw)
+		}
+		var w written
+		json.Unmarshal(raw, &w)
+		ids[u] = w.ID
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	raws = make([][]byte, 2)
+	start := make(chan struct{})
+	for i, pair := range [][2]string{{alice, bob}, {bob, alice}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			// actor pair[0] removes pair[1]'s admin role
+			codes[i], raws[i] = call(via(i), "DELETE", "/v1/assignments/"+ids[pair[1]], fmt.Sprintf(`{"actor":%q}`, pair[0]), nil)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 && c != 403 {
+			t.Fatalf("round %d: removal %d: %d %s (other: %d %s)", round, i, c, raws[i], codes[1-i], raws[1-i])
 		}
 	}
+	return codes[0] == 200 && codes[1] == 200, raws
 }
 
 // etcd stopped entirely: decisions keep answering from the replicas,

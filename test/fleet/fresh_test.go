@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // TestAnswersAfterAcknowledgedWrites: a write acknowledged by one sidecar,
@@ -80,40 +82,9 @@ func TestDelegationRaceOneSidecar(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); bg.Wait() }()
-	both := 0
 	for round := range 30 {
-		alice, bob := fmt.Sprintf("alice%d", round), fmt.Sprintf("bob%d", round)
-		ids := map[string]string{}
-		for _, u := range []string{alice, bob} {
-			code, raw := call(p, "POST", "/v1/assignments", grant(u, suite, "admin"), nil)
-			if code != 201 {
-				t.Fatalf("setup: %d %s", code, raw)
-			}
-			var w written
-			json.Unmarshal(raw, &w)
-			ids[u] = w.ID
-		}
-		var wg sync.WaitGroup
-		codes, raws := make([]int, 2), make([][]byte, 2)
-		start := make(chan struct{})
-		for i, pair := range [][2]string{{alice, bob}, {bob, alice}} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				codes[i], raws[i] = call(p, "DELETE", "/v1/assignments/"+ids[pair[1]], fmt.Sprintf(`{"actor":%q}`, pair[0]), nil)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		if codes[0] == 200 && codes[1] == 200 {
-			both++
+		if both, raws := mutualRevocation(t, round, suite, p, func(int) *harness.Process { return p }); both {
 			t.Errorf("round %d: both delegated removals committed: %s / %s", round, raws[0], raws[1])
-		}
-		for i, c := range codes {
-			if c != 200 && c != 403 {
-				t.Fatalf("round %d: removal %d: %d %s", round, i, c, raws[i])
-			}
 		}
 	}
 	t.Logf("%d noise writes alongside", noise.Load())
