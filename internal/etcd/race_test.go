@@ -678,18 +678,9 @@ func TestCloseWithCommitsQueued(t *testing.T) {
 	h.wait(t, 2*time.Second)
 	settleGoroutines(t, before+2)
 	// Every acknowledged increment is in etcd: the other sidecar sees it.
-	cli := client(t)
-	resp, err := cli.Get(context.Background(), "/"+prefix+"/g/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	settle(t, uint64(resp.Header.Revision), other)
+	settleToCluster(t, other)
 	h.check(t, other)
-	total := int64(0)
-	for i := range h.acked {
-		total += h.acked[i].Load()
-	}
-	if total == 0 {
+	if sum(&h.acked) == 0 {
 		t.Fatal("no write was acknowledged before Close: the test tested nothing")
 	}
 }
@@ -717,21 +708,24 @@ func TestCancelWhileQueued(t *testing.T) {
 	h.wait(t, 10*time.Second)
 	patient.wait(t, 10*time.Second)
 	settleGoroutines(t, before+2)
-	cli := client(t)
-	resp, err := cli.Get(context.Background(), "/"+prefix+"/g/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	settle(t, uint64(resp.Header.Revision), s)
+	settleToCluster(t, s)
 	h.check(t, s)
-	total := int64(0)
-	for i := range patient.acked {
-		total += patient.acked[i].Load()
-	}
+	total := sum(&patient.acked)
 	if total == 0 {
 		t.Fatal("no patient write was acknowledged")
 	}
 	t.Logf("impatient: %d acknowledged of %d tried; patient: %d acknowledged", sum(&h.acked), sum(&h.tried), total)
+}
+
+// settleToCluster waits until every store has applied the cluster's
+// latest revision.
+func settleToCluster(t *testing.T, stores ...*etcd.Store) {
+	t.Helper()
+	resp, err := client(t).Get(context.Background(), "settle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(t, uint64(resp.Header.Revision), stores...)
 }
 
 func sum(c *[8]atomic.Int64) int64 {
