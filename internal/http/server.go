@@ -630,6 +630,9 @@ func (m *Metrics) registerCache(stats func() pdp.CacheStats) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "permatrix_decision_cache_misses_total", Help: "Decisions the decision cache could not answer (evaluated).",
 		}, func() float64 { return float64(stats().Misses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "permatrix_decision_cache_firsts_total", Help: "Decisions not kept because their question was asked for the first time lately (kept when asked again).",
+		}, func() float64 { return float64(stats().Firsts) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "permatrix_decision_cache_entries", Help: "Decisions the decision cache holds.",
 		}, func() float64 { return float64(stats().Entries) }),

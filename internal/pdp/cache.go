@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"encoding/json"
+	"hash/maphash"
 	"strconv"
 	"sync/atomic"
 
@@ -25,10 +26,21 @@ import (
 // A write therefore invalidates exactly the decisions that read what it
 // changed (the subject's grants and groups, a role, a project), not the
 // whole cache.
+//
+// A decision is kept only the second time its question is asked (the
+// doorkeeper of TinyLFU): a sweep of one-off questions — every user
+// checked once by a batch job, the bench's cold set — would otherwise fill
+// the cache with entries of about 1.4 KiB that are never read again,
+// evicting the questions asked all the time and holding the heap (and the
+// collector's work) at the cache's full size. The price is one more
+// evaluation of a question asked twice.
 type decisionCache struct {
 	entries *lru.Cache[string, *cached]
+	seen    doorkeeper
 	hits    atomic.Uint64
 	misses  atomic.Uint64
+	// firsts counts decisions not kept because their question was new.
+	firsts atomic.Uint64
 }
 
 type cached struct {
@@ -50,7 +62,9 @@ func newDecisionCache(size int) *decisionCache {
 	if err != nil {
 		return nil
 	}
-	return &decisionCache{entries: c}
+	dc := &decisionCache{entries: c}
+	dc.seen.init(size)
+	return dc
 }
 
 // key is the cache key of a check under a policy generation.
@@ -75,15 +89,67 @@ func (dc *decisionCache) get(key string, changes *store.Changes, now uint64) (*p
 	return &permatrix.Decision{Allow: e.allow, Revision: now, Reasons: e.reasons, Missing: e.missing}, true
 }
 
-// put remembers a decision made over a tracked snapshot.
+// put remembers a decision made over a tracked snapshot, if its question
+// was asked before: it is in the cache (stale) or the doorkeeper saw it.
 func (dc *decisionCache) put(key string, d *permatrix.Decision, units [][]byte) {
+	if !dc.entries.Contains(key) && !dc.seen.sawBefore(key) {
+		dc.firsts.Add(1)
+		return
+	}
 	dc.entries.Add(key, &cached{allow: d.Allow, reasons: d.Reasons, missing: d.Missing, revision: d.Revision, units: units})
+}
+
+// doorkeeper remembers which questions were asked lately: a Bloom filter
+// of their keys, two bits a key out of 16 a cache entry, cleared after as
+// many new keys as the cache holds (so "lately" spans about one cache's
+// worth of questions). A false positive only keeps a one-off decision;
+// races between readers, writers and the clearing lose or add a bit, never
+// more. Its memory is fixed: 2 bytes an entry of the cache's size.
+type doorkeeper struct {
+	bits  atomic.Pointer[[]atomic.Uint64]
+	added atomic.Int64
+	limit int64
+	seed  maphash.Seed
+}
+
+func (k *doorkeeper) init(size int) {
+	k.limit = int64(size)
+	k.seed = maphash.MakeSeed()
+	k.clear()
+}
+
+func (k *doorkeeper) clear() {
+	words := make([]atomic.Uint64, max(1, (16*k.limit+63)/64))
+	k.bits.Store(&words)
+	k.added.Store(0)
+}
+
+// sawBefore reports whether key was added since the last clearing, and
+// adds it.
+func (k *doorkeeper) sawBefore(key string) bool {
+	words := *k.bits.Load()
+	h := maphash.String(k.seed, key)
+	n := uint64(len(words)) * 64
+	seen := true
+	for _, i := range [2]uint64{h % n, (h >> 32) * 0x9e3779b97f4a7c15 % n} {
+		w, bit := &words[i/64], uint64(1)<<(i%64)
+		if old := w.Load(); old&bit == 0 {
+			seen = false
+			w.Or(bit)
+		}
+	}
+	if !seen && k.added.Add(1) >= k.limit {
+		k.clear()
+	}
+	return seen
 }
 
 // CacheStats are the decision cache's counters (zero when it is off).
 type CacheStats struct {
 	Hits, Misses uint64
-	Entries      int
+	// Firsts are decisions not kept because their question was new.
+	Firsts  uint64
+	Entries int
 }
 
 // CacheStats reports the decision cache's hits, misses and size.
@@ -91,5 +157,5 @@ func (s *Service) CacheStats() CacheStats {
 	if s.cache == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load(), Entries: s.cache.entries.Len()}
+	return CacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load(), Firsts: s.cache.firsts.Load(), Entries: s.cache.entries.Len()}
 }

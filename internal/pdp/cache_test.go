@@ -170,3 +170,59 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 		t.Fatalf("the test exercised too little: %d cache hits, %d writes", st.Hits, writes.Load())
 	}
 }
+
+// A decision is kept the second time its question is asked, and a sweep of
+// one-off questions larger than the cache neither evicts the questions
+// asked all the time nor fills the cache.
+func TestDecisionCacheKeepsRepeatedQuestions(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t)
+	if _, _, err := svc.Import(ctx, analysts(0, 700)); err != nil {
+		t.Fatal(err)
+	}
+	const size = 50
+	svc.SetCacheSize(size)
+	check := func(i int) permatrix.Check {
+		return permatrix.Check{Subject: fmt.Sprintf("u%d", i), System: "celonis-task-mining", Action: "view_project",
+			Resource: &permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}}
+	}
+	ask := func(i int) {
+		t.Helper()
+		d, err := svc.Check(ctx, check(i))
+		if err != nil || !d.Allow {
+			t.Fatalf("check %d: %v %+v", i, err, d)
+		}
+	}
+
+	ask(0)
+	if st := svc.CacheStats(); st.Entries != 0 || st.Firsts != 1 {
+		t.Fatalf("after one ask: %+v, want no entry and one first sighting", st)
+	}
+	ask(0)
+	ask(0)
+	if st := svc.CacheStats(); st.Entries != 1 || st.Hits != 1 || st.Misses != 2 {
+		t.Fatalf("after three asks: %+v, want one entry, one hit (the third ask), two misses", st)
+	}
+
+	const hot = 20 // the questions asked all the time
+	for range 2 {
+		for i := range hot {
+			ask(i)
+		}
+	}
+	before := svc.CacheStats()
+	for i := hot; i < hot+600; i++ { // the sweep: 12 times the cache's size
+		ask(i)
+	}
+	swept := svc.CacheStats()
+	if kept := swept.Entries - before.Entries; kept > size/5 {
+		t.Errorf("the sweep of 600 one-off questions left %d entries (%+v); the doorkeeper should keep almost none", kept, swept)
+	}
+	for i := range hot {
+		ask(i)
+	}
+	after := svc.CacheStats()
+	if after.Hits-swept.Hits != hot || after.Misses != swept.Misses {
+		t.Errorf("the hot questions after the sweep: %d hits, %d misses; want %d hits, none missed", after.Hits-swept.Hits, after.Misses-swept.Misses, hot)
+	}
+}
