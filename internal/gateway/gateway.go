@@ -43,6 +43,11 @@ type Request struct {
 	// (X-Permatrix-* headers set by nginx; Envoy's per-route
 	// context_extensions): used only when there is no routes file.
 	Named *permatrix.Check
+	// Unreadable says why the original request could not be read (an
+	// EINVALID error: a header sent twice, sources that disagree). Check
+	// reports it only after the identity, so that a caller without one
+	// learns nothing of how its request is read.
+	Unreadable error
 }
 
 // Gateway decides what a proxied request asks.
@@ -61,6 +66,9 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 	caller, err := g.Identity.Caller(ctx, r.Header)
 	if err != nil {
 		return permatrix.Check{}, err
+	}
+	if r.Unreadable != nil {
+		return permatrix.Check{}, r.Unreadable
 	}
 	var ch permatrix.Check
 	if g.Routes != nil {
@@ -122,11 +130,19 @@ func fromHeaders(h http.Header) (*permatrix.Check, error) {
 // method; nginx sends X-Original-URI/-Method (as configured); Traefik
 // sends X-Forwarded-Uri/-Method. Where more than one is present they must
 // agree: a client that adds the other proxy's header cannot pick the route.
-func FromHTTP(r *http.Request, base string) (Request, error) {
+// What cannot be read is Request.Unreadable.
+func FromHTTP(r *http.Request, base string) Request {
 	req := Request{Method: r.Method, Header: r.Header}
+	if err := req.read(r, base); err != nil {
+		return Request{Method: r.Method, Header: r.Header, Unreadable: err}
+	}
+	return req
+}
+
+func (req *Request) read(r *http.Request, base string) error {
 	named, err := fromHeaders(r.Header)
 	if err != nil {
-		return req, err
+		return err
 	}
 	req.Named = named
 	type source struct{ name, method, uri string }
@@ -141,11 +157,11 @@ func FromHTTP(r *http.Request, base string) (Request, error) {
 	for _, hs := range [][2]string{{HeaderOriginalURI, HeaderOriginalMethod}, {HeaderForwardedURI, HeaderForwardedMethod}} {
 		uri, err := single(r.Header, hs[0])
 		if err != nil {
-			return req, err
+			return err
 		}
 		method, err := single(r.Header, hs[1])
 		if err != nil {
-			return req, err
+			return err
 		}
 		if uri == "" && method == "" {
 			continue
@@ -157,13 +173,13 @@ func FromHTTP(r *http.Request, base string) (Request, error) {
 	}
 	for _, s := range srcs[min(1, len(srcs)):] {
 		if s.method != srcs[0].method || s.uri != srcs[0].uri {
-			return req, permatrix.Errorf(permatrix.EINVALID, "the original request is ambiguous: %s says %s %s, %s says %s %s", srcs[0].name, srcs[0].method, pathOf(srcs[0].uri), s.name, s.method, pathOf(s.uri))
+			return permatrix.Errorf(permatrix.EINVALID, "the original request is ambiguous: %s says %s %s, %s says %s %s", srcs[0].name, srcs[0].method, pathOf(srcs[0].uri), s.name, s.method, pathOf(s.uri))
 		}
 	}
 	if len(srcs) > 0 {
 		req.Method, req.URI = srcs[0].method, srcs[0].uri
 	}
-	return req, nil
+	return nil
 }
 
 // single is the one value of a header; sent twice it is refused.

@@ -50,11 +50,7 @@ func server(t *testing.T, g *gateway.Gateway) string {
 	t.Helper()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		req, err := gateway.FromHTTP(r, base)
-		var ch permatrix.Check
-		if err == nil {
-			ch, err = g.Check(r.Context(), req)
-		}
+		ch, err := g.Check(r.Context(), gateway.FromHTTP(r, base))
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			_ = json.NewEncoder(w).Encode(answer{Code: permatrix.ErrorCode(err), Message: permatrix.ErrorMessage(err)})
@@ -278,9 +274,9 @@ func TestNamed(t *testing.T) {
 func TestFromHTTPKeepsHeaders(t *testing.T) {
 	r := httptest.NewRequest("PUT", base+"/a/b?x=1&y=2", nil)
 	r.Header.Set("X-Forwarded-User", "alice")
-	req, err := gateway.FromHTTP(r, base)
-	if err != nil {
-		t.Fatal(err)
+	req := gateway.FromHTTP(r, base)
+	if req.Unreadable != nil {
+		t.Fatal(req.Unreadable)
 	}
 	if req.Method != "PUT" || req.URI != "/a/b?x=1&y=2" || req.Header.Get("X-Forwarded-User") != "alice" || req.Named != nil {
 		t.Fatalf("FromHTTP = %+v", req)
@@ -322,12 +318,9 @@ func FuzzCheck(f *testing.F) {
 				r.Header.Set(name, v)
 			}
 		}
-		req, err := gateway.FromHTTP(r, base)
-		if err != nil {
-			if permatrix.ErrorCode(err) != permatrix.EINVALID {
-				t.Fatalf("FromHTTP: %v, want EINVALID", err)
-			}
-			return
+		req := gateway.FromHTTP(r, base)
+		if err := req.Unreadable; err != nil && permatrix.ErrorCode(err) != permatrix.EINVALID {
+			t.Fatalf("FromHTTP: %v, want EINVALID", err)
 		}
 		ch, err := g.Check(context.Background(), req)
 		if err != nil {

@@ -21,11 +21,7 @@ const (
 // the error "no route matches"), 401 when the identity is missing or
 // invalid, 400 when the original request or the check is not valid.
 func (s *Server) forwardAuth(c echo.Context) error {
-	req, err := gateway.FromHTTP(c.Request(), forwardAuthBase)
-	if err != nil {
-		return err
-	}
-	ch, err := s.gateway.Check(c.Request().Context(), req)
+	ch, err := s.gateway.Check(c.Request().Context(), gateway.FromHTTP(c.Request(), forwardAuthBase))
 	if err != nil {
 		if permatrix.ErrorCode(err) == permatrix.EUNAUTHORIZED {
 			if v := s.cfg.Identity.Challenge(); v != "" {

@@ -184,8 +184,13 @@ func TestForwardAuthRoutes(t *testing.T) {
 		{"methods disagree", "GET", "/v1/forward-auth", append([]string{"X-Original-URI", "/projects/p1/users", "X-Original-Method", "GET", "X-Forwarded-Uri", "/projects/p1/users", "X-Forwarded-Method", "POST"}, bob...), 400, "ambiguous"},
 		{"dot segments", "GET", "/v1/forward-auth", append([]string{"X-Original-URI", "/projects/p2/../p1/users", "X-Original-Method", "POST"}, ann...), 400, "dot segment"},
 		{"encoded dot segments", "GET", "/v1/forward-auth/projects/p2/%2e%2e/p1/users", ann, 400, "dot segment"},
-		// The identity is checked first.
+		// The identity is checked first: without one, a request that cannot
+		// be read is 401 too, and the answer says nothing of how it is read.
 		{"no identity", "GET", "/v1/forward-auth/admin", nil, 401, "X-Forwarded-User"},
+		{"no identity, sources disagree", "GET", "/v1/forward-auth/projects/p1/users", []string{"X-Original-URI", "/projects/p2/users"}, 401, "X-Forwarded-User"},
+		{"no identity, header twice", "GET", "/v1/forward-auth", []string{"X-Original-URI", "/projects/p1/users", "X-Original-URI", "/projects/p2/users"}, 401, "X-Forwarded-User"},
+		{"no identity, no original URI", "GET", "/v1/forward-auth", nil, 401, "X-Forwarded-User"},
+		{"header twice", "GET", "/v1/forward-auth", append([]string{"X-Original-URI", "/projects/p1/users", "X-Original-URI", "/projects/p2/users"}, ann...), 400, "sent 2 times"},
 	} {
 		code, body := rawRequest(t, s.URL, tc.method, tc.path, tc.headers...)
 		if code != tc.status || !strings.Contains(body, tc.body) {
