@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // SocketMode is the permission of a unix socket: the owner and its group
@@ -47,6 +49,55 @@ func Listen(addr string) (net.Listener, error) {
 			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
 		}
 	}
+	return listenUnix(path)
+}
+
+// sunPathMax is the longest socket path the kernel takes (sun_path's 108
+// bytes, less the terminating NUL).
+const sunPathMax = 107
+
+// listenUnix binds a socket at path that nobody but the owner and its group
+// can ever connect to. bind(2) creates the file with the process umask's
+// mode, so binding at path and then chmod-ing it would leave a window in
+// which, under a lax umask, anyone could connect. The socket is bound
+// instead inside a fresh directory next to path that only the owner can
+// enter (os.MkdirTemp: 0700), chmod-ed there, and hard-linked into place:
+// link(2), unlike rename(2), never replaces a file that appeared at path
+// meanwhile. A path so long that the private directory would not fit in
+// sun_path is bound in place as before (the window remains for it); one
+// too long for sun_path itself is refused by bind, since no client could
+// connect to it.
+func listenUnix(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if len(path) > sunPathMax || len(dir)+len("/.pmx")+10+len("/s") > sunPathMax {
+		// Too long to bind (bind says so), or to bind in a directory
+		// beside it.
+		return bindInPlace(path)
+	}
+	private, err := os.MkdirTemp(dir, ".pmx")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false) // the name it was bound at is gone; unixListener removes path
+	if err := os.Chmod(tmp, SocketMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", tmp, err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &unixListener{UnixListener: ln, path: path}, nil
+}
+
+// bindInPlace binds at path, then sets its mode.
+func bindInPlace(path string) (net.Listener, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
@@ -56,6 +107,27 @@ func Listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// unixListener is a socket bound elsewhere and linked at path: its address
+// is path, and closing it (the first time) removes path, as a listener
+// bound there would.
+type unixListener struct {
+	*net.UnixListener
+	path   string
+	remove sync.Once
+}
+
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.remove.Do(func() {
+		if rmErr := os.Remove(l.path); err == nil && !errors.Is(rmErr, os.ErrNotExist) {
+			err = rmErr
+		}
+	})
+	return err
 }
 
 // URL is how clients reach ln: http(s)://host:port or unix://path.
