@@ -21,8 +21,13 @@ import (
 // debounce. A directory reached through a symlink (a "current" link to
 // the deployed release) is watched where the link points, and the link
 // through its directory: pointing it elsewhere is a change, and the new
-// tree is watched from then on. Watch errors go to failed. It returns once
-// the watches are in place; they end with ctx.
+// tree is watched from then on. A single file reached through symlinks (a
+// Kubernetes ConfigMap or Secret mount: bundle.tar.gz → ..data/bundle.tar.gz,
+// ..data → a timestamped directory swapped on update) is watched where it
+// resolves to as well as through its own directory: an event in either
+// after which the path resolves to another file is a change, as is one on
+// that file. Watch errors go to failed. It returns once the watches are in
+// place; they end with ctx.
 func Start(ctx context.Context, path string, debounce time.Duration, changed func(), failed func(error)) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -39,7 +44,7 @@ func Start(ctx context.Context, path string, debounce time.Duration, changed fun
 	x := &watcher{w: w, path: abs, tree: fi.IsDir()}
 	switch {
 	case !x.tree:
-		err = w.Add(filepath.Dir(abs))
+		err = x.watchFile()
 	default:
 		if li, lerr := os.Lstat(abs); lerr == nil && li.Mode()&os.ModeSymlink != 0 {
 			x.link = true
@@ -63,6 +68,59 @@ type watcher struct {
 	tree bool   // path is a directory
 	link bool   // path is a symlink to the directory
 	root string // the directory, symlinks resolved: events of the tree name paths under it
+	// target is the file a single-file path resolves to (path itself when
+	// it is no symlink); its directory is watched too.
+	target string
+}
+
+// watchFile watches a single file's directory — with its own symlinks
+// resolved, so that events name the file as path does — and the directory
+// of the file it resolves to.
+func (x *watcher) watchFile() error {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(x.path))
+	if err != nil {
+		return err
+	}
+	x.path = filepath.Join(dir, filepath.Base(x.path))
+	if err := x.w.Add(dir); err != nil {
+		return err
+	}
+	target, err := filepath.EvalSymlinks(x.path)
+	if err != nil {
+		return err
+	}
+	return x.watchTarget(target)
+}
+
+// watchTarget watches the directory of the file path resolves to now, and
+// stops watching the one of the file it resolved to before (unless it is
+// path's own directory).
+func (x *watcher) watchTarget(target string) error {
+	own, old, dir := filepath.Dir(x.path), filepath.Dir(x.target), filepath.Dir(target)
+	if x.target != "" && old != own && old != dir {
+		_ = x.w.Remove(old) // may be gone already (an old ConfigMap directory)
+	}
+	x.target = target
+	if dir == own || dir == old {
+		return nil
+	}
+	return x.w.Add(dir)
+}
+
+// fileChanged reports whether an event on name changes what the single file
+// path names: an event on path or on the file it resolves to, or one after
+// which path resolves to another file (a link replaced, a directory link
+// swapped). A path that does not resolve (a dangling link, mid-update) is
+// the reload's error to report.
+func (x *watcher) fileChanged(name string, failed func(error)) bool {
+	moved := false
+	if target, err := filepath.EvalSymlinks(x.path); err == nil && target != x.target {
+		if err := x.watchTarget(target); err != nil {
+			failed(err)
+		}
+		moved = true
+	}
+	return moved || name == x.path || name == x.target
 }
 
 // watchTree watches the tree path points to, and stops watching the one
@@ -87,7 +145,7 @@ func (x *watcher) watchTree() error {
 func (x *watcher) relevant(ev fsnotify.Event, failed func(error)) bool {
 	name := filepath.Clean(ev.Name)
 	if !x.tree {
-		return name == x.path // not another file in the bundle file's directory
+		return x.fileChanged(name, failed) // not another file in its directories
 	}
 	if x.link && name == x.path {
 		// The link was replaced or removed: watch where it points now (a

@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -263,6 +264,89 @@ func TestSingleFile(t *testing.T) {
 	r.expect(t, 3, "the file deleted")
 	writeFile(t, file, "v4")
 	r.expect(t, 4, "the file created again")
+}
+
+// A single file mounted from a Kubernetes ConfigMap: bundle.tar.gz is a
+// link to ..data/bundle.tar.gz, ..data a link to a timestamped directory,
+// and an update writes a new directory, renames a new ..data link over the
+// old one and removes the old directory (kubelet's AtomicWriter). Each
+// update is a change; the files of the directory it left are not.
+func TestSingleFileConfigMapMount(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	version := func(n int) string {
+		ts := filepath.Join(dir, fmt.Sprintf("..2026_11_26_0%d", n))
+		if err := os.Mkdir(ts, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(ts, "bundle.tar.gz"), fmt.Sprintf("v%d", n))
+		return ts
+	}
+	swap := func(ts string) {
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := version(1)
+	swap(v1)
+	if err := os.Symlink("..data/bundle.tar.gz", filepath.Join(dir, "bundle.tar.gz")); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, filepath.Join(dir, "bundle.tar.gz"))
+	writeFile(t, filepath.Join(v1, "notes.txt"), "x")
+	r.expect(t, 0, "another file in the mounted directory")
+
+	v2 := version(2)
+	r.expect(t, 0, "the next version written, not yet swapped in")
+	swap(v2)
+	if err := os.RemoveAll(v1); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 1, "the ConfigMap updated")
+	v3 := version(3)
+	swap(v3)
+	r.expect(t, 2, "the ConfigMap updated again")
+	writeFile(t, filepath.Join(v2, "bundle.tar.gz"), "stale")
+	r.expect(t, 2, "a write in the version the mount left")
+	writeFile(t, filepath.Join(v3, "bundle.tar.gz"), "v3b")
+	r.expect(t, 3, "the file the mount names written in place")
+}
+
+// A single file that is a symlink into another directory: writes to the
+// file it points to are changes, pointing it elsewhere is one, and the
+// file it left is not watched.
+func TestSingleFileSymlink(t *testing.T) {
+	t.Parallel()
+	dir, releases := t.TempDir(), t.TempDir()
+	a, b := filepath.Join(releases, "a.tar.gz"), filepath.Join(releases, "b.tar.gz")
+	writeFile(t, a, "a1")
+	writeFile(t, b, "b1")
+	link := filepath.Join(dir, "bundle.tar.gz")
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, link)
+	writeFile(t, b, "b2")
+	r.expect(t, 0, "another file next to the one the link points to")
+	writeFile(t, a, "a2")
+	r.expect(t, 1, "the file the link points to written in place")
+	saveByRename(t, a, "a3")
+	r.expect(t, 2, "the file the link points to replaced by rename")
+	if err := os.Symlink(b, link+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link+".tmp", link); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, 3, "the link pointed at b")
+	writeFile(t, a, "a4")
+	r.expect(t, 3, "a write to the file the link left")
+	writeFile(t, b, "b3")
+	r.expect(t, 4, "a write to the file the link points to now")
 }
 
 // A relative path names the same file as its absolute form.
