@@ -1,10 +1,15 @@
 package http
 
 import (
+	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/permatrix/permatrix"
 )
 
 // pprofProfile serves Go's runtime profiles (net/http/pprof) under
@@ -12,10 +17,45 @@ import (
 // ?seconds= up to the request timeout), symbol, trace, and every named
 // profile (heap, goroutine, allocs, block, mutex, threadcreate). Operator
 // only, and only with Config.Pprof: a profile shows the process's memory
-// layout and code paths, not for any caller.
+// layout and code paths, not for any caller. A profile longer than the
+// request timeout is refused (400) rather than cut short, and a CPU profile
+// without ?seconds= runs as long as the timeout allows (net/http/pprof's
+// 30 s would be cut); symbol also takes POST, as `go tool pprof` sends it.
 func (s *Server) pprofProfile(c echo.Context) error {
 	w, r := c.Response(), c.Request()
-	switch name := strings.TrimPrefix(c.Param("*"), "/"); name {
+	name := strings.TrimPrefix(c.Param("*"), "/")
+	if r.Method == http.MethodPost && name != "symbol" {
+		return echo.NewHTTPError(http.StatusMethodNotAllowed, "only /debug/pprof/symbol takes POST")
+	}
+	// A profile must end, written, before the request timeout does: half a
+	// second is left for writing it. net/http/pprof reads a CPU profile's
+	// seconds as a whole number (anything else is its default, 30 s).
+	longest := s.cfg.RequestTimeout - time.Second/2
+	q := r.URL.Query()
+	v := q.Get("seconds")
+	if name == "profile" && v == "" {
+		if longest < time.Second {
+			return permatrix.Errorf(permatrix.EINVALID, "the request timeout (%s) is too short for a CPU profile", s.cfg.RequestTimeout)
+		}
+		v = strconv.Itoa(int(longest.Seconds()))
+		q.Set("seconds", v)
+		r.URL.RawQuery = q.Encode()
+	}
+	if v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if name == "profile" {
+			var n int64
+			n, err = strconv.ParseInt(v, 10, 64)
+			secs = float64(n)
+		}
+		switch {
+		case err != nil || secs <= 0:
+			return permatrix.Errorf(permatrix.EINVALID, "seconds=%q: want a positive number (a whole one for a CPU profile)", v)
+		case time.Duration(secs*float64(time.Second)) > longest:
+			return permatrix.Errorf(permatrix.EINVALID, "seconds=%s is longer than the request timeout (%s) allows: ask for at most %g", v, s.cfg.RequestTimeout, longest.Seconds())
+		}
+	}
+	switch name {
 	case "":
 		pprof.Index(w, r)
 	case "cmdline":
@@ -30,4 +70,10 @@ func (s *Server) pprofProfile(c echo.Context) error {
 		pprof.Handler(name).ServeHTTP(w, r)
 	}
 	return nil
+}
+
+// pprofIndex redirects /debug/pprof to the index, /debug/pprof/, as
+// net/http's ServeMux does for net/http/pprof.
+func (s *Server) pprofIndex(c echo.Context) error {
+	return c.Redirect(http.StatusMovedPermanently, "/debug/pprof/")
 }

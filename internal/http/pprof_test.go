@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,12 @@ func serveOn(t *testing.T, srv *permhttp.Server) string {
 // empty) and returns the status and body.
 func request(t *testing.T, method, url, token string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	return requestBody(t, method, url, token, nil)
+}
+
+func requestBody(t *testing.T, method, url, token string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +52,18 @@ func request(t *testing.T, method, url, token string) (int, []byte) {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.StatusCode, body
+	return res.StatusCode, b
+}
+
+// post sends body to url as go tool pprof does, with token as the bearer
+// token (none if empty).
+func post(t *testing.T, url, token, body string) (int, []byte) {
+	t.Helper()
+	return requestBody(t, http.MethodPost, url, token, strings.NewReader(body))
 }
 
 // TestPprof: the runtime profiles are the operator's, and only with
@@ -83,6 +96,42 @@ func TestPprof(t *testing.T) {
 	}
 	if code, _ := request(t, http.MethodGet, on+"/debug/pprof/no-such-profile", docTestToken); code != http.StatusNotFound {
 		t.Errorf("an unknown profile: %d, want 404", code)
+	}
+	// Longer than the request timeout (10 s) allows: refused, not cut short.
+	for q, msg := range map[string]string{
+		"profile?seconds=10":  "longer than the request timeout",
+		"profile?seconds=1.5": "a whole one for a CPU profile",
+		"trace?seconds=9.6":   "longer than the request timeout",
+		"heap?seconds=3600":   "longer than the request timeout",
+		"profile?seconds=-1":  "want a positive number",
+		"trace?seconds=abc":   "want a positive number",
+		"goroutine?seconds=0": "want a positive number",
+	} {
+		if code, body := request(t, http.MethodGet, on+"/debug/pprof/"+q, docTestToken); code != http.StatusBadRequest || !bytes.Contains(body, []byte(msg)) {
+			t.Errorf("%s: %d %.200s, want 400 with %q", q, code, body, msg)
+		}
+	}
+	// go tool pprof posts program counters to symbol; nothing else takes POST.
+	if code, body := post(t, on+"/debug/pprof/symbol", docTestToken, "0x1"); code != http.StatusOK || !bytes.Contains(body, []byte("num_symbols")) {
+		t.Errorf("POST symbol: %d %.200s", code, body)
+	}
+	if code, body := post(t, on+"/debug/pprof/symbol", "", "0x1"); code != http.StatusUnauthorized {
+		t.Errorf("POST symbol without the token: %d %.200s, want 401", code, body)
+	}
+	if code, body := post(t, on+"/debug/pprof/heap", docTestToken, ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST heap: %d %.200s, want 405", code, body)
+	}
+	// /debug/pprof is the index's address without its slash.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, on+"/debug/pprof", nil)
+	req.Header.Set("Authorization", "Bearer "+docTestToken)
+	if res, err := noRedirect.Do(req); err != nil || res.StatusCode != http.StatusMovedPermanently || res.Header.Get("Location") != "/debug/pprof/" {
+		t.Errorf("GET /debug/pprof: %v %v, want 301 to /debug/pprof/", res, err)
+	} else {
+		res.Body.Close()
+	}
+	if code, _ := request(t, http.MethodGet, on+"/debug/pprof", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /debug/pprof without the token: %d, want 401", code)
 	}
 
 	off := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))

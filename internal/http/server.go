@@ -227,7 +227,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodPost, "/v1/matrix/:system/diff", s.matrixDiff)
 	operator(http.MethodPost, "/v1/replay", s.replayCandidate)
 	if cfg.Pprof {
+		operator(http.MethodGet, "/debug/pprof", s.pprofIndex)
 		operator(http.MethodGet, "/debug/pprof/*", s.pprofProfile)
+		operator(http.MethodPost, "/debug/pprof/*", s.pprofProfile)
 	}
 
 	if cfg.Console != nil {
