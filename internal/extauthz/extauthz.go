@@ -170,6 +170,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if err != nil {
 		return s.denied(err), nil
 	}
+	// The consistency token, as forward-auth takes it: the original
+	// request's X-Permatrix-Min-Revision (read after the identity).
+	if ch.MinRevision, err = gateway.MinRevision(r.Header.Values(gateway.HeaderMinRevision)); err != nil {
+		return s.denied(err), nil
+	}
 	d, err := s.cfg.Decide(ctx, ch)
 	if err != nil {
 		return s.denied(err), nil

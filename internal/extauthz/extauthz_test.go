@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
@@ -198,6 +201,55 @@ func TestCheckWithoutRoutes(t *testing.T) {
 	resp, err = c.Check(context.Background(), request("GET", "/anything", map[string]string{"x-forwarded-user": "ann"}, ext))
 	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument || resp.GetDeniedResponse().GetStatus().GetCode() != 400 {
 		t.Fatalf("unknown action: %v %v", resp, err)
+	}
+}
+
+// TestCheckConsistencyToken: the original request's X-Permatrix-Min-Revision
+// is the decision's consistency token, read as forward-auth reads it, and
+// only after the identity.
+func TestCheckConsistencyToken(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	_, rev, err := s.API().CreateAssignment(context.Background(), permatrix.Assignment{Subject: "user:ann", System: tm, Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: "p1"}})
+	if err != nil || rev == 0 {
+		t.Fatalf("assign: %d %v", rev, err)
+	}
+	c := client(t, start(t, s, nil, nil), insecure.NewCredentials())
+	ext := map[string]string{"system": tm, "action": "edit_users", "resource_type": "project", "resource_id": "p1"}
+	ask := func(headers map[string]string) *authv3.CheckResponse {
+		t.Helper()
+		resp, err := c.Check(context.Background(), request("GET", "/anything", headers, ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := ask(map[string]string{"x-forwarded-user": "ann", "x-permatrix-min-revision": fmt.Sprint(rev)}); codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("the write's own revision: %v", resp)
+	}
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		code    codes.Code
+		status  int32
+		body    string
+	}{
+		{"ahead of the store", map[string]string{"x-forwarded-user": "ann", "x-permatrix-min-revision": fmt.Sprint(rev + 1000)}, codes.Unavailable, 503, "is not applied here yet"},
+		{"not a number", map[string]string{"x-forwarded-user": "ann", "x-permatrix-min-revision": "soon"}, codes.InvalidArgument, 400, "want a store revision"},
+		{"no identity", map[string]string{"x-permatrix-min-revision": "soon"}, codes.Unauthenticated, 401, "X-Forwarded-User"},
+	} {
+		resp := ask(tc.headers)
+		dr := resp.GetDeniedResponse()
+		if codes.Code(resp.GetStatus().GetCode()) != tc.code || int32(dr.GetStatus().GetCode()) != tc.status || !strings.Contains(dr.GetBody(), tc.body) {
+			t.Errorf("%s: %v", tc.name, resp)
+		}
+	}
+	// Sent twice (Envoy's header map keeps both): refused, not one picked.
+	twice := request("GET", "/anything", nil, ext)
+	twice.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: "x-forwarded-user", Value: "ann"}, {Key: "x-permatrix-min-revision", Value: "1"}, {Key: "x-permatrix-min-revision", Value: fmt.Sprint(rev + 1000)}}}
+	resp, err := c.Check(context.Background(), twice)
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument || !strings.Contains(resp.GetDeniedResponse().GetBody(), "give the minimum revision once") {
+		t.Fatalf("the token twice: %v %v", resp, err)
 	}
 }
 

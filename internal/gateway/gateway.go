@@ -10,6 +10,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/permatrix/permatrix"
@@ -25,6 +26,29 @@ const (
 	HeaderResourceType = "X-Permatrix-Resource-Type"
 	HeaderResourceID   = "X-Permatrix-Resource-Id"
 )
+
+// HeaderMinRevision carries a consistency token where a body cannot (a
+// proxied request: forward-auth, ext_authz), or beside one: decide at this
+// store revision or later.
+const HeaderMinRevision = "X-Permatrix-Min-Revision"
+
+// MinRevision reads a consistency token from the values it was given as
+// (the header's, and a min_revision query parameter's where there is one):
+// at most one, a whole number; none is 0.
+func MinRevision(values []string) (uint64, error) {
+	switch len(values) {
+	case 0:
+		return 0, nil
+	case 1:
+	default:
+		return 0, permatrix.Errorf(permatrix.EINVALID, "give the minimum revision once (%s header or min_revision)", HeaderMinRevision)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(values[0]), 10, 64)
+	if err != nil {
+		return 0, permatrix.Errorf(permatrix.EINVALID, "min_revision %q: want a store revision (a whole number)", values[0])
+	}
+	return n, nil
+}
 
 // Headers that carry the original request's method and URI.
 const (

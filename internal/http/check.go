@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
+	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
 
@@ -34,32 +34,18 @@ func (s *Server) Decide(ctx context.Context, ch permatrix.Check) (*permatrix.Dec
 	return d, nil
 }
 
-// headerMinRevision carries a consistency token where a body cannot
-// (forward-auth), or beside one: a decision at this store revision or
-// later.
-const headerMinRevision = "X-Permatrix-Min-Revision"
-
 // minRevision is the request's consistency token: the body's
-// min_revision, else the header's, else 0 (none).
+// min_revision, else the X-Permatrix-Min-Revision header's or the
+// min_revision query parameter's (gateway.MinRevision), else 0 (none).
 func minRevision(c echo.Context, body uint64) (uint64, error) {
 	if body > 0 {
 		return body, nil
 	}
-	vs := c.Request().Header.Values(headerMinRevision)
+	vs := c.Request().Header.Values(gateway.HeaderMinRevision)
 	if q := c.QueryParam("min_revision"); q != "" {
 		vs = append(vs, q)
 	}
-	if len(vs) == 0 {
-		return 0, nil
-	}
-	if len(vs) > 1 {
-		return 0, permatrix.Errorf(permatrix.EINVALID, "give the minimum revision once (%s header or min_revision)", headerMinRevision)
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(vs[0]), 10, 64)
-	if err != nil {
-		return 0, permatrix.Errorf(permatrix.EINVALID, "min_revision %q: want a store revision (a whole number)", vs[0])
-	}
-	return n, nil
+	return gateway.MinRevision(vs)
 }
 
 // POST /v1/check
