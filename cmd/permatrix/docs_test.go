@@ -45,7 +45,8 @@ func readDoc(t *testing.T, name string) string {
 
 // Every flag, PERMATRIX_* variable and X-Permatrix-* header docs/fleet.md
 // names exists: a flag on serve (or on store copy or import, for theirs),
-// a variable that is a serve flag's, a header the HTTP API reads.
+// a variable that is a serve flag's, a header the HTTP API (or the gateway,
+// for proxied requests) reads.
 func TestFleetDocNamesWhatExists(t *testing.T) {
 	doc := readDoc(t, "docs/fleet.md")
 	serve := commandFlags(t, "serve")
@@ -70,7 +71,8 @@ func TestFleetDocNamesWhatExists(t *testing.T) {
 	}
 	var src strings.Builder
 	files, _ := filepath.Glob(filepath.Join("..", "..", "internal", "http", "*.go"))
-	for _, f := range files {
+	gw, _ := filepath.Glob(filepath.Join("..", "..", "internal", "gateway", "*.go")) // the proxied requests' headers
+	for _, f := range append(files, gw...) {
 		if !strings.HasSuffix(f, "_test.go") {
 			raw, _ := os.ReadFile(f)
 			src.Write(raw)
@@ -78,7 +80,7 @@ func TestFleetDocNamesWhatExists(t *testing.T) {
 	}
 	for _, h := range headerToken.FindAllString(doc, -1) {
 		if !strings.Contains(src.String(), `"`+h+`"`) {
-			t.Errorf("docs/fleet.md names the header %s: internal/http does not read it", h)
+			t.Errorf("docs/fleet.md names the header %s: neither internal/http nor internal/gateway reads it", h)
 		}
 	}
 }
