@@ -115,9 +115,13 @@ type Store struct {
 
 	lastContact atomic.Int64  // unix nanos of the last answer from etcd
 	latest      atomic.Uint64 // the newest etcd revision heard of
-	watching    atomic.Bool
-	syncing     atomic.Bool // a new replica is being loaded: no reads
-	lastErr     atomic.Pointer[string]
+	// progressAsked is when Wait last asked the watch for a progress
+	// notification (unix nanos): at most one request an interval, however
+	// many checks wait.
+	progressAsked atomic.Int64
+	watching      atomic.Bool
+	syncing       atomic.Bool // a new replica is being loaded: no reads
+	lastErr       atomic.Pointer[string]
 
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
@@ -291,10 +295,45 @@ func (s *Store) View() (store.Snapshot, error) {
 // Revision is the etcd revision the replica has applied.
 func (s *Store) Revision() uint64 { return s.replica.Revision() }
 
-// Wait returns once the replica has applied rev. The revisions worth
-// waiting for (a write's, a consistency token, the commit a conflict lost
-// to) are commits under the prefix, so their events arrive by the watch.
-func (s *Store) Wait(ctx context.Context, rev uint64) error { return s.replica.Wait(ctx, rev) }
+// Wait returns once the replica has applied rev. Most revisions worth
+// waiting for (a write's, the commit a conflict lost to) are commits under
+// the prefix, and their events arrive by the watch. A consistency token may
+// also be a revision of the cluster made under another prefix (a fleet
+// sharing the cluster with others: another sidecar's first load reports
+// the cluster's revision): no event of ours will ever carry it. So while
+// waiting, the watch is asked for a progress notification now and then
+// (RequestProgress): it says that every event of the prefix up to the
+// cluster's revision has been delivered, and the replica moves to it.
+func (s *Store) Wait(ctx context.Context, rev uint64) error {
+	for s.replica.Revision() < rev {
+		s.askProgress(ctx)
+		wctx, cancel := context.WithTimeout(ctx, progressInterval)
+		err := s.replica.Wait(wctx, rev)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progressInterval is how often Wait asks for a progress notification.
+const progressInterval = 50 * time.Millisecond
+
+// askProgress asks the watch for a progress notification, unless one was
+// asked for less than progressInterval ago: a client sending tokens far
+// ahead of the cluster makes its own checks wait, and etcd answer at most
+// one request an interval from this sidecar.
+func (s *Store) askProgress(ctx context.Context) {
+	now := time.Now().UnixNano()
+	last := s.progressAsked.Load()
+	if now-last < int64(progressInterval) || !s.progressAsked.CompareAndSwap(last, now) {
+		return
+	}
+	// The watch's stream is the one opened with the same metadata
+	// (WithRequireLeader).
+	_ = s.cli.RequestProgress(clientv3.WithRequireLeader(ctx))
+}
 
 // Fresh waits until the replica holds every commit acknowledged before the
 // call: one linearizable read of the root guard — which every commit
@@ -585,6 +624,7 @@ func (s *Store) watch(ctx context.Context) error {
 		// replica transaction: under many writes the replica keeps up by
 		// applying several revisions at a time, not one fsync each.
 		events = events[:0]
+		var progress uint64
 		for more := true; more; {
 			if resp.CompactRevision > 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 				return errCompacted
@@ -592,11 +632,19 @@ func (s *Store) watch(ctx context.Context) error {
 			if err := resp.Err(); err != nil {
 				return err
 			}
-			// A progress notification only says how far the cluster is
-			// (for the lag): the replica's revision moves with events
-			// alone, so no event can ever be mistaken for one already
-			// applied.
+			// Every response says how far the cluster is (for the lag).
+			// A progress notification also says that every event of the
+			// watch up to that revision has been delivered (etcd's
+			// guarantee: none at or below it comes later), so the replica
+			// may move to it once the events before it are applied: the
+			// revisions other prefixes made then reach this fleet's
+			// sidecars, and with them the consistency tokens that name
+			// them (see Wait). An event response's header promises
+			// nothing of the kind.
 			s.contact(uint64(resp.Header.Revision))
+			if resp.IsProgressNotify() {
+				progress = max(progress, uint64(resp.Header.Revision))
+			}
 			events = append(events, resp.Events...)
 			if len(events) >= maxApply {
 				break
@@ -607,11 +655,14 @@ func (s *Store) watch(ctx context.Context) error {
 				more = false
 			}
 		}
-		if len(events) == 0 {
-			continue
-		}
 		if err := s.apply(events); err != nil {
 			return err
+		}
+		if progress > s.replica.Revision() {
+			// No data changed between the last event and progress.
+			if err := s.replica.Apply(progress, nil, nil); err != nil {
+				return fmt.Errorf("moving the replica to etcd revision %d: %w", progress, err)
+			}
 		}
 	}
 	return errors.New("etcd watch closed")

@@ -265,3 +265,44 @@ func TestCompactedReplicaResyncs(t *testing.T) {
 		t.Fatalf("replica after resync: %v", problems)
 	}
 }
+
+// TestTokenFromAnotherPrefix: on a cluster shared with another fleet, a
+// consistency token may be a revision that fleet's write made (a sidecar's
+// first load reports the cluster's revision). No event under this prefix
+// carries it; Wait still reaches it, through a progress notification, and
+// the replica goes on applying its own prefix's writes after it.
+func TestTokenFromAnotherPrefix(t *testing.T) {
+	ours, theirs := open(t), open(t)
+	write(t, ours, "alice")
+	token := write(t, theirs, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := ours.Wait(ctx, token); err != nil {
+		t.Fatalf("waiting for the other prefix's revision %d: %v (the replica is at %d)", token, err, ours.Revision())
+	}
+	t.Logf("reached revision %d in %s", token, time.Since(start))
+	if got := ours.Revision(); got < token {
+		t.Fatalf("revision %d after Wait(%d)", got, token)
+	}
+	rev := write(t, ours, "carol")
+	if err := ours.Wait(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ours.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	list, _, err := store.Assignments(snap, permatrix.AssignmentFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]bool{}
+	for _, a := range list {
+		users[a.Subject] = true
+	}
+	if !users["user:alice"] || !users["user:carol"] || users["user:bob"] || snap.Revision() < rev {
+		t.Fatalf("the replica at %d holds %v; want alice and carol, not the other prefix's bob", snap.Revision(), users)
+	}
+}
