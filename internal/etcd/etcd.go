@@ -24,7 +24,9 @@
 //     The watch carries the data and meta keys, not the guards; every
 //     commit's revision reaches the replica (one that changed no data key
 //     is followed by a put of a meta key, nudge), and so does every
-//     revision that moved the id counter.
+//     revision that moved the id counter. A progress notification moves
+//     the replica to its revision with no data change (etcd delivers every
+//     event at or below it first): so do revisions other prefixes made.
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
