@@ -563,7 +563,8 @@ func (s *Store) follow(ctx context.Context) {
 // heartbeat reads the root guard now and then until ctx ends, so that
 // "last contact" (/health, --max-staleness) measures etcd's silence, not
 // the fleet's: an idle watch hears nothing — etcd sends no progress
-// notification to a watch that started after its latest revision.
+// notification to a watch that started after its latest revision. When the
+// cluster is ahead of the replica it asks for one.
 func (s *Store) heartbeat(ctx context.Context) {
 	every := 5 * time.Second
 	if m := s.opts.MaxStaleness; m > 0 {
@@ -578,6 +579,13 @@ func (s *Store) heartbeat(ctx context.Context) {
 		switch {
 		case err == nil:
 			s.contact(uint64(resp.Header.Revision))
+			if uint64(resp.Header.Revision) > s.replica.Revision() {
+				// Other prefixes' writes (a shared cluster), or events on
+				// their way: a progress notification moves the replica to
+				// the cluster's revision if nothing of ours is pending, so
+				// the lag does not count other fleets' writes for long.
+				s.askProgress(ctx)
+			}
 		case ctx.Err() == nil:
 			s.setErr(err)
 		}

@@ -93,3 +93,29 @@ func TestIDCounterRevisionReachesEverySidecar(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLagOnSharedCluster: another fleet's writes on the same cluster (another
+// prefix) move the cluster's revision with no event for this prefix; the
+// heartbeat's progress request brings the replica to it, so /health's lag
+// comes back to 0 without a write or a consistency token here.
+func TestLagOnSharedCluster(t *testing.T) {
+	o := etcd.Options{MaxStaleness: 300 * time.Millisecond} // a heartbeat every 100 ms
+	ours := sidecar(t, fmt.Sprintf("lag%d-%d", time.Now().UnixNano(), prefixes.Add(1)), filepath.Join(t.TempDir(), "ours.db"), o)
+	write(t, ours, "alice")
+	theirs := open(t)
+	var last uint64
+	for i := range 5 {
+		last = write(t, theirs, fmt.Sprintf("u%d", i))
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		r := ours.Replication()
+		if r.Lag == 0 && r.AppliedRevision >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lag stays %d (applied %d, latest %d; the other prefix wrote up to %d)", r.Lag, r.AppliedRevision, r.LatestRevision, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
