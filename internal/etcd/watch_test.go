@@ -81,14 +81,21 @@ func TestIDCounterRevisionReachesEverySidecar(t *testing.T) {
 	if err := a.Wait(wctx, token); err != nil {
 		t.Errorf("sidecar a never reaches revision %d, which sidecar c reports (a applied %d): %v", token, a.Revision(), err)
 	}
+	awaitNoLag(t, a, token)
+}
+
+// awaitNoLag waits up to 3 s for s's /health lag to be 0 with the replica
+// at rev or later.
+func awaitNoLag(t *testing.T, s *etcd.Store, rev uint64) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		r := a.Replication()
-		if r.Lag == 0 && r.LatestRevision >= token {
-			break
+		r := s.Replication()
+		if r.Lag == 0 && r.AppliedRevision >= rev {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sidecar a's lag stays %d (applied %d, latest %d)", r.Lag, r.AppliedRevision, r.LatestRevision)
+			t.Fatalf("the lag stays %d (applied %d, latest %d; want revision %d)", r.Lag, r.AppliedRevision, r.LatestRevision, rev)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -107,15 +114,5 @@ func TestLagOnSharedCluster(t *testing.T) {
 	for i := range 5 {
 		last = write(t, theirs, fmt.Sprintf("u%d", i))
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		r := ours.Replication()
-		if r.Lag == 0 && r.AppliedRevision >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lag stays %d (applied %d, latest %d; the other prefix wrote up to %d)", r.Lag, r.AppliedRevision, r.LatestRevision, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitNoLag(t, ours, last)
 }
