@@ -104,9 +104,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Options struct {
 	// Replica opens (or creates) the file as a replica of source: written by
 	// Apply and Reset only. A primary file is refused as a replica and the
-	// other way round, and a replica of another source is refused.
-	Replica bool
-	Source  string
+	// other way round, and a replica of another source is refused, unless
+	// AcceptSource accepts the source it records (the same source under
+	// another name: the backend renames it with SetSource).
+	Replica      bool
+	Source       string
+	AcceptSource func(recorded string) bool
 	// ChangesLimit bounds the unit-change index (store.Changes).
 	ChangesLimit int
 }
@@ -117,11 +120,12 @@ type DB struct {
 	path    string
 	replica bool
 
+	source  string        // what a replica replicates (meta "source")
 	rev     atomic.Uint64 // last committed revision
 	seq     atomic.Uint64 // last assignment number handed out
 	changes *store.Changes
 
-	mu      sync.Mutex // guards queue, applied, closed
+	mu      sync.Mutex // guards queue, applied, closed, source
 	queue   []*commitReq
 	wake    chan struct{} // one token: the committer has work
 	applied chan struct{} // closed and replaced at every new revision
@@ -238,9 +242,11 @@ func (db *DB) init(o Options) error {
 		if got := string(meta.Get(keyMode)); got != mode {
 			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s is a %s store, opened as a %s", db.path, got, mode)
 		}
-		if got := string(meta.Get(keySource)); o.Replica && got != o.Source {
+		got := string(meta.Get(keySource))
+		if o.Replica && got != o.Source && (o.AcceptSource == nil || !o.AcceptSource(got)) {
 			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s replicates %q, not %q", db.path, got, o.Source)
 		}
+		db.source = got
 		rev, ok := getU64(meta, keyRevision)
 		if !ok {
 			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid revision", db.path)
@@ -519,6 +525,39 @@ func (db *DB) Load(ops []store.Op) error {
 	return guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(btx.Bucket(bucketKV), ops) })
 	})
+}
+
+// Source is what a replica records that it replicates (Options.Source, or
+// what SetSource wrote since).
+func (db *DB) Source() string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.source
+}
+
+// SetSource records what a replica replicates, durably: a backend names
+// its source more precisely once it knows more of it (an etcd cluster's id,
+// learnt on first contact), or renames an older name of it.
+func (db *DB) SetSource(source string) error {
+	if !db.replica {
+		return errors.New("bolt: SetSource on a primary store")
+	}
+	err := guard(func() error {
+		return db.bolt.Update(func(btx *bbolt.Tx) error {
+			return btx.Bucket(bucketMeta).Put(keySource, []byte(source))
+		})
+	})
+	if err != nil {
+		return db.writeFailed(err)
+	}
+	db.writeCommitted()
+	if err := db.bolt.Sync(); err != nil { // replica transactions are not fsynced
+		return err
+	}
+	db.mu.Lock()
+	db.source = source
+	db.mu.Unlock()
+	return nil
 }
 
 // Wipe empties a replica and sets its revision to 0.

@@ -27,6 +27,11 @@
 //     revision that moved the id counter. A progress notification moves
 //     the replica to its revision with no data change (etcd delivers every
 //     event at or below it first): so do revisions other prefixes made.
+//   - A replica records what it replicates: the prefix and the etcd
+//     cluster's id (learnt on first contact, before the watch starts), not
+//     the endpoint list. A replica of another cluster — or of its own
+//     restored from a snapshot, which gets a new id — is emptied and
+//     loaded afresh, never followed from its revision.
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
@@ -102,6 +107,9 @@ const resyncPage = 5000
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
+	// endpoints is the --store URL's endpoint list as written (a replica
+	// made before its cluster was recorded names it: sourceCluster).
+	endpoints string
 	// dataPrefix is prefix + "k/", the data keys'.
 	dataPrefix []byte
 	replica    *bolt.DB
@@ -129,6 +137,8 @@ type Store struct {
 	commits    chan *commitReq // to the committers (commit.go)
 	committers sync.WaitGroup
 	stopped    chan struct{} // closed by Close: queued commits give up
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // ParseURL splits etcd://h1:2379,h2:2379/prefix into endpoints and prefix.
@@ -204,7 +214,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		}
 		cfg.TLS = tc
 	}
-	replica, err := openReplica(o.Replica, strings.Join(endpoints, ",")+prefix, o.Logger)
+	replica, err := openReplica(o.Replica, prefix, strings.Join(endpoints, ","), o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +224,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "etcd %v: %v", endpoints, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cli: cli, prefix: prefix, dataPrefix: []byte(prefix + "k/"), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
+	s := &Store{cli: cli, prefix: prefix, endpoints: strings.Join(endpoints, ","), dataPrefix: []byte(prefix + "k/"), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
 		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{})}
 	s.fresh.read = s.newestCommit
 	s.startCommitters(wctx)
@@ -229,8 +239,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 // does not: it is set aside (path + ".damaged", for a look) and a new one
 // is built from etcd — the replica is not fsynced on every apply, so an
 // operating-system crash may leave it damaged (bolt.Options.Replica).
-func openReplica(path, source string, log *slog.Logger) (*bolt.DB, error) {
-	o := bolt.Options{Replica: true, Source: source}
+func openReplica(path, prefix, endpoints string, log *slog.Logger) (*bolt.DB, error) {
+	o := bolt.Options{Replica: true, Source: replicaSource(prefix, 0), AcceptSource: func(recorded string) bool {
+		_, same := sourceCluster(recorded, prefix, endpoints)
+		return same
+	}}
 	replica, err := bolt.Open(path, o)
 	var ce *bolt.CorruptError
 	if !errors.As(err, &ce) {
@@ -242,6 +255,72 @@ func openReplica(path, source string, log *slog.Logger) (*bolt.DB, error) {
 		return nil, fmt.Errorf("setting the damaged replica aside: %w", err)
 	}
 	return bolt.Open(path, o)
+}
+
+// replicaSource is what a replica records that it replicates: the key
+// prefix and the etcd cluster, by its id, once a member has answered. The
+// endpoints are only how the cluster is reached: a member added, the list
+// reordered or a host renamed is the same cluster, and its replica is kept.
+// Another cluster under the same prefix (or the same one restored from a
+// snapshot, which gets a new id and may be behind the replica) is not: the
+// replica is rebuilt from it (checkCluster).
+func replicaSource(prefix string, cluster uint64) string {
+	if cluster == 0 {
+		return "etcd prefix " + prefix
+	}
+	return "etcd cluster " + strconv.FormatUint(cluster, 16) + " prefix " + prefix
+}
+
+// sourceCluster reads a replica's recorded source: whether it is a replica
+// of prefix, and of which cluster (0: not known yet). A replica made before
+// the cluster was recorded names the endpoint list as it was written, then
+// the prefix: it is the same source only with the same list (it then learns
+// its cluster on first contact).
+func sourceCluster(recorded, prefix, endpoints string) (cluster uint64, same bool) {
+	if recorded == replicaSource(prefix, 0) || recorded == endpoints+prefix {
+		return 0, true
+	}
+	rest, ok := strings.CutPrefix(recorded, "etcd cluster ")
+	if !ok {
+		return 0, false
+	}
+	id, p, ok := strings.Cut(rest, " prefix ")
+	if !ok || p != prefix {
+		return 0, false
+	}
+	cluster, err := strconv.ParseUint(id, 16, 64)
+	if err != nil || cluster == 0 || recorded != replicaSource(prefix, cluster) {
+		return 0, false
+	}
+	return cluster, true
+}
+
+// checkCluster asks a member which cluster this is and holds the replica
+// to it: a replica of no known cluster records it; a replica of another
+// cluster is emptied (no reads meanwhile) and records this one, so the
+// watch finds revision 0 and loads the prefix afresh.
+func (s *Store) checkCluster(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	resp, err := s.cli.Get(rctx, s.guardKey(nil))
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.contact(uint64(resp.Header.Revision))
+	id := resp.Header.ClusterId
+	recorded, _ := sourceCluster(s.replica.Source(), s.prefix, s.endpoints)
+	if recorded != 0 && recorded != id {
+		s.log.Warn("the local replica was made from another etcd cluster (or this one restored from a snapshot); rebuilding it",
+			"replica_cluster", strconv.FormatUint(recorded, 16), "cluster", strconv.FormatUint(id, 16), "applied_revision", s.replica.Revision())
+		s.syncing.Store(true)
+		if err := s.replica.Wipe(); err != nil {
+			return err
+		}
+	}
+	if want := replicaSource(s.prefix, id); s.replica.Source() != want {
+		return s.replica.SetSource(want)
+	}
+	return nil
 }
 
 func tlsConfig(o Options) (*tls.Config, error) {
@@ -267,17 +346,20 @@ func tlsConfig(o Options) (*tls.Config, error) {
 	return tc, nil
 }
 
-// Close stops the watch and closes the client and the replica.
+// Close stops the watch and closes the client and the replica. Closing
+// again does nothing.
 func (s *Store) Close() error {
-	close(s.stopped)
-	s.cancel()
-	<-s.done
-	s.committers.Wait()
-	err := s.cli.Close()
-	if rerr := s.replica.Close(); err == nil {
-		err = rerr
-	}
-	return err
+	s.closeOnce.Do(func() {
+		close(s.stopped)
+		s.cancel()
+		<-s.done
+		s.committers.Wait()
+		s.closeErr = s.cli.Close()
+		if err := s.replica.Close(); s.closeErr == nil {
+			s.closeErr = err
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Store) dataKey(k []byte) string  { return string(s.dataPrefix) + string(k) }
@@ -534,7 +616,21 @@ func (s *Store) follow(ctx context.Context) {
 	go func() { defer close(beat); s.heartbeat(ctx) }()
 	defer func() { <-beat; close(s.done) }()
 	backoff := 100 * time.Millisecond
+	checked := false
 	for ctx.Err() == nil {
+		if !checked {
+			if err := s.checkCluster(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.setErr(err)
+				s.log.Warn("etcd not reached; retrying", "err", err, "applied_revision", s.replica.Revision())
+				sleep(ctx, backoff)
+				backoff = min(backoff*2, 5*time.Second)
+				continue
+			}
+			checked, backoff = true, 100*time.Millisecond
+		}
 		err := s.watch(ctx)
 		s.watching.Store(false)
 		if ctx.Err() != nil {

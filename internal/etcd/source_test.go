@@ -1,0 +1,191 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// reopen opens the replica at path on url, as a restarted sidecar does.
+func reopen(t *testing.T, url, path string) *etcd.Store {
+	t.Helper()
+	o := raised
+	o.URL, o.Replica = url, path
+	s, err := etcd.Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("reopening the replica on %s: %v", url, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// subjects are the assignment subjects s's replica holds now, and its
+// revision.
+func subjects(t *testing.T, s *etcd.Store) (map[string]bool, uint64) {
+	t.Helper()
+	snap, err := s.View()
+	if err != nil {
+		return nil, 0
+	}
+	defer snap.Close()
+	list, _, err := store.Assignments(snap, permatrix.AssignmentFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, a := range list {
+		out[a.Subject] = true
+	}
+	return out, snap.Revision()
+}
+
+// recordedSource is what the replica file at path records it replicates.
+func recordedSource(t *testing.T, path string) string {
+	t.Helper()
+	db, err := bolt.Open(path, bolt.Options{Replica: true, AcceptSource: func(string) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return db.Source()
+}
+
+// storeURL is the store URL of prefix with the endpoints (host:port) in
+// the order given.
+func storeURL(prefix string, endpoints ...string) string {
+	return "etcd://" + strings.Join(endpoints, ",") + "/" + prefix
+}
+
+// TestReplicaKeptAcrossEndpointLists: the endpoint list is how the cluster
+// is reached, not what the replica replicates. Restarted with the members
+// in another order, or with one of them left out, a sidecar answers at once
+// from its replica at the revision it had, then follows the cluster.
+func TestReplicaKeptAcrossEndpointLists(t *testing.T) {
+	prefix := fmt.Sprintf("eps%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	path := filepath.Join(t.TempDir(), "replica.db")
+	first := openAt(t, prefix, path)
+	rev := write(t, first, "alice")
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if src := recordedSource(t, path); !strings.HasPrefix(src, "etcd cluster ") {
+		t.Fatalf("the replica records %q, want its cluster", src)
+	}
+	eps := strings.Split(cluster.Endpoints(), ",")
+	for _, list := range [][]string{{eps[2], eps[1], eps[0]}, {eps[1], eps[2]}} {
+		s := reopen(t, storeURL(prefix, list...), path)
+		got, at := subjects(t, s)
+		if !got["user:alice"] || at < rev {
+			t.Fatalf("restarted on %v: the replica at once holds %v at revision %d, want alice at %d or later", list, got, at, rev)
+		}
+		rev = write(t, s, fmt.Sprintf("u%d", len(list)))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestReplicaOfAnotherClusterRebuilt: a replica pointed at another cluster
+// under the same prefix (or at its own cluster restored from a snapshot: a
+// new cluster id, revisions that may be behind the replica's) is not
+// followed from its revision — it would miss or mix data — but rebuilt from
+// the new cluster.
+func TestReplicaOfAnotherClusterRebuilt(t *testing.T) {
+	other := defaultCluster(t)
+	prefix := fmt.Sprintf("moved%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	path := filepath.Join(t.TempDir(), "replica.db")
+	first := openAt(t, prefix, path)
+	write(t, first, "alice")
+	for i := range 20 { // the first cluster's revision well ahead of the other's
+		write(t, first, fmt.Sprintf("u%d", i))
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The other cluster holds zed under the same prefix.
+	o := raised
+	o.MaxTxnOps, o.MaxRequestBytes = 0, 0 // the other cluster's limits are etcd's defaults
+	o.URL, o.Replica = other.StoreURL(prefix), filepath.Join(t.TempDir(), "writer.db")
+	writer, err := etcd.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	waitReady(t, writer)
+	write(t, writer, "zed")
+
+	o.Replica = path
+	moved, err := etcd.Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("the replica on another cluster: %v", err)
+	}
+	defer moved.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, at := subjects(t, moved)
+		if got["user:zed"] {
+			if got["user:alice"] {
+				t.Fatalf("the rebuilt replica mixes the two clusters: %v at %d", got, at)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica on the other cluster never shows its data: %v at revision %d", got, at)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rev := write(t, moved, "yan")
+	if got, at := subjects(t, moved); !got["user:yan"] || !got["user:zed"] || at < rev {
+		t.Fatalf("after a write on the other cluster: %v at %d, want yan and zed at %d", got, at, rev)
+	}
+}
+
+// TestReplicaOfEarlierReleaseKept: a replica made before the cluster was
+// recorded names the endpoint list as written. With the same list it is
+// kept (and learns its cluster); with another list it is refused as
+// before — it may be another cluster's.
+func TestReplicaOfEarlierReleaseKept(t *testing.T) {
+	prefix := fmt.Sprintf("old%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	eps := strings.Split(cluster.Endpoints(), ",")
+	var withScheme []string
+	for _, e := range eps {
+		withScheme = append(withScheme, "http://"+e)
+	}
+	old := func() string {
+		path := filepath.Join(t.TempDir(), "replica.db")
+		db, err := bolt.Open(path, bolt.Options{Replica: true, Source: strings.Join(withScheme, ",") + "/" + prefix + "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	path := old()
+	s := reopen(t, storeURL(prefix, eps...), path)
+	waitReady(t, s)
+	write(t, s, "alice")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if src := recordedSource(t, path); !strings.HasPrefix(src, "etcd cluster ") || !strings.HasSuffix(src, " prefix /"+prefix+"/") {
+		t.Fatalf("the replica records %q after its first contact, want its cluster and prefix", src)
+	}
+	o := raised
+	o.URL, o.Replica = storeURL(prefix, eps[1], eps[0]), old()
+	if s, err := etcd.Open(context.Background(), o); err == nil {
+		s.Close()
+		t.Fatal("a replica of an earlier release opened with another endpoint list")
+	} else if !strings.Contains(err.Error(), "replicates") {
+		t.Fatalf("refused with %v, want the replicates error", err)
+	}
+}
