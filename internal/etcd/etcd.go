@@ -31,7 +31,8 @@
 //     cluster's id (learnt on first contact, before the watch starts), not
 //     the endpoint list. A replica of another cluster — or of its own
 //     restored from a snapshot, which gets a new id — is emptied and
-//     loaded afresh, never followed from its revision.
+//     loaded afresh, never followed from its revision; so is a replica
+//     ahead of its cluster's revision.
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
@@ -297,8 +298,10 @@ func sourceCluster(recorded, prefix, endpoints string) (cluster uint64, same boo
 
 // checkCluster asks a member which cluster this is and holds the replica
 // to it: a replica of no known cluster records it; a replica of another
-// cluster is emptied (no reads meanwhile) and records this one, so the
-// watch finds revision 0 and loads the prefix afresh.
+// cluster, or one ahead of the cluster's revision (the cluster restored
+// from an older snapshot, its id unchanged), is emptied (no reads
+// meanwhile) and records this one, so the watch finds revision 0 and loads
+// the prefix afresh.
 func (s *Store) checkCluster(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	resp, err := s.cli.Get(rctx, s.guardKey(nil))
@@ -307,11 +310,18 @@ func (s *Store) checkCluster(ctx context.Context) error {
 		return err
 	}
 	s.contact(uint64(resp.Header.Revision))
-	id := resp.Header.ClusterId
+	id, at := resp.Header.ClusterId, uint64(resp.Header.Revision)
 	recorded, _ := sourceCluster(s.replica.Source(), s.prefix, s.endpoints)
-	if recorded != 0 && recorded != id {
-		s.log.Warn("the local replica was made from another etcd cluster (or this one restored from a snapshot); rebuilding it",
-			"replica_cluster", strconv.FormatUint(recorded, 16), "cluster", strconv.FormatUint(id, 16), "applied_revision", s.replica.Revision())
+	var why string
+	switch applied := s.replica.Revision(); {
+	case recorded != 0 && recorded != id:
+		why = "the local replica was made from another etcd cluster (or this one restored from a snapshot under a new id); rebuilding it"
+	case applied > at:
+		why = "the local replica is ahead of the etcd cluster (restored from an older snapshot?); rebuilding it"
+	}
+	if why != "" {
+		s.log.Warn(why, "replica_cluster", strconv.FormatUint(recorded, 16), "cluster", strconv.FormatUint(id, 16),
+			"applied_revision", s.replica.Revision(), "cluster_revision", at)
 		s.syncing.Store(true)
 		if err := s.replica.Wipe(); err != nil {
 			return err

@@ -189,3 +189,44 @@ func TestReplicaOfEarlierReleaseKept(t *testing.T) {
 		t.Fatalf("refused with %v, want the replicates error", err)
 	}
 }
+
+// TestReplicaAheadOfClusterRebuilt: a replica at a revision the cluster has
+// not reached (the cluster restored from an older snapshot, its id kept)
+// would watch from a revision in the cluster's future and miss what is
+// written before it: it is rebuilt instead.
+func TestReplicaAheadOfClusterRebuilt(t *testing.T) {
+	prefix := fmt.Sprintf("ahead%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	path := filepath.Join(t.TempDir(), "replica.db")
+	first := openAt(t, prefix, path)
+	rev := write(t, first, "alice")
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What the restored cluster lost: the revisions up to one far ahead.
+	db, err := bolt.Open(path, bolt.Options{Replica: true, AcceptSource: func(string) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Apply(rev+100_000, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := reopen(t, storeURL(prefix, strings.Split(cluster.Endpoints(), ",")...), path)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Revision() > rev+10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica ahead of the cluster was not rebuilt: revision %d, the cluster's about %d", s.Revision(), rev)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitReady(t, s)
+	if got, _ := subjects(t, s); !got["user:alice"] {
+		t.Fatalf("the rebuilt replica holds %v, want alice", got)
+	}
+	next := write(t, s, "carol")
+	if got, at := subjects(t, s); !got["user:carol"] || at < next {
+		t.Fatalf("after a write: %v at %d, want carol at %d", got, at, next)
+	}
+}
