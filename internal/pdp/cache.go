@@ -125,10 +125,25 @@ func (k *doorkeeper) clear() {
 }
 
 // sawBefore reports whether key was added since the last clearing, and
-// adds it.
+// adds it. The key that finds the filter full clears it and is the first
+// of the new one: forgetting it too would keep nothing at size 1, and
+// never keep a working set of exactly the cache's size asked in turn.
 func (k *doorkeeper) sawBefore(key string) bool {
-	words := *k.bits.Load()
 	h := maphash.String(k.seed, key)
+	if k.mark(*k.bits.Load(), h) {
+		return true
+	}
+	if k.added.Add(1) > k.limit {
+		k.clear()
+		k.mark(*k.bits.Load(), h)
+		k.added.Add(1)
+	}
+	return false
+}
+
+// mark sets the two bits of hash h in words and reports whether both were
+// set already.
+func (k *doorkeeper) mark(words []atomic.Uint64, h uint64) bool {
 	n := uint64(len(words)) * 64
 	seen := true
 	for _, i := range [2]uint64{h % n, (h >> 32) * 0x9e3779b97f4a7c15 % n} {
@@ -137,9 +152,6 @@ func (k *doorkeeper) sawBefore(key string) bool {
 			seen = false
 			w.Or(bit)
 		}
-	}
-	if !seen && k.added.Add(1) >= k.limit {
-		k.clear()
 	}
 	return seen
 }

@@ -226,3 +226,40 @@ func TestDecisionCacheKeepsRepeatedQuestions(t *testing.T) {
 		t.Errorf("the hot questions after the sweep: %d hits, %d misses; want %d hits, none missed", after.Hits-swept.Hits, after.Misses-swept.Misses, hot)
 	}
 }
+
+// A working set exactly as large as the cache, asked round and round, is
+// kept: the doorkeeper must not forget the question that fills it (at
+// size 1 the cache would otherwise keep nothing, at size n a cycle of n
+// questions never be kept).
+func TestDecisionCacheKeepsAWorkingSetOfItsSize(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t)
+	if _, _, err := svc.Import(ctx, analysts(0, 8)); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1, 2, 8} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			svc.SetCacheSize(size)
+			round := func() {
+				for i := range size {
+					d, err := svc.Check(ctx, permatrix.Check{Subject: fmt.Sprintf("u%d", i), System: "celonis-task-mining", Action: "view_project",
+						Resource: &permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}})
+					if err != nil || !d.Allow {
+						t.Fatalf("check %d: %v %+v", i, err, d)
+					}
+				}
+			}
+			round() // each question seen first (a Bloom false positive may keep one)
+			round() // each question kept
+			kept := svc.CacheStats()
+			round()
+			round()
+			// (Asserted on the last two rounds only: the doorkeeper's seed is
+			// random, and a false positive would add a hit in round 2.)
+			if st := svc.CacheStats(); kept.Entries != size || st.Hits-kept.Hits != uint64(2*size) || st.Misses != kept.Misses {
+				t.Errorf("%d questions asked round and round, cache of %d: after 2 rounds %+v, after 4 %+v; want %d entries, then only hits",
+					size, size, kept, st, size)
+			}
+		})
+	}
+}
