@@ -104,7 +104,8 @@ func (dc *decisionCache) put(key string, d *permatrix.Decision, units [][]byte) 
 // many new keys as the cache holds (so "lately" spans about one cache's
 // worth of questions). A false positive only keeps a one-off decision;
 // races between readers, writers and the clearing lose or add a bit, never
-// more. Its memory is fixed: 2 bytes an entry of the cache's size.
+// more. Its memory is fixed: 2 bytes an entry of the cache's size (up to
+// doorkeeperMax entries).
 type doorkeeper struct {
 	bits  atomic.Pointer[[]atomic.Uint64]
 	added atomic.Int64
@@ -112,8 +113,13 @@ type doorkeeper struct {
 	seed  maphash.Seed
 }
 
+// doorkeeperMax bounds the questions a doorkeeper remembers (32 MiB of
+// filter): a cache that large holds about 23 GiB of decisions, and the
+// filter is allocated at once, whatever --decision-cache-size asks for.
+const doorkeeperMax = 1 << 24
+
 func (k *doorkeeper) init(size int) {
-	k.limit = int64(size)
+	k.limit = int64(min(size, doorkeeperMax))
 	k.seed = maphash.MakeSeed()
 	k.clear()
 }

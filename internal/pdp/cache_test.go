@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -267,5 +269,32 @@ func TestDecisionCacheKeepsAWorkingSetOfItsSize(t *testing.T) {
 					size, size, kept, st, size)
 			}
 		})
+	}
+}
+
+// A large --decision-cache-size costs memory only as decisions are kept:
+// the doorkeeper's filter is sized by the cache's size up to a bound, not
+// allocated at 2 bytes an entry of any size asked for (at 10^11 that was
+// a fatal out-of-memory at start, and past 2^59 entries the size wrapped).
+func TestDecisionCacheLargeSizeAllocatesLittle(t *testing.T) {
+	svc := newService(t)
+	for _, size := range []int{1 << 30, 1 << 60, math.MaxInt} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		svc.SetCacheSize(size)
+		runtime.ReadMemStats(&after)
+		if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+			t.Errorf("SetCacheSize(%d) allocated %d MiB", size, grown>>20)
+		}
+		ctx := context.Background()
+		c := permatrix.Check{Subject: "ann", System: "celonis-task-mining", Action: "edit_users"}
+		for range 3 {
+			if _, err := svc.Check(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := svc.CacheStats(); st.Entries != 1 || st.Hits != 1 {
+			t.Errorf("cache of %d, a question asked 3 times: %+v, want it kept and answered once", size, st)
+		}
 	}
 }
