@@ -84,7 +84,8 @@ func (x *watcher) watchFile() error {
 	if err != nil {
 		return err
 	}
-	return x.watchChain(target, names)
+	_, err = x.watchChain(target, names)
+	return err
 }
 
 // resolve is the file path resolves to, and the entries that decide it:
@@ -92,7 +93,9 @@ func (x *watcher) watchFile() error {
 // with no symlink in its own path) and the file itself. Pointing any of
 // those links elsewhere can change the file path names, so each of their
 // directories is watched — a link to a file under a "current" release
-// link, a path whose directory is a link, a ConfigMap's ..data.
+// link, a path whose directory is a link, a ConfigMap's ..data. When an
+// entry is missing (a not-exist error) the names end with it: its
+// directory is where it will appear.
 func resolve(path string) (target string, names []string, err error) {
 	resolved, rest := "/", strings.Split(path, "/")
 	for links := 0; len(rest) > 0; {
@@ -108,7 +111,7 @@ func resolve(path string) (target string, names []string, err error) {
 		next := filepath.Join(resolved, c)
 		fi, err := os.Lstat(next)
 		if err != nil {
-			return "", nil, err
+			return "", append(names, next), err
 		}
 		if fi.Mode()&os.ModeSymlink == 0 {
 			resolved = next
@@ -131,10 +134,11 @@ func resolve(path string) (target string, names []string, err error) {
 }
 
 // watchChain watches the directories of names (a resolution of path to
-// target), and stops watching those of the previous one it no longer needs.
-// A directory that failed to be watched, or was removed and made again, is
-// watched again at the next event.
-func (x *watcher) watchChain(target string, names []string) error {
+// target, "" if it does not resolve), and stops watching those of the
+// previous one it no longer needs. again reports a directory newly watched
+// (what appeared in it before is not an event: resolve again) or gone
+// before it could be.
+func (x *watcher) watchChain(target string, names []string) (again bool, err error) {
 	var dirs []string
 	for _, n := range names {
 		if d := filepath.Dir(n); !slices.Contains(dirs, d) {
@@ -147,27 +151,41 @@ func (x *watcher) watchChain(target string, names []string) error {
 		}
 	}
 	x.target, x.names, x.dirs = target, names, dirs
+	// Not those of x.dirs: a directory removed (and made again) is no longer
+	// in the watch list.
 	watched := x.w.WatchList()
 	var errs []error
 	for _, d := range dirs {
-		if !slices.Contains(watched, d) {
-			errs = append(errs, x.w.Add(d))
+		if slices.Contains(watched, d) {
+			continue
+		}
+		again = true
+		if err := x.w.Add(d); !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return again, errors.Join(errs...)
 }
 
 // fileChanged reports whether an event on name changes what the single file
-// path names: an event on the file or on a link on the way to it, or one
-// after which path resolves to another file (a link replaced, a directory
-// link swapped). A path that does not resolve (a dangling link, mid-update)
-// is the reload's error to report.
+// path names: an event on the file or on a link on the way to it (or on
+// the entry missing on the way), or one after which path resolves to
+// another file (a link replaced, a directory link swapped) or to none (a
+// dangling link, a directory removed: the reload's error to report).
 func (x *watcher) fileChanged(name string, failed func(error)) bool {
 	moved := false
-	if target, names, err := resolve(x.path); err == nil {
-		moved = target != x.target
-		if err := x.watchChain(target, names); err != nil {
+	for range 8 {
+		target, names, err := resolve(x.path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			break // watched as before (a link loop: the reload's error)
+		}
+		moved = moved || target != x.target
+		again, err := x.watchChain(target, names)
+		if err != nil {
 			failed(err)
+		}
+		if !again {
+			break
 		}
 	}
 	return moved || slices.Contains(x.names, name)

@@ -524,3 +524,42 @@ func TestSingleFileLinkChain(t *testing.T) {
 	viaLink.expect(t, 2, "a write in the release left")
 	viaDir.expect(t, 2, "a write in the release left")
 }
+
+// A single file whose directory is removed and made again (a build that
+// starts with rm -rf out/) is watched in the new directory: its creation
+// is a change, and so is every write after it.
+func TestSingleFileTargetDirectoryRemade(t *testing.T) {
+	t.Parallel()
+	mount, build := t.TempDir(), t.TempDir()
+	out := filepath.Join(build, "out")
+	makeOut := func(content string) {
+		if err := os.Mkdir(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(out, "bundle.tar.gz"), content)
+	}
+	makeOut("1")
+	link := filepath.Join(mount, "bundle.tar.gz")
+	if err := os.Symlink(filepath.Join(out, "bundle.tar.gz"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{link, filepath.Join(out, "bundle.tar.gz")} { // through a link, and directly
+		t.Run(filepath.Base(filepath.Dir(path)), func(t *testing.T) {
+			r := start(t, path)
+			want := 0
+			for round := range 3 {
+				if err := os.RemoveAll(out); err != nil {
+					t.Fatal(err)
+				}
+				want++
+				r.expect(t, want, fmt.Sprintf("round %d: the directory removed", round))
+				makeOut(fmt.Sprintf("%d-made", round))
+				want++
+				r.expect(t, want, fmt.Sprintf("round %d: the directory made again with the file", round))
+				writeFile(t, filepath.Join(out, "bundle.tar.gz"), fmt.Sprintf("%d-written", round))
+				want++
+				r.expect(t, want, fmt.Sprintf("round %d: the file written in place", round))
+			}
+		})
+	}
+}
