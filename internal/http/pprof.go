@@ -42,16 +42,20 @@ func (s *Server) pprofProfile(c echo.Context) error {
 		r.URL.RawQuery = q.Encode()
 	}
 	if v != "" {
+		// Compared as float seconds: a duration computed from a huge value
+		// overflows (negative, so "shorter"), and net/http/pprof sets the
+		// write deadline from it. Only a trace takes a fraction: pprof
+		// reads every other seconds as a whole number.
 		secs, err := strconv.ParseFloat(v, 64)
-		if name == "profile" {
+		if name != "trace" {
 			var n int64
 			n, err = strconv.ParseInt(v, 10, 64)
 			secs = float64(n)
 		}
 		switch {
-		case err != nil || secs <= 0:
-			return permatrix.Errorf(permatrix.EINVALID, "seconds=%q: want a positive number (a whole one for a CPU profile)", v)
-		case time.Duration(secs*float64(time.Second)) > longest:
+		case err != nil || !(secs > 0): // NaN too
+			return permatrix.Errorf(permatrix.EINVALID, "seconds=%q: want a positive number (a whole one but for a trace)", v)
+		case secs > longest.Seconds(): // +Inf too
 			return permatrix.Errorf(permatrix.EINVALID, "seconds=%s is longer than the request timeout (%s) allows: ask for at most %g", v, s.cfg.RequestTimeout, longest.Seconds())
 		}
 	}

@@ -100,7 +100,7 @@ func TestPprof(t *testing.T) {
 	// Longer than the request timeout (10 s) allows: refused, not cut short.
 	for q, msg := range map[string]string{
 		"profile?seconds=10":  "longer than the request timeout",
-		"profile?seconds=1.5": "a whole one for a CPU profile",
+		"profile?seconds=1.5": "a whole one but for a trace",
 		"trace?seconds=9.6":   "longer than the request timeout",
 		"heap?seconds=3600":   "longer than the request timeout",
 		"profile?seconds=-1":  "want a positive number",
@@ -137,5 +137,38 @@ func TestPprof(t *testing.T) {
 	off := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
 	if code, body := request(t, http.MethodGet, off+"/debug/pprof/heap", docTestToken); code != http.StatusNotFound {
 		t.Errorf("without Pprof: %d %.200s, want 404", code, body)
+	}
+}
+
+// A ?seconds= whose duration overflows time.Duration, NaN or an infinity
+// is refused like any other the timeout cannot hold (400, the error
+// envelope) — not passed to net/http/pprof, which sets the write deadline
+// from it (an overflowed one is in the past: the connection was dropped
+// without an answer) and profiles until the request timeout cuts it. A
+// named profile's seconds (a delta profile) is a whole number, as pprof
+// reads it; only a trace takes a fraction.
+func TestPprofSecondsOutOfRange(t *testing.T) {
+	on := serveOn(t, newDocTestServer(t)) // Pprof: true, request timeout 10 s
+	for _, q := range []string{
+		"profile?seconds=9223372036854775807", "profile?seconds=9223372036854775",
+		"trace?seconds=1e300", "trace?seconds=NaN", "trace?seconds=%2BInf", "trace?seconds=-Inf", "trace?seconds=Inf",
+		"heap?seconds=9223372036854775807", "heap?seconds=1.5", "goroutine?seconds=1e300",
+	} {
+		req, err := http.NewRequest(http.MethodGet, on+"/debug/pprof/"+q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+docTestToken)
+		start := time.Now()
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("%s: %v after %v, want 400", q, err, time.Since(start))
+			continue
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !bytes.Contains(body, []byte(`"code":"invalid"`)) || !bytes.Contains(body, []byte("seconds=")) {
+			t.Errorf("%s: %d %.200q after %v, want 400 (invalid) naming seconds", q, res.StatusCode, body, time.Since(start))
+		}
 	}
 }

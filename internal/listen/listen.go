@@ -111,7 +111,9 @@ func bindInPlace(path string) (net.Listener, error) {
 
 // unixListener is a socket bound elsewhere and linked at path: its address
 // is path, and closing it (the first time) removes path, as a listener
-// bound there would.
+// bound there would — before it stops accepting, as net.UnixListener
+// does: once it stops, a successor may find the path stale and link its
+// own socket there, which removing path afterwards would take away.
 type unixListener struct {
 	*net.UnixListener
 	path   string
@@ -121,13 +123,16 @@ type unixListener struct {
 func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
 func (l *unixListener) Close() error {
-	err := l.UnixListener.Close()
+	var rmErr error
 	l.remove.Do(func() {
-		if rmErr := os.Remove(l.path); err == nil && !errors.Is(rmErr, os.ErrNotExist) {
-			err = rmErr
+		if err := os.Remove(l.path); !errors.Is(err, os.ErrNotExist) {
+			rmErr = err
 		}
 	})
-	return err
+	if err := l.UnixListener.Close(); err != nil {
+		return err
+	}
+	return rmErr
 }
 
 // URL is how clients reach ln: http(s)://host:port or unix://path.

@@ -441,3 +441,44 @@ func TestTLSHandshakes(t *testing.T) {
 		t.Errorf("mTLS: the client CA's certificate: %v", err)
 	}
 }
+
+// A server that closes never removes its successor's socket: a new server
+// that finds the path stale the moment the old one stops accepting, and
+// links its own socket there, keeps it. (Closing before removing the path
+// lost the successor's socket within a few hundred rounds: its listener
+// accepted on a name that no longer existed.) A stress test of the window,
+// as net.UnixListener's own close avoids it: unlink, then close.
+func TestCloseLeavesTheSuccessorsSocket(t *testing.T) {
+	path := socketPath(t)
+	for round := range 300 {
+		old, err := listen.Listen("unix://" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := make(chan net.Listener)
+		go func() { // the successor: retries until the old one is gone
+			for {
+				if ln, err := listen.Listen("unix://" + path); err == nil {
+					next <- ln
+					return
+				}
+			}
+		}()
+		go func() { // the old one accepts the successor's probes until closed
+			for {
+				c, err := old.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		old.Close()
+		ln := <-next
+		_, err = os.Lstat(path)
+		ln.Close()
+		if err != nil {
+			t.Fatalf("round %d: the successor's socket is gone from %s: %v", round, path, err)
+		}
+	}
+}

@@ -104,7 +104,8 @@ func (dc *decisionCache) put(key string, d *permatrix.Decision, units [][]byte) 
 // many new keys as the cache holds (so "lately" spans about one cache's
 // worth of questions). A false positive only keeps a one-off decision;
 // races between readers, writers and the clearing lose or add a bit, never
-// more. Its memory is fixed: 2 bytes an entry of the cache's size.
+// more. Its memory is fixed: 2 bytes an entry of the cache's size (up to
+// doorkeeperMax entries).
 type doorkeeper struct {
 	bits  atomic.Pointer[[]atomic.Uint64]
 	added atomic.Int64
@@ -112,8 +113,13 @@ type doorkeeper struct {
 	seed  maphash.Seed
 }
 
+// doorkeeperMax bounds the questions a doorkeeper remembers (32 MiB of
+// filter): a cache that large holds about 23 GiB of decisions, and the
+// filter is allocated at once, whatever --decision-cache-size asks for.
+const doorkeeperMax = 1 << 24
+
 func (k *doorkeeper) init(size int) {
-	k.limit = int64(size)
+	k.limit = int64(min(size, doorkeeperMax))
 	k.seed = maphash.MakeSeed()
 	k.clear()
 }
@@ -125,10 +131,25 @@ func (k *doorkeeper) clear() {
 }
 
 // sawBefore reports whether key was added since the last clearing, and
-// adds it.
+// adds it. The key that finds the filter full clears it and is the first
+// of the new one: forgetting it too would keep nothing at size 1, and
+// never keep a working set of exactly the cache's size asked in turn.
 func (k *doorkeeper) sawBefore(key string) bool {
-	words := *k.bits.Load()
 	h := maphash.String(k.seed, key)
+	if k.mark(*k.bits.Load(), h) {
+		return true
+	}
+	if k.added.Add(1) > k.limit {
+		k.clear()
+		k.mark(*k.bits.Load(), h)
+		k.added.Add(1)
+	}
+	return false
+}
+
+// mark sets the two bits of hash h in words and reports whether both were
+// set already.
+func (k *doorkeeper) mark(words []atomic.Uint64, h uint64) bool {
 	n := uint64(len(words)) * 64
 	seen := true
 	for _, i := range [2]uint64{h % n, (h >> 32) * 0x9e3779b97f4a7c15 % n} {
@@ -137,9 +158,6 @@ func (k *doorkeeper) sawBefore(key string) bool {
 			seen = false
 			w.Or(bit)
 		}
-	}
-	if !seen && k.added.Add(1) >= k.limit {
-		k.clear()
 	}
 	return seen
 }

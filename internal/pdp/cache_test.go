@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -131,6 +133,10 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 		}
 	}()
 	var compared, differ atomic.Int64
+	// evaluating serialises the uncached evaluations: the checkers share the
+	// kept snapshots, and a bbolt read transaction is for one goroutine at a
+	// time (the bolt snapshot also counts the bytes its scans read).
+	var evaluating sync.Mutex
 	for c := range 2 { // the checkers
 		wg.Add(1)
 		go func() {
@@ -148,7 +154,9 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				evaluating.Lock()
 				want, err := p.Decide(ctx, at(d.Revision), ch)
+				evaluating.Unlock()
 				if err != nil {
 					t.Error(err)
 					return
@@ -224,5 +232,69 @@ func TestDecisionCacheKeepsRepeatedQuestions(t *testing.T) {
 	after := svc.CacheStats()
 	if after.Hits-swept.Hits != hot || after.Misses != swept.Misses {
 		t.Errorf("the hot questions after the sweep: %d hits, %d misses; want %d hits, none missed", after.Hits-swept.Hits, after.Misses-swept.Misses, hot)
+	}
+}
+
+// A working set exactly as large as the cache, asked round and round, is
+// kept: the doorkeeper must not forget the question that fills it (at
+// size 1 the cache would otherwise keep nothing, at size n a cycle of n
+// questions never be kept).
+func TestDecisionCacheKeepsAWorkingSetOfItsSize(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t)
+	if _, _, err := svc.Import(ctx, analysts(0, 8)); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1, 2, 8} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			svc.SetCacheSize(size)
+			round := func() {
+				for i := range size {
+					d, err := svc.Check(ctx, permatrix.Check{Subject: fmt.Sprintf("u%d", i), System: "celonis-task-mining", Action: "view_project",
+						Resource: &permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}})
+					if err != nil || !d.Allow {
+						t.Fatalf("check %d: %v %+v", i, err, d)
+					}
+				}
+			}
+			round() // each question seen first (a Bloom false positive may keep one)
+			round() // each question kept
+			kept := svc.CacheStats()
+			round()
+			round()
+			// (Asserted on the last two rounds only: the doorkeeper's seed is
+			// random, and a false positive would add a hit in round 2.)
+			if st := svc.CacheStats(); kept.Entries != size || st.Hits-kept.Hits != uint64(2*size) || st.Misses != kept.Misses {
+				t.Errorf("%d questions asked round and round, cache of %d: after 2 rounds %+v, after 4 %+v; want %d entries, then only hits",
+					size, size, kept, st, size)
+			}
+		})
+	}
+}
+
+// A large --decision-cache-size costs memory only as decisions are kept:
+// the doorkeeper's filter is sized by the cache's size up to a bound, not
+// allocated at 2 bytes an entry of any size asked for (at 10^11 that was
+// a fatal out-of-memory at start, and past 2^59 entries the size wrapped).
+func TestDecisionCacheLargeSizeAllocatesLittle(t *testing.T) {
+	svc := newService(t)
+	for _, size := range []int{1 << 30, 1 << 60, math.MaxInt} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		svc.SetCacheSize(size)
+		runtime.ReadMemStats(&after)
+		if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+			t.Errorf("SetCacheSize(%d) allocated %d MiB", size, grown>>20)
+		}
+		ctx := context.Background()
+		c := permatrix.Check{Subject: "ann", System: "celonis-task-mining", Action: "edit_users"}
+		for range 3 {
+			if _, err := svc.Check(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := svc.CacheStats(); st.Entries != 1 || st.Hits != 1 {
+			t.Errorf("cache of %d, a question asked 3 times: %+v, want it kept and answered once", size, st)
+		}
 	}
 }

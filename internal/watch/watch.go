@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,9 +25,9 @@ import (
 // tree is watched from then on. A single file reached through symlinks (a
 // Kubernetes ConfigMap or Secret mount: bundle.tar.gz → ..data/bundle.tar.gz,
 // ..data → a timestamped directory swapped on update) is watched where it
-// resolves to as well as through its own directory: an event in either
-// after which the path resolves to another file is a change, as is one on
-// that file. Watch errors go to failed. It returns once the watches are in
+// resolves to as well as through the directory of every link on the way:
+// an event in any of them after which the path resolves to another file is
+// a change, as is one on that file or on one of those links. Watch errors go to failed. It returns once the watches are in
 // place; they end with ctx.
 func Start(ctx context.Context, path string, debounce time.Duration, changed func(), failed func(error)) error {
 	abs, err := filepath.Abs(path)
@@ -68,59 +69,126 @@ type watcher struct {
 	tree bool   // path is a directory
 	link bool   // path is a symlink to the directory
 	root string // the directory, symlinks resolved: events of the tree name paths under it
-	// target is the file a single-file path resolves to (path itself when
-	// it is no symlink); its directory is watched too.
+	// A single file: target is the file path resolves to, names the links
+	// on the way there and target (symlinks resolved in their
+	// directories), dirs the directories holding them — all watched.
 	target string
+	names  []string
+	dirs   []string
 }
 
-// watchFile watches a single file's directory — with its own symlinks
-// resolved, so that events name the file as path does — and the directory
-// of the file it resolves to.
+// watchFile watches the directories of a single file and of every link on
+// the way to it.
 func (x *watcher) watchFile() error {
-	dir, err := filepath.EvalSymlinks(filepath.Dir(x.path))
+	target, names, err := resolve(x.path)
 	if err != nil {
 		return err
 	}
-	x.path = filepath.Join(dir, filepath.Base(x.path))
-	if err := x.w.Add(dir); err != nil {
-		return err
-	}
-	target, err := filepath.EvalSymlinks(x.path)
-	if err != nil {
-		return err
-	}
-	return x.watchTarget(target)
+	_, err = x.watchChain(target, names)
+	return err
 }
 
-// watchTarget watches the directory of the file path resolves to now, and
-// stops watching the one of the file it resolved to before (unless it is
-// path's own directory).
-func (x *watcher) watchTarget(target string) error {
-	own, old, dir := filepath.Dir(x.path), filepath.Dir(x.target), filepath.Dir(target)
-	if x.target != "" && old != own && old != dir {
-		_ = x.w.Remove(old) // may be gone already (an old ConfigMap directory)
+// resolve is the file path resolves to, and the entries that decide it:
+// every symlink met on the way (as the path of its entry, in a directory
+// with no symlink in its own path) and the file itself. Pointing any of
+// those links elsewhere can change the file path names, so each of their
+// directories is watched — a link to a file under a "current" release
+// link, a path whose directory is a link, a ConfigMap's ..data. When an
+// entry is missing (a not-exist error) the names end with it: its
+// directory is where it will appear.
+func resolve(path string) (target string, names []string, err error) {
+	resolved, rest := "/", strings.Split(path, "/")
+	for links := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			resolved = filepath.Dir(resolved)
+			continue
+		}
+		next := filepath.Join(resolved, c)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return "", append(names, next), err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			resolved = next
+			continue
+		}
+		if links++; links > 255 {
+			return "", nil, &os.PathError{Op: "resolve", Path: path, Err: errors.New("too many links")}
+		}
+		dest, err := os.Readlink(next)
+		if err != nil {
+			return "", nil, err
+		}
+		names = append(names, next)
+		if filepath.IsAbs(dest) {
+			resolved = "/"
+		}
+		rest = append(strings.Split(dest, "/"), rest...)
 	}
-	x.target = target
-	if dir == own || dir == old {
-		return nil
+	return resolved, append(names, resolved), nil
+}
+
+// watchChain watches the directories of names (a resolution of path to
+// target, "" if it does not resolve), and stops watching those of the
+// previous one it no longer needs. again reports a directory newly watched
+// (what appeared in it before is not an event: resolve again) or gone
+// before it could be.
+func (x *watcher) watchChain(target string, names []string) (again bool, err error) {
+	var dirs []string
+	for _, n := range names {
+		if d := filepath.Dir(n); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
 	}
-	return x.w.Add(dir)
+	for _, d := range x.dirs {
+		if !slices.Contains(dirs, d) {
+			_ = x.w.Remove(d) // may be gone already (an old ConfigMap directory)
+		}
+	}
+	x.target, x.names, x.dirs = target, names, dirs
+	// Not those of x.dirs: a directory removed (and made again) is no longer
+	// in the watch list.
+	watched := x.w.WatchList()
+	var errs []error
+	for _, d := range dirs {
+		if slices.Contains(watched, d) {
+			continue
+		}
+		again = true
+		if err := x.w.Add(d); !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return again, errors.Join(errs...)
 }
 
 // fileChanged reports whether an event on name changes what the single file
-// path names: an event on path or on the file it resolves to, or one after
-// which path resolves to another file (a link replaced, a directory link
-// swapped). A path that does not resolve (a dangling link, mid-update) is
-// the reload's error to report.
+// path names: an event on the file or on a link on the way to it (or on
+// the entry missing on the way), or one after which path resolves to
+// another file (a link replaced, a directory link swapped) or to none (a
+// dangling link, a directory removed: the reload's error to report).
 func (x *watcher) fileChanged(name string, failed func(error)) bool {
 	moved := false
-	if target, err := filepath.EvalSymlinks(x.path); err == nil && target != x.target {
-		if err := x.watchTarget(target); err != nil {
+	for range 8 {
+		target, names, err := resolve(x.path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			break // watched as before (a link loop: the reload's error)
+		}
+		moved = moved || target != x.target
+		again, err := x.watchChain(target, names)
+		if err != nil {
 			failed(err)
 		}
-		moved = true
+		if !again {
+			break
+		}
 	}
-	return moved || name == x.path || name == x.target
+	return moved || slices.Contains(x.names, name)
 }
 
 // watchTree watches the tree path points to, and stops watching the one

@@ -478,3 +478,88 @@ func openFDs(t *testing.T) int {
 	}
 	return len(es)
 }
+
+// A single file reached through a chain of links in other directories — a
+// link to the file under a "current" release link, or a path whose own
+// directory is such a link — reloads when any link of the chain is pointed
+// elsewhere, wherever that link lives.
+func TestSingleFileLinkChain(t *testing.T) {
+	t.Parallel()
+	mount, srv := t.TempDir(), t.TempDir()
+	release := func(n int) string {
+		d := filepath.Join(srv, fmt.Sprintf("v%d", n))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(d, "bundle.tar.gz"), fmt.Sprintf("v%d", n))
+		return d
+	}
+	current := filepath.Join(srv, "current")
+	point := func(n int) { // ln -sfn vN current
+		if err := os.Symlink(fmt.Sprintf("v%d", n), current+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(current+".tmp", current); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release(1)
+	point(1)
+	link := filepath.Join(mount, "bundle.tar.gz")
+	if err := os.Symlink(filepath.Join(current, "bundle.tar.gz"), link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink := start(t, link)                                   // mount/bundle.tar.gz → srv/current/bundle.tar.gz
+	viaDir := start(t, filepath.Join(current, "bundle.tar.gz")) // its directory is the link
+	release(2)
+	viaLink.expect(t, 0, "a release written, not yet current")
+	viaDir.expect(t, 0, "a release written, not yet current")
+	point(2)
+	viaLink.expect(t, 1, "current pointed at v2 (the second link of the chain)")
+	viaDir.expect(t, 1, "current pointed at v2 (the path's directory)")
+	writeFile(t, filepath.Join(srv, "v2", "bundle.tar.gz"), "v2b")
+	viaLink.expect(t, 2, "the current release's file written in place")
+	viaDir.expect(t, 2, "the current release's file written in place")
+	writeFile(t, filepath.Join(srv, "v1", "bundle.tar.gz"), "v1b")
+	viaLink.expect(t, 2, "a write in the release left")
+	viaDir.expect(t, 2, "a write in the release left")
+}
+
+// A single file whose directory is removed and made again (a build that
+// starts with rm -rf out/) is watched in the new directory: its creation
+// is a change, and so is every write after it.
+func TestSingleFileTargetDirectoryRemade(t *testing.T) {
+	t.Parallel()
+	mount, build := t.TempDir(), t.TempDir()
+	out := filepath.Join(build, "out")
+	makeOut := func(content string) {
+		if err := os.Mkdir(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(out, "bundle.tar.gz"), content)
+	}
+	makeOut("1")
+	link := filepath.Join(mount, "bundle.tar.gz")
+	if err := os.Symlink(filepath.Join(out, "bundle.tar.gz"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{link, filepath.Join(out, "bundle.tar.gz")} { // through a link, and directly
+		t.Run(filepath.Base(filepath.Dir(path)), func(t *testing.T) {
+			r := start(t, path)
+			want := 0
+			for round := range 3 {
+				if err := os.RemoveAll(out); err != nil {
+					t.Fatal(err)
+				}
+				want++
+				r.expect(t, want, fmt.Sprintf("round %d: the directory removed", round))
+				makeOut(fmt.Sprintf("%d-made", round))
+				want++
+				r.expect(t, want, fmt.Sprintf("round %d: the directory made again with the file", round))
+				writeFile(t, filepath.Join(out, "bundle.tar.gz"), fmt.Sprintf("%d-written", round))
+				want++
+				r.expect(t, want, fmt.Sprintf("round %d: the file written in place", round))
+			}
+		})
+	}
+}
