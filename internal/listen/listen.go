@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // SocketMode is the permission of a unix socket: the owner and its group
@@ -20,8 +21,9 @@ import (
 const SocketMode = 0o660
 
 // Listen listens on addr: "host:port", or "unix://<path>" for a unix
-// socket. A stale socket file (nothing accepts on it) is replaced; a live
-// one is an error, as is a path that is not a socket.
+// socket. A stale socket file (connecting is refused: nothing listens on
+// it) is replaced; a live one is an error — also one too busy to take the
+// probe's connection — as is a path that is not a socket.
 func Listen(addr string) (net.Listener, error) {
 	path, isUnix := strings.CutPrefix(addr, "unix://")
 	switch {
@@ -41,12 +43,20 @@ func Listen(addr string) (net.Listener, error) {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("%s exists and is not a socket", path)
 		}
-		if c, err := net.Dial("unix", path); err == nil {
+		// Stale only when the kernel says nobody listens (ECONNREFUSED): a
+		// live server whose accept backlog is full answers EAGAIN, and
+		// removing its socket would orphan it.
+		switch c, err := net.Dial("unix", path); {
+		case err == nil:
 			c.Close()
 			return nil, fmt.Errorf("%s: another process is listening on it", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
+			}
+		case errors.Is(err, os.ErrNotExist): // removed meanwhile
+		default:
+			return nil, fmt.Errorf("%s: cannot tell whether another process is listening on it (%w); remove it if it is stale", path, err)
 		}
 	}
 	return listenUnix(path)
@@ -76,7 +86,7 @@ func listenUnix(path string) (net.Listener, error) {
 	}
 	private, err := os.MkdirTemp(dir, ".pmx")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unix socket %s: its directory: %w", path, err)
 	}
 	defer os.RemoveAll(private)
 	tmp := filepath.Join(private, "s")
