@@ -5,12 +5,18 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
 )
+
+// The process has one CPU profiler and one tracer: a second request while
+// one runs is a 409 in the API's envelope (net/http/pprof would answer a
+// plain-text 500).
+var cpuProfiling, tracing sync.Mutex
 
 // pprofProfile serves Go's runtime profiles (net/http/pprof) under
 // /debug/pprof/, as OPA's --pprof does: the index, cmdline, profile (CPU,
@@ -65,10 +71,18 @@ func (s *Server) pprofProfile(c echo.Context) error {
 	case "cmdline":
 		pprof.Cmdline(w, r)
 	case "profile":
+		if !cpuProfiling.TryLock() {
+			return permatrix.Errorf(permatrix.ECONFLICT, "a CPU profile is being taken already: ask again when it ends")
+		}
+		defer cpuProfiling.Unlock()
 		pprof.Profile(w, r)
 	case "symbol":
 		pprof.Symbol(w, r)
 	case "trace":
+		if !tracing.TryLock() {
+			return permatrix.Errorf(permatrix.ECONFLICT, "an execution trace is being taken already: ask again when it ends")
+		}
+		defer tracing.Unlock()
 		pprof.Trace(w, r)
 	default:
 		pprof.Handler(name).ServeHTTP(w, r)

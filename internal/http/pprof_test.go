@@ -172,3 +172,31 @@ func TestPprofSecondsOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestPprofOneAtATime: the process has one CPU profiler and one tracer; of
+// two profiles (or traces) asked at once, one is taken and the other is a
+// 409 in the API's envelope.
+func TestPprofOneAtATime(t *testing.T) {
+	on := serveOn(t, newDocTestServer(t))
+	type answer struct {
+		code int
+		body []byte
+	}
+	for _, p := range []string{"profile?seconds=2", "trace?seconds=2"} {
+		answers := make(chan answer, 2)
+		for i := range 2 {
+			go func() {
+				time.Sleep(time.Duration(i) * 300 * time.Millisecond) // the second while the first runs
+				code, body := request(t, http.MethodGet, on+"/debug/pprof/"+p, docTestToken)
+				answers <- answer{code, body}
+			}()
+		}
+		a, b := <-answers, <-answers
+		if a.code == http.StatusOK {
+			a, b = b, a
+		}
+		if a.code != http.StatusConflict || b.code != http.StatusOK || !bytes.Contains(a.body, []byte(`"code":"conflict"`)) || !bytes.Contains(a.body, []byte("already")) {
+			t.Errorf("%s twice at once: %d %.100q and %d; want one 409 in the envelope and one 200", p, a.code, a.body, b.code)
+		}
+	}
+}
