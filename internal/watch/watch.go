@@ -27,8 +27,9 @@ import (
 // ..data → a timestamped directory swapped on update) is watched where it
 // resolves to as well as through the directory of every link on the way:
 // an event in any of them after which the path resolves to another file is
-// a change, as is one on that file or on one of those links. Watch errors go to failed. It returns once the watches are in
-// place; they end with ctx.
+// a change, as is one on that file or on one of those links. Watch errors
+// go to failed. It returns once the watches are in place; they end with
+// ctx.
 func Start(ctx context.Context, path string, debounce time.Duration, changed func(), failed func(error)) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
