@@ -408,7 +408,15 @@ func (s *Store) Revision() uint64 { return s.replica.Revision() }
 // waiting, the watch is asked for a progress notification now and then
 // (RequestProgress): it says that every event of the prefix up to the
 // cluster's revision has been delivered, and the replica moves to it.
+//
+// A replica not yet checked against the cluster (checkCluster) reaches no
+// revision: its own may be another cluster's, or ahead of this one's.
 func (s *Store) Wait(ctx context.Context, rev uint64) error {
+	if rev > 0 {
+		if _, err := s.awaitCheck(ctx); err != nil {
+			return err
+		}
+	}
 	for s.replica.Revision() < rev {
 		s.askProgress(ctx)
 		wctx, cancel := context.WithTimeout(ctx, progressInterval)

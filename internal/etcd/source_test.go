@@ -326,6 +326,15 @@ func TestNoCommitOnUncheckedReplica(t *testing.T) {
 	if n := readCounter(t, s, "admin"); n != 1 {
 		t.Fatalf("the restarted replica answers admin=%d, want the stale 1", n)
 	}
+	// A consistency token (a revision another sidecar acknowledged a write
+	// at) is not reached by a replica whose revision may not be this
+	// cluster's.
+	wctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = s.Wait(wctx, rev+1)
+	cancel()
+	if err == nil {
+		t.Fatalf("token %d reached on the unchecked replica at %d", rev+1, s.Revision())
+	}
 	planned := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
