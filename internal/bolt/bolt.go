@@ -577,8 +577,9 @@ func (db *DB) Wipe() error {
 		})
 	})
 	if err == nil {
+		// What is loaded next numbers its revisions anew (Changes.Forget).
 		db.rev.Store(0)
-		db.changes.Reset(0)
+		db.changes.Forget()
 	}
 	return err
 }

@@ -63,6 +63,13 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 			return 0, err
 		}
 	}
+	waited, err := s.awaitCheck(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if s.planOnWiped(b, waited) {
+		return 0, store.ErrConflict
+	}
 	if len(b.Ops) == 0 {
 		// Nothing to write: the answer holds if nothing it read changed
 		// since, which the replica (at or after b.Base) can tell. The

@@ -132,7 +132,16 @@ type Store struct {
 	progressAsked atomic.Int64
 	watching      atomic.Bool
 	syncing       atomic.Bool // a new replica is being loaded: no reads
-	lastErr       atomic.Pointer[string]
+	// checked is closed once checkCluster has held the replica to the
+	// cluster: until then the replica may be another cluster's, or ahead
+	// of this one, and no commit is sent on a plan made from it. wiped
+	// says the check emptied it; baseFloor is the revision of the last
+	// first load — no snapshot since the load is older, so a batch based
+	// below it was planned on what was emptied.
+	checked   chan struct{}
+	wiped     atomic.Bool
+	baseFloor atomic.Uint64
+	lastErr   atomic.Pointer[string]
 
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
@@ -226,7 +235,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s := &Store{cli: cli, prefix: prefix, endpoints: strings.Join(endpoints, ","), dataPrefix: []byte(prefix + "k/"), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
-		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{})}
+		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{}), checked: make(chan struct{})}
 	s.fresh.read = s.newestCommit
 	s.startCommitters(wctx)
 	// A new replica holds nothing yet: no reads until the first
@@ -323,6 +332,7 @@ func (s *Store) checkCluster(ctx context.Context) error {
 		s.log.Warn(why, "replica_cluster", strconv.FormatUint(recorded, 16), "cluster", strconv.FormatUint(id, 16),
 			"applied_revision", s.replica.Revision(), "cluster_revision", at)
 		s.syncing.Store(true)
+		s.wiped.Store(true)
 		if err := s.replica.Wipe(); err != nil {
 			return err
 		}
@@ -398,7 +408,15 @@ func (s *Store) Revision() uint64 { return s.replica.Revision() }
 // waiting, the watch is asked for a progress notification now and then
 // (RequestProgress): it says that every event of the prefix up to the
 // cluster's revision has been delivered, and the replica moves to it.
+//
+// A replica not yet checked against the cluster (checkCluster) reaches no
+// revision: its own may be another cluster's, or ahead of this one's.
 func (s *Store) Wait(ctx context.Context, rev uint64) error {
+	if rev > 0 {
+		if _, err := s.awaitCheck(ctx); err != nil {
+			return err
+		}
+	}
 	for s.replica.Revision() < rev {
 		s.askProgress(ctx)
 		wctx, cancel := context.WithTimeout(ctx, progressInterval)
@@ -438,6 +456,9 @@ func (s *Store) askProgress(ctx context.Context) {
 // (one that starts after its call, so it sees every commit acknowledged
 // before it), never one already in flight.
 func (s *Store) Fresh(ctx context.Context) error {
+	if _, err := s.awaitCheck(ctx); err != nil {
+		return err
+	}
 	r := s.fresh.join()
 	var rev uint64
 	select {
@@ -459,6 +480,39 @@ func (s *Store) Fresh(ctx context.Context) error {
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: this sidecar has not applied etcd revision %d yet (applied: %d)", rev, s.replica.Revision())
 	}
 	return nil
+}
+
+// awaitCheck waits until the replica is known to be of the cluster it
+// commits to (checkCluster), at most RequestTimeout: a write's answer is
+// never based on a replica that may be another cluster's or ahead of this
+// one. waited says the check was not done at the call.
+func (s *Store) awaitCheck(ctx context.Context) (waited bool, err error) {
+	select {
+	case <-s.checked:
+		return false, nil
+	default:
+	}
+	t := time.NewTimer(s.opts.RequestTimeout)
+	defer t.Stop()
+	select {
+	case <-s.checked:
+		return true, nil
+	case <-ctx.Done():
+		return true, ctx.Err()
+	case <-s.stopped:
+		return true, permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; nothing was written")
+	case <-t.C:
+		return true, permatrix.Errorf(permatrix.EUNAVAILABLE,
+			"store unavailable: etcd has not answered since this sidecar started (within %s), so its replica is not known to be of this cluster yet; nothing was written", s.opts.RequestTimeout)
+	}
+}
+
+// planOnWiped says whether b was planned on a replica the cluster check
+// emptied since (waited: Commit was called before the check was done): its
+// base revision names the old state, so no guard compare can tell what
+// changed since — it is planned again.
+func (s *Store) planOnWiped(b *store.Batch, waited bool) bool {
+	return (waited && s.wiped.Load()) || b.Base < s.baseFloor.Load() || b.Base > s.replica.Revision()
 }
 
 // waitApplied waits until the replica has applied rev, at most
@@ -640,6 +694,7 @@ func (s *Store) follow(ctx context.Context) {
 				continue
 			}
 			checked, backoff = true, 100*time.Millisecond
+			close(s.checked)
 		}
 		err := s.watch(ctx)
 		s.watching.Store(false)
@@ -879,6 +934,9 @@ func (s *Store) resync(ctx context.Context) error {
 	s.contact(uint64(rev))
 	if err := s.replica.Resync(uint64(rev), ops); err != nil {
 		return err
+	}
+	if initial {
+		s.baseFloor.Store(uint64(rev))
 	}
 	s.syncing.Store(false)
 	s.log.Info("replica synchronised from etcd", "revision", rev, "keys", keys, "changed", len(ops), "first", initial, "took", time.Since(start).String())

@@ -1,10 +1,14 @@
 package etcd_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,5 +232,137 @@ func TestReplicaAheadOfClusterRebuilt(t *testing.T) {
 	next := write(t, s, "carol")
 	if got, at := subjects(t, s); !got["user:carol"] || at < next {
 		t.Fatalf("after a write: %v at %d, want carol at %d", got, at, next)
+	}
+}
+
+// heldProxy forwards TCP connections to target, but holds every connection
+// (accepted, nothing forwarded) until release is called: etcd as a sidecar
+// sees it while the network is not there yet.
+func heldProxy(t *testing.T, target string) (addr string, release func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := make(chan struct{})
+	var conns sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer c.Close()
+				<-open
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(u, c); u.Close() }()
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	var once sync.Once
+	t.Cleanup(func() { ln.Close(); once.Do(func() { close(open) }) })
+	return ln.Addr().String(), func() { once.Do(func() { close(open) }) }
+}
+
+// TestNoCommitOnUncheckedReplica: a write planned on a replica that turns
+// out, once etcd answers, to be ahead of the cluster (restored from an
+// older snapshot) is not committed on what that replica said: its base
+// revision is in the cluster's future, so every guard compare would pass.
+// Here the stale replica holds role s/admin, which the cluster does not:
+// a write that sets s/granted only while s/admin exists must find it
+// absent.
+func TestNoCommitOnUncheckedReplica(t *testing.T) {
+	prefix := fmt.Sprintf("unchecked%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	path := filepath.Join(t.TempDir(), "replica.db")
+	first := openAt(t, prefix, path)
+	rev := write(t, first, "alice")
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The keys of s/admin, as a store writes them.
+	scratch, err := bolt.Open(filepath.Join(t.TempDir(), "scratch.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scratch.Close()
+	if _, err := store.Update(context.Background(), scratch, func(tx *store.Tx) error { return setCounter(tx, "admin", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	var admin []store.Op
+	snap, err := scratch.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = snap.Scan(nil, nil, func(k, v []byte) error {
+		admin = append(admin, store.Op{Key: bytes.Clone(k), Value: bytes.Clone(v)})
+		return nil
+	})
+	snap.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The replica ahead of the cluster, with the admin the cluster lost.
+	db, err := bolt.Open(path, bolt.Options{Replica: true, AcceptSource: func(string) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Apply(rev+100_000, admin, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	addr, release := heldProxy(t, strings.Split(cluster.Endpoints(), ",")[0])
+	s := reopen(t, storeURL(prefix, addr), path)
+	if n := readCounter(t, s, "admin"); n != 1 {
+		t.Fatalf("the restarted replica answers admin=%d, want the stale 1", n)
+	}
+	// A consistency token (a revision another sidecar acknowledged a write
+	// at) is not reached by a replica whose revision may not be this
+	// cluster's.
+	wctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = s.Wait(wctx, rev+1)
+	cancel()
+	if err == nil {
+		t.Fatalf("token %d reached on the unchecked replica at %d", rev+1, s.Revision())
+	}
+	planned := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := store.Update(ctx, s, func(tx *store.Tx) error {
+			select {
+			case planned <- struct{}{}:
+			default:
+			}
+			if n, err := counter(tx, "admin"); err != nil || n != 1 {
+				return err
+			}
+			return setCounter(tx, "granted", 1)
+		})
+		done <- err
+	}()
+	<-planned
+	time.Sleep(200 * time.Millisecond) // the commit is on its way to etcd
+	release()
+	err = <-done
+	t.Logf("the write: %v", err)
+	waitReady(t, s)
+	settleToCluster(t, s)
+	if n := readCounter(t, s, "granted"); n != 0 {
+		t.Fatalf("s/granted was committed on the stale replica's s/admin (the cluster has none)")
+	}
+	if n := readCounter(t, s, "admin"); n != 0 {
+		t.Fatalf("the rebuilt replica still holds the stale admin")
 	}
 }

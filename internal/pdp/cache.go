@@ -16,7 +16,9 @@ import (
 // without evaluating the policies, and never stale:
 //
 //   - the key is the active policy (a compiled bundle: a swap makes every
-//     old entry unreachable) and the check as the policies see it;
+//     old entry unreachable), the store's epoch (a replica emptied and
+//     loaded afresh numbers its revisions anew: store.Changes.Forget) and
+//     the check as the policies see it;
 //   - an entry keeps the store revision it was decided at and the units
 //     of the store it read (store.Tracked); it answers only while none of
 //     those units changed after that revision (store.Changes), and then
@@ -67,21 +69,23 @@ func newDecisionCache(size int) *decisionCache {
 	return dc
 }
 
-// key is the cache key of a check under a policy generation.
-func cacheKey(generation uint64, c permatrix.Check) (string, bool) {
+// key is the cache key of a check under a policy generation and a store
+// epoch.
+func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
 	c.MinRevision = 0
 	raw, err := json.Marshal(c)
 	if err != nil {
 		return "", false
 	}
-	return strconv.FormatUint(generation, 36) + "\x00" + string(raw), true
+	return strconv.FormatUint(generation, 36) + "\x00" + strconv.FormatUint(epoch, 36) + "\x00" + string(raw), true
 }
 
-// get answers key from the cache if the entry is still true at revision
-// now (read before the call) in changes.
-func (dc *decisionCache) get(key string, changes *store.Changes, now uint64) (*permatrix.Decision, bool) {
+// get answers key (made in the store's epoch) from the cache if the entry
+// is still true at revision now (read before the call) in changes — and
+// the epoch still the store's: now may be a revision numbered anew.
+func (dc *decisionCache) get(key string, epoch uint64, changes *store.Changes, now uint64) (*permatrix.Decision, bool) {
 	e, ok := dc.entries.Get(key)
-	if !ok || e.revision > now || changes.ChangedAfter(e.revision, e.units) {
+	if !ok || e.revision > now || changes.Epoch() != epoch || changes.ChangedAfter(e.revision, e.units) {
 		dc.misses.Add(1)
 		return nil, false
 	}

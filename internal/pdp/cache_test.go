@@ -1,6 +1,7 @@
 package pdp_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -296,5 +297,76 @@ func TestDecisionCacheLargeSizeAllocatesLittle(t *testing.T) {
 		if st := svc.CacheStats(); st.Entries != 1 || st.Hits != 1 {
 			t.Errorf("cache of %d, a question asked 3 times: %+v, want it kept and answered once", size, st)
 		}
+	}
+}
+
+// TestDecisionCacheAcrossReplicaWipe: a fleet's replica that is emptied and
+// loaded afresh (internal/etcd: a replica of another etcd cluster, or
+// ahead of its own cluster restored from a snapshot) numbers its revisions
+// anew — the same revision may now name another state. A decision cached
+// before the wipe must not answer for the new state once the new
+// revisions pass the one it was decided at.
+func TestDecisionCacheAcrossReplicaWipe(t *testing.T) {
+	ctx := context.Background()
+	// The state the stale replica had: ann may edit users.
+	primary := newService(t)
+	a := permatrix.Assignment{Subject: "user:ann", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
+	if _, _, err := primary.Assign(ctx, a, ""); err != nil {
+		t.Fatal(err)
+	}
+	var granted []store.Op
+	snap, err := primary.Store().View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = snap.Scan(nil, nil, func(k, v []byte) error {
+		granted = append(granted, store.Op{Key: bytes.Clone(k), Value: bytes.Clone(v)})
+		return nil
+	})
+	snap.Close()
+	if err != nil || len(granted) == 0 {
+		t.Fatalf("reading the grant's keys: %d keys, %v", len(granted), err)
+	}
+
+	replica, err := bolt.Open(filepath.Join(t.TempDir(), "replica.db"), bolt.Options{Replica: true, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	if err := replica.Resync(10, granted); err != nil {
+		t.Fatal(err)
+	}
+	svc := pdp.New(replica, opa.NewEngine(replica), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	ch := permatrix.Check{Subject: "ann", System: a.System, Action: "edit_users", Resource: &permatrix.Scope{Type: "project", ID: "p1"}}
+	for range 3 { // asked again: kept, then answered from the cache
+		if d, err := svc.Check(ctx, ch); err != nil || !d.Allow || d.Revision != 10 {
+			t.Fatalf("on the stale replica: %+v %v, want an allow at 10", d, err)
+		}
+	}
+	if svc.CacheStats().Hits == 0 {
+		t.Fatal("the decision was not cached: the test proves nothing")
+	}
+
+	// Emptied and loaded from the new cluster (no grant), at a lower
+	// revision; then the new cluster passes revision 10.
+	if err := replica.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Resync(4, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Apply(12, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := svc.Check(ctx, ch)
+	if err != nil || d.Allow {
+		t.Fatalf("after the replica was rebuilt without the grant: %+v %v, want a deny", d, err)
 	}
 }

@@ -178,11 +178,14 @@ func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) 
 		return nil, err
 	}
 	key, cacheable := "", false
+	// The store's epoch, read before the snapshot: a decision kept answers
+	// only in the epoch it was made in (store.Changes.Forget).
+	epoch := s.backend.Changes().Epoch()
 	if s.cache != nil {
-		key, cacheable = cacheKey(p.Generation, c)
+		key, cacheable = cacheKey(p.Generation, epoch, c)
 	}
 	if cacheable {
-		if d, ok := s.cache.get(key, s.backend.Changes(), s.backend.Revision()); ok {
+		if d, ok := s.cache.get(key, epoch, s.backend.Changes(), s.backend.Revision()); ok {
 			return d, nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Changes remembers, per unit, the last revision that changed it — enough to
@@ -21,6 +22,10 @@ type Changes struct {
 	last  map[uint64]uint64
 	floor uint64
 	limit int
+	// epoch counts Forget: a revision of an earlier epoch may name another
+	// state than the same revision now (a replica emptied and loaded from
+	// another source numbers its revisions anew).
+	epoch atomic.Uint64
 }
 
 // changesSeed keys the unit hashes of this process.
@@ -60,6 +65,24 @@ func (c *Changes) Reset(floor uint64) {
 	c.last = map[uint64]uint64{}
 	c.floor = floor
 }
+
+// Forget forgets everything, and that the revisions so far meant
+// anything: the store was emptied and numbers its revisions anew (a
+// replica loaded afresh from another source), so what was decided at a
+// revision before it says nothing of the same revision after it. Call it
+// once the emptied state is what new snapshots read.
+func (c *Changes) Forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = map[uint64]uint64{}
+	c.floor = 0
+	c.epoch.Add(1)
+}
+
+// Epoch counts Forget calls. An answer kept with the revision it was made
+// at holds only in the epoch it was made in: read the epoch before the
+// snapshot the answer reads.
+func (c *Changes) Epoch() uint64 { return c.epoch.Load() }
 
 // prune drops the older half of the entries and raises the floor to the
 // newest revision dropped.
