@@ -443,8 +443,15 @@ func (s *Store) askProgress(ctx context.Context) {
 		return
 	}
 	// The watch's stream is the one opened with the same metadata
-	// (WithRequireLeader).
-	_ = s.cli.RequestProgress(clientv3.WithRequireLeader(ctx))
+	// (WithRequireLeader). The context is the store's, not the caller's: a
+	// stream RequestProgress opens keeps its context's values for its
+	// lifetime; and it is bounded: while the watch's stream is being
+	// reconnected the request would wait for it.
+	rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(s.alive), progressInterval)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	_ = s.cli.RequestProgress(rctx)
 }
 
 // Fresh waits until the replica holds every commit acknowledged before the
