@@ -186,6 +186,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	if err != nil {
 		return err
 	}
+	if gc, limit := tuneMemory(); gc > 0 || limit > 0 {
+		log.Info("garbage collector tuned for decisions (GOGC and GOMEMLIMIT override)", "gogc", gc, "gomemlimit_bytes", limit)
+	}
 	token, err := adminToken(o, log)
 	if err != nil {
 		return err
