@@ -187,7 +187,14 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		return err
 	}
 	if gc, limit := tuneMemory(); gc > 0 || limit > 0 {
-		log.Info("garbage collector tuned for decisions (GOGC and GOMEMLIMIT override)", "gogc", gc, "gomemlimit_bytes", limit)
+		var set []any
+		if gc > 0 {
+			set = append(set, "gogc", gc)
+		}
+		if limit > 0 {
+			set = append(set, "gomemlimit_bytes", limit)
+		}
+		log.Info("garbage collector tuned for decisions (GOGC and GOMEMLIMIT override)", set...)
 	}
 	token, err := adminToken(o, log)
 	if err != nil {
