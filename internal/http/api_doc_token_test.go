@@ -20,6 +20,10 @@ import (
 // tokenOperations are the decisions and the Data API: every one takes a
 // consistency token (docs/fleet.md), as a query parameter and a header,
 // and answers a token its store does not reach with 503.
+// headerOnly are the token operations whose query is not theirs: below
+// /v1/forward-auth (Envoy's HTTP service) it is the original request's.
+var headerOnly = map[string]bool{"GET /v1/forward-auth/{path}": true}
+
 var tokenOperations = []struct {
 	method, path string // as in docs/api.yaml
 	url, body    string // a request that decides, for the behaviour
@@ -64,7 +68,12 @@ func TestAPIDocConsistencyToken(t *testing.T) {
 				have[pm["in"].(string)+" "+pm["name"].(string)] = true
 			}
 		}
-		if !have["query min_revision"] || !have["header X-Permatrix-Min-Revision"] {
+		switch {
+		case headerOnly[c.method+" "+c.path]:
+			if have["query min_revision"] || !have["header X-Permatrix-Min-Revision"] {
+				t.Errorf("%s: the consistency token is declared %v; want the X-Permatrix-Min-Revision header only (the query is the original request's)", o, have)
+			}
+		case !have["query min_revision"] || !have["header X-Permatrix-Min-Revision"]:
 			t.Errorf("%s: the consistency token is not declared as both the min_revision query parameter and the X-Permatrix-Min-Revision header", o)
 		}
 	}
@@ -114,6 +123,19 @@ func TestAPIDocConsistencyToken(t *testing.T) {
 		sep := "?"
 		if strings.Contains(c.url, "?") {
 			sep = "&"
+		}
+		if headerOnly[c.method+" "+c.path] {
+			// The query is the original request's: its min_revision is the
+			// application's parameter, even one that is no number.
+			for _, q := range []string{"min_revision=99", "min_revision=latest"} {
+				if w := do(c.method, c.url+sep+q, c.body, c.header); w.Code != plain.Code {
+					t.Errorf("%s %s?%s (the original request's query): %d %s, want %d as without it", c.method, c.url, q, w.Code, w.Body, plain.Code)
+				}
+			}
+			if w := do(c.method, c.url, c.body, withHeader); w.Code != c.status || !strings.Contains(w.Body.String(), c.inBody) {
+				t.Errorf("%s %s, token 99 in the header: %d %s", c.method, c.url, w.Code, w.Body)
+			}
+			continue
 		}
 		for name, w := range map[string]*httptest.ResponseRecorder{
 			"the header": do(c.method, c.url, c.body, withHeader),

@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,7 +31,7 @@ func (s *Server) forwardAuth(c echo.Context) error {
 		}
 		return err
 	}
-	if ch.MinRevision, err = minRevision(c, 0); err != nil {
+	if ch.MinRevision, err = forwardAuthToken(c); err != nil {
 		return err
 	}
 	d, err := s.decide(c, ch)
@@ -42,4 +43,16 @@ func (s *Server) forwardAuth(c echo.Context) error {
 		return c.JSON(http.StatusForbidden, d)
 	}
 	return c.JSON(http.StatusOK, d)
+}
+
+// forwardAuthToken is a forward-auth request's consistency token: the
+// X-Permatrix-Min-Revision header, or min_revision in the query of
+// /v1/forward-auth itself. Below it (/v1/forward-auth/{path}, Envoy's HTTP
+// service) the path and query are the original request's: a min_revision
+// there is the application's parameter, not a token.
+func forwardAuthToken(c echo.Context) (uint64, error) {
+	if strings.HasPrefix(c.Request().URL.EscapedPath(), forwardAuthBase+"/") {
+		return gateway.MinRevision(c.Request().Header.Values(gateway.HeaderMinRevision))
+	}
+	return minRevision(c, 0)
 }
