@@ -515,11 +515,13 @@ func (s *Store) awaitCheck(ctx context.Context) (waited bool, err error) {
 }
 
 // planOnWiped says whether b was planned on a replica the cluster check
-// emptied since (waited: Commit was called before the check was done): its
-// base revision names the old state, so no guard compare can tell what
-// changed since — it is planned again.
+// emptied since (waited: Commit was called before the check was done; or
+// the batch's epoch is not the replica's: store.Batch.Epoch): its base
+// revision names the old state, so no guard compare can tell what changed
+// since — it is planned again.
 func (s *Store) planOnWiped(b *store.Batch, waited bool) bool {
-	return (waited && s.wiped.Load()) || b.Base < s.baseFloor.Load() || b.Base > s.replica.Revision()
+	return (waited && s.wiped.Load()) || (b.Epoch != 0 && b.Epoch != s.replica.Changes().Epoch()) ||
+		b.Base < s.baseFloor.Load() || b.Base > s.replica.Revision()
 }
 
 // waitApplied waits until the replica has applied rev, at most

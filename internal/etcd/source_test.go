@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -364,5 +365,35 @@ func TestNoCommitOnUncheckedReplica(t *testing.T) {
 	}
 	if n := readCounter(t, s, "admin"); n != 0 {
 		t.Fatalf("the rebuilt replica still holds the stale admin")
+	}
+}
+
+// TestBatchOfAnotherEpochRefused: a batch planned before the replica was
+// emptied and loaded afresh (a new epoch of the store's changes) names
+// revisions of the old numbering: its commit is refused as a conflict,
+// whatever its base, and store.Update plans it again and commits it.
+func TestBatchOfAnotherEpochRefused(t *testing.T) {
+	s := open(t)
+	write(t, s, "alice")
+	epoch := s.Changes().Epoch()
+	snap, err := s.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := store.NewTx(context.Background(), snap, s.NextID)
+	bob := permatrix.Assignment{Subject: "user:bob", System: "s", Role: "r", Scope: permatrix.ServiceScope}
+	if err := tx.CreateAssignment(&bob); err != nil {
+		t.Fatal(err)
+	}
+	batch := tx.Batch()
+	batch.Epoch = epoch
+	snap.Close()
+	s.Changes().Forget() // as a wipe does, between the plan and the commit
+	if _, err := s.Commit(context.Background(), batch); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a batch of epoch %d committed in epoch %d: %v, want ErrConflict", epoch, s.Changes().Epoch(), err)
+	}
+	rev := write(t, s, "carol") // store.Update plans in the current epoch
+	if got, at := subjects(t, s); !got["user:carol"] || got["user:bob"] || at < rev {
+		t.Fatalf("after the refused batch: %v at %d", got, at)
 	}
 }

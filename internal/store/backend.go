@@ -90,6 +90,13 @@ type Batch struct {
 	Reads [][]byte
 	// Ops are applied in order.
 	Ops []Op
+	// Epoch is the store's epoch (Changes.Epoch) read before the snapshot
+	// the batch was planned on (Update sets it). A backend whose store was
+	// emptied and loaded afresh since (a new epoch: its revisions are
+	// numbered anew, so Base and the guards compare nothing) refuses it
+	// with ErrConflict. 0 is a batch planned without one (a test's, made
+	// by hand): not compared.
+	Epoch uint64
 }
 
 // Op is one key operation.

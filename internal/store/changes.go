@@ -79,10 +79,10 @@ func (c *Changes) Forget() {
 	c.epoch.Add(1)
 }
 
-// Epoch counts Forget calls. An answer kept with the revision it was made
-// at holds only in the epoch it was made in: read the epoch before the
-// snapshot the answer reads.
-func (c *Changes) Epoch() uint64 { return c.epoch.Load() }
+// Epoch counts Forget calls, from 1 (0 is no epoch: Batch.Epoch). An
+// answer kept with the revision it was made at holds only in the epoch it
+// was made in: read the epoch before the snapshot the answer reads.
+func (c *Changes) Epoch() uint64 { return c.epoch.Load() + 1 }
 
 // prune drops the older half of the entries and raises the floor to the
 // newest revision dropped.

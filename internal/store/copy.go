@@ -83,6 +83,7 @@ func (f *filling) commit(ctx context.Context, to Backend) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
+	f.Epoch = to.Changes().Epoch() // planned on nothing of to's but its revision
 	f.Base = to.Revision()
 	if _, err := to.Commit(ctx, &f.Batch); err != nil {
 		return 0, err

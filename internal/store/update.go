@@ -43,6 +43,7 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 	start := time.Now()
 	fresh := false
 	for attempt := 1; ; attempt++ {
+		epoch := b.Changes().Epoch() // before the snapshot: Batch.Epoch
 		snap, err := b.View()
 		if err != nil {
 			return 0, err
@@ -52,6 +53,7 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 		var batch *Batch
 		if err == nil {
 			batch = tx.Batch()
+			batch.Epoch = epoch
 		}
 		planned := snap.Revision()
 		snap.Close()
