@@ -71,22 +71,25 @@ func (s *Server) pprofProfile(c echo.Context) error {
 	case "cmdline":
 		pprof.Cmdline(w, r)
 	case "profile":
-		if !cpuProfiling.TryLock() {
-			return permatrix.Errorf(permatrix.ECONFLICT, "a CPU profile is being taken already: ask again when it ends")
-		}
-		defer cpuProfiling.Unlock()
-		pprof.Profile(w, r)
+		return alone(&cpuProfiling, "a CPU profile", func() { pprof.Profile(w, r) })
 	case "symbol":
 		pprof.Symbol(w, r)
 	case "trace":
-		if !tracing.TryLock() {
-			return permatrix.Errorf(permatrix.ECONFLICT, "an execution trace is being taken already: ask again when it ends")
-		}
-		defer tracing.Unlock()
-		pprof.Trace(w, r)
+		return alone(&tracing, "an execution trace", func() { pprof.Trace(w, r) })
 	default:
 		pprof.Handler(name).ServeHTTP(w, r)
 	}
+	return nil
+}
+
+// alone runs take while holding mu, or answers 409 if what it takes is
+// being taken already.
+func alone(mu *sync.Mutex, what string, take func()) error {
+	if !mu.TryLock() {
+		return permatrix.Errorf(permatrix.ECONFLICT, "%s is being taken already: ask again when it ends", what)
+	}
+	defer mu.Unlock()
+	take()
 	return nil
 }
 
