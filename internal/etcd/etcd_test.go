@@ -62,14 +62,22 @@ func open(t *testing.T) *etcd.Store {
 
 func openAt(t *testing.T, prefix, replica string) *etcd.Store {
 	t.Helper()
+	s := openURL(t, cluster.StoreURL(prefix), replica)
+	waitReady(t, s)
+	return s
+}
+
+// openURL opens the replica at path on url, as a (re)started sidecar does,
+// without waiting for its first load.
+func openURL(t *testing.T, url, path string) *etcd.Store {
+	t.Helper()
 	o := raised
-	o.URL, o.Replica = cluster.StoreURL(prefix), replica
+	o.URL, o.Replica = url, path
 	s, err := etcd.Open(context.Background(), o)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening the replica %s on %s: %v", path, url, err)
 	}
 	t.Cleanup(func() { s.Close() })
-	waitReady(t, s)
 	return s
 }
 
@@ -289,20 +297,8 @@ func TestTokenFromAnotherPrefix(t *testing.T) {
 	if err := ours.Wait(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := ours.View()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
-	list, _, err := store.Assignments(snap, permatrix.AssignmentFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := map[string]bool{}
-	for _, a := range list {
-		users[a.Subject] = true
-	}
-	if !users["user:alice"] || !users["user:carol"] || users["user:bob"] || snap.Revision() < rev {
-		t.Fatalf("the replica at %d holds %v; want alice and carol, not the other prefix's bob", snap.Revision(), users)
+	users, at := subjects(t, ours)
+	if !users["user:alice"] || !users["user:carol"] || users["user:bob"] || at < rev {
+		t.Fatalf("the replica at %d holds %v; want alice and carol, not the other prefix's bob", at, users)
 	}
 }

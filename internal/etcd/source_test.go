@@ -19,19 +19,6 @@ import (
 	"github.com/permatrix/permatrix/internal/store"
 )
 
-// reopen opens the replica at path on url, as a restarted sidecar does.
-func reopen(t *testing.T, url, path string) *etcd.Store {
-	t.Helper()
-	o := raised
-	o.URL, o.Replica = url, path
-	s, err := etcd.Open(context.Background(), o)
-	if err != nil {
-		t.Fatalf("reopening the replica on %s: %v", url, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // subjects are the assignment subjects s's replica holds now, and its
 // revision.
 func subjects(t *testing.T, s *etcd.Store) (map[string]bool, uint64) {
@@ -52,15 +39,28 @@ func subjects(t *testing.T, s *etcd.Store) (map[string]bool, uint64) {
 	return out, snap.Revision()
 }
 
-// recordedSource is what the replica file at path records it replicates.
-func recordedSource(t *testing.T, path string) string {
+// offline opens the replica file at path as a tool would, whatever it
+// replicates, hands it to fn and closes it.
+func offline(t *testing.T, path string, fn func(db *bolt.DB) error) {
 	t.Helper()
 	db, err := bolt.Open(path, bolt.Options{Replica: true, AcceptSource: func(string) bool { return true }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	return db.Source()
+	err = fn(db)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recordedSource is what the replica file at path records it replicates.
+func recordedSource(t *testing.T, path string) (src string) {
+	t.Helper()
+	offline(t, path, func(db *bolt.DB) error { src = db.Source(); return nil })
+	return src
 }
 
 // storeURL is the store URL of prefix with the endpoints (host:port) in
@@ -86,7 +86,7 @@ func TestReplicaKeptAcrossEndpointLists(t *testing.T) {
 	}
 	eps := strings.Split(cluster.Endpoints(), ",")
 	for _, list := range [][]string{{eps[2], eps[1], eps[0]}, {eps[1], eps[2]}} {
-		s := reopen(t, storeURL(prefix, list...), path)
+		s := openURL(t, storeURL(prefix, list...), path)
 		got, at := subjects(t, s)
 		if !got["user:alice"] || at < rev {
 			t.Fatalf("restarted on %v: the replica at once holds %v at revision %d, want alice at %d or later", list, got, at, rev)
@@ -176,7 +176,7 @@ func TestReplicaOfEarlierReleaseKept(t *testing.T) {
 		return path
 	}
 	path := old()
-	s := reopen(t, storeURL(prefix, eps...), path)
+	s := openURL(t, storeURL(prefix, eps...), path)
 	waitReady(t, s)
 	write(t, s, "alice")
 	if err := s.Close(); err != nil {
@@ -208,17 +208,8 @@ func TestReplicaAheadOfClusterRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the restored cluster lost: the revisions up to one far ahead.
-	db, err := bolt.Open(path, bolt.Options{Replica: true, AcceptSource: func(string) bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Apply(rev+100_000, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s := reopen(t, storeURL(prefix, strings.Split(cluster.Endpoints(), ",")...), path)
+	offline(t, path, func(db *bolt.DB) error { return db.Apply(rev+100_000, nil, nil) })
+	s := openURL(t, storeURL(prefix, strings.Split(cluster.Endpoints(), ",")...), path)
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Revision() > rev+10 {
 		if time.Now().After(deadline) {
@@ -311,19 +302,10 @@ func TestNoCommitOnUncheckedReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The replica ahead of the cluster, with the admin the cluster lost.
-	db, err := bolt.Open(path, bolt.Options{Replica: true, AcceptSource: func(string) bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Apply(rev+100_000, admin, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	offline(t, path, func(db *bolt.DB) error { return db.Apply(rev+100_000, admin, nil) })
 
 	addr, release := heldProxy(t, strings.Split(cluster.Endpoints(), ",")[0])
-	s := reopen(t, storeURL(prefix, addr), path)
+	s := openURL(t, storeURL(prefix, addr), path)
 	if n := readCounter(t, s, "admin"); n != 1 {
 		t.Fatalf("the restarted replica answers admin=%d, want the stale 1", n)
 	}
