@@ -21,6 +21,18 @@ import (
 	"github.com/permatrix/permatrix/internal/listen"
 )
 
+// acceptAll accepts and closes connections on ln until it is closed, as a
+// live server does.
+func acceptAll(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
 // echoOnce accepts one connection on ln and echoes one line back.
 func echoOnce(ln net.Listener) {
 	go func() {
@@ -185,15 +197,7 @@ func TestLiveSocketRefused(t *testing.T) {
 	}
 	defer live.Close()
 	// Accept the probe connection the second Listen makes, as a server would.
-	go func() {
-		for {
-			c, err := live.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAll(live)
 	_, err = listen.Listen("unix://" + path)
 	if err == nil || !strings.Contains(err.Error(), "another process is listening on it") || !strings.Contains(err.Error(), path) {
 		t.Fatalf("over a live socket: %v", err)

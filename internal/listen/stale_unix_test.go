@@ -51,15 +51,7 @@ func TestBusySocketNotStale(t *testing.T) {
 		t.Fatalf("the live server's socket is gone: %v", err)
 	}
 	// The server accepts again once it takes its queue: still reachable.
-	go func() {
-		for {
-			c, err := live.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAll(live)
 	for _, c := range conns {
 		c.Close()
 	}
