@@ -63,11 +63,10 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 			return 0, err
 		}
 	}
-	waited, err := s.awaitCheck(ctx)
-	if err != nil {
+	if err := s.awaitCheck(ctx); err != nil {
 		return 0, err
 	}
-	if s.planOnWiped(b, waited) {
+	if s.planOnWiped(b) {
 		return 0, store.ErrConflict
 	}
 	if len(b.Ops) == 0 {

@@ -134,14 +134,11 @@ type Store struct {
 	syncing       atomic.Bool // a new replica is being loaded: no reads
 	// checked is closed once checkCluster has held the replica to the
 	// cluster: until then the replica may be another cluster's, or ahead
-	// of this one, and no commit is sent on a plan made from it. wiped
-	// says the check emptied it; baseFloor is the revision of the last
-	// first load — no snapshot since the load is older, so a batch based
-	// below it was planned on what was emptied.
-	checked   chan struct{}
-	wiped     atomic.Bool
-	baseFloor atomic.Uint64
-	lastErr   atomic.Pointer[string]
+	// of this one, and no commit is sent on a plan made from it (one made
+	// before the check emptied the replica is of an earlier epoch:
+	// planOnWiped).
+	checked chan struct{}
+	lastErr atomic.Pointer[string]
 
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
@@ -332,7 +329,6 @@ func (s *Store) checkCluster(ctx context.Context) error {
 		s.log.Warn(why, "replica_cluster", strconv.FormatUint(recorded, 16), "cluster", strconv.FormatUint(id, 16),
 			"applied_revision", s.replica.Revision(), "cluster_revision", at)
 		s.syncing.Store(true)
-		s.wiped.Store(true)
 		if err := s.replica.Wipe(); err != nil {
 			return err
 		}
@@ -413,7 +409,7 @@ func (s *Store) Revision() uint64 { return s.replica.Revision() }
 // revision: its own may be another cluster's, or ahead of this one's.
 func (s *Store) Wait(ctx context.Context, rev uint64) error {
 	if rev > 0 {
-		if _, err := s.awaitCheck(ctx); err != nil {
+		if err := s.awaitCheck(ctx); err != nil {
 			return err
 		}
 	}
@@ -463,7 +459,7 @@ func (s *Store) askProgress(ctx context.Context) {
 // (one that starts after its call, so it sees every commit acknowledged
 // before it), never one already in flight.
 func (s *Store) Fresh(ctx context.Context) error {
-	if _, err := s.awaitCheck(ctx); err != nil {
+	if err := s.awaitCheck(ctx); err != nil {
 		return err
 	}
 	r := s.fresh.join()
@@ -492,36 +488,35 @@ func (s *Store) Fresh(ctx context.Context) error {
 // awaitCheck waits until the replica is known to be of the cluster it
 // commits to (checkCluster), at most RequestTimeout: a write's answer is
 // never based on a replica that may be another cluster's or ahead of this
-// one. waited says the check was not done at the call.
-func (s *Store) awaitCheck(ctx context.Context) (waited bool, err error) {
+// one.
+func (s *Store) awaitCheck(ctx context.Context) error {
 	select {
 	case <-s.checked:
-		return false, nil
+		return nil
 	default:
 	}
 	t := time.NewTimer(s.opts.RequestTimeout)
 	defer t.Stop()
 	select {
 	case <-s.checked:
-		return true, nil
+		return nil
 	case <-ctx.Done():
-		return true, ctx.Err()
+		return ctx.Err()
 	case <-s.stopped:
-		return true, permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; nothing was written")
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; nothing was written")
 	case <-t.C:
-		return true, permatrix.Errorf(permatrix.EUNAVAILABLE,
+		return permatrix.Errorf(permatrix.EUNAVAILABLE,
 			"store unavailable: etcd has not answered since this sidecar started (within %s), so its replica is not known to be of this cluster yet; nothing was written", s.opts.RequestTimeout)
 	}
 }
 
-// planOnWiped says whether b was planned on a replica the cluster check
-// emptied since (waited: Commit was called before the check was done; or
-// the batch's epoch is not the replica's: store.Batch.Epoch): its base
-// revision names the old state, so no guard compare can tell what changed
-// since — it is planned again.
-func (s *Store) planOnWiped(b *store.Batch, waited bool) bool {
-	return (waited && s.wiped.Load()) || (b.Epoch != 0 && b.Epoch != s.replica.Changes().Epoch()) ||
-		b.Base < s.baseFloor.Load() || b.Base > s.replica.Revision()
+// planOnWiped says whether b was planned on a state the replica no longer
+// holds: emptied and loaded afresh since (by the cluster check, or a first
+// load), which starts a new epoch of its changes (store.Batch.Epoch). Its
+// base revision names the old numbering, so no guard compare can tell what
+// changed since — it is planned again.
+func (s *Store) planOnWiped(b *store.Batch) bool {
+	return b.Epoch != 0 && b.Epoch != s.replica.Changes().Epoch()
 }
 
 // waitApplied waits until the replica has applied rev, at most
@@ -943,9 +938,6 @@ func (s *Store) resync(ctx context.Context) error {
 	s.contact(uint64(rev))
 	if err := s.replica.Resync(uint64(rev), ops); err != nil {
 		return err
-	}
-	if initial {
-		s.baseFloor.Store(uint64(rev))
 	}
 	s.syncing.Store(false)
 	s.log.Info("replica synchronised from etcd", "revision", rev, "keys", keys, "changed", len(ops), "first", initial, "took", time.Since(start).String())
