@@ -195,20 +195,25 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend) (*Policy, er
 }
 
 func (p *Policy) prepareParsed(ctx context.Context, query *ast.Term) (rego.PreparedEvalQuery, error) {
-	return rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(query))),
-		rego.Compiler(p.compiler),
-		rego.Store(p.data),
-		rego.StrictBuiltinErrors(true),
-	).PrepareForEval(ctx)
+	return p.prepareQuery(ctx, rego.ParsedQuery(ast.NewBody(ast.NewExpr(query))), true)
 }
 
 func (p *Policy) prepare(ctx context.Context, query string) (rego.PreparedEvalQuery, error) {
+	return p.prepareQuery(ctx, rego.Query(query), true)
+}
+
+// prepareQuery prepares query over the policy. Preparing reads nothing of
+// data.store, so it runs in a transaction over an empty snapshot: left to
+// itself, rego would open one on the store, and a store that cannot be
+// read yet (a fleet's replica still loading from etcd) would fail the
+// bundle's compile at start.
+func (p *Policy) prepareQuery(ctx context.Context, query func(*rego.Rego), strict bool) (rego.PreparedEvalQuery, error) {
 	return rego.New(
-		rego.Query(query),
+		query,
 		rego.Compiler(p.compiler),
 		rego.Store(p.data),
-		rego.StrictBuiltinErrors(true),
+		rego.Transaction(p.data.Begin(store.Empty(0))),
+		rego.StrictBuiltinErrors(strict),
 	).PrepareForEval(ctx)
 }
 
@@ -432,11 +437,7 @@ func (p *Policy) CachedQueries() int { return p.queries.Len() }
 // prepareRef prepares a Data API query for ref, with OPA's default of
 // non-strict builtin errors, so the Data API answers as stock opa does.
 func (p *Policy) prepareRef(ctx context.Context, ref ast.Ref) (rego.PreparedEvalQuery, error) {
-	return rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
-		rego.Compiler(p.compiler),
-		rego.Store(p.data),
-	).PrepareForEval(ctx)
+	return p.prepareQuery(ctx, rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))), false)
 }
 
 // readBase reads base data at path (no rule is involved there).

@@ -3,9 +3,11 @@ package opa_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -98,4 +100,24 @@ func roundTripAny(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// A bundle compiles while its store cannot be read (a fleet's replica still
+// loading from etcd at start, here a closed bbolt file): preparing the
+// queries reads nothing of data.store, and only decisions need it.
+func TestCompileReadsNoStore(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "closed.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.View(); err == nil {
+		t.Fatal("a closed store can still be read: the test proves nothing")
+	}
+	p := compile(t, db)
+	if _, err := p.Decide(context.Background(), store.Empty(0), permatrix.Check{Subject: "ann", System: "celonis-task-mining", Action: "edit_users"}); err != nil {
+		t.Fatalf("deciding over a snapshot of its own: %v", err)
+	}
 }
