@@ -73,24 +73,29 @@ func benchCheck(i int) permatrix.Check {
 // requests, data.store read from a snapshot of the bolt file.
 func BenchmarkDecide(b *testing.B) {
 	for _, n := range []int{100, 10000} {
-		b.Run(fmt.Sprintf("assignments=%d", 2*n), func(b *testing.B) {
-			db := benchStore(b, n)
-			p := compile(b, db)
-			ctx := context.Background()
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				snap, err := db.View()
-				if err != nil {
-					b.Fatal(err)
+		for _, ev := range evaluators {
+			b.Run(fmt.Sprintf("assignments=%d/evaluator=%s", 2*n, ev), func(b *testing.B) {
+				db := benchStore(b, n)
+				p := compile(b, db, opa.WithEvaluator(ev))
+				ctx := context.Background()
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					snap, err := db.View()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := p.Decide(ctx, snap, benchCheck(i)); err != nil {
+						b.Fatal(err)
+					}
+					snap.Close()
 				}
-				if _, err := p.Decide(ctx, snap, benchCheck(i)); err != nil {
-					b.Fatal(err)
-				}
-				snap.Close()
-			}
-		})
+			})
+		}
 	}
 }
+
+// evaluators are the evaluators a benchmark compares.
+var evaluators = []opa.Evaluator{opa.VM, opa.Topdown}
 
 // BenchmarkDecideParallel is BenchmarkDecide from every core at once.
 func BenchmarkDecideParallel(b *testing.B) {
@@ -178,8 +183,14 @@ func bundleModules(b *testing.B, bundle *opa.Bundle) []module {
 // operator's, no actor): a Celonis analyst role or project permission for a
 // user the store does not know yet, over a store of 20,000 assignments.
 func BenchmarkVerdict(b *testing.B) {
+	for _, ev := range evaluators {
+		b.Run("evaluator="+string(ev), func(b *testing.B) { benchVerdict(b, ev) })
+	}
+}
+
+func benchVerdict(b *testing.B, ev opa.Evaluator) {
 	db := benchStore(b, 10000)
-	p := compile(b, db)
+	p := compile(b, db, opa.WithEvaluator(ev))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

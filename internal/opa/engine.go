@@ -102,11 +102,13 @@ type Policy struct {
 	bundle   *Bundle
 	compiler *ast.Compiler
 	data     *dataStore
-	decision rego.PreparedEvalQuery
-	verdict  rego.PreparedEvalQuery
+	// evaluator evaluates decisions and verdicts (Evaluator).
+	evaluator Evaluator
+	decision  query
+	verdict   query
 	// systems are data.permatrix.systems.<package>.decision per system id:
 	// the fast path of Decide (fastPath).
-	systems map[string]rego.PreparedEvalQuery
+	systems map[string]query
 
 	// entrypoints are the rules annotated `entrypoint: true`: the documents
 	// the Data API serves without the admin token.
@@ -138,7 +140,11 @@ func (p *Policy) BundleRevision() string { return p.bundle.Revision() }
 // Compile builds a Policy from a bundle, reading data.store from backend
 // (nil: an empty store), without touching what is active. Errors carry
 // file:line locations.
-func Compile(ctx context.Context, b *Bundle, backend store.Backend) (*Policy, error) {
+func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Option) (*Policy, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if _, ok := b.b.Data[permatrix.StoreRoot]; ok {
 		return nil, fmt.Errorf("bundle data must not contain %q: it belongs to the assignment store", permatrix.StoreRoot)
 	}
@@ -173,17 +179,18 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend) (*Policy, er
 		return nil, err
 	}
 	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), Generation: generations.Add(1),
-		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries}
-	if p.decision, err = p.prepare(ctx, DecisionQuery); err != nil {
+		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries,
+		evaluator: o.evaluator}
+	if p.decision, err = p.prepareBoth(ctx, ast.MustParseRef(DecisionQuery)); err != nil {
 		return nil, err
 	}
-	if p.verdict, err = p.prepare(ctx, VerdictQuery); err != nil {
+	if p.verdict, err = p.prepareBoth(ctx, ast.MustParseRef(VerdictQuery)); err != nil {
 		return nil, err
 	}
-	p.systems = make(map[string]rego.PreparedEvalQuery, len(catalog))
+	p.systems = make(map[string]query, len(catalog))
 	for id, sys := range catalog {
-		q := ast.NewTerm(ast.Ref{ast.DefaultRootDocument, ast.StringTerm("permatrix"), ast.StringTerm("systems"), ast.StringTerm(sys.Package), ast.StringTerm("decision")})
-		if p.systems[id], err = p.prepareParsed(ctx, q); err != nil {
+		ref := ast.Ref{ast.DefaultRootDocument, ast.StringTerm("permatrix"), ast.StringTerm("systems"), ast.StringTerm(sys.Package), ast.StringTerm("decision")}
+		if p.systems[id], err = p.prepareBoth(ctx, ref); err != nil {
 			return nil, fmt.Errorf("system %s: %w", id, err)
 		}
 	}
@@ -192,14 +199,6 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend) (*Policy, er
 		return nil, fmt.Errorf("probe decision: %w", err)
 	}
 	return p, nil
-}
-
-func (p *Policy) prepareParsed(ctx context.Context, query *ast.Term) (rego.PreparedEvalQuery, error) {
-	return p.prepareQuery(ctx, rego.ParsedQuery(ast.NewBody(ast.NewExpr(query))), true)
-}
-
-func (p *Policy) prepare(ctx context.Context, query string) (rego.PreparedEvalQuery, error) {
-	return p.prepareQuery(ctx, rego.Query(query), true)
 }
 
 // prepareQuery prepares query over the policy. Preparing reads nothing of
@@ -229,30 +228,29 @@ func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 	if err != nil {
 		return nil, err
 	}
-	txn := rego.EvalTransaction(p.data.Begin(snap))
 	if q, ok := p.fastPath(c); ok {
-		rs, err := q.Eval(ctx, rego.EvalParsedInput(v), txn)
+		r, defined, err := p.eval(ctx, q, snap, v)
 		if err != nil {
 			return nil, err
 		}
-		if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		if !defined {
 			return nil, fmt.Errorf("the decision of system %s is undefined", c.System)
 		}
-		d, err := parseDecision(rs[0].Expressions[0].Value)
+		d, err := parseDecision(r)
 		if err != nil {
 			return nil, err
 		}
 		d.Revision = snap.Revision()
 		return d, nil
 	}
-	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(v), txn)
+	r, defined, err := p.eval(ctx, p.decision, snap, v)
 	if err != nil {
 		return nil, err
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if !defined {
 		return nil, errors.New("data.permatrix.decision is undefined")
 	}
-	return parseDecision(rs[0].Expressions[0].Value)
+	return parseDecision(r)
 }
 
 // fastPath is the system's own decision query when data.permatrix.decision
@@ -261,24 +259,24 @@ func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 // exactly the system package's decision with the store revision added
 // (policies/permatrix/permatrix.rego), and skipping the wrapper saves its
 // input checks and dispatch. Anything else takes the full query.
-func (p *Policy) fastPath(c permatrix.Check) (rego.PreparedEvalQuery, bool) {
+func (p *Policy) fastPath(c permatrix.Check) (query, bool) {
 	sys, ok := p.Catalog[c.System]
 	if !ok || c.Subject == "" {
-		return rego.PreparedEvalQuery{}, false
+		return query{}, false
 	}
 	action, ok := sys.Actions[c.Action]
 	if !ok {
-		return rego.PreparedEvalQuery{}, false
+		return query{}, false
 	}
 	scope := "service"
 	if c.Resource != nil {
 		if c.Resource.Type == "" || (c.Resource.Type != "service" && c.Resource.ID == "") {
-			return rego.PreparedEvalQuery{}, false
+			return query{}, false
 		}
 		scope = c.Resource.Type
 	}
 	if !slices.Contains(action.Scopes, scope) {
-		return rego.PreparedEvalQuery{}, false
+		return query{}, false
 	}
 	q, ok := p.systems[c.System]
 	return q, ok
@@ -323,14 +321,14 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[str
 	if err != nil {
 		return nil, nil, err
 	}
-	rs, err := p.verdict.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTransaction(p.data.Begin(snap)))
+	r, defined, err := p.eval(ctx, p.verdict, snap, v)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if !defined {
 		return nil, nil, errors.New("data.permatrix.admin.verdict is undefined")
 	}
-	m, _ := rs[0].Expressions[0].Value.(map[string]any)
+	m, _ := r.(map[string]any)
 	return stringList(m["violations"]), stringList(m["forbidden"]), nil
 }
 

@@ -12,13 +12,13 @@ import (
 	"github.com/permatrix/permatrix/internal/store"
 )
 
-func compile(t testing.TB, b store.Backend) *opa.Policy {
+func compile(t testing.TB, b store.Backend, opts ...opa.Option) *opa.Policy {
 	t.Helper()
 	bundle, err := opa.ReadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := opa.Compile(context.Background(), bundle, b)
+	p, err := opa.Compile(context.Background(), bundle, b, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestProfileDecision(t *testing.T) {
 	in, _ := ast.InterfaceToValue(c.Input())
 	prof := profiler.New()
 	for range 200 {
-		if _, err := p.decision.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTransaction(p.data.Begin(snap)), rego.EvalQueryTracer(prof)); err != nil {
+		if _, err := p.decision.topdown.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTransaction(p.data.Begin(snap)), rego.EvalQueryTracer(prof)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,7 +82,7 @@ func TestProfileVerdict(t *testing.T) {
 	for i := range 200 {
 		a := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: "p1"}}
 		in, _ := ast.InterfaceToValue(map[string]any{"op": "assign", "assignment": a.Value()})
-		if _, err := p.verdict.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTransaction(p.data.Begin(snap)), rego.EvalQueryTracer(prof)); err != nil {
+		if _, err := p.verdict.topdown.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTransaction(p.data.Begin(snap)), rego.EvalQueryTracer(prof)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,175 @@
+package opa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/internal/vm"
+)
+
+// Evaluator names what evaluates a policy's decisions and write verdicts.
+type Evaluator string
+
+const (
+	// VM runs the queries' plans (internal/vm), falling back to topdown for a
+	// query whose plan it cannot run. The default.
+	VM Evaluator = "vm"
+	// Topdown is OPA's own evaluator, for every query.
+	Topdown Evaluator = "topdown"
+)
+
+// ParseEvaluator is the evaluator a flag names ("" is the default).
+func ParseEvaluator(s string) (Evaluator, error) {
+	switch Evaluator(s) {
+	case "", VM:
+		return VM, nil
+	case Topdown:
+		return Topdown, nil
+	}
+	return "", fmt.Errorf("unknown evaluator %q: vm or topdown", s)
+}
+
+// Option is a Compile option.
+type Option func(*options)
+
+type options struct{ evaluator Evaluator }
+
+// WithEvaluator has the policy's decisions and verdicts evaluated by ev.
+func WithEvaluator(ev Evaluator) Option { return func(o *options) { o.evaluator = ev } }
+
+// query is one of the queries the server asks, prepared for topdown and,
+// when its plan allows, for the vm. Both stay: explanations, traces and
+// the evaluator flag need topdown; the Data API always uses it.
+type query struct {
+	topdown rego.PreparedEvalQuery
+	program *vm.Program // nil: the plan uses what the vm does not run
+}
+
+// prepareBoth prepares the query ref for both evaluators.
+func (p *Policy) prepareBoth(ctx context.Context, ref ast.Ref) (query, error) {
+	body := ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))
+	var q query
+	var err error
+	if q.topdown, err = p.prepareQuery(ctx, rego.ParsedQuery(body), true); err != nil {
+		return query{}, err
+	}
+	if p.evaluator == Topdown {
+		return q, nil
+	}
+	q.program, err = vm.Plan(ctx, body,
+		rego.Compiler(p.compiler),
+		rego.Store(p.data),
+		rego.Transaction(p.data.Begin(store.Empty(0))),
+		rego.StrictBuiltinErrors(true))
+	if errors.Is(err, vm.ErrUnsupported) {
+		return q, nil
+	}
+	return q, err
+}
+
+// eval evaluates q with input over snap: its value as JSON (numbers as
+// json.Number), and whether it is defined. A query with more than one
+// result is an error.
+func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
+	if q.program != nil && p.evaluator != Topdown {
+		ts, err := q.program.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap})
+		if err != nil {
+			return nil, false, err
+		}
+		switch len(ts) {
+		case 0:
+			return nil, false, nil
+		case 1:
+			v, err := ast.JSONWithOpt(ts[0].Value, ast.JSONOpt{SortSets: true})
+			return v, err == nil, err
+		}
+		return nil, false, fmt.Errorf("%d results", len(ts))
+	}
+	rs, err := q.topdown.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTransaction(p.data.Begin(snap)))
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case len(rs) == 0:
+		return nil, false, nil
+	case len(rs) == 1 && len(rs[0].Expressions) == 1:
+		return rs[0].Expressions[0].Value, true, nil
+	}
+	return nil, false, fmt.Errorf("%d results", len(rs))
+}
+
+// dataDoc is data as the vm reads it: the bundle's data in memory, and
+// data.store from a snapshot, one lookup at a time (the layout of
+// internal/store: a grant is one key, read with one Get).
+type dataDoc struct {
+	bundle ast.Object
+	snap   store.Snapshot
+}
+
+func (d dataDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+	if s, ok := key.Value.(ast.String); ok && string(s) == permatrix.StoreRoot {
+		return nil, storeDoc{snap: d.snap}, nil
+	}
+	return d.bundle.Get(key), nil, nil
+}
+
+func (d dataDoc) Value() (*ast.Term, error) {
+	doc, err := storeDoc{snap: d.snap}.Value()
+	if err != nil {
+		return nil, err
+	}
+	all := d.bundle.Copy()
+	all.Insert(ast.StringTerm(permatrix.StoreRoot), doc)
+	return ast.NewTerm(all), nil
+}
+
+// storeDoc is data.store below path, for the vm.
+type storeDoc struct {
+	snap store.Snapshot
+	path []string
+}
+
+func (d storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+	s, ok := key.Value.(ast.String)
+	if !ok {
+		return nil, nil, nil
+	}
+	path := append(d.path[:len(d.path):len(d.path)], string(s))
+	if len(path) == 1 && path[0] == revisionKey {
+		v, err := readStore(d.snap, path)
+		return ast.NewTerm(v), nil, err
+	}
+	key2, leaf, rest, ok := store.DocKey(path)
+	switch {
+	case !ok:
+		return nil, nil, nil
+	case !leaf:
+		return nil, storeDoc{snap: d.snap, path: path}, nil
+	}
+	raw, err := d.snap.Get(key2)
+	if err != nil || raw == nil {
+		return nil, nil, err
+	}
+	v, err := parseLeaf(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data.store%q: %w", path, err)
+	}
+	if v = walk(v, rest); v == nil {
+		return nil, nil, nil
+	}
+	return ast.NewTerm(v), nil, nil
+}
+
+func (d storeDoc) Value() (*ast.Term, error) {
+	v, err := readStore(d.snap, d.path)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return ast.NewTerm(v), nil
+}

@@ -1,0 +1,29 @@
+// Package vm evaluates Rego without OPA's topdown evaluator: a query is
+// planned by OPA's own planner into its intermediate representation
+// (package ir: the plan `opa build -t plan` writes, the one OPA compiles to
+// Wasm) and the plan is interpreted here, statement by statement, over AST
+// values.
+//
+// Why: topdown is a general unifier that re-derives, for every decision,
+// what the planner works out once — which rule bodies to try, in what
+// order, with which locals. permatrix asks the same few queries (a check's
+// decision, a write's verdict) millions of times, so it plans them once
+// when a bundle is activated and runs the plan.
+//
+// Invariants:
+//   - Semantics are the planner's: every statement does what OPA's Wasm
+//     compiler does with it (break indexes count blocks, a statement that is
+//     undefined ends its block, a scan's body is one block). The tests hold
+//     the interpreter to topdown on OPA's own conformance cases and on
+//     permatrix's policies.
+//   - A plan is prepared once and is immutable; each evaluation has its own
+//     frames, so a Program serves any number of goroutines.
+//   - Nothing here writes to data: values the plan builds are new; values
+//     read from data or input are never changed (with copies what it
+//     replaces).
+//   - A fault is an error, never a value: a builtin error, a conflict, an
+//     unsupported statement or a cancelled context ends the evaluation.
+//   - data is read lazily through a Document: a reference into it is
+//     resolved key by key, and only a use other than another lookup (a
+//     comparison, an iteration, a call) reads a subtree whole.
+package vm

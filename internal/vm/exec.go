@@ -1,0 +1,656 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/ir"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// slot is a local: a term, or data still to be read (d); neither when
+// the local is undefined.
+type slot struct {
+	t *ast.Term
+	d Document
+}
+
+// memo is a rule's value within one evaluation (and one with scope).
+type memo struct {
+	done bool
+	t    *ast.Term
+}
+
+// eval is one evaluation's state.
+type eval struct {
+	ctx     context.Context
+	p       *Program
+	bctx    topdown.BuiltinContext
+	memo    []memo
+	results []*ast.Term
+	steps   int
+	stack   []slot // frames are cut from it, last in first out
+}
+
+// Errors an evaluation ends with. Conflicts are OPA's eval_conflict_error.
+var (
+	ErrConflict = errors.New("eval_conflict_error: complete rules must not produce multiple outputs")
+	errObject   = errors.New("eval_conflict_error: object keys must be unique")
+)
+
+// checkEvery is how many statements run between context checks.
+const checkEvery = 1024
+
+// Eval evaluates the program's query with input (nil: none) over data and
+// returns the value of each result of the query, in no particular order.
+func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
+	e := &eval{ctx: ctx, p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256)}
+	now := time.Now()
+	e.bctx = topdown.BuiltinContext{
+		Context:  ctx,
+		Time:     ast.NewTerm(ast.Number(fmt.Sprint(now.UnixNano()))),
+		Location: nil,
+	}
+	args := make([]slot, 2)
+	if input != nil {
+		args[ir.Input] = slot{t: ast.NewTerm(input)}
+	}
+	args[ir.Data] = slot{d: data}
+	if _, err := e.call(p.plan, args); err != nil {
+		return nil, err
+	}
+	out := make([]*ast.Term, 0, len(e.results))
+	for _, r := range e.results {
+		obj, ok := r.Value.(ast.Object)
+		if !ok || obj.Len() != 1 {
+			return nil, errors.New("vm: a result is not an object of one binding")
+		}
+		obj.Foreach(func(_, v *ast.Term) { out = append(out, v) })
+	}
+	return out, nil
+}
+
+// call runs fn with args in a new frame; the result is nil when fn is
+// undefined.
+func (e *eval) call(fn *function, args []slot) (*ast.Term, error) {
+	if fn.memo && fn.index >= 0 && len(args) == 2 {
+		if m := e.memo[fn.index]; m.done {
+			return m.t, nil
+		}
+	}
+	base := len(e.stack)
+	if cap(e.stack)-base < fn.locals {
+		// A new stack: frames below keep the old one.
+		e.stack = make([]slot, base, 2*cap(e.stack)+fn.locals)
+	}
+	e.stack = e.stack[:base+fn.locals]
+	fr := e.stack[base : base+fn.locals]
+	for i, l := range fn.params {
+		if i < len(args) {
+			fr[l] = args[i]
+		}
+	}
+	var err error
+	for _, b := range fn.blocks {
+		if _, _, err = e.block(fr, b); err != nil {
+			break
+		}
+	}
+	var t *ast.Term
+	if err == nil && fn.index >= 0 {
+		t, err = e.force(fr, fn.ret)
+	}
+	clear(fr)
+	e.stack = e.stack[:base]
+	if err != nil {
+		return nil, err
+	}
+	if fn.memo && fn.index >= 0 && len(args) == 2 {
+		e.memo[fn.index] = memo{done: true, t: t}
+	}
+	return t, nil
+}
+
+// block runs a block: it ends at its end or at a statement that is
+// undefined or breaks. stop and index say how many enclosing blocks to
+// leave as well.
+func (e *eval) block(fr []slot, b *ir.Block) (bool, uint32, error) {
+	stop, index, err := e.stmts(fr, b.Stmts)
+	if err != nil || !stop {
+		return false, 0, err
+	}
+	if index == 0 {
+		return false, 0, nil
+	}
+	return true, index - 1, nil
+}
+
+// stmts runs statements until one stops.
+func (e *eval) stmts(fr []slot, stmts []ir.Stmt) (bool, uint32, error) {
+	for _, s := range stmts {
+		if e.steps++; e.steps%checkEvery == 0 {
+			if err := e.ctx.Err(); err != nil {
+				return false, 0, err
+			}
+		}
+		stop, index, err := e.stmt(fr, s)
+		if err != nil || stop {
+			return stop, index, err
+		}
+	}
+	return false, 0, nil
+}
+
+// undefined stops the current block.
+const undefined = true
+
+func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
+	switch x := s.(type) {
+	case *ir.DotStmt:
+		src, ok := x.Source.Value.(ir.Local)
+		if !ok {
+			return undefined, 0, nil
+		}
+		key, err := e.operand(fr, x.Key)
+		if err != nil {
+			return false, 0, err
+		}
+		from := fr[src]
+		var out slot
+		switch {
+		case key == nil:
+		case from.d != nil:
+			out.t, out.d, err = from.d.Child(key)
+			if err != nil {
+				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
+			}
+		case from.t != nil:
+			out.t = dot(from.t, key)
+		}
+		fr[x.Target] = out
+		return out.t == nil && out.d == nil, 0, nil
+	case *call:
+		return e.callStmt(fr, x)
+	case *ir.AssignVarStmt:
+		t, err := e.operand(fr, x.Source)
+		fr[x.Target] = slot{t: t}
+		return false, 0, err
+	case *ir.AssignVarOnceStmt:
+		t, err := e.operand(fr, x.Source)
+		if err != nil {
+			return false, 0, err
+		}
+		if cur := fr[x.Target].t; cur != nil {
+			if t == nil || cur.Value.Compare(t.Value) != 0 {
+				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), ErrConflict)
+			}
+			return false, 0, nil
+		}
+		fr[x.Target] = slot{t: t}
+		return false, 0, nil
+	case *ir.ResetLocalStmt:
+		fr[x.Target] = slot{}
+	case *ir.ArrayAppendStmt:
+		v, err := e.operand(fr, x.Value)
+		if err != nil {
+			return false, 0, err
+		}
+		arr, ok := fr[x.Array].t.Value.(*ast.Array)
+		if ok && v != nil {
+			fr[x.Array] = slot{t: ast.NewTerm(arr.Append(v))}
+		}
+	case *ir.SetAddStmt:
+		v, err := e.operand(fr, x.Value)
+		if err != nil {
+			return false, 0, err
+		}
+		if set, ok := fr[x.Set].t.Value.(ast.Set); ok && v != nil {
+			set.Add(v)
+		}
+	case *ir.ObjectInsertStmt:
+		k, v, obj, err := e.insertion(fr, x.Key, x.Value, x.Object)
+		if err != nil || obj == nil {
+			return false, 0, err
+		}
+		obj.Insert(k, v)
+	case *ir.ObjectInsertOnceStmt:
+		k, v, obj, err := e.insertion(fr, x.Key, x.Value, x.Object)
+		if err != nil || obj == nil {
+			return false, 0, err
+		}
+		if cur := obj.Get(k); cur != nil {
+			if cur.Value.Compare(v.Value) != 0 {
+				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), ErrConflict)
+			}
+			return false, 0, nil
+		}
+		obj.Insert(k, v)
+	case *ir.ReturnLocalStmt:
+		// The function's return local is named by the function; nothing to do.
+	case *ir.BlockStmt:
+		for _, b := range x.Blocks {
+			stop, index, err := e.block(fr, b)
+			if err != nil || stop {
+				return stop, index, err
+			}
+		}
+	case *ir.ScanStmt:
+		return e.scan(fr, x)
+	case *ir.NotStmt:
+		stop, index, err := e.stmts(fr, x.Block.Stmts)
+		switch {
+		case err != nil:
+			return false, 0, err
+		case !stop:
+			return undefined, 0, nil
+		case index == 0:
+			return false, 0, nil
+		default:
+			return true, index - 1, nil
+		}
+	case *ir.BreakStmt:
+		return true, x.Index, nil
+	case *ir.EqualStmt:
+		eq, defined, err := e.equal(fr, x.A, x.B)
+		if err != nil {
+			return false, 0, err
+		}
+		return defined && !eq, 0, nil
+	case *ir.NotEqualStmt:
+		eq, defined, err := e.equal(fr, x.A, x.B)
+		if err != nil {
+			return false, 0, err
+		}
+		return !defined || eq, 0, nil
+	case *ir.IsDefinedStmt:
+		t, err := e.force(fr, x.Source)
+		return t == nil, 0, err
+	case *ir.IsUndefinedStmt:
+		t, err := e.force(fr, x.Source)
+		return t != nil, 0, err
+	case *ir.IsArrayStmt:
+		t, err := e.operand(fr, x.Source)
+		if err != nil || t == nil {
+			return undefined, 0, err
+		}
+		_, ok := t.Value.(*ast.Array)
+		return !ok, 0, nil
+	case *ir.IsObjectStmt:
+		t, err := e.operand(fr, x.Source)
+		if err != nil || t == nil {
+			return undefined, 0, err
+		}
+		_, ok := t.Value.(ast.Object)
+		return !ok, 0, nil
+	case *ir.IsSetStmt:
+		t, err := e.operand(fr, x.Source)
+		if err != nil || t == nil {
+			return undefined, 0, err
+		}
+		_, ok := t.Value.(ast.Set)
+		return !ok, 0, nil
+	case *ir.LenStmt:
+		t, err := e.operand(fr, x.Source)
+		if err != nil {
+			return false, 0, err
+		}
+		n, ok := length(t)
+		if !ok {
+			return false, 0, fmt.Errorf("%s: vm: length of %v", e.where(x.Location), t)
+		}
+		fr[x.Target] = slot{t: ast.InternedTerm(n)}
+	case *ir.MakeNullStmt:
+		fr[x.Target] = slot{t: ast.InternedNullTerm}
+	case *ir.MakeNumberIntStmt:
+		fr[x.Target] = slot{t: ast.InternedTerm(int(x.Value))}
+	case *ir.AssignIntStmt:
+		fr[x.Target] = slot{t: ast.InternedTerm(int(x.Value))}
+	case *ir.MakeNumberRefStmt:
+		fr[x.Target] = slot{t: ast.NewTerm(ast.Number(e.p.strings[x.Index].(ast.String)))}
+	case *ir.MakeArrayStmt:
+		fr[x.Target] = slot{t: ast.NewTerm(ast.NewArrayWithCapacity(int(x.Capacity)))}
+	case *ir.MakeObjectStmt:
+		fr[x.Target] = slot{t: ast.NewTerm(ast.NewObject())}
+	case *ir.MakeSetStmt:
+		fr[x.Target] = slot{t: ast.NewTerm(ast.NewSet())}
+	case *ir.ObjectMergeStmt:
+		return e.merge(fr, x)
+	case *ir.ResultSetAddStmt:
+		t, err := e.force(fr, x.Value)
+		if err != nil {
+			return false, 0, err
+		}
+		if t != nil {
+			e.results = append(e.results, t)
+		}
+	case *ir.WithStmt:
+		return e.with(fr, x)
+	case *ir.CallDynamicStmt:
+		return e.callDynamic(fr, x)
+	case *ir.NopStmt:
+	default:
+		return false, 0, fmt.Errorf("%w: statement %T", ErrUnsupported, s)
+	}
+	return false, 0, nil
+}
+
+// operand is an operand's term (reading data it names), nil when undefined.
+func (e *eval) operand(fr []slot, o ir.Operand) (*ast.Term, error) {
+	switch v := o.Value.(type) {
+	case ir.Local:
+		return e.force(fr, v)
+	case ir.StringIndex:
+		return e.p.stringTerms[v], nil
+	case ir.Bool:
+		return ast.InternedTerm(bool(v)), nil
+	}
+	return nil, fmt.Errorf("%w: operand %T", ErrUnsupported, o.Value)
+}
+
+// force reads the data a local names, once: the local then holds it.
+func (e *eval) force(fr []slot, l ir.Local) (*ast.Term, error) {
+	s := fr[l]
+	if s.d == nil {
+		return s.t, nil
+	}
+	t, err := s.d.Value()
+	if err != nil {
+		return nil, err
+	}
+	fr[l] = slot{t: t}
+	return t, nil
+}
+
+func (e *eval) insertion(fr []slot, key, value ir.Operand, object ir.Local) (*ast.Term, *ast.Term, ast.Object, error) {
+	k, err := e.operand(fr, key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := e.operand(fr, value)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t := fr[object].t
+	if t == nil || k == nil || v == nil {
+		return nil, nil, nil, nil
+	}
+	obj, _ := t.Value.(ast.Object)
+	return k, v, obj, nil
+}
+
+// equal compares two operands; defined is false when either is undefined
+// (both undefined count as equal, as in the Wasm compiler).
+func (e *eval) equal(fr []slot, a, b ir.Operand) (eq, defined bool, err error) {
+	ta, err := e.operand(fr, a)
+	if err != nil {
+		return false, false, err
+	}
+	tb, err := e.operand(fr, b)
+	if err != nil {
+		return false, false, err
+	}
+	switch {
+	case ta == nil && tb == nil:
+		return true, true, nil
+	case ta == nil || tb == nil:
+		return false, false, nil
+	}
+	return ta.Value.Compare(tb.Value) == 0, true, nil
+}
+
+func length(t *ast.Term) (int, bool) {
+	if t == nil {
+		return 0, false
+	}
+	switch x := t.Value.(type) {
+	case *ast.Array:
+		return x.Len(), true
+	case ast.Object:
+		return x.Len(), true
+	case ast.Set:
+		return x.Len(), true
+	case ast.String:
+		return utf8.RuneCountInString(string(x)), true
+	}
+	return 0, false
+}
+
+// errStopScan ends an iteration early.
+var errStopScan = errors.New("stop")
+
+func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
+	src, err := e.force(fr, x.Source)
+	if err != nil || src == nil {
+		return false, 0, err
+	}
+	var stop bool
+	var index uint32
+	body := func(k, v *ast.Term) error {
+		fr[x.Key], fr[x.Value] = slot{t: k}, slot{t: v}
+		var err error
+		stop, index, err = e.block(fr, x.Block)
+		if err != nil {
+			return err
+		}
+		if stop {
+			return errStopScan
+		}
+		return nil
+	}
+	switch c := src.Value.(type) {
+	case *ast.Array:
+		for i := range c.Len() {
+			if err = body(ast.InternedTerm(i), c.Elem(i)); err != nil {
+				break
+			}
+		}
+	case ast.Object:
+		err = c.Iter(body)
+	case ast.Set:
+		err = c.Iter(func(t *ast.Term) error { return body(t, t) })
+	}
+	if err != nil && err != errStopScan {
+		return false, 0, err
+	}
+	if stop && index > 0 {
+		return true, index - 1, nil
+	}
+	return false, 0, nil
+}
+
+func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
+	if x.fn != nil {
+		args := make([]slot, len(x.args))
+		for i, a := range x.args {
+			if l, ok := a.Value.(ir.Local); ok {
+				args[i] = fr[l] // data passes unread
+				continue
+			}
+			t, err := e.operand(fr, a)
+			if err != nil {
+				return false, 0, err
+			}
+			args[i] = slot{t: t}
+		}
+		t, err := e.call(x.fn, args)
+		if err != nil {
+			return false, 0, err
+		}
+		fr[x.result] = slot{t: t}
+		return t == nil, 0, nil
+	}
+	args := make([]*ast.Term, len(x.args))
+	for i, a := range x.args {
+		t, err := e.operand(fr, a)
+		if err != nil {
+			return false, 0, err
+		}
+		if t == nil {
+			fr[x.result] = slot{}
+			return undefined, 0, nil
+		}
+		args[i] = t
+	}
+	var out *ast.Term
+	bctx := e.bctx
+	bctx.Location = e.location(x.Location)
+	if err := x.builtin.fn(bctx, args, func(t *ast.Term) error { out = t; return nil }); err != nil {
+		return false, 0, err
+	}
+	fr[x.result] = slot{t: out}
+	return out == nil, 0, nil
+}
+
+// callDynamic calls the function at a data path computed at run time
+// (data.a[x].b with rules below data.a). A path no function has leaves
+// the block (the planner then reads the path from data); a function that
+// is undefined leaves three (the planner's layout of the two ways).
+func (e *eval) callDynamic(fr []slot, x *ir.CallDynamicStmt) (bool, uint32, error) {
+	var b strings.Builder
+	for i, o := range x.Path {
+		t, err := e.operand(fr, o)
+		if err != nil {
+			return false, 0, err
+		}
+		s, ok := t.Value.(ast.String)
+		if t == nil || !ok {
+			return undefined, 0, nil
+		}
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(string(s))
+	}
+	fn, ok := e.p.byPath[b.String()]
+	if !ok {
+		return undefined, 0, nil
+	}
+	args := make([]slot, len(x.Args))
+	for i, l := range x.Args {
+		args[i] = fr[l]
+	}
+	t, err := e.call(fn, args)
+	if err != nil {
+		return false, 0, err
+	}
+	if t == nil {
+		return true, 3, nil
+	}
+	fr[x.Result] = slot{t: t}
+	return false, 0, nil
+}
+
+// with runs its block with a local (input or data, or a part of one)
+// replaced, and rule values computed inside kept apart.
+func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
+	v, err := e.operand(fr, x.Value)
+	if err != nil {
+		return false, 0, err
+	}
+	saved := fr[x.Local]
+	if len(x.Path) == 0 {
+		fr[x.Local] = slot{t: v}
+	} else {
+		cur, err := e.force(fr, x.Local)
+		if err != nil {
+			return false, 0, err
+		}
+		fr[x.Local] = slot{t: upsert(cur, e.p.stringTerms, x.Path, v)}
+	}
+	outer := e.memo
+	e.memo = make([]memo, len(e.p.funcs))
+	stop, _, err := e.stmts(fr, x.Block.Stmts)
+	e.memo = outer
+	fr[x.Local] = saved
+	if err != nil {
+		return false, 0, err
+	}
+	return stop, 0, nil
+}
+
+// upsert is doc with v at path, made of shallow copies of the objects on
+// the path (doc is not changed); what is not an object on the way becomes
+// one.
+func upsert(doc *ast.Term, strs []*ast.Term, path []int, v *ast.Term) *ast.Term {
+	if len(path) == 0 {
+		return v
+	}
+	obj := ast.NewObject()
+	if doc != nil {
+		if o, ok := doc.Value.(ast.Object); ok {
+			o.Foreach(func(k, v *ast.Term) { obj.Insert(k, v) })
+		}
+	}
+	key := strs[path[0]]
+	obj.Insert(key, upsert(obj.Get(key), strs, path[1:], v))
+	return ast.NewTerm(obj)
+}
+
+// merge is ObjectMergeStmt: a and b merged recursively, a's values kept
+// where both have a key that is not an object in both.
+func (e *eval) merge(fr []slot, x *ir.ObjectMergeStmt) (bool, uint32, error) {
+	a, err := e.force(fr, x.A)
+	if err != nil {
+		return false, 0, err
+	}
+	b, err := e.force(fr, x.B)
+	if err != nil {
+		return false, 0, err
+	}
+	switch {
+	case a == nil:
+		fr[x.Target] = slot{t: b}
+		return false, 0, nil
+	case b == nil:
+		fr[x.Target] = slot{t: a}
+		return false, 0, nil
+	}
+	oa, okA := a.Value.(ast.Object)
+	ob, okB := b.Value.(ast.Object)
+	if !okA || !okB {
+		return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), errObject)
+	}
+	fr[x.Target] = slot{t: ast.NewTerm(mergeObjects(oa, ob))}
+	return false, 0, nil
+}
+
+func mergeObjects(a, b ast.Object) ast.Object {
+	out := ast.NewObject()
+	a.Foreach(func(k, v *ast.Term) { out.Insert(k, v) })
+	b.Foreach(func(k, bv *ast.Term) {
+		av := out.Get(k)
+		if av == nil {
+			out.Insert(k, bv)
+			return
+		}
+		oa, okA := av.Value.(ast.Object)
+		ob, okB := bv.Value.(ast.Object)
+		if okA && okB {
+			out.Insert(k, ast.NewTerm(mergeObjects(oa, ob)))
+		}
+	})
+	return out
+}
+
+func (e *eval) location(l ir.Location) *ast.Location {
+	if l.Row == 0 {
+		return nil
+	}
+	loc := &ast.Location{Row: l.Row, Col: l.Col}
+	if l.File >= 0 && l.File < len(e.p.files) {
+		loc.File = e.p.files[l.File]
+	}
+	return loc
+}
+
+func (e *eval) where(l ir.Location) string {
+	if loc := e.location(l); loc != nil {
+		return loc.String()
+	}
+	return "vm"
+}

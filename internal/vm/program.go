@@ -1,0 +1,291 @@
+package vm
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/ir"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// Program is a planned query, ready to evaluate. It is immutable.
+type Program struct {
+	strings     []ast.Value // the plan's string constants, as AST strings
+	stringTerms []*ast.Term // the same as terms
+	files   []string
+	funcs   []*function
+	byPath  map[string]*function // funcs by data path (CallDynamicStmt)
+	plan    *function            // the query: a function of input and data
+}
+
+// function is a planned function (a rule, a Rego function, or the query
+// itself) with its frame size.
+type function struct {
+	name   string
+	params []ir.Local
+	ret    ir.Local
+	blocks []*ir.Block
+	locals int  // frame size: the highest local it names, plus one
+	memo   bool // a rule of input and data only: its value is kept per evaluation
+	index  int  // its slot in an evaluation's memo
+}
+
+// call is a CallStmt resolved when the program is prepared: to a planned
+// function or to a builtin.
+type call struct {
+	ir.Location
+	fn      *function
+	builtin *builtin
+	args    []ir.Operand
+	result  ir.Local
+}
+
+// builtin is a topdown builtin the plan calls.
+type builtin struct {
+	name string
+	fn   topdown.BuiltinFunc
+}
+
+// ErrUnsupported is returned by New for a plan using what the interpreter
+// does not implement; the query is then evaluated by topdown.
+var ErrUnsupported = errors.New("vm: unsupported")
+
+// New prepares a plan with exactly one query. Builtins are topdown's own.
+func New(policy *ir.Policy) (*Program, error) {
+	if policy.Plans == nil || len(policy.Plans.Plans) != 1 {
+		return nil, fmt.Errorf("%w: a policy with one plan is needed", ErrUnsupported)
+	}
+	p := &Program{byPath: map[string]*function{}}
+	if s := policy.Static; s != nil {
+		for _, c := range s.Strings {
+			p.strings = append(p.strings, ast.String(c.Value))
+			p.stringTerms = append(p.stringTerms, ast.StringTerm(c.Value))
+		}
+		for _, c := range s.Files {
+			p.files = append(p.files, c.Value)
+		}
+	}
+	byName := map[string]*function{}
+	if policy.Funcs != nil {
+		for i, f := range policy.Funcs.Funcs {
+			fn := &function{name: f.Name, params: f.Params, ret: f.Return, blocks: f.Blocks, index: i,
+				memo: len(f.Params) == 2 && f.Params[0] == ir.Input && f.Params[1] == ir.Data}
+			p.funcs = append(p.funcs, fn)
+			byName[f.Name] = fn
+			if len(f.Path) > 0 {
+				p.byPath[strings.Join(f.Path, "\x00")] = fn
+			}
+		}
+	}
+	plan := policy.Plans.Plans[0]
+	p.plan = &function{name: plan.Name, params: []ir.Local{ir.Input, ir.Data}, blocks: plan.Blocks, index: -1}
+	builtins := map[string]*builtin{}
+	for _, fn := range append(p.funcs, p.plan) {
+		if err := p.resolve(fn, byName, builtins); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// resolve sizes fn's frame and replaces its CallStmts with calls (a copy of
+// each block that holds one: the ir.Policy is not changed).
+func (p *Program) resolve(fn *function, byName map[string]*function, builtins map[string]*builtin) error {
+	max := ir.Data
+	for _, l := range fn.params {
+		max = maxLocal(max, l)
+	}
+	max = maxLocal(max, fn.ret)
+	var err error
+	fn.blocks, err = p.resolveBlocks(fn.blocks, &max, byName, builtins)
+	fn.locals = int(max) + 1
+	return err
+}
+
+func maxLocal(a, b ir.Local) ir.Local {
+	if b > a {
+		return b
+	}
+	return a
+}
+
+func (p *Program) resolveBlocks(blocks []*ir.Block, max *ir.Local, byName map[string]*function, builtins map[string]*builtin) ([]*ir.Block, error) {
+	out := make([]*ir.Block, len(blocks))
+	for i, b := range blocks {
+		nb, err := p.resolveBlock(b, max, byName, builtins)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = nb
+	}
+	return out, nil
+}
+
+func (p *Program) resolveBlock(b *ir.Block, max *ir.Local, byName map[string]*function, builtins map[string]*builtin) (*ir.Block, error) {
+	out := &ir.Block{Stmts: make([]ir.Stmt, len(b.Stmts))}
+	for i, s := range b.Stmts {
+		s, err := p.resolveStmt(s, max, byName, builtins)
+		if err != nil {
+			return nil, err
+		}
+		out.Stmts[i] = s
+	}
+	return out, nil
+}
+
+func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*function, builtins map[string]*builtin) (ir.Stmt, error) {
+	local := func(ls ...ir.Local) {
+		for _, l := range ls {
+			*max = maxLocal(*max, l)
+		}
+	}
+	operand := func(os ...ir.Operand) error {
+		for _, o := range os {
+			switch v := o.Value.(type) {
+			case ir.Local:
+				local(v)
+			case ir.StringIndex:
+				if int(v) < 0 || int(v) >= len(p.strings) {
+					return fmt.Errorf("vm: string constant %d out of range", v)
+				}
+			case ir.Bool:
+			default:
+				return fmt.Errorf("%w: operand %T", ErrUnsupported, o.Value)
+			}
+		}
+		return nil
+	}
+	var err error
+	switch x := s.(type) {
+	case *ir.CallStmt:
+		c := &call{Location: x.Location, args: x.Args, result: x.Result}
+		local(x.Result)
+		if err := operand(x.Args...); err != nil {
+			return nil, err
+		}
+		if fn, ok := byName[x.Func]; ok {
+			c.fn = fn
+		} else if b, ok := builtins[x.Func]; ok {
+			c.builtin = b
+		} else if f := topdown.GetBuiltin(x.Func); f != nil {
+			c.builtin = &builtin{name: x.Func, fn: f}
+			builtins[x.Func] = c.builtin
+		} else {
+			return nil, fmt.Errorf("%w: function %q", ErrUnsupported, x.Func)
+		}
+		return c, nil
+	case *ir.CallDynamicStmt:
+		local(x.Args...)
+		local(x.Result)
+		err = operand(x.Path...)
+	case *ir.BlockStmt:
+		nb, err := p.resolveBlocks(x.Blocks, max, byName, builtins)
+		if err != nil {
+			return nil, err
+		}
+		return &ir.BlockStmt{Blocks: nb, Location: x.Location}, nil
+	case *ir.ScanStmt:
+		local(x.Source, x.Key, x.Value)
+		nb, err := p.resolveBlock(x.Block, max, byName, builtins)
+		if err != nil {
+			return nil, err
+		}
+		c := *x
+		c.Block = nb
+		return &c, nil
+	case *ir.NotStmt:
+		nb, err := p.resolveBlock(x.Block, max, byName, builtins)
+		if err != nil {
+			return nil, err
+		}
+		c := *x
+		c.Block = nb
+		return &c, nil
+	case *ir.WithStmt:
+		local(x.Local)
+		if err := operand(x.Value); err != nil {
+			return nil, err
+		}
+		for _, i := range x.Path {
+			if i < 0 || i >= len(p.strings) {
+				return nil, fmt.Errorf("vm: string constant %d out of range", i)
+			}
+		}
+		nb, err := p.resolveBlock(x.Block, max, byName, builtins)
+		if err != nil {
+			return nil, err
+		}
+		c := *x
+		c.Block = nb
+		return &c, nil
+	case *ir.BreakStmt, *ir.NopStmt:
+	case *ir.ReturnLocalStmt:
+		local(x.Source)
+	case *ir.DotStmt:
+		local(x.Target)
+		err = operand(x.Source, x.Key)
+	case *ir.LenStmt:
+		local(x.Target)
+		err = operand(x.Source)
+	case *ir.AssignIntStmt:
+		local(x.Target)
+	case *ir.AssignVarStmt:
+		local(x.Target)
+		err = operand(x.Source)
+	case *ir.AssignVarOnceStmt:
+		local(x.Target)
+		err = operand(x.Source)
+	case *ir.ResetLocalStmt:
+		local(x.Target)
+	case *ir.MakeNullStmt:
+		local(x.Target)
+	case *ir.MakeNumberIntStmt:
+		local(x.Target)
+	case *ir.MakeNumberRefStmt:
+		local(x.Target)
+		if x.Index < 0 || x.Index >= len(p.strings) {
+			return nil, fmt.Errorf("vm: string constant %d out of range", x.Index)
+		}
+	case *ir.MakeArrayStmt:
+		local(x.Target)
+	case *ir.MakeObjectStmt:
+		local(x.Target)
+	case *ir.MakeSetStmt:
+		local(x.Target)
+	case *ir.EqualStmt:
+		err = operand(x.A, x.B)
+	case *ir.NotEqualStmt:
+		err = operand(x.A, x.B)
+	case *ir.IsArrayStmt:
+		err = operand(x.Source)
+	case *ir.IsObjectStmt:
+		err = operand(x.Source)
+	case *ir.IsSetStmt:
+		err = operand(x.Source)
+	case *ir.IsDefinedStmt:
+		local(x.Source)
+	case *ir.IsUndefinedStmt:
+		local(x.Source)
+	case *ir.ArrayAppendStmt:
+		local(x.Array)
+		err = operand(x.Value)
+	case *ir.ObjectInsertStmt:
+		local(x.Object)
+		err = operand(x.Key, x.Value)
+	case *ir.ObjectInsertOnceStmt:
+		local(x.Object)
+		err = operand(x.Key, x.Value)
+	case *ir.ObjectMergeStmt:
+		local(x.A, x.B, x.Target)
+	case *ir.SetAddStmt:
+		local(x.Set)
+		err = operand(x.Value)
+	case *ir.ResultSetAddStmt:
+		local(x.Value)
+	default:
+		return nil, fmt.Errorf("%w: statement %T", ErrUnsupported, s)
+	}
+	return s, err
+}
