@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -34,7 +33,8 @@ type eval struct {
 	memo    []memo
 	results []*ast.Term
 	steps   int
-	stack   []slot // frames are cut from it, last in first out
+	stack   []slot      // frames are cut from it, last in first out
+	args    []*ast.Term // builtin arguments, last in first out
 }
 
 // Errors an evaluation ends with. Conflicts are OPA's eval_conflict_error.
@@ -49,19 +49,16 @@ const checkEvery = 1024
 // Eval evaluates the program's query with input (nil: none) over data and
 // returns the value of each result of the query, in no particular order.
 func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
-	e := &eval{ctx: ctx, p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256)}
-	now := time.Now()
-	e.bctx = topdown.BuiltinContext{
-		Context:  ctx,
-		Time:     ast.NewTerm(ast.Number(fmt.Sprint(now.UnixNano()))),
-		Location: nil,
-	}
-	args := make([]slot, 2)
+	e := p.pool.Get().(*eval)
+	defer e.release()
+	e.ctx = ctx
+	e.bctx = topdown.BuiltinContext{Context: ctx, Time: ast.NewTerm(ast.Number(fmt.Sprint(time.Now().UnixNano())))}
+	var args [2]slot
 	if input != nil {
 		args[ir.Input] = slot{t: ast.NewTerm(input)}
 	}
 	args[ir.Data] = slot{d: data}
-	if _, err := e.call(p.plan, args); err != nil {
+	if _, err := e.call(p.plan, args[:]); err != nil {
 		return nil, err
 	}
 	out := make([]*ast.Term, 0, len(e.results))
@@ -73,6 +70,23 @@ func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*
 		obj.Foreach(func(_, v *ast.Term) { out = append(out, v) })
 	}
 	return out, nil
+}
+
+func (p *Program) newEval() any {
+	return &eval{p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256), args: make([]*ast.Term, 0, 32)}
+}
+
+// release returns e to its program's pool, holding nothing of this
+// evaluation.
+func (e *eval) release() {
+	clear(e.memo)
+	clear(e.results)
+	e.results = e.results[:0]
+	e.ctx, e.bctx, e.steps = nil, topdown.BuiltinContext{}, 0
+	clear(e.stack[:cap(e.stack)])
+	e.stack = e.stack[:0]
+	e.args = e.args[:0]
+	e.p.pool.Put(e)
 }
 
 // call runs fn with args in a new frame; the result is nil when fn is
@@ -465,7 +479,12 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 
 func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 	if x.fn != nil {
-		args := make([]slot, len(x.args))
+		var buf [8]slot
+		args := buf[:0]
+		if len(x.args) > len(buf) {
+			args = make([]slot, 0, len(x.args))
+		}
+		args = args[:len(x.args)]
 		for i, a := range x.args {
 			if l, ok := a.Value.(ir.Local); ok {
 				args[i] = fr[l] // data passes unread
@@ -484,8 +503,9 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 		fr[x.result] = slot{t: t}
 		return t == nil, 0, nil
 	}
-	args := make([]*ast.Term, len(x.args))
-	for i, a := range x.args {
+	base := len(e.args)
+	defer func() { clear(e.args[base:]); e.args = e.args[:base] }()
+	for _, a := range x.args {
 		t, err := e.operand(fr, a)
 		if err != nil {
 			return false, 0, err
@@ -494,12 +514,12 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 			fr[x.result] = slot{}
 			return undefined, 0, nil
 		}
-		args[i] = t
+		e.args = append(e.args, t)
 	}
 	var out *ast.Term
 	bctx := e.bctx
-	bctx.Location = e.location(x.Location)
-	if err := x.builtin.fn(bctx, args, func(t *ast.Term) error { out = t; return nil }); err != nil {
+	bctx.Location = x.loc
+	if err := x.builtin.fn(bctx, e.args[base:len(e.args):len(e.args)], func(t *ast.Term) error { out = t; return nil }); err != nil {
 		return false, 0, err
 	}
 	fr[x.result] = slot{t: out}
@@ -511,7 +531,8 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 // the block (the planner then reads the path from data); a function that
 // is undefined leaves three (the planner's layout of the two ways).
 func (e *eval) callDynamic(fr []slot, x *ir.CallDynamicStmt) (bool, uint32, error) {
-	var b strings.Builder
+	var path [128]byte
+	b := path[:0]
 	for i, o := range x.Path {
 		t, err := e.operand(fr, o)
 		if err != nil {
@@ -522,17 +543,18 @@ func (e *eval) callDynamic(fr []slot, x *ir.CallDynamicStmt) (bool, uint32, erro
 			return undefined, 0, nil
 		}
 		if i > 0 {
-			b.WriteByte(0)
+			b = append(b, 0)
 		}
-		b.WriteString(string(s))
+		b = append(b, s...)
 	}
-	fn, ok := e.p.byPath[b.String()]
+	fn, ok := e.p.byPath[string(b)]
 	if !ok {
 		return undefined, 0, nil
 	}
-	args := make([]slot, len(x.Args))
-	for i, l := range x.Args {
-		args[i] = fr[l]
+	var buf [8]slot
+	args := buf[:0]
+	for _, l := range x.Args {
+		args = append(args, fr[l])
 	}
 	t, err := e.call(fn, args)
 	if err != nil {
@@ -637,19 +659,20 @@ func mergeObjects(a, b ast.Object) ast.Object {
 	return out
 }
 
-func (e *eval) location(l ir.Location) *ast.Location {
+// location is where a statement comes from, for errors.
+func (p *Program) location(l ir.Location) *ast.Location {
 	if l.Row == 0 {
 		return nil
 	}
 	loc := &ast.Location{Row: l.Row, Col: l.Col}
-	if l.File >= 0 && l.File < len(e.p.files) {
-		loc.File = e.p.files[l.File]
+	if l.File >= 0 && l.File < len(p.files) {
+		loc.File = p.files[l.File]
 	}
 	return loc
 }
 
 func (e *eval) where(l ir.Location) string {
-	if loc := e.location(l); loc != nil {
+	if loc := e.p.location(l); loc != nil {
 		return loc.String()
 	}
 	return "vm"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
@@ -14,10 +15,11 @@ import (
 type Program struct {
 	strings     []ast.Value // the plan's string constants, as AST strings
 	stringTerms []*ast.Term // the same as terms
-	files   []string
-	funcs   []*function
-	byPath  map[string]*function // funcs by data path (CallDynamicStmt)
-	plan    *function            // the query: a function of input and data
+	files       []string
+	funcs       []*function
+	byPath      map[string]*function // funcs by data path (CallDynamicStmt)
+	plan        *function            // the query: a function of input and data
+	pool        sync.Pool            // of *eval
 }
 
 // function is a planned function (a rule, a Rego function, or the query
@@ -38,6 +40,7 @@ type call struct {
 	ir.Location
 	fn      *function
 	builtin *builtin
+	loc     *ast.Location // for the builtin's errors
 	args    []ir.Operand
 	result  ir.Local
 }
@@ -87,6 +90,7 @@ func New(policy *ir.Policy) (*Program, error) {
 			return nil, err
 		}
 	}
+	p.pool.New = p.newEval
 	return p, nil
 }
 
@@ -160,7 +164,7 @@ func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*funct
 	var err error
 	switch x := s.(type) {
 	case *ir.CallStmt:
-		c := &call{Location: x.Location, args: x.Args, result: x.Result}
+		c := &call{Location: x.Location, args: x.Args, result: x.Result, loc: p.location(x.Location)}
 		local(x.Result)
 		if err := operand(x.Args...); err != nil {
 			return nil, err

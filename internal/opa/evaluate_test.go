@@ -1,0 +1,255 @@
+package opa_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// TestVMAgreesWithTopdown holds the vm to OPA's topdown on the default
+// bundle: over a random store (written below the write rules, so it holds
+// states they would refuse too), every decision of a few thousand random
+// checks — valid ones over every system, action and scope type, and
+// broken ones — and every verdict of random writes are identical, errors
+// included.
+func TestVMAgreesWithTopdown(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, uint64(len(t.Name()))))
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "vm.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	vmPolicy := compile(t, db, opa.WithEvaluator(opa.VM))
+	tdPolicy := compile(t, db, opa.WithEvaluator(opa.Topdown))
+	cat := vmPolicy.Catalog
+
+	c := corpus{rng: rng, cat: cat, systems: cat.IDs(),
+		users:  []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"},
+		groups: []string{"g0", "g1", "administrators", "ops"},
+		ids:    []string{"p1", "p2", "p3", "p4"}}
+	ctx := context.Background()
+	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+		for range 30 {
+			if err := tx.AddMember(permatrix.Membership{Group: c.pick(c.groups), User: c.pick(c.users)}); err != nil {
+				return err
+			}
+		}
+		for _, sys := range c.systems {
+			for _, id := range c.ids[:3] {
+				p := permatrix.Project{System: sys, ID: id, CreatedBy: c.pick(c.users), Kind: c.pick([]string{"assisted", "unassisted", ""})}
+				if err := tx.PutProject(p); err != nil {
+					return err
+				}
+			}
+			if cat[sys].CustomRoles.Enabled {
+				for _, name := range []string{"custom-a", "custom-b"} {
+					r := permatrix.Role{System: sys, Name: name, Permissions: c.some(keys(cat[sys].Permissions))}
+					if err := tx.PutRole(r); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for range 400 {
+			a := c.assignment()
+			if err := tx.CreateAssignment(&a); err != nil {
+				return fmt.Errorf("%+v: %w", a, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	const checks, writes = 1500, 800
+	allowed := 0
+	for i := range checks {
+		check := c.check(i)
+		dv, errV := vmPolicy.Decide(ctx, snap, check)
+		dt, errT := tdPolicy.Decide(ctx, snap, check)
+		if (errV == nil) != (errT == nil) {
+			t.Fatalf("check %+v: vm error %v, topdown error %v", check, errV, errT)
+		}
+		if !reflect.DeepEqual(dv, dt) {
+			t.Fatalf("check %+v:\n vm      %+v\n topdown %+v", check, dv, dt)
+		}
+		if dv != nil && dv.Allow {
+			allowed++
+		}
+	}
+	// The corpus must exercise both answers, or the comparison says little.
+	t.Logf("%d of %d checks allowed", allowed, checks)
+	if allowed < checks/20 || allowed > checks-checks/20 {
+		t.Fatalf("%d of %d checks allowed: the corpus is lopsided", allowed, checks)
+	}
+
+	refused := 0
+	for range writes {
+		w := c.write()
+		vv, fv, errV := vmPolicy.Verdict(ctx, snap, w)
+		vt, ft, errT := tdPolicy.Verdict(ctx, snap, w)
+		if (errV == nil) != (errT == nil) || !reflect.DeepEqual(vv, vt) || !reflect.DeepEqual(fv, ft) {
+			t.Fatalf("write %v:\n vm      %v %v %v\n topdown %v %v %v", w, vv, fv, errV, vt, ft, errT)
+		}
+		if len(vv)+len(fv) > 0 {
+			refused++
+		}
+	}
+	t.Logf("%d of %d writes refused", refused, writes)
+	if refused < writes/20 || refused > writes-writes/20 {
+		t.Fatalf("%d of %d writes refused: the corpus is lopsided", refused, writes)
+	}
+}
+
+// corpus draws random assignments, checks and writes over a catalog.
+type corpus struct {
+	rng                *rand.Rand
+	cat                permatrix.Catalog
+	systems            []string
+	users, groups, ids []string
+}
+
+func (c *corpus) pick(list []string) string {
+	if len(list) == 0 {
+		return ""
+	}
+	return list[c.rng.IntN(len(list))]
+}
+
+// some is a random subset of list.
+func (c *corpus) some(list []string) []string {
+	var out []string
+	for _, x := range list {
+		if c.rng.IntN(2) == 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (c *corpus) scope(types []string) permatrix.Scope {
+	t := c.pick(types)
+	if t == "" || t == "service" {
+		return permatrix.ServiceScope
+	}
+	return permatrix.Scope{Type: t, ID: c.pick(c.ids)}
+}
+
+func (c *corpus) subject() string {
+	if c.rng.IntN(4) == 0 {
+		return "group:" + c.pick(c.groups)
+	}
+	return "user:" + c.pick(c.users)
+}
+
+// assignment is a role or permission of the catalog at one of its scopes,
+// or now and then a custom role.
+func (c *corpus) assignment() permatrix.Assignment {
+	sys := c.cat[c.pick(c.systems)]
+	a := permatrix.Assignment{Subject: c.subject(), System: sys.ID}
+	switch {
+	case sys.CustomRoles.Enabled && c.rng.IntN(5) == 0:
+		a.Role = c.pick([]string{"custom-a", "custom-b"})
+		a.Scope = c.scope(sys.CustomRoles.Scopes)
+	case len(sys.Permissions) > 0 && (len(sys.Roles) == 0 || c.rng.IntN(3) == 0):
+		a.Permission = c.pick(keys(sys.Permissions))
+		a.Scope = c.scope(sys.Permissions[a.Permission].Scopes)
+	default:
+		a.Role = c.pick(keys(sys.Roles))
+		a.Scope = c.scope(sys.Roles[a.Role].Scopes)
+	}
+	return a
+}
+
+// check is a valid check most of the time, and otherwise one broken in one
+// of the ways a client breaks them.
+func (c *corpus) check(i int) permatrix.Check {
+	sys := c.cat[c.pick(c.systems)]
+	action := c.pick(keys(sys.Actions))
+	ch := permatrix.Check{Subject: c.pick(c.users), System: sys.ID, Action: action}
+	if s := c.scope(sys.ScopeTypes); s.Type != "service" || c.rng.IntN(2) == 0 {
+		ch.Resource = &s
+	}
+	if c.rng.IntN(4) == 0 {
+		ch.Groups = c.some(c.groups)
+	}
+	if len(sys.ContextKeys) > 0 && c.rng.IntN(2) == 0 {
+		ch.Context = map[string]any{}
+		for _, k := range c.some(keys(sys.ContextKeys)) {
+			ch.Context[k] = []any{true, false, "yes", 1, nil}[c.rng.IntN(5)]
+		}
+	}
+	switch i % 17 {
+	case 1:
+		ch.System = "no-such-system"
+	case 2:
+		ch.Action = "no-such-action"
+	case 3:
+		ch.Subject = ""
+	case 4:
+		ch.Resource = &permatrix.Scope{Type: "no-such-type", ID: "x"}
+	case 5:
+		ch.Resource = &permatrix.Scope{Type: c.pick(sys.ScopeTypes)}
+	}
+	return ch
+}
+
+// write is a write's input to the write rules: an assignment made or
+// removed, a role defined or deleted, a project registered, a membership
+// changed; by an operator (no actor) or by a user.
+func (c *corpus) write() map[string]any {
+	var w map[string]any
+	sys := c.cat[c.pick(c.systems)]
+	switch c.rng.IntN(6) {
+	case 0, 1:
+		w = map[string]any{"op": c.pick([]string{"assign", "assign", "unassign"}), "assignment": c.assignment().Value()}
+	case 2:
+		w = map[string]any{"op": "define_role", "role": map[string]any{"system": sys.ID, "name": c.pick([]string{"custom-a", "custom-c", ""}),
+			"permissions": anys(c.some(append(keys(sys.Permissions), "no-such-permission")))}}
+	case 3:
+		w = map[string]any{"op": "delete_role", "role": map[string]any{"system": sys.ID, "name": c.pick([]string{"custom-a", "custom-c"})}}
+	case 4:
+		w = map[string]any{"op": "register_project", "project": map[string]any{"system": sys.ID, "id": c.pick(c.ids), "created_by": c.pick(c.users), "kind": c.pick([]string{"assisted", "unassisted", "other"})}}
+	default:
+		w = map[string]any{"op": c.pick([]string{"add_member", "remove_member"}), "membership": map[string]any{"group": c.pick(c.groups), "user": c.pick(c.users)}}
+	}
+	if c.rng.IntN(2) == 0 {
+		w["actor"] = c.pick(c.users)
+		if c.rng.IntN(3) == 0 {
+			w["groups"] = anys(c.some(c.groups))
+		}
+	}
+	return w
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
