@@ -114,13 +114,13 @@ type dataDoc struct {
 
 func (d dataDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if s, ok := key.Value.(ast.String); ok && string(s) == permatrix.StoreRoot {
-		return nil, storeDoc{snap: d.snap}, nil
+		return nil, storeDoc{snap: d.snap, node: store.DocRoot()}, nil
 	}
 	return d.bundle.Get(key), nil, nil
 }
 
 func (d dataDoc) Value() (*ast.Term, error) {
-	doc, err := storeDoc{snap: d.snap}.Value()
+	doc, err := storeDoc{snap: d.snap, node: store.DocRoot()}.Value()
 	if err != nil {
 		return nil, err
 	}
@@ -129,10 +129,10 @@ func (d dataDoc) Value() (*ast.Term, error) {
 	return ast.NewTerm(all), nil
 }
 
-// storeDoc is data.store below path, for the vm.
+// storeDoc is data.store at one place of its layout, for the vm.
 type storeDoc struct {
 	snap store.Snapshot
-	path []string
+	node store.DocNode
 }
 
 func (d storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
@@ -140,34 +140,37 @@ func (d storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if !ok {
 		return nil, nil, nil
 	}
-	path := append(d.path[:len(d.path):len(d.path)], string(s))
-	if len(path) == 1 && path[0] == revisionKey {
-		v, err := readStore(d.snap, path)
-		return ast.NewTerm(v), nil, err
+	if d.node.Root() && string(s) == revisionKey {
+		return ast.UIntNumberTerm(d.snap.Revision()), nil, nil
 	}
-	key2, leaf, rest, ok := store.DocKey(path)
+	node, ok := d.node.Child(string(s))
 	switch {
 	case !ok:
 		return nil, nil, nil
-	case !leaf:
-		return nil, storeDoc{snap: d.snap, path: path}, nil
+	case !node.Leaf():
+		return nil, storeDoc{snap: d.snap, node: node}, nil
 	}
-	raw, err := d.snap.Get(key2)
+	raw, err := d.snap.Get(node.Key())
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
 	v, err := parseLeaf(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data.store%q: %w", path, err)
-	}
-	if v = walk(v, rest); v == nil {
-		return nil, nil, nil
+		return nil, nil, fmt.Errorf("data.store%q: %w", store.DocPath(node.Key()), err)
 	}
 	return ast.NewTerm(v), nil, nil
 }
 
 func (d storeDoc) Value() (*ast.Term, error) {
-	v, err := readStore(d.snap, d.path)
+	var v ast.Value
+	var err error
+	if d.node.Root() {
+		v, err = storeDocument(d.snap)
+	} else if obj, serr := subtree(d.snap, append(d.node.Key(), 0)); obj != nil {
+		v, err = obj, serr
+	} else {
+		err = serr
+	}
 	if err != nil || v == nil {
 		return nil, err
 	}

@@ -153,6 +153,47 @@ func DocKey(path []string) (key []byte, leaf bool, rest []string, ok bool) {
 	return Key(append([]string{nsDoc}, path[:depth]...)...), true, path[depth:], true
 }
 
+// DocNode is a place in data.store's layout reached one segment at a time,
+// as a policy's lookup goes (data.store.grants[p][sys]...): it carries its
+// key, so each step costs one append, not a DocKey of the whole path.
+type DocNode struct {
+	key   []byte // Key("d", segments...)
+	depth int    // segments below "d"
+	leaf  int    // the index's leaf depth (leafDepth); 0 at the root
+}
+
+// DocRoot is data.store itself.
+func DocRoot() DocNode { return DocNode{key: []byte(nsDoc)} }
+
+// Child is the place below n at seg; ok is false where the layout has none
+// (an unknown index, a segment holding the separator, below a leaf).
+func (n DocNode) Child(seg string) (c DocNode, ok bool) {
+	if strings.IndexByte(seg, sep) >= 0 || (n.leaf > 0 && n.depth >= n.leaf) {
+		return DocNode{}, false
+	}
+	c = DocNode{depth: n.depth + 1, leaf: n.leaf}
+	if n.depth == 0 {
+		if c.leaf, ok = leafDepth[seg]; !ok {
+			return DocNode{}, false
+		}
+	}
+	c.key = make([]byte, len(n.key)+1+len(seg))
+	copy(c.key, n.key)
+	c.key[len(n.key)] = sep
+	copy(c.key[len(n.key)+1:], seg)
+	return c, true
+}
+
+// Root reports whether n is data.store itself.
+func (n DocNode) Root() bool { return n.depth == 0 }
+
+// Leaf reports whether n is a leaf: one key, holding a JSON value.
+func (n DocNode) Leaf() bool { return n.leaf > 0 && n.depth == n.leaf }
+
+// Key is n's key: a leaf's, or, followed by the separator, the prefix of
+// every key below n.
+func (n DocNode) Key() []byte { return n.key }
+
 // DocIndexes are the data.store indexes, in key order.
 var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles, ixScopes}
 

@@ -1,0 +1,36 @@
+package store
+
+import "testing"
+
+// TestDocNodeIsDocKey: walking data.store one segment at a time reaches the
+// key DocKey gives for the whole path, and stops where DocKey refuses.
+func TestDocNodeIsDocKey(t *testing.T) {
+	for _, path := range [][]string{
+		{"grants"}, {"grants", "user:u"}, {"grants", "user:u", "sys", "role", "r", "service"},
+		{"memberships", "u", "g"}, {"roles", "sys", "r"}, {"projects", "sys", "p"},
+		{"scopes", "sys", "project:p", "id"}, {"nope"}, {"grants", "a\x00b"},
+		{"memberships", "u", "g", "beyond"},
+	} {
+		key, leaf, rest, ok := DocKey(path)
+		n, walked := DocRoot(), true
+		for _, seg := range path {
+			if n, walked = n.Child(seg); !walked {
+				break
+			}
+		}
+		if len(rest) > 0 {
+			// DocKey reads inside a leaf's value; the walk stops at the leaf.
+			if walked {
+				t.Errorf("%q: walked below the leaf", path)
+			}
+			continue
+		}
+		if walked != ok {
+			t.Errorf("%q: walked %v, DocKey ok %v", path, walked, ok)
+			continue
+		}
+		if ok && (n.Leaf() != leaf || string(n.Key()) != string(key)) {
+			t.Errorf("%q: node (%q, leaf %v), DocKey (%q, leaf %v)", path, n.Key(), n.Leaf(), key, leaf)
+		}
+	}
+}
