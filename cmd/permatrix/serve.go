@@ -35,6 +35,7 @@ type serveOptions struct {
 	bundle                   string
 	consistencyTimeout       time.Duration
 	cacheSize                int
+	evaluator                string
 	adminToken, adminTokenFn string
 	logLevel, decisionLog    string
 	decisionLogMask          []string
@@ -76,6 +77,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	o.store.register(f, true)
 	f.DurationVar(&o.consistencyTimeout, "consistency-timeout", time.Second, "how long a check with min_revision waits for the store to reach it before answering 503")
 	f.IntVar(&o.cacheSize, "decision-cache-size", pdp.DefaultCacheSize, "decisions the decision cache keeps (0: no cache); a cached decision is never stale")
+	f.StringVar(&o.evaluator, "evaluator", string(opa.VM), "what evaluates decisions and write verdicts: vm (OPA's plan of each query, interpreted; docs/architecture.md) or topdown (OPA's own evaluator)")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle, or an http(s) URL polled for new revisions (default: the embedded one)")
 	f.StringVar(&o.adminToken, "admin-token", "", "bearer token of the administration API")
 	f.StringVar(&o.adminTokenFn, "admin-token-file", "", "file holding the admin token")
@@ -216,7 +218,11 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		}
 	}()
 
-	engine := opa.NewEngine(db)
+	evaluator, err := opa.ParseEvaluator(o.evaluator)
+	if err != nil {
+		return err
+	}
+	engine := opa.NewEngine(db, opa.WithEvaluator(evaluator))
 	plugins, err := startPlugins(ctx, o, file, engine, log)
 	if err != nil {
 		return err
@@ -313,7 +319,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	attrs = append(attrs, "store", where, "store_revision", db.Revision())
 	if p != nil {
-		attrs = append(attrs, "bundle_revision", p.BundleRevision(), "systems", len(p.Catalog))
+		attrs = append(attrs, "bundle_revision", p.BundleRevision(), "systems", len(p.Catalog), "evaluator", p.Evaluator())
 	} else {
 		attrs = append(attrs, "bundle", "none yet: not ready until the bundle server answers")
 	}

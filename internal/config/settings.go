@@ -20,6 +20,7 @@ var Settings = []struct{ Key, Flag string }{
 	{"server.admin_token_file", "admin-token-file"},
 	{"server.body_limit", "body-limit"},
 	{"server.consistency_timeout", "consistency-timeout"},
+	{"server.evaluator", "evaluator"},
 	{"server.shutdown_timeout", "shutdown-timeout"},
 	{"server.log_level", "log-level"},
 	{"server.bundle", "bundle"},

@@ -38,6 +38,7 @@ const (
 // zero value has none; Activate makes one active.
 type Engine struct {
 	backend store.Backend
+	opts    []Option // what every Compile is given
 	cur     atomic.Pointer[Policy]
 	mu      sync.Mutex // one activation at a time
 	extra   []ModuleSource
@@ -63,8 +64,11 @@ func (e *Engine) OnActivate(f func(*Policy)) {
 	e.hooks = append(e.hooks, f)
 }
 
-// NewEngine returns an engine whose policies read data.store from backend.
-func NewEngine(backend store.Backend) *Engine { return &Engine{backend: backend} }
+// NewEngine returns an engine whose policies read data.store from backend,
+// each compiled with opts.
+func NewEngine(backend store.Backend, opts ...Option) *Engine {
+	return &Engine{backend: backend, opts: opts}
+}
 
 // Current returns the active policy, or nil before the first Activate.
 func (e *Engine) Current() *Policy { return e.cur.Load() }
@@ -80,7 +84,7 @@ func (e *Engine) Activate(ctx context.Context, b *Bundle) (*Policy, error) {
 			return nil, err
 		}
 	}
-	p, err := Compile(ctx, b, e.backend)
+	p, err := Compile(ctx, b, e.backend, e.opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -176,3 +176,17 @@ func (d storeDoc) Value() (*ast.Term, error) {
 	}
 	return ast.NewTerm(v), nil
 }
+
+// Evaluator is what evaluates the policy's decisions and verdicts: VM
+// when every one of those queries was planned for the vm, else Topdown.
+func (p *Policy) Evaluator() Evaluator {
+	if p.evaluator == Topdown || p.decision.program == nil || p.verdict.program == nil {
+		return Topdown
+	}
+	for _, q := range p.systems {
+		if q.program == nil {
+			return Topdown
+		}
+	}
+	return VM
+}

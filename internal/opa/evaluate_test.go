@@ -253,3 +253,33 @@ func anys(ss []string) []any {
 	}
 	return out
 }
+
+// TestEvaluatorOption: the engine compiles with its options; the default
+// bundle is run by the vm unless topdown is asked for; a flag's value is
+// checked.
+func TestEvaluatorOption(t *testing.T) {
+	ctx := context.Background()
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flag string
+		want opa.Evaluator
+	}{{"", opa.VM}, {"vm", opa.VM}, {"topdown", opa.Topdown}} {
+		ev, err := opa.ParseEvaluator(tc.flag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := opa.NewEngine(nil, opa.WithEvaluator(ev)).Activate(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Evaluator(); got != tc.want {
+			t.Errorf("--evaluator %q: policy evaluated by %s, want %s", tc.flag, got, tc.want)
+		}
+	}
+	if _, err := opa.ParseEvaluator("wasm"); err == nil {
+		t.Error("an unknown evaluator was accepted")
+	}
+}
