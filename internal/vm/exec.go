@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+	"github.com/open-policy-agent/opa/v1/util"
 )
 
 // slot is a local: a term, or data still to be read (d); neither when
@@ -18,6 +22,10 @@ import (
 type slot struct {
 	t *ast.Term
 	d Document
+	// data: t was reached from data by lookups alone. Such a lookup is
+	// topdown's storage read, whose path is strings: data.x[2] finds the
+	// key "2" (not once the value is bound to a variable).
+	data bool
 }
 
 // memo is a rule's value within one evaluation (and one with scope).
@@ -37,24 +45,60 @@ type eval struct {
 	stack   []slot // frames are cut from it, last in first out
 }
 
-// Errors an evaluation ends with. Conflicts are OPA's eval_conflict_error.
-var (
-	ErrConflict = errors.New("eval_conflict_error: complete rules must not produce multiple outputs")
-	errObject   = errors.New("eval_conflict_error: object keys must be unique")
-)
+// ErrConflict is what every conflict an evaluation ends with wraps: a rule
+// or function with two values, an object with two values for a key. The
+// error itself is topdown's: a *topdown.Error with its code
+// (eval_conflict_error), location and wording.
+var ErrConflict = errors.New("vm: conflict")
+
+func (e *eval) conflict(l ir.Location, msg string) error {
+	return (&topdown.Error{Code: topdown.ConflictErr, Message: msg, Location: e.location(l)}).Wrap(ErrConflict)
+}
+
+const objectConflict = "object keys must be unique"
 
 // checkEvery is how many statements run between context checks.
 const checkEvery = 1024
 
 // Eval evaluates the program's query with input (nil: none) over data and
-// returns the value of each result of the query, in no particular order.
+// returns the value of each result of the query, in no particular order:
+// the query must bind one variable (a query of one term, which rego
+// captures in one).
 func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
+	rs, err := p.Results(ctx, input, data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ast.Term, 0, len(rs))
+	for _, obj := range rs {
+		if obj.Len() != 1 {
+			return nil, errors.New("vm: a result is not an object of one binding")
+		}
+		obj.Foreach(func(_, v *ast.Term) { out = append(out, v) })
+	}
+	return out, nil
+}
+
+// Results evaluates the program's query with input (nil: none) over data
+// and returns each result: an object of the query's variables' bindings,
+// by name (the planner's result set), in no particular order.
+func (p *Program) Results(ctx context.Context, input ast.Value, data Document) ([]ast.Object, error) {
 	e := &eval{ctx: ctx, p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256)}
 	now := time.Now()
 	e.bctx = topdown.BuiltinContext{
-		Context:  ctx,
-		Time:     ast.NewTerm(ast.Number(fmt.Sprint(now.UnixNano()))),
-		Location: nil,
+		Context: ctx,
+		Time:    ast.NewTerm(ast.Number(fmt.Sprint(now.UnixNano()))),
+		// Builtins keep per-evaluation state here (rand.intn's draws,
+		// net.lookup_ip_addr's answers): a nil map panics on their first
+		// call. Seed is what topdown draws from without one.
+		Cache: builtins.Cache{},
+		Seed:  rand.Reader,
+		// Cancel is how builtins that loop or build large values
+		// (numbers.range, concat, net.cidr_expand) notice the deadline;
+		// without one they run to the end whatever the context says.
+		Cancel: e,
+		// http.send and the caching builtins record metrics unasked.
+		Metrics: metrics.NoOp(),
 	}
 	args := make([]slot, 2)
 	if input != nil {
@@ -64,16 +108,21 @@ func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*
 	if _, err := e.call(p.plan, args); err != nil {
 		return nil, err
 	}
-	out := make([]*ast.Term, 0, len(e.results))
+	out := make([]ast.Object, 0, len(e.results))
 	for _, r := range e.results {
 		obj, ok := r.Value.(ast.Object)
-		if !ok || obj.Len() != 1 {
-			return nil, errors.New("vm: a result is not an object of one binding")
+		if !ok {
+			return nil, errors.New("vm: a result is not an object")
 		}
-		obj.Foreach(func(_, v *ast.Term) { out = append(out, v) })
+		out = append(out, obj)
 	}
 	return out, nil
 }
+
+// Cancel and Cancelled make an evaluation the topdown.Cancel its builtins
+// watch: cancelled when its context is done.
+func (e *eval) Cancel()         {}
+func (e *eval) Cancelled() bool { return e.ctx.Err() != nil }
 
 // call runs fn with args in a new frame; the result is nil when fn is
 // undefined.
@@ -165,12 +214,16 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		switch {
 		case key == nil:
 		case from.d != nil:
-			out.t, out.d, err = from.d.Child(key)
-			if err != nil {
+			if out, err = child(from.d, key); err != nil {
 				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
 			}
 		case from.t != nil:
-			out.t = dot(from.t, key)
+			out.t, out.data = dot(from.t, key), from.data
+			if out.t == nil && from.data {
+				if alt := storageKey(key); alt != nil {
+					out.t = dot(from.t, alt)
+				}
+			}
 		}
 		fr[x.Target] = out
 		return out.t == nil && out.d == nil, 0, nil
@@ -180,14 +233,14 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		t, err := e.operand(fr, x.Source)
 		fr[x.Target] = slot{t: t}
 		return false, 0, err
-	case *ir.AssignVarOnceStmt:
+	case *assignOnce:
 		t, err := e.operand(fr, x.Source)
 		if err != nil {
 			return false, 0, err
 		}
 		if cur := fr[x.Target].t; cur != nil {
 			if t == nil || cur.Value.Compare(t.Value) != 0 {
-				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), ErrConflict)
+				return false, 0, e.conflict(x.Location, x.conflict)
 			}
 			return false, 0, nil
 		}
@@ -225,7 +278,7 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		}
 		if cur := obj.Get(k); cur != nil {
 			if cur.Value.Compare(v.Value) != 0 {
-				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), ErrConflict)
+				return false, 0, e.conflict(x.Location, objectConflict)
 			}
 			return false, 0, nil
 		}
@@ -256,17 +309,11 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 	case *ir.BreakStmt:
 		return true, x.Index, nil
 	case *ir.EqualStmt:
-		eq, defined, err := e.equal(fr, x.A, x.B)
-		if err != nil {
-			return false, 0, err
-		}
-		return defined && !eq, 0, nil
+		eq, err := e.equal(fr, x.A, x.B)
+		return !eq, 0, err
 	case *ir.NotEqualStmt:
-		eq, defined, err := e.equal(fr, x.A, x.B)
-		if err != nil {
-			return false, 0, err
-		}
-		return !defined || eq, 0, nil
+		eq, err := e.equal(fr, x.A, x.B)
+		return eq && err == nil, 0, err
 	case *ir.IsDefinedStmt:
 		t, err := e.force(fr, x.Source)
 		return t == nil, 0, err
@@ -362,8 +409,36 @@ func (e *eval) force(fr []slot, l ir.Local) (*ast.Term, error) {
 	if err != nil {
 		return nil, err
 	}
-	fr[l] = slot{t: t}
+	fr[l] = slot{t: t, data: true}
 	return t, nil
+}
+
+// child is d[key], read from data: the key's other storage form is tried
+// when the key finds nothing.
+func child(d Document, key *ast.Term) (slot, error) {
+	t, cd, err := d.Child(key)
+	if err == nil && t == nil && cd == nil {
+		if alt := storageKey(key); alt != nil {
+			t, cd, err = d.Child(alt)
+		}
+	}
+	return slot{t: t, d: cd, data: true}, err
+}
+
+// storageKey is the other form a key takes in topdown's reads of data,
+// whose storage path is strings: a number's string (data.x[2] is
+// data.x["2"]), a string's array index (data.arr["1"] is data.arr[1]).
+// nil when there is none.
+func storageKey(key *ast.Term) *ast.Term {
+	switch k := key.Value.(type) {
+	case ast.Number:
+		return ast.StringTerm(string(k))
+	case ast.String:
+		if i, ok := util.Atoi(string(k)); ok {
+			return ast.InternedTerm(i)
+		}
+	}
+	return nil
 }
 
 func (e *eval) insertion(fr []slot, key, value ir.Operand, object ir.Local) (*ast.Term, *ast.Term, ast.Object, error) {
@@ -383,24 +458,22 @@ func (e *eval) insertion(fr []slot, key, value ir.Operand, object ir.Local) (*as
 	return k, v, obj, nil
 }
 
-// equal compares two operands; defined is false when either is undefined
-// (both undefined count as equal, as in the Wasm compiler).
-func (e *eval) equal(fr []slot, a, b ir.Operand) (eq, defined bool, err error) {
+// equal compares two operands as the Wasm compiler does (opa_value_compare):
+// an undefined operand equals only another undefined one, so EqualStmt
+// stops and NotEqualStmt goes on when just one is undefined.
+func (e *eval) equal(fr []slot, a, b ir.Operand) (bool, error) {
 	ta, err := e.operand(fr, a)
 	if err != nil {
-		return false, false, err
+		return false, err
 	}
 	tb, err := e.operand(fr, b)
 	if err != nil {
-		return false, false, err
+		return false, err
 	}
-	switch {
-	case ta == nil && tb == nil:
-		return true, true, nil
-	case ta == nil || tb == nil:
-		return false, false, nil
+	if ta == nil || tb == nil {
+		return ta == nil && tb == nil, nil
 	}
-	return ta.Value.Compare(tb.Value) == 0, true, nil
+	return ta.Value.Compare(tb.Value) == 0, nil
 }
 
 func length(t *ast.Term) (int, bool) {
@@ -497,9 +570,27 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 		args[i] = t
 	}
 	var out *ast.Term
+	yield := func(t *ast.Term) error { out = t; return nil }
+	if x.builtin.relation {
+		// The planner scans a relation's result: all its values, as the
+		// Wasm builtins return them (not the last one).
+		all := ast.NewArray()
+		out = ast.NewTerm(all)
+		yield = func(t *ast.Term) error { all = all.Append(t); out.Value = all; return nil }
+	}
 	bctx := e.bctx
 	bctx.Location = e.location(x.Location)
-	if err := x.builtin.fn(bctx, args, func(t *ast.Term) error { out = t; return nil }); err != nil {
+	if err := x.builtin.fn(bctx, args, yield); err != nil {
+		// A Halt ends the evaluation in either mode (topdown's cancellations
+		// and the like); any other error is undefined when lenient.
+		var h topdown.Halt
+		switch {
+		case errors.As(err, &h):
+			return false, 0, h.Err
+		case e.p.lenient:
+			fr[x.result] = slot{}
+			return undefined, 0, nil
+		}
 		return false, 0, err
 	}
 	fr[x.result] = slot{t: out}
@@ -514,11 +605,11 @@ func (e *eval) callDynamic(fr []slot, x *ir.CallDynamicStmt) (bool, uint32, erro
 	var b strings.Builder
 	for i, o := range x.Path {
 		t, err := e.operand(fr, o)
-		if err != nil {
-			return false, 0, err
+		if err != nil || t == nil {
+			return undefined, 0, err
 		}
 		s, ok := t.Value.(ast.String)
-		if t == nil || !ok {
+		if !ok {
 			return undefined, 0, nil
 		}
 		if i > 0 {
@@ -564,13 +655,19 @@ func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
 	}
 	outer := e.memo
 	e.memo = make([]memo, len(e.p.funcs))
-	stop, _, err := e.stmts(fr, x.Block.Stmts)
+	stop, index, err := e.stmts(fr, x.Block.Stmts)
 	e.memo = outer
 	fr[x.Local] = saved
-	if err != nil {
+	switch {
+	case err != nil || !stop:
 		return false, 0, err
+	case index > 0:
+		// A break out of the block and beyond goes on past the with, as
+		// out of any block.
+		return true, index - 1, nil
 	}
-	return stop, 0, nil
+	// Undefined inside: the with is undefined.
+	return undefined, 0, nil
 }
 
 // upsert is doc with v at path, made of shallow copies of the objects on
@@ -613,7 +710,7 @@ func (e *eval) merge(fr []slot, x *ir.ObjectMergeStmt) (bool, uint32, error) {
 	oa, okA := a.Value.(ast.Object)
 	ob, okB := b.Value.(ast.Object)
 	if !okA || !okB {
-		return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), errObject)
+		return false, 0, e.conflict(x.Location, objectConflict)
 	}
 	fr[x.Target] = slot{t: ast.NewTerm(mergeObjects(oa, ob))}
 	return false, 0, nil
