@@ -219,9 +219,36 @@ func evalCase(t *testing.T, tc cases.TestCase, p *vm.Program, data map[string]an
 	if !tc.StrictError {
 		p = p.Lenient()
 	}
-	rs, err := p.Results(context.Background(), caseInput(t, tc), vm.Value(dv))
+	input := caseInput(t, tc)
+	rs, err := p.Results(context.Background(), input, vm.Value(dv))
 	check(t, tc, rs, err)
+	// Again with data read on demand, as permatrix's store is: a lookup
+	// that finds nothing is found out only when its value is used.
+	t.Run("lazy", func(t *testing.T) {
+		rs, err := p.Results(context.Background(), input, lazyDocument{ast.NewTerm(dv)})
+		check(t, tc, rs, err)
+	})
 }
+
+// lazyDocument is data read on demand, as lazily as the Document contract
+// allows (and as permatrix's store is): a string key's child of an object,
+// or of what does not exist, is a Document whether or not it exists.
+type lazyDocument struct{ t *ast.Term } // t nil: it does not exist
+
+func (d lazyDocument) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+	var child *ast.Term
+	obj := d.t == nil
+	if d.t != nil {
+		child, _, _ = vm.Value(d.t.Value).Child(key)
+		_, obj = d.t.Value.(ast.Object)
+	}
+	if _, str := key.Value.(ast.String); str && obj {
+		return nil, lazyDocument{child}, nil
+	}
+	return child, nil, nil
+}
+
+func (d lazyDocument) Value() (*ast.Term, error) { return d.t, nil }
 
 // caseInput is the case's input; nil when it has none.
 func caseInput(t *testing.T, tc cases.TestCase) ast.Value {

@@ -17,16 +17,29 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 )
 
-// slot is a local: a term, or data still to be read (d); neither when
-// the local is undefined.
+// slot is a local: a term (t), or data still to be read (d); neither when
+// the local is undefined. A term reached from data by lookups alone keeps
+// d as fromData: lookups in it are topdown's storage reads, whose path is
+// strings (data.x[2] finds the key "2", not once the value is bound to a
+// variable). A mark rather than a field: frames are most of what an
+// evaluation allocates.
 type slot struct {
 	t *ast.Term
 	d Document
-	// data: t was reached from data by lookups alone. Such a lookup is
-	// topdown's storage read, whose path is strings: data.x[2] finds the
-	// key "2" (not once the value is bound to a variable).
-	data bool
 }
+
+// fromData marks a term read from data; missingData is data read and
+// found not to exist.
+type (
+	fromData    struct{}
+	missingData struct{}
+)
+
+func (fromData) Child(*ast.Term) (*ast.Term, Document, error) { return nil, nil, nil }
+func (fromData) Value() (*ast.Term, error)                    { return nil, nil }
+
+func (missingData) Child(*ast.Term) (*ast.Term, Document, error) { return nil, missingData{}, nil }
+func (missingData) Value() (*ast.Term, error)                    { return nil, nil }
 
 // memo is a rule's value within one evaluation (and one with scope).
 type memo struct {
@@ -65,24 +78,39 @@ const checkEvery = 1024
 // the query must bind one variable (a query of one term, which rego
 // captures in one).
 func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
-	rs, err := p.Results(ctx, input, data)
+	rs, err := p.run(ctx, input, data)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*ast.Term, 0, len(rs))
-	for _, obj := range rs {
+	// The values replace the results in place: the slice is this
+	// evaluation's own.
+	for i, r := range rs {
+		obj := r.Value.(ast.Object)
 		if obj.Len() != 1 {
 			return nil, errors.New("vm: a result is not an object of one binding")
 		}
-		obj.Foreach(func(_, v *ast.Term) { out = append(out, v) })
+		obj.Foreach(func(_, v *ast.Term) { rs[i] = v })
 	}
-	return out, nil
+	return rs, nil
 }
 
 // Results evaluates the program's query with input (nil: none) over data
 // and returns each result: an object of the query's variables' bindings,
 // by name (the planner's result set), in no particular order.
 func (p *Program) Results(ctx context.Context, input ast.Value, data Document) ([]ast.Object, error) {
+	rs, err := p.run(ctx, input, data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ast.Object, len(rs))
+	for i, r := range rs {
+		out[i] = r.Value.(ast.Object)
+	}
+	return out, nil
+}
+
+// run evaluates the query: its result set, objects all.
+func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
 	e := &eval{ctx: ctx, p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256)}
 	now := time.Now()
 	e.bctx = topdown.BuiltinContext{
@@ -108,15 +136,12 @@ func (p *Program) Results(ctx context.Context, input ast.Value, data Document) (
 	if _, err := e.call(p.plan, args); err != nil {
 		return nil, err
 	}
-	out := make([]ast.Object, 0, len(e.results))
 	for _, r := range e.results {
-		obj, ok := r.Value.(ast.Object)
-		if !ok {
+		if _, ok := r.Value.(ast.Object); !ok {
 			return nil, errors.New("vm: a result is not an object")
 		}
-		out = append(out, obj)
 	}
-	return out, nil
+	return e.results, nil
 }
 
 // Cancel and Cancelled make an evaluation the topdown.Cancel its builtins
@@ -188,6 +213,9 @@ func (e *eval) stmts(fr []slot, stmts []ir.Stmt) (bool, uint32, error) {
 			}
 		}
 		stop, index, err := e.stmt(fr, s)
+		if err == errMissing {
+			return undefined, 0, nil
+		}
 		if err != nil || stop {
 			return stop, index, err
 		}
@@ -213,16 +241,19 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		var out slot
 		switch {
 		case key == nil:
+		case from.t != nil:
+			out.t = dot(from.t, key)
+			if from.d != nil { // read from data
+				if alt := storageKey(key); out.t == nil && alt != nil {
+					out.t = dot(from.t, alt)
+				}
+				if out.t != nil {
+					out.d = fromData{}
+				}
+			}
 		case from.d != nil:
 			if out, err = child(from.d, key); err != nil {
 				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
-			}
-		case from.t != nil:
-			out.t, out.data = dot(from.t, key), from.data
-			if out.t == nil && from.data {
-				if alt := storageKey(key); alt != nil {
-					out.t = dot(from.t, alt)
-				}
 			}
 		}
 		fr[x.Target] = out
@@ -400,18 +431,33 @@ func (e *eval) operand(fr []slot, o ir.Operand) (*ast.Term, error) {
 }
 
 // force reads the data a local names, once: the local then holds it.
+// Data that does not exist is errMissing.
 func (e *eval) force(fr []slot, l ir.Local) (*ast.Term, error) {
 	s := fr[l]
-	if s.d == nil {
+	if s.t != nil || s.d == nil {
 		return s.t, nil
 	}
 	t, err := s.d.Value()
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case t == nil:
+		fr[l] = slot{d: missingData{}}
+		return nil, errMissing
 	}
-	fr[l] = slot{t: t, data: true}
+	fr[l] = slot{t: t, d: fromData{}}
 	return t, nil
 }
+
+// errMissing is data a statement uses that turns out not to exist: the
+// statement is undefined. A Document's child need not exist, so the
+// DotStmt that reached it went on where the Wasm compiler's stops; the
+// planner uses what a DotStmt reads right after it (an assignment, a
+// comparison, another DotStmt), so the block stops there instead, before
+// anything else happens — not with the local undefined and the block going
+// on (an array, object or set built without the element, a call made with
+// an undefined argument).
+var errMissing = errors.New("vm: missing data")
 
 // child is d[key], read from data: the key's other storage form is tried
 // when the key finds nothing.
@@ -422,7 +468,10 @@ func child(d Document, key *ast.Term) (slot, error) {
 			t, cd, err = d.Child(alt)
 		}
 	}
-	return slot{t: t, d: cd, data: true}, err
+	if t != nil {
+		cd = fromData{}
+	}
+	return slot{t: t, d: cd}, err
 }
 
 // storageKey is the other form a key takes in topdown's reads of data,
