@@ -21,7 +21,7 @@
 //     data.x["2"]). conformance_test.go holds the interpreter to OPA's own
 //     conformance cases (test/cases/testdata/v1, the suite topdown and the
 //     Wasm runtime pass) over data in memory and over data read lazily,
-//     and to its own cases (testdata/cases), themselves checked against
+//     and to its own cases (testdata/cases.yaml), themselves checked against
 //     topdown; testdata/exceptions.yaml lists the cases it is excused from.
 //   - A plan is prepared once and is immutable; each evaluation has its own
 //     frames, so a Program serves any number of goroutines.

@@ -22,10 +22,10 @@ type Program struct {
 }
 
 // Lenient is p with topdown's default handling of builtin errors: a
-// builtin that fails is undefined, as if it had no value, instead of ending
-// the evaluation with its error (rego.StrictBuiltinErrors, which a Program
-// otherwise follows: target plugins are not told the rego option). p is
-// not changed.
+// builtin that fails is undefined, as if it had no value. A Program is
+// otherwise strict (a builtin's error ends the evaluation, as with
+// rego.StrictBuiltinErrors(true)) whatever the options Plan was given:
+// rego does not pass that one to a target. p is not changed.
 func (p *Program) Lenient() *Program {
 	c := *p
 	c.lenient = true
