@@ -13,17 +13,27 @@
 // Invariants:
 //   - Semantics are the planner's: every statement does what OPA's Wasm
 //     compiler does with it (break indexes count blocks, a statement that is
-//     undefined ends its block, a scan's body is one block). The tests hold
-//     the interpreter to topdown on OPA's own conformance cases and on
-//     permatrix's policies.
+//     undefined ends its block, a scan's body is one block), and builtins
+//     and errors are topdown's (a Program is strict about builtin errors,
+//     Lenient is topdown's default; conflicts are topdown's
+//     eval_conflict_error). Where the Wasm compiler and topdown part, topdown
+//     wins: data is read as topdown reads its store (data.x[2] is
+//     data.x["2"]). conformance_test.go holds the interpreter to OPA's own
+//     conformance cases (test/cases/testdata/v1, the suite topdown and the
+//     Wasm runtime pass) over data in memory and over data read lazily,
+//     and to its own cases (testdata/cases.yaml), themselves checked against
+//     topdown; testdata/exceptions.yaml lists the cases it is excused from.
 //   - A plan is prepared once and is immutable; each evaluation has its own
 //     frames, so a Program serves any number of goroutines.
 //   - Nothing here writes to data: values the plan builds are new; values
 //     read from data or input are never changed (with copies what it
 //     replaces).
-//   - A fault is an error, never a value: a builtin error, a conflict, an
-//     unsupported statement or a cancelled context ends the evaluation.
+//   - A fault is an error, never a value: a builtin error (unless
+//     Lenient), a conflict, an unsupported statement or a cancelled context
+//     ends the evaluation.
 //   - data is read lazily through a Document: a reference into it is
 //     resolved key by key, and only a use other than another lookup (a
-//     comparison, an iteration, a call) reads a subtree whole.
+//     comparison, an iteration, a call) reads a subtree whole. A lookup
+//     that finds nothing may be known only then: the statement using it is
+//     undefined, as the lookup would have been.
 package vm

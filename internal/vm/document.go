@@ -7,7 +7,8 @@ import "github.com/open-policy-agent/opa/v1/ast"
 type Document interface {
 	// Child is the document below key. It is a term, or, when the child is
 	// itself read on demand, a Document; both nil when there is none. A
-	// Document child need not exist: its Value says.
+	// Document child need not exist: its Value says (nil), and the
+	// statement that reads it is then undefined.
 	Child(key *ast.Term) (*ast.Term, Document, error)
 	// Value is the whole document; nil when it does not exist.
 	Value() (*ast.Term, error)

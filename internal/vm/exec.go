@@ -2,22 +2,44 @@ package vm
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+	"github.com/open-policy-agent/opa/v1/util"
 )
 
-// slot is a local: a term, or data still to be read (d); neither when
-// the local is undefined.
+// slot is a local: a term (t), or data still to be read (d); neither when
+// the local is undefined. A term reached from data by lookups alone keeps
+// d as fromData: lookups in it are topdown's storage reads, whose path is
+// strings (data.x[2] finds the key "2", not once the value is bound to a
+// variable). A mark rather than a field: frames are most of what an
+// evaluation allocates.
 type slot struct {
 	t *ast.Term
 	d Document
 }
+
+// fromData marks a term read from data; missingData is data read and
+// found not to exist.
+type (
+	fromData    struct{}
+	missingData struct{}
+)
+
+func (fromData) Child(*ast.Term) (*ast.Term, Document, error) { return nil, nil, nil }
+func (fromData) Value() (*ast.Term, error)                    { return nil, nil }
+
+func (missingData) Child(*ast.Term) (*ast.Term, Document, error) { return nil, missingData{}, nil }
+func (missingData) Value() (*ast.Term, error)                    { return nil, nil }
 
 // memo is a rule's value within one evaluation (and one with scope).
 type memo struct {
@@ -35,24 +57,80 @@ type eval struct {
 	steps   int
 	stack   []slot      // frames are cut from it, last in first out
 	args    []*ast.Term // builtin arguments, last in first out
+	cache   builtins.Cache
 }
 
-// Errors an evaluation ends with. Conflicts are OPA's eval_conflict_error.
-var (
-	ErrConflict = errors.New("eval_conflict_error: complete rules must not produce multiple outputs")
-	errObject   = errors.New("eval_conflict_error: object keys must be unique")
-)
+// ErrConflict is what every conflict an evaluation ends with wraps: a rule
+// or function with two values, an object with two values for a key. The
+// error itself is topdown's: a *topdown.Error with its code
+// (eval_conflict_error), location and wording.
+var ErrConflict = errors.New("vm: conflict")
+
+func (e *eval) conflict(l ir.Location, msg string) error {
+	return (&topdown.Error{Code: topdown.ConflictErr, Message: msg, Location: e.p.location(l)}).Wrap(ErrConflict)
+}
+
+const objectConflict = "object keys must be unique"
 
 // checkEvery is how many statements run between context checks.
 const checkEvery = 1024
 
 // Eval evaluates the program's query with input (nil: none) over data and
-// returns the value of each result of the query, in no particular order.
+// returns the value of each result of the query, in no particular order:
+// the query must bind one variable (a query of one term, which rego
+// captures in one).
 func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
+	rs, err := p.run(ctx, input, data)
+	if err != nil {
+		return nil, err
+	}
+	// The values replace the results in place: the slice is this
+	// evaluation's own.
+	for i, r := range rs {
+		obj := r.Value.(ast.Object)
+		if obj.Len() != 1 {
+			return nil, errors.New("vm: a result is not an object of one binding")
+		}
+		obj.Foreach(func(_, v *ast.Term) { rs[i] = v })
+	}
+	return rs, nil
+}
+
+// Results evaluates the program's query with input (nil: none) over data
+// and returns each result: an object of the query's variables' bindings,
+// by name (the planner's result set), in no particular order.
+func (p *Program) Results(ctx context.Context, input ast.Value, data Document) ([]ast.Object, error) {
+	rs, err := p.run(ctx, input, data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ast.Object, len(rs))
+	for i, r := range rs {
+		out[i] = r.Value.(ast.Object)
+	}
+	return out, nil
+}
+
+// run evaluates the query: its result set, objects all.
+func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
 	e := p.pool.Get().(*eval)
 	defer e.release()
 	e.ctx = ctx
-	e.bctx = topdown.BuiltinContext{Context: ctx, Time: ast.NewTerm(ast.Number(fmt.Sprint(time.Now().UnixNano())))}
+	e.bctx = topdown.BuiltinContext{
+		Context: ctx,
+		Time:    ast.NewTerm(ast.Number(fmt.Sprint(time.Now().UnixNano()))),
+		// Builtins keep per-evaluation state here (rand.intn's draws,
+		// net.lookup_ip_addr's answers): a nil map panics on their first
+		// call. Seed is what topdown draws from without one.
+		Cache: e.cache,
+		Seed:  rand.Reader,
+		// Cancel is how builtins that loop or build large values
+		// (numbers.range, concat, net.cidr_expand) notice the deadline;
+		// without one they run to the end whatever the context says.
+		Cancel: e,
+		// http.send and the caching builtins record metrics unasked.
+		Metrics: metrics.NoOp(),
+	}
 	var args [2]slot
 	if input != nil {
 		args[ir.Input] = slot{t: ast.NewTerm(input)}
@@ -61,19 +139,17 @@ func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*
 	if _, err := e.call(p.plan, args[:]); err != nil {
 		return nil, err
 	}
-	out := make([]*ast.Term, 0, len(e.results))
 	for _, r := range e.results {
-		obj, ok := r.Value.(ast.Object)
-		if !ok || obj.Len() != 1 {
-			return nil, errors.New("vm: a result is not an object of one binding")
+		if _, ok := r.Value.(ast.Object); !ok {
+			return nil, errors.New("vm: a result is not an object")
 		}
-		obj.Foreach(func(_, v *ast.Term) { out = append(out, v) })
 	}
-	return out, nil
+	// e goes back to the pool: the caller gets its own slice.
+	return slices.Clone(e.results), nil
 }
 
 func (p *Program) newEval() any {
-	return &eval{p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256), args: make([]*ast.Term, 0, 32)}
+	return &eval{p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256), args: make([]*ast.Term, 0, 32), cache: builtins.Cache{}}
 }
 
 // release returns e to its program's pool, holding nothing of this
@@ -86,8 +162,14 @@ func (e *eval) release() {
 	clear(e.stack[:cap(e.stack)])
 	e.stack = e.stack[:0]
 	e.args = e.args[:0]
+	clear(e.cache)
 	e.p.pool.Put(e)
 }
+
+// Cancel and Cancelled make an evaluation the topdown.Cancel its builtins
+// watch: cancelled when its context is done.
+func (e *eval) Cancel()         {}
+func (e *eval) Cancelled() bool { return e.ctx.Err() != nil }
 
 // call runs fn with args in a new frame; the result is nil when fn is
 // undefined.
@@ -153,6 +235,9 @@ func (e *eval) stmts(fr []slot, stmts []ir.Stmt) (bool, uint32, error) {
 			}
 		}
 		stop, index, err := e.stmt(fr, s)
+		if err == errMissing {
+			return undefined, 0, nil
+		}
 		if err != nil || stop {
 			return stop, index, err
 		}
@@ -178,13 +263,20 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		var out slot
 		switch {
 		case key == nil:
-		case from.d != nil:
-			out.t, out.d, err = from.d.Child(key)
-			if err != nil {
-				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
-			}
 		case from.t != nil:
 			out.t = dot(from.t, key)
+			if from.d != nil { // read from data
+				if alt := storageKey(key); out.t == nil && alt != nil {
+					out.t = dot(from.t, alt)
+				}
+				if out.t != nil {
+					out.d = fromData{}
+				}
+			}
+		case from.d != nil:
+			if out, err = child(from.d, key); err != nil {
+				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
+			}
 		}
 		fr[x.Target] = out
 		return out.t == nil && out.d == nil, 0, nil
@@ -194,14 +286,14 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		t, err := e.operand(fr, x.Source)
 		fr[x.Target] = slot{t: t}
 		return false, 0, err
-	case *ir.AssignVarOnceStmt:
+	case *assignOnce:
 		t, err := e.operand(fr, x.Source)
 		if err != nil {
 			return false, 0, err
 		}
 		if cur := fr[x.Target].t; cur != nil {
 			if t == nil || cur.Value.Compare(t.Value) != 0 {
-				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), ErrConflict)
+				return false, 0, e.conflict(x.Location, x.conflict)
 			}
 			return false, 0, nil
 		}
@@ -239,7 +331,7 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		}
 		if cur := obj.Get(k); cur != nil {
 			if cur.Value.Compare(v.Value) != 0 {
-				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), ErrConflict)
+				return false, 0, e.conflict(x.Location, objectConflict)
 			}
 			return false, 0, nil
 		}
@@ -270,17 +362,11 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 	case *ir.BreakStmt:
 		return true, x.Index, nil
 	case *ir.EqualStmt:
-		eq, defined, err := e.equal(fr, x.A, x.B)
-		if err != nil {
-			return false, 0, err
-		}
-		return defined && !eq, 0, nil
+		eq, err := e.equal(fr, x.A, x.B)
+		return !eq, 0, err
 	case *ir.NotEqualStmt:
-		eq, defined, err := e.equal(fr, x.A, x.B)
-		if err != nil {
-			return false, 0, err
-		}
-		return !defined || eq, 0, nil
+		eq, err := e.equal(fr, x.A, x.B)
+		return eq && err == nil, 0, err
 	case *ir.IsDefinedStmt:
 		t, err := e.force(fr, x.Source)
 		return t == nil, 0, err
@@ -367,17 +453,63 @@ func (e *eval) operand(fr []slot, o ir.Operand) (*ast.Term, error) {
 }
 
 // force reads the data a local names, once: the local then holds it.
+// Data that does not exist is errMissing.
 func (e *eval) force(fr []slot, l ir.Local) (*ast.Term, error) {
 	s := fr[l]
-	if s.d == nil {
+	if s.t != nil || s.d == nil {
 		return s.t, nil
 	}
 	t, err := s.d.Value()
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case t == nil:
+		fr[l] = slot{d: missingData{}}
+		return nil, errMissing
 	}
-	fr[l] = slot{t: t}
+	fr[l] = slot{t: t, d: fromData{}}
 	return t, nil
+}
+
+// errMissing is data a statement uses that turns out not to exist: the
+// statement is undefined. A Document's child need not exist, so the
+// DotStmt that reached it went on where the Wasm compiler's stops; the
+// planner uses what a DotStmt reads right after it (an assignment, a
+// comparison, another DotStmt), so the block stops there instead, before
+// anything else happens — not with the local undefined and the block going
+// on (an array, object or set built without the element, a call made with
+// an undefined argument).
+var errMissing = errors.New("vm: missing data")
+
+// child is d[key], read from data: the key's other storage form is tried
+// when the key finds nothing.
+func child(d Document, key *ast.Term) (slot, error) {
+	t, cd, err := d.Child(key)
+	if err == nil && t == nil && cd == nil {
+		if alt := storageKey(key); alt != nil {
+			t, cd, err = d.Child(alt)
+		}
+	}
+	if t != nil {
+		cd = fromData{}
+	}
+	return slot{t: t, d: cd}, err
+}
+
+// storageKey is the other form a key takes in topdown's reads of data,
+// whose storage path is strings: a number's string (data.x[2] is
+// data.x["2"]), a string's array index (data.arr["1"] is data.arr[1]).
+// nil when there is none.
+func storageKey(key *ast.Term) *ast.Term {
+	switch k := key.Value.(type) {
+	case ast.Number:
+		return ast.StringTerm(string(k))
+	case ast.String:
+		if i, ok := util.Atoi(string(k)); ok {
+			return ast.InternedTerm(i)
+		}
+	}
+	return nil
 }
 
 func (e *eval) insertion(fr []slot, key, value ir.Operand, object ir.Local) (*ast.Term, *ast.Term, ast.Object, error) {
@@ -397,24 +529,22 @@ func (e *eval) insertion(fr []slot, key, value ir.Operand, object ir.Local) (*as
 	return k, v, obj, nil
 }
 
-// equal compares two operands; defined is false when either is undefined
-// (both undefined count as equal, as in the Wasm compiler).
-func (e *eval) equal(fr []slot, a, b ir.Operand) (eq, defined bool, err error) {
+// equal compares two operands as the Wasm compiler does (opa_value_compare):
+// an undefined operand equals only another undefined one, so EqualStmt
+// stops and NotEqualStmt goes on when just one is undefined.
+func (e *eval) equal(fr []slot, a, b ir.Operand) (bool, error) {
 	ta, err := e.operand(fr, a)
 	if err != nil {
-		return false, false, err
+		return false, err
 	}
 	tb, err := e.operand(fr, b)
 	if err != nil {
-		return false, false, err
+		return false, err
 	}
-	switch {
-	case ta == nil && tb == nil:
-		return true, true, nil
-	case ta == nil || tb == nil:
-		return false, false, nil
+	if ta == nil || tb == nil {
+		return ta == nil && tb == nil, nil
 	}
-	return ta.Value.Compare(tb.Value) == 0, true, nil
+	return ta.Value.Compare(tb.Value) == 0, nil
 }
 
 func length(t *ast.Term) (int, bool) {
@@ -517,9 +647,27 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 		e.args = append(e.args, t)
 	}
 	var out *ast.Term
+	yield := func(t *ast.Term) error { out = t; return nil }
+	if x.builtin.relation {
+		// The planner scans a relation's result: all its values, as the
+		// Wasm builtins return them (not the last one).
+		all := ast.NewArray()
+		out = ast.NewTerm(all)
+		yield = func(t *ast.Term) error { all = all.Append(t); out.Value = all; return nil }
+	}
 	bctx := e.bctx
 	bctx.Location = x.loc
-	if err := x.builtin.fn(bctx, e.args[base:len(e.args):len(e.args)], func(t *ast.Term) error { out = t; return nil }); err != nil {
+	if err := x.builtin.fn(bctx, e.args[base:len(e.args):len(e.args)], yield); err != nil {
+		// A Halt ends the evaluation in either mode (topdown's cancellations
+		// and the like); any other error is undefined when lenient.
+		var h topdown.Halt
+		switch {
+		case errors.As(err, &h):
+			return false, 0, h.Err
+		case e.p.lenient:
+			fr[x.result] = slot{}
+			return undefined, 0, nil
+		}
 		return false, 0, err
 	}
 	fr[x.result] = slot{t: out}
@@ -535,11 +683,11 @@ func (e *eval) callDynamic(fr []slot, x *ir.CallDynamicStmt) (bool, uint32, erro
 	b := path[:0]
 	for i, o := range x.Path {
 		t, err := e.operand(fr, o)
-		if err != nil {
-			return false, 0, err
+		if err != nil || t == nil {
+			return undefined, 0, err
 		}
 		s, ok := t.Value.(ast.String)
-		if t == nil || !ok {
+		if !ok {
 			return undefined, 0, nil
 		}
 		if i > 0 {
@@ -586,13 +734,19 @@ func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
 	}
 	outer := e.memo
 	e.memo = make([]memo, len(e.p.funcs))
-	stop, _, err := e.stmts(fr, x.Block.Stmts)
+	stop, index, err := e.stmts(fr, x.Block.Stmts)
 	e.memo = outer
 	fr[x.Local] = saved
-	if err != nil {
+	switch {
+	case err != nil || !stop:
 		return false, 0, err
+	case index > 0:
+		// A break out of the block and beyond goes on past the with, as
+		// out of any block.
+		return true, index - 1, nil
 	}
-	return stop, 0, nil
+	// Undefined inside: the with is undefined.
+	return undefined, 0, nil
 }
 
 // upsert is doc with v at path, made of shallow copies of the objects on
@@ -635,7 +789,7 @@ func (e *eval) merge(fr []slot, x *ir.ObjectMergeStmt) (bool, uint32, error) {
 	oa, okA := a.Value.(ast.Object)
 	ob, okB := b.Value.(ast.Object)
 	if !okA || !okB {
-		return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), errObject)
+		return false, 0, e.conflict(x.Location, objectConflict)
 	}
 	fr[x.Target] = slot{t: ast.NewTerm(mergeObjects(oa, ob))}
 	return false, 0, nil

@@ -19,7 +19,21 @@ type Program struct {
 	funcs       []*function
 	byPath      map[string]*function // funcs by data path (CallDynamicStmt)
 	plan        *function            // the query: a function of input and data
-	pool        sync.Pool            // of *eval
+	pool        *sync.Pool           // of *eval
+	lenient     bool                 // a builtin's error is undefined (see Lenient)
+}
+
+// Lenient is p with topdown's default handling of builtin errors: a
+// builtin that fails is undefined, as if it had no value. A Program is
+// otherwise strict (a builtin's error ends the evaluation, as with
+// rego.StrictBuiltinErrors(true)) whatever the options Plan was given:
+// rego does not pass that one to a target. p is not changed.
+func (p *Program) Lenient() *Program {
+	c := *p
+	c.lenient = true
+	c.pool = &sync.Pool{}
+	c.pool.New = c.newEval
+	return &c
 }
 
 // function is a planned function (a rule, a Rego function, or the query
@@ -45,10 +59,18 @@ type call struct {
 	result  ir.Local
 }
 
+// assignOnce is an AssignVarOnceStmt (the planner's assignment of a
+// rule's value) with what its conflict reports, in topdown's words.
+type assignOnce struct {
+	*ir.AssignVarOnceStmt
+	conflict string
+}
+
 // builtin is a topdown builtin the plan calls.
 type builtin struct {
-	name string
-	fn   topdown.BuiltinFunc
+	name     string
+	fn       topdown.BuiltinFunc
+	relation bool // it yields any number of values (walk): the plan scans an array of them
 }
 
 // ErrUnsupported is returned by New for a plan using what the interpreter
@@ -84,27 +106,44 @@ func New(policy *ir.Policy) (*Program, error) {
 	}
 	plan := policy.Plans.Plans[0]
 	p.plan = &function{name: plan.Name, params: []ir.Local{ir.Input, ir.Data}, blocks: plan.Blocks, index: -1}
-	builtins := map[string]*builtin{}
+	r := &resolver{p: p, byName: byName, builtins: map[string]*builtin{}}
 	for _, fn := range append(p.funcs, p.plan) {
-		if err := p.resolve(fn, byName, builtins); err != nil {
+		if err := r.resolve(fn); err != nil {
 			return nil, err
 		}
 	}
+	p.pool = &sync.Pool{}
 	p.pool.New = p.newEval
 	return p, nil
 }
 
-// resolve sizes fn's frame and replaces its CallStmts with calls (a copy of
-// each block that holds one: the ir.Policy is not changed).
-func (p *Program) resolve(fn *function, byName map[string]*function, builtins map[string]*builtin) error {
-	max := ir.Data
+// resolver prepares the functions of a program.
+type resolver struct {
+	p        *Program
+	byName   map[string]*function
+	builtins map[string]*builtin
+	max      ir.Local // the highest local the function names
+	conflict string   // what a conflict in the function reports
+}
+
+// resolve sizes fn's frame and replaces its CallStmts with calls and its
+// AssignVarOnceStmts with assignOnces (a copy of each block that holds
+// one: the ir.Policy is not changed).
+func (r *resolver) resolve(fn *function) error {
+	r.max = ir.Data
 	for _, l := range fn.params {
-		max = maxLocal(max, l)
+		r.max = maxLocal(r.max, l)
 	}
-	max = maxLocal(max, fn.ret)
+	r.max = maxLocal(r.max, fn.ret)
+	// A function's name is its group and its rule's ref: g0.data.test.q.
+	_, ref, _ := strings.Cut(fn.name, ".")
+	r.conflict = "rule " + ref + " produced conflicting values"
+	if len(fn.params) > 2 {
+		r.conflict = "function " + ref + " produced conflicting values for the same inputs"
+	}
 	var err error
-	fn.blocks, err = p.resolveBlocks(fn.blocks, &max, byName, builtins)
-	fn.locals = int(max) + 1
+	fn.blocks, err = r.blocks(fn.blocks)
+	fn.locals = int(r.max) + 1
 	return err
 }
 
@@ -115,10 +154,10 @@ func maxLocal(a, b ir.Local) ir.Local {
 	return a
 }
 
-func (p *Program) resolveBlocks(blocks []*ir.Block, max *ir.Local, byName map[string]*function, builtins map[string]*builtin) ([]*ir.Block, error) {
+func (r *resolver) blocks(blocks []*ir.Block) ([]*ir.Block, error) {
 	out := make([]*ir.Block, len(blocks))
 	for i, b := range blocks {
-		nb, err := p.resolveBlock(b, max, byName, builtins)
+		nb, err := r.block(b)
 		if err != nil {
 			return nil, err
 		}
@@ -127,10 +166,10 @@ func (p *Program) resolveBlocks(blocks []*ir.Block, max *ir.Local, byName map[st
 	return out, nil
 }
 
-func (p *Program) resolveBlock(b *ir.Block, max *ir.Local, byName map[string]*function, builtins map[string]*builtin) (*ir.Block, error) {
+func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 	out := &ir.Block{Stmts: make([]ir.Stmt, len(b.Stmts))}
 	for i, s := range b.Stmts {
-		s, err := p.resolveStmt(s, max, byName, builtins)
+		s, err := r.stmt(s)
 		if err != nil {
 			return nil, err
 		}
@@ -139,10 +178,11 @@ func (p *Program) resolveBlock(b *ir.Block, max *ir.Local, byName map[string]*fu
 	return out, nil
 }
 
-func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*function, builtins map[string]*builtin) (ir.Stmt, error) {
+func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
+	p := r.p
 	local := func(ls ...ir.Local) {
 		for _, l := range ls {
-			*max = maxLocal(*max, l)
+			r.max = maxLocal(r.max, l)
 		}
 	}
 	operand := func(os ...ir.Operand) error {
@@ -169,13 +209,16 @@ func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*funct
 		if err := operand(x.Args...); err != nil {
 			return nil, err
 		}
-		if fn, ok := byName[x.Func]; ok {
+		if fn, ok := r.byName[x.Func]; ok {
 			c.fn = fn
-		} else if b, ok := builtins[x.Func]; ok {
+		} else if b, ok := r.builtins[x.Func]; ok {
 			c.builtin = b
 		} else if f := topdown.GetBuiltin(x.Func); f != nil {
 			c.builtin = &builtin{name: x.Func, fn: f}
-			builtins[x.Func] = c.builtin
+			if decl := ast.BuiltinMap[x.Func]; decl != nil {
+				c.builtin.relation = decl.Relation
+			}
+			r.builtins[x.Func] = c.builtin
 		} else {
 			return nil, fmt.Errorf("%w: function %q", ErrUnsupported, x.Func)
 		}
@@ -185,14 +228,14 @@ func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*funct
 		local(x.Result)
 		err = operand(x.Path...)
 	case *ir.BlockStmt:
-		nb, err := p.resolveBlocks(x.Blocks, max, byName, builtins)
+		nb, err := r.blocks(x.Blocks)
 		if err != nil {
 			return nil, err
 		}
 		return &ir.BlockStmt{Blocks: nb, Location: x.Location}, nil
 	case *ir.ScanStmt:
 		local(x.Source, x.Key, x.Value)
-		nb, err := p.resolveBlock(x.Block, max, byName, builtins)
+		nb, err := r.block(x.Block)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +243,7 @@ func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*funct
 		c.Block = nb
 		return &c, nil
 	case *ir.NotStmt:
-		nb, err := p.resolveBlock(x.Block, max, byName, builtins)
+		nb, err := r.block(x.Block)
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +260,7 @@ func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*funct
 				return nil, fmt.Errorf("vm: string constant %d out of range", i)
 			}
 		}
-		nb, err := p.resolveBlock(x.Block, max, byName, builtins)
+		nb, err := r.block(x.Block)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +283,10 @@ func (p *Program) resolveStmt(s ir.Stmt, max *ir.Local, byName map[string]*funct
 		err = operand(x.Source)
 	case *ir.AssignVarOnceStmt:
 		local(x.Target)
-		err = operand(x.Source)
+		if err := operand(x.Source); err != nil {
+			return nil, err
+		}
+		return &assignOnce{AssignVarOnceStmt: x, conflict: r.conflict}, nil
 	case *ir.ResetLocalStmt:
 		local(x.Target)
 	case *ir.MakeNullStmt:
