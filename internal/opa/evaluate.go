@@ -114,13 +114,13 @@ type dataDoc struct {
 
 func (d dataDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if s, ok := key.Value.(ast.String); ok && string(s) == permatrix.StoreRoot {
-		return nil, storeDoc{snap: d.snap, node: store.DocRoot()}, nil
+		return nil, &storeDoc{snap: d.snap}, nil
 	}
 	return d.bundle.Get(key), nil, nil
 }
 
 func (d dataDoc) Value() (*ast.Term, error) {
-	doc, err := storeDoc{snap: d.snap, node: store.DocRoot()}.Value()
+	doc, err := (&storeDoc{snap: d.snap}).Value()
 	if err != nil {
 		return nil, err
 	}
@@ -129,13 +129,17 @@ func (d dataDoc) Value() (*ast.Term, error) {
 	return ast.NewTerm(all), nil
 }
 
-// storeDoc is data.store at one place of its layout, for the vm.
+// storeDoc is data.store at one place of its layout, for the vm: a step
+// below its parent, so a lookup of six keys allocates six small nodes and
+// builds one key, at the leaf.
 type storeDoc struct {
-	snap store.Snapshot
-	node store.DocNode
+	snap   store.Snapshot
+	parent *storeDoc
+	seg    string
+	node   store.DocNode
 }
 
-func (d storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	s, ok := key.Value.(ast.String)
 	if !ok {
 		return nil, nil, nil
@@ -144,29 +148,41 @@ func (d storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 		return ast.UIntNumberTerm(d.snap.Revision()), nil, nil
 	}
 	node, ok := d.node.Child(string(s))
-	switch {
-	case !ok:
+	if !ok {
 		return nil, nil, nil
-	case !node.Leaf():
-		return nil, storeDoc{snap: d.snap, node: node}, nil
 	}
-	raw, err := d.snap.Get(node.Key())
+	c := &storeDoc{snap: d.snap, parent: d, seg: string(s), node: node}
+	if !node.Leaf() {
+		return nil, c, nil
+	}
+	raw, err := d.snap.Get(c.key())
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
 	v, err := parseLeaf(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data.store%q: %w", store.DocPath(node.Key()), err)
+		return nil, nil, fmt.Errorf("data.store%q: %w", c.path(), err)
 	}
 	return ast.NewTerm(v), nil, nil
 }
 
-func (d storeDoc) Value() (*ast.Term, error) {
+// path is d's segments below data.store.
+func (d *storeDoc) path() []string {
+	segs := make([]string, d.node.Depth())
+	for n := d; n.parent != nil; n = n.parent {
+		segs[n.node.Depth()-1] = n.seg
+	}
+	return segs
+}
+
+func (d *storeDoc) key() []byte { return store.DocNodeKey(d.path()...) }
+
+func (d *storeDoc) Value() (*ast.Term, error) {
 	var v ast.Value
 	var err error
 	if d.node.Root() {
 		v, err = storeDocument(d.snap)
-	} else if obj, serr := subtree(d.snap, append(d.node.Key(), 0)); obj != nil {
+	} else if obj, serr := subtree(d.snap, append(d.key(), 0)); obj != nil {
 		v, err = obj, serr
 	} else {
 		err = serr

@@ -154,16 +154,14 @@ func DocKey(path []string) (key []byte, leaf bool, rest []string, ok bool) {
 }
 
 // DocNode is a place in data.store's layout reached one segment at a time,
-// as a policy's lookup goes (data.store.grants[p][sys]...): it carries its
-// key, so each step costs one append, not a DocKey of the whole path.
+// as a policy's lookup goes (data.store.grants[p][sys]...): it knows how deep
+// it is and where the leaves of its index are, so each step is checked
+// without a DocKey of the whole path. The caller keeps the segments
+// (DocNodeKey builds the key).
 type DocNode struct {
-	key   []byte // Key("d", segments...)
-	depth int    // segments below "d"
-	leaf  int    // the index's leaf depth (leafDepth); 0 at the root
+	depth int // segments below "d"
+	leaf  int // the index's leaf depth (leafDepth); 0 at the root
 }
-
-// DocRoot is data.store itself.
-func DocRoot() DocNode { return DocNode{key: []byte(nsDoc)} }
 
 // Child is the place below n at seg; ok is false where the layout has none
 // (an unknown index, a segment holding the separator, below a leaf).
@@ -177,10 +175,6 @@ func (n DocNode) Child(seg string) (c DocNode, ok bool) {
 			return DocNode{}, false
 		}
 	}
-	c.key = make([]byte, len(n.key)+1+len(seg))
-	copy(c.key, n.key)
-	c.key[len(n.key)] = sep
-	copy(c.key[len(n.key)+1:], seg)
 	return c, true
 }
 
@@ -190,9 +184,12 @@ func (n DocNode) Root() bool { return n.depth == 0 }
 // Leaf reports whether n is a leaf: one key, holding a JSON value.
 func (n DocNode) Leaf() bool { return n.leaf > 0 && n.depth == n.leaf }
 
-// Key is n's key: a leaf's, or, followed by the separator, the prefix of
-// every key below n.
-func (n DocNode) Key() []byte { return n.key }
+// Depth is how many segments below data.store n is.
+func (n DocNode) Depth() int { return n.depth }
+
+// DocNodeKey is the key of the place reached by segs (a leaf's key, or,
+// followed by the separator, the prefix of every key below it).
+func DocNodeKey(segs ...string) []byte { return Key(append([]string{nsDoc}, segs...)...) }
 
 // DocIndexes are the data.store indexes, in key order.
 var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles, ixScopes}

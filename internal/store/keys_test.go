@@ -12,7 +12,8 @@ func TestDocNodeIsDocKey(t *testing.T) {
 		{"memberships", "u", "g", "beyond"},
 	} {
 		key, leaf, rest, ok := DocKey(path)
-		n, walked := DocRoot(), true
+		var n DocNode
+		walked := true
 		for _, seg := range path {
 			if n, walked = n.Child(seg); !walked {
 				break
@@ -29,8 +30,8 @@ func TestDocNodeIsDocKey(t *testing.T) {
 			t.Errorf("%q: walked %v, DocKey ok %v", path, walked, ok)
 			continue
 		}
-		if ok && (n.Leaf() != leaf || string(n.Key()) != string(key)) {
-			t.Errorf("%q: node (%q, leaf %v), DocKey (%q, leaf %v)", path, n.Key(), n.Leaf(), key, leaf)
+		if ok && (n.Leaf() != leaf || string(DocNodeKey(path...)) != string(key) || n.Depth() != len(path)) {
+			t.Errorf("%q: node (%q, leaf %v), DocKey (%q, leaf %v)", path, DocNodeKey(path...), n.Leaf(), key, leaf)
 		}
 	}
 }
