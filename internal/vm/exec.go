@@ -430,6 +430,10 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		}
 	case *ir.WithStmt:
 		return e.with(fr, x)
+	case *saveData:
+		fr[x.Target] = fr[ir.Data]
+	case *restoreData:
+		return e.within(fr, x.WithStmt, fr[x.Value.Value.(ir.Local)])
 	case *ir.CallDynamicStmt:
 		return e.callDynamic(fr, x)
 	case *ir.NopStmt:
@@ -484,12 +488,21 @@ var errMissing = errors.New("vm: missing data")
 // child is d[key], read from data: the key's other storage form is tried
 // when the key finds nothing.
 func child(d Document, key *ast.Term) (slot, error) {
-	t, cd, err := d.Child(key)
-	if err == nil && t == nil && cd == nil {
+	s, err := lookup(d, key)
+	if err == nil && s.t == nil && s.d == nil {
 		if alt := storageKey(key); alt != nil {
-			t, cd, err = d.Child(alt)
+			s, err = lookup(d, alt)
 		}
 	}
+	return s, err
+}
+
+// lookup is d[key], with this key only.
+func lookup(d Document, key *ast.Term) (slot, error) {
+	if r, ok := d.(*replaced); ok {
+		return r.lookup(key)
+	}
+	t, cd, err := d.Child(key)
 	if t != nil {
 		cd = fromData{}
 	}
@@ -722,16 +735,39 @@ func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
 	if err != nil {
 		return false, 0, err
 	}
-	saved := fr[x.Local]
-	if len(x.Path) == 0 {
-		fr[x.Local] = slot{t: v}
-	} else {
-		cur, err := e.force(fr, x.Local)
+	path := make([]*ast.Term, len(x.Path))
+	for i, s := range x.Path {
+		path[i] = e.p.stringTerms[s]
+	}
+	var s slot
+	switch cur := fr[x.Local]; {
+	case len(path) == 0:
+		s = slot{t: v}
+	case cur.d != nil && (cur.t == nil || cur.d == fromData{}):
+		// Data, read or not: only the path is replaced, the rest stays
+		// data — read on demand, found by its storage keys — as
+		// topdown's with on data overlays its store (reading data whole
+		// here would read all of a lazy store).
+		base := cur.d
+		if cur.t != nil {
+			base = valueDocument{cur.t}
+		}
+		s = slot{d: &replaced{base: base, path: path, value: v}}
+	default:
+		t, err := e.force(fr, x.Local)
 		if err != nil {
 			return false, 0, err
 		}
-		fr[x.Local] = slot{t: upsert(cur, e.p.stringTerms, x.Path, v)}
+		s = slot{t: upsert(t, path, v)}
 	}
+	return e.within(fr, x, s)
+}
+
+// within runs a with's block with its local holding s, and rule values
+// computed inside kept apart.
+func (e *eval) within(fr []slot, x *ir.WithStmt, s slot) (bool, uint32, error) {
+	saved := fr[x.Local]
+	fr[x.Local] = s
 	outer := e.memo
 	e.memo = make([]memo, len(e.p.funcs))
 	stop, index, err := e.stmts(fr, x.Block.Stmts)
@@ -752,7 +788,7 @@ func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
 // upsert is doc with v at path, made of shallow copies of the objects on
 // the path (doc is not changed); what is not an object on the way becomes
 // one.
-func upsert(doc *ast.Term, strs []*ast.Term, path []int, v *ast.Term) *ast.Term {
+func upsert(doc *ast.Term, path []*ast.Term, v *ast.Term) *ast.Term {
 	if len(path) == 0 {
 		return v
 	}
@@ -762,9 +798,59 @@ func upsert(doc *ast.Term, strs []*ast.Term, path []int, v *ast.Term) *ast.Term 
 			o.Foreach(func(k, v *ast.Term) { obj.Insert(k, v) })
 		}
 	}
-	key := strs[path[0]]
-	obj.Insert(key, upsert(obj.Get(key), strs, path[1:], v))
+	obj.Insert(path[0], upsert(obj.Get(path[0]), path[1:], v))
 	return ast.NewTerm(obj)
+}
+
+// replaced is data with the document at path replaced by value (a with
+// statement on data): a lookup off the path reads data as any other does;
+// one along it reaches value, which is not data (its keys are found as a
+// term's are).
+type replaced struct {
+	base  Document
+	path  []*ast.Term // not empty
+	value *ast.Term
+}
+
+// Child serves lookups that do not go through child (none in this
+// package); Value is the document whole, replaced.
+func (r *replaced) Child(key *ast.Term) (*ast.Term, Document, error) {
+	s, err := r.lookup(key)
+	if s.d == (fromData{}) {
+		s.d = nil
+	}
+	return s.t, s.d, err
+}
+
+func (r *replaced) Value() (*ast.Term, error) {
+	doc, err := r.base.Value()
+	if err != nil {
+		return nil, err
+	}
+	return upsert(doc, r.path, r.value), nil
+}
+
+// lookup is r[key] as a local holds it.
+func (r *replaced) lookup(key *ast.Term) (slot, error) {
+	if key.Value.Compare(r.path[0].Value) != 0 {
+		return lookup(r.base, key)
+	}
+	if len(r.path) == 1 {
+		return slot{t: r.value}, nil
+	}
+	below, err := lookup(r.base, key)
+	switch {
+	case err != nil:
+		return slot{}, err
+	case below.t == nil && below.d != nil:
+		return slot{d: &replaced{base: below.d, path: r.path[1:], value: r.value}}, nil
+	case below.t != nil && below.d != nil:
+		// Data in memory: its other keys are still data (topdown finds
+		// data.a[1] of an array data.a with data.a.b replaced).
+		return slot{d: &replaced{base: valueDocument{below.t}, path: r.path[1:], value: r.value}}, nil
+	}
+	// Nothing there, or a value an outer with put there.
+	return slot{t: upsert(below.t, r.path[1:], r.value)}, nil
 }
 
 // merge is ObjectMergeStmt: a and b merged recursively, a's values kept

@@ -196,3 +196,42 @@ func TestConflict(t *testing.T) {
 		t.Fatalf("got %#v", err)
 	}
 }
+
+// readsDocument is data read on demand that records the paths read whole.
+type readsDocument struct {
+	t     *ast.Term
+	path  string
+	reads *[]string
+}
+
+func (d readsDocument) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+	c, _, _ := vm.Value(d.t.Value).Child(key)
+	if c == nil {
+		return nil, nil, nil
+	}
+	return nil, readsDocument{c, d.path + "." + string(key.Value.(ast.String)), d.reads}, nil
+}
+
+func (d readsDocument) Value() (*ast.Term, error) {
+	*d.reads = append(*d.reads, "data"+d.path)
+	return d.t, nil
+}
+
+// A with on a part of data replaces that part and reads no more of data
+// than without it: reading data whole would read all of a store read on
+// demand (every assignment of permatrix's) for each evaluation.
+func TestWithDataReadsOnDemand(t *testing.T) {
+	p := plan(t, "data.test.p = x", "package test\n\nq := [data.a.c, data.a.b]\n\np := x if x := q with data.a.b as 1\n")
+	var reads []string
+	data := readsDocument{ast.MustParseTerm(`{"a": {"b": 0, "c": 2}, "big": {"d": 3}}`), "", &reads}
+	rs, err := p.Results(context.Background(), nil, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || !rs[0].Get(ast.StringTerm("x")).Equal(ast.MustParseTerm("[2, 1]")) {
+		t.Fatalf("got %v, want x = [2, 1]", rs)
+	}
+	if len(reads) != 1 || reads[0] != "data.a.c" {
+		t.Fatalf("read whole: %v, want data.a.c only", reads)
+	}
+}
