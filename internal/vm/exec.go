@@ -139,6 +139,12 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 	if _, err := e.call(p.plan, args[:]); err != nil {
 		return nil, err
 	}
+	// A context done before the end is an error whenever it happened: the
+	// statements see it only every checkEvery steps, and a short
+	// evaluation none.
+	if err := e.cancelled(); err != nil {
+		return nil, err
+	}
 	for _, r := range e.results {
 		if _, ok := r.Value.(ast.Object); !ok {
 			return nil, errors.New("vm: a result is not an object")
@@ -164,6 +170,16 @@ func (e *eval) release() {
 	e.args = e.args[:0]
 	clear(e.cache)
 	e.p.pool.Put(e)
+}
+
+// cancelled is topdown's error for a context that is done (wrapping the
+// context's), or nil.
+func (e *eval) cancelled() error {
+	err := e.ctx.Err()
+	if err == nil {
+		return nil
+	}
+	return (&topdown.Error{Code: topdown.CancelErr, Message: err.Error()}).Wrap(err)
 }
 
 // Cancel and Cancelled make an evaluation the topdown.Cancel its builtins
@@ -230,7 +246,7 @@ func (e *eval) block(fr []slot, b *ir.Block) (bool, uint32, error) {
 func (e *eval) stmts(fr []slot, stmts []ir.Stmt) (bool, uint32, error) {
 	for _, s := range stmts {
 		if e.steps++; e.steps%checkEvery == 0 {
-			if err := e.ctx.Err(); err != nil {
+			if err := e.cancelled(); err != nil {
 				return false, 0, err
 			}
 		}

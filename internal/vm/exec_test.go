@@ -235,3 +235,44 @@ func TestWithDataReadsOnDemand(t *testing.T) {
 		t.Fatalf("read whole: %v, want data.a.c only", reads)
 	}
 }
+
+// cancelling is data whose reading ends the evaluation's context: a
+// deadline that passes while an evaluation runs.
+type cancelling struct {
+	vm.Document
+	cancel context.CancelFunc
+}
+
+func (d cancelling) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+	d.cancel()
+	return d.Document.Child(key)
+}
+
+// An evaluation whose context is done before it ends is an error —
+// topdown's, wrapping the context's — however few statements it runs (the
+// statements look at the context every so many steps only): never a
+// result, so a check cut by its deadline is never an allow.
+func TestCancelledEvaluation(t *testing.T) {
+	p := plan(t, "data.test.allow = x", "package test\n\nallow if data.users[input.user].admin\n")
+	input := ast.MustParseTerm(`{"user": "alice"}`).Value
+	users := vm.Value(ast.MustParseTerm(`{"users": {"alice": {"admin": true}}}`).Value)
+	if rs, err := p.Results(context.Background(), input, users); err != nil || len(rs) != 1 {
+		t.Fatalf("not cancelled: got %v, %v; want allow", rs, err)
+	}
+	before, cancel := context.WithCancel(context.Background())
+	cancel()
+	during, cancel := context.WithCancel(context.Background())
+	for name, c := range map[string]struct {
+		ctx  context.Context
+		data vm.Document
+	}{
+		"before": {before, users},
+		"during": {during, cancelling{users, cancel}},
+	} {
+		rs, err := p.Results(c.ctx, input, c.data)
+		var te *topdown.Error
+		if !errors.As(err, &te) || te.Code != topdown.CancelErr || !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled %s: got %v, %v; want %s wrapping %v", name, rs, err, topdown.CancelErr, context.Canceled)
+		}
+	}
+}
