@@ -36,7 +36,6 @@
 //     comparison, an iteration, a call) reads a subtree whole. A lookup
 //     that finds nothing may be known only then: the statement using it is
 //     undefined, as the lookup would have been. A with on a part of data
-//     replaces that part only (replaced): the rest is still read on
-//     demand and found by its storage keys, as topdown's with overlays
-//     its store.
+//     lays its value over data as topdown's over its store (overlaid):
+//     the rest is still read on demand and found by its storage keys.
 package vm

@@ -515,8 +515,8 @@ func child(d Document, key *ast.Term) (slot, error) {
 
 // lookup is d[key], with this key only.
 func lookup(d Document, key *ast.Term) (slot, error) {
-	if r, ok := d.(*replaced); ok {
-		return r.lookup(key)
+	if o, ok := d.(*overlaid); ok {
+		return o.lookup(key)
 	}
 	t, cd, err := d.Child(key)
 	if t != nil {
@@ -597,6 +597,7 @@ func length(t *ast.Term) (int, bool) {
 var errStopScan = errors.New("stop")
 
 func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
+	o, _ := fr[x.Source].d.(*overlaid)
 	src, err := e.force(fr, x.Source)
 	if err != nil || src == nil {
 		return false, 0, err
@@ -623,6 +624,18 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 			}
 		}
 	case ast.Object:
+		if o != nil {
+			// Topdown iterates data under a with key by key: a with's
+			// target is its value, not merged with data's (overlaid).
+			err = c.Iter(func(k, _ *ast.Term) error {
+				v, err := o.member(k)
+				if err != nil || v == nil {
+					return err
+				}
+				return body(k, v)
+			})
+			break
+		}
 		err = c.Iter(body)
 	case ast.Set:
 		err = c.Iter(func(t *ast.Term) error { return body(t, t) })
@@ -760,15 +773,11 @@ func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
 	case len(path) == 0:
 		s = slot{t: v}
 	case cur.d != nil && (cur.t == nil || cur.d == fromData{}):
-		// Data, read or not: only the path is replaced, the rest stays
-		// data — read on demand, found by its storage keys — as
-		// topdown's with on data overlays its store (reading data whole
-		// here would read all of a lazy store).
-		base := cur.d
-		if cur.t != nil {
-			base = valueDocument{cur.t}
-		}
-		s = slot{d: &replaced{base: base, path: path, value: v}}
+		// Data, read or not: the with lays its value over it, as
+		// topdown's with does over its store — the rest of data is still
+		// read on demand and found by its storage keys (reading data
+		// whole here would read all of a lazy store).
+		s = slot{d: overlay(cur, path, v)}
 	default:
 		t, err := e.force(fr, x.Local)
 		if err != nil {
@@ -818,55 +827,112 @@ func upsert(doc *ast.Term, path []*ast.Term, v *ast.Term) *ast.Term {
 	return ast.NewTerm(obj)
 }
 
-// replaced is data with the document at path replaced by value (a with
-// statement on data): a lookup off the path reads data as any other does;
-// one along it reaches value, which is not data (its keys are found as a
-// term's are).
-type replaced struct {
-	base  Document
-	path  []*ast.Term // not empty
-	value *ast.Term
+// overlaid is data under withs on parts of it, as topdown reads its store
+// under them: over is the withs' values laid into one document (at this
+// place of data), targets are the withs' paths from here. A document at
+// or below a target is over's (not data: its keys are found as a term's
+// are); one above a target is over's and data's merged (topdown's merge:
+// objects key by key, over's value kept where either is not an object);
+// any other is data's.
+type overlaid struct {
+	base    Document
+	over    *ast.Term
+	targets [][]*ast.Term // none empty
 }
 
-// Child serves lookups that do not go through child (none in this
-// package); Value is the document whole, replaced.
-func (r *replaced) Child(key *ast.Term) (*ast.Term, Document, error) {
-	s, err := r.lookup(key)
+// overlay is data (the slot of a data local) with v laid at path.
+func overlay(data slot, path []*ast.Term, v *ast.Term) *overlaid {
+	if o, ok := data.d.(*overlaid); ok && data.t == nil {
+		return &overlaid{base: o.base, over: upsert(o.over, path, v), targets: append(slices.Clip(o.targets), path)}
+	}
+	base := data.d
+	if data.t != nil {
+		base = valueDocument{data.t}
+	}
+	return &overlaid{base: base, over: upsert(nil, path, v), targets: [][]*ast.Term{path}}
+}
+
+// Child serves lookups that do not go through lookup (none in this
+// package).
+func (o *overlaid) Child(key *ast.Term) (*ast.Term, Document, error) {
+	s, err := o.lookup(key)
 	if s.d == (fromData{}) {
 		s.d = nil
 	}
 	return s.t, s.d, err
 }
 
-func (r *replaced) Value() (*ast.Term, error) {
-	doc, err := r.base.Value()
-	if err != nil {
-		return nil, err
+func (o *overlaid) Value() (*ast.Term, error) {
+	data, err := o.base.Value()
+	switch {
+	case err != nil || data == nil:
+		return o.over, err
+	case o.over == nil:
+		return data, nil
 	}
-	return upsert(doc, r.path, r.value), nil
+	return overlayMerge(o.over, data), nil
 }
 
-// lookup is r[key] as a local holds it.
-func (r *replaced) lookup(key *ast.Term) (slot, error) {
-	if key.Value.Compare(r.path[0].Value) != 0 {
-		return lookup(r.base, key)
+// lookup is o[key] as a local holds it.
+func (o *overlaid) lookup(key *ast.Term) (slot, error) {
+	var over *ast.Term // the withs' values at key
+	if o.over != nil {
+		over = dot(o.over, key)
 	}
-	if len(r.path) == 1 {
-		return slot{t: r.value}, nil
+	var below [][]*ast.Term
+	for _, t := range o.targets {
+		if t[0].Value.Compare(key.Value) != 0 {
+			continue
+		}
+		if len(t) == 1 {
+			return slot{t: over}, nil // a with's target
+		}
+		below = append(below, t[1:])
 	}
-	below, err := lookup(r.base, key)
+	data, err := lookup(o.base, key)
+	if err != nil || below == nil {
+		return data, err
+	}
+	// Above a with's target.
+	var base Document = missingData{}
 	switch {
-	case err != nil:
-		return slot{}, err
-	case below.t == nil && below.d != nil:
-		return slot{d: &replaced{base: below.d, path: r.path[1:], value: r.value}}, nil
-	case below.t != nil && below.d != nil:
-		// Data in memory: its other keys are still data (topdown finds
-		// data.a[1] of an array data.a with data.a.b replaced).
-		return slot{d: &replaced{base: valueDocument{below.t}, path: r.path[1:], value: r.value}}, nil
+	case data.t != nil:
+		base = valueDocument{data.t}
+	case data.d != nil:
+		base = data.d
 	}
-	// Nothing there, or a value an outer with put there.
-	return slot{t: upsert(below.t, r.path[1:], r.value)}, nil
+	return slot{d: &overlaid{base: base, over: over, targets: below}}, nil
+}
+
+// member is o[key]'s value, as an iteration over o finds it.
+func (o *overlaid) member(key *ast.Term) (*ast.Term, error) {
+	s, err := o.lookup(key)
+	if err != nil || s.t != nil || s.d == nil {
+		return s.t, err
+	}
+	return s.d.Value()
+}
+
+// overlayMerge is topdown's merge of a with's values (a) and data (b).
+func overlayMerge(a, b *ast.Term) *ast.Term {
+	oa, okA := a.Value.(ast.Object)
+	ob, okB := b.Value.(ast.Object)
+	if !okA || !okB {
+		return a
+	}
+	out := ast.NewObjectWithCapacity(oa.Len() + ob.Len())
+	oa.Foreach(func(k, v *ast.Term) {
+		if bv := ob.Get(k); bv != nil {
+			v = overlayMerge(v, bv)
+		}
+		out.Insert(k, v)
+	})
+	ob.Foreach(func(k, v *ast.Term) {
+		if oa.Get(k) == nil {
+			out.Insert(k, v)
+		}
+	})
+	return ast.NewTerm(out)
 }
 
 // merge is ObjectMergeStmt: a and b merged recursively, a's values kept
