@@ -202,9 +202,22 @@ func readStore(snap store.Snapshot, path []string) (ast.Value, error) {
 		}
 		return walk(v, rest), nil
 	}
+	return subtreeAt(snap, key, len(path) == 1)
+}
+
+// subtreeAt is the object below key (a subtree's key, not a leaf's), nil
+// if there is none — but an index (index: data.store.grants, ...), which
+// is an empty object then: data.store whole holds each of them, and so
+// does the export the stock opa reads.
+func subtreeAt(snap store.Snapshot, key []byte, index bool) (ast.Value, error) {
 	obj, err := subtree(snap, append(key, 0))
-	if err != nil || obj == nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case obj == nil && index:
+		return ast.NewObject(), nil
+	case obj == nil:
+		return nil, nil
 	}
 	return obj, nil
 }

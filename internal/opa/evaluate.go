@@ -182,10 +182,8 @@ func (d *storeDoc) Value() (*ast.Term, error) {
 	var err error
 	if d.node.Root() {
 		v, err = storeDocument(d.snap)
-	} else if obj, serr := subtree(d.snap, append(d.key(), 0)); obj != nil {
-		v, err = obj, serr
 	} else {
-		err = serr
+		v, err = subtreeAt(d.snap, d.key(), d.node.Depth() == 1)
 	}
 	if err != nil || v == nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package opa_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -20,7 +21,8 @@ import (
 // states they would refuse too), every decision of a few thousand random
 // checks — valid ones over every system, action and scope type, and
 // broken ones — and every verdict of random writes are identical, errors
-// included.
+// included, and what the vm reads of the store guards everything
+// topdown's evaluation read (guards).
 func TestVMAgreesWithTopdown(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, uint64(len(t.Name()))))
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "vm.db"), bolt.Options{})
@@ -80,13 +82,17 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 	allowed := 0
 	for i := range checks {
 		check := c.check(i)
-		dv, errV := vmPolicy.Decide(ctx, snap, check)
-		dt, errT := tdPolicy.Decide(ctx, snap, check)
+		readV, readT := store.Track(snap), store.Track(snap)
+		dv, errV := vmPolicy.Decide(ctx, readV, check)
+		dt, errT := tdPolicy.Decide(ctx, readT, check)
 		if (errV == nil) != (errT == nil) {
 			t.Fatalf("check %+v: vm error %v, topdown error %v", check, errV, errT)
 		}
 		if !reflect.DeepEqual(dv, dt) {
 			t.Fatalf("check %+v:\n vm      %+v\n topdown %+v", check, dv, dt)
+		}
+		if errV == nil {
+			guards(t, fmt.Sprintf("check %+v", check), readV, readT)
 		}
 		if dv != nil && dv.Allow {
 			allowed++
@@ -101,10 +107,14 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 	refused := 0
 	for range writes {
 		w := c.write()
-		vv, fv, errV := vmPolicy.Verdict(ctx, snap, w)
-		vt, ft, errT := tdPolicy.Verdict(ctx, snap, w)
+		readV, readT := store.Track(snap), store.Track(snap)
+		vv, fv, errV := vmPolicy.Verdict(ctx, readV, w)
+		vt, ft, errT := tdPolicy.Verdict(ctx, readT, w)
 		if (errV == nil) != (errT == nil) || !reflect.DeepEqual(vv, vt) || !reflect.DeepEqual(fv, ft) {
 			t.Fatalf("write %v:\n vm      %v %v %v\n topdown %v %v %v", w, vv, fv, errV, vt, ft, errT)
+		}
+		if errV == nil {
+			guards(t, fmt.Sprintf("write %v", w), readV, readT)
 		}
 		if len(vv)+len(fv) > 0 {
 			refused++
@@ -113,6 +123,24 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 	t.Logf("%d of %d writes refused", refused, writes)
 	if refused < writes/20 || refused > writes-writes/20 {
 		t.Fatalf("%d of %d writes refused: the corpus is lopsided", refused, writes)
+	}
+}
+
+// guards fails unless every unit topdown read (readT) is guarded by the
+// vm's reads (readV): the same unit, or a unit it lies within (a read of a
+// whole subtree). A verdict's reads are its write's guards and a
+// decision's the decision cache's: one the vm misses would let a
+// concurrent write that changes the answer commit, or a stale decision
+// answer.
+func guards(t *testing.T, what string, readV, readT *store.Tracked) {
+	t.Helper()
+	vm := readV.Units()
+	for _, u := range readT.Units() {
+		if !slices.ContainsFunc(vm, func(v []byte) bool {
+			return bytes.Equal(u, v) || bytes.HasPrefix(u, append(slices.Clip(v), 0))
+		}) {
+			t.Fatalf("%s: the vm read nothing guarding unit %q, which topdown read\n vm      %q\n topdown %q", what, u, vm, readT.Units())
+		}
 	}
 }
 

@@ -35,5 +35,7 @@
 //     resolved key by key, and only a use other than another lookup (a
 //     comparison, an iteration, a call) reads a subtree whole. A lookup
 //     that finds nothing may be known only then: the statement using it is
-//     undefined, as the lookup would have been.
+//     undefined, as the lookup would have been. A with on a part of data
+//     lays its value over data as topdown's over its store (overlaid):
+//     the rest is still read on demand and found by its storage keys.
 package vm

@@ -139,6 +139,12 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 	if _, err := e.call(p.plan, args[:]); err != nil {
 		return nil, err
 	}
+	// A context done before the end is an error whenever it happened: the
+	// statements see it only every checkEvery steps, and a short
+	// evaluation none.
+	if err := e.cancelled(); err != nil {
+		return nil, err
+	}
 	for _, r := range e.results {
 		if _, ok := r.Value.(ast.Object); !ok {
 			return nil, errors.New("vm: a result is not an object")
@@ -164,6 +170,16 @@ func (e *eval) release() {
 	e.args = e.args[:0]
 	clear(e.cache)
 	e.p.pool.Put(e)
+}
+
+// cancelled is topdown's error for a context that is done (wrapping the
+// context's), or nil.
+func (e *eval) cancelled() error {
+	err := e.ctx.Err()
+	if err == nil {
+		return nil
+	}
+	return (&topdown.Error{Code: topdown.CancelErr, Message: err.Error()}).Wrap(err)
 }
 
 // Cancel and Cancelled make an evaluation the topdown.Cancel its builtins
@@ -230,7 +246,7 @@ func (e *eval) block(fr []slot, b *ir.Block) (bool, uint32, error) {
 func (e *eval) stmts(fr []slot, stmts []ir.Stmt) (bool, uint32, error) {
 	for _, s := range stmts {
 		if e.steps++; e.steps%checkEvery == 0 {
-			if err := e.ctx.Err(); err != nil {
+			if err := e.cancelled(); err != nil {
 				return false, 0, err
 			}
 		}
@@ -430,6 +446,10 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		}
 	case *ir.WithStmt:
 		return e.with(fr, x)
+	case *saveData:
+		fr[x.Target] = fr[ir.Data]
+	case *restoreData:
+		return e.within(fr, x.WithStmt, fr[x.Value.Value.(ir.Local)])
 	case *ir.CallDynamicStmt:
 		return e.callDynamic(fr, x)
 	case *ir.NopStmt:
@@ -484,12 +504,21 @@ var errMissing = errors.New("vm: missing data")
 // child is d[key], read from data: the key's other storage form is tried
 // when the key finds nothing.
 func child(d Document, key *ast.Term) (slot, error) {
-	t, cd, err := d.Child(key)
-	if err == nil && t == nil && cd == nil {
+	s, err := lookup(d, key)
+	if err == nil && s.t == nil && s.d == nil {
 		if alt := storageKey(key); alt != nil {
-			t, cd, err = d.Child(alt)
+			s, err = lookup(d, alt)
 		}
 	}
+	return s, err
+}
+
+// lookup is d[key], with this key only.
+func lookup(d Document, key *ast.Term) (slot, error) {
+	if o, ok := d.(*overlaid); ok {
+		return o.lookup(key)
+	}
+	t, cd, err := d.Child(key)
 	if t != nil {
 		cd = fromData{}
 	}
@@ -568,6 +597,7 @@ func length(t *ast.Term) (int, bool) {
 var errStopScan = errors.New("stop")
 
 func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
+	o, _ := fr[x.Source].d.(*overlaid)
 	src, err := e.force(fr, x.Source)
 	if err != nil || src == nil {
 		return false, 0, err
@@ -594,6 +624,18 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 			}
 		}
 	case ast.Object:
+		if o != nil {
+			// Topdown iterates data under a with key by key: a with's
+			// target is its value, not merged with data's (overlaid).
+			err = c.Iter(func(k, _ *ast.Term) error {
+				v, err := o.member(k)
+				if err != nil || v == nil {
+					return err
+				}
+				return body(k, v)
+			})
+			break
+		}
 		err = c.Iter(body)
 	case ast.Set:
 		err = c.Iter(func(t *ast.Term) error { return body(t, t) })
@@ -722,16 +764,35 @@ func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
 	if err != nil {
 		return false, 0, err
 	}
-	saved := fr[x.Local]
-	if len(x.Path) == 0 {
-		fr[x.Local] = slot{t: v}
-	} else {
-		cur, err := e.force(fr, x.Local)
+	path := make([]*ast.Term, len(x.Path))
+	for i, s := range x.Path {
+		path[i] = e.p.stringTerms[s]
+	}
+	var s slot
+	switch cur := fr[x.Local]; {
+	case len(path) == 0:
+		s = slot{t: v}
+	case cur.d != nil && (cur.t == nil || cur.d == fromData{}):
+		// Data, read or not: the with lays its value over it, as
+		// topdown's with does over its store — the rest of data is still
+		// read on demand and found by its storage keys (reading data
+		// whole here would read all of a lazy store).
+		s = slot{d: overlay(cur, path, v)}
+	default:
+		t, err := e.force(fr, x.Local)
 		if err != nil {
 			return false, 0, err
 		}
-		fr[x.Local] = slot{t: upsert(cur, e.p.stringTerms, x.Path, v)}
+		s = slot{t: upsert(t, path, v)}
 	}
+	return e.within(fr, x, s)
+}
+
+// within runs a with's block with its local holding s, and rule values
+// computed inside kept apart.
+func (e *eval) within(fr []slot, x *ir.WithStmt, s slot) (bool, uint32, error) {
+	saved := fr[x.Local]
+	fr[x.Local] = s
 	outer := e.memo
 	e.memo = make([]memo, len(e.p.funcs))
 	stop, index, err := e.stmts(fr, x.Block.Stmts)
@@ -752,7 +813,7 @@ func (e *eval) with(fr []slot, x *ir.WithStmt) (bool, uint32, error) {
 // upsert is doc with v at path, made of shallow copies of the objects on
 // the path (doc is not changed); what is not an object on the way becomes
 // one.
-func upsert(doc *ast.Term, strs []*ast.Term, path []int, v *ast.Term) *ast.Term {
+func upsert(doc *ast.Term, path []*ast.Term, v *ast.Term) *ast.Term {
 	if len(path) == 0 {
 		return v
 	}
@@ -762,9 +823,116 @@ func upsert(doc *ast.Term, strs []*ast.Term, path []int, v *ast.Term) *ast.Term 
 			o.Foreach(func(k, v *ast.Term) { obj.Insert(k, v) })
 		}
 	}
-	key := strs[path[0]]
-	obj.Insert(key, upsert(obj.Get(key), strs, path[1:], v))
+	obj.Insert(path[0], upsert(obj.Get(path[0]), path[1:], v))
 	return ast.NewTerm(obj)
+}
+
+// overlaid is data under withs on parts of it, as topdown reads its store
+// under them: over is the withs' values laid into one document (at this
+// place of data), targets are the withs' paths from here. A document at
+// or below a target is over's (not data: its keys are found as a term's
+// are); one above a target is over's and data's merged (topdown's merge:
+// objects key by key, over's value kept where either is not an object);
+// any other is data's.
+type overlaid struct {
+	base    Document
+	over    *ast.Term
+	targets [][]*ast.Term // none empty
+}
+
+// overlay is data (the slot of a data local) with v laid at path.
+func overlay(data slot, path []*ast.Term, v *ast.Term) *overlaid {
+	if o, ok := data.d.(*overlaid); ok && data.t == nil {
+		return &overlaid{base: o.base, over: upsert(o.over, path, v), targets: append(slices.Clip(o.targets), path)}
+	}
+	base := data.d
+	if data.t != nil {
+		base = valueDocument{data.t}
+	}
+	return &overlaid{base: base, over: upsert(nil, path, v), targets: [][]*ast.Term{path}}
+}
+
+// Child serves lookups that do not go through lookup (none in this
+// package).
+func (o *overlaid) Child(key *ast.Term) (*ast.Term, Document, error) {
+	s, err := o.lookup(key)
+	if s.d == (fromData{}) {
+		s.d = nil
+	}
+	return s.t, s.d, err
+}
+
+func (o *overlaid) Value() (*ast.Term, error) {
+	data, err := o.base.Value()
+	switch {
+	case err != nil || data == nil:
+		return o.over, err
+	case o.over == nil:
+		return data, nil
+	}
+	return overlayMerge(o.over, data), nil
+}
+
+// lookup is o[key] as a local holds it.
+func (o *overlaid) lookup(key *ast.Term) (slot, error) {
+	var over *ast.Term // the withs' values at key
+	if o.over != nil {
+		over = dot(o.over, key)
+	}
+	var below [][]*ast.Term
+	for _, t := range o.targets {
+		if t[0].Value.Compare(key.Value) != 0 {
+			continue
+		}
+		if len(t) == 1 {
+			return slot{t: over}, nil // a with's target
+		}
+		below = append(below, t[1:])
+	}
+	data, err := lookup(o.base, key)
+	if err != nil || below == nil {
+		return data, err
+	}
+	// Above a with's target.
+	var base Document = missingData{}
+	switch {
+	case data.t != nil:
+		base = valueDocument{data.t}
+	case data.d != nil:
+		base = data.d
+	}
+	return slot{d: &overlaid{base: base, over: over, targets: below}}, nil
+}
+
+// member is o[key]'s value, as an iteration over o finds it.
+func (o *overlaid) member(key *ast.Term) (*ast.Term, error) {
+	s, err := o.lookup(key)
+	if err != nil || s.t != nil || s.d == nil {
+		return s.t, err
+	}
+	return s.d.Value()
+}
+
+// overlayMerge is topdown's merge of a with's values (a) and data (b).
+func overlayMerge(a, b *ast.Term) *ast.Term {
+	oa, okA := a.Value.(ast.Object)
+	ob, okB := b.Value.(ast.Object)
+	if !okA || !okB {
+		return a
+	}
+	out := ast.NewObjectWithCapacity(oa.Len() + ob.Len())
+	oa.Foreach(func(k, v *ast.Term) {
+		if bv := ob.Get(k); bv != nil {
+			v = overlayMerge(v, bv)
+		}
+		out.Insert(k, v)
+	})
+	ob.Foreach(func(k, v *ast.Term) {
+		if oa.Get(k) == nil {
+			out.Insert(k, v)
+		}
+	})
+	return ast.NewTerm(out)
 }
 
 // merge is ObjectMergeStmt: a and b merged recursively, a's values kept

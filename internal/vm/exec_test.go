@@ -196,3 +196,83 @@ func TestConflict(t *testing.T) {
 		t.Fatalf("got %#v", err)
 	}
 }
+
+// readsDocument is data read on demand that records the paths read whole.
+type readsDocument struct {
+	t     *ast.Term
+	path  string
+	reads *[]string
+}
+
+func (d readsDocument) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+	c, _, _ := vm.Value(d.t.Value).Child(key)
+	if c == nil {
+		return nil, nil, nil
+	}
+	return nil, readsDocument{c, d.path + "." + string(key.Value.(ast.String)), d.reads}, nil
+}
+
+func (d readsDocument) Value() (*ast.Term, error) {
+	*d.reads = append(*d.reads, "data"+d.path)
+	return d.t, nil
+}
+
+// A with on a part of data replaces that part and reads no more of data
+// than without it: reading data whole would read all of a store read on
+// demand (every assignment of permatrix's) for each evaluation.
+func TestWithDataReadsOnDemand(t *testing.T) {
+	p := plan(t, "data.test.p = x", "package test\n\nq := [data.a.c, data.a.b]\n\np := x if x := q with data.a.b as 1\n")
+	var reads []string
+	data := readsDocument{ast.MustParseTerm(`{"a": {"b": 0, "c": 2}, "big": {"d": 3}}`), "", &reads}
+	rs, err := p.Results(context.Background(), nil, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || !rs[0].Get(ast.StringTerm("x")).Equal(ast.MustParseTerm("[2, 1]")) {
+		t.Fatalf("got %v, want x = [2, 1]", rs)
+	}
+	if len(reads) != 1 || reads[0] != "data.a.c" {
+		t.Fatalf("read whole: %v, want data.a.c only", reads)
+	}
+}
+
+// cancelling is data whose reading ends the evaluation's context: a
+// deadline that passes while an evaluation runs.
+type cancelling struct {
+	vm.Document
+	cancel context.CancelFunc
+}
+
+func (d cancelling) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
+	d.cancel()
+	return d.Document.Child(key)
+}
+
+// An evaluation whose context is done before it ends is an error —
+// topdown's, wrapping the context's — however few statements it runs (the
+// statements look at the context every so many steps only): never a
+// result, so a check cut by its deadline is never an allow.
+func TestCancelledEvaluation(t *testing.T) {
+	p := plan(t, "data.test.allow = x", "package test\n\nallow if data.users[input.user].admin\n")
+	input := ast.MustParseTerm(`{"user": "alice"}`).Value
+	users := vm.Value(ast.MustParseTerm(`{"users": {"alice": {"admin": true}}}`).Value)
+	if rs, err := p.Results(context.Background(), input, users); err != nil || len(rs) != 1 {
+		t.Fatalf("not cancelled: got %v, %v; want allow", rs, err)
+	}
+	before, cancel := context.WithCancel(context.Background())
+	cancel()
+	during, cancel := context.WithCancel(context.Background())
+	for name, c := range map[string]struct {
+		ctx  context.Context
+		data vm.Document
+	}{
+		"before": {before, users},
+		"during": {during, cancelling{users, cancel}},
+	} {
+		rs, err := p.Results(c.ctx, input, c.data)
+		var te *topdown.Error
+		if !errors.As(err, &te) || te.Code != topdown.CancelErr || !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled %s: got %v, %v; want %s wrapping %v", name, rs, err, topdown.CancelErr, context.Canceled)
+		}
+	}
+}

@@ -66,6 +66,16 @@ type assignOnce struct {
 	conflict string
 }
 
+// saveData is the planner's copy of data before a with replaces part of
+// it, and restoreData the with that puts the copy back for the rest of
+// the expression's body (planWith): the slot is copied as it is, data
+// unread and found by its storage keys — not read whole, as a use of the
+// copy's value would.
+type (
+	saveData    struct{ *ir.AssignVarStmt }
+	restoreData struct{ *ir.WithStmt }
+)
+
 // builtin is a topdown builtin the plan calls.
 type builtin struct {
 	name     string
@@ -124,6 +134,9 @@ type resolver struct {
 	builtins map[string]*builtin
 	max      ir.Local // the highest local the function names
 	conflict string   // what a conflict in the function reports
+	// withs are the locals a with without a path puts into data in the
+	// function, saves those of them that are copies of data (saveData).
+	withs, saves map[ir.Local]bool
 }
 
 // resolve sizes fn's frame and replaces its CallStmts with calls and its
@@ -137,6 +150,10 @@ func (r *resolver) resolve(fn *function) error {
 	r.max = maxLocal(r.max, fn.ret)
 	// A function's name is its group and its rule's ref: g0.data.test.q.
 	_, ref, _ := strings.Cut(fn.name, ".")
+	r.withs, r.saves = map[ir.Local]bool{}, map[ir.Local]bool{}
+	for _, b := range fn.blocks {
+		_ = ir.Walk(withsOf(r.withs), b)
+	}
 	r.conflict = "rule " + ref + " produced conflicting values"
 	if len(fn.params) > 2 {
 		r.conflict = "function " + ref + " produced conflicting values for the same inputs"
@@ -145,6 +162,20 @@ func (r *resolver) resolve(fn *function) error {
 	fn.blocks, err = r.blocks(fn.blocks)
 	fn.locals = int(r.max) + 1
 	return err
+}
+
+// withsOf records the locals withs without a path put into data.
+type withsOf map[ir.Local]bool
+
+func (s withsOf) Before(any) {}
+func (s withsOf) After(any)  {}
+func (s withsOf) Visit(x any) (ir.Visitor, error) {
+	if w, ok := x.(*ir.WithStmt); ok && w.Local == ir.Data && len(w.Path) == 0 {
+		if l, ok := w.Value.Value.(ir.Local); ok {
+			s[l] = true
+		}
+	}
+	return s, nil
 }
 
 func maxLocal(a, b ir.Local) ir.Local {
@@ -266,6 +297,9 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		}
 		c := *x
 		c.Block = nb
+		if l, ok := x.Value.Value.(ir.Local); ok && x.Local == ir.Data && len(x.Path) == 0 && r.saves[l] {
+			return &restoreData{&c}, nil
+		}
 		return &c, nil
 	case *ir.BreakStmt, *ir.NopStmt:
 	case *ir.ReturnLocalStmt:
@@ -280,7 +314,13 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		local(x.Target)
 	case *ir.AssignVarStmt:
 		local(x.Target)
-		err = operand(x.Source)
+		if err := operand(x.Source); err != nil {
+			return nil, err
+		}
+		if l, ok := x.Source.Value.(ir.Local); ok && l == ir.Data && r.withs[x.Target] {
+			r.saves[x.Target] = true
+			return &saveData{x}, nil
+		}
 	case *ir.AssignVarOnceStmt:
 		local(x.Target)
 		if err := operand(x.Source); err != nil {

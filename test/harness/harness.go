@@ -84,6 +84,8 @@ type Options struct {
 	Console bool
 	// RequestTimeout is the server's request timeout (0: its default).
 	RequestTimeout time.Duration
+	// Evaluator evaluates decisions and verdicts ("": serve's default).
+	Evaluator opa.Evaluator
 }
 
 // Start runs a server until the test ends.
@@ -105,7 +107,11 @@ func Start(t testing.TB, o Options) *Server {
 		t.Cleanup(func() { _ = w.Close(context.Background()) })
 		o.DecisionLog = w
 	}
-	engine := opa.NewEngine(db)
+	var engineOpts []opa.Option
+	if o.Evaluator != "" {
+		engineOpts = append(engineOpts, opa.WithEvaluator(o.Evaluator))
+	}
+	engine := opa.NewEngine(db, engineOpts...)
 	var dlog pdp.DecisionLogger
 	if o.DecisionLog != nil {
 		o.DecisionLog.Attach(engine)
