@@ -311,3 +311,50 @@ func TestEvaluatorOption(t *testing.T) {
 		t.Error("an unknown evaluator was accepted")
 	}
 }
+
+// TestVerdictReadsOneProject: an actor's project assignment in UiPath Task
+// Mining Cloud reads that project's record, not every project (its guard
+// would otherwise be the whole projects index: any project written anywhere
+// would conflict with it), with either evaluator.
+func TestVerdictReadsOneProject(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "projects.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	const sys = "uipath-task-mining-cloud"
+	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+		for _, id := range []string{"p1", "p2", "p3"} {
+			if err := tx.PutProject(permatrix.Project{System: sys, ID: id, CreatedBy: "boss", Kind: "unassisted"}); err != nil {
+				return err
+			}
+		}
+		return tx.CreateAssignment(&permatrix.Assignment{Subject: "user:boss", System: sys, Role: "project_admin", Scope: permatrix.Scope{Type: "project", ID: "p1"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An actor without the right: the refusal names the rule, which reads
+	// the project's kind.
+	w := map[string]any{"op": "assign", "actor": "nobody", "assignment": permatrix.Assignment{
+		Subject: "user:u1", System: sys, Role: "business_analyst", Scope: permatrix.Scope{Type: "project", ID: "p1"}}.Value()}
+	for _, ev := range evaluators {
+		p := compile(t, db, opa.WithEvaluator(ev))
+		snap, err := db.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracked := store.Track(snap)
+		_, forbidden, err := p.Verdict(ctx, tracked, w)
+		if err != nil || len(forbidden) == 0 {
+			t.Fatalf("%s: forbidden %v, %v: the write must be refused", ev, forbidden, err)
+		}
+		for _, u := range tracked.Units() {
+			if path := store.DocPath(u); len(path) > 0 && path[0] == "projects" && len(path) < 3 {
+				t.Errorf("%s: the verdict read data.store%q (every project) — its guard would conflict with any project write", ev, path)
+			}
+		}
+		snap.Close()
+	}
+}

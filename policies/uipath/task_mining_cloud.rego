@@ -273,7 +273,12 @@ scope_text(s) := sprintf("project %q", [s.id]) if s.type == "project"
 
 else := sprintf("scope %q", [s.type])
 
-assigned_kind := object.get(data.store.projects, [system_id, input.assignment.scope.id, "kind"], "")
+# assigned_kind is the kind of the project an assignment is on ("" when the
+# project is not registered or has no kind): that one project's record is
+# read, so a write's guard is that project, not every project of the store.
+default assigned_kind := ""
+
+assigned_kind := data.store.projects[system_id][input.assignment.scope.id].kind
 
 # delegation_rule is the rule the write breaks, with its citation.
 delegation_rule := delegation_service if {
