@@ -59,13 +59,20 @@ func FuzzCheck(f *testing.F) {
 
 // newService is a Service over a new bbolt file with the embedded bundle.
 func newService(t testing.TB) *pdp.Service {
+	_, svc := newBoltService(t)
+	return svc
+}
+
+// newBoltService is a service over a new bbolt file, the default bundle
+// active, its engine compiling with opts.
+func newBoltService(t testing.TB, opts ...opa.Option) (*bolt.DB, *pdp.Service) {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	svc := pdp.New(db, opa.NewEngine(db, opts...), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	b, err := opa.ReadDefault()
 	if err != nil {
 		t.Fatal(err)
@@ -73,5 +80,5 @@ func newService(t testing.TB) *pdp.Service {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	return svc
+	return db, svc
 }

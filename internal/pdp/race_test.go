@@ -3,16 +3,11 @@ package pdp_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
-	"github.com/permatrix/permatrix/internal/pdp"
 )
 
 // Two actors each make, at the same moment, a write the rules allow alone
@@ -31,19 +26,7 @@ func TestDelegationRaces(t *testing.T) {
 	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
 		t.Run(string(ev), func(t *testing.T) {
 			ctx := context.Background()
-			db, err := bolt.Open(filepath.Join(t.TempDir(), "p.db"), bolt.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			b, err := opa.ReadDefault()
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc := pdp.New(db, opa.NewEngine(db, opa.WithEvaluator(ev)), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-			if _, err := svc.Activate(ctx, b); err != nil {
-				t.Fatal(err)
-			}
+			_, svc := newBoltService(t, opa.WithEvaluator(ev))
 			// race runs the two writes at once and fails unless exactly
 			// one is made and the other refused (403).
 			race := func(what string, writes [2]func() error) {

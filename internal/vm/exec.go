@@ -390,26 +390,11 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		t, err := e.force(fr, x.Source)
 		return t != nil, 0, err
 	case *ir.IsArrayStmt:
-		t, err := e.operand(fr, x.Source)
-		if err != nil || t == nil {
-			return undefined, 0, err
-		}
-		_, ok := t.Value.(*ast.Array)
-		return !ok, 0, nil
+		return e.is(fr, x.Source, func(v ast.Value) bool { _, ok := v.(*ast.Array); return ok })
 	case *ir.IsObjectStmt:
-		t, err := e.operand(fr, x.Source)
-		if err != nil || t == nil {
-			return undefined, 0, err
-		}
-		_, ok := t.Value.(ast.Object)
-		return !ok, 0, nil
+		return e.is(fr, x.Source, func(v ast.Value) bool { _, ok := v.(ast.Object); return ok })
 	case *ir.IsSetStmt:
-		t, err := e.operand(fr, x.Source)
-		if err != nil || t == nil {
-			return undefined, 0, err
-		}
-		_, ok := t.Value.(ast.Set)
-		return !ok, 0, nil
+		return e.is(fr, x.Source, func(v ast.Value) bool { _, ok := v.(ast.Set); return ok })
 	case *ir.LenStmt:
 		t, err := e.operand(fr, x.Source)
 		if err != nil {
@@ -457,6 +442,16 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		return false, 0, fmt.Errorf("%w: statement %T", ErrUnsupported, s)
 	}
 	return false, 0, nil
+}
+
+// is is a type test: undefined unless the operand is defined and of the
+// kind.
+func (e *eval) is(fr []slot, o ir.Operand, kind func(ast.Value) bool) (bool, uint32, error) {
+	t, err := e.operand(fr, o)
+	if err != nil || t == nil {
+		return undefined, 0, err
+	}
+	return !kind(t.Value), 0, nil
 }
 
 // operand is an operand's term (reading data it names), nil when undefined.
