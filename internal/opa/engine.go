@@ -185,16 +185,16 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), Generation: generations.Add(1),
 		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries,
 		evaluator: o.evaluator}
-	if p.decision, err = p.prepareBoth(ctx, ast.MustParseRef(DecisionQuery)); err != nil {
+	if p.decision, err = p.prepare(ctx, ast.MustParseRef(DecisionQuery)); err != nil {
 		return nil, err
 	}
-	if p.verdict, err = p.prepareBoth(ctx, ast.MustParseRef(VerdictQuery)); err != nil {
+	if p.verdict, err = p.prepare(ctx, ast.MustParseRef(VerdictQuery)); err != nil {
 		return nil, err
 	}
 	p.systems = make(map[string]query, len(catalog))
 	for id, sys := range catalog {
 		ref := ast.Ref{ast.DefaultRootDocument, ast.StringTerm("permatrix"), ast.StringTerm("systems"), ast.StringTerm(sys.Package), ast.StringTerm("decision")}
-		if p.systems[id], err = p.prepareBoth(ctx, ref); err != nil {
+		if p.systems[id], err = p.prepare(ctx, ref); err != nil {
 			return nil, fmt.Errorf("system %s: %w", id, err)
 		}
 	}

@@ -43,33 +43,35 @@ type options struct{ evaluator Evaluator }
 // WithEvaluator has the policy's decisions and verdicts evaluated by ev.
 func WithEvaluator(ev Evaluator) Option { return func(o *options) { o.evaluator = ev } }
 
-// query is one of the queries the server asks, prepared for topdown and,
-// when its plan allows, for the vm. Both stay: explanations, traces and
-// the evaluator flag need topdown; the Data API always uses it.
+// query is one of the queries the server asks, prepared for the vm or,
+// when the evaluator is topdown or the query's plan uses what the vm does
+// not run, for topdown. (Explanations, traces and the Data API prepare
+// their own topdown queries.)
 type query struct {
-	topdown rego.PreparedEvalQuery
-	program *vm.Program // nil: the plan uses what the vm does not run
+	program *vm.Program            // nil: topdown evaluates
+	topdown rego.PreparedEvalQuery // set when program is nil
 }
 
-// prepareBoth prepares the query ref for both evaluators.
-func (p *Policy) prepareBoth(ctx context.Context, ref ast.Ref) (query, error) {
+// prepare prepares the query ref for the policy's evaluator.
+func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 	body := ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))
 	var q query
+	if p.evaluator != Topdown {
+		var err error
+		q.program, err = vm.Plan(ctx, body,
+			rego.Compiler(p.compiler),
+			rego.Store(p.data),
+			rego.Transaction(p.data.Begin(store.Empty(0))),
+			rego.StrictBuiltinErrors(true))
+		switch {
+		case err == nil:
+			return q, nil
+		case !errors.Is(err, vm.ErrUnsupported):
+			return query{}, err
+		}
+	}
 	var err error
-	if q.topdown, err = p.prepareQuery(ctx, rego.ParsedQuery(body), true); err != nil {
-		return query{}, err
-	}
-	if p.evaluator == Topdown {
-		return q, nil
-	}
-	q.program, err = vm.Plan(ctx, body,
-		rego.Compiler(p.compiler),
-		rego.Store(p.data),
-		rego.Transaction(p.data.Begin(store.Empty(0))),
-		rego.StrictBuiltinErrors(true))
-	if errors.Is(err, vm.ErrUnsupported) {
-		return q, nil
-	}
+	q.topdown, err = p.prepareQuery(ctx, rego.ParsedQuery(body), true)
 	return q, err
 }
 
@@ -77,7 +79,7 @@ func (p *Policy) prepareBoth(ctx context.Context, ref ast.Ref) (query, error) {
 // json.Number), and whether it is defined. A query with more than one
 // result is an error.
 func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
-	if q.program != nil && p.evaluator != Topdown {
+	if q.program != nil {
 		ts, err := q.program.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap})
 		if err != nil {
 			return nil, false, err
@@ -194,7 +196,7 @@ func (d *storeDoc) Value() (*ast.Term, error) {
 // Evaluator is what evaluates the policy's decisions and verdicts: VM
 // when every one of those queries was planned for the vm, else Topdown.
 func (p *Policy) Evaluator() Evaluator {
-	if p.evaluator == Topdown || p.decision.program == nil || p.verdict.program == nil {
+	if p.decision.program == nil || p.verdict.program == nil {
 		return Topdown
 	}
 	for _, q := range p.systems {

@@ -51,7 +51,7 @@ func TestProfileDecision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := compileDefault(t, mem)
+	p := compileDefault(t, mem, WithEvaluator(Topdown))
 	snap, _ := mem.View()
 	defer snap.Close()
 	c := permatrix.Check{Subject: "u7", System: sys, Action: action, Resource: &permatrix.Scope{Type: "project", ID: "p7"}}
@@ -75,7 +75,7 @@ func TestProfileVerdict(t *testing.T) {
 	}
 	ctx := context.Background()
 	mem := store.NewMemory()
-	p := compileDefault(t, mem)
+	p := compileDefault(t, mem, WithEvaluator(Topdown))
 	snap, _ := mem.View()
 	defer snap.Close()
 	prof := profiler.New()

@@ -12,13 +12,13 @@ import (
 	"github.com/permatrix/permatrix/internal/store"
 )
 
-func compileDefault(t testing.TB, backend store.Backend) *Policy {
+func compileDefault(t testing.TB, backend store.Backend, opts ...Option) *Policy {
 	t.Helper()
 	b, err := ReadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Compile(context.Background(), b, backend)
+	p, err := Compile(context.Background(), b, backend, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
