@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -118,7 +119,7 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 	e.ctx = ctx
 	e.bctx = topdown.BuiltinContext{
 		Context: ctx,
-		Time:    ast.NewTerm(ast.Number(fmt.Sprint(time.Now().UnixNano()))),
+		Time:    ast.NewTerm(ast.Number(strconv.FormatInt(time.Now().UnixNano(), 10))),
 		// Builtins keep per-evaluation state here (rand.intn's draws,
 		// net.lookup_ip_addr's answers): a nil map panics on their first
 		// call. Seed is what topdown draws from without one.
@@ -412,7 +413,7 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 	case *ir.AssignIntStmt:
 		fr[x.Target] = slot{t: ast.InternedTerm(int(x.Value))}
 	case *ir.MakeNumberRefStmt:
-		fr[x.Target] = slot{t: ast.NewTerm(ast.Number(e.p.strings[x.Index].(ast.String)))}
+		fr[x.Target] = slot{t: ast.NewTerm(ast.Number(e.p.stringTerms[x.Index].Value.(ast.String)))}
 	case *ir.MakeArrayStmt:
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewArrayWithCapacity(int(x.Capacity)))}
 	case *ir.MakeObjectStmt:
@@ -865,7 +866,7 @@ func (o *overlaid) Value() (*ast.Term, error) {
 	case o.over == nil:
 		return data, nil
 	}
-	return overlayMerge(o.over, data), nil
+	return merged(o.over, data), nil
 }
 
 // lookup is o[key] as a local holds it.
@@ -908,8 +909,10 @@ func (o *overlaid) member(key *ast.Term) (*ast.Term, error) {
 	return s.d.Value()
 }
 
-// overlayMerge is topdown's merge of a with's values (a) and data (b).
-func overlayMerge(a, b *ast.Term) *ast.Term {
+// merged is a and b merged recursively, a's value kept where the two are
+// not both objects: topdown's merge of a with's values (a) and data (b),
+// and ObjectMergeStmt's.
+func merged(a, b *ast.Term) *ast.Term {
 	oa, okA := a.Value.(ast.Object)
 	ob, okB := b.Value.(ast.Object)
 	if !okA || !okB {
@@ -918,7 +921,7 @@ func overlayMerge(a, b *ast.Term) *ast.Term {
 	out := ast.NewObjectWithCapacity(oa.Len() + ob.Len())
 	oa.Foreach(func(k, v *ast.Term) {
 		if bv := ob.Get(k); bv != nil {
-			v = overlayMerge(v, bv)
+			v = merged(v, bv)
 		}
 		out.Insert(k, v)
 	})
@@ -949,31 +952,13 @@ func (e *eval) merge(fr []slot, x *ir.ObjectMergeStmt) (bool, uint32, error) {
 		fr[x.Target] = slot{t: a}
 		return false, 0, nil
 	}
-	oa, okA := a.Value.(ast.Object)
-	ob, okB := b.Value.(ast.Object)
+	_, okA := a.Value.(ast.Object)
+	_, okB := b.Value.(ast.Object)
 	if !okA || !okB {
 		return false, 0, e.conflict(x.Location, objectConflict)
 	}
-	fr[x.Target] = slot{t: ast.NewTerm(mergeObjects(oa, ob))}
+	fr[x.Target] = slot{t: merged(a, b)}
 	return false, 0, nil
-}
-
-func mergeObjects(a, b ast.Object) ast.Object {
-	out := ast.NewObject()
-	a.Foreach(func(k, v *ast.Term) { out.Insert(k, v) })
-	b.Foreach(func(k, bv *ast.Term) {
-		av := out.Get(k)
-		if av == nil {
-			out.Insert(k, bv)
-			return
-		}
-		oa, okA := av.Value.(ast.Object)
-		ob, okB := bv.Value.(ast.Object)
-		if okA && okB {
-			out.Insert(k, ast.NewTerm(mergeObjects(oa, ob)))
-		}
-	})
-	return out
 }
 
 // location is where a statement comes from, for errors.

@@ -13,8 +13,7 @@ import (
 
 // Program is a planned query, ready to evaluate. It is immutable.
 type Program struct {
-	strings     []ast.Value // the plan's string constants, as AST strings
-	stringTerms []*ast.Term // the same as terms
+	stringTerms []*ast.Term // the plan's string constants
 	files       []string
 	funcs       []*function
 	byPath      map[string]*function // funcs by data path (CallDynamicStmt)
@@ -95,7 +94,6 @@ func New(policy *ir.Policy) (*Program, error) {
 	p := &Program{byPath: map[string]*function{}}
 	if s := policy.Static; s != nil {
 		for _, c := range s.Strings {
-			p.strings = append(p.strings, ast.String(c.Value))
 			p.stringTerms = append(p.stringTerms, ast.StringTerm(c.Value))
 		}
 		for _, c := range s.Files {
@@ -209,6 +207,14 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 	return out, nil
 }
 
+// constant checks a string constant's index.
+func (r *resolver) constant(i int) error {
+	if i < 0 || i >= len(r.p.stringTerms) {
+		return fmt.Errorf("vm: string constant %d out of range", i)
+	}
+	return nil
+}
+
 func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 	p := r.p
 	local := func(ls ...ir.Local) {
@@ -222,8 +228,8 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 			case ir.Local:
 				local(v)
 			case ir.StringIndex:
-				if int(v) < 0 || int(v) >= len(p.strings) {
-					return fmt.Errorf("vm: string constant %d out of range", v)
+				if err := r.constant(int(v)); err != nil {
+					return err
 				}
 			case ir.Bool:
 			default:
@@ -266,29 +272,21 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		return &ir.BlockStmt{Blocks: nb, Location: x.Location}, nil
 	case *ir.ScanStmt:
 		local(x.Source, x.Key, x.Value)
-		nb, err := r.block(x.Block)
-		if err != nil {
-			return nil, err
-		}
 		c := *x
-		c.Block = nb
-		return &c, nil
+		c.Block, err = r.block(x.Block)
+		return &c, err
 	case *ir.NotStmt:
-		nb, err := r.block(x.Block)
-		if err != nil {
-			return nil, err
-		}
 		c := *x
-		c.Block = nb
-		return &c, nil
+		c.Block, err = r.block(x.Block)
+		return &c, err
 	case *ir.WithStmt:
 		local(x.Local)
 		if err := operand(x.Value); err != nil {
 			return nil, err
 		}
 		for _, i := range x.Path {
-			if i < 0 || i >= len(p.strings) {
-				return nil, fmt.Errorf("vm: string constant %d out of range", i)
+			if err := r.constant(i); err != nil {
+				return nil, err
 			}
 		}
 		nb, err := r.block(x.Block)
@@ -335,9 +333,7 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		local(x.Target)
 	case *ir.MakeNumberRefStmt:
 		local(x.Target)
-		if x.Index < 0 || x.Index >= len(p.strings) {
-			return nil, fmt.Errorf("vm: string constant %d out of range", x.Index)
-		}
+		err = r.constant(x.Index)
 	case *ir.MakeArrayStmt:
 		local(x.Target)
 	case *ir.MakeObjectStmt:
