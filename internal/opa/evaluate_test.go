@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
@@ -54,7 +55,7 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 			}
 			if cat[sys].CustomRoles.Enabled {
 				for _, name := range []string{"custom-a", "custom-b"} {
-					r := permatrix.Role{System: sys, Name: name, Permissions: c.some(keys(cat[sys].Permissions))}
+					r := permatrix.Role{System: sys, Name: name, Permissions: c.some(slices.Sorted(maps.Keys(cat[sys].Permissions)))}
 					if err := tx.PutRole(r); err != nil {
 						return err
 					}
@@ -170,15 +171,6 @@ func (c *corpus) some(list []string) []string {
 	return out
 }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func (c *corpus) scope(types []string) permatrix.Scope {
 	t := c.pick(types)
 	if t == "" || t == "service" {
@@ -204,10 +196,10 @@ func (c *corpus) assignment() permatrix.Assignment {
 		a.Role = c.pick([]string{"custom-a", "custom-b"})
 		a.Scope = c.scope(sys.CustomRoles.Scopes)
 	case len(sys.Permissions) > 0 && (len(sys.Roles) == 0 || c.rng.IntN(3) == 0):
-		a.Permission = c.pick(keys(sys.Permissions))
+		a.Permission = c.pick(slices.Sorted(maps.Keys(sys.Permissions)))
 		a.Scope = c.scope(sys.Permissions[a.Permission].Scopes)
 	default:
-		a.Role = c.pick(keys(sys.Roles))
+		a.Role = c.pick(slices.Sorted(maps.Keys(sys.Roles)))
 		a.Scope = c.scope(sys.Roles[a.Role].Scopes)
 	}
 	return a
@@ -217,7 +209,7 @@ func (c *corpus) assignment() permatrix.Assignment {
 // of the ways a client breaks them.
 func (c *corpus) check(i int) permatrix.Check {
 	sys := c.cat[c.pick(c.systems)]
-	action := c.pick(keys(sys.Actions))
+	action := c.pick(slices.Sorted(maps.Keys(sys.Actions)))
 	ch := permatrix.Check{Subject: c.pick(c.users), System: sys.ID, Action: action}
 	if s := c.scope(sys.ScopeTypes); s.Type != "service" || c.rng.IntN(2) == 0 {
 		ch.Resource = &s
@@ -227,7 +219,7 @@ func (c *corpus) check(i int) permatrix.Check {
 	}
 	if len(sys.ContextKeys) > 0 && c.rng.IntN(2) == 0 {
 		ch.Context = map[string]any{}
-		for _, k := range c.some(keys(sys.ContextKeys)) {
+		for _, k := range c.some(slices.Sorted(maps.Keys(sys.ContextKeys))) {
 			ch.Context[k] = []any{true, false, "yes", 1, nil}[c.rng.IntN(5)]
 		}
 	}
@@ -257,7 +249,7 @@ func (c *corpus) write() map[string]any {
 		w = map[string]any{"op": c.pick([]string{"assign", "assign", "unassign"}), "assignment": c.assignment().Value()}
 	case 2:
 		w = map[string]any{"op": "define_role", "role": map[string]any{"system": sys.ID, "name": c.pick([]string{"custom-a", "custom-c", ""}),
-			"permissions": anys(c.some(append(keys(sys.Permissions), "no-such-permission")))}}
+			"permissions": anys(c.some(append(slices.Sorted(maps.Keys(sys.Permissions)), "no-such-permission")))}}
 	case 3:
 		w = map[string]any{"op": "delete_role", "role": map[string]any{"system": sys.ID, "name": c.pick([]string{"custom-a", "custom-c"})}}
 	case 4:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -145,15 +146,6 @@ func (h *hostile) pick(list []string) string { return list[h.rng.IntN(len(list))
 
 func (h *hostile) users() []string { return hostileUsers }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func (h *hostile) scope(types []string) map[string]any {
 	t := h.pick(types)
 	if t == "service" {
@@ -175,11 +167,11 @@ func (h *hostile) assignment() map[string]any {
 		a["role"] = h.pick([]string{"custom-a", "custom-b", "0"})
 		a["scope"] = h.scope(sys.CustomRoles.Scopes)
 	case len(sys.Permissions) > 0 && (len(sys.Roles) == 0 || h.rng.IntN(3) == 0):
-		p := h.pick(sortedKeys(sys.Permissions))
+		p := h.pick(slices.Sorted(maps.Keys(sys.Permissions)))
 		a["permission"] = p
 		a["scope"] = h.scope(sys.Permissions[p].Scopes)
 	default:
-		r := h.pick(sortedKeys(sys.Roles))
+		r := h.pick(slices.Sorted(maps.Keys(sys.Roles)))
 		a["role"] = r
 		a["scope"] = h.scope(sys.Roles[r].Scopes)
 	}
@@ -223,7 +215,7 @@ func (h *hostile) write() (string, string, any, []string) {
 		return http.MethodDelete, member, withActor(map[string]any{}), headers
 	case n == 7:
 		perms := []string{}
-		for _, p := range append(sortedKeys(sys.Permissions), "no-such-permission") {
+		for _, p := range append(slices.Sorted(maps.Keys(sys.Permissions)), "no-such-permission") {
 			if h.rng.IntN(3) == 0 {
 				perms = append(perms, p)
 			}
@@ -280,14 +272,14 @@ func (h *hostile) contextValue(depth int) any {
 // time, sometimes one the server refuses.
 func (h *hostile) check() map[string]any {
 	sys := h.cat[h.pick(h.systems)]
-	c := map[string]any{"subject": h.pick(hostileUsers), "system": sys.ID, "action": h.pick(sortedKeys(sys.Actions))}
+	c := map[string]any{"subject": h.pick(hostileUsers), "system": sys.ID, "action": h.pick(slices.Sorted(maps.Keys(sys.Actions)))}
 	if h.rng.IntN(3) > 0 {
 		c["resource"] = h.scope(sys.ScopeTypes)
 	}
 	if h.rng.IntN(2) == 0 {
 		ctx := map[string]any{}
 		for range h.rng.IntN(4) {
-			ctx[h.pick(append(sortedKeys(sys.ContextKeys), "role", "space", "extra"))] = h.contextValue(0)
+			ctx[h.pick(append(slices.Sorted(maps.Keys(sys.ContextKeys)), "role", "space", "extra"))] = h.contextValue(0)
 		}
 		c["context"] = ctx
 	}
@@ -312,7 +304,7 @@ func (h *hostile) check() map[string]any {
 // forward is a forward-auth request's headers.
 func (h *hostile) forward() []string {
 	sys := h.cat[h.pick(h.systems)]
-	headers := []string{"X-Forwarded-User", h.pick(hostileUsers), "X-Permatrix-System", sys.ID, "X-Permatrix-Action", h.pick(sortedKeys(sys.Actions))}
+	headers := []string{"X-Forwarded-User", h.pick(hostileUsers), "X-Permatrix-System", sys.ID, "X-Permatrix-Action", h.pick(slices.Sorted(maps.Keys(sys.Actions)))}
 	if s := h.scope(sys.ScopeTypes); s["type"] != "service" || h.rng.IntN(2) == 0 {
 		headers = append(headers, "X-Permatrix-Resource-Type", s["type"].(string))
 		if id, ok := s["id"].(string); ok {
