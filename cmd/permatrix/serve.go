@@ -188,6 +188,10 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	if err != nil {
 		return err
 	}
+	evaluator, err := opa.ParseEvaluator(o.evaluator)
+	if err != nil {
+		return err
+	}
 	if gc, limit := tuneMemory(); gc > 0 || limit > 0 {
 		var set []any
 		if gc > 0 {
@@ -218,10 +222,6 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		}
 	}()
 
-	evaluator, err := opa.ParseEvaluator(o.evaluator)
-	if err != nil {
-		return err
-	}
 	engine := opa.NewEngine(db, opa.WithEvaluator(evaluator))
 	plugins, err := startPlugins(ctx, o, file, engine, log)
 	if err != nil {

@@ -171,6 +171,17 @@ func TestBadFlagsFromEnv(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "missing") {
 		t.Fatalf("missing bundle: %v\n%s", err, out)
 	}
+	// An unknown evaluator stops serve before it opens the store.
+	db := filepath.Join(t.TempDir(), "z.db")
+	cmd = command(t, "serve", "--evaluator", "wasm")
+	cmd.Env = append(os.Environ(), "PERMATRIX_DB="+db)
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unknown evaluator "wasm"`) {
+		t.Fatalf("unknown evaluator: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("serve created the store before refusing its flags")
+	}
 }
 
 // --default-decision (here PERMATRIX_DEFAULT_DECISION) is what POST /

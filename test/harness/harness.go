@@ -107,11 +107,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Cleanup(func() { _ = w.Close(context.Background()) })
 		o.DecisionLog = w
 	}
-	var engineOpts []opa.Option
-	if o.Evaluator != "" {
-		engineOpts = append(engineOpts, opa.WithEvaluator(o.Evaluator))
-	}
-	engine := opa.NewEngine(db, engineOpts...)
+	engine := opa.NewEngine(db, opa.WithEvaluator(o.Evaluator))
 	var dlog pdp.DecisionLogger
 	if o.DecisionLog != nil {
 		o.DecisionLog.Attach(engine)
