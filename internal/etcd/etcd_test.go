@@ -54,10 +54,15 @@ func TestMain(m *testing.M) {
 
 var prefixes atomic.Int64
 
+// newPrefix is a key prefix no other test, run or process uses.
+func newPrefix(name string) string {
+	return fmt.Sprintf("%s%d-%d", name, time.Now().UnixNano(), prefixes.Add(1))
+}
+
 // open connects a new store under a fresh prefix with a fresh replica.
 func open(t *testing.T) *etcd.Store {
 	t.Helper()
-	return openAt(t, fmt.Sprintf("t%d-%d", time.Now().UnixNano(), prefixes.Add(1)), filepath.Join(t.TempDir(), "replica.db"))
+	return openAt(t, newPrefix("t"), filepath.Join(t.TempDir(), "replica.db"))
 }
 
 func openAt(t *testing.T, prefix, replica string) *etcd.Store {

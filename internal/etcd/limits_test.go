@@ -51,7 +51,7 @@ func openWith(t *testing.T, c *harness.EtcdCluster, o etcd.Options) (*etcd.Store
 	if c == nil {
 		c = defaultCluster(t)
 	}
-	prefix := fmt.Sprintf("lim%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("lim")
 	o.URL, o.Replica = c.StoreURL(prefix), filepath.Join(t.TempDir(), "replica.db")
 	s, err := etcd.Open(context.Background(), o)
 	if err != nil {

@@ -28,7 +28,7 @@ import (
 // zero).
 func pair(t *testing.T, o etcd.Options) (*etcd.Store, *etcd.Store) {
 	t.Helper()
-	prefix := fmt.Sprintf("race%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("race")
 	return sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), o), sidecar(t, prefix, filepath.Join(t.TempDir(), "b.db"), o)
 }
 
@@ -647,7 +647,7 @@ func settleGoroutines(t *testing.T, n int) {
 // commit queue full neither hangs a writer nor leaks a goroutine, and no
 // acknowledged write is lost (another sidecar reads them all).
 func TestCloseWithCommitsQueued(t *testing.T) {
-	prefix := fmt.Sprintf("close%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("close")
 	other := sidecar(t, prefix, filepath.Join(t.TempDir(), "other.db"), etcd.Options{})
 	before := runtime.NumGoroutine()
 	o := raised
@@ -689,7 +689,7 @@ func TestCloseWithCommitsQueued(t *testing.T) {
 // milliseconds, while the queue is full: none hangs, no goroutine is left
 // behind, every acknowledged write is there and none is made twice.
 func TestCancelWhileQueued(t *testing.T) {
-	prefix := fmt.Sprintf("cancel%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("cancel")
 	s := sidecar(t, prefix, filepath.Join(t.TempDir(), "s.db"), etcd.Options{})
 	before := runtime.NumGoroutine()
 	h := hammer{name: "c"}
@@ -837,7 +837,7 @@ func TestKeyWrittenTwiceInOneCommit(t *testing.T) {
 // revision R is a member in etcd at R.
 func TestNothingToDoRevision(t *testing.T) {
 	ctx := context.Background()
-	prefix := fmt.Sprintf("noop%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("noop")
 	a := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), etcd.Options{})
 	b := sidecar(t, prefix, filepath.Join(t.TempDir(), "b.db"), etcd.Options{})
 	m := permatrix.Membership{Group: "g", User: "u"}

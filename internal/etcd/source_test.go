@@ -74,13 +74,7 @@ func storeURL(prefix string, endpoints ...string) string {
 // in another order, or with one of them left out, a sidecar answers at once
 // from its replica at the revision it had, then follows the cluster.
 func TestReplicaKeptAcrossEndpointLists(t *testing.T) {
-	prefix := fmt.Sprintf("eps%d-%d", time.Now().UnixNano(), prefixes.Add(1))
-	path := filepath.Join(t.TempDir(), "replica.db")
-	first := openAt(t, prefix, path)
-	rev := write(t, first, "alice")
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
+	prefix, path, rev := closedReplica(t, "eps")
 	if src := recordedSource(t, path); !strings.HasPrefix(src, "etcd cluster ") {
 		t.Fatalf("the replica records %q, want its cluster", src)
 	}
@@ -105,7 +99,7 @@ func TestReplicaKeptAcrossEndpointLists(t *testing.T) {
 // the new cluster.
 func TestReplicaOfAnotherClusterRebuilt(t *testing.T) {
 	other := defaultCluster(t)
-	prefix := fmt.Sprintf("moved%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("moved")
 	path := filepath.Join(t.TempDir(), "replica.db")
 	first := openAt(t, prefix, path)
 	write(t, first, "alice")
@@ -158,7 +152,7 @@ func TestReplicaOfAnotherClusterRebuilt(t *testing.T) {
 // kept (and learns its cluster); with another list it is refused as
 // before — it may be another cluster's.
 func TestReplicaOfEarlierReleaseKept(t *testing.T) {
-	prefix := fmt.Sprintf("old%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("old")
 	eps := strings.Split(cluster.Endpoints(), ",")
 	var withScheme []string
 	for _, e := range eps {
@@ -200,13 +194,7 @@ func TestReplicaOfEarlierReleaseKept(t *testing.T) {
 // would watch from a revision in the cluster's future and miss what is
 // written before it: it is rebuilt instead.
 func TestReplicaAheadOfClusterRebuilt(t *testing.T) {
-	prefix := fmt.Sprintf("ahead%d-%d", time.Now().UnixNano(), prefixes.Add(1))
-	path := filepath.Join(t.TempDir(), "replica.db")
-	first := openAt(t, prefix, path)
-	rev := write(t, first, "alice")
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
+	prefix, path, rev := closedReplica(t, "ahead")
 	// What the restored cluster lost: the revisions up to one far ahead.
 	offline(t, path, func(db *bolt.DB) error { return db.Apply(rev+100_000, nil, nil) })
 	s := openURL(t, storeURL(prefix, strings.Split(cluster.Endpoints(), ",")...), path)
@@ -272,13 +260,7 @@ func heldProxy(t *testing.T, target string) (addr string, release func()) {
 // a write that sets s/granted only while s/admin exists must find it
 // absent.
 func TestNoCommitOnUncheckedReplica(t *testing.T) {
-	prefix := fmt.Sprintf("unchecked%d-%d", time.Now().UnixNano(), prefixes.Add(1))
-	path := filepath.Join(t.TempDir(), "replica.db")
-	first := openAt(t, prefix, path)
-	rev := write(t, first, "alice")
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
+	prefix, path, rev := closedReplica(t, "unchecked")
 	// The keys of s/admin, as a store writes them.
 	scratch, err := bolt.Open(filepath.Join(t.TempDir(), "scratch.db"), bolt.Options{})
 	if err != nil {
@@ -378,4 +360,17 @@ func TestBatchOfAnotherEpochRefused(t *testing.T) {
 	if got, at := subjects(t, s); !got["user:carol"] || got["user:bob"] || at < rev {
 		t.Fatalf("after the refused batch: %v at %d", got, at)
 	}
+}
+
+// closedReplica is a sidecar's replica of a new prefix (named name…) where
+// alice was granted at rev, the sidecar stopped.
+func closedReplica(t *testing.T, name string) (prefix, path string, rev uint64) {
+	t.Helper()
+	prefix, path = newPrefix(name), filepath.Join(t.TempDir(), "replica.db")
+	first := openAt(t, prefix, path)
+	rev = write(t, first, "alice")
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return prefix, path, rev
 }

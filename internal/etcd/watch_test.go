@@ -65,7 +65,7 @@ func TestCommitWithoutDataEvents(t *testing.T) {
 // to 0.
 func TestIDCounterRevisionReachesEverySidecar(t *testing.T) {
 	ctx := context.Background()
-	prefix := fmt.Sprintf("idrev%d-%d", time.Now().UnixNano(), prefixes.Add(1))
+	prefix := newPrefix("idrev")
 	o := etcd.Options{MaxStaleness: 300 * time.Millisecond} // a heartbeat every 100 ms: the lag is seen soon
 	a := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), o)
 	write(t, a, "u1")
@@ -107,7 +107,7 @@ func awaitNoLag(t *testing.T, s *etcd.Store, rev uint64) {
 // comes back to 0 without a write or a consistency token here.
 func TestLagOnSharedCluster(t *testing.T) {
 	o := etcd.Options{MaxStaleness: 300 * time.Millisecond} // a heartbeat every 100 ms
-	ours := sidecar(t, fmt.Sprintf("lag%d-%d", time.Now().UnixNano(), prefixes.Add(1)), filepath.Join(t.TempDir(), "ours.db"), o)
+	ours := sidecar(t, newPrefix("lag"), filepath.Join(t.TempDir(), "ours.db"), o)
 	write(t, ours, "alice")
 	theirs := open(t)
 	var last uint64
