@@ -189,7 +189,18 @@ func (n DocNode) Depth() int { return n.depth }
 
 // DocNodeKey is the key of the place reached by segs (a leaf's key, or,
 // followed by the separator, the prefix of every key below it).
-func DocNodeKey(segs ...string) []byte { return Key(append([]string{nsDoc}, segs...)...) }
+func DocNodeKey(segs ...string) []byte {
+	n := len(nsDoc)
+	for _, s := range segs {
+		n += 1 + len(s)
+	}
+	k := make([]byte, 0, n)
+	k = append(k, nsDoc...)
+	for _, s := range segs {
+		k = append(append(k, sep), s...)
+	}
+	return k
+}
 
 // DocIndexes are the data.store indexes, in key order.
 var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles, ixScopes}

@@ -59,6 +59,25 @@ type eval struct {
 	stack   []slot      // frames are cut from it, last in first out
 	args    []*ast.Term // builtin arguments, last in first out
 	cache   builtins.Cache
+	// scans are the scans under way, innermost last; scanned and
+	// scannedSet run the innermost one's block for a key and value (made
+	// once per eval: a closure per scan was a tenth of a decision's
+	// allocations).
+	scans      []scanning
+	scanned    func(k, v *ast.Term) error
+	scannedSet func(t *ast.Term) error
+	// out is a builtin's value, yielded by yield (made once per eval).
+	out   *ast.Term
+	yield func(t *ast.Term) error
+}
+
+// scanning is a scan under way: its frame and statement, and how its
+// block last stopped.
+type scanning struct {
+	fr    []slot
+	x     *ir.ScanStmt
+	stop  bool
+	index uint32
 }
 
 // ErrConflict is what every conflict an evaluation ends with wraps: a rule
@@ -156,7 +175,11 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 }
 
 func (p *Program) newEval() any {
-	return &eval{p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256), args: make([]*ast.Term, 0, 32), cache: builtins.Cache{}}
+	e := &eval{p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256), args: make([]*ast.Term, 0, 32), cache: builtins.Cache{}}
+	e.scanned = e.scanStep
+	e.scannedSet = func(t *ast.Term) error { return e.scanStep(t, t) }
+	e.yield = func(t *ast.Term) error { e.out = t; return nil }
+	return e
 }
 
 // release returns e to its program's pool, holding nothing of this
@@ -170,6 +193,8 @@ func (e *eval) release() {
 	e.stack = e.stack[:0]
 	e.args = e.args[:0]
 	clear(e.cache)
+	clear(e.scans)
+	e.scans, e.out = e.scans[:0], nil
 	e.p.pool.Put(e)
 }
 
@@ -598,24 +623,11 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 	if err != nil || src == nil {
 		return false, 0, err
 	}
-	var stop bool
-	var index uint32
-	body := func(k, v *ast.Term) error {
-		fr[x.Key], fr[x.Value] = slot{t: k}, slot{t: v}
-		var err error
-		stop, index, err = e.block(fr, x.Block)
-		if err != nil {
-			return err
-		}
-		if stop {
-			return errStopScan
-		}
-		return nil
-	}
+	e.scans = append(e.scans, scanning{fr: fr, x: x})
 	switch c := src.Value.(type) {
 	case *ast.Array:
 		for i := range c.Len() {
-			if err = body(ast.InternedTerm(i), c.Elem(i)); err != nil {
+			if err = e.scanStep(ast.InternedTerm(i), c.Elem(i)); err != nil {
 				break
 			}
 		}
@@ -628,14 +640,18 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 				if err != nil || v == nil {
 					return err
 				}
-				return body(k, v)
+				return e.scanStep(k, v)
 			})
 			break
 		}
-		err = c.Iter(body)
+		err = c.Iter(e.scanned)
 	case ast.Set:
-		err = c.Iter(func(t *ast.Term) error { return body(t, t) })
+		err = c.Iter(e.scannedSet)
 	}
+	last := len(e.scans) - 1
+	stop, index := e.scans[last].stop, e.scans[last].index
+	e.scans[last] = scanning{}
+	e.scans = e.scans[:last]
 	if err != nil && err != errStopScan {
 		return false, 0, err
 	}
@@ -643,6 +659,22 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 		return true, index - 1, nil
 	}
 	return false, 0, nil
+}
+
+// scanStep runs the innermost scan's block for one key and value.
+func (e *eval) scanStep(k, v *ast.Term) error {
+	i := len(e.scans) - 1 // scans the block starts end before it returns
+	fr, x := e.scans[i].fr, e.scans[i].x
+	fr[x.Key], fr[x.Value] = slot{t: k}, slot{t: v}
+	stop, index, err := e.block(fr, x.Block)
+	e.scans[i].stop, e.scans[i].index = stop, index
+	if err != nil {
+		return err
+	}
+	if stop {
+		return errStopScan
+	}
+	return nil
 }
 
 func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
@@ -684,18 +716,23 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 		}
 		e.args = append(e.args, t)
 	}
-	var out *ast.Term
-	yield := func(t *ast.Term) error { out = t; return nil }
+	e.out = nil
+	yield := e.yield
 	if x.builtin.relation {
 		// The planner scans a relation's result: all its values, as the
 		// Wasm builtins return them (not the last one).
 		all := ast.NewArray()
-		out = ast.NewTerm(all)
-		yield = func(t *ast.Term) error { all = all.Append(t); out.Value = all; return nil }
+		e.out = ast.NewTerm(all)
+		yield = func(t *ast.Term) error { all = all.Append(t); e.out.Value = all; return nil }
 	}
 	bctx := e.bctx
 	bctx.Location = x.loc
-	if err := x.builtin.fn(bctx, e.args[base:len(e.args):len(e.args)], yield); err != nil {
+	err := x.builtin.fn(bctx, e.args[base:len(e.args):len(e.args)], yield)
+	// A builtin does not evaluate Rego: nothing between its yield and here
+	// sets e.out again.
+	out := e.out
+	e.out = nil
+	if err != nil {
 		// A Halt ends the evaluation in either mode (topdown's cancellations
 		// and the like); any other error is undefined when lenient.
 		var h topdown.Halt
