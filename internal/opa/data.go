@@ -242,10 +242,22 @@ func storeDocument(snap store.Snapshot) (ast.Value, error) {
 // separator), nil if there is none. Keys come sorted, so the objects on the
 // path to the previous key are reused while the next key shares them.
 func subtree(snap store.Snapshot, prefix []byte) (ast.Object, error) {
+	obj, _, err := subtreeUpTo(snap, prefix, -1)
+	return obj, err
+}
+
+// subtreeUpTo is subtree when there are at most max keys below prefix
+// (complete); with more, it stops reading (not complete, obj partial).
+// A negative max is no limit.
+func subtreeUpTo(snap store.Snapshot, prefix []byte, max int) (obj ast.Object, complete bool, err error) {
 	var root ast.Object
 	var stack []ast.Object // objects along the previous key's path
 	var prev []string
-	err := snap.Scan(prefix, nil, func(k, raw []byte) error {
+	n := 0
+	err = snap.Scan(prefix, nil, func(k, raw []byte) error {
+		if n++; max >= 0 && n > max {
+			return store.ErrStop
+		}
 		segs := store.Segments(k[len(prefix):])
 		leaf, err := parseLeaf(raw)
 		if err != nil {
@@ -274,7 +286,7 @@ func subtree(snap store.Snapshot, prefix []byte) (ast.Object, error) {
 		prev = segs
 		return nil
 	})
-	return root, err
+	return root, max < 0 || n <= max, err
 }
 
 // leafValue parses a stored JSON value as an AST value.

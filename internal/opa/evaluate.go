@@ -143,10 +143,32 @@ type storeDoc struct {
 	node   store.DocNode
 }
 
-// storeNodes hands out one evaluation's storeDoc nodes from chunks: a
-// decision walks a hundred of them, and one allocation each was a sixth of
-// its allocations. A nil *storeNodes allocates each node alone.
-type storeNodes struct{ free []storeDoc }
+// storeNodes is what one evaluation keeps of data.store: its storeDoc
+// nodes, handed out from chunks (a decision walks a hundred of them, and
+// one allocation each was a sixth of its allocations), and the units it
+// read whole (storeDoc.unit). A nil *storeNodes allocates each node alone
+// and keeps no unit.
+type storeNodes struct {
+	free  []storeDoc
+	units map[string]unitRead // by the unit's key
+}
+
+// unitRead is a unit read whole: its value (nil when it is empty), or,
+// when it holds more than unitLeaves leaves, nothing (not small).
+type unitRead struct {
+	t     *ast.Term
+	small bool
+}
+
+// unitLeaves is the most leaves a unit read whole may hold. A policy's
+// lookups in one unit (a principal's grants in a system: its roles, each
+// permission at the service and at the scope asked) are a dozen leaf reads
+// and subtree scans, each a seek in a tree of a million keys; one scan of
+// the unit answers them all when the unit is small, as almost all are. A
+// larger one (a group granted a permission on thousands of projects) is
+// read a leaf at a time, as before: a decision reads no more than the
+// leaves it looks up, plus unitLeaves.
+const unitLeaves = 32
 
 func (a *storeNodes) node(d storeDoc) *storeDoc {
 	if a == nil {
@@ -168,6 +190,18 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	}
 	if d.node.Root() && string(s) == revisionKey {
 		return ast.UIntNumberTerm(d.snap.Revision()), nil, nil
+	}
+	if d.node.Unit() && !d.node.Leaf() {
+		u, err := d.unit()
+		if err != nil {
+			return nil, nil, err
+		}
+		if u.small {
+			if u.t == nil {
+				return nil, nil, nil
+			}
+			return u.t.Get(key), nil, nil
+		}
 	}
 	node, ok := d.node.Child(string(s))
 	if !ok {
@@ -207,7 +241,40 @@ func (d *storeDoc) key() []byte {
 	return store.DocNodeKey(d.path(buf[:])...)
 }
 
+// unit is d, a unit, read whole once per evaluation when it is small.
+// What a policy reads below d is then read from memory: the same units are
+// read either way (every read below a unit records that unit), so guards
+// and a cached decision's validity are unchanged.
+func (d *storeDoc) unit() (unitRead, error) {
+	if d.nodes == nil {
+		return unitRead{}, nil
+	}
+	key := d.key()
+	if u, ok := d.nodes.units[string(key)]; ok {
+		return u, nil
+	}
+	obj, small, err := subtreeUpTo(d.snap, append(key, 0), unitLeaves)
+	if err != nil {
+		return unitRead{}, err
+	}
+	u := unitRead{small: small}
+	if small && obj != nil {
+		u.t = ast.NewTerm(obj)
+	}
+	if d.nodes.units == nil {
+		d.nodes.units = map[string]unitRead{}
+	}
+	d.nodes.units[string(key)] = u
+	return u, nil
+}
+
 func (d *storeDoc) Value() (*ast.Term, error) {
+	if d.node.Unit() && !d.node.Leaf() {
+		u, err := d.unit()
+		if err != nil || u.small {
+			return u.t, err
+		}
+	}
 	var v ast.Value
 	var err error
 	if d.node.Root() {

@@ -58,7 +58,20 @@ var storeReads = []string{
 	`[[k, v] | some k, v in data.store.memberships] with data.store.memberships.ann as {"new": true}`,
 	`data.store.memberships with data.store.memberships.ann as {"new": true}`,
 	`count(data.store.grants["user:ann"].blueprism.role) with data.store.grants["user:ann"].blueprism.role["9"] as {}`,
+	// user:big holds more grants in one system than a unit read whole
+	// (unitLeaves): read a leaf at a time.
+	`count(data.store.grants["user:big"].blueprism.role["0"])`,
+	`data.store.grants["user:big"].blueprism.role["0"]["process_group:7"].assignment`,
+	`data.store.grants["user:big"].blueprism.role["0"]["process_group:x"]`,
+	`[s | some s, _ in data.store.grants["user:big"].blueprism.role["0"]]`,
+	`{k | some k, _ in data.store.grants["user:big"].blueprism}`,
+	`count(data.store.grants["user:big"])`,
+	`data.store.grants["user:big"].blueprism.permission`,
 }
+
+// bigUnit is how many grants user:big holds in blueprism: more than a unit
+// read whole.
+const bigUnit = 40
 
 // TestVMReadsTheStoreAsTopdown holds the vm to topdown on Rego reading
 // data.store every which way (storeReads), over a bbolt store read on
@@ -95,6 +108,12 @@ func TestVMReadsTheStoreAsTopdown(t *testing.T) {
 			{Subject: "group:0", System: "blueprism", Role: "1", Scope: permatrix.ServiceScope},
 			{Subject: "group:ops", System: "celonis-task-mining", Role: "admin", Scope: permatrix.ServiceScope},
 		} {
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+		}
+		for i := range bigUnit {
+			a := permatrix.Assignment{Subject: "user:big", System: "blueprism", Role: "0", Scope: permatrix.Scope{Type: "process_group", ID: fmt.Sprint(i)}}
 			if err := tx.CreateAssignment(&a); err != nil {
 				return err
 			}

@@ -161,6 +161,7 @@ func DocKey(path []string) (key []byte, leaf bool, rest []string, ok bool) {
 type DocNode struct {
 	depth int // segments below "d"
 	leaf  int // the index's leaf depth (leafDepth); 0 at the root
+	unit  int // the depth of the index's units (unitDepth, below "d")
 }
 
 // Child is the place below n at seg; ok is false where the layout has none
@@ -169,14 +170,20 @@ func (n DocNode) Child(seg string) (c DocNode, ok bool) {
 	if strings.IndexByte(seg, sep) >= 0 || (n.leaf > 0 && n.depth >= n.leaf) {
 		return DocNode{}, false
 	}
-	c = DocNode{depth: n.depth + 1, leaf: n.leaf}
+	c = DocNode{depth: n.depth + 1, leaf: n.leaf, unit: n.unit}
 	if n.depth == 0 {
 		if c.leaf, ok = leafDepth[seg]; !ok {
 			return DocNode{}, false
 		}
+		c.unit = unitDepth[nsDoc+"\x00"+seg] - 1
 	}
 	return c, true
 }
+
+// Unit reports whether n is a unit (UnitOf): what one write changes and
+// one read guard covers — a principal's grants in one system, a user's
+// memberships. Every read at or below it is guarded by it alone.
+func (n DocNode) Unit() bool { return n.unit > 0 && n.depth == n.unit }
 
 // Root reports whether n is data.store itself.
 func (n DocNode) Root() bool { return n.depth == 0 }

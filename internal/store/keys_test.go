@@ -1,13 +1,17 @@
 package store
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestDocNodeIsDocKey: walking data.store one segment at a time reaches the
 // key DocKey gives for the whole path, and stops where DocKey refuses.
 func TestDocNodeIsDocKey(t *testing.T) {
 	for _, path := range [][]string{
-		{"grants"}, {"grants", "user:u"}, {"grants", "user:u", "sys", "role", "r", "service"},
-		{"memberships", "u", "g"}, {"roles", "sys", "r"}, {"projects", "sys", "p"},
+		{"grants"}, {"grants", "user:u"}, {"grants", "user:u", "sys"}, {"grants", "user:u", "sys", "role"},
+		{"grants", "user:u", "sys", "role", "r", "service"},
+		{"memberships", "u"}, {"memberships", "u", "g"}, {"scopes", "sys", "project:p"}, {"roles", "sys", "r"}, {"projects", "sys", "p"},
 		{"scopes", "sys", "project:p", "id"}, {"nope"}, {"grants", "a\x00b"},
 		{"memberships", "u", "g", "beyond"},
 	} {
@@ -32,6 +36,10 @@ func TestDocNodeIsDocKey(t *testing.T) {
 		}
 		if ok && (n.Leaf() != leaf || string(DocNodeKey(path...)) != string(key) || n.Depth() != len(path)) {
 			t.Errorf("%q: node (%q, leaf %v), DocKey (%q, leaf %v)", path, DocNodeKey(path...), n.Leaf(), key, leaf)
+		}
+		// A node is a unit when it is the unit of the keys below it.
+		if below := UnitOf(DocNodeKey(append(slices.Clone(path), "x")...)); ok && n.Unit() != (len(Segments(below)) == len(path)+1) {
+			t.Errorf("%q: Unit %v, UnitOf below it %q", path, n.Unit(), below)
 		}
 	}
 }
