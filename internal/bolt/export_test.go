@@ -14,3 +14,6 @@ func SetInitialMmapSize(n int) (restore func()) {
 	initialMmapSize = n
 	return func() { initialMmapSize = old }
 }
+
+// Prefetch is prefetch, for a test.
+var Prefetch = prefetch

@@ -1,6 +1,8 @@
 package bolt
 
 import (
+	"os"
+
 	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -31,3 +33,20 @@ func releaseResident(b *bbolt.DB) error {
 	}
 	return nil
 }
+
+// prefetch asks the kernel to read the whole file into the page cache
+// ahead (fadvise WILLNEED), in the background and in file order. The open
+// check then walks the B+tree page by page: from a cold page cache (a
+// restarted node, or pages the host reclaimed) each page was a random
+// 4 KiB read, 45 s for a 1M-assignment store against 1.7 s to read the
+// file through. Advice only: a failure costs time, never data, and the
+// pages go to the page cache, not to this process's resident set.
+func prefetch(f *os.File, size int64) {
+	for off := int64(0); off < size; off += prefetchChunk {
+		_ = unix.Fadvise(int(f.Fd()), off, min(prefetchChunk, size-off), unix.FADV_WILLNEED)
+	}
+}
+
+// prefetchChunk is how much one fadvise asks for: the kernel reads ahead
+// only part of a larger range (half of a 33 MiB file in one call).
+const prefetchChunk = 4 << 20

@@ -2,8 +2,16 @@
 
 package bolt
 
-import "go.etcd.io/bbolt"
+import (
+	"os"
+
+	"go.etcd.io/bbolt"
+)
 
 // releaseResident is a no-op outside Linux: the pages the
 // open check read stay in the resident set until the kernel reclaims them.
 func releaseResident(*bbolt.DB) error { return nil }
+
+// prefetch is a no-op outside Linux: the open check reads the pages as
+// it goes.
+func prefetch(*os.File, int64) {}

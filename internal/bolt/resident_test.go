@@ -6,11 +6,16 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/store"
@@ -128,5 +133,90 @@ func TestOpenReleasesCheckedPages(t *testing.T) {
 	scanned = scanAll()
 	if released := mappedRSS(t, path); released > scanned/4 {
 		t.Errorf("after a bulk scan closed, %d KiB of %d stay resident: not released", released, scanned)
+	}
+}
+
+// cachedFraction is the part of path's pages in the page cache (mincore
+// over a map of the file).
+func cachedFraction(t *testing.T, f *os.File, size int64) float64 {
+	t.Helper()
+	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	ps := os.Getpagesize()
+	vec := make([]byte, (int(size)+ps-1)/ps)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	in := 0
+	for _, b := range vec {
+		in += int(b & 1)
+	}
+	return float64(in) / float64(len(vec))
+}
+
+// TestPrefetchReadsTheFileAhead: Open's check reads the file ahead into
+// the page cache (prefetch) before it walks the pages in tree order, which
+// from a cold cache is a random read per page.
+func TestPrefetchReadsTheFileAhead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `"}`)
+	for batch := range 10 {
+		b := &store.Batch{Base: db.Revision()}
+		for i := range 1000 {
+			b.Ops = append(b.Ops, store.Op{Key: store.Key("d", "projects", "sys", fmt.Sprintf("p%02d-%04d", batch, i)), Value: value})
+		}
+		if _, err := db.Commit(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Out of the page cache (the file is synced: its pages are clean).
+	drop := func() {
+		t.Helper()
+		if err := unix.Fadvise(int(f.Fd()), 0, fi.Size(), unix.FADV_DONTNEED); err != nil {
+			t.Skipf("fadvise: %v", err)
+		}
+	}
+	// What reading the file through puts in the page cache: the file's
+	// holes (bbolt grows it ahead) take no pages.
+	drop()
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		t.Fatal(err)
+	}
+	full := cachedFraction(t, f, fi.Size())
+	drop()
+	if cold := cachedFraction(t, f, fi.Size()); full < 0.1 || cold > full/2 {
+		t.Skipf("%.0f%% of the file in the page cache after FADV_DONTNEED, %.0f%% read through (tmpfs?): nothing to observe", 100*cold, 100*full)
+	}
+	bolt.Prefetch(f, fi.Size())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		warm := cachedFraction(t, f, fi.Size())
+		if warm >= 0.9*full {
+			t.Logf("%d KiB file: %.0f%% in the page cache after prefetch (%.0f%% read through)", fi.Size()/1024, 100*warm, 100*full)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%.0f%% of the file in the page cache 10 s after prefetch, %.0f%% read through", 100*warm, 100*full)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
