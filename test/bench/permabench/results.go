@@ -96,6 +96,11 @@ type RestartInfo struct {
 	ShutdownSeconds float64 `json:"shutdown_seconds"`
 	ReadySeconds    float64 `json:"ready_seconds"` // process start → /health/ready 200
 	FileMiB         float64 `json:"file_mib"`
+	// ColdReadySeconds is the same from a cold page cache (the kernel's
+	// caches dropped first: root only); ColdNote says why it was not
+	// measured.
+	ColdReadySeconds float64 `json:"cold_ready_seconds,omitempty"`
+	ColdNote         string  `json:"cold_note,omitempty"`
 }
 
 // ExportInfo is GET /v1/export streamed to a file.
@@ -211,7 +216,11 @@ func markdown(r *Results) string {
 			f1(im.Probe.P50ms), f1(im.Probe.P99ms), f1(im.Probe.MaxMs), im.Probe.Count, im.Probe.Errors, met(im.Probe.Count > 0 && im.Probe.Errors == 0 && im.Probe.P99ms <= 1000))
 	}
 	if rs := r.Restart; rs != nil {
-		w("| 2 | start → /health/ready ≤ 5 s | %s s (bolt file %s MiB) | %s | | `run.sh` (restart) |\n", f2(rs.ReadySeconds), f0(rs.FileMiB), met(rs.ReadySeconds <= 5))
+		cold := "from a cold page cache: " + rs.ColdNote
+		if rs.ColdReadySeconds > 0 {
+			cold = "from a cold page cache (caches dropped): " + f2(rs.ColdReadySeconds) + " s"
+		}
+		w("| 2 | start → /health/ready ≤ 5 s | %s s (bolt file %s MiB) | %s | %s | `run.sh` (restart) |\n", f2(rs.ReadySeconds), f0(rs.FileMiB), met(rs.ReadySeconds <= 5), cold)
 	}
 	if s, l := r.RSS.AfterStart, r.RSS.AfterLoad; s.RSS > 0 {
 		worst := max(s.RSS, l.RSS, l.HWM)
