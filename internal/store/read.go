@@ -34,7 +34,9 @@ func assignmentOf(key, value []byte) (permatrix.Assignment, error) {
 	if len(segs) != 7 || segs[0] != nsDoc || segs[1] != ixGrants {
 		return permatrix.Assignment{}, corrupt(key, "not a grant key")
 	}
-	if err := json.Unmarshal(value, &l); err != nil {
+	if fast, ok := decodeGrantLeaf(value); ok {
+		l = fast
+	} else if err := json.Unmarshal(value, &l); err != nil {
 		return permatrix.Assignment{}, corrupt(key, err.Error())
 	}
 	a := permatrix.Assignment{ID: l.Assignment, Subject: segs[2], System: segs[3], Scope: l.Scope}
