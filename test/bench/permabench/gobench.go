@@ -20,11 +20,11 @@ type GoBench struct {
 
 var reBenchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
 
-// goBench runs `go test pkg -run ^$ -bench pattern` in the repository and
-// returns each benchmark's medians.
-func goBench(repo, logDir, pkg, pattern, benchtime string, count int) ([]GoBench, error) {
+// goBench runs `go test pkg -run ^$ -bench pattern` in the repository,
+// with env added to the environment, and returns each benchmark's medians.
+func goBench(repo, logDir string, env []string, pkg, pattern, benchtime string, count int) ([]GoBench, error) {
 	name := "gobench-" + strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "-")
-	err := run(name, repo, logDir, nil, "go", "test", pkg, "-run", "^$", "-bench", pattern,
+	err := run(name, repo, logDir, env, "go", "test", pkg, "-run", "^$", "-bench", pattern,
 		"-benchtime", benchtime, "-count", strconv.Itoa(count), "-benchmem")
 	if err != nil {
 		return nil, err

@@ -91,7 +91,7 @@ func main() {
 	flag.IntVar(&o.writers, "writers", 32, "concurrent writers of the write-throughput run (a second run uses one)")
 	flag.StringVar(&o.gobenchTime, "gobench-time", "1s", "go test -benchtime")
 	flag.IntVar(&o.gobenchCount, "gobench-count", 5, "go test -count (medians are reported)")
-	flag.StringVar(&o.opaPattern, "gobench-opa", "Decide|Verdict|BaselineUnprepared", "-bench pattern of ./internal/opa")
+	flag.StringVar(&o.opaPattern, "gobench-opa", "Decide|Verdict|BaselineUnprepared", "-bench pattern of ./internal/opa (Decide includes DecideStore: the cold set over this run's store)")
 	flag.StringVar(&o.pdpPattern, "gobench-pdp", "Import|Check", "-bench pattern of ./internal/pdp")
 	flag.DurationVar(&o.opaTimeout, "opa-timeout", 15*time.Minute, "how long stock opa may take to load the export")
 	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: load (serve the permatrix.db an earlier run left in --work), restart, export, opa, http, open, writes, gobench")
@@ -504,9 +504,18 @@ func (b *bench) stopServers() error {
 }
 
 func (b *bench) gobench() error {
-	for _, g := range []struct{ pkg, pattern string }{{"./internal/opa", b.o.opaPattern}, {"./internal/pdp", b.o.pdpPattern}} {
+	// BenchmarkDecideStore decides the cold set over this run's store
+	// (skipped when there is none: --skip load without a store).
+	var storeEnv []string
+	if _, err := os.Stat(b.files.db); err == nil && b.files.cold != "" {
+		storeEnv = []string{"PERMATRIX_BENCH_DB=" + b.files.db, "PERMATRIX_BENCH_CHECKS=" + b.files.cold}
+	}
+	for _, g := range []struct {
+		pkg, pattern string
+		env          []string
+	}{{"./internal/opa", b.o.opaPattern, storeEnv}, {"./internal/pdp", b.o.pdpPattern, nil}} {
 		b.logf("go test %s -bench '%s' -benchtime %s -count %d", g.pkg, g.pattern, b.o.gobenchTime, b.o.gobenchCount)
-		bs, err := goBench(b.o.repo, b.logs, g.pkg, g.pattern, b.o.gobenchTime, b.o.gobenchCount)
+		bs, err := goBench(b.o.repo, b.logs, g.env, g.pkg, g.pattern, b.o.gobenchTime, b.o.gobenchCount)
 		if err != nil {
 			return err
 		}

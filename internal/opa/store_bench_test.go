@@ -1,0 +1,86 @@
+package opa_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
+)
+
+// storeBench is the store and checks BenchmarkDecideStore decides: opened
+// once per process (the open check of a 1M store takes seconds, and a
+// benchmark function runs several times).
+var storeBench struct {
+	once   sync.Once
+	db     *bolt.DB
+	checks []permatrix.Check
+	err    error
+}
+
+// BenchmarkDecideStore decides the checks of a file (one JSON check a
+// line, cycled) over a store file, each decision timed: p50-ns and p99-ns
+// are the percentiles of one decision. test/bench runs it on the bench's
+// store (1M assignments) and its cold set — every check another user —
+// with PERMATRIX_BENCH_DB and PERMATRIX_BENCH_CHECKS; without them it is
+// skipped.
+func BenchmarkDecideStore(b *testing.B) {
+	path, checks := os.Getenv("PERMATRIX_BENCH_DB"), os.Getenv("PERMATRIX_BENCH_CHECKS")
+	if path == "" || checks == "" {
+		b.Skip("PERMATRIX_BENCH_DB (a store file) and PERMATRIX_BENCH_CHECKS (checks, one JSON object a line) are not set")
+	}
+	s := &storeBench
+	s.once.Do(func() {
+		s.db, s.err = bolt.Open(path, bolt.Options{})
+		if s.err != nil {
+			return
+		}
+		f, err := os.Open(checks)
+		if err != nil {
+			s.err = err
+			return
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() && len(s.checks) < 200000 {
+			var c permatrix.Check
+			if s.err = json.Unmarshal(sc.Bytes(), &c); s.err != nil {
+				return
+			}
+			s.checks = append(s.checks, c)
+		}
+		if s.err = sc.Err(); s.err == nil && len(s.checks) == 0 {
+			s.err = os.ErrNotExist
+		}
+	})
+	if s.err != nil {
+		b.Fatal(s.err)
+	}
+	p := compile(b, s.db, opa.WithEvaluator(opa.VM))
+	ctx := context.Background()
+	took := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		snap, err := s.db.View()
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		_, err = p.Decide(ctx, snap, s.checks[i%len(s.checks)])
+		took = append(took, time.Since(start))
+		snap.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(took[len(took)*99/100].Nanoseconds()), "p99-ns")
+}
