@@ -1,0 +1,303 @@
+package opa_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// unitReads read data.store around its units (a principal's grants in a
+// system, a user's memberships, a scope's uses), which the vm reads whole
+// when they hold at most 32 leaves: at the edge (32 and 33 leaves), with
+// numeric-looking keys looked up as numbers and strings, a unit read whole
+// then below it, under withs on, above and below a unit, in nested scans
+// and relations.
+var unitReads = []string{
+	// 32 leaves: read whole; 33: a leaf at a time.
+	`count(data.store.grants["user:u32"].blueprism.role["0"])`,
+	`count(data.store.grants["user:u33"].blueprism.role["0"])`,
+	`data.store.grants["user:u32"].blueprism.role["0"]["process_group:31"].scope`,
+	`data.store.grants["user:u33"].blueprism.role["0"]["process_group:32"].scope`,
+	`[k | some k, _ in data.store.grants["user:u32"].blueprism.role["0"]]`,
+	`[k | some k, _ in data.store.grants["user:u33"].blueprism.role["0"]]`,
+	`count(data.store.memberships.m32)`,
+	`count(data.store.memberships.m33)`,
+	`data.store.memberships.m32["31"]`,
+	`data.store.memberships.m33[32]`,
+	`data.store.memberships.m32[31]`,
+	// Numeric-looking keys through a unit read whole.
+	`data.store.memberships["7"]`,
+	`data.store.memberships[7]`,
+	`data.store.memberships[7][0]`,
+	`data.store.memberships[7]["10"]`,
+	`data.store.memberships["7"][10]`,
+	`[g | data.store.memberships[7][g]]`,
+	`[g | some g, _ in data.store.memberships["7"]]`,
+	`data.store.grants["user:7"]["blueprism"].role[1][0]`,
+	`data.store.grants["user:7"].blueprism.role["1"]["0"]`,
+	`data.store.grants["user:7"].blueprism.role[1]["process_group:0"]`,
+	`data.store.grants["user:7"].blueprism[0]`,
+	`data.store.grants["user:7"].blueprism.permission.view_dashboards`,
+	`data.store.scopes.blueprism["process_group:0"]`,
+	`count(data.store.scopes.blueprism["process_group:0"])`,
+	`[k | data.store.scopes.blueprism["process_group:0"][k]]`,
+	`data.store.memberships[7][1.0]`,
+	`data.store.memberships[7][1e1]`,
+	`data.store.memberships[7]["010"]`,
+	`data.store.memberships[7][true]`,
+	`data.store.memberships[7][null]`,
+	`data.store.grants["user:7"].blueprism[["role"]]`,
+	`data.store.grants["user:7"].blueprism.role[1.0]`,
+	// A unit whole, then below it.
+	`[data.store.grants["user:ann"].blueprism, data.store.grants["user:ann"].blueprism.role["0"].service.scope]`,
+	`[data.store.grants["user:ann"].blueprism.role["0"].service.scope, data.store.grants["user:ann"].blueprism]`,
+	`data.store.grants["user:ann"].blueprism.role["0"] == data.store.grants["user:ann"]["blueprism"]["role"][0]`,
+	`object.get(data.store.grants["user:ann"].blueprism, ["role", "0", "service", "scope"], "none")`,
+	`object.get(data.store.memberships, ["7", "10"], "none")`,
+	`[p | walk(data.store.grants["user:ann"].blueprism, [p, _])]`,
+	`[[s, r] | some s, x in data.store.grants["user:ann"]; some r, _ in x.role]`,
+	`[[u, g] | some u, gs in data.store.memberships; some g, _ in gs]`,
+	// Empty units.
+	`data.store.grants["user:ann"].nosys`,
+	`data.store.grants["user:ann"].nosys.role`,
+	`count(data.store.grants["user:ann"].nosys)`,
+	`data.store.memberships.nobody`,
+	`object.get(data.store.memberships, "nobody", "none")`,
+	`object.get(data.store.grants["user:ann"], ["nosys", "role"], "none")`,
+	// Withs on, above and below a unit.
+	`data.store.grants["user:ann"].blueprism with data.store.grants["user:ann"].blueprism.role["0"].service as 5`,
+	`[data.store.grants["user:ann"].blueprism.role, data.store.grants["user:ann"].blueprism.role["0"]] with data.store.grants["user:ann"].blueprism.role["7"] as {}`,
+	`data.store.memberships.ann with data.store.memberships.ann.ops as false`,
+	`data.store.memberships.ann.ops with data.store.memberships.ann as {"x": 1}`,
+	`[k | some k, _ in data.store.grants["user:ann"].blueprism.role] with data.store.grants["user:ann"].blueprism.role.x as 1`,
+	`data.store.grants["user:ann"].blueprism.role["0"].service with data.store.grants["user:ann"].blueprism as {}`,
+	`[[a, b] | a := data.store.grants["user:ann"].blueprism.role["0"].service; b := data.store.grants["user:ann"].blueprism.role["0"].service with data.store.grants["user:ann"].blueprism.role["0"] as {"service": 1}]`,
+	`[[a, b] | a := data.store.memberships["7"] with data.store.memberships["7"]["0"] as 1; b := data.store.memberships["7"]]`,
+	`count(data.store.grants["user:u33"].blueprism.role["0"]) with data.store.grants["user:u33"].blueprism.role["0"]["process_group:x"] as 1`,
+	`count(data.store.grants["user:u32"].blueprism.role["0"]) with data.store.grants["user:u32"].blueprism.role["0"]["process_group:x"] as 1`,
+	`data.store.memberships[7][10] with data.store.memberships["7"]["11"] as true`,
+	`[data.store.memberships.ann, data.store.memberships.bob] with data.store.memberships.ann as {}`,
+	`data.store.grants["user:ann"].blueprism.role["0"].service.scope with data.store.grants as {}`,
+}
+
+// TestVMReadsUnitsAsTopdown is TestVMReadsTheStoreAsTopdown for unitReads.
+func TestVMReadsUnitsAsTopdown(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "units.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+		ms := []permatrix.Membership{{Group: "ops", User: "ann"}, {Group: "0", User: "7"}, {Group: "1", User: "7"}, {Group: "10", User: "7"}, {Group: "x", User: "bob"}}
+		for i := range 33 {
+			if i < 32 {
+				ms = append(ms, permatrix.Membership{Group: fmt.Sprint(i), User: "m32"})
+			}
+			ms = append(ms, permatrix.Membership{Group: fmt.Sprint(i), User: "m33"})
+		}
+		for _, m := range ms {
+			if err := tx.AddMember(m); err != nil {
+				return err
+			}
+		}
+		for _, r := range []permatrix.Role{
+			{System: "blueprism", Name: "0", Permissions: []string{"view_dashboards"}},
+			{System: "blueprism", Name: "1", Permissions: []string{"view_dashboards", "import_tile"}},
+		} {
+			if err := tx.PutRole(r); err != nil {
+				return err
+			}
+		}
+		as := []permatrix.Assignment{
+			{Subject: "user:ann", System: "blueprism", Role: "0", Scope: permatrix.ServiceScope},
+			{Subject: "user:ann", System: "blueprism", Role: "1", Scope: permatrix.Scope{Type: "process_group", ID: "0"}},
+			{Subject: "user:ann", System: "celonis-task-mining", Role: "admin", Scope: permatrix.ServiceScope},
+			{Subject: "user:7", System: "blueprism", Role: "1", Scope: permatrix.Scope{Type: "process_group", ID: "0"}},
+			{Subject: "user:7", System: "blueprism", Role: "1", Scope: permatrix.ServiceScope},
+			{Subject: "user:7", System: "blueprism", Permission: "view_dashboards", Scope: permatrix.ServiceScope},
+		}
+		for i := range 33 {
+			sc := permatrix.Scope{Type: "process_group", ID: fmt.Sprint(i)}
+			if i < 32 {
+				as = append(as, permatrix.Assignment{Subject: "user:u32", System: "blueprism", Role: "0", Scope: sc})
+			}
+			as = append(as, permatrix.Assignment{Subject: "user:u33", System: "blueprism", Role: "0", Scope: sc})
+		}
+		for _, a := range as {
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "package permatrix.systems.blueprism\n\n"
+	for i, r := range unitReads {
+		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
+	}
+	var policies []*opa.Policy
+	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
+		b, err := opa.ReadDefault()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := opa.NewEngine(db, opa.WithEvaluator(ev))
+		e.AddModule(opa.ModuleSource{Name: "units.rego", Source: src})
+		p, err := e.Activate(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policies = append(policies, p)
+	}
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	readV, readT := store.Track(snap), store.Track(snap)
+	vv, fv, errV := policies[0].Verdict(ctx, readV, in)
+	vt, ft, errT := policies[1].Verdict(ctx, readT, in)
+	if errV != nil || errT != nil {
+		t.Fatalf("vm %v, topdown %v", errV, errT)
+	}
+	if !reflect.DeepEqual(fv, ft) {
+		t.Errorf("forbidden\n vm      %q\n topdown %q", fv, ft)
+	}
+	t.Logf("%d of %d reads defined", len(vt), len(unitReads))
+	for i := range max(len(vv), len(vt)) {
+		var v, td string
+		if i < len(vv) {
+			v = vv[i]
+		}
+		if i < len(vt) {
+			td = vt[i]
+		}
+		if v != td {
+			t.Errorf("\n vm      %s\n topdown %s", v, td)
+		}
+	}
+	guards(t, "unit reads", readV, readT)
+}
+
+// overlayReads read units whose leaves are partly pending in a Tx (the
+// overlay a write's verdict reads): base keys and pending ones merged,
+// pending deletes hidden, across the 32-leaf edge both ways.
+var overlayReads = []string{
+	`count(data.store.grants["user:up"].blueprism.role["0"])`,
+	`count(data.store.grants["user:down"].blueprism.role["0"])`,
+	`data.store.grants["user:up"].blueprism.role["0"]["process_group:40"].scope`,
+	`data.store.grants["user:down"].blueprism.role["0"]["process_group:0"]`,
+	`data.store.grants["user:down"].blueprism.role["0"]["process_group:5"].scope`,
+	`[k | some k, _ in data.store.grants["user:up"].blueprism.role["0"]]`,
+	`[k | some k, _ in data.store.grants["user:down"].blueprism.role["0"]]`,
+	`count(data.store.memberships.mu)`,
+	`data.store.memberships.mu["40"]`,
+	`data.store.memberships.mu["0"]`,
+}
+
+// TestVMReadsPendingUnitsAsTopdown: a verdict judged inside a Tx reads
+// the units the Tx changed as topdown does, and guards them.
+func TestVMReadsPendingUnitsAsTopdown(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "pending.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	grant := func(subject string, i int) permatrix.Assignment {
+		return permatrix.Assignment{Subject: subject, System: "blueprism", Role: "0", Scope: permatrix.Scope{Type: "process_group", ID: fmt.Sprint(i)}}
+	}
+	ids := map[int]string{}
+	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+		if err := tx.PutRole(permatrix.Role{System: "blueprism", Name: "0", Permissions: []string{"view_dashboards"}}); err != nil {
+			return err
+		}
+		for i := range 33 {
+			if i < 31 {
+				a := grant("user:up", i)
+				if err := tx.CreateAssignment(&a); err != nil {
+					return err
+				}
+				if err := tx.AddMember(permatrix.Membership{Group: fmt.Sprint(i), User: "mu"}); err != nil {
+					return err
+				}
+			}
+			a := grant("user:down", i)
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+			ids[i] = a.ID
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "package permatrix.systems.blueprism\n\n"
+	for i, r := range overlayReads {
+		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
+	}
+	var policies []*opa.Policy
+	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
+		b, err := opa.ReadDefault()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := opa.NewEngine(db, opa.WithEvaluator(ev))
+		e.AddModule(opa.ModuleSource{Name: "pending.rego", Source: src})
+		p, err := e.Activate(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policies = append(policies, p)
+	}
+	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	judged := false
+	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+		// user:up and mu go from 31 leaves to 34 (3 pending); user:down
+		// from 33 to 31 (2 pending deletes).
+		for _, i := range []int{40, 41, 42} {
+			a := grant("user:up", i)
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+			if err := tx.AddMember(permatrix.Membership{Group: fmt.Sprint(i), User: "mu"}); err != nil {
+				return err
+			}
+		}
+		for _, i := range []int{0, 32} {
+			if _, err := tx.DeleteAssignment(ids[i]); err != nil {
+				return err
+			}
+		}
+		readV, readT := store.Track(tx.View()), store.Track(tx.View())
+		vv, _, errV := policies[0].Verdict(ctx, readV, in)
+		vt, _, errT := policies[1].Verdict(ctx, readT, in)
+		if errV != nil || errT != nil {
+			return fmt.Errorf("vm %v, topdown %v", errV, errT)
+		}
+		if !reflect.DeepEqual(vv, vt) {
+			t.Errorf("\n vm      %q\n topdown %q", vv, vt)
+		}
+		if len(vv) < len(overlayReads)/2 {
+			t.Errorf("%d reads defined of %d: %q", len(vv), len(overlayReads), vv)
+		}
+		guards(t, "pending reads", readV, readT)
+		judged = true
+		return nil
+	})
+	if err != nil || !judged {
+		t.Fatal(err)
+	}
+}
