@@ -121,6 +121,17 @@ func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 	if len(mine) == 0 {
 		return o.base.Scan(prefix, after, fn)
 	}
+	// The base's scan ends without an error when fn stops it: stopped
+	// keeps the pending keys after that point from being emitted.
+	stopped := false
+	stop := fn
+	fn = func(k, v []byte) error {
+		err := stop(k, v)
+		if errors.Is(err, ErrStop) {
+			stopped = true
+		}
+		return err
+	}
 	i := 0
 	emitBefore := func(k []byte) error {
 		for ; i < len(mine) && (k == nil || mine[i].key < string(k)); i++ {
@@ -146,7 +157,7 @@ func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 		}
 		return fn(k, v)
 	})
-	if err == nil {
+	if err == nil && !stopped {
 		err = emitBefore(nil)
 	}
 	if errors.Is(err, ErrStop) {
