@@ -30,6 +30,7 @@ import (
 type dataStore struct {
 	storage.PolicyNotSupported
 	bundle  ast.Object
+	terms   terms // leafTerms and the bundle's strings, shared by the leaves the vm reads
 	backend store.Backend
 	ids     atomic.Uint64
 }
@@ -52,7 +53,7 @@ func newDataStore(bundleData map[string]any, backend store.Backend) (*dataStore,
 	if !ok {
 		return nil, errors.New("bundle data is not an object")
 	}
-	return &dataStore{bundle: obj, backend: backend}, nil
+	return &dataStore{bundle: obj, terms: newTerms(obj), backend: backend}, nil
 }
 
 // Begin starts a transaction over snap, which the caller closes after the
@@ -242,14 +243,14 @@ func storeDocument(snap store.Snapshot) (ast.Value, error) {
 // separator), nil if there is none. Keys come sorted, so the objects on the
 // path to the previous key are reused while the next key shares them.
 func subtree(snap store.Snapshot, prefix []byte) (ast.Object, error) {
-	obj, _, err := subtreeUpTo(snap, prefix, -1)
+	obj, _, err := subtreeUpTo(snap, prefix, -1, leafTerms)
 	return obj, err
 }
 
 // subtreeUpTo is subtree when there are at most max keys below prefix
 // (complete); with more, it stops reading (not complete, obj partial).
-// A negative max is no limit.
-func subtreeUpTo(snap store.Snapshot, prefix []byte, max int) (obj ast.Object, complete bool, err error) {
+// A negative max is no limit. Strings ts holds are its shared terms.
+func subtreeUpTo(snap store.Snapshot, prefix []byte, max int, ts terms) (obj ast.Object, complete bool, err error) {
 	var root ast.Object
 	var stack []ast.Object // objects along the previous key's path
 	var prev []string
@@ -259,7 +260,7 @@ func subtreeUpTo(snap store.Snapshot, prefix []byte, max int) (obj ast.Object, c
 			return store.ErrStop
 		}
 		segs := store.Segments(k[len(prefix):])
-		leaf, err := parseLeaf(raw)
+		leaf, err := parseLeafWith(raw, ts)
 		if err != nil {
 			return fmt.Errorf("%q: %w", store.Segments(k), err)
 		}
@@ -278,11 +279,11 @@ func subtreeUpTo(snap store.Snapshot, prefix []byte, max int) (obj ast.Object, c
 		}
 		for _, s := range segs[shared : len(segs)-1] {
 			child := ast.NewObject()
-			parent.Insert(ast.StringTerm(s), ast.NewTerm(child))
+			parent.Insert(ts.segment(s), ast.NewTerm(child))
 			stack = append(stack, child)
 			parent = child
 		}
-		parent.Insert(ast.StringTerm(segs[len(segs)-1]), ast.NewTerm(leaf))
+		parent.Insert(ts.segment(segs[len(segs)-1]), ast.NewTerm(leaf))
 		prev = segs
 		return nil
 	})

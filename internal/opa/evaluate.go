@@ -80,7 +80,7 @@ func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 // result is an error.
 func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
 	if q.program != nil {
-		ts, err := q.program.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: &storeNodes{}})
+		ts, err := q.program.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: &storeNodes{terms: p.data.terms}})
 		if err != nil {
 			return nil, false, err
 		}
@@ -151,6 +151,7 @@ type storeDoc struct {
 type storeNodes struct {
 	free  []storeDoc
 	units map[string]unitRead // by the unit's key
+	terms terms               // shared string terms (leaf.go)
 }
 
 // unitRead is a unit read whole: its value (nil when it is empty), or,
@@ -215,7 +216,11 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
-	v, err := parseLeaf(raw)
+	ts := leafTerms
+	if d.nodes != nil {
+		ts = d.nodes.terms
+	}
+	v, err := parseLeafWith(raw, ts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("data.store%q: %w", c.path(nil), err)
 	}
@@ -253,7 +258,7 @@ func (d *storeDoc) unit() (unitRead, error) {
 	if u, ok := d.nodes.units[string(key)]; ok {
 		return u, nil
 	}
-	obj, small, err := subtreeUpTo(d.snap, append(key, 0), unitLeaves)
+	obj, small, err := subtreeUpTo(d.snap, append(key, 0), unitLeaves, d.nodes.terms)
 	if err != nil {
 		return unitRead{}, err
 	}

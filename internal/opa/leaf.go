@@ -14,8 +14,11 @@ import (
 // a decision reads several, so this skips the detour through interface
 // values that costs a general decoder most of its time. Anything it does
 // not expect (exotic numbers, deep nesting) goes to the general path.
-func parseLeaf(raw []byte) (ast.Value, error) {
-	p := leafParser{b: raw}
+func parseLeaf(raw []byte) (ast.Value, error) { return parseLeafWith(raw, leafTerms) }
+
+// parseLeafWith is parseLeaf sharing the string terms ts holds.
+func parseLeafWith(raw []byte, ts terms) (ast.Value, error) {
+	p := leafParser{b: raw, terms: ts}
 	v, err := p.value(0)
 	if err == nil {
 		p.space()
@@ -26,14 +29,73 @@ func parseLeaf(raw []byte) (ast.Value, error) {
 	if err != nil {
 		return leafValue(raw) // the general path, with its own errors
 	}
-	return v, nil
+	return v.Value, nil
 }
 
 var errLeaf = errors.New("opa: leaf needs the general decoder")
 
 type leafParser struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	terms terms
+}
+
+// terms are string terms shared by the values read from the store: the
+// keys of its leaves, and (a Policy's) the strings of the bundle's data —
+// the catalogs' system, role, permission and scope names, which grant and
+// role leaves repeat. Each string of a leaf was otherwise two allocations
+// (a grant's leaf holds seven keys; a Blue Prism role, its permissions).
+// Shared terms are never changed: nothing writes into a value read from
+// data.
+type terms map[string]*ast.Term
+
+// leafTerms are the keys and fixed values of the store's leaves
+// (internal/store: grant, role and project leaves).
+var leafTerms = newTerms(nil)
+
+// newTerms is leafTerms and the strings of data (keys and values), up to
+// maxTerms in all.
+func newTerms(data ast.Value) terms {
+	ts := terms{}
+	for _, s := range []string{"assignment", "kind", "role", "permission", "scope", "via", "type", "id",
+		"service", "project", "permissions", "created_by", "name", "system"} {
+		ts[s] = ast.StringTerm(s)
+	}
+	if data != nil {
+		ast.WalkTerms(data, func(t *ast.Term) bool {
+			if s, ok := t.Value.(ast.String); ok && len(ts) < maxTerms {
+				if _, ok := ts[string(s)]; !ok {
+					ts[string(s)] = ast.StringTerm(string(s))
+				}
+			}
+			return len(ts) >= maxTerms
+		})
+	}
+	return ts
+}
+
+// maxTerms bounds the strings a Policy shares (a bundle's data is the
+// operator's, but need not be small).
+const maxTerms = 1 << 16
+
+// segment is the term of a key's segment (valid UTF-8: the store's
+// checks): a shared one when ts holds it.
+func (ts terms) segment(s string) *ast.Term {
+	if t, ok := ts[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
+
+// str is the string term of b: a shared one when ts holds it.
+func (ts terms) str(b []byte) (*ast.Term, bool) {
+	if t, ok := ts[string(b)]; ok {
+		return t, true
+	}
+	if !utf8.Valid(b) {
+		return nil, false
+	}
+	return ast.StringTerm(string(b)), true
 }
 
 func (p *leafParser) space() {
@@ -42,7 +104,7 @@ func (p *leafParser) space() {
 	}
 }
 
-func (p *leafParser) value(depth int) (ast.Value, error) {
+func (p *leafParser) value(depth int) (*ast.Term, error) {
 	if depth > 16 {
 		return nil, errLeaf
 	}
@@ -52,21 +114,25 @@ func (p *leafParser) value(depth int) (ast.Value, error) {
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(depth)
-	case c == '[':
-		return p.array(depth)
-	case c == '"':
-		s, err := p.str()
+		v, err := p.object(depth)
 		if err != nil {
 			return nil, err
 		}
-		return ast.String(s), nil
+		return ast.NewTerm(v), nil
+	case c == '[':
+		v, err := p.array(depth)
+		if err != nil {
+			return nil, err
+		}
+		return ast.NewTerm(v), nil
+	case c == '"':
+		return p.str()
 	case c == 't' && p.lit("true"):
-		return ast.Boolean(true), nil
+		return ast.InternedTerm(true), nil
 	case c == 'f' && p.lit("false"):
-		return ast.Boolean(false), nil
+		return ast.InternedTerm(false), nil
 	case c == 'n' && p.lit("null"):
-		return ast.Null{}, nil
+		return ast.InternedNullTerm, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		start := p.i
 		for p.i < len(p.b) && (p.b[p.i] == '-' || p.b[p.i] == '+' || p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E' || (p.b[p.i] >= '0' && p.b[p.i] <= '9')) {
@@ -76,7 +142,7 @@ func (p *leafParser) value(depth int) (ast.Value, error) {
 		if _, err := n.Float64(); err != nil {
 			return nil, errLeaf
 		}
-		return ast.Number(n), nil
+		return ast.NewTerm(ast.Number(n)), nil
 	}
 	return nil, errLeaf
 }
@@ -89,18 +155,18 @@ func (p *leafParser) lit(s string) bool {
 	return false
 }
 
-func (p *leafParser) str() (string, error) {
+func (p *leafParser) str() (*ast.Term, error) {
 	p.i++ // the opening quote
 	start := p.i
 	for p.i < len(p.b) {
 		switch c := p.b[p.i]; {
 		case c == '"':
-			s := string(p.b[start:p.i])
+			t, ok := p.terms.str(p.b[start:p.i])
 			p.i++
-			if !utf8.ValidString(s) {
-				return "", errLeaf
+			if !ok {
+				return nil, errLeaf
 			}
-			return s, nil
+			return t, nil
 		case c == '\\':
 			// An escape: let strconv unquote the whole string.
 			end := p.i
@@ -115,25 +181,25 @@ func (p *leafParser) str() (string, error) {
 				end++
 			}
 			if end >= len(p.b) {
-				return "", errLeaf
+				return nil, errLeaf
 			}
 			var s string
 			if err := json.Unmarshal(p.b[start-1:end+1], &s); err != nil {
-				return "", errLeaf
+				return nil, errLeaf
 			}
 			p.i = end + 1
-			return s, nil
+			return ast.StringTerm(s), nil
 		case c < 0x20:
-			return "", errLeaf
+			return nil, errLeaf
 		}
 		p.i++
 	}
-	return "", errLeaf
+	return nil, errLeaf
 }
 
 func (p *leafParser) object(depth int) (ast.Value, error) {
 	p.i++ // {
-	var items [][2]*ast.Term
+	items := make([][2]*ast.Term, 0, 8)
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
@@ -157,7 +223,7 @@ func (p *leafParser) object(depth int) (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, [2]*ast.Term{ast.StringTerm(k), ast.NewTerm(v)})
+		items = append(items, [2]*ast.Term{k, v})
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, errLeaf
@@ -187,7 +253,7 @@ func (p *leafParser) array(depth int) (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		elems = append(elems, ast.NewTerm(v))
+		elems = append(elems, v)
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, errLeaf

@@ -43,3 +43,32 @@ func FuzzParseLeaf(f *testing.F) {
 		}
 	})
 }
+
+// TestParseLeafSharesTerms: a leaf's strings that the bundle's data or the
+// store's layout hold are the shared terms, and the value is the same.
+func TestParseLeafSharesTerms(t *testing.T) {
+	ts := newTerms(ast.MustParseTerm(`{"systems": {"blueprism": {"permissions": ["view_dashboards", "import_tile"]}}}`).Value)
+	raw := []byte(`{"permissions":["view_dashboards","other","import_tile"],"kind":"role"}`)
+	got, err := parseLeafWith(raw, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := leafValue(raw); ast.Compare(got, want) != 0 {
+		t.Fatalf("parseLeafWith %v, general %v", got, want)
+	}
+	obj := got.(ast.Object)
+	perms := obj.Get(ast.StringTerm("permissions")).Value.(*ast.Array)
+	for i, shared := range []bool{true, false, true} {
+		if (perms.Elem(i) == ts[string(perms.Elem(i).Value.(ast.String))]) != shared {
+			t.Errorf("element %d (%v): shared %v, want %v", i, perms.Elem(i), !shared, shared)
+		}
+	}
+	obj.Foreach(func(k, _ *ast.Term) {
+		if k != ts[string(k.Value.(ast.String))] {
+			t.Errorf("key %v is not the shared term", k)
+		}
+	})
+	if len(newTerms(nil)) != len(leafTerms) || len(ts) != len(leafTerms)+4 {
+		t.Errorf("%d terms from the data, %d of the layout", len(ts), len(leafTerms))
+	}
+}
