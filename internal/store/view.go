@@ -170,8 +170,9 @@ func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 func (o *Overlay) Close() error { return o.base.Close() }
 
 // Tracked is a snapshot that records the unit of every key and prefix read
-// through it: the read set a commit is guarded by. Safe for concurrent use
-// (a policy evaluation may read from several goroutines).
+// through it: the read set a commit is guarded by. Its record is safe for
+// concurrent use; reads from several goroutines at once also need a
+// Snapshot that allows them (Snapshot: a bolt snapshot does not).
 type Tracked struct {
 	Snapshot
 	mu    sync.Mutex
