@@ -56,6 +56,23 @@ func mappedRSS(t *testing.T, path string) int {
 	return total
 }
 
+// fillProjects commits batches of 1 000 project records of ~420 bytes
+// each (~8 MB of file per 20 batches) and returns the records' value.
+func fillProjects(t *testing.T, db *bolt.DB, batches int) []byte {
+	t.Helper()
+	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `"}`)
+	for batch := range batches {
+		b := &store.Batch{Base: db.Revision()}
+		for i := range 1000 {
+			b.Ops = append(b.Ops, store.Op{Key: store.Key("d", "projects", "sys", fmt.Sprintf("p%02d-%04d", batch, i)), Value: value})
+		}
+		if _, err := db.Commit(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return value
+}
+
 // TestOpenReleasesCheckedPages: the open check reads every page of the file
 // through bbolt's memory map; Open then drops them from the process's
 // resident set, reads map what they touch again, and a snapshot that
@@ -66,18 +83,7 @@ func TestOpenReleasesCheckedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `"}`)
-	for batch := range 20 {
-		b := &store.Batch{Base: db.Revision()}
-		for i := range 1000 {
-			key := store.Key("d", "projects", "sys", fmt.Sprintf("p%02d-%04d", batch, i))
-			b.Ops = append(b.Ops, store.Op{Key: key, Value: value})
-		}
-		if _, err := db.Commit(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	value := fillProjects(t, db, 20)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -166,16 +172,7 @@ func TestPrefetchReadsTheFileAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `"}`)
-	for batch := range 10 {
-		b := &store.Batch{Base: db.Revision()}
-		for i := range 1000 {
-			b.Ops = append(b.Ops, store.Op{Key: store.Key("d", "projects", "sys", fmt.Sprintf("p%02d-%04d", batch, i)), Value: value})
-		}
-		if _, err := db.Commit(context.Background(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillProjects(t, db, 10)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

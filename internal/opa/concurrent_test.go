@@ -34,24 +34,8 @@ func TestVMConcurrentDecisionsAsSequential(t *testing.T) {
 		groups: []string{"g0", "g1", "administrators", "ops"},
 		ids:    []string{"p1", "p2", "p3", "p4"}}
 	ctx := context.Background()
-	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
-		for range 20 {
-			if err := tx.AddMember(permatrix.Membership{Group: c.pick(c.groups), User: c.pick(c.users)}); err != nil {
-				return err
-			}
-		}
-		// Enough grants that some units are read whole and some not.
-		for range 600 {
-			a := c.assignment()
-			if err := tx.CreateAssignment(&a); err != nil {
-				return fmt.Errorf("%+v: %w", a, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Enough grants that some units are read whole and some not.
+	c.fill(t, db, 20, 600, nil)
 	type answer struct {
 		d     any
 		err   string

@@ -40,12 +40,7 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 		groups: []string{"g0", "g1", "administrators", "ops"},
 		ids:    []string{"p1", "p2", "p3", "p4"}}
 	ctx := context.Background()
-	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
-		for range 30 {
-			if err := tx.AddMember(permatrix.Membership{Group: c.pick(c.groups), User: c.pick(c.users)}); err != nil {
-				return err
-			}
-		}
+	c.fill(t, db, 30, 400, func(tx *store.Tx) error {
 		for _, sys := range c.systems {
 			for _, id := range c.ids[:3] {
 				p := permatrix.Project{System: sys, ID: id, CreatedBy: c.pick(c.users), Kind: c.pick([]string{"assisted", "unassisted", ""})}
@@ -62,17 +57,8 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 				}
 			}
 		}
-		for range 400 {
-			a := c.assignment()
-			if err := tx.CreateAssignment(&a); err != nil {
-				return fmt.Errorf("%+v: %w", a, err)
-			}
-		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	snap, err := db.View()
 	if err != nil {
@@ -133,6 +119,34 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 // decision's the decision cache's: one the vm misses would let a
 // concurrent write that changes the answer commit, or a stale decision
 // answer.
+// fill writes members random memberships, then what before writes (nil:
+// nothing), then assignments random assignments, in one transaction.
+func (c corpus) fill(t testing.TB, db store.Backend, members, assignments int, before func(tx *store.Tx) error) {
+	t.Helper()
+	_, err := store.Update(context.Background(), db, func(tx *store.Tx) error {
+		for range members {
+			if err := tx.AddMember(permatrix.Membership{Group: c.pick(c.groups), User: c.pick(c.users)}); err != nil {
+				return err
+			}
+		}
+		if before != nil {
+			if err := before(tx); err != nil {
+				return err
+			}
+		}
+		for range assignments {
+			a := c.assignment()
+			if err := tx.CreateAssignment(&a); err != nil {
+				return fmt.Errorf("%+v: %w", a, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func guards(t *testing.T, what string, readV, readT *store.Tracked) {
 	t.Helper()
 	vm := readV.Units()

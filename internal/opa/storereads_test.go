@@ -123,24 +123,7 @@ func TestVMReadsTheStoreAsTopdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := "package permatrix.systems.blueprism\n\n"
-	for i, r := range storeReads {
-		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
-	}
-	var policies []*opa.Policy
-	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
-		b, err := opa.ReadDefault()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := opa.NewEngine(db, opa.WithEvaluator(ev))
-		e.AddModule(opa.ModuleSource{Name: "reads.rego", Source: src})
-		p, err := e.Activate(ctx, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		policies = append(policies, p)
-	}
+	vm, td := readsPolicies(t, db, storeReads)
 	snap, err := db.View()
 	if err != nil {
 		t.Fatal(err)
@@ -154,30 +137,65 @@ func TestVMReadsTheStoreAsTopdown(t *testing.T) {
 		{"op": "assign", "assignment": assign("group:0", "1"), "actor": "ann"},
 		{"op": "assign", "assignment": assign("user:1", "1"), "actor": "1"},
 	} {
-		readV, readT := store.Track(snap), store.Track(snap)
-		vv, fv, errV := policies[0].Verdict(ctx, readV, in)
-		vt, ft, errT := policies[1].Verdict(ctx, readT, in)
-		if errV != nil || errT != nil {
-			t.Fatalf("%v: vm %v, topdown %v", in, errV, errT)
+		if n := compareReads(t, fmt.Sprintf("write %v", in), vm, td, snap, in); n < len(storeReads)/2 {
+			t.Fatalf("%v: %d reads defined of %d", in, n, len(storeReads))
 		}
-		if !reflect.DeepEqual(fv, ft) {
-			t.Errorf("%v: forbidden\n vm      %q\n topdown %q", in, fv, ft)
-		}
-		if len(vv) < len(storeReads)/2 {
-			t.Fatalf("%v: %d reads defined of %d: %q", in, len(vv), len(storeReads), vv)
-		}
-		for i := range max(len(vv), len(vt)) {
-			var v, td string
-			if i < len(vv) {
-				v = vv[i]
-			}
-			if i < len(vt) {
-				td = vt[i]
-			}
-			if v != td {
-				t.Errorf("%v:\n vm      %s\n topdown %s", in, v, td)
-			}
-		}
-		guards(t, fmt.Sprintf("write %v", in), readV, readT)
 	}
+}
+
+// readsPolicies are the default bundle plus a module making each of reads
+// (Rego expressions) a violation, "read <i>: <value>", compiled for the vm
+// and for topdown: a write's verdict then reports what each evaluator read.
+func readsPolicies(t *testing.T, db store.Backend, reads []string) (vm, td *opa.Policy) {
+	t.Helper()
+	src := "package permatrix.systems.blueprism\n\n"
+	for i, r := range reads {
+		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
+	}
+	var policies []*opa.Policy
+	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
+		b, err := opa.ReadDefault()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := opa.NewEngine(db, opa.WithEvaluator(ev))
+		e.AddModule(opa.ModuleSource{Name: "reads.rego", Source: src})
+		p, err := e.Activate(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policies = append(policies, p)
+	}
+	return policies[0], policies[1]
+}
+
+// compareReads judges the write in with vm and td (readsPolicies) over
+// snap: the same reads and refusals, and the vm's reads guarding
+// topdown's. It returns how many reads were defined.
+func compareReads(t *testing.T, what string, vm, td *opa.Policy, snap store.Snapshot, in map[string]any) int {
+	t.Helper()
+	ctx := context.Background()
+	readV, readT := store.Track(snap), store.Track(snap)
+	vv, fv, errV := vm.Verdict(ctx, readV, in)
+	vt, ft, errT := td.Verdict(ctx, readT, in)
+	if errV != nil || errT != nil {
+		t.Fatalf("%s: vm %v, topdown %v", what, errV, errT)
+	}
+	if !reflect.DeepEqual(fv, ft) {
+		t.Errorf("%s: forbidden\n vm      %q\n topdown %q", what, fv, ft)
+	}
+	for i := range max(len(vv), len(vt)) {
+		var v, td string
+		if i < len(vv) {
+			v = vv[i]
+		}
+		if i < len(vt) {
+			td = vt[i]
+		}
+		if v != td {
+			t.Errorf("%s:\n vm      %s\n topdown %s", what, v, td)
+		}
+	}
+	guards(t, what, readV, readT)
+	return len(vt)
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"reflect"
 	"testing"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
-	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -141,53 +139,14 @@ func TestVMReadsUnitsAsTopdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := "package permatrix.systems.blueprism\n\n"
-	for i, r := range unitReads {
-		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
-	}
-	var policies []*opa.Policy
-	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
-		b, err := opa.ReadDefault()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := opa.NewEngine(db, opa.WithEvaluator(ev))
-		e.AddModule(opa.ModuleSource{Name: "units.rego", Source: src})
-		p, err := e.Activate(ctx, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		policies = append(policies, p)
-	}
+	vm, td := readsPolicies(t, db, unitReads)
 	snap, err := db.View()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer snap.Close()
 	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
-	readV, readT := store.Track(snap), store.Track(snap)
-	vv, fv, errV := policies[0].Verdict(ctx, readV, in)
-	vt, ft, errT := policies[1].Verdict(ctx, readT, in)
-	if errV != nil || errT != nil {
-		t.Fatalf("vm %v, topdown %v", errV, errT)
-	}
-	if !reflect.DeepEqual(fv, ft) {
-		t.Errorf("forbidden\n vm      %q\n topdown %q", fv, ft)
-	}
-	t.Logf("%d of %d reads defined", len(vt), len(unitReads))
-	for i := range max(len(vv), len(vt)) {
-		var v, td string
-		if i < len(vv) {
-			v = vv[i]
-		}
-		if i < len(vt) {
-			td = vt[i]
-		}
-		if v != td {
-			t.Errorf("\n vm      %s\n topdown %s", v, td)
-		}
-	}
-	guards(t, "unit reads", readV, readT)
+	t.Logf("%d of %d reads defined", compareReads(t, "unit reads", vm, td, snap, in), len(unitReads))
 }
 
 // overlayReads read units whose leaves are partly pending in a Tx (the
@@ -244,24 +203,7 @@ func TestVMReadsPendingUnitsAsTopdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := "package permatrix.systems.blueprism\n\n"
-	for i, r := range overlayReads {
-		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
-	}
-	var policies []*opa.Policy
-	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
-		b, err := opa.ReadDefault()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := opa.NewEngine(db, opa.WithEvaluator(ev))
-		e.AddModule(opa.ModuleSource{Name: "pending.rego", Source: src})
-		p, err := e.Activate(ctx, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		policies = append(policies, p)
-	}
+	vm, td := readsPolicies(t, db, overlayReads)
 	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
 	judged := false
 	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
@@ -281,19 +223,9 @@ func TestVMReadsPendingUnitsAsTopdown(t *testing.T) {
 				return err
 			}
 		}
-		readV, readT := store.Track(tx.View()), store.Track(tx.View())
-		vv, _, errV := policies[0].Verdict(ctx, readV, in)
-		vt, _, errT := policies[1].Verdict(ctx, readT, in)
-		if errV != nil || errT != nil {
-			return fmt.Errorf("vm %v, topdown %v", errV, errT)
+		if n := compareReads(t, "pending reads", vm, td, tx.View(), in); n < len(overlayReads)/2 {
+			t.Errorf("%d reads defined of %d", n, len(overlayReads))
 		}
-		if !reflect.DeepEqual(vv, vt) {
-			t.Errorf("\n vm      %q\n topdown %q", vv, vt)
-		}
-		if len(vv) < len(overlayReads)/2 {
-			t.Errorf("%d reads defined of %d: %q", len(vv), len(overlayReads), vv)
-		}
-		guards(t, "pending reads", readV, readT)
 		judged = true
 		return nil
 	})
