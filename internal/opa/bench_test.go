@@ -209,3 +209,37 @@ func benchVerdict(b *testing.B, ev opa.Evaluator) {
 		snap.Close()
 	}
 }
+
+// BenchmarkEvalDataDecision is BenchmarkDecide through the Data API (POST
+// /v1/data/permatrix/decision, as an OPA client asks): the input as JSON
+// values, the answer as the API's document.
+func BenchmarkEvalDataDecision(b *testing.B) {
+	db := benchStore(b, 10000)
+	for _, ev := range evaluators {
+		b.Run("evaluator="+string(ev), func(b *testing.B) {
+			p := compile(b, db, opa.WithEvaluator(ev))
+			ctx := context.Background()
+			inputs := make([]any, 100)
+			for i := range inputs {
+				raw, err := json.Marshal(benchCheck(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := json.Unmarshal(raw, &inputs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				snap, err := db.View()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.EvalData(ctx, snap, []string{"permatrix", "decision"}, &inputs[i%len(inputs)], opa.EvalOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				snap.Close()
+			}
+		})
+	}
+}

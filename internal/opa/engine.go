@@ -25,6 +25,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/internal/vm"
 )
 
 // Queries the server evaluates.
@@ -113,6 +114,9 @@ type Policy struct {
 	// systems are data.permatrix.systems.<package>.decision per system id:
 	// the fast path of Decide (fastPath).
 	systems map[string]query
+	// planned are the decision queries the vm runs, by their ref, lenient:
+	// what the Data API evaluates with the vm (EvalData).
+	planned map[string]*vm.Program
 
 	// entrypoints are the rules annotated `entrypoint: true`: the documents
 	// the Data API serves without the admin token.
@@ -197,6 +201,11 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		if p.systems[id], err = p.prepare(ctx, ref); err != nil {
 			return nil, fmt.Errorf("system %s: %w", id, err)
 		}
+	}
+	p.planned = map[string]*vm.Program{}
+	p.plan(ast.MustParseRef(DecisionQuery), p.decision)
+	for _, sys := range catalog {
+		p.plan(ast.Ref{ast.DefaultRootDocument, ast.StringTerm("permatrix"), ast.StringTerm("systems"), ast.StringTerm(sys.Package), ast.StringTerm("decision")}, p.systems[sys.ID])
 	}
 	// A policy that cannot decide is not activated: evaluate one check now.
 	if _, err := p.decide(ctx, store.Empty(0), permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}); err != nil {

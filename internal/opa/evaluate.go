@@ -75,23 +75,20 @@ func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 	return q, err
 }
 
+// plan records q under ref for the Data API when the vm runs it, with
+// builtin errors as undefined (the Data API's default, as OPA's).
+func (p *Policy) plan(ref ast.Ref, q query) {
+	if q.program != nil {
+		p.planned[ref.String()] = q.program.Lenient()
+	}
+}
+
 // eval evaluates q with input over snap: its value as JSON (numbers as
 // json.Number), and whether it is defined. A query with more than one
 // result is an error.
 func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
 	if q.program != nil {
-		ts, err := q.program.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: &storeNodes{terms: p.data.terms}})
-		if err != nil {
-			return nil, false, err
-		}
-		switch len(ts) {
-		case 0:
-			return nil, false, nil
-		case 1:
-			v, err := ast.JSONWithOpt(ts[0].Value, ast.JSONOpt{SortSets: true})
-			return v, err == nil, err
-		}
-		return nil, false, fmt.Errorf("%d results", len(ts))
+		return p.run(ctx, q.program, snap, input)
 	}
 	rs, err := q.topdown.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTransaction(p.data.Begin(snap)))
 	if err != nil {
@@ -104,6 +101,22 @@ func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input a
 		return rs[0].Expressions[0].Value, true, nil
 	}
 	return nil, false, fmt.Errorf("%d results", len(rs))
+}
+
+// run is eval by the vm.
+func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value) (any, bool, error) {
+	ts, err := prog.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: &storeNodes{terms: p.data.terms}})
+	if err != nil {
+		return nil, false, err
+	}
+	switch len(ts) {
+	case 0:
+		return nil, false, nil
+	case 1:
+		v, err := ast.JSONWithOpt(ts[0].Value, ast.JSONOpt{SortSets: true})
+		return v, err == nil, err
+	}
+	return nil, false, fmt.Errorf("%d results", len(ts))
 }
 
 // dataDoc is data as the vm reads it: the bundle's data in memory, and

@@ -121,7 +121,7 @@ func TestVMAgreesWithTopdown(t *testing.T) {
 // answer.
 // fill writes members random memberships, then what before writes (nil:
 // nothing), then assignments random assignments, in one transaction.
-func (c corpus) fill(t testing.TB, db store.Backend, members, assignments int, before func(tx *store.Tx) error) {
+func (c *corpus) fill(t testing.TB, db store.Backend, members, assignments int, before func(tx *store.Tx) error) {
 	t.Helper()
 	_, err := store.Update(context.Background(), db, func(tx *store.Tx) error {
 		for range members {
