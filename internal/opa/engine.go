@@ -237,7 +237,7 @@ func (p *Policy) Decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 }
 
 func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Check) (*permatrix.Decision, error) {
-	v, err := inputValue(c)
+	v, err := inputValue(c, p.data.terms)
 	if err != nil {
 		return nil, err
 	}
@@ -296,35 +296,42 @@ func (p *Policy) fastPath(c permatrix.Check) (query, bool) {
 }
 
 // inputValue is a check as the policies' input (Check.Input), built as an
-// AST value directly.
-func inputValue(c permatrix.Check) (ast.Value, error) {
+// AST value directly. Its keys, and the system, action and scope type when
+// the bundle's data names them, are shared terms (leaf.go: terms).
+func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
 	items := make([][2]*ast.Term, 0, 6)
 	items = append(items,
-		[2]*ast.Term{ast.StringTerm("subject"), ast.StringTerm(c.Subject)},
-		[2]*ast.Term{ast.StringTerm("system"), ast.StringTerm(c.System)},
-		[2]*ast.Term{ast.StringTerm("action"), ast.StringTerm(c.Action)})
+		[2]*ast.Term{inputKeys.subject, ast.StringTerm(c.Subject)},
+		[2]*ast.Term{inputKeys.system, ts.segment(c.System)},
+		[2]*ast.Term{inputKeys.action, ts.segment(c.Action)})
 	if r := c.Resource; r != nil {
-		res := [][2]*ast.Term{{ast.StringTerm("type"), ast.StringTerm(r.Type)}}
+		res := [][2]*ast.Term{{inputKeys.typ, ts.segment(r.Type)}}
 		if r.ID != "" {
-			res = append(res, [2]*ast.Term{ast.StringTerm("id"), ast.StringTerm(r.ID)})
+			res = append(res, [2]*ast.Term{inputKeys.id, ast.StringTerm(r.ID)})
 		}
-		items = append(items, [2]*ast.Term{ast.StringTerm("resource"), ast.ObjectTerm(res...)})
+		items = append(items, [2]*ast.Term{inputKeys.resource, ast.ObjectTerm(res...)})
 	}
 	if c.Context != nil {
 		v, err := ast.InterfaceToValue(c.Context)
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, [2]*ast.Term{ast.StringTerm("context"), ast.NewTerm(v)})
+		items = append(items, [2]*ast.Term{inputKeys.context, ast.NewTerm(v)})
 	}
 	if len(c.Groups) > 0 {
 		gs := make([]*ast.Term, len(c.Groups))
 		for i, g := range c.Groups {
 			gs[i] = ast.StringTerm(g)
 		}
-		items = append(items, [2]*ast.Term{ast.StringTerm("groups"), ast.ArrayTerm(gs...)})
+		items = append(items, [2]*ast.Term{inputKeys.groups, ast.ArrayTerm(gs...)})
 	}
 	return ast.NewObject(items...), nil
+}
+
+// inputKeys are the keys of a check's input, made once.
+var inputKeys = struct{ subject, system, action, resource, typ, id, context, groups *ast.Term }{
+	ast.StringTerm("subject"), ast.StringTerm("system"), ast.StringTerm("action"), ast.StringTerm("resource"),
+	ast.StringTerm("type"), ast.StringTerm("id"), ast.StringTerm("context"), ast.StringTerm("groups"),
 }
 
 // Verdict evaluates data.permatrix.admin.verdict for a write over snap (a
