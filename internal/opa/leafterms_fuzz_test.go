@@ -1,6 +1,7 @@
 package opa
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -48,6 +49,12 @@ func FuzzParseLeafWithTerms(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	// A key twice in an object past the size scanned key by key.
+	large := []byte(`{`)
+	for i := range 20 {
+		large = fmt.Appendf(large, `"k%d":%d,`, i, i)
+	}
+	f.Add(append(large, `"k3":"again"}`...))
 	base := defaultTerms(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		want, werr := leafValue(raw)
