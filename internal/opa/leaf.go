@@ -200,6 +200,7 @@ func (p *leafParser) str() (*ast.Term, error) {
 func (p *leafParser) object(depth int) (ast.Value, error) {
 	p.i++ // {
 	items := make([][2]*ast.Term, 0, 8)
+	var seen map[ast.String]struct{} // keys of a large object (hasKey)
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
@@ -223,6 +224,11 @@ func (p *leafParser) object(depth int) (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
+		if hasKey(items, k, &seen) {
+			// ast.NewObject would hold the key twice: the general decoder
+			// keeps the last value, as json.Unmarshal (the store's check).
+			return nil, errLeaf
+		}
 		items = append(items, [2]*ast.Term{k, v})
 		p.space()
 		if p.i >= len(p.b) {
@@ -238,6 +244,32 @@ func (p *leafParser) object(depth int) (ast.Value, error) {
 		}
 		return nil, errLeaf
 	}
+}
+
+// hasKey reports whether items hold key k. A leaf's objects are small (a
+// grant's has five keys): they are scanned; a larger one's keys are kept
+// in seen.
+func hasKey(items [][2]*ast.Term, k *ast.Term, seen *map[ast.String]struct{}) bool {
+	ks := k.Value.(ast.String)
+	if len(items) < 16 {
+		for _, it := range items {
+			if it[0] == k || it[0].Value.(ast.String) == ks {
+				return true
+			}
+		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make(map[ast.String]struct{}, 2*len(items))
+		for _, it := range items {
+			(*seen)[it[0].Value.(ast.String)] = struct{}{}
+		}
+	}
+	if _, ok := (*seen)[ks]; ok {
+		return true
+	}
+	(*seen)[ks] = struct{}{}
+	return false
 }
 
 func (p *leafParser) array(depth int) (ast.Value, error) {
