@@ -243,7 +243,7 @@ func storeDocument(snap store.Snapshot) (ast.Value, error) {
 // separator), nil if there is none. Keys come sorted, so the objects on the
 // path to the previous key are reused while the next key shares them.
 func subtree(snap store.Snapshot, prefix []byte) (ast.Object, error) {
-	obj, _, err := subtreeUpTo(snap, prefix, -1, leafTerms)
+	obj, _, err := subtreeUpTo(snap, prefix, -1, nil) // topdown's: no shared terms (parseLeaf)
 	return obj, err
 }
 

@@ -14,7 +14,13 @@ import (
 // a decision reads several, so this skips the detour through interface
 // values that costs a general decoder most of its time. Anything it does
 // not expect (exotic numbers, deep nesting) goes to the general path.
-func parseLeaf(raw []byte) (ast.Value, error) { return parseLeafWith(raw, leafTerms) }
+//
+// Its terms are its own (none shared): it serves topdown's reads of the
+// store (dataStore), and topdown's partial evaluation (the Compile API)
+// copy-propagates its result in place — ast.Transform sets the Value of
+// each term it walks, OPA's interned ones excepted — which on a shared term
+// is a write racing every other evaluation's reads.
+func parseLeaf(raw []byte) (ast.Value, error) { return parseLeafWith(raw, nil) }
 
 // parseLeafWith is parseLeaf sharing the string terms ts holds.
 func parseLeafWith(raw []byte, ts terms) (ast.Value, error) {
@@ -45,8 +51,9 @@ type leafParser struct {
 // the catalogs' system, role, permission and scope names, which grant and
 // role leaves repeat. Each string of a leaf was otherwise two allocations
 // (a grant's leaf holds seven keys; a Blue Prism role, its permissions).
-// Shared terms are never changed: nothing writes into a value read from
-// data.
+// Shared terms are never changed: the vm writes into no value read from
+// data. Only the vm's reads share them (storeNodes); topdown's do not
+// (parseLeaf).
 type terms map[string]*ast.Term
 
 // leafTerms are the keys and fixed values of the store's leaves
