@@ -1,0 +1,67 @@
+package opa_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
+)
+
+// TestCompileAPIDoesNotWriteBundleData: the bundle's data is one value
+// every evaluation of a Policy reads (dataStore hands it out as it is); the
+// Compile API's partial evaluation inlines a part of it into its result and
+// copy-propagates that in place (ast.Transform sets the Value of each term
+// it walks). Run with -race: it must write no term a concurrent decision
+// reads or another Compile's answer encodes. (Fails on 2d51119 and
+// before: not caused by the shared leaf terms.)
+func TestCompileAPIDoesNotWriteBundleData(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "pe.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p := compile(t, db, opa.WithEvaluator(opa.VM))
+	c := &corpus{rng: rand.New(rand.NewPCG(1, 2)), cat: p.Catalog, systems: p.Catalog.IDs(),
+		users: []string{"u0"}, groups: []string{"g0"}, ids: []string{"p1"}}
+	c.fill(t, db, 2, 30, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snap, err := db.View()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer snap.Close()
+			for i := range 30 {
+				if g == 2 {
+					raw, _ := json.Marshal(c.check(i))
+					var in any
+					_ = json.Unmarshal(raw, &in)
+					in.(map[string]any)["subject"] = "u0"
+					if _, err := p.EvalData(ctx, snap, []string{"permatrix", "decision"}, &in, opa.EvalOptions{}); err != nil {
+						t.Error(err)
+					}
+					continue
+				}
+				ev, err := p.Compile(ctx, snap, opa.CompileRequest{Query: `x := data.systems["celonis-task-mining"]; input.a == x`, Unknowns: []string{"input"}}, opa.EvalOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := json.Marshal(ev.Result); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
