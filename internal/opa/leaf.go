@@ -146,12 +146,58 @@ func (p *leafParser) value(depth int) (*ast.Term, error) {
 			p.i++
 		}
 		n := json.Number(p.b[start:p.i])
+		if !jsonNumber(p.b[start:p.i]) {
+			return nil, errLeaf // the general decoder's error
+		}
 		if _, err := n.Float64(); err != nil {
 			return nil, errLeaf
 		}
 		return ast.NewTerm(ast.Number(n)), nil
 	}
 	return nil, errLeaf
+}
+
+// jsonNumber reports whether b is a number as JSON writes one:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? (strconv takes more: 00,
+// 1., +1).
+func jsonNumber(b []byte) bool {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i)
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return false
+		}
+		i = j
+	}
+	return i == len(b)
 }
 
 func (p *leafParser) lit(s string) bool {
