@@ -363,6 +363,9 @@ func (p *Policy) Compile(ctx context.Context, snap store.Snapshot, r CompileRequ
 		return nil, err
 	}
 	opts = append(opts,
+		// Its copy propagation writes into what it reads: a copy of the
+		// bundle's data, not the one every evaluation shares.
+		rego.Store(copyingStore{p.data}),
 		rego.ParsedUnknowns(unknowns),
 		rego.DisableInlining(r.DisableInlining),
 		rego.NondeterministicBuiltins(r.NondeterministicBuiltins))

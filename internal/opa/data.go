@@ -151,6 +151,24 @@ func (d *dataStore) Read(_ context.Context, t storage.Transaction, path storage.
 	return nil, notFound(path)
 }
 
+// copyingStore is d as partial evaluation (the Compile API) reads it:
+// partial evaluation copy-propagates its result in place (ast.Transform
+// sets the Value of each term it walks), so it reads its own copy of the
+// bundle's data, which every other evaluation shares. What it reads of
+// data.store, and data whole, is its own already (Read builds it).
+type copyingStore struct{ *dataStore }
+
+func (c copyingStore) Read(ctx context.Context, t storage.Transaction, path storage.Path) (any, error) {
+	v, err := c.dataStore.Read(ctx, t, path)
+	if err != nil || len(path) == 0 || path[0] == permatrix.StoreRoot {
+		return v, err
+	}
+	if av, ok := v.(ast.Value); ok {
+		return ast.NewTerm(av).Copy().Value, nil
+	}
+	return v, nil
+}
+
 // walk follows path into v (object keys; array indexes as numbers).
 func walk(v ast.Value, path []string) ast.Value {
 	for _, seg := range path {
