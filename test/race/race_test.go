@@ -1,0 +1,55 @@
+// Package race runs, under Go's race detector, the tests written to catch
+// data races between concurrent evaluations, writes and reads: without
+// the detector they pass whatever happens. `go test ./...` runs them so
+// (this test starts `go test -race` on them); docs/architecture.md says
+// which sharing each one guards.
+package race_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// underRace are the race-sensitive tests, by package.
+var underRace = map[string][]string{
+	"./internal/opa": {
+		"TestVMConcurrentDecisionsAsSequential", // one vm Policy's pooled evaluations
+		"TestSharedTermsAcrossAPIs",             // the vm's shared leaf terms, every API at once
+		"TestCompileAPIDoesNotWriteSharedTerms", // partial evaluation writing what it reads
+		"TestCompileAPIDoesNotWriteBundleData",
+	},
+	"./internal/vm":   {"TestNestedScansAgreeAfterErrors"}, // a pooled Program's scans from many goroutines
+	"./internal/pdp":  {"TestDelegationRaces"},             // concurrent delegated writes
+	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
+}
+
+// TestUnderTheRaceDetector runs each package's race-sensitive tests with
+// -race: a data race fails them.
+func TestUnderTheRaceDetector(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the race detector's build takes a minute")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("the race detector needs cgo and a C compiler; none here")
+	}
+	for pkg, tests := range underRace {
+		t.Run(strings.TrimPrefix(pkg, "./internal/"), func(t *testing.T) {
+			cmd := exec.Command("go", "test", "-race", "-count=1", "-v", "-run", "^("+strings.Join(tests, "|")+")$", pkg)
+			cmd.Dir = harness.Root()
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("go test -race %s: %v\n%s", pkg, err, out)
+			}
+			for _, name := range tests {
+				if !strings.Contains(string(out), "--- PASS: "+name+" ") {
+					t.Errorf("go test -race %s did not pass %s:\n%s", pkg, name, out)
+				}
+			}
+		})
+	}
+}
