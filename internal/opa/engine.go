@@ -237,11 +237,17 @@ func (p *Policy) Decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 }
 
 func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Check) (*permatrix.Decision, error) {
-	v, err := inputValue(c, p.data.terms)
+	q, fast := p.fastPath(c)
+	if !fast {
+		q = p.decision
+	}
+	// The vm writes into no value it reads: its input may share terms.
+	// Topdown's input is all its own (leaf.go: terms).
+	v, err := inputValue(c, q.program != nil, p.data.terms)
 	if err != nil {
 		return nil, err
 	}
-	if q, ok := p.fastPath(c); ok {
+	if fast {
 		r, defined, err := p.eval(ctx, q, snap, v)
 		if err != nil {
 			return nil, err
@@ -256,7 +262,7 @@ func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 		d.Revision = snap.Revision()
 		return d, nil
 	}
-	r, defined, err := p.eval(ctx, p.decision, snap, v)
+	r, defined, err := p.eval(ctx, q, snap, v)
 	if err != nil {
 		return nil, err
 	}
@@ -296,42 +302,52 @@ func (p *Policy) fastPath(c permatrix.Check) (query, bool) {
 }
 
 // inputValue is a check as the policies' input (Check.Input), built as an
-// AST value directly. Its keys, and the system, action and scope type when
-// the bundle's data names them, are shared terms (leaf.go: terms).
-func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
+// AST value directly. When shared, its keys, and the system, action and
+// scope type when the bundle's data names them (ts), are shared terms
+// (leaf.go: terms); else all its own.
+func inputValue(c permatrix.Check, shared bool, ts terms) (ast.Value, error) {
+	keys := &inputKeys
+	if !shared {
+		keys, ts = newInputKeys(), nil
+	}
 	items := make([][2]*ast.Term, 0, 6)
 	items = append(items,
-		[2]*ast.Term{inputKeys.subject, ast.StringTerm(c.Subject)},
-		[2]*ast.Term{inputKeys.system, ts.segment(c.System)},
-		[2]*ast.Term{inputKeys.action, ts.segment(c.Action)})
+		[2]*ast.Term{keys.subject, ast.StringTerm(c.Subject)},
+		[2]*ast.Term{keys.system, ts.segment(c.System)},
+		[2]*ast.Term{keys.action, ts.segment(c.Action)})
 	if r := c.Resource; r != nil {
-		res := [][2]*ast.Term{{inputKeys.typ, ts.segment(r.Type)}}
+		res := [][2]*ast.Term{{keys.typ, ts.segment(r.Type)}}
 		if r.ID != "" {
-			res = append(res, [2]*ast.Term{inputKeys.id, ast.StringTerm(r.ID)})
+			res = append(res, [2]*ast.Term{keys.id, ast.StringTerm(r.ID)})
 		}
-		items = append(items, [2]*ast.Term{inputKeys.resource, ast.ObjectTerm(res...)})
+		items = append(items, [2]*ast.Term{keys.resource, ast.ObjectTerm(res...)})
 	}
 	if c.Context != nil {
 		v, err := ast.InterfaceToValue(c.Context)
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, [2]*ast.Term{inputKeys.context, ast.NewTerm(v)})
+		items = append(items, [2]*ast.Term{keys.context, ast.NewTerm(v)})
 	}
 	if len(c.Groups) > 0 {
 		gs := make([]*ast.Term, len(c.Groups))
 		for i, g := range c.Groups {
 			gs[i] = ast.StringTerm(g)
 		}
-		items = append(items, [2]*ast.Term{inputKeys.groups, ast.ArrayTerm(gs...)})
+		items = append(items, [2]*ast.Term{keys.groups, ast.ArrayTerm(gs...)})
 	}
 	return ast.NewObject(items...), nil
 }
 
-// inputKeys are the keys of a check's input, made once.
-var inputKeys = struct{ subject, system, action, resource, typ, id, context, groups *ast.Term }{
-	ast.StringTerm("subject"), ast.StringTerm("system"), ast.StringTerm("action"), ast.StringTerm("resource"),
-	ast.StringTerm("type"), ast.StringTerm("id"), ast.StringTerm("context"), ast.StringTerm("groups"),
+// checkKeys are the keys of a check's input.
+type checkKeys struct{ subject, system, action, resource, typ, id, context, groups *ast.Term }
+
+// inputKeys are checkKeys made once, shared by the vm's inputs.
+var inputKeys = *newInputKeys()
+
+func newInputKeys() *checkKeys {
+	return &checkKeys{ast.StringTerm("subject"), ast.StringTerm("system"), ast.StringTerm("action"), ast.StringTerm("resource"),
+		ast.StringTerm("type"), ast.StringTerm("id"), ast.StringTerm("context"), ast.StringTerm("groups")}
 }
 
 // Verdict evaluates data.permatrix.admin.verdict for a write over snap (a
