@@ -221,15 +221,15 @@ func readStore(snap store.Snapshot, path []string) (ast.Value, error) {
 		}
 		return walk(v, rest), nil
 	}
-	return subtreeAt(snap, key, len(path) == 1)
+	return subtreeAt(snap, key, len(path) == 1, nil) // topdown's: no shared terms (parseLeaf)
 }
 
 // subtreeAt is the object below key (a subtree's key, not a leaf's), nil
 // if there is none — but an index (index: data.store.grants, ...), which
 // is an empty object then: data.store whole holds each of them, and so
 // does the export the stock opa reads.
-func subtreeAt(snap store.Snapshot, key []byte, index bool) (ast.Value, error) {
-	obj, err := subtree(snap, append(key, 0))
+func subtreeAt(snap store.Snapshot, key []byte, index bool, ts terms) (ast.Value, error) {
+	obj, _, err := subtreeUpTo(snap, append(key, 0), -1, ts)
 	switch {
 	case err != nil:
 		return nil, err

@@ -298,7 +298,11 @@ func (d *storeDoc) Value() (*ast.Term, error) {
 	if d.node.Root() {
 		v, err = storeDocument(d.snap)
 	} else {
-		v, err = subtreeAt(d.snap, d.key(), d.node.Depth() == 1)
+		var ts terms // the vm's reads share terms (leaf.go)
+		if d.nodes != nil {
+			ts = d.nodes.terms
+		}
+		v, err = subtreeAt(d.snap, d.key(), d.node.Depth() == 1, ts)
 	}
 	if err != nil || v == nil {
 		return nil, err
