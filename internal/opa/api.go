@@ -100,8 +100,6 @@ func (p *Policy) EvalData(ctx context.Context, snap store.Snapshot, path []strin
 	}
 	m.Timer(metrics.ServerHandler).Start()
 	ref := DataRef(path)
-	txn := p.data.Begin(snap)
-	opts := []rego.EvalOption{rego.EvalTransaction(txn), rego.EvalMetrics(m), rego.EvalInstrument(o.Instrument)}
 	var in ast.Value // nil: no input
 	if input != nil {
 		m.Timer(metrics.RegoInputParse).Start()
@@ -111,24 +109,28 @@ func (p *Policy) EvalData(ctx context.Context, snap store.Snapshot, path []strin
 			return nil, &APIError{Code: CodeInvalidParameter, Message: err.Error()}
 		}
 		in = v
-		opts = append(opts, rego.EvalParsedInput(v))
-	}
-	var buf *topdown.BufferTracer
-	if o.Explain != ExplainOff {
-		buf = topdown.NewBufferTracer()
-		opts = append(opts, rego.EvalQueryTracer(buf))
 	}
 	// A decision the vm runs for /v1/check (data.permatrix.decision, a
 	// system's decision) is run by it here too, as OPA clients ask for it,
 	// unless an explanation, metrics or strict builtin errors (whose
 	// errors topdown words) are asked.
-	if prog, ok := p.planned[ref.String()]; ok && buf == nil && !o.Metrics && !o.Instrument && !o.StrictBuiltinErrors {
+	if prog, ok := p.planned[ref.String()]; ok && o.Explain == ExplainOff && !o.Metrics && !o.Instrument && !o.StrictBuiltinErrors {
 		res, defined, err := p.run(ctx, prog, snap, in)
 		m.Timer(metrics.ServerHandler).Stop()
 		if err != nil {
 			return nil, evalError(ctx, err)
 		}
 		return p.evaluation(res, defined, m, o, nil), nil
+	}
+	txn := p.data.Begin(snap)
+	opts := []rego.EvalOption{rego.EvalTransaction(txn), rego.EvalMetrics(m), rego.EvalInstrument(o.Instrument)}
+	if in != nil {
+		opts = append(opts, rego.EvalParsedInput(in))
+	}
+	var buf *topdown.BufferTracer
+	if o.Explain != ExplainOff {
+		buf = topdown.NewBufferTracer()
+		opts = append(opts, rego.EvalQueryTracer(buf))
 	}
 
 	var pq *rego.PreparedEvalQuery
