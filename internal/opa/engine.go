@@ -189,9 +189,12 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), Generation: generations.Add(1),
 		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries,
 		evaluator: o.evaluator}
-	if p.decision, err = p.prepare(ctx, ast.MustParseRef(DecisionQuery)); err != nil {
+	p.planned = map[string]*vm.Program{}
+	decision := ast.MustParseRef(DecisionQuery)
+	if p.decision, err = p.prepare(ctx, decision); err != nil {
 		return nil, err
 	}
+	p.plan(decision, p.decision)
 	if p.verdict, err = p.prepare(ctx, ast.MustParseRef(VerdictQuery)); err != nil {
 		return nil, err
 	}
@@ -201,11 +204,7 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		if p.systems[id], err = p.prepare(ctx, ref); err != nil {
 			return nil, fmt.Errorf("system %s: %w", id, err)
 		}
-	}
-	p.planned = map[string]*vm.Program{}
-	p.plan(ast.MustParseRef(DecisionQuery), p.decision)
-	for _, sys := range catalog {
-		p.plan(ast.Ref{ast.DefaultRootDocument, ast.StringTerm("permatrix"), ast.StringTerm("systems"), ast.StringTerm(sys.Package), ast.StringTerm("decision")}, p.systems[sys.ID])
+		p.plan(ref, p.systems[id])
 	}
 	// A policy that cannot decide is not activated: evaluate one check now.
 	if _, err := p.decide(ctx, store.Empty(0), permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}); err != nil {
@@ -243,7 +242,11 @@ func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 	}
 	// The vm writes into no value it reads: its input may share terms.
 	// Topdown's input is all its own (leaf.go: terms).
-	v, err := inputValue(c, q.program != nil, p.data.terms)
+	var ts terms
+	if q.program != nil {
+		ts = p.data.terms
+	}
+	v, err := inputValue(c, ts)
 	if err != nil {
 		return nil, err
 	}
@@ -302,13 +305,13 @@ func (p *Policy) fastPath(c permatrix.Check) (query, bool) {
 }
 
 // inputValue is a check as the policies' input (Check.Input), built as an
-// AST value directly. When shared, its keys, and the system, action and
-// scope type when the bundle's data names them (ts), are shared terms
-// (leaf.go: terms); else all its own.
-func inputValue(c permatrix.Check, shared bool, ts terms) (ast.Value, error) {
+// AST value directly. With ts, its keys, and the system, action and scope
+// type when ts holds them, are shared terms (leaf.go: terms); with none,
+// all its own.
+func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
 	keys := &inputKeys
-	if !shared {
-		keys, ts = newInputKeys(), nil
+	if ts == nil {
+		keys = newInputKeys()
 	}
 	items := make([][2]*ast.Term, 0, 6)
 	items = append(items,
