@@ -30,7 +30,7 @@ import (
 type dataStore struct {
 	storage.PolicyNotSupported
 	bundle  ast.Object
-	terms   terms // leafTerms and the bundle's strings, shared by the leaves the vm reads
+	terms   terms // the leaves' keys and the bundle's strings, shared by the leaves the vm reads (newTerms)
 	backend store.Backend
 	ids     atomic.Uint64
 }

@@ -229,11 +229,7 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
-	ts := leafTerms
-	if d.nodes != nil {
-		ts = d.nodes.terms
-	}
-	v, err := parseLeafWith(raw, ts)
+	v, err := parseLeafWith(raw, d.terms())
 	if err != nil {
 		return nil, nil, fmt.Errorf("data.store%q: %w", c.path(nil), err)
 	}
@@ -259,6 +255,15 @@ func (d *storeDoc) key() []byte {
 	return store.DocNodeKey(d.path(buf[:])...)
 }
 
+// terms are the string terms d's reads share: the evaluation's (the vm's
+// reads, leaf.go), none without one.
+func (d *storeDoc) terms() terms {
+	if d.nodes == nil {
+		return nil
+	}
+	return d.nodes.terms
+}
+
 // unit is d, a unit, read whole once per evaluation when it is small.
 // What a policy reads below d is then read from memory: the same units are
 // read either way (every read below a unit records that unit), so guards
@@ -271,7 +276,7 @@ func (d *storeDoc) unit() (unitRead, error) {
 	if u, ok := d.nodes.units[string(key)]; ok {
 		return u, nil
 	}
-	obj, small, err := subtreeUpTo(d.snap, append(key, 0), unitLeaves, d.nodes.terms)
+	obj, small, err := subtreeUpTo(d.snap, append(key, 0), unitLeaves, d.terms())
 	if err != nil {
 		return unitRead{}, err
 	}
@@ -298,11 +303,7 @@ func (d *storeDoc) Value() (*ast.Term, error) {
 	if d.node.Root() {
 		v, err = storeDocument(d.snap)
 	} else {
-		var ts terms // the vm's reads share terms (leaf.go)
-		if d.nodes != nil {
-			ts = d.nodes.terms
-		}
-		v, err = subtreeAt(d.snap, d.key(), d.node.Depth() == 1, ts)
+		v, err = subtreeAt(d.snap, d.key(), d.node.Depth() == 1, d.terms())
 	}
 	if err != nil || v == nil {
 		return nil, err

@@ -56,12 +56,9 @@ type leafParser struct {
 // (parseLeaf).
 type terms map[string]*ast.Term
 
-// leafTerms are the keys and fixed values of the store's leaves
-// (internal/store: grant, role and project leaves).
-var leafTerms = newTerms(nil)
-
-// newTerms is leafTerms and the strings of data (keys and values), up to
-// maxTerms in all.
+// newTerms is the keys and fixed values of the store's leaves
+// (internal/store: grant, role and project leaves) and the strings of data
+// (keys and values), up to maxTerms in all.
 func newTerms(data ast.Value) terms {
 	ts := terms{}
 	for _, s := range []string{"assignment", "kind", "role", "permission", "scope", "via", "type", "id",

@@ -68,7 +68,7 @@ func TestParseLeafSharesTerms(t *testing.T) {
 			t.Errorf("key %v is not the shared term", k)
 		}
 	})
-	if len(newTerms(nil)) != len(leafTerms) || len(ts) != len(leafTerms)+4 {
-		t.Errorf("%d terms from the data, %d of the layout", len(ts), len(leafTerms))
+	if layout := len(newTerms(nil)); len(ts) != layout+4 {
+		t.Errorf("%d terms from the data, %d of the layout", len(ts), layout)
 	}
 }
