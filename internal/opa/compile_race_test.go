@@ -17,9 +17,24 @@ import (
 // Compile API's partial evaluation inlines a part of it into its result and
 // copy-propagates that in place (ast.Transform sets the Value of each term
 // it walks). Run with -race: it must write no term a concurrent decision
-// reads or another Compile's answer encodes. (Fails on 2d51119 and
-// before: not caused by the shared leaf terms.)
+// reads or another Compile's answer encodes.
 func TestCompileAPIDoesNotWriteBundleData(t *testing.T) {
+	compileBesideDecisions(t, `x := data.systems["celonis-task-mining"]; input.a == x`)
+}
+
+// TestCompileAPIDoesNotWriteSharedTerms: a store value the Compile API
+// inlines is the evaluation's own only while leaves' terms are not shared
+// with other evaluations (OPA's own interned terms excepted). Run with
+// -race: a Compile that inlines data.store's leaves, while a decision reads
+// the same leaves and another Compile's answer is encoded, must share no
+// term one of them writes.
+func TestCompileAPIDoesNotWriteSharedTerms(t *testing.T) {
+	compileBesideDecisions(t, `x := data.store.grants["user:u0"]; input.a == x`)
+}
+
+// compileBesideDecisions runs the Compile API on query (unknown: input)
+// from two goroutines while a third decides checks, all on one Policy.
+func compileBesideDecisions(t *testing.T, query string) {
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "pe.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +67,7 @@ func TestCompileAPIDoesNotWriteBundleData(t *testing.T) {
 					}
 					continue
 				}
-				ev, err := p.Compile(ctx, snap, opa.CompileRequest{Query: `x := data.systems["celonis-task-mining"]; input.a == x`, Unknowns: []string{"input"}}, opa.EvalOptions{})
+				ev, err := p.Compile(ctx, snap, opa.CompileRequest{Query: query, Unknowns: []string{"input"}}, opa.EvalOptions{})
 				if err != nil {
 					t.Error(err)
 					return
