@@ -111,7 +111,7 @@ func checkFile(path string, size int64) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	prefetch(f, size) // for verifyOpen, after the pages: the check of every page
+	prefetch(f, size) // the checks below and verifyOpen's read every page, in tree order
 	var problems []string
 	if err := guard(func() error { problems = checkPages(f, size); return nil }); err != nil {
 		problems = append(problems, err.Error())

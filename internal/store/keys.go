@@ -56,16 +56,21 @@ var leafDepth = map[string]int{
 
 // Key builds a key from segments.
 func Key(segments ...string) []byte {
-	n := len(segments)
-	for _, s := range segments {
-		n += len(s)
+	if len(segments) == 0 {
+		return []byte{}
 	}
-	k := make([]byte, 0, n)
-	for i, s := range segments {
-		if i > 0 {
-			k = append(k, sep)
-		}
-		k = append(k, s...)
+	return join(segments[0], segments[1:])
+}
+
+// join is the key of head followed by segs, allocated once.
+func join(head string, segs []string) []byte {
+	n := len(head)
+	for _, s := range segs {
+		n += 1 + len(s)
+	}
+	k := append(make([]byte, 0, n), head...)
+	for _, s := range segs {
+		k = append(append(k, sep), s...)
 	}
 	return k
 }
@@ -196,18 +201,7 @@ func (n DocNode) Depth() int { return n.depth }
 
 // DocNodeKey is the key of the place reached by segs (a leaf's key, or,
 // followed by the separator, the prefix of every key below it).
-func DocNodeKey(segs ...string) []byte {
-	n := len(nsDoc)
-	for _, s := range segs {
-		n += 1 + len(s)
-	}
-	k := make([]byte, 0, n)
-	k = append(k, nsDoc...)
-	for _, s := range segs {
-		k = append(append(k, sep), s...)
-	}
-	return k
-}
+func DocNodeKey(segs ...string) []byte { return join(nsDoc, segs) }
 
 // DocIndexes are the data.store indexes, in key order.
 var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles, ixScopes}
