@@ -165,6 +165,7 @@ type storeNodes struct {
 	free  []storeDoc
 	units map[string]unitRead // by the unit's key
 	terms terms               // shared string terms (leaf.go)
+	key   []byte              // where a lookup's key is built (storeDoc.scratchKey)
 }
 
 // unitRead is a unit read whole: its value (nil when it is empty), or,
@@ -225,7 +226,7 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if !node.Leaf() {
 		return nil, c, nil
 	}
-	raw, err := d.snap.Get(c.key())
+	raw, err := d.snap.Get(c.scratchKey())
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
@@ -255,6 +256,18 @@ func (d *storeDoc) key() []byte {
 	return store.DocNodeKey(d.path(buf[:])...)
 }
 
+// scratchKey is d's key built in the evaluation's buffer, valid until the
+// next scratchKey: for a read that keeps no reference to it (a Get, a map
+// lookup). Without storeNodes it is key().
+func (d *storeDoc) scratchKey() []byte {
+	if d.nodes == nil {
+		return d.key()
+	}
+	var buf [8]string
+	d.nodes.key = store.AppendDocNodeKey(d.nodes.key[:0], d.path(buf[:])...)
+	return d.nodes.key
+}
+
 // terms are the string terms d's reads share: the evaluation's (the vm's
 // reads, leaf.go), none without one.
 func (d *storeDoc) terms() terms {
@@ -272,10 +285,10 @@ func (d *storeDoc) unit() (unitRead, error) {
 	if d.nodes == nil {
 		return unitRead{}, nil
 	}
-	key := d.key()
-	if u, ok := d.nodes.units[string(key)]; ok {
+	if u, ok := d.nodes.units[string(d.scratchKey())]; ok {
 		return u, nil
 	}
+	key := d.key() // kept: the units' map holds it
 	obj, small, err := subtreeUpTo(d.snap, append(key, 0), unitLeaves, d.terms())
 	if err != nil {
 		return unitRead{}, err

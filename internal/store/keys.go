@@ -68,11 +68,16 @@ func join(head string, segs []string) []byte {
 	for _, s := range segs {
 		n += 1 + len(s)
 	}
-	k := append(make([]byte, 0, n), head...)
+	return appendJoin(make([]byte, 0, n), head, segs)
+}
+
+// appendJoin appends the key of head followed by segs to dst.
+func appendJoin(dst []byte, head string, segs []string) []byte {
+	dst = append(dst, head...)
 	for _, s := range segs {
-		k = append(append(k, sep), s...)
+		dst = append(append(dst, sep), s...)
 	}
-	return k
+	return dst
 }
 
 // Prefix is Key(segments...) followed by the separator: every key strictly
@@ -203,6 +208,10 @@ func (n DocNode) Depth() int { return n.depth }
 // followed by the separator, the prefix of every key below it).
 func DocNodeKey(segs ...string) []byte { return join(nsDoc, segs) }
 
+// AppendDocNodeKey appends DocNodeKey(segs...) to dst: a caller that
+// looks up many keys builds them in one buffer.
+func AppendDocNodeKey(dst []byte, segs ...string) []byte { return appendJoin(dst, nsDoc, segs) }
+
 // DocIndexes are the data.store indexes, in key order.
 var DocIndexes = []string{ixGrants, ixMemberships, ixProjects, ixRoles, ixScopes}
 
@@ -221,16 +230,22 @@ func DocPath(key []byte) []string {
 // below it bumps; see WriteUnits).
 func UnitOf(key []byte) []byte {
 	key = bytes.TrimSuffix(key, []byte{sep})
-	segs := bytes.SplitN(key, []byte{sep}, 3)
-	if len(segs) < 2 {
+	// The index is named by the first two segments, which unitDepth's
+	// keys spell with the same separator: no segment is copied.
+	first := bytes.IndexByte(key, sep)
+	if first < 0 {
 		return key
 	}
-	depth, ok := unitDepth[string(segs[0])+"\x00"+string(segs[1])]
+	end := len(key)
+	if second := bytes.IndexByte(key[first+1:], sep); second >= 0 {
+		end = first + 1 + second
+	}
+	depth, ok := unitDepth[string(key[:end])]
 	if !ok {
 		return key
 	}
-	n, i := 0, 0
-	for ; i < len(key); i++ {
+	n := 0
+	for i := range key {
 		if key[i] == sep {
 			n++
 			if n == depth {

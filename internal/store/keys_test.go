@@ -43,3 +43,31 @@ func TestDocNodeIsDocKey(t *testing.T) {
 		}
 	}
 }
+
+// TestUnitOf: a key's unit is the key cut to its index's unit depth; a
+// prefix shallower than that, a key of an unknown index and a key of one
+// segment are their own unit; a trailing separator (a prefix) is dropped.
+func TestUnitOf(t *testing.T) {
+	for _, c := range []struct{ key, unit []byte }{
+		{Key("d", "grants", "user:u", "sys", "role", "r", "service"), Key("d", "grants", "user:u", "sys")},
+		{Key("d", "grants", "user:u", "sys"), Key("d", "grants", "user:u", "sys")},
+		{Prefix("d", "grants", "user:u"), Key("d", "grants", "user:u")},
+		{Prefix("d", "grants"), Key("d", "grants")},
+		{Key("d", "memberships", "u", "g"), Key("d", "memberships", "u")},
+		{Key("i", "role_uses", "sys", "r", "id"), Key("i", "role_uses", "sys", "r")},
+		{Key("i", "assignments", "id"), Key("i", "assignments", "id")},
+		{Key("d", "nope", "a", "b", "c"), Key("d", "nope", "a", "b", "c")},
+		{Key("d"), Key("d")},
+		{Prefix("d"), Key("d")},
+		{[]byte{}, []byte{}},
+		{Key("d", "grants"), Key("d", "grants")},
+		{Key("dx", "grants", "a", "b", "c"), Key("dx", "grants", "a", "b", "c")},
+	} {
+		if got := UnitOf(c.key); string(got) != string(c.unit) {
+			t.Errorf("UnitOf(%q) = %q, want %q", c.key, got, c.unit)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { UnitOf(Key("d", "grants", "user:u", "sys", "role", "r", "service")) }); n > 1 {
+		t.Errorf("UnitOf allocates %v times; only the key built for the call should", n)
+	}
+}
