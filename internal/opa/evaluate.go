@@ -65,6 +65,10 @@ func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 			rego.StrictBuiltinErrors(true))
 		switch {
 		case err == nil:
+			// The bundle's data is fixed for the life of the policy
+			// (dataStore): a rule of it alone, and not of input or
+			// data.store, is computed once for all evaluations.
+			q.program = q.program.Constants(permatrix.StoreRoot)
 			return q, nil
 		case !errors.Is(err, vm.ErrUnsupported):
 			return query{}, err

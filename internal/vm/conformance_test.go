@@ -229,6 +229,14 @@ func evalCase(t *testing.T, tc cases.TestCase, p *vm.Program, data map[string]an
 		rs, err := p.Results(context.Background(), input, lazyDocument{ast.NewTerm(dv)})
 		check(t, tc, rs, err)
 	})
+	// Again keeping constant rules, filled first by an evaluation of
+	// another input: a rule kept that reads input would keep its value.
+	t.Run("constants", func(t *testing.T) {
+		c := p.Constants()
+		_, _ = c.Results(context.Background(), ast.MustParseTerm(`{"another": "input"}`).Value, vm.Value(dv))
+		rs, err := c.Results(context.Background(), input, vm.Value(dv))
+		check(t, tc, rs, err)
+	})
 }
 
 // lazyDocument is data read on demand, as lazily as the Document contract

@@ -54,6 +54,7 @@ type eval struct {
 	p       *Program
 	bctx    topdown.BuiltinContext
 	memo    []memo
+	withs   int // the withs under way: inside one, no constant is kept
 	results []*ast.Term
 	steps   int
 	stack   []slot      // frames are cut from it, last in first out
@@ -188,7 +189,7 @@ func (e *eval) release() {
 	clear(e.memo)
 	clear(e.results)
 	e.results = e.results[:0]
-	e.ctx, e.bctx, e.steps = nil, topdown.BuiltinContext{}, 0
+	e.ctx, e.bctx, e.steps, e.withs = nil, topdown.BuiltinContext{}, 0, 0
 	clear(e.stack[:cap(e.stack)])
 	e.stack = e.stack[:0]
 	e.args = e.args[:0]
@@ -216,6 +217,14 @@ func (e *eval) Cancelled() bool { return e.ctx.Err() != nil }
 // call runs fn with args in a new frame; the result is nil when fn is
 // undefined.
 func (e *eval) call(fn *function, args []slot) (*ast.Term, error) {
+	// A constant rule's value is the Program's (Constants), but not under
+	// a with: there data or input is not the evaluation's own.
+	kept := fn.memo && fn.index >= 0 && len(args) == 2 && e.withs == 0 && e.p.constant != nil && e.p.constant[fn.index]
+	if kept {
+		if m := e.p.values[fn.index].Load(); m != nil {
+			return m.t, nil
+		}
+	}
 	if fn.memo && fn.index >= 0 && len(args) == 2 {
 		if m := e.memo[fn.index]; m.done {
 			return m.t, nil
@@ -250,6 +259,10 @@ func (e *eval) call(fn *function, args []slot) (*ast.Term, error) {
 	}
 	if fn.memo && fn.index >= 0 && len(args) == 2 {
 		e.memo[fn.index] = memo{done: true, t: t}
+	}
+	if kept {
+		// Two evaluations may both compute it: they store the same value.
+		e.p.values[fn.index].Store(&memo{done: true, t: t})
 	}
 	return t, nil
 }
@@ -828,7 +841,9 @@ func (e *eval) within(fr []slot, x *ir.WithStmt, s slot) (bool, uint32, error) {
 	fr[x.Local] = s
 	outer := e.memo
 	e.memo = make([]memo, len(e.p.funcs))
+	e.withs++
 	stop, index, err := e.stmts(fr, x.Block.Stmts)
+	e.withs--
 	e.memo = outer
 	fr[x.Local] = saved
 	switch {

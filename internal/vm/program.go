@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
@@ -20,6 +21,11 @@ type Program struct {
 	plan        *function            // the query: a function of input and data
 	pool        *sync.Pool           // of *eval
 	lenient     bool                 // a builtin's error is undefined (see Lenient)
+	// constant says, by function index, which rules Constants keeps
+	// across evaluations, and values holds them once computed (nil: none
+	// kept).
+	constant []bool
+	values   []atomic.Pointer[memo]
 }
 
 // Lenient is p with topdown's default handling of builtin errors: a
@@ -30,9 +36,79 @@ type Program struct {
 func (p *Program) Lenient() *Program {
 	c := *p
 	c.lenient = true
+	if p.constant != nil {
+		// A builtin's error makes a value undefined here, an error there:
+		// the values are not the strict Program's.
+		c.values = make([]atomic.Pointer[memo], len(p.funcs))
+	}
 	c.pool = &sync.Pool{}
 	c.pool.New = c.newEval
 	return &c
+}
+
+// Constants is p keeping, across its evaluations, the value of each rule
+// that reads only data outside the varying root keys: no input, no key of
+// data named dynamically, no with, no dynamic call, no builtin whose value
+// may differ between two calls with the same arguments (ast's
+// Nondeterministic ones, print, opa.runtime, rego.metadata), and no rule
+// or function that does. Its value is computed by the first evaluation
+// outside any with that needs it, and shared by all the others.
+//
+// The caller promises that every evaluation's data is the same outside
+// the varying root keys (permatrix: the bundle's data, fixed for the life
+// of a policy, beside data.store). p is not changed.
+func (p *Program) Constants(varying ...string) *Program {
+	c := *p
+	const (
+		unknown = iota
+		visiting
+		yes
+		no
+	)
+	state := make([]int, len(p.funcs))
+	var fixed func(fn *function) bool
+	fixed = func(fn *function) bool {
+		switch state[fn.index] {
+		case yes:
+			return true
+		case visiting, no:
+			return false // Rego has no recursion; a cycle is not constant
+		}
+		state[fn.index] = visiting
+		r := fn.reads
+		ok := !r.input && !r.data && !r.varies &&
+			len(fn.params) >= 2 && fn.params[0] == ir.Input && fn.params[1] == ir.Data
+		for _, root := range varying {
+			ok = ok && !r.roots[root]
+		}
+		for _, callee := range r.callees {
+			ok = ok && fixed(callee)
+		}
+		state[fn.index] = no
+		if ok {
+			state[fn.index] = yes
+		}
+		return ok
+	}
+	c.constant = make([]bool, len(p.funcs))
+	for i, fn := range p.funcs {
+		c.constant[i] = fn.memo && fixed(fn)
+	}
+	c.values = make([]atomic.Pointer[memo], len(p.funcs))
+	c.pool = &sync.Pool{}
+	c.pool.New = c.newEval
+	return &c
+}
+
+// ConstantRules names the rules Constants keeps, in plan order.
+func (p *Program) ConstantRules() []string {
+	var names []string
+	for i, fn := range p.funcs {
+		if p.constant != nil && p.constant[i] {
+			names = append(names, fn.name)
+		}
+	}
+	return names
 }
 
 // function is a planned function (a rule, a Rego function, or the query
@@ -45,6 +121,33 @@ type function struct {
 	locals int  // frame size: the highest local it names, plus one
 	memo   bool // a rule of input and data only: its value is kept per evaluation
 	index  int  // its slot in an evaluation's memo
+	reads  reads
+}
+
+// reads is what a function's statements read, for Constants: input; data
+// other than by a constant root key (data itself, or a key computed at run
+// time); the root keys of data it reads; the planned functions it calls
+// with its own input and data; and whether it does anything whose value
+// may differ between two evaluations over the same data (varies: a with, a
+// dynamic call, a builtin that is not a function of its arguments).
+type reads struct {
+	input, data, varies bool
+	roots               map[string]bool
+	callees             []*function
+}
+
+// variesBuiltins are the builtins not flagged Nondeterministic whose
+// value or effect still depends on more than their arguments.
+var variesBuiltins = map[string]bool{
+	"print": true, "internal.print": true, "trace": true, "opa.runtime": true,
+	"rego.metadata.chain": true, "rego.metadata.rule": true,
+}
+
+// deterministic says whether a builtin's value is a function of its
+// arguments alone (one unknown to ast's table is not).
+func deterministic(name string) bool {
+	decl := ast.BuiltinMap[name]
+	return decl != nil && !decl.Nondeterministic && !variesBuiltins[name]
 }
 
 // call is a CallStmt resolved when the program is prepared: to a planned
@@ -135,12 +238,14 @@ type resolver struct {
 	// withs are the locals a with without a path puts into data in the
 	// function, saves those of them that are copies of data (saveData).
 	withs, saves map[ir.Local]bool
+	fn           *function // the function being resolved
 }
 
 // resolve sizes fn's frame and replaces its CallStmts with calls and its
 // AssignVarOnceStmts with assignOnces (a copy of each block that holds
 // one: the ir.Policy is not changed).
 func (r *resolver) resolve(fn *function) error {
+	r.fn = fn
 	r.max = ir.Data
 	for _, l := range fn.params {
 		r.max = maxLocal(r.max, l)
@@ -174,6 +279,12 @@ func (s withsOf) Visit(x any) (ir.Visitor, error) {
 		}
 	}
 	return s, nil
+}
+
+// isLocal says whether o is the local l.
+func isLocal(o ir.Operand, l ir.Local) bool {
+	v, ok := o.Value.(ir.Local)
+	return ok && v == l
 }
 
 func maxLocal(a, b ir.Local) ir.Local {
@@ -217,9 +328,15 @@ func (r *resolver) constant(i int) error {
 
 func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 	p := r.p
+	reads := &r.fn.reads
+	// Every local a statement names goes through local: a use of input
+	// or data is recorded (Constants), but for data's constant root keys
+	// and the input and data a call passes on, recorded as such below.
 	local := func(ls ...ir.Local) {
 		for _, l := range ls {
 			r.max = maxLocal(r.max, l)
+			reads.input = reads.input || l == ir.Input
+			reads.data = reads.data || l == ir.Data
 		}
 	}
 	operand := func(os ...ir.Operand) error {
@@ -243,10 +360,21 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 	case *ir.CallStmt:
 		c := &call{Location: x.Location, args: x.Args, result: x.Result, loc: p.location(x.Location)}
 		local(x.Result)
-		if err := operand(x.Args...); err != nil {
+		args := x.Args
+		fn, planned := r.byName[x.Func]
+		if planned && len(args) >= 2 && isLocal(args[0], ir.Input) && isLocal(args[1], ir.Data) {
+			// The callee's own input and data: what it reads of them
+			// is its own reads.
+			reads.callees = append(reads.callees, fn)
+			args = args[2:]
+		}
+		if err := operand(args...); err != nil {
 			return nil, err
 		}
-		if fn, ok := r.byName[x.Func]; ok {
+		if !planned {
+			reads.varies = reads.varies || !deterministic(x.Func)
+		}
+		if planned {
 			c.fn = fn
 		} else if b, ok := r.builtins[x.Func]; ok {
 			c.builtin = b
@@ -261,6 +389,7 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		}
 		return c, nil
 	case *ir.CallDynamicStmt:
+		reads.varies = true
 		local(x.Args...)
 		local(x.Result)
 		err = operand(x.Path...)
@@ -280,6 +409,7 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		c.Block, err = r.block(x.Block)
 		return &c, err
 	case *ir.WithStmt:
+		reads.varies = true
 		local(x.Local)
 		if err := operand(x.Value); err != nil {
 			return nil, err
@@ -304,6 +434,14 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		local(x.Source)
 	case *ir.DotStmt:
 		local(x.Target)
+		if i, ok := x.Key.Value.(ir.StringIndex); ok && isLocal(x.Source, ir.Data) && r.constant(int(i)) == nil {
+			// data.<root>: a read of that root key only.
+			if reads.roots == nil {
+				reads.roots = map[string]bool{}
+			}
+			reads.roots[string(p.stringTerms[i].Value.(ast.String))] = true
+			break
+		}
 		err = operand(x.Source, x.Key)
 	case *ir.LenStmt:
 		local(x.Target)
