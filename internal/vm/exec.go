@@ -300,6 +300,11 @@ func (e *eval) stmts(fr []slot, stmts []ir.Stmt) (bool, uint32, error) {
 	return false, 0, nil
 }
 
+// emptySet is the value of every set a plan makes until its first element
+// is added: shared, so never changed (the planner adds only to the local
+// it made the set in, and SetAddStmt replaces emptySet there first).
+var emptySet = ast.NewTerm(ast.NewSet())
+
 // undefined stops the current block.
 const undefined = true
 
@@ -371,6 +376,10 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 			return false, 0, err
 		}
 		if set, ok := fr[x.Set].t.Value.(ast.Set); ok && v != nil {
+			if fr[x.Set].t == emptySet {
+				set = ast.NewSet()
+				fr[x.Set] = slot{t: ast.NewTerm(set)}
+			}
 			set.Add(v)
 		}
 	case *ir.ObjectInsertStmt:
@@ -457,7 +466,10 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 	case *ir.MakeObjectStmt:
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewObject())}
 	case *ir.MakeSetStmt:
-		fr[x.Target] = slot{t: ast.NewTerm(ast.NewSet())}
+		// Made when the first element is added (SetAddStmt): most sets a
+		// decision makes (the reasons of a permission not held, what is
+		// missing when nothing is) stay empty.
+		fr[x.Target] = slot{t: emptySet}
 	case *ir.ObjectMergeStmt:
 		return e.merge(fr, x)
 	case *ir.ResultSetAddStmt:
