@@ -86,9 +86,14 @@ func TestVerdictReadsAreTracked(t *testing.T) {
 	for _, u := range tr.Units() {
 		units[string(u)] = true
 	}
-	for _, want := range []string{string(store.UnitOf(store.GrantsPrefix("user:bob"))), string(store.UnitOf(store.Key("d", "memberships", "bob")))} {
+	// bob's grants in the system written (read by direct lookup: no other
+	// system's), and bob's groups.
+	for _, want := range []string{
+		string(store.UnitOf(store.Key("d", "grants", "user:bob", "uipath-task-mining-suite"))),
+		string(store.UnitOf(store.Key("d", "memberships", "bob"))),
+	} {
 		if !units[want] {
-			t.Errorf("the verdict's reads %q lack %q", store.Segments([]byte(want)), store.Segments([]byte(want)))
+			t.Errorf("the verdict's reads lack %q", store.Segments([]byte(want)))
 		}
 	}
 }

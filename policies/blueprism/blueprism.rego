@@ -34,14 +34,12 @@ held(g) := role_permissions(g.role) if {
 
 # subject_grants are the checked subject's Blue Prism assignments.
 subject_grants contains g if {
-	some g in lib.grants
-	g.system == system_id
+	some g in lib.system_grants(system_id)
 }
 
 # actor_grants are the writing actor's Blue Prism assignments.
 actor_grants contains g if {
-	some g in lib.grants_of(input.actor, lib.asserted_groups)
-	g.system == system_id
+	some g in lib.system_grants_of(input.actor, lib.asserted_groups, system_id)
 }
 
 service_permissions(grants) := {p | some g in grants; g.scope.type == "service"; some p in held(g)}

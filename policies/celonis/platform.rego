@@ -82,7 +82,7 @@ member_violations contains msg if {
 	a.permission
 	user := trim_prefix(a.subject, "user:")
 	a.subject != user
-	member_only_grants(lib.grants_of(user, []))
+	member_only_grants(lib.system_grants_of(user, [], tm))
 	msg := sprintf("%s is a Celonis member: members can be granted no permission", [a.subject])
 }
 
@@ -91,8 +91,7 @@ member_violations contains msg if {
 # actor_is_admin: the writing actor holds the Celonis admin role, assigned
 # to it or to one of its groups (stored or asserted).
 actor_is_admin if {
-	some g in lib.grants_of(input.actor, lib.asserted_groups)
-	g.system == "celonis-task-mining"
+	some g in lib.system_grants_of(input.actor, lib.asserted_groups, tm)
 	g.role == "admin"
 }
 

@@ -22,8 +22,7 @@ tenant := {"type": "service"}
 decision := lib.verdict(reasons, missing)
 
 reasons contains lib.reason(g) if {
-	some g in lib.grants
-	g.system == system_id
+	some g in lib.system_grants(system_id)
 	g.permission == input.action
 	g.scope.type == tenant.type
 }

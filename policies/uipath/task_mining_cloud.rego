@@ -23,11 +23,10 @@ service := {"type": "service"}
 # Roles held
 
 # role_grants are the subject's stored role assignments in this system (a
-# group's roles are held by its members, lib.grants expands groups):
+# group's roles are held by its members, lib.system_grants expands groups):
 # "ロールをグループに割り当てると、グループ内のすべてのユーザーがロールを継承します。"
 role_grants contains g if {
-	some g in lib.grants
-	g.system == system_id
+	some g in lib.system_grants(system_id)
 	g.role
 }
 

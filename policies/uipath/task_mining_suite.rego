@@ -35,8 +35,7 @@ decision := lib.verdict(reasons, missing)
 # catalog does not allow for its role (e.g. an imported process_sme on a
 # project) grants nothing.
 reasons contains lib.reason(g) if {
-	some g in lib.grants
-	g.system == system_id
+	some g in lib.system_grants(system_id)
 	catalog.matrix[g.role][input.action]
 	g.scope.type in catalog.roles[g.role].scopes
 	lib.covers(g.scope, lib.scope)

@@ -70,8 +70,14 @@ principals_of(user, asserted) := {concat("", ["user:", user])} | {concat("", ["g
 # "permission", "scope", "via"}. The store keeps each at
 # data.store.grants[principal][system][kind][name][scope] (document.go).
 assignments_of(p) := {a |
-	some sys, kinds in data.store.grants[p]
-	some kind, names in kinds
+	some sys, _ in data.store.grants[p]
+	some a in system_assignments_of(p, sys)
+}
+
+# system_assignments_of is assignments_of in one system: a direct lookup of
+# data.store.grants[p][sys], the principal's grants in that system only.
+system_assignments_of(p, sys) := {a |
+	some kind, names in data.store.grants[p][sys]
 	some name, scopes in names
 	some r in scopes
 	a := {"id": r.assignment, "subject": p, "system": sys, kind: name, "scope": r.scope, "via": p}
@@ -84,11 +90,17 @@ grants_of(user, asserted) := {a |
 	some a in assignments_of(p)
 }
 
-# system_grants_of is grants_of restricted to one system.
-system_grants_of(user, asserted, sys) := {g |
-	some g in grants_of(user, asserted)
-	g.system == sys
+# system_grants_of is grants_of restricted to one system, read by direct
+# lookups (system_assignments_of): a policy about one system reads no
+# other system's grants.
+system_grants_of(user, asserted, sys) := {a |
+	some p in principals_of(user, asserted)
+	some a in system_assignments_of(p, sys)
 }
+
+# system_grants are the checked subject's grants in one system (grants
+# restricted to sys, by direct lookups).
+system_grants(sys) := system_grants_of(input.subject, asserted_groups, sys)
 
 # covers: a grant at service scope covers every scope of its system; any
 # other grant covers exactly its own scope.
