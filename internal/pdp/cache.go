@@ -93,13 +93,21 @@ func (dc *decisionCache) get(key string, epoch uint64, changes *store.Changes, n
 	return &permatrix.Decision{Allow: e.allow, Revision: now, Reasons: e.reasons, Missing: e.missing}, true
 }
 
-// put remembers a decision made over a tracked snapshot, if its question
-// was asked before: it is in the cache (stale) or the doorkeeper saw it.
-func (dc *decisionCache) put(key string, d *permatrix.Decision, units [][]byte) {
+// keeps says whether the decision of key, about to be made, will be kept:
+// its question was asked before (it is in the cache, stale, or the
+// doorkeeper saw it). Asked once per evaluation, before it: the doorkeeper
+// notes the question as it answers, and a decision not kept needs no
+// record of what it read.
+func (dc *decisionCache) keeps(key string) bool {
 	if !dc.entries.Contains(key) && !dc.seen.sawBefore(key) {
 		dc.firsts.Add(1)
-		return
+		return false
 	}
+	return true
+}
+
+// put remembers a decision made over a tracked snapshot (keeps said so).
+func (dc *decisionCache) put(key string, d *permatrix.Decision, units [][]byte) {
 	dc.entries.Add(key, &cached{allow: d.Allow, reasons: d.Reasons, missing: d.Missing, revision: d.Revision, units: units})
 }
 

@@ -194,7 +194,9 @@ func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) 
 		return nil, err
 	}
 	defer snap.Close()
-	if !cacheable {
+	if !cacheable || !s.cache.keeps(key) {
+		// Not kept (a question asked for the first time lately): what it
+		// reads need not be recorded.
 		return p.Decide(ctx, snap, c)
 	}
 	tracked := store.Track(snap)
