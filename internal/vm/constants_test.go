@@ -2,10 +2,18 @@ package vm_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -179,4 +187,66 @@ func asJSON(t *testing.T, v *ast.Term) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// A certificate chain's verification depends on the clock, not only on its
+// arguments (x509 verifies at time.Now() unless told a time): a rule of it
+// is not kept, or a certificate that expired would stay valid for the life
+// of the Program.
+func TestConstantsAndCertificateExpiry(t *testing.T) {
+	t.Parallel()
+	chain := certificateChain(t, time.Now().Add(-time.Hour), time.Now().Truncate(time.Second).Add(2*time.Second))
+	const module = `package test
+
+p := [
+	crypto.x509.parse_and_verify_certificates(data.chain)[0],
+	crypto.x509.parse_and_verify_certificates_with_options(data.chain, {"KeyUsages": ["KeyUsageServerAuth"]})[0],
+]
+`
+	p := plan(t, "x = data.test.p", module).Constants("store")
+	data := ast.NewObject(ast.Item(ast.StringTerm("chain"), ast.StringTerm(chain)))
+	eval := func() string {
+		rs, err := p.Results(context.Background(), nil, vm.Value(data))
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("got %v, %v", rs, err)
+		}
+		return asJSON(t, rs[0].Get(ast.StringTerm("x")))
+	}
+	if got, want := eval(), topdownJSON(t, module, nil, data); got != want || want != "[true,true]" {
+		t.Fatalf("before expiry: vm %s, topdown %s, want [true,true]", got, want)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(3 * time.Second)))
+	if got, want := eval(), topdownJSON(t, module, nil, data); got != want || want != "[false,false]" {
+		t.Fatalf("after expiry: vm %s, topdown %s, want [false,false]", got, want)
+	}
+}
+
+// certificateChain is a CA and a leaf it signed, valid from notBefore to
+// notAfter, in PEM.
+func certificateChain(t *testing.T, notBefore, notAfter time.Time) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"},
+		NotBefore: notBefore, NotAfter: notAfter.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "leaf"},
+		NotBefore: notBefore, NotAfter: notAfter,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}))
 }
