@@ -137,10 +137,15 @@ type reads struct {
 }
 
 // variesBuiltins are the builtins not flagged Nondeterministic whose
-// value or effect still depends on more than their arguments.
+// value or effect still depends on more than their arguments. The x509
+// chain verifications read the clock (x509 verifies at time.Now() unless
+// given a CurrentTime): a certificate valid now may have expired at the
+// next evaluation.
 var variesBuiltins = map[string]bool{
 	"print": true, "internal.print": true, "trace": true, "opa.runtime": true,
 	"rego.metadata.chain": true, "rego.metadata.rule": true,
+	"crypto.x509.parse_and_verify_certificates":              true,
+	"crypto.x509.parse_and_verify_certificates_with_options": true,
 }
 
 // deterministic says whether a builtin's value is a function of its

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"UpdateRetriesConflicts", testUpdateRetriesConflicts},
 		{"ConflictsAmongDisjointCommits", testMixedConcurrent},
 		{"VerifyClean", testVerifyClean},
+		{"ReadsKeepNoKey", testReadsKeepNoKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -575,5 +576,52 @@ func testVerifyClean(t *testing.T, open Open) {
 	})
 	if problems := store.Verify(view(t, b), 10); len(problems) > 0 {
 		t.Fatalf("a clean store has problems: %v", problems)
+	}
+}
+
+// testReadsKeepNoKey: a read keeps no reference to the key it is given —
+// the snapshot itself, a Tracked recording its unit, an Overlay over it.
+// internal/opa builds every lookup's key in one buffer per evaluation and
+// writes the next key over it right after the read.
+func testReadsKeepNoKey(t *testing.T, open Open) {
+	b := open(t)
+	a := store.Key("d", "grants", "user:a", "sys-a", "role", "r", "service")
+	z := store.Key("d", "grants", "user:z", "sys-z", "role", "r", "service")
+	batch := &store.Batch{}
+	batch.Ops = append(batch.Ops, store.Op{Key: a, Value: []byte("1")}, store.Op{Key: z, Value: []byte("2")})
+	commit(t, b, batch)
+	base := view(t, b)
+	overlay := store.NewOverlay(base)
+	overlay.Put(store.Key("d", "grants", "user:p", "sys-p", "role", "r", "service"), []byte("3"))
+	for name, s := range map[string]store.Snapshot{"snapshot": base, "tracked": store.Track(base), "overlay": overlay, "tracked overlay": store.Track(overlay)} {
+		buf := append([]byte(nil), a...)
+		if v := get(t, s, buf); string(v) != "1" {
+			t.Fatalf("%s: Get %q = %q, want 1", name, store.Segments(a), v)
+		}
+		// The buffer becomes the next key (as long, so no reallocation).
+		copy(buf, z)
+		if v := get(t, s, buf); string(v) != "2" {
+			t.Fatalf("%s: Get %q = %q, want 2", name, store.Segments(z), v)
+		}
+		prefix := append([]byte(nil), store.Prefix("d", "grants", "user:a")...)
+		n := 0
+		if err := s.Scan(prefix, nil, func(k, _ []byte) error { n++; return nil }); err != nil || n != 1 {
+			t.Fatalf("%s: scan of %q: %d keys, %v; want 1", name, store.Segments(prefix), n, err)
+		}
+		copy(prefix, store.Prefix("d", "grants", "user:p")) // the buffer reused after the scan
+		if v := get(t, s, a); string(v) != "1" {
+			t.Fatalf("%s: Get %q after reuse = %q, want 1", name, store.Segments(a), v)
+		}
+		if tr, ok := s.(*store.Tracked); ok {
+			units := map[string]bool{}
+			for _, u := range tr.Units() {
+				units[string(u)] = true
+			}
+			for _, want := range [][]byte{store.UnitOf(a), store.UnitOf(z), store.UnitOf(store.Prefix("d", "grants", "user:a"))} {
+				if !units[string(want)] {
+					t.Errorf("%s: the reads %q lack %q (a key's buffer reused after the read)", name, tr.Units(), store.Segments(want))
+				}
+			}
+		}
 	}
 }
