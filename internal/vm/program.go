@@ -50,8 +50,8 @@ func (p *Program) Lenient() *Program {
 // that reads only data outside the varying root keys: no input, no key of
 // data named dynamically, no with, no dynamic call, no builtin whose value
 // may differ between two calls with the same arguments (ast's
-// Nondeterministic ones, print, opa.runtime, rego.metadata), and no rule
-// or function that does. Its value is computed by the first evaluation
+// Nondeterministic ones and variesBuiltins), and no rule or function that
+// does. Its value is computed by the first evaluation
 // outside any with that needs it, and shared by all the others.
 //
 // The caller promises that every evaluation's data is the same outside
