@@ -463,8 +463,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		fr[x.Target] = slot{t: ast.NewTerm(ast.Number(e.p.stringTerms[x.Index].Value.(ast.String)))}
 	case *ir.MakeArrayStmt:
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewArrayWithCapacity(int(x.Capacity)))}
-	case *ir.MakeObjectStmt:
-		fr[x.Target] = slot{t: ast.NewTerm(ast.NewObject())}
+	case *makeObject:
+		fr[x.Target] = slot{t: ast.NewTerm(ast.NewObjectWithCapacity(x.capacity))}
 	case *ir.MakeSetStmt:
 		// Made when the first element is added (SetAddStmt): most sets a
 		// decision makes (the reasons of a permission not held, what is

@@ -318,9 +318,37 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		if err != nil {
 			return nil, err
 		}
+		if x, ok := s.(*ir.MakeObjectStmt); ok {
+			s = &makeObject{MakeObjectStmt: x, capacity: inserts(b.Stmts[i+1:], x.Target)}
+		}
 		out.Stmts[i] = s
 	}
 	return out, nil
+}
+
+// makeObject is a MakeObjectStmt with the keys its block inserts into the
+// object: an object literal is made at its size, not grown key by key.
+type makeObject struct {
+	*ir.MakeObjectStmt
+	capacity int
+}
+
+// inserts counts the statements of a block that insert into object.
+func inserts(stmts []ir.Stmt, object ir.Local) int {
+	n := 0
+	for _, s := range stmts {
+		switch x := s.(type) {
+		case *ir.ObjectInsertStmt:
+			if x.Object == object {
+				n++
+			}
+		case *ir.ObjectInsertOnceStmt:
+			if x.Object == object {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // constant checks a string constant's index.
