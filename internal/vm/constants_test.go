@@ -150,30 +150,33 @@ func TestConstantsConcurrently(t *testing.T) {
 	wg.Wait()
 }
 
-// topdownJSON is data.test.p by topdown, as JSON.
+// topdownJSON is data.test.p by topdown over module, as JSON.
 func topdownJSON(t *testing.T, module string, input, data ast.Value) string {
 	t.Helper()
-	var in any
-	if input != nil {
-		var err error
-		if in, err = ast.JSON(input); err != nil {
-			t.Fatal(err)
-		}
+	return topdownQuery(t, "x = data.test.p", map[string]string{"test.rego": module}, input, data, false)
+}
+
+// inParallel runs check from 8 goroutines, each over n of the indexes 0
+// to cases-1 (in turn, from its own start), and fails on the first error.
+func inParallel(t *testing.T, n, cases int, check func(int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for j := range n {
+				if err := check((g + j) % cases); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
 	}
-	d, err := ast.JSON(data)
-	if err != nil {
+	wg.Wait()
+	close(errs)
+	for err := range errs {
 		t.Fatal(err)
 	}
-	rs, err := rego.New(rego.Query("x = data.test.p"), rego.Module("test.rego", module),
-		rego.Input(in), rego.Data(d.(map[string]any))).Eval(context.Background())
-	if err != nil || len(rs) != 1 {
-		t.Fatalf("topdown: %v, %v", rs, err)
-	}
-	raw, err := json.Marshal(rs[0].Bindings["x"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw)
 }
 
 // asJSON is a value as topdown's results give it (sets as sorted arrays).
@@ -429,23 +432,7 @@ func TestConstantsAdversarial(t *testing.T) {
 				}
 			}
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for g := range 8 {
-			wg.Go(func() {
-				for j := range 40 {
-					if err := check((g + j) % len(cases)); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+		inParallel(t, 40, len(cases), check)
 	}
 }
 

@@ -3,7 +3,6 @@ package vm_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -89,23 +88,7 @@ func TestEmptySets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := range 8 {
-		wg.Go(func() {
-			for j := range 50 {
-				if err := check((g + j) % len(inputs)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	inParallel(t, 50, len(inputs), check)
 	// Once more, after all that: nothing was added to a shared set.
 	for i := range inputs {
 		if err := check(i); err != nil {
