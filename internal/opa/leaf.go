@@ -280,20 +280,31 @@ func (p *leafParser) object(depth int) (ast.Value, error) {
 			return nil, errLeaf
 		}
 		items = append(items, [2]*ast.Term{k, v})
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errLeaf
+		end, err := p.after('}')
+		if err != nil {
+			return nil, err
 		}
-		if p.b[p.i] == ',' {
-			p.i++
-			continue
-		}
-		if p.b[p.i] == '}' {
-			p.i++
+		if end {
 			return ast.NewObject(items...), nil
 		}
-		return nil, errLeaf
 	}
+}
+
+// after reads what follows a member of an object or an array: a comma
+// (another member follows) or close (the end).
+func (p *leafParser) after(close byte) (end bool, err error) {
+	p.space()
+	switch {
+	case p.i >= len(p.b):
+		return false, errLeaf
+	case p.b[p.i] == ',':
+		p.i++
+		return false, nil
+	case p.b[p.i] == close:
+		p.i++
+		return true, nil
+	}
+	return false, errLeaf
 }
 
 // hasKey reports whether items hold key k. A leaf's objects are small (a
@@ -336,18 +347,12 @@ func (p *leafParser) array(depth int) (ast.Value, error) {
 			return nil, err
 		}
 		elems = append(elems, v)
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errLeaf
+		end, err := p.after(']')
+		if err != nil {
+			return nil, err
 		}
-		if p.b[p.i] == ',' {
-			p.i++
-			continue
-		}
-		if p.b[p.i] == ']' {
-			p.i++
+		if end {
 			return ast.NewArray(elems...), nil
 		}
-		return nil, errLeaf
 	}
 }
