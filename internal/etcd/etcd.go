@@ -628,37 +628,54 @@ func (s *Store) NextID(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-// reserveIDs moves the shared counter up by idBlock with a compare-and-swap.
+// reserveIDs moves the shared counter up by idBlock.
 func (s *Store) reserveIDs(ctx context.Context) error {
+	cur, err := s.moveIDCounter(ctx, "reserve assignment ids", func(cur uint64) (uint64, bool) { return cur + idBlock, true })
+	if err != nil {
+		return err
+	}
+	s.idNext, s.idEnd = cur+1, cur+idBlock+1
+	return nil
+}
+
+// moveIDCounter sets the shared id counter from its value cur to
+// next(cur) with a compare-and-swap, read again and retried while other
+// sidecars move it; next says false to leave it as it is. It returns the
+// value it moved from (or left).
+func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur uint64) (uint64, bool)) (uint64, error) {
 	for attempt := 0; attempt < 32; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		resp, err := s.cli.Get(rctx, s.idKey())
 		if err != nil {
 			cancel()
-			return s.commitError(ctx, err)
+			return 0, s.commitError(ctx, err)
 		}
 		var cur uint64
 		var modRev int64
 		if len(resp.Kvs) == 1 {
 			if cur, err = strconv.ParseUint(string(resp.Kvs[0].Value), 10, 64); err != nil {
 				cancel()
-				return fmt.Errorf("etcd %s: %w", s.idKey(), err)
+				return 0, fmt.Errorf("etcd %s: %w", s.idKey(), err)
 			}
 			modRev = resp.Kvs[0].ModRevision
 		}
+		to, move := next(cur)
+		if !move {
+			cancel()
+			return cur, nil
+		}
 		txn, err := s.cli.Txn(rctx).
 			If(clientv3.Compare(clientv3.ModRevision(s.idKey()), "=", modRev)).
-			Then(clientv3.OpPut(s.idKey(), strconv.FormatUint(cur+idBlock, 10))).Commit()
+			Then(clientv3.OpPut(s.idKey(), strconv.FormatUint(to, 10))).Commit()
 		cancel()
 		if err != nil {
-			return s.commitError(ctx, err)
+			return 0, s.commitError(ctx, err)
 		}
 		if txn.Succeeded {
-			s.idNext, s.idEnd = cur+1, cur+idBlock+1
-			return nil
+			return cur, nil
 		}
 	}
-	return permatrix.Errorf(permatrix.EUNAVAILABLE, "could not reserve assignment ids: too much contention")
+	return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: too much contention", what)
 }
 
 func (s *Store) contact(rev uint64) {
@@ -1023,36 +1040,6 @@ func (s *Store) Replication() Replication {
 // RaiseIDs makes every assignment number any sidecar reserves from now on
 // greater than n (store.IDFloor).
 func (s *Store) RaiseIDs(ctx context.Context, n uint64) error {
-	for attempt := 0; attempt < 32; attempt++ {
-		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-		resp, err := s.cli.Get(rctx, s.idKey())
-		if err != nil {
-			cancel()
-			return s.commitError(ctx, err)
-		}
-		var cur uint64
-		var modRev int64
-		if len(resp.Kvs) == 1 {
-			if cur, err = strconv.ParseUint(string(resp.Kvs[0].Value), 10, 64); err != nil {
-				cancel()
-				return fmt.Errorf("etcd %s: %w", s.idKey(), err)
-			}
-			modRev = resp.Kvs[0].ModRevision
-		}
-		if cur >= n {
-			cancel()
-			return nil
-		}
-		txn, err := s.cli.Txn(rctx).
-			If(clientv3.Compare(clientv3.ModRevision(s.idKey()), "=", modRev)).
-			Then(clientv3.OpPut(s.idKey(), strconv.FormatUint(n, 10))).Commit()
-		cancel()
-		if err != nil {
-			return s.commitError(ctx, err)
-		}
-		if txn.Succeeded {
-			return nil
-		}
-	}
-	return permatrix.Errorf(permatrix.EUNAVAILABLE, "could not raise the assignment id counter: too much contention")
+	_, err := s.moveIDCounter(ctx, "raise the assignment id counter", func(cur uint64) (uint64, bool) { return n, cur < n })
+	return err
 }
