@@ -3,9 +3,10 @@ package permatrix
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
-// Error codes. Each maps to one HTTP status in internal/http; the message is
+// Error codes. Each maps to one HTTP status (HTTPStatus); the message is
 // meant for the client and says what was wrong with its request.
 const (
 	EINVALID       = "invalid"              // malformed or incomplete request (400)
@@ -20,6 +21,52 @@ const (
 	ESTORAGE       = "insufficient_storage" // the store's disk refused the write: full, quota, read-only, I/O error (507)
 	EINTERNAL      = "internal"             // a fault; never an allow (500)
 )
+
+// statuses are the codes' HTTP statuses: the one place they are mapped,
+// read by the server (the status it answers) and the client (the code of
+// an answer without permatrix's envelope).
+var statuses = map[string]int{
+	EINVALID:       http.StatusBadRequest,
+	EUNAUTHORIZED:  http.StatusUnauthorized,
+	EFORBIDDEN:     http.StatusForbidden,
+	ENOTFOUND:      http.StatusNotFound,
+	ECONFLICT:      http.StatusConflict,
+	ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	EHEADERS:       http.StatusRequestHeaderFieldsTooLarge,
+	EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	EUNAVAILABLE:   http.StatusServiceUnavailable,
+	ESTORAGE:       http.StatusInsufficientStorage,
+	EINTERNAL:      http.StatusInternalServerError,
+}
+
+// codes are statuses the other way round, and the gateways' errors.
+var codes = func() map[int]string {
+	m := map[int]string{http.StatusBadGateway: EUNAVAILABLE, http.StatusGatewayTimeout: EUNAVAILABLE}
+	for code, status := range statuses {
+		m[status] = code
+	}
+	return m
+}()
+
+// HTTPStatus is the HTTP status of an error code: 500 for a code that is
+// not one of the codes above.
+func HTTPStatus(code string) int {
+	if status, ok := statuses[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
+// StatusCode is the code of an HTTP status answered without one (a
+// proxy's 404 page, a load balancer's 502): the code the server answers
+// that status with, EUNAVAILABLE for a gateway's error, EINTERNAL for any
+// other status.
+func StatusCode(status int) string {
+	if code, ok := codes[status]; ok {
+		return code
+	}
+	return EINTERNAL
+}
 
 // Error is an application error with a machine-readable code and a
 // human-readable message.

@@ -98,3 +98,28 @@ func TestErrorsWithoutCodeAreInternal(t *testing.T) {
 		t.Errorf("ErrorCode(nil) = %q, want \"\"", got)
 	}
 }
+
+// Every code has its own status, and an answer of that status without a
+// code is read back as that code; a gateway's error is "unavailable", and
+// anything else, or an unknown code, is internal (500).
+func TestHTTPStatusAndStatusCode(t *testing.T) {
+	seen := map[int]string{}
+	for _, code := range allCodes {
+		status := permatrix.HTTPStatus(code)
+		if other, ok := seen[status]; ok || status < 400 {
+			t.Errorf("%s: status %d (also %q)", code, status, other)
+		}
+		seen[status] = code
+		if back := permatrix.StatusCode(status); back != code {
+			t.Errorf("%s → %d → %s", code, status, back)
+		}
+	}
+	for status, want := range map[int]string{502: permatrix.EUNAVAILABLE, 504: permatrix.EUNAVAILABLE, 418: permatrix.EINTERNAL, 200: permatrix.EINTERNAL} {
+		if got := permatrix.StatusCode(status); got != want {
+			t.Errorf("StatusCode(%d) = %s, want %s", status, got, want)
+		}
+	}
+	if got := permatrix.HTTPStatus("no such code"); got != 500 {
+		t.Errorf("an unknown code: %d, want 500", got)
+	}
+}

@@ -72,7 +72,9 @@ func errorFrom(resp *http.Response, raw []byte) *Error {
 		}
 	}
 	// Not permatrix's envelope: a proxy's page, an empty body.
-	e.Code = foreignCode(resp.StatusCode)
+	// Its status says what a caller branching on permatrix.ErrorCode
+	// should take it for: the server's own answer of that status.
+	e.Code = permatrix.StatusCode(resp.StatusCode)
 	text := strings.TrimSpace(string(raw))
 	if len(text) > 200 {
 		text = text[:200] + "…"
@@ -82,34 +84,4 @@ func errorFrom(resp *http.Response, raw []byte) *Error {
 		e.Message += ": " + text
 	}
 	return e
-}
-
-// foreignCode is the code of an error answer without permatrix's envelope
-// (a load balancer's 502, a proxy's 404 page), so that callers branching on
-// permatrix.ErrorCode treat it as the server's own answer of that status
-// would be treated. The server itself always sends its code.
-func foreignCode(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return permatrix.EINVALID
-	case http.StatusUnauthorized:
-		return permatrix.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return permatrix.EFORBIDDEN
-	case http.StatusNotFound:
-		return permatrix.ENOTFOUND
-	case http.StatusConflict:
-		return permatrix.ECONFLICT
-	case http.StatusRequestEntityTooLarge:
-		return permatrix.ETOOLARGE
-	case http.StatusUnprocessableEntity:
-		return permatrix.EUNPROCESSABLE
-	case http.StatusRequestHeaderFieldsTooLarge:
-		return permatrix.EHEADERS
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return permatrix.EUNAVAILABLE
-	case http.StatusInsufficientStorage:
-		return permatrix.ESTORAGE
-	}
-	return permatrix.EINTERNAL
 }

@@ -453,20 +453,6 @@ func (s *Server) adminToken(c echo.Context) error {
 	return nil
 }
 
-var statusOf = map[string]int{
-	permatrix.EINVALID:       http.StatusBadRequest,
-	permatrix.EUNAUTHORIZED:  http.StatusUnauthorized,
-	permatrix.EFORBIDDEN:     http.StatusForbidden,
-	permatrix.ENOTFOUND:      http.StatusNotFound,
-	permatrix.ECONFLICT:      http.StatusConflict,
-	permatrix.ETOOLARGE:      http.StatusRequestEntityTooLarge,
-	permatrix.EHEADERS:       http.StatusRequestHeaderFieldsTooLarge,
-	permatrix.EUNPROCESSABLE: http.StatusUnprocessableEntity,
-	permatrix.EUNAVAILABLE:   http.StatusServiceUnavailable,
-	permatrix.ESTORAGE:       http.StatusInsufficientStorage,
-	permatrix.EINTERNAL:      http.StatusInternalServerError,
-}
-
 var codeOf = map[int]string{
 	http.StatusBadRequest:                  permatrix.EINVALID,
 	http.StatusUnauthorized:                permatrix.EUNAUTHORIZED,
@@ -530,7 +516,7 @@ func toErrorDetail(err error) (int, errorDetail) {
 	if errors.As(err, &pe) && len(pe.Details) > 1 {
 		d.Details = pe.Details
 	}
-	return statusOf[code], d
+	return permatrix.HTTPStatus(code), d
 }
 
 // ErrorJSON is the status and body the HTTP API answers err with: the one
