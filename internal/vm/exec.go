@@ -54,7 +54,8 @@ type eval struct {
 	p       *Program
 	bctx    topdown.BuiltinContext
 	memo    []memo
-	withs   int // the withs under way: inside one, no constant is kept
+	withs   int      // the withs under way: inside one, no constant is kept
+	spare   [][]memo // memos a with used, cleared, for the next with (of any evaluation of e)
 	results []*ast.Term
 	steps   int
 	stack   []slot      // frames are cut from it, last in first out
@@ -852,10 +853,16 @@ func (e *eval) within(fr []slot, x *ir.WithStmt, s slot) (bool, uint32, error) {
 	saved := fr[x.Local]
 	fr[x.Local] = s
 	outer := e.memo
-	e.memo = make([]memo, len(e.p.funcs))
+	if n := len(e.spare); n > 0 {
+		e.memo, e.spare = e.spare[n-1], e.spare[:n-1]
+	} else {
+		e.memo = make([]memo, len(e.p.funcs))
+	}
 	e.withs++
 	stop, index, err := e.stmts(fr, x.Block.Stmts)
 	e.withs--
+	clear(e.memo)
+	e.spare = append(e.spare, e.memo)
 	e.memo = outer
 	fr[x.Local] = saved
 	switch {
