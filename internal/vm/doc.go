@@ -24,11 +24,13 @@
 //     and to its own cases (testdata/cases.yaml), themselves checked against
 //     topdown; testdata/exceptions.yaml lists the cases it is excused from.
 //   - A plan is prepared once and is immutable; each evaluation has its own
-//     frames, so a Program serves any number of goroutines. The one thing
-//     evaluations share is what Constants keeps: the value of a rule of
-//     fixed data (no input, no varying root key of data, no with, no
-//     builtin whose value is not a function of its arguments), computed
-//     once outside any with and then only read, as data is.
+//     frames, so a Program serves any number of goroutines. Evaluations
+//     share only values nothing changes: what Constants keeps (the value
+//     of a rule of fixed data: no input, no varying root key of data, no
+//     with, no builtin whose value is not a function of its arguments,
+//     computed once outside any with and then only read, as data is), and
+//     the literals of constants made when the plan is prepared, which an
+//     add into their local copies first.
 //   - Nothing here writes to data: values the plan builds are new; values
 //     read from data or input are never changed (with copies what it
 //     replaces).

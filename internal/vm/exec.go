@@ -369,6 +369,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		}
 		arr, ok := fr[x.Array].t.Value.(*ast.Array)
 		if ok && v != nil {
+			// Append copies the array (a constLiteral's too: it is at
+			// its length, so its elements are never written).
 			fr[x.Array] = slot{t: ast.NewTerm(arr.Append(v))}
 		}
 	case *ir.SetAddStmt:
@@ -377,8 +379,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 			return false, 0, err
 		}
 		if set, ok := fr[x.Set].t.Value.(ast.Set); ok && v != nil {
-			if fr[x.Set].t == emptySet {
-				set = ast.NewSet()
+			if t := fr[x.Set].t; t == emptySet || e.p.shared(t) {
+				set = set.Copy()
 				fr[x.Set] = slot{t: ast.NewTerm(set)}
 			}
 			set.Add(v)
@@ -464,6 +466,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		fr[x.Target] = slot{t: ast.NewTerm(ast.Number(e.p.stringTerms[x.Index].Value.(ast.String)))}
 	case *ir.MakeArrayStmt:
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewArrayWithCapacity(int(x.Capacity)))}
+	case *constLiteral:
+		fr[x.target] = slot{t: x.t}
 	case *makeObject:
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewObjectWithCapacity(x.capacity))}
 	case *ir.MakeSetStmt:
@@ -602,7 +606,18 @@ func (e *eval) insertion(fr []slot, key, value ir.Operand, object ir.Local) (*as
 		return nil, nil, nil, nil
 	}
 	obj, _ := t.Value.(ast.Object)
+	if obj != nil && e.p.shared(t) {
+		obj = obj.Copy()
+		fr[object] = slot{t: ast.NewTerm(obj)}
+	}
 	return k, v, obj, nil
+}
+
+// shared says whether t is one of the values every evaluation shares (a
+// constLiteral's), which an add must not change.
+func (p *Program) shared(t *ast.Term) bool {
+	_, ok := p.literals[t]
+	return ok
 }
 
 // equal compares two operands as the Wasm compiler does (opa_value_compare):

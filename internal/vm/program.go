@@ -26,6 +26,9 @@ type Program struct {
 	// kept).
 	constant []bool
 	values   []atomic.Pointer[memo]
+	// literals are the constLiterals' values, shared by every evaluation:
+	// an add into one makes a copy first.
+	literals map[*ast.Term]struct{}
 }
 
 // Lenient is p with topdown's default handling of builtin errors: a
@@ -199,7 +202,7 @@ func New(policy *ir.Policy) (*Program, error) {
 	if policy.Plans == nil || len(policy.Plans.Plans) != 1 {
 		return nil, fmt.Errorf("%w: a policy with one plan is needed", ErrUnsupported)
 	}
-	p := &Program{byPath: map[string]*function{}}
+	p := &Program{byPath: map[string]*function{}, literals: map[*ast.Term]struct{}{}}
 	if s := policy.Static; s != nil {
 		for _, c := range s.Strings {
 			p.stringTerms = append(p.stringTerms, ast.StringTerm(c.Value))
@@ -312,18 +315,121 @@ func (r *resolver) blocks(blocks []*ir.Block) ([]*ir.Block, error) {
 }
 
 func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
-	out := &ir.Block{Stmts: make([]ir.Stmt, len(b.Stmts))}
-	for i, s := range b.Stmts {
-		s, err := r.stmt(s)
+	out := &ir.Block{Stmts: make([]ir.Stmt, 0, len(b.Stmts))}
+	for i := 0; i < len(b.Stmts); i++ {
+		s, err := r.stmt(b.Stmts[i])
 		if err != nil {
 			return nil, err
+		}
+		if lit, n := r.literal(b.Stmts[i:]); lit != nil {
+			// The statements that fill it are checked, not run.
+			for _, fill := range b.Stmts[i+1 : i+1+n] {
+				if _, err := r.stmt(fill); err != nil {
+					return nil, err
+				}
+			}
+			out.Stmts = append(out.Stmts, lit)
+			i += n
+			continue
 		}
 		if x, ok := s.(*ir.MakeObjectStmt); ok {
 			s = &makeObject{MakeObjectStmt: x, capacity: inserts(b.Stmts[i+1:], x.Target)}
 		}
-		out.Stmts[i] = s
+		out.Stmts = append(out.Stmts, s)
 	}
 	return out, nil
+}
+
+// constLiteral is a set, array or object literal of constants (a make
+// followed by the adds of constants that fill it), made once when the
+// plan is prepared and shared by every evaluation. Nothing changes it: an
+// add into a local that holds one adds to a copy (Program.literals).
+type constLiteral struct {
+	ir.Location
+	target ir.Local
+	t      *ast.Term
+}
+
+// literal is the constLiteral that stmts start with, and how many adds
+// after the make it stands for; nil when they do not start with one.
+func (r *resolver) literal(stmts []ir.Stmt) (*constLiteral, int) {
+	var target ir.Local
+	switch x := stmts[0].(type) {
+	case *ir.MakeSetStmt:
+		target = x.Target
+	case *ir.MakeArrayStmt:
+		target = x.Target
+	case *ir.MakeObjectStmt:
+		target = x.Target
+	default:
+		return nil, 0
+	}
+	loc := *stmts[0].GetLocation()
+	var set ast.Set
+	var elems []*ast.Term
+	var obj ast.Object
+	switch stmts[0].(type) {
+	case *ir.MakeSetStmt:
+		set = ast.NewSet()
+	case *ir.MakeObjectStmt:
+		obj = ast.NewObject()
+	}
+	array := set == nil && obj == nil
+	n := 0
+	for _, s := range stmts[1:] {
+		var added bool
+		switch x := s.(type) {
+		case *ir.SetAddStmt:
+			if v := r.constTerm(x.Value); set != nil && x.Set == target && v != nil {
+				set.Add(v)
+				added = true
+			}
+		case *ir.ArrayAppendStmt:
+			if v := r.constTerm(x.Value); array && x.Array == target && v != nil {
+				elems = append(elems, v)
+				added = true
+			}
+		case *ir.ObjectInsertStmt:
+			k, v := r.constTerm(x.Key), r.constTerm(x.Value)
+			if obj != nil && x.Object == target && k != nil && v != nil {
+				obj.Insert(k, v)
+				added = true
+			}
+		}
+		if !added {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return nil, 0
+	}
+	lit := &constLiteral{Location: loc, target: target}
+	switch {
+	case set != nil:
+		lit.t = ast.NewTerm(set)
+	case obj != nil:
+		lit.t = ast.NewTerm(obj)
+	default:
+		// At its length: appending to it never writes into its array.
+		lit.t = ast.NewTerm(ast.NewArray(elems...))
+	}
+	r.p.literals[lit.t] = struct{}{}
+	return lit, n
+}
+
+// constTerm is the term of a constant operand (a string or a boolean), nil
+// for a local or a constant out of range.
+func (r *resolver) constTerm(o ir.Operand) *ast.Term {
+	switch v := o.Value.(type) {
+	case ir.StringIndex:
+		if r.constant(int(v)) == nil {
+			return r.p.stringTerms[v]
+		}
+	case ir.Bool:
+		return ast.InternedTerm(bool(v))
+	}
+	return nil
 }
 
 // makeObject is a MakeObjectStmt with the keys its block inserts into the
