@@ -29,11 +29,14 @@ func TestConstLiteralsAreNotChanged(t *testing.T) {
 			&ir.SetAddStmt{Value: op(sA), Set: lit}, &ir.SetAddStmt{Value: op(sB), Set: lit},
 			readInput, &ir.SetAddStmt{Value: op(in), Set: lit},
 		}, func(x string) string { return fmt.Sprintf(`{"a", "b", %q}`, x) }},
+		// Three constants: a slice appended to three times has room for
+		// a fourth, which an evaluation's append must not write into.
 		"array": {[]ir.Stmt{
-			&ir.MakeArrayStmt{Capacity: 3, Target: lit},
+			&ir.MakeArrayStmt{Capacity: 4, Target: lit},
 			&ir.ArrayAppendStmt{Value: op(sA), Array: lit}, &ir.ArrayAppendStmt{Value: op(sB), Array: lit},
+			&ir.ArrayAppendStmt{Value: op(sAfter), Array: lit},
 			readInput, &ir.ArrayAppendStmt{Value: op(in), Array: lit},
-		}, func(x string) string { return fmt.Sprintf(`["a", "b", %q]`, x) }},
+		}, func(x string) string { return fmt.Sprintf(`["a", "b", "after", %q]`, x) }},
 		"object": {[]ir.Stmt{
 			&ir.MakeObjectStmt{Target: lit},
 			&ir.ObjectInsertStmt{Key: op(sA), Value: op(sB), Object: lit},

@@ -3,6 +3,7 @@ package vm
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -354,27 +355,20 @@ type constLiteral struct {
 // after the make it stands for; nil when they do not start with one.
 func (r *resolver) literal(stmts []ir.Stmt) (*constLiteral, int) {
 	var target ir.Local
-	switch x := stmts[0].(type) {
-	case *ir.MakeSetStmt:
-		target = x.Target
-	case *ir.MakeArrayStmt:
-		target = x.Target
-	case *ir.MakeObjectStmt:
-		target = x.Target
-	default:
-		return nil, 0
-	}
-	loc := *stmts[0].GetLocation()
 	var set ast.Set
 	var elems []*ast.Term
 	var obj ast.Object
-	switch stmts[0].(type) {
+	array := false
+	switch x := stmts[0].(type) {
 	case *ir.MakeSetStmt:
-		set = ast.NewSet()
+		target, set = x.Target, ast.NewSet()
+	case *ir.MakeArrayStmt:
+		target, array = x.Target, true
 	case *ir.MakeObjectStmt:
-		obj = ast.NewObject()
+		target, obj = x.Target, ast.NewObject()
+	default:
+		return nil, 0
 	}
-	array := set == nil && obj == nil
 	n := 0
 	for _, s := range stmts[1:] {
 		var added bool
@@ -404,15 +398,17 @@ func (r *resolver) literal(stmts []ir.Stmt) (*constLiteral, int) {
 	if n == 0 {
 		return nil, 0
 	}
-	lit := &constLiteral{Location: loc, target: target}
+	lit := &constLiteral{Location: *stmts[0].GetLocation(), target: target}
 	switch {
 	case set != nil:
 		lit.t = ast.NewTerm(set)
 	case obj != nil:
 		lit.t = ast.NewTerm(obj)
 	default:
-		// At its length: appending to it never writes into its array.
-		lit.t = ast.NewTerm(ast.NewArray(elems...))
+		// Its elements' slice at its length: appending to the array
+		// (ArrayAppendStmt) then always copies them, never writes into
+		// the slice every evaluation shares.
+		lit.t = ast.NewTerm(ast.NewArray(slices.Clip(elems)...))
 	}
 	r.p.literals[lit.t] = struct{}{}
 	return lit, n
