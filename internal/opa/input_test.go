@@ -22,7 +22,7 @@ func TestInputValueIsCheckInput(t *testing.T) {
 		{Subject: "alice", System: "blueprism", Action: "view_resource", Resource: &permatrix.Scope{Type: "resource_group"}},
 		{Subject: "ü\u00a0x", System: "not a system", Action: "", Groups: []string{"g1", "g1", "ops"}},
 		{Subject: "bob", System: "celonis-task-mining", Action: "create_project",
-			Context: map[string]any{"custom_project": true, "space": "s1", "n": 1.5, "list": []any{"a", nil, map[string]any{}}},
+			Context:     map[string]any{"custom_project": true, "space": "s1", "n": 1.5, "list": []any{"a", nil, map[string]any{}}},
 			MinRevision: 7},
 		{Subject: "bob", System: "celonis-task-mining", Action: "create_project", Context: map[string]any{}, Groups: []string{}},
 	}
