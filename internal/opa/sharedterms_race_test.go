@@ -12,6 +12,7 @@ import (
 
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // TestSharedTermsAcrossAPIs: the string terms the store's leaves share
@@ -35,7 +36,9 @@ func TestSharedTermsAcrossAPIs(t *testing.T) {
 	c.fill(t, db, 6, 80, nil)
 	ctx := context.Background()
 
-	type job func() (any, error)
+	// A job reads its own snapshot (run opens it): a snapshot is one
+	// goroutine's, as the server's are.
+	type job func(snap store.Snapshot) (any, error)
 	var jobs []job
 	for i := range 6 {
 		raw, _ := json.Marshal(c.check(i))
@@ -44,12 +47,7 @@ func TestSharedTermsAcrossAPIs(t *testing.T) {
 		path := []string{"permatrix", "decision"}
 		for _, p := range []*opa.Policy{vm, td} {
 			for _, o := range []opa.EvalOptions{{}, {Explain: opa.ExplainFull, Pretty: i%2 == 0}, {Metrics: true}} {
-				jobs = append(jobs, func() (any, error) {
-					snap, err := db.View()
-					if err != nil {
-						return nil, err
-					}
-					defer snap.Close()
+				jobs = append(jobs, func(snap store.Snapshot) (any, error) {
 					ev, err := p.EvalData(ctx, snap, path, &in, o)
 					if err != nil {
 						return nil, err
@@ -68,12 +66,7 @@ func TestSharedTermsAcrossAPIs(t *testing.T) {
 		`x := [k | some k, _ in data.store.grants]`,
 	} {
 		for _, p := range []*opa.Policy{vm, td} {
-			jobs = append(jobs, func() (any, error) {
-				snap, err := db.View()
-				if err != nil {
-					return nil, err
-				}
-				defer snap.Close()
+			jobs = append(jobs, func(snap store.Snapshot) (any, error) {
 				ev, err := p.EvalQuery(ctx, snap, q, nil, opa.EvalOptions{})
 				if err != nil {
 					return nil, err
@@ -88,12 +81,7 @@ func TestSharedTermsAcrossAPIs(t *testing.T) {
 		`some k; data.store.grants["user:u0"][k] == input.b`,
 	} {
 		for _, p := range []*opa.Policy{vm, td} {
-			jobs = append(jobs, func() (any, error) {
-				snap, err := db.View()
-				if err != nil {
-					return nil, err
-				}
-				defer snap.Close()
+			jobs = append(jobs, func(snap store.Snapshot) (any, error) {
 				ev, err := p.Compile(ctx, snap, opa.CompileRequest{Query: q, Unknowns: []string{"input"}}, opa.EvalOptions{})
 				if err != nil {
 					return nil, err
@@ -103,9 +91,17 @@ func TestSharedTermsAcrossAPIs(t *testing.T) {
 			})
 		}
 	}
+	run := func(j job) (any, error) {
+		snap, err := db.View()
+		if err != nil {
+			return nil, err
+		}
+		defer snap.Close()
+		return j(snap)
+	}
 	alone := make([]string, len(jobs))
 	for i, j := range jobs {
-		v, err := j()
+		v, err := run(j)
 		alone[i] = fmt.Sprintf("%#v %v", v, err)
 	}
 	var wg sync.WaitGroup
@@ -117,7 +113,7 @@ func TestSharedTermsAcrossAPIs(t *testing.T) {
 			for r := range 2 {
 				for k := range jobs {
 					i := (k*7 + g*13 + r*5) % len(jobs)
-					v, err := jobs[i]()
+					v, err := run(jobs[i])
 					if got := fmt.Sprintf("%#v %v", v, err); got != alone[i] {
 						errs <- fmt.Sprintf("job %d:\n concurrent %.300s\n alone      %.300s", i, got, alone[i])
 					}
@@ -132,7 +128,7 @@ func TestSharedTermsAcrossAPIs(t *testing.T) {
 	}
 	// And again alone, after all that.
 	for i, j := range jobs {
-		v, err := j()
+		v, err := run(j)
 		if got := fmt.Sprintf("%#v %v", v, err); !reflect.DeepEqual(got, alone[i]) {
 			t.Fatalf("job %d changed:\n after  %.300s\n before %.300s", i, got, alone[i])
 		}

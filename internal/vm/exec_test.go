@@ -41,8 +41,9 @@ func found(s ir.StringIndex) []ir.Stmt {
 	}
 }
 
-// run evaluates a plan of blocks and returns the x of each result.
-func run(t *testing.T, blocks ...*ir.Block) []string {
+// handPlan prepares a hand-written plan of blocks, with strs as its string
+// constants.
+func handPlan(t *testing.T, blocks ...*ir.Block) *vm.Program {
 	t.Helper()
 	policy := &ir.Policy{
 		Static: &ir.Static{},
@@ -56,6 +57,13 @@ func run(t *testing.T, blocks ...*ir.Block) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// run evaluates a plan of blocks and returns the x of each result.
+func run(t *testing.T, blocks ...*ir.Block) []string {
+	t.Helper()
+	p := handPlan(t, blocks...)
 	rs, err := p.Results(context.Background(), nil, vm.Value(ast.NewObject()))
 	if err != nil {
 		t.Fatal(err)

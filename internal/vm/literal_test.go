@@ -49,18 +49,7 @@ func TestConstLiteralsAreNotChanged(t *testing.T) {
 				&ir.MakeObjectStmt{Target: obj},
 				&ir.ObjectInsertStmt{Key: op(sX), Value: op(lit), Object: obj},
 				&ir.ResultSetAddStmt{Value: obj})
-			policy := &ir.Policy{
-				Static: &ir.Static{},
-				Plans:  &ir.Plans{Plans: []*ir.Plan{{Name: "q", Blocks: []*ir.Block{{Stmts: stmts}}}}},
-				Funcs:  &ir.Funcs{},
-			}
-			for _, s := range strs {
-				policy.Static.Strings = append(policy.Static.Strings, &ir.StringConst{Value: s})
-			}
-			p, err := vm.New(policy)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := handPlan(t, &ir.Block{Stmts: stmts})
 			check := func(i int) error {
 				x := fmt.Sprintf("input %d", i)
 				rs, err := p.Results(context.Background(), ast.NewObject(ast.Item(ast.StringTerm("x"), ast.StringTerm(x))), vm.Value(ast.NewObject()))
