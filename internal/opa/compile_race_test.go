@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 )
 
@@ -35,11 +33,7 @@ func TestCompileAPIDoesNotWriteSharedTerms(t *testing.T) {
 // compileBesideDecisions runs the Compile API on query (unknown: input)
 // from two goroutines while a third decides checks, all on one Policy.
 func compileBesideDecisions(t *testing.T, query string) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "pe.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tempDB(t)
 	p := compile(t, db, opa.WithEvaluator(opa.VM))
 	c := &corpus{rng: rand.New(rand.NewPCG(1, 2)), cat: p.Catalog, systems: p.Catalog.IDs(),
 		users: []string{"u0"}, groups: []string{"g0"}, ids: []string{"p1"}}

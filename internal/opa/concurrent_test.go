@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -22,11 +20,7 @@ import (
 // sharing nothing mutable.
 func TestVMConcurrentDecisionsAsSequential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 3))
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "conc.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tempDB(t)
 	p := compile(t, db, opa.WithEvaluator(opa.VM))
 	cat := p.Catalog
 	c := corpus{rng: rng, cat: cat, systems: cat.IDs(),

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -29,13 +27,8 @@ type hostileDataAPI struct {
 }
 
 func newHostileDataAPI(t testing.TB) *hostileDataAPI {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "hostile.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	vm := compile(t, db, opa.WithEvaluator(opa.VM))
-	td := compile(t, db, opa.WithEvaluator(opa.Topdown))
+	db := tempDB(t)
+	vm, td := bothEvaluators(t, db)
 	c := &corpus{rng: rand.New(rand.NewPCG(11, 17)), cat: vm.Catalog, systems: vm.Catalog.IDs(),
 		users:  []string{"5", "1.0", "u0", "ü", "0"},
 		groups: []string{"1", "true", "g0", "null"},

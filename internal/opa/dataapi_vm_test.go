@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"testing"
 
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 )
 
@@ -19,13 +17,8 @@ import (
 // checks valid and broken and inputs of any shape — and the vm does run
 // them: a decision allocates well under topdown's.
 func TestDataAPIDecisionsByVM(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "api.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	vm := compile(t, db, opa.WithEvaluator(opa.VM))
-	td := compile(t, db, opa.WithEvaluator(opa.Topdown))
+	db := tempDB(t)
+	vm, td := bothEvaluators(t, db)
 	c := &corpus{rng: rand.New(rand.NewPCG(5, 9)), cat: vm.Catalog, systems: vm.Catalog.IDs(),
 		users:  []string{"u0", "u1", "u2", "u3"},
 		groups: []string{"g0", "administrators", "ops"},

@@ -25,6 +25,25 @@ func compile(t testing.TB, b store.Backend, opts ...opa.Option) *opa.Policy {
 	return p
 }
 
+// tempDB is a new bbolt store in t's temporary directory, closed when t
+// ends.
+func tempDB(t testing.TB) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// bothEvaluators compiles the default bundle over b twice: for the vm and
+// for topdown.
+func bothEvaluators(t testing.TB, b store.Backend) (vm, td *opa.Policy) {
+	t.Helper()
+	return compile(t, b, opa.WithEvaluator(opa.VM)), compile(t, b, opa.WithEvaluator(opa.Topdown))
+}
+
 func TestDefaultBundleCatalog(t *testing.T) {
 	p := compile(t, nil)
 	s, ok := p.Catalog["celonis-task-mining"]

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -26,13 +24,8 @@ import (
 // topdown's evaluation read (guards).
 func TestVMAgreesWithTopdown(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, uint64(len(t.Name()))))
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "vm.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	vmPolicy := compile(t, db, opa.WithEvaluator(opa.VM))
-	tdPolicy := compile(t, db, opa.WithEvaluator(opa.Topdown))
+	db := tempDB(t)
+	vmPolicy, tdPolicy := bothEvaluators(t, db)
 	cat := vmPolicy.Catalog
 
 	c := corpus{rng: rng, cat: cat, systems: cat.IDs(),
@@ -323,14 +316,10 @@ func TestEvaluatorOption(t *testing.T) {
 // would otherwise be the whole projects index: any project written anywhere
 // would conflict with it), with either evaluator.
 func TestVerdictReadsOneProject(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "projects.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tempDB(t)
 	ctx := context.Background()
 	const sys = "uipath-task-mining-cloud"
-	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+	_, err := store.Update(ctx, db, func(tx *store.Tx) error {
 		for _, id := range []string{"p1", "p2", "p3"} {
 			if err := tx.PutProject(permatrix.Project{System: sys, ID: id, CreatedBy: "boss", Kind: "unassisted"}); err != nil {
 				return err

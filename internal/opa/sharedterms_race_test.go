@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -24,13 +22,8 @@ import (
 // each answer is what it was alone. Under -race it also holds them to
 // writing into no shared term.
 func TestSharedTermsAcrossAPIs(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "terms.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	vm := compile(t, db, opa.WithEvaluator(opa.VM))
-	td := compile(t, db, opa.WithEvaluator(opa.Topdown))
+	db := tempDB(t)
+	vm, td := bothEvaluators(t, db)
 	c := &corpus{rng: rand.New(rand.NewPCG(1, 2)), cat: vm.Catalog, systems: vm.Catalog.IDs(),
 		users: []string{"u0", "u1"}, groups: []string{"g0", "ops"}, ids: []string{"p1", "p2"}}
 	c.fill(t, db, 6, 80, nil)

@@ -3,12 +3,10 @@ package opa_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -79,12 +77,8 @@ const bigUnit = 40
 // same, and the vm's reads guard everything topdown's read.
 func TestVMReadsTheStoreAsTopdown(t *testing.T) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "reads.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+	db := tempDB(t)
+	_, err := store.Update(ctx, db, func(tx *store.Tx) error {
 		for _, m := range []permatrix.Membership{{Group: "ops", User: "ann"}, {Group: "0", User: "ann"}, {Group: "ops", User: "1"}, {Group: "x", User: "bob"}} {
 			if err := tx.AddMember(m); err != nil {
 				return err

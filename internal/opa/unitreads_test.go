@@ -3,11 +3,9 @@ package opa_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -88,12 +86,8 @@ var unitReads = []string{
 // TestVMReadsUnitsAsTopdown is TestVMReadsTheStoreAsTopdown for unitReads.
 func TestVMReadsUnitsAsTopdown(t *testing.T) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "units.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+	db := tempDB(t)
+	_, err := store.Update(ctx, db, func(tx *store.Tx) error {
 		ms := []permatrix.Membership{{Group: "ops", User: "ann"}, {Group: "0", User: "7"}, {Group: "1", User: "7"}, {Group: "10", User: "7"}, {Group: "x", User: "bob"}}
 		for i := range 33 {
 			if i < 32 {
@@ -169,16 +163,12 @@ var overlayReads = []string{
 // the units the Tx changed as topdown does, and guards them.
 func TestVMReadsPendingUnitsAsTopdown(t *testing.T) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "pending.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tempDB(t)
 	grant := func(subject string, i int) permatrix.Assignment {
 		return permatrix.Assignment{Subject: subject, System: "blueprism", Role: "0", Scope: permatrix.Scope{Type: "process_group", ID: fmt.Sprint(i)}}
 	}
 	ids := map[int]string{}
-	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
+	_, err := store.Update(ctx, db, func(tx *store.Tx) error {
 		if err := tx.PutRole(permatrix.Role{System: "blueprism", Name: "0", Permissions: []string{"view_dashboards"}}); err != nil {
 			return err
 		}
