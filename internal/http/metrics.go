@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -22,6 +23,35 @@ type httpMetrics struct {
 	duration     *prometheus.HistogramVec
 	requestSize  *prometheus.HistogramVec
 	responseSize *prometheus.HistogramVec
+	// series holds each label set's four metrics (a seriesKey's
+	// *requestSeries): looking them up by labels hashes and allocates on
+	// every request. The label sets are bounded (above), so is it.
+	series sync.Map
+}
+
+type seriesKey struct {
+	code        int
+	method, url string
+}
+
+type requestSeries struct {
+	requests                            prometheus.Counter
+	duration, requestSize, responseSize prometheus.Observer
+}
+
+// of is the metrics of one label set.
+func (m *httpMetrics) of(k seriesKey) *requestSeries {
+	if s, ok := m.series.Load(k); ok {
+		return s.(*requestSeries)
+	}
+	labels := prometheus.Labels{"code": strconv.Itoa(k.code), "method": k.method, "url": k.url}
+	s, _ := m.series.LoadOrStore(k, &requestSeries{
+		requests:     m.requests.With(labels),
+		duration:     m.duration.With(labels),
+		requestSize:  m.requestSize.With(labels),
+		responseSize: m.responseSize.With(labels),
+	})
+	return s.(*requestSeries)
 }
 
 // urlUnmatched is the url label of requests that matched no route.
@@ -70,11 +100,11 @@ func (m *httpMetrics) middleware(status func(c echo.Context, err error) int) ech
 			if url == "" {
 				url = urlUnmatched
 			}
-			labels := prometheus.Labels{"code": strconv.Itoa(code), "method": methodLabel(c.Request().Method), "url": url}
-			m.requests.With(labels).Inc()
-			m.duration.With(labels).Observe(time.Since(start).Seconds())
-			m.requestSize.With(labels).Observe(float64(max(c.Request().ContentLength, 0)))
-			m.responseSize.With(labels).Observe(float64(c.Response().Size))
+			s := m.of(seriesKey{code: code, method: methodLabel(c.Request().Method), url: url})
+			s.requests.Inc()
+			s.duration.Observe(time.Since(start).Seconds())
+			s.requestSize.Observe(float64(max(c.Request().ContentLength, 0)))
+			s.responseSize.Observe(float64(c.Response().Size))
 			return err
 		}
 	}
