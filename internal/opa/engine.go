@@ -342,6 +342,43 @@ func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
 	return ast.NewObject(items...), nil
 }
 
+// jsonTerm is ast.InterfaceToValue's term of x, built directly for the
+// JSON-shaped values a write's verdict input is made of (maps, arrays,
+// strings; pdp.verdictInput), with the strings ts holds shared: a third
+// of a short verdict went in the general conversion's intermediate slices
+// and string copies. Any other type goes the general way.
+func jsonTerm(x any, ts terms) (*ast.Term, error) {
+	switch x := x.(type) {
+	case string:
+		return ts.segment(x), nil
+	case map[string]any:
+		items := make([][2]*ast.Term, 0, len(x))
+		for k, v := range x {
+			t, err := jsonTerm(v, ts)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, [2]*ast.Term{ts.segment(k), t})
+		}
+		return ast.ObjectTerm(items...), nil
+	case []any:
+		elems := make([]*ast.Term, len(x))
+		for i, v := range x {
+			t, err := jsonTerm(v, ts)
+			if err != nil {
+				return nil, err
+			}
+			elems[i] = t
+		}
+		return ast.ArrayTerm(elems...), nil
+	}
+	v, err := ast.InterfaceToValue(x)
+	if err != nil {
+		return nil, err
+	}
+	return ast.NewTerm(v), nil
+}
+
 // checkKeys are the keys of a check's input.
 type checkKeys struct{ subject, system, action, resource, typ, id, context, groups *ast.Term }
 
@@ -356,11 +393,15 @@ func newInputKeys() *checkKeys {
 // Verdict evaluates data.permatrix.admin.verdict for a write over snap (a
 // write's tracked view: what the verdict reads guards the commit).
 func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[string]any) (violations, forbidden []string, err error) {
-	v, err := ast.InterfaceToValue(input)
+	var ts terms // shared with the vm only, as a check's (decide)
+	if p.verdict.program != nil {
+		ts = p.data.terms
+	}
+	v, err := jsonTerm(input, ts)
 	if err != nil {
 		return nil, nil, err
 	}
-	r, defined, err := p.eval(ctx, p.verdict, snap, v)
+	r, defined, err := p.eval(ctx, p.verdict, snap, v.Value)
 	if err != nil {
 		return nil, nil, err
 	}

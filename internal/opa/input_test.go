@@ -1,6 +1,8 @@
 package opa
 
 import (
+	"encoding/json"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -38,6 +40,72 @@ func TestInputValueIsCheckInput(t *testing.T) {
 			}
 			if got.Compare(want) != 0 {
 				t.Errorf("%+v, %s:\n inputValue  %v\n Check.Input %v", c, name, got, want)
+			}
+		}
+	}
+}
+
+// jsonTerm, a write's verdict input built as AST, is ast.InterfaceToValue
+// of it: for every write's input shape and for random JSON values (what a
+// strict decoder gives: maps, arrays, strings, json.Number, bools, null,
+// and the Go numbers a caller may put in), with the shared terms and
+// without.
+func TestJSONTermIsInterfaceToValue(t *testing.T) {
+	p := compileDefault(t, store.NewMemory())
+	a := permatrix.Assignment{Subject: "user:ann", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}
+	g := permatrix.Assignment{ID: "a1", Subject: "group:ops", System: "uipath-task-mining-cloud", Permission: "view", Scope: permatrix.Scope{Type: "project", ID: "p1"}}
+	values := []any{
+		map[string]any{"op": "assign", "assignment": a.Value()},
+		map[string]any{"op": "unassign", "actor": "bob", "assignment": g.Value()},
+		map[string]any{"op": "define_role", "role": permatrix.Role{System: "blueprism", Name: "r", Permissions: []string{"a", "b", "a"}}.Value()},
+		map[string]any{"op": "add_member", "membership": map[string]any{"user": "ü\u00a0x", "group": ""}},
+		[]string{"x", "analyst"},
+		[]any{},
+		map[string]any{},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var random func(depth int) any
+	random = func(depth int) any {
+		switch n := rng.IntN(12); {
+		case n < 2 && depth < 4:
+			m := map[string]any{}
+			for range rng.IntN(4) {
+				m[[]string{"op", "role", "analyst", "x", "", "é"}[rng.IntN(6)]] = random(depth + 1)
+			}
+			return m
+		case n < 4 && depth < 4:
+			l := make([]any, rng.IntN(4))
+			for i := range l {
+				l[i] = random(depth + 1)
+			}
+			return l
+		case n == 4:
+			return json.Number([]string{"1", "-0", "1.5e300", "12345678901234567890"}[rng.IntN(4)])
+		case n == 5:
+			return []any{1.25, 7, int64(-3), uint64(9)}[rng.IntN(4)]
+		case n == 6:
+			return rng.IntN(2) == 0
+		case n == 7:
+			return nil
+		default:
+			return []string{"service", "celonis-task-mining", "user:ann", "", `"`, "a\x00b"}[rng.IntN(6)]
+		}
+	}
+	for range 300 {
+		values = append(values, random(0))
+	}
+	for _, x := range values {
+		want, err := ast.InterfaceToValue(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, ts := range map[string]terms{"shared terms": p.data.terms, "no shared terms": nil} {
+			got, err := jsonTerm(x, ts)
+			if err != nil {
+				t.Fatalf("%#v, %s: %v", x, name, err)
+			}
+			if got.Value.Compare(want) != 0 {
+				t.Errorf("%#v, %s:\n jsonTerm           %v\n ast.InterfaceToValue %v", x, name, got, want)
 			}
 		}
 	}
