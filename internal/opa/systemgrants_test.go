@@ -51,6 +51,45 @@ grants := grants_of(input.subject, lib.asserted_groups)
 // named like others, numeric-looking keys. Each pair is evaluated by
 // topdown over the same data; values and errors must match.
 func TestSystemGrantsAsBefore(t *testing.T) {
+	systems := []string{"celonis-task-mining", "uipath-orchestrator", "blueprism", "celonis-task-mining ", "Celonis-Task-Mining", "", "1", "uipath"}
+	pairs := []pair{
+		{"system_grants", "lib.system_grants(input.sys)", "{g | some g in data.old.grants; g.system == input.sys}"},
+		{"system_grants_of", "lib.system_grants_of(input.actor, lib.asserted_groups, input.sys)",
+			"data.old.system_grants_of(input.actor, lib.asserted_groups, input.sys)"},
+		{"assignments_of", "lib.assignments_of(input.p)", "data.old.assignments_of(input.p)"},
+	}
+	comparePairs(t, pairs, func(rng *rand.Rand) map[string]any { return hostileStore(rng, systems) }, systems)
+}
+
+// pair is a helper as it is now and as it was, each a query binding x.
+type pair struct{ name, new, old string }
+
+// roles_of — the role names under data.store.grants[principal][system].role
+// — answers as the assignments built one by one and filtered did, where
+// the Celonis write rules used them (members are granted nothing; only an
+// admin grants), over random stores a write could make: grants of kind
+// role or permission only, each leaf a reason with its assignment and
+// scope (internal/store: GrantKey, leafOf). Over stores no write makes
+// they differ, and need not: a role whose leaves lack an assignment id
+// counts here, not there.
+func TestRolesOfAsBefore(t *testing.T) {
+	systems := []string{"celonis-task-mining", "uipath-orchestrator", "blueprism", "Celonis-Task-Mining", ""}
+	pairs := []pair{
+		{"roles_of", "lib.roles_of(input.actor, lib.asserted_groups, input.sys)",
+			"{g.role | some g in data.old.system_grants_of(input.actor, lib.asserted_groups, input.sys); g.system == input.sys; g.role}"},
+		{"member_violations", `is_string(input.actor); x := data.permatrix.celonis.member_violations with input as {"op": "assign", "assignment": {"subject": concat("", ["user:", input.actor]), "permission": "p"}}`,
+			`is_string(input.actor); x := {sprintf("%s is a Celonis member: members can be granted no permission", [concat("", ["user:", input.actor])]) |
+				{g.role | some g in data.old.grants_of(input.actor, []); g.system == "celonis-task-mining"; g.role} == {"member"}}`},
+		{"actor_is_admin (celonis)", "x := data.permatrix.celonis.actor_is_admin",
+			`x := true; some g in data.old.grants_of(input.actor, lib.asserted_groups); g.system == "celonis-task-mining"; g.role == "admin"`},
+	}
+	comparePairs(t, pairs, func(rng *rand.Rand) map[string]any { return storeOfWrites(rng, systems) }, systems)
+}
+
+// comparePairs evaluates each pair by topdown over stores from gen and
+// fails on the first input where the two differ (value or error).
+func comparePairs(t *testing.T, pairs []pair, gen func(*rand.Rand) map[string]any, systems []string) {
+	t.Helper()
 	opts := []func(*rego.Rego){rego.Module("old.rego", oldGrants)}
 	err := fs.WalkDir(permatrix.DefaultBundle, "policies", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".rego") || strings.HasSuffix(p, "_test.rego") {
@@ -63,17 +102,6 @@ func TestSystemGrantsAsBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	systems := []string{"celonis-task-mining", "uipath-orchestrator", "blueprism", "celonis-task-mining ", "Celonis-Task-Mining", "", "1", "uipath"}
-	pairs := []struct{ name, new, old string }{
-		{"system_grants", "lib.system_grants(input.sys)", "{g | some g in data.old.grants; g.system == input.sys}"},
-		{"system_grants_of", "lib.system_grants_of(input.actor, lib.asserted_groups, input.sys)",
-			"data.old.system_grants_of(input.actor, lib.asserted_groups, input.sys)"},
-		{"assignments_of", "lib.assignments_of(input.p)", "data.old.assignments_of(input.p)"},
-		{"member_only_grants", "data.permatrix.celonis.member_only_grants(lib.system_grants_of(input.actor, [], data.permatrix.celonis.tm))",
-			"data.permatrix.celonis.member_only_grants(data.old.grants_of(input.actor, []))"},
-		{"actor_is_admin (celonis)", "x := data.permatrix.celonis.actor_is_admin",
-			`x := true; some g in data.old.grants_of(input.actor, lib.asserted_groups); g.system == "celonis-task-mining"; g.role == "admin"`},
-	}
 	prepared := map[string][2]rego.PreparedEvalQuery{}
 	ctx := context.Background()
 	db := inmem.NewFromObject(map[string]any{"store": map[string]any{}})
@@ -82,7 +110,7 @@ func TestSystemGrantsAsBefore(t *testing.T) {
 		var pq [2]rego.PreparedEvalQuery
 		for i, q := range []string{pr.new, pr.old} {
 			body := "x := " + q
-			if strings.HasPrefix(q, "x := ") {
+			if strings.Contains(q, "x := ") {
 				body = q
 			}
 			body = strings.ReplaceAll(body, "lib.", "data.permatrix.lib.")
@@ -97,7 +125,7 @@ func TestSystemGrantsAsBefore(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 9))
 	defined, errored := 0, 0
 	for i := range 150 {
-		hostile := hostileStore(rng, systems)
+		hostile := gen(rng)
 		if err := storage.WriteOne(ctx, db, storage.ReplaceOp, storage.MustParsePath("/store"), hostile); err != nil {
 			t.Fatal(err)
 		}
@@ -195,4 +223,57 @@ func hostileStore(rng *rand.Rand, systems []string) map[string]any {
 		"grants":      grants,
 		"memberships": map[string]any{"u0": level([]string{"g0", "g1"}, func() any { return true }), "u1": odd()},
 	}
+}
+
+// storeOfWrites is a data.store of grants and memberships as writes make
+// them (internal/store): kinds role and permission, each leaf a reason
+// naming its assignment, scope and principal.
+func storeOfWrites(rng *rand.Rand, systems []string) map[string]any {
+	n := 0
+	grants := map[string]any{}
+	for _, p := range []string{"user:u0", "user:u1", "group:g0", "group:g1", "user:7"} {
+		if rng.IntN(4) == 0 {
+			continue
+		}
+		bySystem := map[string]any{}
+		for range rng.IntN(3) + 1 {
+			kinds := map[string]any{}
+			for range rng.IntN(3) + 1 {
+				kind := []string{"role", "permission"}[rng.IntN(2)]
+				name := []string{"admin", "member", "analyst", "r1"}[rng.IntN(4)]
+				scope := []string{"service", "project:p1"}[rng.IntN(2)]
+				names, _ := kinds[kind].(map[string]any)
+				if names == nil {
+					names = map[string]any{}
+					kinds[kind] = names
+				}
+				scopes, _ := names[name].(map[string]any)
+				if scopes == nil {
+					scopes = map[string]any{}
+					names[name] = scopes
+				}
+				n++
+				s := map[string]any{"type": "service"}
+				if scope != "service" {
+					s = map[string]any{"type": "project", "id": "p1"}
+				}
+				scopes[scope] = map[string]any{"kind": kind, kind: name, "scope": s, "via": p, "assignment": fmt.Sprintf("a%d", n)}
+			}
+			bySystem[systems[rng.IntN(len(systems))]] = kinds
+		}
+		grants[p] = bySystem
+	}
+	memberships := map[string]any{}
+	for _, u := range []string{"u0", "u1", "7"} {
+		groups := map[string]any{}
+		for _, g := range []string{"g0", "g1"} {
+			if rng.IntN(3) == 0 {
+				groups[g] = true
+			}
+		}
+		if len(groups) > 0 {
+			memberships[u] = groups
+		}
+	}
+	return map[string]any{"revision": 1, "grants": grants, "memberships": memberships}
 }

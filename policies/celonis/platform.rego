@@ -28,12 +28,6 @@ is_admin if count(admin_reasons) > 0
 # celonis-task-mining-permissions-older.txt, Member Role row: "-" in every column.
 member_only if lib.roles_in(tm) == {"member"}
 
-# member_only_grants: the same, of any user's grants (write rules).
-member_only_grants(grants) if {
-	roles := {g.role | some g in grants; g.system == tm; g.role}
-	roles == {"member"}
-}
-
 # granting is the reasons of the subject's grants of perm in sys that cover
 # the scope key: a member holds none, even through a group; a subject with
 # no platform role at all is read as an analyst: only analysts are granted
@@ -82,7 +76,7 @@ member_violations contains msg if {
 	a.permission
 	user := trim_prefix(a.subject, "user:")
 	a.subject != user
-	member_only_grants(lib.system_grants_of(user, [], tm))
+	lib.roles_of(user, [], tm) == {"member"}
 	msg := sprintf("%s is a Celonis member: members can be granted no permission", [a.subject])
 }
 
@@ -90,10 +84,7 @@ member_violations contains msg if {
 
 # actor_is_admin: the writing actor holds the Celonis admin role, assigned
 # to it or to one of its groups (stored or asserted).
-actor_is_admin if {
-	some g in lib.system_grants_of(input.actor, lib.asserted_groups, tm)
-	g.role == "admin"
-}
+actor_is_admin if "admin" in lib.roles_of(input.actor, lib.asserted_groups, tm)
 
 # Permissions are granted by admins only. celonis-task-mining-permissions.txt
 # says where they are granted, "Go to Admin & Settings > Permissions." (line

@@ -57,6 +57,15 @@ permission_reasons(sys, perm, key) := {r | some p in principals; r := data.store
 # roles_in are the roles the subject holds in sys, at any scope.
 roles_in(sys) := {role | some p in principals; some role, _ in data.store.grants[p][sys].role}
 
+# roles_of are the roles a user holds in sys at any scope, itself or
+# through its groups (stored and asserted): roles_in for any user, the
+# names under data.store.grants[principal][sys].role (document.go), not
+# its assignments built one by one (system_grants_of).
+roles_of(user, asserted, sys) := {role |
+	some p in principals_of(user, asserted)
+	some role, _ in data.store.grants[p][sys].role
+}
+
 # groups_of is the user's stored group memberships plus the asserted ones.
 groups_of(user, asserted) := {g | some g in asserted} | {g | data.store.memberships[user][g]}
 
