@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -33,6 +34,7 @@ type dataStore struct {
 	terms   terms // the leaves' keys and the bundle's strings, shared by the leaves the vm reads (newTerms)
 	backend store.Backend
 	ids     atomic.Uint64
+	nodes   sync.Pool // *storeNodes, reset, for the vm's evaluations (storeNodes.reset)
 }
 
 // txn is a read transaction over one snapshot.

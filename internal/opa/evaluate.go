@@ -109,7 +109,14 @@ func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input a
 
 // run is eval by the vm.
 func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value) (any, bool, error) {
-	ts, err := prog.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: &storeNodes{terms: p.data.terms}})
+	nodes, _ := p.data.nodes.Get().(*storeNodes)
+	if nodes == nil {
+		nodes = &storeNodes{terms: p.data.terms}
+	}
+	// The results are converted below, before the nodes go back: nothing
+	// of them outlives this call.
+	defer func() { nodes.reset(); p.data.nodes.Put(nodes) }()
+	ts, err := prog.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: nodes})
 	if err != nil {
 		return nil, false, err
 	}
@@ -166,10 +173,39 @@ type storeDoc struct {
 // read whole (storeDoc.unit). A nil *storeNodes allocates each node alone
 // and keeps no unit.
 type storeNodes struct {
+	// first is the first chunk, kept when the nodes are reset for the
+	// next evaluation (a Policy pools them); taken counts the nodes handed
+	// out, from first first.
+	first []storeDoc
+	taken int
 	free  []storeDoc
 	units map[string]unitRead // by the unit's key
 	terms terms               // shared string terms (leaf.go)
 	key   []byte              // where a lookup's key is built (storeDoc.scratchKey)
+}
+
+// firstNodes is the size of the first chunk of nodes, kept between
+// evaluations; nodesChunk, of the others, made for one evaluation.
+const (
+	firstNodes = 128
+	nodesChunk = 32
+)
+
+// keptUnits is the most units a reset keeps the map of: a map grown by an
+// evaluation that read many is let go.
+const keptUnits = 64
+
+// reset makes a for another evaluation: it holds nothing of the last one
+// (the nodes handed out point to its snapshot, the units to its values),
+// only the memory to hand out again.
+func (a *storeNodes) reset() {
+	clear(a.first[:min(a.taken, len(a.first))])
+	a.taken, a.free = 0, a.first
+	if len(a.units) > keptUnits {
+		a.units = nil
+	}
+	clear(a.units)
+	a.key = a.key[:0]
 }
 
 // unitRead is a unit read whole: its value (nil when it is empty), or,
@@ -194,10 +230,16 @@ func (a *storeNodes) node(d storeDoc) *storeDoc {
 		return &d
 	}
 	if len(a.free) == 0 {
-		a.free = make([]storeDoc, 32)
+		if a.first == nil {
+			a.first = make([]storeDoc, firstNodes)
+			a.free = a.first
+		} else {
+			a.free = make([]storeDoc, nodesChunk)
+		}
 	}
 	n := &a.free[0]
 	a.free = a.free[1:]
+	a.taken++
 	*n = d
 	return n
 }
