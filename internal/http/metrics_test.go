@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,6 +199,45 @@ func TestMetricsErrorResponseSize(t *testing.T) {
 		n, sum := httpMetric(t, srv.Metrics().Registry, "permatrix_http_response_size_bytes", c.code, c.method, c.url)
 		if n != 1 || sum != float64(rec.Body.Len()) {
 			t.Errorf("%s %s: response size observed %v times, sum %v; want once, %d bytes (the envelope sent)", c.method, c.path, n, sum, rec.Body.Len())
+		}
+	}
+}
+
+// Requests of label sets not seen before, made at once from many
+// goroutines (each label set's metrics are created by whichever request
+// comes first), are each counted once: no count lost to a racing creation.
+func TestMetricsCountConcurrently(t *testing.T) {
+	srv := newDocTestServer(t)
+	h := srv.Handler()
+	sets := []struct{ method, path, code, url string }{
+		{http.MethodGet, "/health", "200", "/health"},
+		{http.MethodPost, "/v1/check", "400", "/v1/check"},
+		{"PROPFIND", "/v1/systems/x", "405", "/v1/systems/:system"},
+		{http.MethodGet, "/junk", "404", "unmatched"},
+	}
+	const goroutines, each = 8, 50
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each * len(sets) {
+				s := sets[(g+i)%len(sets)]
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(s.method, s.path, strings.NewReader("{")))
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range sets {
+		method := s.method
+		if method == "PROPFIND" {
+			method = "other"
+		}
+		for _, name := range []string{"permatrix_http_requests_total", "permatrix_http_request_duration_seconds",
+			"permatrix_http_request_size_bytes", "permatrix_http_response_size_bytes"} {
+			if n, _ := httpMetric(t, srv.Metrics().Registry, name, s.code, method, s.url); n != goroutines*each {
+				t.Errorf("%s{code=%s,method=%s,url=%s} counted %v, want %d", name, s.code, method, s.url, n, goroutines*each)
+			}
 		}
 	}
 }
