@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	permhttp "github.com/permatrix/permatrix/internal/http"
 )
 
 // httpSeries counts the series of the per-request HTTP metrics and fails if
@@ -119,6 +123,121 @@ func TestMetricsCountEachLabelSet(t *testing.T) {
 	} {
 		if got[id] != want {
 			t.Errorf("%s = %v, want %v", id, got[id], want)
+		}
+	}
+}
+
+// httpMetric is a per-request metric's value for one label set: a
+// counter's value, or a histogram's sample count and sum.
+func httpMetric(t *testing.T, g prometheus.Gatherer, name, code, method, url string) (count, sum float64) {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["code"] != code || labels["method"] != method || labels["url"] != url {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue(), 0
+			}
+			return float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+		}
+	}
+	return 0, 0
+}
+
+// A handler that panics answers 500 (the recoverer): that request is
+// counted like any other, with the status the client got — a panic is the
+// failure the metrics most need to show.
+func TestMetricsCountPanics(t *testing.T) {
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken,
+		Console: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("console") })})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for range 3 {
+		res, err := http.Get(ts.URL + "/ui/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("a panicking handler answered %d, want 500", res.StatusCode)
+		}
+	}
+	if n, _ := httpMetric(t, srv.Metrics().Registry, "permatrix_http_requests_total", "500", "GET", "/ui/*"); n != 3 {
+		t.Fatalf("permatrix_http_requests_total{code=500,method=GET,url=/ui/*} = %v after 3 panics answered 500, want 3", n)
+	}
+}
+
+// The response size of an error answer is the error envelope's bytes the
+// client got, not 0 (the envelope is written after the handler returns).
+func TestMetricsErrorResponseSize(t *testing.T) {
+	srv := newDocTestServer(t)
+	h := srv.Handler()
+	for _, c := range []struct {
+		method, path, body, code, url string
+	}{
+		{http.MethodPost, "/v1/check", "{", "400", "/v1/check"},
+		{http.MethodGet, "/junk", "", "404", "unmatched"},
+		{http.MethodPost, "/v1/check", strings.Repeat(" ", 2<<20), "413", "/v1/check"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, strings.NewReader(c.body)))
+		if strconv.Itoa(rec.Code) != c.code || rec.Body.Len() == 0 {
+			t.Fatalf("%s %s answered %d with %d bytes, want %s with an error envelope", c.method, c.path, rec.Code, rec.Body.Len(), c.code)
+		}
+		n, sum := httpMetric(t, srv.Metrics().Registry, "permatrix_http_response_size_bytes", c.code, c.method, c.url)
+		if n != 1 || sum != float64(rec.Body.Len()) {
+			t.Errorf("%s %s: response size observed %v times, sum %v; want once, %d bytes (the envelope sent)", c.method, c.path, n, sum, rec.Body.Len())
+		}
+	}
+}
+
+// Requests of label sets not seen before, made at once from many
+// goroutines (each label set's metrics are created by whichever request
+// comes first), are each counted once: no count lost to a racing creation.
+func TestMetricsCountConcurrently(t *testing.T) {
+	srv := newDocTestServer(t)
+	h := srv.Handler()
+	sets := []struct{ method, path, code, url string }{
+		{http.MethodGet, "/health", "200", "/health"},
+		{http.MethodPost, "/v1/check", "400", "/v1/check"},
+		{"PROPFIND", "/v1/systems/x", "405", "/v1/systems/:system"},
+		{http.MethodGet, "/junk", "404", "unmatched"},
+	}
+	const goroutines, each = 8, 50
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each * len(sets) {
+				s := sets[(g+i)%len(sets)]
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(s.method, s.path, strings.NewReader("{")))
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range sets {
+		method := s.method
+		if method == "PROPFIND" {
+			method = "other"
+		}
+		for _, name := range []string{"permatrix_http_requests_total", "permatrix_http_request_duration_seconds",
+			"permatrix_http_request_size_bytes", "permatrix_http_response_size_bytes"} {
+			if n, _ := httpMetric(t, srv.Metrics().Registry, name, s.code, method, s.url); n != goroutines*each {
+				t.Errorf("%s{code=%s,method=%s,url=%s} counted %v, want %d", name, s.code, method, s.url, n, goroutines*each)
+			}
 		}
 	}
 }

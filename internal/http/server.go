@@ -148,12 +148,15 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 		e.Use(logRequest)
 		s.metrics.registerDecisionLog(cfg.DecisionLog)
 	}
-	e.Use(s.recoverer(), s.requestLogger())
 	// Label application errors with the status the client gets, not 500.
+	// Outside the recoverer and the request logger (which writes a
+	// handler's error): a panic answered 500 is counted, and an error's
+	// response size is the envelope sent.
 	e.Use(newHTTPMetrics(s.metrics.Registry).middleware(func(_ echo.Context, err error) int {
 		status, _ := toErrorDetail(err)
 		return status
 	}))
+	e.Use(s.recoverer(), s.requestLogger())
 	// An import streams: it is bounded by its lines (pdp.ImportStream), not
 	// by the body limit, and runs as long as it makes progress rather than
 	// for the request timeout.
