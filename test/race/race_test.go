@@ -17,10 +17,11 @@ import (
 // underRace are the race-sensitive tests, by package.
 var underRace = map[string][]string{
 	"./internal/opa": {
-		"TestVMConcurrentDecisionsAsSequential", // one vm Policy's pooled evaluations
+		"TestVMConcurrentDecisionsAsSequential", // one vm Policy's pooled evaluations and store nodes
 		"TestSharedTermsAcrossAPIs",             // the vm's shared leaf terms, every API at once
 		"TestCompileAPIDoesNotWriteSharedTerms", // partial evaluation writing what it reads
 		"TestCompileAPIDoesNotWriteBundleData",
+		"TestStoreNodesReset", // store nodes pooled between evaluations
 	},
 	"./internal/vm": {
 		"TestNestedScansAgreeAfterErrors", // a pooled Program's scans from many goroutines
@@ -28,6 +29,7 @@ var underRace = map[string][]string{
 		"TestConstLiteralsAreNotChanged",  // literals of constants shared by many evaluations
 		"TestConstantsAdversarial",        // the same, beside rules of input and data.store
 		"TestEmptySets",                   // the empty set every evaluation shares until a first element
+		"TestReleaseUnderStress",          // pooled evaluations released after panics, errors, cancellations
 	},
 	"./internal/pdp":  {"TestDelegationRaces"}, // concurrent delegated writes
 	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
