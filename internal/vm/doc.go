@@ -30,7 +30,10 @@
 //     with, no builtin whose value is not a function of its arguments,
 //     computed once outside any with and then only read, as data is), and
 //     the literals of constants made when the plan is prepared, which an
-//     add into their local copies first.
+//     add into their local copies first. An evaluation's state is pooled:
+//     every frame is cleared when its call returns, the rule values kept
+//     outside a with are listed and cleared at the end, and an evaluation
+//     that did not return (a panic recovered above) is not pooled.
 //   - Nothing here writes to data: values the plan builds are new; values
 //     read from data or input are never changed (with copies what it
 //     replaces).
