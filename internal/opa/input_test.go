@@ -2,6 +2,7 @@ package opa
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -29,19 +30,7 @@ func TestInputValueIsCheckInput(t *testing.T) {
 		{Subject: "bob", System: "celonis-task-mining", Action: "create_project", Context: map[string]any{}, Groups: []string{}},
 	}
 	for _, c := range checks {
-		want, err := ast.InterfaceToValue(c.Input())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, ts := range map[string]terms{"shared terms": p.data.terms, "no shared terms": nil} {
-			got, err := inputValue(c, ts)
-			if err != nil {
-				t.Fatalf("%+v, %s: %v", c, name, err)
-			}
-			if got.Compare(want) != 0 {
-				t.Errorf("%+v, %s:\n inputValue  %v\n Check.Input %v", c, name, got, want)
-			}
-		}
+		convertsAsOPA(t, p, fmt.Sprintf("%+v", c), c.Input(), func(ts terms) (ast.Value, error) { return inputValue(c, ts) })
 	}
 }
 
@@ -95,18 +84,31 @@ func TestJSONTermIsInterfaceToValue(t *testing.T) {
 		values = append(values, random(0))
 	}
 	for _, x := range values {
-		want, err := ast.InterfaceToValue(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, ts := range map[string]terms{"shared terms": p.data.terms, "no shared terms": nil} {
-			got, err := jsonTerm(x, ts)
+		convertsAsOPA(t, p, fmt.Sprintf("%#v", x), x, func(ts terms) (ast.Value, error) {
+			v, err := jsonTerm(x, ts)
 			if err != nil {
-				t.Fatalf("%#v, %s: %v", x, name, err)
+				return nil, err
 			}
-			if got.Value.Compare(want) != 0 {
-				t.Errorf("%#v, %s:\n jsonTerm           %v\n ast.InterfaceToValue %v", x, name, got, want)
-			}
+			return v.Value, nil
+		})
+	}
+}
+
+// convertsAsOPA checks that build, with p's shared terms and without,
+// makes the value ast.InterfaceToValue makes of x.
+func convertsAsOPA(t *testing.T, p *Policy, what string, x any, build func(terms) (ast.Value, error)) {
+	t.Helper()
+	want, err := ast.InterfaceToValue(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ts := range map[string]terms{"shared terms": p.data.terms, "no shared terms": nil} {
+		got, err := build(ts)
+		if err != nil {
+			t.Fatalf("%s, %s: %v", what, name, err)
+		}
+		if got.Compare(want) != 0 {
+			t.Errorf("%s, %s:\n built                %v\n ast.InterfaceToValue %v", what, name, got, want)
 		}
 	}
 }
