@@ -326,11 +326,11 @@ func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
 		items = append(items, [2]*ast.Term{keys.resource, ast.ObjectTerm(res...)})
 	}
 	if c.Context != nil {
-		v, err := ast.InterfaceToValue(c.Context)
+		v, err := jsonTerm(c.Context, ts)
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, [2]*ast.Term{keys.context, ast.NewTerm(v)})
+		items = append(items, [2]*ast.Term{keys.context, v})
 	}
 	if len(c.Groups) > 0 {
 		gs := make([]*ast.Term, len(c.Groups))
@@ -343,8 +343,9 @@ func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
 }
 
 // jsonTerm is ast.InterfaceToValue's term of x, built directly for the
-// JSON-shaped values a write's verdict input is made of (maps, arrays,
-// strings; pdp.verdictInput), with the strings ts holds shared: a third
+// JSON-shaped values a write's verdict input and a check's context are
+// made of (maps, arrays, strings; pdp.verdictInput, a decoded body), with
+// the strings ts holds shared: a third
 // of a short verdict went in the general conversion's intermediate slices
 // and string copies. Any other type goes the general way.
 func jsonTerm(x any, ts terms) (*ast.Term, error) {
