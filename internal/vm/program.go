@@ -104,17 +104,6 @@ func (p *Program) Constants(varying ...string) *Program {
 	return &c
 }
 
-// ConstantRules names the rules Constants keeps, in plan order.
-func (p *Program) ConstantRules() []string {
-	var names []string
-	for i, fn := range p.funcs {
-		if p.constant != nil && p.constant[i] {
-			names = append(names, fn.name)
-		}
-	}
-	return names
-}
-
 // function is a planned function (a rule, a Rego function, or the query
 // itself) with its frame size.
 type function struct {

@@ -1,0 +1,13 @@
+package vm
+
+// ConstantRules names the rules Constants keeps, in plan order: for the
+// tests, which hold the classification to what they expect.
+func (p *Program) ConstantRules() []string {
+	var names []string
+	for i, fn := range p.funcs {
+		if p.constant != nil && p.constant[i] {
+			names = append(names, fn.name)
+		}
+	}
+	return names
+}
