@@ -54,7 +54,10 @@ role_reasons(sys, role, key) := {r | some p in principals; r := data.store.grant
 # at the scope key.
 permission_reasons(sys, perm, key) := {r | some p in principals; r := data.store.grants[p][sys].permission[perm][key]}
 
-# roles_in are the roles the subject holds in sys, at any scope.
+# roles_in are the roles the subject holds in sys, at any scope: roles_of
+# for the subject, over the principals rule, computed once per decision
+# (a function is not remembered by its arguments; a decision asks this
+# several times).
 roles_in(sys) := {role | some p in principals; some role, _ in data.store.grants[p][sys].role}
 
 # roles_of are the roles a user holds in sys at any scope, itself or
