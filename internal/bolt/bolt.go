@@ -52,6 +52,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -269,12 +270,20 @@ func (db *DB) init(o Options) error {
 	})
 }
 
-// filterUnits builds db.units from the file's keys.
+// filterUnits builds db.units from the file's data.store keys (their
+// values were checked by the open check).
 func (db *DB) filterUnits() error {
 	return db.bolt.View(func(btx *bbolt.Tx) error {
-		var err error
-		db.units, err = store.FilterUnits(&snapshot{tx: btx, kv: btx.Bucket(bucketKV)})
-		return err
+		c := btx.Bucket(bucketKV).Cursor()
+		prefix := store.Prefix("d")
+		db.units = store.FilterUnits(func(yield func([]byte) bool) {
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		return nil
 	})
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"hash/maphash"
+	"iter"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -69,23 +70,22 @@ func newBloom(capacity int) *bloom {
 	return &bloom{blocks: make([]atomic.Uint64, n*wordsPerBlock), nblocks: n, capacity: capacity}
 }
 
-// FilterUnits is the filter of the units of every data.store key in s,
-// sized for them.
-func FilterUnits(s Snapshot) (*UnitFilter, error) {
+// FilterUnits is the filter of the units of keys (a store's keys in
+// ascending order, as a backend reads them at open), sized for them.
+func FilterUnits(keys iter.Seq[[]byte]) *UnitFilter {
 	seed := maphash.MakeSeed()
 	var hashes []uint64
 	var last []byte
-	err := s.Scan(Prefix(nsDoc), nil, func(k, _ []byte) error {
+	for k := range keys {
+		if len(last) > 0 && bytes.HasPrefix(k, last) && len(k) > len(last) && k[len(last)] == sep {
+			continue // sorted keys: a unit's keys follow each other
+		}
 		unit, ok := unitOfDoc(k)
-		if !ok || bytes.Equal(unit, last) { // keys come sorted: a unit's keys follow each other
-			return nil
+		if !ok {
+			continue
 		}
 		last = append(last[:0], unit...)
 		hashes = append(hashes, maphash.Bytes(seed, unit))
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	f := NewUnitFilter(len(hashes) + len(hashes)/4)
 	f.seed = seed
@@ -95,7 +95,7 @@ func FilterUnits(s Snapshot) (*UnitFilter, error) {
 			b.added.Add(1)
 		}
 	}
-	return f, nil
+	return f
 }
 
 // unitOfDoc is the unit of a data.store key (or scan prefix) at or below

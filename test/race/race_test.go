@@ -31,8 +31,12 @@ var underRace = map[string][]string{
 		"TestEmptySets",                   // the empty set every evaluation shares until a first element
 		"TestReleaseUnderStress",          // pooled evaluations released after panics, errors, cancellations
 	},
-	"./internal/pdp":  {"TestDelegationRaces"}, // concurrent delegated writes
-	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
+	"./internal/pdp": {"TestDelegationRaces"}, // concurrent delegated writes
+	"./internal/bolt": {
+		"TestReleaseWhileWritersGrowTheFile",
+		"TestUnitFilterReadersDuringCommits", // the unit filter added to by commits, read by views
+	},
+	"./internal/store": {"TestUnitFilterConcurrent"}, // the unit filter's adds, growth and reads
 }
 
 // TestUnderTheRaceDetector runs each package's race-sensitive tests with
