@@ -52,7 +52,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -125,10 +124,6 @@ type DB struct {
 	rev     atomic.Uint64 // last committed revision
 	seq     atomic.Uint64 // last assignment number handed out
 	changes *store.Changes
-	// units is the filter of the data.store units that hold a key (built
-	// at Open, added to inside every transaction that puts a key, before it
-	// commits): a snapshot's read of a unit it rules out needs no seek.
-	units *store.UnitFilter
 
 	mu      sync.Mutex // guards queue, applied, closed, source
 	queue   []*commitReq
@@ -177,6 +172,9 @@ func Open(path string, o Options) (*DB, error) {
 		b.Close()
 		return nil, corrupt(path, err)
 	}
+	// The open check read every page: drop them from the resident set
+	// (resident_linux.go). A failure costs memory only, never data.
+	_ = releaseResident(b)
 	db := &DB{bolt: b, path: path, replica: o.Replica, wake: make(chan struct{}, 1),
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := guard(func() error { return db.init(o) }); err != nil {
@@ -184,13 +182,6 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, corrupt(path, err)
 	}
 	db.changes = store.NewChanges(db.rev.Load(), o.ChangesLimit)
-	if err := guard(func() error { return db.filterUnits() }); err != nil {
-		b.Close()
-		return nil, corrupt(path, err)
-	}
-	// The open check read every page: drop them from the resident set
-	// (resident_linux.go). A failure costs memory only, never data.
-	_ = releaseResident(b)
 	go db.committer()
 	return db, nil
 }
@@ -266,23 +257,6 @@ func (db *DB) init(o Options) error {
 		}
 		db.rev.Store(rev)
 		db.seq.Store(seq)
-		return nil
-	})
-}
-
-// filterUnits builds db.units from the file's data.store keys (their
-// values were checked by the open check).
-func (db *DB) filterUnits() error {
-	return db.bolt.View(func(btx *bbolt.Tx) error {
-		c := btx.Bucket(bucketKV).Cursor()
-		prefix := store.Prefix("d")
-		db.units = store.FilterUnits(func(yield func([]byte) bool) {
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				if !yield(k) {
-					return
-				}
-			}
-		})
 		return nil
 	})
 }
@@ -366,7 +340,7 @@ func (db *DB) View() (store.Snapshot, error) {
 			return err
 		}
 		rev, _ := getU64(btx.Bucket(bucketMeta), keyRevision)
-		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, db: db.bolt, units: db.units}
+		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, db: db.bolt}
 		return nil
 	})
 	if err != nil {
@@ -468,7 +442,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 					results[i].err = store.ErrConflict
 					continue
 				}
-				if err := putOps(kv, r.batch.Ops, db.units); err != nil {
+				if err := putOps(kv, r.batch.Ops); err != nil {
 					return err // bbolt fails the whole transaction
 				}
 				for _, u := range r.batch.Writes() {
@@ -549,7 +523,7 @@ func (db *DB) Load(ops []store.Op) error {
 		return errors.New("bolt: Load on a primary store")
 	}
 	return guard(func() error {
-		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(btx.Bucket(bucketKV), ops, db.units) })
+		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(btx.Bucket(bucketKV), ops) })
 	})
 }
 
@@ -619,7 +593,7 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 	}
 	err := guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
-			if err := putOps(btx.Bucket(bucketKV), ops, db.units); err != nil {
+			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
 				return err
 			}
 			return btx.Bucket(bucketMeta).Put(keyRevision, u64(rev))
@@ -634,18 +608,12 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 	return nil
 }
 
-// putOps applies ops in a write transaction, adding every key it puts to
-// units (when not nil) first: before the transaction commits, so no reader
-// sees a key its filter rules out.
-func putOps(kv *bbolt.Bucket, ops []store.Op, units *store.UnitFilter) error {
+func putOps(kv *bbolt.Bucket, ops []store.Op) error {
 	for _, op := range ops {
 		var err error
 		if op.Delete {
 			err = kv.Delete(op.Key)
 		} else {
-			if units != nil {
-				units.Add(op.Key)
-			}
 			err = kv.Put(op.Key, seal(op.Key, op.Value))
 		}
 		if err != nil {

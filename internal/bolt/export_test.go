@@ -1,7 +1,5 @@
 package bolt
 
-import "github.com/permatrix/permatrix/internal/store"
-
 // SetBulkScan sets bulkScan for a test and returns the restoring func.
 func SetBulkScan(n int64) (restore func()) {
 	old := bulkScan
@@ -19,6 +17,3 @@ func SetInitialMmapSize(n int) (restore func()) {
 
 // Prefetch is prefetch, for a test.
 var Prefetch = prefetch
-
-// UnitFilter is the filter of the units that hold a key, for a test.
-func (db *DB) UnitFilter() *store.UnitFilter { return db.units }

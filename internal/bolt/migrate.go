@@ -98,7 +98,7 @@ func migrateV1(btx *bbolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	if err := putOps(kv, ops, nil); err != nil { // the filter is built after (Open)
+	if err := putOps(kv, ops); err != nil {
 		return err
 	}
 	for _, name := range v1Buckets {

@@ -19,9 +19,6 @@ type snapshot struct {
 	db *bbolt.DB
 	// scanned counts the stored bytes Scan went through.
 	scanned int64
-	// units, when set, rules out reads of units that hold nothing
-	// (DB.units).
-	units *store.UnitFilter
 }
 
 // bulkScan is how many bytes a snapshot's scans must go through for Close
@@ -32,9 +29,6 @@ var bulkScan int64 = 64 << 20
 func (s *snapshot) Revision() uint64 { return s.rev }
 
 func (s *snapshot) Get(key []byte) (v []byte, err error) {
-	if s.units != nil && !s.units.MayHold(key) {
-		return nil, nil
-	}
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	stored := s.kv.Get(key)
@@ -45,9 +39,6 @@ func (s *snapshot) Get(key []byte) (v []byte, err error) {
 }
 
 func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err error) {
-	if s.units != nil && !s.units.MayHold(prefix) {
-		return nil
-	}
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	c := s.kv.Cursor()

@@ -31,12 +31,8 @@ var underRace = map[string][]string{
 		"TestEmptySets",                   // the empty set every evaluation shares until a first element
 		"TestReleaseUnderStress",          // pooled evaluations released after panics, errors, cancellations
 	},
-	"./internal/pdp": {"TestDelegationRaces"}, // concurrent delegated writes
-	"./internal/bolt": {
-		"TestReleaseWhileWritersGrowTheFile",
-		"TestUnitFilterReadersDuringCommits", // the unit filter added to by commits, read by views
-	},
-	"./internal/store": {"TestUnitFilterConcurrent"}, // the unit filter's adds, growth and reads
+	"./internal/pdp":  {"TestDelegationRaces"}, // concurrent delegated writes
+	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
 }
 
 // TestUnderTheRaceDetector runs each package's race-sensitive tests with
