@@ -19,6 +19,21 @@ type snapshot struct {
 	db *bbolt.DB
 	// scanned counts the stored bytes Scan went through.
 	scanned int64
+	// cursor is kept for the next read: a bbolt Get or Cursor allocates a
+	// cursor and its stack of pages each time (a decision reads a dozen
+	// keys). A read takes it, so that a read inside a Scan's callback gets
+	// a cursor of its own.
+	cursor *bbolt.Cursor
+}
+
+// takeCursor is the kept cursor, or a new one when a read has it.
+func (s *snapshot) takeCursor() *bbolt.Cursor {
+	c := s.cursor
+	if c == nil {
+		return s.kv.Cursor()
+	}
+	s.cursor = nil
+	return c
 }
 
 // bulkScan is how many bytes a snapshot's scans must go through for Close
@@ -31,8 +46,12 @@ func (s *snapshot) Revision() uint64 { return s.rev }
 func (s *snapshot) Get(key []byte) (v []byte, err error) {
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	stored := s.kv.Get(key)
-	if stored == nil {
+	c := s.takeCursor()
+	k, stored := c.Seek(key)
+	s.cursor = c
+	// As bbolt's Get: nothing for another key, nor for a nested bucket (a
+	// nil value; the open check refuses a file with one).
+	if stored == nil || !bytes.Equal(k, key) {
 		return nil, nil
 	}
 	return unseal(key, stored)
@@ -41,7 +60,8 @@ func (s *snapshot) Get(key []byte) (v []byte, err error) {
 func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err error) {
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	c := s.kv.Cursor()
+	c := s.takeCursor()
+	defer func() { s.cursor = c }()
 	var k, stored []byte
 	if after != nil && bytes.Compare(after, prefix) >= 0 {
 		k, stored = c.Seek(after)
