@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"VerifyClean", testVerifyClean},
 		{"ReadsKeepNoKey", testReadsKeepNoKey},
 		{"UnitReadsSeeEveryKey", testUnitReads},
+		{"ReadsInsideAScan", testReadsInsideAScan},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -704,5 +705,44 @@ func testUnitReads(t *testing.T, open Open) {
 			}
 		}
 		s.Close()
+	}
+}
+
+// testReadsInsideAScan: a Get and a Scan made inside a Scan's callback (as
+// a listing reads each assignment's grant) answer as alone, and the outer
+// scan goes on where it was.
+func testReadsInsideAScan(t *testing.T, open Open) {
+	b := open(t)
+	batch := &store.Batch{}
+	var outer []string
+	for i := range 50 {
+		k := store.Key("d", "projects", "sys", fmt.Sprintf("p%02d", i))
+		outer = append(outer, string(k))
+		batch.Ops = append(batch.Ops, store.Op{Key: k, Value: []byte(fmt.Sprintf("%d", i))},
+			store.Op{Key: store.Key("d", "roles", "sys", fmt.Sprintf("r%02d", i)), Value: []byte(fmt.Sprintf("%d", i))})
+	}
+	if err := b.Wait(ctx, commit(t, b, batch)); err != nil {
+		t.Fatal(err)
+	}
+	s := view(t, b)
+	var seen []string
+	err := s.Scan(store.Prefix("d", "projects", "sys"), nil, func(k, v []byte) error {
+		seen = append(seen, string(k))
+		i := len(seen) - 1
+		role := store.Key("d", "roles", "sys", fmt.Sprintf("r%02d", (i*7)%50))
+		if got := get(t, s, role); string(got) != fmt.Sprintf("%d", (i*7)%50) {
+			t.Fatalf("Get %q inside a scan = %q", store.Segments(role), got)
+		}
+		n := 0
+		if err := s.Scan(store.Prefix("d", "roles", "sys"), nil, func(_, _ []byte) error { n++; return nil }); err != nil || n != 50 {
+			t.Fatalf("a scan inside a scan: %d keys, %v", n, err)
+		}
+		if string(v) != fmt.Sprintf("%d", i) {
+			t.Fatalf("outer scan at %q: value %q after the inner reads", store.Segments(k), v)
+		}
+		return nil
+	})
+	if err != nil || !slices.Equal(seen, outer) {
+		t.Fatalf("outer scan: %d keys (%v), want %d in order", len(seen), err, len(outer))
 	}
 }
