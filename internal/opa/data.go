@@ -271,43 +271,88 @@ func subtree(snap store.Snapshot, prefix []byte) (ast.Object, error) {
 // (complete); with more, it stops reading (not complete, obj partial).
 // A negative max is no limit. Strings ts holds are its shared terms.
 func subtreeUpTo(snap store.Snapshot, prefix []byte, max int, ts terms) (obj ast.Object, complete bool, err error) {
-	var root ast.Object
-	var stack []ast.Object // objects along the previous key's path
-	var prev []string
-	n := 0
-	err = snap.Scan(prefix, nil, func(k, raw []byte) error {
-		if n++; max >= 0 && n > max {
-			return store.ErrStop
+	b := &subtreeBuilder{}
+	return b.build(snap, prefix, max, ts)
+}
+
+// subtreeBuilder builds the object of the keys below a prefix as a Scan
+// hands them over. An evaluation keeps one (storeNodes) for the units it
+// reads: its buffers and its callback, bound once, are not made again for
+// each unit.
+type subtreeBuilder struct {
+	prefix int // the prefix's length
+	max, n int
+	ts     terms
+	root   ast.Object
+	stack  []ast.Object // objects along the previous key's path
+	prev   [][]byte     // the previous key's segments (slices of the key: valid during the scan)
+	segs   [][]byte     // the key's segments
+	leaf   func(k, raw []byte) error
+}
+
+// build is subtreeUpTo, with b's buffers. It leaves b holding nothing of
+// what it read.
+func (b *subtreeBuilder) build(snap store.Snapshot, prefix []byte, max int, ts terms) (obj ast.Object, complete bool, err error) {
+	if b.leaf == nil {
+		b.leaf = b.add
+	}
+	b.prefix, b.max, b.n, b.ts = len(prefix), max, 0, ts
+	err = snap.Scan(prefix, nil, b.leaf)
+	obj, complete = b.root, max < 0 || b.n <= max
+	b.reset()
+	return obj, complete, err
+}
+
+// reset makes b hold nothing of the scan it built (also of one a panic
+// ended), only its buffers.
+func (b *subtreeBuilder) reset() {
+	clear(b.stack[:cap(b.stack)])
+	clear(b.prev[:cap(b.prev)])
+	clear(b.segs[:cap(b.segs)])
+	b.root, b.stack, b.prev, b.segs, b.ts = nil, b.stack[:0], b.prev[:0], b.segs[:0], nil
+}
+
+// add puts the leaf of key k below the root, reusing the objects on the
+// path to the previous key while k shares it (keys come sorted).
+func (b *subtreeBuilder) add(k, raw []byte) error {
+	if b.n++; b.max >= 0 && b.n > b.max {
+		return store.ErrStop
+	}
+	segs := b.segs[:0]
+	for rest := k[b.prefix:]; ; {
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 {
+			segs = append(segs, rest)
+			break
 		}
-		segs := store.Segments(k[len(prefix):])
-		leaf, err := parseLeafWith(raw, ts)
-		if err != nil {
-			return fmt.Errorf("%q: %w", store.Segments(k), err)
-		}
-		if root == nil {
-			root = ast.NewObject()
-		}
-		// Keep the shared part of the path to the previous key.
-		shared := 0
-		for shared < len(prev)-1 && shared < len(segs)-1 && prev[shared] == segs[shared] {
-			shared++
-		}
-		stack = stack[:shared]
-		parent := root
-		if shared > 0 {
-			parent = stack[shared-1]
-		}
-		for _, s := range segs[shared : len(segs)-1] {
-			child := ast.NewObject()
-			parent.Insert(ts.segment(s), ast.NewTerm(child))
-			stack = append(stack, child)
-			parent = child
-		}
-		parent.Insert(ts.segment(segs[len(segs)-1]), ast.NewTerm(leaf))
-		prev = segs
-		return nil
-	})
-	return root, max < 0 || n <= max, err
+		segs = append(segs, rest[:i])
+		rest = rest[i+1:]
+	}
+	leaf, err := parseLeafWith(raw, b.ts)
+	if err != nil {
+		return fmt.Errorf("%q: %w", store.Segments(k), err)
+	}
+	if b.root == nil {
+		b.root = ast.NewObject()
+	}
+	shared := 0
+	for shared < len(b.prev)-1 && shared < len(segs)-1 && bytes.Equal(b.prev[shared], segs[shared]) {
+		shared++
+	}
+	b.stack = b.stack[:shared]
+	parent := b.root
+	if shared > 0 {
+		parent = b.stack[shared-1]
+	}
+	for _, s := range segs[shared : len(segs)-1] {
+		child := ast.NewObject()
+		parent.Insert(b.ts.segmentBytes(s), ast.NewTerm(child))
+		b.stack = append(b.stack, child)
+		parent = child
+	}
+	parent.Insert(b.ts.segmentBytes(segs[len(segs)-1]), ast.NewTerm(leaf))
+	b.prev, b.segs = segs, b.prev
+	return nil
 }
 
 // leafValue parses a stored JSON value as an AST value.

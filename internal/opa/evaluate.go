@@ -182,6 +182,7 @@ type storeNodes struct {
 	units map[string]unitRead // by the unit's key
 	terms terms               // shared string terms (leaf.go)
 	key   []byte              // where a lookup's key is built (storeDoc.scratchKey)
+	build subtreeBuilder      // what reads a unit whole (storeDoc.unit)
 }
 
 // firstNodes is the size of the first chunk of nodes, kept between
@@ -206,6 +207,7 @@ func (a *storeNodes) reset() {
 	}
 	clear(a.units)
 	a.key = a.key[:0]
+	a.build.reset()
 }
 
 // unitRead is a unit read whole: its value (nil when it is empty), or,
@@ -227,7 +229,11 @@ const unitLeaves = 32
 
 func (a *storeNodes) node(d storeDoc) *storeDoc {
 	if a == nil {
-		return &d
+		// A copy, not &d: taking d's address would move every call's d to
+		// the heap, the chunks' nodes too.
+		n := new(storeDoc)
+		*n = d
+		return n
 	}
 	if len(a.free) == 0 {
 		if a.first == nil {
@@ -335,7 +341,7 @@ func (d *storeDoc) unit() (unitRead, error) {
 		return u, nil
 	}
 	key := d.key() // kept: the units' map holds it
-	obj, small, err := subtreeUpTo(d.snap, append(key, 0), unitLeaves, d.terms())
+	obj, small, err := d.nodes.build.build(d.snap, append(key, 0), unitLeaves, d.terms())
 	if err != nil {
 		return unitRead{}, err
 	}

@@ -91,6 +91,15 @@ func (ts terms) segment(s string) *ast.Term {
 	return ast.StringTerm(s)
 }
 
+// segmentBytes is segment of a segment's bytes: no string is made for
+// a shared term.
+func (ts terms) segmentBytes(b []byte) *ast.Term {
+	if t, ok := ts[string(b)]; ok {
+		return t
+	}
+	return ast.StringTerm(string(b))
+}
+
 // str is the string term of b: a shared one when ts holds it.
 func (ts terms) str(b []byte) (*ast.Term, bool) {
 	if t, ok := ts[string(b)]; ok {
