@@ -1,6 +1,7 @@
 package http
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -23,6 +24,7 @@ type httpMetrics struct {
 	duration     *prometheus.HistogramVec
 	requestSize  *prometheus.HistogramVec
 	responseSize *prometheus.HistogramVec
+	aborted      *prometheus.CounterVec
 	// series holds each label set's four metrics (a seriesKey's
 	// *requestSeries): looking them up by labels hashes and allocates on
 	// every request. The label sets are bounded (above), so is it.
@@ -70,20 +72,31 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Buckets: prometheus.DefBuckets,
 		}, labels),
 		requestSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "permatrix_http_request_size_bytes", Help: "HTTP request body sizes (Content-Length), by status code, method and route.",
+			Name: "permatrix_http_request_size_bytes", Help: "HTTP request body sizes (Content-Length, or the bytes read of a body sent without one), by status code, method and route.",
 			Buckets: sizeBuckets,
 		}, labels),
 		responseSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "permatrix_http_response_size_bytes", Help: "HTTP response body sizes, by status code, method and route.",
 			Buckets: sizeBuckets,
 		}, labels),
+		aborted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "permatrix_http_responses_aborted_total", Help: "HTTP responses cut short (a failure after the status was sent, or the connection dropped), by method and route.",
+		}, []string{"method", "url"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.requestSize, m.responseSize)
+	reg.MustRegister(m.requests, m.duration, m.requestSize, m.responseSize, m.aborted)
 	return m
 }
 
 // middleware observes every request but /metrics itself; status resolves
-// the status the client gets for a handler's error.
+// the status the client gets for a handler's error that was not written.
+//
+// The code label is the status the client got: the one written, once a
+// response is committed (the request logger writes a handler's error
+// before this sees it). A response cut short — a handler that failed after
+// its status went out (an export failing midway panics with
+// http.ErrAbortHandler, which the recoverer passes on to drop the
+// connection), or one dropped before any — is counted too, with the
+// status sent (500 if none was), and in permatrix_http_responses_aborted_total.
 func (m *httpMetrics) middleware(status func(c echo.Context, err error) int) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -91,23 +104,72 @@ func (m *httpMetrics) middleware(status func(c echo.Context, err error) int) ech
 				return next(c)
 			}
 			start := time.Now()
+			// A body without a Content-Length (chunked) is counted as read.
+			var body *countingBody
+			if req := c.Request(); req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody {
+				body = &countingBody{ReadCloser: req.Body}
+				req.Body = body
+			}
+			returned := false
+			defer func() {
+				if !returned { // a panic on its way to net/http, which drops the connection
+					res := c.Response()
+					code := http.StatusInternalServerError
+					if res.Committed {
+						code = res.Status
+					}
+					m.observe(c, start, body, code, true)
+				}
+			}()
 			err := next(c)
-			code := c.Response().Status
-			if err != nil {
+			returned = true
+			res := c.Response()
+			code, aborted := res.Status, false
+			switch {
+			case err != nil && !res.Committed:
 				code = status(c, err)
+			case err != nil:
+				// Written: the error's own answer, or, when it is not the
+				// error's status, a response the error cut short.
+				aborted = status(c, err) != res.Status
 			}
-			url := c.Path()
-			if url == "" {
-				url = urlUnmatched
-			}
-			s := m.of(seriesKey{code: code, method: methodLabel(c.Request().Method), url: url})
-			s.requests.Inc()
-			s.duration.Observe(time.Since(start).Seconds())
-			s.requestSize.Observe(float64(max(c.Request().ContentLength, 0)))
-			s.responseSize.Observe(float64(c.Response().Size))
+			m.observe(c, start, body, code, aborted)
 			return err
 		}
 	}
+}
+
+// observe records one request.
+func (m *httpMetrics) observe(c echo.Context, start time.Time, body *countingBody, code int, aborted bool) {
+	url := c.Path()
+	if url == "" {
+		url = urlUnmatched
+	}
+	method := methodLabel(c.Request().Method)
+	s := m.of(seriesKey{code: code, method: method, url: url})
+	s.requests.Inc()
+	s.duration.Observe(time.Since(start).Seconds())
+	size := max(c.Request().ContentLength, 0)
+	if body != nil {
+		size = body.n
+	}
+	s.requestSize.Observe(float64(size))
+	s.responseSize.Observe(float64(c.Response().Size))
+	if aborted {
+		m.aborted.WithLabelValues(method, url).Inc()
+	}
+}
+
+// countingBody counts the bytes a handler read of a request body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 // methodLabel is the method, or "other" for one outside the standard set.

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -240,4 +241,105 @@ func TestMetricsCountConcurrently(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A request body sent without a Content-Length (chunked) is counted as
+// the bytes the handler read, not 0; one with a Content-Length as that.
+func TestMetricsChunkedRequestSize(t *testing.T) {
+	srv := newDocTestServer(t)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	body := `{"subject":"u1","system":"celonis-task-mining","action":"edit_users"}`
+	for _, chunked := range []bool{true, false} {
+		var r io.Reader = strings.NewReader(body)
+		if chunked {
+			r = io.MultiReader(r) // no length known: the client sends it chunked
+		}
+		req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/check", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("check answered %d", res.StatusCode)
+		}
+	}
+	if n, sum := httpMetric(t, srv.Metrics().Registry, "permatrix_http_request_size_bytes", "200", "POST", "/v1/check"); n != 2 || sum != float64(2*len(body)) {
+		t.Fatalf("request size observed %v times, sum %v; want twice, %d bytes (chunked and not)", n, sum, 2*len(body))
+	}
+}
+
+// A response cut short is counted: a handler that panics with
+// http.ErrAbortHandler (the recoverer passes it on, net/http drops the
+// connection) after sending its status, with that status, and one that
+// does so before sending any, as 500; both in
+// permatrix_http_responses_aborted_total.
+func TestMetricsCountAbortedResponses(t *testing.T) {
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken,
+		Console: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/midway") {
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write([]byte(`{"partial":`))
+				w.(http.Flusher).Flush()
+			}
+			panic(http.ErrAbortHandler)
+		})})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for _, path := range []string{"/ui/midway", "/ui/midway", "/ui/before"} {
+		res, err := http.Get(ts.URL + path)
+		if err == nil {
+			_, err = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+		}
+		if err == nil {
+			t.Fatalf("GET %s: the response was not cut short", path)
+		}
+	}
+	if n, _ := httpMetric(t, srv.Metrics().Registry, "permatrix_http_requests_total", "200", "GET", "/ui/*"); n != 2 {
+		t.Errorf("permatrix_http_requests_total{code=200,url=/ui/*} = %v after 2 responses cut short after their 200, want 2", n)
+	}
+	if n, _ := httpMetric(t, srv.Metrics().Registry, "permatrix_http_requests_total", "500", "GET", "/ui/*"); n != 1 {
+		t.Errorf("permatrix_http_requests_total{code=500,url=/ui/*} = %v after 1 connection dropped before any status, want 1", n)
+	}
+	if n := abortedCount(t, srv.Metrics().Registry, "GET", "/ui/*"); n != 3 {
+		t.Errorf("permatrix_http_responses_aborted_total{url=/ui/*} = %v, want 3", n)
+	}
+	// An error answered with its own status is not a response cut short.
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/check", strings.NewReader("{")))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("an invalid check answered %d", rec.Code)
+	}
+	if n := abortedCount(t, srv.Metrics().Registry, "POST", "/v1/check"); n != 0 {
+		t.Errorf("a 400 answered whole counted as aborted (%v)", n)
+	}
+}
+
+func abortedCount(t *testing.T, g prometheus.Gatherer, method, url string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "permatrix_http_responses_aborted_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["method"] == method && labels["url"] == url {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
