@@ -51,7 +51,8 @@ type Backend interface {
 // Snapshot is a read view of one revision. The byte slices it hands out are
 // valid only until Close (they may point into a memory map): copy to keep.
 // A snapshot is read by one goroutine at a time unless its backend says
-// otherwise (a bolt snapshot counts what its scans read).
+// otherwise (a bolt snapshot counts what its scans read and keeps one
+// cursor for its reads). A read made inside a Scan's callback is allowed.
 type Snapshot interface {
 	// Revision is the revision the snapshot shows.
 	Revision() uint64
