@@ -343,3 +343,40 @@ func abortedCount(t *testing.T, g prometheus.Gatherer, method, url string) float
 	}
 	return 0
 }
+
+// A handler that panics with any value after its status went out cuts its
+// response short, as http.ErrAbortHandler does: the client must not take
+// the part it got for the whole answer (a 200 ended cleanly after half an
+// export), and the metrics count it with the status sent, as aborted. A
+// panic before any status is still answered 500 (TestMetricsCountPanics).
+func TestPanicAfterTheStatusCutsTheResponseShort(t *testing.T) {
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken,
+		Console: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("{\"partial\":\n"))
+			w.(http.Flusher).Flush()
+			if strings.HasSuffix(r.URL.Path, "/error") {
+				panic(fmt.Errorf("midway"))
+			}
+			panic("midway")
+		})})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for _, path := range []string{"/ui/string", "/ui/error"} {
+		res, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		got, err := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if err == nil {
+			t.Errorf("GET %s: a panic midway ended the response cleanly: %d, %q", path, res.StatusCode, got)
+		}
+	}
+	if n, _ := httpMetric(t, srv.Metrics().Registry, "permatrix_http_requests_total", "200", "GET", "/ui/*"); n != 2 {
+		t.Errorf("permatrix_http_requests_total{code=200,url=/ui/*} = %v, want 2", n)
+	}
+	if n := abortedCount(t, srv.Metrics().Registry, "GET", "/ui/*"); n != 2 {
+		t.Errorf("permatrix_http_responses_aborted_total{url=/ui/*} = %v after 2 panics midway, want 2", n)
+	}
+}
