@@ -104,11 +104,17 @@ func (m *httpMetrics) middleware(status func(c echo.Context, err error) int) ech
 				return next(c)
 			}
 			start := time.Now()
-			// A body without a Content-Length (chunked) is counted as read.
+			// A body without a Content-Length (chunked) is counted as read,
+			// through a copy of the request: net/http looks at its own
+			// request's Body (its type) when the response goes out — to
+			// close a connection whose 100-continue body was never asked
+			// for, or whose body was closed early — and must still find it.
 			var body *countingBody
 			if req := c.Request(); req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody {
 				body = &countingBody{ReadCloser: req.Body}
-				req.Body = body
+				counted := *req
+				counted.Body = body
+				c.SetRequest(&counted)
 			}
 			returned := false
 			defer func() {
