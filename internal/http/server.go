@@ -142,7 +142,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.metrics.registerCache(svc.CacheStats)
 	e := s.echo
 	s.setup(e)
-	e.Use(limitHeaders)
+	e.Use(limitHeaders, ownRequestBody)
 	e.Use(middleware.RequestID())
 	if cfg.DecisionLog != nil {
 		e.Use(logRequest)
