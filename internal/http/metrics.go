@@ -104,17 +104,13 @@ func (m *httpMetrics) middleware(status func(c echo.Context, err error) int) ech
 				return next(c)
 			}
 			start := time.Now()
-			// A body without a Content-Length (chunked) is counted as read,
-			// through a copy of the request: net/http looks at its own
-			// request's Body (its type) when the response goes out — to
-			// close a connection whose 100-continue body was never asked
-			// for, or whose body was closed early — and must still find it.
+			// A body without a Content-Length (chunked) is counted as read
+			// (the Body of a request expecting 100-continue is replaced on
+			// a copy: ownRequestBody).
 			var body *countingBody
 			if req := c.Request(); req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody {
 				body = &countingBody{ReadCloser: req.Body}
-				counted := *req
-				counted.Body = body
-				c.SetRequest(&counted)
+				req.Body = body
 			}
 			returned := false
 			defer func() {
