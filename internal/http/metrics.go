@@ -104,7 +104,9 @@ func (m *httpMetrics) middleware(status func(c echo.Context, err error) int) ech
 				return next(c)
 			}
 			start := time.Now()
-			// A body without a Content-Length (chunked) is counted as read.
+			// A body without a Content-Length (chunked) is counted as read
+			// (the Body of a request expecting 100-continue is replaced on
+			// a copy: ownRequestBody).
 			var body *countingBody
 			if req := c.Request(); req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody {
 				body = &countingBody{ReadCloser: req.Body}

@@ -1,14 +1,17 @@
 package http_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -342,4 +345,88 @@ func abortedCount(t *testing.T, g prometheus.Gatherer, method, url string) float
 		}
 	}
 	return 0
+}
+
+// A handler that panics with any value after its status went out cuts its
+// response short, as http.ErrAbortHandler does: the client must not take
+// the part it got for the whole answer (a 200 ended cleanly after half an
+// export), and the metrics count it with the status sent, as aborted. A
+// panic before any status is still answered 500 (TestMetricsCountPanics).
+func TestPanicAfterTheStatusCutsTheResponseShort(t *testing.T) {
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken,
+		Console: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("{\"partial\":\n"))
+			w.(http.Flusher).Flush()
+			if strings.HasSuffix(r.URL.Path, "/error") {
+				panic(fmt.Errorf("midway"))
+			}
+			panic("midway")
+		})})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for _, path := range []string{"/ui/string", "/ui/error"} {
+		res, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		got, err := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if err == nil {
+			t.Errorf("GET %s: a panic midway ended the response cleanly: %d, %q", path, res.StatusCode, got)
+		}
+	}
+	if n, _ := httpMetric(t, srv.Metrics().Registry, "permatrix_http_requests_total", "200", "GET", "/ui/*"); n != 2 {
+		t.Errorf("permatrix_http_requests_total{code=200,url=/ui/*} = %v, want 2", n)
+	}
+	if n := abortedCount(t, srv.Metrics().Registry, "GET", "/ui/*"); n != 2 {
+		t.Errorf("permatrix_http_responses_aborted_total{url=/ui/*} = %v after 2 panics midway, want 2", n)
+	}
+}
+
+// A request that expects 100-continue and is answered without its body
+// being read (refused before it: no token) gets its answer at once, and the
+// connection is closed, as net/http does for a handler that never asked
+// for the body: counting a body's bytes must not hide the request's own
+// body from net/http (it then read the body the client was asked to hold,
+// waiting for bytes the client sends only after a 100 Continue).
+func TestMetricsKeepExpectContinue(t *testing.T) {
+	srv := newDocTestServer(t)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for _, path := range []string{"/v1/import", "/v1/assignments", "/v1/check"} {
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close() // also on failure: the server may wait on it
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		// /v1/check reads its body: it asks for it (100 Continue) and
+		// answers once it came.
+		_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nContent-Type: application/json\r\n\r\n", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("POST %s expecting 100-continue: no answer (%v)", path, err)
+		}
+		if path == "/v1/check" {
+			if res.StatusCode != http.StatusContinue {
+				t.Fatalf("POST %s: %d, want 100 Continue", path, res.StatusCode)
+			}
+			body := `{"subject":"u1","system":"celonis-task-mining","action":"edit_users"}`
+			if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n0\r\n\r\n", len(body), body); err != nil {
+				t.Fatal(err)
+			}
+			if res, err = http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusOK {
+				t.Fatalf("POST %s after 100 Continue: %v, %v", path, res, err)
+			}
+		} else if res.StatusCode != http.StatusUnauthorized || !res.Close {
+			t.Fatalf("POST %s without a token expecting 100-continue: %d (close %v), want 401 and the connection closed", path, res.StatusCode, res.Close)
+		}
+		_ = res.Body.Close()
+		conn.Close()
+	}
 }

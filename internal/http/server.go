@@ -142,7 +142,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.metrics.registerCache(svc.CacheStats)
 	e := s.echo
 	s.setup(e)
-	e.Use(limitHeaders)
+	e.Use(limitHeaders, ownRequestBody)
 	e.Use(middleware.RequestID())
 	if cfg.DecisionLog != nil {
 		e.Use(logRequest)
@@ -273,6 +273,12 @@ func (s *Server) healthRoutes(e *echo.Echo) {
 func (s *Server) recoverer() echo.MiddlewareFunc {
 	return middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 		s.log.Error("panic", "err", err, "stack", string(stack), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		if c.Response().Committed {
+			// The status went out: no error answer can follow, and a
+			// response ended normally would pass for whole. Drop the
+			// connection, as for http.ErrAbortHandler (which Echo passes on).
+			panic(http.ErrAbortHandler)
+		}
 		return err
 	}})
 }

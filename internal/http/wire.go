@@ -139,3 +139,20 @@ func envelopeFor(p []byte) ([]byte, bool) {
 		status, http.StatusText(status), len(body))
 	return append(out, body...), true
 }
+
+// ownRequestBody hands the handlers a copy of a request that expects
+// 100-continue. The metrics (a chunked body), the body limit and the
+// decompression replace a request's Body; net/http decides, once the
+// answer goes out, whether the client was asked for the body it holds back
+// by the type of its own request's Body — replaced, it read the body it
+// never asked for instead of answering, while the client waited for a 100
+// Continue. It runs before all of them.
+func ownRequestBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if r := c.Request(); r.Header.Get("Expect") != "" {
+			own := *r
+			c.SetRequest(&own)
+		}
+		return next(c)
+	}
+}

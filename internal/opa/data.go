@@ -284,10 +284,34 @@ type subtreeBuilder struct {
 	max, n int
 	ts     terms
 	root   ast.Object
-	stack  []ast.Object // objects along the previous key's path
+	stack  []openObject // objects along the previous key's path, not in their parents yet
 	prev   [][]byte     // the previous key's segments (slices of the key: valid during the scan)
 	segs   [][]byte     // the key's segments
 	leaf   func(k, raw []byte) error
+}
+
+// openObject is an object being filled, and its key in its parent (stack[i-1],
+// or the root). It goes into its parent once full (subtreeBuilder.close):
+// an OPA object's hash sums its values' hashes as they are inserted, and
+// an object inserted empty then filled would hash as empty — a set or an
+// object's key would then miss the same value built any other way.
+type openObject struct {
+	key *ast.Term
+	obj ast.Object
+}
+
+// close puts the open objects from the nth on into their parents,
+// innermost first: they are full (keys come sorted).
+func (b *subtreeBuilder) close(n int) {
+	for i := len(b.stack) - 1; i >= n; i-- {
+		parent := b.root
+		if i > 0 {
+			parent = b.stack[i-1].obj
+		}
+		parent.Insert(b.stack[i].key, ast.NewTerm(b.stack[i].obj))
+		b.stack[i] = openObject{}
+	}
+	b.stack = b.stack[:n]
 }
 
 // build is subtreeUpTo, with b's buffers. It leaves b holding nothing of
@@ -298,6 +322,7 @@ func (b *subtreeBuilder) build(snap store.Snapshot, prefix []byte, max int, ts t
 	}
 	b.prefix, b.max, b.n, b.ts = len(prefix), max, 0, ts
 	err = snap.Scan(prefix, nil, b.leaf)
+	b.close(0)
 	obj, complete = b.root, max < 0 || b.n <= max
 	b.reset()
 	return obj, complete, err
@@ -339,15 +364,14 @@ func (b *subtreeBuilder) add(k, raw []byte) error {
 	for shared < len(b.prev)-1 && shared < len(segs)-1 && bytes.Equal(b.prev[shared], segs[shared]) {
 		shared++
 	}
-	b.stack = b.stack[:shared]
+	b.close(shared)
 	parent := b.root
 	if shared > 0 {
-		parent = b.stack[shared-1]
+		parent = b.stack[shared-1].obj
 	}
 	for _, s := range segs[shared : len(segs)-1] {
 		child := ast.NewObject()
-		parent.Insert(b.ts.segmentBytes(s), ast.NewTerm(child))
-		b.stack = append(b.stack, child)
+		b.stack = append(b.stack, openObject{b.ts.segmentBytes(s), child})
 		parent = child
 	}
 	parent.Insert(b.ts.segmentBytes(segs[len(segs)-1]), ast.NewTerm(leaf))

@@ -2,6 +2,7 @@ package opa
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -112,7 +113,7 @@ func TestSubtreeBuilderReused(t *testing.T) {
 					t.Fatalf("%s, max %d: the builder holds what it built", p, max)
 				}
 				for _, o := range kept.stack[:cap(kept.stack)] {
-					if o != nil {
+					if o != (openObject{}) {
 						t.Fatalf("%s, max %d: the builder's stack holds an object", p, max)
 					}
 				}
@@ -123,5 +124,60 @@ func TestSubtreeBuilderReused(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Every object a builder makes hashes as the same value built anew (from
+// its JSON): a set or an object's key finds one by the other. Keys at
+// random depths, with empty segments and segments shared with the
+// previous key at another depth, read whole and cut short by a unit's
+// limit, by a kept builder and a new one.
+func TestSubtreeHashesAsItsCopy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 11))
+	segs := []string{"", "a", "b", "ab", "role", "service", "0"}
+	var kept subtreeBuilder
+	for round := range 200 {
+		m := store.NewMemory()
+		batch := &store.Batch{}
+		for range 1 + rng.IntN(40) {
+			k := []string{"d", "grants", "user:u", "sys"}
+			for range 1 + rng.IntN(5) {
+				k = append(k, segs[rng.IntN(len(segs))])
+			}
+			batch.Ops = append(batch.Ops, store.Op{Key: store.Key(k...), Value: []byte(`{"assignment":"a","scope":{"type":"service"}}`)})
+		}
+		if _, err := m.Commit(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := m.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := store.Prefix("d", "grants", "user:u", "sys")
+		for _, max := range []int{-1, unitLeaves} {
+			for _, b := range []*subtreeBuilder{&kept, {}} {
+				obj, _, err := b.build(snap, prefix, max, newTerms(nil))
+				if err != nil || obj == nil {
+					t.Fatalf("round %d: %v, %v", round, obj, err)
+				}
+				var check func(v ast.Value)
+				check = func(v ast.Value) {
+					o, ok := v.(ast.Object)
+					if !ok {
+						return
+					}
+					cp, err := ast.InterfaceToValue(ast.MustJSON(o))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if o.Hash() != cp.Hash() || o.Compare(cp) != 0 {
+						t.Fatalf("round %d, max %d: %v hashes %d, its copy %d", round, max, o, o.Hash(), cp.Hash())
+					}
+					o.Foreach(func(_, v *ast.Term) { check(v.Value) })
+				}
+				check(obj)
+			}
+		}
+		snap.Close()
 	}
 }
