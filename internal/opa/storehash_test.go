@@ -61,12 +61,7 @@ func TestStoreValuesHashAsTheirCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, td := readsPolicies(t, db, equalReads)
-	snap, err := db.View()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	vm, td, snap := readsOver(t, db, equalReads)
 	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
 	var want []string
 	for i, r := range equalReads {

@@ -117,12 +117,7 @@ func TestVMReadsTheStoreAsTopdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, td := readsPolicies(t, db, storeReads)
-	snap, err := db.View()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	vm, td, snap := readsOver(t, db, storeReads)
 	assign := func(subject, role string) map[string]any {
 		return map[string]any{"subject": subject, "system": "blueprism", "role": role, "scope": map[string]any{"type": "service"}}
 	}
@@ -140,6 +135,18 @@ func TestVMReadsTheStoreAsTopdown(t *testing.T) {
 // readsPolicies are the default bundle plus a module making each of reads
 // (Rego expressions) a violation, "read <i>: <value>", compiled for the vm
 // and for topdown: a write's verdict then reports what each evaluator read.
+// readsOver is readsPolicies and a snapshot of db, closed when t ends.
+func readsOver(t *testing.T, db store.Backend, reads []string) (vm, td *opa.Policy, snap store.Snapshot) {
+	t.Helper()
+	vm, td = readsPolicies(t, db, reads)
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snap.Close() })
+	return vm, td, snap
+}
+
 func readsPolicies(t *testing.T, db store.Backend, reads []string) (vm, td *opa.Policy) {
 	t.Helper()
 	src := "package permatrix.systems.blueprism\n\n"

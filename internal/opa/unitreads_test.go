@@ -133,12 +133,7 @@ func TestVMReadsUnitsAsTopdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, td := readsPolicies(t, db, unitReads)
-	snap, err := db.View()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	vm, td, snap := readsOver(t, db, unitReads)
 	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
 	t.Logf("%d of %d reads defined", compareReads(t, "unit reads", vm, td, snap, in), len(unitReads))
 }
