@@ -355,7 +355,7 @@ func (b *subtreeBuilder) add(k, raw []byte) error {
 	}
 	leaf, err := parseLeafWith(raw, b.ts)
 	if err != nil {
-		return fmt.Errorf("%q: %w", store.Segments(k), err)
+		return &corruptLeaf{fmt.Errorf("%q: %w", store.Segments(k), err)}
 	}
 	if b.root == nil {
 		b.root = ast.NewObject()
@@ -378,6 +378,13 @@ func (b *subtreeBuilder) add(k, raw []byte) error {
 	b.prev, b.segs = segs, b.prev
 	return nil
 }
+
+// corruptLeaf is a stored leaf that does not parse (a damaged file): it
+// fails the reads that take it, and only those (storeDoc.unit).
+type corruptLeaf struct{ err error }
+
+func (c *corruptLeaf) Error() string { return c.err.Error() }
+func (c *corruptLeaf) Unwrap() error { return c.err }
 
 // leafValue parses a stored JSON value as an AST value.
 func leafValue(raw []byte) (ast.Value, error) {

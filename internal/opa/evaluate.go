@@ -342,6 +342,11 @@ func (d *storeDoc) unit() (unitRead, error) {
 	}
 	key := d.key() // kept: the units' map holds it
 	obj, small, err := d.nodes.build.build(d.snap, append(key, 0), unitLeaves, d.terms())
+	if c := (*corruptLeaf)(nil); errors.As(err, &c) {
+		// Read a leaf at a time, as topdown does: the reads that take
+		// the corrupt leaf fail, the others answer.
+		obj, small, err = nil, false, nil
+	}
 	if err != nil {
 		return unitRead{}, err
 	}

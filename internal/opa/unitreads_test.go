@@ -218,3 +218,54 @@ func TestVMReadsPendingUnitsAsTopdown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A leaf that does not parse (a corrupt file) fails the reads that take it
+// and no other, under both evaluators: the vm, which reads a small unit
+// whole, reads the unit of such a leaf a leaf at a time, as topdown does,
+// instead of failing every read in it.
+func TestVMReadsAroundACorruptLeafAsTopdown(t *testing.T) {
+	m := store.NewMemory()
+	b := &store.Batch{}
+	put := func(v string, segs ...string) {
+		b.Ops = append(b.Ops, store.Op{Key: store.Key(segs...), Value: []byte(v)})
+	}
+	good := `{"assignment":"a1","scope":{"type":"service"},"via":"user:bad"}`
+	put("{not json", "d", "grants", "user:bad", "blueprism", "role", "0", "service")
+	put(good, "d", "grants", "user:bad", "blueprism", "role", "1", "service")
+	put(good, "d", "grants", "user:bad", "blueprism", "permission", "view_dashboards", "service")
+	put("true", "d", "memberships", "bad", "ops")
+	put("[1,", "d", "memberships", "bad", "x")
+	if _, err := m.Commit(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	for _, c := range []struct {
+		read string
+		fail bool
+	}{
+		{`data.store.grants["user:bad"].blueprism.role["1"].service.assignment`, false},
+		{`data.store.grants["user:bad"].blueprism.permission.view_dashboards.service.scope`, false},
+		{`data.store.grants["user:bad"].blueprism.role["7"]`, false},
+		{`data.store.memberships.bad.ops`, false},
+		{`data.store.grants["user:bad"].blueprism.role["0"].service`, true},
+		{`data.store.grants["user:bad"].blueprism.role["0"]`, true},
+		{`count(data.store.grants["user:bad"].blueprism)`, true},
+		{`[k | some k, _ in data.store.grants["user:bad"].blueprism.role]`, true},
+		{`data.store.memberships.bad.x`, true},
+		{`count(data.store.memberships.bad)`, true},
+	} {
+		vm, td, snap := readsOver(t, m, []string{c.read})
+		vv, _, errV := vm.Verdict(t.Context(), snap, in)
+		vt, _, errT := td.Verdict(t.Context(), snap, in)
+		if (errV != nil) != c.fail || (errT != nil) != c.fail {
+			t.Errorf("%s: want failed %v; vm: %v, topdown: %v", c.read, c.fail, errV, errT)
+			continue
+		}
+		if !c.fail {
+			if fmt.Sprint(vv) != fmt.Sprint(vt) {
+				t.Errorf("%s: vm %q, topdown %q", c.read, vv, vt)
+			}
+			compareReads(t, c.read, vm, td, snap, in)
+		}
+	}
+}
