@@ -58,16 +58,7 @@ func start(t *testing.T, s *harness.Server, rt *routes.Table, tlsCfg *tls.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	harness.Serve(t, srv.Serve, srv.Shutdown)
 	return addr.String()
 }
 

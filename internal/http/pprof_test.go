@@ -11,6 +11,7 @@ import (
 	"time"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // serveOn starts srv on a loopback port and returns its base URL.
@@ -20,14 +21,7 @@ func serveOn(t *testing.T, srv *permhttp.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
+	harness.Serve(t, srv.Serve, func(ctx context.Context) { _ = srv.Shutdown(ctx) })
 	return "http://" + addr.String()
 }
 

@@ -141,16 +141,31 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		s.DiagnosticURL = "http://" + daddr.String()
 	}
+	t.Cleanup(func() { _ = db.Close() }) // after the server's, registered below
+	Serve(t, srv.Serve, func(ctx context.Context) { _ = srv.Shutdown(ctx) })
+	return s
+}
+
+// Serve runs serve (a server's, after its Listen) until the test ends, then
+// shuts the server down and waits for serve to return: a server that
+// failed or would not stop fails the test.
+func Serve(t testing.TB, serve func() error, shutdown func(context.Context)) {
+	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
+	go func() { done <- serve() }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		_ = db.Close()
+		shutdown(ctx)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("serve did not return 10 s after its shutdown")
+		}
 	})
-	return s
 }
 
 // Response is a decoded JSON response.
