@@ -63,8 +63,9 @@ group_grants(grants, scp) := {g |
 # service-level permissions (intersection) and never widen them; elsewhere
 # the service-level permissions apply.
 effective(grants, scp) := service_permissions(grants) & group_permissions if {
-	count(group_grants(grants, scp)) > 0
-	group_permissions := {p | some g in group_grants(grants, scp); some p in held(g)}
+	on_group := group_grants(grants, scp)
+	count(on_group) > 0
+	group_permissions := {p | some g in on_group; some p in held(g)}
 } else := service_permissions(grants)
 
 # allows is the set of actions a held permission allows: itself and what it
@@ -137,11 +138,18 @@ imported_kinds := declared_kinds | overwritten_kinds
 
 # --- verdict -----------------------------------------------------------------
 
-# met is the permissions in effect on the clause's scope that meet it.
-met(clause) := {p |
-	some p in effective(subject_grants, clause.scope)
+# effective_at is what the subject's grants allow on each scope a clause
+# names (effective): computed once a check, not once a use.
+effective_at[clause.scope] := effective(subject_grants, clause.scope) if some clause in clauses
+
+# met is, for each clause, the permissions in effect on its scope that meet
+# it (computed once a check: reasons and missing both read it).
+met[clause] := {p |
+	some p in effective_at[clause.scope]
 	some a in clause.any_of
 	a in allows(p)
+} if {
+	some clause in clauses
 }
 
 # missing_clause names what a clause lacks: its (first) action, with the
@@ -156,16 +164,15 @@ missing_clause(clause) := lib.missing_permission(system_id, clause.any_of[0], cl
 # reasons: the grants (service-level, and group-level on the clause's group)
 # holding a permission that meets a clause.
 reasons contains lib.reason(g) if {
-	some clause in clauses
-	some p in met(clause)
+	some clause, permissions in met
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
-	p in held(g)
+	count(held(g) & permissions) > 0
 }
 
 missing contains m if {
-	some clause in clauses
-	count(met(clause)) == 0
+	some clause, permissions in met
+	count(permissions) == 0
 	m := missing_clause(clause)
 }
 

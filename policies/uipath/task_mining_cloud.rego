@@ -43,7 +43,7 @@ role_grants contains {
 	"default": sprintf("members of group %q hold %q by default (%s)", [group, role, doc]),
 } if {
 	some group, roles in catalog.default_group_roles
-	group in lib.groups_of(input.subject, lib.asserted_groups)
+	concat("", ["group:", group]) in lib.principals
 	some role in roles
 }
 
@@ -84,11 +84,19 @@ project := data.store.projects[system_id][lib.scope.id] if lib.scope.type == "pr
 # options are the (role, scope) pairs whose grant would allow the action at
 # lib.scope by the tables: the role's cell in the action's row is a はい mark,
 # and a grant of the role at scope reaches the checked scope.
-options contains {"role": role, "table": table, "mark": mark, "scope": scp} if {
-	some table, role
-	mark := catalog.matrix[table][role][row]
+options contains {"role": cell.role, "table": cell.table, "mark": cell.mark, "scope": scp} if {
+	some cell in yes_cells[row]
+	scp := option_scope(cell.table, cell.mark, lib.scope)
+}
+
+# yes_cells are the はい marks of both tables by row: a rule of the catalog
+# alone, so it is computed once per bundle, and a check reads only its own
+# row's cells instead of every role's cell of both tables.
+yes_cells[row] contains {"table": table, "role": role, "mark": mark} if {
+	some table, roles in catalog.matrix
+	some role, cells in roles
+	some row, mark in cells
 	startswith(mark, "yes")
-	scp := option_scope(table, mark, lib.scope)
 }
 
 # Service-level table, はい: a service-level role reaches every project

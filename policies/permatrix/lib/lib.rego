@@ -111,8 +111,13 @@ system_grants_of(user, asserted, sys) := {a |
 }
 
 # system_grants are the checked subject's grants in one system (grants
-# restricted to sys, by direct lookups).
-system_grants(sys) := system_grants_of(input.subject, asserted_groups, sys)
+# restricted to sys, by direct lookups): system_grants_of the subject, over
+# the principals rule, computed once per decision (a function is not
+# remembered by its arguments).
+system_grants(sys) := {a |
+	some p in principals
+	some a in system_assignments_of(p, sys)
+}
 
 # covers: a grant at service scope covers every scope of its system; any
 # other grant covers exactly its own scope.
