@@ -179,7 +179,7 @@ type storeNodes struct {
 	first []storeDoc
 	taken int
 	free  []storeDoc
-	units map[string]unitRead // by the unit's key
+	units map[string]unitRead // by the unit's key; a leaf read is kept as a unit of one
 	terms terms               // shared string terms (leaf.go)
 	key   []byte              // where a lookup's key is built (storeDoc.scratchKey)
 	build subtreeBuilder      // what reads a unit whole (storeDoc.unit)
@@ -278,15 +278,33 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if !node.Leaf() {
 		return nil, c, nil
 	}
-	raw, err := d.snap.Get(c.scratchKey())
-	if err != nil || raw == nil {
+	k := c.scratchKey()
+	if d.nodes != nil {
+		// A leaf read again in one evaluation (a role's permissions, a
+		// project: each use of a function reads them anew) is parsed once.
+		if u, ok := d.nodes.units[string(k)]; ok {
+			return u.t, nil, nil
+		}
+	}
+	raw, err := d.snap.Get(k)
+	if err != nil {
 		return nil, nil, err
 	}
-	v, err := parseLeafWith(raw, d.terms())
-	if err != nil {
-		return nil, nil, fmt.Errorf("data.store%q: %w", c.path(nil), err)
+	var t *ast.Term
+	if raw != nil {
+		v, err := parseLeafWith(raw, d.terms())
+		if err != nil {
+			return nil, nil, fmt.Errorf("data.store%q: %w", c.path(nil), err)
+		}
+		t = ast.NewTerm(v)
 	}
-	return ast.NewTerm(v), nil, nil
+	if d.nodes != nil {
+		if d.nodes.units == nil {
+			d.nodes.units = map[string]unitRead{}
+		}
+		d.nodes.units[string(k)] = unitRead{t: t, small: true} // k: nothing used the buffer since
+	}
+	return t, nil, nil
 }
 
 // path is d's segments below data.store, in buf when they fit.

@@ -269,3 +269,50 @@ func TestVMReadsAroundACorruptLeafAsTopdown(t *testing.T) {
 		}
 	}
 }
+
+// gets counts a snapshot's Gets, by key.
+type gets struct {
+	store.Snapshot
+	n map[string]int
+}
+
+func (g *gets) Get(key []byte) ([]byte, error) {
+	g.n[string(key)]++
+	return g.Snapshot.Get(key)
+}
+
+// A leaf the vm reads again in one evaluation (each use of a function
+// reads anew: Blue Prism's role_permissions) is read and parsed once, and
+// answers as topdown's reads do, also when a with lays a value over it
+// between two reads, and when it is absent.
+func TestVMReadsALeafOncePerEvaluation(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	_, err := store.Update(ctx, db, func(tx *store.Tx) error {
+		return tx.PutRole(permatrix.Role{System: "blueprism", Name: "0", Permissions: []string{"view_dashboards", "import_tile"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := []string{
+		`[count(data.store.roles.blueprism["0"].permissions), data.store.roles.blueprism["0"].permissions[1], data.store.roles.blueprism["0"]]`,
+		`[p | some i in [1, 2, 3]; p := data.store.roles.blueprism["0"].permissions[i % 2]]`,
+		`[[a, b, c] | a := data.store.roles.blueprism["0"]; b := data.store.roles.blueprism["0"] with data.store.roles.blueprism["0"] as {"permissions": []}; c := data.store.roles.blueprism["0"]]`,
+		`[count([1 | data.store.roles.blueprism.none]), count([1 | data.store.roles.blueprism.none.permissions])]`,
+	}
+	vm, td, snap := readsOver(t, db, reads)
+	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	if n := compareReads(t, "a leaf read again", vm, td, snap, in); n != len(reads) {
+		t.Fatalf("%d of %d reads defined", n, len(reads))
+	}
+	counted := &gets{Snapshot: snap, n: map[string]int{}}
+	if _, _, err := vm.Verdict(ctx, counted, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"0", "none"} {
+		key := string(store.DocNodeKey("roles", "blueprism", name))
+		if counted.n[key] != 1 {
+			t.Errorf("role %q read %d times in one evaluation, want 1", name, counted.n[key])
+		}
+	}
+}
