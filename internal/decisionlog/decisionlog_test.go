@@ -367,6 +367,34 @@ func TestReadsOldLogs(t *testing.T) {
 	}
 }
 
+// A log line's keys are read as written, as OPA's reader and the policies
+// read them: a case variant of a key ("Input", "PATH", "Allow") is another
+// key, not the field, so no edited line decides another input or outcome
+// than the one its exact keys say.
+func TestReadsKeysExactly(t *testing.T) {
+	lines := `{"decision_id":"d1","path":"permatrix/decision","input":{"subject":"ann","system":"s","action":"a"},"Input":{"subject":"mallory","system":"s","action":"a"},"result":{"allow":false,"Allow":true,"revision":3,"reasons":[],"missing":[]},"timestamp":"2025-01-01T00:00:00Z"}
+{"decision_id":"d2","PATH":"permatrix/decision","Input":{"subject":"mallory","system":"s","action":"a"},"Result":{"allow":true},"timestamp":"2025-01-01T00:00:00Z"}
+{"Decision_ID":"d3","path":"permatrix/decision","input":{"subject":"ann","system":"s","action":"a"},"result":{"allow":true},"Custom":{"store_revision":9},"timestamp":"2025-01-01T00:00:00Z"}
+`
+	entries, err := decisionlog.Read(strings.NewReader(lines))
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("%d entries, %v", len(entries), err)
+	}
+	c, err := entries[0].Check()
+	if err != nil || c.Subject != "ann" {
+		t.Errorf("line 1 checks %q (%v), want ann's input (\"input\"), not \"Input\"", c.Subject, err)
+	}
+	if d, err := entries[0].Decision(); err != nil || d.Allow {
+		t.Errorf("line 1 decided %+v (%v), want allow false (\"allow\"), not \"Allow\"", d, err)
+	}
+	if entries[1].IsCheck() || entries[1].Path != "" || entries[1].Result != nil {
+		t.Errorf("line 2 has no path, input or result, read %+v", entries[1])
+	}
+	if entries[2].DecisionID != "" || entries[2].StoreRevision() != 0 {
+		t.Errorf("line 3 has no decision_id or custom, read %q and store revision %d", entries[2].DecisionID, entries[2].StoreRevision())
+	}
+}
+
 func sameSet(v any, want ...string) bool {
 	list, _ := v.([]any)
 	if len(list) != len(want) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/permatrix/permatrix"
@@ -121,7 +122,7 @@ func (e *Entry) Decision() (*permatrix.Decision, error) {
 		permatrix.Decision
 		Allow *bool `json:"allow"`
 	}
-	if err := json.Unmarshal(raw, &d); err != nil || d.Allow == nil {
+	if err := jsonv2.Unmarshal(raw, &d); err != nil || d.Allow == nil {
 		return nil, fmt.Errorf("decision %s: the logged result has no boolean allow", e.DecisionID)
 	}
 	d.Decision.Allow = *d.Allow
@@ -131,6 +132,9 @@ func (e *Entry) Decision() (*permatrix.Decision, error) {
 // UnmarshalJSON reads an entry, and also the lines of permatrix's decision
 // log before it took OPA's schema (store_revision, bundle_revision and
 // duration_ns at the top level), so that `permatrix replay` reads old logs.
+// Keys match exactly (encoding/json/v2): "Input" is not the input, as in
+// OPA's reader and the policies, so an edited line cannot have one input
+// read by one tool and another by the next.
 func (e *Entry) UnmarshalJSON(b []byte) error {
 	type plain Entry
 	var x struct {
@@ -139,7 +143,7 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 		LegacyBundle   *string `json:"bundle_revision"`
 		LegacyDuration *int64  `json:"duration_ns"`
 	}
-	if err := json.Unmarshal(b, &x); err != nil {
+	if err := jsonv2.Unmarshal(b, &x); err != nil {
 		return err
 	}
 	*e = Entry(x.plain)
@@ -173,11 +177,15 @@ func Read(r io.Reader) ([]Entry, error) {
 		if len(line) == 0 {
 			continue
 		}
-		if _, err := jsontext.NewDecoder(bytes.NewReader(line)).ReadValue(); err != nil {
+		v, err := jsontext.NewDecoder(bytes.NewReader(line)).ReadValue()
+		if err != nil {
 			return out, fmt.Errorf("line %d: %w", n, err)
 		}
+		if k := v.Kind(); k != '{' {
+			return out, fmt.Errorf("line %d: a logged decision is a JSON object, not %s", n, kindName(k))
+		}
 		var e Entry
-		if err := json.Unmarshal(line, &e); err != nil {
+		if err := jsonv2.Unmarshal(line, &e); err != nil {
 			return out, fmt.Errorf("line %d: %w", n, err)
 		}
 		out = append(out, e)
@@ -189,4 +197,19 @@ func Read(r io.Reader) ([]Entry, error) {
 		return out, err
 	}
 	return out, nil
+}
+
+// kindName names a JSON value's kind (jsontext.Kind) for an error.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "null"
 }

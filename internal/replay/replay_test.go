@@ -317,14 +317,15 @@ func TestMalformedLines(t *testing.T) {
 	for name, c := range map[string]struct{ log, msg string }{
 		"truncated":        {good + "\n" + good[:len(good)/2] + "\n", `line 2: jsontext: unexpected EOF within "/input"`},
 		"not JSON":         {"\n\n" + "decision d1 allowed\n", "line 3: jsontext: invalid character 'd' at start of value"},
-		"an array":         {"[1,2]\n", "line 1: json: cannot unmarshal array"},
-		"wrong type":       {`{"decision_id": 5}`, "line 1: json: cannot unmarshal number"},
-		"bad timestamp":    {`{"decision_id":"x","timestamp":"yesterday"}`, `line 1: parsing time "yesterday"`},
+		"an array":         {"[1,2]\n", "line 1: a logged decision is a JSON object, not an array"},
+		"wrong type":       {`{"decision_id": 5}`, `line 1: json: cannot unmarshal JSON number into Go string within "/decision_id"`},
+		"bad timestamp":    {`{"decision_id":"x","timestamp":"yesterday"}`, `line 1: json: cannot unmarshal JSON string into Go time.Time within "/timestamp"`},
 		"duplicate input":  {`{"decision_id":"x","path":"permatrix/decision","input":{"subject":"alice"},"input":{"subject":"root"}}`, `line 1: jsontext: duplicate object member name "input"`},
 		"nested duplicate": {`{"decision_id":"x","path":"permatrix/decision","input":{"subject":"alice","subject":"root"}}`, `line 1: jsontext: duplicate object member name "subject" within "/input"`},
 		"duplicate id":     {good + "\n" + `{"decision_id":"a","decision_id":"b"}`, `line 2: jsontext: duplicate object member name "decision_id"`},
 		"invalid UTF-8":    {`{"decision_id":"` + "\xff" + `"}`, "line 1: jsontext: invalid UTF-8"},
-		"two values":       {`{"decision_id":"a"} {"decision_id":"b"}`, "line 1: invalid character '{' after top-level value"},
+		"a string":         {`"decision"`, "line 1: a logged decision is a JSON object, not a string"},
+		"two values":       {`{"decision_id":"a"} {"decision_id":"b"}`, "line 1: jsontext: invalid character '{' after top-level value"},
 	} {
 		entries, err := decisionlog.Read(strings.NewReader(c.log))
 		if err == nil || !strings.Contains(err.Error(), c.msg) {
