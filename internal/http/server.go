@@ -536,10 +536,23 @@ func ErrorJSON(err error) (int, []byte) {
 	return status, body
 }
 
+// errorAnsweredKey marks a request whose error handleError answered.
+const errorAnsweredKey = "permatrix.error_answered"
+
 func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
+	if res := c.Response(); res.Committed {
+		if c.Get(errorAnsweredKey) != nil {
+			return // answered here already (the request logger, then Echo, hand it over)
+		}
+		// The handler's status went out before it failed: no error answer
+		// can follow, and a response ended normally would pass for whole.
+		// Drop the connection, as the recoverer does for a panic at this
+		// point (a client gone midway is the usual cause, hence a warning).
+		s.log.Warn("response cut short: the handler failed after its status was sent", "err", err, "status", res.Status,
+			"path", c.Path(), "request_id", res.Header().Get(echo.HeaderXRequestID))
+		panic(http.ErrAbortHandler)
 	}
+	c.Set(errorAnsweredKey, true)
 	status, d := toErrorDetail(err)
 	if status >= 500 {
 		s.log.Error("request failed", "err", err, "path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
