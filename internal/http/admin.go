@@ -272,6 +272,9 @@ func (s *Server) export(c echo.Context) error {
 	// (the client sees invalid JSON, never a partial document that parses).
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	c.Response().WriteHeader(http.StatusOK)
+	if c.Request().Method == http.MethodHead {
+		return nil // GET's status and headers: the store is not read to send nothing
+	}
 	if _, err := s.svc.Export(c.Request().Context(), c.Response()); err != nil {
 		s.log.Error("export failed midway", "err", err)
 		panic(http.ErrAbortHandler) // abort the response: the client must not take it for whole

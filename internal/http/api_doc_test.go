@@ -161,6 +161,11 @@ func TestAPIDocCoversRoutes(t *testing.T) {
 
 	var undocumented, absent []string
 	for _, r := range routes {
+		// A GET route's HEAD is described by its GET (api.yaml's
+		// description says every GET answers HEAD).
+		if path, ok := strings.CutPrefix(r, http.MethodHead+" "); ok && slices.Contains(documented, http.MethodGet+" "+path) && !slices.Contains(documented, r) {
+			continue
+		}
 		if !slices.Contains(documented, r) {
 			undocumented = append(undocumented, r)
 		}

@@ -178,23 +178,24 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	}
 	// OPA's REST API (opaapi.go). The Data API checks its own access (the
 	// entrypoints are open).
-	e.GET("/v1/data", s.dataV1)
+	get := func(path string, h echo.HandlerFunc) { e.Match(getAndHead, path, h) }
+	get("/v1/data", s.dataV1)
 	e.POST("/v1/data", s.dataV1)
-	e.GET("/v1/data/*", s.dataV1)
+	get("/v1/data/*", s.dataV1)
 	e.POST("/v1/data/*", s.dataV1)
 	e.POST("/v0/data", s.dataV0)
 	e.POST("/v0/data/*", s.dataV0)
 	e.POST("/", s.defaultDecision)
 
-	e.GET("/v1/systems", s.systems)
-	e.GET("/v1/systems/:system", s.system)
-	e.GET("/v1/subjects/:user/permissions", s.permissions)
-	e.GET("/v1/matrix/:system", s.matrix)
-	e.GET("/v1/matrix/:system/explain", s.explainCell)
-	e.GET("/v1/documents", s.documents)
-	e.GET("/v1/documents/:document", s.document)
+	get("/v1/systems", s.systems)
+	get("/v1/systems/:system", s.system)
+	get("/v1/subjects/:user/permissions", s.permissions)
+	get("/v1/matrix/:system", s.matrix)
+	get("/v1/matrix/:system/explain", s.explainCell)
+	get("/v1/documents", s.documents)
+	get("/v1/documents/:document", s.document)
 	s.healthRoutes(e)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+	get("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 
 	// Admin routes carry the token check per route: an Echo group without a
 	// prefix would also put it on the catch-all, answering 401 for unknown
@@ -202,7 +203,13 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	// itself: delegation rules apply); the store-wide reads need the admin
 	// token (least privilege: a user learns what others hold only through
 	// the checks it may make).
-	operator := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, s.requireAdmin(false)) }
+	operator := func(method, path string, h echo.HandlerFunc) {
+		if method == http.MethodGet {
+			e.Match(getAndHead, path, h, s.requireAdmin(false))
+			return
+		}
+		e.Add(method, path, h, s.requireAdmin(false))
+	}
 	write := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, s.requireAdmin(true)) }
 	write(http.MethodPost, "/v1/assignments", s.createAssignment)
 	operator(http.MethodGet, "/v1/assignments", s.listAssignments)
@@ -230,15 +237,16 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodPost, "/v1/matrix/:system/diff", s.matrixDiff)
 	operator(http.MethodPost, "/v1/replay", s.replayCandidate)
 	if cfg.Pprof {
-		operator(http.MethodGet, "/debug/pprof", s.pprofIndex)
-		operator(http.MethodGet, "/debug/pprof/*", s.pprofProfile)
+		// GET only: a HEAD would run a profile to send none of it.
+		e.GET("/debug/pprof", s.pprofIndex, s.requireAdmin(false))
+		e.GET("/debug/pprof/*", s.pprofProfile, s.requireAdmin(false))
 		operator(http.MethodPost, "/debug/pprof/*", s.pprofProfile)
 	}
 
 	if cfg.Console != nil {
 		console := echo.WrapHandler(cfg.Console)
-		e.Match([]string{http.MethodGet, http.MethodHead}, "/ui", console)
-		e.Match([]string{http.MethodGet, http.MethodHead}, "/ui/*", console)
+		e.Match(getAndHead, "/ui", console)
+		e.Match(getAndHead, "/ui/*", console)
 	}
 
 	// The diagnostic listener: health and metrics, nothing that decides
@@ -248,7 +256,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.diag.Use(s.recoverer(), s.requestLogger())
 	s.healthRoutes(s.diag)
 	s.diag.Use(limitHeaders)
-	s.diag.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+	s.diag.Match(getAndHead, "/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 	return s
 }
 
@@ -265,10 +273,16 @@ func (s *Server) setup(e *echo.Echo) {
 }
 
 func (s *Server) healthRoutes(e *echo.Echo) {
-	e.GET("/health", s.health)
-	e.GET("/health/live", s.live)
-	e.GET("/health/ready", s.health)
+	e.Match(getAndHead, "/health", s.health)
+	e.Match(getAndHead, "/health/live", s.live)
+	e.Match(getAndHead, "/health/ready", s.health)
 }
+
+// getAndHead are the methods of a GET route: every one answers HEAD too,
+// with GET's status and headers and no body (RFC 9110 section 9.3.2;
+// net/http drops what a handler writes for a HEAD). Echo routes HEAD only
+// where it is registered, and answered 405.
+var getAndHead = []string{http.MethodGet, http.MethodHead}
 
 func (s *Server) recoverer() echo.MiddlewareFunc {
 	return middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -556,10 +570,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 	status, d := toErrorDetail(err)
 	if status >= 500 {
 		s.log.Error("request failed", "err", err, "path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
 	}
 	// OPA's REST API answers with OPA's envelope, permatrix's own with its
 	// (and the diagnostic listener, which serves nothing of OPA's).
