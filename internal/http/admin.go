@@ -275,9 +275,6 @@ func (s *Server) export(c echo.Context) error {
 	if c.Request().Method == http.MethodHead {
 		return nil // GET's status and headers: the store is not read to send nothing
 	}
-	if _, err := s.svc.Export(c.Request().Context(), c.Response()); err != nil {
-		s.log.Error("export failed midway", "err", err)
-		panic(http.ErrAbortHandler) // abort the response: the client must not take it for whole
-	}
-	return nil
+	_, err := s.svc.Export(c.Request().Context(), c.Response())
+	return err // after the status: handleError cuts the response short
 }

@@ -41,7 +41,7 @@ func newDocTestServer(t *testing.T) *permhttp.Server {
 }
 
 // newTestServer is newDocTestServer with another configuration (its
-// Logger is set here).
+// Logger discards unless set).
 func newTestServer(t *testing.T, cfg permhttp.Config) *permhttp.Server {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
@@ -58,7 +58,9 @@ func newTestServer(t *testing.T, cfg permhttp.Config) *permhttp.Server {
 	if _, err := svc.Activate(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Logger = log
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
 	return permhttp.NewServer(svc, cfg)
 }
 

@@ -6,6 +6,6 @@ import "github.com/labstack/echo/v4"
 // error envelope.
 var IsOPAPath = isOPAPath
 
-// AddTestRoute adds a GET route to the server's API, for the external
-// tests: a handler doing what no real one does today.
-func (s *Server) AddTestRoute(path string, h func(echo.Context) error) { s.echo.GET(path, h) }
+// AddRoute adds a route to the server's API, for the external tests: a
+// handler doing what no real one does today.
+func AddRoute(s *Server, method, path string, h echo.HandlerFunc) { s.echo.Add(method, path, h) }

@@ -156,7 +156,11 @@ func (m *httpMetrics) observe(c echo.Context, start time.Time, body *countingBod
 		size = body.n
 	}
 	s.requestSize.Observe(float64(size))
-	s.responseSize.Observe(float64(c.Response().Size))
+	sent := c.Response().Size
+	if c.Request().Method == http.MethodHead {
+		sent = 0 // net/http drops a HEAD's body: nothing of it was sent
+	}
+	s.responseSize.Observe(float64(sent))
 	if aborted {
 		m.aborted.WithLabelValues(method, url).Inc()
 	}

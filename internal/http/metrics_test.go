@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/permatrix/permatrix"
 	permhttp "github.com/permatrix/permatrix/internal/http"
 )
 
@@ -430,40 +428,5 @@ func TestMetricsKeepExpectContinue(t *testing.T) {
 		}
 		_ = res.Body.Close()
 		conn.Close()
-	}
-}
-
-// A handler that returns an error after its status and part of its body
-// went out cuts the response short (the client cannot take it for whole),
-// is counted once, as aborted with the status sent, and writes nothing
-// more — as a panic at that point does.
-func TestErrorAfterTheStatusCutsTheResponseShort(t *testing.T) {
-	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken})
-	srv.AddTestRoute("/test/fails-midway", func(c echo.Context) error {
-		c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-		c.Response().WriteHeader(http.StatusOK)
-		_, _ = c.Response().Write([]byte("{\"partial\":\n"))
-		c.Response().Flush()
-		return permatrix.Errorf(permatrix.EINTERNAL, "midway")
-	})
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	res, err := http.Get(ts.URL + "/test/fails-midway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(res.Body)
-	_ = res.Body.Close()
-	if err == nil {
-		t.Errorf("a handler failing midway ended the response cleanly: %d, %q", res.StatusCode, got)
-	}
-	if strings.Contains(string(got), "midway") {
-		t.Errorf("the error was written after the response had begun: %q", got)
-	}
-	if n, _ := httpMetric(t, srv.Metrics().Registry, "permatrix_http_requests_total", "200", "GET", "/test/fails-midway"); n != 1 {
-		t.Errorf("permatrix_http_requests_total{code=200} = %v, want 1", n)
-	}
-	if n := abortedCount(t, srv.Metrics().Registry, "GET", "/test/fails-midway"); n != 1 {
-		t.Errorf("permatrix_http_responses_aborted_total = %v, want 1", n)
 	}
 }
