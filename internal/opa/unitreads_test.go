@@ -3,6 +3,8 @@ package opa_test
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -314,5 +316,86 @@ func TestVMReadsALeafOncePerEvaluation(t *testing.T) {
 		if counted.n[key] != 1 {
 			t.Errorf("role %q read %d times in one evaluation, want 1", name, counted.n[key])
 		}
+	}
+}
+
+// A leaf the vm kept in one evaluation is not what the next one reads: the
+// evaluations' storeNodes are pooled, and each evaluation reads its own
+// snapshot (an older one after a newer, and many at once).
+func TestVMKeepsNoLeafBetweenEvaluations(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	// putRole writes role "0" and opens snapshots of the revision: one per
+	// goroutine below (a snapshot is read by one goroutine at a time).
+	const perRevision = 4
+	putRole := func(perms ...string) []store.Snapshot {
+		t.Helper()
+		if _, err := store.Update(ctx, db, func(tx *store.Tx) error {
+			return tx.PutRole(permatrix.Role{System: "blueprism", Name: "0", Permissions: perms})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var snaps []store.Snapshot
+		for range perRevision {
+			snap, err := db.View()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { snap.Close() })
+			snaps = append(snaps, snap)
+		}
+		return snaps
+	}
+	reads := []string{
+		`[data.store.roles.blueprism["0"].permissions, data.store.roles.blueprism["0"].permissions[0]]`,
+		`data.store.roles.blueprism["0"]`,
+	}
+	vm, td := readsPolicies(t, db, reads)
+	revisions := [][]store.Snapshot{putRole("view_dashboards", "import_tile"), putRole("import_skill"), putRole("view_dashboards")}
+	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	want := make([][]string, len(revisions))
+	for i, snaps := range revisions {
+		v, _, err := td.Verdict(ctx, snaps[0], in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = v
+	}
+	if reflect.DeepEqual(want[0], want[1]) {
+		t.Fatalf("the snapshots read alike: %q", want[0])
+	}
+	check := func(i, j int) error {
+		got, _, err := vm.Verdict(ctx, revisions[i][j], in)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got, want[i]) {
+			return fmt.Errorf("revision %d: vm read %q, topdown %q", i, got, want[i])
+		}
+		return nil
+	}
+	for _, i := range []int{0, 1, 2, 1, 0, 2, 0} {
+		if err := check(i, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, len(revisions)*perRevision)
+	var wg sync.WaitGroup
+	for i := range revisions {
+		for j := range perRevision {
+			wg.Go(func() {
+				for range 20 {
+					if err := check(i, j); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

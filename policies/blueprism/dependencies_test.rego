@@ -246,6 +246,34 @@ test_move_group_needs_rights_on_target if {
 	m.missing[0].kind == "condition"
 }
 
+# A move's two clauses (the group moved and the target group) are judged
+# each on its own scope: group-level rights narrow only the scope they are
+# on, and a reason is a grant covering a clause's scope that holds a
+# permission meeting it (Edit Process Groups: "the appropriate access
+# rights to the target folder"; Manage Process Access Rights: group rights
+# narrow the role's).
+test_move_judges_each_clause_on_its_own_scope if {
+	st := store(
+		{"dev": ["edit_process_groups"], "none": []},
+		[
+			role("a1", "user:alice", "dev", service),
+			role("a2", "group:team", "dev", pg("g1")),
+			role("a3", "user:alice", "none", pg("g2")),
+			role("a4", "user:alice", "dev", pg("g3")),
+		],
+		{"alice": {"team": true}},
+	)
+	denied := decide(st, "move_process_group", pg("g1"), {"target_group": "g2"})
+	not denied.allow
+	denied.missing == [lacking("edit_process_groups", pg("g2"))]
+	same := decide(st, "move_process_group", pg("g1"), {"target_group": "g1"})
+	same.allow
+	{r.assignment | some r in same.reasons} == {"a1", "a2"}
+	other := decide(st, "move_process_group", pg("g1"), {"target_group": "g3"})
+	other.allow
+	{[r.assignment, r.via] | some r in other.reasons} == {["a1", "user:alice"], ["a2", "group:team"], ["a4", "user:alice"]}
+}
+
 # --- scheduler, alerts, roles screen, screen captures ---------------------------------
 
 test_retire_schedule_needs_shortcut_menu if {
