@@ -345,6 +345,7 @@ func TestMaskListChecked(t *testing.T) {
 func TestReadsOldLogs(t *testing.T) {
 	old := `{"decision_id":"d1","timestamp":"2025-01-01T00:00:00Z","path":"permatrix/decision","input":{"subject":"ann","system":"s","action":"a"},"result":{"allow":true,"revision":3,"reasons":[],"missing":[]},"store_revision":3,"bundle_revision":"rev1","duration_ns":42}
 
+  	
 {"decision_id":"d2","path":"permatrix/allow","result":false,"bundles":{"permatrix":{"revision":"rev2"}},"custom":{"store_revision":4},"timestamp":"2025-01-01T00:00:01Z"}
 `
 	entries, err := decisionlog.Read(strings.NewReader(old))

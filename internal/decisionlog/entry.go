@@ -162,8 +162,8 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 // MaxLine is the longest log line Read accepts.
 const MaxLine = 64 << 20
 
-// Read decodes every entry of a decision log (JSON lines; blank lines are
-// skipped). An error names the line. A line with a key twice in one object
+// Read decodes every entry of a decision log (JSON lines; blank lines,
+// also of spaces alone, are skipped). An error names the line. A line with a key twice in one object
 // (at any depth) or with invalid UTF-8 is refused: which of two inputs was
 // decided is not for the reader to guess.
 func Read(r io.Reader) ([]Entry, error) {
@@ -174,8 +174,8 @@ func Read(r io.Reader) ([]Entry, error) {
 	for sc.Scan() {
 		n++
 		line := sc.Bytes()
-		if len(line) == 0 {
-			continue
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue // a blank line, spaces and all
 		}
 		v, err := jsontext.NewDecoder(bytes.NewReader(line)).ReadValue()
 		if err != nil {
