@@ -1,7 +1,6 @@
 package http_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,23 +25,7 @@ func headPath(route string) string {
 // response with its body read.
 func exchange(t *testing.T, method, url, token string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, url, err)
-	}
-	return res, body
+	return exchangeBody(t, method, url, token, nil)
 }
 
 // sameHeadAsGet fails unless HEAD url answers as GET url does: the same

@@ -34,6 +34,14 @@ func request(t *testing.T, method, url, token string) (int, []byte) {
 
 func requestBody(t *testing.T, method, url, token string, body io.Reader) (int, []byte) {
 	t.Helper()
+	res, b := exchangeBody(t, method, url, token, body)
+	return res.StatusCode, b
+}
+
+// exchangeBody sends method to url with body and token as the bearer
+// token (none if empty), and returns the response with its body read.
+func exchangeBody(t *testing.T, method, url, token string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +56,9 @@ func requestBody(t *testing.T, method, url, token string, body io.Reader) (int, 
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: reading the body: %v", method, url, err)
 	}
-	return res.StatusCode, b
+	return res, b
 }
 
 // post sends body to url as go tool pprof does, with token as the bearer
