@@ -163,9 +163,9 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 const MaxLine = 64 << 20
 
 // Read decodes every entry of a decision log (JSON lines; blank lines,
-// also of spaces alone, are skipped). An error names the line. A line with a key twice in one object
-// (at any depth) or with invalid UTF-8 is refused: which of two inputs was
-// decided is not for the reader to guess.
+// also of spaces alone, are skipped). An error names the line. A line with
+// a key twice in one object (at any depth) or with invalid UTF-8 is
+// refused: which of two inputs was decided is not for the reader to guess.
 func Read(r io.Reader) ([]Entry, error) {
 	var out []Entry
 	sc := bufio.NewScanner(r)

@@ -62,7 +62,7 @@ func TestStoreValuesHashAsTheirCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm, td, snap := readsOver(t, db, equalReads)
-	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	in := readsInput()
 	var want []string
 	for i, r := range equalReads {
 		v := "1"

@@ -147,6 +147,12 @@ func readsOver(t *testing.T, db store.Backend, reads []string) (vm, td *opa.Poli
 	return vm, td, snap
 }
 
+// readsInput is a write the reads policies judge (any write: their
+// violations are the reads).
+func readsInput() map[string]any {
+	return map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+}
+
 func readsPolicies(t *testing.T, db store.Backend, reads []string) (vm, td *opa.Policy) {
 	t.Helper()
 	src := "package permatrix.systems.blueprism\n\n"

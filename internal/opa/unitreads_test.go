@@ -136,7 +136,7 @@ func TestVMReadsUnitsAsTopdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm, td, snap := readsOver(t, db, unitReads)
-	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	in := readsInput()
 	t.Logf("%d of %d reads defined", compareReads(t, "unit reads", vm, td, snap, in), len(unitReads))
 }
 
@@ -191,7 +191,7 @@ func TestVMReadsPendingUnitsAsTopdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm, td := readsPolicies(t, db, overlayReads)
-	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	in := readsInput()
 	judged := false
 	_, err = store.Update(ctx, db, func(tx *store.Tx) error {
 		// user:up and mu go from 31 leaves to 34 (3 pending); user:down
@@ -240,7 +240,7 @@ func TestVMReadsAroundACorruptLeafAsTopdown(t *testing.T) {
 	if _, err := m.Commit(t.Context(), b); err != nil {
 		t.Fatal(err)
 	}
-	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	in := readsInput()
 	for _, c := range []struct {
 		read string
 		fail bool
@@ -303,7 +303,7 @@ func TestVMReadsALeafOncePerEvaluation(t *testing.T) {
 		`[count([1 | data.store.roles.blueprism.none]), count([1 | data.store.roles.blueprism.none.permissions])]`,
 	}
 	vm, td, snap := readsOver(t, db, reads)
-	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	in := readsInput()
 	if n := compareReads(t, "a leaf read again", vm, td, snap, in); n != len(reads) {
 		t.Fatalf("%d of %d reads defined", n, len(reads))
 	}
@@ -352,7 +352,7 @@ func TestVMKeepsNoLeafBetweenEvaluations(t *testing.T) {
 	}
 	vm, td := readsPolicies(t, db, reads)
 	revisions := [][]store.Snapshot{putRole("view_dashboards", "import_tile"), putRole("import_skill"), putRole("view_dashboards")}
-	in := map[string]any{"op": "assign", "assignment": map[string]any{"subject": "user:ann", "system": "blueprism", "role": "0", "scope": map[string]any{"type": "service"}}}
+	in := readsInput()
 	want := make([][]string, len(revisions))
 	for i, snaps := range revisions {
 		v, _, err := td.Verdict(ctx, snaps[0], in)
