@@ -52,12 +52,25 @@ func Nginx(t testing.TB) string {
 	if len(debs) != 1 {
 		t.Fatalf("apt-get download nginx left %v", debs)
 	}
-	tmp := dir + fmt.Sprintf(".%d.tmp", os.Getpid())
+	// Unpacked beside its place, then moved there in one rename: on a
+	// fresh machine the cache directory may not exist yet (dpkg -x makes
+	// no parents), and test binaries of other packages may be unpacking
+	// it at the same moment — the first rename wins, the others use it.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "nginx-deb.*.tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
 	if out, err := exec.Command("dpkg", "-x", debs[0], tmp).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg -x: %v\n%s", err, out)
 	}
-	_ = os.RemoveAll(dir)
 	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(bin); serr == nil {
+			return bin
+		}
 		t.Fatal(err)
 	}
 	return bin
