@@ -310,6 +310,11 @@ func (db *DB) Wait(ctx context.Context, rev uint64) error {
 	}
 }
 
+// testHookBeforePublish, set by tests only, runs after a write's bbolt
+// commit and before its changes are recorded and its revision published:
+// while it runs, a snapshot shows a revision Revision has not reached.
+var testHookBeforePublish func(rev uint64)
+
 // publish makes rev the committed revision and wakes Waiters.
 func (db *DB) publish(rev uint64) {
 	db.rev.Store(rev)
@@ -355,14 +360,7 @@ func (db *DB) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 		return 0, errors.New("bolt: a replica is written by its source only")
 	}
 	if len(b.Ops) == 0 {
-		// The revision is read before the check: a commit records its
-		// changes before it shows its revision, so the answer holds at
-		// rev (read after, it could be one whose change the check missed).
-		rev := db.rev.Load()
-		if db.changes.ChangedAfter(b.Base, b.Reads) {
-			return 0, store.ErrConflict
-		}
-		return rev, nil
+		return store.Unchanged(b, db.changes, db.Revision)
 	}
 	req := &commitReq{ctx: ctx, batch: b, done: make(chan commitResult, 1)}
 	db.mu.Lock()
@@ -478,6 +476,9 @@ func (db *DB) commitGroup(group []*commitReq) {
 		}
 	default:
 		db.writeCommitted()
+		if testHookBeforePublish != nil {
+			testHookBeforePublish(rev)
+		}
 		db.changes.Record(rev, units)
 		db.publish(rev)
 	}
@@ -603,6 +604,9 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 		return db.writeFailed(err)
 	}
 	db.writeCommitted()
+	if testHookBeforePublish != nil {
+		testHookBeforePublish(rev)
+	}
 	record()
 	db.publish(rev)
 	return nil

@@ -71,16 +71,8 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	}
 	if len(b.Ops) == 0 {
 		// Nothing to write: the answer holds if nothing it read changed
-		// since, which the replica (at or after b.Base) can tell. The
-		// revision is read first: the replica records a revision's
-		// changes before it shows the revision, so the answer holds at
-		// it (read after the check, it could be one whose change the
-		// check missed).
-		rev := s.replica.Revision()
-		if s.replica.Changes().ChangedAfter(b.Base, b.Reads) {
-			return 0, store.ErrConflict
-		}
-		return rev, nil
+		// since, which the replica (at or after b.Base) can tell.
+		return store.Unchanged(b, s.replica.Changes(), s.replica.Revision)
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err // the client has left: nothing is sent

@@ -18,6 +18,8 @@ import (
 //     if no unit in b.Reads changed after b.Base (else ErrConflict and nothing
 //     is applied), and returns only once the change is durable and visible to
 //     View — a View after Commit returned revision N sees revision ≥ N.
+//     A batch with no operations writes nothing: its answer holds at the
+//     revision returned, which is at least b.Base (Unchanged).
 //   - A failed Commit applied nothing — or, when the backend lost contact
 //     while committing (an EUNAVAILABLE error saying so), everything or
 //     nothing; never a part.
@@ -100,6 +102,26 @@ type Batch struct {
 	// with ErrConflict. 0 is a batch planned without one (a test's, made
 	// by hand): not compared.
 	Epoch uint64
+}
+
+// Unchanged answers the commit of a batch with nothing to write — an
+// answer from its snapshot alone: ErrConflict if a unit it read may have
+// changed after its base, else the revision the answer holds at. applied
+// is the backend's published revision (Revision), read here before the
+// check: a backend records a revision's changes (Changes.Record) before it
+// publishes the revision, so the check covers every revision up to it.
+//
+// The answer is at least b.Base. A snapshot shows a revision as soon as
+// it is committed, which is before it is published: a batch planned on it
+// has a base the published revision has not reached yet. Answering with
+// the published revision then named one at which the answer need not hold
+// (the member found at base may have been added there, after it).
+func Unchanged(b *Batch, changes *Changes, applied func() uint64) (uint64, error) {
+	rev := applied()
+	if changes.ChangedAfter(b.Base, b.Reads) {
+		return 0, ErrConflict
+	}
+	return max(rev, b.Base), nil
 }
 
 // Op is one key operation.

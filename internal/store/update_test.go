@@ -103,3 +103,35 @@ func TestUpdateOnALaggingReplica(t *testing.T) {
 		}
 	})
 }
+
+// TestUnchanged: a batch with nothing to write is answered at a revision
+// where what it read holds — its base, or the published revision when that
+// is later and nothing it read changed up to it — and refused when a unit
+// it read changed after its base.
+func TestUnchanged(t *testing.T) {
+	unit := store.UnitOf(store.Key("d", "memberships", "u", "g"))
+	other := store.UnitOf(store.Key("d", "memberships", "v", "g"))
+	c := store.NewChanges(0, 100)
+	c.Record(5, [][]byte{unit})
+	c.Record(7, [][]byte{other})
+	for _, tc := range []struct {
+		base, applied, want uint64
+		conflict            bool
+	}{
+		{base: 5, applied: 7, want: 7},        // published later, the unit unchanged since 5
+		{base: 8, applied: 7, want: 8},        // the snapshot ahead of the published revision
+		{base: 4, applied: 7, conflict: true}, // the unit changed at 5
+		{base: 6, applied: 6, want: 6},
+	} {
+		got, err := store.Unchanged(&store.Batch{Base: tc.base, Reads: [][]byte{unit}}, c, func() uint64 { return tc.applied })
+		if tc.conflict {
+			if err != store.ErrConflict {
+				t.Errorf("base %d: %d %v, want a conflict", tc.base, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("base %d, applied %d: %d %v, want %d", tc.base, tc.applied, got, err, tc.want)
+		}
+	}
+}
