@@ -145,3 +145,46 @@ func TestJudgingAheadCancelled(t *testing.T) {
 		}
 	}
 }
+
+// Verdicts judged at an older revision (an import's next chunk, judged
+// while the chunk before it is committed) are taken when nothing they read
+// changed since, and judged again when something did: here a user made a
+// Celonis member after its permission's line was judged.
+func TestJudgedAheadAtAnOlderRevision(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	var ls []pdp.ImportLine
+	for i := range 100 {
+		ls = append(ls, analyst(i+1))
+	}
+
+	// Other users' writes since: every verdict is taken.
+	svc := newService(t)
+	later := pdp.JudgedEarlier(svc, ls)
+	if _, _, err := svc.Import(ctx, []pdp.ImportLine{{Line: 1, Assignment: member}}); err != nil {
+		t.Fatal(err)
+	}
+	before := pdp.AheadTaken(svc)
+	if n, _, err := later(ctx); err != nil || n != 100 {
+		t.Fatalf("%d %v", n, err)
+	}
+	if got := pdp.AheadTaken(svc) - before; got != 100 {
+		t.Fatalf("%d of 100 verdicts judged at the revision before an unrelated write taken", got)
+	}
+	if count(t, svc) != 101 {
+		t.Fatalf("store holds %d assignments, want 101", count(t, svc))
+	}
+
+	// The user of line 101 made a member since: that line is judged again,
+	// and refused.
+	svc = newService(t)
+	later = pdp.JudgedEarlier(svc, append(ls, pdp.ImportLine{Line: 101, Assignment: refused}))
+	if _, _, err := svc.Import(ctx, []pdp.ImportLine{{Line: 1, Assignment: member}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := later(ctx)
+	wantCode(t, err, permatrix.EUNPROCESSABLE, fmt.Sprintf(refusedR, 101))
+	if count(t, svc) != 1 {
+		t.Fatalf("store holds %d assignments, want the member's alone", count(t, svc))
+	}
+}
