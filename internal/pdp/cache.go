@@ -1,9 +1,9 @@
 package pdp
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"hash/maphash"
-	"strconv"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -69,15 +69,42 @@ func newDecisionCache(size int) *decisionCache {
 	return dc
 }
 
-// key is the cache key of a check under a policy generation and a store
-// epoch.
+// cacheKey is the cache key of a check under a policy generation and a
+// store epoch: every field the policies' input has (Check.Input), each
+// length-prefixed, so that two checks share a key only if their inputs are
+// the same. The context, any JSON, is encoding/json's (map keys sorted);
+// a check has none mostly. Not min_revision: not part of the input.
 func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
-	c.MinRevision = 0
-	raw, err := json.Marshal(c)
-	if err != nil {
-		return "", false
+	var scratch [256]byte
+	b := binary.AppendUvarint(scratch[:0], generation)
+	b = binary.AppendUvarint(b, epoch)
+	b = appendField(b, c.Subject)
+	b = appendField(b, c.System)
+	b = appendField(b, c.Action)
+	if r := c.Resource; r != nil {
+		b = append(b, 1)
+		b = appendField(b, r.Type)
+		b = appendField(b, r.ID)
+	} else {
+		b = append(b, 0)
 	}
-	return strconv.FormatUint(generation, 36) + "\x00" + strconv.FormatUint(epoch, 36) + "\x00" + string(raw), true
+	b = binary.AppendUvarint(b, uint64(len(c.Groups)))
+	for _, g := range c.Groups {
+		b = appendField(b, g)
+	}
+	if c.Context != nil {
+		raw, err := json.Marshal(c.Context)
+		if err != nil {
+			return "", false
+		}
+		b = append(b, 1)
+		b = append(b, raw...)
+	}
+	return string(b), true
+}
+
+func appendField(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
 // get answers key (made in the store's epoch) from the cache if the entry
