@@ -52,12 +52,14 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -430,7 +432,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 	applied := 0
 	err := guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
-			kv := btx.Bucket(bucketKV)
+			var ops []store.Op // the applied requests', in order
 			for i, r := range group {
 				if err := r.ctx.Err(); err != nil {
 					results[i].err = err
@@ -440,8 +442,10 @@ func (db *DB) commitGroup(group []*commitReq) {
 					results[i].err = store.ErrConflict
 					continue
 				}
-				if err := putOps(kv, r.batch.Ops); err != nil {
-					return err // bbolt fails the whole transaction
+				if ops == nil {
+					ops = r.batch.Ops
+				} else {
+					ops = append(slices.Clip(ops), r.batch.Ops...)
 				}
 				for _, u := range r.batch.Writes() {
 					written[string(u)] = true
@@ -452,6 +456,9 @@ func (db *DB) commitGroup(group []*commitReq) {
 			}
 			if applied == 0 {
 				return errNothing
+			}
+			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
+				return err // bbolt fails the whole transaction
 			}
 			meta := btx.Bucket(bucketMeta)
 			if err := meta.Put(keyRevision, u64(rev)); err != nil {
@@ -612,7 +619,16 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 	return nil
 }
 
+// putOps applies ops in key order — stably: the operations of one key
+// keep their order, the last is its outcome. bbolt inserts a key into its
+// leaf by moving the keys after it, so many inserts out of order into one
+// leaf (a large commit into a new or small store) cost the square of their
+// number; in order, each lands at the end.
 func putOps(kv *bbolt.Bucket, ops []store.Op) error {
+	if !slices.IsSortedFunc(ops, compareOpKeys) {
+		ops = slices.Clone(ops)
+		slices.SortStableFunc(ops, compareOpKeys)
+	}
 	for _, op := range ops {
 		var err error
 		if op.Delete {
@@ -626,6 +642,8 @@ func putOps(kv *bbolt.Bucket, ops []store.Op) error {
 	}
 	return nil
 }
+
+func compareOpKeys(a, b store.Op) int { return bytes.Compare(a.Key, b.Key) }
 
 // seal prefixes a value with the CRC-32C of key and value.
 func seal(key, value []byte) []byte {
