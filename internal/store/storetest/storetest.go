@@ -28,6 +28,7 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"Empty", testEmpty},
 		{"CommitAndView", testCommitAndView},
+		{"LastOperationOfAKeyWins", testLastOperationWins},
 		{"SnapshotIsolation", testSnapshotIsolation},
 		{"Conflict", testConflict},
 		{"DisjointUnitsBothCommit", testDisjoint},
@@ -135,6 +136,37 @@ func testCommitAndView(t *testing.T, open Open) {
 	b.Wait(ctx, rev2)
 	if rev2 <= rev || get(t, view(t, b), []byte(k1)) != nil {
 		t.Fatal("delete not applied")
+	}
+}
+
+// A batch whose operations are out of key order, several on one key: each
+// key ends as its last operation left it (a backend may apply them in key
+// order — bbolt does, stably).
+func testLastOperationWins(t *testing.T, open Open) {
+	b := open(t)
+	r := rand.New(rand.NewPCG(3, 5))
+	var ops []store.Op
+	want := map[string]string{} // "" for deleted
+	for i := range 60 {
+		k := keyOf("d", "projects", "s", fmt.Sprintf("p%d", r.IntN(20)))
+		if r.IntN(3) == 0 {
+			ops = append(ops, store.Op{Key: []byte(k), Delete: true})
+			want[k] = ""
+			continue
+		}
+		v := fmt.Sprintf(`{"n":%d}`, i)
+		ops = append(ops, put(k, v))
+		want[k] = v
+	}
+	rev := commit(t, b, &store.Batch{Base: b.Revision(), Ops: ops})
+	if err := b.Wait(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	s := view(t, b)
+	for k, v := range want {
+		if got := string(get(t, s, []byte(k))); got != v {
+			t.Errorf("%s: %q, want %q (its last operation)", k, got, v)
+		}
 	}
 }
 
