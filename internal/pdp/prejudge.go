@@ -13,19 +13,14 @@ import (
 
 // Judging ahead. A write of many changes whose verdict inputs are known
 // beforehand (an import's lines) is judged on every core while its plan is
-// made in order: each worker judges changes against its own snapshot,
-// recording what the verdict read and at which revision. The plan takes a
+// made in order: each worker judges changes against its own snapshot at the
+// plan's revision, recording what the verdict read. The plan takes a
 // verdict judged ahead as the change's own only if none of the units it
-// read changed between that revision and the plan's (the store's index of
-// unit changes, store.Changes), nor by the changes planned before it — it
-// read then exactly what judging in order would have read, and the write
-// rules are a function of what they read — and judges the change again in
-// order otherwise. The units a taken verdict read are recorded as the
-// plan's reads, so they guard the commit like its own.
-//
-// An import judges a chunk ahead while the chunk before it is still being
-// committed (ImportStream): at an older revision, which the index of
-// changes bridges.
+// read is changed by the changes planned before it — it read then exactly
+// what judging in order would have read, and the write rules are a
+// function of what they read — and judges the change again in order
+// otherwise. The units a taken verdict read are recorded as the plan's
+// reads, so they guard the commit like its own.
 
 // minAhead is the fewest changes worth starting workers for.
 const minAhead = 64
@@ -46,12 +41,6 @@ type judgedAhead struct {
 // ahead is the judging ahead of one plan: nil when there is none.
 type ahead struct {
 	results []judgedAhead
-	// policy judged the changes, in the store's epoch (read before the
-	// workers' snapshots): a verdict of another policy or epoch is not
-	// taken.
-	policy  *opa.Policy
-	epoch   uint64
-	backend store.Backend
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	// finished is closed once every worker has returned: a change they
@@ -60,9 +49,9 @@ type ahead struct {
 	taken    *atomic.Uint64 // Service.aheadTaken
 }
 
-// prejudge starts judging ahead changes, if they are many and their inputs
-// known, each at the revision its worker's snapshot shows.
-func (s *Service) prejudge(ctx context.Context, p *opa.Policy, changes []change) *ahead {
+// prejudge starts judging ahead the changes of a plan at revision, if they
+// are many and their inputs known.
+func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, changes []change) *ahead {
 	workers := runtime.GOMAXPROCS(0)
 	if len(changes) < minAhead || workers < 2 {
 		return nil
@@ -73,10 +62,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, changes []change)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := &ahead{
-		results: make([]judgedAhead, len(changes)), policy: p, epoch: s.backend.Changes().Epoch(), backend: s.backend,
-		cancel: cancel, finished: make(chan struct{}), taken: &s.aheadTaken,
-	}
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, finished: make(chan struct{}), taken: &s.aheadTaken}
 	for i := range a.results {
 		a.results[i].done = make(chan struct{})
 	}
@@ -103,6 +89,8 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, changes []change)
 				r := &a.results[k]
 				if err != nil {
 					r.err = err
+				} else if snap.Revision() != revision {
+					r.err = errNotAhead // the store moved on: judged in order
 				} else {
 					tracked := store.Track(snap)
 					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].known)
@@ -116,10 +104,10 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, changes []change)
 	return a
 }
 
-// verdict is change i's verdict judged ahead, if the plan tx, made with
-// policy p, may take it (errNotAhead otherwise: judge it in order).
-func (a *ahead) verdict(i int, p *opa.Policy, tx *store.Tx) (violations, forbidden []string, err error) {
-	if a == nil || a.policy != p {
+// verdict is change i's verdict judged ahead, if the plan tx may take it
+// (errNotAhead otherwise: judge it in order).
+func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, err error) {
+	if a == nil {
 		return nil, nil, errNotAhead
 	}
 	r := &a.results[i]
@@ -136,29 +124,12 @@ func (a *ahead) verdict(i int, p *opa.Policy, tx *store.Tx) (violations, forbidd
 	if r.err != nil {
 		return nil, nil, errNotAhead // judged again in order, which says why if it fails again
 	}
-	if !a.still(r, tx) || tx.Changes(r.units) {
+	if r.revision != tx.Revision() || tx.Changes(r.units) {
 		return nil, nil, errNotAhead
 	}
 	tx.Relied(r.units)
 	a.taken.Add(1)
 	return r.violations, r.forbidden, nil
-}
-
-// still reports whether what r read at its revision is what it reads at
-// the revision tx plans on: the same revision, or an older one after which
-// none of its units changed. The index of changes answers for the
-// revisions it has recorded: those up to the published revision (a
-// revision's changes are recorded before it is published), which must
-// reach tx's — a snapshot shows a commit before its changes are recorded.
-func (a *ahead) still(r *judgedAhead, tx *store.Tx) bool {
-	switch rev := tx.Revision(); {
-	case r.revision == rev:
-		return true
-	case r.revision > rev:
-		return false // judged on a newer state than the plan's
-	}
-	changes := a.backend.Changes()
-	return a.backend.Revision() >= tx.Revision() && changes.Epoch() == a.epoch && !changes.ChangedAfter(r.revision, r.units)
 }
 
 // stop ends the judging ahead and waits for its workers (their snapshots

@@ -25,7 +25,7 @@ type change struct {
 // before it are made, then planned. Many changes (an import) are judged
 // ahead on every core (prejudge.go); the result is the same.
 func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) {
-	_, rev, err := s.writeSome(ctx, false, changes, nil)
+	_, rev, err := s.writeSome(ctx, false, changes)
 	return rev, err
 }
 
@@ -33,11 +33,7 @@ func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) 
 // have a size limit (store.Bounded: etcd), it commits the first n changes
 // that fit in one commit — at least one — and leaves the rest. Without
 // some, changes that do not fit one commit are refused whole (ETOOLARGE).
-// early, if not nil, is the changes' judging ahead already started (an
-// import's next chunk, while the one before it was committed); writeSome
-// stops it.
-func (s *Service) writeSome(ctx context.Context, some bool, changes []change, early *ahead) (n int, rev uint64, err error) {
-	defer early.stop()
+func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n int, rev uint64, err error) {
 	p, err := s.policy()
 	if err != nil {
 		return 0, 0, err
@@ -45,14 +41,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ea
 	bounded, _ := s.backend.(store.Bounded)
 	rev, err = store.Update(ctx, s.backend, func(tx *store.Tx) error {
 		n = len(changes)
-		// The judging ahead started early serves the first plan; a plan
-		// made again (after a conflict) judges ahead anew.
-		ahead := early
-		early = nil
-		if ahead == nil || ahead.policy != p {
-			ahead.stop()
-			ahead = s.prejudge(ctx, p, changes)
-		}
+		ahead := s.prejudge(ctx, p, tx.Revision(), changes)
 		defer ahead.stop()
 		for i, c := range changes {
 			prefix := ""
@@ -63,7 +52,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ea
 			if bounded != nil {
 				mark = tx.Mark()
 			}
-			violations, forbidden, err := ahead.verdict(i, p, tx)
+			violations, forbidden, err := ahead.verdict(i, tx)
 			if errors.Is(err, errNotAhead) {
 				in := c.known
 				if c.input != nil {
@@ -234,41 +223,26 @@ func (l *ImportLine) validate() error {
 // lines before it made: the first refused line fails the import, and the
 // error names its line.
 func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, error) {
-	changes, err := lineChanges(lines)
-	if err != nil {
-		return 0, 0, err
-	}
-	n, rev, err := s.writeSome(ctx, false, changes, nil)
-	return n, rev, err
+	return s.importLines(ctx, lines, false)
 }
 
-// importLines commits the first of lines that fit one commit of the store
-// (writeSome with some) and returns how many — at most Bounded.MaxOps: a
-// line that changes anything is at least one operation, so no more are
-// judged for one commit than it could hold.
-func (s *Service) importLines(ctx context.Context, lines []ImportLine) (int, uint64, error) {
-	if b, ok := s.backend.(store.Bounded); ok && len(lines) > b.MaxOps() {
+// importLines is Import; with some, it commits the lines that fit one
+// commit of the store (writeSome) and returns how many — at most
+// Bounded.MaxOps: a line that changes anything is at least one operation,
+// so no more are judged for one commit than it could hold.
+func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool) (int, uint64, error) {
+	if b, ok := s.backend.(store.Bounded); ok && some && len(lines) > b.MaxOps() {
 		lines = lines[:max(1, b.MaxOps())]
 	}
-	changes, err := lineChanges(lines)
-	if err != nil {
-		return 0, 0, err
-	}
-	return s.writeSome(ctx, true, changes, nil)
-}
-
-// lineChanges are the changes that store an import's lines: each is
-// checked again (a line is checked as it is read, ImportStream).
-func lineChanges(lines []ImportLine) ([]change, error) {
 	changes := make([]change, len(lines))
 	for i := range lines {
 		l := &lines[i]
 		if err := l.validate(); err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 		changes[i] = assign(&l.Assignment, l.Actor, fmt.Sprintf("line %d", l.Line))
 	}
-	return changes, nil
+	return s.writeSome(ctx, some, changes)
 }
 
 // Export writes the whole store as OPA data, {"store": …}, at one revision.
