@@ -387,10 +387,34 @@ func (s *Store) nudgeKey() string         { return s.prefix + "m/nudge" }
 // first time is not read: it would show a part of the store.
 func (s *Store) View() (store.Snapshot, error) {
 	if s.syncing.Load() {
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "the local replica is being loaded from etcd for the first time")
+		return nil, errSyncing()
 	}
-	return s.replica.View()
+	if testHookViewChecked != nil {
+		testHookViewChecked()
+	}
+	snap, err := s.replica.View()
+	if err != nil {
+		return nil, err
+	}
+	// The flag was read before the snapshot was opened: the replica may
+	// have been emptied since (checkCluster sets syncing, then Wipe) and
+	// be loading. Such a snapshot is at revision 0 — emptied, or pages
+	// loaded without a revision yet — which no served replica has (a
+	// synchronised one is at an etcd revision, at least 1).
+	if snap.Revision() == 0 {
+		snap.Close()
+		return nil, errSyncing()
+	}
+	return snap, nil
 }
+
+func errSyncing() error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "the local replica is being loaded from etcd for the first time")
+}
+
+// testHookViewChecked, set by tests only, runs in View between the check
+// of syncing and the opening of the replica's snapshot.
+var testHookViewChecked func()
 
 // Revision is the etcd revision the replica has applied.
 func (s *Store) Revision() uint64 { return s.replica.Revision() }
