@@ -471,10 +471,25 @@ func (db *DB) commitGroup(group []*commitReq) {
 	case errors.Is(err, errNothing):
 		// every request conflicted or was canceled: nothing to commit
 	case err != nil:
+		cause := err
 		if werr := db.writeFailed(err); werr != err {
 			err = werr
 		} else {
 			err = fmt.Errorf("bolt: commit revision %d: %w", rev, err)
+		}
+		if db.visible(rev) {
+			// bbolt wrote the meta page, then failed (its sync): the meta
+			// pages are read from the memory map, so every transaction
+			// from now on starts from this one — readers see it, and the
+			// next commit makes it durable. It is the store's revision
+			// rev: recorded and published, or a snapshot would show what
+			// the index of changes does not know, and the next commit
+			// would name another state rev too. Whether it survives a
+			// crash before the next commit is not known.
+			db.changes.Record(rev, units)
+			db.publish(rev)
+			err = permatrix.Errorf(permatrix.ErrorCode(err),
+				"%v: store %s: the write was made but not synced to disk: it may not survive a crash; retrying it is safe", cause, db.path)
 		}
 		for i := range results {
 			if results[i].err == nil {
@@ -495,6 +510,19 @@ func (db *DB) commitGroup(group []*commitReq) {
 }
 
 var errNothing = errors.New("bolt: nothing to commit")
+
+// visible reports whether the store's revision, as a new transaction sees
+// it, is rev: a commit that failed after its meta page was written.
+func (db *DB) visible(rev uint64) bool {
+	var got uint64
+	_ = guard(func() error {
+		return db.bolt.View(func(btx *bbolt.Tx) error {
+			got, _ = getU64(btx.Bucket(bucketMeta), keyRevision)
+			return nil
+		})
+	})
+	return got == rev
+}
 
 func readsAny(reads [][]byte, written map[string]bool) bool {
 	if len(written) == 0 {

@@ -1,0 +1,69 @@
+package bolt
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// TestFailedCommitVisible: a commit that failed once bbolt had written its
+// meta page (its fdatasync failed) is what every new transaction starts
+// from — bbolt reads the meta pages from its memory map. Such a commit is
+// the store's revision: published, its changes recorded, and not a
+// revision the next commit names again. It needs the fault injected
+// (PERMATRIX_FSYNC_FAULT=1, run under strace failing the fdatasync of the
+// second commit's meta page — the 7th of the process):
+//
+//	go test -c -o /tmp/bolt.test ./internal/bolt/
+//	PERMATRIX_FSYNC_FAULT=1 PERMATRIX_FSYNC_DIR=$(mktemp -d) strace -f -qq -o /dev/null \
+//	  -e trace=fdatasync -e inject=fdatasync:error=EIO:when=7 \
+//	  /tmp/bolt.test -test.run TestFailedCommitVisible -test.v
+func TestFailedCommitVisible(t *testing.T) {
+	if os.Getenv("PERMATRIX_FSYNC_FAULT") == "" {
+		t.Skip("needs an injected fdatasync failure (PERMATRIX_FSYNC_FAULT=1 under strace)")
+	}
+	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	a := store.Key("d", "memberships", "u", "a")
+	b := store.Key("d", "memberships", "v", "b") // b and c: users of their own, units of their own
+	c := store.Key("d", "memberships", "w", "c")
+	commit := func(k []byte) (uint64, error) {
+		return db.Commit(ctx, &store.Batch{Base: db.Revision(), Reads: [][]byte{store.UnitOf(k)}, Ops: []store.Op{{Key: k, Value: []byte("true")}}})
+	}
+	if _, err := commit(a); err != nil {
+		t.Fatal(err)
+	}
+	before := db.Revision()
+	if _, err := commit(b); err == nil {
+		t.Skip("the second commit did not fail: no fault was injected")
+	} else {
+		t.Logf("the second commit failed: %v", err)
+	}
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, _ := snap.Get(b)
+	snapRev := snap.Revision()
+	snap.Close()
+	if published := db.Revision(); snapRev != published {
+		t.Errorf("after the failed commit returned: a snapshot at revision %d, published %d (its key: %q)", snapRev, published, shown)
+	}
+	if shown != nil && !db.Changes().ChangedAfter(before, [][]byte{store.UnitOf(b)}) {
+		t.Errorf("the failed commit's key is in the store at revision %d, and the index says its unit did not change after %d: a decision cached then is served now", snapRev, before)
+	}
+	revC, err := commit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if revC <= snapRev {
+		t.Errorf("the next commit answered revision %d, which a snapshot showed as another state", revC)
+	}
+}
