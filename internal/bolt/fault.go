@@ -18,8 +18,11 @@ import (
 // (HTTP 507) saying why, and marks the store faulted until the disk takes
 // writes again: the next write that commits, or a probe, clears the fault.
 // bbolt writes the meta page only after every data page is written, so a
-// write that failed on the way left the file as it was: nothing
-// acknowledged is lost, and nothing half-written is visible.
+// write that failed before its meta page left the file as it was: nothing
+// acknowledged is lost, and nothing half-written is visible. One that
+// failed after it (the meta page's sync) is visible whole — bbolt reads
+// the meta pages from its memory map — and is published as the store's
+// revision, its client told it was made but not synced (commitGroup).
 
 // diskErrnos are the errors of a disk that refuses writes.
 var diskErrnos = []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, syscall.EFBIG}

@@ -1,8 +1,10 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -13,9 +15,10 @@ import (
 // meta page (its fdatasync failed) is what every new transaction starts
 // from — bbolt reads the meta pages from its memory map. Such a commit is
 // the store's revision: published, its changes recorded, and not a
-// revision the next commit names again. It needs the fault injected
-// (PERMATRIX_FSYNC_FAULT=1, run under strace failing the fdatasync of the
-// second commit's meta page — the 7th of the process):
+// revision the next commit names again. The test runs itself again under
+// strace, which fails the fdatasync of the second commit's meta page (the
+// 7th of the process); without strace, or where it may not trace, it is
+// skipped, saying so. By hand:
 //
 //	go test -c -o /tmp/bolt.test ./internal/bolt/
 //	PERMATRIX_FSYNC_FAULT=1 PERMATRIX_FSYNC_DIR=$(mktemp -d) strace -f -qq -o /dev/null \
@@ -23,7 +26,8 @@ import (
 //	  /tmp/bolt.test -test.run TestFailedCommitVisible -test.v
 func TestFailedCommitVisible(t *testing.T) {
 	if os.Getenv("PERMATRIX_FSYNC_FAULT") == "" {
-		t.Skip("needs an injected fdatasync failure (PERMATRIX_FSYNC_FAULT=1 under strace)")
+		underStrace(t)
+		return
 	}
 	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
 	if err != nil {
@@ -42,7 +46,7 @@ func TestFailedCommitVisible(t *testing.T) {
 	}
 	before := db.Revision()
 	if _, err := commit(b); err == nil {
-		t.Skip("the second commit did not fail: no fault was injected")
+		t.Fatal("the second commit did not fail: no fault was injected (has the count of bbolt's fdatasyncs before it changed? strace's when=7)")
 	} else {
 		t.Logf("the second commit failed: %v", err)
 	}
@@ -66,4 +70,26 @@ func TestFailedCommitVisible(t *testing.T) {
 	if revC <= snapRev {
 		t.Errorf("the next commit answered revision %d, which a snapshot showed as another state", revC)
 	}
+}
+
+// underStrace runs TestFailedCommitVisible in a new process of this test
+// binary under strace, with the fault injected, and fails with its output
+// if it fails.
+func underStrace(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace is not installed: no fdatasync failure can be injected (apt-get install strace)")
+	}
+	cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null",
+		"-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO:when=7",
+		os.Args[0], "-test.run", "^TestFailedCommitVisible$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PERMATRIX_FSYNC_FAULT=1", "PERMATRIX_FSYNC_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil && (bytes.Contains(out, []byte("PTRACE")) || bytes.Contains(out, []byte("Operation not permitted"))) {
+		t.Skipf("strace may not trace here: %s", bytes.TrimSpace(out))
+	}
+	if err != nil || !bytes.Contains(out, []byte("the second commit failed")) {
+		t.Fatalf("under strace: %v\n%s", err, out)
+	}
+	t.Logf("under strace:\n%s", out)
 }
