@@ -17,7 +17,8 @@ import (
 	"github.com/permatrix/permatrix/internal/pdp"
 )
 
-// tokenOperations are the decisions and the Data API: every one takes a
+// tokenOperations are the decisions (a subject's effective permissions
+// too) and the Data API: every one takes a
 // consistency token (docs/fleet.md), as a query parameter and a header,
 // and answers a token its store does not reach with 503.
 // headerOnly are the token operations whose query is not theirs: below
@@ -42,6 +43,7 @@ var tokenOperations = []struct {
 	{"POST", "/v1/data/{path}", "/v1/data/permatrix/allow", `{"input":{"subject":"a","system":"celonis-task-mining","action":"edit_users"}}`, nil, 503, "not applied here yet"},
 	{"GET", "/v1/data", "/v1/data", "", map[string]string{"Authorization": "Bearer " + docTestToken}, 503, "not applied here yet"},
 	{"POST", "/v1/data", "/v1/data", `{}`, map[string]string{"Authorization": "Bearer " + docTestToken}, 503, "not applied here yet"},
+	{"GET", "/v1/subjects/{user}/permissions", "/v1/subjects/a/permissions", "", nil, 503, "not applied here yet"},
 }
 
 // TestAPIDocConsistencyToken: docs/api.yaml declares the min_revision query

@@ -32,6 +32,8 @@ func (s *Server) system(c echo.Context) error {
 }
 
 // GET /v1/subjects/{user}/permissions?system=&resource_type=&resource_id=
+// (&min_revision=, or X-Permatrix-Min-Revision: a consistency token, as a
+// check's)
 func (s *Server) permissions(c echo.Context) error {
 	scope := permatrix.ServiceScope
 	if t := c.QueryParam("resource_type"); t != "" && t != "service" {
@@ -44,7 +46,11 @@ func (s *Server) permissions(c echo.Context) error {
 	if sys := c.QueryParam("system"); sys != "" {
 		systems = []string{sys}
 	}
-	list, rev, err := s.svc.Permissions(c.Request().Context(), param(c, "user"), systems, scope)
+	min, err := minRevision(c, 0)
+	if err != nil {
+		return err
+	}
+	list, rev, err := s.svc.Permissions(c.Request().Context(), param(c, "user"), systems, scope, min)
 	if err != nil {
 		return err
 	}

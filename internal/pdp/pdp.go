@@ -267,8 +267,9 @@ type Effective struct {
 
 // Permissions lists what user may do at scope in the given systems (all
 // systems when none is given): every action the policies allow there, all
-// decided at one revision.
-func (s *Service) Permissions(ctx context.Context, user string, systems []string, scope permatrix.Scope) ([]Effective, uint64, error) {
+// decided at one revision — minRevision or later (a consistency token, as
+// a check's: reach).
+func (s *Service) Permissions(ctx context.Context, user string, systems []string, scope permatrix.Scope, minRevision uint64) ([]Effective, uint64, error) {
 	p, err := s.policy()
 	if err != nil {
 		return nil, 0, err
@@ -284,7 +285,7 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 	if len(systems) == 0 {
 		systems = p.Catalog.IDs()
 	}
-	snap, err := s.view(ctx, 0)
+	snap, err := s.view(ctx, minRevision)
 	if err != nil {
 		return nil, 0, err
 	}
