@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/maphash"
+	"maps"
+	"slices"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -72,8 +74,8 @@ func newDecisionCache(size int) *decisionCache {
 // cacheKey is the cache key of a check under a policy generation and a
 // store epoch: every field the policies' input has (Check.Input), each
 // length-prefixed, so that two checks share a key only if their inputs are
-// the same. The context, any JSON, is encoding/json's (map keys sorted);
-// a check has none mostly. Not min_revision: not part of the input.
+// the same. The context, any JSON, is appendValue's (map keys sorted); a
+// check has none mostly. Not min_revision: not part of the input.
 func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
 	var scratch [256]byte
 	b := binary.AppendUvarint(scratch[:0], generation)
@@ -93,14 +95,60 @@ func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
 		b = appendField(b, g)
 	}
 	if c.Context != nil {
-		raw, err := json.Marshal(c.Context)
-		if err != nil {
+		b = append(b, 1)
+		var ok bool
+		if b, ok = appendValue(b, c.Context); !ok {
 			return "", false
 		}
-		b = append(b, 1)
-		b = append(b, raw...)
 	}
 	return string(b), true
+}
+
+// appendValue appends x, a context value, tagged by its kind: strings and
+// keys length-prefixed with their bytes as they are (the policies see a
+// string's bytes, invalid UTF-8 included, where encoding/json would write
+// every invalid byte as \ufffd), a nil slice or map as the empty one
+// (jsonTerm makes both an empty array or object). A kind jsonTerm leaves
+// to ast.InterfaceToValue (which goes through encoding/json) is
+// encoding/json's text.
+func appendValue(b []byte, x any) ([]byte, bool) {
+	switch x := x.(type) {
+	case nil:
+		return append(b, 'n'), true
+	case bool:
+		if x {
+			return append(b, 't'), true
+		}
+		return append(b, 'f'), true
+	case string:
+		return appendField(append(b, 's'), x), true
+	case json.Number:
+		return appendField(append(b, '#'), string(x)), true
+	case map[string]any:
+		b = binary.AppendUvarint(append(b, 'o'), uint64(len(x)))
+		var ok bool
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			b = appendField(b, k)
+			if b, ok = appendValue(b, x[k]); !ok {
+				return b, false
+			}
+		}
+		return b, true
+	case []any:
+		b = binary.AppendUvarint(append(b, 'a'), uint64(len(x)))
+		var ok bool
+		for _, v := range x {
+			if b, ok = appendValue(b, v); !ok {
+				return b, false
+			}
+		}
+		return b, true
+	}
+	raw, err := json.Marshal(x)
+	if err != nil {
+		return b, false
+	}
+	return appendField(append(b, 'j'), string(raw)), true
 }
 
 func appendField(b []byte, s string) []byte {
