@@ -137,6 +137,91 @@ type DB struct {
 
 	fault      atomic.Pointer[Fault] // the last write's disk failure (fault.go)
 	probeEvery atomic.Int64          // time.Duration between disk probes while faulted
+
+	// Snapshots by era: a commit that failed after its meta page was
+	// written ends an era (endEra), and the next commit waits for the
+	// snapshots of the eras before it (stale, the committer's).
+	rmu   sync.Mutex // guards era and every era's open, ended
+	era   *era
+	stale []*era
+}
+
+// era counts the snapshots opened between two commits that failed after
+// writing their meta page. bbolt's rollback of such a commit reloads its
+// free list from the newest meta page — the failed commit's, which lists
+// the pages it replaced as free, not as pending until the readers of the
+// revision before it close: the next commit may write over the pages an
+// open snapshot reads (TestFailedCommitKeepsOpenSnapshots). So the next
+// commit waits until the snapshots of ended eras are closed.
+type era struct {
+	open  int
+	ended bool
+	done  chan struct{} // closed once ended with no snapshot open
+}
+
+func newEra() *era { return &era{done: make(chan struct{})} }
+
+// enter registers a snapshot about to be opened in the current era.
+func (db *DB) enter() *era {
+	db.rmu.Lock()
+	defer db.rmu.Unlock()
+	if db.era == nil {
+		db.era = newEra()
+	}
+	db.era.open++
+	return db.era
+}
+
+// leave unregisters a snapshot of e.
+func (db *DB) leave(e *era) {
+	db.rmu.Lock()
+	defer db.rmu.Unlock()
+	e.open--
+	if e.ended && e.open == 0 {
+		close(e.done)
+	}
+}
+
+// endEra ends the current era (committer only): a commit failed after
+// writing its meta page.
+func (db *DB) endEra() {
+	db.rmu.Lock()
+	defer db.rmu.Unlock()
+	e := db.era
+	if e == nil {
+		return
+	}
+	e.ended = true
+	if e.open == 0 {
+		close(e.done)
+	}
+	db.era = newEra()
+	db.stale = append(db.stale, e)
+}
+
+// staleReadersWait bounds how long a commit waits for the snapshots opened
+// before a commit that failed after writing its meta page.
+var staleReadersWait = 10 * time.Second
+
+// awaitStale waits until every snapshot of an ended era is closed
+// (committer only), at most staleReadersWait: after that, the commit is
+// refused (one of them may be held by a writer waiting for it).
+func (db *DB) awaitStale() error {
+	if len(db.stale) == 0 {
+		return nil
+	}
+	timer := time.NewTimer(staleReadersWait)
+	defer timer.Stop()
+	for len(db.stale) > 0 {
+		select {
+		case <-db.stale[0].done:
+			db.stale = db.stale[1:]
+		case <-timer.C:
+			return permatrix.Errorf(permatrix.EUNAVAILABLE,
+				"store %s: snapshots opened before a commit that failed after writing its meta page are still open (%s): the write would reuse their pages; retry", db.path, staleReadersWait)
+		}
+	}
+	return nil
 }
 
 type commitReq struct {
@@ -341,16 +426,21 @@ func (db *DB) NextID(context.Context) (uint64, error) {
 // View returns a snapshot of the committed state.
 func (db *DB) View() (store.Snapshot, error) {
 	var s *snapshot
+	e := db.enter()
 	err := guard(func() error {
 		btx, err := db.bolt.Begin(false)
 		if err != nil {
 			return err
 		}
 		rev, _ := getU64(btx.Bucket(bucketMeta), keyRevision)
-		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, db: db.bolt}
+		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, db: db.bolt, owner: db, era: e}
 		return nil
 	})
 	if err != nil {
+		if s != nil {
+			s.tx.Rollback()
+		}
+		db.leave(e)
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s: %v", db.path, err)
 	}
 	return s, nil
@@ -424,6 +514,12 @@ func (db *DB) committer() {
 
 // commitGroup applies a group of requests in one bbolt transaction.
 func (db *DB) commitGroup(group []*commitReq) {
+	if err := db.awaitStale(); err != nil {
+		for _, r := range group {
+			r.done <- commitResult{err: err}
+		}
+		return
+	}
 	base := db.rev.Load()
 	rev := base + 1
 	results := make([]commitResult, len(group))
@@ -486,6 +582,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 			// the index of changes does not know, and the next commit
 			// would name another state rev too. Whether it survives a
 			// crash before the next commit is not known.
+			db.endEra()
 			db.changes.Record(rev, units)
 			db.publish(rev)
 			err = permatrix.Errorf(permatrix.ErrorCode(err),

@@ -22,7 +22,9 @@ import (
 // acknowledged is lost, and nothing half-written is visible. One that
 // failed after it (the meta page's sync) is visible whole — bbolt reads
 // the meta pages from its memory map — and is published as the store's
-// revision, its client told it was made but not synced (commitGroup).
+// revision, its client told it was made but not synced (commitGroup); the
+// next commit waits for the snapshots opened before it (DB.awaitStale):
+// bbolt's rollback freed the pages they read.
 
 // diskErrnos are the errors of a disk that refuses writes.
 var diskErrnos = []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, syscall.EFBIG}

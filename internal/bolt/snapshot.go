@@ -17,6 +17,9 @@ type snapshot struct {
 	rev uint64
 	// db, when set, is released of the pages a bulk scan mapped (Close).
 	db *bbolt.DB
+	// owner, when set, counts the snapshot in era until Close (DB.enter).
+	owner *DB
+	era   *era
 	// scanned counts the stored bytes Scan went through.
 	scanned int64
 	// cursor is kept for the next read: a bbolt Get or Cursor allocates a
@@ -94,6 +97,10 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 // they read (from the page cache).
 func (s *snapshot) Close() error {
 	err := s.tx.Rollback()
+	if s.era != nil {
+		s.owner.leave(s.era)
+		s.era = nil
+	}
 	if s.db != nil && s.scanned >= bulkScan {
 		_ = releaseResident(s.db) // memory only, never data (Open)
 	}
