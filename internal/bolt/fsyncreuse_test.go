@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,26 +19,11 @@ import (
 // commit's, which lists the pages that commit freed (the open snapshot's
 // pages) as free, not pending: the next commit may then write over pages
 // the snapshot is reading. Runs itself under strace, which fails the
-// fdatasync of the second commit's meta page (the 7th of the process, as
-// in TestFailedCommitVisible); skipped without strace.
+// fdatasync of the second commit's meta page (as TestFailedCommitVisible
+// does); skipped without strace.
 func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 	if os.Getenv("PERMATRIX_FSYNC_REUSE") == "" {
-		strace, err := exec.LookPath("strace")
-		if err != nil {
-			t.Skip("strace is not installed: no fdatasync failure can be injected")
-		}
-		cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null",
-			"-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO:when=7",
-			os.Args[0], "-test.run", "^TestFailedCommitKeepsOpenSnapshots$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "PERMATRIX_FSYNC_REUSE=1", "PERMATRIX_FSYNC_DIR="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		if err != nil && (bytes.Contains(out, []byte("PTRACE")) || bytes.Contains(out, []byte("Operation not permitted"))) {
-			t.Skipf("strace may not trace here: %s", bytes.TrimSpace(out))
-		}
-		if err != nil || !bytes.Contains(out, []byte("the second commit failed")) {
-			t.Fatalf("under strace: %v\n%s", err, out)
-		}
-		t.Logf("under strace:\n%s", out)
+		underStrace(t, "TestFailedCommitKeepsOpenSnapshots", "PERMATRIX_FSYNC_REUSE")
 		return
 	}
 	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
