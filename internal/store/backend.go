@@ -116,9 +116,12 @@ type Batch struct {
 // has a base the published revision has not reached yet. Answering with
 // the published revision then named one at which the answer need not hold
 // (the member found at base may have been added there, after it).
+//
+// A batch planned in another epoch (Batch.Epoch: the store emptied and
+// loaded afresh since) conflicts: its base names the old numbering.
 func Unchanged(b *Batch, changes *Changes, applied func() uint64) (uint64, error) {
 	rev := applied()
-	if changes.ChangedAfter(b.Base, b.Reads) {
+	if changes.ChangedAfter(b.Base, b.Reads) || (b.Epoch != 0 && b.Epoch != changes.Epoch()) {
 		return 0, ErrConflict
 	}
 	return max(rev, b.Base), nil

@@ -134,4 +134,14 @@ func TestUnchanged(t *testing.T) {
 			t.Errorf("base %d, applied %d: %d %v, want %d", tc.base, tc.applied, got, err, tc.want)
 		}
 	}
+	// Planned in the epoch before the store was emptied and loaded afresh:
+	// its base names the old numbering.
+	epoch := c.Epoch()
+	c.Forget()
+	if got, err := store.Unchanged(&store.Batch{Base: 8, Epoch: epoch}, c, func() uint64 { return 8 }); err != store.ErrConflict {
+		t.Errorf("a batch of the epoch before: %d %v, want a conflict", got, err)
+	}
+	if got, err := store.Unchanged(&store.Batch{Base: 8, Epoch: c.Epoch()}, c, func() uint64 { return 8 }); err != nil || got != 8 {
+		t.Errorf("a batch of this epoch: %d %v, want 8", got, err)
+	}
 }
