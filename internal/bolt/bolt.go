@@ -433,7 +433,7 @@ func (db *DB) View() (store.Snapshot, error) {
 			return err
 		}
 		rev, _ := getU64(btx.Bucket(bucketMeta), keyRevision)
-		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, db: db.bolt, owner: db, era: e}
+		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, owner: db, era: e}
 		return nil
 	})
 	if err != nil {

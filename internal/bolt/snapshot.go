@@ -15,9 +15,9 @@ type snapshot struct {
 	tx  *bbolt.Tx
 	kv  *bbolt.Bucket
 	rev uint64
-	// db, when set, is released of the pages a bulk scan mapped (Close).
-	db *bbolt.DB
-	// owner, when set, counts the snapshot in era until Close (DB.enter).
+	// owner, when set (DB.View), counts the snapshot in era until Close
+	// (DB.enter), and its file is released of the pages a bulk scan
+	// mapped.
 	owner *DB
 	era   *era
 	// scanned counts the stored bytes Scan went through.
@@ -101,8 +101,8 @@ func (s *snapshot) Close() error {
 		s.owner.leave(s.era)
 		s.era = nil
 	}
-	if s.db != nil && s.scanned >= bulkScan {
-		_ = releaseResident(s.db) // memory only, never data (Open)
+	if s.owner != nil && s.scanned >= bulkScan {
+		_ = releaseResident(s.owner.bolt) // memory only, never data (Open)
 	}
 	return err
 }
