@@ -71,11 +71,19 @@ func newDecisionCache(size int) *decisionCache {
 	return dc
 }
 
+// maxCacheKey bounds a kept decision's key: the cache holds a number of
+// entries, and a key is as long as the check a client sent (a body up to
+// --body-limit); a check with a longer key (a large context) is decided
+// and not kept, so the cache's memory stays bounded by what its own
+// entries take.
+const maxCacheKey = 1 << 10
+
 // cacheKey is the cache key of a check under a policy generation and a
 // store epoch: every field the policies' input has (Check.Input), each
 // length-prefixed, so that two checks share a key only if their inputs are
 // the same. The context, any JSON, is appendValue's (map keys sorted); a
-// check has none mostly. Not min_revision: not part of the input.
+// check has none mostly. Not min_revision: not part of the input. A key
+// over maxCacheKey is not cacheable.
 func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
 	var scratch [256]byte
 	b := binary.AppendUvarint(scratch[:0], generation)
@@ -100,6 +108,9 @@ func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
 		if b, ok = appendValue(b, c.Context); !ok {
 			return "", false
 		}
+	}
+	if len(b) > maxCacheKey {
+		return "", false
 	}
 	return string(b), true
 }

@@ -1,8 +1,10 @@
 package pdp
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -73,5 +75,27 @@ func TestCacheKeyIsTheInput(t *testing.T) {
 		if other, _ := cacheKey(g[0], g[1], c); other == k {
 			t.Fatalf("generation %d epoch %d: the same key as generation 3 epoch 1", g[0], g[1])
 		}
+	}
+}
+
+// A check whose key would be longer than maxCacheKey — a large context,
+// sent by a client — is not kept: the cache's memory is bounded by its
+// entries, not by what clients send.
+func TestCacheKeyBounded(t *testing.T) {
+	c := permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "edit_users"}
+	if _, ok := cacheKey(1, 1, c); !ok {
+		t.Fatal("a plain check is not cacheable")
+	}
+	c.Context = map[string]any{"note": strings.Repeat("x", maxCacheKey)}
+	if key, ok := cacheKey(1, 1, c); ok {
+		t.Fatalf("a key of %d bytes is cacheable", len(key))
+	}
+	c.Groups = nil
+	c.Context = nil
+	for i := range maxCacheKey / 8 {
+		c.Groups = append(c.Groups, fmt.Sprintf("group%03d", i))
+	}
+	if key, ok := cacheKey(1, 1, c); ok {
+		t.Fatalf("a key of %d bytes (many groups) is cacheable", len(key))
 	}
 }
