@@ -25,15 +25,10 @@ import (
 //	  -e trace=fdatasync -e inject=fdatasync:error=EIO:when=7 \
 //	  /tmp/bolt.test -test.run TestFailedCommitVisible -test.v
 func TestFailedCommitVisible(t *testing.T) {
-	if os.Getenv("PERMATRIX_FSYNC_FAULT") == "" {
-		underStrace(t, "TestFailedCommitVisible", "PERMATRIX_FSYNC_FAULT")
-		return
+	db := faultyStore(t, "PERMATRIX_FSYNC_FAULT")
+	if db == nil {
+		return // run under strace, and checked
 	}
-	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	ctx := context.Background()
 	a := store.Key("d", "memberships", "u", "a")
 	b := store.Key("d", "memberships", "v", "b") // b and c: users of their own, units of their own
@@ -70,6 +65,24 @@ func TestFailedCommitVisible(t *testing.T) {
 	if revC <= snapRev {
 		t.Errorf("the next commit answered revision %d, which a snapshot showed as another state", revC)
 	}
+}
+
+// faultyStore is the store of a fault test t: in the process strace runs
+// with the fault injected (env set), a new store, closed when t ends; in
+// the test's own process nil, once it has run t under strace
+// (underStrace) and checked the outcome.
+func faultyStore(t *testing.T, env string) *DB {
+	t.Helper()
+	if os.Getenv(env) == "" {
+		underStrace(t, t.Name(), env)
+		return nil
+	}
+	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // underStrace runs the test name in a new process of this test binary

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,15 +20,10 @@ import (
 // fdatasync of the second commit's meta page (as TestFailedCommitVisible
 // does); skipped without strace.
 func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
-	if os.Getenv("PERMATRIX_FSYNC_REUSE") == "" {
-		underStrace(t, "TestFailedCommitKeepsOpenSnapshots", "PERMATRIX_FSYNC_REUSE")
-		return
+	db := faultyStore(t, "PERMATRIX_FSYNC_REUSE")
+	if db == nil {
+		return // run under strace, and checked
 	}
-	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	ctx := context.Background()
 	const n = 200
 	key := func(i int) []byte { return store.Key("d", "memberships", fmt.Sprintf("u%04d", i), "g") }
