@@ -315,8 +315,8 @@ func (t *Table) File() string { return t.file }
 // and returns its check, without a subject. ok is false when no route
 // matches. A URI that is not a clean absolute path (dot segments, empty
 // segments, encoded slashes or backslashes, control characters) is an
-// EINVALID error: what a backend makes of such a path may differ from
-// what was matched.
+// EINVALID error, and so is a path parameter (";", encoded or not): what a
+// backend makes of such a path may differ from what was matched.
 func (t *Table) Match(method, uri string) (ch permatrix.Check, where string, ok bool, err error) {
 	u, err := CleanURI(uri)
 	if err != nil {
@@ -411,6 +411,8 @@ func CleanURI(uri string) (*url.URL, error) {
 			return nil, bad("dot segment")
 		case strings.ContainsAny(seg, `/\`):
 			return nil, bad("encoded slash or backslash in a segment")
+		case strings.Contains(seg, ";"):
+			return nil, bad("path parameter (;) in a segment: Tomcat, Jetty and Spring match the path without it")
 		case strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 			return nil, bad("control character")
 		}
