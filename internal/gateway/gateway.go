@@ -9,6 +9,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,6 +100,9 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 		if r.URI == "" {
 			return ch, permatrix.Errorf(permatrix.EINVALID, "the original request's URI is unknown: the proxy must send %s (nginx), %s (Traefik) or append the path to /v1/forward-auth (Envoy)", HeaderOriginalURI, HeaderForwardedURI)
 		}
+		if err := methodOverride(r); err != nil {
+			return ch, err
+		}
 		var ok bool
 		ch, _, ok, err = g.Routes.Match(r.Method, r.URI)
 		if err != nil {
@@ -120,6 +124,43 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 		}
 	}
 	return ch, nil
+}
+
+// methodOverrideHeaders are the headers with which web frameworks let a
+// request stand for another method (Express's method-override, Symfony and
+// Laravel with method overriding on, ASP.NET's X-HTTP-Method).
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// methodOverride refuses an original request that names a method other
+// than its own in a method-override header or a _method query parameter
+// (method-override's query getter, Spring's HiddenHttpMethodFilter): the
+// route is chosen by the method, and a backend that honours the override
+// would do what the route of the other method decides — a POST routed to
+// "edit" carrying X-HTTP-Method-Override: DELETE. An empty value is no
+// override (as in those frameworks); the same method in any case is fine.
+func methodOverride(r Request) error {
+	refuse := func(where, v string) error {
+		if len(v) > 32 {
+			v = v[:32] + "…"
+		}
+		return permatrix.Errorf(permatrix.EINVALID, "the original request is a %s but %s names method %q: a backend that honours it would do what no route decided; send the method itself", r.Method, where, v)
+	}
+	for _, name := range methodOverrideHeaders {
+		for _, v := range r.Header.Values(name) {
+			if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, r.Method) {
+				return refuse(name, v)
+			}
+		}
+	}
+	if _, q, ok := strings.Cut(r.URI, "?"); ok {
+		vals, _ := url.ParseQuery(q) // the pairs it can read; a malformed pair is no parameter
+		for _, v := range vals["_method"] {
+			if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, r.Method) {
+				return refuse("the _method parameter", v)
+			}
+		}
+	}
+	return nil
 }
 
 // Named is the check that system, action, resource type and id name, or

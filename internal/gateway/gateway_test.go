@@ -236,6 +236,45 @@ func TestAmbiguousOriginalRequest(t *testing.T) {
 	ask(t, "GET", url+base+"x/health", alice...).wantError(t, permatrix.EINVALID, "URI is unknown")
 }
 
+// A method-override header or _method parameter naming another method
+// would let a backend that honours it do what the other method's route
+// decides: refused. The same method, or an empty value, is no override.
+func TestMethodOverrideRefused(t *testing.T) {
+	url := routed(t)
+	alice := []string{"X-Forwarded-User", "alice"}
+	with := func(h ...string) []string { return append(append([]string{}, alice...), h...) }
+	post := permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "edit_users", Resource: project("p1")}
+
+	for _, name := range []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "x-http-method-override"} {
+		ask(t, "GET", url+base, with("X-Original-URI", "/projects/p1/users", "X-Original-Method", "POST", name, "DELETE")...).
+			wantError(t, permatrix.EINVALID, `the original request is a POST but `)
+		ask(t, "POST", url+base+"/projects/p1/users", with(name, "delete")...).
+			wantError(t, permatrix.EINVALID, `names method "delete"`)
+	}
+	ask(t, "GET", url+base, with("X-Forwarded-Uri", "/projects/p1/users?_method=DELETE", "X-Forwarded-Method", "POST")...).
+		wantError(t, permatrix.EINVALID, "the _method parameter names method \"DELETE\"")
+	ask(t, "POST", url+base+"/projects/p1/users?a=1&%5Fmethod=put", alice...).
+		wantError(t, permatrix.EINVALID, "_method")
+	// Over gRPC too (the gateway's own Request).
+	if _, err := (&gateway.Gateway{Identity: headerIdentity(t), Routes: mustRoutes(t)}).Check(context.Background(), gateway.Request{
+		Method: "POST", URI: "/projects/p1/users",
+		Header: http.Header{"X-Forwarded-User": {"alice"}, "X-Http-Method-Override": {"DELETE"}},
+	}); permatrix.ErrorCode(err) != permatrix.EINVALID {
+		t.Fatalf("gRPC-style request with an override: %v", err)
+	}
+	// The same method, or an empty value, is no override.
+	ask(t, "POST", url+base+"/projects/p1/users?_method=post", with("X-HTTP-Method-Override", "POST", "X-HTTP-Method", "")...).wantCheck(t, post)
+}
+
+func mustRoutes(t *testing.T) *routes.Table {
+	t.Helper()
+	tab, err := routes.Parse("routes.yaml", []byte(routesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
 // Without a routes file, the proxy's configuration names the check.
 func TestNamedCheck(t *testing.T) {
 	url := server(t, &gateway.Gateway{Identity: headerIdentity(t)})
