@@ -315,8 +315,9 @@ func (t *Table) File() string { return t.file }
 // and returns its check, without a subject. ok is false when no route
 // matches. A URI that is not a clean absolute path (dot segments, empty
 // segments, encoded slashes or backslashes, control characters) is an
-// EINVALID error, and so is a path parameter (";", encoded or not): what a
-// backend makes of such a path may differ from what was matched.
+// EINVALID error, and so is a path parameter (";", encoded or not) or a
+// fragment ("#"): what a backend makes of such a path may differ from
+// what was matched.
 func (t *Table) Match(method, uri string) (ch permatrix.Check, where string, ok bool, err error) {
 	u, err := CleanURI(uri)
 	if err != nil {
@@ -389,6 +390,12 @@ func CleanURI(uri string) (*url.URL, error) {
 	}
 	if len(uri) > 8192 {
 		return nil, bad("longer than 8192 bytes")
+	}
+	if strings.Contains(uri, "#") {
+		// Not part of a request target (RFC 9112 section 3.2), and servers
+		// disagree on it: nginx routes and proxies its $uri up to the "#",
+		// while $request_uri (nginx's X-Original-URI) carries all of it.
+		return nil, bad("a fragment (#) is no part of a request target: a server may cut the path there")
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {

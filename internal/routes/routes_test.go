@@ -81,6 +81,14 @@ func TestMatch(t *testing.T) {
 		{"GET", "/projects/p1/users;x", "400", ""},
 		{"GET", "/projects/p1/users;", "400", ""},
 		{"GET", "/projects/p%3B1/users", "400", ""},
+		// A fragment is no part of a request target; nginx's $uri (what it
+		// routes and proxies with a URI) ends at "#", its $request_uri (what
+		// X-Original-URI carries) does not: /projects/p1#x/users is project
+		// "p1#x"'s users here and /projects/p1 there.
+		{"GET", "/projects/p1#x/users", "400", ""},
+		{"GET", "/projects/p1/users#x", "400", ""},
+		{"GET", "/projects/p1/users?q=1#x", "400", ""},
+		{"GET", "/projects/p%231/users", "celonis-task-mining/edit_users/project/p#1", "routes.yaml:3"},
 		{"GET", "/projects//users", "400", ""},
 		{"GET", "/projects/a%2Fb/users", "400", ""},
 		{"GET", "/projects/a%5Cb/users", "400", ""},
