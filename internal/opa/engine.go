@@ -103,6 +103,10 @@ type Policy struct {
 	// Generation tells compiled policies apart (a cache key): every
 	// Compile gets a new one, whatever the bundle's revision.
 	Generation uint64
+	// Varies says that a decision may depend on more than its input, the
+	// bundle and data.store (decisionsVary): the clock, randomness, the
+	// network. Such a decision is not kept by a decision cache.
+	Varies bool
 
 	bundle   *Bundle
 	compiler *ast.Compiler
@@ -199,13 +203,16 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		return nil, err
 	}
 	p.systems = make(map[string]query, len(catalog))
+	decisions := []ast.Ref{decision}
 	for id, sys := range catalog {
 		ref := ast.Ref{ast.DefaultRootDocument, ast.StringTerm("permatrix"), ast.StringTerm("systems"), ast.StringTerm(sys.Package), ast.StringTerm("decision")}
 		if p.systems[id], err = p.prepare(ctx, ref); err != nil {
 			return nil, fmt.Errorf("system %s: %w", id, err)
 		}
 		p.plan(ref, p.systems[id])
+		decisions = append(decisions, ref)
 	}
+	p.Varies = decisionsVary(compiler, decisions)
 	// A policy that cannot decide is not activated: evaluate one check now.
 	if _, err := p.decide(ctx, store.Empty(0), permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}); err != nil {
 		return nil, fmt.Errorf("probe decision: %w", err)
@@ -629,4 +636,52 @@ func stringList(v any) []string {
 		}
 	}
 	return out
+}
+
+// decisionsVary reports whether a rule the decisions refs depend on (the
+// compiler's dependency graph, which also follows references computed at
+// run time and else branches) calls a builtin whose value is not a
+// function of its arguments (vm.Deterministic): a time-bound grant, a
+// random sample, an http.send. Such a decision is not a function of the
+// check, the bundle and the store units it read, and a cache that kept it
+// would answer it after the clock or the network moved on.
+func decisionsVary(c *ast.Compiler, refs []ast.Ref) bool {
+	seen := map[*ast.Rule]bool{}
+	var todo []*ast.Rule
+	for _, ref := range refs {
+		todo = append(todo, c.GetRules(ref)...)
+	}
+	for len(todo) > 0 {
+		r := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		varies := false
+		ast.WalkTerms(r, func(t *ast.Term) bool {
+			var op ast.Ref
+			switch v := t.Value.(type) {
+			case ast.Call:
+				op, _ = v[0].Value.(ast.Ref)
+			case ast.Ref:
+				op = v // an expression's operator, or a builtin named in a with
+			}
+			if op != nil && !varies {
+				if name := op.String(); ast.BuiltinMap[name] != nil && !vm.Deterministic(name) {
+					varies = true
+				}
+			}
+			return varies
+		})
+		if varies {
+			return true
+		}
+		for dep := range c.Graph.Dependencies(r) {
+			if rule, ok := dep.(*ast.Rule); ok {
+				todo = append(todo, rule)
+			}
+		}
+	}
+	return false
 }

@@ -181,7 +181,10 @@ func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) 
 	// The store's epoch, read before the snapshot: a decision kept answers
 	// only in the epoch it was made in (store.Changes.Forget).
 	epoch := s.backend.Changes().Epoch()
-	if s.cache != nil {
+	// A policy whose decisions read the clock or the network (opa.Policy
+	// Varies) is asked every time: its answer is not a function of the
+	// check and the store.
+	if s.cache != nil && !p.Varies {
 		key, cacheable = cacheKey(p.Generation, epoch, c)
 	}
 	if cacheable {

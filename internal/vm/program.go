@@ -148,6 +148,12 @@ func deterministic(name string) bool {
 	return decl != nil && !decl.Nondeterministic && !variesBuiltins[name]
 }
 
+// Deterministic says whether the builtin name's value is a function of its
+// arguments alone, as Constants judges it: not the clock, randomness, the
+// network, x509 verification at the current time, nor a builtin unknown to
+// OPA's table.
+func Deterministic(name string) bool { return deterministic(name) }
+
 // call is a CallStmt resolved when the program is prepared: to a planned
 // function or to a builtin.
 type call struct {

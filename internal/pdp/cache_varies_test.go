@@ -1,0 +1,103 @@
+package pdp_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/opa"
+)
+
+// clockCatalog is a system of one action, decided by clockPolicy.
+const clockCatalog = `{
+  "name": "Clock", "vendor": "test", "package": "clock", "documents": [],
+  "scope_types": ["service"], "context_keys": {},
+  "roles": {}, "permissions": {},
+  "actions": {"read": {"scopes": ["service"]}},
+  "custom_roles": false
+}`
+
+// clockBundle is the repository's permatrix entrypoints and library with
+// a system whose decision is policy (a Rego body for package clock).
+func clockBundle(t testing.TB, policy string, more map[string]string) *opa.Bundle {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	err := fs.WalkDir(permatrix.DefaultBundle, "policies/permatrix", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(permatrix.DefaultBundle, p)
+		fsys[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys["policies/clock/clock.rego"] = &fstest.MapFile{Data: []byte("package permatrix.systems.clock\n\n" + policy)}
+	for name, src := range more {
+		fsys[name] = &fstest.MapFile{Data: []byte(src)}
+	}
+	fsys["systems/clock/data.json"] = &fstest.MapFile{Data: []byte(clockCatalog)}
+	b, err := opa.ReadLayout(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDecisionCacheTimeBoundPolicy: a bundle's decision may depend on more
+// than its input and the store — the clock (access that ends at a given
+// time), randomness, http.send. Its answer is not a function of what the
+// cache keys and tracks, and must not be answered from the cache: an
+// access that has ended is not allowed from memory.
+func TestDecisionCacheTimeBoundPolicy(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t)
+	if svc.Policy().Varies {
+		t.Fatal("the default bundle's decisions are said to read the clock: none does")
+	}
+	for _, tc := range []struct {
+		name string
+		open string            // the rule open, given until
+		more map[string]string // more modules
+	}{
+		{"in the system's package", "open if time.now_ns() < %d\n", nil},
+		{"through a function of another package", "open if window.before(%d)\n", map[string]string{
+			"policies/clock/window.rego": "package permatrix.window\n\nbefore(t) if {\n\tnow := time.now_ns()\n\tnow < t\n}\n",
+		}},
+		{"through a with", "open if lib.valid_id(\"x\") with lib.valid_id as clock_open\nclock_open(_) if time.now_ns() < %d\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			until := time.Now().Add(300 * time.Millisecond).UnixNano()
+			policy := `import data.permatrix.lib
+import data.permatrix.window
+
+# Access ends at a fixed time (a break-glass window).
+` + fmt.Sprintf(tc.open, until) + `
+decision := lib.verdict({{"kind": "window", "scope": {"type": "service"}}}, set()) if open
+else := lib.verdict(set(), {lib.missing_condition("clock", "the window has ended")})
+`
+			p, err := svc.Activate(ctx, clockBundle(t, policy, tc.more))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Varies {
+				t.Error("the policy's decisions read the clock and are not said to")
+			}
+			ch := permatrix.Check{Subject: "ann", System: "clock", Action: "read"}
+			for range 3 {
+				if d, err := svc.Check(ctx, ch); err != nil || !d.Allow {
+					t.Fatalf("inside the window: %+v %v, want an allow", d, err)
+				}
+			}
+			time.Sleep(time.Until(time.Unix(0, until)) + 50*time.Millisecond)
+			if d, err := svc.Check(ctx, ch); err != nil || d.Allow {
+				t.Fatalf("after the window: %+v %v, want a deny (cache %+v)", d, err, svc.CacheStats())
+			}
+		})
+	}
+}
