@@ -17,3 +17,11 @@ func SetInitialMmapSize(n int) (restore func()) {
 
 // Prefetch is prefetch, for a test.
 var Prefetch = prefetch
+
+// SetHookBeforePublish sets testHookBeforePublish for a test and returns
+// the restoring func.
+func SetHookBeforePublish(f func(rev uint64)) (restore func()) {
+	old := testHookBeforePublish
+	testHookBeforePublish = f
+	return func() { testHookBeforePublish = old }
+}

@@ -16,6 +16,10 @@ const (
 	RetryBudget = 10 * time.Second
 )
 
+// publishWait bounds how long a write with nothing to do waits for its
+// revision to be published (Update).
+const publishWait = 5 * time.Second
+
 // Update is the write protocol, the same over every backend:
 //
 //  1. take a snapshot of the applied state at revision R;
@@ -74,6 +78,27 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 			return 0, err
 		}
 		rev, err := b.Commit(ctx, batch)
+		if err == nil && b.Revision() < rev {
+			// A commit of nothing answers with its snapshot's revision
+			// (Unchanged), and a snapshot shows a revision as soon as it
+			// is committed, before it is published: a check started once
+			// this write is answered must be decided at rev or later, yet
+			// one the decision cache answers is at the published revision
+			// (the one Wait waits for), and says what was true there.
+			// The publication follows the commit at once; a store
+			// emptied meanwhile (a fleet's replica loaded afresh) may
+			// not come back to rev soon, hence the bound.
+			wctx, cancel := context.WithTimeout(ctx, publishWait)
+			werr := b.Wait(wctx, rev)
+			cancel()
+			if werr != nil {
+				if ctx.Err() != nil {
+					return 0, ctx.Err()
+				}
+				return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
+					"the write had nothing to do at revision %d, which this store has not published yet (at %d); retrying it is safe", rev, b.Revision())
+			}
+		}
 		if !errors.Is(err, ErrConflict) {
 			return rev, err
 		}
