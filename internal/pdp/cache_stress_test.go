@@ -1,0 +1,300 @@
+package pdp_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// defaultBundleWith is the default bundle with edit applied to each module
+// source (path, source → source).
+func defaultBundleWith(t testing.TB, edit func(path, src string) string) *opa.Bundle {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	err := fs.WalkDir(permatrix.DefaultBundle, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(permatrix.DefaultBundle, p)
+		if strings.HasSuffix(p, ".rego") {
+			b = []byte(edit(p, string(b)))
+		}
+		fsys[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := opa.ReadLayout(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Every kind of write (grants of every system, memberships, custom roles,
+// projects and their creators), bundle swaps between two policies that
+// answer differently, and checks of every system with asserted groups in
+// every shape, concurrently; every answer — most from the cache — is
+// compared with an uncached evaluation by the policy that answered over a
+// snapshot of the revision it names.
+func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "cache.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stock, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// other allows u1 nothing: answers that differ from the stock policy's.
+	other := defaultBundleWith(t, func(p, src string) string {
+		if strings.HasSuffix(p, "permatrix/lib/lib.rego") {
+			return strings.Replace(src, "\tcount(missing) == 0\n} else", "\tcount(missing) == 0\n\tinput.subject != \"u1\"\n} else", 1)
+		}
+		return src
+	})
+	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if _, err := svc.Activate(ctx, stock); err != nil {
+		t.Fatal(err)
+	}
+	cat := svc.Catalog()
+
+	var mu sync.Mutex
+	snapshots := map[uint64]store.Snapshot{}
+	keep := func() {
+		s, err := db.View()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if snapshots[s.Revision()] != nil {
+			s.Close()
+			return
+		}
+		snapshots[s.Revision()] = s
+	}
+	keep()
+	defer func() {
+		for _, s := range snapshots {
+			s.Close()
+		}
+	}()
+	at := func(rev uint64) store.Snapshot {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			mu.Lock()
+			s := snapshots[rev]
+			mu.Unlock()
+			if s != nil {
+				return s
+			}
+		}
+		t.Fatalf("no snapshot of revision %d", rev)
+		return nil
+	}
+
+	users := []string{"u0", "u1", "u2"}
+	groups := []string{"g0", "g1"}
+	systems := cat.IDs()
+	scopeOf := func(rng *rand.Rand, types []string) permatrix.Scope {
+		typ := types[rng.IntN(len(types))]
+		if typ == "service" {
+			return permatrix.ServiceScope
+		}
+		return permatrix.Scope{Type: typ, ID: fmt.Sprintf("x%d", rng.IntN(2))}
+	}
+	refused := func(err error) bool {
+		switch permatrix.ErrorCode(err) {
+		case permatrix.EINVALID, permatrix.ENOTFOUND, permatrix.EFORBIDDEN, permatrix.EUNPROCESSABLE, permatrix.ECONFLICT:
+			return true
+		}
+		return false
+	}
+
+	stop := make(chan struct{})
+	var writes, swaps, refusals atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the writer, and the bundle swapper
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(3, 4))
+		var ids []string
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sys := cat[systems[rng.IntN(len(systems))]]
+			var err error
+			switch op := rng.IntN(12); {
+			case op == 0 && rng.IntN(4) == 0: // a compile takes as long as many writes
+				b := stock
+				if swaps.Add(1)%2 == 1 {
+					b = other
+				}
+				if _, err := svc.Activate(ctx, b); err != nil {
+					t.Error(err)
+					return
+				}
+				continue
+			case op < 5 || len(ids) == 0:
+				a := permatrix.Assignment{System: sys.ID, Subject: "user:" + users[rng.IntN(len(users))]}
+				if rng.IntN(3) == 0 {
+					a.Subject = "group:" + groups[rng.IntN(len(groups))]
+				}
+				roles, perms := slices.Sorted(maps.Keys(sys.Roles)), slices.Sorted(maps.Keys(sys.Permissions))
+				if sys.CustomRoles.Scopes != nil && rng.IntN(2) == 0 {
+					roles = []string{"r0", "r1"}
+				}
+				var scopes []string
+				if len(perms) == 0 || (len(roles) > 0 && rng.IntN(2) == 0) {
+					a.Role = roles[rng.IntN(len(roles))]
+					scopes = sys.ScopeTypes
+					if g, ok := sys.Roles[a.Role]; ok {
+						scopes = g.Scopes
+					}
+				} else {
+					a.Permission = perms[rng.IntN(len(perms))]
+					scopes = sys.Permissions[a.Permission].Scopes
+				}
+				a.Scope = scopeOf(rng, scopes)
+				a, _, err = svc.Assign(ctx, a, "")
+				if err == nil {
+					ids = append(ids, a.ID)
+				}
+			case op < 7:
+				i := rng.IntN(len(ids))
+				_, err = svc.Unassign(ctx, ids[i], "")
+				ids = append(ids[:i], ids[i+1:]...)
+			case op < 9:
+				m := permatrix.Membership{Group: groups[rng.IntN(len(groups))], User: users[rng.IntN(len(users))]}
+				if rng.IntN(2) == 0 {
+					_, err = svc.AddMember(ctx, m, "")
+				} else {
+					_, err = svc.RemoveMember(ctx, m, "")
+				}
+			case op == 9:
+				bp := cat["blueprism"]
+				perms := slices.Sorted(maps.Keys(bp.Permissions))
+				r := permatrix.Role{System: "blueprism", Name: fmt.Sprintf("r%d", rng.IntN(2))}
+				if rng.IntN(4) == 0 {
+					_, err = svc.DeleteRole(ctx, r.System, r.Name, "")
+					break
+				}
+				for range 1 + rng.IntN(4) {
+					r.Permissions = append(r.Permissions, perms[rng.IntN(len(perms))])
+				}
+				slices.Sort(r.Permissions)
+				r.Permissions = slices.Compact(r.Permissions)
+				_, err = svc.PutRole(ctx, r, "")
+			default:
+				var withProjects []string
+				for _, id := range systems {
+					if cat[id].HasScopeType("project") {
+						withProjects = append(withProjects, id)
+					}
+				}
+				p := permatrix.Project{System: withProjects[rng.IntN(len(withProjects))], ID: fmt.Sprintf("x%d", rng.IntN(2)),
+					CreatedBy: users[rng.IntN(len(users))], Kind: []string{"", "assisted", "unassisted"}[rng.IntN(3)]}
+				_, _, _, err = svc.PutProject(ctx, p, "")
+			}
+			if err != nil {
+				if !refused(err) {
+					t.Error(err)
+					return
+				}
+				refusals.Add(1)
+				continue
+			}
+			keep()
+			writes.Add(1)
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+		}
+	}()
+	var compared, differ, skipped atomic.Int64
+	var evaluating sync.Mutex
+	for c := range 2 { // the checkers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 9))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sys := cat[systems[rng.IntN(len(systems))]]
+				actions := sys.ActionIDs()
+				action := actions[rng.IntN(len(actions))]
+				ch := permatrix.Check{Subject: users[rng.IntN(len(users))], System: sys.ID, Action: action}
+				if sc := scopeOf(rng, sys.Actions[action].Scopes); !sc.IsService() || rng.IntN(2) == 0 {
+					ch.Resource = &sc
+				}
+				switch rng.IntN(5) {
+				case 0:
+					ch.Groups = []string{}
+				case 1:
+					ch.Groups = []string{groups[rng.IntN(2)]}
+				case 2:
+					ch.Groups = []string{"g1", "g0", "g1"}
+				}
+				p := svc.Policy()
+				d, err := svc.Check(ctx, ch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if svc.Policy() != p {
+					skipped.Add(1) // which policy answered is not known
+					continue
+				}
+				evaluating.Lock()
+				want, err := p.Decide(ctx, at(d.Revision), ch)
+				evaluating.Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				compared.Add(1)
+				if d.Allow != want.Allow || !reflect.DeepEqual(d.Reasons, want.Reasons) || !reflect.DeepEqual(d.Missing, want.Missing) {
+					differ.Add(1)
+					t.Errorf("revision %d, %+v: served %v %v %v, evaluated %v %v %v", d.Revision, ch, d.Allow, d.Reasons, d.Missing, want.Allow, want.Reasons, want.Missing)
+				}
+			}
+		}()
+	}
+	time.Sleep(4 * time.Second)
+	close(stop)
+	wg.Wait()
+	st := svc.CacheStats()
+	t.Logf("%d writes (%d refused), %d swaps, %d answers compared (%d from the cache, %d skipped), %d differences",
+		writes.Load(), refusals.Load(), swaps.Load(), compared.Load(), st.Hits, skipped.Load(), differ.Load())
+	if st.Hits == 0 || writes.Load() < 20 {
+		t.Fatalf("the test exercised too little: %d cache hits, %d writes", st.Hits, writes.Load())
+	}
+}
