@@ -279,7 +279,15 @@ func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 	if !defined {
 		return nil, errors.New("data.permatrix.decision is undefined")
 	}
-	return parseDecision(r)
+	d, err := parseDecision(r)
+	if err != nil {
+		return nil, err
+	}
+	// The revision is the snapshot's, as on the fast path: the stock
+	// decision copies data.store.revision, but a bundle's may name none or
+	// another, and a decision cache keeps the answer as true at it.
+	d.Revision = snap.Revision()
+	return d, nil
 }
 
 // fastPath is the system's own decision query when data.permatrix.decision
