@@ -2,6 +2,9 @@ package pdp_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"testing"
@@ -99,5 +102,46 @@ else := lib.verdict(set(), {lib.missing_condition("clock", "the window has ended
 				t.Fatalf("after the window: %+v %v, want a deny (cache %+v)", d, err, svc.CacheStats())
 			}
 		})
+	}
+}
+
+// TestDecisionCacheExpiringToken: io.jwt.decode_verify without a time
+// constraint checks a token's exp and nbf against the clock — OPA does not
+// flag it nondeterministic, yet a token that has expired is not valid any
+// more: the decision of a policy that verifies one is not kept.
+func TestDecisionCacheExpiringToken(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t)
+	p, err := svc.Activate(ctx, clockBundle(t, `import data.permatrix.lib
+
+open if {
+	[valid, _, _] := io.jwt.decode_verify(input.context.token, {"secret": "s"})
+	valid
+}
+
+decision := lib.verdict({{"kind": "token", "scope": {"type": "service"}}}, set()) if open
+else := lib.verdict(set(), {lib.missing_condition("clock", "no valid token")})
+`, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Varies {
+		t.Error("the policy's decisions read the clock (a token's exp) and are not said to")
+	}
+	exp := time.Now().Unix() + 1
+	enc := base64.RawURLEncoding.EncodeToString
+	signing := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc(fmt.Appendf(nil, `{"sub":"ann","exp":%d}`, exp))
+	mac := hmac.New(sha256.New, []byte("s"))
+	mac.Write([]byte(signing))
+	token := signing + "." + enc(mac.Sum(nil))
+	ch := permatrix.Check{Subject: "ann", System: "clock", Action: "read", Context: map[string]any{"token": token}}
+	for range 3 {
+		if d, err := svc.Check(ctx, ch); err != nil || !d.Allow {
+			t.Fatalf("before the token expires: %+v %v, want an allow", d, err)
+		}
+	}
+	time.Sleep(time.Until(time.Unix(exp, 0)) + 100*time.Millisecond)
+	if d, err := svc.Check(ctx, ch); err != nil || d.Allow {
+		t.Fatalf("after the token expired: %+v %v, want a deny (cache %+v)", d, err, svc.CacheStats())
 	}
 }
