@@ -85,7 +85,9 @@ func (s *Server) checkBatch(c echo.Context) error {
 		return permatrix.Errorf(permatrix.EINVALID, "a batch holds at most %d checks, got %d", pdp.MaxBatch, len(req.Checks))
 	}
 	results := make([]any, len(req.Checks))
-	ctx := c.Request().Context()
+	// The batch is one request: its checks' consistency tokens share one
+	// --consistency-timeout.
+	ctx := s.svc.OneWait(c.Request().Context())
 	if s.cfg.DecisionLog != nil {
 		// The batch's checks share a batch_decision_id in the decision log.
 		r := decisionlog.RequestFrom(ctx)

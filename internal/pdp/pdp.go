@@ -117,15 +117,17 @@ func (s *Service) view(ctx context.Context, min uint64) (store.Snapshot, error) 
 }
 
 // reach waits for the store to apply revision min: a consistency token
-// (like SpiceDB's at_least_as_fresh) waits up to ConsistencyTimeout, else
-// EUNAVAILABLE naming both revisions.
+// (like SpiceDB's at_least_as_fresh) waits up to ConsistencyTimeout — and
+// not past the deadline of ctx's request (OneWait) — else EUNAVAILABLE
+// naming both revisions.
 func (s *Service) reach(ctx context.Context, min uint64) error {
 	if min > 0 && s.backend.Revision() < min {
-		t := s.ConsistencyTimeout
-		if t <= 0 {
-			t = DefaultConsistencyTimeout
+		start := time.Now()
+		deadline := start.Add(s.consistencyTimeout())
+		if d, ok := ctx.Value(waitDeadline{}).(time.Time); ok && d.Before(deadline) {
+			deadline = d
 		}
-		wctx, cancel := context.WithTimeout(ctx, t)
+		wctx, cancel := context.WithDeadline(ctx, deadline)
 		err := s.backend.Wait(wctx, min)
 		cancel()
 		if err != nil {
@@ -133,10 +135,28 @@ func (s *Service) reach(ctx context.Context, min uint64) error {
 				return ctx.Err()
 			}
 			return permatrix.Errorf(permatrix.EUNAVAILABLE,
-				"min_revision %d is not applied here yet: this decision point is at store revision %d (waited %s)", min, s.backend.Revision(), t)
+				"min_revision %d is not applied here yet: this decision point is at store revision %d (waited %s)", min, s.backend.Revision(), max(0, deadline.Sub(start)))
 		}
 	}
 	return nil
+}
+
+func (s *Service) consistencyTimeout() time.Duration {
+	if s.ConsistencyTimeout > 0 {
+		return s.ConsistencyTimeout
+	}
+	return DefaultConsistencyTimeout
+}
+
+// waitDeadline is the context key of OneWait's deadline.
+type waitDeadline struct{}
+
+// OneWait returns ctx for the checks of one request (a batch): their
+// consistency tokens are waited for until one deadline, ConsistencyTimeout
+// from now, not ConsistencyTimeout each — a batch of a thousand checks
+// whose token is not reached answers after one timeout, not a thousand.
+func (s *Service) OneWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, waitDeadline{}, time.Now().Add(s.consistencyTimeout()))
 }
 
 // Check decides one check. Invalid input is an EINVALID error; a fault in
