@@ -648,7 +648,7 @@ func stringList(v any) []string {
 
 // decisionsVary reports whether a rule the decisions refs depend on (the
 // compiler's dependency graph, which also follows references computed at
-// run time and else branches) calls a builtin whose value is not a
+// run time, and the rules' else branches) calls a builtin whose value is not a
 // function of its arguments (vm.Deterministic): a time-bound grant, a
 // random sample, an http.send. Such a decision is not a function of the
 // check, the bundle and the store units it read, and a cache that kept it
@@ -684,6 +684,12 @@ func decisionsVary(c *ast.Compiler, refs []ast.Ref) bool {
 		})
 		if varies {
 			return true
+		}
+		// An else branch is a node of the graph of its own: what it
+		// depends on is its edges, not its head's (a rule depended on
+		// brings its else branches along, a rule asked for does not).
+		if r.Else != nil {
+			todo = append(todo, r.Else)
 		}
 		for dep := range c.Graph.Dependencies(r) {
 			if rule, ok := dep.(*ast.Rule); ok {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io/fs"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -75,7 +76,7 @@ func TestDecisionCacheTimeBoundPolicy(t *testing.T) {
 		{"through a with", "open if lib.valid_id(\"x\") with lib.valid_id as clock_open\nclock_open(_) if time.now_ns() < %d\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			until := time.Now().Add(300 * time.Millisecond).UnixNano()
+			until := time.Now().Add(time.Second).UnixNano() // the bundle compiles meanwhile
 			policy := `import data.permatrix.lib
 import data.permatrix.window
 
@@ -128,7 +129,7 @@ else := lib.verdict(set(), {lib.missing_condition("clock", "no valid token")})
 	if !p.Varies {
 		t.Error("the policy's decisions read the clock (a token's exp) and are not said to")
 	}
-	exp := time.Now().Unix() + 1
+	exp := time.Now().Unix() + 2 // at least a second ahead: exp is in whole seconds
 	enc := base64.RawURLEncoding.EncodeToString
 	signing := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc(fmt.Appendf(nil, `{"sub":"ann","exp":%d}`, exp))
 	mac := hmac.New(sha256.New, []byte("s"))
@@ -143,5 +144,47 @@ else := lib.verdict(set(), {lib.missing_condition("clock", "no valid token")})
 	time.Sleep(time.Until(time.Unix(exp, 0)) + 100*time.Millisecond)
 	if d, err := svc.Check(ctx, ch); err != nil || d.Allow {
 		t.Fatalf("after the token expired: %+v %v, want a deny (cache %+v)", d, err, svc.CacheStats())
+	}
+}
+
+// TestDecisionCacheTimeBoundElse: the rule that reads the clock is named
+// only in an else branch of the system's decision, and no other decision
+// refers to that decision (a bundle whose data.permatrix.decision does
+// not dispatch to the systems' packages).
+func TestDecisionCacheTimeBoundElse(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t)
+	entry, err := fs.ReadFile(permatrix.DefaultBundle, "policies/permatrix/permatrix.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	undispatched := strings.Replace(string(entry), "system_verdict := data.permatrix.systems[lib.system.package].decision if {", "system_verdict := lib.verdict(set(), set()) if {", 1)
+	if undispatched == string(entry) {
+		t.Fatal("permatrix.rego has no dispatch to replace")
+	}
+	until := time.Now().Add(time.Second).UnixNano() // the bundle compiles meanwhile
+	p, err := svc.Activate(ctx, clockBundle(t, fmt.Sprintf(`import data.permatrix.lib
+
+open if time.now_ns() < %d
+
+decision := lib.verdict(set(), {lib.missing_condition("clock", "nobody")}) if input.subject == "nobody"
+else := lib.verdict({{"kind": "window", "scope": {"type": "service"}}}, set()) if open
+else := lib.verdict(set(), {lib.missing_condition("clock", "the window has ended")})
+`, until), map[string]string{"policies/permatrix/permatrix.rego": undispatched}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Varies {
+		t.Error("the policy's decisions read the clock and are not said to")
+	}
+	ch := permatrix.Check{Subject: "ann", System: "clock", Action: "read"}
+	for range 3 {
+		if d, err := svc.Check(ctx, ch); err != nil || !d.Allow {
+			t.Fatalf("inside the window: %+v %v, want an allow", d, err)
+		}
+	}
+	time.Sleep(time.Until(time.Unix(0, until)) + 50*time.Millisecond)
+	if d, err := svc.Check(ctx, ch); err != nil || d.Allow {
+		t.Fatalf("after the window: %+v %v, want a deny (cache %+v)", d, err, svc.CacheStats())
 	}
 }
