@@ -33,13 +33,14 @@ const candidateMaxBytes = 64 << 20
 // them would make the server reach out on the uploader's behalf.
 var networkBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
 
-// matrices keeps the matrices of the serving bundle, computed once per
-// bundle revision and system (a bundle revision is a digest of its content
-// or a manifest's revision: the same revision decides the same).
+// matrices keeps the matrices of the serving policy, computed once per
+// compiled policy (opa.Policy.Generation) and system. Not per bundle
+// revision: that is what a manifest says, and a bundle rebuilt without a
+// new one — or without any — keeps it while deciding otherwise.
 type matrices struct {
-	mu       sync.Mutex
-	revision string
-	bySystem map[string]*matrixEntry
+	mu         sync.Mutex
+	generation uint64
+	bySystem   map[string]*matrixEntry
 }
 
 type matrixEntry struct {
@@ -51,8 +52,8 @@ type matrixEntry struct {
 // get returns system's matrix under p, computing it if no request has.
 func (ms *matrices) get(ctx context.Context, p *opa.Policy, system string) (*matrix.Matrix, error) {
 	ms.mu.Lock()
-	if ms.revision != p.BundleRevision() || ms.bySystem == nil {
-		ms.revision, ms.bySystem = p.BundleRevision(), map[string]*matrixEntry{}
+	if ms.generation != p.Generation || ms.bySystem == nil {
+		ms.generation, ms.bySystem = p.Generation, map[string]*matrixEntry{}
 	}
 	e, ok := ms.bySystem[system]
 	if !ok {
