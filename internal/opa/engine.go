@@ -3,8 +3,9 @@
 // policies' data: the bundle's data in memory, and data.store read from a
 // snapshot of the assignment store (internal/store) through an OPA
 // storage.Store — so a decision reads exactly the revision it reports. A
-// new bundle is compiled beside the serving one, probed with one decision,
-// and swapped in atomically; a broken one leaves the last good one serving.
+// new bundle is compiled beside the serving one, probed (every check its
+// catalog names must be decided: Policy.probe), and swapped in atomically;
+// a broken one leaves the last good one serving.
 package opa
 
 import (
@@ -213,11 +214,43 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		decisions = append(decisions, ref)
 	}
 	p.Varies = decisionsVary(compiler, decisions)
-	// A policy that cannot decide is not activated: evaluate one check now.
-	if _, err := p.decide(ctx, store.Empty(0), permatrix.Check{Subject: "permatrix-probe", System: "-", Action: "-"}); err != nil {
-		return nil, fmt.Errorf("probe decision: %w", err)
+	if err := p.probe(ctx); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// probeSubject is the user of the checks a policy is probed with.
+const probeSubject = "permatrix-probe"
+
+// probe decides, over an empty store, one check no system knows (the full
+// query) and every check the catalog names — each system's each action at
+// each scope type it applies at, asked by a user who holds nothing and
+// sends no context. A policy that cannot decide one of them (its decision
+// undefined, two values in conflict, a builtin's error) is not activated:
+// served, it would answer every such check 500 where the last good policy
+// decided. What it decides is not judged here; that it decides is.
+func (p *Policy) probe(ctx context.Context) error {
+	empty := store.Empty(0)
+	if _, err := p.decide(ctx, empty, permatrix.Check{Subject: probeSubject, System: "-", Action: "-"}); err != nil {
+		return fmt.Errorf("probe decision: %w", err)
+	}
+	for _, id := range p.Catalog.IDs() {
+		sys := p.Catalog[id]
+		for _, action := range sys.ActionIDs() {
+			for _, typ := range sys.Actions[action].Scopes {
+				scope := permatrix.Scope{Type: typ}
+				if typ != permatrix.ServiceScope.Type {
+					scope.ID = probeSubject
+				}
+				c := permatrix.Check{Subject: probeSubject, System: id, Action: action, Resource: &scope}
+				if _, err := p.decide(ctx, empty, c); err != nil {
+					return fmt.Errorf("probe decision of %s's %s at scope type %s: %w", id, action, typ, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // prepareQuery prepares query over the policy. Preparing reads nothing of

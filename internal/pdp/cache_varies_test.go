@@ -28,6 +28,13 @@ const clockCatalog = `{
 // clockBundle is the repository's permatrix entrypoints and library with
 // a system whose decision is policy (a Rego body for package clock).
 func clockBundle(t testing.TB, policy string, more map[string]string) *opa.Bundle {
+	return systemBundle(t, "clock", clockCatalog, policy, more)
+}
+
+// systemBundle is the repository's permatrix entrypoints and library with
+// one system, pkg, of catalog, decided by policy (a Rego body for package
+// permatrix.systems.<pkg>), and more modules.
+func systemBundle(t testing.TB, pkg, catalog, policy string, more map[string]string) *opa.Bundle {
 	t.Helper()
 	fsys := fstest.MapFS{}
 	err := fs.WalkDir(permatrix.DefaultBundle, "policies/permatrix", func(p string, d fs.DirEntry, err error) error {
@@ -41,11 +48,11 @@ func clockBundle(t testing.TB, policy string, more map[string]string) *opa.Bundl
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys["policies/clock/clock.rego"] = &fstest.MapFile{Data: []byte("package permatrix.systems.clock\n\n" + policy)}
+	fsys["policies/"+pkg+"/"+pkg+".rego"] = &fstest.MapFile{Data: []byte("package permatrix.systems." + pkg + "\n\n" + policy)}
 	for name, src := range more {
 		fsys[name] = &fstest.MapFile{Data: []byte(src)}
 	}
-	fsys["systems/clock/data.json"] = &fstest.MapFile{Data: []byte(clockCatalog)}
+	fsys["systems/"+pkg+"/data.json"] = &fstest.MapFile{Data: []byte(catalog)}
 	b, err := opa.ReadLayout(fsys)
 	if err != nil {
 		t.Fatal(err)
