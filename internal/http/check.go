@@ -94,6 +94,10 @@ func (s *Server) checkBatch(c echo.Context) error {
 		r.BatchDecisionID = pdp.NewDecisionID()
 		ctx = decisionlog.WithRequest(ctx, r)
 	}
+	// Items that failed on the server's side are logged once for the
+	// batch, with the first one's error: a batch of a thousand checks
+	// whose token is not reached is one event, not a thousand lines.
+	failed, first, firstErr := 0, 0, error(nil)
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
 		err := decodeJSON(raw, &ch)
@@ -107,12 +111,17 @@ func (s *Server) checkBatch(c echo.Context) error {
 		if err != nil {
 			status, detail := toErrorDetail(err)
 			if status >= 500 {
-				s.log.Error("batch item failed", "err", err, "index", i)
+				if failed++; failed == 1 {
+					first, firstErr = i, err
+				}
 			}
 			results[i] = errorBody{Error: detail}
 			continue
 		}
 		results[i] = d
+	}
+	if failed > 0 {
+		s.log.Error("batch items failed", "failed", failed, "checks", len(req.Checks), "first_index", first, "err", firstErr)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"results": results})
 }
