@@ -289,8 +289,25 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		// Nothing of the members is made yet: those whose clients left
 		// are let go.
 		members = slices.DeleteFunc(members, (*commitReq).left)
+		// Nor are those planned on a replica emptied since (diverge, then
+		// checkCluster): their base revision names a history the cluster
+		// does not have, which no guard compare can refuse.
+		members = slices.DeleteFunc(members, func(r *commitReq) bool {
+			if s.planOnWiped(r.b) {
+				r.done <- commitResult{err: store.ErrConflict}
+				return true
+			}
+			return false
+		})
 		if len(members) == 0 {
 			return
+		}
+		// The cluster has reached the replica's revision and every
+		// member's base (each was read from it): an answer below them is
+		// from a history the replica did not follow (sameHistory).
+		before := s.replica.Revision()
+		for _, r := range members {
+			before = max(before, r.b.Base)
 		}
 		var cmps []clientv3.Cmp
 		var ops, gets []clientv3.Op
@@ -345,7 +362,21 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 			}
 			return
 		}
-		s.contact(uint64(resp.Header.Revision))
+		if !s.sameHistory(resp.Header, before) {
+			// The members were judged on the replica, whose state this
+			// cluster does not have. If the transaction failed, nothing
+			// was written; if it succeeded, it is made, and its client
+			// must be told it is not a write like others.
+			err := s.errDiverged()
+			if resp.Succeeded {
+				err = permatrix.Errorf(permatrix.EUNAVAILABLE,
+					"store unavailable: the write was committed at etcd revision %d, but judged on this sidecar's replica, which etcd's history no longer holds (%s): read back what it changed before writing again", resp.Header.Revision, s.divergedWhy())
+			}
+			for _, r := range members {
+				r.done <- commitResult{err: err}
+			}
+			return
+		}
 		if resp.Succeeded {
 			if !changedData(members, resp) {
 				s.nudge(ctx, resp.Header.Revision)

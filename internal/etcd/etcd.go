@@ -32,7 +32,12 @@
 //     the endpoint list. A replica of another cluster — or of its own
 //     restored from a snapshot, which gets a new id — is emptied and
 //     loaded afresh, never followed from its revision; so is a replica
-//     ahead of its cluster's revision.
+//     ahead of its cluster's revision. Not only at a start: every answer
+//     of a linearizable request (the heartbeat, a commit, a fresh read) is
+//     held to the same test — another cluster id, or a revision below what
+//     the replica had applied before it was sent (the cluster wiped or
+//     restored from a snapshot while the sidecar runs) — and one that
+//     fails it stops the reads and rebuilds the replica (diverge).
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
@@ -60,6 +65,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -138,7 +144,14 @@ type Store struct {
 	// before the check emptied the replica is of an earlier epoch:
 	// planOnWiped).
 	checked chan struct{}
-	lastErr atomic.Pointer[string]
+	// cluster is the id of the cluster checkCluster held the replica to.
+	cluster atomic.Uint64
+	// diverged says why an answer from etcd showed a history the replica
+	// did not follow (diverge): the follow loop rebuilds the replica.
+	diverged atomic.Pointer[string]
+	// stopWatch ends the watch running now (diverge).
+	stopWatch atomic.Pointer[context.CancelFunc]
+	lastErr   atomic.Pointer[string]
 
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
@@ -319,7 +332,9 @@ func (s *Store) checkCluster(ctx context.Context) error {
 	id, at := resp.Header.ClusterId, uint64(resp.Header.Revision)
 	recorded, _ := sourceCluster(s.replica.Source(), s.prefix, s.endpoints)
 	var why string
-	switch applied := s.replica.Revision(); {
+	switch applied, diverged := s.replica.Revision(), s.diverged.Load(); {
+	case diverged != nil:
+		why = *diverged
 	case recorded != 0 && recorded != id:
 		why = "the local replica was made from another etcd cluster (or this one restored from a snapshot under a new id); rebuilding it"
 	case applied > at:
@@ -332,11 +347,58 @@ func (s *Store) checkCluster(ctx context.Context) error {
 		if err := s.replica.Wipe(); err != nil {
 			return err
 		}
+		// The ids reserved from the counter the replica followed may be
+		// handed out again by this cluster's counter.
+		s.idMu.Lock()
+		s.idNext, s.idEnd = 0, 0
+		s.idMu.Unlock()
+		s.latest.Store(at) // not the lost history's newest (the lag)
+		s.diverged.Store(nil)
 	}
+	s.cluster.Store(id)
 	if want := replicaSource(s.prefix, id); s.replica.Source() != want {
 		return s.replica.SetSource(want)
 	}
 	return nil
+}
+
+// sameHistory reports whether h, the header of a linearizable answer to a
+// request sent when the replica was at revision before, is of the history
+// the replica follows: the cluster it was checked against, at a revision
+// at least before (which that cluster had reached when the request was
+// sent). If not — the cluster was wiped, restored from a snapshot or
+// replaced while the sidecar runs — the replica is rebuilt (diverge). The
+// answer also counts as contact.
+func (s *Store) sameHistory(h *pb.ResponseHeader, before uint64) bool {
+	s.contact(uint64(h.Revision))
+	id := s.cluster.Load()
+	if id == 0 { // not checked yet: checkCluster will be
+		return true
+	}
+	switch {
+	case h.ClusterId != id:
+		s.diverge(fmt.Sprintf("etcd answers as another cluster (%x, the replica's is %x): replaced, or restored from a snapshot under a new id; rebuilding the local replica", h.ClusterId, id))
+	case uint64(h.Revision) < before:
+		s.diverge(fmt.Sprintf("etcd is at revision %d, behind the local replica's %d: wiped, or restored from an older snapshot; rebuilding the local replica", h.Revision, before))
+	default:
+		return true
+	}
+	return false
+}
+
+// diverge stops the replica from answering — it holds a history the
+// cluster no longer has, and the writes made since are not in it — and has
+// the follow loop rebuild it from etcd (checkCluster, as for a replica of
+// another cluster at a start).
+func (s *Store) diverge(why string) {
+	s.syncing.Store(true)
+	if s.diverged.CompareAndSwap(nil, &why) {
+		s.log.Warn(why, "applied_revision", s.replica.Revision())
+		s.setErr(errors.New(why))
+	}
+	if stop := s.stopWatch.Load(); stop != nil {
+		(*stop)()
+	}
 }
 
 func tlsConfig(o Options) (*tls.Config, error) {
@@ -491,6 +553,9 @@ func (s *Store) Fresh(ctx context.Context) error {
 	select {
 	case <-r.done:
 		if r.err != nil {
+			if permatrix.ErrorCode(r.err) == permatrix.EUNAVAILABLE {
+				return r.err
+			}
 			return s.commitError(ctx, r.err)
 		}
 		rev = r.rev
@@ -558,15 +623,32 @@ func (s *Store) waitApplied(ctx context.Context, rev uint64) error {
 func (s *Store) newestCommit() (uint64, error) {
 	rctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
+	before := s.replica.Revision()
 	resp, err := s.cli.Get(rctx, s.guardKey(nil))
 	if err != nil {
 		return 0, err
 	}
-	s.contact(uint64(resp.Header.Revision))
+	if !s.sameHistory(resp.Header, before) {
+		return 0, s.errDiverged()
+	}
 	if len(resp.Kvs) == 0 {
 		return 0, nil
 	}
 	return uint64(resp.Kvs[0].ModRevision), nil
+}
+
+// divergedWhy says why the replica is being rebuilt (diverge).
+func (s *Store) divergedWhy() string {
+	if p := s.diverged.Load(); p != nil {
+		return *p
+	}
+	return "etcd's history is not the local replica's; rebuilding it"
+}
+
+// errDiverged answers a request that found the cluster's history not the
+// replica's (diverge): nothing was written.
+func (s *Store) errDiverged() error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: %s; nothing was written", s.divergedWhy())
 }
 
 // freshReads runs the linearizable reads of Fresh, one at a time, each
@@ -739,12 +821,20 @@ func (s *Store) follow(ctx context.Context) {
 				continue
 			}
 			checked, backoff = true, 100*time.Millisecond
-			close(s.checked)
+			select {
+			case <-s.checked: // checked again after diverge
+			default:
+				close(s.checked)
+			}
 		}
 		err := s.watch(ctx)
 		s.watching.Store(false)
 		if ctx.Err() != nil {
 			return
+		}
+		if s.diverged.Load() != nil {
+			checked = false // rebuild from what the cluster holds
+			continue
 		}
 		if errors.Is(err, errCompacted) {
 			if err := s.resync(ctx); err != nil {
@@ -780,11 +870,14 @@ func (s *Store) heartbeat(ctx context.Context) {
 	defer t.Stop()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, min(every, s.opts.RequestTimeout))
+		before := s.replica.Revision()
 		resp, err := s.cli.Get(rctx, s.guardKey(nil))
 		cancel()
 		switch {
 		case err == nil:
-			s.contact(uint64(resp.Header.Revision))
+			if !s.sameHistory(resp.Header, before) {
+				break
+			}
 			if uint64(resp.Header.Revision) > s.replica.Revision() {
 				// Other prefixes' writes (a shared cluster), or events on
 				// their way: a progress notification moves the replica to
@@ -823,6 +916,11 @@ func (s *Store) watch(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	s.stopWatch.Store(&cancel)
+	defer s.stopWatch.Store(nil)
+	if s.diverged.Load() != nil { // diverge ran before the watch could be stopped
+		return nil
+	}
 	// The data keys and the meta keys ("k/" up to the prefix's end: "m/"),
 	// not the guards ("g/"): the guards' events would say nothing the
 	// data's do not (a commit writes the guard of every unit its keys bump,

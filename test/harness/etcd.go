@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ type EtcdCluster struct {
 	bin     string
 	token   string
 	initial string
+	extra   []string // the flags every member was started with
 }
 
 // EtcdMember is one etcd process.
@@ -94,7 +96,7 @@ func NewEtcdCluster(dir string, n int, extra ...string) (*EtcdCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &EtcdCluster{bin: bin, token: fmt.Sprintf("permatrix-test-%d", time.Now().UnixNano())}
+	c := &EtcdCluster{bin: bin, token: fmt.Sprintf("permatrix-test-%d", time.Now().UnixNano()), extra: extra}
 	var initial []string
 	for i := range n {
 		m := &EtcdMember{
@@ -197,6 +199,30 @@ func (m *EtcdMember) Running() bool {
 func (c *EtcdCluster) Restart(m *EtcdMember) error {
 	m.Kill()
 	return c.start(m, "existing", nil)
+}
+
+// Wipe kills every member, deletes its data and starts the cluster again
+// from nothing on the same addresses, its revisions from 1 again: with
+// the same configuration (newID false) it has the same cluster id — what
+// an operator's cluster looks like after every member lost its disk, or a
+// restore from a snapshot older than everything the sidecars have seen;
+// with another --initial-cluster-token (newID), it is another cluster.
+func (c *EtcdCluster) Wipe(newID bool) error {
+	for _, m := range c.Members {
+		m.Kill()
+		if err := os.RemoveAll(m.DataDir); err != nil {
+			return err
+		}
+	}
+	if newID {
+		c.token = fmt.Sprintf("permatrix-test-%d", time.Now().UnixNano())
+	}
+	for _, m := range c.Members {
+		if err := c.start(m, "new", c.extra); err != nil {
+			return err
+		}
+	}
+	return c.WaitHealthy(60 * time.Second)
 }
 
 // WaitHealthy waits until every running member answers /health with a
