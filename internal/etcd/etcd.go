@@ -69,6 +69,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
@@ -717,7 +719,16 @@ func (s *Store) commitError(ctx context.Context, err error) error {
 		return permatrix.Errorf(permatrix.EUNAVAILABLE,
 			"store unavailable: etcd did not answer within %s; the write was made entirely or not at all, and retrying it is safe", s.opts.RequestTimeout)
 	}
-	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: etcd: %v", err)
+	switch status.Code(err) {
+	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
+		// etcd refused the request: it carried out nothing.
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: etcd: %v; nothing was written", err)
+	}
+	// Any other error may come after etcd received the request and carried
+	// it out: the connection broke before the answer came back (Unavailable
+	// "error reading from server: EOF"), a leader change or a proposal that
+	// timed out inside etcd. Not known, as when it did not answer.
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: etcd: %v; the write was made entirely or not at all, and retrying it is safe", err)
 }
 
 // NextID hands out assignment numbers from a block reserved in etcd.

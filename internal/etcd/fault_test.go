@@ -3,7 +3,11 @@ package etcd_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,5 +88,79 @@ func wipedWhileRunning(t *testing.T, newID bool) {
 			t.Fatalf("20 s after the wipe the idle sidecar's replica at revision %d holds %v: etcd holds bob alone", at, got)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cuttingProxy forwards TCP connections to target. Once armed, the next
+// bytes etcd sends back on any connection are dropped, and 200 ms later
+// (etcd carries out what it received meanwhile) that connection is closed:
+// the answer to a request etcd received is lost on the way.
+func cuttingProxy(t *testing.T, target string) (addr string, arm func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var armed atomic.Bool
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(u, c); u.Close() }()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 && armed.CompareAndSwap(true, false) {
+						time.Sleep(200 * time.Millisecond)
+						return
+					}
+					if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() { armed.Store(true) }
+}
+
+// TestCommitAnswerLost: the connection breaks after etcd received a
+// commit and before its answer came back. etcd made the write; the client
+// was not told, and must be told it may have been made (all or nothing,
+// retrying is safe) — not only "store unavailable", which reads as
+// nothing written.
+func TestCommitAnswerLost(t *testing.T) {
+	addr, arm := cuttingProxy(t, strings.Split(cluster.Endpoints(), ",")[0])
+	s := openURL(t, storeURL(newPrefix("lost"), addr), filepath.Join(t.TempDir(), "r.db"))
+	waitReady(t, s)
+	write(t, s, "alice") // reserves ids: the next write's only request is its commit
+	bob := permatrix.Assignment{Subject: "user:bob", System: "s", Role: "r", Scope: permatrix.ServiceScope}
+	arm()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := store.Update(ctx, s, func(tx *store.Tx) error { return tx.CreateAssignment(&bob) })
+	cancel()
+	if err == nil {
+		t.Skip("the answer came through: the proxy cut another one")
+	}
+	settleToCluster(t, s)
+	made, _ := subjects(t, s)
+	t.Logf("made: %v; the client was told: %v", made["user:bob"], err)
+	if permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), "made entirely or not at all") {
+		t.Fatalf("a commit whose answer was lost (made: %v) failed with %v: it does not say the write may have been made", made["user:bob"], err)
 	}
 }
