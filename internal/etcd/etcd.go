@@ -36,8 +36,10 @@
 //     of a linearizable request (the heartbeat, a commit, a fresh read) is
 //     held to the same test — another cluster id, or a revision below what
 //     the replica had applied before it was sent (the cluster wiped or
-//     restored from a snapshot while the sidecar runs) — and one that
-//     fails it stops the reads and rebuilds the replica (diverge).
+//     restored from a snapshot while the sidecar runs) — and so is every
+//     answer of the watch, to the cluster id, before its events are
+//     applied; one that fails stops the reads and rebuilds the replica
+//     (diverge).
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
@@ -379,13 +381,17 @@ func (s *Store) sameHistory(h *pb.ResponseHeader, before uint64) bool {
 	}
 	switch {
 	case h.ClusterId != id:
-		s.diverge(fmt.Sprintf("etcd answers as another cluster (%x, the replica's is %x): replaced, or restored from a snapshot under a new id; rebuilding the local replica", h.ClusterId, id))
+		s.diverge(anotherCluster(h.ClusterId, id))
 	case uint64(h.Revision) < before:
 		s.diverge(fmt.Sprintf("etcd is at revision %d, behind the local replica's %d: wiped, or restored from an older snapshot; rebuilding the local replica", h.Revision, before))
 	default:
 		return true
 	}
 	return false
+}
+
+func anotherCluster(got, want uint64) string {
+	return fmt.Sprintf("etcd answers as another cluster (%x, the replica's is %x): replaced, or restored from a snapshot under a new id; rebuilding the local replica", got, want)
 }
 
 // diverge stops the replica from answering — it holds a history the
@@ -966,6 +972,15 @@ func (s *Store) watch(ctx context.Context) error {
 			// sidecars, and with them the consistency tokens that name
 			// them (see Wait). An event response's header promises
 			// nothing of the kind.
+			// The watch resumes by itself on a new connection — to
+			// another cluster, if one replaced this one on its
+			// addresses: its events past the replica's revision would be
+			// applied on the lost cluster's state. Nothing of this batch
+			// is (the replica is rebuilt).
+			if id := s.cluster.Load(); resp.Header.ClusterId != 0 && id != 0 && resp.Header.ClusterId != id {
+				s.diverge(anotherCluster(resp.Header.ClusterId, id))
+				return nil
+			}
 			s.contact(uint64(resp.Header.Revision))
 			if resp.IsProgressNotify() {
 				progress = max(progress, uint64(resp.Header.Revision))

@@ -164,3 +164,71 @@ func TestCommitAnswerLost(t *testing.T) {
 		t.Fatalf("a commit whose answer was lost (made: %v) failed with %v: it does not say the write may have been made", made["user:bob"], err)
 	}
 }
+
+// TestReplacedClusterNeverMixed: another cluster replaces the one a
+// sidecar follows, on the same addresses, and is soon past the sidecar's
+// revision (another sidecar writes to it at once). The idle sidecar's
+// watch, resumed from its revision on the new cluster, would apply the new
+// cluster's writes on top of the lost ones: no view of its replica may
+// show both.
+func TestReplacedClusterNeverMixed(t *testing.T) {
+	c := harness.StartEtcdCluster(t, 1)
+	prefix := newPrefix("replaced")
+	open := func(name string) *etcd.Store {
+		s, err := etcd.Open(context.Background(), etcd.Options{URL: c.StoreURL(prefix), Replica: filepath.Join(t.TempDir(), name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	idle := open("idle.db")
+	waitReady(t, idle)
+	write(t, idle, "alice")
+	for i := range 5 {
+		write(t, idle, fmt.Sprintf("u%d", i))
+	}
+	if err := c.Wipe(true); err != nil {
+		t.Fatal(err)
+	}
+	writer := open("writer.db")
+	waitReady(t, writer)
+	stop := make(chan struct{})
+	mixed := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			got, at := subjects(t, idle)
+			for u := range got {
+				if got["user:alice"] && strings.HasPrefix(u, "user:n") {
+					mixed <- fmt.Sprintf("at revision %d: %v", at, got)
+					return
+				}
+			}
+		}
+	}()
+	for i := range 30 {
+		write(t, writer, fmt.Sprintf("n%d", i))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _ := subjects(t, idle)
+		if !got["user:alice"] && got["user:n29"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle sidecar holds %v 20 s after the replacement", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	select {
+	case m := <-mixed:
+		t.Fatalf("a view of the idle sidecar showed the lost cluster's alice with the new cluster's writes, %s", m)
+	default:
+	}
+}
