@@ -725,7 +725,14 @@ func (s *Store) commitError(ctx context.Context, err error) error {
 		return permatrix.Errorf(permatrix.EUNAVAILABLE,
 			"store unavailable: etcd did not answer within %s; the write was made entirely or not at all, and retrying it is safe", s.opts.RequestTimeout)
 	}
-	switch status.Code(err) {
+	// The client hands etcd's own errors over as rpctypes.EtcdError, whose
+	// gRPC code status.Code cannot see.
+	code := status.Code(err)
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	}
+	switch code {
 	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
 		// etcd refused the request: it carried out nothing.
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: etcd: %v; nothing was written", err)

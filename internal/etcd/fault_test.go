@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
@@ -230,5 +232,74 @@ func TestReplacedClusterNeverMixed(t *testing.T) {
 	case m := <-mixed:
 		t.Fatalf("a view of the idle sidecar showed the lost cluster's alice with the new cluster's writes, %s", m)
 	default:
+	}
+}
+
+// authCluster is a one-member cluster with authentication on: user "ro"
+// (password "s3cret") may read prefix and not write it. Before that, a
+// store without credentials wrote alice under prefix; its replica is at
+// the path returned.
+func authCluster(t *testing.T, prefix string) (c *harness.EtcdCluster, replica string) {
+	t.Helper()
+	c = harness.StartEtcdCluster(t, 1)
+	ctx := context.Background()
+	replica = filepath.Join(t.TempDir(), "r.db")
+	s, err := etcd.Open(ctx, etcd.Options{URL: c.StoreURL(prefix), Replica: replica})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s)
+	write(t, s, "alice")
+	s.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Members[0].ClientURL}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	p := "/" + prefix + "/"
+	for i, step := range []func() error{
+		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := cli.UserAdd(ctx, "root", "root-secret"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "ro"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "ro", p, clientv3.GetPrefixRangeEnd(p), clientv3.PermissionType(clientv3.PermRead))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, "ro", "s3cret"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "ro", "ro"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("etcd setup step %d: %v", i, err)
+		}
+	}
+	return c, replica
+}
+
+// writeErr creates user's assignment through s, within 10 s.
+func writeErr(s *etcd.Store, user string) error {
+	a := permatrix.Assignment{Subject: "user:" + user, System: "s", Role: "r", Scope: permatrix.ServiceScope}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := store.Update(ctx, s, func(tx *store.Tx) error { return tx.CreateAssignment(&a) })
+	return err
+}
+
+// TestCommitRefusedSaysNothingWritten: etcd refuses a commit (its user
+// may read the prefix, not write it): the client is told nothing was
+// written — not that it may have been.
+func TestCommitRefusedSaysNothingWritten(t *testing.T) {
+	prefix := newPrefix("ro")
+	c, replica := authCluster(t, prefix)
+	s, err := etcd.Open(context.Background(), etcd.Options{URL: c.StoreURL(prefix), Replica: replica, Username: "ro", Password: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = writeErr(s, "bob")
+	if permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), "permission denied") ||
+		!strings.Contains(err.Error(), "nothing was written") || strings.Contains(err.Error(), "made entirely") {
+		t.Fatalf("a commit etcd refused (permission denied) failed with %v; want it to say nothing was written", err)
 	}
 }
