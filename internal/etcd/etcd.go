@@ -602,6 +602,13 @@ func (s *Store) awaitCheck(ctx context.Context) error {
 	case <-s.stopped:
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; nothing was written")
 	case <-t.C:
+		if e := s.lastErr.Load(); e != nil {
+			// etcd may have answered — and refused (no credentials, a
+			// user without access): say what it said, not that it is
+			// silent.
+			return permatrix.Errorf(permatrix.EUNAVAILABLE,
+				"store unavailable: this sidecar has not checked its replica against the etcd cluster since it started (etcd: %s), so its replica is not known to be of this cluster yet; nothing was written", *e)
+		}
 		return permatrix.Errorf(permatrix.EUNAVAILABLE,
 			"store unavailable: etcd has not answered since this sidecar started (within %s), so its replica is not known to be of this cluster yet; nothing was written", s.opts.RequestTimeout)
 	}
@@ -839,7 +846,7 @@ func (s *Store) follow(ctx context.Context) {
 					return
 				}
 				s.setErr(err)
-				s.log.Warn("etcd not reached; retrying", "err", err, "applied_revision", s.replica.Revision())
+				s.log.Warn("etcd not reached, or it refused to say which cluster it is; retrying", "err", err, "applied_revision", s.replica.Revision())
 				sleep(ctx, backoff)
 				backoff = min(backoff*2, 5*time.Second)
 				continue

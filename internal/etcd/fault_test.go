@@ -303,3 +303,21 @@ func TestCommitRefusedSaysNothingWritten(t *testing.T) {
 		t.Fatalf("a commit etcd refused (permission denied) failed with %v; want it to say nothing was written", err)
 	}
 }
+
+// TestUncheckedSaysWhy: a sidecar started without credentials on a
+// cluster with authentication on cannot check its replica against the
+// cluster; a write is refused, saying what etcd answered — not that etcd
+// has not answered.
+func TestUncheckedSaysWhy(t *testing.T) {
+	prefix := newPrefix("nouser")
+	c, replica := authCluster(t, prefix)
+	s, err := etcd.Open(context.Background(), etcd.Options{URL: c.StoreURL(prefix), Replica: replica, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = writeErr(s, "bob")
+	if permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), "user name is empty") {
+		t.Fatalf("a write through a sidecar without etcd credentials failed with %v; want etcd's answer (user name is empty)", err)
+	}
+}
