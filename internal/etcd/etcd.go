@@ -380,7 +380,7 @@ func (s *Store) sameHistory(h *pb.ResponseHeader, before uint64) bool {
 		return true
 	}
 	switch {
-	case h.ClusterId != id:
+	case h.ClusterId != 0 && h.ClusterId != id: // 0: a header etcd did not fill (as in the watch)
 		s.diverge(anotherCluster(h.ClusterId, id))
 	case uint64(h.Revision) < before:
 		s.diverge(fmt.Sprintf("etcd is at revision %d, behind the local replica's %d: wiped, or restored from an older snapshot; rebuilding the local replica", h.Revision, before))
