@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -92,7 +93,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 		// The transaction is still made if a committer took the commit
 		// before the client left (left): all or nothing, as when a
 		// client leaves during any commit.
-		return 0, ctx.Err()
+		return 0, inFlightError(ctx)
 	case <-s.stopped:
 		select {
 		case res = <-r.done:
@@ -105,13 +106,26 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	}
 	// Acknowledge only once the write is visible here.
 	if err := s.waitApplied(ctx, res.rev); err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return 0, ctx.Err() // the client has left: no one to tell
 		}
 		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
 			"the write committed at etcd revision %d but this sidecar has not applied it yet (applied: %d); retrying the write is safe", res.rev, s.replica.Revision())
 	}
 	return res.rev, nil
+}
+
+// inFlightError answers a commit whose request ended while its
+// transaction may be in etcd's hands. A client that left (Canceled) hears
+// nothing; one whose request ran out of time (DeadlineExceeded: the
+// server's request timeout) is still answered, and must learn that the
+// write may be made — not only that its request timed out.
+func inFlightError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE,
+			"store unavailable: the request ran out of time with its commit on its way to etcd; the write was made entirely or not at all, and retrying it is safe")
+	}
+	return ctx.Err()
 }
 
 // errStopping answers a commit that Close interrupted.

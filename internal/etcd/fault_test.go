@@ -321,3 +321,74 @@ func TestUncheckedSaysWhy(t *testing.T) {
 		t.Fatalf("a write through a sidecar without etcd credentials failed with %v; want etcd's answer (user name is empty)", err)
 	}
 }
+
+// slowProxy forwards TCP connections to target; once armed, what etcd
+// sends back is held for a while (slow etcd, or a slow network).
+func slowProxy(t *testing.T, target string, hold time.Duration) (addr string, arm func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var armed atomic.Bool
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(u, c); u.Close() }()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 && armed.CompareAndSwap(true, false) {
+						time.Sleep(hold)
+					}
+					if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() { armed.Store(true) }
+}
+
+// TestCommitOutlivesItsRequest: the request's own deadline (the HTTP
+// server's request timeout) passes while its commit is in etcd's hands,
+// and etcd makes it. The client — still there, unlike one that left — is
+// answered, and must be told the write may have been made, not only that
+// its request timed out.
+func TestCommitOutlivesItsRequest(t *testing.T) {
+	addr, arm := slowProxy(t, strings.Split(cluster.Endpoints(), ",")[0], 1500*time.Millisecond)
+	s := openURL(t, storeURL(newPrefix("slow"), addr), filepath.Join(t.TempDir(), "r.db"))
+	waitReady(t, s)
+	write(t, s, "alice") // reserves ids: the next write's only request is its commit
+	bob := permatrix.Assignment{Subject: "user:bob", System: "s", Role: "r", Scope: permatrix.ServiceScope}
+	arm()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	_, err := store.Update(ctx, s, func(tx *store.Tx) error { return tx.CreateAssignment(&bob) })
+	cancel()
+	if err == nil {
+		t.Skip("the commit was answered in time: the proxy held another answer")
+	}
+	settleToCluster(t, s)
+	made, _ := subjects(t, s)
+	t.Logf("made: %v; the client was told: %v", made["user:bob"], err)
+	if !strings.Contains(err.Error(), "made entirely or not at all") && !strings.Contains(err.Error(), "committed") {
+		t.Fatalf("a commit that outlived its request's deadline (made: %v) failed with %v: it does not say the write may have been made", made["user:bob"], err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -590,7 +591,8 @@ func (h *hammer) run(s *etcd.Store, ctxOf func() (context.Context, context.Cance
 				switch {
 				case err == nil:
 					h.acked[w].Add(1)
-				case gaveUp && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+				case gaveUp && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+					strings.Contains(err.Error(), "ran out of time")): // its commit in flight
 				case permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE:
 					return // the store is closing
 				default:
