@@ -116,7 +116,12 @@ const resyncPage = 5000
 
 // Store is a connection to the cluster with its replica.
 type Store struct {
+	// cli is the etcd client. It is nil until the follow loop has logged
+	// in when etcd could not be reached at Open (connect): everything
+	// else that talks to etcd runs after checked is closed, which follows
+	// it, or in the follow loop itself.
 	cli    *clientv3.Client
+	cfg    clientv3.Config
 	prefix string
 	// endpoints is the --store URL's endpoint list as written (a replica
 	// made before its cluster was recorded names it: sourceCluster).
@@ -242,13 +247,22 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// With credentials, clientv3.New logs in, so it fails while etcd is
+	// unreachable. A replica that has a state answers from it anyway, as
+	// without credentials: the follow loop logs in once etcd answers. A
+	// login etcd refused (a wrong password), or nothing to answer from,
+	// is an error now.
 	cli, err := clientv3.New(cfg)
-	if err != nil {
+	if err != nil && (refusal(err) || replica.Revision() == 0) {
 		replica.Close()
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "etcd %v: %v", endpoints, err)
 	}
+	if err != nil {
+		o.Logger.Warn("etcd not reached; answering from the local replica, and connecting when etcd answers",
+			"err", err, "applied_revision", replica.Revision())
+	}
 	wctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cli: cli, prefix: prefix, endpoints: strings.Join(endpoints, ","), dataPrefix: []byte(prefix + "k/"), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
+	s := &Store{cli: cli, cfg: cfg, prefix: prefix, endpoints: strings.Join(endpoints, ","), dataPrefix: []byte(prefix + "k/"), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
 		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{}), checked: make(chan struct{})}
 	s.fresh.read = s.newestCommit
 	s.startCommitters(wctx)
@@ -257,6 +271,48 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.syncing.Store(replica.Revision() == 0)
 	go s.follow(wctx)
 	return s, nil
+}
+
+// refusal reports whether err is etcd refusing a request (credentials,
+// permissions, an invalid request), not failing to answer it. The client
+// hands etcd's own errors over as rpctypes.EtcdError, whose gRPC code
+// status.Code cannot see.
+func refusal(err error) bool {
+	code := status.Code(err)
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	}
+	switch code {
+	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
+		return true
+	}
+	return false
+}
+
+// connect makes the etcd client when Open could not (etcd unreachable at
+// start, with credentials): it tries again, backing off, until it has one
+// or ctx ends.
+func (s *Store) connect(ctx context.Context) bool {
+	backoff := 100 * time.Millisecond
+	for s.cli == nil {
+		cli, err := clientv3.New(s.cfg)
+		if ctx.Err() != nil {
+			if cli != nil {
+				cli.Close()
+			}
+			return false
+		}
+		if err == nil {
+			s.cli = cli
+			break
+		}
+		s.setErr(err)
+		s.log.Warn("etcd not reached; retrying", "err", err, "applied_revision", s.replica.Revision())
+		sleep(ctx, backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return true
 }
 
 // openReplica opens the local replica. A damaged one holds nothing etcd
@@ -440,7 +496,9 @@ func (s *Store) Close() error {
 		s.cancel()
 		<-s.done
 		s.committers.Wait()
-		s.closeErr = s.cli.Close()
+		if s.cli != nil { // nil: never connected (connect)
+			s.closeErr = s.cli.Close()
+		}
 		if err := s.replica.Close(); s.closeErr == nil {
 			s.closeErr = err
 		}
@@ -732,15 +790,7 @@ func (s *Store) commitError(ctx context.Context, err error) error {
 		return permatrix.Errorf(permatrix.EUNAVAILABLE,
 			"store unavailable: etcd did not answer within %s; the write was made entirely or not at all, and retrying it is safe", s.opts.RequestTimeout)
 	}
-	// The client hands etcd's own errors over as rpctypes.EtcdError, whose
-	// gRPC code status.Code cannot see.
-	code := status.Code(err)
-	var ee rpctypes.EtcdError
-	if errors.As(err, &ee) {
-		code = ee.Code()
-	}
-	switch code {
-	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
+	if refusal(err) {
 		// etcd refused the request: it carried out nothing.
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: etcd: %v; nothing was written", err)
 	}
@@ -753,6 +803,12 @@ func (s *Store) commitError(ctx context.Context, err error) error {
 
 // NextID hands out assignment numbers from a block reserved in etcd.
 func (s *Store) NextID(ctx context.Context) (uint64, error) {
+	// Not before the replica is checked against the cluster (the client
+	// may not be connected yet: connect), nor holding idMu meanwhile
+	// (checkCluster resets the block when it rebuilds the replica).
+	if err := s.awaitCheck(ctx); err != nil {
+		return 0, err
+	}
 	s.idMu.Lock()
 	defer s.idMu.Unlock()
 	if s.idNext >= s.idEnd {
@@ -834,6 +890,10 @@ func (s *Store) setErr(err error) {
 // the replica's revision, a resync when that is compacted, reconnection
 // with backoff after errors.
 func (s *Store) follow(ctx context.Context) {
+	if !s.connect(ctx) {
+		close(s.done)
+		return
+	}
 	beat := make(chan struct{})
 	go func() { defer close(beat); s.heartbeat(ctx) }()
 	defer func() { <-beat; close(s.done) }()
@@ -1202,6 +1262,9 @@ func (s *Store) Replication() Replication {
 // RaiseIDs makes every assignment number any sidecar reserves from now on
 // greater than n (store.IDFloor).
 func (s *Store) RaiseIDs(ctx context.Context, n uint64) error {
+	if err := s.awaitCheck(ctx); err != nil { // as NextID
+		return err
+	}
 	_, err := s.moveIDCounter(ctx, "raise the assignment id counter", func(cur uint64) (uint64, bool) { return n, cur < n })
 	return err
 }
