@@ -113,7 +113,28 @@ func (s *Service) view(ctx context.Context, min uint64) (store.Snapshot, error) 
 	if err := s.reach(ctx, min); err != nil {
 		return nil, err
 	}
-	return s.backend.View()
+	snap, err := s.backend.View()
+	if err != nil {
+		return nil, err
+	}
+	if err := below(snap.Revision(), min); err != nil {
+		snap.Close()
+		return nil, err
+	}
+	return snap, nil
+}
+
+// below refuses an answer at revision rev to a question that asked for min
+// or later. reach saw min applied, but a fleet's replica found on another
+// cluster's history is emptied and loaded again (internal/etcd), so the
+// snapshot taken after it — or the revision a cached answer is checked
+// at — can be older than what reach saw.
+func below(rev, min uint64) error {
+	if rev < min {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE,
+			"min_revision %d is not applied here: the store went back to revision %d (a fleet replica reloaded); retry", min, rev)
+	}
+	return nil
 }
 
 // reach waits for the store to apply revision min: a consistency token
@@ -209,6 +230,9 @@ func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) 
 	}
 	if cacheable {
 		if d, ok := s.cache.get(key, epoch, s.backend.Changes(), s.backend.Revision()); ok {
+			if err := below(d.Revision, c.MinRevision); err != nil {
+				return nil, err
+			}
 			return d, nil
 		}
 	}
@@ -217,6 +241,9 @@ func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) 
 		return nil, err
 	}
 	defer snap.Close()
+	if err := below(snap.Revision(), c.MinRevision); err != nil {
+		return nil, err
+	}
 	if !cacheable || !s.cache.keeps(key) {
 		// Not kept (a question asked for the first time lately): what it
 		// reads need not be recorded.
