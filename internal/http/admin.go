@@ -3,6 +3,7 @@ package http
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -221,7 +222,10 @@ func (s *Server) importAssignments(c echo.Context) error {
 		o.Chunk = n // its range is pdp.ImportStream's to check
 	}
 	// An import runs as long as it makes progress: no request deadline,
-	// and the connection's deadlines move on after every commit.
+	// and the connection's deadlines move on before every read of the body
+	// and after every commit — each wait for the client is bounded, not
+	// the time a chunk takes to arrive (a client sending steadily but
+	// slower than a chunk per importIdle was cut off, with no answer).
 	rc := http.NewResponseController(c.Response().Writer)
 	extend := func() {
 		_ = rc.SetReadDeadline(time.Now().Add(importIdle))
@@ -232,7 +236,8 @@ func (s *Server) importAssignments(c echo.Context) error {
 		extend()
 		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
 	}
-	ir := NewImportReader(c.Request().Body, func(_ int, given *string) (string, error) { return actorOf(c, given) })
+	body := idleReader{r: c.Request().Body, extend: extend}
+	ir := NewImportReader(body, func(_ int, given *string) (string, error) { return actorOf(c, given) })
 	res, err := s.svc.ImportStream(c.Request().Context(), ir.Next, o)
 	if err == nil {
 		return c.JSON(http.StatusOK, res)
@@ -258,12 +263,25 @@ func (s *Server) importAssignments(c echo.Context) error {
 	return err
 }
 
+// idleReader reads an import's body, moving the connection's deadlines on
+// before every read: a wait for the client is bounded by importIdle.
+type idleReader struct {
+	r      io.Reader
+	extend func()
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	r.extend()
+	return r.r.Read(p)
+}
+
 // importPath is the import's route.
 const importPath = "/v1/import"
 
 // importIdle is how long an import may wait for its next bytes, or for its
-// answer to be read, before the connection is given up.
-const importIdle = 2 * time.Minute
+// answer to be read, before the connection is given up (a variable for the
+// tests).
+var importIdle = 2 * time.Minute
 
 // GET /v1/export: the whole store as OPA data.
 func (s *Server) export(c echo.Context) error {

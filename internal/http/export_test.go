@@ -1,6 +1,10 @@
 package http
 
-import "github.com/labstack/echo/v4"
+import (
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
 
 // IsOPAPath is isOPAPath, for the external tests: which answers carry OPA's
 // error envelope.
@@ -9,3 +13,11 @@ var IsOPAPath = isOPAPath
 // AddRoute adds a route to the server's API, for the external tests: a
 // handler doing what no real one does today.
 func AddRoute(s *Server, method, path string, h echo.HandlerFunc) { s.echo.Add(method, path, h) }
+
+// SetImportIdle sets how long an import may wait for its client, for the
+// tests, and returns what puts it back.
+func SetImportIdle(d time.Duration) (restore func()) {
+	old := importIdle
+	importIdle = d
+	return func() { importIdle = old }
+}
