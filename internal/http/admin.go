@@ -236,11 +236,18 @@ func (s *Server) importAssignments(c echo.Context) error {
 		extend()
 		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
 	}
-	body := idleReader{r: c.Request().Body, extend: extend}
+	body := &idleReader{r: c.Request().Body, extend: extend}
 	ir := NewImportReader(body, func(_ int, given *string) (string, error) { return actorOf(c, given) })
 	res, err := s.svc.ImportStream(c.Request().Context(), ir.Next, o)
 	if err == nil {
 		return c.JSON(http.StatusOK, res)
+	}
+	// The log says how far the import got when some of it is committed, or
+	// when reading the body failed (the client left or was idle too long,
+	// and no one reads the answer; or broken gzip), also when nothing was
+	// committed.
+	if res.Chunks > 0 || body.err != nil {
+		s.log.Warn("import stopped", "err", err, "progress", res.Describe())
 	}
 	if res.Chunks == 0 {
 		return err
@@ -251,7 +258,6 @@ func (s *Server) importAssignments(c echo.Context) error {
 	h.Set("X-Permatrix-Imported", strconv.Itoa(res.Imported))
 	h.Set("X-Permatrix-Import-Last-Line", strconv.Itoa(res.LastLine))
 	h.Set("X-Permatrix-Import-Revision", strconv.FormatUint(res.Revision, 10))
-	s.log.Warn("import stopped", "err", err, "progress", res.Describe())
 	var pe *permatrix.Error
 	var he *echo.HTTPError
 	switch {
@@ -264,15 +270,21 @@ func (s *Server) importAssignments(c echo.Context) error {
 }
 
 // idleReader reads an import's body, moving the connection's deadlines on
-// before every read: a wait for the client is bounded by importIdle.
+// before every read: a wait for the client is bounded by importIdle. err
+// is the body's failure, if reading it failed (not its end).
 type idleReader struct {
 	r      io.Reader
 	extend func()
+	err    error
 }
 
-func (r idleReader) Read(p []byte) (int, error) {
+func (r *idleReader) Read(p []byte) (int, error) {
 	r.extend()
-	return r.r.Read(p)
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+	return n, err
 }
 
 // importPath is the import's route.

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +97,42 @@ func TestImportIdleIsPerWait(t *testing.T) {
 	}
 	if n := stored(t, base, "user:paced-100"); n != 0 {
 		t.Fatalf("the line read before the client went idle is stored: %d", n)
+	}
+}
+
+// A client that goes away in the middle of an import is logged ("import
+// stopped", how far it got) also when nothing was committed yet — an
+// all-or-nothing import, or the first chunk: no one reads the answer, so
+// the log is the only word of it (there was none).
+func TestImportClientGoneIsLogged(t *testing.T) {
+	var logs lockedBuffer
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	for _, query := range []string{"", "?chunk=10"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := "POST /v1/import" + query + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + docTestToken + "\r\nTransfer-Encoding: chunked\r\n\r\n"
+		var body strings.Builder
+		for i := 1; i <= 3; i++ {
+			body.WriteString(pacedLine(i))
+		}
+		if _, err := fmt.Fprintf(conn, "%s%x\r\n%s\r\n", head, body.Len(), body.String()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		_ = conn.Close() // gone before the body's end
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "import stopped"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("POST /v1/import%s: the client went away and nothing was logged:\n%s", query, logs.String())
+			}
+		}
+		if !strings.Contains(logs.String(), "nothing was imported") {
+			t.Errorf("POST /v1/import%s: the log does not say how far the import got:\n%s", query, logs.String())
+		}
+		logs.reset()
+	}
+	if n := stored(t, base, "user:paced-1"); n != 0 {
+		t.Fatalf("a line of an import whose client went away is stored: %d", n)
 	}
 }
