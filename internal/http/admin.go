@@ -214,10 +214,15 @@ func (s *Server) getProject(c echo.Context) error {
 // judged with its actor.
 func (s *Server) importAssignments(c echo.Context) error {
 	var o pdp.ImportOptions
-	if v := c.QueryParam("chunk"); v != "" {
-		n, err := strconv.Atoi(v)
+	// chunk is given once or not at all: twice, the request would mean
+	// two things (in chunks or all or nothing), and "chunk=" is no number.
+	if vs, ok := c.QueryParams()["chunk"]; ok {
+		if len(vs) > 1 {
+			return permatrix.Errorf(permatrix.EINVALID, "chunk is given %d times: give it once", len(vs))
+		}
+		n, err := strconv.Atoi(vs[0])
 		if err != nil {
-			return permatrix.Errorf(permatrix.EINVALID, "chunk must be a whole number of lines per commit, got %q", v)
+			return permatrix.Errorf(permatrix.EINVALID, "chunk must be a whole number of lines per commit, got %q", vs[0])
 		}
 		o.Chunk = n // its range is pdp.ImportStream's to check
 	}

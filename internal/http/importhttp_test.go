@@ -136,3 +136,25 @@ func TestImportClientGoneIsLogged(t *testing.T) {
 		t.Fatalf("a line of an import whose client went away is stored: %d", n)
 	}
 }
+
+// chunk is given once, as a whole number: given twice the request means
+// two things — ?chunk=10000&chunk=0 (a wrapper asking all or nothing after
+// the caller's chunk) was committed in chunks, the first value winning
+// unseen — and chunk= with no number (an unset variable) was all or
+// nothing; both are 400 and store nothing.
+func TestImportChunkGivenOnce(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	for _, query := range []string{"?chunk=1&chunk=0", "?chunk=0&chunk=1", "?chunk=5&chunk=abc", "?chunk=", "?chunk"} {
+		status, body, err := postImport(t, base, query, func(w io.Writer) error {
+			_, err := io.WriteString(w, pacedLine(1)+pacedLine(2))
+			return err
+		})
+		e, _ := body["error"].(map[string]any)
+		if err != nil || status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(e["message"]), "chunk") {
+			t.Errorf("POST /v1/import%s: %d %v %v, want 400 about chunk", query, status, body, err)
+		}
+	}
+	if n := stored(t, base, "user:paced-1"); n != 0 {
+		t.Fatalf("an import with a refused chunk parameter stored %d", n)
+	}
+}
