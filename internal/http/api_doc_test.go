@@ -2,8 +2,10 @@ package http_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -390,6 +392,56 @@ func TestAPIDocImport(t *testing.T) {
 			if headers[h] == nil {
 				t.Errorf("POST /v1/import %s does not declare %s", code, h)
 			}
+		}
+	}
+}
+
+// TestAPIDocExportLayout: the keys of GET /v1/export's store are the ones
+// docs/api.yaml's Export schema declares (and requires), and its example
+// has them too (it described a layout the store no longer has: subjects
+// and groups, not grants and scopes).
+func TestAPIDocExportLayout(t *testing.T) {
+	base := serveOn(t, newDocTestServer(t))
+	for _, w := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/assignments", `{"subject":"user:bob","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"project","id":"p1"}}`},
+		{http.MethodPut, "/v1/groups/g1/members/alice", ""},
+		{http.MethodPut, "/v1/systems/blueprism/roles/release_manager", `{"permissions":["audit_alerts"]}`},
+		{http.MethodPut, "/v1/systems/uipath-task-mining-cloud/projects/p9", `{"created_by":"alice","kind":"assisted"}`},
+	} {
+		if status, body := requestBody(t, w.method, base+w.path, docTestToken, strings.NewReader(w.body)); status/100 != 2 {
+			t.Fatalf("%s %s: %d %s", w.method, w.path, status, body)
+		}
+	}
+	status, raw := request(t, http.MethodGet, base+"/v1/export", docTestToken)
+	var export struct{ Store map[string]any }
+	if status != http.StatusOK || json.Unmarshal(raw, &export) != nil {
+		t.Fatalf("GET /v1/export: %d %s", status, raw)
+	}
+	keys := func(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+	got := keys(export.Store)
+
+	doc := loadAPIDoc(t)
+	schema, _ := lookupRef(doc, "#/components/schemas/Export/properties/store").(map[string]any)
+	props, _ := schema["properties"].(map[string]any)
+	if declared := keys(props); !slices.Equal(declared, got) {
+		t.Errorf("the Export schema declares the store keys %v, the export has %v", declared, got)
+	}
+	var required []string
+	for _, r := range schema["required"].([]any) {
+		required = append(required, r.(string))
+	}
+	if slices.Sort(required); !slices.Equal(required, got) {
+		t.Errorf("the Export schema requires the store keys %v, the export has %v", required, got)
+	}
+	for _, o := range docOperations(t, doc) {
+		if o.String() != "GET /v1/export" {
+			continue
+		}
+		ok, _ := o.Op["responses"].(map[string]any)["200"].(map[string]any)
+		example, _ := ok["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
+		store, _ := example["store"].(map[string]any)
+		if ex := keys(store); !slices.Equal(ex, got) {
+			t.Errorf("the example of GET /v1/export has the store keys %v, the export has %v", ex, got)
 		}
 	}
 }
