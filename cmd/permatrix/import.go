@@ -128,15 +128,23 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	return nil
 }
 
-// countLines counts the newlines of r (for the progress's time left).
+// countLines counts the lines of r as the import numbers them (for the
+// progress's time left): its newlines, and a last line without one.
 func countLines(r io.Reader) (int, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	buf := make([]byte, 1<<20)
 	n := 0
+	last := byte('\n')
 	for {
 		k, err := br.Read(buf)
 		n += bytes.Count(buf[:k], []byte{'\n'})
+		if k > 0 {
+			last = buf[k-1]
+		}
 		if err == io.EOF {
+			if last != '\n' {
+				n++
+			}
 			return n, nil
 		}
 		if err != nil {
