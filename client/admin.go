@@ -269,8 +269,9 @@ func (r *ImportResult) revision() uint64 { return r.Revision }
 // Import streams NDJSON from r — one assignment object per line, as
 // permatrix.Assignment marshals, optionally with its own "actor" — to
 // POST /v1/import. It is all or nothing: a refused line (its number in the
-// error's message) stores nothing. The request body is limited by the
-// server (--body-limit, 1 MiB by default: code too_large).
+// error's message) stores nothing. The server reads the body as it arrives
+// (no --body-limit applies to an import) and holds at most 100,000 lines
+// in one all-or-nothing import (more: code too_large, nothing stored).
 func (c *Client) Import(ctx context.Context, r io.Reader, opts ...WriteOption) (ImportResult, error) {
 	var out ImportResult
 	err := c.write(ctx, request{method: http.MethodPost, segs: []string{"v1", "import"}, body: r, contentType: "application/x-ndjson"}, opts, &out)
