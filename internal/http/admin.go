@@ -230,11 +230,11 @@ func (s *Server) importAssignments(c echo.Context) error {
 	// and the connection's deadlines move on before every read of the body
 	// and after every commit — each wait for the client is bounded, not
 	// the time a chunk takes to arrive (a client sending steadily but
-	// slower than a chunk per importIdle was cut off, with no answer).
+	// slower than a chunk per streamIdle was cut off, with no answer).
 	rc := http.NewResponseController(c.Response().Writer)
 	extend := func() {
-		_ = rc.SetReadDeadline(time.Now().Add(importIdle))
-		_ = rc.SetWriteDeadline(time.Now().Add(importIdle))
+		_ = rc.SetReadDeadline(time.Now().Add(streamIdle))
+		_ = rc.SetWriteDeadline(time.Now().Add(streamIdle))
 	}
 	extend()
 	o.Progress = func(r pdp.ImportResult) {
@@ -275,7 +275,7 @@ func (s *Server) importAssignments(c echo.Context) error {
 }
 
 // idleReader reads an import's body, moving the connection's deadlines on
-// before every read: a wait for the client is bounded by importIdle. err
+// before every read: a wait for the client is bounded by streamIdle. err
 // is the body's failure, if reading it failed (not its end).
 type idleReader struct {
 	r      io.Reader
@@ -292,13 +292,29 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// importPath is the import's route.
-const importPath = "/v1/import"
+// idleWriter writes an export, moving the connection's write deadline on
+// before every write: a wait for the client is bounded by streamIdle.
+type idleWriter struct {
+	w      io.Writer
+	extend func()
+}
 
-// importIdle is how long an import may wait for its next bytes, or for its
-// answer to be read, before the connection is given up (a variable for the
-// tests).
-var importIdle = 2 * time.Minute
+func (w idleWriter) Write(p []byte) (int, error) {
+	w.extend()
+	return w.w.Write(p)
+}
+
+// importPath and exportPath are the routes that stream: an import runs as
+// long as its client sends, an export as long as its client reads.
+const (
+	importPath = "/v1/import"
+	exportPath = "/v1/export"
+)
+
+// streamIdle is how long an import may wait for its next bytes, or for its
+// answer to be read, and an export for its client to read, before the
+// connection is given up (a variable for the tests).
+var streamIdle = 2 * time.Minute
 
 // GET /v1/export: the whole store as OPA data.
 func (s *Server) export(c echo.Context) error {
@@ -310,6 +326,12 @@ func (s *Server) export(c echo.Context) error {
 	if c.Request().Method == http.MethodHead {
 		return nil // GET's status and headers: the store is not read to send nothing
 	}
-	_, err := s.svc.Export(c.Request().Context(), c.Response())
+	// An export runs as long as its client reads: no request deadline, and
+	// the connection's write deadline moves on before every write (with
+	// the request timeout's, a client reading a large store slower than it
+	// allowed got an export cut short).
+	rc := http.NewResponseController(c.Response().Writer)
+	w := idleWriter{w: c.Response(), extend: func() { _ = rc.SetWriteDeadline(time.Now().Add(streamIdle)) }}
+	_, err := s.svc.Export(c.Request().Context(), w)
 	return err // after the status: handleError cuts the response short
 }

@@ -14,10 +14,10 @@ var IsOPAPath = isOPAPath
 // handler doing what no real one does today.
 func AddRoute(s *Server, method, path string, h echo.HandlerFunc) { s.echo.Add(method, path, h) }
 
-// SetImportIdle sets how long an import may wait for its client, for the
-// tests, and returns what puts it back.
-func SetImportIdle(d time.Duration) (restore func()) {
-	old := importIdle
-	importIdle = d
-	return func() { importIdle = old }
+// SetStreamIdle sets how long an import or an export may wait for its
+// client, for the tests, and returns what puts it back.
+func SetStreamIdle(d time.Duration) (restore func()) {
+	old := streamIdle
+	streamIdle = d
+	return func() { streamIdle = old }
 }

@@ -64,7 +64,7 @@ func stored(t *testing.T, base, subject string) int {
 // off (it was, with no answer, once importIdle had passed since the start
 // or the last commit); one that stops sending for importIdle is.
 func TestImportIdleIsPerWait(t *testing.T) {
-	defer permhttp.SetImportIdle(time.Second)()
+	defer permhttp.SetStreamIdle(time.Second)()
 	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
 
 	const lines = 12
