@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -237,21 +238,40 @@ func (s *Server) importAssignments(c echo.Context) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamIdle))
 	}
 	extend()
+	// A shutdown stops the import at once (it may never end, and the
+	// shutdown waits for requests only so long): the commits made stay, a
+	// commit being made is made whole or not at all, and the answer (503)
+	// and the log say how far it got. A wait for the client's next bytes
+	// ends too (its read deadline is now); a read that starts after that
+	// sees the import stopped (idleReader).
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	stop := context.AfterFunc(s.stopping, func() {
+		cancel()
+		_ = rc.SetReadDeadline(time.Now())
+	})
+	defer stop()
 	o.Progress = func(r pdp.ImportResult) {
 		extend()
 		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
 	}
-	body := &idleReader{r: c.Request().Body, extend: extend}
+	body := &idleReader{r: c.Request().Body, extend: extend, ctx: ctx}
 	ir := NewImportReader(body, func(_ int, given *string) (string, error) { return actorOf(c, given) })
-	res, err := s.svc.ImportStream(c.Request().Context(), ir.Next, o)
+	res, err := s.svc.ImportStream(ctx, ir.Next, o)
 	if err == nil {
 		return c.JSON(http.StatusOK, res)
 	}
+	// Stopped by the shutdown: the import's context ended, or the read its
+	// deadline ended (a refused line keeps its own answer).
+	shutdown := s.stopping.Err() != nil && (errors.Is(err, context.Canceled) || body.err != nil)
+	if shutdown {
+		err = permatrix.Errorf(permatrix.EUNAVAILABLE, "the server is shutting down: the import stopped; send the rest, or all of it, again")
+	}
 	// The log says how far the import got when some of it is committed, or
 	// when reading the body failed (the client left or was idle too long,
-	// and no one reads the answer; or broken gzip), also when nothing was
-	// committed.
-	if res.Chunks > 0 || body.err != nil {
+	// and no one reads the answer; or broken gzip) or the server shuts
+	// down, also when nothing was committed.
+	if res.Chunks > 0 || body.err != nil || shutdown {
 		s.log.Warn("import stopped", "err", err, "progress", res.Describe())
 	}
 	if res.Chunks == 0 {
@@ -280,11 +300,15 @@ func (s *Server) importAssignments(c echo.Context) error {
 type idleReader struct {
 	r      io.Reader
 	extend func()
+	ctx    context.Context // the import's: once it ends, nothing more is read
 	err    error
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
 	r.extend()
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := r.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		r.err = err

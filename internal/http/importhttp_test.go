@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,5 +157,72 @@ func TestImportChunkGivenOnce(t *testing.T) {
 	}
 	if n := stored(t, base, "user:paced-1"); n != 0 {
 		t.Fatalf("an import with a refused chunk parameter stored %d", n)
+	}
+}
+
+// A shutdown stops an import in flight at once — an import may never end,
+// and the shutdown waits for in-flight requests only so long — and answers
+// it: 503, how far it got (headers and message, the commits made stay),
+// and the log says so. The shutdown waited for the import's client (here:
+// forever, until its own timeout), then the process went away with no
+// answer and no word of how far the import had got.
+func TestShutdownStopsAnImport(t *testing.T) {
+	var logs lockedBuffer
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	base := serveOn(t, srv)
+
+	type answer struct {
+		status int
+		header http.Header
+		body   []byte
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		pr, pw := io.Pipe()
+		go func() {
+			for i := 1; ; i++ {
+				if _, err := io.WriteString(pw, pacedLine(i)); err != nil {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		defer pr.Close()
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/import?chunk=10", pr)
+		req.Header.Set("Authorization", "Bearer "+docTestToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		answered <- answer{res.StatusCode, res.Header, body, err}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); stored(t, base, "user:paced-20") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("two chunks were not committed")
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown with an import in flight: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	}
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the import was not answered")
+	}
+	last := a.header.Get("X-Permatrix-Import-Last-Line")
+	if a.err != nil || a.status != http.StatusServiceUnavailable || !strings.Contains(string(a.body), "shutting down") || last == "" || !strings.HasSuffix(last, "0") {
+		t.Fatalf("the import stopped by a shutdown: %d %v %s (last line %q, %v), want 503 saying how far it got in whole chunks", a.status, a.header, a.body, last, a.err)
+	}
+	if !strings.Contains(logs.String(), "import stopped") {
+		t.Errorf("the import stopped by a shutdown is not logged:\n%s", logs.String())
 	}
 }

@@ -108,6 +108,11 @@ type Server struct {
 	mu         sync.Mutex
 	bundleErr  error     // the last failed bundle (re)load, cleared by a good one
 	bundleFail time.Time // when it failed
+
+	// stopping ends when a shutdown starts: the imports in flight stop
+	// (admin.go), as a shutdown cannot wait for them to end.
+	stopping    context.Context
+	stopImports context.CancelFunc
 }
 
 // NewServer builds the API.
@@ -139,6 +144,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s := &Server{echo: echo.New(), svc: svc, cfg: cfg, log: cfg.Logger, metrics: NewMetrics(svc.Revision),
 		gateway:     &gateway.Gateway{Identity: cfg.Identity, Routes: cfg.Routes},
 		defaultPath: defaultPath, labels: labels, build: buildProvenance(cfg.Version)}
+	s.stopping, s.stopImports = context.WithCancel(context.Background())
 	s.metrics.registerCache(svc.CacheStats)
 	e := s.echo
 	s.setup(e)
@@ -417,6 +423,7 @@ func (s *Server) Serve() error {
 
 // Shutdown stops accepting and waits for in-flight requests (until ctx ends).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopImports()
 	var errs []error
 	for _, l := range s.listeners {
 		errs = append(errs, l.srv.Shutdown(ctx))
