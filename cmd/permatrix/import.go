@@ -58,6 +58,10 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	if err != nil {
 		return err
 	}
+	// Checked before the store is opened, which creates a --db file.
+	if o.chunk < 0 || o.chunk > pdp.MaxImportChunk {
+		return fmt.Errorf("--chunk %d: chunk must be 1 to %d lines per commit (0: one commit, all or nothing)", o.chunk, pdp.MaxImportChunk)
+	}
 	// Interrupted, the import stops: the chunks committed stay, the one
 	// being committed is dropped whole, and the error says how far it got.
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)

@@ -29,3 +29,23 @@ func TestImportCommandTotalCountsALastLineWithoutNewline(t *testing.T) {
 		t.Fatalf("the progress does not say 3 of 3 lines:\n%s", stderr)
 	}
 }
+
+// A --chunk out of range is refused before anything is opened: it created
+// the --db file (an empty store) first, then said "import stopped".
+func TestImportCommandChunkCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "in.ndjson")
+	if err := os.WriteFile(file, []byte(grantBody("user:c1", tm, "analyst", `{"type":"service"}`)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []string{"-1", "50001"} {
+		db := filepath.Join(dir, "new.db")
+		_, stderr, code := run(t, "import", file, "--db", db, "--chunk", chunk)
+		if code != 2 || !strings.Contains(stderr, "--chunk") {
+			t.Errorf("--chunk %s: exit %d, %s; want 2 naming --chunk", chunk, code, stderr)
+		}
+		if _, err := os.Stat(db); !os.IsNotExist(err) {
+			t.Errorf("--chunk %s: the --db file was created (%v)", chunk, err)
+		}
+	}
+}
