@@ -72,7 +72,7 @@ func freeForm(raw []byte, v *any) error {
 func decodeJSON(body []byte, v any) error {
 	kind := jsontext.Value(body).Kind()
 	switch {
-	case len(bytes.TrimSpace(body)) == 0:
+	case len(bytes.Trim(body, " \t\r\n")) == 0: // JSON's whitespace: any other is malformed JSON
 		return permatrix.Errorf(permatrix.EINVALID, "request body is empty: a JSON object is required")
 	case kind != '{' && kind != 0:
 		return permatrix.Errorf(permatrix.EINVALID, "the body must be a JSON object, got %s", kindName(kind))

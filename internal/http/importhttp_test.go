@@ -226,3 +226,24 @@ func TestShutdownStopsAnImport(t *testing.T) {
 		t.Errorf("the import stopped by a shutdown is not logged:\n%s", logs.String())
 	}
 }
+
+// A blank line is one of JSON's whitespace only (space, tab, CR): a line of
+// other whitespace (a no-break space, a vertical tab, U+2028) is not
+// JSON and is refused with its number, as any other malformed line; it was
+// skipped as blank.
+func TestImportBlankLineIsJSONWhitespace(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	for _, odd := range []string{"\u00a0", "\v", "\f", "\u2028", "\u0085"} {
+		status, body, err := postImport(t, base, "", func(w io.Writer) error {
+			_, err := io.WriteString(w, " \t\r\n"+odd+"\n"+pacedLine(1))
+			return err
+		})
+		e, _ := body["error"].(map[string]any)
+		if msg := fmt.Sprint(e["message"]); err != nil || status != http.StatusBadRequest || !strings.HasPrefix(msg, "line 2: malformed JSON") {
+			t.Errorf("a line of %q: %d %v %v, want 400: line 2 is malformed JSON", odd, status, body, err)
+		}
+	}
+	if n := stored(t, base, "user:paced-1"); n != 0 {
+		t.Fatalf("an import with a malformed line stored %d", n)
+	}
+}

@@ -39,7 +39,10 @@ func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 			return pdp.ImportLine{}, err
 		}
 		ir.n++
-		if len(bytes.TrimSpace(raw)) == 0 {
+		// Blank is JSON's whitespace only: bytes.TrimSpace would also
+		// skip a line of a no-break space or a vertical tab, which is
+		// not JSON and is refused as any malformed line.
+		if len(bytes.Trim(raw, " \t\r")) == 0 {
 			continue
 		}
 		var req assignmentRequest
