@@ -269,9 +269,10 @@ func (s *Server) importAssignments(c echo.Context) error {
 	}
 	// The log says how far the import got when some of it is committed, or
 	// when reading the body failed (the client left or was idle too long,
-	// and no one reads the answer; or broken gzip) or the server shuts
-	// down, also when nothing was committed.
-	if res.Chunks > 0 || body.err != nil || shutdown {
+	// and no one reads the answer; or broken gzip), the client left while
+	// the import was committed (the request's context ended) or the server
+	// shuts down, also when nothing was committed.
+	if res.Chunks > 0 || body.err != nil || ctx.Err() != nil {
 		s.log.Warn("import stopped", "err", err, "progress", res.Describe())
 	}
 	if res.Chunks == 0 {

@@ -247,3 +247,35 @@ func TestImportBlankLineIsJSONWhitespace(t *testing.T) {
 		t.Fatalf("an import with a malformed line stored %d", n)
 	}
 }
+
+// A client that sends a whole import and goes away while it is committed
+// (a proxy's timeout, a killed curl): the commit being made is made whole
+// or not at all, and the log says how far the import got — it said
+// nothing (the body had been read to its end, and the import stopped
+// when the request's context ended).
+func TestImportClientGoneWhileCommitting(t *testing.T) {
+	var logs lockedBuffer
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	const n = 30_000 // judged for a second or more
+	var body strings.Builder
+	for i := 1; i <= n; i++ {
+		body.WriteString(pacedLine(i))
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(conn, "POST /v1/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", docTestToken, body.Len(), body.String()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_ = conn.Close()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "import stopped"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client went away while its import was committed, and nothing was logged:\n%s", logs.String())
+		}
+	}
+	if first, last := stored(t, base, "user:paced-1"), stored(t, base, fmt.Sprintf("user:paced-%d", n)); first != last {
+		t.Fatalf("the import is half stored: line 1 %d, line %d %d", first, n, last)
+	}
+}
