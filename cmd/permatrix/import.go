@@ -66,6 +66,15 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	// being committed is dropped whole, and the error says how far it got.
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Interrupted before the first line is read (counting a large file,
+	// opening the store, compiling the bundle), it says so, not how the
+	// step it interrupted failed.
+	early := func(err error) error {
+		if ctx.Err() != nil {
+			return errors.New("import stopped: interrupted; nothing was imported")
+		}
+		return err
+	}
 	var in io.Reader = os.Stdin
 	total := 0
 	if file != "-" {
@@ -77,8 +86,8 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		// A regular file is counted first, for the time left; a pipe
 		// (<(zcat …), /dev/stdin) is read once, its total unknown.
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			if total, err = countLines(f); err != nil {
-				return err
+			if total, err = countLines(ctx, f); err != nil {
+				return early(err)
 			}
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return err
@@ -88,19 +97,19 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	}
 	db, where, err := o.store.open(ctx, cmd.Flags(), log)
 	if err != nil {
-		return damaged(err, log, where)
+		return early(damaged(err, log, where))
 	}
 	defer db.Close()
 	if err := waitReadable(ctx, db); err != nil {
-		return err
+		return early(err)
 	}
 	b, err := opa.ReadBundle(ctx, o.bundle, opa.ReadOptions{})
 	if err != nil {
-		return err
+		return early(err)
 	}
 	svc := pdp.New(db, opa.NewEngine(db), log, nil)
 	if _, err := svc.Activate(ctx, b); err != nil {
-		return fmt.Errorf("bundle: %w", err)
+		return early(fmt.Errorf("bundle: %w", err))
 	}
 	// Progress counts the file's lines (blank ones too), as total does.
 	p := newProgress("importing "+file+" into "+where+" (lines)", total, log)
@@ -133,13 +142,17 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 }
 
 // countLines counts the lines of r as the import numbers them (for the
-// progress's time left): its newlines, and a last line without one.
-func countLines(r io.Reader) (int, error) {
+// progress's time left): its newlines, and a last line without one. It
+// stops when ctx ends (a large file takes a while).
+func countLines(ctx context.Context, r io.Reader) (int, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	buf := make([]byte, 1<<20)
 	n := 0
 	last := byte('\n')
 	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		k, err := br.Read(buf)
 		n += bytes.Count(buf[:k], []byte{'\n'})
 		if k > 0 {

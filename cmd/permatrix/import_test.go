@@ -2,9 +2,12 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The progress of `permatrix import` counts a last line without a newline
@@ -47,5 +50,44 @@ func TestImportCommandChunkCheckedFirst(t *testing.T) {
 		if _, err := os.Stat(db); !os.IsNotExist(err) {
 			t.Errorf("--chunk %s: the --db file was created (%v)", chunk, err)
 		}
+	}
+}
+
+// Ctrl-C while `permatrix import` counts a large file's lines (for the
+// time left) stops it at once, saying nothing was imported: the count read
+// the whole file first (a 20 GB file: a minute), then the command failed
+// with "bundle: probe decision: eval_cancel_error: context canceled".
+func TestImportCommandInterruptedWhileCounting(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "big.ndjson")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(20 << 30); err != nil { // sparse: no disk, slow to read through
+		t.Skipf("no sparse file: %v", err)
+	}
+	_ = f.Close()
+	var stderr strings.Builder
+	cmd := exec.Command(bin, "import", file, "--db", filepath.Join(dir, "p.db"))
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("SIGINT while counting the lines: still running 5 s later\n%s", stderr.String())
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), "import stopped: interrupted; nothing was imported") {
+		t.Fatalf("SIGINT while counting the lines: %v\n%s", err, stderr.String())
 	}
 }
