@@ -117,10 +117,21 @@ func (r ImportResult) Describe() string {
 	if r.Chunks == 0 {
 		return "nothing was imported"
 	}
-	commits := "commits"
-	if r.Chunks == 1 {
-		commits = "commit"
+	lines := fmt.Sprintf("lines 1 to %d are", r.LastLine)
+	if r.LastLine == 1 {
+		lines = "line 1 is"
 	}
-	return fmt.Sprintf("lines 1 to %d are imported: %d assignments in %d %s, the last at revision %d",
-		r.LastLine, r.Imported, r.Chunks, commits, r.Revision)
+	commits := fmt.Sprintf("%d commits, the last", r.Chunks)
+	if r.Chunks == 1 {
+		commits = "1 commit,"
+	}
+	return fmt.Sprintf("%s imported: %s in %s at revision %d", lines, plural(r.Imported, "assignment"), commits, r.Revision)
+}
+
+// plural is "1 <noun>" or "<n> <noun>s".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -346,3 +346,15 @@ func TestImportStreamDuplicates(t *testing.T) {
 		t.Fatalf("the same grant four times: %+v %v, store grew by %d", res, err, count(t, svc)-before)
 	}
 }
+
+// How far an import got reads right with one assignment and one commit:
+// it said "1 assignments in 1 commit".
+func TestImportResultDescribeSingular(t *testing.T) {
+	svc := newService(t)
+	src := &lines{n: 3, line: withRefusal(2)}
+	res, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{Chunk: 1})
+	wantCode(t, err, permatrix.EUNPROCESSABLE, fmt.Sprintf(refusedR, 2))
+	if want := fmt.Sprintf("line 1 is imported: 1 assignment in 1 commit, at revision %d", res.Revision); res.Describe() != want {
+		t.Fatalf("describe: %q, want %q", res.Describe(), want)
+	}
+}
