@@ -251,14 +251,25 @@ func (s *Server) importAssignments(c echo.Context) error {
 		_ = rc.SetReadDeadline(time.Now())
 	})
 	defer stop()
+	// A long import leaves a trail at the default level, at most every
+	// importLogEvery: after a crash or kill -9 (no answer, no "import
+	// stopped") the log says how far it had got.
+	logged, trail := time.Now(), false
 	o.Progress = func(r pdp.ImportResult) {
 		extend()
 		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
+		if time.Since(logged) >= importLogEvery {
+			logged, trail = time.Now(), true
+			s.log.Info("import in progress", "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
+		}
 	}
 	body := &idleReader{r: c.Request().Body, extend: extend, ctx: ctx}
 	ir := NewImportReader(body, func(_ int, given *string) (string, error) { return actorOf(c, given) })
 	res, err := s.svc.ImportStream(ctx, ir.Next, o)
 	if err == nil {
+		if trail {
+			s.log.Info("import finished", "imported", res.Imported, "last_line", res.LastLine, "revision", res.Revision)
+		}
 		return c.JSON(http.StatusOK, res)
 	}
 	// Stopped by the shutdown: the import's context ended, or the read its
@@ -335,6 +346,9 @@ const (
 	importPath = "/v1/import"
 	exportPath = "/v1/export"
 )
+
+// importLogEvery is how often a long import logs how far it has got.
+const importLogEvery = 5 * time.Second
 
 // streamIdle is how long an import may wait for its next bytes, or for its
 // answer to be read, and an export for its client to read, before the

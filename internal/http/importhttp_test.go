@@ -283,3 +283,33 @@ func TestImportClientGoneWhileCommitting(t *testing.T) {
 		t.Fatalf("the import is half stored: line 1 %d, line %d %d", first, n, last)
 	}
 }
+
+// A long import leaves a trail in the log at the default level — how far it
+// has got, at most every importLogEvery — so that after a crash or kill -9
+// (no answer, no "import stopped") the log says where the import was; the
+// commits were logged only at debug.
+func TestImportProgressIsLogged(t *testing.T) {
+	var logs lockedBuffer
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	status, body, err := postImport(t, base, "?chunk=1", func(w io.Writer) error {
+		for i := 1; i <= 60; i++ {
+			if _, err := io.WriteString(w, pacedLine(i)); err != nil {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond) // 6 s in all
+		}
+		return nil
+	})
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("import: %d %v %v", status, body, err)
+	}
+	var progress []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "level=INFO") && strings.Contains(l, "import") && strings.Contains(l, "last_line=") {
+			progress = append(progress, l)
+		}
+	}
+	if len(progress) == 0 || len(progress) > 3 {
+		t.Fatalf("a 6 s import logged its progress %d times at INFO, want 1 to 3:\n%s", len(progress), logs.String())
+	}
+}
