@@ -272,6 +272,11 @@ func (s *Server) importAssignments(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, res)
 	}
+	// The answer gets its own time to be written: after a wait for the
+	// client ended the import (the read deadline passed), the write
+	// deadline set with it has passed too, and a client that is still
+	// there got an empty reply instead of how far its import got.
+	_ = rc.SetWriteDeadline(time.Now().Add(streamIdle))
 	// Stopped by the shutdown: the import's context ended, or the read its
 	// deadline ended (a refused line keeps its own answer).
 	shutdown := s.stopping.Err() != nil && (errors.Is(err, context.Canceled) || body.err != nil)

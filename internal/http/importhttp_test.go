@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -311,5 +312,33 @@ func TestImportProgressIsLogged(t *testing.T) {
 	}
 	if len(progress) == 0 || len(progress) > 3 {
 		t.Fatalf("a 6 s import logged its progress %d times at INFO, want 1 to 3:\n%s", len(progress), logs.String())
+	}
+}
+
+// A client that stalls past the idle bound, but is still there, gets the
+// answer — 400, and how far the import got — not an empty reply: the
+// write deadline had passed with the read deadline, so the answer could
+// not be sent.
+func TestImportIdleClientGetsTheAnswer(t *testing.T) {
+	defer permhttp.SetStreamIdle(time.Second)()
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := pacedLine(1) + pacedLine(2) + pacedLine(3)
+	if _, err := fmt.Fprintf(conn, "POST /v1/import?chunk=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", docTestToken, len(body), body); err != nil {
+		t.Fatal(err)
+	}
+	// Then nothing: the server gives up after 1 s and answers.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("a client idle past the bound got no answer: %v", err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || res.Header.Get("X-Permatrix-Import-Last-Line") != "3" || !strings.Contains(string(raw), "lines 1 to 3 are imported") {
+		t.Fatalf("a client idle past the bound: %d %v %s, want 400 saying lines 1 to 3 are imported", res.StatusCode, res.Header, raw)
 	}
 }
