@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,13 @@ type Service struct {
 	cache   *decisionCache // nil: off
 
 	aheadTaken atomic.Uint64 // verdicts judged ahead and taken (prejudge.go)
+
+	// writers lets a large write that lost a race plan again alone: every
+	// write holds it shared while it plans and commits, and one of at
+	// least minAhead changes takes it whole after its first conflict
+	// (writeSome). The writes of this process can then not change what
+	// it read; in a fleet, other sidecars' writes still can.
+	writers sync.RWMutex
 }
 
 // New returns a service over a store backend and an engine reading the same

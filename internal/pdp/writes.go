@@ -39,7 +39,28 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 		return 0, 0, err
 	}
 	bounded, _ := s.backend.(store.Bounded)
+	// A write plans again after a conflict (store.Update). One of many
+	// changes takes long to plan, and a steady stream of small writes to
+	// one unit it reads would make it lose every race: after its first,
+	// it plans again with this process's other writes held back.
+	s.writers.RLock()
+	alone, plans := false, 0
+	defer func() {
+		if alone {
+			s.writers.Unlock()
+		} else {
+			s.writers.RUnlock()
+		}
+	}()
 	rev, err = store.Update(ctx, s.backend, func(tx *store.Tx) error {
+		if plans++; plans > 1 && !alone && len(changes) >= minAhead {
+			s.writers.RUnlock()
+			s.writers.Lock()
+			alone = true
+			// The writes that held it are in tx's snapshot or not;
+			// if not, this plan conflicts once more and the next is
+			// made with nothing in between.
+		}
 		n = len(changes)
 		ahead := s.prejudge(ctx, p, tx.Revision(), changes)
 		defer ahead.stop()
