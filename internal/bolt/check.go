@@ -43,7 +43,7 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("store %s is damaged and was not opened (restore it from a backup or an export; `permatrix store check --db %s` lists the damage):\n  %s",
+	return fmt.Sprintf("store %s is damaged and was not opened (restore it from a backup: a copy of a sound file, or `permatrix store copy` from a fleet's etcd; `permatrix store check --db %s` lists the damage):\n  %s",
 		e.Path, e.Path, strings.Join(e.Problems, "\n  "))
 }
 
