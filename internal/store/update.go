@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -103,8 +104,12 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 			return rev, err
 		}
 		if attempt == MaxAttempts || time.Since(start) > RetryBudget {
+			times := "once"
+			if attempt > 1 {
+				times = fmt.Sprintf("%d times in a row", attempt)
+			}
 			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
-				"the write conflicted with concurrent writes %d times in a row; nothing was written, try again", attempt)
+				"the write conflicted with concurrent writes %s; nothing was written, try again", times)
 		}
 		// Something the plan read changed after its snapshot: plan again on
 		// a snapshot that has the change (a fleet's replica may not have
