@@ -53,20 +53,32 @@ group_grants(grants, scp) := {g |
 	g.scope.id == scp.id
 }
 
-# effective is what grants allow on scp. Manage Process Access Rights: "A
-# user with this permission cannot grant access rights that are denied by
-# the permissions set for a user role. For example, if a role allows a user
-# to edit processes, that permission can be removed for a group. If the role
-# does not allow a user to delete processes, that permission cannot be
-# granted for that role at group level." (likewise Manage Business Object
-# Access Rights). So where group-level rights exist for scp they narrow the
-# service-level permissions (intersection) and never widen them; elsewhere
-# the service-level permissions apply.
-effective(grants, scp) := service_permissions(grants) & group_permissions if {
+# allowed(permissions) is the set of actions the permissions allow (allows).
+allowed(permissions) := {a | some p in permissions; some a in allows(p)}
+
+# effective is the set of actions grants allow on scp. Manage Process Access
+# Rights (line 194): "A user with this permission cannot grant access rights
+# that are denied by the permissions set for a user role. For example, if a role
+# allows a user to edit processes, that permission can be removed for a
+# group. If the role does not allow a user to delete processes, that
+# permission cannot be granted for that role at group level." (likewise
+# Manage Business Object Access Rights). So where group-level rights exist
+# for scp they narrow what the service-level permissions allow and never
+# widen it; elsewhere the service-level permissions apply. Both sentences
+# speak of what the role allows, its implications included: a role with
+# Create Process "allows a user to edit processes" (Edit Process, line 170:
+# "Users with Create Process permission can create and edit processes, even
+# if they don't have the Edit Process permission."), so group rights
+# keeping Edit Process keep editing there. A group-level permission the
+# role does not allow "cannot be granted" there: it counts for nothing, its
+# implications neither (Create Process on a group whose role allows only
+# editing gives no editing there).
+effective(grants, scp) := role_allows & allowed(grantable) if {
 	on_group := group_grants(grants, scp)
 	count(on_group) > 0
-	group_permissions := {p | some g in on_group; some p in held(g)}
-} else := service_permissions(grants)
+	role_allows := allowed(service_permissions(grants))
+	grantable := {p | some g in on_group; some p in held(g); p in role_allows}
+} else := allowed(service_permissions(grants))
 
 # allows is the set of actions a held permission allows: itself and what it
 # implies (catalog "implies", each entry cited there); an unused permission
@@ -138,16 +150,20 @@ imported_kinds := declared_kinds | overwritten_kinds
 
 # --- verdict -----------------------------------------------------------------
 
-# effective_at is what the subject's grants allow on each scope a clause
-# names (effective): computed once a check, not once a use.
+# effective_at is the actions the subject's grants allow on each scope a
+# clause names (effective): computed once a check, not once a use.
 effective_at[clause.scope] := effective(subject_grants, clause.scope) if some clause in clauses
 
-# met is, for each clause, the permissions in effect on its scope that meet
-# it (computed once a check: reasons and missing both read it).
+# met is, for each clause, the permissions held on its scope (by grants
+# covering it) that allow one of its actions in effect there (computed once
+# a check: reasons and missing both read it).
 met[clause] := {p |
-	some p in effective_at[clause.scope]
+	some g in subject_grants
+	lib.covers(g.scope, clause.scope)
+	some p in held(g)
 	some a in clause.any_of
 	a in allows(p)
+	a in effective_at[clause.scope]
 } if {
 	some clause in clauses
 }

@@ -216,3 +216,41 @@ test_group_role_alone_grants_nothing if {
 	not allowed(st, "edit_process", pg("g1"), {})
 	not allowed(st, "edit_process", service, {})
 }
+
+# Narrowing is of what the role allows, implications included. Edit Process:
+# "Users with Create Process permission can create and edit processes, even
+# if they don't have the Edit Process permission." (line 170); Manage
+# Process Access Rights: "if a role allows a user to edit processes, that
+# permission can be removed for a group" (line 194). A role holding Create
+# Process allows editing; group rights on g1 that keep editing (Edit
+# Process) leave it allowed there, and take creating away.
+implied_narrowed := store(
+	{"creator": ["create_process"], "g1_edit": ["edit_process"]},
+	[role("a1", "user:alice", "creator", service), role("a2", "user:alice", "g1_edit", pg("g1"))],
+	{},
+)
+
+test_group_rights_narrow_what_the_role_allows_implications_included if {
+	d := decide(implied_narrowed, "edit_process", pg("g1"), {})
+	d.allow
+	{r.assignment | some r in d.reasons} == {"a1", "a2"}
+	not allowed(implied_narrowed, "create_process", pg("g1"), {})
+	allowed(implied_narrowed, "create_process", pg("g2"), {})
+}
+
+# The other way round: "If the role does not allow a user to delete
+# processes, that permission cannot be granted for that role at group
+# level." (line 194). A role allowing only editing cannot have Create
+# Process granted on g1, so that group right gives nothing there, editing
+# included (it is Create Process that would allow it).
+ungrantable_on_group := store(
+	{"editor": ["edit_process"], "g1_create": ["create_process"]},
+	[role("a1", "user:alice", "editor", service), role("a2", "user:alice", "g1_create", pg("g1"))],
+	{},
+)
+
+test_group_right_the_role_does_not_allow_gives_nothing if {
+	not allowed(ungrantable_on_group, "edit_process", pg("g1"), {})
+	not allowed(ungrantable_on_group, "create_process", pg("g1"), {})
+	allowed(ungrantable_on_group, "edit_process", pg("g2"), {})
+}
