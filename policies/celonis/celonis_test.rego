@@ -241,6 +241,17 @@ test_custom_project_needs_a_space if {
 	d.missing[0].kind == "condition"
 }
 
+# new line 22: "Analyst users creating custom projects also require the
+# Studio Space permission CREATE PACKAGE." A custom_project that is not a
+# boolean is never read as "not a custom project" (which needs no package).
+test_custom_project_not_a_boolean_is_denied if {
+	every flag in ["true", 1, {}, null] {
+		d := decide(creator, check(tm, "create_project", service, {"custom_project": flag, "space": "s1"}))
+		not d.allow
+		d.missing[0].kind == "condition"
+	}
+}
+
 test_non_custom_project_needs_no_package if {
 	allowed(creator, "create_project", service)
 	decide(creator, check(tm, "create_project", service, {"custom_project": false})).allow

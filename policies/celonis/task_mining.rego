@@ -100,6 +100,18 @@ missing contains lib.missing_condition(system_id, msg) if {
 	msg := "a custom project needs context.space: the Studio space of its package"
 }
 
+# The same sentence (newer document, line 22): whether the project is a
+# custom one decides whether CREATE PACKAGE is needed, so a custom_project
+# that is not a boolean is never read as "not a custom project".
+missing contains lib.missing_condition(system_id, msg) if {
+	input.action == "create_project"
+	not is_boolean(object.get(lib.context, "custom_project", false))
+	msg := concat("", [
+		"context.custom_project must be true or false: ",
+		"a custom project also needs the Studio Space permission CREATE PACKAGE",
+	])
+}
+
 missing contains lib.missing_role(system_id, "admin", service) if input.action == "delete_project"
 
 missing contains m if {
