@@ -103,15 +103,21 @@ func adminToken(o serveOptions, log *slog.Logger) (string, error) {
 	case o.adminToken != "" && o.adminTokenFn != "":
 		return "", errors.New("give one of --admin-token and --admin-token-file")
 	case o.adminToken != "":
+		if err := usableToken(o.adminToken); err != nil {
+			return "", fmt.Errorf("--admin-token: %w", err)
+		}
 		return o.adminToken, nil
 	case o.adminTokenFn != "":
 		b, err := os.ReadFile(o.adminTokenFn)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("--admin-token-file: %w", err)
 		}
 		t := strings.TrimSpace(string(b))
 		if t == "" {
-			return "", fmt.Errorf("%s is empty", o.adminTokenFn)
+			return "", fmt.Errorf("--admin-token-file: %s is empty", o.adminTokenFn)
+		}
+		if err := usableToken(t); err != nil {
+			return "", fmt.Errorf("--admin-token-file %s: %w", o.adminTokenFn, err)
 		}
 		return t, nil
 	}
@@ -120,6 +126,20 @@ func adminToken(o serveOptions, log *slog.Logger) (string, error) {
 	t := hex.EncodeToString(b[:])
 	log.Warn("no --admin-token given: generated one for this run", "admin_token", t)
 	return t, nil
+}
+
+// usableToken checks that a token can be sent in an Authorization header:
+// one line of no control characters, and no spaces at either end (HTTP
+// trims them from a header's value). A token that cannot be sent would
+// make an admin API nobody can use.
+func usableToken(t string) error {
+	if strings.TrimSpace(t) != t {
+		return errors.New("the token begins or ends with white space, which an Authorization header cannot carry")
+	}
+	if i := strings.IndexFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("the token holds a control character (%q at byte %d: a second line?), which an Authorization header cannot carry", t[i], i)
+	}
+	return nil
 }
 
 // bundleLoadOptions checks the bundle flags and turns them into load options.

@@ -359,3 +359,55 @@ func TestHealthCommand(t *testing.T) {
 		t.Errorf("unix socket, stopped: exit %d", code)
 	}
 }
+
+// --admin-token-file (here PERMATRIX_ADMIN_TOKEN_FILE): the file's trailing
+// newline is not part of the token; a file with nothing in it, one that
+// cannot be read, and a token no Authorization header can carry (a second
+// line, a control character) stop serve with the flag named, before the
+// store is opened, instead of serving an admin API nobody can use.
+func TestAdminTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p, err := harness.StartProcess(t, bin, "tok", []string{"PERMATRIX_ADDR=127.0.0.1:0",
+		"PERMATRIX_DB=" + filepath.Join(dir, "ok.db"), "PERMATRIX_ADMIN_TOKEN_FILE=" + file("newline", "tok\n")})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.Logs())
+	}
+	if code, raw := p.Do(t, "POST", "/v1/assignments", assignment("ann")); code != 201 {
+		t.Fatalf("the token of a file ending in a newline: %d %s", code, raw)
+	}
+	p.Stop(t)
+
+	for name, args := range map[string][]string{
+		"empty":          {"--admin-token-file", file("empty", "")},
+		"blank":          {"--admin-token-file", file("blank", " \n\n")},
+		"missing":        {"--admin-token-file", filepath.Join(dir, "missing")},
+		"a directory":    {"--admin-token-file", dir},
+		"two lines":      {"--admin-token-file", file("two", "tok\nsecond\n")},
+		"a control char": {"--admin-token-file", file("ctl", "to\x00k\n")},
+		"flag newline":   {"--admin-token", "tok\nsecond"},
+		"flag trailing":  {"--admin-token", "tok "},
+	} {
+		db := filepath.Join(dir, "never.db")
+		// A serve that takes the token runs: 20 seconds is plenty to refuse.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)...)
+		cmd.Env = append(os.Environ(), "PERMATRIX_ADMIN_TOKEN=", "PERMATRIX_ADMIN_TOKEN_FILE=")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), args[0]) {
+			t.Errorf("%s: want exit 2 naming %s: %v\n%s", name, args[0], err, out)
+		}
+		if _, err := os.Stat(db); err == nil {
+			t.Errorf("%s: serve opened the store before refusing the token", name)
+			os.Remove(db)
+		}
+	}
+}
