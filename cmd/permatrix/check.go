@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,7 +33,8 @@ func newCheck() *cobra.Command {
 		Short: "Decide one check, against a db file or a running server",
 		Long: `Decide one check and print the decision as JSON. Exit status: 0 allowed,
 1 denied, 2 error. With --server it asks a running permatrix; otherwise it opens
-the --db file itself (which fails while a server holds it) with --bundle.`,
+the --db file itself (which must exist, and fails while a server holds it)
+with --bundle.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runCheck(cmd, o) },
 	}
@@ -86,6 +88,11 @@ func runCheck(cmd *cobra.Command, o checkOptions) error {
 }
 
 func checkLocal(ctx context.Context, dbPath, bundlePath string, ch permatrix.Check) (*permatrix.Decision, error) {
+	// Opening a bolt file creates it: a mistyped --db would be decided
+	// against a new, empty store (every answer a deny).
+	if _, err := os.Stat(dbPath); err != nil {
+		return nil, fmt.Errorf("--db %s: %w", dbPath, err)
+	}
 	db, err := bolt.Open(dbPath, bolt.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("%w (is a server running on it? use --server)", err)

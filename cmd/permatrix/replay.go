@@ -84,6 +84,11 @@ func runReplay(cmd *cobra.Command, o replayOptions) error {
 
 	var rs replay.Store
 	if o.db != "" {
+		// Opening a bolt file creates it: a mistyped --db would replay
+		// against a new, empty store.
+		if _, err := os.Stat(o.db); err != nil {
+			return fmt.Errorf("--db %s: %w", o.db, err)
+		}
 		db, err := bolt.Open(o.db, bolt.Options{})
 		if err != nil {
 			return fmt.Errorf("%w (replay the server's export instead: --store-export)", err)

@@ -141,6 +141,31 @@ func TestSecondProcessGetsLockedError(t *testing.T) {
 	}
 }
 
+// check and replay read a --db file: a mistyped path is an error (exit 2,
+// naming the path), not a new empty store created there whose every answer
+// is a deny (check exited 1, "allow": false, and left a 16 MiB file).
+func TestReadCommandsNeedAnExistingDB(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.db")
+	log := filepath.Join(dir, "decisions.log")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"check":  {"check", "--db", missing, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users"},
+		"replay": {"replay", "--decisions", log, "--db", missing},
+	} {
+		out, code := run(t, args...)
+		if code != 2 || !strings.Contains(out, missing) {
+			t.Errorf("%s --db %s: want exit 2 naming the file, got exit %d\n%s", name, missing, code, out)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Errorf("%s created %s", name, missing)
+			os.Remove(missing)
+		}
+	}
+}
+
 func TestCheckCommandAgainstServer(t *testing.T) {
 	s := serve(t, filepath.Join(t.TempDir(), "p.db"))
 	s.do(t, "POST", "/v1/assignments", assignment("ann"))
