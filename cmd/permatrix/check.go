@@ -56,6 +56,9 @@ with --bundle.`,
 func runCheck(cmd *cobra.Command, o checkOptions) error {
 	ch := o.check
 	ch.Groups = o.groups
+	if o.resourceID != "" && o.resourceType == "" {
+		return errors.New("--resource-id needs --resource-type (without both, the check is at service scope)")
+	}
 	if o.resourceType != "" {
 		ch.Resource = &permatrix.Scope{Type: o.resourceType, ID: o.resourceID}
 	}

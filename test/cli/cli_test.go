@@ -181,6 +181,12 @@ func TestCheckCommandAgainstServer(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "unknown system") {
 		t.Fatalf("error: exit %d\n%s", code, out)
 	}
+	// A resource id without its type is a mistake, not a check at service
+	// scope that drops the id.
+	out, code = run(t, "check", "--server", s.URL, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users", "--resource-id", "p1")
+	if code != 2 || !strings.Contains(out, "--resource-type") {
+		t.Fatalf("--resource-id without --resource-type: exit %d\n%s", code, out)
+	}
 }
 
 func TestBadFlagsFromEnv(t *testing.T) {
