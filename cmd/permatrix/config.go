@@ -25,22 +25,10 @@ parsers read them. Every problem is printed as FILE:LINE: message. Exit status:
 store (a JWKS URL, the etcd cluster, the bundle server) is checked by serve.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			file, err := config.Load(args[0])
+			// The values too, against serve's own flags.
+			_, err := readConfig(newServe().Flags(), args[0])
 			var probs *config.Problems
-			if file != nil {
-				// The values, against serve's own flags.
-				if aerr := file.Apply(newServe().Flags()); aerr != nil {
-					var more *config.Problems
-					errors.As(aerr, &more)
-					if !errors.As(err, &probs) {
-						probs = &config.Problems{Path: args[0]}
-					}
-					probs.List = append(probs.List, more.List...)
-					err = probs
-				}
-			}
 			if errors.As(err, &probs) {
-				probs.Sort()
 				fmt.Fprintln(cmd.ErrOrStderr(), probs.Error())
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d problem(s)\n", args[0], len(probs.List))
 				return exitError{1}

@@ -26,12 +26,35 @@ func loadConfig(flags *pflag.FlagSet, path string) (*config.File, error) {
 	if path == "" {
 		return nil, nil
 	}
+	return readConfig(flags, path)
+}
+
+// readConfig reads a configuration file and sets the flags it gives:
+// every problem at once, the file's own (syntax, keys, OPA's sections)
+// and its values' against the flags, ordered by line. serve and
+// `config validate` read a file alike.
+func readConfig(flags *pflag.FlagSet, path string) (*config.File, error) {
 	file, err := config.Load(path)
-	if err != nil {
+	if file == nil {
 		return nil, err
 	}
-	if err := file.Apply(flags); err != nil {
+	var probs *config.Problems
+	if err != nil && !errors.As(err, &probs) {
 		return nil, err
+	}
+	if aerr := file.Apply(flags); aerr != nil {
+		var more *config.Problems
+		if !errors.As(aerr, &more) {
+			return nil, aerr
+		}
+		if probs == nil {
+			probs = &config.Problems{Path: more.Path}
+		}
+		probs.List = append(probs.List, more.List...)
+	}
+	if probs != nil {
+		probs.Sort()
+		return nil, probs
 	}
 	return file, nil
 }

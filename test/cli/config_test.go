@@ -266,6 +266,21 @@ status: {}
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
+	// serve refuses the file with the same problems, all of them at once
+	// (a value of the wrong type too, beside the unknown keys).
+	out, code = run(t, "serve", "--config", bad, "--db", filepath.Join(t.TempDir(), "p.db"), "--addr", "127.0.0.1:0")
+	for _, want := range []string{
+		bad + `:4: unknown key "services.logs.urll"`,
+		bad + ":11: server.watch: invalid argument \"maybe\"",
+		bad + ":12: status: OPA's status is not supported",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --config lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 2 {
+		t.Errorf("serve --config: exit %d, want 2", code)
+	}
 	// Values OPA's own parsers refuse, once the keys are right.
 	writeConfig(t, bad, "services:\n  logs:\n    url: https://logs.example.com\ndecision_logs:\n  service: logs\n  reporting:\n    min_delay_seconds: 10\n    max_delay_seconds: 1\n")
 	if out, code := run(t, "config", "validate", bad); code != 1 || !strings.Contains(out, bad+":4: decision_logs: max reporting delay must be >= min reporting delay") {
