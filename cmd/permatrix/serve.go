@@ -212,6 +212,14 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	if err != nil {
 		return err
 	}
+	// The server takes 0 or less as "the default": refused here, so that
+	// what is given is what is served.
+	if o.bodyLimit < 1 {
+		return fmt.Errorf("--body-limit %d: want a number of bytes, 1 or more", o.bodyLimit)
+	}
+	if o.consistencyTimeout <= 0 {
+		return fmt.Errorf("--consistency-timeout %s: want a duration over 0", o.consistencyTimeout)
+	}
 	if gc, limit := tuneMemory(); gc > 0 || limit > 0 {
 		var set []any
 		if gc > 0 {

@@ -213,6 +213,24 @@ func TestBadFlagsFromEnv(t *testing.T) {
 	if _, err := os.Stat(db); err == nil {
 		t.Error("serve created the store before refusing its flags")
 	}
+	// A limit or a wait of 0 or less is refused, not silently replaced by
+	// the default (a --body-limit 0 served 1 MiB bodies).
+	for _, env := range []string{"PERMATRIX_BODY_LIMIT=0", "PERMATRIX_BODY_LIMIT=-1", "PERMATRIX_CONSISTENCY_TIMEOUT=0s", "PERMATRIX_CONSISTENCY_TIMEOUT=-1s"} {
+		// A serve that takes the value runs: 20 seconds is plenty to refuse.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd = exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0")
+		cmd.Env = append(os.Environ(), env, "PERMATRIX_DB="+db)
+		out, err = cmd.CombinedOutput()
+		flag := "--" + strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(strings.Split(env, "=")[0], "PERMATRIX_")), "_", "-")
+		if err == nil || !strings.Contains(string(out), flag) {
+			t.Errorf("%s: want an error naming %s: %v\n%s", env, flag, err, out)
+		}
+		if _, err := os.Stat(db); err == nil {
+			t.Errorf("%s: serve created the store before refusing its flags", env)
+			os.Remove(db)
+		}
+	}
 }
 
 // --default-decision (here PERMATRIX_DEFAULT_DECISION) is what POST /
