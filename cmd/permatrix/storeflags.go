@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -61,12 +62,14 @@ func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
 		return "bolt", o.db, nil
 	}
 	if f != nil && f.Changed("db") {
-		// Flags win over the environment here too: the image's PERMATRIX_DB
-		// yields to --store on the command line, PERMATRIX_STORE to --db.
-		dbEnv, storeEnv := fromEnv(f.Lookup("db")), f.Changed("store") && fromEnv(f.Lookup("store"))
+		// Given both, the one given higher up wins, as for every flag (the
+		// command line, then the environment, then the file): the image's
+		// PERMATRIX_DB yields to --store on the command line,
+		// PERMATRIX_STORE to --db, and either to the other in the file.
+		db, st := givenAt(f.Lookup("db")), givenAt(f.Lookup("store"))
 		switch {
-		case dbEnv && !storeEnv:
-		case storeEnv && !dbEnv:
+		case db < st:
+		case st < db:
 			return "bolt", o.db, nil
 		default:
 			return "", "", errors.New("give one of --store and --db")
@@ -150,4 +153,16 @@ func damaged(err error, log *slog.Logger, where string) error {
 		return exitError{exitStoreDamaged}
 	}
 	return err
+}
+
+// givenAt ranks where a given flag's value came from: 3 the command line,
+// 2 the environment (PERMATRIX_*), 1 the configuration file.
+func givenAt(f *pflag.Flag) int {
+	switch {
+	case fromEnv(f):
+		return 2
+	case f.Annotations[config.Annotation] != nil:
+		return 1
+	}
+	return 3
 }

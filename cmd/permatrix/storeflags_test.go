@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/etcd"
 )
 
@@ -28,8 +29,9 @@ func TestEtcdTLSFilesNeedEtcds(t *testing.T) {
 }
 
 // --store and --db name the same thing: given both on the command line (or
-// both in the environment) they are refused; otherwise the command line
-// wins, as for every flag — so the image's PERMATRIX_DB does not stop
+// both in the environment, or both in the configuration file) they are
+// refused; otherwise the higher of command line, environment and file wins,
+// as for every flag — so the image's PERMATRIX_DB does not stop
 // `serve --store etcd://…`.
 func TestStoreAndDBPrecedence(t *testing.T) {
 	for _, c := range []struct {
@@ -45,7 +47,17 @@ func TestStoreAndDBPrecedence(t *testing.T) {
 		{[]string{"--store", "bolt:z.db", "--db", "y.db"}, nil, "", ""},
 		{nil, map[string]string{"PERMATRIX_STORE": "bolt:z.db", "PERMATRIX_DB": "y.db"}, "", ""},
 		{nil, map[string]string{"PERMATRIX_STORE": "etcd://h:2379/p"}, "etcd", "etcd://h:2379/p"},
+		// The configuration file is below both: the environment and the
+		// command line beat its store.db or store.url.
+		{nil, map[string]string{"PERMATRIX_STORE": "etcd://h:2379/p", "file": "store:\n  db: f.db\n"}, "etcd", "etcd://h:2379/p"},
+		{nil, map[string]string{"PERMATRIX_DB": "e.db", "file": "store:\n  url: etcd://h:2379/p\n"}, "bolt", "e.db"},
+		{[]string{"--store", "bolt:z.db"}, map[string]string{"file": "store:\n  db: f.db\n"}, "bolt", "z.db"},
+		{[]string{"--db", "y.db"}, map[string]string{"file": "store:\n  url: etcd://h:2379/p\n"}, "bolt", "y.db"},
+		{nil, map[string]string{"file": "store:\n  url: bolt:z.db\n  db: f.db\n"}, "", ""},
+		{nil, map[string]string{"file": "store:\n  db: f.db\n"}, "bolt", "f.db"},
 	} {
+		file := c.env["file"]
+		delete(c.env, "file")
 		for k, v := range c.env {
 			t.Setenv(k, v)
 		}
@@ -58,9 +70,18 @@ func TestStoreAndDBPrecedence(t *testing.T) {
 		if err := bindEnv(f); err != nil {
 			t.Fatal(err)
 		}
+		if file != "" {
+			cf, err := config.Parse("permatrix.yaml", []byte(file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cf.Apply(f); err != nil {
+				t.Fatal(err)
+			}
+		}
 		kind, where, err := o.target(f)
 		if kind != c.kind || where != c.path || (c.kind == "") != (err != nil) {
-			t.Fatalf("%v %v: %q %q %v", c.args, c.env, kind, where, err)
+			t.Fatalf("%v %v %q: %q %q %v", c.args, c.env, file, kind, where, err)
 		}
 		for k := range c.env {
 			t.Setenv(k, "")

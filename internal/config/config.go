@@ -281,11 +281,17 @@ func (f *File) Apply(flags *pflag.FlagSet) error {
 		default:
 			if err := flags.Set(s.flag, s.value); err != nil {
 				probs.add(s.line, "%s: %v", s.key, err)
+				continue
 			}
+			_ = flags.SetAnnotation(s.flag, Annotation, []string{s.key})
 		}
 	}
 	return probs.err()
 }
+
+// Annotation marks a flag Apply set from the file (its value the key's),
+// so that a command can tell the file's flags from the command line's.
+const Annotation = "permatrix-config"
 
 // Sets reports whether the file sets flag.
 func (f *File) Sets(flag string) bool {
