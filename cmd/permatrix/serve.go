@@ -98,10 +98,19 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	return cmd
 }
 
-func adminToken(o serveOptions, log *slog.Logger) (string, error) {
+func adminToken(flags *pflag.FlagSet, o serveOptions, log *slog.Logger) (string, error) {
+	if o.adminToken != "" && o.adminTokenFn != "" {
+		which, err := preferred(flags, "admin-token", "admin-token-file")
+		if err != nil {
+			return "", err
+		}
+		if which == "admin-token" {
+			o.adminTokenFn = ""
+		} else {
+			o.adminToken = ""
+		}
+	}
 	switch {
-	case o.adminToken != "" && o.adminTokenFn != "":
-		return "", errors.New("give one of --admin-token and --admin-token-file")
 	case o.adminToken != "":
 		if err := usableToken(o.adminToken); err != nil {
 			return "", fmt.Errorf("--admin-token: %w", err)
@@ -230,7 +239,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		}
 		log.Info("garbage collector tuned for decisions (GOGC and GOMEMLIMIT override)", set...)
 	}
-	token, err := adminToken(o, log)
+	token, err := adminToken(flags, o, log)
 	if err != nil {
 		return err
 	}

@@ -109,10 +109,16 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 	}
 	eo := o.etcd
 	eo.URL, eo.Replica, eo.Logger = where, o.replica, log
-	if o.pwFile != "" {
-		if eo.Password != "" {
-			return nil, "", errors.New("give one of --etcd-password and --etcd-password-file")
+	if o.pwFile != "" && eo.Password != "" {
+		which, err := preferred(f, "etcd-password", "etcd-password-file")
+		if err != nil {
+			return nil, "", err
 		}
+		if which == "etcd-password" {
+			o.pwFile = ""
+		}
+	}
+	if o.pwFile != "" {
 		b, err := os.ReadFile(o.pwFile)
 		if err != nil {
 			return nil, "", err
@@ -165,4 +171,20 @@ func givenAt(f *pflag.Flag) int {
 		return 1
 	}
 	return 3
+}
+
+// preferred says which of two flags naming one thing (a secret and the
+// file holding it), both given, to use: the one given higher up (command
+// line, environment, file), as for every flag. Both at one level is an
+// error.
+func preferred(f *pflag.FlagSet, a, b string) (string, error) {
+	if f != nil {
+		switch ra, rb := givenAt(f.Lookup(a)), givenAt(f.Lookup(b)); {
+		case ra > rb:
+			return a, nil
+		case rb > ra:
+			return b, nil
+		}
+	}
+	return "", fmt.Errorf("give one of --%s and --%s", a, b)
 }

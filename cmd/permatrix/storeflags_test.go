@@ -89,3 +89,58 @@ func TestStoreAndDBPrecedence(t *testing.T) {
 		}
 	}
 }
+
+// A secret and the file holding it (--admin-token and --admin-token-file,
+// --etcd-password and --etcd-password-file) are one setting: given at two
+// levels, the higher wins (command line, environment, file); at one level
+// they are refused.
+func TestSecretAndItsFilePrecedence(t *testing.T) {
+	for _, pair := range [][2]string{{"admin-token", "admin-token-file"}, {"etcd-password", "etcd-password-file"}} {
+		env := func(flag string) string { return "PERMATRIX_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")) }
+		key := map[string]string{"admin-token": "server:\n  admin_token: s\n", "admin-token-file": "server:\n  admin_token_file: f\n",
+			"etcd-password": "store:\n  etcd:\n    password: s\n", "etcd-password-file": "store:\n  etcd:\n    password_file: f\n"}
+		both := map[string]string{"admin-token": "server:\n  admin_token: s\n  admin_token_file: f\n",
+			"etcd-password": "store:\n  etcd:\n    password: s\n    password_file: f\n"}
+		for _, c := range []struct {
+			args []string
+			env  map[string]string
+			file string
+			want string // "" for the error
+		}{
+			{[]string{"--" + pair[0], "s", "--" + pair[1], "f"}, nil, "", ""},
+			{nil, map[string]string{env(pair[0]): "s", env(pair[1]): "f"}, "", ""},
+			{nil, nil, both[pair[0]], ""},
+			{[]string{"--" + pair[0], "s"}, map[string]string{env(pair[1]): "f"}, "", pair[0]},
+			{[]string{"--" + pair[1], "f"}, map[string]string{env(pair[0]): "s"}, "", pair[1]},
+			{nil, map[string]string{env(pair[0]): "s"}, key[pair[1]], pair[0]},
+			{nil, map[string]string{env(pair[1]): "f"}, key[pair[0]], pair[1]},
+		} {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			f := newServe().Flags()
+			if err := f.Parse(c.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := bindEnv(f); err != nil {
+				t.Fatal(err)
+			}
+			if c.file != "" {
+				cf, err := config.Parse("permatrix.yaml", []byte(c.file))
+				if err != nil {
+					t.Fatalf("%q: %v", c.file, err)
+				}
+				if err := cf.Apply(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := preferred(f, pair[0], pair[1])
+			if got != c.want || (c.want == "") != (err != nil) {
+				t.Errorf("%v %v %q: %q %v, want %q", c.args, c.env, c.file, got, err, c.want)
+			}
+			for k := range c.env {
+				os.Unsetenv(k)
+			}
+		}
+	}
+}

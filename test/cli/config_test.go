@@ -214,6 +214,22 @@ store:
 		t.Errorf("PERMATRIX_ADDR did not beat the file:\n%s", p.Logs())
 	}
 
+	// The admin token and the file holding it are one setting: the
+	// environment's token beats the file's token file (it was refused:
+	// "give one of"), as PERMATRIX_* beats the file for every flag.
+	tokenFile := filepath.Join(dir, "token")
+	writeConfig(t, tokenFile, "file-token\n")
+	writeConfig(t, cfg, "server:\n  admin_token_file: "+tokenFile+"\n")
+	p, err = harness.StartProcess(t, bin, token, []string{"PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB=" + filepath.Join(dir, "token.db"),
+		"PERMATRIX_ADMIN_TOKEN=" + token}, "--config", cfg)
+	if err != nil {
+		t.Fatalf("PERMATRIX_ADMIN_TOKEN over the file's admin_token_file: %v\n%s", err, p.Logs())
+	}
+	if code, raw := p.Do(t, "POST", "/v1/assignments", assignment("ann")); code != 201 {
+		t.Errorf("the environment's token: %d %s", code, raw)
+	}
+	p.Stop(t)
+
 	// A bad file stops serve with every problem.
 	writeConfig(t, cfg, "server:\n  addr: [a]\n  colour: red\n")
 	out, code := run(t, "serve", "--config", cfg)
