@@ -1,7 +1,8 @@
 // Command permatrix is the permatrix policy decision point: `permatrix serve`
 // runs the sidecar; the other commands work on policies, bundles and
 // decisions from the command line. Every flag can also be set through an
-// environment variable PERMATRIX_<FLAG> (e.g. PERMATRIX_ADDR), and serve's
+// environment variable PERMATRIX_<FLAG> (e.g. PERMATRIX_ADDR; not replay's
+// --store, whose PERMATRIX_STORE is serve's store URL), and serve's
 // through its configuration file (--config); a flag given wins over the
 // environment, which wins over the file.
 package main
@@ -58,7 +59,7 @@ func newRoot() *cobra.Command {
 func bindEnv(flags *pflag.FlagSet) error {
 	var err error
 	flags.VisitAll(func(f *pflag.Flag) {
-		if f.Changed || err != nil {
+		if f.Changed || err != nil || f.Annotations[noEnvAnnotation] != nil {
 			return
 		}
 		name := "PERMATRIX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -75,6 +76,11 @@ func bindEnv(flags *pflag.FlagSet) error {
 
 // envAnnotation marks a flag bindEnv set from the environment.
 const envAnnotation = "permatrix-env"
+
+// noEnvAnnotation marks a flag that PERMATRIX_<FLAG> does not set: its
+// name is another command's flag of another meaning, which the environment
+// (a container's, made for serve) holds.
+const noEnvAnnotation = "permatrix-no-env"
 
 // fromEnv reports whether a flag's value came from PERMATRIX_<FLAG>.
 func fromEnv(f *pflag.Flag) bool {

@@ -37,7 +37,8 @@ The store: the log records the store revision of each decision but not the
 store's contents, so --store logged is not available; decisions are re-made
 against the current store (--store current, the default): a --db file (which
 fails while a server holds it) or an export (--store-export FILE, the body of
-GET /v1/export). The output says which.
+GET /v1/export). The output says which. PERMATRIX_DB sets --db, as for serve;
+PERMATRIX_STORE is serve's store URL and does not set --store.
 
 A flip is measured against the logged result; but the store may have changed
 since. --baseline BUNDLE (e.g. the bundle serving now) decides every input under
@@ -55,10 +56,22 @@ disagree: policy changes alone.`,
 	f.StringVar(&o.storeExport, "store-export", "", "JSON export of the current store (GET /v1/export)")
 	f.StringVarP(&o.format, "format", "f", "text", "text or json")
 	_ = cmd.MarkFlagRequired("decisions")
+	// PERMATRIX_STORE is serve's store URL (a fleet sidecar's environment
+	// holds it), not this --store.
+	_ = f.SetAnnotation("store", noEnvAnnotation, []string{"serve's --store"})
 	return cmd
 }
 
 func runReplay(cmd *cobra.Command, o replayOptions) error {
+	if o.db != "" && o.storeExport != "" {
+		// A flag beats the environment: --store-export beats the
+		// PERMATRIX_DB that a sidecar's environment holds for serve.
+		if which, err := preferred(cmd.Flags(), "db", "store-export"); err == nil && which == "db" {
+			o.storeExport = ""
+		} else if err == nil {
+			o.db = ""
+		}
+	}
 	switch {
 	case o.store == "logged":
 		return errors.New("--store logged: the decision log records each decision's store revision, not the store's contents; replay against the current store (--store current with --db PATH or --store-export FILE)")

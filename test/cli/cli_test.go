@@ -460,3 +460,39 @@ func TestAdminTokenFile(t *testing.T) {
 		}
 	}
 }
+
+// replay run inside a sidecar (kubectl exec), whose environment configures
+// serve: PERMATRIX_STORE (serve's store URL) is not replay's --store
+// (current|logged), and the --store-export given on the command line beats
+// the PERMATRIX_DB of the environment, as a flag beats the environment.
+func TestReplayInASidecarsEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "p.db")
+	s := serve(t, db)
+	s.do(t, "POST", "/v1/assignments", assignment("ann"))
+	code, export := s.Do(t, "GET", "/v1/export", "")
+	if code != 200 {
+		t.Fatalf("export: %d %s", code, export)
+	}
+	s.Stop(t)
+	exportFile, log := filepath.Join(dir, "export.json"), filepath.Join(dir, "decisions.log")
+	if err := os.WriteFile(exportFile, export, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct{ env, args []string }{
+		"a fleet sidecar's PERMATRIX_STORE": {[]string{"PERMATRIX_STORE=etcds://etcd-0:2379/orders"}, []string{"--db", db}},
+		"the sidecar's PERMATRIX_DB":        {[]string{"PERMATRIX_DB=" + filepath.Join(dir, "serving.db")}, []string{"--store-export", exportFile}},
+	} {
+		out, errOut, code := runEnv(t, c.env, append([]string{"replay", "--decisions", log}, c.args...)...)
+		if code != 0 || !strings.Contains(out, "no decision would flip") {
+			t.Errorf("%s: exit %d\n%s%s", name, code, out, errOut)
+		}
+	}
+	// Both on the command line are still one too many.
+	if _, errOut, code := runEnv(t, nil, "replay", "--decisions", log, "--db", db, "--store-export", exportFile); code != 2 || !strings.Contains(errOut, "give one of") {
+		t.Errorf("--db and --store-export: exit %d\n%s", code, errOut)
+	}
+}
