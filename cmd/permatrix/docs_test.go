@@ -109,3 +109,26 @@ func TestReadmeFlagsTable(t *testing.T) {
 		}
 	}
 }
+
+// The embedded bundle is policies/ and systems/ (embed.go); data/ holds
+// example assignments that no bundle loads. A doc pairing policies/ with
+// data/ sends the reader to the wrong directory (docs/performance.md's
+// history excepted: the script of the time).
+func TestDocsNameTheCatalogDirectory(t *testing.T) {
+	pair := regexp.MustCompile("policies/[^/|]{0,16}data/")
+	docs, _ := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	for _, name := range append(docs, filepath.Join("..", "..", "README.md"), filepath.Join("..", "..", "bundles", "README.md")) {
+		if filepath.Base(name) == "performance.md" {
+			continue
+		}
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(raw), "\n") {
+			if pair.MatchString(line) {
+				t.Errorf("%s:%d: the bundle's catalogs are systems/, not data/: %s", name, i+1, line)
+			}
+		}
+	}
+}
