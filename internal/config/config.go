@@ -181,6 +181,7 @@ func Parse(name string, data []byte) (*File, error) {
 		}
 	}
 	file.checkOPA(opa, probs)
+	file.checkExclusive(probs)
 	if file.Bundles != nil {
 		for _, st := range file.settings {
 			if st.flag == "bundle" || st.flag == "watch" || strings.HasPrefix(st.flag, "verification-") {
@@ -189,6 +190,28 @@ func Parse(name string, data []byte) (*File, error) {
 		}
 	}
 	return file, probs.err()
+}
+
+// exclusive are flags that name one setting two ways (the store's URL and
+// its bbolt file, a secret and the file holding it): serve takes one of
+// each pair from one source, so a file setting both is refused.
+var exclusive = [][2]string{{"store", "db"}, {"admin-token", "admin-token-file"}, {"etcd-password", "etcd-password-file"}}
+
+// checkExclusive adds a problem, at the later key, for a file that sets
+// both flags of a pair.
+func (f *File) checkExclusive(probs *Problems) {
+	for _, pair := range exclusive {
+		i := slices.IndexFunc(f.settings, func(s setting) bool { return s.flag == pair[0] })
+		j := slices.IndexFunc(f.settings, func(s setting) bool { return s.flag == pair[1] })
+		if i < 0 || j < 0 {
+			continue
+		}
+		first, later := f.settings[i], f.settings[j]
+		if later.line < first.line {
+			first, later = later, first
+		}
+		probs.add(later.line, "%s: give one of %s and %s", later.key, first.key, later.key)
+	}
 }
 
 // pairs are a mapping's key and value nodes; duplicate keys, non-scalar

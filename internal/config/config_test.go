@@ -131,6 +131,11 @@ func TestProblems(t *testing.T) {
 		{"decision_logs plugin", "decision_logs:\n  plugin: x\n", []string{"p.yaml:1: decision_logs.plugin: permatrix has no decision-log plugins"}},
 		{"bundle twice", "services:\n  s:\n    url: http://x\nbundles:\n  b: {}\nserver:\n  bundle: ./x\n  watch: true\n",
 			[]string{"p.yaml:7: server.bundle: the bundle comes from the bundles section", "p.yaml:8: server.watch: the bundle comes"}},
+		// Two keys of one setting: serve refuses the file ("give one of"),
+		// so validate must too.
+		{"store twice", "store:\n  url: bolt:./a.db\n  db: ./b.db\n", []string{"p.yaml:3: store.db: give one of store.url and store.db"}},
+		{"token twice", "server:\n  admin_token_file: /t\n  admin_token: s\n", []string{"p.yaml:3: server.admin_token: give one of server.admin_token_file and server.admin_token"}},
+		{"etcd password twice", "store:\n  etcd:\n    password: s\n    password_file: /p\n", []string{"p.yaml:4: store.etcd.password_file: give one of store.etcd.password and store.etcd.password_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Parse("p.yaml", []byte(tc.yaml))
