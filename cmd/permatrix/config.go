@@ -25,8 +25,13 @@ parsers read them. Every problem is printed as FILE:LINE: message. Exit status:
 store (a JWKS URL, the etcd cluster, the bundle server) is checked by serve.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// The values too, against serve's own flags.
-			_, err := readConfig(newServe().Flags(), args[0])
+			// The values too, against serve's own flags and the checks
+			// serve makes of them before it starts.
+			flags := newServe().Flags()
+			file, err := readConfig(flags, args[0])
+			if file != nil {
+				err = checkServeValues(flags, file)
+			}
 			var probs *config.Problems
 			if errors.As(err, &probs) {
 				fmt.Fprintln(cmd.ErrOrStderr(), probs.Error())

@@ -212,7 +212,78 @@ func (r *reloader) reload(ctx context.Context) {
 	r.log.Error("bundle reload failed; the last good bundle keeps serving", "bundle", r.src, "revision", old, "err", err.Error())
 }
 
+// valueProblem is a serve flag's value serve refuses.
+type valueProblem struct {
+	flag string
+	err  error
+}
+
+// serveValueProblems checks the values of serve's flags that need no file,
+// store or network to check: serve refuses them before it starts, and
+// `config validate` reports them at the file's lines.
+func serveValueProblems(flags *pflag.FlagSet) []valueProblem {
+	var probs []valueProblem
+	add := func(flag string, err error) {
+		if err != nil {
+			probs = append(probs, valueProblem{flag, err})
+		}
+	}
+	str := func(flag string) string { return flags.Lookup(flag).Value.String() }
+	_, err := newLogger(str("log-level"))
+	add("log-level", err)
+	_, err = opa.ParseEvaluator(str("evaluator"))
+	add("evaluator", err)
+	// The server takes 0 or less as "the default": refused here, so that
+	// what is given is what is served.
+	if n, _ := flags.GetInt64("body-limit"); n < 1 {
+		add("body-limit", fmt.Errorf("--body-limit %d: want a number of bytes, 1 or more", n))
+	}
+	if d, _ := flags.GetDuration("consistency-timeout"); d <= 0 {
+		add("consistency-timeout", fmt.Errorf("--consistency-timeout %s: want a duration over 0", d))
+	}
+	if _, err := http.DecisionPath(str("default-decision")); err != nil {
+		add("default-decision", fmt.Errorf("--default-decision: %w", err))
+	}
+	if _, _, err := (storeOptions{url: str("store"), db: str("db")}).target(flags); err != nil {
+		flag := "store"
+		if !flags.Changed("store") {
+			flag = "db"
+		}
+		add(flag, err)
+	}
+	return probs
+}
+
+// checkServeValues is serveValueProblems as an error: the values the
+// configuration file gave, each at its key's line (as config validate
+// prints them), else the first value given on the command line or in the
+// environment.
+func checkServeValues(flags *pflag.FlagSet, file *config.File) error {
+	var fromFile *config.Problems
+	for _, p := range serveValueProblems(flags) {
+		key, line, ok := "", 0, false
+		if file != nil && flags.Lookup(p.flag).Annotations[config.Annotation] != nil {
+			key, line, ok = file.Key(p.flag)
+		}
+		if !ok {
+			return p.err
+		}
+		if fromFile == nil {
+			fromFile = &config.Problems{Path: file.Path}
+		}
+		fromFile.Add(line, key+": "+p.err.Error())
+	}
+	if fromFile != nil {
+		fromFile.Sort()
+		return fromFile
+	}
+	return nil
+}
+
 func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *config.File) error {
+	if err := checkServeValues(flags, file); err != nil {
+		return err
+	}
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
@@ -220,14 +291,6 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	evaluator, err := opa.ParseEvaluator(o.evaluator)
 	if err != nil {
 		return err
-	}
-	// The server takes 0 or less as "the default": refused here, so that
-	// what is given is what is served.
-	if o.bodyLimit < 1 {
-		return fmt.Errorf("--body-limit %d: want a number of bytes, 1 or more", o.bodyLimit)
-	}
-	if o.consistencyTimeout <= 0 {
-		return fmt.Errorf("--consistency-timeout %s: want a duration over 0", o.consistencyTimeout)
 	}
 	if gc, limit := tuneMemory(); gc > 0 || limit > 0 {
 		var set []any
@@ -242,9 +305,6 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	token, err := adminToken(flags, o, log)
 	if err != nil {
 		return err
-	}
-	if _, err := http.DecisionPath(o.defaultDecision); err != nil {
-		return fmt.Errorf("--default-decision: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

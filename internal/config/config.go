@@ -316,6 +316,20 @@ func (f *File) Apply(flags *pflag.FlagSet) error {
 // so that a command can tell the file's flags from the command line's.
 const Annotation = "permatrix-config"
 
+// Key is the key that sets flag in the file and its line (ok false if the
+// file does not set it): for messages about a value the file gave.
+func (f *File) Key(flag string) (key string, line int, ok bool) {
+	i := slices.IndexFunc(f.settings, func(s setting) bool { return s.flag == flag })
+	if i < 0 {
+		return "", 0, false
+	}
+	return f.settings[i].key, f.settings[i].line, true
+}
+
+// Add records a problem with the value the file gives flag, at its key's
+// line (a check the file's reader cannot make, e.g. serve's own).
+func (p *Problems) Add(line int, msg string) { p.add(line, "%s", msg) }
+
 // Sets reports whether the file sets flag.
 func (f *File) Sets(flag string) bool {
 	return slices.ContainsFunc(f.settings, func(s setting) bool { return s.flag == flag })

@@ -302,6 +302,30 @@ status: {}
 	if out, code := run(t, "config", "validate", bad); code != 1 || !strings.Contains(out, bad+":4: decision_logs: max reporting delay must be >= min reporting delay") {
 		t.Errorf("OPA's check: exit %d\n%s", code, out)
 	}
+	// Values serve refuses without reading a file or the network: validate
+	// refuses them too, at their lines, instead of "valid".
+	writeConfig(t, bad, "server:\n  log_level: loud\n  evaluator: wasm\n  body_limit: 0\n  consistency_timeout: 0s\nstore:\n  url: mysql://x\ndefault_decision: a//b\n")
+	out, code = run(t, "config", "validate", bad)
+	for _, want := range []string{
+		bad + ":2: server.log_level: ", bad + ":3: server.evaluator: ", bad + ":4: server.body_limit: ",
+		bad + ":5: server.consistency_timeout: ", bad + ":7: store.url: ", bad + ":8: default_decision: ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 1 {
+		t.Errorf("values serve refuses: exit %d, want 1", code)
+	}
+	serveOut, code := run(t, "serve", "--config", bad)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[:6] {
+		if !strings.Contains(serveOut, line) {
+			t.Errorf("serve --config lacks validate's %q:\n%s", line, serveOut)
+		}
+	}
+	if code != 2 {
+		t.Errorf("serve --config with values it refuses: exit %d, want 2", code)
+	}
 	if out, code := run(t, "config", "validate", filepath.Join(t.TempDir(), "missing.yaml")); code != 2 {
 		t.Errorf("missing file: exit %d\n%s", code, out)
 	}
