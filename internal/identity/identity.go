@@ -79,6 +79,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Identity, error) {
 		}
 		id.jwt = j
 	case isHeader:
+		// JWT settings with a header identity would be silently unused:
+		// no token verified, the header trusted. Refused instead.
+		if j := cfg.JWT; j.JWKS != "" || j.Issuer != "" || j.Audience != "" || j.GroupsClaim != "" {
+			return nil, fmt.Errorf("--jwt-jwks, --jwt-issuer, --jwt-audience and --jwt-groups-claim are for --identity jwt; with --identity %s the gateway's header names the caller and no token is verified (give --identity jwt)", cfg.Mode)
+		}
 		if !validHeaderName(name) {
 			return nil, fmt.Errorf("--identity %q: want header=<header name>, e.g. header=X-Forwarded-User", cfg.Mode)
 		}

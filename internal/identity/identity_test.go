@@ -66,6 +66,10 @@ func TestHeaderIdentity(t *testing.T) {
 	for _, bad := range []identity.Config{
 		{Mode: "header="}, {Mode: "header=X User"}, {Mode: "basic"}, {Mode: "header=Authorization"},
 		{Mode: "header=X-User", GroupsHeader: "bad header"}, {Mode: "jwt", GroupsHeader: "X-Groups"},
+		// JWT settings without --identity jwt: no token would be verified,
+		// the header would be trusted — refused, not ignored.
+		{Mode: "header=X-User", JWT: identity.JWTConfig{JWKS: "jwks.json"}}, {JWT: identity.JWTConfig{Issuer: "https://idp/"}},
+		{JWT: identity.JWTConfig{Audience: "permatrix"}}, {JWT: identity.JWTConfig{GroupsClaim: "groups"}},
 	} {
 		if _, err := identity.New(ctx, bad, nil); err == nil {
 			t.Errorf("config %+v accepted", bad)

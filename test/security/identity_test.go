@@ -299,6 +299,9 @@ func TestMisconfiguredAccessStopsServe(t *testing.T) {
 		{"jwt without a key set", nil, []string{"--identity", "jwt"}, "needs --jwt-jwks"},
 		{"jwt from the environment", []string{"PERMATRIX_IDENTITY=jwt", "PERMATRIX_JWT_JWKS=http://127.0.0.1:1/jwks", "PERMATRIX_JWT_ISSUER=i", "PERMATRIX_JWT_AUDIENCE=a"}, nil, "must be https"},
 		{"identity header without a name", nil, []string{"--identity", "header="}, "want header=<header name>"},
+		// JWT verification configured but --identity forgotten: the default
+		// header identity would trust X-Forwarded-User from anyone.
+		{"jwt settings without --identity jwt", []string{"PERMATRIX_JWT_ISSUER=https://idp.example/", "PERMATRIX_JWT_AUDIENCE=permatrix"}, []string{"--addr", "127.0.0.1:0"}, "are for --identity jwt"},
 		{"client CA without a certificate", nil, []string{"--tls-client-ca-file", unknown}, "--tls-client-ca-file needs --tls-cert-file"},
 		{"relative socket path", nil, []string{"--addr", "unix://permatrix.sock"}, "unix:///absolute/path"},
 	} {
