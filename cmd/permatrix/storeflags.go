@@ -59,6 +59,9 @@ func (o *storeOptions) registerEtcd(f *pflag.FlagSet) {
 // kind is "bolt" or "etcd", and where: the file or the URL.
 func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
 	if o.url == "" {
+		if o.db == "" {
+			return "", "", errors.New(`--db "": name the file (./permatrix.db)`)
+		}
 		return "bolt", o.db, nil
 	}
 	if f != nil && f.Changed("db") {
@@ -70,7 +73,7 @@ func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
 		switch {
 		case db < st:
 		case st < db:
-			return "bolt", o.db, nil
+			return storeOptions{db: o.db}.target(nil)
 		default:
 			return "", "", errors.New("give one of --store and --db")
 		}

@@ -47,6 +47,10 @@ func TestStoreAndDBPrecedence(t *testing.T) {
 		{[]string{"--store", "bolt:z.db", "--db", "y.db"}, nil, "", ""},
 		{nil, map[string]string{"PERMATRIX_STORE": "bolt:z.db", "PERMATRIX_DB": "y.db"}, "", ""},
 		{nil, map[string]string{"PERMATRIX_STORE": "etcd://h:2379/p"}, "etcd", "etcd://h:2379/p"},
+		// An empty file name (PERMATRIX_DB= in a manifest) is an error that
+		// says so, not "open : no such file or directory".
+		{[]string{"--db", ""}, nil, "", ""},
+		{nil, map[string]string{"PERMATRIX_DB": ""}, "", ""},
 		// The configuration file is below both: the environment and the
 		// command line beat its store.db or store.url.
 		{nil, map[string]string{"PERMATRIX_STORE": "etcd://h:2379/p", "file": "store:\n  db: f.db\n"}, "etcd", "etcd://h:2379/p"},
