@@ -69,6 +69,10 @@ func (s *Server) listAssignments(c echo.Context) error {
 		ScopeType: c.QueryParam("scope_type"), ScopeID: c.QueryParam("scope_id"),
 		Cursor: c.QueryParam("cursor"),
 	}
+	// Written as an assignment's subject: a bare id would match nothing.
+	if f.Subject != "" && !permatrix.ValidSubject(f.Subject) {
+		return permatrix.Errorf(permatrix.EINVALID, "subject %q: want \"user:<id>\" or \"group:<id>\", as assignments name their subject", f.Subject)
+	}
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := permatrix.ParsePageLimit(l)
 		if err != nil {

@@ -426,6 +426,11 @@ func TestAssignmentsCRUDAndPagination(t *testing.T) {
 	if r := s.Do(http.MethodGet, "/v1/assignments?limit=0", nil, true); r.Status != 400 {
 		t.Fatalf("limit=0: %d", r.Status)
 	}
+	// A subject filter is written as assignments write it: a bare user id
+	// matches no assignment, so it is a 400 that says so, not [].
+	if r := s.Do(http.MethodGet, "/v1/assignments?subject=u03", nil, true); r.Status != 400 || !strings.Contains(string(r.Raw), "user:<id>") {
+		t.Fatalf("subject=u03: %d %s", r.Status, r.Raw)
+	}
 	if a, err := c.Assignment(ctx, ids[3]); err != nil || a.Subject != "user:u03" || a.Scope != *onProject("p0") {
 		t.Fatalf("get: %+v %v", a, err)
 	}
