@@ -36,6 +36,9 @@ func (s *Server) system(c echo.Context) error {
 // check's)
 func (s *Server) permissions(c echo.Context) error {
 	scope := permatrix.ServiceScope
+	if c.QueryParam("resource_type") == "" && c.QueryParam("resource_id") != "" {
+		return permatrix.Errorf(permatrix.EINVALID, "resource_id needs resource_type (without both, the permissions are at service scope)")
+	}
 	if t := c.QueryParam("resource_type"); t != "" && t != "service" {
 		scope = permatrix.Scope{Type: t, ID: c.QueryParam("resource_id")}
 		if scope.ID == "" {

@@ -569,6 +569,12 @@ func TestIntrospection(t *testing.T) {
 	if len(got) != 2 || !got["edit_users"] || !got["view_project"] {
 		t.Fatalf("effective permissions: %s", r.Raw)
 	}
+	// A resource id without its type is a mistake (the permissions at
+	// service scope, where ann has none, would be a wrong answer), as a type
+	// without its id is.
+	if r := s.Do(http.MethodGet, "/v1/subjects/ann/permissions?system="+tm+"&resource_id=p1", nil, false); r.Status != 400 || !strings.Contains(string(r.Raw), "resource_type") {
+		t.Fatalf("resource_id without resource_type: %d %s", r.Status, r.Raw)
+	}
 	for _, path := range []string{"/health", "/health/live", "/health/ready"} {
 		if r := s.Do(http.MethodGet, path, nil, false); r.Status != 200 {
 			t.Fatalf("%s: %d", path, r.Status)
