@@ -170,7 +170,9 @@ func Named(system, action, resourceType, resourceID string) *permatrix.Check {
 		return nil
 	}
 	ch := &permatrix.Check{System: system, Action: action}
-	if resourceType != "" {
+	// An id without its type is kept, so that validation refuses it
+	// (resource.type is required) rather than deciding at service scope.
+	if resourceType != "" || resourceID != "" {
 		ch.Resource = &permatrix.Scope{Type: resourceType, ID: resourceID}
 	}
 	return ch

@@ -54,6 +54,12 @@ func TestForwardAuth(t *testing.T) {
 	if r = forward(s, http.MethodGet, "/v1/forward-auth", "X-Forwarded-User", "ann", "X-Permatrix-System", tm, "X-Permatrix-Action", "fly"); r.Status != 400 {
 		t.Fatalf("unknown action: %d %s", r.Status, r.Raw)
 	}
+	// A resource id without its type is a proxy configuration mistake (400),
+	// as in a check's body, not a decision at service scope with the id
+	// dropped (ann, who holds p1, was denied).
+	if r = forward(s, http.MethodGet, "/v1/forward-auth", "X-Forwarded-User", "ann", "X-Permatrix-System", tm, "X-Permatrix-Action", "edit_users", "X-Permatrix-Resource-Id", "p1"); r.Status != 400 || !strings.Contains(string(r.Raw), "resource.type") {
+		t.Fatalf("resource id without its type: %d %s", r.Status, r.Raw)
+	}
 	if r = forward(s, http.MethodGet, "/v1/forward-auth", "X-Forwarded-User", "ann"); r.Status != 403 || !strings.Contains(string(r.Raw), "no route matched") {
 		t.Fatalf("nothing asked: %d %s", r.Status, r.Raw)
 	}
