@@ -193,6 +193,13 @@ func TestCheckWithoutRoutes(t *testing.T) {
 	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument || resp.GetDeniedResponse().GetStatus().GetCode() != 400 {
 		t.Fatalf("unknown action: %v %v", resp, err)
 	}
+	// A resource id without its type: INVALID_ARGUMENT, not a decision at
+	// service scope with the id dropped.
+	ext = map[string]string{"system": tm, "action": "edit_users", "resource_id": "p1"}
+	resp, err = c.Check(context.Background(), request("GET", "/anything", map[string]string{"x-forwarded-user": "ann"}, ext))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument || !strings.Contains(resp.GetDeniedResponse().GetBody(), "resource.type") {
+		t.Fatalf("resource_id without resource_type: %v %v", resp, err)
+	}
 }
 
 // TestCheckConsistencyToken: the original request's X-Permatrix-Min-Revision
