@@ -149,3 +149,50 @@ func TestAdminCallerUser(t *testing.T) {
 		t.Fatalf("JWT without --identity jwt: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestAdminTokenScheme: the admin token is read from the Authorization
+// header as a user's token is (identity.BearerToken): the scheme in any
+// case (RFC 7235: "bearer secret" is the same credential), and one header
+// only — a second Authorization header (a gateway appending the client's)
+// is refused, not read from its first value.
+func TestAdminTokenScheme(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(svc, Config{AdminToken: "secret", Logger: log})
+	for _, tc := range []struct {
+		headers []string
+		status  int
+	}{
+		{[]string{"Bearer secret"}, 200},
+		{[]string{"bearer secret"}, 200},
+		{[]string{"BEARER secret"}, 200},
+		{[]string{"Basic secret"}, 401},
+		{[]string{"Bearer secret", "Bearer secret"}, 401},
+		{[]string{"Bearer secret", "Bearer other"}, 401},
+		{[]string{"Bearer other"}, 401},
+	} {
+		for _, path := range []string{"/v1/assignments", "/v1/data/store"} {
+			req := httptest.NewRequest("GET", path, nil)
+			for _, h := range tc.headers {
+				req.Header.Add("Authorization", h)
+			}
+			w := httptest.NewRecorder()
+			s.Handler().ServeHTTP(w, req)
+			if w.Code != tc.status {
+				t.Errorf("GET %s with Authorization %q: %d %s, want %d", path, tc.headers, w.Code, w.Body, tc.status)
+			}
+		}
+	}
+}

@@ -449,7 +449,7 @@ func (s *Server) SetBundleError(err error) {
 func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			token, ok := bearer(c)
 			if ok && s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
 				c.Set(callerOperatorKey, true)
 				return next(c)
@@ -472,11 +472,19 @@ func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 	}
 }
 
+// bearer is the request's bearer token, read as identity reads a JWT's
+// (one Authorization header, the scheme in any case: RFC 7235), so the
+// admin token and a user's token are taken from a request the same way.
+func bearer(c echo.Context) (string, bool) {
+	token, err := identity.BearerToken(c.Request().Header)
+	return token, err == nil
+}
+
 // adminToken checks for the admin token (Authorization: Bearer), the
 // operator's credential. It is the only credential that reads the Data API
 // beyond the entrypoints.
 func (s *Server) adminToken(c echo.Context) error {
-	token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	token, ok := bearer(c)
 	if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="permatrix"`)
 		return permatrix.Errorf(permatrix.EUNAUTHORIZED, "administration needs Authorization: Bearer <admin token>")
