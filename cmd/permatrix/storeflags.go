@@ -94,6 +94,27 @@ func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
 	return "", "", fmt.Errorf("--store %q: want bolt:PATH or etcd://HOST:PORT[,…]/PREFIX", o.url)
 }
 
+// fleetFlags are the flags that mean something with an etcd store only.
+var fleetFlags = []string{"replica", "max-staleness", "etcd-cert-file", "etcd-key-file", "etcd-ca-file",
+	"etcd-username", "etcd-password", "etcd-password-file", "etcd-timeout", "etcd-max-txn-ops", "etcd-max-request-bytes"}
+
+// fleetOnly refuses a fleet's flag given (on the command line, in the
+// environment or the file) with a bbolt store: it would be silently unused
+// — a --max-staleness that never turns the sidecar not ready, a
+// --replica and credentials for a cluster nobody talks to — where the
+// operator meant a fleet and got one pod's file.
+func fleetOnly(f *pflag.FlagSet, file string) error {
+	if f == nil {
+		return nil
+	}
+	for _, name := range fleetFlags {
+		if fl := f.Lookup(name); fl != nil && fl.Changed {
+			return fmt.Errorf("--%s is for an etcd store (--store etcd://…), and this store is the bbolt file %s", name, file)
+		}
+	}
+	return nil
+}
+
 // open opens the store the options name.
 func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logger) (store.Backend, string, error) {
 	kind, where, err := o.target(f)
@@ -101,6 +122,9 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 		return nil, "", err
 	}
 	if kind == "bolt" {
+		if err := fleetOnly(f, where); err != nil {
+			return nil, "", err
+		}
 		db, err := bolt.Open(where, bolt.Options{})
 		if err != nil {
 			return nil, "bolt:" + where, err

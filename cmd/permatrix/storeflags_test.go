@@ -152,3 +152,48 @@ func TestSecretAndItsFilePrecedence(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetFlagsNeedEtcd: a fleet's flag with a bbolt store is refused,
+// naming it, instead of being silently unused (noticed by the docs audit:
+// serve --max-staleness 30s --replica /x --etcd-username u started on the
+// bbolt file without a word).
+func TestFleetFlagsNeedEtcd(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		flag string
+	}{
+		{[]string{"--max-staleness", "30s"}, nil, "--max-staleness"},
+		{[]string{"--replica", "/x.db"}, nil, "--replica"},
+		{[]string{"--db", "a.db", "--etcd-username", "u"}, nil, "--etcd-username"},
+		{nil, map[string]string{"PERMATRIX_ETCD_PASSWORD_FILE": "/run/secrets/pw"}, "--etcd-password-file"},
+		{[]string{"--store", "bolt:a.db", "--etcd-timeout", "1s"}, nil, "--etcd-timeout"},
+	} {
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		o := storeOptions{}
+		f := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o.register(f, true)
+		if err := f.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := bindEnv(f); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if o.db == defaultDB {
+			o.db = filepath.Join(dir, "p.db")
+		}
+		db, _, err := o.open(context.Background(), f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil {
+			db.Close()
+			t.Errorf("%v %v: opened a bbolt store", c.args, c.env)
+		} else if !strings.Contains(err.Error(), c.flag+" is for an etcd store") {
+			t.Errorf("%v %v: %v, want it to name %s", c.args, c.env, err, c.flag)
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+	}
+}
