@@ -410,7 +410,7 @@ func TestDataAPIExposure(t *testing.T) {
 		"/v1/data/store/projects", "/v1/data/store/groups", "/v1/data/store/grants/user:ann", "/v1/data/systems", "/v1/data/permatrix",
 		"/v1/data/permatrix/lib", "/v1/data/permatrix/admin", "/v1/data//store", "/v1/data/store%2Fgrants", "/v1/data/q1/x"} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
-			for _, headers := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "bearer " + token}, {"Authorization", token}} {
+			for _, headers := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "Basic " + token}, {"Authorization", "Bearer " + token + "x"}, {"Authorization", token}} {
 				a := call(t, p, method, path, `{"input":{}}`, false, headers...)
 				if a.status != 401 || a.opaErrorCode() != "unauthorized" || strings.Contains(string(a.raw), "user:ann") {
 					t.Fatalf("%s %s %v: %d %s", method, path, headers, a.status, a.raw)
