@@ -226,7 +226,9 @@ const probeSubject = "permatrix-probe"
 // probe decides, over an empty store, one check no system knows (the full
 // query) and every check the catalog names — each system's each action at
 // each scope type it applies at, asked by a user who holds nothing and
-// sends no context. A policy that cannot decide one of them (its decision
+// sends no context — through the system's own query (what checks
+// evaluate) and through data.permatrix.decision (what the Data API
+// evaluates). A policy that cannot decide one of them (its decision
 // undefined, two values in conflict, a builtin's error) is not activated:
 // served, it would answer every such check 500 where the last good policy
 // decided. What it decides is not judged here; that it decides is.
@@ -246,6 +248,9 @@ func (p *Policy) probe(ctx context.Context) error {
 				c := permatrix.Check{Subject: probeSubject, System: id, Action: action, Resource: &scope}
 				if _, err := p.decide(ctx, empty, c); err != nil {
 					return fmt.Errorf("probe decision of %s's %s at scope type %s: %w", id, action, typ, err)
+				}
+				if _, err := p.decideWith(ctx, p.decision, false, empty, c); err != nil {
+					return fmt.Errorf("probe decision of %s's %s at scope type %s (%s): %w", id, action, typ, DecisionQuery, err)
 				}
 			}
 		}
@@ -280,6 +285,12 @@ func (p *Policy) decide(ctx context.Context, snap store.Snapshot, c permatrix.Ch
 	if !fast {
 		q = p.decision
 	}
+	return p.decideWith(ctx, q, fast, snap, c)
+}
+
+// decideWith evaluates c with q: a system's own decision query (fast) or
+// data.permatrix.decision.
+func (p *Policy) decideWith(ctx context.Context, q query, fast bool, snap store.Snapshot, c permatrix.Check) (*permatrix.Decision, error) {
 	// The vm writes into no value it reads: its input may share terms.
 	// Topdown's input is all its own (leaf.go: terms).
 	var ts terms
