@@ -21,6 +21,8 @@ type testOptions struct {
 	run       string
 	verbose   bool
 	timeout   time.Duration
+	// skipZero is stock opa's --exit-zero-on-skipped.
+	skipZero bool
 }
 
 func newTest() *cobra.Command {
@@ -34,8 +36,9 @@ tests pass and fail and --coverage gives the same percentage.
 
 A failing test is shown with the expression that failed and its variables'
 values. Exit status: 0 all passed (and coverage at or over --threshold),
-2 a test failed or coverage is under the threshold, 1 the policies do not
-load or compile (the error names file:line).`,
+2 a test failed, was skipped (todo_test_…; 0 with --exit-zero-on-skipped) or
+coverage is under the threshold, 1 the policies do not load or compile (the
+error names file:line).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runTest(cmd, args, o) },
 	}
 	f := cmd.Flags()
@@ -45,6 +48,7 @@ load or compile (the error names file:line).`,
 	f.StringVarP(&o.run, "run", "r", "", "run only tests whose full name (data.pkg.test_x) matches this regular expression")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "list passing tests too")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "timeout of each test")
+	f.BoolVarP(&o.skipZero, "exit-zero-on-skipped", "z", false, "skipped tests return status 0")
 	return cmd
 }
 
@@ -74,7 +78,9 @@ func runTest(cmd *cobra.Command, paths []string, o testOptions) error {
 	} else if err := writeTestPretty(cmd, rep, o); err != nil {
 		return err
 	}
-	if !rep.OK() {
+	// A skipped test did not pass: stock opa exits 2 for it too, unless
+	// --exit-zero-on-skipped.
+	if !rep.OK() || (rep.Counts().Skip > 0 && !o.skipZero) {
 		return exitError{code: 2}
 	}
 	if err := rep.CheckThreshold(o.threshold); err != nil {

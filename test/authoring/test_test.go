@@ -84,3 +84,28 @@ test_viewer_writes if {
 		t.Fatalf("compile error: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestPermatrixTestSkipped: a skipped test (todo_test_…) did not pass.
+// Stock `opa test` exits 2 for it unless --exit-zero-on-skipped (-z);
+// `permatrix test` exited 0, so a CI gate on it let a test switched off
+// with a todo_ prefix through where the stock binary's would not.
+func TestPermatrixTestSkipped(t *testing.T) {
+	dir := demoLayout(t)
+	write(t, filepath.Join(dir, "policies", "demo", "demo_test.rego"), demoTests+`
+todo_test_viewer_deletes if {
+	permatrix.allow with data.store as store with input as {"subject": "alice", "system": "demo", "action": "delete"}
+}
+`)
+	out, errOut, code := permatrix(t, dir, "test")
+	if code != 2 || !strings.Contains(out, "SKIPPED: 1/3") {
+		t.Fatalf("a skipped test: exit %d, want 2 as stock opa\n%s%s", code, out, errOut)
+	}
+	if _, _, code := permatrix(t, dir, "test", "--format", "json"); code != 2 {
+		t.Fatalf("a skipped test, --format json: exit %d, want 2 as stock opa", code)
+	}
+	for _, flag := range []string{"--exit-zero-on-skipped", "-z"} {
+		if out, errOut, code := permatrix(t, dir, "test", flag); code != 0 {
+			t.Fatalf("%s: exit %d, want 0\n%s%s", flag, code, out, errOut)
+		}
+	}
+}
