@@ -141,6 +141,10 @@ func New(o Options) (*Poller, error) {
 		return nil, fmt.Errorf("bundles.%s.service %q: no such service", o.Source.Name, src.Service)
 	}
 	p := &Poller{o: o, log: o.Logger.With("bundle", o.Source.Name, "service", src.Service, "resource", src.Resource)}
+	// OPA's reader bounds each file of the bundle; the manager's clients
+	// bound the bundle as a whole (OPA's reader holds all of its files at
+	// once).
+	o.Manager.LimitDownloads(src.SizeLimitBytes)
 	if src.Persist {
 		root, err := o.Manager.Plugins().GetConfig().GetPersistenceDirectory()
 		if err != nil {

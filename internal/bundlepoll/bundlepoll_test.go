@@ -1,13 +1,16 @@
 package bundlepoll_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -423,4 +426,81 @@ func TestSizeLimit(t *testing.T) {
 	if err := r.reported()[0]; !strings.Contains(err.Error(), "size") || r.engine.Current() != nil {
 		t.Fatalf("%v, active %v", err, r.engine.Current())
 	}
+}
+
+// withJunk is the bundle body with n more files of size bytes each (zeros:
+// a few hundred bytes once gzipped), which the bundle reader skips.
+func withJunk(t *testing.T, body []byte, n, size int) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zeros := make([]byte, size)
+	for i := range n {
+		if err := tw.WriteHeader(&tar.Header{Name: "/junk/" + strconv.Itoa(i) + ".bin", Mode: 0o600, Size: int64(size), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(zeros); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestSizeLimitWholeBundle: size_limit_bytes bounds the bundle as a whole,
+// unpacked, not only each of its files. OPA's reader holds every file of
+// the tarball in memory before it reads any, each up to the limit: a
+// hostile server's megabyte of gzipped zeros in files just under the
+// default 64 MiB made gigabytes, and the bundle was read (and activated).
+func TestSizeLimitWholeBundle(t *testing.T) {
+	const limit = 512 << 10
+	good := build(t, "rev1", nil, nil)
+	bs := newBundleServer()
+	bs.set(withJunk(t, good, 1, 1024), "e1") // far under the limit
+	srv := httptest.NewServer(bs)
+	t.Cleanup(srv.Close)
+	r := newRun(t, srv.URL, fastPolling+`, "size_limit_bytes": `+strconv.Itoa(limit), "")
+	r.start(t)
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+
+	bomb := withJunk(t, build(t, "rev-bomb", nil, nil), 8, limit-1) // each file under the limit
+	if len(bomb) > limit/8 {
+		t.Fatalf("the bomb is %d bytes gzipped", len(bomb))
+	}
+	bs.set(bomb, "bomb")
+	waitFor(t, "the bomb refused", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	if err := r.reported()[0]; !strings.Contains(err.Error(), "size_limit_bytes") {
+		t.Fatalf("the bomb: %v", err)
+	}
+	if rev := r.revision(); rev != "rev1" {
+		t.Fatalf("the bomb: %s active", rev)
+	}
+	bs.set(build(t, "rev2", nil, nil), "e2")
+	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
 }

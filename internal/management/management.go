@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -23,12 +24,15 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/tracing"
 )
 
 // Manager is OPA's plugin manager.
 type Manager struct {
 	m   *plugins.Manager
 	log *logger
+	// downloadMax bounds each download unpacked (LimitDownloads).
+	downloadMax atomic.Int64
 }
 
 // New builds a manager from OPA's configuration (JSON or YAML: services,
@@ -44,14 +48,17 @@ func New(ctx context.Context, opaConfig []byte, log *slog.Logger) (*Manager, err
 	// OPA's plugins say "info" for every upload and poll: debug here.
 	l := &logger{l: log, info: slog.LevelDebug, obs: &observers{}}
 	console := &logger{l: log, info: slog.LevelInfo, obs: l.obs}
-	m, err := plugins.New(opaConfig, uuid.NewString(), inmem.New(), plugins.Logger(l), plugins.ConsoleLogger(console))
+	mgr := &Manager{log: l}
+	m, err := plugins.New(opaConfig, uuid.NewString(), inmem.New(), plugins.Logger(l), plugins.ConsoleLogger(console),
+		plugins.WithDistributedTracingOpts(tracing.NewOptions(limitOption{mgr}))) // download.go
 	if err != nil {
 		return nil, err
 	}
 	if err := m.Init(ctx); err != nil {
 		return nil, err
 	}
-	return &Manager{m: m, log: l}, nil
+	mgr.m = m
+	return mgr, nil
 }
 
 // Plugins is OPA's manager, for OPA's plugins (logs, download).

@@ -1,0 +1,81 @@
+package management
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/open-policy-agent/opa/v1/tracing"
+)
+
+// OPA's bundle reader holds every file of a downloaded tarball in memory
+// before it reads any, each up to size_limit_bytes, with no bound on their
+// sum: a megabyte of gzipped zeros, in files just under the limit, makes
+// gigabytes. OPA's downloader offers no hook on the body, and its services'
+// HTTP clients are built inside OPA's rest package; the one seam there is
+// the transport OPA's distributed tracing wraps every service client's
+// in. The manager passes itself as a tracing option, and this "tracing"
+// service wraps the transport of those clients (and of nothing else: other
+// options pass through) in downloadLimit.
+func init() { tracing.RegisterHTTPTracing(transports{}) }
+
+type transports struct{}
+
+// limitOption marks the tracing options of a Manager's clients.
+type limitOption struct{ m *Manager }
+
+func (transports) NewTransport(rt http.RoundTripper, opts tracing.Options) http.RoundTripper {
+	for _, o := range opts {
+		if l, ok := o.(limitOption); ok {
+			if rt == nil {
+				rt = http.DefaultTransport
+			}
+			return &downloadLimit{next: rt, m: l.m}
+		}
+	}
+	return rt
+}
+
+func (transports) NewHandler(h http.Handler, _ string, _ tracing.Options) http.Handler { return h }
+
+// LimitDownloads bounds what the services' clients download: every body
+// of a GET answered 200 (a bundle; decision logs are POSTed) must unpack
+// to at most n bytes, or the request fails. n <= 0: no bound.
+func (m *Manager) LimitDownloads(n int64) { m.downloadMax.Store(n) }
+
+// downloadLimit reads a downloaded bundle's body before OPA does: at most
+// about n bytes of it (gzip adds a little to data it cannot compress), and
+// it must gunzip to at most n. The body is then handed on from memory.
+// What is not gzip is handed on as it is, for OPA's reader to refuse.
+type downloadLimit struct {
+	next http.RoundTripper
+	m    *Manager
+}
+
+func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	n := t.m.downloadMax.Load()
+	if err != nil || n <= 0 || req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || resp.Body == nil {
+		return resp, err
+	}
+	defer resp.Body.Close()
+	bound := n + n/64 + 64<<10
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, bound+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > bound {
+		return nil, fmt.Errorf("bundle download is over %d bytes (size_limit_bytes %d)", bound, n)
+	}
+	if zr, err := gzip.NewReader(bytes.NewReader(raw)); err == nil {
+		unpacked, err := io.Copy(io.Discard, io.LimitReader(zr, n+1))
+		if err == nil && unpacked > n {
+			return nil, fmt.Errorf("bundle unpacks to more than %d bytes (size_limit_bytes bounds the whole bundle)", n)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	resp.ContentLength = int64(len(raw))
+	return resp, nil
+}
