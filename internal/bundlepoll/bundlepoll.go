@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -113,7 +114,17 @@ type Options struct {
 	// after a failed download, verification or activation.
 	Report func(error)
 	Logger *slog.Logger
+	// BodyTimeout bounds how long a download's body may take to arrive
+	// once its headers have (DefaultBodyTimeout if zero).
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout bounds how long a downloaded bundle's body may take
+// after its headers. OPA's response_header_timeout_seconds ends at the
+// headers, and OPA's downloader reads the body without a deadline: a
+// server (or proxy) that stalls mid-body would stop polling for good,
+// silently. Permatrix's bundles are kilobytes; 64 MiB at 1 MB/s fits.
+const DefaultBodyTimeout = 2 * time.Minute
 
 // Poller downloads and activates bundles until Stop.
 type Poller struct {
@@ -135,6 +146,9 @@ func New(o Options) (*Poller, error) {
 	if o.Report == nil {
 		o.Report = func(error) {}
 	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
 	src := o.Source.src
 	client := o.Manager.Plugins().Client(src.Service)
 	if client.Config() == nil || client.Config().URL == "" {
@@ -143,8 +157,8 @@ func New(o Options) (*Poller, error) {
 	p := &Poller{o: o, log: o.Logger.With("bundle", o.Source.Name, "service", src.Service, "resource", src.Resource)}
 	// OPA's reader bounds each file of the bundle; the manager's clients
 	// bound the bundle as a whole (OPA's reader holds all of its files at
-	// once).
-	o.Manager.LimitDownloads(src.SizeLimitBytes)
+	// once) and the time its body takes.
+	o.Manager.LimitDownloads(src.SizeLimitBytes, o.BodyTimeout)
 	if src.Persist {
 		root, err := o.Manager.Plugins().GetConfig().GetPersistenceDirectory()
 		if err != nil {

@@ -178,7 +178,7 @@ func newRun(t *testing.T, url, source, extra string) *run {
 		t.Fatal(err)
 	}
 	r := &run{engine: opa.NewEngine(store.NewMemory())}
-	r.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: r.engine.Activate,
+	r.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: r.engine.Activate, BodyTimeout: bodyTimeout,
 		Report: func(err error) {
 			if err != nil {
 				r.mu.Lock()
@@ -206,6 +206,10 @@ func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
 	}
 	t.Fatalf("not within %s: %s", within, what)
 }
+
+// bodyTimeout is the Options.BodyTimeout of newRun's poller (0: the
+// default).
+var bodyTimeout time.Duration
 
 const fastPolling = `, "polling": {"min_delay_seconds": 1, "max_delay_seconds": 1}`
 
@@ -503,4 +507,45 @@ func TestSizeLimitWholeBundle(t *testing.T) {
 	}
 	bs.set(build(t, "rev2", nil, nil), "e2")
 	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
+}
+
+// TestStalledBody: a server that sends a bundle's headers and then holds
+// the body (a slow-loris body, a proxy stuck mid-stream) fails that
+// download after Options.BodyTimeout, reported; the next poll gets the
+// bundle. The body had no deadline (OPA's response_header_timeout_seconds
+// ends at the headers): one stalled download stopped polling for good,
+// and nothing was reported.
+func TestStalledBody(t *testing.T) {
+	good := build(t, "rev1", nil, nil)
+	var mu sync.Mutex
+	stalls := 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		stall := stalls > 0
+		stalls--
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Header().Set("Content-Length", strconv.Itoa(len(good)))
+		if stall {
+			_, _ = w.Write(good[:100])
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+			return
+		}
+		w.Header().Set("ETag", `"e1"`)
+		_, _ = w.Write(good)
+	}))
+	t.Cleanup(srv.Close)
+	bodyTimeout = time.Second
+	t.Cleanup(func() { bodyTimeout = 0 })
+	r := newRun(t, srv.URL, fastPolling, "")
+	r.start(t)
+	waitFor(t, "the stalled download reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	if err := r.reported()[0]; !strings.Contains(err.Error(), "within") {
+		t.Fatalf("the stalled download: %v", err)
+	}
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/tracing"
 )
@@ -42,13 +43,20 @@ func (transports) NewHandler(h http.Handler, _ string, _ tracing.Options) http.H
 
 // LimitDownloads bounds what the services' clients download: every body
 // of a GET answered 200 (a bundle; decision logs are POSTed) must unpack
-// to at most n bytes, or the request fails. n <= 0: no bound.
-func (m *Manager) LimitDownloads(n int64) { m.downloadMax.Store(n) }
+// to at most n bytes and arrive within d of its headers, or the request
+// fails. n <= 0: no bound.
+func (m *Manager) LimitDownloads(n int64, d time.Duration) {
+	m.downloadWithin.Store(int64(d))
+	m.downloadMax.Store(n)
+}
 
 // downloadLimit reads a downloaded bundle's body before OPA does: at most
-// about n bytes of it (gzip adds a little to data it cannot compress), and
-// it must gunzip to at most n. The body is then handed on from memory.
-// What is not gzip is handed on as it is, for OPA's reader to refuse.
+// about n bytes of it (gzip adds a little to data it cannot compress),
+// within the time given (OPA's response_header_timeout_seconds ends at the
+// headers, and OPA reads the body without a deadline: a body stalled
+// mid-stream stopped polling for good, silently), and it must gunzip to at
+// most n. The body is then handed on from memory. What is not gzip is
+// handed on as it is, for OPA's reader to refuse.
 type downloadLimit struct {
 	next http.RoundTripper
 	m    *Manager
@@ -62,7 +70,16 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	defer resp.Body.Close()
 	bound := n + n/64 + 64<<10
+	within := time.Duration(t.m.downloadWithin.Load())
+	var timer *time.Timer
+	if within > 0 {
+		body := resp.Body
+		timer = time.AfterFunc(within, func() { body.Close() }) // ends a Read in progress
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, bound+1))
+	if timer != nil && !timer.Stop() {
+		return nil, fmt.Errorf("bundle download: the body did not arrive within %s of its headers", within)
+	}
 	if err != nil {
 		return nil, err
 	}

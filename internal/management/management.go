@@ -31,8 +31,9 @@ import (
 type Manager struct {
 	m   *plugins.Manager
 	log *logger
-	// downloadMax bounds each download unpacked (LimitDownloads).
-	downloadMax atomic.Int64
+	// downloadMax bounds each download unpacked, downloadWithin the time
+	// its body takes (LimitDownloads).
+	downloadMax, downloadWithin atomic.Int64
 }
 
 // New builds a manager from OPA's configuration (JSON or YAML: services,
