@@ -164,6 +164,10 @@ func layoutPaths(fsys fs.FS) []string {
 	return paths
 }
 
+// MaxFetchBytes bounds a bundle read from a URL, unpacked (serve's
+// default size_limit_bytes for a downloaded bundle, internal/bundlepoll).
+const MaxFetchBytes = 64 << 20
+
 func fetch(ctx context.Context, url string, opts ReadOptions) (*Bundle, error) {
 	client := opts.HTTPClient
 	if client == nil {
@@ -181,11 +185,36 @@ func fetch(ctx context.Context, url string, opts ReadOptions) (*Bundle, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("bundle %s: HTTP %s", url, resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	// OPA's reader holds every file of a tarball at once, each up to 1 GiB:
+	// the download is bounded, and so is what it unpacks to.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxFetchBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", url, err)
 	}
+	if len(body) > MaxFetchBytes {
+		return nil, fmt.Errorf("bundle %s is more than %d bytes", url, MaxFetchBytes)
+	}
+	if err := checkUnpacked(body, url, MaxFetchBytes); err != nil {
+		return nil, err
+	}
 	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(body), url), url, opts)
+}
+
+// checkUnpacked checks that a .tar.gz held in memory unpacks to at most
+// maxBytes: a small gzip stream can unpack to gigabytes.
+func checkUnpacked(raw []byte, name string, maxBytes int64) error {
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, maxBytes+1))
+	if err != nil {
+		return fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
+	}
+	if n > maxBytes {
+		return fmt.Errorf("bundle %s unpacks to more than %d bytes", name, maxBytes)
+	}
+	return nil
 }
 
 func readBundle(dl bundle.DirectoryLoader, name string, opts ReadOptions) (*Bundle, error) {
@@ -260,16 +289,8 @@ func regoV1() *int {
 // checking that it unpacks to at most maxBytes: a small gzip stream can
 // unpack to gigabytes. name is for messages.
 func ReadTarball(raw []byte, name string, maxBytes int64) (*Bundle, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
-	}
-	n, err := io.Copy(io.Discard, io.LimitReader(zr, maxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("bundle %s: not a .tar.gz bundle: %w", name, err)
-	}
-	if n > maxBytes {
-		return nil, fmt.Errorf("bundle %s unpacks to more than %d bytes", name, maxBytes)
+	if err := checkUnpacked(raw, name, maxBytes); err != nil {
+		return nil, err
 	}
 	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), name), name, ReadOptions{})
 }

@@ -1,8 +1,11 @@
 package opa
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -131,5 +134,54 @@ func TestLoadKeepsServingOnError(t *testing.T) {
 	}
 	if e.Current() != before {
 		t.Fatal("a failed load replaced the serving policy")
+	}
+}
+
+// TestFetchBounded: a bundle URL (permatrix check, matrix, import, replay
+// --bundle URL) is read as serve reads a download: at most MaxFetchBytes
+// unpacked. Each file was bounded only by OPA's 1 GiB, and OPA's reader
+// holds them all: a megabyte of gzipped zeros made a gigabyte.
+func TestFetchBounded(t *testing.T) {
+	b, err := ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	var good bytes.Buffer
+	if err := bundle.NewWriter(&good).Write(*b.b); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(&good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tr := tar.NewReader(zr); ; {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = tw.WriteHeader(h)
+		_, _ = io.Copy(tw, tr)
+	}
+	junk := make([]byte, MaxFetchBytes/2)
+	for _, name := range []string{"/junk/a.bin", "/junk/b.bin"} {
+		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(junk)), Typeflag: tar.TypeReg})
+		_, _ = tw.Write(junk)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(buf.Bytes()) }))
+	defer srv.Close()
+	if _, err := ReadBundle(context.Background(), srv.URL+"/bundle.tar.gz", ReadOptions{}); err == nil || !strings.Contains(err.Error(), "unpacks to more than") {
+		t.Fatalf("a %d-byte download of %d MiB unpacked: %v", buf.Len(), 2*len(junk)>>20, err)
 	}
 }
