@@ -14,7 +14,6 @@
 package decisionlog
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,11 +127,11 @@ func New(ctx context.Context, o Options) (*Logger, error) {
 	mgr := o.Manager.Plugins()
 	parsed, err := parseConfig(cfg, mgr.Services())
 	if err != nil {
-		l.closeSink()
+		l.closeSink(ctx)
 		return nil, err
 	}
 	if parsed == nil {
-		l.closeSink()
+		l.closeSink(ctx)
 		return nil, errors.New("decision log: nothing to log to (no file, service or console)")
 	}
 	if l.sink != nil {
@@ -141,7 +140,7 @@ func New(ctx context.Context, o Options) (*Logger, error) {
 	o.Manager.ObserveErrors(l.observe)
 	l.plugin = logs.New(parsed, mgr).WithMetrics(l.metrics)
 	if err := l.plugin.Start(ctx); err != nil {
-		l.closeSink()
+		l.closeSink(ctx)
 		return nil, err
 	}
 	return l, nil
@@ -289,7 +288,7 @@ func (l *Logger) Close(ctx context.Context) error {
 	var err error
 	l.closed.Do(func() {
 		l.plugin.Stop(ctx)
-		err = l.closeSink()
+		err = l.closeSink(ctx)
 		if l.own != nil {
 			l.own.Stop(ctx)
 		}
@@ -297,11 +296,11 @@ func (l *Logger) Close(ctx context.Context) error {
 	return err
 }
 
-func (l *Logger) closeSink() error {
+func (l *Logger) closeSink(ctx context.Context) error {
 	if l.sink == nil {
 		return nil
 	}
-	return l.sink.close()
+	return l.sink.close(ctx)
 }
 
 // observe counts what OPA's plugin reports only in its log: a failed mask
@@ -353,23 +352,37 @@ type fixedMetrics struct {
 func (f fixedMetrics) All() map[string]any { return f.all }
 
 // sink writes the events OPA's plugin hands it (masked) as JSON lines: an
-// OPA decision-log plugin (logs.Logger). Lines are buffered and written
-// at least every FlushInterval; a write the file refuses drops the lines
-// it held, counted.
+// OPA decision-log plugin (logs.Logger). Log only appends the line to a
+// buffer; a goroutine of its own writes the buffer out at least every
+// FlushInterval, and as soon as it holds flushSize bytes. A write that
+// blocks (a pipe nobody reads, a hung mount) holds up that goroutine, never
+// a decision: Log keeps buffering up to MaxPending bytes, then drops lines,
+// counted. A write the file refuses drops the lines it held, counted.
 type sink struct {
-	mu      sync.Mutex
-	w       io.Writer
-	closer  io.Closer
-	bw      *bufio.Writer
-	pending int // lines in bw
-	l       *Logger
-	done    chan struct{}
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	w        io.Writer
+	closer   io.Closer
+	buf      []byte // lines waiting for the writer
+	spare    []byte // the writer's last buffer, for reuse
+	pending  int    // lines in buf
+	inflight int    // lines the writer is writing
+	closed   bool
+	l        *Logger
+	kick     chan struct{} // buf holds flushSize bytes
+	done     chan struct{} // closed by close: write what is left, stop
+	stopped  chan struct{} // closed when the writer returns
 }
 
 // FlushInterval bounds how long a logged decision sits in the file sink's
 // buffer.
 const FlushInterval = time.Second
+
+// MaxPending bounds the bytes of lines waiting for the file (a line longer
+// than that on its own waits alone).
+const MaxPending = 8 << 20
+
+// flushSize is how much the buffer holds before it is written at once.
+const flushSize = 64 << 10
 
 func openSink(path string, l *Logger) (*sink, error) {
 	var w io.Writer = os.Stdout
@@ -381,40 +394,50 @@ func openSink(path string, l *Logger) (*sink, error) {
 		}
 		w, c = f, f
 	}
-	s := &sink{w: w, closer: c, bw: bufio.NewWriterSize(w, 64<<10), l: l, done: make(chan struct{})}
-	s.wg.Add(1)
-	go s.flushLoop()
+	s := &sink{w: w, closer: c, l: l, kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	go s.writeLoop()
 	return s, nil
 }
 
-func (s *sink) flushLoop() {
-	defer s.wg.Done()
+func (s *sink) writeLoop() {
+	defer close(s.stopped)
 	t := time.NewTicker(FlushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			s.mu.Lock()
-			s.flush()
-			s.mu.Unlock()
+		case <-s.kick:
 		case <-s.done:
+			s.flush()
 			return
 		}
+		s.flush()
 	}
 }
 
-// flush writes the buffer out; on failure its lines are dropped (counted)
-// and the buffer starts afresh, so that the next lines get their chance.
-// Holds mu.
+// flush writes the buffer out, without the lock: Log goes on meanwhile. On
+// failure its lines are dropped (counted).
 func (s *sink) flush() {
-	if s.pending == 0 {
+	s.mu.Lock()
+	buf, n := s.buf, s.pending
+	s.buf, s.spare, s.pending, s.inflight = s.spare[:0], nil, 0, n
+	s.mu.Unlock()
+	if n == 0 {
+		s.mu.Lock()
+		s.spare = buf
+		s.mu.Unlock()
 		return
 	}
-	if err := s.bw.Flush(); err != nil {
-		s.l.dropN(DropWrite, uint64(s.pending), err)
-		s.bw.Reset(s.w)
+	_, err := s.w.Write(buf)
+	if err != nil {
+		s.l.dropN(DropWrite, uint64(n), err)
 	}
-	s.pending = 0
+	s.mu.Lock()
+	s.inflight = 0
+	if cap(buf) <= 2*MaxPending {
+		s.spare = buf[:0]
+	}
+	s.mu.Unlock()
 }
 
 // Log buffers one line. Failures are counted, not returned: the plugin
@@ -427,36 +450,54 @@ func (s *sink) Log(_ context.Context, e logs.EventV1) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bw == nil {
+	switch {
+	case s.closed:
 		s.l.dropN(DropWrite, 1, errors.New("the decision log is closed"))
 		return nil
-	}
-	if s.bw.Available() < len(line)+1 {
-		s.flush()
-	}
-	if len(line)+1 > s.bw.Size() {
-		// Larger than the buffer: written directly, in one write.
-		if _, err := s.w.Write(append(line, '\n')); err != nil {
-			s.l.dropN(DropWrite, 1, err)
-		}
+	case len(s.buf) > 0 && len(s.buf)+len(line)+1 > MaxPending:
+		s.l.dropN(DropWrite, 1, fmt.Errorf("the decision log's writes are not keeping up: %d bytes wait for it", len(s.buf)))
 		return nil
 	}
-	_, _ = s.bw.Write(line)
-	_ = s.bw.WriteByte('\n')
+	s.buf = append(append(s.buf, line...), '\n')
 	s.pending++
+	if len(s.buf) >= flushSize {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
-func (s *sink) close() error {
-	close(s.done)
-	s.wg.Wait()
+// close writes what is buffered and closes the file. When ctx ends first
+// (a write blocked), the file is closed under the write — which ends it
+// where the file allows (a pipe) — and the lines not written are counted
+// dropped.
+func (s *sink) close(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.bw == nil {
+	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
-	s.flush()
-	s.bw = nil
+	s.closed = true
+	s.mu.Unlock()
+	close(s.done)
+	select {
+	case <-s.stopped:
+	case <-ctx.Done():
+		s.mu.Lock()
+		buffered, inflight := s.pending, s.inflight
+		s.buf, s.pending = nil, 0
+		s.mu.Unlock()
+		if s.closer != nil {
+			_ = s.closer.Close()
+		}
+		err := fmt.Errorf("the decision log's last %d entries were not written: %w", buffered+inflight, ctx.Err())
+		if buffered > 0 {
+			s.l.dropN(DropWrite, uint64(buffered), err) // the writer counts its own when its write ends
+		}
+		return err
+	}
 	if s.closer == nil {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -505,5 +506,59 @@ func TestMaskFollowsBundleSwaps(t *testing.T) {
 		if err != nil || entries[i].DecisionID != ids[i] || ch.Context["token"] != want {
 			t.Errorf("entry %d: token %v, want %q (%v)", i, ch.Context["token"], want, err)
 		}
+	}
+}
+
+// TestStalledFileDoesNotBlockChecks: a decision log whose writes block (a
+// pipe nobody reads: a log shipper that hangs, stdout into a stuck
+// process) must not hold up decisions. The file sink wrote under the lock
+// every Log takes, so once the pipe and the buffer were full every check
+// waited on the write, for good, and so did shutdown. Entries beyond what
+// may wait are dropped, counted as write_error; Close gives up when its
+// context ends, and says so.
+func TestStalledFileDoesNotBlockChecks(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "decisions.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	// A reader that never reads: the writer's open succeeds, its writes
+	// block once the pipe is full.
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dl := newLogger(t, `{}`, "", decisionlog.Options{File: fifo})
+	s := harness.Start(t, harness.Options{DecisionLog: dl})
+	big := strings.Repeat("x", 4<<10)
+	n := decisionlog.MaxPending/len(big) + 200 // more than may wait
+	done := make(chan int, 1)
+	go func() {
+		for i := range n {
+			if r := s.Check(map[string]any{"subject": "ann", "system": tm, "action": "edit_users", "context": map[string]any{"pad": big}}); r.Status != 200 {
+				t.Errorf("check %d: %d %s", i, r.Status, r.Raw)
+			}
+		}
+		done <- n
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%d checks not answered within 30 s: the stalled decision log blocks them", n)
+	}
+	if d := dl.Dropped()[decisionlog.DropWrite]; d == 0 {
+		t.Errorf("nothing counted dropped: %v", dl.Dropped())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- dl.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Error("Close lost the entries it could not write without saying so")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocks on the stalled write")
 	}
 }
