@@ -114,17 +114,20 @@ type Options struct {
 	// after a failed download, verification or activation.
 	Report func(error)
 	Logger *slog.Logger
-	// BodyTimeout bounds how long a download's body may take to arrive
-	// once its headers have (DefaultBodyTimeout if zero).
-	BodyTimeout time.Duration
+	// StallTimeout bounds how long a download may take beyond what it asks
+	// of the server: its body once its headers have arrived, a long poll's
+	// headers once its wait is over (DefaultStallTimeout if zero).
+	StallTimeout time.Duration
 }
 
-// DefaultBodyTimeout bounds how long a downloaded bundle's body may take
-// after its headers. OPA's response_header_timeout_seconds ends at the
-// headers, and OPA's downloader reads the body without a deadline: a
-// server (or proxy) that stalls mid-body would stop polling for good,
-// silently. Permatrix's bundles are kilobytes; 64 MiB at 1 MB/s fits.
-const DefaultBodyTimeout = 2 * time.Minute
+// DefaultStallTimeout bounds how long a downloaded bundle's body may take
+// after its headers, and a long poll's headers after its wait. OPA's
+// response_header_timeout_seconds ends at the headers and is off for long
+// polls, and OPA's downloader reads the body without a deadline: a server
+// (or proxy) that stalls mid-body, or holds a long poll past its wait,
+// would stop polling for good, silently. Permatrix's bundles are
+// kilobytes; 64 MiB at 1 MB/s fits.
+const DefaultStallTimeout = 2 * time.Minute
 
 // Poller downloads and activates bundles until Stop.
 type Poller struct {
@@ -146,8 +149,8 @@ func New(o Options) (*Poller, error) {
 	if o.Report == nil {
 		o.Report = func(error) {}
 	}
-	if o.BodyTimeout <= 0 {
-		o.BodyTimeout = DefaultBodyTimeout
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
 	}
 	src := o.Source.src
 	client := o.Manager.Plugins().Client(src.Service)
@@ -157,8 +160,8 @@ func New(o Options) (*Poller, error) {
 	p := &Poller{o: o, log: o.Logger.With("bundle", o.Source.Name, "service", src.Service, "resource", src.Resource)}
 	// OPA's reader bounds each file of the bundle; the manager's clients
 	// bound the bundle as a whole (OPA's reader holds all of its files at
-	// once) and the time its body takes.
-	o.Manager.LimitDownloads(src.SizeLimitBytes, o.BodyTimeout)
+	// once) and the time it takes.
+	o.Manager.LimitDownloads(src.SizeLimitBytes, o.StallTimeout)
 	if src.Persist {
 		root, err := o.Manager.Plugins().GetConfig().GetPersistenceDirectory()
 		if err != nil {

@@ -178,7 +178,7 @@ func newRun(t *testing.T, url, source, extra string) *run {
 		t.Fatal(err)
 	}
 	r := &run{engine: opa.NewEngine(store.NewMemory())}
-	r.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: r.engine.Activate, BodyTimeout: bodyTimeout,
+	r.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: r.engine.Activate, StallTimeout: stallTimeout,
 		Report: func(err error) {
 			if err != nil {
 				r.mu.Lock()
@@ -207,9 +207,9 @@ func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
 	t.Fatalf("not within %s: %s", within, what)
 }
 
-// bodyTimeout is the Options.BodyTimeout of newRun's poller (0: the
+// stallTimeout is the Options.StallTimeout of newRun's poller (0: the
 // default).
-var bodyTimeout time.Duration
+var stallTimeout time.Duration
 
 const fastPolling = `, "polling": {"min_delay_seconds": 1, "max_delay_seconds": 1}`
 
@@ -511,7 +511,7 @@ func TestSizeLimitWholeBundle(t *testing.T) {
 
 // TestStalledBody: a server that sends a bundle's headers and then holds
 // the body (a slow-loris body, a proxy stuck mid-stream) fails that
-// download after Options.BodyTimeout, reported; the next poll gets the
+// download after Options.StallTimeout, reported; the next poll gets the
 // bundle. The body had no deadline (OPA's response_header_timeout_seconds
 // ends at the headers): one stalled download stopped polling for good,
 // and nothing was reported.
@@ -539,8 +539,8 @@ func TestStalledBody(t *testing.T) {
 		_, _ = w.Write(good)
 	}))
 	t.Cleanup(srv.Close)
-	bodyTimeout = time.Second
-	t.Cleanup(func() { bodyTimeout = 0 })
+	stallTimeout = time.Second
+	t.Cleanup(func() { stallTimeout = 0 })
 	r := newRun(t, srv.URL, fastPolling, "")
 	r.start(t)
 	waitFor(t, "the stalled download reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
@@ -548,4 +548,47 @@ func TestStalledBody(t *testing.T) {
 		t.Fatalf("the stalled download: %v", err)
 	}
 	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+}
+
+// TestHeldLongPoll: a long poll the server holds past its wait (a proxy
+// that buffers, a server that forgot it) fails after Options.StallTimeout,
+// reported, and the next poll gets the new bundle. OPA turns its response
+// header timeout off for long polls: the request waited for good, and the
+// bundle server's new revisions were never picked up, with nothing said.
+func TestHeldLongPoll(t *testing.T) {
+	rev1, rev2 := build(t, "rev1", nil, nil), build(t, "rev2", nil, nil)
+	var mu sync.Mutex
+	held := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.openpolicyagent.bundles")
+		if r.Header.Get("If-None-Match") == "" {
+			w.Header().Set("ETag", `"e1"`)
+			_, _ = w.Write(rev1)
+			return
+		}
+		mu.Lock()
+		held++
+		hold := held == 1
+		mu.Unlock()
+		if hold {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+			return
+		}
+		w.Header().Set("ETag", `"e2"`)
+		_, _ = w.Write(rev2)
+	}))
+	t.Cleanup(srv.Close)
+	stallTimeout = time.Second
+	t.Cleanup(func() { stallTimeout = 0 })
+	r := newRun(t, srv.URL, `, "polling": {"min_delay_seconds": 1, "max_delay_seconds": 1, "long_polling_timeout_seconds": 1}`, "")
+	r.start(t)
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "the held long poll reported", 8*time.Second, func() bool { return len(r.reported()) > 0 })
+	if err := r.reported()[0]; !strings.Contains(err.Error(), "long poll") {
+		t.Fatalf("the held long poll: %v", err)
+	}
+	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
 }

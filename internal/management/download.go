@@ -3,9 +3,12 @@ package management
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/tracing"
@@ -43,8 +46,9 @@ func (transports) NewHandler(h http.Handler, _ string, _ tracing.Options) http.H
 
 // LimitDownloads bounds what the services' clients download: every body
 // of a GET answered 200 (a bundle; decision logs are POSTed) must unpack
-// to at most n bytes and arrive within d of its headers, or the request
-// fails. n <= 0: no bound.
+// to at most n bytes and arrive within d of its headers, and a long poll
+// must be answered within d of its wait, or the request fails. n <= 0: no
+// bound.
 func (m *Manager) LimitDownloads(n int64, d time.Duration) {
 	m.downloadWithin.Store(int64(d))
 	m.downloadMax.Store(n)
@@ -63,14 +67,17 @@ type downloadLimit struct {
 }
 
 func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
 	n := t.m.downloadMax.Load()
-	if err != nil || n <= 0 || req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || resp.Body == nil {
+	if n <= 0 || req.Method != http.MethodGet {
+		return t.next.RoundTrip(req)
+	}
+	within := time.Duration(t.m.downloadWithin.Load())
+	resp, err := t.roundTrip(req, within)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Body == nil {
 		return resp, err
 	}
 	defer resp.Body.Close()
 	bound := n + n/64 + 64<<10
-	within := time.Duration(t.m.downloadWithin.Load())
 	var timer *time.Timer
 	if within > 0 {
 		body := resp.Body
@@ -95,4 +102,55 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	resp.ContentLength = int64(len(raw))
 	return resp, nil
+}
+
+// roundTrip sends req. A long poll (Prefer: wait=N) must be answered
+// within its wait and then within: OPA turns its response header timeout
+// off for long polls, and a server or proxy that held one for good stopped
+// polling, silently.
+func (t *downloadLimit) roundTrip(req *http.Request, within time.Duration) (*http.Response, error) {
+	wait := preferWait(req.Header)
+	if wait <= 0 || within <= 0 {
+		return t.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	timer := time.AfterFunc(wait+within, cancel)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if !timer.Stop() {
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, fmt.Errorf("long poll (wait=%s) not answered within %s more", wait, within)
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// preferWait is the wait=N (seconds) of OPA's Prefer header, 0 if none.
+func preferWait(h http.Header) time.Duration {
+	for _, part := range strings.Split(h.Get("Prefer"), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "wait="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	return 0
+}
+
+// cancelOnClose ends a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
