@@ -592,3 +592,40 @@ func TestHeldLongPoll(t *testing.T) {
 	}
 	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
 }
+
+// TestLongPollNotHeld: a server that says it long-polls (its Content-Type)
+// but answers at once — 304 without holding the request, as a static
+// server set to that Content-Type does — is asked at most about once a
+// second. After a long poll OPA's downloader asks again with no delay: it
+// sent thousands of requests a second, for as long as it ran.
+func TestLongPollNotHeld(t *testing.T) {
+	rev1 := build(t, "rev1", nil, nil)
+	var mu sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/vnd.openpolicyagent.bundles")
+		w.Header().Set("ETag", `"e1"`)
+		if r.Header.Get("If-None-Match") == `"e1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = w.Write(rev1)
+	}))
+	t.Cleanup(srv.Close)
+	r := newRun(t, srv.URL, `, "polling": {"min_delay_seconds": 10, "max_delay_seconds": 10, "long_polling_timeout_seconds": 10}`, "")
+	r.start(t)
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	mu.Lock()
+	before := requests
+	mu.Unlock()
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	n := requests - before
+	mu.Unlock()
+	if n > 5 {
+		t.Fatalf("%d requests in 3 s to a server that does not hold long polls", n)
+	}
+}

@@ -104,19 +104,30 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// MinLongPoll is the shortest a long poll takes: a server that says it
+// long-polls but answers at once is asked at most once in that time. After
+// a long poll OPA's downloader asks again with no delay, so such a server
+// (a static one set to OPA's long-polling Content-Type) was asked
+// thousands of times a second.
+const MinLongPoll = time.Second
+
 // roundTrip sends req. A long poll (Prefer: wait=N) must be answered
 // within its wait and then within: OPA turns its response header timeout
 // off for long polls, and a server or proxy that held one for good stopped
-// polling, silently.
+// polling, silently. A long poll takes at least MinLongPoll.
 func (t *downloadLimit) roundTrip(req *http.Request, within time.Duration) (*http.Response, error) {
 	wait := preferWait(req.Header)
-	if wait <= 0 || within <= 0 {
+	if wait <= 0 {
 		return t.next.RoundTrip(req)
 	}
+	start := time.Now()
 	ctx, cancel := context.WithCancel(req.Context())
-	timer := time.AfterFunc(wait+within, cancel)
+	var deadline *time.Timer
+	if within > 0 {
+		deadline = time.AfterFunc(wait+within, cancel)
+	}
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if !timer.Stop() {
+	if deadline != nil && !deadline.Stop() {
 		cancel()
 		if err == nil {
 			resp.Body.Close()
@@ -126,6 +137,15 @@ func (t *downloadLimit) roundTrip(req *http.Request, within time.Duration) (*htt
 	if err != nil {
 		cancel()
 		return nil, err
+	}
+	if rest := MinLongPoll - time.Since(start); rest > 0 {
+		select {
+		case <-time.After(rest):
+		case <-req.Context().Done():
+			resp.Body.Close()
+			cancel()
+			return nil, req.Context().Err()
+		}
 	}
 	resp.Body = cancelOnClose{resp.Body, cancel}
 	return resp, nil
