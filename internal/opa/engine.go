@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -228,10 +229,11 @@ const probeSubject = "permatrix-probe"
 // each scope type it applies at, asked by a user who holds nothing and
 // sends no context — through the system's own query (what checks
 // evaluate) and through data.permatrix.decision (what the Data API
-// evaluates). A policy that cannot decide one of them (its decision
-// undefined, two values in conflict, a builtin's error) is not activated:
-// served, it would answer every such check 500 where the last good policy
-// decided. What it decides is not judged here; that it decides is.
+// evaluates), and judges one write of each system. A policy that cannot
+// decide one of them (its decision undefined, two values in conflict, a
+// builtin's error) is not activated: served, it would answer every such
+// check 500 where the last good policy decided. What it decides is not
+// judged here; that it decides is.
 func (p *Policy) probe(ctx context.Context) error {
 	empty := store.Empty(0)
 	if _, err := p.decide(ctx, empty, permatrix.Check{Subject: probeSubject, System: "-", Action: "-"}); err != nil {
@@ -254,8 +256,36 @@ func (p *Policy) probe(ctx context.Context) error {
 				}
 			}
 		}
+		// The write rules too: one assignment of the system, on behalf of
+		// an actor (the delegation rules run).
+		if a, ok := probeAssignment(sys); ok {
+			in := map[string]any{"op": "assign", "actor": probeSubject, "assignment": a.Value()}
+			if _, _, err := p.Verdict(ctx, empty, in); err != nil {
+				return fmt.Errorf("probe write verdict (system %s): %w", id, err)
+			}
+		}
 	}
 	return nil
+}
+
+// probeAssignment is an assignment of sys the probe's write verdict is
+// asked about: its first role (else permission) at the first scope type
+// it is held at.
+func probeAssignment(sys *permatrix.System) (permatrix.Assignment, bool) {
+	a := permatrix.Assignment{Subject: "user:permatrix-probe", System: sys.ID}
+	var g permatrix.Grantable
+	if ids := slices.Sorted(maps.Keys(sys.Roles)); len(ids) > 0 {
+		a.Role, g = ids[0], sys.Roles[ids[0]]
+	} else if ids := slices.Sorted(maps.Keys(sys.Permissions)); len(ids) > 0 {
+		a.Permission, g = ids[0], sys.Permissions[ids[0]]
+	} else {
+		return a, false
+	}
+	a.Scope = permatrix.Scope{Type: "service"}
+	if len(g.Scopes) > 0 && g.Scopes[0] != "service" {
+		a.Scope = permatrix.Scope{Type: g.Scopes[0], ID: "permatrix-probe"}
+	}
+	return a, true
 }
 
 // prepareQuery prepares query over the policy. Preparing reads nothing of

@@ -74,3 +74,31 @@ func TestActivateProbesEverySystem(t *testing.T) {
 		})
 	}
 }
+
+// A bundle whose write rules fault on every write (here a conflict: two
+// values of data.permatrix.admin.verdict) cannot judge a write: activating
+// it must fail, the last good policy serving, as for decisions. It was
+// activated, and every write afterwards failed.
+func TestActivateProbesTheWriteVerdict(t *testing.T) {
+	ctx := context.Background()
+	def, err := ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := withModule(t, def, "policies/permatrix/admin/admin.rego", func(s string) string {
+		return s + "\nverdict := {\"violations\": [], \"forbidden\": [\"probe\"]} if input.op\n"
+	})
+	for _, ev := range []Evaluator{VM, Topdown} {
+		e := NewEngine(nil, WithEvaluator(ev))
+		good, err := e.Activate(ctx, def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Activate(ctx, b); err == nil || !strings.Contains(err.Error(), "probe") {
+			t.Fatalf("%s: a bundle whose write verdict faults: %v", ev, err)
+		}
+		if e.Current() != good {
+			t.Fatalf("%s: a refused bundle replaced the serving policy", ev)
+		}
+	}
+}
