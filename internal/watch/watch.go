@@ -19,7 +19,8 @@ import (
 // Start watches path — a directory tree, or a single file (watched through
 // its directory, so that replacing it by rename is seen) — and calls
 // changed after each burst of changes, when no event has come for
-// debounce. A directory reached through a symlink (a "current" link to
+// debounce. In a tree, only files a bundle is read from (Rego, JSON, YAML,
+// .manifest, Wasm) and directories count. A directory reached through a symlink (a "current" link to
 // the deployed release) is watched where the link points, and the link
 // through its directory: pointing it elsewhere is a change, and the new
 // tree is watched from then on. A single file reached through symlinks (a
@@ -229,15 +230,32 @@ func (x *watcher) relevant(ev fsnotify.Event, failed func(error)) bool {
 	if !within(name, x.root) {
 		return false // the link's directory: its other entries
 	}
-	if ev.Has(fsnotify.Create) {
+	fi, err := os.Lstat(name)
+	isDir := err == nil && fi.IsDir()
+	if ev.Has(fsnotify.Create) && isDir {
 		// A new directory (e.g. a new vendor folder) is watched too.
-		if fi, err := os.Lstat(name); err == nil && fi.IsDir() {
-			if err := addTree(x.w, name); err != nil {
-				failed(err)
-			}
+		if err := addTree(x.w, name); err != nil {
+			failed(err)
 		}
 	}
-	return true
+	// Only what a bundle is read from, or a directory (made, removed or
+	// moved: what was in it), is a change. The store's file (./permatrix.db
+	// when `serve --bundle . --watch` runs in the repository), a decision
+	// log or an editor's swap file in the tree reloaded the bundle on
+	// every write, and writes coming faster than the debounce held back
+	// the reload of a real edit for as long as they came.
+	return isDir || bundleName(name) || slices.Contains(x.w.WatchList(), name)
+}
+
+// bundleName reports whether a file named so can be part of a bundle: Rego,
+// data (JSON, YAML), OPA's .manifest and .signatures.json, Wasm — or a name
+// without an extension, which may have been a directory.
+func bundleName(name string) bool {
+	switch filepath.Ext(name) {
+	case "", ".rego", ".json", ".yaml", ".yml", ".manifest", ".wasm":
+		return true
+	}
+	return false
 }
 
 func (x *watcher) loop(ctx context.Context, debounce time.Duration, changed func(), failed func(error)) {

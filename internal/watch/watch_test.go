@@ -563,3 +563,38 @@ func TestSingleFileTargetDirectoryRemade(t *testing.T) {
 		})
 	}
 }
+
+// TestOtherFilesIgnored: files a bundle is not read from — the store
+// (./permatrix.db, where `permatrix serve --bundle . --watch` run from the
+// repository keeps it by default), a decision log, an editor's swap or
+// backup file — are no change. Every store write and every decision-log
+// flush reloaded the bundle (a compile, and the decision cache dropped),
+// and writes coming faster than the debounce held back the reload of a
+// real edit for as long as they came.
+func TestOtherFilesIgnored(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	r := start(t, dir)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			for _, name := range []string{"permatrix.db", "decisions.jsonl", "policies/demo/.demo.rego.swp", "policies/demo/demo.rego~"} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(fmt.Sprint(i)), 0o644); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(debounce / 4):
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	r.expect(t, 0, "writes to files no bundle is read from")
+	writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), "package demo\n\nz := 3\n")
+	r.expect(t, 1, "a policy edit while those files are written")
+}
