@@ -76,6 +76,10 @@ const (
 // DropReasons are every reason, in a stable order.
 var DropReasons = []string{DropBufferFull, DropRateLimit, DropEncoding, DropMaskError, DropPolicyError, DropWrite, DropError}
 
+// DefaultBufferSizeLimit bounds the upload buffer (gzipped entries) when
+// reporting sets no bound.
+const DefaultBufferSizeLimit = 64 << 20
+
 // sinkName is the file sink's name as an OPA decision-log plugin.
 const sinkName = "permatrix_decision_log_file"
 
@@ -164,7 +168,35 @@ func readConfig(raw []byte) (map[string]any, error) {
 	if _, ok := cfg["plugin"]; ok {
 		return nil, errors.New("decision_logs.plugin: permatrix has no decision-log plugins; a local file is server.decision_log (--decision-log)")
 	}
+	boundBuffer(cfg)
 	return cfg, nil
+}
+
+// boundBuffer bounds the upload buffer at DefaultBufferSizeLimit when the
+// section bounds it in no way. OPA's default is no limit: a service down
+// (or answering 503) long enough took serve's memory with it, nothing
+// dropped or counted. Entries over the bound are dropped, counted as
+// buffer_full. An event buffer (buffer_type: event) is bounded by OPA's
+// default of 10000 entries; OPA takes max_decisions_per_second instead of
+// a byte limit, not with one.
+func boundBuffer(cfg map[string]any) {
+	rep, ok := cfg["reporting"].(map[string]any)
+	switch {
+	case cfg["reporting"] == nil:
+		rep = map[string]any{}
+	case !ok:
+		return // OPA's parse says what is wrong
+	}
+	for _, k := range []string{"buffer_size_limit_bytes", "buffer_size_limit_events", "max_decisions_per_second"} {
+		if _, set := rep[k]; set {
+			return
+		}
+	}
+	if t, _ := rep["buffer_type"].(string); t == "event" {
+		return
+	}
+	rep["buffer_size_limit_bytes"] = DefaultBufferSizeLimit
+	cfg["reporting"] = rep
 }
 
 // parseConfig is OPA's parse of the section, with OPA's defaults; nil if

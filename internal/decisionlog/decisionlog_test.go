@@ -3,6 +3,8 @@ package decisionlog_test
 import (
 	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io/fs"
 	"net/http"
@@ -560,5 +562,48 @@ func TestStalledFileDoesNotBlockChecks(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close blocks on the stalled write")
+	}
+}
+
+// TestUploadBufferBounded: with a decision-log service and no buffer
+// limit configured, the upload buffer is bounded all the same
+// (DefaultBufferSizeLimit): while the service is down, entries beyond it
+// are dropped and counted (buffer_full). OPA's default is no limit, so a
+// collector down (or answering 503) long enough took serve's memory with
+// it: 5000 decisions of 30 KB grew it from 54 MB to 860 MB, nothing
+// dropped, nothing counted.
+func TestUploadBufferBounded(t *testing.T) {
+	ctx := context.Background()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	dl := newLogger(t, `{"services": {"collector": {"url": "`+down.URL+`"}}}`,
+		`{"service": "collector", "reporting": {"min_delay_seconds": 60, "max_delay_seconds": 60, "upload_size_limit_bytes": 4194304}}`,
+		decisionlog.Options{})
+	defer dl.Close(ctx)
+	engine := opa.NewEngine(nil)
+	dl.Attach(engine)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// Incompressible: what is buffered is gzipped.
+	pad := make([]byte, 1<<20)
+	if _, err := rand.Read(pad); err != nil {
+		t.Fatal(err)
+	}
+	check := permatrix.Check{Subject: "ann", System: tm, Action: "edit_users", Context: map[string]any{"pad": base64.StdEncoding.EncodeToString(pad)}}
+	e := decisionlog.Entry{DecisionID: "d", Path: decisionlog.CheckPath, Input: check.Input(), Result: &permatrix.Decision{Reasons: []map[string]any{}, Missing: []map[string]any{}},
+		Timestamp: time.Now(), Bundles: map[string]decisionlog.BundleInfo{"permatrix": {Revision: "r"}}}
+	n := int(decisionlog.DefaultBufferSizeLimit/(1<<20)) + 16 // each entry about 1 MiB gzipped
+	for range n {
+		dl.LogDecision(ctx, e)
+	}
+	if d := dl.Dropped(); d[decisionlog.DropBufferFull] == 0 {
+		t.Fatalf("%d entries of 1 MiB buffered for a service that is down, none dropped: %v", n, d)
 	}
 }
