@@ -629,3 +629,43 @@ func TestLongPollNotHeld(t *testing.T) {
 		t.Fatalf("%d requests in 3 s to a server that does not hold long polls", n)
 	}
 }
+
+// TestEndlessErrorBody: an error answer (503) whose body never ends fails
+// that download, reported, and the next poll gets the bundle. OPA's
+// downloader drains a response's body before it returns (to reuse the
+// connection): it drained forever, and polling stopped with nothing said.
+func TestEndlessErrorBody(t *testing.T) {
+	good := build(t, "rev1", nil, nil)
+	var mu sync.Mutex
+	endless := 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		bad := endless > 0
+		endless--
+		mu.Unlock()
+		if bad {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			chunk := bytes.Repeat([]byte("x"), 32<<10)
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				time.Sleep(10 * time.Millisecond)
+			}
+			return
+		}
+		w.Header().Set("ETag", `"e1"`)
+		_, _ = w.Write(good)
+	}))
+	t.Cleanup(srv.Close)
+	stallTimeout = time.Second
+	t.Cleanup(func() { stallTimeout = 0 })
+	r := newRun(t, srv.URL, fastPolling, "")
+	r.start(t)
+	waitFor(t, "the 503 reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	if err := r.reported()[0]; !strings.Contains(err.Error(), "Service Unavailable") {
+		t.Fatalf("the 503: %v", err)
+	}
+	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+}

@@ -73,18 +73,23 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	within := time.Duration(t.m.downloadWithin.Load())
 	resp, err := t.roundTrip(req, within)
-	if err != nil || resp.StatusCode != http.StatusOK || resp.Body == nil {
+	if err != nil || resp.Body == nil {
 		return resp, err
 	}
-	defer resp.Body.Close()
-	bound := n + n/64 + 64<<10
-	var timer *time.Timer
-	if within > 0 {
-		body := resp.Body
-		timer = time.AfterFunc(within, func() { body.Close() }) // ends a Read in progress
+	if resp.StatusCode != http.StatusOK {
+		// OPA's downloader drains an answer's body before it returns (to
+		// reuse the connection): an error answer whose body never ended
+		// stopped polling for good. At most errorBodyMax bytes of it are
+		// read, within the time given; OPA only logs it.
+		head, _, _ := readWithin(resp.Body, errorBodyMax, within)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(head))
+		return resp, nil
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, bound+1))
-	if timer != nil && !timer.Stop() {
+	bound := n + n/64 + 64<<10
+	raw, timedOut, err := readWithin(resp.Body, bound+1, within)
+	resp.Body.Close()
+	if timedOut {
 		return nil, fmt.Errorf("bundle download: the body did not arrive within %s of its headers", within)
 	}
 	if err != nil {
@@ -110,6 +115,23 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 // (a static one set to OPA's long-polling Content-Type) was asked
 // thousands of times a second.
 const MinLongPoll = time.Second
+
+// errorBodyMax is how much of an error answer's body is read.
+const errorBodyMax = 64 << 10
+
+// readWithin reads at most max bytes of body, giving up (timedOut) when
+// they have not arrived within d (0: no deadline).
+func readWithin(body io.ReadCloser, max int64, d time.Duration) (raw []byte, timedOut bool, err error) {
+	var timer *time.Timer
+	if d > 0 {
+		timer = time.AfterFunc(d, func() { body.Close() }) // ends a Read in progress
+	}
+	raw, err = io.ReadAll(io.LimitReader(body, max))
+	if timer != nil && !timer.Stop() {
+		return raw, true, err
+	}
+	return raw, false, err
+}
 
 // roundTrip sends req. A long poll (Prefer: wait=N) must be answered
 // within its wait and then within: OPA turns its response header timeout
