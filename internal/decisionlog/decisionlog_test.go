@@ -1,6 +1,7 @@
 package decisionlog_test
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -605,5 +606,59 @@ func TestUploadBufferBounded(t *testing.T) {
 	}
 	if d := dl.Dropped(); d[decisionlog.DropBufferFull] == 0 {
 		t.Fatalf("%d entries of 1 MiB buffered for a service that is down, none dropped: %v", n, d)
+	}
+}
+
+// TestEndlessUploadAnswer: a collector whose answer to an upload never
+// ends (a body dripping forever) holds up neither the next uploads nor
+// Close. OPA's plugin drains an answer's body before it goes on: one such
+// answer stopped the uploads for good, and serve's shutdown hung past
+// --shutdown-timeout.
+func TestEndlessUploadAnswer(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	posts := 0
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posts++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := w.Write(bytes.Repeat([]byte("x"), 1024)); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer collector.Close()
+	dl := newLogger(t, `{"services": {"collector": {"url": "`+collector.URL+`"}}}`,
+		`{"service": "collector", "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 1}}`, decisionlog.Options{})
+	engine := opa.NewEngine(nil)
+	dl.Attach(engine)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	check := permatrix.Check{Subject: "ann", System: tm, Action: "edit_users"}
+	e := decisionlog.Entry{DecisionID: "d", Path: decisionlog.CheckPath, Input: check.Input(), Result: &permatrix.Decision{Reasons: []map[string]any{}, Missing: []map[string]any{}},
+		Timestamp: time.Now(), Bundles: map[string]decisionlog.BundleInfo{"permatrix": {Revision: "r"}}}
+	uploads := func() int { mu.Lock(); defer mu.Unlock(); return posts }
+	for deadline := time.Now().Add(10 * time.Second); uploads() < 3 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		dl.LogDecision(ctx, e)
+	}
+	if n := uploads(); n < 3 {
+		t.Fatalf("%d uploads in 10 s: an endless answer holds up the next ones", n)
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() { _ = dl.Close(cctx); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs on an endless answer")
 	}
 }

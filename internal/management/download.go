@@ -54,13 +54,15 @@ func (m *Manager) LimitDownloads(n int64, d time.Duration) {
 	m.downloadMax.Store(n)
 }
 
-// downloadLimit reads a downloaded bundle's body before OPA does: at most
-// about n bytes of it (gzip adds a little to data it cannot compress),
-// within the time given (OPA's response_header_timeout_seconds ends at the
-// headers, and OPA reads the body without a deadline: a body stalled
-// mid-stream stopped polling for good, silently), and it must gunzip to at
-// most n. The body is then handed on from memory. What is not gzip is
-// handed on as it is, for OPA's reader to refuse.
+// downloadLimit reads every answer's body before OPA does. Of a
+// downloaded bundle: at most about n bytes (gzip adds a little to data it
+// cannot compress), within the time given (OPA's
+// response_header_timeout_seconds ends at the headers, and OPA reads the
+// body without a deadline: a body stalled mid-stream stopped polling for
+// good, silently), and it must gunzip to at most n; what is not gzip is
+// handed on as it is, for OPA's reader to refuse. Of any other answer (an
+// error, an answer to a decision-log upload): at most errorBodyMax bytes,
+// within answerWithin. The body is then handed on from memory.
 type downloadLimit struct {
 	next http.RoundTripper
 	m    *Manager
@@ -68,20 +70,26 @@ type downloadLimit struct {
 
 func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := t.m.downloadMax.Load()
-	if n <= 0 || req.Method != http.MethodGet {
-		return t.next.RoundTrip(req)
-	}
 	within := time.Duration(t.m.downloadWithin.Load())
-	resp, err := t.roundTrip(req, within)
+	download := n > 0 && req.Method == http.MethodGet
+	var resp *http.Response
+	var err error
+	if download {
+		resp, err = t.roundTrip(req, within)
+	} else {
+		resp, err = t.next.RoundTrip(req)
+	}
 	if err != nil || resp.Body == nil {
 		return resp, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		// OPA's downloader drains an answer's body before it returns (to
-		// reuse the connection): an error answer whose body never ended
-		// stopped polling for good. At most errorBodyMax bytes of it are
-		// read, within the time given; OPA only logs it.
-		head, _, _ := readWithin(resp.Body, errorBodyMax, within)
+	if !download || resp.StatusCode != http.StatusOK {
+		// OPA's plugins drain an answer's body before they go on (to reuse
+		// the connection): an error answer to a download, or an answer to
+		// a decision-log upload, whose body never ended stopped polling
+		// or uploading for good (and serve's shutdown with it). They only
+		// log it: at most errorBodyMax bytes of it are read, within
+		// answerWithin.
+		head, _, _ := readWithin(resp.Body, errorBodyMax, answerWithin)
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(head))
 		return resp, nil
@@ -116,8 +124,14 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 // thousands of times a second.
 const MinLongPoll = time.Second
 
-// errorBodyMax is how much of an error answer's body is read.
+// errorBodyMax is how much of an answer's body is read but for a
+// downloaded bundle's.
 const errorBodyMax = 64 << 10
+
+// answerWithin bounds the time the body of an answer but a downloaded
+// bundle may take (the time OPA's response header timeout gives the
+// headers, by default): what is read of it is only logged.
+const answerWithin = 10 * time.Second
 
 // readWithin reads at most max bytes of body, giving up (timedOut) when
 // they have not arrived within d (0: no deadline).
