@@ -68,20 +68,7 @@ func TestAdminCallerUser(t *testing.T) {
 	}
 	defer id.Close()
 
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := pdp.New(db, opa.NewEngine(db), log, nil)
-	b, err := opa.ReadDefault()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Activate(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
+	svc, log := activeService(t)
 	const token = "operator-token"
 	s := NewServer(svc, Config{AdminToken: token, Logger: log, Identity: id})
 	caller := func(c echo.Context) error { return c.String(http.StatusOK, fmt.Sprint(c.Get(callerUserKey))) }
@@ -156,20 +143,7 @@ func TestAdminCallerUser(t *testing.T) {
 // only — a second Authorization header (a gateway appending the client's)
 // is refused, not read from its first value.
 func TestAdminTokenScheme(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := pdp.New(db, opa.NewEngine(db), log, nil)
-	b, err := opa.ReadDefault()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Activate(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
+	svc, log := activeService(t)
 	s := NewServer(svc, Config{AdminToken: "secret", Logger: log})
 	for _, tc := range []struct {
 		headers []string
@@ -195,4 +169,25 @@ func TestAdminTokenScheme(t *testing.T) {
 			}
 		}
 	}
+}
+
+// activeService is a service over a new bbolt file with the default
+// bundle active, and a logger that discards.
+func activeService(t *testing.T) (*pdp.Service, *slog.Logger) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return svc, log
 }
