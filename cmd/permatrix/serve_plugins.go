@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -36,6 +37,11 @@ func loadConfig(flags *pflag.FlagSet, path string) (*config.File, error) {
 func readConfig(flags *pflag.FlagSet, path string) (*config.File, error) {
 	file, err := config.Load(path)
 	if file == nil {
+		// The file itself cannot be read: say which setting named it.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("configuration file %s (--config): %w", path, pe.Err)
+		}
 		return nil, err
 	}
 	var probs *config.Problems

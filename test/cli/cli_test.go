@@ -202,6 +202,13 @@ func TestBadFlagsFromEnv(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "missing") {
 		t.Fatalf("missing bundle: %v\n%s", err, out)
 	}
+	// A configuration file that cannot be read is named with its flag
+	// (it said only "open …: no such file or directory").
+	cmd = command(t, "serve", "--config", filepath.Join(t.TempDir(), "nonexist.yaml"))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "nonexist.yaml (--config): no such file or directory") {
+		t.Fatalf("missing --config file: %v\n%s", err, out)
+	}
 	// An unknown evaluator stops serve before it opens the store.
 	db := filepath.Join(t.TempDir(), "z.db")
 	cmd = command(t, "serve", "--evaluator", "wasm")
