@@ -536,8 +536,13 @@ func (s *Store) View() (store.Snapshot, error) {
 	return snap, nil
 }
 
+// loadingMessage says why a replica answers nothing: it is new, or it is
+// rebuilt because etcd's history is no longer the one it followed (a
+// cluster wiped, restored or replaced under a running sidecar).
+const loadingMessage = "the local replica is being loaded from etcd (new, or rebuilt after etcd's history changed)"
+
 func errSyncing() error {
-	return permatrix.Errorf(permatrix.EUNAVAILABLE, "the local replica is being loaded from etcd for the first time")
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, loadingMessage)
 }
 
 // testHookViewChecked, set by tests only, runs in View between the check
@@ -1224,7 +1229,7 @@ type Replication struct {
 	LastError       string    `json:"last_error,omitempty"`
 }
 
-// Health is ready unless the replica is being loaded for the first time,
+// Health is ready unless the replica is being loaded (new, or rebuilt),
 // its disk refuses writes, or etcd has not been heard from for longer than
 // Options.MaxStaleness (when set); it reports the replication's state.
 func (s *Store) Health() store.Health {
@@ -1234,7 +1239,7 @@ func (s *Store) Health() store.Health {
 	switch {
 	case !h.Ready:
 	case s.syncing.Load():
-		h.Ready, h.Error = false, "the local replica is being loaded from etcd for the first time"
+		h.Ready, h.Error = false, loadingMessage
 	case s.opts.MaxStaleness > 0 && (r.LastContact.IsZero() || time.Since(r.LastContact) > s.opts.MaxStaleness):
 		h.Ready = false
 		h.Error = fmt.Sprintf("etcd not heard from for over %s (--max-staleness); decisions answer from the replica at revision %d", s.opts.MaxStaleness, r.AppliedRevision)
