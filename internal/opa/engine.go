@@ -272,7 +272,7 @@ func (p *Policy) probe(ctx context.Context) error {
 // asked about: its first role (else permission) at the first scope type
 // it is held at.
 func probeAssignment(sys *permatrix.System) (permatrix.Assignment, bool) {
-	a := permatrix.Assignment{Subject: "user:permatrix-probe", System: sys.ID}
+	a := permatrix.Assignment{Subject: "user:" + probeSubject, System: sys.ID}
 	var g permatrix.Grantable
 	if ids := slices.Sorted(maps.Keys(sys.Roles)); len(ids) > 0 {
 		a.Role, g = ids[0], sys.Roles[ids[0]]
@@ -281,9 +281,9 @@ func probeAssignment(sys *permatrix.System) (permatrix.Assignment, bool) {
 	} else {
 		return a, false
 	}
-	a.Scope = permatrix.Scope{Type: "service"}
-	if len(g.Scopes) > 0 && g.Scopes[0] != "service" {
-		a.Scope = permatrix.Scope{Type: g.Scopes[0], ID: "permatrix-probe"}
+	a.Scope = permatrix.ServiceScope
+	if len(g.Scopes) > 0 && g.Scopes[0] != permatrix.ServiceScope.Type {
+		a.Scope = permatrix.Scope{Type: g.Scopes[0], ID: probeSubject}
 	}
 	return a, true
 }
