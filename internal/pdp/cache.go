@@ -100,7 +100,9 @@ func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
 	}
 	b = binary.AppendUvarint(b, uint64(len(c.Groups)))
 	for _, g := range c.Groups {
-		b = appendField(b, g)
+		if b = appendField(b, g); len(b) > maxCacheKey {
+			return "", false
+		}
 	}
 	if c.Context != nil {
 		b = append(b, 1)
@@ -115,7 +117,9 @@ func cacheKey(generation, epoch uint64, c permatrix.Check) (string, bool) {
 	return string(b), true
 }
 
-// appendValue appends x, a context value, tagged by its kind: strings and
+// appendValue appends x, a context value, tagged by its kind (false once
+// b is over maxCacheKey: a client's large context is not walked to the
+// end for a key that will not be kept): strings and
 // keys length-prefixed with their bytes as they are (the policies see a
 // string's bytes, invalid UTF-8 included, where encoding/json would write
 // every invalid byte as \ufffd), a nil slice or map as the empty one
@@ -140,7 +144,7 @@ func appendValue(b []byte, x any) ([]byte, bool) {
 		var ok bool
 		for _, k := range slices.Sorted(maps.Keys(x)) {
 			b = appendField(b, k)
-			if b, ok = appendValue(b, x[k]); !ok {
+			if b, ok = appendValue(b, x[k]); !ok || len(b) > maxCacheKey {
 				return b, false
 			}
 		}
@@ -149,7 +153,7 @@ func appendValue(b []byte, x any) ([]byte, bool) {
 		b = binary.AppendUvarint(append(b, 'a'), uint64(len(x)))
 		var ok bool
 		for _, v := range x {
-			if b, ok = appendValue(b, v); !ok {
+			if b, ok = appendValue(b, v); !ok || len(b) > maxCacheKey {
 				return b, false
 			}
 		}
