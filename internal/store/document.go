@@ -18,7 +18,8 @@ import (
 // constant whatever the store's size. Keys come in key order, so two
 // snapshots of the same revision give the same bytes.
 func WriteDocument(w io.Writer, s Snapshot) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	out := &firstError{w: w}
+	bw := bufio.NewWriterSize(out, 64<<10)
 	bw.WriteString(`{"` + permatrix.StoreRoot + `":{"revision":`)
 	bw.WriteString(strconv.FormatUint(s.Revision(), 10))
 	for _, ix := range DocIndexes {
@@ -29,6 +30,9 @@ func WriteDocument(w io.Writer, s Snapshot) error {
 		var open []string // the objects open below the index, outermost first
 		first := true
 		err := s.Scan(prefix, nil, func(k, v []byte) error {
+			if out.err != nil {
+				return out.err // the reader is gone: read no more
+			}
 			segs := Segments(k[len(prefix):])
 			shared := 0
 			for shared < len(open) && shared < len(segs)-1 && open[shared] == segs[shared] {
@@ -66,6 +70,23 @@ func WriteDocument(w io.Writer, s Snapshot) error {
 	}
 	bw.WriteString("}}\n")
 	return bw.Flush()
+}
+
+// firstError is a writer that keeps the first error of the one it writes
+// to: once a write failed (an export's client went away), the scan that
+// feeds it stops instead of reading the rest of the store for nothing.
+type firstError struct {
+	w   io.Writer
+	err error
+}
+
+func (f *firstError) Write(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	n, err := f.w.Write(p)
+	f.err = err
+	return n, err
 }
 
 func writeString(w *bufio.Writer, s string) {

@@ -106,3 +106,56 @@ func TestWriteDocument(t *testing.T) {
 		t.Fatalf("empty: %s", buf.String())
 	}
 }
+
+// failingWriter fails every write after the first n bytes.
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n < len(p) {
+		return 0, fmt.Errorf("the reader went away")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// countingSnapshot counts the keys its scans visit.
+type countingSnapshot struct {
+	store.Snapshot
+	keys int
+}
+
+func (c *countingSnapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
+	return c.Snapshot.Scan(prefix, after, func(k, v []byte) error { c.keys++; return fn(k, v) })
+}
+
+// TestWriteDocumentStopsWhenTheWriterFails: an export whose client went
+// away stops reading the store at the first failed write, and says so; it
+// read every key to the end before (noticed by the import attack).
+func TestWriteDocumentStopsWhenTheWriterFails(t *testing.T) {
+	b := store.NewMemory()
+	_, err := store.Update(context.Background(), b, func(tx *store.Tx) error {
+		for i := range 20000 {
+			a := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "s", Role: "r", Scope: permatrix.ServiceScope}
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := b.View()
+	defer snap.Close()
+	all := &countingSnapshot{Snapshot: snap}
+	if err := store.WriteDocument(&bytes.Buffer{}, all); err != nil {
+		t.Fatal(err)
+	}
+	cut := &countingSnapshot{Snapshot: snap}
+	if err := store.WriteDocument(&failingWriter{n: 1 << 10}, cut); err == nil {
+		t.Fatal("the failed write was not reported")
+	}
+	if cut.keys*4 > all.keys {
+		t.Fatalf("the export read %d of the store's %d keys after its writer failed at 1 KiB", cut.keys, all.keys)
+	}
+}
