@@ -56,8 +56,24 @@ func (o *storeOptions) registerEtcd(f *pflag.FlagSet) {
 	f.IntVar(&o.etcd.MaxRequestBytes, "etcd-max-request-bytes", etcd.DefaultMaxRequestBytes, "with an etcd store: the cluster's --max-request-bytes; every commit is planned to fit it")
 }
 
-// kind is "bolt" or "etcd", and where: the file or the URL.
+// target is the store the options name: its kind, "bolt" or "etcd", and where
+// it is, the file or the URL.
+// With flags, a fleet's flag given with a bbolt store is refused
+// (fleetOnly): serve refuses it before it starts, and config validate
+// reports it (serveValueProblems).
 func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
+	kind, where, err = o.kind(f)
+	if err == nil && kind == "bolt" {
+		err = fleetOnly(f, where)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return kind, where, nil
+}
+
+// kind is target without the fleet flags' check.
+func (o storeOptions) kind(f *pflag.FlagSet) (kind, where string, err error) {
 	if o.url == "" {
 		if o.db == "" {
 			return "", "", errors.New(`--db "": name the file (./permatrix.db)`)
@@ -73,7 +89,7 @@ func (o storeOptions) target(f *pflag.FlagSet) (kind, where string, err error) {
 		switch {
 		case db < st:
 		case st < db:
-			return storeOptions{db: o.db}.target(nil)
+			return storeOptions{db: o.db}.kind(nil)
 		default:
 			return "", "", errors.New("give one of --store and --db")
 		}
@@ -122,9 +138,6 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 		return nil, "", err
 	}
 	if kind == "bolt" {
-		if err := fleetOnly(f, where); err != nil {
-			return nil, "", err
-		}
 		db, err := bolt.Open(where, bolt.Options{})
 		if err != nil {
 			return nil, "bolt:" + where, err

@@ -326,6 +326,11 @@ status: {}
 	if code != 2 {
 		t.Errorf("serve --config with values it refuses: exit %d, want 2", code)
 	}
+	// A fleet's key with a bbolt store: serve refuses it, so validate does.
+	writeConfig(t, bad, "store:\n  db: "+filepath.Join(t.TempDir(), "x.db")+"\n  max_staleness: 30s\n")
+	if out, code := run(t, "config", "validate", bad); code != 1 || !strings.Contains(out, "--max-staleness is for an etcd store") {
+		t.Errorf("a fleet's key with a bbolt store: exit %d\n%s", code, out)
+	}
 	if out, code := run(t, "config", "validate", filepath.Join(t.TempDir(), "missing.yaml")); code != 2 {
 		t.Errorf("missing file: exit %d\n%s", code, out)
 	}
