@@ -230,21 +230,29 @@ func (x *watcher) relevant(ev fsnotify.Event, failed func(error)) bool {
 	if !within(name, x.root) {
 		return false // the link's directory: its other entries
 	}
-	fi, err := os.Lstat(name)
-	isDir := err == nil && fi.IsDir()
-	if ev.Has(fsnotify.Create) && isDir {
-		// A new directory (e.g. a new vendor folder) is watched too.
-		if err := addTree(x.w, name); err != nil {
-			failed(err)
-		}
-	}
 	// Only what a bundle is read from, or a directory (made, removed or
 	// moved: what was in it), is a change. The store's file (./permatrix.db
 	// when `serve --bundle . --watch` runs in the repository), a decision
 	// log or an editor's swap file in the tree reloaded the bundle on
 	// every write, and writes coming faster than the debounce held back
 	// the reload of a real edit for as long as they came.
-	return isDir || bundleName(name) || slices.Contains(x.w.WatchList(), name)
+	switch {
+	case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+		// Gone: whether it was a directory can no longer be told (and
+		// fsnotify drops a directory's watch as it goes), so any name
+		// removed or moved is a change — rare, unlike writes.
+		return true
+	case ev.Has(fsnotify.Create):
+		fi, err := os.Lstat(name)
+		if err == nil && fi.IsDir() {
+			// A new directory (e.g. a new vendor folder) is watched too.
+			if err := addTree(x.w, name); err != nil {
+				failed(err)
+			}
+			return true
+		}
+	}
+	return bundleName(name)
 }
 
 // bundleName reports whether a file named so can be part of a bundle: Rego,
