@@ -60,10 +60,11 @@ func (s *Source) Persist() bool { return s.src.Persist }
 // (serve's --verification-* flags, for --bundle URL).
 func (s *Source) SetVerification(v *bundle.VerificationConfig) { s.src.Signing = v }
 
-// DefaultSizeLimit bounds each file of a downloaded bundle when
-// size_limit_bytes is not configured: OPA's default is 1 GiB, permatrix's
-// bundles are kilobytes, and a hostile server should not fill the memory.
-const DefaultSizeLimit = 64 << 20
+// DefaultSizeLimit bounds a downloaded bundle when size_limit_bytes is not
+// configured: OPA's default is 1 GiB, permatrix's bundles are kilobytes,
+// and a hostile server should not fill the memory. The same bound as a
+// bundle read once from a URL (--bundle URL for check, matrix, …).
+const DefaultSizeLimit = opa.MaxFetchBytes
 
 // ParseConfig reads OPA's bundles section (JSON) for the services and keys
 // configured, with OPA's defaults (polling every 60 to 120 s) but for the

@@ -82,6 +82,9 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil {
 		return resp, err
 	}
+	if !download && req.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+		return resp, nil // no bound asked (LimitDownloads n <= 0): the bundle as it comes
+	}
 	if !download || resp.StatusCode != http.StatusOK {
 		// OPA's plugins drain an answer's body before they go on (to reuse
 		// the connection): an error answer to a download, or an answer to
@@ -174,7 +177,10 @@ func (t *downloadLimit) roundTrip(req *http.Request, within time.Duration) (*htt
 		cancel()
 		return nil, err
 	}
-	if rest := MinLongPoll - time.Since(start); rest > 0 {
+	// The first request (no ETag yet: at start, the bundle to serve) is
+	// not held; a server that answers every later one at once, 304 or a
+	// 200 of the same bundle, is asked once a second.
+	if rest := MinLongPoll - time.Since(start); rest > 0 && req.Header.Get("If-None-Match") != "" {
 		select {
 		case <-time.After(rest):
 		case <-req.Context().Done():
