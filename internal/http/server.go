@@ -252,8 +252,14 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 
 	if cfg.Console != nil {
 		console := echo.WrapHandler(cfg.Console)
-		e.Match(getAndHead, "/ui", console)
-		e.Match(getAndHead, "/ui/*", console)
+		// Other methods reach the console too (as the paths' route-not-found
+		// handler, as for forward-auth): its 405 carries the security
+		// headers of every /ui answer; Echo's own 405, and its 204 for
+		// OPTIONS, carry none.
+		for _, path := range []string{"/ui", "/ui/*"} {
+			e.Match(getAndHead, path, console)
+			e.RouteNotFound(path, console)
+		}
 	}
 
 	// The diagnostic listener: health and metrics, nothing that decides
