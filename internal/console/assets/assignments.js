@@ -67,7 +67,7 @@ async function list(sec, params, catalog, write, ctx) {
     ctx.navigate(route('assignments', { subject: subject.value.trim(), system: sys.value, scope_type: stype.value, scope_id: sid.value.trim() }));
   });
   // Paging: the cursors of the pages before this one are in the URL.
-  const cursors = (params.cursors || '').split(',').filter(Boolean);
+  const cursors = splitCursors(params.cursors);
   const cursor = cursors[cursors.length - 1] || '';
   const out = h('div');
   replace(sec, h('h2', null, 'List'), form, out);
@@ -93,9 +93,23 @@ async function list(sec, params, catalog, write, ctx) {
       h('thead', null, h('tr', null, ['id', 'subject', 'system', 'role / permission', 'scope', ''].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', null, rows)) : h('p', { id: 'assignment-none' }, 'No assignments match.'),
     h('p', { class: 'pager' },
-      cursors.length ? h('a', { href: route('assignments', { ...base, cursors: cursors.slice(0, -1).join(',') }), id: 'page-prev' }, '← Previous') : null,
+      cursors.length ? h('a', { href: route('assignments', { ...base, cursors: joinCursors(cursors.slice(0, -1)) }), id: 'page-prev' }, '← Previous') : null,
       ' ', h('span', null, 'page ' + (cursors.length + 1)), ' ',
-      r.next_cursor ? h('a', { href: route('assignments', { ...base, cursors: [...cursors, r.next_cursor].join(',') }), id: 'page-next' }, 'Next →') : null));
+      r.next_cursor ? h('a', { href: route('assignments', { ...base, cursors: joinCursors([...cursors, r.next_cursor]) }), id: 'page-next' }, 'Next →') : null));
+}
+
+// joinCursors and splitCursors keep a list of cursors in one URL parameter.
+// A cursor is an assignment id, which may hold a comma: each is encoded.
+function joinCursors(cursors) {
+  return cursors.map(encodeURIComponent).join(',');
+}
+
+function splitCursors(s) {
+  try {
+    return (s || '').split(',').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    return []; // an edited URL: the first page
+  }
 }
 
 // addAssignment is the form that assigns a role or permission.
