@@ -68,3 +68,34 @@ func TestPagingWithCommas(t *testing.T) {
 		t.Errorf("back to page 1: %q", got)
 	}
 }
+
+// TestDotIDs: "." and ".." are valid ids, but a browser resolves them in a
+// URL's path (encoded too), so a request naming one would reach another
+// resource: the Subject page of user "." read every user's memberships
+// (GET /v1/data/store/memberships/ — the path without its last segment)
+// and listed the other users' ids as its groups. The console refuses such
+// a request and says why.
+func TestDotIDs(t *testing.T) {
+	tb := newTab(t)
+	for _, m := range [][2]string{{"dots", "."}, {"secret-group", "bob"}} {
+		if r := tb.srv.Do(http.MethodPut, "/v1/groups/"+m[0]+"/members/"+urlPath(m[1]), nil, true); r.Status != http.StatusOK {
+			t.Fatalf("membership %v: %d %s", m, r.Status, r.Raw)
+		}
+	}
+	tb.open("overview")
+	tb.setToken()
+	for _, user := range []string{".", ".."} {
+		tb.goTo("subject?user=" + urlQuery(user))
+		tb.waitFor(`document.querySelector('#subject-groups h2') && document.querySelector('#subject-permissions h2')`)
+		var groups []string
+		tb.evalInto(`[...document.querySelectorAll('#subject-group-list li')].map((li) => li.textContent)`, &groups)
+		if len(groups) != 0 {
+			t.Errorf("user %q: groups shown %q (another resource's keys)", user, groups)
+		}
+		for _, sec := range []string{"#subject-groups", "#subject-permissions"} {
+			if msg := tb.text(sec + " .error"); !strings.Contains(msg, "path segment") {
+				t.Errorf("user %q: %s says %q, want the request refused", user, sec, msg)
+			}
+		}
+	}
+}

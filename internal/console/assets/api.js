@@ -30,6 +30,11 @@ export class ApiError extends Error {
 // signal (AbortSignal). Answers the decoded JSON (or text).
 export async function call(method, path, opts = {}) {
   if (!path.startsWith('/') || path.startsWith('//')) throw new Error('not an API path: ' + path);
+  // A browser resolves "." and ".." segments (also written %2e) before it
+  // sends a request: an id that is one would name another resource.
+  if (path.split('?', 1)[0].split('/').some((s) => ['.', '..'].includes(s.replace(/%2e/gi, '.')))) {
+    throw new Error('refusing ' + method + ' ' + path + ': an id "." or ".." cannot be a URL path segment (the browser would resolve it to another path); use a client that sends the path as it is');
+  }
   const headers = {};
   let body;
   if (opts.raw !== undefined) {
@@ -58,7 +63,7 @@ export async function call(method, path, opts = {}) {
 }
 
 // path joins URL path segments, each escaped: ids never change the path's
-// shape ("a/b" stays one segment).
+// shape ("a/b" stays one segment; "." and ".." are refused by call).
 export function path(...segments) {
   return segments.map((s, i) => (i === 0 ? s : encodeURIComponent(String(s)))).join('/');
 }
