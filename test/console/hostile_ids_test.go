@@ -99,3 +99,24 @@ func TestDotIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestPrototypeNamesInURL: the page and the values a link names are looked
+// up among the console's own pages, systems and actions — a name that an
+// object inherits (constructor, __proto__, toString) is not one of them.
+func TestPrototypeNamesInURL(t *testing.T) {
+	tb := newTab(t)
+	tb.open("overview")
+	for _, name := range []string{"constructor", "__proto__", "toString"} {
+		tb.goTo(name)
+		if got := tb.text("main h1"); got != "Not found" {
+			t.Errorf("#/%s: %q, want Not found", name, got)
+		}
+	}
+	for _, route := range []string{"check?system=constructor", "check?system=__proto__", "check?system=celonis-task-mining&action=constructor",
+		"check?system=celonis-task-mining&action=__proto__&resource_type=constructor"} {
+		tb.goTo(route)
+		if got := tb.text("main h1"); got != "Check" || tb.text("#check-form") == "" {
+			t.Errorf("#/%s: %q, %q; want the Check page", route, got, tb.text("main .error"))
+		}
+	}
+}

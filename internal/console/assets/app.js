@@ -29,7 +29,7 @@ export function navigate(hash) {
 
 async function render() {
   const { name, params } = parseHash();
-  const page = pages[name];
+  const page = Object.hasOwn(pages, name) ? pages[name] : null; // not an inherited name (#/constructor)
   const main = document.getElementById('main');
   if (current) current.controller.abort();
   const controller = new AbortController();

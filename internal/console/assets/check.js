@@ -17,12 +17,13 @@ function contextValue(text) {
 export async function render(main, params, ctx) {
   const catalog = await systems();
   const byId = Object.fromEntries(catalog.map((s) => [s.id, s]));
-  const system = byId[params.system] ? params.system : catalog[0].id;
+  // The URL's names are looked up as own keys: not constructor, __proto__….
+  const system = Object.hasOwn(byId, params.system || '') ? params.system : catalog[0].id;
   const sys = byId[system];
 
   const systemSel = select({ id: 'check-system', name: 'system' }, catalog.map((s) => [s.id, s.name + ' (' + s.id + ')']), system);
   const actions = Object.keys(sys.actions).sort();
-  const action = sys.actions[params.action] ? params.action : actions[0];
+  const action = Object.hasOwn(sys.actions, params.action || '') ? params.action : actions[0];
   const actionSel = select({ id: 'check-action', name: 'action' }, actions, action);
   const scopes = sys.actions[action].scopes;
   const rtype = scopes.includes(params.resource_type) ? params.resource_type : scopes[0];
