@@ -120,3 +120,32 @@ func TestPrototypeNamesInURL(t *testing.T) {
 		}
 	}
 }
+
+// TestSubjectSaysWhenCut: the Subject page reads at most 5,000 of a user's
+// assignments; when there are more, it says that the table is not all of
+// them (and where they all are) rather than passing the part for the whole.
+func TestSubjectSaysWhenCut(t *testing.T) {
+	tb := newTab(t)
+	var lines []string
+	for i := range 5001 {
+		lines = append(lines, fmt.Sprintf(`{"subject":"user:many","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"project","id":"p%04d"}}`, i))
+	}
+	importLines(t, tb, lines)
+	tb.open("overview")
+	tb.setToken()
+	tb.goTo("subject?user=many")
+	tb.waitFor(`document.querySelector('#subject-assignment-table')`)
+	var rows int
+	tb.evalInto(`document.querySelectorAll('#subject-assignment-table tbody tr').length`, &rows)
+	if rows != 5000 {
+		t.Errorf("%d rows, want the first 5000", rows)
+	}
+	if note := tb.text("#subject-assignments-cut"); !strings.Contains(note, "5000") {
+		t.Errorf("the page does not say the list is cut: %q", note)
+	}
+	var href string
+	tb.evalInto(`(document.querySelector('#subject-assignments-cut a') || {getAttribute: () => ''}).getAttribute('href')`, &href)
+	if href != "#/assignments?subject="+urlQuery("user:many") {
+		t.Errorf("the note links to %q, want the Assignments page of user:many", href)
+	}
+}

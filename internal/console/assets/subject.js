@@ -40,6 +40,9 @@ export async function render(main, params, ctx) {
   ]);
 }
 
+// MAX_ROWS bounds the assignments the page reads and shows.
+const MAX_ROWS = 5000;
+
 async function groupsAndAssignments(groupsSec, assignSec, user, system, scope, ctx) {
   if (!token()) {
     const note = h('p', { class: 'note' }, 'Groups and assignments are read from the store: enter the admin token at the top of the page.');
@@ -61,16 +64,28 @@ async function groupsAndAssignments(groupsSec, assignSec, user, system, scope, c
   }
   const filter = { system, scope_type: scope ? scope.type : '', scope_id: scope ? scope.id : '' };
   const rows = [];
+  let cut = false;
   try {
-    for (const subject of ['user:' + user, ...groups.map((g) => 'group:' + g)]) {
+    const subjects = ['user:' + user, ...groups.map((g) => 'group:' + g)];
+    for (const [i, subject] of subjects.entries()) {
       let cursor = '';
       do {
         const r = await call('GET', '/v1/assignments' + query({ subject, ...filter, limit: 1000, cursor }), { admin: true, signal: ctx.signal });
         rows.push(...r.assignments);
         cursor = r.next_cursor;
-      } while (cursor && rows.length < 5000);
+      } while (cursor && rows.length < MAX_ROWS);
+      // At the bound: the rest is not read (nor asked for, group by group),
+      // and the table says it is not the whole.
+      if (rows.length >= MAX_ROWS && (cursor || i < subjects.length - 1 || rows.length > MAX_ROWS)) {
+        cut = true;
+        rows.length = MAX_ROWS;
+        break;
+      }
     }
-    replace(assignSec, h('h2', null, 'Assignments'), rows.length ? assignmentTable(rows, user) : h('p', null, 'None.'));
+    replace(assignSec, h('h2', null, 'Assignments'),
+      cut ? h('p', { class: 'note', id: 'subject-assignments-cut' }, 'Only the first ' + MAX_ROWS + ' assignments read are shown; there are more. The ',
+        h('a', { href: route('assignments', { subject: 'user:' + user }) }, 'Assignments page'), ' lists them all, a page at a time.') : null,
+      rows.length ? assignmentTable(rows, user) : h('p', null, 'None.'));
   } catch (err) {
     replace(assignSec, h('h2', null, 'Assignments'), errorBox(err));
   }
