@@ -149,3 +149,35 @@ func TestSubjectSaysWhenCut(t *testing.T) {
 		t.Errorf("the note links to %q, want the Assignments page of user:many", href)
 	}
 }
+
+// TestBidiControlsAreShown: an id may hold Unicode's bidirectional
+// controls (U+202E RIGHT-TO-LEFT OVERRIDE …), which reorder the text after
+// them: "user:evil\u202etxet" would read "user:eviltext", another user's
+// id. The console shows such a character by its code point instead.
+func TestBidiControlsAreShown(t *testing.T) {
+	tb := newTab(t)
+	spoof := "evil\u202etxet"
+	tb.srv.Assign(map[string]any{"subject": "user:" + spoof, "system": "celonis-task-mining", "role": "analyst", "scope": map[string]any{"type": "service"}})
+	if r := tb.srv.Do(http.MethodPut, "/v1/groups/"+urlPath("ops\u2067x")+"/members/"+urlPath(spoof), nil, true); r.Status != http.StatusOK {
+		t.Fatalf("membership: %d %s", r.Status, r.Raw)
+	}
+	tb.open("overview")
+	tb.setToken()
+	shown := func(want string) {
+		t.Helper()
+		var text string
+		tb.evalInto(`document.querySelector('main').innerText`, &text)
+		if strings.ContainsAny(text, "\u202e\u2067") {
+			t.Errorf("the page shows bidirectional controls as they act: %q", text)
+		}
+		if !strings.Contains(text, want) {
+			t.Errorf("the page does not show %q: %q", want, text)
+		}
+	}
+	tb.goTo("assignments")
+	tb.waitFor(`document.querySelector('#assignment-table')`)
+	shown("user:evil[U+202E]txet")
+	tb.goTo("subject?user=" + urlQuery(spoof))
+	tb.waitFor(`document.querySelector('#subject-group-list') && document.querySelector('#subject-assignment-table') && document.querySelector('#subject-permissions h2')`)
+	shown("ops[U+2067]x")
+}

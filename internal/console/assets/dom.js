@@ -32,9 +32,20 @@ export function h(tag, props, ...children) {
 export function append(el, children) {
   for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(visible(String(c))));
   }
   return el;
+}
+
+// BIDI are Unicode's bidirectional formatting characters: shown as they
+// act, they reorder the text after them ("evil\u202etxet" reads
+// "eviltext", another id), so text shows them by code point instead.
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+// visible is s with each bidirectional formatting character written as
+// [U+XXXX].
+export function visible(s) {
+  return s.replace(BIDI, (c) => '[U+' + c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0') + ']');
 }
 
 // replace empties el and adds children.
