@@ -181,3 +181,23 @@ func TestBidiControlsAreShown(t *testing.T) {
 	tb.waitFor(`document.querySelector('#subject-group-list') && document.querySelector('#subject-assignment-table') && document.querySelector('#subject-permissions h2')`)
 	shown("ops[U+2067]x")
 }
+
+// TestUnsendableToken: a token the browser cannot put in a header (a
+// character beyond Latin-1: fetch refuses the request before sending it)
+// is not kept as if it might work — it would make every admin call fail.
+func TestUnsendableToken(t *testing.T) {
+	tb := newTab(t)
+	tb.open("assignments")
+	tb.typeInto("#token-input", "token-トークン")
+	tb.eval(`document.getElementById('main').removeAttribute('data-ready'); true`)
+	tb.click("#token-set")
+	tb.waitFor(`document.getElementById('token-state').textContent !== 'no token: checks and the matrix only'`)
+	var kept string
+	tb.evalInto(`sessionStorage.getItem('permatrix.adminToken') || ''`, &kept)
+	if kept != "" {
+		t.Errorf("the token %q was kept; the page says %q", kept, tb.text("#token-state"))
+	}
+	if !strings.Contains(tb.text("#token-state"), "not kept") {
+		t.Errorf("token state: %q", tb.text("#token-state"))
+	}
+}

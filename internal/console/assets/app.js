@@ -66,6 +66,14 @@ function setupToken() {
     const t = input.value.trim();
     input.value = '';
     if (!t) return;
+    // fetch refuses a header with a character beyond Latin-1 (and sends
+    // Latin-1 as single bytes, never the UTF-8 the server compares): such
+    // a token would fail every call it is kept for.
+    if (!/^[\x20-\x7e]+$/.test(t)) {
+      setToken('');
+      showTokenState('token not kept: a browser can send only printable ASCII in a header');
+      return;
+    }
     setToken(t);
     // Ask the server whether it takes the token, with a read that needs it.
     try {
