@@ -118,7 +118,7 @@ func Handler() http.Handler {
 			return
 		}
 		w.Header().Set("ETag", a.etag)
-		if match := r.Header.Get("If-None-Match"); match != "" && match == a.etag {
+		if noneMatch(r.Header.Values("If-None-Match"), a.etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -128,6 +128,21 @@ func Handler() http.Handler {
 			_, _ = w.Write(a.body)
 		}
 	})
+}
+
+// noneMatch reports whether an If-None-Match header names etag: weakly
+// compared (a W/ prefix ignored: a proxy that compresses weakens the tag
+// it passes on), in a list, or *, as RFC 9110 section 13.1.2 asks.
+func noneMatch(headers []string, etag string) bool {
+	for _, h := range headers {
+		for tag := range strings.SplitSeq(h, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeError answers with the API's error envelope. The message never

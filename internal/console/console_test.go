@@ -141,3 +141,22 @@ func TestAssetsStayInTheirLane(t *testing.T) {
 		t.Fatalf("only %d assets", n)
 	}
 }
+
+// TestIfNoneMatch: If-None-Match is compared weakly and may list several
+// tags or be * (RFC 9110 section 13.1.2): a proxy that compresses the
+// files weakens the ETag it passes on (nginx's gzip sends W/"…"), and the
+// browser then revalidates with that.
+func TestIfNoneMatch(t *testing.T) {
+	h := console.Handler()
+	etag := get(t, h, "GET", "/ui/app.js").Header().Get("ETag")
+	for _, match := range []string{etag, "W/" + etag, `"other", ` + etag, `W/"other",W/` + etag, "*"} {
+		if w := get(t, h, "GET", "/ui/app.js", "If-None-Match", match); w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+			t.Errorf("If-None-Match: %s: %d, want 304", match, w.Code)
+		}
+	}
+	for _, match := range []string{`"other"`, `W/"other"`, etag[:len(etag)-2] + `"`, strings.Trim(etag, `"`)} {
+		if w := get(t, h, "GET", "/ui/app.js", "If-None-Match", match); w.Code != http.StatusOK {
+			t.Errorf("If-None-Match: %s: %d, want 200", match, w.Code)
+		}
+	}
+}
