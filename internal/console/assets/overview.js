@@ -131,9 +131,24 @@ export async function render(main, params, ctx) {
       barChart(perBucket, les.map((le) => '≤' + ms(Number(le))), { label: 'decisions per latency bucket', id: 'chart-latency' }));
     main.dataset.polls = String(Number(main.dataset.polls || 0) + 1);
   };
+  // The next poll is due POLL_MS after the last one ended, not on a fixed
+  // beat: a /health or /metrics slower than POLL_MS would otherwise start
+  // polls that overlap and pile up, and a rate would be counted from a
+  // sample older than the one shown.
+  let timer = null;
+  ctx.signal.addEventListener('abort', () => clearTimeout(timer));
+  const next = () => {
+    if (ctx.signal.aborted) return;
+    timer = setTimeout(async () => {
+      try {
+        await tick();
+      } finally {
+        next();
+      }
+    }, POLL_MS);
+  };
   await tick();
-  const timer = setInterval(() => { if (!ctx.signal.aborted) tick(); }, POLL_MS);
-  ctx.signal.addEventListener('abort', () => clearInterval(timer));
+  next();
 }
 
 // healthOf reads /health?bundles, which answers 503 (with the same body)
