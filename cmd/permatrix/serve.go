@@ -241,6 +241,8 @@ func serveValueProblems(flags *pflag.FlagSet) []valueProblem {
 	if d, _ := flags.GetDuration("consistency-timeout"); d <= 0 {
 		add("consistency-timeout", fmt.Errorf("--consistency-timeout %s: want a duration over 0", d))
 	}
+	hosts, _ := flags.GetStringSlice("allowed-hosts")
+	add("allowed-hosts", http.CheckAllowedHosts(hosts))
 	if _, err := http.DecisionPath(str("default-decision")); err != nil {
 		add("default-decision", fmt.Errorf("--default-decision: %w", err))
 	}
@@ -369,7 +371,8 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
-		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof}
+		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
+		AllowedHosts: o.listen.allowedHosts}
 	if o.console {
 		cfg.Console = console.Handler()
 	}

@@ -18,6 +18,7 @@ import (
 type listenOptions struct {
 	addr, grpcAddr, diagnosticAddr string
 	tls                            listen.TLSFiles
+	allowedHosts                   []string
 }
 
 func (o *listenOptions) register(f *pflag.FlagSet) {
@@ -27,6 +28,7 @@ func (o *listenOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.tls.CertFile, "tls-cert-file", "", "serve the HTTP and gRPC APIs over TLS with this PEM certificate (chain)")
 	f.StringVar(&o.tls.KeyFile, "tls-key-file", "", "the PEM private key of --tls-cert-file")
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca-file", "", "require client certificates signed by these PEM CAs (mTLS)")
+	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names requests may give in Host besides localhost and IP addresses; given, every TCP listener holds requests to them, else only requests to loopback are (DNS rebinding, docs/security.md); * allows any")
 }
 
 // accessOptions say who is calling (identity) and what a proxied request

@@ -16,6 +16,7 @@ var Settings = []struct{ Key, Flag string }{
 	{"server.tls.cert_file", "tls-cert-file"},
 	{"server.tls.key_file", "tls-key-file"},
 	{"server.tls.client_ca_file", "tls-client-ca-file"},
+	{"server.allowed_hosts", "allowed-hosts"},
 	{"server.admin_token", "admin-token"},
 	{"server.admin_token_file", "admin-token-file"},
 	{"server.body_limit", "body-limit"},
@@ -65,7 +66,7 @@ var Settings = []struct{ Key, Flag string }{
 }
 
 // listFlags take a YAML list (joined with commas).
-var listFlags = map[string]bool{"decision-log-mask": true, "jwt-algorithms": true}
+var listFlags = map[string]bool{"decision-log-mask": true, "jwt-algorithms": true, "allowed-hosts": true}
 
 func flagOf(key string) string {
 	for _, s := range Settings {

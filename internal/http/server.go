@@ -86,6 +86,11 @@ type Config struct {
 	// requested_by, headers; decisionlog.WithRequest), and
 	// /metrics counts the entries it dropped.
 	DecisionLog *decisionlog.Logger
+	// AllowedHosts are the names besides localhost and IP addresses that
+	// a request may give as its Host (serve --allowed-hosts): without
+	// them only requests to a loopback address are held to those;
+	// with them, every TCP listener's requests are (hostGuard).
+	AllowedHosts []string
 }
 
 // Server is the HTTP API over a pdp.Service.
@@ -148,7 +153,8 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.metrics.registerCache(svc.CacheStats)
 	e := s.echo
 	s.setup(e)
-	e.Use(limitHeaders, ownRequestBody)
+	hosts := newHostGuard(cfg.AllowedHosts)
+	e.Use(limitHeaders, hosts.middleware, ownRequestBody)
 	e.Use(middleware.RequestID())
 	if cfg.DecisionLog != nil {
 		e.Use(logRequest)
@@ -268,7 +274,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.setup(s.diag)
 	s.diag.Use(s.recoverer(), s.requestLogger())
 	s.healthRoutes(s.diag)
-	s.diag.Use(limitHeaders)
+	s.diag.Use(limitHeaders, hosts.middleware)
 	s.diag.Match(getAndHead, "/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 	return s
 }
