@@ -44,8 +44,8 @@ type options struct{ evaluator Evaluator }
 func WithEvaluator(ev Evaluator) Option { return func(o *options) { o.evaluator = ev } }
 
 // query is one of the queries the server asks, prepared for the vm or,
-// when the evaluator is topdown or the query's plan uses what the vm does
-// not run, for topdown. (Explanations, traces and the Data API prepare
+// when the evaluator is topdown, the query's plan uses what the vm does
+// not run or OPA's planner cannot plan it, for topdown. (Explanations, traces and the Data API prepare
 // their own topdown queries.)
 type query struct {
 	program *vm.Program            // nil: topdown evaluates

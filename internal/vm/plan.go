@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
@@ -53,12 +54,20 @@ func (unused) Eval(context.Context, *rego.EvalContext, ast.Value) (ast.Value, er
 
 // Plan compiles query with opts (rego.Compiler, rego.Store, ...: what the
 // query's topdown preparation is given) and plans it. An error wrapping
-// ErrUnsupported means the plan uses what this package does not run.
+// ErrUnsupported means the plan uses what this package does not run, or
+// that OPA's planner cannot plan the query at all.
 func Plan(ctx context.Context, query ast.Body, opts ...func(*rego.Rego)) (*Program, error) {
 	c := &captured{}
 	ctx = context.WithValue(ctx, capturedKey{}, c)
 	opts = append(opts, rego.ParsedQuery(query), rego.Target(target))
 	if _, err := rego.New(opts...).PrepareForEval(ctx); err != nil {
+		// An error that is not the compiler's (nor the context's) is the
+		// planner's: it refuses Rego topdown evaluates (a rule body
+		// reading the path prefix its own rules share, `some x in "abc"`).
+		var compile ast.Errors
+		if !errors.As(err, &compile) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: the planner: %v", ErrUnsupported, err)
+		}
 		return nil, err
 	}
 	if c.err != nil {

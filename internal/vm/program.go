@@ -190,7 +190,8 @@ type builtin struct {
 }
 
 // ErrUnsupported is returned by New for a plan using what the interpreter
-// does not implement; the query is then evaluated by topdown.
+// does not implement, and by Plan for a query OPA's planner cannot plan;
+// the query is then evaluated by topdown.
 var ErrUnsupported = errors.New("vm: unsupported")
 
 // New prepares a plan with exactly one query. Builtins are topdown's own.
