@@ -12,6 +12,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -171,7 +172,8 @@ func (c copyingStore) Read(ctx context.Context, t storage.Transaction, path stor
 	return v, nil
 }
 
-// walk follows path into v (object keys; array indexes as numbers).
+// walk follows path into v (object keys; array indexes as numbers, read
+// as OPA's store reads them: util.Atoi, "1.0" is 1).
 func walk(v ast.Value, path []string) ast.Value {
 	for _, seg := range path {
 		switch x := v.(type) {
@@ -182,8 +184,8 @@ func walk(v ast.Value, path []string) ast.Value {
 			}
 			v = t.Value
 		case *ast.Array:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= x.Len() {
+			i, ok := util.Atoi(seg)
+			if !ok || i < 0 || i >= x.Len() {
 				return nil
 			}
 			v = x.Elem(i).Value

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -550,12 +550,13 @@ func (p *Policy) Query(ctx context.Context, snap store.Snapshot, path []string, 
 }
 
 // DataRef is data.<path>, each segment a key, or an array index where it
-// is an integer (as OPA's server reads Data API paths).
+// is an integer (as OPA's server reads Data API paths: util.Atoi64, which
+// takes trailing decimal zeroes, "1.0", as the integer too).
 func DataRef(path []string) ast.Ref {
 	ref := make(ast.Ref, 1, len(path)+1)
 	ref[0] = ast.DefaultRootDocument
 	for _, seg := range path {
-		if i, err := strconv.ParseInt(seg, 10, 64); err == nil {
+		if i, ok := util.Atoi64(seg); ok {
 			ref = append(ref, ast.IntNumberTerm(int(i)))
 		} else {
 			ref = append(ref, ast.StringTerm(seg))

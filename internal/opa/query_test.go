@@ -125,6 +125,11 @@ func TestQueryLikeStockOPA(t *testing.T) {
 		{"\x00", nil, "", false},
 		{`a"b`, nil, "", false},
 		{"permatrix/decision/allow", map[string]any{}, "false", true},
+		// OPA reads an index with trailing decimal zeroes as the integer
+		// (util.Atoi64: "1.0" is 1), in the path and in its store.
+		{"systems/celonis-storage-manager/scope_types/1.0", nil, `"bucket"`, true},
+		{"systems/celonis-storage-manager/scope_types/0.00", nil, `"service"`, true},
+		{"systems/celonis-storage-manager/scope_types/1.5", nil, "", false},
 	}
 	for _, c := range cases {
 		res, defined, err := p.Query(ctx, snap, split(c.path), c.input)

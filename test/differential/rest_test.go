@@ -284,6 +284,8 @@ func compareREST(t *testing.T, opaBin string, s *harness.Server, exportPath stri
 	t.Run("documents", func(t *testing.T) {
 		for _, path := range []string{"/v1/data/store", "/v1/data/systems", "/v1/data/systems/blueprism/actions", "/v1/data/permatrix/nope",
 			"/v1/data/store/grants/nobody", "/v1/data/systems/blueprism/documents/0", "/v1/data/systems/blueprism/documents/99",
+			// OPA reads "1.0" as the index 1 (util.Atoi64), "1.5" as a key.
+			"/v1/data/systems/celonis-storage-manager/scope_types/1.0", "/v1/data/systems/celonis-storage-manager/scope_types/1.5",
 			// No custom role is stored: an empty index is {} in the
 			// export, and so in permatrix.
 			"/v1/data/store/roles", "/v1/data/store/grants"} {
@@ -402,6 +404,7 @@ func compareREST(t *testing.T, opaBin string, s *harness.Server, exportPath stri
 		do(get("/v1/query?q="+url.QueryEscape("1 =="))).same(t, "query that does not parse")
 		do(get("/v1/query?q="+url.QueryEscape("x := y"))).same(t, "query that does not compile")
 		do(get("/v1/query")).same(t, "query without q")
+		do(get("/v1/query?q="+url.QueryEscape(`x := data.systems["celonis-storage-manager"].scope_types["1.0"]`))).same(t, "query of an index with decimal zeroes")
 		// An empty query is stock OPA's 500 ("cannot evaluate empty
 		// query"); permatrix's 400: a bad request is never a fault.
 		if p := do(get("/v1/query?q=")); p.opa.status != 500 || p.pmx.status != 400 || p.pmx.obj()["code"] != "invalid_parameter" {
