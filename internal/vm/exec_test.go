@@ -284,3 +284,28 @@ func TestCancelledEvaluation(t *testing.T) {
 		}
 	}
 }
+
+// A query OPA's planner refuses, though topdown evaluates it, is
+// ErrUnsupported (its caller leaves it to topdown); a module or a query
+// that does not parse or compile is an error of its own.
+func TestPlanRefusalsUnsupported(t *testing.T) {
+	for _, c := range []struct {
+		name, module string
+		unsupported  bool
+	}{
+		{"a rule body reading its own rules' prefix", "package t\n\np[r] := 1 if some r in [\"a\"]\n\np.b := p.a + 1\n\nq := p\n", true},
+		{"iteration over a string", "package t\n\nq := [x | some x in \"abc\"]\n", true},
+		{"a parse error", "package t\n\nq := 1 with input as 2\n", false},
+		{"a type error", "package t\n\nq := 1 + \"a\"\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := vm.Plan(context.Background(), ast.MustParseBody("data.t.q"), rego.Module("m.rego", c.module))
+			if err == nil {
+				t.Fatal("planned")
+			}
+			if errors.Is(err, vm.ErrUnsupported) != c.unsupported {
+				t.Fatalf("unsupported: want %v, got %v", c.unsupported, err)
+			}
+		})
+	}
+}

@@ -61,11 +61,13 @@ func Plan(ctx context.Context, query ast.Body, opts ...func(*rego.Rego)) (*Progr
 	ctx = context.WithValue(ctx, capturedKey{}, c)
 	opts = append(opts, rego.ParsedQuery(query), rego.Target(target))
 	if _, err := rego.New(opts...).PrepareForEval(ctx); err != nil {
-		// An error that is not the compiler's (nor the context's) is the
-		// planner's: it refuses Rego topdown evaluates (a rule body
-		// reading the path prefix its own rules share, `some x in "abc"`).
+		// An error that is not the parser's or the compiler's (nor the
+		// context's) is the planner's: it refuses Rego topdown evaluates
+		// (a rule body reading the path prefix its own rules share,
+		// `some x in "abc"`).
 		var compile ast.Errors
-		if !errors.As(err, &compile) && ctx.Err() == nil {
+		var modules rego.Errors
+		if !errors.As(err, &compile) && !errors.As(err, &modules) && ctx.Err() == nil {
 			return nil, fmt.Errorf("%w: the planner: %v", ErrUnsupported, err)
 		}
 		return nil, err
