@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/version"
 
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/internal/vm"
 )
 
 // This file evaluates what OPA's REST API asks (the Data, Query, Compile and
@@ -116,11 +117,15 @@ func (p *Policy) EvalData(ctx context.Context, snap store.Snapshot, path []strin
 	// errors topdown words) are asked.
 	if prog, ok := p.planned[ref.String()]; ok && o.Explain == ExplainOff && !o.Metrics && !o.Instrument && !o.StrictBuiltinErrors {
 		res, defined, err := p.run(ctx, prog, snap, in)
-		m.Timer(metrics.ServerHandler).Stop()
-		if err != nil {
-			return nil, evalError(ctx, err)
+		// A conflict the vm finds is decided again by topdown below
+		// (Policy.eval's reason).
+		if !errors.Is(err, vm.ErrConflict) {
+			m.Timer(metrics.ServerHandler).Stop()
+			if err != nil {
+				return nil, evalError(ctx, err)
+			}
+			return p.evaluation(res, defined, m, o, nil), nil
 		}
-		return p.evaluation(res, defined, m, o, nil), nil
 	}
 	txn := p.data.Begin(snap)
 	opts := []rego.EvalOption{rego.EvalTransaction(txn), rego.EvalMetrics(m), rego.EvalInstrument(o.Instrument)}

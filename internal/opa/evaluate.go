@@ -45,11 +45,11 @@ func WithEvaluator(ev Evaluator) Option { return func(o *options) { o.evaluator 
 
 // query is one of the queries the server asks, prepared for the vm or,
 // when the evaluator is topdown, the query's plan uses what the vm does
-// not run or OPA's planner cannot plan it, for topdown. (Explanations, traces and the Data API prepare
-// their own topdown queries.)
+// not run or OPA's planner cannot plan it, for topdown. (Explanations,
+// traces and the Data API prepare their own topdown queries.)
 type query struct {
 	program *vm.Program            // nil: topdown evaluates
-	topdown rego.PreparedEvalQuery // set when program is nil
+	topdown rego.PreparedEvalQuery // always set: with a program, for its conflicts (eval)
 }
 
 // prepare prepares the query ref for the policy's evaluator.
@@ -69,7 +69,6 @@ func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 			// (dataStore): a rule of it alone, and not of input or
 			// data.store, is computed once for all evaluations.
 			q.program = q.program.Constants(permatrix.StoreRoot)
-			return q, nil
 		case !errors.Is(err, vm.ErrUnsupported):
 			return query{}, err
 		}
@@ -92,7 +91,18 @@ func (p *Policy) plan(ref ast.Ref, q query) {
 // result is an error.
 func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
 	if q.program != nil {
-		return p.run(ctx, q.program, snap, input)
+		r, defined, err := p.run(ctx, q.program, snap, input)
+		if !errors.Is(err, vm.ErrConflict) {
+			return r, defined, err
+		}
+		// The plan builds a partial object whole, and finds a conflict
+		// at any of its keys; topdown, asked for one key, evaluates only
+		// its rules. Topdown's answer is the one (it fails too when the
+		// conflict is where it reads). Its input is its own (leaf.go:
+		// terms).
+		if input != nil {
+			input = ast.NewTerm(input).Copy().Value
+		}
 	}
 	rs, err := q.topdown.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTransaction(p.data.Begin(snap)))
 	if err != nil {

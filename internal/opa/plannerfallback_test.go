@@ -2,6 +2,7 @@ package opa
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -44,5 +45,59 @@ func TestActivatesWhatThePlannerCannotPlan(t *testing.T) {
 	}
 	if decisions[0].Allow || len(decisions[0].Missing) == 0 {
 		t.Fatalf("a check nothing grants: %+v", decisions[0])
+	}
+}
+
+// A partial object with two values for one key is a conflict where its
+// value is needed whole; topdown reading one other key of it (needs.viewer)
+// evaluates only the rules for that key and finds none, while the vm's plan
+// builds the object whole and found it: every check of the system was an
+// error under the vm (the default evaluator) and a decision under topdown
+// and `opa test`. The vm's conflict is decided again by topdown, for checks
+// and for the Data API.
+func TestConflictOnlyWhereTopdownFindsOne(t *testing.T) {
+	ctx := context.Background()
+	def, err := ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := withModule(t, def, "policies/celonis/storage_manager.rego", func(s string) string {
+		s = strings.Replace(s, "decision := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)",
+			"decision := d if {\n\tneeds.viewer == {\"read\"}\n\td := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)\n}", 1)
+		return s + "\nneeds[r] := ps if some r, ps in {\"viewer\": {\"read\"}, \"admin\": {\"all\"}}\n\nneeds[r] := ps if some r, ps in {\"admin\": {\"other\"}}\n"
+	})
+	check := permatrix.Check{Subject: "alice", System: "celonis-storage-manager", Action: "get", Resource: &permatrix.Scope{Type: "bucket", ID: "b1"}}
+	var input any
+	raw, _ := json.Marshal(check.Input())
+	_ = json.Unmarshal(raw, &input)
+	var decisions []*permatrix.Decision
+	var answers []*Evaluation
+	for _, ev := range []Evaluator{VM, Topdown} {
+		p, err := NewEngine(nil, WithEvaluator(ev)).Activate(ctx, b)
+		if err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+		d, err := p.Decide(ctx, store.Empty(0), check)
+		if err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+		decisions = append(decisions, d)
+		for _, path := range []string{"permatrix/decision", "permatrix/systems/celonis_storage_manager/decision"} {
+			a, err := p.EvalData(ctx, store.Empty(0), strings.Split(path, "/"), &input, EvalOptions{})
+			if err != nil {
+				t.Fatalf("%s: data.%s: %v", ev, path, err)
+			}
+			answers = append(answers, a)
+		}
+		// The whole object is a conflict for both.
+		if _, err := p.EvalData(ctx, store.Empty(0), strings.Split("permatrix/systems/celonis_storage_manager/needs", "/"), &input, EvalOptions{}); err == nil {
+			t.Fatalf("%s: data.….needs: no conflict", ev)
+		}
+	}
+	if !reflect.DeepEqual(decisions[0], decisions[1]) {
+		t.Fatalf("the evaluators decide differently:\nvm      %+v\ntopdown %+v", decisions[0], decisions[1])
+	}
+	if !reflect.DeepEqual(answers[:2], answers[2:]) {
+		t.Fatalf("the Data API answers differently:\nvm      %+v\ntopdown %+v", answers[:2], answers[2:])
 	}
 }
