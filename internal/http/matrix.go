@@ -30,8 +30,9 @@ const matrixBuildTimeout = 2 * time.Minute
 const candidateMaxBytes = 64 << 20
 
 // networkBuiltins are refused in uploaded candidate bundles: evaluating
-// them would make the server reach out on the uploader's behalf.
-var networkBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+// them would make the server reach out on the uploader's behalf (the JSON
+// Schema builtins load a schema's $ref from any host, or file).
+var networkBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime", "json.match_schema", "json.verify_schema"}
 
 // matrices keeps the matrices of the serving policy, computed once per
 // compiled policy (opa.Policy.Generation) and system. Not per bundle

@@ -189,6 +189,10 @@ func TestMatrixDiffEndpoint(t *testing.T) {
 	network := candidate(t, func(dir string) {
 		os.WriteFile(filepath.Join(dir, "policies", "uipath", "exfil.rego"), []byte("package permatrix.uipath_exfil\n\nleak := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:9\"})\n"), 0o644)
 	})
+	// A schema's $ref is loaded from any file or host.
+	schema := candidate(t, func(dir string) {
+		os.WriteFile(filepath.Join(dir, "policies", "uipath", "exfil.rego"), []byte("package permatrix.uipath_exfil\n\nleak := json.match_schema({}, {\"$ref\": \"file:///etc/hostname\"})\n"), 0o644)
+	})
 	for _, tc := range []struct {
 		name string
 		body []byte
@@ -196,6 +200,7 @@ func TestMatrixDiffEndpoint(t *testing.T) {
 		msg  string
 	}{
 		{"empty", nil, http.StatusBadRequest, "must be a .tar.gz"},
+		{"schema builtin", schema, http.StatusUnprocessableEntity, "policies/uipath/exfil.rego:3 json.match_schema"},
 		{"not a bundle", []byte("hello"), http.StatusUnprocessableEntity, "not a .tar.gz"},
 		{"network builtin", network, http.StatusUnprocessableEntity, "policies/uipath/exfil.rego:3 http.send"},
 		{"no such system", same, http.StatusNotFound, "unknown system"},

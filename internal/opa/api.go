@@ -81,8 +81,11 @@ type Evaluation struct {
 }
 
 // unsafeBuiltins are refused in queries clients write (the Query and Compile
-// APIs), as stock OPA's server refuses them.
-var unsafeBuiltins = map[string]struct{}{ast.HTTPSend.Name: {}}
+// APIs): http.send, as stock OPA's server refuses it, and the JSON Schema
+// builtins, which load a schema's $ref from any file (file://) or host —
+// stock OPA's serve them, and so read local files and reach hosts for the
+// caller.
+var unsafeBuiltins = map[string]struct{}{ast.HTTPSend.Name: {}, ast.JSONMatchSchema.Name: {}, ast.JSONSchemaVerify.Name: {}}
 
 // parserOptions parse clients' queries: Rego v1, as the policies.
 var parserOptions = ast.ParserOptions{RegoVersion: ast.RegoV1}
