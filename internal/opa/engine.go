@@ -192,9 +192,14 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
+	evaluator := o.evaluator
+	if len(vm.NakedComprehensions(compiler.Modules)) > 0 {
+		// The planner skips what topdown evaluates (vm.NakedComprehensions).
+		evaluator = Topdown
+	}
 	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), Generation: generations.Add(1),
 		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries,
-		evaluator: o.evaluator}
+		evaluator: evaluator}
 	p.planned = map[string]*vm.Program{}
 	decision := ast.MustParseRef(DecisionQuery)
 	if p.decision, err = p.prepare(ctx, decision); err != nil {

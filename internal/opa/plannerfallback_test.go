@@ -101,3 +101,39 @@ func TestConflictOnlyWhereTopdownFindsOne(t *testing.T) {
 		t.Fatalf("the Data API answers differently:\nvm      %+v\ntopdown %+v", answers[:2], answers[2:])
 	}
 }
+
+// OPA's planner skips a rule body's naked term that is not a boolean, a
+// variable or a reference — as true, whatever it is. A comprehension there
+// is evaluated by topdown, and fails the evaluation on a conflict or (strict)
+// a builtin error in its body; under the vm, the same check was a
+// decision. A bundle with such a term is evaluated by topdown.
+func TestNakedComprehensionFailsAsTopdowns(t *testing.T) {
+	ctx := context.Background()
+	def, err := ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := withModule(t, def, "policies/celonis/storage_manager.rego", func(s string) string {
+		return strings.Replace(s, "decision := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)",
+			"decision := d if {\n\t{k: v | some v in object.get(input, [\"context\", \"vs\"], []); k := \"a\"}\n\td := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)\n}", 1)
+	})
+	check := permatrix.Check{Subject: "alice", System: "celonis-storage-manager", Action: "get", Resource: &permatrix.Scope{Type: "bucket", ID: "b1"},
+		Context: map[string]any{"vs": []any{1, 2}}}
+	for _, ev := range []Evaluator{VM, Topdown} {
+		p, err := NewEngine(nil, WithEvaluator(ev)).Activate(ctx, b)
+		if err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+		if p.Evaluator() != Topdown {
+			t.Errorf("%s: evaluated by %s", ev, p.Evaluator())
+		}
+		if d, err := p.Decide(ctx, store.Empty(0), check); err == nil || !strings.Contains(err.Error(), "object keys must be unique") {
+			t.Errorf("%s: a check whose comprehension conflicts: %+v, %v", ev, d, err)
+		}
+		check := check
+		check.Context = nil
+		if _, err := p.Decide(ctx, store.Empty(0), check); err != nil {
+			t.Errorf("%s: a check without: %v", ev, err)
+		}
+	}
+}

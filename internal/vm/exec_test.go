@@ -3,6 +3,7 @@ package vm_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -307,5 +308,32 @@ func TestPlanRefusalsUnsupported(t *testing.T) {
 				t.Fatalf("unsupported: want %v, got %v", c.unsupported, err)
 			}
 		})
+	}
+}
+
+// NakedComprehensions finds a comprehension that is a whole expression,
+// negated or not, and no other: one inside a term the compiler takes out
+// into an expression of its own, which the planner plans.
+func TestNakedComprehensions(t *testing.T) {
+	c := ast.MustCompileModules(map[string]string{"m.rego": `package t
+
+p if {
+	{k: 1 | some k in input.ks}
+	not [x | some x in input.xs]
+}
+
+q if [[x | some x in input.xs]]
+
+r := {x | some x in input.xs}
+
+s if {x | some x in input.xs} with input as {"xs": [1]}
+`})
+	var rows []int
+	for _, l := range vm.NakedComprehensions(c.Modules) {
+		rows = append(rows, l.Row)
+	}
+	slices.Sort(rows)
+	if !slices.Equal(rows, []int{4, 5, 12}) {
+		t.Fatalf("rows %v, want [4 5 12]", rows)
 	}
 }

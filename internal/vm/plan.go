@@ -80,3 +80,25 @@ func Plan(ctx context.Context, query ast.Body, opts ...func(*rego.Rego)) (*Progr
 	}
 	return c.program, nil
 }
+
+// NakedComprehensions lists where modules (compiled) have a comprehension
+// as the whole of a body's expression (`{k: v | …}`, `not [x | …]`).
+// OPA's planner takes such a term as true without evaluating it (any term
+// but false, a variable or a reference), where topdown evaluates it and
+// fails on a conflict or, strict, a builtin error in its body: a query
+// over such modules is topdown's to evaluate.
+func NakedComprehensions(modules map[string]*ast.Module) []*ast.Location {
+	var out []*ast.Location
+	for _, m := range modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if t, ok := e.Terms.(*ast.Term); ok {
+				switch t.Value.(type) {
+				case *ast.ArrayComprehension, *ast.SetComprehension, *ast.ObjectComprehension:
+					out = append(out, e.Location)
+				}
+			}
+			return false
+		})
+	}
+	return out
+}
