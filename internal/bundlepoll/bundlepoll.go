@@ -47,8 +47,30 @@ type Source struct {
 // Service is the service the bundle is downloaded from.
 func (s *Source) Service() string { return s.src.Service }
 
-// Resource is the bundle's path on the service.
-func (s *Source) Resource() string { return s.src.Resource }
+// Resource is the bundle's path on the service, for logs: its query, if
+// any, is hidden (Redact).
+func (s *Source) Resource() string { return s.Redact(s.src.Resource) }
+
+// Redact hides the query of the bundle's resource in msg: a presigned URL
+// carries its signature there, and what the poller reports is
+// /health?bundles' last_error, which anyone reaching the server reads
+// (OPA's downloader errors hold the URL it asked).
+func (s *Source) Redact(msg string) string {
+	if _, q, ok := strings.Cut(s.src.Resource, "?"); ok && q != "" {
+		return strings.ReplaceAll(msg, q, "redacted")
+	}
+	return msg
+}
+
+// redacted is an error whose message is redacted; errors.Is and As still
+// see the original.
+type redacted struct {
+	err error
+	msg string
+}
+
+func (r redacted) Error() string { return r.msg }
+func (r redacted) Unwrap() error { return r.err }
 
 // SizeLimit is the largest file of the bundle read, in bytes.
 func (s *Source) SizeLimit() int64 { return s.src.SizeLimitBytes }
@@ -158,7 +180,7 @@ func New(o Options) (*Poller, error) {
 	if client.Config() == nil || client.Config().URL == "" {
 		return nil, fmt.Errorf("bundles.%s.service %q: no such service", o.Source.Name, src.Service)
 	}
-	p := &Poller{o: o, log: o.Logger.With("bundle", o.Source.Name, "service", src.Service, "resource", src.Resource)}
+	p := &Poller{o: o, log: o.Logger.With("bundle", o.Source.Name, "service", src.Service, "resource", o.Source.Resource())}
 	// OPA's reader bounds each file of the bundle; the manager's clients
 	// bound the bundle as a whole (OPA's reader holds all of its files at
 	// once) and the time it takes.
@@ -264,6 +286,9 @@ func (p *Poller) fail(msg string, err error) {
 	etag := p.etag
 	p.mu.Unlock()
 	p.d.SetCache(etag)
+	if m := p.o.Source.Redact(err.Error()); m != err.Error() {
+		err = redacted{err, m}
+	}
 	p.log.Error(msg, "err", err.Error())
 	p.o.Report(err)
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -668,4 +669,74 @@ func TestEndlessErrorBody(t *testing.T) {
 		t.Fatalf("the 503: %v", err)
 	}
 	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+}
+
+// TestQueryHidden: a resource's query (a presigned URL's signature, a
+// token) is in no reported error — the report is /health?bundles'
+// last_error, open to anyone — nor in what the poller logs.
+func TestQueryHidden(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // down: the download fails with its URL in the error
+	ctx := context.Background()
+	mgr, err := management.New(ctx, []byte(`{"services": {"bundles": {"url": "http://`+addr+`"}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Stop(ctx) })
+	src, err := bundlepoll.ParseConfig([]byte(`{"permatrix": {"service": "bundles", "resource": "b.tar.gz?X-Amz-Signature=s3cr3t&X-Amz-Expires=60"`+fastPolling+`}}`),
+		mgr.Plugins().Services(), mgr.Plugins().PublicKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	var mu sync.Mutex
+	var reported []error
+	p, err := bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: opa.NewEngine(store.NewMemory()).Activate,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Report: func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				reported = append(reported, err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start(ctx)
+	t.Cleanup(func() { p.Stop(ctx) })
+	waitFor(t, "the failure reported", 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(reported) > 0 })
+	mu.Lock()
+	msg := reported[0].Error()
+	mu.Unlock()
+	if strings.Contains(msg, "s3cr3t") || !strings.Contains(msg, "connection refused") {
+		t.Errorf("reported: %s", msg)
+	}
+	if strings.Contains(src.Resource(), "s3cr3t") {
+		t.Errorf("Resource(), which serve logs: %s", src.Resource())
+	}
+	if l := logs.String(); strings.Contains(l, "s3cr3t") || !strings.Contains(l, "b.tar.gz") {
+		t.Errorf("logged:\n%s", l)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
