@@ -19,9 +19,11 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -144,7 +146,16 @@ func (s *Server) Shutdown(ctx context.Context) {
 }
 
 // Check implements envoy.service.auth.v3.Authorization.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
+	// gRPC does not recover a handler's panic: it would end the process,
+	// the HTTP API and every check in flight with it. It is a fault,
+	// answered as one (INTERNAL), as the HTTP API's recoverer answers 500.
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic", "err", p, "stack", string(debug.Stack()))
+			resp = s.denied(fmt.Errorf("ext_authz check: panic: %v", p))
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	attrs := req.GetAttributes()

@@ -292,3 +292,37 @@ func mustConn(t *testing.T, addr string, creds credentials.TransportCredentials)
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// TestCheckPanicIsInternal: a panic while deciding answers INTERNAL (500),
+// never OK, and the server — the whole process, gRPC does not recover
+// handlers' panics — keeps serving, as the HTTP API's recoverer does.
+func TestCheckPanicIsInternal(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	srv := extauthz.New(extauthz.Config{
+		Gateway: &gateway.Gateway{Identity: identity.Default()},
+		Decide: func(ctx context.Context, ch permatrix.Check) (*permatrix.Decision, error) {
+			if ch.Subject == "boom" {
+				panic("a fault while deciding")
+			}
+			return s.HTTP.Decide(ctx, ch)
+		},
+		ErrorJSON: permhttp.ErrorJSON,
+	})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, srv.Shutdown)
+	c := client(t, addr.String(), insecure.NewCredentials())
+	ext := map[string]string{"system": tm, "action": "edit_users"}
+	resp, err := c.Check(context.Background(), request("GET", "/", map[string]string{"x-forwarded-user": "boom"}, ext))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.Internal || resp.GetDeniedResponse().GetStatus().GetCode() != 500 ||
+		strings.Contains(resp.GetDeniedResponse().GetBody(), "a fault") {
+		t.Fatalf("a panic: %v %v", resp, err)
+	}
+	resp, err = c.Check(context.Background(), request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, ext))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("after the panic: %v %v", resp, err)
+	}
+}
