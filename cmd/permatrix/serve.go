@@ -411,7 +411,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	if o.listen.grpcAddr != "" {
 		grpcSrv = extauthz.New(extauthz.Config{
 			Gateway: &gateway.Gateway{Identity: acc.identity, Routes: acc.routes},
-			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, TLS: tlsCfg, Logger: log,
+			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, Ready: srv.Ready, TLS: tlsCfg, Logger: log,
 		})
 		if _, err := grpcSrv.Listen(o.listen.grpcAddr); err != nil {
 			return fmt.Errorf("--grpc-addr: %w", err)

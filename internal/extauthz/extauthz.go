@@ -34,9 +34,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
@@ -68,6 +68,10 @@ type Config struct {
 	// ErrorJSON maps an error to the HTTP status and JSON body the HTTP API
 	// would answer (internal/http.ErrorJSON).
 	ErrorJSON func(error) (int, []byte)
+	// Ready says whether the server decides (internal/http's Server.Ready:
+	// nil when /health answers 200); grpc.health.v1.Health answers from it.
+	// nil: always.
+	Ready func() error
 	// TLS, when set, serves gRPC over TLS (mTLS if it asks for client certs).
 	TLS *tls.Config
 	// Timeout bounds one check (default 10 s).
@@ -98,7 +102,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger}
 	authv3.RegisterAuthorizationServer(s.grpc, s)
 	// gRPC health checking, for Envoy's cluster health checks.
-	healthpb.RegisterHealthServer(s.grpc, health.NewServer())
+	healthpb.RegisterHealthServer(s.grpc, healthServer{ready: cfg.Ready})
 	return s
 }
 
@@ -284,4 +288,54 @@ func marshal(v any) string {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// healthServer answers grpc.health.v1.Health as /health answers: SERVING
+// while Ready is nil, NOT_SERVING otherwise (no bundle yet, the store
+// closed or its disk failing), so that Envoy's health checks take a
+// sidecar that cannot decide out of its cluster rather than sending it
+// checks that all fail. Its services are the server ("") and the
+// Authorization service.
+type healthServer struct {
+	healthpb.UnimplementedHealthServer
+	ready func() error
+}
+
+func (h healthServer) status(service string) healthpb.HealthCheckResponse_ServingStatus {
+	switch {
+	case service != "" && service != authv3.Authorization_ServiceDesc.ServiceName:
+		return healthpb.HealthCheckResponse_SERVICE_UNKNOWN
+	case h.ready != nil && h.ready() != nil:
+		return healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	return healthpb.HealthCheckResponse_SERVING
+}
+
+func (h healthServer) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	st := h.status(req.GetService())
+	if st == healthpb.HealthCheckResponse_SERVICE_UNKNOWN {
+		return nil, status.Errorf(codes.NotFound, "unknown service %q", req.GetService())
+	}
+	return &healthpb.HealthCheckResponse{Status: st}, nil
+}
+
+// Watch sends the status, then each change of it (readiness is looked at
+// every second), until the client goes.
+func (h healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := healthpb.HealthCheckResponse_ServingStatus(-1)
+	for {
+		if st := h.status(req.GetService()); st != last {
+			if err := stream.Send(&healthpb.HealthCheckResponse{Status: st}); err != nil {
+				return err
+			}
+			last = st
+		}
+		select {
+		case <-stream.Context().Done():
+			return status.FromContextError(stream.Context().Err()).Err()
+		case <-tick.C:
+		}
+	}
 }

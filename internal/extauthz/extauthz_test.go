@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
@@ -52,6 +53,7 @@ func start(t *testing.T, s *harness.Server, rt *routes.Table, tlsCfg *tls.Config
 		Gateway:   &gateway.Gateway{Identity: identity.Default(), Routes: rt},
 		Decide:    s.HTTP.Decide,
 		ErrorJSON: permhttp.ErrorJSON,
+		Ready:     s.HTTP.Ready,
 		TLS:       tlsCfg,
 	})
 	addr, err := srv.Listen("127.0.0.1:0")
@@ -324,5 +326,43 @@ func TestCheckPanicIsInternal(t *testing.T) {
 	resp, err = c.Check(context.Background(), request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, ext))
 	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
 		t.Fatalf("after the panic: %v %v", resp, err)
+	}
+}
+
+// TestHealthFollowsReadiness: grpc.health.v1.Health, which Envoy's health
+// checks ask, says NOT_SERVING whenever /health would answer 503 (here: the
+// store closed), not SERVING for as long as the process is up.
+func TestHealthFollowsReadiness(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	h := healthpb.NewHealthClient(mustConn(t, start(t, s, nil, nil), insecure.NewCredentials()))
+	serving := func() healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetStatus()
+	}
+	if st := serving(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("ready: %v", st)
+	}
+	if err := s.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Do("GET", "/health", nil, false); r.Status != 503 {
+		t.Fatalf("/health with the store closed: %d", r.Status)
+	}
+	if st := serving(); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("with the store closed: %v", st)
+	}
+	w, err := h.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := w.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch with the store closed: %v %v", resp, err)
+	}
+	if _, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "other"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("an unknown service: %v", err)
 	}
 }

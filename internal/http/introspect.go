@@ -60,6 +60,22 @@ func (s *Server) permissions(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"subject": param(c, "user"), "scope": scope, "revision": rev, "permissions": list})
 }
 
+// Ready is nil when /health answers 200 — the bundle loaded, the store open
+// and its disk taking writes — else why it does not: for probes that are
+// not HTTP (ext_authz's grpc.health.v1.Health).
+func (s *Server) Ready() error {
+	if s.svc.Policy() == nil {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
+	}
+	if err := s.svc.Ready(); err != nil {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is not open: %v", err)
+	}
+	if st := s.svc.StoreHealth(); !st.Ready {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is not ready: %s", st.Error)
+	}
+	return nil
+}
+
 // GET /health: 200 once the bundle is loaded and the db open, else 503.
 // A store whose disk refused the last write (full, read-only, I/O errors)
 // is not ready either: 503 with the cause as store_error, until a write
