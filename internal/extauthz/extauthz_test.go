@@ -366,3 +366,22 @@ func TestHealthFollowsReadiness(t *testing.T) {
 		t.Fatalf("an unknown service: %v", err)
 	}
 }
+
+// TestCheckWithoutMethod: a CheckRequest without the original method is
+// INVALID_ARGUMENT, as one without its path is; it is not routed as a GET.
+func TestCheckWithoutMethod(t *testing.T) {
+	rt, err := routes.Parse("routes.yaml", []byte(testRoutes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{Routes: rt})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "role": "admin", "scope": map[string]any{"type": "service"}})
+	c := client(t, start(t, s, rt, nil), insecure.NewCredentials())
+	if resp, err := c.Check(context.Background(), request("GET", "/projects/p1/users", map[string]string{"x-forwarded-user": "ann"}, nil)); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	resp, err := c.Check(context.Background(), request("", "/projects/p1/users", map[string]string{"x-forwarded-user": "ann"}, nil))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument || resp.GetDeniedResponse().GetStatus().GetCode() != 400 {
+		t.Fatalf("no method: %v %v", resp, err)
+	}
+}

@@ -100,6 +100,11 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 		if r.URI == "" {
 			return ch, permatrix.Errorf(permatrix.EINVALID, "the original request's URI is unknown: the proxy must send %s (nginx), %s (Traefik) or append the path to /v1/forward-auth (Envoy)", HeaderOriginalURI, HeaderForwardedURI)
 		}
+		if r.Method == "" {
+			// net/http reads "" as GET: a CheckRequest without
+			// attributes.request.http.method would take the GET route.
+			return ch, permatrix.Errorf(permatrix.EINVALID, "the original request's method is unknown: the proxy must send it (Envoy: attributes.request.http.method)")
+		}
 		if err := methodOverride(r); err != nil {
 			return ch, err
 		}
