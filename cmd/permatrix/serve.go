@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -412,6 +413,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		grpcSrv = extauthz.New(extauthz.Config{
 			Gateway: &gateway.Gateway{Identity: acc.identity, Routes: acc.routes},
 			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, Ready: srv.Ready, TLS: tlsCfg, Logger: log,
+			MaxMessageBytes: int(min(o.bodyLimit, math.MaxInt32)),
 		})
 		if _, err := grpcSrv.Listen(o.listen.grpcAddr); err != nil {
 			return fmt.Errorf("--grpc-addr: %w", err)

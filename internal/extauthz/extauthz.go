@@ -74,6 +74,12 @@ type Config struct {
 	Ready func() error
 	// TLS, when set, serves gRPC over TLS (mTLS if it asks for client certs).
 	TLS *tls.Config
+	// MaxMessageBytes bounds a CheckRequest (default 1 MiB, the HTTP API's
+	// body limit; gRPC's own is 4 MiB): a larger one is refused with
+	// RESOURCE_EXHAUSTED before it is decoded. Decoding a map of headers
+	// and reading it costs some 35 times its size, and Envoy sends no more
+	// than 60 KiB of headers unless told to.
+	MaxMessageBytes int
 	// Timeout bounds one check (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -95,7 +101,10 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	var opts []grpc.ServerOption
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1 << 20
+	}
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes)}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}

@@ -385,3 +385,22 @@ func TestCheckWithoutMethod(t *testing.T) {
 		t.Fatalf("no method: %v %v", resp, err)
 	}
 }
+
+// TestCheckRequestBounded: a CheckRequest over the message bound (the HTTP
+// API's body limit, 1 MiB by default, not gRPC's 4 MiB) is refused before
+// it is decoded — a 4 MiB map of headers costs well over 100 MiB to decode
+// and read; one under it is decided.
+func TestCheckRequestBounded(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	c := client(t, start(t, s, nil, nil), insecure.NewCredentials())
+	ext := map[string]string{"system": tm, "action": "edit_users"}
+	h := map[string]string{"x-forwarded-user": "ann", "x-padding": strings.Repeat("x", 3<<19)}
+	if _, err := c.Check(context.Background(), request("GET", "/", h, ext)); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("1.5 MiB: %v", err)
+	}
+	h["x-padding"] = strings.Repeat("x", 1<<19)
+	if resp, err := c.Check(context.Background(), request("GET", "/", h, ext)); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("0.5 MiB: %v %v", resp, err)
+	}
+}
