@@ -107,7 +107,7 @@ func (o storeOptions) kind(f *pflag.FlagSet) (kind, where string, err error) {
 		}
 		return "etcd", o.url, nil
 	}
-	return "", "", fmt.Errorf("--store %q: want bolt:PATH or etcd://HOST:PORT[,…]/PREFIX", o.url)
+	return "", "", fmt.Errorf("--store %q: want bolt:PATH or etcd://HOST:PORT[,…]/PREFIX", redactURL(o.url))
 }
 
 // fleetFlags are the flags that mean something with an etcd store only.

@@ -197,3 +197,13 @@ func TestFleetFlagsNeedEtcd(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreURLCredentialsHidden: a --store refused for credentials in it,
+// or for not being a store URL, is refused without repeating the password.
+func TestStoreURLCredentialsHidden(t *testing.T) {
+	for _, u := range []string{"etcd://root:s3cr3t@h1:2379/pm", "http://root:s3cr3t@h1:2379/pm"} {
+		if _, _, err := (storeOptions{url: u}).target(nil); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}

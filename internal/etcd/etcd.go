@@ -171,20 +171,24 @@ type Store struct {
 }
 
 // ParseURL splits etcd://h1:2379,h2:2379/prefix into endpoints and prefix.
+// Its errors show the URL without the credentials it may hold: they go to
+// the console and the logs.
 func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err error) {
+	shown := hideUserinfo(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, "", false, fmt.Errorf("--store %q: %w", raw, err)
+		// url.Parse's error repeats raw whole.
+		return nil, "", false, fmt.Errorf("--store %q: not a URL", shown)
 	}
 	switch u.Scheme {
 	case "etcd":
 	case "etcds":
 		secure = true
 	default:
-		return nil, "", false, fmt.Errorf("--store %q: want etcd://host:port[,host:port…]/prefix", raw)
+		return nil, "", false, fmt.Errorf("--store %q: want etcd://host:port[,host:port…]/prefix", shown)
 	}
 	if u.User != nil {
-		return nil, "", false, fmt.Errorf("--store %q: give credentials with --etcd-username/--etcd-password, not in the URL", raw)
+		return nil, "", false, fmt.Errorf("--store %q: give credentials with --etcd-username/--etcd-password, not in the URL", shown)
 	}
 	scheme := "http://"
 	if secure {
@@ -192,15 +196,36 @@ func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err e
 	}
 	for _, h := range strings.Split(u.Host, ",") {
 		if h == "" {
-			return nil, "", false, fmt.Errorf("--store %q: empty host", raw)
+			return nil, "", false, fmt.Errorf("--store %q: empty host", shown)
 		}
 		endpoints = append(endpoints, scheme+h)
 	}
 	prefix = strings.Trim(u.Path, "/")
 	if prefix == "" {
-		return nil, "", false, fmt.Errorf("--store %q: name a key prefix (etcd://host:port/permatrix)", raw)
+		return nil, "", false, fmt.Errorf("--store %q: name a key prefix (etcd://host:port/permatrix)", shown)
 	}
 	return endpoints, "/" + prefix + "/", secure, nil
+}
+
+// hideUserinfo is raw with the userinfo of its authority, if any, shown as
+// "xxxxx@" (as url.URL.Redacted shows a password), read as url.Parse
+// reads it: the authority runs from "//" to the next "/", "?" or "#", the
+// userinfo up to its last "@".
+func hideUserinfo(raw string) string {
+	_, rest, ok := strings.Cut(raw, "//")
+	if !ok {
+		return raw
+	}
+	start := len(raw) - len(rest)
+	end := len(rest)
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		end = i
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	return raw[:start] + "xxxxx" + raw[start+at:]
 }
 
 // Open connects to the cluster, opens (or creates) the replica, brings it up

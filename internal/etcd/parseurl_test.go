@@ -1,0 +1,21 @@
+package etcd_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/permatrix/permatrix/internal/etcd"
+)
+
+// TestParseURLHidesCredentials: a store URL with credentials in it is
+// refused without repeating the password — the message goes to the
+// console and the logs.
+func TestParseURLHidesCredentials(t *testing.T) {
+	for _, raw := range []string{"etcd://root:s3cr3t@127.0.0.1:2379/pm", "etcds://root:s3cr3t@h1:2379,h2:2379/pm",
+		"etcd://root:s3cr3t@h1:x/pm", "http://root:s3cr3t@h1:2379/pm", "etcd://r@t:s3cr3t@h1:2379"} {
+		_, _, _, err := etcd.ParseURL(raw)
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "xxxxx@h1") && !strings.Contains(err.Error(), "xxxxx@127.0.0.1") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}
