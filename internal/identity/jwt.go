@@ -192,6 +192,16 @@ func (j *JWT) fetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Signatur
 	if !ok || !j.algs[alg.String()] {
 		return fmt.Errorf("algorithm %q is not accepted", alg.String())
 	}
+	// RFC 7515 section 4.1.11: an extension the issuer marks critical and
+	// the recipient does not understand refuses the JWS; jws.Verify does
+	// not check (only its fast path refuses "crit"). permatrix
+	// understands none.
+	if crit, ok := h.Critical(); ok {
+		if len(crit) == 0 {
+			return errors.New(`the "crit" header is empty`)
+		}
+		return fmt.Errorf("critical extension %q is not understood", crit[0])
+	}
 	kid, _ := h.KeyID()
 	set, err := j.keys.set(ctx)
 	if err != nil {

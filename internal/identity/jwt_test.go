@@ -367,3 +367,30 @@ func jwsHeaders(t *testing.T, kid string) jws.WithKeySuboption {
 	}
 	return jws.WithProtectedHeaders(h)
 }
+
+// TestJWTCriticalExtensionRefused: a token whose protected header lists an
+// extension in "crit" is refused (RFC 7515 section 4.1.11: a recipient that
+// does not understand a critical extension must reject the JWS), however
+// well it is signed: the issuer said its meaning matters, and permatrix
+// understands none.
+func TestJWTCriticalExtensionRefused(t *testing.T) {
+	rs := rsaSigner(t, "rsa-1")
+	id := newJWTIdentity(t, identity.JWTConfig{JWKS: writeFile(t, t.TempDir(), "jwks.json", jwks(t, rs))})
+	tok := jwt.New()
+	for k, v := range claims(nil) {
+		if err := tok.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := jws.NewHeaders()
+	for k, v := range map[string]any{jws.KeyIDKey: "rsa-1", jws.CriticalKey: []string{"urn:example:bound-to"}, "urn:example:bound-to": "device-7"} {
+		if err := h.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := jwt.Sign(tok, jwt.WithKey(rs.alg, rs.priv, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused(t, id, string(raw), `critical extension "urn:example:bound-to"`)
+}
