@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -87,10 +88,12 @@ type Config struct {
 
 // Server is the ext_authz gRPC server.
 type Server struct {
-	cfg  Config
-	grpc *grpc.Server
-	ln   net.Listener
-	log  *slog.Logger
+	cfg    Config
+	grpc   *grpc.Server
+	ln     net.Listener
+	log    *slog.Logger
+	health healthServer
+	stop   sync.Once
 }
 
 // New builds the server; Listen and Serve start it.
@@ -108,10 +111,11 @@ func New(cfg Config) *Server {
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger}
+	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger,
+		health: healthServer{ready: cfg.Ready, stopping: make(chan struct{})}}
 	authv3.RegisterAuthorizationServer(s.grpc, s)
 	// gRPC health checking, for Envoy's cluster health checks.
-	healthpb.RegisterHealthServer(s.grpc, healthServer{ready: cfg.Ready})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
 	return s
 }
 
@@ -146,6 +150,9 @@ func (s *Server) Serve() error {
 // Shutdown stops accepting and lets in-flight checks finish until ctx
 // ends, then stops.
 func (s *Server) Shutdown(ctx context.Context) {
+	// Health says NOT_SERVING from now on, and its Watch streams end: the
+	// graceful stop waits for every stream, and they would wait for it.
+	s.stop.Do(func() { close(s.health.stopping) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -307,14 +314,15 @@ func marshal(v any) string {
 // Authorization service.
 type healthServer struct {
 	healthpb.UnimplementedHealthServer
-	ready func() error
+	ready    func() error
+	stopping chan struct{} // closed when the server shuts down
 }
 
 func (h healthServer) status(service string) healthpb.HealthCheckResponse_ServingStatus {
 	switch {
 	case service != "" && service != authv3.Authorization_ServiceDesc.ServiceName:
 		return healthpb.HealthCheckResponse_SERVICE_UNKNOWN
-	case h.ready != nil && h.ready() != nil:
+	case h.stopped(), h.ready != nil && h.ready() != nil:
 		return healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	return healthpb.HealthCheckResponse_SERVING
@@ -328,8 +336,17 @@ func (h healthServer) Check(_ context.Context, req *healthpb.HealthCheckRequest)
 	return &healthpb.HealthCheckResponse{Status: st}, nil
 }
 
+func (h healthServer) stopped() bool {
+	select {
+	case <-h.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // Watch sends the status, then each change of it (readiness is looked at
-// every second), until the client goes.
+// every second), until the client goes or the server shuts down.
 func (h healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -341,9 +358,13 @@ func (h healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.He
 			}
 			last = st
 		}
+		if h.stopped() {
+			return nil
+		}
 		select {
 		case <-stream.Context().Done():
 			return status.FromContextError(stream.Context().Err()).Err()
+		case <-h.stopping:
 		case <-tick.C:
 		}
 	}

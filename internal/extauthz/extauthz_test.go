@@ -404,3 +404,43 @@ func TestCheckRequestBounded(t *testing.T) {
 		t.Fatalf("0.5 MiB: %v %v", resp, err)
 	}
 }
+
+// TestHealthWatchEndsOnShutdown: a health Watch stream hears NOT_SERVING
+// when the server shuts down, and ends: it does not hold the graceful stop
+// until the shutdown's deadline cuts every connection.
+func TestHealthWatchEndsOnShutdown(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, Ready: s.HTTP.Ready})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	w, err := healthpb.NewHealthClient(mustConn(t, addr.String(), insecure.NewCredentials())).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := w.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch: %v %v", resp, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		close(stopped)
+	}()
+	resp, err := w.Recv()
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch during the shutdown: %v %v", resp, err)
+	}
+	if _, err := w.Recv(); err == nil {
+		t.Fatal("the watch went on after NOT_SERVING")
+	}
+	<-stopped
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
