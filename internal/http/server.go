@@ -324,8 +324,15 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 			if v.Status >= 500 {
 				level = slog.LevelError
 			}
+			uri := v.URI
+			if strings.HasPrefix(c.Path(), forwardAuthBase) {
+				// Below it the path and query are an end user's request,
+				// whose query may carry a token (access_token=…): the path
+				// only, as the errors say it (gateway's pathOf).
+				uri, _, _ = strings.Cut(uri, "?")
+			}
 			s.log.LogAttrs(context.Background(), level, "request",
-				slog.String("method", v.Method), slog.String("uri", v.URI), slog.Int("status", v.Status),
+				slog.String("method", v.Method), slog.String("uri", uri), slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency), slog.String("request_id", v.RequestID))
 			return nil
 		},
