@@ -86,6 +86,12 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
+// Bounds on a connection's streams (see New).
+const (
+	maxHeaderListSize    = 64 << 10
+	maxConcurrentStreams = 250
+)
+
 // Server is the ext_authz gRPC server.
 type Server struct {
 	cfg    Config
@@ -107,7 +113,17 @@ func New(cfg Config) *Server {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 1 << 20
 	}
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes)}
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		// The HTTP listener's bounds on a connection, for HTTP/2: 64 KiB
+		// of request head a stream, as its heads (gRPC's default is 16
+		// MiB, which HPACK lets a client fill with a few hundred bytes:
+		// a header indexed once and named again and again), and a bound
+		// on the streams open at once (gRPC has none; x/net's HTTP/2
+		// server's default). Envoy opens another connection when its
+		// streams reach it.
+		grpc.MaxHeaderListSize(maxHeaderListSize),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,11 +14,13 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix"
@@ -442,5 +445,60 @@ func TestHealthWatchEndsOnShutdown(t *testing.T) {
 	<-stopped
 	if err := <-served; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStreamsBounded: the gRPC listener bounds what a connection may hold
+// as the HTTP listener does (64 KiB of request head): each stream's
+// headers, and the streams open at once. gRPC's defaults — 16 MiB of
+// headers a stream, no bound on streams — let one client, with HPACK
+// indexing a 3 KB header once and naming it a thousand times, hold some
+// 3 MiB of server memory for every kilobyte it sends, for as long as it
+// keeps its streams open: 200 such streams on one connection held 600 MiB.
+func TestStreamsBounded(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	addr := start(t, s, nil, nil)
+
+	// What the server announces.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, ok := f.(*http2.SettingsFrame)
+	if !ok {
+		t.Fatalf("the server's first frame: %v", f)
+	}
+	if n, ok := settings.Value(http2.SettingMaxHeaderListSize); !ok || n > 64<<10 {
+		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d (%v), want at most 64 KiB", n, ok)
+	}
+	if n, ok := settings.Value(http2.SettingMaxConcurrentStreams); !ok || n > 1000 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d (%v), want a bound", n, ok)
+	}
+
+	// A check whose headers are over the bound is refused; one within it is
+	// decided.
+	c := client(t, addr, insecure.NewCredentials())
+	ext := map[string]string{"system": tm, "action": "edit_users"}
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, ext)
+	big := metadata.AppendToOutgoingContext(context.Background(), "x-pad", strings.Repeat("x", 128<<10))
+	if resp, err := c.Check(big, req); err == nil {
+		t.Fatalf("128 KiB of headers: %v", resp)
+	}
+	small := metadata.AppendToOutgoingContext(context.Background(), "x-pad", strings.Repeat("x", 16<<10))
+	if resp, err := c.Check(small, req); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("16 KiB of headers: %v %v", resp, err)
 	}
 }
