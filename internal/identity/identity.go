@@ -90,8 +90,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Identity, error) {
 		if strings.EqualFold(name, "Authorization") {
 			return nil, errors.New("--identity header=Authorization: a bearer token is verified with --identity jwt, never trusted as a user id")
 		}
+		if credentialHeader(name) {
+			return nil, fmt.Errorf("--identity %s: a credential is never a user id (it would be logged as one, in decision logs and reasons)", cfg.Mode)
+		}
 		if cfg.GroupsHeader != "" && !validHeaderName(cfg.GroupsHeader) {
 			return nil, fmt.Errorf("--identity-groups-header %q is not a header name", cfg.GroupsHeader)
+		}
+		if credentialHeader(cfg.GroupsHeader) {
+			return nil, fmt.Errorf("--identity-groups-header %s: a credential is never a group id (it would be logged as one, in decision logs and reasons)", cfg.GroupsHeader)
 		}
 		id.header, id.groupsHeader = http.CanonicalHeaderKey(name), cfg.GroupsHeader
 	default:
@@ -240,6 +246,17 @@ func splitGroups(source, v string) ([]string, error) {
 		gs = append(gs, g)
 	}
 	return gs, nil
+}
+
+// credentialHeader reports whether name is a header that carries
+// credentials, whose value must not become an id.
+func credentialHeader(name string) bool {
+	for _, c := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+		if strings.EqualFold(name, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // validHeaderName reports whether s is an HTTP field name (RFC 9110 token).

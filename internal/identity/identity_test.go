@@ -66,6 +66,10 @@ func TestHeaderIdentity(t *testing.T) {
 	for _, bad := range []identity.Config{
 		{Mode: "header="}, {Mode: "header=X User"}, {Mode: "basic"}, {Mode: "header=Authorization"},
 		{Mode: "header=X-User", GroupsHeader: "bad header"}, {Mode: "jwt", GroupsHeader: "X-Groups"},
+		// A credential read as a user or group id would be logged as one
+		// (the decision log's input, a check's reasons).
+		{Mode: "header=Cookie"}, {Mode: "header=proxy-authorization"},
+		{Mode: "header=X-User", GroupsHeader: "authorization"}, {Mode: "header=X-User", GroupsHeader: "Cookie"},
 		// JWT settings without --identity jwt: no token would be verified,
 		// the header would be trusted — refused, not ignored.
 		{Mode: "header=X-User", JWT: identity.JWTConfig{JWKS: "jwks.json"}}, {JWT: identity.JWTConfig{Issuer: "https://idp/"}},
