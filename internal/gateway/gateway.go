@@ -101,9 +101,9 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 			return ch, permatrix.Errorf(permatrix.EINVALID, "the original request's URI is unknown: the proxy must send %s (nginx), %s (Traefik) or append the path to /v1/forward-auth (Envoy)", HeaderOriginalURI, HeaderForwardedURI)
 		}
 		if r.Method == "" {
-			// net/http reads "" as GET: a CheckRequest without
-			// attributes.request.http.method would take the GET route.
-			return ch, permatrix.Errorf(permatrix.EINVALID, "the original request's method is unknown: the proxy must send it (Envoy: attributes.request.http.method)")
+			// net/http reads "" as GET: a request whose method is not
+			// known would take the GET route.
+			return ch, permatrix.Errorf(permatrix.EINVALID, "the original request's method is unknown: the proxy must send it in %s (nginx: $request_method; its auth_request sub-request is a GET whatever the original method) or %s (Traefik), or Envoy in attributes.request.http.method", HeaderOriginalMethod, HeaderForwardedMethod)
 		}
 		if err := methodOverride(r); err != nil {
 			return ch, err
@@ -238,19 +238,39 @@ func (req *Request) read(r *http.Request, base string) error {
 		if uri == "" && method == "" {
 			continue
 		}
-		if method == "" {
+		// Without its method header, the forward-auth request's own method
+		// where a proxy kept the original's. A GET says nothing: nginx's
+		// auth_request sub-request is a GET whatever the original method
+		// (so are Traefik's and Caddy's forward-auth requests), and a PUT
+		// read as a GET would be decided by the GET route. Unknown, then
+		// ("": refused where a route is chosen).
+		if method == "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
 			method = r.Method
 		}
 		srcs = append(srcs, source{hs[0] + "/" + hs[1], method, uri})
 	}
-	for _, s := range srcs[min(1, len(srcs)):] {
-		if s.method != srcs[0].method || s.uri != srcs[0].uri {
-			return permatrix.Errorf(permatrix.EINVALID, "the original request is ambiguous: %s says %s %s, %s says %s %s", srcs[0].name, srcs[0].method, pathOf(srcs[0].uri), s.name, s.method, pathOf(s.uri))
+	if len(srcs) == 0 {
+		return nil
+	}
+	// A source that does not know the method agrees with one that does.
+	method := ""
+	for _, s := range srcs {
+		if method == "" {
+			method = s.method
 		}
 	}
-	if len(srcs) > 0 {
-		req.Method, req.URI = srcs[0].method, srcs[0].uri
+	says := func(s source) string {
+		if s.method == "" {
+			return pathOf(s.uri) + " (no method)"
+		}
+		return s.method + " " + pathOf(s.uri)
 	}
+	for _, s := range srcs[1:] {
+		if s.uri != srcs[0].uri || s.method != "" && s.method != method {
+			return permatrix.Errorf(permatrix.EINVALID, "the original request is ambiguous: %s says %s, %s says %s", srcs[0].name, says(srcs[0]), s.name, says(s))
+		}
+	}
+	req.Method, req.URI = method, srcs[0].uri
 	return nil
 }
 

@@ -231,3 +231,38 @@ func TestNginxJWT(t *testing.T) {
 		t.Fatalf("bob's headers without a token: %d %s", code, body)
 	}
 }
+
+// TestNginxWithoutOriginalMethod: nginx's auth_request sub-request is a GET
+// whatever the original method, so a block that sends X-Original-URI but
+// not X-Original-Method (nginx's own auth_request example does) leaves the
+// original method unknown. It is refused (400, which auth_request turns
+// into 500), not taken as the sub-request's GET: carol, who may only view
+// p1 (she edits its data configuration), would otherwise have her PUT and
+// DELETE of p1's users decided by the GET route, view_project, and let
+// through.
+func TestNginxWithoutOriginalMethod(t *testing.T) {
+	server, routesYAML := documented(t)
+	const methodLine = "    proxy_set_header X-Original-Method $request_method;\n"
+	if !strings.Contains(server, methodLine) {
+		t.Fatalf("the documented block changed; update this variant:\n%s", server)
+	}
+	server = strings.Replace(server, methodLine, "", 1)
+	rt, err := routes.Parse("docs/forward-auth.md", []byte(routesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{Routes: rt})
+	s.Assign(map[string]any{"subject": "user:carol", "system": "celonis-task-mining", "permission": "edit_data_configuration",
+		"scope": map[string]any{"type": "project", "id": "p1"}})
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("carol:{PLAIN}carol-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := backend(t)
+	url := startNginx(t, server, "http://backend", b.URL, "http://127.0.0.1:8181", s.URL, "/etc/nginx/htpasswd", htpasswd)
+	for _, method := range []string{"GET", "PUT", "DELETE"} {
+		if code, body := request(t, method, url+"/projects/p1/users", "carol"); code != 500 || strings.Contains(body, "backend") {
+			t.Errorf("carol's %s of p1's users without X-Original-Method: %d %q", method, code, body)
+		}
+	}
+}
