@@ -38,6 +38,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
@@ -123,6 +124,7 @@ func New(cfg Config) *Server {
 		// streams reach it.
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.InTapHandle(bound(cfg.Timeout)),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -133,6 +135,24 @@ func New(cfg Config) *Server {
 	// gRPC health checking, for Envoy's cluster health checks.
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	return s
+}
+
+// bound gives every call but a health Watch its timeout from its headers
+// on, its message's coming included: gRPC waits for a unary call's message
+// as long as the client's deadline says, for ever without one, so streams
+// opened and left would be held, with their headers, for good (the HTTP
+// listener gives a request's body 30 s).
+func bound(timeout time.Duration) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if info.FullMethodName == healthpb.Health_Watch_FullMethodName {
+			return ctx, nil
+		}
+		// Canceled with the stream's own context, its parent, when the
+		// stream ends: the timer goes then.
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		_ = cancel
+		return ctx, nil
+	}
 }
 
 // Listen binds addr ("host:port" or "unix:///path").

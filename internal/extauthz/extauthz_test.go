@@ -1,6 +1,7 @@
 package extauthz_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -500,5 +502,69 @@ func TestStreamsBounded(t *testing.T) {
 	small := metadata.AppendToOutgoingContext(context.Background(), "x-pad", strings.Repeat("x", 16<<10))
 	if resp, err := c.Check(small, req); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
 		t.Fatalf("16 KiB of headers: %v %v", resp, err)
+	}
+}
+
+// TestStreamWithoutMessageEnds: a check whose message never comes is ended
+// once the check's timeout has passed since its headers, as the HTTP
+// listener ends a request whose body does not come. gRPC waits for a
+// call's message as long as the client says (here: for ever), so streams
+// opened and left would be held, with their headers, for good.
+func TestStreamWithoutMessageEnds(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, Timeout: 200 * time.Millisecond})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, srv.Shutdown)
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A guard only: the server's bound is 200 ms.
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, hf := range []hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":path", Value: authv3.Authorization_Check_FullMethodName}, {Name: ":authority", Value: "permatrix"},
+		{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"}} {
+		if err := enc.WriteField(hf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the stream without its message was not ended: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame:
+			return
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == 1 && f.StreamEnded() {
+				if st := f.PseudoValue("status"); f.Fields != nil && st != "200" && st != "" {
+					t.Fatalf("status %s", st)
+				}
+				return
+			}
+		}
 	}
 }
