@@ -36,6 +36,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
@@ -82,6 +83,9 @@ type Config struct {
 	// and reading it costs some 35 times its size, and Envoy sends no more
 	// than 60 KiB of headers unless told to.
 	MaxMessageBytes int
+	// IdleTimeout closes a connection that has had no call open for this
+	// long (default 120 s, as the HTTP listener's idle timeout).
+	IdleTimeout time.Duration
 	// Timeout bounds one check (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -111,6 +115,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 1 << 20
 	}
@@ -125,6 +132,9 @@ func New(cfg Config) *Server {
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.InTapHandle(bound(cfg.Timeout)),
+		// As the HTTP listener, a connection idle for IdleTimeout is closed
+		// (gRPC keeps it for good).
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

@@ -568,3 +568,44 @@ func TestStreamWithoutMessageEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleConnectionClosed: a connection with no call open is closed after
+// the idle timeout (120 s by default, as the HTTP listener's), with a
+// GOAWAY; gRPC keeps one for good, each with its goroutines and buffers.
+func TestIdleConnectionClosed(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, IdleTimeout: 200 * time.Millisecond})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, srv.Shutdown)
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a guard only
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the idle connection was not closed: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.GoAwayFrame:
+			return
+		}
+	}
+}
