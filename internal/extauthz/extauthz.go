@@ -133,8 +133,11 @@ func New(cfg Config) *Server {
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.InTapHandle(bound(cfg.Timeout)),
 		// As the HTTP listener, a connection idle for IdleTimeout is closed
-		// (gRPC keeps it for good).
+		// (gRPC keeps it for good), and one that has not finished its TLS
+		// handshake and HTTP/2 preface in 5 s (the HTTP listener's
+		// ReadHeaderTimeout; gRPC's is 120 s).
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
+		grpc.ConnectionTimeout(5 * time.Second),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -607,5 +608,23 @@ func TestIdleConnectionClosed(t *testing.T) {
 		case *http2.GoAwayFrame:
 			return
 		}
+	}
+}
+
+// TestSilentConnectionClosed: a connection that sends nothing — no TLS
+// handshake, no HTTP/2 preface — is closed after 5 s, as the HTTP
+// listener closes one whose request head does not come (gRPC waits 120 s).
+func TestSilentConnectionClosed(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	addr := start(t, s, nil, nil)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second)) // a guard only
+	// The server's own preface (its SETTINGS) comes first.
+	if n, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("the silent connection: read %d bytes, then %v; want it closed", n, err)
 	}
 }
