@@ -122,13 +122,12 @@ func New(cfg Config) *Server {
 		cfg.MaxMessageBytes = 1 << 20
 	}
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		// The HTTP listener's bounds on a connection, for HTTP/2: 64 KiB
-		// of request head a stream, as its heads (gRPC's default is 16
-		// MiB, which HPACK lets a client fill with a few hundred bytes:
-		// a header indexed once and named again and again), and a bound
-		// on the streams open at once (gRPC has none; x/net's HTTP/2
-		// server's default). Envoy opens another connection when its
-		// streams reach it.
+		// A stream's headers at most 64 KiB, as the HTTP listener's
+		// request heads (gRPC's default is 16 MiB, which HPACK lets a
+		// client fill with a few hundred bytes: a header indexed once and
+		// named again and again), and at most 250 streams open at once on
+		// a connection (gRPC has no bound; x/net's HTTP/2 server's
+		// default). Envoy opens another connection when it needs more.
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.InTapHandle(bound(cfg.Timeout)),
