@@ -35,6 +35,12 @@ const (
 // MaxIDBytes bounds user, group, project and role ids (contract §2).
 const MaxIDBytes = 256
 
+// MaxAssertedGroups bounds the groups one check may assert (a check's
+// groups, a header or a token's claim): each is a principal whose grants a
+// decision looks up, so a 1 MiB body of groups cost a second of CPU to
+// anyone who may ask. data.permatrix.errors holds the same bound.
+const MaxAssertedGroups = 256
+
 // Assignment gives a subject a role or a single permission of a system at a
 // scope. Exactly one of Role and Permission is set.
 type Assignment struct {

@@ -35,7 +35,7 @@ const DefaultMode = "header=X-Forwarded-User"
 const SubjectHeader = "X-Permatrix-Subject"
 
 // MaxGroups bounds the groups one caller may assert (a header or a claim).
-const MaxGroups = 256
+const MaxGroups = permatrix.MaxAssertedGroups
 
 // Config configures an Identity (serve's --identity flags).
 type Config struct {

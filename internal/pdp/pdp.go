@@ -292,6 +292,9 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 			return err
 		}
 	}
+	if len(ch.Groups) > permatrix.MaxAssertedGroups {
+		return permatrix.Errorf(permatrix.EINVALID, "groups holds %d group ids, over the limit of %d", len(ch.Groups), permatrix.MaxAssertedGroups)
+	}
 	for i, g := range ch.Groups {
 		if err := permatrix.CheckID(fmt.Sprintf("groups[%d]", i), g); err != nil {
 			return err

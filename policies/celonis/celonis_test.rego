@@ -409,6 +409,13 @@ test_input_errors if {
 	no_type := {"subject": "u", "system": tm, "action": "edit_users", "resource": {"id": "p"}}
 	g := permatrix.decision with data.store as empty with input as no_type
 	g.errors == ["resource must be an object with a string type"]
+	many := {"subject": "u", "system": tm, "action": "edit_users", "groups": numbers.range(1, 257)}
+	h := permatrix.decision with data.store as empty with input as many
+	h.errors == ["groups holds 257 group ids, over the limit of 256"]
+	not h.allow
+	at_most := object.union(many, {"groups": numbers.range(1, 256)})
+	i := permatrix.decision with data.store as empty with input as at_most
+	not i.errors
 }
 
 test_allow_entrypoint if {

@@ -55,6 +55,14 @@ errors contains sprintf("unknown action %q for system %q", [input.action, input.
 	not data.systems[input.system].actions[input.action]
 }
 
+# Each asserted group is a principal whose grants a decision looks up: at
+# most 256 (permatrix.MaxAssertedGroups; docs/security.md), as the HTTP API
+# and the identity headers and tokens hold them.
+errors contains sprintf("groups holds %d group ids, over the limit of 256", [count(input.groups)]) if {
+	is_array(input.groups)
+	count(input.groups) > 256
+}
+
 errors contains "resource must be an object with a string type" if {
 	input.resource
 	not is_string(object.get(input.resource, "type", null))

@@ -220,6 +220,7 @@ func TestCheckInputErrors(t *testing.T) {
 		{`{"subject":"a","system":"celonis-task-mining","action":"edit_users","resource":{"type":"galaxy","id":"x"}}`, 400, "resource type"},
 		{`{"subject":"a","system":"celonis-task-mining","action":"edit_users","resource":{"type":"project"}}`, 400, "resource.id"},
 		{`{"subject":"` + strings.Repeat("x", 257) + `","system":"celonis-task-mining","action":"edit_users"}`, 400, "256 bytes"},
+		{`{"subject":"a","system":"celonis-task-mining","action":"edit_users","groups":["g` + strings.Repeat(`","g`, 256) + `"]}`, 400, "groups holds 257 group ids, over the limit of 256"},
 		{`{"subject":"a",`, 400, "malformed JSON"},
 		{``, 400, "empty"},
 		{`{"subject":"a","system":"celonis-task-mining","action":"edit_users"} {}`, 400, "after the JSON"},
