@@ -404,6 +404,11 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 	rev, err := s.write(ctx, change{
 		known: verdictInput("register_project", actor, "project", map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}),
 		apply: func(tx *store.Tx) error {
+			_, err := tx.Project(p.System, p.ID)
+			registered := err == nil
+			if err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+				return err
+			}
 			if err := tx.PutProject(p); err != nil {
 				return err
 			}
@@ -415,7 +420,19 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 				Subject: permatrix.UserPrefix + p.CreatedBy, System: p.System, Role: sys.CreatorRole,
 				Scope: permatrix.Scope{Type: "project", ID: p.ID},
 			}
-			return tx.CreateAssignment(creator)
+			if !registered {
+				return tx.CreateAssignment(creator)
+			}
+			// The vendor gives the role on creating a project: once, when
+			// it is first registered. Registering it again (its kind
+			// changed, or the same body resent) answers the creator's
+			// assignment while it holds it and never makes it again: that
+			// gave back a role an administrator had removed.
+			held, err := tx.Held(creator)
+			if !held {
+				creator = nil
+			}
+			return err
 		},
 	})
 	if err != nil {

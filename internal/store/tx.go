@@ -154,6 +154,22 @@ func (tx *Tx) CreateAssignment(a *permatrix.Assignment) error {
 	return nil
 }
 
+// Held reports whether a's grant is stored, and if it is sets a.ID to the
+// stored assignment's id. It plans nothing.
+func (tx *Tx) Held(a *permatrix.Assignment) (bool, error) {
+	gk := GrantKey(*a)
+	v, err := tx.view.Get(gk)
+	if err != nil || v == nil {
+		return false, err
+	}
+	existing, err := assignmentOf(gk, v)
+	if err != nil {
+		return false, err
+	}
+	a.ID = existing.ID
+	return true, nil
+}
+
 // DeleteAssignment plans the removal of the assignment with the id and
 // returns it (ENOTFOUND if absent).
 func (tx *Tx) DeleteAssignment(id string) (permatrix.Assignment, error) {

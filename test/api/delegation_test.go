@@ -288,6 +288,52 @@ func TestProjectDelegation(t *testing.T) {
 	}
 }
 
+// A project's creator gets project_admin on it when the project is
+// registered ("新しい Task Mining プロジェクトを作成する…プロジェクト作成者には、
+// …プロジェクト管理者ロールが自動的に割り当てられます": on creating it), once.
+// Registering it again (the same body, or its kind changed) gave the role
+// back: a creator whose project_admin an administrator had removed sent its
+// project again and held it, and assigned it on.
+func TestProjectRegisteredAgainGivesNoRoleBack(t *testing.T) {
+	s, _ := delegationFixture(t)
+	put := func(body map[string]any) harness.Response {
+		return s.Do(http.MethodPut, "/v1/systems/"+tmc+"/projects/p8", body, true)
+	}
+	r := put(map[string]any{"kind": "unassisted", "actor": "pc"})
+	ca, _ := r.Body["creator_assignment"].(map[string]any)
+	if r.Status != 200 || ca["subject"] != "user:pc" {
+		t.Fatalf("pc registering p8: %d %s", r.Status, r.Raw)
+	}
+	if r := s.Do(http.MethodDelete, "/v1/assignments/"+ca["id"].(string), nil, true, "X-Permatrix-Actor", "root"); r.Status != 200 {
+		t.Fatalf("root removing pc's project_admin on p8: %d %s", r.Status, r.Raw)
+	}
+	for _, c := range []struct {
+		who  string
+		body map[string]any
+	}{
+		{"pc, the same body", map[string]any{"kind": "unassisted", "actor": "pc"}},
+		{"pc, its kind changed", map[string]any{"kind": "assisted", "actor": "pc"}},
+		{"root (administrator), its kind changed", map[string]any{"created_by": "pc", "kind": "unassisted", "actor": "root"}},
+		{"the operator", map[string]any{"created_by": "pc", "kind": "unassisted"}},
+	} {
+		r := put(c.body)
+		if r.Status != 200 {
+			t.Fatalf("%s registering p8 again: %d %s", c.who, r.Status, r.Raw)
+		}
+		if _, ok := r.Body["creator_assignment"]; ok {
+			t.Errorf("%s registering p8 again: %s, want no creator_assignment", c.who, r.Raw)
+		}
+		list := s.Do(http.MethodGet, "/v1/assignments?subject=user:pc&scope_id=p8", nil, true)
+		if got := items(list, "assignments"); len(got) != 0 {
+			t.Fatalf("after %s registered p8 again, pc holds %s", c.who, list.Raw)
+		}
+	}
+	// And pc, without project_admin on the Unassisted p8, cannot hand it on.
+	before := export(s)
+	r = assignAs(s, roleAt(tmc, "user:eve", "project_admin", project("p8")), "pc")
+	wantRefused(t, s, "pc assigning project_admin on p8", r, http.StatusForbidden, "forbidden", "on an Unassisted Task Mining project only project_admin", before)
+}
+
 // Item 3: Celonis (all three systems) and uipath-orchestrator had no write
 // rules: an actor with no role gave itself Celonis admin.
 func TestCelonisAndOrchestratorWriteRules(t *testing.T) {
