@@ -2,6 +2,10 @@ package http
 
 import (
 	"bytes"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -104,4 +108,30 @@ func optionalActor(c echo.Context) (string, error) {
 		}
 	}
 	return actorOf(c, body.Actor)
+}
+
+// writeQuery refuses a write whose query holds a parameter other than
+// params: a write names its actor in its body or header only, and a query
+// parameter that was ignored made "?actor=ba" a write with the operator's
+// authority (as an unknown body key would; docs/delegation.md).
+func writeQuery(params ...string) echo.MiddlewareFunc {
+	takes := "no query parameters"
+	if len(params) > 0 {
+		takes = "only " + strings.Join(params, ", ")
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			q, err := url.ParseQuery(c.Request().URL.RawQuery)
+			if err != nil {
+				return permatrix.Errorf(permatrix.EINVALID, "malformed query: %v", err)
+			}
+			for _, k := range slices.Sorted(maps.Keys(q)) {
+				if !slices.Contains(params, k) {
+					return permatrix.Errorf(permatrix.EINVALID, "unknown query parameter %q: %s %s takes %s (an actor is named in the body's \"actor\" or the %s header)",
+						k, c.Request().Method, c.Path(), takes, actorHeader)
+				}
+			}
+			return next(c)
+		}
+	}
 }

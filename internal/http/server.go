@@ -223,7 +223,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 		}
 		e.Add(method, path, h, s.requireAdmin(false))
 	}
-	write := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, s.requireAdmin(true)) }
+	write := func(method, path string, h echo.HandlerFunc, params ...string) {
+		e.Add(method, path, h, s.requireAdmin(true), writeQuery(params...))
+	}
 	write(http.MethodPost, "/v1/assignments", s.createAssignment)
 	operator(http.MethodGet, "/v1/assignments", s.listAssignments)
 	operator(http.MethodGet, "/v1/assignments/:id", s.getAssignment)
@@ -236,7 +238,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	write(http.MethodDelete, "/v1/systems/:system/roles/:role", s.deleteRole)
 	write(http.MethodPut, "/v1/systems/:system/projects/:id", s.putProject)
 	operator(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
-	write(http.MethodPost, importPath, s.importAssignments)
+	write(http.MethodPost, importPath, s.importAssignments, "chunk")
 	operator(http.MethodGet, exportPath, s.export)
 	// OPA's APIs that read beyond the entrypoints (any query, partial
 	// evaluation), show policy source or the configuration: the operator's.

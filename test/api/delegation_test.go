@@ -165,6 +165,42 @@ func TestActorRules(t *testing.T) {
 	wantRefused(t, s, "same actor twice", r, http.StatusForbidden, "forbidden", `"ba" may not assign role "administrator"`, before)
 }
 
+// A write's actor is in its body or its header, never in its query: a
+// query parameter was ignored, so POST /v1/assignments?actor=ba made the
+// write as the operator (ba an administrator). A write takes no query
+// parameter but an import's chunk; any other is 400, as an unknown body key.
+func TestWriteQueryNamesNothing(t *testing.T) {
+	s, rootID := delegationFixture(t)
+	before := export(s)
+	for _, c := range []struct {
+		method, path, body, msg string
+	}{
+		{"POST", "/v1/assignments?actor=ba", `{` + adminGrant + `}`, `unknown query parameter "actor"`},
+		{"POST", "/v1/assignments?Actor=ba&x", `{` + adminGrant + `}`, `unknown query parameter "Actor"`},
+		{"DELETE", "/v1/assignments/" + rootID + "?actor=ru", "", `unknown query parameter "actor"`},
+		{"PUT", "/v1/groups/tm-admins/members/ba?actor=ba", "", `unknown query parameter "actor"`},
+		{"DELETE", "/v1/groups/tm-admins/members/ba?actor=ba", "", `unknown query parameter "actor"`},
+		{"PUT", "/v1/systems/" + tmc + "/projects/p1?actor=pc", `{"created_by":"pa","kind":"unassisted"}`, `unknown query parameter "actor"`},
+		{"PUT", "/v1/systems/blueprism/roles/r?actor=x", `{"permissions":["edit_process"]}`, `unknown query parameter "actor"`},
+		{"DELETE", "/v1/systems/blueprism/roles/r?actor=x", "", `unknown query parameter "actor"`},
+		{"POST", "/v1/import?actor=ba", `{` + adminGrant + `}`, `unknown query parameter "actor"`},
+		{"POST", "/v1/import?chunk=1&actor=ba", `{` + adminGrant + `}`, `unknown query parameter "actor"`},
+		{"POST", "/v1/assignments?%zz", `{` + adminGrant + `}`, "query"},
+	} {
+		r := rawDo(t, s, c.method, c.path, c.body, nil)
+		wantRefused(t, s, c.method+" "+c.path, r, http.StatusBadRequest, "invalid", c.msg, before)
+	}
+	// Without the token the answer is still 401, whatever the query.
+	if r := s.Do(http.MethodPost, "/v1/assignments?actor=ba", `{`+adminGrant+`}`, false); r.Status != http.StatusUnauthorized {
+		t.Fatalf("no token: %d %s", r.Status, r.Raw)
+	}
+	// An import still takes chunk.
+	r := rawDo(t, s, "POST", "/v1/import?chunk=1", `{"subject":"user:u1","system":"uipath-task-mining-cloud","role":"recording_user","scope":{"type":"project","id":"p1"}}`, nil)
+	if r.Status != 200 {
+		t.Fatalf("import with chunk: %d %s", r.Status, r.Raw)
+	}
+}
+
 // Item 3: POST /v1/import ignored the actor (header and per line). Every
 // line is judged with its actor; the first refused line fails the import
 // (all or nothing) with its line number and the rule's reason.
