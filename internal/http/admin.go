@@ -149,7 +149,8 @@ func (s *Server) putRole(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"role": r, "revision": rev})
+	// The role as stored (GET answers the same): its permissions a set.
+	return c.JSON(http.StatusOK, map[string]any{"role": r.Normal(), "revision": rev})
 }
 
 // GET /v1/systems/{system}/roles/{role}

@@ -183,6 +183,31 @@ func TestBluePrismCatalogue(t *testing.T) {
 	}
 }
 
+// A role's permissions are a set: stored sorted, without repeats. The PUT
+// answered the permissions as sent (repeats, the order given) under "role",
+// which GET then contradicted; it answers the role as stored.
+func TestBluePrismRolePutAnswersTheStoredRole(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	r := s.Do(http.MethodPut, bpRolePath("dev"), map[string]any{"permissions": []string{"execute_process", "edit_process", "execute_process"}}, true)
+	if r.Status != http.StatusOK {
+		t.Fatalf("PUT role: %d %s", r.Status, r.Raw)
+	}
+	g := s.Do(http.MethodGet, bpRolePath("dev"), nil, true)
+	if g.Status != http.StatusOK {
+		t.Fatalf("GET role: %d %s", g.Status, g.Raw)
+	}
+	if put, got := fmt.Sprint(r.Body["role"]), fmt.Sprint(g.Body); put != got {
+		t.Fatalf("PUT answered role %s, GET reads %s", put, got)
+	}
+	if got, _ := bpRolePermissions(t, s, "dev"); !slices.Equal(got, []string{"edit_process", "execute_process"}) {
+		t.Fatalf("stored: %v", got)
+	}
+	r = s.Do(http.MethodPut, bpRolePath("none"), map[string]any{"permissions": []string{}}, true)
+	if ps, ok := r.Body["role"].(map[string]any)["permissions"].([]any); r.Status != http.StatusOK || !ok || len(ps) != 0 {
+		t.Fatalf("PUT an empty role: %d %s", r.Status, r.Raw)
+	}
+}
+
 func TestBluePrismRoleCRUD(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 
