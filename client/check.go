@@ -42,10 +42,22 @@ func (c *Client) CheckBatch(ctx context.Context, checks []permatrix.Check) ([]Ba
 	}
 	in := struct {
 		Checks []permatrix.Check `json:"checks"`
-	}{Checks: make([]permatrix.Check, len(checks))}
+	}{Checks: make([]permatrix.Check, 0, len(checks))}
+	// A check JSON cannot carry (validUTF8) fails alone, as the server
+	// fails an invalid one; sent is the index of each check sent.
+	results := make([]BatchResult, len(checks))
+	sent := make([]int, 0, len(checks))
 	for i, ch := range checks {
+		if err := validUTF8(ch); err != nil {
+			results[i].Err = &Error{Code: permatrix.EINVALID, Message: permatrix.ErrorMessage(err)}
+			continue
+		}
 		ch.MinRevision = c.minRevision(ch.MinRevision)
-		in.Checks[i] = ch
+		in.Checks = append(in.Checks, ch)
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 && len(checks) > 0 {
+		return results, nil
 	}
 	var out struct {
 		Results []json.RawMessage `json:"results"`
@@ -53,11 +65,11 @@ func (c *Client) CheckBatch(ctx context.Context, checks []permatrix.Check) ([]Ba
 	if err := c.call(ctx, request{method: http.MethodPost, segs: []string{"v1", "check", "batch"}, in: in}, &out); err != nil {
 		return nil, err
 	}
-	if len(out.Results) != len(checks) {
-		return nil, fmt.Errorf("permatrix client: POST /v1/check/batch: %d results for %d checks", len(out.Results), len(checks))
+	if len(out.Results) != len(sent) {
+		return nil, fmt.Errorf("permatrix client: POST /v1/check/batch: %d results for %d checks", len(out.Results), len(sent))
 	}
-	results := make([]BatchResult, len(checks))
-	for i, raw := range out.Results {
+	for j, raw := range out.Results {
+		i := sent[j]
 		var item struct {
 			permatrix.Decision
 			Error *struct {

@@ -16,7 +16,8 @@
 //	permatrix.ErrorCode(err) == permatrix.EFORBIDDEN
 //
 // work. A call refused before anything is sent (an empty id, a batch over
-// MaxBatch) is a *permatrix.Error with code invalid. Transport failures
+// MaxBatch, a string in the body that is not valid UTF-8, which JSON cannot
+// carry) is a *permatrix.Error with code invalid. Transport failures
 // (connection refused, a canceled context) are returned as they are,
 // wrapped with the request they belong to.
 package client
@@ -31,8 +32,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/permatrix/permatrix"
 )
@@ -190,6 +194,9 @@ type request struct {
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	body := r.body
 	if r.in != nil {
+		if err := validUTF8(r.in); err != nil {
+			return nil, err
+		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
@@ -264,6 +271,79 @@ func readBounded(r io.Reader, max int64) ([]byte, error) {
 func closeBody(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBytes))
 	resp.Body.Close()
+}
+
+// validUTF8 refuses a body holding a string that is not valid UTF-8,
+// before it is sent: JSON cannot carry one, and encoding/json would send
+// U+FFFD in place of each bad byte — another id, which two such ids share.
+// The server refuses such an id in a path or a header for the same reason.
+func validUTF8(v any) error {
+	if at, bad := badUTF8(reflect.ValueOf(v), ""); bad {
+		if at == "" {
+			at = "the body"
+		}
+		return permatrix.Errorf(permatrix.EINVALID, "%s is not valid UTF-8: JSON cannot carry it (it would be sent as U+FFFD, another id); nothing was sent", at)
+	}
+	return nil
+}
+
+// badUTF8 finds a string in v that is not valid UTF-8, and where it is
+// (a JSON path below at: "scope.id", "permissions[1]").
+func badUTF8(v reflect.Value, at string) (string, bool) {
+	dot := func(name string) string {
+		if at == "" {
+			return name
+		}
+		return at + "." + name
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return at, !utf8.ValidString(v.String())
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return badUTF8(v.Elem(), at)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			where := dot(name)
+			switch {
+			case f.Anonymous && name == "":
+				where = at // an embedded struct's fields are the outer object's
+			case name == "":
+				where = dot(f.Name)
+			}
+			if w, bad := badUTF8(v.Field(i), where); bad {
+				return w, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "", false // bytes go as base64
+		}
+		for i := range v.Len() {
+			if w, bad := badUTF8(v.Index(i), at+"["+strconv.Itoa(i)+"]"); bad {
+				return w, true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			k := it.Key()
+			name := fmt.Sprint(k.Interface())
+			if k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
+				return dot("a key"), true
+			}
+			if w, bad := badUTF8(it.Value(), dot(name)); bad {
+				return w, true
+			}
+		}
+	}
+	return "", false
 }
 
 // required refuses an empty path segment before any request is sent: it

@@ -556,3 +556,59 @@ http {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// JSON cannot carry a string that is not valid UTF-8: encoding/json sent
+// U+FFFD in place of each bad byte, so the server stored, or decided for,
+// another id than the caller's — one that "jos\xe9" and "jos\xe8" share.
+// The client refuses such a body before sending it (a batch's bad check
+// fails alone), as the server refuses such an id in a path or a header.
+func TestInvalidUTF8IsNotSent(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	c := s.API()
+	ctx := context.Background()
+	var before strings.Builder
+	if _, err := c.Export(ctx, &before); err != nil {
+		t.Fatal(err)
+	}
+	local := func(what string, err error, at string) {
+		t.Helper()
+		var pe *permatrix.Error
+		if !errors.As(err, &pe) || pe.Code != permatrix.EINVALID || !strings.Contains(pe.Message, at+" is not valid UTF-8") {
+			t.Errorf("%s: %v, want a client-side invalid error naming %s", what, err, at)
+		}
+		var ce *client.Error
+		if errors.As(err, &ce) {
+			t.Errorf("%s: the request was sent: %v", what, err)
+		}
+	}
+	_, _, err := c.CreateAssignment(ctx, grant("jos\xe9", "edit_users", projectScope("p1")))
+	local("assignment subject", err, "subject")
+	_, _, err = c.CreateAssignment(ctx, grant("jose", "edit_users", projectScope("p\xff")))
+	local("assignment scope id", err, "scope.id")
+	_, err = c.PutRole(ctx, permatrix.Role{System: "blueprism", Name: "r", Permissions: []string{"edit_process", "edit\xff"}})
+	local("role permission", err, "permissions[1]")
+	_, err = c.PutProject(ctx, permatrix.Project{System: "uipath-task-mining-cloud", ID: "p1", CreatedBy: "a\xff"})
+	local("project creator", err, "created_by")
+	_, err = c.Check(ctx, permatrix.Check{Subject: "jos\xe9", System: tm, Action: "edit_users"})
+	local("check subject", err, "subject")
+	_, err = c.Check(ctx, permatrix.Check{Subject: "jose", System: tm, Action: "edit_users", Context: map[string]any{"k": []any{"\xff"}}})
+	local("check context", err, "context.k[0]")
+	res, err := c.CheckBatch(ctx, []permatrix.Check{
+		{Subject: "jose", System: tm, Action: "edit_users"},
+		{Subject: "jose", System: tm, Action: "edit_users", Groups: []string{"g\xe9"}},
+	})
+	if err != nil || len(res) != 2 || res[0].Decision == nil || res[0].Err != nil {
+		t.Fatalf("batch: %+v %v", res, err)
+	}
+	var ie *client.Error
+	if !errors.As(res[1].Err, &ie) || ie.Code != permatrix.EINVALID || !strings.Contains(ie.Message, "groups[0] is not valid UTF-8") {
+		t.Fatalf("batch item with a bad group: %v", res[1].Err)
+	}
+	var after strings.Builder
+	if _, err := c.Export(ctx, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.String() != before.String() {
+		t.Fatalf("the store changed:\n%s\n%s", before.String(), after.String())
+	}
+}
