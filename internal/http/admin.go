@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -64,16 +68,31 @@ func (s *Server) getAssignment(c echo.Context) error {
 
 // GET /v1/assignments?subject=&system=&scope_type=&scope_id=&limit=&cursor=
 func (s *Server) listAssignments(c echo.Context) error {
+	// A filter not read, or read once of two, lists more than was asked
+	// (a caller deleting what ?subjects=user:x lists deletes everything):
+	// each parameter is known and given at most once.
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return permatrix.Errorf(permatrix.EINVALID, "malformed query: %v", err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		switch {
+		case !slices.Contains(listParams, k):
+			return permatrix.Errorf(permatrix.EINVALID, "unknown query parameter %q (filters: %s)", k, strings.Join(listParams, ", "))
+		case len(q[k]) > 1:
+			return permatrix.Errorf(permatrix.EINVALID, "%s is given %d times: give it once", k, len(q[k]))
+		}
+	}
 	f := permatrix.AssignmentFilter{
-		Subject: c.QueryParam("subject"), System: c.QueryParam("system"),
-		ScopeType: c.QueryParam("scope_type"), ScopeID: c.QueryParam("scope_id"),
-		Cursor: c.QueryParam("cursor"),
+		Subject: q.Get("subject"), System: q.Get("system"),
+		ScopeType: q.Get("scope_type"), ScopeID: q.Get("scope_id"),
+		Cursor: q.Get("cursor"),
 	}
 	// Written as an assignment's subject: a bare id would match nothing.
 	if f.Subject != "" && !permatrix.ValidSubject(f.Subject) {
 		return permatrix.Errorf(permatrix.EINVALID, "subject %q: want \"user:<id>\" or \"group:<id>\", as assignments name their subject", f.Subject)
 	}
-	if l := c.QueryParam("limit"); l != "" {
+	if l := q.Get("limit"); l != "" {
 		n, err := permatrix.ParsePageLimit(l)
 		if err != nil {
 			return err
@@ -89,6 +108,9 @@ func (s *Server) listAssignments(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"assignments": list, "next_cursor": next})
 }
+
+// listParams are the query parameters of GET /v1/assignments.
+var listParams = []string{"subject", "system", "scope_type", "scope_id", "limit", "cursor"}
 
 // PUT /v1/groups/{group}/members/{user} (optional body {"actor": "..."})
 func (s *Server) putMember(c echo.Context) error {

@@ -432,6 +432,23 @@ func TestAssignmentsCRUDAndPagination(t *testing.T) {
 	if r := s.Do(http.MethodGet, "/v1/assignments?subject=u03", nil, true); r.Status != 400 || !strings.Contains(string(r.Raw), "user:<id>") {
 		t.Fatalf("subject=u03: %d %s", r.Status, r.Raw)
 	}
+	// A filter the server does not read lists everything: a misspelt one
+	// (subjects=, scope=), or one given twice (the first was taken), is a
+	// 400 naming it — a caller deleting what a listing names would have
+	// deleted every assignment.
+	for q, msg := range map[string]string{
+		"subjects=user:u03":                      `unknown query parameter "subjects"`,
+		"Subject=user:u03":                       `unknown query parameter "Subject"`,
+		"scope=project&limit=2":                  `unknown query parameter "scope"`,
+		"subject=user:u03&subject=user:u04":      `subject is given 2 times`,
+		"limit=1&limit=1000":                     `limit is given 2 times`,
+		"system=" + tm + "&system=blueprism":     `system is given 2 times`,
+		"cursor=" + ids[1] + "&cursor=" + ids[0]: `cursor is given 2 times`,
+	} {
+		if r := s.Do(http.MethodGet, "/v1/assignments?"+q, nil, true); r.Status != 400 || !strings.Contains(fmt.Sprint(r.Body["error"]), msg) {
+			t.Errorf("?%s: %d %s, want 400 with %q", q, r.Status, r.Raw, msg)
+		}
+	}
 	if a, err := c.Assignment(ctx, ids[3]); err != nil || a.Subject != "user:u03" || a.Scope != *onProject("p0") {
 		t.Fatalf("get: %+v %v", a, err)
 	}
