@@ -224,7 +224,9 @@ func (c *Client) DeleteRole(ctx context.Context, system, name string, opts ...Wr
 
 // ProjectWrite is the answer of PutProject: the project as stored, the
 // revision, and the assignment its creator got in the same transaction
-// where the vendor gives creators a role (nil otherwise).
+// where the vendor gives creators a role (nil otherwise). Registering a
+// project again makes no such assignment: it answers the creator's while
+// the creator still holds it.
 type ProjectWrite struct {
 	Project           permatrix.Project     `json:"project"`
 	Revision          uint64                `json:"revision"`
