@@ -118,6 +118,11 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		if given == nil {
 			return "", nil
 		}
+		// As POST /v1/import: a line that names an actor names a user;
+		// "actor": "" is refused, never taken for the operator.
+		if !permatrix.ValidID(*given) {
+			return "", permatrix.Errorf(permatrix.EINVALID, "actor must be a user id of 1 to %d bytes without control characters (leave it out to write as the operator)", permatrix.MaxIDBytes)
+		}
 		return *given, nil
 	}).Next, pdp.ImportOptions{Chunk: o.chunk, Progress: func(r pdp.ImportResult) {
 		log.Debug("import chunk committed", "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)

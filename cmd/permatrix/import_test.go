@@ -91,3 +91,26 @@ func TestImportCommandInterruptedWhileCounting(t *testing.T) {
 		t.Fatalf("SIGINT while counting the lines: %v\n%s", err, stderr.String())
 	}
 }
+
+// A line's "actor": "" is refused, as POST /v1/import refuses it
+// (docs/delegation.md: never a quiet fall-back to the operator): the
+// command took it for no actor and wrote the line as the operator's, so a
+// file from a caller that failed to fill in its user made eve a Celonis
+// admin. Nothing of the file is stored.
+func TestImportCommandRefusesAnEmptyActor(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "in.ndjson")
+	body := grantBody("user:ok", tm, "analyst", `{"type":"service"}`) + "\n" +
+		`{"actor":"",` + grantBody("user:eve", tm, "admin", `{"type":"service"}`)[1:] + "\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "p.db")
+	stdout, stderr, code := run(t, "import", file, "--db", db, "--chunk", "0")
+	if code != 2 || !strings.Contains(stderr, "line 2: actor must be a user id") {
+		t.Fatalf("import: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if out, _, code := run(t, "store", "check", "--db", db); code != 0 || !strings.Contains(out, " 0 assignments") {
+		t.Fatalf("store check: exit %d\n%s", code, out)
+	}
+}
