@@ -488,6 +488,9 @@ func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 				return permatrix.Errorf(permatrix.EFORBIDDEN, "%s %s needs the admin token: a user token may only make changes, as that user", c.Request().Method, c.Path())
 			}
 			c.Set(callerUserKey, caller.Subject)
+			// Its writes are judged with the groups its token asserts,
+			// as its checks are decided with them.
+			c.SetRequest(c.Request().WithContext(pdp.Asserting(c.Request().Context(), caller.Subject, caller.Groups)))
 			return next(c)
 		}
 	}

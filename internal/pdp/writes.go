@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -39,6 +40,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 		return 0, 0, err
 	}
 	bounded, _ := s.backend.(store.Bounded)
+	changes = withAsserted(ctx, changes)
 	// A write plans again after a conflict (store.Update). One of many
 	// changes takes long to plan, and a steady stream of small writes to
 	// one unit it reads would make it lose every race: after its first,
@@ -143,6 +145,66 @@ func verdictInput(op, actor, key string, about any) map[string]any {
 		in["actor"] = actor
 	}
 	return in
+}
+
+// Asserting is ctx carrying the groups a verified user token asserts for
+// its user (identity's groups claim) to the writes made with it: the
+// verdict of a change that user makes reads them as input.groups
+// (lib.asserted_groups), as the user's checks read them. Without them a
+// user was judged outside groups its checks put it in: it could assign a
+// Blue Prism role to its own group. The operator, and an actor the admin
+// token names, assert none.
+func Asserting(ctx context.Context, user string, groups []string) context.Context {
+	if len(groups) == 0 {
+		return ctx
+	}
+	gs := make([]any, len(groups))
+	for i, g := range groups {
+		gs[i] = g
+	}
+	return context.WithValue(ctx, assertedKey{}, asserted{user: user, groups: gs})
+}
+
+type assertedKey struct{}
+
+// asserted is what Asserting carries.
+type asserted struct {
+	user   string
+	groups []any
+}
+
+// withAsserted is changes with the groups ctx asserts (Asserting) in the
+// verdict input of each change its user makes.
+func withAsserted(ctx context.Context, changes []change) []change {
+	as, ok := ctx.Value(assertedKey{}).(asserted)
+	if !ok {
+		return changes
+	}
+	add := func(in map[string]any) map[string]any {
+		if in["actor"] != as.user {
+			return in
+		}
+		out := maps.Clone(in)
+		out["groups"] = as.groups
+		return out
+	}
+	out := make([]change, len(changes))
+	for i, c := range changes {
+		if c.known != nil {
+			c.known = add(c.known)
+		}
+		if input := c.input; input != nil {
+			c.input = func(tx *store.Tx) (map[string]any, error) {
+				in, err := input(tx)
+				if err != nil {
+					return nil, err
+				}
+				return add(in), nil
+			}
+		}
+		out[i] = c
+	}
+	return out
 }
 
 func validActor(actor string) error {

@@ -45,3 +45,43 @@ func TestUserJWTWritesAreJudgedAsTheUser(t *testing.T) {
 		t.Fatalf("ann, now admin, assigns with her JWT: %d %s", r.Status, r.Raw)
 	}
 }
+
+// A user token's groups are the user's groups at every check it makes
+// (forward-auth, ext_authz), and the write rules read asserted groups
+// (lib.asserted_groups): a user's writes are judged with them. They were
+// left out, so a Blue Prism user manager whose token puts it in "ops"
+// assigned a stronger role to group:ops — "never to a group it belongs to
+// (stored or asserted)" saw no membership — and then held that role at its
+// checks; and a member of the administrators group by its token was no
+// administrator for its own writes.
+func TestUserJWTWritesAreJudgedWithTheTokensGroups(t *testing.T) {
+	iss := harness.NewIssuer(t)
+	s := harness.Start(t, harness.Options{Identity: iss.Identity(t)})
+	bpPutRole(t, s, "useradmin", "security_users")
+	bpPutRole(t, s, "strong", "security_users", "security_user_roles")
+	s.Assign(roleAt(bp, "user:mgr", "useradmin", service))
+	mgr := iss.Token(t, "mgr", func(c map[string]any) { c["groups"] = []string{"ops"} })
+	as := func(token string, body any) harness.Response {
+		return s.Do(http.MethodPost, "/v1/assignments", body, false, "Authorization", "Bearer "+token)
+	}
+	before := export(s)
+	r := as(mgr, roleAt(bp, "group:ops", "strong", service))
+	wantRefused(t, s, "mgr assigning a role to its token's group", r, http.StatusForbidden, "forbidden", `actor "mgr" may not assign roles or permissions of group:ops`, before)
+	if s.Allowed(map[string]any{"subject": "mgr", "groups": []string{"ops"}, "system": bp, "action": "security_user_roles"}) {
+		t.Fatal("mgr holds security_user_roles through ops")
+	}
+	// A group mgr is not in is another's: its to grant.
+	if r := as(mgr, roleAt(bp, "group:others", "strong", service)); r.Status != http.StatusCreated {
+		t.Fatalf("mgr assigning to group:others: %d %s", r.Status, r.Raw)
+	}
+	// The token's administrators group makes its user an administrator of
+	// uipath-task-mining-cloud (catalog default_group_roles), for its
+	// checks and for its writes alike.
+	adm := iss.Token(t, "adm", func(c map[string]any) { c["groups"] = []string{"administrators"} })
+	if !s.Allowed(map[string]any{"subject": "adm", "groups": []string{"administrators"}, "system": tmc, "action": "assign_roles", "context": map[string]any{"role": "administrator"}}) {
+		t.Fatal("adm is no administrator at its checks")
+	}
+	if r := as(adm, roleAt(tmc, "user:zed", "project_creator", service)); r.Status != http.StatusCreated {
+		t.Fatalf("adm (administrators by its token) assigning project_creator: %d %s", r.Status, r.Raw)
+	}
+}
