@@ -359,6 +359,39 @@ forbidden contains sprintf(
 	not create_decision.allow
 }
 
+# Making an Unassisted project Assisted (or of no kind) changes who assigns
+# roles on it: "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを
+# 割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられて
+# いる必要があります。" An administrator that sentence shuts out flipped the kind,
+# assigned itself project_admin and flipped it back. So the change needs what
+# assigning project_admin on the project as it is needs: project_admin on it.
+forbidden contains sprintf(
+	concat("", [
+		"%q may not change the kind of Unassisted project %q to %q: ",
+		"who assigns roles there would change, and only project_admin on it assigns them all (%s: %s)",
+	]),
+	[input.actor, input.project.id, input.project.kind, doc, unassisted_rule],
+) if {
+	input.op == "register_project"
+	data.store.projects[system_id][input.project.id].kind == "unassisted"
+	input.project.kind != "unassisted"
+	not leave_unassisted_decision.allow
+}
+
+leave_unassisted_decision := d if {
+	# The actor's own assign_roles of project_admin on the project, decided
+	# over the store as it is (the project still Unassisted).
+	# regal ignore:with-outside-test-context
+	d := decision with input as {
+		"subject": input.actor,
+		"groups": object.get(input, "groups", []),
+		"system": system_id,
+		"action": "assign_roles",
+		"resource": {"type": "project", "id": input.project.id},
+		"context": {"role": "project_admin"},
+	}
+}
+
 create_decision := d if {
 	# Registering is judged as the actor's own create_project decision in
 	# this system: this package's decision asked with that check as input.

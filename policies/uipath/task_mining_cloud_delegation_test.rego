@@ -113,6 +113,34 @@ test_registering_a_project_with_assignments_needs_an_administrator if {
 	ok(verdict(team, register("carl", "x8", "carl", "assisted")))
 }
 
+# cloud: "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを割り当てるには、
+# プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要があります。"
+# u1 is Unassisted, created by carl, whose project_admin on it was removed;
+# ada administers the service; dan administers it and is project_admin on
+# u1; bea is business_analyst on u1. Making u1 Assisted would let ada and
+# carl assign roles on it: only project_admin on it changes that kind.
+unassisted := store(
+	[
+		role_at("a1", "user:ada", tmc, "administrator", service),
+		role_at("a2", "user:carl", tmc, "project_creator", service),
+		role_at("a3", "user:dan", tmc, "administrator", service),
+		role_at("a4", "user:dan", tmc, "project_admin", project("u1")),
+		role_at("a5", "user:bea", tmc, "business_analyst", project("u1")),
+	],
+	{},
+	{tmc: {"u1": {"created_by": "carl", "kind": "unassisted"}}},
+)
+
+test_only_a_project_admin_makes_an_unassisted_project_assisted if {
+	v := verdict(unassisted, register("ada", "u1", "carl", "assisted"))
+	forbidden_with(v, `"ada" may not change the kind of Unassisted project "u1" to "assisted"`)
+	forbidden_with(verdict(unassisted, register("carl", "u1", "carl", "assisted")), `"carl" may not change the kind`)
+	forbidden_with(verdict(unassisted, register("carl", "u1", "carl", "")), `"carl" may not change the kind`)
+	ok(verdict(unassisted, register("dan", "u1", "carl", "assisted")))
+	ok(verdict(unassisted, register("carl", "u1", "carl", "unassisted")))
+	ok(verdict(unassisted, object.remove(register("", "u1", "carl", "assisted"), ["actor"])))
+}
+
 test_operator_registers_anything if {
 	ok(verdict(team, {"op": "register_project", "project": {"system": tmc, "id": "p1", "created_by": "zed", "kind": ""}}))
 }

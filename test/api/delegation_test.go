@@ -348,9 +348,9 @@ func TestProjectRegisteredAgainGivesNoRoleBack(t *testing.T) {
 		body map[string]any
 	}{
 		{"pc, the same body", map[string]any{"kind": "unassisted", "actor": "pc"}},
-		{"pc, its kind changed", map[string]any{"kind": "assisted", "actor": "pc"}},
-		{"root (administrator), its kind changed", map[string]any{"created_by": "pc", "kind": "unassisted", "actor": "root"}},
-		{"the operator", map[string]any{"created_by": "pc", "kind": "unassisted"}},
+		{"root (administrator), the same body", map[string]any{"created_by": "pc", "kind": "unassisted", "actor": "root"}},
+		{"the operator, its kind changed", map[string]any{"created_by": "pc", "kind": "assisted"}},
+		{"pc, its kind changed", map[string]any{"kind": "unassisted", "actor": "pc"}},
 	} {
 		r := put(c.body)
 		if r.Status != 200 {
@@ -368,6 +368,35 @@ func TestProjectRegisteredAgainGivesNoRoleBack(t *testing.T) {
 	before := export(s)
 	r = assignAs(s, roleAt(tmc, "user:eve", "project_admin", project("p8")), "pc")
 	wantRefused(t, s, "pc assigning project_admin on p8", r, http.StatusForbidden, "forbidden", "on an Unassisted Task Mining project only project_admin", before)
+}
+
+// On an Unassisted project only project_admin (or business_analyst, for
+// business_analyst) assigns project roles — not an administrator. root, an
+// administrator, made pc's Unassisted u1 Assisted, assigned itself
+// project_admin there and made it Unassisted again. Leaving Unassisted
+// changes who assigns roles: it needs project_admin on the project.
+func TestUnassistedProjectKindNeedsItsProjectAdmin(t *testing.T) {
+	s, _ := delegationFixture(t)
+	put := func(body map[string]any) harness.Response {
+		return s.Do(http.MethodPut, "/v1/systems/"+tmc+"/projects/u1", body, true)
+	}
+	if r := put(map[string]any{"kind": "unassisted", "actor": "pc"}); r.Status != 200 {
+		t.Fatalf("pc registering u1: %d %s", r.Status, r.Raw)
+	}
+	before := export(s)
+	r := assignAs(s, roleAt(tmc, "user:root", "project_admin", project("u1")), "root")
+	wantRefused(t, s, "root assigning itself project_admin on u1", r, http.StatusForbidden, "forbidden", "on an Unassisted Task Mining project only project_admin", before)
+	for _, kind := range []string{"assisted", ""} {
+		r = put(map[string]any{"created_by": "pc", "kind": kind, "actor": "root"})
+		wantRefused(t, s, "root making u1 "+kind, r, http.StatusForbidden, "forbidden", `"root" may not change the kind of Unassisted project "u1"`, before)
+	}
+	// Its project admin may, and root then assigns there as an administrator.
+	if r := put(map[string]any{"kind": "assisted", "actor": "pc"}); r.Status != 200 {
+		t.Fatalf("pc (project_admin on u1) making it assisted: %d %s", r.Status, r.Raw)
+	}
+	if r := assignAs(s, roleAt(tmc, "user:root", "project_admin", project("u1")), "root"); r.Status != 201 {
+		t.Fatalf("root assigning on the assisted u1: %d %s", r.Status, r.Raw)
+	}
 }
 
 // Item 3: Celonis (all three systems) and uipath-orchestrator had no write
