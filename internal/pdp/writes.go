@@ -240,6 +240,9 @@ func (s *Service) Assign(ctx context.Context, a permatrix.Assignment, actor stri
 
 // Unassign removes an assignment on behalf of actor.
 func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error) {
+	if err := permatrix.CheckID("assignment id", id); err != nil {
+		return 0, err
+	}
 	if err := validActor(actor); err != nil {
 		return 0, err
 	}
@@ -276,6 +279,9 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 
 // Assignment returns one assignment.
 func (s *Service) Assignment(ctx context.Context, id string) (a permatrix.Assignment, err error) {
+	if err := permatrix.CheckID("assignment id", id); err != nil {
+		return a, err
+	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error { a, err = store.Assignment(snap, id); return err })
 	return a, err
 }
@@ -371,6 +377,9 @@ func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership, acto
 
 // Members lists a group's users.
 func (s *Service) Members(ctx context.Context, group string) (users []string, rev uint64, err error) {
+	if err := permatrix.CheckID("group", group); err != nil {
+		return nil, 0, err
+	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error {
 		rev = snap.Revision()
 		users, err = store.Members(snap, group)
@@ -417,6 +426,9 @@ func (s *Service) Role(ctx context.Context, system, name string) (r permatrix.Ro
 	if _, err := s.knownSystem(system); err != nil {
 		return r, err
 	}
+	if err := permatrix.CheckID("role", name); err != nil {
+		return r, err
+	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error { r, err = store.Role(snap, system, name); return err })
 	return r, err
 }
@@ -424,6 +436,9 @@ func (s *Service) Role(ctx context.Context, system, name string) (r permatrix.Ro
 // DeleteRole removes a custom role that no assignment uses.
 func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (uint64, error) {
 	if _, err := s.knownSystem(system); err != nil {
+		return 0, err
+	}
+	if err := permatrix.CheckID("role", name); err != nil {
 		return 0, err
 	}
 	if err := validActor(actor); err != nil {
@@ -506,6 +521,9 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 // Project returns a registered project.
 func (s *Service) Project(ctx context.Context, system, id string) (p permatrix.Project, err error) {
 	if _, err := s.knownSystem(system); err != nil {
+		return p, err
+	}
+	if err := permatrix.CheckID("project id", id); err != nil {
 		return p, err
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error { p, err = store.Project(snap, system, id); return err })

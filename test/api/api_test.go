@@ -658,3 +658,35 @@ func TestUnknownPathIs404(t *testing.T) {
 		t.Errorf("PATCH /v1/check: %d %s", r.Status, r.Raw)
 	}
 }
+
+// An id in a path is held to what the store keeps (1 to 256 bytes, no
+// control characters), as the writes that take a body are: the reads and
+// the deletes by id looked a 257-byte or NUL-holding id up and answered
+// 404, or 200 with no members and the id echoed (NUL and all).
+func TestPathIDsAreValidated(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	long := strings.Repeat("x", permatrix.MaxIDBytes+1)
+	for _, id := range []string{long, "a%00b", "a%7Fb"} {
+		for _, c := range []struct{ method, path string }{
+			{http.MethodGet, "/v1/assignments/" + id},
+			{http.MethodDelete, "/v1/assignments/" + id},
+			{http.MethodGet, "/v1/groups/" + id + "/members"},
+			{http.MethodGet, "/v1/systems/blueprism/roles/" + id},
+			{http.MethodDelete, "/v1/systems/blueprism/roles/" + id},
+			{http.MethodGet, "/v1/systems/uipath-task-mining-cloud/projects/" + id},
+		} {
+			r := s.Do(c.method, c.path, nil, true)
+			if code, msg := errorOf(r); r.Status != http.StatusBadRequest || code != permatrix.EINVALID || !strings.Contains(msg, "1 to 256 bytes") {
+				t.Errorf("%s %.60s: %d %.200s, want 400 naming the id's bounds", c.method, c.path, r.Status, r.Raw)
+			}
+		}
+	}
+	// At the bound: an id like any other.
+	at := strings.Repeat("y", permatrix.MaxIDBytes)
+	if r := s.Do(http.MethodGet, "/v1/assignments/"+at, nil, true); r.Status != http.StatusNotFound {
+		t.Fatalf("a 256-byte id: %d %s", r.Status, r.Raw)
+	}
+	if r := s.Do(http.MethodGet, "/v1/groups/"+at+"/members", nil, true); r.Status != http.StatusOK {
+		t.Fatalf("a 256-byte group: %d %s", r.Status, r.Raw)
+	}
+}
