@@ -360,7 +360,8 @@ forbidden contains sprintf(
 }
 
 # Making an Unassisted project Assisted (or of no kind) changes who assigns
-# roles on it: "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを
+# roles on it (uipath-task-mining-cloud-roles.ja.txt, line 212):
+# "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを
 # 割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられて
 # いる必要があります。" An administrator that sentence shuts out flipped the kind,
 # assigned itself project_admin and flipped it back. So the change needs what
