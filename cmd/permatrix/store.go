@@ -37,8 +37,8 @@ func newStore() *cobra.Command {
 the file, so damage cannot crash the check), bbolt's own consistency check, and
 every record (decodes strictly, valid ids, indexes agree). Prints what is wrong.
 Exit 0: sound. Exit 3: damaged (serve refuses such a file with the same exit
-code). Exit 2: the file cannot be checked (absent, unreadable, or locked by a
-running permatrix serve).`,
+code). Exit 2: the file cannot be checked (absent, unreadable, not a regular
+file, or locked by a running permatrix serve).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := bolt.Check(db)

@@ -242,7 +242,7 @@ type commitResult struct {
 // with an error saying why (Verify has the details).
 func Open(path string, o Options) (*DB, error) {
 	if fi, err := os.Stat(path); err == nil {
-		if err := checkFile(path, fi.Size()); err != nil {
+		if err := checkFile(path, fi); err != nil {
 			return nil, err
 		}
 	}

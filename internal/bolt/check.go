@@ -66,7 +66,7 @@ func Check(path string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFile(path, fi.Size()); err != nil {
+	if err := checkFile(path, fi); err != nil {
 		return nil, err
 	}
 	var b *bbolt.DB
@@ -88,10 +88,17 @@ func Check(path string) (*Report, error) {
 	return r, nil
 }
 
-// checkFile refuses an empty file and checks the page structure, holding a
-// shared lock on the file so that a running server's writes are not read
-// half-made.
-func checkFile(path string, size int64) error {
+// checkFile refuses what is not a regular file and an empty file, and
+// checks the page structure, holding a shared lock on the file so that a
+// running server's writes are not read half-made.
+func checkFile(path string, fi os.FileInfo) error {
+	// A directory, a pipe or a device named as the store is the wrong
+	// path, not damage (exit 3 would say "restore it from a backup"); a
+	// FIFO is not even opened: that would wait for a writer.
+	if !fi.Mode().IsRegular() {
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s %s, not a store file (is the path right?)", path, fileKind(fi.Mode()))
+	}
+	size := fi.Size()
 	if size == 0 {
 		return &CorruptError{Path: path, Problems: []string{"the file is empty (0 bytes): a store file is never empty; an empty one is not a new store"}}
 	}
@@ -120,6 +127,21 @@ func checkFile(path string, size int64) error {
 		return &CorruptError{Path: path, Problems: problems}
 	}
 	return nil
+}
+
+// fileKind says what a file that is not a regular one is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "is a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "is a named pipe"
+	case m&os.ModeSocket != 0:
+		return "is a socket"
+	case m&os.ModeDevice != 0:
+		return "is a device"
+	}
+	return "is a " + m.Type().String() + " file"
 }
 
 func locked(path string) error {

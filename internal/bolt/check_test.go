@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.etcd.io/bbolt"
@@ -37,6 +38,42 @@ func TestOpenRefusesEmptyFile(t *testing.T) {
 	wantDamaged(t, err, "the file is empty")
 	if fi, _ := os.Stat(path); fi.Size() != 0 {
 		t.Fatal("the refused file was written")
+	}
+}
+
+// A path that is not a regular file — a directory, a FIFO, a device — is not
+// a damaged store: restoring a backup over it is not the fix. It is
+// refused as the wrong path (EUNAVAILABLE, the exit code of "cannot
+// check"), naming what it is, and left as it is; a FIFO is never opened
+// (that would block until a writer came).
+func TestOpenRefusesNonRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "dir")
+	fifo := filepath.Join(dir, "fifo")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, what := range map[string]string{sub: "is a directory", fifo: "is a named pipe", os.DevNull: "is a device"} {
+		for name, open := range map[string]func() error{
+			"Open": func() error {
+				db, err := Open(path, Options{})
+				if err == nil {
+					db.Close()
+				}
+				return err
+			},
+			"Check": func() error { _, err := Check(path); return err },
+		} {
+			err := open()
+			var ce *CorruptError
+			if err == nil || errors.As(err, &ce) || permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE ||
+				!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), what) {
+				t.Errorf("%s(%s): want an unavailable error naming the path and saying it %s, got %v", name, path, what, err)
+			}
+		}
 	}
 }
 
