@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,8 +85,9 @@ hold something; the target must be empty unless --force, which first deletes
 what it holds. New ids in the target come after every id the source ever
 handed out. Revisions are the target's own: consistency tokens of the source
 mean nothing there. Copy while no sidecar writes to either store: the copy is
-made in batches (each one commit), so a failed copy leaves part of it; run it
-again with --force. Progress goes to a terminal as one line (count, rate, time
+made in batches (each one commit), so a failed copy into etcd leaves part of
+it; run it again with --force. Into a bbolt file it is made in PATH.copying and
+renamed over PATH once complete: a failed copy leaves PATH as it was. Progress goes to a terminal as one line (count, rate, time
 left), otherwise as log lines. Exit 0 copied, 3 a damaged bbolt file, 2 other
 errors.`,
 		Args: cobra.NoArgs,
@@ -116,7 +118,8 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	if _, _, err := o.to.target(nil); err != nil {
+	toKind, toWhere, err := o.to.target(nil)
+	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
 	// Opening a bolt file creates it: a mistyped --from would copy an empty
@@ -141,11 +144,23 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		return copyOpenError(cmd, "--from", err)
 	}
 	defer from.Close()
-	to, toName, err := o.to.open(ctx, nil, log)
-	if err != nil {
-		return copyOpenError(cmd, "--to", err)
+	var to store.Backend
+	var toName string
+	var stage *stagedCopy
+	if toKind == "bolt" {
+		stage, err = stageCopy(toWhere)
+		if err != nil {
+			return copyOpenError(cmd, "--to", err)
+		}
+		defer stage.abort()
+		to, toName = stage.db, "bolt:"+toWhere
+	} else {
+		to, toName, err = o.to.open(ctx, nil, log)
+		if err != nil {
+			return copyOpenError(cmd, "--to", err)
+		}
+		defer to.Close()
 	}
-	defer to.Close()
 	if err := waitReadable(ctx, from); err != nil {
 		return fmt.Errorf("--from %s: %w", fromName, err)
 	}
@@ -175,24 +190,35 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	if err != nil {
 		return fmt.Errorf("--from %s: reading its id counter: %w", fromName, err)
 	}
-	tsnap, err := to.View()
-	if err != nil {
-		return err
-	}
-	held, err := store.Count(tsnap)
-	tsnap.Close()
-	if err != nil {
-		return err
+	held := 0
+	if stage == nil || stage.old != nil {
+		target := to
+		if stage != nil {
+			target = stage.old
+		}
+		tsnap, err := target.View()
+		if err != nil {
+			return err
+		}
+		held, err = store.Count(tsnap)
+		tsnap.Close()
+		if err != nil {
+			return err
+		}
 	}
 	if held > 0 {
 		if !o.force {
 			return fmt.Errorf("--to %s holds %d keys: copy into an empty store, or give --force to delete them first", toName, held)
 		}
-		n, err := store.Clear(ctx, to, batchOps)
-		if err != nil {
-			return fmt.Errorf("clearing %s: %w", toName, err)
+		if stage != nil {
+			log.Info("the target is replaced once the copy is complete", "store", toName, "keys", held)
+		} else {
+			n, err := store.Clear(ctx, to, batchOps)
+			if err != nil {
+				return fmt.Errorf("clearing %s: %w", toName, err)
+			}
+			log.Info("target cleared", "store", toName, "keys", n)
 		}
-		log.Info("target cleared", "store", toName, "keys", n)
 	}
 	p := newProgress("copying "+fromName+" to "+toName+" (keys)", total, log)
 	n, err := store.Copy(ctx, snap, to, store.CopyOptions{BatchOps: batchOps, Progress: p.add})
@@ -203,10 +229,120 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		}
 	}
 	if err != nil {
+		if stage != nil {
+			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is as it was)", n, total, err, toWhere)
+		}
 		return fmt.Errorf("copy stopped after %d of %d keys: %w (run again with --force)", n, total, err)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, to.Revision())
+	rev := to.Revision()
+	if stage != nil {
+		if err := stage.commit(); err != nil {
+			return fmt.Errorf("copied %d keys into %s, but did not put it in place of %s: %w", n, stage.tmp, toWhere, err)
+		}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, rev)
 	return nil
+}
+
+// stagedCopy is a copy into a bbolt file, made in a new file next to it
+// (PATH.copying) and renamed over it once complete and synced: a copy
+// killed or interrupted half-way leaves the target as it was. Half a copy in
+// the target itself is damage (assignments whose index entries, later in
+// key order, were not copied yet), which serve and the copy run again
+// refuse.
+type stagedCopy struct {
+	path, tmp string
+	old       *bolt.DB // the target as it was, held (locked) until replaced; nil if none
+	db        *bolt.DB // the copy
+}
+
+func stageCopy(path string) (*stagedCopy, error) {
+	// Replace the file a symbolic link names, not the link.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	s := &stagedCopy{path: path, tmp: path + ".copying"}
+	fi, err := os.Stat(path)
+	if err == nil {
+		// Open checks it and locks it: not a store a server runs on.
+		if s.old, err = bolt.Open(path, bolt.Options{}); err != nil {
+			return nil, err
+		}
+	}
+	if err := removeStale(s.tmp); err != nil {
+		s.abort()
+		return nil, err
+	}
+	if s.db, err = bolt.Open(s.tmp, bolt.Options{}); err != nil {
+		s.abort()
+		return nil, err
+	}
+	if fi != nil {
+		// The new file takes the place of the old: keep who may read it.
+		err := os.Chmod(s.tmp, fi.Mode().Perm())
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && err == nil && int(st.Uid) != os.Getuid() {
+			err = os.Chown(s.tmp, int(st.Uid), int(st.Gid))
+		}
+		if err != nil {
+			s.abort()
+			return nil, fmt.Errorf("giving %s the owner and mode of %s: %w", s.tmp, path, err)
+		}
+	}
+	return s, nil
+}
+
+// removeStale removes what a copy killed before it finished left at tmp;
+// one that is still running holds its lock.
+func removeStale(tmp string) error {
+	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("%s is locked: is another store copy into it running?", tmp)
+	}
+	return os.Remove(tmp)
+}
+
+// commit puts the copy in place of the target, durably.
+func (s *stagedCopy) commit() error {
+	db := s.db
+	s.db = nil
+	if err := db.Close(); err != nil { // every commit is fsynced already
+		os.Remove(s.tmp)
+		return err
+	}
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		os.Remove(s.tmp)
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(s.path))
+	if err == nil {
+		err = dir.Sync()
+		dir.Close()
+	}
+	if s.old != nil {
+		s.old.Close()
+		s.old = nil
+	}
+	return err
+}
+
+// abort removes the copy (if not yet in place) and releases the target.
+func (s *stagedCopy) abort() {
+	if s.db != nil {
+		s.db.Close()
+		s.db = nil
+		os.Remove(s.tmp)
+	}
+	if s.old != nil {
+		s.old.Close()
+		s.old = nil
+	}
 }
 
 // copyOpenError says why a side of a copy did not open; a damaged bbolt
