@@ -96,7 +96,7 @@ func checkLocal(ctx context.Context, dbPath, bundlePath string, ch permatrix.Che
 	if _, err := os.Stat(dbPath); err != nil {
 		return nil, fmt.Errorf("--db %s: %w", dbPath, err)
 	}
-	db, err := bolt.Open(dbPath, bolt.Options{})
+	db, err := bolt.Open(dbPath, bolt.Options{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("%w (is a server running on it? use --server)", err)
 	}

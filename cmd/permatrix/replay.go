@@ -102,7 +102,7 @@ func runReplay(cmd *cobra.Command, o replayOptions) error {
 		if _, err := os.Stat(o.db); err != nil {
 			return fmt.Errorf("--db %s: %w", o.db, err)
 		}
-		db, err := bolt.Open(o.db, bolt.Options{})
+		db, err := bolt.Open(o.db, bolt.Options{ReadOnly: true})
 		if err != nil {
 			return fmt.Errorf("%w (replay the server's export instead: --store-export)", err)
 		}

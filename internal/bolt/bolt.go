@@ -32,7 +32,9 @@
 //     snapshot whose scans went through bulkScan bytes or more (an export)
 //     does the same when it closes.
 //   - Only one process has the file open: bbolt holds an exclusive flock,
-//     and a second Open gives up after lockTimeout with EUNAVAILABLE.
+//     and a second Open gives up after lockTimeout with EUNAVAILABLE. A
+//     read-only Open (Options.ReadOnly: check --db, replay --db) holds a
+//     shared one and writes nothing to the file.
 //   - A replica (Options.Replica) is written only by Apply and Reset, with
 //     the revisions its source gives; Commit is refused. Its transactions
 //     are not fsynced (the source holds every acknowledged write; Close
@@ -114,6 +116,12 @@ type Options struct {
 	AcceptSource func(recorded string) bool
 	// ChangesLimit bounds the unit-change index (store.Changes).
 	ChangesLimit int
+	// ReadOnly opens an existing store to read it only (check --db,
+	// replay --db): nothing is written to the file — which may be on a
+	// read-only file system — and Commit is refused. bbolt takes a shared
+	// lock, which a running server's excludes. A file that needs writing
+	// first (format 1, a layout never written) is refused.
+	ReadOnly bool
 }
 
 // DB is an open store file.
@@ -121,6 +129,8 @@ type DB struct {
 	bolt    *bbolt.DB
 	path    string
 	replica bool
+
+	readOnly bool
 
 	source  string        // what a replica replicates (meta "source")
 	rev     atomic.Uint64 // last committed revision
@@ -248,7 +258,7 @@ func Open(path string, o Options) (*DB, error) {
 	}
 	var b *bbolt.DB
 	err := guard(func() (err error) {
-		b, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: initialMmapSize})
+		b, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: initialMmapSize, ReadOnly: o.ReadOnly})
 		return err
 	})
 	if err != nil {
@@ -262,7 +272,7 @@ func Open(path string, o Options) (*DB, error) {
 	// The open check read every page: drop them from the resident set
 	// (resident_linux.go). A failure costs memory only, never data.
 	_ = releaseResident(b)
-	db := &DB{bolt: b, path: path, replica: o.Replica, wake: make(chan struct{}, 1),
+	db := &DB{bolt: b, path: path, replica: o.Replica, readOnly: o.ReadOnly, wake: make(chan struct{}, 1),
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := guard(func() error { return db.init(o) }); err != nil {
 		b.Close()
@@ -280,8 +290,21 @@ func (db *DB) init(o Options) error {
 	if o.Replica {
 		mode = "replica"
 	}
-	err := db.bolt.Update(func(btx *bbolt.Tx) error {
+	update := db.bolt.Update
+	if o.ReadOnly {
+		update = db.bolt.View
+	}
+	err := update(func(btx *bbolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
+		if meta != nil && o.ReadOnly {
+			if format, ok := getU64(meta, keyFormat); ok && format == 1 {
+				return permatrix.Errorf(permatrix.EUNAVAILABLE,
+					"%s is a store of format 1: permatrix serve or import migrate it to format %d when they open it; it cannot be read as it is", db.path, formatVersion)
+			}
+		}
+		if meta == nil && o.ReadOnly {
+			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s holds no store yet (its layout was never written)", db.path)
+		}
 		if meta == nil {
 			// A new file has no buckets at all. A bbolt file with buckets but
 			// no meta belongs to something else: don't write into it.
@@ -450,6 +473,9 @@ func (db *DB) View() (store.Snapshot, error) {
 func (db *DB) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	if db.replica {
 		return 0, errors.New("bolt: a replica is written by its source only")
+	}
+	if db.readOnly {
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s is open read-only", db.path)
 	}
 	if len(b.Ops) == 0 {
 		return store.Unchanged(b, db.changes, db.Revision)

@@ -77,6 +77,66 @@ func TestOpenRefusesNonRegularFiles(t *testing.T) {
 	}
 }
 
+// A store opened read-only writes nothing to its file (check --db and
+// replay --db read stores on read-only file systems), refuses commits,
+// and refuses a format 1 file it would have to migrate first.
+func TestOpenReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key("d", "roles", "s", "r")
+	if _, err := db.Commit(context.Background(), &store.Batch{Base: db.Revision(), Reads: [][]byte{store.UnitOf(key)}, Ops: []store.Op{{Key: key, Value: []byte(`{"permissions":[]}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, _ := os.ReadFile(path)
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro.Revision() != 1 {
+		t.Fatalf("revision %d", ro.Revision())
+	}
+	if _, err := ro.Commit(context.Background(), &store.Batch{Base: 1, Ops: []store.Op{{Key: key}}}); permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE {
+		t.Fatalf("a commit to a read-only store: %v", err)
+	}
+	ro.Close()
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatal("opening read-only wrote the file")
+	}
+
+	v1 := filepath.Join(t.TempDir(), "v1.db")
+	b, err := bbolt.Open(v1, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bbolt.Tx) error {
+		meta, _ := tx.CreateBucket(bucketMeta)
+		meta.Put(keyFormat, u64(1))
+		meta.Put(keyRevision, u64(0))
+		_, err := tx.CreateBucket([]byte("assignments"))
+		return err
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(v1, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "format 1") {
+		t.Fatalf("a format 1 file opened read-only: %v", err)
+	}
+	db, err = Open(v1, Options{})
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	db.Close()
+	if ro, err = Open(v1, Options{ReadOnly: true}); err != nil {
+		t.Fatalf("after its migration: %v", err)
+	}
+	ro.Close()
+}
+
 // sealed is a value as the store writes it: checksummed with its key.
 func sealed(key []byte, v string) []byte { return seal(key, []byte(v)) }
 

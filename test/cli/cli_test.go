@@ -166,6 +166,59 @@ func TestReadCommandsNeedAnExistingDB(t *testing.T) {
 	}
 }
 
+// check and replay only read a --db file: they leave it byte for byte as
+// it was (opening it wrote a bbolt transaction, a new meta page), and they
+// read one on a read-only file system — a backup volume, a snapshot —
+// (they failed with "read-only file system (is a server running on it?)").
+func TestReadCommandsOnlyRead(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "p.db")
+	s := serve(t, db)
+	if code, _ := s.do(t, "POST", "/v1/assignments", assignment("ann")); code != 201 {
+		t.Fatalf("assign %d", code)
+	}
+	s.Stop(t)
+	log := filepath.Join(dir, "decisions.log")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commands := func(db string) map[string][]string {
+		return map[string][]string{
+			"check":  {"check", "--db", db, "--subject", "ann", "--system", "celonis-task-mining", "--action", "edit_users", "--resource-type", "project", "--resource-id", "p1"},
+			"replay": {"replay", "--decisions", log, "--db", db},
+		}
+	}
+	for name, args := range commands(db) {
+		if out, code := run(t, args...); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", name, code, out)
+		}
+		if after, _ := os.ReadFile(db); string(after) != string(before) {
+			t.Errorf("%s --db changed the store file", name)
+		}
+	}
+	// The same file on a read-only mount of its directory.
+	ro := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(ro, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(dir, ro, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("a read-only bind mount needs root (CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(ro, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", ro, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remounting read-only: %v", err)
+	}
+	for name, args := range commands(filepath.Join(ro, "p.db")) {
+		if out, code := run(t, args...); code != 0 {
+			t.Errorf("%s on a read-only file system: exit %d\n%s", name, code, out)
+		}
+	}
+}
+
 func TestCheckCommandAgainstServer(t *testing.T) {
 	s := serve(t, filepath.Join(t.TempDir(), "p.db"))
 	s.do(t, "POST", "/v1/assignments", assignment("ann"))
