@@ -276,6 +276,13 @@ func Open(path string, o Options) (*DB, error) {
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := guard(func() error { return db.init(o) }); err != nil {
 		b.Close()
+		// init writes a new file's layout or migrates format 1: a disk that
+		// refuses that write says nothing about the file, which it left as
+		// it was (fault.go).
+		if errno, ok := diskErrno(err); ok {
+			return nil, permatrix.Errorf(permatrix.ESTORAGE,
+				"%s: store %s: opening it needs a write (its layout, or its migration to format %d), which the disk refused; nothing was written: make room and start again", errno, path, formatVersion)
+		}
 		return nil, corrupt(path, err)
 	}
 	db.changes = store.NewChanges(db.rev.Load(), o.ChangesLimit)

@@ -2,7 +2,9 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,21 +110,7 @@ func TestOpenReadOnly(t *testing.T) {
 	}
 
 	v1 := filepath.Join(t.TempDir(), "v1.db")
-	b, err := bbolt.Open(v1, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Update(func(tx *bbolt.Tx) error {
-		meta, _ := tx.CreateBucket(bucketMeta)
-		meta.Put(keyFormat, u64(1))
-		meta.Put(keyRevision, u64(0))
-		_, err := tx.CreateBucket([]byte("assignments"))
-		return err
-	})
-	b.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeV1(t, v1, 0)
 	if _, err := Open(v1, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "format 1") {
 		t.Fatalf("a format 1 file opened read-only: %v", err)
 	}
@@ -135,6 +123,82 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatalf("after its migration: %v", err)
 	}
 	ro.Close()
+}
+
+// writeV1 writes a store of format 1 holding n assignments.
+func writeV1(t *testing.T, path string, n int) {
+	t.Helper()
+	b, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bbolt.Tx) error {
+		meta, _ := tx.CreateBucket(bucketMeta)
+		meta.Put(keyFormat, u64(1))
+		meta.Put(keyRevision, u64(uint64(n)))
+		as, err := tx.CreateBucket([]byte("assignments"))
+		for i := 1; i <= n && err == nil; i++ {
+			id := fmt.Sprintf("a%012d", i)
+			a := permatrix.Assignment{ID: id, Subject: fmt.Sprintf("user:u%d", i), System: "s", Role: "r", Scope: permatrix.ServiceScope}
+			v, _ := json.Marshal(a)
+			err = as.Put([]byte(id), v)
+		}
+		return err
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store that needs a write to be opened (format 1's migration) on a full
+// disk is not damaged: the open fails with ESTORAGE saying the disk refused
+// the write (exit 2), not as damage (exit 3, "restore it from a backup",
+// while store check found it sound), and the file is as it was.
+func TestOpenOnAFullDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m,mode=0700"); err != nil {
+		t.Skipf("mounting a tmpfs needs root (CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	path := filepath.Join(dir, "v1.db")
+	writeV1(t, path, 200)
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = filler.Write(make([]byte, 4096))
+	}
+	filler.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v", err)
+	}
+	before, _ := os.ReadFile(path)
+	_, err = Open(path, Options{})
+	var ce *CorruptError
+	if err == nil || errors.As(err, &ce) || permatrix.ErrorCode(err) != permatrix.ESTORAGE ||
+		!strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("want a storage error naming the file and the full disk, got %v", err)
+	}
+	// bbolt may have written pages of the commit before the disk refused
+	// one; its meta pages, which say what the file holds, are as they were.
+	after, _ := os.ReadFile(path)
+	if len(after) < 2*4096 || string(after[:2*4096]) != string(before[:2*4096]) {
+		t.Fatal("the refused open changed the meta pages")
+	}
+	if r, err := Check(path); err != nil || r.Format != 1 || r.Assignments != 200 {
+		t.Fatalf("the file is no longer the sound format 1 store it was: %+v %v", r, err)
+	}
+	os.Remove(filler.Name())
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("with room again: %v", err)
+	}
+	db.Close()
 }
 
 // sealed is a value as the store writes it: checksummed with its key.
