@@ -80,8 +80,8 @@ func newStoreCopy() *cobra.Command {
 another, ids and order preserved: to grow from one pod to a fleet
 (--from bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back.
 A store is bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS;
-the --etcd-* flags apply to whichever side is etcd). The source must exist and
-hold something; the target must be empty unless --force, which first deletes
+the --etcd-* flags apply to whichever side is etcd). The source must exist,
+hold something and be a whole store (its records are checked); the target must be empty unless --force, which first deletes
 what it holds. New ids in the target come after every id the source ever
 handed out. Revisions are the target's own: consistency tokens of the source
 mean nothing there. Copy while no sidecar writes to either store: the copy is
@@ -181,6 +181,18 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	if total == 0 {
 		return fmt.Errorf("--from %s holds nothing to copy (is the path or the prefix right?)", fromName)
+	}
+	// A bbolt file was checked when it was opened; an etcd prefix may hold
+	// half a store (a copy into it interrupted), which copied on is a file
+	// serve refuses as damaged.
+	if fromKind != "bolt" {
+		if problems := store.Verify(snap, 10); len(problems) > 0 {
+			var list strings.Builder
+			for _, p := range problems {
+				fmt.Fprintf(&list, "\n  %s: %s", p.Where, p.What)
+			}
+			return fmt.Errorf("--from %s is not a whole store, nothing was copied (a copy into it that was interrupted? copy into it again with --force):%s", fromName, list.String())
+		}
 	}
 	// Ids are never reused: the target's counter must pass every number
 	// the source handed out, a deleted assignment's included, not only the

@@ -556,3 +556,42 @@ func TestStoreCopyInterruptedIntoBolt(t *testing.T) {
 		t.Fatalf("left next to the target: %v", leftovers)
 	}
 }
+
+// A copy into etcd interrupted half-way leaves half a store there (the
+// documented way out: copy again with --force). Copied on from there into
+// a bbolt file, it was "copied", exit 0 — a file serve then refused as
+// damaged (exit 3). A source that is not a whole store is refused, naming
+// what is wrong, and the target is not made.
+func TestStoreCopyRefusesHalfAStore(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := range 3000 {
+		lines.WriteString(grantBody(fmt.Sprintf("user:u%04d", i), tm, "analyst", `{"type":"service"}`) + "\n")
+	}
+	file := filepath.Join(dir, "a.ndjson")
+	os.WriteFile(file, []byte(lines.String()), 0o600)
+	src := filepath.Join(dir, "src.db")
+	if out, stderr, code := run(t, "import", file, "--db", src); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	half := cluster.StoreURL("half")
+	interruptCopy(t, syscall.SIGKILL, "--from", "bolt:"+src, "--to", half)
+	target := filepath.Join(dir, "target.db")
+	out, stderr, code := run(t, "store", "copy", "--from", half, "--to", "bolt:"+target)
+	if code == 0 || !strings.Contains(stderr, "has no index entry") || !strings.Contains(stderr, "--force") {
+		t.Fatalf("copying half a store: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("copying half a store made the target")
+	}
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", half, "--force"); code != 0 {
+		t.Fatalf("copy again with --force: exit %d\n%s%s", code, out, stderr)
+	}
+	if out, stderr, code := run(t, "store", "copy", "--from", half, "--to", "bolt:"+target); code != 0 {
+		t.Fatalf("copying the whole store: exit %d\n%s%s", code, out, stderr)
+	}
+	if out, stderr, code := run(t, "store", "check", "--db", target); code != 0 || !strings.Contains(out, "3000 assignments") {
+		t.Fatalf("the copy: exit %d\n%s%s", code, out, stderr)
+	}
+}
