@@ -148,9 +148,18 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	var toName string
 	var stage *stagedCopy
 	if toKind == "bolt" {
-		stage, err = stageCopy(toWhere)
+		stage, err = stageCopy(toWhere, o.force)
+		var ce *bolt.CorruptError
+		if errors.As(err, &ce) {
+			// What the damage message says to do: a copy replaces it.
+			fmt.Fprintf(cmd.ErrOrStderr(), "permatrix: --to: %v\n(give --force to replace it with the copy)\n", err)
+			return exitError{exitStoreDamaged}
+		}
 		if err != nil {
 			return copyOpenError(cmd, "--to", err)
+		}
+		if stage.lock != nil {
+			log.Warn("the target is damaged: it is replaced once the copy is complete", "store", "bolt:"+toWhere)
 		}
 		defer stage.abort()
 		to, toName = stage.db, "bolt:"+toWhere
@@ -265,10 +274,11 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 type stagedCopy struct {
 	path, tmp string
 	old       *bolt.DB // the target as it was, held (locked) until replaced; nil if none
+	lock      *os.File // a damaged target replaced (--force), locked until replaced
 	db        *bolt.DB // the copy
 }
 
-func stageCopy(path string) (*stagedCopy, error) {
+func stageCopy(path string, force bool) (*stagedCopy, error) {
 	// Replace the file a symbolic link names, not the link.
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
@@ -277,7 +287,15 @@ func stageCopy(path string) (*stagedCopy, error) {
 	fi, err := os.Stat(path)
 	if err == nil {
 		// Open checks it and locks it: not a store a server runs on.
-		if s.old, err = bolt.Open(path, bolt.Options{}); err != nil {
+		s.old, err = bolt.Open(path, bolt.Options{})
+		var ce *bolt.CorruptError
+		if errors.As(err, &ce) && force {
+			// No server runs on a damaged file (serve refuses it); a
+			// command reading it holds its lock.
+			if s.lock, err = lockExclusive(path); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
 			return nil, err
 		}
 	}
@@ -301,6 +319,19 @@ func stageCopy(path string) (*stagedCopy, error) {
 		}
 	}
 	return s, nil
+}
+
+// lockExclusive takes the lock bbolt takes on a store file.
+func lockExclusive(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store %s is locked by another process", path)
+	}
+	return f, nil
 }
 
 // removeStale removes what a copy killed before it finished left at tmp;
@@ -337,11 +368,20 @@ func (s *stagedCopy) commit() error {
 		err = dir.Sync()
 		dir.Close()
 	}
+	s.release()
+	return err
+}
+
+// release releases the target as it was.
+func (s *stagedCopy) release() {
 	if s.old != nil {
 		s.old.Close()
 		s.old = nil
 	}
-	return err
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 }
 
 // abort removes the copy (if not yet in place) and releases the target.
@@ -351,10 +391,7 @@ func (s *stagedCopy) abort() {
 		s.db = nil
 		os.Remove(s.tmp)
 	}
-	if s.old != nil {
-		s.old.Close()
-		s.old = nil
-	}
+	s.release()
 }
 
 // copyOpenError says why a side of a copy did not open; a damaged bbolt

@@ -595,3 +595,41 @@ func TestStoreCopyRefusesHalfAStore(t *testing.T) {
 		t.Fatalf("the copy: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// A damaged store file's message says to restore it with `permatrix store
+// copy` from a fleet's etcd (or a sound copy): copied onto, it is replaced
+// with --force (it was refused, exit 3, --force or not); without --force
+// it is refused, saying so, and left as it is.
+func TestStoreCopyRestoresADamagedFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.db")
+	p := serveOn(t, "--db", good)
+	for i := range 20 {
+		want(t, p, 201, "POST", "/v1/assignments", grantBody(fmt.Sprintf("user:u%d", i), tm, "analyst", `{"type":"service"}`))
+	}
+	p.Stop(t)
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := filepath.Join(dir, "damaged.db")
+	for i := 2 * 4096; i < len(raw); i += 7 {
+		raw[i] ^= 0x5a
+	}
+	if err := os.WriteFile(damaged, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+good, "--to", "bolt:"+damaged)
+	if code != exitStoreDamaged || !strings.Contains(stderr, "is damaged") || !strings.Contains(stderr, "--force") {
+		t.Fatalf("copy onto a damaged file without --force: exit %d\n%s%s", code, out, stderr)
+	}
+	if now, _ := os.ReadFile(damaged); !bytes.Equal(now, raw) {
+		t.Fatal("the damaged file was changed without --force")
+	}
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+good, "--to", "bolt:"+damaged, "--force"); code != 0 {
+		t.Fatalf("restoring a damaged file with --force: exit %d\n%s%s", code, out, stderr)
+	}
+	if got, want := rawKeys(t, damaged), rawKeys(t, good); !slices.Equal(got, want) {
+		t.Fatalf("the restored file holds %d keys, want %d", len(got), len(want))
+	}
+}
