@@ -34,8 +34,9 @@ func releaseResident(b *bbolt.DB) error {
 	return nil
 }
 
-// prefetch asks the kernel to read the whole file into the page cache
-// ahead (fadvise WILLNEED), in the background and in file order. The open
+// prefetch asks the kernel to read the file's first size bytes (the
+// store's pages) into the page cache ahead (fadvise WILLNEED), in the
+// background and in file order. The open
 // check then walks the B+tree page by page: from a cold page cache (a
 // restarted node, or pages the host reclaimed) each page was a random
 // 4 KiB read, 45 s for a 1M-assignment store against 1.7 s to read the

@@ -116,6 +116,10 @@ func checkPages(f *os.File, size int64) []string {
 		add("the store is truncated or its meta page is wrong: it holds %d pages, the file has room for %d", m.hw, size/ps)
 		return problems
 	}
+	// The checks below and verifyOpen's read every page the store holds, in
+	// tree order: read them ahead — those, not the file's tail past them
+	// (bbolt grows a file ahead of its pages; a file may claim any size).
+	prefetch(f, int64(m.hw)*ps)
 
 	seen := make(map[uint64]bool)
 	// readPage returns page id with its overflow pages, after checking it
