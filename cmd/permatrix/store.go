@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -129,7 +130,10 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			return fmt.Errorf("--from %s: %w", o.from.url, err)
 		}
 	}
-	ctx := cmd.Context()
+	// Interrupted (Ctrl-C, SIGTERM), the copy stops as on an error, and
+	// cleans up: the replicas made for it, a bbolt target's PATH.copying.
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	// The etcd flags apply to either side; an etcd side reads through a
 	// replica of its own, made for the copy and removed after.
 	tmp, err := os.MkdirTemp("", "permatrix-copy")
@@ -250,6 +254,9 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
 		if stage != nil {
 			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is as it was)", n, total, err, toWhere)
 		}

@@ -458,10 +458,11 @@ func TestStoreCopyBadSources(t *testing.T) {
 // interruptCopy starts `store copy` and sends sig once its first batch is
 // committed (its first progress line), and returns its stderr. The copy is
 // made of hundreds of fsynced batches: it must still be running then.
-func interruptCopy(t *testing.T, sig os.Signal, args ...string) string {
+func interruptCopy(t *testing.T, sig os.Signal, env []string, args ...string) (stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"store", "copy", "--batch-ops", "10"}, args...)...)
-	stderr, err := cmd.StderrPipe()
+	cmd.Env = append(os.Environ(), env...)
+	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +470,7 @@ func interruptCopy(t *testing.T, sig os.Signal, args ...string) string {
 		t.Fatal(err)
 	}
 	var seen strings.Builder
-	sc := bufio.NewScanner(stderr)
+	sc := bufio.NewScanner(pipe)
 	for sc.Scan() {
 		seen.WriteString(sc.Text() + "\n")
 		if strings.Contains(sc.Text(), `"done"`) {
@@ -480,12 +481,12 @@ func interruptCopy(t *testing.T, sig os.Signal, args ...string) string {
 			break
 		}
 	}
-	rest, _ := io.ReadAll(stderr)
+	rest, _ := io.ReadAll(pipe)
 	seen.Write(rest)
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("the copy was not interrupted:\n%s", seen.String())
 	}
-	return seen.String()
+	return seen.String(), cmd.ProcessState.ExitCode()
 }
 
 // A copy into a bbolt file that is killed or interrupted half-way leaves the
@@ -513,7 +514,7 @@ func TestStoreCopyInterruptedIntoBolt(t *testing.T) {
 	target := filepath.Join(dir, "target.db")
 
 	// Killed copying into a new file: no target, or an empty sound one.
-	interruptCopy(t, syscall.SIGKILL, "--from", "bolt:"+src, "--to", "bolt:"+target)
+	interruptCopy(t, syscall.SIGKILL, nil, "--from", "bolt:"+src, "--to", "bolt:"+target)
 	if _, err := os.Stat(target); err == nil {
 		if out, stderr, code := run(t, "store", "check", "--db", target); code != 0 || !strings.Contains(out, "0 assignments") {
 			t.Fatalf("a killed copy left a target that is not an empty store: exit %d\n%s%s", code, out, stderr)
@@ -538,7 +539,7 @@ func TestStoreCopyInterruptedIntoBolt(t *testing.T) {
 	// Interrupted (kill -9, Ctrl-C) replacing that store with --force: it
 	// holds what it held, and stays sound.
 	for _, sig := range []os.Signal{syscall.SIGKILL, os.Interrupt} {
-		interruptCopy(t, sig, "--from", "bolt:"+other, "--to", "bolt:"+target, "--force")
+		interruptCopy(t, sig, nil, "--from", "bolt:"+other, "--to", "bolt:"+target, "--force")
 		if out, stderr, code := run(t, "store", "check", "--db", target); code != 0 {
 			t.Fatalf("after %v the target is not sound: exit %d\n%s%s", sig, code, out, stderr)
 		}
@@ -576,7 +577,7 @@ func TestStoreCopyRefusesHalfAStore(t *testing.T) {
 	}
 	cluster := harness.StartEtcdCluster(t, 1)
 	half := cluster.StoreURL("half")
-	interruptCopy(t, syscall.SIGKILL, "--from", "bolt:"+src, "--to", half)
+	interruptCopy(t, syscall.SIGKILL, nil, "--from", "bolt:"+src, "--to", half)
 	target := filepath.Join(dir, "target.db")
 	out, stderr, code := run(t, "store", "copy", "--from", half, "--to", "bolt:"+target)
 	if code == 0 || !strings.Contains(stderr, "has no index entry") || !strings.Contains(stderr, "--force") {
@@ -631,5 +632,47 @@ func TestStoreCopyRestoresADamagedFile(t *testing.T) {
 	}
 	if got, want := rawKeys(t, damaged), rawKeys(t, good); !slices.Equal(got, want) {
 		t.Fatalf("the restored file holds %d keys, want %d", len(got), len(want))
+	}
+}
+
+// Ctrl-C or SIGTERM stops a copy as an error does (exit 2, saying how far
+// it got), cleaning up after it: the bbolt target as it was with no
+// PATH.copying beside it, and no etcd replica made for the copy left in the
+// temporary directory (a whole store's worth at every interrupt: the
+// signal killed the process before its deferred clean-up ran).
+func TestStoreCopyInterruptCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := range 3000 {
+		lines.WriteString(grantBody(fmt.Sprintf("user:u%04d", i), tm, "analyst", `{"type":"service"}`) + "\n")
+	}
+	file := filepath.Join(dir, "a.ndjson")
+	os.WriteFile(file, []byte(lines.String()), 0o600)
+	src := filepath.Join(dir, "src.db")
+	if out, stderr, code := run(t, "import", file, "--db", src); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	url := cluster.StoreURL("whole")
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", url); code != 0 {
+		t.Fatalf("copy into etcd: exit %d\n%s%s", code, out, stderr)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	target := filepath.Join(dir, "target.db")
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		if err := os.Mkdir(tmp, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		stderr, code := interruptCopy(t, sig, []string{"TMPDIR=" + tmp}, "--from", url, "--to", "bolt:"+target)
+		if code != 2 || !strings.Contains(stderr, "copy stopped") {
+			t.Fatalf("%v: exit %d\n%s", sig, code, stderr)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Fatalf("%v: left in the temporary directory: %v", sig, left)
+		}
+		if left, _ := filepath.Glob(target + "*"); len(left) > 0 {
+			t.Fatalf("%v: left: %v", sig, left)
+		}
+		os.Remove(tmp)
 	}
 }
