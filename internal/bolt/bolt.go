@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -251,9 +252,19 @@ type commitResult struct {
 // that is not a permatrix store, of an unknown format, or corrupt is refused
 // with an error saying why (Verify has the details).
 func Open(path string, o Options) (*DB, error) {
-	if fi, err := os.Stat(path); err == nil {
+	fi, statErr := os.Stat(path)
+	if statErr == nil {
 		if err := checkFile(path, fi); err != nil {
 			return nil, err
+		}
+	}
+	// A file this Open creates and then fails to make a store of (a full
+	// disk) is removed: left empty or half-written, every later Open
+	// would refuse it as a damaged store.
+	created := errors.Is(statErr, os.ErrNotExist)
+	undo := func() {
+		if created {
+			os.Remove(path)
 		}
 	}
 	var b *bbolt.DB
@@ -262,11 +273,15 @@ func Open(path string, o Options) (*DB, error) {
 		return err
 	})
 	if err != nil {
+		if !errors.Is(err, berrors.ErrTimeout) { // not another process's file
+			undo()
+		}
 		return nil, openError(path, err)
 	}
 	b.NoSync = o.Replica
 	if err := guard(func() error { _, err := verifyOpen(b, path, false); return err }); err != nil {
 		b.Close()
+		undo()
 		return nil, corrupt(path, err)
 	}
 	// The open check read every page: drop them from the resident set
@@ -276,6 +291,7 @@ func Open(path string, o Options) (*DB, error) {
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := guard(func() error { return db.init(o) }); err != nil {
 		b.Close()
+		undo()
 		// init writes a new file's layout or migrates format 1: a disk that
 		// refuses that write says nothing about the file, which it left as
 		// it was (fault.go).

@@ -201,6 +201,45 @@ func TestOpenOnAFullDisk(t *testing.T) {
 	db.Close()
 }
 
+// A new store that the disk has no room for is not left behind as an
+// empty (or half-written) file: the next start, with room again, refused
+// that as a damaged store (exit 3, "restore it from a backup") until it was
+// deleted by hand.
+func TestOpenNewStoreOnAFullDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Skipf("mounting a tmpfs needs root (CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = filler.Write(make([]byte, 4096))
+	}
+	filler.Close()
+	path := filepath.Join(dir, "new.db")
+	if db, err := Open(path, Options{}); err == nil {
+		db.Close()
+		t.Fatal("a new store opened on a full disk")
+	} else if !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("want the full disk named, got %v", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("the failed open left a file behind")
+	}
+	os.Remove(filler.Name())
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("with room again: %v", err)
+	}
+	db.Close()
+}
+
 // sealed is a value as the store writes it: checksummed with its key.
 func sealed(key []byte, v string) []byte { return seal(key, []byte(v)) }
 
