@@ -82,15 +82,17 @@ another, ids and order preserved: to grow from one pod to a fleet
 (--from bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back.
 A store is bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS;
 the --etcd-* flags apply to whichever side is etcd). The source must exist,
-hold something and be a whole store (its records are checked); the target must be empty unless --force, which first deletes
-what it holds. New ids in the target come after every id the source ever
-handed out. Revisions are the target's own: consistency tokens of the source
-mean nothing there. Copy while no sidecar writes to either store: the copy is
-made in batches (each one commit), so a failed copy into etcd leaves part of
-it; run it again with --force. Into a bbolt file it is made in PATH.copying and
-renamed over PATH once complete: a failed copy leaves PATH as it was. Progress goes to a terminal as one line (count, rate, time
-left), otherwise as log lines. Exit 0 copied, 3 a damaged bbolt file, 2 other
-errors.`,
+hold something and be a whole store (its records are checked); the target
+must be empty unless --force, which first deletes what it holds (a damaged
+bbolt target is replaced with --force only). New ids in the target come after
+every id the source ever handed out. Revisions are the target's own:
+consistency tokens of the source mean nothing there. Copy while no sidecar
+writes to either store: the copy is made in batches (each one commit), so a
+failed copy into etcd leaves part of it; run it again with --force. Into a
+bbolt file it is made in PATH.copying and renamed over PATH once complete: a
+failed or interrupted copy leaves PATH as it was. Progress goes to a terminal
+as one line (count, rate, time left), otherwise as log lines. Exit 0 copied,
+3 a damaged bbolt file, 2 other errors (Ctrl-C and SIGTERM included).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStoreCopy(cmd, o) },
 	}
@@ -265,7 +267,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	rev := to.Revision()
 	if stage != nil {
 		if err := stage.commit(); err != nil {
-			return fmt.Errorf("copied %d keys into %s, but did not put it in place of %s: %w", n, stage.tmp, toWhere, err)
+			return fmt.Errorf("copied %d keys into %s: %w", n, toWhere, err)
 		}
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, rev)
@@ -370,13 +372,17 @@ func (s *stagedCopy) commit() error {
 		os.Remove(s.tmp)
 		return err
 	}
+	s.release()
+	// The rename itself survives a crash once the directory is synced.
 	dir, err := os.Open(filepath.Dir(s.path))
 	if err == nil {
 		err = dir.Sync()
 		dir.Close()
 	}
-	s.release()
-	return err
+	if err != nil {
+		return fmt.Errorf("the copy is in place, but syncing its directory failed: %w", err)
+	}
+	return nil
 }
 
 // release releases the target as it was.
