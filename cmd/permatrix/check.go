@@ -12,7 +12,6 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/client"
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
@@ -96,7 +95,7 @@ func checkLocal(ctx context.Context, dbPath, bundlePath string, ch permatrix.Che
 	if _, err := os.Stat(dbPath); err != nil {
 		return nil, fmt.Errorf("--db %s: %w", dbPath, err)
 	}
-	db, err := bolt.Open(dbPath, bolt.Options{ReadOnly: true})
+	db, err := openReading(dbPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is a server running on it? use --server)", err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/replay"
@@ -102,7 +101,7 @@ func runReplay(cmd *cobra.Command, o replayOptions) error {
 		if _, err := os.Stat(o.db); err != nil {
 			return fmt.Errorf("--db %s: %w", o.db, err)
 		}
-		db, err := bolt.Open(o.db, bolt.Options{ReadOnly: true})
+		db, err := openReading(o.db)
 		if err != nil {
 			return fmt.Errorf("%w (replay the server's export instead: --store-export)", err)
 		}

@@ -145,6 +145,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	defer os.RemoveAll(tmp)
 	o.to.etcd, o.to.pwFile = o.from.etcd, o.from.pwFile
 	o.from.replica, o.to.replica = filepath.Join(tmp, "from.db"), filepath.Join(tmp, "to.db")
+	o.from.readOnly = true
 	from, fromName, err := o.from.open(ctx, nil, log)
 	if err != nil {
 		return copyOpenError(cmd, "--from", err)

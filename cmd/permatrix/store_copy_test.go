@@ -676,3 +676,42 @@ func TestStoreCopyInterruptCleansUp(t *testing.T) {
 		os.Remove(tmp)
 	}
 }
+
+// The source of a copy is only read: a bbolt source is left byte for byte
+// as it was, and one on a read-only file system — a backup restored from a
+// read-only volume — is copied (it failed: "read-only file system").
+func TestStoreCopyReadsTheSourceOnly(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.db")
+	p := serveOn(t, "--db", src)
+	want(t, p, 201, "POST", "/v1/assignments", grantBody("user:ann", tm, "analyst", `{"type":"service"}`))
+	p.Stop(t)
+	before, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target.db")
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", "bolt:"+target); code != 0 {
+		t.Fatalf("copy: exit %d\n%s%s", code, out, stderr)
+	}
+	if after, _ := os.ReadFile(src); !bytes.Equal(after, before) {
+		t.Error("the copy wrote to its source")
+	}
+	ro := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(ro, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(dir, ro, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("a read-only bind mount needs root (CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(ro, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", ro, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remounting read-only: %v", err)
+	}
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+filepath.Join(ro, "src.db"), "--to", "bolt:"+target, "--force"); code != 0 {
+		t.Fatalf("copy from a read-only file system: exit %d\n%s%s", code, out, stderr)
+	}
+	if got, want := rawKeys(t, target), rawKeys(t, src); !slices.Equal(got, want) {
+		t.Fatal("the copy is not the source")
+	}
+}

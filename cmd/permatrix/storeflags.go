@@ -26,6 +26,9 @@ type storeOptions struct {
 	etcd    etcd.Options
 	pwFile  string
 	probe   time.Duration
+	// readOnly: a bbolt store is only read (store copy's source): opened
+	// read-only (openReading).
+	readOnly bool
 }
 
 const defaultDB = "./permatrix.db"
@@ -138,7 +141,11 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 		return nil, "", err
 	}
 	if kind == "bolt" {
-		db, err := bolt.Open(where, bolt.Options{})
+		open := func(path string) (*bolt.DB, error) { return bolt.Open(path, bolt.Options{}) }
+		if o.readOnly {
+			open = openReading
+		}
+		db, err := open(where)
 		if err != nil {
 			return nil, "bolt:" + where, err
 		}
@@ -181,6 +188,19 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 		return nil, where, err
 	}
 	return s, where, nil
+}
+
+// openReading opens a bbolt store a command only reads (check --db,
+// replay --db, store copy's source): read-only, so that nothing is written
+// to it and it may be on a read-only file system — unless it is of format
+// 1, which opening it for writing migrates first, as serve would.
+func openReading(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, bolt.Options{ReadOnly: true})
+	var nw *bolt.NeedsWriteError
+	if errors.As(err, &nw) {
+		return bolt.Open(path, bolt.Options{})
+	}
+	return db, err
 }
 
 // damaged turns a damaged store file into the exit code that says so

@@ -321,8 +321,8 @@ func (db *DB) init(o Options) error {
 		meta := btx.Bucket(bucketMeta)
 		if meta != nil && o.ReadOnly {
 			if format, ok := getU64(meta, keyFormat); ok && format == 1 {
-				return permatrix.Errorf(permatrix.EUNAVAILABLE,
-					"%s is a store of format 1: permatrix serve or import migrate it to format %d when they open it; it cannot be read as it is", db.path, formatVersion)
+				return &NeedsWriteError{permatrix.Errorf(permatrix.EUNAVAILABLE,
+					"%s is a store of format 1: permatrix serve or import migrate it to format %d when they open it; it cannot be read as it is", db.path, formatVersion)}
 			}
 		}
 		if meta == nil && o.ReadOnly {
@@ -393,6 +393,14 @@ func (db *DB) init(o Options) error {
 		return nil
 	})
 }
+
+// NeedsWriteError is a read-only Open refused because the file must be
+// written before it can be read: a format 1 file, which opening it for
+// writing migrates.
+type NeedsWriteError struct{ err error }
+
+func (e *NeedsWriteError) Error() string { return e.err.Error() }
+func (e *NeedsWriteError) Unwrap() error { return e.err }
 
 // Close stops the committer (failing queued commits), then closes the file
 // and releases its lock. Snapshots must have been closed.
