@@ -10,6 +10,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/internal/pdp"
 )
 
 // The actor of a write is the user it is made on behalf of: the vendor's
@@ -20,6 +22,10 @@ import (
 const (
 	// actorHeader names the actor of a write, like the body's "actor".
 	actorHeader = "X-Permatrix-Actor"
+	// actorGroupsHeader names the groups an identity provider asserts for
+	// that actor (comma-separated, as a groups header): its writes are
+	// judged with them, as its checks are decided with a check's groups.
+	actorGroupsHeader = "X-Permatrix-Actor-Groups"
 	// callerUserKey is the Echo context key under which authentication
 	// stores the id (a string) of the user a request was authenticated as
 	// (a verified user token). Such a request acts as that user.
@@ -134,4 +140,35 @@ func writeQuery(params ...string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// assertActorGroups puts the groups X-Permatrix-Actor-Groups asserts for
+// the X-Permatrix-Actor header's actor in the request's context
+// (pdp.Asserting): the verdicts of the changes that actor makes read them,
+// as its checks read the groups asserted for it. Without them a service
+// writing for a user whose groups only its identity provider knows had that
+// user judged outside them: a Blue Prism user manager could give a group it
+// is in by assertion a stronger role. Only with the admin token: a user
+// token's groups are its token's.
+func assertActorGroups(c echo.Context, operator bool) error {
+	h := c.Request().Header
+	values := h.Values(actorGroupsHeader)
+	actors := h.Values(actorHeader)
+	switch {
+	case len(values) == 0:
+		return nil
+	case !operator:
+		return permatrix.Errorf(permatrix.EINVALID, "%s is for the admin token's writes: a user token's groups are the token's", actorGroupsHeader)
+	case len(values) > 1:
+		return permatrix.Errorf(permatrix.EINVALID, "%s is given %d times: give the groups in one, comma-separated", actorGroupsHeader, len(values))
+	case len(actors) != 1 || !permatrix.ValidID(actors[0]):
+		return permatrix.Errorf(permatrix.EINVALID, "%s names the groups of the actor the %s header names: give that header, once", actorGroupsHeader, actorHeader)
+	}
+	groups, err := identity.ParseGroups(values[0])
+	if err != nil {
+		return permatrix.Errorf(permatrix.EINVALID, "%s %v", actorGroupsHeader, err)
+	}
+	r := c.Request()
+	c.SetRequest(r.WithContext(pdp.Asserting(r.Context(), actors[0], groups)))
+	return nil
 }

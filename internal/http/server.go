@@ -477,6 +477,9 @@ func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 			token, ok := bearer(c)
 			if ok && s.isAdminToken(token) {
 				c.Set(callerOperatorKey, true)
+				if err := assertActorGroups(c, true); err != nil {
+					return err
+				}
 				return next(c)
 			}
 			if !ok || !s.cfg.Identity.VerifiesTokens() {
@@ -490,6 +493,9 @@ func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 			}
 			if !userMay {
 				return permatrix.Errorf(permatrix.EFORBIDDEN, "%s %s needs the admin token: a user token may only make changes, as that user", c.Request().Method, c.Path())
+			}
+			if err := assertActorGroups(c, false); err != nil {
+				return err
 			}
 			c.Set(callerUserKey, caller.Subject)
 			// Its writes are judged with the groups its token asserts,

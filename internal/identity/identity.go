@@ -229,19 +229,30 @@ func userCaller(source, v string) (Caller, error) {
 }
 
 func splitGroups(source, v string) ([]string, error) {
+	gs, err := ParseGroups(v)
+	if err != nil {
+		return nil, permatrix.Errorf(permatrix.EUNAUTHORIZED, "%s %v", source, err)
+	}
+	return gs, nil
+}
+
+// ParseGroups reads a comma-separated list of group ids, as a groups header
+// carries them: blanks are skipped and repeats dropped; each must be a valid
+// id, and there may be at most MaxGroups.
+func ParseGroups(v string) ([]string, error) {
 	var gs []string
 	for _, g := range strings.Split(v, ",") {
 		if g = strings.TrimSpace(g); g == "" {
 			continue
 		}
 		if !permatrix.ValidID(g) {
-			return nil, permatrix.Errorf(permatrix.EUNAUTHORIZED, "%s holds a group id that is not valid (1 to %d bytes, no control characters)", source, permatrix.MaxIDBytes)
+			return nil, fmt.Errorf("holds a group id that is not valid (1 to %d bytes, no control characters)", permatrix.MaxIDBytes)
 		}
 		if slices.Contains(gs, g) {
 			continue
 		}
 		if len(gs) == MaxGroups {
-			return nil, permatrix.Errorf(permatrix.EUNAUTHORIZED, "%s holds more than %d groups", source, MaxGroups)
+			return nil, fmt.Errorf("holds more than %d groups", MaxGroups)
 		}
 		gs = append(gs, g)
 	}

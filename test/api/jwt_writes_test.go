@@ -85,3 +85,41 @@ func TestUserJWTWritesAreJudgedWithTheTokensGroups(t *testing.T) {
 		t.Fatalf("adm (administrators by its token) assigning project_creator: %d %s", r.Status, r.Raw)
 	}
 }
+
+// A service writing with the admin token on behalf of a user whose groups
+// only the identity provider knows asserts them with
+// X-Permatrix-Actor-Groups: the user's writes are judged with them, as its
+// checks are decided with a check's groups. Without them the Blue Prism
+// user manager above could give group:ops — its group, by assertion only —
+// a stronger role through such a service. The header needs the actor's
+// own header, with the admin token only, and is refused otherwise.
+func TestActorGroupsHeaderAssertsTheActorsGroups(t *testing.T) {
+	iss := harness.NewIssuer(t)
+	s := harness.Start(t, harness.Options{Identity: iss.Identity(t)})
+	bpPutRole(t, s, "useradmin", "security_users")
+	bpPutRole(t, s, "strong", "security_users", "security_user_roles")
+	s.Assign(roleAt(bp, "user:mgr", "useradmin", service))
+	before := export(s)
+	r := s.Do(http.MethodPost, "/v1/assignments", roleAt(bp, "group:ops", "strong", service), true,
+		"X-Permatrix-Actor", "mgr", "X-Permatrix-Actor-Groups", "dev, ops")
+	wantRefused(t, s, "mgr, in ops by assertion, assigning a role to ops", r, http.StatusForbidden, "forbidden", `actor "mgr" may not assign roles or permissions of group:ops`, before)
+	// Another group is another's to be granted by mgr.
+	if r := s.Do(http.MethodPost, "/v1/assignments", roleAt(bp, "group:others", "strong", service), true,
+		"X-Permatrix-Actor", "mgr", "X-Permatrix-Actor-Groups", "ops"); r.Status != http.StatusCreated {
+		t.Fatalf("mgr assigning to group:others: %d %s", r.Status, r.Raw)
+	}
+	before = export(s)
+	for _, c := range []struct {
+		what    string
+		admin   bool
+		headers []string
+		msg     string
+	}{
+		{"without the actor header", true, []string{"X-Permatrix-Actor-Groups", "ops"}, "give that header"},
+		{"an invalid group id", true, []string{"X-Permatrix-Actor", "mgr", "X-Permatrix-Actor-Groups", "ops," + strings.Repeat("g", 257)}, "not valid"},
+		{"with a user token", false, []string{"Authorization", "Bearer " + iss.Token(t, "mgr", nil), "X-Permatrix-Actor-Groups", "dev"}, "a user token's groups are the token's"},
+	} {
+		r := s.Do(http.MethodPost, "/v1/assignments", roleAt(bp, "group:zz", "strong", service), c.admin, c.headers...)
+		wantRefused(t, s, c.what, r, http.StatusBadRequest, "invalid", c.msg, before)
+	}
+}
