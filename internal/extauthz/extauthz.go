@@ -35,8 +35,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	encproto "google.golang.org/grpc/encoding/proto"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
@@ -137,13 +140,17 @@ func New(cfg Config) *Server {
 		// ReadHeaderTimeout; gRPC's is 120 s).
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
 		grpc.ConnectionTimeout(5 * time.Second),
+		// A CheckRequest protobuf refuses to decode (a string field that
+		// is not UTF-8, bytes that are not protobuf) is answered with a
+		// CheckResponse (400), not gRPC's INTERNAL error: see checkCodec.
+		grpc.ForceServerCodecV2(checkCodec{}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger,
 		health: healthServer{ready: cfg.Ready, stopping: make(chan struct{})}}
-	authv3.RegisterAuthorizationServer(s.grpc, s)
+	s.grpc.RegisterService(&authorizationService, s)
 	// gRPC health checking, for Envoy's cluster health checks.
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	return s
@@ -277,6 +284,68 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{id}}},
 	}, nil
+}
+
+// authorizationService is authv3.Authorization_ServiceDesc with its Check
+// handler decoding the request with checkCodec: a request that does not
+// decode becomes a CheckResponse, not a gRPC error.
+var authorizationService = grpc.ServiceDesc{
+	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
+	HandlerType: (*authv3.AuthorizationServer)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Streams:     []grpc.StreamDesc{},
+	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
+}
+
+// checkFrame is a CheckRequest as checkCodec decodes it: the request, or
+// why protobuf refused it.
+type checkFrame struct {
+	req *authv3.CheckRequest
+	err error
+}
+
+// checkCodec is gRPC's protobuf codec, but for a checkFrame: protobuf's
+// refusal (a string field that is not UTF-8 — an HTTP header value may
+// hold any byte, and Envoy sends it as it is in a proto3 string —, or a
+// message that is not protobuf) is kept in the frame for the handler to
+// answer, where gRPC would answer INTERNAL, an error Envoy's
+// failure_mode_allow turns into an allow.
+type checkCodec struct{}
+
+var protoCodec = encoding.GetCodecV2(encproto.Name)
+
+func (checkCodec) Name() string { return encproto.Name }
+
+func (checkCodec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
+
+func (checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	f, ok := v.(*checkFrame)
+	if !ok {
+		return protoCodec.Unmarshal(data, v)
+	}
+	f.req = new(authv3.CheckRequest)
+	if err := protoCodec.Unmarshal(data, f.req); err != nil {
+		f.err = err
+	}
+	return nil
+}
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	var f checkFrame
+	if err := dec(&f); err != nil {
+		return nil, err
+	}
+	s := srv.(*Server)
+	check := func(ctx context.Context, _ any) (any, error) {
+		if f.err != nil {
+			return s.denied(permatrix.Errorf(permatrix.EINVALID, "the check request is not a valid CheckRequest: %v", f.err)), nil
+		}
+		return s.Check(ctx, f.req)
+	}
+	if interceptor == nil {
+		return check(ctx, f.req)
+	}
+	return interceptor(ctx, f.req, &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}, check)
 }
 
 // denied answers an error: the HTTP API's status and error body, and the

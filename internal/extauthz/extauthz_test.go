@@ -25,6 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
@@ -626,5 +627,61 @@ func TestSilentConnectionClosed(t *testing.T) {
 	// The server's own preface (its SETTINGS) comes first.
 	if n, err := io.Copy(io.Discard, conn); err != nil {
 		t.Fatalf("the silent connection: read %d bytes, then %v; want it closed", n, err)
+	}
+}
+
+// rawCodec sends and receives messages as they are on the wire: a test can
+// send bytes no protobuf library would marshal.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// TestCheckRequestNotValidProtobuf: a CheckRequest whose string field holds
+// bytes that are not UTF-8 (protobuf refuses to decode it), or that is not
+// protobuf at all, is answered with a CheckResponse, INVALID_ARGUMENT and
+// 400 with a message — not a gRPC error, which Envoy's failure_mode_allow
+// would turn into an allow.
+func TestCheckRequestNotValidProtobuf(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	addr := start(t, s, nil, nil)
+	conn := mustConn(t, addr, insecure.NewCredentials())
+	ext := map[string]string{"system": tm, "action": "edit_users"}
+	good, err := proto.Marshal(request("GET", "/", map[string]string{"x-forwarded-user": "ann", "x-note": "AAAA"}, ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(msg []byte) *authv3.CheckResponse {
+		t.Helper()
+		var out []byte
+		if err := conn.Invoke(context.Background(), authv3.Authorization_Check_FullMethodName, &msg, &out, grpc.ForceCodec(rawCodec{})); err != nil {
+			t.Fatalf("Check: a gRPC error, not a CheckResponse: %v", err)
+		}
+		resp := new(authv3.CheckResponse)
+		if err := proto.Unmarshal(out, resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := send(good); codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("the request as marshalled: %v", resp)
+	}
+	if !bytes.Contains(good, []byte("AAAA")) {
+		t.Fatal("no AAAA in the message")
+	}
+	for name, msg := range map[string][]byte{
+		"not UTF-8":    bytes.Replace(good, []byte("AAAA"), []byte("\xe9t\xe9!"), 1),
+		"not protobuf": {0xff, 0xff, 0xff},
+	} {
+		resp := send(msg)
+		if codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument || resp.GetDeniedResponse().GetStatus().GetCode() != 400 ||
+			resp.GetStatus().GetMessage() == "" || !strings.Contains(resp.GetDeniedResponse().GetBody(), `"code":"invalid"`) {
+			t.Errorf("%s: %v", name, resp)
+		}
 	}
 }
