@@ -48,6 +48,7 @@ import (
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/listen"
+	"github.com/permatrix/permatrix/internal/pdp"
 )
 
 // DecisionIDHeader carries the decision id upstream (allowed) and to the
@@ -352,7 +353,9 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 // gRPC status code that goes with it.
 func (s *Server) denied(err error) *authv3.CheckResponse {
 	status, body := s.cfg.ErrorJSON(err)
-	if status >= 500 {
+	// A consistency token not reached is the client's 503 (it chose the
+	// token), noted by the pdp in a bounded warning.
+	if status >= 500 && !pdp.NotReached(err) {
 		s.log.Error("ext_authz check failed", "err", err)
 	}
 	code := codes.Internal

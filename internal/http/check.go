@@ -96,7 +96,9 @@ func (s *Server) checkBatch(c echo.Context) error {
 	}
 	// Items that failed on the server's side are logged once for the
 	// batch, with the first one's error: a batch of a thousand checks
-	// whose token is not reached is one event, not a thousand lines.
+	// that fail is one event, not a thousand lines. A token not reached
+	// is not the server's failure but the client's answer (the pdp notes
+	// it in a bounded warning).
 	failed, first, firstErr := 0, 0, error(nil)
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
@@ -110,7 +112,7 @@ func (s *Server) checkBatch(c echo.Context) error {
 		}
 		if err != nil {
 			status, detail := toErrorDetail(err)
-			if status >= 500 {
+			if status >= 500 && !pdp.NotReached(err) {
 				if failed++; failed == 1 {
 					first, firstErr = i, err
 				}

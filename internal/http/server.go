@@ -327,7 +327,9 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 		LogStatus: true, LogURI: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			level := slog.LevelDebug
-			if v.Status >= 500 {
+			// A consistency token not reached is the client's 503 (it
+			// chose the token), noted by the pdp in a bounded warning.
+			if v.Status >= 500 && !pdp.NotReached(v.Error) {
 				level = slog.LevelError
 			}
 			uri := v.URI
@@ -630,7 +632,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	c.Set(errorAnsweredKey, true)
 	status, d := toErrorDetail(err)
-	if status >= 500 {
+	if status >= 500 && !pdp.NotReached(err) {
 		s.log.Error("request failed", "err", err, "path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
 	// OPA's REST API answers with OPA's envelope, permatrix's own with its

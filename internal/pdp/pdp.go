@@ -61,6 +61,8 @@ type Service struct {
 
 	aheadTaken atomic.Uint64 // verdicts judged ahead and taken (prejudge.go)
 
+	notReachedNotes notReachedNotes // unreached consistency tokens, for their warning
+
 	// writers lets a large write that lost a race plan again alone: every
 	// write holds it shared while it plans and commits, and one of at
 	// least minAhead changes takes it whole after its first conflict
@@ -163,8 +165,8 @@ func (s *Service) reach(ctx context.Context, min uint64) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return permatrix.Errorf(permatrix.EUNAVAILABLE,
-				"min_revision %d is not applied here yet: this decision point is at store revision %d (waited %s)", min, s.backend.Revision(), max(0, deadline.Sub(start)))
+			return s.notReached(permatrix.Errorf(permatrix.EUNAVAILABLE,
+				"min_revision %d is not applied here yet: this decision point is at store revision %d (waited %s)", min, s.backend.Revision(), max(0, deadline.Sub(start))))
 		}
 	}
 	return nil
