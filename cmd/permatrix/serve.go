@@ -322,7 +322,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		}
 	}()
 
-	engine := opa.NewEngine(db, opa.WithEvaluator(evaluator))
+	// print() in the policies goes to the log (info), bounded, as
+	// `opa run --server` prints to its own.
+	engine := opa.NewEngine(db, opa.WithEvaluator(evaluator), opa.WithPrintHook(opa.PrintLog(log)))
 	plugins, err := startPlugins(ctx, o, file, engine, log)
 	if err != nil {
 		return err

@@ -105,6 +105,8 @@ func Build(ctx context.Context, b *opa.Bundle, system string, o Options) (*Matri
 // Of computes the matrix of system under the compiled policy p (e.g. the
 // one serving): p decides over a probe store of its own, never p's.
 func Of(ctx context.Context, p *opa.Policy, system string, o Options) (*Matrix, error) {
+	// The probe user's decisions are not traffic: print() says nothing.
+	ctx = opa.Quiet(ctx)
 	pr, err := newProbe(ctx, p, system, o)
 	if err != nil {
 		return nil, err

@@ -244,6 +244,7 @@ func (p *Policy) prepareData(ctx context.Context, ref ast.Ref, strict bool) (reg
 		rego.Compiler(p.compiler),
 		rego.Store(p.data),
 		rego.StrictBuiltinErrors(strict),
+		rego.PrintHook(p.print),
 	).PrepareForEval(ctx)
 }
 
@@ -315,6 +316,8 @@ func (p *Policy) adhoc(snap store.Snapshot, body ast.Body, input *any, m metrics
 		rego.Metrics(m),
 		rego.Instrument(o.Instrument),
 		rego.UnsafeBuiltins(unsafeBuiltins),
+		rego.EnablePrintStatements(p.print != nil),
+		rego.PrintHook(p.print),
 	}
 	if input != nil {
 		m.Timer(metrics.RegoInputParse).Start()

@@ -23,6 +23,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/permatrix/permatrix"
@@ -115,8 +116,10 @@ type Policy struct {
 	data     *dataStore
 	// evaluator evaluates decisions and verdicts (Evaluator).
 	evaluator Evaluator
-	decision  query
-	verdict   query
+	// print hears print() (WithPrintHook); nil: print is compiled out.
+	print    print.Hook
+	decision query
+	verdict  query
 	// systems are data.permatrix.systems.<package>.decision per system id:
 	// the fast path of Decide (fastPath).
 	systems map[string]query
@@ -177,7 +180,9 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		}
 		modules[m.Path] = m.Parsed
 	}
-	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	// print() is compiled in only for a hook to hear it (WithPrintHook):
+	// compiled out, it costs nothing.
+	compiler := ast.NewCompiler().WithEnablePrintStatements(o.print != nil)
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, compiler.Errors
 	}
@@ -200,6 +205,9 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), Generation: generations.Add(1),
 		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries,
 		evaluator: evaluator}
+	if o.print != nil {
+		p.print = quietHook{o.print}
+	}
 	p.planned = map[string]*vm.Program{}
 	decision := ast.MustParseRef(DecisionQuery)
 	if p.decision, err = p.prepare(ctx, decision); err != nil {
@@ -240,6 +248,7 @@ const probeSubject = "permatrix-probe"
 // check 500 where the last good policy decided. What it decides is not
 // judged here; that it decides is.
 func (p *Policy) probe(ctx context.Context) error {
+	ctx = Quiet(ctx)
 	empty := store.Empty(0)
 	if _, err := p.decide(ctx, empty, permatrix.Check{Subject: probeSubject, System: "-", Action: "-"}); err != nil {
 		return fmt.Errorf("probe decision: %w", err)
@@ -305,6 +314,8 @@ func (p *Policy) prepareQuery(ctx context.Context, query func(*rego.Rego), stric
 		rego.Store(p.data),
 		rego.Transaction(p.data.Begin(store.Empty(0))),
 		rego.StrictBuiltinErrors(strict),
+		rego.EnablePrintStatements(p.print != nil),
+		rego.PrintHook(p.print),
 	).PrepareForEval(ctx)
 }
 

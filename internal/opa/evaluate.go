@@ -7,6 +7,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -38,10 +39,40 @@ func ParseEvaluator(s string) (Evaluator, error) {
 // Option is a Compile option.
 type Option func(*options)
 
-type options struct{ evaluator Evaluator }
+type options struct {
+	evaluator Evaluator
+	print     print.Hook
+}
 
 // WithEvaluator has the policy's decisions and verdicts evaluated by ev.
 func WithEvaluator(ev Evaluator) Option { return func(o *options) { o.evaluator = ev } }
+
+// WithPrintHook has print() in the bundle's Rego write to h, from every
+// evaluation (the vm's and topdown's: decisions, verdicts, the Data,
+// Query and Compile APIs) but the probes of an activation. Without it,
+// print statements are compiled out (as `opa eval` without
+// --enable-print). A policy that does not call print is compiled and
+// evaluated as it is without a hook.
+func WithPrintHook(h print.Hook) Option { return func(o *options) { o.print = h } }
+
+// probing marks the context of an activation's probe decisions: print()
+// is silent there (every check of the catalog is decided at each
+// activation; a print in a decision would fill the log at every reload).
+type probing struct{}
+
+// Quiet is ctx with print() silent in the evaluations under it: what a
+// probe decides (a matrix's cells) is not the traffic print is for.
+func Quiet(ctx context.Context) context.Context { return context.WithValue(ctx, probing{}, true) }
+
+// quietHook is a print hook that says nothing while probing.
+type quietHook struct{ h print.Hook }
+
+func (q quietHook) Print(ctx print.Context, msg string) error {
+	if ctx.Context != nil && ctx.Context.Value(probing{}) != nil {
+		return nil
+	}
+	return q.h.Print(ctx, msg)
+}
 
 // query is one of the queries the server asks, prepared for the vm or,
 // when the evaluator is topdown, the query's plan uses what the vm does
@@ -69,6 +100,9 @@ func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 			// (dataStore): a rule of it alone, and not of input or
 			// data.store, is computed once for all evaluations.
 			q.program = q.program.Constants(permatrix.StoreRoot)
+			if p.print != nil {
+				q.program = q.program.WithPrintHook(p.print)
+			}
 		case !errors.Is(err, vm.ErrUnsupported):
 			return query{}, err
 		}

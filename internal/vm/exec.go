@@ -153,6 +153,8 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 		Cancel: e,
 		// http.send and the caching builtins record metrics unasked.
 		Metrics: metrics.NoOp(),
+		// internal.print writes here, at the call's Location.
+		PrintHook: e.p.printHook,
 	}
 	var args [2]slot
 	if input != nil {
@@ -802,6 +804,11 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 		return false, 0, err
 	}
 	fr[x.result] = slot{t: out}
+	if x.builtin.void {
+		// No value, and none is tested (the planner's void call):
+		// topdown goes on after it, so does the plan.
+		return false, 0, nil
+	}
 	return out == nil, 0, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
 // Program is a planned query, ready to evaluate. It is immutable.
@@ -22,6 +23,7 @@ type Program struct {
 	plan        *function            // the query: a function of input and data
 	pool        *sync.Pool           // of *eval
 	lenient     bool                 // a builtin's error is undefined (see Lenient)
+	printHook   print.Hook           // hears print() (WithPrintHook); nil: print says nothing
 	// constant says, by function index, which rules Constants keeps
 	// across evaluations, and values holds them once computed (nil: none
 	// kept).
@@ -45,6 +47,18 @@ func (p *Program) Lenient() *Program {
 		// the values are not the strict Program's.
 		c.values = make([]atomic.Pointer[memo], len(p.funcs))
 	}
+	c.pool = &sync.Pool{}
+	c.pool.New = c.newEval
+	return &c
+}
+
+// WithPrintHook is p with print() (internal.print, in a plan compiled
+// with print statements enabled) writing to h, as topdown's does with
+// rego.PrintHook: each call's location and text. Without a hook print
+// does nothing, as topdown's without one. p is not changed.
+func (p *Program) WithPrintHook(h print.Hook) *Program {
+	c := *p
+	c.printHook = h
 	c.pool = &sync.Pool{}
 	c.pool.New = c.newEval
 	return &c
@@ -187,6 +201,9 @@ type builtin struct {
 	name     string
 	fn       topdown.BuiltinFunc
 	relation bool // it yields any number of values (walk): the plan scans an array of them
+	// void: it has no value (internal.print): the planner does not test
+	// its result, and the call is never undefined.
+	void bool
 }
 
 // ErrUnsupported is returned by New for a plan using what the interpreter
@@ -513,6 +530,7 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 			c.builtin = &builtin{name: x.Func, fn: f}
 			if decl := ast.BuiltinMap[x.Func]; decl != nil {
 				c.builtin.relation = decl.Relation
+				c.builtin.void = decl.Decl.Result() == nil
 			}
 			r.builtins[x.Func] = c.builtin
 		} else {
