@@ -12,6 +12,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/client"
+	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
@@ -96,8 +97,12 @@ func checkLocal(ctx context.Context, dbPath, bundlePath string, ch permatrix.Che
 		return nil, fmt.Errorf("--db %s: %w", dbPath, err)
 	}
 	db, err := openReading(dbPath)
+	var locked *bolt.LockedError
+	if errors.As(err, &locked) {
+		return nil, fmt.Errorf("%w: to ask the server that holds it, use --server", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w (is a server running on it? use --server)", err)
+		return nil, err
 	}
 	defer db.Close()
 	b, err := opa.ReadBundle(ctx, bundlePath, opa.ReadOptions{})

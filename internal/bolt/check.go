@@ -144,8 +144,17 @@ func fileKind(m os.FileMode) string {
 }
 
 func locked(path string) error {
-	return permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s is locked by another process (is another permatrix running?)", path)
+	return &LockedError{permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s is locked by another process (is another permatrix running?)", path)}
 }
+
+// LockedError is a store file another process holds (a running serve):
+// EUNAVAILABLE, and only this, is "ask that process instead".
+type LockedError struct{ err *permatrix.Error }
+
+func (e *LockedError) Error() string { return e.err.Error() }
+
+// Unwrap gives the *permatrix.Error (EUNAVAILABLE) it answers as.
+func (e *LockedError) Unwrap() error { return e.err }
 
 // openError classifies a failed bbolt.Open: a file bbolt finds invalid is
 // damaged; a lock timeout or an I/O error is not about the file's content.

@@ -133,11 +133,30 @@ func TestSecondProcessGetsLockedError(t *testing.T) {
 	serve(t, db)
 	start := time.Now()
 	out, code := run(t, "check", "--db", db, "--subject", "a", "--system", "celonis-task-mining", "--action", "edit_users")
-	if code != 2 || !strings.Contains(out, "locked by another process") {
+	if code != 2 || !strings.Contains(out, "locked by another process") || !strings.Contains(out, "--server") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("took %v to report the lock", d)
+	}
+}
+
+// check --db suggests --server only when the file is locked: a damaged
+// file, or one that is not a store, is not about a running server.
+func TestCheckDBHintOnlyWhenLocked(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string][]byte{
+		"empty":   {},
+		"garbage": []byte(strings.Repeat("not a bbolt file\n", 4096)),
+	} {
+		db := filepath.Join(dir, name+".db")
+		if err := os.WriteFile(db, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, code := run(t, "check", "--db", db, "--subject", "a", "--system", "celonis-task-mining", "--action", "edit_users")
+		if code != 2 || strings.Contains(out, "server running") || strings.Contains(out, "--server") {
+			t.Errorf("%s: exit %d, want 2 without the --server hint:\n%s", name, code, out)
+		}
 	}
 }
 
