@@ -86,11 +86,13 @@ func decodeJSON(body []byte, v any) error {
 // decodeValue decodes one JSON value of any kind (OPA's input: the body of
 // POST /v0/data and POST /, the input parameter of GET /v1/data) with
 // decodeJSON's checks: a key twice in one object, invalid UTF-8 or data
-// after the value are refused; numbers stay exact.
-func decodeValue(raw []byte) (any, error) {
+// after the value are refused; numbers stay exact. param names where the
+// value came from when it is not the body ("input": GET /v1/data's
+// ?input=), for the messages.
+func decodeValue(raw []byte, param string) (any, error) {
 	var v any
 	if err := json.Unmarshal(raw, &v, strictJSON); err != nil {
-		return nil, jsonError(err)
+		return nil, jsonErrorIn(err, param)
 	}
 	return v, nil
 }
@@ -118,19 +120,35 @@ func readBody(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
-// jsonError turns a json v2 error into a client message.
-func jsonError(err error) error {
+// jsonError turns a json v2 error in a request body into a client message.
+func jsonError(err error) error { return jsonErrorIn(err, "") }
+
+// jsonErrorIn is jsonError for JSON from the query parameter param ("":
+// the body).
+func jsonErrorIn(err error, param string) error {
 	var syn *jsontext.SyntacticError
 	var sem *json.SemanticError
+	where := where
+	if param != "" {
+		where = func(p jsontext.Pointer) string {
+			if p == "" {
+				return "the " + param + " parameter"
+			}
+			return "object " + field(p) + " of the " + param + " parameter"
+		}
+	}
 	switch {
 	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
 		return permatrix.Errorf(permatrix.EINVALID, "duplicate key %q in %s: a key may appear only once in an object",
 			syn.JSONPointer.LastToken(), where(syn.JSONPointer.Parent()))
 	case errors.As(err, &syn) && strings.Contains(syn.Err.Error(), "after top-level value"):
+		if param != "" {
+			return permatrix.Errorf(permatrix.EINVALID, "the %s parameter has data after the JSON value", param)
+		}
 		return permatrix.Errorf(permatrix.EINVALID, "request body has data after the JSON value")
 	case errors.As(err, &syn):
 		msg := fmt.Sprintf("malformed JSON at byte %d: %v", syn.ByteOffset, syn.Err)
-		if syn.JSONPointer != "" {
+		if syn.JSONPointer != "" || param != "" {
 			msg += " (in " + where(syn.JSONPointer) + ")"
 		}
 		return permatrix.Errorf(permatrix.EINVALID, "%s", msg)

@@ -273,7 +273,7 @@ func (s *Server) dataV1(c echo.Context) error {
 			}
 		}
 	} else if vs := c.QueryParams()["input"]; len(vs) > 0 {
-		v, err := decodeValue([]byte(vs[len(vs)-1]))
+		v, err := decodeValue([]byte(vs[len(vs)-1]), "input")
 		if err != nil {
 			return permatrix.Errorf(permatrix.EINVALID, "parameter contains malformed input document: %s", permatrix.ErrorMessage(err))
 		}
@@ -333,7 +333,7 @@ func (s *Server) v0(c echo.Context, path []string) error {
 	}
 	var input any
 	if len(bytes.TrimSpace(body)) > 0 {
-		if input, err = decodeValue(body); err != nil {
+		if input, err = decodeValue(body, ""); err != nil {
 			return err
 		}
 	}
