@@ -1,6 +1,7 @@
 package store
 
 import (
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -84,34 +85,27 @@ func Assignment(s Snapshot, id string) (permatrix.Assignment, error) {
 
 // Assignments lists the assignments that match f, ordered by id, starting
 // after f.Cursor: a page of f.PageLimit(). next is the last id of the page when more follow, else "".
+//
+// A page holds at most limit+1 assignments whatever the filter: a
+// subject's grants (in one system, with f.System) are one subtree, in key
+// order, reduced as they are read to the limit+1 smallest ids after the
+// cursor (so a page reads all of them, and holds a page); the assignments
+// at one scope below the service scope of one system (f.System,
+// f.ScopeType and f.ScopeID) are listed by id in the scopes index, where
+// the page seeks its cursor; any other filter walks the assignment index
+// by id from the cursor until the page is full.
 func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
 	limit, err := f.PageLimit()
 	if err != nil {
 		return nil, "", err
 	}
-	list = []permatrix.Assignment{}
-	if f.Subject != "" {
-		// A subject's grants are one subtree; few enough to sort by id.
-		var all []permatrix.Assignment
-		err := s.Scan(GrantsPrefix(f.Subject), nil, func(k, v []byte) error {
-			a, err := assignmentOf(k, v)
-			if err != nil {
-				return err
-			}
-			if f.Match(a) && a.ID > f.Cursor {
-				all = append(all, a)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, "", err
-		}
-		slices.SortFunc(all, func(a, b permatrix.Assignment) int { return cmpString(a.ID, b.ID) })
-		if len(all) > limit {
-			return all[:limit], all[limit-1].ID, nil
-		}
-		return append(list, all...), "", nil
+	switch {
+	case f.Subject != "":
+		return subjectAssignments(s, f, limit)
+	case f.System != "" && f.ScopeType != "" && f.ScopeID != "" && f.ScopeType != permatrix.ServiceScope.Type:
+		return scopeAssignments(s, f, limit)
 	}
+	list = []permatrix.Assignment{}
 	var after []byte
 	if f.Cursor != "" {
 		after = assignmentKey(f.Cursor)
@@ -134,6 +128,91 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 		if len(list) == limit {
 			next = list[len(list)-1].ID
 			return ErrStop
+		}
+		list = append(list, a)
+		return nil
+	})
+	if err != nil && err != ErrStop {
+		return nil, "", err
+	}
+	return list, next, nil
+}
+
+// subjectAssignments is a page of a subject's assignments: its grants (in
+// f.System, if given) read in key order, of which a max-heap keeps the
+// limit+1 smallest ids after the cursor.
+func subjectAssignments(s Snapshot, f permatrix.AssignmentFilter, limit int) ([]permatrix.Assignment, string, error) {
+	prefix := GrantsPrefix(f.Subject)
+	if f.System != "" {
+		prefix = GrantsPrefix(f.Subject, f.System)
+	}
+	h := make(idHeap, 0, min(limit+1, 64))
+	err := s.Scan(prefix, nil, func(k, v []byte) error {
+		a, err := assignmentOf(k, v)
+		if err != nil {
+			return err
+		}
+		if !f.Match(a) || a.ID <= f.Cursor {
+			return nil
+		}
+		if len(h) <= limit {
+			heap.Push(&h, a)
+		} else if a.ID < h[0].ID {
+			h[0] = a
+			heap.Fix(&h, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	list := []permatrix.Assignment(h)
+	slices.SortFunc(list, func(a, b permatrix.Assignment) int { return cmpString(a.ID, b.ID) })
+	if len(list) > limit {
+		return list[:limit], list[limit-1].ID, nil
+	}
+	return list, "", nil
+}
+
+// idHeap is a max-heap of assignments by id.
+type idHeap []permatrix.Assignment
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i].ID > h[j].ID }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(permatrix.Assignment)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	a := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return a
+}
+
+// scopeAssignments is a page of the assignments at one scope (not the
+// service scope) of one system: the scopes index lists them by id, so the
+// page starts at its cursor and reads limit+1 of them.
+func scopeAssignments(s Snapshot, f permatrix.AssignmentFilter, limit int) (list []permatrix.Assignment, next string, err error) {
+	list = []permatrix.Assignment{}
+	scope := permatrix.Scope{Type: f.ScopeType, ID: f.ScopeID}
+	var after []byte
+	if f.Cursor != "" {
+		after = scopeUseKey(f.System, scope, f.Cursor)
+	}
+	err = s.Scan(Prefix(nsDoc, ixScopes, f.System, ScopeKey(scope)), after, func(k, _ []byte) error {
+		id := lastSegment(k)
+		if len(list) == limit {
+			next = list[len(list)-1].ID
+			return ErrStop
+		}
+		a, err := Assignment(s, id)
+		if permatrix.ErrorCode(err) == permatrix.ENOTFOUND {
+			return corrupt(k, "scope index names a missing assignment")
+		}
+		if err != nil {
+			return err
+		}
+		if !f.Match(a) {
+			return corrupt(k, "scope index names an assignment made elsewhere")
 		}
 		list = append(list, a)
 		return nil

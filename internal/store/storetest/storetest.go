@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -38,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		{"NextIDUnique", testNextID},
 		{"Assignments", testAssignments},
 		{"Pagination", testPagination},
+		{"ListingHoldsAPage", testListingHoldsAPage},
 		{"Memberships", testMemberships},
 		{"Roles", testRoles},
 		{"Projects", testProjects},
@@ -776,5 +778,135 @@ func testReadsInsideAScan(t *testing.T, open Open) {
 	})
 	if err != nil || !slices.Equal(seen, outer) {
 		t.Fatalf("outer scan: %d keys (%v), want %d in order", len(seen), err, len(outer))
+	}
+}
+
+// countingSnapshot counts the records a listing reads (values handed to a
+// Scan's callback, and Gets), and can measure the heap a listing holds at
+// the last record of a scan.
+type countingSnapshot struct {
+	store.Snapshot
+	reads int
+	// atRead, when set, is called at the read numbered atN (1-based).
+	atN    int
+	atRead func()
+}
+
+func (c *countingSnapshot) Get(key []byte) ([]byte, error) {
+	c.count()
+	return c.Snapshot.Get(key)
+}
+
+func (c *countingSnapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
+	return c.Snapshot.Scan(prefix, after, func(k, v []byte) error {
+		c.count()
+		return fn(k, v)
+	})
+}
+
+func (c *countingSnapshot) count() {
+	c.reads++
+	if c.atRead != nil && c.reads == c.atN {
+		c.atRead()
+	}
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// bigStore gives group:g one role grant on each of n projects of system
+// s1 and user:u one grant on project p7 of s1, committed a hundred at a time
+// (an etcd transaction holds a few hundred operations).
+func bigStore(t *testing.T, b store.Backend, n int) {
+	for i := 0; i < n; {
+		update(t, b, func(tx *store.Tx) error {
+			for j := 0; j < 100 && i+j < n; j++ {
+				a := assign("group:g", "s1", "r", "", permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i+j)})
+				if err := tx.CreateAssignment(&a); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		i += 100
+	}
+	update(t, b, func(tx *store.Tx) error {
+		a := assign("user:u", "s1", "", "x", permatrix.Scope{Type: "project", ID: "p7"})
+		return tx.CreateAssignment(&a)
+	})
+}
+
+// testListingHoldsAPage: a listing holds what its page needs, not every
+// grant its filter matches. A subject's grants are scanned in key order
+// (not id order) and reduced to the limit+1 smallest ids as they go: the
+// heap at the scan's last record is a page's, not 50 000 assignments'
+// (several megabytes). A page of one project's assignments in one system
+// seeks its cursor in the scopes index instead of reading every grant.
+func testListingHoldsAPage(t *testing.T, open Open) {
+	const n = 50000
+	b := open(t)
+	bigStore(t, b, n)
+	s := view(t, b)
+
+	for _, f := range []permatrix.AssignmentFilter{{Subject: "group:g"}, {Subject: "group:g", System: "s1"}} {
+		f.Limit = 1
+		var seen []string
+		for page := 0; page < 3; page++ {
+			c := &countingSnapshot{Snapshot: s}
+			var before, at uint64
+			c.atN, c.atRead = n, func() { at = liveHeap() }
+			before = liveHeap()
+			list, next, err := store.Assignments(c, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != 1 || next != list[0].ID || (len(seen) > 0 && list[0].ID <= seen[len(seen)-1]) {
+				t.Fatalf("%+v page %d: %v next %q after %v", f, page, list, next, seen)
+			}
+			seen = append(seen, list[0].ID)
+			f.Cursor = next
+			if at == 0 {
+				t.Fatalf("%+v: the listing read %d records, not the %d grants", f, c.reads, n)
+			}
+			if held := int64(at) - int64(before); held > 1<<20 {
+				t.Fatalf("%+v page %d: %d bytes held at the scan's last record (limit 1)", f, page, held)
+			}
+		}
+	}
+
+	// One project's assignments: a page seeks, whatever the store's size.
+	for _, f := range []permatrix.AssignmentFilter{
+		{System: "s1", ScopeType: "project", ScopeID: "p7"},
+		{System: "s1", ScopeType: "project", ScopeID: "p7", Limit: 1},
+	} {
+		var got []string
+		for {
+			c := &countingSnapshot{Snapshot: s}
+			list, next, err := store.Assignments(c, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.reads > 3*(len(list)+1)+2 {
+				t.Fatalf("%+v: %d records read for a page of %d", f, c.reads, len(list))
+			}
+			for _, a := range list {
+				if a.Scope.ID != "p7" {
+					t.Fatalf("%+v listed %+v", f, a)
+				}
+				got = append(got, a.ID)
+			}
+			if next == "" {
+				break
+			}
+			f.Cursor = next
+		}
+		if len(got) != 2 || got[0] >= got[1] {
+			t.Fatalf("%+v: %v, want the 2 assignments on p7 by id", f, got)
+		}
 	}
 }
