@@ -182,6 +182,30 @@ func (c *Client) Members(ctx context.Context, group string) ([]string, uint64, e
 	return out.Members, out.Revision, err
 }
 
+// MemberPage is a page of a group's members (MembersPage).
+type MemberPage struct {
+	Members []string `json:"members"`
+	// NextCursor is "" on the last page, else the cursor of the next.
+	NextCursor string `json:"next_cursor"`
+	Revision   uint64 `json:"revision"`
+}
+
+// MembersPage lists at most limit (1 to 1000) members of group after the
+// user cursor ("": from the first), in order. Members answers them all in
+// one response; a large group is better read a page at a time.
+func (c *Client) MembersPage(ctx context.Context, group, cursor string, limit int) (MemberPage, error) {
+	if err := required("group", group); err != nil {
+		return MemberPage{}, err
+	}
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var p MemberPage
+	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "groups", group, "members"}, query: q}, &p)
+	return p, err
+}
+
 // PutRole defines or replaces the custom role r.Name of r.System (Blue
 // Prism) with r.Permissions, and returns the revision. Unknown permission
 // ids, or a system without custom roles, are code unprocessable (422).

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -138,16 +139,76 @@ func (s *Server) deleteMember(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
 }
 
-// GET /v1/groups/{group}/members
+// GET /v1/groups/{group}/members?limit=&cursor=
+//
+// With a limit, a page (next_cursor "" on the last); without, every member
+// after the cursor, streamed from one snapshot: the answer holds no list.
 func (s *Server) listMembers(c echo.Context) error {
-	users, rev, err := s.svc.Members(c.Request().Context(), param(c, "group"))
+	q, err := onceEach(c, memberParams)
 	if err != nil {
 		return err
 	}
-	if users == nil {
-		users = []string{}
+	group, cursor := param(c, "group"), q.Get("cursor")
+	if l := q.Get("limit"); l != "" {
+		limit, err := permatrix.ParsePageLimit(l)
+		if err != nil {
+			return err
+		}
+		users, next, rev, err := s.svc.MembersPage(c.Request().Context(), group, cursor, limit)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"group": group, "members": users, "next_cursor": next, "revision": rev})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"group": param(c, "group"), "members": users, "revision": rev})
+	var w *bufio.Writer
+	n := 0
+	err = s.svc.EachMember(c.Request().Context(), group, cursor, func(rev uint64) error {
+		res := c.Response()
+		res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		res.WriteHeader(http.StatusOK)
+		w = bufio.NewWriterSize(res, 32<<10)
+		return writeJSONString(w, `{"group":`, group, `,"revision":`+strconv.FormatUint(rev, 10)+`,"members":[`)
+	}, func(user string) error {
+		if n > 0 {
+			w.WriteByte(',')
+		}
+		n++
+		return writeJSONString(w, "", user, "")
+	})
+	if err != nil {
+		return err // before the status, an error answer; after, the response is cut short
+	}
+	w.WriteString(`],"next_cursor":""}` + "\n")
+	return w.Flush()
+}
+
+// writeJSONString writes before, s as a JSON string, then after.
+func writeJSONString(w *bufio.Writer, before, s, after string) error {
+	w.WriteString(before)
+	w.Write(appendJSONString(w.AvailableBuffer(), s))
+	_, err := w.WriteString(after)
+	return err
+}
+
+// memberParams are the query parameters of GET /v1/groups/{group}/members.
+var memberParams = []string{"limit", "cursor"}
+
+// onceEach reads a listing's query: each parameter known and given at most
+// once (a misspelt limit would list everything).
+func onceEach(c echo.Context, known []string) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return nil, permatrix.Errorf(permatrix.EINVALID, "malformed query: %v", err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		switch {
+		case !slices.Contains(known, k):
+			return nil, permatrix.Errorf(permatrix.EINVALID, "unknown query parameter %q (known: %s)", k, strings.Join(known, ", "))
+		case len(q[k]) > 1:
+			return nil, permatrix.Errorf(permatrix.EINVALID, "%s is given %d times: give it once", k, len(q[k]))
+		}
+	}
+	return q, nil
 }
 
 // roleRequest is the body of PUT /v1/systems/{system}/roles/{role}.

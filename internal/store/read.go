@@ -246,11 +246,44 @@ func lastSegment(k []byte) string {
 // Members lists the users of a group, sorted; none for an unknown group.
 func Members(s Snapshot, group string) ([]string, error) {
 	users := []string{}
-	err := s.Scan(Prefix(nsIndex, ixMembers, group), nil, func(k, _ []byte) error {
-		users = append(users, lastSegment(k))
+	err := EachMember(s, group, "", func(u string) error {
+		users = append(users, u)
 		return nil
 	})
 	return users, err
+}
+
+// EachMember calls fn with each user of a group after the user after (all
+// of them for ""), in order, until fn returns an error (ErrStop ends it
+// without one). Nothing is held between calls.
+func EachMember(s Snapshot, group, after string, fn func(user string) error) error {
+	var from []byte
+	if after != "" {
+		from = memberKey(permatrix.Membership{Group: group, User: after})
+	}
+	err := s.Scan(Prefix(nsIndex, ixMembers, group), from, func(k, _ []byte) error {
+		return fn(lastSegment(k))
+	})
+	if err == ErrStop {
+		err = nil
+	}
+	return err
+}
+
+// MembersPage lists at most limit users of a group after the user after,
+// in order; next is the last of them when more follow, else "". It reads
+// limit+1 members whatever the group's size.
+func MembersPage(s Snapshot, group, after string, limit int) (users []string, next string, err error) {
+	users = []string{}
+	err = EachMember(s, group, after, func(u string) error {
+		if len(users) == limit {
+			next = users[len(users)-1]
+			return ErrStop
+		}
+		users = append(users, u)
+		return nil
+	})
+	return users, next, err
 }
 
 // Groups lists the groups of a user, sorted; none for an unknown user.

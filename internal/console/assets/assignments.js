@@ -152,23 +152,48 @@ function addAssignment(catalog, byId, write, refresh) {
   return form;
 }
 
-// members lists a group's members and adds or removes one.
+// MEMBERS_PAGE is how many members the list reads at a time.
+const MEMBERS_PAGE = 100;
+
+// members lists a group's members, a page at a time (a button reads the
+// next page and adds it), and adds or removes one.
 function members(params, write) {
   const group = h('input', { id: 'group-id', name: 'group', value: params.group || '', autocomplete: 'off' });
   const user = h('input', { id: 'member-user', name: 'user', autocomplete: 'off' });
   const out = h('div', { id: 'member-list' });
+  let shown = 0; // a later listing replaces an earlier one still reading
   const show = async () => {
-    if (!group.value.trim()) return;
-    try {
-      const r = await call('GET', path('/v1/groups', group.value.trim(), 'members'), { admin: true });
-      replace(out, r.members.length ? h('ul', null, r.members.map((u) => {
-        const rm = h('button', { type: 'button', class: 'danger', 'aria-label': 'remove ' + u + ' from ' + r.group }, 'Remove');
-        rm.addEventListener('click', () => write('Remove ' + u + ' from ' + r.group, 'DELETE', path('/v1/groups', r.group, 'members', u), null, show));
-        return h('li', null, h('span', { class: 'member' }, u), ' ', rm);
-      })) : h('p', null, 'No members.'));
-    } catch (err) {
-      replace(out, errorBox(err));
-    }
+    const g = group.value.trim();
+    if (!g) return;
+    const listing = ++shown;
+    const ul = h('ul');
+    const more = h('button', { type: 'button', id: 'member-more', hidden: true }, 'More members');
+    const item = (u) => {
+      const rm = h('button', { type: 'button', class: 'danger', 'aria-label': 'remove ' + u + ' from ' + g }, 'Remove');
+      rm.addEventListener('click', () => write('Remove ' + u + ' from ' + g, 'DELETE', path('/v1/groups', g, 'members', u), null, show));
+      return h('li', null, h('span', { class: 'member' }, u), ' ', rm);
+    };
+    let cursor = '';
+    const page = async () => {
+      try {
+        const r = await call('GET', path('/v1/groups', g, 'members') + query({ limit: MEMBERS_PAGE, cursor }), { admin: true });
+        if (listing !== shown) return;
+        ul.append(...r.members.map(item));
+        cursor = r.next_cursor;
+        more.hidden = !cursor;
+        if (!ul.children.length) replace(out, h('p', null, 'No members.'));
+      } catch (err) {
+        if (listing === shown) replace(out, errorBox(err));
+      }
+    };
+    more.addEventListener('click', async () => {
+      more.disabled = true;
+      await page();
+      more.disabled = false;
+      if (!more.hidden) more.focus();
+    });
+    replace(out, ul, more);
+    await page();
   };
   const list = h('button', { type: 'button', id: 'member-show' }, 'Show members');
   list.addEventListener('click', show);

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"Pagination", testPagination},
 		{"ListingHoldsAPage", testListingHoldsAPage},
 		{"Memberships", testMemberships},
+		{"MembersPage", testMembersPage},
 		{"Roles", testRoles},
 		{"Projects", testProjects},
 		{"UpdateRetriesConflicts", testUpdateRetriesConflicts},
@@ -908,5 +909,56 @@ func testListingHoldsAPage(t *testing.T, open Open) {
 		if len(got) != 2 || got[0] >= got[1] {
 			t.Fatalf("%+v: %v, want the 2 assignments on p7 by id", f, got)
 		}
+	}
+}
+
+// testMembersPage: a page of a group's members reads limit+1 of them
+// whatever the group's size, and pages list every member once, in order.
+func testMembersPage(t *testing.T, open Open) {
+	const n = 1000
+	b := open(t)
+	var want []string
+	for i := 0; i < n; i += 100 {
+		update(t, b, func(tx *store.Tx) error {
+			for j := i; j < i+100; j++ {
+				if err := tx.AddMember(permatrix.Membership{Group: "g", User: fmt.Sprintf("u%04d", j)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	for j := range n {
+		want = append(want, fmt.Sprintf("u%04d", j))
+	}
+	update(t, b, func(tx *store.Tx) error { return tx.AddMember(permatrix.Membership{Group: "g2", User: "x"}) })
+	s := view(t, b)
+	for _, limit := range []int{1, 7, 1000} {
+		var got []string
+		cursor := ""
+		for page := 0; ; page++ {
+			c := &countingSnapshot{Snapshot: s}
+			users, next, err := store.MembersPage(c, "g", cursor, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(users) > limit || c.reads > limit+1 || page > n {
+				t.Fatalf("limit %d page %d: %d users, %d records read", limit, page, len(users), c.reads)
+			}
+			got = append(got, users...)
+			if next == "" {
+				break
+			}
+			if next != users[len(users)-1] {
+				t.Fatalf("next %q after %v", next, users)
+			}
+			cursor = next
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("limit %d: %d members paged, want %d", limit, len(got), len(want))
+		}
+	}
+	if users, next, err := store.MembersPage(s, "none", "", 5); err != nil || len(users) != 0 || users == nil || next != "" {
+		t.Fatalf("unknown group: %v %q %v", users, next, err)
 	}
 }
