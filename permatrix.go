@@ -91,6 +91,9 @@ type AssignmentFilter struct {
 	ScopeID   string
 	Limit     int
 	Cursor    string // list assignments with an id greater than this
+	// WithGroups, with a user Subject, lists the assignments of the groups
+	// the user is stored in as well as the user's own.
+	WithGroups bool
 }
 
 // Page sizes of an assignment listing (contract §4: limit 1..1000).
@@ -124,8 +127,10 @@ func errPageLimit() error {
 }
 
 // Match reports whether a passes the filter (Limit and Cursor aside).
+// With WithGroups, the subject is not compared: whose grants are read
+// decides.
 func (f AssignmentFilter) Match(a Assignment) bool {
-	return (f.Subject == "" || f.Subject == a.Subject) &&
+	return (f.Subject == "" || f.WithGroups || f.Subject == a.Subject) &&
 		(f.System == "" || f.System == a.System) &&
 		(f.ScopeType == "" || f.ScopeType == a.Scope.Type) &&
 		(f.ScopeID == "" || f.ScopeID == a.Scope.ID)

@@ -111,6 +111,9 @@ func (c *Client) Assignments(ctx context.Context, f permatrix.AssignmentFilter) 
 	if f.Limit != 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	if f.WithGroups {
+		q.Set("with_groups", "true")
+	}
 	var p Page
 	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "assignments"}, query: q}, &p)
 	return p, err

@@ -67,7 +67,7 @@ func (s *Server) getAssignment(c echo.Context) error {
 	return c.JSON(http.StatusOK, a)
 }
 
-// GET /v1/assignments?subject=&system=&scope_type=&scope_id=&limit=&cursor=
+// GET /v1/assignments?subject=&system=&scope_type=&scope_id=&limit=&cursor=&with_groups=
 func (s *Server) listAssignments(c echo.Context) error {
 	// A filter not read, or read once of two, lists more than was asked
 	// (a caller deleting what ?subjects=user:x lists deletes everything):
@@ -100,6 +100,13 @@ func (s *Server) listAssignments(c echo.Context) error {
 		}
 		f.Limit = n
 	}
+	switch q.Get("with_groups") {
+	case "", "false":
+	case "true":
+		f.WithGroups = true
+	default:
+		return permatrix.Errorf(permatrix.EINVALID, "with_groups is true or false, not %q", q.Get("with_groups"))
+	}
 	list, next, err := s.svc.Assignments(c.Request().Context(), f)
 	if err != nil {
 		return err
@@ -111,7 +118,7 @@ func (s *Server) listAssignments(c echo.Context) error {
 }
 
 // listParams are the query parameters of GET /v1/assignments.
-var listParams = []string{"subject", "system", "scope_type", "scope_id", "limit", "cursor"}
+var listParams = []string{"subject", "system", "scope_type", "scope_id", "limit", "cursor", "with_groups"}
 
 // PUT /v1/groups/{group}/members/{user} (optional body {"actor": "..."})
 func (s *Server) putMember(c echo.Context) error {

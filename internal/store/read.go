@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/permatrix/permatrix"
 )
@@ -100,6 +101,8 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 		return nil, "", err
 	}
 	switch {
+	case f.WithGroups && !strings.HasPrefix(f.Subject, permatrix.UserPrefix):
+		return nil, "", permatrix.Errorf(permatrix.EINVALID, "with_groups lists a user's assignments and its groups': it needs subject=user:<id>")
 	case f.Subject != "":
 		return subjectAssignments(s, f, limit)
 	case f.System != "" && f.ScopeType != "" && f.ScopeID != "" && f.ScopeType != permatrix.ServiceScope.Type:
@@ -138,31 +141,42 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 	return list, next, nil
 }
 
-// subjectAssignments is a page of a subject's assignments: its grants (in
-// f.System, if given) read in key order, of which a max-heap keeps the
-// limit+1 smallest ids after the cursor.
+// subjectAssignments is a page of a subject's assignments (and, with
+// f.WithGroups, of the groups the user is stored in): each principal's
+// grants (in f.System, if given) read in key order, of which a max-heap
+// keeps the limit+1 smallest ids after the cursor. The groups are read
+// from the user's memberships as the scan goes, not listed first.
 func subjectAssignments(s Snapshot, f permatrix.AssignmentFilter, limit int) ([]permatrix.Assignment, string, error) {
-	prefix := GrantsPrefix(f.Subject)
-	if f.System != "" {
-		prefix = GrantsPrefix(f.Subject, f.System)
-	}
 	h := make(idHeap, 0, min(limit+1, 64))
-	err := s.Scan(prefix, nil, func(k, v []byte) error {
-		a, err := assignmentOf(k, v)
-		if err != nil {
-			return err
+	grants := func(principal string) error {
+		prefix := GrantsPrefix(principal)
+		if f.System != "" {
+			prefix = GrantsPrefix(principal, f.System)
 		}
-		if !f.Match(a) || a.ID <= f.Cursor {
+		return s.Scan(prefix, nil, func(k, v []byte) error {
+			a, err := assignmentOf(k, v)
+			if err != nil {
+				return err
+			}
+			if !f.Match(a) || a.ID <= f.Cursor {
+				return nil
+			}
+			if len(h) <= limit {
+				heap.Push(&h, a)
+			} else if a.ID < h[0].ID {
+				h[0] = a
+				heap.Fix(&h, 0)
+			}
 			return nil
-		}
-		if len(h) <= limit {
-			heap.Push(&h, a)
-		} else if a.ID < h[0].ID {
-			h[0] = a
-			heap.Fix(&h, 0)
-		}
-		return nil
-	})
+		})
+	}
+	err := grants(f.Subject)
+	if err == nil && f.WithGroups {
+		user := strings.TrimPrefix(f.Subject, permatrix.UserPrefix)
+		err = s.Scan(Prefix(nsDoc, ixMemberships, user), nil, func(k, _ []byte) error {
+			return grants(permatrix.GroupPrefix + lastSegment(k))
+		})
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		{"Assignments", testAssignments},
 		{"Pagination", testPagination},
 		{"ListingHoldsAPage", testListingHoldsAPage},
+		{"AssignmentsWithGroups", testAssignmentsWithGroups},
 		{"Memberships", testMemberships},
 		{"MembersPage", testMembersPage},
 		{"Roles", testRoles},
@@ -960,5 +961,66 @@ func testMembersPage(t *testing.T, open Open) {
 	}
 	if users, next, err := store.MembersPage(s, "none", "", 5); err != nil || len(users) != 0 || users == nil || next != "" {
 		t.Fatalf("unknown group: %v %q %v", users, next, err)
+	}
+}
+
+// testAssignmentsWithGroups: a user's listing WithGroups is the user's
+// assignments and those of the groups the user is stored in (read inside
+// the scan of the user's memberships), by id, paged, filters applied.
+func testAssignmentsWithGroups(t *testing.T, open Open) {
+	b := open(t)
+	var want, atP1 []string
+	update(t, b, func(tx *store.Tx) error {
+		want, atP1 = want[:0], atP1[:0]
+		for _, m := range []permatrix.Membership{{Group: "ga", User: "u"}, {Group: "gb", User: "u"}, {Group: "gc", User: "other"}} {
+			if err := tx.AddMember(m); err != nil {
+				return err
+			}
+		}
+		for i, subject := range []string{"group:gb", "user:u", "group:ga", "group:gc", "user:other", "group:gb", "group:ga", "user:u"} {
+			a := assign(subject, "s1", fmt.Sprintf("r%d", i), "", permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%2)})
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+			if subject != "group:gc" && subject != "user:other" {
+				want = append(want, a.ID)
+				if a.Scope.ID == "p1" {
+					atP1 = append(atP1, a.ID)
+				}
+			}
+		}
+		return nil
+	})
+	slices.Sort(want)
+	slices.Sort(atP1)
+	s := view(t, b)
+	for _, tc := range []struct {
+		f    permatrix.AssignmentFilter
+		want []string
+	}{
+		{permatrix.AssignmentFilter{Subject: "user:u", WithGroups: true, Limit: 2}, want},
+		{permatrix.AssignmentFilter{Subject: "user:u", WithGroups: true, System: "s1", ScopeType: "project", ScopeID: "p1", Limit: 1}, atP1},
+	} {
+		var got []string
+		f := tc.f
+		for page := 0; page < 10; page++ {
+			list, next, err := store.Assignments(s, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range list {
+				got = append(got, a.ID)
+			}
+			if next == "" {
+				break
+			}
+			f.Cursor = next
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("%+v: %v, want %v", tc.f, got, tc.want)
+		}
+	}
+	if _, _, err := store.Assignments(s, permatrix.AssignmentFilter{Subject: "group:ga", WithGroups: true}); permatrix.ErrorCode(err) != permatrix.EINVALID {
+		t.Fatalf("a group WithGroups: %v", err)
 	}
 }
