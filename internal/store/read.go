@@ -87,14 +87,14 @@ func Assignment(s Snapshot, id string) (permatrix.Assignment, error) {
 // Assignments lists the assignments that match f, ordered by id, starting
 // after f.Cursor: a page of f.PageLimit(). next is the last id of the page when more follow, else "".
 //
-// A page holds at most limit+1 assignments whatever the filter: a
-// subject's grants (in one system, with f.System) are one subtree, in key
-// order, reduced as they are read to the limit+1 smallest ids after the
-// cursor (so a page reads all of them, and holds a page); the assignments
-// at one scope below the service scope of one system (f.System,
-// f.ScopeType and f.ScopeID) are listed by id in the scopes index, where
-// the page seeks its cursor; any other filter walks the assignment index
-// by id from the cursor until the page is full.
+// A page holds what a page needs, whatever the filter: a subject's grants
+// (in one system, with f.System) are one subtree, in key order, reduced as
+// they are read to the limit+1 smallest ids after the cursor (so a page
+// reads all of them, and holds a page); the assignments at one scope below
+// the service scope (f.ScopeType and f.ScopeID) are listed by id in the
+// scopes index, a system at a time, where the page seeks its cursor
+// (without f.System, a page of each system, merged); any other filter
+// walks the assignment index by id from the cursor until the page is full.
 func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
 	limit, err := f.PageLimit()
 	if err != nil {
@@ -107,6 +107,8 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 		return subjectAssignments(s, f, limit)
 	case f.System != "" && f.ScopeType != "" && f.ScopeID != "" && f.ScopeType != permatrix.ServiceScope.Type:
 		return scopeAssignments(s, f, limit)
+	case f.ScopeType != "" && f.ScopeID != "" && f.ScopeType != permatrix.ServiceScope.Type:
+		return scopeAssignmentsEverywhere(s, f, limit)
 	}
 	list = []permatrix.Assignment{}
 	var after []byte
@@ -200,6 +202,49 @@ func (h *idHeap) Pop() any {
 	a := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return a
+}
+
+// scopeAssignmentsEverywhere is a page of the assignments at one scope (not
+// the service scope) in every system: a page of each system's (each seeks
+// its cursor in the scopes index), merged by id. The systems are found by
+// seeking past each one's subtree in the index, not by reading it.
+func scopeAssignmentsEverywhere(s Snapshot, f permatrix.AssignmentFilter, limit int) ([]permatrix.Assignment, string, error) {
+	var all []permatrix.Assignment
+	more := false
+	var after []byte
+	for {
+		system := ""
+		err := s.Scan(Prefix(nsDoc, ixScopes), after, func(k, _ []byte) error {
+			if segs := Segments(k); len(segs) > 2 {
+				system = segs[2]
+			}
+			return ErrStop
+		})
+		if err != nil && err != ErrStop {
+			return nil, "", err
+		}
+		if system == "" {
+			break
+		}
+		// Past every key of the system: 0xff is in no id (ids are UTF-8).
+		after = append(Key(nsDoc, ixScopes, system), 0xff)
+		f := f
+		f.System = system
+		list, next, err := scopeAssignments(s, f, limit)
+		if err != nil {
+			return nil, "", err
+		}
+		all = append(all, list...)
+		more = more || next != ""
+	}
+	slices.SortFunc(all, func(a, b permatrix.Assignment) int { return cmpString(a.ID, b.ID) })
+	if all == nil {
+		all = []permatrix.Assignment{}
+	}
+	if len(all) > limit || (more && len(all) == limit) {
+		return all[:limit], all[limit-1].ID, nil
+	}
+	return all, "", nil
 }
 
 // scopeAssignments is a page of the assignments at one scope (not the

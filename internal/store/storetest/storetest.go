@@ -822,7 +822,7 @@ func liveHeap() uint64 {
 }
 
 // bigStore gives group:g one role grant on each of n projects of system
-// s1 and user:u one grant on project p7 of s1, committed a hundred at a time
+// s1 and user:u one grant on project p7 of s0, s1 and s2, committed a hundred at a time
 // (an etcd transaction holds a few hundred operations).
 func bigStore(t *testing.T, b store.Backend, n int) {
 	for i := 0; i < n; {
@@ -838,8 +838,13 @@ func bigStore(t *testing.T, b store.Backend, n int) {
 		i += 100
 	}
 	update(t, b, func(tx *store.Tx) error {
-		a := assign("user:u", "s1", "", "x", permatrix.Scope{Type: "project", ID: "p7"})
-		return tx.CreateAssignment(&a)
+		for _, sys := range []string{"s1", "s0", "s2"} {
+			a := assign("user:u", sys, "", "x", permatrix.Scope{Type: "project", ID: "p7"})
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -881,19 +886,27 @@ func testListingHoldsAPage(t *testing.T, open Open) {
 		}
 	}
 
-	// One project's assignments: a page seeks, whatever the store's size.
+	// One project's assignments: a page seeks, whatever the store's size
+	// (in each of the 3 systems, without a system).
 	for _, f := range []permatrix.AssignmentFilter{
 		{System: "s1", ScopeType: "project", ScopeID: "p7"},
 		{System: "s1", ScopeType: "project", ScopeID: "p7", Limit: 1},
+		{ScopeType: "project", ScopeID: "p7"},
+		{ScopeType: "project", ScopeID: "p7", Limit: 1},
+		{ScopeType: "project", ScopeID: "p7", Limit: 2},
 	} {
+		want, systems := 2, 1
+		if f.System == "" {
+			want, systems = 4, 3
+		}
 		var got []string
-		for {
+		for page := 0; page < 10; page++ {
 			c := &countingSnapshot{Snapshot: s}
 			list, next, err := store.Assignments(c, f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.reads > 3*(len(list)+1)+2 {
+			if c.reads > systems*(3*(len(list)+1)+2)+1 {
 				t.Fatalf("%+v: %d records read for a page of %d", f, c.reads, len(list))
 			}
 			for _, a := range list {
@@ -907,8 +920,8 @@ func testListingHoldsAPage(t *testing.T, open Open) {
 			}
 			f.Cursor = next
 		}
-		if len(got) != 2 || got[0] >= got[1] {
-			t.Fatalf("%+v: %v, want the 2 assignments on p7 by id", f, got)
+		if len(got) != want || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != want {
+			t.Fatalf("%+v: %v, want the %d assignments on p7 by id", f, got, want)
 		}
 	}
 }
