@@ -784,13 +784,13 @@ func testReadsInsideAScan(t *testing.T, open Open) {
 }
 
 // countingSnapshot counts the records a listing reads (values handed to a
-// Scan's callback, and Gets), and can measure the heap a listing holds at
-// the last record of a scan.
+// Scan's callback, and Gets), and can measure the heap a listing holds as
+// it reads.
 type countingSnapshot struct {
 	store.Snapshot
 	reads int
-	// atRead, when set, is called at the read numbered atN (1-based).
-	atN    int
+	// atRead, when set, is called at every every-th read.
+	every  int
 	atRead func()
 }
 
@@ -808,7 +808,7 @@ func (c *countingSnapshot) Scan(prefix, after []byte, fn func(k, v []byte) error
 
 func (c *countingSnapshot) count() {
 	c.reads++
-	if c.atRead != nil && c.reads == c.atN {
+	if c.atRead != nil && c.reads%c.every == 0 {
 		c.atRead()
 	}
 }
@@ -821,21 +821,51 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// bigStore gives group:g one role grant on each of n projects of system
-// s1 and user:u one grant on project p7 of s0, s1 and s2, committed a hundred at a time
-// (an etcd transaction holds a few hundred operations).
-func bigStore(t *testing.T, b store.Backend, n int) {
-	for i := 0; i < n; {
+// settledHeap is liveHeap once it stops moving: a backend's goroutines
+// (an etcd replica's watch) free what the commits before left for a while.
+func settledHeap() uint64 {
+	last := liveHeap()
+	for range 20 {
+		time.Sleep(20 * time.Millisecond)
+		now := liveHeap()
+		if max(now, last)-min(now, last) < 32<<10 {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
+// bigStore gives n role grants on n projects of system s1, every fifth to
+// group:g and the others to group:h, made in that order (so g's ids are
+// one in five of the assignment index), and user:u one grant on project p7
+// of s0, s1 and s2; committed a hundred at a time (an etcd transaction
+// holds a few hundred operations). It returns g's and h's ids, sorted.
+func bigStore(t *testing.T, b store.Backend, n int) (g, h []string) {
+	for i := 0; i < n; i += 100 {
+		var made []permatrix.Assignment
 		update(t, b, func(tx *store.Tx) error {
-			for j := 0; j < 100 && i+j < n; j++ {
-				a := assign("group:g", "s1", "r", "", permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i+j)})
+			made = made[:0]
+			for j := i; j < i+100 && j < n; j++ {
+				subject := "group:h"
+				if j%5 == 0 {
+					subject = "group:g"
+				}
+				a := assign(subject, "s1", "r", "", permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", j)})
 				if err := tx.CreateAssignment(&a); err != nil {
 					return err
 				}
+				made = append(made, a)
 			}
 			return nil
 		})
-		i += 100
+		for _, a := range made {
+			if a.Subject == "group:g" {
+				g = append(g, a.ID)
+			} else {
+				h = append(h, a.ID)
+			}
+		}
 	}
 	update(t, b, func(tx *store.Tx) error {
 		for _, sys := range []string{"s1", "s0", "s2"} {
@@ -846,44 +876,84 @@ func bigStore(t *testing.T, b store.Backend, n int) {
 		}
 		return nil
 	})
+	slices.Sort(g)
+	slices.Sort(h)
+	return g, h
 }
 
-// testListingHoldsAPage: a listing holds what its page needs, not every
-// grant its filter matches. A subject's grants are scanned in key order
-// (not id order) and reduced to the limit+1 smallest ids as they go: the
-// heap at the scan's last record is a page's, not 50 000 assignments'
-// (several megabytes). A page of one project's assignments in one system
-// seeks its cursor in the scopes index instead of reading every grant.
+// testListingHoldsAPage: a listing reads and holds what its page needs,
+// not every grant its filter matches.
+//
+//   - A subject's page is first looked for in id order, from the cursor in
+//     the assignment index: group:h (four in five of the index) and
+//     group:g (one in five) get a page of 1 or 10 reading a few times
+//     that, where the cursor is (not their 40 000 and 10 000 grants).
+//   - Where that would read too far (g's page of 1 000: fewer than 1 001 of
+//     g's among the entries it may read), the subject's grants are scanned
+//     in key order and reduced to the limit+1 smallest ids as they go: the
+//     live heap during the scan is a page's (a quarter of a megabyte), not
+//     10 000 assignments' (several megabytes).
+//   - A page of one project's assignments seeks its cursor in the scopes
+//     index, in one system or in each.
 func testListingHoldsAPage(t *testing.T, open Open) {
 	const n = 50000
 	b := open(t)
-	bigStore(t, b, n)
+	gIDs, hIDs := bigStore(t, b, n)
 	s := view(t, b)
 
-	for _, f := range []permatrix.AssignmentFilter{{Subject: "group:g"}, {Subject: "group:g", System: "s1"}} {
-		f.Limit = 1
-		var seen []string
-		for page := 0; page < 3; page++ {
-			c := &countingSnapshot{Snapshot: s}
-			var before, at uint64
-			c.atN, c.atRead = n, func() { at = liveHeap() }
-			before = liveHeap()
-			list, next, err := store.Assignments(c, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(list) != 1 || next != list[0].ID || (len(seen) > 0 && list[0].ID <= seen[len(seen)-1]) {
-				t.Fatalf("%+v page %d: %v next %q after %v", f, page, list, next, seen)
-			}
-			seen = append(seen, list[0].ID)
-			f.Cursor = next
-			if at == 0 {
-				t.Fatalf("%+v: the listing read %d records, not the %d grants", f, c.reads, n)
-			}
-			if held := int64(at) - int64(before); held > 1<<20 {
-				t.Fatalf("%+v page %d: %d bytes held at the scan's last record (limit 1)", f, page, held)
+	for _, tc := range []struct {
+		subject string
+		ids     []string
+	}{{"group:g", gIDs}, {"group:h", hIDs}} {
+		for _, limit := range []int{1, 10} {
+			for _, from := range []int{0, len(tc.ids) / 2, len(tc.ids) - limit - 1} {
+				f := permatrix.AssignmentFilter{Subject: tc.subject, System: "s1", Limit: limit}
+				if tc.subject == "group:h" {
+					f.System = ""
+				}
+				if from > 0 {
+					f.Cursor = tc.ids[from-1]
+				}
+				c := &countingSnapshot{Snapshot: s}
+				list, next, err := store.Assignments(c, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, a := range list {
+					got = append(got, a.ID)
+				}
+				if !slices.Equal(got, tc.ids[from:from+limit]) || next != got[len(got)-1] {
+					t.Fatalf("%+v: %v next %q, want %v", f, got, next, tc.ids[from:from+limit])
+				}
+				if c.reads > 6*(limit+1)+10 {
+					t.Fatalf("%+v: %d records read for a page of %d", f, c.reads, limit)
+				}
 			}
 		}
+	}
+
+	f := permatrix.AssignmentFilter{Subject: "group:g", Limit: 1000}
+	for page := 0; page < 2; page++ {
+		var peak uint64
+		c := &countingSnapshot{Snapshot: s}
+		c.every, c.atRead = 2000, func() { peak = max(peak, liveHeap()) }
+		before := settledHeap()
+		list, next, err := store.Assignments(c, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1000 || list[0].ID != gIDs[page*1000] || next != gIDs[page*1000+999] {
+			t.Fatalf("%+v: %d listed, next %q", f, len(list), next)
+		}
+		if c.reads < len(gIDs) {
+			t.Fatalf("%+v: %d records read; the test wants the scan of the subject's %d grants", f, c.reads, len(gIDs))
+		}
+		t.Logf("%+v page %d: %d bytes held during the scan", f, page, int64(peak)-int64(before))
+		if held := int64(peak) - int64(before); held > 3<<18 {
+			t.Fatalf("%+v page %d: %d bytes held during the scan", f, page, held)
+		}
+		f.Cursor = next
 	}
 
 	// One project's assignments: a page seeks, whatever the store's size
