@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -188,6 +189,31 @@ type Bounded interface {
 	Fits(s Size) error
 	// MaxOps is the most key operations one commit can hold.
 	MaxOps() int
+}
+
+// Backuper is a backend that can copy itself whole, from one read snapshot,
+// as a file of its own kind (a bbolt store: the file at that revision,
+// which `store copy` restores). An etcd store is not one: its sidecar's
+// replica is a cache, and the cluster is copied with `store copy` from etcd.
+type Backuper interface {
+	// Backup opens a copy of the applied state. Close it promptly: it
+	// holds a read snapshot (a bbolt read transaction) until then.
+	Backup() (Backup, error)
+}
+
+// Backup is a copy of a store at one revision, being written.
+type Backup interface {
+	// Revision is the revision the copy holds.
+	Revision() uint64
+	// Format is the layout version of the copy (the backend's file format).
+	Format() uint64
+	// Size is how many bytes WriteTo writes.
+	Size() int64
+	// WriteTo writes the copy to w, Size bytes in the order a reader can
+	// write them to a file; it holds no more than a buffer in memory.
+	WriteTo(w io.Writer) (int64, error)
+	// Close releases the snapshot.
+	Close() error
 }
 
 var (
