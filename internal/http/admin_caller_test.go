@@ -101,6 +101,7 @@ func TestAdminCallerUser(t *testing.T) {
 		{"GET", "/v1/assignments", alice, 403, "needs the admin token"},
 		{"GET", "/v1/assignments/x", alice, 403, "needs the admin token"},
 		{"GET", "/v1/export", alice, 403, "needs the admin token"},
+		{"GET", "/v1/backup", alice, 403, "needs the admin token"},
 		{"GET", "/v1/groups/g/members", alice, 403, "needs the admin token"},
 		{"GET", "/v1/systems/blueprism/roles/r", alice, 403, "needs the admin token"},
 		{"GET", "/v1/systems/celonis-task-mining/projects/p", alice, 403, "needs the admin token"},

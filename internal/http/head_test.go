@@ -101,14 +101,14 @@ func TestHEADWhereverGET(t *testing.T) {
 		got[route] = sameHeadAsGet(t, url, docTestToken)
 		sameHeadAsGet(t, url, "")
 	}
-	for _, route := range []string{"/health", "/health/live", "/health/ready", "/metrics", "/v1/export", "/v1/assignments",
+	for _, route := range []string{"/health", "/health/live", "/health/ready", "/metrics", "/v1/export", "/v1/backup", "/v1/assignments",
 		"/v1/systems", "/v1/systems/:system", "/v1/status", "/v1/config", "/v1/policies"} {
 		if got[route] != http.StatusOK {
 			t.Errorf("GET %s with the token: %d, want 200 (for HEAD to be compared with)", route, got[route])
 		}
 	}
 	// The operator's reads need the token for HEAD as for GET.
-	for _, p := range []string{"/v1/export", "/v1/assignments", "/v1/status"} {
+	for _, p := range []string{"/v1/export", "/v1/backup", "/v1/assignments", "/v1/status"} {
 		res, _ := exchange(t, http.MethodHead, base+p, "")
 		if res.StatusCode != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("HEAD %s without a token: %d (WWW-Authenticate %q), want 401", p, res.StatusCode, res.Header.Get("WWW-Authenticate"))

@@ -175,9 +175,12 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	e.Use(s.recoverer(), s.requestLogger())
 	// An import streams: it is bounded by its lines (pdp.ImportStream), not
 	// by the body limit, and runs as long as it makes progress rather than
-	// for the request timeout; so does an export (admin.go).
+	// for the request timeout; so do an export (admin.go) and a backup
+	// (backup.go).
 	isImport := func(c echo.Context) bool { return c.Path() == importPath }
-	streams := func(c echo.Context) bool { return c.Path() == importPath || c.Path() == exportPath }
+	streams := func(c echo.Context) bool {
+		return c.Path() == importPath || c.Path() == exportPath || c.Path() == backupPath
+	}
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", cfg.BodyLimit), Skipper: isImport}))
 	e.Use(decompress(cfg.BodyLimit, isImport))
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: cfg.RequestTimeout, Skipper: streams}))
@@ -244,6 +247,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
 	write(http.MethodPost, importPath, s.importAssignments, "chunk")
 	operator(http.MethodGet, exportPath, s.export)
+	operator(http.MethodGet, backupPath, s.backup)
 	// OPA's APIs that read beyond the entrypoints (any query, partial
 	// evaluation), show policy source or the configuration: the operator's.
 	operator(http.MethodGet, "/v1/query", s.queryGet)
