@@ -323,3 +323,51 @@ func (c *Client) Export(ctx context.Context, w io.Writer) (int64, error) {
 	}
 	return n, nil
 }
+
+// BackupInfo describes a backup: the store revision the copy holds, its
+// file format (the bbolt store's format version) and its size in bytes.
+type BackupInfo struct {
+	Revision uint64
+	Format   uint64
+	Size     int64
+}
+
+// Backup streams a copy of a running server's store (GET /v1/backup: the
+// bbolt file at one revision, made from one read transaction) into w. It
+// is not bounded by WithMaxResponseBytes. A copy that arrives short of the
+// size the server announced is an error: the bytes already written are
+// not a store. Whatever arrived, check the file before trusting it
+// (`permatrix store backup` does). A server whose store is on etcd
+// answers code conflict: copy the cluster with `permatrix store copy`.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
+	const what = "permatrix client: GET /v1/backup"
+	resp, err := c.send(ctx, request{method: http.MethodGet, segs: []string{"v1", "backup"}})
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	defer resp.Body.Close()
+	info := BackupInfo{Size: resp.ContentLength}
+	if info.Revision, err = strconv.ParseUint(resp.Header.Get(backupRevisionHeader), 10, 64); err != nil {
+		return info, fmt.Errorf("%s: no valid %s header: %w", what, backupRevisionHeader, err)
+	}
+	if info.Format, err = strconv.ParseUint(resp.Header.Get(backupFormatHeader), 10, 64); err != nil {
+		return info, fmt.Errorf("%s: no valid %s header: %w", what, backupFormatHeader, err)
+	}
+	if info.Size < 0 {
+		return info, fmt.Errorf("%s: the answer has no Content-Length: a copy cut short could not be told from a whole one", what)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && n != info.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return info, fmt.Errorf("%s: after %d of %d bytes: %w", what, n, info.Size, err)
+	}
+	return info, nil
+}
+
+// The headers of GET /v1/backup.
+const (
+	backupRevisionHeader = "X-Permatrix-Revision"
+	backupFormatHeader   = "X-Permatrix-Store-Format"
+)

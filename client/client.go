@@ -1,12 +1,13 @@
 // Package client is the Go client of permatrix's HTTP API: decisions
 // (Check, CheckBatch), administration (assignments, group members, custom
-// roles, projects, import and export), the system catalogue and health.
+// roles, projects, import, export and backup), the system catalogue and
+// health.
 //
 // A Client is safe for concurrent use. Every call takes a context; there are
 // no retries (a write is not idempotent: retrying one the server committed
 // makes it twice) and no default timeout beyond the context's. Answers are
-// read up to a bound (WithMaxResponseBytes), except Export, which streams
-// into the caller's writer.
+// read up to a bound (WithMaxResponseBytes), except Export and Backup,
+// which stream into the caller's writer.
 //
 // Errors the server answers are *Error values carrying its code, message and
 // HTTP status. *Error unwraps to *permatrix.Error, so both

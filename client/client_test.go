@@ -16,6 +16,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/client"
+	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/listen"
 	"github.com/permatrix/permatrix/test/harness"
 )
@@ -610,5 +611,38 @@ func TestInvalidUTF8IsNotSent(t *testing.T) {
 	}
 	if after.String() != before.String() {
 		t.Fatalf("the store changed:\n%s\n%s", before.String(), after.String())
+	}
+}
+
+// Backup streams the store file at one revision: a sound store there. On
+// an etcd store the server has none to send (409).
+func TestBackup(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	c := s.API()
+	ctx := context.Background()
+	_, rev, err := c.CreateAssignment(ctx, grant("bk", "edit_users", permatrix.ServiceScope))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "backup.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := c.Backup(ctx, f)
+	if harness.StoreKind() == "etcd" {
+		wantError(t, err, 409, permatrix.ECONFLICT, "store copy --from etcd://")
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != info.Size || info.Revision < rev || info.Format != 2 {
+		t.Fatalf("backup %+v, file %v %v", info, fi, err)
+	}
+	r, err := bolt.Check(path)
+	if err != nil || r.Revision != info.Revision || r.Assignments != 1 {
+		t.Fatalf("the backup: %+v %v", r, err)
 	}
 }
