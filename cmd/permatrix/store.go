@@ -61,7 +61,7 @@ file, or locked by a running permatrix serve).`,
 		},
 	}
 	check.Flags().StringVar(&db, "db", "./permatrix.db", "the store file")
-	cmd.AddCommand(check, newStoreCopy())
+	cmd.AddCommand(check, newStoreCopy(), newStoreBackup())
 	return cmd
 }
 
