@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/store"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -263,4 +264,67 @@ func TestStoreBackupRefusesADamagedCopy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStoreBackupOfAnEtcdSidecar: a sidecar on etcd has no file to back
+// up (409, exit 2, saying what to do), and what it says works while the
+// sidecar runs and writes: store copy from etcd makes a sound store at one
+// revision holding every write acknowledged before it began.
+func TestStoreBackupOfAnEtcdSidecar(t *testing.T) {
+	dir := t.TempDir()
+	cluster := harness.StartEtcdCluster(t, 1)
+	etcdURL := cluster.StoreURL("fleet")
+	p := serveOn(t, "--store", etcdURL, "--replica", filepath.Join(dir, "replica.db"))
+	for i := range 50 {
+		want(t, p, 201, "POST", "/v1/assignments", grantBody(fmt.Sprintf("user:e%03d", i), tm, "admin", `{"type":"service"}`))
+	}
+	_, stderr, code := run(t, "store", "backup", "--server", p.URL, "--admin-token", copyToken, filepath.Join(dir, "backup.db"))
+	if code != 2 || !strings.Contains(stderr, "409 conflict") || !strings.Contains(stderr, "store copy --from etcd://") {
+		t.Fatalf("store backup of an etcd sidecar: exit %d %s", code, stderr)
+	}
+
+	w := &writer{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go w.run(p, fmt.Sprintf("w%d", i), stop, &wg)
+	}
+	w.await(5)
+	before := w.snapshot()
+	backup := filepath.Join(dir, "fleet-backup.db")
+	out, stderr, code := run(t, "store", "copy", "--from", etcdURL, "--to", "bolt:"+backup)
+	after := len(w.snapshot())
+	w.await(after + 5)
+	close(stop)
+	wg.Wait()
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	if code != 0 {
+		t.Fatalf("store copy from etcd while the sidecar writes: exit %d\n%s%s", code, out, stderr)
+	}
+	r, err := bolt.Check(backup)
+	if err != nil {
+		t.Fatalf("the copy is not sound: %v", err)
+	}
+	if r.Assignments < 50+len(before) {
+		t.Fatalf("the copy holds %d assignments; %d were acknowledged before it began", r.Assignments, 50+len(before))
+	}
+	db, err := bolt.Open(backup, bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	for _, a := range before {
+		if _, err := store.Assignment(snap, a.id); err != nil {
+			t.Fatalf("assignment %s, acknowledged before the copy began, is not in it: %v", a.id, err)
+		}
+	}
+	t.Logf("copy of %d assignments; %d written before it, %d in all", r.Assignments, 50+len(before), 50+len(w.snapshot()))
 }
