@@ -289,8 +289,12 @@ func (c *Client) Project(ctx context.Context, system, id string) (permatrix.Proj
 
 // ImportResult is the answer of Import.
 type ImportResult struct {
-	Imported int    `json:"imported"`
-	Revision uint64 `json:"revision"`
+	// Imported counts the lines whose assignment the import stored;
+	// AlreadyStored those whose assignment was stored already (a line
+	// repeating one stores nothing).
+	Imported      int    `json:"imported"`
+	AlreadyStored int    `json:"already_stored"`
+	Revision      uint64 `json:"revision"`
 }
 
 func (r *ImportResult) revision() uint64 { return r.Revision }

@@ -125,7 +125,7 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		}
 		return *given, nil
 	}).Next, pdp.ImportOptions{Chunk: o.chunk, Progress: func(r pdp.ImportResult) {
-		log.Debug("import chunk committed", "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
+		log.Debug("import chunk committed", "imported", r.Imported, "already_stored", r.AlreadyStored, "last_line", r.LastLine, "revision", r.Revision)
 		p.add(r.LastLine - done)
 		done = r.LastLine
 	}})
@@ -141,8 +141,14 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		}
 		return fmt.Errorf("import stopped: %s; %s", msg, res.Describe())
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "imported %d assignments from %d lines in %d commits; store %s at revision %d\n",
-		res.Imported, res.Lines, res.Chunks, where, res.Revision)
+	// Lines stored already (the file imported again after a kill -9) are
+	// not counted as imported, nor their chunks as commits.
+	already := ""
+	if res.AlreadyStored > 0 {
+		already = fmt.Sprintf(" (%d already stored)", res.AlreadyStored)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %d assignments from %d lines%s in %d commits; store %s at revision %d\n",
+		res.Imported, res.Lines, already, res.Chunks, where, res.Revision)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/permatrix/permatrix/internal/bolt"
 )
 
 // The progress of `permatrix import` counts a last line without a newline
@@ -112,5 +115,44 @@ func TestImportCommandRefusesAnEmptyActor(t *testing.T) {
 	}
 	if out, _, code := run(t, "store", "check", "--db", db); code != 0 || !strings.Contains(out, " 0 assignments") {
 		t.Fatalf("store check: exit %d\n%s", code, out)
+	}
+}
+
+// `permatrix import` run again over a file whose first lines are stored
+// (what a kill -9 leaves: whole chunks) reports those lines as already
+// stored, not as imported, and as commits only the chunks that changed
+// the store: it said "imported 3000 assignments … in 3 commits" while the
+// revision moved by 2.
+func TestImportCommandAgainReportsWhatItChanged(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	for i := range 3000 {
+		lines = append(lines, grantBody(fmt.Sprintf("user:again%04d", i), tm, "analyst", `{"type":"service"}`))
+	}
+	first, all := filepath.Join(dir, "first.ndjson"), filepath.Join(dir, "all.ndjson")
+	if err := os.WriteFile(first, []byte(strings.Join(lines[:1500], "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(all, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "p.db")
+	if out, stderr, code := run(t, "import", first, "--db", db, "--chunk", "500"); code != 0 {
+		t.Fatalf("first import: exit %d\n%s%s", code, out, stderr)
+	}
+	before, err := bolt.Check(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := run(t, "import", all, "--db", db, "--chunk", "1000")
+	if code != 0 || !strings.HasPrefix(out, "imported 1500 assignments from 3000 lines (1500 already stored) in 2 commits;") {
+		t.Fatalf("import again: exit %d\n%s%s", code, out, stderr)
+	}
+	after, err := bolt.Check(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Revision-before.Revision != 2 || after.Assignments != 3000 {
+		t.Fatalf("import again: revision %d → %d, %d assignments", before.Revision, after.Revision, after.Assignments)
 	}
 }

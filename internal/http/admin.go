@@ -352,10 +352,10 @@ func (s *Server) importAssignments(c echo.Context) error {
 	logged, trail := time.Now(), false
 	o.Progress = func(r pdp.ImportResult) {
 		extend()
-		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
+		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "already_stored", r.AlreadyStored, "last_line", r.LastLine, "revision", r.Revision)
 		if time.Since(logged) >= importLogEvery {
 			logged, trail = time.Now(), true
-			s.log.Info("import in progress", "imported", r.Imported, "last_line", r.LastLine, "revision", r.Revision)
+			s.log.Info("import in progress", "imported", r.Imported, "already_stored", r.AlreadyStored, "last_line", r.LastLine, "revision", r.Revision)
 		}
 	}
 	body := &idleReader{r: c.Request().Body, extend: extend, ctx: ctx}
@@ -363,7 +363,7 @@ func (s *Server) importAssignments(c echo.Context) error {
 	res, err := s.svc.ImportStream(ctx, ir.Next, o)
 	if err == nil {
 		if trail {
-			s.log.Info("import finished", "imported", res.Imported, "last_line", res.LastLine, "revision", res.Revision)
+			s.log.Info("import finished", "imported", res.Imported, "already_stored", res.AlreadyStored, "last_line", res.LastLine, "revision", res.Revision)
 		}
 		return c.JSON(http.StatusOK, res)
 	}
@@ -383,16 +383,17 @@ func (s *Server) importAssignments(c echo.Context) error {
 	// and no one reads the answer; or broken gzip), the client left while
 	// the import was committed (the request's context ended) or the server
 	// shuts down, also when nothing was committed.
-	if res.Chunks > 0 || body.err != nil || ctx.Err() != nil {
+	if res.LastLine > 0 || body.err != nil || ctx.Err() != nil {
 		s.log.Warn("import stopped", "err", err, "progress", res.Describe())
 	}
-	if res.Chunks == 0 {
+	if res.LastLine == 0 {
 		return err
 	}
-	// The chunks before the failure are committed: say how far, in
-	// headers and in the message.
+	// The chunks before the failure are committed (or were stored
+	// already): say how far, in headers and in the message.
 	h := c.Response().Header()
 	h.Set("X-Permatrix-Imported", strconv.Itoa(res.Imported))
+	h.Set("X-Permatrix-Import-Already-Stored", strconv.Itoa(res.AlreadyStored))
 	h.Set("X-Permatrix-Import-Last-Line", strconv.Itoa(res.LastLine))
 	h.Set("X-Permatrix-Import-Revision", strconv.FormatUint(res.Revision, 10))
 	var pe *permatrix.Error

@@ -32,15 +32,19 @@ type ImportOptions struct {
 	Progress func(ImportResult)
 }
 
-// ImportResult is how far an import got: the lines read and committed, the
-// commits made, the revision of the last, and the input line number of the
-// last line committed (a resumed import starts after it).
+// ImportResult is how far an import got: the lines read, the lines
+// committed — those whose assignment the import stored (Imported) and
+// those whose assignment was stored already (AlreadyStored: a file
+// imported again), the commits that changed the store, the revision of the
+// last, and the input line number of the last line committed (a resumed
+// import starts after it).
 type ImportResult struct {
-	Lines    int    `json:"lines"`
-	Imported int    `json:"imported"`
-	Chunks   int    `json:"chunks"`
-	Revision uint64 `json:"revision"`
-	LastLine int    `json:"last_line"`
+	Lines         int    `json:"lines"`
+	Imported      int    `json:"imported"`
+	AlreadyStored int    `json:"already_stored"`
+	Chunks        int    `json:"chunks"`
+	Revision      uint64 `json:"revision"`
+	LastLine      int    `json:"last_line"`
 }
 
 // ImportStream imports the lines next yields (io.EOF ends them). Each line is
@@ -62,13 +66,16 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		// A chunk is one commit, or several where the store's commits
 		// are smaller (importLines commits the lines that fit).
 		for done := 0; done < len(batch); {
-			n, rev, err := s.importLines(ctx, batch[done:], o.Chunk > 0)
+			n, stored, rev, err := s.importLines(ctx, batch[done:], o.Chunk > 0)
 			if err != nil {
 				return err
 			}
 			done += n
-			res.Imported += n
-			res.Chunks++
+			res.Imported += n - stored
+			res.AlreadyStored += stored
+			if stored < n { // else nothing was written, nothing committed
+				res.Chunks++
+			}
 			res.Revision = rev
 			res.LastLine = batch[done-1].Line
 			if o.Progress != nil {
@@ -114,16 +121,23 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 
 // Describe says how far an import got, for a message or a log line.
 func (r ImportResult) Describe() string {
-	if r.Chunks == 0 {
+	if r.LastLine == 0 {
 		return "nothing was imported"
 	}
 	lines := fmt.Sprintf("lines 1 to %d are", r.LastLine)
 	if r.LastLine == 1 {
 		lines = "line 1 is"
 	}
+	if r.Chunks == 0 {
+		return fmt.Sprintf("%s stored already: nothing was imported (revision %d)", lines, r.Revision)
+	}
 	commits := fmt.Sprintf("%d commits, the last", r.Chunks)
 	if r.Chunks == 1 {
 		commits = "1 commit,"
+	}
+	if r.AlreadyStored > 0 {
+		return fmt.Sprintf("%s stored: %s imported and %d already stored, in %s at revision %d",
+			lines, plural(r.Imported, "assignment"), r.AlreadyStored, commits, r.Revision)
 	}
 	return fmt.Sprintf("%s imported: %s in %s at revision %d", lines, plural(r.Imported, "assignment"), commits, r.Revision)
 }

@@ -246,7 +246,7 @@ func TestImportStreamChunkOutOfRange(t *testing.T) {
 	}
 	// The bounds themselves are fine.
 	for _, chunk := range []int{1, pdp.MaxImportChunk} {
-		if res, err := svc.ImportStream(context.Background(), (&lines{n: 2, line: analyst}).next, pdp.ImportOptions{Chunk: chunk}); err != nil || res.Imported != 2 {
+		if res, err := svc.ImportStream(context.Background(), (&lines{n: 2, line: analyst}).next, pdp.ImportOptions{Chunk: chunk}); err != nil || res.Imported+res.AlreadyStored != 2 {
 			t.Fatalf("chunk %d: %+v %v", chunk, res, err)
 		}
 	}
@@ -342,7 +342,7 @@ func TestImportStreamDuplicates(t *testing.T) {
 		l.Assignment.Subject = "user:same"
 		return l
 	}}).next, pdp.ImportOptions{Chunk: 2})
-	if err != nil || res.Imported != 4 || count(t, svc) != before+1 {
+	if err != nil || res.Imported != 1 || res.AlreadyStored != 3 || count(t, svc) != before+1 {
 		t.Fatalf("the same grant four times: %+v %v, store grew by %d", res, err, count(t, svc)-before)
 	}
 }
@@ -356,5 +356,37 @@ func TestImportResultDescribeSingular(t *testing.T) {
 	wantCode(t, err, permatrix.EUNPROCESSABLE, fmt.Sprintf(refusedR, 2))
 	if want := fmt.Sprintf("line 1 is imported: 1 assignment in 1 commit, at revision %d", res.Revision); res.Describe() != want {
 		t.Fatalf("describe: %q, want %q", res.Describe(), want)
+	}
+}
+
+// An import run again over lines already stored (after a kill -9, from
+// the start of its file) counts them as already stored, not as imported,
+// and counts as commits only the chunks that changed the store: the
+// revision moves by exactly the commits it reports.
+func TestImportStreamAgainReportsWhatItChanged(t *testing.T) {
+	svc := newService(t)
+	if _, err := svc.ImportStream(context.Background(), (&lines{n: 250, line: analyst}).next, pdp.ImportOptions{Chunk: 100}); err != nil {
+		t.Fatal(err)
+	}
+	before := svc.Revision()
+	var progress []pdp.ImportResult
+	res, err := svc.ImportStream(context.Background(), (&lines{n: 520, line: analyst}).next, pdp.ImportOptions{Chunk: 100,
+		Progress: func(r pdp.ImportResult) { progress = append(progress, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Chunks 1 and 2 were stored; chunk 3 is half new (201–250 stored).
+	if res.Lines != 520 || res.Imported != 270 || res.AlreadyStored != 250 || res.Chunks != 4 || res.LastLine != 520 ||
+		res.Revision != svc.Revision() || svc.Revision()-before != 4 || count(t, svc) != 520 {
+		t.Fatalf("import again: %+v, revision %d → %d, %d stored", res, before, svc.Revision(), count(t, svc))
+	}
+	if len(progress) != 6 || progress[1].Chunks != 0 || progress[1].AlreadyStored != 200 || progress[1].LastLine != 200 {
+		t.Fatalf("progress: %+v", progress)
+	}
+	if got, want := progress[1].Describe(), "lines 1 to 200 are stored already: nothing was imported (revision"; !strings.HasPrefix(got, want) {
+		t.Errorf("Describe after two unchanged chunks: %q, want %q…", got, want)
+	}
+	if got, want := res.Describe(), fmt.Sprintf("lines 1 to 520 are stored: 270 assignments imported and 250 already stored, in 4 commits, the last at revision %d", res.Revision); got != want {
+		t.Errorf("Describe: %q, want %q", got, want)
 	}
 }

@@ -312,26 +312,49 @@ func (l *ImportLine) validate() error {
 // lines before it made: the first refused line fails the import, and the
 // error names its line.
 func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, error) {
-	return s.importLines(ctx, lines, false)
+	n, _, rev, err := s.importLines(ctx, lines, false)
+	return n, rev, err
 }
 
 // importLines is Import; with some, it commits the lines that fit one
-// commit of the store (writeSome) and returns how many — at most
+// commit of the store (writeSome) and returns how many, and how many of
+// them were stored already (nothing to write) — at most
 // Bounded.MaxOps: a line that changes anything is at least one operation,
 // so no more are judged for one commit than it could hold.
-func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool) (int, uint64, error) {
+func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool) (n, stored int, rev uint64, err error) {
 	if b, ok := s.backend.(store.Bounded); ok && some && len(lines) > b.MaxOps() {
 		lines = lines[:max(1, b.MaxOps())]
 	}
 	changes := make([]change, len(lines))
+	held := make([]bool, len(lines))
 	for i := range lines {
 		l := &lines[i]
 		if err := l.validate(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		changes[i] = assign(&l.Assignment, l.Actor, fmt.Sprintf("line %d", l.Line))
+		apply := changes[i].apply
+		// Whether the line's grant is stored already (the plan's, as
+		// CreateAssignment finds it): such a line changes nothing.
+		changes[i].apply = func(tx *store.Tx) error {
+			a := l.Assignment // Held sets its id
+			h, err := tx.Held(&a)
+			if err != nil {
+				return err
+			}
+			held[i] = h
+			return apply(tx)
+		}
 	}
-	return s.writeSome(ctx, some, changes)
+	if n, rev, err = s.writeSome(ctx, some, changes); err != nil {
+		return 0, 0, 0, err
+	}
+	for _, h := range held[:n] {
+		if h {
+			stored++
+		}
+	}
+	return n, stored, rev, nil
 }
 
 // Export writes the whole store as OPA data, {"store": …}, at one revision.

@@ -258,11 +258,19 @@ func TestImportRefusedMidStream(t *testing.T) {
 	}
 
 	// A malformed line is 400 the same way; all or nothing, no headers and
-	// nothing stored.
+	// nothing stored. Line 1 was stored above: already stored, not imported.
 	body := importLine(1) + importLine(2) + `{"subject":"user:x","Subject":"user:y"}` + "\n" + importLine(4)
 	res, _ = streamImport(context.Background(), t, s, "?chunk=2", false, func(w io.Writer) error { _, err := io.WriteString(w, body); return err })
-	if res.Status != 400 || !strings.Contains(res.message(), `line 3: unknown key "Subject"`) || res.Header.Get("X-Permatrix-Imported") != "2" {
+	if res.Status != 400 || !strings.Contains(res.message(), `line 3: unknown key "Subject"`) || res.Header.Get("X-Permatrix-Import-Last-Line") != "2" ||
+		res.Header.Get("X-Permatrix-Imported") != "1" || res.Header.Get("X-Permatrix-Import-Already-Stored") != "1" {
 		t.Fatalf("malformed line in chunks: %d %v %s", res.Status, res.Header, res.Raw)
+	}
+	// Sent again: lines 1 and 2 are stored already, no commit is made, and
+	// the answer still says where to resume.
+	res, _ = streamImport(context.Background(), t, s, "?chunk=2", false, func(w io.Writer) error { _, err := io.WriteString(w, body); return err })
+	if res.Status != 400 || res.Header.Get("X-Permatrix-Import-Last-Line") != "2" || res.Header.Get("X-Permatrix-Imported") != "0" ||
+		res.Header.Get("X-Permatrix-Import-Already-Stored") != "2" || !strings.Contains(res.message(), "lines 1 to 2 are stored already: nothing was imported") {
+		t.Fatalf("malformed line in chunks, sent again: %d %v %s", res.Status, res.Header, res.Raw)
 	}
 	rev = s.Svc.Revision()
 	res, _ = streamImport(context.Background(), t, s, "", false, func(w io.Writer) error {
