@@ -78,21 +78,24 @@ func newStoreCopy() *cobra.Command {
 		Use:   "copy --from STORE --to STORE",
 		Short: "Copy an assignment store to another (bolt to etcd, etcd to bolt, …)",
 		Long: `Copy every assignment, membership, custom role and project from one store to
-another, ids and order preserved: to grow from one pod to a fleet
-(--from bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back.
-A store is bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS;
-the --etcd-* flags apply to whichever side is etcd). The source must exist,
-hold something and be a whole store (its records are checked); the target
-must be empty unless --force, which first deletes what it holds (a damaged
-bbolt target is replaced with --force only). New ids in the target come after
-every id the source ever handed out. Revisions are the target's own:
-consistency tokens of the source mean nothing there. Copy while no sidecar
-writes to either store: the copy is made in batches (each one commit), so a
-failed copy into etcd leaves part of it; run it again with --force. Into a
-bbolt file it is made in PATH.copying and renamed over PATH once complete: a
-failed or interrupted copy leaves PATH as it was. Progress goes to a terminal
-as one line (count, rate, time left), otherwise as log lines. Exit 0 copied,
-3 a damaged bbolt file, 2 other errors (Ctrl-C and SIGTERM included).`,
+another, ids and order preserved: to grow from one pod to a fleet (--from
+bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back. A store is
+bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS; the
+--etcd-* flags apply to whichever side is etcd). The source must exist, hold
+something and be a whole store (its records are checked); the target must be
+empty unless --force, which first deletes what it holds (a damaged bbolt
+target is replaced with --force only). New ids in the target come after every
+id the source ever handed out. Revisions are the target's own: consistency
+tokens of the source mean nothing there. Copy while no sidecar writes to
+either store: the copy is made in batches (each one commit), so a failed copy
+into etcd leaves part of it — marked: the copy marks the prefix before it
+changes anything and removes the mark after its last commit, and no sidecar
+serves a marked prefix (503, not ready), nor does a copy read one; run it
+again with --force to complete it. Into a bbolt file it is made in
+PATH.copying and renamed over PATH once complete: a failed or interrupted copy
+leaves PATH as it was. Progress goes to a terminal as one line (count, rate,
+time left), otherwise as log lines. Exit 0 copied, 3 a damaged bbolt file, 2
+other errors (Ctrl-C and SIGTERM included).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStoreCopy(cmd, o) },
 	}
@@ -144,6 +147,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	defer os.RemoveAll(tmp)
 	o.to.etcd, o.to.pwFile = o.from.etcd, o.from.pwFile
+	o.to.etcd.CopyTarget = true // reads and writes the prefix it marks
 	o.from.replica, o.to.replica = filepath.Join(tmp, "from.db"), filepath.Join(tmp, "to.db")
 	o.from.readOnly = true
 	from, fromName, err := o.from.open(ctx, nil, log)
@@ -234,10 +238,29 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			return err
 		}
 	}
-	if held > 0 {
-		if !o.force {
-			return fmt.Errorf("--to %s holds %d keys: copy into an empty store, or give --force to delete them first", toName, held)
+	// A prefix a copy marked and did not complete holds part of a store
+	// (what is left of it may be nothing: a copy killed right after it
+	// marked the prefix): only --force copies over it.
+	target, _ := to.(*etcd.Store)
+	if target != nil {
+		if err := target.IncompleteCopy(); err != nil && !o.force {
+			var ic *etcd.IncompleteCopyError
+			errors.As(err, &ic)
+			return fmt.Errorf("--to %s holds an incomplete copy (from %s, started %s): give --force to copy over it", toName, ic.From, ic.Since.Format(time.RFC3339))
 		}
+	}
+	if held > 0 && !o.force {
+		return fmt.Errorf("--to %s holds %d keys: copy into an empty store, or give --force to delete them first", toName, held)
+	}
+	// Marked before anything of the target is deleted: until the mark is
+	// removed, after the last commit, no sidecar serves the prefix (nor
+	// copies from it), whatever point the copy is stopped at.
+	if target != nil {
+		if err := target.MarkCopy(ctx, fromName); err != nil {
+			return fmt.Errorf("--to %s: %w; nothing was copied", toName, err)
+		}
+	}
+	if held > 0 {
 		if stage != nil {
 			log.Info("the target is replaced once the copy is complete", "store", toName, "keys", held)
 		} else {
@@ -256,6 +279,9 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			err = f.RaiseIDs(ctx, idFloor)
 		}
 	}
+	if err == nil && target != nil {
+		err = target.UnmarkCopy(ctx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = errors.New("interrupted")
@@ -263,7 +289,10 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		if stage != nil {
 			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is as it was)", n, total, err, toWhere)
 		}
-		return fmt.Errorf("copy stopped after %d of %d keys: %w (run again with --force)", n, total, err)
+		if held == 0 && target != nil && unmarkEmpty(target) {
+			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is empty, as it was)", n, total, err, toName)
+		}
+		return fmt.Errorf("copy stopped after %d of %d keys: %w (%s stays marked as holding an incomplete copy, which sidecars do not serve: run the copy again with --force)", n, total, err, toName)
 	}
 	rev := to.Revision()
 	if stage != nil {
@@ -273,6 +302,26 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, rev)
 	return nil
+}
+
+// unmarkEmpty removes the mark of a failed copy into an etcd prefix that
+// was empty before it, if the prefix is empty still (the copy's first
+// batch refused): nothing was copied, nothing is lost. With anything in
+// the prefix — or its state not known — the mark stays. It does what it
+// can after an interrupt (a context of its own, bounded).
+func unmarkEmpty(target *etcd.Store) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if target.Fresh(ctx) != nil {
+		return false
+	}
+	snap, err := target.View()
+	if err != nil {
+		return false
+	}
+	n, err := store.Count(snap)
+	snap.Close()
+	return err == nil && n == 0 && target.UnmarkCopy(ctx) == nil
 }
 
 // stagedCopy is a copy into a bbolt file, made in a new file next to it
@@ -449,7 +498,9 @@ func waitReadable(ctx context.Context, b store.Backend) error {
 		if err == nil {
 			return snap.Close()
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		// Only a replica being loaded becomes readable by waiting.
+		var ic *etcd.IncompleteCopyError
+		if errors.As(err, &ic) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -101,6 +101,8 @@ var (
 	keyIDSeq    = []byte("idseq")
 	keyMode     = []byte("mode")
 	keySource   = []byte("source")
+	// keyNote is a replica's note (ApplyNote): absent when empty.
+	keyNote = []byte("note")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -133,9 +135,10 @@ type DB struct {
 
 	readOnly bool
 
-	source  string        // what a replica replicates (meta "source")
-	rev     atomic.Uint64 // last committed revision
-	seq     atomic.Uint64 // last assignment number handed out
+	source  string                 // what a replica replicates (meta "source")
+	note    atomic.Pointer[string] // a replica's note (meta "note"; ApplyNote)
+	rev     atomic.Uint64          // last committed revision
+	seq     atomic.Uint64          // last assignment number handed out
 	changes *store.Changes
 
 	mu      sync.Mutex // guards queue, applied, closed, source
@@ -380,6 +383,8 @@ func (db *DB) init(o Options) error {
 			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s replicates %q, not %q", db.path, got, o.Source)
 		}
 		db.source = got
+		note := string(meta.Get(keyNote))
+		db.note.Store(&note)
 		rev, ok := getU64(meta, keyRevision)
 		if !ok {
 			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid revision", db.path)
@@ -486,8 +491,9 @@ func (db *DB) View() (store.Snapshot, error) {
 		if err != nil {
 			return err
 		}
-		rev, _ := getU64(btx.Bucket(bucketMeta), keyRevision)
-		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, owner: db, era: e}
+		meta := btx.Bucket(bucketMeta)
+		rev, _ := getU64(meta, keyRevision)
+		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, note: string(meta.Get(keyNote)), owner: db, era: e}
 		return nil
 	})
 	if err != nil {
@@ -695,14 +701,37 @@ func readsAny(reads [][]byte, written map[string]bool) bool {
 // units as the changed units. A revision at or before the applied one is
 // ignored.
 func (db *DB) Apply(rev uint64, ops []store.Op, units [][]byte) error {
-	return db.replicate(rev, ops, func() { db.changes.Record(rev, units) })
+	return db.replicate(rev, ops, nil, func() { db.changes.Record(rev, units) })
+}
+
+// ApplyNote is Apply that also sets the replica's note, in the same
+// transaction: what its source says of itself at rev ("" for nothing; an
+// etcd prefix's "copy in progress" marker). A snapshot shows the note of
+// its own revision (Note), and a replica with a note is not held to be a
+// whole store when it is opened (its records may be half a copy: Open
+// checks their checksums, not that they agree with each other).
+func (db *DB) ApplyNote(rev uint64, ops []store.Op, units [][]byte, note string) error {
+	return db.replicate(rev, ops, &note, func() { db.changes.Record(rev, units) })
+}
+
+// Note is the replica's note at its latest revision ("": none).
+func (db *DB) Note() string {
+	if p := db.note.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Resync writes the operations that turn a replica into its source's state
 // at rev, in one transaction: readers see the old state or the new one,
 // never a mix. The unit-change index starts afresh at rev.
 func (db *DB) Resync(rev uint64, ops []store.Op) error {
-	return db.replicate(rev, ops, func() { db.changes.Reset(rev) })
+	return db.replicate(rev, ops, nil, func() { db.changes.Reset(rev) })
+}
+
+// ResyncNote is Resync that also sets the replica's note (ApplyNote).
+func (db *DB) ResyncNote(rev uint64, ops []store.Op, note string) error {
+	return db.replicate(rev, ops, &note, func() { db.changes.Reset(rev) })
 }
 
 // Load writes operations into a replica without moving its revision: the
@@ -763,18 +792,24 @@ func (db *DB) Wipe() error {
 			if _, err := btx.CreateBucket(bucketKV); err != nil {
 				return err
 			}
-			return btx.Bucket(bucketMeta).Put(keyRevision, u64(0))
+			meta := btx.Bucket(bucketMeta)
+			if err := meta.Delete(keyNote); err != nil {
+				return err
+			}
+			return meta.Put(keyRevision, u64(0))
 		})
 	})
 	if err == nil {
 		// What is loaded next numbers its revisions anew (Changes.Forget).
+		empty := ""
+		db.note.Store(&empty)
 		db.rev.Store(0)
 		db.changes.Forget()
 	}
 	return err
 }
 
-func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
+func (db *DB) replicate(rev uint64, ops []store.Op, note *string, record func()) error {
 	if !db.replica {
 		return errors.New("bolt: a primary store is written by Commit")
 	}
@@ -786,7 +821,17 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
 				return err
 			}
-			return btx.Bucket(bucketMeta).Put(keyRevision, u64(rev))
+			meta := btx.Bucket(bucketMeta)
+			if note != nil && *note == "" {
+				if err := meta.Delete(keyNote); err != nil {
+					return err
+				}
+			} else if note != nil {
+				if err := meta.Put(keyNote, []byte(*note)); err != nil {
+					return err
+				}
+			}
+			return meta.Put(keyRevision, u64(rev))
 		})
 	})
 	if err != nil {
@@ -795,6 +840,9 @@ func (db *DB) replicate(rev uint64, ops []store.Op, record func()) error {
 	db.writeCommitted()
 	if testHookBeforePublish != nil {
 		testHookBeforePublish(rev)
+	}
+	if note != nil {
+		db.note.Store(note)
 	}
 	record()
 	db.publish(rev)

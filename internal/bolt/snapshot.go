@@ -15,6 +15,8 @@ type snapshot struct {
 	tx  *bbolt.Tx
 	kv  *bbolt.Bucket
 	rev uint64
+	// note is a replica's note at rev (DB.ApplyNote).
+	note string
 	// owner, when set (DB.View), counts the snapshot in era until Close
 	// (DB.enter), and its file is released of the pages a bulk scan
 	// mapped.
@@ -45,6 +47,10 @@ func (s *snapshot) takeCursor() *bbolt.Cursor {
 var bulkScan int64 = 64 << 20
 
 func (s *snapshot) Revision() uint64 { return s.rev }
+
+// Note is a replica's note at the snapshot's revision (DB.ApplyNote): ""
+// for none.
+func (s *snapshot) Note() string { return s.note }
 
 func (s *snapshot) Get(key []byte) (v []byte, err error) {
 	defer recoverFault(&err)

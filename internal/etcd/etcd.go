@@ -7,7 +7,8 @@
 //   - Keys live under the prefix: "k/" + store key (the data), "g/" + unit
 //     (one guard per unit: written with every commit that changes the unit,
 //     so its ModRevision is the unit's last change), "m/idseq" (the
-//     assignment number counter).
+//     assignment number counter), "m/nudge", and "m/copying" (the mark of
+//     an incomplete store copy).
 //   - A commit is part of one etcd transaction: if the guard of every unit
 //     the batch read has a ModRevision at or before the batch's base
 //     revision, then the operations and the guards of the units they write;
@@ -44,6 +45,13 @@
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
 //     as one bbolt transaction of the differences.
+//   - A prefix marked by a store copy ("m/copying", copymark.go: put before
+//     the copy changes anything, deleted after its last commit) holds part
+//     of a store: the replica records the mark with every revision it
+//     applies (the watch's events, a resync's read at its revision: bolt's
+//     note), and no snapshot of a marked revision is served (View refuses
+//     it, Health is not ready) — except to the copy's own target
+//     (Options.CopyTarget).
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with
@@ -99,7 +107,11 @@ type Options struct {
 	// --max-request-bytes (zero: etcd's defaults, DefaultMaxTxnOps and
 	// DefaultMaxRequestBytes): commits are planned to fit them (Fits).
 	MaxTxnOps, MaxRequestBytes int
-	Logger                     *slog.Logger
+	// CopyTarget opens the store as the target of a store copy: it is
+	// read and written while the prefix holds a copy marker (MarkCopy),
+	// which every other Store refuses to serve.
+	CopyTarget bool
+	Logger     *slog.Logger
 }
 
 // etcd's defaults of --max-txn-ops and --max-request-bytes.
@@ -535,6 +547,7 @@ func (s *Store) dataKey(k []byte) string  { return string(s.dataPrefix) + string
 func (s *Store) guardKey(u []byte) string { return s.prefix + "g/" + string(u) }
 func (s *Store) idKey() string            { return s.prefix + "m/idseq" }
 func (s *Store) nudgeKey() string         { return s.prefix + "m/nudge" }
+func (s *Store) copyKey() string          { return s.prefix + "m/copying" }
 
 // View is a snapshot of the replica. A replica still being loaded for the
 // first time is not read: it would show a part of the store.
@@ -548,6 +561,12 @@ func (s *Store) View() (store.Snapshot, error) {
 	snap, err := s.replica.View()
 	if err != nil {
 		return nil, err
+	}
+	// The snapshot's own revision says whether a copy into the prefix was
+	// in progress at it: then it may be half a store.
+	if n, ok := snap.(interface{ Note() string }); ok && n.Note() != "" && !s.opts.CopyTarget {
+		snap.Close()
+		return nil, s.errIncomplete(n.Note())
 	}
 	// The flag was read before the snapshot was opened: the replica may
 	// have been emptied since (checkCluster sets syncing, then Wipe) and
@@ -1122,10 +1141,18 @@ const maxApply = 50_000
 func (s *Store) apply(events []*clientv3.Event) error {
 	b := store.Batch{Ops: make([]store.Op, 0, len(events))}
 	var rev uint64
+	var note *string // the copy marker, if these revisions put or deleted it
 	for _, ev := range events {
 		rev = max(rev, uint64(ev.Kv.ModRevision))
 		key, ok := bytes.CutPrefix(ev.Kv.Key, s.dataPrefix)
 		if !ok {
+			if string(ev.Kv.Key) == s.copyKey() {
+				v := string(ev.Kv.Value)
+				if ev.Type == mvccpb.DELETE {
+					v = ""
+				}
+				note = &v
+			}
 			continue // a meta key's: the revision, no data
 		}
 		if ev.Type == mvccpb.DELETE {
@@ -1137,7 +1164,13 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	if rev == 0 {
 		return nil
 	}
-	if err := s.replica.Apply(rev, b.Ops, b.Writes()); err != nil {
+	var err error
+	if note != nil {
+		err = s.replica.ApplyNote(rev, b.Ops, b.Writes(), *note)
+	} else {
+		err = s.replica.Apply(rev, b.Ops, b.Writes())
+	}
+	if err != nil {
 		return fmt.Errorf("applying etcd revision %d to the replica: %w", rev, err)
 	}
 	return nil
@@ -1204,8 +1237,20 @@ func (s *Store) resync(ctx context.Context) error {
 		last = page[len(page)-1].Key
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+	// The copy marker at the same revision: the replica serves what it
+	// loaded only if no copy into the prefix was in progress then.
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	mark, err := s.cli.Get(rctx, s.copyKey(), clientv3.WithRev(rev))
+	cancel()
+	if err != nil {
+		return err
+	}
+	note := ""
+	if len(mark.Kvs) > 0 {
+		note = string(mark.Kvs[0].Value)
+	}
 	s.contact(uint64(rev))
-	if err := s.replica.Resync(uint64(rev), ops); err != nil {
+	if err := s.replica.ResyncNote(uint64(rev), ops, note); err != nil {
 		return err
 	}
 	s.syncing.Store(false)
@@ -1265,6 +1310,8 @@ func (s *Store) Health() store.Health {
 	case !h.Ready:
 	case s.syncing.Load():
 		h.Ready, h.Error = false, loadingMessage
+	case s.replica.Note() != "" && !s.opts.CopyTarget:
+		h.Ready, h.Error = false, permatrix.ErrorMessage(s.errIncomplete(s.replica.Note()))
 	case s.opts.MaxStaleness > 0 && (r.LastContact.IsZero() || time.Since(r.LastContact) > s.opts.MaxStaleness):
 		h.Ready = false
 		h.Error = fmt.Sprintf("etcd not heard from for over %s (--max-staleness); decisions answer from the replica at revision %d", s.opts.MaxStaleness, r.AppliedRevision)

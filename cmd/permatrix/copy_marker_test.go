@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// killCopyAt starts `store copy` and kills it (SIGKILL) at its first stderr
+// line that contains at (at once when at is empty), or lets it finish if
+// no line does. It returns whether the copy completed (exit 0).
+func killCopyAt(t *testing.T, at string, args ...string) bool {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"store", "copy", "--batch-ops", "20"}, args...)...)
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if at == "" {
+		cmd.Process.Kill()
+	}
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		if at != "" && strings.Contains(sc.Text(), at) {
+			cmd.Process.Kill()
+			break
+		}
+	}
+	io.Copy(io.Discard, pipe)
+	return cmd.Wait() == nil
+}
+
+// marked reports whether the prefix holds a store copy's mark.
+func marked(t *testing.T, cluster *harness.EtcdCluster, prefix string) bool {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/"+prefix+"/m/copying")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(resp.Kvs) > 0
+}
+
+// refusesIncomplete waits until sidecar p is not ready, saying the prefix
+// holds an incomplete copy, and then holds it to answer a check 503 with
+// the same message: never a decision from half a store.
+func refusesIncomplete(t *testing.T, what string, p *harness.Process) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		code, raw := p.Do(t, "GET", "/health/ready", "")
+		if code == 503 && strings.Contains(string(raw), "incomplete copy") {
+			break
+		}
+		if code == 200 {
+			// Ready is allowed only for a replica not yet at the mark: it
+			// serves the whole store it had (never a part).
+			servesWhole(t, what+" (ready before the mark reached it)", p, false)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not refused as an incomplete copy: %d %s\n%s", what, code, raw, p.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, raw := p.Do(t, "POST", "/v1/check", fmt.Sprintf(`{"subject":"u%04d","system":%q,"action":"edit_users"}`, 0, tm))
+	if code != 503 || !strings.Contains(string(raw), "etcd prefix /half/ holds an incomplete copy") || !strings.Contains(string(raw), "--force") {
+		t.Fatalf("%s: a check on an incomplete copy: %d %s", what, code, raw)
+	}
+}
+
+// servesWhole holds sidecar p to answer from a whole copy: the first and
+// the last user copied are both allowed (or, with empty, neither: the
+// prefix as it was before any copy).
+func servesWhole(t *testing.T, what string, p *harness.Process, mustBeFull bool) {
+	t.Helper()
+	allowed := 0
+	for _, u := range []int{0, 2999} {
+		code, raw := p.Do(t, "POST", "/v1/check", fmt.Sprintf(`{"subject":"u%04d","system":%q,"action":"edit_users"}`, u, tm))
+		if code == 503 && strings.Contains(string(raw), "incomplete copy") {
+			return // the mark reached it meanwhile
+		}
+		var d struct{ Allow bool }
+		if code != 200 || json.Unmarshal(raw, &d) != nil {
+			t.Fatalf("%s: check: %d %s", what, code, raw)
+		}
+		if d.Allow {
+			allowed++
+		}
+	}
+	if allowed == 1 || (mustBeFull && allowed != 2) {
+		t.Fatalf("%s: %d of the first and last users copied are allowed: half a store served", what, allowed)
+	}
+}
+
+// A store copy into etcd killed at any point never leaves sidecars serving
+// part of a store: sidecars already on the prefix, new ones and restarted
+// ones are not ready and answer 503 naming the prefix and the fix, the
+// copy as a source is refused, a copy without --force is refused, and the
+// copy run again with --force completes it, after which they all serve
+// it. (Before, sidecars were ready and decided from whatever part was
+// copied, and a restarted one set its replica aside as damaged.)
+func TestInterruptedCopyIntoEtcdIsNotServed(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := range 3000 {
+		lines.WriteString(grantBody(fmt.Sprintf("user:u%04d", i), tm, "admin", `{"type":"service"}`) + "\n")
+	}
+	file := filepath.Join(dir, "a.ndjson")
+	os.WriteFile(file, []byte(lines.String()), 0o600)
+	src := filepath.Join(dir, "src.db")
+	if out, stderr, code := run(t, "import", file, "--db", src); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	half := cluster.StoreURL("half")
+	// A sidecar serving the prefix before any copy.
+	early := serveOn(t, "--store", half, "--replica", filepath.Join(dir, "early.db"))
+	waitReady(t, early)
+
+	// Killed between batches: the prefix holds part of the store.
+	if killCopyAt(t, `"done"`, "--from", "bolt:"+src, "--to", half) {
+		t.Fatal("the copy was not killed half-way")
+	}
+	refusesIncomplete(t, "the sidecar serving before the copy", early)
+	replica := filepath.Join(dir, "rep.db")
+	late := serveOn(t, "--store", half, "--replica", replica)
+	refusesIncomplete(t, "a sidecar started after the copy", late)
+	late.Stop(t)
+	late = serveOn(t, "--store", half, "--replica", replica)
+	refusesIncomplete(t, "the same sidecar restarted", late)
+	if strings.Contains(late.Logs(), "damaged") {
+		t.Fatalf("the replica of an incomplete copy was taken for damaged:\n%s", late.Logs())
+	}
+	if _, err := os.Stat(replica + ".damaged"); err == nil {
+		t.Fatal("the replica of an incomplete copy was set aside as damaged")
+	}
+	out, stderr, code := run(t, "store", "copy", "--from", half, "--to", "bolt:"+filepath.Join(dir, "out.db"))
+	if code != 2 || !strings.Contains(stderr, "holds an incomplete copy") {
+		t.Fatalf("copying from an incomplete copy: exit %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = run(t, "store", "copy", "--from", "bolt:"+src, "--to", half)
+	if code != 2 || !strings.Contains(stderr, "holds an incomplete copy") || !strings.Contains(stderr, "--force") {
+		t.Fatalf("copying into an incomplete copy without --force: exit %d\n%s%s", code, out, stderr)
+	}
+
+	// Killed at other points of a copy run again: at once (before or
+	// after the mark), once the last batch is in (before the mark is
+	// removed, or after), half-way again. The sidecars serve the whole
+	// store or refuse; never a part.
+	for _, at := range []string{"", "finished", "target cleared", `"done"`} {
+		done := killCopyAt(t, at, "--from", "bolt:"+src, "--to", half, "--force")
+		m := marked(t, cluster, "half")
+		t.Logf("killed at %q: completed %v, marked %v", at, done, m)
+		if m {
+			refusesIncomplete(t, "killed at "+at, early)
+			refusesIncomplete(t, "killed at "+at, late)
+		} else {
+			waitReady(t, early)
+			servesWhole(t, "killed at "+at, early, true)
+		}
+	}
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", half, "--force"); code != 0 {
+		t.Fatalf("the copy run again: exit %d\n%s%s", code, out, stderr)
+	}
+	for what, p := range map[string]*harness.Process{"early": early, "late": late} {
+		waitReady(t, p)
+		servesWhole(t, what+" after the copy completed", p, true)
+	}
+}
