@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,5 +187,71 @@ func TestInterruptedCopyIntoEtcdIsNotServed(t *testing.T) {
 	for what, p := range map[string]*harness.Process{"early": early, "late": late} {
 		waitReady(t, p)
 		servesWhole(t, what+" after the copy completed", p, true)
+	}
+}
+
+// A copy killed (SIGKILL) leaves the directory of its etcd replicas in the
+// temporary directory — a whole store's worth each time, which nothing
+// removed. The next copy removes such directories: those a killed copy
+// left, and old ones from before copies locked theirs; not one a running
+// copy holds, nor a new one not yet locked.
+func TestStoreCopyRemovesWhatKilledCopiesLeft(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := range 3000 {
+		lines.WriteString(grantBody(fmt.Sprintf("user:u%04d", i), tm, "analyst", `{"type":"service"}`) + "\n")
+	}
+	file := filepath.Join(dir, "a.ndjson")
+	os.WriteFile(file, []byte(lines.String()), 0o600)
+	src := filepath.Join(dir, "src.db")
+	if out, stderr, code := run(t, "import", file, "--db", src); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	url := cluster.StoreURL("whole")
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", url); code != 0 {
+		t.Fatalf("copy into etcd: exit %d\n%s%s", code, out, stderr)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"TMPDIR=" + tmp}
+	target := filepath.Join(dir, "target.db")
+	if stderr, code := interruptCopy(t, syscall.SIGKILL, env, "--from", url, "--to", "bolt:"+target); code != -1 {
+		t.Fatalf("killed: exit %d\n%s", code, stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "permatrix-copy*")); len(left) != 1 {
+		t.Fatalf("a killed copy left %v (want its directory)", left)
+	}
+	// A running copy's directory (locked), a new one not locked yet, an
+	// old release's (no owner file, hours old).
+	running, fresh, old := filepath.Join(tmp, "permatrix-copy-running"), filepath.Join(tmp, "permatrix-copy-fresh"), filepath.Join(tmp, "permatrix-copy-old")
+	for _, d := range []string{running, fresh, old} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "to.db"), []byte("x"), 0o600)
+	}
+	os.WriteFile(filepath.Join(running, "owner"), []byte("1\n"), 0o600)
+	lock, err := os.Open(running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	hoursAgo := time.Now().Add(-3 * time.Hour)
+	os.Chtimes(old, hoursAgo, hoursAgo)
+
+	cmd := exec.Command(bin, "store", "copy", "--from", url, "--to", "bolt:"+target, "--force")
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the next copy: %v\n%s", err, out)
+	}
+	left, _ := filepath.Glob(filepath.Join(tmp, "permatrix-copy*"))
+	if want := []string{fresh, running}; !slices.Equal(left, want) {
+		t.Fatalf("left in the temporary directory: %v, want %v", left, want)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -141,11 +143,11 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	defer stop()
 	// The etcd flags apply to either side; an etcd side reads through a
 	// replica of its own, made for the copy and removed after.
-	tmp, err := os.MkdirTemp("", "permatrix-copy")
+	tmp, release, err := copyScratch(log)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer release()
 	o.to.etcd, o.to.pwFile = o.from.etcd, o.from.pwFile
 	o.to.etcd.CopyTarget = true // reads and writes the prefix it marks
 	o.from.replica, o.to.replica = filepath.Join(tmp, "from.db"), filepath.Join(tmp, "to.db")
@@ -302,6 +304,70 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, rev)
 	return nil
+}
+
+// copyScratch makes the directory of a copy's etcd replicas in the
+// temporary directory, locked (flock) while the copy runs and removed
+// after it, and first removes those that copies killed before they could
+// remove theirs left behind (a whole store's worth each): a directory
+// whose lock is free and that holds the file "owner" (written once its
+// copy held the lock), or one without it older than an hour (left by a
+// release before this one, or by a copy killed between making it and
+// locking it).
+func copyScratch(log *slog.Logger) (dir string, release func(), err error) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "permatrix-copy*"))
+	for _, d := range old {
+		if stale, _ := staleScratch(d); stale {
+			if err := os.RemoveAll(d); err != nil {
+				log.Warn("could not remove what a killed copy left", "dir", d, "err", err)
+			} else {
+				log.Info("removed what a killed copy left", "dir", d)
+			}
+		}
+	}
+	dir, err = os.MkdirTemp("", "permatrix-copy")
+	if err != nil {
+		return "", nil, err
+	}
+	lock, err := os.Open(dir)
+	if err == nil {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != nil {
+			lock.Close()
+		}
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+		if err != nil {
+			lock.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("the copy's temporary directory: %w", err)
+	}
+	return dir, func() { os.RemoveAll(dir); lock.Close() }, nil
+}
+
+// staleScratch reports whether d is a copy's directory no copy uses (see
+// copyScratch). The lock is taken to look, and released.
+func staleScratch(d string) (bool, error) {
+	fi, err := os.Lstat(d)
+	if err != nil || !fi.IsDir() || (fi.Sys() != nil && int(fi.Sys().(*syscall.Stat_t).Uid) != os.Getuid()) {
+		return false, err // not ours to remove
+	}
+	f, err := os.Open(d)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false, nil // a copy runs with it
+	}
+	if _, err := os.Stat(filepath.Join(d, "owner")); err == nil {
+		return true, nil
+	}
+	return time.Since(fi.ModTime()) > time.Hour, nil
 }
 
 // unmarkEmpty removes the mark of a failed copy into an etcd prefix that
