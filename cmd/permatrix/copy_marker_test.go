@@ -157,7 +157,7 @@ func TestInterruptedCopyIntoEtcdIsNotServed(t *testing.T) {
 		t.Fatal("the replica of an incomplete copy was set aside as damaged")
 	}
 	out, stderr, code := run(t, "store", "copy", "--from", half, "--to", "bolt:"+filepath.Join(dir, "out.db"))
-	if code != 2 || !strings.Contains(stderr, "holds an incomplete copy") {
+	if code != 2 || !strings.Contains(stderr, "holds an incomplete copy") || strings.Count(stderr, "permatrix:") != 1 {
 		t.Fatalf("copying from an incomplete copy: exit %d\n%s%s", code, out, stderr)
 	}
 	out, stderr, code = run(t, "store", "copy", "--from", "bolt:"+src, "--to", half)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
@@ -124,17 +125,17 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	fromKind, fromWhere, err := o.from.target(nil)
 	if err != nil {
-		return fmt.Errorf("--from: %w", err)
+		return fmt.Errorf("--from: %w", plain(err))
 	}
 	toKind, toWhere, err := o.to.target(nil)
 	if err != nil {
-		return fmt.Errorf("--to: %w", err)
+		return fmt.Errorf("--to: %w", plain(err))
 	}
 	// Opening a bolt file creates it: a mistyped --from would copy an empty
 	// store (and, with --force, empty the target).
 	if fromKind == "bolt" {
 		if _, err := os.Stat(fromWhere); err != nil {
-			return fmt.Errorf("--from %s: %w", o.from.url, err)
+			return fmt.Errorf("--from %s: %w", o.from.url, plain(err))
 		}
 	}
 	// Interrupted (Ctrl-C, SIGTERM), the copy stops as on an error, and
@@ -154,7 +155,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	o.from.readOnly = true
 	from, fromName, err := o.from.open(ctx, nil, log)
 	if err != nil {
-		return copyOpenError(cmd, "--from", err)
+		return copyOpenError(cmd, "--from "+o.from.url, err)
 	}
 	defer from.Close()
 	var to store.Backend
@@ -169,7 +170,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			return exitError{exitStoreDamaged}
 		}
 		if err != nil {
-			return copyOpenError(cmd, "--to", err)
+			return copyOpenError(cmd, "--to "+o.to.url, err)
 		}
 		if stage.lock != nil {
 			log.Warn("the target is damaged: it is replaced once the copy is complete", "store", "bolt:"+toWhere)
@@ -179,15 +180,15 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	} else {
 		to, toName, err = o.to.open(ctx, nil, log)
 		if err != nil {
-			return copyOpenError(cmd, "--to", err)
+			return copyOpenError(cmd, "--to "+o.to.url, err)
 		}
 		defer to.Close()
 	}
 	if err := waitReadable(ctx, from); err != nil {
-		return fmt.Errorf("--from %s: %w", fromName, err)
+		return fmt.Errorf("--from %s: %w", fromName, plain(err))
 	}
 	if err := waitReadable(ctx, to); err != nil {
-		return fmt.Errorf("--to %s: %w", toName, err)
+		return fmt.Errorf("--to %s: %w", toName, plain(err))
 	}
 	batchOps := o.batchOps // 0: store.Copy's default, and an etcd target's limits
 	// The source is read, and found not empty, before anything of the
@@ -222,7 +223,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// file; an etcd source reserves a block for it (a gap, which ids allow).
 	idFloor, err := from.NextID(ctx)
 	if err != nil {
-		return fmt.Errorf("--from %s: reading its id counter: %w", fromName, err)
+		return fmt.Errorf("--from %s: reading its id counter: %w", fromName, plain(err))
 	}
 	held := 0
 	if stage == nil || stage.old != nil {
@@ -259,7 +260,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// copies from it), whatever point the copy is stopped at.
 	if target != nil {
 		if err := target.MarkCopy(ctx, fromName); err != nil {
-			return fmt.Errorf("--to %s: %w; nothing was copied", toName, err)
+			return fmt.Errorf("--to %s: %w; nothing was copied", toName, plain(err))
 		}
 	}
 	if held > 0 {
@@ -268,7 +269,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		} else {
 			n, err := store.Clear(ctx, to, batchOps)
 			if err != nil {
-				return fmt.Errorf("clearing %s: %w", toName, err)
+				return fmt.Errorf("clearing %s: %w", toName, plain(err))
 			}
 			log.Info("target cleared", "store", toName, "keys", n)
 		}
@@ -289,17 +290,17 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			err = errors.New("interrupted")
 		}
 		if stage != nil {
-			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is as it was)", n, total, err, toWhere)
+			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is as it was)", n, total, plain(err), toWhere)
 		}
 		if held == 0 && target != nil && unmarkEmpty(target) {
-			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is empty, as it was)", n, total, err, toName)
+			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is empty, as it was)", n, total, plain(err), toName)
 		}
-		return fmt.Errorf("copy stopped after %d of %d keys: %w (%s stays marked as holding an incomplete copy, which sidecars do not serve: run the copy again with --force)", n, total, err, toName)
+		return fmt.Errorf("copy stopped after %d of %d keys: %w (%s stays marked as holding an incomplete copy, which sidecars do not serve: run the copy again with --force)", n, total, plain(err), toName)
 	}
 	rev := to.Revision()
 	if stage != nil {
 		if err := stage.commit(); err != nil {
-			return fmt.Errorf("copied %d keys into %s: %w", n, toWhere, err)
+			return fmt.Errorf("copied %d keys into %s: %w", n, toWhere, plain(err))
 		}
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, rev)
@@ -523,6 +524,29 @@ func (s *stagedCopy) abort() {
 	s.release()
 }
 
+// plain is err as a part of a longer message: a domain error's text
+// without its "permatrix: CODE: " — main says "permatrix: " once, before the
+// whole message ("permatrix: --from: permatrix: unavailable: …" said it
+// twice) — still unwrapping to err.
+func plain(err error) error {
+	var pe *permatrix.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	return &plainError{err: err, domain: pe}
+}
+
+type plainError struct {
+	err    error
+	domain *permatrix.Error
+}
+
+func (e *plainError) Error() string {
+	return strings.Replace(e.err.Error(), e.domain.Error(), e.domain.Message, 1)
+}
+
+func (e *plainError) Unwrap() error { return e.err }
+
 // copyOpenError says why a side of a copy did not open; a damaged bbolt
 // file exits 3, as `store check` and `serve` do.
 func copyOpenError(cmd *cobra.Command, side string, err error) error {
@@ -531,7 +555,7 @@ func copyOpenError(cmd *cobra.Command, side string, err error) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "permatrix: %s: %v\n", side, err)
 		return exitError{exitStoreDamaged}
 	}
-	return fmt.Errorf("%s: %w", side, err)
+	return fmt.Errorf("%s: %w", side, plain(err))
 }
 
 // distinctStores refuses a copy of a store onto itself: the same string,

@@ -433,6 +433,9 @@ func TestStoreCopyBadSources(t *testing.T) {
 				t.Fatalf("--from %s: exit %d (want %d, with %q)\n%s%s", c.from, code, c.code, s, out, stderr)
 			}
 		}
+		if strings.Count(stderr, "permatrix:") != 1 { // not "permatrix: --from …: permatrix: unavailable: …"
+			t.Fatalf("--from %s: the error says permatrix: more than once:\n%s", c.from, stderr)
+		}
 		if got := rawKeys(t, target); !slices.Equal(got, goodKeys) {
 			t.Fatalf("--from %s changed the target", c.from)
 		}
