@@ -70,6 +70,19 @@ func (s *Store) IncompleteCopy() error {
 	return nil
 }
 
+// Servable says why the store serves nothing now, as View would
+// (store.Servable): a replica being loaded, or one at a revision a store
+// copy marked. The decision cache asks it before answering.
+func (s *Store) Servable() error {
+	if s.syncing.Load() {
+		return errSyncing()
+	}
+	if n := s.replica.Note(); n != "" && !s.opts.CopyTarget {
+		return s.errIncomplete(n)
+	}
+	return nil
+}
+
 // MarkCopy marks the prefix as holding a copy in progress, from the store
 // named from, and waits until the replica has applied the mark. Only a
 // Store opened with Options.CopyTarget marks a prefix.

@@ -240,6 +240,11 @@ func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) 
 	}
 	if cacheable {
 		if d, ok := s.cache.get(key, epoch, s.backend.Changes(), s.backend.Revision()); ok {
+			if sv, ok := s.backend.(store.Servable); ok {
+				if err := sv.Servable(); err != nil {
+					return nil, err // as View would say
+				}
+			}
 			if err := below(d.Revision, c.MinRevision); err != nil {
 				return nil, err
 			}

@@ -51,6 +51,17 @@ type Backend interface {
 	Close() error
 }
 
+// Servable is a backend that can say, without a snapshot, that it serves
+// nothing now (an etcd replica being loaded, or of a prefix a store copy
+// has not completed): the decision cache asks it before answering from
+// what it kept — a kept decision is checked against the units changed
+// since it was made, not against whether the state is one to serve. It is
+// asked after the revision the answer is given at was read: a backend
+// makes a revision it must not serve known here before it publishes it.
+type Servable interface {
+	Servable() error
+}
+
 // Snapshot is a read view of one revision. The byte slices it hands out are
 // valid only until Close (they may point into a memory map): copy to keep.
 // A snapshot is read by one goroutine at a time unless its backend says
