@@ -84,6 +84,14 @@ func refusesIncomplete(t *testing.T, what string, p *harness.Process) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if code, raw := p.Do(t, "GET", "/health", ""); code != 503 || !strings.Contains(string(raw), "incomplete copy") {
+		t.Fatalf("%s: /health on an incomplete copy: %d %s", what, code, raw)
+	}
+	// No write either: it would be judged on part of a store, and the
+	// copy run again writes over it.
+	if code, raw := p.Do(t, "POST", "/v1/assignments", grantBody("user:w", tm, "analyst", `{"type":"service"}`)); code != 503 || !strings.Contains(string(raw), "incomplete copy") {
+		t.Fatalf("%s: a write on an incomplete copy: %d %s", what, code, raw)
+	}
 	// The last user is not copied yet: a decision about it the decision
 	// cache kept from before the copy is not answered either.
 	for _, u := range []int{0, 2999} {

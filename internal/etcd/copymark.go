@@ -45,7 +45,10 @@ func (e *IncompleteCopyError) Unwrap() error { return e.err }
 
 // errIncomplete is the error of a replica whose note is the copy marker
 // value v.
-func (s *Store) errIncomplete(v string) error {
+func (s *Store) errIncomplete(v string) error { return s.incomplete(v, "") }
+
+// incomplete is errIncomplete with more said at the end of the message.
+func (s *Store) incomplete(v, more string) error {
 	var m copyMark
 	_ = json.Unmarshal([]byte(v), &m) // a value not ours: named as unknown
 	from, since := m.From, "at an unknown time"
@@ -56,8 +59,8 @@ func (s *Store) errIncomplete(v string) error {
 		since = "at " + m.Started.UTC().Format(time.RFC3339)
 	}
 	return &IncompleteCopyError{Prefix: s.prefix, From: m.From, Since: m.Started, err: permatrix.Errorf(permatrix.EUNAVAILABLE,
-		"etcd prefix %s holds an incomplete copy (permatrix store copy from %s, started %s: still running, or interrupted), so part of a store, which is not served: if the copy was interrupted, run it again with --force to complete it (docs/fleet.md)",
-		s.prefix, from, since)}
+		"etcd prefix %s holds an incomplete copy (permatrix store copy from %s, started %s: still running, or interrupted), so part of a store, which is not served: if the copy was interrupted, run it again with --force to complete it (docs/fleet.md)%s",
+		s.prefix, from, since, more)}
 }
 
 // IncompleteCopy is the copy marker's error if the replica's latest

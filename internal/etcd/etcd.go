@@ -50,8 +50,10 @@
 //     of a store: the replica records the mark with every revision it
 //     applies (the watch's events, a resync's read at its revision: bolt's
 //     note), and no snapshot of a marked revision is served (View refuses
-//     it, Health is not ready) — except to the copy's own target
-//     (Options.CopyTarget).
+//     it, Health is not ready; nor does the decision cache answer:
+//     Servable), and no commit is made while the prefix is marked (every
+//     commit's transaction compares the mark's absence) — except to and by
+//     the copy's own target (Options.CopyTarget).
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with

@@ -48,15 +48,32 @@ func (s *Store) MaxOps() int { return s.opts.MaxTxnOps }
 
 // txnOps is how many entries the transaction's largest branch has (reads
 // are guarded by at most MaxTxnOps units, see fewerGuards).
-func (s *Store) txnOps(z store.Size) int { return max(z.Ops+z.Writes, min(z.Reads, s.opts.MaxTxnOps)) }
+func (s *Store) txnOps(z store.Size) int {
+	return max(z.Ops+z.Writes, min(z.Reads, s.guardLimit())+s.markEntries())
+}
+
+// markEntries is the entries of each branch but the success one that hold
+// a commit to a prefix no store copy marked (copymark.go): a compare and
+// a read of the mark; none in the copy's own commits.
+func (s *Store) markEntries() int {
+	if s.opts.CopyTarget {
+		return 0
+	}
+	return 1
+}
+
+// guardLimit is the most guards a commit compares: --max-txn-ops less the
+// mark's compare (at least one).
+func (s *Store) guardLimit() int { return max(1, s.opts.MaxTxnOps-s.markEntries()) }
 
 // txnBytes bounds from above the size of the raft request of a commit of
 // size z. Its reads become at most MaxTxnOps guards (fewerGuards), each a
 // prefix of a different unit read: their bytes are at most the units'.
 func (s *Store) txnBytes(z store.Size) int {
 	key := len(s.prefix) + len("k/")
-	guards := min(z.Reads, s.opts.MaxTxnOps)
-	return txnOverhead + len(s.opts.Username) +
+	guards := min(z.Reads, s.guardLimit())
+	mark := s.markEntries() * (2*len(s.copyKey()) + cmpOverhead + opOverhead)
+	return txnOverhead + len(s.opts.Username) + mark +
 		z.OpBytes + z.Ops*(key+opOverhead) +
 		z.WriteBytes + z.Writes*(key+opOverhead) +
 		2*(z.ReadBytes+guards*key) + guards*(cmpOverhead+opOverhead)
