@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/etcd"
@@ -58,5 +61,73 @@ func TestCommitRefusedOnMarkedPrefix(t *testing.T) {
 	defer snap.Close()
 	if v, _ := snap.Get(key); v != nil {
 		t.Fatal("the refused commit was written")
+	}
+}
+
+// A sidecar down while a store copy marks its prefix and writes part of a
+// store, and etcd compacted past its replica meanwhile, catches up by a
+// resync — which reads the mark at the revision of its pages: it serves
+// nothing of the part (not ready, View and Servable refuse), and serves
+// again once the copy completes.
+func TestResyncReadsTheCopyMark(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("markresync")
+	path := filepath.Join(t.TempDir(), "r.db")
+	r := openAt(t, prefix, path)
+	write(t, r, "before")
+	r.Close()
+
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copier.Close()
+	waitReady(t, copier)
+	if err := copier.MarkCopy(ctx, "bolt:test.db"); err != nil {
+		t.Fatal(err)
+	}
+	part := &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: store.Key("d", "grants", "user:part", "s", "role", "r", "service"), Value: []byte(`{}`)}}}
+	last, err := copier.Commit(ctx, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client(t).Compact(ctx, int64(last), clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+
+	r = openURL(t, cluster.StoreURL(prefix), path)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.Wait(wctx, last); err != nil {
+		t.Fatalf("no resync to %d: %v", last, err)
+	}
+	var ic *etcd.IncompleteCopyError
+	if snap, err := r.View(); !errors.As(err, &ic) || ic.From != "bolt:test.db" {
+		if snap != nil {
+			snap.Close() // else Close waits for it
+		}
+		t.Fatalf("View of a resync into a marked prefix: %v", err)
+	}
+	if err := r.Servable(); !errors.As(err, &ic) {
+		t.Fatalf("Servable: %v", err)
+	}
+	if h := r.Health(); h.Ready || !strings.Contains(h.Error, "incomplete copy") {
+		t.Fatalf("Health: %+v", h)
+	}
+	if err := copier.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Wait(wctx, copier.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := r.View()
+	if err != nil {
+		t.Fatalf("after the copy completed: %v", err)
+	}
+	snap.Close()
+	if h := r.Health(); !h.Ready {
+		t.Fatalf("Health after the copy: %+v", h)
 	}
 }
