@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -249,7 +250,11 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		if err := target.IncompleteCopy(); err != nil && !o.force {
 			var ic *etcd.IncompleteCopyError
 			errors.As(err, &ic)
-			return fmt.Errorf("--to %s holds an incomplete copy (from %s, started %s): give --force to copy over it", toName, ic.From, ic.Since.Format(time.RFC3339))
+			from, since := cmp.Or(ic.From, "an unknown source"), "at an unknown time"
+			if !ic.Since.IsZero() {
+				since = ic.Since.Format(time.RFC3339)
+			}
+			return fmt.Errorf("--to %s holds an incomplete copy (from %s, started %s; interrupted, or still running): give --force to copy over it", toName, from, since)
 		}
 	}
 	if held > 0 && !o.force {
