@@ -26,6 +26,9 @@ import (
 func killCopyAt(t *testing.T, at string, args ...string) bool {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"store", "copy", "--batch-ops", "20"}, args...)...)
+	// What the killed copy leaves in its temporary directory goes with
+	// the test's.
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
