@@ -85,6 +85,19 @@ func Assignment(s Snapshot, id string) (permatrix.Assignment, error) {
 	return a, err
 }
 
+// indexedAssignment is the assignment whose grant key dk the assignment
+// index's entry k names.
+func indexedAssignment(s Snapshot, k, dk []byte) (permatrix.Assignment, error) {
+	v, err := s.Get(dk)
+	if err != nil {
+		return permatrix.Assignment{}, err
+	}
+	if v == nil {
+		return permatrix.Assignment{}, corrupt(k, "index names a missing grant")
+	}
+	return assignmentOf(dk, v)
+}
+
 // Assignments lists the assignments that match f, ordered by id, starting
 // after f.Cursor: a page of f.PageLimit(). next is the last id of the page when more follow, else "".
 //
@@ -124,14 +137,7 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 		after = assignmentKey(f.Cursor)
 	}
 	err = s.Scan(Prefix(nsIndex, ixAssignments), after, func(k, dk []byte) error {
-		v, err := s.Get(dk)
-		if err != nil {
-			return err
-		}
-		if v == nil {
-			return corrupt(k, "index names a missing grant")
-		}
-		a, err := assignmentOf(dk, v)
+		a, err := indexedAssignment(s, k, dk)
 		if err != nil {
 			return err
 		}
@@ -178,14 +184,7 @@ func subjectByID(s Snapshot, f permatrix.AssignmentFilter, limit int) (list []pe
 		if !bytes.HasPrefix(dk, prefix) {
 			return nil
 		}
-		v, err := s.Get(dk)
-		if err != nil {
-			return err
-		}
-		if v == nil {
-			return corrupt(k, "index names a missing grant")
-		}
-		a, err := assignmentOf(dk, v)
+		a, err := indexedAssignment(s, k, dk)
 		if err != nil {
 			return err
 		}
