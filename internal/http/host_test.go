@@ -6,9 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
 )
+
+// hostClient gives up on an answer that never comes, rather than the test.
+var hostClient = &http.Client{Timeout: 30 * time.Second}
 
 // getAs sends GET url with Host host and returns the status and body.
 func getAs(t *testing.T, url, host string) (int, string) {
@@ -18,7 +22,7 @@ func getAs(t *testing.T, url, host string) (int, string) {
 		t.Fatal(err)
 	}
 	req.Host = host
-	res, err := http.DefaultClient.Do(req)
+	res, err := hostClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +39,12 @@ func getAs(t *testing.T, url, host string) (int, string) {
 // --allowed-hosts gives.
 func TestHostOnLoopback(t *testing.T) {
 	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken})
-	base := serveOn(t, srv)
+	// Before Serve: it serves the listeners bound when it starts.
 	diag, err := srv.ListenDiagnostic("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	base := serveOn(t, srv)
 	for _, url := range []string{base + "/health", base + "/v1/systems", base + "/v1/subjects/alice/permissions", "http://" + diag.String() + "/metrics"} {
 		for _, host := range []string{"evil.example", "evil.example:8181", "127.0.0.1.evil.example", "localhost.evil.example", "0x7f.1"} {
 			status, body := getAs(t, url, host)
