@@ -331,6 +331,8 @@ func TestMaskListChecked(t *testing.T) {
 	}{
 		{[]string{"/context/password"}, "", "under /input or /result"},
 		{[]string{"password"}, "", "under /input or /result"},
+		{[]string{"/input/a~2b"}, "", "~ must be followed by 0 or 1"},
+		{[]string{"/input/a~"}, "", "~ must be followed by 0 or 1"},
 		{[]string{"/input/a"}, `{"mask_decision": "/mask"}`, "inside a package"},
 		{[]string{"/input/a"}, `{"mask_decision": "/system/log-x/mask"}`, "Rego name"},
 		{nil, `{"plugin": "x"}`, "decision_logs.plugin"},
@@ -343,6 +345,12 @@ func TestMaskListChecked(t *testing.T) {
 			t.Errorf("%v %s: %v, want %q", tc.mask, tc.config, err, tc.want)
 		}
 	}
+	escaped := decisionlog.Options{File: filepath.Join(t.TempDir(), "d.log"), Mask: []string{"/input/a~1b~0c"}, Manager: mgr}
+	dl, err := decisionlog.New(ctx, escaped)
+	if err != nil {
+		t.Fatalf("a pointer with ~0 and ~1: %v", err)
+	}
+	_ = dl.Close(ctx)
 }
 
 // TestReadsOldLogs: lines of the log before OPA's schema still replay.

@@ -49,6 +49,13 @@ func (l *Logger) setMask(cfg map[string]any, paths []string) error {
 // checkMaskPath accepts what OPA's mask rules erase: a JSON pointer into
 // the input or the result.
 func checkMaskPath(p string) error {
+	// RFC 6901: "~" is written "~0" and "/" inside a key "~1"; any other
+	// escape is no pointer, and what OPA would make of it is undefined.
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
+			return fmt.Errorf("decision log mask %q: not a JSON pointer: ~ must be followed by 0 or 1 (~0 for ~, ~1 for / inside a key)", p)
+		}
+	}
 	for _, root := range []string{"/input", "/result"} {
 		if p == root || strings.HasPrefix(p, root+"/") {
 			return nil
