@@ -195,14 +195,14 @@ type request struct {
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	body := r.body
 	if r.in != nil {
-		if err := validUTF8(r.in); err != nil {
-			return nil, err
-		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(r.in); err != nil {
 			return nil, fmt.Errorf("permatrix client: encoding the %s %s body: %w", r.method, c.pathOf(r.segs), err)
+		}
+		if err := encodedUTF8(r.in, buf.Bytes()); err != nil {
+			return nil, err
 		}
 		body = &buf
 		r.contentType = "application/json"
@@ -279,6 +279,22 @@ func closeBody(resp *http.Response) {
 // U+FFFD in place of each bad byte — another id, which two such ids share.
 // The server refuses such an id in a path or a header for the same reason.
 func validUTF8(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil // not JSON at all (a cycle, a channel): the encoder says so
+	}
+	return encodedUTF8(v, b)
+}
+
+// encodedUTF8 is validUTF8 of v encoded as b: encoding/json writes the
+// escape \ufffd only for a byte that is not UTF-8 (a real U+FFFD goes as
+// itself), so v is walked only to name where when b holds one — and b's
+// encoding has already refused a value that refers to itself, which the
+// walk would follow for ever.
+func encodedUTF8(v any, b []byte) error {
+	if !bytes.Contains(b, []byte(`\ufffd`)) {
+		return nil
+	}
 	if at, bad := badUTF8(reflect.ValueOf(v), ""); bad {
 		if at == "" {
 			at = "the body"

@@ -646,3 +646,25 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("the backup: %+v %v", r, err)
 	}
 }
+
+// TestSelfReferringBodyIsAnError: a check whose context holds itself is
+// an encoding error, in a single check and in a batch; the UTF-8 walk
+// (which follows values) ran first and never ended, overflowing the stack.
+// A real U+FFFD in an id is sent as it is.
+func TestSelfReferringBodyIsAnError(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	c := s.API()
+	ctx := context.Background()
+	loop := map[string]any{}
+	loop["self"] = loop
+	ch := permatrix.Check{Subject: "ann", System: "celonis-task-mining", Action: "edit_users", Context: loop}
+	if _, err := c.Check(ctx, ch); err == nil || !strings.Contains(err.Error(), "encoding") {
+		t.Errorf("a self-referring context: %v, want an encoding error", err)
+	}
+	if _, err := c.CheckBatch(ctx, []permatrix.Check{ch}); err == nil {
+		t.Error("a self-referring context in a batch: no error")
+	}
+	if _, err := c.Check(ctx, permatrix.Check{Subject: "ann\ufffd", System: "celonis-task-mining", Action: "edit_users"}); err != nil {
+		t.Errorf("a subject holding U+FFFD itself: %v", err)
+	}
+}
