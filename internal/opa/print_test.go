@@ -2,6 +2,8 @@ package opa
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -97,5 +99,33 @@ func TestPrintGoesToTheHook(t *testing.T) {
 		if !reflect.DeepEqual(d.Allow, decisions[0].Allow) || !reflect.DeepEqual(d.Missing, decisions[0].Missing) {
 			t.Errorf("decisions differ: %+v and %+v", decisions[0], d)
 		}
+	}
+}
+
+// PrintLog writes at most printBurst lines a window and cuts a line's text
+// at printBytes, saying how long it was: print(input) prints what any
+// caller sends.
+func TestPrintLogBounded(t *testing.T) {
+	var out strings.Builder
+	hook := PrintLog(slog.New(slog.NewJSONHandler(&out, nil)))
+	long := strings.Repeat("x", 1<<20)
+	if err := hook.Print(print.Context{}, long); err != nil {
+		t.Fatal(err)
+	}
+	var line struct {
+		Text      string
+		Truncated int
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if len(line.Text) != printBytes || line.Truncated != 1<<20 {
+		t.Errorf("a 1 MiB print logged %d bytes of text (truncated %d), want %d and the length", len(line.Text), line.Truncated, printBytes)
+	}
+	for range 2 * printBurst {
+		_ = hook.Print(print.Context{}, "x")
+	}
+	if n := strings.Count(out.String(), "\n"); n > printBurst {
+		t.Errorf("%d lines logged in one window, want at most %d", n, printBurst)
 	}
 }

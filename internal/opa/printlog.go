@@ -3,22 +3,26 @@ package opa
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
-// Bounds of PrintLog: at most printBurst lines in any printWindow.
+// Bounds of PrintLog: at most printBurst lines in any printWindow, each
+// at most printBytes of text (print(input) prints what a client sent).
 const (
 	printBurst  = 100
 	printWindow = time.Second
+	printBytes  = 4 << 10
 )
 
 // PrintLog is a print hook (WithPrintHook) that writes print() to log, as
 // `opa run --server` writes it to its own: each line at info, msg "print",
 // with the call's location (file:row) and the text. It is bounded: at most
-// 100 lines a second; the lines over the bound are dropped, and the next
+// 100 lines a second, 4 KiB of text each (a longer one is cut, and says
+// its length: truncated); the lines over the bound are dropped, and the next
 // line written says how many were (dropped). A policy that prints in a
 // loop costs its formatting, not the log.
 func PrintLog(log *slog.Logger) print.Hook { return &printLog{log: log} }
@@ -50,6 +54,10 @@ func (p *printLog) Print(ctx print.Context, msg string) error {
 	attrs := make([]slog.Attr, 0, 3)
 	if ctx.Location != nil {
 		attrs = append(attrs, slog.String("location", ctx.Location.String()))
+	}
+	if len(msg) > printBytes {
+		attrs = append(attrs, slog.Int("truncated", len(msg)))
+		msg = strings.ToValidUTF8(msg[:printBytes], "")
 	}
 	attrs = append(attrs, slog.String("text", msg))
 	if dropped > 0 {
