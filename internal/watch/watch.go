@@ -256,11 +256,12 @@ func (x *watcher) relevant(ev fsnotify.Event, failed func(error)) bool {
 }
 
 // bundleName reports whether a file named so can be part of a bundle: Rego,
-// data (JSON, YAML), OPA's .manifest and .signatures.json, Wasm — or a name
-// without an extension, which may have been a directory.
+// data (JSON, YAML), OPA's .manifest and .signatures.json, Wasm. A
+// directory is told by its event (changed); a file without an extension
+// (the permatrix binary `go build` writes into the repository) is none.
 func bundleName(name string) bool {
 	switch filepath.Ext(name) {
-	case "", ".rego", ".json", ".yaml", ".yml", ".manifest", ".wasm":
+	case ".rego", ".json", ".yaml", ".yml", ".manifest", ".wasm":
 		return true
 	}
 	return false

@@ -580,7 +580,7 @@ func TestOtherFilesIgnored(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; ; i++ {
-			for _, name := range []string{"permatrix.db", "decisions.jsonl", "policies/demo/.demo.rego.swp", "policies/demo/demo.rego~"} {
+			for _, name := range []string{"permatrix.db", "permatrix", "decisions.jsonl", "policies/demo/.demo.rego.swp", "policies/demo/demo.rego~"} {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(fmt.Sprint(i)), 0o644); err != nil {
 					t.Error(err)
 					return
