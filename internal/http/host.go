@@ -52,7 +52,8 @@ func (g hostGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		return permatrix.Errorf(permatrix.EINVALID,
 			"Host %q is not a name of this server: a request to it on loopback names it localhost, by its IP address or by a name without a dot "+
 				"(a page that points a name of its own at 127.0.0.1 would otherwise read the answers: DNS rebinding); "+
-				"other names are allowed with --allowed-hosts", r.Host)
+				"other names are allowed with --allowed-hosts (a proxy that passes its own Host on — Envoy's HTTP ext_authz, "+
+				"Caddy's forward_auth, nginx with proxy_set_header Host — needs its name there)", r.Host)
 	}
 }
 
@@ -66,13 +67,20 @@ func (g hostGuard) allows(r *http.Request) bool {
 		return true
 	}
 	name := hostName(r.Host)
-	if _, err := netip.ParseAddr(name); err == nil {
+	switch {
+	case name == "":
+		return false // "[]", ":80": no name at all
+	case !strings.Contains(name, "."):
+		// A name without a dot ("localhost", a container's or a service's
+		// short name, an IPv6 address) is resolved on the machine or its
+		// own network (hosts file, search domains), not by a DNS server a
+		// web page's owner runs.
+		return true
+	case strings.HasSuffix(name, ".localhost") || slices.Contains(g.allowed, name):
 		return true
 	}
-	// A name without a dot ("localhost", a container's or a service's
-	// short name) is resolved on the machine or its own network (hosts
-	// file, search domains), not by a DNS server a web page's owner runs.
-	return !strings.Contains(name, ".") || strings.HasSuffix(name, ".localhost") || slices.Contains(g.allowed, name)
+	_, err := netip.ParseAddr(name)
+	return err == nil
 }
 
 // hostName is a Host header's name: without its port and brackets, in

@@ -46,7 +46,7 @@ func TestHostOnLoopback(t *testing.T) {
 	}
 	base := serveOn(t, srv)
 	for _, url := range []string{base + "/health", base + "/v1/systems", base + "/v1/subjects/alice/permissions", "http://" + diag.String() + "/metrics"} {
-		for _, host := range []string{"evil.example", "evil.example:8181", "127.0.0.1.evil.example", "localhost.evil.example", "0x7f.1"} {
+		for _, host := range []string{"evil.example", "evil.example:8181", "127.0.0.1.evil.example", "localhost.evil.example", "0x7f.1", "[]:8181"} {
 			status, body := getAs(t, url, host)
 			if status != http.StatusBadRequest || !strings.Contains(body, "DNS rebinding") || !strings.Contains(body, "--allowed-hosts") {
 				t.Errorf("GET %s as %q: %d %s, want 400 naming DNS rebinding", url, host, status, body)
