@@ -2,9 +2,7 @@ package http
 
 import (
 	"bytes"
-	"maps"
-	"net/url"
-	"slices"
+	"fmt"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -127,15 +125,10 @@ func writeQuery(params ...string) echo.MiddlewareFunc {
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			q, err := url.ParseQuery(c.Request().URL.RawQuery)
-			if err != nil {
-				return permatrix.Errorf(permatrix.EINVALID, "malformed query: %v", err)
-			}
-			for _, k := range slices.Sorted(maps.Keys(q)) {
-				if !slices.Contains(params, k) {
-					return permatrix.Errorf(permatrix.EINVALID, "unknown query parameter %q: %s %s takes %s (an actor is named in the body's \"actor\" or the %s header)",
-						k, c.Request().Method, c.Path(), takes, actorHeader)
-				}
+			unknown := fmt.Sprintf(": %s %s takes %s (an actor is named in the body's \"actor\" or the %s header)",
+				c.Request().Method, c.Path(), takes, actorHeader)
+			if _, err := onceEach(c, params, unknown); err != nil {
+				return err
 			}
 			return next(c)
 		}

@@ -72,17 +72,9 @@ func (s *Server) listAssignments(c echo.Context) error {
 	// A filter not read, or read once of two, lists more than was asked
 	// (a caller deleting what ?subjects=user:x lists deletes everything):
 	// each parameter is known and given at most once.
-	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	q, err := onceEach(c, listParams, "")
 	if err != nil {
-		return permatrix.Errorf(permatrix.EINVALID, "malformed query: %v", err)
-	}
-	for _, k := range slices.Sorted(maps.Keys(q)) {
-		switch {
-		case !slices.Contains(listParams, k):
-			return permatrix.Errorf(permatrix.EINVALID, "unknown query parameter %q (filters: %s)", k, strings.Join(listParams, ", "))
-		case len(q[k]) > 1:
-			return permatrix.Errorf(permatrix.EINVALID, "%s is given %d times: give it once", k, len(q[k]))
-		}
+		return err
 	}
 	f := permatrix.AssignmentFilter{
 		Subject: q.Get("subject"), System: q.Get("system"),
@@ -151,7 +143,7 @@ func (s *Server) deleteMember(c echo.Context) error {
 // With a limit, a page (next_cursor "" on the last); without, every member
 // after the cursor, streamed from one snapshot: the answer holds no list.
 func (s *Server) listMembers(c echo.Context) error {
-	q, err := onceEach(c, memberParams)
+	q, err := onceEach(c, memberParams, "")
 	if err != nil {
 		return err
 	}
@@ -200,9 +192,14 @@ func writeJSONString(w *bufio.Writer, before, s, after string) error {
 // memberParams are the query parameters of GET /v1/groups/{group}/members.
 var memberParams = []string{"limit", "cursor"}
 
-// onceEach reads a listing's query: each parameter known and given at most
-// once (a misspelt limit would list everything).
-func onceEach(c echo.Context, known []string) (url.Values, error) {
+// onceEach reads a request's query: each parameter known and given at most
+// once (a misspelt limit would list everything; a write's ignored ?actor=
+// was the operator's). unknown says what the request takes instead, after
+// an unknown parameter's name; "" names the known ones.
+func onceEach(c echo.Context, known []string, unknown string) (url.Values, error) {
+	if unknown == "" {
+		unknown = " (known: " + strings.Join(known, ", ") + ")"
+	}
 	q, err := url.ParseQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return nil, permatrix.Errorf(permatrix.EINVALID, "malformed query: %v", err)
@@ -210,7 +207,7 @@ func onceEach(c echo.Context, known []string) (url.Values, error) {
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		switch {
 		case !slices.Contains(known, k):
-			return nil, permatrix.Errorf(permatrix.EINVALID, "unknown query parameter %q (known: %s)", k, strings.Join(known, ", "))
+			return nil, permatrix.Errorf(permatrix.EINVALID, "unknown query parameter %q%s", k, unknown)
 		case len(q[k]) > 1:
 			return nil, permatrix.Errorf(permatrix.EINVALID, "%s is given %d times: give it once", k, len(q[k]))
 		}
@@ -310,12 +307,9 @@ func (s *Server) getProject(c echo.Context) error {
 // judged with its actor.
 func (s *Server) importAssignments(c echo.Context) error {
 	var o pdp.ImportOptions
-	// chunk is given once or not at all: twice, the request would mean
-	// two things (in chunks or all or nothing), and "chunk=" is no number.
+	// chunk is given once or not at all (writeQuery: twice, the request
+	// would mean two things), and "chunk=" is no number.
 	if vs, ok := c.QueryParams()["chunk"]; ok {
-		if len(vs) > 1 {
-			return permatrix.Errorf(permatrix.EINVALID, "chunk is given %d times: give it once", len(vs))
-		}
 		n, err := strconv.Atoi(vs[0])
 		if err != nil {
 			return permatrix.Errorf(permatrix.EINVALID, "chunk must be a whole number of lines per commit, got %q", vs[0])
