@@ -144,9 +144,7 @@ func writeQuery(params ...string) echo.MiddlewareFunc {
 // is in by assertion a stronger role. Only with the admin token: a user
 // token's groups are its token's.
 func assertActorGroups(c echo.Context, operator bool) error {
-	h := c.Request().Header
-	values := h.Values(actorGroupsHeader)
-	actors := h.Values(actorHeader)
+	values := c.Request().Header.Values(actorGroupsHeader)
 	switch {
 	case len(values) == 0:
 		return nil
@@ -154,7 +152,12 @@ func assertActorGroups(c echo.Context, operator bool) error {
 		return permatrix.Errorf(permatrix.EINVALID, "%s is for the admin token's writes: a user token's groups are the token's", actorGroupsHeader)
 	case len(values) > 1:
 		return permatrix.Errorf(permatrix.EINVALID, "%s is given %d times: give the groups in one, comma-separated", actorGroupsHeader, len(values))
-	case len(actors) != 1 || !permatrix.ValidID(actors[0]):
+	}
+	actor, err := namedActor(c, nil) // the header's actor, as every write reads it
+	if err != nil {
+		return err
+	}
+	if actor == "" {
 		return permatrix.Errorf(permatrix.EINVALID, "%s names the groups of the actor the %s header names: give that header, once", actorGroupsHeader, actorHeader)
 	}
 	groups, err := identity.ParseGroups(values[0])
@@ -162,6 +165,6 @@ func assertActorGroups(c echo.Context, operator bool) error {
 		return permatrix.Errorf(permatrix.EINVALID, "%s %v", actorGroupsHeader, err)
 	}
 	r := c.Request()
-	c.SetRequest(r.WithContext(pdp.Asserting(r.Context(), actors[0], groups)))
+	c.SetRequest(r.WithContext(pdp.Asserting(r.Context(), actor, groups)))
 	return nil
 }
