@@ -90,7 +90,8 @@ type Config struct {
 	// IdleTimeout closes a connection that has had no call open for this
 	// long (default 120 s, as the HTTP listener's idle timeout).
 	IdleTimeout time.Duration
-	// Timeout bounds one check (default 10 s).
+	// Timeout bounds one check call from its headers on: its message's
+	// coming and its decision, one deadline (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
 }
@@ -232,8 +233,8 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp = s.denied(fmt.Errorf("ext_authz check: panic: %v", p))
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
+	// ctx carries the call's deadline, the check timeout from its headers
+	// on (bound): its one owner.
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	if h == nil {
