@@ -90,11 +90,20 @@ type Config struct {
 	// IdleTimeout closes a connection that has had no call open for this
 	// long (default 120 s, as the HTTP listener's idle timeout).
 	IdleTimeout time.Duration
+	// MaxWatchStreams bounds the grpc.health.v1 Watch streams open at once
+	// (default 100): a Watch has no timeout, it lasts as long as its client
+	// wants, so past the bound one is refused with RESOURCE_EXHAUSTED.
+	// Health Check calls (what Envoy's and Kubernetes' gRPC health checks
+	// send) are not counted.
+	MaxWatchStreams int
 	// Timeout bounds one check call from its headers on: its message's
 	// coming and its decision, one deadline (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
 }
+
+// DefaultMaxWatchStreams is Config.MaxWatchStreams' default.
+const DefaultMaxWatchStreams = 100
 
 // Bounds on a connection's streams (see New).
 const (
@@ -126,6 +135,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 1 << 20
 	}
+	if cfg.MaxWatchStreams <= 0 {
+		cfg.MaxWatchStreams = DefaultMaxWatchStreams
+	}
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		// A stream's headers at most 64 KiB, as the HTTP listener's
 		// request heads (gRPC's default is 16 MiB, which HPACK lets a
@@ -151,7 +163,7 @@ func New(cfg Config) *Server {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger,
-		health: healthServer{ready: cfg.Ready, stopping: make(chan struct{})}}
+		health: healthServer{ready: cfg.Ready, stopping: make(chan struct{}), watches: make(chan struct{}, cfg.MaxWatchStreams)}}
 	s.grpc.RegisterService(&authorizationService, s)
 	// gRPC health checking, for Envoy's cluster health checks.
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -162,7 +174,8 @@ func New(cfg Config) *Server {
 // on, its message's coming included: gRPC waits for a unary call's message
 // as long as the client's deadline says, for ever without one, so streams
 // opened and left would be held, with their headers, for good (the HTTP
-// listener gives a request's body 30 s).
+// listener gives a request's body 30 s). Watch streams are bounded in
+// number instead (Config.MaxWatchStreams).
 func bound(timeout time.Duration) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if info.FullMethodName == healthpb.Health_Watch_FullMethodName {
@@ -437,6 +450,7 @@ type healthServer struct {
 	healthpb.UnimplementedHealthServer
 	ready    func() error
 	stopping chan struct{} // closed when the server shuts down
+	watches  chan struct{} // a token per open Watch stream (Config.MaxWatchStreams)
 }
 
 func (h healthServer) status(service string) healthpb.HealthCheckResponse_ServingStatus {
@@ -468,7 +482,16 @@ func (h healthServer) stopped() bool {
 
 // Watch sends the status, then each change of it (readiness is looked at
 // every second), until the client goes or the server shuts down.
+// A Watch past Config.MaxWatchStreams open at once is refused: unlike
+// every other call it has no timeout (bound), and each holds a goroutine
+// and a ticker for as long as its client keeps it.
 func (h healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	select {
+	case h.watches <- struct{}{}:
+		defer func() { <-h.watches }()
+	default:
+		return status.Errorf(codes.ResourceExhausted, "%d health Watch streams are open, the most this server keeps: use Check, or retry later", cap(h.watches))
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := healthpb.HealthCheckResponse_ServingStatus(-1)

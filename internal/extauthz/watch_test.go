@@ -1,0 +1,76 @@
+package extauthz_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/permatrix/permatrix/internal/extauthz"
+	"github.com/permatrix/permatrix/internal/gateway"
+	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// TestHealthWatchesBounded: health Watch streams have no timeout (they
+// last as long as the client wants), so their number is bounded: past
+// MaxWatchStreams open at once a Watch is refused with RESOURCE_EXHAUSTED,
+// and once one ends another is taken. Health Check calls are not counted.
+func TestHealthWatchesBounded(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, Ready: s.HTTP.Ready, MaxWatchStreams: 2})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, srv.Shutdown)
+	h := healthpb.NewHealthClient(mustConn(t, addr.String(), insecure.NewCredentials()))
+	watch := func(ctx context.Context) error {
+		t.Helper()
+		w, err := h.Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		resp, err := w.Recv()
+		if err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("watch: %v", resp)
+		}
+		return err
+	}
+	cancels := make([]context.CancelFunc, 2)
+	for i := range cancels {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		cancels[i] = cancel
+		if err := watch(ctx); err != nil {
+			t.Fatalf("watch %d: %v", i+1, err)
+		}
+	}
+	if err := watch(context.Background()); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a third watch with two open: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	if resp, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("a health check with the watches full: %v %v", resp, err)
+	}
+	// One ends: its place is taken again, once the server has seen it go.
+	cancels[0]()
+	guard := time.Now().Add(30 * time.Second) // a guard only
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		err := watch(ctx)
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(guard) {
+			t.Fatalf("a watch after one ended: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
