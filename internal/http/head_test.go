@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -68,6 +69,23 @@ func sameHeadAsGet(t *testing.T, url, token string) int {
 	return get.StatusCode
 }
 
+// getOnly are the GET routes without HEAD (405), as api.yaml's description
+// says: a HEAD would run a profile, or a query (logged as a decision), to
+// send nothing.
+var getOnly = []string{"/debug/pprof", "/debug/pprof/*", "/v1/query"}
+
+// api.yaml names each GET route that does not answer HEAD.
+func TestAPIDocNamesGETOnlyRoutes(t *testing.T) {
+	desc, _ := loadAPIDoc(t)["info"].(map[string]any)["description"].(string)
+	_, head, _ := strings.Cut(desc, "**HEAD.**")
+	head, _, _ = strings.Cut(head, "\n\n")
+	for _, r := range getOnly {
+		if !strings.Contains(head, "`"+r+"`") {
+			t.Errorf("api.yaml's HEAD paragraph does not name %s, which answers HEAD with 405", r)
+		}
+	}
+}
+
 // Every GET route answers HEAD as GET (RFC 9110 §9.3.2), through the same
 // middleware: the admin token is asked for as for GET (401 without it),
 // and the metrics count the request as a HEAD of its route. Also on the
@@ -91,8 +109,7 @@ func TestHEADWhereverGET(t *testing.T) {
 	got := map[string]int{}
 	for _, route := range gets {
 		url := base + headPath(route)
-		if strings.HasPrefix(route, "/debug/pprof") {
-			// GET only: a HEAD would run a profile to send none of it.
+		if slices.Contains(getOnly, route) {
 			if res, _ := exchange(t, http.MethodHead, url, docTestToken); res.StatusCode != http.StatusMethodNotAllowed {
 				t.Errorf("HEAD %s: %d, want 405", route, res.StatusCode)
 			}

@@ -250,7 +250,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	operator(http.MethodGet, backupPath, s.backup)
 	// OPA's APIs that read beyond the entrypoints (any query, partial
 	// evaluation), show policy source or the configuration: the operator's.
-	operator(http.MethodGet, "/v1/query", s.queryGet)
+	// GET only, as /debug/pprof: its status is known once the query has
+	// run, and a HEAD would run it, logged as a decision, to send nothing.
+	e.GET("/v1/query", s.queryGet, s.requireAdmin(false))
 	operator(http.MethodPost, "/v1/query", s.queryPost)
 	operator(http.MethodPost, "/v1/compile", s.compile)
 	operator(http.MethodGet, "/v1/policies", s.policies)
