@@ -86,7 +86,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	f.StringVar(&o.decisionLog, "decision-log", "", "append decisions as JSON lines (OPA's decision-log format) to this file (- for stdout)")
 	f.StringSliceVar(&o.decisionLogMask, "decision-log-mask", nil, "erase these JSON pointers from every logged decision, e.g. /input/context/password (OPA's mask, with the bundle's data.system.log.mask)")
 	f.Int64Var(&o.bodyLimit, "body-limit", 1<<20, "largest request body in bytes")
-	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for in-flight requests on SIGTERM")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for in-flight requests on SIGTERM; those still running then are cut and serve exits 4")
 	f.BoolVar(&o.watch, "watch", false, "reload the --bundle directory or file when it changes; a broken edit keeps the last good bundle serving")
 	f.DurationVar(&o.watchDebounce, "watch-debounce", 300*time.Millisecond, "with --watch: wait this long after the last change before reloading")
 	f.StringVar(&o.verify.Key, "verification-key", "", "verify the --bundle signature (a file, or each download of a URL) with this HMAC secret or PEM public key, or the file holding it")
@@ -450,7 +450,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	select {
 	case err := <-errc:
 		if grpcSrv != nil {
-			grpcSrv.Shutdown(context.Background())
+			_ = grpcSrv.Shutdown(context.Background())
 		}
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -459,11 +459,26 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
+	var grpcErr error
 	if grpcSrv != nil {
-		grpcSrv.Shutdown(sctx)
+		grpcErr = grpcSrv.Shutdown(sctx)
 	}
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Error("shutdown", "err", err)
+	httpErr := srv.Shutdown(sctx)
+	if err := <-errc; err != nil {
+		return err
 	}
-	return <-errc
+	if errors.Is(grpcErr, context.DeadlineExceeded) || errors.Is(httpErr, context.DeadlineExceeded) {
+		// A distinct exit code: the shutdown was not clean, whatever the
+		// requests cut were doing is unknown to their clients.
+		log.Error("shutdown: --shutdown-timeout passed and the requests in flight were cut", "shutdown_timeout", o.shutdownTimeout.String())
+		return exitError{exitShutdownCut}
+	}
+	if httpErr != nil {
+		log.Error("shutdown", "err", httpErr)
+	}
+	return nil
 }
+
+// exitShutdownCut is serve's exit code when SIGTERM's shutdown had to cut
+// requests in flight (docs/security.md).
+const exitShutdownCut = 4

@@ -218,8 +218,9 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops accepting and lets in-flight checks finish until ctx
-// ends, then stops.
-func (s *Server) Shutdown(ctx context.Context) {
+// ends, then stops, cutting those left: it returns ctx's error then, nil
+// when every call finished.
+func (s *Server) Shutdown(ctx context.Context) error {
 	// Health says NOT_SERVING from now on, and its Watch streams end: the
 	// graceful stop waits for every stream, and they would wait for it.
 	s.stop.Do(func() { close(s.health.stopping) })
@@ -230,8 +231,10 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
 		s.grpc.Stop()
+		return ctx.Err()
 	}
 }
 

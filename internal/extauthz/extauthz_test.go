@@ -67,7 +67,7 @@ func start(t *testing.T, s *harness.Server, rt *routes.Table, tlsCfg *tls.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	harness.Serve(t, srv.Serve, srv.Shutdown)
+	harness.Serve(t, srv.Serve, stop(srv))
 	return addr.String()
 }
 
@@ -322,7 +322,7 @@ func TestCheckPanicIsInternal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	harness.Serve(t, srv.Serve, srv.Shutdown)
+	harness.Serve(t, srv.Serve, stop(srv))
 	c := client(t, addr.String(), insecure.NewCredentials())
 	ext := map[string]string{"system": tm, "action": "edit_users"}
 	resp, err := c.Check(context.Background(), request("GET", "/", map[string]string{"x-forwarded-user": "boom"}, ext))
@@ -436,7 +436,7 @@ func TestHealthWatchEndsOnShutdown(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		_ = srv.Shutdown(ctx)
 		close(stopped)
 	}()
 	resp, err := w.Recv()
@@ -520,7 +520,7 @@ func TestStreamWithoutMessageEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	harness.Serve(t, srv.Serve, srv.Shutdown)
+	harness.Serve(t, srv.Serve, stop(srv))
 	conn, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -582,7 +582,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	harness.Serve(t, srv.Serve, srv.Shutdown)
+	harness.Serve(t, srv.Serve, stop(srv))
 	conn, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -684,4 +684,9 @@ func TestCheckRequestNotValidProtobuf(t *testing.T) {
 			t.Errorf("%s: %v", name, resp)
 		}
 	}
+}
+
+// stop is srv's Shutdown for harness.Serve.
+func stop(srv *extauthz.Server) func(context.Context) {
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }
 }

@@ -40,7 +40,7 @@ func TestSlowDecisionEndsAtTheTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	harness.Serve(t, srv.Serve, srv.Shutdown)
+	harness.Serve(t, srv.Serve, stop(srv))
 	c := client(t, addr.String(), insecure.NewCredentials())
 	ext := map[string]string{"system": tm, "action": "edit_users"}
 	resp, err := c.Check(context.Background(), request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, ext))

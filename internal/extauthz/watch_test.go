@@ -29,7 +29,7 @@ func TestHealthWatchesBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	harness.Serve(t, srv.Serve, srv.Shutdown)
+	harness.Serve(t, srv.Serve, stop(srv))
 	h := healthpb.NewHealthClient(mustConn(t, addr.String(), insecure.NewCredentials()))
 	watch := func(ctx context.Context) error {
 		t.Helper()

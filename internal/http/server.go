@@ -454,12 +454,20 @@ func (s *Server) Serve() error {
 	return first
 }
 
-// Shutdown stops accepting and waits for in-flight requests (until ctx ends).
+// Shutdown stops accepting and waits for in-flight requests until ctx
+// ends; then it closes the connections left, cutting their requests, and
+// its error is ctx's (errors.Is context.DeadlineExceeded).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopImports()
 	var errs []error
 	for _, l := range s.listeners {
-		errs = append(errs, l.srv.Shutdown(ctx))
+		err := l.srv.Shutdown(ctx)
+		if ctx.Err() != nil {
+			// net/http leaves them open: their handlers would run on
+			// past the shutdown, into the store's closing.
+			_ = l.srv.Close()
+		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
