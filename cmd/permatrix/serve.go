@@ -239,6 +239,9 @@ func serveValueProblems(flags *pflag.FlagSet) []valueProblem {
 	if n, _ := flags.GetInt64("body-limit"); n < 1 {
 		add("body-limit", fmt.Errorf("--body-limit %d: want a number of bytes, 1 or more", n))
 	}
+	if n, _ := flags.GetInt("max-connections"); n < 1 {
+		add("max-connections", fmt.Errorf("--max-connections %d: want a number of connections, 1 or more", n))
+	}
 	if d, _ := flags.GetDuration("consistency-timeout"); d <= 0 {
 		add("consistency-timeout", fmt.Errorf("--consistency-timeout %s: want a duration over 0", d))
 	}
@@ -375,7 +378,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
 		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
-		AllowedHosts: o.listen.allowedHosts}
+		AllowedHosts: o.listen.allowedHosts, MaxConnections: o.listen.maxConnections}
 	if o.console {
 		cfg.Console = console.Handler()
 	}
@@ -415,11 +418,12 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		grpcSrv = extauthz.New(extauthz.Config{
 			Gateway: &gateway.Gateway{Identity: acc.identity, Routes: acc.routes},
 			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, Ready: srv.Ready, TLS: tlsCfg, Logger: log,
-			MaxMessageBytes: int(min(o.bodyLimit, math.MaxInt32)),
+			MaxMessageBytes: int(min(o.bodyLimit, math.MaxInt32)), MaxConnections: o.listen.maxConnections,
 		})
 		if _, err := grpcSrv.Listen(o.listen.grpcAddr); err != nil {
 			return fmt.Errorf("--grpc-addr: %w", err)
 		}
+		srv.Metrics().RegisterListener("grpc", grpcSrv.Connections())
 	}
 	attrs = append(attrs, "store", where, "store_revision", db.Revision())
 	if p != nil {

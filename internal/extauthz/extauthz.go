@@ -90,6 +90,10 @@ type Config struct {
 	// IdleTimeout closes a connection that has had no call open for this
 	// long (default 120 s, as the HTTP listener's idle timeout).
 	IdleTimeout time.Duration
+	// MaxConnections bounds the connections the listener holds open at
+	// once (default listen.DefaultMaxConnections): past it a connection
+	// waits in the kernel's queue until one closes.
+	MaxConnections int
 	// MaxWatchStreams bounds the grpc.health.v1 Watch streams open at once
 	// (default 100): a Watch has no timeout, it lasts as long as its client
 	// wants, so past the bound one is refused with RESOURCE_EXHAUSTED.
@@ -115,7 +119,7 @@ const (
 type Server struct {
 	cfg    Config
 	grpc   *grpc.Server
-	ln     net.Listener
+	ln     *listen.Limited
 	log    *slog.Logger
 	health healthServer
 	stop   sync.Once
@@ -189,15 +193,20 @@ func bound(timeout time.Duration) tap.ServerInHandle {
 	}
 }
 
-// Listen binds addr ("host:port" or "unix:///path").
+// Listen binds addr ("host:port" or "unix:///path"), holding at most
+// Config.MaxConnections open at once.
 func (s *Server) Listen(addr string) (net.Addr, error) {
 	ln, err := listen.Listen(addr)
 	if err != nil {
 		return nil, err
 	}
-	s.ln = ln
+	s.ln = listen.Limit(ln, s.cfg.MaxConnections)
 	return ln.Addr(), nil
 }
+
+// Connections is the listener's connections, open and their bound; nil
+// before Listen.
+func (s *Server) Connections() *listen.Limited { return s.ln }
 
 // URL is how clients reach the server.
 func (s *Server) URL() string {

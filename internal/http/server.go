@@ -56,6 +56,10 @@ type Config struct {
 	BodyLimit int64
 	// RequestTimeout bounds one request's work (default 10 s).
 	RequestTimeout time.Duration
+	// MaxConnections bounds the connections each listener holds open at
+	// once, kept-alive ones included (default listen.DefaultMaxConnections):
+	// past it a connection waits in the kernel's queue until one closes.
+	MaxConnections int
 	Logger         *slog.Logger
 
 	// DefaultDecision is the document POST / answers, as OPA's
@@ -374,13 +378,13 @@ type listener struct {
 // if Config.TLS is set; Serve then serves it. Split so that callers (and
 // tests) learn the bound address, e.g. for ":0".
 func (s *Server) Listen(addr string) (net.Addr, error) {
-	return s.listen(addr, s.echo, s.cfg.TLS)
+	return s.listen("api", addr, s.echo, s.cfg.TLS)
 }
 
 // ListenDiagnostic binds the diagnostic handler (health and metrics, plain
 // HTTP) to addr; Serve serves it beside the API.
 func (s *Server) ListenDiagnostic(addr string) (net.Addr, error) {
-	return s.listen(addr, s.diag, nil)
+	return s.listen("diagnostic", addr, s.diag, nil)
 }
 
 // URL is how clients reach the API (http(s)://host:port or unix://path);
@@ -392,11 +396,15 @@ func (s *Server) URL() string {
 	return listen.URL(s.listeners[0].ln, s.listeners[0].tls)
 }
 
-func (s *Server) listen(addr string, h http.Handler, tlsCfg *tls.Config) (net.Addr, error) {
-	ln, err := listen.Listen(addr)
+// listen binds addr; name labels its connections in /metrics.
+func (s *Server) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) (net.Addr, error) {
+	raw, err := listen.Listen(addr)
 	if err != nil {
 		return nil, err
 	}
+	limited := listen.Limit(raw, s.cfg.MaxConnections)
+	s.metrics.RegisterListener(name, limited)
+	var ln net.Listener = limited
 	if tlsCfg == nil {
 		// net/http's own answers to requests it cannot parse are plain
 		// text; rewrite them into the JSON envelope (wire.go). Not under
@@ -706,6 +714,24 @@ type Metrics struct {
 	Decisions        *prometheus.CounterVec
 	DecisionDuration *prometheus.HistogramVec
 	ReloadFailures   prometheus.Counter
+}
+
+// RegisterListener puts a listener's open connections and their bound
+// in the registry, labelled listener=name ("api", "diagnostic", "grpc").
+// A second listener of one name replaces the first's.
+func (m *Metrics) RegisterListener(name string, l *listen.Limited) {
+	labels := prometheus.Labels{"listener": name}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_open_connections", ConstLabels: labels,
+			Help: "Connections a listener holds open (kept-alive and idle ones included)."},
+			func() float64 { return float64(l.Open()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_max_connections", ConstLabels: labels,
+			Help: "The most connections a listener holds open at once (--max-connections); past it new ones wait until one closes."},
+			func() float64 { return float64(l.Max()) }),
+	} {
+		m.Registry.Unregister(c) // by its name and labels
+		m.Registry.MustRegister(c)
+	}
 }
 
 // NewMetrics registers permatrix's metrics in a new registry. The store

@@ -188,7 +188,9 @@ func TestConfigPrecedence(t *testing.T) {
 	writeConfig(t, cfg, `
 server:
   addr: 127.0.0.1:1
+  grpc_addr: 127.0.0.1:0
   body_limit: 100
+  max_connections: 7
 store:
   db: `+filepath.Join(dir, "file.db")+`
 `)
@@ -203,6 +205,13 @@ store:
 	// The file's body limit applies (nothing else sets it): 100 bytes.
 	if code, _ := s.do(t, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users","context":{"pad":"`+strings.Repeat("x", 200)+`"}}`); code != 413 {
 		t.Errorf("the file's body_limit: %d", code)
+	}
+	// And its bound on connections, on each listener.
+	_, metrics := s.Do(t, "GET", "/metrics", "")
+	for _, l := range []string{"api", "grpc"} {
+		if want := `permatrix_max_connections{listener="` + l + `"} 7`; !strings.Contains(string(metrics), want) {
+			t.Errorf("the file's max_connections: no %s in /metrics", want)
+		}
 	}
 	s.Stop(t)
 	for name, want := range map[string]bool{"flag.db": true, "env.db": false, "file.db": false} {
@@ -304,11 +313,11 @@ status: {}
 	}
 	// Values serve refuses without reading a file or the network: validate
 	// refuses them too, at their lines, instead of "valid".
-	writeConfig(t, bad, "server:\n  log_level: loud\n  evaluator: wasm\n  body_limit: 0\n  consistency_timeout: 0s\nstore:\n  url: mysql://x\ndefault_decision: a//b\n")
+	writeConfig(t, bad, "server:\n  log_level: loud\n  evaluator: wasm\n  body_limit: 0\n  consistency_timeout: 0s\n  max_connections: 0\nstore:\n  url: mysql://x\ndefault_decision: a//b\n")
 	out, code = run(t, "config", "validate", bad)
 	for _, want := range []string{
 		bad + ":2: server.log_level: ", bad + ":3: server.evaluator: ", bad + ":4: server.body_limit: ",
-		bad + ":5: server.consistency_timeout: ", bad + ":7: store.url: ", bad + ":8: default_decision: ",
+		bad + ":5: server.consistency_timeout: ", bad + ":6: server.max_connections: ", bad + ":8: store.url: ", bad + ":9: default_decision: ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("validate lacks %q:\n%s", want, out)
@@ -318,7 +327,7 @@ status: {}
 		t.Errorf("values serve refuses: exit %d, want 1", code)
 	}
 	serveOut, code := run(t, "serve", "--config", bad)
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[:6] {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[:7] {
 		if !strings.Contains(serveOut, line) {
 			t.Errorf("serve --config lacks validate's %q:\n%s", line, serveOut)
 		}
