@@ -100,42 +100,54 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 }
 
 func adminToken(flags *pflag.FlagSet, o serveOptions, log *slog.Logger) (string, error) {
-	if o.adminToken != "" && o.adminTokenFn != "" {
+	t, err := givenAdminToken(flags, o.adminToken, o.adminTokenFn)
+	if err != nil || t != "" {
+		return t, err
+	}
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	t = hex.EncodeToString(b[:])
+	log.Warn("no --admin-token given: generated one for this run", "admin_token", t)
+	return t, nil
+}
+
+// givenAdminToken is the admin token of --admin-token (or
+// PERMATRIX_ADMIN_TOKEN) or --admin-token-file, whichever the flags prefer
+// when both are given, checked as usableToken checks it; "" when neither
+// is given. serve and store backup read the token alike through it.
+func givenAdminToken(flags *pflag.FlagSet, token, file string) (string, error) {
+	if token != "" && file != "" {
 		which, err := preferred(flags, "admin-token", "admin-token-file")
 		if err != nil {
 			return "", err
 		}
 		if which == "admin-token" {
-			o.adminTokenFn = ""
+			file = ""
 		} else {
-			o.adminToken = ""
+			token = ""
 		}
 	}
 	switch {
-	case o.adminToken != "":
-		if err := usableToken(o.adminToken); err != nil {
+	case token != "":
+		if err := usableToken(token); err != nil {
 			return "", fmt.Errorf("--admin-token: %w", err)
 		}
-		return o.adminToken, nil
-	case o.adminTokenFn != "":
-		b, err := os.ReadFile(o.adminTokenFn)
+		return token, nil
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", fmt.Errorf("--admin-token-file: %w", err)
 		}
 		t := strings.TrimSpace(string(b))
 		if t == "" {
-			return "", fmt.Errorf("--admin-token-file: %s is empty", o.adminTokenFn)
+			return "", fmt.Errorf("--admin-token-file: %s is empty", file)
 		}
 		if err := usableToken(t); err != nil {
-			return "", fmt.Errorf("--admin-token-file %s: %w", o.adminTokenFn, err)
+			return "", fmt.Errorf("--admin-token-file %s: %w", file, err)
 		}
 		return t, nil
 	}
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	t := hex.EncodeToString(b[:])
-	log.Warn("no --admin-token given: generated one for this run", "admin_token", t)
-	return t, nil
+	return "", nil
 }
 
 // usableToken checks that a token can be sent in an Authorization header:

@@ -159,28 +159,9 @@ func download(ctx context.Context, c *client.Client, tmp string) (client.BackupI
 // backupToken is the admin token from the flags (or the environment), as
 // serve reads it, but never a generated one.
 func backupToken(cmd *cobra.Command, o backupOptions) (string, error) {
-	if o.adminToken != "" && o.tokenFile != "" {
-		which, err := preferred(cmd.Flags(), "admin-token", "admin-token-file")
-		if err != nil {
-			return "", err
-		}
-		if which == "admin-token" {
-			o.tokenFile = ""
-		}
+	t, err := givenAdminToken(cmd.Flags(), o.adminToken, o.tokenFile)
+	if err == nil && t == "" {
+		err = errors.New("give the server's admin token: --admin-token-file, --admin-token or PERMATRIX_ADMIN_TOKEN")
 	}
-	if o.tokenFile == "" {
-		if o.adminToken == "" {
-			return "", errors.New("give the server's admin token: --admin-token-file, --admin-token or PERMATRIX_ADMIN_TOKEN")
-		}
-		return o.adminToken, nil
-	}
-	b, err := os.ReadFile(o.tokenFile)
-	if err != nil {
-		return "", fmt.Errorf("--admin-token-file: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("--admin-token-file: %s is empty", o.tokenFile)
-	}
-	return t, nil
+	return t, err
 }

@@ -328,3 +328,21 @@ func TestStoreBackupOfAnEtcdSidecar(t *testing.T) {
 	}
 	t.Logf("copy of %d assignments; %d written before it, %d in all", r.Assignments, 50+len(before), 50+len(w.snapshot()))
 }
+
+// TestStoreBackupTokenReadAsServeReadsIt: the backup reads its token as
+// serve does (one owner, givenAdminToken): a token an Authorization header
+// cannot carry is refused before any request, and none at all is an error.
+func TestStoreBackupTokenReadAsServeReadsIt(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "backup.db")
+	_, stderr, code := run(t, "store", "backup", "--server", "http://127.0.0.1:1", "--admin-token", "line one\nline two", target)
+	if code != 2 || !strings.Contains(stderr, "control character") {
+		t.Errorf("a token of two lines: exit %d, %s", code, stderr)
+	}
+	_, stderr, code = run(t, "store", "backup", "--server", "http://127.0.0.1:1", target)
+	if code != 2 || !strings.Contains(stderr, "give the server's admin token") {
+		t.Errorf("no token: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("a refused backup left %s: %v", target, err)
+	}
+}
