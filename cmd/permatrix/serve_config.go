@@ -1,10 +1,10 @@
 package main
 
 import (
-	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/permatrix/permatrix/internal/redact"
 	"github.com/spf13/pflag"
 )
 
@@ -53,18 +53,5 @@ func flagValue(f *pflag.Flag) any {
 			return sv.GetSlice()
 		}
 	}
-	return redactURL(s)
-}
-
-// redactURL hides the password and the query (which may carry a token) of
-// a URL; other strings are returned as they are.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return s
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "redacted"
-	}
-	return u.Redacted()
+	return redact.URL(s)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/redact"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -110,7 +111,7 @@ func (o storeOptions) kind(f *pflag.FlagSet) (kind, where string, err error) {
 		}
 		return "etcd", o.url, nil
 	}
-	return "", "", fmt.Errorf("--store %q: want bolt:PATH or etcd://HOST:PORT[,…]/PREFIX", redactURL(o.url))
+	return "", "", fmt.Errorf("--store %q: want bolt:PATH or etcd://HOST:PORT[,…]/PREFIX", redact.URL(o.url))
 }
 
 // fleetFlags are the flags that mean something with an etcd store only.

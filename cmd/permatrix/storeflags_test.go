@@ -207,3 +207,15 @@ func TestStoreURLCredentialsHidden(t *testing.T) {
 		}
 	}
 }
+
+// A --store URL of another scheme that url.Parse refuses (here a bad port)
+// is named in the refusal without its password: the redaction does not
+// depend on the URL parsing.
+func TestStoreURLRefusalHidesPassword(t *testing.T) {
+	for _, u := range []string{"etcdd://root:s3cret@h1:x/permatrix", "http://root:s3cret@h1:2379/permatrix?token=s3cret"} {
+		_, _, err := storeOptions{url: u}.kind(nil)
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx@h1") {
+			t.Errorf("--store %s: %v", u, err)
+		}
+	}
+}

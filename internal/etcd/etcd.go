@@ -86,6 +86,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/redact"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -188,7 +189,7 @@ type Store struct {
 // Its errors show the URL without the credentials it may hold: they go to
 // the console and the logs.
 func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err error) {
-	shown := hideUserinfo(raw)
+	shown := redact.URL(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse's error repeats raw whole.
@@ -219,27 +220,6 @@ func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err e
 		return nil, "", false, fmt.Errorf("--store %q: name a key prefix (etcd://host:port/permatrix)", shown)
 	}
 	return endpoints, "/" + prefix + "/", secure, nil
-}
-
-// hideUserinfo is raw with the userinfo of its authority, if any, shown as
-// "xxxxx@" (as url.URL.Redacted shows a password), read as url.Parse
-// reads it: the authority runs from "//" to the next "/", "?" or "#", the
-// userinfo up to its last "@".
-func hideUserinfo(raw string) string {
-	_, rest, ok := strings.Cut(raw, "//")
-	if !ok {
-		return raw
-	}
-	start := len(raw) - len(rest)
-	end := len(rest)
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		end = i
-	}
-	at := strings.LastIndex(rest[:end], "@")
-	if at < 0 {
-		return raw
-	}
-	return raw[:start] + "xxxxx" + raw[start+at:]
 }
 
 // Open connects to the cluster, opens (or creates) the replica, brings it up
