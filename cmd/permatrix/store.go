@@ -337,8 +337,7 @@ func copyScratch(log *slog.Logger) (dir string, release func(), err error) {
 	}
 	lock, err := os.Open(dir)
 	if err == nil {
-		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err != nil {
+		if err = tryLock(lock); err != nil {
 			lock.Close()
 		}
 	}
@@ -367,7 +366,7 @@ func staleScratch(d string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(f); err != nil {
 		return false, nil // a copy runs with it
 	}
 	if _, err := os.Stat(filepath.Join(d, "owner")); err == nil {
@@ -458,7 +457,7 @@ func lockExclusive(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store %s is locked by another process", path)
 	}
@@ -476,7 +475,7 @@ func removeStale(tmp string) error {
 		return err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(f); err != nil {
 		return fmt.Errorf("%s is locked: is another store copy into it running?", tmp)
 	}
 	return os.Remove(tmp)
@@ -490,21 +489,9 @@ func (s *stagedCopy) commit() error {
 		os.Remove(s.tmp)
 		return err
 	}
-	if err := os.Rename(s.tmp, s.path); err != nil {
-		os.Remove(s.tmp)
-		return err
-	}
+	err := placeDurably(s.tmp, s.path, "the copy")
 	s.release()
-	// The rename itself survives a crash once the directory is synced.
-	dir, err := os.Open(filepath.Dir(s.path))
-	if err == nil {
-		err = dir.Sync()
-		dir.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("the copy is in place, but syncing its directory failed: %w", err)
-	}
-	return nil
+	return err
 }
 
 // release releases the target as it was.

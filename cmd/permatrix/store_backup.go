@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -116,18 +115,8 @@ func runStoreBackup(cmd *cobra.Command, o backupOptions, path string) error {
 		}
 		return fmt.Errorf("checking the copy received: %w (%s is as it was)", err, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := placeDurably(tmp, path, "the backup"); err != nil {
 		return err
-	}
-	// The rename survives a crash once the directory is synced.
-	dir, err := os.Open(filepath.Dir(path))
-	if err == nil {
-		err = dir.Sync()
-		dir.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("the backup is in place, but syncing its directory failed: %w", err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s: revision %d, %d assignments, %d memberships, %d roles, %d projects (%d bytes)\n",
 		o.server, path, r.Revision, r.Assignments, r.Memberships, r.Roles, r.Projects, info.Size)
@@ -143,7 +132,7 @@ func download(ctx context.Context, c *client.Client, tmp string) (client.BackupI
 		return client.BackupInfo{}, err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(f); err != nil {
 		return client.BackupInfo{}, fmt.Errorf("%s is locked: is another store backup into it running?", tmp)
 	}
 	info, err := c.Backup(ctx, f)
