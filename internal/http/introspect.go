@@ -6,6 +6,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // GET /v1/systems: every system with its roles, permissions, actions,
@@ -60,21 +62,36 @@ func (s *Server) permissions(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"subject": param(c, "user"), "scope": scope, "revision": rev, "permissions": list})
 }
 
-// Ready is nil when /health answers 200 — the bundle loaded, the store open
-// and its disk taking writes — else why it does not: for probes that are
-// not HTTP (ext_authz's grpc.health.v1.Health).
-func (s *Server) Ready() error {
-	if s.svc.Policy() == nil {
+// readiness is what /health reports and Ready returns, read once: one
+// condition decides both, so the gRPC health service and /health never
+// disagree.
+type readiness struct {
+	policy *opa.Policy
+	dbErr  error // the store does not answer a snapshot
+	store  store.Health
+}
+
+func (s *Server) readiness() readiness {
+	return readiness{policy: s.svc.Policy(), dbErr: s.svc.Ready(), store: s.svc.StoreHealth()}
+}
+
+// err is nil when ready, else why not.
+func (r readiness) err() error {
+	switch {
+	case r.policy == nil:
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
-	}
-	if err := s.svc.Ready(); err != nil {
-		return permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is not open: %v", err)
-	}
-	if st := s.svc.StoreHealth(); !st.Ready {
-		return permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is not ready: %s", st.Error)
+	case r.dbErr != nil:
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is not open: %v", r.dbErr)
+	case !r.store.Ready:
+		return permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is not ready: %s", r.store.Error)
 	}
 	return nil
 }
+
+// Ready is nil when /health answers 200 — the bundle loaded, the store open
+// and its disk taking writes — else why it does not: for probes that are
+// not HTTP (ext_authz's grpc.health.v1.Health).
+func (s *Server) Ready() error { return s.readiness().err() }
 
 // GET /health: 200 once the bundle is loaded and the db open, else 503.
 // A store whose disk refused the last write (full, read-only, I/O errors)
@@ -83,16 +100,15 @@ func (s *Server) Ready() error {
 // (internal/bolt). With ?bundles (OPA's convention) it also reports the
 // bundle's revision and the last failed reload, if any.
 func (s *Server) health(c echo.Context) error {
-	p := s.svc.Policy()
-	dbOpen := s.svc.Ready() == nil
-	st := s.svc.StoreHealth()
-	body := map[string]any{"status": "ok", "bundle_loaded": p != nil, "db_open": dbOpen, "store": st}
+	r := s.readiness()
+	p, st := r.policy, r.store
+	body := map[string]any{"status": "ok", "bundle_loaded": p != nil, "db_open": r.dbErr == nil, "store": st}
 	status := http.StatusOK
 	if st.Error != "" {
 		body["store_error"] = st.Error
 		body["store_error_at"] = st.ErrorAt
 	}
-	if p == nil || !dbOpen || !st.Ready {
+	if r.err() != nil {
 		body["status"] = "unavailable"
 		status = http.StatusServiceUnavailable
 	}
