@@ -334,16 +334,15 @@ func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool
 		}
 		changes[i] = assign(&l.Assignment, l.Actor, fmt.Sprintf("line %d", l.Line))
 		apply := changes[i].apply
-		// Whether the line's grant is stored already (the plan's, as
-		// CreateAssignment finds it): such a line changes nothing.
+		// Whether the line's grant was stored already (in the plan, as
+		// CreateAssignment finds it): such a line plans nothing.
 		changes[i].apply = func(tx *store.Tx) error {
-			a := l.Assignment // Held sets its id
-			h, err := tx.Held(&a)
-			if err != nil {
+			m := tx.Mark()
+			if err := apply(tx); err != nil {
 				return err
 			}
-			held[i] = h
-			return apply(tx)
+			held[i] = !tx.PlannedSince(m)
+			return nil
 		}
 	}
 	if n, rev, err = s.writeSome(ctx, some, changes); err != nil {

@@ -67,6 +67,9 @@ type Mark struct{ ops, reads int }
 // Mark is the point the Tx's planning has reached.
 func (tx *Tx) Mark() Mark { return Mark{ops: len(tx.overlay.Ops()), reads: tx.view.Len()} }
 
+// PlannedSince reports whether the Tx planned an operation after m.
+func (tx *Tx) PlannedSince(m Mark) bool { return len(tx.overlay.Ops()) > m.ops }
+
 // Rollback takes back everything planned and read after m: the Tx is as it
 // was at m, and so is its Batch. (Assignment numbers reserved meanwhile
 // stay used: numbers may have gaps.)
