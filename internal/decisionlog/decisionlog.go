@@ -178,7 +178,9 @@ func readConfig(raw []byte) (map[string]any, error) {
 // dropped or counted. Entries over the bound are dropped, counted as
 // buffer_full. An event buffer (buffer_type: event) is bounded by OPA's
 // default of 10000 entries; OPA takes max_decisions_per_second instead of
-// a byte limit, not with one.
+// a byte limit, not with one: then the rate bounds it (OPA's size buffer
+// passes the entries of a failed upload through the rate limit again, so
+// it holds at most about max_decisions_per_second × max_delay_seconds).
 func boundBuffer(cfg map[string]any) {
 	rep, ok := cfg["reporting"].(map[string]any)
 	switch {
@@ -451,15 +453,13 @@ func (s *sink) writeLoop() {
 // failure its lines are dropped (counted).
 func (s *sink) flush() {
 	s.mu.Lock()
-	buf, n := s.buf, s.pending
-	s.buf, s.spare, s.pending, s.inflight = s.spare[:0], nil, 0, n
-	s.mu.Unlock()
-	if n == 0 {
-		s.mu.Lock()
-		s.spare = buf
+	if s.pending == 0 { // idle: nothing to swap out
 		s.mu.Unlock()
 		return
 	}
+	buf, n := s.buf, s.pending
+	s.buf, s.spare, s.pending, s.inflight = s.spare[:0], nil, 0, n
+	s.mu.Unlock()
 	_, err := s.w.Write(buf)
 	if err != nil {
 		s.l.dropN(DropWrite, uint64(n), err)

@@ -670,3 +670,33 @@ func TestEndlessUploadAnswer(t *testing.T) {
 		t.Fatal("Close hangs on an endless answer")
 	}
 }
+
+// TestRateLimitBoundsUploadBuffer: with max_decisions_per_second (which
+// OPA takes instead of a byte limit: boundBuffer adds none) and the
+// service down, the rate bounds what is buffered: of 2000 entries logged
+// at once at 10 a second, all but about the limiter's burst are dropped
+// and counted (rate_limit), none held beyond it.
+func TestRateLimitBoundsUploadBuffer(t *testing.T) {
+	ctx := context.Background()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	dl := newLogger(t, `{"services": {"collector": {"url": "`+down.URL+`"}}}`,
+		`{"service": "collector", "reporting": {"min_delay_seconds": 60, "max_delay_seconds": 60, "max_decisions_per_second": 10}}`,
+		decisionlog.Options{})
+	defer dl.Close(ctx)
+	check := permatrix.Check{Subject: "ann", System: tm, Action: "edit_users"}
+	e := decisionlog.Entry{DecisionID: "d", Path: decisionlog.CheckPath, Input: check.Input(), Result: &permatrix.Decision{Reasons: []map[string]any{}, Missing: []map[string]any{}},
+		Timestamp: time.Now(), Bundles: map[string]decisionlog.BundleInfo{"permatrix": {Revision: "r"}}}
+	const n = 2000
+	start := time.Now()
+	for range n {
+		dl.LogDecision(ctx, e)
+	}
+	// At most the burst (10) plus 10 a second since the start were let in.
+	letIn := 10 + 10*int(time.Since(start).Seconds()+1)
+	if d := dl.Dropped()[decisionlog.DropRateLimit]; d < uint64(n-letIn) {
+		t.Fatalf("%d entries logged at once at 10 a second: %d dropped over the rate, want at least %d", n, d, n-letIn)
+	}
+}

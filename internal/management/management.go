@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -47,8 +48,8 @@ func New(ctx context.Context, opaConfig []byte, log *slog.Logger) (*Manager, err
 		opaConfig = []byte("{}")
 	}
 	// OPA's plugins say "info" for every upload and poll: debug here.
-	l := &logger{l: log, info: slog.LevelDebug, obs: &observers{}}
-	console := &logger{l: log, info: slog.LevelInfo, obs: l.obs}
+	l := &logger{l: log, info: slog.LevelDebug, obs: &observers{}, rep: &repeats{now: time.Now, last: map[repeatKey]*repeated{}}}
+	console := &logger{l: log, info: slog.LevelInfo, obs: l.obs, rep: l.rep}
 	mgr := &Manager{log: l}
 	m, err := plugins.New(opaConfig, uuid.NewString(), inmem.New(), plugins.Logger(l), plugins.ConsoleLogger(console),
 		plugins.WithDistributedTracingOpts(tracing.NewOptions(limitOption{mgr}))) // download.go
@@ -120,6 +121,50 @@ type logger struct {
 	fields map[string]any
 	info   slog.Level // the level of OPA's Info
 	obs    *observers
+	rep    *repeats
+}
+
+// RepeatEvery is how often one warning or error of a plugin (one message
+// format) reaches the log while it repeats: the first time, then at most
+// once in that time with how many were left out. OPA's decision-log
+// plugin logs an error for every decision over max_decisions_per_second,
+// so a rate limit meant to shed load wrote a log line per decision shed.
+const RepeatEvery = 10 * time.Second
+
+// repeats are the warnings and errors seen recently, by plugin and
+// format (a bounded set: the formats are OPA's source's).
+type repeats struct {
+	mu   sync.Mutex
+	now  func() time.Time
+	last map[repeatKey]*repeated
+}
+
+type repeatKey struct{ plugin, format string }
+
+type repeated struct {
+	at   time.Time // when it last reached the log
+	left int       // left out since
+}
+
+// pass reports whether the message reaches the log now, and how many of
+// it were left out since it last did.
+func (r *repeats) pass(plugin, format string) (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	k := repeatKey{plugin, format}
+	e := r.last[k]
+	if e == nil {
+		r.last[k] = &repeated{at: now}
+		return true, 0
+	}
+	if now.Sub(e.at) < RepeatEvery {
+		e.left++
+		return false, 0
+	}
+	left := e.left
+	e.at, e.left = now, 0
+	return true, left
 }
 
 func (l *logger) log(level slog.Level, format string, a []any) {
@@ -135,9 +180,20 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	if !l.l.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := make([]any, 0, 2*len(l.fields))
+	left := 0
+	if level >= slog.LevelWarn {
+		plugin, _ := l.fields["plugin"].(string)
+		var pass bool
+		if pass, left = l.rep.pass(plugin, format); !pass {
+			return
+		}
+	}
+	attrs := make([]any, 0, 2*len(l.fields)+2)
 	for k, v := range l.fields {
 		attrs = append(attrs, k, v)
+	}
+	if left > 0 {
+		attrs = append(attrs, "repeated", left)
 	}
 	l.l.Log(context.Background(), level, fmt.Sprintf(format, a...), attrs...)
 }
@@ -155,7 +211,7 @@ func (l *logger) WithFields(fields map[string]any) logging.Logger {
 	for k, v := range fields {
 		merged[k] = v
 	}
-	return &logger{l: l.l, fields: merged, info: l.info, obs: l.obs}
+	return &logger{l: l.l, fields: merged, info: l.info, obs: l.obs, rep: l.rep}
 }
 
 func (l *logger) GetLevel() logging.Level {

@@ -305,3 +305,53 @@ boom := 2 if input.input.boom
 		t.Fatal("the entry whose mask failed was logged")
 	}
 }
+
+// A plugin's warning or error that repeats reaches the log once, then at
+// most once every RepeatEvery with how many were left out; observers still
+// hear each. OPA's decision-log plugin logs an error for every decision
+// over max_decisions_per_second: 2000 decisions over the rate wrote 2000
+// lines.
+func TestRepeatedErrorsLoggedOnceInAWhile(t *testing.T) {
+	var buf syncBuffer
+	m := newManager(t, "", slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	management.SetClock(m, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	observed := 0
+	m.ObserveErrors(func(string, string) { mu.Lock(); observed++; mu.Unlock() })
+	l := m.Plugins().Logger().WithFields(map[string]any{"plugin": "decision_logs"})
+	const shed = "Decision log dropped as rate limit exceeded. Reduce reporting interval or increase rate limit."
+	for range 1000 {
+		l.Error(shed)
+	}
+	l.Error("Log upload failed: %v", io.ErrUnexpectedEOF) // another message: its own first time
+	m.Plugins().Logger().WithFields(map[string]any{"plugin": "bundle"}).Error(shed) // another plugin
+	mu.Lock()
+	now = now.Add(management.RepeatEvery)
+	mu.Unlock()
+	l.Error(shed)
+	l.Error(shed)
+
+	var lines []map[string]any
+	for line := range strings.Lines(buf.String()) {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		lines = append(lines, v)
+	}
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want 4 (first, another message, another plugin, one after %s):\n%s", len(lines), management.RepeatEvery, buf.String())
+	}
+	if lines[0]["msg"] != shed || lines[0]["repeated"] != nil || lines[2]["plugin"] != "bundle" {
+		t.Errorf("first lines: %v, %v", lines[0], lines[2])
+	}
+	if lines[3]["msg"] != shed || lines[3]["repeated"] != float64(999) {
+		t.Errorf("after %s: %v, want repeated 999", management.RepeatEvery, lines[3])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if observed != 1004 {
+		t.Errorf("observers heard %d errors, want 1004", observed)
+	}
+}

@@ -1,0 +1,11 @@
+package management
+
+import "time"
+
+// SetClock sets the clock the manager's logger reads to let repeated
+// warnings and errors through (RepeatEvery).
+func SetClock(m *Manager, now func() time.Time) {
+	m.log.rep.mu.Lock()
+	defer m.log.rep.mu.Unlock()
+	m.log.rep.now = now
+}
