@@ -403,9 +403,13 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	if o.watch {
 		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
+		var ignore []string
+		if cfg.DecisionLogFile != "" {
+			ignore = append(ignore, cfg.DecisionLogFile)
+		}
 		if err := watch.Start(ctx, o.bundle, o.watchDebounce, func() { r.reload(ctx) }, func(err error) {
 			log.Error("watching the bundle", "err", err, "bundle", o.bundle)
-		}); err != nil {
+		}, ignore...); err != nil {
 			return fmt.Errorf("--watch %s: %w", o.bundle, err)
 		}
 		log.Info("watching the bundle for changes", "bundle", o.bundle)

@@ -30,11 +30,18 @@ import (
 // an event in any of them after which the path resolves to another file is
 // a change, as is one on that file or on one of those links. Watch errors
 // go to failed. It returns once the watches are in place; they end with
-// ctx.
-func Start(ctx context.Context, path string, debounce time.Duration, changed func(), failed func(error)) error {
+// ctx. Files named in ignore (serve's decision log: decisions.json in the
+// repository is a bundle's name) never count.
+func Start(ctx context.Context, path string, debounce time.Duration, changed func(), failed func(error), ignore ...string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
+	}
+	ignored := make(map[string]bool, len(ignore))
+	for _, p := range ignore {
+		if p, err := resolved(p); err == nil {
+			ignored[p] = true
+		}
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
@@ -44,7 +51,7 @@ func Start(ctx context.Context, path string, debounce time.Duration, changed fun
 	if err != nil {
 		return err
 	}
-	x := &watcher{w: w, path: abs, tree: fi.IsDir()}
+	x := &watcher{w: w, path: abs, tree: fi.IsDir(), ignored: ignored}
 	switch {
 	case !x.tree:
 		err = x.watchFile()
@@ -77,6 +84,23 @@ type watcher struct {
 	target string
 	names  []string
 	dirs   []string
+	// ignored are files whose events never count, absolute with the
+	// symlinks of their directories resolved.
+	ignored map[string]bool
+}
+
+// resolved is p absolute, with the symlinks of its directory resolved (as
+// the tree's events name files), whether or not p exists.
+func resolved(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(abs)), nil
 }
 
 // watchFile watches the directories of a single file and of every link on
@@ -227,8 +251,8 @@ func (x *watcher) relevant(ev fsnotify.Event, failed func(error)) bool {
 		}
 		return true
 	}
-	if !within(name, x.root) {
-		return false // the link's directory: its other entries
+	if !within(name, x.root) || x.ignored[name] {
+		return false // the link's directory: its other entries; or ignored
 	}
 	// Only what a bundle is read from, or a directory (made, removed or
 	// moved: what was in it), is a change. The store's file (./permatrix.db

@@ -51,12 +51,12 @@ func (r *recorder) count() int {
 }
 
 // start watches path until the test ends.
-func start(t *testing.T, path string) *recorder {
+func start(t *testing.T, path string, ignore ...string) *recorder {
 	t.Helper()
 	r := &recorder{called: make(chan struct{}, 64)}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if err := watch.Start(ctx, path, debounce, r.changed, r.failed); err != nil {
+	if err := watch.Start(ctx, path, debounce, r.changed, r.failed, ignore...); err != nil {
 		t.Fatalf("Start(%s): %v", path, err)
 	}
 	t.Cleanup(func() {
@@ -597,4 +597,41 @@ func TestOtherFilesIgnored(t *testing.T) {
 	r.expect(t, 0, "writes to files no bundle is read from")
 	writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), "package demo\n\nz := 3\n")
 	r.expect(t, 1, "a policy edit while those files are written")
+}
+
+// A file Start is told to ignore (serve's --decision-log) never counts,
+// though its name is a bundle's: `serve --watch --bundle .
+// --decision-log decisions.json` in the repository reloaded the bundle
+// after every decision.
+func TestIgnoredFile(t *testing.T) {
+	t.Parallel()
+	dir := bundleDir(t)
+	log := filepath.Join(dir, "decisions.json")
+	writeFile(t, log, "")
+	r := start(t, dir, filepath.Join(dir, ".", "decisions.json"))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+			if err == nil {
+				_, err = fmt.Fprintf(f, "{\"decision_id\": \"%d\"}\n", i)
+				f.Close()
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(debounce / 4):
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	r.expect(t, 0, "appends to the ignored decision log")
+	writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), "package demo\n\nz := 3\n")
+	r.expect(t, 1, "a policy edit while the decision log is written")
 }
