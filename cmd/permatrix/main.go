@@ -2,7 +2,8 @@
 // runs the sidecar; the other commands work on policies, bundles and
 // decisions from the command line. Every flag can also be set through an
 // environment variable PERMATRIX_<FLAG> (e.g. PERMATRIX_ADDR; not replay's
-// --store, whose PERMATRIX_STORE is serve's store URL), and serve's
+// --store and --bundle, whose PERMATRIX_STORE and PERMATRIX_BUNDLE are
+// serve's store URL and bundle), and serve's
 // through its configuration file (--config); a flag given wins over the
 // environment, which wins over the file.
 package main

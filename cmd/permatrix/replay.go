@@ -58,6 +58,9 @@ disagree: policy changes alone.`,
 	// PERMATRIX_STORE is serve's store URL (a fleet sidecar's environment
 	// holds it), not this --store.
 	_ = f.SetAnnotation("store", noEnvAnnotation, []string{"serve's --store"})
+	// PERMATRIX_BUNDLE is the bundle serve serves: the candidate is another
+	// (or the embedded one), never taken from the environment.
+	_ = f.SetAnnotation("bundle", noEnvAnnotation, []string{"serve's --bundle"})
 	return cmd
 }
 

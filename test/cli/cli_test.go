@@ -542,7 +542,8 @@ func TestAdminTokenFile(t *testing.T) {
 
 // replay run inside a sidecar (kubectl exec), whose environment configures
 // serve: PERMATRIX_STORE (serve's store URL) is not replay's --store
-// (current|logged), and the --store-export given on the command line beats
+// (current|logged), PERMATRIX_BUNDLE (the bundle serve serves) is not
+// replay's candidate --bundle, and the --store-export given on the command line beats
 // the PERMATRIX_DB of the environment, as a flag beats the environment.
 func TestReplayInASidecarsEnvironment(t *testing.T) {
 	dir := t.TempDir()
@@ -564,6 +565,10 @@ func TestReplayInASidecarsEnvironment(t *testing.T) {
 	for name, c := range map[string]struct{ env, args []string }{
 		"a fleet sidecar's PERMATRIX_STORE": {[]string{"PERMATRIX_STORE=etcds://etcd-0:2379/orders"}, []string{"--db", db}},
 		"the sidecar's PERMATRIX_DB":        {[]string{"PERMATRIX_DB=" + filepath.Join(dir, "serving.db")}, []string{"--store-export", exportFile}},
+		// serve's bundle is not replay's candidate (the embedded one
+		// unless --bundle is given): it was, and replay compared the
+		// serving bundle with itself (or failed to find it).
+		"the sidecar's PERMATRIX_BUNDLE": {[]string{"PERMATRIX_BUNDLE=" + filepath.Join(dir, "serving.tar.gz")}, []string{"--db", db}},
 	} {
 		out, errOut, code := runEnv(t, c.env, append([]string{"replay", "--decisions", log}, c.args...)...)
 		if code != 0 || !strings.Contains(out, "no decision would flip") {
