@@ -324,7 +324,7 @@ func TestRepeatedErrorsLoggedOnceInAWhile(t *testing.T) {
 	for range 1000 {
 		l.Error(shed)
 	}
-	l.Error("Log upload failed: %v", io.ErrUnexpectedEOF) // another message: its own first time
+	l.Error("Log upload failed: %v", io.ErrUnexpectedEOF)                           // another message: its own first time
 	m.Plugins().Logger().WithFields(map[string]any{"plugin": "bundle"}).Error(shed) // another plugin
 	mu.Lock()
 	now = now.Add(management.RepeatEvery)
