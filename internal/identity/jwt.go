@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/httprc/v3"
@@ -351,7 +352,23 @@ func newURLKeys(ctx, life context.Context, cfg JWTConfig, log *slog.Logger) (*ur
 			return nil
 		}}
 	}
+	// The first fetch decides whether serve starts: a wrong URL or a
+	// server that does not answer is a startup error, not 401s later. It is
+	// the one the cache starts when the URL is registered, waited for until
+	// it succeeds or fails (the error sink hands its error over while
+	// starting): a Refresh of our own would be a second fetch beside it,
+	// the background one landing at any time after.
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	first, failed := context.WithCancelCause(fctx)
+	defer failed(nil)
+	var starting atomic.Bool
+	starting.Store(true)
 	cache, err := jwk.NewCache(life, httprc.NewClient(httprc.WithErrorSink(errsink.NewFunc(func(_ context.Context, err error) {
+		if starting.Load() {
+			failed(err)
+			return
+		}
 		log.Warn("refreshing the JWKS failed; the last keys stay in use", "jwks", cfg.JWKS, "err", err)
 	}))))
 	if err != nil {
@@ -362,15 +379,16 @@ func newURLKeys(ctx, life context.Context, cfg JWTConfig, log *slog.Logger) (*ur
 		return nil, fmt.Errorf("--jwt-jwks %s: %w", cfg.JWKS, err)
 	}
 	u := &urlKeys{url: cfg.JWKS, cache: cache, interval: cfg.RefreshInterval}
-	// The first fetch decides whether serve starts: a wrong URL or a
-	// server that does not answer is a startup error, not 401s later.
-	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	set, err := cache.Refresh(fctx, cfg.JWKS)
+	res, err := cache.LookupResource(ctx, cfg.JWKS)
 	if err != nil {
-		return nil, fmt.Errorf("--jwt-jwks %s: fetching the key set: %w", cfg.JWKS, err)
+		return nil, fmt.Errorf("--jwt-jwks %s: %w", cfg.JWKS, err)
 	}
-	if set.Len() == 0 {
+	if err := res.Ready(first); err != nil {
+		return nil, fmt.Errorf("--jwt-jwks %s: fetching the key set: %w", cfg.JWKS, context.Cause(first))
+	}
+	starting.Store(false)
+	set := res.Resource()
+	if set == nil || set.Len() == 0 {
 		return nil, fmt.Errorf("--jwt-jwks %s: the key set holds no keys", cfg.JWKS)
 	}
 	if u.keys, err = cache.CachedSet(cfg.JWKS); err != nil {

@@ -308,7 +308,12 @@ func TestJWTFromHTTPSWithRotation(t *testing.T) {
 	if c, err := id.Caller(context.Background(), bearer(old.sign(t, claims(nil)))); err != nil || c.Subject != "alice" {
 		t.Fatalf("token of the served key: %+v %v", c, err)
 	}
+	// The first fetch is startup's only one: another, in the background,
+	// would land at any time after — before the rotation or after it.
 	startFetches := srv.fetches.Load()
+	if startFetches != 1 {
+		t.Fatalf("fetches at startup: %d, want 1", startFetches)
+	}
 
 	// The IdP rotates: the new key is published, the old one withdrawn.
 	srv.set(jwks(t, next))
