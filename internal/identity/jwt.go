@@ -272,6 +272,7 @@ func keyTypeFor(alg jwa.SignatureAlgorithm) jwa.KeyType {
 type fileKeys struct {
 	path     string
 	interval time.Duration
+	now      func() time.Time // time.Now; a test's clock (export_test.go)
 
 	mu   sync.Mutex
 	keys jwk.Set
@@ -279,12 +280,12 @@ type fileKeys struct {
 }
 
 func newFileKeys(path string, interval time.Duration) (*fileKeys, error) {
-	f := &fileKeys{path: path, interval: interval}
+	f := &fileKeys{path: path, interval: interval, now: time.Now}
 	set, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
-	f.keys, f.read = set, time.Now()
+	f.keys, f.read = set, f.now()
 	return f, nil
 }
 
@@ -317,10 +318,11 @@ func (f *fileKeys) set(context.Context) (jwk.Set, error) {
 func (f *fileKeys) refresh(context.Context) (jwk.Set, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if time.Since(f.read) < f.interval {
+	now := f.now()
+	if now.Sub(f.read) < f.interval {
 		return f.keys, nil
 	}
-	f.read = time.Now()
+	f.read = now
 	set, err := readKeyFile(f.path)
 	if err != nil {
 		return f.keys, nil // a broken edit keeps the last good keys
@@ -337,6 +339,7 @@ type urlKeys struct {
 	cache    *jwk.Cache
 	keys     jwk.Set // the cache's current set, read without a round trip to its goroutine
 	interval time.Duration
+	now      func() time.Time // time.Now; a test's clock (export_test.go)
 
 	mu      sync.Mutex // one on-demand refresh at a time
 	fetched time.Time
@@ -378,7 +381,7 @@ func newURLKeys(ctx, life context.Context, cfg JWTConfig, log *slog.Logger) (*ur
 		jwk.WithMinInterval(5*time.Minute), jwk.WithMaxInterval(time.Hour)); err != nil {
 		return nil, fmt.Errorf("--jwt-jwks %s: %w", cfg.JWKS, err)
 	}
-	u := &urlKeys{url: cfg.JWKS, cache: cache, interval: cfg.RefreshInterval}
+	u := &urlKeys{url: cfg.JWKS, cache: cache, interval: cfg.RefreshInterval, now: time.Now}
 	res, err := cache.LookupResource(ctx, cfg.JWKS)
 	if err != nil {
 		return nil, fmt.Errorf("--jwt-jwks %s: %w", cfg.JWKS, err)
@@ -394,7 +397,7 @@ func newURLKeys(ctx, life context.Context, cfg JWTConfig, log *slog.Logger) (*ur
 	if u.keys, err = cache.CachedSet(cfg.JWKS); err != nil {
 		return nil, fmt.Errorf("--jwt-jwks %s: %w", cfg.JWKS, err)
 	}
-	u.fetched = time.Now()
+	u.fetched = u.now()
 	return u, nil
 }
 
@@ -403,10 +406,11 @@ func (u *urlKeys) set(context.Context) (jwk.Set, error) { return u.keys, nil }
 func (u *urlKeys) refresh(ctx context.Context) (jwk.Set, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if time.Since(u.fetched) < u.interval {
+	now := u.now()
+	if now.Sub(u.fetched) < u.interval {
 		return u.set(ctx)
 	}
-	u.fetched = time.Now()
+	u.fetched = now
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := u.cache.Refresh(rctx, u.url); err != nil {
