@@ -456,6 +456,11 @@ func (db *DB) Wait(ctx context.Context, rev uint64) error {
 	}
 }
 
+// testHookCommitter, set by tests only, runs first on the committer's
+// goroutine: the disk-fault tests lock it to its thread, as strace counts
+// the syscalls it fails a thread at a time (fsyncfault_test.go).
+var testHookCommitter func()
+
 // testHookBeforePublish, set by tests only, runs after a write's bbolt
 // commit and before its changes are recorded and its revision published:
 // while it runs, a snapshot shows a revision Revision has not reached.
@@ -543,6 +548,9 @@ func (db *DB) signal() {
 // committer applies queued commits, a group at a time.
 func (db *DB) committer() {
 	defer close(db.done)
+	if testHookCommitter != nil {
+		testHookCommitter()
+	}
 	for range db.wake {
 		for {
 			db.mu.Lock()

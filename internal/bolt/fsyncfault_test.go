@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/permatrix/permatrix/internal/store"
@@ -17,12 +18,12 @@ import (
 // the store's revision: published, its changes recorded, and not a
 // revision the next commit names again. The test runs itself again under
 // strace, which fails the fdatasync of the second commit's meta page (the
-// 7th of the process); without strace, or where it may not trace, it is
-// skipped, saying so. By hand:
+// committer thread's 4th: faultyStore); without strace, or where it may
+// not trace, it is skipped, saying so. By hand:
 //
 //	go test -c -o /tmp/bolt.test ./internal/bolt/
 //	PERMATRIX_FSYNC_FAULT=1 PERMATRIX_FSYNC_DIR=$(mktemp -d) strace -f -qq -o /dev/null \
-//	  -e trace=fdatasync -e inject=fdatasync:error=EIO:when=7 \
+//	  -e trace=fdatasync -e inject=fdatasync:error=EIO:when=4 \
 //	  /tmp/bolt.test -test.run TestFailedCommitVisible -test.v
 func TestFailedCommitVisible(t *testing.T) {
 	db := faultyStore(t, "PERMATRIX_FSYNC_FAULT")
@@ -41,7 +42,7 @@ func TestFailedCommitVisible(t *testing.T) {
 	}
 	before := db.Revision()
 	if _, err := commit(b); err == nil {
-		t.Fatal("the second commit did not fail: no fault was injected (has the count of bbolt's fdatasyncs before it changed? strace's when=7)")
+		t.Fatal("the second commit did not fail: no fault was injected (has the count of bbolt's fdatasyncs per commit changed? strace's when=4)")
 	} else {
 		t.Logf("the second commit failed: %v", err)
 	}
@@ -71,12 +72,23 @@ func TestFailedCommitVisible(t *testing.T) {
 // with the fault injected (env set), a new store, closed when t ends; in
 // the test's own process nil, once it has run t under strace
 // (underStrace) and checked the outcome.
+//
+// strace counts a syscall's invocations per thread (when=4 is a thread's
+// 4th fdatasync), and Go runs a goroutine on whichever thread is free: the
+// commits' fdatasyncs, spread over threads, would meet the fault on none
+// of them — or on another commit's. So the test's goroutine, which opens
+// the store (its layout's fdatasyncs), and the committer, which makes
+// every commit, are each locked to a thread of their own: the committer's
+// 4th fdatasync is the second commit's meta page's, on every run.
 func faultyStore(t *testing.T, env string) *DB {
 	t.Helper()
 	if os.Getenv(env) == "" {
 		underStrace(t, t.Name(), env)
 		return nil
 	}
+	runtime.LockOSThread() // until the test's goroutine ends
+	testHookCommitter = runtime.LockOSThread
+	t.Cleanup(func() { testHookCommitter = nil })
 	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -86,31 +98,21 @@ func faultyStore(t *testing.T, env string) *DB {
 }
 
 // underStrace runs the test name in a new process of this test binary
-// under strace, with the fault injected (env set to 1 tells it so), and
-// fails with its output if it fails. strace counts a syscall's invocations
-// per thread (when=7 is a thread's 7th fdatasync), and Go moves goroutines
-// between threads: when the commits' fdatasyncs ran on more than one
-// thread, the fault lands on a later one and the second commit does not
-// fail — the run says so, and is made again (at most 10 times).
+// under strace, with the fault injected into the committer's 4th
+// fdatasync (env set to 1 tells it so), and fails with its output if it
+// fails.
 func underStrace(t *testing.T, name, env string) {
 	strace, err := exec.LookPath("strace")
 	if err != nil {
 		t.Skip("strace is not installed: no fdatasync failure can be injected (apt-get install strace)")
 	}
-	var out []byte
-	for range 10 {
-		cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null",
-			"-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO:when=7",
-			os.Args[0], "-test.run", "^"+name+"$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), env+"=1", "PERMATRIX_FSYNC_DIR="+t.TempDir())
-		out, err = cmd.CombinedOutput()
-		if err != nil && (bytes.Contains(out, []byte("PTRACE")) || bytes.Contains(out, []byte("Operation not permitted"))) {
-			t.Skipf("strace may not trace here: %s", bytes.TrimSpace(out))
-		}
-		if err == nil || !bytes.Contains(out, []byte("the second commit did not fail")) {
-			break
-		}
-		t.Logf("the fault missed the second commit (its fdatasyncs on two threads): again")
+	cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null",
+		"-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO:when=4",
+		os.Args[0], "-test.run", "^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"=1", "PERMATRIX_FSYNC_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil && (bytes.Contains(out, []byte("PTRACE")) || bytes.Contains(out, []byte("Operation not permitted"))) {
+		t.Skipf("strace may not trace here: %s", bytes.TrimSpace(out))
 	}
 	if err != nil || !bytes.Contains(out, []byte("the second commit failed")) {
 		t.Fatalf("under strace: %v\n%s", err, out)
