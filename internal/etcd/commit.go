@@ -305,9 +305,11 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		members = slices.DeleteFunc(members, (*commitReq).left)
 		// Nor are those planned on a replica emptied since (diverge, then
 		// checkCluster): their base revision names a history the cluster
-		// does not have, which no guard compare can refuse.
+		// does not have, which no guard compare can refuse. The epoch is
+		// the one the transaction is sent in (sentAt).
+		sent := s.sentAt()
 		members = slices.DeleteFunc(members, func(r *commitReq) bool {
-			if s.planOnWiped(r.b) {
+			if r.b.Epoch != 0 && r.b.Epoch != sent.epoch {
 				r.done <- commitResult{err: store.ErrConflict}
 				return true
 			}
@@ -319,9 +321,8 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		// The cluster has reached the replica's revision and every
 		// member's base (each was read from it): an answer below them is
 		// from a history the replica did not follow (sameHistory).
-		before := s.replica.Revision()
 		for _, r := range members {
-			before = max(before, r.b.Base)
+			sent.before = max(sent.before, r.b.Base)
 		}
 		var cmps []clientv3.Cmp
 		var ops, gets []clientv3.Op
@@ -383,7 +384,7 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 			}
 			return
 		}
-		if !s.sameHistory(resp.Header, before) {
+		if !s.sameHistory(resp.Header, sent) {
 			// The members were judged on the replica, whose state this
 			// cluster does not have. If the transaction failed, nothing
 			// was written; if it succeeded, it is made, and its client

@@ -40,7 +40,9 @@
 //     restored from a snapshot while the sidecar runs) — and so is every
 //     answer of the watch, to the cluster id, before its events are
 //     applied; one that fails stops the reads and rebuilds the replica
-//     (diverge).
+//     (diverge). An answer to a request sent before the replica was
+//     emptied for a rebuild is held to nothing: the rebuild read the
+//     cluster afresh, and such an answer would only start another.
 //   - A restart answers at once from the replica and watches from its
 //     revision. If etcd has compacted past it, the replica is brought up to
 //     one consistent read of the prefix (all pages at one revision), applied
@@ -173,6 +175,10 @@ type Store struct {
 	// diverged says why an answer from etcd showed a history the replica
 	// did not follow (diverge): the follow loop rebuilds the replica.
 	diverged atomic.Pointer[string]
+	// rebuildMu orders the judging of an answer (sameHistory) and the
+	// emptying of the replica for a rebuild (checkCluster): an answer is
+	// judged in the epoch its request was sent in, or not at all.
+	rebuildMu sync.Mutex
 	// stopWatch ends the watch running now (diverge).
 	stopWatch atomic.Pointer[context.CancelFunc]
 	lastErr   atomic.Pointer[string]
@@ -410,6 +416,8 @@ func (s *Store) checkCluster(ctx context.Context) error {
 	s.contact(uint64(resp.Header.Revision))
 	id, at := resp.Header.ClusterId, uint64(resp.Header.Revision)
 	recorded, _ := sourceCluster(s.replica.Source(), s.prefix, s.endpoints)
+	s.rebuildMu.Lock()
+	defer s.rebuildMu.Unlock()
 	var why string
 	switch applied, diverged := s.replica.Revision(), s.diverged.Load(); {
 	case diverged != nil:
@@ -441,24 +449,46 @@ func (s *Store) checkCluster(ctx context.Context) error {
 	return nil
 }
 
+// sentAt is where the replica was when a request was sent: its epoch
+// (store.Changes.Epoch: a rebuild empties it and starts another) and the
+// revision it had applied. The epoch is read first: a rebuild between the
+// two reads shows as a changed epoch, not as the old revision in the new
+// epoch.
+type sentAt struct{ epoch, before uint64 }
+
+func (s *Store) sentAt() sentAt {
+	epoch := s.replica.Changes().Epoch()
+	return sentAt{epoch: epoch, before: s.replica.Revision()}
+}
+
 // sameHistory reports whether h, the header of a linearizable answer to a
-// request sent when the replica was at revision before, is of the history
-// the replica follows: the cluster it was checked against, at a revision
-// at least before (which that cluster had reached when the request was
-// sent). If not — the cluster was wiped, restored from a snapshot or
-// replaced while the sidecar runs — the replica is rebuilt (diverge). The
+// request sent when the replica was at sent, is of the history the replica
+// follows: the cluster it was checked against, at a revision at least
+// sent.before (which that cluster had reached when the request was sent).
+// If not — the cluster was wiped, restored from a snapshot or replaced
+// while the sidecar runs — the replica is rebuilt (diverge). An answer to
+// a request sent before the replica was emptied for a rebuild is not of
+// its history either, yet says nothing of it: the rebuild read the cluster
+// afresh. Its revision is the lost history's, or one of the new history
+// below where the rebuild loaded it — judged as a request's of now, it
+// would rebuild the replica again, for nothing, while it serves (a heartbeat
+// sent during the wipe, answered once the first rebuild was done). The
 // answer also counts as contact.
-func (s *Store) sameHistory(h *pb.ResponseHeader, before uint64) bool {
+func (s *Store) sameHistory(h *pb.ResponseHeader, sent sentAt) bool {
 	s.contact(uint64(h.Revision))
 	id := s.cluster.Load()
 	if id == 0 { // not checked yet: checkCluster will be
 		return true
 	}
+	s.rebuildMu.Lock()
+	defer s.rebuildMu.Unlock()
 	switch {
+	case sent.epoch != s.replica.Changes().Epoch():
+		// emptied since the request was sent: rebuilt, or being rebuilt
 	case h.ClusterId != 0 && h.ClusterId != id: // 0: a header etcd did not fill (as in the watch)
 		s.diverge(anotherCluster(h.ClusterId, id))
-	case uint64(h.Revision) < before:
-		s.diverge(fmt.Sprintf("etcd is at revision %d, behind the local replica's %d: wiped, or restored from an older snapshot; rebuilding the local replica", h.Revision, before))
+	case uint64(h.Revision) < sent.before:
+		s.diverge(fmt.Sprintf("etcd is at revision %d, behind the local replica's %d: wiped, or restored from an older snapshot; rebuilding the local replica", h.Revision, sent.before))
 	default:
 		return true
 	}
@@ -727,12 +757,12 @@ func (s *Store) waitApplied(ctx context.Context, rev uint64) error {
 func (s *Store) newestCommit() (uint64, error) {
 	rctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
-	before := s.replica.Revision()
+	sent := s.sentAt()
 	resp, err := s.cli.Get(rctx, s.guardKey(nil))
 	if err != nil {
 		return 0, err
 	}
-	if !s.sameHistory(resp.Header, before) {
+	if !s.sameHistory(resp.Header, sent) {
 		return 0, s.errDiverged()
 	}
 	if len(resp.Kvs) == 0 {
@@ -746,7 +776,7 @@ func (s *Store) divergedWhy() string {
 	if p := s.diverged.Load(); p != nil {
 		return *p
 	}
-	return "etcd's history is not the local replica's; rebuilding it"
+	return "etcd's history changed while the request was on its way, and the local replica was rebuilt from it"
 }
 
 // errDiverged answers a request that found the cluster's history not the
@@ -992,12 +1022,12 @@ func (s *Store) heartbeat(ctx context.Context) {
 	defer t.Stop()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, min(every, s.opts.RequestTimeout))
-		before := s.replica.Revision()
+		sent := s.sentAt()
 		resp, err := s.cli.Get(rctx, s.guardKey(nil))
 		cancel()
 		switch {
 		case err == nil:
-			if !s.sameHistory(resp.Header, before) {
+			if !s.sameHistory(resp.Header, sent) {
 				break
 			}
 			if uint64(resp.Header.Revision) > s.replica.Revision() {
