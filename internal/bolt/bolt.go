@@ -224,6 +224,9 @@ func (db *DB) awaitStale() error {
 	if len(db.stale) == 0 {
 		return nil
 	}
+	if testHookStaleWait != nil {
+		testHookStaleWait()
+	}
 	timer := time.NewTimer(staleReadersWait)
 	defer timer.Stop()
 	for len(db.stale) > 0 {
@@ -455,6 +458,10 @@ func (db *DB) Wait(ctx context.Context, rev uint64) error {
 		}
 	}
 }
+
+// testHookStaleWait, set by tests only, runs when a commit is about to
+// wait for the snapshots of ended eras (awaitStale).
+var testHookStaleWait func()
 
 // testHookCommitter, set by tests only, runs first on the committer's
 // goroutine: the disk-fault tests lock it to its thread, as strace counts

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +50,14 @@ func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 		t.Logf("the second commit failed: %v", err)
 	}
 	// The next commit: made while the snapshot is open, or made to wait
-	// for it (then made once it is closed).
+	// for it (then made once it is closed). The snapshot is read once it
+	// is one or the other — known, not guessed from how long it took; the
+	// bound of the wait is only a hang guard here.
+	waiting := make(chan struct{})
+	testHookStaleWait = sync.OnceFunc(func() { close(waiting) })
+	defer func() { testHookStaleWait = nil }()
+	defer func(d time.Duration) { staleReadersWait = d }(staleReadersWait)
+	staleReadersWait = time.Minute
 	next := make(chan error, 1)
 	go func() { _, err := commit(3); next <- err }()
 	waited := true
@@ -59,7 +67,7 @@ func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(2 * time.Second):
+	case <-waiting:
 	}
 	bad := 0
 	for i := range n {
