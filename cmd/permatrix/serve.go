@@ -150,6 +150,15 @@ func givenAdminToken(flags *pflag.FlagSet, token, file string) (string, error) {
 	return "", nil
 }
 
+// logTopdown says what of an activated policy OPA's topdown evaluates
+// though the vm was asked for (several times slower): a policy author's
+// edit can do that without failing anything.
+func logTopdown(log *slog.Logger, p *opa.Policy) {
+	for _, why := range p.Topdown() {
+		log.Warn("evaluated by topdown, slower than the vm (docs/architecture.md, \"The evaluator\")", "why", why, "bundle_revision", p.BundleRevision())
+	}
+}
+
 // usableToken checks that a token can be sent in an Authorization header:
 // one line of no control characters, and no spaces at either end (HTTP
 // trims them from a header's value). A token that cannot be sent would
@@ -374,6 +383,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		if err := acc.validate(p.Catalog, pdp.ValidateCheck); err != nil {
 			return err
 		}
+		logTopdown(log, p)
 	}
 	// A later bundle (reloaded, downloaded) that the routes do not fit is
 	// served all the same — the checks of those routes then answer 400 —
@@ -382,6 +392,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		if err := acc.validate(p.Catalog, pdp.ValidateCheck); err != nil {
 			log.Error("the routes do not fit the activated bundle", "err", err.Error(), "bundle_revision", p.BundleRevision())
 		}
+		logTopdown(log, p)
 	})
 	tlsCfg, err := o.listen.tls.Config()
 	if err != nil {

@@ -116,6 +116,8 @@ type Policy struct {
 	data     *dataStore
 	// evaluator evaluates decisions and verdicts (Evaluator).
 	evaluator Evaluator
+	// topdownWhy says what the vm does not run, and why (Topdown).
+	topdownWhy []string
 	// print hears print() (WithPrintHook); nil: print is compiled out.
 	print    print.Hook
 	decision query
@@ -149,6 +151,14 @@ func (p *Policy) Bundle() *Bundle { return p.bundle }
 // Compiler is the compiled policy, for OPA's plugins (the decision log's
 // mask policy). It must not be changed.
 func (p *Policy) Compiler() *ast.Compiler { return p.compiler }
+
+// Topdown says what of the policy OPA's topdown evaluates where the vm
+// evaluator was asked for, and why: a query OPA's planner cannot plan, or
+// a bundle the planner would misread (slower than the vm, the same
+// answers). Empty when the vm runs every decision and verdict query, and
+// under WithEvaluator(Topdown). serve logs it on each activation: a
+// policy author's edit can make the bundle several times slower.
+func (p *Policy) Topdown() []string { return p.topdownWhy }
 
 // BundleRevision is the bundle's revision (its manifest's, or a content
 // digest).
@@ -198,13 +208,19 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		return nil, err
 	}
 	evaluator := o.evaluator
-	if len(vm.NakedComprehensions(compiler.Modules)) > 0 {
+	var why []string
+	if naked := vm.NakedComprehensions(compiler.Modules); len(naked) > 0 && evaluator != Topdown {
 		// The planner skips what topdown evaluates (vm.NakedComprehensions).
 		evaluator = Topdown
+		slices.SortFunc(naked, func(a, b *ast.Location) int { return a.Compare(b) })
+		why = append(why, fmt.Sprintf("every query: %s has a comprehension as a body expression, which OPA's planner takes as true", naked[0]))
+		if len(naked) > 1 {
+			why[0] += fmt.Sprintf(" (and %d more)", len(naked)-1)
+		}
 	}
 	p := &Policy{bundle: b, Catalog: catalog, ActivatedAt: time.Now(), Generation: generations.Add(1),
 		compiler: compiler, data: data, entrypoints: entrypoints(compiler), queries: queries,
-		evaluator: evaluator}
+		evaluator: evaluator, topdownWhy: why}
 	if o.print != nil {
 		p.print = quietHook{o.print}
 	}

@@ -105,6 +105,8 @@ func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 			}
 		case !errors.Is(err, vm.ErrUnsupported):
 			return query{}, err
+		default:
+			p.topdownWhy = append(p.topdownWhy, fmt.Sprintf("%s: %v", ref, err))
 		}
 	}
 	var err error

@@ -39,6 +39,11 @@ func TestActivatesWhatThePlannerCannotPlan(t *testing.T) {
 			t.Fatalf("%s: %v", ev, err)
 		}
 		decisions = append(decisions, d)
+		// What runs on topdown under the vm is said (serve logs it).
+		why := strings.Join(p.Topdown(), "\n")
+		if ev == VM && !strings.Contains(why, "celonis_storage_manager.decision") || ev == Topdown && why != "" {
+			t.Errorf("%s: Topdown() = %q", ev, why)
+		}
 	}
 	if !reflect.DeepEqual(decisions[0], decisions[1]) {
 		t.Fatalf("the evaluators decide differently:\nvm      %+v\ntopdown %+v", decisions[0], decisions[1])
@@ -82,6 +87,11 @@ func TestConflictOnlyWhereTopdownFindsOne(t *testing.T) {
 			t.Fatalf("%s: %v", ev, err)
 		}
 		decisions = append(decisions, d)
+		// What runs on topdown under the vm is said (serve logs it).
+		why := strings.Join(p.Topdown(), "\n")
+		if ev == VM && !strings.Contains(why, "celonis_storage_manager.decision") || ev == Topdown && why != "" {
+			t.Errorf("%s: Topdown() = %q", ev, why)
+		}
 		for _, path := range []string{"permatrix/decision", "permatrix/systems/celonis_storage_manager/decision"} {
 			a, err := p.EvalData(ctx, store.Empty(0), strings.Split(path, "/"), &input, EvalOptions{})
 			if err != nil {
@@ -127,6 +137,9 @@ func TestNakedComprehensionFailsAsTopdowns(t *testing.T) {
 		if p.Evaluator() != Topdown {
 			t.Errorf("%s: evaluated by %s", ev, p.Evaluator())
 		}
+		if why := strings.Join(p.Topdown(), "\n"); ev == VM && !strings.Contains(why, "storage_manager.rego:") || ev == Topdown && why != "" {
+			t.Errorf("%s: Topdown() = %q", ev, why)
+		}
 		if d, err := p.Decide(ctx, store.Empty(0), check); err == nil || !strings.Contains(err.Error(), "object keys must be unique") {
 			t.Errorf("%s: a check whose comprehension conflicts: %+v, %v", ev, d, err)
 		}
@@ -135,5 +148,20 @@ func TestNakedComprehensionFailsAsTopdowns(t *testing.T) {
 		if _, err := p.Decide(ctx, store.Empty(0), check); err != nil {
 			t.Errorf("%s: a check without: %v", ev, err)
 		}
+	}
+}
+
+// The shipped bundle runs on the vm throughout: nothing to say.
+func TestShippedBundleAllOnTheVM(t *testing.T) {
+	def, err := ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewEngine(nil, WithEvaluator(VM)).Activate(context.Background(), def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := p.Topdown(); len(why) != 0 || p.Evaluator() != VM {
+		t.Errorf("the shipped bundle: evaluator %s, Topdown() = %q", p.Evaluator(), why)
 	}
 }

@@ -159,3 +159,24 @@ func TestWatchBundleFile(t *testing.T) {
 	// The reload is logged just after the swap: wait for the line, too.
 	eventually(t, "the reload to be logged", func() bool { return strings.Contains(s.Logs(), `"msg":"bundle reloaded"`) })
 }
+
+// An edit that leaves the bundle valid but puts it on topdown (here a
+// comprehension as a body expression, which OPA's planner would take as
+// true) is said at warn on the reload, with the file:line: it makes every
+// decision several times slower without failing anything.
+func TestWatchSaysWhenTopdownEvaluates(t *testing.T) {
+	dir := demoLayout(t)
+	s := serve(t, "--bundle", dir, "--watch", "--watch-debounce", "100ms")
+	if strings.Contains(s.Logs(), "evaluated by topdown") {
+		t.Fatalf("the demo bundle runs on the vm:\n%s", s.Logs())
+	}
+	policy := strings.Replace(demoPolicy(`{"read"}`), "decision := lib.verdict(reasons, missing)",
+		"decision := d if {\n\t[x | some x in reasons]\n\td := lib.verdict(reasons, missing)\n}", 1)
+	write(t, filepath.Join(dir, "policies", "demo", "demo.rego"), policy)
+	eventually(t, "the reload to say topdown evaluates it", func() bool {
+		return strings.Contains(s.Logs(), `"msg":"evaluated by topdown, slower than the vm`) && strings.Contains(s.Logs(), "demo.rego:")
+	})
+	if s.allowed(t, aliceWrites) {
+		t.Fatal("nothing granted, yet allowed")
+	}
+}
