@@ -145,9 +145,12 @@ type Store struct {
 	endpoints string
 	// dataPrefix is prefix + "k/", the data keys'.
 	dataPrefix []byte
-	replica    *bolt.DB
-	opts       Options
-	log        *slog.Logger
+	// The meta keys, made once (setPrefix): the mark's is compared with
+	// every event applied and sent with every commit.
+	idSeqKey, nudgeMetaKey, copyMarkKey string
+	replica                             *bolt.DB
+	opts                                Options
+	log                                 *slog.Logger
 
 	idMu          sync.Mutex
 	idNext, idEnd uint64
@@ -287,8 +290,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			"err", err, "applied_revision", replica.Revision())
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cli: cli, cfg: cfg, prefix: prefix, endpoints: strings.Join(endpoints, ","), dataPrefix: []byte(prefix + "k/"), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
+	s := &Store{cli: cli, cfg: cfg, endpoints: strings.Join(endpoints, ","), replica: replica, opts: o, log: o.Logger, alive: wctx, cancel: cancel, done: make(chan struct{}),
 		commits: make(chan *commitReq, queuedCommits), stopped: make(chan struct{}), checked: make(chan struct{})}
+	s.setPrefix(prefix)
 	s.fresh.read = s.newestCommit
 	s.startCommitters(wctx)
 	// A new replica holds nothing yet: no reads until the first
@@ -557,9 +561,15 @@ func (s *Store) Close() error {
 
 func (s *Store) dataKey(k []byte) string  { return string(s.dataPrefix) + string(k) }
 func (s *Store) guardKey(u []byte) string { return s.prefix + "g/" + string(u) }
-func (s *Store) idKey() string            { return s.prefix + "m/idseq" }
-func (s *Store) nudgeKey() string         { return s.prefix + "m/nudge" }
-func (s *Store) copyKey() string          { return s.prefix + "m/copying" }
+func (s *Store) idKey() string            { return s.idSeqKey }
+func (s *Store) nudgeKey() string         { return s.nudgeMetaKey }
+func (s *Store) copyKey() string          { return s.copyMarkKey }
+
+// setPrefix sets the key prefix and the keys made from it.
+func (s *Store) setPrefix(prefix string) {
+	s.prefix, s.dataPrefix = prefix, []byte(prefix+"k/")
+	s.idSeqKey, s.nudgeMetaKey, s.copyMarkKey = prefix+"m/idseq", prefix+"m/nudge", prefix+"m/copying"
+}
 
 // View is a snapshot of the replica. A replica still being loaded for the
 // first time is not read: it would show a part of the store.
