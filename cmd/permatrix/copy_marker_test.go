@@ -161,6 +161,7 @@ func TestInterruptedCopyIntoEtcdIsNotServed(t *testing.T) {
 	if killCopyAt(t, `"done"`, "--from", "bolt:"+src, "--to", half) {
 		t.Fatal("the copy was not killed half-way")
 	}
+	endKilledCopyLock(t, cluster, "half")
 	refusesIncomplete(t, "the sidecar serving before the copy", early)
 	replica := filepath.Join(dir, "rep.db")
 	late := serveOn(t, "--store", half, "--replica", replica)
@@ -189,6 +190,7 @@ func TestInterruptedCopyIntoEtcdIsNotServed(t *testing.T) {
 	// store or refuse; never a part.
 	for _, at := range []string{"", "finished", "target cleared", `"done"`} {
 		done := killCopyAt(t, at, "--from", "bolt:"+src, "--to", half, "--force")
+		endKilledCopyLock(t, cluster, "half")
 		m := marked(t, cluster, "half")
 		t.Logf("killed at %q: completed %v, marked %v", at, done, m)
 		if m {
@@ -272,4 +274,160 @@ func TestStoreCopyRemovesWhatKilledCopiesLeft(t *testing.T) {
 	if want := []string{fresh, running}; !slices.Equal(left, want) {
 		t.Fatalf("left in the temporary directory: %v, want %v", left, want)
 	}
+}
+
+// startCopy starts `store copy` and waits until its stderr has a line that
+// contains at (a progress line: the copy holds the prefix and has marked
+// it). It returns the copy, still running, and what it wrote to stderr so
+// far; finish lets it end and returns its exit error and all of stderr.
+func startCopy(t *testing.T, at string, args ...string) (cmd *exec.Cmd, finish func() (error, string)) {
+	t.Helper()
+	cmd = exec.Command(bin, append([]string{"store", "copy", "--batch-ops", "20"}, args...)...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var stderr strings.Builder
+	sc := bufio.NewScanner(pipe)
+	found := false
+	for sc.Scan() {
+		stderr.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), at) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		cmd.Wait()
+		t.Fatalf("the copy ended before %q:\n%s", at, stderr.String())
+	}
+	return cmd, func() (error, string) {
+		rest, _ := io.ReadAll(pipe)
+		stderr.Write(rest)
+		return cmd.Wait(), stderr.String()
+	}
+}
+
+// copyLocks are the keys of the prefix's copy lock and the leases they are
+// on.
+func copyLocks(t *testing.T, cluster *harness.EtcdCluster, prefix string) (*clientv3.Client, []clientv3.LeaseID) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leases []clientv3.LeaseID
+	for _, kv := range resp.Kvs {
+		leases = append(leases, clientv3.LeaseID(kv.Lease))
+	}
+	return cli, leases
+}
+
+// endKilledCopyLock ends the copy lock a killed copy left on the prefix,
+// as its lease's expiry would within 10s (checked): the next copy is not
+// refused as running.
+func endKilledCopyLock(t *testing.T, cluster *harness.EtcdCluster, prefix string) {
+	t.Helper()
+	cli, leases := copyLocks(t, cluster, prefix)
+	for _, l := range leases {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ttl, err := cli.TimeToLive(ctx, l)
+		if err == nil && ttl.TTL > 10 {
+			t.Errorf("a killed copy's lock outlives it by %ds", ttl.TTL)
+		}
+		cli.Revoke(ctx, l)
+		cancel()
+	}
+}
+
+// Two store copies into one etcd prefix at once ran into each other: the
+// second found the first's mark, which cannot tell a running copy from a
+// killed one, and with --force deleted and copied over what the first was
+// writing. A running copy holds the prefix's copy lock, on a lease it
+// keeps alive: a second copy is refused while it runs, --force or not,
+// and the first completes a whole store. A copy killed leaves its mark,
+// but its lock ends with its lease: the next --force copy completes.
+func TestConcurrentCopiesIntoEtcd(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := range 3000 {
+		lines.WriteString(grantBody(fmt.Sprintf("user:u%04d", i), tm, "admin", `{"type":"service"}`) + "\n")
+	}
+	file := filepath.Join(dir, "a.ndjson")
+	os.WriteFile(file, []byte(lines.String()), 0o600)
+	src := filepath.Join(dir, "src.db")
+	if out, stderr, code := run(t, "import", file, "--db", src); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	// A second source, smaller: a copy of it over the first's would leave
+	// neither whole.
+	other := filepath.Join(dir, "other.db")
+	os.WriteFile(file, []byte(grantBody("user:intruder", tm, "admin", `{"type":"service"}`)+"\n"), 0o600)
+	if out, stderr, code := run(t, "import", file, "--db", other); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	url := cluster.StoreURL("half") // the prefix refusesIncomplete and servesWhole name
+
+	_, finish := startCopy(t, `"done"`, "--from", "bolt:"+src, "--to", url, "--force")
+	for _, force := range []bool{true, false} {
+		args := []string{"store", "copy", "--from", "bolt:" + other, "--to", url}
+		if force {
+			args = append(args, "--force")
+		}
+		out, stderr, code := run(t, args...)
+		if code != 2 || !strings.Contains(stderr, "a store copy into etcd prefix /half/ is running") || !strings.Contains(stderr, "--force or not") {
+			t.Fatalf("a second copy while one runs (--force %v): exit %d\n%s%s", force, code, out, stderr)
+		}
+	}
+	if err, stderr := finish(); err != nil {
+		t.Fatalf("the first copy: %v\n%s", err, stderr)
+	}
+	if marked(t, cluster, "half") {
+		t.Fatal("the copy completed and left its mark")
+	}
+	if _, leases := copyLocks(t, cluster, "half"); len(leases) != 0 {
+		t.Fatalf("the copy ended and left its lock: %v", leases)
+	}
+	p := serveOn(t, "--store", url, "--replica", filepath.Join(dir, "rep.db"))
+	waitReady(t, p)
+	servesWhole(t, "after the first copy", p, true)
+	var d struct{ Allow bool }
+	json.Unmarshal(want(t, p, 200, "POST", "/v1/check", fmt.Sprintf(`{"subject":"intruder","system":%q,"action":"edit_users"}`, tm)), &d)
+	if d.Allow {
+		t.Fatal("the refused copy wrote into the prefix")
+	}
+
+	// Killed half-way: the mark stays (the prefix is not served), the
+	// lock goes with its lease. Its lease is short; revoked here as its
+	// expiry would.
+	killed, _ := startCopy(t, `"done"`, "--from", "bolt:"+src, "--to", url, "--force")
+	killed.Process.Kill()
+	killed.Wait()
+	if !marked(t, cluster, "half") {
+		t.Fatal("a killed copy left no mark")
+	}
+	refusesIncomplete(t, "after a copy was killed", p)
+	endKilledCopyLock(t, cluster, "half")
+	out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", url)
+	if code != 2 || !strings.Contains(stderr, "holds an incomplete copy") || !strings.Contains(stderr, "--force") {
+		t.Fatalf("a copy over a killed one's mark without --force: exit %d\n%s%s", code, out, stderr)
+	}
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", url, "--force"); code != 0 {
+		t.Fatalf("a --force copy after one was killed: exit %d\n%s%s", code, out, stderr)
+	}
+	waitReady(t, p)
+	servesWhole(t, "after the copy run again", p, true)
 }

@@ -95,7 +95,9 @@ either store: the copy is made in batches (each one commit), so a failed copy
 into etcd leaves part of it — marked: the copy marks the prefix before it
 changes anything and removes the mark after its last commit, and no sidecar
 serves a marked prefix (503, not ready), nor does a copy read one; run it
-again with --force to complete it. Into a bbolt file it is made in
+again with --force to complete it. One copy into a prefix at a time: a
+running copy holds the prefix's copy lock (on an etcd lease it keeps alive,
+10s past a kill), and a second one is refused, --force or not. Into a bbolt file it is made in
 PATH.copying and renamed over PATH once complete: a failed or interrupted copy
 leaves PATH as it was. Progress goes to a terminal as one line (count, rate,
 time left), otherwise as log lines. Exit 0 copied, 3 a damaged bbolt file, 2
@@ -191,6 +193,15 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	if err := waitReadable(ctx, to); err != nil {
 		return fmt.Errorf("--to %s: %w", toName, plain(err))
 	}
+	// One copy into a prefix at a time: a running copy holds the prefix's
+	// copy lock (on a lease it keeps alive) until it ends, which the mark
+	// cannot say; the target is read as the copy before left it.
+	target, _ := to.(*etcd.Store)
+	if target != nil {
+		if err := target.LockCopy(ctx); err != nil {
+			return fmt.Errorf("--to %s: %w", toName, plain(err))
+		}
+	}
 	batchOps := o.batchOps // 0: store.Copy's default, and an etcd target's limits
 	// The source is read, and found not empty, before anything of the
 	// target is deleted.
@@ -245,7 +256,6 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// A prefix a copy marked and did not complete holds part of a store
 	// (what is left of it may be nothing: a copy killed right after it
 	// marked the prefix): only --force copies over it.
-	target, _ := to.(*etcd.Store)
 	if target != nil {
 		if err := target.IncompleteCopy(); err != nil && !o.force {
 			var ic *etcd.IncompleteCopyError
@@ -254,7 +264,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			if !ic.Since.IsZero() {
 				since = ic.Since.Format(time.RFC3339)
 			}
-			return fmt.Errorf("--to %s holds an incomplete copy (from %s, started %s; interrupted, or still running): give --force to copy over it", toName, from, since)
+			return fmt.Errorf("--to %s holds an incomplete copy (from %s, started %s; interrupted: no copy into it is running): give --force to copy over it", toName, from, since)
 		}
 	}
 	if held > 0 && !o.force {

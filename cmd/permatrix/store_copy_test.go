@@ -581,6 +581,7 @@ func TestStoreCopyRefusesHalfAStore(t *testing.T) {
 	cluster := harness.StartEtcdCluster(t, 1)
 	half := cluster.StoreURL("half")
 	interruptCopy(t, syscall.SIGKILL, nil, "--from", "bolt:"+src, "--to", half)
+	endKilledCopyLock(t, cluster, "half") // as its lease's expiry would
 	target := filepath.Join(dir, "target.db")
 	out, stderr, code := run(t, "store", "copy", "--from", half, "--to", "bolt:"+target)
 	if code == 0 || !strings.Contains(stderr, "holds an incomplete copy") || !strings.Contains(stderr, "--force") {

@@ -346,9 +346,15 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		// Not while a store copy into the prefix is incomplete (copymark.go):
 		// a write planned before the mark reached this replica would land
 		// in the middle of the copy. The copy's own commits are not held.
+		// A copy's commits, in its stead, hold only while it holds the
+		// prefix's copy lock (copymark.go).
+		lock := s.copyLock.Load()
 		if !s.opts.CopyTarget {
 			cmps = append(cmps, clientv3.Compare(clientv3.Version(s.copyKey()), "=", 0))
 			gets = append(gets, clientv3.OpGet(s.copyKey()))
+		} else if lock != nil {
+			cmps = append(cmps, lock.owner)
+			gets = append(gets, clientv3.OpGet(lock.key))
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		// On a conflict the Else branch reads the guards: each member's
@@ -410,6 +416,7 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		}
 		changed := map[string]uint64{}
 		mark := ""
+		locked := false
 		for _, rr := range resp.Responses {
 			if rng := rr.GetResponseRange(); rng != nil {
 				for _, kv := range rng.Kvs {
@@ -417,8 +424,18 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 					if string(kv.Key) == s.copyKey() {
 						mark = string(kv.Value)
 					}
+					if lock != nil && string(kv.Key) == lock.key && kv.CreateRevision == lock.rev {
+						locked = true
+					}
 				}
 			}
+		}
+		if lock != nil && !locked {
+			err := s.errLostCopyLock()
+			for _, r := range members {
+				r.done <- commitResult{err: err}
+			}
+			return
 		}
 		if mark != "" {
 			err := s.incomplete(mark, "; nothing was written")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/permatrix/permatrix"
 )
@@ -23,6 +24,115 @@ import (
 // (IncompleteCopyError, EUNAVAILABLE) and Health is not ready, until a
 // copy run again (--force) completes and removes the mark. Only the
 // copy's own target (Options.CopyTarget) reads and writes a marked prefix.
+//
+// The mark cannot tell a copy still running from one killed: it stays
+// until a copy completes, whatever became of the one that put it. A
+// running copy also holds the prefix's copy lock (LockCopy): an etcd mutex
+// (<prefix>c/copy/<lease>, outside the keys the sidecars watch) on a lease
+// the copy keeps alive, which ends with it — at once when it stops, within
+// copyLockTTL when it is killed. A second copy finds the lock held and is
+// refused (CopyRunningError), --force or not; one that finds the mark but
+// not the lock copies over it (with --force). Every commit of a copy that
+// holds the lock — the mark's put and removal included — requires that it
+// still holds it: a copy cut off from etcd past its lease, which another
+// copy may then have locked, writes nothing more.
+
+// copyLockTTL is the lease of the copy lock, in seconds: how long a killed
+// copy's lock outlives it.
+const copyLockTTL = 10
+
+// copyLock is the copy lock a Store holds (LockCopy).
+type copyLock struct {
+	sess  *concurrency.Session
+	mu    *concurrency.Mutex
+	owner clientv3.Cmp // the lock still held: its key, as created
+	key   string
+	rev   int64 // the key's CreateRevision
+}
+
+// CopyRunningError is a prefix whose copy lock another store copy holds:
+// a copy into it is running. It unwraps to an ECONFLICT *permatrix.Error.
+type CopyRunningError struct {
+	Prefix string
+	err    *permatrix.Error
+}
+
+func (e *CopyRunningError) Error() string { return e.err.Error() }
+func (e *CopyRunningError) Unwrap() error { return e.err }
+
+// LockCopy takes the prefix's copy lock, for as long as the store is open
+// (Close releases it), or returns a *CopyRunningError if another copy
+// holds it. Only a Store opened with Options.CopyTarget takes it.
+func (s *Store) LockCopy(ctx context.Context) error {
+	if !s.opts.CopyTarget {
+		return errors.New("etcd: LockCopy on a store not opened as a copy's target")
+	}
+	if s.copyLock.Load() != nil {
+		return nil
+	}
+	if err := s.awaitCheck(ctx); err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	lease, err := s.cli.Grant(rctx, copyLockTTL)
+	if err != nil {
+		return fmt.Errorf("taking the prefix's copy lock: %w", s.commitError(ctx, err))
+	}
+	// The session keeps the lease alive until Close (s.alive).
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(copyLockTTL), concurrency.WithContext(s.alive))
+	if err != nil {
+		s.cli.Revoke(rctx, lease.ID)
+		return fmt.Errorf("taking the prefix's copy lock: %w", err)
+	}
+	mu := concurrency.NewMutex(sess, s.copyLockPrefix())
+	if err := mu.TryLock(rctx); err != nil {
+		sess.Close()
+		if errors.Is(err, concurrency.ErrLocked) {
+			return &CopyRunningError{Prefix: s.prefix, err: permatrix.Errorf(permatrix.ECONFLICT,
+				"a store copy into etcd prefix %s is running: it holds the prefix's copy lock (a lease it keeps alive, which a killed copy holds %ds more); two copies into one prefix would write into each other, so this one is refused, --force or not: wait until it ends",
+				s.prefix, copyLockTTL)}
+		}
+		return fmt.Errorf("taking the prefix's copy lock: %w", s.commitError(ctx, err))
+	}
+	// A new lease's key is put by the lock: its revision is the key's
+	// CreateRevision.
+	rev := mu.Header().Revision
+	s.copyLock.Store(&copyLock{sess: sess, mu: mu, owner: mu.IsOwner(), key: mu.Key(), rev: rev})
+	// The replica is brought to the lock's revision: it shows the prefix
+	// as the copy that held the lock before left it (its mark removed, or
+	// not), and what this copy decides from it holds.
+	wctx, wcancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer wcancel()
+	if err := s.Wait(wctx, uint64(rev)); err != nil {
+		return fmt.Errorf("the prefix's copy lock is held, but the replica did not apply etcd revision %d: %w", rev, err)
+	}
+	return nil
+}
+
+// releaseCopyLock releases the copy lock, if held (Close).
+func (s *Store) releaseCopyLock() {
+	l := s.copyLock.Swap(nil)
+	if l == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+	defer cancel()
+	l.mu.Unlock(ctx)
+	l.sess.Close() // revokes the lease: the key goes with it if Unlock failed
+}
+
+// copyLockPrefix is the copy lock's mutex prefix: "c/" sorts before the
+// guards and the data, outside what the sidecars watch ("k/" to the end).
+func (s *Store) copyLockPrefix() string { return s.prefix + "c/copy" }
+
+// errLostCopyLock is the error of a copy's commit refused because the copy
+// no longer holds the prefix's copy lock.
+func (s *Store) errLostCopyLock() error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE,
+		"this store copy lost the copy lock of etcd prefix %s (its lease ended: cut off from etcd for over %ds?), and another copy may be running into the prefix: nothing was written; the prefix stays marked as holding an incomplete copy",
+		s.prefix, copyLockTTL)
+}
 
 // copyMark is the marker's value.
 type copyMark struct {
@@ -106,25 +216,27 @@ func (s *Store) UnmarkCopy(ctx context.Context) error {
 	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress")
 }
 
-// putMeta sends op (on a meta key) and waits until the replica has applied
+// putMeta sends op (on a meta key) — if the store holds the copy lock,
+// only while it does — and waits until the replica has applied
 // its revision.
 func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string) error {
 	if err := s.awaitCheck(ctx); err != nil {
 		return err
 	}
+	var cmps []clientv3.Cmp
+	if l := s.copyLock.Load(); l != nil {
+		cmps = append(cmps, l.owner)
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.cli.Do(rctx, op)
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(op).Commit()
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, s.commitError(ctx, err))
 	}
-	var rev int64
-	switch {
-	case resp.Put() != nil:
-		rev = resp.Put().Header.Revision
-	case resp.Del() != nil:
-		rev = resp.Del().Header.Revision
+	if !resp.Succeeded {
+		return fmt.Errorf("%s: %w", what, s.errLostCopyLock())
 	}
+	rev := resp.Header.Revision
 	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
 	defer context.AfterFunc(s.alive, cancel)()

@@ -131,3 +131,88 @@ func TestResyncReadsTheCopyMark(t *testing.T) {
 		t.Fatalf("Health after the copy: %+v", h)
 	}
 }
+
+// One copy into a prefix at a time: a copy's target holds the prefix's
+// copy lock (LockCopy) while it runs; a second is refused
+// (CopyRunningError). A copy whose lock's lease ended (cut off from etcd,
+// or killed) writes nothing more — neither a commit nor the mark — and
+// another copy can take the lock.
+func TestCopyLock(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("copylock")
+	openCopier := func(name string) *etcd.Store {
+		o := raised
+		o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), name+".db"), true
+		s, err := etcd.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		waitReady(t, s)
+		return s
+	}
+	a, b := openCopier("a"), openCopier("b")
+	if err := a.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.MarkCopy(ctx, "bolt:a.db"); err != nil {
+		t.Fatal(err)
+	}
+	var running *etcd.CopyRunningError
+	if err := b.LockCopy(ctx); !errors.As(err, &running) || permatrix.ErrorCode(err) != permatrix.ECONFLICT || !strings.Contains(err.Error(), "is running") {
+		t.Fatalf("a second copy's lock: %v", err)
+	}
+	commit := func(s *etcd.Store, user string) error {
+		_, err := s.Commit(ctx, &store.Batch{Base: s.Revision(), Epoch: s.Changes().Epoch(),
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+		return err
+	}
+	if err := commit(a, "a1"); err != nil {
+		t.Fatalf("the copy's commit: %v", err)
+	}
+
+	// a's lease ends (as when it is killed, or cut off past its TTL).
+	cli := client(t)
+	resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the lock's keys: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(a, "a2"); err == nil || !strings.Contains(err.Error(), "lost the copy lock") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("a commit after the lock's lease ended: %v", err)
+	}
+	if err := a.UnmarkCopy(ctx); err == nil || !strings.Contains(err.Error(), "lost the copy lock") {
+		t.Fatalf("removing the mark after the lock's lease ended: %v", err)
+	}
+	if err := b.LockCopy(ctx); err != nil {
+		t.Fatalf("the lock after the first copy's lease ended: %v", err)
+	}
+	// b sees the mark a left (LockCopy brought its replica to the lock).
+	var ic *etcd.IncompleteCopyError
+	if err := b.IncompleteCopy(); !errors.As(err, &ic) || ic.From != "bolt:a.db" {
+		t.Fatalf("the mark the first copy left: %v", err)
+	}
+	if err := commit(b, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := b.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]bool{"a1": true, "a2": false, "b1": true} {
+		if v, _ := snap.Get(store.Key("d", "grants", "user:"+user, "s", "role", "r", "service")); (v != nil) != want {
+			t.Errorf("%s written: %v, want %v", user, v != nil, want)
+		}
+	}
+	snap.Close() // else Close waits for it
+	// Closed, a copy releases the lock at once.
+	b.Close()
+	if resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix()); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("the lock after its copy closed: %v %v", resp.Kvs, err)
+	}
+}

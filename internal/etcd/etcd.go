@@ -186,6 +186,10 @@ type Store struct {
 	stopWatch atomic.Pointer[context.CancelFunc]
 	lastErr   atomic.Pointer[string]
 
+	// copyLock is the prefix's copy lock, if this store (a copy's
+	// target) holds it (LockCopy).
+	copyLock atomic.Pointer[copyLock]
+
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
 	committers sync.WaitGroup
@@ -545,6 +549,7 @@ func tlsConfig(o Options) (*tls.Config, error) {
 // again does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.releaseCopyLock()
 		close(s.stopped)
 		s.cancel()
 		<-s.done

@@ -54,12 +54,16 @@ func (s *Store) txnOps(z store.Size) int {
 
 // markEntries is the entries of each branch but the success one that hold
 // a commit to a prefix no store copy marked (copymark.go): a compare and
-// a read of the mark; none in the copy's own commits.
-func (s *Store) markEntries() int {
+// a read of the mark; in the copy's own commits, of its copy lock.
+func (s *Store) markEntries() int { return 1 }
+
+// markKeyBytes bounds the key markEntries compare and read: the mark's, or
+// the copy lock's (its mutex prefix, "/" and a lease id in hex).
+func (s *Store) markKeyBytes() int {
 	if s.opts.CopyTarget {
-		return 0
+		return len(s.copyLockPrefix()) + 1 + 16
 	}
-	return 1
+	return len(s.copyKey())
 }
 
 // guardLimit is the most guards a commit compares: --max-txn-ops less the
@@ -72,7 +76,7 @@ func (s *Store) guardLimit() int { return max(1, s.opts.MaxTxnOps-s.markEntries(
 func (s *Store) txnBytes(z store.Size) int {
 	key := len(s.prefix) + len("k/")
 	guards := min(z.Reads, s.guardLimit())
-	mark := s.markEntries() * (2*len(s.copyKey()) + cmpOverhead + opOverhead)
+	mark := s.markEntries() * (2*s.markKeyBytes() + cmpOverhead + opOverhead)
 	return txnOverhead + len(s.opts.Username) + mark +
 		z.OpBytes + z.Ops*(key+opOverhead) +
 		z.WriteBytes + z.Writes*(key+opOverhead) +
