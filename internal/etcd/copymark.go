@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -153,14 +154,71 @@ type IncompleteCopyError struct {
 func (e *IncompleteCopyError) Error() string { return e.err.Error() }
 func (e *IncompleteCopyError) Unwrap() error { return e.err }
 
+// What is read of a mark's value, which anyone who may write the prefix
+// can set (or a fault damage): a value over maxMarkBytes is not parsed (an
+// unknown source), and the source it names is cut at maxMarkFrom bytes. A
+// replica records the mark so bounded (markNote), and every read of a
+// marked replica — the decision cache's Servable before each answer —
+// costs no more than that.
+const (
+	maxMarkBytes = 4 << 10
+	maxMarkFrom  = 512
+)
+
+// readMark is the mark of value v, bounded.
+func readMark(v string) copyMark {
+	var m copyMark
+	if len(v) <= maxMarkBytes {
+		_ = json.Unmarshal([]byte(v), &m) // a value not ours: named as unknown
+	}
+	m.From = cutFrom(m.From)
+	return m
+}
+
+// cutFrom is a mark's source cut at maxMarkFrom bytes (on a character's
+// start), with "…" saying so.
+func cutFrom(from string) string {
+	if len(from) <= maxMarkFrom {
+		return from
+	}
+	n := maxMarkFrom
+	for n > 0 && !utf8.RuneStart(from[n]) {
+		n--
+	}
+	return from[:n] + "…"
+}
+
+// markNote is what a replica records of the mark value v: the mark, read
+// bounded (readMark) and encoded again; "" (no mark) for "".
+func markNote(v string) string {
+	if v == "" {
+		return ""
+	}
+	b, _ := json.Marshal(readMark(v))
+	return string(b)
+}
+
+// markError is the error of one mark (errIncomplete), made once.
+type markError struct {
+	note string
+	err  error
+}
+
 // errIncomplete is the error of a replica whose note is the copy marker
-// value v.
-func (s *Store) errIncomplete(v string) error { return s.incomplete(v, "") }
+// value v. It is made once per mark: Servable asks it before every answer
+// of the decision cache while the prefix is marked.
+func (s *Store) errIncomplete(v string) error {
+	if c := s.markErr.Load(); c != nil && c.note == v {
+		return c.err
+	}
+	err := s.incomplete(v, "")
+	s.markErr.Store(&markError{note: v, err: err})
+	return err
+}
 
 // incomplete is errIncomplete with more said at the end of the message.
 func (s *Store) incomplete(v, more string) error {
-	var m copyMark
-	_ = json.Unmarshal([]byte(v), &m) // a value not ours: named as unknown
+	m := readMark(v)
 	from, since := m.From, "at an unknown time"
 	if from == "" {
 		from = "an unknown source"
@@ -203,7 +261,7 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 	if !s.opts.CopyTarget {
 		return errors.New("etcd: MarkCopy on a store not opened as a copy's target")
 	}
-	v, err := json.Marshal(copyMark{From: from, Started: time.Now().UTC().Truncate(time.Second)})
+	v, err := json.Marshal(copyMark{From: cutFrom(from), Started: time.Now().UTC().Truncate(time.Second)})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,60 @@ func TestCopyLock(t *testing.T) {
 	b.Close()
 	if resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix()); err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("the lock after its copy closed: %v %v", resp.Kvs, err)
+	}
+}
+
+// The mark's value is whatever is at <prefix>m/copying: a hostile or
+// corrupt one (a megabyte of source name) made every Servable — asked by
+// the decision cache before each answer — and every refused View and
+// Health parse it and build an error naming all of it. What is read from
+// the mark is bounded (its source cut to maxMarkFrom), and the error is
+// built once per mark; a value too large to be a mark a copy made names
+// an unknown source.
+func TestHostileMarkBounded(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("hostilemark")
+	r := openAt(t, prefix, filepath.Join(t.TempDir(), "r.db"))
+	write(t, r, "before")
+	mark := func(v string) {
+		t.Helper()
+		resp, err := client(t).Put(ctx, "/"+prefix+"/m/copying", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Wait(ctx, uint64(resp.Header.Revision)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ic *etcd.IncompleteCopyError
+	mark(`{"from":"bolt:` + strings.Repeat("x", 2000) + `","started":"2026-01-02T03:04:05Z"}`)
+	if err := r.Servable(); !errors.As(err, &ic) || !strings.HasPrefix(ic.From, "bolt:xxx") || !strings.HasSuffix(ic.From, "x…") || len(ic.From) > 520 ||
+		ic.Since.Format(time.RFC3339) != "2026-01-02T03:04:05Z" {
+		t.Fatalf("Servable on a long mark: From %d bytes: %.300v", len(ic.From), err)
+	}
+	if first := r.Servable(); r.Servable() != first || r.IncompleteCopy() != first {
+		t.Fatal("the error of one mark is made again on every read")
+	}
+	mark(`{"from":"bolt:` + strings.Repeat("x", 1<<20) + `","started":"2026-01-02T03:04:05Z"}`)
+	if err := r.Servable(); !errors.As(err, &ic) || ic.From != "" || !strings.Contains(err.Error(), "an unknown source") || len(err.Error()) > 2000 {
+		t.Fatalf("Servable on a hostile mark: From %d bytes, message %d bytes: %.300v", len(ic.From), len(err.Error()), err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 20 {
+		r.Servable()
+		r.IncompleteCopy()
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Fatalf("40 reads of a marked replica allocated %d bytes", n)
+	}
+	// A value that is not a mark at all is still a mark (unknown source).
+	mark(strings.Repeat("{", 1<<20))
+	if err := r.Servable(); !errors.As(err, &ic) || ic.From != "" || !strings.Contains(err.Error(), "an unknown source") || len(err.Error()) > 2000 {
+		t.Fatalf("Servable on a corrupt mark: %.300v", err)
+	}
+	if h := r.Health(); h.Ready || len(h.Error) > 2000 {
+		t.Fatalf("Health on a corrupt mark: ready %v, error %d bytes", h.Ready, len(h.Error))
 	}
 }

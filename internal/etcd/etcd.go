@@ -189,6 +189,9 @@ type Store struct {
 	// copyLock is the prefix's copy lock, if this store (a copy's
 	// target) holds it (LockCopy).
 	copyLock atomic.Pointer[copyLock]
+	// markErr is the error of the replica's mark, made once
+	// (errIncomplete).
+	markErr atomic.Pointer[markError]
 
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
@@ -1174,9 +1177,9 @@ func (s *Store) apply(events []*clientv3.Event) error {
 		key, ok := bytes.CutPrefix(ev.Kv.Key, s.dataPrefix)
 		if !ok {
 			if string(ev.Kv.Key) == s.copyKey() {
-				v := string(ev.Kv.Value)
-				if ev.Type == mvccpb.DELETE {
-					v = ""
+				v := ""
+				if ev.Type != mvccpb.DELETE {
+					v = markNote(string(ev.Kv.Value))
 				}
 				note = &v
 			}
@@ -1274,7 +1277,7 @@ func (s *Store) resync(ctx context.Context) error {
 	}
 	note := ""
 	if len(mark.Kvs) > 0 {
-		note = string(mark.Kvs[0].Value)
+		note = markNote(string(mark.Kvs[0].Value))
 	}
 	s.contact(uint64(rev))
 	if err := s.replica.ResyncNote(uint64(rev), ops, note); err != nil {
