@@ -40,9 +40,17 @@
 //     together, with its i role_uses key (a role grant) and its d scopes key
 //     (a grant below the service scope); so are a membership's d and i
 //     members keys. A snapshot never shows one without the other.
-//   - An assignment id is never reused: ids come from a sequence that only
-//     grows (Backend.NextID), and an explicitly given id that is taken is a
-//     conflict.
+//   - A number the id sequence handed out is never handed out again: ids
+//     come from a sequence that only grows (Backend.NextID; a store copy
+//     raises the target's past the source's), and an explicitly given id
+//     (an import line's "id") that is taken is a conflict. The store keeps
+//     no record of deleted assignments, so a deleted assignment's id comes
+//     back in two cases only: an import line gives it explicitly (it is
+//     stored as given, naming the new assignment), or it was given
+//     explicitly in the sequence's own form (IDFormat) ahead of the
+//     sequence and deleted before the sequence reached it (the sequence
+//     hands it out then). storetest's WhenAnIDComesBack holds every
+//     backend to this.
 //   - Units: every key belongs to one unit, its first UnitDepth segments
 //     (grants of one principal in one system; the groups of one user; one
 //     role; one project; one assignment id; the members of one group; the
