@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/test/debian"
 )
 
 // TestFailedCommitVisible: a commit that failed once bbolt had written its
@@ -102,10 +103,8 @@ func faultyStore(t *testing.T, env string) *DB {
 // fdatasync (env set to 1 tells it so), and fails with its output if it
 // fails.
 func underStrace(t *testing.T, name, env string) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed: no fdatasync failure can be injected (apt-get install strace)")
-	}
+	// strace is not on a fresh machine: Debian's, unpacked into the cache.
+	strace := debian.Binary(t, "strace", "strace", "usr/bin/strace")
 	cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null",
 		"-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO:when=4",
 		os.Args[0], "-test.run", "^"+name+"$", "-test.v", "-test.count=1")
