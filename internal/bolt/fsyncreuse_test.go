@@ -19,7 +19,7 @@ import (
 // pages) as free, not pending: the next commit may then write over pages
 // the snapshot is reading. Runs itself under strace, which fails the
 // fdatasync of the second commit's meta page (as TestFailedCommitVisible
-// does); skipped without strace.
+// does; strace is Debian's, unpacked into the cache where not installed).
 func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 	db := faultyStore(t, "PERMATRIX_FSYNC_REUSE")
 	if db == nil {
