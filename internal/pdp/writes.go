@@ -268,8 +268,20 @@ func (s *Service) snapshot(ctx context.Context, fn func(store.Snapshot) error) e
 	return fn(snap)
 }
 
-// Assignments lists assignments, a page at a time.
+// Assignments lists assignments, a page at a time. A system filter names a
+// system of the bundle: any other matches nothing, and an empty listing of
+// a misspelt system told the caller it held nothing there (EINVALID, as a
+// check's or the permissions' unknown system).
 func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
+	if f.System != "" {
+		p, err := s.policy()
+		if err != nil {
+			return nil, "", err
+		}
+		if _, ok := p.Catalog[f.System]; !ok {
+			return nil, "", permatrix.Errorf(permatrix.EINVALID, "unknown system %q", f.System)
+		}
+	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error {
 		list, next, err = store.Assignments(snap, f)
 		return err
