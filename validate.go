@@ -29,20 +29,25 @@ func (a Assignment) Validate() error {
 	case a.Permission != "" && !ValidID(a.Permission):
 		return Errorf(EINVALID, "invalid permission id")
 	}
-	return a.Scope.validate("scope")
+	return a.Scope.Validate("scope.type", "scope.id")
 }
 
-// validate checks a scope's shape; field names it in messages.
-func (s Scope) validate(field string) error {
+// Validate checks a scope's shape — an assignment's, a check's resource,
+// the permissions' query —, naming its fields as the caller wrote them
+// (typeField, idField). It is the one owner of the rule that the service
+// scope (the whole system) has no id and every other scope has one: an id
+// given with "service" was dropped, and a check about one resource was
+// answered about the whole system.
+func (s Scope) Validate(typeField, idField string) error {
 	switch {
 	case s.Type == "":
-		return Errorf(EINVALID, "%s.type is required", field)
+		return Errorf(EINVALID, "%s is required", typeField)
 	case !ValidID(s.Type) || containsColon(s.Type):
-		return Errorf(EINVALID, "invalid %s.type %q", field, s.Type)
+		return Errorf(EINVALID, "invalid %s %q", typeField, s.Type)
 	case s.IsService() && s.ID != "":
-		return Errorf(EINVALID, "a service %s has no id", field)
+		return Errorf(EINVALID, "%s is not allowed with %s \"service\" (the whole system has no id)", idField, typeField)
 	case !s.IsService() && !ValidID(s.ID):
-		return Errorf(EINVALID, "%s.id is required for %s type %q: 1 to %d bytes without control characters", field, field, s.Type, MaxIDBytes)
+		return Errorf(EINVALID, "%s is required for %s %q: 1 to %d bytes without control characters", idField, typeField, s.Type, MaxIDBytes)
 	}
 	return nil
 }

@@ -176,12 +176,12 @@ func TestAssignmentValidate(t *testing.T) {
 		{"no scope", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{} }, "scope.type is required"},
 		{"scope type with colon", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "project:p1", ID: "x"} }, `invalid scope.type "project:p1"`},
 		{"scope type control", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "pro\tject", ID: "x"} }, "invalid scope.type"},
-		{"service with id", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "service", ID: "x"} }, "a service scope has no id"},
-		{"project without id", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "project"} }, `scope.id is required for scope type "project"`},
+		{"service with id", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "service", ID: "x"} }, `scope.id is not allowed with scope.type "service"`},
+		{"project without id", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "project"} }, `scope.id is required for scope.type "project"`},
 		{"project bad id", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "project", ID: "\xfe"} }, "scope.id is required"},
 		// "Service" is not the service scope: it is a scope type of its own
 		// (that no catalog knows), so it needs an id.
-		{"Service case variant", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "Service"} }, `scope.id is required for scope type "Service"`},
+		{"Service case variant", func(a *permatrix.Assignment) { a.Scope = permatrix.Scope{Type: "Service"} }, `scope.id is required for scope.type "Service"`},
 	}
 	for _, c := range cases {
 		a := validAssignment()

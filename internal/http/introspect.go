@@ -41,11 +41,10 @@ func (s *Server) permissions(c echo.Context) error {
 	if c.QueryParam("resource_type") == "" && c.QueryParam("resource_id") != "" {
 		return permatrix.Errorf(permatrix.EINVALID, "resource_id needs resource_type (without both, the permissions are at service scope)")
 	}
-	if t := c.QueryParam("resource_type"); t != "" && t != "service" {
+	if t := c.QueryParam("resource_type"); t != "" {
+		// Its shape (an id but for "service", none for it) is the
+		// decision point's to check.
 		scope = permatrix.Scope{Type: t, ID: c.QueryParam("resource_id")}
-		if scope.ID == "" {
-			return permatrix.Errorf(permatrix.EINVALID, "resource_id is required with resource_type %q", t)
-		}
 	}
 	var systems []string
 	if sys := c.QueryParam("system"); sys != "" {

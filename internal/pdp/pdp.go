@@ -295,7 +295,7 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 		return permatrix.Errorf(permatrix.EINVALID, "unknown action %q for system %q", ch.Action, ch.System)
 	}
 	if r := ch.Resource; r != nil {
-		if err := validScope(sys, *r, "resource"); err != nil {
+		if err := validScope(sys, *r, "resource.type", "resource.id"); err != nil {
 			return err
 		}
 	}
@@ -310,19 +310,14 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 	return nil
 }
 
-// validScope checks a scope a client asks about: a type the system has and,
-// but for the service scope, a valid id.
-func validScope(sys *permatrix.System, r permatrix.Scope, field string) error {
-	if r.Type == "" {
-		return permatrix.Errorf(permatrix.EINVALID, "%s.type is required", field)
-	}
-	if !sys.HasScopeType(r.Type) {
+// validScope checks a scope a client asks about: a type the system has,
+// and the scope's shape (permatrix.Scope.Validate: an id but for the
+// service scope, none for it).
+func validScope(sys *permatrix.System, r permatrix.Scope, typeField, idField string) error {
+	if r.Type != "" && !sys.HasScopeType(r.Type) {
 		return permatrix.Errorf(permatrix.EINVALID, "system %q has no resource type %q (has: %v)", sys.ID, r.Type, sys.ScopeTypes)
 	}
-	if r.Type != "service" {
-		return permatrix.CheckID(field+".id", r.ID)
-	}
-	return nil
+	return r.Validate(typeField, idField)
 }
 
 // Effective is one action a user may do, with the reasons.
@@ -345,10 +340,8 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 	if err := permatrix.CheckID("user", user); err != nil {
 		return nil, 0, err
 	}
-	if !scope.IsService() {
-		if err := permatrix.CheckID("resource_id", scope.ID); err != nil {
-			return nil, 0, err
-		}
+	if err := scope.Validate("resource_type", "resource_id"); err != nil {
+		return nil, 0, err
 	}
 	if len(systems) == 0 {
 		systems = p.Catalog.IDs()

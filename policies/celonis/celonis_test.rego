@@ -416,6 +416,10 @@ test_input_errors if {
 	at_most := object.union(many, {"groups": numbers.range(1, 256)})
 	i := permatrix.decision with data.store as empty with input as at_most
 	not i.errors
+	service_id := {"subject": "u", "system": tm, "action": "edit_users", "resource": {"type": "service", "id": "p1"}}
+	j := permatrix.decision with data.store as store(admin, {}) with input as service_id
+	j.errors == ["resource.id is not allowed with resource.type \"service\" (the whole system has no id)"]
+	not j.allow
 }
 
 test_allow_entrypoint if {
@@ -447,6 +451,11 @@ test_unknown_permission_refused if {
 test_scope_needs_an_id if {
 	v := verdict([], grant("x", "user:u", tm, "edit_users", {"type": "project"}))
 	"a \"project\" scope needs an id" in v.violations
+}
+
+test_service_scope_has_no_id if {
+	v := verdict([], grant("x", "user:u", tm, "edit_users", {"type": "service", "id": "p1"}))
+	v.violations == ["a \"service\" scope has no id"]
 }
 
 test_no_custom_roles_in_celonis if {

@@ -67,3 +67,11 @@ errors contains "resource must be an object with a string type" if {
 	input.resource
 	not is_string(object.get(input.resource, "type", null))
 }
+
+# The service scope is the whole system: an id with it is a mistake (a
+# resource whose type was left out), not a check at service scope
+# (permatrix.Scope.Validate answers /v1/check the same).
+errors contains `resource.id is not allowed with resource.type "service" (the whole system has no id)` if {
+	input.resource.type == "service"
+	object.get(input.resource, "id", null) != null
+}

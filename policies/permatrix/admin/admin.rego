@@ -87,6 +87,11 @@ violations contains sprintf("a %q scope needs an id", [assignment.scope.type]) i
 	not assignment.scope.id
 }
 
+violations contains `a "service" scope has no id` if {
+	assignment.scope.type == "service"
+	object.get(assignment.scope, "id", null) != null
+}
+
 # Custom roles: only where the system has them, only of known permissions.
 violations contains sprintf("system %q has no custom roles", [system_id]) if {
 	input.op in {"define_role", "delete_role"}
