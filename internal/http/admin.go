@@ -450,12 +450,26 @@ const importLogEvery = 5 * time.Second
 // connection is given up (a variable for the tests).
 var streamIdle = 2 * time.Minute
 
-// GET /v1/export: the whole store as OPA data.
+// GET /v1/export: the whole store as OPA data, or with ?format=ndjson as
+// the lines POST /v1/import takes (every record, one a line: an export
+// imports back into an empty store).
 func (s *Server) export(c echo.Context) error {
+	q, err := onceEach(c, exportParams, "")
+	if err != nil {
+		return err
+	}
+	write, contentType := s.svc.Export, echo.MIMEApplicationJSON
+	switch q.Get("format") {
+	case "", "json":
+	case "ndjson":
+		write, contentType = s.svc.ExportRecords, "application/x-ndjson"
+	default:
+		return permatrix.Errorf(permatrix.EINVALID, "format is json (OPA data, the default) or ndjson (the lines POST /v1/import takes), not %q", q.Get("format"))
+	}
 	// The document streams from one snapshot; the header goes out with the
 	// first bytes, so a failure after that can only cut the body short
 	// (the client sees invalid JSON, never a partial document that parses).
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c.Response().Header().Set(echo.HeaderContentType, contentType)
 	c.Response().WriteHeader(http.StatusOK)
 	if c.Request().Method == http.MethodHead {
 		return nil // GET's status and headers: the store is not read to send nothing
@@ -466,6 +480,9 @@ func (s *Server) export(c echo.Context) error {
 	// allowed got an export cut short).
 	rc := http.NewResponseController(c.Response().Writer)
 	w := idleWriter{w: c.Response(), extend: func() { _ = rc.SetWriteDeadline(time.Now().Add(streamIdle)) }}
-	_, err := s.svc.Export(c.Request().Context(), w)
+	_, err = write(c.Request().Context(), w)
 	return err // after the status: handleError cuts the response short
 }
+
+// exportParams are the query parameters of GET /v1/export.
+var exportParams = []string{"format"}

@@ -16,8 +16,9 @@ import (
 // few hundred bytes).
 const MaxImportLine = 64 << 10
 
-// ImportReader reads an NDJSON import as it arrives: one assignment object
-// per line (blank lines skipped), each decoded by the strict decoder,
+// ImportReader reads an NDJSON import as it arrives: one record per line
+// (an assignment object, or a custom role, project or membership: importLine;
+// blank lines skipped), each decoded by the strict decoder,
 // numbered from 1. The HTTP import and `permatrix import` read through it.
 type ImportReader struct {
 	r     *bufio.Reader
@@ -45,16 +46,51 @@ func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 		if len(bytes.Trim(raw, " \t\r")) == 0 {
 			continue
 		}
-		var req assignmentRequest
+		var req importLine
 		if err := decodeJSON(raw, &req); err != nil {
+			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
+		}
+		if err := req.one(); err != nil {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
 		}
 		actor, err := ir.actor(ir.n, req.Actor)
 		if err != nil {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.ErrorCode(err), "line %d: %s", ir.n, permatrix.ErrorMessage(err))
 		}
-		return pdp.ImportLine{Line: ir.n, Assignment: req.Assignment, Actor: actor}, nil
+		return pdp.ImportLine{Line: ir.n, Assignment: req.Assignment, Membership: req.Membership,
+			Role: req.CustomRole, Project: req.Project, Actor: actor}, nil
 	}
+}
+
+// importLine is one line of an import: an assignment object, as POST
+// /v1/assignments takes it, or one record of another kind under its key
+// (the lines GET /v1/export?format=ndjson writes, store.WriteRecords);
+// either with its "actor".
+type importLine struct {
+	assignmentRequest
+	Membership *permatrix.Membership `json:"membership"`
+	CustomRole *permatrix.Role       `json:"custom_role"`
+	Project    *permatrix.Project    `json:"project"`
+}
+
+// one refuses a line that is more than one record: a record key with
+// another, or with an assignment's keys (it would be stored as one of
+// them, the rest dropped).
+func (l *importLine) one() error {
+	n := 0
+	for _, given := range []bool{l.Membership != nil, l.CustomRole != nil, l.Project != nil} {
+		if given {
+			n++
+		}
+	}
+	a := l.Assignment
+	switch {
+	case n > 1:
+		return permatrix.Errorf(permatrix.EINVALID, "a line is one record: one of membership, custom_role and project")
+	case n == 1 && (a.ID != "" || a.Subject != "" || a.System != "" || a.Role != "" || a.Permission != "" || a.Scope != permatrix.Scope{}):
+		return permatrix.Errorf(permatrix.EINVALID, "a line is one record: an assignment (subject, system, role or permission, scope) or one of membership, custom_role and project, not both")
+	}
+	return nil
 }
 
 // readLine reads one line without its newline; a line over MaxImportLine

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -298,17 +300,37 @@ func (s *Service) Assignment(ctx context.Context, id string) (a permatrix.Assign
 	return a, err
 }
 
-// ImportLine is one assignment of an import, the actor it is written on
-// behalf of ("" for the operator) and its line in the import.
+// ImportLine is one record of an import — an assignment, or (the lines of
+// an export, store.WriteRecords) one of Membership, Role and Project —, the
+// actor it is written on behalf of ("" for the operator) and its line in
+// the import.
 type ImportLine struct {
 	Line       int
 	Assignment permatrix.Assignment
+	Membership *permatrix.Membership
+	Role       *permatrix.Role
+	Project    *permatrix.Project
 	Actor      string
 }
 
 // validate checks the line's shape and actor; the error names the line.
+// A project registered without created_by is the actor's, as PutProject
+// registers it.
 func (l *ImportLine) validate() error {
-	err := l.Assignment.Validate()
+	var err error
+	switch {
+	case l.Membership != nil:
+		err = l.Membership.Validate()
+	case l.Role != nil:
+		err = l.Role.Validate()
+	case l.Project != nil:
+		if l.Project.CreatedBy == "" {
+			l.Project.CreatedBy = l.Actor
+		}
+		err = l.Project.Validate()
+	default:
+		err = l.Assignment.Validate()
+	}
 	if err == nil {
 		err = validActor(l.Actor)
 	}
@@ -317,6 +339,75 @@ func (l *ImportLine) validate() error {
 		return permatrix.Errorf(e.Code, "line %d: %s", l.Line, e.Message)
 	}
 	return nil
+}
+
+// change is the line's change (judged by the write rules as the endpoint
+// of its kind judges it), which sets *held when what it writes is stored
+// already (nothing to write). A project line registers the project only:
+// its creator's role on it, where the vendor gives one, is the creator's
+// assignment line (an export has it when the creator holds it still; the
+// role given again would undo its removal and take an id a later line
+// names).
+func (l *ImportLine) change(p *opa.Policy, held *bool) (change, error) {
+	where := fmt.Sprintf("line %d", l.Line)
+	switch {
+	case l.Membership != nil:
+		m := *l.Membership
+		return change{
+			known: verdictInput("add_member", l.Actor, "membership", m.Value()),
+			where: where,
+			apply: func(tx *store.Tx) (err error) {
+				if *held, err = tx.IsMember(m); err != nil {
+					return err
+				}
+				return tx.AddMember(m)
+			},
+		}, nil
+	case l.Role != nil:
+		r := l.Role.Normal()
+		return change{
+			known: roleInput("define_role", r, l.Actor),
+			where: where,
+			apply: func(tx *store.Tx) error {
+				old, err := tx.Role(r.System, r.Name)
+				if err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+					return err
+				}
+				*held = err == nil && slices.Equal(old.Permissions, r.Permissions)
+				return tx.PutRole(r)
+			},
+		}, nil
+	case l.Project != nil:
+		pr := *l.Project
+		if sys, ok := p.Catalog[pr.System]; ok && !sys.HasScopeType("project") {
+			return change{}, permatrix.Errorf(permatrix.EUNPROCESSABLE, "%s: system %q has no projects", where, pr.System)
+		}
+		return change{
+			known: verdictInput("register_project", l.Actor, "project", map[string]any{"system": pr.System, "id": pr.ID, "created_by": pr.CreatedBy, "kind": pr.Kind}),
+			where: where,
+			apply: func(tx *store.Tx) error {
+				old, err := tx.Project(pr.System, pr.ID)
+				if err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+					return err
+				}
+				*held = err == nil && old == pr
+				return tx.PutProject(pr)
+			},
+		}, nil
+	}
+	c := assign(&l.Assignment, l.Actor, where)
+	apply := c.apply
+	// Whether the line's grant was stored already (in the plan, as
+	// CreateAssignment finds it): such a line plans nothing.
+	c.apply = func(tx *store.Tx) error {
+		m := tx.Mark()
+		if err := apply(tx); err != nil {
+			return err
+		}
+		*held = !tx.PlannedSince(m)
+		return nil
+	}
+	return c, nil
 }
 
 // Import stores every assignment or none (one commit). Each is judged by
@@ -337,6 +428,10 @@ func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool
 	if b, ok := s.backend.(store.Bounded); ok && some && len(lines) > b.MaxOps() {
 		lines = lines[:max(1, b.MaxOps())]
 	}
+	p, err := s.policy()
+	if err != nil {
+		return 0, 0, 0, err
+	}
 	changes := make([]change, len(lines))
 	held := make([]bool, len(lines))
 	for i := range lines {
@@ -344,17 +439,8 @@ func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool
 		if err := l.validate(); err != nil {
 			return 0, 0, 0, err
 		}
-		changes[i] = assign(&l.Assignment, l.Actor, fmt.Sprintf("line %d", l.Line))
-		apply := changes[i].apply
-		// Whether the line's grant was stored already (in the plan, as
-		// CreateAssignment finds it): such a line plans nothing.
-		changes[i].apply = func(tx *store.Tx) error {
-			m := tx.Mark()
-			if err := apply(tx); err != nil {
-				return err
-			}
-			held[i] = !tx.PlannedSince(m)
-			return nil
+		if changes[i], err = l.change(p, &held[i]); err != nil {
+			return 0, 0, 0, err
 		}
 	}
 	if n, rev, err = s.writeSome(ctx, some, changes); err != nil {
@@ -374,6 +460,17 @@ func (s *Service) Export(ctx context.Context, w io.Writer) (uint64, error) {
 	err := s.snapshot(ctx, func(snap store.Snapshot) error {
 		rev = snap.Revision()
 		return store.WriteDocument(w, snap)
+	})
+	return rev, err
+}
+
+// ExportRecords writes every record of the store as NDJSON lines an import
+// takes (store.WriteRecords), at one revision.
+func (s *Service) ExportRecords(ctx context.Context, w io.Writer) (uint64, error) {
+	var rev uint64
+	err := s.snapshot(ctx, func(snap store.Snapshot) error {
+		rev = snap.Revision()
+		return store.WriteRecords(w, snap)
 	})
 	return rev, err
 }
