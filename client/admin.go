@@ -287,36 +287,95 @@ func (c *Client) Project(ctx context.Context, system, id string) (permatrix.Proj
 	return p, err
 }
 
-// ImportResult is the answer of Import.
+// ImportResult is the answer of Import and ImportChunks: how far the import
+// got.
 type ImportResult struct {
-	// Imported counts the lines whose assignment the import stored;
-	// AlreadyStored those whose assignment was stored already (a line
+	// Lines counts the lines read (blank ones aside).
+	Lines int `json:"lines"`
+	// Imported counts the lines whose record the import stored;
+	// AlreadyStored those whose record was stored already (a line
 	// repeating one stores nothing).
-	Imported      int    `json:"imported"`
-	AlreadyStored int    `json:"already_stored"`
-	Revision      uint64 `json:"revision"`
+	Imported      int `json:"imported"`
+	AlreadyStored int `json:"already_stored"`
+	// Chunks counts the commits that changed the store, Revision is the
+	// last one's, and LastLine the number of the last line committed (an
+	// import stopped by a refused line is sent again from the next).
+	Chunks   int    `json:"chunks"`
+	Revision uint64 `json:"revision"`
+	LastLine int    `json:"last_line"`
 }
 
 func (r *ImportResult) revision() uint64 { return r.Revision }
 
 // Import streams NDJSON from r — one assignment object per line, as
-// permatrix.Assignment marshals, optionally with its own "actor" — to
-// POST /v1/import. It is all or nothing: a refused line (its number in the
-// error's message) stores nothing. The server reads the body as it arrives
-// (no --body-limit applies to an import) and holds at most 100,000 lines
-// in one all-or-nothing import (more: code too_large, nothing stored).
+// permatrix.Assignment marshals, optionally with its own "actor", or a
+// record line as ExportRecords writes it — to POST /v1/import. It is all
+// or nothing: a refused line (its number in the error's message) stores
+// nothing. The server reads the body as it arrives (no --body-limit
+// applies to an import) and holds at most 100,000 lines in one
+// all-or-nothing import (more: code too_large, nothing stored).
 func (c *Client) Import(ctx context.Context, r io.Reader, opts ...WriteOption) (ImportResult, error) {
 	var out ImportResult
 	err := c.write(ctx, request{method: http.MethodPost, segs: []string{"v1", "import"}, body: r, contentType: "application/x-ndjson"}, opts, &out)
 	return out, err
 }
 
+// ImportChunks is Import committed chunk lines at a time (POST
+// /v1/import?chunk=N, 1 to 50,000; 0 is Import's all or nothing): each
+// chunk is one commit with its own revision, so an import has no size
+// limit. The first refused line stops it with the server's *Error (its
+// line in the message); the chunks before it stay, and the ImportResult
+// says how far the import got (LastLine, Imported, AlreadyStored,
+// Revision, from the answer's X-Permatrix-Import-* headers; all 0 when
+// nothing was committed; Lines and Chunks are not told): send the
+// lines after LastLine again, or the whole file (the lines stored are
+// no-ops, counted as AlreadyStored).
+func (c *Client) ImportChunks(ctx context.Context, r io.Reader, chunk int, opts ...WriteOption) (ImportResult, error) {
+	var out ImportResult
+	req := request{method: http.MethodPost, segs: []string{"v1", "import"}, body: r, contentType: "application/x-ndjson",
+		query: url.Values{"chunk": {strconv.Itoa(chunk)}}}
+	req.failed = func(resp *http.Response) {
+		h := resp.Header
+		if h.Get(importLastLineHeader) == "" {
+			return // nothing committed
+		}
+		out.LastLine, _ = strconv.Atoi(h.Get(importLastLineHeader))
+		out.Imported, _ = strconv.Atoi(h.Get(importedHeader))
+		out.AlreadyStored, _ = strconv.Atoi(h.Get(importAlreadyStoredHeader))
+		out.Revision, _ = strconv.ParseUint(h.Get(importRevisionHeader), 10, 64)
+		c.noteRevision(out.Revision)
+	}
+	err := c.write(ctx, req, opts, &out)
+	return out, err
+}
+
+// The headers of a chunked import's error answer: how far it got.
+const (
+	importedHeader            = "X-Permatrix-Imported"
+	importAlreadyStoredHeader = "X-Permatrix-Import-Already-Stored"
+	importLastLineHeader      = "X-Permatrix-Import-Last-Line"
+	importRevisionHeader      = "X-Permatrix-Import-Revision"
+)
+
 // Export streams the whole store (GET /v1/export: one JSON document, also
 // valid OPA data for the policies) into w and returns the bytes written. It
 // is not bounded by WithMaxResponseBytes. An export the server cuts short
 // is an error (the bytes already written are not a whole document).
 func (c *Client) Export(ctx context.Context, w io.Writer) (int64, error) {
-	resp, err := c.send(ctx, request{method: http.MethodGet, segs: []string{"v1", "export"}})
+	return c.export(ctx, w, nil)
+}
+
+// ExportRecords streams every record of the store as the lines an import
+// takes (GET /v1/export?format=ndjson: custom roles, projects, assignments
+// with their ids, group memberships, one a line) into w: given to Import or
+// ImportChunks of an empty store, it makes the same store. As Export, it
+// is not bounded by WithMaxResponseBytes, and one cut short is an error.
+func (c *Client) ExportRecords(ctx context.Context, w io.Writer) (int64, error) {
+	return c.export(ctx, w, url.Values{"format": {"ndjson"}})
+}
+
+func (c *Client) export(ctx context.Context, w io.Writer, q url.Values) (int64, error) {
+	resp, err := c.send(ctx, request{method: http.MethodGet, segs: []string{"v1", "export"}, query: q})
 	if err != nil {
 		return 0, err
 	}

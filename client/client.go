@@ -188,6 +188,9 @@ type request struct {
 	body        io.Reader
 	contentType string
 	actor       *string // X-Permatrix-Actor, when given
+	// failed, when set, reads an error answer's headers before its body
+	// becomes the *Error (a chunked import's progress).
+	failed func(*http.Response)
 }
 
 // send makes the request and returns the response when its status is 2xx,
@@ -228,6 +231,9 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer closeBody(resp)
+		if r.failed != nil {
+			r.failed(resp)
+		}
 		return nil, errorOf(resp)
 	}
 	return resp, nil
