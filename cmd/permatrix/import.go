@@ -32,8 +32,9 @@ func newImport() *cobra.Command {
 		Use:   "import FILE",
 		Short: "Import assignments (NDJSON) into a store without a server",
 		Long: `Import an NDJSON file of assignments (one assignment object per line, as
-POST /v1/import takes; "-" reads standard input) straight into a store, with no
-server running on it. Every line is judged by the write rules of the bundle
+POST /v1/import takes, or a custom_role, project or membership record, as
+permatrix export --format ndjson writes them; "-" reads standard input)
+straight into a store, with no server running on it. Every line is judged by the write rules of the bundle
 (the embedded one unless --bundle), with its own "actor" if it names one, and
 committed --chunk lines at a time (each chunk one commit: a crash or an
 interrupt leaves whole chunks; into etcd, whose transactions are smaller —
@@ -147,8 +148,8 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	if res.AlreadyStored > 0 {
 		already = fmt.Sprintf(" (%d already stored)", res.AlreadyStored)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "imported %d assignments from %d lines%s in %d commits; store %s at revision %d\n",
-		res.Imported, res.Lines, already, res.Chunks, where, res.Revision)
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %d %ss from %d lines%s in %d commits; store %s at revision %d\n",
+		res.Imported, res.Noun(), res.Lines, already, res.Chunks, where, res.Revision)
 	return nil
 }
 

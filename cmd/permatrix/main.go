@@ -51,7 +51,7 @@ func newRoot() *cobra.Command {
 			return bindEnv(cmd.Flags())
 		},
 	}
-	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newImport(), newConfig(), newHealth(), newVersion())
+	root.AddCommand(newServe(), newCheck(), newTest(), newMatrix(), newBundle(), newReplay(), newStore(), newImport(), newExport(), newConfig(), newHealth(), newVersion())
 	return root
 }
 

@@ -45,6 +45,17 @@ type ImportResult struct {
 	Chunks        int    `json:"chunks"`
 	Revision      uint64 `json:"revision"`
 	LastLine      int    `json:"last_line"`
+	// records: a line was a record other than an assignment (Noun).
+	records bool
+}
+
+// Noun is what the import's lines are, for messages: "assignment", or
+// "record" once a line was a custom role, project or membership.
+func (r ImportResult) Noun() string {
+	if r.records {
+		return "record"
+	}
+	return "assignment"
 }
 
 // ImportStream imports the lines next yields (io.EOF ends them). Each line is
@@ -106,6 +117,7 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 				"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport)
 		}
 		res.Lines++
+		res.records = res.records || l.Membership != nil || l.Role != nil || l.Project != nil
 		batch = append(batch, l)
 		if len(batch) == o.Chunk {
 			if err := commit(); err != nil {
@@ -114,7 +126,7 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		}
 	}
 	if res.Lines == 0 {
-		return res, permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object per line)")
+		return res, permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object, or custom_role, project or membership record, per line)")
 	}
 	return res, commit()
 }
@@ -137,9 +149,9 @@ func (r ImportResult) Describe() string {
 	}
 	if r.AlreadyStored > 0 {
 		return fmt.Sprintf("%s stored: %s imported and %d already stored, in %s at revision %d",
-			lines, plural(r.Imported, "assignment"), r.AlreadyStored, commits, r.Revision)
+			lines, plural(r.Imported, r.Noun()), r.AlreadyStored, commits, r.Revision)
 	}
-	return fmt.Sprintf("%s imported: %s in %s at revision %d", lines, plural(r.Imported, "assignment"), commits, r.Revision)
+	return fmt.Sprintf("%s imported: %s in %s at revision %d", lines, plural(r.Imported, r.Noun()), commits, r.Revision)
 }
 
 // plural is "1 <noun>" or "<n> <noun>s".
