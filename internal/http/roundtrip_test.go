@@ -111,6 +111,8 @@ func TestImportRecordLinesRefused(t *testing.T) {
 		{`{"membership":{"group":"ops","user":"erin"},"project":{"system":"uipath-task-mining-cloud","id":"p1"}}`, 400, "line 2: a line is one record"},
 		{`{"membership":{"group":"ops"}}`, 400, "line 2: group and user ids"},
 		{`{"membership":{"group":"ops","user":"erin","admin":true}}`, 400, `line 2: unknown key "admin"`},
+		{`{"project":{"system":"uipath-task-mining-cloud","id":"p1","created_by":"carol"}}` + "\n" +
+			`{"project":{"system":"uipath-task-mining-cloud","id":"p1","created_by":"dave"}}`, 409, `line 3: project "p1" is registered as created by "carol"`},
 	} {
 		status, raw := requestBody(t, http.MethodPost, base+"/v1/import", docTestToken, strings.NewReader(member+c.line+"\n"))
 		var body struct{ Error struct{ Message string } }
@@ -126,7 +128,8 @@ func TestImportRecordLinesRefused(t *testing.T) {
 	// In chunks, the chunk before the refused line stays.
 	res, raw := exchangeBody(t, http.MethodPost, base+"/v1/import?chunk=1", docTestToken,
 		strings.NewReader(member+`{"project":{"system":"blueprism","id":"p1"}}`+"\n"))
-	if res.StatusCode != 422 || res.Header.Get("X-Permatrix-Import-Last-Line") != "1" {
+	if res.StatusCode != 422 || res.Header.Get("X-Permatrix-Import-Last-Line") != "1" ||
+		!strings.Contains(string(raw), "lines 1 to 1 are imported: 1 record in 1 commit") && !strings.Contains(string(raw), "line 1 is imported: 1 record in 1 commit") {
 		t.Fatalf("chunked: %d %v %s", res.StatusCode, res.Header, raw)
 	}
 	status, raw = request(t, http.MethodGet, base+"/v1/groups/ops/members", docTestToken)
