@@ -35,3 +35,28 @@ func TestUnknownSystemFilter(t *testing.T) {
 		t.Fatalf("GET /v1/assignments?system=blueprism: %d %s", res.StatusCode, raw)
 	}
 }
+
+// The permissions' filters are read as the listing's are: a misspelt one
+// (systems=) answered every system's permissions, and one given twice the
+// first's.
+func TestPermissionsQueryOnceEach(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	for q, msg := range map[string]string{
+		"systems=blueprism":                             `unknown query parameter "systems"`,
+		"system=blueprism&system=celonis-task-mining":   "system is given 2 times",
+		"resource_type=project&resource_type=service":   "resource_type is given 2 times",
+		"system=celonis-task-mining&resource_id=p1&x=1": `unknown query parameter "x"`,
+	} {
+		res, raw := exchange(t, http.MethodGet, base+"/v1/subjects/alice/permissions?"+q, "")
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		if res.StatusCode != http.StatusBadRequest || json.Unmarshal(raw, &body) != nil || !strings.Contains(body.Error.Message, msg) {
+			t.Errorf("?%s: %d %s, want 400 with %q", q, res.StatusCode, raw, msg)
+		}
+	}
+	res, raw := exchange(t, http.MethodGet, base+"/v1/subjects/alice/permissions?system=celonis-task-mining&resource_type=project&resource_id=p1&min_revision=0", "")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("every known parameter once: %d %s", res.StatusCode, raw)
+	}
+}

@@ -37,17 +37,23 @@ func (s *Server) system(c echo.Context) error {
 // (&min_revision=, or X-Permatrix-Min-Revision: a consistency token, as a
 // check's)
 func (s *Server) permissions(c echo.Context) error {
+	// A filter not read (systems=) answered every system's permissions,
+	// one given twice the first's: each is known and given once.
+	q, err := onceEach(c, permissionParams, "")
+	if err != nil {
+		return err
+	}
 	scope := permatrix.ServiceScope
-	if c.QueryParam("resource_type") == "" && c.QueryParam("resource_id") != "" {
+	if q.Get("resource_type") == "" && q.Get("resource_id") != "" {
 		return permatrix.Errorf(permatrix.EINVALID, "resource_id needs resource_type (without both, the permissions are at service scope)")
 	}
-	if t := c.QueryParam("resource_type"); t != "" {
+	if t := q.Get("resource_type"); t != "" {
 		// Its shape (an id but for "service", none for it) is the
 		// decision point's to check.
-		scope = permatrix.Scope{Type: t, ID: c.QueryParam("resource_id")}
+		scope = permatrix.Scope{Type: t, ID: q.Get("resource_id")}
 	}
 	var systems []string
-	if sys := c.QueryParam("system"); sys != "" {
+	if sys := q.Get("system"); sys != "" {
 		systems = []string{sys}
 	}
 	min, err := minRevision(c, 0)
@@ -60,6 +66,10 @@ func (s *Server) permissions(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"subject": param(c, "user"), "scope": scope, "revision": rev, "permissions": list})
 }
+
+// permissionParams are the query parameters of GET
+// /v1/subjects/{user}/permissions.
+var permissionParams = []string{"system", "resource_type", "resource_id", "min_revision"}
 
 // readiness is what /health reports and Ready returns, read once: one
 // condition decides both, so the gRPC health service and /health never
