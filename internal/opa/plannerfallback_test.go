@@ -87,9 +87,9 @@ func TestConflictOnlyWhereTopdownFindsOne(t *testing.T) {
 			t.Fatalf("%s: %v", ev, err)
 		}
 		decisions = append(decisions, d)
-		// What runs on topdown under the vm is said (serve logs it).
-		why := strings.Join(p.Topdown(), "\n")
-		if ev == VM && !strings.Contains(why, "celonis_storage_manager.decision") || ev == Topdown && why != "" {
+		// The vm runs the plan; only a conflict goes to topdown, which
+		// Topdown does not report.
+		if why := p.Topdown(); len(why) != 0 {
 			t.Errorf("%s: Topdown() = %q", ev, why)
 		}
 		for _, path := range []string{"permatrix/decision", "permatrix/systems/celonis_storage_manager/decision"} {
