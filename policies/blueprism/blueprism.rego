@@ -198,6 +198,19 @@ missing contains lib.missing_condition(system_id, sprintf("%s allows nothing: %s
 	why := catalog.unused[input.action]
 }
 
+# A check on a group names the group (resource.id). Group-level access rights
+# narrow what the role allows on one group (Manage Process Access Rights,
+# line 194: "if a role allows a user to edit processes, that permission can
+# be removed for a group"), so on a group of no id the rights in effect are
+# unknown; read as service scope, it allowed what every narrowed group
+# denies. The HTTP API refuses such a check (400); the Data API evaluates any
+# input.
+missing contains lib.missing_condition(system_id, msg) if {
+	lib.scope.type != "service"
+	not lib.valid_id(object.get(lib.scope, "id", null))
+	msg := sprintf("a check at scope type %q needs resource.id: the group whose access rights apply", [lib.scope.type])
+}
+
 # View Resource Screen Captures: "If Allow latest runtime resource screen
 # capture is selected in System –Settings, users with this permission can
 # view a runtime resource screen capture." Unknown means not selected.

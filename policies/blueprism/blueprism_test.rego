@@ -254,3 +254,28 @@ test_group_right_the_role_does_not_allow_gives_nothing if {
 	not allowed(ungrantable_on_group, "create_process", pg("g1"), {})
 	allowed(ungrantable_on_group, "edit_process", pg("g2"), {})
 }
+
+# A check on a group names the group. Group rights narrow what the role
+# allows on one group ("if a role allows a user to edit processes, that
+# permission can be removed for a group", line 194): on a group named by no
+# id (absent, empty, not a string: the Data API takes any input) the rights
+# in effect are unknown, and reading it as service scope allowed what every
+# narrowed group denies. Denied with a condition, as a project check
+# without an id is in uipath-task-mining-cloud.
+test_group_check_needs_resource_id if {
+	unnamed := [{"type": "process_group"}, {"type": "process_group", "id": ""}, {"type": "process_group", "id": 7}]
+	every resource in unnamed {
+		d := decide(narrowed, "delete_process", resource, {})
+		not d.allow
+		d.missing == [unnamed_group("process_group")]
+	}
+	d := decide(narrowed, "edit_business_object", {"type": "object_group"}, {})
+	d.missing == [unnamed_group("object_group")]
+}
+
+# unnamed_group is the condition a check on a group of no id is denied with.
+unnamed_group(t) := {
+	"kind": "condition",
+	"system": "blueprism",
+	"message": sprintf("a check at scope type %q needs resource.id: the group whose access rights apply", [t]),
+}
