@@ -122,10 +122,11 @@ clauses contains {"any_of": [p], "scope": lib.scope} if {
 
 # Edit Process Groups / Edit Object Groups: "Users can also move groups with
 # this permission if they have the appropriate access rights to the target
-# folder": the same permission in effect on the target group.
+# folder": the same permission in effect on the target group (a group id:
+# an empty one names no group, whose rights would be read as none).
 clauses contains {"any_of": [move.permission], "scope": target} if {
 	move := catalog.moves[input.action]
-	is_string(lib.context.target_group)
+	lib.valid_id(lib.context.target_group)
 	target := {"type": move.scope_type, "id": lib.context.target_group}
 }
 
@@ -220,7 +221,7 @@ missing contains lib.missing_condition(system_id, c.message) if {
 }
 
 missing contains lib.missing_condition(system_id, msg) if {
-	not is_string(object.get(lib.context, "target_group", null))
+	not lib.valid_id(object.get(lib.context, "target_group", null))
 	move := catalog.moves[input.action]
 	msg := sprintf("%s needs context.target_group: the id of the %s it is moved into", [input.action, move.scope_type])
 }

@@ -246,6 +246,25 @@ test_move_group_needs_rights_on_target if {
 	m.missing[0].kind == "condition"
 }
 
+# The target group is a group: "if they have the appropriate access rights
+# to the target folder" (line 174). An empty target_group names no group
+# whose rights could be read; it was read as one without group rights, so a
+# user narrowed on every group was allowed to move into it.
+test_move_needs_a_named_target_group if {
+	st := store(
+		{"dev": ["edit_process_groups"], "none": []},
+		[role("a1", "user:alice", "dev", service), role("a2", "user:alice", "none", pg("g2"))],
+		{},
+	)
+	d := decide(st, "move_process_group", pg("g1"), {"target_group": ""})
+	not d.allow
+	d.missing == [{
+		"kind": "condition",
+		"system": "blueprism",
+		"message": "move_process_group needs context.target_group: the id of the process_group it is moved into",
+	}]
+}
+
 # A move's two clauses (the group moved and the target group) are judged
 # each on its own scope: group-level rights narrow only the scope they are
 # on, and a reason is a grant covering a clause's scope that holds a
