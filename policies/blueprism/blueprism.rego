@@ -240,12 +240,18 @@ missing contains lib.missing_condition(system_id, "context.overwrite_existing mu
 }
 
 missing contains lib.missing_condition(system_id, msg) if {
-	input.action == "import_release"
-	some key in ["release_contains", "overwrite_existing"]
+	some key in kind_keys
 	some k in lib.context[key]
 	not catalog.release_kinds[k]
 	msg := sprintf("unknown kind %v in context.%s (known: %s)", [k, key, known_kinds])
 }
+
+# kind_keys are the context keys that list kinds for the checked action: an
+# import_process or import_business_object reads overwrite_existing too, and
+# an unknown kind there (a typo of its own) is not "overwrites nothing".
+kind_keys contains "release_contains" if input.action == "import_release"
+
+kind_keys contains "overwrite_existing" if count(import_kinds) > 0
 
 known_kinds := concat(", ", catalog.import_actions.import_release)
 

@@ -192,6 +192,21 @@ test_import_process_overwrite if {
 	allowed(holding(["import_process"]), "import_process", service, {"overwrite_existing": ["business_object"]})
 }
 
+# An unknown kind in overwrite_existing is malformed, for import_process and
+# import_business_object as for import_release: ["proces"] (meant "process")
+# was read as "overwrites nothing", so the import was allowed without Edit
+# Process, which Import Process requires "to overwrite that process during
+# import" (line 190).
+test_import_process_unknown_overwrite_kind if {
+	every a in ["import_process", "import_business_object"] {
+		d := decide(holding([a]), a, service, {"overwrite_existing": ["proces"]})
+		not d.allow
+		count(d.missing) == 1
+		d.missing[0].kind == "condition"
+		startswith(d.missing[0].message, "unknown kind proces in context.overwrite_existing (known: process, ")
+	}
+}
+
 test_import_business_object_overwrite if {
 	not allowed(holding(["import_business_object"]), "import_business_object", service, {"overwrite_existing": true})
 	ps := ["import_business_object", "create_business_object"]
