@@ -241,6 +241,19 @@ test_custom_project_needs_a_space if {
 	d.missing[0].kind == "condition"
 }
 
+# An empty space is no space: missing named create_package on space "",
+# which no assignment can hold (an id is 1 to 256 bytes). It is the
+# condition of an absent space.
+test_custom_project_with_an_empty_space if {
+	d := decide(creator, check(tm, "create_project", service, {"custom_project": true, "space": ""}))
+	not d.allow
+	d.missing == [{
+		"kind": "condition",
+		"system": tm,
+		"message": "a custom project needs context.space: the Studio space of its package",
+	}]
+}
+
 # new line 22: "Analyst users creating custom projects also require the
 # Studio Space permission CREATE PACKAGE." A custom_project that is not a
 # boolean is never read as "not a custom project" (which needs no package).

@@ -89,6 +89,7 @@ missing contains lib.missing_permission(p.system, p.permission, scope) if {
 missing contains lib.missing_permission("celonis-studio", "create_package", space) if {
 	input.action == "create_project"
 	lib.context.custom_project == true
+	lib.valid_id(lib.context.space)
 	space := {"type": "space", "id": lib.context.space}
 	not celonis.permission_decision("celonis-studio", "create_package", space).allow
 }
@@ -96,7 +97,10 @@ missing contains lib.missing_permission("celonis-studio", "create_package", spac
 missing contains lib.missing_condition(system_id, msg) if {
 	input.action == "create_project"
 	lib.context.custom_project == true
-	not is_string(object.get(lib.context, "space", null))
+
+	# A space id is a non-empty string: an empty one names no space, whose
+	# create_package no assignment could hold.
+	not lib.valid_id(object.get(lib.context, "space", null))
 	msg := "a custom project needs context.space: the Studio space of its package"
 }
 
