@@ -490,11 +490,18 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
-	var grpcErr error
-	if grpcSrv != nil {
-		grpcErr = grpcSrv.Shutdown(sctx)
-	}
+	// Both at once, within one --shutdown-timeout: one after the other,
+	// the HTTP requests had only what the gRPC checks left of it.
+	grpcDone := make(chan error, 1)
+	go func() {
+		if grpcSrv == nil {
+			grpcDone <- nil
+			return
+		}
+		grpcDone <- grpcSrv.Shutdown(sctx)
+	}()
 	httpErr := srv.Shutdown(sctx)
+	grpcErr := <-grpcDone
 	if err := <-errc; err != nil {
 		return err
 	}
