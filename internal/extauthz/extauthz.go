@@ -151,7 +151,7 @@ func New(cfg Config) *Server {
 		// default). Envoy opens another connection when it needs more.
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		grpc.InTapHandle(bound(cfg.Timeout)),
+		grpc.InTapHandle(bound(cfg.Timeout, make(chan struct{}, cfg.MaxWatchStreams))),
 		// As the HTTP listener, a connection idle for IdleTimeout is closed
 		// (gRPC keeps it for good), and one that has not finished its TLS
 		// handshake and HTTP/2 preface in 5 s (the HTTP listener's
@@ -167,7 +167,7 @@ func New(cfg Config) *Server {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger,
-		health: healthServer{ready: cfg.Ready, stopping: make(chan struct{}), watches: make(chan struct{}, cfg.MaxWatchStreams)}}
+		health: healthServer{ready: cfg.Ready, stopping: make(chan struct{})}}
 	s.grpc.RegisterService(&authorizationService, s)
 	// gRPC health checking, for Envoy's cluster health checks.
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -179,10 +179,22 @@ func New(cfg Config) *Server {
 // as long as the client's deadline says, for ever without one, so streams
 // opened and left would be held, with their headers, for good (the HTTP
 // listener gives a request's body 30 s). Watch streams are bounded in
-// number instead (Config.MaxWatchStreams).
-func bound(timeout time.Duration) tap.ServerInHandle {
+// number instead (Config.MaxWatchStreams), from their headers on too: one
+// whose message never comes never reaches Watch, and counted there it
+// was neither timed nor counted. A token per open Watch is in watches.
+func bound(timeout time.Duration, watches chan struct{}) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if info.FullMethodName == healthpb.Health_Watch_FullMethodName {
+			// gRPC calls the tap holding its connection's lock: a
+			// token is taken without waiting.
+			select {
+			case watches <- struct{}{}:
+			default:
+				return nil, status.Errorf(codes.ResourceExhausted, "%d health Watch streams are open, the most this server keeps: use Check, or retry later", cap(watches))
+			}
+			// The stream's context is canceled when it ends, however it
+			// ends (already, if gRPC drops it after the tap).
+			context.AfterFunc(ctx, func() { <-watches })
 			return ctx, nil
 		}
 		// Canceled with the stream's own context, its parent, when the
@@ -462,7 +474,6 @@ type healthServer struct {
 	healthpb.UnimplementedHealthServer
 	ready    func() error
 	stopping chan struct{} // closed when the server shuts down
-	watches  chan struct{} // a token per open Watch stream (Config.MaxWatchStreams)
 }
 
 func (h healthServer) status(service string) healthpb.HealthCheckResponse_ServingStatus {
@@ -494,16 +505,10 @@ func (h healthServer) stopped() bool {
 
 // Watch sends the status, then each change of it (readiness is looked at
 // every second), until the client goes or the server shuts down.
-// A Watch past Config.MaxWatchStreams open at once is refused: unlike
-// every other call it has no timeout (bound), and each holds a goroutine
+// A Watch past Config.MaxWatchStreams open at once is refused (bound):
+// unlike every other call it has no timeout, and each holds a goroutine
 // and a ticker for as long as its client keeps it.
 func (h healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
-	select {
-	case h.watches <- struct{}{}:
-		defer func() { <-h.watches }()
-	default:
-		return status.Errorf(codes.ResourceExhausted, "%d health Watch streams are open, the most this server keeps: use Check, or retry later", cap(h.watches))
-	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := healthpb.HealthCheckResponse_ServingStatus(-1)

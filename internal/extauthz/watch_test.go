@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -70,6 +71,60 @@ func TestHealthWatchesBounded(t *testing.T) {
 		}
 		if status.Code(err) != codes.ResourceExhausted || time.Now().After(guard) {
 			t.Fatalf("a watch after one ended: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHealthWatchWithoutMessageCounted: a Watch stream counts against
+// MaxWatchStreams from its headers on, as it is exempt from the check
+// timeout from its headers on. gRPC calls Watch once the request message
+// has come: a Watch whose message never came was neither timed out nor
+// counted, so a client could hold any number of them (each with its
+// headers, on connections never idle) past the bound.
+func TestHealthWatchWithoutMessageCounted(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, Ready: s.HTTP.Ready, MaxWatchStreams: 1})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, stop(srv))
+	conn := mustConn(t, addr.String(), insecure.NewCredentials())
+	// Headers only: the stream is opened, its message is never sent.
+	silent, cancelSilent := context.WithCancel(context.Background())
+	t.Cleanup(cancelSilent)
+	if _, err := conn.NewStream(silent, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, healthpb.Health_Watch_FullMethodName); err != nil {
+		t.Fatal(err)
+	}
+	// On the same connection, so the server has seen the first stream's
+	// headers before the second's.
+	h := healthpb.NewHealthClient(conn)
+	watch := func() error {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		w, err := h.Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		_, err = w.Recv()
+		return err
+	}
+	if err := watch(); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a watch with one open without its message: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	// The silent one goes: its place is taken again, once the server has
+	// seen it go.
+	cancelSilent()
+	guard := time.Now().Add(30 * time.Second) // a guard only
+	for {
+		err := watch()
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(guard) {
+			t.Fatalf("a watch after the silent one ended: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
