@@ -124,22 +124,31 @@ type logger struct {
 	rep    *repeats
 }
 
-// RepeatEvery is how often one warning or error of a plugin (one message
-// format) reaches the log while it repeats: the first time, then at most
-// once in that time with how many were left out. OPA's decision-log
-// plugin logs an error for every decision over max_decisions_per_second,
-// so a rate limit meant to shed load wrote a log line per decision shed.
+// RepeatEvery is how often one warning or error of a plugin (one message)
+// reaches the log while it repeats: the first time, then at most once in
+// that time with how many were left out. OPA's decision-log plugin logs
+// an error for every decision over max_decisions_per_second, so a rate
+// limit meant to shed load wrote a log line per decision shed. A message
+// is what is written, not its format: OPA writes distinct ones with one
+// ("%s" for each of discovery's configuration warnings, "%v." for each
+// upload error), and keyed by format all but the first were left out.
 const RepeatEvery = 10 * time.Second
 
+// maxRepeats bounds the messages remembered: past it, those whose
+// RepeatEvery has passed are forgotten (with the count of their repeats
+// left out since, told only if they came again), and while every one is
+// recent a new message is logged without being remembered.
+const maxRepeats = 1024
+
 // repeats are the warnings and errors seen recently, by plugin and
-// format (a bounded set: the formats are OPA's source's).
+// message (at most maxRepeats).
 type repeats struct {
 	mu   sync.Mutex
 	now  func() time.Time
 	last map[repeatKey]*repeated
 }
 
-type repeatKey struct{ plugin, format string }
+type repeatKey struct{ plugin, msg string }
 
 type repeated struct {
 	at   time.Time // when it last reached the log
@@ -148,14 +157,23 @@ type repeated struct {
 
 // pass reports whether the message reaches the log now, and how many of
 // it were left out since it last did.
-func (r *repeats) pass(plugin, format string) (bool, int) {
+func (r *repeats) pass(plugin, msg string) (bool, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	k := repeatKey{plugin, format}
+	k := repeatKey{plugin, msg}
 	e := r.last[k]
 	if e == nil {
-		r.last[k] = &repeated{at: now}
+		if len(r.last) >= maxRepeats {
+			for k, e := range r.last {
+				if now.Sub(e.at) >= RepeatEvery {
+					delete(r.last, k)
+				}
+			}
+		}
+		if len(r.last) < maxRepeats {
+			r.last[k] = &repeated{at: now}
+		}
 		return true, 0
 	}
 	if now.Sub(e.at) < RepeatEvery {
@@ -180,11 +198,12 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	if !l.l.Enabled(context.Background(), level) {
 		return
 	}
+	msg := fmt.Sprintf(format, a...)
 	left := 0
 	if level >= slog.LevelWarn {
 		plugin, _ := l.fields["plugin"].(string)
 		var pass bool
-		if pass, left = l.rep.pass(plugin, format); !pass {
+		if pass, left = l.rep.pass(plugin, msg); !pass {
 			return
 		}
 	}
@@ -195,7 +214,7 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	if left > 0 {
 		attrs = append(attrs, "repeated", left)
 	}
-	l.l.Log(context.Background(), level, fmt.Sprintf(format, a...), attrs...)
+	l.l.Log(context.Background(), level, msg, attrs...)
 }
 
 func (l *logger) Debug(f string, a ...any) { l.log(slog.LevelDebug, f, a) }

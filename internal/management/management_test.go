@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -353,5 +356,54 @@ func TestRepeatedErrorsLoggedOnceInAWhile(t *testing.T) {
 	defer mu.Unlock()
 	if observed != 1004 {
 		t.Errorf("observers heard %d errors, want 1004", observed)
+	}
+}
+
+// Distinct warnings or errors of one plugin written with one format (OPA's
+// discovery logs each configuration warning as Warn("%s", w), its status
+// and decision-log plugins each upload error as Error("%v.", err)) are
+// not repeats of each other: each reaches the log. Only the same message
+// again is left out within RepeatEvery.
+func TestDistinctMessagesOfOneFormatLogged(t *testing.T) {
+	var buf syncBuffer
+	m := newManager(t, "", slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	management.SetClock(m, func() time.Time { return now })
+	l := m.Plugins().Logger().WithFields(map[string]any{"plugin": "discovery"})
+	l.Warn("%s", "unknown option services.acme.credentials.bearer.tokn")
+	l.Warn("%s", "unknown option decision_logs.reporting.max_delay")
+	l.Warn("%s", "unknown option decision_logs.reporting.max_delay") // a repeat
+	var msgs []string
+	for line := range strings.Lines(buf.String()) {
+		var v struct{ Msg string }
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		msgs = append(msgs, v.Msg)
+	}
+	want := []string{"unknown option services.acme.credentials.bearer.tokn", "unknown option decision_logs.reporting.max_delay"}
+	if !slices.Equal(msgs, want) {
+		t.Fatalf("logged %q, want %q", msgs, want)
+	}
+	// The messages remembered are bounded, whatever the plugins write:
+	// each distinct one still reaches the log.
+	for i := range management.MaxRepeats + 10 {
+		l.Error("%v.", fmt.Errorf("upload %d failed", i))
+	}
+	if n := management.Remembered(m); n > management.MaxRepeats {
+		t.Errorf("%d messages remembered, over the bound %d", n, management.MaxRepeats)
+	}
+	if n := strings.Count(buf.String(), `"msg":"upload `); n != management.MaxRepeats+10 {
+		t.Errorf("%d lines for %d distinct errors", n, management.MaxRepeats+10)
+	}
+	// Once their time has passed, the old ones make room.
+	now = now.Add(management.RepeatEvery)
+	l.Error("%v.", errors.New("one more"))
+	l.Error("%v.", errors.New("one more"))
+	if n := management.Remembered(m); n != 1 {
+		t.Errorf("%d messages remembered after %s, want the last one only", n, management.RepeatEvery)
+	}
+	if n := strings.Count(buf.String(), "one more"); n != 1 {
+		t.Errorf("the new message logged %d times, want once (its repeat left out)", n)
 	}
 }
