@@ -60,3 +60,36 @@ func TestPermissionsQueryOnceEach(t *testing.T) {
 		t.Fatalf("every known parameter once: %d %s", res.StatusCode, raw)
 	}
 }
+
+// A listing filtered by the service scope with an id asks for what no
+// assignment can be (the service scope is the whole system: it has no id,
+// permatrix.Scope.Validate, as a check's resource and the permissions'
+// query are refused): it is 400 naming scope_id, not 200 [] after reading
+// every assignment of the store for a page that never fills.
+func TestServiceScopeFilterWithID(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	for _, path := range []string{
+		"/v1/assignments?scope_type=service&scope_id=x",
+		"/v1/assignments?system=blueprism&scope_type=service&scope_id=x",
+		"/v1/assignments?subject=user:alice&scope_type=service&scope_id=x",
+	} {
+		res, raw := exchange(t, http.MethodGet, base+path, docTestToken)
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		if res.StatusCode != http.StatusBadRequest || json.Unmarshal(raw, &body) != nil ||
+			body.Error.Code != "invalid" || !strings.Contains(body.Error.Message, `scope_id is not allowed with scope_type "service"`) {
+			t.Errorf("GET %s: %d %s, want 400 naming scope_id", path, res.StatusCode, raw)
+		}
+	}
+	// The service scope without an id lists what is held there.
+	status, raw := requestBody(t, http.MethodPost, base+"/v1/assignments", docTestToken,
+		strings.NewReader(`{"subject":"user:bob","system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`))
+	if status != http.StatusCreated {
+		t.Fatalf("assign: %d %s", status, raw)
+	}
+	res, raw := exchange(t, http.MethodGet, base+"/v1/assignments?scope_type=service", docTestToken)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"subject":"user:bob"`) {
+		t.Fatalf("GET /v1/assignments?scope_type=service: %d %s", res.StatusCode, raw)
+	}
+}

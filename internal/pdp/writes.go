@@ -273,8 +273,15 @@ func (s *Service) snapshot(ctx context.Context, fn func(store.Snapshot) error) e
 // Assignments lists assignments, a page at a time. A system filter names a
 // system of the bundle: any other matches nothing, and an empty listing of
 // a misspelt system told the caller it held nothing there (EINVALID, as a
-// check's or the permissions' unknown system).
+// check's or the permissions' unknown system). A service scope filter has
+// no id, as the service scope has none (Scope.Validate): with one it would
+// match nothing, read every assignment to say so.
 func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
+	if sc := (permatrix.Scope{Type: f.ScopeType, ID: f.ScopeID}); sc.IsService() {
+		if err := sc.Validate("scope_type", "scope_id"); err != nil {
+			return nil, "", err
+		}
+	}
 	if f.System != "" {
 		p, err := s.policy()
 		if err != nil {
