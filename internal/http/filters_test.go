@@ -93,3 +93,24 @@ func TestServiceScopeFilterWithID(t *testing.T) {
 		t.Fatalf("GET /v1/assignments?scope_type=service: %d %s", res.StatusCode, raw)
 	}
 }
+
+// The permissions at a resource type no system of the bundle has (a typo:
+// projet for project) are a mistake, not an empty answer: 400 naming it,
+// as with one system that lacks it. Over every system it answered 200 [],
+// "no permissions there".
+func TestPermissionsAtUnknownResourceType(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	res, raw := exchange(t, http.MethodGet, base+"/v1/subjects/alice/permissions?resource_type=projet&resource_id=p1", "")
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	if res.StatusCode != http.StatusBadRequest || json.Unmarshal(raw, &body) != nil ||
+		body.Error.Code != "invalid" || !strings.Contains(body.Error.Message, `no system has resource type "projet"`) {
+		t.Errorf("a resource type no system has: %d %s, want 400 naming it", res.StatusCode, raw)
+	}
+	// A type some systems have answers over those.
+	res, raw = exchange(t, http.MethodGet, base+"/v1/subjects/alice/permissions?resource_type=project&resource_id=p1", "")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("a resource type some systems have: %d %s", res.StatusCode, raw)
+	}
+}

@@ -345,6 +345,11 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 	}
 	if len(systems) == 0 {
 		systems = p.Catalog.IDs()
+		// Over every system, one that lacks the type is passed over; a
+		// type none has is a mistake (a typo), not "no permissions".
+		if !slices.ContainsFunc(systems, func(id string) bool { return p.Catalog[id].HasScopeType(scope.Type) }) {
+			return nil, 0, permatrix.Errorf(permatrix.EINVALID, "no system has resource type %q", scope.Type)
+		}
 	}
 	snap, err := s.view(ctx, minRevision)
 	if err != nil {
