@@ -471,6 +471,18 @@ test_service_scope_has_no_id if {
 	v.violations == ["a \"service\" scope has no id"]
 }
 
+# An empty id is no id, as Go reads one (permatrix.Scope: POST /v1/check
+# decides {"type": "service", "id": ""} at the service scope): the Data API
+# answered the same input with an error, /v1/check with a decision.
+test_service_scope_empty_id_is_none if {
+	v := verdict([], grant("x", "user:u", tm, "edit_users", {"type": "service", "id": ""}))
+	not "a \"service\" scope has no id" in v.violations
+	service_empty := {"subject": "u", "system": tm, "action": "edit_users", "resource": {"type": "service", "id": ""}}
+	d := permatrix.decision with data.store as store(admin, {}) with input as service_empty
+	not d.errors
+	d.allow
+}
+
 test_no_custom_roles_in_celonis if {
 	role_x := {"system": tm, "name": "x", "permissions": ["edit_users"]}
 	v := permatrix.admin.verdict with input as {"op": "define_role", "role": role_x}

@@ -70,8 +70,9 @@ errors contains "resource must be an object with a string type" if {
 
 # The service scope is the whole system: an id with it is a mistake (a
 # resource whose type was left out), not a check at service scope
-# (permatrix.Scope.Validate answers /v1/check the same).
+# (permatrix.Scope.Validate answers /v1/check the same; there, as in
+# permatrix.Scope, an empty id is none).
 errors contains `resource.id is not allowed with resource.type "service" (the whole system has no id)` if {
 	input.resource.type == "service"
-	object.get(input.resource, "id", null) != null
+	object.get(input.resource, "id", "") != ""
 }

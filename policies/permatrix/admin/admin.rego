@@ -87,9 +87,10 @@ violations contains sprintf("a %q scope needs an id", [assignment.scope.type]) i
 	not assignment.scope.id
 }
 
+# An empty id is none, as in permatrix.Scope (Scope.Validate).
 violations contains `a "service" scope has no id` if {
 	assignment.scope.type == "service"
-	object.get(assignment.scope, "id", null) != null
+	object.get(assignment.scope, "id", "") != ""
 }
 
 # Custom roles: only where the system has them, only of known permissions.
