@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -122,7 +121,8 @@ type Server struct {
 	ln     *listen.Limited
 	log    *slog.Logger
 	health healthServer
-	stop   sync.Once
+	// stop ends the context health and Watch streams end with (Shutdown).
+	stop context.CancelFunc
 }
 
 // New builds the server; Listen and Serve start it.
@@ -142,6 +142,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxWatchStreams <= 0 {
 		cfg.MaxWatchStreams = DefaultMaxWatchStreams
 	}
+	stopping, stop := context.WithCancel(context.Background())
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		// A stream's headers at most 64 KiB, as the HTTP listener's
 		// request heads (gRPC's default is 16 MiB, which HPACK lets a
@@ -151,7 +152,7 @@ func New(cfg Config) *Server {
 		// default). Envoy opens another connection when it needs more.
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		grpc.InTapHandle(bound(cfg.Timeout, make(chan struct{}, cfg.MaxWatchStreams))),
+		grpc.InTapHandle(bound(cfg.Timeout, make(chan struct{}, cfg.MaxWatchStreams), stopping)),
 		// As the HTTP listener, a connection idle for IdleTimeout is closed
 		// (gRPC keeps it for good), and one that has not finished its TLS
 		// handshake and HTTP/2 preface in 5 s (the HTTP listener's
@@ -167,7 +168,7 @@ func New(cfg Config) *Server {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger,
-		health: healthServer{ready: cfg.Ready, stopping: make(chan struct{})}}
+		stop: stop, health: healthServer{ready: cfg.Ready, stopping: stopping.Done()}}
 	s.grpc.RegisterService(&authorizationService, s)
 	// gRPC health checking, for Envoy's cluster health checks.
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -182,7 +183,10 @@ func New(cfg Config) *Server {
 // number instead (Config.MaxWatchStreams), from their headers on too: one
 // whose message never comes never reaches Watch, and counted there it
 // was neither timed nor counted. A token per open Watch is in watches.
-func bound(timeout time.Duration, watches chan struct{}) tap.ServerInHandle {
+// For the same reason a Watch stream ends here when stopping does (the
+// server shuts down): Watch ends its own then, and the graceful stop
+// waited for one without its message until the shutdown's deadline.
+func bound(timeout time.Duration, watches chan struct{}, stopping context.Context) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if info.FullMethodName == healthpb.Health_Watch_FullMethodName {
 			// gRPC calls the tap holding its connection's lock: a
@@ -194,7 +198,12 @@ func bound(timeout time.Duration, watches chan struct{}) tap.ServerInHandle {
 			}
 			// The stream's context is canceled when it ends, however it
 			// ends (already, if gRPC drops it after the tap).
-			context.AfterFunc(ctx, func() { <-watches })
+			ctx, cancel := context.WithCancel(ctx)
+			unhook := context.AfterFunc(stopping, cancel)
+			context.AfterFunc(ctx, func() {
+				unhook()
+				<-watches
+			})
 			return ctx, nil
 		}
 		// Canceled with the stream's own context, its parent, when the
@@ -244,7 +253,7 @@ func (s *Server) Serve() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	// Health says NOT_SERVING from now on, and its Watch streams end: the
 	// graceful stop waits for every stream, and they would wait for it.
-	s.stop.Do(func() { close(s.health.stopping) })
+	s.stop()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -473,7 +482,7 @@ func marshal(v any) string {
 type healthServer struct {
 	healthpb.UnimplementedHealthServer
 	ready    func() error
-	stopping chan struct{} // closed when the server shuts down
+	stopping <-chan struct{} // closed when the server shuts down
 }
 
 func (h healthServer) status(service string) healthpb.HealthCheckResponse_ServingStatus {

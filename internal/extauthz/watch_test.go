@@ -129,3 +129,40 @@ func TestHealthWatchWithoutMessageCounted(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestHealthWatchWithoutMessageEndsOnShutdown: a Watch stream whose
+// message never came has no timeout and never reached Watch, which ends
+// its stream on shutdown; the graceful stop waited for it until its
+// context ended, so one such stream made every shutdown use its whole
+// timeout and report checks cut (serve exits non-zero). It is ended with
+// the shutdown, as a Watch is.
+func TestHealthWatchWithoutMessageEndsOnShutdown(t *testing.T) {
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, ErrorJSON: permhttp.ErrorJSON})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	conn := mustConn(t, addr.String(), insecure.NewCredentials())
+	silent, err := conn.NewStream(context.Background(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, healthpb.Health_Watch_FullMethodName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A unary call after it on the connection: once it is answered, the
+	// server has the silent stream open.
+	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a guard only
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a Watch open without its message: %v, want nil (nothing cut)", err)
+	}
+	if err := silent.RecvMsg(new(healthpb.HealthCheckResponse)); err == nil {
+		t.Fatal("the silent Watch got an answer")
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
