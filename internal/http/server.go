@@ -471,8 +471,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range s.listeners {
 		err := l.srv.Shutdown(ctx)
 		if ctx.Err() != nil {
-			// net/http leaves them open: their handlers would run on
-			// past the shutdown, into the store's closing.
+			// net/http leaves them open, their clients waiting on. Closed,
+			// their requests' contexts end: a handler ends at its next
+			// look at the context (the store's reads and writes look),
+			// not at once.
 			_ = l.srv.Close()
 		}
 		errs = append(errs, err)
