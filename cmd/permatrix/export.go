@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +31,11 @@ for the policies and the stock opa; --format ndjson is every record as the
 lines permatrix import and POST /v1/import take — custom roles, projects,
 assignments with their ids, then group memberships —, so that an export
 imports into an empty store as the same store (its revision aside). A bbolt
-file is opened read-only (stop serve first: the file is single-process).`,
+file is opened read-only (stop serve first: the file is single-process). An
+etcd store is exported as it is when the export starts: it waits (up to 2
+minutes) until --replica holds every commit made before, and fails, writing
+nothing, if etcd cannot be reached — the replica file may hold what an
+earlier run left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runExport(cmd, o) },
 	}
@@ -40,6 +46,10 @@ file is opened read-only (stop serve first: the file is single-process).`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
+
+// freshWait bounds how long an export waits to read the store as it is
+// (Backend.Fresh), as waitReadable bounds the first load of a replica.
+const freshWait = 2 * time.Minute
 
 func runExport(cmd *cobra.Command, o exportOptions) error {
 	log, err := newLogger(o.logLevel)
@@ -75,6 +85,16 @@ func runExport(cmd *cobra.Command, o exportOptions) error {
 	defer db.Close()
 	if err := waitReadable(ctx, db); err != nil {
 		return err
+	}
+	// An etcd replica answers at once from what its file holds, which may
+	// be what an earlier run left: the export waits until it holds every
+	// commit made before it started (nothing to wait for in a bbolt file),
+	// and fails rather than write an old state as the store.
+	fctx, cancel := context.WithTimeout(ctx, freshWait)
+	err = db.Fresh(fctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%s: not exported, the store as it is now could not be read (is etcd reachable?): %w", where, plain(err))
 	}
 	snap, err := db.View()
 	if err != nil {
