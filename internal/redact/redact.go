@@ -17,13 +17,17 @@ import (
 // its userinfo (hidden whole) up to its last "@", the query from the next
 // "?" to "#". A string without "//" is not a URL with an authority and is
 // returned as it is.
+//
+// An "@" after the authority so read may end a userinfo whose password
+// holds "/", "?" or "#" typed unescaped (a generated password): read as a
+// URL, the authority ends inside the password, and the rest of it is a
+// path, a query or a fragment — or the URL even parses, the password's
+// first part its port. Such a string is redacted as text, its userinfo
+// taken to run to the last "@"; and if a "?" comes before that "@", what
+// follows it may be the query (an "@" in a query's value), so all that
+// follows "//" is hidden. Hiding too much there is the price of never
+// showing a secret.
 func URL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
-		if u.RawQuery != "" || u.ForceQuery {
-			u.RawQuery, u.ForceQuery = "redacted", false
-		}
-		return u.Redacted()
-	}
 	_, rest, ok := strings.Cut(s, "//")
 	if !ok {
 		return s
@@ -33,10 +37,22 @@ func URL(s string) string {
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		end = i
 	}
+	at := strings.LastIndex(rest, "@")
+	if at < end {
+		if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+			if u.RawQuery != "" || u.ForceQuery {
+				u.RawQuery, u.ForceQuery = "redacted", false
+			}
+			return u.Redacted()
+		}
+	}
 	shown := rest
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+	if at >= 0 {
+		if strings.Contains(rest[:at], "?") {
+			return s[:start] + "xxxxx"
+		}
 		shown = "xxxxx" + rest[at:]
-		end -= at - len("xxxxx")
+		end = len("xxxxx")
 	}
 	if q := strings.IndexByte(shown[end:], '?'); q >= 0 {
 		q += end
