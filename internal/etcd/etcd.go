@@ -218,8 +218,13 @@ func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err e
 	default:
 		return nil, "", false, fmt.Errorf("--store %q: want etcd://host:port[,host:port…]/prefix", shown)
 	}
-	if u.User != nil {
-		return nil, "", false, fmt.Errorf("--store %q: give credentials with --etcd-username/--etcd-password, not in the URL", shown)
+	// An "@" past the authority is the end of credentials too, whose
+	// password holds "/", "?" or "#" typed unescaped (the authority, as
+	// url.Parse reads it, ends inside it): taken as a prefix, the password
+	// would be logged as the store's name, and its first part dialled as a
+	// port.
+	if u.User != nil || strings.Contains(raw, "@") {
+		return nil, "", false, fmt.Errorf("--store %q: give credentials with --etcd-username/--etcd-password, not in the URL (an \"@\" in it ends credentials)", shown)
 	}
 	scheme := "http://"
 	if secure {
