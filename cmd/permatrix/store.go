@@ -237,6 +237,18 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	if err != nil {
 		return fmt.Errorf("--from %s: reading its id counter: %w", fromName, plain(err))
 	}
+	// Nor a number the bbolt file replaced handed out (a restore: a backup
+	// copied over the store): a caller may hold the id of a grant made
+	// after the backup, lost with the file, and must not find another's
+	// under it. (An etcd target keeps its counter, which RaiseIDs only
+	// raises; a damaged file's cannot be read.)
+	if stage != nil && stage.old != nil {
+		n, err := stage.old.NextID(ctx)
+		if err != nil {
+			return fmt.Errorf("--to %s: reading its id counter: %w", toName, plain(err))
+		}
+		idFloor = max(idFloor, n)
+	}
 	held := 0
 	if stage == nil || stage.old != nil {
 		target := to

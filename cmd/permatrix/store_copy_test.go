@@ -719,3 +719,56 @@ func TestStoreCopyReadsTheSourceOnly(t *testing.T) {
 		t.Fatal("the copy is not the source")
 	}
 }
+
+// A restore — a backup copied over the store with --force — gave the
+// ids the replaced store had handed out since the backup to new
+// assignments again (the copy's counter was raised past the backup's only):
+// a tool that kept an id of a grant made after the backup, and removes it
+// after the restore, removed another's. The counter passes the replaced
+// store's too.
+func TestStoreCopyOverAStoreKeepsItsIDsUsed(t *testing.T) {
+	dir := t.TempDir()
+	live, backup := filepath.Join(dir, "live.db"), filepath.Join(dir, "backup.db")
+	imp := func(subjects ...string) {
+		t.Helper()
+		var lines strings.Builder
+		for _, s := range subjects {
+			lines.WriteString(grantBody("user:"+s, tm, "analyst", `{"type":"service"}`) + "\n")
+		}
+		file := filepath.Join(dir, subjects[0]+".ndjson")
+		if err := os.WriteFile(file, []byte(lines.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, stderr, code := run(t, "import", file, "--db", live); code != 0 {
+			t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+		}
+	}
+	idOf := func(subject string) string {
+		t.Helper()
+		out, stderr, code := run(t, "export", "--db", live, "--format", "ndjson")
+		if code != 0 {
+			t.Fatalf("export: exit %d\n%s", code, stderr)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			var a struct{ ID, Subject string }
+			if json.Unmarshal([]byte(line), &a) == nil && a.Subject == "user:"+subject {
+				return a.ID
+			}
+		}
+		t.Fatalf("no assignment of %s in\n%s", subject, out)
+		return ""
+	}
+	imp("a", "b")
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+live, "--to", "bolt:"+backup); code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, stderr)
+	}
+	imp("after", "after2", "after3")
+	lost := idOf("after3") // the highest
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+backup, "--to", "bolt:"+live, "--force"); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, out, stderr)
+	}
+	imp("new")
+	if got := idOf("new"); got <= lost {
+		t.Fatalf("after the restore a new assignment has id %s; the replaced store had handed out %s (its assignment lost with it)", got, lost)
+	}
+}

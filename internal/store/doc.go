@@ -42,7 +42,10 @@
 //     members keys. A snapshot never shows one without the other.
 //   - A number the id sequence handed out is never handed out again: ids
 //     come from a sequence that only grows (Backend.NextID; a store copy
-//     raises the target's past the source's), and an explicitly given id
+//     raises the target's past the source's, and past the bbolt file it
+//     replaces: a backup restored over a store does not hand out again
+//     what the store handed out since — unless that file was damaged past
+//     reading), and an explicitly given id
 //     (an import line's "id") that is taken is a conflict. The store keeps
 //     no record of deleted assignments, so a deleted assignment's id comes
 //     back in two cases only: an import line gives it explicitly (it is
