@@ -37,7 +37,8 @@ store's contents, so --store logged is not available; decisions are re-made
 against the current store (--store current, the default): a --db file (which
 fails while a server holds it) or an export (--store-export FILE, the body of
 GET /v1/export). The output says which. PERMATRIX_DB sets --db, as for serve;
-PERMATRIX_STORE is serve's store URL and does not set --store.
+PERMATRIX_STORE and PERMATRIX_BUNDLE are serve's store URL and bundle and set
+neither --store nor --bundle.
 
 A flip is measured against the logged result; but the store may have changed
 since. --baseline BUNDLE (e.g. the bundle serving now) decides every input under
@@ -48,7 +49,7 @@ disagree: policy changes alone.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.decisions, "decisions", "", "decision log (JSON lines, from serve --decision-log)")
-	f.StringVar(&o.bundle, "bundle", "", "candidate bundle (default: the embedded one)")
+	f.StringVar(&o.bundle, "bundle", "", "candidate bundle (default: the embedded one; not read from PERMATRIX_BUNDLE, which is serve's)")
 	f.StringVar(&o.baseline, "baseline", "", "baseline bundle to compare with instead of the logged results")
 	f.StringVar(&o.store, "store", "current", "store state to decide against: current (logged is not available: the log does not carry the store)")
 	f.StringVar(&o.db, "db", "", "bbolt file of the current store")

@@ -19,6 +19,7 @@ import (
 	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/redact"
 )
 
 // loadConfig reads the --config file, if any, and sets the flags it sets
@@ -100,7 +101,7 @@ func opaConfig(o serveOptions, file *config.File) (opaCfg, bundles []byte, err e
 	case isURL(o.bundle):
 		u, err := url.Parse(o.bundle)
 		if err != nil || u.Host == "" {
-			return nil, nil, fmt.Errorf("--bundle %q: not a URL", o.bundle)
+			return nil, nil, fmt.Errorf("--bundle %q: not a URL", redact.URL(o.bundle))
 		}
 		svc := map[string]any{"name": urlBundleService, "url": (&url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host}).String()}
 		switch s := m["services"].(type) {

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"maps"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/loader"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/redact"
 )
 
 // Roots are the data roots a permatrix bundle owns: the policies' packages
@@ -173,31 +175,44 @@ func fetch(ctx context.Context, url string, opts ReadOptions) (*Bundle, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
+	// The URL as errors and file locations name it: a presigned URL's
+	// signature and a password stay out of the log.
+	name := redact.URL(url)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bundle %s: %w", name, unwrapURLError(err))
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", url, err)
+		return nil, fmt.Errorf("bundle %s: %w", name, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("bundle %s: HTTP %s", url, resp.Status)
+		return nil, fmt.Errorf("bundle %s: HTTP %s", name, resp.Status)
 	}
 	// OPA's reader holds every file of a tarball at once, each up to 1 GiB:
 	// the download is bounded, and so is what it unpacks to.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxFetchBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", url, err)
+		return nil, fmt.Errorf("bundle %s: %w", name, unwrapURLError(err))
 	}
 	if len(body) > MaxFetchBytes {
-		return nil, fmt.Errorf("bundle %s is more than %d bytes", url, MaxFetchBytes)
+		return nil, fmt.Errorf("bundle %s is more than %d bytes", name, MaxFetchBytes)
 	}
-	if err := checkUnpacked(body, url, MaxFetchBytes); err != nil {
+	if err := checkUnpacked(body, name, MaxFetchBytes); err != nil {
 		return nil, err
 	}
-	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(body), url), url, opts)
+	return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(body), name), name, opts)
+}
+
+// unwrapURLError is err without net/http's *url.Error, whose message
+// repeats the URL whole.
+func unwrapURLError(err error) error {
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // checkUnpacked checks that a .tar.gz held in memory unpacks to at most

@@ -185,3 +185,19 @@ func TestFetchBounded(t *testing.T) {
 		t.Fatalf("a %d-byte download of %d MiB unpacked: %v", buf.Len(), 2*len(junk)>>20, err)
 	}
 }
+
+// A bundle URL's secrets (a presigned signature, a password) stay out of
+// the errors of its download: they go to the console and the log.
+func TestFetchErrorsHideTheURLsSecrets(t *testing.T) {
+	gone := httptest.NewServer(http.NotFoundHandler())
+	defer gone.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, base := range []string{gone.URL, closed.URL} {
+		u := strings.Replace(base, "http://", "http://user:s3cr3t-pw@", 1) + "/b.tar.gz?X-Amz-Signature=s3cr3t-sig"
+		_, err := ReadBundle(context.Background(), u, ReadOptions{})
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "/b.tar.gz?redacted") {
+			t.Errorf("%s: %v", base, err)
+		}
+	}
+}
