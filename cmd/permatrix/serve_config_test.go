@@ -32,7 +32,7 @@ func TestEffectiveConfigHidesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := got.Permatrix
-	if p["bundle"] != "https://user:xxxxx@bundles.example/b.tar.gz?redacted" || p["jwt-jwks"] != "https://idp.example/jwks.json" ||
+	if p["bundle"] != "https://xxxxx@bundles.example/b.tar.gz?redacted" || p["jwt-jwks"] != "https://idp.example/jwks.json" ||
 		p["body-limit"] != float64(2048) || p["watch"] != true || len(p["jwt-algorithms"].([]any)) != 2 ||
 		p["default-decision"] != "/permatrix/decision" || p["help"] != nil || p["verification-key-id"] != "default" {
 		t.Fatalf("config: %s", raw)

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// URL is s with the password of its userinfo shown as "xxxxx" and its
+// URL is s with its userinfo (user name and password) shown as "xxxxx" and its
 // query as "redacted". A string url.Parse refuses (a bad port, a bad
 // escape: the string a typo makes) is redacted as text, read as url.Parse
 // reads a URL: the authority runs from "//" to the next "/", "?" or "#",
@@ -43,7 +43,12 @@ func URL(s string) string {
 			if u.RawQuery != "" || u.ForceQuery {
 				u.RawQuery, u.ForceQuery = "redacted", false
 			}
-			return u.Redacted()
+			if u.User != nil {
+				// The whole userinfo: a token often rides as the user
+				// name alone (https://TOKEN@host/…).
+				u.User = url.User("xxxxx")
+			}
+			return u.String()
 		}
 	}
 	shown := rest

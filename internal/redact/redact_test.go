@@ -7,9 +7,10 @@ import (
 
 func TestURL(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{"https://user:pw@bundles.example/b.tar.gz?X-Amz-Signature=abc", "https://user:xxxxx@bundles.example/b.tar.gz?redacted"},
+		{"https://user:pw@bundles.example/b.tar.gz?X-Amz-Signature=abc", "https://xxxxx@bundles.example/b.tar.gz?redacted"},
+		{"https://ghp_s3cr3tToken@github.example/org/b.tar.gz", "https://xxxxx@github.example/org/b.tar.gz"}, // a token as the user name
 		{"https://bundles.example/b.tar.gz", "https://bundles.example/b.tar.gz"},
-		{"etcd://root:s3cr3t@h1:2379,h2:2379/permatrix", "etcd://root:xxxxx@h1:2379,h2:2379/permatrix"},
+		{"etcd://root:s3cr3t@h1:2379,h2:2379/permatrix", "etcd://xxxxx@h1:2379,h2:2379/permatrix"},
 		// url.Parse refuses these (a bad port, a bad escape): hidden as text.
 		{"etcd://root:s3cr3t@h1:x/permatrix", "etcd://xxxxx@h1:x/permatrix"},
 		{"https://u:s3cr3t@h:x/b?token=s3cr3t#f", "https://xxxxx@h:x/b?redacted#f"},
