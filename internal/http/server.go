@@ -203,9 +203,11 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	// OPA's REST API (opaapi.go). The Data API checks its own access (the
 	// entrypoints are open).
 	get := func(path string, h echo.HandlerFunc) { e.Match(getAndHead, path, h) }
-	get("/v1/data", s.dataV1)
+	// GET only, as OPA's own server and /v1/query: a HEAD would evaluate
+	// the policy, logged as a decision, to send nothing.
+	e.GET("/v1/data", s.dataV1)
 	e.POST("/v1/data", s.dataV1)
-	get("/v1/data/*", s.dataV1)
+	e.GET("/v1/data/*", s.dataV1)
 	e.POST("/v1/data/*", s.dataV1)
 	e.POST("/v0/data", s.dataV0)
 	e.POST("/v0/data/*", s.dataV0)
