@@ -114,3 +114,27 @@ func TestPermissionsAtUnknownResourceType(t *testing.T) {
 		t.Fatalf("a resource type some systems have: %d %s", res.StatusCode, raw)
 	}
 }
+
+// A listing's scope type no system has, or the named system has not, is
+// 400 naming it (a typo, ?scope_type=proces_group, answered 200 []); one
+// a system has lists what it holds.
+func TestUnknownScopeTypeFilter(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	for path, msg := range map[string]string{
+		"/v1/assignments?scope_type=proces_group":                         `no system has scope type "proces_group"`,
+		"/v1/assignments?system=blueprism&scope_type=project&scope_id=p1": `system "blueprism" has no scope type "project"`,
+	} {
+		res, raw := exchange(t, http.MethodGet, base+path, docTestToken)
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		if res.StatusCode != http.StatusBadRequest || json.Unmarshal(raw, &body) != nil || !strings.Contains(body.Error.Message, msg) {
+			t.Errorf("GET %s: %d %s, want 400 %s", path, res.StatusCode, raw, msg)
+		}
+	}
+	for _, path := range []string{"/v1/assignments?scope_type=process_group", "/v1/assignments?system=blueprism&scope_type=process_group&scope_id=g1"} {
+		if res, raw := exchange(t, http.MethodGet, base+path, docTestToken); res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, res.StatusCode, raw)
+		}
+	}
+}

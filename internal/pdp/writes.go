@@ -260,6 +260,26 @@ func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error
 	})
 }
 
+// knownFilter refuses a listing's system or scope type that the bundle
+// does not have: a typo (?scope_type=proces_group) matched nothing, and
+// the empty listing told the caller nothing was there.
+func knownFilter(c permatrix.Catalog, f permatrix.AssignmentFilter) error {
+	if f.System != "" {
+		sys, ok := c[f.System]
+		if !ok {
+			return permatrix.Errorf(permatrix.EINVALID, "unknown system %q", f.System)
+		}
+		if f.ScopeType != "" && !sys.HasScopeType(f.ScopeType) {
+			return permatrix.Errorf(permatrix.EINVALID, "system %q has no scope type %q (has: %v)", sys.ID, f.ScopeType, sys.ScopeTypes)
+		}
+		return nil
+	}
+	if f.ScopeType != "" && !slices.ContainsFunc(c.IDs(), func(id string) bool { return c[id].HasScopeType(f.ScopeType) }) {
+		return permatrix.Errorf(permatrix.EINVALID, "no system has scope type %q", f.ScopeType)
+	}
+	return nil
+}
+
 // snapshot runs fn on a snapshot of the applied state.
 func (s *Service) snapshot(ctx context.Context, fn func(store.Snapshot) error) error {
 	snap, err := s.view(ctx, 0)
@@ -282,13 +302,13 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 			return nil, "", err
 		}
 	}
-	if f.System != "" {
+	if f.System != "" || f.ScopeType != "" {
 		p, err := s.policy()
 		if err != nil {
 			return nil, "", err
 		}
-		if _, ok := p.Catalog[f.System]; !ok {
-			return nil, "", permatrix.Errorf(permatrix.EINVALID, "unknown system %q", f.System)
+		if err := knownFilter(p.Catalog, f); err != nil {
+			return nil, "", err
 		}
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error {
