@@ -53,7 +53,9 @@
 //     explicitly in the sequence's own form (IDFormat) ahead of the
 //     sequence and deleted before the sequence reached it (the sequence
 //     hands it out then). storetest's WhenAnIDComesBack holds every
-//     backend to this.
+//     backend to this. Outside the store's reach: an etcd cluster restored
+//     from an older etcd snapshot has its counter as it was then, and
+//     hands out again what it handed out since.
 //   - Units: every key belongs to one unit, its first UnitDepth segments
 //     (grants of one principal in one system; the groups of one user; one
 //     role; one project; one assignment id; the members of one group; the
