@@ -11,10 +11,12 @@
 package management
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,7 +76,10 @@ func (m *Manager) Start(ctx context.Context) error { return m.m.Start(ctx) }
 
 // Stop stops the plugins, giving them until ctx ends (the decision-log
 // plugin uploads what it holds).
-func (m *Manager) Stop(ctx context.Context) { m.m.Stop(ctx) }
+func (m *Manager) Stop(ctx context.Context) {
+	m.m.Stop(ctx)
+	m.log.rep.flush(m.log.l)
+}
 
 // SetCompiler makes compiler, with the bundle data data, what OPA's plugins
 // evaluate with (the mask policy), and tells them (OPA's compiler
@@ -151,13 +156,38 @@ type repeats struct {
 type repeatKey struct{ plugin, msg string }
 
 type repeated struct {
-	at   time.Time // when it last reached the log
-	left int       // left out since
+	at    time.Time // when it last reached the log
+	left  int       // left out since
+	level slog.Level
+}
+
+// flush logs, once, each message left out since it last reached the log
+// (with how many times): Stop calls it, so repeats that stopped coming are
+// counted in the log too.
+func (r *repeats) flush(log *slog.Logger) {
+	r.mu.Lock()
+	type told struct {
+		k    repeatKey
+		left int
+		lvl  slog.Level
+	}
+	var out []told
+	for k, e := range r.last {
+		if e.left > 0 {
+			out = append(out, told{k, e.left, e.level})
+			e.left = 0
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b told) int { return cmp.Compare(a.k.msg, b.k.msg) })
+	for _, t := range out {
+		log.Log(context.Background(), t.lvl, t.k.msg, "plugin", t.k.plugin, "repeated", t.left)
+	}
 }
 
 // pass reports whether the message reaches the log now, and how many of
 // it were left out since it last did.
-func (r *repeats) pass(plugin, msg string) (bool, int) {
+func (r *repeats) pass(plugin, msg string, level slog.Level) (bool, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
@@ -172,7 +202,7 @@ func (r *repeats) pass(plugin, msg string) (bool, int) {
 			}
 		}
 		if len(r.last) < maxRepeats {
-			r.last[k] = &repeated{at: now}
+			r.last[k] = &repeated{at: now, level: level}
 		}
 		return true, 0
 	}
@@ -203,7 +233,7 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	if level >= slog.LevelWarn {
 		plugin, _ := l.fields["plugin"].(string)
 		var pass bool
-		if pass, left = l.rep.pass(plugin, msg); !pass {
+		if pass, left = l.rep.pass(plugin, msg, level); !pass {
 			return
 		}
 	}

@@ -407,3 +407,40 @@ func TestDistinctMessagesOfOneFormatLogged(t *testing.T) {
 		t.Errorf("the new message logged %d times, want once (its repeat left out)", n)
 	}
 }
+
+// Repeats left out and never followed by another line (the errors
+// stopped within RepeatEvery) are told when the manager stops, once, with
+// their count: they were told only if the message came again.
+func TestRepeatsLeftOutToldOnStop(t *testing.T) {
+	var buf syncBuffer
+	m, err := management.New(context.Background(), nil, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m.Plugins().Logger().WithFields(map[string]any{"plugin": "decision_logs"})
+	const shed = "Decision log dropped as rate limit exceeded. Reduce reporting interval or increase rate limit."
+	for range 50 {
+		l.Error(shed)
+	}
+	l.Warn("once only")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.Stop(ctx)
+	m.Stop(ctx) // a second stop tells nothing again
+	var told []map[string]any
+	for line := range strings.Lines(buf.String()) {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if v["msg"] == shed {
+			told = append(told, v)
+		}
+	}
+	if len(told) != 2 || told[0]["repeated"] != nil || told[1]["repeated"] != float64(49) || told[1]["level"] != "ERROR" || told[1]["plugin"] != "decision_logs" {
+		t.Fatalf("the repeated error's lines: %v\n%s", told, buf.String())
+	}
+	if n := strings.Count(buf.String(), "once only"); n != 1 {
+		t.Errorf("a message never repeated: %d lines", n)
+	}
+}
