@@ -415,14 +415,15 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 			return
 		}
 		changed := map[string]uint64{}
-		mark := ""
+		var mark *string // the mark's value, if present (an empty value too)
 		locked := false
 		for _, rr := range resp.Responses {
 			if rng := rr.GetResponseRange(); rng != nil {
 				for _, kv := range rng.Kvs {
 					changed[string(kv.Key)] = uint64(kv.ModRevision)
 					if string(kv.Key) == s.copyKey() {
-						mark = string(kv.Value)
+						v := string(kv.Value)
+						mark = &v
 					}
 					if lock != nil && string(kv.Key) == lock.key && kv.CreateRevision == lock.rev {
 						locked = true
@@ -437,8 +438,8 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 			}
 			return
 		}
-		if mark != "" {
-			err := s.incomplete(mark, "; nothing was written")
+		if mark != nil {
+			err := s.incomplete(*mark, "; nothing was written")
 			for _, r := range members {
 				r.done <- commitResult{err: err}
 			}

@@ -188,12 +188,12 @@ func cutFrom(from string) string {
 	return from[:n] + "…"
 }
 
-// markNote is what a replica records of the mark value v: the mark, read
-// bounded (readMark) and encoded again; "" (no mark) for "".
+// markNote is what a replica records of a mark present with value v: the
+// mark, read bounded (readMark) and encoded again — never "", the note of
+// no mark, whatever v is (an empty value is a mark too: the key's
+// presence, not its value, marks the prefix, as every commit's compare of
+// its absence has it).
 func markNote(v string) string {
-	if v == "" {
-		return ""
-	}
 	b, _ := json.Marshal(readMark(v))
 	return string(b)
 }

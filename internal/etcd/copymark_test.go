@@ -272,3 +272,69 @@ func TestHostileMarkBounded(t *testing.T) {
 		t.Fatalf("Health on a corrupt mark: ready %v, error %d bytes", h.Ready, len(h.Error))
 	}
 }
+
+// A mark is the key's presence, not its value: one put with an empty value
+// (by hand, or a fault) was recorded by the replicas as no mark — they
+// went on serving the prefix, a copy into it went ahead without --force,
+// and every sidecar commit, whose transaction requires the mark absent,
+// failed and was retried as a conflict it never was. Now it is a mark
+// of an unknown source like any value not a copy's.
+func TestEmptyMarkIsAMark(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("emptymark")
+	r := openAt(t, prefix, filepath.Join(t.TempDir(), "r.db"))
+	write(t, r, "before")
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copier.Close()
+	waitReady(t, copier)
+
+	key := store.Key("d", "grants", "user:late", "s", "role", "r", "service")
+	planned := &store.Batch{Base: r.Revision(), Epoch: r.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}, Reads: [][]byte{store.UnitOf(key)}}
+	resp, err := client(t).Put(ctx, "/"+prefix+"/m/copying", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Wait(ctx, uint64(resp.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.Wait(ctx, uint64(resp.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	var ic *etcd.IncompleteCopyError
+	if err := r.Servable(); !errors.As(err, &ic) || !strings.Contains(err.Error(), "an unknown source") {
+		t.Fatalf("Servable on an empty mark: %v", err)
+	}
+	if snap, err := r.View(); !errors.As(err, &ic) {
+		if snap != nil {
+			snap.Close()
+		}
+		t.Fatalf("View on an empty mark: %v", err)
+	}
+	if h := r.Health(); h.Ready || !strings.Contains(h.Error, "incomplete copy") {
+		t.Fatalf("Health on an empty mark: %+v", h)
+	}
+	if err := copier.IncompleteCopy(); !errors.As(err, &ic) {
+		t.Fatalf("a copy's IncompleteCopy on an empty mark (it would copy over it without --force): %v", err)
+	}
+	_, err = r.Commit(ctx, planned)
+	var conflict *store.ConflictError
+	if !errors.As(err, &ic) || errors.As(err, &conflict) || permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("a commit on a prefix with an empty mark: %v", err)
+	}
+
+	// A resync reads the empty mark as a mark too.
+	r2 := openURL(t, cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "r2.db"))
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r2.Wait(wctx, uint64(resp.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.IncompleteCopy(); !errors.As(err, &ic) {
+		t.Fatalf("a new replica's first load of a prefix with an empty mark: %v", err)
+	}
+}
