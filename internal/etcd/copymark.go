@@ -111,17 +111,30 @@ func (s *Store) LockCopy(ctx context.Context) error {
 	return nil
 }
 
-// releaseCopyLock releases the copy lock, if held (Close).
+// releaseCopyLock releases the copy lock, if held (Close, once the
+// committers have stopped). The store keeps it as its lock: a write sent
+// after (the mark's removal racing Close) still compares it, and is
+// refused — never sent with no lock to require.
 func (s *Store) releaseCopyLock() {
-	l := s.copyLock.Swap(nil)
+	l := s.copyLock.Load()
 	if l == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
 	l.mu.Unlock(ctx)
-	l.sess.Close() // revokes the lease: the key goes with it if Unlock failed
+	// The lease goes, and the key with it if Unlock failed. Not by the
+	// session's Close: its revoke runs on s.alive, which Close has ended.
+	s.cli.Revoke(ctx, l.sess.Lease())
+	l.sess.Orphan() // stops its keep-alive
+	if testHookCopyLockReleased != nil {
+		testHookCopyLockReleased()
+	}
 }
+
+// testHookCopyLockReleased, set by tests only, runs in Close once the copy
+// lock is released.
+var testHookCopyLockReleased func()
 
 // copyLockPrefix is the copy lock's mutex prefix: "c/" sorts before the
 // guards and the data, outside what the sidecars watch ("k/" to the end).

@@ -338,3 +338,63 @@ func TestEmptyMarkIsAMark(t *testing.T) {
 		t.Fatalf("a new replica's first load of a prefix with an empty mark: %v", err)
 	}
 }
+
+// Close released the copy lock before it stopped the committers, and
+// forgot it: a commit (or the mark's removal) sent as the copy closed went
+// out with neither the lock's compare (the store held none any more) nor
+// the mark's (a copy's target never compares it) — made while another
+// copy may hold the lock. Whatever is sent once the lock is released is
+// refused, and nothing of it written.
+func TestNoCopyWriteAfterItsLockIsReleased(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("closelock")
+	openCopier := func(name string) *etcd.Store {
+		o := raised
+		o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), name+".db"), true
+		s, err := etcd.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		waitReady(t, s)
+		return s
+	}
+	a, b := openCopier("a"), openCopier("b")
+	if err := a.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.MarkCopy(ctx, "bolt:a.db"); err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key("d", "grants", "user:late", "s", "role", "r", "service")
+	var lockErr, commitErr, unmarkErr error
+	called := false
+	etcd.SetTestHookCopyLockReleased(t, func() {
+		called = true
+		// Another copy takes the lock a released; a's last writes are
+		// sent now.
+		lockErr = b.LockCopy(ctx)
+		_, commitErr = a.Commit(ctx, &store.Batch{Base: a.Revision(), Epoch: a.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}})
+		unmarkErr = a.UnmarkCopy(ctx)
+	})
+	a.Close()
+	if !called {
+		t.Fatal("Close released no copy lock")
+	}
+	if lockErr != nil {
+		t.Fatalf("the lock once the first copy released it: %v", lockErr)
+	}
+	if commitErr == nil || permatrix.ErrorCode(commitErr) != permatrix.EUNAVAILABLE {
+		t.Errorf("a commit sent once the copy lock was released: %v", commitErr)
+	}
+	if unmarkErr == nil {
+		t.Error("the mark removed once the copy lock was released")
+	}
+	cli := client(t)
+	if resp, err := cli.Get(ctx, "/"+prefix+"/k/"+string(key)); err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("the commit sent once the lock was released was written: %v %v", resp.Kvs, err)
+	}
+	if resp, err := cli.Get(ctx, "/"+prefix+"/m/copying"); err != nil || len(resp.Kvs) != 1 {
+		t.Errorf("the mark after its removal was sent once the lock was released: %v %v", resp.Kvs, err)
+	}
+}

@@ -557,11 +557,13 @@ func tlsConfig(o Options) (*tls.Config, error) {
 // again does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.releaseCopyLock()
 		close(s.stopped)
 		s.cancel()
 		<-s.done
 		s.committers.Wait()
+		// Not before: a commit the committers send goes out with the
+		// lock's compare only while the lock is held.
+		s.releaseCopyLock()
 		if s.cli != nil { // nil: never connected (connect)
 			s.closeErr = s.cli.Close()
 		}

@@ -7,3 +7,10 @@ import "github.com/permatrix/permatrix/internal/store"
 func (s *Store) Refused(err error, z store.Size) error { return s.refused(err, z) }
 
 func FewerGuards(units [][]byte, n int) [][]byte { return fewerGuards(units, n) }
+
+// SetTestHookCopyLockReleased sets, for one test, what Close runs right
+// after it released the copy lock.
+func SetTestHookCopyLockReleased(t interface{ Cleanup(func()) }, f func()) {
+	testHookCopyLockReleased = f
+	t.Cleanup(func() { testHookCopyLockReleased = nil })
+}
