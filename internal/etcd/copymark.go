@@ -34,9 +34,12 @@ import (
 // copyLockTTL when it is killed. A second copy finds the lock held and is
 // refused (CopyRunningError), --force or not; one that finds the mark but
 // not the lock copies over it (with --force). Every commit of a copy that
-// holds the lock — the mark's put and removal included — requires that it
-// still holds it: a copy cut off from etcd past its lease, which another
-// copy may then have locked, writes nothing more.
+// holds the lock — the key transactions (commitGroup), the mark's put and
+// removal (putMeta) — requires that it still holds it: a copy cut off from
+// etcd past its lease, which another copy may then have locked, writes
+// none of them more. Not the id counter's raise (RaiseIDs), which only
+// moves it up (a gap in the ids at worst), nor the nudge, a meta key no
+// one reads: neither undoes another copy's work.
 
 // copyLockTTL is the lease of the copy lock, in seconds: how long a killed
 // copy's lock outlives it.

@@ -187,6 +187,11 @@ func TestCopyLock(t *testing.T) {
 	if err := a.UnmarkCopy(ctx); err == nil || !strings.Contains(err.Error(), "lost the copy lock") {
 		t.Fatalf("removing the mark after the lock's lease ended: %v", err)
 	}
+	// The id counter's raise does not require the lock (docs/fleet.md):
+	// it only moves the counter up, a gap in the ids at worst.
+	if err := a.RaiseIDs(ctx, 5000); err != nil {
+		t.Fatalf("raising the id counter after the lock's lease ended: %v", err)
+	}
 	if err := b.LockCopy(ctx); err != nil {
 		t.Fatalf("the lock after the first copy's lease ended: %v", err)
 	}
@@ -197,6 +202,12 @@ func TestCopyLock(t *testing.T) {
 	}
 	if err := commit(b, "b1"); err != nil {
 		t.Fatal(err)
+	}
+	if err := b.RaiseIDs(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.NextID(ctx); err != nil || n <= 5000 {
+		t.Fatalf("the id after raises to 5000 and 10: %d %v", n, err)
 	}
 	if err := b.UnmarkCopy(ctx); err != nil {
 		t.Fatal(err)
