@@ -409,3 +409,57 @@ func TestNoCopyWriteAfterItsLockIsReleased(t *testing.T) {
 		t.Errorf("the mark after its removal was sent once the lock was released: %v %v", resp.Kvs, err)
 	}
 }
+
+// A sidecar's block of reserved ids does not outlive a store copy into its
+// prefix: the copy raises the counter past the copied store's, and the
+// block reserved before it would hand out the copied store's numbers (a
+// deleted assignment's id coming back).
+func TestIDBlockDroppedByACopy(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("idblock")
+	open := func(name string, target bool) *etcd.Store {
+		o := raised
+		o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), name+".db"), target
+		s, err := etcd.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		waitReady(t, s)
+		return s
+	}
+	sidecar, copier := open("sidecar", false), open("copier", true)
+	first, err := sidecar.NextID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy: the mark, the counter raised past the copied store's, the
+	// mark removed.
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.MarkCopy(ctx, "bolt:source.db"); err != nil {
+		t.Fatal(err)
+	}
+	const copied = 50000
+	if err := copier.RaiseIDs(ctx, copied); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The sidecar's watch has seen the mark come and go once it is as new
+	// as the copier.
+	for deadline := time.Now().Add(20 * time.Second); sidecar.Revision() < copier.Revision(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sidecar's replica stays at %d, the copy's at %d", sidecar.Revision(), copier.Revision())
+		}
+	}
+	next, err := sidecar.NextID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next <= copied {
+		t.Fatalf("after a copy whose store used numbers up to %d, the sidecar handed out %d (its first was %d, from the block reserved before the copy)", copied, next, first)
+	}
+}

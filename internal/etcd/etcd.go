@@ -154,6 +154,14 @@ type Store struct {
 
 	idMu          sync.Mutex
 	idNext, idEnd uint64
+	// idEpoch counts the copy mark's changes the watch applied, idsEpoch
+	// is the count when the block idNext..idEnd was reserved: a store copy
+	// into the prefix (its mark put, then removed) raises the counter past
+	// the copied store's, and a block reserved before it — or during it —
+	// would hand out numbers of the copied store's (a deleted assignment's
+	// id coming back). Such a block is dropped (NextID).
+	idEpoch  atomic.Uint64
+	idsEpoch uint64
 
 	alive  context.Context // ends when Close is called
 	cancel context.CancelFunc
@@ -897,10 +905,18 @@ func (s *Store) NextID(ctx context.Context) (uint64, error) {
 	}
 	s.idMu.Lock()
 	defer s.idMu.Unlock()
-	if s.idNext >= s.idEnd {
+	for {
+		if s.idsEpoch != s.idEpoch.Load() {
+			s.idNext, s.idEnd = 0, 0 // reserved before a copy's mark came or went
+		}
+		if s.idNext < s.idEnd {
+			break
+		}
+		e := s.idEpoch.Load()
 		if err := s.reserveIDs(ctx); err != nil {
 			return 0, err
 		}
+		s.idsEpoch = e
 	}
 	n := s.idNext
 	s.idNext++
@@ -1203,6 +1219,7 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	}
 	var err error
 	if note != nil {
+		s.idEpoch.Add(1) // a copy began or ended: ids reserved before are not to be handed out
 		err = s.replica.ApplyNote(rev, b.Ops, b.Writes(), *note)
 	} else {
 		err = s.replica.Apply(rev, b.Ops, b.Writes())
@@ -1287,6 +1304,9 @@ func (s *Store) resync(ctx context.Context) error {
 		note = markNote(string(mark.Kvs[0].Value))
 	}
 	s.contact(uint64(rev))
+	// The events between are not known: a copy may have come and gone
+	// (NextID: ids reserved before are dropped).
+	s.idEpoch.Add(1)
 	if err := s.replica.ResyncNote(uint64(rev), ops, note); err != nil {
 		return err
 	}
