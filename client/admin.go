@@ -290,7 +290,8 @@ func (c *Client) Project(ctx context.Context, system, id string) (permatrix.Proj
 // ImportResult is the answer of Import and ImportChunks: how far the import
 // got.
 type ImportResult struct {
-	// Lines counts the lines read (blank ones aside).
+	// Lines counts the lines read (blank ones, and an export's header and
+	// end, aside).
 	Lines int `json:"lines"`
 	// Imported counts the lines whose record the import stored;
 	// AlreadyStored those whose record was stored already (a line
@@ -329,7 +330,8 @@ func (c *Client) Import(ctx context.Context, r io.Reader, opts ...WriteOption) (
 // Revision, from the answer's X-Permatrix-Import-* headers; all 0 when
 // nothing was committed; Lines and Chunks are not told): send the
 // lines after LastLine again, or the whole file (the lines stored are
-// no-ops, counted as AlreadyStored).
+// no-ops, counted as AlreadyStored) — an export (ExportRecords) whole,
+// as it is taken only whole.
 func (c *Client) ImportChunks(ctx context.Context, r io.Reader, chunk int, opts ...WriteOption) (ImportResult, error) {
 	var out ImportResult
 	req := request{method: http.MethodPost, segs: []string{"v1", "import"}, body: r, contentType: "application/x-ndjson",
@@ -367,9 +369,13 @@ func (c *Client) Export(ctx context.Context, w io.Writer) (int64, error) {
 
 // ExportRecords streams every record of the store as the lines an import
 // takes (GET /v1/export?format=ndjson: custom roles, projects, assignments
-// with their ids, group memberships, one a line) into w: given to Import or
+// with their ids, group memberships, one a line, between the export's
+// header and its end line, which counts them) into w: given to Import or
 // ImportChunks of an empty store, it makes the same store. As Export, it
-// is not bounded by WithMaxResponseBytes, and one cut short is an error.
+// is not bounded by WithMaxResponseBytes, and one cut short is an error;
+// a file of it cut short is refused by the import (code invalid: the end
+// line is missing), stored nothing by Import — ImportChunks keeps the
+// chunks before, and the whole export imported again completes them.
 func (c *Client) ExportRecords(ctx context.Context, w io.Writer) (int64, error) {
 	return c.export(ctx, w, url.Values{"format": {"ndjson"}})
 }

@@ -29,8 +29,10 @@ func newExport() *cobra.Command {
 /v1/export with one): --format json (the default) is OPA data, {"store": …},
 for the policies and the stock opa; --format ndjson is every record as the
 lines permatrix import and POST /v1/import take — custom roles, projects,
-assignments with their ids, then group memberships —, so that an export
-imports into an empty store as the same store (its revision aside). A bbolt
+assignments with their ids, then group memberships —, between a header and
+an end line counting them (an import refuses the export cut short), so
+that an export imports into an empty store as the same store (its
+revision aside). A bbolt
 file is opened read-only (stop serve first: the file is single-process). An
 etcd store is exported as it is when the export starts: it waits (up to 2
 minutes) until --replica holds every commit made before, and fails, writing

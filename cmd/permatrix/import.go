@@ -33,8 +33,8 @@ func newImport() *cobra.Command {
 		Short: "Import assignments (NDJSON) into a store without a server",
 		Long: `Import an NDJSON file of assignments (one assignment object per line, as
 POST /v1/import takes, or a custom_role, project or membership record, as
-permatrix export --format ndjson writes them; "-" reads standard input)
-straight into a store, with no server running on it. Every line is judged by the write rules of the bundle
+permatrix export --format ndjson writes them, an export taken only whole,
+with its end line; "-" reads standard input) straight into a store, with no server running on it. Every line is judged by the write rules of the bundle
 (the embedded one unless --bundle), with its own "actor" if it names one, and
 committed --chunk lines at a time (each chunk one commit: a crash or an
 interrupt leaves whole chunks; into etcd, whose transactions are smaller —

@@ -10,6 +10,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // MaxImportLine bounds one line of an import (an assignment object is a
@@ -20,10 +21,26 @@ const MaxImportLine = 64 << 10
 // (an assignment object, or a custom role, project or membership: importLine;
 // blank lines skipped), each decoded by the strict decoder,
 // numbered from 1. The HTTP import and `permatrix import` read through it.
+//
+// An import whose first line is an export's header (store.ExportHeaderLine:
+// GET /v1/export?format=ndjson, permatrix export --format ndjson) is taken
+// only whole: it ends with the export's end line, whose count of records
+// matches the lines before it, and nothing follows. An export cut short
+// on a line boundary imported as a smaller store; now the reader refuses
+// it at its end (the lines before are given; all or nothing, nothing is
+// stored). An import without the header is lines as ever.
 type ImportReader struct {
 	r     *bufio.Reader
 	n     int
 	actor func(line int, given *string) (string, error)
+	// seen: a line that is not blank was read.
+	seen bool
+	// export is the export's header, nil when the import is not one;
+	// records counts its record lines, end is the line of its end line
+	// (0 until it is read).
+	export  *store.ExportHeader
+	records int64
+	end     int
 }
 
 // NewImportReader reads r; actor decides each line's actor from the line's
@@ -36,6 +53,11 @@ func NewImportReader(r io.Reader, actor func(line int, given *string) (string, e
 func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 	for {
 		raw, err := ir.readLine()
+		if errors.Is(err, io.EOF) && ir.export != nil && ir.end == 0 {
+			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID,
+				`the export is cut short: it ends at line %d, after %d records, without its end line ({"end":{"records":N,…}}, an export's last line): records are missing; import the whole export`,
+				ir.n, ir.records)
+		}
 		if err != nil {
 			return pdp.ImportLine{}, err
 		}
@@ -53,6 +75,12 @@ func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 		if err := req.one(); err != nil {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
 		}
+		if err := ir.frame(&req); err != nil {
+			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
+		}
+		if req.Export != nil || req.End != nil {
+			continue // the export's frame, no record
+		}
 		actor, err := ir.actor(ir.n, req.Actor)
 		if err != nil {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.ErrorCode(err), "line %d: %s", ir.n, permatrix.ErrorMessage(err))
@@ -60,6 +88,40 @@ func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 		return pdp.ImportLine{Line: ir.n, Assignment: req.Assignment, Membership: req.Membership,
 			Role: req.CustomRole, Project: req.Project, Actor: actor}, nil
 	}
+}
+
+// frame checks the line's place in an export: the header first, the end
+// last, counting the records between; a line after the end, or an end
+// without the header, is refused.
+func (ir *ImportReader) frame(l *importLine) error {
+	first := !ir.seen
+	ir.seen = true
+	switch {
+	case ir.end > 0:
+		return permatrix.Errorf(permatrix.EINVALID, "the export ended at line %d (its end line): nothing follows it (two files joined?)", ir.end)
+	case l.Export != nil:
+		if !first {
+			return permatrix.Errorf(permatrix.EINVALID, `an export's header ({"export":…}) is its first line, not after other lines`)
+		}
+		if l.Export.Version != store.RecordsVersion {
+			return permatrix.Errorf(permatrix.EINVALID, "export version %d: this permatrix reads version %d", l.Export.Version, store.RecordsVersion)
+		}
+		ir.export = l.Export
+	case l.End != nil:
+		switch {
+		case ir.export == nil:
+			return permatrix.Errorf(permatrix.EINVALID, `an end line ({"end":…}) ends an export, which begins with its header ({"export":…}) on its first line: this import has none`)
+		case l.End.Revision != ir.export.Revision:
+			return permatrix.Errorf(permatrix.EINVALID, "the export's end is of revision %d, its header of revision %d: not one export", l.End.Revision, ir.export.Revision)
+		case l.End.Records != ir.records:
+			return permatrix.Errorf(permatrix.EINVALID, "the export's end (line %d) counts %d records, and %d came before it: records are missing or added; import the whole export as it was written",
+				ir.n, l.End.Records, ir.records)
+		}
+		ir.end = ir.n
+	case ir.export != nil:
+		ir.records++
+	}
+	return nil
 }
 
 // importLine is one line of an import: an assignment object, as POST
@@ -71,6 +133,9 @@ type importLine struct {
 	Membership *permatrix.Membership `json:"membership"`
 	CustomRole *permatrix.Role       `json:"custom_role"`
 	Project    *permatrix.Project    `json:"project"`
+	// An export's first and last lines (ImportReader.frame).
+	Export *store.ExportHeader `json:"export"`
+	End    *store.ExportEnd    `json:"end"`
 }
 
 // one refuses a line that is more than one record: a record key with
@@ -78,7 +143,7 @@ type importLine struct {
 // them, the rest dropped).
 func (l *importLine) one() error {
 	n := 0
-	for _, given := range []bool{l.Membership != nil, l.CustomRole != nil, l.Project != nil} {
+	for _, given := range []bool{l.Membership != nil, l.CustomRole != nil, l.Project != nil, l.Export != nil, l.End != nil} {
 		if given {
 			n++
 		}
@@ -86,7 +151,9 @@ func (l *importLine) one() error {
 	a := l.Assignment
 	switch {
 	case n > 1:
-		return permatrix.Errorf(permatrix.EINVALID, "a line is one record: one of membership, custom_role and project")
+		return permatrix.Errorf(permatrix.EINVALID, "a line is one record: one of membership, custom_role and project (or an export's header or end)")
+	case (l.Export != nil || l.End != nil) && l.Actor != nil:
+		return permatrix.Errorf(permatrix.EINVALID, "an export's header and end lines have no actor")
 	case n == 1 && (a.ID != "" || a.Subject != "" || a.System != "" || a.Role != "" || a.Permission != "" || a.Scope != permatrix.Scope{}):
 		return permatrix.Errorf(permatrix.EINVALID, "a line is one record: an assignment (subject, system, role or permission, scope) or one of membership, custom_role and project, not both")
 	}

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -51,9 +52,9 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("GET /v1/export?format=ndjson: %d %s %s", res.StatusCode, res.Header.Get("Content-Type"), lines)
 	}
-	// custom role, 2 projects, 4 assignments, 3 members
-	if n := bytes.Count(lines, []byte("\n")); n != 10 {
-		t.Fatalf("the NDJSON export has %d lines, want 10:\n%s", n, lines)
+	// its header, custom role, 2 projects, 4 assignments, 3 members, its end
+	if n := bytes.Count(lines, []byte("\n")); n != 12 {
+		t.Fatalf("the NDJSON export has %d lines, want 12:\n%s", n, lines)
 	}
 
 	// Into an empty store, in chunks smaller than the export: each chunk
@@ -135,5 +136,90 @@ func TestImportRecordLinesRefused(t *testing.T) {
 	status, raw = request(t, http.MethodGet, base+"/v1/groups/ops/members", docTestToken)
 	if status != http.StatusOK || !strings.Contains(string(raw), `"members":["erin"]`) {
 		t.Fatalf("the chunk before the refused line: %d %s", status, raw)
+	}
+}
+
+// An export cut short on a line boundary (a connection cut, a full disk
+// under a redirected stdout, a copy truncated) imported as a smaller
+// store, 200, with nothing to say records were missing. An export begins
+// with its header and ends with its count of records: cut after any line,
+// it is refused saying so and changes nothing; a count that does not
+// match, an end line not last or without the header is refused too; an
+// import without the header (assignment lines) is taken as before.
+func TestExportCutShortRefused(t *testing.T) {
+	from := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	for _, body := range []string{
+		`{"subject":"user:alice","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`,
+		`{"subject":"user:bob","system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`,
+		`{"subject":"group:ops","system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`,
+	} {
+		if status, raw := requestBody(t, http.MethodPost, from+"/v1/assignments", docTestToken, strings.NewReader(body)); status != http.StatusCreated {
+			t.Fatalf("POST /v1/assignments: %d %s", status, raw)
+		}
+	}
+	if status, raw := requestBody(t, http.MethodPut, from+"/v1/groups/ops/members/erin", docTestToken, nil); status != http.StatusOK {
+		t.Fatalf("PUT member: %d %s", status, raw)
+	}
+	status, export := request(t, http.MethodGet, from+"/v1/export?format=ndjson", docTestToken)
+	if status != http.StatusOK {
+		t.Fatalf("GET /v1/export?format=ndjson: %d %s", status, export)
+	}
+	lines := strings.SplitAfter(string(export), "\n")
+	lines = lines[:len(lines)-1] // after the last newline: nothing
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], `{"export":{`) || !strings.HasPrefix(lines[5], `{"end":{"records":4,`) {
+		t.Fatalf("the export is not its header, 4 records and its end:\n%s", export)
+	}
+
+	to := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	empty := exportDoc(t, to)
+	refused := func(what, body, msg string) {
+		t.Helper()
+		status, raw := requestBody(t, http.MethodPost, to+"/v1/import", docTestToken, strings.NewReader(body))
+		var e struct{ Error struct{ Message string } }
+		if status != http.StatusBadRequest || json.Unmarshal(raw, &e) != nil || !strings.Contains(e.Error.Message, msg) {
+			t.Fatalf("%s: %d %s, want 400 with %q", what, status, raw, msg)
+		}
+		if got := exportDoc(t, to); !reflect.DeepEqual(got, empty) {
+			t.Fatalf("%s: a refused import changed the store: %v", what, got)
+		}
+	}
+	// Cut after any line but the last.
+	for n := 1; n < len(lines); n++ {
+		refused(fmt.Sprintf("cut after line %d", n), strings.Join(lines[:n], ""), "the export is cut short")
+	}
+	record := lines[2]
+	refused("a record line missing", strings.Join(append(lines[:2:2], lines[3:]...), ""), "the export's end (line 5) counts 4 records, and 3 came before it")
+	refused("a record line added", strings.Join(append(lines[:2:2], append([]string{record, record}, lines[3:]...)...), ""), "counts 4 records, and 5 came before it")
+	refused("a line after the end", string(export)+record, "line 7: the export ended at line 6")
+	refused("two exports joined", string(export)+string(export), "line 7: the export ended at line 6")
+	refused("an end without its header", strings.Join(lines[1:], ""), "line 5: an end line")
+	refused("a header not first", record+string(export), "line 2: an export's header")
+	refused("a header with an assignment", `{"export":{"version":1,"revision":1},"subject":"user:x"}`+"\n", "line 1: a line is one record")
+	refused("a later version", `{"export":{"version":2,"revision":1}}`+"\n", "line 1: export version 2")
+
+	// In chunks, the chunks before the end are committed: the answer says
+	// how far it got, and the whole export imported again completes the
+	// store (the records stored count as already_stored).
+	res, raw := exchangeBody(t, http.MethodPost, to+"/v1/import?chunk=1", docTestToken, strings.NewReader(strings.Join(lines[:3], "")))
+	if res.StatusCode != http.StatusBadRequest || res.Header.Get("X-Permatrix-Import-Last-Line") != "3" ||
+		!strings.Contains(string(raw), "the export is cut short") || !strings.Contains(string(raw), "lines 1 to 3 are imported: 2 assignments in 2 commits") {
+		t.Fatalf("a cut export in chunks: %d %v %s", res.StatusCode, res.Header, raw)
+	}
+	status, raw = requestBody(t, http.MethodPost, to+"/v1/import?chunk=1", docTestToken, bytes.NewReader(export))
+	var got struct {
+		Lines         int `json:"lines"`
+		Imported      int `json:"imported"`
+		AlreadyStored int `json:"already_stored"`
+	}
+	if status != http.StatusOK || json.Unmarshal(raw, &got) != nil || got.Lines != 4 || got.Imported != 2 || got.AlreadyStored != 2 {
+		t.Fatalf("POST /v1/import of the whole export: %d %s", status, raw)
+	}
+	if a, b := exportDoc(t, from), exportDoc(t, to); !reflect.DeepEqual(a, b) {
+		t.Fatalf("the import exports as\n%v\nnot as the store it came from\n%v", b, a)
+	}
+	// An import without the header is assignment lines, as ever.
+	plain := `{"subject":"user:carol","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}` + "\n"
+	if status, raw := requestBody(t, http.MethodPost, to+"/v1/import", docTestToken, strings.NewReader(plain)); status != http.StatusOK {
+		t.Fatalf("a plain import: %d %s", status, raw)
 	}
 }

@@ -24,17 +24,51 @@ type (
 	MembershipLine struct {
 		Membership permatrix.Membership `json:"membership"`
 	}
+	// ExportHeaderLine is an export's first line:
+	// {"export": {"version": 1, "revision": R}}. An import that begins
+	// with it is an export, taken only whole: it must end with its
+	// ExportEndLine.
+	ExportHeaderLine struct {
+		Export ExportHeader `json:"export"`
+	}
+	// ExportEndLine is an export's last line:
+	// {"end": {"records": N, "revision": R}}. Without it an export cut
+	// short on a line boundary would import as a smaller store.
+	ExportEndLine struct {
+		End ExportEnd `json:"end"`
+	}
 )
+
+// ExportHeader is what an export's first line says: the version of its
+// lines (RecordsVersion) and the revision of the store it was made at.
+type ExportHeader struct {
+	Version  int    `json:"version"`
+	Revision uint64 `json:"revision"`
+}
+
+// ExportEnd is what an export's last line says: how many record lines
+// came before it, and the revision (the header's).
+type ExportEnd struct {
+	Records  int64  `json:"records"`
+	Revision uint64 `json:"revision"`
+}
+
+// RecordsVersion is the version of the lines WriteRecords writes.
+const RecordsVersion = 1
 
 // WriteRecords writes every record of a snapshot as NDJSON, one a line, in
 // the order an import into an empty store can take them: custom roles
 // (before the assignments of them), projects, assignments with their ids,
-// group memberships. It streams, as WriteDocument does: memory stays
-// constant whatever the store's size.
+// group memberships — between a header (ExportHeaderLine) and an end line
+// counting them (ExportEndLine), so that an export cut short is told from a
+// whole one. It streams, as WriteDocument does: memory stays constant
+// whatever the store's size.
 func WriteRecords(w io.Writer, s Snapshot) error {
 	out := &firstError{w: w}
 	bw := bufio.NewWriterSize(out, 64<<10)
+	var records int64
 	line := func(v any) error {
+		records++
 		if out.err != nil {
 			return out.err // the reader is gone: read no more
 		}
@@ -45,6 +79,10 @@ func WriteRecords(w io.Writer, s Snapshot) error {
 		bw.Write(b)
 		return bw.WriteByte('\n')
 	}
+	if err := line(ExportHeaderLine{ExportHeader{Version: RecordsVersion, Revision: s.Revision()}}); err != nil {
+		return err
+	}
+	records = 0 // the header is no record
 	roles := Prefix(nsDoc, ixRoles)
 	err := s.Scan(roles, nil, func(k, v []byte) error {
 		segs := Segments(k)
@@ -86,6 +124,9 @@ func WriteRecords(w io.Writer, s Snapshot) error {
 		return line(MembershipLine{permatrix.Membership{Group: segs[3], User: segs[2]}})
 	})
 	if err != nil {
+		return err
+	}
+	if err := line(ExportEndLine{ExportEnd{Records: records, Revision: s.Revision()}}); err != nil {
 		return err
 	}
 	return bw.Flush()

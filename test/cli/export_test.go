@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,7 +33,8 @@ func TestExportImportRoundTripCommands(t *testing.T) {
 	}
 
 	lines, code := run(t, "export", "--db", from, "--format", "ndjson")
-	if code != 0 || strings.Count(lines, "\n") != 6 || !strings.Contains(lines, `"id":"a000000000007"`) {
+	// its header, the 6 records, its end
+	if code != 0 || strings.Count(lines, "\n") != 8 || !strings.Contains(lines, `"id":"a000000000007"`) {
 		t.Fatalf("export --format ndjson: exit %d\n%s", code, lines)
 	}
 	exported := filepath.Join(dir, "exported.ndjson")
@@ -55,6 +57,61 @@ func TestExportImportRoundTripCommands(t *testing.T) {
 	}
 	if out, code := run(t, "export", "--db", from, "--format", "yaml"); code != 2 || !strings.Contains(out, "--format") {
 		t.Fatalf("--format yaml: exit %d\n%s", code, out)
+	}
+}
+
+// An export cut short on a line boundary (a full disk under the redirected
+// stdout, a copy truncated) imported as a smaller store, exit 0, nothing
+// said. `permatrix export --format ndjson` writes a header and an end line
+// counting the records; `permatrix import` refuses the export cut after any
+// line (exit 2, saying so) and stores nothing; the whole export imports,
+// and a file of assignment lines without the header still does.
+func TestExportCutShortRefusedByImport(t *testing.T) {
+	dir := t.TempDir()
+	from := filepath.Join(dir, "from.db")
+	plain := filepath.Join(dir, "plain.ndjson")
+	if err := os.WriteFile(plain, []byte(assignment("alice")+"\n"+assignment("bob")+"\n"+`{"membership":{"group":"ops","user":"erin"}}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := importCmd(t, nil, plain, "--db", from); code != 0 || !strings.HasPrefix(out, "imported 3 records from 3 lines") {
+		t.Fatalf("a plain import: exit %d\n%s%s", code, out, errs)
+	}
+	export, err := command(t, "export", "--db", from, "--format", "ndjson").Output()
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	lines := strings.SplitAfter(string(export), "\n")
+	lines = lines[:len(lines)-1]
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], `{"export":{"version":1,`) || !strings.HasPrefix(lines[4], `{"end":{"records":3,`) {
+		t.Fatalf("the export is not its header, 3 records and its end:\n%s", export)
+	}
+	for n := 1; n < len(lines); n++ {
+		cut := filepath.Join(dir, fmt.Sprintf("cut%d.ndjson", n))
+		if err := os.WriteFile(cut, []byte(strings.Join(lines[:n], "")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		to := filepath.Join(dir, fmt.Sprintf("to%d.db", n))
+		out, errs, code := importCmd(t, nil, cut, "--db", to, "--chunk", "0")
+		if code != 2 || !strings.Contains(errs, "the export is cut short") || !strings.Contains(errs, "nothing was imported") {
+			t.Fatalf("the export cut after line %d: exit %d\n%s%s", n, code, out, errs)
+		}
+		if _, err := os.Stat(to); err == nil {
+			got, _ := json.Marshal(exportedStore(t, to))
+			if strings.Contains(string(got), "alice") || strings.Contains(string(got), "erin") {
+				t.Fatalf("the export cut after line %d stored %s", n, got)
+			}
+		}
+	}
+	whole := filepath.Join(dir, "whole.ndjson")
+	if err := os.WriteFile(whole, export, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(dir, "to.db")
+	if out, errs, code := importCmd(t, nil, whole, "--db", to); code != 0 || !strings.HasPrefix(out, "imported 3 records from 3 lines") {
+		t.Fatalf("the whole export: exit %d\n%s%s", code, out, errs)
+	}
+	if a, b := exportedStore(t, from), exportedStore(t, to); !reflect.DeepEqual(a, b) {
+		t.Fatalf("%s exports\n%v\n%s\n%v", from, a, to, b)
 	}
 }
 
