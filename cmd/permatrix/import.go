@@ -34,7 +34,8 @@ func newImport() *cobra.Command {
 		Long: `Import an NDJSON file of assignments (one assignment object per line, as
 POST /v1/import takes, or a custom_role, project or membership record, as
 permatrix export --format ndjson writes them, an export taken only whole,
-with its end line; "-" reads standard input) straight into a store, with no server running on it. Every line is judged by the write rules of the bundle
+with its end line — a file's last line is checked before anything is
+committed; "-" reads standard input) straight into a store, with no server running on it. Every line is judged by the write rules of the bundle
 (the embedded one unless --bundle), with its own "actor" if it names one, and
 committed --chunk lines at a time (each chunk one commit: a crash or an
 interrupt leaves whole chunks; into etcd, whose transactions are smaller —
@@ -89,6 +90,16 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 			if total, err = countLines(ctx, f); err != nil {
 				return early(err)
+			}
+			// An export cut short is refused before the store is
+			// opened: in chunks, the import's own check at the end
+			// comes after the chunks before are committed.
+			if err := http.CheckExportEnd(f, st.Size()); err != nil {
+				var pe *permatrix.Error
+				if !errors.As(err, &pe) {
+					return err // reading the file failed
+				}
+				return fmt.Errorf("import stopped: %s; nothing was imported", pe.Message)
 			}
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -55,8 +56,8 @@ func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 		raw, err := ir.readLine()
 		if errors.Is(err, io.EOF) && ir.export != nil && ir.end == 0 {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID,
-				`the export is cut short: it ends at line %d, after %d records, without its end line ({"end":{"records":N,…}}, an export's last line): records are missing; import the whole export`,
-				ir.n, ir.records)
+				`the export is cut short: it ends at line %d, after %s, without its end line ({"end":{"records":N,…}}, an export's last line): records are missing; import the whole export`,
+				ir.n, records(ir.records))
 		}
 		if err != nil {
 			return pdp.ImportLine{}, err
@@ -122,6 +123,71 @@ func (ir *ImportReader) frame(l *importLine) error {
 		ir.records++
 	}
 	return nil
+}
+
+// records is "1 record" or "<n> records".
+func records(n int64) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return strconv.FormatInt(n, 10) + " records"
+}
+
+// CheckExportEnd reads a file's first and last lines (not blank): when the
+// first is an export's header, the last must be an end line, or the
+// export is cut short. ImportReader checks it at the end, when the chunks
+// before are committed; `permatrix import` checks a file so before it
+// commits anything. It reads at most twice MaxImportLine; the end's count
+// is ImportReader's to check.
+func CheckExportEnd(f io.ReaderAt, size int64) error {
+	read := func(off, n int64) ([]byte, error) {
+		buf := make([]byte, n)
+		k, err := f.ReadAt(buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return buf[:k], nil
+	}
+	span := min(size, MaxImportLine+2) // a longest line, its newline, and one before
+	head, err := read(0, span)
+	if err != nil {
+		return err
+	}
+	first, _ := frameOf(head, false)
+	if first == nil || first.Export == nil {
+		return nil // not an export: lines as ever
+	}
+	tail, err := read(size-span, span)
+	if err != nil {
+		return err
+	}
+	if last, whole := frameOf(tail, true); last == nil || last.End == nil || (!whole && size > span) {
+		return permatrix.Errorf(permatrix.EINVALID,
+			`the export is cut short: its last line is not its end line ({"end":{"records":N,…}}, an export's last line): records are missing; import the whole export`)
+	}
+	return nil
+}
+
+// frameOf decodes the first line of b that is not blank (the last, with
+// fromEnd), nil when it is not a line of an import; whole says a newline
+// (or b's start, from the end) bounds it on the other side.
+func frameOf(b []byte, fromEnd bool) (l *importLine, whole bool) {
+	lines := bytes.Split(b, []byte("\n"))
+	for i := range lines {
+		j := i
+		if fromEnd {
+			j = len(lines) - 1 - i
+		}
+		if len(bytes.Trim(lines[j], " \t\r")) == 0 {
+			continue
+		}
+		var req importLine
+		if decodeJSON(lines[j], &req) != nil || req.one() != nil {
+			return nil, false
+		}
+		return &req, fromEnd && j > 0 || !fromEnd && j < len(lines)-1
+	}
+	return nil, false
 }
 
 // importLine is one line of an import: an assignment object, as POST

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -97,5 +98,45 @@ func TestImportReaderBrokenBody(t *testing.T) {
 	var he *echo.HTTPError
 	if len(lines) != 1 || !errors.As(err, &he) || he.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("read %d lines, then %v", len(lines), err)
+	}
+}
+
+// CheckExportEnd tells an export file cut short from a whole one by its
+// first and last lines, before anything is committed: also a file larger
+// than the bytes it reads at each end, and a whole export with blank lines
+// or CRLFs after its end or no newline at its end; a file that is not an
+// export passes whatever its last line.
+func TestCheckExportEnd(t *testing.T) {
+	const header, end = `{"export":{"version":1,"revision":7}}` + "\n", `{"end":{"records":%d,"revision":7}}`
+	export := func(n int) string {
+		var b strings.Builder
+		b.WriteString(header)
+		for range n {
+			b.WriteString(importLine + "\n")
+		}
+		return b.String()
+	}
+	big := 2 * permhttp.MaxImportLine / len(importLine) // its records alone are more than both ends read
+	for _, c := range []struct {
+		what string
+		file string
+		cut  bool
+	}{
+		{"whole", export(2) + fmt.Sprintf(end, 2) + "\n", false},
+		{"whole, no newline at its end", export(2) + fmt.Sprintf(end, 2), false},
+		{"whole, blank lines and CRLFs after its end", export(2) + fmt.Sprintf(end, 2) + "\r\n\n  \r\n", false},
+		{"whole and large", export(big) + fmt.Sprintf(end, big) + "\n", false},
+		{"cut after a record", export(2), true},
+		{"cut, large", export(big), true},
+		{"only the header", header, true},
+		{"cut inside its end line", export(2) + fmt.Sprintf(end, 2)[:10], true},
+		{"no export", importLine + "\n" + importLine + "\n", false},
+		{"no export, a malformed last line", importLine + "\n{", false},
+		{"empty", "", false},
+	} {
+		err := permhttp.CheckExportEnd(strings.NewReader(c.file), int64(len(c.file)))
+		if cut := err != nil; cut != c.cut || cut && !strings.Contains(err.Error(), "the export is cut short") {
+			t.Errorf("%s: %v, want cut short: %v", c.what, err, c.cut)
+		}
 	}
 }

@@ -64,7 +64,9 @@ func TestExportImportRoundTripCommands(t *testing.T) {
 // stdout, a copy truncated) imported as a smaller store, exit 0, nothing
 // said. `permatrix export --format ndjson` writes a header and an end line
 // counting the records; `permatrix import` refuses the export cut after any
-// line (exit 2, saying so) and stores nothing; the whole export imports,
+// line (exit 2, saying so) and stores nothing, all or nothing or in chunks
+// (a file's last line is checked before the store is opened); the whole
+// export imports,
 // and a file of assignment lines without the header still does.
 func TestExportCutShortRefusedByImport(t *testing.T) {
 	dir := t.TempDir()
@@ -90,15 +92,19 @@ func TestExportCutShortRefusedByImport(t *testing.T) {
 		if err := os.WriteFile(cut, []byte(strings.Join(lines[:n], "")), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		to := filepath.Join(dir, fmt.Sprintf("to%d.db", n))
-		out, errs, code := importCmd(t, nil, cut, "--db", to, "--chunk", "0")
-		if code != 2 || !strings.Contains(errs, "the export is cut short") || !strings.Contains(errs, "nothing was imported") {
-			t.Fatalf("the export cut after line %d: exit %d\n%s%s", n, code, out, errs)
-		}
-		if _, err := os.Stat(to); err == nil {
-			got, _ := json.Marshal(exportedStore(t, to))
-			if strings.Contains(string(got), "alice") || strings.Contains(string(got), "erin") {
-				t.Fatalf("the export cut after line %d stored %s", n, got)
+		// In chunks too (--chunk 1: a commit a record): a file is checked
+		// before anything is committed.
+		for _, chunk := range []string{"0", "1"} {
+			to := filepath.Join(dir, fmt.Sprintf("to%d-%s.db", n, chunk))
+			out, errs, code := importCmd(t, nil, cut, "--db", to, "--chunk", chunk)
+			if code != 2 || !strings.Contains(errs, "the export is cut short") || !strings.Contains(errs, "nothing was imported") {
+				t.Fatalf("the export cut after line %d, --chunk %s: exit %d\n%s%s", n, chunk, code, out, errs)
+			}
+			if _, err := os.Stat(to); err == nil {
+				got, _ := json.Marshal(exportedStore(t, to))
+				if strings.Contains(string(got), "alice") || strings.Contains(string(got), "erin") {
+					t.Fatalf("the export cut after line %d, --chunk %s, stored %s", n, chunk, got)
+				}
 			}
 		}
 	}
