@@ -115,8 +115,8 @@ func (ir *ImportReader) frame(l *importLine) error {
 		case l.End.Revision != ir.export.Revision:
 			return permatrix.Errorf(permatrix.EINVALID, "the export's end is of revision %d, its header of revision %d: not one export", l.End.Revision, ir.export.Revision)
 		case l.End.Records != ir.records:
-			return permatrix.Errorf(permatrix.EINVALID, "the export's end (line %d) counts %d records, and %d came before it: records are missing or added; import the whole export as it was written",
-				ir.n, l.End.Records, ir.records)
+			return permatrix.Errorf(permatrix.EINVALID, "the export's end (line %d) counts %s, and %d came before it: records are missing or added; import the whole export as it was written",
+				ir.n, records(l.End.Records), ir.records)
 		}
 		ir.end = ir.n
 	case ir.export != nil:

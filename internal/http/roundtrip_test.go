@@ -190,6 +190,7 @@ func TestExportCutShortRefused(t *testing.T) {
 	record := lines[2]
 	refused("a record line missing", strings.Join(append(lines[:2:2], lines[3:]...), ""), "the export's end (line 5) counts 4 records, and 3 came before it")
 	refused("a record line added", strings.Join(append(lines[:2:2], append([]string{record, record}, lines[3:]...)...), ""), "counts 4 records, and 5 came before it")
+	refused("two records, the end counting 1", lines[0]+record+record+strings.Replace(lines[5], `"records":4`, `"records":1`, 1), "line 4: the export's end (line 4) counts 1 record, and 2 came before it")
 	refused("a line after the end", string(export)+record, "line 7: the export ended at line 6")
 	refused("two exports joined", string(export)+string(export), "line 7: the export ended at line 6")
 	refused("an end without its header", strings.Join(lines[1:], ""), "line 5: an end line")
