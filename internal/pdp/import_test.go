@@ -390,3 +390,45 @@ func TestImportStreamAgainReportsWhatItChanged(t *testing.T) {
 		t.Errorf("Describe: %q, want %q", got, want)
 	}
 }
+
+// A custom role line holds a list of permissions as long as its line
+// allows (64 KiB: some 13,000 ids, several times that in memory), and an
+// import held up to 100,000 lines until its commit judged them: a few GB
+// from one import, where assignment lines hold a few hundred bytes each.
+// A role line is checked against the catalog as it arrives — a permission
+// its system does not have refuses it there, nothing after it read — and
+// held with its permissions once each: at most its system's.
+func TestImportRoleLineBoundedOnArrival(t *testing.T) {
+	svc := newService(t)
+	unknown := &permatrix.Role{System: "blueprism", Name: "big", Permissions: []string{"design_global_dashboards", "fly"}}
+	src := &lines{n: 50, line: func(n int) pdp.ImportLine {
+		if n == 1 {
+			return pdp.ImportLine{Line: n, Role: unknown}
+		}
+		return analyst(n)
+	}}
+	_, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{})
+	wantCode(t, err, permatrix.EUNPROCESSABLE, `line 1: unknown permission "fly" for system "blueprism"`)
+	if src.read != 1 {
+		t.Fatalf("read %d lines: a role line of an unknown permission is refused as it arrives", src.read)
+	}
+	nowhere := &permatrix.Role{System: "nosuch", Name: "big", Permissions: []string{"a"}}
+	_, err = svc.ImportStream(context.Background(), (&lines{n: 1, line: func(n int) pdp.ImportLine { return pdp.ImportLine{Line: n, Role: nowhere} }}).next, pdp.ImportOptions{})
+	wantCode(t, err, permatrix.EUNPROCESSABLE, `line 1: unknown system "nosuch"`)
+	celonis := &permatrix.Role{System: "celonis-task-mining", Name: "big", Permissions: []string{"fly"}}
+	_, err = svc.ImportStream(context.Background(), (&lines{n: 1, line: func(n int) pdp.ImportLine { return pdp.ImportLine{Line: n, Role: celonis} }}).next, pdp.ImportOptions{})
+	wantCode(t, err, permatrix.EUNPROCESSABLE, `line 1: system "celonis-task-mining" has no custom roles`)
+
+	same := make([]string, 10_000)
+	for i := range same {
+		same[i] = "design_global_dashboards"
+	}
+	repeated := &permatrix.Role{System: "blueprism", Name: "big", Permissions: same}
+	res, err := svc.ImportStream(context.Background(), (&lines{n: 1, line: func(n int) pdp.ImportLine { return pdp.ImportLine{Line: n, Role: repeated} }}).next, pdp.ImportOptions{})
+	if err != nil || res.Imported != 1 {
+		t.Fatalf("a role of one permission given 10,000 times: %+v %v", res, err)
+	}
+	if len(repeated.Permissions) != 1 {
+		t.Fatalf("the line was held with %d permissions, not its 1", len(repeated.Permissions))
+	}
+}
