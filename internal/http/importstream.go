@@ -50,7 +50,8 @@ func NewImportReader(r io.Reader, actor func(line int, given *string) (string, e
 	return &ImportReader{r: bufio.NewReaderSize(r, 64<<10), actor: actor}
 }
 
-// Next is the next line's assignment, or io.EOF after the last.
+// Next is the next line's assignment, or io.EOF after the last
+// (pdp.EndOfExport after a whole export's end line).
 func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 	for {
 		raw, err := ir.readLine()
@@ -58,6 +59,9 @@ func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID,
 				`the export is cut short: it ends at line %d, after %s, without its end line ({"end":{"records":N,…}}, an export's last line): records are missing; import the whole export`,
 				ir.n, records(ir.records))
+		}
+		if errors.Is(err, io.EOF) && ir.export != nil {
+			return pdp.ImportLine{}, pdp.EndOfExport // whole: it may have no records
 		}
 		if err != nil {
 			return pdp.ImportLine{}, err

@@ -19,6 +19,11 @@ const (
 	MaxImportChunk = 50_000
 )
 
+// EndOfExport is how an import's next says its lines ended with a whole
+// export's end (io.EOF, wrapped): an export of an empty store has no
+// line to import and is no error, where an import of no lines is.
+var EndOfExport = fmt.Errorf("the export's end: %w", io.EOF)
+
 // ImportOptions say how an import is committed.
 type ImportOptions struct {
 	// Chunk, when set, commits the import Chunk lines at a time (1 to
@@ -96,12 +101,14 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		batch = batch[:0]
 		return nil
 	}
+	whole := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
 		l, err := next()
 		if errors.Is(err, io.EOF) {
+			whole = errors.Is(err, EndOfExport)
 			break
 		}
 		if err != nil {
@@ -130,7 +137,7 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 			}
 		}
 	}
-	if res.Lines == 0 {
+	if res.Lines == 0 && !whole {
 		return res, permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object, or custom_role, project or membership record, per line)")
 	}
 	return res, commit()
