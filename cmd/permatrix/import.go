@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,13 +87,14 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		// A regular file is counted first, for the time left; a pipe
 		// (<(zcat …), /dev/stdin) is read once, its total unknown.
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			if total, err = countLines(ctx, f); err != nil {
+			var filled int
+			if total, filled, err = countLines(ctx, f); err != nil {
 				return early(err)
 			}
 			// An export cut short is refused before the store is
 			// opened: in chunks, the import's own check at the end
 			// comes after the chunks before are committed.
-			if err := http.CheckExportEnd(f, st.Size()); err != nil {
+			if err := http.CheckExportEnd(f, st.Size(), int64(filled)); err != nil {
 				var pe *permatrix.Error
 				if !errors.As(err, &pe) {
 					return err // reading the file failed
@@ -165,30 +165,47 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 }
 
 // countLines counts the lines of r as the import numbers them (for the
-// progress's time left): its newlines, and a last line without one. It
-// stops when ctx ends (a large file takes a while).
-func countLines(ctx context.Context, r io.Reader) (int, error) {
+// progress's time left): its newlines, and a last line without one; and
+// filled, those not blank (JSON's whitespace only), which an export's end
+// counts with its header and itself. It stops when ctx ends (a large file
+// takes a while).
+func countLines(ctx context.Context, r io.Reader) (n, filled int, err error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	buf := make([]byte, 1<<20)
-	n := 0
 	last := byte('\n')
+	inFilled := false // the line being read has a byte that is not blank
 	for {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return n, filled, err
 		}
 		k, err := br.Read(buf)
-		n += bytes.Count(buf[:k], []byte{'\n'})
+		for _, b := range buf[:k] {
+			switch b {
+			case '\n':
+				n++
+				if inFilled {
+					filled++
+				}
+				inFilled = false
+			case ' ', '\t', '\r':
+			default:
+				inFilled = true
+			}
+		}
 		if k > 0 {
 			last = buf[k-1]
 		}
 		if err == io.EOF {
 			if last != '\n' {
 				n++
+				if inFilled {
+					filled++
+				}
 			}
-			return n, nil
+			return n, filled, nil
 		}
 		if err != nil {
-			return n, err
+			return n, filled, err
 		}
 	}
 }

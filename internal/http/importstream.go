@@ -141,9 +141,12 @@ func records(n int64) string {
 // first is an export's header, the last must be an end line, or the
 // export is cut short. ImportReader checks it at the end, when the chunks
 // before are committed; `permatrix import` checks a file so before it
-// commits anything. It reads at most twice MaxImportLine; the end's count
-// is ImportReader's to check.
-func CheckExportEnd(f io.ReaderAt, size int64) error {
+// commits anything. It reads at most twice MaxImportLine. lines is the
+// file's lines that are not blank, when the caller counted them (-1: not
+// counted): an end whose count is not theirs less the header and the end
+// is refused too (a line lost or added in the middle); otherwise the
+// count is ImportReader's to check, at the end.
+func CheckExportEnd(f io.ReaderAt, size int64, lines int64) error {
 	read := func(off, n int64) ([]byte, error) {
 		buf := make([]byte, n)
 		k, err := f.ReadAt(buf, off)
@@ -165,9 +168,15 @@ func CheckExportEnd(f io.ReaderAt, size int64) error {
 	if err != nil {
 		return err
 	}
-	if last, whole := frameOf(tail, true); last == nil || last.End == nil || (!whole && size > span) {
+	last, whole := frameOf(tail, true)
+	if last == nil || last.End == nil || (!whole && size > span) {
 		return permatrix.Errorf(permatrix.EINVALID,
 			`the export is cut short: its last line is not its end line ({"end":{"records":N,…}}, an export's last line): records are missing; import the whole export`)
+	}
+	if lines >= 0 && last.End.Records != lines-2 {
+		return permatrix.Errorf(permatrix.EINVALID,
+			"the export's end counts %s, and %d lines are between its header and its end: records are missing or added; import the whole export as it was written",
+			records(last.End.Records), lines-2)
 	}
 	return nil
 }

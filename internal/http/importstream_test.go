@@ -134,9 +134,21 @@ func TestCheckExportEnd(t *testing.T) {
 		{"no export, a malformed last line", importLine + "\n{", false},
 		{"empty", "", false},
 	} {
-		err := permhttp.CheckExportEnd(strings.NewReader(c.file), int64(len(c.file)))
+		err := permhttp.CheckExportEnd(strings.NewReader(c.file), int64(len(c.file)), -1)
 		if cut := err != nil; cut != c.cut || cut && !strings.Contains(err.Error(), "the export is cut short") {
 			t.Errorf("%s: %v, want cut short: %v", c.what, err, c.cut)
+		}
+	}
+	// With the file's lines that are not blank counted, the end's count
+	// is checked too: 2 records and the ends are 4 lines.
+	whole := export(2) + fmt.Sprintf(end, 2) + "\n"
+	if err := permhttp.CheckExportEnd(strings.NewReader(whole), int64(len(whole)), 4); err != nil {
+		t.Errorf("whole, 4 lines counted: %v", err)
+	}
+	for _, lines := range []int64{3, 5} {
+		err := permhttp.CheckExportEnd(strings.NewReader(whole), int64(len(whole)), lines)
+		if err == nil || !strings.Contains(err.Error(), "the export's end counts 2 records, and "+fmt.Sprint(lines-2)+" lines are between") {
+			t.Errorf("%d lines counted: %v", lines, err)
 		}
 	}
 }
