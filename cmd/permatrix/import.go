@@ -76,37 +76,45 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 		}
 		return err
 	}
-	var in io.Reader = os.Stdin
-	total := 0
+	f := os.Stdin
 	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
+		if f, err = os.Open(file); err != nil {
 			return err
 		}
 		defer f.Close()
-		// A regular file is counted first, for the time left; a pipe
-		// (<(zcat …), /dev/stdin) is read once, its total unknown.
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			var filled int
-			if total, filled, err = countLines(ctx, f); err != nil {
-				return early(err)
-			}
-			// An export cut short is refused before the store is
-			// opened: in chunks, the import's own check at the end
-			// comes after the chunks before are committed.
-			if err := http.CheckExportEnd(f, st.Size(), int64(filled)); err != nil {
-				var pe *permatrix.Error
-				if !errors.As(err, &pe) {
-					return err // reading the file failed
-				}
-				return fmt.Errorf("import stopped: %s; nothing was imported", pe.Message)
-			}
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return err
-			}
-		}
-		in = f
 	}
+	total := 0
+	// A regular file is counted first, for the time left; a pipe
+	// (<(zcat …), /dev/stdin of a pipe) is read once, its total unknown.
+	// Standard input redirected from a file (`- < export.ndjson`) is a
+	// regular file too, read from where it stands: it was read as a pipe,
+	// an export cut short found so only after the chunks before it were
+	// committed.
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		start, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		var filled int
+		if total, filled, err = countLines(ctx, f); err != nil {
+			return early(err)
+		}
+		// An export cut short is refused before the store is
+		// opened: in chunks, the import's own check at the end
+		// comes after the chunks before are committed.
+		rest := max(st.Size()-start, 0) // a stdin at its end: nothing left
+		if err := http.CheckExportEnd(io.NewSectionReader(f, start, rest), rest, int64(filled)); err != nil {
+			var pe *permatrix.Error
+			if !errors.As(err, &pe) {
+				return err // reading the file failed
+			}
+			return fmt.Errorf("import stopped: %s; nothing was imported", pe.Message)
+		}
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	var in io.Reader = f
 	db, where, err := o.store.open(ctx, cmd.Flags(), log)
 	if err != nil {
 		return early(damaged(err, log, where))

@@ -183,3 +183,54 @@ func TestExportCountCheckedBeforeImport(t *testing.T) {
 		}
 	}
 }
+
+// `permatrix import - < export.ndjson`: standard input redirected from a
+// file was read as a pipe, its end checked only after the chunks before it
+// were committed (an export cut short left a partial store, exit 2). A
+// standard input that is a regular file is checked as a named file is,
+// from where it stands, before the store is opened.
+func TestExportCutShortRefusedOnRedirectedStdin(t *testing.T) {
+	dir := t.TempDir()
+	from := filepath.Join(dir, "from.db")
+	plain := filepath.Join(dir, "plain.ndjson")
+	if err := os.WriteFile(plain, []byte(assignment("alice")+"\n"+assignment("bob")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := importCmd(t, nil, plain, "--db", from); code != 0 {
+		t.Fatalf("a plain import: exit %d\n%s%s", code, out, errs)
+	}
+	export, err := command(t, "export", "--db", from, "--format", "ndjson").Output()
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	lines := strings.SplitAfter(string(export), "\n")
+	cut := filepath.Join(dir, "cut.ndjson")
+	if err := os.WriteFile(cut, []byte(strings.Join(lines[:3], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdin := func(path string) *os.File {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		return f
+	}
+	to := filepath.Join(dir, "to.db")
+	out, errs, code := importCmd(t, stdin(cut), "-", "--db", to, "--chunk", "1")
+	if code != 2 || !strings.Contains(errs, "the export is cut short") || !strings.Contains(errs, "nothing was imported") {
+		t.Fatalf("the export cut short on stdin, --chunk 1: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(to); err == nil {
+		if got, _ := json.Marshal(exportedStore(t, to)); strings.Contains(string(got), "alice") {
+			t.Fatalf("the export cut short on stdin stored %s", got)
+		}
+	}
+	whole := filepath.Join(dir, "whole.ndjson")
+	if err := os.WriteFile(whole, export, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := importCmd(t, stdin(whole), "-", "--db", to, "--chunk", "1"); code != 0 || !strings.HasPrefix(out, "imported 2 ") {
+		t.Fatalf("the whole export on stdin: exit %d\n%s%s", code, out, errs)
+	}
+}
