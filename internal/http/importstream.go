@@ -164,12 +164,32 @@ func CheckExportEnd(f io.ReaderAt, size int64, lines int64) error {
 	if first == nil || first.Export == nil {
 		return nil // not an export: lines as ever
 	}
-	tail, err := read(size-span, span)
+	// The last line is the last that is not blank: blank lines after the
+	// end (more than one span of them) were taken for an end missing.
+	end := size
+	for end > 0 {
+		n := min(end, span)
+		b, err := read(end-n, n)
+		if err != nil {
+			return err
+		}
+		i := len(b) - 1
+		for i >= 0 && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+			i--
+		}
+		if i >= 0 {
+			end -= n - int64(i) - 1
+			break
+		}
+		end -= n
+	}
+	span = min(end, span)
+	tail, err := read(end-span, span)
 	if err != nil {
 		return err
 	}
 	last, whole := frameOf(tail, true)
-	if last == nil || last.End == nil || (!whole && size > span) {
+	if last == nil || last.End == nil || (!whole && end > span) {
 		return permatrix.Errorf(permatrix.EINVALID,
 			`the export is cut short: its last line is not its end line ({"end":{"records":N,…}}, an export's last line): records are missing; import the whole export`)
 	}

@@ -126,6 +126,8 @@ func TestCheckExportEnd(t *testing.T) {
 		{"whole, no newline at its end", export(2) + fmt.Sprintf(end, 2), false},
 		{"whole, blank lines and CRLFs after its end", export(2) + fmt.Sprintf(end, 2) + "\r\n\n  \r\n", false},
 		{"whole and large", export(big) + fmt.Sprintf(end, big) + "\n", false},
+		{"whole, more blank lines after its end than it reads", export(2) + fmt.Sprintf(end, 2) + strings.Repeat("\n", 3*permhttp.MaxImportLine), false},
+		{"cut, more blank lines after it than it reads", export(2) + strings.Repeat(" \r\n", permhttp.MaxImportLine), true},
 		{"cut after a record", export(2), true},
 		{"cut, large", export(big), true},
 		{"only the header", header, true},
