@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // Every JSON body permatrix parses (checks, batch items, write bodies,
@@ -34,6 +35,8 @@ import (
 //     the Data API's input);
 //   - invalid UTF-8 is refused (v2's default);
 //   - a string field holds a string: null is refused (leave the key out);
+//   - an import line's record (membership, custom_role, project, export,
+//     end) holds an object: null is refused;
 //   - free-form values keep their numbers exact (json.Number, as OPA reads
 //     them), as the v1 decoder's UseNumber did.
 var strictJSON = json.JoinOptions(
@@ -41,12 +44,32 @@ var strictJSON = json.JoinOptions(
 	json.WithUnmarshalers(json.JoinUnmarshalers(
 		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *string) error { return refuseNull(dec) }),
 		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **string) error { return refuseNull(dec) }),
+		// An import line's record given null was taken for no record:
+		// {"membership":null, "subject":…} an assignment line, and
+		// {"export":null} first made an export plain lines.
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Membership) error { return refuseNullObject(dec) }),
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Role) error { return refuseNullObject(dec) }),
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Project) error { return refuseNullObject(dec) }),
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **store.ExportHeader) error { return refuseNullObject(dec) }),
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **store.ExportEnd) error { return refuseNullObject(dec) }),
 		json.UnmarshalFunc(freeForm),
 	)),
 )
 
 // errNullString is how refuseNull reports a null where a string belongs.
 var errNullString = errors.New("null where a string belongs")
+
+// errNullObject is how refuseNullObject reports a null where an object
+// belongs.
+var errNullObject = errors.New("null where an object belongs")
+
+// refuseNullObject is refuseNull for an object.
+func refuseNullObject(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == 'n' {
+		return errNullObject
+	}
+	return errors.ErrUnsupported
+}
 
 // refuseNull refuses a JSON null and leaves anything else to the default
 // decoding (errors.ErrUnsupported means "not handled here" to json v2).
@@ -157,6 +180,8 @@ func jsonErrorIn(err error, param string) error {
 			sem.JSONPointer.LastToken(), where(sem.JSONPointer.Parent()), knownKeysHint(sem.GoType, sem.JSONPointer.LastToken()))
 	case errors.As(err, &sem) && errors.Is(sem.Err, errNullString):
 		return permatrix.Errorf(permatrix.EINVALID, "%s: expected a string, got null (leave the key out instead)", field(sem.JSONPointer))
+	case errors.As(err, &sem) && errors.Is(sem.Err, errNullObject):
+		return permatrix.Errorf(permatrix.EINVALID, "%s: expected an object, got null (leave the key out instead)", field(sem.JSONPointer))
 	case errors.As(err, &sem):
 		return permatrix.Errorf(permatrix.EINVALID, "%s: expected %s, got JSON %s", field(sem.JSONPointer), typeName(sem.GoType), kindName(sem.JSONKind))
 	default:

@@ -111,6 +111,13 @@ func TestImportRecordLinesRefused(t *testing.T) {
 		{`{"membership":{"group":"ops","user":"erin"},"subject":"user:erin"}`, 400, "line 2: a line is one record"},
 		{`{"membership":{"group":"ops","user":"erin"},"project":{"system":"uipath-task-mining-cloud","id":"p1"}}`, 400, "line 2: a line is one record"},
 		{`{"membership":{"group":"ops"}}`, 400, "line 2: group and user ids"},
+		// A record key given null was an assignment line ("subject is
+		// required"), and {"export":null} first made an export plain lines.
+		{`{"membership":null}`, 400, "line 2: membership: expected an object, got null"},
+		{`{"custom_role":null,"subject":"user:erin","system":"celonis-task-mining","role":"analyst","scope":{"type":"service"}}`, 400, "line 2: custom_role: expected an object, got null"},
+		{`{"project":null}`, 400, "line 2: project: expected an object, got null"},
+		{`{"end":null}`, 400, "line 2: end: expected an object, got null"},
+		{`{"export":null}`, 400, "line 2: export: expected an object, got null"},
 		{`{"membership":{"group":"ops","user":"erin","admin":true}}`, 400, `line 2: unknown key "admin"`},
 		{`{"project":{"system":"uipath-task-mining-cloud","id":"p1","created_by":"carol"}}` + "\n" +
 			`{"project":{"system":"uipath-task-mining-cloud","id":"p1","created_by":"dave"}}`, 409, `line 3: project "p1" is registered as created by "carol"`},
