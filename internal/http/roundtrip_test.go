@@ -244,10 +244,15 @@ func TestEmptyExportImportsBack(t *testing.T) {
 		t.Fatalf("an empty store's export: %d %s", status, export)
 	}
 	to := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	// Into a store at revision 1, the answer's revision is the store's (it
+	// said 0, and `permatrix import` "store … at revision 0").
+	if status, raw := requestBody(t, http.MethodPut, to+"/v1/groups/ops/members/erin", docTestToken, nil); status != http.StatusOK {
+		t.Fatalf("PUT member: %d %s", status, raw)
+	}
 	for _, path := range []string{"/v1/import", "/v1/import?chunk=1"} {
 		status, raw := requestBody(t, http.MethodPost, to+path, docTestToken, bytes.NewReader(export))
-		var got struct{ Lines, Imported int }
-		if status != http.StatusOK || json.Unmarshal(raw, &got) != nil || got.Lines != 0 || got.Imported != 0 {
+		var got struct{ Lines, Imported, Revision int }
+		if status != http.StatusOK || json.Unmarshal(raw, &got) != nil || got.Lines != 0 || got.Imported != 0 || got.Revision != 1 {
 			t.Fatalf("POST %s of an empty store's export: %d %s", path, status, raw)
 		}
 	}

@@ -140,6 +140,12 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 	if res.Lines == 0 && !whole {
 		return res, permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object, or custom_role, project or membership record, per line)")
 	}
+	if res.Lines == 0 {
+		// An empty store's export: nothing to commit, the store is as
+		// it is (its revision, not 0).
+		res.Revision = s.backend.Revision()
+		return res, nil
+	}
 	return res, commit()
 }
 
