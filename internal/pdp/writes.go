@@ -377,55 +377,38 @@ func (l *ImportLine) validate() error {
 // names).
 func (l *ImportLine) change(p *opa.Policy, held *bool) (change, error) {
 	where := fmt.Sprintf("line %d", l.Line)
+	var c change
 	switch {
 	case l.Membership != nil:
 		m := *l.Membership
-		return change{
+		c = change{
 			known: verdictInput("add_member", l.Actor, "membership", m.Value()),
-			where: where,
-			apply: func(tx *store.Tx) (err error) {
-				if *held, err = tx.IsMember(m); err != nil {
-					return err
-				}
-				return tx.AddMember(m)
-			},
-		}, nil
+			apply: func(tx *store.Tx) error { return tx.AddMember(m) },
+		}
 	case l.Role != nil:
 		r := l.Role.Normal()
-		return change{
+		c = change{
 			known: roleInput("define_role", r, l.Actor),
-			where: where,
-			apply: func(tx *store.Tx) error {
-				old, err := tx.Role(r.System, r.Name)
-				if err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
-					return err
-				}
-				*held = err == nil && slices.Equal(old.Permissions, r.Permissions)
-				return tx.PutRole(r)
-			},
-		}, nil
+			apply: func(tx *store.Tx) error { return tx.PutRole(r) },
+		}
 	case l.Project != nil:
 		pr := *l.Project
 		if sys, ok := p.Catalog[pr.System]; ok && !sys.HasScopeType("project") {
 			return change{}, permatrix.Errorf(permatrix.EUNPROCESSABLE, "%s: system %q has no projects", where, pr.System)
 		}
-		return change{
+		c = change{
 			known: verdictInput("register_project", l.Actor, "project", map[string]any{"system": pr.System, "id": pr.ID, "created_by": pr.CreatedBy, "kind": pr.Kind}),
-			where: where,
-			apply: func(tx *store.Tx) error {
-				old, err := tx.Project(pr.System, pr.ID)
-				if err != nil && permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
-					return err
-				}
-				*held = err == nil && old == pr
-				return tx.PutProject(pr)
-			},
-		}, nil
+			apply: func(tx *store.Tx) error { return tx.PutProject(pr) },
+		}
+	default:
+		c = assign(&l.Assignment, l.Actor, where)
 	}
-	c := assign(&l.Assignment, l.Actor, where)
+	c.where = where
 	apply := c.apply
-	// Whether the line's grant was stored already (in the plan, as
-	// CreateAssignment finds it): such a line plans nothing.
+	// Whether the line's record was stored already (in the plan, as the
+	// write finds it): such a line plans nothing — AddMember, PutRole,
+	// PutProject and CreateAssignment each plan nothing for a record stored
+	// as it is.
 	c.apply = func(tx *store.Tx) error {
 		m := tx.Mark()
 		if err := apply(tx); err != nil {

@@ -209,12 +209,6 @@ func (tx *Tx) AddMember(m permatrix.Membership) error {
 	return nil
 }
 
-// IsMember reports whether m.User is in m.Group.
-func (tx *Tx) IsMember(m permatrix.Membership) (bool, error) {
-	v, err := tx.view.Get(membershipKey(m))
-	return v != nil, err
-}
-
 // RemoveMember plans taking m.User out of m.Group (ENOTFOUND if not a
 // member).
 func (tx *Tx) RemoveMember(m permatrix.Membership) error {
