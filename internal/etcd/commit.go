@@ -78,6 +78,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err // the client has left: nothing is sent
 	}
+	if s.opts.CopyTarget && s.copyLock.Load() == nil {
+		return 0, s.errNoCopyLock()
+	}
 	r := s.request(ctx, b, size)
 	select {
 	case s.commits <- r:
@@ -348,13 +351,22 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 		// in the middle of the copy. The copy's own commits are not held.
 		// A copy's commits, in its stead, hold only while it holds the
 		// prefix's copy lock (copymark.go).
+		// A copy's target without the lock sends nothing (Commit refuses
+		// it first): its transaction would hold neither compare.
 		lock := s.copyLock.Load()
-		if !s.opts.CopyTarget {
+		switch {
+		case !s.opts.CopyTarget:
 			cmps = append(cmps, clientv3.Compare(clientv3.Version(s.copyKey()), "=", 0))
 			gets = append(gets, clientv3.OpGet(s.copyKey()))
-		} else if lock != nil {
+		case lock != nil:
 			cmps = append(cmps, lock.owner)
 			gets = append(gets, clientv3.OpGet(lock.key))
+		default:
+			err := s.errNoCopyLock()
+			for _, r := range members {
+				r.done <- commitResult{err: err}
+			}
+			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		// On a conflict the Else branch reads the guards: each member's

@@ -33,9 +33,10 @@ import (
 // the copy keeps alive, which ends with it — at once when it stops, within
 // copyLockTTL when it is killed. A second copy finds the lock held and is
 // refused (CopyRunningError), --force or not; one that finds the mark but
-// not the lock copies over it (with --force). Every commit of a copy that
-// holds the lock — the key transactions (commitGroup), the mark's put and
-// removal (putMeta) — requires that it still holds it: a copy cut off from
+// not the lock copies over it (with --force). A copy's target writes only
+// with the lock: every commit of it — the key transactions (commitGroup),
+// the mark's put and removal (putMeta) — is refused before the lock is
+// taken (errNoCopyLock), and requires that it still holds it: a copy cut off from
 // etcd past its lease, which another copy may then have locked, writes
 // none of them more. Not the id counter's raise (RaiseIDs), which only
 // moves it up (a gap in the ids at worst), nor the nudge, a meta key no
@@ -142,6 +143,21 @@ var testHookCopyLockReleased func()
 // copyLockPrefix is the copy lock's mutex prefix: "c/" sorts before the
 // guards and the data, outside what the sidecars watch ("k/" to the end).
 func (s *Store) copyLockPrefix() string { return s.prefix + "c/copy" }
+
+// errNoCopyLock is the error of a copy's write — a commit, the mark's put
+// or removal — by a store that does not hold the prefix's copy lock: not
+// a copy's target (Options.CopyTarget), or one that has not taken the lock
+// (LockCopy). Sent, it would compare neither the lock (it holds none) nor
+// the mark (a copy's target writes into a marked prefix): an unguarded
+// write into a prefix another copy may hold.
+func (s *Store) errNoCopyLock() error {
+	if !s.opts.CopyTarget {
+		return permatrix.Errorf(permatrix.EINTERNAL,
+			"etcd prefix %s: a store copy's write by a store not opened as a copy's target, which cannot hold the prefix's copy lock: nothing was written", s.prefix)
+	}
+	return permatrix.Errorf(permatrix.EINTERNAL,
+		"etcd prefix %s: a store copy's write without the prefix's copy lock (LockCopy first): nothing was written", s.prefix)
+}
 
 // errLostCopyLock is the error of a copy's commit refused because the copy
 // no longer holds the prefix's copy lock.
@@ -285,24 +301,23 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 }
 
 // UnmarkCopy removes the mark of MarkCopy once the copy is complete: the
-// prefix is served again.
+// prefix is served again. Only the copy holding the lock removes it.
 func (s *Store) UnmarkCopy(ctx context.Context) error {
 	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress")
 }
 
-// putMeta sends op (on a meta key) — if the store holds the copy lock,
-// only while it does — and waits until the replica has applied
-// its revision.
+// putMeta sends op (on the mark) only while the store holds the copy
+// lock, and waits until the replica has applied its revision.
 func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string) error {
+	l := s.copyLock.Load()
+	if l == nil {
+		return fmt.Errorf("%s: %w", what, s.errNoCopyLock())
+	}
 	if err := s.awaitCheck(ctx); err != nil {
 		return err
 	}
-	var cmps []clientv3.Cmp
-	if l := s.copyLock.Load(); l != nil {
-		cmps = append(cmps, l.owner)
-	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.cli.Txn(rctx).If(cmps...).Then(op).Commit()
+	resp, err := s.cli.Txn(rctx).If(l.owner).Then(op).Commit()
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, s.commitError(ctx, err))

@@ -33,6 +33,9 @@ func TestCommitRefusedOnMarkedPrefix(t *testing.T) {
 	}
 	defer copier.Close()
 	waitReady(t, copier)
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	key := store.Key("d", "grants", "user:late", "s", "role", "r", "service")
 	planned := &store.Batch{Base: a.Revision(), Epoch: a.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}, Reads: [][]byte{store.UnitOf(key)}}
@@ -86,6 +89,9 @@ func TestResyncReadsTheCopyMark(t *testing.T) {
 	}
 	defer copier.Close()
 	waitReady(t, copier)
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := copier.MarkCopy(ctx, "bolt:test.db"); err != nil {
 		t.Fatal(err)
 	}
@@ -461,5 +467,70 @@ func TestIDBlockDroppedByACopy(t *testing.T) {
 	}
 	if next <= copied {
 		t.Fatalf("after a copy whose store used numbers up to %d, the sidecar handed out %d (its first was %d, from the block reserved before the copy)", copied, next, first)
+	}
+}
+
+// A copy's target that never took the copy lock sent its commits and its
+// mark's put and removal with no compare at all (a copy's target does not
+// compare the mark, and it held no lock to compare): the API let a caller
+// write into a prefix another copy may be locking, marking or filling.
+// Nor did UnmarkCopy ask for a copy's target: any store removed a mark.
+// Without the lock, each is refused, saying so, and nothing is written.
+func TestCopyWritesRequireTheCopyLock(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("unlocked")
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copier.Close()
+	waitReady(t, copier)
+	sidecar := openAt(t, prefix, filepath.Join(t.TempDir(), "sidecar.db"))
+	cli := client(t)
+
+	key := store.Key("d", "grants", "user:unlocked", "s", "role", "r", "service")
+	_, err = copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}})
+	if err == nil || !strings.Contains(err.Error(), "copy lock") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("a copy's commit without the copy lock: %v", err)
+	}
+	if err := copier.MarkCopy(ctx, "bolt:a.db"); err == nil || !strings.Contains(err.Error(), "copy lock") {
+		t.Errorf("a copy's mark without the copy lock: %v", err)
+	}
+	if resp, err := cli.Get(ctx, "/"+prefix+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly()); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, kv := range resp.Kvs {
+			if k := string(kv.Key); strings.Contains(k, "/k/") || strings.HasSuffix(k, "/m/copying") {
+				t.Errorf("written without the copy lock: %s", k)
+			}
+		}
+	}
+	// A mark another copy left: only that copy's successor, holding the
+	// lock, removes it.
+	if _, err := cli.Put(ctx, "/"+prefix+"/m/copying", `{"from":"bolt:other.db"}`); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*etcd.Store{"a copy's target": copier, "a sidecar": sidecar} {
+		if err := s.UnmarkCopy(ctx); err == nil || !strings.Contains(err.Error(), "copy lock") {
+			t.Errorf("%s removing the mark without the copy lock: %v", name, err)
+		}
+	}
+	if resp, err := cli.Get(ctx, "/"+prefix+"/m/copying"); err != nil || len(resp.Kvs) != 1 {
+		t.Errorf("the mark after removals without the lock: %v %v", resp, err)
+	}
+	// With the lock, the same calls go through.
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.MarkCopy(ctx, "bolt:a.db"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
