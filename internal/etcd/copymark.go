@@ -67,10 +67,20 @@ func (e *CopyRunningError) Unwrap() error { return e.err }
 
 // LockCopy takes the prefix's copy lock, for as long as the store is open
 // (Close releases it), or returns a *CopyRunningError if another copy
-// holds it. Only a Store opened with Options.CopyTarget takes it.
+// holds it. Only a Store opened with Options.CopyTarget takes it. Close
+// and LockCopy are ordered (lockMu): Close cuts short a LockCopy in flight
+// and waits for it, then releases what it took; a LockCopy that fails
+// releases what it took itself (its lease, and the lock's key with it, on
+// a context of its own: the caller's, or Close's, may have ended it), so a
+// lock is never left to its lease's end by a copy still running.
 func (s *Store) LockCopy(ctx context.Context) error {
 	if !s.opts.CopyTarget {
 		return errors.New("etcd: LockCopy on a store not opened as a copy's target")
+	}
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.alive.Err() != nil {
+		return errClosedNoLock()
 	}
 	if s.copyLock.Load() != nil {
 		return nil
@@ -78,27 +88,35 @@ func (s *Store) LockCopy(ctx context.Context) error {
 	if err := s.awaitCheck(ctx); err != nil {
 		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer context.AfterFunc(s.alive, cancel)()
+	rctx, rcancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer rcancel()
 	lease, err := s.cli.Grant(rctx, copyLockTTL)
 	if err != nil {
-		return fmt.Errorf("taking the prefix's copy lock: %w", s.commitError(ctx, err))
+		// A lease granted with its answer lost holds no key: it locks
+		// nothing, and ends by itself.
+		return s.lockError(ctx, err)
 	}
 	// The session keeps the lease alive until Close (s.alive).
 	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(copyLockTTL), concurrency.WithContext(s.alive))
 	if err != nil {
-		s.cli.Revoke(rctx, lease.ID)
-		return fmt.Errorf("taking the prefix's copy lock: %w", err)
+		s.revokeLock(lease.ID)
+		return s.lockError(ctx, err)
 	}
 	mu := concurrency.NewMutex(sess, s.copyLockPrefix())
 	if err := mu.TryLock(rctx); err != nil {
-		sess.Close()
+		// The lock's key may be put (an answer lost): it goes with the
+		// lease.
+		sess.Orphan()
+		s.revokeLock(lease.ID)
 		if errors.Is(err, concurrency.ErrLocked) {
 			return &CopyRunningError{Prefix: s.prefix, err: permatrix.Errorf(permatrix.ECONFLICT,
 				"a store copy into etcd prefix %s is running: it holds the prefix's copy lock (a lease it keeps alive, which a killed copy holds %ds more); two copies into one prefix would write into each other, so this one is refused, --force or not: wait until it ends",
 				s.prefix, copyLockTTL)}
 		}
-		return fmt.Errorf("taking the prefix's copy lock: %w", s.commitError(ctx, err))
+		return s.lockError(ctx, err)
 	}
 	// A new lease's key is put by the lock: its revision is the key's
 	// CreateRevision.
@@ -110,9 +128,38 @@ func (s *Store) LockCopy(ctx context.Context) error {
 	wctx, wcancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer wcancel()
 	if err := s.Wait(wctx, uint64(rev)); err != nil {
+		if s.alive.Err() != nil {
+			return errClosedNoLock() // Close releases the lock
+		}
 		return fmt.Errorf("the prefix's copy lock is held, but the replica did not apply etcd revision %d: %w", rev, err)
 	}
 	return nil
+}
+
+// lockError is the error of a LockCopy that did not take the lock.
+func (s *Store) lockError(ctx context.Context, err error) error {
+	if s.alive.Err() != nil {
+		return errClosedNoLock()
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("taking the prefix's copy lock: %w (no lock is held)", ctx.Err())
+	}
+	return fmt.Errorf("taking the prefix's copy lock: %w", s.commitError(ctx, err))
+}
+
+// errClosedNoLock answers a LockCopy on a closed store, or one Close cut
+// short.
+func errClosedNoLock() error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is closed: the prefix's copy lock was not taken (nothing of it is held)")
+}
+
+// revokeLock revokes a lease of the copy lock LockCopy did not take,
+// with the lock's key if it was put, on a context of its own. If etcd does
+// not answer, the lease ends within copyLockTTL.
+func (s *Store) revokeLock(id clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+	defer cancel()
+	s.cli.Revoke(ctx, id)
 }
 
 // releaseCopyLock releases the copy lock, if held (Close, once the

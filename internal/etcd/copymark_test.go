@@ -3,9 +3,11 @@ package etcd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -531,6 +533,66 @@ func TestCopyWritesRequireTheCopyLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := copier.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Close racing LockCopy left the lock held until its lease ran out (10 s):
+// Close released no lock (LockCopy had not stored it yet), then the lock
+// was taken on a lease no one kept alive — or its request, cut short by
+// Close, had already put the lock's key. Close now waits for a LockCopy in
+// flight (which it cuts short) and releases whatever it took: once both
+// have returned, the lock is free, and another copy takes it at once.
+func TestLockCopyRacingClose(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("lockclose")
+	cli := client(t)
+	o := raised
+	o.URL, o.CopyTarget = cluster.StoreURL(prefix), true
+	next := func(i int) *etcd.Store {
+		o.Replica = filepath.Join(t.TempDir(), fmt.Sprintf("copy%d.db", i))
+		s, err := etcd.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		waitReady(t, s)
+		return s
+	}
+	held := 0
+	for i := range 30 {
+		s := next(i)
+		var wg sync.WaitGroup
+		var lockErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); lockErr = s.LockCopy(ctx) }()
+		go func() {
+			defer wg.Done()
+			for range i % 10 { // Close at different points of LockCopy
+				runtime.Gosched()
+				time.Sleep(time.Duration(i%10) * 100 * time.Microsecond)
+			}
+			s.Close()
+		}()
+		wg.Wait()
+		if lockErr == nil {
+			held++
+		}
+		resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) != 0 {
+			t.Fatalf("round %d: the copy lock is held (lease %x) once LockCopy (%v) and Close have returned", i, resp.Kvs[0].Lease, lockErr)
+		}
+		// LockCopy after Close takes no lock.
+		if err := s.LockCopy(ctx); err == nil {
+			t.Fatalf("round %d: LockCopy after Close: nil", i)
+		}
+	}
+	t.Logf("LockCopy took the lock before Close in %d of 30 rounds", held)
+	// Another copy takes the lock at once.
+	if err := next(30).LockCopy(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -197,6 +197,8 @@ type Store struct {
 	// copyLock is the prefix's copy lock, if this store (a copy's
 	// target) holds it (LockCopy).
 	copyLock atomic.Pointer[copyLock]
+	// lockMu orders LockCopy and Close's release of the copy lock.
+	lockMu sync.Mutex
 	// markErr is the error of the replica's mark, made once
 	// (errIncomplete).
 	markErr atomic.Pointer[markError]
@@ -570,8 +572,12 @@ func (s *Store) Close() error {
 		<-s.done
 		s.committers.Wait()
 		// Not before: a commit the committers send goes out with the
-		// lock's compare only while the lock is held.
+		// lock's compare only while the lock is held. Nor before a
+		// LockCopy in flight (cut short by s.cancel) has returned: what
+		// it took is released here, or by itself.
+		s.lockMu.Lock()
 		s.releaseCopyLock()
+		s.lockMu.Unlock()
 		if s.cli != nil { // nil: never connected (connect)
 			s.closeErr = s.cli.Close()
 		}
