@@ -287,7 +287,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// copies from it), whatever point the copy is stopped at.
 	if target != nil {
 		if err := target.MarkCopy(ctx, fromName); err != nil {
-			return fmt.Errorf("--to %s: %w; nothing was copied", toName, plain(err))
+			return markFailed(toName, err, target.IncompleteCopy() != nil)
 		}
 	}
 	if held > 0 {
@@ -332,6 +332,27 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, rev)
 	return nil
+}
+
+// markFailed is the error of a copy into an etcd prefix whose mark's put
+// failed: no key was copied or deleted yet, but the mark may be set (its
+// request reached etcd, and no answer came back), which no sidecar serves
+// — "nothing was copied" alone would leave the operator with a fleet
+// answering 503 and no word of why. wasMarked: the prefix was marked
+// before (an interrupted copy): it is, either way.
+func markFailed(toName string, err error, wasMarked bool) error {
+	var mw *etcd.MetaWriteError
+	if !errors.As(err, &mw) {
+		return fmt.Errorf("--to %s: %w; nothing was copied (the prefix is as it was)", toName, plain(err))
+	}
+	state := "may now be marked"
+	switch {
+	case wasMarked:
+		state = "stays marked, as it was before this copy,"
+	case mw.Made:
+		state = "is now marked"
+	}
+	return fmt.Errorf("--to %s: %w; no key was copied or deleted, but the prefix %s as holding an incomplete copy, which no sidecar serves (503, not ready): run the copy again — without --force it says whether the prefix is marked (\"holds an incomplete copy\"); with --force it copies over it and removes the mark (docs/fleet.md)", toName, plain(err), state)
 }
 
 // copyScratch makes the directory of a copy's etcd replicas in the

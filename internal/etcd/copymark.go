@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -335,7 +336,9 @@ func (s *Store) Servable() error {
 
 // MarkCopy marks the prefix as holding a copy in progress, from the store
 // named from, and waits until the replica has applied the mark. Only a
-// Store opened with Options.CopyTarget marks a prefix.
+// Store opened with Options.CopyTarget, holding the copy lock, marks a
+// prefix. An error that is a *MetaWriteError may leave the prefix marked;
+// any other leaves it as it was.
 func (s *Store) MarkCopy(ctx context.Context, from string) error {
 	if !s.opts.CopyTarget {
 		return errors.New("etcd: MarkCopy on a store not opened as a copy's target")
@@ -348,10 +351,33 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 }
 
 // UnmarkCopy removes the mark of MarkCopy once the copy is complete: the
-// prefix is served again. Only the copy holding the lock removes it.
+// prefix is served again. Only the copy holding the lock removes it. An
+// error that is a *MetaWriteError may have removed the mark; any other
+// leaves it.
 func (s *Store) UnmarkCopy(ctx context.Context) error {
 	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress")
 }
+
+// MetaWriteError is a failed put or removal of the copy mark (MarkCopy,
+// UnmarkCopy) that etcd may have made, or made: its request was sent and
+// no answer came back (a deadline, Ctrl-C, the connection lost), or it was
+// made and the replica did not apply it in time. Other errors of theirs
+// wrote nothing.
+type MetaWriteError struct {
+	What string // what was sent: "marking the prefix as holding a copy in progress"
+	Made bool   // made for sure (its revision is known); else not known
+	Rev  int64  // the revision it was made at, if Made
+	Err  error
+}
+
+func (e *MetaWriteError) Error() string {
+	if e.Made {
+		return fmt.Sprintf("%s: made at etcd revision %d, but the replica did not apply it: %v", e.What, e.Rev, e.Err)
+	}
+	return fmt.Sprintf("%s: %v — sent to etcd and not answered: it may or may not have been made", e.What, e.Err)
+}
+
+func (e *MetaWriteError) Unwrap() error { return e.Err }
 
 // putMeta sends op (on the mark) only while the store holds the copy
 // lock, and waits until the replica has applied its revision.
@@ -363,11 +389,25 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string) error 
 	if err := s.awaitCheck(ctx); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w (not sent)", what, err)
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	resp, err := s.cli.Txn(rctx).If(l.owner).Then(op).Commit()
 	cancel()
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, s.commitError(ctx, err))
+		if refusal(err) || errors.Is(err, rpctypes.ErrNoSpace) {
+			// etcd carried out nothing.
+			return fmt.Errorf("%s: %w", what, s.commitError(context.Background(), err))
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err() // the caller's end, not the client's view of it
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("etcd did not answer within %s", s.opts.RequestTimeout)
+		} else {
+			s.setErr(err)
+		}
+		return &MetaWriteError{What: what, Err: err}
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("%s: %w", what, s.errLostCopyLock())
@@ -377,7 +417,7 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string) error 
 	defer cancel()
 	defer context.AfterFunc(s.alive, cancel)()
 	if err := s.Wait(wctx, uint64(rev)); err != nil {
-		return fmt.Errorf("%s: the replica did not apply etcd revision %d: %w", what, rev, err)
+		return &MetaWriteError{What: what, Made: true, Rev: rev, Err: err}
 	}
 	return nil
 }

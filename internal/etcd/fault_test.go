@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -469,5 +470,47 @@ func TestRestartWithCredentialsWhileEtcdDown(t *testing.T) {
 	}
 	if got, _ := subjects(t, s); !got["user:bob"] {
 		t.Fatalf("bob acknowledged, the replica holds %v", got)
+	}
+}
+
+// TestMarkCopyOutcomeUnknown: the mark's put reaches etcd, and its answer
+// does not come back before the copy's context ends (Ctrl-C, a
+// deadline). MarkCopy said "context deadline exceeded" and nothing else,
+// which the copy took for nothing done ("nothing was copied"), though etcd
+// made the mark — and no sidecar serves a marked prefix. The error says the
+// mark may have been made (a *MetaWriteError), not only that time ran out.
+func TestMarkCopyOutcomeUnknown(t *testing.T) {
+	addr, arm := slowProxy(t, strings.Split(cluster.Endpoints(), ",")[0], 1500*time.Millisecond)
+	prefix := newPrefix("markunknown")
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = storeURL(prefix, addr), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copier.Close()
+	waitReady(t, copier)
+	if err := copier.LockCopy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	arm()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = copier.MarkCopy(ctx, "bolt:a.db")
+	cancel()
+	if err == nil {
+		t.Skip("the mark was answered in time: the proxy held another answer")
+	}
+	settleToCluster(t, copier)
+	resp, gerr := client(t).Get(context.Background(), "/"+prefix+"/m/copying")
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	t.Logf("marked: %v; MarkCopy said: %v", len(resp.Kvs) == 1, err)
+	var mw *etcd.MetaWriteError
+	if !errors.As(err, &mw) || !strings.Contains(err.Error(), "made") || strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("a mark whose answer did not come back (made: %v) failed with %v: it does not say the mark may have been made", len(resp.Kvs) == 1, err)
+	}
+	if len(resp.Kvs) == 1 && !mw.Made && !strings.Contains(err.Error(), "may or may not") {
+		t.Fatalf("the mark was made, and MarkCopy said: %v", err)
 	}
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// answerHoldingProxy forwards TCP connections to target; once armed, it
+// holds what etcd sends back until the test ends: a request sent then is
+// carried out, and its answer does not come back.
+func answerHoldingProxy(t *testing.T, target string) (addr string, arm func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	release := make(chan struct{})
+	var conns sync.WaitGroup
+	t.Cleanup(func() { close(release); ln.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(u, c); u.Close() }()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 && armed.Load() {
+						<-release
+						return
+					}
+					if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() { armed.Store(true) }
+}
+
+// A copy interrupted (Ctrl-C) while its mark's put was in etcd's hands
+// said "…: context canceled; nothing was copied" — though etcd made the
+// mark, and no sidecar serves the prefix until a copy completes. The copy
+// says what is known: no key copied or deleted, the prefix may be marked,
+// and how to find out and clear it.
+func TestStoreCopyMarkOutcomeUnknown(t *testing.T) {
+	cluster := harness.StartEtcdCluster(t, 1)
+	addr, arm := answerHoldingProxy(t, strings.TrimPrefix(strings.Split(cluster.Endpoints(), ",")[0], "http://"))
+	prefix := "markunknown"
+	to := "etcd://" + addr + "/" + prefix
+	target, err := etcd.Open(context.Background(), etcd.Options{URL: to, Replica: filepath.Join(t.TempDir(), "to.db"),
+		CopyTarget: true, RequestTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := waitReadable(context.Background(), target); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.LockCopy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	arm()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond) // the operator's Ctrl-C
+	err = target.MarkCopy(ctx, "bolt:permatrix.db")
+	cancel()
+	if err == nil {
+		t.Fatal("the mark's put was answered through a proxy holding every answer")
+	}
+	cli, cerr := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	defer cli.Close()
+	resp, gerr := cli.Get(context.Background(), "/"+prefix+"/m/copying")
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	msg := markFailed(to, err, false).Error()
+	t.Logf("marked: %v; the copy said: %s", len(resp.Kvs) == 1, msg)
+	if strings.Contains(msg, "nothing was copied") || !strings.Contains(msg, "may now be marked") || !strings.Contains(msg, "--force") {
+		t.Fatalf("a copy whose mark's put went unanswered (marked: %v) said: %s", len(resp.Kvs) == 1, msg)
+	}
+}
