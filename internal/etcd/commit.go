@@ -359,8 +359,11 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 			cmps = append(cmps, clientv3.Compare(clientv3.Version(s.copyKey()), "=", 0))
 			gets = append(gets, clientv3.OpGet(s.copyKey()))
 		case lock != nil:
-			cmps = append(cmps, lock.owner)
-			gets = append(gets, clientv3.OpGet(lock.key))
+			// And only into the prefix marked: not before the mark, nor
+			// after its removal (a commit cut short, reaching etcd after
+			// the copy removed the mark), into a prefix sidecars serve.
+			cmps = append(cmps, lock.owner, clientv3.Compare(clientv3.Version(s.copyKey()), ">", 0))
+			gets = append(gets, clientv3.OpGet(lock.key), clientv3.OpGet(s.copyKey()))
 		default:
 			err := s.errNoCopyLock()
 			for _, r := range members {
@@ -450,7 +453,14 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 			}
 			return
 		}
-		if mark != nil {
+		if lock != nil && mark == nil {
+			err := s.errCopyNotMarked()
+			for _, r := range members {
+				r.done <- commitResult{err: err}
+			}
+			return
+		}
+		if lock == nil && mark != nil {
 			err := s.incomplete(*mark, "; nothing was written")
 			for _, r := range members {
 				r.done <- commitResult{err: err}

@@ -39,7 +39,10 @@ import (
 // the mark's put and removal (putMeta) — is refused before the lock is
 // taken (errNoCopyLock), and requires that it still holds it: a copy cut off from
 // etcd past its lease, which another copy may then have locked, writes
-// none of them more. Not the id counter's raise (RaiseIDs), which only
+// none of them more. A copy's key transactions also require the prefix
+// marked (errCopyNotMarked): none lands in a prefix the sidecars serve —
+// before the mark, or after its removal (one cut short by Ctrl-C and
+// reaching etcd late). Not the id counter's raise (RaiseIDs), which only
 // moves it up (a gap in the ids at worst), nor the nudge, a meta key no
 // one reads: neither undoes another copy's work.
 
@@ -205,6 +208,14 @@ func (s *Store) errNoCopyLock() error {
 	}
 	return permatrix.Errorf(permatrix.EINTERNAL,
 		"etcd prefix %s: a store copy's write without the prefix's copy lock (LockCopy first): nothing was written", s.prefix)
+}
+
+// errCopyNotMarked is the error of a copy's commit refused because the
+// prefix is not marked: before MarkCopy, or after UnmarkCopy.
+func (s *Store) errCopyNotMarked() error {
+	return permatrix.Errorf(permatrix.EUNAVAILABLE,
+		"etcd prefix %s is not marked as holding a copy in progress (not yet, or no longer: the copy removed its mark), and a copy's commit goes only into a marked prefix, which no sidecar serves: nothing was written",
+		s.prefix)
 }
 
 // errLostCopyLock is the error of a copy's commit refused because the copy

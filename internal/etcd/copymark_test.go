@@ -596,3 +596,56 @@ func TestLockCopyRacingClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A copy's commits held only while it held the lock — not while the prefix
+// was marked: a commit made before the mark, or after its removal (the
+// copy's last commit, sent and cut short by Ctrl-C, reaching etcd after
+// the failed copy removed the mark of a prefix it found empty), put part
+// of a store into a prefix the sidecars serve. A copy's commits also
+// require the mark: without it nothing is written.
+func TestCopyCommitsOnlyIntoAMarkedPrefix(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("unmarked")
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copier.Close()
+	waitReady(t, copier)
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(user string) error {
+		_, err := copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(),
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+		return err
+	}
+	if err := commit("before"); err == nil || !strings.Contains(err.Error(), "not marked") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("a copy's commit before its mark: %v", err)
+	}
+	if err := copier.MarkCopy(ctx, "bolt:a.db"); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit("during"); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit("after"); err == nil || !strings.Contains(err.Error(), "not marked") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("a copy's commit after its mark's removal: %v", err)
+	}
+	resp, err := client(t).Get(ctx, "/"+prefix+"/k/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, kv := range resp.Kvs {
+		got = append(got, string(kv.Key))
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "user:during") {
+		t.Errorf("the prefix holds %q, want the commit made while marked only", got)
+	}
+}

@@ -54,14 +54,20 @@ func (s *Store) txnOps(z store.Size) int {
 
 // markEntries is the entries of each branch but the success one that hold
 // a commit to a prefix no store copy marked (copymark.go): a compare and
-// a read of the mark; in the copy's own commits, of its copy lock.
-func (s *Store) markEntries() int { return 1 }
+// a read of the mark; in the copy's own commits, of its copy lock and of
+// the mark (which they require present).
+func (s *Store) markEntries() int {
+	if s.opts.CopyTarget {
+		return 2
+	}
+	return 1
+}
 
-// markKeyBytes bounds the key markEntries compare and read: the mark's, or
-// the copy lock's (its mutex prefix, "/" and a lease id in hex).
+// markKeyBytes bounds each key markEntries compare and read: the mark's,
+// or the copy lock's (its mutex prefix, "/" and a lease id in hex).
 func (s *Store) markKeyBytes() int {
 	if s.opts.CopyTarget {
-		return len(s.copyLockPrefix()) + 1 + 16
+		return max(len(s.copyLockPrefix())+1+16, len(s.copyKey()))
 	}
 	return len(s.copyKey())
 }
