@@ -219,12 +219,19 @@ func (s *Store) errCopyNotMarked() error {
 }
 
 // errLostCopyLock is the error of a copy's commit refused because the copy
-// no longer holds the prefix's copy lock.
-func (s *Store) errLostCopyLock() error {
+// no longer holds the prefix's copy lock; then is what the refused write
+// leaves: the prefix marked, or — the mark's put refused — as it was.
+func (s *Store) errLostCopyLock(then string) error {
 	return permatrix.Errorf(permatrix.EUNAVAILABLE,
-		"this store copy lost the copy lock of etcd prefix %s (its lease ended: cut off from etcd for over %ds?), and another copy may be running into the prefix: nothing was written; the prefix stays marked as holding an incomplete copy",
-		s.prefix, copyLockTTL)
+		"this store copy lost the copy lock of etcd prefix %s (its lease ended: cut off from etcd for over %ds?), and another copy may be running into the prefix: nothing was written; %s",
+		s.prefix, copyLockTTL, then)
 }
+
+// What a copy's write refused for its lost lock leaves (errLostCopyLock).
+const (
+	lostLockMarked  = "the prefix stays marked as holding an incomplete copy"
+	lostLockAsItWas = "the prefix is as it was (this copy's mark was not put)"
+)
 
 // copyMark is the marker's value.
 type copyMark struct {
@@ -358,7 +365,7 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 	if err != nil {
 		return err
 	}
-	return s.putMeta(ctx, clientv3.OpPut(s.copyKey(), string(v)), "marking the prefix as holding a copy in progress")
+	return s.putMeta(ctx, clientv3.OpPut(s.copyKey(), string(v)), "marking the prefix as holding a copy in progress", lostLockAsItWas)
 }
 
 // UnmarkCopy removes the mark of MarkCopy once the copy is complete: the
@@ -366,7 +373,7 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 // error that is a *MetaWriteError may have removed the mark; any other
 // leaves it.
 func (s *Store) UnmarkCopy(ctx context.Context) error {
-	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress")
+	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress", lostLockMarked)
 }
 
 // MetaWriteError is a failed put or removal of the copy mark (MarkCopy,
@@ -391,8 +398,9 @@ func (e *MetaWriteError) Error() string {
 func (e *MetaWriteError) Unwrap() error { return e.Err }
 
 // putMeta sends op (on the mark) only while the store holds the copy
-// lock, and waits until the replica has applied its revision.
-func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string) error {
+// lock, and waits until the replica has applied its revision. lostLock
+// says what a refusal for a lost lock leaves (errLostCopyLock).
+func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what, lostLock string) error {
 	l := s.copyLock.Load()
 	if l == nil {
 		return fmt.Errorf("%s: %w", what, s.errNoCopyLock())
@@ -421,7 +429,7 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string) error 
 		return &MetaWriteError{What: what, Err: err}
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("%s: %w", what, s.errLostCopyLock())
+		return fmt.Errorf("%s: %w", what, s.errLostCopyLock(lostLock))
 	}
 	rev := resp.Header.Revision
 	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)

@@ -649,3 +649,39 @@ func TestCopyCommitsOnlyIntoAMarkedPrefix(t *testing.T) {
 		t.Errorf("the prefix holds %q, want the commit made while marked only", got)
 	}
 }
+
+// A copy that lost its lock before its mark's put was told "nothing was
+// written; the prefix stays marked as holding an incomplete copy" — of a
+// prefix its refused put left unmarked, as it was. The put's refusal says
+// the prefix is as it was; a commit's or the mark's removal's, that the
+// mark stays.
+func TestLostLockMarkSaysPrefixAsItWas(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("lostmark")
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copier.Close()
+	waitReady(t, copier)
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cli := client(t)
+	resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the lock's keys: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	err = copier.MarkCopy(ctx, "bolt:a.db")
+	if err == nil || !strings.Contains(err.Error(), "lost the copy lock") || strings.Contains(err.Error(), "stays marked") || !strings.Contains(err.Error(), "as it was") {
+		t.Errorf("the mark's put after the lock was lost: %v", err)
+	}
+	if resp, err := cli.Get(ctx, "/"+prefix+"/m/copying"); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("the mark: %v %v", resp, err)
+	}
+}
