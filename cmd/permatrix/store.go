@@ -309,10 +309,16 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			err = f.RaiseIDs(ctx, idFloor)
 		}
 	}
+	unmarking := false
 	if err == nil && target != nil {
+		unmarking = true
 		err = target.UnmarkCopy(ctx)
 	}
 	if err != nil {
+		var mw *etcd.MetaWriteError
+		if unmarking && errors.As(err, &mw) {
+			return unmarkFailed(n, toName, mw, ctx.Err() != nil)
+		}
 		if ctx.Err() != nil {
 			err = errors.New("interrupted")
 		}
@@ -353,6 +359,21 @@ func markFailed(toName string, err error, wasMarked bool) error {
 		state = "is now marked"
 	}
 	return fmt.Errorf("--to %s: %w; no key was copied or deleted, but the prefix %s as holding an incomplete copy, which no sidecar serves (503, not ready): run the copy again — without --force it says whether the prefix is marked (\"holds an incomplete copy\"); with --force it copies over it and removes the mark (docs/fleet.md)", toName, plain(err), state)
+}
+
+// unmarkFailed is the error of a copy into an etcd prefix that copied
+// every key (n) and raised the id counter, and whose mark's removal may
+// have been made, or was (mw): "stays marked" would send the operator to
+// copy again over a complete copy the sidecars may be serving.
+func unmarkFailed(n int, toName string, mw *etcd.MetaWriteError, interrupted bool) error {
+	how := ""
+	if interrupted {
+		how = "interrupted: "
+	}
+	if mw.Made {
+		return fmt.Errorf("copied %d keys into %s, and removed its mark at etcd revision %d: the copy is complete, though this copy did not see the removal applied in time (%v)", n, toName, mw.Rev, mw.Err)
+	}
+	return fmt.Errorf("copied %d keys into %s, but %s%w: if the removal was made, the copy is complete and the sidecars serve it; if not, the prefix stays marked as holding an incomplete copy, which no sidecar serves: run the copy again — without --force it says whether the prefix is marked (\"holds an incomplete copy\"); with --force it copies over it and removes the mark (docs/fleet.md)", n, toName, how, plain(mw))
 }
 
 // copyScratch makes the directory of a copy's etcd replicas in the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"path/filepath"
@@ -110,5 +111,54 @@ func TestStoreCopyMarkOutcomeUnknown(t *testing.T) {
 	t.Logf("marked: %v; the copy said: %s", len(resp.Kvs) == 1, msg)
 	if strings.Contains(msg, "nothing was copied") || !strings.Contains(msg, "may now be marked") || !strings.Contains(msg, "--force") {
 		t.Fatalf("a copy whose mark's put went unanswered (marked: %v) said: %s", len(resp.Kvs) == 1, msg)
+	}
+}
+
+// A copy interrupted (Ctrl-C) while the removal of its mark — after its
+// last key — was in etcd's hands said "copy stopped after N of N keys:
+// interrupted (… stays marked as holding an incomplete copy …: run the
+// copy again with --force)", though etcd may have removed the mark: the
+// copy is then complete, and served. It says what is known.
+func TestStoreCopyUnmarkOutcomeUnknown(t *testing.T) {
+	cluster := harness.StartEtcdCluster(t, 1)
+	addr, arm := answerHoldingProxy(t, strings.Split(cluster.Endpoints(), ",")[0])
+	prefix := "unmarkunknown"
+	to := "etcd://" + addr + "/" + prefix
+	target, err := etcd.Open(context.Background(), etcd.Options{URL: to, Replica: filepath.Join(t.TempDir(), "to.db"),
+		CopyTarget: true, RequestTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := waitReadable(context.Background(), target); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.LockCopy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.MarkCopy(context.Background(), "bolt:permatrix.db"); err != nil {
+		t.Fatal(err)
+	}
+	arm()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond) // the operator's Ctrl-C
+	err = target.UnmarkCopy(ctx)
+	cancel()
+	var mw *etcd.MetaWriteError
+	if !errors.As(err, &mw) {
+		t.Fatalf("the mark's removal through a proxy holding every answer: %v", err)
+	}
+	cli, cerr := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	defer cli.Close()
+	resp, gerr := cli.Get(context.Background(), "/"+prefix+"/m/copying")
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	msg := unmarkFailed(7, to, mw, true).Error()
+	t.Logf("still marked: %v; the copy said: %s", len(resp.Kvs) == 1, msg)
+	if strings.Contains(msg, "copy stopped") || !strings.Contains(msg, "if the removal was made, the copy is complete") || !strings.Contains(msg, "7 keys") {
+		t.Fatalf("a copy whose mark's removal went unanswered (still marked: %v) said: %s", len(resp.Kvs) == 1, msg)
 	}
 }
