@@ -268,8 +268,11 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// A prefix a copy marked and did not complete holds part of a store
 	// (what is left of it may be nothing: a copy killed right after it
 	// marked the prefix): only --force copies over it.
+	wasMarked := false
 	if target != nil {
-		if err := target.IncompleteCopy(); err != nil && !o.force {
+		err := target.IncompleteCopy()
+		wasMarked = err != nil
+		if err != nil && !o.force {
 			var ic *etcd.IncompleteCopyError
 			errors.As(err, &ic)
 			from, since := cmp.Or(ic.From, "an unknown source"), "at an unknown time"
@@ -287,7 +290,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// copies from it), whatever point the copy is stopped at.
 	if target != nil {
 		if err := target.MarkCopy(ctx, fromName); err != nil {
-			return markFailed(toName, err, target.IncompleteCopy() != nil)
+			return markFailed(toName, err, wasMarked)
 		}
 	}
 	if held > 0 {
@@ -325,7 +328,10 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		if stage != nil {
 			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is as it was)", n, total, plain(err), toWhere)
 		}
-		if held == 0 && target != nil && unmarkEmpty(target) {
+		// Not a mark put before this copy (an interrupted copy's, which
+		// may have cleared the store it copied over): the prefix was not
+		// an empty store then, but an incomplete copy.
+		if held == 0 && !wasMarked && target != nil && unmarkEmpty(target) {
 			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is empty, as it was)", n, total, plain(err), toName)
 		}
 		return fmt.Errorf("copy stopped after %d of %d keys: %w (%s stays marked as holding an incomplete copy, which sidecars do not serve: run the copy again with --force)", n, total, plain(err), toName)
@@ -440,7 +446,7 @@ func staleScratch(d string) (bool, error) {
 }
 
 // unmarkEmpty removes the mark of a failed copy into an etcd prefix that
-// was empty before it, if the prefix is empty still (the copy's first
+// was empty and unmarked before it, if the prefix is empty still (the copy's first
 // batch refused): nothing was copied, nothing is lost. With anything in
 // the prefix — or its state not known — the mark stays. It does what it
 // can after an interrupt (a context of its own, bounded).

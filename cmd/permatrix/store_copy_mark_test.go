@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -160,5 +162,45 @@ func TestStoreCopyUnmarkOutcomeUnknown(t *testing.T) {
 	t.Logf("still marked: %v; the copy said: %s", len(resp.Kvs) == 1, msg)
 	if strings.Contains(msg, "copy stopped") || !strings.Contains(msg, "if the removal was made, the copy is complete") || !strings.Contains(msg, "7 keys") {
 		t.Fatalf("a copy whose mark's removal went unanswered (still marked: %v) said: %s", len(resp.Kvs) == 1, msg)
+	}
+}
+
+// A copy that failed with the prefix empty removed its mark (unmarkEmpty)
+// even when the prefix was marked before it: an interrupted copy's, which
+// had cleared the store it copied over (--force) before it was killed.
+// The sidecars, 503 until then ("holds an incomplete copy"), served an
+// empty store, ready, denying everything, and the copy said "(… is
+// empty, as it was)". The mark of a prefix marked before the copy stays.
+func TestFailedCopyKeepsAnEarlierMark(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := range 100 {
+		lines.WriteString(grantBody(fmt.Sprintf("user:u%03d", i), tm, "analyst", `{"type":"service"}`) + "\n")
+	}
+	file, src := filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "src.db")
+	if err := os.WriteFile(file, []byte(lines.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := run(t, "import", file, "--db", src); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	prefix := "earliermark"
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(context.Background(), "/"+prefix+"/m/copying", `{"from":"bolt:old.db","started":"2026-01-02T03:04:05Z"}`); err != nil {
+		t.Fatal(err)
+	}
+	// Told a larger --max-txn-ops than the cluster's: etcd refuses the
+	// first batch, nothing is copied.
+	out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", cluster.StoreURL(prefix), "--force", "--etcd-max-txn-ops", "1000")
+	if code != 2 || !strings.Contains(stderr, "copy stopped after 0 of") {
+		t.Fatalf("a copy whose first batch etcd refuses: exit %d\n%s%s", code, out, stderr)
+	}
+	if !marked(t, cluster, prefix) || strings.Contains(stderr, "as it was") {
+		t.Fatalf("a failed copy into a prefix an earlier copy marked: marked %v after it, and it said:\n%s", marked(t, cluster, prefix), stderr)
 	}
 }
