@@ -299,7 +299,10 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		} else {
 			n, err := store.Clear(ctx, to, batchOps)
 			if err != nil {
-				return fmt.Errorf("clearing %s: %w", toName, plain(err))
+				if ctx.Err() != nil {
+					err = errors.New("interrupted")
+				}
+				return fmt.Errorf("clearing %s: %w (%s stays marked as holding an incomplete copy, which sidecars do not serve, cleared in part or not at all: run the copy again with --force)", toName, plain(err), toName)
 			}
 			log.Info("target cleared", "store", toName, "keys", n)
 		}

@@ -204,3 +204,37 @@ func TestFailedCopyKeepsAnEarlierMark(t *testing.T) {
 		t.Fatalf("a failed copy into a prefix an earlier copy marked: marked %v after it, and it said:\n%s", marked(t, cluster, prefix), stderr)
 	}
 }
+
+// A copy that failed while clearing the target (--force) said only
+// "clearing etcd://…: <why>", of a prefix it had marked — served by no
+// sidecar until a copy completes — and may have half cleared: not a word
+// of the mark, nor of what to do. It says the prefix stays marked, and
+// that a copy run again with --force completes it.
+func TestFailedClearSaysThePrefixStaysMarked(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := range 100 {
+		lines.WriteString(grantBody(fmt.Sprintf("user:u%03d", i), tm, "analyst", `{"type":"service"}`) + "\n")
+	}
+	file, src := filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "src.db")
+	if err := os.WriteFile(file, []byte(lines.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := run(t, "import", file, "--db", src); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	prefix := "clearfails"
+	if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", cluster.StoreURL(prefix)); code != 0 {
+		t.Fatalf("copy into etcd: exit %d\n%s%s", code, out, stderr)
+	}
+	// Told a larger --max-txn-ops than the cluster's: etcd refuses the
+	// clearing's first batch.
+	out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+src, "--to", cluster.StoreURL(prefix), "--force", "--etcd-max-txn-ops", "1000")
+	if code != 2 || !strings.Contains(stderr, "clearing") {
+		t.Fatalf("a copy whose clearing etcd refuses: exit %d\n%s%s", code, out, stderr)
+	}
+	if !marked(t, cluster, prefix) || !strings.Contains(stderr, "stays marked") || !strings.Contains(stderr, "--force") {
+		t.Fatalf("a copy that failed clearing the prefix it marked (marked: %v) said:\n%s", marked(t, cluster, prefix), stderr)
+	}
+}
