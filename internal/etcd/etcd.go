@@ -55,7 +55,8 @@
 //     it, Health is not ready; nor does the decision cache answer:
 //     Servable), and no commit is made while the prefix is marked (every
 //     commit's transaction compares the mark's absence) — except to and by
-//     the copy's own target (Options.CopyTarget).
+//     the copy's own target (Options.CopyTarget), whose commits compare the
+//     opposite: the mark present and the prefix's copy lock held by it.
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with
