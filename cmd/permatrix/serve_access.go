@@ -29,7 +29,7 @@ func (o *listenOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.tls.CertFile, "tls-cert-file", "", "serve the HTTP and gRPC APIs over TLS with this PEM certificate (chain)")
 	f.StringVar(&o.tls.KeyFile, "tls-key-file", "", "the PEM private key of --tls-cert-file")
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca-file", "", "require client certificates signed by these PEM CAs (mTLS)")
-	f.IntVar(&o.maxConnections, "max-connections", listen.DefaultMaxConnections, "the most connections each listener (HTTP, gRPC, diagnostic) holds open at once, idle kept-alive ones included; past it a new one waits until one closes")
+	f.IntVar(&o.maxConnections, "max-connections", listen.DefaultMaxConnections, "the most connections each listener (HTTP, gRPC, diagnostic) holds open at once; past it the one idle the longest is closed to make room, and with none idle a new one waits until one closes or goes idle")
 	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names requests may give in Host besides localhost and IP addresses; given, every TCP listener holds requests to them, else only requests to loopback are (DNS rebinding, docs/security.md); * allows any")
 }
 

@@ -2,13 +2,19 @@ package extauthz_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix/internal/extauthz"
@@ -19,8 +25,10 @@ import (
 )
 
 // TestConnectionsBounded: with MaxConnections 1 the gRPC listener serves
-// one connection at a time: a second client's check is not answered while
-// the first client's connection is open, and is once it closes.
+// one busy connection at a time: a second client's check is not answered
+// while the first client has a call open (a health Watch stream), nor is
+// the first connection closed for it; once the call ends, the first
+// connection is idle and makes room, and the check is answered.
 func TestConnectionsBounded(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
@@ -33,8 +41,14 @@ func TestConnectionsBounded(t *testing.T) {
 	harness.Serve(t, srv.Serve, stop(srv))
 	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"})
 	first := mustConn(t, addr.String(), insecure.NewCredentials())
-	if resp, err := authv3.NewAuthorizationClient(first).Check(context.Background(), req); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
-		t.Fatalf("the first connection: %v %v", resp, err)
+	watching, endWatch := context.WithCancel(context.Background())
+	defer endWatch()
+	w, err := healthpb.NewHealthClient(first).Watch(watching, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := w.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("the first connection's Watch: %v %v", resp, err)
 	}
 	if n := srv.Connections().Open(); n != 1 {
 		t.Errorf("%d connections open, want 1", n)
@@ -45,12 +59,77 @@ func TestConnectionsBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if resp, err := second.Check(ctx, req); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("a second connection with one open was served: %v %v", resp, err)
+		t.Fatalf("a second connection with one busy was served: %v %v", resp, err)
 	}
-	first.Close()
+	// The busy connection was not closed for it: its stream goes on.
+	if n := srv.Connections().Evicted(); n != 0 {
+		t.Fatalf("%d connections closed to make room with the only one busy, want 0", n)
+	}
+	endWatch()
 	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second) // a guard only
 	defer cancel()
 	if resp, err := second.Check(ctx, req, grpc.WaitForReady(true)); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
-		t.Fatalf("the second connection once the first closed: %v %v", resp, err)
+		t.Fatalf("the second connection once the first was idle: %v %v", resp, err)
+	}
+	if n := srv.Connections().Open(); n != 1 {
+		t.Errorf("%d connections open, want 1", n)
+	}
+	if n := srv.Connections().Evicted(); n != 1 {
+		t.Errorf("%d idle connections closed to make room, want 1", n)
+	}
+}
+
+// TestIdleConnectionsMakeRoom: a connection with no call open does not
+// keep a new client out at the bound: it is closed, and the new client's
+// check is answered.
+func TestIdleConnectionsMakeRoom(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, MaxConnections: 1})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, stop(srv))
+	// An HTTP/2 connection that says its preface and settings and then
+	// nothing.
+	idle, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	_ = idle.SetDeadline(time.Now().Add(30 * time.Second)) // a guard only
+	if _, err := idle.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(idle, idle)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a guard only
+	defer cancel()
+	client := authv3.NewAuthorizationClient(mustConn(t, addr.String(), insecure.NewCredentials()))
+	if resp, err := client.Check(ctx, req, grpc.WaitForReady(true)); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("a new client with the bound held by an idle connection: %v %v", resp, err)
+	}
+	// The idle one was closed: no GOAWAY (that is the idle timeout's),
+	// the connection ends.
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("the idle connection: %v, want it closed", err)
+			}
+			break
+		}
+		if f, ok := f.(*http2.SettingsFrame); ok && !f.IsAck() {
+			_ = fr.WriteSettingsAck()
+		}
+	}
+	if n := srv.Connections().Evicted(); n != 1 {
+		t.Errorf("%d idle connections closed to make room, want 1", n)
 	}
 }

@@ -90,8 +90,9 @@ type Config struct {
 	// long (default 120 s, as the HTTP listener's idle timeout).
 	IdleTimeout time.Duration
 	// MaxConnections bounds the connections the listener holds open at
-	// once (default listen.DefaultMaxConnections): past it a connection
-	// waits in the kernel's queue until one closes.
+	// once (default listen.DefaultMaxConnections): past it the one with no
+	// call open the longest is closed to make room (idle.go), and with
+	// none idle a new one waits until one closes or goes idle.
 	MaxConnections int
 	// MaxWatchStreams bounds the grpc.health.v1 Watch streams open at once
 	// (default 100): a Watch has no timeout, it lasts as long as its client
@@ -164,11 +165,16 @@ func New(cfg Config) *Server {
 		// CheckResponse (400), not gRPC's INTERNAL error: see checkCodec.
 		grpc.ForceServerCodecV2(checkCodec{}),
 	}
+	s := &Server{cfg: cfg, log: cfg.Logger,
+		stop: stop, health: healthServer{ready: cfg.Ready, stopping: stopping.Done()}}
+	// Connections with no call open make room for new ones at the
+	// listener's bound (idle.go); gRPC's own MaxConnectionIdle above closes
+	// them after IdleTimeout whatever the bound.
+	opts = append(opts, grpc.StatsHandler(idleTracker{ln: func() *listen.Limited { return s.ln }}))
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s := &Server{cfg: cfg, grpc: grpc.NewServer(opts...), log: cfg.Logger,
-		stop: stop, health: healthServer{ready: cfg.Ready, stopping: stopping.Done()}}
+	s.grpc = grpc.NewServer(opts...)
 	s.grpc.RegisterService(&authorizationService, s)
 	// gRPC health checking, for Envoy's cluster health checks.
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -50,7 +51,7 @@ func (c *keptConn) answer(d time.Duration) (int, error) {
 	return res.StatusCode, nil
 }
 
-// gauge is the value of the gauge name{listener}.
+// gauge is the value of the gauge (or counter) name{listener}.
 func gauge(t *testing.T, g prometheus.Gatherer, name, listener string) float64 {
 	t.Helper()
 	families, err := g.Gather()
@@ -64,6 +65,9 @@ func gauge(t *testing.T, g prometheus.Gatherer, name, listener string) float64 {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "listener" && l.GetValue() == listener {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
 					return m.GetGauge().GetValue()
 				}
 			}
@@ -73,11 +77,32 @@ func gauge(t *testing.T, g prometheus.Gatherer, name, listener string) float64 {
 	return 0
 }
 
+// startBody writes the head of a POST /v1/check whose body is checkBody
+// and the first byte of it: the server is then busy reading the rest.
+func (c *keptConn) startBody(t *testing.T) {
+	t.Helper()
+	head := fmt.Sprintf("POST /v1/check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(checkBody))
+	if _, err := io.WriteString(c, head+checkBody[:1]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// endBody writes the rest of the body startBody began.
+func (c *keptConn) endBody(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(c, checkBody[1:]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const checkBody = `{"subject":"alice","system":"celonis-task-mining","action":"edit_users","resource":{"type":"project","id":"p1"}}`
+
 // TestConnectionsBounded: with MaxConnections 2, a listener serves two
-// connections at once, kept-alive ones included; a third is not served
-// until one of them closes, and then is. The open connections are in
-// /metrics, and the diagnostic listener has its own bound: probes still
-// reach it while the API's is full.
+// busy connections at once (a request body still coming); a third is not
+// served, nor is either busy one closed for it, until one of them goes
+// idle, and then it is. The open connections are in /metrics, and the
+// diagnostic listener has its own bound: probes still reach it while the
+// API's is full.
 func TestConnectionsBounded(t *testing.T) {
 	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxConnections: 2})
 	diag, err := srv.ListenDiagnostic("127.0.0.1:0")
@@ -87,12 +112,17 @@ func TestConnectionsBounded(t *testing.T) {
 	base := serveOn(t, srv)
 	addr := base[len("http://"):]
 	reg := srv.Metrics().Registry
-	held := []*keptConn{dialKept(t, addr), dialKept(t, addr)}
-	for i, c := range held {
-		c.send(t, "/health/live")
-		if code, err := c.answer(30 * time.Second); code != http.StatusOK {
-			t.Fatalf("connection %d: %d %v", i+1, code, err)
-		}
+	busy := []*keptConn{dialKept(t, addr), dialKept(t, addr)}
+	for _, c := range busy {
+		c.startBody(t)
+	}
+	third := dialKept(t, addr)
+	third.send(t, "/health/live")
+	// An answer here can only mean the bound is not kept: a slow machine
+	// makes this pass, never fail.
+	var ne net.Error
+	if code, err := third.answer(300 * time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("a third connection with two busy was served: %d %v", code, err)
 	}
 	if n := gauge(t, reg, "permatrix_open_connections", "api"); n != 2 {
 		t.Errorf("permatrix_open_connections{listener=api} = %v with two connections open, want 2", n)
@@ -100,27 +130,75 @@ func TestConnectionsBounded(t *testing.T) {
 	if n := gauge(t, reg, "permatrix_max_connections", "api"); n != 2 {
 		t.Errorf("permatrix_max_connections{listener=api} = %v, want 2", n)
 	}
-
-	third := dialKept(t, addr) // the kernel takes it; the server does not
-	third.send(t, "/health/live")
-	// An answer here can only mean the bound is not kept: a slow machine
-	// makes this pass, never fail.
-	var ne net.Error
-	if code, err := third.answer(300 * time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("a third connection with two open was served: %d %v", code, err)
-	}
 	probe := dialKept(t, diag.String())
 	probe.send(t, "/health/live")
 	if code, err := probe.answer(30 * time.Second); code != http.StatusOK {
 		t.Fatalf("the diagnostic listener with the API's full: %d %v", code, err)
 	}
 
-	held[0].Close()
+	// The first busy one ends its request: idle, it makes room.
+	busy[0].endBody(t)
+	if code, err := busy[0].answer(30 * time.Second); code != http.StatusOK {
+		t.Fatalf("the first busy connection's request: %d %v", code, err)
+	}
 	third.r = bufio.NewReader(third) // the timed-out read left nothing in it
 	if code, err := third.answer(30 * time.Second); code != http.StatusOK {
-		t.Fatalf("the third connection once one closed: %d %v", code, err)
+		t.Fatalf("the third connection once one went idle: %d %v", code, err)
+	}
+	// The other was never closed: its request is answered.
+	busy[1].endBody(t)
+	if code, err := busy[1].answer(30 * time.Second); code != http.StatusOK {
+		t.Fatalf("the second busy connection's request: %d %v", code, err)
 	}
 	if n := gauge(t, reg, "permatrix_open_connections", "api"); n != 2 {
-		t.Errorf("permatrix_open_connections{listener=api} = %v after one closed and one came, want 2", n)
+		t.Errorf("permatrix_open_connections{listener=api} = %v after one made room for another, want 2", n)
+	}
+	if n := gauge(t, reg, "permatrix_idle_connections_closed_total", "api"); n != 1 {
+		t.Errorf("permatrix_idle_connections_closed_total{listener=api} = %v, want 1", n)
+	}
+}
+
+// TestIdleConnectionsMakeRoom: a client that fills the bound with
+// kept-alive connections left idle does not keep others out: a new
+// client's request is answered, and exactly one idle connection (one
+// slot's worth) was closed for it; the others still serve.
+func TestIdleConnectionsMakeRoom(t *testing.T) {
+	const bound = 4
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxConnections: bound})
+	base := serveOn(t, srv)
+	addr := base[len("http://"):]
+	reg := srv.Metrics().Registry
+	var idle []*keptConn
+	for i := range bound {
+		c := dialKept(t, addr)
+		c.send(t, "/health/live")
+		if code, err := c.answer(30 * time.Second); code != http.StatusOK {
+			t.Fatalf("connection %d: %d %v", i+1, code, err)
+		}
+		idle = append(idle, c)
+	}
+	newcomer := dialKept(t, addr)
+	newcomer.send(t, "/health/live")
+	if code, err := newcomer.answer(30 * time.Second); code != http.StatusOK {
+		t.Fatalf("a new client with the bound full of idle connections: %d %v", code, err)
+	}
+	if n := gauge(t, reg, "permatrix_open_connections", "api"); n != bound {
+		t.Errorf("permatrix_open_connections{listener=api} = %v, want %d", n, bound)
+	}
+	// The one closed fails its next request; the others answer it.
+	closed := 0
+	for _, c := range idle {
+		c.send(t, "/health/live")
+		if code, err := c.answer(30 * time.Second); err != nil {
+			closed++
+		} else if code != http.StatusOK {
+			t.Fatalf("an idle connection's next request: %d", code)
+		}
+	}
+	if closed != 1 {
+		t.Errorf("%d idle connections closed for one new one, want 1", closed)
+	}
+	if n := gauge(t, reg, "permatrix_idle_connections_closed_total", "api"); n != 1 {
+		t.Errorf("permatrix_idle_connections_closed_total{listener=api} = %v, want 1", n)
 	}
 }

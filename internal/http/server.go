@@ -57,8 +57,9 @@ type Config struct {
 	// RequestTimeout bounds one request's work (default 10 s).
 	RequestTimeout time.Duration
 	// MaxConnections bounds the connections each listener holds open at
-	// once, kept-alive ones included (default listen.DefaultMaxConnections):
-	// past it a connection waits in the kernel's queue until one closes.
+	// once (default listen.DefaultMaxConnections): past it the one idle the
+	// longest is closed to make room, and with none idle a new one waits
+	// until one closes or goes idle (listen.Limited).
 	MaxConnections int
 	Logger         *slog.Logger
 
@@ -425,6 +426,9 @@ func (s *Server) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) (
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Tells the listener which connections are idle: at its bound it
+		// closes the one idle the longest to make room.
+		ConnState: limited.ConnState,
 	}
 	s.listeners = append(s.listeners, &listener{ln: ln, srv: srv, tls: tlsCfg != nil})
 	return ln.Addr(), nil
@@ -730,8 +734,11 @@ func (m *Metrics) RegisterListener(name string, l *listen.Limited) {
 			Help: "Connections a listener holds open (kept-alive and idle ones included)."},
 			func() float64 { return float64(l.Open()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_max_connections", ConstLabels: labels,
-			Help: "The most connections a listener holds open at once (--max-connections); past it new ones wait until one closes."},
+			Help: "The most connections a listener holds open at once (--max-connections); past it the one idle the longest is closed to make room, and with none idle new ones wait until one closes or goes idle."},
 			func() float64 { return float64(l.Max()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_idle_connections_closed_total", ConstLabels: labels,
+			Help: "Idle kept-alive connections a listener closed to make room for a new one at its bound."},
+			func() float64 { return float64(l.Evicted()) }),
 	} {
 		m.Registry.Unregister(c) // by its name and labels
 		m.Registry.MustRegister(c)

@@ -92,6 +92,10 @@ func (c *envelopeConn) CloseWrite() error {
 	return nil
 }
 
+// NetConn is the connection it wraps: the listener's ConnState finds its
+// own connection through it.
+func (c *envelopeConn) NetConn() net.Conn { return c.Conn }
+
 // ReadFrom keeps sendfile and splice for large answers.
 func (c *envelopeConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {

@@ -1,26 +1,41 @@
 package listen
 
 import (
+	"container/list"
 	"net"
+	"net/http"
 	"sync"
-	"sync/atomic"
-
-	"golang.org/x/net/netutil"
 )
 
 // DefaultMaxConnections is the connections a listener holds open at once
 // unless told otherwise (serve --max-connections).
 const DefaultMaxConnections = 4096
 
-// Limited is a listener that holds at most Max connections open at once
-// (netutil.LimitListener): past it, Accept waits until one closes, and a
-// new connection waits in the kernel's accept queue meanwhile — it is not
-// refused, nor served. Each connection is a goroutine, buffers and a file
-// descriptor for as long as the client keeps it (idle or slow ones too).
+// Limited is a listener that holds at most Max connections open at once.
+// Each connection is a goroutine, buffers and a file descriptor for as
+// long as the client keeps it, so the bound is what bounds them; but
+// connections that are idle between requests must not keep a client that
+// has one out: a client could fill the bound with kept-alive connections
+// and leave them idle for the whole idle timeout. So, as nginx and Envoy
+// do, past the bound the connection that has been idle the longest is
+// closed to make room. Which connections are idle the server says
+// (ConnState, an http.Server's hook); a connection it has not called idle
+// (a new one, one with a request in progress, a hijacked one) is never
+// closed. With none idle, the connection past the bound is accepted but
+// not served until one closes or goes idle, and the ones after it wait in
+// the kernel's accept queue meanwhile: refused, they would not retry.
 type Limited struct {
 	net.Listener
-	max  int
-	open *atomic.Int64
+	max int
+
+	mu      sync.Mutex
+	open    int
+	idle    list.List // of *limitedConn, idle the longest first
+	byAddr  map[connAddr]*limitedConn
+	evicted int64         // idle connections closed to make room
+	changed chan struct{} // closed when a slot frees or a connection goes idle, if an Accept waits
+	done    chan struct{} // closed by Close
+	close   sync.Once
 }
 
 // Limit bounds ln to max connections open at once (max < 1: the default).
@@ -28,39 +43,207 @@ func Limit(ln net.Listener, max int) *Limited {
 	if max < 1 {
 		max = DefaultMaxConnections
 	}
-	open := new(atomic.Int64)
-	return &Limited{Listener: netutil.LimitListener(countingListener{ln, open}, max), max: max, open: open}
+	return &Limited{Listener: ln, max: max, done: make(chan struct{})}
 }
 
-// Open is the number of connections open now.
-func (l *Limited) Open() int64 { return l.open.Load() }
+// Open is the number of connections open now (an evicted one no longer
+// counts from the moment it is closed to make room).
+func (l *Limited) Open() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(l.open)
+}
 
 // Max is the bound.
 func (l *Limited) Max() int { return l.max }
 
-// countingListener counts its connections open in open.
-type countingListener struct {
-	net.Listener
-	open *atomic.Int64
+// Evicted is the number of idle connections closed to make room.
+func (l *Limited) Evicted() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.evicted
 }
 
-func (l countingListener) Accept() (net.Conn, error) {
+// Accept accepts a connection and gives it a slot: a free one, or the one
+// of the connection idle the longest, which it closes; with neither it
+// waits for one.
+func (l *Limited) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	l.open.Add(1)
-	return &countingConn{Conn: c, open: l.open}, nil
+	for {
+		l.mu.Lock()
+		if l.open < l.max {
+			l.open++
+			lc := &limitedConn{Conn: c, l: l, addr: addrOf(c.RemoteAddr(), c.LocalAddr())}
+			if lc.addr != (connAddr{}) {
+				if l.byAddr == nil {
+					l.byAddr = make(map[connAddr]*limitedConn)
+				}
+				l.byAddr[lc.addr] = lc
+			}
+			l.mu.Unlock()
+			return lc, nil
+		}
+		if e := l.idle.Front(); e != nil {
+			victim := l.idle.Remove(e).(*limitedConn)
+			victim.elem = nil
+			l.drop(victim)
+			l.evicted++
+			l.mu.Unlock()
+			// Its server's read fails and it closes it again: a no-op
+			// for the count, released above.
+			_ = victim.Conn.Close()
+			continue
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-l.done:
+			c.Close()
+			return nil, net.ErrClosed
+		}
+	}
 }
 
-type countingConn struct {
+// Close stops accepting; an Accept waiting for a slot returns.
+func (l *Limited) Close() error {
+	l.close.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// ConnState is an http.Server's ConnState hook for the connections it
+// serves from l: it learns from it which are idle (between requests, or an
+// HTTP/2 connection without a stream open), and so may be closed to make
+// room. A connection another listener accepted is ignored.
+func (l *Limited) ConnState(c net.Conn, state http.ConnState) {
+	lc := l.own(c)
+	if lc == nil {
+		return
+	}
+	switch state {
+	case http.StateIdle:
+		l.setIdle(lc, true)
+	case http.StateActive, http.StateHijacked:
+		l.setIdle(lc, false)
+	}
+}
+
+// own is l's connection that c is or wraps (a tls.Conn, or any wrapper
+// with NetConn), nil if none.
+func (l *Limited) own(c net.Conn) *limitedConn {
+	for c != nil {
+		if lc, ok := c.(*limitedConn); ok {
+			if lc.l != l {
+				return nil
+			}
+			return lc
+		}
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = w.NetConn()
+	}
+	return nil
+}
+
+func (l *Limited) setIdle(c *limitedConn, idle bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case c.released:
+	case idle && c.elem == nil:
+		c.elem = l.idle.PushBack(c)
+		l.signal()
+	case !idle && c.elem != nil:
+		l.idle.Remove(c.elem)
+		c.elem = nil
+	}
+}
+
+// release gives c's slot back, once.
+func (l *Limited) release(c *limitedConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.released {
+		return
+	}
+	if c.elem != nil {
+		l.idle.Remove(c.elem)
+		c.elem = nil
+	}
+	l.drop(c)
+	l.signal()
+}
+
+// drop takes c's slot back; l.mu is held.
+func (l *Limited) drop(c *limitedConn) {
+	c.released = true
+	l.open--
+	if c.addr != (connAddr{}) {
+		delete(l.byAddr, c.addr)
+	}
+}
+
+// connAddr tells a TCP connection from the listener's others: its
+// address and the client's.
+type connAddr struct{ remote, local string }
+
+// addrOf is a TCP connection's connAddr, the zero one for a unix socket's
+// (its clients have no address of their own).
+func addrOf(remote, local net.Addr) connAddr {
+	if remote == nil || local == nil || remote.Network() != "tcp" {
+		return connAddr{}
+	}
+	return connAddr{remote.String(), local.String()}
+}
+
+// ConnByAddr is l's open TCP connection from remote to local, for servers
+// that say which connections are idle but not by the net.Conn (gRPC's
+// stats handlers see only the addresses); nil if none, and always for a
+// unix socket's.
+func (l *Limited) ConnByAddr(remote, local net.Addr) net.Conn {
+	a := addrOf(remote, local)
+	if a == (connAddr{}) {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.byAddr[a]; ok {
+		return c
+	}
+	return nil
+}
+
+// signal wakes an Accept waiting for a slot; l.mu is held.
+func (l *Limited) signal() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// limitedConn is a connection holding one of l's slots until it closes
+// or, idle, is closed to make room.
+type limitedConn struct {
 	net.Conn
-	open *atomic.Int64
-	once sync.Once
+	l        *Limited
+	elem     *list.Element // in l.idle while idle; l.mu guards it
+	released bool          // its slot given back; l.mu guards it
+	addr     connAddr
 }
 
-func (c *countingConn) Close() error {
+func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.open.Add(-1) })
+	c.l.release(c)
 	return err
 }
+
+// NetConn is the accepted connection.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }

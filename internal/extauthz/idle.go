@@ -1,0 +1,87 @@
+package extauthz
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+
+	"google.golang.org/grpc/stats"
+
+	"github.com/permatrix/permatrix/internal/listen"
+)
+
+// idleTracker tells the listener which of its connections have no call
+// open, as an http.Server's ConnState hook tells the HTTP listeners: at
+// its bound the listener closes the one idle the longest to make room
+// (listen.Limited), so that connections left open without calls cannot
+// keep Envoy's new connections out. gRPC's stats handlers see a
+// connection's calls begin and end, and the connection by its addresses
+// only: a unix socket's connections, which have none of their own, are
+// never taken for idle.
+type idleTracker struct {
+	ln func() *listen.Limited
+}
+
+type trackedConnKey struct{}
+
+// trackedConn counts a connection's calls open.
+type trackedConn struct {
+	ln    *listen.Limited
+	conn  net.Conn
+	mu    sync.Mutex
+	calls int
+}
+
+// add counts a call beginning (+1) or ending (-1), and tells the listener
+// when the connection goes busy or idle.
+func (c *trackedConn) add(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls += n
+	switch {
+	case c.calls == 0:
+		c.ln.ConnState(c.conn, http.StateIdle)
+	case c.calls == 1 && n > 0:
+		c.ln.ConnState(c.conn, http.StateActive)
+	}
+}
+
+func (t idleTracker) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	ln := t.ln()
+	if ln == nil {
+		return ctx
+	}
+	conn := ln.ConnByAddr(info.RemoteAddr, info.LocalAddr)
+	if conn == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, trackedConnKey{}, &trackedConn{ln: ln, conn: conn})
+}
+
+func (idleTracker) HandleConn(ctx context.Context, s stats.ConnStats) {
+	// Set up (handshake and preface done) with no call yet: idle.
+	if c, ok := ctx.Value(trackedConnKey{}).(*trackedConn); ok {
+		if _, begins := s.(*stats.ConnBegin); begins {
+			c.add(0)
+		}
+	}
+}
+
+func (idleTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+// HandleRPC sees every call of the connection begin and end, once each
+// (grpc.Server.processRPC), in the call's context, which is the
+// connection's.
+func (idleTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	c, ok := ctx.Value(trackedConnKey{}).(*trackedConn)
+	if !ok {
+		return
+	}
+	switch s.(type) {
+	case *stats.Begin:
+		c.add(1)
+	case *stats.End:
+		c.add(-1)
+	}
+}
