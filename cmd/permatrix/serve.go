@@ -23,6 +23,7 @@ import (
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/watch"
@@ -265,6 +266,9 @@ func serveValueProblems(flags *pflag.FlagSet) []valueProblem {
 	}
 	if d, _ := flags.GetDuration("consistency-timeout"); d <= 0 {
 		add("consistency-timeout", fmt.Errorf("--consistency-timeout %s: want a duration over 0", d))
+	}
+	if subjectHeader, _ := flags.GetBool("allow-subject-header"); subjectHeader && str("identity") == "jwt" {
+		add("allow-subject-header", identity.ErrJWTWithSubjectHeader)
 	}
 	hosts, _ := flags.GetStringSlice("allowed-hosts")
 	add("allowed-hosts", http.CheckAllowedHosts(hosts))

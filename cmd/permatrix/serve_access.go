@@ -43,7 +43,7 @@ type accessOptions struct {
 func (o *accessOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.identity.Mode, "identity", identity.DefaultMode, "who calls forward-auth and ext_authz: jwt (a bearer JWT permatrix verifies) or header=<name> (one header the gateway sets)")
 	f.StringVar(&o.identity.GroupsHeader, "identity-groups-header", "", "with --identity header=…: a header with comma-separated group ids the gateway sets (default: none)")
-	f.BoolVar(&o.identity.AllowSubjectHeader, "allow-subject-header", false, "let X-Permatrix-Subject name the subject (only if the gateway always sets or clears it)")
+	f.BoolVar(&o.identity.AllowSubjectHeader, "allow-subject-header", false, "with --identity header=…: let X-Permatrix-Subject name the subject (only if the gateway always sets or clears it); refused with --identity jwt")
 	f.StringVar(&o.identity.JWT.JWKS, "jwt-jwks", "", "with --identity jwt: the key set, a JWKS file or https URL")
 	f.StringVar(&o.identity.JWT.Issuer, "jwt-issuer", "", "with --identity jwt: the iss tokens must carry")
 	f.StringVar(&o.identity.JWT.Audience, "jwt-audience", "", "with --identity jwt: a value the tokens' aud must hold")

@@ -34,6 +34,13 @@ const DefaultMode = "header=X-Forwarded-User"
 // Config.AllowSubjectHeader.
 const SubjectHeader = "X-Permatrix-Subject"
 
+// ErrJWTWithSubjectHeader refuses Config.AllowSubjectHeader in mode jwt:
+// the header, which any client sends unless a gateway clears it, would
+// replace the subject of the token just verified — a forgeable identity on
+// top of a verified one. No gateway needs both.
+var ErrJWTWithSubjectHeader = errors.New("--allow-subject-header (identity.allow_subject_header) is refused with --identity jwt (identity.mode): the caller is the verified token's subject, and " +
+	SubjectHeader + ", a header any client can send, would replace it; leave --allow-subject-header off")
+
 // MaxGroups bounds the groups one caller may assert (a header or a claim).
 const MaxGroups = permatrix.MaxAssertedGroups
 
@@ -45,8 +52,8 @@ type Config struct {
 	// group ids that the gateway sets; "" takes no groups from headers.
 	GroupsHeader string
 	// AllowSubjectHeader lets X-Permatrix-Subject, when sent, name the
-	// subject instead of the configured identity. Only for gateways that
-	// always set or clear it.
+	// subject instead of the configured header. Only for gateways that
+	// always set or clear it; refused in mode jwt.
 	AllowSubjectHeader bool
 	// JWT configures mode "jwt".
 	JWT JWTConfig
@@ -70,6 +77,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Identity, error) {
 	id := &Identity{subjectHeader: cfg.AllowSubjectHeader}
 	switch name, isHeader := strings.CutPrefix(cfg.Mode, "header="); {
 	case cfg.Mode == "jwt":
+		if cfg.AllowSubjectHeader {
+			return nil, ErrJWTWithSubjectHeader
+		}
 		if cfg.GroupsHeader != "" {
 			return nil, errors.New("--identity-groups-header is for --identity header=<name>; with jwt, groups come from --jwt-groups-claim")
 		}

@@ -74,6 +74,8 @@ func TestHeaderIdentity(t *testing.T) {
 		// the header would be trusted — refused, not ignored.
 		{Mode: "header=X-User", JWT: identity.JWTConfig{JWKS: "jwks.json"}}, {JWT: identity.JWTConfig{Issuer: "https://idp/"}},
 		{JWT: identity.JWTConfig{Audience: "permatrix"}}, {JWT: identity.JWTConfig{GroupsClaim: "groups"}},
+		// X-Permatrix-Subject would replace the verified token's subject.
+		{Mode: "jwt", AllowSubjectHeader: true},
 	} {
 		if _, err := identity.New(ctx, bad, nil); err == nil {
 			t.Errorf("config %+v accepted", bad)
