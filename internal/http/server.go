@@ -430,6 +430,12 @@ func (s *Server) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) (
 		// closes the one idle the longest to make room.
 		ConnState: limited.ConnState,
 	}
+	if tlsCfg != nil {
+		if err := boundHTTP2(srv); err != nil {
+			limited.Close()
+			return nil, fmt.Errorf("HTTP/2 over TLS: %w", err)
+		}
+	}
 	s.listeners = append(s.listeners, &listener{ln: ln, srv: srv, tls: tlsCfg != nil})
 	return ln.Addr(), nil
 }
