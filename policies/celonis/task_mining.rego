@@ -98,7 +98,7 @@ missing contains lib.missing_condition(system_id, msg) if {
 	input.action == "create_project"
 	lib.context.custom_project == true
 
-	# A space id is a non-empty string: an empty one names no space, whose
+	# A space id is an id (lib.valid_id): an empty or ill-formed one names no space, whose
 	# create_package no assignment could hold.
 	not lib.valid_id(object.get(lib.context, "space", null))
 	msg := "a custom project needs context.space: the Studio space of its package"

@@ -46,7 +46,10 @@ system_verdict := data.permatrix.systems[lib.system.package].decision if {
 }
 
 # errors name what is wrong with the input itself (the HTTP API answers 400).
-errors contains "subject must be a non-empty string" if not lib.valid_id(object.get(input, "subject", null))
+# The subject is an id as /v1/check takes it (lib.valid_id, permatrix.ValidID).
+errors contains "subject must be a string of 1 to 256 bytes without control characters" if {
+	not lib.valid_id(object.get(input, "subject", null))
+}
 
 errors contains sprintf("unknown system %q", [input.system]) if not data.systems[input.system]
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/permatrix/permatrix/test/harness"
@@ -110,6 +111,12 @@ func TestServerAgreesWithStockOPA(t *testing.T) {
 				"role": pick([]string{"business_analyst", "recording_user", "project_admin"})}
 		}
 		checks = append(checks, c)
+	}
+	// Subjects at the id bounds (lib.valid_id: bytes, not characters; C0
+	// and DEL refused), on a check a valid subject may be allowed.
+	for _, subject := range []string{strings.Repeat("é", 128), strings.Repeat("é", 128) + "a", strings.Repeat("😀", 64) + "a",
+		"u\x00", "u\x1f", "u\x7f", "u\u0080", ""} {
+		checks = append(checks, map[string]any{"subject": subject, "system": "celonis-task-mining", "action": "edit_users"})
 	}
 
 	var server []any

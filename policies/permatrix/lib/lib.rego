@@ -164,9 +164,14 @@ check_input(sys, action, scp) := {
 	"context": {},
 }
 
-# valid_id: a non-empty string (contract section 2; the byte limit of 256
-# is enforced by the server, since Rego counts characters, not bytes).
+# valid_id: an id as permatrix.ValidID (permatrix.go) takes it, so the Data
+# API refuses what POST /v1/check refuses: 1 to 256 bytes (contract section
+# 2) without a C0 control character or DEL. count counts characters, so the
+# bound is on the hex encoding, exactly two characters a byte. (Go also
+# refuses invalid UTF-8, which a string decoded from JSON cannot hold.)
 valid_id(s) if {
 	is_string(s)
 	count(s) > 0
+	count(hex.encode(s)) <= 512
+	not regex.match(`[\x00-\x1f\x7f]`, s)
 }
