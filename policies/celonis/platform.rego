@@ -80,6 +80,32 @@ member_violations contains msg if {
 	msg := sprintf("%s is a Celonis member: members can be granted no permission", [a.subject])
 }
 
+# Nor is a user who holds permissions made a member: the store would hold a
+# member's grants, which no decision reads (granting). The user holds no
+# other Celonis role itself or through a group (member_only after the
+# write); grants held through a group are the group's, not refused.
+member_violations contains msg if {
+	input.op == "assign"
+	a := input.assignment
+	a.system == tm
+	a.role == "member"
+	user := trim_prefix(a.subject, "user:")
+	a.subject != user
+	lib.roles_of(user, [], tm) - {"member"} == set()
+	held := {name | some sys in systems; some name, _ in data.store.grants[a.subject][sys].permission}
+	count(held) > 0
+	msg := sprintf("%s holds Celonis permissions (%s): %s (%s); unassign them first", [
+		a.subject,
+		concat(", ", sort(held)),
+		"a member holds none",
+		`celonis-task-mining-permissions-older.txt, line 9: "Member Role | - | - | - | - | - | -"`,
+	])
+}
+
+# systems are the three Celonis systems: a member's grants in each are
+# passed over (granting), and member_violations refuses them in each.
+systems := {tm, "celonis-studio", "celonis-storage-manager"}
+
 # --- Who may grant (writes on behalf of input.actor)
 
 # actor_is_admin: the writing actor holds the Celonis admin role, assigned

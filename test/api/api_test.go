@@ -328,6 +328,7 @@ func TestAdminAuth(t *testing.T) {
 func TestRefusedWritesChangeNothing(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	s.Assign(map[string]any{"subject": "user:mem", "system": tm, "role": "member", "scope": service})
+	s.Assign(map[string]any{"subject": "user:holder", "system": tm, "permission": "edit_users", "scope": service})
 	svcScope, p1 := permatrix.ServiceScope, *onProject("p1")
 	cases := []struct {
 		a    permatrix.Assignment
@@ -335,6 +336,7 @@ func TestRefusedWritesChangeNothing(t *testing.T) {
 		msg  string
 	}{
 		{permatrix.Assignment{Subject: "user:mem", System: tm, Permission: "edit_users", Scope: svcScope}, 422, "member"},
+		{permatrix.Assignment{Subject: "user:holder", System: tm, Role: "member", Scope: svcScope}, 422, "holds Celonis permissions (edit_users): a member holds none"},
 		{permatrix.Assignment{Subject: "user:ann", System: tm, Permission: "create_project", Scope: p1}, 422, "scope"},
 		{permatrix.Assignment{Subject: "user:ann", System: tm, Role: "superuser", Scope: svcScope}, 422, "unknown role"},
 		{permatrix.Assignment{Subject: "user:ann", System: tm, Role: "analyst", Scope: p1}, 422, "scope"},
