@@ -5,6 +5,27 @@ package celonis_test
 
 import data.permatrix
 
+member_condition := concat("", [
+	"a Celonis member holds no permission and is granted none (celonis-task-mining-permissions-older.txt, ",
+	"line 9); an analyst is granted permissions (line 8), an admin holds them all",
+])
+
+# What a member lacks is not the permission alone, which no write would
+# grant it (member_violations), but another role: missing says so beside
+# the permission.
+test_member_missing_names_the_member_role if {
+	d := decide(member, check(tm, "edit_users", p1, {}))
+	not d.allow
+	d.missing == [
+		{"kind": "condition", "system": tm, "message": member_condition},
+		{"kind": "permission", "system": tm, "permission": "edit_users", "scope": p1},
+	]
+	s := decide(member, check("celonis-studio", "create_package", {"type": "space", "id": "s"}, {}))
+	{"kind": "condition", "system": "celonis-studio", "message": member_condition} in s.missing
+	a := decide(analyst, check(tm, "edit_users", p1, {}))
+	a.missing == [{"kind": "permission", "system": tm, "permission": "edit_users", "scope": p1}]
+}
+
 # Old line 9, "Member Role | - | - | - | - | - | -": a member holds no
 # permission, so a user holding Celonis permissions (in any of the three
 # systems) is not made a member, as a member is granted none.

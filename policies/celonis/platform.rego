@@ -64,7 +64,7 @@ else := concat(":", [target.type, object.get(target, "id", "")])
 # shared/vendor-docs/README.md).
 grant_decision(sys, perm, target) := lib.verdict(reasons, missing) if {
 	reasons := granting(sys, perm, key(target))
-	missing := {lib.missing_permission(sys, perm, target) | count(reasons) == 0}
+	missing := {lib.missing_permission(sys, perm, target) | count(reasons) == 0} | member_missing(sys)
 }
 
 # member_violations: why an assignment may not be stored for a member.
@@ -105,6 +105,17 @@ member_violations contains msg if {
 # systems are the three Celonis systems: a member's grants in each are
 # passed over (granting), and member_violations refuses them in each.
 systems := {tm, "celonis-studio", "celonis-storage-manager"}
+
+# member_missing is what a member-only subject lacks besides a permission:
+# another role (older document, line 8: analysts are granted permissions;
+# line 9: members none), since no write grants a member one.
+member_missing(sys) := {lib.missing_condition(sys, msg) |
+	member_only
+	msg := concat("", [
+		"a Celonis member holds no permission and is granted none (celonis-task-mining-permissions-older.txt, ",
+		"line 9); an analyst is granted permissions (line 8), an admin holds them all",
+	])
+}
 
 # --- Who may grant (writes on behalf of input.actor)
 

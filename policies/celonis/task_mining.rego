@@ -74,6 +74,12 @@ missing contains lib.missing_permission(system_id, input.action, lib.scope) if {
 	count(reasons) == 0
 }
 
+# A member lacks another role, not only the permission (celonis.member_missing).
+missing contains m if {
+	input.action in (granted_actions | {"view_project"})
+	some m in celonis.member_missing(system_id)
+}
+
 # Prerequisites outside Task Mining (Celonis services: grant-based). The newer document says "Analyst user
 # must also also be assigned:" for EDIT PROJECT CONNECTION and "Analyst user
 # also requires:" for CREATE PROJECT, and then cuts the list off; it is
