@@ -12,7 +12,8 @@ import (
 // A filter naming a system the bundle does not have is a mistake (a typo,
 // a system from another bundle), not a question with an empty answer: it
 // is 400 "unknown system", as a check's or the permissions' system is —
-// an empty listing told an operator there was nothing to delete or audit.
+// an empty listing told an operator there was nothing to delete or audit
+// (unless assignments of it are stored: TestListRetiredSystem).
 func TestUnknownSystemFilter(t *testing.T) {
 	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
 	for _, path := range []string{

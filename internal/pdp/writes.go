@@ -262,22 +262,27 @@ func (s *Service) Unassign(ctx context.Context, id, actor string) (uint64, error
 
 // knownFilter refuses a listing's system or scope type that the bundle
 // does not have: a typo (?scope_type=proces_group) matched nothing, and
-// the empty listing told the caller nothing was there.
-func knownFilter(c permatrix.Catalog, f permatrix.AssignmentFilter) error {
+// the empty listing told the caller nothing was there. A system the bundle
+// does not have is left to the listing (retired): a bundle that dropped
+// it left its assignments stored, to be listed and deleted.
+func knownFilter(c permatrix.Catalog, f permatrix.AssignmentFilter) (retired bool, err error) {
 	if f.System != "" {
 		sys, ok := c[f.System]
 		if !ok {
-			return permatrix.Errorf(permatrix.EINVALID, "unknown system %q", f.System)
+			if !permatrix.ValidID(f.System) {
+				return false, permatrix.Errorf(permatrix.EINVALID, "invalid system id %q", f.System)
+			}
+			return true, nil
 		}
 		if f.ScopeType != "" && !sys.HasScopeType(f.ScopeType) {
-			return permatrix.Errorf(permatrix.EINVALID, "system %q has no scope type %q (has: %v)", sys.ID, f.ScopeType, sys.ScopeTypes)
+			return false, permatrix.Errorf(permatrix.EINVALID, "system %q has no scope type %q (has: %v)", sys.ID, f.ScopeType, sys.ScopeTypes)
 		}
-		return nil
+		return false, nil
 	}
 	if f.ScopeType != "" && !slices.ContainsFunc(c.IDs(), func(id string) bool { return c[id].HasScopeType(f.ScopeType) }) {
-		return permatrix.Errorf(permatrix.EINVALID, "no system has scope type %q", f.ScopeType)
+		return false, permatrix.Errorf(permatrix.EINVALID, "no system has scope type %q", f.ScopeType)
 	}
-	return nil
+	return false, nil
 }
 
 // snapshot runs fn on a snapshot of the applied state.
@@ -291,28 +296,39 @@ func (s *Service) snapshot(ctx context.Context, fn func(store.Snapshot) error) e
 }
 
 // Assignments lists assignments, a page at a time. A system filter names a
-// system of the bundle: any other matches nothing, and an empty listing of
-// a misspelt system told the caller it held nothing there (EINVALID, as a
-// check's or the permissions' unknown system). A service scope filter has
-// no id, as the service scope has none (Scope.Validate): with one it would
-// match nothing, read every assignment to say so.
+// system of the bundle or one the store holds assignments of (a bundle
+// that dropped a system left them, to be listed and deleted): any other
+// matches nothing, and an empty listing of a misspelt system told the
+// caller it held nothing there (EINVALID, as a check's or the permissions'
+// unknown system). A service scope filter has no id, as the service scope
+// has none (Scope.Validate): with one it would match nothing, read every
+// assignment to say so.
 func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
 	if sc := (permatrix.Scope{Type: f.ScopeType, ID: f.ScopeID}); sc.IsService() {
 		if err := sc.Validate("scope_type", "scope_id"); err != nil {
 			return nil, "", err
 		}
 	}
+	retired := false
 	if f.System != "" || f.ScopeType != "" {
 		p, err := s.policy()
 		if err != nil {
 			return nil, "", err
 		}
-		if err := knownFilter(p.Catalog, f); err != nil {
+		if retired, err = knownFilter(p.Catalog, f); err != nil {
 			return nil, "", err
 		}
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error {
-		list, next, err = store.Assignments(snap, f)
+		if list, next, err = store.Assignments(snap, f); err != nil || len(list) > 0 || !retired {
+			return err
+		}
+		// Nothing matched, of a system the bundle does not have: one
+		// assignment of it, whatever the other filters, says it was one.
+		held, _, err := store.Assignments(snap, permatrix.AssignmentFilter{System: f.System, Limit: 1})
+		if err == nil && len(held) == 0 {
+			err = permatrix.Errorf(permatrix.EINVALID, "unknown system %q: the bundle has no such system and no assignment of it is stored", f.System)
+		}
 		return err
 	})
 	return list, next, err

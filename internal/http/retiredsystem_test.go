@@ -1,0 +1,113 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// TestListRetiredSystem: a bundle that drops a system leaves its stored
+// assignments; GET /v1/assignments?system= lists them, so that they can be
+// found and deleted. A system neither the bundle nor the store knows is
+// still 400 (a typo of a known one lists nothing, and would say nothing is
+// there).
+func TestListRetiredSystem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	// Stored as a former bundle took them: this bundle has no "retired-system".
+	retired := []permatrix.Assignment{
+		{Subject: "user:ann", System: "retired-system", Role: "viewer", Scope: permatrix.ServiceScope},
+		{Subject: "user:bob", System: "retired-system", Permission: "read", Scope: permatrix.Scope{Type: "project", ID: "p1"}},
+		{Subject: "user:ann", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope},
+	}
+	if _, err := store.Update(context.Background(), db, func(tx *store.Tx) error {
+		for i := range retired {
+			if err := tx.CreateAssignment(&retired[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	base := serveOn(t, permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log}))
+
+	list := func(query string) (int, []permatrix.Assignment, string) {
+		t.Helper()
+		code, raw := request(t, http.MethodGet, base+"/v1/assignments?"+query, docTestToken)
+		var page struct{ Assignments []permatrix.Assignment }
+		if code == http.StatusOK {
+			if err := json.Unmarshal(raw, &page); err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+		}
+		return code, page.Assignments, string(raw)
+	}
+	ids := func(as []permatrix.Assignment) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.Subject+" "+a.System)
+		}
+		return out
+	}
+	if code, got, raw := list("system=retired-system"); code != http.StatusOK || len(got) != 2 || got[0].ID != retired[0].ID || got[1].ID != retired[1].ID {
+		t.Errorf("system=retired-system: %d %q %s", code, ids(got), raw)
+	}
+	if code, got, raw := list("system=retired-system&subject=user:bob"); code != http.StatusOK || len(got) != 1 || got[0].ID != retired[1].ID {
+		t.Errorf("system=retired-system&subject=user:bob: %d %q %s", code, ids(got), raw)
+	}
+	// Its scope types are the bundle's no more: any well-formed one is taken.
+	if code, got, raw := list("system=retired-system&scope_type=project&scope_id=p1"); code != http.StatusOK || len(got) != 1 || got[0].ID != retired[1].ID {
+		t.Errorf("system=retired-system&scope_type=project&scope_id=p1: %d %q %s", code, ids(got), raw)
+	}
+	// What it held can be found, page by page.
+	code, got, raw := list("system=retired-system&limit=1")
+	var first struct {
+		NextCursor string `json:"next_cursor"`
+	}
+	_ = json.Unmarshal([]byte(raw), &first)
+	if code != http.StatusOK || len(got) != 1 || first.NextCursor == "" {
+		t.Fatalf("system=retired-system&limit=1: %d %s", code, raw)
+	}
+	if code, got, raw := list("system=retired-system&limit=1&cursor=" + first.NextCursor); code != http.StatusOK || len(got) != 1 || got[0].ID != retired[1].ID {
+		t.Errorf("second page: %d %q %s", code, ids(got), raw)
+	}
+	// A system neither the bundle has nor the store holds: a typo.
+	for _, q := range []string{"system=celonis-task-minig", "system=celonis-task-minig&subject=user:ann", "system=retired-systen"} {
+		if code, _, raw := list(q); code != http.StatusBadRequest || !strings.Contains(raw, "unknown system") {
+			t.Errorf("%s: %d %s, want 400 unknown system", q, code, raw)
+		}
+	}
+	// A known system still checks its scope types.
+	if code, _, raw := list("system=celonis-task-mining&scope_type=process_group"); code != http.StatusBadRequest {
+		t.Errorf("a known system's unknown scope type: %d %s", code, raw)
+	}
+	if code, got, raw := list("system=celonis-task-mining"); code != http.StatusOK || len(got) != 1 {
+		t.Errorf("system=celonis-task-mining: %d %q %s", code, ids(got), raw)
+	}
+}
