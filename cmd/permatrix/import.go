@@ -167,9 +167,17 @@ func runImport(cmd *cobra.Command, file string, o importOptions) error {
 	if res.AlreadyStored > 0 {
 		already = fmt.Sprintf(" (%d already stored)", res.AlreadyStored)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "imported %d %ss from %d lines%s in %d commits; store %s at revision %d\n",
-		res.Imported, res.Noun(), res.Lines, already, res.Chunks, where, res.Revision)
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %s from %s%s in %s; store %s at revision %d\n",
+		plural(res.Imported, res.Noun()), plural(res.Lines, "line"), already, plural(res.Chunks, "commit"), where, res.Revision)
 	return nil
+}
+
+// plural is "1 <noun>" or "<n> <noun>s" ("0 commits").
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // countLines counts the lines of r as the import numbers them (for the

@@ -36,6 +36,27 @@ func TestImportCommandTotalCountsALastLineWithoutNewline(t *testing.T) {
 	}
 }
 
+// The summary counts in words that agree with the number: one line, one
+// assignment and one commit were "1 assignments from 1 lines … in 1
+// commits".
+func TestImportCommandSummarySingular(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "in.ndjson")
+	if err := os.WriteFile(file, []byte(grantBody("user:one", tm, "analyst", `{"type":"service"}`)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "p.db")
+	stdout, stderr, code := run(t, "import", file, "--db", db)
+	if code != 0 || !strings.HasPrefix(stdout, "imported 1 assignment from 1 line in 1 commit; store bolt:") {
+		t.Fatalf("import: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// Again: the line is stored already, no commit.
+	stdout, stderr, code = run(t, "import", file, "--db", db)
+	if code != 0 || !strings.HasPrefix(stdout, "imported 0 assignments from 1 line (1 already stored) in 0 commits; store bolt:") {
+		t.Fatalf("import again: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
 // A --chunk out of range is refused before anything is opened: it created
 // the --db file (an empty store) first, then said "import stopped".
 func TestImportCommandChunkCheckedFirst(t *testing.T) {
