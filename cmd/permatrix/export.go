@@ -45,6 +45,9 @@ earlier run left.`,
 	o.store.register(f, false)
 	f.StringVar(&o.store.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica")
 	f.StringVar(&o.format, "format", "json", "json (OPA data) or ndjson (the lines an import takes)")
+	// --format means another thing in each command: its own variable
+	// (PERMATRIX_FORMAT, the one all shared, still sets export's).
+	ownEnv(f, "export", "format", "PERMATRIX_FORMAT")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

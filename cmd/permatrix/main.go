@@ -3,7 +3,8 @@
 // decisions from the command line. Every flag can also be set through an
 // environment variable PERMATRIX_<FLAG> (e.g. PERMATRIX_ADDR; not replay's
 // --store and --bundle, whose PERMATRIX_STORE and PERMATRIX_BUNDLE are
-// serve's store URL and bundle), and serve's
+// serve's store URL and bundle; and --format, of export, replay, matrix and
+// test, is PERMATRIX_<COMMAND>_FORMAT), and serve's
 // through its configuration file (--config); a flag given wins over the
 // environment, which wins over the file.
 package main
@@ -63,16 +64,38 @@ func bindEnv(flags *pflag.FlagSet) error {
 		if f.Changed || err != nil || f.Annotations[noEnvAnnotation] != nil {
 			return
 		}
-		name := "PERMATRIX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
+		names := f.Annotations[envNamesAnnotation]
+		if names == nil {
+			names = []string{"PERMATRIX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))}
+		}
+		for _, name := range names {
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				continue
+			}
 			if serr := flags.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, serr)
 				return
 			}
 			_ = flags.SetAnnotation(f.Name, envAnnotation, []string{name})
+			return
 		}
 	})
 	return err
+}
+
+// envNamesAnnotation names the variables that set a flag instead of
+// PERMATRIX_<FLAG>, the first set winning: a flag of the same name and
+// another meaning in each command (--format) reads its own.
+const envNamesAnnotation = "permatrix-env-names"
+
+// ownEnv makes flag of command read PERMATRIX_<COMMAND>_<FLAG> (then the
+// old names given, kept working), not the PERMATRIX_<FLAG> every command
+// shares, and says so in its help.
+func ownEnv(f *pflag.FlagSet, command, flag string, old ...string) {
+	name := "PERMATRIX_" + strings.ToUpper(strings.ReplaceAll(command+"_"+flag, "-", "_"))
+	_ = f.SetAnnotation(flag, envNamesAnnotation, append([]string{name}, old...))
+	f.Lookup(flag).Usage += " (env " + name + ")"
 }
 
 // envAnnotation marks a flag bindEnv set from the environment.

@@ -46,6 +46,8 @@ and checks carry no context unless --context gives one, e.g.
 	f := cmd.Flags()
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle or an http(s) URL (default: the embedded one)")
 	f.StringVarP(&o.format, "format", "f", "table", "output format: "+strings.Join(matrix.Formats, ", "))
+	// --format means another thing in each command: its own variable.
+	ownEnv(f, "matrix", "format")
 	f.StringSliceVar(&o.scopes, "scope", nil, "only checks at this scope type (service, project, …; repeatable)")
 	f.StringArrayVar(&o.contexts, "context", nil, `ACTION=JSON: the context of every check of ACTION (repeatable)`)
 	f.StringArrayVar(&o.also, "also", nil, "SYSTEM:PERMISSION (or SYSTEM:*) the probe user also holds, at service scope (repeatable)")

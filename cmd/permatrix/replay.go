@@ -55,6 +55,8 @@ disagree: policy changes alone.`,
 	f.StringVar(&o.db, "db", "", "bbolt file of the current store")
 	f.StringVar(&o.storeExport, "store-export", "", "JSON export of the current store (GET /v1/export)")
 	f.StringVarP(&o.format, "format", "f", "text", "text or json")
+	// --format means another thing in each command: its own variable.
+	ownEnv(f, "replay", "format")
 	_ = cmd.MarkFlagRequired("decisions")
 	// PERMATRIX_STORE is serve's store URL (a fleet sidecar's environment
 	// holds it), not this --store.

@@ -45,6 +45,8 @@ error names file:line).`,
 	f.BoolVarP(&o.coverage, "coverage", "c", false, "report coverage")
 	f.Float64Var(&o.threshold, "threshold", 0, "fail when coverage is under this percentage (implies --coverage)")
 	f.StringVarP(&o.format, "format", "f", "pretty", "pretty or json (json with --coverage prints the report of `opa test --coverage --format json`)")
+	// --format means another thing in each command: its own variable.
+	ownEnv(f, "test", "format")
 	f.StringVarP(&o.run, "run", "r", "", "run only tests whose full name (data.pkg.test_x) matches this regular expression")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "list passing tests too")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "timeout of each test")
