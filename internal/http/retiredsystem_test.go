@@ -20,7 +20,7 @@ import (
 
 // TestListRetiredSystem: a bundle that drops a system leaves its stored
 // assignments; GET /v1/assignments?system= lists them, so that they can be
-// found and deleted. A system neither the bundle nor the store knows is
+// found and deleted (DELETE, by the operator). A system neither the bundle nor the store knows is
 // still 400 (a typo of a known one lists nothing, and would say nothing is
 // there).
 func TestListRetiredSystem(t *testing.T) {
@@ -97,6 +97,16 @@ func TestListRetiredSystem(t *testing.T) {
 	if code, got, raw := list("system=retired-system&limit=1&cursor=" + first.NextCursor); code != http.StatusOK || len(got) != 1 || got[0].ID != retired[1].ID {
 		t.Errorf("second page: %d %q %s", code, ids(got), raw)
 	}
+	// And removed by the operator, until none is left: then the system is
+	// one the store does not hold either.
+	for _, a := range retired[:2] {
+		if code, raw := request(t, http.MethodDelete, base+"/v1/assignments/"+a.ID, docTestToken); code != http.StatusOK {
+			t.Fatalf("DELETE %s: %d %s", a.ID, code, raw)
+		}
+	}
+	if code, _, raw := list("system=retired-system"); code != http.StatusBadRequest || !strings.Contains(raw, "unknown system") {
+		t.Errorf("system=retired-system, its assignments deleted: %d %s, want 400 unknown system", code, raw)
+	}
 	// A system neither the bundle has nor the store holds: a typo.
 	for _, q := range []string{"system=celonis-task-minig", "system=celonis-task-minig&subject=user:ann", "system=retired-systen"} {
 		if code, _, raw := list(q); code != http.StatusBadRequest || !strings.Contains(raw, "unknown system") {
@@ -107,7 +117,7 @@ func TestListRetiredSystem(t *testing.T) {
 	if code, _, raw := list("system=celonis-task-mining&scope_type=process_group"); code != http.StatusBadRequest {
 		t.Errorf("a known system's unknown scope type: %d %s", code, raw)
 	}
-	if code, got, raw := list("system=celonis-task-mining"); code != http.StatusOK || len(got) != 1 {
+	if code, got, raw := list("system=celonis-task-mining"); code != http.StatusOK || len(got) != 1 || got[0].ID != retired[2].ID {
 		t.Errorf("system=celonis-task-mining: %d %q %s", code, ids(got), raw)
 	}
 }

@@ -261,3 +261,19 @@ test_operator_changes_any_membership if {
 		ok(verdict(groups, {"op": "remove_member", "membership": {"group": g, "user": "ba"}}))
 	}
 }
+
+# A bundle that drops a system leaves its assignments stored: the operator
+# removes them (nothing is granted by a removal, and no system is left to
+# judge it); an actor may not, as no rule says who may; none is assigned.
+test_retired_system_assignment_removed_by_the_operator_only if {
+	a := role_at("old", "user:bob", "retired-system", "viewer", service)
+	st := store([a], {}, {})
+	ok(verdict(st, {"op": "unassign", "assignment": a}))
+	v := verdict(st, {"op": "unassign", "assignment": a, "actor": "ada"})
+	v.violations == []
+	v.forbidden == [concat("", [
+		`"ada" may not unassign in retired-system: the bundle has no such system, so no rule says who may; `,
+		"only the operator (the admin token without an actor) removes its assignments",
+	])]
+	verdict(st, assigning(a)).violations == [`unknown system "retired-system"`]
+}

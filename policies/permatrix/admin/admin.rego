@@ -46,7 +46,12 @@ assignment := input.assignment if input.op == "assign"
 # The system's own rules on what may be stored at all.
 violations contains v if some v in data.permatrix.systems[system.package].violations
 
-violations contains sprintf("unknown system %q", [system_id]) if not system
+# An assignment of a system the bundle does not have is refused; one stored
+# already (a bundle that dropped its system left it) may be removed.
+violations contains sprintf("unknown system %q", [system_id]) if {
+	not system
+	input.op != "unassign"
+}
 
 # Assignments: exactly one of role and permission, known to the system, at a
 # scope the catalog allows for it (contract section 4).
@@ -199,6 +204,20 @@ write_forbidden contains msg if {
 		input.actor,
 		system_id,
 		"the system has no delegation rules, only the operator (the admin token without an actor) writes there",
+	])
+}
+
+# A system the bundle no longer has has no rule on who may write: its
+# stored assignments are removed by the operator only.
+write_forbidden contains msg if {
+	is_string(input.actor)
+	input.op == "unassign"
+	not system
+	msg := sprintf("%q may not unassign in %s: %s; %s", [
+		input.actor,
+		system_id,
+		"the bundle has no such system, so no rule says who may",
+		"only the operator (the admin token without an actor) removes its assignments",
 	])
 }
 
