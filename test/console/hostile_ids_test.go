@@ -201,3 +201,62 @@ func TestUnsendableToken(t *testing.T) {
 		t.Errorf("token state: %q", tb.text("#token-state"))
 	}
 }
+
+// TestInvisibleCharactersAreShown: an id may hold characters that show as
+// nothing or as a plain space — zero-width ones (U+200B …), the soft
+// hyphen, the word joiner, the byte order mark, tag characters
+// (U+E0000 …), variation selectors, a no-break space — so that
+// "al\u200bice" reads "alice", another subject. And a word may mix Latin
+// letters with Cyrillic or Greek look-alikes ("\u0430lice", a Cyrillic
+// а). The console shows those characters by code point; a word in one
+// script stays as it is.
+func TestInvisibleCharactersAreShown(t *testing.T) {
+	tb := newTab(t)
+	shownAs := map[string]string{
+		"al\u200bice":                          "al[U+200B]ice",
+		"bo\u00adb":                            "bo[U+00AD]b",
+		"ca\u2060rol":                          "ca[U+2060]rol",
+		"\ufeffdave":                           "[U+FEFF]dave",
+		"er\U000E0041in":                       "er[U+E0041]in",
+		"fr\ufe0fank":                          "fr[U+FE0F]ank",
+		"gr\u180eace":                          "gr[U+180E]ace",
+		"he\u00a0idi":                          "he[U+00A0]idi",
+		"\u0430lice":                           "[U+0430]lice",
+		"b\u03bfb-ops":                         "b[U+03BF]b-ops",
+		"\u0430\u043b\u0438\u0441\u0430-smith": "\u0430\u043b\u0438\u0441\u0430-smith", // a Cyrillic word and a Latin one
+	}
+	for id := range shownAs {
+		tb.srv.Assign(map[string]any{"subject": "user:" + id, "system": "celonis-task-mining", "role": "analyst", "scope": map[string]any{"type": "service"}})
+	}
+	if r := tb.srv.Do(http.MethodPut, "/v1/groups/"+urlPath("o\u200dps")+"/members/"+urlPath("al\u200bice"), nil, true); r.Status != http.StatusOK {
+		t.Fatalf("membership: %d %s", r.Status, r.Raw)
+	}
+	tb.open("overview")
+	tb.setToken()
+	pageText := func() string {
+		t.Helper()
+		var text string
+		tb.evalInto(`document.querySelector('main').innerText`, &text)
+		return text
+	}
+	tb.goTo("assignments")
+	tb.waitFor(`document.querySelector('#assignment-table')`)
+	text := pageText()
+	for id, want := range shownAs {
+		if !strings.Contains(text, "user:"+want) {
+			t.Errorf("the page does not show user:%q as %q", id, "user:"+want)
+		}
+	}
+	if i := strings.IndexAny(text, "\u200b\u00ad\u2060\ufeff\U000E0041\ufe0f\u180e\u00a0\u03bf"); i >= 0 {
+		t.Errorf("the page shows %q as it acts: …%q…", []rune(text[i:])[0], text[max(0, i-20):min(len(text), i+20)])
+	}
+	if strings.Contains(text, "\u0430lice") {
+		t.Errorf("the page shows a Cyrillic \u0430 among Latin letters as it is")
+	}
+	tb.goTo("subject?user=" + urlQuery("al\u200bice"))
+	tb.waitFor(`document.querySelector('#subject-group-list') && document.querySelector('#subject-assignment-table') && document.querySelector('#subject-permissions h2')`)
+	if text := pageText(); !strings.Contains(text, "o[U+200D]ps") || strings.Contains(text, "\u200d") {
+		_, groups, _ := strings.Cut(text, "Groups")
+		t.Errorf("the group o\\u200dps is not shown by code point: %q", groups)
+	}
+}

@@ -20,6 +20,8 @@ export function h(tag, props, ...children) {
       el.addEventListener(k.slice(2), v);
     } else if (k === 'href') {
       el.setAttribute('href', safeHref(v));
+    } else if (k === 'title' || k === 'aria-label') {
+      el.setAttribute(k, visible(String(v))); // read out or shown: text
     } else {
       el.setAttribute(k, v === true ? '' : String(v));
     }
@@ -37,15 +39,53 @@ export function append(el, children) {
   return el;
 }
 
-// BIDI are Unicode's bidirectional formatting characters: shown as they
-// act, they reorder the text after them ("evil\u202etxet" reads
-// "eviltext", another id), so text shows them by code point instead.
-const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+// Characters that do not show as what they are, shown by code point
+// ([U+XXXX]) wherever the pages show text, so that two different ids never
+// read the same:
+//  - HIDDEN: Unicode's default-ignorable code points, which render as
+//    nothing or act on the text around them — the bidirectional controls
+//    (U+202E … would reorder "evil\u202etxet" to read "eviltext"),
+//    zero-width characters (U+200B …), the soft hyphen, the word joiner,
+//    U+FEFF, variation selectors, tag characters (U+E0000 …) —, the C1
+//    controls, the line and paragraph separators, and the spaces that
+//    look like U+0020 but are not.
+//  - in a word (a run of letters, marks and digits) that mixes Latin,
+//    Greek and Cyrillic letters, its Greek and Cyrillic letters, which
+//    may look like Latin ones ("\u0430lice" with a Cyrillic а reads
+//    "alice"). A word in one script is left as it is: a Cyrillic name is
+//    not a spoof, and "user:" before it is another word.
+const HIDDEN = /[\p{Default_Ignorable_Code_Point}\u0080-\u009f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+const WORD_OR_HIDDEN = new RegExp('[\\p{L}\\p{M}\\p{N}\\p{Default_Ignorable_Code_Point}]+|' + HIDDEN.source, 'gu');
+const SCRIPTS = [/\p{Script=Latin}/u, /\p{Script=Greek}/u, /\p{Script=Cyrillic}/u];
+const LOOKALIKE = /[\p{Script=Greek}\p{Script=Cyrillic}]/u;
+const PLAIN = /^[\t\n\r\x20-\x7e]*$/;
 
-// visible is s with each bidirectional formatting character written as
+// rewrite is s with the characters above written as [U+XXXX], and those
+// code points.
+function rewrite(s) {
+  const codes = [];
+  if (PLAIN.test(s)) return { text: s, codes };
+  const text = s.replace(WORD_OR_HIDDEN, (w) => {
+    const mixed = SCRIPTS.filter((re) => re.test(w)).length > 1;
+    let out = '';
+    for (const c of w) {
+      if (HIDDEN.test(c) || (mixed && LOOKALIKE.test(c))) {
+        const code = 'U+' + c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0');
+        codes.push(code);
+        out += '[' + code + ']';
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  });
+  return { text, codes };
+}
+
+// visible is s as the pages show it: the characters above written as
 // [U+XXXX].
 export function visible(s) {
-  return s.replace(BIDI, (c) => '[U+' + c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0') + ']');
+  return rewrite(s).text;
 }
 
 // replace empties el and adds children.
