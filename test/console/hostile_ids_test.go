@@ -260,3 +260,75 @@ func TestInvisibleCharactersAreShown(t *testing.T) {
 		t.Errorf("the group o\\u200dps is not shown by code point: %q", groups)
 	}
 }
+
+// TestTypedIDsShowWhatIsSent: an id typed or pasted into a field shows its
+// bidirectional controls and invisible characters as they act — pasted
+// "u\u202eevil" reads "ulive" in the field — so beside every text field the
+// page says which such characters the value holds and what it reads
+// character by character, as the page shows ids elsewhere. The value is
+// still sent as it is (an operator must be able to look up and remove a
+// hostile stored id), and the answer shows it by code point.
+func TestTypedIDsShowWhatIsSent(t *testing.T) {
+	tb := newTab(t)
+	// paste sets a field's value as a paste does (an input event).
+	paste := func(sel, value string) {
+		t.Helper()
+		tb.eval(`(() => { const el = document.querySelector(` + jsString(sel) + `); el.focus(); el.value = ` + jsString(value) + `;
+		  el.dispatchEvent(new InputEvent('input', {bubbles: true, inputType: 'insertFromPaste'})); return true })()`)
+	}
+	// warning is the text of the field's warning, "" when there is none
+	// or it is not shown; it must be one of the field's descriptions.
+	warning := func(sel string) string {
+		t.Helper()
+		var w struct {
+			Text      string
+			Described bool
+		}
+		tb.evalInto(`(() => { const el = document.querySelector(`+jsString(sel)+`);
+		  const warn = document.getElementById(el.id + '-warn');
+		  if (!warn || !warn.checkVisibility()) return {text: '', described: false};
+		  return {text: warn.textContent || '(an empty warning box)', described: (el.getAttribute('aria-describedby') || '').split(' ').includes(warn.id)} })()`, &w)
+		if w.Text != "" && !w.Described {
+			t.Errorf("%s: the warning is not among the field's descriptions", sel)
+		}
+		return w.Text
+	}
+	tb.open("check?system=celonis-task-mining")
+	if w := warning("#check-subject"); w != "" {
+		t.Errorf("an empty field warns: %q", w)
+	}
+	paste("#check-subject", "u\u202eevil")
+	if w := warning("#check-subject"); !strings.Contains(w, "U+202E") || !strings.Contains(w, "u[U+202E]evil") {
+		t.Errorf("pasted u\\u202eevil: the warning is %q, want U+202E named and u[U+202E]evil shown", w)
+	}
+	paste("#check-groups", "ops,\u0430dmins")
+	if w := warning("#check-groups"); !strings.Contains(w, "U+0430") || !strings.Contains(w, "ops,[U+0430]dmins") {
+		t.Errorf("a Cyrillic а among Latin letters: the warning is %q", w)
+	}
+	tb.click("#check-submit")
+	tb.waitFor(`document.querySelector('#check-verdict')`)
+	if v := tb.text("#check-result .verdict"); !strings.Contains(v, "u[U+202E]evil") {
+		t.Errorf("the answer shows the subject as %q, want u[U+202E]evil (the value as sent)", v)
+	}
+	paste("#check-subject", "alice")
+	if w := warning("#check-subject"); w != "" {
+		t.Errorf("a plain id still warns: %q", w)
+	}
+
+	// A value a link puts in a field (the URL's fragment) warns as it is shown.
+	tb.goTo("subject?user=" + urlQuery("al\u200bice"))
+	if w := warning("#subject-user"); !strings.Contains(w, "U+200B") || !strings.Contains(w, "al[U+200B]ice") {
+		t.Errorf("user al\\u200bice from the URL: the warning is %q", w)
+	}
+
+	// The fields of the changes, the actor's among them.
+	tb.setToken()
+	tb.goTo("assignments")
+	tb.waitFor(`document.querySelector('#assignment-table, #assignment-none')`)
+	for _, sel := range []string{"#actor", "#add-subject-id", "#group-id", "#member-user", "#filter-subject"} {
+		paste(sel, "bo\u00adb\u2060")
+		if w := warning(sel); !strings.Contains(w, "U+00AD") || !strings.Contains(w, "U+2060") || !strings.Contains(w, "bo[U+00AD]b[U+2060]") {
+			t.Errorf("%s: the warning is %q", sel, w)
+		}
+	}
+}

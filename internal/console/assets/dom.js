@@ -88,6 +88,12 @@ export function visible(s) {
   return rewrite(s).text;
 }
 
+// disguised lists the code points visible writes out in s ("U+202E"),
+// each once: empty when s shows as what it is.
+export function disguised(s) {
+  return [...new Set(rewrite(s).codes)];
+}
+
 // replace empties el and adds children.
 export function replace(el, ...children) {
   el.replaceChildren();
@@ -112,12 +118,39 @@ export function route(page, params = {}) {
   return '#/' + page + (s ? '?' + s : '');
 }
 
-// field is a labelled control: <label for=id>text</label> control.
+// field is a labelled control: <label for=id>text</label> control. A text
+// input also gets a warning (see typedWarning).
 export function field(label, control, hint) {
   const id = control.id || (control.id = uid(label));
   const hintEl = hint ? h('span', { class: 'hint', id: id + '-hint' }, hint) : null;
-  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
-  return h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl);
+  const warnEl = control.localName === 'input' && control.type === 'text' ? typedWarning(control) : null;
+  const described = [hintEl, warnEl].filter(Boolean).map((el) => el.id).join(' ');
+  if (described) control.setAttribute('aria-describedby', described);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl, warnEl);
+}
+
+// typedWarning is the warning beside a text input whose value holds
+// characters that do not show as what they are (visible): the field shows
+// them as they act — a pasted "u\u202eevil" reads "ulive" — so the warning
+// names them and shows the value as the rest of the page would. The value
+// is sent as it is: an operator must be able to look up, and remove, a
+// stored id that holds them.
+function typedWarning(input) {
+  const warn = h('span', { class: 'warn', id: input.id + '-warn', role: 'status', hidden: true });
+  const sync = () => {
+    const codes = disguised(input.value);
+    warn.hidden = !codes.length;
+    if (codes.length) {
+      replace(warn, 'Holds ', codes.join(', '), ', which do not show here as what they are: it is sent as ',
+        h('code', null, input.value), '.');
+    } else {
+      warn.replaceChildren();
+    }
+  };
+  input.addEventListener('input', sync);
+  input.addEventListener('change', sync);
+  sync();
+  return warn;
 }
 
 let seq = 0;
