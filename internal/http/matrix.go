@@ -97,8 +97,19 @@ func (s *Server) matrixPolicy(c echo.Context) (*opa.Policy, string, error) {
 	return p, system, nil
 }
 
+// matrixAnswer is a matrix with the largest candidate bundle the server
+// takes to compare with it: the body limit, which POST …/diff and POST
+// /v1/replay apply to the bundle as sent. A client can then refuse a larger
+// file before reading it (the console: a 2 GB file picked by mistake would
+// otherwise be read whole into the browser tab, to be refused here).
+type matrixAnswer struct {
+	*matrix.Matrix
+	CandidateUploadLimit int64 `json:"candidate_upload_limit"`
+}
+
 // GET /v1/matrix/{system}: the role × action matrix the serving bundle
-// decides, as `permatrix matrix SYSTEM --format json` prints it.
+// decides, as `permatrix matrix SYSTEM --format json` prints it, and the
+// candidate upload limit.
 func (s *Server) matrix(c echo.Context) error {
 	p, system, err := s.matrixPolicy(c)
 	if err != nil {
@@ -108,7 +119,7 @@ func (s *Server) matrix(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, m)
+	return c.JSON(http.StatusOK, matrixAnswer{Matrix: m, CandidateUploadLimit: s.cfg.BodyLimit})
 }
 
 // GET /v1/matrix/{system}/explain?holder=&action=&scope=: one cell decided

@@ -311,3 +311,32 @@ func TestReplayEndpoint(t *testing.T) {
 		t.Errorf("replay report: %+v", a)
 	}
 }
+
+// TestMatrixSaysCandidateUploadLimit: a system's matrix says how large a
+// candidate bundle the server takes to compare with it — its body limit —
+// so that a client (the console) can refuse a larger file before reading
+// it; a body of that size is read, one byte more is the 413.
+func TestMatrixSaysCandidateUploadLimit(t *testing.T) {
+	for _, tc := range []struct{ configured, want int64 }{{0, 1 << 20}, {4096, 4096}} {
+		h := newTestServer(t, permhttp.Config{AdminToken: docTestToken, BodyLimit: tc.configured}).Handler()
+		var m struct {
+			System               string
+			CandidateUploadLimit *int64 `json:"candidate_upload_limit"`
+		}
+		if w := do(t, h, http.MethodGet, "/v1/matrix/blueprism", nil, "", &m); w.Code != http.StatusOK || m.System != "blueprism" {
+			t.Fatalf("GET /v1/matrix/blueprism: %d %s", w.Code, w.Body.String()[:min(200, w.Body.Len())])
+		}
+		if m.CandidateUploadLimit == nil || *m.CandidateUploadLimit != tc.want {
+			t.Errorf("body limit %d: candidate_upload_limit %v, want %d", tc.configured, m.CandidateUploadLimit, tc.want)
+			continue
+		}
+		for _, path := range []string{"/v1/matrix/blueprism/diff", "/v1/replay"} {
+			if w := do(t, h, http.MethodPost, path, bytes.Repeat([]byte{'x'}, int(tc.want)), docTestToken, nil); w.Code == http.StatusRequestEntityTooLarge {
+				t.Errorf("POST %s of candidate_upload_limit bytes: 413", path)
+			}
+			if w := do(t, h, http.MethodPost, path, bytes.Repeat([]byte{'x'}, int(tc.want)+1), docTestToken, nil); w.Code != http.StatusRequestEntityTooLarge {
+				t.Errorf("POST %s of candidate_upload_limit+1 bytes: %d, want 413", path, w.Code)
+			}
+		}
+	}
+}
