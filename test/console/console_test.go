@@ -669,3 +669,82 @@ func TestScreenshot(t *testing.T) {
 		t.Logf("wrote %s", out)
 	}
 }
+
+// TestOversizedCandidateIsNotRead: a candidate bundle larger than the
+// server takes (its body limit, which the matrix answer says) is refused
+// by the page before it reads a byte of it — a 3 GiB file picked by
+// mistake was read whole into the tab, which froze, to be refused with a
+// 413 — and the page says why. A file of the limit's size is read and
+// sent (here it is no bundle: the server's 422).
+func TestOversizedCandidateIsNotRead(t *testing.T) {
+	const limit = 64 << 10
+	srv := harness.Start(t, harness.Options{Console: true, BodyLimit: limit})
+	tb := openTab(t, srv)
+	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.tar.gz") // sparse: 3 GiB, no disk used
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(3 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fits := filepath.Join(dir, "fits.tar.gz")
+	if err := os.WriteFile(fits, bytes.Repeat([]byte{'x'}, limit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tb.open("overview")
+	tb.setToken()
+	tb.goTo("matrix?system=uipath-task-mining-cloud")
+	tb.waitFor(`document.querySelector('#matrix-grid')`)
+	// Count every way the page could read a file, and the uploads it sends.
+	tb.eval(`(() => {
+	  window.__reads = [];
+	  for (const m of ['arrayBuffer', 'text', 'stream', 'bytes', 'slice']) {
+	    const orig = Blob.prototype[m];
+	    if (orig) Blob.prototype[m] = function (...a) { window.__reads.push('Blob.' + m); return orig.apply(this, a); };
+	  }
+	  for (const m of ['readAsArrayBuffer', 'readAsBinaryString', 'readAsDataURL', 'readAsText']) {
+	    const orig = FileReader.prototype[m];
+	    FileReader.prototype[m] = function (...a) { window.__reads.push('FileReader.' + m); return orig.apply(this, a); };
+	  }
+	  window.__uploads = [];
+	  const f = window.fetch;
+	  window.fetch = (u, o) => { if (o && o.method === 'POST') window.__uploads.push(String(u)); return f(u, o); };
+	  return true })()`)
+	type seen struct{ Reads, Uploads []string }
+	observed := func() seen {
+		var s seen
+		tb.evalInto(`({reads: window.__reads, uploads: window.__uploads})`, &s)
+		return s
+	}
+
+	if err := chromedp.Do(tb.ctx, chromedp.SetUploadFiles(chromedp.CSS("#candidate-file"), []string{huge})); err != nil {
+		t.Fatal(err)
+	}
+	tb.click("#candidate-compare")
+	tb.waitFor(`document.querySelector('#candidate-result [role="alert"]')`)
+	msg := tb.text(`#candidate-result [role="alert"]`)
+	for _, want := range []string{"huge.tar.gz", "3 GiB (3,221,225,472 bytes)", "64 KiB (65,536 bytes)", "not read"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the page says %q, want %q in it", msg, want)
+		}
+	}
+	if s := observed(); len(s.Reads) != 0 || len(s.Uploads) != 0 {
+		t.Errorf("a file over the limit: read %v, sent %v; want neither", s.Reads, s.Uploads)
+	}
+
+	if err := chromedp.Do(tb.ctx, chromedp.SetUploadFiles(chromedp.CSS("#candidate-file"), []string{fits})); err != nil {
+		t.Fatal(err)
+	}
+	tb.click("#candidate-compare")
+	tb.waitFor(`document.querySelector('#candidate-result .error[data-status]')`)
+	if s := tb.text("#candidate-result .error strong"); s != "422 unprocessable" {
+		t.Errorf("a file of the limit's size: %q (%s), want the server's 422", s, tb.text("#candidate-result"))
+	}
+	if s := observed(); len(s.Reads) == 0 || len(s.Uploads) != 1 || !strings.HasSuffix(s.Uploads[0], "/v1/matrix/uipath-task-mining-cloud/diff") {
+		t.Errorf("a file of the limit's size: read %v, sent %v; want it read and sent to the diff", s.Reads, s.Uploads)
+	}
+}

@@ -84,6 +84,8 @@ type Options struct {
 	Console bool
 	// RequestTimeout is the server's request timeout (0: its default).
 	RequestTimeout time.Duration
+	// BodyLimit is the server's body limit in bytes (0: its default, 1 MiB).
+	BodyLimit int64
 	// Evaluator evaluates decisions and verdicts ("": serve's default).
 	Evaluator opa.Evaluator
 }
@@ -122,7 +124,8 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	cfg := permhttp.Config{AdminToken: Token, Logger: log, Identity: o.Identity, Routes: o.Routes, TLS: o.TLS,
-		DecisionLog: o.DecisionLog, DecisionLogFile: o.DecisionLogFile, RequestTimeout: o.RequestTimeout}
+		DecisionLog: o.DecisionLog, DecisionLogFile: o.DecisionLogFile, RequestTimeout: o.RequestTimeout,
+		BodyLimit: o.BodyLimit}
 	if o.Console {
 		cfg.Console = console.Handler()
 	}

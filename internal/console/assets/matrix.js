@@ -203,9 +203,18 @@ function renderCandidate(section, m, scope, table, ctx) {
       replace(out, h('p', { role: 'alert' }, 'Choose a bundle file first.'));
       return;
     }
+    // The server refuses a larger body (413), after the page would have
+    // read it whole: a 2 GB file picked by mistake would freeze the tab.
+    const chosen = file.files[0];
+    const limit = m.candidate_upload_limit;
+    if (Number.isSafeInteger(limit) && chosen.size > limit) {
+      replace(out, h('p', { role: 'alert', id: 'candidate-too-large' }, chosen.name, ' is ', byteSize(chosen.size), ': more than the ',
+        byteSize(limit), ' the server takes for a candidate bundle (its --body-limit). It was not read or sent.'));
+      return;
+    }
     replace(out, h('p', null, 'Compiling the candidate and deciding every cell…'));
     try {
-      const raw = await file.files[0].arrayBuffer();
+      const raw = await chosen.arrayBuffer();
       const r = await call('POST', path('/v1/matrix', m.system, 'diff'), { raw, contentType: 'application/gzip', admin: true, signal: ctx.signal });
       const logged = h('section', { id: 'candidate-replay', 'aria-live': 'polite' }, h('h3', null, 'Logged decisions'), h('p', null, 'Replaying…'));
       replace(out, diffView(r.diff, scope), logged);
@@ -218,6 +227,21 @@ function renderCandidate(section, m, scope, table, ctx) {
   replace(section, h('h2', null, 'Candidate bundle'),
     h('p', null, 'Which cells would change if another bundle served? The candidate is compiled beside the serving one and never activated (needs the admin token).'),
     form, out);
+}
+
+// byteSize is n bytes in words, exact: "900 bytes", "64 KiB (65,536
+// bytes)", "3 GiB (3,221,225,472 bytes)" — rounded alone, a file one byte
+// over the limit would read as the limit.
+function byteSize(n) {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  if (n < 1024) return n + (n === 1 ? ' byte' : ' bytes');
+  let v = n;
+  let u = -1;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return (Number.isInteger(v) ? String(v) : v.toFixed(1)) + ' ' + units[u] + ' (' + n.toLocaleString('en-US') + ' bytes)';
 }
 
 // replayLog re-decides the server's logged decisions under the candidate
