@@ -141,7 +141,9 @@ function typedWarning(input) {
     const codes = disguised(input.value);
     warn.hidden = !codes.length;
     if (codes.length) {
-      replace(warn, 'Holds ', codes.join(', '), ', which do not show here as what they are: it is sent as ',
+      // The field's value, character by character (the Assignments page
+      // sends it trimmed: a space at an end named here is not sent).
+      replace(warn, 'Holds ', codes.join(', '), ', which do not show here as what they are: character by character, it is ',
         h('code', null, input.value), '.');
     } else {
       warn.replaceChildren();
