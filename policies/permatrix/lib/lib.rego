@@ -38,7 +38,20 @@ grants := grants_of(input.subject, asserted_groups)
 
 # principals are the checked subject and each of its groups, as assignment
 # subjects: the keys of data.store.grants a decision looks under.
-principals := principals_of(input.subject, asserted_groups)
+# principals_of for the checked subject, as rules rather than a call: the
+# set every decision reads, built without the function's intermediate sets.
+# (Without a subject it holds nothing: no group counts for no one.)
+principals contains concat("", ["user:", input.subject])
+
+principals contains concat("", ["group:", g]) if {
+	is_string(input.subject)
+	some g in asserted_groups
+}
+
+principals contains concat("", ["group:", g]) if {
+	some g, member in data.store.memberships[input.subject]
+	member
+}
 
 # scope_key is the checked scope as a grant key (document.go): "service" or
 # "<type>:<id>".
@@ -145,10 +158,10 @@ missing_condition(sys, msg) := {"kind": "condition", "system": sys, "message": m
 # verdict is a decision from the reasons that grant the action and what is
 # missing: allowed only with a reason and nothing missing; reasons are
 # empty on deny (contract section 3).
-verdict(reasons, missing) := {"allow": true, "reasons": sort([r | some r in reasons]), "missing": []} if {
+verdict(reasons, missing) := {"allow": true, "reasons": sort(reasons), "missing": []} if {
 	count(reasons) > 0
 	count(missing) == 0
-} else := {"allow": false, "reasons": [], "missing": sort([m | some m in missing])}
+} else := {"allow": false, "reasons": [], "missing": sort(missing)}
 
 # check_input is the input of a check of another action for the same
 # subject: how a policy asks another system's package about a prerequisite,
