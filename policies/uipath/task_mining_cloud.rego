@@ -184,10 +184,12 @@ unassisted_rule := "Unassisted Task Mining プロジェクトにプロジェク�
 
 label[r.action] := r.label if some r in catalog.rows
 
-# open_options are the options no footnote condition holds back: the
-# options less those in unmet, one set difference a check rather than a
-# search of unmet for each option.
-open_options := options - {o | some [o, _] in unmet}
+open_options contains o if {
+	some o in options
+	not has_unmet(o)
+}
+
+has_unmet(o) if unmet[[o, _]]
 
 # matches: a grant at scope granted fills an option at scope wanted; an
 # option at {"type": "project"} (no id) takes any project.
