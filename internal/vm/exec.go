@@ -161,7 +161,9 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 		args[ir.Input] = slot{t: ast.NewTerm(input)}
 	}
 	args[ir.Data] = slot{d: data}
-	if _, err := e.call(p.plan, args[:]); err != nil {
+	_, err := e.call(p.plan, args[:])
+	p.steps.Add(uint64(e.steps))
+	if err != nil {
 		return nil, err
 	}
 	// A context done before the end is an error whenever it happened: the

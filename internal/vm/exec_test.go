@@ -337,3 +337,28 @@ s if {x | some x in input.xs} with input as {"xs": [1]}
 		t.Fatalf("rows %v, want [4 5 12]", rows)
 	}
 }
+
+// Steps counts the statements each evaluation runs, added up: the same
+// plan evaluated twice over the same input has run twice the statements
+// of once, and a Program made from it (Lenient) counts into the same total.
+func TestStepsCountStatements(t *testing.T) {
+	ctx := context.Background()
+	p := handPlan(t, &ir.Block{Stmts: found(sA)}, &ir.Block{Stmts: found(sB)})
+	if p.Steps() != 0 {
+		t.Fatalf("a plan never evaluated has run %d statements", p.Steps())
+	}
+	if _, err := p.Eval(ctx, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Two blocks of two statements each, as prepared: the object of
+	// constants is one literal made once (constLiteral), then the result.
+	if got := p.Steps(); got != 4 {
+		t.Fatalf("one evaluation ran %d statements, want 4", got)
+	}
+	if _, err := p.Lenient().Eval(ctx, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Steps(); got != 8 {
+		t.Fatalf("two evaluations ran %d statements, want 8", got)
+	}
+}

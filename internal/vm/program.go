@@ -32,7 +32,15 @@ type Program struct {
 	// literals are the constLiterals' values, shared by every evaluation:
 	// an add into one makes a copy first.
 	literals map[*ast.Term]struct{}
+	// steps counts the statements every evaluation of the plan has run
+	// (Steps), shared by the Programs made from it (Lenient, Constants).
+	steps *atomic.Uint64
 }
+
+// Steps is how many statements p's evaluations have run so far: the cost
+// of a policy in the interpreter's own unit, the same on any machine and
+// under any load (a benchmark's steps/op).
+func (p *Program) Steps() uint64 { return p.steps.Load() }
 
 // Lenient is p with topdown's default handling of builtin errors: a
 // builtin that fails is undefined, as if it had no value. A Program is
@@ -216,7 +224,7 @@ func New(policy *ir.Policy) (*Program, error) {
 	if policy.Plans == nil || len(policy.Plans.Plans) != 1 {
 		return nil, fmt.Errorf("%w: a policy with one plan is needed", ErrUnsupported)
 	}
-	p := &Program{byPath: map[string]*function{}, literals: map[*ast.Term]struct{}{}}
+	p := &Program{byPath: map[string]*function{}, literals: map[*ast.Term]struct{}{}, steps: new(atomic.Uint64)}
 	if s := policy.Static; s != nil {
 		for _, c := range s.Strings {
 			p.stringTerms = append(p.stringTerms, ast.StringTerm(c.Value))
