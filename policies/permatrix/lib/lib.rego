@@ -37,10 +37,10 @@ asserted_groups := input.groups if is_array(input.groups)
 grants := grants_of(input.subject, asserted_groups)
 
 # principals are the checked subject and each of its groups, as assignment
-# subjects: the keys of data.store.grants a decision looks under.
-# principals_of for the checked subject, as rules rather than a call: the
-# set every decision reads, built without the function's intermediate sets.
-# (Without a subject it holds nothing: no group counts for no one.)
+# subjects: the keys of data.store.grants a decision looks under. They are
+# principals_of the subject, written as rules rather than a call: the set
+# every decision reads, built without the function's intermediate sets.
+# Without a subject it holds nothing (no group counts for no one).
 principals contains concat("", ["user:", input.subject])
 
 principals contains concat("", ["group:", g]) if {
