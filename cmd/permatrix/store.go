@@ -137,8 +137,14 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// Opening a bolt file creates it: a mistyped --from would copy an empty
 	// store (and, with --force, empty the target).
 	if fromKind == "bolt" {
-		if _, err := os.Stat(fromWhere); err != nil {
+		fi, err := os.Stat(fromWhere)
+		if err != nil {
 			return fmt.Errorf("--from %s: %w", o.from.url, plain(err))
+		}
+		if toKind == "bolt" {
+			if err := distinctFiles(fi, fromWhere, toWhere); err != nil {
+				return err
+			}
 		}
 	}
 	// Interrupted (Ctrl-C, SIGTERM), the copy stops as on an error, and
@@ -624,8 +630,8 @@ func copyOpenError(cmd *cobra.Command, side string, err error) error {
 }
 
 // distinctStores refuses a copy of a store onto itself: the same string,
-// or etcd URLs with the same prefix and an endpoint in common (bbolt's lock
-// catches a file named two ways).
+// or etcd URLs with the same prefix and an endpoint in common (a bbolt
+// file named two ways: distinctFiles).
 func distinctStores(from, to string) error {
 	if from == to {
 		return errors.New("--from and --to are the same store")
@@ -640,6 +646,21 @@ func distinctStores(from, to string) error {
 		if slices.ContainsFunc(te, func(b string) bool { return host(a) == host(b) }) {
 			return fmt.Errorf("--from and --to are the same store (prefix %s on %s)", fp, host(a))
 		}
+	}
+	return nil
+}
+
+// distinctFiles refuses a copy of a bbolt file (from, whose FileInfo is
+// fi) onto itself named another way: ./a.db and a.db, a symbolic or a hard
+// link. bbolt's lock refused it too, but as a store "locked by another
+// process", which sent the operator looking for one.
+func distinctFiles(fi os.FileInfo, from, to string) error {
+	ti, err := os.Stat(to)
+	if err != nil {
+		return nil // no file there (made by the copy), or one the copy cannot open either
+	}
+	if os.SameFile(fi, ti) {
+		return fmt.Errorf("--from bolt:%s and --to bolt:%s are the same store: they name one file", from, to)
 	}
 	return nil
 }
