@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,7 +84,10 @@ func newStoreCopy() *cobra.Command {
 another, ids and order preserved: to grow from one pod to a fleet (--from
 bolt:./permatrix.db --to etcd://h1:2379,h2:2379/permatrix) or back. A store is
 bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS; the
---etcd-* flags apply to whichever side is etcd). The source must exist, hold
+--etcd-* flags apply to whichever side is etcd). Never a store onto itself:
+two paths of one file, or two prefixes of one etcd cluster (known by its
+id) one of which is, or is inside, the other, are refused before anything
+is written. The source must exist, hold
 something and be a whole store (its records are checked); the target must be
 empty unless --force, which first deletes what it holds (a damaged bbolt
 target is replaced with --force only). New ids in the target come after every
@@ -192,6 +194,9 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 			return copyOpenError(cmd, "--to "+o.to.url, err)
 		}
 		defer to.Close()
+	}
+	if err := distinctPrefixes(ctx, from, to, fromName, toName); err != nil {
+		return err
 	}
 	if err := waitReadable(ctx, from); err != nil {
 		return fmt.Errorf("--from %s: %w", fromName, plain(err))
@@ -629,25 +634,49 @@ func copyOpenError(cmd *cobra.Command, side string, err error) error {
 	return fmt.Errorf("%s: %w", side, plain(err))
 }
 
-// distinctStores refuses a copy of a store onto itself: the same string,
-// or etcd URLs with the same prefix and an endpoint in common (a bbolt
-// file named two ways: distinctFiles).
+// distinctStores refuses a copy of a store onto itself named the same
+// way, before anything is opened. Named two ways: a bbolt file,
+// distinctFiles; an etcd prefix, distinctPrefixes.
 func distinctStores(from, to string) error {
 	if from == to {
 		return errors.New("--from and --to are the same store")
 	}
-	fe, fp, _, ferr := etcd.ParseURL(from)
-	te, tp, _, terr := etcd.ParseURL(to)
-	if ferr != nil || terr != nil || fp != tp {
+	return nil
+}
+
+// distinctPrefixes refuses a copy between two etcd prefixes of one cluster
+// that share keys (etcd.PrefixesOverlap): the same prefix however the URLs
+// name it — another member, another name of a host, another spelling of
+// the prefix — or one inside the other. The copy would write into what it
+// reads, and --force delete it. The cluster is known by the id its
+// members answer with, not by the endpoints as written. Nothing of either
+// prefix is written before (opening an etcd store reads it only).
+func distinctPrefixes(ctx context.Context, from, to store.Backend, fromName, toName string) error {
+	f, _ := from.(*etcd.Store)
+	t, _ := to.(*etcd.Store)
+	if f == nil || t == nil || !etcd.PrefixesOverlap(f.Prefix(), t.Prefix()) {
 		return nil
 	}
-	host := func(endpoint string) string { _, h, _ := strings.Cut(endpoint, "://"); return h }
-	for _, a := range fe {
-		if slices.ContainsFunc(te, func(b string) bool { return host(a) == host(b) }) {
-			return fmt.Errorf("--from and --to are the same store (prefix %s on %s)", fp, host(a))
-		}
+	fid, err := f.ClusterID(ctx)
+	if err != nil {
+		return fmt.Errorf("--from %s: %w", fromName, plain(err))
 	}
-	return nil
+	tid, err := t.ClusterID(ctx)
+	if err != nil {
+		return fmt.Errorf("--to %s: %w", toName, plain(err))
+	}
+	if fid != tid {
+		return nil
+	}
+	fp, tp := f.Prefix(), t.Prefix()
+	if fp == tp {
+		return fmt.Errorf("--from %s and --to %s are the same store: etcd cluster %x, the same prefix %s", fromName, toName, fid, fp)
+	}
+	inner, outer := fp, tp
+	if len(tp) > len(fp) {
+		inner, outer = tp, fp
+	}
+	return fmt.Errorf("--from %s and --to %s are the same store in part: etcd cluster %x, and prefix %s is inside %s (its keys are the other's: the copy would write into what it reads, and with --force delete it)", fromName, toName, fid, inner, outer)
 }
 
 // distinctFiles refuses a copy of a bbolt file (from, whose FileInfo is

@@ -5,10 +5,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix/test/harness"
 )
@@ -60,5 +66,90 @@ func TestStoreCopyRefusesOneFileNamedTwice(t *testing.T) {
 	}
 	if got := rawKeys(t, db); len(got) == 0 {
 		t.Fatal("the store is empty")
+	}
+}
+
+// etcdState is every key of a cluster with its value and the revision it
+// was last written at, and the cluster's revision: a copy that wrote or
+// deleted anything (a lock key, a mark, a key cleared) changes it.
+func etcdState(t *testing.T, cluster *harness.EtcdCluster) string {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "", clientv3.WithFromKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "revision %d\n", resp.Header.Revision)
+	for _, kv := range resp.Kvs {
+		fmt.Fprintf(&b, "%q=%q @%d\n", kv.Key, kv.Value, kv.ModRevision)
+	}
+	return b.String()
+}
+
+// One etcd store named two ways — another member of its cluster, localhost
+// for 127.0.0.1, the prefix with a slash more — was copied onto itself
+// (the URLs differ as strings), and --force cleared the source it was
+// reading; so was a prefix inside the other (/p/x/ inside /p/: their keys
+// are one range). The cluster is known by its id, the prefixes compared as
+// etcd keys: each is refused before anything is written — the cluster is
+// exactly as it was. Another cluster under the same prefix, or a prefix
+// beside it (/px/ is not inside /p/), is another store: copied.
+func TestStoreCopyRefusesOneEtcdStoreNamedTwice(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "src.db")
+	if _, stderr, code := run(t, "import", filepath.Join(harness.Root(), "data", "examples", "acme.ndjson"), "--db", db); code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, stderr)
+	}
+	a := harness.StartEtcdCluster(t, 3)
+	host := func(i int) string { return strings.TrimPrefix(a.Members[i].ClientURL, "http://") }
+	at := func(i int, prefix string) string { return "etcd://" + host(i) + prefix }
+	for _, prefix := range []string{"/p", "/p/x"} {
+		if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+db, "--to", at(0, prefix)); code != 0 {
+			t.Fatalf("bolt → %s: exit %d\n%s%s", prefix, code, out, stderr)
+		}
+	}
+	before := etcdState(t, a)
+	localhost := "etcd://" + strings.Replace(host(0), "127.0.0.1", "localhost", 1) + "/p"
+	for _, c := range []struct{ from, to, says string }{
+		{at(0, "/p"), localhost, "the same prefix /p/"},
+		{at(0, "/p"), at(1, "/p"), "the same prefix /p/"},
+		{at(1, "/p/"), at(2, "//p"), "the same prefix /p/"},
+		{at(0, "/p"), at(1, "/p/x"), "prefix /p/x/ is inside /p/"},
+		{at(2, "/p/x/"), at(0, "/p"), "prefix /p/x/ is inside /p/"},
+	} {
+		out, stderr, code := run(t, "store", "copy", "--from", c.from, "--to", c.to, "--force")
+		if code != 2 || !strings.Contains(stderr, "the same store") || !strings.Contains(stderr, c.says) {
+			t.Fatalf("--from %s --to %s: exit %d (want 2, the same store: %s)\n%s%s", c.from, c.to, code, c.says, out, stderr)
+		}
+		if after := etcdState(t, a); after != before {
+			t.Fatalf("--from %s --to %s: the refused copy changed the cluster:\n%s\nnow:\n%s", c.from, c.to, before, after)
+		}
+	}
+
+	// Another cluster, the same prefix: another store.
+	b := harness.StartEtcdCluster(t, 1)
+	if out, stderr, code := run(t, "store", "copy", "--from", at(0, "/p"), "--to", b.StoreURL("p")); code != 0 {
+		t.Fatalf("to another cluster: exit %d\n%s%s", code, out, stderr)
+	}
+	// A prefix beside /p/ in the same cluster.
+	if out, stderr, code := run(t, "store", "copy", "--from", at(0, "/p"), "--to", at(1, "/px")); code != 0 {
+		t.Fatalf("to /px/ beside /p/: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, u := range []string{at(0, "/p"), at(0, "/p/x"), b.StoreURL("p"), at(0, "/px")} {
+		copied := filepath.Join(dir, fmt.Sprintf("check%d.db", len(u)))
+		os.Remove(copied)
+		if _, stderr, code := run(t, "store", "copy", "--from", u, "--to", "bolt:"+copied); code != 0 {
+			t.Fatalf("%s → bolt: %s", u, stderr)
+		}
+		if got, want := rawKeys(t, copied), rawKeys(t, db); !slices.Equal(got, want) {
+			t.Fatalf("%s does not hold the store copied into it:\n%v\n%v", u, got, want)
+		}
 	}
 }

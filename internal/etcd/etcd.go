@@ -254,6 +254,31 @@ func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err e
 	return endpoints, "/" + prefix + "/", secure, nil
 }
 
+// PrefixesOverlap reports whether the stores at prefixes a and b, as
+// ParseURL gives them ("/" + name + "/"), share keys: every key of a store
+// is its prefix followed by "k/", "g/", "m/" or "c/", so a prefix that
+// starts with the other ("/p/x/" and "/p/") names keys within the other's
+// range — which the other's watch, its resync and a copy's clearing of it
+// read as its own when the inner name starts with one of those ("/p/k/").
+// The final "/" makes a prefix a whole name: "/px/" is beside "/p/".
+func PrefixesOverlap(a, b string) bool {
+	return strings.HasPrefix(a, b) || strings.HasPrefix(b, a)
+}
+
+// Prefix is the store's key prefix, as ParseURL gives it ("/name/").
+func (s *Store) Prefix() string { return s.prefix }
+
+// ClusterID is the id of the etcd cluster the store talks to, as etcd's
+// answers carry it (the response header's ClusterId), whichever member and
+// by whatever name it was reached: it waits, at most RequestTimeout, until
+// a member has answered (checkCluster).
+func (s *Store) ClusterID(ctx context.Context) (uint64, error) {
+	if err := s.awaitCheck(ctx); err != nil {
+		return 0, err
+	}
+	return s.cluster.Load(), nil
+}
+
 // Open connects to the cluster, opens (or creates) the replica, brings it up
 // to date if it can, and starts the watch. The replica answers reads at
 // once, even while etcd is unreachable.

@@ -23,3 +23,35 @@ func TestParseURLHidesCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixesOverlap: two store URLs share keys when their prefixes, as
+// etcd keys, are one or one is inside the other — however the URLs spell
+// them — and not when one is only the start of the other's name.
+func TestPrefixesOverlap(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"etcd://h:1/p", "etcd://h:1/p", true},
+		{"etcd://h:1/p", "etcd://h:1/p/", true},
+		{"etcd://h:1//p//", "etcd://h:1/p", true},
+		{"etcd://h:1/p", "etcd://h:1/p/x", true},
+		{"etcd://h:1/p/x/y", "etcd://h:1/p", true},
+		{"etcd://h:1/p/k", "etcd://h:1/p", true}, // its keys are /p/'s data keys
+		{"etcd://h:1/p", "etcd://h:1/px", false},
+		{"etcd://h:1/px/y", "etcd://h:1/p", false},
+		{"etcd://h:1/a/p", "etcd://h:1/p", false},
+	} {
+		_, pa, _, err := etcd.ParseURL(c.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, pb, _, err := etcd.ParseURL(c.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := etcd.PrefixesOverlap(pa, pb); got != c.want {
+			t.Errorf("%s (%s) and %s (%s): overlap %v, want %v", c.a, pa, c.b, pb, got, c.want)
+		}
+	}
+}
