@@ -99,7 +99,9 @@ changes anything and removes the mark after its last commit, and no sidecar
 serves a marked prefix (503, not ready), nor does a copy read one; run it
 again with --force to complete it. One copy into a prefix at a time: a
 running copy holds the prefix's copy lock (on an etcd lease it keeps alive,
-10s past a kill), and a second one is refused, --force or not. Into a bbolt file it is made in
+10s past a kill), and a second one is refused, --force or not (so is every
+copy while a key put by hand under PREFIX/c/copy/ holds the lock: the
+refusal names it and says how to delete it). Into a bbolt file it is made in
 PATH.copying and renamed over PATH once complete: a failed or interrupted copy
 leaves PATH as it was. Progress goes to a terminal as one line (count, rate,
 time left), otherwise as log lines. Exit 0 copied, 3 a damaged bbolt file, 2

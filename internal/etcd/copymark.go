@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -33,7 +35,8 @@ import (
 // (<prefix>c/copy/<lease>, outside the keys the sidecars watch) on a lease
 // the copy keeps alive, which ends with it — at once when it stops, within
 // copyLockTTL when it is killed. A second copy finds the lock held and is
-// refused (CopyRunningError), --force or not; one that finds the mark but
+// refused (CopyRunningError, saying what holds it: a copy's key, or one put
+// by hand that no copy keeps alive, which no wait ends), --force or not; one that finds the mark but
 // not the lock copies over it (with --force). A copy's target writes only
 // with the lock: every commit of it — the key transactions (commitGroup),
 // the mark's put and removal (putMeta) — is refused before the lock is
@@ -59,10 +62,15 @@ type copyLock struct {
 	rev   int64 // the key's CreateRevision
 }
 
-// CopyRunningError is a prefix whose copy lock another store copy holds:
-// a copy into it is running. It unwraps to an ECONFLICT *permatrix.Error.
+// CopyRunningError is a prefix whose copy lock is held: by another store
+// copy, running (or killed less than its lease's TTL ago), or by a key
+// under the lock's prefix that no copy keeps (put by hand: on no lease, or
+// on another lease). The message says which (lockHeld). It unwraps to an
+// ECONFLICT *permatrix.Error.
 type CopyRunningError struct {
 	Prefix string
+	Key    string // the key that holds the lock ("": not read)
+	Lease  int64  // its lease (0: none)
 	err    *permatrix.Error
 }
 
@@ -116,9 +124,7 @@ func (s *Store) LockCopy(ctx context.Context) error {
 		sess.Orphan()
 		s.revokeLock(lease.ID)
 		if errors.Is(err, concurrency.ErrLocked) {
-			return &CopyRunningError{Prefix: s.prefix, err: permatrix.Errorf(permatrix.ECONFLICT,
-				"a store copy into etcd prefix %s is running: it holds the prefix's copy lock (a lease it keeps alive, which a killed copy holds %ds more); two copies into one prefix would write into each other, so this one is refused, --force or not: wait until it ends",
-				s.prefix, copyLockTTL)}
+			return s.lockHeld(ctx)
 		}
 		return s.lockError(ctx, err)
 	}
@@ -138,6 +144,70 @@ func (s *Store) LockCopy(ctx context.Context) error {
 		return fmt.Errorf("the prefix's copy lock is held, but the replica did not apply etcd revision %d: %w", rev, err)
 	}
 	return nil
+}
+
+// lockHeld is the refusal of a LockCopy that found the prefix's copy lock
+// held, saying what holds it: the lock's owner, the key under its prefix
+// created first (concurrency.Mutex), and that key's lease. A copy's key is
+// on a lease of copyLockTTL it keeps alive, which ends with it; a key put
+// by hand with no lease holds the lock until it is deleted, whatever the
+// "killed copy" wait said, and one on a longer lease until that ends.
+func (s *Store) lockHeld(ctx context.Context) error {
+	e := &CopyRunningError{Prefix: s.prefix}
+	refuse := func(format string, a ...any) error {
+		e.err = permatrix.Errorf(permatrix.ECONFLICT, format, a...)
+		return e
+	}
+	const twoCopies = "two copies into one prefix would write into each other, so this one is refused, --force or not"
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.copyLockPrefix()+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return refuse("etcd prefix %s: the prefix's copy lock is held (a store copy into it is running, or a key under %s/ holds it), and etcd did not say by what (%v); %s", s.prefix, s.copyLockPrefix(), err, twoCopies)
+	}
+	if len(resp.Kvs) == 0 {
+		return refuse("etcd prefix %s: the prefix's copy lock was held, and has been released since: run the copy again", s.prefix)
+	}
+	kv := resp.Kvs[0]
+	e.Key, e.Lease = string(kv.Key), kv.Lease
+	del := "etcdctl del " + e.Key
+	if !plainKey(e.Key) {
+		del = "etcdctl del --prefix " + s.copyLockPrefix() + "/ (every key of the lock)"
+	}
+	key := strconv.Quote(cutFrom(e.Key))
+	if kv.Lease == 0 {
+		return refuse("etcd prefix %s: the prefix's copy lock is held by the key %s, which is on no lease — not a store copy's (a copy's key is on a lease it keeps alive, which ends with it) — and stays until it is deleted: every copy into the prefix is refused until then, --force or not. If no copy into the prefix is running, delete it: %s",
+			s.prefix, key, del)
+	}
+	ttl, err := s.cli.TimeToLive(rctx, clientv3.LeaseID(kv.Lease))
+	switch {
+	case err != nil:
+		return refuse("etcd prefix %s: the prefix's copy lock is held by the key %s, on lease %x, of which etcd did not say how long it lasts (%v); %s", s.prefix, key, kv.Lease, err, twoCopies)
+	case ttl.TTL < 0:
+		return refuse("etcd prefix %s: the prefix's copy lock was held by the key %s, whose lease %x has ended since: run the copy again", s.prefix, key, kv.Lease)
+	case e.Key == fmt.Sprintf("%s/%x", s.copyLockPrefix(), kv.Lease):
+		// A copy's key, named by its lease (concurrency.Mutex). Its
+		// lease is of copyLockTTL, or of the cluster's least TTL if that
+		// is longer (etcd raises it): what etcd granted is said.
+		return refuse("a store copy into etcd prefix %s is running: it holds the prefix's copy lock (the key %s, on lease %x of %ds, which a running copy keeps alive; a killed copy's lock lasts until the lease ends: %ds left now); %s: wait until it ends",
+			s.prefix, key, kv.Lease, ttl.GrantedTTL, ttl.TTL, twoCopies)
+	}
+	return refuse("etcd prefix %s: the prefix's copy lock is held by the key %s, on lease %x granted for %ds (%ds left) — not a store copy's key, which is named by its lease — and stays until the lease ends or the key is deleted: every copy into the prefix is refused until then, --force or not. If no copy into the prefix is running, delete it: %s",
+		s.prefix, key, kv.Lease, ttl.GrantedTTL, ttl.TTL, del)
+}
+
+// plainKey says whether a key can be given to etcdctl as it is: printable,
+// without spaces or quotes a shell would read, and short.
+func plainKey(k string) bool {
+	if len(k) > 256 {
+		return false
+	}
+	for _, r := range k {
+		if r <= ' ' || r > '~' || strings.ContainsRune(`"'\$`+"`", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // lockError is the error of a LockCopy that did not take the lock.

@@ -685,3 +685,70 @@ func TestLostLockMarkSaysPrefixAsItWas(t *testing.T) {
 		t.Fatalf("the mark: %v %v", resp, err)
 	}
 }
+
+// A key under the copy lock's prefix that no running copy keeps — put by
+// hand with no lease, or on a long lease not a copy's — blocked every copy
+// into the prefix, while the refusal said a copy was running and that a
+// killed one's lock lasts 10s more. The refusal names the key and says
+// what holds it: no lease (it stays until deleted, and how to delete it),
+// another lease (its TTL), or a copy's lease (a running copy, or one
+// killed within the last 10s).
+func TestCopyLockHeldByAKeyNoCopyKeeps(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("copylockstuck")
+	cli := client(t)
+	openCopier := func() *etcd.Store {
+		o := raised
+		o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+		s, err := etcd.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		waitReady(t, s)
+		return s
+	}
+	refused := func(what string, says ...string) {
+		t.Helper()
+		err := openCopier().LockCopy(ctx)
+		var running *etcd.CopyRunningError
+		if !errors.As(err, &running) || permatrix.ErrorCode(err) != permatrix.ECONFLICT {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for _, s := range says {
+			if !strings.Contains(err.Error(), s) {
+				t.Fatalf("%s: the refusal does not say %q:\n%v", what, s, err)
+			}
+		}
+		if strings.Contains(err.Error(), "holds 10s more") {
+			t.Fatalf("%s: the refusal says a killed copy's lock lasts 10s more:\n%v", what, err)
+		}
+	}
+	stuck := "/" + prefix + "/c/copy/stuck"
+	if _, err := cli.Put(ctx, stuck, ""); err != nil {
+		t.Fatal(err)
+	}
+	refused("a key on no lease", stuck, "on no lease", "stays until it is deleted", "etcdctl del "+stuck)
+	if _, err := cli.Delete(ctx, stuck); err != nil {
+		t.Fatal(err)
+	}
+
+	long, err := cli.Grant(ctx, 3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, stuck, "", clientv3.WithLease(long.ID)); err != nil {
+		t.Fatal(err)
+	}
+	refused("a key on a lease of an hour", stuck, fmt.Sprintf("on lease %x", long.ID), "granted for 3600s", "etcdctl del "+stuck)
+	if _, err := cli.Revoke(ctx, long.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// A copy running: its lease is of 10s, kept alive.
+	running := openCopier()
+	if err := running.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refused("a running copy's lock", "a store copy into etcd prefix /"+prefix+"/ is running", "10s", "wait until it ends")
+}
