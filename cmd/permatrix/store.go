@@ -494,12 +494,18 @@ type stagedCopy struct {
 	db        *bolt.DB // the copy
 }
 
-func stageCopy(path string, force bool) (*stagedCopy, error) {
-	// Replace the file a symbolic link names, not the link.
+// stagingPaths are the file a copy into path replaces — the file a
+// symbolic link names, not the link — and the new file it is made in.
+func stagingPaths(path string) (target, tmp string) {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
-	s := &stagedCopy{path: path, tmp: path + ".copying"}
+	return path, path + ".copying"
+}
+
+func stageCopy(path string, force bool) (*stagedCopy, error) {
+	path, tmp := stagingPaths(path)
+	s := &stagedCopy{path: path, tmp: tmp}
 	fi, err := os.Stat(path)
 	if err == nil {
 		// Open checks it and locks it: not a store a server runs on.
@@ -686,6 +692,12 @@ func distinctPrefixes(ctx context.Context, from, to store.Backend, fromName, toN
 // link. bbolt's lock refused it too, but as a store "locked by another
 // process", which sent the operator looking for one.
 func distinctFiles(fi os.FileInfo, from, to string) error {
+	// Nor the file a copy into to is made in, made anew by the copy (it
+	// was refused as locked by "another store copy into it", none running).
+	_, tmp := stagingPaths(to)
+	if si, err := os.Stat(tmp); err == nil && os.SameFile(fi, si) {
+		return fmt.Errorf("--from bolt:%s is the file a copy into --to bolt:%s is made in (%s, renamed over it once complete): copy it to another file first, or copy it into another --to", from, to, tmp)
+	}
 	ti, err := os.Stat(to)
 	if err != nil {
 		return nil // no file there (made by the copy), or one the copy cannot open either

@@ -153,3 +153,31 @@ func TestStoreCopyRefusesOneEtcdStoreNamedTwice(t *testing.T) {
 		}
 	}
 }
+
+// A copy into bolt:b.db is made in b.db.copying: a copy from that file
+// into b.db was refused as "b.db.copying is locked: is another store copy
+// into it running?" (none was). It says what the file is, and leaves it
+// as it was.
+func TestStoreCopyRefusesItsOwnStagingFile(t *testing.T) {
+	dir := t.TempDir()
+	staging := filepath.Join(dir, "b.db.copying")
+	if _, stderr, code := harness.Run(t, "", bin, "import", filepath.Join(harness.Root(), "data", "examples", "acme.ndjson"), "--db", staging); code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, stderr)
+	}
+	before, err := os.ReadFile(staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"bolt:b.db", "bolt:./b.db"} {
+		out, stderr, code := harness.Run(t, dir, bin, "store", "copy", "--from", "bolt:b.db.copying", "--to", to, "--force")
+		if code != 2 || !strings.Contains(stderr, "is the file a copy into --to "+to+" is made in") || strings.Contains(stderr, "locked") {
+			t.Fatalf("--from bolt:b.db.copying --to %s: exit %d\n%s%s", to, code, out, stderr)
+		}
+		if after, err := os.ReadFile(staging); err != nil || !bytes.Equal(after, before) {
+			t.Fatalf("--to %s: the refused copy changed its source (%v)", to, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "b.db")); err == nil {
+			t.Fatalf("--to %s: the refused copy made b.db", to)
+		}
+	}
+}
