@@ -426,10 +426,11 @@ func (s *Server) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) (
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		// Tells the listener which connections are idle: at its bound it
-		// closes the one idle the longest to make room.
-		ConnState: limited.ConnState,
 	}
+	// Tells the listener which connections are idle (at its bound it
+	// closes the one idle the longest to make room), and serves no
+	// request of a connection it closed so (listen.Limited.Track).
+	limited.Track(srv)
 	if tlsCfg != nil {
 		if err := boundHTTP2(srv); err != nil {
 			limited.Close()

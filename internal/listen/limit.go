@@ -2,6 +2,7 @@ package listen
 
 import (
 	"container/list"
+	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -89,6 +90,7 @@ func (l *Limited) Accept() (net.Conn, error) {
 		if e := l.idle.Front(); e != nil {
 			victim := l.idle.Remove(e).(*limitedConn)
 			victim.elem = nil
+			victim.evicted = true
 			l.drop(victim)
 			l.evicted++
 			l.mu.Unlock()
@@ -115,6 +117,54 @@ func (l *Limited) Accept() (net.Conn, error) {
 func (l *Limited) Close() error {
 	l.close.Do(func() { close(l.done) })
 	return l.Listener.Close()
+}
+
+// Track has srv tell l which of its connections are idle (ConnState) and
+// serve no request of a connection closed to make room. A connection the
+// server calls idle may hold its next request already: read with the one
+// before it (pipelined), or its head read just as the connection is
+// closed. The server then starts that request on the closed connection,
+// and its client, which sees the connection close and no answer, would
+// not know it was carried out (a write made, or not). Such a request is
+// not served. It is exact: the server calls the connection active before
+// it serves the request, and an active connection is never closed.
+// Call it once srv's Handler is set, before srv serves.
+func (l *Limited) Track(srv *http.Server) {
+	state, connCtx, h := srv.ConnState, srv.ConnContext, srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		l.ConnState(c, s)
+		if state != nil {
+			state(c, s)
+		}
+	}
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if connCtx != nil {
+			ctx = connCtx(ctx, c)
+		}
+		if lc := l.own(c); lc != nil {
+			ctx = context.WithValue(ctx, limitedConnKey{}, lc)
+		}
+		return ctx
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lc, ok := r.Context().Value(limitedConnKey{}).(*limitedConn); ok && l.closedToMakeRoom(lc) {
+			return // its answer has nowhere to go
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// limitedConnKey is the request context's key of its *limitedConn (Track).
+type limitedConnKey struct{}
+
+// closedToMakeRoom says whether c was closed to make room.
+func (l *Limited) closedToMakeRoom(c *limitedConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return c.evicted
 }
 
 // ConnState is an http.Server's ConnState hook for the connections it
@@ -236,6 +286,7 @@ type limitedConn struct {
 	l        *Limited
 	elem     *list.Element // in l.idle while idle; l.mu guards it
 	released bool          // its slot given back; l.mu guards it
+	evicted  bool          // closed to make room; l.mu guards it
 	addr     connAddr
 }
 
