@@ -288,20 +288,38 @@ func (s *Store) errCopyNotMarked() error {
 		s.prefix)
 }
 
-// errLostCopyLock is the error of a copy's commit refused because the copy
-// no longer holds the prefix's copy lock; then is what the refused write
-// leaves: the prefix marked, or — the mark's put refused — as it was.
-func (s *Store) errLostCopyLock(then string) error {
-	return permatrix.Errorf(permatrix.EUNAVAILABLE,
+// errLostCopyLock is the error of a copy's write refused because the copy
+// no longer holds the prefix's copy lock. marked is the mark's presence,
+// as the refusal read it: another copy may have taken the lock since, and
+// completed (its mark removed, the prefix served) — "the prefix stays
+// marked" would send the operator to copy over it. markPut: the refused
+// write was this copy's mark.
+func (s *Store) errLostCopyLock(marked, markPut bool) error {
+	var then string
+	switch {
+	case markPut:
+		then = "the prefix is as it was (this copy's mark was not put)"
+	case marked:
+		then = "the prefix is marked as holding an incomplete copy (this copy's mark, or that of a copy that took the lock since), which no sidecar serves"
+	default:
+		then = "the prefix is not marked: a copy that took the lock since completed into it (or its mark was removed), and the sidecars serve it — a copy run again over it with --force would replace that"
+	}
+	return &LostCopyLockError{Prefix: s.prefix, Marked: marked, err: permatrix.Errorf(permatrix.EUNAVAILABLE,
 		"this store copy lost the copy lock of etcd prefix %s (its lease ended: cut off from etcd for over %ds?), and another copy may be running into the prefix: nothing was written; %s",
-		s.prefix, copyLockTTL, then)
+		s.prefix, copyLockTTL, then)}
 }
 
-// What a copy's write refused for its lost lock leaves (errLostCopyLock).
-const (
-	lostLockMarked  = "the prefix stays marked as holding an incomplete copy"
-	lostLockAsItWas = "the prefix is as it was (this copy's mark was not put)"
-)
+// LostCopyLockError is a copy's write refused because the copy no longer
+// holds the prefix's copy lock: nothing of it was written. It unwraps to
+// an EUNAVAILABLE *permatrix.Error.
+type LostCopyLockError struct {
+	Prefix string
+	Marked bool // the prefix marked (by this copy or another), as etcd had it then
+	err    *permatrix.Error
+}
+
+func (e *LostCopyLockError) Error() string { return e.err.Error() }
+func (e *LostCopyLockError) Unwrap() error { return e.err }
 
 // copyMark is the marker's value.
 type copyMark struct {
@@ -435,7 +453,7 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 	if err != nil {
 		return err
 	}
-	return s.putMeta(ctx, clientv3.OpPut(s.copyKey(), string(v)), "marking the prefix as holding a copy in progress", lostLockAsItWas)
+	return s.putMeta(ctx, clientv3.OpPut(s.copyKey(), string(v)), "marking the prefix as holding a copy in progress", true)
 }
 
 // UnmarkCopy removes the mark of MarkCopy once the copy is complete: the
@@ -443,7 +461,7 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 // error that is a *MetaWriteError may have removed the mark; any other
 // leaves it.
 func (s *Store) UnmarkCopy(ctx context.Context) error {
-	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress", lostLockMarked)
+	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress", false)
 }
 
 // MetaWriteError is a failed put or removal of the copy mark (MarkCopy,
@@ -468,9 +486,9 @@ func (e *MetaWriteError) Error() string {
 func (e *MetaWriteError) Unwrap() error { return e.Err }
 
 // putMeta sends op (on the mark) only while the store holds the copy
-// lock, and waits until the replica has applied its revision. lostLock
-// says what a refusal for a lost lock leaves (errLostCopyLock).
-func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what, lostLock string) error {
+// lock, and waits until the replica has applied its revision. markPut: op
+// is the mark's put (errLostCopyLock).
+func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPut bool) error {
 	l := s.copyLock.Load()
 	if l == nil {
 		return fmt.Errorf("%s: %w", what, s.errNoCopyLock())
@@ -482,7 +500,8 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what, lostLock stri
 		return fmt.Errorf("%s: %w (not sent)", what, err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.cli.Txn(rctx).If(l.owner).Then(op).Commit()
+	// Refused, the mark is read: what the refusal says of it.
+	resp, err := s.cli.Txn(rctx).If(l.owner).Then(op).Else(clientv3.OpGet(s.copyKey(), clientv3.WithCountOnly())).Commit()
 	cancel()
 	if err != nil {
 		if refusal(err) || errors.Is(err, rpctypes.ErrNoSpace) {
@@ -499,7 +518,13 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what, lostLock stri
 		return &MetaWriteError{What: what, Err: err}
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("%s: %w", what, s.errLostCopyLock(lostLock))
+		marked := false
+		for _, rr := range resp.Responses {
+			if rng := rr.GetResponseRange(); rng != nil && rng.Count > 0 {
+				marked = true
+			}
+		}
+		return fmt.Errorf("%s: %w", what, s.errLostCopyLock(marked, markPut))
 	}
 	rev := resp.Header.Revision
 	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)

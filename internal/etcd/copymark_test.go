@@ -752,3 +752,76 @@ func TestCopyLockHeldByAKeyNoCopyKeeps(t *testing.T) {
 	}
 	refused("a running copy's lock", "a store copy into etcd prefix /"+prefix+"/ is running", "10s", "wait until it ends")
 }
+
+// A copy that lost its lock had its commit and its mark's removal refused
+// with "nothing was written; the prefix stays marked as holding an
+// incomplete copy" — though another copy, which took the lock since, may
+// have completed and removed the mark: the prefix then unmarked and
+// served, and the copy's "run it again with --force" a copy over it. The
+// refusal says whether the prefix is marked, as etcd has it then.
+func TestLostLockSaysWhetherThePrefixIsMarked(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("lostunmarked")
+	openCopier := func(name string) *etcd.Store {
+		o := raised
+		o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), name+".db"), true
+		s, err := etcd.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		waitReady(t, s)
+		return s
+	}
+	commit := func(s *etcd.Store, user string) error {
+		_, err := s.Commit(ctx, &store.Batch{Base: s.Revision(), Epoch: s.Changes().Epoch(),
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+		return err
+	}
+	a := openCopier("a")
+	if err := a.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.MarkCopy(ctx, "bolt:a.db"); err != nil {
+		t.Fatal(err)
+	}
+	cli := client(t)
+	resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the lock's keys: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil { // a's lease ends
+		t.Fatal(err)
+	}
+	// Another copy takes the lock and marks the prefix: a's writes are
+	// refused, the prefix marked.
+	b := openCopier("b")
+	if err := b.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.MarkCopy(ctx, "bolt:b.db"); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(a, "a1"); err == nil || !strings.Contains(err.Error(), "lost the copy lock") || !strings.Contains(err.Error(), "the prefix is marked") {
+		t.Errorf("a's commit, the lock lost and the prefix marked: %v", err)
+	}
+	// It completes: the prefix is served.
+	if err := commit(b, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{"commit": commit(a, "a2"), "mark's removal": a.UnmarkCopy(ctx)} {
+		if err == nil || !strings.Contains(err.Error(), "lost the copy lock") || strings.Contains(err.Error(), "stays marked") || !strings.Contains(err.Error(), "not marked") {
+			t.Errorf("a's %s, the lock lost and the prefix unmarked by the copy that took it: %v", what, err)
+		}
+		var lost *etcd.LostCopyLockError
+		if !errors.As(err, &lost) || lost.Marked {
+			t.Errorf("a's %s: %#v, want a *LostCopyLockError, not Marked", what, err)
+		}
+	}
+	if resp, err := cli.Get(ctx, "/"+prefix+"/m/copying"); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("the mark: %v %v", resp, err)
+	}
+}
