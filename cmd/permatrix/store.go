@@ -312,10 +312,10 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		} else {
 			n, err := store.Clear(ctx, to, batchOps)
 			if err != nil {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil && !lostLock(err) {
 					err = errors.New("interrupted")
 				}
-				return fmt.Errorf("clearing %s: %w (%s stays marked as holding an incomplete copy, which sidecars do not serve, cleared in part or not at all: run the copy again with --force)", toName, plain(err), toName)
+				return clearFailed(toName, err)
 			}
 			log.Info("target cleared", "store", toName, "keys", n)
 		}
@@ -338,7 +338,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		if unmarking && errors.As(err, &mw) {
 			return unmarkFailed(n, toName, mw, ctx.Err() != nil)
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !lostLock(err) {
 			err = errors.New("interrupted")
 		}
 		if stage != nil {
@@ -350,7 +350,7 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 		if held == 0 && !wasMarked && target != nil && unmarkEmpty(target) {
 			return fmt.Errorf("copy stopped after %d of %d keys: %w (%s is empty, as it was)", n, total, plain(err), toName)
 		}
-		return fmt.Errorf("copy stopped after %d of %d keys: %w (%s stays marked as holding an incomplete copy, which sidecars do not serve: run the copy again with --force)", n, total, plain(err), toName)
+		return copyStopped(n, total, toName, err)
 	}
 	rev := to.Revision()
 	if stage != nil {
@@ -360,6 +360,44 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "copied %d keys from %s (revision %d) to %s (revision %d)\n", n, fromName, snap.Revision(), toName, rev)
 	return nil
+}
+
+// clearFailed is the error of a copy into an etcd prefix it marked that
+// failed clearing it.
+func clearFailed(toName string, err error) error {
+	return fmt.Errorf("clearing %s: %w%s", toName, plain(err), staysMarked(err, toName, ", cleared in part or not at all"))
+}
+
+// copyStopped is the error of a copy into an etcd prefix it marked that
+// stopped after n of total keys.
+func copyStopped(n, total int, toName string, err error) error {
+	return fmt.Errorf("copy stopped after %d of %d keys: %w%s", n, total, plain(err), staysMarked(err, toName, ""))
+}
+
+// lostLock says whether err is a copy's write refused for its lost copy
+// lock, which says what became of the prefix: more than "interrupted".
+func lostLock(err error) bool {
+	var lost *etcd.LostCopyLockError
+	return errors.As(err, &lost)
+}
+
+// staysMarked is what a copy into an etcd prefix it marked says of the
+// prefix once stopped by err: it stays marked, and the copy run again
+// with --force completes it — unless the copy lost its copy lock. Then
+// etcd's refusal (err) says whether the prefix is marked: not, a copy
+// that took the lock since completed into it, served, which a copy again
+// would replace; marked, that copy may be running still (a copy again is
+// refused while it does).
+func staysMarked(err error, toName, cleared string) string {
+	var lost *etcd.LostCopyLockError
+	switch {
+	case !errors.As(err, &lost):
+		return fmt.Sprintf(" (%s stays marked as holding an incomplete copy, which sidecars do not serve%s: run the copy again with --force)", toName, cleared)
+	case lost.Marked:
+		return " (once no other copy into it is running, run the copy again with --force: it is refused while one is)"
+	default:
+		return ""
+	}
 }
 
 // markFailed is the error of a copy into an etcd prefix whose mark's put

@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -236,5 +237,74 @@ func TestFailedClearSaysThePrefixStaysMarked(t *testing.T) {
 	}
 	if !marked(t, cluster, prefix) || !strings.Contains(stderr, "stays marked") || !strings.Contains(stderr, "--force") {
 		t.Fatalf("a copy that failed clearing the prefix it marked (marked: %v) said:\n%s", marked(t, cluster, prefix), stderr)
+	}
+}
+
+// A copy that lost its copy lock (cut off from etcd past its lease) and
+// stopped said "(… stays marked as holding an incomplete copy, which
+// sidecars do not serve: run the copy again with --force)" — though the
+// copy that took the lock since may have completed into the prefix and
+// removed the mark: the sidecars serve it, and the copy run again with
+// --force, as told, replaces it. It says what etcd's refusal says of the
+// mark, and no more.
+func TestLostLockCopySaysWhatEtcdHas(t *testing.T) {
+	cluster := harness.StartEtcdCluster(t, 1)
+	ctx := context.Background()
+	prefix := "lostlockcopy"
+	to := cluster.StoreURL(prefix)
+	open := func(name string) *etcd.Store {
+		s, err := etcd.Open(ctx, etcd.Options{URL: to, Replica: filepath.Join(t.TempDir(), name+".db"), CopyTarget: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := waitReadable(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LockCopy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkCopy(ctx, "bolt:"+name+".db"); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	commit := func(s *etcd.Store, user string) error {
+		_, err := s.Commit(ctx, &store.Batch{Base: s.Revision(), Epoch: s.Changes().Epoch(),
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+		return err
+	}
+	a := open("a")
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the lock's keys: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil { // a is cut off past its lease
+		t.Fatal(err)
+	}
+	b := open("b") // another copy, which completes
+	// Marked, by the copy running: a copy again waits until it ends.
+	if msg := copyStopped(3, 100, to, commit(a, "a0")).Error(); !strings.Contains(msg, "the prefix is marked") || !strings.Contains(msg, "refused while one is") {
+		t.Errorf("a copy that lost its lock to one running said: %s", msg)
+	}
+	if err := commit(b, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UnmarkCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = commit(a, "a")
+	if err == nil {
+		t.Fatal("a copy that lost its lock committed")
+	}
+	for _, msg := range []string{copyStopped(3, 100, to, err).Error(), clearFailed(to, err).Error()} {
+		if marked(t, cluster, prefix) || strings.Contains(msg, "stays marked") || strings.Contains(msg, "run the copy again with --force") || !strings.Contains(msg, "not marked") {
+			t.Errorf("a copy that lost its lock to one that completed (marked: %v) said: %s", marked(t, cluster, prefix), msg)
+		}
 	}
 }
