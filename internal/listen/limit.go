@@ -3,14 +3,24 @@ package listen
 import (
 	"container/list"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // DefaultMaxConnections is the connections a listener holds open at once
 // unless told otherwise (serve --max-connections).
 const DefaultMaxConnections = 4096
+
+// flushGrace is how long a connection gone idle with the end of its last
+// answer maybe still in its server's buffer (Idle's flushing) is kept from
+// being closed to make room, if it writes nothing more: its server had
+// nothing left to write (a stream its client reset), not one slow to.
+// It writes, and it is idle at once.
+const flushGrace = time.Second
 
 // Limited is a listener that holds at most Max connections open at once.
 // Each connection is a goroutine, buffers and a file descriptor for as
@@ -37,6 +47,8 @@ type Limited struct {
 	changed chan struct{} // closed when a slot frees or a connection goes idle, if an Accept waits
 	done    chan struct{} // closed by Close
 	close   sync.Once
+
+	flushGrace time.Duration // flushGrace; tests change it
 }
 
 // Limit bounds ln to max connections open at once (max < 1: the default).
@@ -44,7 +56,7 @@ func Limit(ln net.Listener, max int) *Limited {
 	if max < 1 {
 		max = DefaultMaxConnections
 	}
-	return &Limited{Listener: ln, max: max, done: make(chan struct{})}
+	return &Limited{Listener: ln, max: max, done: make(chan struct{}), flushGrace: flushGrace}
 }
 
 // Open is the number of connections open now (an evicted one no longer
@@ -87,8 +99,9 @@ func (l *Limited) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			return lc, nil
 		}
-		if e := l.idle.Front(); e != nil {
-			victim := l.idle.Remove(e).(*limitedConn)
+		victim, wait := l.victim(time.Now())
+		if victim != nil {
+			l.idle.Remove(victim.elem)
 			victim.elem = nil
 			victim.evicted = true
 			l.drop(victim)
@@ -104,13 +117,51 @@ func (l *Limited) Accept() (net.Conn, error) {
 		}
 		changed := l.changed
 		l.mu.Unlock()
+		var grace *time.Timer
+		var graced <-chan time.Time
+		if wait > 0 {
+			grace = time.NewTimer(wait)
+			graced = grace.C
+		}
+		closed := false
 		select {
 		case <-changed:
+		case <-graced:
 		case <-l.done:
+			closed = true
+		}
+		if grace != nil {
+			grace.Stop()
+		}
+		if closed {
 			c.Close()
 			return nil, net.ErrClosed
 		}
 	}
+}
+
+// victim is the idle connection to close to make room: the one idle the
+// longest of those whose last answer is out, or failing those, of those
+// idle for flushGrace; nil if none, and then wait, if not 0, is when one
+// will be. l.mu is held.
+func (l *Limited) victim(now time.Time) (victim *limitedConn, wait time.Duration) {
+	var flushing *limitedConn
+	for e := l.idle.Front(); e != nil; e = e.Next() {
+		c := e.Value.(*limitedConn)
+		if !c.flushing.Load() {
+			return c, 0
+		}
+		if flushing == nil {
+			flushing = c
+		}
+	}
+	if flushing == nil {
+		return nil, 0
+	}
+	if wait := flushing.idleAt.Add(l.flushGrace).Sub(now); wait > 0 {
+		return nil, wait
+	}
+	return flushing, 0
 }
 
 // Close stops accepting; an Accept waiting for a slot returns.
@@ -178,9 +229,26 @@ func (l *Limited) ConnState(c net.Conn, state http.ConnState) {
 	}
 	switch state {
 	case http.StateIdle:
-		l.setIdle(lc, true)
+		// An HTTP/2 server (x/net's) calls a connection idle as its last
+		// stream closes, the stream's last frame written into its buffer
+		// and not yet flushed: closed then, the answer of a request served
+		// would be lost.
+		tc, ok := c.(*tls.Conn)
+		l.setIdle(lc, true, ok && tc.ConnectionState().NegotiatedProtocol == "h2")
 	case http.StateActive, http.StateHijacked:
-		l.setIdle(lc, false)
+		l.setIdle(lc, false, false)
+	}
+}
+
+// Idle tells l that c, its connection or one wrapping it, is idle: no
+// request open on it. flushing: its server may still hold the end of its
+// last answer in a buffer, which it writes soon — c is then not closed to
+// make room until it writes again (or, writing nothing, for flushGrace).
+// ConnState calls it for an http.Server's connections; servers without
+// that hook (gRPC) call it and ConnState(c, http.StateActive).
+func (l *Limited) Idle(c net.Conn, flushing bool) {
+	if lc := l.own(c); lc != nil {
+		l.setIdle(lc, true, flushing)
 	}
 }
 
@@ -203,17 +271,30 @@ func (l *Limited) own(c net.Conn) *limitedConn {
 	return nil
 }
 
-func (l *Limited) setIdle(c *limitedConn, idle bool) {
+func (l *Limited) setIdle(c *limitedConn, idle, flushing bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case c.released:
 	case idle && c.elem == nil:
 		c.elem = l.idle.PushBack(c)
+		c.idleAt = time.Now()
+		c.flushing.Store(flushing)
 		l.signal()
 	case !idle && c.elem != nil:
 		l.idle.Remove(c.elem)
 		c.elem = nil
+		c.flushing.Store(false)
+	}
+}
+
+// flushed records that c, idle with its last answer maybe not out, wrote:
+// what its server held went out with it (or before).
+func (l *Limited) flushed(c *limitedConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.flushing.Swap(false) {
+		l.signal()
 	}
 }
 
@@ -287,7 +368,19 @@ type limitedConn struct {
 	elem     *list.Element // in l.idle while idle; l.mu guards it
 	released bool          // its slot given back; l.mu guards it
 	evicted  bool          // closed to make room; l.mu guards it
+	idleAt   time.Time     // when it went idle; l.mu guards it
+	// flushing: idle, the end of its last answer maybe still in its
+	// server's buffer (Idle); set under l.mu, read by Write without it.
+	flushing atomic.Bool
 	addr     connAddr
+}
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.flushing.Load() {
+		c.l.flushed(c)
+	}
+	return n, err
 }
 
 func (c *limitedConn) Close() error {

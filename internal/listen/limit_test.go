@@ -195,3 +195,79 @@ func TestLimitCloseEndsWaitingAccept(t *testing.T) {
 		t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// TestLimitWaitsForAnIdleConnectionsFlush: a connection idle with the end
+// of its last answer maybe still in its server's buffer (an HTTP/2
+// connection whose last stream just closed) is not closed to make room
+// until it writes — its answer out first — or, writing nothing, until the
+// grace ends.
+func TestLimitWaitsForAnIdleConnectionsFlush(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen.Limit(raw, 1)
+	defer ln.Close()
+	listen.SetFlushGrace(ln, time.Hour)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	accepted := make(chan net.Conn, 1)
+	accept := func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}
+	first := dial()
+	go accept()
+	served := <-accepted
+	if served == nil {
+		t.FailNow()
+	}
+	defer served.Close()
+	ln.Idle(served, true)
+	second := dial()
+	go accept()
+	for !listen.Waiting(ln) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := ln.Evicted(); n != 0 {
+		t.Fatalf("%d evicted before the idle connection wrote, want 0", n)
+	}
+	// It writes its answer: then it makes room.
+	if _, err := served.Write([]byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	next := <-accepted
+	if next == nil {
+		t.FailNow()
+	}
+	defer next.Close()
+	if got, err := io.ReadAll(first); string(got) != "answer" || err != nil {
+		t.Fatalf("the connection closed to make room read %q, %v; want its answer, then EOF", got, err)
+	}
+
+	// Writing nothing more, it makes room once the grace ends.
+	listen.SetFlushGrace(ln, time.Millisecond)
+	ln.Idle(next, true)
+	dial()
+	go accept()
+	if c := <-accepted; c == nil {
+		t.FailNow()
+	} else {
+		defer c.Close()
+	}
+	if n, err := second.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the connection idle past the grace: read %d, %v; want EOF", n, err)
+	}
+	if n := ln.Evicted(); n != 2 {
+		t.Errorf("%d evicted, want 2", n)
+	}
+}
