@@ -133,3 +133,48 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 		t.Errorf("%d idle connections closed to make room, want 1", n)
 	}
 }
+
+// TestAnswerNotLostToEviction: a gRPC connection goes idle as its last
+// call ends — its answer handed to gRPC's writer, maybe not yet written.
+// Closed to make room then, the connection took the answer with it: the
+// check was decided (and logged), and Envoy got no answer. It is closed
+// once its answer is out.
+func TestAnswerNotLostToEviction(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, MaxConnections: 1})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, stop(srv))
+	ln := srv.Connections()
+	newcomers := make(chan net.Conn, 1)
+	extauthz.SetTestHookCallsEnded(t, func() {
+		if ln.Evicted() != 0 || len(newcomers) != 0 {
+			return
+		}
+		// The check is answered: a new client comes, and the listener
+		// closes this connection, idle, for it — or waits to.
+		nc, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Error(err)
+		}
+		newcomers <- nc
+		for ln.Evicted() == 0 && !ln.Waiting() {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a guard only
+	defer cancel()
+	client := authv3.NewAuthorizationClient(mustConn(t, addr.String(), insecure.NewCredentials()))
+	resp, err := client.Check(ctx, req, grpc.WaitForReady(true))
+	if nc := <-newcomers; nc != nil {
+		defer nc.Close()
+	}
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("a check decided as a new client came: %v %v", resp, err)
+	}
+}

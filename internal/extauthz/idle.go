@@ -33,19 +33,31 @@ type trackedConn struct {
 	calls int
 }
 
-// add counts a call beginning (+1) or ending (-1), and tells the listener
-// when the connection goes busy or idle.
+// add counts a call beginning (+1) or ending (-1), or none (0: the
+// connection set up), and tells the listener when the connection goes
+// busy or idle.
 func (c *trackedConn) add(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls += n
 	switch {
 	case c.calls == 0:
-		c.ln.ConnState(c.conn, http.StateIdle)
+		// A call ended: its answer handed to gRPC's writer, which may
+		// not have written it yet — closed to make room now, the
+		// connection would take it along. It is closed once it writes
+		// again (listen.Limited.Idle).
+		c.ln.Idle(c.conn, n < 0)
+		if n < 0 && testHookCallsEnded != nil {
+			testHookCallsEnded()
+		}
 	case c.calls == 1 && n > 0:
 		c.ln.ConnState(c.conn, http.StateActive)
 	}
 }
+
+// testHookCallsEnded, set by tests only, runs once a connection's last
+// call has ended, as it is told idle.
+var testHookCallsEnded func()
 
 func (t idleTracker) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
 	ln := t.ln()

@@ -61,7 +61,7 @@ func TestHTTP2AnswerNotLostToEviction(t *testing.T) {
 			newcomers <- nc
 			// Until the listener has closed this connection for the
 			// new one, or waits to.
-			for ln.Evicted() == 0 && !listen.Waiting(ln) {
+			for ln.Evicted() == 0 && !ln.Waiting() {
 				time.Sleep(time.Millisecond)
 			}
 		}

@@ -9,9 +9,3 @@ func SetFlushGrace(l *Limited, d time.Duration) {
 	l.flushGrace = d
 }
 
-// Waiting says whether an Accept of l waits for a slot.
-func Waiting(l *Limited) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.changed != nil
-}

@@ -164,6 +164,13 @@ func (l *Limited) victim(now time.Time) (victim *limitedConn, wait time.Duration
 	return flushing, 0
 }
 
+// Waiting says whether a connection past the bound waits for a slot.
+func (l *Limited) Waiting() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed != nil
+}
+
 // Close stops accepting; an Accept waiting for a slot returns.
 func (l *Limited) Close() error {
 	l.close.Do(func() { close(l.done) })

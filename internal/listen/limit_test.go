@@ -235,7 +235,7 @@ func TestLimitWaitsForAnIdleConnectionsFlush(t *testing.T) {
 	ln.Idle(served, true)
 	second := dial()
 	go accept()
-	for !listen.Waiting(ln) {
+	for !ln.Waiting() {
 		time.Sleep(time.Millisecond)
 	}
 	if n := ln.Evicted(); n != 0 {

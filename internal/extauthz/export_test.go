@@ -1,0 +1,8 @@
+package extauthz
+
+// SetTestHookCallsEnded sets, for one test, what runs once a connection's
+// last call has ended, as it is told idle.
+func SetTestHookCallsEnded(t interface{ Cleanup(func()) }, f func()) {
+	testHookCallsEnded = f
+	t.Cleanup(func() { testHookCallsEnded = nil })
+}
