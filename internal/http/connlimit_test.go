@@ -202,3 +202,49 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 		t.Errorf("permatrix_idle_connections_closed_total{listener=api} = %v, want 1", n)
 	}
 }
+
+// TestSlowHeadsHoldNoSlotForLong: a connection whose request head never
+// ends — a byte now and then, never the blank line — is not idle, so not
+// closed to make room; the header timeout (5 s, from its first byte on,
+// however slowly the rest comes) closes it, and the client waiting for its
+// slot is served then. Connections that never finish their heads cannot
+// hold the bound for longer.
+func TestSlowHeadsHoldNoSlotForLong(t *testing.T) {
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxConnections: 1})
+	base := serveOn(t, srv)
+	addr := base[len("http://"):]
+	slow := dialKept(t, addr)
+	_ = slow.SetDeadline(time.Now().Add(60 * time.Second)) // a guard only
+	if _, err := io.WriteString(slow, "GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	dribbled := make(chan int)
+	go func() {
+		n := 0
+		for {
+			if _, err := io.WriteString(slow, "X-Slow: a\r\n"); err != nil {
+				dribbled <- n
+				return
+			}
+			n++
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	waiting := dialKept(t, addr)
+	waiting.send(t, "/health/live")
+	if code, err := waiting.answer(60 * time.Second); code != http.StatusOK {
+		t.Fatalf("a client waiting for the slot a slow head holds: %d %v", code, err)
+	}
+	// The slow one was closed (by its header timeout: not made room for,
+	// which closes idle connections only).
+	if _, err := io.ReadAll(slow.r); err != nil && !errors.Is(err, net.ErrClosed) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the slow head's connection is still open: %v", err)
+		}
+	}
+	t.Logf("the slow head sent %d header lines before it was closed", <-dribbled)
+	if n := gauge(t, srv.Metrics().Registry, "permatrix_idle_connections_closed_total", "api"); n != 0 {
+		t.Errorf("permatrix_idle_connections_closed_total{listener=api} = %v: a connection in the middle of its head was taken for idle", n)
+	}
+}
