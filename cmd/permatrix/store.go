@@ -516,8 +516,20 @@ func unmarkEmpty(target *etcd.Store) bool {
 	}
 	n, err := store.Count(snap)
 	snap.Close()
-	return err == nil && n == 0 && target.UnmarkCopy(ctx) == nil
+	if err != nil || n != 0 {
+		return false
+	}
+	if testHookUnmarkEmpty != nil {
+		testHookUnmarkEmpty()
+	}
+	// The copy's batch on its way as it stopped may land yet: the mark
+	// goes only with the prefix empty still.
+	return target.UnmarkEmptyCopy(ctx) == nil
 }
+
+// testHookUnmarkEmpty, set by tests only, runs in unmarkEmpty once it
+// found the prefix empty, before it removes the mark.
+var testHookUnmarkEmpty func()
 
 // stagedCopy is a copy into a bbolt file, made in a new file next to it
 // (PATH.copying) and renamed over it once complete and synced: a copy

@@ -308,3 +308,50 @@ func TestLostLockCopySaysWhatEtcdHas(t *testing.T) {
 		}
 	}
 }
+
+// A copy interrupted (Ctrl-C) during its first batch found the prefix
+// empty and removed its mark (unmarkEmpty) — but its committer sends a
+// batch it took all the same, and one reaching etcd between the look and
+// the removal left part of a store in the prefix, unmarked: served, and
+// the copy said "(… is empty, as it was)". The mark is removed only with
+// the prefix empty in the same transaction.
+func TestUnmarkEmptyOnlyIfEmpty(t *testing.T) {
+	cluster := harness.StartEtcdCluster(t, 1)
+	ctx := context.Background()
+	prefix := "unmarkempty"
+	target, err := etcd.Open(ctx, etcd.Options{URL: cluster.StoreURL(prefix), Replica: filepath.Join(t.TempDir(), "to.db"), CopyTarget: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := waitReadable(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.MarkCopy(ctx, "bolt:permatrix.db"); err != nil {
+		t.Fatal(err)
+	}
+	// Empty still: the mark goes.
+	if !unmarkEmpty(target) || marked(t, cluster, prefix) {
+		t.Fatalf("a copy that copied nothing into an empty prefix: mark removed? marked %v", marked(t, cluster, prefix))
+	}
+	if err := target.MarkCopy(ctx, "bolt:permatrix.db"); err != nil {
+		t.Fatal(err)
+	}
+	var landed error
+	testHookUnmarkEmpty = func() {
+		// The interrupted copy's batch reaches etcd now.
+		_, landed = target.Commit(ctx, &store.Batch{Base: target.Revision(), Epoch: target.Changes().Epoch(),
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:late", "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+	}
+	t.Cleanup(func() { testHookUnmarkEmpty = nil })
+	removed := unmarkEmpty(target)
+	if landed != nil {
+		t.Fatal(landed)
+	}
+	if removed || !marked(t, cluster, prefix) {
+		t.Fatalf("a copy's batch landed as it removed its mark from the prefix it found empty: removed %v, marked %v", removed, marked(t, cluster, prefix))
+	}
+}

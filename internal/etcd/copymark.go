@@ -453,7 +453,7 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 	if err != nil {
 		return err
 	}
-	return s.putMeta(ctx, clientv3.OpPut(s.copyKey(), string(v)), "marking the prefix as holding a copy in progress", true)
+	return s.putMeta(ctx, clientv3.OpPut(s.copyKey(), string(v)), "marking the prefix as holding a copy in progress", true, false)
 }
 
 // UnmarkCopy removes the mark of MarkCopy once the copy is complete: the
@@ -461,7 +461,29 @@ func (s *Store) MarkCopy(ctx context.Context, from string) error {
 // error that is a *MetaWriteError may have removed the mark; any other
 // leaves it.
 func (s *Store) UnmarkCopy(ctx context.Context) error {
-	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress", false)
+	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy in progress", false, false)
+}
+
+// UnmarkEmptyCopy removes the mark of a copy that failed having copied
+// nothing into a prefix empty and unmarked before it — only if the prefix
+// holds no key of a store, in the same transaction. A batch of the copy's
+// on its way as it failed is sent all the same (its committer took it:
+// Commit), and one that reached etcd after the copy looked, before the
+// removal, would be left served, part of a store, unmarked. An error
+// that is a *MetaWriteError may have removed the mark; any other leaves
+// it, an *UnmarkNotEmptyError for the prefix not empty.
+func (s *Store) UnmarkEmptyCopy(ctx context.Context) error {
+	return s.putMeta(ctx, clientv3.OpDelete(s.copyKey()), "removing the mark of the copy that copied nothing", false, true)
+}
+
+// UnmarkNotEmptyError is UnmarkEmptyCopy refused: the prefix holds keys.
+type UnmarkNotEmptyError struct {
+	Prefix string
+	Keys   int64
+}
+
+func (e *UnmarkNotEmptyError) Error() string {
+	return fmt.Sprintf("etcd prefix %s holds %d keys (a batch of the copy's that reached etcd as it stopped): the mark stays", e.Prefix, e.Keys)
 }
 
 // MetaWriteError is a failed put or removal of the copy mark (MarkCopy,
@@ -486,9 +508,10 @@ func (e *MetaWriteError) Error() string {
 func (e *MetaWriteError) Unwrap() error { return e.Err }
 
 // putMeta sends op (on the mark) only while the store holds the copy
-// lock, and waits until the replica has applied its revision. markPut: op
-// is the mark's put (errLostCopyLock).
-func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPut bool) error {
+// lock — and, ifEmpty, while the prefix holds no data key — and waits
+// until the replica has applied its revision. markPut: op is the mark's
+// put (errLostCopyLock).
+func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPut, ifEmpty bool) error {
 	l := s.copyLock.Load()
 	if l == nil {
 		return fmt.Errorf("%s: %w", what, s.errNoCopyLock())
@@ -500,8 +523,16 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPu
 		return fmt.Errorf("%s: %w (not sent)", what, err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	// Refused, the mark is read: what the refusal says of it.
-	resp, err := s.cli.Txn(rctx).If(l.owner).Then(op).Else(clientv3.OpGet(s.copyKey(), clientv3.WithCountOnly())).Commit()
+	// Refused, the mark, the lock and the data are read: what the
+	// refusal says of them.
+	cmps := []clientv3.Cmp{l.owner}
+	if ifEmpty {
+		// No key in the data range (a range compare: each key's, and
+		// none there compares as absent).
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(string(s.dataPrefix)), "=", 0).WithPrefix())
+	}
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(op).Else(clientv3.OpGet(s.copyKey(), clientv3.WithCountOnly()),
+		clientv3.OpGet(l.key), clientv3.OpGet(string(s.dataPrefix), clientv3.WithPrefix(), clientv3.WithCountOnly())).Commit()
 	cancel()
 	if err != nil {
 		if refusal(err) || errors.Is(err, rpctypes.ErrNoSpace) {
@@ -518,13 +549,19 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPu
 		return &MetaWriteError{What: what, Err: err}
 	}
 	if !resp.Succeeded {
-		marked := false
-		for _, rr := range resp.Responses {
-			if rng := rr.GetResponseRange(); rng != nil && rng.Count > 0 {
-				marked = true
+		var marked, locked bool
+		var keys int64
+		if rr := resp.Responses; len(rr) == 3 {
+			marked = rr[0].GetResponseRange().GetCount() > 0
+			for _, kv := range rr[1].GetResponseRange().GetKvs() {
+				locked = locked || kv.CreateRevision == l.rev
 			}
+			keys = rr[2].GetResponseRange().GetCount()
 		}
-		return fmt.Errorf("%s: %w", what, s.errLostCopyLock(marked, markPut))
+		if !locked || !ifEmpty {
+			return fmt.Errorf("%s: %w", what, s.errLostCopyLock(marked, markPut))
+		}
+		return fmt.Errorf("%s: %w", what, &UnmarkNotEmptyError{Prefix: s.prefix, Keys: keys})
 	}
 	rev := resp.Header.Revision
 	wctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
