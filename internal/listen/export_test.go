@@ -8,4 +8,3 @@ func SetFlushGrace(l *Limited, d time.Duration) {
 	defer l.mu.Unlock()
 	l.flushGrace = d
 }
-

@@ -30,9 +30,11 @@ const flushGrace = time.Second
 // and leave them idle for the whole idle timeout. So, as nginx and Envoy
 // do, past the bound the connection that has been idle the longest is
 // closed to make room. Which connections are idle the server says
-// (ConnState, an http.Server's hook); a connection it has not called idle
-// (a new one, one with a request in progress, a hijacked one) is never
-// closed. With none idle, the connection past the bound is accepted but
+// (ConnState, an http.Server's hook, which Track sets; Idle for other
+// servers); a connection it has not called idle (a new one, one with a
+// request in progress, a hijacked one) is never closed, nor one whose
+// last answer may still be in its server's buffer (an HTTP/2 one whose
+// last stream just closed) until it writes it. With none idle, the connection past the bound is accepted but
 // not served until one closes or goes idle, and the ones after it wait in
 // the kernel's accept queue meanwhile: refused, they would not retry.
 type Limited struct {
