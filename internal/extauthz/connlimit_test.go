@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
 	permhttp "github.com/permatrix/permatrix/internal/http"
@@ -176,5 +178,62 @@ func TestAnswerNotLostToEviction(t *testing.T) {
 	}
 	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
 		t.Fatalf("a check decided as a new client came: %v %v", resp, err)
+	}
+}
+
+// TestNoCheckDecidedOnAConnectionClosedToMakeRoom: a connection without a
+// call is idle until gRPC begins the call whose headers (and message) it
+// has read; closed to make room in between, the call was still decided —
+// and logged — though Envoy, its connection closed, never got the answer.
+// It is not decided.
+func TestNoCheckDecidedOnAConnectionClosedToMakeRoom(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	var decided atomic.Int32
+	decide := func(ctx context.Context, c permatrix.Check) (*permatrix.Decision, error) {
+		decided.Add(1)
+		return s.HTTP.Decide(ctx, c)
+	}
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: decide,
+		ErrorJSON: permhttp.ErrorJSON, MaxConnections: 1})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, stop(srv))
+	ln := srv.Connections()
+	newcomers := make(chan net.Conn, 1)
+	extauthz.SetTestHookCallBegins(t, func() {
+		if ln.Evicted() != 0 || len(newcomers) != 0 {
+			return
+		}
+		// The call's headers are read: a new client comes, and the
+		// listener closes this connection, idle still, to make room.
+		nc, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Error(err)
+		}
+		newcomers <- nc
+		for ln.Evicted() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a guard only
+	defer cancel()
+	client := authv3.NewAuthorizationClient(mustConn(t, addr.String(), insecure.NewCredentials()))
+	resp, err := client.Check(ctx, req, grpc.WaitForReady(true))
+	if nc := <-newcomers; nc != nil {
+		nc.Close()
+	}
+	srv.Shutdown(ctx) // every call ended
+	if err != nil && decided.Load() != 0 {
+		t.Fatalf("a check on a connection closed to make room was decided (%d), and its client got no answer: %v", decided.Load(), err)
+	}
+	if err == nil && codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("the check: %v", resp)
+	}
+	if ln.Evicted() != 1 {
+		t.Fatalf("%d connections closed to make room, want 1", ln.Evicted())
 	}
 }

@@ -6,3 +6,10 @@ func SetTestHookCallsEnded(t interface{ Cleanup(func()) }, f func()) {
 	testHookCallsEnded = f
 	t.Cleanup(func() { testHookCallsEnded = nil })
 }
+
+// SetTestHookCallBegins sets, for one test, what runs as a call begins,
+// before its connection is told busy.
+func SetTestHookCallBegins(t interface{ Cleanup(func()) }, f func()) {
+	testHookCallBegins = f
+	t.Cleanup(func() { testHookCallBegins = nil })
+}

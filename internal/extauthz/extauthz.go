@@ -285,6 +285,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp = s.denied(fmt.Errorf("ext_authz check: panic: %v", p))
 		}
 	}()
+	if closedToMakeRoom(ctx) {
+		return nil, status.Error(codes.Unavailable, "the connection was closed to make room for another: the check was not decided")
+	}
 	// ctx carries the call's deadline, the check timeout from its headers
 	// on (bound): its one owner.
 	attrs := req.GetAttributes()

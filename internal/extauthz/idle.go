@@ -59,6 +59,10 @@ func (c *trackedConn) add(n int) {
 // call has ended, as it is told idle.
 var testHookCallsEnded func()
 
+// testHookCallBegins, set by tests only, runs as a call begins, before
+// its connection is told busy.
+var testHookCallBegins func()
+
 func (t idleTracker) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
 	ln := t.ln()
 	if ln == nil {
@@ -92,8 +96,20 @@ func (idleTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	}
 	switch s.(type) {
 	case *stats.Begin:
+		if testHookCallBegins != nil {
+			testHookCallBegins()
+		}
 		c.add(1)
 	case *stats.End:
 		c.add(-1)
 	}
+}
+
+// closedToMakeRoom says whether the connection of the call of ctx was
+// closed to make room before the call began (it was idle until then): its
+// answer has nowhere to go, and the check is not decided — nor logged as
+// a decision Envoy never received.
+func closedToMakeRoom(ctx context.Context) bool {
+	c, ok := ctx.Value(trackedConnKey{}).(*trackedConn)
+	return ok && c.ln.ClosedToMakeRoom(c.conn)
 }

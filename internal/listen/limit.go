@@ -217,6 +217,15 @@ func (l *Limited) Track(srv *http.Server) {
 	})
 }
 
+// ClosedToMakeRoom says whether c, l's connection or one wrapping it, was
+// closed to make room: for servers without Track (gRPC) to serve no call
+// of a connection closed before the call began — asked once the server
+// has called the connection busy, it is exact.
+func (l *Limited) ClosedToMakeRoom(c net.Conn) bool {
+	lc := l.own(c)
+	return lc != nil && l.closedToMakeRoom(lc)
+}
+
 // limitedConnKey is the request context's key of its *limitedConn (Track).
 type limitedConnKey struct{}
 
