@@ -38,17 +38,13 @@ grants := grants_of(input.subject, asserted_groups)
 
 # principals are the checked subject and each of its groups, as assignment
 # subjects: the keys of data.store.grants a decision looks under. They are
-# principals_of the subject, written as rules rather than a call: the set
-# every decision reads, built without the function's intermediate sets.
-# Without a subject it holds nothing (no group counts for no one).
-principals contains concat("", ["user:", input.subject])
-
-principals contains concat("", ["group:", g]) if {
-	is_string(input.subject)
+# principals_of the subject, written out: the set every decision reads,
+# built without two function calls and their intermediate sets. (As a
+# complete rule: partial set rules made stock opa's topdown twice as slow
+# over the Rego tests.) Without a subject it is undefined, as the call was.
+principals := ({concat("", ["user:", input.subject])} | {concat("", ["group:", g]) |
 	some g in asserted_groups
-}
-
-principals contains concat("", ["group:", g]) if {
+}) | {concat("", ["group:", g]) |
 	some g, member in data.store.memberships[input.subject]
 	member
 }
