@@ -3,51 +3,125 @@ package http_test
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// TestDataAPIRefusesTheIdsCheckRefuses: POST /v1/check answers 400 for a
-// subject permatrix.ValidID refuses (over 256 bytes, counted in bytes; a
-// C0 control character or DEL); POST /v1/data/permatrix/decision, which
-// takes any input, decides it with the same refusal in its errors (the
-// policies' lib.valid_id), and both take the ids next to those.
-func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
-	base := serveOn(t, newDocTestServer(t))
-	ids := map[string]bool{ // id: valid
-		"alice":                        true,
-		strings.Repeat("a", 256):       true,
-		strings.Repeat("a", 257):       false,
-		strings.Repeat("é", 128):       true,  // 256 bytes, 128 characters
-		strings.Repeat("é", 128) + "a": false, // 257 bytes, 129 characters
-		strings.Repeat("é", 127) + "a": true,  // 255 bytes
-		strings.Repeat("€", 85) + "a":  true,  // 256 bytes, 86 characters
-		strings.Repeat("€", 85) + "ab": false, // 257 bytes
-		strings.Repeat("😀", 64):        true,  // 256 bytes, 64 characters
-		strings.Repeat("😀", 64) + "a":  false,
-		"a\u0080b":                     true, // a C1 control is two bytes, neither one Go refuses
-		"a b~":                         true,
-		"":                             false,
+// checkRefusal is a check as a JSON object and what POST /v1/check
+// answers it: "" a decision, else the message of its 400. data is the
+// Data API's wording where it differs from /v1/check's ("" the same).
+type checkRefusal struct {
+	name, check, refusal, data string
+}
+
+// withCheck is the JSON of a check of celonis-task-mining's edit_users by
+// alice, with the given members added or replaced (raw JSON values).
+func withCheck(members ...string) string {
+	fields := map[string]string{"subject": `"alice"`, "system": `"celonis-task-mining"`, "action": `"edit_users"`}
+	order := []string{"subject", "system", "action"}
+	for i := 0; i+1 < len(members); i += 2 {
+		if _, ok := fields[members[i]]; !ok {
+			order = append(order, members[i])
+		}
+		fields[members[i]] = members[i+1]
+	}
+	parts := []string{}
+	for _, k := range order {
+		if v := fields[k]; v != "-" { // "-": the member left out
+			parts = append(parts, `"`+k+`":`+v)
+		}
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// subjectRefusals are the subjects permatrix.ValidID takes and refuses:
+// over 256 bytes, counted in bytes; a C0 control character or DEL.
+func subjectRefusals() []checkRefusal {
+	const invalid = "subject must be 1 to 256 bytes without control characters"
+	ids := map[string]string{ // id: refusal
+		"alice":                        "",
+		strings.Repeat("a", 256):       "",
+		strings.Repeat("a", 257):       invalid,
+		strings.Repeat("é", 128):       "",      // 256 bytes, 128 characters
+		strings.Repeat("é", 128) + "a": invalid, // 257 bytes, 129 characters
+		strings.Repeat("é", 127) + "a": "",      // 255 bytes
+		strings.Repeat("€", 85) + "a":  "",      // 256 bytes, 86 characters
+		strings.Repeat("€", 85) + "ab": invalid, // 257 bytes
+		strings.Repeat("😀", 64):        "",      // 256 bytes, 64 characters
+		strings.Repeat("😀", 64) + "a":  invalid,
+		"a\u0080b":                     "", // a C1 control is two bytes, neither one Go refuses
+		"a b~":                         "",
+		"":                             "subject is required",
 	}
 	for c := 0; c < 0x20; c++ {
-		ids["a"+string(rune(c))+"b"] = false
+		ids["a"+string(rune(c))+"b"] = invalid
 	}
-	ids["a\x7fb"] = false
-	for id, valid := range ids {
-		check := map[string]any{"subject": id, "system": "celonis-task-mining", "action": "edit_users"}
-		body, err := json.Marshal(check)
-		if err != nil {
-			t.Fatal(err)
+	ids["a\x7fb"] = invalid
+	var out []checkRefusal
+	for id, refusal := range ids {
+		out = append(out, checkRefusal{name: "subject " + jsonString(id), check: withCheck("subject", jsonString(id)), refusal: refusal})
+	}
+	return out
+}
+
+// nameRefusals: a check's subject, system and action, left out, empty or
+// not strings, and a system or action the catalog does not have.
+var nameRefusals = []checkRefusal{
+	{"no subject", withCheck("subject", "-"), "subject is required", ""},
+	{"subject null", withCheck("subject", "null"), "subject: expected a string, got null (leave the key out instead)", ""},
+	{"subject a number", withCheck("subject", "7"), "subject: expected a string, got JSON number", ""},
+	{"no system", withCheck("system", "-"), "system is required", ""},
+	{"system empty", withCheck("system", `""`), "system is required", ""},
+	{"system a number", withCheck("system", "7"), "system: expected a string, got JSON number", ""},
+	{"system unknown", withCheck("system", `"nope"`), `unknown system "nope"`, ""},
+	{"no action", withCheck("action", "-"), "action is required", ""},
+	{"action empty", withCheck("action", `""`), "action is required", ""},
+	{"action an array", withCheck("action", `["x"]`), "action: expected a string, got JSON array", ""},
+	{"action null", withCheck("action", "null"), "action: expected a string, got null (leave the key out instead)", ""},
+	{"action unknown", withCheck("action", `"fly"`), `unknown action "fly" for system "celonis-task-mining"`, ""},
+}
+
+// TestDataAPIRefusesTheIdsCheckRefuses: every check POST /v1/check
+// refuses with 400 — pdp.ValidateCheck, what it calls, and the strict
+// decoding of its body — POST /v1/data/permatrix/decision, which takes any
+// input, decides with the refusal in its errors, worded alike, and allow
+// false (the policies' data.permatrix.errors); every check /v1/check
+// decides, the Data API decides alike, without errors.
+func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
+	base := serveOn(t, newDocTestServer(t))
+	// alice may edit users: a check /v1/check allows is allowed by the
+	// Data API too, not only denied by both.
+	if code, raw := post(t, base+"/v1/assignments", docTestToken,
+		`{"subject":"user:alice","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`); code != http.StatusCreated {
+		t.Fatalf("assigning: %d %s", code, raw)
+	}
+	cases := slices.Concat(subjectRefusals(), nameRefusals)
+	allowed := 0
+	for _, c := range cases {
+		code, raw := post(t, base+"/v1/check", "", c.check)
+		var checked struct {
+			Allow bool `json:"allow"`
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
 		}
-		code, raw := post(t, base+"/v1/check", "", string(body))
-		if wantCode := map[bool]int{true: http.StatusOK, false: http.StatusBadRequest}[valid]; code != wantCode {
-			t.Errorf("/v1/check, subject %q (%d bytes): %d %s, want %d", id, len(id), code, raw, wantCode)
+		if err := json.Unmarshal(raw, &checked); err != nil {
+			t.Fatalf("%s: /v1/check: %d %s", c.name, code, raw)
 		}
-		input, err := json.Marshal(map[string]any{"input": check})
-		if err != nil {
-			t.Fatal(err)
+		switch {
+		case c.refusal == "" && code != http.StatusOK:
+			t.Errorf("%s: /v1/check: %d %s, want 200", c.name, code, raw)
+		case c.refusal != "" && (code != http.StatusBadRequest || checked.Error.Message != c.refusal):
+			t.Errorf("%s: /v1/check: %d %s, want 400 %q", c.name, code, raw, c.refusal)
 		}
-		code, raw = post(t, base+"/v1/data/permatrix/decision", "", string(input))
+		code, raw = post(t, base+"/v1/data/permatrix/decision", "", `{"input":`+c.check+`}`)
 		var got struct {
 			Result struct {
 				Allow  *bool    `json:"allow"`
@@ -55,15 +129,27 @@ func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
 			} `json:"result"`
 		}
 		if code != http.StatusOK || json.Unmarshal(raw, &got) != nil || got.Result.Allow == nil {
-			t.Errorf("Data API, subject %q: %d %s", id, code, raw)
+			t.Errorf("%s: Data API: %d %s", c.name, code, raw)
 			continue
 		}
-		refused := len(got.Result.Errors) > 0
-		if refused == valid || (refused && *got.Result.Allow) {
-			t.Errorf("Data API, subject %q (%d bytes, valid %v): %s", id, len(id), valid, raw)
+		if c.refusal == "" {
+			if len(got.Result.Errors) > 0 || *got.Result.Allow != checked.Allow {
+				t.Errorf("%s: Data API %s, /v1/check allow %v", c.name, raw, checked.Allow)
+			}
+			if checked.Allow {
+				allowed++
+			}
+			continue
 		}
-		if refused && (len(got.Result.Errors) != 1 || got.Result.Errors[0] != "subject must be a string of 1 to 256 bytes without control characters") {
-			t.Errorf("Data API, subject %q: errors %q", id, got.Result.Errors)
+		want := c.refusal
+		if c.data != "" {
+			want = c.data
 		}
+		if *got.Result.Allow || !slices.Contains(got.Result.Errors, want) {
+			t.Errorf("%s: Data API %s, want allow false and the error %q", c.name, raw, want)
+		}
+	}
+	if allowed == 0 {
+		t.Error("no check was allowed: the comparison of decisions compared denies only")
 	}
 }

@@ -45,16 +45,31 @@ system_verdict := data.permatrix.systems[lib.system.package].decision if {
 	])
 }
 
-# errors name what is wrong with the input itself (the HTTP API answers 400).
-# The subject is an id as /v1/check takes it (lib.valid_id, permatrix.ValidID).
-errors contains "subject must be a string of 1 to 256 bytes without control characters" if {
-	not lib.valid_id(object.get(input, "subject", null))
+# errors name what is wrong with the input itself: what POST /v1/check
+# answers 400, in its words (pdp.ValidateCheck, what it calls, and the
+# strict decoding of the check's body before it), so that the Data API and
+# the stock opa refuse the checks /v1/check refuses. A key left out is "",
+# as Go reads it. The subject is an id (lib.id_error: permatrix.CheckID).
+errors contains lib.id_error("subject", object.get(input, "subject", ""))
+
+errors contains "system is required" if object.get(input, "system", "") == ""
+
+errors contains lib.string_error("system", input.system)
+
+errors contains sprintf("unknown system %q", [input.system]) if {
+	is_string(input.system)
+	input.system != ""
+	not data.systems[input.system]
 }
 
-errors contains sprintf("unknown system %q", [input.system]) if not data.systems[input.system]
+errors contains "action is required" if object.get(input, "action", "") == ""
+
+errors contains lib.string_error("action", input.action)
 
 errors contains sprintf("unknown action %q for system %q", [input.action, input.system]) if {
 	data.systems[input.system]
+	is_string(input.action)
+	input.action != ""
 	not data.systems[input.system].actions[input.action]
 }
 

@@ -184,3 +184,20 @@ valid_id(s) if {
 	count(hex.encode(s)) <= 512
 	not regex.match(`[\x00-\x1f\x7f]`, s)
 }
+
+# id_error is what POST /v1/check answers, with 400, for an id a check
+# gives in field (permatrix.CheckID, and the strict decoding of its body
+# before it): undefined for an id valid_id takes. A key left out is read
+# as "", as Go reads it.
+id_error(field, id) := sprintf("%s is required", [field]) if {
+	id == ""
+} else := sprintf("%s must be 1 to 256 bytes without control characters", [field]) if {
+	is_string(id)
+	not valid_id(id)
+} else := string_error(field, id)
+
+# string_error is what the decoding of a check says of a value that is not
+# a string where a string belongs: undefined for a string.
+string_error(field, value) := sprintf("%s: expected a string, got null (leave the key out instead)", [field]) if {
+	value == null
+} else := sprintf("%s: expected a string, got JSON %s", [field, type_name(value)]) if not is_string(value)
