@@ -88,6 +88,49 @@ var nameRefusals = []checkRefusal{
 	{"action unknown", withCheck("action", `"fly"`), `unknown action "fly" for system "celonis-task-mining"`, ""},
 }
 
+// resourceRefusals: a check's resource (permatrix.Scope.Validate and
+// pdp.validScope): not an object, its type left out, not a string or one
+// the system does not have (a colon in it too), its id missing, invalid or
+// given with the service scope.
+var resourceRefusals = []checkRefusal{
+	{"resource null", withCheck("resource", "null"), "", ""},
+	{"resource at service", withCheck("resource", `{"type":"service"}`), "", ""},
+	{"resource at service, empty id", withCheck("resource", `{"type":"service","id":""}`), "", ""},
+	{"resource a project", withCheck("resource", `{"type":"project","id":"p1"}`), "", ""},
+	{"resource a 256-byte id", withCheck("resource", `{"type":"project","id":"`+strings.Repeat("é", 128)+`"}`), "", ""},
+	{"resource a string", withCheck("resource", `"p1"`), "resource: expected an object, got JSON string", ""},
+	{"resource false", withCheck("resource", "false"), "resource: expected an object, got JSON boolean", ""},
+	{"resource an array", withCheck("resource", `[]`), "resource: expected an object, got JSON array", ""},
+	{"resource empty", withCheck("resource", "{}"), "resource.type is required", ""},
+	{"resource without a type", withCheck("resource", `{"id":"p"}`), "resource.type is required", ""},
+	{"resource.type empty", withCheck("resource", `{"type":"","id":"p"}`), "resource.type is required", ""},
+	{"resource.type null", withCheck("resource", `{"type":null}`), "resource.type: expected a string, got null (leave the key out instead)", ""},
+	{"resource.type a number", withCheck("resource", `{"type":3}`), "resource.type: expected a string, got JSON number", ""},
+	{"resource.type with a colon", withCheck("resource", `{"type":"project:p","id":"x"}`),
+		`system "celonis-task-mining" has no resource type "project:p" (has: [service project bucket])`, ""},
+	{"resource.type unknown", withCheck("resource", `{"type":"galaxy","id":"x"}`),
+		`system "celonis-task-mining" has no resource type "galaxy" (has: [service project bucket])`, ""},
+	{"resource.type of another system", withCheck("resource", `{"type":"space","id":"x"}`),
+		`system "celonis-task-mining" has no resource type "space" (has: [service project bucket])`, ""},
+	{"resource.type unknown, at service", withCheck("system", `"uipath-orchestrator"`, "action", `"ml_logs_view"`, "resource", `{"type":"project","id":"x"}`),
+		`system "uipath-orchestrator" has no resource type "project" (has: [service])`, ""},
+	{"resource.id left out", withCheck("resource", `{"type":"project"}`),
+		`resource.id is required for resource.type "project": 1 to 256 bytes without control characters`, ""},
+	{"resource.id empty", withCheck("resource", `{"type":"project","id":""}`),
+		`resource.id is required for resource.type "project": 1 to 256 bytes without control characters`, ""},
+	{"resource.id over 256 bytes", withCheck("resource", `{"type":"bucket","id":"`+strings.Repeat("é", 128)+`a"}`),
+		`resource.id is required for resource.type "bucket": 1 to 256 bytes without control characters`, ""},
+	{"resource.id with a control character", withCheck("resource", `{"type":"project","id":"a\u0001"}`),
+		`resource.id is required for resource.type "project": 1 to 256 bytes without control characters`, ""},
+	{"resource.id with DEL", withCheck("resource", `{"type":"project","id":"a\u007f"}`),
+		`resource.id is required for resource.type "project": 1 to 256 bytes without control characters`, ""},
+	{"resource.id null", withCheck("resource", `{"type":"project","id":null}`), "resource.id: expected a string, got null (leave the key out instead)", ""},
+	{"resource.id a number", withCheck("resource", `{"type":"project","id":5}`), "resource.id: expected a string, got JSON number", ""},
+	{"resource.id null at service", withCheck("resource", `{"type":"service","id":null}`), "resource.id: expected a string, got null (leave the key out instead)", ""},
+	{"resource.id at service", withCheck("resource", `{"type":"service","id":"p1"}`),
+		`resource.id is not allowed with resource.type "service" (the whole system has no id)`, ""},
+}
+
 // TestDataAPIRefusesTheIdsCheckRefuses: every check POST /v1/check
 // refuses with 400 — pdp.ValidateCheck, what it calls, and the strict
 // decoding of its body — POST /v1/data/permatrix/decision, which takes any
@@ -102,7 +145,7 @@ func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
 		`{"subject":"user:alice","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`); code != http.StatusCreated {
 		t.Fatalf("assigning: %d %s", code, raw)
 	}
-	cases := slices.Concat(subjectRefusals(), nameRefusals)
+	cases := slices.Concat(subjectRefusals(), nameRefusals, resourceRefusals)
 	allowed := 0
 	for _, c := range cases {
 		code, raw := post(t, base+"/v1/check", "", c.check)

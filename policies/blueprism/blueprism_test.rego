@@ -260,17 +260,31 @@ test_group_right_the_role_does_not_allow_gives_nothing if {
 # permission can be removed for a group", line 194): on a group named by no
 # id (absent, empty, not a string: the Data API takes any input) the rights
 # in effect are unknown, and reading it as service scope allowed what every
-# narrowed group denies. Denied with a condition, as a project check
-# without an id is in uipath-task-mining-cloud.
+# narrowed group denies. The entrypoint refuses such a check as an input
+# error (as POST /v1/check's 400); the system's package, asked directly,
+# denies it with a condition, as a project check without an id is in
+# uipath-task-mining-cloud.
 test_group_check_needs_resource_id if {
 	unnamed := [{"type": "process_group"}, {"type": "process_group", "id": ""}, {"type": "process_group", "id": 7}]
 	every resource in unnamed {
 		d := decide(narrowed, "delete_process", resource, {})
 		not d.allow
-		d.missing == [unnamed_group("process_group")]
+		count(d.errors) == 1
+		own := decide_here(narrowed, "delete_process", resource)
+		not own.allow
+		own.missing == [unnamed_group("process_group")]
 	}
-	d := decide(narrowed, "edit_business_object", {"type": "object_group"}, {})
+	d := decide_here(narrowed, "edit_business_object", {"type": "object_group"})
 	d.missing == [unnamed_group("object_group")]
+}
+
+# decide_here is this package's own decision of alice's check (decide asks
+# the entrypoint, data.permatrix.decision).
+decide_here(st, action, resource) := d if {
+	check := {"subject": "alice", "system": "blueprism", "action": action, "resource": resource, "context": {}}
+
+	# regal ignore:external-reference,with-outside-test-context
+	d := data.permatrix.systems.blueprism.decision with input as check with data.store as st
 }
 
 # unnamed_group is the condition a check on a group of no id is denied with.

@@ -421,7 +421,7 @@ test_input_errors if {
 	f.errors == ["unknown action \"fly\" for system \"celonis-task-mining\""]
 	no_type := {"subject": "u", "system": tm, "action": "edit_users", "resource": {"id": "p"}}
 	g := permatrix.decision with data.store as empty with input as no_type
-	g.errors == ["resource must be an object with a string type"]
+	g.errors == ["resource.type is required"]
 	many := {"subject": "u", "system": tm, "action": "edit_users", "groups": numbers.range(1, 257)}
 	h := permatrix.decision with data.store as empty with input as many
 	h.errors == ["groups holds 257 group ids, over the limit of 256"]

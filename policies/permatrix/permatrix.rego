@@ -81,9 +81,43 @@ errors contains sprintf("groups holds %d group ids, over the limit of 256", [cou
 	count(input.groups) > 256
 }
 
-errors contains "resource must be an object with a string type" if {
-	input.resource
-	not is_string(object.get(input.resource, "type", null))
+# The resource, as permatrix.Scope.Validate and pdp.validScope take it:
+# an object (null is none: the service scope), with a type the system has
+# and, but for the service scope, an id. (Before, a resource that was not
+# an object, or a project without a valid id, was decided at the service
+# scope.)
+errors contains sprintf("resource: expected an object, got JSON %s", [type_name(input.resource)]) if {
+	input.resource != null
+	not is_object(input.resource)
+}
+
+errors contains "resource.type is required" if {
+	is_object(input.resource)
+	object.get(input.resource, "type", "") == ""
+}
+
+errors contains lib.string_error("resource.type", input.resource.type)
+
+errors contains sprintf("system %q has no resource type %q (has: [%s])", [input.system, type, concat(" ", types)]) if {
+	type := input.resource.type
+	is_string(type)
+	type != ""
+	types := data.systems[input.system].scope_types
+	not type in types
+}
+
+errors contains lib.string_error("resource.id", input.resource.id)
+
+errors contains sprintf(
+	"resource.id is required for resource.type %q: 1 to 256 bytes without control characters",
+	[type],
+) if {
+	type := input.resource.type
+	is_string(type)
+	not type in {"", "service"}
+	id := object.get(input.resource, "id", "")
+	is_string(id)
+	not lib.valid_id(id)
 }
 
 # The service scope is the whole system: an id with it is a mistake (a
@@ -92,5 +126,7 @@ errors contains "resource must be an object with a string type" if {
 # permatrix.Scope, an empty id is none).
 errors contains `resource.id is not allowed with resource.type "service" (the whole system has no id)` if {
 	input.resource.type == "service"
-	object.get(input.resource, "id", "") != ""
+	id := object.get(input.resource, "id", "")
+	is_string(id)
+	id != ""
 }

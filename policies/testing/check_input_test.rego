@@ -65,3 +65,50 @@ test_unknown_system_and_action if {
 	errors_of(object.union(valid, {"system": "nope"})) == [`unknown system "nope"`]
 	errors_of(object.union(valid, {"action": "fly"})) == [`unknown action "fly" for system "celonis-task-mining"`]
 }
+
+# at is the valid check with resource.
+at(resource) := object.union(valid, {"resource": resource})
+
+# repeat is n copies of s, one string.
+repeat(s, n) := concat("", [s | some _ in numbers.range(1, n)])
+
+# contract.md:32-34: a scope is {"type":"service"} or a type of the system
+# with an id (an id as a subject's, lines 30-31). Before, a resource that
+# was not an object, or a project without a valid id, was decided at the
+# service scope: allowed by a service grant.
+test_resource_shape if {
+	decided(at(null))
+	decided(at({"type": "service"}))
+	decided(at({"type": "service", "id": ""}))
+	decided(at({"type": "project", "id": "p1"}))
+	refused(at("p1"), "resource: expected an object, got JSON string")
+	refused(at(false), "resource: expected an object, got JSON boolean")
+	refused(at({}), "resource.type is required")
+	refused(at({"type": "", "id": "p"}), "resource.type is required")
+	refused(at({"type": null}), "resource.type: expected a string, got null (leave the key out instead)")
+	refused(at({"type": 3}), "resource.type: expected a string, got JSON number")
+}
+
+# pdp.validScope: a type the system does not have, a colon in it too, is an
+# input error, not a deny with a missing condition.
+test_resource_type_of_the_system if {
+	has := "(has: [service project bucket])"
+	refused(at({"type": "project:p", "id": "x"}), sprintf(`system %q has no resource type "project:p" %s`, [tm, has]))
+	refused(at({"type": "space", "id": "x"}), sprintf(`system %q has no resource type "space" %s`, [tm, has]))
+	decided(at({"type": "bucket", "id": "x"}))
+}
+
+# contract.md:30-31, an id is 1 to 256 bytes (without control characters:
+# permatrix.ValidID), also a resource's.
+test_resource_id if {
+	required := `resource.id is required for resource.type "project": 1 to 256 bytes without control characters`
+	refused(at({"type": "project"}), required)
+	refused(at({"type": "project", "id": ""}), required)
+	refused(at({"type": "project", "id": concat("", ["a", repeat("é", 128)])}), required)
+	decided(at({"type": "project", "id": repeat("é", 128)}))
+	refused(at({"type": "project", "id": "a\u0001"}), required)
+	refused(at({"type": "project", "id": "a\u007f"}), required)
+	refused(at({"type": "project", "id": 5}), "resource.id: expected a string, got JSON number")
+	null_id := at({"type": "service", "id": null})
+	errors_of(null_id) == ["resource.id: expected a string, got null (leave the key out instead)"]
+}

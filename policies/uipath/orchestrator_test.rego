@@ -89,12 +89,13 @@ test_group_grant_not_member if {
 	not decide(store, check("ml_skills_view")).allow
 }
 
-# The tenant is the only scope: a check at a project is denied with a condition.
+# The tenant is the only scope: a check at a project is an input error, as
+# POST /v1/check's 400 (pdp.validScope).
 test_project_scope_check_denied if {
 	store := {"grants": layout.grants({"user:alice": {"a1": grant("a1", "user:alice", "ml_logs_view")}})}
 	d := decide(store, object.union(check("ml_logs_view"), {"resource": {"type": "project", "id": "p1"}}))
 	not d.allow
-	d.missing[0].kind == "condition"
+	d.errors == [`system "uipath-orchestrator" has no resource type "project" (has: [service])`]
 }
 
 # Writes: permissions at the tenant only; no roles.

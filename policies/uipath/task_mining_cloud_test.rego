@@ -194,10 +194,19 @@ test_project_role_not_at_service_scope if {
 	not has_missing_role(d, "project_admin", service)
 }
 
+# A project check without an id is an input error of the entrypoint (as
+# POST /v1/check's 400); the system's package, asked directly, denies it
+# too, with a condition.
 test_project_check_needs_id if {
-	d := decide(team, check("alice", "read_project", {"type": "project"}, {}))
-	denied(d)
-	has_condition(d, "needs resource.id")
+	no_id := check("alice", "read_project", {"type": "project"}, {})
+	d := decide(team, no_id)
+	not d.allow
+	d.errors == [`resource.id is required for resource.type "project": 1 to 256 bytes without control characters`]
+
+	# regal ignore:with-outside-test-context
+	own := permatrix.systems.uipath_task_mining_cloud.decision with data.store as team with input as no_id
+	denied(own)
+	has_condition(own, "needs resource.id")
 }
 
 # ダウンロード ページの表示 is not tied to a project: a project role on any project counts.
