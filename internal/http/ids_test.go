@@ -131,6 +131,30 @@ var resourceRefusals = []checkRefusal{
 		`resource.id is not allowed with resource.type "service" (the whole system has no id)`, ""},
 }
 
+// groupRefusals: a check's asserted groups (pdp.ValidateCheck): an array of
+// at most 256 ids, each as a subject's.
+func groupRefusals() []checkRefusal {
+	groups := func(n int, id string) string {
+		b, _ := json.Marshal(slices.Repeat([]string{id}, n))
+		return string(b)
+	}
+	return []checkRefusal{
+		{"groups null", withCheck("groups", "null"), "", ""},
+		{"groups empty", withCheck("groups", "[]"), "", ""},
+		{"256 groups", withCheck("groups", groups(256, "g")), "", ""},
+		{"257 groups", withCheck("groups", groups(257, "g")), "groups holds 257 group ids, over the limit of 256", ""},
+		{"groups a string", withCheck("groups", `"g"`), "groups: expected an array of strings, got JSON string", ""},
+		{"groups an object", withCheck("groups", `{}`), "groups: expected an array of strings, got JSON object", ""},
+		{"a group empty", withCheck("groups", `[""]`), "groups[0] is required", ""},
+		{"a group null", withCheck("groups", `["g",null]`), "groups[1]: expected a string, got null (leave the key out instead)", ""},
+		{"a group a number", withCheck("groups", `["g",1]`), "groups[1]: expected a string, got JSON number", ""},
+		{"a group with DEL", withCheck("groups", `["g","a\u007f"]`), "groups[1] must be 1 to 256 bytes without control characters", ""},
+		{"a group over 256 bytes", withCheck("groups", `["g","g","`+strings.Repeat("€", 85)+`ab"]`), "groups[2] must be 1 to 256 bytes without control characters", ""},
+		{"a group of 256 bytes", withCheck("groups", `["`+strings.Repeat("€", 85)+`a"]`), "", ""},
+		{"the first bad group", withCheck("groups", `["g","","a\u0000"]`), "groups[1] is required", ""},
+	}
+}
+
 // TestDataAPIRefusesTheIdsCheckRefuses: every check POST /v1/check
 // refuses with 400 — pdp.ValidateCheck, what it calls, and the strict
 // decoding of its body — POST /v1/data/permatrix/decision, which takes any
@@ -145,7 +169,7 @@ func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
 		`{"subject":"user:alice","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`); code != http.StatusCreated {
 		t.Fatalf("assigning: %d %s", code, raw)
 	}
-	cases := slices.Concat(subjectRefusals(), nameRefusals, resourceRefusals)
+	cases := slices.Concat(subjectRefusals(), nameRefusals, resourceRefusals, groupRefusals())
 	allowed := 0
 	for _, c := range cases {
 		code, raw := post(t, base+"/v1/check", "", c.check)

@@ -81,6 +81,20 @@ errors contains sprintf("groups holds %d group ids, over the limit of 256", [cou
 	count(input.groups) > 256
 }
 
+errors contains sprintf("groups: expected an array of strings, got JSON %s", [type_name(input.groups)]) if {
+	input.groups != null
+	not is_array(input.groups)
+}
+
+# Each group is an id, as a subject is; the first that is not is named, as
+# /v1/check names it (within the limit, so that the work stays bounded).
+errors contains msg if {
+	is_array(input.groups)
+	count(input.groups) <= 256
+	first := min({i | some i, g in input.groups; not lib.valid_id(g)})
+	msg := lib.id_error(sprintf("groups[%d]", [first]), input.groups[first])
+}
+
 # The resource, as permatrix.Scope.Validate and pdp.validScope take it:
 # an object (null is none: the service scope), with a type the system has
 # and, but for the service scope, an id. (Before, a resource that was not

@@ -112,3 +112,27 @@ test_resource_id if {
 	null_id := at({"type": "service", "id": null})
 	errors_of(null_id) == ["resource.id: expected a string, got null (leave the key out instead)"]
 }
+
+# with_groups is the valid check with groups.
+with_groups(groups) := object.union(valid, {"groups": groups})
+
+# contract.md:46-47: "groups (optional array of group ids)", each an id as
+# a subject's (lines 30-31), at most 256 (permatrix.MaxAssertedGroups).
+# Before, only their count was checked: a group that is no id, or groups
+# that were no array, were decided (the groups ignored).
+test_groups_are_ids if {
+	decided(with_groups(null))
+	decided(with_groups([]))
+	decided(with_groups([concat("", [repeat("€", 85), "a"])]))
+	refused(with_groups("g"), "groups: expected an array of strings, got JSON string")
+	refused(with_groups({}), "groups: expected an array of strings, got JSON object")
+	refused(with_groups([""]), "groups[0] is required")
+	refused(with_groups(["g", null]), "groups[1]: expected a string, got null (leave the key out instead)")
+	refused(with_groups(["g", 1]), "groups[1]: expected a string, got JSON number")
+	refused(with_groups(["g", "a\u007f"]), "groups[1] must be 1 to 256 bytes without control characters")
+	over := concat("", [repeat("€", 85), "ab"])
+	refused(with_groups(["g", "g", over]), "groups[2] must be 1 to 256 bytes without control characters")
+
+	# The first that is no id, as /v1/check names it.
+	errors_of(with_groups(["g", "", "a\u0000"])) == ["groups[1] is required"]
+}
