@@ -155,6 +155,32 @@ func groupRefusals() []checkRefusal {
 	}
 }
 
+// shapeRefusals: a check that is no object, and its context and
+// consistency token of the wrong kinds (the strict decoding of the body).
+// The Data API's input is the check: its words say "the input" where
+// /v1/check's say "the body". (No check: an empty body, no input.)
+var shapeRefusals = []checkRefusal{
+	{"no check", "", "request body is empty: a JSON object is required", "an input is required: a JSON object"},
+	{"a string", `"alice"`, "the body must be a JSON object, got string", "the input must be a JSON object, got string"},
+	{"an array", `[1,2]`, "the body must be a JSON object, got array", "the input must be a JSON object, got array"},
+	{"a number", `42`, "the body must be a JSON object, got number", "the input must be a JSON object, got number"},
+	{"null", `null`, "the body must be a JSON object, got null", "an input is required: a JSON object"}, // OPA: {"input":null} is no input
+	{"context null", withCheck("context", "null"), "", ""},
+	{"context empty", withCheck("context", "{}"), "", ""},
+	{"context a string", withCheck("context", `"x"`), "context: expected an object, got JSON string", ""},
+	{"context an array", withCheck("context", `[]`), "context: expected an object, got JSON array", ""},
+	{"min_revision null", withCheck("min_revision", "null"), "", ""},
+	{"min_revision 0", withCheck("min_revision", "0"), "", ""},
+	{"min_revision 1", withCheck("min_revision", "1"), "", ""},
+	{"min_revision a string", withCheck("min_revision", `"1"`), "min_revision: expected a whole number, got JSON string", ""},
+	{"min_revision negative", withCheck("min_revision", `-1`), "min_revision: expected a whole number, got JSON number", ""},
+	{"min_revision -0", withCheck("min_revision", `-0`), "min_revision: expected a whole number, got JSON number", ""},
+	{"min_revision a fraction", withCheck("min_revision", `1.5`), "min_revision: expected a whole number, got JSON number", ""},
+	{"min_revision 1.0", withCheck("min_revision", `1.0`), "min_revision: expected a whole number, got JSON number", ""},
+	{"min_revision 1e0", withCheck("min_revision", `1e0`), "min_revision: expected a whole number, got JSON number", ""},
+	{"min_revision 2^64", withCheck("min_revision", `18446744073709551616`), "min_revision: expected a whole number, got JSON number", ""},
+}
+
 // TestDataAPIRefusesTheIdsCheckRefuses: every check POST /v1/check
 // refuses with 400 — pdp.ValidateCheck, what it calls, and the strict
 // decoding of its body — POST /v1/data/permatrix/decision, which takes any
@@ -169,7 +195,7 @@ func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
 		`{"subject":"user:alice","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`); code != http.StatusCreated {
 		t.Fatalf("assigning: %d %s", code, raw)
 	}
-	cases := slices.Concat(subjectRefusals(), nameRefusals, resourceRefusals, groupRefusals())
+	cases := slices.Concat(subjectRefusals(), nameRefusals, resourceRefusals, groupRefusals(), shapeRefusals)
 	allowed := 0
 	for _, c := range cases {
 		code, raw := post(t, base+"/v1/check", "", c.check)
@@ -188,7 +214,11 @@ func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
 		case c.refusal != "" && (code != http.StatusBadRequest || checked.Error.Message != c.refusal):
 			t.Errorf("%s: /v1/check: %d %s, want 400 %q", c.name, code, raw, c.refusal)
 		}
-		code, raw = post(t, base+"/v1/data/permatrix/decision", "", `{"input":`+c.check+`}`)
+		body := `{"input":` + c.check + `}`
+		if c.check == "" {
+			body = `{}`
+		}
+		code, raw = post(t, base+"/v1/data/permatrix/decision", "", body)
 		var got struct {
 			Result struct {
 				Allow  *bool    `json:"allow"`

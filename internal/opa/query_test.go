@@ -119,7 +119,7 @@ func TestQueryLikeStockOPA(t *testing.T) {
 	}{
 		{"store/revision", nil, "4", true},
 		{"systems/blueprism/documents/0", nil, `"blueprism-user-permissions.txt"`, true},
-		{"permatrix/decision", "alice", `{"allow":false,"errors":[],"missing":[],"reasons":[],"revision":4}`, true},
+		{"permatrix/decision", "alice", `{"allow":false,"errors":["the input must be a JSON object, got string"],"missing":[],"reasons":[],"revision":4}`, true},
 		{"permatrix/allow", 42.0, "false", true},
 		{"permatrix/admin/verdict", []any{"x"}, `{"forbidden":[],"violations":[]}`, true},
 		{"\x00", nil, "", false},

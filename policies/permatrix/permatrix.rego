@@ -50,6 +50,14 @@ system_verdict := data.permatrix.systems[lib.system.package].decision if {
 # strict decoding of the check's body before it), so that the Data API and
 # the stock opa refuse the checks /v1/check refuses. A key left out is "",
 # as Go reads it. The subject is an id (lib.id_error: permatrix.CheckID).
+# The input is the check: a JSON object, as /v1/check's body is. (OPA reads
+# {"input": null} as no input.)
+errors contains "an input is required: a JSON object" if lib.input_kind == "none"
+
+errors contains sprintf("the input must be a JSON object, got %s", [lib.input_kind]) if {
+	not lib.input_kind in {"none", "object"}
+}
+
 errors contains lib.id_error("subject", object.get(input, "subject", ""))
 
 errors contains "system is required" if object.get(input, "system", "") == ""
@@ -93,6 +101,20 @@ errors contains msg if {
 	count(input.groups) <= 256
 	first := min({i | some i, g in input.groups; not lib.valid_id(g)})
 	msg := lib.id_error(sprintf("groups[%d]", [first]), input.groups[first])
+}
+
+errors contains sprintf("context: expected an object, got JSON %s", [type_name(input.context)]) if {
+	input.context != null
+	not is_object(input.context)
+}
+
+# min_revision is /v1/check's consistency token (a uint64), not part of
+# the policies' input: the Data API takes it beside the input (the body's
+# min_revision, the parameter or the header). In the input it is read as
+# /v1/check reads it, and ignored.
+errors contains sprintf("min_revision: expected a whole number, got JSON %s", [type_name(input.min_revision)]) if {
+	input.min_revision != null
+	not lib.uint64(input.min_revision)
 }
 
 # The resource, as permatrix.Scope.Validate and pdp.validScope take it:

@@ -136,3 +136,31 @@ test_groups_are_ids if {
 	# The first that is no id, as /v1/check names it.
 	errors_of(with_groups(["g", "", "a\u0000"])) == ["groups[1] is required"]
 }
+
+# contract.md:38-43, 61: a check is a JSON object ("wrong types → 400");
+# its context an object (line 45). The Data API's input is the check:
+# "the input" where /v1/check says "the body".
+test_check_is_an_object if {
+	errors_of("alice") == ["the input must be a JSON object, got string"]
+	errors_of([1, 2]) == ["the input must be a JSON object, got array"]
+	errors_of(42) == ["the input must be a JSON object, got number"]
+	d := permatrix.decision with data.store as {}
+	d.errors == ["an input is required: a JSON object"]
+	not d.allow
+	decided(object.union(valid, {"context": null}))
+	decided(object.union(valid, {"context": {"k": 1}}))
+	refused(object.union(valid, {"context": "x"}), "context: expected an object, got JSON string")
+	refused(object.union(valid, {"context": []}), "context: expected an object, got JSON array")
+}
+
+# min_revision, /v1/check's consistency token, is a uint64 there: read so
+# here, and ignored.
+test_min_revision_a_whole_number if {
+	every n in [null, 0, 1, 18446744073709551615] {
+		decided(object.union(valid, {"min_revision": n}))
+	}
+	every n in [-1, 1.5, 18446744073709551616] {
+		refused(object.union(valid, {"min_revision": n}), "min_revision: expected a whole number, got JSON number")
+	}
+	refused(object.union(valid, {"min_revision": "1"}), "min_revision: expected a whole number, got JSON string")
+}

@@ -23,6 +23,12 @@ default context := {}
 
 context := input.context if is_object(input.context)
 
+# input_kind is the JSON kind of the input ("object" for a check), or
+# "none" without one.
+default input_kind := "none"
+
+input_kind := type_name(input)
+
 # revision is the assignment-store revision the data was exported at.
 default revision := 0
 
@@ -201,3 +207,12 @@ id_error(field, id) := sprintf("%s is required", [field]) if {
 string_error(field, value) := sprintf("%s: expected a string, got null (leave the key out instead)", [field]) if {
 	value == null
 } else := sprintf("%s: expected a string, got JSON %s", [field, type_name(value)]) if not is_string(value)
+
+# uint64: n is a whole number as Go's uint64 decoding takes it: digits only
+# (no sign, fraction or exponent: json.marshal gives a number as it was
+# written), at most 2^64-1.
+uint64(n) if {
+	is_number(n)
+	regex.match(`^[0-9]+$`, json.marshal(n))
+	n <= 18446744073709551615
+}
