@@ -181,6 +181,31 @@ var shapeRefusals = []checkRefusal{
 	{"min_revision 2^64", withCheck("min_revision", `18446744073709551616`), "min_revision: expected a whole number, got JSON number", ""},
 }
 
+// keyRefusals: a key a check does not have, in the check or its resource
+// (the strict decoding: keys are case-sensitive). A misspelt "resource"
+// was a check at the service scope.
+var keyRefusals = []checkRefusal{
+	{"a misspelt resource", withCheck("resourse", `{"type":"project","id":"p"}`),
+		`unknown key "resourse" in the body (known keys: action, context, groups, min_revision, resource, subject, system)`,
+		`unknown key "resourse" in the input (known keys: action, context, groups, min_revision, resource, subject, system)`},
+	{"Resource", withCheck("Resource", `{"type":"project","id":"p"}`),
+		`unknown key "Resource" in the body (keys are case-sensitive: did you mean "resource"?)`,
+		`unknown key "Resource" in the input (keys are case-sensitive: did you mean "resource"?)`},
+	{"an input in the input", withCheck("input", "1"),
+		`unknown key "input" in the body (known keys: action, context, groups, min_revision, resource, subject, system)`,
+		`unknown key "input" in the input (known keys: action, context, groups, min_revision, resource, subject, system)`},
+	{"a key in the resource", withCheck("resource", `{"type":"project","id":"p","x":1}`),
+		`unknown key "x" in object resource (known keys: id, type)`, ""},
+	{"Type in the resource", withCheck("resource", `{"Type":"project","id":"p"}`),
+		`unknown key "Type" in object resource (keys are case-sensitive: did you mean "type"?)`, ""},
+	{"ID in the resource", withCheck("resource", `{"type":"service","ID":"p"}`),
+		`unknown key "ID" in object resource (keys are case-sensitive: did you mean "id"?)`, ""},
+	{"two keys", withCheck("aa", "1", "zz", "1"),
+		`unknown key "aa" in the body (known keys: action, context, groups, min_revision, resource, subject, system)`,
+		`unknown key "aa" in the input (known keys: action, context, groups, min_revision, resource, subject, system)`},
+	{"any key in the context", withCheck("context", `{"x":1,"Resource":{}}`), "", ""},
+}
+
 // TestDataAPIRefusesTheIdsCheckRefuses: every check POST /v1/check
 // refuses with 400 — pdp.ValidateCheck, what it calls, and the strict
 // decoding of its body — POST /v1/data/permatrix/decision, which takes any
@@ -195,7 +220,7 @@ func TestDataAPIRefusesTheIdsCheckRefuses(t *testing.T) {
 		`{"subject":"user:alice","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"service"}}`); code != http.StatusCreated {
 		t.Fatalf("assigning: %d %s", code, raw)
 	}
-	cases := slices.Concat(subjectRefusals(), nameRefusals, resourceRefusals, groupRefusals(), shapeRefusals)
+	cases := slices.Concat(subjectRefusals(), nameRefusals, resourceRefusals, groupRefusals(), shapeRefusals, keyRefusals)
 	allowed := 0
 	for _, c := range cases {
 		code, raw := post(t, base+"/v1/check", "", c.check)

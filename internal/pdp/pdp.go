@@ -274,9 +274,11 @@ func (s *Service) decide(ctx context.Context, p *opa.Policy, c permatrix.Check) 
 
 // ValidateCheck checks a check against the catalog: required fields, known
 // system and action, a scope type the system has. data.permatrix.errors
-// says much the same in Rego, on purpose: that one serves users of the
-// stock opa and the Data API (its subject check is lib.valid_id, this
-// permatrix.ValidID); this one answers /v1/check before any evaluation.
+// refuses the same checks in Rego, in the same words (and what the strict
+// decoding of a check's body refuses before this): that one serves users
+// of the stock opa and the Data API, this one answers /v1/check before any
+// evaluation. A refusal added here needs its rule there:
+// TestDataAPIRefusesTheIdsCheckRefuses (internal/http) sends each to both.
 func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 	if err := permatrix.CheckID("subject", ch.Subject); err != nil {
 		return err

@@ -49,7 +49,10 @@ system_verdict := data.permatrix.systems[lib.system.package].decision if {
 # answers 400, in its words (pdp.ValidateCheck, what it calls, and the
 # strict decoding of the check's body before it), so that the Data API and
 # the stock opa refuse the checks /v1/check refuses. A key left out is "",
-# as Go reads it. The subject is an id (lib.id_error: permatrix.CheckID).
+# as Go reads it. Where /v1/check names the first thing wrong, errors name
+# every one (but of the groups and the unknown keys, the first: so many
+# messages as a body has keys would multiply its size).
+
 # The input is the check: a JSON object, as /v1/check's body is. (OPA reads
 # {"input": null} as no input.)
 errors contains "an input is required: a JSON object" if lib.input_kind == "none"
@@ -58,6 +61,20 @@ errors contains sprintf("the input must be a JSON object, got %s", [lib.input_ki
 	not lib.input_kind in {"none", "object"}
 }
 
+# A key a check does not have is refused, as /v1/check's strict decoding
+# refuses it (keys are case-sensitive): a misspelt "resource" would be a
+# check at the service scope.
+errors contains lib.unknown_key_error(key, "the input", lib.check_keys) if {
+	is_object(input)
+	key := min({k | some k, _ in input; not k in lib.check_keys})
+}
+
+errors contains lib.unknown_key_error(key, "object resource", lib.scope_keys) if {
+	is_object(input.resource)
+	key := min({k | some k, _ in input.resource; not k in lib.scope_keys})
+}
+
+# The subject is an id (lib.id_error: permatrix.CheckID).
 errors contains lib.id_error("subject", object.get(input, "subject", ""))
 
 errors contains "system is required" if object.get(input, "system", "") == ""

@@ -164,3 +164,24 @@ test_min_revision_a_whole_number if {
 	}
 	refused(object.union(valid, {"min_revision": "1"}), "min_revision: expected a whole number, got JSON string")
 }
+
+# contract.md:38-47 names a check's keys (and a scope's, lines 32-33);
+# /v1/check refuses any other, case-sensitively. Before, a misspelt
+# "resource" was a check at the service scope.
+test_unknown_keys if {
+	known := "(known keys: action, context, groups, min_revision, resource, subject, system)"
+	misspelt := object.union(valid, {"resourse": {"type": "project", "id": "p"}})
+	refused(misspelt, sprintf(`unknown key "resourse" in the input %s`, [known]))
+	capital := object.union(valid, {"Resource": {"type": "project", "id": "p"}})
+	refused(capital, `unknown key "Resource" in the input (keys are case-sensitive: did you mean "resource"?)`)
+	refused(at({"type": "project", "id": "p", "x": 1}), `unknown key "x" in object resource (known keys: id, type)`)
+	id_in_capitals := at({"type": "service", "ID": "p"})
+	refused(id_in_capitals, `unknown key "ID" in object resource (keys are case-sensitive: did you mean "id"?)`)
+
+	# Of many, the first (in order: /v1/check names the first it reads).
+	many := object.union(valid, {sprintf("k%03d", [i]): i | some i in numbers.range(1, 100)})
+	errors_of(many) == [sprintf(`unknown key "k001" in the input %s`, [known])]
+
+	# The context's keys are the system's: any is taken.
+	decided(object.union(valid, {"context": {"x": 1, "Resource": {}}}))
+}

@@ -216,3 +216,19 @@ uint64(n) if {
 	regex.match(`^[0-9]+$`, json.marshal(n))
 	n <= 18446744073709551615
 }
+
+# unknown_key_error is what the strict decoding of a check says of a key
+# that an object (where: "the input", "object resource") does not have
+# among its known keys: the known key it differs from only in case, or all
+# of them.
+unknown_key_error(key, where, known) := msg if {
+	some name in known
+	lower(name) == lower(key)
+	msg := sprintf("unknown key %q in %s (keys are case-sensitive: did you mean %q?)", [key, where, name])
+} else := sprintf("unknown key %q in %s (known keys: %s)", [key, where, concat(", ", sort(known))])
+
+# check_keys are the keys of a check (permatrix.Check), scope_keys those of
+# its resource (permatrix.Scope).
+check_keys := {"subject", "system", "action", "resource", "context", "groups", "min_revision"}
+
+scope_keys := {"type", "id"}
