@@ -28,19 +28,9 @@ role_permissions(role) := {p | some p in data.store.roles[system_id][role].permi
 
 # held is the permission set of one grant: its role's, or the permission
 # itself ("Set a user's permissions": permissions are selected per user too).
-held(g) := permissions if {
-	permissions := subject_role_permissions[g.role]
-} else := role_permissions(g.role) if {
+held(g) := role_permissions(g.role) if {
 	g.role
 } else := {g.permission}
-
-# subject_role_permissions is role_permissions of each role the checked
-# subject holds, built once a check: held is asked for every clause and
-# grant, and a function is not remembered by its arguments.
-subject_role_permissions[g.role] := role_permissions(g.role) if {
-	some g in subject_grants
-	g.role
-}
 
 # subject_grants are the checked subject's Blue Prism assignments.
 subject_grants contains g if {
@@ -93,20 +83,9 @@ effective(grants, scp) := role_allows & allowed(grantable) if {
 # allows is the set of actions a held permission allows: itself and what it
 # implies (catalog "implies", each entry cited there); an unused permission
 # allows nothing (catalog "unused": "This permission is not used.").
-allows(p) := actions if {
-	actions := implied[p]
-} else := {p}
-
-# implied is allows of each permission the catalog marks unused or gives
-# implications (any other allows itself alone): it reads the bundle's data
-# only, so it is computed once a bundle, not for every held permission of
-# every check.
-implied[p] := set() if some p, _ in catalog.unused
-
-implied[p] := {p} | {a | some a in implications} if {
-	some p, implications in catalog.implies
-	not catalog.unused[p]
-}
+allows(p) := set() if {
+	catalog.unused[p]
+} else := {p} | {a | some a in catalog.implies[p]}
 
 # --- the check, as clauses -------------------------------------------------
 # A clause {"any_of": [actions], "scope": scp} is met when a permission in
@@ -180,36 +159,14 @@ effective_at[clause.scope] := effective(subject_grants, clause.scope) if some cl
 # covering it) that allow one of its actions in effect there (computed once
 # a check: reasons and missing both read it).
 met[clause] := {p |
-	some a in clause.any_of
-	some p in permissions_allowing(a)
-	p in held_at[clause.scope]
-	a in effective_at[clause.scope]
-} if {
-	some clause in clauses
-}
-
-# held_at is the permissions held on each scope a clause names (by grants
-# covering it): computed once a check, not once a clause and action.
-held_at[clause.scope] := {p |
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
 	some p in held(g)
+	some a in clause.any_of
+	a in allows(p)
+	a in effective_at[clause.scope]
 } if {
 	some clause in clauses
-}
-
-# permissions_allowing(a) is every permission p with a in allows(p): those
-# whose implied actions hold a, and a itself unless implied answers for it
-# (an unused permission allows nothing; any other allows itself).
-permissions_allowing(a) := object.get(allowers, a, set()) if {
-	implied[a]
-} else := object.get(allowers, a, set()) | {a}
-
-# allowers inverts implied: for each action, the permissions in implied that
-# allow it (bundle data only: computed once a bundle).
-allowers[a] := {p | some p, actions in implied; a in actions} if {
-	some actions in implied
-	some a in actions
 }
 
 # missing_clause names what a clause lacks: its (first) action, with the
