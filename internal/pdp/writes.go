@@ -325,7 +325,12 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 		}
 		// Nothing matched, of a system the bundle does not have: one
 		// assignment of it, whatever the other filters, says it was one.
-		held, _, err := store.Assignments(snap, permatrix.AssignmentFilter{System: f.System, Limit: 1})
+		// Filtered by the system alone, the listing just read them all
+		// (a scan of the whole index: not made twice).
+		var held []permatrix.Assignment
+		if f != (permatrix.AssignmentFilter{System: f.System, Limit: f.Limit}) {
+			held, _, err = store.Assignments(snap, permatrix.AssignmentFilter{System: f.System, Limit: 1})
+		}
 		if err == nil && len(held) == 0 {
 			err = permatrix.Errorf(permatrix.EINVALID, "unknown system %q: the bundle has no such system and no assignment of it is stored", f.System)
 		}
