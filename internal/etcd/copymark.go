@@ -531,8 +531,13 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPu
 		// none there compares as absent).
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(string(s.dataPrefix)), "=", 0).WithPrefix())
 	}
-	resp, err := s.cli.Txn(rctx).If(cmps...).Then(op).Else(clientv3.OpGet(s.copyKey(), clientv3.WithCountOnly()),
-		clientv3.OpGet(l.key), clientv3.OpGet(string(s.dataPrefix), clientv3.WithPrefix(), clientv3.WithCountOnly())).Commit()
+	reads := []clientv3.Op{clientv3.OpGet(s.copyKey(), clientv3.WithCountOnly()), clientv3.OpGet(l.key)}
+	if ifEmpty {
+		// Counted only where the refusal may be for the keys: a count of
+		// the whole data range is a read of every key's index entry.
+		reads = append(reads, clientv3.OpGet(string(s.dataPrefix), clientv3.WithPrefix(), clientv3.WithCountOnly()))
+	}
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(op).Else(reads...).Commit()
 	cancel()
 	if err != nil {
 		if refusal(err) || errors.Is(err, rpctypes.ErrNoSpace) {
@@ -551,12 +556,14 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPu
 	if !resp.Succeeded {
 		var marked, locked bool
 		var keys int64
-		if rr := resp.Responses; len(rr) == 3 {
+		if rr := resp.Responses; len(rr) == len(reads) {
 			marked = rr[0].GetResponseRange().GetCount() > 0
 			for _, kv := range rr[1].GetResponseRange().GetKvs() {
 				locked = locked || kv.CreateRevision == l.rev
 			}
-			keys = rr[2].GetResponseRange().GetCount()
+			if ifEmpty {
+				keys = rr[2].GetResponseRange().GetCount()
+			}
 		}
 		if !locked || !ifEmpty {
 			return fmt.Errorf("%s: %w", what, s.errLostCopyLock(marked, markPut))
