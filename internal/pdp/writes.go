@@ -487,21 +487,22 @@ func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool
 
 // Export writes the whole store as OPA data, {"store": …}, at one revision.
 func (s *Service) Export(ctx context.Context, w io.Writer) (uint64, error) {
-	var rev uint64
-	err := s.snapshot(ctx, func(snap store.Snapshot) error {
-		rev = snap.Revision()
-		return store.WriteDocument(w, snap)
-	})
-	return rev, err
+	return s.exportAt(ctx, w, store.WriteDocument)
 }
 
 // ExportRecords writes every record of the store as NDJSON lines an import
 // takes (store.WriteRecords), at one revision.
 func (s *Service) ExportRecords(ctx context.Context, w io.Writer) (uint64, error) {
+	return s.exportAt(ctx, w, store.WriteRecords)
+}
+
+// exportAt writes the store with write from one snapshot, whose revision
+// it returns.
+func (s *Service) exportAt(ctx context.Context, w io.Writer, write func(io.Writer, store.Snapshot) error) (uint64, error) {
 	var rev uint64
 	err := s.snapshot(ctx, func(snap store.Snapshot) error {
 		rev = snap.Revision()
-		return store.WriteRecords(w, snap)
+		return write(w, snap)
 	})
 	return rev, err
 }
