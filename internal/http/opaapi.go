@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -219,6 +220,27 @@ func (s *Server) evaluationFailed(c echo.Context, err error, what string) error 
 	return &opa.APIError{Code: opa.CodeInternal, Message: "error(s) occurred while evaluating query"}
 }
 
+// checkToken is the consistency token a check carries as its own
+// min_revision (a key of permatrix.Check, read as /v1/check reads it) when
+// the input of a policy entrypoint is a check object: a client sending one
+// check object to /v1/check and to the Data API gets the same
+// read-your-writes from both. It is 0 without one, and for one that is no
+// whole number as written (1.0, -1, "5"): the policies' errors name those.
+// The request's own token (the body's beside the input, the parameter or
+// the header) and this one are both waited for: the later wins.
+func checkToken(p *opa.Policy, path []string, input *any) uint64 {
+	if input == nil || !p.IsEntrypoint(path) {
+		return 0
+	}
+	check, _ := (*input).(map[string]any)
+	n, _ := check["min_revision"].(json.Number)
+	min, err := strconv.ParseUint(string(n), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return min
+}
+
 // dataRequest is the body of POST /v1/data/{path}: OPA's free-form input
 // (absent or null: no input) and permatrix's consistency token.
 type dataRequest struct {
@@ -283,6 +305,7 @@ func (s *Server) dataV1(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	min = max(min, checkToken(p, path, req.Input))
 	d, err := s.svc.Data(c.Request().Context(), p, pdp.DataQuery{Path: path, Input: req.Input, MinRevision: min, Options: o})
 	if err != nil {
 		return s.evaluationFailed(c, err, "data API evaluation")
@@ -341,6 +364,7 @@ func (s *Server) v0(c echo.Context, path []string) error {
 	if err != nil {
 		return err
 	}
+	min = max(min, checkToken(p, path, &input))
 	d, err := s.svc.Data(c.Request().Context(), p, pdp.DataQuery{Path: path, Input: &input, MinRevision: min})
 	if err != nil {
 		return s.evaluationFailed(c, err, "data API evaluation")

@@ -125,10 +125,10 @@ errors contains sprintf("context: expected an object, got JSON %s", [type_name(i
 	not is_object(input.context)
 }
 
-# min_revision is /v1/check's consistency token (a uint64), not part of
-# the policies' input: the Data API takes it beside the input (the body's
-# min_revision, the parameter or the header). In the input it is read as
-# /v1/check reads it, and ignored.
+# min_revision is /v1/check's consistency token (a uint64): the server
+# waits for the store to reach it before it evaluates (a check's own, as
+# /v1/check reads it, or the Data API's beside the input); the policies
+# decide nothing by it, they only refuse one that is no whole number.
 errors contains sprintf("min_revision: expected a whole number, got JSON %s", [type_name(input.min_revision)]) if {
 	input.min_revision != null
 	not lib.uint64(input.min_revision)
