@@ -79,7 +79,8 @@ func (e *CopyRunningError) Unwrap() error { return e.err }
 
 // LockCopy takes the prefix's copy lock, for as long as the store is open
 // (Close releases it), or returns a *CopyRunningError if another copy
-// holds it. Only a Store opened with Options.CopyTarget takes it. Close
+// holds it. Called again, it asks etcd whether the store still holds it:
+// a *LostCopyLockError if its lease has ended since. Only a Store opened with Options.CopyTarget takes it. Close
 // and LockCopy are ordered (lockMu): Close cuts short a LockCopy in flight
 // and waits for it, then releases what it took; a LockCopy that fails
 // releases what it took itself (its lease, and the lock's key with it, on
@@ -94,11 +95,11 @@ func (s *Store) LockCopy(ctx context.Context) error {
 	if s.alive.Err() != nil {
 		return errClosedNoLock()
 	}
-	if s.copyLock.Load() != nil {
-		return nil
-	}
 	if err := s.awaitCheck(ctx); err != nil {
 		return err
+	}
+	if l := s.copyLock.Load(); l != nil {
+		return s.stillLocked(ctx, l)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -144,6 +145,31 @@ func (s *Store) LockCopy(ctx context.Context) error {
 		return fmt.Errorf("the prefix's copy lock is held, but the replica did not apply etcd revision %d: %w", rev, err)
 	}
 	return nil
+}
+
+// stillLocked answers a LockCopy by a store that took the lock before:
+// nil only if etcd still has the lock's key as this store created it. A
+// lock whose lease ended (cut off from etcd past it, or revoked) is lost —
+// another copy may hold it since — and every write of the copy is refused
+// for it: the caller is told so now, not that it holds the lock.
+func (s *Store) stillLocked(ctx context.Context, l *copyLock) error {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	resp, err := s.cli.Txn(rctx).If(l.owner).Else(clientv3.OpGet(s.copyKey(), clientv3.WithCountOnly())).Commit()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("reading the prefix's copy lock: %w", ctx.Err())
+		}
+		return fmt.Errorf("reading the prefix's copy lock, which this store took (etcd did not say whether it still holds it): %w", s.commitError(ctx, err))
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	marked := false
+	if rr := resp.Responses; len(rr) == 1 {
+		marked = rr[0].GetResponseRange().GetCount() > 0
+	}
+	return s.lostCopyLock(marked, false, "it no longer holds it, and no more of the copy is written")
 }
 
 // lockHeld is the refusal of a LockCopy that found the prefix's copy lock
@@ -295,6 +321,14 @@ func (s *Store) errCopyNotMarked() error {
 // marked" would send the operator to copy over it. markPut: the refused
 // write was this copy's mark.
 func (s *Store) errLostCopyLock(marked, markPut bool) error {
+	return s.lostCopyLock(marked, markPut, "nothing was written")
+}
+
+// lostCopyLock is the *LostCopyLockError of a copy that lost the copy
+// lock: what became of the refused call, then what the prefix holds —
+// as it was (markPut: the refused write was this copy's mark), or marked
+// or not as etcd had it (marked).
+func (s *Store) lostCopyLock(marked, markPut bool, what string) error {
 	var then string
 	switch {
 	case markPut:
@@ -305,8 +339,8 @@ func (s *Store) errLostCopyLock(marked, markPut bool) error {
 		then = "the prefix is not marked: a copy that took the lock since completed into it (or its mark was removed), and the sidecars serve it — a copy run again over it with --force would replace that"
 	}
 	return &LostCopyLockError{Prefix: s.prefix, Marked: marked, err: permatrix.Errorf(permatrix.EUNAVAILABLE,
-		"this store copy lost the copy lock of etcd prefix %s (its lease ended: cut off from etcd for over %ds?), and another copy may be running into the prefix: nothing was written; %s",
-		s.prefix, copyLockTTL, then)}
+		"this store copy lost the copy lock of etcd prefix %s (its lease ended: cut off from etcd for over %ds?), and another copy may be running into the prefix: %s; %s",
+		s.prefix, copyLockTTL, what, then)}
 }
 
 // LostCopyLockError is a copy's write refused because the copy no longer

@@ -825,3 +825,40 @@ func TestLostLockSaysWhetherThePrefixIsMarked(t *testing.T) {
 		t.Fatalf("the mark: %v %v", resp, err)
 	}
 }
+
+// LockCopy called again once its lease had ended answered nil — "you hold
+// the lock" — while every commit of the copy was refused for the lock
+// lost. It asks etcd: a lock whose key is gone (or another's since) is
+// lost, and LockCopy says so (a *LostCopyLockError); a lock still held
+// answers nil.
+func TestLockCopyAfterItsLeaseEnded(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("relock")
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copier.Close()
+	waitReady(t, copier)
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatalf("LockCopy again, the lock held: %v", err)
+	}
+	cli := client(t)
+	resp, err := cli.Get(ctx, "/"+prefix+"/c/copy/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the lock's keys: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	err = copier.LockCopy(ctx)
+	var lost *etcd.LostCopyLockError
+	if !errors.As(err, &lost) || permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), "lost the copy lock") {
+		t.Fatalf("LockCopy once its lease ended: %v", err)
+	}
+}
