@@ -13,7 +13,7 @@ import (
 
 // etcdOwnFlags are etcd's and etcdctl's flags that docs/fleet.md names
 // (the operator's side), not permatrix's.
-var etcdOwnFlags = []string{"max-txn-ops", "max-request-bytes", "quota-backend-bytes", "auto-compaction-retention", "client-cert-auth", "prefix", "initial-cluster", "initial-cluster-token"}
+var etcdOwnFlags = []string{"max-txn-ops", "max-request-bytes", "quota-backend-bytes", "auto-compaction-retention", "client-cert-auth", "prefix", "initial-cluster", "initial-cluster-token", "election-timeout"}
 
 var (
 	flagToken   = regexp.MustCompile(`--([a-z][a-z0-9-]*)`)

@@ -99,7 +99,8 @@ changes anything and removes the mark after its last commit, and no sidecar
 serves a marked prefix (503, not ready), nor does a copy read one; run it
 again with --force to complete it. One copy into a prefix at a time: a
 running copy holds the prefix's copy lock (on an etcd lease it keeps alive,
-10s past a kill), and a second one is refused, --force or not (so is every
+which outlasts a kill by its TTL: 10s, or the cluster's least lease TTL —
+1.5 election timeouts — if longer), and a second one is refused, --force or not (so is every
 copy while a key put by hand under PREFIX/c/copy/ holds the lock: the
 refusal names it and says how to delete it). Into a bbolt file it is made in
 PATH.copying and renamed over PATH once complete: a failed or interrupted copy

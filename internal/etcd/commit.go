@@ -447,7 +447,7 @@ func (s *Store) commitGroup(ctx context.Context, members []*commitReq) {
 			}
 		}
 		if lock != nil && !locked {
-			err := s.errLostCopyLock(mark != nil, false)
+			err := s.errLostCopyLock(lock, mark != nil, false)
 			for _, r := range members {
 				r.done <- commitResult{err: err}
 			}

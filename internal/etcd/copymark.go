@@ -34,7 +34,7 @@ import (
 // running copy also holds the prefix's copy lock (LockCopy): an etcd mutex
 // (<prefix>c/copy/<lease>, outside the keys the sidecars watch) on a lease
 // the copy keeps alive, which ends with it — at once when it stops, within
-// copyLockTTL when it is killed. A second copy finds the lock held and is
+// the lease's TTL when it is killed. A second copy finds the lock held and is
 // refused (CopyRunningError, saying what holds it: a copy's key, or one put
 // by hand that no copy keeps alive, which no wait ends), --force or not; one that finds the mark but
 // not the lock copies over it (with --force). A copy's target writes only
@@ -49,8 +49,11 @@ import (
 // moves it up (a gap in the ids at worst), nor the nudge, a meta key no
 // one reads: neither undoes another copy's work.
 
-// copyLockTTL is the lease of the copy lock, in seconds: how long a killed
-// copy's lock outlives it.
+// copyLockTTL is the lease of the copy lock asked for, in seconds: how
+// long a killed copy's lock outlives it. etcd grants no lease below its
+// least TTL (1.5 election timeouts, rounded up: 2 s at etcd's defaults,
+// 15 s at --election-timeout 10000): what it granted is what is said
+// (copyLock.ttl).
 const copyLockTTL = 10
 
 // copyLock is the copy lock a Store holds (LockCopy).
@@ -60,6 +63,9 @@ type copyLock struct {
 	owner clientv3.Cmp // the lock still held: its key, as created
 	key   string
 	rev   int64 // the key's CreateRevision
+	// ttl is the lease's TTL as etcd granted it, in seconds: copyLockTTL,
+	// or the cluster's least TTL if longer (1.5 election timeouts).
+	ttl int64
 }
 
 // CopyRunningError is a prefix whose copy lock is held: by another store
@@ -132,7 +138,7 @@ func (s *Store) LockCopy(ctx context.Context) error {
 	// A new lease's key is put by the lock: its revision is the key's
 	// CreateRevision.
 	rev := mu.Header().Revision
-	s.copyLock.Store(&copyLock{sess: sess, mu: mu, owner: mu.IsOwner(), key: mu.Key(), rev: rev})
+	s.copyLock.Store(&copyLock{sess: sess, mu: mu, owner: mu.IsOwner(), key: mu.Key(), rev: rev, ttl: lease.TTL})
 	// The replica is brought to the lock's revision: it shows the prefix
 	// as the copy that held the lock before left it (its mark removed, or
 	// not), and what this copy decides from it holds.
@@ -169,7 +175,7 @@ func (s *Store) stillLocked(ctx context.Context, l *copyLock) error {
 	if rr := resp.Responses; len(rr) == 1 {
 		marked = rr[0].GetResponseRange().GetCount() > 0
 	}
-	return s.lostCopyLock(marked, false, "it no longer holds it, and no more of the copy is written")
+	return s.lostCopyLock(l, marked, false, "it no longer holds it, and no more of the copy is written")
 }
 
 // lockHeld is the refusal of a LockCopy that found the prefix's copy lock
@@ -255,7 +261,7 @@ func errClosedNoLock() error {
 
 // revokeLock revokes a lease of the copy lock LockCopy did not take,
 // with the lock's key if it was put, on a context of its own. If etcd does
-// not answer, the lease ends within copyLockTTL.
+// not answer, the lease ends within its TTL.
 func (s *Store) revokeLock(id clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
@@ -320,15 +326,15 @@ func (s *Store) errCopyNotMarked() error {
 // completed (its mark removed, the prefix served) — "the prefix stays
 // marked" would send the operator to copy over it. markPut: the refused
 // write was this copy's mark.
-func (s *Store) errLostCopyLock(marked, markPut bool) error {
-	return s.lostCopyLock(marked, markPut, "nothing was written")
+func (s *Store) errLostCopyLock(l *copyLock, marked, markPut bool) error {
+	return s.lostCopyLock(l, marked, markPut, "nothing was written")
 }
 
 // lostCopyLock is the *LostCopyLockError of a copy that lost the copy
 // lock: what became of the refused call, then what the prefix holds —
 // as it was (markPut: the refused write was this copy's mark), or marked
 // or not as etcd had it (marked).
-func (s *Store) lostCopyLock(marked, markPut bool, what string) error {
+func (s *Store) lostCopyLock(l *copyLock, marked, markPut bool, what string) error {
 	var then string
 	switch {
 	case markPut:
@@ -340,7 +346,7 @@ func (s *Store) lostCopyLock(marked, markPut bool, what string) error {
 	}
 	return &LostCopyLockError{Prefix: s.prefix, Marked: marked, err: permatrix.Errorf(permatrix.EUNAVAILABLE,
 		"this store copy lost the copy lock of etcd prefix %s (its lease ended: cut off from etcd for over %ds?), and another copy may be running into the prefix: %s; %s",
-		s.prefix, copyLockTTL, what, then)}
+		s.prefix, l.ttl, what, then)}
 }
 
 // LostCopyLockError is a copy's write refused because the copy no longer
@@ -600,7 +606,7 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPu
 			}
 		}
 		if !locked || !ifEmpty {
-			return fmt.Errorf("%s: %w", what, s.errLostCopyLock(marked, markPut))
+			return fmt.Errorf("%s: %w", what, s.errLostCopyLock(l, marked, markPut))
 		}
 		return fmt.Errorf("%s: %w", what, &UnmarkNotEmptyError{Prefix: s.prefix, Keys: keys})
 	}
