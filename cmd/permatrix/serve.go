@@ -20,6 +20,7 @@ import (
 
 	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/console"
+	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/extauthz"
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/http"
@@ -349,6 +350,11 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 			log.Error("closing the store", "err", err)
 		}
 	}()
+	if fleet, ok := db.(*etcd.Store); ok {
+		if err := claimPrefix(ctx, fleet, where, log); err != nil {
+			return err
+		}
+	}
 
 	// print() in the policies goes to the log (info), bounded, as
 	// `opa run --server` prints to its own.
@@ -524,3 +530,19 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 // exitShutdownCut is serve's exit code when SIGTERM's shutdown had to cut
 // requests in flight (docs/security.md).
 const exitShutdownCut = 4
+
+// claimPrefix refuses a fleet's prefix nested with another fleet's (they
+// would read each other's keys), and marks it as a fleet's. A check etcd
+// did not answer (unreachable at start: the replica serves meanwhile) is
+// said, and made at the next start.
+func claimPrefix(ctx context.Context, fleet *etcd.Store, where string, log *slog.Logger) error {
+	err := fleet.ClaimPrefix(ctx)
+	var nested *etcd.NestedPrefixError
+	switch {
+	case errors.As(err, &nested):
+		return fmt.Errorf("--store %s: %w", where, plain(err))
+	case err != nil && ctx.Err() == nil:
+		log.Warn("not checked whether the etcd prefix is nested with another fleet's (checked at the next start)", "store", where, "err", err)
+	}
+	return nil
+}

@@ -7,8 +7,10 @@
 //   - Keys live under the prefix: "k/" + store key (the data), "g/" + unit
 //     (one guard per unit: written with every commit that changes the unit,
 //     so its ModRevision is the unit's last change), "m/idseq" (the
-//     assignment number counter), "m/nudge", and "m/copying" (the mark of
-//     an incomplete store copy).
+//     assignment number counter), "m/nudge", "m/copying" (the mark of
+//     an incomplete store copy), and "m/fleet" (the fleet's marker, put by
+//     ClaimPrefix: fleetmark.go refuses prefixes nested with another
+//     fleet's).
 //   - A commit is part of one etcd transaction: if the guard of every unit
 //     the batch read has a ModRevision at or before the batch's base
 //     revision, then the operations and the guards of the units they write;

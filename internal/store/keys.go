@@ -269,3 +269,8 @@ func WriteUnits(key []byte) [][]byte {
 	}
 	return append(out, []byte{})
 }
+
+// Namespaces are the first segments of the store's keys, sorted: every key
+// is one of them, the separator, then the rest. A backend that shares its
+// key space with others (etcd) tells its own keys from others' by them.
+func Namespaces() []string { return []string{nsDoc, nsIndex} }

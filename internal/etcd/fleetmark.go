@@ -1,0 +1,197 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// A fleet reads every key of its layout under its prefix as its own: the
+// watch from "k/" to the prefix's end, the resync the "k/" range, a copy's
+// clearing every data key. Two fleets whose prefixes nest (/p/ and /p/k/)
+// read, and a copy deletes, each other's keys. So serve claims its prefix
+// (ClaimPrefix) before it serves: it is refused if a fleet is found at a
+// prefix containing its own — its marker (<prefix>m/fleet, which every
+// claim puts), or its root guard (a fleet of an earlier release, which puts
+// no marker, once it has committed) — or if its own range holds a key that
+// is not of its layout (a fleet inside it, or a key put by something
+// else). Its range is read where its own keys are not (ownGaps), each gap
+// with limit 1: a few reads in one transaction, whatever the prefix holds.
+// Then it puts its marker, if absent.
+
+// fleetMarkName is the fleet's marker, under its prefix.
+const fleetMarkName = "m/fleet"
+
+// NestedPrefixError is a store's prefix nested with another fleet's: the
+// other's prefix contains this one (Inside), or this one holds a key not
+// of its layout (a fleet inside it: Other, if the key names it). It
+// unwraps to an EINVALID *permatrix.Error.
+type NestedPrefixError struct {
+	Prefix string // this store's
+	Other  string // the other fleet's prefix ("": not known)
+	Key    string // the key that shows it
+	Inside bool   // Prefix is inside Other
+	err    *permatrix.Error
+}
+
+func (e *NestedPrefixError) Error() string { return e.err.Error() }
+func (e *NestedPrefixError) Unwrap() error { return e.err }
+
+const nestedFix = "two fleets whose prefixes nest read, and a store copy with --force deletes, each other's keys: give each fleet a prefix of its own, neither inside the other (docs/fleet.md)"
+
+// ClaimPrefix refuses the store's prefix if it is nested with another
+// fleet's (a *NestedPrefixError), else puts the fleet's marker, if absent.
+// Any other error says the check was not made (etcd not reached, a read
+// refused): nothing was put.
+func (s *Store) ClaimPrefix(ctx context.Context) error {
+	if err := s.awaitCheck(ctx); err != nil {
+		return err
+	}
+	if err := s.checkOuter(ctx); err != nil {
+		return err
+	}
+	if err := s.checkInner(ctx); err != nil {
+		return err
+	}
+	mark := s.prefix + fleetMarkName
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	if _, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(mark), "=", 0)).Then(clientv3.OpPut(mark, s.prefix)).Commit(); err != nil {
+		return fmt.Errorf("putting the fleet's marker %s: %w", mark, err)
+	}
+	return nil
+}
+
+// outerPrefixes are the prefixes that contain prefix ("/a/" and "/a/b/"
+// of "/a/b/c/"), shortest first.
+func outerPrefixes(prefix string) []string {
+	var out []string
+	for i := 1; i < len(prefix)-1; i++ {
+		if prefix[i] == '/' {
+			out = append(out, prefix[:i+1])
+		}
+	}
+	return out
+}
+
+// checkOuter looks for a fleet at a prefix containing the store's: its
+// marker or its root guard, two keys read per prefix. A prefix whose keys
+// the store's user may not read (etcd's permissions, the store's own
+// prefix only) is skipped: a fleet there finds this one inside it when it
+// claims its own.
+func (s *Store) checkOuter(ctx context.Context) error {
+	for _, outer := range outerPrefixes(s.prefix) {
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Txn(rctx).Then(
+			clientv3.OpGet(outer+fleetMarkName, clientv3.WithKeysOnly()),
+			clientv3.OpGet(outer+"g/", clientv3.WithKeysOnly())).Commit()
+		cancel()
+		if err != nil {
+			if refusal(err) && ctx.Err() == nil {
+				s.log.Warn("not checked whether a fleet is at a prefix containing this one: etcd refused to read its keys", "prefix", outer, "err", err)
+				continue
+			}
+			return fmt.Errorf("reading whether a fleet is at %s: %w", outer, err)
+		}
+		for i, r := range resp.Responses {
+			kvs := r.GetResponseRange().GetKvs()
+			if len(kvs) == 0 {
+				continue
+			}
+			what := "its marker"
+			if i == 1 {
+				what = "its root guard: a fleet that has committed"
+			}
+			key := string(kvs[0].Key)
+			return &NestedPrefixError{Prefix: s.prefix, Other: outer, Key: key, Inside: true, err: permatrix.Errorf(permatrix.EINVALID,
+				"etcd prefix %s is inside %s, the prefix of another permatrix fleet (etcd holds %s, the key %q): %s",
+				s.prefix, outer, what, key, nestedFix)}
+		}
+	}
+	return nil
+}
+
+// ownGaps are the ranges of the store's prefix that hold none of its
+// keys — [from, to) each: outside "c/", "g/", "k/" and "m/"; in "c/",
+// outside the copy lock's "c/copy/"; in "m/", the keys other than its
+// meta keys; in "k/", the keys of no namespace of the store
+// (store.Namespaces); in "g/", the guards of no unit (the root guard "g/",
+// a namespace's, and those below it).
+func (s *Store) ownGaps() [][2]string {
+	p := s.prefix
+	after := func(k string) string { return k + "\x00" }
+	gaps := [][2]string{
+		{p, p + "c/"}, {p + "c0", p + "g/"}, {p + "g0", p + "k/"}, {p + "k0", p + "m/"}, {p + "m0", clientv3.GetPrefixRangeEnd(p)},
+		{p + "c/", p + "c/copy/"}, {p + "c/copy0", p + "c0"},
+	}
+	// The meta keys, sorted.
+	from := p + "m/"
+	for _, k := range []string{s.copyKey(), p + fleetMarkName, s.idKey(), s.nudgeKey()} {
+		gaps = append(gaps, [2]string{from, k})
+		from = after(k)
+	}
+	gaps = append(gaps, [2]string{from, p + "m0"})
+	dataFrom, guardFrom := p+"k/", p+"g/\x00"
+	for _, ns := range store.Namespaces() {
+		gaps = append(gaps, [2]string{dataFrom, p + "k/" + ns + "\x00"}, [2]string{guardFrom, p + "g/" + ns})
+		dataFrom, guardFrom = p+"k/"+ns+"\x01", p+"g/"+ns+"\x01"
+	}
+	return append(gaps, [2]string{dataFrom, p + "k0"}, [2]string{guardFrom, p + "g0"})
+}
+
+// checkInner reads the store's range where none of its keys are
+// (ownGaps), one key at most per gap: a key found there is another
+// fleet's, at a prefix inside the store's, or something else's.
+func (s *Store) checkInner(ctx context.Context) error {
+	var gets []clientv3.Op
+	for _, g := range s.ownGaps() {
+		gets = append(gets, clientv3.OpGet(g[0], clientv3.WithRange(g[1]), clientv3.WithLimit(1), clientv3.WithKeysOnly()))
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	resp, err := s.cli.Txn(rctx).Then(gets...).Commit()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading whether etcd prefix %s holds keys not of its store: %w", s.prefix, err)
+	}
+	for _, r := range resp.Responses {
+		kvs := r.GetResponseRange().GetKvs()
+		if len(kvs) == 0 {
+			continue
+		}
+		key := string(kvs[0].Key)
+		e := &NestedPrefixError{Prefix: s.prefix, Other: innerPrefix(s.prefix, key), Key: key}
+		shown := strconv.Quote(cutFrom(key))
+		if e.Other != "" {
+			e.err = permatrix.Errorf(permatrix.EINVALID,
+				"etcd prefix %s holds the key %s, which is no key of the store at %s: another permatrix fleet's, whose prefix %s is inside %s (or a key put by something else): %s",
+				s.prefix, shown, s.prefix, strconv.Quote(cutFrom(e.Other)), s.prefix, nestedFix)
+		} else {
+			e.err = permatrix.Errorf(permatrix.EINVALID,
+				"etcd prefix %s holds the key %s, which is no key of the store at %s (put by something else, or another fleet's at a prefix inside it): a fleet reads every key under its prefix as its own; delete it, or give the fleet a prefix of its own (docs/fleet.md)",
+				s.prefix, shown, s.prefix)
+		}
+		return e
+	}
+	return nil
+}
+
+// innerPrefix is the prefix of the fleet inside prefix whose key key
+// would be: key up to its first "c/", "g/", "k/" or "m/" after a "/"
+// past prefix; "" if none.
+func innerPrefix(prefix, key string) string {
+	if m, ok := strings.CutSuffix(key, "/"+fleetMarkName); ok && len(m) > len(prefix) {
+		return m + "/"
+	}
+	for i := len(prefix) + 1; i+2 <= len(key); i++ {
+		if key[i-1] == '/' && key[i+1] == '/' && strings.IndexByte("cgkm", key[i]) >= 0 {
+			return key[:i]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,119 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/permatrix/permatrix/internal/etcd"
+)
+
+// claim opens a store at prefix and claims it, as serve does.
+func claim(t *testing.T, prefix string) error {
+	t.Helper()
+	s := openAt(t, prefix, filepath.Join(t.TempDir(), "replica.db"))
+	defer s.Close()
+	return s.ClaimPrefix(context.Background())
+}
+
+// A sidecar at /p/ and another fleet at /p/k/ read each other's keys: the
+// outer one's watch and resync take the inner one's keys for its own data
+// (and a copy with --force into it deletes them). Only store copy refused
+// nested prefixes. A store claiming its prefix (serve) is refused when a
+// fleet is found at a prefix containing its own (its marker, or its root
+// guard: a fleet of an earlier release, which writes no marker, once it
+// has committed) or inside it (any key in its range that is not its own),
+// saying which; a fleet beside it is not in the way.
+func TestNestedPrefixesRefused(t *testing.T) {
+	ctx := context.Background()
+	cli := client(t)
+	outer := newPrefix("nest")
+	if err := claim(t, outer); err != nil {
+		t.Fatalf("the first fleet: %v", err)
+	}
+	if err := claim(t, outer); err != nil {
+		t.Fatalf("the first fleet claiming its prefix again (a restart): %v", err)
+	}
+	if resp, err := cli.Get(ctx, "/"+outer+"/m/fleet"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the fleet's marker: %v %v", resp, err)
+	}
+	var nested *etcd.NestedPrefixError
+	for _, inner := range []string{outer + "/k", outer + "/x", outer + "/m/y/z"} {
+		err := claim(t, inner)
+		if !errors.As(err, &nested) || nested.Other != "/"+outer+"/" || !nested.Inside ||
+			!strings.Contains(err.Error(), "etcd prefix /"+inner+"/ is inside /"+outer+"/") {
+			t.Errorf("a fleet at %s, inside %s: %v", inner, outer, err)
+		}
+	}
+	// Beside it: /nestNx/ is not inside /nestN/.
+	if err := claim(t, outer+"x"); err != nil {
+		t.Errorf("a fleet beside the first: %v", err)
+	}
+
+	// A fleet of an earlier release at /q/ (no marker), which committed:
+	// its root guard says it is there.
+	older := newPrefix("older")
+	write(t, openAt(t, older, filepath.Join(t.TempDir(), "older.db")), "u")
+	if err := claim(t, older+"/k"); !errors.As(err, &nested) || nested.Other != "/"+older+"/" {
+		t.Errorf("a fleet inside one of an earlier release: %v", err)
+	}
+
+	// The other way round: a fleet at /r/k/ serving, then one at /r/.
+	base := newPrefix("outerlate")
+	if err := claim(t, base+"/k"); err != nil {
+		t.Fatal(err)
+	}
+	err := claim(t, base)
+	if !errors.As(err, &nested) || nested.Inside || nested.Other != "/"+base+"/k/" ||
+		!strings.Contains(err.Error(), "/"+base+"/k/m/fleet") {
+		t.Errorf("a fleet around one at %s/k: %v", base, err)
+	}
+	// One of an earlier release inside it, that committed: its keys.
+	base2 := newPrefix("outerold")
+	write(t, openAt(t, base2+"/g/x", filepath.Join(t.TempDir(), "inner.db")), "u")
+	if err := claim(t, base2); !errors.As(err, &nested) || nested.Inside || !strings.Contains(err.Error(), "/"+base2+"/g/x/") {
+		t.Errorf("a fleet around one of an earlier release at %s/g/x: %v", base2, err)
+	}
+	// A key under the prefix that is no key of a store (put by hand).
+	base3 := newPrefix("stray")
+	if _, err := cli.Put(ctx, "/"+base3+"/notes", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := claim(t, base3); !errors.As(err, &nested) || !strings.Contains(err.Error(), `"/`+base3+`/notes"`) {
+		t.Errorf("a prefix holding a key not a store's: %v", err)
+	}
+	if resp, err := cli.Get(ctx, "/"+base3+"/m/fleet"); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("a refused claim put its marker: %v %v", resp.Kvs, err)
+	}
+}
+
+// The claim's reads are bounded whatever the prefix holds: a fleet with
+// its keys in every part of its range (data, guards, meta, the copy lock)
+// is not refused for its own keys.
+func TestClaimFindsNothingForeignInAFleetOwnKeys(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("own")
+	s := openAt(t, prefix, filepath.Join(t.TempDir(), "r.db"))
+	write(t, s, "a")
+	write(t, s, "b")
+	if _, err := s.NextID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cli := client(t)
+	if _, err := cli.Put(ctx, "/"+prefix+"/c/copy/stuck", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/"+prefix+"/m/nudge", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimPrefix(ctx); err != nil {
+		t.Fatalf("a fleet's own keys: %v", err)
+	}
+	if resp, err := cli.Get(ctx, "/"+prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count < 5 {
+		t.Fatalf("the prefix's keys: %v %v", resp, err)
+	}
+}
