@@ -98,10 +98,15 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 		// client leaves during any commit.
 		return 0, inFlightError(ctx)
 	case <-s.stopped:
+		// Once the committers have stopped, a commit one of them took is
+		// answered (drain answers those still queued then); one queued
+		// after — the first select takes the queue or the stop at random
+		// once Close has begun — was never sent.
+		s.committers.Wait()
 		select {
 		case res = <-r.done:
 		default:
-			return 0, errStopping()
+			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store unavailable: the sidecar is stopping; nothing was written")
 		}
 	}
 	if res.err != nil {

@@ -888,3 +888,22 @@ func TestNothingToDoRevision(t *testing.T) {
 	}
 	t.Logf("%d answers checked", len(revs))
 }
+
+// A commit on a closed store was put in the commit queue or refused at
+// random (both ready in one select): queued, no committer ever took it,
+// yet it was answered "the write was made entirely or not at all" — a
+// write that may be made, of one never sent. A commit no committer took
+// is answered "nothing was written".
+func TestCommitAfterCloseSaysNothingWritten(t *testing.T) {
+	ctx := context.Background()
+	s := openAt(t, newPrefix("closedcommit"), filepath.Join(t.TempDir(), "r.db"))
+	base, epoch := s.Revision(), s.Changes().Epoch()
+	s.Close()
+	for i := range 20 {
+		_, err := s.Commit(ctx, &store.Batch{Base: base, Epoch: epoch,
+			Ops: []store.Op{{Key: store.Key("d", "grants", fmt.Sprintf("user:%d", i), "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+		if err == nil || !strings.Contains(err.Error(), "nothing was written") {
+			t.Fatalf("commit %d on a closed store: %v", i, err)
+		}
+	}
+}
