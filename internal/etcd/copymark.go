@@ -562,6 +562,11 @@ func (s *Store) putMeta(ctx context.Context, op clientv3.Op, what string, markPu
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w (not sent)", what, err)
 	}
+	if s.alive.Err() != nil {
+		// Close has closed the client, or is closing it: sent now, the
+		// request would fail unsent and be taken for one unanswered.
+		return fmt.Errorf("%s: %w", what, permatrix.Errorf(permatrix.EUNAVAILABLE, "the store is closed: not sent, nothing was written"))
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	// Refused, the mark, the lock and the data are read: what the
 	// refusal says of them.

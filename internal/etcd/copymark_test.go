@@ -862,3 +862,34 @@ func TestLockCopyAfterItsLeaseEnded(t *testing.T) {
 		t.Fatalf("LockCopy once its lease ended: %v", err)
 	}
 }
+
+// The mark's removal by a copy's target already closed went to a closed
+// client and was answered as a *MetaWriteError, "sent to etcd and not
+// answered: it may or may not have been made" — of a request never sent.
+// It says the store is closed and nothing was sent, and the mark stays.
+func TestMarkWriteAfterCloseNotSent(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("markclosed")
+	o := raised
+	o.URL, o.Replica, o.CopyTarget = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "copy.db"), true
+	copier, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, copier)
+	if err := copier.LockCopy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := copier.MarkCopy(ctx, "bolt:a.db"); err != nil {
+		t.Fatal(err)
+	}
+	copier.Close()
+	err = copier.UnmarkCopy(ctx)
+	var mw *etcd.MetaWriteError
+	if err == nil || errors.As(err, &mw) || !strings.Contains(err.Error(), "not sent") {
+		t.Fatalf("the mark's removal by a closed store: %v", err)
+	}
+	if resp, err := client(t).Get(ctx, "/"+prefix+"/m/copying"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the mark: %v %v", resp, err)
+	}
+}
