@@ -41,3 +41,35 @@ func TestServeRefusesNestedPrefixes(t *testing.T) {
 	waitReady(t, inner)
 	refused("q", `"/q/k/m/fleet"`, "whose prefix \"/q/k/\" is inside /q/")
 }
+
+// A copy into a prefix nested with another fleet's was made: into /p/k/
+// inside the fleet at /p/, whose sidecars read its keys as their data; and
+// with --force into /q/ around the fleet at /q/k/, whose keys its clearing
+// deleted (/q/'s replica holds them as data keys). A copy claims its target
+// as serve does: refused, exit 2, nothing of either fleet changed.
+func TestStoreCopyRefusesNestedPrefixes(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "src.db")
+	if _, stderr, code := run(t, "import", filepath.Join(harness.Root(), "data", "examples", "acme.ndjson"), "--db", db); code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, stderr)
+	}
+	cluster := harness.StartEtcdCluster(t, 1)
+	for _, prefix := range []string{"p", "q/k"} {
+		if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+db, "--to", cluster.StoreURL(prefix)); code != 0 {
+			t.Fatalf("bolt → %s: exit %d\n%s%s", prefix, code, out, stderr)
+		}
+	}
+	before := etcdState(t, cluster)
+	for _, c := range []struct{ to, says string }{
+		{"p/k", "etcd prefix /p/k/ is inside /p/"},
+		{"q", `whose prefix "/q/k/" is inside /q/`},
+	} {
+		out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+db, "--to", cluster.StoreURL(c.to), "--force")
+		if code != 2 || !strings.Contains(stderr, c.says) {
+			t.Fatalf("copy into %s: exit %d (want 2: %s)\n%s%s", c.to, code, c.says, out, stderr)
+		}
+		if after := etcdState(t, cluster); after != before {
+			t.Fatalf("the refused copy into %s changed the cluster:\n%s\nnow:\n%s", c.to, before, after)
+		}
+	}
+}

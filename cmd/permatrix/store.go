@@ -87,7 +87,8 @@ bolt:PATH or etcd://HOST:PORT[,HOST:PORT…]/PREFIX (etcds:// for TLS; the
 --etcd-* flags apply to whichever side is etcd). Never a store onto itself:
 two paths of one file, or two prefixes of one etcd cluster (known by its
 id) one of which is, or is inside, the other, are refused before anything
-is written. The source must exist, hold
+is written; so is an etcd target nested with another fleet's prefix (inside
+it, or around it: docs/fleet.md). The source must exist, hold
 something and be a whole store (its records are checked); the target must be
 empty unless --force, which first deletes what it holds (a damaged bbolt
 target is replaced with --force only). New ids in the target come after every
@@ -212,6 +213,12 @@ func runStoreCopy(cmd *cobra.Command, o copyOptions) error {
 	// cannot say; the target is read as the copy before left it.
 	target, _ := to.(*etcd.Store)
 	if target != nil {
+		// Not into a prefix nested with another fleet's (its sidecars
+		// would read the copy as their data, or the clearing delete
+		// theirs): claimed as serve claims it.
+		if err := target.ClaimPrefix(ctx); err != nil {
+			return fmt.Errorf("--to %s: %w", toName, plain(err))
+		}
 		if err := target.LockCopy(ctx); err != nil {
 			return fmt.Errorf("--to %s: %w", toName, plain(err))
 		}

@@ -110,11 +110,15 @@ func TestStoreCopyRefusesOneEtcdStoreNamedTwice(t *testing.T) {
 	a := harness.StartEtcdCluster(t, 3)
 	host := func(i int) string { return strings.TrimPrefix(a.Members[i].ClientURL, "http://") }
 	at := func(i int, prefix string) string { return "etcd://" + host(i) + prefix }
-	for _, prefix := range []string{"/p", "/p/x"} {
+	for _, prefix := range []string{"/p", "/staged"} {
 		if out, stderr, code := run(t, "store", "copy", "--from", "bolt:"+db, "--to", at(0, prefix)); code != 0 {
 			t.Fatalf("bolt → %s: exit %d\n%s%s", prefix, code, out, stderr)
 		}
 	}
+	// A store at /p/x/ inside /p/: a copy refuses to make one (the
+	// prefixes nest, TestStoreCopyRefusesNestedPrefixes), so its keys are
+	// moved there.
+	moveKeys(t, a, "/staged/", "/p/x/")
 	before := etcdState(t, a)
 	localhost := "etcd://" + strings.Replace(host(0), "127.0.0.1", "localhost", 1) + "/p"
 	for _, c := range []struct{ from, to, says string }{
@@ -179,5 +183,29 @@ func TestStoreCopyRefusesItsOwnStagingFile(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "b.db")); err == nil {
 			t.Fatalf("--to %s: the refused copy made b.db", to)
 		}
+	}
+}
+
+// moveKeys moves every key under the prefix from to the prefix to.
+func moveKeys(t *testing.T, cluster *harness.EtcdCluster, from, to string) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cluster.Endpoints(), ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, from, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range resp.Kvs {
+		if _, err := cli.Put(ctx, to+strings.TrimPrefix(string(kv.Key), from), string(kv.Value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Delete(ctx, from, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
 	}
 }
