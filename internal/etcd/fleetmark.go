@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix"
@@ -22,7 +23,8 @@ import (
 // no marker, once it has committed) — or if its own range holds a key that
 // is not of its layout (a fleet inside it, or a key put by something
 // else). Its range is read where its own keys are not (ownGaps), each gap
-// with limit 1: a few reads in one transaction, whatever the prefix holds.
+// with limit 1: 18 reads, in one transaction within etcd's default
+// --max-txn-ops, whatever the prefix holds.
 // Then it puts its marker, if absent.
 
 // fleetMarkName is the fleet's marker, under its prefix.
@@ -153,13 +155,20 @@ func (s *Store) checkInner(ctx context.Context) error {
 	for _, g := range s.ownGaps() {
 		gets = append(gets, clientv3.OpGet(g[0], clientv3.WithRange(g[1]), clientv3.WithLimit(1), clientv3.WithKeysOnly()))
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.cli.Txn(rctx).Then(gets...).Commit()
-	cancel()
-	if err != nil {
-		return fmt.Errorf("reading whether etcd prefix %s holds keys not of its store: %w", s.prefix, err)
+	// Within the cluster's --max-txn-ops (18 reads: one transaction at
+	// etcd's default, 128).
+	var found []*etcdserverpb.ResponseOp
+	for len(gets) > 0 {
+		n := min(len(gets), s.opts.MaxTxnOps)
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Txn(rctx).Then(gets[:n]...).Commit()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reading whether etcd prefix %s holds keys not of its store: %w", s.prefix, err)
+		}
+		found, gets = append(found, resp.Responses...), gets[n:]
 	}
-	for _, r := range resp.Responses {
+	for _, r := range found {
 		kvs := r.GetResponseRange().GetKvs()
 		if len(kvs) == 0 {
 			continue

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // claim opens a store at prefix and claims it, as serve does.
@@ -115,5 +116,36 @@ func TestClaimFindsNothingForeignInAFleetOwnKeys(t *testing.T) {
 	}
 	if resp, err := cli.Get(ctx, "/"+prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count < 5 {
 		t.Fatalf("the prefix's keys: %v %v", resp, err)
+	}
+}
+
+// The claim's reads of its own range were one transaction of 18 reads,
+// refused by a cluster whose --max-txn-ops is below that (the claim then
+// not made: a warning at serve, an error at store copy). They are sent
+// within the limits the store was told.
+func TestClaimWithinTheClusterTxnLimit(t *testing.T) {
+	ctx := context.Background()
+	small := harness.StartEtcdCluster(t, 1, "--max-txn-ops", "8")
+	prefix := newPrefix("smalltxn")
+	o := etcd.Options{URL: small.StoreURL(prefix + "/k"), Replica: filepath.Join(t.TempDir(), "inner.db"), MaxTxnOps: 8}
+	inner, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	waitReady(t, inner)
+	if err := inner.ClaimPrefix(ctx); err != nil {
+		t.Fatalf("the claim on a cluster of --max-txn-ops 8: %v", err)
+	}
+	o.URL, o.Replica = small.StoreURL(prefix), filepath.Join(t.TempDir(), "outer.db")
+	outer, err := etcd.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outer.Close()
+	waitReady(t, outer)
+	var nested *etcd.NestedPrefixError
+	if err := outer.ClaimPrefix(ctx); !errors.As(err, &nested) || nested.Other != "/"+prefix+"/k/" {
+		t.Fatalf("a fleet around another, on a cluster of --max-txn-ops 8: %v", err)
 	}
 }
