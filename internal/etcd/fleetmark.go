@@ -17,7 +17,8 @@ import (
 // watch from "k/" to the prefix's end, the resync the "k/" range, a copy's
 // clearing every data key. Two fleets whose prefixes nest (/p/ and /p/k/)
 // read, and a copy deletes, each other's keys. So serve claims its prefix
-// (ClaimPrefix) before it serves: it is refused if a fleet is found at a
+// (ClaimPrefix) before it serves, and store copy its etcd target before
+// it locks it: refused if a fleet is found at a
 // prefix containing its own — its marker (<prefix>m/fleet, which every
 // claim puts), or its root guard (a fleet of an earlier release, which puts
 // no marker, once it has committed) — or if its own range holds a key that
