@@ -265,6 +265,9 @@ func serveValueProblems(flags *pflag.FlagSet) []valueProblem {
 	if n, _ := flags.GetInt("max-connections"); n < 1 {
 		add("max-connections", fmt.Errorf("--max-connections %d: want a number of connections, 1 or more", n))
 	}
+	if n, _ := flags.GetInt("max-connections-per-client"); n < 0 {
+		add("max-connections-per-client", fmt.Errorf("--max-connections-per-client %d: want a number of connections, or 0 for no bound", n))
+	}
 	if d, _ := flags.GetDuration("consistency-timeout"); d <= 0 {
 		add("consistency-timeout", fmt.Errorf("--consistency-timeout %s: want a duration over 0", d))
 	}
@@ -411,7 +414,8 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
 		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
-		AllowedHosts: o.listen.allowedHosts, MaxConnections: o.listen.maxConnections}
+		AllowedHosts: o.listen.allowedHosts, MaxConnections: o.listen.maxConnections,
+		MaxConnectionsPerClient: o.listen.maxConnectionsPerClient}
 	if o.console {
 		cfg.Console = console.Handler()
 	}
@@ -456,6 +460,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 			Gateway: &gateway.Gateway{Identity: acc.identity, Routes: acc.routes},
 			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, Ready: srv.Ready, TLS: tlsCfg, Logger: log,
 			MaxMessageBytes: int(min(o.bodyLimit, math.MaxInt32)), MaxConnections: o.listen.maxConnections,
+			MaxConnectionsPerClient: o.listen.maxConnectionsPerClient,
 		})
 		if _, err := grpcSrv.Listen(o.listen.grpcAddr); err != nil {
 			return fmt.Errorf("--grpc-addr: %w", err)

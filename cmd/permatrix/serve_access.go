@@ -20,6 +20,7 @@ type listenOptions struct {
 	tls                            listen.TLSFiles
 	allowedHosts                   []string
 	maxConnections                 int
+	maxConnectionsPerClient        int
 }
 
 func (o *listenOptions) register(f *pflag.FlagSet) {
@@ -30,6 +31,7 @@ func (o *listenOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.tls.KeyFile, "tls-key-file", "", "the PEM private key of --tls-cert-file")
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca-file", "", "require client certificates signed by these PEM CAs (mTLS)")
 	f.IntVar(&o.maxConnections, "max-connections", listen.DefaultMaxConnections, "the most connections each listener (HTTP, gRPC, diagnostic) holds open at once; past it the one idle the longest is closed to make room, and with none idle a new one waits until one closes or goes idle")
+	f.IntVar(&o.maxConnectionsPerClient, "max-connections-per-client", 0, "the most connections one client (an IPv4 address, an IPv6 /64; loopback and unix socket clients not counted) holds open on each listener at once; past it its own idle one is closed to make room, and with none idle the new one is closed at once (default: no bound)")
 	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names requests may give in Host besides localhost and IP addresses; given, every TCP listener holds requests to them, else only requests to loopback are (DNS rebinding, docs/security.md); * allows any")
 }
 

@@ -18,6 +18,7 @@ var Settings = []struct{ Key, Flag string }{
 	{"server.tls.client_ca_file", "tls-client-ca-file"},
 	{"server.allowed_hosts", "allowed-hosts"},
 	{"server.max_connections", "max-connections"},
+	{"server.max_connections_per_client", "max-connections-per-client"},
 	{"server.admin_token", "admin-token"},
 	{"server.admin_token_file", "admin-token-file"},
 	{"server.body_limit", "body-limit"},

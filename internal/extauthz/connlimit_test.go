@@ -237,3 +237,94 @@ func TestNoCheckDecidedOnAConnectionClosedToMakeRoom(t *testing.T) {
 		t.Fatalf("%d connections closed to make room, want 1", ln.Evicted())
 	}
 }
+
+// nonLoopbackIP is an IPv4 address of this machine that is not loopback,
+// for a client that the per-client bound counts (loopback clients are
+// not bounded); the test is skipped on a machine without one.
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no address other than loopback on this machine")
+	return ""
+}
+
+// TestConnectionsBoundedPerClient: with MaxConnectionsPerClient 1, a
+// client whose connection has a call open (a health Watch) has its next
+// connection closed at once, before a byte of gRPC's, and counted; once
+// its call ends, that connection makes room for the client's next, whose
+// check is answered.
+func TestConnectionsBoundedPerClient(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, MaxConnectionsPerClient: 1})
+	addr, err := srv.Listen(net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, stop(srv))
+	first := mustConn(t, addr.String(), insecure.NewCredentials())
+	watching, endWatch := context.WithCancel(context.Background())
+	defer endWatch()
+	w, err := healthpb.NewHealthClient(first).Watch(watching, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := w.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("the first connection's Watch: %v %v", resp, err)
+	}
+	// Reset at once, it may fail even to connect.
+	if second, err := net.Dial("tcp", addr.String()); err == nil {
+		defer second.Close()
+		_ = second.SetReadDeadline(time.Now().Add(30 * time.Second)) // a guard only
+		n, err := second.Read(make([]byte, 1))
+		var ne net.Error
+		if n != 0 || err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the client's second connection, its first busy: read %d, %v; want it closed", n, err)
+		}
+	} else if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the client's second connection: %v", err)
+	}
+	if n := srv.Connections().Refused(); n != 1 {
+		t.Errorf("%d connections refused, want 1", n)
+	}
+	if n := srv.Connections().Evicted(); n != 0 {
+		t.Errorf("%d connections closed to make room with the client's only one busy, want 0", n)
+	}
+
+	// Once its Watch has ended and it is told idle, the first connection
+	// may still hold the end of its answer (listen.Limited.Idle): it makes
+	// room once it writes, or after a second writing nothing.
+	ended := make(chan struct{}, 1)
+	extauthz.SetTestHookCallsEnded(t, func() {
+		select {
+		case ended <- struct{}{}:
+		default:
+		}
+	})
+	endWatch()
+	<-ended
+	time.Sleep(1100 * time.Millisecond) // flushGrace, past
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"})
+	third := authv3.NewAuthorizationClient(mustConn(t, addr.String(), insecure.NewCredentials()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a guard only
+	defer cancel()
+	if resp, err := third.Check(ctx, req, grpc.WaitForReady(true)); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("the client's connection once its busy one went idle: %v %v", resp, err)
+	}
+	if n := srv.Connections().Evicted(); n != 1 {
+		t.Errorf("%d idle connections closed to make room, want 1", n)
+	}
+	if n := srv.Connections().Refused(); n != 1 {
+		t.Errorf("%d connections refused, want 1", n)
+	}
+}

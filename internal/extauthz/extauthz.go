@@ -94,6 +94,12 @@ type Config struct {
 	// call open the longest is closed to make room (idle.go), and with
 	// none idle a new one waits until one closes or goes idle.
 	MaxConnections int
+	// MaxConnectionsPerClient bounds each client's connections (an IPv4
+	// address, an IPv6 /64; loopback and unix socket clients are not
+	// bounded), 0 for no bound: past it the client's own connection with
+	// no call open the longest is closed to make room, and with none the
+	// new one is closed at once (listen.Limited).
+	MaxConnectionsPerClient int
 	// MaxWatchStreams bounds the grpc.health.v1 Watch streams open at once
 	// (default 100): a Watch has no timeout, it lasts as long as its client
 	// wants, so past the bound one is refused with RESOURCE_EXHAUSTED.
@@ -227,7 +233,7 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.ln = listen.Limit(ln, s.cfg.MaxConnections)
+	s.ln = listen.Limit(ln, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerClient)
 	return ln.Addr(), nil
 }
 

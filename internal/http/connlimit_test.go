@@ -2,17 +2,20 @@ package http_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // keptConn is a client connection that keeps alive between requests.
@@ -246,5 +249,88 @@ func TestSlowHeadsHoldNoSlotForLong(t *testing.T) {
 	t.Logf("the slow head sent %d header lines before it was closed", <-dribbled)
 	if n := gauge(t, srv.Metrics().Registry, "permatrix_idle_connections_closed_total", "api"); n != 0 {
 		t.Errorf("permatrix_idle_connections_closed_total{listener=api} = %v: a connection in the middle of its head was taken for idle", n)
+	}
+}
+
+// sendTo writes a GET of path with Host host.
+func (c *keptConn) sendTo(t *testing.T, host, path string) {
+	t.Helper()
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConnectionsBoundedPerClient: with MaxConnectionsPerClient 2, a
+// client with two busy connections (request bodies still coming) has its
+// third closed at once, unanswered, and counted in /metrics; once one of
+// its own goes idle, that one makes room for its next, and its busy one is
+// never closed. Loopback clients (the diagnostic listener here, bounded
+// alike) are not bounded.
+func TestConnectionsBoundedPerClient(t *testing.T) {
+	ip := nonLoopbackIP(t) // loopback clients are not bounded
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxConnectionsPerClient: 2})
+	diag, err := srv.ListenDiagnostic("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := srv.Listen(net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, func(ctx context.Context) { _ = srv.Shutdown(ctx) })
+	reg := srv.Metrics().Registry
+	host := ip
+	busy := []*keptConn{dialKept(t, addr.String()), dialKept(t, addr.String())}
+	for _, c := range busy {
+		c.startBody(t)
+	}
+	// Reset at once, it may fail even to connect, or to send.
+	if c, err := net.Dial("tcp", addr.String()); err == nil {
+		third := &keptConn{Conn: c, r: bufio.NewReader(c)}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /health/live HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+		var ne net.Error
+		if code, err := third.answer(30 * time.Second); err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("a client's third connection, two busy: %d %v; want it closed", code, err)
+		}
+	} else if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a client's third connection: %v", err)
+	}
+	if n := gauge(t, reg, "permatrix_connections_refused_total", "api"); n != 1 {
+		t.Errorf("permatrix_connections_refused_total{listener=api} = %v, want 1", n)
+	}
+	if n := gauge(t, reg, "permatrix_max_connections_per_client", "api"); n != 2 {
+		t.Errorf("permatrix_max_connections_per_client{listener=api} = %v, want 2", n)
+	}
+
+	// Loopback clients are not bounded.
+	for i := range 3 {
+		c := dialKept(t, diag.String())
+		c.send(t, "/health/live")
+		if code, err := c.answer(30 * time.Second); code != http.StatusOK {
+			t.Fatalf("loopback connection %d of 3 to the diagnostic listener: %d %v", i+1, code, err)
+		}
+	}
+
+	// Its first busy one ends its request: idle, it makes room for the
+	// client's next.
+	busy[0].endBody(t)
+	if code, err := busy[0].answer(30 * time.Second); code != http.StatusOK {
+		t.Fatalf("the first busy connection's request: %d %v", code, err)
+	}
+	next := dialKept(t, addr.String())
+	next.sendTo(t, host, "/health/live")
+	if code, err := next.answer(30 * time.Second); code != http.StatusOK {
+		t.Fatalf("the client's connection once one of its own went idle: %d %v", code, err)
+	}
+	busy[1].endBody(t)
+	if code, err := busy[1].answer(30 * time.Second); code != http.StatusOK {
+		t.Fatalf("the second busy connection's request: %d %v", code, err)
+	}
+	if n := gauge(t, reg, "permatrix_idle_connections_closed_total", "api"); n != 1 {
+		t.Errorf("permatrix_idle_connections_closed_total{listener=api} = %v, want 1", n)
+	}
+	if n := gauge(t, reg, "permatrix_connections_refused_total", "api"); n != 1 {
+		t.Errorf("permatrix_connections_refused_total{listener=api} = %v, want 1", n)
 	}
 }

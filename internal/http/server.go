@@ -61,7 +61,13 @@ type Config struct {
 	// longest is closed to make room, and with none idle a new one waits
 	// until one closes or goes idle (listen.Limited).
 	MaxConnections int
-	Logger         *slog.Logger
+	// MaxConnectionsPerClient bounds the connections each client (an IPv4
+	// address, an IPv6 /64; loopback and unix socket clients are not
+	// bounded) holds open on each listener at once, 0 for no bound: past
+	// it the client's own connection idle the longest is closed to make
+	// room, and with none idle the new one is closed at once.
+	MaxConnectionsPerClient int
+	Logger                  *slog.Logger
 
 	// DefaultDecision is the document POST / answers, as OPA's
 	// default_decision (default DefaultDecision). Validate it with
@@ -405,7 +411,7 @@ func (s *Server) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) (
 	if err != nil {
 		return nil, err
 	}
-	limited := listen.Limit(raw, s.cfg.MaxConnections)
+	limited := listen.Limit(raw, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerClient)
 	s.metrics.RegisterListener(name, limited)
 	var ln net.Listener = limited
 	if tlsCfg == nil {
@@ -744,8 +750,15 @@ func (m *Metrics) RegisterListener(name string, l *listen.Limited) {
 			Help: "The most connections a listener holds open at once (--max-connections); past it the one idle the longest is closed to make room, and with none idle new ones wait until one closes or goes idle."},
 			func() float64 { return float64(l.Max()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_idle_connections_closed_total", ConstLabels: labels,
-			Help: "Idle kept-alive connections a listener closed to make room for a new one at its bound."},
+			Help: "Idle kept-alive connections a listener closed to make room for a new one at its bound (or at its client's)."},
 			func() float64 { return float64(l.Evicted()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_max_connections_per_client", ConstLabels: labels,
+			Help: "The most connections one client (an IPv4 address, an IPv6 /64; not loopback) holds open on a listener at once (--max-connections-per-client); 0: no bound."},
+			func() float64 { return float64(l.MaxPerClient()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_connections_refused_total",
+			ConstLabels: prometheus.Labels{"listener": name, "reason": "per_client"},
+			Help:        "Connections a listener closed at once, unserved: reason per_client, their client at its bound (--max-connections-per-client) with none of its connections idle."},
+			func() float64 { return float64(l.Refused()) }),
 	} {
 		m.Registry.Unregister(c) // by its name and labels
 		m.Registry.MustRegister(c)

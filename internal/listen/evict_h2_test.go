@@ -33,7 +33,7 @@ func TestHTTP2AnswerNotLostToEviction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen.Limit(raw, 1)
+	ln := listen.Limit(raw, 1, 0)
 	// Not closed for the grace's end: only once its answer is out.
 	listen.SetFlushGrace(ln, time.Hour)
 	var writes atomic.Int32

@@ -24,7 +24,7 @@ func TestNoRequestServedOnAConnectionClosedToMakeRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen.Limit(raw, 1)
+	ln := listen.Limit(raw, 1, 0)
 	var writes atomic.Int32
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /read", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "read") })

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,28 +38,46 @@ const flushGrace = time.Second
 // last stream just closed) until it writes it. With none idle, the connection past the bound is accepted but
 // not served until one closes or goes idle, and the ones after it wait in
 // the kernel's accept queue meanwhile: refused, they would not retry.
+//
+// Busy connections hold their slots, and a client that opens them faster
+// than they end (slow heads, slow bodies, reconnecting as each is closed)
+// could hold them all; so, as nginx's limit_conn, a client may also be
+// bounded to perClient connections (0: not). A client is an IPv4 address
+// or an IPv6 /64 (clientOf); loopback and unix socket clients are not
+// bounded. At its bound, a client's own connection idle the longest
+// makes room for its new one; with none of its own idle, the new one is
+// closed at once (Refused): made to wait, it would keep every other
+// client's connection behind it in the accept queue.
 type Limited struct {
 	net.Listener
-	max int
+	max       int
+	perClient int
 
 	mu      sync.Mutex
 	open    int
 	idle    list.List // of *limitedConn, idle the longest first
 	byAddr  map[connAddr]*limitedConn
-	evicted int64         // idle connections closed to make room
-	changed chan struct{} // closed when a slot frees or a connection goes idle, if an Accept waits
-	done    chan struct{} // closed by Close
+	clients map[netip.Addr]int // open connections of each bounded client
+	evicted int64              // idle connections closed to make room
+	refused int64              // connections closed at once, their client at its bound
+	changed chan struct{}      // closed when a slot frees or a connection goes idle, if an Accept waits
+	done    chan struct{}      // closed by Close
 	close   sync.Once
 
 	flushGrace time.Duration // flushGrace; tests change it
 }
 
-// Limit bounds ln to max connections open at once (max < 1: the default).
-func Limit(ln net.Listener, max int) *Limited {
+// Limit bounds ln to max connections open at once (max < 1: the default),
+// and each client to perClient of them (perClient < 1: no per-client
+// bound).
+func Limit(ln net.Listener, max, perClient int) *Limited {
 	if max < 1 {
 		max = DefaultMaxConnections
 	}
-	return &Limited{Listener: ln, max: max, done: make(chan struct{}), flushGrace: flushGrace}
+	if perClient < 0 {
+		perClient = 0
+	}
+	return &Limited{Listener: ln, max: max, perClient: perClient, done: make(chan struct{}), flushGrace: flushGrace}
 }
 
 // Open is the number of connections open now (an evicted one no longer
@@ -72,6 +91,17 @@ func (l *Limited) Open() int64 {
 // Max is the bound.
 func (l *Limited) Max() int { return l.max }
 
+// MaxPerClient is the bound of each client, 0 if none.
+func (l *Limited) MaxPerClient() int { return l.perClient }
+
+// Refused is the number of connections closed at once, their client at
+// its bound with none of its connections idle.
+func (l *Limited) Refused() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
+}
+
 // Evicted is the number of idle connections closed to make room.
 func (l *Limited) Evicted() int64 {
 	l.mu.Lock()
@@ -81,33 +111,45 @@ func (l *Limited) Evicted() int64 {
 
 // Accept accepts a connection and gives it a slot: a free one, or the one
 // of the connection idle the longest, which it closes; with neither it
-// waits for one.
+// waits for one. A connection whose client is at its bound takes the
+// slot of that client's connection idle the longest, or is closed at
+// once, and the next one is accepted.
 func (l *Limited) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var c net.Conn
+	var client netip.Addr
+	for c == nil {
+		var err error
+		if c, err = l.Listener.Accept(); err != nil {
+			return nil, err
+		}
+		if l.perClient > 0 {
+			client = clientOf(c.RemoteAddr())
+		}
+		if !l.admit(client) {
+			refuse(c)
+			c = nil
+		}
 	}
 	for {
 		l.mu.Lock()
 		if l.open < l.max {
 			l.open++
-			lc := &limitedConn{Conn: c, l: l, addr: addrOf(c.RemoteAddr(), c.LocalAddr())}
+			lc := &limitedConn{Conn: c, l: l, addr: addrOf(c.RemoteAddr(), c.LocalAddr()), client: client}
 			if lc.addr != (connAddr{}) {
 				if l.byAddr == nil {
 					l.byAddr = make(map[connAddr]*limitedConn)
 				}
 				l.byAddr[lc.addr] = lc
 			}
+			if client.IsValid() {
+				l.clients[client]++
+			}
 			l.mu.Unlock()
 			return lc, nil
 		}
-		victim, wait := l.victim(time.Now())
+		victim, wait := l.victim(time.Now(), netip.Addr{})
 		if victim != nil {
-			l.idle.Remove(victim.elem)
-			victim.elem = nil
-			victim.evicted = true
-			l.drop(victim)
-			l.evicted++
+			l.evict(victim)
 			l.mu.Unlock()
 			// Its server's read fails and it closes it again: a no-op
 			// for the count, released above.
@@ -142,14 +184,69 @@ func (l *Limited) Accept() (net.Conn, error) {
 	}
 }
 
+// admit says whether a connection of client (the zero Addr: not bounded)
+// may have a slot: it is not bounded, or under its bound, or at it with a
+// connection idle, which is closed to make room (as at the listener's
+// bound, not one whose answer may still be in its server's buffer). The
+// count is taken when the slot is (Accept), so admit and that are one
+// step for servers that accept one connection at a time, as net/http's
+// and gRPC's do.
+func (l *Limited) admit(client netip.Addr) bool {
+	if !client.IsValid() {
+		return true
+	}
+	l.mu.Lock()
+	if l.clients == nil {
+		l.clients = make(map[netip.Addr]int)
+	}
+	if l.clients[client] < l.perClient {
+		l.mu.Unlock()
+		return true
+	}
+	victim, _ := l.victim(time.Now(), client)
+	if victim == nil {
+		l.refused++
+		l.mu.Unlock()
+		return false
+	}
+	l.evict(victim)
+	l.mu.Unlock()
+	_ = victim.Conn.Close()
+	return true
+}
+
+// refuse closes c, accepted past its client's bound, with a reset (no
+// linger): its client learns at once, and the socket leaves nothing behind
+// (no TIME_WAIT) however often a client reconnects.
+func refuse(c net.Conn) {
+	if tc, ok := c.(interface{ SetLinger(int) error }); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// evict takes victim, idle, out of l to make room; the caller closes it
+// once l.mu is released. l.mu is held.
+func (l *Limited) evict(victim *limitedConn) {
+	l.idle.Remove(victim.elem)
+	victim.elem = nil
+	victim.evicted = true
+	l.drop(victim)
+	l.evicted++
+}
+
 // victim is the idle connection to close to make room: the one idle the
 // longest of those whose last answer is out, or failing those, of those
 // idle for flushGrace; nil if none, and then wait, if not 0, is when one
-// will be. l.mu is held.
-func (l *Limited) victim(now time.Time) (victim *limitedConn, wait time.Duration) {
+// will be. With client valid, only that client's connections are
+// considered. l.mu is held.
+func (l *Limited) victim(now time.Time, client netip.Addr) (victim *limitedConn, wait time.Duration) {
 	var flushing *limitedConn
 	for e := l.idle.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*limitedConn)
+		if client.IsValid() && c.client != client {
+			continue
+		}
 		if !c.flushing.Load() {
 			return c, 0
 		}
@@ -338,6 +435,37 @@ func (l *Limited) drop(c *limitedConn) {
 	if c.addr != (connAddr{}) {
 		delete(l.byAddr, c.addr)
 	}
+	if c.client.IsValid() {
+		if l.clients[c.client]--; l.clients[c.client] <= 0 {
+			delete(l.clients, c.client)
+		}
+	}
+}
+
+// clientOf is the client a per-client bound counts remote as: its IPv4
+// address, or the /64 of its IPv6 address — a host is given a /64 and may
+// take any address in it (SLAAC's temporary addresses do), so counted by
+// address one host would be 2^64 clients. The zero Addr (not bounded) for
+// a loopback address (the sidecar's own pod or host: its Envoy and app,
+// which are expected to hold many connections; and a local process can
+// send from any of 127/8) and for a unix socket's, which have none.
+func clientOf(remote net.Addr) netip.Addr {
+	tcp, ok := remote.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip, ok := netip.AddrFromSlice(tcp.IP)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip = ip.Unmap().WithZone("")
+	switch {
+	case ip.IsLoopback():
+		return netip.Addr{}
+	case ip.Is4():
+		return ip
+	}
+	return netip.PrefixFrom(ip, 64).Masked().Addr()
 }
 
 // connAddr tells a TCP connection from the listener's others: its
@@ -391,6 +519,7 @@ type limitedConn struct {
 	// server's buffer (Idle); set under l.mu, read by Write without it.
 	flushing atomic.Bool
 	addr     connAddr
+	client   netip.Addr // the client a per-client bound counts it to; zero if none
 }
 
 func (c *limitedConn) Write(p []byte) (int, error) {

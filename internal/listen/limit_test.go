@@ -19,7 +19,7 @@ func TestLimitCountsConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen.Limit(raw, 0)
+	ln := listen.Limit(raw, 0, 0)
 	defer ln.Close()
 	if ln.Max() != listen.DefaultMaxConnections {
 		t.Fatalf("Max %d, want the default %d", ln.Max(), listen.DefaultMaxConnections)
@@ -64,7 +64,7 @@ func TestLimitClosesIdleToMakeRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen.Limit(raw, 2)
+	ln := listen.Limit(raw, 2, 0)
 	defer ln.Close()
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -169,7 +169,7 @@ func TestLimitCloseEndsWaitingAccept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen.Limit(raw, 1)
+	ln := listen.Limit(raw, 1, 0)
 	for range 2 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
@@ -206,7 +206,7 @@ func TestLimitWaitsForAnIdleConnectionsFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen.Limit(raw, 1)
+	ln := listen.Limit(raw, 1, 0)
 	defer ln.Close()
 	listen.SetFlushGrace(ln, time.Hour)
 	dial := func() net.Conn {

@@ -191,6 +191,7 @@ server:
   grpc_addr: 127.0.0.1:0
   body_limit: 100
   max_connections: 7
+  max_connections_per_client: 3
 store:
   db: `+filepath.Join(dir, "file.db")+`
 `)
@@ -211,6 +212,9 @@ store:
 	for _, l := range []string{"api", "grpc"} {
 		if want := `permatrix_max_connections{listener="` + l + `"} 7`; !strings.Contains(string(metrics), want) {
 			t.Errorf("the file's max_connections: no %s in /metrics", want)
+		}
+		if want := `permatrix_max_connections_per_client{listener="` + l + `"} 3`; !strings.Contains(string(metrics), want) {
+			t.Errorf("the file's max_connections_per_client: no %s in /metrics", want)
 		}
 	}
 	s.Stop(t)
@@ -313,11 +317,12 @@ status: {}
 	}
 	// Values serve refuses without reading a file or the network: validate
 	// refuses them too, at their lines, instead of "valid".
-	writeConfig(t, bad, "server:\n  log_level: loud\n  evaluator: wasm\n  body_limit: 0\n  consistency_timeout: 0s\n  max_connections: 0\nstore:\n  url: mysql://x\ndefault_decision: a//b\n")
+	writeConfig(t, bad, "server:\n  log_level: loud\n  evaluator: wasm\n  body_limit: 0\n  consistency_timeout: 0s\n  max_connections: 0\n  max_connections_per_client: -1\nstore:\n  url: mysql://x\ndefault_decision: a//b\n")
 	out, code = run(t, "config", "validate", bad)
 	for _, want := range []string{
 		bad + ":2: server.log_level: ", bad + ":3: server.evaluator: ", bad + ":4: server.body_limit: ",
-		bad + ":5: server.consistency_timeout: ", bad + ":6: server.max_connections: ", bad + ":8: store.url: ", bad + ":9: default_decision: ",
+		bad + ":5: server.consistency_timeout: ", bad + ":6: server.max_connections: ",
+		bad + ":7: server.max_connections_per_client: ", bad + ":9: store.url: ", bad + ":10: default_decision: ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("validate lacks %q:\n%s", want, out)
@@ -327,7 +332,7 @@ status: {}
 		t.Errorf("values serve refuses: exit %d, want 1", code)
 	}
 	serveOut, code := run(t, "serve", "--config", bad)
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[:7] {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[:8] {
 		if !strings.Contains(serveOut, line) {
 			t.Errorf("serve --config lacks validate's %q:\n%s", line, serveOut)
 		}
