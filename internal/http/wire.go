@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/net/http2"
@@ -59,7 +60,19 @@ func boundHTTP2(srv *http.Server) error {
 	}
 	serve := srv.TLSNextProto[http2.NextProtoTLS]
 	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
-		http2.NextProtoTLS: func(_ *http.Server, c *tls.Conn, h http.Handler) { serve(base, c, h) },
+		http2.NextProtoTLS: func(_ *http.Server, c *tls.Conn, h http.Handler) {
+			// net/http bounds the handshake by ReadHeaderTimeout and then
+			// lifts its deadline; x/net gives the preface 10 s of its own
+			// and a connection past it no bound until the idle timeout.
+			// As an HTTP/1.1 connection's first head, the preface and the
+			// first request's headers get ReadHeaderTimeout from here: x/net
+			// lifts the deadline once it has read those headers (as base
+			// has a ReadTimeout, which then bounds each request instead).
+			if d := base.ReadHeaderTimeout; d > 0 {
+				_ = c.SetReadDeadline(time.Now().Add(d))
+			}
+			serve(base, c, h)
+		},
 	}
 	return nil
 }
