@@ -31,12 +31,16 @@ func TestConnectionsWithoutAPrefaceClosed(t *testing.T) {
 	secureAddr := start(t, s, nil, cfg)
 	dial := func(t *testing.T, addr string) (net.Conn, time.Time) {
 		t.Helper()
+		// The server's clock starts after this one's (it cannot
+		// accept the connection before it is asked for), so the lower
+		// bounds are exact.
+		began := time.Now()
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		return c, time.Now()
+		return c, began
 	}
 	// closedAfter reads c until the server closes it: how long after
 	// since that was.

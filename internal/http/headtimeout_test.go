@@ -59,27 +59,34 @@ func TestConnectionsWithoutARequestClosed(t *testing.T) {
 
 	dial := func(t *testing.T, addr string) (net.Conn, time.Time) {
 		t.Helper()
+		// The server's clock starts after this one's (it cannot
+		// accept the connection before it is asked for), so the lower
+		// bounds are exact.
+		began := time.Now()
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		return c, time.Now()
+		return c, began
 	}
-	// handshake completes a TLS handshake offering proto.
+	// handshake completes a TLS handshake offering proto: the
+	// connection, when it was asked for, and when its handshake began.
 	handshake := func(t *testing.T, proto string) (*tls.Conn, time.Time, time.Time) {
 		t.Helper()
 		raw, dialed := dial(t, secureAddr)
 		cfg := certs.ClientTLS(false)
 		cfg.NextProtos, cfg.ServerName = []string{proto}, "127.0.0.1"
 		c := tls.Client(raw, cfg)
+		// The server's handshake ends after this one begins.
+		shaking := time.Now()
 		if err := c.Handshake(); err != nil {
 			t.Fatal(err)
 		}
 		if got := c.ConnectionState().NegotiatedProtocol; got != proto {
 			t.Fatalf("negotiated %q, want %q", got, proto)
 		}
-		return c, dialed, time.Now()
+		return c, dialed, shaking
 	}
 	atLeast := func(t *testing.T, took, want time.Duration, what string) {
 		t.Helper()
@@ -106,17 +113,17 @@ func TestConnectionsWithoutARequestClosed(t *testing.T) {
 		t.Parallel()
 		c, dialed, shaken := handshake(t, "http/1.1")
 		took := closedAfter(t, c, shaken)
-		t.Logf("closed %s after the handshake, %s after the connection", took.Round(time.Millisecond), time.Since(dialed).Round(time.Millisecond))
+		t.Logf("closed %s after the handshake began, %s after the connection", took.Round(time.Millisecond), time.Since(dialed).Round(time.Millisecond))
 		atLeast(t, took, headTimeout, "the head after the handshake")
 	})
 	t.Run("TLS, HTTP/2, no preface", func(t *testing.T) {
 		t.Parallel()
 		c, dialed, shaken := handshake(t, http2.NextProtoTLS)
 		took := closedAfter(t, c, shaken)
-		t.Logf("closed %s after the handshake, %s after the connection", took.Round(time.Millisecond), time.Since(dialed).Round(time.Millisecond))
+		t.Logf("closed %s after the handshake began, %s after the connection", took.Round(time.Millisecond), time.Since(dialed).Round(time.Millisecond))
 		atLeast(t, took, headTimeout, "the preface after the handshake")
 		if took >= 2*headTimeout {
-			t.Errorf("closed %s after the handshake: x/net's preface timeout (10 s), not the head's (%s)", took, headTimeout)
+			t.Errorf("closed %s after the handshake began: x/net's preface timeout (10 s), not the head's (%s)", took, headTimeout)
 		}
 	})
 	t.Run("TLS, HTTP/2, preface but no request", func(t *testing.T) {
@@ -129,10 +136,10 @@ func TestConnectionsWithoutARequestClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		took := closedAfter(t, c, shaken)
-		t.Logf("closed %s after the handshake, %s after the connection", took.Round(time.Millisecond), time.Since(dialed).Round(time.Millisecond))
+		t.Logf("closed %s after the handshake began, %s after the connection", took.Round(time.Millisecond), time.Since(dialed).Round(time.Millisecond))
 		atLeast(t, took, headTimeout, "the first request after the handshake")
 		if took >= 2*headTimeout {
-			t.Errorf("closed %s after the handshake, want its first request's headers bounded at %s", took, headTimeout)
+			t.Errorf("closed %s after the handshake began, want its first request's headers bounded at %s", took, headTimeout)
 		}
 	})
 }
