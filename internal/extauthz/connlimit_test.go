@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -326,5 +328,45 @@ func TestConnectionsBoundedPerClient(t *testing.T) {
 	}
 	if n := srv.Connections().Refused(); n != 1 {
 		t.Errorf("%d connections refused, want 1", n)
+	}
+}
+
+// TestIdleConnectionsMakeRoomOverAUnixSocket: a gRPC connection over a
+// unix socket, whose clients have no address to tell one from another, is
+// judged idle as a TCP one is: with no call open it is closed to make room
+// for a new client at the bound, whose check is answered.
+func TestIdleConnectionsMakeRoomOverAUnixSocket(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, MaxConnections: 1})
+	dir, err := os.MkdirTemp("", "pmx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "grpc.sock")
+	if _, err := srv.Listen("unix://" + sock); err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, stop(srv))
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"})
+	check := func(what string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a guard only
+		defer cancel()
+		client := authv3.NewAuthorizationClient(mustConn(t, "unix://"+sock, insecure.NewCredentials()))
+		if resp, err := client.Check(ctx, req, grpc.WaitForReady(true)); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+			t.Fatalf("%s: %v %v", what, resp, err)
+		}
+	}
+	// A client that checks once and keeps its connection, idle.
+	check("the first client")
+	check("a second client with the bound held by the first's idle connection")
+	if n := srv.Connections().Evicted(); n != 1 {
+		t.Errorf("%d idle connections closed to make room, want 1", n)
+	}
+	if n := srv.Connections().Open(); n != 1 {
+		t.Errorf("%d connections open, want 1", n)
 	}
 }

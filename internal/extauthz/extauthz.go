@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	encproto "google.golang.org/grpc/encoding/proto"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -176,10 +177,13 @@ func New(cfg Config) *Server {
 	// Connections with no call open make room for new ones at the
 	// listener's bound (idle.go); gRPC's own MaxConnectionIdle above closes
 	// them after IdleTimeout whatever the bound.
+	// The tracker knows a connection by its credentials' AuthInfo.
 	opts = append(opts, grpc.StatsHandler(idleTracker{ln: func() *listen.Limited { return s.ln }}))
+	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		creds = credentials.NewTLS(cfg.TLS)
 	}
+	opts = append(opts, grpc.Creds(connCreds{creds}))
 	s.grpc = grpc.NewServer(opts...)
 	s.grpc.RegisterService(&authorizationService, s)
 	// gRPC health checking, for Envoy's cluster health checks.

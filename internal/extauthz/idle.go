@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/stats"
 
 	"github.com/permatrix/permatrix/internal/listen"
@@ -16,11 +18,49 @@ import (
 // its bound the listener closes the one idle the longest to make room
 // (listen.Limited), so that connections left open without calls cannot
 // keep Envoy's new connections out. gRPC's stats handlers see a
-// connection's calls begin and end, and the connection by its addresses
-// only: a unix socket's connections, which have none of their own, are
-// never taken for idle.
+// connection's calls begin and end, and name the connection only by its
+// addresses, which a unix socket's connections lack (its clients have
+// none); the connection itself is in its peer's AuthInfo (connCreds).
 type idleTracker struct {
 	ln func() *listen.Limited
+}
+
+// connCreds are the server's transport credentials, but that each
+// connection's AuthInfo also holds the connection as the listener
+// accepted it (connInfo): gRPC puts the AuthInfo in the context its stats
+// handler sees, the only thing of a connection's own it has there.
+type connCreds struct {
+	credentials.TransportCredentials
+}
+
+func (c connCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, connInfo{AuthInfo: info, conn: raw}, nil
+}
+
+func (c connCreds) Clone() credentials.TransportCredentials {
+	return connCreds{c.TransportCredentials.Clone()}
+}
+
+// connInfo is a connection's AuthInfo (its credentials', the TLS state
+// for TLS: read it from AuthInfo) and the connection, as accepted.
+type connInfo struct {
+	credentials.AuthInfo
+	conn net.Conn
+}
+
+// GetCommonAuthInfo is the credentials' own: gRPC reads the security
+// level from it.
+func (i connInfo) GetCommonAuthInfo() credentials.CommonAuthInfo {
+	if c, ok := i.AuthInfo.(interface {
+		GetCommonAuthInfo() credentials.CommonAuthInfo
+	}); ok {
+		return c.GetCommonAuthInfo()
+	}
+	return credentials.CommonAuthInfo{}
 }
 
 type trackedConnKey struct{}
@@ -63,16 +103,19 @@ var testHookCallsEnded func()
 // its connection is told busy.
 var testHookCallBegins func()
 
-func (t idleTracker) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+// TagConn finds the connection in its peer's AuthInfo (connCreds): gRPC
+// puts the peer in the context before it tags the connection.
+func (t idleTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
 	ln := t.ln()
-	if ln == nil {
+	p, ok := peer.FromContext(ctx)
+	if ln == nil || !ok {
 		return ctx
 	}
-	conn := ln.ConnByAddr(info.RemoteAddr, info.LocalAddr)
-	if conn == nil {
+	info, ok := p.AuthInfo.(connInfo)
+	if !ok {
 		return ctx
 	}
-	return context.WithValue(ctx, trackedConnKey{}, &trackedConn{ln: ln, conn: conn})
+	return context.WithValue(ctx, trackedConnKey{}, &trackedConn{ln: ln, conn: info.conn})
 }
 
 func (idleTracker) HandleConn(ctx context.Context, s stats.ConnStats) {

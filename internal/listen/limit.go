@@ -55,8 +55,7 @@ type Limited struct {
 
 	mu      sync.Mutex
 	open    int
-	idle    list.List // of *limitedConn, idle the longest first
-	byAddr  map[connAddr]*limitedConn
+	idle    list.List          // of *limitedConn, idle the longest first
 	clients map[netip.Addr]int // open connections of each bounded client
 	evicted int64              // idle connections closed to make room
 	refused int64              // connections closed at once, their client at its bound
@@ -134,13 +133,7 @@ func (l *Limited) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.open < l.max {
 			l.open++
-			lc := &limitedConn{Conn: c, l: l, addr: addrOf(c.RemoteAddr(), c.LocalAddr()), client: client}
-			if lc.addr != (connAddr{}) {
-				if l.byAddr == nil {
-					l.byAddr = make(map[connAddr]*limitedConn)
-				}
-				l.byAddr[lc.addr] = lc
-			}
+			lc := &limitedConn{Conn: c, l: l, client: client}
 			if client.IsValid() {
 				l.clients[client]++
 			}
@@ -432,9 +425,6 @@ func (l *Limited) release(c *limitedConn) {
 func (l *Limited) drop(c *limitedConn) {
 	c.released = true
 	l.open--
-	if c.addr != (connAddr{}) {
-		delete(l.byAddr, c.addr)
-	}
 	if c.client.IsValid() {
 		if l.clients[c.client]--; l.clients[c.client] <= 0 {
 			delete(l.clients, c.client)
@@ -468,36 +458,6 @@ func clientOf(remote net.Addr) netip.Addr {
 	return netip.PrefixFrom(ip, 64).Masked().Addr()
 }
 
-// connAddr tells a TCP connection from the listener's others: its
-// address and the client's.
-type connAddr struct{ remote, local string }
-
-// addrOf is a TCP connection's connAddr, the zero one for a unix socket's
-// (its clients have no address of their own).
-func addrOf(remote, local net.Addr) connAddr {
-	if remote == nil || local == nil || remote.Network() != "tcp" {
-		return connAddr{}
-	}
-	return connAddr{remote.String(), local.String()}
-}
-
-// ConnByAddr is l's open TCP connection from remote to local, for servers
-// that say which connections are idle but not by the net.Conn (gRPC's
-// stats handlers see only the addresses); nil if none, and always for a
-// unix socket's.
-func (l *Limited) ConnByAddr(remote, local net.Addr) net.Conn {
-	a := addrOf(remote, local)
-	if a == (connAddr{}) {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if c, ok := l.byAddr[a]; ok {
-		return c
-	}
-	return nil
-}
-
 // signal wakes an Accept waiting for a slot; l.mu is held.
 func (l *Limited) signal() {
 	if l.changed != nil {
@@ -518,7 +478,6 @@ type limitedConn struct {
 	// flushing: idle, the end of its last answer maybe still in its
 	// server's buffer (Idle); set under l.mu, read by Write without it.
 	flushing atomic.Bool
-	addr     connAddr
 	client   netip.Addr // the client a per-client bound counts it to; zero if none
 }
 
