@@ -45,7 +45,7 @@ func (b *backup) Size() int64      { return b.snap.tx.Size() }
 func (b *backup) WriteTo(w io.Writer) (int64, error) {
 	ew := &errWriter{w: w}
 	var n int64
-	err := guard(func() error {
+	err := b.snap.owner.guard(func() error {
 		var err error
 		n, err = b.snap.tx.WriteTo(ew)
 		return err

@@ -150,6 +150,7 @@ type DB struct {
 	stop    chan struct{} // closed by Close: stops the disk probe
 
 	fault      atomic.Pointer[Fault] // the last write's disk failure (fault.go)
+	broken     atomic.Pointer[Fault] // the fault that broke the store (fault.go)
 	probeEvery atomic.Int64          // time.Duration between disk probes while faulted
 
 	// Snapshots by era: a commit that failed after its meta page was
@@ -422,10 +423,15 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 	close(db.stop)
 	db.signal()
+	if err := db.brokenErr(); err != nil {
+		// bbolt may hold its locks for ever (fault.go): neither the
+		// committer nor bbolt's Close may return.
+		return err
+	}
 	<-db.done
 	if db.replica {
 		// Not fsynced while applying (package comment): synced on the way out.
-		if err := guard(db.bolt.Sync); err != nil {
+		if err := db.guard(db.bolt.Sync); err != nil {
 			db.bolt.Close()
 			return err
 		}
@@ -497,8 +503,11 @@ func (db *DB) NextID(context.Context) (uint64, error) {
 // View returns a snapshot of the committed state.
 func (db *DB) View() (store.Snapshot, error) {
 	var s *snapshot
+	if err := db.brokenErr(); err != nil {
+		return nil, err
+	}
 	e := db.enter()
-	err := guard(func() error {
+	err := db.guard(func() error {
 		btx, err := db.bolt.Begin(false)
 		if err != nil {
 			return err
@@ -513,6 +522,9 @@ func (db *DB) View() (store.Snapshot, error) {
 			s.tx.Rollback()
 		}
 		db.leave(e)
+		if err := db.brokenErr(); err != nil {
+			return nil, err
+		}
 		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s: %v", db.path, err)
 	}
 	return s, nil
@@ -525,6 +537,9 @@ func (db *DB) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	}
 	if db.readOnly {
 		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "store %s is open read-only", db.path)
+	}
+	if err := db.brokenErr(); err != nil {
+		return 0, err
 	}
 	if len(b.Ops) == 0 {
 		return store.Unchanged(b, db.changes, db.Revision)
@@ -592,7 +607,11 @@ func (db *DB) committer() {
 
 // commitGroup applies a group of requests in one bbolt transaction.
 func (db *DB) commitGroup(group []*commitReq) {
-	if err := db.awaitStale(); err != nil {
+	err := db.brokenErr()
+	if err == nil {
+		err = db.awaitStale()
+	}
+	if err != nil {
 		for _, r := range group {
 			r.done <- commitResult{err: err}
 		}
@@ -604,7 +623,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 	written := map[string]bool{} // units written by earlier requests of the group
 	var units [][]byte
 	applied := 0
-	err := guard(func() error {
+	err = db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			var ops []store.Op // the applied requests', in order
 			for i, r := range group {
@@ -644,6 +663,10 @@ func (db *DB) commitGroup(group []*commitReq) {
 	switch {
 	case errors.Is(err, errNothing):
 		// every request conflicted or was canceled: nothing to commit
+	case db.brokenErr() != nil:
+		for i := range results {
+			results[i] = commitResult{err: db.brokenErr()}
+		}
 	case err != nil:
 		cause := err
 		if werr := db.writeFailed(err); werr != err {
@@ -690,7 +713,7 @@ var errNothing = errors.New("bolt: nothing to commit")
 // it, is rev: a commit that failed after its meta page was written.
 func (db *DB) visible(rev uint64) bool {
 	var got uint64
-	_ = guard(func() error {
+	_ = db.guard(func() error {
 		return db.bolt.View(func(btx *bbolt.Tx) error {
 			got, _ = getU64(btx.Bucket(bucketMeta), keyRevision)
 			return nil
@@ -756,7 +779,7 @@ func (db *DB) Load(ops []store.Op) error {
 	if !db.replica {
 		return errors.New("bolt: Load on a primary store")
 	}
-	return guard(func() error {
+	return db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(btx.Bucket(bucketKV), ops) })
 	})
 }
@@ -776,7 +799,7 @@ func (db *DB) SetSource(source string) error {
 	if !db.replica {
 		return errors.New("bolt: SetSource on a primary store")
 	}
-	err := guard(func() error {
+	err := db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			return btx.Bucket(bucketMeta).Put(keySource, []byte(source))
 		})
@@ -799,7 +822,7 @@ func (db *DB) Wipe() error {
 	if !db.replica {
 		return errors.New("bolt: Wipe on a primary store")
 	}
-	err := guard(func() error {
+	err := db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			if err := btx.DeleteBucket(bucketKV); err != nil {
 				return err
@@ -831,7 +854,7 @@ func (db *DB) replicate(rev uint64, ops []store.Op, note *string, record func())
 	if rev <= db.rev.Load() {
 		return nil // already applied
 	}
-	err := guard(func() error {
+	err := db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
 				return err
@@ -932,7 +955,7 @@ func (db *DB) RaiseIDs(_ context.Context, n uint64) error {
 			break
 		}
 	}
-	return guard(func() error {
+	return db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			meta := btx.Bucket(bucketMeta)
 			if cur, _ := getU64(meta, keyIDSeq); cur >= n {

@@ -133,12 +133,55 @@ func probeDisk(dir string) error {
 	return nil
 }
 
-// Health reports the revision, and a disk fault as the reason the store is
-// not ready.
+// Health reports the revision, and a broken store or a disk fault as the
+// reason the store is not ready.
 func (db *DB) Health() store.Health {
 	h := store.Health{Ready: true, Revision: db.Revision()}
-	if f := db.Fault(); f != nil {
+	if f := db.broken.Load(); f != nil {
+		h.Ready, h.Error, h.ErrorAt = false, permatrix.ErrorMessage(f.Err), f.At
+	} else if f := db.Fault(); f != nil {
 		h.Ready, h.Error, h.ErrorAt = false, permatrix.ErrorMessage(f.Err), f.At
 	}
 	return h
+}
+
+// A broken store: a read or write of the file faulted (a memory fault
+// through the map, or a panic in bbolt over a page it cannot read) — the
+// file truncated or overwritten under the server, or a failing disk. guard
+// recovers it, but bbolt may have faulted holding its locks (Begin reads the
+// meta page under its meta lock, which it releases without defer): every
+// later transaction would wait for them for ever, /health and every check
+// with it. So from the fault on nothing enters bbolt again: reads and
+// writes answer EUNAVAILABLE at once saying why, Health is not ready, and
+// Close leaves the file to the process's exit. Restarting serve checks the
+// file before serving it (exit 3 if it is damaged).
+
+// guard is guard for the open store: a fault breaks it, and a broken store
+// runs nothing.
+func (db *DB) guard(fn func() error) error {
+	if err := db.brokenErr(); err != nil {
+		return err
+	}
+	err := guard(fn)
+	db.breakOnFault(err)
+	return err
+}
+
+// breakOnFault breaks the store if err is a fault guard recovered.
+func (db *DB) breakOnFault(err error) {
+	var pe *panicError
+	if !errors.As(err, &pe) {
+		return
+	}
+	e := permatrix.Errorf(permatrix.EUNAVAILABLE,
+		"store %s is broken: %v; nothing more is read from it or written to it: restart serve, which checks the file first (permatrix store check)", db.path, err)
+	db.broken.CompareAndSwap(nil, &Fault{Err: e, At: time.Now().UTC()})
+}
+
+// brokenErr is why the store is broken, or nil.
+func (db *DB) brokenErr() error {
+	if f := db.broken.Load(); f != nil {
+		return f.Err
+	}
+	return nil
 }

@@ -53,6 +53,7 @@ func (s *snapshot) Revision() uint64 { return s.rev }
 func (s *snapshot) Note() string { return s.note }
 
 func (s *snapshot) Get(key []byte) (v []byte, err error) {
+	defer s.breakOnFault(&err)
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	c := s.takeCursor()
@@ -67,6 +68,7 @@ func (s *snapshot) Get(key []byte) (v []byte, err error) {
 }
 
 func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err error) {
+	defer s.breakOnFault(&err)
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	c := s.takeCursor()
@@ -94,6 +96,14 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 		}
 	}
 	return nil
+}
+
+// breakOnFault breaks the snapshot's store (DB.breakOnFault) if *err is a
+// fault recovered while reading it.
+func (s *snapshot) breakOnFault(err *error) {
+	if s.owner != nil {
+		s.owner.breakOnFault(*err)
+	}
 }
 
 // Close ends the read transaction. After a bulk scan (bulkScan) it drops
