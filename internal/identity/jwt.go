@@ -177,6 +177,12 @@ func (j *JWT) Verify(ctx context.Context, token string) (Caller, error) {
 // tokenError shortens jwx's wrapped errors to their last, telling part.
 func tokenError(err error) string {
 	msg := err.Error()
+	// An alg jwx does not know ("None", a made-up one) is refused while
+	// the header is parsed, before any key is asked for: its last words
+	// are only the quoted name.
+	if _, alg, ok := strings.Cut(msg, "unknown SignatureAlgorithm: "); ok {
+		return "algorithm " + alg + " is not accepted"
+	}
 	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
 		msg = msg[i+2:]
 	}
