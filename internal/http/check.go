@@ -42,8 +42,12 @@ func minRevision(c echo.Context, body uint64) (uint64, error) {
 		return body, nil
 	}
 	vs := c.Request().Header.Values(gateway.HeaderMinRevision)
-	if q := c.QueryParam("min_revision"); q != "" {
-		vs = append(vs, q)
+	// Every value of the query, not QueryParam's first: a token given
+	// twice is refused, never read as one of them with the other dropped.
+	for _, q := range c.QueryParams()["min_revision"] {
+		if q != "" {
+			vs = append(vs, q)
+		}
 	}
 	return gateway.MinRevision(vs)
 }
