@@ -3,7 +3,10 @@
 // and keys of OPA's configuration, the labels every logged decision
 // carries, and the compiler OPA's plugins evaluate with — the decision
 // log's mask policy runs with the active bundle's compiler, set again on
-// every bundle swap (SetCompiler).
+// every bundle swap (SetCompiler). With OPA's status section it runs
+// OPA's status plugin (status.go): a control plane is sent the labels,
+// the bundle's status (BundleStatus, told by whatever loads the bundle),
+// the decision-log plugin's and the plugins' states, as an OPA sends them.
 //
 // The manager keeps a small in-memory store of its own: the assignment
 // store and the policies are not in it; it holds the active bundle's data,
@@ -37,6 +40,9 @@ type Manager struct {
 	// downloadMax bounds each download unpacked, downloadWithin the time
 	// its body takes (LimitDownloads).
 	downloadMax, downloadWithin atomic.Int64
+	// bundles are the bundles' statuses, for OPA's status plugin
+	// (status.go).
+	bundles bundleStatuses
 }
 
 // New builds a manager from OPA's configuration (JSON or YAML: services,

@@ -1,0 +1,193 @@
+package management_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix/internal/management"
+)
+
+// controlPlane is a status API server: it keeps every status POSTed, by
+// path, decoded.
+type controlPlane struct {
+	mu    sync.Mutex
+	posts []statusPost
+}
+
+type statusPost struct {
+	path string
+	body statusReport
+}
+
+// statusReport is the part of OPA's status report the tests read, by its
+// JSON names.
+type statusReport struct {
+	Labels  map[string]string `json:"labels"`
+	Bundles map[string]struct {
+		Name                     string    `json:"name"`
+		ActiveRevision           string    `json:"active_revision"`
+		LastSuccessfulActivation time.Time `json:"last_successful_activation"`
+		LastSuccessfulDownload   time.Time `json:"last_successful_download"`
+		LastRequest              time.Time `json:"last_request"`
+		Type                     string    `json:"type"`
+		Size                     int       `json:"size"`
+		Code                     string    `json:"code"`
+		Message                  string    `json:"message"`
+	} `json:"bundles"`
+	DecisionLogs *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"decision_logs"`
+	Plugins map[string]struct {
+		State string `json:"state"`
+	} `json:"plugins"`
+}
+
+func (c *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/status") {
+		http.NotFound(w, r)
+		return
+	}
+	var body statusReport
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	c.posts = append(c.posts, statusPost{r.URL.Path, body})
+	c.mu.Unlock()
+}
+
+// waitPost waits for a status POSTed to path that ok accepts.
+func (c *controlPlane) waitPost(t *testing.T, path string, ok func(statusReport) bool) statusReport {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		c.mu.Lock()
+		for _, p := range c.posts {
+			if p.path == path && ok(p.body) {
+				c.mu.Unlock()
+				return p.body
+			}
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.Fatalf("no such status POSTed to %s; got %+v", path, c.posts)
+	return statusReport{}
+}
+
+// TestStatusReportsBundleAndPlugins: OPA's status plugin on the manager
+// POSTs to /status/<partition_name> the labels, the bundle's status as
+// it changes (activated, then failed with the active revision kept) and
+// the plugins' states (the bundle's ready once activated).
+func TestStatusReportsBundleAndPlugins(t *testing.T) {
+	cp := &controlPlane{}
+	srv := httptest.NewServer(cp)
+	t.Cleanup(srv.Close)
+	m := newManager(t, `{"services": {"cp": {"url": "`+srv.URL+`"}}, "labels": {"region": "eu"}}`, nil)
+	if err := m.EnableStatus([]byte(`{"service": "cp", "partition_name": "fleet-a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	b := m.BundleStatus(management.BundleName)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := cp.waitPost(t, "/status/fleet-a", func(r statusReport) bool { return r.Plugins["status"].State == "OK" })
+	if got.Labels["region"] != "eu" || got.Labels["id"] == "" || got.Plugins["bundle"].State != "NOT_READY" {
+		t.Errorf("first status: %+v", got)
+	}
+
+	before := time.Now().UTC()
+	b.Requested()
+	b.Downloaded("snapshot", 1234)
+	b.Activated("r1", time.Now())
+	got = cp.waitPost(t, "/status/fleet-a", func(r statusReport) bool { return r.Bundles["permatrix"].ActiveRevision == "r1" })
+	bs := got.Bundles["permatrix"]
+	if bs.Name != "permatrix" || bs.Code != "" || bs.Type != "snapshot" || bs.Size != 1234 || bs.LastSuccessfulActivation.Before(before) || bs.LastSuccessfulDownload.Before(before) {
+		t.Errorf("activated: %+v", bs)
+	}
+	cp.waitPost(t, "/status/fleet-a", func(r statusReport) bool { return r.Plugins["bundle"].State == "OK" })
+
+	b.Requested()
+	b.Failed(errors.New("policies/x.rego:3: rego_parse_error"))
+	got = cp.waitPost(t, "/status/fleet-a", func(r statusReport) bool { return r.Bundles["permatrix"].Code != "" })
+	if bs := got.Bundles["permatrix"]; bs.Code != "bundle_error" || !strings.Contains(bs.Message, "rego_parse_error") || bs.ActiveRevision != "r1" {
+		t.Errorf("failed: %+v", bs)
+	}
+	if s := b.Status(); s.ActiveRevision != "r1" || s.Code != "bundle_error" {
+		t.Errorf("Status(): %+v", s)
+	}
+}
+
+// TestStatusConsole: status: {console: true} logs each status in serve's
+// log (OPA's "Status Log" line), with no service.
+func TestStatusConsole(t *testing.T) {
+	var out syncBuffer
+	m := newManager(t, `{"labels": {"team": "iam"}}`, slog.New(slog.NewJSONHandler(&out, nil)))
+	if err := m.EnableStatus([]byte(`{"console": true}`)); err != nil {
+		t.Fatal(err)
+	}
+	m.BundleStatus(management.BundleName).Activated("c1", time.Now())
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s := out.String()
+		if strings.Contains(s, `"msg":"Status Log"`) && strings.Contains(s, `"active_revision":"c1"`) && strings.Contains(s, `"team":"iam"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no status in the log:\n%s", s)
+		}
+	}
+}
+
+// TestStatusConfigRefused: what permatrix would otherwise ignore is an
+// error that names the key.
+func TestStatusConfigRefused(t *testing.T) {
+	two := []string{"a", "b"}
+	for _, tc := range []struct {
+		config   string
+		services []string
+		want     string
+	}{
+		{`{"service": "nope"}`, two, `invalid service name "nope" in status`},
+		{`{"service": "a", "plugin": "mine"}`, two, "status.plugin"},
+		{`{"service": "a", "trigger": "manual"}`, two, `status.trigger "manual"`},
+		{`{"service": "a", "trigger": "immediate"}`, two, `status.trigger "immediate"`},
+		{`{"service": "a", "trigger": "sometimes"}`, two, "sometimes"},
+		{`{"service": "a", "prometheus": true}`, two, "status.prometheus"},
+		{`{"service": "a", "prometheus_config": {}}`, two, "status.prometheus_config"},
+		{`{}`, two, "status.service: give one of a, b"},
+		{`{}`, nil, "status: sends nowhere"},
+		{`{"console": false}`, nil, "status: sends nowhere"},
+		{`{"service": 5}`, two, "status"},
+	} {
+		_, err := management.ParseStatusConfig([]byte(tc.config), tc.services)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.config, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		config, service string
+		services        []string
+	}{
+		{`{}`, "a", []string{"a"}}, // OPA's default: the one service
+		{`{"service": "b", "trigger": "periodic", "prometheus": false}`, "b", two},
+		{`{"console": true}`, "", two},
+	} {
+		cfg, err := management.ParseStatusConfig([]byte(tc.config), tc.services)
+		if err != nil || cfg.Service != tc.service {
+			t.Errorf("%s: %+v %v, want service %q", tc.config, cfg, err, tc.service)
+		}
+	}
+}
