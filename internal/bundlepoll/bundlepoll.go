@@ -6,7 +6,9 @@
 // verification with the configured keys. Activation stays permatrix's
 // (Options.Activate, i.e. pdp.Service.Activate: compiled beside the active
 // bundle, probed, swapped atomically); a bundle that fails to verify, read
-// or activate leaves the last good one serving.
+// or activate leaves the last good one serving. Every request and its
+// outcome can go to OPA's status plugin (Options.Status), as OPA's bundle
+// plugin tells it.
 //
 // With persist, the last activated bundle is kept on disk (OPA's layout:
 // <persistence_directory>/bundles/<name>/bundle.tar.gz) and activated at
@@ -136,6 +138,9 @@ type Options struct {
 	// Report is told of every outcome: nil after an activation, the error
 	// after a failed download, verification or activation.
 	Report func(error)
+	// Status, if any, is told every request and its outcome, for OPA's
+	// status plugin (a control plane's view of the bundle).
+	Status *management.BundleStatus
 	Logger *slog.Logger
 	// StallTimeout bounds how long a download may take beyond what it asks
 	// of the server: its body once its headers have arrived, a long poll's
@@ -226,6 +231,7 @@ func (p *Poller) ActivatePersisted(ctx context.Context) bool {
 	if err == nil {
 		var pol *opa.Policy
 		if pol, err = p.o.Activate(ctx, b); err == nil {
+			p.o.Status.Activated(pol.BundleRevision(), pol.ActivatedAt)
 			etag, _ := os.ReadFile(filepath.Join(p.dir, "etag"))
 			p.mu.Lock()
 			p.etag = strings.TrimSpace(string(etag))
@@ -236,6 +242,7 @@ func (p *Poller) ActivatePersisted(ctx context.Context) bool {
 		}
 	}
 	p.log.Error("the persisted bundle is not usable; waiting for the bundle server", "path", path, "err", err)
+	p.o.Status.Failed(err)
 	return false
 }
 
@@ -261,6 +268,7 @@ func (p *Poller) Stop(ctx context.Context) {
 
 // update is the downloader's callback, on its goroutine.
 func (p *Poller) update(ctx context.Context, u download.Update) error {
+	p.o.Status.Requested()
 	if u.Error != nil {
 		p.fail("bundle download failed; the active bundle keeps serving", u.Error)
 		return u.Error
@@ -268,9 +276,11 @@ func (p *Poller) update(ctx context.Context, u download.Update) error {
 	if u.Bundle == nil {
 		// 304 Not Modified (or a long poll that timed out): the server is
 		// back, the active bundle current.
+		p.o.Status.NotModified()
 		p.o.Report(nil)
 		return nil
 	}
+	p.o.Status.Downloaded(u.Bundle.Type(), u.Size)
 	err := p.activate(ctx, u)
 	if err != nil {
 		p.fail("bundle refused; the active bundle keeps serving", err)
@@ -290,6 +300,7 @@ func (p *Poller) fail(msg string, err error) {
 		err = redacted{err, m}
 	}
 	p.log.Error(msg, "err", err.Error())
+	p.o.Status.Failed(err)
 	p.o.Report(err)
 }
 
@@ -304,6 +315,7 @@ func (p *Poller) activate(ctx context.Context, u download.Update) error {
 	p.mu.Lock()
 	p.etag = u.ETag
 	p.mu.Unlock()
+	p.o.Status.Activated(pol.BundleRevision(), pol.ActivatedAt)
 	p.o.Report(nil)
 	p.log.Info("bundle activated", "revision", pol.BundleRevision(), "etag", u.ETag)
 	if p.dir != "" && u.Raw != nil {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -695,8 +696,9 @@ func TestQueryHidden(t *testing.T) {
 	var logs syncBuffer
 	var mu sync.Mutex
 	var reported []error
+	status := mgr.BundleStatus("permatrix")
 	p, err := bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: opa.NewEngine(store.NewMemory()).Activate,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Status: status,
 		Report: func(err error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -715,6 +717,10 @@ func TestQueryHidden(t *testing.T) {
 	mu.Unlock()
 	if strings.Contains(msg, "s3cr3t") || !strings.Contains(msg, "connection refused") {
 		t.Errorf("reported: %s", msg)
+	}
+	// The status a control plane is sent (status section) too.
+	if st := status.Status(); strings.Contains(st.Message, "s3cr3t") || !strings.Contains(st.Message, "connection refused") || st.Code != "bundle_error" {
+		t.Errorf("status: %+v", st)
 	}
 	if strings.Contains(src.Resource(), "s3cr3t") {
 		t.Errorf("Resource(), which serve logs: %s", src.Resource())
@@ -739,4 +745,126 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// statusServer is a control plane's status API: it keeps the bundle
+// status of every report POSTed, by path.
+type statusServer struct {
+	mu      sync.Mutex
+	reports []statusReport
+}
+
+type statusReport struct {
+	path   string
+	bundle bundleStatus
+}
+
+// bundleStatus is OPA's bundle status, by its JSON names.
+type bundleStatus struct {
+	Name                     string    `json:"name"`
+	ActiveRevision           string    `json:"active_revision"`
+	LastSuccessfulActivation time.Time `json:"last_successful_activation"`
+	LastSuccessfulDownload   time.Time `json:"last_successful_download"`
+	LastSuccessfulRequest    time.Time `json:"last_successful_request"`
+	LastRequest              time.Time `json:"last_request"`
+	Code                     string    `json:"code"`
+	Message                  string    `json:"message"`
+	Errors                   []any     `json:"errors"`
+}
+
+func (s *statusServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Bundles map[string]bundleStatus `json:"bundles"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reports = append(s.reports, statusReport{r.URL.Path, body.Bundles["permatrix"]})
+}
+
+// last is the last bundle status POSTed (ok false before any).
+func (s *statusServer) last() (statusReport, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.reports) == 0 {
+		return statusReport{}, false
+	}
+	return s.reports[len(s.reports)-1], true
+}
+
+// TestStatusReported: with OPA's status plugin on the manager, a control
+// plane is sent the bundle's status at every outcome: the revision
+// activated; the next revision; a refused bundle's error beside the
+// revision still active; a 304's successful request.
+func TestStatusReported(t *testing.T) {
+	bs := newBundleServer()
+	bs.set(build(t, "rev1", nil, nil), "e1")
+	cp := &statusServer{}
+	mux := http.NewServeMux()
+	mux.Handle("/bundles/", bs)
+	mux.Handle("POST /status/", cp)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close) // after the poller's Stop (cleanups run last first)
+	ctx := context.Background()
+	mgr, err := management.New(ctx, []byte(`{"services": {"bundles": {"url": "`+srv.URL+`"}, "cp": {"url": "`+srv.URL+`"}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Stop(ctx) })
+	if err := mgr.EnableStatus([]byte(`{"service": "cp", "partition_name": "p1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	src, err := bundlepoll.ParseConfig([]byte(`{"permatrix": {"service": "bundles", "resource": "bundles/permatrix.tar.gz"`+fastPolling+`}}`), mgr.Plugins().Services(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := opa.NewEngine(store.NewMemory())
+	p, err := bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: engine.Activate, Status: mgr.BundleStatus("permatrix")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Start(ctx)
+	t.Cleanup(func() { p.Stop(ctx) })
+	lastIs := func(what string, ok func(bundleStatus) bool) bundleStatus {
+		t.Helper()
+		waitFor(t, what, 10*time.Second, func() bool { r, any := cp.last(); return any && ok(r.bundle) })
+		r, _ := cp.last()
+		if r.path != "/status/p1" {
+			t.Errorf("POSTed to %s", r.path)
+		}
+		return r.bundle
+	}
+
+	st := lastIs("rev1 reported", func(s bundleStatus) bool { return s.ActiveRevision == "rev1" })
+	if st.Name != "permatrix" || st.Code != "" || st.LastSuccessfulActivation.IsZero() || st.LastSuccessfulDownload.IsZero() {
+		t.Errorf("rev1: %+v", st)
+	}
+	// A 304: a later successful request, the download unchanged.
+	lastIs("a 304 reported", func(s bundleStatus) bool { return s.LastSuccessfulRequest.After(st.LastSuccessfulDownload) })
+
+	broken := func(dir string) {
+		if err := os.WriteFile(filepath.Join(dir, "policies", "permatrix", "broken.rego"), []byte("package permatrix.broken\n\nx := no_such_function(1)\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bs.set(build(t, "rev-broken", nil, broken), "e-broken")
+	st = lastIs("the refusal reported", func(s bundleStatus) bool { return s.Code != "" })
+	if st.Code != "bundle_error" || st.ActiveRevision != "rev1" || !strings.Contains(st.Message+fmt.Sprint(st.Errors), "no_such_function") {
+		t.Errorf("refused: %+v", st)
+	}
+	if rev := engine.Current().BundleRevision(); rev != "rev1" {
+		t.Fatalf("%s active after the refusal", rev)
+	}
+
+	bs.set(build(t, "rev2", nil, nil), "e2")
+	st = lastIs("rev2 reported", func(s bundleStatus) bool { return s.ActiveRevision == "rev2" })
+	if st.Code != "" || st.Message != "" {
+		t.Errorf("rev2: the error kept: %+v", st)
+	}
 }
