@@ -140,6 +140,10 @@ func New(ctx context.Context, o Options) (*Logger, error) {
 	}
 	if l.sink != nil {
 		mgr.Register(sinkName, l.sink)
+		// The file is open: ready (OPA's status plugin reports every
+		// registered plugin's state, and the manager starts none
+		// registered after its Start).
+		mgr.UpdatePluginStatus(sinkName, &plugins.Status{State: plugins.StateOK})
 	}
 	o.Manager.ObserveErrors(l.observe)
 	l.plugin = logs.New(parsed, mgr).WithMetrics(l.metrics)
@@ -323,6 +327,9 @@ func (l *Logger) Close(ctx context.Context) error {
 	l.closed.Do(func() {
 		l.plugin.Stop(ctx)
 		err = l.closeSink(ctx)
+		if l.sink != nil {
+			l.mgr.Plugins().UpdatePluginStatus(sinkName, &plugins.Status{State: plugins.StateNotReady})
+		}
 		if l.own != nil {
 			l.own.Stop(ctx)
 		}

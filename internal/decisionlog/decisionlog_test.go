@@ -700,3 +700,39 @@ func TestRateLimitBoundsUploadBuffer(t *testing.T) {
 		t.Fatalf("%d entries logged at once at 10 a second: %d dropped over the rate, want at least %d", n, d, n-letIn)
 	}
 }
+
+// TestFileSinkReportsReady: the file sink is one of the manager's plugins
+// (OPA's decision-log plugin writes through it), so OPA's status plugin
+// reports its state to a control plane: OK once the file is open, not
+// NOT_READY for ever.
+func TestFileSinkReportsReady(t *testing.T) {
+	ctx := context.Background()
+	mgr, err := management.New(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop(ctx)
+	if err := mgr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dl, err := decisionlog.New(ctx, decisionlog.Options{File: filepath.Join(t.TempDir(), "d.log"), Manager: mgr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := mgr.Plugins().PluginStatus()
+	if len(states) == 0 {
+		t.Fatal("no plugin registered")
+	}
+	for name, s := range states {
+		if s == nil || s.State != "OK" {
+			t.Errorf("plugin %s: %+v, want OK", name, s)
+		}
+	}
+	// Closed, as OPA's plugins when they stop.
+	if err := dl.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := mgr.Plugins().PluginStatus()["permatrix_decision_log_file"]; s == nil || s.State != "NOT_READY" {
+		t.Errorf("after Close: %+v", s)
+	}
+}
