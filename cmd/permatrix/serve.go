@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/watch"
@@ -199,12 +201,13 @@ func bundleLoadOptions(o serveOptions) (opa.ReadOptions, error) {
 
 // reloader reloads the bundle for serve --watch.
 type reloader struct {
-	src  string
-	opts opa.ReadOptions
-	svc  *pdp.Service
-	srv  *http.Server
-	log  *slog.Logger
-	mu   sync.Mutex // one reload at a time
+	src    string
+	opts   opa.ReadOptions
+	svc    *pdp.Service
+	srv    *http.Server
+	status *management.BundleStatus // nil: no status section
+	log    *slog.Logger
+	mu     sync.Mutex // one reload at a time
 }
 
 // reload reads and compiles the bundle again and swaps it in. The swap is
@@ -223,15 +226,19 @@ func (r *reloader) reload(ctx context.Context) {
 	if p := r.svc.Policy(); p != nil {
 		old = p.BundleRevision()
 	}
+	r.status.Requested()
 	b, err := opa.ReadBundle(ctx, r.src, r.opts)
 	if err == nil {
+		r.status.Downloaded(bundle.SnapshotBundleType, 0)
 		var p *opa.Policy
 		if p, err = r.svc.Activate(ctx, b); err == nil {
+			r.status.Activated(p.BundleRevision(), p.ActivatedAt)
 			r.srv.SetBundleError(nil)
 			r.log.Info("bundle reloaded", "bundle", r.src, "revision", p.BundleRevision(), "previous_revision", old)
 			return
 		}
 	}
+	r.status.Failed(err)
 	r.srv.SetBundleError(err)
 	r.log.Error("bundle reload failed; the last good bundle keeps serving", "bundle", r.src, "revision", old, "err", err.Error())
 }
@@ -381,13 +388,21 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		if loadOpts, err = bundleLoadOptions(o); err != nil {
 			return err
 		}
+		// A bundle that does not serve stops serve; the status plugin's
+		// last report (at the manager's Stop) tells the control plane why.
+		plugins.bundle.Requested()
 		b, err := opa.ReadBundle(ctx, o.bundle, loadOpts)
 		if err != nil {
+			plugins.bundle.Failed(err)
 			return err
 		}
-		if _, err := svc.Activate(ctx, b); err != nil {
+		plugins.bundle.Downloaded(bundle.SnapshotBundleType, 0)
+		p, err := svc.Activate(ctx, b)
+		if err != nil {
+			plugins.bundle.Failed(err)
 			return fmt.Errorf("bundle: %w", err)
 		}
+		plugins.bundle.Activated(p.BundleRevision(), p.ActivatedAt)
 	} else {
 		plugins.poller.ActivatePersisted(ctx)
 	}
@@ -427,7 +442,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		plugins.startPolling(ctx, srv.SetBundleError)
 	}
 	if o.watch {
-		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, log: log}
+		r := &reloader{src: o.bundle, opts: loadOpts, svc: svc, srv: srv, status: plugins.bundle, log: log}
 		var ignore []string
 		if cfg.DecisionLogFile != "" {
 			ignore = append(ignore, cfg.DecisionLogFile)

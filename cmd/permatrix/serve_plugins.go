@@ -67,14 +67,18 @@ func readConfig(flags *pflag.FlagSet, path string) (*config.File, error) {
 }
 
 // plugins are serve's uses of OPA's management APIs: OPA's plugin
-// manager, the decision log and the bundle poller, each only if
-// configured.
+// manager, the decision log, the bundle poller and status reports, each
+// only if configured.
 type plugins struct {
 	mgr    *management.Manager
 	dlog   *decisionlog.Logger
 	source *bundlepoll.Source
 	poller *bundlepoll.Poller
 	report func(error) // the poller's outcomes, once the server exists
+	// bundle is the status of a bundle serve reads itself (--bundle PATH,
+	// the embedded one) for OPA's status plugin; nil without a status
+	// section, or when the poller reports it.
+	bundle *management.BundleStatus
 	log    *slog.Logger
 }
 
@@ -132,9 +136,9 @@ func startPlugins(ctx context.Context, o serveOptions, file *config.File, engine
 	if err != nil {
 		return nil, err
 	}
-	var decisionLogs []byte
+	var decisionLogs, status []byte
 	if file != nil {
-		decisionLogs = file.DecisionLogs
+		decisionLogs, status = file.DecisionLogs, file.Status
 	}
 	logging := o.decisionLog != "" || decisionLogs != nil
 	switch {
@@ -144,11 +148,17 @@ func startPlugins(ctx context.Context, o serveOptions, file *config.File, engine
 		return nil, errors.New("--watch watches files: a downloaded bundle is polled (bundles.*.polling)")
 	case bundles != nil && o.verify.Key != "" && !isURL(o.bundle):
 		return nil, errors.New("--verification-key is for --bundle: the bundles section verifies with keys and bundles.*.signing")
-	case !logging && bundles == nil && opaCfg == nil:
+	case !logging && bundles == nil && opaCfg == nil && status == nil:
 		return p, nil
 	}
 	if p.mgr, err = management.New(ctx, opaCfg, log); err != nil {
 		return nil, fmt.Errorf("OPA configuration: %w", err)
+	}
+	if bundles != nil {
+		if err := p.newPoller(o, bundles, status != nil, engine, log); err != nil {
+			p.stop(time.Second)
+			return nil, err
+		}
 	}
 	if logging {
 		p.dlog, err = decisionlog.New(ctx, decisionlog.Options{File: o.decisionLog, Config: decisionLogs, Mask: o.decisionLogMask, Manager: p.mgr, Logger: log})
@@ -158,10 +168,18 @@ func startPlugins(ctx context.Context, o serveOptions, file *config.File, engine
 		}
 		p.dlog.Attach(engine)
 	}
-	if bundles != nil {
-		if err := p.newPoller(o, bundles, engine, log); err != nil {
+	// The status plugin last, just before Start: OPA's decision-log
+	// plugin, once it finds it, hands it each upload's outcome and waits
+	// until its loop (started by Start) takes it, and plugins' states
+	// told it once started wait for a report in flight; the others'
+	// errors stop nothing that waits on it.
+	if status != nil {
+		if err := p.mgr.EnableStatus(status, urlBundleService); err != nil {
 			p.stop(time.Second)
-			return nil, err
+			return nil, fmt.Errorf("status: %w", err)
+		}
+		if bundles == nil {
+			p.bundle = p.mgr.BundleStatus(management.BundleName)
 		}
 	}
 	if err := p.mgr.Start(ctx); err != nil {
@@ -171,7 +189,9 @@ func startPlugins(ctx context.Context, o serveOptions, file *config.File, engine
 	return p, nil
 }
 
-func (p *plugins) newPoller(o serveOptions, bundles []byte, engine *opa.Engine, log *slog.Logger) error {
+// newPoller makes the poller of the bundles section; with reportStatus,
+// its outcomes go to OPA's status plugin too.
+func (p *plugins) newPoller(o serveOptions, bundles []byte, reportStatus bool, engine *opa.Engine, log *slog.Logger) error {
 	mgr := p.mgr.Plugins()
 	src, err := bundlepoll.ParseConfig(bundles, mgr.Services(), mgr.PublicKeys())
 	if err != nil {
@@ -185,8 +205,12 @@ func (p *plugins) newPoller(o serveOptions, bundles []byte, engine *opa.Engine, 
 		src.SetVerification(v)
 	}
 	p.source = src
+	var status *management.BundleStatus
+	if reportStatus {
+		status = p.mgr.BundleStatus(src.Name)
+	}
 	p.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: p.mgr, Activate: engine.Activate,
-		Report: func(err error) { p.report(err) }, Logger: log})
+		Report: func(err error) { p.report(err) }, Status: status, Logger: log})
 	return err
 }
 

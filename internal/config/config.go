@@ -1,7 +1,7 @@
 // Package config reads permatrix's configuration file (serve --config
 // permatrix.yaml, docs/config.md): OPA's vocabulary where OPA has one —
-// services, labels, keys, bundles, decision_logs, default_decision,
-// persistence_directory, read and checked by OPA's own parsers — and
+// services, labels, keys, bundles, decision_logs, status,
+// default_decision, persistence_directory, read and checked by OPA's own parsers — and
 // permatrix's own sections for the rest: server, store, identity, routes.
 //
 // The file sets serve's flags (Settings: each key of permatrix's sections
@@ -39,9 +39,9 @@ type File struct {
 	// decision_logs (services, labels, keys, persistence_directory), for
 	// OPA's plugin manager; nil without any.
 	OPA []byte
-	// Bundles and DecisionLogs are OPA's sections of those names (JSON),
-	// nil when absent.
-	Bundles, DecisionLogs []byte
+	// Bundles, DecisionLogs and Status are OPA's sections of those names
+	// (JSON), nil when absent.
+	Bundles, DecisionLogs, Status []byte
 
 	settings []setting
 	lines    map[string]int // dotted path → line, for OPA's messages
@@ -101,9 +101,9 @@ func (p *Problems) Sort() {
 // OPA's top-level keys permatrix takes, and where they go.
 var (
 	opaManagerKeys = []string{"services", "labels", "keys", "persistence_directory"}
-	opaKeys        = append(slices.Clone(opaManagerKeys), "bundles", "decision_logs", "default_decision")
+	opaKeys        = append(slices.Clone(opaManagerKeys), "bundles", "decision_logs", "status", "default_decision")
 	// opaUnsupported are OPA's other top-level keys: said so, not ignored.
-	opaUnsupported = []string{"discovery", "status", "plugins", "caching", "nd_builtin_cache", "distributed_tracing",
+	opaUnsupported = []string{"discovery", "plugins", "caching", "nd_builtin_cache", "distributed_tracing",
 		"storage", "bundle", "default_authorization_decision", "metrics_export"}
 )
 

@@ -128,6 +128,14 @@ func TestProblems(t *testing.T) {
 		{"default_decision type", "default_decision: 3\n", []string{"p.yaml:1: default_decision: want a path"}},
 		{"OPA value", "services:\n  s:\n    url: http://x\nbundles:\n  b:\n    service: nope\n", []string{`p.yaml:4: invalid configuration for bundle "b": service name "nope" not found`}},
 		{"two bundles", "services:\n  s:\n    url: http://x\nbundles:\n  a: {}\n  b: {}\n", []string{"p.yaml:4: bundles: permatrix serves one bundle, 2 configured"}},
+		{"status service", "services:\n  s:\n    url: http://x\nstatus:\n  service: nope\n", []string{`p.yaml:4: invalid service name "nope" in status`}},
+		{"status key", "status:\n  console: true\n  servce: s\n", []string{`p.yaml:3: unknown key "status.servce"`}},
+		{"status nowhere", "status: {}\n", []string{"p.yaml:1: status: sends nowhere: give status.service"}},
+		{"status prometheus", "status:\n  console: true\n  prometheus: true\n", []string{"p.yaml:3: status.prometheus: not supported"}},
+		{"status manual", "status:\n  console: true\n  trigger: manual\n", []string{`p.yaml:3: status.trigger "manual": permatrix sends its status on every change`}},
+		{"status plugin", "status:\n  plugin: mine\n", []string{"p.yaml:2: status.plugin: permatrix has no plugins"}},
+		{"status all refused", "status:\n  plugin: mine\n  trigger: manual\n  prometheus: true\n", []string{"p.yaml:2: status.plugin", "p.yaml:3: status.trigger", "p.yaml:4: status.prometheus"}},
+		{"status which service", "services:\n  a:\n    url: http://x\n  b:\n    url: http://y\nstatus:\n  partition_name: p\n", []string{"p.yaml:6: status.service: give one of a, b"}},
 		{"decision_logs plugin", "decision_logs:\n  plugin: x\n", []string{"p.yaml:1: decision_logs.plugin: permatrix has no decision-log plugins"}},
 		{"bundle twice", "services:\n  s:\n    url: http://x\nbundles:\n  b: {}\nserver:\n  bundle: ./x\n  watch: true\n",
 			[]string{"p.yaml:7: server.bundle: the bundle comes from the bundles section", "p.yaml:8: server.watch: the bundle comes"}},
@@ -187,12 +195,16 @@ decision_logs:
     min_delay_seconds: 5
     max_delay_seconds: 10
     upload_size_limit_bytes: 65536
+status:
+  service: logs
+  partition_name: fleet-a
+  console: true
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var opa, bundles, logs map[string]any
-	for raw, into := range map[string]*map[string]any{string(f.OPA): &opa, string(f.Bundles): &bundles, string(f.DecisionLogs): &logs} {
+	var opa, bundles, logs, status map[string]any
+	for raw, into := range map[string]*map[string]any{string(f.OPA): &opa, string(f.Bundles): &bundles, string(f.DecisionLogs): &logs, string(f.Status): &status} {
 		if err := json.Unmarshal([]byte(raw), into); err != nil {
 			t.Fatal(err)
 		}
@@ -206,6 +218,9 @@ decision_logs:
 	}
 	if logs["service"] != "logs" {
 		t.Errorf("decision_logs: %s", f.DecisionLogs)
+	}
+	if _, ok := opa["status"]; ok || status["service"] != "logs" || status["partition_name"] != "fleet-a" || status["console"] != true {
+		t.Errorf("status: %s (manager: %s)", f.Status, f.OPA)
 	}
 }
 

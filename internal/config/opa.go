@@ -18,6 +18,7 @@ import (
 
 	"github.com/permatrix/permatrix/internal/bundlepoll"
 	"github.com/permatrix/permatrix/internal/decisionlog"
+	"github.com/permatrix/permatrix/internal/management"
 )
 
 // OPA's configuration check warns of unknown keys only where it knows a
@@ -175,6 +176,25 @@ func (f *File) checkOPA(opa map[string]any, probs *Problems) {
 		f.DecisionLogs = marshal(v)
 		if err := decisionlog.CheckConfig(f.DecisionLogs, mgr.Services()); err != nil {
 			probs.add(line("decision_logs"), "%v", err)
+		}
+	}
+	if v, ok := opa["status"]; ok {
+		f.Status = marshal(v)
+		if _, err := management.ParseStatusConfig(f.Status, mgr.Services()); err != nil {
+			errs := []error{err}
+			if joined, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = joined.Unwrap()
+			}
+			for _, err := range errs {
+				// At the key the message names (status.trigger …), if given.
+				at := line("status")
+				if key, _, _ := strings.Cut(err.Error(), ":"); strings.HasPrefix(key, "status.") {
+					if l := line(strings.Fields(key)[0]); l > 0 {
+						at = l
+					}
+				}
+				probs.add(at, "%v", err)
+			}
 		}
 	}
 }

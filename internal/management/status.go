@@ -29,19 +29,24 @@ func ParseStatusConfig(raw []byte, services []string) (*status.Config, error) {
 	if err := util.Unmarshal(raw, &given); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
+	// Each refused key is one error (errors.Join), so that all are told.
+	var refused []error
 	for _, k := range []string{"plugin", "prometheus", "prometheus_config"} {
 		if v, ok := given[k]; ok && string(v) != "null" && string(v) != "false" {
 			switch k {
 			case "plugin":
-				return nil, errors.New("status.plugin: permatrix has no plugins to send status to (OPA's plugins section is not supported); give status.service or status.console")
+				refused = append(refused, errors.New("status.plugin: permatrix has no plugins to send status to (OPA's plugins section is not supported); give status.service or status.console"))
 			default:
-				return nil, fmt.Errorf("status.%s: not supported: OPA's status metrics are not exported, permatrix's /metrics has its own (bundle reloads, decision-log drops)", k)
+				refused = append(refused, fmt.Errorf("status.%s: not supported: OPA's status metrics are not exported, permatrix's /metrics has its own (bundle reloads, decision-log drops)", k))
 			}
 		}
 	}
 	var trigger plugins.TriggerMode
 	if v, ok := given["trigger"]; ok && util.Unmarshal(v, &trigger) == nil && trigger != "" && trigger != plugins.TriggerPeriodic {
-		return nil, fmt.Errorf("status.trigger %q: permatrix sends its status on every change (periodic, the default): nothing would trigger an upload", trigger)
+		refused = append(refused, fmt.Errorf("status.trigger %q: permatrix sends its status on every change (periodic, the default): nothing would trigger an upload", trigger))
+	}
+	if len(refused) > 0 {
+		return nil, errors.Join(refused...)
 	}
 	var dest struct {
 		Service string `json:"service"`
@@ -171,7 +176,11 @@ func (b *BundleStatus) Activated(revision string, at time.Time) {
 		first, b.activated = !b.activated, true
 	})
 	if first {
-		b.m.m.UpdatePluginStatus(bundlePlugin, &plugins.Status{State: plugins.StateOK})
+		// Not waited for: the manager hands a plugin's state to the
+		// status plugin, which takes it only between reports, and one
+		// report may take a connection's timeouts (a control plane that
+		// does not answer); an activation (serve's start) would wait.
+		go b.m.m.UpdatePluginStatus(bundlePlugin, &plugins.Status{State: plugins.StateOK})
 	}
 }
 

@@ -280,13 +280,13 @@ decision_logs:
     max_delay_seconds: 1
 server:
   watch: maybe
-status: {}
+discovery: {}
 `)
 	out, code := run(t, "config", "validate", bad)
 	for _, want := range []string{
 		bad + `:4: unknown key "services.logs.urll"`,
 		bad + ":11: server.watch: invalid argument \"maybe\"",
-		bad + ":12: status: OPA's status is not supported",
+		bad + ":12: discovery: OPA's discovery is not supported",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("validate lacks %q:\n%s", want, out)
@@ -301,7 +301,7 @@ status: {}
 	for _, want := range []string{
 		bad + `:4: unknown key "services.logs.urll"`,
 		bad + ":11: server.watch: invalid argument \"maybe\"",
-		bad + ":12: status: OPA's status is not supported",
+		bad + ":12: discovery: OPA's discovery is not supported",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --config lacks %q:\n%s", want, out)
@@ -314,6 +314,20 @@ status: {}
 	writeConfig(t, bad, "services:\n  logs:\n    url: https://logs.example.com\ndecision_logs:\n  service: logs\n  reporting:\n    min_delay_seconds: 10\n    max_delay_seconds: 1\n")
 	if out, code := run(t, "config", "validate", bad); code != 1 || !strings.Contains(out, bad+":4: decision_logs: max reporting delay must be >= min reporting delay") {
 		t.Errorf("OPA's check: exit %d\n%s", code, out)
+	}
+	// OPA's status section, read as OPA's status plugin reads it: a
+	// service that is not configured, and what permatrix would ignore.
+	writeConfig(t, bad, "services:\n  cp:\n    url: https://cp.example.com\nstatus:\n  service: control-plane\n")
+	if out, code := run(t, "config", "validate", bad); code != 1 || !strings.Contains(out, bad+`:4: invalid service name "control-plane" in status`) {
+		t.Errorf("status.service: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, "serve", "--config", bad, "--db", filepath.Join(t.TempDir(), "p.db"), "--addr", "127.0.0.1:0"); code != 2 || !strings.Contains(out, bad+`:4: invalid service name "control-plane" in status`) {
+		t.Errorf("serve, status.service: exit %d\n%s", code, out)
+	}
+	writeConfig(t, bad, "services:\n  cp:\n    url: https://cp.example.com\nstatus:\n  service: cp\n  trigger: manual\n  prometheus: true\n")
+	if out, code := run(t, "config", "validate", bad); code != 1 || !strings.Contains(out, bad+`:6: status.trigger "manual": permatrix sends its status on every change`) ||
+		!strings.Contains(out, bad+":7: status.prometheus: not supported") {
+		t.Errorf("status.trigger, status.prometheus: exit %d\n%s", code, out)
 	}
 	// Values serve refuses without reading a file or the network: validate
 	// refuses them too, at their lines, instead of "valid".
