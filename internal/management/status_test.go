@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -190,4 +191,42 @@ func TestStatusConfigRefused(t *testing.T) {
 			t.Errorf("%s: %+v %v, want service %q", tc.config, cfg, err, tc.service)
 		}
 	}
+}
+
+// TestStatusSlowControlPlane: a control plane that does not answer holds
+// up no bundle: every change returns while a report hangs, and once the
+// control plane answers it gets the latest status (the older ones unsent
+// are dropped, not queued).
+func TestStatusSlowControlPlane(t *testing.T) {
+	cp := &controlPlane{}
+	release := make(chan struct{})
+	var hung sync.Once
+	hanging := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hung.Do(func() { close(hanging) })
+		<-release
+		cp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	var released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	defer free() // before srv.Close, which waits for the hung request
+	m := newManager(t, `{"services": {"cp": {"url": "`+srv.URL+`"}}}`, nil)
+	if err := m.EnableStatus([]byte(`{"service": "cp"}`)); err != nil {
+		t.Fatal(err)
+	}
+	b := m.BundleStatus(management.BundleName)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-hanging // the first report is in flight, and stays there
+	for i := range 100 {
+		b.Requested()
+		b.Downloaded("snapshot", i)
+		b.Activated(fmt.Sprintf("r%d", i), time.Now())
+		b.Failed(errors.New("refused"))
+	}
+	b.Activated("last", time.Now())
+	free()
+	cp.waitPost(t, "/status", func(r statusReport) bool { return r.Bundles["permatrix"].ActiveRevision == "last" })
 }
