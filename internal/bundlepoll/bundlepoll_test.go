@@ -146,6 +146,7 @@ func build(t *testing.T, rev string, sign *opa.SignOptions, edit func(dir string
 type run struct {
 	engine *opa.Engine
 	poller *bundlepoll.Poller
+	status *management.BundleStatus // what OPA's status plugin would be sent
 	mu     sync.Mutex
 	errs   []error
 }
@@ -179,8 +180,8 @@ func newRun(t *testing.T, url, source, extra string) *run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &run{engine: opa.NewEngine(store.NewMemory())}
-	r.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: r.engine.Activate, StallTimeout: stallTimeout,
+	r := &run{engine: opa.NewEngine(store.NewMemory()), status: mgr.BundleStatus("permatrix")}
+	r.poller, err = bundlepoll.New(bundlepoll.Options{Source: src, Manager: mgr, Activate: r.engine.Activate, StallTimeout: stallTimeout, Status: r.status,
 		Report: func(err error) {
 			if err != nil {
 				r.mu.Lock()
@@ -371,10 +372,16 @@ func TestPersisted(t *testing.T) {
 	if !next.poller.ActivatePersisted(context.Background()) || next.revision() != "rev1" {
 		t.Fatalf("the persisted bundle was not activated: %q", next.revision())
 	}
+	if st := next.status.Status(); st.ActiveRevision != "rev1" || st.LastSuccessfulActivation.IsZero() || !st.LastSuccessfulDownload.IsZero() {
+		t.Errorf("status of the persisted bundle (activated, not downloaded): %+v", st)
+	}
 	next.start(t)
 	waitFor(t, "the download failure reported", 5*time.Second, func() bool { return len(next.reported()) > 0 })
 	if next.revision() != "rev1" {
 		t.Fatal("the persisted bundle stopped serving")
+	}
+	if st := next.status.Status(); st.ActiveRevision != "rev1" || st.Code != "bundle_error" {
+		t.Errorf("status with the server down: %+v", st)
 	}
 	// Server back with the same bundle: 304 to the persisted ETag.
 	ln, err := net.Listen("tcp", addr)
@@ -386,6 +393,10 @@ func TestPersisted(t *testing.T) {
 	go func() { _ = back.Serve(ln) }()
 	defer back.Close()
 	waitFor(t, "a 304 to the persisted ETag", 10*time.Second, func() bool { _, n := bs.counts(); return n > before })
+	waitFor(t, "the status's error cleared by the 304", 5*time.Second, func() bool {
+		st := next.status.Status()
+		return st.Code == "" && !st.LastSuccessfulRequest.IsZero()
+	})
 
 	// A damaged persisted bundle is skipped, not fatal.
 	if err := os.WriteFile(path, []byte("not a bundle"), 0o600); err != nil {
@@ -394,6 +405,9 @@ func TestPersisted(t *testing.T) {
 	third := newRun(t, "http://"+addr, fastPolling+`, "persist": true`, extra)
 	if third.poller.ActivatePersisted(context.Background()) || third.revision() != "" {
 		t.Fatal("a damaged persisted bundle was activated")
+	}
+	if st := third.status.Status(); st.Code != "bundle_error" || st.ActiveRevision != "" {
+		t.Errorf("status of a damaged persisted bundle: %+v", st)
 	}
 }
 
