@@ -775,15 +775,16 @@ type statusReport struct {
 
 // bundleStatus is OPA's bundle status, by its JSON names.
 type bundleStatus struct {
-	Name                     string    `json:"name"`
-	ActiveRevision           string    `json:"active_revision"`
-	LastSuccessfulActivation time.Time `json:"last_successful_activation"`
-	LastSuccessfulDownload   time.Time `json:"last_successful_download"`
-	LastSuccessfulRequest    time.Time `json:"last_successful_request"`
-	LastRequest              time.Time `json:"last_request"`
-	Code                     string    `json:"code"`
-	Message                  string    `json:"message"`
-	Errors                   []any     `json:"errors"`
+	Name                     string      `json:"name"`
+	ActiveRevision           string      `json:"active_revision"`
+	LastSuccessfulActivation time.Time   `json:"last_successful_activation"`
+	LastSuccessfulDownload   time.Time   `json:"last_successful_download"`
+	LastSuccessfulRequest    time.Time   `json:"last_successful_request"`
+	LastRequest              time.Time   `json:"last_request"`
+	Code                     string      `json:"code"`
+	Message                  string      `json:"message"`
+	Errors                   []any       `json:"errors"`
+	HTTPCode                 json.Number `json:"http_code"`
 }
 
 func (s *statusServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -880,5 +881,12 @@ func TestStatusReported(t *testing.T) {
 	st = lastIs("rev2 reported", func(s bundleStatus) bool { return s.ActiveRevision == "rev2" })
 	if st.Code != "" || st.Message != "" {
 		t.Errorf("rev2: the error kept: %+v", st)
+	}
+
+	// The bundle gone from the server: its HTTP status, as OPA's.
+	bs.set(nil, "gone")
+	st = lastIs("the 404 reported", func(s bundleStatus) bool { return s.Code != "" })
+	if st.HTTPCode != "404" || st.ActiveRevision != "rev2" {
+		t.Errorf("404: %+v", st)
 	}
 }
