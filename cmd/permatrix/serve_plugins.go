@@ -79,7 +79,10 @@ type plugins struct {
 	// the embedded one) for OPA's status plugin; nil without a status
 	// section, or when the poller reports it.
 	bundle *management.BundleStatus
-	log    *slog.Logger
+	// cancelRun ends the context the manager's plugins run in (the status
+	// plugin's reports): stop's, not SIGTERM's.
+	cancelRun context.CancelFunc
+	log       *slog.Logger
 }
 
 // urlBundleService names the service of serve --bundle URL.
@@ -182,7 +185,14 @@ func startPlugins(ctx context.Context, o serveOptions, file *config.File, engine
 			p.bundle = p.mgr.BundleStatus(management.BundleName)
 		}
 	}
-	if err := p.mgr.Start(ctx); err != nil {
+	// Not SIGTERM's context: the status plugin's reports would fail from
+	// the signal on (logged as errors), those of the plugins stopping
+	// too. stop ends it when its timeout passes, so that a report to a
+	// control plane that does not answer (OPA's decision-log plugin
+	// waits on it) cannot hold the shutdown past it.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancelRun = cancel
+	if err := p.mgr.Start(runCtx); err != nil {
 		p.stop(time.Second)
 		return nil, err
 	}
@@ -234,6 +244,9 @@ func (p *plugins) decisionLogger() pdp.DecisionLogger {
 func (p *plugins) stop(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if p.cancelRun != nil {
+		context.AfterFunc(ctx, p.cancelRun)
+	}
 	if p.poller != nil {
 		p.poller.Stop(ctx)
 	}

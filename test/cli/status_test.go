@@ -261,6 +261,15 @@ server:
 	if logs := s.Logs(); !strings.Contains(logs, `"msg":"Status Log"`) || !strings.Contains(logs, `"active_revision":"`+rev+`"`) {
 		t.Errorf("status.console: no status in the log\n%s", logs)
 	}
+	// SIGTERM stops the reports only once the plugins have stopped: the
+	// control plane is told of the decision log's stop, and no report
+	// failed.
+	cp.wait(t, "the decision log stopped", func(r statusReport) bool {
+		return r.Plugins["decision_logs"] != nil && r.Plugins["decision_logs"].State == "NOT_READY"
+	})
+	if logs := s.Logs(); strings.Contains(logs, "status update failed") {
+		t.Errorf("a report failed at shutdown\n%s", logs)
+	}
 
 	// A bundle that stops serve at startup: the control plane is told why.
 	tree := copyTree(t)
