@@ -345,3 +345,53 @@ func copyTree(t *testing.T) string {
 	}
 	return tree
 }
+
+// TestStatusControlPlaneNotAnswering: a control plane that takes status
+// reports and never answers (its service waits for headers for ten
+// minutes) holds up neither serve's start nor its decisions, nor its
+// shutdown past --shutdown-timeout (the harness allows 20 s), though
+// OPA's decision-log plugin, uploading to it too, waits on the status
+// plugin for each upload's outcome.
+func TestStatusControlPlaneNotAnswering(t *testing.T) {
+	dir := t.TempDir()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/logs" {
+			_, _ = io.Copy(io.Discard, r.Body)
+			return
+		}
+		select { // a status report: no answer
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	defer close(release)
+	cfg := filepath.Join(dir, "permatrix.yaml")
+	writeConfig(t, cfg, `
+services:
+  control-plane:
+    url: `+srv.URL+`
+    response_header_timeout_seconds: 600
+decision_logs:
+  service: control-plane
+  reporting:
+    min_delay_seconds: 1
+    max_delay_seconds: 1
+status:
+  service: control-plane
+server:
+  shutdown_timeout: 1s
+`)
+	s := serve(t, filepath.Join(dir, "p.db"), "PERMATRIX_CONFIG="+cfg)
+	if code, _ := health(t, s); code != 200 {
+		t.Fatalf("not ready: %d\n%s", code, s.Logs())
+	}
+	for range 3 {
+		if code, _ := s.do(t, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`); code != 200 {
+			t.Fatalf("check: %d", code)
+		}
+		time.Sleep(time.Second) // an upload's turn: the decision-log plugin then waits on the status plugin
+	}
+	s.Stop(t)
+}
