@@ -76,7 +76,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.config, "config", "", "configuration file (YAML, docs/config.md): OPA's services, bundles, decision_logs, keys, labels and permatrix's server, store, identity, routes; flags and PERMATRIX_* override it")
+	f.StringVar(&o.config, "config", "", "configuration file (YAML, docs/config.md): OPA's services, bundles, decision_logs, status, keys, labels and permatrix's server, store, identity, routes; flags and PERMATRIX_* override it")
 	o.listen.register(f)
 	o.access.register(f)
 	o.store.register(f, true)
