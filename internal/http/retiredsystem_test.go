@@ -24,38 +24,20 @@ import (
 // still 400 (a typo of a known one lists nothing, and would say nothing is
 // there).
 func TestListRetiredSystem(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "permatrix.db")
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
 	// Stored as a former bundle took them: this bundle has no "retired-system".
 	retired := []permatrix.Assignment{
 		{Subject: "user:ann", System: "retired-system", Role: "viewer", Scope: permatrix.ServiceScope},
 		{Subject: "user:bob", System: "retired-system", Permission: "read", Scope: permatrix.Scope{Type: "project", ID: "p1"}},
 		{Subject: "user:ann", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope},
 	}
-	if _, err := store.Update(context.Background(), db, func(tx *store.Tx) error {
+	base := serveStored(t, func(tx *store.Tx) error {
 		for i := range retired {
 			if err := tx.CreateAssignment(&retired[i]); err != nil {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := pdp.New(db, opa.NewEngine(db), log, nil)
-	b, err := opa.ReadDefault()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Activate(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	base := serveOn(t, permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log}))
+	})
 
 	list := func(query string) (int, []permatrix.Assignment, string) {
 		t.Helper()
@@ -119,5 +101,114 @@ func TestListRetiredSystem(t *testing.T) {
 	}
 	if code, got, raw := list("system=celonis-task-mining"); code != http.StatusOK || len(got) != 1 || got[0].ID != retired[2].ID {
 		t.Errorf("system=celonis-task-mining: %d %q %s", code, ids(got), raw)
+	}
+}
+
+// serveStored serves the default bundle over a real bbolt file that holds
+// what stored writes, as an earlier bundle could have stored it.
+func serveStored(t *testing.T, stored func(tx *store.Tx) error) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := store.Update(context.Background(), db, stored); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, Logger: log}))
+}
+
+// TestRetiredSystemRolesAndProjects: a bundle that drops a system leaves
+// its custom roles and projects stored, as it leaves its assignments. The
+// operator reads them (one by one, and all of a kind through the Data
+// API's data.store) and deletes a role as in a system the bundle has: 409
+// while an assignment uses it, then 200; an actor may not (no rule says
+// who may). Nothing is created there, and a system neither the bundle has
+// nor the store holds anything of is still 404 (a typo).
+func TestRetiredSystemRolesAndProjects(t *testing.T) {
+	uses := permatrix.Assignment{Subject: "user:ann", System: "retired-system", Role: "auditor", Scope: permatrix.ServiceScope}
+	base := serveStored(t, func(tx *store.Tx) error {
+		for _, r := range []permatrix.Role{
+			{System: "retired-system", Name: "auditor", Permissions: []string{"read"}},
+			{System: "retired-system", Name: "unused", Permissions: []string{"read", "write"}},
+		} {
+			if err := tx.PutRole(r); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutProject(permatrix.Project{System: "retired-system", ID: "p1", CreatedBy: "ann", Kind: "assisted"}); err != nil {
+			return err
+		}
+		return tx.CreateAssignment(&uses)
+	})
+	send := func(method, path, actor, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+docTestToken)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if actor != "" {
+			req.Header.Set("X-Permatrix-Actor", actor)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(raw)
+	}
+	expect := func(method, path, actor, body string, want int, says string) {
+		t.Helper()
+		code, raw := send(method, path, actor, body)
+		var e struct{ Error struct{ Message string } } // an error answer's message, unquoted
+		_ = json.Unmarshal([]byte(raw), &e)
+		if code != want || !strings.Contains(raw, says) && !strings.Contains(e.Error.Message, says) {
+			t.Errorf("%s %s (actor %q): %d %s, want %d with %q", method, path, actor, code, raw, want, says)
+		}
+	}
+
+	// Read one by one, and listed whole in data.store.
+	expect("GET", "/v1/systems/retired-system/roles/auditor", "", "", http.StatusOK, `"permissions":["read"]`)
+	expect("GET", "/v1/systems/retired-system/projects/p1", "", "", http.StatusOK, `"created_by":"ann"`)
+	expect("GET", "/v1/data/store/roles/retired-system", "", "", http.StatusOK, `"unused":{"permissions":["read","write"]}`)
+	expect("GET", "/v1/data/store/projects/retired-system", "", "", http.StatusOK, `"p1":{`)
+
+	// Deleted as in a system the bundle has: not while assigned, not by an
+	// actor, not twice.
+	expect("DELETE", "/v1/systems/retired-system/roles/auditor", "", "", http.StatusConflict, "remove those assignments first")
+	expect("DELETE", "/v1/systems/retired-system/roles/unused", "ada", "", http.StatusForbidden, "only the operator")
+	expect("DELETE", "/v1/systems/retired-system/roles/unused", "", "", http.StatusOK, `"revision"`)
+	expect("GET", "/v1/systems/retired-system/roles/unused", "", "", http.StatusNotFound, `unknown system "retired-system": the bundle has no such system and no role "unused" of it is stored`)
+	expect("DELETE", "/v1/systems/retired-system/roles/unused", "", "", http.StatusNotFound, `no role "unused" of it is stored`)
+	expect("DELETE", "/v1/assignments/"+uses.ID, "", "", http.StatusOK, `"revision"`)
+	expect("DELETE", "/v1/systems/retired-system/roles/auditor", "", "", http.StatusOK, `"revision"`)
+
+	// Never created there.
+	expect("PUT", "/v1/systems/retired-system/roles/auditor", "", `{"permissions":["read"]}`, http.StatusNotFound, `unknown system "retired-system"`)
+	expect("PUT", "/v1/systems/retired-system/projects/p2", "", `{"created_by":"ann"}`, http.StatusNotFound, `unknown system "retired-system"`)
+	expect("GET", "/v1/systems/retired-system/roles/auditor", "", "", http.StatusNotFound, `unknown system "retired-system"`)
+
+	// A system of neither: a typo, whatever the name after it.
+	for _, path := range []string{"/v1/systems/blueprsim/roles/auditor", "/v1/systems/retired-systen/roles/auditor", "/v1/systems/retired-systen/projects/p1"} {
+		expect("GET", path, "", "", http.StatusNotFound, "unknown system")
+		if strings.Contains(path, "/roles/") {
+			expect("DELETE", path, "", "", http.StatusNotFound, "unknown system")
+		}
 	}
 }

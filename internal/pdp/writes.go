@@ -594,6 +594,29 @@ func membersQuery(group, cursor string) error {
 	return nil
 }
 
+// storedSystem checks the system of a read or removal of a stored custom
+// role or project: one of the bundle, or one it does not have (retired: a
+// bundle that dropped it left its roles and projects stored, to be read and
+// removed as its assignments are). What a retired system's record is not
+// stored is unknownStored's 404.
+func (s *Service) storedSystem(id string) (retired bool, err error) {
+	_, err = s.knownSystem(id)
+	if permatrix.ErrorCode(err) == permatrix.ENOTFOUND && permatrix.ValidID(id) {
+		return true, nil
+	}
+	return false, err
+}
+
+// unknownStored is err, but for a system the bundle does not have (retired)
+// whose record what is not stored: the system is unknown, as a typo of a
+// known one is (404, "unknown system").
+func unknownStored(retired bool, system, what string, err error) error {
+	if retired && permatrix.ErrorCode(err) == permatrix.ENOTFOUND {
+		return permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q: the bundle has no such system and no %s of it is stored", system, what)
+	}
+	return err
+}
+
 func (s *Service) knownSystem(id string) (*permatrix.System, error) {
 	p, err := s.policy()
 	if err != nil {
@@ -627,21 +650,26 @@ func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (
 	})
 }
 
-// Role returns a custom role.
+// Role returns a custom role, also of a system the bundle no longer has
+// while the role is stored.
 func (s *Service) Role(ctx context.Context, system, name string) (r permatrix.Role, err error) {
-	if _, err := s.knownSystem(system); err != nil {
+	retired, err := s.storedSystem(system)
+	if err != nil {
 		return r, err
 	}
 	if err := permatrix.CheckID("role", name); err != nil {
 		return r, err
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error { r, err = store.Role(snap, system, name); return err })
-	return r, err
+	return r, unknownStored(retired, system, fmt.Sprintf("role %q", name), err)
 }
 
-// DeleteRole removes a custom role that no assignment uses.
+// DeleteRole removes a custom role that no assignment uses, also one of a
+// system the bundle no longer has (the write rules let only the operator
+// remove those).
 func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (uint64, error) {
-	if _, err := s.knownSystem(system); err != nil {
+	retired, err := s.storedSystem(system)
+	if err != nil {
 		return 0, err
 	}
 	if err := permatrix.CheckID("role", name); err != nil {
@@ -654,7 +682,7 @@ func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (u
 		input: func(tx *store.Tx) (map[string]any, error) {
 			r, err := tx.Role(system, name)
 			if err != nil {
-				return nil, err
+				return nil, unknownStored(retired, system, fmt.Sprintf("role %q", name), err)
 			}
 			return roleInput("delete_role", r, actor), nil
 		},
@@ -724,14 +752,16 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 	return p, rev, creator, nil
 }
 
-// Project returns a registered project.
+// Project returns a registered project, also of a system the bundle no
+// longer has while the project is stored.
 func (s *Service) Project(ctx context.Context, system, id string) (p permatrix.Project, err error) {
-	if _, err := s.knownSystem(system); err != nil {
+	retired, err := s.storedSystem(system)
+	if err != nil {
 		return p, err
 	}
 	if err := permatrix.CheckID("project id", id); err != nil {
 		return p, err
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error { p, err = store.Project(snap, system, id); return err })
-	return p, err
+	return p, unknownStored(retired, system, fmt.Sprintf("project %q", id), err)
 }

@@ -273,7 +273,22 @@ test_retired_system_assignment_removed_by_the_operator_only if {
 	v.violations == []
 	v.forbidden == [concat("", [
 		`"ada" may not unassign in retired-system: the bundle has no such system, so no rule says who may; `,
-		"only the operator (the admin token without an actor) removes its assignments",
+		"only the operator (the admin token without an actor) removes its assignments and custom roles",
 	])]
 	verdict(st, assigning(a)).violations == [`unknown system "retired-system"`]
+}
+
+# Its custom roles too: the operator deletes them (the server refuses one
+# still assigned, as anywhere), an actor may not, none is defined.
+test_retired_system_role_deleted_by_the_operator_only if {
+	role := {"system": "retired-system", "name": "auditor", "permissions": ["read"]}
+	st := store([], {}, {})
+	ok(verdict(st, {"op": "delete_role", "role": role}))
+	v := verdict(st, {"op": "delete_role", "role": role, "actor": "ada"})
+	v.violations == []
+	v.forbidden == [concat("", [
+		`"ada" may not delete_role in retired-system: the bundle has no such system, so no rule says who may; `,
+		"only the operator (the admin token without an actor) removes its assignments and custom roles",
+	])]
+	verdict(st, {"op": "define_role", "role": role}).violations == [`unknown system "retired-system"`]
 }

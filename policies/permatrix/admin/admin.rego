@@ -40,17 +40,21 @@ system_id := input.project.system if input.op == "register_project"
 
 system := data.systems[system_id]
 
+# removals are the writes that take away what a system holds.
+removals := {"unassign", "delete_role"}
+
 # assignment is the assignment an assign write stores.
 assignment := input.assignment if input.op == "assign"
 
 # The system's own rules on what may be stored at all.
 violations contains v if some v in data.permatrix.systems[system.package].violations
 
-# An assignment of a system the bundle does not have is refused; one stored
-# already (a bundle that dropped its system left it) may be removed.
+# An assignment or custom role of a system the bundle does not have is
+# refused; one stored already (a bundle that dropped its system left it)
+# may be removed.
 violations contains sprintf("unknown system %q", [system_id]) if {
 	not system
-	input.op != "unassign"
+	not input.op in removals
 }
 
 # Assignments: exactly one of role and permission, known to the system, at a
@@ -208,16 +212,17 @@ write_forbidden contains msg if {
 }
 
 # A system the bundle no longer has has no rule on who may write: its
-# stored assignments are removed by the operator only.
+# stored assignments and custom roles are removed by the operator only.
 write_forbidden contains msg if {
 	is_string(input.actor)
-	input.op == "unassign"
+	input.op in removals
 	not system
-	msg := sprintf("%q may not unassign in %s: %s; %s", [
+	msg := sprintf("%q may not %s in %s: %s; %s", [
 		input.actor,
+		input.op,
 		system_id,
 		"the bundle has no such system, so no rule says who may",
-		"only the operator (the admin token without an actor) removes its assignments",
+		"only the operator (the admin token without an actor) removes its assignments and custom roles",
 	])
 }
 
