@@ -96,7 +96,8 @@ type AssignmentFilter struct {
 	WithGroups bool
 }
 
-// Page sizes of an assignment listing (contract §4: limit 1..1000).
+// Page sizes of a listing, of assignments or of a group's members
+// (contract §4: limit 1..1000).
 const (
 	DefaultPageLimit = 100
 	MaxPageLimit     = 1000
@@ -108,19 +109,23 @@ func ParsePageLimit(s string) (int, error) {
 	if err != nil || n < 1 {
 		return 0, errPageLimit()
 	}
-	return AssignmentFilter{Limit: n}.PageLimit()
+	return PageLimit(n)
 }
 
-// PageLimit is the page size the filter asks for: DefaultPageLimit for 0.
-func (f AssignmentFilter) PageLimit() (int, error) {
+// PageLimit is the size of a listing's page asked for with limit:
+// DefaultPageLimit for 0 (none given). Every listing pages with it.
+func PageLimit(limit int) (int, error) {
 	switch {
-	case f.Limit == 0:
+	case limit == 0:
 		return DefaultPageLimit, nil
-	case f.Limit < 0 || f.Limit > MaxPageLimit:
+	case limit < 0 || limit > MaxPageLimit:
 		return 0, errPageLimit()
 	}
-	return f.Limit, nil
+	return limit, nil
 }
+
+// PageLimit is the page size the filter asks for (PageLimit of f.Limit).
+func (f AssignmentFilter) PageLimit() (int, error) { return PageLimit(f.Limit) }
 
 func errPageLimit() error {
 	return Errorf(EINVALID, "limit must be a whole number from 1 to %d", MaxPageLimit)

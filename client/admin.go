@@ -172,17 +172,26 @@ func (c *Client) member(ctx context.Context, method, group, user string, opts []
 	return out.Revision, err
 }
 
-// Members lists the members of group and the revision it was read at.
+// Members lists every member of group, a page of permatrix.MaxPageLimit at
+// a time (the server answers no more at once), and the revision the last
+// page was read at: each page is read at its own revision, so a group
+// changed meanwhile may be listed as it was at neither.
 func (c *Client) Members(ctx context.Context, group string) ([]string, uint64, error) {
-	if err := required("group", group); err != nil {
-		return nil, 0, err
+	var all []string
+	for cursor := ""; ; {
+		p, err := c.MembersPage(ctx, group, cursor, permatrix.MaxPageLimit)
+		if err != nil {
+			return nil, 0, err
+		}
+		all = append(all, p.Members...)
+		if p.NextCursor == "" {
+			if all == nil {
+				all = []string{}
+			}
+			return all, p.Revision, nil
+		}
+		cursor = p.NextCursor
 	}
-	var out struct {
-		Members  []string `json:"members"`
-		Revision uint64   `json:"revision"`
-	}
-	err := c.call(ctx, request{method: http.MethodGet, segs: []string{"v1", "groups", group, "members"}}, &out)
-	return out.Members, out.Revision, err
 }
 
 // MemberPage is a page of a group's members (MembersPage).
@@ -194,8 +203,7 @@ type MemberPage struct {
 }
 
 // MembersPage lists at most limit (1 to 1000) members of group after the
-// user cursor ("": from the first), in order. Members answers them all in
-// one response; a large group is better read a page at a time.
+// user cursor ("": from the first), in order; Members reads every page.
 func (c *Client) MembersPage(ctx context.Context, group, cursor string, limit int) (MemberPage, error) {
 	if err := required("group", group); err != nil {
 		return MemberPage{}, err

@@ -668,3 +668,28 @@ func TestSelfReferringBodyIsAnError(t *testing.T) {
 		t.Errorf("a subject holding U+FFFD itself: %v", err)
 	}
 }
+
+// Members reads a group larger than a page a page at a time: every member,
+// in order, once.
+func TestMembersOfMoreThanAPage(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	c := s.API()
+	ctx := context.Background()
+	var lines strings.Builder
+	var want []string
+	for i := range permatrix.MaxPageLimit + 2 {
+		u := fmt.Sprintf("u%05d", i)
+		want = append(want, u)
+		fmt.Fprintf(&lines, `{"membership":{"group":"big","user":%q}}`+"\n", u)
+	}
+	if _, err := c.Import(ctx, strings.NewReader(lines.String())); err != nil {
+		t.Fatal(err)
+	}
+	m, rev, err := c.Members(ctx, "big")
+	if err != nil || rev == 0 || fmt.Sprint(m) != fmt.Sprint(want) {
+		t.Fatalf("members: %d of %d, revision %d, %v", len(m), len(want), rev, err)
+	}
+	if m, _, err := c.Members(ctx, "none"); err != nil || m == nil || len(m) != 0 {
+		t.Fatalf("an unknown group's members: %#v %v", m, err)
+	}
+}

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -140,53 +139,26 @@ func (s *Server) deleteMember(c echo.Context) error {
 
 // GET /v1/groups/{group}/members?limit=&cursor=
 //
-// With a limit, a page (next_cursor "" on the last); without, every member
-// after the cursor, streamed from one snapshot: the answer holds no list.
+// A page (next_cursor "" on the last), of the listings' default size
+// without a limit: a group of any size answers a page, read from a
+// snapshot held only while the page is read.
 func (s *Server) listMembers(c echo.Context) error {
 	q, err := onceEach(c, memberParams, "")
 	if err != nil {
 		return err
 	}
-	group, cursor := param(c, "group"), q.Get("cursor")
+	limit := 0
 	if l := q.Get("limit"); l != "" {
-		limit, err := permatrix.ParsePageLimit(l)
-		if err != nil {
+		if limit, err = permatrix.ParsePageLimit(l); err != nil {
 			return err
 		}
-		users, next, rev, err := s.svc.MembersPage(c.Request().Context(), group, cursor, limit)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, map[string]any{"group": group, "members": users, "next_cursor": next, "revision": rev})
 	}
-	var w *bufio.Writer
-	n := 0
-	err = s.svc.EachMember(c.Request().Context(), group, cursor, func(rev uint64) error {
-		res := c.Response()
-		res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-		res.WriteHeader(http.StatusOK)
-		w = bufio.NewWriterSize(res, 32<<10)
-		return writeJSONString(w, `{"group":`, group, `,"revision":`+strconv.FormatUint(rev, 10)+`,"members":[`)
-	}, func(user string) error {
-		if n > 0 {
-			w.WriteByte(',')
-		}
-		n++
-		return writeJSONString(w, "", user, "")
-	})
+	group := param(c, "group")
+	users, next, rev, err := s.svc.MembersPage(c.Request().Context(), group, q.Get("cursor"), limit)
 	if err != nil {
-		return err // before the status, an error answer; after, the response is cut short
+		return err
 	}
-	w.WriteString(`],"next_cursor":""}` + "\n")
-	return w.Flush()
-}
-
-// writeJSONString writes before, s as a JSON string, then after.
-func writeJSONString(w *bufio.Writer, before, s, after string) error {
-	w.WriteString(before)
-	w.Write(appendJSONString(w.AvailableBuffer(), s))
-	_, err := w.WriteString(after)
-	return err
+	return c.JSON(http.StatusOK, map[string]any{"group": group, "members": users, "next_cursor": next, "revision": rev})
 }
 
 // memberParams are the query parameters of GET /v1/groups/{group}/members.

@@ -552,14 +552,15 @@ func (s *Service) Members(ctx context.Context, group string) (users []string, re
 }
 
 // MembersPage lists at most limit users of a group after the user cursor
-// ("": from the first), in order; next is the cursor of the next page, ""
-// on the last.
+// ("": from the first), in order — limit 0 is the listings' default page
+// (permatrix.PageLimit) —; next is the cursor of the next page, "" on the
+// last.
 func (s *Service) MembersPage(ctx context.Context, group, cursor string, limit int) (users []string, next string, rev uint64, err error) {
 	if err := membersQuery(group, cursor); err != nil {
 		return nil, "", 0, err
 	}
-	if limit < 1 || limit > permatrix.MaxPageLimit {
-		return nil, "", 0, permatrix.Errorf(permatrix.EINVALID, "limit must be a whole number from 1 to %d", permatrix.MaxPageLimit)
+	if limit, err = permatrix.PageLimit(limit); err != nil {
+		return nil, "", 0, err
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error {
 		rev = snap.Revision()
@@ -567,21 +568,6 @@ func (s *Service) MembersPage(ctx context.Context, group, cursor string, limit i
 		return err
 	})
 	return users, next, rev, err
-}
-
-// EachMember calls start with the revision of one snapshot, then each with
-// every user of a group after the user cursor in that snapshot, in order:
-// a listing of any size, holding nothing.
-func (s *Service) EachMember(ctx context.Context, group, cursor string, start func(rev uint64) error, each func(user string) error) error {
-	if err := membersQuery(group, cursor); err != nil {
-		return err
-	}
-	return s.snapshot(ctx, func(snap store.Snapshot) error {
-		if err := start(snap.Revision()); err != nil {
-			return err
-		}
-		return store.EachMember(snap, group, cursor, each)
-	})
 }
 
 func membersQuery(group, cursor string) error {

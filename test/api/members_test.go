@@ -13,7 +13,9 @@ import (
 
 // TestGroupMembersPages: GET /v1/groups/{group}/members takes limit and
 // cursor as the assignments listing does (next_cursor "" on the last page),
-// and without a limit answers every member after the cursor, as before.
+// and without a limit answers a page of the default size (100: here all 7)
+// after the cursor (TestMembersWithoutLimitArePaged in internal/http pages
+// a larger group).
 func TestGroupMembersPages(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	c := s.API()
@@ -33,7 +35,7 @@ func TestGroupMembersPages(t *testing.T) {
 		return out
 	}
 
-	// Without a limit: all of them, next_cursor "".
+	// Without a limit: a page of 100, so all of them, next_cursor "".
 	r := s.Do(http.MethodGet, "/v1/groups/big/members", nil, true)
 	if r.Status != http.StatusOK || !slices.Equal(members(r), want) || r.Body["next_cursor"] != "" || r.Body["group"] != "big" || r.Body["revision"] == nil {
 		t.Fatalf("all members: %d %s", r.Status, r.Raw)
