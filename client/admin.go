@@ -92,7 +92,9 @@ func (c *Client) DeleteAssignment(ctx context.Context, id string, opts ...WriteO
 	return out.Revision, err
 }
 
-// Page is one page of a listing; NextCursor is "" on the last page.
+// Page is one page of a listing; NextCursor is "" on the last page. A page
+// that is not the last may hold fewer than the limit, even none (a page
+// read by id stops after a budget): follow NextCursor to the end.
 type Page struct {
 	Assignments []permatrix.Assignment `json:"assignments"`
 	NextCursor  string                 `json:"next_cursor"`

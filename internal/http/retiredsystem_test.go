@@ -3,10 +3,12 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,5 +212,91 @@ func TestRetiredSystemRolesAndProjects(t *testing.T) {
 		if strings.Contains(path, "/roles/") {
 			expect("DELETE", path, "", "", http.StatusNotFound, "unknown system")
 		}
+	}
+}
+
+// TestListingBySystemReadsABudget: a listing by system walks the assignment
+// index by id; a system with one assignment among thousands (or none) read
+// the whole index on every page. A page stops after a budget, short or
+// empty, with the cursor of where it stopped; the pages find what there
+// is. A system the bundle does not have is still known while an
+// assignment of it is stored, wherever its id is (a role's, or one below
+// the service scope, found in an index; another found among the ids a page
+// of 1000 reads, or listed as any system is, if there is more to read),
+// and a typo is still 400 where a page of 1000 reads every id.
+func TestListingBySystemReadsABudget(t *testing.T) {
+	for _, n := range []int{10000, 20000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) { listingBySystemReadsABudget(t, n) })
+	}
+}
+
+func listingBySystemReadsABudget(t *testing.T, n int) {
+	var last, retiredRole, retiredDeep permatrix.Assignment
+	base := serveStored(t, func(tx *store.Tx) error {
+		for i := range n {
+			a := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
+			if err := tx.CreateAssignment(&a); err != nil {
+				return err
+			}
+		}
+		last = permatrix.Assignment{Subject: "user:ann", System: "blueprism", Role: "system_administrator", Scope: permatrix.ServiceScope}
+		retiredRole = permatrix.Assignment{Subject: "user:ann", System: "retired-a", Role: "viewer", Scope: permatrix.ServiceScope}
+		retiredDeep = permatrix.Assignment{Subject: "user:ann", System: "retired-b", Permission: "read", Scope: permatrix.ServiceScope}
+		for _, a := range []*permatrix.Assignment{&last, &retiredRole, &retiredDeep} {
+			if err := tx.CreateAssignment(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	type page struct {
+		Assignments []permatrix.Assignment
+		NextCursor  string `json:"next_cursor"`
+	}
+	get := func(query string) (int, page, string) {
+		t.Helper()
+		code, raw := request(t, http.MethodGet, base+"/v1/assignments?"+query, docTestToken)
+		var p page
+		if code == http.StatusOK {
+			if err := json.Unmarshal(raw, &p); err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+		}
+		return code, p, string(raw)
+	}
+	all := func(query string) (ids []string, pages int) {
+		t.Helper()
+		for cursor := ""; pages <= n; pages++ {
+			code, p, raw := get(query + "&cursor=" + cursor)
+			if code != http.StatusOK || len(p.Assignments) > 1 {
+				t.Fatalf("%s page %d: %d %s", query, pages, code, raw)
+			}
+			for _, a := range p.Assignments {
+				ids = append(ids, a.ID)
+			}
+			if p.NextCursor == "" {
+				return ids, pages + 1
+			}
+			cursor = p.NextCursor
+		}
+		t.Fatalf("%s: more pages than assignments", query)
+		return nil, 0
+	}
+	code, first, raw := get("system=blueprism&limit=1")
+	if code != http.StatusOK || len(first.Assignments) != 0 || first.NextCursor == "" {
+		t.Errorf("system=blueprism&limit=1, its one assignment after %d others: %d %.300s; want an empty page and where it stopped", n, code, raw)
+	}
+	for _, tc := range []struct {
+		system string
+		want   permatrix.Assignment
+	}{{"blueprism", last}, {"retired-a", retiredRole}, {"retired-b", retiredDeep}} {
+		ids, pages := all("limit=1&system=" + tc.system)
+		if !slices.Equal(ids, []string{tc.want.ID}) || pages < 2 {
+			t.Errorf("system=%s: %v in %d pages, want [%s] in more than one", tc.system, ids, pages, tc.want.ID)
+		}
+	}
+	// Every id read by a page of 1000: a typo is known as such.
+	if code, _, raw := get("system=celonis-task-minig&limit=1"); n < 16000 && (code != http.StatusBadRequest || !strings.Contains(raw, "unknown system")) {
+		t.Errorf("a typo: %d %s", code, raw)
 	}
 }

@@ -300,9 +300,9 @@ func (s *Service) snapshot(ctx context.Context, fn func(store.Snapshot) error) e
 // that dropped a system left them, to be listed and deleted): any other
 // matches nothing, and an empty listing of a misspelt system told the
 // caller it held nothing there (EINVALID, as a check's or the permissions'
-// unknown system). A service scope filter has no id, as the service scope
-// has none (Scope.Validate): with one it would match nothing, read every
-// assignment to say so.
+// unknown system; heldSystem says when that is known). A service scope
+// filter has no id, as the service scope has none (Scope.Validate): with
+// one it would match nothing, read every assignment to say so.
 func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
 	if sc := (permatrix.Scope{Type: f.ScopeType, ID: f.ScopeID}); sc.IsService() {
 		if err := sc.Validate("scope_type", "scope_id"); err != nil {
@@ -323,20 +323,33 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 		if list, next, err = store.Assignments(snap, f); err != nil || len(list) > 0 || !retired {
 			return err
 		}
-		// Nothing matched, of a system the bundle does not have: one
-		// assignment of it, whatever the other filters, says it was one.
-		// Filtered by the system alone, the listing just read them all
-		// (a scan of the whole index: not made twice).
-		var held []permatrix.Assignment
-		if f != (permatrix.AssignmentFilter{System: f.System, Limit: f.Limit}) {
-			held, _, err = store.Assignments(snap, permatrix.AssignmentFilter{System: f.System, Limit: 1})
-		}
-		if err == nil && len(held) == 0 {
+		held, err := heldSystem(snap, f, next)
+		if err == nil && !held {
 			err = permatrix.Errorf(permatrix.EINVALID, "unknown system %q: the bundle has no such system and no assignment of it is stored", f.System)
 		}
 		return err
 	})
 	return list, next, err
+}
+
+// heldSystem says whether a system the bundle does not have, whose
+// listing's page (f, then next) found nothing, may be one a bundle dropped
+// whose assignments are stored: false only where it is known that none is
+// (a typo). Whatever the other filters, one assignment of the system says
+// so: a role's, or one below the service scope, in an index; else one of
+// the system among the ids a page of the largest limit reads from the
+// first. Filtered by the system alone from the first id, a page that read
+// to the end read them all already. Past what that page reads, the system
+// is taken as held: a listing is never refused for what it might find.
+func heldSystem(snap store.Snapshot, f permatrix.AssignmentFilter, next string) (bool, error) {
+	if f == (permatrix.AssignmentFilter{System: f.System, Limit: f.Limit}) && next == "" {
+		return false, nil
+	}
+	if held, err := store.HoldsIndexedAssignmentsOf(snap, f.System); err != nil || held {
+		return held, err
+	}
+	some, more, err := store.Assignments(snap, permatrix.AssignmentFilter{System: f.System, Limit: permatrix.MaxPageLimit})
+	return len(some) > 0 || more != "", err
 }
 
 // Assignment returns one assignment.

@@ -110,7 +110,9 @@ func indexedAssignment(s Snapshot, k, dk []byte) (permatrix.Assignment, error) {
 // the service scope (f.ScopeType and f.ScopeID) are listed by id in the
 // scopes index, a system at a time, where the page seeks its cursor
 // (without f.System, a page of each system, merged); any other filter
-// walks the assignment index by id from the cursor until the page is full.
+// walks the assignment index by id from the cursor until the page is full
+// or scanBudget entries are read: a page may then be short, even empty,
+// and next (the last id read) says where the next one starts.
 func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Assignment, next string, err error) {
 	limit, err := f.PageLimit()
 	if err != nil {
@@ -131,16 +133,25 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 	case f.ScopeType != "" && f.ScopeID != "" && f.ScopeType != permatrix.ServiceScope.Type:
 		return scopeAssignmentsEverywhere(s, f, limit)
 	}
+	// The page ends full, or after scanBudget entries of the index: a
+	// filter matching few of many, or none, read the rest of the index on
+	// every page. Then next is the last id read, the page short or empty.
 	list = []permatrix.Assignment{}
 	var after []byte
 	if f.Cursor != "" {
 		after = assignmentKey(f.Cursor)
 	}
+	budget, read, last := scanBudget(limit), 0, ""
 	err = s.Scan(Prefix(nsIndex, ixAssignments), after, func(k, dk []byte) error {
+		if read++; read > budget {
+			next = last
+			return ErrStop
+		}
 		a, err := indexedAssignment(s, k, dk)
 		if err != nil {
 			return err
 		}
+		last = a.ID
 		if !f.Match(a) {
 			return nil
 		}
@@ -156,6 +167,10 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 	}
 	return list, next, nil
 }
+
+// scanBudget is how many entries of the assignment index a page of limit
+// read by id reads at most, whatever it found.
+func scanBudget(limit int) int { return 16*(limit+1) + 1024 }
 
 // subjectByID tries a page of a subject's assignments in id order: the
 // assignment index from the cursor, whose values are grant keys (which
@@ -498,6 +513,24 @@ func RoleUses(s Snapshot, system, role string, max int) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// HoldsIndexedAssignmentsOf reports whether an assignment of system is
+// stored that the indexes of role uses and of scopes find: one of a role,
+// or at a scope below the service scope. It reads at most two keys; a
+// permission at the service scope is in neither index.
+func HoldsIndexedAssignmentsOf(s Snapshot, system string) (bool, error) {
+	found := false
+	for _, prefix := range [][]byte{Prefix(nsIndex, ixRoleUses, system), Prefix(nsDoc, ixScopes, system)} {
+		err := s.Scan(prefix, nil, func(_, _ []byte) error {
+			found = true
+			return ErrStop
+		})
+		if err != nil || found {
+			return found, err
+		}
+	}
+	return false, nil
 }
 
 // HasAssignmentsOn reports whether any assignment is made at scope (not

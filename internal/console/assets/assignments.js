@@ -91,7 +91,9 @@ async function list(sec, params, catalog, write, ctx) {
   replace(out,
     rows.length ? h('table', { class: 'list', id: 'assignment-table' },
       h('thead', null, h('tr', null, ['id', 'subject', 'system', 'role / permission', 'scope', ''].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', null, rows)) : h('p', { id: 'assignment-none' }, 'No assignments match.'),
+      h('tbody', null, rows)) : h('p', { id: 'assignment-none' },
+      // A page read by id stops after a budget: empty, it may have a next.
+      r.next_cursor ? 'None on this page: the next page reads further.' : 'No assignments match.'),
     h('p', { class: 'pager' },
       cursors.length ? h('a', { href: route('assignments', { ...base, cursors: joinCursors(cursors.slice(0, -1)) }), id: 'page-prev' }, '← Previous') : null,
       ' ', h('span', null, 'page ' + (cursors.length + 1)), ' ',

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"WhenAnIDComesBack", testWhenAnIDComesBack},
 		{"Pagination", testPagination},
 		{"ListingHoldsAPage", testListingHoldsAPage},
+		{"ListingByIDReadsABudget", testListingByIDReadsABudget},
 		{"AssignmentsWithGroups", testAssignmentsWithGroups},
 		{"Memberships", testMemberships},
 		{"MembersPage", testMembersPage},
@@ -1068,6 +1069,73 @@ func testListingHoldsAPage(t *testing.T, open Open) {
 		}
 		if len(got) != want || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != want {
 			t.Fatalf("%+v: %v, want the %d assignments on p7 by id", f, got, want)
+		}
+	}
+}
+
+// testListingByIDReadsABudget: a filter that no index serves (a system,
+// a scope type, a scope id without its type) walks the assignment index by
+// id from the cursor; a page stops after a budget of entries, full or not,
+// with the cursor of where it stopped, so that a filter matching few of
+// many (or none) costs each page about what a page costs, not a walk of the
+// whole index. The pages list every match once, in order.
+func testListingByIDReadsABudget(t *testing.T, open Open) {
+	const n = 20000
+	b := open(t)
+	bigStore(t, b, n) // s1: n on projects; s0 and s2: one each, the last ids
+	s := view(t, b)
+	for _, f := range []permatrix.AssignmentFilter{
+		{System: "s0", Limit: 10},
+		{System: "s9", Limit: 10},
+		{System: "s9", Limit: 1},
+		{ScopeType: "service", Limit: 10},
+		{ScopeID: "p7", Limit: 10},
+		{System: "s1", ScopeType: "project", Limit: 10},
+	} {
+		var want []string
+		for cursor := ""; ; {
+			page, next, err := store.Assignments(s, permatrix.AssignmentFilter{Limit: permatrix.MaxPageLimit, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range page {
+				if f.Match(a) {
+					want = append(want, a.ID)
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		var got []string
+		pages := 0
+		limit := f.Limit
+		for ; pages <= n; pages++ {
+			c := &countingSnapshot{Snapshot: s}
+			list, next, err := store.Assignments(c, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) > limit || c.reads > 2*(16*(limit+1)+1024)+2 {
+				t.Fatalf("%+v: %d listed, %d records read", f, len(list), c.reads)
+			}
+			for _, a := range list {
+				got = append(got, a.ID)
+			}
+			if next == "" {
+				break
+			}
+			if len(list) > 0 && next < list[len(list)-1].ID {
+				t.Fatalf("%+v: next %q before the page's last %q", f, next, list[len(list)-1].ID)
+			}
+			f.Cursor = next
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%+v: %d listed in %d pages, want %d", f, len(got), pages+1, len(want))
+		}
+		if len(want) < n/2 && pages < n/(16*(limit+1)+1024) {
+			t.Fatalf("%+v: %d pages: each read more than its budget", f, pages+1)
 		}
 	}
 }
