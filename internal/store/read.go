@@ -101,10 +101,11 @@ func indexedAssignment(s Snapshot, k, dk []byte) (permatrix.Assignment, error) {
 // Assignments lists the assignments that match f, ordered by id, starting
 // after f.Cursor: a page of f.PageLimit(). next is the last id of the page when more follow, else "".
 //
-// A page holds what a page needs, whatever the filter: a subject's page is
-// looked for by id from the cursor (subjectByID), and where that would
-// read too far, the subject's grants (in one system, with f.System), one
-// subtree in key order, are reduced as they are read to the limit+1
+// A page holds what a page needs, whatever the filter: a subject's page
+// (with f.WithGroups, the user's and its groups') is looked for by id from
+// the cursor (subjectByID), and where that would read too far, the
+// subject's grants (in one system, with f.System), one subtree in key
+// order (each group's too), are reduced as they are read to the limit+1
 // smallest ids after the cursor (so the page reads all of them, and holds
 // a page); the assignments at one scope below
 // the service scope (f.ScopeType and f.ScopeID) are listed by id in the
@@ -122,10 +123,8 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 	case f.WithGroups && !strings.HasPrefix(f.Subject, permatrix.UserPrefix):
 		return nil, "", permatrix.Errorf(permatrix.EINVALID, "with_groups lists a user's assignments and its groups': it needs subject=user:<id>")
 	case f.Subject != "":
-		if !f.WithGroups {
-			if list, next, ok, err := subjectByID(s, f, limit); err != nil || ok {
-				return list, next, err
-			}
+		if list, next, ok, err := subjectByID(s, f, limit); err != nil || ok {
+			return list, next, err
 		}
 		return subjectAssignments(s, f, limit)
 	case f.System != "" && f.ScopeType != "" && f.ScopeID != "" && f.ScopeType != permatrix.ServiceScope.Type:
@@ -172,19 +171,18 @@ func Assignments(s Snapshot, f permatrix.AssignmentFilter) (list []permatrix.Ass
 // read by id reads at most, whatever it found.
 func scanBudget(limit int) int { return 16*(limit+1) + 1024 }
 
-// subjectByID tries a page of a subject's assignments in id order: the
+// subjectByID tries a page of a subject's assignments in id order (with
+// f.WithGroups, of the user's and of the groups it is stored in): the
 // assignment index from the cursor, whose values are grant keys (which
 // start with their subject), until the page is full. A subject whose
-// assignments are dense in id order (a group's grants imported together)
-// gets its page reading about a page, wherever the cursor is. It gives up
-// (ok false) after idBudget(limit) entries of the index: a subject with
-// few assignments among many is read from its own subtree instead, which
-// the attempt made at most that much dearer.
+// assignments are dense in id order (a group's grants imported together,
+// a user in a group holding most of the store) gets its page reading about
+// a page, wherever the cursor is. It gives up (ok false) after
+// idBudget(limit) entries of the index: a subject with few assignments
+// among many is read from its own subtree instead, which the attempt made
+// at most that much dearer.
 func subjectByID(s Snapshot, f permatrix.AssignmentFilter, limit int) (list []permatrix.Assignment, next string, ok bool, err error) {
-	prefix := GrantsPrefix(f.Subject)
-	if f.System != "" {
-		prefix = GrantsPrefix(f.Subject, f.System)
-	}
+	ours := principalsOf(s, f)
 	var after []byte
 	if f.Cursor != "" {
 		after = assignmentKey(f.Cursor)
@@ -196,8 +194,8 @@ func subjectByID(s Snapshot, f permatrix.AssignmentFilter, limit int) (list []pe
 		if read++; read > budget {
 			return ErrStop
 		}
-		if !bytes.HasPrefix(dk, prefix) {
-			return nil
+		if mine, err := ours(dk); err != nil || !mine {
+			return err
 		}
 		a, err := indexedAssignment(s, k, dk)
 		if err != nil {
@@ -220,6 +218,35 @@ func subjectByID(s Snapshot, f permatrix.AssignmentFilter, limit int) (list []pe
 		return nil, "", false, nil
 	}
 	return list, next, true, nil
+}
+
+// principalsOf is whether a grant key is of f's subject (in f.System, if
+// given) or, with f.WithGroups, of a group the user is stored in: a
+// group's grant costs a read of the user's membership of it.
+func principalsOf(s Snapshot, f permatrix.AssignmentFilter) func(gk []byte) (bool, error) {
+	own := GrantsPrefix(f.Subject)
+	if f.System != "" {
+		own = GrantsPrefix(f.Subject, f.System)
+	}
+	if !f.WithGroups {
+		return func(gk []byte) (bool, error) { return bytes.HasPrefix(gk, own), nil }
+	}
+	user := strings.TrimPrefix(f.Subject, permatrix.UserPrefix)
+	return func(gk []byte) (bool, error) {
+		if bytes.HasPrefix(gk, own) {
+			return true, nil
+		}
+		segs := Segments(gk)
+		if len(segs) < 4 || (f.System != "" && segs[3] != f.System) {
+			return false, nil
+		}
+		group, ok := strings.CutPrefix(segs[2], permatrix.GroupPrefix)
+		if !ok {
+			return false, nil
+		}
+		v, err := s.Get(membershipKey(permatrix.Membership{Group: group, User: user}))
+		return v != nil, err
+	}
 }
 
 // idBudget is how many entries of the assignment index subjectByID reads

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"Pagination", testPagination},
 		{"ListingHoldsAPage", testListingHoldsAPage},
 		{"ListingByIDReadsABudget", testListingByIDReadsABudget},
+		{"WithGroupsReadsAPage", testWithGroupsReadsAPage},
 		{"AssignmentsWithGroups", testAssignmentsWithGroups},
 		{"Memberships", testMemberships},
 		{"MembersPage", testMembersPage},
@@ -1137,6 +1138,64 @@ func testListingByIDReadsABudget(t *testing.T, open Open) {
 		if len(want) < n/2 && pages < n/(16*(limit+1)+1024) {
 			t.Fatalf("%+v: %d pages: each read more than its budget", f, pages+1)
 		}
+	}
+}
+
+// testWithGroupsReadsAPage: a user's listing with its groups' read every
+// grant of the user and of each group on every page: a user in a group
+// holding most of the store (group:h, four in five of the assignments)
+// read most of the store for a page of 10. As a subject's, its page is
+// first looked for by id from the cursor — a group's grant counted by the
+// user's membership of the group —, reading about a page where the
+// user's and its groups' grants are dense in id order. The pages list
+// every one once, in order.
+func testWithGroupsReadsAPage(t *testing.T, open Open) {
+	const n = 20000
+	b := open(t)
+	_, hIDs := bigStore(t, b, n)
+	update(t, b, func(tx *store.Tx) error {
+		return tx.AddMember(permatrix.Membership{Group: "h", User: "w"})
+	})
+	s := view(t, b)
+	const limit = 10
+	for _, from := range []int{0, len(hIDs) / 2, len(hIDs) - limit - 1} {
+		f := permatrix.AssignmentFilter{Subject: "user:w", WithGroups: true, Limit: limit}
+		if from > 0 {
+			f.Cursor = hIDs[from-1]
+		}
+		c := &countingSnapshot{Snapshot: s}
+		list, next, err := store.Assignments(c, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range list {
+			got = append(got, a.ID)
+		}
+		if !slices.Equal(got, hIDs[from:from+limit]) || next != got[len(got)-1] {
+			t.Fatalf("%+v: %v next %q, want %v", f, got, next, hIDs[from:from+limit])
+		}
+		if c.reads > 3*(4*(limit+1)+64)+10 {
+			t.Fatalf("%+v: %d records read for a page of %d", f, c.reads, limit)
+		}
+	}
+	var got []string
+	f := permatrix.AssignmentFilter{Subject: "user:w", WithGroups: true, Limit: permatrix.MaxPageLimit}
+	for page := 0; page <= n/permatrix.MaxPageLimit+1; page++ {
+		list, next, err := store.Assignments(s, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range list {
+			got = append(got, a.ID)
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	if !slices.Equal(got, hIDs) {
+		t.Fatalf("user:w with its groups': %d listed, want h's %d", len(got), len(hIDs))
 	}
 }
 
