@@ -253,17 +253,24 @@ func (tx *Tx) PutRole(r permatrix.Role) error {
 // Role returns a custom role (ENOTFOUND if absent).
 func (tx *Tx) Role(system, name string) (permatrix.Role, error) { return Role(tx.view, system, name) }
 
+// countedUses is how many uses of a custom role a refused deletion counts.
+const countedUses = 1000
+
 // DeleteRole plans removing a custom role that no assignment uses
 // (ENOTFOUND if absent, ECONFLICT while assigned).
 func (tx *Tx) DeleteRole(system, name string) error {
 	if _, err := Role(tx.view, system, name); err != nil {
 		return err
 	}
-	n, err := RoleUses(tx.view, system, name, 0)
-	if err != nil {
+	// Counted up to a bound: a role a million hold is refused without a
+	// read of each of its uses.
+	n, err := RoleUses(tx.view, system, name, countedUses+1)
+	switch {
+	case err != nil:
 		return err
-	}
-	if n > 0 {
+	case n > countedUses:
+		return permatrix.Errorf(permatrix.ECONFLICT, "role %q is assigned more than %d times; remove those assignments first", name, countedUses)
+	case n > 0:
 		return permatrix.Errorf(permatrix.ECONFLICT, "role %q is assigned %d time(s); remove those assignments first", name, n)
 	}
 	tx.overlay.Delete(roleKey(system, name))

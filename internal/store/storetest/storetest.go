@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"ListingHoldsAPage", testListingHoldsAPage},
 		{"ListingByIDReadsABudget", testListingByIDReadsABudget},
 		{"WithGroupsReadsAPage", testWithGroupsReadsAPage},
+		{"DeletingAnAssignedRoleReadsABound", testDeletingAnAssignedRoleReadsABound},
 		{"AssignmentsWithGroups", testAssignmentsWithGroups},
 		{"Memberships", testMemberships},
 		{"MembersPage", testMembersPage},
@@ -1196,6 +1198,31 @@ func testWithGroupsReadsAPage(t *testing.T, open Open) {
 	}
 	if !slices.Equal(got, hIDs) {
 		t.Fatalf("user:w with its groups': %d listed, want h's %d", len(got), len(hIDs))
+	}
+}
+
+// testDeletingAnAssignedRoleReadsABound: deleting a custom role still
+// assigned is refused (ECONFLICT); the refusal counted every use of the
+// role, reading an index entry for each (a million for a role a million
+// hold) to say how many. It counts up to a bound and says "more than".
+func testDeletingAnAssignedRoleReadsABound(t *testing.T, open Open) {
+	const n = 1500
+	b := open(t)
+	update(t, b, func(tx *store.Tx) error {
+		return tx.PutRole(permatrix.Role{System: "s1", Name: "r", Permissions: []string{"x"}})
+	})
+	bigStore(t, b, n) // n assignments of role r in s1
+	c := &countingSnapshot{Snapshot: view(t, b)}
+	tx := store.NewTx(ctx, c, func(context.Context) (uint64, error) { return 0, errors.New("no id is needed") })
+	err := tx.DeleteRole("s1", "r")
+	if permatrix.ErrorCode(err) != permatrix.ECONFLICT || !strings.Contains(permatrix.ErrorMessage(err), "more than 1000 times") {
+		t.Fatalf("deleting a role assigned %d times: %v", n, err)
+	}
+	if c.reads > 1000+10 {
+		t.Fatalf("deleting a role assigned %d times: %d records read", n, c.reads)
+	}
+	if !tx.Empty() {
+		t.Fatal("a refused deletion planned a change")
 	}
 }
 
