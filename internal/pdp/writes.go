@@ -551,19 +551,6 @@ func (s *Service) RemoveMember(ctx context.Context, m permatrix.Membership, acto
 	})
 }
 
-// Members lists a group's users.
-func (s *Service) Members(ctx context.Context, group string) (users []string, rev uint64, err error) {
-	if err := permatrix.CheckID("group", group); err != nil {
-		return nil, 0, err
-	}
-	err = s.snapshot(ctx, func(snap store.Snapshot) error {
-		rev = snap.Revision()
-		users, err = store.Members(snap, group)
-		return err
-	})
-	return users, rev, err
-}
-
 // MembersPage lists at most limit users of a group after the user cursor
 // ("": from the first), in order — limit 0 is the listings' default page
 // (permatrix.PageLimit) —; next is the cursor of the next page, "" on the
