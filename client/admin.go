@@ -297,6 +297,19 @@ func (c *Client) Project(ctx context.Context, system, id string) (permatrix.Proj
 	return p, err
 }
 
+// DeleteProject removes the registration of project id of system (also of a
+// system the bundle no longer has) and returns the revision: code conflict
+// (409) while assignments are made on it, not_found if not registered,
+// forbidden with an actor (only the operator deletes projects).
+func (c *Client) DeleteProject(ctx context.Context, system, id string, opts ...WriteOption) (uint64, error) {
+	if err := required("system", system, "project id", id); err != nil {
+		return 0, err
+	}
+	var out revisionAnswer
+	err := c.write(ctx, request{method: http.MethodDelete, segs: []string{"v1", "systems", system, "projects", id}}, opts, &out)
+	return out.Revision, err
+}
+
 // ImportResult is the answer of Import and ImportChunks: how far the import
 // got.
 type ImportResult struct {

@@ -323,6 +323,19 @@ func TestGroupsRolesProjects(t *testing.T) {
 	}
 	_, err = c.PutProject(ctx, permatrix.Project{System: tm, ID: "p2", Kind: "weird"})
 	wantError(t, err, 400, permatrix.EINVALID, "kind")
+	s.Assign(permatrix.Assignment{Subject: "user:ann", System: tm, Permission: "edit_users", Scope: projectScope("p1")})
+	_, err = c.DeleteProject(ctx, tm, "p1")
+	wantError(t, err, 409, permatrix.ECONFLICT, "remove them first")
+	if a, err := c.Assignments(ctx, permatrix.AssignmentFilter{System: tm, ScopeType: "project", ScopeID: "p1"}); err != nil || len(a.Assignments) != 1 {
+		t.Fatalf("assignments on p1: %+v %v", a, err)
+	} else if _, err := c.DeleteAssignment(ctx, a.Assignments[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteProject(ctx, tm, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Project(ctx, tm, "p1")
+	wantError(t, err, 404, permatrix.ENOTFOUND, "")
 
 	sys, err := c.Systems(ctx)
 	if err != nil || len(sys) < 7 {

@@ -263,6 +263,19 @@ func (s *Server) putProject(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
+// DELETE /v1/systems/{system}/projects/{id}
+func (s *Server) deleteProject(c echo.Context) error {
+	actor, err := optionalActor(c)
+	if err != nil {
+		return err
+	}
+	rev, err := s.svc.DeleteProject(c.Request().Context(), param(c, "system"), param(c, "id"), actor)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"revision": rev})
+}
+
 // GET /v1/systems/{system}/projects/{id}
 func (s *Server) getProject(c echo.Context) error {
 	p, err := s.svc.Project(c.Request().Context(), param(c, "system"), param(c, "id"))

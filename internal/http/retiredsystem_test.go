@@ -300,3 +300,70 @@ func listingBySystemReadsABudget(t *testing.T, n int) {
 		t.Errorf("a typo: %d %s", code, raw)
 	}
 }
+
+// TestDeleteProject: a registered project could not be removed at all, so
+// a system a bundle dropped kept its projects for ever. The operator
+// deletes a project's registration, in a system the bundle has or one it
+// dropped alike: 409 while assignments are made on it (removed first, as
+// a custom role's), 404 when it is not registered; an actor may not (no
+// vendor document says who may).
+func TestDeleteProject(t *testing.T) {
+	onIt := permatrix.Assignment{Subject: "user:bob", System: "retired-system", Permission: "read", Scope: permatrix.Scope{Type: "project", ID: "p1"}}
+	base := serveStored(t, func(tx *store.Tx) error {
+		for _, p := range []permatrix.Project{
+			{System: "retired-system", ID: "p1", CreatedBy: "ann", Kind: "assisted"},
+			{System: "retired-system", ID: "p2", CreatedBy: "ann", Kind: "assisted"},
+			{System: "uipath-task-mining-cloud", ID: "live", CreatedBy: "ann", Kind: "assisted"},
+		} {
+			if err := tx.PutProject(p); err != nil {
+				return err
+			}
+		}
+		return tx.CreateAssignment(&onIt)
+	})
+	send := func(method, path, actor string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+docTestToken)
+		if actor != "" {
+			req.Header.Set("X-Permatrix-Actor", actor)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		var e struct{ Error struct{ Message string } }
+		_ = json.Unmarshal(raw, &e)
+		if e.Error.Message != "" {
+			return res.StatusCode, e.Error.Message
+		}
+		return res.StatusCode, string(raw)
+	}
+	for _, tc := range []struct {
+		method, path, actor string
+		want                int
+		says                string
+	}{
+		{"DELETE", "/v1/systems/retired-system/projects/p1", "", http.StatusConflict, "remove them first"},
+		{"DELETE", "/v1/systems/retired-system/projects/p2", "ada", http.StatusForbidden, "only the operator"},
+		{"DELETE", "/v1/systems/uipath-task-mining-cloud/projects/live", "ann", http.StatusForbidden, "only the operator"},
+		{"DELETE", "/v1/systems/retired-system/projects/p2", "", http.StatusOK, `"revision"`},
+		{"GET", "/v1/systems/retired-system/projects/p2", "", http.StatusNotFound, `no project "p2" of it is stored`},
+		{"DELETE", "/v1/systems/retired-system/projects/p2", "", http.StatusNotFound, `no project "p2" of it is stored`},
+		{"DELETE", "/v1/assignments/" + onIt.ID, "", http.StatusOK, `"revision"`},
+		{"DELETE", "/v1/systems/retired-system/projects/p1", "", http.StatusOK, `"revision"`},
+		{"DELETE", "/v1/systems/uipath-task-mining-cloud/projects/live", "", http.StatusOK, `"revision"`},
+		{"GET", "/v1/systems/uipath-task-mining-cloud/projects/live", "", http.StatusNotFound, `project "live" of system "uipath-task-mining-cloud" not found`},
+		{"DELETE", "/v1/systems/uipath-task-mining-cloud/projects/live", "", http.StatusNotFound, `project "live" of system "uipath-task-mining-cloud" not found`},
+		{"DELETE", "/v1/systems/retired-systen/projects/p1", "", http.StatusNotFound, "unknown system"},
+	} {
+		if code, got := send(tc.method, tc.path, tc.actor); code != tc.want || !strings.Contains(got, tc.says) {
+			t.Errorf("%s %s (actor %q): %d %s, want %d with %q", tc.method, tc.path, tc.actor, code, got, tc.want, tc.says)
+		}
+	}
+}

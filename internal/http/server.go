@@ -258,6 +258,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	write(http.MethodDelete, "/v1/systems/:system/roles/:role", s.deleteRole)
 	write(http.MethodPut, "/v1/systems/:system/projects/:id", s.putProject)
 	operator(http.MethodGet, "/v1/systems/:system/projects/:id", s.getProject)
+	write(http.MethodDelete, "/v1/systems/:system/projects/:id", s.deleteProject)
 	write(http.MethodPost, importPath, s.importAssignments, "chunk")
 	operator(http.MethodGet, exportPath, s.export)
 	operator(http.MethodGet, backupPath, s.backup)

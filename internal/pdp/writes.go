@@ -738,6 +738,32 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 	return p, rev, creator, nil
 }
 
+// DeleteProject removes the registration of a project on which no
+// assignment is made, also of a system the bundle no longer has; the write
+// rules let only the operator.
+func (s *Service) DeleteProject(ctx context.Context, system, id, actor string) (uint64, error) {
+	retired, err := s.storedSystem(system)
+	if err != nil {
+		return 0, err
+	}
+	if err := permatrix.CheckID("project id", id); err != nil {
+		return 0, err
+	}
+	if err := validActor(actor); err != nil {
+		return 0, err
+	}
+	return s.write(ctx, change{
+		input: func(tx *store.Tx) (map[string]any, error) {
+			p, err := tx.Project(system, id)
+			if err != nil {
+				return nil, unknownStored(retired, system, fmt.Sprintf("project %q", id), err)
+			}
+			return verdictInput("delete_project", actor, "project", map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}), nil
+		},
+		apply: func(tx *store.Tx) error { return tx.DeleteProject(system, id) },
+	})
+}
+
 // Project returns a registered project, also of a system the bundle no
 // longer has while the project is stored.
 func (s *Service) Project(ctx context.Context, system, id string) (p permatrix.Project, err error) {

@@ -296,6 +296,23 @@ func (tx *Tx) PutProject(p permatrix.Project) error {
 	return tx.put(projectKey(p.System, p.ID), projectValue{CreatedBy: p.CreatedBy, Kind: p.Kind})
 }
 
+// DeleteProject plans removing the registration of a project on which no
+// assignment is made (ENOTFOUND if absent, ECONFLICT while one is).
+func (tx *Tx) DeleteProject(system, id string) error {
+	if _, err := Project(tx.view, system, id); err != nil {
+		return err
+	}
+	used, err := HasAssignmentsOn(tx.view, system, permatrix.Scope{Type: "project", ID: id})
+	if err != nil {
+		return err
+	}
+	if used {
+		return permatrix.Errorf(permatrix.ECONFLICT, "project %q has assignments on it; remove them first", id)
+	}
+	tx.overlay.Delete(projectKey(system, id))
+	return nil
+}
+
 // Project returns a registered project (ENOTFOUND if absent).
 func (tx *Tx) Project(system, id string) (permatrix.Project, error) {
 	return Project(tx.view, system, id)

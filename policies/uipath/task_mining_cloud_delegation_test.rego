@@ -273,7 +273,7 @@ test_retired_system_assignment_removed_by_the_operator_only if {
 	v.violations == []
 	v.forbidden == [concat("", [
 		`"ada" may not unassign in retired-system: the bundle has no such system, so no rule says who may; `,
-		"only the operator (the admin token without an actor) removes its assignments and custom roles",
+		"only the operator (the admin token without an actor) removes its assignments, custom roles and projects",
 	])]
 	verdict(st, assigning(a)).violations == [`unknown system "retired-system"`]
 }
@@ -288,7 +288,27 @@ test_retired_system_role_deleted_by_the_operator_only if {
 	v.violations == []
 	v.forbidden == [concat("", [
 		`"ada" may not delete_role in retired-system: the bundle has no such system, so no rule says who may; `,
-		"only the operator (the admin token without an actor) removes its assignments and custom roles",
+		"only the operator (the admin token without an actor) removes its assignments, custom roles and projects",
 	])]
 	verdict(st, {"op": "define_role", "role": role}).violations == [`unknown system "retired-system"`]
+}
+
+# A project's registration is deleted by the operator, in a system the
+# bundle has or one it dropped; no actor may (no document says who may).
+test_project_deleted_by_the_operator_only if {
+	st := store([], {}, {"uipath-task-mining-cloud": {"p1": {"created_by": "carl", "kind": "assisted"}}})
+	live := {"system": "uipath-task-mining-cloud", "id": "p1", "created_by": "carl", "kind": "assisted"}
+	ok(verdict(st, {"op": "delete_project", "project": live}))
+	retired := object.union(live, {"system": "retired-system"})
+	ok(verdict(st, {"op": "delete_project", "project": retired}))
+	v := verdict(st, {"op": "delete_project", "project": live, "actor": "carl"})
+	v.violations == []
+	concat("", [
+		`"carl" may not delete project "p1" of uipath-task-mining-cloud: `,
+		"no vendor document says who may delete a project's registration; ",
+		"only the operator (the admin token without an actor) deletes one",
+	]) in v.forbidden
+	w := verdict(st, {"op": "delete_project", "project": retired, "actor": "carl"})
+	w.violations == []
+	count(w.forbidden) == 1
 }

@@ -557,6 +557,20 @@ func testProjects(t *testing.T, open Open) {
 	if got, _ := store.Project(view(t, b), "s", "p1"); got != kind {
 		t.Fatalf("project %+v", got)
 	}
+	// Deleted only with no assignment on it; once, not twice.
+	on := assign("user:a", "s", "", "x", permatrix.Scope{Type: "project", ID: "p1"})
+	update(t, b, func(tx *store.Tx) error { return tx.CreateAssignment(&on) })
+	if _, err := store.Update(ctx, b, func(tx *store.Tx) error { return tx.DeleteProject("s", "p1") }); permatrix.ErrorCode(err) != permatrix.ECONFLICT {
+		t.Fatalf("deleting a project with an assignment on it: %v", err)
+	}
+	update(t, b, func(tx *store.Tx) error { _, err := tx.DeleteAssignment(on.ID); return err })
+	update(t, b, func(tx *store.Tx) error { return tx.DeleteProject("s", "p1") })
+	if _, err := store.Project(view(t, b), "s", "p1"); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+		t.Fatalf("a deleted project: %v", err)
+	}
+	if _, err := store.Update(ctx, b, func(tx *store.Tx) error { return tx.DeleteProject("s", "p1") }); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+		t.Fatalf("deleting an absent project: %v", err)
+	}
 }
 
 // testUpdateRetriesConflicts runs writers that each read a shared unit and

@@ -6,7 +6,7 @@
 #     {"op": "assign"|"unassign", "assignment": {...}, "actor": "<user>"?, "groups": [...]?}
 #     {"op": "define_role", "role": {"system", "name", "permissions"}, "actor"?}
 #     {"op": "delete_role", "role": {"system", "name"}, "actor"?}
-#     {"op": "register_project", "project": {"system", "id", "created_by", "kind"}, "actor"?}
+#     {"op": "register_project"|"delete_project", "project": {"system", "id", "created_by", "kind"}, "actor"?}
 #     {"op": "add_member"|"remove_member", "membership": {"group", "user"}, "actor"?}
 #   violations (HTTP 422) are changes no one may make; forbidden (HTTP 403)
 #   are changes this actor may not make. Systems add their own through rules
@@ -36,12 +36,12 @@ system_id := input.assignment.system if input.op in {"assign", "unassign"}
 
 system_id := input.role.system if input.op in {"define_role", "delete_role"}
 
-system_id := input.project.system if input.op == "register_project"
+system_id := input.project.system if input.op in {"register_project", "delete_project"}
 
 system := data.systems[system_id]
 
 # removals are the writes that take away what a system holds.
-removals := {"unassign", "delete_role"}
+removals := {"unassign", "delete_role", "delete_project"}
 
 # assignment is the assignment an assign write stores.
 assignment := input.assignment if input.op == "assign"
@@ -49,9 +49,9 @@ assignment := input.assignment if input.op == "assign"
 # The system's own rules on what may be stored at all.
 violations contains v if some v in data.permatrix.systems[system.package].violations
 
-# An assignment or custom role of a system the bundle does not have is
-# refused; one stored already (a bundle that dropped its system left it)
-# may be removed.
+# An assignment, custom role or project of a system the bundle does not
+# have is refused; one stored already (a bundle that dropped its system
+# left it) may be removed.
 violations contains sprintf("unknown system %q", [system_id]) if {
 	not system
 	not input.op in removals
@@ -212,7 +212,8 @@ write_forbidden contains msg if {
 }
 
 # A system the bundle no longer has has no rule on who may write: its
-# stored assignments and custom roles are removed by the operator only.
+# stored assignments, custom roles and projects are removed by the
+# operator only.
 write_forbidden contains msg if {
 	is_string(input.actor)
 	input.op in removals
@@ -222,7 +223,23 @@ write_forbidden contains msg if {
 		input.op,
 		system_id,
 		"the bundle has no such system, so no rule says who may",
-		"only the operator (the admin token without an actor) removes its assignments and custom roles",
+		"only the operator (the admin token without an actor) removes its assignments, custom roles and projects",
+	])
+}
+
+# Deleting a project's registration: no vendor document says who may (the
+# documents speak of creating projects, and of the creator's rights over
+# them); least privilege (shared/vendor-docs/README.md), the operator only.
+write_forbidden contains msg if {
+	is_string(input.actor)
+	input.op == "delete_project"
+	system
+	msg := sprintf("%q may not delete project %q of %s: %s; %s", [
+		input.actor,
+		input.project.id,
+		system_id,
+		"no vendor document says who may delete a project's registration",
+		"only the operator (the admin token without an actor) deletes one",
 	])
 }
 
