@@ -275,6 +275,9 @@ func serveValueProblems(flags *pflag.FlagSet) []valueProblem {
 	if n, _ := flags.GetInt("max-connections-per-client"); n < 0 {
 		add("max-connections-per-client", fmt.Errorf("--max-connections-per-client %d: want a number of connections, or 0 for no bound", n))
 	}
+	if n, _ := flags.GetInt("max-requests-in-flight"); n < 1 {
+		add("max-requests-in-flight", fmt.Errorf("--max-requests-in-flight %d: want a number of requests, 1 or more", n))
+	}
 	if d, _ := flags.GetDuration("consistency-timeout"); d <= 0 {
 		add("consistency-timeout", fmt.Errorf("--consistency-timeout %s: want a duration over 0", d))
 	}
@@ -430,7 +433,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
 		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
 		AllowedHosts: o.listen.allowedHosts, MaxConnections: o.listen.maxConnections,
-		MaxConnectionsPerClient: o.listen.maxConnectionsPerClient}
+		MaxConnectionsPerClient: o.listen.maxConnectionsPerClient, MaxRequestsInFlight: o.listen.maxRequestsInFlight}
 	if o.console {
 		cfg.Console = console.Handler()
 	}

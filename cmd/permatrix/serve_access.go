@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/listen"
 	"github.com/permatrix/permatrix/internal/routes"
@@ -21,6 +22,7 @@ type listenOptions struct {
 	allowedHosts                   []string
 	maxConnections                 int
 	maxConnectionsPerClient        int
+	maxRequestsInFlight            int
 }
 
 func (o *listenOptions) register(f *pflag.FlagSet) {
@@ -32,6 +34,7 @@ func (o *listenOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca-file", "", "require client certificates signed by these PEM CAs (mTLS)")
 	f.IntVar(&o.maxConnections, "max-connections", listen.DefaultMaxConnections, "the most connections each listener (HTTP, gRPC, diagnostic) holds open at once; past it the one idle the longest is closed to make room, and with none idle a new one waits until one closes or goes idle")
 	f.IntVar(&o.maxConnectionsPerClient, "max-connections-per-client", 0, "the most connections one client (an IPv4 address, an IPv6 /64; loopback and unix socket clients not counted) holds open on each listener at once; past it its own idle one is closed to make room, and with none idle the new one is closed at once (default: no bound)")
+	f.IntVar(&o.maxRequestsInFlight, "max-requests-in-flight", http.DefaultMaxRequestsInFlight, "the most requests the HTTP API serves at once, over all its connections and HTTP/2 streams; past it a request is answered 503 at once, with Retry-After (the diagnostic listener's are not counted)")
 	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names requests may give in Host besides localhost and IP addresses; given, every TCP listener holds requests to them, else only requests to loopback are (DNS rebinding, docs/security.md); * allows any")
 }
 

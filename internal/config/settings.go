@@ -19,6 +19,7 @@ var Settings = []struct{ Key, Flag string }{
 	{"server.allowed_hosts", "allowed-hosts"},
 	{"server.max_connections", "max-connections"},
 	{"server.max_connections_per_client", "max-connections-per-client"},
+	{"server.max_requests_in_flight", "max-requests-in-flight"},
 	{"server.admin_token", "admin-token"},
 	{"server.admin_token_file", "admin-token-file"},
 	{"server.body_limit", "body-limit"},

@@ -67,7 +67,12 @@ type Config struct {
 	// it the client's own connection idle the longest is closed to make
 	// room, and with none idle the new one is closed at once.
 	MaxConnectionsPerClient int
-	Logger                  *slog.Logger
+	// MaxRequestsInFlight bounds the requests the API serves at once, over
+	// all its connections and HTTP/2 streams (default
+	// DefaultMaxRequestsInFlight): past it a request is answered 503 at
+	// once. The diagnostic listener's requests are not counted.
+	MaxRequestsInFlight int
+	Logger              *slog.Logger
 
 	// DefaultDecision is the document POST / answers, as OPA's
 	// default_decision (default DefaultDecision). Validate it with
@@ -142,6 +147,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
+	if cfg.MaxRequestsInFlight <= 0 {
+		cfg.MaxRequestsInFlight = DefaultMaxRequestsInFlight
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -169,6 +177,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	e := s.echo
 	s.setup(e)
 	hosts := newHostGuard(cfg.AllowedHosts)
+	// First: a request past the bound is refused before anything else.
+	inFlight := &inFlight{max: int64(cfg.MaxRequestsInFlight)}
+	inFlight.register(s.metrics.Registry, "api")
+	e.Use(inFlight.middleware)
 	e.Use(limitHeaders, hosts.middleware, ownRequestBody)
 	e.Use(middleware.RequestID())
 	if cfg.DecisionLog != nil {
@@ -676,7 +688,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	c.Set(errorAnsweredKey, true)
 	status, d := toErrorDetail(err)
-	if status >= 500 && !pdp.NotReached(err) {
+	if status >= 500 && !pdp.NotReached(err) && err != errInFlight {
 		s.log.Error("request failed", "err", err, "path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
 	// OPA's REST API answers with OPA's envelope, permatrix's own with its

@@ -192,6 +192,7 @@ server:
   body_limit: 100
   max_connections: 7
   max_connections_per_client: 3
+  max_requests_in_flight: 9
 store:
   db: `+filepath.Join(dir, "file.db")+`
 `)
@@ -216,6 +217,9 @@ store:
 		if want := `permatrix_max_connections_per_client{listener="` + l + `"} 3`; !strings.Contains(string(metrics), want) {
 			t.Errorf("the file's max_connections_per_client: no %s in /metrics", want)
 		}
+	}
+	if want := `permatrix_max_requests_in_flight{listener="api"} 9`; !strings.Contains(string(metrics), want) {
+		t.Errorf("the file's max_requests_in_flight: no %s in /metrics", want)
 	}
 	s.Stop(t)
 	for name, want := range map[string]bool{"flag.db": true, "env.db": false, "file.db": false} {
@@ -331,12 +335,13 @@ discovery: {}
 	}
 	// Values serve refuses without reading a file or the network: validate
 	// refuses them too, at their lines, instead of "valid".
-	writeConfig(t, bad, "server:\n  log_level: loud\n  evaluator: wasm\n  body_limit: 0\n  consistency_timeout: 0s\n  max_connections: 0\n  max_connections_per_client: -1\nstore:\n  url: mysql://x\ndefault_decision: a//b\n")
+	writeConfig(t, bad, "server:\n  log_level: loud\n  evaluator: wasm\n  body_limit: 0\n  consistency_timeout: 0s\n  max_connections: 0\n  max_connections_per_client: -1\n  max_requests_in_flight: 0\nstore:\n  url: mysql://x\ndefault_decision: a//b\n")
 	out, code = run(t, "config", "validate", bad)
 	for _, want := range []string{
 		bad + ":2: server.log_level: ", bad + ":3: server.evaluator: ", bad + ":4: server.body_limit: ",
 		bad + ":5: server.consistency_timeout: ", bad + ":6: server.max_connections: ",
-		bad + ":7: server.max_connections_per_client: ", bad + ":9: store.url: ", bad + ":10: default_decision: ",
+		bad + ":7: server.max_connections_per_client: ", bad + ":8: server.max_requests_in_flight: ",
+		bad + ":10: store.url: ", bad + ":11: default_decision: ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("validate lacks %q:\n%s", want, out)

@@ -1,0 +1,90 @@
+package http
+
+import (
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/permatrix/permatrix"
+)
+
+// DefaultMaxRequestsInFlight is the requests the API serves at once by
+// default. Each holds at most its head (64 KiB past the middleware; an
+// HTTP/2 header list, filled by HPACK from a byte a field, as much) and
+// its body (--body-limit, 1 MiB by default): 256 hold at most some
+// 272 MiB, a quarter of the 1 GiB a sidecar is usually given, leaving the
+// rest to the policies, the store's cache and the decision cache. A check
+// takes well under a millisecond: a legitimate load reaches 256 at once
+// only with requests that wait (slow bodies, consistency tokens).
+const DefaultMaxRequestsInFlight = 256
+
+// inFlight bounds the requests a listener's handler serves at once, over
+// all its connections and HTTP/2 streams: the connection bound times
+// HTTP/2's streams a connection was millions of requests, each holding
+// its headers and its body for as long as its client took to send it.
+type inFlight struct {
+	max     int64
+	now     atomic.Int64
+	refused atomic.Uint64
+}
+
+// retryAfter is the Retry-After of a request refused at the bound, in
+// seconds: requests in flight end within milliseconds, or with their
+// client's body.
+const retryAfter = "1"
+
+// errInFlight is the answer to a request past the bound. It is not logged
+// (handleError): a flood of them would be a flood of log lines.
+var errInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
+	"the server is serving as many requests as it may at once (--max-requests-in-flight): try again shortly")
+
+// middleware refuses a request past the bound at once, 503 with the
+// envelope: one made to wait would hold its headers (and, over HTTP/2,
+// the body its connection's window lets in) while it waited, and the
+// waiting ones would need a bound of their own. It runs before any other
+// middleware, so a refused request reads nothing more, decides nothing
+// and is logged nowhere; forward-auth's proxies take its 503 for a
+// denial, as any status but 2xx, 401 and 403.
+func (b *inFlight) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !b.acquire() {
+			b.refused.Add(1)
+			c.Response().Header().Set("Retry-After", retryAfter)
+			return errInFlight
+		}
+		defer b.now.Add(-1)
+		return next(c)
+	}
+}
+
+// acquire takes a place under the bound, if one is free.
+func (b *inFlight) acquire() bool {
+	for {
+		n := b.now.Load()
+		if n >= b.max {
+			return false
+		}
+		if b.now.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// register puts the bound, the requests in flight and those refused in
+// reg, labelled listener=name.
+func (b *inFlight) register(reg *prometheus.Registry, name string) {
+	labels := prometheus.Labels{"listener": name}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_requests_in_flight", ConstLabels: labels,
+			Help: "Requests a listener is serving, over all its connections and HTTP/2 streams."},
+			func() float64 { return float64(b.now.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_max_requests_in_flight", ConstLabels: labels,
+			Help: "The most requests a listener serves at once (--max-requests-in-flight); past it a request is answered 503 at once."},
+			func() float64 { return float64(b.max) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_requests_refused_total",
+			ConstLabels: prometheus.Labels{"listener": name, "reason": "in_flight"},
+			Help:        "Requests a listener answered 503 at once, unserved: reason in_flight, its bound of requests in flight (--max-requests-in-flight) reached."},
+			func() float64 { return float64(b.refused.Load()) }),
+	)
+}
