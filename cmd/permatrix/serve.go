@@ -478,12 +478,13 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 			Gateway: &gateway.Gateway{Identity: acc.identity, Routes: acc.routes},
 			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, Ready: srv.Ready, TLS: tlsCfg, Logger: log,
 			MaxMessageBytes: int(min(o.bodyLimit, math.MaxInt32)), MaxConnections: o.listen.maxConnections,
-			MaxConnectionsPerClient: o.listen.maxConnectionsPerClient,
+			MaxConnectionsPerClient: o.listen.maxConnectionsPerClient, MaxRequestsInFlight: o.listen.maxRequestsInFlight,
 		})
 		if _, err := grpcSrv.Listen(o.listen.grpcAddr); err != nil {
 			return fmt.Errorf("--grpc-addr: %w", err)
 		}
 		srv.Metrics().RegisterListener("grpc", grpcSrv.Connections())
+		srv.Metrics().RegisterRequests("grpc", grpcSrv.Requests())
 	}
 	attrs = append(attrs, "store", where, "store_revision", db.Revision())
 	if p != nil {

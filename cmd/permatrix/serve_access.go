@@ -34,7 +34,7 @@ func (o *listenOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca-file", "", "require client certificates signed by these PEM CAs (mTLS)")
 	f.IntVar(&o.maxConnections, "max-connections", listen.DefaultMaxConnections, "the most connections each listener (HTTP, gRPC, diagnostic) holds open at once; past it the one idle the longest is closed to make room, and with none idle a new one waits until one closes or goes idle")
 	f.IntVar(&o.maxConnectionsPerClient, "max-connections-per-client", 0, "the most connections one client (an IPv4 address, an IPv6 /64; loopback and unix socket clients not counted) holds open on each listener at once; past it its own idle one is closed to make room, and with none idle the new one is closed at once (default: no bound)")
-	f.IntVar(&o.maxRequestsInFlight, "max-requests-in-flight", http.DefaultMaxRequestsInFlight, "the most requests the HTTP API serves at once, over all its connections and HTTP/2 streams; past it a request is answered 503 at once, with Retry-After (the diagnostic listener's are not counted)")
+	f.IntVar(&o.maxRequestsInFlight, "max-requests-in-flight", http.DefaultMaxRequestsInFlight, "the most requests the HTTP API, and the gRPC listener, each serve at once, over all their connections and HTTP/2 streams; past it a request is answered 503 at once, with Retry-After, and an ext_authz check UNAVAILABLE (503) (the diagnostic listener's are not counted)")
 	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names requests may give in Host besides localhost and IP addresses; given, every TCP listener holds requests to them, else only requests to loopback are (DNS rebinding, docs/security.md); * allows any")
 }
 

@@ -101,6 +101,13 @@ type Config struct {
 	// no call open the longest is closed to make room, and with none the
 	// new one is closed at once (listen.Limited).
 	MaxConnectionsPerClient int
+	// MaxRequestsInFlight bounds the calls served at once, over all the
+	// listener's connections and streams, from their headers on (default
+	// DefaultMaxRequestsInFlight): past it a check is answered at once,
+	// UNAVAILABLE (503) without its message read, and any other call
+	// refused with gRPC's UNAVAILABLE. Health Watch streams are bounded
+	// by MaxWatchStreams instead.
+	MaxRequestsInFlight int
 	// MaxWatchStreams bounds the grpc.health.v1 Watch streams open at once
 	// (default 100): a Watch has no timeout, it lasts as long as its client
 	// wants, so past the bound one is refused with RESOURCE_EXHAUSTED.
@@ -119,12 +126,13 @@ const DefaultMaxWatchStreams = 100
 // Bounds on a connection's streams (see New).
 const (
 	maxHeaderListSize    = 64 << 10
-	maxConcurrentStreams = 250
+	maxConcurrentStreams = 100
 )
 
 // Server is the ext_authz gRPC server.
 type Server struct {
 	cfg    Config
+	calls  *Calls
 	grpc   *grpc.Server
 	ln     *listen.Limited
 	log    *slog.Logger
@@ -150,17 +158,23 @@ func New(cfg Config) *Server {
 	if cfg.MaxWatchStreams <= 0 {
 		cfg.MaxWatchStreams = DefaultMaxWatchStreams
 	}
+	if cfg.MaxRequestsInFlight <= 0 {
+		cfg.MaxRequestsInFlight = DefaultMaxRequestsInFlight
+	}
+	calls := &Calls{max: int64(cfg.MaxRequestsInFlight)}
 	stopping, stop := context.WithCancel(context.Background())
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		// A stream's headers at most 64 KiB, as the HTTP listener's
 		// request heads (gRPC's default is 16 MiB, which HPACK lets a
 		// client fill with a few hundred bytes: a header indexed once and
-		// named again and again), and at most 250 streams open at once on
-		// a connection (gRPC has no bound; x/net's HTTP/2 server's
-		// default). Envoy opens another connection when it needs more.
+		// named again and again), and at most 100 streams open at once on
+		// a connection (gRPC has no bound; the HTTP API's HTTP/2 bound, the
+		// least RFC 9113 recommends). Envoy opens another connection when
+		// it needs more; the calls of all connections together are bounded
+		// by MaxRequestsInFlight (bound).
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		grpc.InTapHandle(bound(cfg.Timeout, make(chan struct{}, cfg.MaxWatchStreams), stopping)),
+		grpc.InTapHandle(bound(cfg.Timeout, make(chan struct{}, cfg.MaxWatchStreams), calls, stopping)),
 		// As the HTTP listener, a connection idle for IdleTimeout is closed
 		// (gRPC keeps it for good), and one that has not finished its TLS
 		// handshake and HTTP/2 preface in 5 s (the HTTP listener's
@@ -172,7 +186,7 @@ func New(cfg Config) *Server {
 		// CheckResponse (400), not gRPC's INTERNAL error: see checkCodec.
 		grpc.ForceServerCodecV2(checkCodec{}),
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger,
+	s := &Server{cfg: cfg, calls: calls, log: cfg.Logger,
 		stop: stop, health: healthServer{ready: cfg.Ready, stopping: stopping.Done()}}
 	// Connections with no call open make room for new ones at the
 	// listener's bound (idle.go); gRPC's own MaxConnectionIdle above closes
@@ -202,7 +216,11 @@ func New(cfg Config) *Server {
 // For the same reason a Watch stream ends here when stopping does (the
 // server shuts down): Watch ends its own then, and the graceful stop
 // waited for one without its message until the shutdown's deadline.
-func bound(timeout time.Duration, watches chan struct{}, stopping context.Context) tap.ServerInHandle {
+// Every other call holds a place in calls from its headers until it ends
+// or its timeout passes; past their bound a check is marked refused, and
+// answered without its message read (checkHandler), any other call (a
+// health Check, a method that does not exist) refused here, UNAVAILABLE.
+func bound(timeout time.Duration, watches chan struct{}, calls *Calls, stopping context.Context) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if info.FullMethodName == healthpb.Health_Watch_FullMethodName {
 			// gRPC calls the tap holding its connection's lock: a
@@ -226,6 +244,12 @@ func bound(timeout time.Duration, watches chan struct{}, stopping context.Contex
 		// stream ends: the timer goes then.
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		_ = cancel
+		if !calls.acquire(ctx) {
+			if info.FullMethodName != authv3.Authorization_Check_FullMethodName {
+				return nil, status.Error(codes.Unavailable, errInFlight.Error())
+			}
+			return context.WithValue(ctx, refusedKey{}, true), nil
+		}
 		return ctx, nil
 	}
 }
@@ -240,6 +264,9 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 	s.ln = listen.Limit(ln, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerClient)
 	return ln.Addr(), nil
 }
+
+// Requests is the calls in flight, their bound and those refused at it.
+func (s *Server) Requests() *Calls { return s.calls }
 
 // Connections is the listener's connections, open and their bound; nil
 // before Listen.
@@ -398,6 +425,12 @@ func (checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	if refused(ctx) {
+		// Past the bound: a CheckResponse all the same (a gRPC error
+		// Envoy's failure_mode_allow would let through), and the message
+		// is never read.
+		return srv.(*Server).denied(errInFlight), nil
+	}
 	var f checkFrame
 	if err := dec(&f); err != nil {
 		return nil, err
@@ -421,7 +454,7 @@ func (s *Server) denied(err error) *authv3.CheckResponse {
 	status, body := s.cfg.ErrorJSON(err)
 	// A consistency token not reached is the client's 503 (it chose the
 	// token), noted by the pdp in a bounded warning.
-	if status >= 500 && !pdp.NotReached(err) {
+	if status >= 500 && !pdp.NotReached(err) && err != errInFlight {
 		s.log.Error("ext_authz check failed", "err", err)
 	}
 	code := codes.Internal

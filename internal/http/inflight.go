@@ -71,20 +71,37 @@ func (b *inFlight) acquire() bool {
 	}
 }
 
-// register puts the bound, the requests in flight and those refused in
-// reg, labelled listener=name.
-func (b *inFlight) register(reg *prometheus.Registry, name string) {
+// InFlight, MaxInFlight and RefusedInFlight make it a RequestBound.
+func (b *inFlight) InFlight() int64         { return b.now.Load() }
+func (b *inFlight) MaxInFlight() int64      { return b.max }
+func (b *inFlight) RefusedInFlight() uint64 { return b.refused.Load() }
+
+// RequestBound is a listener's bound of requests in flight: the requests
+// it serves, its bound and those it refused at it.
+type RequestBound interface {
+	InFlight() int64
+	MaxInFlight() int64
+	RefusedInFlight() uint64
+}
+
+// RegisterRequests puts a listener's requests in flight, their bound and
+// those refused at it in the registry, labelled listener=name ("api",
+// "grpc"). A second listener of one name replaces the first's.
+func (m *Metrics) RegisterRequests(name string, b RequestBound) {
 	labels := prometheus.Labels{"listener": name}
-	reg.MustRegister(
+	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_requests_in_flight", ConstLabels: labels,
-			Help: "Requests a listener is serving, over all its connections and HTTP/2 streams."},
-			func() float64 { return float64(b.now.Load()) }),
+			Help: "Requests (gRPC calls) a listener is serving, over all its connections and HTTP/2 streams."},
+			func() float64 { return float64(b.InFlight()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "permatrix_max_requests_in_flight", ConstLabels: labels,
-			Help: "The most requests a listener serves at once (--max-requests-in-flight); past it a request is answered 503 at once."},
-			func() float64 { return float64(b.max) }),
+			Help: "The most requests (gRPC calls) a listener serves at once (--max-requests-in-flight); past it one is answered 503 (UNAVAILABLE) at once."},
+			func() float64 { return float64(b.MaxInFlight()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_requests_refused_total",
 			ConstLabels: prometheus.Labels{"listener": name, "reason": "in_flight"},
-			Help:        "Requests a listener answered 503 at once, unserved: reason in_flight, its bound of requests in flight (--max-requests-in-flight) reached."},
-			func() float64 { return float64(b.refused.Load()) }),
-	)
+			Help:        "Requests (gRPC calls) a listener answered 503 (UNAVAILABLE) at once, unserved: reason in_flight, its bound of requests in flight (--max-requests-in-flight) reached."},
+			func() float64 { return float64(b.RefusedInFlight()) }),
+	} {
+		m.Registry.Unregister(c) // by its name and labels
+		m.Registry.MustRegister(c)
+	}
 }

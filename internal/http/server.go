@@ -179,7 +179,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	hosts := newHostGuard(cfg.AllowedHosts)
 	// First: a request past the bound is refused before anything else.
 	inFlight := &inFlight{max: int64(cfg.MaxRequestsInFlight)}
-	inFlight.register(s.metrics.Registry, "api")
+	s.metrics.RegisterRequests("api", inFlight)
 	e.Use(inFlight.middleware)
 	e.Use(limitHeaders, hosts.middleware, ownRequestBody)
 	e.Use(middleware.RequestID())

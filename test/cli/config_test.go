@@ -208,7 +208,7 @@ store:
 	if code, _ := s.do(t, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users","context":{"pad":"`+strings.Repeat("x", 200)+`"}}`); code != 413 {
 		t.Errorf("the file's body_limit: %d", code)
 	}
-	// And its bound on connections, on each listener.
+	// And its bounds on connections and requests, on each listener.
 	_, metrics := s.Do(t, "GET", "/metrics", "")
 	for _, l := range []string{"api", "grpc"} {
 		if want := `permatrix_max_connections{listener="` + l + `"} 7`; !strings.Contains(string(metrics), want) {
@@ -217,9 +217,9 @@ store:
 		if want := `permatrix_max_connections_per_client{listener="` + l + `"} 3`; !strings.Contains(string(metrics), want) {
 			t.Errorf("the file's max_connections_per_client: no %s in /metrics", want)
 		}
-	}
-	if want := `permatrix_max_requests_in_flight{listener="api"} 9`; !strings.Contains(string(metrics), want) {
-		t.Errorf("the file's max_requests_in_flight: no %s in /metrics", want)
+		if want := `permatrix_max_requests_in_flight{listener="` + l + `"} 9`; !strings.Contains(string(metrics), want) {
+			t.Errorf("the file's max_requests_in_flight: no %s in /metrics", want)
+		}
 	}
 	s.Stop(t)
 	for name, want := range map[string]bool{"flag.db": true, "env.db": false, "file.db": false} {
