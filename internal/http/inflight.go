@@ -1,7 +1,9 @@
 package http
 
 import (
+	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +36,9 @@ type inFlight struct {
 // client's body.
 const retryAfter = "1"
 
+// refusedWriteTimeout bounds the writing of a refusal over HTTP/2.
+const refusedWriteTimeout = time.Second
+
 // errInFlight is the answer to a request past the bound. It is not logged
 // (handleError): a flood of them would be a flood of log lines.
 var errInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
@@ -50,6 +55,14 @@ func (b *inFlight) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !b.acquire() {
 			b.refused.Add(1)
+			if r := c.Request(); r.ProtoMajor == 2 {
+				// Its answer waits for the client's flow control window,
+				// which a client may keep shut: it would be held, headers
+				// and all, until the write timeout (15 s). It is held
+				// without its headers, the bulk of it, and for a second.
+				r.Header = http.Header{}
+				_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(refusedWriteTimeout))
+			}
 			c.Response().Header().Set("Retry-After", retryAfter)
 			return errInFlight
 		}

@@ -30,6 +30,10 @@ type h2Flood struct {
 	fr      *http2.Framer
 	streams uint32 // what the server's SETTINGS allow
 	sent    int    // bytes written
+	// windowShut: the client's flow control window is shut (0), so no
+	// answer's body can come, and a stream is settled with its answer's
+	// headers.
+	windowShut bool
 
 	mu       sync.Mutex
 	read     map[uint32]bool // streams whose body the server read (a WINDOW_UPDATE)
@@ -53,7 +57,7 @@ const floodRepeats = 1700
 // WINDOW_UPDATE for the stream (x/net's least, 4 KiB) once it has read it.
 const floodBody = 4 << 10
 
-func dialFlood(t *testing.T, addr string, certs *harness.Certs) *h2Flood {
+func dialFlood(t *testing.T, addr string, certs *harness.Certs, windowShut bool) *h2Flood {
 	t.Helper()
 	cfg := certs.ClientTLS(false)
 	cfg.NextProtos = []string{http2.NextProtoTLS}
@@ -64,12 +68,16 @@ func dialFlood(t *testing.T, addr string, certs *harness.Certs) *h2Flood {
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(60 * time.Second)) // a guard only
 	f := &h2Flood{conn: conn, fr: http2.NewFramer(conn, conn), read: map[uint32]bool{}, answered: map[uint32]h2Answer{},
-		done: make(chan struct{}), settled: make(chan struct{}, 1<<12)}
+		done: make(chan struct{}), settled: make(chan struct{}, 1<<12), windowShut: windowShut}
 	f.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.fr.WriteSettings(); err != nil {
+	var shut []http2.Setting
+	if windowShut {
+		shut = append(shut, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	}
+	if err := f.fr.WriteSettings(shut...); err != nil {
 		t.Fatal(err)
 	}
 	fr, err := f.fr.ReadFrame()
@@ -125,7 +133,7 @@ func (f *h2Flood) readFrames() {
 			}
 			a.ended = fr.StreamEnded()
 			f.answered[fr.StreamID] = a
-			if a.ended {
+			if a.ended || f.windowShut {
 				f.settled <- struct{}{}
 			}
 		case *http2.DataFrame:
@@ -137,7 +145,7 @@ func (f *h2Flood) readFrames() {
 				f.settled <- struct{}{}
 			}
 		case *http2.RSTStreamFrame:
-			if a, ok := f.answered[fr.StreamID]; !ok || !a.ended {
+			if a, ok := f.answered[fr.StreamID]; !ok || !a.ended && !f.windowShut {
 				// Reset before its answer ended (or one came).
 				a.status += " RST_STREAM " + fr.ErrCode.String()
 				a.ended = true
@@ -221,7 +229,7 @@ func TestRequestsInFlightBounded(t *testing.T) {
 	floods := make([]*h2Flood, conns)
 	total, sent := 0, 0
 	for i := range floods {
-		floods[i] = dialFlood(t, addr.String(), certs)
+		floods[i] = dialFlood(t, addr.String(), certs, false)
 		if floods[i].streams > 100 {
 			t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want at most 100", floods[i].streams)
 		}
@@ -285,6 +293,67 @@ func TestRequestsInFlightBounded(t *testing.T) {
 	// A flood of refusals is not a flood of log lines.
 	if n := strings.Count(logged.String(), "level=ERROR"); n != 0 {
 		t.Errorf("%d errors logged for %d requests refused", n, refused)
+	}
+}
+
+// TestRefusalsHoldNoHeaders: a request refused at the bound over HTTP/2
+// waits for its client's flow control window to write its answer's body,
+// and a client may keep the window shut: every refused request was held,
+// its headers with it, until the write timeout (15 s) — 736 held 39 MiB,
+// beyond the bound's. Refused, a request drops its headers and has a
+// second to write its answer: with the flood of TestRequestsInFlightBounded
+// and a window kept shut, the heap grows by less than 24 MiB.
+func TestRefusalsHoldNoHeaders(t *testing.T) {
+	const conns, bound = 8, 64
+	certs := harness.NewCerts(t)
+	tlsCfg, err := permlisten.TLSFiles{CertFile: certs.ServerCert, KeyFile: certs.ServerKey}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, TLS: tlsCfg, MaxRequestsInFlight: bound})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, func(ctx context.Context) { _ = srv.Shutdown(ctx) })
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	floods := make([]*h2Flood, conns)
+	for i := range floods {
+		floods[i] = dialFlood(t, addr.String(), certs, true)
+		floods[i].open(t)
+	}
+	for _, f := range floods {
+		for range f.streams {
+			select {
+			case <-f.settled:
+			case <-f.done:
+				t.Fatal("the server closed a connection")
+			}
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapInuse) - int64(before.HeapInuse)
+	refused := 0
+	for _, f := range floods {
+		f.mu.Lock()
+		for id, a := range f.answered {
+			refused++
+			if a.status != "503" {
+				t.Errorf("stream %d: %s, want 503", id, a.status)
+			}
+		}
+		f.mu.Unlock()
+	}
+	t.Logf("%d requests refused, their answers unwritten: heap in use grew by %.1f MiB", refused, float64(grew)/(1<<20))
+	if want := conns*int(floods[0].streams) - bound; refused != want {
+		t.Errorf("%d requests refused, want %d", refused, want)
+	}
+	if grew > 24<<20 {
+		t.Errorf("heap in use grew by %.1f MiB with %d refused requests waiting to write, want under 24 MiB", float64(grew)/(1<<20), refused)
 	}
 }
 
