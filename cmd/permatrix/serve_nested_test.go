@@ -73,3 +73,25 @@ func TestStoreCopyRefusesNestedPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// A --store prefix with a control character (%00: a prefix that hides
+// inside another fleet's data keys, /p/k/d NUL x/) or a "." or ".."
+// segment was served; serve and store copy refuse it, exit 2 as for other
+// bad flags, before anything is dialled (no etcd listens here).
+func TestStorePrefixNotWhatItShowsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ url, says string }{
+		{"etcd://127.0.0.1:1/p/k/d%00x", "control character"},
+		{"etcd://127.0.0.1:1/p%0ax", "control character"},
+		{"etcd://127.0.0.1:1/p/../q", `".." segment`},
+	} {
+		_, stderr, code := run(t, "serve", "--addr", "127.0.0.1:0", "--admin-token", copyToken, "--store", c.url, "--replica", filepath.Join(dir, "r.db"))
+		if code != 2 || !strings.Contains(stderr, c.says) {
+			t.Errorf("serve --store %s: exit %d, want 2 saying %q:\n%s", c.url, code, c.says, stderr)
+		}
+		_, stderr, code = run(t, "store", "copy", "--from", "bolt:"+filepath.Join(dir, "none.db"), "--to", c.url)
+		if code != 2 || !strings.Contains(stderr, c.says) {
+			t.Errorf("store copy --to %s: exit %d, want 2 saying %q:\n%s", c.url, code, c.says, stderr)
+		}
+	}
+}

@@ -81,6 +81,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -249,11 +251,50 @@ func ParseURL(raw string) (endpoints []string, prefix string, secure bool, err e
 		}
 		endpoints = append(endpoints, scheme+h)
 	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return nil, "", false, fmt.Errorf("--store %q: a query is not part of an etcd store URL (it would be dropped, the prefix ending at the \"?\"): write a \"?\" in the prefix as %%3F", shown)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return nil, "", false, fmt.Errorf("--store %q: a fragment is not part of an etcd store URL (it would be dropped, the prefix ending at the \"#\"): write a \"#\" in the prefix as %%23", shown)
+	}
 	prefix = strings.Trim(u.Path, "/")
 	if prefix == "" {
 		return nil, "", false, fmt.Errorf("--store %q: name a key prefix (etcd://host:port/permatrix)", shown)
 	}
+	if err := checkPrefixName(prefix); err != nil {
+		return nil, "", false, fmt.Errorf("--store %q: %w", shown, err)
+	}
 	return endpoints, "/" + prefix + "/", secure, nil
+}
+
+// checkPrefixName refuses a prefix name (decoded, without its outer
+// slashes) that is not what it shows: etcd takes a prefix as bytes,
+// neither cleaned nor split. A control character (%00, %0a) shows as
+// nothing, or breaks a log line, and puts the prefix where it is not
+// seen — /p/k/d%00x/ names keys that a fleet at /p/ holds as its own data
+// keys ("k/d" NUL …), so neither fleet finds the other; bytes not UTF-8
+// show as what they are not. An empty, "." or ".." segment reads as a
+// path a shell would clean, which etcd does not: /p/../q/ is inside /p/,
+// not /q/, and /p//q/ is not /p/q/. A segment is what the fleet checks
+// nest by (ClaimPrefix); an escaped "/" (%2F) is a "/" all the same.
+func checkPrefixName(name string) error {
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("the prefix %q is not UTF-8: name it with printable characters", name)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("the prefix %q holds a control character (%q): a prefix that does not show what it is can hide inside another fleet's keys; name it with printable characters", name, string(r))
+		}
+	}
+	for _, seg := range strings.Split(name, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("the prefix %q holds an empty segment (\"//\"): etcd does not clean it away, /p//q/ is not /p/q/; write the prefix with one \"/\" between names", name)
+		case ".", "..":
+			return fmt.Errorf("the prefix %q holds a \".\" or \"..\" segment: etcd does not resolve it, /p/../q/ is a prefix inside /p/, not /q/; write the prefix it means", name)
+		}
+	}
+	return nil
 }
 
 // PrefixesOverlap reports whether the stores at prefixes a and b, as

@@ -55,3 +55,51 @@ func TestPrefixesOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestParseURLRefusesAmbiguousPrefixes: a prefix is a run of etcd key
+// bytes, which etcd neither cleans nor splits. A control character
+// (%00, %0a) let a prefix hide inside another fleet's keys — /p/k/d%00x/
+// names keys that /p/'s claim reads as its own data keys ("k/d" NUL …) —
+// and put a NUL or a newline in the logs and the messages; a query or a
+// fragment was dropped unread (etcd://h/p?x served /p/); an empty, "." or
+// ".." segment looked like a path a shell would clean (/p/../q is under
+// /p/, not /q/). Each is refused, saying what to write; the spellings of
+// one prefix (leading and trailing slashes, an escaped "/") give the one
+// prefix.
+func TestParseURLRefusesAmbiguousPrefixes(t *testing.T) {
+	for _, c := range []struct{ raw, says string }{
+		{"etcd://h:1/p/k/d%00x", `a control character ("\x00")`},
+		{"etcd://h:1/p%0a", `a control character ("\n")`},
+		{"etcd://h:1/p%09q", `a control character ("\t")`},
+		{"etcd://h:1/p%7f", `a control character ("\x7f")`},
+		{"etcd://h:1/p%c2%85", `a control character ("\u0085")`},
+		{"etcd://h:1/p%ff", "not UTF-8"},
+		{"etcd://h:1/p/../q", `a "." or ".." segment`},
+		{"etcd://h:1/p/./q", `a "." or ".." segment`},
+		{"etcd://h:1/..", `a "." or ".." segment`},
+		{"etcd://h:1/p//q", "an empty segment"},
+		{"etcd://h:1/p%2F%2Fq", "an empty segment"},
+		{"etcd://h:1/p?x=1", "a query"},
+		{"etcd://h:1/p?", "a query"},
+		{"etcd://h:1/p#x", "a fragment"},
+	} {
+		_, prefix, _, err := etcd.ParseURL(c.raw)
+		if err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: prefix %q, %v; want a refusal saying %s", c.raw, prefix, err, c.says)
+		}
+		if err != nil && strings.ContainsAny(err.Error(), "\x00\n\t\x7f") {
+			t.Errorf("%s: the refusal holds the control character: %q", c.raw, err)
+		}
+	}
+	for _, raw := range []string{"etcd://h:1/p/q", "etcd://h:1//p/q/", "etcd://h:1/p%2Fq", "etcd://h:1/p/q//"} {
+		if _, prefix, _, err := etcd.ParseURL(raw); err != nil || prefix != "/p/q/" {
+			t.Errorf("%s: %q %v, want /p/q/", raw, prefix, err)
+		}
+	}
+	// Names that only look like the refused ones are names.
+	for raw, want := range map[string]string{"etcd://h:1/p/..q": "/p/..q/", "etcd://h:1/p.": "/p./", "etcd://h:1/pé": "/pé/", "etcd://h:1/p%20q": "/p q/"} {
+		if _, prefix, _, err := etcd.ParseURL(raw); err != nil || prefix != want {
+			t.Errorf("%s: %q %v, want %s", raw, prefix, err, want)
+		}
+	}
+}
