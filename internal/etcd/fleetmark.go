@@ -26,7 +26,9 @@ import (
 // else). Its range is read where its own keys are not (ownGaps), each gap
 // with limit 1: 18 reads, in one transaction within etcd's default
 // --max-txn-ops, whatever the prefix holds.
-// Then it puts its marker, if absent.
+// Then it puts its marker, if absent, requiring the containing prefixes'
+// markers absent, and reads its range again if it put it (ClaimPrefix:
+// of two claims of nested prefixes racing, one loses).
 
 // fleetMarkName is the fleet's marker, under its prefix.
 const fleetMarkName = "m/fleet"
@@ -52,21 +54,59 @@ const nestedFix = "two fleets whose prefixes nest read, and a store copy with --
 // fleet's (a *NestedPrefixError), else puts the fleet's marker, if absent.
 // Any other error says the check was not made (etcd not reached, a read
 // refused): nothing was put.
+//
+// Two claims of nested prefixes racing each read the other's place before
+// the other's marker is there. So the marker is put in a transaction that
+// requires the markers of the containing prefixes absent (the outer
+// one's marker, put first, makes the inner claim fail), and a
+// claim that put its marker reads its own range once more (the inner
+// one's marker, put first, is found there): one of the two loses, and
+// takes back the marker it put.
 func (s *Store) ClaimPrefix(ctx context.Context) error {
 	if err := s.awaitCheck(ctx); err != nil {
 		return err
 	}
-	if err := s.checkOuter(ctx); err != nil {
+	outers, err := s.checkOuter(ctx)
+	if err != nil {
 		return err
 	}
 	if err := s.checkInner(ctx); err != nil {
 		return err
 	}
 	mark := s.prefix + fleetMarkName
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(mark), "=", 0)}
+	var found []clientv3.Op
+	// The markers of the containing prefixes it could read, the nearest
+	// first, as many as the cluster's --max-txn-ops lets one transaction
+	// compare (a prefix of more names than that races its farthest
+	// ones as before).
+	for i := len(outers) - 1; i >= 0 && len(cmps) < s.opts.MaxTxnOps; i-- {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(outers[i]+fleetMarkName), "=", 0))
+		found = append(found, clientv3.OpGet(outers[i]+fleetMarkName, clientv3.WithKeysOnly()))
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
-	if _, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(mark), "=", 0)).Then(clientv3.OpPut(mark, s.prefix)).Commit(); err != nil {
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(clientv3.OpPut(mark, s.prefix)).Else(found...).Commit()
+	cancel()
+	if err != nil {
 		return fmt.Errorf("putting the fleet's marker %s: %w", mark, err)
+	}
+	if !resp.Succeeded {
+		for i, r := range resp.Responses {
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				return s.insideError(outers[len(outers)-1-i], string(kvs[0].Key), false)
+			}
+		}
+		return nil // its marker was there: a restart
+	}
+	if err := s.checkInner(ctx); err != nil {
+		// A fleet inside this prefix claimed it before this marker was
+		// put: this claim loses. The marker goes, if still this one.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.RequestTimeout)
+		defer cancel()
+		if _, derr := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(mark), "=", resp.Header.Revision)).Then(clientv3.OpDelete(mark)).Commit(); derr != nil {
+			return fmt.Errorf("%w (and the fleet's marker %s, put by this claim, stays: etcd did not take it back: %v)", err, mark, derr)
+		}
+		return err
 	}
 	return nil
 }
@@ -87,8 +127,9 @@ func outerPrefixes(prefix string) []string {
 // marker or its root guard, two keys read per prefix. A prefix whose keys
 // the store's user may not read (etcd's permissions, the store's own
 // prefix only) is skipped: a fleet there finds this one inside it when it
-// claims its own.
-func (s *Store) checkOuter(ctx context.Context) error {
+// claims its own. It returns the prefixes it read.
+func (s *Store) checkOuter(ctx context.Context) ([]string, error) {
+	var read []string
 	for _, outer := range outerPrefixes(s.prefix) {
 		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		resp, err := s.cli.Txn(rctx).Then(
@@ -100,24 +141,28 @@ func (s *Store) checkOuter(ctx context.Context) error {
 				s.log.Warn("not checked whether a fleet is at a prefix containing this one: etcd refused to read its keys", "prefix", outer, "err", err)
 				continue
 			}
-			return fmt.Errorf("reading whether a fleet is at %s: %w", outer, err)
+			return nil, fmt.Errorf("reading whether a fleet is at %s: %w", outer, err)
 		}
 		for i, r := range resp.Responses {
-			kvs := r.GetResponseRange().GetKvs()
-			if len(kvs) == 0 {
-				continue
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				return nil, s.insideError(outer, string(kvs[0].Key), i == 1)
 			}
-			what := "its marker"
-			if i == 1 {
-				what = "its root guard: a fleet that has committed"
-			}
-			key := string(kvs[0].Key)
-			return &NestedPrefixError{Prefix: s.prefix, Other: outer, Key: key, Inside: true, err: permatrix.Errorf(permatrix.EINVALID,
-				"etcd prefix %s is inside %s, the prefix of another permatrix fleet (etcd holds %s, the key %q): %s",
-				s.prefix, outer, what, key, nestedFix)}
 		}
+		read = append(read, outer)
 	}
-	return nil
+	return read, nil
+}
+
+// insideError refuses the store's prefix, inside outer, where etcd holds
+// key: that fleet's marker, or its root guard.
+func (s *Store) insideError(outer, key string, guard bool) error {
+	what := "its marker"
+	if guard {
+		what = "its root guard: a fleet that has committed"
+	}
+	return &NestedPrefixError{Prefix: s.prefix, Other: outer, Key: key, Inside: true, err: permatrix.Errorf(permatrix.EINVALID,
+		"etcd prefix %s is inside %s, the prefix of another permatrix fleet (etcd holds %s, the key %q): %s",
+		s.prefix, outer, what, key, nestedFix)}
 }
 
 // ownGaps are the ranges of the store's prefix that hold none of its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -147,5 +148,67 @@ func TestClaimWithinTheClusterTxnLimit(t *testing.T) {
 	var nested *etcd.NestedPrefixError
 	if err := outer.ClaimPrefix(ctx); !errors.As(err, &nested) || nested.Other != "/"+prefix+"/k/" {
 		t.Fatalf("a fleet around another, on a cluster of --max-txn-ops 8: %v", err)
+	}
+}
+
+// Two fleets on nested prefixes starting at the same moment each read the
+// other's place before the other's marker was there, and both started
+// (the next start refused). The marker is put in a transaction that
+// requires the containing prefixes' markers absent, and a store that put
+// its marker looks inside its prefix once more: of two claims racing, one
+// loses, and takes its marker back.
+func TestNestedClaimsRacingOneLoses(t *testing.T) {
+	ctx := context.Background()
+	cli := client(t)
+	for i := range 20 {
+		base := newPrefix("race")
+		prefixes := []string{base, base + "/k"}
+		if i%2 == 1 {
+			prefixes = []string{base + "/k", base}
+		}
+		var stores [2]*etcd.Store
+		for j, p := range prefixes {
+			stores[j] = openAt(t, p, filepath.Join(t.TempDir(), "replica.db"))
+		}
+		var errs [2]error
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for j := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[j] = stores[j].ClaimPrefix(ctx)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for _, s := range stores {
+			s.Close()
+		}
+		won := 0
+		var nested *etcd.NestedPrefixError
+		for j, err := range errs {
+			marker, gerr := cli.Get(ctx, "/"+prefixes[j]+"/m/fleet")
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			switch {
+			case err == nil:
+				won++
+				if len(marker.Kvs) != 1 {
+					t.Errorf("round %d: %s claimed, without its marker", i, prefixes[j])
+				}
+			case errors.As(err, &nested):
+				if len(marker.Kvs) != 0 {
+					t.Errorf("round %d: %s refused (%v), its marker left", i, prefixes[j], err)
+				}
+			default:
+				t.Fatalf("round %d: %s: %v", i, prefixes[j], err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d of the nested claims of %v succeeded (%v), want 1", i, won, prefixes, errs)
+		}
 	}
 }
