@@ -63,6 +63,9 @@ const nestedFix = "two fleets whose prefixes nest read, and a store copy with --
 // one's marker, put first, is found there): one of the two loses, and
 // takes back the marker it put.
 func (s *Store) ClaimPrefix(ctx context.Context) error {
+	if err := s.inCopyLock(); err != nil {
+		return err
+	}
 	if err := s.awaitCheck(ctx); err != nil {
 		return err
 	}
@@ -107,6 +110,23 @@ func (s *Store) ClaimPrefix(ctx context.Context) error {
 			return fmt.Errorf("%w (and the fleet's marker %s, put by this claim, stays: etcd did not take it back: %v)", err, mark, derr)
 		}
 		return err
+	}
+	return nil
+}
+
+// inCopyLock refuses a prefix inside the copy lock's keys of a prefix
+// containing it (/p/c/copy/x/ of /p/): the one part of a fleet's range
+// its claim does not read (checkInner: any key under "c/copy/" may be a
+// lock's), so neither fleet would find the other, and the inner one's
+// keys would hold the outer one's copy lock for ever. Refused whether a
+// fleet is there or not: it is known from the name.
+func (s *Store) inCopyLock() error {
+	for _, outer := range outerPrefixes(s.prefix) {
+		if strings.HasPrefix(s.prefix[len(outer):], "c/copy/") {
+			return &NestedPrefixError{Prefix: s.prefix, Other: outer, Inside: true, err: permatrix.Errorf(permatrix.EINVALID,
+				"etcd prefix %s is inside %sc/copy/, where a fleet at %s keeps its copy lock: its keys would hold that lock (every store copy into %s refused), and neither fleet's claim would find the other: %s",
+				s.prefix, outer, outer, outer, nestedFix)}
+		}
 	}
 	return nil
 }

@@ -212,3 +212,32 @@ func TestNestedClaimsRacingOneLoses(t *testing.T) {
 		}
 	}
 }
+
+// A fleet at /p/c/copy/x/ keeps its keys where a fleet at /p/ keeps its
+// copy lock's, the one part of /p/'s range its claim does not read: /p/
+// claimed after it found nothing, and every copy into /p/ was refused
+// for ever, the lock held by the inner fleet's first key. A prefix
+// inside a containing prefix's copy lock is refused as nested, whether a
+// fleet is there or not, before anything is read or put.
+func TestClaimInsideACopyLockRefused(t *testing.T) {
+	ctx := context.Background()
+	base := newPrefix("copylockspace")
+	var nested *etcd.NestedPrefixError
+	err := claim(t, base+"/c/copy/x")
+	if !errors.As(err, &nested) || nested.Other != "/"+base+"/" || !nested.Inside ||
+		!strings.Contains(err.Error(), "copy lock") {
+		t.Fatalf("a fleet inside the copy lock's keys of /%s/: %v", base, err)
+	}
+	if resp, err := client(t).Get(ctx, "/"+base+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("the refused claim put keys: %v %v", resp, err)
+	}
+	if err := claim(t, base); err != nil {
+		t.Fatalf("the fleet at /%s/: %v", base, err)
+	}
+	// Names that only start like it are names.
+	for _, p := range []string{base + "x/c/copyx/y", base + "y/cc/copy/z"} {
+		if err := claim(t, p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
