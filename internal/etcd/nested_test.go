@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -239,5 +240,46 @@ func TestClaimInsideACopyLockRefused(t *testing.T) {
 		if err := claim(t, p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
+	}
+}
+
+// An upgrade: a prefix holding every key an earlier release, or a store
+// copy running or killed, leaves — written as they wrote them, with no
+// fleet marker — is claimed (serve starts), and the marker put: data and
+// guards of both namespaces and the root guard, the id counter, the
+// nudge, a killed copy's mark, a running copy's lock key on its lease and
+// a key put by hand under the lock.
+func TestClaimAfterAnEarlierRelease(t *testing.T) {
+	ctx := context.Background()
+	cli := client(t)
+	prefix := "/" + newPrefix("upgrade") + "/"
+	lease, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Revoke(ctx, lease.ID)
+	for k, v := range map[string]string{
+		"k/d\x00grants\x00user:a\x00sys\x00role\x00r\x00service": "{}",
+		"k/d\x00memberships\x00a\x00g":                           "{}",
+		"k/i\x00assignments\x00a1":                               "x",
+		"g/":                                                     "", "g/d": "", "g/d\x00grants": "", "g/d\x00grants\x00user:a\x00sys": "", "g/i": "", "g/i\x00assignments\x00a1": "",
+		"m/idseq": "1000", "m/nudge": "7", "m/copying": `{"from":"bolt:old.db","started":"2026-01-02T03:04:05Z"}`,
+		"c/copy/stuck": "",
+	} {
+		if _, err := cli.Put(ctx, prefix+k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Put(ctx, fmt.Sprintf("%sc/copy/%x", prefix, int64(lease.ID)), "", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	// Not waited for: a marked prefix is not served (not ready), and a
+	// sidecar claims it all the same.
+	s := openURL(t, cluster.StoreURL(strings.Trim(prefix, "/")), filepath.Join(t.TempDir(), "replica.db"))
+	if err := s.ClaimPrefix(ctx); err != nil {
+		t.Fatalf("a prefix of an earlier release: %v", err)
+	}
+	if resp, err := cli.Get(ctx, prefix+"m/fleet"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the marker: %v %v", resp, err)
 	}
 }
