@@ -88,6 +88,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -354,7 +355,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		// The client's own limit on what it sends (2 MiB by default) must
 		// not refuse what the cluster takes: etcd's gRPC server takes
 		// --max-request-bytes plus the same allowance.
-		MaxCallSendMsgSize: max(2<<20, o.MaxRequestBytes+grpcOverhead)}
+		MaxCallSendMsgSize: max(2<<20, o.MaxRequestBytes+grpcOverhead), DialOptions: testDialOptions}
 	if secure || o.CertFile != "" || o.CAFile != "" {
 		tc, err := tlsConfig(o)
 		if err != nil {
@@ -392,6 +393,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	go s.follow(wctx)
 	return s, nil
 }
+
+// testDialOptions, set by tests only, are added to the etcd client's
+// (an interceptor counting the requests a store sends).
+var testDialOptions []grpc.DialOption
 
 // refusal reports whether err is etcd refusing a request (credentials,
 // permissions, an invalid request), not failing to answer it. The client

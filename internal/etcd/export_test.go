@@ -1,6 +1,10 @@
 package etcd
 
-import "github.com/permatrix/permatrix/internal/store"
+import (
+	"google.golang.org/grpc"
+
+	"github.com/permatrix/permatrix/internal/store"
+)
 
 // Refused and FewerGuards expose refused and fewerGuards to the package's
 // tests.
@@ -13,4 +17,11 @@ func FewerGuards(units [][]byte, n int) [][]byte { return fewerGuards(units, n) 
 func SetTestHookCopyLockReleased(t interface{ Cleanup(func()) }, f func()) {
 	testHookCopyLockReleased = f
 	t.Cleanup(func() { testHookCopyLockReleased = nil })
+}
+
+// SetTestDialOptions sets, for one test, dial options added to the etcd
+// client of every store opened meanwhile.
+func SetTestDialOptions(t interface{ Cleanup(func()) }, o ...grpc.DialOption) {
+	testDialOptions = o
+	t.Cleanup(func() { testDialOptions = nil })
 }

@@ -1,0 +1,113 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+
+	"github.com/permatrix/permatrix/internal/etcd"
+)
+
+// requestLog records the etcd requests of the stores opened while it is
+// set (a gRPC interceptor on their clients), but for the reads of the
+// root guard alone that the heartbeat sends on its own clock.
+type requestLog struct {
+	mu       sync.Mutex
+	on       bool
+	requests []string
+	ranges   int // range reads sent, in a request or a transaction
+	keys     int // keys they answered
+}
+
+func (l *requestLog) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.on {
+		return err
+	}
+	if r, ok := req.(*pb.RangeRequest); ok && strings.HasSuffix(string(r.Key), "/g/") && len(r.RangeEnd) == 0 {
+		return err // the heartbeat
+	}
+	l.requests = append(l.requests, method[strings.LastIndexByte(method, '/')+1:])
+	if t, ok := req.(*pb.TxnRequest); ok && err == nil {
+		for _, op := range append(t.Success, t.Failure...) {
+			if rr := op.GetRequestRange(); rr != nil {
+				l.ranges++
+				if len(rr.RangeEnd) > 0 && rr.Limit != 1 {
+					l.requests = append(l.requests, fmt.Sprintf("a range read of no limit 1 (%q, limit %d)", rr.Key, rr.Limit))
+				}
+			}
+		}
+		for _, r := range reply.(*pb.TxnResponse).Responses {
+			l.keys += len(r.GetResponseRange().GetKvs())
+		}
+	}
+	return err
+}
+
+// claimRequests claims prefix with a store of its own and returns what it
+// sent.
+func (l *requestLog) claimRequests(t *testing.T, prefix string) (requests []string, ranges, keys int) {
+	t.Helper()
+	s := openAt(t, prefix, filepath.Join(t.TempDir(), "replica.db"))
+	defer s.Close()
+	l.mu.Lock()
+	l.on, l.requests, l.ranges, l.keys = true, nil, 0, 0
+	l.mu.Unlock()
+	if err := s.ClaimPrefix(context.Background()); err != nil {
+		t.Fatalf("claiming %s: %v", prefix, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.on = false
+	return l.requests, l.ranges, l.keys
+}
+
+// A start claims its prefix: the requests the claim sends are as many
+// whatever the prefix holds — none is a scan of it — and a restart (the
+// marker there) sends fewer than a first claim: for a prefix of two names
+// (/a/b/), one transaction reading the containing prefix's marker and
+// root guard, one of the 18 range reads of limit 1, the marker's (which
+// reads the containing prefix's marker if it fails); a first claim reads
+// its range again (TestNestedClaimsRacingOneLoses). The range reads are
+// counted as sent, in either branch of a transaction.
+func TestClaimRequestsBounded(t *testing.T) {
+	var l requestLog
+	etcd.SetTestDialOptions(t, grpc.WithChainUnaryInterceptor(l.intercept))
+	ctx := context.Background()
+	cli := client(t)
+
+	empty := newPrefix("cost") + "/b"
+	first, ranges, keys := l.claimRequests(t, empty)
+	if want := []string{"Txn", "Txn", "Txn", "Txn"}; fmt.Sprint(first) != fmt.Sprint(want) || ranges != 2+18+1+18 || keys != 0 {
+		t.Errorf("the first claim of an empty prefix: %v (%d range reads, %d keys), want %v (39 range reads, no key)", first, ranges, keys, want)
+	}
+	restart, ranges, keys := l.claimRequests(t, empty)
+	if want := []string{"Txn", "Txn", "Txn"}; fmt.Sprint(restart) != fmt.Sprint(want) || ranges != 2+18+1 || keys != 0 {
+		t.Errorf("a restart: %v (%d range reads, %d keys), want %v (21 range reads, no key)", restart, ranges, keys, want)
+	}
+
+	// A prefix holding 3,000 keys of its layout in each part of it.
+	full := newPrefix("cost") + "/b"
+	for i := range 1000 {
+		txn := cli.Txn(ctx).Then(
+			clientv3.OpPut(fmt.Sprintf("/%s/k/d\x00roles\x00sys\x00r%04d", full, i), "{}"),
+			clientv3.OpPut(fmt.Sprintf("/%s/g/d\x00roles\x00sys\x00r%04d", full, i), ""),
+			clientv3.OpPut(fmt.Sprintf("/%s/k/i\x00assignments\x00a%04d", full, i), "x"))
+		if _, err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ranges, keys := l.claimRequests(t, full)
+	if fmt.Sprint(got) != fmt.Sprint(first) || ranges != 2+18+1+18 || keys != 0 {
+		t.Errorf("the first claim of a prefix of 3,000 keys: %v (%d range reads, %d keys), want those of an empty one: %v (39, none)", got, ranges, keys, first)
+	}
+}
