@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix/internal/etcd"
 )
@@ -109,5 +112,40 @@ func TestClaimRequestsBounded(t *testing.T) {
 	got, ranges, keys := l.claimRequests(t, full)
 	if fmt.Sprint(got) != fmt.Sprint(first) || ranges != 2+18+1+18 || keys != 0 {
 		t.Errorf("the first claim of a prefix of 3,000 keys: %v (%d range reads, %d keys), want those of an empty one: %v (39, none)", got, ranges, keys, first)
+	}
+}
+
+// A first claim whose second read of its range was not answered (etcd
+// gone meanwhile) took its marker back, as if refused: serve, which
+// serves after a claim etcd did not answer, served unmarked, and a fleet
+// inside its prefix starting next was not refused. Only a claim that
+// lost keeps no marker.
+func TestClaimUnansweredSecondReadKeepsTheMarker(t *testing.T) {
+	var mu sync.Mutex
+	txns, failAt := 0, -1
+	etcd.SetTestDialOptions(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if _, ok := req.(*pb.TxnRequest); ok {
+			mu.Lock()
+			txns++
+			fail := txns == failAt
+			mu.Unlock()
+			if fail {
+				return status.Error(codes.Unavailable, "test: not answered")
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}))
+	prefix := newPrefix("secondread") + "/b"
+	s := openAt(t, prefix, filepath.Join(t.TempDir(), "replica.db"))
+	mu.Lock()
+	txns, failAt = 0, 4 // the containing prefix's, the range's, the marker's, the range's again
+	mu.Unlock()
+	err := s.ClaimPrefix(context.Background())
+	var nested *etcd.NestedPrefixError
+	if err == nil || errors.As(err, &nested) || !strings.Contains(err.Error(), "not answered") {
+		t.Fatalf("a claim whose second read failed: %v", err)
+	}
+	if resp, err := client(t).Get(context.Background(), "/"+prefix+"/m/fleet"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the marker after a second read not answered: %v %v", resp, err)
 	}
 }

@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -102,6 +103,13 @@ func (s *Store) ClaimPrefix(ctx context.Context) error {
 		return nil // its marker was there: a restart
 	}
 	if err := s.checkInner(ctx); err != nil {
+		var nested *NestedPrefixError
+		if !errors.As(err, &nested) {
+			// Not read (etcd did not answer): the marker stays, the
+			// claim's; serve says so and serves, as for a claim etcd
+			// did not answer at all.
+			return err
+		}
 		// A fleet inside this prefix claimed it before this marker was
 		// put: this claim loses. The marker goes, if still this one.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.RequestTimeout)
