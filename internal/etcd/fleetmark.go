@@ -54,7 +54,8 @@ const nestedFix = "two fleets whose prefixes nest read, and a store copy with --
 // ClaimPrefix refuses the store's prefix if it is nested with another
 // fleet's (a *NestedPrefixError), else puts the fleet's marker, if absent.
 // Any other error says the check was not made (etcd not reached, a read
-// refused): nothing was put.
+// refused): nothing was put — but for the second read below, not
+// answered, after which the marker stays.
 //
 // Two claims of nested prefixes racing each read the other's place before
 // the other's marker is there. So the marker is put in a transaction that
