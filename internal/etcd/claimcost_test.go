@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // requestLog records the etcd requests of the stores opened while it is
@@ -147,5 +149,86 @@ func TestClaimUnansweredSecondReadKeepsTheMarker(t *testing.T) {
 	}
 	if resp, err := client(t).Get(context.Background(), "/"+prefix+"/m/fleet"); err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("the marker after a second read not answered: %v %v", resp, err)
+	}
+}
+
+// The containing prefixes were read one transaction each: a prefix of
+// many names (/a/b/c/d/e/f/) sent as many requests at every start, one
+// after the other. They are read in one transaction (within
+// --etcd-max-txn-ops), each its marker and root guard.
+func TestClaimReadsContainingPrefixesAtOnce(t *testing.T) {
+	var l requestLog
+	etcd.SetTestDialOptions(t, grpc.WithChainUnaryInterceptor(l.intercept))
+	deep := newPrefix("deep") + "/b/c/d/e/f"
+	got, ranges, _ := l.claimRequests(t, deep)
+	if want := []string{"Txn", "Txn", "Txn", "Txn"}; fmt.Sprint(got) != fmt.Sprint(want) || ranges != 2*5+18+5+18 {
+		t.Errorf("the first claim of a prefix of six names: %v (%d range reads), want %v (%d)", got, ranges, want, 2*5+18+5+18)
+	}
+	// A fleet at one of them is found all the same.
+	var nested *etcd.NestedPrefixError
+	outer := strings.Split(deep, "/")[0] + "/b/c"
+	if err := claim(t, outer+"/d/e/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := claim(t, outer); err == nil {
+		t.Fatal("a fleet around another claimed")
+	}
+	if err := claim(t, outer+"/d/e/x/y/z"); !errors.As(err, &nested) || nested.Other != "/"+outer+"/d/e/x/" {
+		t.Errorf("a fleet inside /%s/d/e/x/: %v", outer, err)
+	}
+}
+
+// A user who may read the marker and root guard of one containing prefix
+// and not of another: the transaction of both is refused, each is read on
+// its own, the refused one skipped, the other still found.
+func TestClaimSkipsContainingPrefixesItMayNotRead(t *testing.T) {
+	c := harness.StartEtcdCluster(t, 1)
+	ctx := context.Background()
+	root, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Members[0].ClientURL}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	grant := func(key, end string, perm clientv3.PermissionType) func() error {
+		return func() error { _, err := root.RoleGrantPermission(ctx, "fleet", key, end, perm); return err }
+	}
+	for i, step := range []func() error{
+		func() error { _, err := root.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := root.UserAdd(ctx, "root", "root-secret"); return err },
+		func() error { _, err := root.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := root.RoleAdd(ctx, "fleet"); return err },
+		grant("/x/b/c/", clientv3.GetPrefixRangeEnd("/x/b/c/"), clientv3.PermissionType(clientv3.PermReadWrite)),
+		grant("/x/m/fleet", "", clientv3.PermissionType(clientv3.PermRead)),
+		grant("/x/g/", "", clientv3.PermissionType(clientv3.PermRead)),
+		func() error { _, err := root.UserAdd(ctx, "fleet", "s3cret"); return err },
+		func() error { _, err := root.UserGrantRole(ctx, "fleet", "fleet"); return err },
+		func() error { _, err := root.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("etcd setup step %d: %v", i, err)
+		}
+	}
+	claimAs := func() error {
+		s, err := etcd.Open(ctx, etcd.Options{URL: c.StoreURL("x/b/c"), Replica: filepath.Join(t.TempDir(), "r.db"), Username: "fleet", Password: "s3cret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		return s.ClaimPrefix(ctx)
+	}
+	if err := claimAs(); err != nil {
+		t.Fatalf("a claim that may not read /x/b/'s keys: %v", err)
+	}
+	rootCli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Members[0].ClientURL}, DialTimeout: 5 * time.Second, Username: "root", Password: "root-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rootCli.Close()
+	if _, err := rootCli.Put(ctx, "/x/m/fleet", "/x/"); err != nil {
+		t.Fatal(err)
+	}
+	var nested *etcd.NestedPrefixError
+	if err := claimAs(); !errors.As(err, &nested) || nested.Other != "/x/" {
+		t.Fatalf("a claim inside the fleet at /x/, /x/b/ unreadable: %v", err)
 	}
 }

@@ -153,33 +153,68 @@ func outerPrefixes(prefix string) []string {
 }
 
 // checkOuter looks for a fleet at a prefix containing the store's: its
-// marker or its root guard, two keys read per prefix. A prefix whose keys
-// the store's user may not read (etcd's permissions, the store's own
-// prefix only) is skipped: a fleet there finds this one inside it when it
-// claims its own. It returns the prefixes it read.
+// marker or its root guard, two keys read per prefix, all in one
+// transaction (within --max-txn-ops). A prefix whose keys the store's
+// user may not read (etcd's permissions, the store's own prefix only)
+// refuses the transaction: each is then read on its own, and one refused
+// is skipped: a fleet there finds this one inside it when it claims its
+// own. It returns the prefixes it read.
 func (s *Store) checkOuter(ctx context.Context) ([]string, error) {
+	outers := outerPrefixes(s.prefix)
 	var read []string
-	for _, outer := range outerPrefixes(s.prefix) {
-		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-		resp, err := s.cli.Txn(rctx).Then(
-			clientv3.OpGet(outer+fleetMarkName, clientv3.WithKeysOnly()),
-			clientv3.OpGet(outer+"g/", clientv3.WithKeysOnly())).Commit()
-		cancel()
+	for per := max(1, s.opts.MaxTxnOps/2); len(outers) > 0; {
+		chunk := outers[:min(len(outers), per)]
+		outers = outers[len(chunk):]
+		err := s.readOuters(ctx, chunk)
+		if err != nil && len(chunk) > 1 && refusal(err) && ctx.Err() == nil {
+			for _, o := range chunk {
+				err := s.readOuters(ctx, []string{o})
+				if err == nil {
+					read = append(read, o)
+					continue
+				}
+				var nested *NestedPrefixError
+				if errors.As(err, &nested) || !refusal(err) || ctx.Err() != nil {
+					return nil, err
+				}
+				s.log.Warn("not checked whether a fleet is at a prefix containing this one: etcd refused to read its keys", "prefix", o, "err", err)
+			}
+			continue
+		}
 		if err != nil {
-			if refusal(err) && ctx.Err() == nil {
-				s.log.Warn("not checked whether a fleet is at a prefix containing this one: etcd refused to read its keys", "prefix", outer, "err", err)
+			if len(chunk) == 1 && refusal(err) && ctx.Err() == nil {
+				s.log.Warn("not checked whether a fleet is at a prefix containing this one: etcd refused to read its keys", "prefix", chunk[0], "err", err)
 				continue
 			}
-			return nil, fmt.Errorf("reading whether a fleet is at %s: %w", outer, err)
+			return nil, err
 		}
-		for i, r := range resp.Responses {
-			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
-				return nil, s.insideError(outer, string(kvs[0].Key), i == 1)
-			}
-		}
-		read = append(read, outer)
+		read = append(read, chunk...)
 	}
 	return read, nil
+}
+
+// readOuters reads the marker and the root guard of each of outers in one
+// transaction: a *NestedPrefixError if one is there.
+func (s *Store) readOuters(ctx context.Context, outers []string) error {
+	var gets []clientv3.Op
+	for _, o := range outers {
+		gets = append(gets, clientv3.OpGet(o+fleetMarkName, clientv3.WithKeysOnly()), clientv3.OpGet(o+"g/", clientv3.WithKeysOnly()))
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	resp, err := s.cli.Txn(rctx).Then(gets...).Commit()
+	cancel()
+	if err != nil {
+		if len(outers) == 1 {
+			return fmt.Errorf("reading whether a fleet is at %s: %w", outers[0], err)
+		}
+		return fmt.Errorf("reading whether a fleet is at a prefix containing this one: %w", err)
+	}
+	for i, r := range resp.Responses {
+		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+			return s.insideError(outers[i/2], string(kvs[0].Key), i%2 == 1)
+		}
+	}
+	return nil
 }
 
 // insideError refuses the store's prefix, inside outer, where etcd holds
