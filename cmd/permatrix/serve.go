@@ -353,6 +353,12 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	tracer, stopTracing, err := startTracing(ctx, file, log)
+	_ = tracer
+	if err != nil {
+		return err
+	}
+	defer stopTracing(o.shutdownTimeout)
 
 	db, where, err := o.store.open(ctx, flags, log)
 	if err != nil {

@@ -1,7 +1,9 @@
 // Package config reads permatrix's configuration file (serve --config
 // permatrix.yaml, docs/config.md): OPA's vocabulary where OPA has one —
 // services, labels, keys, bundles, decision_logs, status,
-// default_decision, persistence_directory, read and checked by OPA's own parsers — and
+// default_decision, persistence_directory, distributed_tracing, read and
+// checked by OPA's own parsers (distributed_tracing's, internal to OPA, by
+// internal/tracing's copy of it) — and
 // permatrix's own sections for the rest: server, store, identity, routes.
 //
 // The file sets serve's flags (Settings: each key of permatrix's sections
@@ -42,6 +44,9 @@ type File struct {
 	// Bundles, DecisionLogs and Status are OPA's sections of those names
 	// (JSON), nil when absent.
 	Bundles, DecisionLogs, Status []byte
+	// DistributedTracing is OPA's distributed_tracing section (JSON, for
+	// internal/tracing), nil when absent.
+	DistributedTracing []byte
 
 	settings []setting
 	lines    map[string]int // dotted path → line, for OPA's messages
@@ -101,9 +106,9 @@ func (p *Problems) Sort() {
 // OPA's top-level keys permatrix takes, and where they go.
 var (
 	opaManagerKeys = []string{"services", "labels", "keys", "persistence_directory"}
-	opaKeys        = append(slices.Clone(opaManagerKeys), "bundles", "decision_logs", "status", "default_decision")
+	opaKeys        = append(slices.Clone(opaManagerKeys), "bundles", "decision_logs", "status", "default_decision", "distributed_tracing")
 	// opaUnsupported are OPA's other top-level keys: said so, not ignored.
-	opaUnsupported = []string{"discovery", "plugins", "caching", "nd_builtin_cache", "distributed_tracing",
+	opaUnsupported = []string{"discovery", "plugins", "caching", "nd_builtin_cache",
 		"storage", "bundle", "default_authorization_decision", "metrics_export"}
 )
 

@@ -143,6 +143,12 @@ func TestProblems(t *testing.T) {
 		// so validate must too.
 		{"store twice", "store:\n  url: bolt:./a.db\n  db: ./b.db\n", []string{"p.yaml:3: store.db: give one of store.url and store.db"}},
 		{"token twice", "server:\n  admin_token_file: /t\n  admin_token: s\n", []string{"p.yaml:3: server.admin_token: give one of server.admin_token_file and server.admin_token"}},
+		// OPA's distributed_tracing: its keys and its parser's messages.
+		{"tracing unknown key", "distributed_tracing:\n  type: grpc\n  adress: x:4317\n  resource:\n    service_nam: x\n",
+			[]string{`p.yaml:3: unknown key "distributed_tracing.adress"`, `p.yaml:5: unknown key "distributed_tracing.resource.service_nam"`}},
+		{"tracing type", "labels: {}\ndistributed_tracing:\n  type: zipkin\n", []string{`p.yaml:2: unknown distributed_tracing.type 'zipkin', must be "grpc", "http" or "" (unset)`}},
+		{"tracing sample", "distributed_tracing:\n  type: grpc\n  sample_percentage: 200\n", []string{`p.yaml:1: unsupported distributed_tracing.sample_percentage '200'`}},
+		{"tracing encryption", "distributed_tracing:\n  type: http\n  encryption: ssl\n", []string{`p.yaml:1: unsupported distributed_tracing.encryption_scheme 'ssl'`}},
 		{"etcd password twice", "store:\n  etcd:\n    password: s\n    password_file: /p\n", []string{"p.yaml:4: store.etcd.password_file: give one of store.etcd.password and store.etcd.password_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,4 +267,23 @@ func FuzzParse(f *testing.F) {
 			_ = file.Apply(flags())
 		}
 	})
+}
+
+// OPA's distributed_tracing section is read (its exclude_paths too, which
+// OPA's own key list lacks) and kept for serve.
+func TestDistributedTracingKept(t *testing.T) {
+	f, err := config.Parse("p.yaml", []byte("distributed_tracing:\n  type: grpc\n  address: collector:4317\n  exclude_paths: [/health**]\n  resource:\n    service_version: v1\n  batch_span_processor_options:\n    max_queue_size: 100\n    max_export_batch_size: 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(f.DistributedTracing, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["type"] != "grpc" || got["address"] != "collector:4317" || f.OPA != nil {
+		t.Fatalf("kept %s, OPA %s", f.DistributedTracing, f.OPA)
+	}
+	if f, err := config.Parse("p.yaml", []byte("labels: {a: b}\n")); err != nil || f.DistributedTracing != nil {
+		t.Fatalf("absent: %s %v", f.DistributedTracing, err)
+	}
 }

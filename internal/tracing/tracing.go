@@ -1,0 +1,202 @@
+// Package tracing is OPA's distributed_tracing for permatrix: spans of
+// every HTTP request and ext_authz Check (the caller's W3C traceparent
+// continued, so the sidecar's span is a child of the application's), of
+// each decision's evaluation and of the outgoing bundle and decision-log
+// requests, exported over OTLP (gRPC or HTTP) by the OpenTelemetry SDK.
+//
+// Off (the section absent, or without a type) there is no *Tracing: its
+// methods on nil do nothing, and the servers register nothing, so the
+// decision path pays nothing. On, spans go to a bounded queue that an
+// exporter drains in batches: a tracing backend that is slow or down
+// costs decisions nothing — spans that do not fit are dropped, counted,
+// and logged at most once a minute.
+//
+// Every header is the caller's: a malformed or oversized traceparent or
+// tracestate is ignored (a new trace starts), never an error; neither
+// trace ids nor paths become metric labels.
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/stats"
+)
+
+// Tracing is the running tracer: nil when off.
+type Tracing struct {
+	cfg        *Config
+	provider   *sdktrace.TracerProvider
+	tracer     trace.Tracer
+	queue      *queue
+	propagator propagation.TextMapPropagator
+}
+
+// instrumentation names the spans' instrumentation scope.
+const instrumentation = "github.com/permatrix/permatrix"
+
+// Start starts tracing as cfg says, or returns nil when cfg does not turn
+// it on. Nothing is dialled here: the exporter connects when it first
+// exports, so a backend that is down does not stop serve from starting.
+func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Tracing, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("distributed_tracing: %w", err)
+	}
+	var client otlptrace.Client
+	if cfg.Type == "grpc" {
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.Address)}
+		if tlsCfg == nil {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		} else {
+			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsCfg)))
+		}
+		client = otlptracegrpc.NewClient(opts...)
+	} else {
+		opts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(cfg.Address)}
+		if tlsCfg == nil {
+			opts = append(opts, otlptracehttp.WithInsecure())
+		} else {
+			opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsCfg))
+		}
+		client = otlptracehttp.NewClient(opts...)
+	}
+	exporter, err := otlptrace.New(ctx, client)
+	if err != nil {
+		return nil, fmt.Errorf("distributed_tracing: %w", err)
+	}
+	b := cfg.BatchSpanProcessor
+	q := newQueue(exporter, *b.MaxQueueSize, *b.MaxExportBatchSize,
+		time.Duration(*b.BatchTimeoutMs)*time.Millisecond, time.Duration(*b.ExportTimeoutMs)*time.Millisecond, log)
+	provider := sdktrace.NewTracerProvider(
+		sdktrace.WithResource(cfg.resource()),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*cfg.SamplePercentage/100))),
+		sdktrace.WithSpanProcessor(q),
+	)
+	// The SDK's own errors (not the exports', which the queue reports)
+	// go to the log, not to stderr.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { q.warn("distributed tracing", err) }))
+	return &Tracing{cfg: cfg, provider: provider, tracer: provider.Tracer(instrumentation), queue: q,
+		propagator: propagation.TraceContext{}}, nil
+}
+
+// resource is OPA's: service.name and the resource section's attributes
+// (the semantic conventions' names OPA uses).
+func (c *Config) resource() *resource.Resource {
+	attrs := []attribute.KeyValue{attribute.String("service.name", c.ServiceName)}
+	for k, v := range map[string]string{"service.version": c.Resource.ServiceVersion, "service.instance.id": c.Resource.ServiceInstanceID,
+		"service.namespace": c.Resource.ServiceNamespace, "deployment.environment": c.Resource.DeploymentEnvironment} {
+		if v != "" {
+			attrs = append(attrs, attribute.String(k, v))
+		}
+	}
+	return resource.NewSchemaless(attrs...)
+}
+
+// Shutdown exports what the queue holds, within ctx, and stops.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	return t.provider.Shutdown(ctx)
+}
+
+// Dropped is the number of spans dropped so far: the queue full, or their
+// export failed.
+func (t *Tracing) Dropped() uint64 {
+	if t == nil {
+		return 0
+	}
+	return t.queue.dropped.Load()
+}
+
+// excluded reports whether OPA's exclude_paths leave a request's path
+// untraced.
+func (t *Tracing) excluded(path string) bool {
+	for _, g := range t.cfg.excludePaths {
+		if g.Match(path) {
+			return true
+		}
+	}
+	return false
+}
+
+// StartHTTP starts the server span of an incoming HTTP request, a child
+// of the caller's span when its traceparent names one; route is the
+// route's pattern (a low-cardinality span name, never the path). ok is
+// false when the path is excluded: no span, ctx unchanged.
+func (t *Tracing) StartHTTP(r *http.Request, route string) (ctx context.Context, span trace.Span, ok bool) {
+	ctx = r.Context()
+	if t == nil || t.excluded(r.URL.Path) {
+		return ctx, nil, false
+	}
+	ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	if route == "" {
+		route = "unmatched route"
+	}
+	ctx, span = t.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", route),
+			attribute.String("url.path", r.URL.Path)))
+	return ctx, span, true
+}
+
+// EndHTTP ends a span StartHTTP started, with the response's status.
+func EndHTTP(span trace.Span, status int) {
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
+}
+
+// Span starts a span inside the request ctx carries (the evaluation of a
+// decision); end ends it, with the error if any.
+func (t *Tracing) Span(ctx context.Context, name string) (context.Context, func(error)) {
+	ctx, span := t.tracer.Start(ctx, name)
+	return ctx, func(err error) {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+}
+
+// GRPCStatsHandler traces the gRPC server's calls (ext_authz Check): the
+// trace context of the call's metadata continued.
+func (t *Tracing) GRPCStatsHandler() stats.Handler {
+	return otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.propagator),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))
+}
+
+// Transport traces the requests of an HTTP client (bundle downloads and
+// decision-log uploads), and sends their trace context.
+func (t *Tracing) Transport(rt http.RoundTripper) http.RoundTripper {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.propagator),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))
+}

@@ -1,0 +1,150 @@
+package tracing
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// stuckExporter is a tracing backend that never answers until released.
+type stuckExporter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	got     int
+}
+
+func (e *stuckExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	select {
+	case <-e.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.mu.Lock()
+	e.got += len(spans)
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *stuckExporter) Shutdown(context.Context) error { return nil }
+
+// A backend that does not answer holds up no span's end: what the queue
+// cannot hold is dropped and counted, and the queue never grows past its
+// size.
+func TestQueueDropsWhenTheBackendIsStuck(t *testing.T) {
+	exp := &stuckExporter{release: make(chan struct{})}
+	const size, batch, n = 64, 8, 10_000
+	q := newQueue(exp, size, batch, 1<<62, 1<<62, slog.New(slog.DiscardHandler))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(q))
+	tr := tp.Tracer("test")
+	for range n {
+		_, span := tr.Start(context.Background(), "decision")
+		span.End() // would hang here if the queue blocked
+	}
+	if len(q.spans) > size {
+		t.Fatalf("queue holds %d spans, over its size %d", len(q.spans), size)
+	}
+	if d := q.dropped.Load(); d < n-size-batch {
+		t.Fatalf("dropped %d of %d spans with a queue of %d and batches of %d: the rest went where?", d, n, size, batch)
+	}
+	close(exp.release)
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if exp.got+int(q.dropped.Load()) != n {
+		t.Fatalf("exported %d + dropped %d != %d ended", exp.got, q.dropped.Load(), n)
+	}
+}
+
+func recordingTracing() (*Tracing, *tracetest.SpanRecorder) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	return &Tracing{cfg: &Config{}, provider: tp, tracer: tp.Tracer("test"), propagator: propagation.TraceContext{}}, rec
+}
+
+// Trace headers are the caller's: a well-formed traceparent is continued,
+// anything else is ignored — a new trace, never an error, and nothing of
+// an oversized header kept.
+func TestStartHTTPTakesOnlyAWellFormedTraceparent(t *testing.T) {
+	tr, rec := recordingTracing()
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	good := "00-" + traceID + "-" + parentID + "-01"
+	for _, tc := range []struct {
+		name, parent, state string
+		continued           bool
+	}{
+		{"well formed", good, "", true},
+		{"huge tracestate", good, strings.Repeat("k=v,", 1<<18), true},
+		{"malformed tracestate", good, "=,=,\x00", true},
+		{"huge traceparent", good + strings.Repeat("0", 1<<20), "", false},
+		{"bad version", "ff-" + traceID + "-" + parentID + "-01", "", false},
+		{"zero trace id", "00-" + strings.Repeat("0", 32) + "-" + parentID + "-01", "", false},
+		{"not hex", "00-" + strings.Repeat("z", 32) + "-" + parentID + "-01", "", false},
+		{"garbage", "\xff\xfe", "", false},
+	} {
+		r := httptest.NewRequest("POST", "/v1/check", nil)
+		r.Header.Set("traceparent", tc.parent)
+		if tc.state != "" {
+			r.Header.Set("tracestate", tc.state)
+		}
+		_, span, ok := tr.StartHTTP(r, "/v1/check")
+		if !ok {
+			t.Fatalf("%s: no span", tc.name)
+		}
+		EndHTTP(span, 200)
+		got := rec.Ended()[len(rec.Ended())-1]
+		continued := got.Parent().IsValid() && got.SpanContext().TraceID().String() == traceID && got.Parent().SpanID().String() == parentID
+		if continued != tc.continued {
+			t.Errorf("%s: continued %v, want %v (parent %v)", tc.name, continued, tc.continued, got.Parent())
+		}
+		if n := len(got.Parent().TraceState().String()); n > 512 {
+			t.Errorf("%s: kept a tracestate of %d bytes", tc.name, n)
+		}
+		if got.Name() != "POST /v1/check" {
+			t.Errorf("%s: span named %q", tc.name, got.Name())
+		}
+	}
+}
+
+// exclude_paths (OPA's globs) leave requests untraced.
+func TestStartHTTPExcludePaths(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"type":"grpc","exclude_paths":["/health**"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, rec := recordingTracing()
+	tr.cfg = c
+	for path, traced := range map[string]bool{"/health": false, "/health/ready": false, "/v1/check": true} {
+		_, span, ok := tr.StartHTTP(httptest.NewRequest("GET", path, nil), path)
+		if ok != traced {
+			t.Fatalf("%s: traced %v", path, ok)
+		}
+		if ok {
+			EndHTTP(span, 200)
+		}
+	}
+	if len(rec.Ended()) != 1 {
+		t.Fatalf("%d spans", len(rec.Ended()))
+	}
+}
+
+// Off, there is no *Tracing, and its methods do nothing.
+func TestOffIsNil(t *testing.T) {
+	tr, err := Start(context.Background(), &Config{}, nil)
+	if err != nil || tr != nil {
+		t.Fatalf("%v %v", tr, err)
+	}
+	r := httptest.NewRequest("GET", "/v1/check", nil)
+	if ctx, _, ok := tr.StartHTTP(r, "/v1/check"); ok || ctx != r.Context() {
+		t.Fatal("a nil Tracing traced")
+	}
+	if tr.Dropped() != 0 || tr.Shutdown(context.Background()) != nil {
+		t.Fatal("nil Tracing")
+	}
+}
