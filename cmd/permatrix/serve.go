@@ -354,7 +354,6 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tracer, stopTracing, err := startTracing(ctx, file, log)
-	_ = tracer
 	if err != nil {
 		return err
 	}
@@ -387,6 +386,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	svc := pdp.New(db, engine, log, plugins.decisionLogger())
 	svc.ConsistencyTimeout = o.consistencyTimeout
 	svc.SetCacheSize(o.cacheSize)
+	if tracer != nil {
+		svc.Trace = tracer.Span
+	}
 	acc, err := o.access.load(ctx, log)
 	if err != nil {
 		return err
@@ -439,7 +441,8 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
 		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
 		AllowedHosts: o.listen.allowedHosts, MaxConnections: o.listen.maxConnections,
-		MaxConnectionsPerClient: o.listen.maxConnectionsPerClient, MaxRequestsInFlight: o.listen.maxRequestsInFlight}
+		MaxConnectionsPerClient: o.listen.maxConnectionsPerClient, MaxRequestsInFlight: o.listen.maxRequestsInFlight,
+		Tracing: tracer}
 	if o.console {
 		cfg.Console = console.Handler()
 	}

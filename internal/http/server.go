@@ -36,6 +36,7 @@ import (
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/routes"
+	dtracing "github.com/permatrix/permatrix/internal/tracing"
 )
 
 // Config configures a Server.
@@ -54,6 +55,8 @@ type Config struct {
 	TLS *tls.Config
 	// BodyLimit is the largest request body accepted, in bytes (default 1 MiB).
 	BodyLimit int64
+	// Tracing, when set, traces every request (OPA's distributed_tracing).
+	Tracing *dtracing.Tracing
 	// RequestTimeout bounds one request's work (default 10 s).
 	RequestTimeout time.Duration
 	// MaxConnections bounds the connections each listener holds open at
@@ -182,6 +185,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.metrics.RegisterRequests("api", inFlight)
 	e.Use(inFlight.middleware)
 	e.Use(limitHeaders, hosts.middleware, ownRequestBody)
+	if cfg.Tracing != nil {
+		e.Use(traceRequests(cfg.Tracing)) // tracing.go
+	}
 	e.Use(middleware.RequestID())
 	if cfg.DecisionLog != nil {
 		e.Use(logRequest)

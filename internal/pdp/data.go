@@ -40,7 +40,9 @@ func (s *Service) Data(ctx context.Context, p *opa.Policy, q DataQuery) (*Evalua
 	}
 	defer snap.Close()
 	start := time.Now()
-	ev, err := p.EvalData(ctx, snap, q.Path, q.Input, q.Options)
+	evalCtx, end := s.evaluation(ctx)
+	ev, err := p.EvalData(evalCtx, snap, q.Path, q.Input, q.Options)
+	end(err)
 	if err != nil {
 		return nil, err
 	}

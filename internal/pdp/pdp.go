@@ -52,6 +52,10 @@ type Service struct {
 	// ConsistencyTimeout bounds how long a check with a minimum revision
 	// waits for the store to reach it (DefaultConsistencyTimeout if zero).
 	ConsistencyTimeout time.Duration
+	// Trace, when set, starts a span in ctx's trace and returns its end
+	// (internal/tracing's Span): each evaluation is one. Set before
+	// serving; nil costs a decision nothing.
+	Trace func(ctx context.Context, name string) (context.Context, func(error))
 
 	backend store.Backend
 	engine  *opa.Engine
@@ -201,7 +205,9 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 		return nil, err
 	}
 	start := time.Now()
-	d, err := s.decide(ctx, p, c)
+	evalCtx, end := s.evaluation(ctx)
+	d, err := s.decide(evalCtx, p, c)
+	end(err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
@@ -221,6 +227,17 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	}
 	return d, nil
 }
+
+// evaluation starts an evaluation's span when tracing is on; the
+// decision is logged with ctx, the request's span (as OPA logs it).
+func (s *Service) evaluation(ctx context.Context) (context.Context, func(error)) {
+	if s.Trace == nil {
+		return ctx, endNothing
+	}
+	return s.Trace(ctx, "evaluation")
+}
+
+func endNothing(error) {}
 
 // decide answers a valid check from the cache, or evaluates it (and
 // remembers the answer with what it read).
