@@ -32,6 +32,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins/logs"
 	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/open-policy-agent/opa/v1/util"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -260,6 +261,11 @@ func (l *Logger) LogDecision(ctx context.Context, e Entry) {
 	}
 	if e.BatchDecisionID != "" {
 		info.BatchDecisionID = e.BatchDecisionID
+	}
+	// The request's span (distributed_tracing), as OPA logs it: an entry
+	// leads to its trace.
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		info.TraceID, info.SpanID = sc.TraceID().String(), sc.SpanID().String()
 	}
 	if len(e.Bundles) > 0 {
 		info.Bundles = make(map[string]server.BundleInfo, len(e.Bundles))

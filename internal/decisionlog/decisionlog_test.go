@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/decisionlog"
 	"github.com/permatrix/permatrix/internal/management"
@@ -734,5 +736,38 @@ func TestFileSinkReportsReady(t *testing.T) {
 	}
 	if s := mgr.Plugins().PluginStatus()["permatrix_decision_log_file"]; s == nil || s.State != "NOT_READY" {
 		t.Errorf("after Close: %+v", s)
+	}
+}
+
+// With distributed tracing, an entry names the request's trace and span
+// (OPA's trace_id and span_id); without, neither.
+func TestEntryNamesTheSpan(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "decisions.jsonl")
+	l, err := decisionlog.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	traced := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	l.LogDecision(traced, decisionlog.Entry{DecisionID: "traced", Path: decisionlog.CheckPath, Timestamp: time.Now()})
+	l.LogDecision(context.Background(), decisionlog.Entry{DecisionID: "untraced", Path: decisionlog.CheckPath, Timestamp: time.Now()})
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entries, err := decisionlog.Read(f)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("%d entries, %v", len(entries), err)
+	}
+	if e := entries[0]; e.TraceID != tid.String() || e.SpanID != sid.String() {
+		t.Errorf("traced: %q %q", e.TraceID, e.SpanID)
+	}
+	if e := entries[1]; e.TraceID != "" || e.SpanID != "" {
+		t.Errorf("untraced: %q %q", e.TraceID, e.SpanID)
 	}
 }

@@ -65,7 +65,11 @@ type Entry struct {
 	// RequestContext holds the request headers decision_logs.request_context
 	// names.
 	RequestContext *RequestContext `json:"request_context,omitempty"`
-	Custom         *Custom         `json:"custom,omitempty"`
+	// TraceID and SpanID name the request's span when distributed
+	// tracing is on (OPA's trace_id and span_id, hex).
+	TraceID string  `json:"trace_id,omitempty"`
+	SpanID  string  `json:"span_id,omitempty"`
+	Custom  *Custom `json:"custom,omitempty"`
 }
 
 // BundleInfo is one bundle's entry in Entry.Bundles.

@@ -234,6 +234,39 @@ func logged(t *testing.T, file, id string) map[string]any {
 	}
 }
 
+// TestDistributedTracingGRPC: with OPA's distributed_tracing, a check's
+// trace goes through the sidecar — its server span a child of the
+// caller's traceparent, the evaluation a child of that, exported over
+// OTLP/gRPC — and its decision-log entry names the trace and the span.
+func TestDistributedTracingGRPC(t *testing.T) {
+	rec := newReceiver()
+	addr := rec.grpcReceiver(t)
+	p, _, logFile := tracedServe(t, "distributed_tracing:\n  type: grpc\n  address: "+addr+
+		"\n  service_name: permatrix-test\n  batch_span_processor_options:\n    batch_timeout_ms: 50\n")
+
+	id := postCheck(t, p, map[string]string{"traceparent": traceparent, "tracestate": strings.Repeat("k=v,", 2000)})
+	var server, eval *tracepb.Span
+	rec.waitTrace(t, callerTrace, func(s []*tracepb.Span) bool {
+		server, eval = serverAndEvaluation(s, "POST /v1/check")
+		return eval != nil
+	})
+	e := logged(t, logFile, id)
+	if e["trace_id"] != callerTrace || e["span_id"] != hex.EncodeToString(server.GetSpanId()) {
+		t.Fatalf("decision log entry: trace_id %v span_id %v, want %s %x", e["trace_id"], e["span_id"], callerTrace, server.GetSpanId())
+	}
+	rec.mu.Lock()
+	services := rec.services
+	rec.mu.Unlock()
+	if len(services) == 0 || services[0] != "permatrix-test" {
+		t.Fatalf("service.name %v", services)
+	}
+
+	// A request with a malformed traceparent is a new trace, answered as
+	// any other.
+	postCheck(t, p, map[string]string{"traceparent": "00-zz-" + callerSpan + "-01"})
+	p.Stop(t)
+}
+
 // TestDistributedTracingHTTP: the same over OTLP/HTTP (protobuf).
 func TestDistributedTracingHTTP(t *testing.T) {
 	rec := newReceiver()
