@@ -18,6 +18,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/stats"
 
 	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/console"
@@ -483,7 +484,11 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	var grpcSrv *extauthz.Server
 	if o.listen.grpcAddr != "" {
-		grpcSrv = extauthz.New(extauthz.Config{
+		var traceCalls stats.Handler
+		if tracer != nil {
+			traceCalls = tracer.GRPCStatsHandler()
+		}
+		grpcSrv = extauthz.New(extauthz.Config{Tracing: traceCalls,
 			Gateway: &gateway.Gateway{Identity: acc.identity, Routes: acc.routes},
 			Decide:  srv.Decide, ErrorJSON: http.ErrorJSON, Ready: srv.Ready, TLS: tlsCfg, Logger: log,
 			MaxMessageBytes: int(min(o.bodyLimit, math.MaxInt32)), MaxConnections: o.listen.maxConnections,

@@ -41,6 +41,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -118,6 +119,10 @@ type Config struct {
 	// coming and its decision, one deadline (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Tracing, when set, traces every call (OPA's distributed_tracing:
+	// internal/tracing's GRPCStatsHandler, the trace context of the
+	// call's metadata continued).
+	Tracing stats.Handler
 }
 
 // DefaultMaxWatchStreams is Config.MaxWatchStreams' default.
@@ -193,6 +198,9 @@ func New(cfg Config) *Server {
 	// them after IdleTimeout whatever the bound.
 	// The tracker knows a connection by its credentials' AuthInfo.
 	opts = append(opts, grpc.StatsHandler(idleTracker{ln: func() *listen.Limited { return s.ln }}))
+	if cfg.Tracing != nil {
+		opts = append(opts, grpc.StatsHandler(cfg.Tracing))
+	}
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -185,10 +186,11 @@ func (t *Tracing) Span(ctx context.Context, name string) (context.Context, func(
 }
 
 // GRPCStatsHandler traces the gRPC server's calls (ext_authz Check): the
-// trace context of the call's metadata continued.
+// trace context of the call's metadata continued. Health checks (Envoy's
+// and Kubernetes' probes, every few seconds) are not traced.
 func (t *Tracing) GRPCStatsHandler() stats.Handler {
 	return otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.propagator),
-		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))
 }
 
 // Transport traces the requests of an HTTP client (bundle downloads and

@@ -22,6 +22,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -209,6 +210,19 @@ func extAuthzCheck(t *testing.T, grpcAddr string) {
 	}
 }
 
+func healthCheck(t *testing.T, grpcAddr string) {
+	t.Helper()
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", traceparent)
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // logged is the decision-log entry of a decision id.
 func logged(t *testing.T, file, id string) map[string]any {
 	t.Helper()
@@ -241,7 +255,7 @@ func logged(t *testing.T, file, id string) map[string]any {
 func TestDistributedTracingGRPC(t *testing.T) {
 	rec := newReceiver()
 	addr := rec.grpcReceiver(t)
-	p, _, logFile := tracedServe(t, "distributed_tracing:\n  type: grpc\n  address: "+addr+
+	p, grpcAddr, logFile := tracedServe(t, "distributed_tracing:\n  type: grpc\n  address: "+addr+
 		"\n  service_name: permatrix-test\n  batch_span_processor_options:\n    batch_timeout_ms: 50\n")
 
 	id := postCheck(t, p, map[string]string{"traceparent": traceparent, "tracestate": strings.Repeat("k=v,", 2000)})
@@ -259,6 +273,19 @@ func TestDistributedTracingGRPC(t *testing.T) {
 	rec.mu.Unlock()
 	if len(services) == 0 || services[0] != "permatrix-test" {
 		t.Fatalf("service.name %v", services)
+	}
+
+	// ext_authz's Check: the trace context of its gRPC metadata.
+	// A health check before it is not traced: its span, if any, would be
+	// exported before the Check's.
+	healthCheck(t, grpcAddr)
+	extAuthzCheck(t, grpcAddr)
+	spans := rec.waitTrace(t, callerTrace, func(s []*tracepb.Span) bool {
+		server, eval = serverAndEvaluation(s, "envoy.service.auth.v3.Authorization/Check")
+		return eval != nil
+	})
+	if h := spanNamed(spans, "grpc.health.v1.Health/Check"); h != nil {
+		t.Fatalf("health check traced: %v", h)
 	}
 
 	// A request with a malformed traceparent is a new trace, answered as
