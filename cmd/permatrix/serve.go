@@ -30,6 +30,7 @@ import (
 	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/tracing"
 	"github.com/permatrix/permatrix/internal/watch"
 )
 
@@ -53,6 +54,7 @@ type serveOptions struct {
 	defaultDecision          string
 	console                  bool
 	pprof                    bool
+	tracing                  *tracing.Tracing // the file's distributed_tracing, started by runServe
 }
 
 func newServe() *cobra.Command {
@@ -359,6 +361,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		return err
 	}
 	defer stopTracing(o.shutdownTimeout)
+	o.tracing = tracer
 
 	db, where, err := o.store.open(ctx, flags, log)
 	if err != nil {

@@ -157,6 +157,9 @@ func startPlugins(ctx context.Context, o serveOptions, file *config.File, engine
 	if p.mgr, err = management.New(ctx, opaCfg, log); err != nil {
 		return nil, fmt.Errorf("OPA configuration: %w", err)
 	}
+	if o.tracing != nil {
+		p.mgr.TraceRequests(o.tracing.Transport)
+	}
 	if bundles != nil {
 		if err := p.newPoller(o, bundles, status != nil, engine, log); err != nil {
 			p.stop(time.Second)

@@ -36,6 +36,9 @@ func (transports) NewTransport(rt http.RoundTripper, opts tracing.Options) http.
 			if rt == nil {
 				rt = http.DefaultTransport
 			}
+			if wrap := l.m.traceRequests.Load(); wrap != nil {
+				rt = (*wrap)(rt) // OPA's distributed tracing (TraceRequests)
+			}
 			return &downloadLimit{next: rt, m: l.m}
 		}
 	}

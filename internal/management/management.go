@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,16 @@ type Manager struct {
 	// bundles are the bundles' statuses, for OPA's status plugin
 	// (status.go).
 	bundles bundleStatuses
+	// traceRequests wraps the services' transports (TraceRequests).
+	traceRequests atomic.Pointer[func(http.RoundTripper) http.RoundTripper]
+}
+
+// TraceRequests makes wrap (internal/tracing's Transport) wrap the
+// transport of every service client: the bundle downloads and
+// decision-log uploads are then spans, their trace context sent. Call it
+// before Start (OPA builds a client's transport on its first request).
+func (m *Manager) TraceRequests(wrap func(http.RoundTripper) http.RoundTripper) {
+	m.traceRequests.Store(&wrap)
 }
 
 // New builds a manager from OPA's configuration (JSON or YAML: services,

@@ -363,3 +363,47 @@ func TestDistributedTracingBadConfig(t *testing.T) {
 		t.Fatalf("serve: exit %d\n%s", code, out)
 	}
 }
+
+// TestDistributedTracingBundleDownload: the requests of OPA's plugins
+// (here the bundle download) are client spans, and carry their trace
+// context to the server.
+func TestDistributedTracingBundleDownload(t *testing.T) {
+	rec := newReceiver()
+	addr := rec.grpcReceiver(t)
+	b := &bundleServer{hits: map[int]int{}}
+	b.publish(t, "r1")
+	var mu sync.Mutex
+	var sent []string
+	bundles := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent = append(sent, r.Header.Get("traceparent"))
+		mu.Unlock()
+		b.ServeHTTP(w, r)
+	}))
+	t.Cleanup(bundles.Close)
+	p, _, _ := tracedServe(t, "services:\n  bundles:\n    url: "+bundles.URL+"\nbundles:\n  permatrix:\n    service: bundles\n    resource: bundles/permatrix.tar.gz\n"+
+		"distributed_tracing:\n  type: grpc\n  address: "+addr+"\n  batch_span_processor_options:\n    batch_timeout_ms: 50\n")
+	var download *tracepb.Span
+	deadline := time.After(time.Minute)
+	for download == nil {
+		select {
+		case <-rec.arrived:
+		case <-deadline:
+			t.Fatalf("no client span of the download\n%s", p.Logs())
+		}
+		rec.mu.Lock()
+		for _, s := range rec.spans {
+			if s.GetKind() == tracepb.Span_SPAN_KIND_CLIENT && s.GetName() == "HTTP GET" {
+				download = s
+			}
+		}
+		rec.mu.Unlock()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "00-" + hex.EncodeToString(download.GetTraceId()) + "-" + hex.EncodeToString(download.GetSpanId()) + "-01"
+	if len(sent) == 0 || sent[0] != want {
+		t.Fatalf("the bundle server got traceparent %q, want %q", sent, want)
+	}
+	p.Stop(t)
+}
