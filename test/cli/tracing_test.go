@@ -328,15 +328,28 @@ func TestNoDistributedTracing(t *testing.T) {
 	}
 }
 
-// A tracing backend that is down does not fail or hold up decisions, nor
-// serve's start or stop.
+// A tracing backend that is down — refusing connections, or accepting
+// them and never answering — does not fail or hold up decisions, nor
+// serve's start or stop; the spans lost are logged.
 func TestDistributedTracingBackendDown(t *testing.T) {
-	p, _, _ := tracedServe(t, "distributed_tracing:\n  type: grpc\n  address: "+freeAddr(t)+
-		"\n  batch_span_processor_options:\n    batch_timeout_ms: 50\n    export_timeout_ms: 500\n")
-	for range 20 {
-		postCheck(t, p, map[string]string{"traceparent": traceparent})
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // never accepts: the handshake completes, nothing answers
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.Stop(t)
+	t.Cleanup(func() { _ = silent.Close() })
+	for name, addr := range map[string]string{"refused": freeAddr(t), "silent": silent.Addr().String()} {
+		t.Run(name, func(t *testing.T) {
+			p, _, _ := tracedServe(t, "distributed_tracing:\n  type: grpc\n  address: "+addr+
+				"\n  batch_span_processor_options:\n    batch_timeout_ms: 50\n    export_timeout_ms: 500\n")
+			for range 20 {
+				postCheck(t, p, map[string]string{"traceparent": traceparent})
+			}
+			p.Stop(t)
+			if !strings.Contains(p.Logs(), "spans dropped") || !strings.Contains(p.Logs(), "spans_dropped_total") {
+				t.Fatalf("no word of the lost spans:\n%s", p.Logs())
+			}
+		})
+	}
 }
 
 // Values OPA refuses are refused: config validate exits 1 with OPA's
