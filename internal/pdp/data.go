@@ -60,7 +60,9 @@ func (s *Service) AdhocQuery(ctx context.Context, p *opa.Policy, query string, i
 	}
 	defer snap.Close()
 	start := time.Now()
-	ev, err := p.EvalQuery(ctx, snap, query, input, o)
+	evalCtx, end := s.evaluation(ctx)
+	ev, err := p.EvalQuery(evalCtx, snap, query, input, o)
+	end(err)
 	if err != nil {
 		return nil, err
 	}
