@@ -454,6 +454,9 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		cfg.DecisionLogFile = o.decisionLog
 	}
 	srv := http.NewServer(svc, cfg)
+	if tracer != nil {
+		srv.Metrics().Registry.MustRegister(tracingDropped(tracer))
+	}
 	if plugins.poller != nil {
 		plugins.startPolling(ctx, srv.SetBundleError)
 	}

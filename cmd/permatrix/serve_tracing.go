@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/tracing"
 )
@@ -35,4 +37,12 @@ func startTracing(ctx context.Context, file *config.File, log *slog.Logger) (tr 
 			log.Warn("distributed tracing: spans not exported at shutdown", "err", fmt.Sprint(err), "spans_dropped_total", tr.Dropped())
 		}
 	}, nil
+}
+
+// tracingDropped is the count of spans dropped (queue full, or their
+// export failed) in /metrics: no labels, so no trace id or path is one.
+func tracingDropped(tr *tracing.Tracing) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_tracing_spans_dropped_total",
+		Help: "Spans of distributed tracing dropped: the queue was full, or their export failed (docs/config.md)."},
+		func() float64 { return float64(tr.Dropped()) })
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -344,12 +345,34 @@ func TestDistributedTracingBackendDown(t *testing.T) {
 			for range 20 {
 				postCheck(t, p, map[string]string{"traceparent": traceparent})
 			}
+			// The spans lost are counted in /metrics once an export fails.
+			deadline := time.Now().Add(time.Minute)
+			for {
+				_, raw := p.Do(t, "GET", "/metrics", "")
+				if m := regexp.MustCompile(`(?m)^permatrix_tracing_spans_dropped_total (\d+)`).FindSubmatch(raw); m != nil && string(m[1]) != "0" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no span counted dropped:\n%s", grepLines(string(raw), "tracing"))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			p.Stop(t)
 			if !strings.Contains(p.Logs(), "spans dropped") || !strings.Contains(p.Logs(), "spans_dropped_total") {
 				t.Fatalf("no word of the lost spans:\n%s", p.Logs())
 			}
 		})
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // Values OPA refuses are refused: config validate exits 1 with OPA's
