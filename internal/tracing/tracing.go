@@ -92,17 +92,37 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Tracing, error)
 	b := cfg.BatchSpanProcessor
 	q := newQueue(exporter, *b.MaxQueueSize, *b.MaxExportBatchSize,
 		time.Duration(*b.BatchTimeoutMs)*time.Millisecond, time.Duration(*b.ExportTimeoutMs)*time.Millisecond, log)
-	provider := sdktrace.NewTracerProvider(
-		sdktrace.WithResource(cfg.resource()),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*cfg.SamplePercentage/100))),
-		sdktrace.WithSpanProcessor(q),
-	)
+	provider := sdktrace.NewTracerProvider(append(cfg.providerOptions(), sdktrace.WithSpanProcessor(q))...)
 	// The SDK's own errors (not the exports', which the queue reports)
 	// go to the log, not to stderr.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { q.warn("distributed tracing", err) }))
 	return &Tracing{cfg: cfg, provider: provider, tracer: provider.Tracer(instrumentation), queue: q,
 		propagator: propagation.TraceContext{}}, nil
 }
+
+// providerOptions are the tracer provider's resource and sampler (OPA's)
+// and its span limits: an attribute's value is cut at
+// maxAttributeLength, so that a span waiting in the queue stays small
+// whatever the client sent (a path of a megabyte).
+func (c *Config) providerOptions() []sdktrace.TracerProviderOption {
+	limits := sdktrace.NewSpanLimits()
+	limits.AttributeValueLengthLimit = maxAttributeLength
+	return []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(c.resource()),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*c.SamplePercentage / 100))),
+		sdktrace.WithRawSpanLimits(limits),
+	}
+}
+
+// maxAttributeLength bounds a span attribute's value, in bytes.
+const maxAttributeLength = 512
+
+// knownMethods are the methods a span names; any other (permatrix answers
+// every method for forward-auth) is "_OTHER", as OpenTelemetry's
+// conventions have it, and its span "HTTP <route>": a client's made-up
+// method is neither a span name nor a large attribute.
+var knownMethods = map[string]bool{http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true, http.MethodOptions: true, http.MethodTrace: true}
 
 // resource is OPA's: service.name and the resource section's attributes
 // (the semantic conventions' names OPA uses).
@@ -158,8 +178,12 @@ func (t *Tracing) StartHTTP(r *http.Request, route string) (ctx context.Context,
 	if route == "" {
 		route = "unmatched route"
 	}
-	ctx, span = t.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", route),
+	method, name := r.Method, r.Method
+	if !knownMethods[method] {
+		method, name = "_OTHER", "HTTP"
+	}
+	ctx, span = t.tracer.Start(ctx, name+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("http.route", route),
 			attribute.String("url.path", r.URL.Path)))
 	return ctx, span, true
 }
@@ -185,13 +209,18 @@ func (t *Tracing) Span(ctx context.Context, name string) (context.Context, func(
 	}
 }
 
-// GRPCStatsHandler traces the gRPC server's calls (ext_authz Check): the
-// trace context of the call's metadata continued. Health checks (Envoy's
-// and Kubernetes' probes, every few seconds) are not traced.
+// GRPCStatsHandler traces the gRPC server's ext_authz Check calls: the
+// trace context of the call's metadata continued. Only those: health
+// checks (Envoy's and Kubernetes' probes, every few seconds) are not
+// traced, nor a call of a method the server does not have, whose name
+// (the span's) the client chose.
 func (t *Tracing) GRPCStatsHandler() stats.Handler {
 	return otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.propagator),
-		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), otelgrpc.WithFilter(filters.FullMethodName(extAuthzCheck)))
 }
+
+// extAuthzCheck is Envoy's ext_authz Check, the one gRPC method traced.
+const extAuthzCheck = "/envoy.service.auth.v3.Authorization/Check"
 
 // Transport traces the requests of an HTTP client (bundle downloads and
 // decision-log uploads), and sends their trace context.

@@ -148,3 +148,30 @@ func TestOffIsNil(t *testing.T) {
 		t.Fatal("nil Tracing")
 	}
 }
+
+// What a client chooses — its method, its path — cannot make a span
+// large: a span may wait in the queue, up to max_queue_size of them.
+func TestSpanSizeBounded(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"type":"grpc"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(append(c.providerOptions(), sdktrace.WithSpanProcessor(rec))...)
+	tr := &Tracing{cfg: c, provider: tp, tracer: tp.Tracer("test"), propagator: propagation.TraceContext{}}
+	r := httptest.NewRequest("GET", "/v1/data/"+strings.Repeat("a", 1<<20), nil)
+	r.Method = strings.Repeat("M", 1<<16)
+	_, span, _ := tr.StartHTTP(r, "/v1/data/*")
+	EndHTTP(span, 200)
+	got := rec.Ended()[0]
+	size := len(got.Name())
+	for _, a := range got.Attributes() {
+		size += len(a.Key) + len(a.Value.Emit())
+	}
+	if size > 4096 {
+		t.Fatalf("a span of %d bytes: %q", size, got.Name()[:64])
+	}
+	if got.Name() != "HTTP /v1/data/*" {
+		t.Fatalf("span named %.80q", got.Name())
+	}
+}
