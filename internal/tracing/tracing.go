@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -223,11 +224,42 @@ func (t *Tracing) GRPCStatsHandler() stats.Handler {
 const extAuthzCheck = "/envoy.service.auth.v3.Authorization/Check"
 
 // Transport traces the requests of an HTTP client (bundle downloads and
-// decision-log uploads), and sends their trace context.
+// decision-log uploads), and sends their trace context. A span shows the
+// URL without its query (a presigned URL's signature, a token: as
+// internal/redact shows URLs); the request sent keeps it.
 func (t *Tracing) Transport(rt http.RoundTripper) http.RoundTripper {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.propagator),
+	traced := otelhttp.NewTransport(restoreQuery{rt}, otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.propagator),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))
+	return hideQuery{traced}
+}
+
+// hideQuery hands the tracing transport the request with its query shown
+// as "redacted" (what the span records), the URL sent in the context for
+// restoreQuery, below the tracing transport, to send.
+type hideQuery struct{ next http.RoundTripper }
+
+type sentURL struct{}
+
+func (h hideQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.RawQuery == "" {
+		return h.next.RoundTrip(r)
+	}
+	shown := *r.URL
+	shown.RawQuery = "redacted"
+	hidden := r.WithContext(context.WithValue(r.Context(), sentURL{}, r.URL))
+	hidden.URL = &shown
+	return h.next.RoundTrip(hidden)
+}
+
+type restoreQuery struct{ next http.RoundTripper }
+
+func (rq restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	if u, ok := r.Context().Value(sentURL{}).(*url.URL); ok {
+		r = r.Clone(r.Context())
+		r.URL = u
+	}
+	return rq.next.RoundTrip(r)
 }

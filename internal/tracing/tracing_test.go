@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -173,5 +174,41 @@ func TestSpanSizeBounded(t *testing.T) {
 	}
 	if got.Name() != "HTTP /v1/data/*" {
 		t.Fatalf("span named %.80q", got.Name())
+	}
+}
+
+// A service's URL may carry a secret in its query (a presigned bundle
+// URL, a token): the client span of a request to it does not export it.
+func TestTransportSpanHidesTheQuery(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"type":"grpc"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(append(c.providerOptions(), sdktrace.WithSpanProcessor(rec))...)
+	tr := &Tracing{cfg: c, provider: tp, tracer: tp.Tracer("test"), propagator: propagation.TraceContext{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("token") != "s3cret" {
+			w.WriteHeader(http.StatusBadRequest) // the request itself keeps it
+		}
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://user:pw-s3cret@", 1) + "/bundles/b.tar.gz?token=s3cret"
+	resp, err := (&http.Client{Transport: tr.Transport(nil)}).Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	for _, a := range spans[0].Attributes() {
+		if strings.Contains(a.Value.Emit(), "s3cret") {
+			t.Fatalf("exported %s=%s", a.Key, a.Value.Emit())
+		}
 	}
 }
