@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -95,8 +96,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Tracing, error)
 		time.Duration(*b.BatchTimeoutMs)*time.Millisecond, time.Duration(*b.ExportTimeoutMs)*time.Millisecond, log)
 	provider := sdktrace.NewTracerProvider(append(cfg.providerOptions(), sdktrace.WithSpanProcessor(q))...)
 	// The SDK's own errors (not the exports', which the queue reports)
-	// go to the log, not to stderr.
+	// and messages go to serve's log, as JSON, not to stderr as text.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { q.warn("distributed tracing", err) }))
+	otel.SetLogger(logr.FromSlogHandler(log.Handler()))
 	return &Tracing{cfg: cfg, provider: provider, tracer: provider.Tracer(instrumentation), queue: q,
 		propagator: propagation.TraceContext{}}, nil
 }

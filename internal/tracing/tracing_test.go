@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -211,4 +213,39 @@ func TestTransportSpanHidesTheQuery(t *testing.T) {
 			t.Fatalf("exported %s=%s", a.Key, a.Value.Emit())
 		}
 	}
+}
+
+// The SDK's errors go to serve's log (JSON), not to stderr as text.
+func TestSDKErrorsAreLogged(t *testing.T) {
+	var buf syncBuffer
+	c, err := ParseConfig([]byte(`{"type":"grpc","address":"127.0.0.1:1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Start(context.Background(), c, slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	otel.Handle(errors.New("sdk trouble"))
+	if s := buf.String(); !strings.Contains(s, `"msg":"distributed tracing"`) || !strings.Contains(s, "sdk trouble") {
+		t.Fatalf("log: %s", s)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
