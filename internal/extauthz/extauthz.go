@@ -119,9 +119,9 @@ type Config struct {
 	// coming and its decision, one deadline (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
-	// Tracing, when set, traces every call (OPA's distributed_tracing:
-	// internal/tracing's GRPCStatsHandler, the trace context of the
-	// call's metadata continued).
+	// Tracing, when set, traces the calls (OPA's distributed_tracing:
+	// internal/tracing's GRPCStatsHandler, which traces each Check, the
+	// trace context of its metadata continued).
 	Tracing stats.Handler
 }
 
