@@ -54,11 +54,14 @@ func minRevision(c echo.Context, body uint64) (uint64, error) {
 
 // POST /v1/check
 func (s *Server) check(c echo.Context) error {
-	var ch permatrix.Check
-	if err := decode(c, &ch); err != nil {
+	body, err := readBody(c)
+	if err != nil {
 		return err
 	}
-	var err error
+	var ch permatrix.Check
+	if err := decodeJSONWithin(body, &ch, &checkContext{}); err != nil {
+		return err
+	}
 	if ch.MinRevision, err = minRevision(c, ch.MinRevision); err != nil {
 		return err
 	}
@@ -106,7 +109,7 @@ func (s *Server) checkBatch(c echo.Context) error {
 	failed, first, firstErr := 0, 0, error(nil)
 	for i, raw := range req.Checks {
 		var ch permatrix.Check
-		err := decodeJSON(raw, &ch)
+		err := decodeJSONWithin(raw, &ch, &checkContext{})
 		if err == nil {
 			ch.MinRevision, err = minRevision(c, ch.MinRevision)
 		}

@@ -39,22 +39,74 @@ import (
 //     end) holds an object: null is refused;
 //   - free-form values keep their numbers exact (json.Number, as OPA reads
 //     them), as the v1 decoder's UseNumber did.
-var strictJSON = json.JoinOptions(
-	json.RejectUnknownMembers(true),
-	json.WithUnmarshalers(json.JoinUnmarshalers(
-		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *string) error { return refuseNull(dec) }),
-		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **string) error { return refuseNull(dec) }),
-		// An import line's record given null was taken for no record:
-		// {"membership":null, "subject":…} an assignment line, and
-		// {"export":null} first made an export plain lines.
-		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Membership) error { return refuseNullObject(dec) }),
-		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Role) error { return refuseNullObject(dec) }),
-		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Project) error { return refuseNullObject(dec) }),
-		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **store.ExportHeader) error { return refuseNullObject(dec) }),
-		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **store.ExportEnd) error { return refuseNullObject(dec) }),
-		json.UnmarshalFunc(freeForm),
-	)),
+var strictJSON = strictJSONWithin(nil)
+
+// strictUnmarshalers are strictJSON's refusals of null.
+var strictUnmarshalers = json.JoinUnmarshalers(
+	json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *string) error { return refuseNull(dec) }),
+	json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **string) error { return refuseNull(dec) }),
+	// An import line's record given null was taken for no record:
+	// {"membership":null, "subject":…} an assignment line, and
+	// {"export":null} first made an export plain lines.
+	json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Membership) error { return refuseNullObject(dec) }),
+	json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Role) error { return refuseNullObject(dec) }),
+	json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **permatrix.Project) error { return refuseNullObject(dec) }),
+	json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **store.ExportHeader) error { return refuseNullObject(dec) }),
+	json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ **store.ExportEnd) error { return refuseNullObject(dec) }),
 )
+
+// strictJSONWithin is strictJSON whose free-form values are counted by
+// bound as they are read (nil: not counted).
+func strictJSONWithin(bound valueBound) json.Options {
+	return json.JoinOptions(
+		json.RejectUnknownMembers(true),
+		json.WithUnmarshalers(json.JoinUnmarshalers(
+			strictUnmarshalers,
+			json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
+				var err error
+				*v, err = freeForm(dec, bound)
+				return err
+			}),
+		)),
+	)
+}
+
+// A valueBound is told of each free-form value before it is read, with
+// the decoder's depth there (dec.StackDepth()), and refuses the one past
+// its bound. The free-form values of a body — a check's context, the Data
+// API's input — are what a client sends the most of for the least: each
+// {} is three bytes and ~100 once a Go value and again an OPA term, so
+// they are counted while they are read, and none is built past the bound.
+type valueBound interface {
+	value(depth int) error
+}
+
+// checkContext bounds a check's context (permatrix.ContextShape): a check
+// body, or a batch item, is decoded on its own, so its context's values
+// are read at depth 2 and below (the body, then the context object).
+type checkContext struct{ shape permatrix.ContextShape }
+
+func (b *checkContext) value(depth int) error { return b.shape.Add(depth - 1) }
+
+// maxInputValues bounds the values of the Data API's input sent without
+// the admin token: to the policy entrypoints, whose input is a check (at
+// most ~525 values: 256 groups, a context's 256, a few fields) or a write
+// (a custom role names at most the ~100 permissions of a system). One
+// value costs up to ~1.1 KiB decoded, made an OPA term and iterated by
+// the rules, so the bound (8 times the largest check) keeps a request
+// under ~5 MiB whatever a 1 MiB body holds. With the token the input is
+// the operator's, bounded only by --body-limit, as in stock OPA.
+const maxInputValues = 4096
+
+// inputValues bounds the values of the Data API's input.
+type inputValues struct{ n, max int }
+
+func (b *inputValues) value(int) error {
+	if b.n++; b.n > b.max {
+		return permatrix.Errorf(permatrix.EINVALID, "the input holds more than %d JSON values (objects, arrays, and the values inside them), over the limit without the admin token", b.max)
+	}
+	return nil
+}
 
 // errNullString is how refuseNull reports a null where a string belongs.
 var errNullString = errors.New("null where a string belongs")
@@ -80,19 +132,68 @@ func refuseNull(dec *jsontext.Decoder) error {
 	return errors.ErrUnsupported
 }
 
-// freeForm decodes a free-form value (a check's context values, the Data
-// API's input) as OPA expects it: numbers as json.Number. The bytes were
-// already checked by the v2 decoder (syntax, UTF-8, duplicate keys).
-func freeForm(raw []byte, v *any) error {
-	dec := stdjson.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	return dec.Decode(v)
+// freeForm reads a free-form value (a check's context values, the Data
+// API's input) as OPA expects it: numbers as json.Number, exact. It reads
+// token by token, so that bound refuses a value before it is built; the
+// decoder checks syntax, UTF-8 and duplicate keys as it goes.
+func freeForm(dec *jsontext.Decoder, bound valueBound) (any, error) {
+	if bound != nil {
+		if err := bound.value(dec.StackDepth()); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case '"':
+		return tok.String(), nil
+	case '0':
+		return stdjson.Number(tok.String()), nil
+	case '{':
+		m := map[string]any{}
+		for dec.PeekKind() != '}' {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := tok.String() // before the next read invalidates tok
+			v, err := freeForm(dec, bound)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		_, err := dec.ReadToken()
+		return m, err
+	case '[':
+		a := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := freeForm(dec, bound)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := dec.ReadToken()
+		return a, err
+	}
+	return nil, fmt.Errorf("unexpected JSON token %v", tok)
 }
 
 // decodeJSON decodes body, which must be one JSON object, into v (a pointer
 // to a struct). Anything it refuses is an EINVALID error whose message
 // names the key or the place and says what was expected.
-func decodeJSON(body []byte, v any) error {
+func decodeJSON(body []byte, v any) error { return decodeJSONWithin(body, v, nil) }
+
+// decodeJSONWithin is decodeJSON whose free-form values bound counts (nil:
+// not counted).
+func decodeJSONWithin(body []byte, v any, bound valueBound) error {
 	kind := jsontext.Value(body).Kind()
 	switch {
 	case len(bytes.Trim(body, " \t\r\n")) == 0: // JSON's whitespace: any other is malformed JSON
@@ -100,7 +201,11 @@ func decodeJSON(body []byte, v any) error {
 	case kind != '{' && kind != 0:
 		return permatrix.Errorf(permatrix.EINVALID, "the body must be a JSON object, got %s", kindName(kind))
 	}
-	if err := json.Unmarshal(body, v, strictJSON); err != nil {
+	opts := strictJSON
+	if bound != nil {
+		opts = strictJSONWithin(bound)
+	}
+	if err := json.Unmarshal(body, v, opts); err != nil {
 		return jsonError(err)
 	}
 	return nil
@@ -111,10 +216,14 @@ func decodeJSON(body []byte, v any) error {
 // decodeJSON's checks: a key twice in one object, invalid UTF-8 or data
 // after the value are refused; numbers stay exact. param names where the
 // value came from when it is not the body ("input": GET /v1/data's
-// ?input=), for the messages.
-func decodeValue(raw []byte, param string) (any, error) {
+// ?input=), for the messages; bound counts its values (nil: not counted).
+func decodeValue(raw []byte, param string, bound valueBound) (any, error) {
+	opts := strictJSON
+	if bound != nil {
+		opts = strictJSONWithin(bound)
+	}
 	var v any
-	if err := json.Unmarshal(raw, &v, strictJSON); err != nil {
+	if err := json.Unmarshal(raw, &v, opts); err != nil {
 		return nil, jsonErrorIn(err, param)
 	}
 	return v, nil
@@ -151,6 +260,10 @@ func jsonError(err error) error { return jsonErrorIn(err, "") }
 func jsonErrorIn(err error, param string) error {
 	var syn *jsontext.SyntacticError
 	var sem *json.SemanticError
+	var refused *permatrix.Error
+	if errors.As(err, &refused) {
+		return refused // a valueBound's: it says what and where
+	}
 	where := where
 	if param != "" {
 		where = func(p jsontext.Pointer) string {

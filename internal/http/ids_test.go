@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -169,6 +170,15 @@ var shapeRefusals = []checkRefusal{
 	{"context empty", withCheck("context", "{}"), "", ""},
 	{"context a string", withCheck("context", `"x"`), "context: expected an object, got JSON string", ""},
 	{"context an array", withCheck("context", `[]`), "context: expected an object, got JSON array", ""},
+	// The context's shape: 32 keys, depth 4, 256 values at most
+	// (permatrix.ContextShape), refused as it is read.
+	{"context of 32 keys", withCheck("context", contextKeys(32)), "", ""},
+	{"context of 33 keys", withCheck("context", contextKeys(33)), "context holds more than 32 keys", ""},
+	{"context 4 deep", withCheck("context", `{"a":[{"b":[true]}]}`), "", ""},
+	{"context 5 deep", withCheck("context", `{"a":[{"b":[[true]]}]}`), "context nests deeper than 4 levels", ""},
+	{"context of 256 values", withCheck("context", `{"a":[`+strings.Repeat("{},", 254)+`{}]}`), "", ""},
+	{"context of 257 values", withCheck("context", `{"a":[`+strings.Repeat("{},", 255)+`{}]}`), "context holds more than 256 values", ""},
+	{"context of 257 values in objects", withCheck("context", `{"a":{`+contextMembers(256)+`}}`), "context holds more than 256 values", ""},
 	{"min_revision null", withCheck("min_revision", "null"), "", ""},
 	{"min_revision 0", withCheck("min_revision", "0"), "", ""},
 	{"min_revision 1", withCheck("min_revision", "1"), "", ""},
@@ -179,6 +189,20 @@ var shapeRefusals = []checkRefusal{
 	{"min_revision 1.0", withCheck("min_revision", `1.0`), "min_revision: expected a whole number, got JSON number", ""},
 	{"min_revision 1e0", withCheck("min_revision", `1e0`), "min_revision: expected a whole number, got JSON number", ""},
 	{"min_revision 2^64", withCheck("min_revision", `18446744073709551616`), "min_revision: expected a whole number, got JSON number", ""},
+}
+
+// contextKeys is a context of n keys.
+func contextKeys(n int) string {
+	return "{" + contextMembers(n) + "}"
+}
+
+// contextMembers are n members "k0":0, "k1":1, ….
+func contextMembers(n int) string {
+	ms := make([]string, n)
+	for i := range ms {
+		ms[i] = fmt.Sprintf("%q:%d", fmt.Sprint("k", i), i)
+	}
+	return strings.Join(ms, ",")
 }
 
 // keyRefusals: a key a check does not have, in the check or its resource

@@ -196,6 +196,16 @@ func (s *Server) mayEvaluate(c echo.Context, p *opa.Policy, path []string, o opa
 	return nil
 }
 
+// inputBound bounds the Data API's input: maxInputValues without the
+// admin token; with it, the operator's input is bounded by --body-limit
+// only, as in stock OPA.
+func (s *Server) inputBound(c echo.Context) valueBound {
+	if s.adminToken(c) == nil {
+		return nil
+	}
+	return &inputValues{max: maxInputValues}
+}
+
 // refuseYAML answers 415 for a YAML body, which stock OPA reads and
 // permatrix does not (one strict JSON decoder reads every body).
 func refuseYAML(c echo.Context) error {
@@ -290,12 +300,12 @@ func (s *Server) dataV1(c echo.Context) error {
 		}
 		// An empty body is no input, as in stock OPA.
 		if len(bytes.TrimSpace(body)) > 0 {
-			if err := decodeJSON(body, &req); err != nil {
+			if err := decodeJSONWithin(body, &req, s.inputBound(c)); err != nil {
 				return err
 			}
 		}
 	} else if vs := c.QueryParams()["input"]; len(vs) > 0 {
-		v, err := decodeValue([]byte(vs[len(vs)-1]), "input")
+		v, err := decodeValue([]byte(vs[len(vs)-1]), "input", s.inputBound(c))
 		if err != nil {
 			return permatrix.Errorf(permatrix.EINVALID, "parameter contains malformed input document: %s", permatrix.ErrorMessage(err))
 		}
@@ -356,7 +366,7 @@ func (s *Server) v0(c echo.Context, path []string) error {
 	}
 	var input any
 	if len(bytes.TrimSpace(body)) > 0 {
-		if input, err = decodeValue(body, ""); err != nil {
+		if input, err = decodeValue(body, "", s.inputBound(c)); err != nil {
 			return err
 		}
 	}

@@ -318,6 +318,9 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 			return err
 		}
 	}
+	if err := permatrix.ValidateContext(ch.Context); err != nil {
+		return err
+	}
 	if len(ch.Groups) > permatrix.MaxAssertedGroups {
 		return permatrix.Errorf(permatrix.EINVALID, "groups holds %d group ids, over the limit of %d", len(ch.Groups), permatrix.MaxAssertedGroups)
 	}

@@ -125,6 +125,26 @@ errors contains sprintf("context: expected an object, got JSON %s", [type_name(i
 	not is_object(input.context)
 }
 
+# A context carries a few facts (the catalogs' context_keys), and its shape
+# is bounded far above what they need (permatrix.MaxContextKeys,
+# MaxContextDepth, MaxContextValues; docs/security.md), in /v1/check's
+# words: a key's value is at depth 1, each value at every depth counts.
+errors contains "context holds more than 32 keys" if {
+	is_object(input.context)
+	count(input.context) > 32
+}
+
+errors contains "context nests deeper than 4 levels" if {
+	is_object(input.context)
+	walk(input.context, [path, _])
+	count(path) > 4
+}
+
+errors contains "context holds more than 256 values" if {
+	is_object(input.context)
+	count([path | walk(input.context, [path, _]); count(path) > 0]) > 256
+}
+
 # min_revision is /v1/check's consistency token (a uint64): the server
 # waits for the store to reach it before it evaluates (a check's own, as
 # /v1/check reads it, or the Data API's beside the input); the policies
