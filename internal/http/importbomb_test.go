@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -62,5 +63,32 @@ func TestImportBlankRunsBounded(t *testing.T) {
 	}
 	if stored(t, base, "user:paced-3") != 0 || stored(t, base, "user:paced-5") != 1 {
 		t.Fatal("an import refused (all or nothing) stored its lines, or one in chunks lost its first")
+	}
+}
+
+// TestImportGzipRatioBounded: gzip makes 294 bytes of one line repeated
+// from each byte sent (and 1,028 of blank lines), and every line is
+// decoded and validated: the CPU an import costs was out of proportion to
+// what its client sent. No import written by permatrix or a person
+// compresses that well (a generated export ~12:1, assignments of
+// sequential user and project ids ~23:1, one user's over sequential
+// project ids ~45:1): a gzip import decompressed past 1 MiB
+// and past 100 times its compressed bytes is refused.
+func TestImportGzipRatioBounded(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	var regular strings.Builder
+	for i := range 12_000 { // 1.5 MB, ~23:1
+		fmt.Fprintf(&regular, `{"subject":"user:u%07d","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"project","id":"p%07d"}}`+"\n", i, i)
+	}
+	if status, raw := importBody(t, base, "?chunk=1000", []byte(regular.String()), true); status != 200 || !strings.Contains(raw, `"imported":12000`) {
+		t.Fatalf("12,000 lines at ~23:1: %d %s", status, raw)
+	}
+	repeated := strings.Repeat(pacedLine(1), 200_000) // 21 MB, ~294:1
+	status, raw := importBody(t, base, "", []byte(repeated), true)
+	if want := "decompresses to more than 100 times its compressed size"; status != 400 || !strings.Contains(raw, want) {
+		t.Fatalf("one line 200,000 times: %d %.300s, want 400 %q", status, raw, want)
+	}
+	if stored(t, base, "user:paced-1") != 0 {
+		t.Fatal("an import refused (all or nothing) stored its lines")
 	}
 }
