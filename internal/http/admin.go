@@ -307,8 +307,13 @@ func (s *Server) importAssignments(c echo.Context) error {
 	// the time a chunk takes to arrive (a client sending steadily but
 	// slower than a chunk per streamIdle was cut off, with no answer).
 	rc := http.NewResponseController(c.Response().Writer)
+	ra := readAheadOf(c)
 	extend := func() {
-		_ = rc.SetReadDeadline(time.Now().Add(streamIdle))
+		if ra != nil {
+			ra.extendRead(streamIdle) // not once the body has come whole (readAhead)
+		} else {
+			_ = rc.SetReadDeadline(time.Now().Add(streamIdle))
+		}
 		_ = rc.SetWriteDeadline(time.Now().Add(streamIdle))
 	}
 	extend()

@@ -26,12 +26,17 @@ func decompress(limit int64, unlimited func(echo.Context) bool) echo.MiddlewareF
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			limit, ratio := limit, int64(0)
+			r := c.Request()
 			if unlimited(c) {
 				// Bounded by what reads it (an import by its lines), and by
 				// what the client sends (maxGzipRatio).
 				limit, ratio = 1<<62, maxGzipRatio
+				// Read ahead, so that its client leaving ends it (readAhead).
+				ra := newReadAhead(r.Body, http.NewResponseController(c.Response().Writer))
+				defer ra.stop()
+				r.Body = ra
+				c.Set(readAheadKey, ra)
 			}
-			r := c.Request()
 			enc := strings.ToLower(strings.TrimSpace(strings.Join(r.Header.Values(echo.HeaderContentEncoding), ",")))
 			switch enc {
 			case "", "identity":

@@ -5,9 +5,12 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
 )
@@ -90,5 +93,55 @@ func TestImportGzipRatioBounded(t *testing.T) {
 	}
 	if stored(t, base, "user:paced-1") != 0 {
 		t.Fatal("an import refused (all or nothing) stored its lines")
+	}
+}
+
+// TestImportEndsWhenItsClientLeaves: net/http cancels a request's context
+// when its client closes the connection only once the handler has read
+// the body to its end (it then watches the connection); an import reads
+// its body a line at a time, and a gzip body's last bytes are read when
+// its last line is, so an import whose client sent a whole gzip body and
+// left went on to its last line, alone. An import's body is read ahead
+// (up to 1 MiB), so that a body sent whole is read to its end at once and
+// a client that leaves ends the import ("import stopped").
+func TestImportEndsWhenItsClientLeaves(t *testing.T) {
+	var logs lockedBuffer
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	const lines = 60_000 // 7.7 MB, ~350 KB compressed: seconds of work
+	var plain bytes.Buffer
+	for i := range lines {
+		fmt.Fprintf(&plain, `{"subject":"user:u%07d","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"project","id":"p%07d"}}`+"\n", i, i)
+	}
+	var body bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&body, gzip.BestCompression)
+	_, _ = zw.Write(plain.Bytes())
+	_ = zw.Close()
+	if body.Len() > 1<<20 {
+		t.Fatalf("the body is %d bytes compressed: over what is read ahead", body.Len())
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/import?chunk=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n",
+		docTestToken, body.Len())
+	if _, err := conn.Write(body.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close() // the whole body sent, and gone
+	last := fmt.Sprintf("user:u%07d", lines-1)
+	// A guard only: the import ends one way or the other.
+	for deadline := time.Now().Add(3 * time.Minute); !strings.Contains(logs.String(), "import stopped") && stored(t, base, last) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the import neither stopped nor ended:\n%s", logs.String())
+		}
+	}
+	// It was seen gone when the body's last bytes were read: 59,000
+	// lines on. Read ahead, it is seen gone a chunk or so after it left.
+	if half := fmt.Sprintf("user:u%07d", lines/2); stored(t, base, half) != 0 {
+		t.Fatalf("the import went on past half its lines after its client left:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "context canceled") {
+		t.Errorf("the import stopped, but not for its client leaving:\n%s", logs.String())
 	}
 }
