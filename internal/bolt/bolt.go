@@ -663,7 +663,12 @@ func (db *DB) commitGroup(group []*commitReq) {
 	switch {
 	case errors.Is(err, errNothing):
 		// every request conflicted or was canceled: nothing to commit
-	case db.brokenErr() != nil:
+	case err != nil && db.brokenErr() != nil:
+		// Failed, and the store broke (this transaction's fault or a
+		// reader's meanwhile): bbolt is not entered again, not even to
+		// ask whether its meta page was written (visible). A transaction
+		// that was made is acknowledged below whatever broke meanwhile:
+		// it is on disk.
 		for i := range results {
 			results[i] = commitResult{err: db.brokenErr()}
 		}

@@ -1,10 +1,12 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -55,5 +57,67 @@ func TestReadFaultBreaksTheStore(t *testing.T) {
 	}
 	if err := db.Close(); err == nil || !strings.Contains(err.Error(), "broken") {
 		t.Fatalf("Close after the fault: %v, want the store's fault", err)
+	}
+}
+
+// breakingCtx is a commit's context whose first Err — asked inside the
+// commit's bbolt transaction — breaks the store, as a reader faulting on
+// another goroutine at that moment does.
+type breakingCtx struct {
+	context.Context
+	once *sync.Once
+	db   *DB
+}
+
+func (c breakingCtx) Err() error {
+	c.once.Do(func() { c.db.breakOnFault(&panicError{v: "a reader's fault"}) })
+	return c.Context.Err()
+}
+
+// TestCommitMadeAsTheStoreBreaksIsAcknowledged: a commit whose bbolt
+// transaction was made and synced while a reader's fault broke the store
+// is on disk; its client was told 503, "nothing more is written", and its
+// revision was never published. It is acknowledged with its revision, as
+// any commit made, and the file holds it.
+func TestCommitMadeAsTheStoreBreaksIsAcknowledged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key("d", "roles", "s", "r")
+	value := []byte(`{"permissions":["x"]}`)
+	ctx := breakingCtx{Context: context.Background(), once: &sync.Once{}, db: db}
+	rev, err := db.Commit(ctx, &store.Batch{Base: db.Revision(), Reads: [][]byte{store.UnitOf(key)}, Ops: []store.Op{{Key: key, Value: value}}})
+	if err != nil {
+		t.Fatalf("a commit made as the store broke: %v, want its revision", err)
+	}
+	if db.Health().Ready {
+		t.Fatal("the store is ready after a fault")
+	}
+	if got := db.Revision(); got != rev {
+		t.Errorf("revision %d after the commit, want its %d", got, rev)
+	}
+	// The file holds it: a copy, opened (the store's own flock is held).
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(cp, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(cp, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	snap, err := other.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	if got, err := snap.Get(key); err != nil || !bytes.Equal(got, value) || snap.Revision() != rev {
+		t.Fatalf("the file: %q %v at revision %d, want %q at %d", got, err, snap.Revision(), value, rev)
 	}
 }
