@@ -3,13 +3,13 @@ package extauthz
 // SetTestHookCallsEnded sets, for one test, what runs once a connection's
 // last call has ended, as it is told idle.
 func SetTestHookCallsEnded(t interface{ Cleanup(func()) }, f func()) {
-	testHookCallsEnded = f
-	t.Cleanup(func() { testHookCallsEnded = nil })
+	testHookCallsEnded.Store(&f)
+	t.Cleanup(func() { testHookCallsEnded.Store(nil) })
 }
 
 // SetTestHookCallBegins sets, for one test, what runs as a call begins,
 // before its connection is told busy.
 func SetTestHookCallBegins(t interface{ Cleanup(func()) }, f func()) {
-	testHookCallBegins = f
-	t.Cleanup(func() { testHookCallBegins = nil })
+	testHookCallBegins.Store(&f)
+	t.Cleanup(func() { testHookCallBegins.Store(nil) })
 }

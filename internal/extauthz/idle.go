@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -87,8 +88,8 @@ func (c *trackedConn) add(n int) {
 		// connection would take it along. It is closed once it writes
 		// again (listen.Limited.Idle).
 		c.ln.Idle(c.conn, n < 0)
-		if n < 0 && testHookCallsEnded != nil {
-			testHookCallsEnded()
+		if f := testHookCallsEnded.Load(); n < 0 && f != nil {
+			(*f)()
 		}
 	case c.calls == 1 && n > 0:
 		c.ln.ConnState(c.conn, http.StateActive)
@@ -96,12 +97,13 @@ func (c *trackedConn) add(n int) {
 }
 
 // testHookCallsEnded, set by tests only, runs once a connection's last
-// call has ended, as it is told idle.
-var testHookCallsEnded func()
+// call has ended, as it is told idle. Atomic: a test sets and clears it
+// while its server's goroutines read it (a call ends after its answer).
+var testHookCallsEnded atomic.Pointer[func()]
 
 // testHookCallBegins, set by tests only, runs as a call begins, before
 // its connection is told busy.
-var testHookCallBegins func()
+var testHookCallBegins atomic.Pointer[func()]
 
 // TagConn finds the connection in its peer's AuthInfo (connCreds): gRPC
 // puts the peer in the context before it tags the connection.
@@ -139,8 +141,8 @@ func (idleTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	}
 	switch s.(type) {
 	case *stats.Begin:
-		if testHookCallBegins != nil {
-			testHookCallBegins()
+		if f := testHookCallBegins.Load(); f != nil {
+			(*f)()
 		}
 		c.add(1)
 	case *stats.End:
