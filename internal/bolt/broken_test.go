@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -119,5 +120,38 @@ func TestCommitMadeAsTheStoreBreaksIsAcknowledged(t *testing.T) {
 	defer snap.Close()
 	if got, err := snap.Get(key); err != nil || !bytes.Equal(got, value) || snap.Revision() != rev {
 		t.Fatalf("the file: %q %v at revision %d, want %q at %d", got, err, snap.Revision(), value, rev)
+	}
+}
+
+// TestSnapshotOpenWhenTheStoreBreaksCloses: a snapshot opened before the
+// store broke (a decision, an export in flight) is closed once it did:
+// bbolt's Rollback takes the meta lock a fault inside Begin left held, and
+// the request closing it waited for ever.
+func TestSnapshotOpenWhenTheStoreBreaksCloses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key("d", "roles", "s", "r")
+	if _, err := db.Commit(context.Background(), &store.Batch{Base: db.Revision(), Reads: [][]byte{store.UnitOf(key)}, Ops: []store.Op{{Key: key, Value: []byte(`{"permissions":[]}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	open, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.View(); permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("View of a truncated file: %v, want EUNAVAILABLE, broken", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- open.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // a guard only
+		t.Fatal("closing a snapshot opened before the store broke did not return")
 	}
 }

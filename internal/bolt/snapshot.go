@@ -111,7 +111,19 @@ func (s *snapshot) breakOnFault(err *error) {
 // check: the scan read them once, and without this an export would leave
 // the whole store counted in serve's RSS. Decisions map back the pages
 // they read (from the page cache).
+//
+// Once the store is broken the transaction is left to the process's exit:
+// bbolt's Rollback takes the meta lock, which a fault inside Begin may
+// have left held for ever (fault.go), and the request closing it would
+// wait with it.
 func (s *snapshot) Close() error {
+	if s.owner != nil && s.owner.brokenErr() != nil {
+		if s.era != nil {
+			s.owner.leave(s.era)
+			s.era = nil
+		}
+		return nil
+	}
 	err := s.tx.Rollback()
 	if s.era != nil {
 		s.owner.leave(s.era)
