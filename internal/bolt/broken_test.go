@@ -155,3 +155,36 @@ func TestSnapshotOpenWhenTheStoreBreaksCloses(t *testing.T) {
 		t.Fatal("closing a snapshot opened before the store broke did not return")
 	}
 }
+
+// TestExportClosedOnATruncatedFile: an export's snapshot (a bulk scan)
+// closed once the file was truncated under the server drops the map's
+// pages from the resident set, which reads the meta page in a new bbolt
+// transaction: unguarded, its memory fault killed the process. It breaks
+// the store as any other read's fault.
+func TestExportClosedOnATruncatedFile(t *testing.T) {
+	defer SetBulkScan(1)()
+	path := filepath.Join(t.TempDir(), "store.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key("d", "roles", "s", "r")
+	if _, err := db.Commit(context.Background(), &store.Batch{Base: db.Revision(), Reads: [][]byte{store.UnitOf(key)}, Ops: []store.Op{{Key: key, Value: []byte(`{"permissions":[]}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	export, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := export.Scan(nil, nil, func(_, _ []byte) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("the export's scan: %d records, %v; want 1", n, err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = export.Close()
+	if h := db.Health(); h.Ready || !strings.Contains(h.Error, "broken") {
+		t.Fatalf("Health after a fault closing an export: %+v, want not ready, broken", h)
+	}
+}

@@ -130,7 +130,10 @@ func (s *snapshot) Close() error {
 		s.era = nil
 	}
 	if s.owner != nil && s.scanned >= bulkScan {
-		_ = releaseResident(s.owner.bolt) // memory only, never data (Open)
+		// Memory only, never data (Open). Guarded: it reads the meta page
+		// in a transaction of its own, which faults if the file was
+		// truncated under the server since the scan.
+		_ = s.owner.guard(func() error { return releaseResident(s.owner.bolt) })
 	}
 	return err
 }
