@@ -277,6 +277,15 @@ func TestConnectionsBoundedPerClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's connections gone idle, by their clients' addresses:
+	// the server answers before it tells the listener the connection is
+	// idle, so the client may see its answer first.
+	idled := make(chan string, 16)
+	permhttp.OnConnState(srv, func(c net.Conn, st http.ConnState) {
+		if st == http.StateIdle {
+			idled <- c.RemoteAddr().String()
+		}
+	})
 	harness.Serve(t, srv.Serve, func(ctx context.Context) { _ = srv.Shutdown(ctx) })
 	reg := srv.Metrics().Registry
 	host := ip
@@ -317,6 +326,14 @@ func TestConnectionsBoundedPerClient(t *testing.T) {
 	busy[0].endBody(t)
 	if code, err := busy[0].answer(30 * time.Second); code != http.StatusOK {
 		t.Fatalf("the first busy connection's request: %d %v", code, err)
+	}
+	for idle := false; !idle; {
+		select {
+		case a := <-idled:
+			idle = a == busy[0].LocalAddr().String()
+		case <-time.After(30 * time.Second): // a guard only
+			t.Fatal("the first busy connection, answered, was never idle")
+		}
 	}
 	next := dialKept(t, addr.String())
 	next.sendTo(t, host, "/health/live")

@@ -1,6 +1,8 @@
 package http
 
 import (
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,4 +22,20 @@ func SetStreamIdle(d time.Duration) (restore func()) {
 	old := streamIdle
 	streamIdle = d
 	return func() { streamIdle = old }
+}
+
+// OnConnState has f told every connection state change of s's listeners,
+// after the listener's own bookkeeping (listen.Limited.ConnState): a test
+// knows from it when the listener takes a connection for idle. Call it
+// after Listen, before Serve.
+func OnConnState(s *Server, f func(net.Conn, http.ConnState)) {
+	for _, l := range s.listeners {
+		prev := l.srv.ConnState
+		l.srv.ConnState = func(c net.Conn, st http.ConnState) {
+			if prev != nil {
+				prev(c, st)
+			}
+			f(c, st)
+		}
+	}
 }
