@@ -64,8 +64,9 @@ func (m *Manager) LimitDownloads(n int64, d time.Duration) {
 // body without a deadline: a body stalled mid-stream stopped polling for
 // good, silently), and it must gunzip to at most n; what is not gzip is
 // handed on as it is, for OPA's reader to refuse. Of any other answer (an
-// error, an answer to a decision-log upload): at most errorBodyMax bytes,
-// within answerWithin. The body is then handed on from memory.
+// error, an answer to a decision-log upload or a status report, followed
+// through redirects or not): at most errorBodyMax bytes, within
+// answerWithin. The body is then handed on from memory.
 type downloadLimit struct {
 	next http.RoundTripper
 	m    *Manager
@@ -74,7 +75,11 @@ type downloadLimit struct {
 func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := t.m.downloadMax.Load()
 	within := time.Duration(t.m.downloadWithin.Load())
-	download := n > 0 && req.Method == http.MethodGet
+	// A GET that follows the redirect of another method's answer (a
+	// status report or a decision-log upload answered 303) is that
+	// answer's, not a bundle's.
+	get := req.Method == http.MethodGet && origin(req).Method == http.MethodGet
+	download := n > 0 && get
 	var resp *http.Response
 	var err error
 	if download {
@@ -85,7 +90,7 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil {
 		return resp, err
 	}
-	if !download && req.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+	if !download && get && resp.StatusCode == http.StatusOK {
 		return resp, nil // no bound asked (LimitDownloads n <= 0): the bundle as it comes
 	}
 	if !download || resp.StatusCode != http.StatusOK {
@@ -121,6 +126,16 @@ func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	resp.ContentLength = int64(len(raw))
 	return resp, nil
+}
+
+// origin is the request a chain of redirects began with: req itself if
+// it follows none (net/http sets a redirected request's Response to the
+// answer that redirected it).
+func origin(req *http.Request) *http.Request {
+	for req.Response != nil && req.Response.Request != nil {
+		req = req.Response.Request
+	}
+	return req
 }
 
 // MinLongPoll is the shortest a long poll takes: a server that says it

@@ -230,3 +230,44 @@ func TestStatusSlowControlPlane(t *testing.T) {
 	free()
 	cp.waitPost(t, "/status", func(r statusReport) bool { return r.Bundles["permatrix"].ActiveRevision == "last" })
 }
+
+// TestStatusRedirectToAnEndlessAnswer: a control plane that answers a
+// report with a redirect (303: the client follows it with a GET) to a body
+// that does not end held the status plugin for good — OPA drains an
+// answer's body before its next report, and the answers bounded to
+// errorBodyMax were those of other methods, a redirected GET taken for a
+// bundle download (unbounded without a bundles section, read into memory
+// up to its size limit with one) — and with it the decision-log uploads,
+// which hand the plugin their outcome. The answer is read as any answer
+// but a bundle's: a bounded head of it, and the next report is sent.
+func TestStatusRedirectToAnEndlessAnswer(t *testing.T) {
+	cp := &controlPlane{}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/elsewhere" {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(make([]byte, 1<<20))
+			w.(http.Flusher).Flush()
+			select { // and never ends
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		cp.ServeHTTP(w, r)
+		http.Redirect(w, r, "/elsewhere", http.StatusSeeOther)
+	}))
+	t.Cleanup(srv.Close)
+	defer close(release) // before srv.Close, which waits for the endless answer
+	m := newManager(t, `{"services": {"cp": {"url": "`+srv.URL+`"}}}`, nil)
+	if err := m.EnableStatus([]byte(`{"service": "cp"}`)); err != nil {
+		t.Fatal(err)
+	}
+	b := m.BundleStatus(management.BundleName)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cp.waitPost(t, "/status", func(statusReport) bool { return true })
+	b.Activated("r1", time.Now())
+	cp.waitPost(t, "/status", func(r statusReport) bool { return r.Bundles["permatrix"].ActiveRevision == "r1" })
+}
