@@ -188,3 +188,63 @@ func TestExportClosedOnATruncatedFile(t *testing.T) {
 		t.Fatalf("Health after a fault closing an export: %+v, want not ready, broken", h)
 	}
 }
+
+// TestScanCallersPanicLeavesTheStoreWhole: a panic of a Scan's callback
+// (the caller's code, not bbolt's: nothing of bbolt's is held) fails that
+// Scan, and only it: it broke the store until a restart, every read and
+// write answering 503 "restart serve, which checks the file", over a file
+// that was whole. A memory fault inside the callback, reading the value
+// from the file's map, is the file's and still breaks it.
+func TestScanCallersPanicLeavesTheStoreWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key("d", "roles", "s", "r")
+	// Over a page: a bucket of a few small values is kept inline in its
+	// parent's, and bbolt copies one unaligned out of the map.
+	value := []byte(`{"permissions":["` + strings.Repeat("p", 8<<10) + `"]}`)
+	batch := func() *store.Batch {
+		return &store.Batch{Base: db.Revision(), Reads: [][]byte{store.UnitOf(key)}, Ops: []store.Op{{Key: key, Value: value}}}
+	}
+	if _, err := db.Commit(context.Background(), batch()); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = snap.Scan(nil, nil, func(_, _ []byte) error { panic("the caller's bug") })
+	snap.Close()
+	if err == nil || !strings.Contains(err.Error(), "the caller's bug") {
+		t.Fatalf("a Scan whose callback panicked: %v, want its panic", err)
+	}
+	if h := db.Health(); !h.Ready {
+		t.Fatalf("Health after a callback's panic: %+v, want ready", h)
+	}
+	if _, err := db.Commit(context.Background(), batch()); err != nil {
+		t.Fatalf("a write after a callback's panic: %v", err)
+	}
+
+	snap, err = db.View()
+	if err != nil {
+		t.Fatalf("a read after a callback's panic: %v", err)
+	}
+	err = snap.Scan(nil, nil, func(_, v []byte) error {
+		if err := os.Truncate(path, 0); err != nil {
+			t.Error(err)
+		}
+		readSink = v[len(v)-1] // through the map, past the file's end
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a Scan whose callback faulted reading the map: no error")
+	}
+	if h := db.Health(); h.Ready || !strings.Contains(h.Error, "broken") {
+		t.Fatalf("Health after a fault reading the map inside a callback: %+v, want not ready, broken", h)
+	}
+}
+
+// readSink keeps a test's read of the map from being optimized away.
+var readSink byte

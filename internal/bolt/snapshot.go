@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"runtime/debug"
 
 	"go.etcd.io/bbolt"
@@ -88,7 +89,7 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 		if err != nil {
 			return err
 		}
-		if err := fn(k, v); err != nil {
+		if err := call(fn, k, v); err != nil {
 			if errors.Is(err, store.ErrStop) {
 				return nil
 			}
@@ -97,6 +98,29 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 	}
 	return nil
 }
+
+// call runs a Scan's callback. A panic of its own is the caller's, not
+// the file's — nothing of bbolt's is held — and fails the Scan alone
+// (callbackPanic), not the store. A memory fault inside it (reading k or
+// v, which are in the file's map: a panic with the fault's address, as
+// debug.SetPanicOnFault makes them) is the file's, and goes on to Scan's
+// recover, which breaks the store.
+func call(fn func(k, v []byte) error, k, v []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if _, fault := p.(interface{ Addr() uintptr }); fault {
+				panic(p)
+			}
+			err = &callbackPanic{p}
+		}
+	}()
+	return fn(k, v)
+}
+
+// callbackPanic is the panic of a Scan's callback, as its error.
+type callbackPanic struct{ v any }
+
+func (e *callbackPanic) Error() string { return fmt.Sprintf("panic reading the store: %v", e.v) }
 
 // breakOnFault breaks the snapshot's store (DB.breakOnFault) if *err is a
 // fault recovered while reading it.
