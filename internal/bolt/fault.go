@@ -178,6 +178,10 @@ func (db *DB) breakOnFault(err error) {
 	db.broken.CompareAndSwap(nil, &Fault{Err: e, At: time.Now().UTC()})
 }
 
+// Broken is why the store is broken, or nil: a replica's owner stops
+// applying to it (internal/etcd).
+func (db *DB) Broken() error { return db.brokenErr() }
+
 // brokenErr is why the store is broken, or nil.
 func (db *DB) brokenErr() error {
 	if f := db.broken.Load(); f != nil {

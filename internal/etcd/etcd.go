@@ -1082,6 +1082,9 @@ func (s *Store) follow(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	checked := false
 	for ctx.Err() == nil {
+		if s.replicaBroken() {
+			return
+		}
 		if !checked {
 			if err := s.checkCluster(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -1102,7 +1105,7 @@ func (s *Store) follow(ctx context.Context) {
 		}
 		err := s.watch(ctx)
 		s.watching.Store(false)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || s.replicaBroken() {
 			return
 		}
 		if s.diverged.Load() != nil {
@@ -1127,6 +1130,23 @@ func (s *Store) follow(ctx context.Context) {
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// replicaBroken says whether the replica is broken (a fault in its file:
+// internal/bolt), and then, once, that following stops: nothing can be
+// applied to it until serve restarts, and following on would have etcd
+// send every event since its revision again at every retry (a compacted
+// one, the whole prefix). Its sidecar serves nothing meanwhile (503, not
+// ready); restarted, it sets the damaged replica aside and rebuilds it.
+func (s *Store) replicaBroken() bool {
+	err := s.replica.Broken()
+	if err == nil {
+		return false
+	}
+	s.setErr(err)
+	s.log.Error("the replica is broken: this sidecar follows etcd no more and serves nothing; restart serve, which sets the damaged replica aside and rebuilds it from etcd",
+		"err", err, "applied_revision", s.replica.Revision())
+	return true
 }
 
 // heartbeat reads the root guard now and then until ctx ends, so that

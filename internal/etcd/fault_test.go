@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -513,4 +515,102 @@ func TestMarkCopyOutcomeUnknown(t *testing.T) {
 	if len(resp.Kvs) == 1 && !mw.Made && !strings.Contains(err.Error(), "may or may not") {
 		t.Fatalf("the mark was made, and MarkCopy said: %v", err)
 	}
+}
+
+// TestBrokenReplicaFollowsNoMore: a replica whose file faulted is broken
+// (internal/bolt: nothing more enters it until serve restarts), and its
+// sidecar followed etcd on regardless: at every event the watch failed to
+// apply it and began again from the replica's revision — a warning, and
+// etcd sending every event since, every 5 s at most for as long as the
+// sidecar ran; compacted past, a full read of the prefix each time. It
+// stops following, saying so once.
+func TestBrokenReplicaFollowsNoMore(t *testing.T) {
+	prefix := newPrefix("broken")
+	path := filepath.Join(t.TempDir(), "broken.db")
+	records := &messages{}
+	a, err := etcd.Open(context.Background(), etcd.Options{URL: cluster.StoreURL(prefix), Replica: path,
+		Logger: slog.New(records)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			a.Close()
+		}
+	})
+	waitReady(t, a)
+	b := openAt(t, prefix, filepath.Join(t.TempDir(), "b.db"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a guard only
+	defer cancel()
+	if err := a.Wait(ctx, write(t, b, "alice")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.View(); permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("a read of the truncated replica: %v, want EUNAVAILABLE, broken", err)
+	}
+	write(t, b, "bob") // an event the broken replica cannot apply
+	stopped := records.wait(t, "follows etcd no more")
+	for _, u := range []string{"carol", "dave"} {
+		write(t, b, u)
+	}
+	a.Close() // the follow loop has returned
+	closed = true
+	if n := records.countAfter(stopped, "etcd watch ended; resuming"); n != 0 {
+		t.Errorf("%d watches begun again after following stopped, want 0", n)
+	}
+	if h := a.Health(); h.Ready {
+		t.Errorf("Health of a sidecar with a broken replica: %+v, want not ready", h)
+	}
+}
+
+// messages is a slog.Handler keeping the messages logged, in order.
+type messages struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
+func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
+func (m *messages) WithGroup(string) slog.Handler            { return m }
+func (m *messages) Handle(_ context.Context, r slog.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.msgs = append(m.msgs, r.Message)
+	return nil
+}
+
+// wait returns the index of the first message holding s, once logged.
+func (m *messages) wait(t *testing.T, s string) int {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) { // a guard only
+		m.mu.Lock()
+		for i, msg := range m.msgs {
+			if strings.Contains(msg, s) {
+				m.mu.Unlock()
+				return i
+			}
+		}
+		m.mu.Unlock()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t.Fatalf("nothing logged holding %q; logged: %q", s, m.msgs)
+	return 0
+}
+
+// countAfter counts the messages after the ith holding s.
+func (m *messages) countAfter(i int, s string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, msg := range m.msgs[i+1:] {
+		if strings.Contains(msg, s) {
+			n++
+		}
+	}
+	return n
 }
