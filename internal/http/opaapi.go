@@ -232,14 +232,16 @@ func (s *Server) evaluationFailed(c echo.Context, err error, what string) error 
 
 // checkToken is the consistency token a check carries as its own
 // min_revision (a key of permatrix.Check, read as /v1/check reads it) when
-// the input of a policy entrypoint is a check object: a client sending one
+// the input of a policy entrypoint is a check object — also on a path
+// holding an entrypoint (data.permatrix, data), whose answer holds the
+// entrypoint's decision (opa.Policy.DecidesAt): a client sending one
 // check object to /v1/check and to the Data API gets the same
 // read-your-writes from both. It is 0 without one, and for one that is no
 // whole number as written (1.0, -1, "5"): the policies' errors name those.
 // The request's own token (the body's beside the input, the parameter or
 // the header) and this one are both waited for: the later wins.
 func checkToken(p *opa.Policy, path []string, input *any) uint64 {
-	if input == nil || !p.IsEntrypoint(path) {
+	if input == nil || !p.DecidesAt(path) {
 		return 0
 	}
 	check, _ := (*input).(map[string]any)

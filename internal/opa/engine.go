@@ -669,6 +669,20 @@ func (p *Policy) IsEntrypoint(path []string) bool {
 	return false
 }
 
+// DecidesAt reports whether evaluating data.<path> evaluates an
+// entrypoint with the input as its own: an entrypoint's document, one
+// inside it, or one holding it (data.permatrix, data itself), whose
+// answer holds the entrypoint's.
+func (p *Policy) DecidesAt(path []string) bool {
+	ref := DataRef(path)
+	for _, e := range p.entrypoints {
+		if ref.HasPrefix(e) || e.HasPrefix(ref) {
+			return true
+		}
+	}
+	return false
+}
+
 // Entrypoints lists the entrypoint rules, e.g. "data.permatrix.decision".
 func (p *Policy) Entrypoints() []string {
 	out := make([]string, len(p.entrypoints))

@@ -366,3 +366,43 @@ func TestDataAPIInputMinRevision(t *testing.T) {
 		t.Errorf("a fractional token: %d %s", r.Status, r.Raw)
 	}
 }
+
+// A path above an entrypoint (data.permatrix, data itself) evaluates the
+// entrypoints with the input as theirs: its answer holds the check's
+// decision, so the check's own min_revision is waited for there too. It
+// was not (IsEntrypoint is at or below an entrypoint only): the operator
+// reading the package got the decision from below the token. A path
+// that holds no entrypoint (data.systems) decides nothing: it does not
+// wait for a min_revision in its input.
+func TestDataAPIInputMinRevisionAboveAnEntrypoint(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": service})
+	rev := s.Svc.Revision()
+	withToken := func(min uint64) map[string]any {
+		c := check("ann", "edit_users", nil)
+		c["min_revision"] = min
+		return c
+	}
+	for _, tc := range []struct{ name, path string }{
+		{"v1 package", "/v1/data/permatrix"},
+		{"v1 root", "/v1/data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := s.Do(http.MethodPost, tc.path, map[string]any{"input": withToken(rev)}, true); r.Status != 200 {
+				t.Errorf("token reached: %d %.300s", r.Status, r.Raw)
+			}
+			opaError(t, "token ahead", s.Do(http.MethodPost, tc.path, map[string]any{"input": withToken(rev + 1000)}, true), 503, "unavailable")
+		})
+	}
+	t.Run("v0 package", func(t *testing.T) {
+		if r := s.Do(http.MethodPost, "/v0/data/permatrix", withToken(rev), true); r.Status != 200 {
+			t.Errorf("token reached: %d %.300s", r.Status, r.Raw)
+		}
+		opaError(t, "token ahead", s.Do(http.MethodPost, "/v0/data/permatrix", withToken(rev+1000), true), 503, "unavailable")
+	})
+	t.Run("no entrypoint below", func(t *testing.T) {
+		if r := s.Do(http.MethodPost, "/v1/data/systems", map[string]any{"input": withToken(rev + 1000)}, true); r.Status != 200 {
+			t.Errorf("waited for the input's token where nothing decides: %d %.300s", r.Status, r.Raw)
+		}
+	})
+}
