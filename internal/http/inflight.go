@@ -49,8 +49,9 @@ var errInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 // the body its connection's window lets in) while it waited, and the
 // waiting ones would need a bound of their own. It runs before any other
 // middleware, so a refused request reads nothing more, decides nothing
-// and is logged nowhere; forward-auth's proxies take its 503 for a
-// denial, as any status but 2xx, 401 and 403.
+// and is logged nowhere; nginx and Traefik take forward-auth's 503 for a
+// denial, as any status but 2xx, 401 and 403 (Envoy's HTTP service only
+// with failure_mode_allow false: docs/forward-auth.md).
 func (b *inFlight) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !b.acquire() {
