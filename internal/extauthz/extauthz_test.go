@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -689,4 +691,53 @@ func TestCheckRequestNotValidProtobuf(t *testing.T) {
 // stop is srv's Shutdown for harness.Serve.
 func stop(srv *extauthz.Server) func(context.Context) {
 	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }
+}
+
+// TestTokenCutByTheCallsDeadlineNotLogged: a consistency token is the end
+// user's (its request's X-Permatrix-Min-Revision); one not reached is its
+// 503, noted in one warning at most every 10 s, never an error. A call's
+// deadline shorter than --consistency-timeout — Envoy's grpc_service
+// timeout (0.25 s in forward-auth.md's example, the wait 1 s by default),
+// or the listener's own — ended the wait with the deadline's error,
+// logged "ext_authz check failed" at ERROR for every such request: any
+// user behind Envoy wrote a log line per request. It is the token not
+// reached, 503, not logged as an error.
+func TestTokenCutByTheCallsDeadlineNotLogged(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
+		ErrorJSON: permhttp.ErrorJSON, Timeout: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.Serve(t, srv.Serve, stop(srv))
+	c := client(t, addr.String(), insecure.NewCredentials())
+	ext := map[string]string{"system": tm, "action": "edit_users"}
+	for range 5 {
+		resp, err := c.Check(context.Background(), request("GET", "/", map[string]string{"x-forwarded-user": "ann", "x-permatrix-min-revision": "1000000"}, ext))
+		if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.Unavailable || resp.GetDeniedResponse().GetStatus().GetCode() != 503 {
+			t.Fatalf("a token not reached before the call's deadline: %v %v", resp, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logged.String(), "level=ERROR"); n != 0 {
+		t.Errorf("%d errors logged for 5 tokens not reached:\n%s", n, logged.String())
+	}
+}
+
+// lockedWriter is a writer for a logger whose output a test reads.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -153,8 +154,12 @@ func below(rev, min uint64) error {
 
 // reach waits for the store to apply revision min: a consistency token
 // (like SpiceDB's at_least_as_fresh) waits up to ConsistencyTimeout — and
-// not past the deadline of ctx's request (OneWait) — else EUNAVAILABLE
-// naming both revisions.
+// not past the deadline of ctx's request (OneWait) or of ctx itself —
+// else EUNAVAILABLE naming both revisions, a NotReachedError. Cut by
+// ctx's own deadline (a gRPC call's, shorter than the wait: Envoy's
+// timeout) the token is not reached all the same: the client's 503, not
+// a fault logged at every request; only a client gone (ctx cancelled) is
+// ctx's error.
 func (s *Service) reach(ctx context.Context, min uint64) error {
 	if min > 0 && s.backend.Revision() < min {
 		start := time.Now()
@@ -162,11 +167,14 @@ func (s *Service) reach(ctx context.Context, min uint64) error {
 		if d, ok := ctx.Value(waitDeadline{}).(time.Time); ok && d.Before(deadline) {
 			deadline = d
 		}
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
 		wctx, cancel := context.WithDeadline(ctx, deadline)
 		err := s.backend.Wait(wctx, min)
 		cancel()
 		if err != nil {
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
 				return ctx.Err()
 			}
 			return s.notReached(permatrix.Errorf(permatrix.EUNAVAILABLE,
@@ -209,7 +217,7 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	d, err := s.decide(evalCtx, p, c)
 	end(err)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !NotReached(err) {
 			return nil, ctx.Err() // the client left or the request timed out: not a policy fault
 		}
 		if permatrix.ErrorCode(err) == permatrix.EUNAVAILABLE {
