@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 		{"MembersPage", testMembersPage},
 		{"Roles", testRoles},
 		{"Projects", testProjects},
+		{"DeletingAProjectRacingAnAssignment", testDeletingAProjectRacingAnAssignment},
 		{"UpdateRetriesConflicts", testUpdateRetriesConflicts},
 		{"ConflictsAmongDisjointCommits", testMixedConcurrent},
 		{"VerifyClean", testVerifyClean},
@@ -570,6 +571,51 @@ func testProjects(t *testing.T, open Open) {
 	}
 	if _, err := store.Update(ctx, b, func(tx *store.Tx) error { return tx.DeleteProject("s", "p1") }); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
 		t.Fatalf("deleting an absent project: %v", err)
+	}
+}
+
+// testDeletingAProjectRacingAnAssignment: a project's deletion and an
+// assignment on it, planned at once over one snapshot, and committed one
+// after the other. The deletion read the project's scope index empty: an
+// assignment committed first makes its commit a conflict (retried, the
+// deletion is then 409), so no project is deleted with an assignment on
+// it. Committed first, the deletion lets the assignment commit: an
+// assignment may be made on a project not registered.
+func testDeletingAProjectRacingAnAssignment(t *testing.T, open Open) {
+	b := open(t)
+	p := permatrix.Project{System: "s", ID: "p1", CreatedBy: "alice", Kind: "assisted"}
+	for _, assignmentFirst := range []bool{true, false} {
+		update(t, b, func(tx *store.Tx) error { return tx.PutProject(p) })
+		snap := view(t, b)
+		del := store.NewTx(ctx, snap, b.NextID)
+		if err := del.DeleteProject("s", "p1"); err != nil {
+			t.Fatal(err)
+		}
+		on := assign("user:a", "s", "", "x", permatrix.Scope{Type: "project", ID: "p1"})
+		add := store.NewTx(ctx, snap, b.NextID)
+		if err := add.CreateAssignment(&on); err != nil {
+			t.Fatal(err)
+		}
+		first, second := add, del
+		if !assignmentFirst {
+			first, second = del, add
+		}
+		rev := commit(t, b, first.Batch())
+		if err := b.Wait(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		_, err := b.Commit(ctx, second.Batch())
+		switch {
+		case assignmentFirst && !errors.Is(err, store.ErrConflict):
+			t.Fatalf("the deletion committed after an assignment on the project: %v, want ErrConflict", err)
+		case assignmentFirst:
+			if _, err := store.Update(ctx, b, func(tx *store.Tx) error { return tx.DeleteProject("s", "p1") }); permatrix.ErrorCode(err) != permatrix.ECONFLICT {
+				t.Fatalf("the deletion retried with the assignment there: %v, want ECONFLICT", err)
+			}
+		case err != nil:
+			t.Fatalf("an assignment after the deletion: %v", err)
+		}
+		update(t, b, func(tx *store.Tx) error { _, err := tx.DeleteAssignment(on.ID); return err })
 	}
 }
 
