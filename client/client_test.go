@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -706,3 +707,47 @@ func TestMembersOfMoreThanAPage(t *testing.T) {
 		t.Fatalf("an unknown group's members: %#v %v", m, err)
 	}
 }
+
+// A filter no index serves (a system and a scope type without its id)
+// matching nothing on a store of many assignments: each page stops after
+// its read budget, empty, with a cursor further on; AllAssignments follows
+// them to the end in a few requests, yielding nothing and no error — it
+// neither stops at the first empty page nor pages for ever.
+func TestAllAssignmentsEndsWhereNothingMatches(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	ctx := context.Background()
+	const stored = 4000
+	var lines strings.Builder
+	for i := range stored {
+		fmt.Fprintf(&lines, `{"subject":"user:u%05d","system":%q,"permission":"edit_users","scope":{"type":"service"}}`+"\n", i, tm)
+	}
+	if _, err := s.API().Import(ctx, strings.NewReader(lines.String())); err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int64
+	hc := *s.Client
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		requests.Add(1)
+		return base.RoundTrip(r)
+	})
+	c := s.NewClient(client.WithToken(harness.Token), client.WithHTTPClient(&hc))
+	for a, err := range c.AllAssignments(ctx, permatrix.AssignmentFilter{System: tm, ScopeType: "project", Limit: 1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Fatalf("matched %+v", a)
+	}
+	// A page of limit 1 reads 16 × 2 + 1024 entries at most: 4 pages
+	// read 4,000, and a page cannot read fewer than 1,024 but at the end.
+	if got := requests.Load(); got < 2 || got > stored/1024+1 {
+		t.Errorf("%d requests to list nothing of %d assignments, want between 2 and %d", got, stored, stored/1024+1)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
