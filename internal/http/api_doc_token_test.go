@@ -44,6 +44,9 @@ var tokenOperations = []struct {
 	{"GET", "/v1/data", "/v1/data", "", map[string]string{"Authorization": "Bearer " + docTestToken}, 503, "not applied here yet"},
 	{"POST", "/v1/data", "/v1/data", `{}`, map[string]string{"Authorization": "Bearer " + docTestToken}, 503, "not applied here yet"},
 	{"GET", "/v1/subjects/{user}/permissions", "/v1/subjects/a/permissions", "", nil, 503, "not applied here yet"},
+	{"GET", "/v1/query", "/v1/query?q=data.store", "", map[string]string{"Authorization": "Bearer " + docTestToken}, 503, "not applied here yet"},
+	{"POST", "/v1/query", "/v1/query", `{"query":"data.permatrix.allow == true"}`, map[string]string{"Authorization": "Bearer " + docTestToken}, 503, "not applied here yet"},
+	{"POST", "/v1/compile", "/v1/compile", `{"query":"data.permatrix.allow == true","unknowns":["input"]}`, map[string]string{"Authorization": "Bearer " + docTestToken}, 503, "not applied here yet"},
 }
 
 // TestAPIDocConsistencyToken: docs/api.yaml declares the min_revision query

@@ -442,8 +442,12 @@ func (s *Server) query(c echo.Context, query string, input *any) error {
 	if err != nil {
 		return err
 	}
+	min, err := minRevision(c, 0)
+	if err != nil {
+		return err
+	}
 	o := evalOptions(c)
-	d, err := s.svc.AdhocQuery(c.Request().Context(), p, query, input, o)
+	d, err := s.svc.AdhocQuery(c.Request().Context(), p, query, input, o, min)
 	if err != nil {
 		return s.evaluationFailed(c, err, "query API evaluation")
 	}
@@ -485,8 +489,12 @@ func (s *Server) compile(c echo.Context) error {
 	if req.Unknowns != nil {
 		r.Unknowns = append([]string{}, *req.Unknowns...)
 	}
+	min, err := minRevision(c, 0)
+	if err != nil {
+		return err
+	}
 	o := evalOptions(c)
-	ev, err := s.svc.Compile(c.Request().Context(), p, r, o)
+	ev, err := s.svc.Compile(c.Request().Context(), p, r, o, min)
 	if err != nil {
 		return s.evaluationFailed(c, err, "compile API evaluation")
 	}

@@ -52,9 +52,10 @@ func (s *Service) Data(ctx context.Context, p *opa.Policy, q DataQuery) (*Evalua
 }
 
 // AdhocQuery evaluates a Query API query (any Rego query) with policy p
-// over a snapshot of the applied state, and logs it as a decision.
-func (s *Service) AdhocQuery(ctx context.Context, p *opa.Policy, query string, input *any, o opa.EvalOptions) (*Evaluated, error) {
-	snap, err := s.view(ctx, 0)
+// over a snapshot of the applied state, at store revision min or later
+// (a consistency token, as the Data API's), and logs it as a decision.
+func (s *Service) AdhocQuery(ctx context.Context, p *opa.Policy, query string, input *any, o opa.EvalOptions, min uint64) (*Evaluated, error) {
+	snap, err := s.view(ctx, min)
 	if err != nil {
 		return nil, err
 	}
@@ -72,9 +73,9 @@ func (s *Service) AdhocQuery(ctx context.Context, p *opa.Policy, query string, i
 }
 
 // Compile partially evaluates a Compile API query with policy p over a
-// snapshot of the applied state.
-func (s *Service) Compile(ctx context.Context, p *opa.Policy, r opa.CompileRequest, o opa.EvalOptions) (*opa.Evaluation, error) {
-	snap, err := s.view(ctx, 0)
+// snapshot of the applied state, at store revision min or later.
+func (s *Service) Compile(ctx context.Context, p *opa.Policy, r opa.CompileRequest, o opa.EvalOptions, min uint64) (*opa.Evaluation, error) {
+	snap, err := s.view(ctx, min)
 	if err != nil {
 		return nil, err
 	}

@@ -406,3 +406,36 @@ func TestDataAPIInputMinRevisionAboveAnEntrypoint(t *testing.T) {
 		}
 	})
 }
+
+// The Query and Compile APIs read data.store as the Data API does, and
+// their answers are decisions too (logged so): a consistency token — the
+// min_revision parameter or the X-Permatrix-Min-Revision header — was
+// ignored there, the answer given from below it, where the Data API
+// waits for it and answers 503 when it is not reached.
+func TestQueryAndCompileWaitForTheToken(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": service})
+	rev := s.Svc.Revision()
+	query := map[string]any{"query": "data.permatrix.allow == true", "input": check("ann", "edit_users", nil)}
+	compile := map[string]any{"query": "data.permatrix.allow == true", "unknowns": []string{"input.resource"}, "input": map[string]any{"subject": "ann", "system": tm, "action": "edit_users"}}
+	for _, tc := range []struct {
+		name, method, path string
+		body               any
+	}{
+		{"query GET", http.MethodGet, "/v1/query?q=data.store", nil},
+		{"query POST", http.MethodPost, "/v1/query", query},
+		{"compile", http.MethodPost, "/v1/compile", compile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sep := "?"
+			if strings.Contains(tc.path, "?") {
+				sep = "&"
+			}
+			if r := s.Do(tc.method, tc.path+sep+fmt.Sprintf("min_revision=%d", rev), tc.body, true); r.Status != 200 {
+				t.Errorf("token reached: %d %.300s", r.Status, r.Raw)
+			}
+			opaError(t, "parameter ahead", s.Do(tc.method, tc.path+sep+fmt.Sprintf("min_revision=%d", rev+1000), tc.body, true), 503, "unavailable")
+			opaError(t, "header ahead", s.Do(tc.method, tc.path, tc.body, true, "X-Permatrix-Min-Revision", fmt.Sprint(rev+1000)), 503, "unavailable")
+		})
+	}
+}
