@@ -36,8 +36,10 @@ type inFlight struct {
 // client's body.
 const retryAfter = "1"
 
-// refusedWriteTimeout bounds the writing of a refusal over HTTP/2.
-const refusedWriteTimeout = time.Second
+// refusedWriteTimeout bounds the writing of a refusal over HTTP/2. Its
+// headers dropped, a refused stream holds little; one second was cut
+// short on a loaded machine (the 503's head written, then a reset).
+const refusedWriteTimeout = 5 * time.Second
 
 // errInFlight is the answer to a request past the bound. It is not logged
 // (handleError): a flood of them would be a flood of log lines.
@@ -60,7 +62,7 @@ func (b *inFlight) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				// Its answer waits for the client's flow control window,
 				// which a client may keep shut: it would be held, headers
 				// and all, until the write timeout (15 s). It is held
-				// without its headers, the bulk of it, and for a second.
+				// without its headers, the bulk of it, and for five seconds.
 				r.Header = http.Header{}
 				_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(refusedWriteTimeout))
 			}
