@@ -166,7 +166,8 @@ func New(cfg Config) *Server {
 	if cfg.MaxRequestsInFlight <= 0 {
 		cfg.MaxRequestsInFlight = DefaultMaxRequestsInFlight
 	}
-	calls := &Calls{max: int64(cfg.MaxRequestsInFlight)}
+	calls := &Calls{max: int64(cfg.MaxRequestsInFlight),
+		shares: listen.NewShares(listen.ShareOf(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient))}
 	stopping, stop := context.WithCancel(context.Background())
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		// A stream's headers at most 64 KiB, as the HTTP listener's

@@ -2,9 +2,13 @@ package extauthz
 
 import (
 	"context"
+	"net"
 	"sync/atomic"
 
+	"google.golang.org/grpc/peer"
+
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/listen"
 )
 
 // DefaultMaxRequestsInFlight is Config.MaxRequestsInFlight's default, the
@@ -20,6 +24,11 @@ type Calls struct {
 	max     int64
 	now     atomic.Int64
 	refused atomic.Uint64
+	// shares bounds each client's part of max (with
+	// --max-connections-per-client: listen.ShareOf), nil none; refusals
+	// at it are counted apart.
+	shares          *listen.Shares
+	refusedByClient atomic.Uint64
 }
 
 // InFlight is the calls being served.
@@ -31,9 +40,13 @@ func (c *Calls) MaxInFlight() int64 { return c.max }
 // RefusedInFlight is the calls refused at the bound.
 func (c *Calls) RefusedInFlight() uint64 { return c.refused.Load() }
 
+// RefusedByClient is the calls refused at their client's share of the
+// bound.
+func (c *Calls) RefusedByClient() uint64 { return c.refusedByClient.Load() }
+
 // acquire takes a place under the bound for the call of ctx, given back
 // when ctx ends (the call ends, or its timeout passes); false, counted,
-// when none is free.
+// when none is free, under the bound or in the call's client's share of it.
 func (c *Calls) acquire(ctx context.Context) bool {
 	for {
 		n := c.now.Load()
@@ -42,7 +55,17 @@ func (c *Calls) acquire(ctx context.Context) bool {
 			return false
 		}
 		if c.now.CompareAndSwap(n, n+1) {
-			context.AfterFunc(ctx, func() { c.now.Add(-1) })
+			var remote net.Addr
+			if p, ok := peer.FromContext(ctx); ok {
+				remote = p.Addr
+			}
+			client, ok := c.shares.Take(remote)
+			if !ok {
+				c.now.Add(-1)
+				c.refusedByClient.Add(1)
+				return false
+			}
+			context.AfterFunc(ctx, func() { c.shares.Give(client); c.now.Add(-1) })
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/listen"
 )
 
 // DefaultMaxRequestsInFlight is the requests the API serves at once by
@@ -29,6 +30,11 @@ type inFlight struct {
 	max     int64
 	now     atomic.Int64
 	refused atomic.Uint64
+	// shares bounds each client's part of max (with
+	// --max-connections-per-client: listen.ShareOf), nil none; refusals
+	// at it are counted apart.
+	shares          *listen.Shares
+	refusedByClient atomic.Uint64
 }
 
 // retryAfter is the Retry-After of a request refused at the bound, in
@@ -45,6 +51,11 @@ const refusedWriteTimeout = 5 * time.Second
 // (handleError): a flood of them would be a flood of log lines.
 var errInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 	"the server is serving as many requests as it may at once (--max-requests-in-flight): try again shortly")
+
+// errClientInFlight is the answer to a request past its client's share
+// of the bound (listen.Shares), not logged either.
+var errClientInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
+	"this client is making as many requests at once as one client may (a quarter of --max-requests-in-flight, with --max-connections-per-client): try again shortly")
 
 // middleware refuses a request past the bound at once, 503 with the
 // envelope: one made to wait would hold its headers (and, over HTTP/2,
@@ -70,6 +81,13 @@ func (b *inFlight) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return errInFlight
 		}
 		defer b.now.Add(-1)
+		client, ok := b.shares.Take(listen.RemoteAddr(c.Request().RemoteAddr))
+		if !ok {
+			b.refusedByClient.Add(1)
+			c.Response().Header().Set("Retry-After", retryAfter)
+			return errClientInFlight
+		}
+		defer b.shares.Give(client)
 		return next(c)
 	}
 }
@@ -91,6 +109,7 @@ func (b *inFlight) acquire() bool {
 func (b *inFlight) InFlight() int64         { return b.now.Load() }
 func (b *inFlight) MaxInFlight() int64      { return b.max }
 func (b *inFlight) RefusedInFlight() uint64 { return b.refused.Load() }
+func (b *inFlight) RefusedByClient() uint64 { return b.refusedByClient.Load() }
 
 // RequestBound is a listener's bound of requests in flight: the requests
 // it serves, its bound and those it refused at it.
@@ -98,7 +117,14 @@ type RequestBound interface {
 	InFlight() int64
 	MaxInFlight() int64
 	RefusedInFlight() uint64
+	// RefusedByClient are those refused at a client's share of the bound
+	// (listen.Shares).
+	RefusedByClient() uint64
 }
+
+// refusedHelp is permatrix_requests_refused_total's help, one for its
+// reasons (a name has one help).
+const refusedHelp = "Requests (gRPC calls) a listener answered 503 (UNAVAILABLE) at once, unserved: reason in_flight, its bound of requests in flight (--max-requests-in-flight) reached; in_flight_per_client, one client's share of it (a quarter, with --max-connections-per-client)."
 
 // RegisterRequests puts a listener's requests in flight, their bound and
 // those refused at it in the registry, labelled listener=name ("api",
@@ -114,8 +140,12 @@ func (m *Metrics) RegisterRequests(name string, b RequestBound) {
 			func() float64 { return float64(b.MaxInFlight()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_requests_refused_total",
 			ConstLabels: prometheus.Labels{"listener": name, "reason": "in_flight"},
-			Help:        "Requests (gRPC calls) a listener answered 503 (UNAVAILABLE) at once, unserved: reason in_flight, its bound of requests in flight (--max-requests-in-flight) reached."},
+			Help:        refusedHelp},
 			func() float64 { return float64(b.RefusedInFlight()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_requests_refused_total",
+			ConstLabels: prometheus.Labels{"listener": name, "reason": "in_flight_per_client"},
+			Help:        refusedHelp},
+			func() float64 { return float64(b.RefusedByClient()) }),
 	} {
 		m.Registry.Unregister(c) // by its name and labels
 		m.Registry.MustRegister(c)

@@ -181,7 +181,8 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.setup(e)
 	hosts := newHostGuard(cfg.AllowedHosts)
 	// First: a request past the bound is refused before anything else.
-	inFlight := &inFlight{max: int64(cfg.MaxRequestsInFlight)}
+	inFlight := &inFlight{max: int64(cfg.MaxRequestsInFlight),
+		shares: listen.NewShares(listen.ShareOf(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient))}
 	s.metrics.RegisterRequests("api", inFlight)
 	e.Use(inFlight.middleware)
 	e.Use(limitHeaders, hosts.middleware, ownRequestBody)

@@ -1,0 +1,106 @@
+package http_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// TestRequestsInFlightSharedByClients: with --max-connections-per-client,
+// one client holds at most a quarter of --max-requests-in-flight. Without
+// it a client with a few connections of slow bodies held every place of
+// the bound (the bound is shared by all clients), and every other
+// client's checks were refused, though each client's connections were
+// bounded. The client past its share is answered 503 at once and counted
+// apart (reason in_flight_per_client); a place it gives back is its
+// again. Without a per-client bound there are no shares.
+func TestRequestsInFlightSharedByClients(t *testing.T) {
+	ip := nonLoopbackIP(t) // loopback clients are not bounded
+	for _, tc := range []struct {
+		name      string
+		perClient int
+		held      int // of five slow bodies, those in flight at once
+	}{
+		{"with a per-client bound", 100, 2},
+		{"without", 0, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxConnectionsPerClient: tc.perClient,
+				MaxRequestsInFlight: 8, AllowedHosts: []string{ip}})
+			addr, err := srv.Listen(net.JoinHostPort(ip, "0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			harness.Serve(t, srv.Serve, func(ctx context.Context) { _ = srv.Shutdown(ctx) })
+			head := fmt.Sprintf("POST /v1/check HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ip, len(checkBody))
+			var conns []*keptConn
+			for range 5 {
+				c := dialKept(t, addr.String())
+				if _, err := io.WriteString(c, head+checkBody[:1]); err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+			}
+			// Each is held or refused (a refusal's answer is written once
+			// its body has come: net/http reads a small body's rest first).
+			reg := srv.Metrics().Registry
+			deadline := time.Now().Add(10 * time.Second)
+			for gauge(t, reg, "permatrix_requests_in_flight", "api")+counterOf(t, srv, "permatrix_requests_refused_total", "api", "in_flight_per_client") < 5 {
+				if time.Now().After(deadline) {
+					t.Fatal("the five requests neither held nor refused")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := gauge(t, reg, "permatrix_requests_in_flight", "api"); n != float64(tc.held) {
+				t.Fatalf("%v of 5 slow bodies held, want %d", n, tc.held)
+			}
+			want := float64(5 - tc.held)
+			if n := counterOf(t, srv, "permatrix_requests_refused_total", "api", "in_flight_per_client"); n != want {
+				t.Errorf("permatrix_requests_refused_total{reason=in_flight_per_client} = %v, want %v", n, want)
+			}
+			if n := counterOf(t, srv, "permatrix_requests_refused_total", "api", "in_flight"); n != 0 {
+				t.Errorf("permatrix_requests_refused_total{reason=in_flight} = %v, want 0", n)
+			}
+			// Every body ends: the held ones are answered, the refused 503
+			// with the reason and Retry-After.
+			allowed := 0
+			for _, c := range conns {
+				if _, err := io.WriteString(c, checkBody[1:]); err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				res, err := http.ReadResponse(c.r, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				switch {
+				case res.StatusCode == http.StatusOK:
+					allowed++
+				case res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "as one client may") || res.Header.Get("Retry-After") == "":
+					t.Errorf("a refused request: %d %s", res.StatusCode, body)
+				}
+			}
+			if allowed != tc.held {
+				t.Errorf("%d answered, want the %d held", allowed, tc.held)
+			}
+			// Its places given back, the client's next request is served.
+			c := dialKept(t, addr.String())
+			if _, err := io.WriteString(c, head+checkBody); err != nil {
+				t.Fatal(err)
+			}
+			if code, err := c.answer(30 * time.Second); code != http.StatusOK {
+				t.Errorf("a request after the places were given back: %d %v", code, err)
+			}
+		})
+	}
+}
