@@ -293,7 +293,21 @@ func Open(path string, o Options) (*DB, error) {
 	}
 	// The open check read every page: drop them from the resident set
 	// (resident_linux.go). A failure costs memory only, never data.
-	_ = releaseResident(b)
+	if testHookBeforeRelease != nil {
+		testHookBeforeRelease()
+	}
+	// Guarded as every read: it reads the meta page in a transaction of its
+	// own, which faults if the file was truncated since the check. The
+	// fault leaves bbolt's meta lock held (Begin), so b is not closed (Close
+	// would wait for that lock for ever): its file is left to the process's
+	// exit, which a damaged store means.
+	if err := guard(func() error { return releaseResident(b) }); err != nil {
+		var pe *panicError
+		if errors.As(err, &pe) {
+			undo()
+			return nil, corrupt(path, err)
+		}
+	}
 	db := &DB{bolt: b, path: path, replica: o.Replica, readOnly: o.ReadOnly, wake: make(chan struct{}, 1),
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := guard(func() error { return db.init(o) }); err != nil {
@@ -468,6 +482,10 @@ func (db *DB) Wait(ctx context.Context, rev uint64) error {
 // testHookStaleWait, set by tests only, runs when a commit is about to
 // wait for the snapshots of ended eras (awaitStale).
 var testHookStaleWait func()
+
+// testHookBeforeRelease, set by tests only, runs in Open between the
+// file's check and the release of the pages it read.
+var testHookBeforeRelease func()
 
 // testHookCommitter, set by tests only, runs first on the committer's
 // goroutine: the disk-fault tests lock it to its thread, as strace counts

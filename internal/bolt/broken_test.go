@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,3 +249,37 @@ func TestScanCallersPanicLeavesTheStoreWhole(t *testing.T) {
 
 // readSink keeps a test's read of the map from being optimized away.
 var readSink byte
+
+// TestOpenOnAFileTruncatedAfterItsCheck: Open drops the pages its check
+// read (releaseResident), in a bbolt transaction of its own that reads the
+// meta page. A file truncated between the check and that release faulted
+// there, unguarded: SIGBUS killed serve at start instead of its error exit.
+// Open returns the file's damage as an error.
+func TestOpenOnAFileTruncatedAfterItsCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key("d", "roles", "s", "r")
+	if _, err := db.Commit(context.Background(), &store.Batch{Base: db.Revision(), Reads: [][]byte{store.UnitOf(key)}, Ops: []store.Op{{Key: key, Value: []byte(`{"permissions":[]}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testHookBeforeRelease = func() {
+		if err := os.Truncate(path, 0); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookBeforeRelease = nil }()
+	db, err = Open(path, Options{})
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "reading the file failed") {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("Open of a file truncated after its check: %v, want a CorruptError of the read that faulted", err)
+	}
+}
