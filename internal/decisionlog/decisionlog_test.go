@@ -771,3 +771,91 @@ func TestEntryNamesTheSpan(t *testing.T) {
 		t.Errorf("untraced: %q %q", e.TraceID, e.SpanID)
 	}
 }
+
+// TestStatusReportHidesTheUploadURLsQuery: OPA's decision-log plugin hands
+// its last upload's error to the status plugin, which reports it to the
+// control plane. A failed connection's error names the URL, with its query
+// (a presigned URL's signature, a token): the control plane was sent it.
+// The report shows the query as redacted, as a bundle URL's is.
+func TestStatusReportHidesTheUploadURLsQuery(t *testing.T) {
+	ctx := context.Background()
+	// The collector takes each upload's connection and closes it
+	// unanswered: the upload fails with net/http's error, which names the
+	// URL.
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer collector.Close()
+	var mu sync.Mutex
+	var reports []string
+	cp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(r.Body)
+		mu.Lock()
+		reports = append(reports, body.String())
+		mu.Unlock()
+	}))
+	defer cp.Close()
+	mgr, err := management.New(ctx, []byte(`{"services": {"collector": {"url": "`+collector.URL+`?sig=secret"}, "cp": {"url": "`+cp.URL+`"}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Stop(ctx) })
+	if err := mgr.EnableStatus([]byte(`{"service": "cp"}`)); err != nil {
+		t.Fatal(err)
+	}
+	dl, err := decisionlog.New(ctx, decisionlog.Options{Manager: mgr,
+		Config: []byte(`{"service": "collector", "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 1}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dl.Close(ctx) })
+	if err := mgr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	engine := opa.NewEngine(nil)
+	dl.Attach(engine)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	check := permatrix.Check{Subject: "ann", System: tm, Action: "edit_users"}
+	e := decisionlog.Entry{DecisionID: "d", Path: decisionlog.CheckPath, Input: check.Input(), Result: &permatrix.Decision{Reasons: []map[string]any{}, Missing: []map[string]any{}},
+		Timestamp: time.Now(), Bundles: map[string]decisionlog.BundleInfo{"permatrix": {Revision: "r"}}}
+	failed := func() (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range reports {
+			if strings.Contains(r, "decision_log_error") {
+				return r, true
+			}
+		}
+		return "", false
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, ok := failed(); ok {
+			break
+		}
+		dl.LogDecision(ctx, e)
+	}
+	report, ok := failed()
+	if !ok {
+		t.Fatal("no status report of a failed upload in 15 s")
+	}
+	if strings.Contains(report, "secret") || !strings.Contains(report, "redacted") {
+		t.Errorf("the report of a failed upload: %s; want the URL's query redacted", report)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range reports {
+		if strings.Contains(r, "secret") {
+			t.Errorf("a report shows the upload URL's query: %s", r)
+		}
+	}
+}

@@ -73,6 +73,12 @@ type downloadLimit struct {
 }
 
 func (t *downloadLimit) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.m.isStatusReport(req) {
+		var err error
+		if req, err = redactStatusReport(req); err != nil {
+			return nil, err
+		}
+	}
 	n := t.m.downloadMax.Load()
 	within := time.Duration(t.m.downloadWithin.Load())
 	// A GET that follows the redirect of another method's answer (a

@@ -46,6 +46,9 @@ type Manager struct {
 	bundles bundleStatuses
 	// traceRequests wraps the services' transports (TraceRequests).
 	traceRequests atomic.Pointer[func(http.RoundTripper) http.RoundTripper]
+	// statusPath is the path the status plugin reports to
+	// (/status[/<partition_name>]), nil without one (statusredact.go).
+	statusPath atomic.Pointer[string]
 }
 
 // TraceRequests makes wrap (internal/tracing's Transport) wrap the

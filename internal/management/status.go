@@ -80,6 +80,8 @@ func (m *Manager) EnableStatus(raw []byte, internal ...string) error {
 	if err != nil {
 		return err
 	}
+	path := strings.TrimSuffix("/status/"+cfg.PartitionName, "/")
+	m.statusPath.Store(&path)
 	p := status.New(cfg, m.m)
 	m.m.Register(status.Name, p)
 	m.bundles.mu.Lock()
