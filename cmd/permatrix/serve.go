@@ -389,6 +389,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 
 	svc := pdp.New(db, engine, log, plugins.decisionLogger())
 	svc.ConsistencyTimeout = o.consistencyTimeout
+	svc.BundleName = plugins.bundleName()
 	svc.SetCacheSize(o.cacheSize)
 	if tracer != nil {
 		svc.Trace = tracer.Span
@@ -443,7 +444,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
-		DefaultDecision: o.defaultDecision, Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
+		DefaultDecision: o.defaultDecision, BundleName: plugins.bundleName(), Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
 		AllowedHosts: o.listen.allowedHosts, MaxConnections: o.listen.maxConnections,
 		MaxConnectionsPerClient: o.listen.maxConnectionsPerClient, MaxRequestsInFlight: o.listen.maxRequestsInFlight,
 		Tracing: tracer}

@@ -233,6 +233,17 @@ func (p *plugins) startPolling(ctx context.Context, report func(error)) {
 	p.poller.Start(ctx)
 }
 
+// bundleName is the name the bundles section gives its bundle, the one
+// OPA's status reports name it by; "" for serve's own (--bundle, the
+// embedded one), named decisionlog.BundleName. Decisions, /health?bundles
+// and /v1/status name it so too: one name for a control plane to match.
+func (p *plugins) bundleName() string {
+	if p.source == nil {
+		return ""
+	}
+	return p.source.Name
+}
+
 // decisionLogger is the service's decision logger (a nil interface when
 // none).
 func (p *plugins) decisionLogger() pdp.DecisionLogger {

@@ -23,8 +23,9 @@ const (
 	CheckPath = "permatrix/decision"
 )
 
-// BundleName is the name decisions give the active policy bundle in
-// "bundles" (and /health?bundles), whatever the configuration calls it.
+// BundleName is the name decisions give serve's own policy bundle
+// (--bundle, the embedded one) in "bundles"; the bundle of a bundles
+// section is named as the section names it (pdp.Service.BundleName).
 const BundleName = "permatrix"
 
 // Entry is one logged decision in OPA's decision-log schema (EventV1 of
@@ -93,8 +94,18 @@ type Custom struct {
 // TimerEval is the metric of the evaluation's duration, OPA's name.
 const TimerEval = "timer_rego_query_eval_ns"
 
-// BundleRevision is the revision of the bundle that decided.
-func (e *Entry) BundleRevision() string { return e.Bundles[BundleName].Revision }
+// BundleRevision is the revision of the bundle that decided: the one
+// bundle an entry names, whatever its name (BundleName, or the bundles
+// section's).
+func (e *Entry) BundleRevision() string {
+	if b, ok := e.Bundles[BundleName]; ok || len(e.Bundles) != 1 {
+		return b.Revision
+	}
+	for _, b := range e.Bundles {
+		return b.Revision
+	}
+	return ""
+}
 
 // StoreRevision is the store revision the decision read (0 if unknown).
 func (e *Entry) StoreRevision() uint64 {

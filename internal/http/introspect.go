@@ -133,7 +133,7 @@ func (s *Server) health(c echo.Context) error {
 			b["last_error_at"] = s.bundleFail
 		}
 		s.mu.Unlock()
-		body["bundles"] = map[string]any{bundleName: b}
+		body["bundles"] = map[string]any{s.cfg.BundleName: b}
 	}
 	return c.JSON(status, body)
 }

@@ -36,9 +36,9 @@ import (
 // whether a check object is allowed.
 const DefaultDecision = "/permatrix/allow"
 
-// bundleName names the active bundle in OPA's per-bundle reports
-// (provenance, /v1/status, /health?bundles).
-const bundleName = "permatrix"
+// defaultBundleName names serve's own bundle (--bundle, the embedded one)
+// in OPA's per-bundle reports (Config.BundleName).
+const defaultBundleName = "permatrix"
 
 // DecisionPath parses a default decision ("/permatrix/allow" or
 // "permatrix/allow", as OPA's default_decision) into its path segments.
@@ -527,7 +527,7 @@ func (s *Server) policy(c echo.Context) error {
 // GET /v1/status: OPA's status report as far as it applies — labels, the
 // active bundle, and the state of what serves (operator only).
 func (s *Server) status(c echo.Context) error {
-	bundle := map[string]any{"name": bundleName}
+	bundle := map[string]any{"name": s.cfg.BundleName}
 	plugins := map[string]any{}
 	state := func(ok bool, notOK string) map[string]any {
 		if ok {
@@ -557,7 +557,7 @@ func (s *Server) status(c echo.Context) error {
 	plugins["store"] = store
 	return opaJSON(c, map[string]any{"result": map[string]any{
 		"labels":  s.labels,
-		"bundles": map[string]any{bundleName: bundle},
+		"bundles": map[string]any{s.cfg.BundleName: bundle},
 		"plugins": plugins,
 	}}, boolParam(c, "pretty"))
 }
@@ -592,7 +592,7 @@ type provenanceBundle struct {
 
 func (s *Server) provenance(p *opa.Policy) *provenance {
 	pv := s.build
-	pv.Bundles = map[string]provenanceBundle{bundleName: {Revision: p.BundleRevision()}}
+	pv.Bundles = map[string]provenanceBundle{s.cfg.BundleName: {Revision: p.BundleRevision()}}
 	return &pv
 }
 

@@ -81,6 +81,11 @@ type Config struct {
 	// default_decision (default DefaultDecision). Validate it with
 	// DecisionPath: NewServer panics on an invalid one.
 	DefaultDecision string
+	// BundleName names the active bundle in OPA's per-bundle reports
+	// (provenance, /v1/status, /health?bundles): the bundles section's
+	// name for it, as OPA's status reports and the logged decisions name
+	// it; "permatrix" if empty (serve's own bundle).
+	BundleName string
 	// Version is permatrix's version, reported by OPA's provenance and
 	// status (default "dev").
 	Version string
@@ -161,6 +166,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	}
 	if cfg.DefaultDecision == "" {
 		cfg.DefaultDecision = DefaultDecision
+	}
+	if cfg.BundleName == "" {
+		cfg.BundleName = defaultBundleName
 	}
 	defaultPath, err := DecisionPath(cfg.DefaultDecision)
 	if err != nil {

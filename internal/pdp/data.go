@@ -96,7 +96,7 @@ func (s *Service) logEvaluation(ctx context.Context, e *Evaluated, p *opa.Policy
 	if e.Defined {
 		result = e.Result
 	}
-	entry := logEntry(e.DecisionID, path, in, result, e.StoreRevision, p, start)
+	entry := s.logEntry(e.DecisionID, path, in, result, e.StoreRevision, p, start)
 	entry.Query = query
 	for k, v := range e.Metrics {
 		entry.Metrics[k] = v

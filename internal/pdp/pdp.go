@@ -57,6 +57,11 @@ type Service struct {
 	// (internal/tracing's Span): each evaluation is one. Set before
 	// serving; nil costs a decision nothing.
 	Trace func(ctx context.Context, name string) (context.Context, func(error))
+	// BundleName names the active bundle in logged decisions: the bundles
+	// section's name for it, so that they name it as OPA's status reports
+	// do; decisionlog.BundleName if empty (serve's own bundle). Set before
+	// serving.
+	BundleName string
 
 	backend store.Backend
 	engine  *opa.Engine
@@ -231,7 +236,7 @@ func (s *Service) Check(ctx context.Context, c permatrix.Check) (*permatrix.Deci
 	}
 	d.DecisionID = newID()
 	if s.dlog != nil {
-		s.dlog.LogDecision(ctx, logEntry(d.DecisionID, decisionlog.CheckPath, c.Input(), d, d.Revision, p, start))
+		s.dlog.LogDecision(ctx, s.logEntry(d.DecisionID, decisionlog.CheckPath, c.Input(), d, d.Revision, p, start))
 	}
 	return d, nil
 }
@@ -435,10 +440,14 @@ func (s *Service) Ready() error {
 
 // logEntry is the decision log's entry of one evaluation that started at
 // start (one owner for every path: checks, the Data and Query APIs).
-func logEntry(id, path string, input, result any, revision uint64, p *opa.Policy, start time.Time) decisionlog.Entry {
+func (s *Service) logEntry(id, path string, input, result any, revision uint64, p *opa.Policy, start time.Time) decisionlog.Entry {
+	name := s.BundleName
+	if name == "" {
+		name = decisionlog.BundleName
+	}
 	return decisionlog.Entry{
 		DecisionID: id, Timestamp: start.UTC(), Path: path, Input: input, Result: result,
-		Bundles: map[string]decisionlog.BundleInfo{decisionlog.BundleName: {Revision: p.BundleRevision()}},
+		Bundles: map[string]decisionlog.BundleInfo{name: {Revision: p.BundleRevision()}},
 		Metrics: map[string]any{decisionlog.TimerEval: time.Since(start).Nanoseconds()},
 		Custom:  &decisionlog.Custom{StoreRevision: revision},
 	}

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +26,8 @@ type controlPlane struct {
 	mu      sync.Mutex
 	reports []statusReport
 	logs    int
+	// bundleNames are the names logged decisions give their bundles.
+	bundleNames map[string]bool
 }
 
 type statusReport struct {
@@ -54,9 +57,22 @@ type bundleStatus struct {
 func (c *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/logs":
-		_, _ = io.Copy(io.Discard, r.Body)
+		var entries []struct {
+			Bundles map[string]any `json:"bundles"`
+		}
+		if zr, err := gzip.NewReader(r.Body); err == nil {
+			_ = json.NewDecoder(zr).Decode(&entries)
+		}
 		c.mu.Lock()
 		c.logs++
+		if c.bundleNames == nil {
+			c.bundleNames = map[string]bool{}
+		}
+		for _, e := range entries {
+			for name := range e.Bundles {
+				c.bundleNames[name] = true
+			}
+		}
 		c.mu.Unlock()
 	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/status"):
 		var rep statusReport
@@ -189,6 +205,24 @@ status:
 		t.Fatalf("check: %d", code)
 	}
 	cp.wait(t, "a decision-log upload", func(r statusReport) bool { return r.DecisionLogs != nil && r.DecisionLogs.Code == "" })
+	// One name everywhere: the decisions, /health?bundles and
+	// /v1/status name the bundle as the reports do.
+	names := func() map[string]bool {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		return maps.Clone(cp.bundleNames)
+	}
+	for deadline := time.Now().Add(15 * time.Second); len(names()) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	if n := names(); len(n) != 1 || !n["authz"] {
+		t.Errorf("logged decisions name their bundle %v, want authz", n)
+	}
+	if _, body := s.do(t, "GET", "/health?bundles", ""); body["bundles"].(map[string]any)["authz"] == nil {
+		t.Errorf("/health?bundles: %v, want the bundle authz", body["bundles"])
+	}
+	if code, body := s.do(t, "GET", "/v1/status", ""); code != 200 || body["result"].(map[string]any)["bundles"].(map[string]any)["authz"] == nil {
+		t.Errorf("/v1/status: %d %v, want the bundle authz", code, body)
+	}
 
 	// A bundle that downloads but does not compile: refused, r1 serves,
 	// and the control plane is told why.
