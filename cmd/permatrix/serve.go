@@ -444,7 +444,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 	}
 	cfg := http.Config{AdminToken: token, BodyLimit: o.bodyLimit, Logger: log,
 		Identity: acc.identity, Routes: acc.routes, TLS: tlsCfg, DecisionLog: plugins.dlog,
-		DefaultDecision: o.defaultDecision, BundleName: plugins.bundleName(), Version: version, Effective: effectiveConfig(flags), Pprof: o.pprof,
+		DefaultDecision: o.defaultDecision, BundleName: plugins.bundleName(), Version: version, Effective: effectiveConfig(flags, file), Pprof: o.pprof,
 		AllowedHosts: o.listen.allowedHosts, MaxConnections: o.listen.maxConnections,
 		MaxConnectionsPerClient: o.listen.maxConnectionsPerClient, MaxRequestsInFlight: o.listen.maxRequestsInFlight,
 		Tracing: tracer}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 
+	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/redact"
 	"github.com/spf13/pflag"
 )
@@ -12,8 +14,11 @@ import (
 // flag's effective value (command line, PERMATRIX_* environment or
 // default) under "permatrix", secrets left out and URLs without their
 // passwords and query strings. The HTTP server adds default_decision and
-// labels.
-func effectiveConfig(flags *pflag.FlagSet) map[string]any {
+// labels. OPA's status and distributed_tracing sections of the file, if
+// any, are shown as OPA's /v1/config shows them: as configured (neither
+// holds a secret: a TLS key is named by its file's path), their URLs
+// redacted all the same.
+func effectiveConfig(flags *pflag.FlagSet, file *config.File) map[string]any {
 	settings := map[string]any{}
 	flags.VisitAll(func(f *pflag.Flag) {
 		if f.Name == "help" || secretFlag(f.Name) {
@@ -21,7 +26,21 @@ func effectiveConfig(flags *pflag.FlagSet) map[string]any {
 		}
 		settings[f.Name] = flagValue(f)
 	})
-	return map[string]any{"permatrix": settings}
+	out := map[string]any{"permatrix": settings}
+	if file != nil {
+		for name, raw := range map[string][]byte{"status": file.Status, "distributed_tracing": file.DistributedTracing} {
+			var section map[string]any
+			if raw != nil && json.Unmarshal(raw, &section) == nil {
+				for k, v := range section {
+					if s, ok := v.(string); ok {
+						section[k] = redact.URL(s)
+					}
+				}
+				out[name] = section
+			}
+		}
+	}
+	return out
 }
 
 // secretFlag reports whether a flag holds a secret, or names the file that

@@ -20,7 +20,7 @@ func TestEffectiveConfigHidesSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, err := json.Marshal(effectiveConfig(f))
+	raw, err := json.Marshal(effectiveConfig(f, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -429,3 +429,44 @@ server:
 	}
 	s.Stop(t)
 }
+
+// TestConfigShowsStatusAndTracing: GET /v1/config shows OPA's status and
+// distributed_tracing sections as configured, as OPA's does (they were
+// left out); a TLS key is shown by its file's path, as configured.
+func TestConfigShowsStatusAndTracing(t *testing.T) {
+	dir := t.TempDir()
+	cpSrv := httptest.NewServer(&controlPlane{})
+	t.Cleanup(cpSrv.Close)
+	cfg := filepath.Join(dir, "permatrix.yaml")
+	writeConfig(t, cfg, `
+services:
+  control-plane:
+    url: `+cpSrv.URL+`
+status:
+  service: control-plane
+  partition_name: fleet-a
+distributed_tracing:
+  type: grpc
+  address: 127.0.0.1:1
+  service_name: sidecar
+  tls_cert_file: /run/keys/tracing.crt
+  tls_private_key_file: /run/keys/tracing.key
+`)
+	s := serve(t, filepath.Join(dir, "p.db"), "PERMATRIX_CONFIG="+cfg)
+	code, raw := s.Do(t, "GET", "/v1/config", "")
+	var body struct {
+		Result map[string]any `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &body); code != 200 || err != nil {
+		t.Fatalf("/v1/config: %d %v %s", code, err, raw)
+	}
+	st, _ := body.Result["status"].(map[string]any)
+	if st["service"] != "control-plane" || st["partition_name"] != "fleet-a" {
+		t.Errorf("/v1/config status: %v", st)
+	}
+	dt, _ := body.Result["distributed_tracing"].(map[string]any)
+	if dt["type"] != "grpc" || dt["service_name"] != "sidecar" || dt["tls_private_key_file"] != "/run/keys/tracing.key" {
+		t.Errorf("/v1/config distributed_tracing: %v", dt)
+	}
+	s.Stop(t)
+}
