@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -799,7 +800,11 @@ func TestStatusReportHidesTheUploadURLsQuery(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer cp.Close()
-	mgr, err := management.New(ctx, []byte(`{"services": {"collector": {"url": "`+collector.URL+`?sig=secret"}, "cp": {"url": "`+cp.URL+`"}}}`), nil)
+	// serve's log gets OPA's plugins' lines (the failed upload's, which
+	// names its URL) at debug and above.
+	var logged lockedLog
+	log := slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	mgr, err := management.New(ctx, []byte(`{"services": {"collector": {"url": "`+collector.URL+`?sig=secret"}, "cp": {"url": "`+cp.URL+`"}}}`), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -858,4 +863,28 @@ func TestStatusReportHidesTheUploadURLsQuery(t *testing.T) {
 			t.Errorf("a report shows the upload URL's query: %s", r)
 		}
 	}
+	// Nor does serve's log (OPA's plugin logged the failed upload's URL,
+	// query and all).
+	text := logged.String()
+	if !strings.Contains(text, "log upload failed") || !strings.Contains(text, "?redacted") || strings.Contains(text, "secret") {
+		t.Errorf("serve's log of the failed uploads: %s; want the upload URL with its query redacted", text)
+	}
+}
+
+// lockedLog is a log's output that goroutines write at once.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -248,7 +248,11 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	if !l.l.Enabled(context.Background(), level) {
 		return
 	}
-	msg := fmt.Sprintf(format, a...)
+	// OPA's plugins name their URLs (a request's "url", a failed
+	// upload's error), queries and all: a presigned URL's signature, a
+	// token given in a service's URL. They are shown redacted, as
+	// everywhere in permatrix.
+	msg := redactURLs(fmt.Sprintf(format, a...))
 	left := 0
 	if level >= slog.LevelWarn {
 		plugin, _ := l.fields["plugin"].(string)
@@ -259,6 +263,9 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	}
 	attrs := make([]any, 0, 2*len(l.fields)+2)
 	for k, v := range l.fields {
+		if text, ok := v.(string); ok {
+			v = redactURLs(text)
+		}
 		attrs = append(attrs, k, v)
 	}
 	if left > 0 {
