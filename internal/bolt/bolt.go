@@ -286,8 +286,11 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, openError(path, err)
 	}
 	b.NoSync = o.Replica
+	if testHookBeforeCheck != nil {
+		testHookBeforeCheck()
+	}
 	if err := guard(func() error { _, err := verifyOpen(b, path, false); return err }); err != nil {
-		b.Close()
+		closeUnlessFaulted(b, err)
 		undo()
 		return nil, corrupt(path, err)
 	}
@@ -311,7 +314,7 @@ func Open(path string, o Options) (*DB, error) {
 	db := &DB{bolt: b, path: path, replica: o.Replica, readOnly: o.ReadOnly, wake: make(chan struct{}, 1),
 		applied: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := guard(func() error { return db.init(o) }); err != nil {
-		b.Close()
+		closeUnlessFaulted(b, err)
 		undo()
 		// init writes a new file's layout or migrates format 1: a disk that
 		// refuses that write says nothing about the file, which it left as
@@ -482,6 +485,21 @@ func (db *DB) Wait(ctx context.Context, rev uint64) error {
 // testHookStaleWait, set by tests only, runs when a commit is about to
 // wait for the snapshots of ended eras (awaitStale).
 var testHookStaleWait func()
+
+// closeUnlessFaulted closes b after a failed open, but not after a fault
+// (the file truncated under it): a fault in bbolt's Begin leaves its meta
+// lock held, and Close would wait for that lock for ever. The handle is
+// then left to the process's exit, which a damaged store means.
+func closeUnlessFaulted(b *bbolt.DB, err error) {
+	var pe *panicError
+	if !errors.As(err, &pe) {
+		b.Close()
+	}
+}
+
+// testHookBeforeCheck, set by tests only, runs in Open between bbolt's
+// open and the store check.
+var testHookBeforeCheck func()
 
 // testHookBeforeRelease, set by tests only, runs in Open between the
 // file's check and the release of the pages it read.

@@ -283,3 +283,42 @@ func TestOpenOnAFileTruncatedAfterItsCheck(t *testing.T) {
 		t.Fatalf("Open of a file truncated after its check: %v, want a CorruptError of the read that faulted", err)
 	}
 }
+
+// TestOpenOnAFileTruncatedBeforeItsCheck: a file truncated between bbolt's
+// open and the store check faults in the check's first read, bbolt's Begin
+// of the meta page, whose lock the fault leaves held. Open answered the
+// check's error only after closing bbolt's handle, which waits for that
+// lock: it never answered (serve hung at start instead of exiting 3).
+func TestOpenOnAFileTruncatedBeforeItsCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testHookBeforeCheck = func() {
+		if err := os.Truncate(path, 0); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookBeforeCheck = nil }()
+	opened := make(chan error, 1)
+	go func() {
+		db, err := Open(path, Options{})
+		if db != nil {
+			db.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		var ce *CorruptError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Open of a file truncated before its check: %v, want a CorruptError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open of a file truncated before its check did not answer in 30 s")
+	}
+}
