@@ -192,6 +192,12 @@ func (c *Client) Members(ctx context.Context, group string) ([]string, uint64, e
 			}
 			return all, p.Revision, nil
 		}
+		// Members come in key order, each page after its cursor: a
+		// cursor that does not move forward would loop for ever, all
+		// the while growing all.
+		if p.NextCursor <= cursor {
+			return nil, 0, fmt.Errorf("permatrix client: GET /v1/groups/%s/members: the cursor %q does not advance past %q", group, p.NextCursor, cursor)
+		}
 		cursor = p.NextCursor
 	}
 }
