@@ -69,26 +69,40 @@ func (b *inFlight) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !b.acquire() {
 			b.refused.Add(1)
-			if r := c.Request(); r.ProtoMajor == 2 {
-				// Its answer waits for the client's flow control window,
-				// which a client may keep shut: it would be held, headers
-				// and all, until the write timeout (15 s). It is held
-				// without its headers, the bulk of it, and for five seconds.
-				r.Header = http.Header{}
-				_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(refusedWriteTimeout))
-			}
-			c.Response().Header().Set("Retry-After", retryAfter)
+			refuse(c)
 			return errInFlight
 		}
 		defer b.now.Add(-1)
 		client, ok := b.shares.Take(listen.RemoteAddr(c.Request().RemoteAddr))
 		if !ok {
 			b.refusedByClient.Add(1)
-			c.Response().Header().Set("Retry-After", retryAfter)
+			refuse(c)
 			return errClientInFlight
 		}
 		defer b.shares.Give(client)
 		return next(c)
+	}
+}
+
+// refuse readies a refusal's answer: Retry-After, and over HTTP/1.1 with
+// a body still to come, Connection: close — net/http reads the rest of a
+// small body before it answers, so a refused request whose client sends
+// its body slowly was answered only once it had all come (its connection
+// busy meanwhile); closed, it is answered at once.
+//
+// Over HTTP/2 its answer waits for the client's flow control window, which
+// a client may keep shut: it would be held, headers and all, until the
+// write timeout (15 s). It is held without its headers, the bulk of it,
+// and for five seconds.
+func refuse(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Retry-After", retryAfter)
+	switch r := c.Request(); {
+	case r.ProtoMajor == 2:
+		r.Header = http.Header{}
+		_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(refusedWriteTimeout))
+	case r.ContentLength != 0:
+		h.Set("Connection", "close")
 	}
 }
 
