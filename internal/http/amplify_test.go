@@ -45,6 +45,8 @@ func TestFreeFormBodiesBounded(t *testing.T) {
 	batch := `{"checks":[` + strings.TrimSuffix(strings.Repeat(atBound+",", 1000), ",") + `]}`
 	inputAtBound := `{"subject":"ann","system":"blueprism","action":"import_release","context":{"release_contains":[` +
 		strings.TrimSuffix(strings.Repeat("{},", 4096-6), ",") + `]}}`
+	deepInput := `{"subject":"ann","system":"blueprism","action":"import_release","context":{"release_contains":` +
+		strings.Repeat("[", 4096-6) + strings.Repeat("]", 4096-6) + `}}`
 	const concurrent = 8
 	// What one request may allocate: reading the body (io.ReadAll doubles
 	// its buffer: ~2 times the body), a JSON decoder's buffers, and the
@@ -64,6 +66,10 @@ func TestFreeFormBodiesBounded(t *testing.T) {
 		// Evaluated, the values cost ~1.1 KiB each (decoded, an OPA term,
 		// iterated by the rules): 4,096 of them ~4.6 MiB.
 		{"/v1/data/permatrix/allow", `{"input":` + inputAtBound + `}`, 200, "result", perRequest},
+		// 4,090 values nested one in the next (8 KiB): within the bound,
+		// the rules' walk of the context made a path per value as long as
+		// its depth, 8.4 million terms held at once by a comprehension.
+		{"/v1/data/permatrix/allow", `{"input":` + deepInput + `}`, 200, "result", perRequest},
 		// ~45 KiB a check, one check after another: what a batch holds at
 		// once is one check's.
 		{"/v1/check/batch", batch, 200, "results", 1000 * 64 << 10},

@@ -179,6 +179,13 @@ var shapeRefusals = []checkRefusal{
 	{"context of 256 values", withCheck("context", `{"a":[`+strings.Repeat("{},", 254)+`{}]}`), "", ""},
 	{"context of 257 values", withCheck("context", `{"a":[`+strings.Repeat("{},", 255)+`{}]}`), "context holds more than 256 values", ""},
 	{"context of 257 values in objects", withCheck("context", `{"a":{`+contextMembers(256)+`}}`), "context holds more than 256 values", ""},
+	// false and null are values like any other, at every depth.
+	{"context 5 deep to false", withCheck("context", `{"a":[{"b":[[false]]}]}`), "context nests deeper than 4 levels", ""},
+	{"context 5 deep to null", withCheck("context", `{"a":[[[[null]]]]}`), "context nests deeper than 4 levels", ""},
+	{"context of 257 false", withCheck("context", `{"a":[`+strings.Repeat("false,", 255)+`false]}`), "context holds more than 256 values", ""},
+	{"context of 257 values 4 deep", withCheck("context", `{"a":[[[`+strings.Repeat("null,", 254)+`null]]]}`), "context holds more than 256 values", ""},
+	// Past the depth, the refusal is the one /v1/check meets first.
+	{"context 4,000 deep", withCheck("context", `{"a":`+strings.Repeat("[", 4000)+strings.Repeat("]", 4000)+`}`), "context nests deeper than 4 levels", ""},
 	{"min_revision null", withCheck("min_revision", "null"), "", ""},
 	{"min_revision 0", withCheck("min_revision", "0"), "", ""},
 	{"min_revision 1", withCheck("min_revision", "1"), "", ""},
