@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -100,7 +101,35 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Tracing, error)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { q.warn("distributed tracing", err) }))
 	otel.SetLogger(logr.FromSlogHandler(log.Handler()))
 	return &Tracing{cfg: cfg, provider: provider, tracer: provider.Tracer(instrumentation), queue: q,
-		propagator: propagation.TraceContext{}}, nil
+		propagator: traceContext}, nil
+}
+
+// traceContext is W3C's trace context as the spans take it: a tracestate
+// over maxTraceState bytes is dropped (the traceparent kept), as W3C
+// lets a vendor do. Well formed, it may be 32 members of 512 bytes: 16
+// KiB a client chose, carried by every span of the request while it waits
+// in the queue, and exported.
+var traceContext propagation.TextMapPropagator = boundedTraceContext{}
+
+// maxTraceState bounds a kept tracestate, in bytes: what W3C asks a
+// vendor to pass on at least.
+const maxTraceState = 512
+
+type boundedTraceContext struct{ propagation.TraceContext }
+
+func (b boundedTraceContext) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	return b.TraceContext.Extract(ctx, boundedTraceState{carrier})
+}
+
+// boundedTraceState hides a tracestate over maxTraceState bytes.
+type boundedTraceState struct{ propagation.TextMapCarrier }
+
+func (c boundedTraceState) Get(key string) string {
+	v := c.TextMapCarrier.Get(key)
+	if len(v) > maxTraceState && strings.EqualFold(key, "tracestate") {
+		return ""
+	}
+	return v
 }
 
 // providerOptions are the tracer provider's resource and sampler (OPA's)

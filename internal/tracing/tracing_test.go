@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,6 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -68,7 +68,7 @@ func TestQueueDropsWhenTheBackendIsStuck(t *testing.T) {
 func recordingTracing() (*Tracing, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	return &Tracing{cfg: &Config{}, provider: tp, tracer: tp.Tracer("test"), propagator: propagation.TraceContext{}}, rec
+	return &Tracing{cfg: &Config{}, provider: tp, tracer: tp.Tracer("test"), propagator: traceContext}, rec
 }
 
 // Trace headers are the caller's: a well-formed traceparent is continued,
@@ -85,6 +85,9 @@ func TestStartHTTPTakesOnlyAWellFormedTraceparent(t *testing.T) {
 		{"well formed", good, "", true},
 		{"huge tracestate", good, strings.Repeat("k=v,", 1<<18), true},
 		{"malformed tracestate", good, "=,=,\x00", true},
+		// Well formed and within W3C's 32 members, each its longest: 16 KiB
+		// a span would carry in the queue and to the backend.
+		{"tracestate of 32 long members", good, longTraceState(), true},
 		{"huge traceparent", good + strings.Repeat("0", 1<<20), "", false},
 		{"bad version", "ff-" + traceID + "-" + parentID + "-01", "", false},
 		{"zero trace id", "00-" + strings.Repeat("0", 32) + "-" + parentID + "-01", "", false},
@@ -161,7 +164,7 @@ func TestSpanSizeBounded(t *testing.T) {
 	}
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(append(c.providerOptions(), sdktrace.WithSpanProcessor(rec))...)
-	tr := &Tracing{cfg: c, provider: tp, tracer: tp.Tracer("test"), propagator: propagation.TraceContext{}}
+	tr := &Tracing{cfg: c, provider: tp, tracer: tp.Tracer("test"), propagator: traceContext}
 	r := httptest.NewRequest("GET", "/v1/data/"+strings.Repeat("a", 1<<20), nil)
 	r.Method = strings.Repeat("M", 1<<16)
 	_, span, _ := tr.StartHTTP(r, "/v1/data/*")
@@ -188,7 +191,7 @@ func TestTransportSpanHidesTheQuery(t *testing.T) {
 	}
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(append(c.providerOptions(), sdktrace.WithSpanProcessor(rec))...)
-	tr := &Tracing{cfg: c, provider: tp, tracer: tp.Tracer("test"), propagator: propagation.TraceContext{}}
+	tr := &Tracing{cfg: c, provider: tp, tracer: tp.Tracer("test"), propagator: traceContext}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("token") != "s3cret" {
 			w.WriteHeader(http.StatusBadRequest) // the request itself keeps it
@@ -248,4 +251,14 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// longTraceState is a well-formed tracestate of 32 members, each with a
+// key and a value of 256 characters (W3C's longest).
+func longTraceState() string {
+	members := make([]string, 32)
+	for i := range members {
+		members[i] = fmt.Sprintf("%s%02d=%s", strings.Repeat("k", 254), i, strings.Repeat("v", 256))
+	}
+	return strings.Join(members, ",")
 }
