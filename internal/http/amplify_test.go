@@ -173,6 +173,10 @@ func TestDataAPIInputBound(t *testing.T) {
 			t.Errorf("%s: %d %.300s, want %d", c.name, resp.StatusCode, raw, c.status)
 		case c.status == 400 && (e.Code != "invalid_parameter" || !strings.Contains(e.Message, refusal)):
 			t.Errorf("%s: %.300s, want invalid_parameter saying %q", c.name, raw, refusal)
+		case resp.Header.Get("WWW-Authenticate") != "":
+			// Taking the input without the token is no refusal: nothing
+			// asks the client for credentials.
+			t.Errorf("%s: %d with WWW-Authenticate %q", c.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
 }
