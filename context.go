@@ -1,5 +1,7 @@
 package permatrix
 
+import "encoding/json"
+
 // A check's context carries the few facts some actions need beside who,
 // what and where (the catalogs' context_keys, GET /v1/systems): today at
 // most four keys in one system (blueprism), the deepest a list of kinds
@@ -20,7 +22,21 @@ const (
 	// MaxContextValues bounds the values a context holds at every depth:
 	// each key's value, and each element and member inside it.
 	MaxContextValues = 256
+	// MaxNumberLength bounds a number of a context, or of the Data API's
+	// input without the admin token, as written (its digits, sign, point
+	// and exponent). No context declares a number; a uint64 is 20
+	// characters, a float64 written exactly about 24. The rules that
+	// compare or print a number make it a big.Int or big.Float at a cost
+	// quadratic in its digits: one number of a million digits was 2 GiB
+	// and seconds of evaluation.
+	MaxNumberLength = 64
 )
+
+// NumberTooLong is the refusal of a number longer than MaxNumberLength
+// in what (the context, the input).
+func NumberTooLong(what string) error {
+	return Errorf(EINVALID, "%s holds a number of more than %d characters", what, MaxNumberLength)
+}
 
 // ContextShape counts a check's context as it is read, token by token (the
 // HTTP API, before any value is built), or walked (ValidateContext): the
@@ -70,6 +86,10 @@ func ValidateContext(ctx map[string]any) error {
 			}
 		}
 		switch v := v.(type) {
+		case json.Number:
+			if len(v) > MaxNumberLength && tooMany == nil {
+				tooMany = NumberTooLong("context")
+			}
 		case map[string]any:
 			for _, e := range v {
 				walk(e, depth+1)

@@ -1,7 +1,9 @@
 package permatrix_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -39,6 +41,8 @@ func TestValidateContext(t *testing.T) {
 		{"256 values", map[string]any{"a": list(255)}, ""},
 		{"257 values", map[string]any{"a": list(256)}, "context holds more than 256 values"},
 		{"257 values and depth 5: the depth named", map[string]any{"a": list(256), "b": nested(5)}, "context nests deeper than 4 levels"},
+		{"a number of 64 characters", map[string]any{"a": json.Number(strings.Repeat("9", 64))}, ""},
+		{"a number of 65 characters", map[string]any{"a": []any{json.Number(strings.Repeat("9", 65))}}, "context holds a number of more than 64 characters"},
 	} {
 		err := permatrix.ValidateContext(c.ctx)
 		switch {

@@ -47,6 +47,8 @@ func TestFreeFormBodiesBounded(t *testing.T) {
 		strings.TrimSuffix(strings.Repeat("{},", 4096-6), ",") + `]}}`
 	deepInput := `{"subject":"ann","system":"blueprism","action":"import_release","context":{"release_contains":` +
 		strings.Repeat("[", 4096-6) + strings.Repeat("]", 4096-6) + `}}`
+	longNumber := strings.Repeat("9", 100_000)
+	longNumberCheck := `{"subject":"ann","system":"blueprism","action":"import_release","context":{"release_contains":[` + longNumber + `]}}`
 	const concurrent = 8
 	// What one request may allocate: reading the body (io.ReadAll doubles
 	// its buffer: ~2 times the body), a JSON decoder's buffers, and the
@@ -70,6 +72,16 @@ func TestFreeFormBodiesBounded(t *testing.T) {
 		// the rules' walk of the context made a path per value as long as
 		// its depth, 8.4 million terms held at once by a comprehension.
 		{"/v1/data/permatrix/allow", `{"input":` + deepInput + `}`, 200, "result", perRequest},
+		// One number of 100,000 digits: the rules that compare or print it
+		// (lib.uint64's n <= 2^64-1, "unknown kind %v") made it a big.Int
+		// or big.Float at a cost quadratic in its digits (a million digits
+		// was 2 GiB and 3.5 s on /v1/check, 4 GiB and 6 s as the Data
+		// API's min_revision).
+		{"/v1/check", longNumberCheck, 400, "invalid", perRequest},
+		{"/v1/check/batch", `{"checks":[` + longNumberCheck + `]}`, 200, "invalid", perRequest},
+		{"/v1/data/permatrix/decision", `{"input":` + longNumberCheck + `}`, 400, "invalid_parameter", perRequest},
+		{"/v1/data/permatrix/decision", `{"input":{"subject":"ann","system":"blueprism","action":"import_release","min_revision":` +
+			longNumber + `}}`, 400, "invalid_parameter", perRequest},
 		// ~45 KiB a check, one check after another: what a batch holds at
 		// once is one check's.
 		{"/v1/check/batch", batch, 200, "results", 1000 * 64 << 10},

@@ -79,6 +79,9 @@ func strictJSONWithin(bound valueBound) json.Options {
 // they are counted while they are read, and none is built past the bound.
 type valueBound interface {
 	value(depth int) error
+	// number refuses a number written longer than
+	// permatrix.MaxNumberLength.
+	number(literal string) error
 }
 
 // checkContext bounds a check's context (permatrix.ContextShape): a check
@@ -87,6 +90,13 @@ type valueBound interface {
 type checkContext struct{ shape permatrix.ContextShape }
 
 func (b *checkContext) value(depth int) error { return b.shape.Add(depth - 1) }
+
+func (b *checkContext) number(literal string) error {
+	if len(literal) > permatrix.MaxNumberLength {
+		return permatrix.NumberTooLong("context")
+	}
+	return nil
+}
 
 // maxInputValues bounds the values of the Data API's input sent without
 // the admin token: to the policy entrypoints, whose input is a check (at
@@ -104,6 +114,13 @@ type inputValues struct{ n, max int }
 func (b *inputValues) value(int) error {
 	if b.n++; b.n > b.max {
 		return permatrix.Errorf(permatrix.EINVALID, "the input holds more than %d JSON values (objects, arrays, and the values inside them), over the limit without the admin token", b.max)
+	}
+	return nil
+}
+
+func (b *inputValues) number(literal string) error {
+	if len(literal) > permatrix.MaxNumberLength {
+		return permatrix.Errorf(permatrix.EINVALID, "the input holds a number of more than %d characters, over the limit without the admin token", permatrix.MaxNumberLength)
 	}
 	return nil
 }
@@ -154,7 +171,13 @@ func freeForm(dec *jsontext.Decoder, bound valueBound) (any, error) {
 	case '"':
 		return tok.String(), nil
 	case '0':
-		return stdjson.Number(tok.String()), nil
+		n := tok.String()
+		if bound != nil {
+			if err := bound.number(n); err != nil {
+				return nil, err
+			}
+		}
+		return stdjson.Number(n), nil
 	case '{':
 		m := map[string]any{}
 		for dec.PeekKind() != '}' {

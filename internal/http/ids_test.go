@@ -179,6 +179,9 @@ var shapeRefusals = []checkRefusal{
 	{"context of 256 values", withCheck("context", `{"a":[`+strings.Repeat("{},", 254)+`{}]}`), "", ""},
 	{"context of 257 values", withCheck("context", `{"a":[`+strings.Repeat("{},", 255)+`{}]}`), "context holds more than 256 values", ""},
 	{"context of 257 values in objects", withCheck("context", `{"a":{`+contextMembers(256)+`}}`), "context holds more than 256 values", ""},
+	// A number as long as a context may hold (the Data API's input holds
+	// it too); a longer one is refused by both (TestFreeFormBodiesBounded).
+	{"context number of 64 characters", withCheck("context", `{"a":[`+strings.Repeat("9", 64)+`]}`), "", ""},
 	// false and null are values like any other, at every depth.
 	{"context 5 deep to false", withCheck("context", `{"a":[{"b":[[false]]}]}`), "context nests deeper than 4 levels", ""},
 	{"context 5 deep to null", withCheck("context", `{"a":[[[[null]]]]}`), "context nests deeper than 4 levels", ""},
