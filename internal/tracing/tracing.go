@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -146,6 +147,18 @@ func (c *Config) providerOptions() []sdktrace.TracerProviderOption {
 	}
 }
 
+// cut is s in at most n bytes, cut at a rune boundary: a span's status
+// description, which the SDK's attribute bound does not cover.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // maxAttributeLength bounds a span attribute's value, in bytes.
 const maxAttributeLength = 512
 
@@ -235,7 +248,7 @@ func (t *Tracing) Span(ctx context.Context, name string) (context.Context, func(
 	ctx, span := t.tracer.Start(ctx, name)
 	return ctx, func(err error) {
 		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
+			span.SetStatus(codes.Error, cut(err.Error(), maxAttributeLength))
 		}
 		span.End()
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -261,4 +262,24 @@ func longTraceState() string {
 		members[i] = fmt.Sprintf("%s%02d=%s", strings.Repeat("k", 254), i, strings.Repeat("v", 256))
 	}
 	return strings.Join(members, ",")
+}
+
+// An evaluation's error is the span's status description, which the
+// attribute bound does not cover: an error quoting what a client sent
+// (a path, a key) made a queued span as large. It is cut at
+// maxAttributeLength, at a rune boundary.
+func TestSpanErrorBounded(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"type":"grpc"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(append(c.providerOptions(), sdktrace.WithSpanProcessor(rec))...)
+	tr := &Tracing{cfg: c, provider: tp, tracer: tp.Tracer("test"), propagator: traceContext}
+	_, end := tr.Span(context.Background(), "evaluation")
+	end(errors.New("evaluation of " + strings.Repeat("é", 1<<16) + " failed"))
+	got := rec.Ended()[0].Status()
+	if len(got.Description) > maxAttributeLength || !strings.HasPrefix(got.Description, "evaluation of é") || !utf8.ValidString(got.Description) {
+		t.Fatalf("a status of %d bytes: %.40q", len(got.Description), got.Description)
+	}
 }
