@@ -137,7 +137,7 @@ const (
 // Server is the ext_authz gRPC server.
 type Server struct {
 	cfg    Config
-	calls  *Calls
+	calls  *listen.Places
 	grpc   *grpc.Server
 	ln     *listen.Limited
 	log    *slog.Logger
@@ -166,8 +166,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxRequestsInFlight <= 0 {
 		cfg.MaxRequestsInFlight = DefaultMaxRequestsInFlight
 	}
-	calls := &Calls{max: int64(cfg.MaxRequestsInFlight),
-		shares: listen.NewShares(listen.ShareOf(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient))}
+	calls := listen.NewPlaces(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient)
 	stopping, stop := context.WithCancel(context.Background())
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		// A stream's headers at most 64 KiB, as the HTTP listener's
@@ -229,7 +228,7 @@ func New(cfg Config) *Server {
 // or its timeout passes; past their bound a check is marked refused, and
 // answered without its message read (checkHandler), any other call (a
 // health Check, a method that does not exist) refused here, UNAVAILABLE.
-func bound(timeout time.Duration, watches chan struct{}, calls *Calls, stopping context.Context) tap.ServerInHandle {
+func bound(timeout time.Duration, watches chan struct{}, calls *listen.Places, stopping context.Context) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if info.FullMethodName == healthpb.Health_Watch_FullMethodName {
 			// gRPC calls the tap holding its connection's lock: a
@@ -253,7 +252,7 @@ func bound(timeout time.Duration, watches chan struct{}, calls *Calls, stopping 
 		// stream ends: the timer goes then.
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		_ = cancel
-		if !calls.acquire(ctx) {
+		if !acquire(ctx, calls) {
 			if info.FullMethodName != authv3.Authorization_Check_FullMethodName {
 				return nil, status.Error(codes.Unavailable, errInFlight.Error())
 			}
@@ -275,7 +274,7 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 }
 
 // Requests is the calls in flight, their bound and those refused at it.
-func (s *Server) Requests() *Calls { return s.calls }
+func (s *Server) Requests() *listen.Places { return s.calls }
 
 // Connections is the listener's connections, open and their bound; nil
 // before Listen.

@@ -1,8 +1,9 @@
 package http
 
 import (
+	"errors"
+	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,21 +22,6 @@ import (
 // takes well under a millisecond: a legitimate load reaches 256 at once
 // only with requests that wait (slow bodies, consistency tokens).
 const DefaultMaxRequestsInFlight = 256
-
-// inFlight bounds the requests a listener's handler serves at once, over
-// all its connections and HTTP/2 streams: the connection bound times
-// HTTP/2's streams a connection was millions of requests, each holding
-// its headers and its body for as long as its client took to send it.
-type inFlight struct {
-	max     int64
-	now     atomic.Int64
-	refused atomic.Uint64
-	// shares bounds each client's part of max (with
-	// --max-connections-per-client: listen.ShareOf), nil none; refusals
-	// at it are counted apart.
-	shares          *listen.Shares
-	refusedByClient atomic.Uint64
-}
 
 // retryAfter is the Retry-After of a request refused at the bound, in
 // seconds: requests in flight end within milliseconds, or with their
@@ -57,7 +43,7 @@ var errInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 var errClientInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 	"this client is making as many requests at once as one client may (a quarter of --max-requests-in-flight, with --max-connections-per-client): try again shortly")
 
-// middleware refuses a request past the bound at once, 503 with the
+// inFlightMiddleware refuses a request past the bound at once, 503 with the
 // envelope: one made to wait would hold its headers (and, over HTTP/2,
 // the body its connection's window lets in) while it waited, and the
 // waiting ones would need a bound of their own. It runs before any other
@@ -65,22 +51,24 @@ var errClientInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 // and is logged nowhere; nginx and Traefik take forward-auth's 503 for a
 // denial, as any status but 2xx, 401 and 403 (Envoy's HTTP service only
 // with failure_mode_allow false: docs/forward-auth.md).
-func (b *inFlight) middleware(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if !b.acquire() {
-			b.refused.Add(1)
-			refuse(c)
-			return errInFlight
+func inFlightMiddleware(places *listen.Places) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			var remote net.Addr // parsed only where clients are counted
+			if places.CountsClients() {
+				remote = listen.RemoteAddr(c.Request().RemoteAddr)
+			}
+			client, err := places.Take(remote)
+			if err != nil {
+				refuse(c)
+				if errors.Is(err, listen.ErrClientShare) {
+					return errClientInFlight
+				}
+				return errInFlight
+			}
+			defer places.Release(client)
+			return next(c)
 		}
-		defer b.now.Add(-1)
-		client, ok := b.shares.Take(listen.RemoteAddr(c.Request().RemoteAddr))
-		if !ok {
-			b.refusedByClient.Add(1)
-			refuse(c)
-			return errClientInFlight
-		}
-		defer b.shares.Give(client)
-		return next(c)
 	}
 }
 
@@ -105,25 +93,6 @@ func refuse(c echo.Context) {
 		h.Set("Connection", "close")
 	}
 }
-
-// acquire takes a place under the bound, if one is free.
-func (b *inFlight) acquire() bool {
-	for {
-		n := b.now.Load()
-		if n >= b.max {
-			return false
-		}
-		if b.now.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
-
-// InFlight, MaxInFlight and RefusedInFlight make it a RequestBound.
-func (b *inFlight) InFlight() int64         { return b.now.Load() }
-func (b *inFlight) MaxInFlight() int64      { return b.max }
-func (b *inFlight) RefusedInFlight() uint64 { return b.refused.Load() }
-func (b *inFlight) RefusedByClient() uint64 { return b.refusedByClient.Load() }
 
 // RequestBound is a listener's bound of requests in flight: the requests
 // it serves, its bound and those it refused at it.

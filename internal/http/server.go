@@ -189,10 +189,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.setup(e)
 	hosts := newHostGuard(cfg.AllowedHosts)
 	// First: a request past the bound is refused before anything else.
-	inFlight := &inFlight{max: int64(cfg.MaxRequestsInFlight),
-		shares: listen.NewShares(listen.ShareOf(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient))}
+	inFlight := listen.NewPlaces(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient)
 	s.metrics.RegisterRequests("api", inFlight)
-	e.Use(inFlight.middleware)
+	e.Use(inFlightMiddleware(inFlight))
 	e.Use(limitHeaders, hosts.middleware, ownRequestBody)
 	if cfg.Tracing != nil {
 		e.Use(traceRequests(cfg.Tracing)) // tracing.go
