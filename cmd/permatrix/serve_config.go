@@ -14,10 +14,13 @@ import (
 // flag's effective value (command line, PERMATRIX_* environment or
 // default) under "permatrix", secrets left out and URLs without their
 // passwords and query strings. The HTTP server adds default_decision and
-// labels. OPA's status and distributed_tracing sections of the file, if
-// any, are shown as OPA's /v1/config shows them: as configured (neither
-// holds a secret: a TLS key is named by its file's path), their URLs
-// redacted all the same.
+// labels. OPA's sections of the file (services, keys, bundles,
+// decision_logs, status, distributed_tracing, persistence_directory) are
+// shown as OPA's /v1/config shows them (its config.ActiveConfig: a
+// service's credentials and a key's key and private_key left out), and
+// more strictly: a service's header values are left out too (OPA shows
+// them; they often carry a bearer token), and every string that is a URL
+// is redacted, as is a bundle's or the decision logs' resource's query.
 func effectiveConfig(flags *pflag.FlagSet, file *config.File) map[string]any {
 	settings := map[string]any{}
 	flags.VisitAll(func(f *pflag.Flag) {
@@ -27,20 +30,90 @@ func effectiveConfig(flags *pflag.FlagSet, file *config.File) map[string]any {
 		settings[f.Name] = flagValue(f)
 	})
 	out := map[string]any{"permatrix": settings}
-	if file != nil {
-		for name, raw := range map[string][]byte{"status": file.Status, "distributed_tracing": file.DistributedTracing} {
-			var section map[string]any
-			if raw != nil && json.Unmarshal(raw, &section) == nil {
-				for k, v := range section {
-					if s, ok := v.(string); ok {
-						section[k] = redact.URL(s)
-					}
-				}
-				out[name] = section
+	if file == nil {
+		return out
+	}
+	var manager map[string]any // services, keys, persistence_directory (labels: the server's)
+	if file.OPA != nil && json.Unmarshal(file.OPA, &manager) == nil {
+		for _, name := range []string{"services", "keys", "persistence_directory"} {
+			if v, ok := manager[name]; ok {
+				out[name] = v
 			}
 		}
 	}
+	for name, raw := range map[string][]byte{"bundles": file.Bundles, "decision_logs": file.DecisionLogs, "status": file.Status, "distributed_tracing": file.DistributedTracing} {
+		var section any
+		if raw != nil && json.Unmarshal(raw, &section) == nil {
+			out[name] = section
+		}
+	}
+	eachEntry(out["services"], func(service map[string]any) {
+		delete(service, "credentials")
+		if headers, ok := service["headers"].(map[string]any); ok {
+			for k := range headers {
+				headers[k] = "redacted"
+			}
+		}
+	})
+	eachEntry(out["keys"], func(key map[string]any) {
+		delete(key, "key")
+		delete(key, "private_key")
+	})
+	// A resource is a path on its service, and may carry a signature in
+	// its query (an Azure SAS token, say): left out as a URL's is.
+	redactResource := func(m map[string]any) {
+		if r, ok := m["resource"].(string); ok {
+			if path, _, found := strings.Cut(r, "?"); found {
+				m["resource"] = path + "?redacted"
+			}
+		}
+	}
+	eachEntry(out["bundles"], redactResource)
+	if logs, ok := out["decision_logs"].(map[string]any); ok {
+		redactResource(logs)
+	}
+	for name, v := range out {
+		if name != "permatrix" {
+			out[name] = redactURLs(v)
+		}
+	}
 	return out
+}
+
+// eachEntry calls f with each object of a section that is a map of them or
+// a list of them (OPA takes services both ways).
+func eachEntry(section any, f func(map[string]any)) {
+	switch section := section.(type) {
+	case map[string]any:
+		for _, v := range section {
+			if m, ok := v.(map[string]any); ok {
+				f(m)
+			}
+		}
+	case []any:
+		for _, v := range section {
+			if m, ok := v.(map[string]any); ok {
+				f(m)
+			}
+		}
+	}
+}
+
+// redactURLs is v with every string redacted as a URL, at any depth.
+func redactURLs(v any) any {
+	switch v := v.(type) {
+	case string:
+		return redact.URL(v)
+	case map[string]any:
+		for k, x := range v {
+			v[k] = redactURLs(x)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = redactURLs(x)
+		}
+	}
+	return v
 }
 
 // secretFlag reports whether a flag holds a secret, or names the file that
