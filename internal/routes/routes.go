@@ -317,11 +317,17 @@ func (t *Table) File() string { return t.file }
 // segments, encoded slashes or backslashes, control characters) is an
 // EINVALID error, and so is a path parameter (";", encoded or not) or a
 // fragment ("#"): what a backend makes of such a path may differ from
-// what was matched.
+// what was matched. So is a method not in upper case.
 func (t *Table) Match(method, uri string) (ch permatrix.Check, where string, ok bool, err error) {
 	u, err := CleanURI(uri)
 	if err != nil {
 		return ch, "", false, err
+	}
+	// Routes name methods in upper case (methodToken), so "delete" would
+	// miss the DELETE route and take one that lists no method (a
+	// catch-all), while Django, Werkzeug and others read it as DELETE.
+	if strings.ContainsFunc(method, func(r rune) bool { return 'a' <= r && r <= 'z' }) {
+		return ch, "", false, permatrix.Errorf(permatrix.EINVALID, "original method %q is not in upper case: routes name methods in upper case, and a backend may read it as %q", truncate(method), truncate(strings.ToUpper(method)))
 	}
 	req, err := http.NewRequest(method, "http://route.invalid/", nil)
 	if err != nil {

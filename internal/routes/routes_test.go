@@ -257,3 +257,33 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestMatchMethodCase: a route names its methods in upper case, so an
+// original method in another case ("delete") misses every route that lists
+// methods and falls to one that lists none (a catch-all); Django, Werkzeug
+// and others read "delete" as DELETE. It is refused, not matched.
+func TestMatchMethodCase(t *testing.T) {
+	tb := mustParse(t, `routes:
+  - methods: [DELETE]
+    path: /projects/{id}
+    system: celonis-task-mining
+    action: delete_project
+    resource: {type: project, id: "{id}"}
+  - path: /{rest...}
+    system: celonis-task-mining
+    action: view_project
+    resource: {type: project, id: public}
+`)
+	for _, m := range []string{"delete", "Delete", "dELETE", "get", "propfind"} {
+		ch, where, ok, err := tb.Match(m, "/projects/p1")
+		if err == nil || permatrix.ErrorCode(err) != permatrix.EINVALID || ok || !strings.Contains(err.Error(), "upper case") {
+			t.Errorf("%s /projects/p1: %+v at %q (ok %v), err %v; want EINVALID naming upper case", m, ch, where, ok, err)
+		}
+	}
+	for m, want := range map[string]string{"DELETE": "delete_project", "PATCH": "view_project", "GET": "view_project", "PROPFIND": "view_project"} {
+		ch, _, ok, err := tb.Match(m, "/projects/p1")
+		if err != nil || !ok || ch.Action != want {
+			t.Errorf("%s /projects/p1: %+v (ok %v, err %v), want %s", m, ch, ok, err, want)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package extauthz_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/permatrix/permatrix/internal/routes"
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// readingRoutes: a strict route for what bob may not do, and a loose
+// catch-all that bob passes (edit_users, and so view_project, on project
+// "public"). An original request a backend reads as the strict route's must
+// never be decided by the catch-all.
+const readingRoutes = `routes:
+  - methods: [DELETE]
+    path: /projects/{id}
+    system: celonis-task-mining
+    action: delete_project
+    resource: {type: project, id: "{id}"}
+  - path: /admin/{rest...}
+    system: celonis-task-mining
+    action: edit_client_settings
+  - path: /{rest...}
+    system: celonis-task-mining
+    action: view_project
+    resource: {type: project, id: public}
+`
+
+// TestOriginalRequestReadings sends Envoy's CheckRequests whose method or
+// path a backend may read as the strict route's over the real gRPC server;
+// each is refused (INVALID_ARGUMENT, 400), never OK.
+func TestOriginalRequestReadings(t *testing.T) {
+	rt, err := routes.Parse("routes.yaml", []byte(readingRoutes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{Routes: rt})
+	s.Assign(map[string]any{"subject": "user:bob", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "project", "id": "public"}})
+	c := client(t, start(t, s, rt, nil), insecure.NewCredentials())
+	bob := map[string]string{"x-forwarded-user": "bob"}
+	check := func(method, path string) (codes.Code, string) {
+		t.Helper()
+		resp, err := c.Check(context.Background(), request(method, path, bob, nil))
+		if err != nil {
+			t.Fatalf("Check %s %s: %v", method, path, err)
+		}
+		return codes.Code(resp.GetStatus().GetCode()), resp.GetDeniedResponse().GetBody()
+	}
+	// The catch-all lets bob through; the strict routes do not.
+	if code, body := check("GET", "/projects/p1"); code != codes.OK {
+		t.Fatalf("GET /projects/p1 (catch-all): %v %s", code, body)
+	}
+	for _, r := range [][2]string{{"DELETE", "/projects/p1"}, {"GET", "/admin/settings"}} {
+		if code, body := check(r[0], r[1]); code != codes.PermissionDenied {
+			t.Fatalf("%s %s: %v %s, want PERMISSION_DENIED", r[0], r[1], code, body)
+		}
+	}
+	for _, tc := range []struct{ why, method, path, says string }{
+		// Django and Werkzeug read a method in any case as its upper-case
+		// one; no route lists "delete", the catch-all lists no method.
+		{"lower-case method", "delete", "/projects/p1", "upper case"},
+		{"mixed-case method", "Delete", "/projects/p1", "upper case"},
+	} {
+		if code, body := check(tc.method, tc.path); code != codes.InvalidArgument || !strings.Contains(body, tc.says) {
+			t.Errorf("%s: %s %s: %v %s, want INVALID_ARGUMENT saying %q", tc.why, tc.method, tc.path, code, body, tc.says)
+		}
+	}
+}
