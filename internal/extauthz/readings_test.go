@@ -65,6 +65,9 @@ func TestOriginalRequestReadings(t *testing.T) {
 		// one; no route lists "delete", the catch-all lists no method.
 		{"lower-case method", "delete", "/projects/p1", "upper case"},
 		{"mixed-case method", "Delete", "/projects/p1", "upper case"},
+		// A backend that decodes twice reads these as /admin/settings.
+		{"double-encoded dot segment", "GET", "/x/%252e%252e/admin/settings", "decoded twice"},
+		{"double-encoded slash", "GET", "/x%252f..%252fadmin/settings", "decoded twice"},
 	} {
 		if code, body := check(tc.method, tc.path); code != codes.InvalidArgument || !strings.Contains(body, tc.says) {
 			t.Errorf("%s: %s %s: %v %s, want INVALID_ARGUMENT saying %q", tc.why, tc.method, tc.path, code, body, tc.says)

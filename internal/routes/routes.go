@@ -416,23 +416,92 @@ func CleanURI(uri string) (*url.URL, error) {
 		if err != nil {
 			return nil, bad("bad percent-encoding")
 		}
-		dot, _, _ := strings.Cut(seg, ";")
-		switch {
-		case seg == "" && i < len(segs)-1:
+		if seg == "" && i < len(segs)-1 {
 			return nil, bad("empty path segment (//)")
-		case dot == "." || dot == "..":
-			return nil, bad("dot segment")
-		case strings.ContainsAny(seg, `/\`):
-			return nil, bad("encoded slash or backslash in a segment")
-		case strings.Contains(seg, ";"):
-			return nil, bad("path parameter (;) in a segment: Tomcat, Jetty and Spring match the path without it")
-		case strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-			return nil, bad("control character")
+		}
+		if why := segmentProblem(seg); why != "" {
+			return nil, bad(why)
+		}
+		// A backend that decodes twice (IIS's double decoding, an
+		// application unescaping what its server already unescaped, a
+		// proxy decoding before one that decodes again) reads
+		// "%252e%252e" as "..": what a segment holds once decoded again,
+		// as leniently as such decoders do, is held to the same rules,
+		// and a "#" or "?" there would end its path.
+		again := seg
+		for n := 2; strings.Contains(again, "%"); n++ {
+			next := unescapeLenient(again)
+			if next == again {
+				break
+			}
+			if n > maxDecodings {
+				return nil, bad(fmt.Sprintf("a segment still holds escapes once decoded twice and more (%d times): a backend that decodes again reads another path", maxDecodings))
+			}
+			why := segmentProblem(next)
+			if why == "" && strings.ContainsAny(next, "#?") {
+				why = "# or ? (the path ends there)"
+			}
+			if why != "" {
+				return nil, bad("decoded twice, as a backend that decodes twice reads it: " + why)
+			}
+			again = next
 		}
 	}
 	// Only the path is matched: scheme and host of an absolute-form URI
 	// and the query are not part of a route.
 	return &url.URL{Path: u.Path, RawPath: u.RawPath}, nil
+}
+
+// maxDecodings bounds how many times a segment is decoded to look for what
+// a backend decoding it again would read: each decoding of a long enough
+// segment can leave another escape ("%2525…").
+const maxDecodings = 4
+
+// segmentProblem says what in a decoded segment a backend could read
+// differently from the matcher, or "".
+func segmentProblem(seg string) string {
+	dot, _, _ := strings.Cut(seg, ";")
+	switch {
+	case dot == "." || dot == "..":
+		return "dot segment"
+	case strings.ContainsAny(seg, `/\`):
+		return "encoded slash or backslash in a segment"
+	case strings.Contains(seg, ";"):
+		return "path parameter (;) in a segment: Tomcat, Jetty and Spring match the path without it"
+	case strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "control character"
+	}
+	return ""
+}
+
+// unescapeLenient decodes each valid %XX escape of s and keeps anything
+// else as it is, as the decoders of PHP, .NET and most frameworks do (Go's
+// refuses the whole string for one bad escape).
+func unescapeLenient(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 func truncate(s string) string {

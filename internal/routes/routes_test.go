@@ -287,3 +287,57 @@ func TestMatchMethodCase(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchDoubleEncoded: a segment that still holds an escape once
+// decoded is read once more by a backend that decodes twice (IIS's double
+// decoding, an application that unescapes what its server already
+// unescaped, a proxy that decodes before one that decodes again): there
+// "%252e%252e" is "..", and "/x/%252e%252e/admin" is "/admin". Such a
+// segment is held to the same rules as the path's own.
+func TestMatchDoubleEncoded(t *testing.T) {
+	tb := mustParse(t, example+`  - path: /public/{rest...}
+    system: celonis-task-mining
+    action: view_project
+    resource: {type: project, id: public}
+`)
+	for _, uri := range []string{
+		"/public/%252e%252e/projects/new",
+		"/public/%252E%252e/projects/new",
+		"/public/.%252e/projects/new",
+		"/public/%252e/x",
+		"/public/a%252fb",
+		"/public/a%252Fb",
+		"/public/a%255cb",
+		"/public/a%253bjsessionid=x",
+		"/public/a%2523b",
+		"/public/a%253fb",
+		"/public/a%2500b",
+		"/public/%25252e%25252e/x",
+		"/projects/%252e%252e/users",
+		// Decoders that keep a bad escape and decode the rest.
+		"/public/%25zz%252f..%252fadmin",
+		// Encoded five and 41 times over: past what is decoded to look.
+		"/public/%" + strings.Repeat("25", 4) + "2e%" + strings.Repeat("25", 4) + "2e/x",
+		"/public/%" + strings.Repeat("25", 40) + "2e/x",
+	} {
+		ch, where, ok, err := tb.Match("GET", uri)
+		if err == nil || permatrix.ErrorCode(err) != permatrix.EINVALID || ok || !strings.Contains(err.Error(), "decoded twice") {
+			t.Errorf("GET %s: %+v at %q (ok %v), err %v; want EINVALID saying decoded twice", uri, ch, where, ok, err)
+		}
+	}
+	// A "%" that is no escape once decoded, or one that decodes to nothing
+	// a backend reads differently, is a plain character.
+	for uri, id := range map[string]string{
+		"/projects/100%25/users":     "100%",
+		"/projects/50%25zz/users":    "50%zz",
+		"/projects/a%2541/users":     "a%41",
+		"/projects/%25%25/users":     "%%",
+		"/projects/p%252dq/users":    "p%2dq",
+		"/projects/%25e2%2582/users": "%e2%82",
+	} {
+		ch, _, ok, err := tb.Match("GET", uri)
+		if err != nil || !ok || ch.Resource == nil || ch.Resource.ID != id {
+			t.Errorf("GET %s: %+v (ok %v, err %v), want project %q", uri, ch, ok, err, id)
+		}
+	}
+}
