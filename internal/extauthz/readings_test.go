@@ -68,6 +68,8 @@ func TestOriginalRequestReadings(t *testing.T) {
 		// A backend that decodes twice reads these as /admin/settings.
 		{"double-encoded dot segment", "GET", "/x/%252e%252e/admin/settings", "decoded twice"},
 		{"double-encoded slash", "GET", "/x%252f..%252fadmin/settings", "decoded twice"},
+		// Overlong UTF-8 forms of "." (Tomcat before 6.0.18, IIS 5).
+		{"overlong dot segment", "GET", "/x/%c0%ae%c0%ae/admin/settings", "UTF-8"},
 	} {
 		if code, body := check(tc.method, tc.path); code != codes.InvalidArgument || !strings.Contains(body, tc.says) {
 			t.Errorf("%s: %s %s: %v %s, want INVALID_ARGUMENT saying %q", tc.why, tc.method, tc.path, code, body, tc.says)

@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -314,7 +315,8 @@ func (t *Table) File() string { return t.file }
 // Match finds the route of method and uri (origin form, "/path?query")
 // and returns its check, without a subject. ok is false when no route
 // matches. A URI that is not a clean absolute path (dot segments, empty
-// segments, encoded slashes or backslashes, control characters) is an
+// segments, encoded slashes or backslashes, control characters, bytes
+// that are not UTF-8, any of these decoded twice) is an
 // EINVALID error, and so is a path parameter (";", encoded or not) or a
 // fragment ("#"): what a backend makes of such a path may differ from
 // what was matched. So is a method not in upper case.
@@ -421,6 +423,12 @@ func CleanURI(uri string) (*url.URL, error) {
 		}
 		if why := segmentProblem(seg); why != "" {
 			return nil, bad(why)
+		}
+		if !utf8.ValidString(seg) {
+			// Servers that decode overlong forms read "%c0%ae" as "."
+			// and "%c0%af" as "/" (Tomcat before 6.0.18, IIS 5); others
+			// read such bytes their own way (U+FFFD, Latin-1).
+			return nil, bad("a segment is not UTF-8 once decoded: a backend may read its bytes as other characters (an overlong %c0%ae as .)")
 		}
 		// A backend that decodes twice (IIS's double decoding, an
 		// application unescaping what its server already unescaped, a

@@ -341,3 +341,38 @@ func TestMatchDoubleEncoded(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchNotUTF8: a segment whose bytes, decoded, are not UTF-8 is
+// refused: servers that decode overlong forms (Tomcat before 6.0.18, IIS
+// 5) read "%c0%ae%c0%ae" as ".." and "%c0%af" as "/", and any other
+// server reads such bytes its own way (U+FFFD, Latin-1).
+func TestMatchNotUTF8(t *testing.T) {
+	tb := mustParse(t, example+`  - path: /public/{rest...}
+    system: celonis-task-mining
+    action: view_project
+    resource: {type: project, id: public}
+`)
+	for _, uri := range []string{
+		"/public/%c0%ae%c0%ae/projects/new",
+		"/public/a%c0%afb",
+		"/public/%e0%80%ae",
+		"/public/%ff",
+		"/public/caf%e9",
+		"/public/\xc0\xae\xc0\xae/x",
+	} {
+		ch, where, ok, err := tb.Match("GET", uri)
+		if err == nil || permatrix.ErrorCode(err) != permatrix.EINVALID || ok || !strings.Contains(err.Error(), "UTF-8") {
+			t.Errorf("GET %q: %+v at %q (ok %v), err %v; want EINVALID naming UTF-8", uri, ch, where, ok, err)
+		}
+	}
+	for uri, id := range map[string]string{
+		"/projects/caf%C3%A9/users": "café",
+		"/projects/café/users":      "café",
+		"/projects/%E2%80%AE/users": "\u202e",
+	} {
+		ch, _, ok, err := tb.Match("GET", uri)
+		if err != nil || !ok || ch.Resource == nil || ch.Resource.ID != id {
+			t.Errorf("GET %s: %+v (ok %v, err %v), want project %q", uri, ch, ok, err, id)
+		}
+	}
+}
