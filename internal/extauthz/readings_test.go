@@ -68,6 +68,9 @@ func TestOriginalRequestReadings(t *testing.T) {
 		// A backend that decodes twice reads these as /admin/settings.
 		{"double-encoded dot segment", "GET", "/x/%252e%252e/admin/settings", "decoded twice"},
 		{"double-encoded slash", "GET", "/x%252f..%252fadmin/settings", "decoded twice"},
+		// One segment to the backend, "p1/{" (Express, Go's ServeMux: the
+		// DELETE route's), two to a matcher that lets Go re-escape it.
+		{"encoded slash beside a {", "DELETE", "/projects/p1%2F{", "encoded slash"},
 		// Overlong UTF-8 forms of "." (Tomcat before 6.0.18, IIS 5).
 		{"overlong dot segment", "GET", "/x/%c0%ae%c0%ae/admin/settings", "UTF-8"},
 	} {

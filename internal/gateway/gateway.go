@@ -219,7 +219,7 @@ func (req *Request) read(r *http.Request, base string) error {
 	req.Named = named
 	type source struct{ name, method, uri string }
 	var srcs []source
-	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), base); ok && strings.HasPrefix(rest, "/") {
+	if rest, ok := strings.CutPrefix(routes.SentPath(r.URL), base); ok && strings.HasPrefix(rest, "/") {
 		uri := rest
 		if r.URL.RawQuery != "" {
 			uri += "?" + r.URL.RawQuery

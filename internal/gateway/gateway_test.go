@@ -385,3 +385,42 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodedSlashKeptAsSent: Go re-escapes a path whose escaping it does
+// not take as its own (a "{", "|", "^", '"' or "`" in it) from the decoded
+// path, and an encoded slash is then a slash: "/projects/a%2Fb{/users"
+// was matched as /projects/a/b{/users, five segments where the backend
+// reads four. The path is read as the proxy sent it, in each of the three
+// ways, and its encoded slash refused.
+func TestEncodedSlashKeptAsSent(t *testing.T) {
+	u := routed(t)
+	for _, p := range []string{"/projects/a%2Fb{/users", "/projects/a%2fb|/users", "/projects/a%5Cb^/users", "/projects/a%2Fb`/users"} {
+		// Envoy's HTTP service: sent as it is, which net/http's client
+		// would re-escape (Opaque keeps it).
+		req, err := http.NewRequest("GET", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = base + p
+		req.Header.Set("X-Forwarded-User", "alice")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var a answer
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatalf("%s: %d %s", p, resp.StatusCode, raw)
+		}
+		t.Run("envoy "+p, func(t *testing.T) { a.wantError(t, permatrix.EINVALID, "encoded slash or backslash") })
+		t.Run("nginx "+p, func(t *testing.T) {
+			ask(t, "GET", u+base, "X-Forwarded-User", "alice", "X-Original-URI", p, "X-Original-Method", "GET").
+				wantError(t, permatrix.EINVALID, "encoded slash or backslash")
+		})
+		t.Run("traefik "+p, func(t *testing.T) {
+			ask(t, "GET", u+base, "X-Forwarded-User", "alice", "X-Forwarded-Uri", p, "X-Forwarded-Method", "GET").
+				wantError(t, permatrix.EINVALID, "encoded slash or backslash")
+		})
+	}
+}

@@ -409,10 +409,11 @@ func CleanURI(uri string) (*url.URL, error) {
 	if err != nil {
 		return nil, bad("not a request URI")
 	}
-	if u.Opaque != "" || !strings.HasPrefix(u.EscapedPath(), "/") {
+	sent := SentPath(u)
+	if u.Opaque != "" || !strings.HasPrefix(sent, "/") {
 		return nil, bad("not an absolute path")
 	}
-	segs := strings.Split(u.EscapedPath()[1:], "/")
+	segs := strings.Split(sent[1:], "/")
 	for i, raw := range segs {
 		seg, err := url.PathUnescape(raw)
 		if err != nil {
@@ -458,6 +459,17 @@ func CleanURI(uri string) (*url.URL, error) {
 	// Only the path is matched: scheme and host of an absolute-form URI
 	// and the query are not part of a route.
 	return &url.URL{Path: u.Path, RawPath: u.RawPath}, nil
+}
+
+// SentPath is u's path as it was sent, escapes and all. u.EscapedPath is
+// that only where Go takes the escaping for its own: a path holding a "{",
+// "|", "^", '"' or "`" is escaped anew from its decoded form, where an
+// encoded slash is a slash ("/a%2Fb{" became "/a/b%7B", two segments).
+func SentPath(u *url.URL) string {
+	if u.RawPath != "" {
+		return u.RawPath
+	}
+	return u.EscapedPath()
 }
 
 // maxDecodings bounds how many times a segment is decoded to look for what

@@ -92,6 +92,12 @@ func TestMatch(t *testing.T) {
 		{"GET", "/projects//users", "400", ""},
 		{"GET", "/projects/a%2Fb/users", "400", ""},
 		{"GET", "/projects/a%5Cb/users", "400", ""},
+		// Go re-escapes a path with a "{" from its decoded form, where
+		// the encoded slash is a slash: the path is read as it was sent.
+		{"GET", "/projects/a%2Fb{/users", "400", ""},
+		{"GET", "/projects/a%5Cb|/users", "400", ""},
+		{"GET", "/projects/a%2Fb%7B/users", "400", ""},
+		{"GET", "/projects/p{1}/users", "celonis-task-mining/edit_users/project/p{1}", "routes.yaml:3"},
 		{"GET", "/projects/a%00b/users", "400", ""},
 		{"GET", "/projects/%zz/users", "400", ""},
 		{"GET", "projects/p1/users", "400", ""},
