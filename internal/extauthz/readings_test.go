@@ -43,9 +43,16 @@ func TestOriginalRequestReadings(t *testing.T) {
 	s.Assign(map[string]any{"subject": "user:bob", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "project", "id": "public"}})
 	c := client(t, start(t, s, rt, nil), insecure.NewCredentials())
 	bob := map[string]string{"x-forwarded-user": "bob"}
-	check := func(method, path string) (codes.Code, string) {
+	check := func(method, path string, headers ...string) (codes.Code, string) {
 		t.Helper()
-		resp, err := c.Check(context.Background(), request(method, path, bob, nil))
+		h := map[string]string{}
+		for k, v := range bob {
+			h[k] = v
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			h[headers[i]] = headers[i+1]
+		}
+		resp, err := c.Check(context.Background(), request(method, path, h, nil))
 		if err != nil {
 			t.Fatalf("Check %s %s: %v", method, path, err)
 		}
@@ -58,6 +65,13 @@ func TestOriginalRequestReadings(t *testing.T) {
 	for _, r := range [][2]string{{"DELETE", "/projects/p1"}, {"GET", "/admin/settings"}} {
 		if code, body := check(r[0], r[1]); code != codes.PermissionDenied {
 			t.Fatalf("%s %s: %v %s, want PERMISSION_DENIED", r[0], r[1], code, body)
+		}
+	}
+	// IIS URL Rewrite and the applications that read these headers serve
+	// the path they name.
+	for _, name := range []string{"x-original-url", "x-rewrite-url"} {
+		if code, body := check("GET", "/x", name, "/admin/settings"); code != codes.InvalidArgument || !strings.Contains(strings.ToLower(body), name) {
+			t.Errorf("GET /x with %s: /admin/settings: %v %s, want INVALID_ARGUMENT naming it", name, code, body)
 		}
 	}
 	for _, tc := range []struct{ why, method, path, says string }{

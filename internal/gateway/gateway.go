@@ -108,6 +108,9 @@ func (g *Gateway) Check(ctx context.Context, r Request) (permatrix.Check, error)
 		if err := methodOverride(r); err != nil {
 			return ch, err
 		}
+		if err := pathOverride(r); err != nil {
+			return ch, err
+		}
 		var ok bool
 		ch, _, ok, err = g.Routes.Match(r.Method, r.URI)
 		if err != nil {
@@ -162,6 +165,29 @@ func methodOverride(r Request) error {
 		for _, v := range vals["_method"] {
 			if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, r.Method) {
 				return refuse("the _method parameter", v)
+			}
+		}
+	}
+	return nil
+}
+
+// pathOverrideHeaders name the path a backend serves in place of the
+// request's own: IIS's URL Rewrite sets them, and applications read them
+// as the path (Symfony before 3.4.14, Zend Framework before ZF2018-01,
+// ASP.NET code reading HTTP_X_ORIGINAL_URL).
+var pathOverrideHeaders = []string{"X-Original-Url", "X-Rewrite-Url"}
+
+// pathOverride refuses an original request that names a path other than
+// its own in a path-override header, as methodOverride refuses another
+// method: the route is chosen by the path, and a backend that honours the
+// header would serve a path no route decided. An empty value is no
+// override, nor is the same path with another query.
+func pathOverride(r Request) error {
+	own, _, _ := strings.Cut(r.URI, "?")
+	for _, name := range pathOverrideHeaders {
+		for _, v := range r.Header.Values(name) {
+			if p, _, _ := strings.Cut(strings.TrimSpace(v), "?"); p != "" && p != own {
+				return permatrix.Errorf(permatrix.EINVALID, "the original request is for %s but %s names path %q: a backend that honours it would serve what no route decided", pathOf(r.URI), name, pathOf(p))
 			}
 		}
 	}

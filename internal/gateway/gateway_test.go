@@ -424,3 +424,32 @@ func TestEncodedSlashKeptAsSent(t *testing.T) {
 		})
 	}
 }
+
+// TestPathOverrideRefused: X-Original-URL and X-Rewrite-URL make a backend
+// serve the path they name instead of the request's (IIS URL Rewrite and
+// the applications that read it, Symfony before 3.4.14, Zend Framework
+// before ZF2018-01): the route of /projects/p1/users decided, the other
+// path served. An original request that names another path in one is
+// refused, as a method override is.
+func TestPathOverrideRefused(t *testing.T) {
+	url := routed(t)
+	alice := []string{"X-Forwarded-User", "alice"}
+	with := func(h ...string) []string { return append(append([]string{}, alice...), h...) }
+	view := permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "view_users", Resource: project("p1"), Groups: []string{"via-route"}}
+
+	for _, name := range []string{"X-Original-URL", "X-Rewrite-URL", "x-original-url"} {
+		ask(t, "GET", url+base, with("X-Original-URI", "/projects/p1/users", "X-Original-Method", "GET", name, "/admin/settings")...).
+			wantError(t, permatrix.EINVALID, `names path "/admin/settings"`)
+		ask(t, "GET", url+base+"/projects/p1/users", with(name, "/projects/p2/users?x=1")...).
+			wantError(t, permatrix.EINVALID, `names path "/projects/p2/users"`)
+	}
+	// Over gRPC too (the gateway's own Request).
+	if _, err := (&gateway.Gateway{Identity: headerIdentity(t), Routes: mustRoutes(t)}).Check(context.Background(), gateway.Request{
+		Method: "GET", URI: "/projects/p1/users",
+		Header: http.Header{"X-Forwarded-User": {"alice"}, "X-Original-Url": {"/admin"}},
+	}); permatrix.ErrorCode(err) != permatrix.EINVALID {
+		t.Fatalf("gRPC-style request with a path override: %v", err)
+	}
+	// The same path (its query aside), or an empty value, is no override.
+	ask(t, "GET", url+base+"/projects/p1/users?page=2", with("X-Original-URL", "/projects/p1/users?page=3", "X-Rewrite-URL", "")...).wantCheck(t, view)
+}
