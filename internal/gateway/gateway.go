@@ -245,7 +245,9 @@ func (req *Request) read(r *http.Request, base string) error {
 	req.Named = named
 	type source struct{ name, method, uri string }
 	var srcs []source
+	own := false // the path after base is a source: its method is the request's own
 	if rest, ok := strings.CutPrefix(routes.SentPath(r.URL), base); ok && strings.HasPrefix(rest, "/") {
+		own = true
 		uri := rest
 		if r.URL.RawQuery != "" {
 			uri += "?" + r.URL.RawQuery
@@ -294,6 +296,18 @@ func (req *Request) read(r *http.Request, base string) error {
 	for _, s := range srcs[1:] {
 		if s.uri != srcs[0].uri || s.method != "" && s.method != method {
 			return permatrix.Errorf(permatrix.EINVALID, "the original request is ambiguous: %s says %s, %s says %s", srcs[0].name, says(srcs[0]), s.name, says(s))
+		}
+	}
+	// A header source without its method takes none from another header:
+	// with nginx's X-Original-URI alone (its own auth_request example,
+	// which clears no header) the other one is the client's, whose
+	// X-Forwarded-Method: GET would have its DELETE decided by the GET
+	// route. Only the request's own method fills it in; else unknown.
+	if !own {
+		for _, s := range srcs {
+			if s.method == "" {
+				method = ""
+			}
 		}
 	}
 	req.Method, req.URI = method, srcs[0].uri

@@ -147,8 +147,10 @@ func TestRoutesFromEachProxy(t *testing.T) {
 	ask(t, "POST", url+base, "X-Forwarded-User", "alice", "X-Forwarded-Uri", "/projects/p1/users").wantCheck(t, post)
 	ask(t, "GET", url+base, "X-Forwarded-User", "alice", "X-Original-URI", "/projects/p1/users").
 		wantError(t, permatrix.EINVALID, "the original request's method is unknown")
+	// Nor from another header's method: which of the two the proxy set and
+	// which the client added cannot be told (TestMethodFromAnotherHeaderRefused).
 	ask(t, "GET", url+base, "X-Forwarded-User", "alice", "X-Original-URI", "/projects/p1/users", "X-Forwarded-Uri", "/projects/p1/users", "X-Forwarded-Method", "POST").
-		wantCheck(t, post)
+		wantError(t, permatrix.EINVALID, "the original request's method is unknown")
 	// Captures are unescaped.
 	ask(t, "GET", url+base+"/projects/p%20one/users", "X-Forwarded-User", "alice").
 		wantCheck(t, permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "view_users", Resource: project("p one"), Groups: []string{"via-route"}})
@@ -452,4 +454,25 @@ func TestPathOverrideRefused(t *testing.T) {
 	}
 	// The same path (its query aside), or an empty value, is no override.
 	ask(t, "GET", url+base+"/projects/p1/users?page=2", with("X-Original-URL", "/projects/p1/users?page=3", "X-Rewrite-URL", "")...).wantCheck(t, view)
+}
+
+// TestMethodFromAnotherHeaderRefused: an X-Original-URI without its method
+// (nginx's own auth_request example) on the always-GET sub-request leaves
+// the method unknown; the client's own X-Forwarded-Method, with the same
+// path in X-Forwarded-Uri (which such a configuration passes on), must not
+// name it. Only the request's own method (the path after the base) fills
+// in a header source's missing one.
+func TestMethodFromAnotherHeaderRefused(t *testing.T) {
+	url := routed(t)
+	alice := []string{"X-Forwarded-User", "alice"}
+	with := func(h ...string) []string { return append(append([]string{}, alice...), h...) }
+	for _, h := range [][]string{
+		{"X-Original-URI", "/projects/p1/users", "X-Forwarded-Uri", "/projects/p1/users", "X-Forwarded-Method", "GET"},
+		{"X-Forwarded-Uri", "/projects/p1/users", "X-Original-URI", "/projects/p1/users", "X-Original-Method", "GET"},
+	} {
+		ask(t, "GET", url+base, with(h...)...).wantError(t, permatrix.EINVALID, "the original request's method is unknown")
+	}
+	// The request's own method, past the base, is the original's (Envoy).
+	ask(t, "GET", url+base+"/projects/p1/users", with("X-Original-URI", "/projects/p1/users")...).
+		wantCheck(t, permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "view_users", Resource: project("p1"), Groups: []string{"via-route"}})
 }

@@ -266,3 +266,46 @@ func TestNginxWithoutOriginalMethod(t *testing.T) {
 		}
 	}
 }
+
+// TestNginxWithoutOriginalMethodClientHeaders: nginx's own auth_request
+// example sets X-Original-URI alone and clears no other header, so the
+// sub-request carries the client's X-Forwarded-Uri and X-Forwarded-Method
+// (Traefik's). A client that sends them with the same path and GET must
+// not have its PUT or DELETE decided by the GET route: a method-less
+// header source takes no method from another header, which a client
+// writes.
+func TestNginxWithoutOriginalMethodClientHeaders(t *testing.T) {
+	server, routesYAML := documented(t)
+	for _, line := range []string{
+		"    proxy_set_header X-Original-Method $request_method;\n",
+		"    proxy_set_header X-Forwarded-Uri \"\";\n",
+		"    proxy_set_header X-Forwarded-Method \"\";\n",
+	} {
+		if !strings.Contains(server, line) {
+			t.Fatalf("the documented block changed; update this variant (%q):\n%s", line, server)
+		}
+		server = strings.Replace(server, line, "", 1)
+	}
+	rt, err := routes.Parse("docs/forward-auth.md", []byte(routesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{Routes: rt})
+	// carol may view p1 (an edit permission other than edit_users), not
+	// edit its users.
+	s.Assign(map[string]any{"subject": "user:carol", "system": "celonis-task-mining", "permission": "edit_data_configuration",
+		"scope": map[string]any{"type": "project", "id": "p1"}})
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("carol:{PLAIN}carol-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := backend(t)
+	url := startNginx(t, server, "http://backend", b.URL, "http://127.0.0.1:8181", s.URL, "/etc/nginx/htpasswd", htpasswd)
+	for _, method := range []string{"PUT", "DELETE"} {
+		code, body := request(t, method, url+"/projects/p1/users", "carol",
+			"X-Forwarded-Uri", "/projects/p1/users", "X-Forwarded-Method", "GET")
+		if code != 500 || strings.Contains(body, "backend") {
+			t.Errorf("carol's %s of p1's users, naming GET in X-Forwarded-Method: %d %q", method, code, body)
+		}
+	}
+}
