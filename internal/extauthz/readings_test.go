@@ -82,6 +82,8 @@ func TestOriginalRequestReadings(t *testing.T) {
 		// A backend that decodes twice reads these as /admin/settings.
 		{"double-encoded dot segment", "GET", "/x/%252e%252e/admin/settings", "decoded twice"},
 		{"double-encoded slash", "GET", "/x%252f..%252fadmin/settings", "decoded twice"},
+		// IIS's %u encoding, which .NET's HttpUtility.UrlDecode decodes.
+		{"double-encoded %u dot segment", "GET", "/x/%25u002e%25u002e/admin/settings", "decoded twice"},
 		// One segment to the backend, "p1/{" (Express, Go's ServeMux: the
 		// DELETE route's), two to a matcher that lets Go re-escape it.
 		{"encoded slash beside a {", "DELETE", "/projects/p1%2F{", "encoded slash"},

@@ -496,10 +496,18 @@ func segmentProblem(seg string) string {
 
 // unescapeLenient decodes each valid %XX escape of s and keeps anything
 // else as it is, as the decoders of PHP, .NET and most frameworks do (Go's
-// refuses the whole string for one bad escape).
+// refuses the whole string for one bad escape). It decodes IIS's %uXXXX
+// too, as .NET's HttpUtility.UrlDecode does: "%u002e" is a ".".
 func unescapeLenient(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') && isHex(s[i+2]) && isHex(s[i+3]) && isHex(s[i+4]) && isHex(s[i+5]) {
+			// A UTF-16 code unit; a surrogate half is no character of
+			// its own, U+FFFD here.
+			b.WriteRune(rune(unhex(s[i+2]))<<12 | rune(unhex(s[i+3]))<<8 | rune(unhex(s[i+4]))<<4 | rune(unhex(s[i+5])))
+			i += 5
+			continue
+		}
 		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
 			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
 			i += 2

@@ -322,6 +322,13 @@ func TestMatchDoubleEncoded(t *testing.T) {
 		"/projects/%252e%252e/users",
 		// Decoders that keep a bad escape and decode the rest.
 		"/public/%25zz%252f..%252fadmin",
+		// IIS's and .NET's HttpUtility.UrlDecode's %uXXXX: "%u002e" is ".".
+		"/public/%25u002e%25u002e/x",
+		"/public/%25U002E%25u002E/x",
+		"/public/a%25u002fb",
+		"/public/a%25u005cb",
+		"/public/%25%75002e%25%75002e/x",
+		"/public/%2525u002e%2525u002e/x",
 		// Encoded five and 41 times over: past what is decoded to look.
 		"/public/%" + strings.Repeat("25", 4) + "2e%" + strings.Repeat("25", 4) + "2e/x",
 		"/public/%" + strings.Repeat("25", 40) + "2e/x",
