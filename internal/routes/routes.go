@@ -450,6 +450,11 @@ func CleanURI(uri string) (*url.URL, error) {
 			if why == "" && strings.ContainsAny(next, "#?") {
 				why = "# or ? (the path ends there)"
 			}
+			if why == "" && !utf8.ValidString(next) {
+				// IIS 5 decoded twice and read overlong forms:
+				// "%25c0%25ae" was a ".".
+				why = "not UTF-8 (an overlong %c0%ae is a . to some)"
+			}
 			if why != "" {
 				return nil, bad("decoded twice, as a backend that decodes twice reads it: " + why)
 			}

@@ -341,12 +341,12 @@ func TestMatchDoubleEncoded(t *testing.T) {
 	// A "%" that is no escape once decoded, or one that decodes to nothing
 	// a backend reads differently, is a plain character.
 	for uri, id := range map[string]string{
-		"/projects/100%25/users":     "100%",
-		"/projects/50%25zz/users":    "50%zz",
-		"/projects/a%2541/users":     "a%41",
-		"/projects/%25%25/users":     "%%",
-		"/projects/p%252dq/users":    "p%2dq",
-		"/projects/%25e2%2582/users": "%e2%82",
+		"/projects/100%25/users":          "100%",
+		"/projects/50%25zz/users":         "50%zz",
+		"/projects/a%2541/users":          "a%41",
+		"/projects/%25%25/users":          "%%",
+		"/projects/p%252dq/users":         "p%2dq",
+		"/projects/%25e2%2582%25ac/users": "%e2%82%ac",
 	} {
 		ch, _, ok, err := tb.Match("GET", uri)
 		if err != nil || !ok || ch.Resource == nil || ch.Resource.ID != id {
@@ -372,6 +372,11 @@ func TestMatchNotUTF8(t *testing.T) {
 		"/public/%ff",
 		"/public/caf%e9",
 		"/public/\xc0\xae\xc0\xae/x",
+		// Decoded twice, as IIS 5 did, then read as overlong forms.
+		"/public/%25c0%25ae%25c0%25ae/projects/new",
+		"/public/a%25c0%25afb",
+		"/public/%2525c0%2525ae/x",
+		"/projects/%25e2%2582/users",
 	} {
 		ch, where, ok, err := tb.Match("GET", uri)
 		if err == nil || permatrix.ErrorCode(err) != permatrix.EINVALID || ok || !strings.Contains(err.Error(), "UTF-8") {
