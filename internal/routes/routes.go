@@ -407,6 +407,9 @@ func CleanURI(uri string) (*url.URL, error) {
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
+		if _, escape := errors.AsType[url.EscapeError](err); escape {
+			return nil, bad(badEscape)
+		}
 		return nil, bad("not a request URI")
 	}
 	sent := SentPath(u)
@@ -417,7 +420,7 @@ func CleanURI(uri string) (*url.URL, error) {
 	for i, raw := range segs {
 		seg, err := url.PathUnescape(raw)
 		if err != nil {
-			return nil, bad("bad percent-encoding")
+			return nil, bad(badEscape)
 		}
 		if seg == "" && i < len(segs)-1 {
 			return nil, bad("empty path segment (//)")
@@ -465,6 +468,10 @@ func CleanURI(uri string) (*url.URL, error) {
 	// and the query are not part of a route.
 	return &url.URL{Path: u.Path, RawPath: u.RawPath}, nil
 }
+
+// badEscape says why a "%" not followed by two hex digits is refused, and
+// what to send: backends read it differently (a literal "%", IIS's %uXXXX).
+const badEscape = "bad percent-encoding: a % must start an escape of two hex digits (send a percent sign as %25, other characters as UTF-8 %XX escapes)"
 
 // SentPath is u's path as it was sent, escapes and all. u.EscapedPath is
 // that only where Go takes the escaping for its own: a path holding a "{",

@@ -394,3 +394,16 @@ func TestMatchNotUTF8(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchBadEscapeSaysSo: a "%" that is no escape (a literal percent
+// sign, IIS's %u) is refused saying what to send instead, not as "not a
+// request URI", which a user cannot act on.
+func TestMatchBadEscapeSaysSo(t *testing.T) {
+	tb := mustParse(t, example)
+	for _, uri := range []string{"/projects/100%/users", "/projects/%zz/users", "/projects/%u002e%u002e/users", "/projects/p1%"} {
+		_, _, ok, err := tb.Match("GET", uri)
+		if permatrix.ErrorCode(err) != permatrix.EINVALID || ok || !strings.Contains(err.Error(), "percent sign as %25") {
+			t.Errorf("GET %s: ok %v, err %v; want EINVALID saying how to send a percent sign", uri, ok, err)
+		}
+	}
+}
