@@ -4,6 +4,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -306,6 +307,63 @@ func TestNginxWithoutOriginalMethodClientHeaders(t *testing.T) {
 			"X-Forwarded-Uri", "/projects/p1/users", "X-Forwarded-Method", "GET")
 		if code != 500 || strings.Contains(body, "backend") {
 			t.Errorf("carol's %s of p1's users, naming GET in X-Forwarded-Method: %d %q", method, code, body)
+		}
+	}
+}
+
+// TestNginxRequestTargets: what real clients send that docs/forward-auth.md
+// says passes does pass the documented block — an absolute-form target
+// (nginx's $request_uri is its origin form, as the backend gets it), a
+// query, "{" and "}" sent literally or encoded, OData's "(1)", "+", "%2B",
+// "%40", raw UTF-8 — and what it says is refused is: a Latin-1 escape (400,
+// which auth_request turns into 500), a lower-case method (nginx's own 400).
+func TestNginxRequestTargets(t *testing.T) {
+	server, routesYAML := documented(t)
+	rt, err := routes.Parse("docs/forward-auth.md", []byte(routesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, harness.Options{Routes: rt})
+	s.Assign(map[string]any{"subject": "user:bob", "system": "celonis-task-mining", "permission": "edit_users",
+		"scope": map[string]any{"type": "service"}})
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("bob:{PLAIN}bob-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend saw %s %s", r.Method, r.RequestURI)
+	}))
+	t.Cleanup(b.Close)
+	url := startNginx(t, server, "http://backend", b.URL, "http://127.0.0.1:8181", s.URL, "/etc/nginx/htpasswd", htpasswd)
+	for _, tc := range []struct {
+		line   string // the request line as the client sends it
+		status int
+		body   string
+	}{
+		{"POST http://example.com/projects/p1/users?x=1 HTTP/1.1", 200, "backend saw POST /projects/p1/users?x=1"},
+		{"POST /projects/p1/users?next=%2Fadmin HTTP/1.1", 200, "backend saw POST /projects/p1/users?next=%2Fadmin"},
+		{"POST /projects/{id}/users HTTP/1.1", 200, "backend saw POST /projects/{id}/users"},
+		{"POST /projects/%7Bid%7D/users HTTP/1.1", 200, "backend saw POST /projects/%7Bid%7D/users"},
+		{"POST /projects/Products(1)/users HTTP/1.1", 200, "backend saw POST /projects/Products(1)/users"},
+		{"POST /projects/a+b%2B%40/users HTTP/1.1", 200, "backend saw POST /projects/a+b%2B%40/users"},
+		{"POST /projects/caf\xc3\xa9/users HTTP/1.1", 200, "backend saw POST /projects/caf\xc3\xa9/users"},
+		{"POST /projects/caf%e9/users HTTP/1.1", 500, ""},
+		{"post /projects/p1/users HTTP/1.1", 400, ""},
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "%s\r\nHost: example.com\r\nAuthorization: Basic Ym9iOmJvYi1wYXNzd29yZA==\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", tc.line)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatalf("%q: %v", tc.line, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) || tc.status != 200 && strings.Contains(string(body), "backend") {
+			t.Errorf("%q: %d %q, want %d %q", tc.line, resp.StatusCode, body, tc.status, tc.body)
 		}
 	}
 }
