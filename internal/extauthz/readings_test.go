@@ -90,6 +90,8 @@ func TestOriginalRequestReadings(t *testing.T) {
 		// Overlong UTF-8 forms of "." (Tomcat before 6.0.18, IIS 5).
 		{"overlong dot segment", "GET", "/x/%c0%ae%c0%ae/admin/settings", "UTF-8"},
 		{"double-encoded overlong dot segment", "GET", "/x/%25c0%25ae%25c0%25ae/admin/settings", "UTF-8"},
+		// Full-width dots: ".." to NFKC and Windows' best-fit conversion.
+		{"full-width dot segment", "GET", "/x/%EF%BC%8E%EF%BC%8E/admin/settings", "NFKC"},
 	} {
 		if code, body := check(tc.method, tc.path); code != codes.InvalidArgument || !strings.Contains(body, tc.says) {
 			t.Errorf("%s: %s %s: %v %s, want INVALID_ARGUMENT saying %q", tc.why, tc.method, tc.path, code, body, tc.says)

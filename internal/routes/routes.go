@@ -32,6 +32,7 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/permatrix/permatrix"
 )
@@ -503,7 +504,29 @@ func segmentProblem(seg string) string {
 	case strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return "control character"
 	}
+	// Full-width and other compatibility forms of ".", "/" and "" are
+	// those characters to a backend that normalises (NFKC) or converts the
+	// path to a Windows code page (best-fit mapping: "．" is "."). Other
+	// such characters stay characters of a segment (docs/forward-auth.md).
+	if seg == "" || isASCII(seg) {
+		return ""
+	}
+	if n := norm.NFKC.String(seg); n != seg {
+		dot, _, _ := strings.Cut(n, ";")
+		if dot == "." || dot == ".." || strings.ContainsAny(n, `/\`) {
+			return "a full-width or other compatibility form of . / or \\, which Unicode normalisation (NFKC) or Windows' best-fit conversion reads as that character"
+		}
+	}
 	return ""
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // unescapeLenient decodes each valid %XX escape of s and keeps anything

@@ -407,3 +407,48 @@ func TestMatchBadEscapeSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchCompatibilityForms: a segment whose Unicode compatibility form
+// (NFKC), which is also what Windows' best-fit conversion to a code page
+// makes of it, is a dot segment or holds a slash or backslash: a backend
+// that normalises (Python's unicodedata, an ANSI Windows API) reads
+// "/public/．．/projects/new" as /projects/new.
+func TestMatchCompatibilityForms(t *testing.T) {
+	tb := mustParse(t, example+`  - path: /public/{rest...}
+    system: celonis-task-mining
+    action: view_project
+    resource: {type: project, id: public}
+`)
+	for _, uri := range []string{
+		"/public/%EF%BC%8E%EF%BC%8E/projects/new", // ．．
+		"/public/．．/projects/new",
+		"/public/%EF%BC%8E/projects/new",                      // ．
+		"/public/%E2%80%A5/projects/new",                      // ‥ two dot leader
+		"/public/%E2%80%A4./projects/new",                     // ․. one dot leader
+		"/public/%EF%B9%92./projects/new",                     // ﹒. small full stop
+		"/public/..%EF%BC%8F..%EF%BC%8Fx",                     // ／ full-width solidus
+		"/public/..%EF%BC%BC..%EF%BC%BCx",                     // ＼ full-width reverse solidus
+		"/public/..%EF%B9%A8..%EF%B9%A8x",                     // ﹨ small reverse solidus
+		"/public/%25EF%25BC%258E%25EF%25BC%258E/projects/new", // ．． decoded twice
+	} {
+		ch, where, ok, err := tb.Match("GET", uri)
+		if err == nil || permatrix.ErrorCode(err) != permatrix.EINVALID || ok || !strings.Contains(err.Error(), "NFKC") {
+			t.Errorf("GET %s: %+v at %q (ok %v), err %v; want EINVALID naming NFKC", uri, ch, where, ok, err)
+		}
+	}
+	// Other full-width and compatibility characters are characters like
+	// any other (docs/forward-auth.md: write the routes for them).
+	for uri, id := range map[string]string{
+		"/projects/%EF%BD%81dmin/users":               "ａdmin",
+		"/projects/a%E2%80%A5b/users":                 "a‥b",
+		"/projects/%E2%80%A6/users":                   "…",
+		"/projects/%EF%BC%9B/users":                   "；",
+		"/projects/%C2%A5100/users":                   "¥100",
+		"/projects/%EF%BC%8E%EF%BC%8E%EF%BC%8E/users": "．．．",
+	} {
+		ch, _, ok, err := tb.Match("GET", uri)
+		if err != nil || !ok || ch.Resource == nil || ch.Resource.ID != id {
+			t.Errorf("GET %s: %+v (ok %v, err %v), want project %q", uri, ch, ok, err, id)
+		}
+	}
+}
