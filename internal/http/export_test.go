@@ -39,3 +39,6 @@ func OnConnState(s *Server, f func(net.Conn, http.ConnState)) {
 		}
 	}
 }
+
+// HealthInFlight is the health requests the API listener is serving.
+func HealthInFlight(s *Server) int64 { return s.probes.InFlight() }

@@ -43,6 +43,11 @@ var errInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 var errClientInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 	"this client is making as many requests at once as one client may (a quarter of --max-requests-in-flight, with --max-connections-per-client): try again shortly")
 
+// errHealthInFlight is the answer to a health request past the bound of
+// health requests (listen.HealthPlaces), or its client's share of it.
+var errHealthInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
+	"the server is answering as many health requests as it may at once: try again shortly")
+
 // inFlightMiddleware refuses a request past the bound at once, 503 with the
 // envelope: one made to wait would hold its headers (and, over HTTP/2,
 // the body its connection's window lets in) while it waited, and the
@@ -51,9 +56,18 @@ var errClientInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 // and is logged nowhere; nginx and Traefik take forward-auth's 503 for a
 // denial, as any status but 2xx, 401 and 403 (Envoy's HTTP service only
 // with failure_mode_allow false: docs/forward-auth.md).
-func inFlightMiddleware(places *listen.Places) echo.MiddlewareFunc {
+//
+// A health request (isHealthProbe) takes a place in probes instead: a
+// liveness probe refused while decisions fill their bound had Kubernetes
+// restart a sidecar that was only busy, and a readiness probe took it out
+// of its Service. Probes past their own bound are refused alike.
+func inFlightMiddleware(places, probes *listen.Places) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			places, probe := places, isHealthProbe(c)
+			if probe {
+				places = probes
+			}
 			var remote net.Addr // parsed only where clients are counted
 			if places.CountsClients() {
 				remote = listen.RemoteAddr(c.Request().RemoteAddr)
@@ -61,6 +75,9 @@ func inFlightMiddleware(places *listen.Places) echo.MiddlewareFunc {
 			client, err := places.Take(remote)
 			if err != nil {
 				refuse(c)
+				if probe {
+					return errHealthInFlight
+				}
 				if errors.Is(err, listen.ErrClientShare) {
 					return errClientInFlight
 				}
@@ -107,7 +124,7 @@ type RequestBound interface {
 
 // refusedHelp is permatrix_requests_refused_total's help, one for its
 // reasons (a name has one help).
-const refusedHelp = "Requests (gRPC calls) a listener answered 503 (UNAVAILABLE) at once, unserved: reason in_flight, its bound of requests in flight (--max-requests-in-flight) reached; in_flight_per_client, one client's share of it (a quarter, with --max-connections-per-client)."
+const refusedHelp = "Requests (gRPC calls) a listener answered 503 (UNAVAILABLE) at once, unserved: reason in_flight, its bound of requests in flight (--max-requests-in-flight) reached; in_flight_per_client, one client's share of it (a quarter, with --max-connections-per-client); health, health requests past their own bound (32 at once, a quarter of it a client with --max-connections-per-client)."
 
 // RegisterRequests puts a listener's requests in flight, their bound and
 // those refused at it in the registry, labelled listener=name ("api",
@@ -133,4 +150,17 @@ func (m *Metrics) RegisterRequests(name string, b RequestBound) {
 		m.Registry.Unregister(c) // by its name and labels
 		m.Registry.MustRegister(c)
 	}
+}
+
+// RegisterHealthRequests puts the health requests (gRPC health Check
+// calls) a listener refused at their own bound (listen.HealthPlaces), or
+// at a client's share of it, in the registry as
+// permatrix_requests_refused_total{listener=name, reason="health"}.
+func (m *Metrics) RegisterHealthRequests(name string, b RequestBound) {
+	c := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "permatrix_requests_refused_total",
+		ConstLabels: prometheus.Labels{"listener": name, "reason": "health"},
+		Help:        refusedHelp},
+		func() float64 { return float64(b.RefusedInFlight() + b.RefusedByClient()) })
+	m.Registry.Unregister(c) // by its name and labels
+	m.Registry.MustRegister(c)
 }

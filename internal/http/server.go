@@ -126,7 +126,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	gateway *gateway.Gateway
-	diag    *echo.Echo // health and metrics only, for --diagnostic-addr
+	diag    *echo.Echo     // health and metrics only, for --diagnostic-addr
+	probes  *listen.Places // the API listener's health requests in flight
 
 	listeners []*listener
 	matrices  matrices
@@ -189,9 +190,13 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.setup(e)
 	hosts := newHostGuard(cfg.AllowedHosts)
 	// First: a request past the bound is refused before anything else.
+	// Health probes have a bound of their own (listen.HealthPlaces), so
+	// that decisions filling theirs never fail a probe.
 	inFlight := listen.NewPlaces(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient)
+	s.probes = listen.NewPlaces(listen.HealthPlaces, cfg.MaxConnectionsPerClient)
 	s.metrics.RegisterRequests("api", inFlight)
-	e.Use(inFlightMiddleware(inFlight))
+	s.metrics.RegisterHealthRequests("api", s.probes)
+	e.Use(inFlightMiddleware(inFlight, s.probes))
 	e.Use(limitHeaders, hosts.middleware, ownRequestBody)
 	if cfg.Tracing != nil {
 		e.Use(traceRequests(cfg.Tracing)) // tracing.go
@@ -347,6 +352,21 @@ func (s *Server) healthRoutes(e *echo.Echo) {
 	e.Match(getAndHead, "/health", s.health)
 	e.Match(getAndHead, "/health/live", s.live)
 	e.Match(getAndHead, "/health/ready", s.health)
+}
+
+// isHealthProbe reports whether c is a request to a health route (GET or
+// HEAD, healthRoutes): those count in the bound of probes, not of
+// decisions (inFlightMiddleware). c is routed: Echo runs the middleware
+// of Use after routing.
+func isHealthProbe(c echo.Context) bool {
+	if m := c.Request().Method; m != http.MethodGet && m != http.MethodHead {
+		return false
+	}
+	switch c.Path() {
+	case "/health", "/health/live", "/health/ready":
+		return true
+	}
+	return false
 }
 
 // getAndHead are the methods of a GET route: every one answers HEAD too,

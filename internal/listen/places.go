@@ -76,3 +76,15 @@ func (p *Places) RefusedInFlight() uint64 { return p.refused.Load() }
 
 // RefusedByClient is the requests refused at their client's share.
 func (p *Places) RefusedByClient() uint64 { return p.refusedByClient.Load() }
+
+// HealthPlaces bounds the health requests (GET /health, /health/live,
+// /health/ready; grpc.health.v1 Check) a listener serves at once, apart
+// from the decisions' bound: probes counted there were refused while
+// decisions filled it, and Kubernetes restarted a sidecar that was only
+// busy. 32: a pod's probers (the kubelet's startup, liveness and readiness
+// probes, Envoy's and a load balancer's health checks, monitoring) send a
+// few at a time, each answered in microseconds, so 32 at once is a flood
+// or a client holding them; 32 held hold at most 32 head lists of 64 KiB
+// (and over gRPC a message of --body-limit each), where unbounded they
+// were as many as connections times streams.
+const HealthPlaces = 32
