@@ -506,6 +506,7 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		}
 		srv.Metrics().RegisterListener("grpc", grpcSrv.Connections())
 		srv.Metrics().RegisterRequests("grpc", grpcSrv.Requests())
+		srv.Metrics().RegisterHealthRequests("grpc", grpcSrv.Probes())
 	}
 	attrs = append(attrs, "store", where, "store_revision", db.Revision())
 	if p != nil {

@@ -106,14 +106,15 @@ type Config struct {
 	// listener's connections and streams, from their headers on (default
 	// DefaultMaxRequestsInFlight): past it a check is answered at once,
 	// UNAVAILABLE (503) without its message read, and any other call
-	// refused with gRPC's UNAVAILABLE. Health Watch streams are bounded
-	// by MaxWatchStreams instead.
+	// refused with gRPC's UNAVAILABLE. Health Check calls are not counted:
+	// they have a bound of their own, listen.HealthPlaces (32), past which
+	// one is UNAVAILABLE; Watch streams are bounded by MaxWatchStreams.
 	MaxRequestsInFlight int
 	// MaxWatchStreams bounds the grpc.health.v1 Watch streams open at once
 	// (default 100): a Watch has no timeout, it lasts as long as its client
 	// wants, so past the bound one is refused with RESOURCE_EXHAUSTED.
 	// Health Check calls (what Envoy's and Kubernetes' gRPC health checks
-	// send) are not counted.
+	// send) are not counted here (MaxRequestsInFlight says where).
 	MaxWatchStreams int
 	// Timeout bounds one check call from its headers on: its message's
 	// coming and its decision, one deadline (default 10 s).
@@ -138,6 +139,7 @@ const (
 type Server struct {
 	cfg    Config
 	calls  *listen.Places
+	probes *listen.Places // health Check calls, bounded apart (bound)
 	grpc   *grpc.Server
 	ln     *listen.Limited
 	log    *slog.Logger
@@ -167,6 +169,7 @@ func New(cfg Config) *Server {
 		cfg.MaxRequestsInFlight = DefaultMaxRequestsInFlight
 	}
 	calls := listen.NewPlaces(cfg.MaxRequestsInFlight, cfg.MaxConnectionsPerClient)
+	probes := listen.NewPlaces(listen.HealthPlaces, cfg.MaxConnectionsPerClient)
 	stopping, stop := context.WithCancel(context.Background())
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		// A stream's headers at most 64 KiB, as the HTTP listener's
@@ -179,7 +182,7 @@ func New(cfg Config) *Server {
 		// by MaxRequestsInFlight (bound).
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		grpc.InTapHandle(bound(cfg.Timeout, make(chan struct{}, cfg.MaxWatchStreams), calls, stopping)),
+		grpc.InTapHandle(bound(cfg.Timeout, make(chan struct{}, cfg.MaxWatchStreams), calls, probes, stopping)),
 		// As the HTTP listener, a connection idle for IdleTimeout is closed
 		// (gRPC keeps it for good), and one that has not finished its TLS
 		// handshake and HTTP/2 preface in 5 s (the HTTP listener's
@@ -191,7 +194,7 @@ func New(cfg Config) *Server {
 		// CheckResponse (400), not gRPC's INTERNAL error: see checkCodec.
 		grpc.ForceServerCodecV2(checkCodec{}),
 	}
-	s := &Server{cfg: cfg, calls: calls, log: cfg.Logger,
+	s := &Server{cfg: cfg, calls: calls, probes: probes, log: cfg.Logger,
 		stop: stop, health: healthServer{ready: cfg.Ready, stopping: stopping.Done()}}
 	// Connections with no call open make room for new ones at the
 	// listener's bound (idle.go); gRPC's own MaxConnectionIdle above closes
@@ -227,8 +230,11 @@ func New(cfg Config) *Server {
 // Every other call holds a place in calls from its headers until it ends
 // or its timeout passes; past their bound a check is marked refused, and
 // answered without its message read (checkHandler), any other call (a
-// health Check, a method that does not exist) refused here, UNAVAILABLE.
-func bound(timeout time.Duration, watches chan struct{}, calls *listen.Places, stopping context.Context) tap.ServerInHandle {
+// method that does not exist) refused here, UNAVAILABLE. A health Check
+// holds a place in probes instead (listen.HealthPlaces), refused here
+// past it: counted in calls, it was refused while checks filled their
+// bound, and Envoy and Kubernetes took a busy sidecar for a dead one.
+func bound(timeout time.Duration, watches chan struct{}, calls, probes *listen.Places, stopping context.Context) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if info.FullMethodName == healthpb.Health_Watch_FullMethodName {
 			// gRPC calls the tap holding its connection's lock: a
@@ -252,6 +258,12 @@ func bound(timeout time.Duration, watches chan struct{}, calls *listen.Places, s
 		// stream ends: the timer goes then.
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		_ = cancel
+		if info.FullMethodName == healthpb.Health_Check_FullMethodName {
+			if !acquire(ctx, probes) {
+				return nil, status.Error(codes.Unavailable, errHealthInFlight.Error())
+			}
+			return ctx, nil
+		}
 		if !acquire(ctx, calls) {
 			if info.FullMethodName != authv3.Authorization_Check_FullMethodName {
 				return nil, status.Error(codes.Unavailable, errInFlight.Error())
@@ -275,6 +287,10 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 
 // Requests is the calls in flight, their bound and those refused at it.
 func (s *Server) Requests() *listen.Places { return s.calls }
+
+// Probes is the health Check calls in flight, their own bound and those
+// refused at it.
+func (s *Server) Probes() *listen.Places { return s.probes }
 
 // Connections is the listener's connections, open and their bound; nil
 // before Listen.

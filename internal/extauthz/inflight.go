@@ -41,3 +41,8 @@ func refused(ctx context.Context) bool { return ctx.Value(refusedKey{}) != nil }
 // logged (denied): a flood of them would be a flood of log lines.
 var errInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 	"the server is serving as many checks as it may at once (--max-requests-in-flight): try again shortly")
+
+// errHealthInFlight is the answer to a health Check past the bound of
+// health Checks (listen.HealthPlaces), or its client's share of it.
+var errHealthInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
+	"the server is answering as many health checks as it may at once: try again shortly")

@@ -224,6 +224,10 @@ store:
 		if want := `permatrix_max_requests_in_flight{listener="` + l + `"} 9`; !strings.Contains(string(metrics), want) {
 			t.Errorf("the file's max_requests_in_flight: no %s in /metrics", want)
 		}
+		// Health probes' own bound, counted apart.
+		if want := `permatrix_requests_refused_total{listener="` + l + `",reason="health"} 0`; !strings.Contains(string(metrics), want) {
+			t.Errorf("no %s in /metrics", want)
+		}
 	}
 	s.Stop(t)
 	for name, want := range map[string]bool{"flag.db": true, "env.db": false, "file.db": false} {
