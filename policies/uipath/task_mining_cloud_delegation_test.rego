@@ -312,3 +312,17 @@ test_project_deleted_by_the_operator_only if {
 	w.violations == []
 	count(w.forbidden) == 1
 }
+
+# A group holding an assignment of a system the bundle dropped: adding a
+# member was judged as assigning it, and an assign in no system met no
+# forbidden rule, so any actor (one holding nothing) added itself, and
+# held the assignment once a bundle brought the system back. No rule says
+# who may grant in a system the bundle does not have: the operator only.
+test_retired_system_holding_refuses_membership_changes if {
+	a := role_at("old", "group:legacy", "retired-system", "viewer", service)
+	st := store([a], {}, {})
+	ok(verdict(st, {"op": "add_member", "membership": {"group": "legacy", "user": "nobody"}}))
+	every op in [add("nobody", "legacy", "nobody"), remove("ada", "legacy", "zed")] {
+		forbidden_with(verdict(st, op), "the bundle has no such system, so no rule says who may")
+	}
+}

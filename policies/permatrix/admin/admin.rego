@@ -213,17 +213,21 @@ write_forbidden contains msg if {
 
 # A system the bundle no longer has has no rule on who may write: its
 # stored assignments, custom roles and projects are removed by the
-# operator only.
+# operator only. Nothing is assigned there (violations), and a membership
+# change is judged as assigning what the group holds: a group holding an
+# assignment of such a system takes members from the operator only, or
+# any actor joined it and held the assignment once a bundle brought the
+# system back (shared/vendor-docs/README.md: "Where a document is
+# ambiguous, take the least-privilege reading").
 write_forbidden contains msg if {
 	is_string(input.actor)
-	input.op in removals
 	not system
 	msg := sprintf("%q may not %s in %s: %s; %s", [
 		input.actor,
 		input.op,
 		system_id,
 		"the bundle has no such system, so no rule says who may",
-		"only the operator (the admin token without an actor) removes its assignments, custom roles and projects",
+		retired_writer,
 	])
 }
 
@@ -330,6 +334,16 @@ actor_is_administrator if {
 who_administers := sprintf("an administrator of %s (role %q)", [system_id, system_administrator_role]) if {
 	system_administrator_role
 } else := sprintf("the operator (%s has no administrator role)", [system_id])
+
+# retired_writer says who writes in a system the bundle does not have.
+default retired_writer := "only the operator (the admin token without an actor) writes there"
+
+retired_writer := concat("", [
+	"only the operator (the admin token without an actor) ",
+	"removes its assignments, custom roles and projects",
+]) if {
+	input.op in removals
+}
 
 # member_op is the assignment write a membership change is judged as.
 member_op := {"add_member": "assign", "remove_member": "unassign"}
