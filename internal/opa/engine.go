@@ -47,6 +47,8 @@ type Engine struct {
 	mu      sync.Mutex // one activation at a time
 	extra   []ModuleSource
 	hooks   []func(*Policy)
+	// swaps is held while the active policy is swapped (GuardSwaps).
+	swaps sync.Locker
 }
 
 // ModuleSource is a Rego module by name.
@@ -66,6 +68,17 @@ func (e *Engine) OnActivate(f func(*Policy)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.hooks = append(e.hooks, f)
+}
+
+// GuardSwaps makes every activation from now on swap the active policy
+// with l held (the bundle is compiled and probed before): the writes of
+// internal/pdp hold it shared from their verdicts to their commits, so a
+// write is never judged by a policy swapped out before it commits. Call it
+// before the first Activate.
+func (e *Engine) GuardSwaps(l sync.Locker) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.swaps = l
 }
 
 // NewEngine returns an engine whose policies read data.store from backend,
@@ -92,7 +105,13 @@ func (e *Engine) Activate(ctx context.Context, b *Bundle) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.swaps != nil {
+		e.swaps.Lock()
+	}
 	e.cur.Store(p)
+	if e.swaps != nil {
+		e.swaps.Unlock()
+	}
 	for _, f := range e.hooks {
 		f(p)
 	}

@@ -2,3 +2,13 @@ package pdp
 
 // AheadTaken counts the verdicts judged ahead that plans took (prejudge.go).
 func AheadTaken(s *Service) uint64 { return s.aheadTaken.Load() }
+
+// SwapWaiting says that an activation waits for the writes in flight
+// (a writer of s.writers is pending or holds it).
+func SwapWaiting(s *Service) bool {
+	if s.writers.TryRLock() {
+		s.writers.RUnlock()
+		return false
+	}
+	return true
+}

@@ -77,7 +77,9 @@ type Service struct {
 	// write holds it shared while it plans and commits, and one of at
 	// least minAhead changes takes it whole after its first conflict
 	// (writeSome). The writes of this process can then not change what
-	// it read; in a fleet, other sidecars' writes still can.
+	// it read; in a fleet, other sidecars' writes still can. An
+	// activation takes it whole to swap the policy (Engine.GuardSwaps):
+	// a write is judged by the policy active when it commits.
 	writers sync.RWMutex
 }
 
@@ -87,7 +89,11 @@ func New(backend store.Backend, engine *opa.Engine, log *slog.Logger, dlog Decis
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{backend: backend, engine: engine, log: log, dlog: dlog, cache: newDecisionCache(DefaultCacheSize)}
+	s := &Service{backend: backend, engine: engine, log: log, dlog: dlog, cache: newDecisionCache(DefaultCacheSize)}
+	// A bundle is swapped in between writes, never between a write's
+	// verdict and its commit (writeSome).
+	engine.GuardSwaps(&s.writers)
+	return s
 }
 
 // SetCacheSize sets how many decisions the decision cache keeps (0: no

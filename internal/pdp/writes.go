@@ -37,10 +37,6 @@ func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) 
 // that fit in one commit — at least one — and leaves the rest. Without
 // some, changes that do not fit one commit are refused whole (ETOOLARGE).
 func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n int, rev uint64, err error) {
-	p, err := s.policy()
-	if err != nil {
-		return 0, 0, err
-	}
 	bounded, _ := s.backend.(store.Bounded)
 	changes = withAsserted(ctx, changes)
 	// A write plans again after a conflict (store.Update). One of many
@@ -64,6 +60,14 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 			// The writes that held it are in tx's snapshot or not;
 			// if not, this plan conflicts once more and the next is
 			// made with nothing in between.
+		}
+		// The policy active while s.writers is held: a bundle is
+		// swapped in only with s.writers held whole (New), so the
+		// bundle that judges a write is the one active when it
+		// commits, never one swapped out meanwhile.
+		p, err := s.policy()
+		if err != nil {
+			return err
 		}
 		n = len(changes)
 		ahead := s.prejudge(ctx, p, tx.Revision(), changes)
