@@ -187,10 +187,16 @@ func (s *Server) mayEvaluate(c echo.Context, p *opa.Policy, path []string, o opa
 			return permatrix.Errorf(permatrix.EUNAUTHORIZED, "without the admin token only the policy entrypoints are readable (%s); anything else needs Authorization: Bearer <admin token>",
 				strings.Join(p.Entrypoints(), ", "))
 		}
+		if err := refuseActorRead(c); err != nil {
+			return err
+		}
 	}
 	if o.Explain != opa.ExplainOff {
 		if err := s.adminToken(c); err != nil {
 			return permatrix.Errorf(permatrix.EUNAUTHORIZED, "explain=%s traces the policy's rules and the data they read: it needs Authorization: Bearer <admin token>", o.Explain)
+		}
+		if err := refuseActorRead(c); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -568,6 +568,15 @@ func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			token, ok := bearer(c)
 			if ok && s.isAdminToken(token) {
+				// The operator's reads are store-wide: a read that names an
+				// actor would be served whole, the actor ignored, as a
+				// write's ignored ?actor= was made as the operator. An actor
+				// reads what its own token does: nothing here.
+				if !userMay {
+					if err := refuseActorRead(c); err != nil {
+						return err
+					}
+				}
 				c.Set(callerOperatorKey, true)
 				if err := assertActorGroups(c, true); err != nil {
 					return err
@@ -596,6 +605,20 @@ func (s *Server) requireAdmin(userMay bool) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// refuseActorRead refuses a read of the operator's (the store-wide reads,
+// OPA's APIs beyond the entrypoints) that names an actor: it would be
+// served whole with the admin token, the actor ignored, as a write's
+// ignored ?actor= was made as the operator. An actor reads what its own
+// token does: nothing there.
+func refuseActorRead(c echo.Context) error {
+	h := c.Request().Header
+	if len(h.Values(actorHeader)) == 0 && len(h.Values(actorGroupsHeader)) == 0 {
+		return nil
+	}
+	return permatrix.Errorf(permatrix.EFORBIDDEN, "%s %s is the operator's: an actor reads nothing store-wide, as a user token does not (leave out %s and %s to read as the operator)",
+		c.Request().Method, c.Request().URL.Path, actorHeader, actorGroupsHeader)
 }
 
 // isAdminToken reports whether token is the admin token. The digests are

@@ -483,3 +483,49 @@ func TestCelonisAdminNeedsBucketGrantsForScreenshots(t *testing.T) {
 		t.Fatal("admin with the bucket grants should view screenshots")
 	}
 }
+
+// The store-wide reads are the operator's: a user token gets 403 there.
+// With the admin token, a read naming an actor (X-Permatrix-Actor, with
+// or without X-Permatrix-Actor-Groups) was served whole, the header
+// ignored: a service asking "what may ba see" got the operator's answer —
+// every assignment, the export, data.store through OPA's Data API. It is 403, as for that user's
+// own token; without the header the operator reads as ever.
+func TestOperatorReadsNameNoActor(t *testing.T) {
+	s, rootID := delegationFixture(t)
+	reads := []string{
+		"/v1/assignments",
+		"/v1/assignments/" + rootID,
+		"/v1/groups/tm-admins/members",
+		"/v1/systems/" + tmc + "/projects/p1",
+		"/v1/export",
+		"/v1/export?format=ndjson",
+		"/v1/status",
+		"/v1/data/store",
+		"/v1/data/permatrix/allow?explain=full",
+	}
+	for _, path := range reads {
+		for _, h := range []http.Header{
+			{"X-Permatrix-Actor": {"ba"}},
+			{"X-Permatrix-Actor": {"ba"}, "X-Permatrix-Actor-Groups": {"tm-admins"}},
+		} {
+			req, err := http.NewRequest(http.MethodGet, s.URL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = h.Clone()
+			req.Header.Set("Authorization", "Bearer "+harness.Token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(raw), "an actor reads nothing store-wide") {
+				t.Errorf("GET %s with %v: %d %.200s, want 403", path, h, resp.StatusCode, raw)
+			}
+		}
+		if r := s.Do(http.MethodGet, path, nil, true); r.Status != http.StatusOK {
+			t.Errorf("GET %s as the operator: %d %.200s", path, r.Status, r.Raw)
+		}
+	}
+}
