@@ -549,8 +549,55 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[str
 	if !defined {
 		return nil, nil, errors.New("data.permatrix.admin.verdict is undefined")
 	}
-	m, _ := r.(map[string]any)
-	return stringList(m["violations"]), stringList(m["forbidden"]), nil
+	// A refusal of another shape (an object, a number, no list) is a
+	// fault, never read as no refusal: the write it meant to refuse
+	// would be stored.
+	m, ok := r.(map[string]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("data.permatrix.admin.verdict is %s, not an object", jsonKind(r))
+	}
+	if violations, err = verdictList(m, "violations"); err != nil {
+		return nil, nil, err
+	}
+	if forbidden, err = verdictList(m, "forbidden"); err != nil {
+		return nil, nil, err
+	}
+	return violations, forbidden, nil
+}
+
+// verdictList is the verdict's list under key, every entry a string.
+func verdictList(m map[string]any, key string) ([]string, error) {
+	list, ok := m[key].([]any)
+	if !ok {
+		return nil, fmt.Errorf("data.permatrix.admin.verdict.%s is %s, not a list of strings", key, jsonKind(m[key]))
+	}
+	out := make([]string, len(list))
+	for i, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("data.permatrix.admin.verdict.%s[%d] is %s, not a string", key, i, jsonKind(x))
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// jsonKind names the JSON kind of a value decoded from a Rego result.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null or absent"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	default:
+		return "a number"
+	}
 }
 
 // Query evaluates data.<path> for the Data API over snap, as stock OPA's
