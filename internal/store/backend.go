@@ -149,12 +149,13 @@ type Op struct {
 // Writes are the units the batch's operations bump (WriteUnits of each key),
 // without repeats.
 func (b *Batch) Writes() [][]byte {
-	seen := map[string]bool{}
-	var out [][]byte
+	seen := make(map[string]struct{}, len(b.Ops))
+	var out, units [][]byte
 	for _, op := range b.Ops {
-		for _, u := range WriteUnits(op.Key) {
-			if !seen[string(u)] {
-				seen[string(u)] = true
+		units = AppendWriteUnits(units[:0], op.Key)
+		for _, u := range units {
+			if _, ok := seen[string(u)]; !ok {
+				seen[string(u)] = struct{}{}
 				out = append(out, u)
 			}
 		}

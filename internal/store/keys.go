@@ -259,15 +259,20 @@ func UnitOf(key []byte) []byte {
 // WriteUnits are the units a write of key bumps: its unit and every
 // shallower whole-segment prefix of it, down to the empty root. So any read
 // whose unit is one of them sees the write as a change.
-func WriteUnits(key []byte) [][]byte {
+func WriteUnits(key []byte) [][]byte { return AppendWriteUnits(nil, key) }
+
+// AppendWriteUnits appends WriteUnits(key) to dst: the units are slices of
+// key, so a caller that keeps a buffer for them (a write's planning, its
+// commit) finds each key's without allocating.
+func AppendWriteUnits(dst [][]byte, key []byte) [][]byte {
 	u := UnitOf(key)
-	out := [][]byte{u}
+	dst = append(dst, u)
 	for i := len(u) - 1; i >= 0; i-- {
 		if u[i] == sep {
-			out = append(out, u[:i])
+			dst = append(dst, u[:i])
 		}
 	}
-	return append(out, []byte{})
+	return append(dst, []byte{})
 }
 
 // Namespaces are the first segments of the store's keys, sorted: every key

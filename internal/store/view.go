@@ -17,6 +17,7 @@ type Overlay struct {
 	ops     []Op
 	tree    *btree.BTreeG[pending]
 	written map[string]struct{} // WriteUnits of every pending key
+	units   [][]byte            // add's buffer of one key's write units
 	// opBytes and writtenBytes measure ops and written (Size).
 	opBytes, writtenBytes int
 }
@@ -48,7 +49,8 @@ func (o *Overlay) add(op Op) {
 	o.ops = append(o.ops, op)
 	o.tree.ReplaceOrInsert(pending{key: string(op.Key), value: op.Value, deleted: op.Delete})
 	o.opBytes += len(op.Key) + len(op.Value)
-	for _, u := range WriteUnits(op.Key) {
+	o.units = AppendWriteUnits(o.units[:0], op.Key)
+	for _, u := range o.units {
 		if _, ok := o.written[string(u)]; !ok {
 			o.written[string(u)] = struct{}{}
 			o.writtenBytes += len(u)

@@ -1,0 +1,53 @@
+package store
+
+import (
+	"slices"
+	"testing"
+)
+
+// The bounds below are of what planning and committing an import line
+// allocates (docs/performance.md): counts, not times, so they hold on any
+// machine. Each is the count the code makes, with the reason beside it.
+
+// TestWriteUnitsAppend: AppendWriteUnits is WriteUnits, appended to dst
+// (the units of keys of every index, of an unknown one, of a prefix, of
+// the root), and appends into dst's room without allocating.
+func TestWriteUnitsAppend(t *testing.T) {
+	keys := [][]byte{
+		Key("d", "grants", "user:u", "sys", "role", "r", "service"),
+		Key("i", "assignments", "a000000000001"),
+		Key("i", "role_uses", "sys", "r", "a000000000001"),
+		Key("d", "scopes", "sys", "project:p", "a000000000001"),
+		Key("d", "memberships", "u", "g"),
+		Key("d", "nope", "a", "b"),
+		Prefix("d", "grants"),
+		Key("d"),
+		{},
+	}
+	dst := make([][]byte, 0, 64)
+	for _, k := range keys {
+		before := len(dst)
+		dst = AppendWriteUnits(dst, k)
+		if got, want := dst[before:], WriteUnits(k); !slices.EqualFunc(got, want, func(a, b []byte) bool { return string(a) == string(b) }) {
+			t.Errorf("AppendWriteUnits(%q) = %q, want %q", k, got, want)
+		}
+	}
+	k := keys[0]
+	if n := testing.AllocsPerRun(100, func() { dst = AppendWriteUnits(dst[:0], k) }); n != 0 {
+		t.Errorf("AppendWriteUnits allocates %v times with room in dst", n)
+	}
+}
+
+// TestOverlayPutAllocs: a Put whose units the overlay has already written
+// allocates only the pending key's string (the tree's; the operations'
+// slice grows by doubling, under one per Put on average): the write units
+// are found without a slice of them per key.
+func TestOverlayPutAllocs(t *testing.T) {
+	o := NewOverlay(Empty(1))
+	k := Key("d", "grants", "user:u", "sys", "role", "r", "service")
+	v := []byte(`{}`)
+	o.Put(k, v)
+	if n := testing.AllocsPerRun(100, func() { o.Put(k, v) }); n > 1 {
+		t.Errorf("a Put of a key whose units are written allocates %v times, want at most 1", n)
+	}
+}
