@@ -169,6 +169,9 @@ func (db *DB) guard(fn func() error) error {
 
 // breakOnFault breaks the store if err is a fault guard recovered.
 func (db *DB) breakOnFault(err error) {
+	if err == nil {
+		return // every read of a snapshot comes here: no errors.As target made
+	}
 	var pe *panicError
 	if !errors.As(err, &pe) {
 		return
