@@ -161,7 +161,7 @@ func ReadDocument(r io.Reader) (*Memory, error) {
 		}
 	}
 	for _, op := range tx.Batch().Ops {
-		m.tree.ReplaceOrInsert(pending{key: string(op.Key), value: op.Value})
+		m.tree.ReplaceOrInsert(pending{key: op.Key, value: op.Value})
 	}
 	m.rev = st.Revision
 	m.changes = NewChanges(st.Revision, 0)

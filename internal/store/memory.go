@@ -52,9 +52,9 @@ func (m *Memory) Commit(ctx context.Context, b *Batch) (uint64, error) {
 	m.rev++
 	for _, op := range b.Ops {
 		if op.Delete {
-			m.tree.Delete(pending{key: string(op.Key)})
+			m.tree.Delete(pending{key: op.Key})
 		} else {
-			m.tree.ReplaceOrInsert(pending{key: string(op.Key), value: bytes.Clone(op.Value)})
+			m.tree.ReplaceOrInsert(pending{key: bytes.Clone(op.Key), value: bytes.Clone(op.Value)})
 		}
 	}
 	m.changes.Record(m.rev, b.Writes())
@@ -110,23 +110,23 @@ type memSnapshot struct {
 func (s *memSnapshot) Revision() uint64 { return s.rev }
 
 func (s *memSnapshot) Get(key []byte) ([]byte, error) {
-	if p, ok := s.tree.Get(pending{key: string(key)}); ok {
+	if p, ok := s.tree.Get(pending{key: key}); ok {
 		return p.value, nil
 	}
 	return nil, nil
 }
 
 func (s *memSnapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
-	start := string(prefix)
-	if after != nil && string(after) >= start {
-		start = string(after) + "\x00"
+	start := prefix
+	if after != nil && bytes.Compare(after, prefix) >= 0 {
+		start = append(bytes.Clone(after), 0)
 	}
 	var err error
 	s.tree.AscendGreaterOrEqual(pending{key: start}, func(p pending) bool {
-		if !bytes.HasPrefix([]byte(p.key), prefix) {
+		if !bytes.HasPrefix(p.key, prefix) {
 			return false
 		}
-		err = fn([]byte(p.key), p.value)
+		err = fn(bytes.Clone(p.key), p.value)
 		return err == nil
 	})
 	if errors.Is(err, ErrStop) {

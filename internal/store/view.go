@@ -22,20 +22,23 @@ type Overlay struct {
 	opBytes, writtenBytes int
 }
 
+// pending is an operation in the tree, its key and value as Put was given
+// them (the operations keep them too): no copy of either.
 type pending struct {
-	key     string
+	key     []byte
 	value   []byte
 	deleted bool
 }
 
-func lessPending(a, b pending) bool { return a.key < b.key }
+func lessPending(a, b pending) bool { return bytes.Compare(a.key, b.key) < 0 }
 
 // NewOverlay lays no operations over base yet.
 func NewOverlay(base Snapshot) *Overlay {
 	return &Overlay{base: base, tree: btree.NewG(16, lessPending), written: map[string]struct{}{}}
 }
 
-// Put records a pending write of key.
+// Put records a pending write of key. The overlay keeps key and value (its
+// operations are the commit's): neither is to be changed after.
 func (o *Overlay) Put(key, value []byte) {
 	o.add(Op{Key: key, Value: value})
 }
@@ -47,7 +50,7 @@ func (o *Overlay) Delete(key []byte) {
 
 func (o *Overlay) add(op Op) {
 	o.ops = append(o.ops, op)
-	o.tree.ReplaceOrInsert(pending{key: string(op.Key), value: op.Value, deleted: op.Delete})
+	o.tree.ReplaceOrInsert(pending{key: op.Key, value: op.Value, deleted: op.Delete})
 	o.opBytes += len(op.Key) + len(op.Value)
 	o.units = AppendWriteUnits(o.units[:0], op.Key)
 	for _, u := range o.units {
@@ -97,7 +100,7 @@ func (o *Overlay) Revision() uint64 { return o.base.Revision() }
 
 // Get returns the pending value of key if there is one, else the base's.
 func (o *Overlay) Get(key []byte) ([]byte, error) {
-	if p, ok := o.tree.Get(pending{key: string(key)}); ok {
+	if p, ok := o.tree.Get(pending{key: key}); ok {
 		if p.deleted {
 			return nil, nil
 		}
@@ -109,12 +112,12 @@ func (o *Overlay) Get(key []byte) ([]byte, error) {
 // Scan merges the base's keys with the pending ones, pending winning.
 func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 	var mine []pending
-	start := string(prefix)
-	if after != nil && string(after) >= start {
-		start = string(after) + "\x00" // the smallest key after `after`
+	start := prefix
+	if after != nil && bytes.Compare(after, prefix) >= 0 {
+		start = append(append(make([]byte, 0, len(after)+1), after...), 0) // the smallest key after `after`
 	}
 	o.tree.AscendGreaterOrEqual(pending{key: start}, func(p pending) bool {
-		if !bytes.HasPrefix([]byte(p.key), prefix) {
+		if !bytes.HasPrefix(p.key, prefix) {
 			return false
 		}
 		mine = append(mine, p)
@@ -136,9 +139,9 @@ func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 	}
 	i := 0
 	emitBefore := func(k []byte) error {
-		for ; i < len(mine) && (k == nil || mine[i].key < string(k)); i++ {
+		for ; i < len(mine) && (k == nil || bytes.Compare(mine[i].key, k) < 0); i++ {
 			if !mine[i].deleted {
-				if err := fn([]byte(mine[i].key), mine[i].value); err != nil {
+				if err := fn(mine[i].key, mine[i].value); err != nil {
 					return err
 				}
 			}
@@ -149,7 +152,7 @@ func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 		if err := emitBefore(k); err != nil {
 			return err
 		}
-		if i < len(mine) && mine[i].key == string(k) {
+		if i < len(mine) && bytes.Equal(mine[i].key, k) {
 			p := mine[i]
 			i++
 			if p.deleted {
