@@ -55,3 +55,40 @@ func TestOverlayAllocs(t *testing.T) {
 		t.Errorf("a Get of a pending key allocates %v times", n)
 	}
 }
+
+// TestTrackedUnitsAllocs: the units a Tracked recorded are listed, sorted,
+// in two allocations whatever their number (the list and one buffer of
+// their bytes): a verdict judged ahead lists its units once per import
+// line.
+func TestTrackedUnitsAllocs(t *testing.T) {
+	tr := Track(Empty(1))
+	var want []string
+	for i := range 10 {
+		k := Key("d", "grants", "user:u"+string(rune('9'-i)), "sys", "role", "r", "service")
+		if _, err := tr.Get(k); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, string(UnitOf(k)))
+	}
+	slices.Sort(want)
+	got := tr.Units()
+	if !slices.Equal(stringsOf(got), want) {
+		t.Fatalf("Units = %q, want %q", got, want)
+	}
+	// Each unit is its own: appending to one does not write into the next.
+	_ = append(got[0], 'x')
+	if !slices.Equal(stringsOf(got), want) {
+		t.Fatalf("after an append to the first, Units = %q, want %q", got, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { tr.Units() }); n > 2 {
+		t.Errorf("Units of 10 units allocates %v times, want at most 2", n)
+	}
+}
+
+func stringsOf(bs [][]byte) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = string(b)
+	}
+	return out
+}

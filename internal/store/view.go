@@ -3,7 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/google/btree"
@@ -253,15 +253,18 @@ func (t *Tracked) Note(units [][]byte) {
 	t.mu.Unlock()
 }
 
-// Units are the recorded units, sorted.
+// Units are the recorded units, sorted: copies in one buffer, each unit's
+// capacity its length (an append to one does not write into the next).
 func (t *Tracked) Units() [][]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([][]byte, 0, len(t.units))
+	buf := make([]byte, 0, t.bytes)
 	for u := range t.units {
-		out = append(out, []byte(u))
+		buf = append(buf, u...)
+		out = append(out, buf[len(buf)-len(u):len(buf):len(buf)])
 	}
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i], out[j]) < 0 })
+	slices.SortFunc(out, bytes.Compare)
 	return out
 }
 
