@@ -487,31 +487,99 @@ func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
 // made of (maps, arrays, strings; pdp.verdictInput, a decoded body), with
 // the strings ts holds shared: a third
 // of a short verdict went in the general conversion's intermediate slices
-// and string copies. Any other type goes the general way.
+// and string copies. Any other type goes the general way. The terms it
+// makes are one block (an import judges a line's input per line: one
+// allocation instead of one a string and an object).
 func jsonTerm(x any, ts terms) (*ast.Term, error) {
+	b := termBlock{block: make([]ast.Term, 0, jsonTerms(x, ts))}
+	return b.json(x, ts)
+}
+
+// jsonTerms is how many terms jsonTerm makes of x in its block: one for
+// each map, array and string ts does not share.
+func jsonTerms(x any, ts terms) int {
 	switch x := x.(type) {
 	case string:
-		return ts.segment(x), nil
+		return ownTerms(x, ts)
 	case map[string]any:
-		items := make([][2]*ast.Term, 0, len(x))
+		n := 1
 		for k, v := range x {
-			t, err := jsonTerm(v, ts)
+			n += ownTerms(k, ts) + jsonTerms(v, ts)
+		}
+		return n
+	case []any:
+		n := 1
+		for _, v := range x {
+			n += jsonTerms(v, ts)
+		}
+		return n
+	}
+	return 0
+}
+
+// ownTerms is 1 for a string ts does not share, else 0.
+func ownTerms(s string, ts terms) int {
+	if _, ok := ts[s]; ok {
+		return 0
+	}
+	return 1
+}
+
+// termBlock hands out terms from one block, sized up front (jsonTerms).
+type termBlock struct{ block []ast.Term }
+
+// term is a term of v: the block's next, or its own once the block is
+// used up (never: it is sized by jsonTerms).
+func (b *termBlock) term(v ast.Value) *ast.Term {
+	if len(b.block) == cap(b.block) {
+		return ast.NewTerm(v)
+	}
+	b.block = b.block[:len(b.block)+1]
+	t := &b.block[len(b.block)-1]
+	t.Value = v
+	return t
+}
+
+// str is ts.segment(s) with the block's term.
+func (b *termBlock) str(s string, ts terms) *ast.Term {
+	if t, ok := ts[s]; ok {
+		return t
+	}
+	return b.term(ast.String(s))
+}
+
+// smallObject is the most pairs an object's conversion holds on the
+// stack (ast.NewObject copies them).
+const smallObject = 8
+
+func (b *termBlock) json(x any, ts terms) (*ast.Term, error) {
+	switch x := x.(type) {
+	case string:
+		return b.str(x, ts), nil
+	case map[string]any:
+		var pairs [smallObject][2]*ast.Term
+		items := pairs[:0]
+		if len(x) > smallObject {
+			items = make([][2]*ast.Term, 0, len(x))
+		}
+		for k, v := range x {
+			t, err := b.json(v, ts)
 			if err != nil {
 				return nil, err
 			}
-			items = append(items, [2]*ast.Term{ts.segment(k), t})
+			items = append(items, [2]*ast.Term{b.str(k, ts), t})
 		}
-		return ast.ObjectTerm(items...), nil
+		return b.term(ast.NewObject(items...)), nil
 	case []any:
 		elems := make([]*ast.Term, len(x))
 		for i, v := range x {
-			t, err := jsonTerm(v, ts)
+			t, err := b.json(v, ts)
 			if err != nil {
 				return nil, err
 			}
 			elems[i] = t
 		}
-		return ast.ArrayTerm(elems...), nil
+		return b.term(ast.NewArray(elems...)), nil
 	}
 	v, err := ast.InterfaceToValue(x)
 	if err != nil {

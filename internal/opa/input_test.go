@@ -112,3 +112,38 @@ func convertsAsOPA(t *testing.T, p *Policy, what string, x any, build func(terms
 		}
 	}
 }
+
+// TestJSONTermAllocs: the verdict input of an import line (an assignment
+// below the service scope, its subject and scope id the policy's data
+// does not hold) is converted with its terms in one block and its objects'
+// pairs on the stack: what is left is each object's own (ast.NewObject's)
+// and each string's value the policy does not share.
+func TestJSONTermAllocs(t *testing.T) {
+	p := compileDefault(t, store.NewMemory())
+	ts := p.data.terms
+	a := permatrix.Assignment{Subject: "user:u12345", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: "p12345"}}
+	in := map[string]any{"op": "assign", "assignment": a.Value()}
+	own, objects := 0, 0.0 // strings of in that ts does not hold; the objects' allocations
+	var count func(x any)
+	count = func(x any) {
+		switch x := x.(type) {
+		case string:
+			if _, ok := ts[x]; !ok {
+				own++
+			}
+		case map[string]any:
+			pairs := make([][2]*ast.Term, 0, len(x))
+			for k, v := range x {
+				count(k)
+				count(v)
+				pairs = append(pairs, [2]*ast.Term{ast.StringTerm(k), ast.NullTerm()})
+			}
+			objects += testing.AllocsPerRun(10, func() { ast.NewObject(pairs...) })
+		}
+	}
+	count(in)
+	want := 1 + objects + float64(own)
+	if n := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(in, ts) }); n > want {
+		t.Errorf("jsonTerm of an assignment's verdict input allocates %v times, want at most %v (%v in ast.NewObject, %d strings of its own)", n, want, objects, own)
+	}
+}
