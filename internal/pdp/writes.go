@@ -14,13 +14,33 @@ import (
 )
 
 // change is one change of a write: the input its verdict judges — known
-// beforehand, or built from the state the change meets (input) —, where it
-// comes from (e.g. "line 3", which prefixes a refusal), and its plan.
+// beforehand, or built from the state the change meets (input) —, the
+// import line it comes from if it does (fromLine, line: where), and its
+// plan.
 type change struct {
-	known map[string]any
-	input func(tx *store.Tx) (map[string]any, error)
-	where string
-	apply func(tx *store.Tx) error
+	known    map[string]any
+	input    func(tx *store.Tx) (map[string]any, error)
+	fromLine bool
+	line     int
+	apply    func(tx *store.Tx) error
+}
+
+// where is where the change comes from ("line 3"), "" for a write's own.
+// It is formatted only for a refusal: an import of a million lines made
+// a million of them for none.
+func (c *change) where() string {
+	if !c.fromLine {
+		return ""
+	}
+	return fmt.Sprintf("line %d", c.line)
+}
+
+// prefix is where, as a refusal's message starts ("line 3: "), or "".
+func (c *change) prefix() string {
+	if !c.fromLine {
+		return ""
+	}
+	return c.where() + ": "
 }
 
 // write runs the write protocol (package comment) for changes, in order, as
@@ -72,11 +92,8 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 		n = len(changes)
 		ahead := s.prejudge(ctx, p, tx.Revision(), changes)
 		defer ahead.stop()
-		for i, c := range changes {
-			prefix := ""
-			if c.where != "" {
-				prefix = c.where + ": "
-			}
+		for i := range changes {
+			c := &changes[i]
 			var mark store.Mark
 			if bounded != nil {
 				mark = tx.Mark()
@@ -86,7 +103,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 				in := c.known
 				if c.input != nil {
 					if in, err = c.input(tx); err != nil {
-						return prefixed(prefix, err)
+						return prefixed(c.prefix(), err)
 					}
 				}
 				violations, forbidden, err = p.Verdict(ctx, tx.View(), in)
@@ -99,13 +116,13 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 				return permatrix.Errorf(permatrix.EINTERNAL, "evaluation of the write rules failed")
 			}
 			if len(violations) > 0 {
-				return &permatrix.Error{Code: permatrix.EUNPROCESSABLE, Message: prefix + violations[0], Details: violations}
+				return &permatrix.Error{Code: permatrix.EUNPROCESSABLE, Message: c.prefix() + violations[0], Details: violations}
 			}
 			if len(forbidden) > 0 {
-				return &permatrix.Error{Code: permatrix.EFORBIDDEN, Message: prefix + forbidden[0], Details: forbidden}
+				return &permatrix.Error{Code: permatrix.EFORBIDDEN, Message: c.prefix() + forbidden[0], Details: forbidden}
 			}
 			if err := c.apply(tx); err != nil {
-				return prefixed(prefix, err)
+				return prefixed(c.prefix(), err)
 			}
 			if bounded == nil {
 				continue
@@ -113,11 +130,11 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 			if err := bounded.Fits(tx.Size()); err != nil {
 				switch {
 				case i == 0:
-					return prefixed(prefix, err)
+					return prefixed(c.prefix(), err)
 				case !some:
 					return permatrix.Errorf(permatrix.ETOOLARGE,
 						"an all-or-nothing import is one commit, and from %s on this one does not fit one: %s; or import in chunks (chunk=N), each committed in as many commits as it takes",
-						c.where, permatrix.ErrorMessage(err))
+						c.where(), permatrix.ErrorMessage(err))
 				}
 				// The commit is full: this change and the rest are
 				// for the next one.
@@ -223,11 +240,10 @@ func validActor(actor string) error {
 // assign is the change that stores a on behalf of actor. Each plan starts
 // from the id a was given: a plan that is taken back (a conflict, a full
 // commit) must not leave the id it found or reserved on a.
-func assign(a *permatrix.Assignment, actor, where string) change {
+func assign(a *permatrix.Assignment, actor string) change {
 	given := a.ID
 	return change{
 		known: verdictInput("assign", actor, "assignment", a.Value()),
-		where: where,
 		apply: func(tx *store.Tx) error { a.ID = given; return tx.CreateAssignment(a) },
 	}
 }
@@ -240,7 +256,7 @@ func (s *Service) Assign(ctx context.Context, a permatrix.Assignment, actor stri
 	if err := validActor(actor); err != nil {
 		return a, 0, err
 	}
-	rev, err := s.write(ctx, assign(&a, actor, ""))
+	rev, err := s.write(ctx, assign(&a, actor))
 	return a, rev, err
 }
 
@@ -414,7 +430,6 @@ func (l *ImportLine) validate() error {
 // role given again would undo its removal and take an id a later line
 // names).
 func (l *ImportLine) change(p *opa.Policy, held *bool) (change, error) {
-	where := fmt.Sprintf("line %d", l.Line)
 	var c change
 	switch {
 	case l.Membership != nil:
@@ -432,16 +447,16 @@ func (l *ImportLine) change(p *opa.Policy, held *bool) (change, error) {
 	case l.Project != nil:
 		pr := *l.Project
 		if sys, ok := p.Catalog[pr.System]; ok && !sys.HasScopeType("project") {
-			return change{}, permatrix.Errorf(permatrix.EUNPROCESSABLE, "%s: system %q has no projects", where, pr.System)
+			return change{}, permatrix.Errorf(permatrix.EUNPROCESSABLE, "line %d: system %q has no projects", l.Line, pr.System)
 		}
 		c = change{
 			known: verdictInput("register_project", l.Actor, "project", map[string]any{"system": pr.System, "id": pr.ID, "created_by": pr.CreatedBy, "kind": pr.Kind}),
 			apply: func(tx *store.Tx) error { return tx.PutProject(pr) },
 		}
 	default:
-		c = assign(&l.Assignment, l.Actor, where)
+		c = assign(&l.Assignment, l.Actor)
 	}
-	c.where = where
+	c.fromLine, c.line = true, l.Line
 	apply := c.apply
 	// Whether the line's record was stored already (in the plan, as the
 	// write finds it): such a line plans nothing — AddMember, PutRole,
