@@ -938,12 +938,23 @@ func putOps(kv *bbolt.Bucket, ops []store.Op) error {
 		ops = slices.Clone(ops)
 		slices.SortStableFunc(ops, compareOpKeys)
 	}
+	// The sealed values are cut from one buffer: bbolt holds them until
+	// the transaction ends, as it held one allocation each.
+	size := 0
+	for _, op := range ops {
+		if !op.Delete {
+			size += 4 + len(op.Value)
+		}
+	}
+	sealed := make([]byte, 0, size)
 	for _, op := range ops {
 		var err error
 		if op.Delete {
 			err = kv.Delete(op.Key)
 		} else {
-			err = kv.Put(op.Key, seal(op.Key, op.Value))
+			start := len(sealed)
+			sealed = appendSealed(sealed, op.Key, op.Value)
+			err = kv.Put(op.Key, sealed[start:len(sealed):len(sealed)])
 		}
 		if err != nil {
 			return err
@@ -956,9 +967,13 @@ func compareOpKeys(a, b store.Op) int { return bytes.Compare(a.Key, b.Key) }
 
 // seal prefixes a value with the CRC-32C of key and value.
 func seal(key, value []byte) []byte {
-	out := make([]byte, 4, 4+len(value))
-	binary.BigEndian.PutUint32(out, checksum(key, value))
-	return append(out, value...)
+	return appendSealed(make([]byte, 0, 4+len(value)), key, value)
+}
+
+// appendSealed appends seal(key, value) to dst.
+func appendSealed(dst, key, value []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, checksum(key, value))
+	return append(dst, value...)
 }
 
 func checksum(key, value []byte) uint32 {
