@@ -1,8 +1,12 @@
 package store
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/permatrix/permatrix"
 )
 
 // The bounds below are of what planning and committing an import line
@@ -91,4 +95,55 @@ func stringsOf(bs [][]byte) []string {
 		out[i] = string(b)
 	}
 	return out
+}
+
+// TestBatchWritesOfAPlan: a planned batch carries the units its
+// operations write, found while they were planned (the overlay's), so a
+// commit lists them without finding them again: the same list, in the
+// same order, as Writes finds from the operations — after a rollback too,
+// and for operations changed after the batch was made.
+func TestBatchWritesOfAPlan(t *testing.T) {
+	ctx := context.Background()
+	b := NewMemory()
+	if _, err := Update(ctx, b, func(tx *Tx) error {
+		return tx.CreateAssignment(&permatrix.Assignment{ID: "a1", Subject: "user:u0", System: "s", Role: "r", Scope: permatrix.ServiceScope})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := b.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	tx := NewTx(ctx, snap, b.NextID)
+	same := func(when string, got *Batch) {
+		t.Helper()
+		want := (&Batch{Ops: slices.Clone(got.Ops)}).Writes()
+		if !slices.Equal(stringsOf(got.Writes()), stringsOf(want)) {
+			t.Errorf("%s: Writes %q, from its operations %q", when, got.Writes(), want)
+		}
+	}
+	for i := range 6 {
+		a := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", 1+i%3), System: "s", Permission: fmt.Sprintf("p%d", i), Scope: permatrix.Scope{Type: "project", ID: "p"}}
+		if err := tx.CreateAssignment(&a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("assignments", tx.Batch())
+	mark := tx.Mark()
+	if err := tx.AddMember(permatrix.Membership{Group: "g", User: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.DeleteAssignment("a1"); err != nil {
+		t.Fatal(err)
+	}
+	same("a membership and a delete", tx.Batch())
+	tx.Rollback(mark)
+	same("rolled back", tx.Batch())
+	batch := tx.Batch()
+	if n := testing.AllocsPerRun(100, func() { batch.Writes() }); n != 0 {
+		t.Errorf("Writes of a planned batch allocates %v times", n)
+	}
+	batch.Ops = append(batch.Ops, Op{Key: Key("d", "memberships", "u9", "g"), Value: []byte("true")})
+	same("an operation added after", batch)
 }

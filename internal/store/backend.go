@@ -105,7 +105,9 @@ type Batch struct {
 	// Reads are the units the planning and the judgement read (UnitOf); the
 	// commit fails with ErrConflict if any of them changed after Base.
 	Reads [][]byte
-	// Ops are applied in order.
+	// Ops are applied in order. A batch Tx.Batch made knows the units they
+	// write (Writes) while no operation is added or taken away: an
+	// operation is not to be changed in place.
 	Ops []Op
 	// Epoch is the store's epoch (Changes.Epoch) read before the snapshot
 	// the batch was planned on (Update sets it). A backend whose store was
@@ -114,6 +116,18 @@ type Batch struct {
 	// with ErrConflict. 0 is a batch planned without one (a test's, made
 	// by hand): not compared.
 	Epoch uint64
+	// planned are Writes as the planning found them (Tx.Batch).
+	planned plannedWrites
+}
+
+// plannedWrites are a planned batch's Writes, found as its operations
+// were planned (the overlay's), while the batch has ops operations: a
+// commit does not find them again (every key's units looked up, a string
+// made of each new one: an import line's four keys write some fifteen
+// units, and the commit found them twice over).
+type plannedWrites struct {
+	units [][]byte
+	ops   int
 }
 
 // Unchanged answers the commit of a batch with nothing to write — an
@@ -147,8 +161,12 @@ type Op struct {
 }
 
 // Writes are the units the batch's operations bump (WriteUnits of each key),
-// without repeats.
+// without repeats, in the order first written: a planned batch's as its
+// planning found them (Tx.Batch). The list is not to be changed.
 func (b *Batch) Writes() [][]byte {
+	if b.planned.ops > 0 && b.planned.ops == len(b.Ops) {
+		return b.planned.units
+	}
 	seen := make(map[string]struct{}, len(b.Ops))
 	var out, units [][]byte
 	for _, op := range b.Ops {

@@ -80,7 +80,9 @@ func (tx *Tx) Rollback(m Mark) {
 
 // Batch is the Tx as one commit: its operations, guarded by every unit it read.
 func (tx *Tx) Batch() *Batch {
-	return &Batch{Base: tx.Revision(), Reads: tx.view.Units(), Ops: slices.Clone(tx.overlay.Ops())}
+	ops := slices.Clone(tx.overlay.Ops())
+	return &Batch{Base: tx.Revision(), Reads: tx.view.Units(), Ops: ops,
+		planned: plannedWrites{units: slices.Clone(tx.overlay.writes), ops: len(ops)}}
 }
 
 func (tx *Tx) put(key []byte, v any) error {

@@ -17,6 +17,7 @@ type Overlay struct {
 	ops     []Op
 	tree    *btree.BTreeG[pending]
 	written map[string]struct{} // WriteUnits of every pending key
+	writes  [][]byte            // the same units, in the order first written (Batch.Writes)
 	units   [][]byte            // add's buffer of one key's write units
 	// opBytes and writtenBytes measure ops and written (Size).
 	opBytes, writtenBytes int
@@ -56,6 +57,7 @@ func (o *Overlay) add(op Op) {
 	for _, u := range o.units {
 		if _, ok := o.written[string(u)]; !ok {
 			o.written[string(u)] = struct{}{}
+			o.writes = append(o.writes, u)
 			o.writtenBytes += len(u)
 		}
 	}
@@ -69,7 +71,7 @@ func (o *Overlay) Truncate(n int) {
 		return
 	}
 	ops := o.ops[:n]
-	o.ops, o.tree, o.written, o.opBytes, o.writtenBytes = nil, btree.NewG(16, lessPending), map[string]struct{}{}, 0, 0
+	o.ops, o.tree, o.written, o.writes, o.opBytes, o.writtenBytes = nil, btree.NewG(16, lessPending), map[string]struct{}{}, nil, 0, 0
 	for _, op := range ops {
 		o.add(op)
 	}
