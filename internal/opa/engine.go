@@ -610,12 +610,29 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[str
 	if err != nil {
 		return nil, nil, err
 	}
-	r, defined, err := p.eval(ctx, p.verdict, snap, v.Value)
+	if prog := p.verdict.program; prog != nil {
+		// The lists are read from the vm's value: its conversion to
+		// JSON was as many allocations as the input's.
+		defined, err := p.runValue(ctx, prog, snap, v.Value, func(r ast.Value) (err error) {
+			violations, forbidden, err = verdictLists(r)
+			return err
+		})
+		if !errors.Is(err, vm.ErrConflict) {
+			if err == nil && !defined {
+				err = errVerdictUndefined
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			return violations, forbidden, nil
+		}
+	}
+	r, defined, err := p.evalTopdown(ctx, p.verdict, snap, v.Value)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !defined {
-		return nil, nil, errors.New("data.permatrix.admin.verdict is undefined")
+		return nil, nil, errVerdictUndefined
 	}
 	// A refusal of another shape (an object, a number, no list) is a
 	// fault, never read as no refusal: the write it meant to refuse
@@ -666,6 +683,64 @@ func jsonKind(v any) string {
 	default:
 		return "a number"
 	}
+}
+
+var errVerdictUndefined = errors.New("data.permatrix.admin.verdict is undefined")
+
+// Keys of the verdict's value.
+var violationsKey, forbiddenKey = ast.StringTerm("violations"), ast.StringTerm("forbidden")
+
+// verdictLists are the verdict's violations and forbidden as the JSON of
+// its value gives them (stringList of its "violations" and "forbidden",
+// a set's members sorted), read from the value: for an object of string
+// keys, which the vm's ground values are; any other value goes by JSON
+// (and fails as its conversion does).
+func verdictLists(v ast.Value) (violations, forbidden []string, err error) {
+	obj, ok := v.(ast.Object)
+	if !ok || !obj.IsGround() || obj.Iter(nonStringKey) != nil {
+		r, err := ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		m, _ := r.(map[string]any)
+		return stringList(m["violations"]), stringList(m["forbidden"]), nil
+	}
+	return termStrings(obj.Get(violationsKey)), termStrings(obj.Get(forbiddenKey)), nil
+}
+
+var errNonStringKey = errors.New("a key that is not a string")
+
+func nonStringKey(k, _ *ast.Term) error {
+	if _, ok := k.Value.(ast.String); !ok {
+		return errNonStringKey
+	}
+	return nil
+}
+
+// termStrings is stringList of t's JSON: the strings of an array in
+// order, of a set sorted (as JSON sorts it), none of anything else.
+func termStrings(t *ast.Term) []string {
+	var list *ast.Array
+	if t != nil {
+		switch x := t.Value.(type) {
+		case *ast.Array:
+			list = x
+		case ast.Set:
+			if x.Len() > 0 { // a refusal's: an empty set is sorted already
+				list = x.Sorted()
+			}
+		}
+	}
+	if list == nil {
+		return make([]string, 0)
+	}
+	out := make([]string, 0, list.Len())
+	for i := range list.Len() {
+		if s, ok := list.Elem(i).Value.(ast.String); ok {
+			out = append(out, string(s))
+		}
+	}
+	return out
 }
 
 // Query evaluates data.<path> for the Data API over snap, as stock OPA's

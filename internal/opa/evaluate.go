@@ -131,14 +131,18 @@ func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input a
 		if !errors.Is(err, vm.ErrConflict) {
 			return r, defined, err
 		}
-		// The plan builds a partial object whole, and finds a conflict
-		// at any of its keys; topdown, asked for one key, evaluates only
-		// its rules. Topdown's answer is the one (it fails too when the
-		// conflict is where it reads). Its input is its own (leaf.go:
-		// terms).
-		if input != nil {
-			input = ast.NewTerm(input).Copy().Value
-		}
+	}
+	return p.evalTopdown(ctx, q, snap, input)
+}
+
+// evalTopdown is eval by topdown: q's evaluator, or the answer when the
+// vm's plan found a conflict. The plan builds a partial object whole, and
+// finds a conflict at any of its keys; topdown, asked for one key,
+// evaluates only its rules. Topdown's answer is the one (it fails too when
+// the conflict is where it reads). Its input is its own (leaf.go: terms).
+func (p *Policy) evalTopdown(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
+	if q.program != nil && input != nil {
+		input = ast.NewTerm(input).Copy().Value
 	}
 	rs, err := q.topdown.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTransaction(p.data.Begin(snap)))
 	if err != nil {
@@ -155,25 +159,36 @@ func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input a
 
 // run is eval by the vm.
 func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value) (any, bool, error) {
+	var v any
+	defined, err := p.runValue(ctx, prog, snap, input, func(r ast.Value) (err error) {
+		v, err = ast.JSONWithOpt(r, ast.JSONOpt{SortSets: true})
+		return err
+	})
+	return v, defined, err
+}
+
+// runValue evaluates prog by the vm and hands its value to use, unless
+// it is undefined (false).
+func (p *Policy) runValue(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value, use func(ast.Value) error) (bool, error) {
 	nodes, _ := p.data.nodes.Get().(*storeNodes)
 	if nodes == nil {
 		nodes = &storeNodes{terms: p.data.terms}
 	}
-	// The results are converted below, before the nodes go back: nothing
-	// of them outlives this call.
+	// The results are used below, before the nodes go back: nothing of
+	// them outlives this call.
 	defer func() { nodes.reset(); p.data.nodes.Put(nodes) }()
 	ts, err := prog.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: nodes})
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	switch len(ts) {
 	case 0:
-		return nil, false, nil
+		return false, nil
 	case 1:
-		v, err := ast.JSONWithOpt(ts[0].Value, ast.JSONOpt{SortSets: true})
-		return v, err == nil, err
+		err := use(ts[0].Value)
+		return err == nil, err
 	}
-	return nil, false, fmt.Errorf("%d results", len(ts))
+	return false, fmt.Errorf("%d results", len(ts))
 }
 
 // dataDoc is data as the vm reads it: the bundle's data in memory, and
