@@ -147,3 +147,32 @@ func TestJSONTermAllocs(t *testing.T) {
 		t.Errorf("jsonTerm of an assignment's verdict input allocates %v times, want at most %v (%v in ast.NewObject, %d strings of its own)", n, want, objects, own)
 	}
 }
+
+// TestJSONTermOfAnAssignment: an assignment in a verdict input (as
+// pdp's assign puts it, the struct itself) is the term of its Value —
+// what the write rules read as input.assignment —, for each kind, scope
+// and id, with the shared terms and without.
+func TestJSONTermOfAnAssignment(t *testing.T) {
+	p := compileDefault(t, store.NewMemory())
+	for _, a := range []permatrix.Assignment{
+		{Subject: "user:ann", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope},
+		{ID: "a000000000042", Subject: "group:ops", System: "uipath-task-mining-cloud", Permission: "view", Scope: permatrix.Scope{Type: "project", ID: "p1"}},
+		{ID: "given", Subject: "user:ü\u00a0x", System: "blueprism", Role: "r", Scope: permatrix.Scope{Type: "resource_group", ID: `g"1`}},
+		{Subject: "user:u", System: "s", Scope: permatrix.Scope{Type: "project"}},
+	} {
+		for _, actor := range []string{"", "bob"} {
+			want := map[string]any{"op": "assign", "assignment": a.Value()}
+			in := map[string]any{"op": "assign", "assignment": a}
+			if actor != "" {
+				want["actor"], in["actor"] = actor, actor
+			}
+			convertsAsOPA(t, p, fmt.Sprintf("%+v by %q", a, actor), want, func(ts terms) (ast.Value, error) {
+				v, err := jsonTerm(in, ts)
+				if err != nil {
+					return nil, err
+				}
+				return v.Value, nil
+			})
+		}
+	}
+}

@@ -239,11 +239,13 @@ func validActor(actor string) error {
 
 // assign is the change that stores a on behalf of actor. Each plan starts
 // from the id a was given: a plan that is taken back (a conflict, a full
-// commit) must not leave the id it found or reserved on a.
+// commit) must not leave the id it found or reserved on a. Its verdict
+// input holds a copy of a, which the write rules read as a.Value() (opa's
+// conversion builds it from the struct).
 func assign(a *permatrix.Assignment, actor string) change {
 	given := a.ID
 	return change{
-		known: verdictInput("assign", actor, "assignment", a.Value()),
+		known: verdictInput("assign", actor, "assignment", *a),
 		apply: func(tx *store.Tx) error { a.ID = given; return tx.CreateAssignment(a) },
 	}
 }
