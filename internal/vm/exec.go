@@ -481,8 +481,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		fr[x.Target] = slot{t: ast.InternedTerm(int(x.Value))}
 	case *ir.AssignIntStmt:
 		fr[x.Target] = slot{t: ast.InternedTerm(int(x.Value))}
-	case *ir.MakeNumberRefStmt:
-		fr[x.Target] = slot{t: ast.NewTerm(ast.Number(e.p.stringTerms[x.Index].Value.(ast.String)))}
+	case *numberRef:
+		fr[x.Target] = slot{t: x.t}
 	case *ir.MakeArrayStmt:
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewArrayWithCapacity(int(x.Capacity)))}
 	case *constLiteral:
