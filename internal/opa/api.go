@@ -119,7 +119,7 @@ func (p *Policy) EvalData(ctx context.Context, snap store.Snapshot, path []strin
 	// unless an explanation, metrics or strict builtin errors (whose
 	// errors topdown words) are asked.
 	if prog, ok := p.planned[ref.String()]; ok && o.Explain == ExplainOff && !o.Metrics && !o.Instrument && !o.StrictBuiltinErrors {
-		res, defined, err := p.run(ctx, prog, snap, in)
+		res, defined, err := p.runJSON(ctx, prog, snap, in)
 		// A conflict the vm finds is decided again by topdown below
 		// (Policy.eval's reason).
 		if !errors.Is(err, vm.ErrConflict) {

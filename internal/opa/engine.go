@@ -383,30 +383,22 @@ func (p *Policy) decideWith(ctx context.Context, q query, fast bool, snap store.
 		return nil, err
 	}
 	if fast {
-		r, defined, err := p.eval(ctx, q, snap, v)
+		d, defined, err := p.evalDecision(ctx, q, snap, v)
 		if err != nil {
 			return nil, err
 		}
 		if !defined {
 			return nil, fmt.Errorf("the decision of system %s is undefined", c.System)
 		}
-		d, err := parseDecision(r)
-		if err != nil {
-			return nil, err
-		}
 		d.Revision = snap.Revision()
 		return d, nil
 	}
-	r, defined, err := p.eval(ctx, q, snap, v)
+	d, defined, err := p.evalDecision(ctx, q, snap, v)
 	if err != nil {
 		return nil, err
 	}
 	if !defined {
 		return nil, errors.New("data.permatrix.decision is undefined")
-	}
-	d, err := parseDecision(r)
-	if err != nil {
-		return nil, err
 	}
 	// The revision is the snapshot's, as on the fast path: the stock
 	// decision copies data.store.revision, but a bundle's may name none or
@@ -655,7 +647,7 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[str
 	if prog := p.verdict.program; prog != nil {
 		// The lists are read from the vm's value: its conversion to
 		// JSON was as many allocations as the input's.
-		defined, err := p.runValue(ctx, prog, snap, v.Value, func(r ast.Value) (err error) {
+		defined, err := p.run(ctx, prog, snap, v.Value, func(r ast.Value) (err error) {
 			violations, forbidden, err = verdictLists(r)
 			return err
 		})
@@ -994,6 +986,148 @@ func parseDecision(v any) (*permatrix.Decision, error) {
 		return nil, errors.New("decision allows an invalid input")
 	}
 	return d, nil
+}
+
+// decisionOf is parseDecision of v as JSON (ast.JSONWithOpt, sets
+// sorted), read from the AST: the decision's own object, its lists and
+// its boxed fields are not built only to be read once (the conversion was
+// a tenth of a decision's allocations). Only what the decision keeps is
+// converted: the elements of reasons, missing and errors. A value of
+// another shape (another key, a field of another type) is converted whole
+// and parsed, as before.
+func decisionOf(v ast.Value) (*permatrix.Decision, error) {
+	obj, ok := v.(ast.Object)
+	if !ok || obj.Get(decisionKeys.allow) == nil || !decisionShaped(obj) {
+		x, err := ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
+		if err != nil {
+			return nil, err
+		}
+		return parseDecision(x)
+	}
+	d := &permatrix.Decision{Allow: bool(obj.Get(decisionKeys.allow).Value.(ast.Boolean))}
+	var err error
+	if d.Reasons, err = objectsOf(obj.Get(decisionKeys.reasons)); err != nil {
+		return nil, err
+	}
+	if d.Missing, err = objectsOf(obj.Get(decisionKeys.missing)); err != nil {
+		return nil, err
+	}
+	if d.Errors, err = stringsOf(obj.Get(decisionKeys.errors)); err != nil {
+		return nil, err
+	}
+	if t := obj.Get(decisionKeys.revision); t != nil {
+		r, err := json.Number(t.Value.(ast.Number)).Int64()
+		if err != nil {
+			return nil, err
+		}
+		d.Revision = uint64(r)
+	}
+	if d.Allow && len(d.Errors) > 0 {
+		return nil, errors.New("decision allows an invalid input")
+	}
+	return d, nil
+}
+
+// decisionKeys are the keys of a decision object decisionOf reads.
+var decisionKeys = struct{ allow, revision, reasons, missing, errors *ast.Term }{
+	ast.StringTerm("allow"), ast.StringTerm("revision"), ast.StringTerm("reasons"), ast.StringTerm("missing"), ast.StringTerm("errors"),
+}
+
+// decisionShaped says whether obj is a decision decisionOf reads from the
+// AST: its keys decisionKeys only, allow (which it must have) a boolean, revision (if any) a
+// number, and reasons, missing and errors (if any) arrays or sets.
+func decisionShaped(obj ast.Object) bool {
+	found := 0
+	if t := obj.Get(decisionKeys.allow); t != nil {
+		if _, ok := t.Value.(ast.Boolean); !ok {
+			return false
+		}
+		found++
+	}
+	if t := obj.Get(decisionKeys.revision); t != nil {
+		if _, ok := t.Value.(ast.Number); !ok {
+			return false
+		}
+		found++
+	}
+	for _, k := range []*ast.Term{decisionKeys.reasons, decisionKeys.missing, decisionKeys.errors} {
+		if t := obj.Get(k); t != nil {
+			if _, n := listLen(t); n < 0 {
+				return false
+			}
+			found++
+		}
+	}
+	// No other key (looked up, not iterated: a callback escapes).
+	return found == obj.Len()
+}
+
+// listLen is how many elements t has: -1 when it is neither an array nor
+// a set, 0 when nil.
+func listLen(t *ast.Term) (ast.Value, int) {
+	if t == nil {
+		return nil, 0
+	}
+	switch l := t.Value.(type) {
+	case *ast.Array:
+		return l, l.Len()
+	case ast.Set:
+		return l, l.Len()
+	}
+	return t.Value, -1
+}
+
+// listOf calls f with each element of t (an array or a set; nil: none),
+// a set's in sorted order, as ast.JSONWithOpt lists them.
+func listOf(t *ast.Term, f func(*ast.Term) error) error {
+	if t == nil {
+		return nil
+	}
+	switch l := t.Value.(type) {
+	case *ast.Array:
+		for i := range l.Len() {
+			if err := f(l.Elem(i)); err != nil {
+				return err
+			}
+		}
+	case ast.Set:
+		for _, e := range l.Slice() {
+			if err := f(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// objectsOf is objects of t as JSON: its elements that are objects, as
+// maps.
+func objectsOf(t *ast.Term) ([]map[string]any, error) {
+	_, n := listLen(t)
+	out := make([]map[string]any, 0, max(n, 0))
+	err := listOf(t, func(e *ast.Term) error {
+		x, err := ast.JSONWithOpt(e.Value, ast.JSONOpt{SortSets: true})
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+		return err
+	})
+	return out, err
+}
+
+// stringsOf is stringList of t as JSON: its elements that are strings.
+func stringsOf(t *ast.Term) ([]string, error) {
+	_, n := listLen(t)
+	out := make([]string, 0, max(n, 0))
+	err := listOf(t, func(e *ast.Term) error {
+		if s, ok := e.Value.(ast.String); ok {
+			out = append(out, string(s))
+			return nil
+		}
+		_, err := ast.JSONWithOpt(e.Value, ast.JSONOpt{SortSets: true})
+		return err
+	})
+	return out, err
 }
 
 func objects(v any) []map[string]any {

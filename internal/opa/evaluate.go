@@ -127,23 +127,62 @@ func (p *Policy) plan(ref ast.Ref, q query) {
 // result is an error.
 func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
 	if q.program != nil {
-		r, defined, err := p.run(ctx, q.program, snap, input)
+		r, defined, err := p.runJSON(ctx, q.program, snap, input)
 		if !errors.Is(err, vm.ErrConflict) {
 			return r, defined, err
 		}
+		input = topdownInput(input)
 	}
 	return p.evalTopdown(ctx, q, snap, input)
 }
 
-// evalTopdown is eval by topdown: q's evaluator, or the answer when the
-// vm's plan found a conflict. The plan builds a partial object whole, and
-// finds a conflict at any of its keys; topdown, asked for one key,
-// evaluates only its rules. Topdown's answer is the one (it fails too when
-// the conflict is where it reads). Its input is its own (leaf.go: terms).
-func (p *Policy) evalTopdown(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
-	if q.program != nil && input != nil {
-		input = ast.NewTerm(input).Copy().Value
+// runJSON is eval by the vm.
+func (p *Policy) runJSON(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value) (any, bool, error) {
+	var r any
+	defined, err := p.run(ctx, prog, snap, input, func(v ast.Value) (err error) {
+		r, err = ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
+		return err
+	})
+	return r, defined, err
+}
+
+// evalDecision is eval of a decision query, its value parsed
+// (parseDecision): the vm's read from its AST (decisionOf), not converted
+// to JSON first.
+func (p *Policy) evalDecision(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (*permatrix.Decision, bool, error) {
+	if q.program != nil {
+		var d *permatrix.Decision
+		defined, err := p.run(ctx, q.program, snap, input, func(v ast.Value) (err error) {
+			d, err = decisionOf(v)
+			return err
+		})
+		if !errors.Is(err, vm.ErrConflict) {
+			return d, defined, err
+		}
+		input = topdownInput(input)
 	}
+	r, defined, err := p.evalTopdown(ctx, q, snap, input)
+	if err != nil || !defined {
+		return nil, defined, err
+	}
+	d, err := parseDecision(r)
+	return d, err == nil, err
+}
+
+// topdownInput is the input of a vm's evaluation for topdown. The plan
+// builds a partial object whole, and finds a conflict at any of its keys;
+// topdown, asked for one key, evaluates only its rules. Topdown's answer
+// is the one (it fails too when the conflict is where it reads). Its
+// input is its own (leaf.go: terms).
+func topdownInput(input ast.Value) ast.Value {
+	if input == nil {
+		return nil
+	}
+	return ast.NewTerm(input).Copy().Value
+}
+
+// evalTopdown is eval by topdown.
+func (p *Policy) evalTopdown(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (any, bool, error) {
 	rs, err := q.topdown.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTransaction(p.data.Begin(snap)))
 	if err != nil {
 		return nil, false, err
@@ -157,25 +196,14 @@ func (p *Policy) evalTopdown(ctx context.Context, q query, snap store.Snapshot, 
 	return nil, false, fmt.Errorf("%d results", len(rs))
 }
 
-// run is eval by the vm.
-func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value) (any, bool, error) {
-	var v any
-	defined, err := p.runValue(ctx, prog, snap, input, func(r ast.Value) (err error) {
-		v, err = ast.JSONWithOpt(r, ast.JSONOpt{SortSets: true})
-		return err
-	})
-	return v, defined, err
-}
-
-// runValue evaluates prog by the vm and hands its value to use, unless
-// it is undefined (false).
-func (p *Policy) runValue(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value, use func(ast.Value) error) (bool, error) {
+// run evaluates prog: read is given the value, when there is one, before
+// the evaluation's store nodes go back to their pool (what read keeps must
+// not share them).
+func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value, read func(ast.Value) error) (bool, error) {
 	nodes, _ := p.data.nodes.Get().(*storeNodes)
 	if nodes == nil {
 		nodes = &storeNodes{terms: p.data.terms}
 	}
-	// The results are used below, before the nodes go back: nothing of
-	// them outlives this call.
 	defer func() { nodes.reset(); p.data.nodes.Put(nodes) }()
 	ts, err := prog.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: nodes})
 	if err != nil {
@@ -185,7 +213,7 @@ func (p *Policy) runValue(ctx context.Context, prog *vm.Program, snap store.Snap
 	case 0:
 		return false, nil
 	case 1:
-		err := use(ts[0].Value)
+		err := read(ts[0].Value)
 		return err == nil, err
 	}
 	return false, fmt.Errorf("%d results", len(ts))
