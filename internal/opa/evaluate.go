@@ -444,15 +444,24 @@ func (d *storeDoc) unit() (unitRead, error) {
 	if d.nodes == nil {
 		return unitRead{}, nil
 	}
-	if u, ok := d.nodes.units[string(d.scratchKey())]; ok {
+	key := d.scratchKey()
+	if u, ok := d.nodes.units[string(key)]; ok {
 		return u, nil
 	}
-	key := d.key() // kept: the units' map holds it
-	obj, small, err := d.nodes.build.build(d.snap, append(key, 0), unitLeaves, d.terms())
-	if c := (*corruptLeaf)(nil); errors.As(err, &c) {
-		// Read a leaf at a time, as topdown does: the reads that take
-		// the corrupt leaf fail, the others answer.
-		obj, small, err = nil, false, nil
+	// The scan's prefix in the same buffer: nothing else uses it until
+	// the units' map has its own copy of the key, below.
+	prefix := append(key, 0)
+	d.nodes.key = prefix
+	key = prefix[:len(key)]
+	obj, small, err := d.nodes.build.build(d.snap, prefix, unitLeaves, d.terms())
+	if err != nil {
+		// Only here: errors.As's target escapes, and would be
+		// allocated on every read.
+		if c := (*corruptLeaf)(nil); errors.As(err, &c) {
+			// Read a leaf at a time, as topdown does: the reads that
+			// take the corrupt leaf fail, the others answer.
+			obj, small, err = nil, false, nil
+		}
 	}
 	if err != nil {
 		return unitRead{}, err
