@@ -141,7 +141,6 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 	e.ctx = ctx
 	e.bctx = topdown.BuiltinContext{
 		Context: ctx,
-		Time:    ast.NewTerm(ast.Number(strconv.FormatInt(time.Now().UnixNano(), 10))),
 		// Builtins keep per-evaluation state here (rand.intn's draws,
 		// net.lookup_ip_addr's answers): a nil map panics on their first
 		// call. Seed is what topdown draws from without one.
@@ -155,6 +154,9 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 		Metrics: metrics.NoOp(),
 		// internal.print writes here, at the call's Location.
 		PrintHook: e.p.printHook,
+	}
+	if p.clock {
+		e.bctx.Time = ast.NewTerm(ast.Number(strconv.FormatInt(time.Now().UnixNano(), 10)))
 	}
 	var args [2]slot
 	if input != nil {

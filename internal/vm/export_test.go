@@ -15,3 +15,6 @@ func (p *Program) ConstantRules() []string {
 // Concat is the vm's concat over topdown's (next): for the tests, which
 // hold it to topdown's.
 var Concat = concat
+
+// ReadsClock says whether an evaluation of p makes its time (clock).
+func (p *Program) ReadsClock() bool { return p.clock }

@@ -32,6 +32,12 @@ type Program struct {
 	// literals are the constLiterals' values, shared by every evaluation:
 	// an add into one makes a copy first.
 	literals map[*ast.Term]struct{}
+	// clock: the plan calls a builtin whose value is not a function of
+	// its arguments (time.now_ns, io.jwt.decode_verify, http.send: the
+	// builtins that read BuiltinContext.Time, and any unknown to OPA's
+	// table), so an evaluation makes its time; one that calls none does
+	// not (the time's term was three allocations of every decision).
+	clock bool
 	// steps counts the statements every evaluation of the plan has run
 	// (Steps), shared by the Programs made from it (Lenient, Constants).
 	steps *atomic.Uint64
@@ -253,6 +259,9 @@ func New(policy *ir.Policy) (*Program, error) {
 		if err := r.resolve(fn); err != nil {
 			return nil, err
 		}
+	}
+	for name := range r.builtins {
+		p.clock = p.clock || !deterministic(name)
 	}
 	p.pool = &sync.Pool{}
 	p.pool.New = p.newEval
