@@ -668,9 +668,13 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[str
 	if !defined {
 		return nil, nil, errVerdictUndefined
 	}
-	// A refusal of another shape (an object, a number, no list) is a
-	// fault, never read as no refusal: the write it meant to refuse
-	// would be stored.
+	return verdictOfJSON(r)
+}
+
+// verdictOfJSON is a verdict's two lists read from its JSON. A refusal of
+// another shape (an object, a number, no list) is a fault, never read as
+// no refusal: the write it meant to refuse would be stored.
+func verdictOfJSON(r any) (violations, forbidden []string, err error) {
 	m, ok := r.(map[string]any)
 	if !ok {
 		return nil, nil, fmt.Errorf("data.permatrix.admin.verdict is %s, not an object", jsonKind(r))
@@ -736,10 +740,15 @@ func verdictLists(v ast.Value) (violations, forbidden []string, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		m, _ := r.(map[string]any)
-		return stringList(m["violations"]), stringList(m["forbidden"]), nil
+		return verdictOfJSON(r)
 	}
-	return termStrings(obj.Get(violationsKey)), termStrings(obj.Get(forbiddenKey)), nil
+	if violations, err = termStrings(obj.Get(violationsKey), "violations"); err != nil {
+		return nil, nil, err
+	}
+	if forbidden, err = termStrings(obj.Get(forbiddenKey), "forbidden"); err != nil {
+		return nil, nil, err
+	}
+	return violations, forbidden, nil
 }
 
 var errNonStringKey = errors.New("a key that is not a string")
@@ -751,30 +760,39 @@ func nonStringKey(k, _ *ast.Term) error {
 	return nil
 }
 
-// termStrings is stringList of t's JSON: the strings of an array in
-// order, of a set sorted (as JSON sorts it), none of anything else.
-func termStrings(t *ast.Term) []string {
+// termStrings is verdictList of t's JSON: the strings of an array in
+// order, of a set sorted (as JSON sorts it); anything else, or an entry
+// that is not a string, is an error, as verdictList's.
+func termStrings(t *ast.Term, key string) ([]string, error) {
 	var list *ast.Array
 	if t != nil {
 		switch x := t.Value.(type) {
 		case *ast.Array:
 			list = x
 		case ast.Set:
-			if x.Len() > 0 { // a refusal's: an empty set is sorted already
-				list = x.Sorted()
+			if x.Len() == 0 { // a refusal's: an empty set is sorted already
+				return make([]string, 0), nil
 			}
+			list = x.Sorted()
 		}
 	}
 	if list == nil {
-		return make([]string, 0)
+		var kind any
+		if t != nil {
+			kind, _ = ast.JSON(t.Value)
+		}
+		return nil, fmt.Errorf("data.permatrix.admin.verdict.%s is %s, not a list of strings", key, jsonKind(kind))
 	}
 	out := make([]string, 0, list.Len())
 	for i := range list.Len() {
-		if s, ok := list.Elem(i).Value.(ast.String); ok {
-			out = append(out, string(s))
+		s, ok := list.Elem(i).Value.(ast.String)
+		if !ok {
+			x, _ := ast.JSON(list.Elem(i).Value)
+			return nil, fmt.Errorf("data.permatrix.admin.verdict.%s[%d] is %s, not a string", key, i, jsonKind(x))
 		}
+		out = append(out, string(s))
 	}
-	return out
+	return out, nil
 }
 
 // Query evaluates data.<path> for the Data API over snap, as stock OPA's
