@@ -263,10 +263,7 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	}
 	attrs := make([]any, 0, 2*len(l.fields)+2)
 	for k, v := range l.fields {
-		if text, ok := v.(string); ok {
-			v = redactURLs(text)
-		}
-		attrs = append(attrs, k, v)
+		attrs = append(attrs, k, redactValue(v))
 	}
 	if left > 0 {
 		attrs = append(attrs, "repeated", left)

@@ -271,3 +271,39 @@ func TestStatusRedirectToAnEndlessAnswer(t *testing.T) {
 	b.Activated("r1", time.Now())
 	cp.waitPost(t, "/status", func(r statusReport) bool { return r.Bundles["permatrix"].ActiveRevision == "r1" })
 }
+
+// TestStatusConsoleRedactsNestedURLs: the status report logged with
+// status: {console: true} carries each bundle's and the decision-log
+// upload's last error, nested in the line's fields: a presigned URL's
+// signature or a token in a URL named there is shown redacted, as
+// everywhere in serve's log, and the error's other text kept.
+func TestStatusConsoleRedactsNestedURLs(t *testing.T) {
+	var out syncBuffer
+	m := newManager(t, `{}`, slog.New(slog.NewJSONHandler(&out, nil)))
+	if err := m.EnableStatus([]byte(`{"console": true}`)); err != nil {
+		t.Fatal(err)
+	}
+	b := m.BundleStatus(management.BundleName)
+	b.Activated("c1", time.Now())
+	b.Failed(errors.New(`Get "https://bundles.example/b.tar.gz?sig=SECRETSIG&x=1": dial tcp: refused`))
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for deadline := time.Now().Add(10 * time.Second); line == ""; time.Sleep(20 * time.Millisecond) {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, `"msg":"Status Log"`) && strings.Contains(l, "bundles.example") {
+				line = l
+			}
+		}
+		if line == "" && time.Now().After(deadline) {
+			t.Fatalf("no status with the bundle's error in the log:\n%s", out.String())
+		}
+	}
+	if strings.Contains(line, "SECRETSIG") {
+		t.Errorf("the bundle's URL's signature is in the log: %s", line)
+	}
+	if !strings.Contains(line, `https://bundles.example/b.tar.gz?redacted`) || !strings.Contains(line, "dial tcp: refused") {
+		t.Errorf("the bundle's error is not shown redacted: %s", line)
+	}
+}

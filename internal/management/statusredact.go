@@ -86,3 +86,34 @@ var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"]+`)
 func redactURLs(msg string) string {
 	return urlInText.ReplaceAllStringFunc(msg, redact.URL)
 }
+
+// redactValue is v with the URLs of every string in it redacted, at any
+// depth: a field's value may be a JSON document (the status plugin's
+// console line carries the whole report, each bundle's and the
+// decision-log upload's last error nested in it). Maps and slices are
+// copied, never changed: the plugin may hold them.
+func redactValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return redactURLs(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = redactValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = redactValue(e)
+		}
+		return out
+	case []string:
+		out := make([]string, len(v))
+		for i, e := range v {
+			out[i] = redactURLs(e)
+		}
+		return out
+	}
+	return v
+}
