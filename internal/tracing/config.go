@@ -166,6 +166,14 @@ func (c *Config) validate() error {
 			return fmt.Errorf("distributed_tracing.batch_span_processor_options.%s: want 1 or more, not %d", o.name, o.v)
 		}
 	}
+	for _, o := range []struct {
+		name string
+		v    int
+	}{{"batch_timeout_ms", *b.BatchTimeoutMs}, {"export_timeout_ms", *b.ExportTimeoutMs}} {
+		if o.v > maxTimeoutMs {
+			return fmt.Errorf("distributed_tracing.batch_span_processor_options.%s: at most %d (an hour), not %d", o.name, maxTimeoutMs, o.v)
+		}
+	}
 	if *b.MaxQueueSize > maxQueueLimit {
 		return fmt.Errorf("distributed_tracing.batch_span_processor_options.max_queue_size: at most %d spans, not %d", maxQueueLimit, *b.MaxQueueSize)
 	}
@@ -174,6 +182,13 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// maxTimeoutMs bounds batch_timeout_ms and export_timeout_ms: made
+// durations, larger numbers overflow (a batch timer of a negative time
+// fires without end, an export's deadline is past before it starts), and
+// an export given longer holds the queue's one exporter that long on a
+// backend that never answers.
+const maxTimeoutMs = 3_600_000
 
 // maxQueueLimit bounds the queue of spans a configuration may ask for: a
 // span held is some hundreds of bytes, so memory stays bounded whatever

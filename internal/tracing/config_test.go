@@ -43,6 +43,11 @@ func TestParseConfigAsOPA(t *testing.T) {
 		`{"type":"grpc","batch_span_processor_options":{"max_queue_size":0}}`:          `max_queue_size: want 1 or more, not 0`,
 		`{"type":"grpc","batch_span_processor_options":{"max_queue_size":1000000000}}`: `max_queue_size: at most 1048576 spans`,
 		`{"type":"grpc","batch_span_processor_options":{"max_queue_size":10}}`:         `max_export_batch_size 512 is larger than max_queue_size 10`,
+		// As durations, these overflowed (a timer of a negative time firing
+		// without end, every export's deadline already past).
+		`{"type":"grpc","batch_span_processor_options":{"batch_timeout_ms":9223372036854775807}}`: `batch_timeout_ms: at most 3600000 (an hour), not 9223372036854775807`,
+		`{"type":"grpc","batch_span_processor_options":{"export_timeout_ms":10000000000000}}`:     `export_timeout_ms: at most 3600000 (an hour), not 10000000000000`,
+		`{"type":"grpc","batch_span_processor_options":{"export_timeout_ms":3600001}}`:            `export_timeout_ms: at most 3600000 (an hour), not 3600001`,
 	} {
 		_, err := ParseConfig([]byte(raw))
 		if err == nil || !strings.Contains(err.Error(), want) {
