@@ -131,7 +131,7 @@ const DefaultMaxWatchStreams = 100
 
 // Bounds on a connection's streams (see New).
 const (
-	maxHeaderListSize    = 64 << 10
+	maxHeaderListSize    = 16 << 10
 	maxConcurrentStreams = 100
 )
 
@@ -172,10 +172,14 @@ func New(cfg Config) *Server {
 	probes := listen.NewPlaces(listen.HealthPlaces, cfg.MaxConnectionsPerClient)
 	stopping, stop := context.WithCancel(context.Background())
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		// A stream's headers at most 64 KiB, as the HTTP listener's
-		// request heads (gRPC's default is 16 MiB, which HPACK lets a
-		// client fill with a few hundred bytes: a header indexed once and
-		// named again and again), and at most 100 streams open at once on
+		// A stream's headers at most 16 KiB (gRPC's default is 16 MiB,
+		// which HPACK lets a client fill with a few hundred bytes: a
+		// header indexed once and named again and again). Envoy sends the
+		// original request's headers in the CheckRequest, not as metadata:
+		// its own are a few hundred bytes, with initial_metadata and a
+		// trace's. An answer a client never reads (its window shut) is
+		// held with its headers outside the bound of calls in flight,
+		// some 110 KiB a call at 64 KiB. And at most 100 streams open at once on
 		// a connection (gRPC has no bound; the HTTP API's HTTP/2 bound, the
 		// least RFC 9113 recommends). Envoy opens another connection when
 		// it needs more; the calls of all connections together are bounded

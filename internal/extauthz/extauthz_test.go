@@ -454,8 +454,8 @@ func TestHealthWatchEndsOnShutdown(t *testing.T) {
 	}
 }
 
-// TestStreamsBounded: the gRPC listener bounds what a connection may hold
-// as the HTTP listener does (64 KiB of request head): each stream's
+// TestStreamsBounded: the gRPC listener bounds what a connection may hold,
+// as the HTTP listener does: each stream's headers (16 KiB)
 // headers, and the streams open at once. gRPC's defaults — 16 MiB of
 // headers a stream, no bound on streams — let one client, with HPACK
 // indexing a 3 KB header once and naming it a thousand times, hold some
@@ -487,8 +487,8 @@ func TestStreamsBounded(t *testing.T) {
 	if !ok {
 		t.Fatalf("the server's first frame: %v", f)
 	}
-	if n, ok := settings.Value(http2.SettingMaxHeaderListSize); !ok || n > 64<<10 {
-		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d (%v), want at most 64 KiB", n, ok)
+	if n, ok := settings.Value(http2.SettingMaxHeaderListSize); !ok || n > 16<<10 {
+		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d (%v), want at most 16 KiB", n, ok)
 	}
 	if n, ok := settings.Value(http2.SettingMaxConcurrentStreams); !ok || n > 1000 {
 		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d (%v), want a bound", n, ok)
@@ -503,9 +503,114 @@ func TestStreamsBounded(t *testing.T) {
 	if resp, err := c.Check(big, req); err == nil {
 		t.Fatalf("128 KiB of headers: %v", resp)
 	}
-	small := metadata.AppendToOutgoingContext(context.Background(), "x-pad", strings.Repeat("x", 16<<10))
+	small := metadata.AppendToOutgoingContext(context.Background(), "x-pad", strings.Repeat("x", 12<<10))
 	if resp, err := c.Check(small, req); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
-		t.Fatalf("16 KiB of headers: %v %v", resp, err)
+		t.Fatalf("12 KiB of headers: %v %v", resp, err)
+	}
+}
+
+// TestCallHeadersBounded: a call's header list is at most 16 KiB (as
+// HTTP/2 counts it: each field's name and value, and 32 bytes). Envoy's
+// ext_authz sends the original request's headers in the CheckRequest
+// message, not as metadata; its own metadata is a few hundred bytes, with
+// what the operator adds (initial_metadata: a token) and a trace's
+// headers. A call past the bound is refused by the server whatever the
+// client makes of the SETTINGS it announced (a raw HTTP/2 client sends
+// 17 KiB of headers); an Envoy call with a 4 KiB bearer token and a full
+// tracestate is decided. A call answered but never read (its client's
+// window shut) is held, with its headers, outside the bound of calls in
+// flight: 64 KiB of header list held some 110 KiB a call.
+func TestCallHeadersBounded(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
+	addr := start(t, s, nil, nil)
+
+	// Over the bound, sent by a client that ignores the server's SETTINGS.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a guard only
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, hf := range []hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":path", Value: authv3.Authorization_Check_FullMethodName}, {Name: ":authority", Value: "permatrix"},
+		{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
+		{Name: "x-pad", Value: strings.Repeat("x", 17<<10)}} {
+		if err := enc.WriteField(hf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block := hb.Bytes() // HPACK's Huffman code makes it shorter than the list
+	half := len(block) / 2
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:half], EndHeaders: false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteContinuation(1, true, block[half:]); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := proto.Marshal(request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	framed := append([]byte{0, 0, 0, 0, 0}, msg...)
+	framed[1], framed[2], framed[3], framed[4] = byte(len(msg)>>24), byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg))
+	_ = fr.WriteData(1, true, framed) // the server may have reset the stream already
+	refused := ""
+	for refused == "" {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			refused = "the connection closed: " + err.Error()
+			break
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame:
+			refused = "RST_STREAM " + f.ErrCode.String()
+		case *http2.GoAwayFrame:
+			refused = "GOAWAY " + f.ErrCode.String()
+		case *http2.MetaHeadersFrame:
+			st := ""
+			for _, hf := range f.Fields {
+				if hf.Name == "grpc-status" {
+					st = hf.Value
+				}
+			}
+			if st != "" {
+				if st == "0" {
+					t.Fatalf("a call with 17 KiB of headers was answered: %v", f.Fields)
+				}
+				refused = "grpc-status " + st
+			}
+		case *http2.DataFrame:
+			t.Fatalf("a call with 17 KiB of headers was answered: %d bytes", len(f.Data()))
+		}
+	}
+	t.Logf("17 KiB of headers: %s", refused)
+
+	// What Envoy's ext_authz sends, with a large initial_metadata token
+	// and tracestate: decided.
+	c := client(t, addr, insecure.NewCredentials())
+	envoy := metadata.AppendToOutgoingContext(context.Background(),
+		"x-envoy-internal", "true", "x-forwarded-for", "10.0.0.1", "x-envoy-expected-rq-timeout-ms", "200",
+		"x-request-id", "8e2f6c3a-7b1d-4c1e-9a54-2d3f4b5c6d7e",
+		"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate", strings.Repeat("v", 512),
+		"authorization", "Bearer "+strings.Repeat("t", 4<<10))
+	req := request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"})
+	if resp, err := c.Check(envoy, req); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("Envoy's metadata: %v %v", resp, err)
 	}
 }
 

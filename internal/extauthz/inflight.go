@@ -12,7 +12,7 @@ import (
 
 // DefaultMaxRequestsInFlight is Config.MaxRequestsInFlight's default, the
 // HTTP API's (internal/http.DefaultMaxRequestsInFlight): 256 calls, each
-// at most 64 KiB of headers and a CheckRequest of --body-limit.
+// at most 16 KiB of headers and a CheckRequest of --body-limit.
 const DefaultMaxRequestsInFlight = 256
 
 // acquire takes a place under the bound for the call of ctx, given back

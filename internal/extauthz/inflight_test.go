@@ -25,8 +25,8 @@ import (
 )
 
 // grpcFlood is one connection opening as many Check streams as the server
-// allows, each with a header list near the 64 KiB bound (one indexed
-// header named 1,700 times: about 1.7 KB on the wire) and the start of a
+// allows, each with a header list near the 16 KiB bound (one indexed
+// header named 440 times: some 450 bytes on the wire) and the start of a
 // 1 MiB message that never ends.
 type grpcFlood struct {
 	conn    net.Conn
@@ -142,7 +142,7 @@ func (f *grpcFlood) open(t *testing.T) int {
 				t.Fatal(err)
 			}
 		}
-		block.Write(bytes.Repeat([]byte{0x80 | 62}, 1700-1))
+		block.Write(bytes.Repeat([]byte{0x80 | 62}, 440-1))
 		id := 1 + 2*i
 		if err := f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true}); err != nil {
 			t.Fatalf("stream %d: %v", id, err)
@@ -160,7 +160,7 @@ func (f *grpcFlood) open(t *testing.T) int {
 
 // TestCallsInFlightBounded: as the HTTP API's, the gRPC listener's calls
 // in flight were bounded only by its connections times its streams (250 a
-// connection), each holding a header list of up to 64 KiB, filled by
+// connection), each holding a header list of up to 64 KiB (16 KiB now), filled by
 // HPACK from a byte a field, and its message as it came, for the check's
 // timeout. Eight connections each open every stream the server allows,
 // a header list near the bound and a message that never ends on each:
