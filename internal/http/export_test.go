@@ -42,3 +42,10 @@ func OnConnState(s *Server, f func(net.Conn, http.ConnState)) {
 
 // HealthInFlight is the health requests the API listener is serving.
 func HealthInFlight(s *Server) int64 { return s.probes.InFlight() }
+
+// SetTestHookListing sets, for one test, what runs as a permission listing
+// begins to be computed, in its place under MaxPermissionListings.
+func SetTestHookListing(t interface{ Cleanup(func()) }, f func()) {
+	testHookListing.Store(&f)
+	t.Cleanup(func() { testHookListing.Store(nil) })
+}

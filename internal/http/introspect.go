@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 
@@ -60,12 +61,22 @@ func (s *Server) permissions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.listings.take(c); err != nil {
+		return err
+	}
+	defer s.listings.release()
+	if h := testHookListing.Load(); h != nil {
+		(*h)()
+	}
 	list, rev, err := s.svc.Permissions(c.Request().Context(), param(c, "user"), systems, scope, min)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"subject": param(c, "user"), "scope": scope, "revision": rev, "permissions": list})
 }
+
+// testHookListing, set by tests only, runs as a listing begins.
+var testHookListing atomic.Pointer[func()]
 
 // permissionParams are the query parameters of GET
 // /v1/subjects/{user}/permissions.

@@ -75,7 +75,11 @@ type Config struct {
 	// DefaultMaxRequestsInFlight): past it a request is answered 503 at
 	// once. The diagnostic listener's requests are not counted.
 	MaxRequestsInFlight int
-	Logger              *slog.Logger
+	// MaxPermissionListings bounds the permission listings (GET
+	// /v1/subjects/{user}/permissions) computed at once (default
+	// DefaultMaxPermissionListings()): past it one is answered 503 at once.
+	MaxPermissionListings int
+	Logger                *slog.Logger
 
 	// DefaultDecision is the document POST / answers, as OPA's
 	// default_decision (default DefaultDecision). Validate it with
@@ -131,6 +135,7 @@ type Server struct {
 
 	listeners []*listener
 	matrices  matrices
+	listings  *listings // the permission listings computed at once
 
 	defaultPath []string          // Config.DefaultDecision's path
 	labels      map[string]string // Config.Labels, completed
@@ -159,6 +164,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	if cfg.MaxRequestsInFlight <= 0 {
 		cfg.MaxRequestsInFlight = DefaultMaxRequestsInFlight
 	}
+	if cfg.MaxPermissionListings <= 0 {
+		cfg.MaxPermissionListings = DefaultMaxPermissionListings()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -186,6 +194,7 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.stopping, s.stopImports = context.WithCancel(context.Background())
 	s.adminDigest = sha256.Sum256([]byte(cfg.AdminToken))
 	s.metrics.registerCache(svc.CacheStats)
+	s.listings = newListings(cfg.MaxPermissionListings, s.metrics)
 	e := s.echo
 	s.setup(e)
 	hosts := newHostGuard(cfg.AllowedHosts)
@@ -745,7 +754,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	c.Set(errorAnsweredKey, true)
 	status, d := toErrorDetail(err)
-	if status >= 500 && !pdp.NotReached(err) && err != errInFlight {
+	if status >= 500 && !pdp.NotReached(err) && err != errInFlight && err != errListings {
 		s.log.Error("request failed", "err", err, "path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
 	// OPA's REST API answers with OPA's envelope, permatrix's own with its
