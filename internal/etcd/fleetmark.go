@@ -63,7 +63,9 @@ const nestedFix = "two fleets whose prefixes nest read, and a store copy with --
 // one's marker, put first, makes the inner claim fail), and a
 // claim that put its marker reads its own range once more (the inner
 // one's marker, put first, is found there): one of the two loses, and
-// takes back the marker it put.
+// takes back the marker it put. So does a claim that finds its marker
+// put since it read its range (another sidecar of its fleet, claiming at
+// the same moment, may yet lose so).
 func (s *Store) ClaimPrefix(ctx context.Context) error {
 	if err := s.inCopyLock(); err != nil {
 		return err
@@ -75,12 +77,15 @@ func (s *Store) ClaimPrefix(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.checkInner(ctx); err != nil {
+	readAt, err := s.checkInner(ctx)
+	if err != nil {
 		return err
 	}
 	mark := s.prefix + fleetMarkName
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(mark), "=", 0)}
-	var found []clientv3.Op
+	// Its own marker first, then the containing prefixes' (if the marker
+	// is not put: which was there).
+	found := []clientv3.Op{clientv3.OpGet(mark, clientv3.WithKeysOnly())}
 	// The markers of the containing prefixes it could read, the nearest
 	// first, as many as the cluster's --max-txn-ops lets one transaction
 	// compare (a prefix of more names than that races its farthest
@@ -96,14 +101,24 @@ func (s *Store) ClaimPrefix(ctx context.Context) error {
 		return fmt.Errorf("putting the fleet's marker %s: %w", mark, err)
 	}
 	if !resp.Succeeded {
-		for i, r := range resp.Responses {
+		for i, r := range resp.Responses[1:] {
 			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
 				return s.insideError(outers[len(outers)-1-i], string(kvs[0].Key), false)
 			}
 		}
-		return nil // its marker was there: a restart
+		// Its marker was there. Put before its range was read (a
+		// restart): a fleet inside claiming since would have found it,
+		// and the read found none before. Put since, by another sidecar
+		// of this fleet starting at the same moment, whose claim may yet
+		// lose to a fleet inside that claimed meanwhile (and take the
+		// marker back): read again, as that sidecar does.
+		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 && kvs[0].CreateRevision <= readAt {
+			return nil
+		}
+		_, err := s.checkInner(ctx)
+		return err
 	}
-	if err := s.checkInner(ctx); err != nil {
+	if _, err := s.checkInner(ctx); err != nil {
 		var nested *NestedPrefixError
 		if !errors.As(err, &nested) {
 			// Not read (etcd did not answer): the marker stays, the
@@ -259,8 +274,10 @@ func (s *Store) ownGaps() [][2]string {
 
 // checkInner reads the store's range where none of its keys are
 // (ownGaps), one key at most per gap: a key found there is another
-// fleet's, at a prefix inside the store's, or something else's.
-func (s *Store) checkInner(ctx context.Context) error {
+// fleet's, at a prefix inside the store's, or something else's. It
+// returns the revision it read at (the earliest, if it took several
+// transactions).
+func (s *Store) checkInner(ctx context.Context) (int64, error) {
 	var gets []clientv3.Op
 	for _, g := range s.ownGaps() {
 		gets = append(gets, clientv3.OpGet(g[0], clientv3.WithRange(g[1]), clientv3.WithLimit(1), clientv3.WithKeysOnly()))
@@ -268,13 +285,17 @@ func (s *Store) checkInner(ctx context.Context) error {
 	// Within the cluster's --max-txn-ops (18 reads: one transaction at
 	// etcd's default, 128).
 	var found []*etcdserverpb.ResponseOp
+	var readAt int64
 	for len(gets) > 0 {
 		n := min(len(gets), s.opts.MaxTxnOps)
 		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		resp, err := s.cli.Txn(rctx).Then(gets[:n]...).Commit()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("reading whether etcd prefix %s holds keys not of its store: %w", s.prefix, err)
+			return 0, fmt.Errorf("reading whether etcd prefix %s holds keys not of its store: %w", s.prefix, err)
+		}
+		if readAt == 0 {
+			readAt = resp.Header.Revision
 		}
 		found, gets = append(found, resp.Responses...), gets[n:]
 	}
@@ -295,9 +316,9 @@ func (s *Store) checkInner(ctx context.Context) error {
 				"etcd prefix %s holds the key %s, which is no key of the store at %s (put by something else, or another fleet's at a prefix inside it): a fleet reads every key under its prefix as its own; delete it, or give the fleet a prefix of its own (docs/fleet.md)",
 				s.prefix, shown, s.prefix)
 		}
-		return e
+		return 0, e
 	}
-	return nil
+	return readAt, nil
 }
 
 // innerPrefix is the prefix of the fleet inside prefix whose key key
