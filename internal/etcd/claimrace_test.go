@@ -3,14 +3,18 @@ package etcd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
 	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // Two sidecars of one fleet at /p/ start at the moment a fleet at /p/x/
@@ -50,5 +54,46 @@ func TestClaimFindingItsMarkerJustPutReadsAgain(t *testing.T) {
 	var nested *etcd.NestedPrefixError
 	if !errors.As(err, &nested) || nested.Inside || nested.Other != "/"+inner+"/" {
 		t.Fatalf("a sidecar of /p/ finding its fleet's marker put after it read its range, a fleet at /p/x/ meanwhile: %v", err)
+	}
+}
+
+// On a cluster whose --max-txn-ops is 1, the claim read a containing
+// prefix's marker and root guard in one transaction of two reads, which
+// etcd refused as too many operations, and took the refusal for the one
+// it skips — a user not allowed to read there — so a fleet inside
+// another's claimed its prefix. Only a permission refused is skipped; the
+// two keys are read within the limits the store was told.
+func TestClaimOnASmallTxnLimitFindsTheOuterFleet(t *testing.T) {
+	ctx := context.Background()
+	tiny := harness.StartEtcdCluster(t, 1, "--max-txn-ops", "1")
+	outer := newPrefix("tinytxn")
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{tiny.Members[0].ClientURL}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	// The fleet at /p/, as its claim leaves it.
+	if _, err := cli.Put(ctx, "/"+outer+"/m/fleet", "/"+outer+"/"); err != nil {
+		t.Fatal(err)
+	}
+	for _, told := range []int{1, 0} { // told the cluster's limit, or not (etcd's default)
+		inner := fmt.Sprintf("%s/x%d", outer, told)
+		s, err := etcd.Open(ctx, etcd.Options{URL: tiny.StoreURL(inner), Replica: filepath.Join(t.TempDir(), "r.db"), MaxTxnOps: told})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, s)
+		err = s.ClaimPrefix(ctx)
+		s.Close()
+		var nested *etcd.NestedPrefixError
+		switch {
+		case told == 1 && (!errors.As(err, &nested) || nested.Other != "/"+outer+"/"):
+			t.Errorf("a fleet inside /p/, told --etcd-max-txn-ops 1: %v, want refused as inside /p/", err)
+		case told == 0 && (err == nil || errors.As(err, &nested) && nested.Other != "/"+outer+"/"):
+			t.Errorf("a fleet inside /p/, told no limit: %v, want refused, or the check not made", err)
+		}
+		if resp, err := cli.Get(ctx, "/"+inner+"/m/fleet"); err != nil || len(resp.Kvs) != 0 {
+			t.Errorf("told %d: the inner fleet's marker was put: %v %v", told, resp, err)
+		}
 	}
 }

@@ -8,7 +8,10 @@ import (
 	"strings"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -188,8 +191,7 @@ func (s *Store) checkOuter(ctx context.Context) ([]string, error) {
 					read = append(read, o)
 					continue
 				}
-				var nested *NestedPrefixError
-				if errors.As(err, &nested) || !refusal(err) || ctx.Err() != nil {
+				if !permissionDenied(err) || ctx.Err() != nil {
 					return nil, err
 				}
 				s.log.Warn("not checked whether a fleet is at a prefix containing this one: etcd refused to read its keys", "prefix", o, "err", err)
@@ -197,7 +199,7 @@ func (s *Store) checkOuter(ctx context.Context) ([]string, error) {
 			continue
 		}
 		if err != nil {
-			if len(chunk) == 1 && refusal(err) && ctx.Err() == nil {
+			if len(chunk) == 1 && permissionDenied(err) && ctx.Err() == nil {
 				s.log.Warn("not checked whether a fleet is at a prefix containing this one: etcd refused to read its keys", "prefix", chunk[0], "err", err)
 				continue
 			}
@@ -208,23 +210,42 @@ func (s *Store) checkOuter(ctx context.Context) ([]string, error) {
 	return read, nil
 }
 
+// permissionDenied reports whether err is etcd refusing a read for the
+// user's permissions: the one refusal a containing prefix is skipped for.
+// Others (too many operations in a transaction, a request too large) say
+// nothing of what is there.
+func permissionDenied(err error) bool {
+	code := status.Code(err)
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	}
+	return code == codes.PermissionDenied
+}
+
 // readOuters reads the marker and the root guard of each of outers in one
-// transaction: a *NestedPrefixError if one is there.
+// transaction (two, if the cluster takes one operation a transaction): a
+// *NestedPrefixError if one is there.
 func (s *Store) readOuters(ctx context.Context, outers []string) error {
 	var gets []clientv3.Op
 	for _, o := range outers {
 		gets = append(gets, clientv3.OpGet(o+fleetMarkName, clientv3.WithKeysOnly()), clientv3.OpGet(o+"g/", clientv3.WithKeysOnly()))
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.cli.Txn(rctx).Then(gets...).Commit()
-	cancel()
-	if err != nil {
-		if len(outers) == 1 {
-			return fmt.Errorf("reading whether a fleet is at %s: %w", outers[0], err)
+	var found []*etcdserverpb.ResponseOp
+	for len(gets) > 0 {
+		n := min(len(gets), s.opts.MaxTxnOps)
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Txn(rctx).Then(gets[:n]...).Commit()
+		cancel()
+		if err != nil {
+			if len(outers) == 1 {
+				return fmt.Errorf("reading whether a fleet is at %s: %w", outers[0], err)
+			}
+			return fmt.Errorf("reading whether a fleet is at a prefix containing this one: %w", err)
 		}
-		return fmt.Errorf("reading whether a fleet is at a prefix containing this one: %w", err)
+		found, gets = append(found, resp.Responses...), gets[n:]
 	}
-	for i, r := range resp.Responses {
+	for i, r := range found {
 		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
 			return s.insideError(outers[i/2], string(kvs[0].Key), i%2 == 1)
 		}
