@@ -286,6 +286,13 @@ func checkPrefixName(name string) error {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("the prefix %q holds a control character (%q): a prefix that does not show what it is can hide inside another fleet's keys; name it with printable characters", name, string(r))
 		}
+		// A format character shows as nothing (a zero-width space, a byte
+		// order mark) or turns the rest of a line around (a direction
+		// override), a separator but the space as a space or a line
+		// break: /p/k\u200b/ showed as /p/k/ in every message and log.
+		if unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || unicode.Is(unicode.Zs, r) && r != ' ' {
+			return fmt.Errorf("the prefix %q holds a character that does not show as itself (%q): two prefixes would read the same in the logs and the messages; name it with printable characters", name, string(r))
+		}
 	}
 	for _, seg := range strings.Split(name, "/") {
 		switch seg {

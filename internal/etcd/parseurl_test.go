@@ -74,6 +74,15 @@ func TestParseURLRefusesAmbiguousPrefixes(t *testing.T) {
 		{"etcd://h:1/p%7f", `a control character ("\x7f")`},
 		{"etcd://h:1/p%c2%85", `a control character ("\u0085")`},
 		{"etcd://h:1/p%ff", "not UTF-8"},
+		// Shown as nothing (a zero-width space, a byte order mark, a
+		// direction override that turns the rest of a line around), or
+		// as a space that is not one: /p/k\u200b/ showed as /p/k/.
+		{"etcd://h:1/p/k%E2%80%8B", `a character that does not show as itself ("\u200b")`},
+		{"etcd://h:1/p%EF%BB%BFq", `a character that does not show as itself ("\ufeff")`},
+		{"etcd://h:1/p%E2%80%AEq", `a character that does not show as itself ("\u202e")`},
+		{"etcd://h:1/p%E2%81%A6q", `a character that does not show as itself ("\u2066")`},
+		{"etcd://h:1/p%E2%80%A8q", `a character that does not show as itself ("\u2028")`},
+		{"etcd://h:1/p%C2%A0q", `a character that does not show as itself ("\u00a0")`},
 		{"etcd://h:1/p/../q", `a "." or ".." segment`},
 		{"etcd://h:1/p/./q", `a "." or ".." segment`},
 		{"etcd://h:1/..", `a "." or ".." segment`},
@@ -87,7 +96,7 @@ func TestParseURLRefusesAmbiguousPrefixes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("%s: prefix %q, %v; want a refusal saying %s", c.raw, prefix, err, c.says)
 		}
-		if err != nil && strings.ContainsAny(err.Error(), "\x00\n\t\x7f") {
+		if err != nil && strings.ContainsAny(err.Error(), "\x00\n\t\x7f\u200b\ufeff\u202e\u2066\u2028\u00a0") {
 			t.Errorf("%s: the refusal holds the control character: %q", c.raw, err)
 		}
 	}
