@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -65,7 +66,24 @@ func ParseStatusConfig(raw []byte, services []string) (*status.Config, error) {
 	if cfg == nil {
 		return nil, errors.New("status: sends nowhere: give status.service (one of the services) or status.console: true")
 	}
+	if _, err := statusPath(cfg.PartitionName); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// statusPath is the path of the reports OPA's status plugin sends for
+// partition, as the request has it on its way out (isStatusReport): OPA's
+// client trims the "/" around "/status/<partition>" and parses it into a
+// URL, whose path is unescaped. A "?" or a "#" in the partition would
+// start the URL's query or fragment: the report sent elsewhere than the
+// partition says, refused.
+func statusPath(partition string) (string, error) {
+	u, err := url.Parse("http://h/" + strings.Trim("/status/"+partition, "/"))
+	if err != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(partition, "#") {
+		return "", fmt.Errorf("status.partition_name %q: not a path (a \"?\" or a \"#\" would start the report URL's query or fragment, a \"%%\" must start an escape)", partition)
+	}
+	return u.Path, nil
 }
 
 // EnableStatus registers OPA's status plugin, configured by OPA's status
@@ -80,7 +98,10 @@ func (m *Manager) EnableStatus(raw []byte, internal ...string) error {
 	if err != nil {
 		return err
 	}
-	path := strings.TrimSuffix("/status/"+cfg.PartitionName, "/")
+	path, err := statusPath(cfg.PartitionName)
+	if err != nil {
+		return err
+	}
 	m.statusPath.Store(&path)
 	p := status.New(cfg, m.m)
 	m.m.Register(status.Name, p)

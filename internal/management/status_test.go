@@ -172,6 +172,10 @@ func TestStatusConfigRefused(t *testing.T) {
 		{`{}`, nil, "status: sends nowhere"},
 		{`{"console": false}`, nil, "status: sends nowhere"},
 		{`{"service": 5}`, two, "status"},
+		// The report would go to /status/eu with a query, or a fragment.
+		{`{"service": "a", "partition_name": "eu?x=1"}`, two, `status.partition_name "eu?x=1": not a path`},
+		{`{"service": "a", "partition_name": "eu#x"}`, two, `status.partition_name "eu#x": not a path`},
+		{`{"service": "a", "partition_name": "eu%zz"}`, two, `status.partition_name "eu%zz": not a path`},
 	} {
 		_, err := management.ParseStatusConfig([]byte(tc.config), tc.services)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -23,13 +23,14 @@ import (
 
 // isStatusReport says whether req is a status report of this manager's
 // status plugin: a POST, not gzipped (a decision-log upload is), to
-// /status[/<partition_name>] of a service.
+// /status[/<partition_name>] of a service (statusPath: as OPA's client
+// makes it).
 func (m *Manager) isStatusReport(req *http.Request) bool {
 	suffix := m.statusPath.Load()
 	if suffix == nil || req.Method != http.MethodPost || req.Body == nil || req.Header.Get("Content-Encoding") != "" {
 		return false
 	}
-	return strings.HasSuffix(strings.TrimSuffix(req.URL.Path, "/"), *suffix)
+	return strings.HasSuffix(req.URL.Path, *suffix)
 }
 
 // redactStatusReport is req with the URLs in its decision_logs message
