@@ -48,6 +48,14 @@ var errClientInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 var errHealthInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 	"the server is answering as many health requests as it may at once: try again shortly")
 
+// refusedAtABound reports whether err is a request's refusal at a bound
+// (the requests in flight, a client's share of them, the health
+// requests', the permission listings computed at once): answered 503 at once and counted, never
+// logged — a client sending past a bound would write a line a request.
+func refusedAtABound(err error) bool {
+	return err == errInFlight || err == errClientInFlight || err == errHealthInFlight || err == errListings
+}
+
 // inFlightMiddleware refuses a request past the bound at once, 503 with the
 // envelope: one made to wait would hold its headers (and, over HTTP/2,
 // the body its connection's window lets in) while it waited, and the

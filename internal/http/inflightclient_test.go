@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -21,7 +22,9 @@ import (
 // client's checks were refused, though each client's connections were
 // bounded. The client past its share is answered 503 at once and counted
 // apart (reason in_flight_per_client); a place it gives back is its
-// again. Without a per-client bound there are no shares.
+// again. Without a per-client bound there are no shares. A refusal is not
+// logged (as one at the whole bound is not): each was an error line, "request
+// failed", a line for every request a client sent past its share.
 func TestRequestsInFlightSharedByClients(t *testing.T) {
 	ip := nonLoopbackIP(t) // loopback clients are not bounded
 	for _, tc := range []struct {
@@ -33,8 +36,9 @@ func TestRequestsInFlightSharedByClients(t *testing.T) {
 		{"without", 0, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var logged lockedBuffer
 			srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxConnectionsPerClient: tc.perClient,
-				MaxRequestsInFlight: 8, AllowedHosts: []string{ip}})
+				MaxRequestsInFlight: 8, AllowedHosts: []string{ip}, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 			addr, err := srv.Listen(net.JoinHostPort(ip, "0"))
 			if err != nil {
 				t.Fatal(err)
@@ -102,6 +106,9 @@ func TestRequestsInFlightSharedByClients(t *testing.T) {
 				if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "as one client may") || res.Header.Get("Retry-After") == "" {
 					t.Errorf("a refused request: %d %s", res.StatusCode, body)
 				}
+			}
+			if strings.Contains(logged.String(), "request failed") {
+				t.Errorf("the refusals were logged as failures:\n%s", logged.String())
 			}
 			for _, c := range conns {
 				_, _ = io.WriteString(c, checkBody[1:]) // a refused one's connection is closed

@@ -754,7 +754,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	c.Set(errorAnsweredKey, true)
 	status, d := toErrorDetail(err)
-	if status >= 500 && !pdp.NotReached(err) && err != errInFlight && err != errListings {
+	if status >= 500 && !pdp.NotReached(err) && !refusedAtABound(err) {
 		s.log.Error("request failed", "err", err, "path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
 	// OPA's REST API answers with OPA's envelope, permatrix's own with its
