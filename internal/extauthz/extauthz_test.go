@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -525,80 +526,90 @@ func TestCallHeadersBounded(t *testing.T) {
 	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
 	addr := start(t, s, nil, nil)
 
-	// Over the bound, sent by a client that ignores the server's SETTINGS.
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a guard only
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, hf := range []hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
-		{Name: ":path", Value: authv3.Authorization_Check_FullMethodName}, {Name: ":authority", Value: "permatrix"},
-		{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
-		{Name: "x-pad", Value: strings.Repeat("x", 17<<10)}} {
-		if err := enc.WriteField(hf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	block := hb.Bytes() // HPACK's Huffman code makes it shorter than the list
-	half := len(block) / 2
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:half], EndHeaders: false}); err != nil {
-		t.Fatal(err)
-	}
-	if err := fr.WriteContinuation(1, true, block[half:]); err != nil {
-		t.Fatal(err)
-	}
+	// Over the bound, sent by a client that ignores the server's SETTINGS:
+	// one value of 17 KiB (the connection is closed: HPACK's bound on a
+	// string), or 500 small fields, 17.6 KiB as HTTP/2 counts them (the
+	// call's stream is reset).
 	msg, err := proto.Marshal(request("GET", "/", map[string]string{"x-forwarded-user": "ann"}, map[string]string{"system": tm, "action": "edit_users"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	framed := append([]byte{0, 0, 0, 0, 0}, msg...)
 	framed[1], framed[2], framed[3], framed[4] = byte(len(msg)>>24), byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg))
-	_ = fr.WriteData(1, true, framed) // the server may have reset the stream already
-	refused := ""
-	for refused == "" {
-		f, err := fr.ReadFrame()
+	for _, over := range []struct {
+		name   string
+		fields []hpack.HeaderField
+	}{
+		{"one value of 17 KiB", []hpack.HeaderField{{Name: "x-pad", Value: strings.Repeat("x", 17<<10)}}},
+		{"500 small fields", slices.Repeat([]hpack.HeaderField{{Name: "x-a", Value: "b"}}, 500)},
+	} {
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
-			refused = "the connection closed: " + err.Error()
-			break
+			t.Fatal(err)
 		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				_ = fr.WriteSettingsAck()
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a guard only
+		if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(conn, conn)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, hf := range append([]hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+			{Name: ":path", Value: authv3.Authorization_Check_FullMethodName}, {Name: ":authority", Value: "permatrix"},
+			{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"}}, over.fields...) {
+			if err := enc.WriteField(hf); err != nil {
+				t.Fatal(err)
 			}
-		case *http2.RSTStreamFrame:
-			refused = "RST_STREAM " + f.ErrCode.String()
-		case *http2.GoAwayFrame:
-			refused = "GOAWAY " + f.ErrCode.String()
-		case *http2.MetaHeadersFrame:
-			st := ""
-			for _, hf := range f.Fields {
-				if hf.Name == "grpc-status" {
-					st = hf.Value
+		}
+		block := hb.Bytes() // HPACK makes it shorter than the list
+		half := len(block) / 2
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:half], EndHeaders: false}); err != nil {
+			t.Fatal(err)
+		}
+		if err := fr.WriteContinuation(1, true, block[half:]); err != nil {
+			t.Fatal(err)
+		}
+		_ = fr.WriteData(1, true, framed) // the server may have refused the call already
+		refused := ""
+		for refused == "" {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				refused = "the connection closed: " + err.Error()
+				break
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
 				}
-			}
-			if st != "" {
+			case *http2.RSTStreamFrame:
+				refused = "RST_STREAM " + f.ErrCode.String()
+			case *http2.GoAwayFrame:
+				refused = "GOAWAY " + f.ErrCode.String()
+			case *http2.MetaHeadersFrame:
+				st := ""
+				for _, hf := range f.Fields {
+					if hf.Name == "grpc-status" {
+						st = hf.Value
+					}
+				}
 				if st == "0" {
-					t.Fatalf("a call with 17 KiB of headers was answered: %v", f.Fields)
+					t.Fatalf("%s of headers: the call was answered: %v", over.name, f.Fields)
 				}
-				refused = "grpc-status " + st
+				if st != "" {
+					refused = "grpc-status " + st
+				}
+			case *http2.DataFrame:
+				t.Fatalf("%s of headers: the call was answered: %d bytes", over.name, len(f.Data()))
 			}
-		case *http2.DataFrame:
-			t.Fatalf("a call with 17 KiB of headers was answered: %d bytes", len(f.Data()))
 		}
+		t.Logf("%s of headers: %s", over.name, refused)
 	}
-	t.Logf("17 KiB of headers: %s", refused)
 
 	// What Envoy's ext_authz sends, with a large initial_metadata token
 	// and tracestate: decided.
