@@ -61,6 +61,18 @@ func (s *Server) permissions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Its token reached before it takes a place: a listing waiting for
+	// one (up to --consistency-timeout) decides nothing meanwhile. Bad
+	// input is told first, without a wait.
+	if err := permatrix.CheckID("user", param(c, "user")); err != nil {
+		return err
+	}
+	if err := scope.Validate("resource_type", "resource_id"); err != nil {
+		return err
+	}
+	if err := s.svc.Reach(c.Request().Context(), min); err != nil {
+		return err
+	}
 	if err := s.listings.take(c); err != nil {
 		return err
 	}

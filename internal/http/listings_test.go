@@ -1,13 +1,22 @@
 package http_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/permatrix/permatrix/internal/bolt"
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
 )
 
 // TestPermissionListingsBounded: GET /v1/subjects/{user}/permissions needs
@@ -97,4 +106,58 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestListingWaitingForItsTokenHoldsNoPlace: a listing with a consistency
+// token (min_revision) not yet applied waits for it, up to
+// --consistency-timeout; it took its place first, and held it while it
+// waited, deciding nothing: a client sending a listing with a token from
+// the future, once a second, kept every listing refused. The place is
+// taken once the token is reached.
+func TestListingWaitingForItsTokenHoldsNoPlace(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := pdp.New(db, opa.NewEngine(db), log, nil)
+	svc.ConsistencyTimeout = time.Minute // a guard only: the token is reached below
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	srv := permhttp.NewServer(svc, permhttp.Config{AdminToken: docTestToken, MaxPermissionListings: 1, Logger: log})
+	base := serveOn(t, srv)
+
+	var first struct{ Revision uint64 }
+	status, body := request(t, http.MethodGet, base+"/v1/subjects/ann/permissions", "")
+	if err := json.Unmarshal(body, &first); status != http.StatusOK || err != nil {
+		t.Fatalf("a listing: %d %s", status, body)
+	}
+	waiting := make(chan int, 1)
+	go func() {
+		status, _ := request(t, http.MethodGet, fmt.Sprintf("%s/v1/subjects/ann/permissions?min_revision=%d", base, first.Revision+1), "")
+		waiting <- status
+	}()
+	// The listing is in the handler, waiting for its token.
+	for deadline := time.Now().Add(30 * time.Second); gauge(t, srv.Metrics().Registry, "permatrix_requests_in_flight", "api") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listing with a token never reached the server")
+		}
+	}
+	if status, body := request(t, http.MethodGet, base+"/v1/subjects/bob/permissions", ""); status != http.StatusOK {
+		t.Errorf("a listing while another waits for its token: %d %s", status, body)
+	}
+	// The write that reaches the token: the waiting listing is answered.
+	if status, body := requestBody(t, http.MethodPost, base+"/v1/assignments", docTestToken, strings.NewReader(
+		`{"subject":"user:ann","system":"celonis-task-mining","permission":"edit_users","scope":{"type":"project","id":"p1"}}`)); status != http.StatusCreated && status != http.StatusOK {
+		t.Fatalf("the write: %d %s", status, body)
+	}
+	if status := <-waiting; status != http.StatusOK {
+		t.Errorf("the listing whose token was reached: %d", status)
+	}
 }

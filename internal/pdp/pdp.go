@@ -195,6 +195,12 @@ func (s *Service) reach(ctx context.Context, min uint64) error {
 	return nil
 }
 
+// Reach waits, as a decision with the consistency token min does, for the
+// store to apply revision min: for a caller that bounds what follows (a
+// permission listing takes its place once its token is reached, not
+// while it waits).
+func (s *Service) Reach(ctx context.Context, min uint64) error { return s.reach(ctx, min) }
+
 func (s *Service) consistencyTimeout() time.Duration {
 	if s.ConsistencyTimeout > 0 {
 		return s.ConsistencyTimeout
