@@ -151,6 +151,26 @@ func (c *Config) validate() error {
 	if c.Encryption == "mtls" && c.TLSCertFile == "" {
 		return errors.New("tls_cert_file required but not supplied")
 	}
+	// Past OPA, which reads these files and then uses none of them: with
+	// encryption off the spans go in plain text, a CA or a client
+	// certificate given or not; with tls the certificate is never sent.
+	if c.Enabled() {
+		for _, k := range []struct {
+			name  string
+			given bool
+			used  bool
+		}{
+			{"tls_ca_cert_file", c.TLSCACertFile != "", c.Encryption != "off"},
+			{"allow_insecure_tls", *c.AllowInsecureTLS, c.Encryption != "off"},
+			{"tls_cert_file", c.TLSCertFile != "", c.Encryption == "mtls"},
+		} {
+			if k.given && !k.used {
+				return fmt.Errorf("distributed_tracing.%s: ignored with encryption %q (spans would go %s): set encryption to %s, or leave the key out",
+					k.name, c.Encryption, map[bool]string{true: "in plain text", false: "without the client certificate"}[c.Encryption == "off"],
+					map[bool]string{true: "tls or mtls", false: "mtls"}[k.name != "tls_cert_file"])
+			}
+		}
+	}
 	// Past OPA: the SDK's own batching would refuse or misread these.
 	// blocking makes a decision wait for the exporter, which a tracing
 	// backend that is down must never do to a decision.

@@ -43,6 +43,12 @@ func TestParseConfigAsOPA(t *testing.T) {
 		`{"type":"grpc","batch_span_processor_options":{"max_queue_size":0}}`:          `max_queue_size: want 1 or more, not 0`,
 		`{"type":"grpc","batch_span_processor_options":{"max_queue_size":1000000000}}`: `max_queue_size: at most 1048576 spans`,
 		`{"type":"grpc","batch_span_processor_options":{"max_queue_size":10}}`:         `max_export_batch_size 512 is larger than max_queue_size 10`,
+		// TLS keys that would be ignored, spans sent in plain text or the
+		// certificate unsent (OPA reads the files and uses none of them).
+		`{"type":"grpc","tls_ca_cert_file":"ca.pem"}`:                                               `distributed_tracing.tls_ca_cert_file: ignored with encryption "off"`,
+		`{"type":"grpc","allow_insecure_tls":true}`:                                                 `distributed_tracing.allow_insecure_tls: ignored with encryption "off"`,
+		`{"type":"grpc","tls_cert_file":"c.pem","tls_private_key_file":"k.pem"}`:                    `distributed_tracing.tls_cert_file: ignored with encryption "off"`,
+		`{"type":"grpc","encryption":"tls","tls_cert_file":"c.pem","tls_private_key_file":"k.pem"}`: `distributed_tracing.tls_cert_file: ignored with encryption "tls"`,
 		// As durations, these overflowed (a timer of a negative time firing
 		// without end, every export's deadline already past).
 		`{"type":"grpc","batch_span_processor_options":{"batch_timeout_ms":9223372036854775807}}`: `batch_timeout_ms: at most 3600000 (an hour), not 9223372036854775807`,

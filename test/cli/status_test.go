@@ -438,6 +438,7 @@ func TestConfigShowsStatusAndTracing(t *testing.T) {
 	cpSrv := httptest.NewServer(&controlPlane{})
 	t.Cleanup(cpSrv.Close)
 	cfg := filepath.Join(dir, "permatrix.yaml")
+	certs := harness.NewCerts(t)
 	writeConfig(t, cfg, `
 services:
   control-plane:
@@ -449,8 +450,9 @@ distributed_tracing:
   type: grpc
   address: 127.0.0.1:1
   service_name: sidecar
-  tls_cert_file: /run/keys/tracing.crt
-  tls_private_key_file: /run/keys/tracing.key
+  encryption: mtls
+  tls_cert_file: `+certs.ClientCert+`
+  tls_private_key_file: `+certs.ClientKey+`
 `)
 	s := serve(t, filepath.Join(dir, "p.db"), "PERMATRIX_CONFIG="+cfg)
 	code, raw := s.Do(t, "GET", "/v1/config", "")
@@ -465,7 +467,7 @@ distributed_tracing:
 		t.Errorf("/v1/config status: %v", st)
 	}
 	dt, _ := body.Result["distributed_tracing"].(map[string]any)
-	if dt["type"] != "grpc" || dt["service_name"] != "sidecar" || dt["tls_private_key_file"] != "/run/keys/tracing.key" {
+	if dt["type"] != "grpc" || dt["service_name"] != "sidecar" || dt["tls_private_key_file"] != certs.ClientKey {
 		t.Errorf("/v1/config distributed_tracing: %v", dt)
 	}
 	s.Stop(t)
