@@ -49,3 +49,6 @@ func SetTestHookListing(t interface{ Cleanup(func()) }, f func()) {
 	testHookListing.Store(&f)
 	t.Cleanup(func() { testHookListing.Store(nil) })
 }
+
+// ListingsWaiting is the permission listings waiting for a place.
+func ListingsWaiting(s *Server) int64 { return s.listings.waiting.Load() }

@@ -3,6 +3,7 @@ package http
 import (
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,7 @@ var errListings = permatrix.Errorf(permatrix.EUNAVAILABLE,
 type listings struct {
 	places  chan struct{}
 	refused atomic.Uint64
+	waiting atomic.Int64 // listings waiting for a place (tests read it)
 }
 
 func newListings(max int, m *Metrics) *listings {
@@ -42,17 +44,37 @@ func newListings(max int, m *Metrics) *listings {
 	return l
 }
 
-// take takes a place for a listing, to give back with release; errListings,
-// counted, with Retry-After set, when none is free.
+// listingWait is how long a listing waits for a place before it is
+// refused. A listing takes milliseconds: a few asked at once by one page
+// (the console's) or a burst of clients wait their turn instead of being
+// refused, while a client asking without end still has its requests
+// refused past the wait. A waiting listing holds its place among the
+// requests in flight (--max-requests-in-flight), a GET's head and no
+// body, and decides nothing.
+const listingWait = time.Second
+
+// take takes a place for a listing, to give back with release, waiting
+// for one at most listingWait; errListings, counted, with Retry-After
+// set, when none came free (or the client left).
 func (l *listings) take(c echo.Context) error {
 	select {
 	case l.places <- struct{}{}:
 		return nil
 	default:
-		l.refused.Add(1)
-		c.Response().Header().Set("Retry-After", retryAfter)
-		return errListings
 	}
+	wait := time.NewTimer(listingWait)
+	defer wait.Stop()
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	select {
+	case l.places <- struct{}{}:
+		return nil
+	case <-wait.C:
+	case <-c.Request().Context().Done():
+	}
+	l.refused.Add(1)
+	c.Response().Header().Set("Retry-After", retryAfter)
+	return errListings
 }
 
 func (l *listings) release() { <-l.places }

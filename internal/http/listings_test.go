@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -85,7 +86,21 @@ func TestPermissionListingsBounded(t *testing.T) {
 		t.Errorf("the refusal is not counted in /metrics: %d\n%s", status, grepLines(string(metrics), "listings"))
 	}
 
+	// A listing asked while the places are taken waits for one (a page
+	// asking for a few at once is not refused): freed while it waits, it
+	// is computed.
+	waited := make(chan int, 1)
+	go func() {
+		status, _ := request(t, http.MethodGet, base+"/v1/subjects/waiting/permissions", "")
+		waited <- status
+	}()
+	for permhttp.ListingsWaiting(srv) == 0 {
+		runtime.Gosched()
+	}
 	close(release)
+	if status := <-waited; status != http.StatusOK {
+		t.Errorf("a listing that waited for a place: %d, want 200", status)
+	}
 	wg.Wait()
 	for i, status := range held {
 		if status != http.StatusOK {
