@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -91,11 +92,30 @@ func StartEtcdCluster(t testing.TB, n int, extra ...string) *EtcdCluster {
 
 // NewEtcdCluster starts an n-member cluster with its data under dir and
 // waits until it has a leader (for a TestMain: Close it when done).
+//
+// Its ports are found free and then given to etcd: between the two,
+// another test process (go test runs packages side by side) may take one,
+// and the member exits (address in use) — while the other process's etcd
+// answers /health on that port, until its test ends and the cluster is
+// gone under this one's. So every member must still be running once the
+// cluster is healthy, or the cluster is started again on other ports.
 func NewEtcdCluster(dir string, n int, extra ...string) (*EtcdCluster, error) {
 	bin, err := BuildTool(filepath.Join("test", "tools", "etcd"), "etcd", "go.etcd.io/etcd/server/v3")
 	if err != nil {
 		return nil, err
 	}
+	for attempt := 1; ; attempt++ {
+		c, err := startEtcdCluster(bin, filepath.Join(dir, fmt.Sprintf("try%d", attempt)), n, extra)
+		if err == nil || !errors.Is(err, errMemberExited) || attempt == 5 {
+			return c, err
+		}
+	}
+}
+
+// errMemberExited is a member gone before its cluster was up.
+var errMemberExited = errors.New("an etcd member exited while the cluster was starting")
+
+func startEtcdCluster(bin, dir string, n int, extra []string) (*EtcdCluster, error) {
 	c := &EtcdCluster{bin: bin, token: fmt.Sprintf("permatrix-test-%d", time.Now().UnixNano()), extra: extra}
 	var initial []string
 	for i := range n {
@@ -115,10 +135,16 @@ func NewEtcdCluster(dir string, n int, extra ...string) (*EtcdCluster, error) {
 			return nil, err
 		}
 	}
-	if err := c.WaitHealthy(60 * time.Second); err != nil {
+	err := c.WaitHealthy(60 * time.Second)
+	for _, m := range c.Members {
+		if err == nil && !m.Running() {
+			err = fmt.Errorf("%w: %s", errMemberExited, m.Name)
+		}
+	}
+	if err != nil {
 		logs := c.Logs()
 		c.Close()
-		return nil, fmt.Errorf("%v\n%s", err, logs)
+		return nil, fmt.Errorf("%w\n%s", err, logs)
 	}
 	return c, nil
 }
@@ -222,7 +248,15 @@ func (c *EtcdCluster) Wipe(newID bool) error {
 			return err
 		}
 	}
-	return c.WaitHealthy(60 * time.Second)
+	if err := c.WaitHealthy(60 * time.Second); err != nil {
+		return err
+	}
+	for _, m := range c.Members {
+		if !m.Running() { // its address taken meanwhile (NewEtcdCluster)
+			return fmt.Errorf("%w: %s\n%s", errMemberExited, m.Name, c.Logs())
+		}
+	}
+	return nil
 }
 
 // WaitHealthy waits until every running member answers /health with a
