@@ -283,7 +283,9 @@ func (e *eval) call(fn *function, args []slot) (*ast.Term, error) {
 		}
 	}
 	if kept {
-		// Two evaluations may both compute it: they store the same value.
+		// Two evaluations may both compute it: they store the same value,
+		// settled first (every evaluation reads it from now on).
+		settle(t)
 		e.p.values[fn.index].Store(&memo{done: true, t: t})
 	}
 	return t, nil

@@ -450,6 +450,7 @@ func (r *resolver) literal(stmts []ir.Stmt) (*constLiteral, int) {
 		// the slice every evaluation shares.
 		lit.t = ast.NewTerm(ast.NewArray(slices.Clip(elems)...))
 	}
+	settle(lit.t)
 	r.p.literals[lit.t] = struct{}{}
 	return lit, n
 }
@@ -694,4 +695,15 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 		return nil, fmt.Errorf("%w: statement %T", ErrUnsupported, s)
 	}
 	return s, err
+}
+
+// settle sorts the keys of every set and object in t, before evaluations
+// share it. OPA sorts them in place the first time they are iterated (once,
+// under a sync.Once), while a union, a difference or a copy reads them as
+// they lie, outside it: one evaluation iterating a shared value while
+// another took its union was a data race. Settled, a value is only read.
+func settle(t *ast.Term) {
+	if t != nil {
+		ast.WalkTerms(t, func(*ast.Term) bool { return false })
+	}
 }

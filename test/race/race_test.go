@@ -24,12 +24,14 @@ var underRace = map[string][]string{
 		"TestStoreNodesReset", // store nodes pooled between evaluations
 	},
 	"./internal/vm": {
-		"TestNestedScansAgreeAfterErrors", // a pooled Program's scans from many goroutines
-		"TestConstantsConcurrently",       // constant rules computed and shared by many evaluations
-		"TestConstLiteralsAreNotChanged",  // literals of constants shared by many evaluations
-		"TestConstantsAdversarial",        // the same, beside rules of input and data.store
-		"TestEmptySets",                   // the empty set every evaluation shares until a first element
-		"TestReleaseUnderStress",          // pooled evaluations released after panics, errors, cancellations
+		"TestNestedScansAgreeAfterErrors",           // a pooled Program's scans from many goroutines
+		"TestConstantsConcurrently",                 // constant rules computed and shared by many evaluations
+		"TestConstLiteralsAreNotChanged",            // literals of constants shared by many evaluations
+		"TestConstantsAdversarial",                  // the same, beside rules of input and data.store
+		"TestEmptySets",                             // the empty set every evaluation shares until a first element
+		"TestReleaseUnderStress",                    // pooled evaluations released after panics, errors, cancellations
+		"TestNumberLiteralsSharedAcrossEvaluations", // the plan's number literals, shared by every evaluation
+		"TestSharedValuesSortedBeforeShared",        // shared sets and objects: sorted in place by one, read unsorted by another
 	},
 	"./internal/pdp":  {"TestDelegationRaces"}, // concurrent delegated writes
 	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
