@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -57,6 +58,7 @@ func Run(t *testing.T, open Open) {
 		{"ReadsKeepNoKey", testReadsKeepNoKey},
 		{"UnitReadsSeeEveryKey", testUnitReads},
 		{"ReadsInsideAScan", testReadsInsideAScan},
+		{"RandomPlansMatchTheirView", testRandomPlansMatchTheirView},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1395,5 +1397,152 @@ func testAssignmentsWithGroups(t *testing.T, open Open) {
 	}
 	if _, _, err := store.Assignments(s, permatrix.AssignmentFilter{Subject: "group:ga", WithGroups: true}); permatrix.ErrorCode(err) != permatrix.EINVALID {
 		t.Fatalf("a group WithGroups: %v", err)
+	}
+}
+
+// unitsChanged fails the test unless every unit a write of key bumps is
+// recorded as changed at rev.
+func unitsChanged(t *testing.T, b store.Backend, round int, rev uint64, key string) {
+	t.Helper()
+	for _, u := range store.WriteUnits([]byte(key)) {
+		if !b.Changes().ChangedAfter(rev-1, [][]byte{u}) {
+			t.Errorf("round %d: key %q changed at %d, its unit %q not recorded as changed", round, key, rev, u)
+		}
+	}
+}
+
+// testRandomPlansMatchTheirView: random plans of writes (assignments made
+// and removed, memberships, roles written twice, projects, part of a plan
+// taken back to a mark), each committed alone. After each commit the store
+// reads exactly what the plan's own view read before it (every key and
+// value: the overlay's pending keys and values are the operations'
+// bytes, and a buffer reused under them shows here), the batch's write
+// units are the units its operations write (Batch.Writes of a plan is the
+// overlay's list; a stale one shows here), and the units of every key it
+// changed are recorded as changed at the commit's revision (a plan that
+// read one before now would conflict).
+func testRandomPlansMatchTheirView(t *testing.T, open Open) {
+	b := open(t)
+	rng := rand.New(rand.NewPCG(30, 8))
+	pick := func(s ...string) string { return s[rng.IntN(len(s))] }
+	scope := func() permatrix.Scope {
+		if rng.IntN(2) == 0 {
+			return permatrix.ServiceScope
+		}
+		return permatrix.Scope{Type: "project", ID: pick("p0", "p1")}
+	}
+	all := func(s store.Snapshot) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		if err := s.Scan(nil, nil, func(k, v []byte) error {
+			out[string(k)] = string(v)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// plan makes one random change; an error is one the change may meet
+	// (nothing planned then).
+	plan := func(tx *store.Tx) error {
+		switch rng.IntN(7) {
+		case 0, 1:
+			a := permatrix.Assignment{Subject: pick("user:", "group:") + pick("u0", "u1", "g0"), System: pick("s0", "s1"), Scope: scope()}
+			if rng.IntN(2) == 0 {
+				a.Role = pick("r0", "r1")
+			} else {
+				a.Permission = pick("read", "write")
+			}
+			return tx.CreateAssignment(&a)
+		case 2:
+			list, _, err := store.Assignments(tx.View(), permatrix.AssignmentFilter{Subject: pick("user:u0", "user:u1", "group:g0")})
+			if err != nil || len(list) == 0 {
+				return err
+			}
+			_, err = tx.DeleteAssignment(list[rng.IntN(len(list))].ID)
+			return err
+		case 3:
+			return tx.AddMember(permatrix.Membership{Group: pick("g0", "g1"), User: pick("u0", "u1")})
+		case 4:
+			return tx.RemoveMember(permatrix.Membership{Group: pick("g0", "g1"), User: pick("u0", "u1")})
+		case 5:
+			r := permatrix.Role{System: pick("s0", "s1"), Name: pick("r0", "r1"), Permissions: []string{pick("read", "write", "admin")}}
+			if err := tx.PutRole(r); err != nil {
+				return err
+			}
+			r.Permissions = append(r.Permissions, "audit")
+			return tx.PutRole(r)
+		default:
+			if rng.IntN(2) == 0 {
+				return tx.DeleteRole(pick("s0", "s1"), pick("r0", "r1"))
+			}
+			return tx.PutProject(permatrix.Project{System: pick("s0", "s1"), ID: pick("p0", "p1"), CreatedBy: "u0"})
+		}
+	}
+	committed := 0
+	for round := range 40 {
+		snap, err := b.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := all(snap)
+		tx := store.NewTx(ctx, snap, b.NextID)
+		var mark *store.Mark
+		for range 1 + rng.IntN(10) {
+			if rng.IntN(6) == 0 {
+				if mark == nil {
+					m := tx.Mark()
+					mark = &m
+				} else {
+					tx.Rollback(*mark)
+					mark = nil
+				}
+				continue
+			}
+			if err := plan(tx); err != nil {
+				switch permatrix.ErrorCode(err) {
+				case permatrix.ENOTFOUND, permatrix.ECONFLICT:
+				default:
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+		}
+		want := all(tx.View())
+		batch := tx.Batch()
+		planned := slices.Clone(batch.Writes())
+		found := (&store.Batch{Ops: slices.Clone(batch.Ops)}).Writes()
+		if !slices.EqualFunc(planned, found, func(a, b []byte) bool { return string(a) == string(b) }) {
+			t.Fatalf("round %d: the batch's writes %q, its operations write %q", round, planned, found)
+		}
+		snap.Close()
+		if len(batch.Ops) == 0 {
+			continue
+		}
+		rev := commit(t, b, batch)
+		if err := b.Wait(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		committed++
+		after := view(t, b)
+		if got := all(after); !maps.Equal(got, want) {
+			t.Fatalf("round %d: the store after the commit\n%q\nthe plan's view before it\n%q", round, got, want)
+		}
+		// A unit whose keys the commit changed is recorded as changed (a
+		// key put and deleted again in one plan, absent before and after,
+		// changes nothing: etcd's watch, which feeds a fleet's index,
+		// sees nothing of it).
+		for k, v := range want {
+			if w, ok := before[k]; !ok || w != v {
+				unitsChanged(t, b, round, rev, k)
+			}
+		}
+		for k := range before {
+			if _, ok := want[k]; !ok {
+				unitsChanged(t, b, round, rev, k)
+			}
+		}
+	}
+	if committed < 20 {
+		t.Fatalf("%d of 40 random plans committed: the test planned too little", committed)
 	}
 }
