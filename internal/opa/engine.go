@@ -661,7 +661,13 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[str
 			return violations, forbidden, nil
 		}
 	}
-	r, defined, err := p.evalTopdown(ctx, p.verdict, snap, v.Value)
+	in := v.Value
+	if p.verdict.program != nil {
+		// After a conflict: the input built with the vm's shared terms
+		// is copied for topdown, as a decision's is (topdownInput).
+		in = topdownInput(in)
+	}
+	r, defined, err := p.evalTopdown(ctx, p.verdict, snap, in)
 	if err != nil {
 		return nil, nil, err
 	}
