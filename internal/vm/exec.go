@@ -69,6 +69,8 @@ type eval struct {
 	scans      []scanning
 	scanned    func(k, v *ast.Term) error
 	scannedSet func(t *ast.Term) error
+	// pairs is objectLiteral's scratch, empty between its statements.
+	pairs [][2]*ast.Term
 	// out is a builtin's value, yielded by yield (made once per eval).
 	out   *ast.Term
 	yield func(t *ast.Term) error
@@ -493,6 +495,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		fr[x.target] = slot{t: x.t}
 	case *makeObject:
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewObjectWithCapacity(x.capacity))}
+	case *objectLiteral:
+		return e.objectLiteral(fr, x)
 	case *ir.MakeSetStmt:
 		// Made when the first element is added (SetAddStmt): most sets a
 		// decision makes (the reasons of a permission not held, what is
@@ -634,6 +638,51 @@ func (e *eval) insertion(fr []slot, key, value ir.Operand, object ir.Local) (*as
 		fr[object] = slot{t: ast.NewTerm(obj)}
 	}
 	return k, v, obj, nil
+}
+
+// objectLiteral makes x's object whole: ast.NewObject puts its pairs in
+// one block. NewObject does not look for equal keys, so keys whose hashes
+// meet, and an undefined or failing operand, run x's statements in turn
+// instead. The object is this evaluation's own, as a makeObject's is.
+func (e *eval) objectLiteral(fr []slot, x *objectLiteral) (bool, uint32, error) {
+	pairs := e.pairs[:0]
+	whole := true
+	for _, o := range x.pairs {
+		k, err := e.operand(fr, o[0])
+		if err != nil || k == nil {
+			whole = false
+			break
+		}
+		v, err := e.operand(fr, o[1])
+		if err != nil || v == nil {
+			whole = false
+			break
+		}
+		h := k.Hash()
+		for _, p := range pairs {
+			if p[0].Hash() == h {
+				whole = false
+			}
+		}
+		pairs = append(pairs, [2]*ast.Term{k, v})
+	}
+	if whole {
+		fr[x.target] = slot{t: ast.NewTerm(ast.NewObject(pairs...))}
+	}
+	clear(pairs) // the scratch keeps no term alive
+	e.pairs = pairs[:0]
+	if !whole {
+		// This statement was counted as the first of them.
+		e.steps--
+		return e.stmts(fr, x.stmts)
+	}
+	// Steps are the statements the plan has: the inserts count.
+	before := e.steps
+	e.steps += x.steps
+	if before/checkEvery != e.steps/checkEvery {
+		return false, 0, e.cancelled()
+	}
+	return false, 0, nil
 }
 
 // shared says whether t is one of the values every evaluation shares (a

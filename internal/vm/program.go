@@ -353,7 +353,9 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		if err != nil {
 			return nil, err
 		}
-		if lit, n := r.literal(b.Stmts[i:]); lit != nil {
+		lit, n := r.literal(b.Stmts[i:])
+		folded := n // the inserts a constLiteral would stand for (objectLiteral.steps)
+		if lit != nil && !fillsWithLocals(b.Stmts[i:]) {
 			// The statements that fill it are checked, not run.
 			for _, fill := range b.Stmts[i+1 : i+1+n] {
 				if _, err := r.stmt(fill); err != nil {
@@ -366,6 +368,13 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		}
 		if x, ok := s.(*ir.MakeObjectStmt); ok {
 			s = &makeObject{MakeObjectStmt: x, capacity: inserts(b.Stmts[i+1:], x.Target)}
+		}
+		if lit, n, err := r.objectLiteral(s, b.Stmts[i+1:], folded); err != nil {
+			return nil, err
+		} else if lit != nil {
+			out.Stmts = append(out.Stmts, lit)
+			i += n
+			continue
 		}
 		out.Stmts = append(out.Stmts, s)
 	}
@@ -474,6 +483,75 @@ func (r *resolver) constTerm(o ir.Operand) *ast.Term {
 type makeObject struct {
 	*ir.MakeObjectStmt
 	capacity int
+}
+
+// objectLiteral is the planner's object literal made whole: a
+// MakeObjectStmt (made, resolved) and the ObjectInsertStmts into its
+// object right after it (rest), when there are two or more. Made key by
+// key, every pair was an allocation of its own (some 25 of a decision at
+// 1M).
+type objectLiteral struct {
+	ir.Location
+	target ir.Local
+	pairs  [][2]ir.Operand
+	// steps is what it counts beyond itself made whole: its inserts but
+	// the leading constants' a constLiteral stood for before (steps/op
+	// stays comparable with earlier commits).
+	steps int
+	// stmts are the make and the inserts, run in turn when the object
+	// cannot be made whole (an undefined operand, keys that may be
+	// equal): what the statements did, they do.
+	stmts []ir.Stmt
+}
+
+// objectLiteral is the objectLiteral made and the statements of rest it
+// stands for; nil when made is not a make of an object filled at once.
+// folded is how many of them a constLiteral would stand for.
+func (r *resolver) objectLiteral(made ir.Stmt, rest []ir.Stmt, folded int) (*objectLiteral, int, error) {
+	mk, ok := made.(*makeObject)
+	if !ok {
+		return nil, 0, nil
+	}
+	lit := &objectLiteral{Location: mk.Location, target: mk.Target, stmts: []ir.Stmt{mk}}
+	for _, s := range rest {
+		x, ok := s.(*ir.ObjectInsertStmt)
+		if !ok || x.Object != mk.Target || isLocal(x.Key, mk.Target) || isLocal(x.Value, mk.Target) {
+			break
+		}
+		rs, err := r.stmt(x)
+		if err != nil {
+			return nil, 0, err
+		}
+		lit.stmts = append(lit.stmts, rs)
+		lit.pairs = append(lit.pairs, [2]ir.Operand{x.Key, x.Value})
+	}
+	if len(lit.pairs) < 2 {
+		return nil, 0, nil
+	}
+	lit.steps = len(lit.pairs) - folded
+	return lit, len(lit.pairs), nil
+}
+
+// fillsWithLocals says whether stmts start with an object's make and
+// inserts into it right after, one of a local: an objectLiteral, made
+// whole, rather than a constLiteral copied for the local's insert.
+func fillsWithLocals(stmts []ir.Stmt) bool {
+	mk, ok := stmts[0].(*ir.MakeObjectStmt)
+	if !ok {
+		return false
+	}
+	for _, s := range stmts[1:] {
+		x, ok := s.(*ir.ObjectInsertStmt)
+		if !ok || x.Object != mk.Target {
+			return false
+		}
+		_, k := x.Key.Value.(ir.Local)
+		_, v := x.Value.Value.(ir.Local)
+		if k || v {
+			return true
+		}
+	}
+	return false
 }
 
 // inserts counts the statements of a block that insert into object.
