@@ -82,3 +82,38 @@ func TestDecisionOfConvertsOnlyTheElements(t *testing.T) {
 		t.Errorf("got %#v", d)
 	}
 }
+
+// A decision's items are converted without boxing their keys (ast's JSON
+// conversion boxes every key of an object, as a value, to unbox it as the
+// map's key): two missing items of three maps and eight string values take
+// the maps (a map's header and its group), their iterations and the
+// values, beside the Decision and its Missing slice (ast's: 25); the items
+// are ast's conversion's, whatever their shape.
+func TestDecisionItemsConvertedWithoutBoxingKeys(t *testing.T) {
+	v := ast.MustParseTerm(`{"allow": false, "reasons": [], "missing": [
+		{"kind": "permission", "permission": "view_business_object_definition", "scope": {"id": "og458", "type": "object_group"}, "system": "blueprism"},
+		{"kind": "condition", "message": "move_process_group needs context.target_group", "system": "blueprism"}]}`).Value
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := decisionOf(v); err != nil {
+			t.Fatal(err)
+		}
+	})
+	const maps, values = 3, 8
+	if allocs > 2+3*maps+values {
+		t.Errorf("%v allocations a decision of %d maps and %d string values", allocs, maps, values)
+	}
+	for _, s := range []string{
+		`{"a": "b", "c": 1, "d": 1.5, "e": null, "f": true, "g": [1, "x", {"y": false}], "h": {"i": {"j": "k"}}}`,
+		`{"s": {3, 1, "a", [1], {"z": 1}}, "n": 12345678901234567890, "e": [], "o": {}}`,
+		`{1: "a", "b": 2}`,
+		`{"a": {[1]: 2}}`,
+		`{"a": {"b": {1, 2}, "c": [{"d": set()}]}}`,
+	} {
+		x := ast.MustParseTerm(s).Value
+		want, werr := ast.JSONWithOpt(x, ast.JSONOpt{SortSets: true})
+		got, err := jsonOf(x)
+		if !reflect.DeepEqual(got, want) || (err == nil) != (werr == nil) {
+			t.Errorf("%s: got %#v, %v; ast's %#v, %v", s, got, err, want, werr)
+		}
+	}
+}

@@ -1130,7 +1130,7 @@ func objectsOf(t *ast.Term) ([]map[string]any, error) {
 	_, n := listLen(t)
 	out := make([]map[string]any, 0, max(n, 0))
 	err := listOf(t, func(e *ast.Term) error {
-		x, err := ast.JSONWithOpt(e.Value, ast.JSONOpt{SortSets: true})
+		x, err := jsonOf(e.Value)
 		if m, ok := x.(map[string]any); ok {
 			out = append(out, m)
 		}
@@ -1228,4 +1228,55 @@ func decisionsVary(c *ast.Compiler, refs []ast.Ref) bool {
 		}
 	}
 	return false
+}
+
+// jsonOf is ast.JSONWithOpt(v, SortSets) without boxing an object's keys
+// (ast boxes each key as a value and unboxes it as the map's key: half the
+// allocations of a decision's items). Objects of string keys, arrays,
+// strings, numbers, booleans and null are converted here; any other
+// value (a set, an object with a key of another type) is ast's.
+func jsonOf(v ast.Value) (any, error) {
+	switch v := v.(type) {
+	case ast.Null:
+		return nil, nil
+	case ast.Boolean:
+		return bool(v), nil
+	case ast.Number:
+		return json.Number(v), nil
+	case ast.String:
+		return string(v), nil
+	case *ast.Array:
+		out := make([]any, v.Len())
+		for i := range out {
+			x, err := jsonOf(v.Elem(i).Value)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = x
+		}
+		return out, nil
+	case ast.Object:
+		if !stringKeys(v) {
+			break
+		}
+		out := make(map[string]any, v.Len())
+		err := v.Iter(func(k, e *ast.Term) error {
+			x, err := jsonOf(e.Value)
+			out[string(k.Value.(ast.String))] = x
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	return ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
+}
+
+// stringKeys says whether every key of obj is a string.
+func stringKeys(obj ast.Object) bool {
+	return !obj.Until(func(k, _ *ast.Term) bool {
+		_, ok := k.Value.(ast.String)
+		return !ok
+	})
 }
