@@ -497,6 +497,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewObjectWithCapacity(x.capacity))}
 	case *objectLiteral:
 		return e.objectLiteral(fr, x)
+	case *arrayLiteral:
+		return e.arrayLiteral(fr, x)
 	case *ir.MakeSetStmt:
 		// Made when the first element is added (SetAddStmt): most sets a
 		// decision makes (the reasons of a permission not held, what is
@@ -677,12 +679,36 @@ func (e *eval) objectLiteral(fr []slot, x *objectLiteral) (bool, uint32, error) 
 		return e.stmts(fr, x.stmts)
 	}
 	// Steps are the statements the plan has: the inserts count.
-	before := e.steps
-	e.steps += x.steps
-	if before/checkEvery != e.steps/checkEvery {
-		return false, 0, e.cancelled()
+	return false, 0, e.counted(x.steps)
+}
+
+// arrayLiteral makes x's array whole, its elements in one slice of its
+// own; an undefined or failing element runs x's statements in turn
+// instead. The array is this evaluation's own, as a MakeArrayStmt's is.
+func (e *eval) arrayLiteral(fr []slot, x *arrayLiteral) (bool, uint32, error) {
+	elems := make([]*ast.Term, len(x.elems))
+	for i, o := range x.elems {
+		v, err := e.operand(fr, o)
+		if err != nil || v == nil {
+			// This statement was counted as the first of them.
+			e.steps--
+			return e.stmts(fr, x.stmts)
+		}
+		elems[i] = v
 	}
-	return false, 0, nil
+	fr[x.target] = slot{t: ast.NewTerm(ast.NewArray(elems...))}
+	return false, 0, e.counted(len(x.elems))
+}
+
+// counted counts n statements more run (steps are the statements the plan
+// has, whatever made them at once), checking the context as stmts does.
+func (e *eval) counted(n int) error {
+	before := e.steps
+	e.steps += n
+	if before/checkEvery != e.steps/checkEvery {
+		return e.cancelled()
+	}
+	return nil
 }
 
 // shared says whether t is one of the values every evaluation shares (a

@@ -369,6 +369,13 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		if x, ok := s.(*ir.MakeObjectStmt); ok {
 			s = &makeObject{MakeObjectStmt: x, capacity: inserts(b.Stmts[i+1:], x.Target)}
 		}
+		if lit, n, err := r.arrayLiteral(s, b.Stmts[i+1:]); err != nil {
+			return nil, err
+		} else if lit != nil {
+			out.Stmts = append(out.Stmts, lit)
+			i += n
+			continue
+		}
 		if lit, n, err := r.objectLiteral(s, b.Stmts[i+1:], folded); err != nil {
 			return nil, err
 		} else if lit != nil {
@@ -530,6 +537,50 @@ func (r *resolver) objectLiteral(made ir.Stmt, rest []ir.Stmt, folded int) (*obj
 	}
 	lit.steps = len(lit.pairs) - folded
 	return lit, len(lit.pairs), nil
+}
+
+// arrayLiteral is the planner's array literal made whole: a MakeArrayStmt
+// and the ArrayAppendStmts into its array right after it, the first of a
+// local (one of constants first is a constLiteral, which its appends
+// copy). Appended in turn, each element was a new array and its term
+// (ArrayAppendStmt copies its array's header).
+type arrayLiteral struct {
+	ir.Location
+	target ir.Local
+	elems  []ir.Operand
+	// stmts are the make and the appends, run in turn when an element is
+	// undefined or fails: what the statements did, they do.
+	stmts []ir.Stmt
+}
+
+// arrayLiteral is the arrayLiteral made (resolved) starts and the
+// statements of rest it stands for; nil when made is not a make of an
+// array filled at once by a local first.
+func (r *resolver) arrayLiteral(made ir.Stmt, rest []ir.Stmt) (*arrayLiteral, int, error) {
+	mk, ok := made.(*ir.MakeArrayStmt)
+	if !ok {
+		return nil, 0, nil
+	}
+	lit := &arrayLiteral{Location: mk.Location, target: mk.Target, stmts: []ir.Stmt{mk}}
+	for _, s := range rest {
+		x, ok := s.(*ir.ArrayAppendStmt)
+		if !ok || x.Array != mk.Target || isLocal(x.Value, mk.Target) {
+			break
+		}
+		if _, local := x.Value.Value.(ir.Local); len(lit.elems) == 0 && !local {
+			return nil, 0, nil
+		}
+		rs, err := r.stmt(x)
+		if err != nil {
+			return nil, 0, err
+		}
+		lit.stmts = append(lit.stmts, rs)
+		lit.elems = append(lit.elems, x.Value)
+	}
+	if len(lit.elems) == 0 {
+		return nil, 0, nil
+	}
+	return lit, len(lit.elems), nil
 }
 
 // fillsWithLocals says whether stmts start with an object's make and

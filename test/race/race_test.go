@@ -30,6 +30,7 @@ var underRace = map[string][]string{
 		"TestConstantsAdversarial",                  // the same, beside rules of input and data.store
 		"TestEmptySets",                             // the empty set every evaluation shares until a first element
 		"TestObjectLiteralsAreTopdowns",             // object literals made whole, each evaluation's own
+		"TestArrayLiteralsAreTopdowns",              // array literals made whole, each evaluation's own
 		"TestReleaseUnderStress",                    // pooled evaluations released after panics, errors, cancellations
 		"TestNumberLiteralsSharedAcrossEvaluations", // the plan's number literals, shared by every evaluation
 		"TestSharedValuesSortedBeforeShared",        // shared sets and objects: sorted in place by one, read unsorted by another
