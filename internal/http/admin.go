@@ -36,7 +36,11 @@ func (s *Server) createAssignment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req.Assignment.ID = ""
+	if req.Assignment.ID != "" {
+		// Dropped, it was stored under another: the client would hold an
+		// id that names nothing.
+		return permatrix.Errorf(permatrix.EINVALID, `"id" is the server's: an assignment's id is given in the answer, never chosen (leave it out)`)
+	}
 	a, rev, err := s.svc.Assign(c.Request().Context(), req.Assignment, actor)
 	if err != nil {
 		return err
