@@ -74,7 +74,7 @@ func effectiveConfig(flags *pflag.FlagSet, file *config.File) map[string]any {
 	}
 	for name, v := range out {
 		if name != "permatrix" {
-			out[name] = redactURLs(v)
+			out[name] = redact.Value(v)
 		}
 	}
 	return out
@@ -97,23 +97,6 @@ func eachEntry(section any, f func(map[string]any)) {
 			}
 		}
 	}
-}
-
-// redactURLs is v with every string redacted as a URL, at any depth.
-func redactURLs(v any) any {
-	switch v := v.(type) {
-	case string:
-		return redact.URL(v)
-	case map[string]any:
-		for k, x := range v {
-			v[k] = redactURLs(x)
-		}
-	case []any:
-		for i, x := range v {
-			v[i] = redactURLs(x)
-		}
-	}
-	return v
 }
 
 // secretFlag reports whether a flag holds a secret, or names the file that

@@ -32,6 +32,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tracing"
+
+	"github.com/permatrix/permatrix/internal/redact"
 )
 
 // Manager is OPA's plugin manager.
@@ -252,7 +254,7 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	// upload's error), queries and all: a presigned URL's signature, a
 	// token given in a service's URL. They are shown redacted, as
 	// everywhere in permatrix.
-	msg := redactURLs(fmt.Sprintf(format, a...))
+	msg := redact.Text(fmt.Sprintf(format, a...))
 	left := 0
 	if level >= slog.LevelWarn {
 		plugin, _ := l.fields["plugin"].(string)
@@ -263,7 +265,7 @@ func (l *logger) log(level slog.Level, format string, a []any) {
 	}
 	attrs := make([]any, 0, 2*len(l.fields)+2)
 	for k, v := range l.fields {
-		attrs = append(attrs, k, redactValue(v))
+		attrs = append(attrs, k, redact.Value(v))
 	}
 	if left > 0 {
 		attrs = append(attrs, "repeated", left)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/permatrix/permatrix/internal/redact"
@@ -68,7 +67,7 @@ func redactDecisionLogsMessage(raw []byte) ([]byte, bool) {
 	if json.Unmarshal(logs["message"], &msg) != nil {
 		return nil, false
 	}
-	shown := redactURLs(msg)
+	shown := redact.Text(msg)
 	if shown == msg {
 		return nil, false
 	}
@@ -76,45 +75,4 @@ func redactDecisionLogsMessage(raw []byte) ([]byte, bool) {
 	report["decision_logs"], _ = json.Marshal(logs)
 	out, err := json.Marshal(report)
 	return out, err == nil
-}
-
-// urlInText is a URL in an error's text: net/http's errors quote it
-// (Post "https://…": …), so it ends at a quote or a space.
-var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"]+`)
-
-// redactURLs is msg with every URL in it redacted (redact.URL: its
-// userinfo and query hidden).
-func redactURLs(msg string) string {
-	return urlInText.ReplaceAllStringFunc(msg, redact.URL)
-}
-
-// redactValue is v with the URLs of every string in it redacted, at any
-// depth: a field's value may be a JSON document (the status plugin's
-// console line carries the whole report, each bundle's and the
-// decision-log upload's last error nested in it). Maps and slices are
-// copied, never changed: the plugin may hold them.
-func redactValue(v any) any {
-	switch v := v.(type) {
-	case string:
-		return redactURLs(v)
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = redactValue(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = redactValue(e)
-		}
-		return out
-	case []string:
-		out := make([]string, len(v))
-		for i, e := range v {
-			out[i] = redactURLs(e)
-		}
-		return out
-	}
-	return v
 }

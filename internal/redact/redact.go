@@ -7,6 +7,7 @@ package redact
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -68,4 +69,44 @@ func URL(s string) string {
 		shown = shown[:q] + "?redacted" + fragment
 	}
 	return s[:start] + shown
+}
+
+// urlInText is a URL in a text: net/http's errors quote it
+// (`Post "https://…": …`), a log line may hold several.
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"]+`)
+
+// Text is s with every URL in it redacted (URL); a string that is one URL
+// is redacted as URL redacts it.
+func Text(s string) string {
+	return urlInText.ReplaceAllStringFunc(s, URL)
+}
+
+// Value is v with every string in it redacted (Text), at any depth of its
+// maps and lists: a log attribute or a configuration section may nest a
+// URL. Maps and slices are copied, never changed: their owner may hold
+// them.
+func Value(v any) any {
+	switch v := v.(type) {
+	case string:
+		return Text(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = Value(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = Value(e)
+		}
+		return out
+	case []string:
+		out := make([]string, len(v))
+		for i, e := range v {
+			out[i] = Text(e)
+		}
+		return out
+	}
+	return v
 }
