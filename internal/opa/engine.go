@@ -767,36 +767,29 @@ func nonStringKey(k, _ *ast.Term) error {
 }
 
 // termStrings is verdictList of t's JSON: the strings of an array in
-// order, of a set sorted (as JSON sorts it); anything else, or an entry
-// that is not a string, is an error, as verdictList's.
+// order, of a set sorted (listOf, as JSON lists them); anything else, or
+// an entry that is not a string, is an error, as verdictList's.
 func termStrings(t *ast.Term, key string) ([]string, error) {
-	var list *ast.Array
-	if t != nil {
-		switch x := t.Value.(type) {
-		case *ast.Array:
-			list = x
-		case ast.Set:
-			if x.Len() == 0 { // a refusal's: an empty set is sorted already
-				return make([]string, 0), nil
-			}
-			list = x.Sorted()
-		}
-	}
-	if list == nil {
-		var kind any
-		if t != nil {
-			kind, _ = ast.JSON(t.Value)
+	v, n := listLen(t)
+	if t == nil || n < 0 {
+		var kind any // nil: absent
+		if v != nil {
+			kind, _ = ast.JSON(v)
 		}
 		return nil, fmt.Errorf("data.permatrix.admin.verdict.%s is %s, not a list of strings", key, jsonKind(kind))
 	}
-	out := make([]string, 0, list.Len())
-	for i := range list.Len() {
-		s, ok := list.Elem(i).Value.(ast.String)
+	out := make([]string, 0, n)
+	err := listOf(t, func(e *ast.Term) error {
+		s, ok := e.Value.(ast.String)
 		if !ok {
-			x, _ := ast.JSON(list.Elem(i).Value)
-			return nil, fmt.Errorf("data.permatrix.admin.verdict.%s[%d] is %s, not a string", key, i, jsonKind(x))
+			x, _ := ast.JSON(e.Value)
+			return fmt.Errorf("data.permatrix.admin.verdict.%s[%d] is %s, not a string", key, len(out), jsonKind(x))
 		}
 		out = append(out, string(s))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
