@@ -32,7 +32,7 @@ func decompress(limit int64, unlimited func(echo.Context) bool) echo.MiddlewareF
 				// what the client sends (maxGzipRatio).
 				limit, ratio = 1<<62, maxGzipRatio
 				// Read ahead, so that its client leaving ends it (readAhead).
-				ra := newReadAhead(r.Body, http.NewResponseController(c.Response().Writer))
+				ra := newReadAhead(r.Body, c.Response().Writer)
 				defer ra.stop()
 				r.Body = ra
 				c.Set(readAheadKey, ra)

@@ -342,3 +342,46 @@ func TestImportIdleClientGetsTheAnswer(t *testing.T) {
 		t.Fatalf("a client idle past the bound: %d %v %s, want 400 saying lines 1 to 3 are imported", res.StatusCode, res.Header, raw)
 	}
 }
+
+// An import refused while its client is still sending gets its answer:
+// the server stopped reading, answered and closed the connection at once,
+// and the client's next write met a reset — Go's client, writing its body
+// when the reset came, reported "connection reset by peer" instead of the
+// 400 it had been sent. The connection is closed as net/http closes one
+// past http.MaxBytesReader's limit: half-closed, and fully only after a
+// delay, so that writes in flight do not reset it before the answer is read.
+func TestImportRefusedWhileSendingGetsTheAnswer(t *testing.T) {
+	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken}))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	line := `{"subject":"user:` + strings.Repeat("x", 140<<10)
+	if _, err := fmt.Fprintf(conn, "POST /v1/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", docTestToken, len(line), line); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("an import refused while its client was sending: no answer: %v", err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "longer than") {
+		t.Fatalf("an import refused while its client was sending: %d %s, want 400 saying line 1 is too long", res.StatusCode, raw)
+	}
+	// The rest of the body, as a client that writes its body before it
+	// reads the answer still sends it: the connection takes it (each write
+	// reset it when it had been closed at once), then ends without a reset.
+	more := strings.Repeat("y", 8<<10)
+	for i := range 10 {
+		time.Sleep(10 * time.Millisecond)
+		if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(more), more); err != nil {
+			t.Fatalf("write %d of the rest of the body, %d ms after the answer: %v", i+1, 10*(i+1), err)
+		}
+	}
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the answer the connection gave %d bytes, %v; want its end (io.EOF)", n, err)
+	}
+}

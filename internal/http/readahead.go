@@ -3,6 +3,7 @@ package http
 import (
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,7 @@ const readAheadKey = "permatrix.readAhead"
 // the end the deadline is cleared, and extendRead no longer sets one.
 type readAhead struct {
 	raw    io.ReadCloser
+	w      http.ResponseWriter
 	rc     *http.ResponseController
 	start  sync.Once
 	chunks chan []byte
@@ -55,8 +57,8 @@ type readAhead struct {
 	end bool       // raw came to its end
 }
 
-func newReadAhead(raw io.ReadCloser, rc *http.ResponseController) *readAhead {
-	return &readAhead{raw: raw, rc: rc, chunks: make(chan []byte, readAheadChunks),
+func newReadAhead(raw io.ReadCloser, w http.ResponseWriter) *readAhead {
+	return &readAhead{raw: raw, w: w, rc: http.NewResponseController(w), chunks: make(chan []byte, readAheadChunks),
 		done: make(chan struct{}), exited: make(chan struct{})}
 }
 
@@ -115,8 +117,8 @@ func (ra *readAhead) extendRead(d time.Duration) {
 
 // stop ends the goroutine before the handler returns (net/http's body may
 // not be read after): one still waiting for the client is woken by a read
-// deadline of now (the body was not read to its end, so the connection
-// is not kept anyway).
+// deadline of now. The body was not read to its end, so the connection is
+// closed after the answer (closeAfterAnswer).
 func (ra *readAhead) stop() {
 	ra.start.Do(func() { close(ra.exited) }) // never started
 	close(ra.done)
@@ -127,10 +129,31 @@ func (ra *readAhead) stop() {
 	}
 	ra.mu.Lock()
 	if !ra.end {
+		closeAfterAnswer(ra.w)
 		_ = ra.rc.SetReadDeadline(time.Now())
 	}
 	ra.mu.Unlock()
 	<-ra.exited
+}
+
+// closeAfterAnswer tells net/http that the request's body is left unread
+// on purpose, as http.MaxBytesReader does past its limit ("it tells the
+// ResponseWriter to close the connection after the limit has been
+// reached"): the connection is closed after the answer, and gracefully —
+// half-closed, then fully after a delay (net/http's rstAvoidanceDelay) —
+// so that a client still sending its body reads the answer before its
+// writes are reset. A body ended by a read deadline alone had its
+// connection closed at once: the client's next write met a reset, and Go's
+// client, writing its body when it came, reported that, not the answer.
+func closeAfterAnswer(w http.ResponseWriter) {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	_, _ = http.MaxBytesReader(w, io.NopCloser(strings.NewReader("x")), 0).Read(make([]byte, 1))
 }
 
 // readAheadOf is the request's readAhead, nil when it has none.

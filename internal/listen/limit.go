@@ -495,5 +495,17 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
+// CloseWrite half-closes the connection, as net/http does before it
+// closes one whose request body it left unread: its answer is followed by
+// the end of the stream (FIN), which the client reads before the reset
+// the full close sends. Without it, net/http's graceful close was a wait
+// and a reset.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // NetConn is the accepted connection.
 func (c *limitedConn) NetConn() net.Conn { return c.Conn }
