@@ -98,10 +98,11 @@ func inFlightMiddleware(places, probes *listen.Places) echo.MiddlewareFunc {
 }
 
 // refuse readies a refusal's answer: Retry-After, and over HTTP/1.1 with
-// a body still to come, Connection: close — net/http reads the rest of a
-// small body before it answers, so a refused request whose client sends
-// its body slowly was answered only once it had all come (its connection
-// busy meanwhile); closed, it is answered at once.
+// a body still to come, the body left unread and the connection closed
+// after the answer (leaveBody) — net/http reads the rest of a small body
+// before it answers, so a refused request whose client sends its body
+// slowly was answered only once it had all come (its connection busy
+// meanwhile); left, it is answered at once.
 //
 // Over HTTP/2 its answer waits for the client's flow control window, which
 // a client may keep shut: it would be held, headers and all, until the
@@ -115,7 +116,7 @@ func refuse(c echo.Context) {
 		r.Header = http.Header{}
 		_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(refusedWriteTimeout))
 	case r.ContentLength != 0:
-		h.Set("Connection", "close")
+		leaveBody(c.Response().Writer)
 	}
 }
 

@@ -1,11 +1,15 @@
 package http_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -380,4 +384,58 @@ func counterOf(t *testing.T, srv *permhttp.Server, name, listener, reason string
 	}
 	t.Errorf("no %s{listener=%q,reason=%q}", name, listener, reason)
 	return 0
+}
+
+// A request refused at the bound while its client is still sending its
+// body gets its 503: the connection was closed at once after the answer
+// (Connection: close), and the client's next write met a reset, which Go's
+// client, writing its body when it came, reported instead of the 503. It is
+// closed as net/http closes one past http.MaxBytesReader's limit: the
+// answer, a half-close, and the full close only after a delay.
+func TestRefusedWhileSendingGetsTheAnswer(t *testing.T) {
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxRequestsInFlight: 1})
+	base := serveOn(t, srv)
+	addr := strings.TrimPrefix(base, "http://")
+	// The one place, held by a request whose body never ends.
+	holder, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := io.WriteString(holder, "POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{\"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); gauge(t, srv.Metrics().Registry, "permatrix_requests_in_flight", "api") != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never took its place")
+		}
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a request refused at the bound: no answer: %v", err)
+	}
+	_, _ = io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a request past the bound: %d, want 503", res.StatusCode)
+	}
+	more := strings.Repeat(" ", 8<<10)
+	for i := range 10 {
+		time.Sleep(10 * time.Millisecond)
+		if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(more), more); err != nil {
+			t.Fatalf("write %d of the rest of the body, %d ms after the 503: %v", i+1, 10*(i+1), err)
+		}
+	}
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the 503 the connection gave %d bytes, %v; want its end (io.EOF)", n, err)
+	}
 }

@@ -118,7 +118,7 @@ func (ra *readAhead) extendRead(d time.Duration) {
 // stop ends the goroutine before the handler returns (net/http's body may
 // not be read after): one still waiting for the client is woken by a read
 // deadline of now. The body was not read to its end, so the connection is
-// closed after the answer (closeAfterAnswer).
+// closed after the answer (leaveBody).
 func (ra *readAhead) stop() {
 	ra.start.Do(func() { close(ra.exited) }) // never started
 	close(ra.done)
@@ -129,23 +129,26 @@ func (ra *readAhead) stop() {
 	}
 	ra.mu.Lock()
 	if !ra.end {
-		closeAfterAnswer(ra.w)
-		_ = ra.rc.SetReadDeadline(time.Now())
+		leaveBody(ra.w)
 	}
 	ra.mu.Unlock()
 	<-ra.exited
 }
 
-// closeAfterAnswer tells net/http that the request's body is left unread
-// on purpose, as http.MaxBytesReader does past its limit ("it tells the
+// leaveBody leaves the rest of the request's body unread: it tells
+// net/http so, as http.MaxBytesReader does past its limit ("it tells the
 // ResponseWriter to close the connection after the limit has been
-// reached"): the connection is closed after the answer, and gracefully —
-// half-closed, then fully after a delay (net/http's rstAvoidanceDelay) —
-// so that a client still sending its body reads the answer before its
-// writes are reset. A body ended by a read deadline alone had its
-// connection closed at once: the client's next write met a reset, and Go's
-// client, writing its body when it came, reported that, not the answer.
-func closeAfterAnswer(w http.ResponseWriter) {
+// reached"), and ends any wait for it (a read deadline of now). The
+// connection is closed after the answer, and gracefully — half-closed,
+// then fully after a delay (net/http's rstAvoidanceDelay) — so that a
+// client still sending its body reads the answer before its writes are
+// reset. A body ended by the read deadline alone had its connection closed
+// at once: the client's next write met a reset, and Go's client, writing
+// its body when it came, reported that instead of the answer. Told only
+// Connection: close, net/http read up to 256 KiB more of it before it
+// closed, waiting on the client as long as the read timeout.
+func leaveBody(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
 	for {
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
@@ -154,6 +157,7 @@ func closeAfterAnswer(w http.ResponseWriter) {
 		w = u.Unwrap()
 	}
 	_, _ = http.MaxBytesReader(w, io.NopCloser(strings.NewReader("x")), 0).Read(make([]byte, 1))
+	_ = rc.SetReadDeadline(time.Now())
 }
 
 // readAheadOf is the request's readAhead, nil when it has none.
