@@ -62,6 +62,7 @@ import (
 	"hash/crc32"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,10 +84,15 @@ const lockTimeout = 2 * time.Second
 
 // initialMmapSize is the address space bbolt maps at once. bbolt remaps when
 // the file outgrows its mapping, and a remap waits for every open read
-// transaction (a snapshot, an export being streamed): mapping more than the
-// file needs (address space, not memory) makes that wait rare. A million
-// assignments take about 600 MiB.
-var initialMmapSize = 1 << 30
+// transaction (a snapshot, an export being streamed), while every read
+// begun meanwhile — each decision's snapshot — waits behind it: decisions
+// stalled until an export of the whole store had been streamed. Mapping
+// more than the file needs (address space, not memory: untouched pages
+// are neither read nor resident) makes that wait rare. A million
+// assignments take about 940 MiB: the 1 GiB this was remapped at the next
+// tens of thousands; 16 GiB on 64-bit platforms is 16 million or so.
+// On 32-bit ones bbolt maps at most 2 GiB: 1 GiB there.
+var initialMmapSize = 1 << 30 << (4 * (strconv.IntSize / 64))
 
 // maxBatchOps bounds the operations of one group commit; a single Commit
 // larger than that is applied alone.
