@@ -682,8 +682,13 @@ func (db *DB) commitGroup(group []*commitReq) {
 				} else {
 					ops = append(slices.Clip(ops), r.batch.Ops...)
 				}
+				last := i == len(group)-1
 				for _, u := range r.batch.Writes() {
-					written[string(u)] = true
+					// A string key a unit was an allocation each (three an
+					// import line): only a request that follows reads them.
+					if !last {
+						written[string(u)] = true
+					}
 					units = append(units, u)
 				}
 				results[i].rev = rev
