@@ -31,7 +31,7 @@ var errNotAhead = errors.New("not judged ahead")
 
 // judgedAhead is one change's verdict judged ahead.
 type judgedAhead struct {
-	done                  chan struct{}
+	done                  bool // under ahead.mu
 	violations, forbidden []string
 	units                 [][]byte
 	revision              uint64
@@ -43,9 +43,14 @@ type ahead struct {
 	results []judgedAhead
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	// finished is closed once every worker has returned: a change they
-	// did not reach (the write's context ended) will not be judged ahead.
-	finished chan struct{}
+	// mu and judged hand the verdicts over: a worker marks a result done
+	// and broadcasts, the plan waits for the one it needs. (A channel a
+	// result was an allocation a line.) finished is set once every worker
+	// has returned: a change they did not reach (the write's context
+	// ended) will not be judged ahead.
+	mu       sync.Mutex
+	judged   *sync.Cond
+	finished bool
 	taken    *atomic.Uint64 // Service.aheadTaken
 }
 
@@ -62,10 +67,8 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, finished: make(chan struct{}), taken: &s.aheadTaken}
-	for i := range a.results {
-		a.results[i].done = make(chan struct{})
-	}
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken}
+	a.judged = sync.NewCond(&a.mu)
 	var next sync.Mutex
 	i := 0
 	take := func() int {
@@ -82,8 +85,12 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 		go func() {
 			defer a.wg.Done()
 			snap, err := s.backend.View()
+			var tracked *store.Tracked
 			if err == nil {
 				defer snap.Close()
+				// One tracked view a worker, reset for each change: one a
+				// change was a view and a map a line.
+				tracked = store.Track(snap)
 			}
 			for k := take(); k >= 0; k = take() {
 				r := &a.results[k]
@@ -92,15 +99,24 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 				} else if snap.Revision() != revision {
 					r.err = errNotAhead // the store moved on: judged in order
 				} else {
-					tracked := store.Track(snap)
+					tracked.Reset()
 					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].known)
 					r.units, r.revision = tracked.Units(), snap.Revision()
 				}
-				close(r.done)
+				a.mu.Lock()
+				r.done = true
+				a.mu.Unlock()
+				a.judged.Broadcast()
 			}
 		}()
 	}
-	go func() { a.wg.Wait(); close(a.finished) }()
+	go func() {
+		a.wg.Wait()
+		a.mu.Lock()
+		a.finished = true
+		a.mu.Unlock()
+		a.judged.Broadcast()
+	}()
 	return a
 }
 
@@ -111,14 +127,14 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 		return nil, nil, errNotAhead
 	}
 	r := &a.results[i]
-	select {
-	case <-r.done:
-	case <-a.finished:
-		select {
-		case <-r.done:
-		default:
-			return nil, nil, errNotAhead // never reached: the workers stopped
-		}
+	a.mu.Lock()
+	for !r.done && !a.finished {
+		a.judged.Wait()
+	}
+	done := r.done
+	a.mu.Unlock()
+	if !done {
+		return nil, nil, errNotAhead // never reached: the workers stopped
 	}
 	defer func() { a.results[i] = judgedAhead{} }() // taken once: let it go
 	if r.err != nil {

@@ -147,3 +147,28 @@ func TestBatchWritesOfAPlan(t *testing.T) {
 	batch.Ops = append(batch.Ops, Op{Key: Key("d", "memberships", "u9", "g"), Value: []byte("true")})
 	same("an operation added after", batch)
 }
+
+// TestTrackedReset: a Tracked reset records anew, as a new one would —
+// the units read before are gone from its Units and its size — and its
+// reads after are recorded.
+func TestTrackedReset(t *testing.T) {
+	tr := Track(Empty(1))
+	before := Key("d", "grants", "user:a", "sys", "role", "r", "service")
+	after := Key("d", "grants", "user:b", "sys", "role", "r", "service")
+	if _, err := tr.Get(before); err != nil {
+		t.Fatal(err)
+	}
+	tr.Reset()
+	if n, b := tr.size(); n != 0 || b != 0 || len(tr.Units()) != 0 {
+		t.Fatalf("after Reset: %d units of %d bytes, Units %q", n, b, tr.Units())
+	}
+	if _, err := tr.Get(after); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stringsOf(tr.Units()), []string{string(UnitOf(after))}; !slices.Equal(got, want) {
+		t.Errorf("Units = %q, want %q", got, want)
+	}
+	if _, b := tr.size(); b != len(UnitOf(after)) {
+		t.Errorf("size: %d bytes, want %d", b, len(UnitOf(after)))
+	}
+}

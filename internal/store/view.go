@@ -205,6 +205,17 @@ func (t *Tracked) add(u []byte) {
 	}
 }
 
+// Reset forgets every unit recorded: the Tracked records anew, as a new
+// one would. Its map keeps its room: one Tracked reset between the
+// verdicts judged ahead of an import's lines (pdp's prejudge) was a map
+// and its growth a line.
+func (t *Tracked) Reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.units)
+	t.bytes = 0
+}
+
 // Len is how many units are recorded.
 func (t *Tracked) Len() int {
 	t.mu.Lock()

@@ -1,0 +1,96 @@
+package pdp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// TestPrejudgeAllocs: a change judged ahead allocates what its verdict
+// does over the snapshot and three allocations for each unit it read (two
+// here: its grants and its memberships) — the unit's key in the tracked
+// view, its copy handed to the plan, the plan's note of it —, not a
+// tracked view and its map, nor a channel, a change (10 more than its
+// verdict, before): an import judges a million of them.
+func TestPrejudgeAllocs(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	const n = 1000
+	changes := make([]change, n)
+	for i := range changes {
+		a := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i%50)}}
+		changes[i] = assign(&a, "")
+	}
+	verdict := testing.AllocsPerRun(5, func() {
+		for i := range changes {
+			if _, _, err := p.Verdict(ctx, snap, changes[i].known); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}) / n
+	// Not testing.AllocsPerRun: it runs its function on one core, where
+	// nothing is judged ahead.
+	ahead := mallocsPerRun(5, func() {
+		tx := store.NewTx(ctx, snap, nil)
+		a := svc.prejudge(ctx, p, snap.Revision(), changes)
+		if a == nil {
+			t.Fatal("nothing judged ahead")
+		}
+		defer a.stop()
+		for i := range changes {
+			if _, _, err := a.verdict(i, tx); err != nil {
+				t.Fatalf("change %d: %v", i, err)
+			}
+		}
+	}) / n
+	if ahead > verdict+3*2+0.5 {
+		t.Errorf("a change judged ahead allocates %.1f times, its verdict over the snapshot %.1f", ahead, verdict)
+	}
+}
+
+// mallocsPerRun is the mean allocations of a run of f, as
+// testing.AllocsPerRun counts them (after one run to warm up), on every
+// core.
+func mallocsPerRun(runs int, f func()) float64 {
+	f()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return float64(after.Mallocs-before.Mallocs) / float64(runs)
+}
