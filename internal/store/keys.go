@@ -99,6 +99,24 @@ func ScopeKey(s permatrix.Scope) string {
 	return s.Type + ":" + s.ID
 }
 
+// appendScopeKey appends ScopeKey(s) to dst: a key holding it is made
+// without the scope's string (an allocation of its own).
+func appendScopeKey(dst []byte, s permatrix.Scope) []byte {
+	dst = append(dst, s.Type...)
+	if s.IsService() || s.ID == "" {
+		return dst
+	}
+	return append(append(dst, ':'), s.ID...)
+}
+
+// scopeKeyLen is len(ScopeKey(s)).
+func scopeKeyLen(s permatrix.Scope) int {
+	if s.IsService() || s.ID == "" {
+		return len(s.Type)
+	}
+	return len(s.Type) + 1 + len(s.ID)
+}
+
 // ParseScopeKey is the inverse of ScopeKey.
 func ParseScopeKey(k string) permatrix.Scope {
 	t, id, ok := strings.Cut(k, ":")
@@ -114,7 +132,15 @@ func GrantKey(a permatrix.Assignment) []byte {
 	if a.Role != "" {
 		kind, name = KindRole, a.Role
 	}
-	return Key(nsDoc, ixGrants, a.Subject, a.System, kind, name, ScopeKey(a.Scope))
+	// Its scope segment is appended in place: ScopeKey's string was an
+	// allocation of its own a grant key.
+	segs := [...]string{ixGrants, a.Subject, a.System, kind, name}
+	n := len(nsDoc) + 1 + scopeKeyLen(a.Scope)
+	for _, s := range segs {
+		n += 1 + len(s)
+	}
+	k := appendJoin(make([]byte, 0, n), nsDoc, segs[:])
+	return appendScopeKey(append(k, sep), a.Scope)
 }
 
 // GrantsPrefix selects the grants of a principal, optionally in one system.

@@ -132,3 +132,57 @@ func (d *leafDecoder) byte(c byte) bool {
 	}
 	return false
 }
+
+// appendGrantLeaf appends json.Marshal(l) to dst, byte for byte, without
+// the encoder (an interface, its result's copy: two allocations an
+// assignment created). ok is false, dst as given, where a string holds a
+// byte json.Marshal escapes: the caller marshals that leaf.
+func appendGrantLeaf(dst []byte, l grantLeaf) (_ []byte, ok bool) {
+	for _, s := range [...]string{l.Kind, l.Role, l.Permission, l.Scope.Type, l.Scope.ID, l.Via, l.Assignment} {
+		if !plainJSON(s) {
+			return dst, false
+		}
+	}
+	dst = append(append(append(dst, `{"kind":"`...), l.Kind...), '"')
+	if l.Role != "" {
+		dst = append(append(append(dst, `,"role":"`...), l.Role...), '"')
+	}
+	if l.Permission != "" {
+		dst = append(append(append(dst, `,"permission":"`...), l.Permission...), '"')
+	}
+	dst = append(append(append(dst, `,"scope":{"type":"`...), l.Scope.Type...), '"')
+	if l.Scope.ID != "" {
+		dst = append(append(append(dst, `,"id":"`...), l.Scope.ID...), '"')
+	}
+	dst = append(append(append(dst, `},"via":"`...), l.Via...), '"')
+	dst = append(append(append(dst, `,"assignment":"`...), l.Assignment...), `"}`...)
+	return dst, true
+}
+
+// grantLeafLen is how many bytes appendGrantLeaf appends of l (when ok).
+func grantLeafLen(l grantLeaf) int {
+	n := len(`{"kind":"","scope":{"type":""},"via":"","assignment":""}`) + len(l.Kind) + len(l.Scope.Type) + len(l.Via) + len(l.Assignment)
+	if l.Role != "" {
+		n += len(`,"role":""`) + len(l.Role)
+	}
+	if l.Permission != "" {
+		n += len(`,"permission":""`) + len(l.Permission)
+	}
+	if l.Scope.ID != "" {
+		n += len(`,"id":""`) + len(l.Scope.ID)
+	}
+	return n
+}
+
+// plainJSON reports whether json.Marshal writes s as it is between its
+// quotes: printable ASCII other than the quote, the backslash and the
+// three it escapes for HTML (<, >, &).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}

@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/permatrix/permatrix"
 )
@@ -120,8 +120,10 @@ func (tx *Tx) CreateAssignment(a *permatrix.Assignment) error {
 		a.ID = existing.ID
 		return nil
 	}
+	var keys assignmentKeys
 	if a.ID != "" {
-		taken, err := tx.view.Get(assignmentKey(a.ID))
+		keys = keysOf(*a)
+		taken, err := tx.view.Get(keys.id)
 		if err != nil {
 			return err
 		}
@@ -134,29 +136,96 @@ func (tx *Tx) CreateAssignment(a *permatrix.Assignment) error {
 			if err != nil {
 				return err
 			}
-			id := fmt.Sprintf(IDFormat, n)
 			// Numbers can collide with ids given explicitly (an import of
 			// another store's ids): skip those.
-			taken, err := tx.view.Get(assignmentKey(id))
+			b := *a
+			b.ID = formatID(n)
+			keys = keysOf(b)
+			taken, err := tx.view.Get(keys.id)
 			if err != nil {
 				return err
 			}
 			if taken == nil {
-				a.ID = id
+				a.ID = b.ID
 			}
 		}
 	}
-	if err := tx.put(gk, leafOf(*a)); err != nil {
-		return err
+	tx.overlay.Put(gk, keys.leaf)
+	tx.overlay.Put(keys.id, gk)
+	if keys.roleUse != nil {
+		tx.overlay.Put(keys.roleUse, []byte{})
 	}
-	tx.overlay.Put(assignmentKey(a.ID), gk)
-	if a.Role != "" {
-		tx.overlay.Put(roleUseKey(a.System, a.Role, a.ID), []byte{})
-	}
-	if !a.Scope.IsService() {
-		tx.overlay.Put(scopeUseKey(a.System, a.Scope, a.ID), []byte("true"))
+	if keys.scopeUse != nil {
+		tx.overlay.Put(keys.scopeUse, trueValue)
 	}
 	return nil
+}
+
+// trueValue is the value of a scope's use: one slice for all, never
+// changed (the overlay and its commit keep values as given).
+var trueValue = []byte("true")
+
+// formatID is fmt.Sprintf(IDFormat, n), without the interface n was boxed
+// in (an allocation an assignment created).
+func formatID(n uint64) string {
+	var digits [20]byte
+	d := strconv.AppendUint(digits[:0], n, 10)
+	var b [1 + 12 + 20]byte
+	id := append(b[:0], 'a')
+	for range 12 - len(d) {
+		id = append(id, '0')
+	}
+	return string(append(id, d...))
+}
+
+// assignmentKeys are the keys a new assignment is stored under besides
+// its grant key, and its grant's leaf: cut from one buffer, each its own
+// (capacity its length). Each of them was an allocation of its own, the
+// id's key twice (checked, then written), the leaf a json.Marshal of an
+// interface.
+type assignmentKeys struct {
+	id, roleUse, scopeUse, leaf []byte
+}
+
+// keysOf is a's assignmentKeys (a.ID set); roleUse is nil without a role,
+// scopeUse at the service scope.
+func keysOf(a permatrix.Assignment) assignmentKeys {
+	l := leafOf(a)
+	n := len(nsIndex) + len(ixAssignments) + len(a.ID) + 2 + grantLeafLen(l)
+	if a.Role != "" {
+		n += len(nsIndex) + len(ixRoleUses) + len(a.System) + len(a.Role) + len(a.ID) + 4
+	}
+	if !a.Scope.IsService() {
+		n += len(nsDoc) + len(ixScopes) + len(a.System) + scopeKeyLen(a.Scope) + len(a.ID) + 4
+	}
+	buf := make([]byte, 0, n)
+	cut := func(start int) []byte { return buf[start:len(buf):len(buf)] }
+	var k assignmentKeys
+	start := len(buf)
+	buf = appendJoin(buf, nsIndex, []string{ixAssignments, a.ID})
+	k.id = cut(start)
+	if a.Role != "" {
+		start = len(buf)
+		buf = appendJoin(buf, nsIndex, []string{ixRoleUses, a.System, a.Role, a.ID})
+		k.roleUse = cut(start)
+	}
+	if !a.Scope.IsService() {
+		start = len(buf)
+		buf = appendJoin(buf, nsDoc, []string{ixScopes, a.System})
+		buf = appendScopeKey(append(buf, sep), a.Scope)
+		buf = append(append(buf, sep), a.ID...)
+		k.scopeUse = cut(start)
+	}
+	start = len(buf)
+	buf, ok := appendGrantLeaf(buf, l)
+	if !ok {
+		// A string the fast encoding does not write (one json.Marshal
+		// escapes): json.Marshal's own, which never fails for a leaf.
+		k.leaf, _ = json.Marshal(l)
+		return k
+	}
+	k.leaf = cut(start)
+	return k
 }
 
 // Held reports whether a's grant is stored, and if it is sets a.ID to the
