@@ -44,6 +44,9 @@ type ImportReader struct {
 	end     int
 	// blanks counts the blank lines in a row up to this one.
 	blanks int
+	// req is the line being decoded, one record reused from line to line
+	// (a record a line was an allocation: the decoder's any holds it).
+	req importLine
 }
 
 // maxBlankRun bounds a run of blank lines. A blank line costs a read and
@@ -87,14 +90,15 @@ func (ir *ImportReader) Next() (pdp.ImportLine, error) {
 			continue
 		}
 		ir.blanks = 0
-		var req importLine
-		if err := decodeJSON(raw, &req); err != nil {
+		ir.req = importLine{}
+		req := &ir.req
+		if err := decodeJSON(raw, req); err != nil {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
 		}
 		if err := req.one(); err != nil {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
 		}
-		if err := ir.frame(&req); err != nil {
+		if err := ir.frame(req); err != nil {
 			return pdp.ImportLine{}, permatrix.Errorf(permatrix.EINVALID, "line %d: %s", ir.n, permatrix.ErrorMessage(err))
 		}
 		if req.Export != nil || req.End != nil {
@@ -275,12 +279,19 @@ func (l *importLine) one() error {
 
 // readLine reads one line without its newline; a line over MaxImportLine
 // is an error, not a growing buffer.
+//
+// The line is the reader's buffer when it fits in it (ReadSlice's: valid
+// until the next read), a copy only when it spans reads: a copy a line
+// was an allocation, and the line is decoded before the next is read.
 func (ir *ImportReader) readLine() ([]byte, error) {
 	var line []byte
-	for {
+	for first := true; ; first = false {
 		chunk, err := ir.r.ReadSlice('\n')
 		if len(line)+len(bytes.TrimSuffix(chunk, []byte("\n"))) > MaxImportLine {
 			return nil, permatrix.Errorf(permatrix.EINVALID, "line %d is longer than %d bytes", ir.n+1, MaxImportLine)
+		}
+		if first && err == nil {
+			return bytes.TrimSuffix(chunk, []byte("\n")), nil
 		}
 		line = append(line, chunk...)
 		switch {
