@@ -23,6 +23,11 @@ type change struct {
 	fromLine bool
 	line     int
 	apply    func(tx *store.Tx) error
+	// held, if set, is told whether apply planned nothing: what it
+	// writes is stored already (an import line's record). The write
+	// notes it, not a closure around apply: that was an allocation a
+	// line.
+	held *bool
 }
 
 // where is where the change comes from ("line 3"), "" for a write's own.
@@ -121,8 +126,15 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 			if len(forbidden) > 0 {
 				return &permatrix.Error{Code: permatrix.EFORBIDDEN, Message: c.prefix() + forbidden[0], Details: forbidden}
 			}
+			var before store.Mark
+			if c.held != nil {
+				before = tx.Mark()
+			}
 			if err := c.apply(tx); err != nil {
 				return prefixed(c.prefix(), err)
+			}
+			if c.held != nil {
+				*c.held = !tx.PlannedSince(before)
 			}
 			if bounded == nil {
 				continue
@@ -459,19 +471,11 @@ func (l *ImportLine) change(p *opa.Policy, held *bool) (change, error) {
 		c = assign(&l.Assignment, l.Actor)
 	}
 	c.fromLine, c.line = true, l.Line
-	apply := c.apply
 	// Whether the line's record was stored already (in the plan, as the
 	// write finds it): such a line plans nothing — AddMember, PutRole,
 	// PutProject and CreateAssignment each plan nothing for a record stored
 	// as it is.
-	c.apply = func(tx *store.Tx) error {
-		m := tx.Mark()
-		if err := apply(tx); err != nil {
-			return err
-		}
-		*held = !tx.PlannedSince(m)
-		return nil
-	}
+	c.held = held
 	return c, nil
 }
 
