@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/btree"
@@ -19,6 +20,7 @@ type Overlay struct {
 	written map[string]struct{} // WriteUnits of every pending key
 	writes  [][]byte            // the same units, in the order first written (Batch.Writes)
 	units   [][]byte            // add's buffer of one key's write units
+	strs    unitStrings         // written's keys
 	// opBytes and writtenBytes measure ops and written (Size).
 	opBytes, writtenBytes int
 }
@@ -56,7 +58,7 @@ func (o *Overlay) add(op Op) {
 	o.units = AppendWriteUnits(o.units[:0], op.Key)
 	for _, u := range o.units {
 		if _, ok := o.written[string(u)]; !ok {
-			o.written[string(u)] = struct{}{}
+			o.written[o.strs.of(u)] = struct{}{}
 			o.writes = append(o.writes, u)
 			o.writtenBytes += len(u)
 		}
@@ -72,6 +74,7 @@ func (o *Overlay) Truncate(n int) {
 	}
 	ops := o.ops[:n]
 	o.ops, o.tree, o.written, o.writes, o.opBytes, o.writtenBytes = nil, btree.NewG(16, lessPending), map[string]struct{}{}, nil, 0, 0
+	o.strs = unitStrings{}
 	for _, op := range ops {
 		o.add(op)
 	}
@@ -185,6 +188,7 @@ type Tracked struct {
 	mu    sync.Mutex
 	units map[string]int // unit → how many units were recorded before it (Forget)
 	bytes int            // of the units
+	strs  unitStrings    // units' keys
 }
 
 // Track starts recording reads of s.
@@ -200,7 +204,7 @@ func (t *Tracked) record(key []byte) {
 // add records u (t.mu held).
 func (t *Tracked) add(u []byte) {
 	if _, ok := t.units[string(u)]; !ok {
-		t.units[string(u)] = len(t.units)
+		t.units[t.strs.of(u)] = len(t.units)
 		t.bytes += len(u)
 	}
 }
@@ -279,6 +283,29 @@ func (t *Tracked) Units() [][]byte {
 	}
 	slices.SortFunc(out, bytes.Compare)
 	return out
+}
+
+// unitStrings makes the strings a map of units is keyed by, many from one
+// block: a string a unit was an allocation a unit (an import line reads
+// two new ones and writes four). Each is a copy of the unit's bytes (a
+// reader's key may be a buffer it reuses) in a block only appended to, and
+// a block stays while a string of it is kept. Blocks grow from small (a
+// decision reads a few units) to blockMax.
+type unitStrings struct{ b strings.Builder }
+
+const blockMin, blockMax = 256, 16 << 10
+
+// of is a string of u's bytes.
+func (s *unitStrings) of(u []byte) string {
+	if s.b.Cap()-s.b.Len() < len(u) {
+		size := min(max(blockMin, 2*s.b.Cap()), blockMax)
+		// A new block: the strings of the old one keep it.
+		s.b = strings.Builder{}
+		s.b.Grow(max(size, len(u)))
+	}
+	start := s.b.Len()
+	s.b.Write(u)
+	return s.b.String()[start:]
 }
 
 // Empty is a snapshot of an empty store at rev.
