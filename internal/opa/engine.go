@@ -532,10 +532,36 @@ func assignmentGrant(a permatrix.Assignment) (kind, name string) {
 
 // ownTerms is 1 for a string ts does not share, else 0.
 func ownTerms(s string, ts terms) int {
-	if _, ok := ts[s]; ok {
+	if _, ok := sharedTerm(s, ts); ok {
 		return 0
 	}
 	return 1
+}
+
+// inputTerms are the strings of every write's verdict input that no data
+// holds — its keys and ops (pdp's verdictInput and its callers) —, shared
+// with the vm as ts's are: "op" and "assign" were two allocations an
+// import line. Never changed (the vm writes into no input).
+var inputTerms = func() terms {
+	ts := terms{}
+	for _, s := range []string{"op", "actor", "groups", "membership", "user", "group",
+		"assign", "unassign", "add_member", "remove_member", "define_role", "delete_role", "register_project", "delete_project"} {
+		ts[s] = ast.StringTerm(s)
+	}
+	return ts
+}()
+
+// sharedTerm is the shared term of s: ts's, or with ts (a vm's input)
+// inputTerms'.
+func sharedTerm(s string, ts terms) (*ast.Term, bool) {
+	if ts == nil {
+		return nil, false
+	}
+	if t, ok := ts[s]; ok {
+		return t, true
+	}
+	t, ok := inputTerms[s]
+	return t, ok
 }
 
 // termBlock hands out terms from one block, sized up front (jsonTerms).
@@ -553,9 +579,9 @@ func (b *termBlock) term(v ast.Value) *ast.Term {
 	return t
 }
 
-// str is ts.segment(s) with the block's term.
+// str is the shared term of s (sharedTerm), or the block's.
 func (b *termBlock) str(s string, ts terms) *ast.Term {
-	if t, ok := ts[s]; ok {
+	if t, ok := sharedTerm(s, ts); ok {
 		return t
 	}
 	return b.term(ast.String(s))
