@@ -510,9 +510,13 @@ func jsonTerms(x any, ts terms) int {
 		return n
 	case permatrix.Assignment:
 		kind, name := assignmentGrant(x)
-		n := 2 + ownTerms("id", ts) + ownTerms(x.ID, ts) + ownTerms("subject", ts) + ownTerms(x.Subject, ts) +
+		n := 1 + ownTerms("id", ts) + ownTerms(x.ID, ts) + ownTerms("subject", ts) + ownTerms(x.Subject, ts) +
 			ownTerms("system", ts) + ownTerms(x.System, ts) + ownTerms(kind, ts) + ownTerms(name, ts) +
-			ownTerms("scope", ts) + ownTerms("type", ts) + ownTerms(x.Scope.Type, ts)
+			ownTerms("scope", ts)
+		if ts != nil && x.Scope == permatrix.ServiceScope {
+			return n // serviceScope
+		}
+		n += 1 + ownTerms("type", ts) + ownTerms(x.Scope.Type, ts)
 		if x.Scope.ID != "" {
 			n += ownTerms("id", ts) + ownTerms(x.Scope.ID, ts)
 		}
@@ -632,11 +636,17 @@ func (b *termBlock) json(x any, ts terms) (*ast.Term, error) {
 // assignment is the term of a.Value(), built from a: a write's verdict
 // input holds the assignment, not its Value's maps (pdp's assign).
 func (b *termBlock) assignment(a permatrix.Assignment, ts terms) *ast.Term {
-	scope := [2][2]*ast.Term{{b.str("type", ts), b.str(a.Scope.Type, ts)}}
-	n := 1
-	if a.Scope.ID != "" {
-		scope[1] = [2]*ast.Term{b.str("id", ts), b.str(a.Scope.ID, ts)}
-		n = 2
+	var scope *ast.Term
+	if ts != nil && a.Scope == permatrix.ServiceScope {
+		scope = serviceScope
+	} else {
+		pairs := [2][2]*ast.Term{{b.str("type", ts), b.str(a.Scope.Type, ts)}}
+		n := 1
+		if a.Scope.ID != "" {
+			pairs[1] = [2]*ast.Term{b.str("id", ts), b.str(a.Scope.ID, ts)}
+			n = 2
+		}
+		scope = b.term(ast.NewObject(pairs[:n]...))
 	}
 	kind, name := assignmentGrant(a)
 	return b.term(ast.NewObject(
@@ -644,9 +654,15 @@ func (b *termBlock) assignment(a permatrix.Assignment, ts terms) *ast.Term {
 		[2]*ast.Term{b.str("subject", ts), b.str(a.Subject, ts)},
 		[2]*ast.Term{b.str("system", ts), b.str(a.System, ts)},
 		[2]*ast.Term{b.str(kind, ts), b.str(name, ts)},
-		[2]*ast.Term{b.str("scope", ts), b.term(ast.NewObject(scope[:n]...))},
+		[2]*ast.Term{b.str("scope", ts), scope},
 	))
 }
+
+// serviceScope is the service scope's term, {"type": "service"}: one for
+// every assignment at it in a vm's input (with ts), as ts's strings are
+// shared (never changed: the vm writes into no input). Its own object an
+// input was five allocations of half an import's lines.
+var serviceScope = ast.ObjectTerm([2]*ast.Term{ast.StringTerm("type"), ast.StringTerm(permatrix.ServiceScope.Type)})
 
 // checkKeys are the keys of a check's input.
 type checkKeys struct{ subject, system, action, resource, typ, id, context, groups *ast.Term }

@@ -177,3 +177,24 @@ func TestJSONTermOfAnAssignment(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONTermServiceScopeAllocs: an assignment at the service scope (half
+// an import's lines: a role for the whole system) holds the service
+// scope's object shared, with the shared terms: its input allocates an
+// object less than one at a scope of the same shape, {"type": "project"}
+// (refused by the write rules, but converted all the same).
+func TestJSONTermServiceScopeAllocs(t *testing.T) {
+	p := compileDefault(t, store.NewMemory())
+	ts := p.data.terms
+	input := func(scope permatrix.Scope) map[string]any {
+		return map[string]any{"op": "assign", "assignment": permatrix.Assignment{Subject: "user:u12345", System: "celonis-task-mining", Role: "analyst", Scope: scope}}
+	}
+	service, project := input(permatrix.ServiceScope), input(permatrix.Scope{Type: "project"})
+	pair := [][2]*ast.Term{{ast.StringTerm("type"), ast.StringTerm("service")}}
+	object := testing.AllocsPerRun(10, func() { ast.NewObject(pair...) })
+	shared := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(service, ts) })
+	own := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(project, ts) })
+	if shared > own-object {
+		t.Errorf("jsonTerm of an assignment at the service scope allocates %v times, at {\"type\": \"project\"} %v: the service scope's object is not shared", shared, own)
+	}
+}
