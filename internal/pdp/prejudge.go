@@ -86,6 +86,9 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 			defer a.wg.Done()
 			snap, err := s.backend.View()
 			var tracked *store.Tracked
+			// The units' lists are cut from blocks: a list and a buffer
+			// a change were two allocations a line.
+			var blocks store.UnitBlocks
 			if err == nil {
 				defer snap.Close()
 				// One tracked view a worker, reset for each change: one a
@@ -101,7 +104,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 				} else {
 					tracked.Reset()
 					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].known)
-					r.units, r.revision = tracked.Units(), snap.Revision()
+					r.units, r.revision = tracked.UnitsFrom(&blocks), snap.Revision()
 				}
 				a.mu.Lock()
 				r.done = true

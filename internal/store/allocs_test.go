@@ -299,3 +299,48 @@ func TestUnitStringsAllocs(t *testing.T) {
 		t.Errorf("a new unit allocates %v times in a Tracked, %v in an Overlay", tracked, overlaid)
 	}
 }
+
+// TestTrackedUnitsFromAllocs: the units of many Trackeds (one reset between
+// verdicts judged ahead) are listed from shared blocks: no allocation a
+// list but a block's now and then, each list its units sorted and left as
+// it was by the lists after it.
+func TestTrackedUnitsFromAllocs(t *testing.T) {
+	const n = 1000
+	keys := make([][][]byte, n)
+	want := make([][]string, n)
+	for i := range keys {
+		for _, who := range []string{"user:b", "user:a"} {
+			k := Key("d", "grants", fmt.Sprintf("%s%d", who, i), "sys", "role", "r", "service")
+			keys[i] = append(keys[i], k)
+			want[i] = append(want[i], string(UnitOf(k)))
+		}
+		slices.Sort(want[i])
+	}
+	tr := Track(Empty(1))
+	var blocks UnitBlocks
+	lists := make([][][]byte, 0, n)
+	i := 0
+	got := testing.AllocsPerRun(n-1, func() {
+		tr.Reset()
+		for _, k := range keys[i] {
+			if _, err := tr.Get(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lists = append(lists, tr.UnitsFrom(&blocks))
+		i++
+	})
+	if got != 0 {
+		t.Errorf("a list of 2 units allocates %v times", got)
+	}
+	for i, l := range lists {
+		if !slices.Equal(stringsOf(l), want[i]) {
+			t.Fatalf("list %d = %q, want %q", i, l, want[i])
+		}
+	}
+	// Each unit is its own: appending to one does not write into the next.
+	_ = append(lists[0][0], 'x')
+	if !slices.Equal(stringsOf(lists[0]), want[0]) {
+		t.Fatalf("after an append to its first, list 0 = %q, want %q", lists[0], want[0])
+	}
+}

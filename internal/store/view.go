@@ -308,6 +308,39 @@ func (s *unitStrings) of(u []byte) string {
 	return s.b.String()[start:]
 }
 
+// UnitBlocks are the room lists of units are cut from (Tracked.UnitsFrom):
+// a list and its bytes are two allocations; from blocks, two a few hundred
+// lists (a verdict judged ahead lists its units once per import line).
+type UnitBlocks struct {
+	list [][]byte
+	buf  []byte
+}
+
+const unitListBlock, unitBytesBlock = 512, 16 << 10
+
+// UnitsFrom is Units, cut from b's blocks: the list and its units are
+// capped at their lengths (an append to one does not write into another),
+// and no later list is cut from their room.
+func (t *Tracked) UnitsFrom(b *UnitBlocks) [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cap(b.list)-len(b.list) < len(t.units) {
+		b.list = make([][]byte, 0, max(unitListBlock, len(t.units)))
+	}
+	if cap(b.buf)-len(b.buf) < t.bytes {
+		b.buf = make([]byte, 0, max(unitBytesBlock, t.bytes))
+	}
+	start := len(b.list)
+	for u := range t.units {
+		from := len(b.buf)
+		b.buf = append(b.buf, u...)
+		b.list = append(b.list, b.buf[from:len(b.buf):len(b.buf)])
+	}
+	out := b.list[start:len(b.list):len(b.list)]
+	slices.SortFunc(out, bytes.Compare)
+	return out
+}
+
 // Empty is a snapshot of an empty store at rev.
 func Empty(rev uint64) Snapshot { return emptySnapshot(rev) }
 
