@@ -508,6 +508,15 @@ func jsonTerms(x any, ts terms) int {
 			n += jsonTerms(v, ts)
 		}
 		return n
+	case AssignInput:
+		n := 1 + ownTerms("op", ts) + ownTerms("assign", ts) + ownTerms("assignment", ts) + jsonTerms(x.Assignment, ts)
+		if x.Actor != "" {
+			n += ownTerms("actor", ts) + ownTerms(x.Actor, ts)
+		}
+		if x.Groups != nil {
+			n += ownTerms("groups", ts) + jsonTerms(x.Groups, ts)
+		}
+		return n
 	case permatrix.Assignment:
 		kind, name := assignmentGrant(x)
 		n := 1 + ownTerms("id", ts) + ownTerms(x.ID, ts) + ownTerms("subject", ts) + ownTerms(x.Subject, ts) +
@@ -625,6 +634,8 @@ func (b *termBlock) json(x any, ts terms) (*ast.Term, error) {
 		return b.term(ast.NewArray(elems...)), nil
 	case permatrix.Assignment:
 		return b.assignment(x, ts), nil
+	case AssignInput:
+		return b.assignInput(x, ts)
 	}
 	v, err := ast.InterfaceToValue(x)
 	if err != nil {
@@ -658,6 +669,39 @@ func (b *termBlock) assignment(a permatrix.Assignment, ts terms) *ast.Term {
 	))
 }
 
+// AssignInput is the verdict input of a write that stores an assignment,
+// {"op": "assign", "assignment": Assignment.Value(), "actor": Actor,
+// "groups": Groups} (no actor when "", no groups when nil), converted from
+// the struct (pdp's assign): as a map, with the assignment boxed in it, it
+// was three allocations an import line.
+type AssignInput struct {
+	Actor      string
+	Assignment permatrix.Assignment
+	Groups     []any
+}
+
+// assignInput is the term of in as its map's.
+func (b *termBlock) assignInput(in AssignInput, ts terms) (*ast.Term, error) {
+	pairs := [4][2]*ast.Term{
+		{b.str("op", ts), b.str("assign", ts)},
+		{b.str("assignment", ts), b.assignment(in.Assignment, ts)},
+	}
+	n := 2
+	if in.Actor != "" {
+		pairs[n] = [2]*ast.Term{b.str("actor", ts), b.str(in.Actor, ts)}
+		n++
+	}
+	if in.Groups != nil {
+		groups, err := b.json(in.Groups, ts)
+		if err != nil {
+			return nil, err
+		}
+		pairs[n] = [2]*ast.Term{b.str("groups", ts), groups}
+		n++
+	}
+	return b.term(ast.NewObject(pairs[:n]...)), nil
+}
+
 // serviceScope is the service scope's term, {"type": "service"}: one for
 // every assignment at it in a vm's input (with ts), as ts's strings are
 // shared (never changed: the vm writes into no input). Its own object an
@@ -677,7 +721,9 @@ func newInputKeys() *checkKeys {
 
 // Verdict evaluates data.permatrix.admin.verdict for a write over snap (a
 // write's tracked view: what the verdict reads guards the commit).
-func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input map[string]any) (violations, forbidden []string, err error) {
+//
+// The input is a map, or an assignment's AssignInput.
+func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input any) (violations, forbidden []string, err error) {
 	var ts terms // shared with the vm only, as a check's (decide)
 	if p.verdict.program != nil {
 		ts = p.data.terms

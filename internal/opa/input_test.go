@@ -198,3 +198,38 @@ func TestJSONTermServiceScopeAllocs(t *testing.T) {
 		t.Errorf("jsonTerm of an assignment at the service scope allocates %v times, at {\"type\": \"project\"} %v: the service scope's object is not shared", shared, own)
 	}
 }
+
+// TestJSONTermOfAnAssignInput: an assignment's verdict input as a struct
+// (AssignInput, pdp's assign) is the term of the map it stands for — op,
+// assignment, the actor unless "", the groups unless nil —, with the
+// shared terms and without.
+func TestJSONTermOfAnAssignInput(t *testing.T) {
+	p := compileDefault(t, store.NewMemory())
+	for _, a := range []permatrix.Assignment{
+		{Subject: "user:ann", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope},
+		{ID: "a000000000042", Subject: "group:ops", System: "uipath-task-mining-cloud", Permission: "view", Scope: permatrix.Scope{Type: "project", ID: "p1"}},
+	} {
+		for _, actor := range []string{"", "bob"} {
+			for _, groups := range [][]any{nil, {}, {"g1", "é"}} {
+				want := map[string]any{"op": "assign", "assignment": a.Value()}
+				if actor != "" {
+					want["actor"] = actor
+				}
+				if groups != nil {
+					want["groups"] = groups
+				}
+				in := AssignInput{Actor: actor, Assignment: a, Groups: groups}
+				convertsAsOPA(t, p, fmt.Sprintf("%+v", in), want, func(ts terms) (ast.Value, error) {
+					v, err := jsonTerm(in, ts)
+					if err != nil {
+						return nil, err
+					}
+					if n := jsonTerms(in, ts); ts != nil && n == 0 {
+						return nil, fmt.Errorf("jsonTerms counts no term")
+					}
+					return v.Value, nil
+				})
+			}
+		}
+	}
+}

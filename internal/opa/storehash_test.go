@@ -72,7 +72,7 @@ func TestStoreValuesHashAsTheirCopies(t *testing.T) {
 		want = append(want, fmt.Sprintf("read %d: %s", i, v))
 	}
 	for name, p := range map[string]interface {
-		Verdict(context.Context, store.Snapshot, map[string]any) ([]string, []string, error)
+		Verdict(context.Context, store.Snapshot, any) ([]string, []string, error)
 	}{"vm": vm, "topdown": td} {
 		got, _, err := p.Verdict(ctx, snap, in)
 		if err != nil {

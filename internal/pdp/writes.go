@@ -18,7 +18,7 @@ import (
 // import line it comes from if it does (fromLine, line: where), and its
 // plan.
 type change struct {
-	known    map[string]any
+	known    any // a map, or an assignment's opa.AssignInput
 	input    func(tx *store.Tx) (map[string]any, error)
 	fromLine bool
 	line     int
@@ -173,7 +173,8 @@ func prefixed(prefix string, err error) error {
 // verdictInput is the input of data.permatrix.admin.verdict for one write
 // (the shapes are listed in policies/permatrix/admin/admin.rego): the op,
 // what it is about under key, and the actor unless the operator writes.
-// Every write builds its verdict input here.
+// Every write builds its verdict input here, but an assignment's: its
+// opa.AssignInput is the same input as a struct (assign).
 func verdictInput(op, actor, key string, about any) map[string]any {
 	in := map[string]any{"op": op, key: about}
 	if actor != "" {
@@ -223,10 +224,22 @@ func withAsserted(ctx context.Context, changes []change) []change {
 		out["groups"] = as.groups
 		return out
 	}
+	addKnown := func(in any) any {
+		switch in := in.(type) {
+		case map[string]any:
+			return add(in)
+		case opa.AssignInput:
+			if in.Actor != "" && in.Actor == as.user { // as the map's: no actor is the operator
+				in.Groups = as.groups
+			}
+			return in
+		}
+		return in
+	}
 	out := make([]change, len(changes))
 	for i, c := range changes {
 		if c.known != nil {
-			c.known = add(c.known)
+			c.known = addKnown(c.known)
 		}
 		if input := c.input; input != nil {
 			c.input = func(tx *store.Tx) (map[string]any, error) {
@@ -253,11 +266,11 @@ func validActor(actor string) error {
 // from the id a was given: a plan that is taken back (a conflict, a full
 // commit) must not leave the id it found or reserved on a. Its verdict
 // input holds a copy of a, which the write rules read as a.Value() (opa's
-// conversion builds it from the struct).
+// conversion builds it from the struct), in an opa.AssignInput, not a map.
 func assign(a *permatrix.Assignment, actor string) change {
 	given := a.ID
 	return change{
-		known: verdictInput("assign", actor, "assignment", *a),
+		known: opa.AssignInput{Actor: actor, Assignment: *a},
 		apply: func(tx *store.Tx) error { a.ID = given; return tx.CreateAssignment(a) },
 	}
 }
