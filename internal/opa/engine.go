@@ -508,6 +508,8 @@ func jsonTerms(x any, ts terms) int {
 			n += jsonTerms(v, ts)
 		}
 		return n
+	case *AssignInput:
+		return jsonTerms(*x, ts)
 	case AssignInput:
 		n := 1 + ownTerms("op", ts) + ownTerms("assign", ts) + ownTerms("assignment", ts) + jsonTerms(x.Assignment, ts)
 		if x.Actor != "" {
@@ -636,6 +638,8 @@ func (b *termBlock) json(x any, ts terms) (*ast.Term, error) {
 		return b.assignment(x, ts), nil
 	case AssignInput:
 		return b.assignInput(x, ts)
+	case *AssignInput:
+		return b.assignInput(*x, ts)
 	}
 	v, err := ast.InterfaceToValue(x)
 	if err != nil {
@@ -669,11 +673,11 @@ func (b *termBlock) assignment(a permatrix.Assignment, ts terms) *ast.Term {
 	))
 }
 
-// AssignInput is the verdict input of a write that stores an assignment,
-// {"op": "assign", "assignment": Assignment.Value(), "actor": Actor,
-// "groups": Groups} (no actor when "", no groups when nil), converted from
-// the struct (pdp's assign): as a map, with the assignment boxed in it, it
-// was three allocations an import line.
+// AssignInput (or its address) is the verdict input of a write that
+// stores an assignment, {"op": "assign", "assignment": Assignment.Value(),
+// "actor": Actor, "groups": Groups} (no actor when "", no groups when
+// nil), converted from the struct (pdp's assign): as a map, with the
+// assignment boxed in it, it was three allocations an import line.
 type AssignInput struct {
 	Actor      string
 	Assignment permatrix.Assignment
@@ -722,7 +726,7 @@ func newInputKeys() *checkKeys {
 // Verdict evaluates data.permatrix.admin.verdict for a write over snap (a
 // write's tracked view: what the verdict reads guards the commit).
 //
-// The input is a map, or an assignment's AssignInput.
+// The input is a map, or an assignment's AssignInput (or its address).
 func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input any) (violations, forbidden []string, err error) {
 	var ts terms // shared with the vm only, as a check's (decide)
 	if p.verdict.program != nil {

@@ -224,6 +224,12 @@ func TestJSONTermOfAnAssignInput(t *testing.T) {
 					if err != nil {
 						return nil, err
 					}
+					if byAddress, err := jsonTerm(&in, ts); err != nil || byAddress.Value.Compare(v.Value) != 0 {
+						return nil, fmt.Errorf("by its address: %v, %v", byAddress, err)
+					}
+					if err != nil {
+						return nil, err
+					}
 					if n := jsonTerms(in, ts); ts != nil && n == 0 {
 						return nil, fmt.Errorf("jsonTerms counts no term")
 					}

@@ -103,7 +103,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 					r.err = errNotAhead // the store moved on: judged in order
 				} else {
 					tracked.Reset()
-					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].known)
+					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].verdictIn())
 					r.units, r.revision = tracked.UnitsFrom(&blocks), snap.Revision()
 				}
 				a.mu.Lock()

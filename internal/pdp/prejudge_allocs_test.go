@@ -56,7 +56,7 @@ func TestPrejudgeAllocs(t *testing.T) {
 	}
 	verdict := testing.AllocsPerRun(5, func() {
 		for i := range changes {
-			if _, _, err := p.Verdict(ctx, snap, changes[i].known); err != nil {
+			if _, _, err := p.Verdict(ctx, snap, changes[i].verdictIn()); err != nil {
 				t.Fatal(err)
 			}
 		}

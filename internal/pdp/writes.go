@@ -18,7 +18,7 @@ import (
 // import line it comes from if it does (fromLine, line: where), and its
 // plan.
 type change struct {
-	known    any // a map, or an assignment's opa.AssignInput
+	known    map[string]any
 	input    func(tx *store.Tx) (map[string]any, error)
 	fromLine bool
 	line     int
@@ -28,6 +28,32 @@ type change struct {
 	// notes it, not a closure around apply: that was an allocation a
 	// line.
 	held *bool
+	// assignment, if set, is what the change stores (assign): its plan
+	// is made from it, with the id it was given, and its verdict input
+	// is assignIn, in the change — neither a closure nor an input boxed
+	// in known, an allocation each an import line.
+	assignment *permatrix.Assignment
+	given      string
+	assignIn   opa.AssignInput
+}
+
+// verdictIn is the change's input known beforehand: its assignIn, by
+// address (the change is not copied while its verdict is judged), for an
+// assignment; else known.
+func (c *change) verdictIn() any {
+	if c.assignment != nil {
+		return &c.assignIn
+	}
+	return c.known
+}
+
+// plan plans the change in tx.
+func (c *change) plan(tx *store.Tx) error {
+	if c.assignment != nil {
+		c.assignment.ID = c.given
+		return tx.CreateAssignment(c.assignment)
+	}
+	return c.apply(tx)
 }
 
 // where is where the change comes from ("line 3"), "" for a write's own.
@@ -105,7 +131,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 			}
 			violations, forbidden, err := ahead.verdict(i, tx)
 			if errors.Is(err, errNotAhead) {
-				in := c.known
+				in := c.verdictIn()
 				if c.input != nil {
 					if in, err = c.input(tx); err != nil {
 						return prefixed(c.prefix(), err)
@@ -130,7 +156,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 			if c.held != nil {
 				before = tx.Mark()
 			}
-			if err := c.apply(tx); err != nil {
+			if err := c.plan(tx); err != nil {
 				return prefixed(c.prefix(), err)
 			}
 			if c.held != nil {
@@ -224,22 +250,13 @@ func withAsserted(ctx context.Context, changes []change) []change {
 		out["groups"] = as.groups
 		return out
 	}
-	addKnown := func(in any) any {
-		switch in := in.(type) {
-		case map[string]any:
-			return add(in)
-		case opa.AssignInput:
-			if in.Actor != "" && in.Actor == as.user { // as the map's: no actor is the operator
-				in.Groups = as.groups
-			}
-			return in
-		}
-		return in
-	}
 	out := make([]change, len(changes))
 	for i, c := range changes {
 		if c.known != nil {
-			c.known = addKnown(c.known)
+			c.known = add(c.known)
+		}
+		if c.assignment != nil && c.assignIn.Actor != "" && c.assignIn.Actor == as.user { // as the map's: no actor is the operator
+			c.assignIn.Groups = as.groups
 		}
 		if input := c.input; input != nil {
 			c.input = func(tx *store.Tx) (map[string]any, error) {
@@ -268,11 +285,7 @@ func validActor(actor string) error {
 // input holds a copy of a, which the write rules read as a.Value() (opa's
 // conversion builds it from the struct), in an opa.AssignInput, not a map.
 func assign(a *permatrix.Assignment, actor string) change {
-	given := a.ID
-	return change{
-		known: opa.AssignInput{Actor: actor, Assignment: *a},
-		apply: func(tx *store.Tx) error { a.ID = given; return tx.CreateAssignment(a) },
-	}
+	return change{assignment: a, given: a.ID, assignIn: opa.AssignInput{Actor: actor, Assignment: *a}}
 }
 
 // Assign stores an assignment on behalf of actor ("" for the operator).
