@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -342,5 +343,42 @@ func TestTrackedUnitsFromAllocs(t *testing.T) {
 	_ = append(lists[0][0], 'x')
 	if !slices.Equal(stringsOf(lists[0]), want[0]) {
 		t.Fatalf("after an append to its first, list 0 = %q, want %q", lists[0], want[0])
+	}
+}
+
+// TestBatchBytes: a Tx's Batch holds its operations and written units as
+// planned, not copies (an import chunk's: some 20,000 operations, a MiB
+// each list) — it allocates the list of its reads and little more —, and
+// a plan after it leaves the Batch as it was.
+func TestBatchBytes(t *testing.T) {
+	var seq uint64
+	tx := NewTx(context.Background(), Empty(1), func(context.Context) (uint64, error) { seq++; return seq, nil })
+	for i := range 2000 {
+		a := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "sys", Role: "r", Scope: permatrix.ServiceScope}
+		if err := tx.CreateAssignment(&a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bytesOf := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	var b *Batch
+	reads := bytesOf(func() { tx.view.Units() }) // the Batch's list of its reads
+	if n := bytesOf(func() { b = tx.Batch() }); n > reads+4<<10 {
+		t.Errorf("the Batch of %d operations allocates %d bytes, the list of its reads %d", len(b.Ops), n, reads)
+	}
+	ops, writes := slices.Clone(b.Ops), slices.Clone(b.Writes())
+	a := permatrix.Assignment{Subject: "user:after", System: "sys", Role: "r", Scope: permatrix.ServiceScope}
+	if err := tx.CreateAssignment(&a); err != nil {
+		t.Fatal(err)
+	}
+	_ = append(b.Ops, Op{Key: []byte("x")})
+	if !slices.EqualFunc(b.Ops, ops, func(x, y Op) bool { return string(x.Key) == string(y.Key) && string(x.Value) == string(y.Value) }) ||
+		!slices.EqualFunc(b.Writes(), writes, func(x, y []byte) bool { return string(x) == string(y) }) {
+		t.Error("a plan after the Batch changed it")
 	}
 }

@@ -79,10 +79,13 @@ func (tx *Tx) Rollback(m Mark) {
 }
 
 // Batch is the Tx as one commit: its operations, guarded by every unit it read.
+// Its operations and written units are the overlay's lists, clipped (a
+// plan after appends past them; the overlay changes no entry it has): a
+// copy of each was a MiB an import chunk.
 func (tx *Tx) Batch() *Batch {
-	ops := slices.Clone(tx.overlay.Ops())
+	ops := slices.Clip(tx.overlay.Ops())
 	return &Batch{Base: tx.Revision(), Reads: tx.view.Units(), Ops: ops,
-		planned: plannedWrites{units: slices.Clone(tx.overlay.writes), ops: len(ops)}}
+		planned: plannedWrites{units: slices.Clip(tx.overlay.writes), ops: len(ops)}}
 }
 
 func (tx *Tx) put(key []byte, v any) error {
