@@ -682,14 +682,19 @@ func (db *DB) commitGroup(group []*commitReq) {
 				} else {
 					ops = append(slices.Clip(ops), r.batch.Ops...)
 				}
-				last := i == len(group)-1
-				for _, u := range r.batch.Writes() {
-					// A string key a unit was an allocation each (three an
-					// import line): only a request that follows reads them.
-					if !last {
+				// A string key a unit was an allocation each (three an
+				// import line): only a request that follows reads them.
+				if i < len(group)-1 {
+					for _, u := range r.batch.Writes() {
 						written[string(u)] = true
 					}
-					units = append(units, u)
+				}
+				// The first request's units are its batch's list, as its
+				// operations are: a copy was as long as an import chunk's.
+				if units == nil {
+					units = r.batch.Writes()
+				} else {
+					units = append(slices.Clip(units), r.batch.Writes()...)
 				}
 				results[i].rev = rev
 				applied++
