@@ -41,6 +41,11 @@ func (tx *Tx) View() Snapshot { return tx.view }
 // Revision is the revision of the snapshot the Tx reads.
 func (tx *Tx) Revision() uint64 { return tx.overlay.Revision() }
 
+// Grow makes room for about ops more operations (and as many units they
+// write): a plan that knows its size (an import chunk) grows its lists
+// once, not by doubling them (a copy of the chunk's lists each time).
+func (tx *Tx) Grow(ops int) { tx.overlay.grow(ops) }
+
 // Relied records units as read by the Tx: what a verdict reached over
 // another snapshot at the Tx's revision read (the commit is guarded by
 // them as by the Tx's own reads). Use it only for reads none of the Tx's

@@ -46,6 +46,12 @@ func (o *Overlay) Put(key, value []byte) {
 	o.add(Op{Key: key, Value: value})
 }
 
+// grow makes room for n more operations and written units (Tx.Grow).
+func (o *Overlay) grow(n int) {
+	o.ops = slices.Grow(o.ops, n)
+	o.writes = slices.Grow(o.writes, n)
+}
+
 // Delete records a pending removal of key.
 func (o *Overlay) Delete(key []byte) {
 	o.add(Op{Key: key, Delete: true})
