@@ -428,8 +428,8 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 			return false, 0, nil
 		}
 		obj.Insert(k, v)
-	case *ir.ReturnLocalStmt:
-		// The function's return local is named by the function; nothing to do.
+	case *ir.ReturnLocalStmt, *ir.NopStmt:
+		// Dropped when the plan is prepared (resolver.block).
 	case *ir.BlockStmt:
 		for _, b := range x.Blocks {
 			stop, index, err := e.block(fr, b)
@@ -522,7 +522,6 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		return e.within(fr, x.WithStmt, fr[x.Value.Value.(ir.Local)])
 	case *ir.CallDynamicStmt:
 		return e.callDynamic(fr, x)
-	case *ir.NopStmt:
 	default:
 		return false, 0, fmt.Errorf("%w: statement %T", ErrUnsupported, s)
 	}

@@ -353,6 +353,13 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		if err != nil {
 			return nil, err
 		}
+		switch s.(type) {
+		case *ir.ReturnLocalStmt, *ir.NopStmt:
+			// They do nothing here (the function names its return
+			// local): every rule's last block is one, and each run
+			// of one was a statement's dispatch for nothing.
+			continue
+		}
 		lit, n := r.literal(b.Stmts[i:])
 		folded := n // the inserts a constLiteral would stand for (objectLiteral.steps)
 		if lit != nil && !fillsWithLocals(b.Stmts[i:]) {
