@@ -337,35 +337,9 @@ const undefined = true
 func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 	switch x := s.(type) {
 	case *ir.DotStmt:
-		src, ok := x.Source.Value.(ir.Local)
-		if !ok {
-			return undefined, 0, nil
-		}
-		key, err := e.operand(fr, x.Key)
-		if err != nil {
-			return false, 0, err
-		}
-		from := fr[src]
-		var out slot
-		switch {
-		case key == nil:
-		case from.t != nil:
-			out.t = dot(from.t, key)
-			if from.d != nil { // read from data
-				if alt := storageKey(key); out.t == nil && alt != nil {
-					out.t = dot(from.t, alt)
-				}
-				if out.t != nil {
-					out.d = fromData{}
-				}
-			}
-		case from.d != nil:
-			if out, err = child(from.d, key); err != nil {
-				return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
-			}
-		}
-		fr[x.Target] = out
-		return out.t == nil && out.d == nil, 0, nil
+		return e.dot(fr, x, false)
+	case *dotInto:
+		return e.dot(fr, x.DotStmt, true)
 	case *call:
 		return e.callStmt(fr, x)
 	case *ir.AssignVarStmt:
@@ -526,6 +500,43 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 		return false, 0, fmt.Errorf("%w: statement %T", ErrUnsupported, s)
 	}
 	return false, 0, nil
+}
+
+// dot is a DotStmt; keep: an undefined one leaves its target as it was
+// (dotInto).
+func (e *eval) dot(fr []slot, x *ir.DotStmt, keep bool) (bool, uint32, error) {
+	src, ok := x.Source.Value.(ir.Local)
+	if !ok {
+		return undefined, 0, nil
+	}
+	key, err := e.operand(fr, x.Key)
+	if err != nil {
+		return false, 0, err
+	}
+	from := fr[src]
+	var out slot
+	switch {
+	case key == nil:
+	case from.t != nil:
+		out.t = dot(from.t, key)
+		if from.d != nil { // read from data
+			if alt := storageKey(key); out.t == nil && alt != nil {
+				out.t = dot(from.t, alt)
+			}
+			if out.t != nil {
+				out.d = fromData{}
+			}
+		}
+	case from.d != nil:
+		if out, err = child(from.d, key); err != nil {
+			return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
+		}
+	}
+	undef := out.t == nil && out.d == nil
+	if !undef || !keep {
+		fr[x.Target] = out
+	}
+	return undef, 0, nil
 }
 
 // is is a type test: undefined unless the operand is defined and of the
@@ -838,8 +849,7 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 		if err != nil {
 			return false, 0, err
 		}
-		fr[x.result] = slot{t: t}
-		return t == nil, 0, nil
+		return e.called(fr, x, t), 0, nil
 	}
 	base := len(e.args)
 	defer func() { clear(e.args[base:]); e.args = e.args[:base] }()
@@ -849,8 +859,7 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 			return false, 0, err
 		}
 		if t == nil {
-			fr[x.result] = slot{}
-			return undefined, 0, nil
+			return e.called(fr, x, nil), 0, nil
 		}
 		e.args = append(e.args, t)
 	}
@@ -878,18 +887,26 @@ func (e *eval) callStmt(fr []slot, x *call) (bool, uint32, error) {
 		case errors.As(err, &h):
 			return false, 0, h.Err
 		case e.p.lenient:
-			fr[x.result] = slot{}
-			return undefined, 0, nil
+			return e.called(fr, x, nil), 0, nil
 		}
 		return false, 0, err
 	}
-	fr[x.result] = slot{t: out}
 	if x.builtin.void {
 		// No value, and none is tested (the planner's void call):
 		// topdown goes on after it, so does the plan.
+		fr[x.result] = slot{t: out}
 		return false, 0, nil
 	}
-	return out == nil, 0, nil
+	return e.called(fr, x, out), 0, nil
+}
+
+// called sets a call's result to its value t and says whether it is
+// undefined; an undefined one leaves the result as it was when x keeps it.
+func (e *eval) called(fr []slot, x *call, t *ast.Term) bool {
+	if t != nil || !x.keep {
+		fr[x.result] = slot{t: t}
+	}
+	return t == nil
 }
 
 // callDynamic calls the function at a data path computed at run time

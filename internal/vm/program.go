@@ -3,6 +3,7 @@ package vm
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -191,7 +192,14 @@ type call struct {
 	loc     *ast.Location // for the builtin's errors
 	args    []ir.Operand
 	result  ir.Local
+	// keep: an undefined call leaves result as it was (its value is made
+	// into the variable the plan copied it to: copied).
+	keep bool
 }
+
+// dotInto is a read of input made into the variable the plan copied it to
+// (copied): an undefined one leaves the variable as it was.
+type dotInto struct{ *ir.DotStmt }
 
 // assignOnce is an AssignVarOnceStmt (the planner's assignment of a
 // rule's value) with what its conflict reports, in topdown's words.
@@ -279,6 +287,9 @@ type resolver struct {
 	// function, saves those of them that are copies of data (saveData).
 	withs, saves map[ir.Local]bool
 	fn           *function // the function being resolved
+	// named counts the statements of fn that name each local (named),
+	// copies the copies of it right after it was made (copies).
+	named, copies map[ir.Local]int
 }
 
 // resolve sizes fn's frame and replaces its CallStmts with calls and its
@@ -301,10 +312,140 @@ func (r *resolver) resolve(fn *function) error {
 	if len(fn.params) > 2 {
 		r.conflict = "function " + ref + " produced conflicting values for the same inputs"
 	}
+	r.named, r.copies = map[ir.Local]int{}, map[ir.Local]int{}
+	for _, b := range fn.blocks {
+		named(b.Stmts, r.named)
+		copies(b.Stmts, r.copies)
+	}
 	var err error
 	fn.blocks, err = r.blocks(fn.blocks)
 	fn.locals = int(r.max) + 1
 	return err
+}
+
+// named counts, by local, the statements of stmts (and of the blocks in
+// them) that name it, read or written: every field of a statement that is
+// a local or an operand, found by reflection so that no kind of statement
+// is passed over.
+func named(stmts []ir.Stmt, n map[ir.Local]int) {
+	for _, s := range stmts {
+		v := reflect.ValueOf(s)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		v = v.Elem()
+		for i := range v.NumField() {
+			switch f := v.Field(i).Interface().(type) {
+			case ir.Local:
+				n[f]++
+			case ir.Operand:
+				if l, ok := f.Value.(ir.Local); ok {
+					n[l]++
+				}
+			case []ir.Local:
+				for _, l := range f {
+					n[l]++
+				}
+			case []ir.Operand:
+				for _, o := range f {
+					if l, ok := o.Value.(ir.Local); ok {
+						n[l]++
+					}
+				}
+			case *ir.Block:
+				named(f.Stmts, n)
+			case []*ir.Block:
+				for _, b := range f {
+					named(b.Stmts, n)
+				}
+			}
+		}
+	}
+}
+
+// A made value's copy: the planner makes a value into a local of its own
+// (a call's result, a read, a scan's key and value) and copies it at once
+// into the variable it is for (AssignVarStmt), a fifth of a decision's
+// statements. Where the made local is read by nothing but such copies, the
+// value is made into the variable itself and the copy is not run.
+
+// copies counts, by local, the copies of it made right after a statement
+// that made it (copyOf), in stmts and the blocks in them.
+func copies(stmts []ir.Stmt, n map[ir.Local]int) {
+	for i, s := range stmts {
+		if i+1 < len(stmts) {
+			if made, ok := makes(s); ok && copyOf(stmts[i+1], made) {
+				n[made]++
+			}
+		}
+		if x, ok := s.(*ir.ScanStmt); ok {
+			for _, c := range x.Block.Stmts[:min(2, len(x.Block.Stmts))] {
+				for _, made := range []ir.Local{x.Key, x.Value} {
+					if copyOf(c, made) {
+						n[made]++
+					}
+				}
+			}
+		}
+		v := reflect.ValueOf(s)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		v = v.Elem()
+		for i := range v.NumField() {
+			switch f := v.Field(i).Interface().(type) {
+			case *ir.Block:
+				copies(f.Stmts, n)
+			case []*ir.Block:
+				for _, b := range f {
+					copies(b.Stmts, n)
+				}
+			}
+		}
+	}
+}
+
+// makes is the local a statement makes a term into, when it is a call or
+// a read of input (input is a term in every frame: a with on it sets a
+// term) — not a read of data, which a copy would read whole.
+func makes(s ir.Stmt) (ir.Local, bool) {
+	switch x := s.(type) {
+	case *ir.CallStmt:
+		return x.Result, true
+	case *ir.DotStmt:
+		return x.Target, isLocal(x.Source, ir.Input)
+	}
+	return 0, false
+}
+
+// copyOf says whether s copies made into another local.
+func copyOf(s ir.Stmt, made ir.Local) bool {
+	cp, ok := s.(*ir.AssignVarStmt)
+	return ok && isLocal(cp.Source, made) && cp.Target != made
+}
+
+// onlyCopied says whether every statement of the function that names l is
+// a copy of it right after it was made, or that statement: l is read by
+// nothing else, so a value made into the copy's variable instead is never
+// missed. Input and data are never.
+func (r *resolver) onlyCopied(l ir.Local) bool {
+	return l != ir.Input && l != ir.Data && r.copies[l] > 0 && r.named[l] == 2*r.copies[l]
+}
+
+// copied is the variable stmts[0] may make its value into, leaving out
+// the copy stmts[1]: made there, the value is in the variable when the
+// statements after read it, as after the copy. An undefined one leaves the
+// variable as it was and stops the block (keep), as before.
+func (r *resolver) copied(stmts []ir.Stmt) (ir.Local, bool) {
+	if len(stmts) < 2 {
+		return 0, false
+	}
+	made, ok := makes(stmts[0])
+	if !ok || !copyOf(stmts[1], made) || !r.onlyCopied(made) {
+		return 0, false
+	}
+	into := stmts[1].(*ir.AssignVarStmt).Target
+	return into, into != ir.Input && into != ir.Data
 }
 
 // withsOf records the locals withs without a path put into data.
@@ -352,6 +493,23 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		s, err := r.stmt(b.Stmts[i])
 		if err != nil {
 			return nil, err
+		}
+		if into, ok := r.copied(b.Stmts[i:]); ok {
+			// The copy is checked, not run (copied).
+			if _, err := r.stmt(b.Stmts[i+1]); err != nil {
+				return nil, err
+			}
+			switch x := s.(type) {
+			case *call:
+				c := *x
+				c.result, c.keep = into, true
+				s = &c
+			case *ir.DotStmt:
+				s = &dotInto{DotStmt: &ir.DotStmt{Source: x.Source, Key: x.Key, Target: into, Location: x.Location}}
+			}
+			out.Stmts = append(out.Stmts, s)
+			i++
+			continue
 		}
 		switch s.(type) {
 		case *ir.ReturnLocalStmt, *ir.NopStmt:
@@ -718,7 +876,29 @@ func (r *resolver) stmt(s ir.Stmt) (ir.Stmt, error) {
 	case *ir.ScanStmt:
 		local(x.Source, x.Key, x.Value)
 		c := *x
-		c.Block, err = r.block(x.Block)
+		// The copies of its key and value its block starts with are
+		// checked, not run: the scan sets the variables (copied).
+		body := *x.Block
+	copies:
+		for range min(2, len(body.Stmts)) {
+			cp, ok := body.Stmts[0].(*ir.AssignVarStmt)
+			if !ok || cp.Target == ir.Input || cp.Target == ir.Data {
+				break
+			}
+			switch {
+			case copyOf(cp, c.Key) && c.Key == x.Key && r.onlyCopied(c.Key) && cp.Target != c.Value:
+				c.Key = cp.Target
+			case copyOf(cp, c.Value) && c.Value == x.Value && r.onlyCopied(c.Value) && cp.Target != c.Key:
+				c.Value = cp.Target
+			default:
+				break copies
+			}
+			if _, err := r.stmt(cp); err != nil {
+				return nil, err
+			}
+			body.Stmts = body.Stmts[1:]
+		}
+		c.Block, err = r.block(&body)
 		return &c, err
 	case *ir.NotStmt:
 		c := *x

@@ -2,6 +2,7 @@ package vm_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -44,11 +45,74 @@ func TestDoNothingStatementsNotRun(t *testing.T) {
 	if x != "1" {
 		t.Fatalf("x = %s, want 1", x)
 	}
-	// The rule (a reset, the read, its copy, the value's assignment; the
-	// test that it is defined, the return local's assignment) and the
-	// query (the call, its copy, the object, its insert, the result): no
-	// ReturnLocalStmt.
-	if steps != 11 {
-		t.Fatalf("ran %d statements, want 11", steps)
+	// The rule (a reset, the read, the value's assignment; the test that
+	// it is defined, the return local's assignment) and the query (the
+	// call, the object, its insert, the result): no ReturnLocalStmt (nor
+	// the copies of the read and of the call's value:
+	// TestCopiesOfMadeValuesNotRun).
+	if steps != 9 {
+		t.Fatalf("ran %d statements, want 9", steps)
+	}
+}
+
+// A value the plan makes and at once copies into the variable it is for
+// (the planner's call, or read of input, then AssignVarStmt) is made
+// into that variable when the copy is the made local's only use: the copy
+// is not run. What each rule decides stays topdown's, with values
+// undefined on the way (the copy never made, the variable read only after
+// it), in loops and from many goroutines at once.
+func TestCopiesOfMadeValuesNotRun(t *testing.T) {
+	const module = `package test
+
+up := upper(input.s)
+
+greet := concat(" ", ["hello", input.s])
+
+names contains n if {
+	some x in input.xs
+	n := concat("", ["n", x])
+	startswith(n, "n")
+}
+
+firsts := [y | some x in input.xs; y := substring(x, 0, 1)]
+
+lens := {k: count(v) | some k, v in input.obj; is_string(v)}
+
+maybe := concat("", [input.none, "x"])
+
+typed := t if {
+	t := type_name(input.s)
+} else := "none"
+`
+	modules := map[string]string{"test.rego": module}
+	inputs := []string{
+		`{"s": "ab", "xs": ["a", "bb", "ccc"], "obj": {"a": "x", "b": 1, "c": "yyy"}}`,
+		`{"s": 1, "xs": [], "obj": {}}`,
+		`{"xs": ["a", 2], "obj": {"a": null}}`,
+		`{}`,
+	}
+	p := plan(t, "x = data.test", module)
+	want := make([]string, len(inputs))
+	for i, in := range inputs {
+		want[i] = topdownQuery(t, "x = data.test", modules, ast.MustParseTerm(in).Value, ast.NewObject(), false)
+		if _, got := stepsOf(t, p.Lenient(), in); got != want[i] {
+			t.Fatalf("input %d:\n vm      %s\n topdown %s", i, got, want[i])
+		}
+	}
+	inParallel(t, 50, len(inputs), func(i int) error {
+		rs, err := p.Lenient().Results(context.Background(), ast.MustParseTerm(inputs[i]).Value, vm.Value(ast.NewObject()))
+		if err != nil || len(rs) != 1 {
+			return fmt.Errorf("input %d: %v, %v", i, rs, err)
+		}
+		if got := asJSON(t, rs[0].Get(ast.StringTerm("x"))); got != want[i] {
+			return fmt.Errorf("input %d:\n vm      %s\n topdown %s", i, got, want[i])
+		}
+		return nil
+	})
+	// One rule of one read: its read's copy and the query's copy of the
+	// rule's value are not run (11 statements before).
+	rule := plan(t, "x = data.test.p", "package test\n\np := input.a\n")
+	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 9 || x != "1" {
+		t.Fatalf("ran %d statements, want 9, for x = %s", steps, x)
 	}
 }
