@@ -290,6 +290,8 @@ type resolver struct {
 	// named counts the statements of fn that name each local (named),
 	// copies the copies of it right after it was made (copies).
 	named, copies map[ir.Local]int
+	// fresh are the resets of a new frame's locals (freshResets).
+	fresh map[ir.Stmt]bool
 }
 
 // resolve sizes fn's frame and replaces its CallStmts with calls and its
@@ -313,9 +315,12 @@ func (r *resolver) resolve(fn *function) error {
 		r.conflict = "function " + ref + " produced conflicting values for the same inputs"
 	}
 	r.named, r.copies = map[ir.Local]int{}, map[ir.Local]int{}
+	r.fresh = map[ir.Stmt]bool{}
+	seen := map[ir.Local]bool{}
 	for _, b := range fn.blocks {
 		named(b.Stmts, r.named)
 		copies(b.Stmts, r.copies)
+		freshResets(b.Stmts, fn.params, seen, false, r.fresh)
 	}
 	var err error
 	fn.blocks, err = r.blocks(fn.blocks)
@@ -324,41 +329,68 @@ func (r *resolver) resolve(fn *function) error {
 }
 
 // named counts, by local, the statements of stmts (and of the blocks in
-// them) that name it, read or written: every field of a statement that is
-// a local or an operand, found by reflection so that no kind of statement
-// is passed over.
+// them) that name it, read or written.
 func named(stmts []ir.Stmt, n map[ir.Local]int) {
 	for _, s := range stmts {
-		v := reflect.ValueOf(s)
-		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-			continue
+		inner := fields(s, func(l ir.Local) { n[l]++ })
+		for _, b := range inner {
+			named(b.Stmts, n)
 		}
-		v = v.Elem()
-		for i := range v.NumField() {
-			switch f := v.Field(i).Interface().(type) {
-			case ir.Local:
-				n[f]++
-			case ir.Operand:
-				if l, ok := f.Value.(ir.Local); ok {
-					n[l]++
-				}
-			case []ir.Local:
-				for _, l := range f {
-					n[l]++
-				}
-			case []ir.Operand:
-				for _, o := range f {
-					if l, ok := o.Value.(ir.Local); ok {
-						n[l]++
-					}
-				}
-			case *ir.Block:
-				named(f.Stmts, n)
-			case []*ir.Block:
-				for _, b := range f {
-					named(b.Stmts, n)
+	}
+}
+
+// fields calls each with every local s names itself and returns the
+// blocks in it: every field of the statement that is a local, an operand
+// or a block, found by reflection so that no kind of statement is passed
+// over.
+func fields(s ir.Stmt, each func(ir.Local)) []*ir.Block {
+	v := reflect.ValueOf(s)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	v = v.Elem()
+	var blocks []*ir.Block
+	for i := range v.NumField() {
+		switch f := v.Field(i).Interface().(type) {
+		case ir.Local:
+			each(f)
+		case ir.Operand:
+			if l, ok := f.Value.(ir.Local); ok {
+				each(l)
+			}
+		case []ir.Local:
+			for _, l := range f {
+				each(l)
+			}
+		case []ir.Operand:
+			for _, o := range f {
+				if l, ok := o.Value.(ir.Local); ok {
+					each(l)
 				}
 			}
+		case *ir.Block:
+			blocks = append(blocks, f)
+		case []*ir.Block:
+			blocks = append(blocks, f...)
+		}
+	}
+	return blocks
+}
+
+// freshResets finds the ResetLocalStmts of a function that reset a local
+// of a new frame (every slot but the parameters is empty when a call
+// starts: call): run once per call (in no scan's block), with no statement
+// before them, in the order they run, naming the local. They are not run:
+// every rule's first statement is one. seen are the locals named so far.
+func freshResets(stmts []ir.Stmt, params []ir.Local, seen map[ir.Local]bool, inScan bool, fresh map[ir.Stmt]bool) {
+	for _, s := range stmts {
+		if x, ok := s.(*ir.ResetLocalStmt); ok && !inScan && !seen[x.Target] && !slices.Contains(params, x.Target) {
+			fresh[s] = true
+		}
+		inner := fields(s, func(l ir.Local) { seen[l] = true })
+		_, scan := s.(*ir.ScanStmt)
+		for _, b := range inner {
+			freshResets(b.Stmts, params, seen, inScan || scan, fresh)
 		}
 	}
 }
@@ -510,6 +542,9 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 			out.Stmts = append(out.Stmts, s)
 			i++
 			continue
+		}
+		if r.fresh[b.Stmts[i]] {
+			continue // a new frame's local is empty already (freshResets)
 		}
 		switch s.(type) {
 		case *ir.ReturnLocalStmt, *ir.NopStmt:

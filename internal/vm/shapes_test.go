@@ -45,13 +45,14 @@ func TestDoNothingStatementsNotRun(t *testing.T) {
 	if x != "1" {
 		t.Fatalf("x = %s, want 1", x)
 	}
-	// The rule (a reset, the read, the value's assignment; the test that
-	// it is defined, the return local's assignment) and the query (the
-	// call, the object, its insert, the result): no ReturnLocalStmt (nor
-	// the copies of the read and of the call's value:
-	// TestCopiesOfMadeValuesNotRun).
-	if steps != 9 {
-		t.Fatalf("ran %d statements, want 9", steps)
+	// The rule (the read, the value's assignment; the test that it is
+	// defined, the return local's assignment) and the query (the call,
+	// the object, its insert, the result): no ReturnLocalStmt (nor the
+	// copies of the read and of the call's value, nor the reset of the
+	// new frame's value: TestCopiesOfMadeValuesNotRun,
+	// TestResetsOfNewFramesNotRun).
+	if steps != 8 {
+		t.Fatalf("ran %d statements, want 8", steps)
 	}
 }
 
@@ -110,9 +111,44 @@ typed := t if {
 		return nil
 	})
 	// One rule of one read: its read's copy and the query's copy of the
-	// rule's value are not run (11 statements before).
+	// rule's value are not run (11 statements before; 8 with its reset
+	// not run either: TestResetsOfNewFramesNotRun).
 	rule := plan(t, "x = data.test.p", "package test\n\np := input.a\n")
-	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 9 || x != "1" {
-		t.Fatalf("ran %d statements, want 9, for x = %s", steps, x)
+	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 8 || x != "1" {
+		t.Fatalf("ran %d statements, want 8, for x = %s", steps, x)
+	}
+}
+
+// A ResetLocalStmt before anything in its function names the local (every
+// rule's first statement, resetting its value's local) resets what a new
+// frame holds already, nothing: it is not run. One in a loop, or after
+// the local was set, is: a rule's values, partial ones and else chains
+// over many bodies, are topdown's.
+func TestResetsOfNewFramesNotRun(t *testing.T) {
+	const module = `package test
+
+p := input.a
+
+q contains x if some x in input.xs
+
+q contains "b" if input.b
+
+r := 1 if input.a == 1
+else := 2 if input.a == 2
+else := 3
+
+s := [v | some x in input.xs; v := {y | some y in input.xs; y != x}]
+`
+	modules := map[string]string{"test.rego": module}
+	for i, in := range []string{`{"a": 1, "xs": [1, 2], "b": true}`, `{"a": 2, "xs": []}`, `{"a": 3}`, `{}`} {
+		want := topdownQuery(t, "x = data.test", modules, ast.MustParseTerm(in).Value, ast.NewObject(), false)
+		if _, got := stepsOf(t, plan(t, "x = data.test", module).Lenient(), in); got != want {
+			t.Fatalf("input %d:\n vm      %s\n topdown %s", i, got, want)
+		}
+	}
+	// The rule of one read: no reset (9 statements before).
+	rule := plan(t, "x = data.test.p", "package test\n\np := input.a\n")
+	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 8 || x != "1" {
+		t.Fatalf("ran %d statements, want 8, for x = %s", steps, x)
 	}
 }
