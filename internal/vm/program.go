@@ -299,6 +299,7 @@ type resolver struct {
 // one: the ir.Policy is not changed).
 func (r *resolver) resolve(fn *function) error {
 	r.fn = fn
+	fn.blocks = returned(fn)
 	r.max = ir.Data
 	for _, l := range fn.params {
 		r.max = maxLocal(r.max, l)
@@ -393,6 +394,143 @@ func freshResets(stmts []ir.Stmt, params []ir.Local, seen map[ir.Local]bool, inS
 			freshResets(b.Stmts, params, seen, inScan || scan, fresh)
 		}
 	}
+}
+
+// returned is fn's blocks with its value made into its return local: the
+// planner makes a rule's or a function's value into a local of its own and
+// copies it into the return local in a block of its own, [IsDefinedStmt
+// value, AssignVarOnceStmt value → return], two statements of every call.
+// Where that block is run once per call (in no scan, not or with), no
+// statement before it names the return local (empty until then) and none
+// after it the value's local, the two are one local, the return local, and
+// the block is left empty: the return local then holds what the copy
+// would have put there, the value or nothing. fn's blocks are not changed.
+func returned(fn *function) []*ir.Block {
+	var order []ir.Stmt // fn's statements in the order they run, blocks in place
+	var copying *ir.Block
+	at, value := -1, ir.Local(-1)
+	var walk func(blocks []*ir.Block, once bool)
+	walk = func(blocks []*ir.Block, once bool) {
+		for _, b := range blocks {
+			if at < 0 && once && len(b.Stmts) == 2 {
+				d, ok1 := b.Stmts[0].(*ir.IsDefinedStmt)
+				a, ok2 := b.Stmts[1].(*ir.AssignVarOnceStmt)
+				if ok1 && ok2 && isLocal(a.Source, d.Source) && a.Target == fn.ret && d.Source != fn.ret {
+					copying, at, value = b, len(order), d.Source
+				}
+			}
+			for _, s := range b.Stmts {
+				order = append(order, s)
+				_, block := s.(*ir.BlockStmt)
+				walk(fields(s, func(ir.Local) {}), once && block)
+			}
+		}
+	}
+	walk(fn.blocks, true)
+	if at < 0 || slices.Contains(fn.params, value) || slices.Contains(fn.params, fn.ret) {
+		return fn.blocks
+	}
+	ok := true
+	for i, s := range order {
+		if i == at || i == at+1 {
+			continue
+		}
+		fields(s, func(l ir.Local) {
+			ok = ok && !(i < at && l == fn.ret) && !(i > at+1 && l == value)
+		})
+	}
+	if !ok {
+		return fn.blocks
+	}
+	out, err := renamedBlocks(fn.blocks, value, fn.ret, copying)
+	if err != nil {
+		return fn.blocks
+	}
+	return out
+}
+
+// renamedBlocks is blocks with every statement naming from naming to
+// instead (copies: blocks are not changed), and drop empty.
+func renamedBlocks(blocks []*ir.Block, from, to ir.Local, drop *ir.Block) ([]*ir.Block, error) {
+	out := make([]*ir.Block, len(blocks))
+	for i, b := range blocks {
+		out[i] = &ir.Block{}
+		if b == drop {
+			continue
+		}
+		for _, s := range b.Stmts {
+			c, err := renamed(s, from, to, drop)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Stmts = append(out[i].Stmts, c)
+		}
+	}
+	return out, nil
+}
+
+// renamed is a copy of s naming to where it names from, its blocks
+// renamed; an error for a statement it cannot copy.
+func renamed(s ir.Stmt, from, to ir.Local, drop *ir.Block) (ir.Stmt, error) {
+	v := reflect.ValueOf(s)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("vm: statement %T", s)
+	}
+	c := reflect.New(v.Elem().Type())
+	c.Elem().Set(v.Elem())
+	local := func(l ir.Local) ir.Local {
+		if l == from {
+			return to
+		}
+		return l
+	}
+	operand := func(o ir.Operand) ir.Operand {
+		if l, ok := o.Value.(ir.Local); ok {
+			return ir.Operand{Value: local(l)}
+		}
+		return o
+	}
+	for i := range c.Elem().NumField() {
+		f := c.Elem().Field(i)
+		var nv any
+		switch x := f.Interface().(type) {
+		case ir.Local:
+			nv = local(x)
+		case ir.Operand:
+			nv = operand(x)
+		case []ir.Local:
+			ls := make([]ir.Local, len(x))
+			for j, l := range x {
+				ls[j] = local(l)
+			}
+			nv = ls
+		case []ir.Operand:
+			os := make([]ir.Operand, len(x))
+			for j, o := range x {
+				os[j] = operand(o)
+			}
+			nv = os
+		case *ir.Block:
+			bs, err := renamedBlocks([]*ir.Block{x}, from, to, drop)
+			if err != nil {
+				return nil, err
+			}
+			nv = bs[0]
+		case []*ir.Block:
+			bs, err := renamedBlocks(x, from, to, drop)
+			if err != nil {
+				return nil, err
+			}
+			nv = bs
+		default:
+			continue
+		}
+		if !f.CanSet() {
+			return nil, fmt.Errorf("vm: statement %T", s)
+		}
+		f.Set(reflect.ValueOf(nv))
+	}
+	return c.Interface().(ir.Stmt), nil
 }
 
 // A made value's copy: the planner makes a value into a local of its own

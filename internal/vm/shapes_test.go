@@ -2,6 +2,7 @@ package vm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -45,14 +46,14 @@ func TestDoNothingStatementsNotRun(t *testing.T) {
 	if x != "1" {
 		t.Fatalf("x = %s, want 1", x)
 	}
-	// The rule (the read, the value's assignment; the test that it is
-	// defined, the return local's assignment) and the query (the call,
-	// the object, its insert, the result): no ReturnLocalStmt (nor the
-	// copies of the read and of the call's value, nor the reset of the
-	// new frame's value: TestCopiesOfMadeValuesNotRun,
-	// TestResetsOfNewFramesNotRun).
-	if steps != 8 {
-		t.Fatalf("ran %d statements, want 8", steps)
+	// The rule (the read, the value's assignment) and the query (the
+	// call, the object, its insert, the result): no ReturnLocalStmt (nor
+	// the copies of the read and of the call's value, the reset of the
+	// new frame's value, the copy of the value into the return local:
+	// TestCopiesOfMadeValuesNotRun, TestResetsOfNewFramesNotRun,
+	// TestRuleValuesMadeInTheirReturnLocal).
+	if steps != 6 {
+		t.Fatalf("ran %d statements, want 6", steps)
 	}
 }
 
@@ -111,11 +112,12 @@ typed := t if {
 		return nil
 	})
 	// One rule of one read: its read's copy and the query's copy of the
-	// rule's value are not run (11 statements before; 8 with its reset
-	// not run either: TestResetsOfNewFramesNotRun).
+	// rule's value are not run (11 statements before; 6 with its reset
+	// and its copy into the return local not run either:
+	// TestResetsOfNewFramesNotRun, TestRuleValuesMadeInTheirReturnLocal).
 	rule := plan(t, "x = data.test.p", "package test\n\np := input.a\n")
-	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 8 || x != "1" {
-		t.Fatalf("ran %d statements, want 8, for x = %s", steps, x)
+	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 6 || x != "1" {
+		t.Fatalf("ran %d statements, want 6, for x = %s", steps, x)
 	}
 }
 
@@ -146,9 +148,68 @@ s := [v | some x in input.xs; v := {y | some y in input.xs; y != x}]
 			t.Fatalf("input %d:\n vm      %s\n topdown %s", i, got, want)
 		}
 	}
-	// The rule of one read: no reset (9 statements before).
+	// The rule of one read: no reset (9 statements before; 6 with its
+	// value made in the return local: TestRuleValuesMadeInTheirReturnLocal).
 	rule := plan(t, "x = data.test.p", "package test\n\np := input.a\n")
-	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 8 || x != "1" {
-		t.Fatalf("ran %d statements, want 8, for x = %s", steps, x)
+	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 6 || x != "1" {
+		t.Fatalf("ran %d statements, want 6, for x = %s", steps, x)
+	}
+}
+
+// A rule's value is made into its function's return local directly: the
+// planner makes it into a local of its own and copies it into the return
+// local in a block of its own (IsDefinedStmt, AssignVarOnceStmt), two
+// statements of every rule and function evaluated. Where the return local
+// is named by nothing before that block nor the value's local by anything
+// after it, the two are one local and the block is not run. Values,
+// defaults, else chains, functions and conflicts are topdown's.
+func TestRuleValuesMadeInTheirReturnLocal(t *testing.T) {
+	const module = `package test
+
+default p := 0
+
+p := input.a
+
+r := 1 if input.a == 1
+else := 2 if input.a == 2
+
+default s := "none"
+
+s := "one" if input.a == 1
+else := "two" if input.a == 2
+
+f(x) := x + 1 if x > 1
+else := 0
+
+g := f(input.a)
+
+h(x) := y if {
+	y := x * 2
+}
+
+k := h(input.a)
+
+c := 1 if input.c
+c := 2 if input.d
+`
+	modules := map[string]string{"test.rego": module}
+	p := plan(t, "x = data.test", module)
+	for i, in := range []string{`{"a": 1}`, `{"a": 2, "c": true}`, `{"a": 3, "c": true, "d": false}`, `{}`, `{"a": "x"}`} {
+		want := topdownQuery(t, "x = data.test", modules, ast.MustParseTerm(in).Value, ast.NewObject(), false)
+		if _, got := stepsOf(t, p.Lenient(), in); got != want {
+			t.Fatalf("input %d:\n vm      %s\n topdown %s", i, got, want)
+		}
+	}
+	// Two values of c: topdown's conflict.
+	_, err := p.Results(context.Background(), ast.MustParseTerm(`{"c": true, "d": true}`).Value, vm.Value(ast.NewObject()))
+	if !errors.Is(err, vm.ErrConflict) {
+		t.Fatalf("got %v, want a conflict", err)
+	}
+	// The rule of one read (8 statements before): its read and the
+	// assignment of its value, the query's call, object, insert and
+	// result.
+	rule := plan(t, "x = data.test.p", "package test\n\np := input.a\n")
+	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 6 || x != "1" {
+		t.Fatalf("ran %d statements, want 6, for x = %s", steps, x)
 	}
 }
