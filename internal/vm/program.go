@@ -533,6 +533,46 @@ func renamed(s ir.Stmt, from, to ir.Local, drop *ir.Block) (ir.Stmt, error) {
 	return c.Interface().(ir.Stmt), nil
 }
 
+// breaks is how a BlockStmt of BlockStmts and BreakStmts only ends, as
+// the statement would end it (stmt): stop and index; known is false for
+// one that holds any other statement.
+func breaks(x *ir.BlockStmt) (stop bool, index uint32, known bool) {
+	for _, b := range x.Blocks {
+		stop, index, known := blockBreaks(b)
+		if !known {
+			return false, 0, false
+		}
+		if stop {
+			return true, index, true
+		}
+	}
+	return false, 0, true
+}
+
+// blockBreaks is how a block of BlockStmts and BreakStmts only ends (block).
+func blockBreaks(b *ir.Block) (bool, uint32, bool) {
+	for _, s := range b.Stmts {
+		var stop, known bool
+		var index uint32
+		switch x := s.(type) {
+		case *ir.BreakStmt:
+			stop, index, known = true, x.Index, true
+		case *ir.BlockStmt:
+			stop, index, known = breaks(x)
+		}
+		switch {
+		case !known:
+			return false, 0, false
+		case !stop:
+			continue
+		case index == 0:
+			return false, 0, true
+		}
+		return true, index - 1, true
+	}
+	return false, 0, true
+}
+
 // A made value's copy: the planner makes a value into a local of its own
 // (a call's result, a read, a scan's key and value) and copies it at once
 // into the variable it is for (AssignVarStmt), a fifth of a decision's
@@ -683,6 +723,16 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		}
 		if r.fresh[b.Stmts[i]] {
 			continue // a new frame's local is empty already (freshResets)
+		}
+		if x, ok := s.(*ir.BlockStmt); ok {
+			if stop, index, known := breaks(x); known {
+				// Blocks of breaks only: their end is the same on every
+				// run, and it is worked out here.
+				if stop {
+					out.Stmts = append(out.Stmts, &ir.BreakStmt{Index: index, Location: x.Location})
+				}
+				continue
+			}
 		}
 		switch s.(type) {
 		case *ir.ReturnLocalStmt, *ir.NopStmt:

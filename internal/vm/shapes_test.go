@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -211,5 +212,45 @@ c := 2 if input.d
 	rule := plan(t, "x = data.test.p", "package test\n\np := input.a\n")
 	if steps, x := stepsOf(t, rule, `{"a": 1}`); steps != 6 || x != "1" {
 		t.Fatalf("ran %d statements, want 6, for x = %s", steps, x)
+	}
+}
+
+// A block of blocks and breaks only (the planner's scan of `some k, v in
+// x` holds one in its body, run on every element: three statements for
+// nothing) does the same on every run: it is worked out when the plan is
+// prepared, left out when it leaves nothing and one break when it leaves
+// blocks.
+func TestBlocksOfBreaksWorkedOut(t *testing.T) {
+	nothing := &ir.BlockStmt{Blocks: []*ir.Block{{Stmts: []ir.Stmt{
+		&ir.BlockStmt{Blocks: []*ir.Block{{Stmts: []ir.Stmt{&ir.BreakStmt{Index: 1}}}}},
+		&ir.BreakStmt{Index: 1},
+	}}}}
+	leaves := &ir.BlockStmt{Blocks: []*ir.Block{{}, {Stmts: []ir.Stmt{&ir.BreakStmt{Index: 1}}}}}
+	for _, c := range []struct {
+		name   string
+		blocks []*ir.Block
+		steps  uint64
+		want   []string
+	}{
+		// The planner's: the results after it are made.
+		{"nothing", []*ir.Block{{Stmts: append([]ir.Stmt{nothing}, found(sA)...)}}, 2, []string{"a"}},
+		// It leaves its block: the results after it in the block are not
+		// made, those of the next block are (one break, then the next
+		// block's literal and result).
+		{"leaves", []*ir.Block{{Stmts: append([]ir.Stmt{leaves}, found(sA)...)}, {Stmts: found(sB)}}, 3, []string{"b"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := handPlan(t, c.blocks...)
+			if got := run(t, c.blocks...); !slices.Equal(got, c.want) {
+				t.Fatalf("results %v, want %v", got, c.want)
+			}
+			before := p.Steps()
+			if _, err := p.Results(context.Background(), nil, vm.Value(ast.NewObject())); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Steps() - before; got != c.steps {
+				t.Fatalf("ran %d statements, want %d", got, c.steps)
+			}
+		})
 	}
 }
