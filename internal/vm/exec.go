@@ -331,6 +331,11 @@ func (e *eval) stmts(fr []slot, stmts []ir.Stmt) (bool, uint32, error) {
 // it made the set in, and SetAddStmt replaces emptySet there first).
 var emptySet = ast.NewTerm(ast.NewSet())
 
+// emptyArray is the value of every array a plan makes with no capacity
+// (MakeArrayStmt): a verdict's "reasons": [] and "missing": [], made in
+// every decision as an array and its term.
+var emptyArray = ast.NewTerm(ast.NewArray())
+
 // undefined stops the current block.
 const undefined = true
 
@@ -464,6 +469,12 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 	case *numberRef:
 		fr[x.Target] = slot{t: x.t}
 	case *ir.MakeArrayStmt:
+		if x.Capacity == 0 {
+			// An append copies the array (ArrayAppendStmt), and one of no
+			// capacity its elements too: never changed, so shared.
+			fr[x.Target] = slot{t: emptyArray}
+			break
+		}
 		fr[x.Target] = slot{t: ast.NewTerm(ast.NewArrayWithCapacity(int(x.Capacity)))}
 	case *constLiteral:
 		fr[x.target] = slot{t: x.t}
