@@ -585,14 +585,17 @@ func copies(stmts []ir.Stmt, n map[ir.Local]int) {
 	for i, s := range stmts {
 		if i+1 < len(stmts) {
 			if made, ok := makes(s); ok && copyOf(stmts[i+1], made) {
-				n[made]++
+				n[made] += 2
 			}
+		}
+		if set, adds, _, ok := filled(stmts[i:]); ok {
+			n[set] += 2 + adds
 		}
 		if x, ok := s.(*ir.ScanStmt); ok {
 			for _, c := range x.Block.Stmts[:min(2, len(x.Block.Stmts))] {
 				for _, made := range []ir.Local{x.Key, x.Value} {
 					if copyOf(c, made) {
-						n[made]++
+						n[made] += 2
 					}
 				}
 			}
@@ -639,7 +642,70 @@ func copyOf(s ir.Stmt, made ir.Local) bool {
 // nothing else, so a value made into the copy's variable instead is never
 // missed. Input and data are never.
 func (r *resolver) onlyCopied(l ir.Local) bool {
-	return l != ir.Input && l != ir.Data && r.copies[l] > 0 && r.named[l] == 2*r.copies[l]
+	return l != ir.Input && l != ir.Data && r.copies[l] > 0 && r.named[l] == r.copies[l]
+}
+
+// filled is the planner's comprehension of a set at the start of stmts: a
+// MakeSetStmt, a BlockStmt that names the set only to add to it (adds
+// times) and cannot leave the block around it (no break out of it), and
+// the copy of the set into its variable, which the block does not name.
+// Made in the variable, the set is there, filled, where the copy would
+// have put it, and nothing reads the variable in between.
+func filled(stmts []ir.Stmt) (set ir.Local, adds int, into ir.Local, ok bool) {
+	if len(stmts) < 3 {
+		return 0, 0, 0, false
+	}
+	mk, ok1 := stmts[0].(*ir.MakeSetStmt)
+	b, ok2 := stmts[1].(*ir.BlockStmt)
+	if !ok1 || !ok2 || !copyOf(stmts[2], mk.Target) {
+		return 0, 0, 0, false
+	}
+	set, into = mk.Target, stmts[2].(*ir.AssignVarStmt).Target
+	n := map[ir.Local]int{}
+	named([]ir.Stmt{b}, n)
+	adds = setAdds(b.Blocks, set)
+	if n[into] > 0 || adds < 0 || n[set] != adds || escapes(b.Blocks, 1) {
+		return 0, 0, 0, false
+	}
+	return set, adds, into, true
+}
+
+// setAdds counts the SetAddStmts into set in blocks (-1 when one adds set
+// to itself).
+func setAdds(blocks []*ir.Block, set ir.Local) int {
+	adds := 0
+	for _, b := range blocks {
+		for _, s := range b.Stmts {
+			if x, ok := s.(*ir.SetAddStmt); ok && x.Set == set {
+				if isLocal(x.Value, set) {
+					return -1
+				}
+				adds++
+			}
+			n := setAdds(fields(s, func(ir.Local) {}), set)
+			if n < 0 {
+				return -1
+			}
+			adds += n
+		}
+	}
+	return adds
+}
+
+// escapes says whether a break in blocks, depth blocks deep, leaves more
+// blocks than it is in.
+func escapes(blocks []*ir.Block, depth uint32) bool {
+	for _, b := range blocks {
+		for _, s := range b.Stmts {
+			if x, ok := s.(*ir.BreakStmt); ok && x.Index >= depth {
+				return true
+			}
+			if escapes(fields(s, func(ir.Local) {}), depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // copied is the variable stmts[0] may make its value into, leaving out
@@ -723,6 +789,27 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		}
 		if r.fresh[b.Stmts[i]] {
 			continue // a new frame's local is empty already (freshResets)
+		}
+		if set, _, into, ok := filled(b.Stmts[i:]); ok && r.onlyCopied(set) && into != ir.Input && into != ir.Data {
+			// The set is made in its variable; the copy is checked, not
+			// run (filled).
+			block, err := renamed(b.Stmts[i+1], set, into, nil)
+			if err != nil {
+				return nil, err
+			}
+			made, err := r.stmt(&ir.MakeSetStmt{Target: into, Location: s.(*ir.MakeSetStmt).Location})
+			if err != nil {
+				return nil, err
+			}
+			if block, err = r.stmt(block); err != nil {
+				return nil, err
+			}
+			if _, err := r.stmt(b.Stmts[i+2]); err != nil {
+				return nil, err
+			}
+			out.Stmts = append(out.Stmts, made, block)
+			i += 2
+			continue
 		}
 		if x, ok := s.(*ir.BlockStmt); ok {
 			if stop, index, known := breaks(x); known {

@@ -308,3 +308,34 @@ func TestEmptyArraysAllocateNothing(t *testing.T) {
 		return nil
 	})
 }
+
+// A comprehension's set is made in a local of its own and copied into its
+// variable after the block that fills it; where that local is named by
+// nothing else and the block cannot leave the one around it, the set is
+// made in the variable and the copy is not run. Values are topdown's:
+// empty and full sets, nested comprehensions, ones in loops.
+func TestComprehensionSetsMadeInTheirVariable(t *testing.T) {
+	const module = `package test
+
+p := {x | some x in input.xs} | {"a"}
+
+q := [s | some y in input.xs; s := {z | some z in input.xs; z != y}]
+
+r := count({x | some x in input.xs; x != "b"})
+`
+	modules := map[string]string{"test.rego": module}
+	p := plan(t, "x = data.test", module)
+	for i, in := range []string{`{"xs": ["a", "b", "c"]}`, `{"xs": []}`, `{}`, `{"xs": ["b"]}`} {
+		want := topdownQuery(t, "x = data.test", modules, ast.MustParseTerm(in).Value, ast.NewObject(), false)
+		if _, got := stepsOf(t, p.Lenient(), in); got != want {
+			t.Fatalf("input %d:\n vm      %s\n topdown %s", i, got, want)
+		}
+	}
+	// A rule of one comprehension over an empty list: the set's make,
+	// the block, the scan's read and the scan (no copy), the value's
+	// assignment; the query's four.
+	one := plan(t, "x = data.test.p", "package test\n\np := {x | some x in input.xs}\n")
+	if steps, x := stepsOf(t, one, `{"xs": []}`); steps != 9 || x != "[]" {
+		t.Fatalf("ran %d statements, want 9, for x = %s", steps, x)
+	}
+}
