@@ -400,43 +400,74 @@ func freshResets(stmts []ir.Stmt, params []ir.Local, seen map[ir.Local]bool, inS
 // planner makes a rule's or a function's value into a local of its own and
 // copies it into the return local in a block of its own, [IsDefinedStmt
 // value, AssignVarOnceStmt value → return], two statements of every call.
-// Where that block is run once per call (in no scan, not or with), no
-// statement before it names the return local (empty until then) and none
-// after it the value's local, the two are one local, the return local, and
-// the block is left empty: the return local then holds what the copy
-// would have put there, the value or nothing. fn's blocks are not changed.
+// Where that block runs whenever the value was set (it is one of fn's
+// blocks, or a block of a BlockStmt in one of them, an else chain's, that
+// no break leaves and outside which the value is not set), no statement
+// before it names the return local (empty until then) and none after it
+// the value's local, the two are one local, the return local, and the
+// block is left empty: the return local then holds what the copy would
+// have put there, the value or nothing. fn's blocks are not changed.
 func returned(fn *function) []*ir.Block {
 	var order []ir.Stmt // fn's statements in the order they run, blocks in place
 	var copying *ir.Block
+	var within *ir.BlockStmt // the statement whose block copying is, if not fn's own
 	at, value := -1, ir.Local(-1)
-	var walk func(blocks []*ir.Block, once bool)
-	walk = func(blocks []*ir.Block, once bool) {
+	// depth: 0 for fn's blocks (each runs, whatever the one before did:
+	// call), 1 for the blocks of a BlockStmt in one of them (an else
+	// chain's), more below.
+	var walk func(blocks []*ir.Block, depth int, owner *ir.BlockStmt)
+	walk = func(blocks []*ir.Block, depth int, owner *ir.BlockStmt) {
 		for _, b := range blocks {
-			if at < 0 && once && len(b.Stmts) == 2 {
+			if at < 0 && depth <= 1 && len(b.Stmts) == 2 {
 				d, ok1 := b.Stmts[0].(*ir.IsDefinedStmt)
 				a, ok2 := b.Stmts[1].(*ir.AssignVarOnceStmt)
 				if ok1 && ok2 && isLocal(a.Source, d.Source) && a.Target == fn.ret && d.Source != fn.ret {
-					copying, at, value = b, len(order), d.Source
+					copying, within, at, value = b, owner, len(order), d.Source
 				}
 			}
 			for _, s := range b.Stmts {
 				order = append(order, s)
-				_, block := s.(*ir.BlockStmt)
-				walk(fields(s, func(ir.Local) {}), once && block)
+				x, block := s.(*ir.BlockStmt)
+				if !block {
+					walk(fields(s, func(ir.Local) {}), 2, nil)
+					continue
+				}
+				walk(x.Blocks, depth+1, x)
 			}
 		}
 	}
-	walk(fn.blocks, true)
+	walk(fn.blocks, 0, nil)
 	if at < 0 || slices.Contains(fn.params, value) || slices.Contains(fn.params, fn.ret) {
 		return fn.blocks
+	}
+	// Inside a BlockStmt, the copying block runs after any of its blocks
+	// that set the value only if none breaks out of it, and the value is
+	// set nowhere else (a reset of it empties what is empty).
+	inside := map[ir.Stmt]bool{}
+	if within != nil {
+		if escapes(within.Blocks, 1) {
+			return fn.blocks
+		}
+		var mark func(blocks []*ir.Block)
+		mark = func(blocks []*ir.Block) {
+			for _, b := range blocks {
+				for _, s := range b.Stmts {
+					inside[s] = true
+					mark(fields(s, func(ir.Local) {}))
+				}
+			}
+		}
+		mark(within.Blocks)
 	}
 	ok := true
 	for i, s := range order {
 		if i == at || i == at+1 {
 			continue
 		}
+		_, reset := s.(*ir.ResetLocalStmt)
 		fields(s, func(l ir.Local) {
-			ok = ok && !(i < at && l == fn.ret) && !(i > at+1 && l == value)
+			ok = ok && !(i < at && l == fn.ret) && !(i > at+1 && l == value) &&
+				!(within != nil && !inside[s] && !reset && l == value)
 		})
 	}
 	if !ok {

@@ -339,3 +339,39 @@ r := count({x | some x in input.xs; x != "b"})
 		t.Fatalf("ran %d statements, want 9, for x = %s", steps, x)
 	}
 }
+
+// A rule's value is made into its return local only where the block that
+// copies it there runs whenever the value was set: a break out of an else
+// chain after its value was set skips the copy, and the rule is then its
+// default (a plan written by hand; the planner's else chains have none).
+func TestRuleValueSkippedCopyKept(t *testing.T) {
+	const value, ret, result, obj = ir.Local(3), ir.Local(2), ir.Local(4), ir.Local(8)
+	op := func(v ir.Val) ir.Operand { return ir.Operand{Value: v} }
+	chain := &ir.BlockStmt{Blocks: []*ir.Block{
+		{Stmts: []ir.Stmt{&ir.AssignVarOnceStmt{Source: op(sA), Target: value}, &ir.BreakStmt{Index: 1}}},
+		{Stmts: []ir.Stmt{&ir.IsDefinedStmt{Source: value}, &ir.AssignVarOnceStmt{Source: op(value), Target: ret}}},
+	}}
+	policy := &ir.Policy{
+		Static: &ir.Static{},
+		Funcs: &ir.Funcs{Funcs: []*ir.Func{{Name: "g0.data.test.f", Params: []ir.Local{ir.Input, ir.Data}, Return: ret, Blocks: []*ir.Block{
+			{Stmts: []ir.Stmt{chain}},
+			{Stmts: []ir.Stmt{&ir.IsUndefinedStmt{Source: ret}, &ir.AssignVarOnceStmt{Source: op(sB), Target: ret}}},
+		}}}},
+		Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "q", Blocks: []*ir.Block{{Stmts: []ir.Stmt{
+			&ir.CallStmt{Func: "g0.data.test.f", Args: []ir.Operand{op(ir.Input), op(ir.Data)}, Result: result},
+			&ir.MakeObjectStmt{Target: obj},
+			&ir.ObjectInsertStmt{Key: op(sX), Value: op(result), Object: obj},
+			&ir.ResultSetAddStmt{Value: obj},
+		}}}}}},
+	}
+	for _, s := range strs {
+		policy.Static.Strings = append(policy.Static.Strings, &ir.StringConst{Value: s})
+	}
+	p, err := vm.New(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, x := stepsOf(t, p, ""); x != `"b"` {
+		t.Fatalf("x = %s, want \"b\" (the copy skipped, the default)", x)
+	}
+}
