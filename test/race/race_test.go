@@ -34,6 +34,7 @@ var underRace = map[string][]string{
 		"TestReleaseUnderStress",                    // pooled evaluations released after panics, errors, cancellations
 		"TestNumberLiteralsSharedAcrossEvaluations", // the plan's number literals, shared by every evaluation
 		"TestSharedValuesSortedBeforeShared",        // shared sets and objects: sorted in place by one, read unsorted by another
+		"TestEmptyArraysShared",                     // the empty array every evaluation shares, appended to by many
 	},
 	"./internal/pdp":  {"TestDelegationRaces"}, // concurrent delegated writes
 	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
