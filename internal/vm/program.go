@@ -292,6 +292,10 @@ type resolver struct {
 	named, copies map[ir.Local]int
 	// fresh are the resets of a new frame's locals (freshResets).
 	fresh map[ir.Stmt]bool
+	// naming lists the statements of fn that name each local (namings),
+	// termLocals the locals known to hold terms or not (terms).
+	naming     map[ir.Local][]ir.Stmt
+	termLocals map[ir.Local]bool
 }
 
 // resolve sizes fn's frame and replaces its CallStmts with calls and its
@@ -316,11 +320,15 @@ func (r *resolver) resolve(fn *function) error {
 		r.conflict = "function " + ref + " produced conflicting values for the same inputs"
 	}
 	r.named, r.copies = map[ir.Local]int{}, map[ir.Local]int{}
+	r.naming, r.termLocals = map[ir.Local][]ir.Stmt{}, map[ir.Local]bool{}
 	r.fresh = map[ir.Stmt]bool{}
 	seen := map[ir.Local]bool{}
 	for _, b := range fn.blocks {
 		named(b.Stmts, r.named)
-		copies(b.Stmts, r.copies)
+		namings(b.Stmts, r.naming)
+	}
+	for _, b := range fn.blocks {
+		copies(b.Stmts, r.copies, r.terms)
 		freshResets(b.Stmts, fn.params, seen, false, r.fresh)
 	}
 	var err error
@@ -612,10 +620,10 @@ func blockBreaks(b *ir.Block) (bool, uint32, bool) {
 
 // copies counts, by local, the copies of it made right after a statement
 // that made it (copyOf), in stmts and the blocks in them.
-func copies(stmts []ir.Stmt, n map[ir.Local]int) {
+func copies(stmts []ir.Stmt, n map[ir.Local]int, terms func(ir.Local) bool) {
 	for i, s := range stmts {
 		if i+1 < len(stmts) {
-			if made, ok := makes(s); ok && copyOf(stmts[i+1], made) {
+			if made, ok := makes(s, terms); ok && copyOf(stmts[i+1], made) {
 				n[made] += 2
 			}
 		}
@@ -639,10 +647,10 @@ func copies(stmts []ir.Stmt, n map[ir.Local]int) {
 		for i := range v.NumField() {
 			switch f := v.Field(i).Interface().(type) {
 			case *ir.Block:
-				copies(f.Stmts, n)
+				copies(f.Stmts, n, terms)
 			case []*ir.Block:
 				for _, b := range f {
-					copies(b.Stmts, n)
+					copies(b.Stmts, n, terms)
 				}
 			}
 		}
@@ -652,14 +660,74 @@ func copies(stmts []ir.Stmt, n map[ir.Local]int) {
 // makes is the local a statement makes a term into, when it is a call or
 // a read of input (input is a term in every frame: a with on it sets a
 // term) — not a read of data, which a copy would read whole.
-func makes(s ir.Stmt) (ir.Local, bool) {
+func makes(s ir.Stmt, terms func(ir.Local) bool) (ir.Local, bool) {
 	switch x := s.(type) {
 	case *ir.CallStmt:
 		return x.Result, true
 	case *ir.DotStmt:
-		return x.Target, isLocal(x.Source, ir.Input)
+		src, ok := x.Source.Value.(ir.Local)
+		return x.Target, ok && terms(src)
 	}
 	return 0, false
+}
+
+// terms says whether a local of fn holds a term wherever it is set, never
+// data (a Document, or a term read from data, which a copy reads whole and
+// strips of its storage keys): input; a local no parameter, set only by
+// statements that set terms (a call, a copy of anything but data, a make, an
+// add, a scan's key or value, a read of a local that holds terms) and
+// otherwise only read. Any other statement naming it, a with, data or a
+// parameter: not.
+func (r *resolver) terms(l ir.Local) bool {
+	if l == ir.Input {
+		return true
+	}
+	if l == ir.Data || slices.Contains(r.fn.params, l) {
+		return false
+	}
+	if v, ok := r.termLocals[l]; ok {
+		return v
+	}
+	r.termLocals[l] = false // a cycle is not known to hold terms
+	ok := true
+	for _, s := range r.naming[l] {
+		switch x := s.(type) {
+		case *ir.DotStmt:
+			if x.Target == l {
+				src, local := x.Source.Value.(ir.Local)
+				ok = ok && local && src != l && r.terms(src)
+			}
+		case *ir.AssignVarStmt:
+			ok = ok && !(x.Target == l && isLocal(x.Source, ir.Data))
+		case *ir.CallStmt, *ir.AssignVarOnceStmt, *ir.ScanStmt, *ir.EqualStmt, *ir.NotEqualStmt,
+			*ir.IsDefinedStmt, *ir.IsUndefinedStmt, *ir.SetAddStmt, *ir.ArrayAppendStmt,
+			*ir.ObjectInsertStmt, *ir.ObjectInsertOnceStmt, *ir.MakeSetStmt, *ir.MakeArrayStmt,
+			*ir.MakeObjectStmt, *ir.MakeNullStmt, *ir.MakeNumberIntStmt, *ir.MakeNumberRefStmt,
+			*ir.AssignIntStmt, *ir.LenStmt, *ir.ResetLocalStmt, *ir.ResultSetAddStmt,
+			*ir.IsArrayStmt, *ir.IsObjectStmt, *ir.IsSetStmt, *ir.ReturnLocalStmt:
+		default:
+			ok = false
+		}
+	}
+	r.termLocals[l] = ok
+	return ok
+}
+
+// namings lists, by local, the statements of stmts (and of the blocks in
+// them) that name it themselves.
+func namings(stmts []ir.Stmt, n map[ir.Local][]ir.Stmt) {
+	for _, s := range stmts {
+		var seen []ir.Local
+		inner := fields(s, func(l ir.Local) {
+			if !slices.Contains(seen, l) {
+				seen = append(seen, l)
+				n[l] = append(n[l], s)
+			}
+		})
+		for _, b := range inner {
+			namings(b.Stmts, n)
+		}
+	}
 }
 
 // copyOf says whether s copies made into another local.
@@ -747,7 +815,7 @@ func (r *resolver) copied(stmts []ir.Stmt) (ir.Local, bool) {
 	if len(stmts) < 2 {
 		return 0, false
 	}
-	made, ok := makes(stmts[0])
+	made, ok := makes(stmts[0], r.terms)
 	if !ok || !copyOf(stmts[1], made) || !r.onlyCopied(made) {
 		return 0, false
 	}

@@ -392,3 +392,43 @@ func TestRuleValueSkippedCopyKept(t *testing.T) {
 		t.Fatalf("x = %s, want \"b\" (the copy skipped, the default)", x)
 	}
 }
+
+// A read of a term read from input (input.resource.id: the read of id
+// from the read of resource) is a term too: its copy into its variable is
+// not run either. A read of data is not made so (a copy reads it whole),
+// nor one of a function's parameter (a parameter may be data). Values
+// are topdown's.
+func TestCopiesOfReadsOfInputNotRun(t *testing.T) {
+	const module = `package test
+
+id := input.resource.id
+
+deep := input.a.b.c
+
+f(r) := r.id
+
+g := f(input.resource)
+
+d := data.x.y
+
+missing := input.resource.none.x
+`
+	modules := map[string]string{"test.rego": module}
+	data := ast.MustParseTerm(`{"x": {"y": {"2": "two"}}}`).Value
+	p := plan(t, "x = data.test", module)
+	for i, in := range []string{`{"resource": {"id": "r1"}, "a": {"b": {"c": 1}}}`, `{"resource": {}}`, `{}`} {
+		want := topdownQuery(t, "x = data.test", modules, ast.MustParseTerm(in).Value, data, false)
+		rs, err := p.Lenient().Results(context.Background(), ast.MustParseTerm(in).Value, vm.Value(data))
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("input %d: %v, %v", i, rs, err)
+		}
+		if got := asJSON(t, rs[0].Get(ast.StringTerm("x"))); got != want {
+			t.Fatalf("input %d:\n vm      %s\n topdown %s", i, got, want)
+		}
+	}
+	// The rule: two reads and the value's assignment; the query's four.
+	rule := plan(t, "x = data.test.id", "package test\n\nid := input.resource.id\n")
+	if steps, x := stepsOf(t, rule, `{"resource": {"id": "r1"}}`); steps != 7 || x != `"r1"` {
+		t.Fatalf("ran %d statements, want 7, for x = %s", steps, x)
+	}
+}
