@@ -135,48 +135,110 @@ func TestWriteInTree(t *testing.T) {
 
 func TestBurstCoalesces(t *testing.T) {
 	t.Parallel()
-	dir := bundleDir(t)
-	r := start(t, dir)
-	// A git checkout: many files, many events, each well within the debounce
-	// of the one before.
-	for i := range 20 {
-		writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), strings.Repeat("#\n", i)+"package demo\n")
-		writeFile(t, filepath.Join(dir, "policies/demo/new.rego"), "package demo\n")
-		time.Sleep(debounce / 10)
-	}
-	if err := os.Remove(filepath.Join(dir, "policies/demo/new.rego")); err != nil {
-		t.Fatal(err)
-	}
-	r.expect(t, 1, "a burst of 41 changes")
+	burst(t, func() bool {
+		dir := bundleDir(t)
+		r := start(t, dir)
+		// A git checkout: many files, many events, each well within the
+		// debounce of the one before.
+		var p pace
+		for i := range 20 {
+			p.step()
+			writeFile(t, filepath.Join(dir, "policies/demo/demo.rego"), strings.Repeat("#\n", i)+"package demo\n")
+			writeFile(t, filepath.Join(dir, "policies/demo/new.rego"), "package demo\n")
+			time.Sleep(debounce / 10)
+		}
+		p.step()
+		if err := os.Remove(filepath.Join(dir, "policies/demo/new.rego")); err != nil {
+			t.Fatal(err)
+		}
+		if !p.kept(t) {
+			return false
+		}
+		r.expect(t, 1, "a burst of 41 changes")
+		return true
+	})
 }
 
 // The burst keeps the call back as long as events keep coming: the call
 // comes a debounce after the last event, not after the first.
 func TestCallAfterTheLastEvent(t *testing.T) {
 	t.Parallel()
-	dir := bundleDir(t)
-	r := start(t, dir)
-	file := filepath.Join(dir, "policies/demo/demo.rego")
-	began := time.Now()
-	var last time.Time // the last write: its event comes after it
-	for i := range 8 {
-		if i > 0 {
-			time.Sleep(debounce / 2)
+	burst(t, func() bool {
+		dir := bundleDir(t)
+		r := start(t, dir)
+		file := filepath.Join(dir, "policies/demo/demo.rego")
+		began := time.Now()
+		var p pace
+		var last time.Time // the last write: its event comes after it
+		for i := range 8 {
+			if i > 0 {
+				time.Sleep(debounce / 4)
+			}
+			p.step()
+			writeFile(t, file, "package demo\n")
+			last = time.Now()
 		}
-		writeFile(t, file, "package demo\n")
-		last = time.Now()
+		if !p.kept(t) {
+			return false
+		}
+		select {
+		case <-r.called:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no call")
+		}
+		// Due a whole debounce after the last event (the writes span 1.75
+		// debounces); half of it leaves room for a loaded machine (a timer
+		// never fires early).
+		if at := time.Since(last); at < debounce/2 {
+			t.Fatalf("called %v after the last event (%v after the first): the debounce restarts with every event", at, time.Since(began))
+		}
+		r.expect(t, 1, "a slow burst")
+		return true
+	})
+}
+
+// pace times a burst's steps. A burst is one only if each step comes
+// within the debounce of the one before, which a loaded machine does not
+// promise: the test's goroutine stalled past the debounce, the watch saw
+// two bursts and called twice, and the test failed for nothing.
+type pace struct {
+	last time.Time
+	gap  time.Duration // the longest between two steps
+}
+
+// step marks a step of the burst.
+func (p *pace) step() {
+	now := time.Now()
+	if !p.last.IsZero() {
+		p.gap = max(p.gap, now.Sub(p.last))
 	}
-	select {
-	case <-r.called:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no call")
+	p.last = now
+}
+
+// kept reports whether every step came within three quarters of the
+// debounce of the one before (the last quarter is room for the watch's
+// goroutine to get its events late).
+func (p *pace) kept(t *testing.T) bool {
+	t.Helper()
+	if p.gap < debounce*3/4 {
+		return true
 	}
-	// Due a whole debounce after the last event; half of it leaves room
-	// for a loaded machine (a timer never fires early).
-	if at := time.Since(last); at < debounce/2 {
-		t.Fatalf("called %v after the last event (%v after the first): the debounce restarts with every event", at, time.Since(began))
+	t.Logf("a step of the burst came %v after the one before (debounce %v): no burst; again", p.gap, debounce)
+	return false
+}
+
+// burst runs attempt, each time with a new watch, until one keeps its pace
+// (attempt reports whether it did, before it asserts anything): at most
+// 10 times, then the test is skipped — on a machine that loaded it proves
+// nothing either way.
+func burst(t *testing.T, attempt func() bool) {
+	t.Helper()
+	for range 10 {
+		if attempt() {
+			return
+		}
 	}
-	r.expect(t, 1, "a slow burst")
+	t.Skip("10 bursts in a row could not keep their pace: the machine is too loaded for this test")
 }
 
 func TestEditorSaveByRename(t *testing.T) {
