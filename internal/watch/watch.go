@@ -314,6 +314,12 @@ func (x *watcher) loop(ctx context.Context, debounce time.Duration, changed func
 			}
 			failed(err)
 		case <-timer.C:
+			// With the context ended too, select picks either at random:
+			// a goroutine held up past both (a loaded machine) called
+			// changed after the watch's end.
+			if ctx.Err() != nil {
+				return
+			}
 			changed()
 		}
 	}
