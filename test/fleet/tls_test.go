@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,38 +31,9 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(etcdBin, "--name", "tls", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "tls="+peer,
-		"--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CAFile, "--client-cert-auth",
-		"--log-level", "warn")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-
-	// The operator's setup: a root user, then a user for permatrix with
-	// read-write on its prefix only, then authentication on.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, TLS: certs.ClientTLS(true), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	client, cli := startTLSEtcd(t, etcdBin, certs)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for {
-		if _, err := cli.Status(ctx, client); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("etcd with TLS did not start:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	const prefix = "/tls-fleet/"
 	steps := []func() error{
 		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
@@ -149,6 +121,87 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 	} else if !strings.Contains(p.Logs(), "certificate signed by unknown authority") {
 		t.Fatalf("no CA: %v\n%s", err, p.Logs())
 	}
+}
+
+// startTLSEtcd starts a one-member etcd taking only TLS clients with a
+// certificate of certs' CA, and a client of it. Its ports are found free
+// and then given to etcd: between the two another test process (go test
+// runs packages side by side) may take one, and etcd exits (address in
+// use) — the test then waited 60 s for an etcd that was gone and failed.
+// An etcd that exits before it answers is started again on other ports
+// (as harness.NewEtcdCluster does).
+func startTLSEtcd(t *testing.T, etcdBin string, certs *harness.Certs) (string, *clientv3.Client) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		client := fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
+		peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		cmd := exec.Command(etcdBin, "--name", "tls", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "tls="+peer,
+			"--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CAFile, "--client-cert-auth",
+			"--log-level", "warn")
+		logs := &lockedLog{}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, TLS: certs.ClientTLS(true), DialTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The wait ends when etcd does (a Status call to a port someone
+		// else holds waits as long as its context).
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		go func() {
+			select {
+			case <-exited:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		for {
+			if _, err = cli.Status(ctx, client); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		select {
+		case <-exited:
+			cli.Close()
+			if attempt < 5 {
+				t.Logf("etcd with TLS exited as it started (attempt %d), again on other ports:\n%s", attempt, logs.String())
+				continue
+			}
+		default:
+			if err == nil {
+				t.Cleanup(func() { cli.Close() })
+				return client, cli
+			}
+		}
+		t.Fatalf("etcd with TLS did not start:\n%s", logs.String())
+	}
+}
+
+// lockedLog is a process's output, written by its copying goroutines.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func freePort(t *testing.T) int {
