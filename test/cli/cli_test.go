@@ -403,6 +403,29 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// serveOnFree starts serve with the environment env makes of n free
+// loopback addresses. They are found free and then given to serve: another
+// test process (go test runs packages side by side) may take one in
+// between, and serve exits (address in use) — it is started again on
+// other addresses then.
+func serveOnFree(t *testing.T, n int, env func(addrs []string) []string) *server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		addrs := make([]string, n)
+		for i := range addrs {
+			addrs[i] = freeAddr(t)
+		}
+		p, err := harness.StartProcess(t, bin, token, env(addrs))
+		if err == nil {
+			return &server{p}
+		}
+		if attempt == 5 || !strings.Contains(p.Logs(), "address already in use") {
+			t.Fatalf("%v\n%s", err, p.Logs())
+		}
+		t.Logf("serve on %v: an address was taken meanwhile; again on others", addrs)
+	}
+}
+
 // runEnv runs the binary with env added and returns stdout, stderr and the
 // exit code.
 func runEnv(t *testing.T, env []string, args ...string) (string, string, int) {
@@ -425,10 +448,14 @@ func runEnv(t *testing.T, env []string, args ...string) (string, string, int) {
 // reading serve's own PERMATRIX_ADDR / PERMATRIX_DIAGNOSTIC_ADDR the way a
 // container's HEALTHCHECK runs it (Dockerfile), or --url.
 func TestHealthCommand(t *testing.T) {
-	addr, diag := freeAddr(t), freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	env := []string{"PERMATRIX_ADDR=0.0.0.0:" + port, "PERMATRIX_DIAGNOSTIC_ADDR=" + diag}
-	s := serve(t, filepath.Join(t.TempDir(), "p.db"), env...)
+	var port, diag string
+	var env []string
+	s := serveOnFree(t, 2, func(addrs []string) []string {
+		_, port, _ = net.SplitHostPort(addrs[0])
+		diag = addrs[1]
+		env = []string{"PERMATRIX_ADDR=0.0.0.0:" + port, "PERMATRIX_DIAGNOSTIC_ADDR=" + diag}
+		return append([]string{"PERMATRIX_DB=" + filepath.Join(t.TempDir(), "p.db"), "PERMATRIX_ADMIN_TOKEN=" + token}, env...)
+	})
 
 	for name, e := range map[string][]string{
 		"the diagnostic listener, from the environment": env,

@@ -159,15 +159,14 @@ func tracedServe(t *testing.T, section string) (p *harness.Process, grpcAddr, lo
 	t.Helper()
 	dir := t.TempDir()
 	logFile = filepath.Join(dir, "decisions.jsonl")
-	grpcAddr = freeAddr(t)
-	cfg := filepath.Join(dir, "permatrix.yaml")
-	writeConfig(t, cfg, section+"server:\n  grpc_addr: "+grpcAddr+"\n  decision_log: "+logFile+"\n")
-	p, err := harness.StartProcess(t, bin, token, []string{"PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB=" + filepath.Join(dir, "p.db"),
-		"PERMATRIX_ADMIN_TOKEN=" + token, "PERMATRIX_CONFIG=" + cfg})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, p.Logs())
-	}
-	return p, grpcAddr, logFile
+	s := serveOnFree(t, 1, func(addrs []string) []string {
+		grpcAddr = addrs[0]
+		cfg := filepath.Join(dir, "permatrix.yaml")
+		writeConfig(t, cfg, section+"server:\n  grpc_addr: "+grpcAddr+"\n  decision_log: "+logFile+"\n")
+		return []string{"PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB=" + filepath.Join(dir, "p.db"),
+			"PERMATRIX_ADMIN_TOKEN=" + token, "PERMATRIX_CONFIG=" + cfg}
+	})
+	return s.Process, grpcAddr, logFile
 }
 
 const tracedCheck = `{"subject":"alice","system":"celonis-task-mining","action":"edit_users","resource":{"type":"project","id":"p1"}}`
