@@ -385,3 +385,59 @@ func TestImportRefusedWhileSendingGetsTheAnswer(t *testing.T) {
 		t.Fatalf("after the answer the connection gave %d bytes, %v; want its end (io.EOF)", n, err)
 	}
 }
+
+// An import stopped by a shutdown while its client is still sending gets
+// its 503: the read deadline that ends the wait for the client left the
+// body unread, net/http took that for a broken body and closed the
+// connection at once, and the client's next write met a reset — Go's
+// client, writing its body when it came, reported "connection reset by
+// peer" instead of the 503 and how far the import got. The connection is
+// closed as one past http.MaxBytesReader's limit: the answer, a
+// half-close, and the full close only after a delay.
+func TestShutdownImportWhileSendingGetsTheAnswer(t *testing.T) {
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken})
+	base := serveOn(t, srv)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var lines strings.Builder
+	for i := 1; i <= 25; i++ {
+		lines.WriteString(pacedLine(i))
+	}
+	if _, err := fmt.Fprintf(conn, "POST /v1/import?chunk=10 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", docTestToken, lines.Len(), lines.String()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); stored(t, base, "user:paced-20") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("two chunks were not committed")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = srv.Shutdown(ctx) }()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("an import stopped by a shutdown: no answer: %v", err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("X-Permatrix-Import-Last-Line") != "20" {
+		t.Fatalf("an import stopped by a shutdown: %d %v %s, want 503 saying lines 1 to 20 are imported", res.StatusCode, res.Header, raw)
+	}
+	// The rest of the body, as a client that writes its body before it
+	// reads the answer still sends it: the connection takes it (each write
+	// reset it when it had been closed at once), then ends without a reset.
+	more := pacedLine(26)
+	for i := range 10 {
+		time.Sleep(10 * time.Millisecond)
+		if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(more), more); err != nil {
+			t.Fatalf("write %d of the rest of the body, %d ms after the answer: %v", i+1, 10*(i+1), err)
+		}
+	}
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the answer the connection gave %d bytes, %v; want its end (io.EOF)", n, err)
+	}
+}
