@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -421,6 +420,7 @@ func TestRefusedWhileSendingGetsTheAnswer(t *testing.T) {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
+	answered := time.Now()
 	if err != nil {
 		t.Fatalf("a request refused at the bound: no answer: %v", err)
 	}
@@ -428,14 +428,5 @@ func TestRefusedWhileSendingGetsTheAnswer(t *testing.T) {
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a request past the bound: %d, want 503", res.StatusCode)
 	}
-	more := strings.Repeat(" ", 8<<10)
-	for i := range 10 {
-		time.Sleep(10 * time.Millisecond)
-		if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(more), more); err != nil {
-			t.Fatalf("write %d of the rest of the body, %d ms after the 503: %v", i+1, 10*(i+1), err)
-		}
-	}
-	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("after the 503 the connection gave %d bytes, %v; want its end (io.EOF)", n, err)
-	}
+	sendRestAfterAnswer(t, conn, br, answered, strings.Repeat(" ", 8<<10))
 }
