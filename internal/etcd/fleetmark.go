@@ -231,19 +231,12 @@ func (s *Store) readOuters(ctx context.Context, outers []string) error {
 	for _, o := range outers {
 		gets = append(gets, clientv3.OpGet(o+fleetMarkName, clientv3.WithKeysOnly()), clientv3.OpGet(o+"g/", clientv3.WithKeysOnly()))
 	}
-	var found []*etcdserverpb.ResponseOp
-	for len(gets) > 0 {
-		n := min(len(gets), s.opts.MaxTxnOps)
-		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-		resp, err := s.cli.Txn(rctx).Then(gets[:n]...).Commit()
-		cancel()
-		if err != nil {
-			if len(outers) == 1 {
-				return fmt.Errorf("reading whether a fleet is at %s: %w", outers[0], err)
-			}
-			return fmt.Errorf("reading whether a fleet is at a prefix containing this one: %w", err)
+	found, _, err := s.readInTxns(ctx, gets)
+	if err != nil {
+		if len(outers) == 1 {
+			return fmt.Errorf("reading whether a fleet is at %s: %w", outers[0], err)
 		}
-		found, gets = append(found, resp.Responses...), gets[n:]
+		return fmt.Errorf("reading whether a fleet is at a prefix containing this one: %w", err)
 	}
 	for i, r := range found {
 		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
@@ -251,6 +244,26 @@ func (s *Store) readOuters(ctx context.Context, outers []string) error {
 		}
 	}
 	return nil
+}
+
+// readInTxns reads gets in as few transactions as the cluster's
+// --max-txn-ops allows, their answers in order; readAt is the revision the
+// first transaction read at.
+func (s *Store) readInTxns(ctx context.Context, gets []clientv3.Op) (found []*etcdserverpb.ResponseOp, readAt int64, err error) {
+	for len(gets) > 0 {
+		n := min(len(gets), s.opts.MaxTxnOps)
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Txn(rctx).Then(gets[:n]...).Commit()
+		cancel()
+		if err != nil {
+			return nil, 0, err
+		}
+		if readAt == 0 {
+			readAt = resp.Header.Revision
+		}
+		found, gets = append(found, resp.Responses...), gets[n:]
+	}
+	return found, readAt, nil
 }
 
 // insideError refuses the store's prefix, inside outer, where etcd holds
@@ -305,20 +318,9 @@ func (s *Store) checkInner(ctx context.Context) (int64, error) {
 	}
 	// Within the cluster's --max-txn-ops (18 reads: one transaction at
 	// etcd's default, 128).
-	var found []*etcdserverpb.ResponseOp
-	var readAt int64
-	for len(gets) > 0 {
-		n := min(len(gets), s.opts.MaxTxnOps)
-		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-		resp, err := s.cli.Txn(rctx).Then(gets[:n]...).Commit()
-		cancel()
-		if err != nil {
-			return 0, fmt.Errorf("reading whether etcd prefix %s holds keys not of its store: %w", s.prefix, err)
-		}
-		if readAt == 0 {
-			readAt = resp.Header.Revision
-		}
-		found, gets = append(found, resp.Responses...), gets[n:]
+	found, readAt, err := s.readInTxns(ctx, gets)
+	if err != nil {
+		return 0, fmt.Errorf("reading whether etcd prefix %s holds keys not of its store: %w", s.prefix, err)
 	}
 	for _, r := range found {
 		kvs := r.GetResponseRange().GetKvs()
