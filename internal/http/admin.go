@@ -366,14 +366,6 @@ func (s *Server) importAssignments(c echo.Context) error {
 	if shutdown {
 		err = permatrix.Errorf(permatrix.EUNAVAILABLE, "the server is shutting down: the import stopped; send the rest, or all of it, again")
 	}
-	// The rest of the body is left unread, and the connection closed after
-	// the answer, gracefully (leaveBody): past the read deadline that ended
-	// the wait for the client, net/http took the body for broken and
-	// closed the connection at once, and a client still sending met a
-	// reset instead of the answer.
-	if shutdown || body.err != nil {
-		leaveBody(c.Response().Writer)
-	}
 	// The log says how far the import got when some of it is committed, or
 	// when reading the body failed (the client left or was idle too long,
 	// and no one reads the answer; or broken gzip), the client left while

@@ -117,21 +117,21 @@ func (ra *readAhead) extendRead(d time.Duration) {
 
 // stop ends the goroutine before the handler returns (net/http's body may
 // not be read after): one still waiting for the client is woken by a read
-// deadline of now. The body was not read to its end, so the connection is
-// closed after the answer (leaveBody).
+// deadline of now. A body it began to read and did not read to its end —
+// the import stopped at a line, or the read failed (its deadline passed:
+// the client idle, a shutdown) — is left, and the connection closed after
+// the answer (leaveBody); a body never read is net/http's to deal with.
 func (ra *readAhead) stop() {
-	ra.start.Do(func() { close(ra.exited) }) // never started
+	started := true
+	ra.start.Do(func() { started = false; close(ra.exited) })
 	close(ra.done)
-	select {
-	case <-ra.exited:
-		return
-	default:
+	if started {
+		ra.mu.Lock()
+		if !ra.end {
+			leaveBody(ra.w)
+		}
+		ra.mu.Unlock()
 	}
-	ra.mu.Lock()
-	if !ra.end {
-		leaveBody(ra.w)
-	}
-	ra.mu.Unlock()
 	<-ra.exited
 }
 
