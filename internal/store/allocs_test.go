@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -418,5 +419,40 @@ func TestTxGrow(t *testing.T) {
 	}
 	if !slices.EqualFunc(grown.Batch().Ops, doubled.Batch().Ops, func(x, y Op) bool { return string(x.Key) == string(y.Key) && string(x.Value) == string(y.Value) }) {
 		t.Error("Grow changed the plan")
+	}
+}
+
+// TestKeysOfAreTheKeys: a new assignment's keys cut from one buffer
+// (keysOf) are the keys the rest of the store reads and deletes it by
+// (assignmentKey, roleUseKey, scopeUseKey), and scopeKeyLen is ScopeKey's
+// length: two ways of writing each, held to one.
+func TestKeysOfAreTheKeys(t *testing.T) {
+	for _, a := range []permatrix.Assignment{
+		{ID: "a000000000001", Subject: "user:u", System: "sys", Role: "r", Scope: permatrix.ServiceScope},
+		{ID: "a000000000002", Subject: "group:g", System: "sys", Permission: "p", Scope: permatrix.Scope{Type: "project", ID: "p1"}},
+		{ID: "a000000000003", Subject: "user:u", System: "sys", Role: "r", Scope: permatrix.Scope{Type: "bucket", ID: "b:with:colons"}},
+		{ID: "a000000000004", Subject: "user:u", System: "sys", Role: "r", Scope: permatrix.Scope{Type: "space"}},
+	} {
+		k := keysOf(a)
+		if !bytes.Equal(k.id, assignmentKey(a.ID)) {
+			t.Errorf("%s: id key %q, want %q", a.ID, k.id, assignmentKey(a.ID))
+		}
+		var roleUse []byte
+		if a.Role != "" {
+			roleUse = roleUseKey(a.System, a.Role, a.ID)
+		}
+		if !bytes.Equal(k.roleUse, roleUse) {
+			t.Errorf("%s: role use key %q, want %q", a.ID, k.roleUse, roleUse)
+		}
+		var scopeUse []byte
+		if !a.Scope.IsService() {
+			scopeUse = scopeUseKey(a.System, a.Scope, a.ID)
+		}
+		if !bytes.Equal(k.scopeUse, scopeUse) {
+			t.Errorf("%s: scope use key %q, want %q", a.ID, k.scopeUse, scopeUse)
+		}
+		if n := scopeKeyLen(a.Scope); n != len(ScopeKey(a.Scope)) {
+			t.Errorf("%s: scopeKeyLen %d, want %d", a.ID, n, len(ScopeKey(a.Scope)))
+		}
 	}
 }
