@@ -257,8 +257,8 @@ function customRoles(catalog, byId, write) {
   return form;
 }
 
-// projects registers projects (their creator may get a role on them:
-// UiPath's Task Mining cloud gives project_admin).
+// projects registers and deletes projects (their creator may get a role on
+// them: UiPath's Task Mining cloud gives project_admin).
 function projects(catalog, byId, write) {
   const withProjects = catalog.filter((s) => s.scope_types.includes('project'));
   if (!withProjects.length) return null;
@@ -280,10 +280,14 @@ function projects(catalog, byId, write) {
   };
   sys.addEventListener('change', sync);
   sync();
+  // Deleting a project is refused (409, shown as the API words it) while
+  // assignments are made on it, the creator's role among them.
+  const del = h('button', { type: 'button', id: 'project-delete', class: 'danger' }, 'Delete project');
+  del.addEventListener('click', () => write('Delete project ' + id.value.trim(), 'DELETE', path('/v1/systems', sys.value, 'projects', id.value.trim()), null, sync));
   const form = h('form', { id: 'project-form', class: 'panel' },
     h('h2', null, 'Projects'),
     h('div', { class: 'controls' }, field('System', sys), field('Project id', id), field('Created by (user id)', by), field('Kind', kind)),
-    existing, h('button', { type: 'submit', id: 'project-save' }, 'Register project'));
+    existing, h('button', { type: 'submit', id: 'project-save' }, 'Register project'), ' ', del);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const body = { created_by: by.value.trim() };
