@@ -60,6 +60,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"iter"
 	"os"
 	"slices"
 	"strconv"
@@ -668,6 +669,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 	err = db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
 			var ops []store.Op // the applied requests', in order
+			var first *store.Batch
 			for i, r := range group {
 				if err := r.ctx.Err(); err != nil {
 					results[i].err = err
@@ -678,7 +680,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 					continue
 				}
 				if ops == nil {
-					ops = r.batch.Ops
+					ops, first = r.batch.Ops, r.batch
 				} else {
 					ops = append(slices.Clip(ops), r.batch.Ops...)
 				}
@@ -702,7 +704,17 @@ func (db *DB) commitGroup(group []*commitReq) {
 			if applied == 0 {
 				return errNothing
 			}
-			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
+			// A batch alone is written in its own key order (a planned
+			// one's from its planning's tree: an import chunk's
+			// operations were cloned and sorted here, on the serial
+			// commit); a group's operations together are sorted.
+			var err error
+			if applied == 1 && first != nil {
+				err = putInKeyOrder(btx.Bucket(bucketKV), first.InKeyOrder(), sealedSize(ops))
+			} else {
+				err = putOps(btx.Bucket(bucketKV), ops)
+			}
+			if err != nil {
 				return err // bbolt fails the whole transaction
 			}
 			meta := btx.Bucket(bucketMeta)
@@ -954,20 +966,22 @@ func putOps(kv *bbolt.Bucket, ops []store.Op) error {
 		ops = slices.Clone(ops)
 		slices.SortStableFunc(ops, compareOpKeys)
 	}
-	// The sealed values are cut from one buffer: bbolt holds them until
-	// the transaction ends, as it held one allocation each.
-	size := 0
-	for _, op := range ops {
-		if !op.Delete {
-			size += 4 + len(op.Value)
-		}
-	}
+	return putInKeyOrder(kv, slices.Values(ops), sealedSize(ops))
+}
+
+// putInKeyOrder writes ops, in key order, sealing the values into one
+// buffer of size bytes (sealedSize): bbolt holds them until the
+// transaction ends, as it held one allocation each.
+func putInKeyOrder(kv *bbolt.Bucket, ops iter.Seq[store.Op], size int) error {
 	sealed := make([]byte, 0, size)
-	for _, op := range ops {
+	for op := range ops {
 		var err error
 		if op.Delete {
 			err = kv.Delete(op.Key)
 		} else {
+			if len(sealed)+4+len(op.Value) > cap(sealed) {
+				sealed = make([]byte, 0, 4+len(op.Value)) // size too small: never cut a value short
+			}
 			start := len(sealed)
 			sealed = appendSealed(sealed, op.Key, op.Value)
 			err = kv.Put(op.Key, sealed[start:len(sealed):len(sealed)])
@@ -977,6 +991,17 @@ func putOps(kv *bbolt.Bucket, ops []store.Op) error {
 		}
 	}
 	return nil
+}
+
+// sealedSize is how many bytes ops' values take sealed.
+func sealedSize(ops []store.Op) int {
+	size := 0
+	for _, op := range ops {
+		if !op.Delete {
+			size += 4 + len(op.Value)
+		}
+	}
+	return size
 }
 
 func compareOpKeys(a, b store.Op) int { return bytes.Compare(a.Key, b.Key) }

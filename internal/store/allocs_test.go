@@ -456,3 +456,67 @@ func TestKeysOfAreTheKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchInKeyOrder: a batch's operations in key order, the last of each
+// key, leave a store as its operations applied in order do — a planned
+// batch's taken from its planning's ordered tree, without a sorted copy
+// of its operations (a list as long as an import chunk's, sorted on the
+// serial commit); and so after a rollback, after the Tx planned more, and
+// for operations added to the batch after it was made.
+func TestBatchInKeyOrder(t *testing.T) {
+	tx := NewTx(context.Background(), Empty(1), func(context.Context) (uint64, error) { return 0, nil })
+	key := func(i int) []byte { return Key("d", "grants", fmt.Sprintf("user:u%d", i%997), "s", "r") }
+	for i := range 2000 { // keys out of order, some written again, some deleted
+		if i%7 == 3 {
+			tx.overlay.Delete(key(i * 31))
+		} else {
+			tx.overlay.Put(key(i*31), []byte(fmt.Sprint(i)))
+		}
+	}
+	same := func(when string, b *Batch) {
+		t.Helper()
+		want := map[string]string{}
+		for _, op := range b.Ops {
+			if op.Delete {
+				want[string(op.Key)] = "deleted"
+			} else {
+				want[string(op.Key)] = string(op.Value)
+			}
+		}
+		got := map[string]string{}
+		var last []byte
+		for op := range b.InKeyOrder() {
+			if last != nil && bytes.Compare(last, op.Key) >= 0 {
+				t.Fatalf("%s: %q after %q", when, op.Key, last)
+			}
+			last = op.Key
+			if op.Delete {
+				got[string(op.Key)] = "deleted"
+			} else {
+				got[string(op.Key)] = string(op.Value)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: in key order %v\nin order %v", when, got, want)
+		}
+	}
+	batch := tx.Batch()
+	same("planned", batch)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range batch.InKeyOrder() {
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1024 {
+		t.Errorf("a planned batch of %d operations allocated %d bytes to yield them in key order", len(batch.Ops), n)
+	}
+	mark := tx.Mark()
+	tx.overlay.Put(key(5), []byte("later"))
+	tx.overlay.Delete(key(6))
+	same("the Tx planned more after it", batch)
+	same("planned more", tx.Batch())
+	tx.Rollback(mark)
+	same("rolled back", tx.Batch())
+	batch.Ops = append(batch.Ops, Op{Key: key(8), Value: []byte("added")})
+	same("an operation added after", batch)
+}

@@ -1,11 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"slices"
 	"time"
+
+	"github.com/google/btree"
 )
 
 // Backend is an ordered key-value store with revisions: the one thing the
@@ -128,6 +133,38 @@ type Batch struct {
 type plannedWrites struct {
 	units [][]byte
 	ops   int
+	// tree is the planning's ordered tree of pending operations, the
+	// last of each key (a clone: the Tx may plan on); nil for none.
+	tree *btree.BTreeG[pending]
+}
+
+// InKeyOrder yields the batch's operations in key order, only the last
+// of each key: applied so, they leave a store as Ops applied in order do.
+// A planned batch's come from its planning's ordered tree: a sorted copy
+// of an import chunk's operations (a list as long as them, sorted on a
+// backend's serial commit) was 4 % of an import's CPU. Any other batch's
+// are a stably sorted copy of Ops.
+func (b *Batch) InKeyOrder() iter.Seq[Op] {
+	if b.planned.tree != nil && b.planned.ops == len(b.Ops) {
+		tree := b.planned.tree
+		return func(yield func(Op) bool) {
+			tree.Ascend(func(p pending) bool {
+				return yield(Op{Key: p.key, Value: p.value, Delete: p.deleted})
+			})
+		}
+	}
+	ops := slices.Clone(b.Ops)
+	slices.SortStableFunc(ops, func(a, b Op) int { return bytes.Compare(a.Key, b.Key) })
+	return func(yield func(Op) bool) {
+		for i, op := range ops {
+			if i+1 < len(ops) && bytes.Equal(op.Key, ops[i+1].Key) {
+				continue // a later one of the key is applied after it
+			}
+			if !yield(op) {
+				return
+			}
+		}
+	}
 }
 
 // Unchanged answers the commit of a batch with nothing to write — an

@@ -90,7 +90,7 @@ func (tx *Tx) Rollback(m Mark) {
 func (tx *Tx) Batch() *Batch {
 	ops := slices.Clip(tx.overlay.Ops())
 	return &Batch{Base: tx.Revision(), Reads: tx.view.Units(), Ops: ops,
-		planned: plannedWrites{units: slices.Clip(tx.overlay.writes), ops: len(ops)}}
+		planned: plannedWrites{units: slices.Clip(tx.overlay.writes), ops: len(ops), tree: tx.overlay.tree.Clone()}}
 }
 
 func (tx *Tx) put(key []byte, v any) error {
