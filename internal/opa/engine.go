@@ -524,8 +524,8 @@ func jsonTerms(x any, ts terms) int {
 		n := 1 + ownTerms("id", ts) + ownTerms(x.ID, ts) + ownTerms("subject", ts) + ownTerms(x.Subject, ts) +
 			ownTerms("system", ts) + ownTerms(x.System, ts) + ownTerms(kind, ts) + ownTerms(name, ts) +
 			ownTerms("scope", ts)
-		if ts != nil && x.Scope == permatrix.ServiceScope {
-			return n // serviceScope
+		if ts != nil {
+			return n // serviceScope, or a shared scopeTerm
 		}
 		n += 1 + ownTerms("type", ts) + ownTerms(x.Scope.Type, ts)
 		if x.Scope.ID != "" {
@@ -652,9 +652,12 @@ func (b *termBlock) json(x any, ts terms) (*ast.Term, error) {
 // input holds the assignment, not its Value's maps (pdp's assign).
 func (b *termBlock) assignment(a permatrix.Assignment, ts terms) *ast.Term {
 	var scope *ast.Term
-	if ts != nil && a.Scope == permatrix.ServiceScope {
+	switch {
+	case ts != nil && a.Scope == permatrix.ServiceScope:
 		scope = serviceScope
-	} else {
+	case ts != nil:
+		scope = scopeTerm(a.Scope) // shared as serviceScope is
+	default:
 		pairs := [2][2]*ast.Term{{b.str("type", ts), b.str(a.Scope.Type, ts)}}
 		n := 1
 		if a.Scope.ID != "" {

@@ -180,9 +180,10 @@ func TestJSONTermOfAnAssignment(t *testing.T) {
 
 // TestJSONTermServiceScopeAllocs: an assignment at the service scope (half
 // an import's lines: a role for the whole system) holds the service
-// scope's object shared, with the shared terms: its input allocates an
-// object less than one at a scope of the same shape, {"type": "project"}
-// (refused by the write rules, but converted all the same).
+// scope's object shared, with the shared terms: its input's scope is
+// serviceScope itself, and it allocates an object less than one at a
+// scope of the same shape, {"type": "project"} (refused by the write
+// rules, but converted all the same), without them.
 func TestJSONTermServiceScopeAllocs(t *testing.T) {
 	p := compileDefault(t, store.NewMemory())
 	ts := p.data.terms
@@ -190,12 +191,22 @@ func TestJSONTermServiceScopeAllocs(t *testing.T) {
 		return map[string]any{"op": "assign", "assignment": permatrix.Assignment{Subject: "user:u12345", System: "celonis-task-mining", Role: "analyst", Scope: scope}}
 	}
 	service, project := input(permatrix.ServiceScope), input(permatrix.Scope{Type: "project"})
+	v, err := jsonTerm(service, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scope := v.Value.(ast.Object).Get(ast.StringTerm("assignment")).Value.(ast.Object).Get(ast.StringTerm("scope")); scope != serviceScope {
+		t.Errorf("the service scope's term is %p, not serviceScope (%p)", scope, serviceScope)
+	}
 	pair := [][2]*ast.Term{{ast.StringTerm("type"), ast.StringTerm("service")}}
 	object := testing.AllocsPerRun(10, func() { ast.NewObject(pair...) })
-	shared := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(service, ts) })
-	own := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(project, ts) })
-	if shared > own-object {
-		t.Errorf("jsonTerm of an assignment at the service scope allocates %v times, at {\"type\": \"project\"} %v: the service scope's object is not shared", shared, own)
+	shared := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(service, nil) })
+	own := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(project, nil) })
+	if withTerms := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(service, ts) }); withTerms > own-object {
+		t.Errorf("jsonTerm of an assignment at the service scope allocates %v times with the shared terms, at {\"type\": \"project\"} %v without: the service scope's object is not shared", withTerms, own)
+	}
+	if shared > own {
+		t.Errorf("without the shared terms, the service scope allocates %v times, {\"type\": \"project\"} %v", shared, own)
 	}
 }
 
@@ -237,5 +248,41 @@ func TestJSONTermOfAnAssignInput(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestJSONTermScopeShared: an assignment at a scope converted before (an
+// import's lines are at a few projects each) holds that scope's object
+// shared, with the shared terms, as the service scope's is: its input
+// allocates no more than one at the service scope. The scopes shared are
+// bounded whatever scopes the lines name.
+func TestJSONTermScopeShared(t *testing.T) {
+	p := compileDefault(t, store.NewMemory())
+	ts := p.data.terms
+	input := func(scope permatrix.Scope) map[string]any {
+		return map[string]any{"op": "assign", "assignment": permatrix.Assignment{Subject: "user:u12345", System: "celonis-task-mining", Role: "analyst", Scope: scope}}
+	}
+	id := func(n int) string { return fmt.Sprintf("p%d", n) } // a string of its own each time
+	service := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(input(permatrix.ServiceScope), ts) })
+	project := input(permatrix.Scope{Type: "project", ID: id(7)})
+	again := testing.AllocsPerRun(100, func() { _, _ = jsonTerm(project, ts) })
+	if again > service {
+		t.Errorf("jsonTerm of an assignment at a project converted before allocates %v times, at the service scope %v: the scope's object is not shared", again, service)
+	}
+	scopeOf := func(in map[string]any) *ast.Term {
+		v, err := jsonTerm(in, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Value.(ast.Object).Get(ast.StringTerm("assignment")).Value.(ast.Object).Get(ast.StringTerm("scope"))
+	}
+	if a, b := scopeOf(input(permatrix.Scope{Type: "project", ID: id(8)})), scopeOf(input(permatrix.Scope{Type: "project", ID: id(8)})); a != b {
+		t.Errorf("two inputs at project p8 hold two scope terms, %v and %v", a, b)
+	}
+	for n := range 3 * maxScopeTerms {
+		scopeOf(input(permatrix.Scope{Type: "project", ID: id(n)}))
+	}
+	if n := sharedScopes(); n > maxScopeTerms {
+		t.Errorf("%d scopes' terms shared, more than %d", n, maxScopeTerms)
 	}
 }
