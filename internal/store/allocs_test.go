@@ -520,3 +520,43 @@ func TestBatchInKeyOrder(t *testing.T) {
 	batch.Ops = append(batch.Ops, Op{Key: key(8), Value: []byte("added")})
 	same("an operation added after", batch)
 }
+
+// TestTxGrowSizesItsMaps: a Tx grown for the operations of a plan (an
+// import chunk's) makes its maps of written and read units once, for as
+// many as it plans operations: grown only in its lists of operations and
+// units, each map grows by doubling, each doubling a copy of the map
+// (a tenth of an import's allocated bytes, on its serial planning).
+func TestTxGrowSizesItsMaps(t *testing.T) {
+	const n = 2000
+	assignments := make([]permatrix.Assignment, n)
+	for i := range assignments {
+		assignments[i] = permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "s", Role: "r", Scope: permatrix.ServiceScope}
+	}
+	plan := func(grow func(tx *Tx)) (mallocs uint64) {
+		next := uint64(0)
+		tx := NewTx(context.Background(), Empty(1), func(context.Context) (uint64, error) { next++; return next, nil })
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		grow(tx)
+		for i := range assignments {
+			a := assignments[i]
+			if err := tx.CreateAssignment(&a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if w, r := tx.overlay.Size().Writes, tx.view.Len(); w < n || r < n {
+			t.Fatalf("%d units written and %d read planning %d assignments", w, r, n)
+		}
+		return after.Mallocs - before.Mallocs
+	}
+	listsOnly := plan(func(tx *Tx) {
+		tx.overlay.ops = slices.Grow(tx.overlay.ops, 3*n)
+		tx.overlay.writes = slices.Grow(tx.overlay.writes, 3*n)
+	})
+	grown := plan(func(tx *Tx) { tx.Grow(3 * n) })
+	// Each map doubles some ten times growing past n units: grown, not.
+	if grown+10 > listsOnly {
+		t.Errorf("planning %d assignments allocated %d times in a Tx grown for them, %d in one grown in its lists only", n, grown, listsOnly)
+	}
+}

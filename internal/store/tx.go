@@ -42,9 +42,12 @@ func (tx *Tx) View() Snapshot { return tx.view }
 func (tx *Tx) Revision() uint64 { return tx.overlay.Revision() }
 
 // Grow makes room for about ops more operations (and as many units they
-// write): a plan that knows its size (an import chunk) grows its lists
-// once, not by doubling them (a copy of the chunk's lists each time).
-func (tx *Tx) Grow(ops int) { tx.overlay.grow(ops) }
+// write and read): a plan that knows its size (an import chunk) grows its
+// lists and maps once, not by doubling them (a copy of each every time).
+func (tx *Tx) Grow(ops int) {
+	tx.overlay.grow(ops)
+	tx.view.grow(ops)
+}
 
 // Relied records units as read by the Tx: what a verdict reached over
 // another snapshot at the Tx's revision read (the commit is guarded by
