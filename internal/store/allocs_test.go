@@ -507,7 +507,9 @@ func TestBatchInKeyOrder(t *testing.T) {
 	for range batch.InKeyOrder() {
 	}
 	runtime.ReadMemStats(&after)
-	if n := after.TotalAlloc - before.TotalAlloc; n > 1024 {
+	// A sorted copy is a list of them: half one is more than any other
+	// goroutine of the test allocates meanwhile.
+	if n := after.TotalAlloc - before.TotalAlloc; n > uint64(len(batch.Ops))*uint64(unsafe.Sizeof(Op{}))/2 {
 		t.Errorf("a planned batch of %d operations allocated %d bytes to yield them in key order", len(batch.Ops), n)
 	}
 	mark := tx.Mark()
