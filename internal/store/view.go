@@ -67,13 +67,18 @@ func (o *Overlay) add(op Op) {
 	o.ops = append(o.ops, op)
 	o.tree.ReplaceOrInsert(pending{key: op.Key, value: op.Value, deleted: op.Delete})
 	o.opBytes += len(op.Key) + len(op.Value)
+	// A key's units go from its own to the root, and a unit is written
+	// with every one after it (they depend on it alone): from the first
+	// one written already, the rest are too. Each looked up was some
+	// sixteen map lookups an import line on its serial planning.
 	o.units = AppendWriteUnits(o.units[:0], op.Key)
 	for _, u := range o.units {
-		if _, ok := o.written[string(u)]; !ok {
-			o.written[o.strs.of(u)] = struct{}{}
-			o.writes = append(o.writes, u)
-			o.writtenBytes += len(u)
+		if _, ok := o.written[string(u)]; ok {
+			break
 		}
+		o.written[o.strs.of(u)] = struct{}{}
+		o.writes = append(o.writes, u)
+		o.writtenBytes += len(u)
 	}
 }
 
