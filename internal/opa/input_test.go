@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -284,5 +285,9 @@ func TestJSONTermScopeShared(t *testing.T) {
 	}
 	if n := sharedScopes(); n > maxScopeTerms {
 		t.Errorf("%d scopes' terms shared, more than %d", n, maxScopeTerms)
+	}
+	long := permatrix.Scope{Type: "project", ID: strings.Repeat("p", permatrix.MaxIDBytes+1)}
+	if a, b := scopeOf(input(long)), scopeOf(input(long)); a == b {
+		t.Errorf("a scope whose id is longer than any valid one's is kept")
 	}
 }

@@ -12,8 +12,9 @@ import (
 // at, shared as serviceScope is (never changed: the vm writes into no
 // input): an import's lines are at a few projects each, and a scope's
 // object of its own was four allocations of half an import's lines. At
-// most maxScopeTerms are kept: full, they are dropped and kept anew (the
-// scopes of the lines of the moment), whatever scopes the lines name.
+// most maxScopeTerms are kept, of ids of at most MaxIDBytes (some 3 MiB):
+// full, they are dropped and kept anew (the scopes of the lines of the
+// moment), whatever scopes the lines name.
 var scopeTerms = struct {
 	sync.RWMutex
 	m map[permatrix.Scope]*ast.Term
@@ -38,6 +39,9 @@ func scopeTerm(scope permatrix.Scope) *ast.Term {
 		n = 2
 	}
 	t = ast.NewTerm(ast.NewObject(pairs[:n]...))
+	if len(scope.Type) > permatrix.MaxIDBytes || len(scope.ID) > permatrix.MaxIDBytes {
+		return t // not a valid scope's (pdp validates first): not kept
+	}
 	scopeTerms.Lock()
 	defer scopeTerms.Unlock()
 	if len(scopeTerms.m) >= maxScopeTerms {
