@@ -42,6 +42,11 @@ func scopeTerm(scope permatrix.Scope) *ast.Term {
 	if len(scope.Type) > permatrix.MaxIDBytes || len(scope.ID) > permatrix.MaxIDBytes {
 		return t // not a valid scope's (pdp validates first): not kept
 	}
+	// Its keys sorted before it is shared: OPA sorts them in place the
+	// first time they are iterated, while a copy reads them as they lie —
+	// two evaluations sharing an unsorted object raced
+	// (TestScopeTermsSortedBeforeShared; vm's settle).
+	t.Value.(ast.Object).Keys()
 	scopeTerms.Lock()
 	defer scopeTerms.Unlock()
 	if len(scopeTerms.m) >= maxScopeTerms {
