@@ -345,6 +345,21 @@ func (b *subtreeBuilder) add(k, raw []byte) error {
 	if b.n++; b.max >= 0 && b.n > b.max {
 		return store.ErrStop
 	}
+	leaf, err := parseLeafWith(raw, b.ts)
+	if err != nil {
+		return corruptLeafAt(k, err)
+	}
+	b.put(k, ast.NewTerm(leaf))
+	return nil
+}
+
+// corruptLeafAt is the error of the leaf of key k that does not parse.
+func corruptLeafAt(k []byte, err error) error {
+	return &corruptLeaf{fmt.Errorf("%q: %w", store.Segments(k), err)}
+}
+
+// put is add of a leaf parsed already.
+func (b *subtreeBuilder) put(k []byte, leaf *ast.Term) {
 	segs := b.segs[:0]
 	for rest := k[b.prefix:]; ; {
 		i := bytes.IndexByte(rest, 0)
@@ -354,10 +369,6 @@ func (b *subtreeBuilder) add(k, raw []byte) error {
 		}
 		segs = append(segs, rest[:i])
 		rest = rest[i+1:]
-	}
-	leaf, err := parseLeafWith(raw, b.ts)
-	if err != nil {
-		return &corruptLeaf{fmt.Errorf("%q: %w", store.Segments(k), err)}
 	}
 	if b.root == nil {
 		b.root = ast.NewObject()
@@ -376,9 +387,8 @@ func (b *subtreeBuilder) add(k, raw []byte) error {
 		b.stack = append(b.stack, openObject{b.ts.segmentBytes(s), child})
 		parent = child
 	}
-	parent.Insert(b.ts.segmentBytes(segs[len(segs)-1]), ast.NewTerm(leaf))
+	parent.Insert(b.ts.segmentBytes(segs[len(segs)-1]), leaf)
 	b.prev, b.segs = segs, b.prev
-	return nil
 }
 
 // corruptLeaf is a stored leaf that does not parse (a damaged file): it

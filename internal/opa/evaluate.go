@@ -1,6 +1,7 @@
 package opa
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -254,6 +255,11 @@ type storeDoc struct {
 	parent *storeDoc
 	seg    string
 	node   store.DocNode
+	// below, for a place inside a unit read whole, is how many segments
+	// below the unit it is (0 elsewhere); lo and hi are its leaves, the
+	// entries of nodes it spans (storeNodes.entries).
+	below  int
+	lo, hi int
 }
 
 // storeNodes is what one evaluation keeps of data.store: its storeDoc
@@ -271,8 +277,44 @@ type storeNodes struct {
 	units map[string]unitRead // by the unit's key; a leaf read is kept as a unit of one
 	terms terms               // shared string terms (leaf.go)
 	key   []byte              // where a lookup's key is built (storeDoc.scratchKey)
-	build subtreeBuilder      // what reads a unit whole (storeDoc.unit)
+	build subtreeBuilder      // what builds a part of a unit read whole (storeNodes.value)
+	// The leaves of the units read whole, unparsed: a unit's scan copies
+	// its keys and values into arena (the snapshot's bytes may be a memory
+	// map, whose faults only its own reads catch) and lists them in
+	// entries, in key order; a leaf is parsed when a lookup reaches it, and
+	// objects are built only for a part read whole (values). Building each
+	// unit whole was a ninth of a decision at 1M, most of it leaves and
+	// objects no rule looked at.
+	arena   []byte
+	entries []unitEntry
+	values  []builtPart
+	collect func(k, v []byte) error // unit's scan callback (bound once)
+	scanN   int                     // the leaves the scan under way met
+	scanAt  int                     // the length of its prefix
 }
+
+// unitEntry is a leaf of a unit read whole: its key and value in the
+// arena, below the offset in the key where the unit's prefix ends, and its
+// value once parsed.
+type unitEntry struct {
+	key, keyEnd, rawEnd int
+	below               int
+	t                   *ast.Term
+	parsed              bool
+}
+
+// builtPart is the value built of a part of a unit (its entries lo to hi,
+// depth segments below it), kept for the evaluation's other reads of it.
+type builtPart struct {
+	lo, hi, depth int
+	t             *ast.Term
+}
+
+// keptArena and keptEntries bound what a reset keeps of the leaves' buffers.
+const (
+	keptArena   = 64 << 10
+	keptEntries = 1024
+)
 
 // firstNodes is the size of the first chunk of nodes, kept between
 // evaluations; nodesChunk, of the others, made for one evaluation.
@@ -297,13 +339,27 @@ func (a *storeNodes) reset() {
 	clear(a.units)
 	a.key = a.key[:0]
 	a.build.reset()
+	clear(a.entries)
+	clear(a.values)
+	a.arena, a.entries, a.values = a.arena[:0], a.entries[:0], a.values[:0]
+	if cap(a.arena) > keptArena {
+		a.arena = nil
+	}
+	if cap(a.entries) > keptEntries {
+		a.entries = nil
+	}
+	if cap(a.values) > keptEntries {
+		a.values = nil
+	}
 }
 
-// unitRead is a unit read whole: its value (nil when it is empty), or,
-// when it holds more than unitLeaves leaves, nothing (not small).
+// unitRead is a unit read whole: its leaves, entries lo to hi (none when
+// it is empty), or, when it holds more than unitLeaves leaves, nothing
+// (not small). A leaf read alone is kept as one: its value t.
 type unitRead struct {
-	t     *ast.Term
-	small bool
+	t      *ast.Term
+	lo, hi int
+	small  bool
 }
 
 // unitLeaves is the most leaves a unit read whole may hold. A policy's
@@ -344,6 +400,9 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if !ok {
 		return nil, nil, nil
 	}
+	if d.below > 0 {
+		return d.partChild(d.lo, d.hi, string(s))
+	}
 	if d.node.Root() && string(s) == revisionKey {
 		return ast.UIntNumberTerm(d.snap.Revision()), nil, nil
 	}
@@ -353,10 +412,7 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 			return nil, nil, err
 		}
 		if u.small {
-			if u.t == nil {
-				return nil, nil, nil
-			}
-			return u.t.Get(key), nil, nil
+			return d.partChild(u.lo, u.hi, string(s))
 		}
 	}
 	node, ok := d.node.Child(string(s))
@@ -394,6 +450,128 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 		d.nodes.units[string(k)] = unitRead{t: t, small: true} // k: nothing used the buffer since
 	}
 	return t, nil, nil
+}
+
+// partChild is d[s] where d, in a unit read whole (or the unit), spans
+// the entries lo to hi: the leaf's value, parsed now, or the place below,
+// a node spanning the entries under s; nothing when no entry is under s.
+func (d *storeDoc) partChild(lo, hi int, s string) (*ast.Term, vm.Document, error) {
+	a := d.nodes
+	i := lo
+	for ; i < hi; i++ {
+		if seg, _, ok := a.segment(i, d.below); ok && string(seg) == s {
+			break
+		}
+	}
+	if i == hi {
+		return nil, nil, nil
+	}
+	j := i + 1
+	for ; j < hi; j++ {
+		if seg, _, ok := a.segment(j, d.below); !ok || string(seg) != s {
+			break
+		}
+	}
+	node, _ := d.node.Child(s)
+	c := storeDoc{snap: d.snap, nodes: a, parent: d, seg: s, node: node, below: d.below + 1, lo: i, hi: j}
+	if _, last, _ := a.segment(i, d.below); last && j == i+1 {
+		t, err := a.leaf(i)
+		if err != nil {
+			return nil, nil, fmt.Errorf("data.store%q: %w", c.path(nil), err)
+		}
+		return t, nil, nil
+	}
+	return nil, a.node(c), nil
+}
+
+// segment is the depth-th segment of entry i's key below its unit, and
+// whether it is the key's last; not ok when the key has fewer.
+func (a *storeNodes) segment(i, depth int) (seg []byte, last, ok bool) {
+	e := &a.entries[i]
+	rest := a.arena[e.key+e.below : e.keyEnd]
+	for ; depth > 0; depth-- {
+		n := bytes.IndexByte(rest, 0)
+		if n < 0 {
+			return nil, false, false
+		}
+		rest = rest[n+1:]
+	}
+	if n := bytes.IndexByte(rest, 0); n >= 0 {
+		return rest[:n], false, true
+	}
+	return rest, true, true
+}
+
+// leaf is entry i's value, parsed once.
+func (a *storeNodes) leaf(i int) (*ast.Term, error) {
+	e := &a.entries[i]
+	if !e.parsed {
+		v, err := parseLeafWith(a.arena[e.keyEnd:e.rawEnd], a.terms)
+		if err != nil {
+			return nil, err
+		}
+		e.t, e.parsed = ast.NewTerm(v), true
+	}
+	return e.t, nil
+}
+
+// value is the object of entries lo to hi, depth segments below their
+// unit (not empty), built once per evaluation: the unit's or a part's
+// read whole (an iteration, a comparison). A leaf that does not parse
+// fails it as the scan building it from the store would (corruptLeaf).
+func (a *storeNodes) value(lo, hi, depth int) (*ast.Term, error) {
+	for _, p := range a.values {
+		if p.lo == lo && p.hi == hi && p.depth == depth {
+			return p.t, nil
+		}
+	}
+	b := &a.build
+	// The entries share the unit's prefix and depth segments below it;
+	// the last has more (keys are unique: only the first of two or more
+	// can end there, a leaf above a leaf, which a damaged store alone
+	// holds and the scan's builder replaced by the object below it).
+	e := &a.entries[hi-1]
+	b.prefix = e.below
+	for rest, n := a.arena[e.key+e.below:e.keyEnd], depth; n > 0; n-- {
+		k := bytes.IndexByte(rest, 0)
+		if k < 0 {
+			return nil, nil // not a place of the unit: no builder node spans it
+		}
+		b.prefix += k + 1
+		rest = rest[k+1:]
+	}
+	b.max, b.n, b.ts = -1, 0, a.terms
+	defer b.reset()
+	for i := lo; i < hi; i++ {
+		e := &a.entries[i]
+		if e.keyEnd-e.key <= b.prefix {
+			continue
+		}
+		leaf, err := a.leaf(i)
+		if err != nil {
+			return nil, corruptLeafAt(a.arena[e.key:e.keyEnd], err)
+		}
+		b.put(a.arena[e.key:e.keyEnd], leaf)
+	}
+	if b.root == nil {
+		return nil, nil
+	}
+	b.close(0)
+	t := ast.NewTerm(b.root)
+	a.values = append(a.values, builtPart{lo: lo, hi: hi, depth: depth, t: t})
+	return t, nil
+}
+
+// collected is a unit's scan callback: the leaf's key and value copied
+// into the arena, listed; past unitLeaves, the scan stops (not small).
+func (a *storeNodes) collected(k, v []byte) error {
+	if a.scanN++; a.scanN > unitLeaves {
+		return store.ErrStop
+	}
+	off := len(a.arena)
+	a.arena = append(append(a.arena, k...), v...)
+	a.entries = append(a.entries, unitEntry{key: off, keyEnd: off + len(k), rawEnd: len(a.arena), below: a.scanAt})
+	return nil
 }
 
 // path is d's segments below data.store, in buf when they fit.
@@ -453,23 +631,23 @@ func (d *storeDoc) unit() (unitRead, error) {
 	prefix := append(key, 0)
 	d.nodes.key = prefix
 	key = prefix[:len(key)]
-	obj, small, err := d.nodes.build.build(d.snap, prefix, unitLeaves, d.terms())
-	if err != nil {
-		// Only here: errors.As's target escapes, and would be
-		// allocated on every read.
-		if c := (*corruptLeaf)(nil); errors.As(err, &c) {
-			// Read a leaf at a time, as topdown does: the reads that
-			// take the corrupt leaf fail, the others answer.
-			obj, small, err = nil, false, nil
-		}
+	a := d.nodes
+	if a.collect == nil {
+		a.collect = a.collected
+	}
+	lo, arena := len(a.entries), len(a.arena)
+	a.scanN, a.scanAt = 0, len(prefix)
+	err := d.snap.Scan(prefix, nil, a.collect)
+	small := a.scanN <= unitLeaves
+	if err != nil || !small {
+		// Not kept: a larger unit is read a leaf at a time.
+		clear(a.entries[lo:])
+		a.entries, a.arena = a.entries[:lo], a.arena[:arena]
 	}
 	if err != nil {
 		return unitRead{}, err
 	}
-	u := unitRead{small: small}
-	if small && obj != nil {
-		u.t = ast.NewTerm(obj)
-	}
+	u := unitRead{lo: lo, hi: len(a.entries), small: small}
 	if d.nodes.units == nil {
 		d.nodes.units = map[string]unitRead{}
 	}
@@ -478,10 +656,18 @@ func (d *storeDoc) unit() (unitRead, error) {
 }
 
 func (d *storeDoc) Value() (*ast.Term, error) {
+	if d.below > 0 {
+		return d.nodes.value(d.lo, d.hi, d.below)
+	}
 	if d.node.Unit() && !d.node.Leaf() {
 		u, err := d.unit()
-		if err != nil || u.small {
-			return u.t, err
+		switch {
+		case err != nil:
+			return nil, err
+		case u.small && u.lo == u.hi:
+			return nil, nil
+		case u.small:
+			return d.nodes.value(u.lo, u.hi, 0)
 		}
 	}
 	var v ast.Value
