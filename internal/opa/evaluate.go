@@ -3,6 +3,7 @@ package opa
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -260,6 +261,9 @@ type storeDoc struct {
 	// entries of nodes it spans (storeNodes.entries).
 	below  int
 	lo, hi int
+	// bound marks a place Members handed out, or one below such: the
+	// value of a scan's variable, looked up as a term is (vm.Bound).
+	bound bool
 }
 
 // storeNodes is what one evaluation keeps of data.store: its storeDoc
@@ -300,7 +304,7 @@ type unitEntry struct {
 	key, keyEnd, rawEnd int
 	below               int
 	t                   *ast.Term
-	parsed              bool
+	parsed, valid       bool // valid: its value is known to parse
 }
 
 // builtPart is the value built of a part of a unit (its entries lo to hi,
@@ -473,7 +477,7 @@ func (d *storeDoc) partChild(lo, hi int, s string) (*ast.Term, vm.Document, erro
 		}
 	}
 	node, _ := d.node.Child(s)
-	c := storeDoc{snap: d.snap, nodes: a, parent: d, seg: s, node: node, below: d.below + 1, lo: i, hi: j}
+	c := storeDoc{snap: d.snap, nodes: a, parent: d, seg: s, node: node, below: d.below + 1, lo: i, hi: j, bound: d.bound}
 	if _, last, _ := a.segment(i, d.below); last && j == i+1 {
 		t, err := a.leaf(i)
 		if err != nil {
@@ -482,6 +486,84 @@ func (d *storeDoc) partChild(lo, hi int, s string) (*ast.Term, vm.Document, erro
 		return t, nil, nil
 	}
 	return nil, a.node(c), nil
+}
+
+// Bound says whether d is a scan's value (vm.Bound).
+func (d *storeDoc) Bound() bool { return d.bound }
+
+// Members hands a scan the members of a unit read whole, or of a part of
+// one, without building it (vm.Members): a leaf member parsed, a subtree a
+// node below. A scan of a unit's roles for their names parses none of
+// their grants and builds no object. Every leaf below d is first checked
+// to parse (leafValid), so the scan fails where reading d whole would; an
+// empty unit, or a place not in a unit read whole, is read whole instead.
+func (d *storeDoc) Members(f func(k, t *ast.Term, c vm.Document) error) (bool, error) {
+	lo, hi, depth := d.lo, d.hi, d.below
+	if depth == 0 {
+		if !d.node.Unit() || d.node.Leaf() || d.nodes == nil {
+			return false, nil
+		}
+		u, err := d.unit()
+		switch {
+		case err != nil:
+			return true, err
+		case !u.small || u.lo == u.hi:
+			return false, nil
+		}
+		lo, hi = u.lo, u.hi
+	}
+	a := d.nodes
+	for i := lo; i < hi; i++ {
+		if _, _, ok := a.segment(i, depth); ok && !a.leafValid(i) {
+			_, err := a.leaf(i)
+			e := &a.entries[i]
+			return true, corruptLeafAt(a.arena[e.key:e.keyEnd], err)
+		}
+	}
+	for i := lo; i < hi; {
+		seg, last, ok := a.segment(i, depth)
+		if !ok {
+			i++ // a leaf above a leaf (value skips it too)
+			continue
+		}
+		j := i + 1
+		for ; j < hi; j++ {
+			if s, _, ok := a.segment(j, depth); !ok || !bytes.Equal(s, seg) {
+				break
+			}
+		}
+		key := a.terms.segmentBytes(seg)
+		var err error
+		if last && j == i+1 {
+			var t *ast.Term
+			if t, err = a.leaf(i); err != nil {
+				e := &a.entries[i]
+				return true, corruptLeafAt(a.arena[e.key:e.keyEnd], err)
+			}
+			err = f(key, t, nil)
+		} else {
+			s := string(key.Value.(ast.String))
+			node, _ := d.node.Child(s)
+			err = f(key, nil, a.node(storeDoc{snap: d.snap, nodes: a, parent: d, seg: s, node: node, below: depth + 1, lo: i, hi: j, bound: true}))
+		}
+		if err != nil {
+			return true, err
+		}
+		i = j
+	}
+	return true, nil
+}
+
+// leafValid says whether entry i's value parses (parseLeafWith), without
+// parsing it when it was not: the JSON decoder's check, which the leaf
+// parser falls back to.
+func (a *storeNodes) leafValid(i int) bool {
+	e := &a.entries[i]
+	if !e.parsed && !e.valid {
+		raw := a.arena[e.keyEnd:e.rawEnd]
+		e.valid = len(raw) == 0 || json.Valid(raw)
+	}
+	return e.parsed || e.valid
 }
 
 // segment is the depth-th segment of entry i's key below its unit, and

@@ -123,4 +123,91 @@ func TestUnitLeafAboveALeaf(t *testing.T) {
 	if v, _ := at("grants", "user:bad", "blueprism", "role", "0", "service"); v.String() != `"service"` {
 		t.Errorf(`role "0" at service: %v`, v)
 	}
+	var keys []string
+	_, role := at("grants", "user:bad", "blueprism", "role")
+	for _, d := range []vm.Document{role, zero} {
+		ok, err := d.(vm.Members).Members(func(k, v *ast.Term, c vm.Document) error {
+			keys = append(keys, k.String())
+			if c != nil {
+				_, err := c.(vm.Members).Members(func(k, v *ast.Term, _ vm.Document) error {
+					keys = append(keys, k.String()+"="+v.String())
+					return nil
+				})
+				return err
+			}
+			return nil
+		})
+		if !ok || err != nil {
+			t.Fatalf("members: %v, %v", ok, err)
+		}
+	}
+	if got := fmt.Sprint(keys); got != `["0" "service"="service" "1" "service"="service" "service"]` {
+		t.Errorf("members: %s", got)
+	}
+}
+
+// A scan over a unit read whole, or a part of one, hands out its members
+// without building it (vm.Members): the names of a principal's roles
+// parse none of their grants and build no object, and a member's value,
+// looked into, parses the leaves it reaches only.
+func TestUnitMembersReadOnDemand(t *testing.T) {
+	m := store.NewMemory()
+	b := &store.Batch{}
+	for i := range 12 {
+		b.Ops = append(b.Ops, store.Op{Key: store.Key("d", "grants", "user:many", "blueprism", "role", fmt.Sprint(i%4), fmt.Sprintf("process_group:%d", i)),
+			Value: fmt.Appendf(nil, `{"assignment":"a%d","scope":{"type":"process_group","id":"%d"},"via":"user:many"}`, i, i)})
+	}
+	if _, err := m.Commit(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := m.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	a := &storeNodes{terms: terms{}}
+	var d vm.Document = dataDoc{snap: snap, nodes: a}
+	for _, seg := range []string{permatrix.StoreRoot, "grants", "user:many", "blueprism", "role"} {
+		if _, d, err = d.Child(ast.StringTerm(seg)); err != nil || d == nil {
+			t.Fatalf("nothing at %s (%v)", seg, err)
+		}
+	}
+	var roles []string
+	var role3 vm.Document
+	ok, err := d.(vm.Members).Members(func(k, v *ast.Term, c vm.Document) error {
+		roles = append(roles, string(k.Value.(ast.String)))
+		if v != nil || c == nil || !c.(vm.Bound).Bound() {
+			t.Errorf("role %v: %v, %v: want a bound document", k, v, c)
+		}
+		role3 = c
+		return nil
+	})
+	if !ok || err != nil || fmt.Sprint(roles) != "[0 1 2 3]" {
+		t.Fatalf("members %v, %v: %v, want [0 1 2 3]", ok, err, roles)
+	}
+	parsed := func() (n int) {
+		for _, e := range a.entries {
+			if e.parsed {
+				n++
+			}
+		}
+		return n
+	}
+	if n := parsed(); n != 0 || len(a.values) != 0 {
+		t.Errorf("the roles' names parsed %d leaves and built %d objects", n, len(a.values))
+	}
+	v, c, err := role3.Child(ast.StringTerm("process_group:7"))
+	if err != nil || c != nil || v == nil || v.Value.(ast.Object).Get(ast.StringTerm("assignment")).String() != `"a7"` {
+		t.Fatalf("role 3 at process_group:7: %v, %v, %v", v, c, err)
+	}
+	if n := parsed(); n != 1 || len(a.values) != 0 {
+		t.Errorf("one grant looked up parsed %d leaves and built %d objects", n, len(a.values))
+	}
+	want, err := subtreeAt(snap, store.DocNodeKey("grants", "user:many", "blueprism", "role", "3"), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := role3.Value(); err != nil || got.Value.Compare(want) != 0 {
+		t.Errorf("role 3 whole: %v (%v), want %v", got, err, want)
+	}
 }

@@ -229,6 +229,13 @@ func evalCase(t *testing.T, tc cases.TestCase, p *vm.Program, data map[string]an
 		rs, err := p.Results(context.Background(), input, lazyDocument{ast.NewTerm(dv)})
 		check(t, tc, rs, err)
 	})
+	// Again with data whose objects a scan iterates member by member
+	// (vm.Members), as permatrix's store units are: a scan's values are
+	// read as they are used.
+	t.Run("members", func(t *testing.T) {
+		rs, err := p.Results(context.Background(), input, membersDocument{t: ast.NewTerm(dv)})
+		check(t, tc, rs, err)
+	})
 	// Again keeping constant rules, filled first by an evaluation of
 	// another input: a rule kept that reads input would keep its value.
 	t.Run("constants", func(t *testing.T) {

@@ -44,7 +44,11 @@
 //     resolved key by key, and only a use other than another lookup (a
 //     comparison, an iteration, a call) reads a subtree whole. A lookup
 //     that finds nothing may be known only then: the statement using it is
-//     undefined, as the lookup would have been. A with on a part of data
+//     undefined, as the lookup would have been. A scan over a Document
+//     that hands out its members (Members) does not read it whole: each
+//     value is a Bound document, read as its uses ask and looked up as a
+//     term is (a variable's value, not data's storage path), so a scan
+//     for keys reads no value. A with on a part of data
 //     lays its value over data as topdown's over its store (overlaid):
 //     the rest is still read on demand and found by its storage keys.
 package vm

@@ -14,6 +14,35 @@ type Document interface {
 	Value() (*ast.Term, error)
 }
 
+// Members is a Document a scan can iterate member by member, not read
+// whole: the keys of `some k, _ in x` read none of its values, and a value
+// the scan's body looks into is read as its lookups ask (permatrix's store
+// builds only the leaves and objects a policy reads).
+type Members interface {
+	Document
+	// Members calls f with each key, in the order of the keys of the
+	// document's value (ast's Iter), and its value: a term, or a Bound
+	// Document that exists. It returns f's first error. ok is false, and f
+	// is not called, when the document cannot: a scan reads it whole.
+	// It fails where its Value would (a scan reads none of it then).
+	Members(f func(k, t *ast.Term, d Document) error) (ok bool, err error)
+}
+
+// Bound is a Document Members handed out, or one below such: the value of
+// a scan's variable, which is looked up as a term is (a key finds only
+// itself: v[2] does not find "2" as data.x[2] does, topdown's storage
+// keys), and whose Child answers exactly: a Document it hands out exists.
+type Bound interface {
+	Document
+	Bound() bool
+}
+
+// bound says whether d is a Bound document.
+func bound(d Document) bool {
+	b, ok := d.(Bound)
+	return ok && b.Bound()
+}
+
 // Value is a Document over a value in memory.
 func Value(v ast.Value) Document { return valueDocument{ast.NewTerm(v)} }
 

@@ -69,6 +69,7 @@ type eval struct {
 	scans      []scanning
 	scanned    func(k, v *ast.Term) error
 	scannedSet func(t *ast.Term) error
+	member     func(k, t *ast.Term, d Document) error // scanMember
 	// pairs is objectLiteral's scratch, empty between its statements.
 	pairs [][2]*ast.Term
 	// out is a builtin's value, yielded by yield (made once per eval).
@@ -189,6 +190,7 @@ func (p *Program) newEval() any {
 	e := &eval{p: p, memo: make([]memo, len(p.funcs)), stack: make([]slot, 0, 256), args: make([]*ast.Term, 0, 32), cache: builtins.Cache{}}
 	e.scanned = e.scanStep
 	e.scannedSet = func(t *ast.Term) error { return e.scanStep(t, t) }
+	e.member = e.scanMember
 	e.yield = func(t *ast.Term) error { e.out = t; return nil }
 	return e
 }
@@ -348,6 +350,14 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 	case *call:
 		return e.callStmt(fr, x)
 	case *ir.AssignVarStmt:
+		if l, ok := x.Source.Value.(ir.Local); ok {
+			if s := fr[l]; s.t == nil && s.d != nil && bound(s.d) {
+				// A scan's value, copied unread: it exists, and is read
+				// where it is used, as it would be where it was.
+				fr[x.Target] = s
+				return false, 0, nil
+			}
+		}
 		t, err := e.operand(fr, x.Source)
 		fr[x.Target] = slot{t: t}
 		return false, 0, err
@@ -538,6 +548,15 @@ func (e *eval) dot(fr []slot, x *ir.DotStmt, keep bool) (bool, uint32, error) {
 				out.d = fromData{}
 			}
 		}
+	case from.d != nil && bound(from.d):
+		// A scan's value: a term's lookup (no storage key), and a term it
+		// finds is not marked as read from data.
+		if out, err = lookup(from.d, key); err != nil {
+			return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
+		}
+		if out.t != nil {
+			out.d = nil
+		}
 	case from.d != nil:
 		if out, err = child(from.d, key); err != nil {
 			return false, 0, fmt.Errorf("%s: %w", e.where(x.Location), err)
@@ -587,6 +606,10 @@ func (e *eval) force(fr []slot, l ir.Local) (*ast.Term, error) {
 	case t == nil:
 		fr[l] = slot{d: missingData{}}
 		return nil, errMissing
+	case bound(s.d):
+		// A scan's value read whole: a term as the scan would have bound.
+		fr[l] = slot{t: t}
+		return t, nil
 	}
 	fr[l] = slot{t: t, d: fromData{}}
 	return t, nil
@@ -778,6 +801,18 @@ func length(t *ast.Term) (int, bool) {
 var errStopScan = errors.New("stop")
 
 func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
+	if s := fr[x.Source]; s.t == nil && s.d != nil {
+		if m, ok := s.d.(Members); ok {
+			// Data iterated member by member, not read whole: a value
+			// the block does not use is never read.
+			e.scans = append(e.scans, scanning{fr: fr, x: x})
+			ok, err := m.Members(e.member)
+			if ok {
+				return e.endScan(err)
+			}
+			e.scans = e.scans[:len(e.scans)-1]
+		}
+	}
 	o, _ := fr[x.Source].d.(*overlaid)
 	src, err := e.force(fr, x.Source)
 	if err != nil || src == nil {
@@ -808,6 +843,11 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 	case ast.Set:
 		err = c.Iter(e.scannedSet)
 	}
+	return e.endScan(err)
+}
+
+// endScan ends the innermost scan, its iteration having returned err.
+func (e *eval) endScan(err error) (bool, uint32, error) {
 	last := len(e.scans) - 1
 	stop, index := e.scans[last].stop, e.scans[last].index
 	e.scans[last] = scanning{}
@@ -822,10 +862,18 @@ func (e *eval) scan(fr []slot, x *ir.ScanStmt) (bool, uint32, error) {
 }
 
 // scanStep runs the innermost scan's block for one key and value.
-func (e *eval) scanStep(k, v *ast.Term) error {
+func (e *eval) scanStep(k, v *ast.Term) error { return e.scanSlot(k, slot{t: v}) }
+
+// scanMember is scanStep for a member a Members document handed out.
+func (e *eval) scanMember(k, t *ast.Term, d Document) error {
+	return e.scanSlot(k, slot{t: t, d: d})
+}
+
+// scanSlot runs the innermost scan's block for one key and value.
+func (e *eval) scanSlot(k *ast.Term, v slot) error {
 	i := len(e.scans) - 1 // scans the block starts end before it returns
 	fr, x := e.scans[i].fr, e.scans[i].x
-	fr[x.Key], fr[x.Value] = slot{t: k}, slot{t: v}
+	fr[x.Key], fr[x.Value] = slot{t: k}, v
 	stop, index, err := e.block(fr, x.Block)
 	e.scans[i].stop, e.scans[i].index = stop, index
 	if err != nil {
