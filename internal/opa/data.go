@@ -32,7 +32,8 @@ import (
 type dataStore struct {
 	storage.PolicyNotSupported
 	bundle  ast.Object
-	terms   terms // the leaves' keys and the bundle's strings, shared by the leaves the vm reads (newTerms)
+	terms   terms        // the leaves' keys and the bundle's strings, shared by the leaves the vm reads (newTerms)
+	boxed   boxedStrings // terms' strings boxed, shared by the decisions' items (jsonOf)
 	backend store.Backend
 	ids     atomic.Uint64
 	nodes   sync.Pool // *storeNodes, reset, for the vm's evaluations (storeNodes.reset)
@@ -56,7 +57,8 @@ func newDataStore(bundleData map[string]any, backend store.Backend) (*dataStore,
 	if !ok {
 		return nil, errors.New("bundle data is not an object")
 	}
-	return &dataStore{bundle: obj, terms: newTerms(obj), backend: backend}, nil
+	ts := newTerms(obj)
+	return &dataStore{bundle: obj, terms: ts, boxed: ts.boxed(), backend: backend}, nil
 }
 
 // Begin starts a transaction over snap, which the caller closes after the

@@ -42,7 +42,7 @@ func TestDecisionOfIsParseDecision(t *testing.T) {
 			}
 			return parseDecision(x)
 		}()
-		got, err := decisionOf(v)
+		got, err := decisionOf(v, nil)
 		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
 			t.Errorf("%s: error %v, want %v", src, err, wantErr)
 			continue
@@ -70,7 +70,7 @@ func TestDecisionOfConvertsOnlyTheElements(t *testing.T) {
 	var d any
 	allocs := testing.AllocsPerRun(100, func() {
 		var err error
-		if d, err = decisionOf(v); err != nil {
+		if d, err = decisionOf(v, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -94,7 +94,7 @@ func TestDecisionItemsConvertedWithoutBoxingKeys(t *testing.T) {
 		{"kind": "permission", "permission": "view_business_object_definition", "scope": {"id": "og458", "type": "object_group"}, "system": "blueprism"},
 		{"kind": "condition", "message": "move_process_group needs context.target_group", "system": "blueprism"}]}`).Value
 	allocs := testing.AllocsPerRun(100, func() {
-		if _, err := decisionOf(v); err != nil {
+		if _, err := decisionOf(v, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -111,9 +111,41 @@ func TestDecisionItemsConvertedWithoutBoxingKeys(t *testing.T) {
 	} {
 		x := ast.MustParseTerm(s).Value
 		want, werr := ast.JSONWithOpt(x, ast.JSONOpt{SortSets: true})
-		got, err := jsonOf(x)
+		got, err := jsonOf(x, nil)
 		if !reflect.DeepEqual(got, want) || (err == nil) != (werr == nil) {
 			t.Errorf("%s: got %#v, %v; ast's %#v, %v", s, got, err, want, werr)
 		}
 	}
+}
+
+// A decision's strings that the policy's data holds (the catalogs'
+// systems, permissions, scope types; the leaves' fixed keys and values)
+// are boxed once for all its decisions, not once per item: the two
+// missing items above box only their id and their message.
+func TestDecisionItemsShareBoxedStrings(t *testing.T) {
+	v := ast.MustParseTerm(`{"allow": false, "reasons": [], "missing": [
+		{"kind": "permission", "permission": "view_business_object_definition", "scope": {"id": "og458", "type": "object_group"}, "system": "blueprism"},
+		{"kind": "condition", "message": "move_process_group needs context.target_group", "system": "blueprism"}]}`).Value
+	ts := newTerms(ast.MustParseTerm(`{"systems": {"blueprism": {"permissions": ["view_business_object_definition"], "scope_types": ["object_group"], "kinds": ["condition"]}}}`).Value)
+	var d *permatrix.Decision
+	strs := ts.boxed()
+	boxed := testing.AllocsPerRun(100, func() {
+		var err error
+		if d, err = decisionOf(v, strs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	alone := testing.AllocsPerRun(100, func() {
+		if _, err := decisionOf(v, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if want, _ := decisionOf(v, nil); !reflect.DeepEqual(d, want) {
+		t.Errorf("got %#v, want %#v", d, want)
+	}
+	// Of the eight string values, six are the data's.
+	if boxed > alone-6 {
+		t.Errorf("%v allocations a decision sharing the data's strings, %v alone", boxed, alone)
+	}
+	t.Logf("%v allocations a decision sharing the data's strings, %v alone", boxed, alone)
 }

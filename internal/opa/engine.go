@@ -1107,7 +1107,7 @@ func parseDecision(v any) (*permatrix.Decision, error) {
 // converted: the elements of reasons, missing and errors. A value of
 // another shape (another key, a field of another type) is converted whole
 // and parsed, as before.
-func decisionOf(v ast.Value) (*permatrix.Decision, error) {
+func decisionOf(v ast.Value, strs boxedStrings) (*permatrix.Decision, error) {
 	obj, ok := v.(ast.Object)
 	if !ok || obj.Get(decisionKeys.allow) == nil || !decisionShaped(obj) {
 		x, err := ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
@@ -1118,10 +1118,10 @@ func decisionOf(v ast.Value) (*permatrix.Decision, error) {
 	}
 	d := &permatrix.Decision{Allow: bool(obj.Get(decisionKeys.allow).Value.(ast.Boolean))}
 	var err error
-	if d.Reasons, err = objectsOf(obj.Get(decisionKeys.reasons)); err != nil {
+	if d.Reasons, err = objectsOf(obj.Get(decisionKeys.reasons), strs); err != nil {
 		return nil, err
 	}
-	if d.Missing, err = objectsOf(obj.Get(decisionKeys.missing)); err != nil {
+	if d.Missing, err = objectsOf(obj.Get(decisionKeys.missing), strs); err != nil {
 		return nil, err
 	}
 	if d.Errors, err = stringsOf(obj.Get(decisionKeys.errors)); err != nil {
@@ -1214,11 +1214,11 @@ func listOf(t *ast.Term, f func(*ast.Term) error) error {
 
 // objectsOf is objects of t as JSON: its elements that are objects, as
 // maps.
-func objectsOf(t *ast.Term) ([]map[string]any, error) {
+func objectsOf(t *ast.Term, strs boxedStrings) ([]map[string]any, error) {
 	_, n := listLen(t)
 	out := make([]map[string]any, 0, max(n, 0))
 	err := listOf(t, func(e *ast.Term) error {
-		x, err := jsonOf(e.Value)
+		x, err := jsonOf(e.Value, strs)
 		if m, ok := x.(map[string]any); ok {
 			out = append(out, m)
 		}
@@ -1322,8 +1322,9 @@ func decisionsVary(c *ast.Compiler, refs []ast.Ref) bool {
 // (ast boxes each key as a value and unboxes it as the map's key: half the
 // allocations of a decision's items). Objects of string keys, arrays,
 // strings, numbers, booleans and null are converted here; any other
-// value (a set, an object with a key of another type) is ast's.
-func jsonOf(v ast.Value) (any, error) {
+// value (a set, an object with a key of another type) is ast's. A string
+// strs holds is its boxed value, shared.
+func jsonOf(v ast.Value, strs boxedStrings) (any, error) {
 	switch v := v.(type) {
 	case ast.Null:
 		return nil, nil
@@ -1332,11 +1333,11 @@ func jsonOf(v ast.Value) (any, error) {
 	case ast.Number:
 		return json.Number(v), nil
 	case ast.String:
-		return string(v), nil
+		return strs.str(string(v)), nil
 	case *ast.Array:
 		out := make([]any, v.Len())
 		for i := range out {
-			x, err := jsonOf(v.Elem(i).Value)
+			x, err := jsonOf(v.Elem(i).Value, strs)
 			if err != nil {
 				return nil, err
 			}
@@ -1349,7 +1350,7 @@ func jsonOf(v ast.Value) (any, error) {
 		}
 		out := make(map[string]any, v.Len())
 		err := v.Iter(func(k, e *ast.Term) error {
-			x, err := jsonOf(e.Value)
+			x, err := jsonOf(e.Value, strs)
 			out[string(k.Value.(ast.String))] = x
 			return err
 		})

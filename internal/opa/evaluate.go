@@ -155,7 +155,7 @@ func (p *Policy) evalDecision(ctx context.Context, q query, snap store.Snapshot,
 	if q.program != nil {
 		var d *permatrix.Decision
 		defined, err := p.run(ctx, q.program, snap, input, func(v ast.Value) (err error) {
-			d, err = decisionOf(v)
+			d, err = decisionOf(v, p.data.boxed)
 			return err
 		})
 		if !errors.Is(err, vm.ErrConflict) {

@@ -78,6 +78,30 @@ func newTerms(data ast.Value) terms {
 	return ts
 }
 
+// boxedStrings are the strings of terms as interface values, made once
+// for a Policy: a decision's items are maps of them (jsonOf), and a string
+// put in an interface is an allocation — the kinds, permissions, systems
+// and scope types of the catalogs, in every item, were a third of a
+// decision's conversion. They are never changed.
+type boxedStrings map[string]any
+
+// boxed is ts's strings boxed.
+func (ts terms) boxed() boxedStrings {
+	bs := make(boxedStrings, len(ts))
+	for s := range ts {
+		bs[s] = s
+	}
+	return bs
+}
+
+// str is s as an interface value: a shared one when bs holds it.
+func (bs boxedStrings) str(s string) any {
+	if x, ok := bs[s]; ok {
+		return x
+	}
+	return s
+}
+
 // maxTerms bounds the strings a Policy shares (a bundle's data is the
 // operator's, but need not be small).
 const maxTerms = 1 << 16
