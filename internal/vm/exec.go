@@ -266,10 +266,17 @@ func (e *eval) call(fn *function, args []slot) (*ast.Term, error) {
 		}
 	}
 	var err error
-	for _, b := range fn.blocks {
-		if _, _, err = e.block(fr, b); err != nil {
+	blocks := fn.blocks
+	if fn.rest != nil && copied(fr, fn) {
+		// The first block's copies are made: the rest of it runs.
+		blocks = blocks[1:]
+		_, _, err = e.block(fr, fn.rest)
+	}
+	for _, b := range blocks {
+		if err != nil {
 			break
 		}
+		_, _, err = e.block(fr, b)
 	}
 	var t *ast.Term
 	if err == nil && fn.index >= 0 {
@@ -293,6 +300,22 @@ func (e *eval) call(fn *function, args []slot) (*ast.Term, error) {
 		e.p.values[fn.index].Store(&memo{done: true, t: t})
 	}
 	return t, nil
+}
+
+// copied makes fn's parameter copies in fr (paramCopies) when every
+// parameter they copy holds a term, or nothing, as their AssignVarStmts
+// would; not when one holds data (a Document, which the statement reads
+// whole and may find missing): the statements run then.
+func copied(fr []slot, fn *function) bool {
+	for _, c := range fn.copies {
+		if s := fr[fn.params[c.param]]; s.t == nil && s.d != nil {
+			return false
+		}
+	}
+	for _, c := range fn.copies {
+		fr[c.target] = slot{t: fr[fn.params[c.param]].t}
+	}
+	return true
 }
 
 // block runs a block: it ends at its end or at a statement that is

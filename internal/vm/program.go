@@ -144,6 +144,19 @@ type function struct {
 	memo   bool // a rule of input and data only: its value is kept per evaluation
 	index  int  // its slot in an evaluation's memo
 	reads  reads
+	// copies are the copies of parameters into locals the first block
+	// starts with (paramCopies), rest that block without them: a call of
+	// parameters that hold terms makes the copies as it starts and runs
+	// rest instead.
+	copies []paramCopy
+	rest   *ir.Block
+}
+
+// paramCopy is an AssignVarStmt copying a parameter (params[param]) into
+// another local.
+type paramCopy struct {
+	param  int
+	target ir.Local
 }
 
 // reads is what a function's statements read, for Constants: input; data
@@ -334,7 +347,39 @@ func (r *resolver) resolve(fn *function) error {
 	var err error
 	fn.blocks, err = r.blocks(fn.blocks)
 	fn.locals = int(r.max) + 1
+	fn.copies, fn.rest = paramCopies(fn)
 	return err
+}
+
+// paramCopies are the copies of fn's parameters into locals of their own
+// its first block starts with (the planner's: every function's block
+// begins so, some 15 statements of a decision), and that block without
+// them. A copy of a parameter that holds a term is that term in the local:
+// made when the call starts, it is the statement's effect at the same
+// point (nothing runs between), without the statement. The target is no
+// parameter (the copies are made in turn, from the parameters as passed).
+func paramCopies(fn *function) ([]paramCopy, *ir.Block) {
+	if len(fn.blocks) == 0 {
+		return nil, nil
+	}
+	var cs []paramCopy
+	stmts := fn.blocks[0].Stmts
+	for _, s := range stmts {
+		x, ok := s.(*ir.AssignVarStmt)
+		if !ok {
+			break
+		}
+		src, ok := x.Source.Value.(ir.Local)
+		i := slices.Index(fn.params, src)
+		if !ok || i < 0 || slices.Contains(fn.params, x.Target) {
+			break
+		}
+		cs = append(cs, paramCopy{param: i, target: x.Target})
+	}
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	return cs, &ir.Block{Stmts: stmts[len(cs):]}
 }
 
 // named counts, by local, the statements of stmts (and of the blocks in
