@@ -491,10 +491,17 @@ func TestHealthCommand(t *testing.T) {
 		t.Errorf("bad --url: exit %d\n%s", code, errOut)
 	}
 
-	// Stopped: not ready, at once.
+	// Stopped: not ready, at once. The addresses serve gave up could be
+	// taken by another test process before health dials them (one
+	// answering made this 'EOF', or a permatrix's 'ready'); what a client
+	// of a stopped server meets, a refused connection, is made sure of on
+	// ports held bound and not listening.
 	s.Stop(t)
-	_, errOut, code = runEnv(t, env, "health")
-	if code != 1 || !strings.Contains(errOut, "refused") {
+	apiPort, diagPort := harness.ReservePort(t), harness.ReservePort(t)
+	_, reservedPort, _ := net.SplitHostPort(apiPort.Addr)
+	stopped := []string{"PERMATRIX_ADDR=0.0.0.0:" + reservedPort, "PERMATRIX_DIAGNOSTIC_ADDR=" + diagPort.Addr}
+	_, errOut, code = runEnv(t, stopped, "health")
+	if code != 1 || !strings.Contains(errOut, "refused") || !strings.Contains(errOut, diagPort.Addr) {
 		t.Errorf("stopped server: exit %d\n%s", code, errOut)
 	}
 
