@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,12 +60,14 @@ func (b *bundleServer) publish(t *testing.T, rev string) {
 	b.body, b.etag = body, `"`+rev+`"`
 }
 
-// up serves b on addr until the test ends.
-func (b *bundleServer) up(t *testing.T, addr string) {
+// up serves b on the reserved port until the test ends. The port is held
+// from the start (a connection to it refused: the server down), so no
+// other test process can take it before b listens.
+func (b *bundleServer) up(t *testing.T, port *harness.ReservedPort) {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
+	ln, err := port.Listen()
 	if err != nil {
-		t.Skipf("the bundle server's port was taken meanwhile: %v", err)
+		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: b}
 	go func() { _ = srv.Serve(ln) }()
@@ -110,7 +111,8 @@ func waitHealth(t *testing.T, s *server, rev string) {
 // bundle at once.
 func TestServeFollowsABundleServer(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t) // the bundle server's; nothing listens yet
+	port := harness.ReservePort(t) // the bundle server's; nothing listens yet
+	addr := port.Addr
 	cfg := filepath.Join(dir, "permatrix.yaml")
 	writeConfig(t, cfg, `
 services:
@@ -142,7 +144,7 @@ server:
 
 	bs := &bundleServer{hits: map[int]int{}}
 	bs.publish(t, "r1")
-	bs.up(t, addr)
+	bs.up(t, port)
 	waitHealth(t, s, "r1")
 	if code, body := s.do(t, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`); code != 200 || body["allow"] != false {
 		t.Fatalf("check: %d %v", code, body)
@@ -401,8 +403,9 @@ func TestServeBundleURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs := &bundleServer{hits: map[int]int{}, body: body, etag: `"signed1"`}
-	addr := freeAddr(t)
-	bs.up(t, addr)
+	port := harness.ReservePort(t)
+	addr := port.Addr
+	bs.up(t, port)
 	url := "http://" + addr + "/bundles/permatrix.tar.gz"
 	p, err := harness.StartProcess(t, bin, token, []string{"PERMATRIX_ADDR=127.0.0.1:0", "PERMATRIX_DB=" + filepath.Join(dir, "a.db"),
 		"PERMATRIX_ADMIN_TOKEN=" + token}, "--bundle", url, "--verification-key", secret, "--verification-alg", "HS256")

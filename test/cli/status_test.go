@@ -158,10 +158,11 @@ func TestStatusToAControlPlane(t *testing.T) {
 	cp := &controlPlane{}
 	cpSrv := httptest.NewServer(cp)
 	t.Cleanup(cpSrv.Close)
-	addr := freeAddr(t)
+	port := harness.ReservePort(t)
+	addr := port.Addr
 	bs := &bundleServer{hits: map[int]int{}}
 	bs.publish(t, "r1")
-	bs.up(t, addr)
+	bs.up(t, port)
 	cfg := filepath.Join(dir, "permatrix.yaml")
 	writeConfig(t, cfg, `
 services:
