@@ -337,7 +337,7 @@ func TestDistributedTracingBackendDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = silent.Close() })
-	for name, addr := range map[string]string{"refused": freeAddr(t), "silent": silent.Addr().String()} {
+	for name, addr := range map[string]string{"refused": harness.ReservePort(t).Addr, "silent": silent.Addr().String()} {
 		t.Run(name, func(t *testing.T) {
 			p, _, _ := tracedServe(t, "distributed_tracing:\n  type: grpc\n  address: "+addr+
 				"\n  batch_span_processor_options:\n    batch_timeout_ms: 50\n    export_timeout_ms: 500\n")
