@@ -5,6 +5,8 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +26,7 @@ import (
 )
 
 // nginxMain wraps the documented server block with what a test run needs
-// (no daemon, temporary paths).
+// (no daemon, temporary paths, a socket that says it serves).
 const nginxMain = `
 daemon off;
 master_process off;
@@ -38,6 +41,7 @@ http {
   fastcgi_temp_path {{dir}}/fastcgi;
   uwsgi_temp_path {{dir}}/uwsgi;
   scgi_temp_path {{dir}}/scgi;
+  server { listen unix:{{ready}}; return 204; }
 {{server}}
 }
 `
@@ -74,36 +78,104 @@ func freePort(t *testing.T) int {
 
 // startNginx runs nginx with the documented server block, its
 // placeholders replaced.
+//
+// Its port is found free and given to nginx later: another test process
+// may take it meanwhile. nginx then cannot bind it and exits, while a
+// dial to the port reaches the other process — so nginx is known to
+// serve only once it answers on a socket of its own (ready.sock, opened
+// with the port), and one that exits with its port in use is started
+// again on another.
 func startNginx(t *testing.T, server string, replace ...string) string {
 	t.Helper()
 	nginx := harness.Nginx(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	server = strings.NewReplacer(append(replace, "listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port))...).Replace(server)
-	conf := strings.NewReplacer("{{dir}}", dir, "{{server}}", server).Replace(nginxMain)
+	sockDir, err := os.MkdirTemp("", "ngx") // socket paths are short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	for attempt := 1; ; attempt++ {
+		dir := t.TempDir()
+		ready := filepath.Join(sockDir, fmt.Sprintf("ready%d.sock", attempt))
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		block := strings.NewReplacer(append(replace, "listen 8080;", "listen "+addr+";")...).Replace(server)
+		conf := strings.NewReplacer("{{dir}}", dir, "{{ready}}", ready, "{{server}}", block).Replace(nginxMain)
+		err := runNginx(t, nginx, dir, conf, ready)
+		if err == nil {
+			return "http://" + addr
+		}
+		if attempt == 5 || !errors.Is(err, errPortTaken) {
+			t.Fatalf("%v\n%s", err, conf)
+		}
+		t.Logf("nginx on %s: the port was taken meanwhile; again on another", addr)
+	}
+}
+
+// errPortTaken is nginx exiting as its port was in use.
+var errPortTaken = errors.New("nginx's port was taken")
+
+// runNginx starts nginx on conf in dir and waits until it answers on
+// ready (a unix socket conf listens on); it is killed when the test ends.
+func runNginx(t *testing.T, nginx, dir, conf, ready string) error {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
-	out := &strings.Builder{}
+	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			break
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", ready)
+		},
+	}}
+	defer probe.CloseIdleConnections()
+	logs := func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return out.String() + "\n" + string(log)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := probe.Get("http://nginx/"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				return fmt.Errorf("nginx answered on its readiness socket %d:\n%s", resp.StatusCode, logs())
+			}
+			return nil
+		}
+		select {
+		case <-exited:
+			if l := logs(); strings.Contains(l, "Address already in use") {
+				return fmt.Errorf("%w:\n%s", errPortTaken, l)
+			}
+			return fmt.Errorf("nginx exited:\n%s", logs())
+		default:
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not start: %s\n%s\n%s", out, log, conf)
+			return fmt.Errorf("nginx did not start:\n%s", logs())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// lockedBuffer is a process's output, written by its copying goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func backend(t *testing.T) *httptest.Server {
