@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -437,99 +438,73 @@ func runSidecar(t *testing.T, meta k8sMeta, spec podSpec, s sidecar, img image) 
 		}
 		return p
 	}
-	ports := map[string]string{}
-	for _, addr := range []string{s.apiAddr, s.diag} {
-		_, port, _ := net.SplitHostPort(addr)
-		ports[port] = strconv.Itoa(freePort(t))
-	}
+	// The ports are held (harness.HoldPort) and given to serve, which binds
+	// them itself; a test process that found one free before it was held
+	// may still take it, and serve exits (address in use) — it is started
+	// again on others.
+	var ports map[string]string
 	movePorts := func(v string) string {
 		for from, to := range ports {
 			v = regexp.MustCompile(`:`+from+`\b`).ReplaceAllString(v, ":"+to)
 		}
 		return v
 	}
-	env := map[string]string{}
-	for k, v := range s.env {
-		env[k] = movePorts(movePath(v))
-	}
-	if p := env["PERMATRIX_ADMIN_TOKEN_FILE"]; p != "" {
-		if err := os.WriteFile(p, []byte("k8s-test-token\n"), 0o440); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if strings.HasPrefix(env["PERMATRIX_STORE"], "etcd") {
-		_, prefix, _, _ := etcd.ParseURL(s.env["PERMATRIX_STORE"])
-		cluster := harness.StartEtcdCluster(t, 1)
+	var cluster *harness.EtcdCluster
+	if strings.HasPrefix(s.env["PERMATRIX_STORE"], "etcd") {
+		cluster = harness.StartEtcdCluster(t, 1)
 		if err := cluster.WaitHealthy(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
-		env["PERMATRIX_STORE"] = cluster.StoreURL(strings.Trim(prefix, "/"))
-		for _, k := range []string{"PERMATRIX_ETCD_CA_FILE", "PERMATRIX_ETCD_CERT_FILE", "PERMATRIX_ETCD_KEY_FILE"} {
-			delete(env, k)
-		}
-	}
-	env["PERMATRIX_LOG_LEVEL"] = "error"
-	for _, e := range os.Environ() {
-		if k, _, _ := strings.Cut(e, "="); strings.HasPrefix(k, "PERMATRIX_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	for k, v := range env {
-		t.Setenv(k, v)
 	}
 	if d, ok := dirs[img.workdir]; ok {
 		t.Chdir(d) // the image's WORKDIR, where relative store paths land
 	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var serveErr error
-	go func() {
-		defer close(done)
-		root := newRoot()
-		root.SetArgs(append([]string{"serve"}, s.args...))
-		serveErr = root.ExecuteContext(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-			if serveErr != nil && !t.Failed() {
-				t.Errorf("serve: %v", serveErr)
+	env := map[string]string{}
+	var get func(path string) (int, string)
+	for attempt := 1; ; attempt++ {
+		ports = map[string]string{}
+		for _, addr := range []string{s.apiAddr, s.diag} {
+			_, port, _ := net.SplitHostPort(addr)
+			ports[port] = strconv.Itoa(harness.HoldPort(t))
+		}
+		env = map[string]string{}
+		for k, v := range s.env {
+			env[k] = movePorts(movePath(v))
+		}
+		if p := env["PERMATRIX_ADMIN_TOKEN_FILE"]; p != "" {
+			if err := os.WriteFile(p, []byte("k8s-test-token\n"), 0o440); err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
 		}
-	})
+		if cluster != nil {
+			_, prefix, _, _ := etcd.ParseURL(s.env["PERMATRIX_STORE"])
+			env["PERMATRIX_STORE"] = cluster.StoreURL(strings.Trim(prefix, "/"))
+			for _, k := range []string{"PERMATRIX_ETCD_CA_FILE", "PERMATRIX_ETCD_CERT_FILE", "PERMATRIX_ETCD_KEY_FILE"} {
+				delete(env, k)
+			}
+		}
+		env["PERMATRIX_LOG_LEVEL"] = "error"
+		for _, e := range os.Environ() {
+			if k, _, _ := strings.Cut(e, "="); strings.HasPrefix(k, "PERMATRIX_") {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+		}
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
 
-	_, diagPort, _ := net.SplitHostPort(s.diag)
-	probeBase := "http://127.0.0.1:" + ports[diagPort]
-	get := func(path string) (int, string) {
-		resp, err := http.Get(probeBase + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return resp.StatusCode, string(body)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code, body := get(s.c.StartupProbe.HTTPGet.Path)
-		if code == http.StatusOK {
+		var err error
+		get, err = startSidecar(t, s, ports)
+		if err == nil {
 			break
 		}
-		select {
-		case <-done:
-			t.Fatalf("serve exited before its startup probe passed: %v", serveErr)
-		default:
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("startup probe %s: %d %s", s.c.StartupProbe.HTTPGet.Path, code, body)
-		}
-		time.Sleep(50 * time.Millisecond)
+		t.Logf("serve on ports %v: %v; again on others", ports, err)
 	}
+	_, diagPort, _ := net.SplitHostPort(s.diag)
 	for _, p := range []*k8sProbe{s.c.ReadinessProbe, s.c.LivenessProbe} {
 		if code, body := get(p.HTTPGet.Path); code != http.StatusOK {
 			t.Errorf("probe %s: %d %s", p.HTTPGet.Path, code, body)
@@ -583,12 +558,65 @@ func runSidecar(t *testing.T, meta k8sMeta, spec podSpec, s sidecar, img image) 
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// startSidecar runs serve in-process in the environment set, stopped when
+// the test ends, and waits until its startup probe passes. It returns a
+// GET of the diagnostic listener, or why serve exited before.
+func startSidecar(t *testing.T, s sidecar, ports map[string]string) (get func(path string) (int, string), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var serveErr error
+	go func() {
+		defer close(done)
+		root := newRoot()
+		root.SetArgs(append([]string{"serve"}, s.args...))
+		serveErr = root.ExecuteContext(ctx)
+	}()
+	stop := func() bool {
+		cancel()
+		select {
+		case <-done:
+			return true
+		case <-time.After(20 * time.Second):
+			return false
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+
+	_, diagPort, _ := net.SplitHostPort(s.diag)
+	probeBase := "http://127.0.0.1:" + ports[diagPort]
+	probe := &http.Client{Timeout: 10 * time.Second} // a listener that never answers holds no probe for ever
+	get = func(path string) (int, string) {
+		resp, err := probe.Get(probeBase + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(body)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := get(s.c.StartupProbe.HTTPGet.Path)
+		if code == http.StatusOK {
+			break
+		}
+		select {
+		case <-done:
+			return nil, fmt.Errorf("serve exited before its startup probe passed: %v", serveErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("startup probe %s: %d %s", s.c.StartupProbe.HTTPGet.Path, code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		switch {
+		case !stop():
+			t.Error("serve did not stop")
+		case serveErr != nil && !t.Failed():
+			t.Errorf("serve: %v", serveErr)
+		}
+	})
+	return get, nil
 }

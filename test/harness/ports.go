@@ -91,3 +91,21 @@ func bindLoopback(port int, shared bool) (int, int, error) {
 	}
 	return fd, sa.(*syscall.SockaddrInet4).Port, nil
 }
+
+// HoldPort is a free loopback port held until the test ends by a socket
+// bound to it with SO_REUSEADDR and not listening, for a server that
+// binds the port itself to listen on: Go's net.Listen (which sets
+// SO_REUSEADDR) binds beside it and listens, while the kernel gives the
+// port to no other socket asking for any port (:0) — how test processes
+// find theirs. A process that found the same port free before it was
+// held can still take it: a server given a held port must still be
+// started again on another if it finds its port in use.
+func HoldPort(t testing.TB) int {
+	t.Helper()
+	fd, port, err := bindLoopback(0, true)
+	if err != nil {
+		t.Fatalf("hold a port: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	return port
+}
