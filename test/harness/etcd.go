@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ type EtcdCluster struct {
 	token   string
 	initial string
 	extra   []string // the flags every member was started with
+	held    []int    // sockets holding the members' ports (holdPort)
 }
 
 // EtcdMember is one etcd process.
@@ -121,8 +121,8 @@ func startEtcdCluster(bin, dir string, n int, extra []string) (*EtcdCluster, err
 	for i := range n {
 		m := &EtcdMember{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort()),
-			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort()),
+			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", c.holdPort()),
+			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", c.holdPort()),
 			DataDir:   filepath.Join(dir, fmt.Sprintf("m%d", i)),
 		}
 		c.Members = append(c.Members, m)
@@ -149,20 +149,30 @@ func startEtcdCluster(bin, dir string, n int, extra []string) (*EtcdCluster, err
 	return c, nil
 }
 
-// Close kills every member.
+// Close kills every member and gives its ports up.
 func (c *EtcdCluster) Close() {
 	for _, m := range c.Members {
 		m.Kill()
 	}
+	for _, fd := range c.held {
+		_ = syscall.Close(fd)
+	}
+	c.held = nil
 }
 
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// holdPort is a free loopback port held for the cluster's life (as
+// HoldPort holds one for a test's): a member binds it beside the holding
+// socket, and while a member is down (Kill, then Restart or Wipe on the
+// same ports) the kernel gives its ports to no other test process asking
+// for a free one — which, found free once the member had exited, made
+// the member's start again fail (address in use) or reach that process.
+func (c *EtcdCluster) holdPort() int {
+	fd, port, err := bindLoopback(0, true)
 	if err != nil {
-		panic(err)
+		panic(fmt.Sprintf("hold a port: %v", err))
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	c.held = append(c.held, fd)
+	return port
 }
 
 func (c *EtcdCluster) start(m *EtcdMember, state string, extra []string) error {
