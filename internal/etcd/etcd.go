@@ -1161,15 +1161,23 @@ func (s *Store) replicaBroken() bool {
 // the fleet's: an idle watch hears nothing — etcd sends no progress
 // notification to a watch that started after its latest revision. When the
 // cluster is ahead of the replica it asks for one.
+//
+// A read may take longer than the interval between reads: an answer is
+// contact as long as it comes within --max-staleness, so that is how long
+// one waits (a read given up on after an interval made an etcd answering
+// slower than that — a loaded machine, a far cluster — silent, and the
+// store not ready).
 func (s *Store) heartbeat(ctx context.Context) {
-	every := 5 * time.Second
+	every, wait := 5*time.Second, 5*time.Second
 	if m := s.opts.MaxStaleness; m > 0 {
 		every = min(every, max(m/3, 50*time.Millisecond))
+		wait = max(m, every)
 	}
+	wait = min(wait, s.opts.RequestTimeout)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, min(every, s.opts.RequestTimeout))
+		rctx, cancel := context.WithTimeout(ctx, wait)
 		sent := s.sentAt()
 		resp, err := s.cli.Get(rctx, s.guardKey(nil))
 		cancel()

@@ -614,3 +614,90 @@ func (m *messages) countAfter(i int, s string) int {
 	}
 	return n
 }
+
+// latencyProxy forwards TCP connections to target; once armed, everything
+// etcd sends back arrives latency after it was sent (a slow etcd, or a far
+// one), answers still flowing one after another, not one at a time.
+func latencyProxy(t *testing.T, target string, latency time.Duration) (addr string, arm func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var armed atomic.Bool
+	type chunk struct {
+		due  time.Time
+		data []byte
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(u, c); u.Close() }()
+				chunks := make(chan chunk, 1024)
+				go func() {
+					defer close(chunks)
+					for {
+						buf := make([]byte, 64<<10)
+						n, err := u.Read(buf)
+						if n > 0 {
+							due := time.Now()
+							if armed.Load() {
+								due = due.Add(latency)
+							}
+							chunks <- chunk{due, buf[:n]}
+						}
+						if err != nil {
+							return
+						}
+					}
+				}()
+				for ch := range chunks {
+					time.Sleep(time.Until(ch.due))
+					if _, err := c.Write(ch.data); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() { armed.Store(true) }
+}
+
+// TestSlowEtcdIsHeardFrom: an etcd answering later than the heartbeat's
+// interval (a third of --max-staleness), but well within --max-staleness,
+// is heard from — the store stays ready. A heartbeat that gave up on its
+// request after an interval never heard an answer, and called a live etcd
+// silent: a sidecar on a loaded machine, or a far etcd, turned not ready.
+func TestSlowEtcdIsHeardFrom(t *testing.T) {
+	const maxStaleness, latency = 4 * time.Second, 2 * time.Second
+	addr, arm := latencyProxy(t, strings.Split(cluster.Endpoints(), ",")[0], latency)
+	o := raised
+	o.URL, o.Replica, o.MaxStaleness = storeURL(newPrefix("far"), addr), filepath.Join(t.TempDir(), "r.db"), maxStaleness
+	s, err := etcd.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	waitReady(t, s)
+	arm()
+	// Twice --max-staleness: a store that hears nothing is not ready after
+	// one; one that hears an answer every latency stays ready throughout.
+	for end := time.Now().Add(2 * maxStaleness); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if h := s.Health(); !h.Ready {
+			r := s.Replication()
+			t.Fatalf("not ready with etcd answering in %s, --max-staleness %s: %s (last contact %s ago; %s)",
+				latency, maxStaleness, h.Error, time.Since(r.LastContact).Round(time.Millisecond), r.LastError)
+		}
+	}
+}
