@@ -98,7 +98,10 @@ func TestImportCommandInterruptedWhileCounting(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Signalled once it reads the file (its handler is set before it
+	// opens it): a fixed wait stood for that, and a start slower than
+	// the wait (a loaded machine) was killed by the signal instead.
+	waitReading(t, cmd.Process.Pid, file)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -175,5 +178,30 @@ func TestImportCommandAgainReportsWhatItChanged(t *testing.T) {
 	}
 	if after.Revision-before.Revision != 2 || after.Assignments != 3000 {
 		t.Fatalf("import again: revision %d → %d, %d assignments", before.Revision, after.Revision, after.Assignments)
+	}
+}
+
+// waitReading waits until process pid has read into file (an open
+// descriptor of it past offset 0, as /proc tells).
+func waitReading(t *testing.T, pid int, file string) {
+	t.Helper()
+	fds := fmt.Sprintf("/proc/%d/fd", pid)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) { // a guard only
+		entries, err := os.ReadDir(fds)
+		if err != nil && !os.IsNotExist(err) {
+			t.Skipf("no /proc to tell when the import reads: %v", err)
+		}
+		for _, e := range entries {
+			if target, err := os.Readlink(filepath.Join(fds, e.Name())); err != nil || target != file {
+				continue
+			}
+			info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+			if pos, ok := strings.CutPrefix(string(info), "pos:"); err == nil && ok && strings.TrimSpace(strings.SplitN(pos, "\n", 2)[0]) != "0" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the import did not read %s within a minute", file)
+		}
 	}
 }
