@@ -620,6 +620,16 @@ func (h *hammer) wait(t *testing.T, d time.Duration) {
 	}
 }
 
+// waitAcked waits until n writes were acknowledged (a minute's guard).
+func (h *hammer) waitAcked(t *testing.T, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); sum(&h.acked) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes acknowledged in a minute, want %d (%d unexpected errors)", sum(&h.acked), n, h.unexpected.Load())
+		}
+	}
+}
+
 // check: every counter holds at least the increments acknowledged and at
 // most those tried (one whose client gave up may be made or not).
 func (h *hammer) check(t *testing.T, s store.Backend) {
@@ -653,7 +663,9 @@ func TestCloseWithCommitsQueued(t *testing.T) {
 	other := sidecar(t, prefix, filepath.Join(t.TempDir(), "other.db"), etcd.Options{})
 	before := runtime.NumGoroutine()
 	o := raised
-	o.URL, o.Replica = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "closing.db")
+	// A request timeout far past the wait for the writers below: one kept
+	// for it is told from one let go, however slow the machine.
+	o.URL, o.Replica, o.RequestTimeout = cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "closing.db"), 2*time.Minute
 	s, err := etcd.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -662,9 +674,12 @@ func TestCloseWithCommitsQueued(t *testing.T) {
 	h := hammer{name: "c"}
 	stop := make(chan struct{})
 	h.run(s, func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), 10*time.Second)
+		return context.WithTimeout(context.Background(), 2*time.Minute)
 	}, stop)
-	time.Sleep(300 * time.Millisecond)
+	// Closed with commits queued: once writes are acknowledged, the eight
+	// writers keep the queue full (a fixed 300 ms stood for that, and
+	// a slow start had acknowledged none: "the test tested nothing").
+	h.waitAcked(t, 50)
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	select {
@@ -676,8 +691,8 @@ func TestCloseWithCommitsQueued(t *testing.T) {
 	close(stop)
 	// A writer waiting for the replica to apply its commit is let go
 	// (the watch has stopped: it never will), not kept for the request
-	// timeout (5 s).
-	h.wait(t, 2*time.Second)
+	// timeout (2 minutes here).
+	h.wait(t, 30*time.Second)
 	settleGoroutines(t, before+2)
 	// Every acknowledged increment is in etcd: the other sidecar sees it.
 	settleToCluster(t, other)
@@ -705,10 +720,14 @@ func TestCancelWhileQueued(t *testing.T) {
 	patient.run(s, func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 10*time.Second)
 	}, stop)
-	time.Sleep(2 * time.Second)
+	// Two seconds of it, and on until patient writes got through (on a
+	// slow machine two seconds may have seen none).
+	start := time.Now()
+	patient.waitAcked(t, 1)
+	time.Sleep(time.Until(start.Add(2 * time.Second)))
 	close(stop)
-	h.wait(t, 10*time.Second)
-	patient.wait(t, 10*time.Second)
+	h.wait(t, 30*time.Second)
+	patient.wait(t, 30*time.Second)
 	settleGoroutines(t, before+2)
 	settleToCluster(t, s)
 	h.check(t, s)
