@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -519,18 +518,11 @@ func TestBehindAProxy(t *testing.T) {
 }
 
 // startNginx runs nginx with the locations in one server block and returns
-// its URL.
+// its URL (harness.StartNginx: on a port of its own).
 func startNginx(t *testing.T, locations string) string {
 	t.Helper()
-	nginx := harness.Nginx(t)
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf := fmt.Sprintf(`daemon off;
+	return harness.StartNginx(t, func(dir, addr, readiness string) string {
+		return fmt.Sprintf(`daemon off;
 master_process off;
 worker_processes 1;
 pid %[1]s/nginx.pid;
@@ -543,33 +535,14 @@ http {
   fastcgi_temp_path %[1]s/fastcgi;
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
+  %[4]s
   server {
     listen %[2]s;
 %[3]s
   }
 }
-`, dir, addr, locations)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not start: %s\n%s", out, conf)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+`, dir, addr, locations, readiness)
+	})
 }
 
 // JSON cannot carry a string that is not valid UTF-8: encoding/json sent

@@ -5,20 +5,15 @@ package proxy_test
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/permatrix/permatrix/internal/identity"
 	"github.com/permatrix/permatrix/internal/routes"
@@ -41,7 +36,7 @@ http {
   fastcgi_temp_path {{dir}}/fastcgi;
   uwsgi_temp_path {{dir}}/uwsgi;
   scgi_temp_path {{dir}}/scgi;
-  server { listen unix:{{ready}}; return 204; }
+  {{readiness}}
 {{server}}
 }
 `
@@ -67,115 +62,14 @@ func documented(t *testing.T) (server, routesYAML string) {
 	return server, "routes:" + routesYAML
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startNginx runs nginx with the documented server block, its
-// placeholders replaced.
-//
-// Its port is found free and given to nginx later: another test process
-// may take it meanwhile. nginx then cannot bind it and exits, while a
-// dial to the port reaches the other process — so nginx is known to
-// serve only once it answers on a socket of its own (ready.sock, opened
-// with the port), and one that exits with its port in use is started
-// again on another.
+// placeholders replaced (harness.StartNginx: on a port of its own).
 func startNginx(t *testing.T, server string, replace ...string) string {
 	t.Helper()
-	nginx := harness.Nginx(t)
-	sockDir, err := os.MkdirTemp("", "ngx") // socket paths are short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	for attempt := 1; ; attempt++ {
-		dir := t.TempDir()
-		ready := filepath.Join(sockDir, fmt.Sprintf("ready%d.sock", attempt))
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return harness.StartNginx(t, func(dir, addr, readiness string) string {
 		block := strings.NewReplacer(append(replace, "listen 8080;", "listen "+addr+";")...).Replace(server)
-		conf := strings.NewReplacer("{{dir}}", dir, "{{ready}}", ready, "{{server}}", block).Replace(nginxMain)
-		err := runNginx(t, nginx, dir, conf, ready)
-		if err == nil {
-			return "http://" + addr
-		}
-		if attempt == 5 || !errors.Is(err, errPortTaken) {
-			t.Fatalf("%v\n%s", err, conf)
-		}
-		t.Logf("nginx on %s: the port was taken meanwhile; again on another", addr)
-	}
-}
-
-// errPortTaken is nginx exiting as its port was in use.
-var errPortTaken = errors.New("nginx's port was taken")
-
-// runNginx starts nginx on conf in dir and waits until it answers on
-// ready (a unix socket conf listens on); it is killed when the test ends.
-func runNginx(t *testing.T, nginx, dir, conf, ready string) error {
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", ready)
-		},
-	}}
-	defer probe.CloseIdleConnections()
-	logs := func() string {
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return out.String() + "\n" + string(log)
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := probe.Get("http://nginx/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				return fmt.Errorf("nginx answered on its readiness socket %d:\n%s", resp.StatusCode, logs())
-			}
-			return nil
-		}
-		select {
-		case <-exited:
-			if l := logs(); strings.Contains(l, "Address already in use") {
-				return fmt.Errorf("%w:\n%s", errPortTaken, l)
-			}
-			return fmt.Errorf("nginx exited:\n%s", logs())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nginx did not start:\n%s", logs())
-		}
-	}
-}
-
-// lockedBuffer is a process's output, written by its copying goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+		return strings.NewReplacer("{{dir}}", dir, "{{readiness}}", readiness, "{{server}}", block).Replace(nginxMain)
+	})
 }
 
 func backend(t *testing.T) *httptest.Server {
