@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -454,13 +453,9 @@ func TestHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Nothing listening.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	// Nothing listening: a port held bound, not listening (a port found
+	// free and closed could be another test process's by the dial).
+	dead := "http://" + harness.ReservePort(t).Addr
 	c, _ := client.New(dead)
 	if _, err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("nothing listening: %v", err)
@@ -481,15 +476,10 @@ func TestHealth(t *testing.T) {
 // their status.
 func TestBehindAProxy(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	dead := harness.ReservePort(t).Addr // refused throughout, as a port found free and closed is not
 	proxy := startNginx(t, fmt.Sprintf(`
   location "/perma trix/" { proxy_pass %s/; }
-  location /down/ { proxy_pass http://127.0.0.1:%d/; }`, s.URL, deadPort))
+  location /down/ { proxy_pass http://%s/; }`, s.URL, dead))
 
 	c, err := client.New(proxy+"/perma%20trix/", client.WithToken(harness.Token))
 	if err != nil {
