@@ -259,12 +259,10 @@ func TestLongPolling(t *testing.T) {
 // TestServerDownAtStartup: no bundle while the server is unreachable (the
 // error reported), the bundle once it is up.
 func TestServerDownAtStartup(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // down: connections are refused
+	// Down: a port held bound and not listening refuses connections, and
+	// no other test process can take it before the server listens on it.
+	port := harness.ReservePort(t)
+	addr := port.Addr
 	r := newRun(t, "http://"+addr, fastPolling, "")
 	r.start(t)
 	waitFor(t, "the failure reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
@@ -273,9 +271,9 @@ func TestServerDownAtStartup(t *testing.T) {
 	}
 	bs := newBundleServer()
 	bs.set(build(t, "rev1", nil, nil), "e1")
-	ln, err = net.Listen("tcp", addr)
+	ln, err := port.Listen()
 	if err != nil {
-		t.Skipf("the port was taken meanwhile: %v", err)
+		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: bs}
 	go func() { _ = srv.Serve(ln) }()
@@ -690,12 +688,7 @@ func TestEndlessErrorBody(t *testing.T) {
 // token) is in no reported error — the report is /health?bundles'
 // last_error, open to anyone — nor in what the poller logs.
 func TestQueryHidden(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // down: the download fails with its URL in the error
+	addr := harness.ReservePort(t).Addr // down: the download fails with its URL in the error
 	ctx := context.Background()
 	mgr, err := management.New(ctx, []byte(`{"services": {"bundles": {"url": "http://`+addr+`"}}}`), nil)
 	if err != nil {
