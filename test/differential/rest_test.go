@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -32,8 +33,30 @@ import (
 // stockServer runs `opa run --server` on the repository's policies and
 // data and the export at exportPath, with the default decision permatrix
 // serves and decision logging on (so that OPA answers decision ids too).
+//
+// Its address is found free and given to opa later: another test process
+// may take it meanwhile, and opa exits (address in use) while the other
+// process answers /health — so opa is taken to serve once the answer on
+// the address carries a label of this run's (/v1/config), and one whose
+// address was taken is started again on another (five tries).
 func stockServer(t *testing.T, bin, exportPath string) string {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		base, err := startStock(t, bin, exportPath, attempt)
+		if err == nil {
+			return base
+		}
+		if attempt == 5 || !errors.Is(err, errStockAddrTaken) {
+			t.Fatal(err)
+		}
+		t.Logf("stock opa: %v; again on another address", err)
+	}
+}
+
+// errStockAddrTaken is another process answering on stock opa's address.
+var errStockAddrTaken = errors.New("the address was taken")
+
+func startStock(t *testing.T, bin, exportPath string, attempt int) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,8 +67,10 @@ func stockServer(t *testing.T, bin, exportPath string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	run := fmt.Sprintf("%d-%d-%d", os.Getpid(), time.Now().UnixNano(), attempt)
 	cmd := exec.Command(bin, "run", "--server", "--addr", addr, "--ignore", "*_test.rego",
 		"--set", "default_decision=/permatrix/allow", "--set", "decision_logs.console=true", "--set", "status.console=true",
+		"--set", "labels.test_run="+run,
 		"policies", "systems:systems", exportPath)
 	cmd.Dir = harness.Root()
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -60,23 +85,46 @@ func stockServer(t *testing.T, bin, exportPath string) string {
 		logs.Close()
 	})
 	base := "http://" + addr
+	ours := func() (answered, same bool) {
+		resp, err := http.Get(base + "/v1/config")
+		if err != nil {
+			return false, false
+		}
+		defer resp.Body.Close()
+		var cfg struct {
+			Result struct {
+				Labels map[string]any `json:"labels"`
+			} `json:"result"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&cfg)
+		return true, err == nil && resp.StatusCode == http.StatusOK && cfg.Result.Labels["test_run"] == run
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(base + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base
+				answered, same := ours()
+				if same {
+					return base, nil
+				}
+				if answered {
+					return "", fmt.Errorf("%w: another server answers on %s", errStockAddrTaken, addr)
+				}
 			}
 		}
 		select {
 		case <-done:
 			out, _ := os.ReadFile(logs.Name())
-			t.Fatalf("stock opa exited:\n%s", out)
+			if strings.Contains(string(out), "address already in use") {
+				return "", fmt.Errorf("%w: opa exited:\n%s", errStockAddrTaken, out)
+			}
+			return "", fmt.Errorf("stock opa exited:\n%s", out)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("stock opa did not become healthy within 30s")
+			return "", errors.New("stock opa did not become healthy within 30s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
