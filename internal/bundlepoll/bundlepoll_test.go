@@ -200,6 +200,10 @@ func (r *run) start(t *testing.T) {
 	t.Cleanup(func() { r.poller.Stop(context.Background()) })
 }
 
+// within is a guard (30 s) where what waited for never comes if it
+// breaks — activating a bundle compiles it, which a loaded machine takes
+// seconds over — and below the time the broken case takes where that is
+// finite (the next poll, a held answer's end).
 func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -225,14 +229,14 @@ func TestPicksUpNewRevisions(t *testing.T) {
 	t.Cleanup(srv.Close) // after the poller's Stop (cleanups run last first)
 	r := newRun(t, srv.URL, fastPolling, "")
 	r.start(t)
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
-	waitFor(t, "a 304 for rev1's ETag", 5*time.Second, func() bool { _, n := bs.counts(); return n >= 1 })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "a 304 for rev1's ETag", 30*time.Second, func() bool { _, n := bs.counts(); return n >= 1 })
 	if got := r.engine.Current(); got.BundleRevision() != "rev1" {
 		t.Fatalf("after a 304: %s", got.BundleRevision())
 	}
 	start := time.Now()
 	bs.set(build(t, "rev2", nil, nil), "e2")
-	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
+	waitFor(t, "rev2 active", 30*time.Second, func() bool { return r.revision() == "rev2" })
 	t.Logf("rev2 active after %s", time.Since(start))
 	if errs := r.reported(); len(errs) > 0 {
 		t.Errorf("errors reported: %v", errs)
@@ -249,11 +253,11 @@ func TestLongPolling(t *testing.T) {
 	t.Cleanup(srv.Close) // after the poller's Stop (cleanups run last first)
 	r := newRun(t, srv.URL, `, "polling": {"min_delay_seconds": 30, "max_delay_seconds": 30, "long_polling_timeout_seconds": 20}`, "")
 	r.start(t)
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
 	// The next request is a held long poll.
-	waitFor(t, "a long poll", 5*time.Second, func() bool { n, _ := bs.counts(); return n >= 2 })
+	waitFor(t, "a long poll", 30*time.Second, func() bool { n, _ := bs.counts(); return n >= 2 })
 	bs.set(build(t, "rev2", nil, nil), "e2")
-	waitFor(t, "rev2 active", 3*time.Second, func() bool { return r.revision() == "rev2" })
+	waitFor(t, "rev2 active", 20*time.Second, func() bool { return r.revision() == "rev2" })
 }
 
 // TestServerDownAtStartup: no bundle while the server is unreachable (the
@@ -265,7 +269,7 @@ func TestServerDownAtStartup(t *testing.T) {
 	addr := port.Addr
 	r := newRun(t, "http://"+addr, fastPolling, "")
 	r.start(t)
-	waitFor(t, "the failure reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	waitFor(t, "the failure reported", 30*time.Second, func() bool { return len(r.reported()) > 0 })
 	if r.engine.Current() != nil {
 		t.Fatal("a policy without a bundle")
 	}
@@ -278,7 +282,7 @@ func TestServerDownAtStartup(t *testing.T) {
 	srv := &http.Server{Handler: bs}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	waitFor(t, "rev1 active once the server is up", 10*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active once the server is up", 30*time.Second, func() bool { return r.revision() == "rev1" })
 }
 
 func rsaKeys(t *testing.T) (private, public string) {
@@ -314,7 +318,7 @@ func TestRefusesBadBundles(t *testing.T) {
 	keys, _ := json.Marshal(map[string]any{"prod": map[string]any{"key": pub, "algorithm": "RS256"}})
 	r := newRun(t, srv.URL, fastPolling+`, "signing": {"keyid": "prod"}`, `, "keys": `+string(keys))
 	r.start(t)
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
 
 	broken := func(dir string) {
 		if err := os.WriteFile(filepath.Join(dir, "policies", "permatrix", "broken.rego"), []byte("package permatrix.broken\n\nx := no_such_function(1)\n"), 0o644); err != nil {
@@ -332,7 +336,7 @@ func TestRefusesBadBundles(t *testing.T) {
 	} {
 		before := len(r.reported())
 		bs.set(bad.body, "bad"+strconv.Itoa(i))
-		waitFor(t, "the bad bundle refused", 5*time.Second, func() bool { return len(r.reported()) > before })
+		waitFor(t, "the bad bundle refused", 30*time.Second, func() bool { return len(r.reported()) > before })
 		if errs := r.reported(); !strings.Contains(errs[len(errs)-1].Error(), bad.want) {
 			t.Errorf("bad bundle %d: %v, want %q", i, errs[len(errs)-1], bad.want)
 		}
@@ -341,7 +345,7 @@ func TestRefusesBadBundles(t *testing.T) {
 		}
 	}
 	bs.set(build(t, "rev2", good, nil), "e2")
-	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
+	waitFor(t, "rev2 active", 30*time.Second, func() bool { return r.revision() == "rev2" })
 }
 
 // TestPersisted: the last activated bundle is kept on disk and activated
@@ -355,9 +359,9 @@ func TestPersisted(t *testing.T) {
 	srv := httptest.NewServer(bs)
 	r := newRun(t, srv.URL, fastPolling+`, "persist": true`, extra)
 	r.start(t)
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
 	path := r.poller.PersistedPath()
-	waitFor(t, "rev1 persisted", 5*time.Second, func() bool { _, err := os.Stat(path); return err == nil })
+	waitFor(t, "rev1 persisted", 30*time.Second, func() bool { _, err := os.Stat(path); return err == nil })
 	if path != filepath.Join(dir, "bundles", "permatrix", "bundle.tar.gz") {
 		t.Errorf("persisted at %s", path)
 	}
@@ -374,7 +378,7 @@ func TestPersisted(t *testing.T) {
 		t.Errorf("status of the persisted bundle (activated, not downloaded): %+v", st)
 	}
 	next.start(t)
-	waitFor(t, "the download failure reported", 5*time.Second, func() bool { return len(next.reported()) > 0 })
+	waitFor(t, "the download failure reported", 30*time.Second, func() bool { return len(next.reported()) > 0 })
 	if next.revision() != "rev1" {
 		t.Fatal("the persisted bundle stopped serving")
 	}
@@ -390,8 +394,8 @@ func TestPersisted(t *testing.T) {
 	back := &http.Server{Handler: bs}
 	go func() { _ = back.Serve(ln) }()
 	defer back.Close()
-	waitFor(t, "a 304 to the persisted ETag", 10*time.Second, func() bool { _, n := bs.counts(); return n > before })
-	waitFor(t, "the status's error cleared by the 304", 5*time.Second, func() bool {
+	waitFor(t, "a 304 to the persisted ETag", 30*time.Second, func() bool { _, n := bs.counts(); return n > before })
+	waitFor(t, "the status's error cleared by the 304", 30*time.Second, func() bool {
 		st := next.status.Status()
 		return st.Code == "" && !st.LastSuccessfulRequest.IsZero()
 	})
@@ -440,7 +444,7 @@ func TestSizeLimit(t *testing.T) {
 	t.Cleanup(srv.Close)
 	r := newRun(t, srv.URL, fastPolling+`, "size_limit_bytes": 512`, "")
 	r.start(t)
-	waitFor(t, "the bundle refused", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	waitFor(t, "the bundle refused", 30*time.Second, func() bool { return len(r.reported()) > 0 })
 	if err := r.reported()[0]; !strings.Contains(err.Error(), "size") || r.engine.Current() != nil {
 		t.Fatalf("%v, active %v", err, r.engine.Current())
 	}
@@ -505,14 +509,14 @@ func TestSizeLimitWholeBundle(t *testing.T) {
 	t.Cleanup(srv.Close)
 	r := newRun(t, srv.URL, fastPolling+`, "size_limit_bytes": `+strconv.Itoa(limit), "")
 	r.start(t)
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
 
 	bomb := withJunk(t, build(t, "rev-bomb", nil, nil), 8, limit-1) // each file under the limit
 	if len(bomb) > limit/8 {
 		t.Fatalf("the bomb is %d bytes gzipped", len(bomb))
 	}
 	bs.set(bomb, "bomb")
-	waitFor(t, "the bomb refused", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	waitFor(t, "the bomb refused", 30*time.Second, func() bool { return len(r.reported()) > 0 })
 	if err := r.reported()[0]; !strings.Contains(err.Error(), "size_limit_bytes") {
 		t.Fatalf("the bomb: %v", err)
 	}
@@ -520,7 +524,7 @@ func TestSizeLimitWholeBundle(t *testing.T) {
 		t.Fatalf("the bomb: %s active", rev)
 	}
 	bs.set(build(t, "rev2", nil, nil), "e2")
-	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
+	waitFor(t, "rev2 active", 30*time.Second, func() bool { return r.revision() == "rev2" })
 }
 
 // TestStalledBody: a server that sends a bundle's headers and then holds
@@ -557,11 +561,11 @@ func TestStalledBody(t *testing.T) {
 	t.Cleanup(func() { stallTimeout = 0 })
 	r := newRun(t, srv.URL, fastPolling, "")
 	r.start(t)
-	waitFor(t, "the stalled download reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	waitFor(t, "the stalled download reported", 30*time.Second, func() bool { return len(r.reported()) > 0 })
 	if err := r.reported()[0]; !strings.Contains(err.Error(), "within") {
 		t.Fatalf("the stalled download: %v", err)
 	}
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
 }
 
 // TestHeldLongPoll: a long poll the server holds past its wait (a proxy
@@ -599,12 +603,12 @@ func TestHeldLongPoll(t *testing.T) {
 	t.Cleanup(func() { stallTimeout = 0 })
 	r := newRun(t, srv.URL, `, "polling": {"min_delay_seconds": 1, "max_delay_seconds": 1, "long_polling_timeout_seconds": 1}`, "")
 	r.start(t)
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
-	waitFor(t, "the held long poll reported", 8*time.Second, func() bool { return len(r.reported()) > 0 })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "the held long poll reported", 20*time.Second, func() bool { return len(r.reported()) > 0 })
 	if err := r.reported()[0]; !strings.Contains(err.Error(), "long poll") {
 		t.Fatalf("the held long poll: %v", err)
 	}
-	waitFor(t, "rev2 active", 5*time.Second, func() bool { return r.revision() == "rev2" })
+	waitFor(t, "rev2 active", 30*time.Second, func() bool { return r.revision() == "rev2" })
 }
 
 // TestLongPollNotHeld: a server that says it long-polls (its Content-Type)
@@ -631,7 +635,7 @@ func TestLongPollNotHeld(t *testing.T) {
 	t.Cleanup(srv.Close)
 	r := newRun(t, srv.URL, `, "polling": {"min_delay_seconds": 10, "max_delay_seconds": 10, "long_polling_timeout_seconds": 10}`, "")
 	r.start(t)
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
 	mu.Lock()
 	before := requests
 	mu.Unlock()
@@ -677,11 +681,11 @@ func TestEndlessErrorBody(t *testing.T) {
 	t.Cleanup(func() { stallTimeout = 0 })
 	r := newRun(t, srv.URL, fastPolling, "")
 	r.start(t)
-	waitFor(t, "the 503 reported", 5*time.Second, func() bool { return len(r.reported()) > 0 })
+	waitFor(t, "the 503 reported", 30*time.Second, func() bool { return len(r.reported()) > 0 })
 	if err := r.reported()[0]; !strings.Contains(err.Error(), "Service Unavailable") {
 		t.Fatalf("the 503: %v", err)
 	}
-	waitFor(t, "rev1 active", 5*time.Second, func() bool { return r.revision() == "rev1" })
+	waitFor(t, "rev1 active", 30*time.Second, func() bool { return r.revision() == "rev1" })
 }
 
 // TestQueryHidden: a resource's query (a presigned URL's signature, a
@@ -718,7 +722,7 @@ func TestQueryHidden(t *testing.T) {
 	}
 	p.Start(ctx)
 	t.Cleanup(func() { p.Stop(ctx) })
-	waitFor(t, "the failure reported", 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(reported) > 0 })
+	waitFor(t, "the failure reported", 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(reported) > 0 })
 	mu.Lock()
 	msg := reported[0].Error()
 	mu.Unlock()
@@ -841,7 +845,7 @@ func TestStatusReported(t *testing.T) {
 	t.Cleanup(func() { p.Stop(ctx) })
 	lastIs := func(what string, ok func(bundleStatus) bool) bundleStatus {
 		t.Helper()
-		waitFor(t, what, 10*time.Second, func() bool { r, any := cp.last(); return any && ok(r.bundle) })
+		waitFor(t, what, 30*time.Second, func() bool { r, any := cp.last(); return any && ok(r.bundle) })
 		r, _ := cp.last()
 		if r.path != "/status/p1" {
 			t.Errorf("POSTed to %s", r.path)
