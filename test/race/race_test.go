@@ -21,7 +21,8 @@ var underRace = map[string][]string{
 		"TestSharedTermsAcrossAPIs",             // the vm's shared leaf terms, every API at once
 		"TestCompileAPIDoesNotWriteSharedTerms", // partial evaluation writing what it reads
 		"TestCompileAPIDoesNotWriteBundleData",
-		"TestStoreNodesReset", // store nodes pooled between evaluations
+		"TestStoreNodesReset",              // store nodes pooled between evaluations
+		"TestScopeTermsSortedBeforeShared", // scope terms verdict inputs share, iterated by one, copied by another
 	},
 	"./internal/vm": {
 		"TestNestedScansAgreeAfterErrors",           // a pooled Program's scans from many goroutines
