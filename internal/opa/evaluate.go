@@ -481,7 +481,10 @@ func (d *storeDoc) partChild(lo, hi int, s string) (*ast.Term, vm.Document, erro
 	if _, last, _ := a.segment(i, d.below); last && j == i+1 {
 		t, err := a.leaf(i)
 		if err != nil {
-			return nil, nil, fmt.Errorf("data.store%q: %w", c.path(nil), err)
+			// Named by its key: a damaged store's leaf below the layout's
+			// leaves has no place in it (c.path would index before it).
+			e := &a.entries[i]
+			return nil, nil, fmt.Errorf("data.store%q: %w", store.DocPath(a.arena[e.key:e.keyEnd]), err)
 		}
 		return t, nil, nil
 	}
