@@ -558,13 +558,18 @@ func (d *storeDoc) Members(f func(k, t *ast.Term, c vm.Document) error) (bool, e
 }
 
 // leafValid says whether entry i's value parses (parseLeafWith), without
-// parsing it when it was not: the JSON decoder's check, which the leaf
-// parser falls back to.
+// parsing it when json.Valid says so. What json.Valid refuses is parsed:
+// the parser's decoder reads more (a value followed by a closing bracket,
+// which it does not take for more data), and a scan must fail where
+// reading the leaf whole would, and only there.
 func (a *storeNodes) leafValid(i int) bool {
 	e := &a.entries[i]
 	if !e.parsed && !e.valid {
 		raw := a.arena[e.keyEnd:e.rawEnd]
-		e.valid = len(raw) == 0 || json.Valid(raw)
+		if e.valid = len(raw) == 0 || json.Valid(raw); !e.valid {
+			_, err := a.leaf(i)
+			return err == nil
+		}
 	}
 	return e.parsed || e.valid
 }

@@ -50,3 +50,32 @@ func TestVMCorruptLeafBelowALeafFails(t *testing.T) {
 		t.Logf("%s: %v", read, err)
 	}
 }
+
+// A leaf the store's parser reads (the JSON decoder stops at the value:
+// a closing bracket after it is not "more") is read by a scan over its
+// unit member by member as it is read whole, and as topdown reads it: the
+// check that a scan's leaves parse is the parser's, not json.Valid's.
+func TestVMScanReadsLeavesTheParserReads(t *testing.T) {
+	m := damagedUnit(t, map[string][]string{
+		`"x"]`:          {"role", "0", "service"},
+		`{"a": 1}}`:     {"permission", "view_dashboards", "service"},
+		` [true, 2] ] `: {"permission", "import_tile", "service"},
+	})
+	reads := []string{
+		`[k | some k, _ in data.store.grants["user:bad"].blueprism.role]`,
+		`[[k, v] | some k, v in data.store.grants["user:bad"].blueprism.permission]`,
+		`[k | some k, v in data.store.grants["user:bad"].blueprism; v.view_dashboards]`,
+		`data.store.grants["user:bad"].blueprism`,
+		`data.store.grants["user:bad"].blueprism.role["0"].service`,
+	}
+	vm, td, snap := readsOver(t, m, reads)
+	in := readsInput()
+	vv, _, errV := vm.Verdict(t.Context(), snap, in)
+	vt, _, errT := td.Verdict(t.Context(), snap, in)
+	if errV != nil || errT != nil || len(vt) < len(reads) {
+		t.Fatalf("vm: %v (%v); topdown: %v (%v)", vv, errV, vt, errT)
+	}
+	if fmt.Sprint(vv) != fmt.Sprint(vt) {
+		t.Errorf("vm %q, topdown %q", vv, vt)
+	}
+}
