@@ -15,3 +15,12 @@ func (p *Policy) DecisionSteps() uint64 {
 	}
 	return n
 }
+
+// VerdictSteps is how many vm statements the policy's verdict query has
+// run: BenchmarkVerdictImportLine's steps/op.
+func (p *Policy) VerdictSteps() uint64 {
+	if p.verdict.program == nil {
+		return 0
+	}
+	return p.verdict.program.Steps()
+}
