@@ -138,7 +138,14 @@ func TestVMReadsTheStoreAsTopdown(t *testing.T) {
 // readsOver is readsPolicies and a snapshot of db, closed when t ends.
 func readsOver(t *testing.T, db store.Backend, reads []string) (vm, td *opa.Policy, snap store.Snapshot) {
 	t.Helper()
-	vm, td = readsPolicies(t, db, reads)
+	return readsOverWith(t, db, reads, "")
+}
+
+// readsOverWith is readsOver with funcs (Rego rules and functions) in the
+// reads' module.
+func readsOverWith(t *testing.T, db store.Backend, reads []string, funcs string) (vm, td *opa.Policy, snap store.Snapshot) {
+	t.Helper()
+	vm, td = readsPoliciesWith(t, db, reads, funcs)
 	snap, err := db.View()
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +162,14 @@ func readsInput() map[string]any {
 
 func readsPolicies(t *testing.T, db store.Backend, reads []string) (vm, td *opa.Policy) {
 	t.Helper()
-	src := "package permatrix.systems.blueprism\n\n"
+	return readsPoliciesWith(t, db, reads, "")
+}
+
+// readsPoliciesWith is readsPolicies with funcs (Rego rules and functions)
+// in the reads' module.
+func readsPoliciesWith(t *testing.T, db store.Backend, reads []string, funcs string) (vm, td *opa.Policy) {
+	t.Helper()
+	src := "package permatrix.systems.blueprism\n\n" + funcs + "\n"
 	for i, r := range reads {
 		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -108,36 +107,6 @@ func TestVMScansUnitsAsTopdown(t *testing.T) {
 	if n := compareReads(t, "scan reads", vm, td, snap, in); n < len(scanReads)*3/4 {
 		t.Errorf("%d of %d reads defined", n, len(scanReads))
 	}
-}
-
-// readsOverWith is readsOver with funcs (Rego rules and functions) in the
-// reads' module.
-func readsOverWith(t *testing.T, db store.Backend, reads []string, funcs string) (vm, td *opa.Policy, snap store.Snapshot) {
-	t.Helper()
-	src := "package permatrix.systems.blueprism\n\n" + funcs + "\n"
-	for i, r := range reads {
-		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if x := %s\n\n", i, r)
-	}
-	var policies []*opa.Policy
-	for _, ev := range []opa.Evaluator{opa.VM, opa.Topdown} {
-		b, err := opa.ReadDefault()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := opa.NewEngine(db, opa.WithEvaluator(ev))
-		e.AddModule(opa.ModuleSource{Name: "reads.rego", Source: src})
-		p, err := e.Activate(context.Background(), b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		policies = append(policies, p)
-	}
-	snap, err := db.View()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snap.Close() })
-	return policies[0], policies[1], snap
 }
 
 // The vm's pooled store nodes (the units' arena, their entries and parts)
