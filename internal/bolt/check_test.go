@@ -278,6 +278,19 @@ func TestCheckRecords(t *testing.T) {
 			k := store.Key("d", "projects", "s", "p1")
 			return tx.Bucket(bucketKV).Put(k, sealed(k, `[1]`))
 		}, "not a project"},
+		// A value followed by stray bytes (the leaf parsers of internal/opa
+		// refuse them too, where a damaged leaf is read).
+		{"grant with bytes after its value", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketKV).Put(grant, sealed(grant, `{"kind":"role","role":"r","scope":{"type":"service"},"via":"user:ann","assignment":"a000000000001"}]`))
+		}, "after top-level value"},
+		{"membership with bytes after its value", func(tx *bbolt.Tx) error {
+			k := store.Key("d", "memberships", "ann", "g1")
+			return tx.Bucket(bucketKV).Put(k, sealed(k, "true x"))
+		}, "membership"},
+		{"project with bytes after its value", func(tx *bbolt.Tx) error {
+			k := store.Key("d", "projects", "s", "p1")
+			return tx.Bucket(bucketKV).Put(k, sealed(k, `{}}`))
+		}, "not a project"},
 		{"unknown bucket", func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("extra")); return err }, `unknown bucket "extra"`},
 		{"bad revision", func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyRevision, []byte("x")) }, "meta: revision"},
 	}
