@@ -400,7 +400,9 @@ type corruptLeaf struct{ err error }
 func (c *corruptLeaf) Error() string { return c.err.Error() }
 func (c *corruptLeaf) Unwrap() error { return c.err }
 
-// leafValue parses a stored JSON value as an AST value.
+// leafValue parses a stored JSON value as an AST value: one value, and
+// nothing after it but white space (json.Valid's rule, and the store
+// check's: json.Unmarshal).
 func leafValue(raw []byte) (ast.Value, error) {
 	switch {
 	case bytes.Equal(raw, []byte("true")):
@@ -414,8 +416,20 @@ func leafValue(raw []byte) (ast.Value, error) {
 	if err := dec.Decode(&x); err != nil {
 		return nil, err
 	}
-	if dec.More() {
-		return nil, errors.New("data after the JSON value")
+	// Anything after the value but white space is damage: dec.More does
+	// not see a closing bracket or brace ("x"], 1}) as more, and the value
+	// alone would be read as if the leaf held it.
+	if rest := raw[dec.InputOffset():]; len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
+		return nil, fmt.Errorf("data after the JSON value: %q", clipped(rest))
 	}
 	return ast.InterfaceToValue(x)
+}
+
+// clipped is b, or its first 16 bytes: an error names what follows a
+// damaged leaf's value, not all of it.
+func clipped(b []byte) []byte {
+	if len(b) > 16 {
+		return b[:16]
+	}
+	return b
 }

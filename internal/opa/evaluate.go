@@ -558,10 +558,10 @@ func (d *storeDoc) Members(f func(k, t *ast.Term, c vm.Document) error) (bool, e
 }
 
 // leafValid says whether entry i's value parses (parseLeafWith), without
-// parsing it when json.Valid says so. What json.Valid refuses is parsed:
-// the parser's decoder reads more (a value followed by a closing bracket,
-// which it does not take for more data), and a scan must fail where
-// reading the leaf whole would, and only there.
+// parsing it when json.Valid says so. The parser refuses what json.Valid
+// refuses (bytes after the value too: leafValue); what json.Valid refuses
+// is still parsed, for the parser's word: a scan must fail where reading
+// the leaf whole would, and only there.
 func (a *storeNodes) leafValid(i int) bool {
 	e := &a.entries[i]
 	if !e.parsed && !e.valid {

@@ -21,7 +21,8 @@ func TestParseLeafLikeGeneral(t *testing.T) {
 			t.Errorf("%s: parseLeaf %v %v, general %v %v", raw, got, err, want, werr)
 		}
 	}
-	for _, bad := range []string{`{`, `{"a"}`, `{"a":}`, `[1,]`, `"\x01"`, `tru`, `{"a":1}x`, `"\xff"`} {
+	for _, bad := range []string{`{`, `{"a"}`, `{"a":}`, `[1,]`, `"\x01"`, `tru`, `{"a":1}x`, `"\xff"`,
+		`"x"]`, `1}`, `true x`, `{"a": 1}}`, `[]]`, `null ]`, `0 }`} {
 		if _, err := parseLeaf([]byte(bad)); err == nil {
 			t.Errorf("%q parsed", bad)
 		}

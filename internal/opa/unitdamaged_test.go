@@ -1,9 +1,15 @@
 package opa_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -51,31 +57,167 @@ func TestVMCorruptLeafBelowALeafFails(t *testing.T) {
 	}
 }
 
-// A leaf the store's parser reads (the JSON decoder stops at the value:
-// a closing bracket after it is not "more") is read by a scan over its
-// unit member by member as it is read whole, and as topdown reads it: the
-// check that a scan's leaves parse is the parser's, not json.Valid's.
-func TestVMScanReadsLeavesTheParserReads(t *testing.T) {
-	m := damagedUnit(t, map[string][]string{
-		`"x"]`:          {"role", "0", "service"},
-		`{"a": 1}}`:     {"permission", "view_dashboards", "service"},
-		` [true, 2] ] `: {"permission", "import_tile", "service"},
-	})
-	reads := []string{
-		`[k | some k, _ in data.store.grants["user:bad"].blueprism.role]`,
-		`[[k, v] | some k, v in data.store.grants["user:bad"].blueprism.permission]`,
-		`[k | some k, v in data.store.grants["user:bad"].blueprism; v.view_dashboards]`,
-		`data.store.grants["user:bad"].blueprism`,
-		`data.store.grants["user:bad"].blueprism.role["0"].service`,
+// trailingDamage are leaves of a damaged store: a JSON value followed by
+// bytes that are not white space. The JSON decoder reads a value and
+// stops: a closing bracket after it is not "more" to it (dec.More), so
+// these were read as their value.
+var trailingDamage = []string{`"x"]`, `1}`, `true x`, `{"a": 1}}`, ` [true, 2] ] `, `null null`, `"x""y"`, `{}{}`, `[]]`, `0 1`,
+	`{"assignment":"a1","scope":{"type":"service"},"via":"user:bad"}]`, `{"assignment":"a1","scope":{"type":"service"},"via":"user:bad"}}`}
+
+// randomTrailingDamage is n good leaves with 1 to 4 random bytes after
+// them, none valid JSON.
+func randomTrailingDamage(rng *rand.Rand, n int) []string {
+	goods := []string{`true`, `false`, `null`, `1`, `-0.5e3`, `"x"`, `"é\u0000"`, `[]`, `[1, "a"]`, `{}`, `{"a": {"b": null}}`,
+		`{"assignment":"a1","scope":{"type":"service"},"via":"user:bad"}`, `{"permissions":["a","b"]}`}
+	tails := []byte("]},:\"[{ 1xe.-\x00\n\t\\")
+	var out []string
+	for len(out) < n {
+		raw := []byte(goods[rng.IntN(len(goods))])
+		for range 1 + rng.IntN(4) {
+			raw = append(raw, tails[rng.IntN(len(tails))])
+		}
+		if !json.Valid(raw) {
+			out = append(out, string(raw))
+		}
 	}
-	vm, td, snap := readsOver(t, m, reads)
-	in := readsInput()
-	vv, _, errV := vm.Verdict(t.Context(), snap, in)
-	vt, _, errT := td.Verdict(t.Context(), snap, in)
-	if errV != nil || errT != nil || len(vt) < len(reads) {
-		t.Fatalf("vm: %v (%v); topdown: %v (%v)", vv, errV, vt, errT)
+	return out
+}
+
+// A leaf with bytes after its JSON value (a damaged store) fails every
+// read that takes it — a lookup, the unit read whole, a scan member by
+// member or of its keys alone, a count — under both evaluators, in a
+// small unit (the vm reads it whole) and a large one (a leaf at a time);
+// the reads that do not take it answer as before. It was read as its
+// value.
+func TestDamagedLeafWithTrailingBytesFailsItsReads(t *testing.T) {
+	good := `{"assignment":"a1","scope":{"type":"service"},"via":"user:bad"}`
+	reads := []struct {
+		read string
+		fail bool
+	}{
+		{`data.store.grants["user:bad"].blueprism.role["0"].service`, true},
+		{`data.store.grants["user:bad"].blueprism.role["0"]`, true},
+		{`data.store.grants["user:bad"].blueprism`, true},
+		{`data.store.grants["user:bad"]`, true},
+		{`[k | some k, _ in data.store.grants["user:bad"].blueprism.role]`, true},
+		{`[[k, v] | some k, v in data.store.grants["user:bad"].blueprism.role]`, true},
+		{`[k | some k, v in data.store.grants["user:bad"].blueprism; v["0"]]`, true},
+		{`count(data.store.grants["user:bad"].blueprism)`, true},
+		{`data.store.memberships.bad.x`, true},
+		{`[g | some g, _ in data.store.memberships.bad]`, true},
+		{`data.store.grants["user:bad"].blueprism.role["1"].service.assignment`, false},
+		{`data.store.grants["user:bad"].blueprism.permission.view_dashboards.service.scope`, false},
+		{`data.store.memberships.bad.ops`, false},
 	}
-	if fmt.Sprint(vv) != fmt.Sprint(vt) {
-		t.Errorf("vm %q, topdown %q", vv, vt)
+	// One module for every read, each guarded by input.read: policies
+	// made once (a failing read fails its whole evaluation).
+	guarded := make([]string, len(reads))
+	for i, c := range reads {
+		guarded[i] = fmt.Sprintf("input.read == %d\n\tx := %s", i, c.read)
 	}
+	vm, td := readsPoliciesWith(t, store.NewMemory(), nil, guardedReads(guarded))
+	damaged := append(slices.Clone(trailingDamage), randomTrailingDamage(rand.New(rand.NewPCG(3, 3)), 12)...)
+	for i, bad := range damaged {
+		fillers := []int{0, 40}[i%2]
+		m := store.NewMemory()
+		b := &store.Batch{}
+		put := func(v string, segs ...string) {
+			b.Ops = append(b.Ops, store.Op{Key: store.Key(segs...), Value: []byte(v)})
+		}
+		put(bad, "d", "grants", "user:bad", "blueprism", "role", "0", "service")
+		put(good, "d", "grants", "user:bad", "blueprism", "role", "1", "service")
+		put(good, "d", "grants", "user:bad", "blueprism", "permission", "view_dashboards", "service")
+		for f := range fillers {
+			put(good, "d", "grants", "user:bad", "blueprism", "role", fmt.Sprintf("f%02d", f), "service")
+		}
+		put("true", "d", "memberships", "bad", "ops")
+		put(bad, "d", "memberships", "bad", "x")
+		if _, err := m.Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := m.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, c := range reads {
+			in := readsInput()
+			in["read"] = r
+			vv, _, errV := vm.Verdict(t.Context(), snap, in)
+			vt, _, errT := td.Verdict(t.Context(), snap, in)
+			if (errV != nil) != c.fail || (errT != nil) != c.fail {
+				t.Errorf("leaf %q (%d fillers) %s: want failed %v; vm: %v, topdown: %v", bad, fillers, c.read, c.fail, errV, errT)
+				continue
+			}
+			if !c.fail && (fmt.Sprint(vv) != fmt.Sprint(vt) || !slices.ContainsFunc(vt, func(v string) bool { return strings.HasPrefix(v, fmt.Sprintf("read %d: ", r)) })) {
+				t.Errorf("leaf %q %s: vm %q, topdown %q", bad, c.read, vv, vt)
+			}
+		}
+		snap.Close()
+	}
+}
+
+// guardedReads is the module text of reads as rules (violations), each
+// a body of its own.
+func guardedReads(bodies []string) string {
+	src := ""
+	for i, b := range bodies {
+		src += fmt.Sprintf("violations contains sprintf(\"read %d: %%v\", [x]) if {\n\t%s\n}\n\n", i, b)
+	}
+	return src
+}
+
+// A decision that reads a grant leaf with bytes after its value fails
+// under both evaluators: it is not the allow the value alone would give.
+func TestDecisionOverATrailingDamagedGrantFails(t *testing.T) {
+	m := store.NewMemory()
+	a := permatrix.Assignment{Subject: "user:alice", System: "celonis-task-mining", Permission: "edit_users",
+		Scope: permatrix.Scope{Type: "project", ID: "p1"}}
+	if _, err := store.Update(t.Context(), m, func(tx *store.Tx) error { return tx.CreateAssignment(&a) }); err != nil {
+		t.Fatal(err)
+	}
+	check := permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "edit_users",
+		Resource: &permatrix.Scope{Type: "project", ID: "p1"}}
+	key := store.GrantKey(a)
+	vm, td := readsPolicies(t, m, nil)
+	for _, tail := range []string{"]", "}", " x", ",", `"`} {
+		snap, err := m.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := snap.Get(key)
+		snap.Close()
+		if err != nil || raw == nil {
+			t.Fatalf("the grant's leaf: %q %v", raw, err)
+		}
+		for _, p := range []*opa.Policy{vm, td} {
+			d, err := decideNow(t, p, m, check)
+			if err != nil || !d.Allow {
+				t.Fatalf("the sound grant: %+v %v", d, err)
+			}
+		}
+		damaged := append(slices.Clone(raw), tail...)
+		if _, err := m.Commit(t.Context(), &store.Batch{Ops: []store.Op{{Key: key, Value: damaged}}}); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range []*opa.Policy{vm, td} {
+			d, err := decideNow(t, p, m, check)
+			if err == nil {
+				t.Errorf("%s, grant %q: no error: %+v", []string{"vm", "topdown"}[i], damaged, d)
+			}
+		}
+		if _, err := m.Commit(t.Context(), &store.Batch{Ops: []store.Op{{Key: key, Value: raw}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// decideNow decides c over a view of db taken now.
+func decideNow(t *testing.T, p *opa.Policy, db store.Backend, c permatrix.Check) (*permatrix.Decision, error) {
+	t.Helper()
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	return p.Decide(t.Context(), snap, c)
 }
