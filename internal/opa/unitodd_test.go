@@ -11,9 +11,10 @@ import (
 // oddReads read units of odd names and values (numeric-looking names,
 // names that sort around each other, leaves of every JSON shape) by
 // lookups, by keys as numbers and strings, and member by member. No two
-// look up numbers equal as numbers but not as text (1 and 1.0): topdown
-// caches a read of data by its ref, where they are one key, so which one
-// it reads first answers for both.
+// look up numbers equal as numbers but not as text (1 and 1.0): through
+// one function topdown's cache of function results (plain OPA's), which
+// compares arguments as terms, answers both with the first call's; the
+// vm does not (TestNumberKeysReadAsPlainOPA compares them).
 var oddReads = []string{
 	`data.store.grants["user:x"].blueprism`,
 	`[[k, n, v] | some k, x in data.store.grants["user:x"].blueprism; some n, v in x]`,
