@@ -72,24 +72,13 @@ func (r ImportResult) Noun() string {
 // store as it was. Between commits the import lets other writes in. When
 // ctx ends the import stops: the commits made stay, a commit being made is
 // made whole or not at all, the lines read since are dropped.
-//
-// In chunks, the next chunk's lines are read while a chunk is judged and
-// committed (at most one chunk ahead), and Progress is called on the
-// goroutine that commits, one call at a time, while next may be running.
-// A line is judged only once the chunks before it are committed: reading
-// ahead only reads. A chunk refused, or the context ending, is answered
-// once the line being read is.
 func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
 	var res ImportResult
 	if o.Chunk < 0 || o.Chunk > MaxImportChunk {
 		return res, permatrix.Errorf(permatrix.EINVALID, "chunk must be 1 to %d lines per commit (0: all or nothing)", MaxImportChunk)
 	}
-	// committed is how far the commits got, with the lines read up to the
-	// end of the last chunk given to commit; the committing goroutine's
-	// while a chunk is in flight.
-	var committed ImportResult
-	commit := func(batch []ImportLine, lines int, records bool) error {
-		committed.Lines, committed.records = lines, records
+	var batch []ImportLine
+	commit := func() error {
 		// A chunk is one commit, or several where the store's commits
 		// are smaller (importLines commits the lines that fit).
 		for done := 0; done < len(batch); {
@@ -98,70 +87,24 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 				return err
 			}
 			done += n
-			committed.Imported += n - stored
-			committed.AlreadyStored += stored
+			res.Imported += n - stored
+			res.AlreadyStored += stored
 			if stored < n { // else nothing was written, nothing committed
-				committed.Chunks++
+				res.Chunks++
 			}
-			committed.Revision = rev
-			committed.LastLine = batch[done-1].Line
+			res.Revision = rev
+			res.LastLine = batch[done-1].Line
 			if o.Progress != nil {
-				o.Progress(committed)
+				o.Progress(res)
 			}
 		}
+		batch = batch[:0]
 		return nil
 	}
-	// The chunk in flight: its batch (not to be touched until it is
-	// done) and its answer. A chunk is read while the one before commits:
-	// reading and decoding a chunk was serial, a core idle while a commit
-	// (bbolt's, single-threaded) was made.
-	var (
-		inFlight []ImportLine
-		done     chan error
-	)
-	// result is the import's result: the commits', and the lines read —
-	// up to the end of the chunk refused when a commit failed, as they
-	// were when chunks were read only after the commit before.
-	result := func(commitErr error) ImportResult {
-		r := committed
-		if commitErr == nil {
-			r.Lines, r.records = res.Lines, res.records
-		}
-		return r
-	}
-	// wait waits for the chunk in flight, if any.
-	wait := func() error {
-		if done == nil {
-			return nil
-		}
-		err := <-done
-		done = nil
-		return err
-	}
-	// fail ends the import with err, once the chunk in flight is
-	// committed or refused: its refusal is the answer (its lines came
-	// before the one that failed).
-	fail := func(err error) (ImportResult, error) {
-		if cerr := wait(); cerr != nil {
-			return result(cerr), cerr
-		}
-		return result(nil), err
-	}
-	var batch []ImportLine
 	whole := false
 	for {
-		if done != nil {
-			select {
-			case err := <-done: // committed (or refused) before the chunk read ahead was whole
-				done = nil
-				if err != nil {
-					return result(err), err
-				}
-			default:
-			}
-		}
 		if err := ctx.Err(); err != nil {
-			return fail(err)
+			return res, err
 		}
 		l, err := next()
 		if errors.Is(err, io.EOF) {
@@ -169,54 +112,41 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 			break
 		}
 		if err != nil {
-			return fail(err)
+			return res, err
 		}
 		// A line is checked as it arrives, so that what is held until
 		// the commit is valid lines of bounded size.
 		if err := l.validate(); err != nil {
-			return fail(err)
+			return res, err
 		}
 		if l.Role != nil {
 			if err := s.boundRole(&l); err != nil {
-				return fail(err)
+				return res, err
 			}
 		}
 		if o.Chunk == 0 && len(batch) == MaxAtomicImport {
-			return fail(permatrix.Errorf(permatrix.ETOOLARGE,
-				"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport))
+			return res, permatrix.Errorf(permatrix.ETOOLARGE,
+				"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport)
 		}
 		res.Lines++
 		res.records = res.records || l.Membership != nil || l.Role != nil || l.Project != nil
 		batch = append(batch, l)
 		if len(batch) == o.Chunk {
-			if err := wait(); err != nil {
-				return result(err), err
+			if err := commit(); err != nil {
+				return res, err
 			}
-			// The batch goes in flight; the one that was (committed) is
-			// the next batch's room.
-			batch, inFlight = inFlight[:0], batch
-			ch := make(chan error, 1)
-			done = ch
-			go func(b []ImportLine, lines int, records bool) { ch <- commit(b, lines, records) }(inFlight, res.Lines, res.records)
 		}
 	}
-	if err := wait(); err != nil {
-		return result(err), err
-	}
 	if res.Lines == 0 && !whole {
-		return result(nil), permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object, or custom_role, project or membership record, per line)")
+		return res, permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object, or custom_role, project or membership record, per line)")
 	}
 	if res.Lines == 0 {
 		// An empty store's export: nothing to commit, the store is as
 		// it is (its revision, not 0).
-		r := result(nil)
-		r.Revision = s.backend.Revision()
-		return r, nil
+		res.Revision = s.backend.Revision()
+		return res, nil
 	}
-	if err := commit(batch, res.Lines, res.records); err != nil {
-		return result(err), err
-	}
-	return result(nil), nil
+	return res, commit()
 }
 
 // Describe says how far an import got, for a message or a log line.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
@@ -129,44 +128,9 @@ func TestImportStreamCommitsChunkByChunk(t *testing.T) {
 	}
 }
 
-// The next chunk is read while a chunk commits: chunk 1's commit (its
-// Progress) waits for line 20 to be read. Read only after the commit, as
-// they were, line 20 never is: the guard's 30 s pass and the test fails.
-func TestImportStreamReadsTheNextChunkWhileOneCommits(t *testing.T) {
-	svc := newService(t)
-	read20 := make(chan struct{})
-	src := &lines{n: 25, line: func(n int) pdp.ImportLine {
-		if n == 20 {
-			close(read20)
-		}
-		return analyst(n)
-	}}
-	var seen []pdp.ImportResult
-	res, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{Chunk: 10, Progress: func(r pdp.ImportResult) {
-		if r.Chunks == 1 {
-			select {
-			case <-read20:
-			case <-time.After(30 * time.Second):
-				t.Error("chunk 2 was not read while chunk 1 committed")
-			}
-		}
-		seen = append(seen, r)
-	}})
-	if err != nil || res.Lines != 25 || res.Imported != 25 || res.Chunks != 3 || res.LastLine != 25 || count(t, svc) != 25 {
-		t.Fatalf("result %+v, %v; store holds %d", res, err, count(t, svc))
-	}
-	// Each progress says the lines read up to its chunk's end, as before.
-	for i, r := range seen {
-		if want := min(10*(i+1), 25); r.Lines != want || r.LastLine != want {
-			t.Errorf("progress %d: %+v", i+1, r)
-		}
-	}
-}
-
 // A line the rules refuse in chunk 3: chunks 1 and 2 stay, nothing of
 // chunk 3 is stored, the error names the line and the rule, the result
-// says how far the import got, and nothing after chunk 4 is read (read
-// ahead while chunk 3 was judged; none of it judged or stored).
+// says how far the import got, and nothing after the line is read.
 func TestImportStreamRefusedLineKeepsEarlierChunks(t *testing.T) {
 	svc := newService(t)
 	src := &lines{n: 100, line: withRefusal(27)}
@@ -175,8 +139,8 @@ func TestImportStreamRefusedLineKeepsEarlierChunks(t *testing.T) {
 	if res.Chunks != 2 || res.Imported != 20 || res.LastLine != 20 || res.Revision != svc.Revision() {
 		t.Fatalf("result %+v (store at %d)", res, svc.Revision())
 	}
-	if src.read < 30 || src.read > 40 {
-		t.Fatalf("read %d lines: the refused chunk ends at line 30, the one read ahead at 40", src.read)
+	if src.read != 30 {
+		t.Fatalf("read %d lines: the refused chunk ends at line 30", src.read)
 	}
 	if n := count(t, svc); n != 20 {
 		t.Fatalf("store holds %d assignments, want chunks 1 and 2 (20)", n)
@@ -289,8 +253,7 @@ func TestImportStreamChunkOutOfRange(t *testing.T) {
 }
 
 // The context ends after chunk 2: the import stops there, reads no more
-// lines than the chunk read ahead while chunk 2 committed, keeps both
-// chunks and says so.
+// lines, keeps both chunks and says so.
 func TestImportStreamStopsWhenContextEnds(t *testing.T) {
 	svc := newService(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -304,7 +267,7 @@ func TestImportStreamStopsWhenContextEnds(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
-	if res.Chunks != 2 || res.Imported != 20 || res.LastLine != 20 || src.read < 20 || src.read > 30 || count(t, svc) != 20 {
+	if res.Chunks != 2 || res.Imported != 20 || res.LastLine != 20 || src.read != 20 || count(t, svc) != 20 {
 		t.Fatalf("result %+v, read %d, store holds %d", res, src.read, count(t, svc))
 	}
 	// Ended before anything: nothing read, nothing written.
