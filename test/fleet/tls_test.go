@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,17 +123,17 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 }
 
 // startTLSEtcd starts a one-member etcd taking only TLS clients with a
-// certificate of certs' CA, and a client of it. Its ports are found free
-// and then given to etcd: between the two another test process (go test
-// runs packages side by side) may take one, and etcd exits (address in
-// use) — the test then waited 60 s for an etcd that was gone and failed.
-// An etcd that exits before it answers is started again on other ports
-// (as harness.NewEtcdCluster does).
+// certificate of certs' CA, and a client of it. Its ports are held for the
+// test (harness.HoldPort): etcd binds them beside the holding sockets,
+// while the kernel gives them to no other test process asking for a free
+// port. One found free before it was held can still be taken, and etcd
+// then exits (address in use): an etcd that exits before it answers is
+// started again on other ports (as harness.NewEtcdCluster does).
 func startTLSEtcd(t *testing.T, etcdBin string, certs *harness.Certs) (string, *clientv3.Client) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		client := fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
-		peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		client := fmt.Sprintf("https://127.0.0.1:%d", harness.HoldPort(t))
+		peer := fmt.Sprintf("http://127.0.0.1:%d", harness.HoldPort(t))
 		cmd := exec.Command(etcdBin, "--name", "tls", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "tls="+peer,
@@ -202,14 +201,4 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
