@@ -477,6 +477,9 @@ func (s *Store) Servable() error {
 	if n := s.replica.Note(); n != "" && !s.opts.CopyTarget {
 		return s.errIncomplete(n)
 	}
+	if err := s.damage.Load().current(); err != nil && !s.opts.CopyTarget {
+		return err // keys permatrix does not write (damage.go)
+	}
 	return nil
 }
 

@@ -59,6 +59,13 @@
 //     commit's transaction compares the mark's absence) — except to and by
 //     the copy's own target (Options.CopyTarget), whose commits compare the
 //     opposite: the mark present and the prefix's copy lock held by it.
+//   - Every record is checked as the replica applies it (the watch's
+//     events, a resync's pages) by store.CheckRecord, the rule of the bolt
+//     open check's store.Verify: while etcd holds a data key permatrix does
+//     not write, the replica is not served (View and Servable refuse,
+//     Health is not ready, naming the key, never its value) until the key
+//     is repaired or deleted (damage.go). The damage is published before
+//     the replica applies it, its repair after.
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with
@@ -208,6 +215,9 @@ type Store struct {
 	// markErr is the error of the replica's mark, made once
 	// (errIncomplete).
 	markErr atomic.Pointer[markError]
+	// damage is the keys the replica applied that permatrix does not
+	// write (damage.go): published before a snapshot can show them.
+	damage atomic.Pointer[damage]
 
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
@@ -687,6 +697,7 @@ func (s *Store) View() (store.Snapshot, error) {
 	if s.syncing.Load() {
 		return nil, errSyncing()
 	}
+	damaged := s.damage.Load().current()
 	if testHookViewChecked != nil {
 		testHookViewChecked()
 	}
@@ -699,6 +710,17 @@ func (s *Store) View() (store.Snapshot, error) {
 	if n, ok := snap.(interface{ Note() string }); ok && n.Note() != "" && !s.opts.CopyTarget {
 		snap.Close()
 		return nil, s.errIncomplete(n.Note())
+	}
+	// Keys permatrix does not write: asked before the snapshot was opened
+	// too (a snapshot of a replica emptied and loaded again since shows
+	// nothing of the damage the state loaded since forgets), and after,
+	// since the damage is published before the replica applies it.
+	if damaged == nil {
+		damaged = s.damage.Load().refusal(snap.Revision())
+	}
+	if damaged != nil && !s.opts.CopyTarget {
+		snap.Close()
+		return nil, damaged
 	}
 	// The flag was read before the snapshot was opened: the replica may
 	// have been emptied since (checkCluster sets syncing, then Wipe) and
@@ -1332,6 +1354,15 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	if rev == 0 {
 		return nil
 	}
+	// Every record is checked as it is applied (damage.go): the damage
+	// is published before a snapshot can show it, its repair after.
+	cur := s.damage.Load()
+	var curKeys map[string]string
+	if cur != nil {
+		curKeys = cur.keys
+	}
+	next := s.damageAfter(curKeys, b.Ops)
+	s.publishDamage(cur, next, rev, true, false)
 	var err error
 	if note != nil {
 		s.idEpoch.Add(1) // a copy began or ended: ids reserved before are not to be handed out
@@ -1342,6 +1373,7 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	if err != nil {
 		return fmt.Errorf("applying etcd revision %d to the replica: %w", rev, err)
 	}
+	s.publishDamage(cur, next, rev, false, false)
 	return nil
 }
 
@@ -1363,6 +1395,7 @@ func (s *Store) resync(ctx context.Context) error {
 	var ops []store.Op
 	var last []byte // the last key of the previous page
 	keys := 0
+	var found map[string]string // the damaged keys read (damage.go)
 	from := string(s.dataPrefix)
 	end := clientv3.GetPrefixRangeEnd(from)
 	for {
@@ -1383,6 +1416,7 @@ func (s *Store) resync(ctx context.Context) error {
 		for i, kv := range resp.Kvs {
 			page[i] = store.Op{Key: kv.Key[len(s.prefix)+2:], Value: kv.Value}
 		}
+		found = s.damageAfter(found, page) // every record read, not only those that differ
 		keys += len(page)
 		more := resp.More && len(resp.Kvs) > 0
 		if initial {
@@ -1422,9 +1456,12 @@ func (s *Store) resync(ctx context.Context) error {
 	// The events between are not known: a copy may have come and gone
 	// (NextID: ids reserved before are dropped).
 	s.idEpoch.Add(1)
+	cur := s.damage.Load()
+	s.publishDamage(cur, found, uint64(rev), true, initial)
 	if err := s.replica.ResyncNote(uint64(rev), ops, note); err != nil {
 		return err
 	}
+	s.publishDamage(cur, found, uint64(rev), false, initial)
 	s.syncing.Store(false)
 	s.log.Info("replica synchronised from etcd", "revision", rev, "keys", keys, "changed", len(ops), "first", initial, "took", time.Since(start).String())
 	return nil
@@ -1484,6 +1521,8 @@ func (s *Store) Health() store.Health {
 		h.Ready, h.Error = false, loadingMessage
 	case s.replica.Note() != "" && !s.opts.CopyTarget:
 		h.Ready, h.Error = false, permatrix.ErrorMessage(s.errIncomplete(s.replica.Note()))
+	case s.damage.Load().refusal(s.replica.Revision()) != nil && !s.opts.CopyTarget:
+		h.Ready, h.Error = false, permatrix.ErrorMessage(s.damage.Load().refusal(s.replica.Revision()))
 	case s.opts.MaxStaleness > 0 && (r.LastContact.IsZero() || time.Since(r.LastContact) > s.opts.MaxStaleness):
 		h.Ready = false
 		h.Error = fmt.Sprintf("etcd not heard from for over %s (--max-staleness); decisions answer from the replica at revision %d", s.opts.MaxStaleness, r.AppliedRevision)

@@ -111,6 +111,34 @@ func (b *recordBatch) start(i int) int {
 	return b.ends[i-1]
 }
 
+// CheckRecord checks one record on its own, by the rule Verify holds each
+// record to (recordSum): its key is one of the layout's and its value
+// decodes as the record its key names. Whether the records and indexes
+// agree with each other takes the others (Verify). The error says what
+// kind of record is wrong, never the value: a value permatrix did not write
+// may be anything, and the message goes to logs and /health.
+func CheckRecord(k, v []byte) error {
+	if _, ok := recordSum(checkSeed, k, v); ok {
+		return nil
+	}
+	ns, ix, _ := keyHead(k)
+	if kind, ok := recordKinds[ns+" "+ix]; ok {
+		return fmt.Errorf("not a %s as permatrix writes it (key or value)", kind)
+	}
+	return fmt.Errorf("a key outside the store's layout")
+}
+
+// checkSeed is CheckRecord's: the sum is not kept.
+var checkSeed = maphash.MakeSeed()
+
+// recordKinds names the records recordSum knows, by their first two
+// segments.
+var recordKinds = map[string]string{
+	"d grants": "grant", "d memberships": "membership", "d roles": "role", "d projects": "project",
+	"d scopes": "scopes index entry", "i assignments": "assignments index entry",
+	"i members": "members index entry", "i role_uses": "role-uses index entry",
+}
+
 // recordSum checks one record and returns what it adds to the sum: the
 // hashes of the index entries a record implies, minus the hash of an index
 // entry. ok is false for a record that breaks the layout.

@@ -77,3 +77,29 @@ func TestVerify(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckRecord: one record on its own, as Verify checks each — and its
+// error names the kind of record, never the value.
+func TestCheckRecord(t *testing.T) {
+	for _, c := range []struct {
+		key, value, want string
+	}{
+		{string(store.Key("d", "roles", "s", "r")), `{"permissions":["view"]}`, ""},
+		{string(store.Key("d", "memberships", "u", "g")), "true", ""},
+		{string(store.Key("d", "roles", "s", "r")), `{"secret":"hunter2"`, "not a role as permatrix writes it"},
+		{string(store.Key("d", "memberships", "u", "g")), "hunter2", "not a membership"},
+		{string(store.Key("d", "grants", "user:u", "s", "role", "r", "service")), "hunter2", "not a grant"},
+		{string(store.Key("x", "y")), "hunter2", "outside the store's layout"},
+		{"", "hunter2", "outside the store's layout"},
+	} {
+		err := store.CheckRecord([]byte(c.key), []byte(c.value))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%q = %q: %v", c.key, c.value, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%q = %q: %v, want %q", c.key, c.value, err, c.want)
+		case err != nil && strings.Contains(err.Error(), "hunter2"):
+			t.Errorf("%q: the error shows the value: %v", c.key, err)
+		}
+	}
+}
