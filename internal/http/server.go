@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 	"github.com/permatrix/permatrix/internal/routes"
+	"github.com/permatrix/permatrix/internal/store"
 	dtracing "github.com/permatrix/permatrix/internal/tracing"
 )
 
@@ -194,6 +196,9 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	s.stopping, s.stopImports = context.WithCancel(context.Background())
 	s.adminDigest = sha256.Sum256([]byte(cfg.AdminToken))
 	s.metrics.registerCache(svc.CacheStats)
+	if d, ok := svc.Store().(store.Damaged); ok {
+		s.metrics.Registry.MustRegister(damagedKeys{d})
+	}
 	s.listings = newListings(cfg.MaxPermissionListings, s.metrics)
 	e := s.echo
 	s.setup(e)
@@ -866,6 +871,35 @@ func NewMetrics(storeRevision func() uint64) *Metrics {
 	m.Registry.MustRegister(m.Decisions, m.DecisionDuration, m.ReloadFailures, revision,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// damagedKeys are the gauges of a store's damaged keys (store.Damaged),
+// read at scrape time: their number, and up to maxDamagedKeysShown of
+// them by name (as Go quotes a string, without the quotes: a key may hold
+// any byte, a label value only UTF-8), never their values.
+type damagedKeys struct{ store store.Damaged }
+
+const maxDamagedKeysShown = 10
+
+var (
+	damagedKeysDesc = prometheus.NewDesc("permatrix_store_damaged_keys",
+		"Keys the store's source holds that permatrix does not write (an etcd fleet's prefix: a key outside the layout, a value not the record its key names); while there are any, the replica is not served (docs/fleet.md).", nil, nil)
+	damagedKeyDesc = prometheus.NewDesc("permatrix_store_damaged_key",
+		"1 for each of the first 10 damaged keys (permatrix_store_damaged_keys), by key.", []string{"key"}, nil)
+)
+
+func (d damagedKeys) Describe(ch chan<- *prometheus.Desc) {
+	ch <- damagedKeysDesc
+	ch <- damagedKeyDesc
+}
+
+func (d damagedKeys) Collect(ch chan<- prometheus.Metric) {
+	keys, n := d.store.DamagedKeys(maxDamagedKeysShown)
+	ch <- prometheus.MustNewConstMetric(damagedKeysDesc, prometheus.GaugeValue, float64(n))
+	for _, k := range keys {
+		q := strconv.Quote(k)
+		ch <- prometheus.MustNewConstMetric(damagedKeyDesc, prometheus.GaugeValue, 1, q[1:len(q)-1])
+	}
 }
 
 // registerCache adds the decision cache's counters, read at scrape time.

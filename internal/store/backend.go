@@ -67,6 +67,14 @@ type Servable interface {
 	Servable() error
 }
 
+// Damaged is a backend whose source may hold keys permatrix did not write
+// (an etcd replica: another writer under the fleet's prefix), which it
+// then does not serve. DamagedKeys names at most max of them, in key
+// order, and counts them all: the /metrics gauges.
+type Damaged interface {
+	DamagedKeys(max int) (keys []string, total int)
+}
+
 // Snapshot is a read view of one revision. The byte slices it hands out are
 // valid only until Close (they may point into a memory map): copy to keep.
 // A snapshot is read by one goroutine at a time unless its backend says
