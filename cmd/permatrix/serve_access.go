@@ -26,9 +26,9 @@ type listenOptions struct {
 }
 
 func (o *listenOptions) register(f *pflag.FlagSet) {
-	f.StringVar(&o.addr, "addr", "127.0.0.1:8181", "address of the HTTP API: host:port, or unix:///path for a unix socket (mode 0660)")
+	f.StringVar(&o.addr, "addr", "127.0.0.1:8181", "address of the HTTP API: host:port, unix:///path for a unix socket (mode 0660), or systemd:NAME for a socket passed by systemd socket activation (LISTEN_FDS; systemd: alone, the only one passed)")
 	f.StringVar(&o.grpcAddr, "grpc-addr", "", "serve Envoy's ext_authz gRPC API (envoy.service.auth.v3.Authorization) here too (default: off)")
-	f.StringVar(&o.diagnosticAddr, "diagnostic-addr", "", "serve only /health, /health/live, /health/ready and /metrics here too, plain HTTP (default: off)")
+	f.StringVar(&o.diagnosticAddr, "diagnostic-addr", "", "serve only /health, /health/live, /health/ready and /metrics here too, plain HTTP (default: off); an address as --addr takes")
 	f.StringVar(&o.tls.CertFile, "tls-cert-file", "", "serve the HTTP and gRPC APIs over TLS with this PEM certificate (chain)")
 	f.StringVar(&o.tls.KeyFile, "tls-key-file", "", "the PEM private key of --tls-cert-file")
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca-file", "", "require client certificates signed by these PEM CAs (mTLS)")

@@ -1,5 +1,6 @@
-// Package listen opens permatrix's listeners: TCP or a unix socket
-// ("unix:///run/permatrix.sock"), and the TLS configuration (optionally
+// Package listen opens permatrix's listeners: TCP, a unix socket
+// ("unix:///run/permatrix.sock") or one passed by systemd socket
+// activation ("systemd:NAME", activation.go), and the TLS configuration (optionally
 // requiring client certificates) that the HTTP and gRPC servers put on them.
 package listen
 
@@ -20,11 +21,15 @@ import (
 // may connect (a sidecar's clients share a group), nobody else.
 const SocketMode = 0o660
 
-// Listen listens on addr: "host:port", or "unix://<path>" for a unix
-// socket. A stale socket file (connecting is refused: nothing listens on
-// it) is replaced; a live one is an error — also one too busy to take the
-// probe's connection — as is a path that is not a socket.
+// Listen listens on addr: "host:port", "unix://<path>" for a unix
+// socket, or "systemd:NAME" for a socket passed by socket activation
+// (activation.go). A stale socket file (connecting is refused: nothing
+// listens on it) is replaced; a live one is an error — also one too busy
+// to take the probe's connection — as is a path that is not a socket.
 func Listen(addr string) (net.Listener, error) {
+	if name, ok := strings.CutPrefix(addr, "systemd:"); ok {
+		return activated(addr, name)
+	}
 	path, isUnix := strings.CutPrefix(addr, "unix://")
 	switch {
 	case addr == "":

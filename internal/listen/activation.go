@@ -1,0 +1,109 @@
+package listen
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Socket activation (systemd's, sd_listen_fds(3)): the service manager —
+// or a test — binds the sockets, and starts the process with them open
+// from file descriptor 3 on, LISTEN_FDS saying how many, LISTEN_PID the
+// process they are for (a child that inherits the variables is not), and
+// LISTEN_FDNAMES their names, ":"-separated (a socket unit's
+// FileDescriptorName=, by default the unit's name). The port is never
+// free between the binding and the serving. The protocol is a dozen lines
+// of environment and file descriptors: no dependency for it.
+//
+// An address "systemd:NAME" is the passed socket of that name;
+// "systemd:" alone is the only one passed. Each is taken once.
+
+// activationFirstFD is the first passed descriptor (SD_LISTEN_FDS_START).
+const activationFirstFD = 3
+
+var activation struct {
+	once  sync.Once
+	names []string // by descriptor, from activationFirstFD on
+	err   error
+	mu    sync.Mutex
+	taken map[int]bool
+}
+
+// readActivation reads the passed sockets once, marks them close-on-exec
+// (no child inherits them) and unsets the variables, as sd_listen_fds(1)
+// does.
+func readActivation() {
+	a := &activation
+	defer func() {
+		for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+			os.Unsetenv(k)
+		}
+	}()
+	pid, fds := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS")
+	if fds == "" {
+		a.err = fmt.Errorf("no socket was passed to this process (LISTEN_FDS is not set: start it from a systemd socket unit, or pass the sockets from fd 3 on with LISTEN_FDS and LISTEN_PID)")
+		return
+	}
+	if p, err := strconv.Atoi(pid); err != nil || p != os.Getpid() {
+		a.err = fmt.Errorf("the sockets passed (LISTEN_FDS=%s) are for process %q, not this one (%d)", fds, pid, os.Getpid())
+		return
+	}
+	n, err := strconv.Atoi(fds)
+	if err != nil || n < 1 || n > 64 {
+		a.err = fmt.Errorf("LISTEN_FDS=%q: want the number of sockets passed, 1 to 64", fds)
+		return
+	}
+	a.names = make([]string, n)
+	if v := os.Getenv("LISTEN_FDNAMES"); v != "" {
+		names := strings.Split(v, ":")
+		if len(names) != n {
+			a.err = fmt.Errorf("LISTEN_FDNAMES=%q names %d sockets, LISTEN_FDS=%d passed", v, len(names), n)
+			return
+		}
+		copy(a.names, names)
+	}
+	for i := range n {
+		syscall.CloseOnExec(activationFirstFD + i)
+	}
+	a.taken = map[int]bool{}
+}
+
+// activated is the listener of the passed socket name ("": the only one).
+func activated(addr, name string) (net.Listener, error) {
+	a := &activation
+	a.once.Do(readActivation)
+	if a.err != nil {
+		return nil, fmt.Errorf("%s: %w", addr, a.err)
+	}
+	i := -1
+	for j, n := range a.names {
+		if n == name || (name == "" && len(a.names) == 1) {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		if name == "" {
+			return nil, fmt.Errorf("%s: %d sockets were passed (LISTEN_FDNAMES %q): name one, systemd:NAME", addr, len(a.names), strings.Join(a.names, ":"))
+		}
+		return nil, fmt.Errorf("%s: no socket of that name was passed (LISTEN_FDNAMES %q)", addr, strings.Join(a.names, ":"))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fd := activationFirstFD + i
+	if a.taken[fd] {
+		return nil, fmt.Errorf("%s: the socket (fd %d) is another listener's already", addr, fd)
+	}
+	f := os.NewFile(uintptr(fd), addr)
+	ln, err := net.FileListener(f) // a duplicate: f is closed below
+	if err != nil {
+		return nil, fmt.Errorf("%s: fd %d is not a listening socket: %w", addr, fd, err)
+	}
+	a.taken[fd] = true
+	f.Close()
+	return ln, nil
+}

@@ -1,0 +1,149 @@
+package cli_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix/test/harness"
+)
+
+// activate is serve started as systemd starts a socket-activated service:
+// the listening sockets open from fd 3 on (cmd.ExtraFiles), LISTEN_FDS,
+// LISTEN_FDNAMES, and LISTEN_PID set to the process's own pid — by a shell
+// that sets it to its own ($$) and execs serve in its place, as
+// systemd-socket-activate does.
+func activate(t *testing.T, names string, files []*os.File, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := command(t, append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "serve"}, args...)...)
+	cmd.Path, cmd.Args[0] = "/bin/sh", "sh"
+	cmd.Env = append(os.Environ(), append([]string{"LISTEN_FDS=" + itoa(len(files)), "LISTEN_FDNAMES=" + names}, env...)...)
+	cmd.ExtraFiles = files
+	return cmd
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// heldListener is a listening loopback socket bound before serve starts
+// (harness.ReservePort, then listen), as a socket unit's, and its file to
+// pass on.
+func heldListener(t *testing.T) (string, *os.File) {
+	t.Helper()
+	r := harness.ReservePort(t)
+	ln, err := r.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return r.Addr, f
+}
+
+// TestSocketActivation: serve takes its API and diagnostic listeners from
+// sockets passed to it (systemd:NAME), already bound and listening before
+// it started — no port is ever free between — and serves on them.
+func TestSocketActivation(t *testing.T) {
+	api, apiFile := heldListener(t)
+	diag, diagFile := heldListener(t)
+	db := filepath.Join(t.TempDir(), "permatrix.db")
+	cmd := activate(t, "api:diagnostic", []*os.File{apiFile, diagFile}, nil,
+		"--addr", "systemd:api", "--diagnostic-addr", "systemd:diagnostic", "--db", db, "--admin-token", token)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	serving := make(chan map[string]any, 1)
+	logs := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "serving" {
+				serving <- rec
+			}
+		}
+		logs <- all.String()
+	}()
+	select {
+	case rec := <-serving:
+		if rec["addr"] != api || rec["diagnostic_addr"] != diag {
+			t.Errorf("serving on %v and %v, want the passed sockets %s and %s", rec["addr"], rec["diagnostic_addr"], api, diag)
+		}
+	case l := <-logs:
+		t.Fatalf("serve exited:\n%s", l)
+	case <-time.After(60 * time.Second): // a guard only
+		t.Fatal("serve did not start")
+	}
+	get := func(addr, path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(diag, "/health/ready"); code != 200 {
+		t.Errorf("diagnostic /health/ready: %d %s", code, body)
+	}
+	if code, body := get(diag, "/metrics"); code != 200 || !strings.Contains(body, "permatrix_store_revision") {
+		t.Errorf("diagnostic /metrics: %d %.200s", code, body)
+	}
+	resp, err := http.Post("http://"+api+"/v1/check", "application/json",
+		strings.NewReader(`{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"allow":false`) {
+		t.Errorf("a check on the passed API socket: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestSocketActivationRefused: an address systemd:NAME with no such socket
+// passed — none at all, one of another name, sockets meant for another
+// process (LISTEN_PID) — stops serve with an error saying which, before it
+// serves anything.
+func TestSocketActivationRefused(t *testing.T) {
+	_, f := heldListener(t)
+	db := filepath.Join(t.TempDir(), "permatrix.db")
+	for _, c := range []struct {
+		name  string
+		cmd   *exec.Cmd
+		wants string
+	}{
+		{"none passed", command(t, "serve", "--addr", "systemd:api", "--db", db, "--admin-token", token), "LISTEN_FDS is not set"},
+		{"another name", activate(t, "web", []*os.File{f}, nil, "--addr", "systemd:api", "--db", db, "--admin-token", token), `no socket of that name was passed (LISTEN_FDNAMES "web")`},
+		{"two, none named", activate(t, "a:b", []*os.File{f, f}, nil, "--addr", "systemd:", "--db", db, "--admin-token", token), "2 sockets were passed"},
+		{"another process's", command(t, "serve", "--addr", "systemd:api", "--db", db, "--admin-token", token), "are for process"},
+	} {
+		if c.name == "another process's" {
+			c.cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_PID=1", "LISTEN_FDNAMES=api")
+			c.cmd.ExtraFiles = []*os.File{f}
+		}
+		out, err := c.cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.wants) {
+			t.Errorf("%s: %v, want an error saying %q:\n%s", c.name, err, c.wants, out)
+		}
+	}
+}
