@@ -105,7 +105,7 @@ func TestClaimRequestsBounded(t *testing.T) {
 	full := newPrefix("cost") + "/b"
 	for i := range 1000 {
 		txn := cli.Txn(ctx).Then(
-			clientv3.OpPut(fmt.Sprintf("/%s/k/d\x00roles\x00sys\x00r%04d", full, i), "{}"),
+			clientv3.OpPut(fmt.Sprintf("/%s/k/d\x00roles\x00sys\x00r%04d", full, i), `{"permissions":[]}`),
 			clientv3.OpPut(fmt.Sprintf("/%s/g/d\x00roles\x00sys\x00r%04d", full, i), ""),
 			clientv3.OpPut(fmt.Sprintf("/%s/k/i\x00assignments\x00a%04d", full, i), "x"))
 		if _, err := txn.Commit(); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/internal/store/storetest"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -56,7 +57,7 @@ func TestLostCopyLockSaysTheGrantedTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, commitErr := copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(),
-		Ops: []store.Op{{Key: store.Key("d", "grants", "user:a", "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+		Ops: []store.Op{{Key: store.Key("d", "grants", "user:a", "s", "role", "r", "service"), Value: []byte(storetest.RecordValue(store.Key("d", "grants", "user:a", "s", "role", "r", "service"), 1))}}})
 	for what, err := range map[string]error{"a commit": commitErr, "LockCopy again": copier.LockCopy(ctx), "the mark's removal": copier.UnmarkCopy(ctx)} {
 		want := fmt.Sprintf("for over %ds", ttl.GrantedTTL)
 		if err == nil || !strings.Contains(err.Error(), "lost the copy lock") || !strings.Contains(err.Error(), want) {

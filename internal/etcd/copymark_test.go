@@ -16,6 +16,7 @@ import (
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/internal/store/storetest"
 )
 
 // A write a sidecar planned before a store copy marked the prefix, and
@@ -40,7 +41,7 @@ func TestCommitRefusedOnMarkedPrefix(t *testing.T) {
 	}
 
 	key := store.Key("d", "grants", "user:late", "s", "role", "r", "service")
-	planned := &store.Batch{Base: a.Revision(), Epoch: a.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}, Reads: [][]byte{store.UnitOf(key)}}
+	planned := &store.Batch{Base: a.Revision(), Epoch: a.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(storetest.RecordValue(key, 1))}}, Reads: [][]byte{store.UnitOf(key)}}
 	if err := copier.MarkCopy(ctx, "bolt:test.db"); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestCommitRefusedOnMarkedPrefix(t *testing.T) {
 		t.Fatalf("a commit on a marked prefix: %v", err)
 	}
 	// The copy's own commits go through.
-	mine := &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: store.Key("d", "grants", "user:copied", "s", "role", "r", "service"), Value: []byte(`{}`)}}}
+	mine := &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: store.Key("d", "grants", "user:copied", "s", "role", "r", "service"), Value: []byte(storetest.RecordValue(store.Key("d", "grants", "user:copied", "s", "role", "r", "service"), 1))}}}
 	if _, err := copier.Commit(ctx, mine); err != nil {
 		t.Fatalf("the copy's commit: %v", err)
 	}
@@ -97,7 +98,7 @@ func TestResyncReadsTheCopyMark(t *testing.T) {
 	if err := copier.MarkCopy(ctx, "bolt:test.db"); err != nil {
 		t.Fatal(err)
 	}
-	part := &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: store.Key("d", "grants", "user:part", "s", "role", "r", "service"), Value: []byte(`{}`)}}}
+	part := &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: store.Key("d", "grants", "user:part", "s", "role", "r", "service"), Value: []byte(storetest.RecordValue(store.Key("d", "grants", "user:part", "s", "role", "r", "service"), 1))}}}
 	last, err := copier.Commit(ctx, part)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func TestCopyLock(t *testing.T) {
 	}
 	commit := func(s *etcd.Store, user string) error {
 		_, err := s.Commit(ctx, &store.Batch{Base: s.Revision(), Epoch: s.Changes().Epoch(),
-			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(storetest.RecordValue(store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), 1))}}})
 		return err
 	}
 	if err := commit(a, "a1"); err != nil {
@@ -313,7 +314,7 @@ func TestEmptyMarkIsAMark(t *testing.T) {
 	waitReady(t, copier)
 
 	key := store.Key("d", "grants", "user:late", "s", "role", "r", "service")
-	planned := &store.Batch{Base: r.Revision(), Epoch: r.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}, Reads: [][]byte{store.UnitOf(key)}}
+	planned := &store.Batch{Base: r.Revision(), Epoch: r.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(storetest.RecordValue(key, 1))}}, Reads: [][]byte{store.UnitOf(key)}}
 	resp, err := client(t).Put(ctx, "/"+prefix+"/m/copying", "")
 	if err != nil {
 		t.Fatal(err)
@@ -393,7 +394,7 @@ func TestNoCopyWriteAfterItsLockIsReleased(t *testing.T) {
 		// Another copy takes the lock a released; a's last writes are
 		// sent now.
 		lockErr = b.LockCopy(ctx)
-		_, commitErr = a.Commit(ctx, &store.Batch{Base: a.Revision(), Epoch: a.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}})
+		_, commitErr = a.Commit(ctx, &store.Batch{Base: a.Revision(), Epoch: a.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(storetest.RecordValue(key, 1))}}})
 		unmarkErr = a.UnmarkCopy(ctx)
 	})
 	a.Close()
@@ -493,7 +494,7 @@ func TestCopyWritesRequireTheCopyLock(t *testing.T) {
 	cli := client(t)
 
 	key := store.Key("d", "grants", "user:unlocked", "s", "role", "r", "service")
-	_, err = copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}})
+	_, err = copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(storetest.RecordValue(key, 1))}}})
 	if err == nil || !strings.Contains(err.Error(), "copy lock") || !strings.Contains(err.Error(), "nothing was written") {
 		t.Errorf("a copy's commit without the copy lock: %v", err)
 	}
@@ -529,7 +530,7 @@ func TestCopyWritesRequireTheCopyLock(t *testing.T) {
 	if err := copier.MarkCopy(ctx, "bolt:a.db"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(`{}`)}}}); err != nil {
+	if _, err := copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(), Ops: []store.Op{{Key: key, Value: []byte(storetest.RecordValue(key, 1))}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := copier.UnmarkCopy(ctx); err != nil {
@@ -619,7 +620,7 @@ func TestCopyCommitsOnlyIntoAMarkedPrefix(t *testing.T) {
 	}
 	commit := func(user string) error {
 		_, err := copier.Commit(ctx, &store.Batch{Base: copier.Revision(), Epoch: copier.Changes().Epoch(),
-			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(storetest.RecordValue(store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), 1))}}})
 		return err
 	}
 	if err := commit("before"); err == nil || !strings.Contains(err.Error(), "not marked") || !strings.Contains(err.Error(), "nothing was written") {
@@ -775,7 +776,7 @@ func TestLostLockSaysWhetherThePrefixIsMarked(t *testing.T) {
 	}
 	commit := func(s *etcd.Store, user string) error {
 		_, err := s.Commit(ctx, &store.Batch{Base: s.Revision(), Epoch: s.Changes().Epoch(),
-			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+			Ops: []store.Op{{Key: store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), Value: []byte(storetest.RecordValue(store.Key("d", "grants", "user:"+user, "s", "role", "r", "service"), 1))}}})
 		return err
 	}
 	a := openCopier("a")

@@ -17,6 +17,7 @@ import (
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/internal/store/storetest"
 	"github.com/permatrix/permatrix/test/harness"
 )
 
@@ -68,11 +69,17 @@ func grantKey(n int, role string) []byte {
 }
 
 // puts is a batch at s's revision putting n keys of users 0…n-1, each
-// value of size bytes.
+// value a grant's of size bytes (at least the grant's own): padded with a
+// field a grant does not have, which its decoding skips.
 func puts(s *etcd.Store, n, size int) *store.Batch {
 	b := &store.Batch{Base: s.Revision()}
 	for i := range n {
-		b.Ops = append(b.Ops, store.Op{Key: grantKey(i, "r"), Value: bytes.Repeat([]byte("v"), size)})
+		k := grantKey(i, "r")
+		v := storetest.RecordValue(k, i)
+		if pad := size - len(v) - len(`{"pad":"",`) + 1; pad > 0 {
+			v = `{"pad":"` + strings.Repeat("v", pad) + `",` + v[1:]
+		}
+		b.Ops = append(b.Ops, store.Op{Key: k, Value: []byte(v)})
 	}
 	return b
 }
@@ -223,17 +230,17 @@ func TestManyReadsFewerGuards(t *testing.T) {
 		return units
 	}
 	base := s.Revision()
-	b := &store.Batch{Base: base, Reads: reads(), Ops: []store.Op{{Key: grantKey(1000, "r"), Value: []byte("1")}}}
+	b := &store.Batch{Base: base, Reads: reads(), Ops: []store.Op{{Key: grantKey(1000, "r"), Value: []byte(storetest.RecordValue(grantKey(1000, "r"), 1))}}}
 	if _, err := s.Commit(ctx, b); err != nil {
 		t.Fatalf("300 reads: %v", err)
 	}
 	// Another write changes user 7's grants, which the next batch read at
 	// an older base: it must conflict, though its guards are wider.
 	base = s.Revision()
-	if _, err := s.Commit(ctx, &store.Batch{Base: base, Ops: []store.Op{{Key: grantKey(7, "other"), Value: []byte("2")}}}); err != nil {
+	if _, err := s.Commit(ctx, &store.Batch{Base: base, Ops: []store.Op{{Key: grantKey(7, "other"), Value: []byte(storetest.RecordValue(grantKey(7, "other"), 2))}}}); err != nil {
 		t.Fatal(err)
 	}
-	stale := &store.Batch{Base: base, Reads: reads(), Ops: []store.Op{{Key: grantKey(1001, "r"), Value: []byte("3")}}}
+	stale := &store.Batch{Base: base, Reads: reads(), Ops: []store.Op{{Key: grantKey(1001, "r"), Value: []byte(storetest.RecordValue(grantKey(1001, "r"), 3))}}}
 	if _, err := s.Commit(ctx, stale); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a stale batch with 300 reads: %v, want a conflict", err)
 	}

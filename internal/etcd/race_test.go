@@ -17,6 +17,7 @@ import (
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/internal/store/storetest"
 )
 
 // Races against group commit (commit.go) and writes planned on a lagging
@@ -920,7 +921,7 @@ func TestCommitAfterCloseSaysNothingWritten(t *testing.T) {
 	s.Close()
 	for i := range 20 {
 		_, err := s.Commit(ctx, &store.Batch{Base: base, Epoch: epoch,
-			Ops: []store.Op{{Key: store.Key("d", "grants", fmt.Sprintf("user:%d", i), "s", "role", "r", "service"), Value: []byte(`{}`)}}})
+			Ops: []store.Op{{Key: store.Key("d", "grants", fmt.Sprintf("user:%d", i), "s", "role", "r", "service"), Value: []byte(storetest.RecordValue(store.Key("d", "grants", fmt.Sprintf("user:%d", i), "s", "role", "r", "service"), 1))}}})
 		if err == nil || !strings.Contains(err.Error(), "nothing was written") {
 			t.Fatalf("commit %d on a closed store: %v", i, err)
 		}

@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -98,6 +99,45 @@ func commit(t *testing.T, b store.Backend, batch *store.Batch) uint64 {
 func put(k, v string) store.Op { return store.Op{Key: []byte(k), Value: []byte(v)} }
 
 func keyOf(segs ...string) string { return string(store.Key(segs...)) }
+
+// RecordValue is a value of the record key k names, as permatrix writes
+// one (store.CheckRecord passes it: a backend replicating a source it
+// checks — an etcd replica — serves no other), that carries n where the
+// record has room: a grant's assignment id, a role's permission, a
+// project's creator. A membership's value is "true" whatever n.
+func RecordValue(k []byte, n int) string {
+	v := recordValueOf(k, n)
+	if err := store.CheckRecord(k, []byte(v)); err != nil {
+		panic(fmt.Sprintf("storetest: the value %s of %q: %v", v, store.Segments(k), err))
+	}
+	return v
+}
+
+func recordValueOf(k []byte, n int) string {
+	segs := store.Segments(k)
+	switch {
+	case len(segs) == 7 && segs[0] == "d" && segs[1] == "grants":
+		scope, _ := json.Marshal(scopeOf(segs[6]))
+		name := "permission"
+		if segs[4] == "role" {
+			name = "role"
+		}
+		return fmt.Sprintf(`{"kind":%q,%q:%q,"scope":%s,"via":%q,"assignment":"a%d"}`, segs[4], name, segs[5], scope, segs[2], n)
+	case len(segs) > 1 && segs[0] == "d" && segs[1] == "memberships":
+		return "true"
+	case len(segs) > 1 && segs[0] == "d" && segs[1] == "roles":
+		return fmt.Sprintf(`{"permissions":["p%d"]}`, n)
+	case len(segs) > 1 && segs[0] == "d" && segs[1] == "projects":
+		return fmt.Sprintf(`{"created_by":"u%d","kind":""}`, n)
+	}
+	return fmt.Sprint(n) // an index entry: its value is not read
+}
+
+// scopeOf is the scope of a grant key's last segment (store.ScopeKey).
+func scopeOf(key string) permatrix.Scope {
+	typ, id, _ := strings.Cut(key, ":")
+	return permatrix.Scope{Type: typ, ID: id}
+}
 
 func testEmpty(t *testing.T, open Open) {
 	b := open(t)
@@ -201,7 +241,7 @@ func testConflict(t *testing.T, open Open) {
 	base := b.Revision()
 	unit := store.UnitOf(store.Key("d", "grants", "user:a", "sys"))
 	k := keyOf("d", "grants", "user:a", "sys", "role", "r", "service")
-	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{unit}, Ops: []store.Op{put(k, `{}`)}})
+	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{unit}, Ops: []store.Op{put(k, RecordValue([]byte(k), 1))}})
 	_, err := b.Commit(ctx, &store.Batch{Base: base, Reads: [][]byte{unit}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), `{}`)}})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second writer on the same unit at the same base: %v, want ErrConflict", err)
@@ -216,14 +256,14 @@ func testDisjoint(t *testing.T, open Open) {
 	base := b.Revision()
 	ua := store.UnitOf(store.Key("d", "grants", "user:a", "sys"))
 	ub := store.UnitOf(store.Key("d", "grants", "user:b", "sys"))
-	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{ua}, Ops: []store.Op{put(keyOf("d", "grants", "user:a", "sys", "role", "r", "service"), `{}`)}})
-	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{ub}, Ops: []store.Op{put(keyOf("d", "grants", "user:b", "sys", "role", "r", "service"), `{}`)}})
+	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{ua}, Ops: []store.Op{put(keyOf("d", "grants", "user:a", "sys", "role", "r", "service"), RecordValue([]byte(keyOf("d", "grants", "user:a", "sys", "role", "r", "service")), 1))}})
+	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{ub}, Ops: []store.Op{put(keyOf("d", "grants", "user:b", "sys", "role", "r", "service"), RecordValue([]byte(keyOf("d", "grants", "user:b", "sys", "role", "r", "service")), 1))}})
 }
 
 func testShallowRead(t *testing.T, open Open) {
 	b := open(t)
 	base := b.Revision()
-	commit(t, b, &store.Batch{Base: base, Ops: []store.Op{put(keyOf("d", "grants", "user:a", "sys", "role", "r", "service"), `{}`)}})
+	commit(t, b, &store.Batch{Base: base, Ops: []store.Op{put(keyOf("d", "grants", "user:a", "sys", "role", "r", "service"), RecordValue([]byte(keyOf("d", "grants", "user:a", "sys", "role", "r", "service")), 1))}})
 	for _, read := range [][]byte{store.UnitOf(store.Prefix("d", "grants")), store.UnitOf(store.Prefix("d")), {}, store.UnitOf(store.Prefix("d", "grants", "user:a"))} {
 		_, err := b.Commit(ctx, &store.Batch{Base: base, Reads: [][]byte{read}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), `{}`)}})
 		if !errors.Is(err, store.ErrConflict) {
@@ -744,20 +784,20 @@ func testReadsKeepNoKey(t *testing.T, open Open) {
 	a := store.Key("d", "grants", "user:a", "sys-a", "role", "r", "service")
 	z := store.Key("d", "grants", "user:z", "sys-z", "role", "r", "service")
 	batch := &store.Batch{}
-	batch.Ops = append(batch.Ops, store.Op{Key: a, Value: []byte("1")}, store.Op{Key: z, Value: []byte("2")})
+	batch.Ops = append(batch.Ops, store.Op{Key: a, Value: []byte(RecordValue(a, 1))}, store.Op{Key: z, Value: []byte(RecordValue(z, 2))})
 	commit(t, b, batch)
 	base := view(t, b)
 	overlay := store.NewOverlay(base)
 	overlay.Put(store.Key("d", "grants", "user:p", "sys-p", "role", "r", "service"), []byte("3"))
 	for name, s := range map[string]store.Snapshot{"snapshot": base, "tracked": store.Track(base), "overlay": overlay, "tracked overlay": store.Track(overlay)} {
 		buf := append([]byte(nil), a...)
-		if v := get(t, s, buf); string(v) != "1" {
-			t.Fatalf("%s: Get %q = %q, want 1", name, store.Segments(a), v)
+		if v := get(t, s, buf); string(v) != RecordValue(a, 1) {
+			t.Fatalf("%s: Get %q = %q, want a1's", name, store.Segments(a), v)
 		}
 		// The buffer becomes the next key (as long, so no reallocation).
 		copy(buf, z)
-		if v := get(t, s, buf); string(v) != "2" {
-			t.Fatalf("%s: Get %q = %q, want 2", name, store.Segments(z), v)
+		if v := get(t, s, buf); string(v) != RecordValue(z, 2) {
+			t.Fatalf("%s: Get %q = %q, want a2's", name, store.Segments(z), v)
 		}
 		prefix := append([]byte(nil), store.Prefix("d", "grants", "user:a")...)
 		n := 0
@@ -765,8 +805,8 @@ func testReadsKeepNoKey(t *testing.T, open Open) {
 			t.Fatalf("%s: scan of %q: %d keys, %v; want 1", name, store.Segments(prefix), n, err)
 		}
 		copy(prefix, store.Prefix("d", "grants", "user:p")) // the buffer reused after the scan
-		if v := get(t, s, a); string(v) != "1" {
-			t.Fatalf("%s: Get %q after reuse = %q, want 1", name, store.Segments(a), v)
+		if v := get(t, s, a); string(v) != RecordValue(a, 1) {
+			t.Fatalf("%s: Get %q after reuse = %q, want a1's", name, store.Segments(a), v)
 		}
 		if tr, ok := s.(*store.Tracked); ok {
 			units := map[string]bool{}
@@ -820,7 +860,7 @@ func testUnitReads(t *testing.T, open Open) {
 		for _, k := range keys {
 			switch r.IntN(4) {
 			case 0:
-				v := fmt.Sprintf("%d", round)
+				v := RecordValue(k, round)
 				batch.Ops = append(batch.Ops, store.Op{Key: k, Value: []byte(v)})
 				model[string(k)] = v
 			case 1:
@@ -871,8 +911,9 @@ func testReadsInsideAScan(t *testing.T, open Open) {
 	for i := range 50 {
 		k := store.Key("d", "projects", "sys", fmt.Sprintf("p%02d", i))
 		outer = append(outer, string(k))
-		batch.Ops = append(batch.Ops, store.Op{Key: k, Value: []byte(fmt.Sprintf("%d", i))},
-			store.Op{Key: store.Key("d", "roles", "sys", fmt.Sprintf("r%02d", i)), Value: []byte(fmt.Sprintf("%d", i))})
+		role := store.Key("d", "roles", "sys", fmt.Sprintf("r%02d", i))
+		batch.Ops = append(batch.Ops, store.Op{Key: k, Value: []byte(RecordValue(k, i))},
+			store.Op{Key: role, Value: []byte(RecordValue(role, i))})
 	}
 	if err := b.Wait(ctx, commit(t, b, batch)); err != nil {
 		t.Fatal(err)
@@ -883,14 +924,14 @@ func testReadsInsideAScan(t *testing.T, open Open) {
 		seen = append(seen, string(k))
 		i := len(seen) - 1
 		role := store.Key("d", "roles", "sys", fmt.Sprintf("r%02d", (i*7)%50))
-		if got := get(t, s, role); string(got) != fmt.Sprintf("%d", (i*7)%50) {
+		if got := get(t, s, role); string(got) != RecordValue(role, (i*7)%50) {
 			t.Fatalf("Get %q inside a scan = %q", store.Segments(role), got)
 		}
 		n := 0
 		if err := s.Scan(store.Prefix("d", "roles", "sys"), nil, func(_, _ []byte) error { n++; return nil }); err != nil || n != 50 {
 			t.Fatalf("a scan inside a scan: %d keys, %v", n, err)
 		}
-		if string(v) != fmt.Sprintf("%d", i) {
+		if string(v) != RecordValue(k, i) {
 			t.Fatalf("outer scan at %q: value %q after the inner reads", store.Segments(k), v)
 		}
 		return nil
