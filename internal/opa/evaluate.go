@@ -207,18 +207,20 @@ func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot,
 		nodes = &storeNodes{terms: p.data.terms}
 	}
 	defer func() { nodes.reset(); p.data.nodes.Put(nodes) }()
-	ts, err := prog.Eval(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: nodes})
-	if err != nil {
-		return false, err
-	}
-	switch len(ts) {
-	case 0:
-		return false, nil
-	case 1:
-		err := read(ts[0].Value)
-		return err == nil, err
-	}
-	return false, fmt.Errorf("%d results", len(ts))
+	// The values are read in place (vm.Program.Read: Eval's copy of them
+	// was an allocation of every evaluation).
+	defined := false
+	err := prog.Read(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: nodes}, func(ts []*ast.Term) error {
+		switch len(ts) {
+		case 0:
+			return nil
+		case 1:
+			defined = true
+			return read(ts[0].Value)
+		}
+		return fmt.Errorf("%d results", len(ts))
+	})
+	return defined && err == nil, err
 }
 
 // dataDoc is data as the vm reads it: the bundle's data in memory, and

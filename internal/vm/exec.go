@@ -57,7 +57,8 @@ type eval struct {
 	memoed  []int32  // the indexes of memo set outside any with (release)
 	withs   int      // the withs under way: inside one, no constant is kept
 	spare   [][]memo // memos a with used, cleared, for the next with (of any evaluation of e)
-	results []*ast.Term
+	results []result
+	values  []*ast.Term // the results' values handed to Read
 	steps   int
 	stack   []slot      // frames are cut from it, last in first out
 	args    []*ast.Term // builtin arguments, last in first out
@@ -101,44 +102,74 @@ const objectConflict = "object keys must be unique"
 // checkEvery is how many statements run between context checks.
 const checkEvery = 1024
 
+// result is one of the query's results: the object of its bindings (t,
+// key nil), or the value t of its one binding, key (resultBinding: the
+// object is made only for Results).
+type result struct{ key, t *ast.Term }
+
 // Eval evaluates the program's query with input (nil: none) over data and
 // returns the value of each result of the query, in no particular order:
 // the query must bind one variable (a query of one term, which rego
 // captures in one).
 func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
-	rs, err := p.run(ctx, input, data)
+	var out []*ast.Term
+	err := p.Read(ctx, input, data, func(vs []*ast.Term) error {
+		out = slices.Clone(vs)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	// The values replace the results in place: the slice is this
-	// evaluation's own.
-	for i, r := range rs {
-		obj := r.Value.(ast.Object)
-		if obj.Len() != 1 {
-			return nil, errors.New("vm: a result is not an object of one binding")
+	return out, nil
+}
+
+// Read is Eval handing the values to read instead of returning them: the
+// slice is the evaluation's own, read's only until it returns (the values
+// are read's to keep). What read returns, Read returns.
+func (p *Program) Read(ctx context.Context, input ast.Value, data Document, read func([]*ast.Term) error) error {
+	return p.run(ctx, input, data, func(e *eval) error {
+		vs := e.values[:0]
+		for _, r := range e.results {
+			v := r.t
+			if r.key == nil {
+				obj := r.t.Value.(ast.Object)
+				if obj.Len() != 1 {
+					return errors.New("vm: a result is not an object of one binding")
+				}
+				obj.Foreach(func(_, b *ast.Term) { v = b })
+			}
+			vs = append(vs, v)
 		}
-		obj.Foreach(func(_, v *ast.Term) { rs[i] = v })
-	}
-	return rs, nil
+		e.values = vs
+		return read(vs)
+	})
 }
 
 // Results evaluates the program's query with input (nil: none) over data
 // and returns each result: an object of the query's variables' bindings,
 // by name (the planner's result set), in no particular order.
 func (p *Program) Results(ctx context.Context, input ast.Value, data Document) ([]ast.Object, error) {
-	rs, err := p.run(ctx, input, data)
+	var out []ast.Object
+	err := p.run(ctx, input, data, func(e *eval) error {
+		out = make([]ast.Object, len(e.results))
+		for i, r := range e.results {
+			if r.key != nil {
+				out[i] = ast.NewObject([2]*ast.Term{r.key, r.t})
+				continue
+			}
+			out[i] = r.t.Value.(ast.Object)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]ast.Object, len(rs))
-	for i, r := range rs {
-		out[i] = r.Value.(ast.Object)
 	}
 	return out, nil
 }
 
-// run evaluates the query: its result set, objects all.
-func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
+// run evaluates the query and gives done the evaluation, its results
+// objects all (or bindings), before the evaluation goes back to the pool.
+func (p *Program) run(ctx context.Context, input ast.Value, data Document, done func(*eval) error) error {
 	e := p.pool.Get().(*eval)
 	defer e.release()
 	e.ctx = ctx
@@ -169,21 +200,20 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document) ([]*a
 	_, err := e.call(p.plan, args[:])
 	p.steps.Add(uint64(e.steps))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// A context done before the end is an error whenever it happened: the
 	// statements see it only every checkEvery steps, and a short
 	// evaluation none.
 	if err := e.cancelled(); err != nil {
-		return nil, err
+		return err
 	}
 	for _, r := range e.results {
-		if _, ok := r.Value.(ast.Object); !ok {
-			return nil, errors.New("vm: a result is not an object")
+		if _, ok := r.t.Value.(ast.Object); !ok && r.key == nil {
+			return errors.New("vm: a result is not an object")
 		}
 	}
-	// e goes back to the pool: the caller gets its own slice.
-	return slices.Clone(e.results), nil
+	return done(e)
 }
 
 func (p *Program) newEval() any {
@@ -213,7 +243,8 @@ func (e *eval) release() {
 	}
 	e.memoed = e.memoed[:0]
 	clear(e.results)
-	e.results = e.results[:0]
+	clear(e.values)
+	e.results, e.values = e.results[:0], e.values[:0]
 	e.ctx, e.bctx, e.steps = nil, topdown.BuiltinContext{}, 0
 	e.args = e.args[:0]
 	clear(e.cache)
@@ -530,8 +561,10 @@ func (e *eval) stmt(fr []slot, s ir.Stmt) (bool, uint32, error) {
 			return false, 0, err
 		}
 		if t != nil {
-			e.results = append(e.results, t)
+			e.results = append(e.results, result{t: t})
 		}
+	case *resultBinding:
+		return e.resultBinding(fr, x)
 	case *ir.WithStmt:
 		return e.with(fr, x)
 	case *saveData:
@@ -747,6 +780,24 @@ func (e *eval) objectLiteral(fr []slot, x *objectLiteral) (bool, uint32, error) 
 	}
 	// Steps are the statements the plan has: the inserts count.
 	return false, 0, e.counted(x.steps)
+}
+
+// resultBinding adds x's result, the value of its one binding, without
+// the object the plan makes to hold it; an undefined value runs x's
+// statements in turn instead (an empty object is its result then).
+func (e *eval) resultBinding(fr []slot, x *resultBinding) (bool, uint32, error) {
+	v, err := e.force(fr, x.value)
+	if err != nil {
+		return false, 0, err
+	}
+	if v == nil {
+		// This statement was counted as the first of them.
+		e.steps--
+		return e.stmts(fr, x.stmts)
+	}
+	e.results = append(e.results, result{key: x.key, t: v})
+	// Steps are the statements the plan has: the insert and the add count.
+	return false, 0, e.counted(2)
 }
 
 // arrayLiteral makes x's array whole, its elements in one slice of its

@@ -934,6 +934,13 @@ func (r *resolver) block(b *ir.Block) (*ir.Block, error) {
 		if r.fresh[b.Stmts[i]] {
 			continue // a new frame's local is empty already (freshResets)
 		}
+		if res, err := r.resultBinding(b.Stmts[i:]); err != nil {
+			return nil, err
+		} else if res != nil {
+			out.Stmts = append(out.Stmts, res)
+			i += 2
+			continue
+		}
 		if set, _, into, ok := filled(b.Stmts[i:]); ok && r.onlyCopied(set) && into != ir.Input && into != ir.Data {
 			// The set is made in its variable; the copy is checked, not
 			// run (filled).
@@ -1156,6 +1163,52 @@ func (r *resolver) objectLiteral(made ir.Stmt, rest []ir.Stmt, folded int) (*obj
 	}
 	lit.steps = len(lit.pairs) - folded
 	return lit, len(lit.pairs), nil
+}
+
+// resultBinding is a result of the query added as the value of its one
+// binding: the planner's MakeObjectStmt, an ObjectInsertStmt of a constant
+// key and a local's value into the object, and the ResultSetAddStmt of
+// the object, the object named nowhere else. Program.Eval takes the value
+// out of the object again: made, the object was six allocations of every
+// evaluation (Results makes it from the key and value).
+type resultBinding struct {
+	ir.Location
+	key   *ast.Term
+	value ir.Local
+	// stmts are the three statements, run in turn when the value is
+	// undefined: what they did, they do.
+	stmts []ir.Stmt
+}
+
+// resultBinding is the resultBinding stmts start with, nil when they do
+// not start with one.
+func (r *resolver) resultBinding(stmts []ir.Stmt) (*resultBinding, error) {
+	if len(stmts) < 3 {
+		return nil, nil
+	}
+	mk, ok1 := stmts[0].(*ir.MakeObjectStmt)
+	in, ok2 := stmts[1].(*ir.ObjectInsertStmt)
+	add, ok3 := stmts[2].(*ir.ResultSetAddStmt)
+	if !ok1 || !ok2 || !ok3 || in.Object != mk.Target || add.Value != mk.Target || r.named[mk.Target] != 3 {
+		return nil, nil
+	}
+	key, ok := in.Key.Value.(ir.StringIndex)
+	value, local := in.Value.Value.(ir.Local)
+	if !ok || !local || value == mk.Target || r.constant(int(key)) != nil {
+		return nil, nil
+	}
+	res := &resultBinding{Location: mk.Location, key: r.p.stringTerms[key], value: value}
+	for _, s := range stmts[:3] {
+		rs, err := r.stmt(s)
+		if err != nil {
+			return nil, err
+		}
+		if x, ok := rs.(*ir.MakeObjectStmt); ok {
+			rs = &makeObject{MakeObjectStmt: x, capacity: 1}
+		}
+		res.stmts = append(res.stmts, rs)
+	}
+	return res, nil
 }
 
 // arrayLiteral is the planner's array literal made whole: a MakeArrayStmt
