@@ -132,17 +132,27 @@ func (p *Program) Read(ctx context.Context, input ast.Value, data Document, read
 		for _, r := range e.results {
 			v := r.t
 			if r.key == nil {
-				obj := r.t.Value.(ast.Object)
-				if obj.Len() != 1 {
-					return errors.New("vm: a result is not an object of one binding")
+				var err error
+				if v, err = binding(r.t.Value.(ast.Object)); err != nil {
+					return err
 				}
-				obj.Foreach(func(_, b *ast.Term) { v = b })
 			}
 			vs = append(vs, v)
 		}
 		e.values = vs
 		return read(vs)
 	})
+}
+
+// binding is the value of a result's one binding (a separate function: the
+// variable its callback sets moves to the heap).
+func binding(obj ast.Object) (*ast.Term, error) {
+	if obj.Len() != 1 {
+		return nil, errors.New("vm: a result is not an object of one binding")
+	}
+	var v *ast.Term
+	obj.Foreach(func(_, b *ast.Term) { v = b })
+	return v, nil
 }
 
 // Results evaluates the program's query with input (nil: none) over data
