@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,47 +16,23 @@ import (
 	"github.com/permatrix/permatrix/test/harness"
 )
 
-// activate is serve started as systemd starts a socket-activated service:
-// the listening sockets open from fd 3 on (cmd.ExtraFiles), LISTEN_FDS,
-// LISTEN_FDNAMES, and LISTEN_PID set to the process's own pid — by a shell
-// that sets it to its own ($$) and execs serve in its place, as
-// systemd-socket-activate does.
+// activate is serve with args, started as systemd starts a
+// socket-activated service (harness.SocketActivate), with the sockets
+// files named names (":"-separated) and env added to the environment.
 func activate(t *testing.T, names string, files []*os.File, env []string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := command(t, append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "serve"}, args...)...)
-	cmd.Path, cmd.Args[0] = "/bin/sh", "sh"
-	cmd.Env = append(os.Environ(), append([]string{"LISTEN_FDS=" + itoa(len(files)), "LISTEN_FDNAMES=" + names}, env...)...)
-	cmd.ExtraFiles = files
+	cmd := command(t, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	harness.SocketActivate(cmd, strings.Split(names, ":"), files)
 	return cmd
-}
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
-
-// heldListener is a listening loopback socket bound before serve starts
-// (harness.ReservePort, then listen), as a socket unit's, and its file to
-// pass on.
-func heldListener(t *testing.T) (string, *os.File) {
-	t.Helper()
-	r := harness.ReservePort(t)
-	ln, err := r.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return r.Addr, f
 }
 
 // TestSocketActivation: serve takes its API and diagnostic listeners from
 // sockets passed to it (systemd:NAME), already bound and listening before
 // it started — no port is ever free between — and serves on them.
 func TestSocketActivation(t *testing.T) {
-	api, apiFile := heldListener(t)
-	diag, diagFile := heldListener(t)
+	api, apiFile := harness.ListeningSocket(t)
+	diag, diagFile := harness.ListeningSocket(t)
 	db := filepath.Join(t.TempDir(), "permatrix.db")
 	cmd := activate(t, "api:diagnostic", []*os.File{apiFile, diagFile}, nil,
 		"--addr", "systemd:api", "--diagnostic-addr", "systemd:diagnostic", "--db", db, "--admin-token", token)
@@ -125,7 +100,7 @@ func TestSocketActivation(t *testing.T) {
 // process (LISTEN_PID) — stops serve with an error saying which, before it
 // serves anything.
 func TestSocketActivationRefused(t *testing.T) {
-	_, f := heldListener(t)
+	_, f := harness.ListeningSocket(t)
 	db := filepath.Join(t.TempDir(), "permatrix.db")
 	for _, c := range []struct {
 		name  string
