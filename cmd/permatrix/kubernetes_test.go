@@ -7,23 +7,25 @@ package main
 // the image's non-root user on a read-only root file system with its store
 // on a volume. Then each manifest's sidecar is run as configured (the
 // image's environment, the manifest's, ports and volume paths moved to
-// free ports and temporary directories) and the probes, the metrics, the
-// app's client and the image's HEALTHCHECK are asked for real.
+// sockets the test binds and passes to it, temporary directories) and the
+// probes, the metrics, the app's client and the image's HEALTHCHECK are
+// asked for real.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -418,12 +420,16 @@ func flagOr(flags map[string]string, name, def string) string {
 	return def
 }
 
-// runSidecar runs serve in-process as the manifest configures it, with
-// what cannot be the same on a test machine moved: ports to free ports,
-// volumes to temporary directories (secrets written there), an etcd store
-// to a real etcd cluster started here (plain, without the client
-// certificates), the log level to error. Then it asks the probes, the
-// metrics, the API through the app's URL, and the image's HEALTHCHECK.
+// runSidecar runs the sidecar — the real binary, a child process — as the
+// manifest configures it, with what cannot be the same on a test machine
+// moved: its listeners to sockets the test binds on the loopback first
+// and passes to it (socket activation, systemd:NAME: no other process can
+// take a port between), volumes to temporary directories (secrets written
+// there), an etcd store to a real etcd cluster started here (plain,
+// without the client certificates), the log level to error. Then it asks
+// the probes, the metrics, the API through the app's URL, and the image's
+// HEALTHCHECK, in the container's environment with its ports moved to the
+// sockets'.
 func runSidecar(t *testing.T, meta k8sMeta, spec podSpec, s sidecar, img image) {
 	dirs := map[string]string{}
 	for mp, vol := range s.mounts {
@@ -438,73 +444,78 @@ func runSidecar(t *testing.T, meta k8sMeta, spec podSpec, s sidecar, img image) 
 		}
 		return p
 	}
-	// The ports are held (harness.HoldPort) and given to serve, which binds
-	// them itself; a test process that found one free before it was held
-	// may still take it, and serve exits (address in use) — it is started
-	// again on others.
-	var ports map[string]string
+	apiSocket, apiFile := harness.ListeningSocket(t)
+	diagSocket, diagFile := harness.ListeningSocket(t)
+	ports := map[string]string{} // the manifest's port → the socket's
+	for addr, socket := range map[string]string{s.apiAddr: apiSocket, s.diag: diagSocket} {
+		_, from, _ := net.SplitHostPort(addr)
+		_, to, _ := net.SplitHostPort(socket)
+		ports[from] = to
+	}
 	movePorts := func(v string) string {
 		for from, to := range ports {
 			v = regexp.MustCompile(`:`+from+`\b`).ReplaceAllString(v, ":"+to)
 		}
 		return v
 	}
-	var cluster *harness.EtcdCluster
+	// serve's addresses name the passed sockets instead, wherever the
+	// manifest gives them (a variable or an argument).
+	activated := map[string]string{s.apiAddr: "systemd:api", s.diag: "systemd:diagnostic"}
+	activate := func(v string) string {
+		if name, ok := activated[v]; ok {
+			return name
+		}
+		if flag, addr, ok := strings.Cut(v, "="); ok && strings.HasPrefix(flag, "--") && activated[addr] != "" {
+			return flag + "=" + activated[addr]
+		}
+		return v
+	}
+
+	env := map[string]string{} // the container's, moved
+	for k, v := range s.env {
+		env[k] = movePorts(movePath(v))
+	}
+	if p := env["PERMATRIX_ADMIN_TOKEN_FILE"]; p != "" {
+		if err := os.WriteFile(p, []byte("k8s-test-token\n"), 0o440); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if strings.HasPrefix(s.env["PERMATRIX_STORE"], "etcd") {
-		cluster = harness.StartEtcdCluster(t, 1)
+		cluster := harness.StartEtcdCluster(t, 1)
 		if err := cluster.WaitHealthy(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
+		_, prefix, _, _ := etcd.ParseURL(s.env["PERMATRIX_STORE"])
+		env["PERMATRIX_STORE"] = cluster.StoreURL(strings.Trim(prefix, "/"))
+		for _, k := range []string{"PERMATRIX_ETCD_CA_FILE", "PERMATRIX_ETCD_CERT_FILE", "PERMATRIX_ETCD_KEY_FILE"} {
+			delete(env, k)
+		}
 	}
-	if d, ok := dirs[img.workdir]; ok {
-		t.Chdir(d) // the image's WORKDIR, where relative store paths land
-	}
-	env := map[string]string{}
-	var get func(path string) (int, string)
-	for attempt := 1; ; attempt++ {
-		ports = map[string]string{}
-		for _, addr := range []string{s.apiAddr, s.diag} {
-			_, port, _ := net.SplitHostPort(addr)
-			ports[port] = strconv.Itoa(harness.HoldPort(t))
-		}
-		env = map[string]string{}
-		for k, v := range s.env {
-			env[k] = movePorts(movePath(v))
-		}
-		if p := env["PERMATRIX_ADMIN_TOKEN_FILE"]; p != "" {
-			if err := os.WriteFile(p, []byte("k8s-test-token\n"), 0o440); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if cluster != nil {
-			_, prefix, _, _ := etcd.ParseURL(s.env["PERMATRIX_STORE"])
-			env["PERMATRIX_STORE"] = cluster.StoreURL(strings.Trim(prefix, "/"))
-			for _, k := range []string{"PERMATRIX_ETCD_CA_FILE", "PERMATRIX_ETCD_CERT_FILE", "PERMATRIX_ETCD_KEY_FILE"} {
-				delete(env, k)
-			}
-		}
-		env["PERMATRIX_LOG_LEVEL"] = "error"
-		for _, e := range os.Environ() {
-			if k, _, _ := strings.Cut(e, "="); strings.HasPrefix(k, "PERMATRIX_") {
-				t.Setenv(k, "")
-				os.Unsetenv(k)
-			}
-		}
-		for k, v := range env {
-			t.Setenv(k, v)
-		}
+	env["PERMATRIX_LOG_LEVEL"] = "error"
+	workdir := dirs[img.workdir] // the image's WORKDIR, where relative store paths land ("": this one)
 
-		var err error
-		get, err = startSidecar(t, s, ports)
-		if err == nil {
-			break
+	serveEnv := map[string]string{}
+	for k, v := range s.env {
+		if activated[v] != "" {
+			serveEnv[k] = activated[v]
+		} else {
+			serveEnv[k] = env[k]
 		}
-		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-		t.Logf("serve on ports %v: %v; again on others", ports, err)
 	}
-	_, diagPort, _ := net.SplitHostPort(s.diag)
+	for k, v := range env {
+		if _, ok := serveEnv[k]; !ok {
+			serveEnv[k] = v
+		}
+	}
+	var args []string
+	for _, a := range s.args {
+		args = append(args, activate(movePath(a)))
+	}
+	serve := exec.Command(bin, append([]string{"serve"}, args...)...)
+	serve.Env, serve.Dir = containerEnv(serveEnv), workdir
+	harness.SocketActivate(serve, []string{"api", "diagnostic"}, []*os.File{apiFile, diagFile})
+	get := startSidecar(t, s, serve, diagSocket)
+
 	for _, p := range []*k8sProbe{s.c.ReadinessProbe, s.c.LivenessProbe} {
 		if code, body := get(p.HTTPGet.Path); code != http.StatusOK {
 			t.Errorf("probe %s: %d %s", p.HTTPGet.Path, code, body)
@@ -528,6 +539,9 @@ func runSidecar(t *testing.T, meta k8sMeta, spec podSpec, s sidecar, img image) 
 	if appURL == "" {
 		t.Fatal("no container is given PERMATRIX_URL")
 	}
+	if appURL != "http://"+apiSocket {
+		t.Fatalf("the app's URL %s is not the API's socket %s", appURL, apiSocket)
+	}
 	token, err := os.ReadFile(env["PERMATRIX_ADMIN_TOKEN_FILE"])
 	if err != nil {
 		t.Fatal(err)
@@ -547,45 +561,57 @@ func runSidecar(t *testing.T, meta k8sMeta, spec podSpec, s sidecar, img image) 
 		t.Errorf("scrape %s: %d %.300s", meta.Annotations["prometheus.io/path"], code, body)
 	}
 
-	// The image's HEALTHCHECK, in the container's environment.
-	health := newRoot()
-	health.SetArgs(img.healthArgs)
-	var out bytes.Buffer
-	health.SetOut(&out)
-	health.SetErr(&out)
-	if err := health.Execute(); err != nil || !strings.HasPrefix(out.String(), "ready: http://127.0.0.1:"+ports[diagPort]) {
-		t.Errorf("HEALTHCHECK %v: %v %s", img.healthArgs, err, out.String())
+	// The image's HEALTHCHECK: the binary, in the container's environment
+	// (its ports moved to the sockets', as a probe from inside the
+	// container would find them).
+	health := exec.Command(bin, img.healthArgs...)
+	health.Env, health.Dir = containerEnv(env), workdir
+	out, err := health.CombinedOutput()
+	if _, diagPort, _ := net.SplitHostPort(diagSocket); err != nil || !strings.HasPrefix(string(out), "ready: http://127.0.0.1:"+diagPort) {
+		t.Errorf("HEALTHCHECK %v: %v %s", img.healthArgs, err, out)
 	}
 }
 
-// startSidecar runs serve in-process in the environment set, stopped when
-// the test ends, and waits until its startup probe passes. It returns a
-// GET of the diagnostic listener, or why serve exited before.
-func startSidecar(t *testing.T, s sidecar, ports map[string]string) (get func(path string) (int, string), err error) {
-	ctx, cancel := context.WithCancel(context.Background())
+// containerEnv is this process's environment without any PERMATRIX_*
+// variable, and with env.
+func containerEnv(env map[string]string) []string {
+	out := slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "PERMATRIX_") })
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// startSidecar starts serve (cmd, its sockets passed), stopped (SIGTERM)
+// when the test ends and then expected to have exited 0, and waits until
+// its startup probe passes on the diagnostic socket. It returns a GET of
+// that socket.
+func startSidecar(t *testing.T, s sidecar, cmd *exec.Cmd, diagSocket string) (get func(path string) (int, string)) {
+	t.Helper()
+	var output bytes.Buffer // written by cmd's copying goroutine until Wait returns
+	cmd.Stdout, cmd.Stderr = &output, &output
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
-	var serveErr error
-	go func() {
-		defer close(done)
-		root := newRoot()
-		root.SetArgs(append([]string{"serve"}, s.args...))
-		serveErr = root.ExecuteContext(ctx)
-	}()
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	stop := func() bool {
-		cancel()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
 			return true
-		case <-time.After(20 * time.Second):
+		case <-time.After(20 * time.Second): // a guard only
+			_ = cmd.Process.Kill()
+			<-done
 			return false
 		}
 	}
 
-	_, diagPort, _ := net.SplitHostPort(s.diag)
-	probeBase := "http://127.0.0.1:" + ports[diagPort]
 	probe := &http.Client{Timeout: 10 * time.Second} // a listener that never answers holds no probe for ever
 	get = func(path string) (int, string) {
-		resp, err := probe.Get(probeBase + path)
+		resp, err := probe.Get("http://" + diagSocket + path)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -593,7 +619,7 @@ func startSidecar(t *testing.T, s sidecar, ports map[string]string) (get func(pa
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return resp.StatusCode, string(body)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // a guard only
 	for {
 		code, body := get(s.c.StartupProbe.HTTPGet.Path)
 		if code == http.StatusOK {
@@ -601,22 +627,22 @@ func startSidecar(t *testing.T, s sidecar, ports map[string]string) (get func(pa
 		}
 		select {
 		case <-done:
-			return nil, fmt.Errorf("serve exited before its startup probe passed: %v", serveErr)
+			t.Fatalf("serve exited before its startup probe passed: %v\n%s", waitErr, output.String())
 		default:
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("startup probe %s: %d %s", s.c.StartupProbe.HTTPGet.Path, code, body)
+			t.Fatalf("startup probe %s: %d %s\n%s", s.c.StartupProbe.HTTPGet.Path, code, body, output.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Cleanup(func() {
 		switch {
 		case !stop():
-			t.Error("serve did not stop")
-		case serveErr != nil && !t.Failed():
-			t.Errorf("serve: %v", serveErr)
+			t.Errorf("serve did not stop on SIGTERM:\n%s", output.String())
+		case waitErr != nil && !t.Failed():
+			t.Errorf("serve: %v\n%s", waitErr, output.String())
 		}
 	})
-	return get, nil
+	return get
 }
