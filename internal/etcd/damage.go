@@ -1,10 +1,14 @@
 package etcd
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -21,7 +25,8 @@ import (
 // naming the key and not its value — until the key is repaired or deleted
 // in etcd. The damage is what etcd holds, not the replica's file: the
 // replica follows it, and a restarted sidecar finds it again (its replica
-// fails the open check's store.Verify, is set aside and loaded again).
+// fails the open check's store.Verify, is set aside and loaded again). The
+// id counter is checked too (below).
 
 // damage is the replica's damaged keys. It is immutable once published
 // (Store.damage).
@@ -83,32 +88,106 @@ func (d *damage) refusal(rev uint64) error {
 // applied: a later operation on a key wins) on cur. It copies cur only
 // when something changes.
 func (s *Store) damageAfter(cur map[string]string, ops []store.Op) map[string]string {
-	next, copied := cur, false
+	e := damageEdit{cur: cur, next: cur}
 	for _, op := range ops {
 		var why error
 		if !op.Delete {
 			why = store.CheckRecord(op.Key, op.Value)
 		}
-		if why == nil && len(next) == 0 {
+		if why == nil && len(e.next) == 0 {
 			continue
 		}
-		k := s.dataKey(op.Key)
-		if _, was := next[k]; why == nil && !was {
-			continue
-		}
-		if !copied {
-			next, copied = maps.Clone(cur), true
-			if next == nil {
-				next = map[string]string{}
-			}
-		}
-		if why != nil {
-			next[k] = why.Error()
-		} else {
-			delete(next, k)
+		e.set(s.dataKey(op.Key), why)
+	}
+	return e.next
+}
+
+// damageEdit makes the damaged keys next from cur, copying cur once, on
+// the first change.
+type damageEdit struct {
+	cur, next map[string]string
+	copied    bool
+}
+
+// set records key as damaged (why) or not (why nil).
+func (e *damageEdit) set(key string, why error) {
+	if _, was := e.next[key]; why == nil && !was {
+		return
+	}
+	if !e.copied {
+		e.next, e.copied = maps.Clone(e.cur), true
+		if e.next == nil {
+			e.next = map[string]string{}
 		}
 	}
-	return next
+	if why != nil {
+		e.next[key] = why.Error()
+	} else {
+		delete(e.next, key)
+	}
+}
+
+// Of the meta keys ("m/"), only the id counter's value is read for what
+// it says: the copy mark's holds the replica unserved whatever it holds
+// (copymark.go), the fleet's marker is read for its presence, the nudge
+// for its revision, and a key of "m/" permatrix does not write is not read
+// at all (a new sidecar's ClaimPrefix refuses it: fleetmark.go). A counter
+// that is no number stops every id from being reserved; one within idBlock
+// of 2^64 wraps to 0 and hands out again numbers handed out before
+// (store's invariant: never). So it is checked as the data keys are: as
+// the watch applies it, as a resync reads it (at the resync's revision),
+// and as a watch starts (at the replica's revision: a restarted replica's
+// file does not hold it) — and NextID never reserves from it.
+
+// idCounterValue is the id counter's value v as permatrix writes it: a
+// decimal number, with room above it for a block of ids. The error names
+// neither the key nor the value.
+func idCounterValue(v []byte) (uint64, error) {
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("not an assignment id counter (a decimal number)")
+	case n > math.MaxUint64-idBlock:
+		return 0, fmt.Errorf("an assignment id counter too near 2^64 (the next block of ids would wrap past 0, handing out again numbers handed out before)")
+	}
+	return n, nil
+}
+
+// damageOfCounter is cur with the id counter's damage as value v shows
+// it (nil: the key is absent).
+func (s *Store) damageOfCounter(cur map[string]string, v []byte) map[string]string {
+	var why error
+	if v != nil {
+		_, why = idCounterValue(v)
+	}
+	e := damageEdit{cur: cur, next: cur}
+	e.set(s.idKey(), why)
+	return e.next
+}
+
+// checkCounterAt publishes the id counter's damage as etcd held it at
+// rev, the replica's revision, before a watch from it starts: a
+// restarted sidecar's replica does not hold the counter.
+func (s *Store) checkCounterAt(ctx context.Context, rev uint64) error {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	resp, err := s.cli.Get(rctx, s.idKey(), clientv3.WithRev(int64(rev)))
+	cancel()
+	if err != nil {
+		return err
+	}
+	var v []byte
+	if len(resp.Kvs) > 0 {
+		v = resp.Kvs[0].Value
+	}
+	cur := s.damage.Load()
+	var curKeys map[string]string
+	if cur != nil {
+		curKeys = cur.keys
+	}
+	next := s.damageOfCounter(curKeys, v)
+	s.publishDamage(cur, next, rev, true, false)
+	s.publishDamage(cur, next, rev, false, false)
+	return nil
 }
 
 // publishDamage is called around an apply at rev that takes the damaged

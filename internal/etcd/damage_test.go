@@ -197,3 +197,51 @@ func mustView(t *testing.T, s *etcd.Store) store.Snapshot {
 	t.Cleanup(func() { snap.Close() })
 	return snap
 }
+
+// TestDamagedIDCounter: the assignment id counter (m/idseq) holding what
+// permatrix does not write — a value that is no number, or one so near
+// 2^64 that the next block of ids wraps past it to 0 and hands out again
+// numbers handed out before — stops a running sidecar (the watch), a new
+// one (its first load) and a restarted one (its replica loaded before the
+// damage came, followed from its revision) from serving, naming the key,
+// and no sidecar hands out an id from it; the counter repaired, they serve
+// again and hand out ids above it.
+func TestDamagedIDCounter(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("idseq")
+	running := sidecar(t, prefix, filepath.Join(t.TempDir(), "running.db"), etcd.Options{})
+	write(t, running, "alice")
+	replica := filepath.Join(t.TempDir(), "restarted.db")
+	sidecar(t, prefix, replica, etcd.Options{}).Close() // loaded before the damage
+
+	cli := client(t)
+	counter := "/" + prefix + "/m/idseq"
+	for _, damaged := range []string{"18446744073709551615", "hunter2"} {
+		if _, err := cli.Put(ctx, counter, damaged); err != nil {
+			t.Fatal(err)
+		}
+		fresh := openURL(t, cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "fresh.db"))
+		restarted := openURL(t, cluster.StoreURL(prefix), replica)
+		for _, s := range []*etcd.Store{running, fresh, restarted} {
+			refusedNaming(t, s, counter)
+		}
+		// An id is reserved from etcd's counter, not the replica: a
+		// sidecar that has not yet applied the damage refuses it too.
+		if _, err := restarted.NextID(ctx); permatrix.ErrorCode(err) != permatrix.EUNAVAILABLE || !strings.Contains(err.Error(), strconv.Quote(counter)) || strings.Contains(err.Error(), damaged) {
+			t.Errorf("an id from the counter holding %q: %v, want %s naming the key and not its value", damaged, err, permatrix.EUNAVAILABLE)
+		}
+		fresh.Close()
+		restarted.Close()
+	}
+
+	if _, err := cli.Put(ctx, counter, "5000"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := openURL(t, cluster.StoreURL(prefix), replica)
+	for _, s := range []*etcd.Store{running, restarted} {
+		servedAgain(t, s)
+	}
+	if id, err := restarted.NextID(ctx); err != nil || id <= 5000 {
+		t.Errorf("an id from the repaired counter: %d %v, want one above 5000", id, err)
+	}
+}

@@ -61,11 +61,14 @@
 //     opposite: the mark present and the prefix's copy lock held by it.
 //   - Every record is checked as the replica applies it (the watch's
 //     events, a resync's pages) by store.CheckRecord, the rule of the bolt
-//     open check's store.Verify: while etcd holds a data key permatrix does
-//     not write, the replica is not served (View and Servable refuse,
-//     Health is not ready, naming the key, never its value) until the key
-//     is repaired or deleted (damage.go). The damage is published before
-//     the replica applies it, its repair after.
+//     open check's store.Verify, and so is the id counter ("m/idseq": a
+//     number with room for a block of ids above it) as the watch applies
+//     it, a resync reads it and a watch starts: while etcd holds a data key
+//     permatrix does not write, or such a counter, the replica is not
+//     served (View and Servable refuse, Health is not ready, naming the
+//     key, never its value) until the key is repaired or deleted
+//     (damage.go), and NextID reserves no id from such a counter. The
+//     damage is published before the replica applies it, its repair after.
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with
@@ -1057,9 +1060,9 @@ func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur ui
 		var cur uint64
 		var modRev int64
 		if len(resp.Kvs) == 1 {
-			if cur, err = strconv.ParseUint(string(resp.Kvs[0].Value), 10, 64); err != nil {
+			if cur, err = idCounterValue(resp.Kvs[0].Value); err != nil {
 				cancel()
-				return 0, fmt.Errorf("etcd %s: %w", s.idKey(), err)
+				return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: etcd prefix %s holds the key %s, %v: repair it in etcd (docs/fleet.md)", what, s.prefix, strconv.Quote(s.idKey()), err)
 			}
 			modRev = resp.Kvs[0].ModRevision
 		}
@@ -1251,6 +1254,12 @@ func (s *Store) watch(ctx context.Context) error {
 	if s.diverged.Load() != nil { // diverge ran before the watch could be stopped
 		return nil
 	}
+	if err := s.checkCounterAt(wctx, from-1); err != nil {
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return errCompacted
+		}
+		return err
+	}
 	// The data keys and the meta keys ("k/" up to the prefix's end: "m/"),
 	// not the guards ("g/"): the guards' events would say nothing the
 	// data's do not (a commit writes the guard of every unit its keys bump,
@@ -1331,17 +1340,25 @@ const maxApply = 50_000
 func (s *Store) apply(events []*clientv3.Event) error {
 	b := store.Batch{Ops: make([]store.Op, 0, len(events))}
 	var rev uint64
-	var note *string // the copy marker, if these revisions put or deleted it
+	var note *string    // the copy marker, if these revisions put or deleted it
+	var counter *[]byte // the id counter's last value, if these revisions put or deleted it (nil: deleted)
 	for _, ev := range events {
 		rev = max(rev, uint64(ev.Kv.ModRevision))
 		key, ok := bytes.CutPrefix(ev.Kv.Key, s.dataPrefix)
 		if !ok {
-			if string(ev.Kv.Key) == s.copyKey() {
+			switch string(ev.Kv.Key) {
+			case s.copyKey():
 				v := ""
 				if ev.Type != mvccpb.DELETE {
 					v = markNote(string(ev.Kv.Value))
 				}
 				note = &v
+			case s.idKey():
+				var v []byte
+				if ev.Type != mvccpb.DELETE {
+					v = ev.Kv.Value
+				}
+				counter = &v
 			}
 			continue // a meta key's: the revision, no data
 		}
@@ -1362,6 +1379,9 @@ func (s *Store) apply(events []*clientv3.Event) error {
 		curKeys = cur.keys
 	}
 	next := s.damageAfter(curKeys, b.Ops)
+	if counter != nil {
+		next = s.damageOfCounter(next, *counter)
+	}
 	s.publishDamage(cur, next, rev, true, false)
 	var err error
 	if note != nil {
@@ -1452,6 +1472,18 @@ func (s *Store) resync(ctx context.Context) error {
 	if len(mark.Kvs) > 0 {
 		note = markNote(string(mark.Kvs[0].Value))
 	}
+	// The id counter at the same revision (damage.go).
+	rctx, cancel = context.WithTimeout(ctx, s.opts.RequestTimeout)
+	counter, err := s.cli.Get(rctx, s.idKey(), clientv3.WithRev(rev))
+	cancel()
+	if err != nil {
+		return err
+	}
+	var counterValue []byte
+	if len(counter.Kvs) > 0 {
+		counterValue = counter.Kvs[0].Value
+	}
+	found = s.damageOfCounter(found, counterValue)
 	s.contact(uint64(rev))
 	// The events between are not known: a copy may have come and gone
 	// (NextID: ids reserved before are dropped).
