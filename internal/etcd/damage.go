@@ -25,8 +25,10 @@ import (
 // naming the key and not its value — until the key is repaired or deleted
 // in etcd. The damage is what etcd holds, not the replica's file: the
 // replica follows it, and a restarted sidecar finds it again (its replica
-// fails the open check's store.Verify, is set aside and loaded again). The
-// id counter is checked too (below).
+// fails the open check's store.Verify, is set aside and loaded again) —
+// unless the replica was marked by a store copy then: the open check
+// skips a marked replica's records, and they are checked here when the
+// mark goes (damageHeld). The id counter is checked too (below).
 
 // damage is the replica's damaged keys. It is immutable once published
 // (Store.damage).
@@ -188,6 +190,28 @@ func (s *Store) checkCounterAt(ctx context.Context, rev uint64) error {
 	s.publishDamage(cur, next, rev, true, false)
 	s.publishDamage(cur, next, rev, false, false)
 	return nil
+}
+
+// damageHeld is cur with the damage of every record the replica holds
+// (store.CheckRecord): what a replica opened marked holds was checked by
+// no one — bolt's open check skips a marked replica's records, and the
+// damage its applies found died with the process that applied them — so
+// the mark's removal, which makes the replica servable, checks them
+// first. One scan of the replica, once per such start.
+func (s *Store) damageHeld(cur map[string]string) (map[string]string, error) {
+	snap, err := s.replica.View()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	e := damageEdit{cur: cur, next: cur}
+	err = snap.Scan(nil, nil, func(k, v []byte) error {
+		if why := store.CheckRecord(k, v); why != nil {
+			e.set(s.dataKey(k), why)
+		}
+		return nil
+	})
+	return e.next, err
 }
 
 // publishDamage is called around an apply at rev that takes the damaged

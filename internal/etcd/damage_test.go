@@ -245,3 +245,51 @@ func TestDamagedIDCounter(t *testing.T) {
 		t.Errorf("an id from the repaired counter: %d %v, want one above 5000", id, err)
 	}
 }
+
+// TestDamageHeldWhileMarkedIsFoundWhenTheMarkGoes: a replica restarted
+// while its prefix is marked as holding an unfinished store copy skips its
+// open check (a marked replica holds half a store, bolt), so a damaged key
+// it applied before the restart is not known to the restarted sidecar.
+// When the mark is removed, the replica's records are checked before the
+// removal is applied: the key is found, named, and not served; deleted,
+// the replica serves again.
+func TestDamageHeldWhileMarkedIsFoundWhenTheMarkGoes(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("markdamage")
+	replica := filepath.Join(t.TempDir(), "replica.db")
+	first := sidecar(t, prefix, replica, etcd.Options{})
+	write(t, first, "alice")
+
+	cli := client(t)
+	mark := "/" + prefix + "/m/copying"
+	grant := "/" + prefix + "/k/" + string(store.Key("d", "grants", "user:mallory", "s", "role", "admin", "service"))
+	if _, err := cli.Put(ctx, mark, `{"from":"bolt:elsewhere.db"}`); err != nil {
+		t.Fatal(err)
+	}
+	put, err := cli.Put(ctx, grant, secretValue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a guard only
+	defer cancel()
+	if err := first.Wait(wctx, uint64(put.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	restarted := openURL(t, cluster.StoreURL(prefix), replica)
+	if err := restarted.Wait(wctx, uint64(put.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restarted.View(); err == nil {
+		t.Fatal("a marked replica is served")
+	}
+	if _, err := cli.Delete(ctx, mark); err != nil {
+		t.Fatal(err)
+	}
+	refusedNaming(t, restarted, grant)
+	if _, err := cli.Delete(ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	servedAgain(t, restarted)
+}

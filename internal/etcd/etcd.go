@@ -69,6 +69,10 @@
 //     key, never its value) until the key is repaired or deleted
 //     (damage.go), and NextID reserves no id from such a counter. The
 //     damage is published before the replica applies it, its repair after.
+//     A replica opened marked (its open check skips its records) has them
+//     checked before the mark's removal is applied. The copy's own target
+//     (Options.CopyTarget) is not refused: it reads what the prefix holds
+//     to delete or replace it.
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with
@@ -221,6 +225,11 @@ type Store struct {
 	// damage is the keys the replica applied that permatrix does not
 	// write (damage.go): published before a snapshot can show them.
 	damage atomic.Pointer[damage]
+	// uncheckedHeld is set while the replica holds records no check of
+	// this process has seen: it was opened marked (its open check skips
+	// a marked replica's records), and has not been loaded or resynced
+	// since. The mark's removal checks them (damage.go).
+	uncheckedHeld atomic.Bool
 
 	fresh      freshReads
 	commits    chan *commitReq // to the committers (commit.go)
@@ -410,6 +419,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	// A new replica holds nothing yet: no reads until the first
 	// synchronisation is complete.
 	s.syncing.Store(replica.Revision() == 0)
+	s.uncheckedHeld.Store(replica.Note() != "") // bolt's open check skipped its records
 	go s.follow(wctx)
 	return s, nil
 }
@@ -1378,6 +1388,14 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	if cur != nil {
 		curKeys = cur.keys
 	}
+	checkHeld := note != nil && *note == "" && s.uncheckedHeld.Load()
+	if checkHeld {
+		held, err := s.damageHeld(curKeys)
+		if err != nil {
+			return fmt.Errorf("checking the replica's records as the copy's mark goes: %w", err)
+		}
+		curKeys = held
+	}
 	next := s.damageAfter(curKeys, b.Ops)
 	if counter != nil {
 		next = s.damageOfCounter(next, *counter)
@@ -1392,6 +1410,9 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	}
 	if err != nil {
 		return fmt.Errorf("applying etcd revision %d to the replica: %w", rev, err)
+	}
+	if checkHeld {
+		s.uncheckedHeld.Store(false)
 	}
 	s.publishDamage(cur, next, rev, false, false)
 	return nil
@@ -1493,6 +1514,7 @@ func (s *Store) resync(ctx context.Context) error {
 	if err := s.replica.ResyncNote(uint64(rev), ops, note); err != nil {
 		return err
 	}
+	s.uncheckedHeld.Store(false) // every record it holds now was read and checked
 	s.publishDamage(cur, found, uint64(rev), false, initial)
 	s.syncing.Store(false)
 	s.log.Info("replica synchronised from etcd", "revision", rev, "keys", keys, "changed", len(ops), "first", initial, "took", time.Since(start).String())
