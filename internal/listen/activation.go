@@ -1,9 +1,11 @@
 package listen
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,11 +82,15 @@ func activated(addr, name string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: %w", addr, a.err)
 	}
 	i := -1
-	for j, n := range a.names {
-		if n == name || (name == "" && len(a.names) == 1) {
-			i = j
-			break
+	switch {
+	case name == "":
+		// "systemd:" is the only socket passed, named or not: never
+		// the first of several unnamed ones.
+		if len(a.names) == 1 {
+			i = 0
 		}
+	default:
+		i = slices.Index(a.names, name)
 	}
 	if i < 0 {
 		if name == "" {
@@ -98,6 +104,9 @@ func activated(addr, name string) (net.Listener, error) {
 	if a.taken[fd] {
 		return nil, fmt.Errorf("%s: the socket (fd %d) is another listener's already", addr, fd)
 	}
+	if err := listeningStream(fd); err != nil {
+		return nil, fmt.Errorf("%s: fd %d is not a listening stream socket: %w", addr, fd, err)
+	}
 	f := os.NewFile(uintptr(fd), addr)
 	ln, err := net.FileListener(f) // a duplicate: f is closed below
 	if err != nil {
@@ -106,4 +115,26 @@ func activated(addr, name string) (net.Listener, error) {
 	a.taken[fd] = true
 	f.Close()
 	return ln, nil
+}
+
+// listeningStream says why fd cannot be served on, or nil: net.FileListener
+// takes a datagram unix socket, and a stream socket bound but never
+// listened on, for a listener, and the server would say it serves and
+// then fail its first accept (EOPNOTSUPP, EINVAL).
+func listeningStream(fd int) error {
+	typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE)
+	if err != nil {
+		return err
+	}
+	if typ != syscall.SOCK_STREAM {
+		return fmt.Errorf("socket type %d, want a stream socket (SOCK_STREAM: ListenStream=)", typ)
+	}
+	listening, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN)
+	if err != nil {
+		return err
+	}
+	if listening == 0 {
+		return errors.New("bound but not listening (listen(2) was not called on it)")
+	}
+	return nil
 }

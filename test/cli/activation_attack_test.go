@@ -1,0 +1,65 @@
+package cli_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// rawSocket is a socket of the given type bound on loopback (listening
+// when listen is true) and its file to pass on, as a socket unit
+// misconfigured (ListenDatagram=, or a socket never listened on) passes it.
+func rawSocket(t *testing.T, family, typ int, listen bool) *os.File {
+	t.Helper()
+	fd, err := syscall.Socket(family, typ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "socket")
+	t.Cleanup(func() { f.Close() })
+	switch family {
+	case syscall.AF_INET:
+		err = syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	case syscall.AF_UNIX:
+		err = syscall.Bind(fd, &syscall.SockaddrUnix{Name: filepath.Join(t.TempDir(), "s")})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listen {
+		if err := syscall.Listen(fd, 16); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// TestSocketActivationRefusesWhatCannotServe: a passed socket that serve
+// could never accept a connection on — a datagram socket (UDP or unix), a
+// stream socket bound but not listening — and systemd: alone when more
+// than one unnamed socket was passed stop serve with an error saying so,
+// before it says it serves; a unix stream socket listening is served.
+func TestSocketActivationRefusesWhatCannotServe(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "permatrix.db")
+	_, tcp := heldListener(t)
+	for _, c := range []struct {
+		name  string
+		names string
+		files []*os.File
+		addr  string
+		wants string
+	}{
+		{"udp", "api", []*os.File{rawSocket(t, syscall.AF_INET, syscall.SOCK_DGRAM, false)}, "systemd:api", "not a listening stream socket"},
+		{"unix datagram", "api", []*os.File{rawSocket(t, syscall.AF_UNIX, syscall.SOCK_DGRAM, false)}, "systemd:api", "not a listening stream socket"},
+		{"tcp not listening", "api", []*os.File{rawSocket(t, syscall.AF_INET, syscall.SOCK_STREAM, false)}, "systemd:api", "not a listening stream socket"},
+		{"two unnamed", "", []*os.File{tcp, tcp}, "systemd:", "2 sockets were passed"},
+	} {
+		cmd := activate(t, c.names, c.files, nil, "--addr", c.addr, "--db", db, "--admin-token", token)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.wants) || strings.Contains(string(out), `"msg":"serving"`) {
+			t.Errorf("%s: %v, want serve to stop with an error saying %q before serving:\n%.2000s", c.name, err, c.wants, out)
+		}
+	}
+}
