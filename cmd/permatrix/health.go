@@ -89,6 +89,11 @@ func (o healthOptions) target() (string, error) {
 	if strings.HasPrefix(addr, "unix://") {
 		return addr, nil
 	}
+	if strings.HasPrefix(addr, "systemd:") {
+		// The socket's address is the socket unit's, which serve was
+		// never told: nothing here knows where to ask.
+		return "", fmt.Errorf("address %q is a socket passed by socket activation: its address is the socket unit's (ListenStream=); give it with --url, or --diagnostic-addr host:port", addr)
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("address %q: want host:port or unix:///path: %w", addr, err)

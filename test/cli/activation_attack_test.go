@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -60,6 +61,23 @@ func TestSocketActivationRefusesWhatCannotServe(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.wants) || strings.Contains(string(out), `"msg":"serving"`) {
 			t.Errorf("%s: %v, want serve to stop with an error saying %q before serving:\n%.2000s", c.name, err, c.wants, out)
+		}
+	}
+}
+// TestHealthOfAPassedSocket: permatrix health given serve's address
+// systemd:NAME (PERMATRIX_ADDR shared with serve) cannot know where that
+// socket listens; it says so and names what to give instead, rather than
+// asking a host named "systemd".
+func TestHealthOfAPassedSocket(t *testing.T) {
+	for _, args := range [][]string{
+		{"health", "--addr", "systemd:api"},
+		{"health", "--addr", "127.0.0.1:1", "--diagnostic-addr", "systemd:diagnostic"},
+	} {
+		cmd := command(t, args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !strings.Contains(err.Error(), "exit status") || !strings.Contains(string(out), "passed by socket activation") || strings.Contains(string(out), "http://systemd") {
+			t.Errorf("%v: %v %v, want an error saying the address is a passed socket:\n%s", args, err, ee, out)
 		}
 	}
 }
