@@ -64,6 +64,7 @@ func TestSocketActivationRefusesWhatCannotServe(t *testing.T) {
 		}
 	}
 }
+
 // TestHealthOfAPassedSocket: permatrix health given serve's address
 // systemd:NAME (PERMATRIX_ADDR shared with serve) cannot know where that
 // socket listens; it says so and names what to give instead, rather than
