@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"container/heap"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,7 +38,7 @@ func assignmentOf(key, value []byte) (permatrix.Assignment, error) {
 	}
 	if fast, ok := decodeGrantLeaf(value); ok {
 		l = fast
-	} else if err := json.Unmarshal(value, &l); err != nil {
+	} else if err := unmarshalRecord(value, &l); err != nil {
 		return permatrix.Assignment{}, corrupt(key, err.Error())
 	}
 	a := permatrix.Assignment{ID: l.Assignment, Subject: segs[2], System: segs[3], Scope: l.Scope}
@@ -479,7 +478,7 @@ func Role(s Snapshot, system, name string) (permatrix.Role, error) {
 		return permatrix.Role{}, permatrix.Errorf(permatrix.ENOTFOUND, "role %q of system %q not found", name, system)
 	}
 	var rv roleValue
-	if err := json.Unmarshal(v, &rv); err != nil || rv.Permissions == nil {
+	if err := unmarshalRecord(v, &rv); err != nil || rv.Permissions == nil {
 		return permatrix.Role{}, corrupt(roleKey(system, name), "not a role")
 	}
 	return permatrix.Role{System: system, Name: name, Permissions: rv.Permissions}, nil
@@ -496,7 +495,7 @@ func Roles(s Snapshot, system string) ([]permatrix.Role, error) {
 	err := s.Scan(prefix, nil, func(k, v []byte) error {
 		segs := Segments(k)
 		var rv roleValue
-		if len(segs) != 4 || json.Unmarshal(v, &rv) != nil || rv.Permissions == nil {
+		if len(segs) != 4 || unmarshalRecord(v, &rv) != nil || rv.Permissions == nil {
 			return corrupt(k, "not a role")
 		}
 		roles = append(roles, permatrix.Role{System: segs[2], Name: segs[3], Permissions: rv.Permissions})
@@ -520,7 +519,7 @@ func Project(s Snapshot, system, id string) (permatrix.Project, error) {
 		return permatrix.Project{}, permatrix.Errorf(permatrix.ENOTFOUND, "project %q of system %q not found", id, system)
 	}
 	var pv projectValue
-	if err := json.Unmarshal(v, &pv); err != nil {
+	if err := unmarshalRecord(v, &pv); err != nil {
 		return permatrix.Project{}, corrupt(projectKey(system, id), err.Error())
 	}
 	return permatrix.Project{System: system, ID: id, CreatedBy: pv.CreatedBy, Kind: pv.Kind}, nil

@@ -87,7 +87,7 @@ func WriteRecords(w io.Writer, s Snapshot) error {
 	err := s.Scan(roles, nil, func(k, v []byte) error {
 		segs := Segments(k)
 		var rv roleValue
-		if len(segs) != 4 || json.Unmarshal(v, &rv) != nil || rv.Permissions == nil {
+		if len(segs) != 4 || unmarshalRecord(v, &rv) != nil || rv.Permissions == nil {
 			return corrupt(k, "not a role")
 		}
 		return line(CustomRoleLine{permatrix.Role{System: segs[2], Name: segs[3], Permissions: rv.Permissions}})
@@ -98,7 +98,7 @@ func WriteRecords(w io.Writer, s Snapshot) error {
 	err = s.Scan(Prefix(nsDoc, ixProjects), nil, func(k, v []byte) error {
 		segs := Segments(k)
 		var pv projectValue
-		if len(segs) != 4 || json.Unmarshal(v, &pv) != nil {
+		if len(segs) != 4 || unmarshalRecord(v, &pv) != nil {
 			return corrupt(k, "not a project")
 		}
 		return line(ProjectLine{permatrix.Project{System: segs[2], ID: segs[3], CreatedBy: pv.CreatedBy, Kind: pv.Kind}})

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"runtime"
@@ -166,10 +165,10 @@ func recordSum(seed maphash.Seed, k, v []byte) (d uint64, ok bool) {
 		return entryHash(seed, Key(nsIndex, ixMembers, segs[3], segs[2])), true
 	case "d roles":
 		var rv roleValue
-		return 0, n == 4 && json.Unmarshal(v, &rv) == nil && rv.Permissions != nil
+		return 0, n == 4 && unmarshalRecord(v, &rv) == nil && rv.Permissions != nil
 	case "d projects":
 		var pv projectValue
-		return 0, n == 4 && json.Unmarshal(v, &pv) == nil
+		return 0, n == 4 && unmarshalRecord(v, &pv) == nil
 	case "i assignments":
 		return -entryHash(seed, k, v), n == 3
 	case "i members":
@@ -247,12 +246,12 @@ func verifyLookups(s Snapshot, max int) []Problem {
 			}
 		case "d roles":
 			var rv roleValue
-			if len(segs) != 4 || json.Unmarshal(v, &rv) != nil || rv.Permissions == nil {
+			if len(segs) != 4 || unmarshalRecord(v, &rv) != nil || rv.Permissions == nil {
 				return add(k, "not a role")
 			}
 		case "d projects":
 			var pv projectValue
-			if len(segs) != 4 || json.Unmarshal(v, &pv) != nil {
+			if len(segs) != 4 || unmarshalRecord(v, &pv) != nil {
 				return add(k, "not a project")
 			}
 		case "i assignments":

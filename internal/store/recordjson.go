@@ -1,0 +1,59 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// recordFieldNames are the names of the fields of the records' values
+// (grantLeaf, permatrix.Scope, roleValue, projectValue).
+var recordFieldNames = []string{"kind", "role", "permission", "scope", "via", "assignment", "type", "id", "permissions", "created_by"}
+
+// errLooseFieldName is unmarshalRecord's refusal.
+var errLooseFieldName = errors.New("an object key spelled otherwise than the field json binds it to (another case, or a letter folding to it)")
+
+// unmarshalRecord is json.Unmarshal of a record's value into dst,
+// refusing a value with an object key that json.Unmarshal binds to a
+// field of another spelling ("Scope", "SCOPE", "ſcope" for scope): the
+// policies read a leaf's keys as written, so such a value is read as one
+// record here and as another by a decision. Duplicates of the exact name
+// are not refused: both read the last.
+func unmarshalRecord(v []byte, dst any) error {
+	if err := json.Unmarshal(v, dst); err != nil {
+		return err
+	}
+	var generic any
+	if err := json.Unmarshal(v, &generic); err != nil {
+		return err
+	}
+	if looseFieldName(generic) {
+		return errLooseFieldName
+	}
+	return nil
+}
+
+// looseFieldName reports whether an object in x has a key that folds to
+// one of recordFieldNames without being it.
+func looseFieldName(x any) bool {
+	switch x := x.(type) {
+	case map[string]any:
+		for k, e := range x {
+			for _, n := range recordFieldNames {
+				if k != n && strings.EqualFold(k, n) {
+					return true
+				}
+			}
+			if looseFieldName(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if looseFieldName(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
