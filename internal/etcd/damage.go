@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	"go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix"
@@ -93,7 +94,11 @@ func (s *Store) damageAfter(cur map[string]string, ops []store.Op) map[string]st
 	e := damageEdit{cur: cur, next: cur}
 	for _, op := range ops {
 		var why error
-		if !op.Delete {
+		switch {
+		case op.Delete:
+		case !replicable(op.Key):
+			why = errUnreplicable
+		default:
 			why = store.CheckRecord(op.Key, op.Value)
 		}
 		if why == nil && len(e.next) == 0 {
@@ -212,6 +217,26 @@ func (s *Store) damageHeld(cur map[string]string) (map[string]string, error) {
 		return nil
 	})
 	return e.next, err
+}
+
+// replicable reports whether the replica's bbolt file can hold key k:
+// bbolt refuses an empty key (a put of the prefix's k/ itself) and one
+// longer than bbolt.MaxKeySize (etcd takes keys up to its request size).
+// An apply the replica refuses stops it at the revision before — the
+// watch resumes there and fails again, past the key's delete — so such a
+// key is damage, named and refused like any other, and left out of what
+// the replica applies (replicableOps).
+func replicable(k []byte) bool { return len(k) > 0 && len(k) <= bbolt.MaxKeySize }
+
+var errUnreplicable = fmt.Errorf("a key the replica cannot hold (empty, or longer than %d bytes)", bbolt.MaxKeySize)
+
+// replicableOps is ops without those of keys the replica cannot hold
+// (replicable): ops itself when there are none.
+func replicableOps(ops []store.Op) []store.Op {
+	if !slices.ContainsFunc(ops, func(op store.Op) bool { return !replicable(op.Key) }) {
+		return ops
+	}
+	return slices.DeleteFunc(slices.Clone(ops), func(op store.Op) bool { return !replicable(op.Key) })
 }
 
 // publishDamage is called around an apply at rev that takes the damaged

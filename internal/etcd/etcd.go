@@ -72,7 +72,9 @@
 //     A replica opened marked (its open check skips its records) has them
 //     checked before the mark's removal is applied. The copy's own target
 //     (Options.CopyTarget) is not refused: it reads what the prefix holds
-//     to delete or replace it.
+//     to delete or replace it. A key the replica's bbolt cannot hold
+//     (empty, or over bbolt.MaxKeySize) is such damage, and is not
+//     applied: an apply bbolt refuses would stop the replica for good.
 //   - If etcd is unreachable, reads keep answering from the replica; commits
 //     fail with EUNAVAILABLE ("store unavailable") and apply nothing, or —
 //     when the connection broke while a transaction was in flight — with
@@ -1401,6 +1403,7 @@ func (s *Store) apply(events []*clientv3.Event) error {
 		next = s.damageOfCounter(next, *counter)
 	}
 	s.publishDamage(cur, next, rev, true, false)
+	b.Ops = replicableOps(b.Ops) // the others are damage, and bbolt would refuse the revision
 	var err error
 	if note != nil {
 		s.idEpoch.Add(1) // a copy began or ended: ids reserved before are not to be handed out
@@ -1460,6 +1463,12 @@ func (s *Store) resync(ctx context.Context) error {
 		found = s.damageAfter(found, page) // every record read, not only those that differ
 		keys += len(page)
 		more := resp.More && len(resp.Kvs) > 0
+		if page = replicableOps(page); len(page) == 0 && more {
+			// Only keys the replica cannot hold (damage): the next
+			// page's differences start after the last key kept.
+			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+			continue
+		}
 		if initial {
 			if err := s.replica.Load(page); err != nil {
 				return err
