@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 
@@ -44,8 +45,9 @@ type damage struct {
 	repairedAt uint64
 }
 
-// maxDamageLogged is how many newly damaged keys one apply logs one by
-// one: a writer planting a million keys does not fill the log.
+// maxDamageLogged is how many damaged keys are logged one by one (then a
+// line each time their number doubles): a writer planting a million keys,
+// at once or a revision each, does not fill the log.
 const maxDamageLogged = 10
 
 // newDamage makes the published state of keys.
@@ -265,13 +267,17 @@ func (s *Store) publishDamage(cur *damage, next map[string]string, rev uint64, b
 		}
 		maps.Copy(union, next)
 		s.damage.Store(s.newDamage(union, repairedAt))
+		// Keys are logged one by one while fewer than maxDamageLogged
+		// are damaged, then a line each time their number doubles: a
+		// writer planting keys one revision each does not fill the log.
 		slices.Sort(added)
-		for _, k := range added[:min(len(added), maxDamageLogged)] {
+		named := added[:min(len(added), max(0, maxDamageLogged-len(old)))]
+		for _, k := range named {
 			s.log.Error("etcd holds a key permatrix does not write: this sidecar serves nothing from its replica until it is repaired or deleted",
 				"key", k, "problem", next[k], "revision", rev)
 		}
-		if len(added) > maxDamageLogged {
-			s.log.Error("etcd holds more keys permatrix does not write", "more", len(added)-maxDamageLogged, "damaged_keys", len(next), "revision", rev)
+		if len(named) < len(added) && bits.Len(uint(len(old))) < bits.Len(uint(len(union))) {
+			s.log.Error("etcd holds more keys permatrix does not write", "more", len(added)-len(named), "damaged_keys", len(union), "revision", rev)
 		}
 		return
 	}

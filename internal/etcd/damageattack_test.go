@@ -3,10 +3,15 @@ package etcd_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
@@ -73,4 +78,68 @@ func TestDamagedKeysLoose(t *testing.T) {
 		servedAgain(t, s)
 		servedAgain(t, fresh)
 	}
+}
+
+// lockedBuffer is a log's output, written by the store's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) lines(level string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), `"level":"`+level+`"`)
+}
+
+// TestDamagedKeysBurst: a writer planting a thousand keys permatrix does
+// not write, each put on its own (a revision each), and a hundred in one
+// transaction, makes the replica refuse, names at most the keys asked for
+// and counts them all, and logs a bounded number of lines — not a line a
+// key; deleting them all serves again.
+func TestDamagedKeysBurst(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("burst")
+	var logs lockedBuffer
+	s := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), etcd.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	write(t, s, "alice")
+	cli := client(t)
+	key := func(i int) string { return "/" + prefix + "/k/" + string(store.Key("x", fmt.Sprint("planted-", i))) }
+	const single = 1000
+	for i := range single {
+		if _, err := cli.Put(ctx, key(i), "1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ops []clientv3.Op
+	for i := single; i < single+100; i++ {
+		ops = append(ops, clientv3.OpPut(key(i), "1"))
+	}
+	last, err := cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second) // a guard only
+	defer cancel()
+	if err := s.Wait(wctx, uint64(last.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	refusedNaming(t, s, key(0))
+	if keys, n := s.DamagedKeys(10); len(keys) != 10 || n != single+100 {
+		t.Errorf("DamagedKeys(10): %d named of %d, want 10 of %d", len(keys), n, single+100)
+	}
+	// Ten keys named one by one, then a line each time the count doubles.
+	if n := logs.lines("ERROR"); n > 30 {
+		t.Errorf("%d error lines logged for %d damaged keys, want a bounded number", n, single+100)
+	}
+	if _, err := cli.Delete(ctx, "/"+prefix+"/k/"+string(store.Key("x", "")), clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	servedAgain(t, s)
 }
