@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"math"
@@ -63,7 +64,7 @@ func (s *Store) newDamage(keys map[string]string, repairedAt uint64) *damage {
 	}
 	d.err = permatrix.Errorf(permatrix.EUNAVAILABLE,
 		"etcd prefix %s holds the key %s, %s%s: a replica known to be damaged is not served; repair or delete the key in etcd (another writer under the prefix, or a repair half done: docs/fleet.md)",
-		s.prefix, strconv.Quote(first), keys[first], more)
+		s.prefix, strconv.Quote(shownKey(first)), keys[first], more)
 	return d
 }
 
@@ -274,7 +275,7 @@ func (s *Store) publishDamage(cur *damage, next map[string]string, rev uint64, b
 		named := added[:min(len(added), max(0, maxDamageLogged-len(old)))]
 		for _, k := range named {
 			s.log.Error("etcd holds a key permatrix does not write: this sidecar serves nothing from its replica until it is repaired or deleted",
-				"key", k, "problem", next[k], "revision", rev)
+				"key", shownKey(k), "problem", next[k], "revision", rev)
 		}
 		if len(named) < len(added) && bits.Len(uint(len(old))) < bits.Len(uint(len(union))) {
 			s.log.Error("etcd holds more keys permatrix does not write", "more", len(added)-len(named), "damaged_keys", len(union), "revision", rev)
@@ -304,13 +305,33 @@ func (s *Store) publishDamage(cur *damage, next map[string]string, rev uint64, b
 }
 
 // DamagedKeys names the etcd keys under the prefix that hold what
-// permatrix does not write, at most max of them in key order, and counts
-// them all (store.Damaged: the /metrics gauges).
+// permatrix does not write, at most max of them in key order (a long one
+// by its first bytes: shownKey), and counts them all (store.Damaged: the
+// /metrics gauges).
 func (s *Store) DamagedKeys(max int) ([]string, int) {
 	d := s.damage.Load()
 	if d == nil || len(d.keys) == 0 {
 		return nil, 0
 	}
 	keys := slices.Sorted(maps.Keys(d.keys))
-	return keys[:min(len(keys), max)], len(keys)
+	keys = keys[:min(len(keys), max)]
+	for i, k := range keys {
+		keys[i] = shownKey(k)
+	}
+	return keys, len(d.keys)
+}
+
+// maxShownKey bounds a damaged key as messages, log lines and the
+// /metrics label name it: etcd takes keys of up to its request size
+// (1.5 MiB by default), each in every refusal and every scrape else.
+const maxShownKey = 256
+
+// shownKey is k, or its first bytes, its length and a hash of it all: keys
+// sharing their first bytes are still named apart (a /metrics label each).
+func shownKey(k string) string {
+	if len(k) <= maxShownKey {
+		return k
+	}
+	sum := sha256.Sum256([]byte(k))
+	return fmt.Sprintf("%s…(%d bytes, sha256 %x)", k[:maxShownKey-64], len(k), sum[:8])
 }

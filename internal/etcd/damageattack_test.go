@@ -62,11 +62,11 @@ func TestDamagedKeysLoose(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.key, err)
 		}
-		refusedNaming(t, s, c.key)
+		refusedNaming(t, s, etcd.ShownKey(c.key))
 		// A sidecar started now loads the damage (resync) and refuses
 		// it too.
 		fresh := openURL(t, cluster.StoreURL(prefix), filepath.Join(t.TempDir(), "fresh.db"))
-		refusedNaming(t, fresh, c.key)
+		refusedNaming(t, fresh, etcd.ShownKey(c.key))
 		if c.key == "/"+prefix+"/k/"+string(grantKey) {
 			_, err = cli.Put(ctx, c.key, string(grantValue))
 		} else {
@@ -142,4 +142,55 @@ func TestDamagedKeysBurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	servedAgain(t, s)
+}
+
+// TestDamagedLongKeysNamedShort: a damaged key is named in full in View's
+// and Health's errors, the log and DamagedKeys (the /metrics label) only
+// up to a bound: two keys of 30 000 bytes (the largest etcd and the
+// replica take are ~1.5 MB and 32 KB) sharing their first 20 000 are
+// named in under 1 000 bytes each, and apart.
+func TestDamagedLongKeysNamedShort(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("long")
+	var logs lockedBuffer
+	s := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), etcd.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	cli := client(t)
+	long := func(tail string) string {
+		return "/" + prefix + "/k/" + string(store.Key("x", strings.Repeat("y", 20000)+strings.Repeat(tail, 10000)))
+	}
+	if _, err := cli.Put(ctx, long("a"), "1"); err != nil {
+		t.Fatal(err)
+	}
+	put, err := cli.Put(ctx, long("b"), "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a guard only
+	defer cancel()
+	if err := s.Wait(wctx, uint64(put.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.View()
+	if err == nil || len(err.Error()) > 1000 {
+		t.Errorf("View: %d bytes of error (%.100v), want a refusal under 1 000", len(fmt.Sprint(err)), err)
+	}
+	if h := s.Health(); h.Ready || len(h.Error) > 1000 {
+		t.Errorf("Health: ready %v, %d bytes of error", h.Ready, len(h.Error))
+	}
+	names, n := s.DamagedKeys(10)
+	if n != 2 || len(names) != 2 || names[0] == names[1] {
+		t.Fatalf("DamagedKeys: %d names of %d, want 2 apart", len(names), n)
+	}
+	for _, k := range names {
+		if len(k) > 1000 {
+			t.Errorf("DamagedKeys names a key in %d bytes", len(k))
+		}
+	}
+	logs.mu.Lock()
+	for _, line := range strings.Split(logs.b.String(), "\n") {
+		if len(line) > 2000 {
+			t.Errorf("a log line of %d bytes: %.200s", len(line), line)
+		}
+	}
+	logs.mu.Unlock()
 }

@@ -25,3 +25,6 @@ func SetTestDialOptions(t interface{ Cleanup(func()) }, o ...grpc.DialOption) {
 	testDialOptions = o
 	t.Cleanup(func() { testDialOptions = nil })
 }
+
+// ShownKey is how messages and DamagedKeys name a damaged key.
+var ShownKey = shownKey
