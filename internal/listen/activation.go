@@ -91,6 +91,12 @@ func activated(addr, name string) (net.Listener, error) {
 		}
 	default:
 		i = slices.Index(a.names, name)
+		if n := countOf(a.names, name); n > 1 {
+			// A socket unit's sockets share its name unless each has
+			// its own FileDescriptorName=: one listener would take the
+			// first, and connections to the others would wait unanswered.
+			return nil, fmt.Errorf("%s: %d sockets passed are named %q (LISTEN_FDNAMES %q): give each its own name (FileDescriptorName=) and an address each", addr, n, name, strings.Join(a.names, ":"))
+		}
 	}
 	if i < 0 {
 		if name == "" {
@@ -137,4 +143,15 @@ func listeningStream(fd int) error {
 		return errors.New("bound but not listening (listen(2) was not called on it)")
 	}
 	return nil
+}
+
+// countOf is how many of names are name.
+func countOf(names []string, name string) int {
+	n := 0
+	for _, x := range names {
+		if x == name {
+			n++
+		}
+	}
+	return n
 }

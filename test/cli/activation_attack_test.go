@@ -56,6 +56,7 @@ func TestSocketActivationRefusesWhatCannotServe(t *testing.T) {
 		{"unix datagram", "api", []*os.File{rawSocket(t, syscall.AF_UNIX, syscall.SOCK_DGRAM, false)}, "systemd:api", "not a listening stream socket"},
 		{"tcp not listening", "api", []*os.File{rawSocket(t, syscall.AF_INET, syscall.SOCK_STREAM, false)}, "systemd:api", "not a listening stream socket"},
 		{"two unnamed", "", []*os.File{tcp, tcp}, "systemd:", "2 sockets were passed"},
+		{"two of one name", "api:api", []*os.File{tcp, tcp}, "systemd:api", `2 sockets passed are named "api"`},
 	} {
 		cmd := activate(t, c.names, c.files, nil, "--addr", c.addr, "--db", db, "--admin-token", token)
 		out, err := cmd.CombinedOutput()
