@@ -656,13 +656,31 @@ func settleGoroutines(t *testing.T, n int) {
 	}
 }
 
+// steadyGoroutines is the goroutine count once it has held for a quarter
+// second (at most five seconds): an earlier test's etcd clients may still
+// be dialling or closing, their transports' goroutines coming and going
+// after it ended, and a count taken among them is no baseline (a
+// transport made just after it was counted as this test's leak).
+func steadyGoroutines() int {
+	n, same := runtime.NumGoroutine(), 0
+	for deadline := time.Now().Add(5 * time.Second); same < 5 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
+}
+
 // TestCloseWithCommitsQueued: closing a sidecar while writers keep its
 // commit queue full neither hangs a writer nor leaks a goroutine, and no
 // acknowledged write is lost (another sidecar reads them all).
 func TestCloseWithCommitsQueued(t *testing.T) {
 	prefix := newPrefix("close")
 	other := sidecar(t, prefix, filepath.Join(t.TempDir(), "other.db"), etcd.Options{})
-	before := runtime.NumGoroutine()
+	before := steadyGoroutines()
 	o := raised
 	// A request timeout far past the wait for the writers below: one kept
 	// for it is told from one let go, however slow the machine.
@@ -709,7 +727,7 @@ func TestCloseWithCommitsQueued(t *testing.T) {
 func TestCancelWhileQueued(t *testing.T) {
 	prefix := newPrefix("cancel")
 	s := sidecar(t, prefix, filepath.Join(t.TempDir(), "s.db"), etcd.Options{})
-	before := runtime.NumGoroutine()
+	before := steadyGoroutines()
 	h := hammer{name: "c"}
 	stop := make(chan struct{})
 	var n atomic.Int64
