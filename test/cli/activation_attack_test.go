@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // rawSocket is a socket of the given type bound on loopback (listening
@@ -44,7 +46,7 @@ func rawSocket(t *testing.T, family, typ int, listen bool) *os.File {
 // before it says it serves; a unix stream socket listening is served.
 func TestSocketActivationRefusesWhatCannotServe(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "permatrix.db")
-	_, tcp := heldListener(t)
+	_, tcp := harness.ListeningSocket(t)
 	for _, c := range []struct {
 		name  string
 		names string
