@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"math"
 	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
 
+	"github.com/google/btree"
 	"go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -33,11 +34,19 @@ import (
 // skips a marked replica's records, and they are checked here when the
 // mark goes (damageHeld). The id counter is checked too (below).
 
+// The damaged keys are kept in key order (a btree): the apply loop, their
+// only writer, edits a lazy copy of the published set (Clone: the nodes an
+// edit touches are copied, no others) and publishes it, so that an apply
+// costs what it touches plus the log of the damaged count — not a copy or
+// a scan of every damaged key, which a writer planting a key a revision
+// would make quadratic. A resync reads every key anyway, and compares all.
+
 // damage is the replica's damaged keys. It is immutable once published
 // (Store.damage).
 type damage struct {
-	// keys are the damaged etcd keys and what is wrong with each.
-	keys map[string]string
+	// keys are the damaged etcd keys and what is wrong with each, in
+	// key order; never changed once published (edits change a Clone).
+	keys *btree.BTreeG[damagedKey]
 	// err is the error every refusal answers (nil: nothing damaged).
 	err error
 	// repairedAt is the revision at which the last key found damaged
@@ -51,20 +60,39 @@ type damage struct {
 // at once or a revision each, does not fill the log.
 const maxDamageLogged = 10
 
-// newDamage makes the published state of keys.
-func (s *Store) newDamage(keys map[string]string, repairedAt uint64) *damage {
+// damagedKey is a damaged etcd key and what is wrong with it.
+type damagedKey struct{ key, why string }
+
+func newDamagedKeys() *btree.BTreeG[damagedKey] {
+	return btree.NewG(16, func(a, b damagedKey) bool { return a.key < b.key })
+}
+
+// set is d's damaged keys: a new empty set if d is nil (a set is never
+// shared between stores: Clone is not to be called concurrently).
+func (d *damage) set() *btree.BTreeG[damagedKey] {
+	if d == nil || d.keys == nil {
+		return newDamagedKeys()
+	}
+	return d.keys
+}
+
+// newDamage makes the published state of keys (nil: none).
+func (s *Store) newDamage(keys *btree.BTreeG[damagedKey], repairedAt uint64) *damage {
+	if keys == nil {
+		keys = newDamagedKeys()
+	}
 	d := &damage{keys: keys, repairedAt: repairedAt}
-	if len(keys) == 0 {
+	if keys.Len() == 0 {
 		return d
 	}
-	first := slices.Min(slices.Collect(maps.Keys(keys)))
+	first, _ := keys.Min()
 	more := ""
-	if n := len(keys) - 1; n > 0 {
+	if n := keys.Len() - 1; n > 0 {
 		more = fmt.Sprintf(", and %d more key(s) permatrix did not write", n)
 	}
 	d.err = permatrix.Errorf(permatrix.EUNAVAILABLE,
 		"etcd prefix %s holds the key %s, %s%s: a replica known to be damaged is not served; repair or delete the key in etcd (another writer under the prefix, or a repair half done: docs/fleet.md)",
-		s.prefix, strconv.Quote(shownKey(first)), keys[first], more)
+		s.prefix, strconv.Quote(shownKey(first.key)), first.why, more)
 	return d
 }
 
@@ -90,11 +118,9 @@ func (d *damage) refusal(rev uint64) error {
 	return nil
 }
 
-// damageAfter is the damaged keys after ops (data keys, in the order
-// applied: a later operation on a key wins) on cur. It copies cur only
-// when something changes.
-func (s *Store) damageAfter(cur map[string]string, ops []store.Op) map[string]string {
-	e := damageEdit{cur: cur, next: cur}
+// damageAfter edits e by ops (data keys, in the order applied: a later
+// operation on a key wins).
+func (s *Store) damageAfter(e *damageEdit, ops []store.Op) {
 	for _, op := range ops {
 		var why error
 		switch {
@@ -104,36 +130,82 @@ func (s *Store) damageAfter(cur map[string]string, ops []store.Op) map[string]st
 		default:
 			why = store.CheckRecord(op.Key, op.Value)
 		}
-		if why == nil && len(e.next) == 0 {
+		if why == nil && e.none() {
 			continue
 		}
 		e.set(s.dataKey(op.Key), why)
 	}
-	return e.next
 }
 
-// damageEdit makes the damaged keys next from cur, copying cur once, on
-// the first change.
+// damageEdit makes the damaged keys next from those of was (or, fresh,
+// from none: a resync's, which reads every key again), cloning them
+// lazily on the first change, and remembers the keys it set: what
+// publishDamage compares.
 type damageEdit struct {
-	cur, next map[string]string
-	copied    bool
+	was  *damage
+	next *btree.BTreeG[damagedKey] // nil: unchanged from was (fresh: none)
+	// fresh is that next starts empty, not as was's keys.
+	fresh bool
+	// touched are the keys set, some perhaps to what they were.
+	touched []string
+}
+
+// editDamage begins an edit of the damage published as cur.
+func editDamage(cur *damage) *damageEdit { return &damageEdit{was: cur} }
+
+// keys is the damaged keys after the edit (not to be changed once
+// published).
+func (e *damageEdit) keys() *btree.BTreeG[damagedKey] {
+	switch {
+	case e.next != nil:
+		return e.next
+	case e.fresh:
+		return newDamagedKeys()
+	}
+	return e.was.set()
+}
+
+// none is whether no key is damaged after the edit so far.
+func (e *damageEdit) none() bool {
+	switch {
+	case e.next != nil:
+		return e.next.Len() == 0
+	case e.fresh:
+		return true
+	}
+	return e.was == nil || e.was.keys == nil || e.was.keys.Len() == 0
 }
 
 // set records key as damaged (why) or not (why nil).
 func (e *damageEdit) set(key string, why error) {
-	if _, was := e.next[key]; why == nil && !was {
+	if why == nil && (e.none() || !e.keys().Has(damagedKey{key: key})) {
 		return
 	}
-	if !e.copied {
-		e.next, e.copied = maps.Clone(e.cur), true
-		if e.next == nil {
-			e.next = map[string]string{}
+	if e.next == nil {
+		e.next = e.keys()
+		if !e.fresh {
+			e.next = e.next.Clone() // the published set is never changed
 		}
 	}
 	if why != nil {
-		e.next[key] = why.Error()
+		e.next.ReplaceOrInsert(damagedKey{key, why.Error()})
 	} else {
-		delete(e.next, key)
+		e.next.Delete(damagedKey{key: key})
+	}
+	e.touched = append(e.touched, key)
+}
+
+// changed is each key whose damage the edit may have changed: those it
+// set, and, fresh, every key of was too (those not found again are
+// repaired). A key may come more than once.
+func (e *damageEdit) changed(yield func(string) bool) {
+	for _, k := range e.touched {
+		if !yield(k) {
+			return
+		}
+	}
+	if e.fresh {
+		e.was.set().Ascend(func(d damagedKey) bool { return yield(d.key) })
 	}
 }
 
@@ -163,16 +235,14 @@ func idCounterValue(v []byte) (uint64, error) {
 	return n, nil
 }
 
-// damageOfCounter is cur with the id counter's damage as value v shows
-// it (nil: the key is absent).
-func (s *Store) damageOfCounter(cur map[string]string, v []byte) map[string]string {
+// damageOfCounter edits e by the id counter's damage as value v shows it
+// (nil: the key is absent).
+func (s *Store) damageOfCounter(e *damageEdit, v []byte) {
 	var why error
 	if v != nil {
 		_, why = idCounterValue(v)
 	}
-	e := damageEdit{cur: cur, next: cur}
 	e.set(s.idKey(), why)
-	return e.next
 }
 
 // checkCounterAt publishes the id counter's damage as etcd held it at
@@ -189,37 +259,31 @@ func (s *Store) checkCounterAt(ctx context.Context, rev uint64) error {
 	if len(resp.Kvs) > 0 {
 		v = resp.Kvs[0].Value
 	}
-	cur := s.damage.Load()
-	var curKeys map[string]string
-	if cur != nil {
-		curKeys = cur.keys
-	}
-	next := s.damageOfCounter(curKeys, v)
-	s.publishDamage(cur, next, rev, true, false)
-	s.publishDamage(cur, next, rev, false, false)
+	e := editDamage(s.damage.Load())
+	s.damageOfCounter(e, v)
+	s.publishDamage(e, rev, true, false)
+	s.publishDamage(e, rev, false, false)
 	return nil
 }
 
-// damageHeld is cur with the damage of every record the replica holds
+// damageHeld edits e by the damage of every record the replica holds
 // (store.CheckRecord): what a replica opened marked holds was checked by
 // no one — bolt's open check skips a marked replica's records, and the
 // damage its applies found died with the process that applied them — so
 // the mark's removal, which makes the replica servable, checks them
 // first. One scan of the replica, once per such start.
-func (s *Store) damageHeld(cur map[string]string) (map[string]string, error) {
+func (s *Store) damageHeld(e *damageEdit) error {
 	snap, err := s.replica.View()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer snap.Close()
-	e := damageEdit{cur: cur, next: cur}
-	err = snap.Scan(nil, nil, func(k, v []byte) error {
+	return snap.Scan(nil, nil, func(k, v []byte) error {
 		if why := store.CheckRecord(k, v); why != nil {
 			e.set(s.dataKey(k), why)
 		}
 		return nil
 	})
-	return e.next, err
 }
 
 // replicable reports whether the replica's bbolt file can hold key k:
@@ -242,51 +306,58 @@ func replicableOps(ops []store.Op) []store.Op {
 	return slices.DeleteFunc(slices.Clone(ops), func(op store.Op) bool { return !replicable(op.Key) })
 }
 
-// publishDamage is called around an apply at rev that takes the damaged
-// keys from cur to next: before it (before is true), the keys damaged in
-// either, so that no snapshot showing a damaged key is served from the
-// moment it can be taken; after it, next. It logs what changed.
-func (s *Store) publishDamage(cur *damage, next map[string]string, rev uint64, before, initial bool) {
-	var old map[string]string
+// publishDamage is called around an apply at rev that makes the edit e:
+// before it (before is true), the keys damaged before or after it, so that
+// no snapshot showing a damaged key is served from the moment it can be
+// taken; after it, those after. It logs what changed. It compares only
+// the keys e changed (damageEdit.changed).
+func (s *Store) publishDamage(e *damageEdit, rev uint64, before, initial bool) {
+	if e.next == nil && !e.fresh {
+		return // nothing changed
+	}
+	old, next := e.was.set(), e.keys()
 	repairedAt := uint64(0)
-	if cur != nil {
-		old, repairedAt = cur.keys, cur.repairedAt
+	if e.was != nil {
+		repairedAt = e.was.repairedAt
+	}
+	seen := map[string]bool{}
+	var added []damagedKey
+	repaired := 0
+	for k := range e.changed {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		now, damaged := next.Get(damagedKey{key: k})
+		switch had := old.Has(damagedKey{key: k}); {
+		case damaged && !had:
+			added = append(added, now)
+		case !damaged && had:
+			repaired++
+		}
 	}
 	if before {
-		var added []string
-		for k := range next {
-			if _, ok := old[k]; !ok {
-				added = append(added, k)
-			}
-		}
 		if len(added) == 0 {
 			return
 		}
-		union := maps.Clone(old)
-		if union == nil {
-			union = map[string]string{}
+		union := old.Clone() // old is published: never changed
+		for _, d := range added {
+			union.ReplaceOrInsert(d)
 		}
-		maps.Copy(union, next)
 		s.damage.Store(s.newDamage(union, repairedAt))
 		// Keys are logged one by one while fewer than maxDamageLogged
 		// are damaged, then a line each time their number doubles: a
 		// writer planting keys one revision each does not fill the log.
-		slices.Sort(added)
-		named := added[:min(len(added), max(0, maxDamageLogged-len(old)))]
-		for _, k := range named {
+		slices.SortFunc(added, func(a, b damagedKey) int { return strings.Compare(a.key, b.key) })
+		named := added[:min(len(added), max(0, maxDamageLogged-old.Len()))]
+		for _, d := range named {
 			s.log.Error("etcd holds a key permatrix does not write: this sidecar serves nothing from its replica until it is repaired or deleted",
-				"key", shownKey(k), "problem", next[k], "revision", rev)
+				"key", shownKey(d.key), "problem", d.why, "revision", rev)
 		}
-		if len(named) < len(added) && bits.Len(uint(len(old))) < bits.Len(uint(len(union))) {
-			s.log.Error("etcd holds more keys permatrix does not write", "more", len(added)-len(named), "damaged_keys", len(union), "revision", rev)
+		if len(named) < len(added) && bits.Len(uint(old.Len())) < bits.Len(uint(union.Len())) {
+			s.log.Error("etcd holds more keys permatrix does not write", "more", len(added)-len(named), "damaged_keys", union.Len(), "revision", rev)
 		}
 		return
-	}
-	repaired := 0
-	for k := range old {
-		if _, ok := next[k]; !ok {
-			repaired++
-		}
 	}
 	switch {
 	case initial:
@@ -295,11 +366,11 @@ func (s *Store) publishDamage(cur *damage, next map[string]string, rev uint64, b
 		repairedAt = 0
 	case repaired > 0:
 		repairedAt = rev
-	case len(next) == len(old):
+	case e.next == nil:
 		return // nothing changed
 	}
 	s.damage.Store(s.newDamage(next, repairedAt))
-	if repaired > 0 && len(next) == 0 {
+	if repaired > 0 && next.Len() == 0 {
 		s.log.Info("the keys permatrix does not write were repaired or deleted in etcd: the replica is served again", "repaired", repaired, "revision", rev)
 	}
 }
@@ -310,15 +381,18 @@ func (s *Store) publishDamage(cur *damage, next map[string]string, rev uint64, b
 // /metrics gauges).
 func (s *Store) DamagedKeys(max int) ([]string, int) {
 	d := s.damage.Load()
-	if d == nil || len(d.keys) == 0 {
+	if d == nil || d.keys == nil || d.keys.Len() == 0 {
 		return nil, 0
 	}
-	keys := slices.Sorted(maps.Keys(d.keys))
-	keys = keys[:min(len(keys), max)]
-	for i, k := range keys {
-		keys[i] = shownKey(k)
-	}
-	return keys, len(d.keys)
+	var keys []string
+	d.keys.Ascend(func(k damagedKey) bool {
+		if len(keys) >= max {
+			return false
+		}
+		keys = append(keys, shownKey(k.key))
+		return true
+	})
+	return keys, d.keys.Len()
 }
 
 // maxShownKey bounds a damaged key as messages, log lines and the

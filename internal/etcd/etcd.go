@@ -69,6 +69,9 @@
 //     key, never its value) until the key is repaired or deleted
 //     (damage.go), and NextID reserves no id from such a counter. The
 //     damage is published before the replica applies it, its repair after.
+//     An apply's bookkeeping costs the keys it touches plus the log of the
+//     damaged count (an ordered set, copied lazily), never a pass over
+//     every damaged key: a writer planting one a revision is not quadratic.
 //     A replica opened marked (its open check skips its records) has them
 //     checked before the mark's removal is applied. The copy's own target
 //     (Options.CopyTarget) is not refused: it reads what the prefix holds
@@ -1385,24 +1388,18 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	}
 	// Every record is checked as it is applied (damage.go): the damage
 	// is published before a snapshot can show it, its repair after.
-	cur := s.damage.Load()
-	var curKeys map[string]string
-	if cur != nil {
-		curKeys = cur.keys
-	}
+	damage := editDamage(s.damage.Load())
 	checkHeld := note != nil && *note == "" && s.uncheckedHeld.Load()
 	if checkHeld {
-		held, err := s.damageHeld(curKeys)
-		if err != nil {
+		if err := s.damageHeld(damage); err != nil {
 			return fmt.Errorf("checking the replica's records as the copy's mark goes: %w", err)
 		}
-		curKeys = held
 	}
-	next := s.damageAfter(curKeys, b.Ops)
+	s.damageAfter(damage, b.Ops)
 	if counter != nil {
-		next = s.damageOfCounter(next, *counter)
+		s.damageOfCounter(damage, *counter)
 	}
-	s.publishDamage(cur, next, rev, true, false)
+	s.publishDamage(damage, rev, true, false)
 	b.Ops = replicableOps(b.Ops) // the others are damage, and bbolt would refuse the revision
 	var err error
 	if note != nil {
@@ -1417,7 +1414,7 @@ func (s *Store) apply(events []*clientv3.Event) error {
 	if checkHeld {
 		s.uncheckedHeld.Store(false)
 	}
-	s.publishDamage(cur, next, rev, false, false)
+	s.publishDamage(damage, rev, false, false)
 	return nil
 }
 
@@ -1439,7 +1436,7 @@ func (s *Store) resync(ctx context.Context) error {
 	var ops []store.Op
 	var last []byte // the last key of the previous page
 	keys := 0
-	var found map[string]string // the damaged keys read (damage.go)
+	found := &damageEdit{fresh: true} // the damaged keys read (damage.go)
 	from := string(s.dataPrefix)
 	end := clientv3.GetPrefixRangeEnd(from)
 	for {
@@ -1460,7 +1457,7 @@ func (s *Store) resync(ctx context.Context) error {
 		for i, kv := range resp.Kvs {
 			page[i] = store.Op{Key: kv.Key[len(s.prefix)+2:], Value: kv.Value}
 		}
-		found = s.damageAfter(found, page) // every record read, not only those that differ
+		s.damageAfter(found, page) // every record read, not only those that differ
 		keys += len(page)
 		more := resp.More && len(resp.Kvs) > 0
 		if page = replicableOps(page); len(page) == 0 && more {
@@ -1513,18 +1510,18 @@ func (s *Store) resync(ctx context.Context) error {
 	if len(counter.Kvs) > 0 {
 		counterValue = counter.Kvs[0].Value
 	}
-	found = s.damageOfCounter(found, counterValue)
+	s.damageOfCounter(found, counterValue)
 	s.contact(uint64(rev))
 	// The events between are not known: a copy may have come and gone
 	// (NextID: ids reserved before are dropped).
 	s.idEpoch.Add(1)
-	cur := s.damage.Load()
-	s.publishDamage(cur, found, uint64(rev), true, initial)
+	found.was = s.damage.Load() // the apply loop alone publishes damage
+	s.publishDamage(found, uint64(rev), true, initial)
 	if err := s.replica.ResyncNote(uint64(rev), ops, note); err != nil {
 		return err
 	}
 	s.uncheckedHeld.Store(false) // every record it holds now was read and checked
-	s.publishDamage(cur, found, uint64(rev), false, initial)
+	s.publishDamage(found, uint64(rev), false, initial)
 	s.syncing.Store(false)
 	s.log.Info("replica synchronised from etcd", "revision", rev, "keys", keys, "changed", len(ops), "first", initial, "took", time.Since(start).String())
 	return nil
