@@ -22,7 +22,9 @@ import (
 
 // requestLog records the etcd requests of the stores opened while it is
 // set (a gRPC interceptor on their clients), but for the reads of the
-// root guard alone that the heartbeat sends on its own clock.
+// root guard alone that the heartbeat sends on its own clock, and of the
+// id counter alone that a watch sends as it starts (checkCounterAt): the
+// watch of the store just opened starts while the claim is under way.
 type requestLog struct {
 	mu       sync.Mutex
 	on       bool
@@ -40,6 +42,9 @@ func (l *requestLog) intercept(ctx context.Context, method string, req, reply an
 	}
 	if r, ok := req.(*pb.RangeRequest); ok && strings.HasSuffix(string(r.Key), "/g/") && len(r.RangeEnd) == 0 {
 		return err // the heartbeat
+	}
+	if r, ok := req.(*pb.RangeRequest); ok && strings.HasSuffix(string(r.Key), "/m/idseq") && len(r.RangeEnd) == 0 {
+		return err // the watch's check of the id counter
 	}
 	l.requests = append(l.requests, method[strings.LastIndexByte(method, '/')+1:])
 	if t, ok := req.(*pb.TxnRequest); ok && err == nil {
