@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // TestDamagedKeysLoose: keys and values that decode loosely are damage
@@ -80,22 +80,9 @@ func TestDamagedKeysLoose(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log's output, written by the store's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(level string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), `"level":"`+level+`"`)
+// logLines is how many of logs' JSON lines are at level.
+func logLines(logs *harness.LockedBuffer, level string) int {
+	return strings.Count(logs.String(), `"level":"`+level+`"`)
 }
 
 // TestDamagedKeysBurst: a writer planting a thousand keys permatrix does
@@ -106,7 +93,7 @@ func (l *lockedBuffer) lines(level string) int {
 func TestDamagedKeysBurst(t *testing.T) {
 	ctx := context.Background()
 	prefix := newPrefix("burst")
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	s := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), etcd.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	write(t, s, "alice")
 	cli := client(t)
@@ -135,7 +122,7 @@ func TestDamagedKeysBurst(t *testing.T) {
 		t.Errorf("DamagedKeys(10): %d named of %d, want 10 of %d", len(keys), n, single+100)
 	}
 	// Ten keys named one by one, then a line each time the count doubles.
-	if n := logs.lines("ERROR"); n > 30 {
+	if n := logLines(&logs, "ERROR"); n > 30 {
 		t.Errorf("%d error lines logged for %d damaged keys, want a bounded number", n, single+100)
 	}
 	if _, err := cli.Delete(ctx, "/"+prefix+"/k/"+string(store.Key("x", "")), clientv3.WithPrefix()); err != nil {
@@ -152,7 +139,7 @@ func TestDamagedKeysBurst(t *testing.T) {
 func TestDamagedLongKeysNamedShort(t *testing.T) {
 	ctx := context.Background()
 	prefix := newPrefix("long")
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	s := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), etcd.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	cli := client(t)
 	long := func(tail string) string {
@@ -186,11 +173,9 @@ func TestDamagedLongKeysNamedShort(t *testing.T) {
 			t.Errorf("DamagedKeys names a key in %d bytes", len(k))
 		}
 	}
-	logs.mu.Lock()
-	for _, line := range strings.Split(logs.b.String(), "\n") {
+	for _, line := range strings.Split(logs.String(), "\n") {
 		if len(line) > 2000 {
 			t.Errorf("a log line of %d bytes: %.200s", len(line), line)
 		}
 	}
-	logs.mu.Unlock()
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,7 +138,7 @@ func startTLSEtcd(t *testing.T, etcdBin string, certs *harness.Certs) (string, *
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "tls="+peer,
 			"--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CAFile, "--client-cert-auth",
 			"--log-level", "warn")
-		logs := &lockedLog{}
+		logs := &harness.LockedBuffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -183,22 +182,4 @@ func startTLSEtcd(t *testing.T, etcdBin string, certs *harness.Certs) (string, *
 		}
 		t.Fatalf("etcd with TLS did not start:\n%s", logs.String())
 	}
-}
-
-// lockedLog is a process's output, written by its copying goroutines.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
