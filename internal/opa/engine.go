@@ -1108,27 +1108,29 @@ func parseDecision(v any) (*permatrix.Decision, error) {
 // another shape (another key, a field of another type) is converted whole
 // and parsed, as before.
 func decisionOf(v ast.Value, strs boxedStrings) (*permatrix.Decision, error) {
-	obj, ok := v.(ast.Object)
-	if !ok || obj.Get(decisionKeys.allow) == nil || !decisionShaped(obj) {
+	f, ok := decisionFieldsOf(v)
+	if !ok {
 		x, err := ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
 		if err != nil {
 			return nil, err
 		}
 		return parseDecision(x)
 	}
-	d := &permatrix.Decision{Allow: bool(obj.Get(decisionKeys.allow).Value.(ast.Boolean))}
+	d := &permatrix.Decision{Allow: bool(f.allow.Value.(ast.Boolean))}
+	r := newJSONReader(strs)
+	defer r.release()
 	var err error
-	if d.Reasons, err = objectsOf(obj.Get(decisionKeys.reasons), strs); err != nil {
+	if d.Reasons, err = objectsOf(f.reasons, r); err != nil {
 		return nil, err
 	}
-	if d.Missing, err = objectsOf(obj.Get(decisionKeys.missing), strs); err != nil {
+	if d.Missing, err = objectsOf(f.missing, r); err != nil {
 		return nil, err
 	}
-	if d.Errors, err = stringsOf(obj.Get(decisionKeys.errors)); err != nil {
+	if d.Errors, err = stringsOf(f.errors); err != nil {
 		return nil, err
 	}
-	if t := obj.Get(decisionKeys.revision); t != nil {
-		r, err := json.Number(t.Value.(ast.Number)).Int64()
+	if f.revision != nil {
+		r, err := json.Number(f.revision.Value.(ast.Number)).Int64()
 		if err != nil {
 			return nil, err
 		}
@@ -1145,33 +1147,49 @@ var decisionKeys = struct{ allow, revision, reasons, missing, errors *ast.Term }
 	ast.StringTerm("allow"), ast.StringTerm("revision"), ast.StringTerm("reasons"), ast.StringTerm("missing"), ast.StringTerm("errors"),
 }
 
-// decisionShaped says whether obj is a decision decisionOf reads from the
-// AST: its keys decisionKeys only, allow (which it must have) a boolean, revision (if any) a
-// number, and reasons, missing and errors (if any) arrays or sets.
-func decisionShaped(obj ast.Object) bool {
-	found := 0
-	if t := obj.Get(decisionKeys.allow); t != nil {
-		if _, ok := t.Value.(ast.Boolean); !ok {
-			return false
+// decisionFields are a decision object's values by key (nil: no such key).
+type decisionFields struct{ allow, revision, reasons, missing, errors *ast.Term }
+
+// decisionFieldsOf is v's fields when v is a decision decisionOf reads
+// from the AST: an object of decisionKeys only, allow (which it must have)
+// a boolean, revision (if any) a number, and reasons, missing and errors
+// (if any) arrays or sets. Each key is looked up once (a lookup hashes its
+// key: the shape's check and the reads looked each up twice).
+func decisionFieldsOf(v ast.Value) (decisionFields, bool) {
+	obj, ok := v.(ast.Object)
+	if !ok || obj.Len() > 5 {
+		return decisionFields{}, false
+	}
+	f := decisionFields{
+		allow:    obj.Get(decisionKeys.allow),
+		revision: obj.Get(decisionKeys.revision),
+		reasons:  obj.Get(decisionKeys.reasons),
+		missing:  obj.Get(decisionKeys.missing),
+		errors:   obj.Get(decisionKeys.errors),
+	}
+	if f.allow == nil {
+		return decisionFields{}, false
+	}
+	if _, ok := f.allow.Value.(ast.Boolean); !ok {
+		return decisionFields{}, false
+	}
+	found := 1
+	if f.revision != nil {
+		if _, ok := f.revision.Value.(ast.Number); !ok {
+			return decisionFields{}, false
 		}
 		found++
 	}
-	if t := obj.Get(decisionKeys.revision); t != nil {
-		if _, ok := t.Value.(ast.Number); !ok {
-			return false
-		}
-		found++
-	}
-	for _, k := range []*ast.Term{decisionKeys.reasons, decisionKeys.missing, decisionKeys.errors} {
-		if t := obj.Get(k); t != nil {
+	for _, t := range [...]*ast.Term{f.reasons, f.missing, f.errors} {
+		if t != nil {
 			if _, n := listLen(t); n < 0 {
-				return false
+				return decisionFields{}, false
 			}
 			found++
 		}
 	}
 	// No other key (looked up, not iterated: a callback escapes).
-	return found == obj.Len()
+	return f, found == obj.Len()
 }
 
 // listLen is how many elements t has: -1 when it is neither an array nor
@@ -1214,11 +1232,11 @@ func listOf(t *ast.Term, f func(*ast.Term) error) error {
 
 // objectsOf is objects of t as JSON: its elements that are objects, as
 // maps.
-func objectsOf(t *ast.Term, strs boxedStrings) ([]map[string]any, error) {
+func objectsOf(t *ast.Term, r *jsonReader) ([]map[string]any, error) {
 	_, n := listLen(t)
 	out := make([]map[string]any, 0, max(n, 0))
 	err := listOf(t, func(e *ast.Term) error {
-		x, err := jsonOf(e.Value, strs)
+		x, err := r.value(e.Value)
 		if m, ok := x.(map[string]any); ok {
 			out = append(out, m)
 		}
@@ -1325,6 +1343,43 @@ func decisionsVary(c *ast.Compiler, refs []ast.Ref) bool {
 // value (a set, an object with a key of another type) is ast's. A string
 // strs holds is its boxed value, shared.
 func jsonOf(v ast.Value, strs boxedStrings) (any, error) {
+	r := newJSONReader(strs)
+	defer r.release()
+	return r.value(v)
+}
+
+// jsonReader is jsonOf's conversion. An object's fields are read by the
+// reader's own callback, made once with it (ast.Object's Iter takes a
+// callback through an interface, so a closure passed to it escapes: one
+// was an allocation of every object a decision's items hold); readers are
+// pooled.
+type jsonReader struct {
+	strs  boxedStrings
+	out   map[string]any // the object whose fields field is reading
+	field func(k, v *ast.Term) error
+}
+
+var jsonReaders = sync.Pool{New: func() any {
+	r := &jsonReader{}
+	r.field = r.put
+	return r
+}}
+
+// newJSONReader is a pooled reader sharing strs' boxed strings; release
+// gives it back.
+func newJSONReader(strs boxedStrings) *jsonReader {
+	r := jsonReaders.Get().(*jsonReader)
+	r.strs = strs
+	return r
+}
+
+func (r *jsonReader) release() {
+	r.strs, r.out = nil, nil
+	jsonReaders.Put(r)
+}
+
+// value is jsonOf of v.
+func (r *jsonReader) value(v ast.Value) (any, error) {
 	switch v := v.(type) {
 	case ast.Null:
 		return nil, nil
@@ -1333,11 +1388,11 @@ func jsonOf(v ast.Value, strs boxedStrings) (any, error) {
 	case ast.Number:
 		return json.Number(v), nil
 	case ast.String:
-		return strs.str(string(v)), nil
+		return r.strs.str(string(v)), nil
 	case *ast.Array:
 		out := make([]any, v.Len())
 		for i := range out {
-			x, err := jsonOf(v.Elem(i).Value, strs)
+			x, err := r.value(v.Elem(i).Value)
 			if err != nil {
 				return nil, err
 			}
@@ -1348,18 +1403,24 @@ func jsonOf(v ast.Value, strs boxedStrings) (any, error) {
 		if !stringKeys(v) {
 			break
 		}
-		out := make(map[string]any, v.Len())
-		err := v.Iter(func(k, e *ast.Term) error {
-			x, err := jsonOf(e.Value, strs)
-			out[string(k.Value.(ast.String))] = x
-			return err
-		})
+		out, outer := make(map[string]any, v.Len()), r.out
+		r.out = out
+		err := v.Iter(r.field)
+		r.out = outer
 		if err != nil {
 			return nil, err
 		}
 		return out, nil
 	}
 	return ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
+}
+
+// put is an object's field converted into r.out (its value's own
+// objects, converted first, restore r.out as they end).
+func (r *jsonReader) put(k, e *ast.Term) error {
+	x, err := r.value(e.Value)
+	r.out[string(k.Value.(ast.String))] = x
+	return err
 }
 
 // stringKeys says whether every key of obj is a string.
