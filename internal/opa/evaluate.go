@@ -101,7 +101,7 @@ func (p *Policy) prepare(ctx context.Context, ref ast.Ref) (query, error) {
 			// The bundle's data is fixed for the life of the policy
 			// (dataStore): a rule of it alone, and not of input or
 			// data.store, is computed once for all evaluations.
-			q.program = q.program.Constants(permatrix.StoreRoot)
+			q.program = q.program.SharingStrings(p.data.terms.shared).Constants(permatrix.StoreRoot)
 			if p.print != nil {
 				q.program = q.program.WithPrintHook(p.print)
 			}

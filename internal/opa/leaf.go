@@ -56,20 +56,29 @@ type leafParser struct {
 // (parseLeaf).
 type terms map[string]*ast.Term
 
-// newTerms is the keys and fixed values of the store's leaves
-// (internal/store: grant, role and project leaves) and the strings of data
-// (keys and values), up to maxTerms in all.
+// newTerms is the keys of a check's input (inputKeys' own terms), the keys
+// and fixed values of the store's leaves (internal/store: grant, role and
+// project leaves) and the strings of data (keys and values: data's own
+// terms), up to maxTerms in all. The vm's plans evaluate their string
+// constants as these terms (vm.Program.SharingStrings), so a lookup of a
+// constant key in the input, a leaf or data meets the object's key itself.
 func newTerms(data ast.Value) terms {
 	ts := terms{}
+	for _, t := range []*ast.Term{inputKeys.subject, inputKeys.system, inputKeys.action, inputKeys.resource,
+		inputKeys.typ, inputKeys.id, inputKeys.context, inputKeys.groups} {
+		ts[string(t.Value.(ast.String))] = t
+	}
 	for _, s := range []string{"assignment", "kind", "role", "permission", "scope", "via", "type", "id",
 		"service", "project", "permissions", "created_by", "name", "system"} {
-		ts[s] = ast.StringTerm(s)
+		if _, ok := ts[s]; !ok {
+			ts[s] = ast.StringTerm(s)
+		}
 	}
 	if data != nil {
 		ast.WalkTerms(data, func(t *ast.Term) bool {
 			if s, ok := t.Value.(ast.String); ok && len(ts) < maxTerms {
 				if _, ok := ts[string(s)]; !ok {
-					ts[string(s)] = ast.StringTerm(string(s))
+					ts[string(s)] = t
 				}
 			}
 			return len(ts) >= maxTerms
@@ -77,6 +86,9 @@ func newTerms(data ast.Value) terms {
 	}
 	return ts
 }
+
+// shared is ts's term of s, nil when it holds none.
+func (ts terms) shared(s string) *ast.Term { return ts[s] }
 
 // boxedStrings are the strings of terms as interface values, made once
 // for a Policy: a decision's items are maps of them (jsonOf), and a string

@@ -30,7 +30,9 @@
 //     with, no builtin whose value is not a function of its arguments,
 //     computed once outside any with and then only read, as data is), and
 //     the literals of constants made when the plan is prepared, which an
-//     add into their local copies first. An evaluation's state is pooled:
+//     add into their local copies first, and the caller's string terms a
+//     plan evaluates its string constants as (SharingStrings), which
+//     nothing writes into. An evaluation's state is pooled:
 //     every frame is cleared when its call returns, the rule values kept
 //     outside a with are listed and cleared at the end, and an evaluation
 //     that did not return (a panic recovered above) is not pooled.

@@ -79,6 +79,28 @@ func (p *Program) WithPrintHook(h print.Hook) *Program {
 	return &c
 }
 
+// SharingStrings is p with each string constant of its plan that shared
+// holds (a term, nil when it holds none) evaluated as shared's term: the
+// terms the caller builds its input and data with (permatrix: the keys of
+// a check's input and of the store's leaves). A lookup of a constant key
+// in an object whose key is that very term is then found by ast's
+// pointer comparison, not by comparing the strings. The terms must be
+// strings equal to the constants and never changed (as every value a plan
+// reads). What p prepared from its constants keeps its own terms. p is
+// not changed.
+func (p *Program) SharingStrings(shared func(string) *ast.Term) *Program {
+	c := *p
+	c.stringTerms = slices.Clone(p.stringTerms)
+	for i, t := range c.stringTerms {
+		if s := shared(string(t.Value.(ast.String))); s != nil && s.Value.Compare(t.Value) == 0 {
+			c.stringTerms[i] = s
+		}
+	}
+	c.pool = &sync.Pool{}
+	c.pool.New = c.newEval
+	return &c
+}
+
 // Constants is p keeping, across its evaluations, the value of each rule
 // that reads only data outside the varying root keys: no input, no key of
 // data named dynamically, no with, no dynamic call, no builtin whose value
