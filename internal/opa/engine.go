@@ -437,25 +437,36 @@ func (p *Policy) fastPath(c permatrix.Check) (query, bool) {
 }
 
 // inputValue is a check as the policies' input (Check.Input), built as an
-// AST value directly. With ts, its keys, and the system, action and scope
+// AST term directly. With ts, its keys, and the system, action and scope
 // type when ts holds them, are shared terms (leaf.go: terms); with none,
-// all its own.
-func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
+// all its own. Its own terms — the input's, the subject's, a resource's
+// and its id's — are one block, sized for them (the vm takes the input's
+// term as it is: vm.Program.Read).
+func inputValue(c permatrix.Check, ts terms) (*ast.Term, error) {
 	keys := &inputKeys
 	if ts == nil {
 		keys = newInputKeys()
 	}
+	own := 2
+	if r := c.Resource; r != nil {
+		own++
+		if r.ID != "" {
+			own++
+		}
+	}
+	b := termBlock{block: make([]ast.Term, 0, own)}
 	items := make([][2]*ast.Term, 0, 6)
 	items = append(items,
-		[2]*ast.Term{keys.subject, ast.StringTerm(c.Subject)},
+		[2]*ast.Term{keys.subject, b.term(ast.String(c.Subject))},
 		[2]*ast.Term{keys.system, ts.segment(c.System)},
 		[2]*ast.Term{keys.action, ts.segment(c.Action)})
 	if r := c.Resource; r != nil {
-		res := [][2]*ast.Term{{keys.typ, ts.segment(r.Type)}}
+		res := make([][2]*ast.Term, 1, 2) // an id appended in place
+		res[0] = [2]*ast.Term{keys.typ, ts.segment(r.Type)}
 		if r.ID != "" {
-			res = append(res, [2]*ast.Term{keys.id, ast.StringTerm(r.ID)})
+			res = append(res, [2]*ast.Term{keys.id, b.term(ast.String(r.ID))})
 		}
-		items = append(items, [2]*ast.Term{keys.resource, ast.ObjectTerm(res...)})
+		items = append(items, [2]*ast.Term{keys.resource, b.term(ast.NewObject(res...))})
 	}
 	if c.Context != nil {
 		v, err := jsonTerm(c.Context, ts)
@@ -471,7 +482,7 @@ func inputValue(c permatrix.Check, ts terms) (ast.Value, error) {
 		}
 		items = append(items, [2]*ast.Term{keys.groups, ast.ArrayTerm(gs...)})
 	}
-	return ast.NewObject(items...), nil
+	return b.term(ast.NewObject(items...)), nil
 }
 
 // jsonTerm is ast.InterfaceToValue's term of x, built directly for the
@@ -742,7 +753,7 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input any) (v
 	if prog := p.verdict.program; prog != nil {
 		// The lists are read from the vm's value: its conversion to
 		// JSON was as many allocations as the input's.
-		defined, err := p.run(ctx, prog, snap, v.Value, func(r ast.Value) (err error) {
+		defined, err := p.run(ctx, prog, snap, v, func(r ast.Value) (err error) {
 			violations, forbidden, err = verdictLists(r)
 			return err
 		})

@@ -140,8 +140,12 @@ func (p *Policy) eval(ctx context.Context, q query, snap store.Snapshot, input a
 
 // runJSON is eval by the vm.
 func (p *Policy) runJSON(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value) (any, bool, error) {
+	var in *ast.Term // nil: no input
+	if input != nil {
+		in = ast.NewTerm(input)
+	}
 	var r any
-	defined, err := p.run(ctx, prog, snap, input, func(v ast.Value) (err error) {
+	defined, err := p.run(ctx, prog, snap, in, func(v ast.Value) (err error) {
 		r, err = ast.JSONWithOpt(v, ast.JSONOpt{SortSets: true})
 		return err
 	})
@@ -150,11 +154,12 @@ func (p *Policy) runJSON(ctx context.Context, prog *vm.Program, snap store.Snaps
 
 // evalDecision is eval of a decision query, its value parsed
 // (parseDecision): the vm's read from its AST (decisionOf), not converted
-// to JSON first.
-func (p *Policy) evalDecision(ctx context.Context, q query, snap store.Snapshot, input ast.Value) (*permatrix.Decision, bool, error) {
+// to JSON first. Its input is a check's (inputValue).
+func (p *Policy) evalDecision(ctx context.Context, q query, snap store.Snapshot, in *ast.Term) (*permatrix.Decision, bool, error) {
+	input := in.Value
 	if q.program != nil {
 		var d *permatrix.Decision
-		defined, err := p.run(ctx, q.program, snap, input, func(v ast.Value) (err error) {
+		defined, err := p.run(ctx, q.program, snap, in, func(v ast.Value) (err error) {
 			d, err = decisionOf(v, p.data.boxed)
 			return err
 		})
@@ -198,10 +203,10 @@ func (p *Policy) evalTopdown(ctx context.Context, q query, snap store.Snapshot, 
 	return nil, false, fmt.Errorf("%d results", len(rs))
 }
 
-// run evaluates prog: read is given the value, when there is one, before
-// the evaluation's store nodes go back to their pool (what read keeps must
-// not share them).
-func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot, input ast.Value, read func(ast.Value) error) (bool, error) {
+// run evaluates prog with input (nil: none): read is given the value,
+// when there is one, before the evaluation's store nodes go back to their
+// pool (what read keeps must not share them).
+func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot, input *ast.Term, read func(ast.Value) error) (bool, error) {
 	nodes, _ := p.data.nodes.Get().(*storeNodes)
 	if nodes == nil {
 		nodes = &storeNodes{terms: p.data.terms}

@@ -31,7 +31,45 @@ func TestInputValueIsCheckInput(t *testing.T) {
 		{Subject: "bob", System: "celonis-task-mining", Action: "create_project", Context: map[string]any{}, Groups: []string{}},
 	}
 	for _, c := range checks {
-		convertsAsOPA(t, p, fmt.Sprintf("%+v", c), c.Input(), func(ts terms) (ast.Value, error) { return inputValue(c, ts) })
+		convertsAsOPA(t, p, fmt.Sprintf("%+v", c), c.Input(), func(ts terms) (ast.Value, error) {
+			t, err := inputValue(c, ts)
+			if err != nil {
+				return nil, err
+			}
+			return t.Value, nil
+		})
+	}
+}
+
+// A check's input is handed to the vm as a term (vm.Program.Read wraps no
+// value), its own terms — the input's, the subject's, the resource's and
+// its id's — are one allocation, and the resource's pairs are not grown
+// for its id: four fewer than the same input built with each term its own,
+// the id appended to the resource's pairs, and the value wrapped for the
+// vm (as before).
+func TestInputValueOwnTermsOneBlock(t *testing.T) {
+	ts := newTerms(nil)
+	c := permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "view_project", Resource: &permatrix.Scope{Type: "project", ID: "p1"}}
+	var kept *ast.Term
+	each := testing.AllocsPerRun(100, func() {
+		res := [][2]*ast.Term{{inputKeys.typ, ts.segment(c.Resource.Type)}}
+		res = append(res, [2]*ast.Term{inputKeys.id, ast.StringTerm(c.Resource.ID)})
+		kept = ast.NewTerm(ast.NewObject([2]*ast.Term{inputKeys.subject, ast.StringTerm(c.Subject)},
+			[2]*ast.Term{inputKeys.system, ts.segment(c.System)}, [2]*ast.Term{inputKeys.action, ts.segment(c.Action)},
+			[2]*ast.Term{inputKeys.resource, ast.ObjectTerm(res...)}))
+	})
+	block := testing.AllocsPerRun(100, func() {
+		var err error
+		if kept, err = inputValue(c, ts); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if block > each-4 {
+		t.Errorf("%v allocations an input, %v with each term its own", block, each)
+	}
+	t.Logf("%v allocations an input, %v with each term its own", block, each)
+	if kept.Value.Compare(ast.MustParseTerm(`{"subject": "alice", "system": "celonis-task-mining", "action": "view_project", "resource": {"type": "project", "id": "p1"}}`).Value) != 0 {
+		t.Errorf("input %v", kept)
 	}
 }
 

@@ -113,7 +113,7 @@ type result struct{ key, t *ast.Term }
 // captures in one).
 func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*ast.Term, error) {
 	var out []*ast.Term
-	err := p.Read(ctx, input, data, func(vs []*ast.Term) error {
+	err := p.Read(ctx, inputTerm(input), data, func(vs []*ast.Term) error {
 		out = slices.Clone(vs)
 		return nil
 	})
@@ -125,8 +125,10 @@ func (p *Program) Eval(ctx context.Context, input ast.Value, data Document) ([]*
 
 // Read is Eval handing the values to read instead of returning them: the
 // slice is the evaluation's own, read's only until it returns (the values
-// are read's to keep). What read returns, Read returns.
-func (p *Program) Read(ctx context.Context, input ast.Value, data Document, read func([]*ast.Term) error) error {
+// are read's to keep). What read returns, Read returns. Its input is a
+// term (nil: none), read as Eval's value is: a caller that builds its
+// input as a term need not have it wrapped in another.
+func (p *Program) Read(ctx context.Context, input *ast.Term, data Document, read func([]*ast.Term) error) error {
 	return p.run(ctx, input, data, func(e *eval) error {
 		vs := e.values[:0]
 		for _, r := range e.results {
@@ -160,7 +162,7 @@ func binding(obj ast.Object) (*ast.Term, error) {
 // by name (the planner's result set), in no particular order.
 func (p *Program) Results(ctx context.Context, input ast.Value, data Document) ([]ast.Object, error) {
 	var out []ast.Object
-	err := p.run(ctx, input, data, func(e *eval) error {
+	err := p.run(ctx, inputTerm(input), data, func(e *eval) error {
 		out = make([]ast.Object, len(e.results))
 		for i, r := range e.results {
 			if r.key != nil {
@@ -177,9 +179,17 @@ func (p *Program) Results(ctx context.Context, input ast.Value, data Document) (
 	return out, nil
 }
 
+// inputTerm is input's term, nil for none.
+func inputTerm(input ast.Value) *ast.Term {
+	if input == nil {
+		return nil
+	}
+	return ast.NewTerm(input)
+}
+
 // run evaluates the query and gives done the evaluation, its results
 // objects all (or bindings), before the evaluation goes back to the pool.
-func (p *Program) run(ctx context.Context, input ast.Value, data Document, done func(*eval) error) error {
+func (p *Program) run(ctx context.Context, input *ast.Term, data Document, done func(*eval) error) error {
 	e := p.pool.Get().(*eval)
 	defer e.release()
 	e.ctx = ctx
@@ -204,7 +214,7 @@ func (p *Program) run(ctx context.Context, input ast.Value, data Document, done 
 	}
 	var args [2]slot
 	if input != nil {
-		args[ir.Input] = slot{t: ast.NewTerm(input)}
+		args[ir.Input] = slot{t: input}
 	}
 	args[ir.Data] = slot{d: data}
 	_, err := e.call(p.plan, args[:])

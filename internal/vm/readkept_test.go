@@ -77,7 +77,7 @@ func TestReadValuesKeptAcrossEvaluations(t *testing.T) {
 		"x = data.test.none", "x = data.test.arr[_]"} {
 		p := plan(t, query, readKeptModule)
 		read := func(input ast.Value) (kept []*ast.Term, at []string) {
-			if err := p.Read(ctx, input, data, func(vs []*ast.Term) error {
+			if err := p.Read(ctx, ast.NewTerm(input), data, func(vs []*ast.Term) error {
 				kept = append(kept, vs...)
 				for _, v := range vs {
 					at = append(at, asJSON(t, v))
@@ -114,7 +114,7 @@ func TestReadValuesKeptAcrossEvaluations(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range 50 {
-					_ = p.Read(ctx, readKeptInput(100*g+i), data, func([]*ast.Term) error { return nil })
+					_ = p.Read(ctx, ast.NewTerm(readKeptInput(100*g+i)), data, func([]*ast.Term) error { return nil })
 				}
 			}()
 		}
