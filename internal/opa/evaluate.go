@@ -215,7 +215,8 @@ func (p *Policy) run(ctx context.Context, prog *vm.Program, snap store.Snapshot,
 	// The values are read in place (vm.Program.Read: Eval's copy of them
 	// was an allocation of every evaluation).
 	defined := false
-	err := prog.Read(ctx, input, dataDoc{bundle: p.data.bundle, snap: snap, nodes: nodes}, func(ts []*ast.Term) error {
+	nodes.root = dataDoc{bundle: p.data.bundle, snap: snap, nodes: nodes}
+	err := prog.Read(ctx, input, &nodes.root, func(ts []*ast.Term) error {
 		switch len(ts) {
 		case 0:
 			return nil
@@ -286,9 +287,12 @@ type storeNodes struct {
 	taken int
 	free  []storeDoc
 	units map[string]unitRead // by the unit's key; a leaf read is kept as a unit of one
-	terms terms               // shared string terms (leaf.go)
-	key   []byte              // where a lookup's key is built (storeDoc.scratchKey)
-	build subtreeBuilder      // what builds a part of a unit read whole (storeNodes.value)
+	// root is the evaluation's data, handed to the vm by its address (a
+	// dataDoc put in a vm.Document was an allocation of every evaluation).
+	root  dataDoc
+	terms terms          // shared string terms (leaf.go)
+	key   []byte         // where a lookup's key is built (storeDoc.scratchKey)
+	build subtreeBuilder // what builds a part of a unit read whole (storeNodes.value)
 	// The leaves of the units read whole, unparsed: a unit's scan copies
 	// its keys and values into arena (the snapshot's bytes may be a memory
 	// map, whose faults only its own reads catch) and lists them in
@@ -342,6 +346,7 @@ const keptUnits = 64
 // (the nodes handed out point to its snapshot, the units to its values),
 // only the memory to hand out again.
 func (a *storeNodes) reset() {
+	a.root = dataDoc{}
 	clear(a.first[:min(a.taken, len(a.first))])
 	a.taken, a.free = 0, a.first
 	if len(a.units) > keptUnits {
