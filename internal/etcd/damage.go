@@ -240,7 +240,10 @@ func idCounterValue(v []byte) (uint64, error) {
 func (s *Store) damageOfCounter(e *damageEdit, v []byte) {
 	var why error
 	if v != nil {
-		_, why = idCounterValue(v)
+		var n uint64
+		if n, why = idCounterValue(v); why == nil {
+			s.sawIDCounter(n) // a resync's and a watch start's reads, the apply's last value
+		}
 	}
 	e.set(s.idKey(), why)
 }

@@ -67,7 +67,10 @@
 //     permatrix does not write, or such a counter, the replica is not
 //     served (View and Servable refuse, Health is not ready, naming the
 //     key, never its value) until the key is repaired or deleted
-//     (damage.go), and NextID reserves no id from such a counter. The
+//     (damage.go), and NextID reserves no id from such a counter. An
+//     absent counter is put back above the ids the replica holds and the
+//     counter's values the Store has read (idFloor): a counter deleted in
+//     etcd does not hand out again the ids handed out before. The
 //     damage is published before the replica applies it, its repair after.
 //     An apply's bookkeeping costs the keys it touches plus the log of the
 //     damaged count (an ordered set, copied lazily), never a pass over
@@ -187,6 +190,12 @@ type Store struct {
 	// id coming back). Such a block is dropped (NextID).
 	idEpoch  atomic.Uint64
 	idsEpoch uint64
+	// idSeen is the highest value of the id counter this sidecar has
+	// read (the watch's events, a resync, a watch's start, its own
+	// reservations): with the ids its replica holds, where a counter
+	// found absent — deleted under the fleet — is put back from
+	// (idFloor), so the ids handed out before do not come back.
+	idSeen atomic.Uint64
 
 	alive  context.Context // ends when Close is called
 	cancel context.CancelFunc
@@ -1080,11 +1089,18 @@ func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur ui
 				return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: etcd prefix %s holds the key %s, %v: repair it in etcd (docs/fleet.md)", what, s.prefix, strconv.Quote(s.idKey()), err)
 			}
 			modRev = resp.Kvs[0].ModRevision
+			s.sawIDCounter(cur)
+		} else if cur, err = s.idFloor(what); err != nil {
+			cancel()
+			return 0, err
 		}
 		to, move := next(cur)
-		if !move {
+		if !move && modRev != 0 {
 			cancel()
 			return cur, nil
+		}
+		if !move {
+			to = cur // absent: put back at its floor
 		}
 		txn, err := s.cli.Txn(rctx).
 			If(clientv3.Compare(clientv3.ModRevision(s.idKey()), "=", modRev)).
@@ -1098,6 +1114,42 @@ func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur ui
 		}
 	}
 	return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: too much contention", what)
+}
+
+// idFloor is where an absent id counter is put back from: above every id
+// the replica holds in the sequence's form and every value of the counter
+// this sidecar has read. Absent, the counter is a new fleet's (never
+// reserved from: 0, or the highest id an import gave), or was deleted in
+// etcd — then starting again from 1 would hand out again the ids of
+// deleted assignments, and a client's DELETE by such a stale id would
+// remove another grant (TestDeletedIDCounter). The ids of assignments
+// held are skipped whatever the counter says (store.Tx.CreateAssignment).
+func (s *Store) idFloor(what string) (uint64, error) {
+	snap, err := s.View()
+	if err != nil {
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: etcd prefix %s holds no id counter (the key %s) and the replica could not be read for the ids it holds: %v", what, s.prefix, strconv.Quote(s.idKey()), err)
+	}
+	defer snap.Close()
+	held, err := store.HighestAssignmentNumber(snap)
+	if err != nil {
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: reading the replica for the ids it holds: %v", what, err)
+	}
+	seen := s.idSeen.Load()
+	if seen > 0 {
+		s.log.Warn("the assignment id counter is missing from etcd (deleted?): putting it back above every id held and every value of it seen here",
+			"key", s.idKey(), "highest_id_held", held, "highest_counter_seen", seen)
+	}
+	return max(held, seen), nil
+}
+
+// sawIDCounter records n, a value of the id counter read from etcd (idSeen).
+func (s *Store) sawIDCounter(n uint64) {
+	for {
+		old := s.idSeen.Load()
+		if n <= old || s.idSeen.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 func (s *Store) contact(rev uint64) {
@@ -1372,6 +1424,9 @@ func (s *Store) apply(events []*clientv3.Event) error {
 				var v []byte
 				if ev.Type != mvccpb.DELETE {
 					v = ev.Kv.Value
+					if n, err := idCounterValue(v); err == nil {
+						s.sawIDCounter(n) // a value put over or deleted after, in these revisions
+					}
 				}
 				counter = &v
 			}

@@ -178,6 +178,20 @@ func Count(s Snapshot) (int, error) {
 	return n, err
 }
 
+// HighestAssignmentNumber is the highest number of the ids snap holds in
+// the form IDFormat gives (0: none): where a counter found missing is
+// raised from (internal/etcd). One pass over the assignments' index.
+func HighestAssignmentNumber(snap Snapshot) (uint64, error) {
+	var highest uint64
+	err := snap.Scan(Prefix(nsIndex, ixAssignments), nil, func(k, _ []byte) error {
+		if n, ok := assignmentNumber(k); ok {
+			highest = max(highest, n)
+		}
+		return nil
+	})
+	return highest, err
+}
+
 // assignmentNumber is the number of an "i assignments" key's id, if it has
 // the form IDFormat gives.
 func assignmentNumber(k []byte) (uint64, bool) {

@@ -55,7 +55,9 @@
 //     hands it out then). storetest's WhenAnIDComesBack holds every
 //     backend to this. Outside the store's reach: an etcd cluster restored
 //     from an older etcd snapshot has its counter as it was then, and
-//     hands out again what it handed out since.
+//     hands out again what it handed out since; a counter deleted in etcd
+//     is put back above what the reserving sidecar knows (internal/etcd's
+//     idFloor, docs/fleet.md).
 //   - Units: every key belongs to one unit, its first UnitDepth segments
 //     (grants of one principal in one system; the groups of one user; one
 //     role; one project; one assignment id; the members of one group; the

@@ -1,0 +1,106 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// grant creates user's grant through s and returns its id.
+func grant(t *testing.T, s *etcd.Store, user string) string {
+	t.Helper()
+	a := permatrix.Assignment{Subject: "user:" + user, System: "s", Role: "r", Scope: permatrix.ServiceScope}
+	if _, err := store.Update(context.Background(), s, func(tx *store.Tx) error { return tx.CreateAssignment(&a) }); err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
+}
+
+// revoke deletes the assignment id through s, as a client's DELETE
+// /v1/assignments/{id} does, and returns its subject.
+func revoke(t *testing.T, s *etcd.Store, id string) (string, error) {
+	t.Helper()
+	var gone permatrix.Assignment
+	_, err := store.Update(context.Background(), s, func(tx *store.Tx) (err error) {
+		gone, err = tx.DeleteAssignment(id)
+		return err
+	})
+	return gone.Subject, err
+}
+
+// TestDeletedIDCounter: the id counter (m/idseq) deleted in etcd under a
+// fleet that handed out ids. Before, a sidecar reserving next started
+// again from 1: it skipped the ids of assignments held (a new grant never
+// took an existing one's id) but handed out again a deleted assignment's,
+// and a client's DELETE by that stale id removed the new grant, another
+// subject's. Now a sidecar that finds the counter absent reserves from
+// above the highest id the prefix holds and the highest value of the
+// counter it has seen (a running or restarted sidecar saw the counter
+// before its deletion): the deleted ids do not come back.
+func TestDeletedIDCounter(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("idseqgone")
+	replica := filepath.Join(t.TempDir(), "first.db")
+	first := sidecar(t, prefix, replica, etcd.Options{})
+	alice, bob, carol := grant(t, first, "alice"), grant(t, first, "bob"), grant(t, first, "carol")
+	if _, err := revoke(t, first, alice); err != nil {
+		t.Fatal(err)
+	}
+	first.Close() // its replica holds the counter's revision before the deletion
+
+	cli := client(t)
+	counter := "/" + prefix + "/m/idseq"
+	if _, err := cli.Delete(ctx, counter); err != nil {
+		t.Fatal(err)
+	}
+
+	// A sidecar started after the deletion knows the ids held, not the
+	// counter: the deleted alice's id, below them, does not come back.
+	fresh := sidecar(t, prefix, filepath.Join(t.TempDir(), "fresh.db"), etcd.Options{})
+	dave := grant(t, fresh, "dave")
+	if slices.Contains([]string{alice, bob, carol}, dave) {
+		t.Errorf("a grant made after the counter's deletion has the id %s: one of %s (deleted), %s, %s", dave, alice, bob, carol)
+	}
+	if who, err := revoke(t, fresh, alice); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+		t.Errorf("deleting the deleted assignment %s again: removed %q (%v), want %s", alice, who, err, permatrix.ENOTFOUND)
+	}
+	if dave <= carol {
+		t.Errorf("a grant made after the counter's deletion has the id %s, not above the highest held, %s", dave, carol)
+	}
+
+	// The reservation put the counter back. Deleted again, with the
+	// grants above it gone: a sidecar that saw the counter before (here,
+	// restarted from a replica of before the first deletion, which read it
+	// as its watch started) reserves above every value it saw.
+	if _, err := revoke(t, fresh, dave); err != nil {
+		t.Fatal(err)
+	}
+	del, err := cli.Delete(ctx, counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if del.Deleted != 1 {
+		t.Fatalf("the reservation after the deletion left no counter in etcd")
+	}
+	restarted := sidecar(t, prefix, replica, etcd.Options{})
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a guard only
+	defer cancel()
+	if err := restarted.Wait(wctx, uint64(del.Header.Revision)); err != nil {
+		t.Fatal(err)
+	}
+	erin := grant(t, restarted, "erin")
+	// fresh reserved 4..1003 (from above carol's, 3): the counter's last value.
+	if last := fmt.Sprintf(store.IDFormat, 1003); erin <= last {
+		t.Errorf("a grant made after the counter's second deletion has the id %s, want one above every id reserved (%s)", erin, last)
+	}
+	if who, err := revoke(t, restarted, dave); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+		t.Errorf("deleting the deleted assignment %s again: removed %q (%v), want %s", dave, who, err, permatrix.ENOTFOUND)
+	}
+}
