@@ -408,7 +408,9 @@ func leafValue(raw []byte) (ast.Value, error) {
 	case bytes.Equal(raw, []byte("true")):
 		return ast.Boolean(true), nil
 	case len(raw) == 0:
-		return ast.Null{}, nil
+		// permatrix writes no data leaf empty (the empty values are index
+		// entries', outside data.store): damage, as bytes after a value.
+		return nil, errEmptyLeaf
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -424,6 +426,8 @@ func leafValue(raw []byte) (ast.Value, error) {
 	}
 	return ast.InterfaceToValue(x)
 }
+
+var errEmptyLeaf = errors.New("an empty leaf: no JSON value")
 
 // clipped is b, or its first 16 bytes: an error names what follows a
 // damaged leaf's value, not all of it.

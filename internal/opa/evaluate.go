@@ -578,7 +578,7 @@ func (a *storeNodes) leafValid(i int) bool {
 	e := &a.entries[i]
 	if !e.parsed && !e.valid {
 		raw := a.arena[e.keyEnd:e.rawEnd]
-		if e.valid = len(raw) == 0 || json.Valid(raw); !e.valid {
+		if e.valid = json.Valid(raw); !e.valid {
 			_, err := a.leaf(i)
 			return err == nil
 		}

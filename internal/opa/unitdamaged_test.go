@@ -90,6 +90,23 @@ func randomTrailingDamage(rng *rand.Rand, n int) []string {
 // the reads that do not take it answer as before. It was read as its
 // value.
 func TestDamagedLeafWithTrailingBytesFailsItsReads(t *testing.T) {
+	damagedLeavesFailTheirReads(t, append(slices.Clone(trailingDamage), randomTrailingDamage(rand.New(rand.NewPCG(3, 3)), 12)...))
+}
+
+// An empty leaf (no bytes: a damaged store, as one with bytes after its
+// value) fails every read that takes it, under both evaluators, as above.
+// It was read as null: a decision or verdict went on over it (a
+// membership's leaf, whose presence is what a policy asks, read as there).
+func TestEmptyLeafFailsItsReads(t *testing.T) {
+	damagedLeavesFailTheirReads(t, []string{"", "", " ", "\n"})
+}
+
+// damagedLeavesFailTheirReads puts each of damaged in a grant's and a
+// membership's leaf, in a small unit and a large one, and checks that
+// the reads that take it fail under both evaluators and the others
+// answer alike.
+func damagedLeavesFailTheirReads(t *testing.T, damaged []string) {
+	t.Helper()
 	good := `{"assignment":"a1","scope":{"type":"service"},"via":"user:bad"}`
 	reads := []struct {
 		read string
@@ -116,7 +133,6 @@ func TestDamagedLeafWithTrailingBytesFailsItsReads(t *testing.T) {
 		guarded[i] = fmt.Sprintf("input.read == %d\n\tx := %s", i, c.read)
 	}
 	vm, td := readsPoliciesWith(t, store.NewMemory(), nil, guardedReads(guarded))
-	damaged := append(slices.Clone(trailingDamage), randomTrailingDamage(rand.New(rand.NewPCG(3, 3)), 12)...)
 	for i, bad := range damaged {
 		fillers := []int{0, 40}[i%2]
 		m := store.NewMemory()
@@ -220,4 +236,52 @@ func decideNow(t *testing.T, p *opa.Policy, db store.Backend, c permatrix.Check)
 	}
 	defer snap.Close()
 	return p.Decide(t.Context(), snap, c)
+}
+
+// A decision whose grant is reached through a membership whose leaf is
+// empty, or whose grant's leaf is empty, fails under both evaluators: the
+// empty leaf was read as null — present, so the membership counted and
+// the decision allowed.
+func TestDecisionOverAnEmptyLeafFails(t *testing.T) {
+	m := store.NewMemory()
+	a := permatrix.Assignment{Subject: "group:ops", System: "celonis-task-mining", Permission: "edit_users",
+		Scope: permatrix.Scope{Type: "project", ID: "p1"}}
+	if _, err := store.Update(t.Context(), m, func(tx *store.Tx) error {
+		if err := tx.AddMember(permatrix.Membership{Group: "ops", User: "alice"}); err != nil {
+			return err
+		}
+		return tx.CreateAssignment(&a)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check := permatrix.Check{Subject: "alice", System: "celonis-task-mining", Action: "edit_users",
+		Resource: &permatrix.Scope{Type: "project", ID: "p1"}}
+	vm, td := readsPolicies(t, m, nil)
+	for _, key := range [][]byte{store.Key("d", "memberships", "alice", "ops"), store.GrantKey(a)} {
+		snap, err := m.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := snap.Get(key)
+		snap.Close()
+		if err != nil || raw == nil {
+			t.Fatalf("the leaf %q: %q %v", key, raw, err)
+		}
+		for _, p := range []*opa.Policy{vm, td} {
+			if d, err := decideNow(t, p, m, check); err != nil || !d.Allow {
+				t.Fatalf("the sound store: %+v %v", d, err)
+			}
+		}
+		if _, err := m.Commit(t.Context(), &store.Batch{Ops: []store.Op{{Key: key, Value: []byte{}}}}); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range []*opa.Policy{vm, td} {
+			if d, err := decideNow(t, p, m, check); err == nil {
+				t.Errorf("%s, the leaf %q empty: no error: %+v", []string{"vm", "topdown"}[i], key, d)
+			}
+		}
+		if _, err := m.Commit(t.Context(), &store.Batch{Ops: []store.Op{{Key: key, Value: raw}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
