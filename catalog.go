@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // System is one vendor system's catalog entry: systems/<id>/data.json,
@@ -88,3 +89,12 @@ func (s *System) ActionIDs() []string {
 
 // IDs returns the system ids, sorted.
 func (c Catalog) IDs() []string { return slices.Sorted(maps.Keys(c)) }
+
+// UnknownSystem is the error of a query whose ?system= (a listing's, the
+// permissions') is none of the catalog's: EINVALID naming the systems it
+// has, so that a typo is seen at once. A path that names a system answers
+// 404 instead (no such resource); a check's system is refused in the
+// policies' words, the Data API's (pdp.ValidateCheck).
+func (c Catalog) UnknownSystem(id string) error {
+	return Errorf(EINVALID, "unknown system %q: the systems are %s", id, strings.Join(c.IDs(), ", "))
+}

@@ -71,6 +71,8 @@ type Service struct {
 
 	aheadTaken atomic.Uint64 // verdicts judged ahead and taken (prejudge.go)
 
+	assigned assignedSystems // the systems stored assignments are of, at one revision (heldSystem)
+
 	notReachedNotes notReachedNotes // unreached consistency tokens, for their warning
 
 	// writers lets a large write that lost a race plan again alone: every
@@ -333,6 +335,9 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 	}
 	sys, ok := c[ch.System]
 	if !ok {
+		// Worded as the policies' data.permatrix.errors word it for the
+		// Data API (TestDataAPIRefusesTheIdsCheckRefuses), not as
+		// Catalog.UnknownSystem.
 		return permatrix.Errorf(permatrix.EINVALID, "unknown system %q", ch.System)
 	}
 	if _, ok := sys.Actions[ch.Action]; !ok {
@@ -407,7 +412,7 @@ func (s *Service) Permissions(ctx context.Context, user string, systems []string
 	for _, id := range systems {
 		sys, ok := p.Catalog[id]
 		if !ok {
-			return nil, 0, permatrix.Errorf(permatrix.EINVALID, "unknown system %q", id)
+			return nil, 0, p.Catalog.UnknownSystem(id)
 		}
 		if !sys.HasScopeType(scope.Type) {
 			if len(systems) == 1 {

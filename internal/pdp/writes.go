@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -392,12 +393,14 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 		}
 	}
 	retired := false
+	var catalog permatrix.Catalog
 	if f.System != "" || f.ScopeType != "" {
 		p, err := s.policy()
 		if err != nil {
 			return nil, "", err
 		}
-		if retired, err = knownFilter(p.Catalog, f); err != nil {
+		catalog = p.Catalog
+		if retired, err = knownFilter(catalog, f); err != nil {
 			return nil, "", err
 		}
 	}
@@ -405,9 +408,9 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 		if list, next, err = store.Assignments(snap, f); err != nil || len(list) > 0 || !retired {
 			return err
 		}
-		held, err := heldSystem(snap, f, next)
+		held, err := s.heldSystem(snap, f, next)
 		if err == nil && !held {
-			err = permatrix.Errorf(permatrix.EINVALID, "unknown system %q: the bundle has no such system and no assignment of it is stored", f.System)
+			err = catalog.UnknownSystem(f.System)
 		}
 		return err
 	})
@@ -415,23 +418,49 @@ func (s *Service) Assignments(ctx context.Context, f permatrix.AssignmentFilter)
 }
 
 // heldSystem says whether a system the bundle does not have, whose
-// listing's page (f, then next) found nothing, may be one a bundle dropped
-// whose assignments are stored: false only where it is known that none is
-// (a typo). Whatever the other filters, one assignment of the system says
-// so: a role's, or one below the service scope, in an index; else one of
-// the system among the ids a page of the largest limit reads from the
-// first. Filtered by the system alone from the first id, a page that read
-// to the end read them all already. Past what that page reads, the system
-// is taken as held: a listing is never refused for what it might find.
-func heldSystem(snap store.Snapshot, f permatrix.AssignmentFilter, next string) (bool, error) {
+// listing's page (f, then next) found nothing, is one a bundle dropped
+// whose assignments are stored (else a typo: 400). Whatever the other
+// filters, one assignment of the system says so: a role's, or one below
+// the service scope, in an index; else one of the systems of every
+// stored assignment (assignedSystems: one pass of the assignment index a
+// store revision, however many listings ask). Filtered by the system
+// alone from the first id, a page that read to the end read them all
+// already. It read one page of the largest limit from the first id, and
+// took the system as held past it: on a store larger than a page, a
+// misspelt system listed empty pages, each with a cursor to the next
+// (TestUnknownSystemFilterOnALargeStore).
+func (s *Service) heldSystem(snap store.Snapshot, f permatrix.AssignmentFilter, next string) (bool, error) {
 	if f == (permatrix.AssignmentFilter{System: f.System, Limit: f.Limit}) && next == "" {
 		return false, nil
 	}
 	if held, err := store.HoldsIndexedAssignmentsOf(snap, f.System); err != nil || held {
 		return held, err
 	}
-	some, more, err := store.Assignments(snap, permatrix.AssignmentFilter{System: f.System, Limit: permatrix.MaxPageLimit})
-	return len(some) > 0 || more != "", err
+	return s.assigned.holds(snap, f.System)
+}
+
+// assignedSystems is store.AssignedSystems at one store revision, read
+// again when a listing asks at another: a misspelt system costs one pass
+// of the assignment index a revision, not one a request (listings wait
+// for the one that reads).
+type assignedSystems struct {
+	mu      sync.Mutex
+	rev     uint64
+	systems map[string]bool // nil: not read yet
+}
+
+// holds says whether an assignment of system is stored at snap's revision.
+func (a *assignedSystems) holds(snap store.Snapshot, system string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.systems == nil || a.rev != snap.Revision() {
+		systems, err := store.AssignedSystems(snap)
+		if err != nil {
+			return false, err
+		}
+		a.systems, a.rev = systems, snap.Revision()
+	}
+	return a.systems[system], nil
 }
 
 // Assignment returns one assignment.

@@ -559,6 +559,37 @@ func HoldsIndexedAssignmentsOf(s Snapshot, system string) (bool, error) {
 	return false, nil
 }
 
+// AssignedSystems is the set of systems the stored assignments are of:
+// one pass over the assignment index, reading each entry's grant key for
+// its system segment (no grant is read).
+func AssignedSystems(s Snapshot) (map[string]bool, error) {
+	systems := map[string]bool{}
+	err := s.Scan(Prefix(nsIndex, ixAssignments), nil, func(_, grant []byte) error {
+		if sys := grantSystem(grant); !systems[string(sys)] {
+			systems[string(sys)] = true
+		}
+		return nil
+	})
+	return systems, err
+}
+
+// grantSystem is the system segment of a grant key (d grants <principal>
+// <system> …), empty in a key of another shape.
+func grantSystem(grant []byte) []byte {
+	rest := grant
+	for range 3 {
+		i := bytes.IndexByte(rest, sep)
+		if i < 0 {
+			return nil
+		}
+		rest = rest[i+1:]
+	}
+	if i := bytes.IndexByte(rest, sep); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
 // HasAssignmentsOn reports whether any assignment is made at scope (not
 // the service scope) in system.
 func HasAssignmentsOn(s Snapshot, system string, scope permatrix.Scope) (bool, error) {
