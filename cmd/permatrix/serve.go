@@ -27,6 +27,7 @@ import (
 	"github.com/permatrix/permatrix/internal/gateway"
 	"github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/identity"
+	"github.com/permatrix/permatrix/internal/listen"
 	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
@@ -507,6 +508,11 @@ func runServe(ctx context.Context, flags *pflag.FlagSet, o serveOptions, file *c
 		srv.Metrics().RegisterListener("grpc", grpcSrv.Connections())
 		srv.Metrics().RegisterRequests("grpc", grpcSrv.Requests())
 		srv.Metrics().RegisterHealthRequests("grpc", grpcSrv.Probes())
+	}
+	// Every listener is made: a passed socket none took would queue
+	// connections nothing answers.
+	if err := listen.UnusedActivated(); err != nil {
+		return fmt.Errorf("--addr, --diagnostic-addr, --grpc-addr: %w", err)
 	}
 	attrs = append(attrs, "store", where, "store_revision", db.Revision())
 	if p != nil {

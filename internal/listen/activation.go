@@ -22,7 +22,12 @@ import (
 // of environment and file descriptors: no dependency for it.
 //
 // An address "systemd:NAME" is the passed socket of that name;
-// "systemd:" alone is the only one passed. Each is taken once.
+// "systemd:" alone is the only one passed. Each is taken once, and every
+// one is to be taken (UnusedActivated): a socket no address names — an
+// extra one in the unit, a name misspelt there or in a flag — would have
+// the kernel queue connections that nothing answers, and closing it would
+// not stop that, as the service manager keeps its own copy open
+// (sd_listen_fds(3)).
 
 // activationFirstFD is the first passed descriptor (SD_LISTEN_FDS_START).
 const activationFirstFD = 3
@@ -30,6 +35,9 @@ const activationFirstFD = 3
 var activation struct {
 	once  sync.Once
 	names []string // by descriptor, from activationFirstFD on
+	// forUs: LISTEN_FDS was set for this process (LISTEN_PID), whether
+	// or not the rest of the variables could be read (err).
+	forUs bool
 	err   error
 	mu    sync.Mutex
 	taken map[int]bool
@@ -54,6 +62,7 @@ func readActivation() {
 		a.err = fmt.Errorf("the sockets passed (LISTEN_FDS=%s) are for process %q, not this one (%d)", fds, pid, os.Getpid())
 		return
 	}
+	a.forUs = true
 	n, err := strconv.Atoi(fds)
 	if err != nil || n < 1 || n > 64 {
 		a.err = fmt.Errorf("LISTEN_FDS=%q: want the number of sockets passed, 1 to 64", fds)
@@ -121,6 +130,37 @@ func activated(addr, name string) (net.Listener, error) {
 	a.taken[fd] = true
 	f.Close()
 	return ln, nil
+}
+
+// UnusedActivated says which sockets passed to this process by socket
+// activation no listener took (Listen "systemd:NAME"), naming each by
+// descriptor and name; nil when every one was taken, or none was passed
+// to this process. Call it once every listener is made, before serving:
+// the server is to stop rather than serve beside a socket nothing will
+// ever answer. Passed sockets whose variables cannot be read are an
+// error too, asked for by an address or not.
+func UnusedActivated() error {
+	a := &activation
+	a.once.Do(readActivation)
+	if !a.forUs {
+		return nil
+	}
+	if a.err != nil {
+		return fmt.Errorf("socket activation: %w", a.err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var unused []string
+	for i, name := range a.names {
+		if fd := activationFirstFD + i; !a.taken[fd] {
+			unused = append(unused, fmt.Sprintf("fd %d %q", fd, name))
+		}
+	}
+	if len(unused) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of the sockets passed by socket activation no address names: %s (LISTEN_FDNAMES %q): give each an address systemd:NAME, or take it out of the socket unit — connections to it would wait, never answered",
+		len(unused), strings.Join(unused, ", "), strings.Join(a.names, ":"))
 }
 
 // listeningStream says why fd cannot be served on, or nil: net.FileListener

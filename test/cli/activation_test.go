@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -119,6 +120,62 @@ func TestSocketActivationRefused(t *testing.T) {
 		out, err := c.cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.wants) {
 			t.Errorf("%s: %v, want an error saying %q:\n%s", c.name, err, c.wants, out)
+		}
+	}
+}
+
+// TestSocketActivationRefusesUnusedSockets: a socket passed to serve that
+// no address names — a socket unit's extra socket, or one whose name is
+// misspelt in the unit or the flag — stops serve with an error naming it,
+// before it serves: the kernel would queue connections to it that nothing
+// ever answers (closing it would not help: systemd keeps its own copy
+// open). Before, serve served on the others and said nothing.
+func TestSocketActivationRefusesUnusedSockets(t *testing.T) {
+	_, api := harness.ListeningSocket(t)
+	_, extra := harness.ListeningSocket(t)
+	_, other := harness.ListeningSocket(t)
+	db := filepath.Join(t.TempDir(), "permatrix.db")
+	for _, c := range []struct {
+		name, names string
+		files       []*os.File
+		args        []string
+		wants       []string
+	}{
+		{"a misspelt diagnostic socket", "api:diagnostc", []*os.File{api, extra}, []string{"--addr", "systemd:api"},
+			[]string{`fd 4 "diagnostc"`}},
+		{"two unused, one unnamed", "api::grpc", []*os.File{api, extra, other}, []string{"--addr", "systemd:api"},
+			[]string{`fd 4 ""`, `fd 5 "grpc"`}},
+		{"no address takes a passed socket", "api", []*os.File{api}, []string{"--addr", "127.0.0.1:0"},
+			[]string{`fd 3 "api"`}},
+	} {
+		cmd := activate(t, c.names, c.files, nil, append(c.args, "--db", db, "--admin-token", token)...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		var err error
+		select {
+		case err = <-exited:
+		case <-time.After(60 * time.Second): // a guard only: serving, it never exits
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("%s: serve is still running after 60s:\n%s", c.name, out.String())
+			continue
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%s: %v, want exit 2:\n%s", c.name, err, out.String())
+		}
+		for _, w := range append(c.wants, "no address names") {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: the error does not say %q:\n%s", c.name, w, out.String())
+			}
+		}
+		if strings.Contains(out.String(), `"msg":"serving"`) {
+			t.Errorf("%s: serve said it serves:\n%s", c.name, out.String())
 		}
 	}
 }
