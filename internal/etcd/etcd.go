@@ -1090,9 +1090,14 @@ func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur ui
 			}
 			modRev = resp.Kvs[0].ModRevision
 			s.sawIDCounter(cur)
-		} else if cur, err = s.idFloor(what); err != nil {
+		} else {
+			// Absent: put back at its floor, read from the replica (one
+			// pass of its assignment index) outside the request's time.
 			cancel()
-			return 0, err
+			if cur, err = s.idFloor(what); err != nil {
+				return 0, err
+			}
+			rctx, cancel = context.WithTimeout(ctx, s.opts.RequestTimeout)
 		}
 		to, move := next(cur)
 		if !move && modRev != 0 {
