@@ -154,6 +154,9 @@ type Policy struct {
 	// queries caches prepared Data API queries by path, only for paths the
 	// rule tree defines (see Query), and at most maxCachedQueries of them.
 	queries *lru.Cache[string, *rego.PreparedEvalQuery]
+	// assignInputs are assignments' verdict inputs filled again for
+	// each verdict by the vm (Verdict).
+	assignInputs assignInputPool
 }
 
 // generations numbers compiled policies.
@@ -746,8 +749,14 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input any) (v
 	if p.verdict.program != nil {
 		ts = p.data.terms
 	}
-	v, err := jsonTerm(input, ts)
-	if err != nil {
+	var v *ast.Term
+	if in := assignInputOf(input); in != nil && ts != nil {
+		// An assignment's input filled into objects made once
+		// (assignInputs), given back once the verdict is read.
+		filled := p.assignInputs.get()
+		defer p.assignInputs.put(filled)
+		v = filled.fill(in, ts)
+	} else if v, err = jsonTerm(input, ts); err != nil {
 		return nil, nil, err
 	}
 	if prog := p.verdict.program; prog != nil {
