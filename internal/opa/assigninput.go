@@ -24,9 +24,10 @@ type assignInputs struct {
 	input      [2][2]*ast.Term
 	assignment [2]*ast.Term
 	// own are the terms of the strings no shared term holds (a new
-	// assignment's subject, an id, an actor), their values replaced
-	// for each verdict: id, subject, system, name, actor.
-	own [5]ast.Term
+	// assignment's subject, an id, an actor), by kind — each held by
+	// that kind's objects only —, their values replaced in place for
+	// each verdict: id, subject, system, name, actor.
+	own [2][5]ast.Term
 }
 
 // Keys of an assignment's verdict input: made once, shared by every
@@ -71,11 +72,15 @@ func (s *assignInputs) fill(in *AssignInput, ts terms) *ast.Term {
 	if a.Scope != permatrix.ServiceScope {
 		scope = scopeTerm(a.Scope)
 	}
-	obj := s.assignment[kind].Value.(ast.Object)
-	s.set(obj, keyID, a.ID, 0, ts)
-	s.set(obj, keySubject, a.Subject, 1, ts)
-	s.set(obj, keySystem, a.System, 2, ts)
-	s.set(obj, keyKinds[kind], name, 3, ts)
+	obj, own := s.assignment[kind].Value.(ast.Object), &s.own[kind]
+	set(obj, keyID, a.ID, &own[0], ts)
+	set(obj, keySubject, a.Subject, &own[1], ts)
+	set(obj, keySystem, a.System, &own[2], ts)
+	set(obj, keyKinds[kind], name, &own[3], ts)
+	// An object's hash is its values', summed again by an insert (each
+	// walks every value): one insert after the values are in place,
+	// rather than one a value (six a verdict were more than the two
+	// objects built anew cost).
 	obj.Insert(keyScope, scope)
 	actor := 0
 	if in.Actor != "" {
@@ -84,25 +89,27 @@ func (s *assignInputs) fill(in *AssignInput, ts terms) *ast.Term {
 	input := s.input[kind][actor]
 	o := input.Value.(ast.Object)
 	if actor == 1 {
-		s.set(o, keyActor, in.Actor, 4, ts)
+		set(o, keyActor, in.Actor, &own[4], ts)
 	}
-	// Again, for its hash: an object's hash is its values', summed when
-	// one is inserted, and the assignment's changed.
-	o.Insert(keyAssignment, s.assignment[kind])
+	o.Insert(keyAssignment, s.assignment[kind]) // again, for its hash
 	return input
 }
 
-// set puts str's term at key in obj: the shared one, or s's own term i
-// holding str.
-func (s *assignInputs) set(obj ast.Object, key *ast.Term, str string, i int, ts terms) {
+// set puts str's term at key in obj — the shared one, or own holding
+// str — inserting it only if obj holds another term there: a value
+// replaced in place is summed into obj's hash by the insert fill makes
+// last.
+func set(obj ast.Object, key *ast.Term, str string, own *ast.Term, ts terms) {
 	t, ok := sharedTerm(str, ts)
 	if !ok {
-		t = &s.own[i]
+		t = own
 		if cur, ok := t.Value.(ast.String); !ok || string(cur) != str {
 			t.Value = ast.String(str)
 		}
 	}
-	obj.Insert(key, t)
+	if obj.Get(key) != t {
+		obj.Insert(key, t)
+	}
 }
 
 // assignInputPool hands out filled inputs (assignInputs), one a verdict
