@@ -704,7 +704,7 @@ func TestQueryHidden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs harness.LockedBuffer
 	var mu sync.Mutex
 	var reported []error
 	status := mgr.BundleStatus("permatrix")
@@ -739,23 +739,6 @@ func TestQueryHidden(t *testing.T) {
 	if l := logs.String(); strings.Contains(l, "s3cr3t") || !strings.Contains(l, "b.tar.gz") {
 		t.Errorf("logged:\n%s", l)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // statusServer is a control plane's status API: it keeps the bundle

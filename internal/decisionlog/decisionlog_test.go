@@ -812,7 +812,7 @@ func statusReportHidesTheUploadURLsQuery(t *testing.T, status string) {
 	defer cp.Close()
 	// serve's log gets OPA's plugins' lines (the failed upload's, which
 	// names its URL) at debug and above.
-	var logged lockedLog
+	var logged harness.LockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mgr, err := management.New(ctx, []byte(`{"services": {"collector": {"url": "`+collector.URL+`?sig=secret"}, "cp": {"url": "`+cp.URL+`"}}}`), log)
 	if err != nil {
@@ -879,22 +879,4 @@ func statusReportHidesTheUploadURLsQuery(t *testing.T, status string) {
 	if !strings.Contains(text, "log upload failed") || !strings.Contains(text, "?redacted") || strings.Contains(text, "secret") {
 		t.Errorf("serve's log of the failed uploads: %s; want the upload URL with its query redacted", text)
 	}
-}
-
-// lockedLog is a log's output that goroutines write at once.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -821,11 +820,10 @@ func stop(srv *extauthz.Server) func(context.Context) {
 func TestTokenCutByTheCallsDeadlineNotLogged(t *testing.T) {
 	s := harness.Start(t, harness.Options{})
 	s.Assign(map[string]any{"subject": "user:ann", "system": tm, "permission": "edit_users", "scope": map[string]any{"type": "service"}})
-	var logged bytes.Buffer
-	var mu sync.Mutex
+	var logged harness.LockedBuffer
 	srv := extauthz.New(extauthz.Config{Gateway: &gateway.Gateway{Identity: identity.Default()}, Decide: s.HTTP.Decide,
 		ErrorJSON: permhttp.ErrorJSON, Timeout: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	addr, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -839,21 +837,7 @@ func TestTokenCutByTheCallsDeadlineNotLogged(t *testing.T) {
 			t.Fatalf("a token not reached before the call's deadline: %v %v", resp, err)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if n := strings.Count(logged.String(), "level=ERROR"); n != 0 {
 		t.Errorf("%d errors logged for 5 tokens not reached:\n%s", n, logged.String())
 	}
-}
-
-// lockedWriter is a writer for a logger whose output a test reads.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

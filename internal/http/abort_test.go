@@ -1,43 +1,18 @@
 package http_test
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/test/harness"
 )
-
-// lockedBuffer is a log destination the server writes while a test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // A handler that returns an error after its status went out (an export
 // whose store fails midway) cuts its response short, as a panic there
@@ -48,7 +23,7 @@ func (b *lockedBuffer) String() string {
 // sent was still in net/http's buffer (the client then gets no answer at
 // all), and when the status sent was itself a 500.
 func TestErrorAfterTheStatusCutsTheResponseShort(t *testing.T) {
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	midway := func(status int, flush bool) echo.HandlerFunc {
 		return func(c echo.Context) error {

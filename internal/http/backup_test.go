@@ -17,6 +17,7 @@ import (
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // GET /v1/backup holds a read transaction while it streams: a client that
@@ -31,7 +32,7 @@ func TestBackupStalledOrGoneClientReleasesTheSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	svc := pdp.New(db, opa.NewEngine(db), log, nil)
 	b, err := opa.ReadDefault()

@@ -15,6 +15,7 @@ import (
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // TestBatchWaitsForATokenOnce: a consistency token makes a request wait at
@@ -29,7 +30,7 @@ func TestBatchWaitsForATokenOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	logs := &lockedBuffer{}
+	logs := &harness.LockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	svc := pdp.New(db, opa.NewEngine(db), log, nil)
 	const timeout = 200 * time.Millisecond

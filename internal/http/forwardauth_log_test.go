@@ -11,6 +11,7 @@ import (
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // TestForwardAuthQueryNotLogged: below /v1/forward-auth/ (Envoy's HTTP
@@ -23,7 +24,7 @@ func TestForwardAuthQueryNotLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	// No bundle activated: every decision is a 503, logged.
 	srv := permhttp.NewServer(pdp.New(db, opa.NewEngine(db), log, nil), permhttp.Config{Logger: log})

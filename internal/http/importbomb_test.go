@@ -13,6 +13,7 @@ import (
 	"time"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // importBody POSTs body to /v1/import?query (gzip-compressed with zip)
@@ -105,7 +106,7 @@ func TestImportGzipRatioBounded(t *testing.T) {
 // (up to 1 MiB), so that a body sent whole is read to its end at once and
 // a client that leaves ends the import ("import stopped").
 func TestImportEndsWhenItsClientLeaves(t *testing.T) {
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	const lines = 60_000 // 7.7 MB, ~350 KB compressed: seconds of work
 	var plain bytes.Buffer

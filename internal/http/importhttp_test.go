@@ -14,6 +14,7 @@ import (
 	"time"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // pacedLine is line n of a paced import: user:paced-<n> is a Celonis analyst.
@@ -107,7 +108,7 @@ func TestImportIdleIsPerWait(t *testing.T) {
 // all-or-nothing import, or the first chunk: no one reads the answer, so
 // the log is the only word of it (there was none).
 func TestImportClientGoneIsLogged(t *testing.T) {
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	for _, query := range []string{"", "?chunk=10"} {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
@@ -132,7 +133,7 @@ func TestImportClientGoneIsLogged(t *testing.T) {
 		if !strings.Contains(logs.String(), "nothing was imported") {
 			t.Errorf("POST /v1/import%s: the log does not say how far the import got:\n%s", query, logs.String())
 		}
-		logs.reset()
+		logs.Reset()
 	}
 	if n := stored(t, base, "user:paced-1"); n != 0 {
 		t.Fatalf("a line of an import whose client went away is stored: %d", n)
@@ -168,7 +169,7 @@ func TestImportChunkGivenOnce(t *testing.T) {
 // forever, until its own timeout), then the process went away with no
 // answer and no word of how far the import had got.
 func TestShutdownStopsAnImport(t *testing.T) {
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	base := serveOn(t, srv)
 
@@ -255,7 +256,7 @@ func TestImportBlankLineIsJSONWhitespace(t *testing.T) {
 // nothing (the body had been read to its end, and the import stopped
 // when the request's context ended).
 func TestImportClientGoneWhileCommitting(t *testing.T) {
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	const n = 30_000 // judged for a second or more
 	var body strings.Builder
@@ -290,7 +291,7 @@ func TestImportClientGoneWhileCommitting(t *testing.T) {
 // (no answer, no "import stopped") the log says where the import was; the
 // commits were logged only at debug.
 func TestImportProgressIsLogged(t *testing.T) {
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	base := serveOn(t, newTestServer(t, permhttp.Config{AdminToken: docTestToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	status, body, err := postImport(t, base, "?chunk=1", func(w io.Writer) error {
 		for i := 1; i <= 60; i++ {

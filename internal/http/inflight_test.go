@@ -208,7 +208,7 @@ func TestRequestsInFlightBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logged lockedBuffer
+	var logged harness.LockedBuffer
 	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, TLS: tlsCfg, MaxRequestsInFlight: bound,
 		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	addr, err := srv.Listen("127.0.0.1:0")

@@ -36,7 +36,7 @@ func TestRequestsInFlightSharedByClients(t *testing.T) {
 		{"without", 0, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logged lockedBuffer
+			var logged harness.LockedBuffer
 			srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxConnectionsPerClient: tc.perClient,
 				MaxRequestsInFlight: 8, AllowedHosts: []string{ip}, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 			addr, err := srv.Listen(net.JoinHostPort(ip, "0"))

@@ -13,6 +13,7 @@ import (
 	permhttp "github.com/permatrix/permatrix/internal/http"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // TestUnreachedTokenNotLoggedAsError: X-Permatrix-Min-Revision reaches
@@ -28,7 +29,7 @@ func TestUnreachedTokenNotLoggedAsError(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	var logs lockedBuffer
+	var logs harness.LockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	svc := pdp.New(db, opa.NewEngine(db), log, nil)
 	svc.ConsistencyTimeout = 10 * time.Millisecond

@@ -18,6 +18,13 @@ func (b *LockedBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// Reset empties the buffer (a test reading one step's output at a time).
+func (b *LockedBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
