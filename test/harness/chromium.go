@@ -42,7 +42,7 @@ func Chromium() (string, error) {
 	if os.Geteuid() != 0 {
 		return "", errors.New("chromium is not installed and the tests are not running as root: install Debian's chromium package (apt-get install chromium) or set PERMATRIX_CHROMIUM to a Chromium executable")
 	}
-	unlock, err := lockFile("chromium.lock")
+	unlock, err := lockFile(filepath.Join(toolsDir(), "chromium.lock"))
 	if err != nil {
 		return "", err
 	}
@@ -118,19 +118,24 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// lockFile takes an exclusive lock on a file in the user cache's
-// permatrix-tools directory (waiting up to 20 minutes), for work that
-// concurrent test binaries must not do twice at once.
-func lockFile(name string) (unlock func(), err error) {
+// toolsDir is the user cache's permatrix-tools directory, where the
+// pinned tools and the permatrix binary are kept between runs.
+func toolsDir() string {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}
-	dir := filepath.Join(cache, "permatrix-tools")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return filepath.Join(cache, "permatrix-tools")
+}
+
+// lockFile takes an exclusive lock on the file at path (waiting up to 20
+// minutes), for work that concurrent test binaries must not do twice at
+// once.
+func lockFile(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}

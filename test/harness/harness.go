@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -328,16 +330,20 @@ func BuildTool(moduleDir, name, pkg string) (string, error) {
 		return "", err
 	}
 	h := sha256.Sum256(sum)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	bin := filepath.Join(cache, "permatrix-tools", name+"-"+hex.EncodeToString(h[:6]))
+	bin := filepath.Join(toolsDir(), name+"-"+hex.EncodeToString(h[:6]))
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+	// Test binaries started together (a first go test ./...: every
+	// package starting an etcd cluster) build it once: the others wait on
+	// the lock, then find it.
+	unlock, err := lockFile(bin + ".lock")
+	if err != nil {
 		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	cmd := exec.Command("go", "build", "-o", tmp, pkg)
@@ -352,8 +358,8 @@ func BuildTool(moduleDir, name, pkg string) (string, error) {
 	return bin, nil
 }
 
-// MainWithBinary builds the permatrix binary into a temporary directory,
-// stores its path in *bin, runs the package's tests and exits: a TestMain
+// MainWithBinary gets the permatrix binary (BuildBinary), stores its path
+// in *bin, runs the package's tests and exits: a TestMain
 // for packages that test through the real binary.
 func MainWithBinary(m *testing.M, bin *string) {
 	path, remove, err := BuildBinary()
@@ -367,19 +373,63 @@ func MainWithBinary(m *testing.M, bin *string) {
 	os.Exit(code)
 }
 
-// BuildBinary builds the permatrix binary into a temporary directory and
-// returns its path and a func that removes it.
+// BuildBinary returns the permatrix binary built from this checkout's
+// sources, and a func that gives it up.
+//
+// Every package that tests through the binary asks for it, several at once
+// under go test ./...: it is built once into the user cache (a directory
+// per checkout) under a lock, and `go build -o` there relinks it only when
+// its build ID differs from the one the sources, build flags and toolchain
+// give now — a stale binary is never used, and an up-to-date one costs the
+// go command's check (about a second) instead of a link (about five
+// seconds of CPU). Each caller gets its own hard link to the binary, so one
+// rebuilt for edited sources while a package runs does not change under it.
 func BuildBinary() (string, func(), error) {
-	dir, err := os.MkdirTemp("", "permatrix-bin")
+	return buildLinked(toolsDir(), Root(), "./cmd/permatrix", "permatrix")
+}
+
+// buildLinked builds the command pkg of the module at moduleDir into a
+// directory of cache kept for that module, and returns a hard link of the
+// binary of the caller's own (BuildBinary).
+func buildLinked(cache, moduleDir, pkg, name string) (string, func(), error) {
+	sum := sha256.Sum256([]byte(moduleDir))
+	dir := filepath.Join(cache, name+"-"+hex.EncodeToString(sum[:6]))
+	unlock, err := lockFile(dir + ".lock")
 	if err != nil {
 		return "", nil, err
 	}
-	bin := filepath.Join(dir, "permatrix")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/permatrix")
-	build.Dir = Root()
+	defer unlock()
+	shared := filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", shared, pkg)
+	build.Dir = moduleDir
 	if out, err := build.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("building permatrix: %v\n%s", err, out)
+		return "", nil, fmt.Errorf("building %s: %v\n%s", name, err, out)
 	}
-	return bin, func() { os.RemoveAll(dir) }, nil
+	removeAbandonedLinks(dir)
+	own, err := os.MkdirTemp(dir, fmt.Sprintf("run-%d-", os.Getpid()))
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(own, name)
+	if err := os.Link(shared, bin); err != nil {
+		os.RemoveAll(own)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(own) }, nil
+}
+
+// removeAbandonedLinks removes the run-PID-* links in dir of test processes
+// no longer running (killed before they removed theirs): each holds a
+// binary's disk space.
+func removeAbandonedLinks(dir string) {
+	runs, _ := filepath.Glob(filepath.Join(dir, "run-*"))
+	for _, r := range runs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(r), "run-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(r)
+		}
+	}
 }
