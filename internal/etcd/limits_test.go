@@ -34,7 +34,7 @@ var defaults struct {
 func defaultCluster(t *testing.T) *harness.EtcdCluster {
 	t.Helper()
 	defaults.once.Do(func() {
-		defaults.dir, defaults.err = os.MkdirTemp("", "permatrix-etcd-defaults")
+		defaults.dir, defaults.err = os.MkdirTemp(harness.MemoryDir(), "permatrix-etcd-defaults")
 		if defaults.err == nil {
 			defaults.cluster, defaults.err = harness.NewEtcdCluster(defaults.dir, 1)
 		}
