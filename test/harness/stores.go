@@ -114,16 +114,23 @@ func RunOnBothStores(m *testing.M) {
 }
 
 // MemoryDir is a directory on a memory file system (/dev/shm when it is a
-// tmpfs), where fsync costs nothing, for data that no test reads back
-// after the machine stops; "" (the temporary directory) when there is
-// none.
+// tmpfs with room to spare), where fsync costs nothing, for data that no
+// test reads back after the machine stops; "" (the temporary directory)
+// when there is none. A container's /dev/shm is often 64 MiB: an etcd
+// member preallocates a 64 MiB write-ahead log, so a tmpfs with less than
+// memoryDirRoom free is not used.
 func MemoryDir() string {
 	var fs syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &fs); err == nil && fs.Type == tmpfsMagic {
+	if err := syscall.Statfs("/dev/shm", &fs); err == nil && fs.Type == tmpfsMagic &&
+		uint64(fs.Bavail)*uint64(fs.Bsize) >= memoryDirRoom {
 		return "/dev/shm"
 	}
 	return ""
 }
+
+// memoryDirRoom is the free space MemoryDir asks of a tmpfs: the clusters
+// of the packages that may run at once, three members each.
+const memoryDirRoom = 2 << 30
 
 // tmpfsMagic is statfs(2)'s f_type of a tmpfs.
 const tmpfsMagic = 0x01021994
