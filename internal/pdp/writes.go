@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
@@ -442,23 +443,57 @@ func (s *Service) heldSystem(snap store.Snapshot, f permatrix.AssignmentFilter, 
 // assignedSystems is store.AssignedSystems at one store revision, read
 // again when a listing asks at another: a misspelt system costs one pass
 // of the assignment index a revision, not one a request (listings wait
-// for the one that reads).
+// for the one that reads). On a large store (large index entries or more)
+// that pass is not made again until assignedSystemsGap times its last
+// duration has passed: 0.22–0.38 s for 1M assignments (docs/performance.md),
+// and a client writing between typos had it made at every request.
+// Inside the gap a revision other than the one read is answered as held:
+// an empty page, as a listing is never refused for what it might find.
 type assignedSystems struct {
 	mu      sync.Mutex
 	rev     uint64
-	systems map[string]bool // nil: not read yet
+	systems map[string]bool  // nil: not read yet
+	entries int              // index entries the last read passed over
+	readAt  time.Time        // when the last read ended
+	took    time.Duration    // how long the last read took
+	large   int              // 0: assignedSystemsLarge; a test's own
+	now     func() time.Time // nil: time.Now; a test's clock
 }
 
-// holds says whether an assignment of system is stored at snap's revision.
+const (
+	// assignedSystemsLarge index entries (some milliseconds a pass) make
+	// a store large enough for its passes to be spaced out.
+	assignedSystemsLarge = 100_000
+	// assignedSystemsGap: a large store's passes take at most a tenth of
+	// one core's time, however often the revision changes.
+	assignedSystemsGap = 9
+)
+
+// holds says whether an assignment of system is stored at snap's revision
+// (true also where that is not read again yet: assignedSystems).
 func (a *assignedSystems) holds(snap store.Snapshot, system string) (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := time.Now
+	if a.now != nil {
+		now = a.now
+	}
+	large := a.large
+	if large == 0 {
+		large = assignedSystemsLarge
+	}
+	if a.systems != nil && a.rev != snap.Revision() && a.entries >= large &&
+		now().Sub(a.readAt) < assignedSystemsGap*a.took {
+		return true, nil
+	}
 	if a.systems == nil || a.rev != snap.Revision() {
-		systems, err := store.AssignedSystems(snap)
+		start := now()
+		systems, entries, err := store.AssignedSystems(snap)
 		if err != nil {
 			return false, err
 		}
-		a.systems, a.rev = systems, snap.Revision()
+		a.readAt = now()
+		a.systems, a.rev, a.entries, a.took = systems, snap.Revision(), entries, max(a.readAt.Sub(start), time.Millisecond)
 	}
 	return a.systems[system], nil
 }

@@ -559,18 +559,21 @@ func HoldsIndexedAssignmentsOf(s Snapshot, system string) (bool, error) {
 	return false, nil
 }
 
-// AssignedSystems is the set of systems the stored assignments are of:
-// one pass over the assignment index, reading each entry's grant key for
-// its system segment (no grant is read).
-func AssignedSystems(s Snapshot) (map[string]bool, error) {
+// AssignedSystems is the set of systems the stored assignments are of,
+// and the number of index entries read for it: one pass over the
+// assignment index, reading each entry's grant key for its system segment
+// (no grant is read).
+func AssignedSystems(s Snapshot) (map[string]bool, int, error) {
 	systems := map[string]bool{}
+	entries := 0
 	err := s.Scan(Prefix(nsIndex, ixAssignments), nil, func(_, grant []byte) error {
+		entries++
 		if sys := grantSystem(grant); !systems[string(sys)] {
 			systems[string(sys)] = true
 		}
 		return nil
 	})
-	return systems, err
+	return systems, entries, err
 }
 
 // grantSystem is the system segment of a grant key (d grants <principal>
