@@ -31,7 +31,7 @@ var raised = etcd.Options{MaxTxnOps: 1024, MaxRequestBytes: 8 << 20}
 func TestMain(m *testing.M) {
 	// In memory: no test restarts a member of this cluster or reads its
 	// disk, and each write waited on three members' fsyncs.
-	dir, err := os.MkdirTemp(harness.MemoryDir(), "permatrix-etcd")
+	dir, err := harness.MemoryTempDir("permatrix-etcd")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

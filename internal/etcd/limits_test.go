@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,7 +33,7 @@ var defaults struct {
 func defaultCluster(t *testing.T) *harness.EtcdCluster {
 	t.Helper()
 	defaults.once.Do(func() {
-		defaults.dir, defaults.err = os.MkdirTemp(harness.MemoryDir(), "permatrix-etcd-defaults")
+		defaults.dir, defaults.err = harness.MemoryTempDir("permatrix-etcd-defaults")
 		if defaults.err == nil {
 			defaults.cluster, defaults.err = harness.NewEtcdCluster(defaults.dir, 1)
 		}

@@ -2,11 +2,14 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,7 +48,7 @@ var shared struct {
 // milliseconds to tens of them on a busy machine.
 func sharedCluster() (*EtcdCluster, error) {
 	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp(MemoryDir(), "permatrix-etcd")
+		shared.dir, shared.err = MemoryTempDir("permatrix-etcd")
 		if shared.err == nil {
 			shared.cluster, shared.err = NewEtcdCluster(shared.dir, 3)
 		}
@@ -134,3 +137,26 @@ const memoryDirRoom = 2 << 30
 
 // tmpfsMagic is statfs(2)'s f_type of a tmpfs.
 const tmpfsMagic = 0x01021994
+
+// MemoryTempDir makes a directory in MemoryDir named pattern-PID-…, PID
+// the test process's, and removes those of the pattern whose process is
+// gone: a test process killed before it removed its own (go test
+// -timeout, ^C) left its data taking memory until the machine restarts —
+// 367 MB for a 3-member etcd cluster just started.
+func MemoryTempDir(pattern string) (string, error) {
+	base := MemoryDir()
+	if base == "" {
+		base = os.TempDir()
+	}
+	old, _ := filepath.Glob(filepath.Join(base, pattern+"-*"))
+	for _, d := range old {
+		var pid int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(filepath.Base(d), pattern+"-"), "%d-", &pid); err != nil || pid <= 0 {
+			continue // another pattern's (pattern-defaults-PID-…), or not a test's
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
+	return os.MkdirTemp(base, fmt.Sprintf("%s-%d-", pattern, os.Getpid()))
+}
