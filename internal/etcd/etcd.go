@@ -1107,6 +1107,11 @@ func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur ui
 		if !move {
 			to = cur // absent: put back at its floor
 		}
+		// Seen before it is put, whatever the put's outcome: if the
+		// counter is deleted before this sidecar's watch brings its own
+		// put back, idFloor still starts above the ids reserved here (a
+		// floor too high only skips ids).
+		s.sawIDCounter(to)
 		txn, err := s.cli.Txn(rctx).
 			If(clientv3.Compare(clientv3.ModRevision(s.idKey()), "=", modRev)).
 			Then(clientv3.OpPut(s.idKey(), strconv.FormatUint(to, 10))).Commit()
