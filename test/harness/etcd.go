@@ -191,6 +191,7 @@ func (c *EtcdCluster) start(m *EtcdMember, state string, extra []string) error {
 		"--log-level", "warn",
 	}
 	cmd := exec.Command(c.bin, append(args, extra...)...)
+	dieWithTest(cmd)
 	logs := &outputTail{max: 1 << 20}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

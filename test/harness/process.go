@@ -34,6 +34,7 @@ type Process struct {
 func StartProcess(t testing.TB, bin, token string, env []string, args ...string) (*Process, error) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	dieWithTest(cmd)
 	cmd.Dir = Root()
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
