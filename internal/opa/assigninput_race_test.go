@@ -23,19 +23,7 @@ import (
 // input to being one verdict's at a time.
 func TestPooledAssignInputsUnderGoroutines(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	db := tempDB(t)
-	vmPolicy, tdPolicy := bothEvaluators(t, db)
-	cat := vmPolicy.Catalog
-	c := corpus{rng: rng, cat: cat, systems: cat.IDs(),
-		users:  []string{"u0", "u1", "u2", "u3"},
-		groups: []string{"g0", "administrators"},
-		ids:    []string{"p1", "p2"}}
-	c.fill(t, db, 10, 200, nil)
-	snap, err := db.View()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	vmPolicy, tdPolicy, c, db, snap := assignCorpus(t, rng)
 	ctx := context.Background()
 	hostile := []string{"", "op", "assign", "assignment", "actor", "role", "permission", "scope", "id",
 		"subject", "system", "service", "Analyst", "ANALYST", strings.Repeat("x", 4096), "user:u0", "1", "null"}
@@ -74,6 +62,7 @@ func TestPooledAssignInputsUnderGoroutines(t *testing.T) {
 	checks := make([]permatrix.Check, 20)
 	decisions := make([]*permatrix.Decision, len(checks))
 	for i := range checks {
+		var err error
 		checks[i] = c.check(i)
 		if decisions[i], err = tdPolicy.Decide(ctx, store.Track(snap), checks[i]); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -354,16 +355,15 @@ func TestVerdictReadsOneProject(t *testing.T) {
 	}
 }
 
-// TestVMAgreesWithTopdownOnAssignInputs: an assignment's verdict judged
-// by the vm from its AssignInput — filled into objects used again for the
-// next verdict — is topdown's of the same input as a map, for a run of
-// random assignments of every kind, with and without an actor, in a row.
-func TestVMAgreesWithTopdownOnAssignInputs(t *testing.T) {
-	rng := rand.New(rand.NewPCG(13, 14))
-	db := tempDB(t)
-	vmPolicy, tdPolicy := bothEvaluators(t, db)
+// assignCorpus is a store of 10 users' and 200 assignments' random corpus
+// (corpus.fill), both evaluators over it, the store and a snapshot of it, for the
+// tests that judge assignments against it by both.
+func assignCorpus(t *testing.T, rng *rand.Rand) (vmPolicy, tdPolicy *opa.Policy, c corpus, db *bolt.DB, snap store.Snapshot) {
+	t.Helper()
+	db = tempDB(t)
+	vmPolicy, tdPolicy = bothEvaluators(t, db)
 	cat := vmPolicy.Catalog
-	c := corpus{rng: rng, cat: cat, systems: cat.IDs(),
+	c = corpus{rng: rng, cat: cat, systems: cat.IDs(),
 		users:  []string{"u0", "u1", "u2", "u3"},
 		groups: []string{"g0", "administrators"},
 		ids:    []string{"p1", "p2"}}
@@ -372,7 +372,17 @@ func TestVMAgreesWithTopdownOnAssignInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer snap.Close()
+	t.Cleanup(func() { snap.Close() })
+	return vmPolicy, tdPolicy, c, db, snap
+}
+
+// TestVMAgreesWithTopdownOnAssignInputs: an assignment's verdict judged
+// by the vm from its AssignInput — filled into objects used again for the
+// next verdict — is topdown's of the same input as a map, for a run of
+// random assignments of every kind, with and without an actor, in a row.
+func TestVMAgreesWithTopdownOnAssignInputs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	vmPolicy, tdPolicy, c, _, snap := assignCorpus(t, rng)
 	ctx := context.Background()
 	refused := 0
 	const writes = 600
