@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,7 +20,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -405,7 +403,7 @@ func buildLinked(cache, moduleDir, pkg, name string) (string, func(), error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", nil, fmt.Errorf("building %s: %v\n%s", name, err, out)
 	}
-	removeAbandonedLinks(dir)
+	removeAbandoned(dir, "run") // links of killed test processes: each holds a binary's disk space
 	own, err := os.MkdirTemp(dir, fmt.Sprintf("run-%d-", os.Getpid()))
 	if err != nil {
 		return "", nil, err
@@ -416,20 +414,4 @@ func buildLinked(cache, moduleDir, pkg, name string) (string, func(), error) {
 		return "", nil, err
 	}
 	return bin, func() { os.RemoveAll(own) }, nil
-}
-
-// removeAbandonedLinks removes the run-PID-* links in dir of test processes
-// no longer running (killed before they removed theirs): each holds a
-// binary's disk space.
-func removeAbandonedLinks(dir string) {
-	runs, _ := filepath.Glob(filepath.Join(dir, "run-*"))
-	for _, r := range runs {
-		var pid int
-		if _, err := fmt.Sscanf(filepath.Base(r), "run-%d-", &pid); err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			os.RemoveAll(r)
-		}
-	}
 }

@@ -148,15 +148,22 @@ func MemoryTempDir(pattern string) (string, error) {
 	if base == "" {
 		base = os.TempDir()
 	}
-	old, _ := filepath.Glob(filepath.Join(base, pattern+"-*"))
+	removeAbandoned(base, pattern)
+	return os.MkdirTemp(base, fmt.Sprintf("%s-%d-", pattern, os.Getpid()))
+}
+
+// removeAbandoned removes what dir holds named prefix-PID-… whose test
+// process PID is gone (killed before it removed its own). A name of
+// another form (prefix-defaults-PID-…, another pattern's) is left.
+func removeAbandoned(dir, prefix string) {
+	old, _ := filepath.Glob(filepath.Join(dir, prefix+"-*"))
 	for _, d := range old {
 		var pid int
-		if _, err := fmt.Sscanf(strings.TrimPrefix(filepath.Base(d), pattern+"-"), "%d-", &pid); err != nil || pid <= 0 {
-			continue // another pattern's (pattern-defaults-PID-…), or not a test's
+		if _, err := fmt.Sscanf(strings.TrimPrefix(filepath.Base(d), prefix+"-"), "%d-", &pid); err != nil || pid <= 0 {
+			continue
 		}
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			os.RemoveAll(d)
 		}
 	}
-	return os.MkdirTemp(base, fmt.Sprintf("%s-%d-", pattern, os.Getpid()))
 }
