@@ -196,15 +196,7 @@ func TestDecisionOverATrailingDamagedGrantFails(t *testing.T) {
 	key := store.GrantKey(a)
 	vm, td := readsPolicies(t, m, nil)
 	for _, tail := range []string{"]", "}", " x", ",", `"`} {
-		snap, err := m.View()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := snap.Get(key)
-		snap.Close()
-		if err != nil || raw == nil {
-			t.Fatalf("the grant's leaf: %q %v", raw, err)
-		}
+		raw := leafNow(t, m, key)
 		for _, p := range []*opa.Policy{vm, td} {
 			d, err := decideNow(t, p, m, check)
 			if err != nil || !d.Allow {
@@ -225,6 +217,22 @@ func TestDecisionOverATrailingDamagedGrantFails(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// leafNow is key's stored bytes in a view of db taken now; a key db does
+// not hold fails the test.
+func leafNow(t *testing.T, db store.Backend, key []byte) []byte {
+	t.Helper()
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	raw, err := snap.Get(key)
+	if err != nil || raw == nil {
+		t.Fatalf("the leaf %q: %q %v", key, raw, err)
+	}
+	return raw
 }
 
 // decideNow decides c over a view of db taken now.
@@ -258,15 +266,7 @@ func TestDecisionOverAnEmptyLeafFails(t *testing.T) {
 		Resource: &permatrix.Scope{Type: "project", ID: "p1"}}
 	vm, td := readsPolicies(t, m, nil)
 	for _, key := range [][]byte{store.Key("d", "memberships", "alice", "ops"), store.GrantKey(a)} {
-		snap, err := m.View()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := snap.Get(key)
-		snap.Close()
-		if err != nil || raw == nil {
-			t.Fatalf("the leaf %q: %q %v", key, raw, err)
-		}
+		raw := leafNow(t, m, key)
 		for _, p := range []*opa.Policy{vm, td} {
 			if d, err := decideNow(t, p, m, check); err != nil || !d.Allow {
 				t.Fatalf("the sound store: %+v %v", d, err)
