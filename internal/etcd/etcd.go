@@ -68,9 +68,10 @@
 //     served (View and Servable refuse, Health is not ready, naming the
 //     key, never its value) until the key is repaired or deleted
 //     (damage.go), and NextID reserves no id from such a counter. An
-//     absent counter is put back above the ids the replica holds and the
-//     counter's values the Store has read (idFloor): a counter deleted in
-//     etcd does not hand out again the ids handed out before. The
+//     absent counter is put back above the ids the replica holds, the
+//     counter's values the Store has read and its last value in etcd's
+//     history, while not compacted (idFloor): a counter deleted in etcd
+//     does not hand out again the ids handed out before. The
 //     damage is published before the replica applies it, its repair after.
 //     An apply's bookkeeping costs the keys it touches plus the log of the
 //     damaged count (an ordered set, copied lazily), never a pass over
@@ -1094,7 +1095,7 @@ func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur ui
 			// Absent: put back at its floor, read from the replica (one
 			// pass of its assignment index) outside the request's time.
 			cancel()
-			if cur, err = s.idFloor(what); err != nil {
+			if cur, err = s.idFloor(ctx, what, resp.Header.Revision); err != nil {
 				return 0, err
 			}
 			rctx, cancel = context.WithTimeout(ctx, s.opts.RequestTimeout)
@@ -1127,29 +1128,99 @@ func (s *Store) moveIDCounter(ctx context.Context, what string, next func(cur ui
 }
 
 // idFloor is where an absent id counter is put back from: above every id
-// the replica holds in the sequence's form and every value of the counter
-// this sidecar has read. Absent, the counter is a new fleet's (never
-// reserved from: 0, or the highest id an import gave), or was deleted in
-// etcd — then starting again from 1 would hand out again the ids of
-// deleted assignments, and a client's DELETE by such a stale id would
-// remove another grant (TestDeletedIDCounter). The ids of assignments
-// held are skipped whatever the counter says (store.Tx.CreateAssignment).
-func (s *Store) idFloor(what string) (uint64, error) {
+// the replica holds in the sequence's form, every value of the counter
+// this sidecar has read, and the counter's last value in etcd's history
+// (lastIDCounter). Absent, the counter is a new fleet's (never reserved
+// from: 0, or the highest id an import gave), or was deleted in etcd —
+// then starting again from 1 would hand out again the ids of deleted
+// assignments, and a client's DELETE by such a stale id would remove
+// another grant (TestDeletedIDCounter); from the ids held alone, a
+// sidecar on a new replica handed out again the deleted ids above them
+// (TestDeletedIDCounterOnANewReplica). The ids of assignments held are
+// skipped whatever the counter says (store.Tx.CreateAssignment).
+func (s *Store) idFloor(ctx context.Context, what string, absentAt int64) (uint64, error) {
 	snap, err := s.View()
 	if err != nil {
 		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: etcd prefix %s holds no id counter (the key %s) and the replica could not be read for the ids it holds: %v", what, s.prefix, strconv.Quote(s.idKey()), err)
 	}
-	defer snap.Close()
 	held, err := store.HighestAssignmentNumber(snap)
+	snap.Close()
 	if err != nil {
 		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: reading the replica for the ids it holds: %v", what, err)
 	}
-	seen := s.idSeen.Load()
-	if seen > 0 {
-		s.log.Warn("the assignment id counter is missing from etcd (deleted?): putting it back above every id held and every value of it seen here",
-			"key", s.idKey(), "highest_id_held", held, "highest_counter_seen", seen)
+	last, known, err := s.lastIDCounter(ctx, absentAt)
+	if err != nil {
+		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: etcd prefix %s holds no id counter (the key %s) and its history could not be read: %v", what, s.prefix, strconv.Quote(s.idKey()), err)
 	}
-	return max(held, seen), nil
+	seen := s.idSeen.Load()
+	switch {
+	case !known && (held > 0 || seen > 0):
+		s.log.Warn("the assignment id counter is missing from etcd and its history is compacted: putting it back above every id held and every value of it seen here; ids of assignments deleted above them may be handed out again (docs/fleet.md)",
+			"key", s.idKey(), "highest_id_held", held, "highest_counter_seen", seen)
+	case last > 0 || seen > 0:
+		s.log.Warn("the assignment id counter is missing from etcd (deleted?): putting it back above every id held, every value of it seen here and its last value in etcd's history",
+			"key", s.idKey(), "highest_id_held", held, "highest_counter_seen", seen, "last_counter_in_history", last)
+	}
+	return max(held, seen, last), nil
+}
+
+// lastIDCounter reads the id counter's value in the newest revision
+// before absentAt (where it is absent) that held it: probing back from
+// absentAt by doubling steps to a revision that holds it, then halving
+// the gap to that revision's last one before a deletion. Counter values
+// only grow (reservations add, a put back floors above all before), so
+// a deletion and a put back between two probes could only have held a
+// value at most the one found after them. Known is false when the
+// history needed was compacted (a new fleet's counter, never put, reads
+// back to the cluster's first revision or its compaction: 0, known when
+// revision 1 is reached).
+func (s *Store) lastIDCounter(ctx context.Context, absentAt int64) (last uint64, known bool, err error) {
+	at := func(rev int64) (uint64, bool, error) {
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		defer cancel()
+		resp, err := s.cli.Get(rctx, s.idKey(), clientv3.WithRev(rev))
+		if err != nil || len(resp.Kvs) == 0 {
+			return 0, false, err
+		}
+		n, err := idCounterValue(resp.Kvs[0].Value)
+		return n, err == nil, nil // a value not a number: no floor from it
+	}
+	absent := absentAt
+	var held int64
+	for step := int64(1); held == 0; step *= 2 {
+		rev := max(absentAt-step, 1)
+		n, ok, err := at(rev)
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			held, last = rev, n
+			break
+		}
+		absent = rev
+		if rev == 1 {
+			return 0, true, nil // never held
+		}
+	}
+	for absent-held > 1 { // held holds the key, absent does not
+		mid := held + (absent-held)/2
+		n, ok, err := at(mid)
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return last, true, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			held, last = mid, max(last, n)
+		} else {
+			absent = mid
+		}
+	}
+	return last, true, nil
 }
 
 // sawIDCounter records n, a value of the id counter read from etcd (idSeen).

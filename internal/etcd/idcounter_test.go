@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/etcd"
 	"github.com/permatrix/permatrix/internal/store"
@@ -102,5 +104,53 @@ func TestDeletedIDCounter(t *testing.T) {
 	}
 	if who, err := revoke(t, restarted, dave); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
 		t.Errorf("deleting the deleted assignment %s again: removed %q (%v), want %s", dave, who, err, permatrix.ENOTFOUND)
+	}
+}
+
+// TestDeletedIDCounterOnANewReplica: the counter deleted after the
+// highest id handed out was deleted too, and a sidecar started on a new
+// replica — which has read no value of the counter — reserves next. Before,
+// it floored at the highest id held: the deleted highest id came back, and
+// a client's stale DELETE by that id removed the new grant, another
+// subject's. Now the counter's last value is read from etcd's history of
+// the key (its value in the revision before its deletion).
+func TestDeletedIDCounterOnANewReplica(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix("idseqgonenew")
+	first := sidecar(t, prefix, filepath.Join(t.TempDir(), "first.db"), etcd.Options{})
+	grant(t, first, "alice")
+	bob, carol := grant(t, first, "bob"), grant(t, first, "carol")
+	if _, err := revoke(t, first, carol); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	cli := client(t)
+	counter := "/" + prefix + "/m/idseq"
+	if _, err := cli.Delete(ctx, counter); err != nil {
+		t.Fatal(err)
+	}
+	fresh := sidecar(t, prefix, filepath.Join(t.TempDir(), "fresh.db"), etcd.Options{})
+	dave := grant(t, fresh, "dave")
+	// first reserved 1..1000: every id up to its counter's last value.
+	if last := fmt.Sprintf(store.IDFormat, 1000); dave <= last {
+		t.Errorf("a grant made on a new replica after the counter's deletion has the id %s, want one above the counter's last value (%s; %s held, %s deleted)", dave, last, bob, carol)
+	}
+	if who, err := revoke(t, fresh, carol); permatrix.ErrorCode(err) != permatrix.ENOTFOUND {
+		t.Errorf("deleting the deleted assignment %s again: removed %q (%v), want %s", carol, who, err, permatrix.ENOTFOUND)
+	}
+
+	// Deleted again, its history compacted: the floor falls back to the
+	// ids held (docs/fleet.md), and the reservation does not fail.
+	del, err := cli.Delete(ctx, counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	erin := grant(t, sidecar(t, prefix, filepath.Join(t.TempDir(), "third.db"), etcd.Options{}), "erin")
+	if erin <= dave {
+		t.Errorf("a grant made after the counter's deletion, its history compacted, has the id %s, not above the highest held (%s)", erin, dave)
 	}
 }
