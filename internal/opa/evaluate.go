@@ -154,8 +154,12 @@ func (p *Policy) runJSON(ctx context.Context, prog *vm.Program, snap store.Snaps
 
 // evalDecision is eval of a decision query, its value parsed
 // (parseDecision): the vm's read from its AST (decisionOf), not converted
-// to JSON first. Its input is a check's (inputValue).
+// to JSON first. Its input is a check's (inputValue); none is an error: a
+// decision without its question would read input.* as undefined.
 func (p *Policy) evalDecision(ctx context.Context, q query, snap store.Snapshot, in *ast.Term) (*permatrix.Decision, bool, error) {
+	if in == nil || in.Value == nil {
+		return nil, false, errors.New("a decision needs its input (the check)")
+	}
 	input := in.Value
 	if q.program != nil {
 		var d *permatrix.Decision
