@@ -81,6 +81,7 @@ func runNginx(t testing.TB, nginx, dir, conf, ready string) error {
 	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
 	out := &LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	dieWithTest(cmd) // one process: the tests' configurations say master_process off
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
