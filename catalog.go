@@ -2,6 +2,7 @@ package permatrix
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -90,11 +91,22 @@ func (s *System) ActionIDs() []string {
 // IDs returns the system ids, sorted.
 func (c Catalog) IDs() []string { return slices.Sorted(maps.Keys(c)) }
 
-// UnknownSystem is the error of a query whose ?system= (a listing's, the
-// permissions') is none of the catalog's: EINVALID naming the systems it
-// has, so that a typo is seen at once. A path that names a system answers
-// 404 instead (no such resource); a check's system is refused in the
-// policies' words, the Data API's (pdp.ValidateCheck).
+// UnknownSystem is the error of a check's system or a query's ?system= (a
+// listing's, the permissions') that is none of the catalog's: EINVALID
+// naming the systems it has, so that a typo is seen at once (the list is
+// public: GET /v1/systems). The policies word a check's the same
+// (data.permatrix.errors, for the Data API and the stock opa:
+// pdp.ValidateCheck).
 func (c Catalog) UnknownSystem(id string) error {
-	return Errorf(EINVALID, "unknown system %q: the systems are %s", id, strings.Join(c.IDs(), ", "))
+	return Errorf(EINVALID, "%s", c.unknownSystem(id))
+}
+
+// NoSuchSystem is UnknownSystem's 404: a path that names a system the
+// catalog does not have (no such resource).
+func (c Catalog) NoSuchSystem(id string) error {
+	return Errorf(ENOTFOUND, "%s", c.unknownSystem(id))
+}
+
+func (c Catalog) unknownSystem(id string) string {
+	return fmt.Sprintf("unknown system %q: the systems are %s", id, strings.Join(c.IDs(), ", "))
 }

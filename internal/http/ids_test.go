@@ -81,7 +81,7 @@ var nameRefusals = []checkRefusal{
 	{"no system", withCheck("system", "-"), "system is required", ""},
 	{"system empty", withCheck("system", `""`), "system is required", ""},
 	{"system a number", withCheck("system", "7"), "system: expected a string, got JSON number", ""},
-	{"system unknown", withCheck("system", `"nope"`), `unknown system "nope"`, ""},
+	{"system unknown", withCheck("system", `"nope"`), `unknown system "nope": the systems are blueprism, celonis-storage-manager, celonis-studio, celonis-task-mining, uipath-orchestrator, uipath-task-mining-cloud, uipath-task-mining-suite`, ""},
 	{"no action", withCheck("action", "-"), "action is required", ""},
 	{"action empty", withCheck("action", `""`), "action is required", ""},
 	{"action an array", withCheck("action", `["x"]`), "action: expected a string, got JSON array", ""},

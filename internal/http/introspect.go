@@ -27,9 +27,10 @@ func (s *Server) systems(c echo.Context) error {
 
 // GET /v1/systems/{system}
 func (s *Server) system(c echo.Context) error {
-	sys, ok := s.svc.Catalog()[param(c, "system")]
+	catalog := s.svc.Catalog()
+	sys, ok := catalog[param(c, "system")]
 	if !ok {
-		return permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", param(c, "system"))
+		return catalog.NoSuchSystem(param(c, "system"))
 	}
 	return c.JSON(http.StatusOK, sys)
 }

@@ -92,7 +92,7 @@ func (s *Server) matrixPolicy(c echo.Context) (*opa.Policy, string, error) {
 	}
 	system := param(c, "system")
 	if _, ok := p.Catalog[system]; !ok {
-		return nil, "", permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", system)
+		return nil, "", p.Catalog.NoSuchSystem(system)
 	}
 	return p, system, nil
 }

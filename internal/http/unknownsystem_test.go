@@ -84,3 +84,49 @@ func TestUnknownSystemFilterOnALargeStore(t *testing.T) {
 		t.Errorf("system=retired-system, its assignment deleted: %d %.300s, want 400 unknown system", code, raw)
 	}
 }
+
+// TestUnknownSystemNamesTheSystems: a check of a system the bundle does
+// not have, the Data API's decision of one, and every path naming one
+// (the catalog's entry, the matrix, a custom role) said only "unknown
+// system" and left the caller to find the list: each names the systems
+// now, in one wording (Catalog.UnknownSystem, the policies' errors).
+func TestUnknownSystemNamesTheSystems(t *testing.T) {
+	base := serveStored(t, func(*store.Tx) error { return nil })
+	want := `unknown system "celonis-task-minig": the systems are blueprism, celonis-storage-manager, celonis-studio, celonis-task-mining, uipath-orchestrator, uipath-task-mining-cloud, uipath-task-mining-suite`
+	check := `{"subject":"ann","system":"celonis-task-minig","action":"edit_users"}`
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{http.MethodPost, "/v1/check", check, http.StatusBadRequest},
+		{http.MethodPost, "/v1/data/permatrix/decision", `{"input":` + check + `}`, http.StatusOK},
+		{http.MethodGet, "/v1/systems/celonis-task-minig", "", http.StatusNotFound},
+		{http.MethodGet, "/v1/matrix/celonis-task-minig", "", http.StatusNotFound},
+		{http.MethodGet, "/v1/systems/celonis-task-minig/roles/viewer", "", http.StatusNotFound},
+		{http.MethodPut, "/v1/systems/celonis-task-minig/roles/viewer", `{"permissions":["read"]}`, http.StatusNotFound},
+	} {
+		var code int
+		var raw []byte
+		if c.body == "" {
+			code, raw = request(t, c.method, base+c.path, docTestToken)
+		} else {
+			code, raw = requestBody(t, c.method, base+c.path, docTestToken, strings.NewReader(c.body))
+		}
+		var answer struct {
+			Error  struct{ Message string }
+			Result struct{ Errors []string }
+		}
+		if err := json.Unmarshal(raw, &answer); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", c.method, c.path, code, raw, err)
+		}
+		got := answer.Error.Message
+		if c.code == http.StatusOK && len(answer.Result.Errors) == 1 {
+			got = answer.Result.Errors[0]
+		}
+		// A custom role's path adds that none of it is stored (a system
+		// a bundle dropped may hold some).
+		if code != c.code || got != want && !strings.HasPrefix(got, want+"; no ") {
+			t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, code, got, c.code, want)
+		}
+	}
+}

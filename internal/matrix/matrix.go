@@ -203,7 +203,7 @@ type probe struct {
 func newProbe(ctx context.Context, p *opa.Policy, system string, o Options) (*probe, error) {
 	sys, ok := p.Catalog[system]
 	if !ok {
-		return nil, fmt.Errorf("unknown system %q (known: %s)", system, strings.Join(p.Catalog.IDs(), ", "))
+		return nil, p.Catalog.UnknownSystem(system)
 	}
 	for _, s := range o.Scopes {
 		if !sys.HasScopeType(s) {

@@ -335,10 +335,7 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 	}
 	sys, ok := c[ch.System]
 	if !ok {
-		// Worded as the policies' data.permatrix.errors word it for the
-		// Data API (TestDataAPIRefusesTheIdsCheckRefuses), not as
-		// Catalog.UnknownSystem.
-		return permatrix.Errorf(permatrix.EINVALID, "unknown system %q", ch.System)
+		return c.UnknownSystem(ch.System)
 	}
 	if _, ok := sys.Actions[ch.Action]; !ok {
 		return permatrix.Errorf(permatrix.EINVALID, "unknown action %q for system %q", ch.Action, ch.System)

@@ -720,22 +720,24 @@ func membersQuery(group, cursor string) error {
 // storedSystem checks the system of a read or removal of a stored custom
 // role or project: one of the bundle, or one it does not have (retired: a
 // bundle that dropped it left its roles and projects stored, to be read and
-// removed as its assignments are). What a retired system's record is not
+// removed as its assignments are; unknown is then the 404 of the system,
+// naming those the bundle has). What a retired system's record is not
 // stored is unknownStored's 404.
-func (s *Service) storedSystem(id string) (retired bool, err error) {
+func (s *Service) storedSystem(id string) (unknown, err error) {
 	_, err = s.knownSystem(id)
 	if permatrix.ErrorCode(err) == permatrix.ENOTFOUND && permatrix.ValidID(id) {
-		return true, nil
+		return err, nil
 	}
-	return false, err
+	return nil, err
 }
 
-// unknownStored is err, but for a system the bundle does not have (retired)
-// whose record what is not stored: the system is unknown, as a typo of a
-// known one is (404, "unknown system").
-func unknownStored(retired bool, system, what string, err error) error {
-	if retired && permatrix.ErrorCode(err) == permatrix.ENOTFOUND {
-		return permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q: the bundle has no such system and no %s of it is stored", system, what)
+// unknownStored is err, but for a system the bundle does not have
+// (storedSystem's unknown) whose record what is not stored: the system is
+// unknown, as a typo of a known one is (404, "unknown system", naming the
+// systems).
+func unknownStored(unknown error, what string, err error) error {
+	if unknown != nil && permatrix.ErrorCode(err) == permatrix.ENOTFOUND {
+		return permatrix.Errorf(permatrix.ENOTFOUND, "%s; no %s of it is stored", permatrix.ErrorMessage(unknown), what)
 	}
 	return err
 }
@@ -747,7 +749,7 @@ func (s *Service) knownSystem(id string) (*permatrix.System, error) {
 	}
 	sys, ok := p.Catalog[id]
 	if !ok {
-		return nil, permatrix.Errorf(permatrix.ENOTFOUND, "unknown system %q", id)
+		return nil, p.Catalog.NoSuchSystem(id)
 	}
 	return sys, nil
 }
@@ -776,7 +778,7 @@ func (s *Service) PutRole(ctx context.Context, r permatrix.Role, actor string) (
 // Role returns a custom role, also of a system the bundle no longer has
 // while the role is stored.
 func (s *Service) Role(ctx context.Context, system, name string) (r permatrix.Role, err error) {
-	retired, err := s.storedSystem(system)
+	unknown, err := s.storedSystem(system)
 	if err != nil {
 		return r, err
 	}
@@ -784,14 +786,14 @@ func (s *Service) Role(ctx context.Context, system, name string) (r permatrix.Ro
 		return r, err
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error { r, err = store.Role(snap, system, name); return err })
-	return r, unknownStored(retired, system, fmt.Sprintf("role %q", name), err)
+	return r, unknownStored(unknown, fmt.Sprintf("role %q", name), err)
 }
 
 // DeleteRole removes a custom role that no assignment uses, also one of a
 // system the bundle no longer has (the write rules let only the operator
 // remove those).
 func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (uint64, error) {
-	retired, err := s.storedSystem(system)
+	unknown, err := s.storedSystem(system)
 	if err != nil {
 		return 0, err
 	}
@@ -805,7 +807,7 @@ func (s *Service) DeleteRole(ctx context.Context, system, name, actor string) (u
 		input: func(tx *store.Tx) (map[string]any, error) {
 			r, err := tx.Role(system, name)
 			if err != nil {
-				return nil, unknownStored(retired, system, fmt.Sprintf("role %q", name), err)
+				return nil, unknownStored(unknown, fmt.Sprintf("role %q", name), err)
 			}
 			return roleInput("delete_role", r, actor), nil
 		},
@@ -879,7 +881,7 @@ func (s *Service) PutProject(ctx context.Context, p permatrix.Project, actor str
 // assignment is made, also of a system the bundle no longer has; the write
 // rules let only the operator.
 func (s *Service) DeleteProject(ctx context.Context, system, id, actor string) (uint64, error) {
-	retired, err := s.storedSystem(system)
+	unknown, err := s.storedSystem(system)
 	if err != nil {
 		return 0, err
 	}
@@ -893,7 +895,7 @@ func (s *Service) DeleteProject(ctx context.Context, system, id, actor string) (
 		input: func(tx *store.Tx) (map[string]any, error) {
 			p, err := tx.Project(system, id)
 			if err != nil {
-				return nil, unknownStored(retired, system, fmt.Sprintf("project %q", id), err)
+				return nil, unknownStored(unknown, fmt.Sprintf("project %q", id), err)
 			}
 			return verdictInput("delete_project", actor, "project", map[string]any{"system": p.System, "id": p.ID, "created_by": p.CreatedBy, "kind": p.Kind}), nil
 		},
@@ -904,7 +906,7 @@ func (s *Service) DeleteProject(ctx context.Context, system, id, actor string) (
 // Project returns a registered project, also of a system the bundle no
 // longer has while the project is stored.
 func (s *Service) Project(ctx context.Context, system, id string) (p permatrix.Project, err error) {
-	retired, err := s.storedSystem(system)
+	unknown, err := s.storedSystem(system)
 	if err != nil {
 		return p, err
 	}
@@ -912,5 +914,5 @@ func (s *Service) Project(ctx context.Context, system, id string) (p permatrix.P
 		return p, err
 	}
 	err = s.snapshot(ctx, func(snap store.Snapshot) error { p, err = store.Project(snap, system, id); return err })
-	return p, unknownStored(retired, system, fmt.Sprintf("project %q", id), err)
+	return p, unknownStored(unknown, fmt.Sprintf("project %q", id), err)
 }

@@ -416,7 +416,7 @@ test_input_errors if {
 	d.errors == ["subject is required"]
 	not d.allow
 	e := permatrix.decision with data.store as empty with input as {"subject": "u", "system": "nope", "action": "x"}
-	e.errors == ["unknown system \"nope\""]
+	e.errors == [sprintf(`unknown system "nope": the systems are %s`, [concat(", ", sort(object.keys(data.systems)))])]
 	f := permatrix.decision with data.store as empty with input as {"subject": "u", "system": tm, "action": "fly"}
 	f.errors == ["unknown action \"fly\" for system \"celonis-task-mining\""]
 	no_type := {"subject": "u", "system": tm, "action": "edit_users", "resource": {"id": "p"}}

@@ -62,7 +62,9 @@ test_system_and_action_required if {
 
 # contract.md:60: "Unknown system, unknown action for that system".
 test_unknown_system_and_action if {
-	errors_of(object.union(valid, {"system": "nope"})) == [`unknown system "nope"`]
+	[nope] := errors_of(object.union(valid, {"system": "nope"}))
+	startswith(nope, `unknown system "nope": the systems are blueprism, celonis-storage-manager, `)
+	nope == sprintf(`unknown system "nope": the systems are %s`, [concat(", ", sort(object.keys(data.systems)))])
 	errors_of(object.union(valid, {"action": "fly"})) == [`unknown action "fly" for system "celonis-task-mining"`]
 }
 
