@@ -10,15 +10,21 @@ import (
 // (grantLeaf, permatrix.Scope, roleValue, projectValue).
 var recordFieldNames = []string{"kind", "role", "permission", "scope", "via", "assignment", "type", "id", "permissions", "created_by"}
 
-// errLooseFieldName is unmarshalRecord's refusal.
-var errLooseFieldName = errors.New("an object key spelled otherwise than the field json binds it to (another case, or a letter folding to it)")
+// errLooseFieldName and errNotObject are unmarshalRecord's refusals.
+var (
+	errLooseFieldName = errors.New("an object key spelled otherwise than the field json binds it to (another case, or a letter folding to it)")
+	errNotObject      = errors.New("not a JSON object")
+)
 
 // unmarshalRecord is json.Unmarshal of a record's value into dst,
 // refusing a value with an object key that json.Unmarshal binds to a
 // field of another spelling ("Scope", "SCOPE", "ſcope" for scope): the
 // policies read a leaf's keys as written, so such a value is read as one
 // record here and as another by a decision. Duplicates of the exact name
-// are not refused: both read the last.
+// are not refused: both read the last. A value that is no object is
+// refused: json.Unmarshal takes null into a struct as nothing, and a
+// project leaf of null was a sound record here while the policies read a
+// project that is present (TestCheckRecordRefusesEmptiedRecords).
 func unmarshalRecord(v []byte, dst any) error {
 	if err := json.Unmarshal(v, dst); err != nil {
 		return err
@@ -26,6 +32,9 @@ func unmarshalRecord(v []byte, dst any) error {
 	var generic any
 	if err := json.Unmarshal(v, &generic); err != nil {
 		return err
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return errNotObject
 	}
 	if looseFieldName(generic) {
 		return errLooseFieldName

@@ -173,7 +173,12 @@ func recordSum(seed maphash.Seed, k, v []byte) (d uint64, ok bool) {
 		return -entryHash(seed, k, v), n == 3
 	case "i members":
 		return -entryHash(seed, k), n == 4
-	case "i role_uses", "d scopes":
+	case "d scopes":
+		// Its value is read as data.store.scopes' leaves: "true", as
+		// written (a null would be read as present, other bytes fail
+		// the decisions that read them).
+		return -entryHash(seed, k), n == 5 && string(v) == "true"
+	case "i role_uses":
 		return -entryHash(seed, k), n == 5
 	}
 	return 0, false

@@ -104,7 +104,8 @@ func keyOf(segs ...string) string { return string(store.Key(segs...)) }
 // one (store.CheckRecord passes it: a backend replicating a source it
 // checks — an etcd replica — serves no other), that carries n where the
 // record has room: a grant's assignment id, a role's permission, a
-// project's creator. A membership's value is "true" whatever n.
+// project's creator. A membership's and a scope's use's value is "true"
+// whatever n.
 func RecordValue(k []byte, n int) string {
 	v := recordValueOf(k, n)
 	if err := store.CheckRecord(k, []byte(v)); err != nil {
@@ -123,7 +124,7 @@ func recordValueOf(k []byte, n int) string {
 			name = "role"
 		}
 		return fmt.Sprintf(`{"kind":%q,%q:%q,"scope":%s,"via":%q,"assignment":"a%d"}`, segs[4], name, segs[5], scope, segs[2], n)
-	case len(segs) > 1 && segs[0] == "d" && segs[1] == "memberships":
+	case len(segs) > 1 && segs[0] == "d" && (segs[1] == "memberships" || segs[1] == "scopes"):
 		return "true"
 	case len(segs) > 1 && segs[0] == "d" && segs[1] == "roles":
 		return fmt.Sprintf(`{"permissions":["p%d"]}`, n)
