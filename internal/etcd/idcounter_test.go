@@ -25,6 +25,17 @@ func grant(t *testing.T, s *etcd.Store, user string) string {
 	return a.ID
 }
 
+// deleteCounter deletes the id counter of prefix in etcd, as an operator
+// with etcdctl would, and returns the deletion's response.
+func deleteCounter(t *testing.T, prefix string) *clientv3.DeleteResponse {
+	t.Helper()
+	del, err := client(t).Delete(context.Background(), "/"+prefix+"/m/idseq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return del
+}
+
 // revoke deletes the assignment id through s, as a client's DELETE
 // /v1/assignments/{id} does, and returns its subject.
 func revoke(t *testing.T, s *etcd.Store, id string) (string, error) {
@@ -56,15 +67,11 @@ func TestDeletedIDCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.Close() // its replica holds the counter's revision before the deletion
+	deleteCounter(t, prefix)
 
-	cli := client(t)
-	counter := "/" + prefix + "/m/idseq"
-	if _, err := cli.Delete(ctx, counter); err != nil {
-		t.Fatal(err)
-	}
-
-	// A sidecar started after the deletion knows the ids held, not the
-	// counter: the deleted alice's id, below them, does not come back.
+	// A sidecar started after the deletion has read no value of the
+	// counter: the deleted alice's id, below the ids held, does not come
+	// back (nor any below the counter's last value in etcd's history).
 	fresh := sidecar(t, prefix, filepath.Join(t.TempDir(), "fresh.db"), etcd.Options{})
 	dave := grant(t, fresh, "dave")
 	if slices.Contains([]string{alice, bob, carol}, dave) {
@@ -84,10 +91,7 @@ func TestDeletedIDCounter(t *testing.T) {
 	if _, err := revoke(t, fresh, dave); err != nil {
 		t.Fatal(err)
 	}
-	del, err := cli.Delete(ctx, counter)
-	if err != nil {
-		t.Fatal(err)
-	}
+	del := deleteCounter(t, prefix)
 	if del.Deleted != 1 {
 		t.Fatalf("the reservation after the deletion left no counter in etcd")
 	}
@@ -98,7 +102,8 @@ func TestDeletedIDCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	erin := grant(t, restarted, "erin")
-	// fresh reserved 4..1003 (from above carol's, 3): the counter's last value.
+	// fresh reserved a block above the counter's last value in history
+	// (1000); from the ids held alone it would have been 4..1003.
 	if last := fmt.Sprintf(store.IDFormat, 1003); erin <= last {
 		t.Errorf("a grant made after the counter's second deletion has the id %s, want one above every id reserved (%s)", erin, last)
 	}
@@ -124,12 +129,7 @@ func TestDeletedIDCounterOnANewReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.Close()
-
-	cli := client(t)
-	counter := "/" + prefix + "/m/idseq"
-	if _, err := cli.Delete(ctx, counter); err != nil {
-		t.Fatal(err)
-	}
+	deleteCounter(t, prefix)
 	fresh := sidecar(t, prefix, filepath.Join(t.TempDir(), "fresh.db"), etcd.Options{})
 	dave := grant(t, fresh, "dave")
 	// first reserved 1..1000: every id up to its counter's last value.
@@ -142,11 +142,8 @@ func TestDeletedIDCounterOnANewReplica(t *testing.T) {
 
 	// Deleted again, its history compacted: the floor falls back to the
 	// ids held (docs/fleet.md), and the reservation does not fail.
-	del, err := cli.Delete(ctx, counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+	del := deleteCounter(t, prefix)
+	if _, err := client(t).Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
 	erin := grant(t, sidecar(t, prefix, filepath.Join(t.TempDir(), "third.db"), etcd.Options{}), "erin")
