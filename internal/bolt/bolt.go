@@ -710,9 +710,9 @@ func (db *DB) commitGroup(group []*commitReq) {
 			// commit); a group's operations together are sorted.
 			var err error
 			if applied == 1 && first != nil {
-				err = putInKeyOrder(btx.Bucket(bucketKV), first.InKeyOrder(), sealedSize(ops))
+				err = putInKeyOrder(kvBucket(btx), first.InKeyOrder(), sealedSize(ops))
 			} else {
-				err = putOps(btx.Bucket(bucketKV), ops)
+				err = putOps(kvBucket(btx), ops)
 			}
 			if err != nil {
 				return err // bbolt fails the whole transaction
@@ -849,7 +849,7 @@ func (db *DB) Load(ops []store.Op) error {
 		return errors.New("bolt: Load on a primary store")
 	}
 	return db.guard(func() error {
-		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(btx.Bucket(bucketKV), ops) })
+		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(kvBucket(btx), ops) })
 	})
 }
 
@@ -925,7 +925,7 @@ func (db *DB) replicate(rev uint64, ops []store.Op, note *string, record func())
 	}
 	err := db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
-			if err := putOps(btx.Bucket(bucketKV), ops); err != nil {
+			if err := putOps(kvBucket(btx), ops); err != nil {
 				return err
 			}
 			meta := btx.Bucket(bucketMeta)
@@ -1061,4 +1061,23 @@ func (db *DB) RaiseIDs(_ context.Context, n uint64) error {
 			return meta.Put(keyIDSeq, u64(n))
 		})
 	})
+}
+
+// fillPercent is how full bbolt fills a page of the kv bucket before it
+// splits it (bbolt's default is half). The store's writes mostly add keys
+// next to ones before them (an import's chunk in key order; new assignment
+// ids, each the last), so half-full pages stayed half full: the 1M store
+// held 407 MiB of keys in 204 499 leaf pages (838 MiB). At 0.9: 133 513
+// pages (551 MiB) — less to read at open, to map while serving and to
+// write per commit (docs/performance.md, 2026-11-28 "fill"); 0.8, 0.95 and
+// 1.0 gave more pages (1.0 splits a full page at every key inserted
+// between two, which interleaved ids like u19 and u190 do).
+const fillPercent = 0.9
+
+// kvBucket is the kv bucket of btx, set for writing (fillPercent: the
+// setting is a bucket handle's, not stored in the file).
+func kvBucket(btx *bbolt.Tx) *bbolt.Bucket {
+	b := btx.Bucket(bucketKV)
+	b.FillPercent = fillPercent
+	return b
 }

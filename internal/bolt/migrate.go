@@ -94,11 +94,10 @@ func migrateV1(btx *bbolt.Tx) error {
 	if err != nil {
 		return fmt.Errorf("migrating format 1: %w", err)
 	}
-	kv, err := btx.CreateBucket(bucketKV)
-	if err != nil {
+	if _, err := btx.CreateBucket(bucketKV); err != nil {
 		return err
 	}
-	if err := putOps(kv, ops); err != nil {
+	if err := putOps(kvBucket(btx), ops); err != nil {
 		return err
 	}
 	for _, name := range v1Buckets {
