@@ -49,6 +49,9 @@
 //	      "source" → what a replica replicates (e.g. its etcd prefix)
 //	kv    store key → CRC-32C (4 bytes BE) ‖ value
 //
+// The kv bucket's pages are split when 0.9 full (fillPercent), not half:
+// a store's keys mostly arrive beside earlier ones.
+//
 // Format 1 files (a bucket per kind of record) are migrated to format 2 in
 // one transaction when opened (migrate.go).
 package bolt
