@@ -1,7 +1,6 @@
 package management_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/management"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 func newManager(t *testing.T, config string, log *slog.Logger) *management.Manager {
@@ -180,30 +180,12 @@ scopes := count(data.systems.demo.scope_types)
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the plugins' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // OPA's plugins log through slog: their chatter at Info ("uploaded",
 // "polled") is debug here, their console output (decision logs with
 // console: true) and warnings and errors keep their level; plugin fields
 // become attributes; the level is slog's.
 func TestLogging(t *testing.T) {
-	var buf syncBuffer
+	var buf harness.LockedBuffer
 	m := newManager(t, "", slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	l := m.Plugins().Logger().WithFields(map[string]any{"plugin": "bundle", "name": "authz"})
 	l.Info("Bundle loaded and activated successfully. Etag updated to %s.", "abc")
@@ -242,7 +224,7 @@ func TestLogging(t *testing.T) {
 		t.Errorf("the plugin's fields are not attributes: %v", lines[1])
 	}
 
-	var debug syncBuffer
+	var debug harness.LockedBuffer
 	d := newManager(t, "", slog.New(slog.NewJSONHandler(&debug, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	d.Plugins().Logger().Info("Log upload queued.")
 	if d.Plugins().Logger().GetLevel() != logging.Debug || !strings.Contains(debug.String(), `"level":"DEBUG","msg":"Log upload queued."`) {
@@ -255,7 +237,7 @@ func TestLogging(t *testing.T) {
 // mask) reaches ObserveErrors, with the plugin's name and the unformatted
 // message.
 func TestMaskPolicyAndObservedErrors(t *testing.T) {
-	var buf syncBuffer
+	var buf harness.LockedBuffer
 	m := newManager(t, "", slog.New(slog.NewJSONHandler(&buf, nil)))
 	type observed struct{ plugin, format string }
 	var mu sync.Mutex
@@ -315,7 +297,7 @@ boom := 2 if input.input.boom
 // over max_decisions_per_second: 2000 decisions over the rate wrote 2000
 // lines.
 func TestRepeatedErrorsLoggedOnceInAWhile(t *testing.T) {
-	var buf syncBuffer
+	var buf harness.LockedBuffer
 	m := newManager(t, "", slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
@@ -365,7 +347,7 @@ func TestRepeatedErrorsLoggedOnceInAWhile(t *testing.T) {
 // not repeats of each other: each reaches the log. Only the same message
 // again is left out within RepeatEvery.
 func TestDistinctMessagesOfOneFormatLogged(t *testing.T) {
-	var buf syncBuffer
+	var buf harness.LockedBuffer
 	m := newManager(t, "", slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	management.SetClock(m, func() time.Time { return now })
@@ -412,7 +394,7 @@ func TestDistinctMessagesOfOneFormatLogged(t *testing.T) {
 // stopped within RepeatEvery) are told when the manager stops, once, with
 // their count: they were told only if the message came again.
 func TestRepeatsLeftOutToldOnStop(t *testing.T) {
-	var buf syncBuffer
+	var buf harness.LockedBuffer
 	m, err := management.New(context.Background(), nil, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatal(err)

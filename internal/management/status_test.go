@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/permatrix/permatrix/internal/management"
+	"github.com/permatrix/permatrix/test/harness"
 )
 
 // controlPlane is a status API server: it keeps every status POSTed, by
@@ -132,7 +133,7 @@ func TestStatusReportsBundleAndPlugins(t *testing.T) {
 // TestStatusConsole: status: {console: true} logs each status in serve's
 // log (OPA's "Status Log" line), with no service.
 func TestStatusConsole(t *testing.T) {
-	var out syncBuffer
+	var out harness.LockedBuffer
 	m := newManager(t, `{"labels": {"team": "iam"}}`, slog.New(slog.NewJSONHandler(&out, nil)))
 	if err := m.EnableStatus([]byte(`{"console": true}`)); err != nil {
 		t.Fatal(err)
@@ -282,7 +283,7 @@ func TestStatusRedirectToAnEndlessAnswer(t *testing.T) {
 // signature or a token in a URL named there is shown redacted, as
 // everywhere in serve's log, and the error's other text kept.
 func TestStatusConsoleRedactsNestedURLs(t *testing.T) {
-	var out syncBuffer
+	var out harness.LockedBuffer
 	m := newManager(t, `{}`, slog.New(slog.NewJSONHandler(&out, nil)))
 	if err := m.EnableStatus([]byte(`{"console": true}`)); err != nil {
 		t.Fatal(err)
