@@ -70,8 +70,10 @@
 //     (damage.go), and NextID reserves no id from such a counter. An
 //     absent counter is put back above the ids the replica holds, the
 //     counter's values the Store has read and its last value in etcd's
-//     history, while not compacted (idFloor): a counter deleted in etcd
-//     does not hand out again the ids handed out before. The
+//     history, while not compacted (idFloor: probes at older revisions,
+//     then a watch of the key from the last life they found, or from the
+//     start when they find none and ids are held or were seen): a counter
+//     deleted in etcd does not hand out again the ids handed out before. The
 //     damage is published before the replica applies it, its repair after.
 //     An apply's bookkeeping costs the keys it touches plus the log of the
 //     damaged count (an ordered set, copied lazily), never a pass over
@@ -113,6 +115,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/permatrix/permatrix"
@@ -1148,11 +1151,11 @@ func (s *Store) idFloor(ctx context.Context, what string, absentAt int64) (uint6
 	if err != nil {
 		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: reading the replica for the ids it holds: %v", what, err)
 	}
-	last, known, err := s.lastIDCounter(ctx, absentAt)
+	seen := s.idSeen.Load()
+	last, known, err := s.lastIDCounter(ctx, absentAt, held > 0 || seen > 0)
 	if err != nil {
 		return 0, permatrix.Errorf(permatrix.EUNAVAILABLE, "could not %s: etcd prefix %s holds no id counter (the key %s) and its history could not be read: %v", what, s.prefix, strconv.Quote(s.idKey()), err)
 	}
-	seen := s.idSeen.Load()
 	switch {
 	case !known && (held > 0 || seen > 0):
 		s.log.Warn("the assignment id counter is missing from etcd and its history is compacted: putting it back above every id held and every value of it seen here; ids of assignments deleted above them may be handed out again (docs/fleet.md)",
@@ -1167,14 +1170,21 @@ func (s *Store) idFloor(ctx context.Context, what string, absentAt int64) (uint6
 // lastIDCounter reads the id counter's value in the newest revision
 // before absentAt (where it is absent) that held it: probing back from
 // absentAt by doubling steps to a revision that holds it, then halving
-// the gap to that revision's last one before a deletion. Counter values
-// only grow (reservations add, a put back floors above all before), so
-// a deletion and a put back between two probes could only have held a
-// value at most the one found after them. Known is false when the
-// history needed was compacted (a new fleet's counter, never put, reads
-// back to the cluster's first revision or its compaction: 0, known when
-// revision 1 is reached).
-func (s *Store) lastIDCounter(ctx context.Context, absentAt int64) (last uint64, known bool, err error) {
+// the gap to that revision's last one before a deletion, then reading
+// every value the key held from that deletion to absentAt
+// (idCounterSince). Counter values only grow (reservations add, a put
+// back floors above all before): the newest life's last value is the
+// highest. The probes alone found a life only where they landed: they
+// leapt over a later, shorter one between two of them
+// (TestDeletedIDCounterPutBackAndDeletedAgain), or over every life of a
+// counter deleted before more revisions were written than it had lived,
+// to revision 1, as if it had never been put
+// (TestDeletedIDCounterAfterOtherWrites). So where they find none, a
+// counter that lived (lived: ids are held or were seen) has its whole
+// history read; one that may never have been put (a new fleet's) is 0,
+// not read back through the cluster's revisions. Known is false when the
+// history needed was compacted.
+func (s *Store) lastIDCounter(ctx context.Context, absentAt int64, lived bool) (last uint64, known bool, err error) {
 	at := func(rev int64) (uint64, bool, error) {
 		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		defer cancel()
@@ -1190,8 +1200,12 @@ func (s *Store) lastIDCounter(ctx context.Context, absentAt int64) (last uint64,
 	for step := int64(1); held == 0; step *= 2 {
 		rev := max(absentAt-step, 1)
 		n, ok, err := at(rev)
-		if errors.Is(err, rpctypes.ErrCompacted) {
-			return 0, false, nil
+		compacted := errors.Is(err, rpctypes.ErrCompacted)
+		if compacted || err == nil && !ok && rev == 1 {
+			if !lived {
+				return 0, !compacted, nil // never put, or its history compacted
+			}
+			return s.idCounterSince(ctx, rev, absentAt)
 		}
 		if err != nil {
 			return 0, false, err
@@ -1201,15 +1215,12 @@ func (s *Store) lastIDCounter(ctx context.Context, absentAt int64) (last uint64,
 			break
 		}
 		absent = rev
-		if rev == 1 {
-			return 0, true, nil // never held
-		}
 	}
 	for absent-held > 1 { // held holds the key, absent does not
 		mid := held + (absent-held)/2
 		n, ok, err := at(mid)
 		if errors.Is(err, rpctypes.ErrCompacted) {
-			return last, true, nil
+			break // idCounterSince reads from the compaction on
 		}
 		if err != nil {
 			return 0, false, err
@@ -1220,7 +1231,93 @@ func (s *Store) lastIDCounter(ctx context.Context, absentAt int64) (last uint64,
 			absent = mid
 		}
 	}
-	return last, true, nil
+	later, _, err := s.idCounterSince(ctx, absent, absentAt)
+	if err != nil {
+		return 0, false, err
+	}
+	return max(last, later), true, nil
+}
+
+// idCounterSince reads the highest value the id counter held from the
+// revision from to absentAt: one watch of the key from from, its puts'
+// values and its deletions' previous ones, up to a progress notification
+// (every event before it delivered). etcd scans the revisions since from
+// once for it (docs/fleet.md). The watch has its own stream: a progress
+// request asks every watch of its stream, the replica's among them. Known
+// is false when etcd compacted past from and no revision left holds the
+// counter.
+func (s *Store) idCounterSince(ctx context.Context, from, absentAt int64) (last uint64, known bool, err error) {
+	wctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "permatrix-watch", "id-counter-history"), s.opts.RequestTimeout)
+	defer cancel()
+	compacted := false
+	for {
+		wch := s.cli.Watch(wctx, s.idKey(), clientv3.WithRev(from), clientv3.WithPrevKV(), clientv3.WithCreatedNotify())
+		done, restart, err := readIDCounterHistory(wctx, wch, absentAt, func(n uint64) { last, known = max(last, n), true }, func() error { return s.cli.RequestProgress(wctx) })
+		switch {
+		case err != nil:
+			return 0, false, fmt.Errorf("reading the key's history: %w", err)
+		case done:
+			return last, known || !compacted, nil
+		case restart > 0:
+			from, compacted = restart, true
+		default:
+			return 0, false, errors.New("reading the key's history: the watch closed")
+		}
+	}
+}
+
+// readIDCounterHistory reads the watch wch of the id counter's history:
+// each value before absentAt to saw, until a progress notification (done)
+// or a compaction's revision to start again from (restart). Progress is
+// asked for until answered: etcd answers only once the watch has sent the
+// history it had to read (it drops a request made before).
+func readIDCounterHistory(ctx context.Context, wch clientv3.WatchChan, absentAt int64, saw func(uint64), askProgress func() error) (done bool, restart int64, err error) {
+	var ask <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return false, 0, context.Cause(ctx)
+		case <-ask:
+			if err := askProgress(); err != nil {
+				return false, 0, err
+			}
+		case resp, ok := <-wch:
+			switch {
+			case !ok:
+				return false, 0, ctx.Err()
+			case resp.CompactRevision > 0:
+				return false, resp.CompactRevision, nil
+			case resp.Err() != nil:
+				return false, 0, resp.Err()
+			case resp.Created:
+				t := time.NewTicker(progressInterval)
+				defer t.Stop()
+				ask = t.C
+				if err := askProgress(); err != nil {
+					return false, 0, err
+				}
+			case resp.IsProgressNotify():
+				if resp.Header.Revision >= absentAt-1 {
+					return true, 0, nil
+				}
+			}
+			for _, ev := range resp.Events {
+				if ev.Kv.ModRevision >= absentAt {
+					return true, 0, nil // a put back after the absence was read: not its history
+				}
+				kv := ev.Kv
+				if ev.Type == mvccpb.DELETE {
+					kv = ev.PrevKv // nil when compacted
+				}
+				if kv == nil {
+					continue
+				}
+				if n, err := idCounterValue(kv.Value); err == nil { // a value not a number: no floor from it
+					saw(n)
+				}
+			}
+		}
+	}
 }
 
 // sawIDCounter records n, a value of the id counter read from etcd (idSeen).
