@@ -60,7 +60,7 @@ func mappedRSS(t *testing.T, path string) int {
 // each (~8 MB of file per 20 batches) and returns the records' value.
 func fillProjects(t *testing.T, db *bolt.DB, batches int) []byte {
 	t.Helper()
-	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `"}`)
+	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `","kind":""}`)
 	for batch := range batches {
 		b := &store.Batch{Base: db.Revision()}
 		for i := range 1000 {

@@ -70,3 +70,24 @@ func TestCheckRecordRefusesEmptiedRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRecordRefusesPartialProjects: a project's value is an object
+// with created_by and kind, strings, as permatrix writes it (Tx.PutProject,
+// with "" for none). Before, one without them, or with null, was a sound
+// record: json.Unmarshal reads them as "", while the policies read an
+// absent created_by as undefined, and the write rule refusing to let a
+// non-administrator re-register another's project (data.permatrix.admin:
+// registered.created_by != input.actor) does not fire on it — "" does.
+func TestCheckRecordRefusesPartialProjects(t *testing.T) {
+	k := store.Key("d", "projects", "s", "p1")
+	for _, sound := range []string{`{"created_by":"ann","kind":"assisted"}`, `{"created_by":"","kind":""}`} {
+		if err := store.CheckRecord(k, []byte(sound)); err != nil {
+			t.Errorf("%s refused: %v", sound, err)
+		}
+	}
+	for _, bad := range []string{`{}`, `{"kind":"unassisted"}`, `{"created_by":"ann"}`, `{"created_by":null,"kind":"assisted"}`, `{"created_by":"ann","kind":null}`, `[]`, `"x"`, `7`} {
+		if err := store.CheckRecord(k, []byte(bad)); err == nil {
+			t.Errorf("the project value %s accepted", bad)
+		}
+	}
+}

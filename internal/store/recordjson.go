@@ -66,3 +66,19 @@ func looseFieldName(x any) bool {
 	}
 	return false
 }
+
+// hasStringFields says whether the JSON object v has each of names as a
+// key with a string value (not null: json.Unmarshal reads a missing key
+// and null as "", the policies read neither as a string).
+func hasStringFields(v []byte, names ...string) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(v, &fields) != nil {
+		return false
+	}
+	for _, name := range names {
+		if f, ok := fields[name]; !ok || len(f) == 0 || f[0] != '"' {
+			return false
+		}
+	}
+	return true
+}
