@@ -87,23 +87,31 @@ func TestUnknownSystemFilterOnALargeStore(t *testing.T) {
 
 // TestUnknownSystemNamesTheSystems: a check of a system the bundle does
 // not have, the Data API's decision of one, and every path naming one
-// (the catalog's entry, the matrix, a custom role) said only "unknown
-// system" and left the caller to find the list: each names the systems
-// now, in one wording (Catalog.UnknownSystem, the policies' errors).
+// (the catalog's entry, the matrix, a custom role), a grant in one and an
+// import's lines of one said only "unknown system" and left the caller to
+// find the list: each names the systems now, in one wording
+// (Catalog.UnknownSystem, lib.unknown_system_error).
 func TestUnknownSystemNamesTheSystems(t *testing.T) {
 	base := serveStored(t, func(*store.Tx) error { return nil })
 	want := `unknown system "celonis-task-minig": the systems are blueprism, celonis-storage-manager, celonis-studio, celonis-task-mining, uipath-orchestrator, uipath-task-mining-cloud, uipath-task-mining-suite`
 	check := `{"subject":"ann","system":"celonis-task-minig","action":"edit_users"}`
+	grant := `{"subject":"user:ann","system":"celonis-task-minig","role":"viewer","scope":{"type":"service"}}`
 	for _, c := range []struct {
 		method, path, body string
 		code               int
+		line               string // an import's "line N: "
 	}{
-		{http.MethodPost, "/v1/check", check, http.StatusBadRequest},
-		{http.MethodPost, "/v1/data/permatrix/decision", `{"input":` + check + `}`, http.StatusOK},
-		{http.MethodGet, "/v1/systems/celonis-task-minig", "", http.StatusNotFound},
-		{http.MethodGet, "/v1/matrix/celonis-task-minig", "", http.StatusNotFound},
-		{http.MethodGet, "/v1/systems/celonis-task-minig/roles/viewer", "", http.StatusNotFound},
-		{http.MethodPut, "/v1/systems/celonis-task-minig/roles/viewer", `{"permissions":["read"]}`, http.StatusNotFound},
+		{http.MethodPost, "/v1/check", check, http.StatusBadRequest, ""},
+		{http.MethodPost, "/v1/data/permatrix/decision", `{"input":` + check + `}`, http.StatusOK, ""},
+		{http.MethodGet, "/v1/systems/celonis-task-minig", "", http.StatusNotFound, ""},
+		{http.MethodGet, "/v1/matrix/celonis-task-minig", "", http.StatusNotFound, ""},
+		{http.MethodGet, "/v1/systems/celonis-task-minig/roles/viewer", "", http.StatusNotFound, ""},
+		{http.MethodPut, "/v1/systems/celonis-task-minig/roles/viewer", `{"permissions":["read"]}`, http.StatusNotFound, ""},
+		// The write rules' violation (data.permatrix.admin) and an
+		// import's custom role line said only "unknown system".
+		{http.MethodPost, "/v1/assignments", grant, http.StatusUnprocessableEntity, ""},
+		{http.MethodPost, "/v1/import", grant + "\n", http.StatusUnprocessableEntity, "line 1: "},
+		{http.MethodPost, "/v1/import", `{"custom_role":{"system":"celonis-task-minig","name":"r","permissions":["read"]}}` + "\n", http.StatusUnprocessableEntity, "line 1: "},
 	} {
 		var code int
 		var raw []byte
@@ -125,8 +133,8 @@ func TestUnknownSystemNamesTheSystems(t *testing.T) {
 		}
 		// A custom role's path adds that none of it is stored (a system
 		// a bundle dropped may hold some).
-		if code != c.code || got != want && !strings.HasPrefix(got, want+"; no ") {
-			t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, code, got, c.code, want)
+		if code != c.code || got != c.line+want && !strings.HasPrefix(got, want+"; no ") {
+			t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, code, got, c.code, c.line+want)
 		}
 	}
 }

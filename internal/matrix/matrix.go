@@ -437,7 +437,7 @@ func alsoGrants(c permatrix.Catalog, system string, specs []string) ([]permatrix
 		case !ok || sysID == "" || perm == "":
 			return nil, fmt.Errorf("--also %q: want SYSTEM:PERMISSION or SYSTEM:*", spec)
 		case !known:
-			return nil, fmt.Errorf("--also %q: unknown system %q", spec, sysID)
+			return nil, fmt.Errorf("--also %q: %s", spec, permatrix.ErrorMessage(c.UnknownSystem(sysID)))
 		case sysID == system:
 			return nil, fmt.Errorf("--also %q: only other systems' permissions (the column is the only grant in %s)", spec, system)
 		}

@@ -194,7 +194,7 @@ func (s *Service) boundRole(l *ImportLine) error {
 	sys, ok := p.Catalog[l.Role.System]
 	switch {
 	case !ok:
-		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "line %d: unknown system %q", l.Line, l.Role.System)
+		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "line %d: %s", l.Line, permatrix.ErrorMessage(p.Catalog.UnknownSystem(l.Role.System)))
 	case !sys.CustomRoles.Enabled:
 		return permatrix.Errorf(permatrix.EUNPROCESSABLE, "line %d: system %q has no custom roles", l.Line, l.Role.System)
 	}

@@ -454,7 +454,7 @@ test_assignment_names_exactly_one_grant if {
 
 test_unknown_system_refused if {
 	v := verdict([], {"id": "x", "subject": "user:u", "system": "nope", "role": "admin", "scope": service})
-	v.violations == ["unknown system \"nope\""]
+	v.violations == [sprintf(`unknown system "nope": the systems are %s`, [concat(", ", sort(object.keys(data.systems)))])]
 }
 
 test_unknown_permission_refused if {

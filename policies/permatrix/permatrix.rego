@@ -81,12 +81,8 @@ errors contains "system is required" if object.get(input, "system", "") == ""
 
 errors contains lib.string_error("system", input.system)
 
-# An unknown system is named with the systems there are (the catalog is
-# public: GET /v1/systems), as /v1/check's Catalog.UnknownSystem words it.
-errors contains sprintf(
-	"unknown system %q: the systems are %s",
-	[input.system, concat(", ", sort(object.keys(data.systems)))],
-) if {
+# An unknown system is named with the systems there are (lib).
+errors contains lib.unknown_system_error(input.system) if {
 	is_string(input.system)
 	input.system != ""
 	not data.systems[input.system]

@@ -61,8 +61,9 @@ violations contains v if some v in data.permatrix.systems[system.package].violat
 
 # An assignment, custom role or project of a system the bundle does not
 # have is refused; one stored already (a bundle that dropped its system
-# left it) may be removed.
-violations contains sprintf("unknown system %q", [system_id]) if {
+# left it) may be removed. It is named with the systems there are, in a
+# check's words (lib).
+violations contains lib.unknown_system_error(system_id) if {
 	not system
 	not input.op in removals
 }

@@ -202,6 +202,15 @@ id_error(field, id) := sprintf("%s is required", [field]) if {
 	not valid_id(id)
 } else := string_error(field, id)
 
+# unknown_system_error names a system the bundle does not have with the
+# systems it has (the catalog is public: GET /v1/systems), as Go's
+# Catalog.UnknownSystem words it: a check's (contract section 3: "Unknown
+# system") and a write's (contract section 4).
+unknown_system_error(id) := sprintf(
+	"unknown system %q: the systems are %s",
+	[id, concat(", ", sort(object.keys(data.systems)))],
+)
+
 # string_error is what the decoding of a check says of a value that is not
 # a string where a string belongs: undefined for a string.
 string_error(field, value) := sprintf("%s: expected a string, got null (leave the key out instead)", [field]) if {
