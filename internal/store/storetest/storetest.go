@@ -96,6 +96,10 @@ func commit(t *testing.T, b store.Backend, batch *store.Batch) uint64 {
 	return rev
 }
 
+// noCreator is a project's value as permatrix writes one registered
+// without a creator or kind.
+const noCreator = `{"created_by":"","kind":""}`
+
 func put(k, v string) store.Op { return store.Op{Key: []byte(k), Value: []byte(v)} }
 
 func keyOf(segs ...string) string { return string(store.Key(segs...)) }
@@ -159,7 +163,7 @@ func testCommitAndView(t *testing.T, open Open) {
 	b := open(t)
 	r0 := b.Revision()
 	k1, k2 := keyOf("d", "projects", "s", "p1"), keyOf("d", "projects", "s", "p2")
-	rev := commit(t, b, &store.Batch{Base: r0, Ops: []store.Op{put(k1, `{"a":1}`), put(k2, `{"b":2}`)}})
+	rev := commit(t, b, &store.Batch{Base: r0, Ops: []store.Op{put(k1, RecordValue([]byte(k1), 1)), put(k2, RecordValue([]byte(k2), 2))}})
 	if rev <= r0 {
 		t.Fatalf("revision %d after %d", rev, r0)
 	}
@@ -167,7 +171,7 @@ func testCommitAndView(t *testing.T, open Open) {
 		t.Fatal(err)
 	}
 	s := view(t, b)
-	if s.Revision() < rev || string(get(t, s, []byte(k1))) != `{"a":1}` {
+	if s.Revision() < rev || string(get(t, s, []byte(k1))) != RecordValue([]byte(k1), 1) {
 		t.Fatalf("view after commit: rev %d, %q", s.Revision(), get(t, s, []byte(k1)))
 	}
 	var keys []string
@@ -207,7 +211,7 @@ func testLastOperationWins(t *testing.T, open Open) {
 			want[k] = ""
 			continue
 		}
-		v := fmt.Sprintf(`{"n":%d}`, i)
+		v := RecordValue([]byte(k), i)
 		ops = append(ops, put(k, v))
 		want[k] = v
 	}
@@ -227,7 +231,7 @@ func testSnapshotIsolation(t *testing.T, open Open) {
 	b := open(t)
 	k := keyOf("d", "projects", "s", "p")
 	before := view(t, b)
-	rev := commit(t, b, &store.Batch{Base: b.Revision(), Ops: []store.Op{put(k, `{}`)}})
+	rev := commit(t, b, &store.Batch{Base: b.Revision(), Ops: []store.Op{put(k, noCreator)}})
 	b.Wait(ctx, rev)
 	if get(t, before, []byte(k)) != nil {
 		t.Fatal("a snapshot saw a later commit")
@@ -243,7 +247,7 @@ func testConflict(t *testing.T, open Open) {
 	unit := store.UnitOf(store.Key("d", "grants", "user:a", "sys"))
 	k := keyOf("d", "grants", "user:a", "sys", "role", "r", "service")
 	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{unit}, Ops: []store.Op{put(k, RecordValue([]byte(k), 1))}})
-	_, err := b.Commit(ctx, &store.Batch{Base: base, Reads: [][]byte{unit}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), `{}`)}})
+	_, err := b.Commit(ctx, &store.Batch{Base: base, Reads: [][]byte{unit}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), noCreator)}})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second writer on the same unit at the same base: %v, want ErrConflict", err)
 	}
@@ -266,13 +270,13 @@ func testShallowRead(t *testing.T, open Open) {
 	base := b.Revision()
 	commit(t, b, &store.Batch{Base: base, Ops: []store.Op{put(keyOf("d", "grants", "user:a", "sys", "role", "r", "service"), RecordValue([]byte(keyOf("d", "grants", "user:a", "sys", "role", "r", "service")), 1))}})
 	for _, read := range [][]byte{store.UnitOf(store.Prefix("d", "grants")), store.UnitOf(store.Prefix("d")), {}, store.UnitOf(store.Prefix("d", "grants", "user:a"))} {
-		_, err := b.Commit(ctx, &store.Batch{Base: base, Reads: [][]byte{read}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), `{}`)}})
+		_, err := b.Commit(ctx, &store.Batch{Base: base, Reads: [][]byte{read}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), noCreator)}})
 		if !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("read of %q at the old base: %v, want ErrConflict", store.Segments(read), err)
 		}
 	}
 	// A read of another principal's subtree is not affected.
-	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{store.UnitOf(store.Prefix("d", "grants", "user:b"))}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), `{}`)}})
+	commit(t, b, &store.Batch{Base: base, Reads: [][]byte{store.UnitOf(store.Prefix("d", "grants", "user:b"))}, Ops: []store.Op{put(keyOf("d", "projects", "s", "x"), noCreator)}})
 }
 
 func testEmptyBatch(t *testing.T, open Open) {
@@ -301,7 +305,7 @@ func testConcurrent(t *testing.T, open Open) {
 			defer wg.Done()
 			for i := range each {
 				k := store.Key("d", "projects", "s", fmt.Sprintf("w%d-%d", w, i))
-				rev, err := b.Commit(ctx, &store.Batch{Base: b.Revision(), Reads: [][]byte{store.UnitOf(k)}, Ops: []store.Op{{Key: k, Value: []byte(`{}`)}}})
+				rev, err := b.Commit(ctx, &store.Batch{Base: b.Revision(), Reads: [][]byte{store.UnitOf(k)}, Ops: []store.Op{{Key: k, Value: []byte(noCreator)}}})
 				if err != nil {
 					errs <- err
 					return
