@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -276,5 +277,37 @@ func TestDeletedIDCounterHistoryCost(t *testing.T) {
 	t.Logf("%d other writes (after the deletion: %v): the grant putting the counter back took %s, the next %s", n, after, putBack, time.Since(start))
 	if last := fmt.Sprintf(store.IDFormat, 1000); id <= last {
 		t.Errorf("the grant putting the counter back has the id %s, want one above %s", id, last)
+	}
+}
+
+// TestDeletedIDCounterPutBackRace: two sidecars on new replicas find the
+// deleted counter absent at once and race to put it back: one put wins
+// (its compare is on the key's absence), the other reads the winner's
+// value and reserves above it. Neither hands out an id of before the
+// deletion, nor one the other handed out.
+func TestDeletedIDCounterPutBackRace(t *testing.T) {
+	prefix := newPrefix("idseqrace")
+	first := sidecar(t, prefix, filepath.Join(t.TempDir(), "first.db"), etcd.Options{})
+	grant(t, first, "alice")
+	first.Close()
+	deleteCounter(t, prefix)
+	a := sidecar(t, prefix, filepath.Join(t.TempDir(), "a.db"), etcd.Options{})
+	b := sidecar(t, prefix, filepath.Join(t.TempDir(), "b.db"), etcd.Options{})
+	ids, errs := make([]string, 2), make([]error, 2)
+	var wg sync.WaitGroup
+	for i, s := range []*etcd.Store{a, b} {
+		wg.Go(func() { // grant's t.Fatal is the test goroutine's only
+			g := permatrix.Assignment{Subject: fmt.Sprintf("user:u%d", i), System: "s", Role: "r", Scope: permatrix.ServiceScope}
+			_, errs[i] = store.Update(context.Background(), s, func(tx *store.Tx) error { return tx.CreateAssignment(&g) })
+			ids[i] = g.ID
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	last := fmt.Sprintf(store.IDFormat, 1000)
+	if ids[0] == ids[1] || ids[0] <= last || ids[1] <= last {
+		t.Errorf("two grants racing to put the deleted counter back have the ids %s and %s, want two ids above %s", ids[0], ids[1], last)
 	}
 }
