@@ -1181,9 +1181,10 @@ func (s *Store) idFloor(ctx context.Context, what string, absentAt int64) (uint6
 // to revision 1, as if it had never been put
 // (TestDeletedIDCounterAfterOtherWrites). So where they find none, a
 // counter that lived (lived: ids are held or were seen) has its whole
-// history read; one that may never have been put (a new fleet's) is 0,
-// not read back through the cluster's revisions. Known is false when the
-// history needed was compacted.
+// history read, since the fleet began (fleetStart); one that may never
+// have been put (a new fleet's) is 0, not read back through the
+// cluster's revisions. Known is false when the history needed was
+// compacted.
 func (s *Store) lastIDCounter(ctx context.Context, absentAt int64, lived bool) (last uint64, known bool, err error) {
 	at := func(rev int64) (uint64, bool, error) {
 		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
@@ -1205,7 +1206,11 @@ func (s *Store) lastIDCounter(ctx context.Context, absentAt int64, lived bool) (
 			if !lived {
 				return 0, !compacted, nil // never put, or its history compacted
 			}
-			return s.idCounterSince(ctx, rev, absentAt)
+			from, err := s.fleetStart(ctx)
+			if err != nil {
+				return 0, false, err
+			}
+			return s.idCounterSince(ctx, from, absentAt)
 		}
 		if err != nil {
 			return 0, false, err
@@ -1236,6 +1241,30 @@ func (s *Store) lastIDCounter(ctx context.Context, absentAt int64, lived bool) (
 		return 0, false, err
 	}
 	return max(last, later), true, nil
+}
+
+// fleetStart is the oldest revision the id counter's history can matter
+// from: the creation of the fleet's marker or of its root guard, whichever
+// is older (1 with neither). The marker is put before a sidecar serves; the
+// root guard by the first commit, whose reservation put the counter just
+// before, in a life that goes on past it. So the whole history of a
+// counter read from there is the cluster's revisions since the fleet
+// began, not since the cluster did: a store copy into a new prefix, which
+// raises a counter absent over the ids it copied, reads only its own.
+func (s *Store) fleetStart(ctx context.Context) (int64, error) {
+	from := int64(0)
+	for _, key := range []string{s.prefix + fleetMarkName, s.guardKey(nil)} {
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		resp, err := s.cli.Get(rctx, key, clientv3.WithKeysOnly())
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if len(resp.Kvs) == 1 && (from == 0 || resp.Kvs[0].CreateRevision < from) {
+			from = resp.Kvs[0].CreateRevision
+		}
+	}
+	return max(from, 1), nil
 }
 
 // idCounterSince reads the highest value the id counter held from the

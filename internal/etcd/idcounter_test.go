@@ -235,38 +235,49 @@ func otherWrites(t *testing.T, prefix string, n int) {
 }
 
 // TestDeletedIDCounterHistoryCost measures the reservation that puts a
-// deleted counter back with PERMATRIX_MEASURE_REVISIONS other writes
-// (32 writers) before its deletion, or after it with
-// PERMATRIX_MEASURE_AFTER set (the whole history read then); skipped
-// without them (docs/performance.md). Its assertion is the id's, not a time.
+// deleted counter back with PERMATRIX_MEASURE_REVISIONS other writes (32
+// writers) while the counter lives; after its deletion with
+// PERMATRIX_MEASURE_WHEN=after (its whole history read then); or before
+// the fleet begins with PERMATRIX_MEASURE_WHEN=before, and 1000 after the
+// deletion (its history read from the fleet's start). Skipped without
+// them (docs/performance.md). Its assertion is the id's, not a time.
 func TestDeletedIDCounterHistoryCost(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("PERMATRIX_MEASURE_REVISIONS"))
 	if n <= 0 {
 		t.Skip("PERMATRIX_MEASURE_REVISIONS not set")
 	}
-	after := os.Getenv("PERMATRIX_MEASURE_AFTER") != ""
+	when := os.Getenv("PERMATRIX_MEASURE_WHEN")
 	prefix := newPrefix("idseqcost")
+	cli := client(t)
+	others := func(n int) {
+		var wg sync.WaitGroup
+		for w := range 32 {
+			wg.Go(func() {
+				for i := w; i < n; i += 32 {
+					if _, err := cli.Put(context.Background(), fmt.Sprintf("/%s-other/%d", prefix, w), fmt.Sprint(i)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if when == "before" {
+		others(n)
+	}
 	first := sidecar(t, prefix, filepath.Join(t.TempDir(), "first.db"), etcd.Options{})
 	grant(t, first, "alice")
 	first.Close()
-	if after {
-		deleteCounter(t, prefix)
+	if when == "" {
+		others(n)
 	}
-	cli := client(t)
-	var wg sync.WaitGroup
-	for w := range 32 {
-		wg.Go(func() {
-			for i := w; i < n; i += 32 {
-				if _, err := cli.Put(context.Background(), fmt.Sprintf("/%s-other/%d", prefix, w), fmt.Sprint(i)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if !after {
-		deleteCounter(t, prefix)
+	deleteCounter(t, prefix)
+	switch when {
+	case "after":
+		others(n)
+	case "before":
+		others(1000)
 	}
 	fresh := sidecar(t, prefix, filepath.Join(t.TempDir(), "fresh.db"), etcd.Options{})
 	start := time.Now()
@@ -274,7 +285,7 @@ func TestDeletedIDCounterHistoryCost(t *testing.T) {
 	putBack := time.Since(start)
 	start = time.Now()
 	grant(t, fresh, "erin")
-	t.Logf("%d other writes (after the deletion: %v): the grant putting the counter back took %s, the next %s", n, after, putBack, time.Since(start))
+	t.Logf("%d other writes (%q): the grant putting the counter back took %s, the next %s", n, when, putBack, time.Since(start))
 	if last := fmt.Sprintf(store.IDFormat, 1000); id <= last {
 		t.Errorf("the grant putting the counter back has the id %s, want one above %s", id, last)
 	}
