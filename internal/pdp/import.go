@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
+	"sync"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // Import limits.
@@ -54,6 +58,28 @@ type ImportResult struct {
 	records bool
 }
 
+// read counts line read.
+func (r *ImportResult) read(l ImportLine) {
+	r.Lines++
+	r.records = r.records || l.Membership != nil || l.Role != nil || l.Project != nil
+}
+
+// committed counts a commit of n lines, stored of them stored already (a
+// commit of nothing when all were), at revision rev, the last of them input
+// line last, and tells progress.
+func (r *ImportResult) committed(n, stored int, rev uint64, last int, progress func(ImportResult)) {
+	r.Imported += n - stored
+	r.AlreadyStored += stored
+	if stored < n { // else nothing was written, nothing committed
+		r.Chunks++
+	}
+	r.Revision = rev
+	r.LastLine = last
+	if progress != nil {
+		progress(*r)
+	}
+}
+
 // Noun is what the import's lines are, for messages: "assignment", or
 // "record" once a line was a custom role, project or membership.
 func (r ImportResult) Noun() string {
@@ -71,42 +97,36 @@ func (r ImportResult) Noun() string {
 // says how far the import got; all or nothing, a refused line leaves the
 // store as it was. Between commits the import lets other writes in. When
 // ctx ends the import stops: the commits made stay, a commit being made is
-// made whole or not at all, the lines read since are dropped.
+// made whole or not at all, the lines read since are dropped. In chunks on
+// a store without a commit size limit, a chunk is read, planned and judged
+// while the chunk before it commits (importOverlapped), so the import
+// reads at most one chunk past a refused line and holds two chunks.
 func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
 	var res ImportResult
 	if o.Chunk < 0 || o.Chunk > MaxImportChunk {
 		return res, permatrix.Errorf(permatrix.EINVALID, "chunk must be 1 to %d lines per commit (0: all or nothing)", MaxImportChunk)
+	}
+	if _, bounded := s.backend.(store.Bounded); o.Chunk > 0 && !bounded {
+		return s.importOverlapped(ctx, next, o)
 	}
 	var batch []ImportLine
 	commit := func() error {
 		// A chunk is one commit, or several where the store's commits
 		// are smaller (importLines commits the lines that fit).
 		for done := 0; done < len(batch); {
-			n, stored, rev, err := s.importLines(ctx, batch[done:], o.Chunk > 0)
+			n, stored, rev, err := s.importLines(ctx, batch[done:], o.Chunk > 0, nil)
 			if err != nil {
 				return err
 			}
 			done += n
-			res.Imported += n - stored
-			res.AlreadyStored += stored
-			if stored < n { // else nothing was written, nothing committed
-				res.Chunks++
-			}
-			res.Revision = rev
-			res.LastLine = batch[done-1].Line
-			if o.Progress != nil {
-				o.Progress(res)
-			}
+			res.committed(n, stored, rev, batch[done-1].Line, o.Progress)
 		}
 		batch = batch[:0]
 		return nil
 	}
 	whole := false
 	for {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		l, err := next()
+		l, err := s.readLine(ctx, next, o, len(batch))
 		if errors.Is(err, io.EOF) {
 			whole = errors.Is(err, EndOfExport)
 			break
@@ -114,22 +134,7 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 		if err != nil {
 			return res, err
 		}
-		// A line is checked as it arrives, so that what is held until
-		// the commit is valid lines of bounded size.
-		if err := l.validate(); err != nil {
-			return res, err
-		}
-		if l.Role != nil {
-			if err := s.boundRole(&l); err != nil {
-				return res, err
-			}
-		}
-		if o.Chunk == 0 && len(batch) == MaxAtomicImport {
-			return res, permatrix.Errorf(permatrix.ETOOLARGE,
-				"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport)
-		}
-		res.Lines++
-		res.records = res.records || l.Membership != nil || l.Role != nil || l.Project != nil
+		res.read(l)
 		batch = append(batch, l)
 		if len(batch) == o.Chunk {
 			if err := commit(); err != nil {
@@ -137,16 +142,212 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 			}
 		}
 	}
-	if res.Lines == 0 && !whole {
-		return res, permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object, or custom_role, project or membership record, per line)")
-	}
-	if res.Lines == 0 {
-		// An empty store's export: nothing to commit, the store is as
-		// it is (its revision, not 0).
-		res.Revision = s.backend.Revision()
-		return res, nil
+	if err := s.noLines(&res, whole); err != nil || res.Lines == 0 {
+		return res, err
 	}
 	return res, commit()
+}
+
+// readLine is an import's next line, checked as it arrives, so that what
+// is held until the commit is valid lines of bounded size; held is how
+// many lines are held already (an all-or-nothing import holds at most
+// MaxAtomicImport). io.EOF (wrapped: EndOfExport) ends the lines.
+func (s *Service) readLine(ctx context.Context, next func() (ImportLine, error), o ImportOptions, held int) (ImportLine, error) {
+	if err := ctx.Err(); err != nil {
+		return ImportLine{}, err
+	}
+	l, err := next()
+	if err != nil {
+		return l, err
+	}
+	if err := l.validate(); err != nil {
+		return l, err
+	}
+	if l.Role != nil {
+		if err := s.boundRole(&l); err != nil {
+			return l, err
+		}
+	}
+	if o.Chunk == 0 && held == MaxAtomicImport {
+		return l, permatrix.Errorf(permatrix.ETOOLARGE,
+			"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport)
+	}
+	return l, nil
+}
+
+// noLines is the answer to an import that read no line: an error, or
+// (whole: an empty store's export) nothing to commit, the store as it is
+// (its revision, not 0). It is nil once a line was read.
+func (s *Service) noLines(res *ImportResult, whole bool) error {
+	switch {
+	case res.Lines > 0:
+		return nil
+	case !whole:
+		return permatrix.Errorf(permatrix.EINVALID, "no assignments in the import (NDJSON: one assignment object, or custom_role, project or membership record, per line)")
+	}
+	res.Revision = s.backend.Revision()
+	return nil
+}
+
+// importOverlapped is ImportStream in chunks on a store whose commits have
+// no size limit (bbolt): a chunk is planned and judged while the chunk
+// before it commits, and read while the one before it is planned — on a
+// snapshot that may not show the chunk before yet. It commits only once
+// that one has committed, and what it read is held to the newer state as
+// any write's plan is (store.UpdateSettled): a unit it read that the
+// chunk before wrote makes it plan again, after it. The serial commit (a
+// third of a large import's CPU, and its fsync) no longer leaves the cores
+// idle. At most two chunks are held: one in its write, one being read.
+func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
+	var res ImportResult
+	var last *chunkWrite // the chunk in its write; nil: none
+	// done takes the result of the chunk in its write, once it is made,
+	// and ends the import with err, or with the chunk's error: it comes
+	// first in the lines.
+	done := func(err error) (ImportResult, error) {
+		if last != nil {
+			if werr := last.wait(&res, o.Progress); werr != nil {
+				err = werr
+			}
+		}
+		return res, err
+	}
+	// start starts writing batch, after the chunk in its write, and takes
+	// that one's result once it is made. If that one failed, batch is
+	// not committed (its write stops before its commit), and the import
+	// ends with that error.
+	start := func(batch []ImportLine) error {
+		w := s.startChunk(ctx, batch, last)
+		if last != nil {
+			if err := last.wait(&res, o.Progress); err != nil {
+				<-w.done
+				last = nil
+				return err
+			}
+		}
+		last = w
+		return nil
+	}
+	whole := false
+	batch := make([]ImportLine, 0, o.Chunk)
+	for {
+		l, err := s.readLine(ctx, next, o, len(batch))
+		if errors.Is(err, io.EOF) {
+			whole = errors.Is(err, EndOfExport)
+			break
+		}
+		if err != nil {
+			return done(err)
+		}
+		res.read(l)
+		batch = append(batch, l)
+		if len(batch) < o.Chunk {
+			continue
+		}
+		if err := start(batch); err != nil {
+			return res, err
+		}
+		batch = make([]ImportLine, 0, o.Chunk)
+	}
+	if err := s.noLines(&res, whole); err != nil || res.Lines == 0 {
+		return res, err
+	}
+	if len(batch) > 0 {
+		if err := start(batch); err != nil {
+			return res, err
+		}
+	}
+	return done(nil)
+}
+
+// chunkWrite is the write of one chunk of an overlapped import.
+type chunkWrite struct {
+	lines []ImportLine
+	// after is the chunk before it, while it is to be waited for.
+	after *chunkWrite
+	// planned is closed once the chunk's first plan is made (or its
+	// write ended): the chunk after it may start planning. done is closed
+	// once its write has ended; n, stored, rev and err are its outcome
+	// (importLines').
+	planned, done chan struct{}
+	plannedOnce   sync.Once
+	n, stored     int
+	rev           uint64
+	err           error
+}
+
+// errChunkBefore stops a chunk whose chunk before failed: the import ends
+// with that one's error.
+var errChunkBefore = errors.New("the chunk before was not committed")
+
+// startChunk starts writing lines, a chunk committed after the chunk
+// before (nil: none), and planned once that one's plan is made: two plans
+// at once only shared the cores, and delayed the commit the chunk waits
+// for.
+func (s *Service) startChunk(ctx context.Context, lines []ImportLine, before *chunkWrite) *chunkWrite {
+	w := &chunkWrite{lines: lines, after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer w.markPlanned()
+		// The plan ran in the request's goroutine, under the server's
+		// recovery of panics: here one would end the process.
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("import chunk panicked", "panic", r, "stack", string(debug.Stack()))
+				w.err = permatrix.Errorf(permatrix.EINTERNAL, "the import failed at lines %d to %d", lines[0].Line, lines[len(lines)-1].Line)
+			}
+		}()
+		if before != nil {
+			select {
+			case <-before.planned:
+			case <-before.done:
+			}
+		}
+		w.n, w.stored, w.rev, w.err = s.importLines(ctx, lines, true, w)
+	}()
+	return w
+}
+
+func (w *chunkWrite) markPlanned() { w.plannedOnce.Do(func() { close(w.planned) }) }
+
+// settle is called after each plan of the chunk, p the policy that judged
+// it, with s.writers held shared (writeSome): the first time, it lets the
+// next chunk plan, and waits for the chunk before — not holding s.writers,
+// which that chunk may need whole to plan again alone. The plan is taken
+// if the chunk before committed and the policy is still p (a bundle swapped
+// in meanwhile judges the chunk again).
+func (w *chunkWrite) settle(s *Service, p *opa.Policy) error {
+	w.markPlanned()
+	before := w.after
+	if before == nil {
+		return nil
+	}
+	w.after = nil
+	select {
+	case <-before.done:
+	default:
+		s.writers.RUnlock()
+		<-before.done
+		s.writers.RLock()
+	}
+	if before.err != nil {
+		return errChunkBefore
+	}
+	if now, err := s.policy(); err != nil || now != p {
+		return store.ErrPlanAgain
+	}
+	return nil
+}
+
+// wait waits for the chunk's write and adds what it made to res (telling
+// progress), or returns its error.
+func (w *chunkWrite) wait(res *ImportResult, progress func(ImportResult)) error {
+	<-w.done
+	if w.err != nil {
+		return w.err
+	}
+	res.committed(w.n, w.stored, w.rev, w.lines[w.n-1].Line, progress)
+	return nil
 }
 
 // Describe says how far an import got, for a message or a log line.

@@ -130,7 +130,8 @@ func TestImportStreamCommitsChunkByChunk(t *testing.T) {
 
 // A line the rules refuse in chunk 3: chunks 1 and 2 stay, nothing of
 // chunk 3 is stored, the error names the line and the rule, the result
-// says how far the import got, and nothing after the line is read.
+// says how far the import got, and at most the chunk after it is read (a
+// chunk is read while the one before it is written).
 func TestImportStreamRefusedLineKeepsEarlierChunks(t *testing.T) {
 	svc := newService(t)
 	src := &lines{n: 100, line: withRefusal(27)}
@@ -139,8 +140,8 @@ func TestImportStreamRefusedLineKeepsEarlierChunks(t *testing.T) {
 	if res.Chunks != 2 || res.Imported != 20 || res.LastLine != 20 || res.Revision != svc.Revision() {
 		t.Fatalf("result %+v (store at %d)", res, svc.Revision())
 	}
-	if src.read != 30 {
-		t.Fatalf("read %d lines: the refused chunk ends at line 30", src.read)
+	if src.read < 30 || src.read > 40 {
+		t.Fatalf("read %d lines: the refused chunk ends at line 30, the one after it at 40", src.read)
 	}
 	if n := count(t, svc); n != 20 {
 		t.Fatalf("store holds %d assignments, want chunks 1 and 2 (20)", n)
@@ -252,8 +253,10 @@ func TestImportStreamChunkOutOfRange(t *testing.T) {
 	}
 }
 
-// The context ends after chunk 2: the import stops there, reads no more
-// lines, keeps both chunks and says so.
+// The context ends once chunk 2 is committed: the import stops, reads no
+// more than the chunk read meanwhile (chunk 3, which is committed whole if
+// its commit was made before the end, else not at all), keeps what it
+// committed and says so.
 func TestImportStreamStopsWhenContextEnds(t *testing.T) {
 	svc := newService(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -267,7 +270,8 @@ func TestImportStreamStopsWhenContextEnds(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
-	if res.Chunks != 2 || res.Imported != 20 || res.LastLine != 20 || src.read != 20 || count(t, svc) != 20 {
+	if res.Chunks < 2 || res.Chunks > 3 || res.Imported != 10*res.Chunks || res.LastLine != res.Imported ||
+		src.read < res.Imported || src.read > 30 || count(t, svc) != res.Imported {
 		t.Fatalf("result %+v, read %d, store holds %d", res, src.read, count(t, svc))
 	}
 	// Ended before anything: nothing read, nothing written.

@@ -81,7 +81,7 @@ func (c *change) prefix() string {
 // before it are made, then planned. Many changes (an import) are judged
 // ahead on every core (prejudge.go); the result is the same.
 func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) {
-	_, rev, err := s.writeSome(ctx, false, changes)
+	_, rev, err := s.writeSome(ctx, false, changes, nil)
 	return rev, err
 }
 
@@ -89,7 +89,10 @@ func (s *Service) write(ctx context.Context, changes ...change) (uint64, error) 
 // have a size limit (store.Bounded: etcd), it commits the first n changes
 // that fit in one commit — at least one — and leaves the rest. Without
 // some, changes that do not fit one commit are refused whole (ETOOLARGE).
-func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n int, rev uint64, err error) {
+// chunk, if not nil, is the import's chunk the changes store (import.go):
+// its plan is made while the chunk before it commits, and it commits only
+// after that one did.
+func (s *Service) writeSome(ctx context.Context, some bool, changes []change, chunk *chunkWrite) (n int, rev uint64, err error) {
 	bounded, _ := s.backend.(store.Bounded)
 	changes = withAsserted(ctx, changes)
 	// A write plans again after a conflict (store.Update). One of many
@@ -105,7 +108,12 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 			s.writers.RUnlock()
 		}
 	}()
-	rev, err = store.Update(ctx, s.backend, func(tx *store.Tx) error {
+	var judged *opa.Policy // the last plan's
+	var settle func() error
+	if chunk != nil {
+		settle = func() error { return chunk.settle(s, judged) }
+	}
+	rev, err = store.UpdateSettled(ctx, s.backend, func(tx *store.Tx) error {
 		if plans++; plans > 1 && !alone && len(changes) >= minAhead {
 			s.writers.RUnlock()
 			s.writers.Lock()
@@ -122,6 +130,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 		if err != nil {
 			return err
 		}
+		judged = p
 		n = len(changes)
 		if len(changes) >= minAhead {
 			tx.Grow(plannedOps(changes))
@@ -187,7 +196,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change) (n
 			}
 		}
 		return nil
-	})
+	}, settle)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -596,7 +605,7 @@ func (l *ImportLine) change(p *opa.Policy, held *bool) (change, error) {
 // lines before it made: the first refused line fails the import, and the
 // error names its line.
 func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, error) {
-	n, _, rev, err := s.importLines(ctx, lines, false)
+	n, _, rev, err := s.importLines(ctx, lines, false, nil)
 	return n, rev, err
 }
 
@@ -604,8 +613,9 @@ func (s *Service) Import(ctx context.Context, lines []ImportLine) (int, uint64, 
 // commit of the store (writeSome) and returns how many, and how many of
 // them were stored already (nothing to write) — at most
 // Bounded.MaxOps: a line that changes anything is at least one operation,
-// so no more are judged for one commit than it could hold.
-func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool) (n, stored int, rev uint64, err error) {
+// so no more are judged for one commit than it could hold. chunk is
+// writeSome's.
+func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool, chunk *chunkWrite) (n, stored int, rev uint64, err error) {
 	if b, ok := s.backend.(store.Bounded); ok && some && len(lines) > b.MaxOps() {
 		lines = lines[:max(1, b.MaxOps())]
 	}
@@ -624,7 +634,7 @@ func (s *Service) importLines(ctx context.Context, lines []ImportLine, some bool
 			return 0, 0, 0, err
 		}
 	}
-	if n, rev, err = s.writeSome(ctx, some, changes); err != nil {
+	if n, rev, err = s.writeSome(ctx, some, changes, chunk); err != nil {
 		return 0, 0, 0, err
 	}
 	for _, h := range held[:n] {

@@ -45,6 +45,24 @@ const publishWait = 5 * time.Second
 // planned nothing commits nothing (its reads are still checked, so the
 // answer is true at the returned revision).
 func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, error) {
+	return UpdateSettled(ctx, b, fn, nil)
+}
+
+// ErrPlanAgain is what a settle of UpdateSettled returns to have the write
+// planned again, its plan not acted on (the state it was judged by is gone).
+var ErrPlanAgain = errors.New("store: plan again")
+
+// UpdateSettled is Update with settle, if not nil, called after each plan,
+// once the plan's snapshot is closed and before its outcome is acted on
+// (committed, or answered with fn's error): a write that must commit after
+// another (an import's chunk planned while the one before it commits) waits
+// there. settle's error stops the write (ErrPlanAgain: plan again). A plan
+// made on a state older than the store's by then is taken as any: its
+// commit's condition holds it to the newer state, and an answer from it
+// alone (fn's error, or nothing planned) is planned again on the newer
+// snapshot. The snapshot is closed first because a bbolt commit may wait
+// for every open read transaction (a remap of a grown file).
+func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle func() error) (uint64, error) {
 	start := time.Now()
 	fresh := false
 	for attempt := 1; ; attempt++ {
@@ -62,6 +80,14 @@ func Update(ctx context.Context, b Backend, fn func(tx *Tx) error) (uint64, erro
 		}
 		planned := snap.Revision()
 		snap.Close()
+		if settle != nil {
+			if serr := settle(); errors.Is(serr, ErrPlanAgain) {
+				attempt--
+				continue
+			} else if serr != nil {
+				return 0, serr
+			}
+		}
 		if !fresh && (err != nil || len(batch.Ops) == 0) && ctx.Err() == nil {
 			// An answer from the snapshot alone: plan again on a current
 			// one, if the snapshot was not current already (bbolt's always

@@ -37,7 +37,11 @@ var underRace = map[string][]string{
 		"TestSharedValuesSortedBeforeShared",        // shared sets and objects: sorted in place by one, read unsorted by another
 		"TestEmptyArraysShared",                     // the empty array every evaluation shares, appended to by many
 	},
-	"./internal/pdp":  {"TestDelegationRaces"}, // concurrent delegated writes
+	"./internal/pdp": {
+		"TestDelegationRaces",                     // concurrent delegated writes
+		"TestImportOverlapJudgesByTheChunkBefore", // an import's chunk planned while the one before commits
+		"TestImportOverlapSeesTheRecordsBefore",
+	},
 	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
 }
 

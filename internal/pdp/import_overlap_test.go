@@ -1,0 +1,57 @@
+package pdp_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/pdp"
+)
+
+// An import in chunks plans a chunk while the chunk before it commits, on
+// a snapshot that may not show it (ImportStream). Chunks of one line, each
+// judged by what the line before wrote, are judged as if imported one
+// after the other: line 2 is refused because line 1 made its user a
+// member, though line 2's first plan may not have seen line 1.
+func TestImportOverlapJudgesByTheChunkBefore(t *testing.T) {
+	svc := newService(t)
+	src := &lines{n: 4, line: withRefusal(2)}
+	res, err := svc.ImportStream(context.Background(), src.next, pdp.ImportOptions{Chunk: 1})
+	wantCode(t, err, permatrix.EUNPROCESSABLE, "line 2: user:mem is a Celonis member")
+	if res.Chunks != 1 || res.Imported != 1 || res.LastLine != 1 || res.Revision != svc.Revision() || count(t, svc) != 1 {
+		t.Fatalf("result %+v (store at %d, %d assignments)", res, svc.Revision(), count(t, svc))
+	}
+	if has(t, svc, "user:a3") {
+		t.Fatal("line 3, after the refused line 2, was committed")
+	}
+}
+
+// A custom role record, then an assignment of it (refused on a store
+// without the role), then the same assignment again (stored already), a
+// chunk each: every line sees the lines before it, whichever snapshot its
+// first plan was made on.
+func TestImportOverlapSeesTheRecordsBefore(t *testing.T) {
+	custom := permatrix.Assignment{Subject: "user:p", System: "blueprism", Role: "bp-role-t", Scope: permatrix.ServiceScope}
+	svc := newService(t)
+	_, err := svc.ImportStream(context.Background(), (&lines{n: 1, line: func(n int) pdp.ImportLine {
+		return pdp.ImportLine{Line: n, Assignment: custom}
+	}}).next, pdp.ImportOptions{Chunk: 1})
+	if permatrix.ErrorCode(err) != permatrix.EUNPROCESSABLE {
+		t.Fatalf("an assignment of a custom role the store does not hold: %v, want it refused", err)
+	}
+	for round := range 5 {
+		svc := newService(t)
+		res, err := svc.ImportStream(context.Background(), (&lines{n: 3, line: func(n int) pdp.ImportLine {
+			if n == 1 {
+				return pdp.ImportLine{Line: n, Role: &permatrix.Role{System: "blueprism", Name: "bp-role-t", Permissions: []string{"view_dashboards"}}}
+			}
+			return pdp.ImportLine{Line: n, Assignment: custom}
+		}}).next, pdp.ImportOptions{Chunk: 1})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if res.Imported != 2 || res.AlreadyStored != 1 || res.Chunks != 2 || res.LastLine != 3 || count(t, svc) != 1 {
+			t.Fatalf("round %d: result %+v, store holds %d assignments", round, res, count(t, svc))
+		}
+	}
+}
