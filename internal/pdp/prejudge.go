@@ -80,11 +80,15 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 		i++
 		return i - 1
 	}
+	// The workers' snapshots are opened here, not in the workers: a
+	// worker started late (the cores busy) found a commit made since the
+	// plan's snapshot — an import's chunk before, committing while this
+	// one is planned — and judged nothing ahead.
 	for range workers {
+		snap, err := s.backend.View()
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			snap, err := s.backend.View()
 			var tracked *store.Tracked
 			// The units' lists are cut from blocks: a list and a buffer
 			// a change were two allocations a line.
