@@ -81,7 +81,10 @@ type Service struct {
 	// (writeSome). The writes of this process can then not change what
 	// it read; in a fleet, other sidecars' writes still can. An
 	// activation takes it whole to swap the policy (Engine.GuardSwaps):
-	// a write is judged by the policy active when it commits.
+	// a write is judged by the policy active when it commits. An
+	// import's chunk waiting for the chunk before it lets it go
+	// meanwhile (chunkWrite.settle), and plans again if the policy is
+	// another once it holds it again.
 	writers sync.RWMutex
 }
 
