@@ -109,10 +109,9 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 	if _, bounded := s.backend.(store.Bounded); o.Chunk > 0 && !bounded {
 		return s.importOverlapped(ctx, next, o)
 	}
-	var batch []ImportLine
-	commit := func() error {
-		// A chunk is one commit, or several where the store's commits
-		// are smaller (importLines commits the lines that fit).
+	// A chunk is one commit, or several where the store's commits are
+	// smaller (importLines commits the lines that fit).
+	err := s.readChunks(ctx, next, o, &res, func(batch []ImportLine) error {
 		for done := 0; done < len(batch); {
 			n, stored, rev, err := s.importLines(ctx, batch[done:], o.Chunk > 0, nil)
 			if err != nil {
@@ -121,10 +120,19 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 			done += n
 			res.committed(n, stored, rev, batch[done-1].Line, o.Progress)
 		}
-		batch = batch[:0]
 		return nil
-	}
+	})
+	return res, err
+}
+
+// readChunks reads an import's lines, counting them in res, and hands
+// them to write o.Chunk at a time (all of them when 0), the last chunk
+// the lines left. It ends with the error that stopped the reading or a
+// write, nothing read after it written; write may keep the lines it is
+// given.
+func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error), o ImportOptions, res *ImportResult, write func([]ImportLine) error) error {
 	whole := false
+	batch := make([]ImportLine, 0, o.Chunk)
 	for {
 		l, err := s.readLine(ctx, next, o, len(batch))
 		if errors.Is(err, io.EOF) {
@@ -132,20 +140,24 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 			break
 		}
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.read(l)
 		batch = append(batch, l)
 		if len(batch) == o.Chunk {
-			if err := commit(); err != nil {
-				return res, err
+			if err := write(batch); err != nil {
+				return err
 			}
+			batch = make([]ImportLine, 0, o.Chunk)
 		}
 	}
-	if err := s.noLines(&res, whole); err != nil || res.Lines == 0 {
-		return res, err
+	if err := s.noLines(res, whole); err != nil || res.Lines == 0 {
+		return err
 	}
-	return res, commit()
+	if len(batch) == 0 {
+		return nil
+	}
+	return write(batch)
 }
 
 // readLine is an import's next line, checked as it arrives, so that what
@@ -228,36 +240,7 @@ func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine,
 		last = w
 		return nil
 	}
-	whole := false
-	batch := make([]ImportLine, 0, o.Chunk)
-	for {
-		l, err := s.readLine(ctx, next, o, len(batch))
-		if errors.Is(err, io.EOF) {
-			whole = errors.Is(err, EndOfExport)
-			break
-		}
-		if err != nil {
-			return done(err)
-		}
-		res.read(l)
-		batch = append(batch, l)
-		if len(batch) < o.Chunk {
-			continue
-		}
-		if err := start(batch); err != nil {
-			return res, err
-		}
-		batch = make([]ImportLine, 0, o.Chunk)
-	}
-	if err := s.noLines(&res, whole); err != nil || res.Lines == 0 {
-		return res, err
-	}
-	if len(batch) > 0 {
-		if err := start(batch); err != nil {
-			return res, err
-		}
-	}
-	return done(nil)
+	return done(s.readChunks(ctx, next, o, &res, start))
 }
 
 // chunkWrite is the write of one chunk of an overlapped import.
