@@ -518,8 +518,8 @@ func Project(s Snapshot, system, id string) (permatrix.Project, error) {
 	if v == nil {
 		return permatrix.Project{}, permatrix.Errorf(permatrix.ENOTFOUND, "project %q of system %q not found", id, system)
 	}
-	var pv projectValue
-	if err := unmarshalRecord(v, &pv); err != nil {
+	pv, err := unmarshalProject(v)
+	if err != nil {
 		return permatrix.Project{}, corrupt(projectKey(system, id), err.Error())
 	}
 	return permatrix.Project{System: system, ID: id, CreatedBy: pv.CreatedBy, Kind: pv.Kind}, nil

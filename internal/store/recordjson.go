@@ -10,10 +10,12 @@ import (
 // (grantLeaf, permatrix.Scope, roleValue, projectValue).
 var recordFieldNames = []string{"kind", "role", "permission", "scope", "via", "assignment", "type", "id", "permissions", "created_by"}
 
-// errLooseFieldName and errNotObject are unmarshalRecord's refusals.
+// errLooseFieldName, errNotObject and errNotString are unmarshalRecord's
+// refusals.
 var (
 	errLooseFieldName = errors.New("an object key spelled otherwise than the field json binds it to (another case, or a letter folding to it)")
 	errNotObject      = errors.New("not a JSON object")
+	errNotString      = errors.New("a field permatrix writes as a string is missing, null or not a string")
 )
 
 // unmarshalRecord is json.Unmarshal of a record's value into dst,
@@ -24,8 +26,11 @@ var (
 // are not refused: both read the last. A value that is no object is
 // refused: json.Unmarshal takes null into a struct as nothing, and a
 // project leaf of null was a sound record here while the policies read a
-// project that is present (TestCheckRecordRefusesEmptiedRecords).
-func unmarshalRecord(v []byte, dst any) error {
+// project that is present (TestCheckRecordRefusesEmptiedRecords). Each
+// of stringFields must be a key of the object with a string value:
+// json.Unmarshal reads a missing key and null as "", the policies read
+// neither as a string.
+func unmarshalRecord(v []byte, dst any, stringFields ...string) error {
 	if err := json.Unmarshal(v, dst); err != nil {
 		return err
 	}
@@ -33,8 +38,14 @@ func unmarshalRecord(v []byte, dst any) error {
 	if err := json.Unmarshal(v, &generic); err != nil {
 		return err
 	}
-	if _, ok := generic.(map[string]any); !ok {
+	object, ok := generic.(map[string]any)
+	if !ok {
 		return errNotObject
+	}
+	for _, name := range stringFields {
+		if _, ok := object[name].(string); !ok {
+			return errNotString
+		}
 	}
 	if looseFieldName(generic) {
 		return errLooseFieldName
@@ -67,18 +78,12 @@ func looseFieldName(x any) bool {
 	return false
 }
 
-// hasStringFields says whether the JSON object v has each of names as a
-// key with a string value (not null: json.Unmarshal reads a missing key
-// and null as "", the policies read neither as a string).
-func hasStringFields(v []byte, names ...string) bool {
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(v, &fields) != nil {
-		return false
-	}
-	for _, name := range names {
-		if f, ok := fields[name]; !ok || len(f) == 0 || f[0] != '"' {
-			return false
-		}
-	}
-	return true
+// unmarshalProject is a project's value: both fields as permatrix writes
+// them (Tx.PutProject), strings — the policies read an absent created_by
+// as no creator at all, and the rule on re-registering another's project
+// does not apply to it (TestCheckRecordRefusesPartialProjects).
+func unmarshalProject(v []byte) (projectValue, error) {
+	var pv projectValue
+	err := unmarshalRecord(v, &pv, "created_by", "kind")
+	return pv, err
 }

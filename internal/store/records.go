@@ -97,8 +97,8 @@ func WriteRecords(w io.Writer, s Snapshot) error {
 	}
 	err = s.Scan(Prefix(nsDoc, ixProjects), nil, func(k, v []byte) error {
 		segs := Segments(k)
-		var pv projectValue
-		if len(segs) != 4 || unmarshalRecord(v, &pv) != nil {
+		pv, err := unmarshalProject(v)
+		if len(segs) != 4 || err != nil {
 			return corrupt(k, "not a project")
 		}
 		return line(ProjectLine{permatrix.Project{System: segs[2], ID: segs[3], CreatedBy: pv.CreatedBy, Kind: pv.Kind}})
