@@ -37,6 +37,10 @@ func StartBrowser() (*Browser, error) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(dataDir),
+		// Chromium's singleton socket directory (org.chromium.Chromium.*)
+		// goes in its TMPDIR and outlives it: made in the profile, it goes
+		// with Close.
+		chromedp.Env("TMPDIR="+dataDir),
 		chromedp.WindowSize(1400, 1000),
 	)
 	for _, f := range ChromiumFlags {

@@ -32,11 +32,14 @@ func StartedChild(pid int) {
 // kills the child with SIGKILL and fails t unless that process is gone
 // (or a zombie nobody reaps, in a container whose init does not) within
 // ten seconds: what a test binary killed by go test's -timeout or ^C
-// leaves running.
-func KillChildTest(t *testing.T) {
+// leaves running. The child's temporary directory (TMPDIR) is tmp, one of
+// t's: what the child made there, never removed by the killed child
+// itself, goes when t ends.
+func KillChildTest(t *testing.T) (tmp string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	tmp = t.TempDir()
+	cmd.Env = append(os.Environ(), childEnv+"=1", "TMPDIR="+tmp)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -70,6 +73,7 @@ func KillChildTest(t *testing.T) {
 			t.Fatalf("process %d still runs 10 s after the test process that started it was killed", pid)
 		}
 	}
+	return tmp
 }
 
 // running says whether pid is a live process: one that exists and is not
