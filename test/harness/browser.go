@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,10 +38,6 @@ func StartBrowser() (*Browser, error) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(dataDir),
-		// Chromium's singleton socket directory (org.chromium.Chromium.*)
-		// goes in its TMPDIR and outlives it: made in the profile, it goes
-		// with Close.
-		chromedp.Env("TMPDIR="+dataDir),
 		chromedp.WindowSize(1400, 1000),
 	)
 	for _, f := range ChromiumFlags {
@@ -69,9 +66,34 @@ func StartBrowser() (*Browser, error) {
 	return b, nil
 }
 
-// Close stops the browser and removes its profile directory.
+// PID is the browser's main process (0 if it is not running). Chromium's
+// other processes (zygote, renderers, GPU, network) are its children.
+func (b *Browser) PID() int {
+	if c := chromedp.FromContext(b.ctx); c != nil && c.Browser != nil {
+		if p := c.Browser.Process(); p != nil {
+			return p.Pid
+		}
+	}
+	return 0
+}
+
+// ProfileDir is the browser's profile (user data) directory: every one of
+// its processes is started with it on its command line.
+func (b *Browser) ProfileDir() string { return b.dataDir }
+
+// Close stops the browser and removes its profile directory, and the
+// directory of its singleton socket, which Chromium makes in TMPDIR
+// (org.chromium.Chromium.*, named by the profile's SingletonSocket link)
+// and leaves behind. (Not made in the profile by setting Chromium's
+// TMPDIR: the socket's path would pass the 108 bytes a unix socket's may
+// have under a long TMPDIR.)
 func (b *Browser) Close() {
 	b.cancel()
+	if target, err := os.Readlink(filepath.Join(b.dataDir, "SingletonSocket")); err == nil {
+		if dir := filepath.Dir(target); strings.HasPrefix(filepath.Base(dir), "org.chromium.Chromium.") {
+			_ = os.RemoveAll(dir)
+		}
+	}
 	_ = os.RemoveAll(b.dataDir)
 }
 
