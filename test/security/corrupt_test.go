@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -123,52 +124,28 @@ func TestCorruptStore(t *testing.T) {
 	if len(cases) < 50 {
 		t.Fatalf("only %d corruptions", len(cases))
 	}
+	// Each case is its own pair of processes: two at a time (go test's
+	// -parallel), as a serial loop they were the package's longest test.
+	var mu sync.Mutex
 	var refusedNames, undetected []string
-	for _, c := range cases {
-		path := filepath.Join(t.TempDir(), "permatrix.db")
-		if err := os.WriteFile(path, c.data, 0o600); err != nil {
-			t.Fatal(err)
+	t.Run("each", func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				refused, differs := corruptCase(t, c, want)
+				mu.Lock()
+				defer mu.Unlock()
+				if refused {
+					refusedNames = append(refusedNames, c.name)
+				}
+				if differs {
+					undetected = append(undetected, c.name)
+				}
+			})
 		}
-		stdout, stderr, code := harness.Run(t, "", bin, "store", "check", "--db", path)
-		if crashSigns.MatchString(stdout + stderr) {
-			t.Fatalf("%s: store check crashed:\n%s%s", c.name, stdout, stderr)
-		}
-		switch code {
-		case 0:
-			if !strings.Contains(stdout, "is sound") {
-				t.Fatalf("%s: store check exit 0 says %q", c.name, stdout)
-			}
-		case 3:
-			if !strings.Contains(stdout, "is damaged:") {
-				t.Fatalf("%s: store check exit 3 says %q %q", c.name, stdout, stderr)
-			}
-		default:
-			t.Fatalf("%s: store check exit %d:\n%s%s", c.name, code, stdout, stderr)
-		}
-
-		p, err := harness.StartProcess(t, bin, token, nil, "--addr", "127.0.0.1:0", "--db", path, "--admin-token", token)
-		if crashSigns.MatchString(p.Logs()) {
-			t.Fatalf("%s: serve crashed:\n%s", c.name, p.Logs())
-		}
-		if err != nil {
-			refusedNames = append(refusedNames, c.name)
-			if got := p.Cmd.ProcessState.ExitCode(); got != 3 || code != 3 || !strings.Contains(p.Logs(), "is damaged") {
-				t.Fatalf("%s: serve exit %d (store check %d): %v\n%s", c.name, got, code, err, p.Logs())
-			}
-			continue
-		}
-		if code != 0 {
-			t.Fatalf("%s: serve started on a store that store check called damaged", c.name)
-		}
-		if a := call(t, p, http.MethodGet, "/health", "", false); a.status != 200 {
-			t.Fatalf("%s: health %d", c.name, a.status)
-		}
-		exported := export(t, p)
-		checkExport(t, c.name, exported)
-		if exported != want {
-			undetected = append(undetected, c.name)
-		}
-		p.Stop(t)
+	})
+	if t.Failed() {
+		return
 	}
 	t.Logf("%d corruptions: %d refused; %d sound (damage in free or unused pages)", len(cases), len(refusedNames), len(cases)-len(refusedNames))
 	if len(undetected) > 0 {
@@ -179,6 +156,53 @@ func TestCorruptStore(t *testing.T) {
 			t.Errorf("%s: not refused", must)
 		}
 	}
+}
+
+// corruptCase runs store check and serve on one damaged copy: whether it
+// was refused (both called it damaged), and whether a store served
+// exported other than want.
+func corruptCase(t *testing.T, c corruption, want string) (refused, differs bool) {
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	if err := os.WriteFile(path, c.data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := harness.Run(t, "", bin, "store", "check", "--db", path)
+	if crashSigns.MatchString(stdout + stderr) {
+		t.Fatalf("%s: store check crashed:\n%s%s", c.name, stdout, stderr)
+	}
+	switch code {
+	case 0:
+		if !strings.Contains(stdout, "is sound") {
+			t.Fatalf("%s: store check exit 0 says %q", c.name, stdout)
+		}
+	case 3:
+		if !strings.Contains(stdout, "is damaged:") {
+			t.Fatalf("%s: store check exit 3 says %q %q", c.name, stdout, stderr)
+		}
+	default:
+		t.Fatalf("%s: store check exit %d:\n%s%s", c.name, code, stdout, stderr)
+	}
+
+	p, err := harness.StartProcess(t, bin, token, nil, "--addr", "127.0.0.1:0", "--db", path, "--admin-token", token)
+	if crashSigns.MatchString(p.Logs()) {
+		t.Fatalf("%s: serve crashed:\n%s", c.name, p.Logs())
+	}
+	if err != nil {
+		if got := p.Cmd.ProcessState.ExitCode(); got != 3 || code != 3 || !strings.Contains(p.Logs(), "is damaged") {
+			t.Fatalf("%s: serve exit %d (store check %d): %v\n%s", c.name, got, code, err, p.Logs())
+		}
+		return true, false
+	}
+	if code != 0 {
+		t.Fatalf("%s: serve started on a store that store check called damaged", c.name)
+	}
+	if a := call(t, p, http.MethodGet, "/health", "", false); a.status != 200 {
+		t.Fatalf("%s: health %d", c.name, a.status)
+	}
+	exported := export(t, p)
+	checkExport(t, c.name, exported)
+	p.Stop(t)
+	return false, exported != want
 }
 
 // checkExport fails on an exported grant with an invalid field.
