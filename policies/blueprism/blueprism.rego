@@ -159,12 +159,12 @@ effective_at[clause.scope] := effective(subject_grants, clause.scope) if some cl
 # covering it) that allow one of its actions in effect there (computed once
 # a check: reasons and missing both read it).
 met[clause] := {p |
+	some a in clause.any_of
+	a in effective_at[clause.scope]
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
 	some p in held(g)
-	some a in clause.any_of
 	a in allows(p)
-	a in effective_at[clause.scope]
 } if {
 	some clause in clauses
 }
