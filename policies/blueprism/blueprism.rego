@@ -26,11 +26,13 @@ service := {"type": "service"}
 # permissions"): a role is its permission set.
 role_permissions(role) := {p | some p in data.store.roles[system_id][role].permissions}
 
-# held is the permission set of one grant: its role's, or the permission
-# itself ("Set a user's permissions": permissions are selected per user too).
-held(g) := role_permissions(g.role) if {
+# held is the permissions of one grant: its role's, or the permission itself
+# ("Set a user's permissions": permissions are selected per user too). It is
+# only walked and searched, so a role's is its list as the store holds it,
+# no set built for each call (role_permissions is the set, for writes).
+held(g) := data.store.roles[system_id][g.role].permissions if {
 	g.role
-} else := {g.permission}
+} else := [g.permission]
 
 # subject_grants are the checked subject's Blue Prism assignments.
 subject_grants contains g if {
@@ -184,7 +186,8 @@ reasons contains lib.reason(g) if {
 	some clause, permissions in met
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
-	count(held(g) & permissions) > 0
+	some p in held(g)
+	p in permissions
 }
 
 missing contains m if {
