@@ -76,6 +76,8 @@ allowed(permissions) := {a | some p in permissions; some a in allows(p)}
 # implications neither (Create Process on a group whose role allows only
 # editing gives no editing there).
 effective(grants, scp) := role_allows & allowed(grantable) if {
+	# No grant is group-level on the service (group_grants): not looked for.
+	scp.type != "service"
 	on_group := group_grants(grants, scp)
 	count(on_group) > 0
 	role_allows := allowed(service_permissions(grants))
