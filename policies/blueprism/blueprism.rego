@@ -110,8 +110,10 @@ clauses contains {"any_of": c, "scope": lib.scope} if some c in catalog.requires
 # such as Import Process and Import Business Object." Import Global Dashboard
 # (likewise Published Dashboard, Tile, Skill): "If a release contains a global
 # dashboard and the user does not have this permission, the release cannot be
-# imported."
+# imported." (An action that imports nothing has no kinds: its check skips
+# working them out, here and below.)
 clauses contains {"any_of": [p], "scope": lib.scope} if {
+	catalog.import_actions[input.action]
 	some k in imported_kinds
 	p := catalog.release_kinds[k].import
 }
@@ -120,6 +122,7 @@ clauses contains {"any_of": [p], "scope": lib.scope} if {
 # database, users must also have the Edit Process permission to overwrite
 # that process during import." (likewise Import Business Object).
 clauses contains {"any_of": [p], "scope": lib.scope} if {
+	catalog.import_actions[input.action]
 	some k in overwritten_kinds
 	p := catalog.release_kinds[k].overwrite
 }
