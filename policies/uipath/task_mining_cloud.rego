@@ -122,62 +122,82 @@ option_scope("project", _, checked) := checked if {
 option_scope("project", _, _) := {"type": "project"} if not project_bound
 
 # unmet are the footnote conditions an option does not meet for this check,
-# each [option, message].
+# each [option, condition]. What a condition says (unmet_message) is worded
+# only where a denial names it, not in every check that tests it.
 
 # "*) この権限は、プロジェクト作成者が作成したプロジェクトにのみ適用されます。"
-unmet contains [o, msg] if {
+unmet contains [o, "creator"] if {
 	not project.created_by == input.subject
 	some o in options
 	o.table == "service"
 	o.mark == "yes*"
-	msg := sprintf(
-		concat("", [
-			"%s's rights marked * apply only to projects the user created; ",
-			"%q was not created by %q (%s, service-level table footnote: %s)",
-		]),
-		[o.role, lib.scope.id, input.subject, doc, catalog.footnotes.service["*"]],
-	)
 }
 
 # "**) ビジネス アナリストは、ビジネス アナリスト ロールのみを割り当てることができます。"
-unmet contains [o, msg] if {
+unmet contains [o, "business_analyst"] if {
 	not lib.context.role == "business_analyst"
 	some o in options
 	o.mark == "yes**"
-	msg := sprintf(
-		concat("", [
-			"%s may assign only business_analyst; context.role must name the role being assigned ",
-			"(got %v) (%s, row ロールを割り当てる, footnote %s)",
-		]),
-		[o.role, object.get(lib.context, "role", "none"), doc, catalog.footnotes.project["**"]],
-	)
 }
 
 # "***) 読み取り専用です。": the mark allows only the read-only view_access.
-unmet contains [o, msg] if {
+unmet contains [o, "read_only"] if {
 	some o in options
 	o.mark == "yes***"
 	not read_only
-	msg := sprintf("%s's %s is read-only: view_access is allowed, %s is not (%s, row %s, footnote %s)", [
-		o.role, row, input.action, doc, label[row], catalog.footnotes.project["***"],
-	])
 }
 
 # Unassisted projects: "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを
 # 割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要が
 # あります。" The service-level roles do not assign roles there.
-unmet contains [o, msg] if {
+unmet contains [o, "unassisted"] if {
 	input.action == "assign_roles"
 	project.kind == "unassisted"
-	msg := sprintf(
-		concat("", [
-			"%q is an Unassisted Task Mining project: assigning project-level roles there ",
-			"needs project_admin or business_analyst on it (%s: %s)",
-		]),
-		[lib.scope.id, doc, unassisted_rule],
-	)
 	some o in options
 	o.table == "service"
+}
+
+# unmet_message words each unmet condition, citing its footnote (the
+# conditions above): a rule only a denial reads.
+unmet_message[[o, "creator"]] := sprintf(
+	concat("", [
+		"%s's rights marked * apply only to projects the user created; ",
+		"%q was not created by %q (%s, service-level table footnote: %s)",
+	]),
+	[o.role, lib.scope.id, input.subject, doc, catalog.footnotes.service["*"]],
+) if {
+	some [o, condition] in unmet
+	condition == "creator"
+}
+
+unmet_message[[o, "business_analyst"]] := sprintf(
+	concat("", [
+		"%s may assign only business_analyst; context.role must name the role being assigned ",
+		"(got %v) (%s, row ロールを割り当てる, footnote %s)",
+	]),
+	[o.role, object.get(lib.context, "role", "none"), doc, catalog.footnotes.project["**"]],
+) if {
+	some [o, condition] in unmet
+	condition == "business_analyst"
+}
+
+unmet_message[[o, "read_only"]] := sprintf(
+	"%s's %s is read-only: view_access is allowed, %s is not (%s, row %s, footnote %s)",
+	[o.role, row, input.action, doc, label[row], catalog.footnotes.project["***"]],
+) if {
+	some [o, condition] in unmet
+	condition == "read_only"
+}
+
+unmet_message[[o, "unassisted"]] := sprintf(
+	concat("", [
+		"%q is an Unassisted Task Mining project: assigning project-level roles there ",
+		"needs project_admin or business_analyst on it (%s: %s)",
+	]),
+	[lib.scope.id, doc, unassisted_rule],
+) if {
+	some [o, condition] in unmet
+	condition == "unassisted"
 }
 
 unassisted_rule := "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要があります。"
@@ -216,9 +236,9 @@ missing contains lib.missing_role(system_id, o.role, o.scope) if {
 }
 
 # ... why the roles the subject holds do not ...
-missing contains lib.missing_condition(system_id, msg) if {
+missing contains lib.missing_condition(system_id, unmet_message[[o, condition]]) if {
 	count(reasons) == 0
-	some [o, msg] in unmet
+	some [o, condition] in unmet
 	some g in held
 	g.role == o.role
 	matches(g.scope, o.scope)
