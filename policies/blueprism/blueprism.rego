@@ -34,10 +34,10 @@ held(g) := data.store.roles[system_id][g.role].permissions if {
 	g.role
 } else := [g.permission]
 
-# subject_grants are the checked subject's Blue Prism assignments.
-subject_grants contains g if {
-	some g in lib.system_grants(system_id)
-}
+# subject_grants are the checked subject's Blue Prism grants, each as its
+# reason (lib.system_reasons: the role or permission, scope and via a
+# grant's uses read).
+subject_grants := lib.system_reasons(system_id)
 
 # actor_grants are the writing actor's Blue Prism assignments.
 actor_grants contains g if {
@@ -187,7 +187,7 @@ missing_clause(clause) := lib.missing_permission(system_id, clause.any_of[0], cl
 
 # reasons: the grants (service-level, and group-level on the clause's group)
 # holding a permission that meets a clause.
-reasons contains lib.reason(g) if {
+reasons contains g if {
 	some clause, permissions in met
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
