@@ -22,21 +22,22 @@ service := {"type": "service"}
 # ---------------------------------------------------------------------------
 # Roles held
 
-# role_grants are the subject's stored role assignments in this system (a
-# group's roles are held by its members, lib.system_grants expands groups):
+# role_grants are the subject's role grants in this system, each as the
+# reason a decision gives for it (a group's roles are held by its members,
+# lib.system_reasons expands groups; a grant's stored value is its reason):
 # "ロールをグループに割り当てると、グループ内のすべてのユーザーがロールを継承します。"
-role_grants contains g if {
-	some g in lib.system_grants(system_id)
-	g.role
+role_grants contains r if {
+	some r in lib.system_reasons(system_id)
+	r.role
 }
 
-# Default roles of groups, held at service scope without an assignment:
+# Default roles of groups, held at service scope without an assignment (so
+# their reason names none, and says why it is held):
 # "既定では、Administrators グループのユーザーには、管理者ロールが割り当てられます。"
 # and "組織管理者は、Administrators グループのメンバーです。"
 # (catalog.default_group_roles: {"administrators": ["administrator"]}).
 role_grants contains {
-	"id": null,
-	"system": system_id,
+	"kind": "role",
 	"role": role,
 	"scope": service,
 	"via": concat("", ["group:", group]),
@@ -48,7 +49,8 @@ role_grants contains {
 }
 
 # held adds the roles a role includes, at the same scope and via the same
-# principal: "Administrator ロールには、既定でプロジェクト作成者ロールが含まれています。"
+# principal, the reason saying through which role: "Administrator ロールには、
+# 既定でプロジェクト作成者ロールが含まれています。"
 # (catalog.includes: {"administrator": ["project_creator"]}).
 held contains g if some g in role_grants
 
@@ -56,14 +58,6 @@ held contains object.union(g, {"role": implied, "implied_by": g.role}) if {
 	some g in role_grants
 	some implied in catalog.includes[g.role]
 }
-
-# reason names the role, scope and principal (lib.reason), and says when the
-# role is held by default or through another role; a default grant has no
-# stored assignment to name.
-reason(g) := object.union(
-	object.remove(lib.reason(g), {"assignment" | g.id == null}),
-	object.filter(g, {"implied_by", "default"}),
-)
 
 # ---------------------------------------------------------------------------
 # What the tables say about the checked action
@@ -222,7 +216,7 @@ matches(granted, {"type": "project"}) if granted.type == "project"
 
 decision := lib.verdict(reasons, missing)
 
-reasons contains reason(g) if {
+reasons contains g if {
 	some g in held
 	some o in open_options
 	g.role == o.role
