@@ -26,16 +26,18 @@ service := {"type": "service"}
 # permissions"): a role is its permission set.
 role_permissions(role) := {p | some p in data.store.roles[system_id][role].permissions}
 
-# held is the permission set of one grant: its role's, or the permission
-# itself ("Set a user's permissions": permissions are selected per user too).
-held(g) := role_permissions(g.role) if {
+# held is the permissions of one grant: its role's, or the permission itself
+# ("Set a user's permissions": permissions are selected per user too). It is
+# only walked and searched, so a role's is its list as the store holds it,
+# no set built for each call (role_permissions is the set, for writes).
+held(g) := data.store.roles[system_id][g.role].permissions if {
 	g.role
-} else := {g.permission}
+} else := [g.permission]
 
-# subject_grants are the checked subject's Blue Prism assignments.
-subject_grants contains g if {
-	some g in lib.system_grants(system_id)
-}
+# subject_grants are the checked subject's Blue Prism grants, each as its
+# reason (lib.system_reasons: the role or permission, scope and via a
+# grant's uses read).
+subject_grants := lib.system_reasons(system_id)
 
 # actor_grants are the writing actor's Blue Prism assignments.
 actor_grants contains g if {
@@ -74,6 +76,8 @@ allowed(permissions) := {a | some p in permissions; some a in allows(p)}
 # implications neither (Create Process on a group whose role allows only
 # editing gives no editing there).
 effective(grants, scp) := role_allows & allowed(grantable) if {
+	# No grant is group-level on the service (group_grants): not looked for.
+	scp.type != "service"
 	on_group := group_grants(grants, scp)
 	count(on_group) > 0
 	role_allows := allowed(service_permissions(grants))
@@ -106,8 +110,10 @@ clauses contains {"any_of": c, "scope": lib.scope} if some c in catalog.requires
 # such as Import Process and Import Business Object." Import Global Dashboard
 # (likewise Published Dashboard, Tile, Skill): "If a release contains a global
 # dashboard and the user does not have this permission, the release cannot be
-# imported."
+# imported." (An action that imports nothing has no kinds: its check skips
+# working them out, here and below.)
 clauses contains {"any_of": [p], "scope": lib.scope} if {
+	catalog.import_actions[input.action]
 	some k in imported_kinds
 	p := catalog.release_kinds[k].import
 }
@@ -116,6 +122,7 @@ clauses contains {"any_of": [p], "scope": lib.scope} if {
 # database, users must also have the Edit Process permission to overwrite
 # that process during import." (likewise Import Business Object).
 clauses contains {"any_of": [p], "scope": lib.scope} if {
+	catalog.import_actions[input.action]
 	some k in overwritten_kinds
 	p := catalog.release_kinds[k].overwrite
 }
@@ -159,12 +166,12 @@ effective_at[clause.scope] := effective(subject_grants, clause.scope) if some cl
 # covering it) that allow one of its actions in effect there (computed once
 # a check: reasons and missing both read it).
 met[clause] := {p |
+	some a in clause.any_of
+	a in effective_at[clause.scope]
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
 	some p in held(g)
-	some a in clause.any_of
 	a in allows(p)
-	a in effective_at[clause.scope]
 } if {
 	some clause in clauses
 }
@@ -180,11 +187,12 @@ missing_clause(clause) := lib.missing_permission(system_id, clause.any_of[0], cl
 
 # reasons: the grants (service-level, and group-level on the clause's group)
 # holding a permission that meets a clause.
-reasons contains lib.reason(g) if {
+reasons contains g if {
 	some clause, permissions in met
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
-	count(held(g) & permissions) > 0
+	some p in held(g)
+	p in permissions
 }
 
 missing contains m if {

@@ -22,21 +22,22 @@ service := {"type": "service"}
 # ---------------------------------------------------------------------------
 # Roles held
 
-# role_grants are the subject's stored role assignments in this system (a
-# group's roles are held by its members, lib.system_grants expands groups):
+# role_grants are the subject's role grants in this system, each as the
+# reason a decision gives for it (a group's roles are held by its members,
+# lib.system_reasons expands groups; a grant's stored value is its reason):
 # "ロールをグループに割り当てると、グループ内のすべてのユーザーがロールを継承します。"
-role_grants contains g if {
-	some g in lib.system_grants(system_id)
-	g.role
+role_grants contains r if {
+	some r in lib.system_reasons(system_id)
+	r.role
 }
 
-# Default roles of groups, held at service scope without an assignment:
+# Default roles of groups, held at service scope without an assignment (so
+# their reason names none, and says why it is held):
 # "既定では、Administrators グループのユーザーには、管理者ロールが割り当てられます。"
 # and "組織管理者は、Administrators グループのメンバーです。"
 # (catalog.default_group_roles: {"administrators": ["administrator"]}).
 role_grants contains {
-	"id": null,
-	"system": system_id,
+	"kind": "role",
 	"role": role,
 	"scope": service,
 	"via": concat("", ["group:", group]),
@@ -48,7 +49,8 @@ role_grants contains {
 }
 
 # held adds the roles a role includes, at the same scope and via the same
-# principal: "Administrator ロールには、既定でプロジェクト作成者ロールが含まれています。"
+# principal, the reason saying through which role: "Administrator ロールには、
+# 既定でプロジェクト作成者ロールが含まれています。"
 # (catalog.includes: {"administrator": ["project_creator"]}).
 held contains g if some g in role_grants
 
@@ -56,14 +58,6 @@ held contains object.union(g, {"role": implied, "implied_by": g.role}) if {
 	some g in role_grants
 	some implied in catalog.includes[g.role]
 }
-
-# reason names the role, scope and principal (lib.reason), and says when the
-# role is held by default or through another role; a default grant has no
-# stored assignment to name.
-reason(g) := object.union(
-	object.remove(lib.reason(g), {"assignment" | g.id == null}),
-	object.filter(g, {"implied_by", "default"}),
-)
 
 # ---------------------------------------------------------------------------
 # What the tables say about the checked action
@@ -122,62 +116,82 @@ option_scope("project", _, checked) := checked if {
 option_scope("project", _, _) := {"type": "project"} if not project_bound
 
 # unmet are the footnote conditions an option does not meet for this check,
-# each [option, message].
+# each [option, condition]. What a condition says (unmet_message) is worded
+# only where a denial names it, not in every check that tests it.
 
 # "*) この権限は、プロジェクト作成者が作成したプロジェクトにのみ適用されます。"
-unmet contains [o, msg] if {
+unmet contains [o, "creator"] if {
 	not project.created_by == input.subject
 	some o in options
 	o.table == "service"
 	o.mark == "yes*"
-	msg := sprintf(
-		concat("", [
-			"%s's rights marked * apply only to projects the user created; ",
-			"%q was not created by %q (%s, service-level table footnote: %s)",
-		]),
-		[o.role, lib.scope.id, input.subject, doc, catalog.footnotes.service["*"]],
-	)
 }
 
 # "**) ビジネス アナリストは、ビジネス アナリスト ロールのみを割り当てることができます。"
-unmet contains [o, msg] if {
+unmet contains [o, "business_analyst"] if {
 	not lib.context.role == "business_analyst"
 	some o in options
 	o.mark == "yes**"
-	msg := sprintf(
-		concat("", [
-			"%s may assign only business_analyst; context.role must name the role being assigned ",
-			"(got %v) (%s, row ロールを割り当てる, footnote %s)",
-		]),
-		[o.role, object.get(lib.context, "role", "none"), doc, catalog.footnotes.project["**"]],
-	)
 }
 
 # "***) 読み取り専用です。": the mark allows only the read-only view_access.
-unmet contains [o, msg] if {
+unmet contains [o, "read_only"] if {
 	some o in options
 	o.mark == "yes***"
 	not read_only
-	msg := sprintf("%s's %s is read-only: view_access is allowed, %s is not (%s, row %s, footnote %s)", [
-		o.role, row, input.action, doc, label[row], catalog.footnotes.project["***"],
-	])
 }
 
 # Unassisted projects: "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを
 # 割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要が
 # あります。" The service-level roles do not assign roles there.
-unmet contains [o, msg] if {
+unmet contains [o, "unassisted"] if {
 	input.action == "assign_roles"
 	project.kind == "unassisted"
-	msg := sprintf(
-		concat("", [
-			"%q is an Unassisted Task Mining project: assigning project-level roles there ",
-			"needs project_admin or business_analyst on it (%s: %s)",
-		]),
-		[lib.scope.id, doc, unassisted_rule],
-	)
 	some o in options
 	o.table == "service"
+}
+
+# unmet_message words each unmet condition, citing its footnote (the
+# conditions above): a rule only a denial reads.
+unmet_message[[o, "creator"]] := sprintf(
+	concat("", [
+		"%s's rights marked * apply only to projects the user created; ",
+		"%q was not created by %q (%s, service-level table footnote: %s)",
+	]),
+	[o.role, lib.scope.id, input.subject, doc, catalog.footnotes.service["*"]],
+) if {
+	some [o, condition] in unmet
+	condition == "creator"
+}
+
+unmet_message[[o, "business_analyst"]] := sprintf(
+	concat("", [
+		"%s may assign only business_analyst; context.role must name the role being assigned ",
+		"(got %v) (%s, row ロールを割り当てる, footnote %s)",
+	]),
+	[o.role, object.get(lib.context, "role", "none"), doc, catalog.footnotes.project["**"]],
+) if {
+	some [o, condition] in unmet
+	condition == "business_analyst"
+}
+
+unmet_message[[o, "read_only"]] := sprintf(
+	"%s's %s is read-only: view_access is allowed, %s is not (%s, row %s, footnote %s)",
+	[o.role, row, input.action, doc, label[row], catalog.footnotes.project["***"]],
+) if {
+	some [o, condition] in unmet
+	condition == "read_only"
+}
+
+unmet_message[[o, "unassisted"]] := sprintf(
+	concat("", [
+		"%q is an Unassisted Task Mining project: assigning project-level roles there ",
+		"needs project_admin or business_analyst on it (%s: %s)",
+	]),
+	[lib.scope.id, doc, unassisted_rule],
+) if {
+	some [o, condition] in unmet
+	condition == "unassisted"
 }
 
 unassisted_rule := "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要があります。"
@@ -202,7 +216,7 @@ matches(granted, {"type": "project"}) if granted.type == "project"
 
 decision := lib.verdict(reasons, missing)
 
-reasons contains reason(g) if {
+reasons contains g if {
 	some g in held
 	some o in open_options
 	g.role == o.role
@@ -216,9 +230,9 @@ missing contains lib.missing_role(system_id, o.role, o.scope) if {
 }
 
 # ... why the roles the subject holds do not ...
-missing contains lib.missing_condition(system_id, msg) if {
+missing contains lib.missing_condition(system_id, unmet_message[[o, condition]]) if {
 	count(reasons) == 0
-	some [o, msg] in unmet
+	some [o, condition] in unmet
 	some g in held
 	g.role == o.role
 	matches(g.scope, o.scope)

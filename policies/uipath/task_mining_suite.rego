@@ -33,12 +33,21 @@ decision := lib.verdict(reasons, missing)
 # a User at project scope holds it on that project only ("invites Task
 # Mining users to different projects"). A grant stored at a scope type the
 # catalog does not allow for its role (e.g. an imported process_sme on a
-# project) grants nothing.
-reasons contains lib.reason(g) if {
-	some g in lib.system_grants(system_id)
-	catalog.matrix[g.role][input.action]
-	g.scope.type in catalog.roles[g.role].scopes
-	lib.covers(g.scope, lib.scope)
+# project) grants nothing. The grants are looked up by role and scope (a
+# grant's stored value is its reason, document.go), not found by building
+# every grant the subject holds here: a role at service scope ...
+reasons contains r if {
+	some role in granting_roles
+	"service" in catalog.roles[role].scopes
+	some r in lib.role_reasons(system_id, role, "service")
+}
+
+# ... and a role on the checked scope itself (lib.covers).
+reasons contains r if {
+	lib.scope.type != "service"
+	some role in granting_roles
+	lib.scope.type in catalog.roles[role].scopes
+	some r in lib.role_reasons(system_id, role, lib.scope_key)
 }
 
 # granting_roles are the roles whose row in the matrix has the action.

@@ -134,6 +134,17 @@ system_grants(sys) := {a |
 	some a in system_assignments_of(p, sys)
 }
 
+# system_reasons are the checked subject's grants in one system as the
+# store holds them: each grant's value is its reason (document.go: "kind",
+# "role" or "permission", "scope", "via", "assignment"), read, not built as
+# an assignment (system_grants) and then as a reason.
+system_reasons(sys) := {r |
+	some p in principals
+	some names in data.store.grants[p][sys]
+	some scopes in names
+	some r in scopes
+}
+
 # covers: a grant at service scope covers every scope of its system; any
 # other grant covers exactly its own scope.
 covers(granted, _) if granted.type == "service"
