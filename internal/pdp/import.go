@@ -212,7 +212,22 @@ func (s *Service) noLines(res *ImportResult, whole bool) error {
 // idle. At most two chunks are held: one in its write, one being read.
 func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
 	var res ImportResult
-	var last *chunkWrite // the chunk in its write; nil: none
+	var last *chunkWrite   // the chunk in its write; nil: none
+	var newest *chunkWrite // the chunk started last, its write ended or not
+	// A panic in this goroutine (the reading of the lines, or progress)
+	// leaves no chunk writing: the server's recovery answers the request,
+	// and a chunk committed after that answer was a commit nothing told
+	// of. The chunks in their write stop (a commit under way is made whole
+	// or not at all) and are waited for; on a return they have ended.
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		for _, w := range []*chunkWrite{last, newest} {
+			if w != nil {
+				<-w.done
+			}
+		}
+	}()
 	// done takes the result of the chunk in its write, once it is made,
 	// and ends the import with err, or with the chunk's error: it comes
 	// first in the lines.
@@ -230,6 +245,7 @@ func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine,
 	// ends with that error.
 	start := func(batch []ImportLine) error {
 		w := s.startChunk(ctx, batch, last)
+		newest = w
 		if last != nil {
 			if err := last.wait(&res, o.Progress); err != nil {
 				<-w.done
