@@ -132,7 +132,11 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 // given.
 func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error), o ImportOptions, res *ImportResult, write func([]ImportLine) error) error {
 	whole := false
-	batch := make([]ImportLine, 0, o.Chunk)
+	// The first chunk's room grows with its lines: chunk= alone (8 MB
+	// at 50,000) reserved for a request of one line is memory a flood of
+	// tiny requests takes. Once a chunk came whole, the next is likely
+	// to, and gets its whole room at once (no copies as it grows).
+	batch := make([]ImportLine, 0, min(o.Chunk, firstChunkRoom))
 	for {
 		l, err := s.readLine(ctx, next, o, len(batch))
 		if errors.Is(err, io.EOF) {
@@ -159,6 +163,10 @@ func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error
 	}
 	return write(batch)
 }
+
+// firstChunkRoom is how many lines an import's first chunk has room for
+// before any is read (readChunks).
+const firstChunkRoom = 256
 
 // readLine is an import's next line, checked as it arrives, so that what
 // is held until the commit is valid lines of bounded size; held is how

@@ -116,3 +116,27 @@ func chunkWriting() string {
 	}
 	return ""
 }
+
+// What an import holds is the lines it was sent, not the lines chunk=
+// says a chunk may have: a request of one line with chunk=50000 reserved
+// 50,000 lines' room (8 MB: ImportLine is 160 bytes), so that a few
+// hundred such requests of a few hundred bytes each, all at once, took
+// gigabytes. Its allocations are measured against the same import with
+// chunk=1.
+func TestImportShortWithLargeChunkHoldsItsLines(t *testing.T) {
+	svc := newService(t)
+	allocated := func(chunk int) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, err := svc.ImportStream(context.Background(), (&lines{n: 1, line: analyst}).next, pdp.ImportOptions{Chunk: chunk}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	allocated(1) // the first import's own setup (pools, caches) is not counted
+	small, large := allocated(1), allocated(pdp.MaxImportChunk)
+	if large > small+1<<20 {
+		t.Fatalf("a one-line import allocated %d bytes with chunk=%d, %d with chunk=1", large, pdp.MaxImportChunk, small)
+	}
+}
