@@ -269,17 +269,20 @@ func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine,
 
 // chunkWrite is the write of one chunk of an overlapped import.
 type chunkWrite struct {
-	lines []ImportLine
 	// after is the chunk before it, while it is to be waited for.
 	after *chunkWrite
 	// planned is closed once the chunk's first plan is made (or its
 	// write ended): the chunk after it may start planning. done is closed
 	// once its write has ended; n, stored, rev and err are its outcome
-	// (importLines').
+	// (importLines'), lastLine the input line number of the last line it
+	// committed. Its lines are not kept past its write: the chunk after it
+	// points to it until its own first plan, and a chunk committed held
+	// then was a third chunk in memory.
 	planned, done chan struct{}
 	plannedOnce   sync.Once
 	n, stored     int
 	rev           uint64
+	lastLine      int
 	err           error
 }
 
@@ -292,7 +295,7 @@ var errChunkBefore = errors.New("the chunk before was not committed")
 // at once only shared the cores, and delayed the commit the chunk waits
 // for.
 func (s *Service) startChunk(ctx context.Context, lines []ImportLine, before *chunkWrite) *chunkWrite {
-	w := &chunkWrite{lines: lines, after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		defer w.markPlanned()
@@ -311,6 +314,9 @@ func (s *Service) startChunk(ctx context.Context, lines []ImportLine, before *ch
 			}
 		}
 		w.n, w.stored, w.rev, w.err = s.importLines(ctx, lines, true, w)
+		if w.err == nil {
+			w.lastLine = lines[w.n-1].Line
+		}
 	}()
 	return w
 }
@@ -353,7 +359,7 @@ func (w *chunkWrite) wait(res *ImportResult, progress func(ImportResult)) error 
 	if w.err != nil {
 		return w.err
 	}
-	res.committed(w.n, w.stored, w.rev, w.lines[w.n-1].Line, progress)
+	res.committed(w.n, w.stored, w.rev, w.lastLine, progress)
 	return nil
 }
 
