@@ -79,7 +79,7 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 			return 0, err
 		}
 		tx := NewTx(ctx, snap, b.NextID)
-		err = fn(tx)
+		err = planOn(snap, fn, tx)
 		var batch *Batch
 		if err == nil {
 			batch = tx.Batch()
@@ -165,4 +165,20 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 		pause := time.Duration(min(attempt, 20)) * 500 * time.Microsecond
 		time.Sleep(time.Duration(rand.Int64N(int64(pause))))
 	}
+}
+
+// planOn runs fn on tx, a Tx over snap, and closes snap if fn panics: the
+// panic is recovered above (the server's recovery, an import's chunk), and
+// a bbolt read transaction left open holds its memory map — the next
+// commit that grows the file, and the store's Close, would wait for ever.
+func planOn(snap Snapshot, fn func(tx *Tx) error, tx *Tx) (err error) {
+	planned := false
+	defer func() {
+		if !planned {
+			snap.Close()
+		}
+	}()
+	err = fn(tx)
+	planned = true
+	return err
 }
