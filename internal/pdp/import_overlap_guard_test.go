@@ -13,6 +13,7 @@ import (
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // overlapSetup is a service whose chunk 1 of an import is held before
@@ -135,5 +136,52 @@ func TestImportOverlapChunkJudgedAgainAfterAWriteMeanwhile(t *testing.T) {
 	o.refusedAtLine2(t)
 	if has(t, o.svc, "user:ba") {
 		t.Fatal("the removal of ba's assignment, made while the import's chunk waited, is lost")
+	}
+}
+
+// failingCommit is a bbolt store whose commit number fail fails as a
+// full disk's does (ESTORAGE), before it reaches the file.
+type failingCommit struct {
+	store.Backend
+	commits, fail int
+}
+
+func (f *failingCommit) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
+	if f.commits++; f.commits == f.fail {
+		return 0, permatrix.Errorf(permatrix.ESTORAGE, "the disk is full")
+	}
+	return f.Backend.Commit(ctx, b)
+}
+
+// A chunk whose commit fails ends the import with that failure: the chunk
+// after it, planned meanwhile, is not committed, nothing is reported past
+// the chunk before, and no chunk's write runs once ImportStream returned.
+func TestImportOverlapFailedCommitStopsTheChunksAfter(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	backend := &failingCommit{Backend: db, fail: 2}
+	svc := pdp.New(backend, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 200
+	var told []pdp.ImportResult
+	res, err := svc.ImportStream(context.Background(), (&lines{n: 5 * chunk, line: analyst}).next, pdp.ImportOptions{Chunk: chunk, Progress: func(r pdp.ImportResult) { told = append(told, r) }})
+	if writing := chunkWriting(); writing != "" {
+		t.Fatalf("a chunk's write runs after ImportStream returned:\n%s", writing)
+	}
+	wantCode(t, err, permatrix.ESTORAGE, "the disk is full")
+	if res.LastLine != chunk || res.Chunks != 1 || len(told) != 1 || told[0].LastLine != chunk {
+		t.Fatalf("result %+v, progress told %+v: want chunk 1 alone", res, told)
+	}
+	if n := count(t, svc); n != chunk || has(t, svc, "user:a401") {
+		t.Fatalf("the store holds %d assignments after chunk 2's commit failed, want chunk 1's %d", n, chunk)
 	}
 }
