@@ -132,7 +132,11 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 // given.
 func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error), o ImportOptions, res *ImportResult, write func([]ImportLine) error) error {
 	whole := false
-	batch := make([]ImportLine, 0, o.Chunk)
+	// The first chunk's room grows with its lines: chunk= alone (8 MB
+	// at 50,000) reserved for a request of one line is memory a flood of
+	// tiny requests takes. Once a chunk came whole, the next is likely
+	// to, and gets its whole room at once (no copies as it grows).
+	batch := make([]ImportLine, 0, min(o.Chunk, firstChunkRoom))
 	for {
 		l, err := s.readLine(ctx, next, o, len(batch))
 		if errors.Is(err, io.EOF) {
@@ -159,6 +163,10 @@ func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error
 	}
 	return write(batch)
 }
+
+// firstChunkRoom is how many lines an import's first chunk has room for
+// before any is read (readChunks).
+const firstChunkRoom = 256
 
 // readLine is an import's next line, checked as it arrives, so that what
 // is held until the commit is valid lines of bounded size; held is how
@@ -212,7 +220,22 @@ func (s *Service) noLines(res *ImportResult, whole bool) error {
 // idle. At most two chunks are held: one in its write, one being read.
 func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine, error), o ImportOptions) (ImportResult, error) {
 	var res ImportResult
-	var last *chunkWrite // the chunk in its write; nil: none
+	var last *chunkWrite   // the chunk in its write; nil: none
+	var newest *chunkWrite // the chunk started last, its write ended or not
+	// A panic in this goroutine (the reading of the lines, or progress)
+	// leaves no chunk writing: the server's recovery answers the request,
+	// and a chunk committed after that answer was a commit nothing told
+	// of. The chunks in their write stop (a commit under way is made whole
+	// or not at all) and are waited for; on a return they have ended.
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		for _, w := range []*chunkWrite{last, newest} {
+			if w != nil {
+				<-w.done
+			}
+		}
+	}()
 	// done takes the result of the chunk in its write, once it is made,
 	// and ends the import with err, or with the chunk's error: it comes
 	// first in the lines.
@@ -230,6 +253,7 @@ func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine,
 	// ends with that error.
 	start := func(batch []ImportLine) error {
 		w := s.startChunk(ctx, batch, last)
+		newest = w
 		if last != nil {
 			if err := last.wait(&res, o.Progress); err != nil {
 				<-w.done
@@ -245,17 +269,20 @@ func (s *Service) importOverlapped(ctx context.Context, next func() (ImportLine,
 
 // chunkWrite is the write of one chunk of an overlapped import.
 type chunkWrite struct {
-	lines []ImportLine
 	// after is the chunk before it, while it is to be waited for.
 	after *chunkWrite
 	// planned is closed once the chunk's first plan is made (or its
 	// write ended): the chunk after it may start planning. done is closed
 	// once its write has ended; n, stored, rev and err are its outcome
-	// (importLines').
+	// (importLines'), lastLine the input line number of the last line it
+	// committed. Its lines are not kept past its write: the chunk after it
+	// points to it until its own first plan, and a chunk committed held
+	// then was a third chunk in memory.
 	planned, done chan struct{}
 	plannedOnce   sync.Once
 	n, stored     int
 	rev           uint64
+	lastLine      int
 	err           error
 }
 
@@ -268,7 +295,7 @@ var errChunkBefore = errors.New("the chunk before was not committed")
 // at once only shared the cores, and delayed the commit the chunk waits
 // for.
 func (s *Service) startChunk(ctx context.Context, lines []ImportLine, before *chunkWrite) *chunkWrite {
-	w := &chunkWrite{lines: lines, after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		defer w.markPlanned()
@@ -287,6 +314,9 @@ func (s *Service) startChunk(ctx context.Context, lines []ImportLine, before *ch
 			}
 		}
 		w.n, w.stored, w.rev, w.err = s.importLines(ctx, lines, true, w)
+		if w.err == nil {
+			w.lastLine = lines[w.n-1].Line
+		}
 	}()
 	return w
 }
@@ -329,7 +359,7 @@ func (w *chunkWrite) wait(res *ImportResult, progress func(ImportResult)) error 
 	if w.err != nil {
 		return w.err
 	}
-	res.committed(w.n, w.stored, w.rev, w.lines[w.n-1].Line, progress)
+	res.committed(w.n, w.stored, w.rev, w.lastLine, progress)
 	return nil
 }
 

@@ -2,6 +2,8 @@ package pdp_test
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -53,5 +55,89 @@ func TestImportOverlapSeesTheRecordsBefore(t *testing.T) {
 		if res.Imported != 2 || res.AlreadyStored != 1 || res.Chunks != 2 || res.LastLine != 3 || count(t, svc) != 1 {
 			t.Fatalf("round %d: result %+v, store holds %d assignments", round, res, count(t, svc))
 		}
+	}
+}
+
+// A panic in the import's own goroutine — its reading of the lines, or its
+// progress — while a chunk is in its write (here the reading of chunk 3
+// while chunk 2 commits) leaves no chunk's write running after
+// ImportStream has ended: the server's recovery answers the request, and a
+// chunk committed after that answer was a commit no answer, log or
+// progress told of. ImportStream waits for the chunk in its write before
+// the panic goes on.
+func TestImportOverlapPanicLeavesNoChunkWriting(t *testing.T) {
+	const chunk = 400
+	for _, where := range []string{"next", "progress"} {
+		t.Run(where, func(t *testing.T) {
+			svc := newService(t)
+			src := &lines{n: 5 * chunk, line: analyst}
+			next := src.next
+			o := pdp.ImportOptions{Chunk: chunk}
+			if where == "next" {
+				next = func() (pdp.ImportLine, error) {
+					if src.read == 2*chunk {
+						panic("the reading of chunk 3 failed")
+					}
+					return src.next()
+				}
+			} else {
+				o.Progress = func(pdp.ImportResult) { panic("progress failed") }
+			}
+			var writing string
+			var rev uint64
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Fatal("ImportStream did not panic")
+					}
+					rev = svc.Revision()
+					writing = chunkWriting()
+				}()
+				_, _ = svc.ImportStream(context.Background(), next, o)
+			}()
+			if writing != "" {
+				t.Fatalf("a chunk's write still runs after ImportStream panicked:\n%s", writing)
+			}
+			if now := svc.Revision(); now != rev {
+				t.Fatalf("the store was at revision %d when ImportStream panicked, at %d after", rev, now)
+			}
+		})
+	}
+}
+
+// chunkWriting is the stack of a goroutine writing an import's chunk, ""
+// if none is. A chunk's goroutine that has closed its done channel may not
+// have returned yet: it is not writing (importLines is not on its stack).
+func chunkWriting() string {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "pdp.(*Service).startChunk") && strings.Contains(g, "pdp.(*Service).importLines") {
+			return g
+		}
+	}
+	return ""
+}
+
+// What an import holds is the lines it was sent, not the lines chunk=
+// says a chunk may have: a request of one line with chunk=50000 reserved
+// 50,000 lines' room (8 MB: ImportLine is 160 bytes), so that a few
+// hundred such requests of a few hundred bytes each, all at once, took
+// gigabytes. Its allocations are measured against the same import with
+// chunk=1.
+func TestImportShortWithLargeChunkHoldsItsLines(t *testing.T) {
+	svc := newService(t)
+	allocated := func(chunk int) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, err := svc.ImportStream(context.Background(), (&lines{n: 1, line: analyst}).next, pdp.ImportOptions{Chunk: chunk}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	allocated(1) // the first import's own setup (pools, caches) is not counted
+	small, large := allocated(1), allocated(pdp.MaxImportChunk)
+	if large > small+1<<20 {
+		t.Fatalf("a one-line import allocated %d bytes with chunk=%d, %d with chunk=1", large, pdp.MaxImportChunk, small)
 	}
 }

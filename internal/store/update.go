@@ -11,11 +11,15 @@ import (
 )
 
 // Update plans a write again after a conflict at most MaxAttempts times,
-// and not after RetryBudget has passed.
+// and not after RetryBudget has passed (not counting UpdateSettled's waits
+// in settle).
 const (
 	MaxAttempts = 100
 	RetryBudget = 10 * time.Second
 )
+
+// retryBudget is RetryBudget, shorter in tests.
+var retryBudget = RetryBudget
 
 // publishWait bounds how long a write with nothing to do waits for its
 // revision to be published (Update).
@@ -56,7 +60,10 @@ var ErrPlanAgain = errors.New("store: plan again")
 // once the plan's snapshot is closed and before its outcome is acted on
 // (committed, or answered with fn's error): a write that must commit after
 // another (an import's chunk planned while the one before it commits) waits
-// there. settle's error stops the write (ErrPlanAgain: plan again). A plan
+// there. That wait is not the write's retrying: it does not count against
+// RetryBudget (a chunk waiting for a large chunk before it, or one that
+// itself conflicted, had its budget spent before its first conflict, and
+// was answered 503 at it). settle's error stops the write (ErrPlanAgain: plan again). A plan
 // made on a state older than the store's by then is taken as any: its
 // commit's condition holds it to the newer state, and an answer from it
 // alone (fn's error, or nothing planned) is planned again on the newer
@@ -72,7 +79,7 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 			return 0, err
 		}
 		tx := NewTx(ctx, snap, b.NextID)
-		err = fn(tx)
+		err = planOn(snap, fn, tx)
 		var batch *Batch
 		if err == nil {
 			batch = tx.Batch()
@@ -81,7 +88,10 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 		planned := snap.Revision()
 		snap.Close()
 		if settle != nil {
-			if serr := settle(); errors.Is(serr, ErrPlanAgain) {
+			waited := time.Now()
+			serr := settle()
+			start = start.Add(time.Since(waited))
+			if errors.Is(serr, ErrPlanAgain) {
 				attempt--
 				continue
 			} else if serr != nil {
@@ -129,7 +139,7 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 		if !errors.Is(err, ErrConflict) {
 			return rev, err
 		}
-		if attempt == MaxAttempts || time.Since(start) > RetryBudget {
+		if attempt == MaxAttempts || time.Since(start) > retryBudget {
 			times := "once"
 			if attempt > 1 {
 				times = fmt.Sprintf("%d times in a row", attempt)
@@ -155,4 +165,20 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 		pause := time.Duration(min(attempt, 20)) * 500 * time.Microsecond
 		time.Sleep(time.Duration(rand.Int64N(int64(pause))))
 	}
+}
+
+// planOn runs fn on tx, a Tx over snap, and closes snap if fn panics: the
+// panic is recovered above (the server's recovery, an import's chunk), and
+// a bbolt read transaction left open holds its memory map — the next
+// commit that grows the file, and the store's Close, would wait for ever.
+func planOn(snap Snapshot, fn func(tx *Tx) error, tx *Tx) (err error) {
+	planned := false
+	defer func() {
+		if !planned {
+			snap.Close()
+		}
+	}()
+	err = fn(tx)
+	planned = true
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
@@ -143,5 +144,49 @@ func TestUnchanged(t *testing.T) {
 	}
 	if got, err := store.Unchanged(&store.Batch{Base: 8, Epoch: c.Epoch()}, c, func() uint64 { return 8 }); err != nil || got != 8 {
 		t.Errorf("a batch of this epoch: %d %v, want 8", got, err)
+	}
+}
+
+// TestUpdateSettledWaitIsNotRetrying: the time a write waits in settle (an
+// import's chunk waiting for the chunk before it to commit) is not spent
+// retrying: a write that waited longer than the retry budget there, then
+// met its first conflict, is planned again, not answered "conflicted once;
+// nothing was written". Here settle waits past a budget of 200 ms, and a
+// write to the unit the plan read is made meanwhile.
+func TestUpdateSettledWaitIsNotRetrying(t *testing.T) {
+	store.SetRetryBudget(t, 200*time.Millisecond)
+	ctx := context.Background()
+	m := store.NewMemory()
+	role := func(perm string) func(tx *store.Tx) error {
+		return func(tx *store.Tx) error {
+			return tx.PutRole(permatrix.Role{System: "s", Name: "r", Permissions: []string{perm}})
+		}
+	}
+	if _, err := store.Update(ctx, m, role("p")); err != nil {
+		t.Fatal(err)
+	}
+	settles := 0
+	_, err := store.UpdateSettled(ctx, m, func(tx *store.Tx) error {
+		r, err := tx.Role("s", "r")
+		if err != nil {
+			return err
+		}
+		return tx.PutRole(permatrix.Role{System: "s", Name: "copy", Permissions: r.Permissions})
+	}, func() error {
+		if settles++; settles == 1 {
+			time.Sleep(300 * time.Millisecond) // the chunk before commits
+			if _, err := store.Update(ctx, m, role("q")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a write that waited in settle, then conflicted once: %v", err)
+	}
+	snap, _ := m.View()
+	defer snap.Close()
+	if r, err := store.Role(snap, "s", "copy"); err != nil || r.Permissions[0] != "q" {
+		t.Fatalf("the copy %+v %v, want the role as changed meanwhile", r, err)
 	}
 }
