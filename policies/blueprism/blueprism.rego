@@ -158,16 +158,27 @@ imported_kinds := declared_kinds | overwritten_kinds
 
 # --- verdict -----------------------------------------------------------------
 
-# effective_at is the actions the subject's grants allow on each scope a
+# effective_at is the actions the subject's grants allow on each group a
 # clause names (effective): computed once a check, not once a use.
-effective_at[clause.scope] := effective(subject_grants, clause.scope) if some clause in clauses
+effective_at[clause.scope] := effective(subject_grants, clause.scope) if {
+	some clause in clauses
+	clause.scope.type != "service"
+}
+
+# in_effect: action a is in effect on scp (effective). On the service it is
+# whenever a service-level permission allows it — which met's own permission
+# p (held by a grant covering the service: a service grant) witnesses, so
+# the set of every action allowed there is not built.
+in_effect(_, scp) if scp.type == "service"
+
+in_effect(a, scp) if a in effective_at[scp]
 
 # met is, for each clause, the permissions held on its scope (by grants
 # covering it) that allow one of its actions in effect there (computed once
 # a check: reasons and missing both read it).
 met[clause] := {p |
 	some a in clause.any_of
-	a in effective_at[clause.scope]
+	in_effect(a, clause.scope)
 	some g in subject_grants
 	lib.covers(g.scope, clause.scope)
 	some p in held(g)
