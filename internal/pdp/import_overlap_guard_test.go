@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
@@ -73,10 +74,19 @@ func startOverlapped(t *testing.T) *overlapSetup {
 	}()
 	<-o.backend.started // chunk 1 judged, its commit held
 	// Chunk 2 planned, waiting for chunk 1 (its goroutine's stack shows it).
-	for !waitingInSettle() {
-		runtime.Gosched()
-	}
+	waitFor(t, "chunk 2 waiting for chunk 1 (chunkWrite.settle)", waitingInSettle)
 	return o
+}
+
+// waitFor yields until cond holds; a minute without it fails t (rather
+// than hanging until go test's timeout).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute without %s", what)
+		}
+	}
 }
 
 // waitingInSettle says a chunk's write waits for the chunk before it.
@@ -114,9 +124,7 @@ func TestImportOverlapChunkJudgedByTheBundleSwappedIn(t *testing.T) {
 	o.engine.AddModule(opa.ModuleSource{Name: "freeze.rego", Source: "package permatrix.systems.blueprism\n\nforbidden contains \"frozen\" if input.actor\n"})
 	activated := make(chan error, 1)
 	go func() { _, err := o.svc.Activate(context.Background(), o.bundle); activated <- err }()
-	for !pdp.SwapWaiting(o.svc) {
-		runtime.Gosched()
-	}
+	waitFor(t, "the bundle swap waiting for the chunk's commit", func() bool { return pdp.SwapWaiting(o.svc) })
 	close(o.backend.released)
 	if err := <-activated; err != nil {
 		t.Fatal(err)
