@@ -61,9 +61,9 @@ var ErrPlanAgain = errors.New("store: plan again")
 // (committed, or answered with fn's error): a write that must commit after
 // another (an import's chunk planned while the one before it commits) waits
 // there. That wait is not the write's retrying: it does not count against
-// RetryBudget (a chunk waiting for a large chunk before it, or one that
-// itself conflicted, had its budget spent before its first conflict, and
-// was answered 503 at it). settle's error stops the write (ErrPlanAgain: plan again). A plan
+// RetryBudget (a chunk waiting for a large chunk before it had its budget
+// spent before its first conflict, and was answered 503 at it). settle's
+// error stops the write (ErrPlanAgain: plan again). A plan
 // made on a state older than the store's by then is taken as any: its
 // commit's condition holds it to the newer state, and an answer from it
 // alone (fn's error, or nothing planned) is planned again on the newer
