@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +25,11 @@ var storeBench struct {
 	db     *bolt.DB
 	checks []permatrix.Check
 	err    error
+
+	// warm holds the checks decided untimed before the first timed one
+	// (PERMATRIX_BENCH_WARM): other users than those timed.
+	warm   []permatrix.Check
+	warmed bool
 }
 
 // BenchmarkDecideStore decides the checks of a file (one JSON check a
@@ -30,7 +37,12 @@ var storeBench struct {
 // are the percentiles of one decision, steps/op its vm statements. test/bench runs it on the bench's
 // store (1M assignments) and its cold set — every check another user —
 // with PERMATRIX_BENCH_DB and PERMATRIX_BENCH_CHECKS; without them it is
-// skipped.
+// skipped. PERMATRIX_BENCH_WARM=N first decides the file's last N checks,
+// untimed and once per process, and times only the others: a process past
+// its first pass (the store's pages it maps on first touch, its heap
+// grown) deciding users it never decided — a served sidecar's steady
+// state, where a fresh process's first decisions carry its warm-up
+// (docs/performance.md).
 func BenchmarkDecideStore(b *testing.B) {
 	path, checks := os.Getenv("PERMATRIX_BENCH_DB"), os.Getenv("PERMATRIX_BENCH_CHECKS")
 	if path == "" || checks == "" {
@@ -59,12 +71,34 @@ func BenchmarkDecideStore(b *testing.B) {
 		if s.err = sc.Err(); s.err == nil && len(s.checks) == 0 {
 			s.err = os.ErrNotExist
 		}
+		if w := os.Getenv("PERMATRIX_BENCH_WARM"); w != "" && s.err == nil {
+			n, err := strconv.Atoi(w)
+			if err != nil || n < 0 || n >= len(s.checks) {
+				s.err = fmt.Errorf("PERMATRIX_BENCH_WARM=%q: want a count below the file's %d checks", w, len(s.checks))
+				return
+			}
+			s.checks, s.warm = s.checks[:len(s.checks)-n], s.checks[len(s.checks)-n:]
+		}
 	})
 	if s.err != nil {
 		b.Fatal(s.err)
 	}
 	p := compile(b, s.db, opa.WithEvaluator(opa.VM))
 	ctx := context.Background()
+	if !s.warmed {
+		s.warmed = true
+		for _, c := range s.warm {
+			snap, err := s.db.View()
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, err = p.Decide(ctx, snap, c)
+			snap.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	took := make([]time.Duration, 0, b.N)
 	steps := p.DecisionSteps()
 	faults := minorFaults()
