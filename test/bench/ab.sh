@@ -10,7 +10,7 @@
 # ROUNDS (default 4) ABBA rounds run each binary 2×ROUNDS times; BENCHTIME
 # (default 1s) is -test.benchtime (20000x for a fixed count). The
 # environment reaches the benchmarks: PERMATRIX_BENCH_DB and
-# PERMATRIX_BENCH_CHECKS for DecideStore (docs/performance.md), GOGC.
+# PERMATRIX_BENCH_CHECKS (and _WARM) for DecideStore (docs/performance.md), GOGC.
 set -euo pipefail
 if [ $# -lt 4 ]; then
   sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
