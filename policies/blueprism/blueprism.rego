@@ -173,10 +173,10 @@ in_effect(_, scp) if scp.type == "service"
 
 in_effect(a, scp) if a in effective_at[scp]
 
-# met is, for each clause, the permissions held on its scope (by grants
-# covering it) that allow one of its actions in effect there (computed once
-# a check: reasons and missing both read it).
-met[clause] := {p |
+# met is, for each clause, the grants covering its scope that hold a
+# permission allowing one of its actions in effect there: the clause's
+# reasons (computed once a check: reasons and missing both read it).
+met[clause] := {g |
 	some a in clause.any_of
 	in_effect(a, clause.scope)
 	some g in subject_grants
@@ -197,18 +197,15 @@ missing_clause(clause) := lib.missing_permission(system_id, clause.any_of[0], cl
 )
 
 # reasons: the grants (service-level, and group-level on the clause's group)
-# holding a permission that meets a clause.
+# holding a permission that meets a clause (met), not looked for again.
 reasons contains g if {
-	some clause, permissions in met
-	some g in subject_grants
-	lib.covers(g.scope, clause.scope)
-	some p in held(g)
-	p in permissions
+	some grants in met
+	some g in grants
 }
 
 missing contains m if {
-	some clause, permissions in met
-	count(permissions) == 0
+	some clause, grants in met
+	count(grants) == 0
 	m := missing_clause(clause)
 }
 
