@@ -105,26 +105,12 @@ clauses contains {"any_of": [input.action], "scope": lib.scope} if {
 # (catalog "requires", each cited in data and docs/systems/blueprism.md).
 clauses contains {"any_of": c, "scope": lib.scope} if some c in catalog.requires[input.action]
 
-# Import Release: "If the user is importing a release that contains either
-# processes or objects, the user will also need the appropriate permissions
-# such as Import Process and Import Business Object." Import Global Dashboard
-# (likewise Published Dashboard, Tile, Skill): "If a release contains a global
-# dashboard and the user does not have this permission, the release cannot be
-# imported." (An action that imports nothing has no kinds: its check skips
-# working them out, here and below.)
+# An import action's clauses: one for each permission its items need
+# (import_permissions). An action that imports nothing has no kinds: its
+# check skips working them out, here and below.
 clauses contains {"any_of": [p], "scope": lib.scope} if {
 	catalog.import_actions[input.action]
-	some k in imported_kinds
-	p := catalog.release_kinds[k].import
-}
-
-# Import Process: "If a process being imported already exists in the
-# database, users must also have the Edit Process permission to overwrite
-# that process during import." (likewise Import Business Object).
-clauses contains {"any_of": [p], "scope": lib.scope} if {
-	catalog.import_actions[input.action]
-	some k in overwritten_kinds
-	p := catalog.release_kinds[k].overwrite
+	some p in import_permissions
 }
 
 # Edit Process Groups / Edit Object Groups: "Users can also move groups with
@@ -135,6 +121,25 @@ clauses contains {"any_of": [move.permission], "scope": target} if {
 	move := catalog.moves[input.action]
 	lib.valid_id(lib.context.target_group)
 	target := {"type": move.scope_type, "id": lib.context.target_group}
+}
+
+# Import Release: "If the user is importing a release that contains either
+# processes or objects, the user will also need the appropriate permissions
+# such as Import Process and Import Business Object." Import Global Dashboard
+# (likewise Published Dashboard, Tile, Skill): "If a release contains a global
+# dashboard and the user does not have this permission, the release cannot be
+# imported."
+import_permissions contains p if {
+	some k in imported_kinds
+	p := catalog.release_kinds[k].import
+}
+
+# Import Process: "If a process being imported already exists in the
+# database, users must also have the Edit Process permission to overwrite
+# that process during import." (likewise Import Business Object).
+import_permissions contains p if {
+	some k in overwritten_kinds
+	p := catalog.release_kinds[k].overwrite
 }
 
 # import_kinds are the kinds of item the checked import action may carry.
@@ -173,10 +178,10 @@ in_effect(_, scp) if scp.type == "service"
 
 in_effect(a, scp) if a in effective_at[scp]
 
-# met is, for each clause, the permissions held on its scope (by grants
-# covering it) that allow one of its actions in effect there (computed once
-# a check: reasons and missing both read it).
-met[clause] := {p |
+# met is, for each clause, the grants covering its scope that hold a
+# permission allowing one of its actions in effect there: the clause's
+# reasons (computed once a check: reasons and missing both read it).
+met[clause] := {g |
 	some a in clause.any_of
 	in_effect(a, clause.scope)
 	some g in subject_grants
@@ -197,18 +202,15 @@ missing_clause(clause) := lib.missing_permission(system_id, clause.any_of[0], cl
 )
 
 # reasons: the grants (service-level, and group-level on the clause's group)
-# holding a permission that meets a clause.
+# holding a permission that meets a clause (met), not looked for again.
 reasons contains g if {
-	some clause, permissions in met
-	some g in subject_grants
-	lib.covers(g.scope, clause.scope)
-	some p in held(g)
-	p in permissions
+	some grants in met
+	some g in grants
 }
 
 missing contains m if {
-	some clause, permissions in met
-	count(permissions) == 0
+	some clause, grants in met
+	count(grants) == 0
 	m := missing_clause(clause)
 }
 
@@ -240,25 +242,36 @@ missing contains lib.missing_condition(system_id, c.message) if {
 }
 
 missing contains lib.missing_condition(system_id, msg) if {
+	catalog.moves[input.action]
 	not lib.valid_id(object.get(lib.context, "target_group", null))
-	move := catalog.moves[input.action]
-	msg := sprintf("%s needs context.target_group: the id of the %s it is moved into", [input.action, move.scope_type])
+	msg := sprintf(
+		"%s needs context.target_group: the id of the %s it is moved into",
+		[input.action, catalog.moves[input.action].scope_type],
+	)
+}
+
+# What an import action's context lacks (import_missing): looked for only
+# in the check of an action that imports.
+missing contains m if {
+	catalog.import_actions[input.action]
+	some m in import_missing
 }
 
 # A malformed import context is never read as "nothing to import".
-missing contains lib.missing_condition(system_id, "context.release_contains must be a list of kinds") if {
+import_missing contains lib.missing_condition(system_id, "context.release_contains must be a list of kinds") if {
 	input.action == "import_release"
 	not is_array(object.get(lib.context, "release_contains", []))
 }
 
-missing contains lib.missing_condition(system_id, "context.overwrite_existing must be true or a list of kinds") if {
+import_missing contains lib.missing_condition(system_id, msg) if {
 	count(import_kinds) > 0
 	v := object.get(lib.context, "overwrite_existing", [])
 	not is_array(v)
 	not is_boolean(v)
+	msg := "context.overwrite_existing must be true or a list of kinds"
 }
 
-missing contains lib.missing_condition(system_id, msg) if {
+import_missing contains lib.missing_condition(system_id, msg) if {
 	some key in kind_keys
 	some k in lib.context[key]
 	not catalog.release_kinds[k]

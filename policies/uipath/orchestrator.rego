@@ -30,6 +30,18 @@ reasons contains r if {
 
 missing contains lib.missing_permission(system_id, input.action, tenant) if count(reasons) == 0
 
+# holds(perm): the checked subject holds perm at the tenant, a grant of it
+# to the user or one of its groups looked up by name and scope (the grants
+# reasons reads). It is what decision allows for a check of perm by the same
+# subject and groups (a reason, and then nothing missing), neither the
+# reasons nor the verdict built: how UiPath Task Mining asks its AI Center
+# prerequisites ("the following permissions need to be applied in
+# Orchestrator at the tenant level").
+holds(perm) if {
+	some p in lib.principals
+	data.store.grants[p][system_id].permission[perm][tenant.type]
+}
+
 # Who may grant: nobody the document names. uipath-task-mining-automation-suite.txt,
 # "How to grant AICenter permissions in Orchestrator", says how ("you must
 # first create a tenant role in Orchestrator. To create the role go to

@@ -151,3 +151,40 @@ test_unassign_by_actor_refused if {
 	}
 	contains(v.forbidden[0], "only the operator")
 }
+
+# holds(perm) is what the decision allows (how UiPath Task Mining asks its AI
+# Center prerequisites, without the decision): for each permission, with
+# grants to alice, to a stored group of hers, to an asserted group, to
+# another user, and with none.
+holds_store := {
+	"grants": layout.grants({
+		"user:alice": {"a1": grant("a1", "user:alice", "ml_logs_view")},
+		"group:study": {"g1": grant("g1", "group:study", "ml_skills_view")},
+		"group:told": {"g2": grant("g2", "group:told", "ml_packages_edit")},
+		"user:bob": {"b1": grant("b1", "user:bob", "ml_packages_view")},
+	}),
+	"memberships": {"alice": {"study": true}},
+}
+
+test_holds_is_what_the_decision_allows if {
+	checks := [object.union(check(p), {"groups": groups}) |
+		some p in perms
+		some groups in [[], ["told"]]
+	]
+	every c in checks {
+		holds_under(c) == decide(holds_store, c).allow
+	}
+
+	# Each way of holding is taken, and bob's grant is not alice's.
+	allowed := {[c.action, count(c.groups)] | some c in checks; decide(holds_store, c).allow}
+	allowed == {
+		["ml_logs_view", 0], ["ml_logs_view", 1], ["ml_skills_view", 0], ["ml_skills_view", 1],
+		["ml_packages_edit", 1],
+	}
+}
+
+# holds_under is holds of the check's action under holds_store, as a boolean.
+holds_under(c) if {
+	# regal ignore:with-outside-test-context,external-reference
+	permatrix.systems.uipath_orchestrator.holds(c.action) with data.store as holds_store with input as c
+} else := false

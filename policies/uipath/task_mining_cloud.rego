@@ -115,12 +115,13 @@ option_scope("project", _, checked) := checked if {
 # project: the role held on any project counts.
 option_scope("project", _, _) := {"type": "project"} if not project_bound
 
-# unmet are the footnote conditions an option does not meet for this check,
-# each [option, condition]. What a condition says (unmet_message) is worded
-# only where a denial names it, not in every check that tests it.
+# unmet are, by option, the footnote conditions it does not meet for this
+# check (an option is open without any: a lookup, not a search of pairs).
+# What a condition says (unmet_message) is worded only where a denial names
+# it, not in every check that tests it.
 
 # "*) この権限は、プロジェクト作成者が作成したプロジェクトにのみ適用されます。"
-unmet contains [o, "creator"] if {
+unmet[o] contains "creator" if {
 	not project.created_by == input.subject
 	some o in options
 	o.table == "service"
@@ -128,14 +129,14 @@ unmet contains [o, "creator"] if {
 }
 
 # "**) ビジネス アナリストは、ビジネス アナリスト ロールのみを割り当てることができます。"
-unmet contains [o, "business_analyst"] if {
+unmet[o] contains "business_analyst" if {
 	not lib.context.role == "business_analyst"
 	some o in options
 	o.mark == "yes**"
 }
 
 # "***) 読み取り専用です。": the mark allows only the read-only view_access.
-unmet contains [o, "read_only"] if {
+unmet[o] contains "read_only" if {
 	some o in options
 	o.mark == "yes***"
 	not read_only
@@ -144,7 +145,7 @@ unmet contains [o, "read_only"] if {
 # Unassisted projects: "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを
 # 割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要が
 # あります。" The service-level roles do not assign roles there.
-unmet contains [o, "unassisted"] if {
+unmet[o] contains "unassisted" if {
 	input.action == "assign_roles"
 	project.kind == "unassisted"
 	some o in options
@@ -160,8 +161,8 @@ unmet_message[[o, "creator"]] := sprintf(
 	]),
 	[o.role, lib.scope.id, input.subject, doc, catalog.footnotes.service["*"]],
 ) if {
-	some [o, condition] in unmet
-	condition == "creator"
+	some o, conditions in unmet
+	"creator" in conditions
 }
 
 unmet_message[[o, "business_analyst"]] := sprintf(
@@ -171,16 +172,16 @@ unmet_message[[o, "business_analyst"]] := sprintf(
 	]),
 	[o.role, object.get(lib.context, "role", "none"), doc, catalog.footnotes.project["**"]],
 ) if {
-	some [o, condition] in unmet
-	condition == "business_analyst"
+	some o, conditions in unmet
+	"business_analyst" in conditions
 }
 
 unmet_message[[o, "read_only"]] := sprintf(
 	"%s's %s is read-only: view_access is allowed, %s is not (%s, row %s, footnote %s)",
 	[o.role, row, input.action, doc, label[row], catalog.footnotes.project["***"]],
 ) if {
-	some [o, condition] in unmet
-	condition == "read_only"
+	some o, conditions in unmet
+	"read_only" in conditions
 }
 
 unmet_message[[o, "unassisted"]] := sprintf(
@@ -190,8 +191,8 @@ unmet_message[[o, "unassisted"]] := sprintf(
 	]),
 	[lib.scope.id, doc, unassisted_rule],
 ) if {
-	some [o, condition] in unmet
-	condition == "unassisted"
+	some o, conditions in unmet
+	"unassisted" in conditions
 }
 
 unassisted_rule := "Unassisted Task Mining プロジェクトにプロジェクト レベルのロールを割り当てるには、プロジェクト管理者またはビジネス アナリストのロールが割り当てられている必要があります。"
@@ -200,10 +201,8 @@ label[r.action] := r.label if some r in catalog.rows
 
 open_options contains o if {
 	some o in options
-	not has_unmet(o)
+	not unmet[o]
 }
-
-has_unmet(o) if unmet[[o, _]]
 
 # matches: a grant at scope granted fills an option at scope wanted; an
 # option at {"type": "project"} (no id) takes any project.
@@ -232,7 +231,8 @@ missing contains lib.missing_role(system_id, o.role, o.scope) if {
 # ... why the roles the subject holds do not ...
 missing contains lib.missing_condition(system_id, unmet_message[[o, condition]]) if {
 	count(reasons) == 0
-	some [o, condition] in unmet
+	some o, conditions in unmet
+	some condition in conditions
 	some g in held
 	g.role == o.role
 	matches(g.scope, o.scope)

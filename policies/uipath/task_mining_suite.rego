@@ -9,6 +9,7 @@
 package permatrix.systems.uipath_task_mining_suite
 
 import data.permatrix.lib
+import data.permatrix.systems.uipath_orchestrator as orchestrator
 
 system_id := "uipath-task-mining-suite"
 
@@ -91,9 +92,12 @@ missing contains lib.missing_condition(system_id, msg) if {
 # Process SME "ML Logs: View / ML Packages: View / ML Skills: View" ("review
 # discovery results"); Recording User "ML Packages: View" ("upload recorded
 # data to AICenter"). Which action needs which set: catalog.prerequisites.
+# A prerequisite is uipath-orchestrator's decision for the same subject and
+# groups; only whether it allows matters here, which its holds answers
+# without the decision's reasons and verdict (docs/policies.md).
 missing contains lib.missing_permission("uipath-orchestrator", perm, tenant) if {
 	some perm in catalog.prerequisite_sets[catalog.prerequisites[input.action]]
-	not orchestrator_allows(perm, tenant)
+	not orchestrator.holds(perm)
 }
 
 # Context conditions (catalog.conditions). uipath-task-mining-automation-suite.txt,
@@ -103,16 +107,6 @@ missing contains lib.missing_permission("uipath-orchestrator", perm, tenant) if 
 missing contains lib.missing_condition(system_id, c.message) if {
 	some c in catalog.conditions[input.action]
 	object.get(lib.context, c.key, false) != true
-}
-
-# orchestrator_allows: uipath-orchestrator allows the subject perm at scope.
-orchestrator_allows(perm, scope) if {
-	check := lib.check_input("uipath-orchestrator", perm, scope)
-
-	# A prerequisite in another system is that system's decision for the same
-	# subject (docs/policies.md): its package, asked with the check as input.
-	# regal ignore:with-outside-test-context
-	data.permatrix.systems.uipath_orchestrator.decision.allow with input as check
 }
 
 # Delegation: only who may use the User Management tab (manage_users: the
