@@ -1,8 +1,6 @@
 package opa
 
 import (
-	"sync"
-
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/permatrix/permatrix"
@@ -111,19 +109,6 @@ func set(obj ast.Object, key *ast.Term, str string, own *ast.Term, ts terms) {
 		obj.Insert(key, t)
 	}
 }
-
-// assignInputPool hands out filled inputs (assignInputs), one a verdict
-// at a time.
-type assignInputPool struct{ pool sync.Pool }
-
-func (p *assignInputPool) get() *assignInputs {
-	if s, ok := p.pool.Get().(*assignInputs); ok {
-		return s
-	}
-	return newAssignInputs()
-}
-
-func (p *assignInputPool) put(s *assignInputs) { p.pool.Put(s) }
 
 // assignInputOf is input's AssignInput if it is one without groups (an
 // input assignInputs fills), else nil.

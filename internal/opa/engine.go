@@ -155,8 +155,10 @@ type Policy struct {
 	// rule tree defines (see Query), and at most maxCachedQueries of them.
 	queries *lru.Cache[string, *rego.PreparedEvalQuery]
 	// assignInputs are assignments' verdict inputs filled again for
-	// each verdict by the vm (Verdict).
-	assignInputs assignInputPool
+	// each verdict by the vm (Verdict); checkInputs checks' inputs, for
+	// each decision (decideWith).
+	assignInputs inputPool[assignInputs]
+	checkInputs  inputPool[checkInputs]
 }
 
 // generations numbers compiled policies.
@@ -381,9 +383,18 @@ func (p *Policy) decideWith(ctx context.Context, q query, fast bool, snap store.
 	if q.program != nil {
 		ts = p.data.terms
 	}
-	v, err := inputValue(c, ts)
-	if err != nil {
-		return nil, err
+	var v *ast.Term
+	if ts != nil && fills(c) {
+		// The check's input filled into objects made once
+		// (checkInputs), given back once the decision is read.
+		filled := p.checkInputs.get(newCheckInputs)
+		defer p.checkInputs.put(filled)
+		v = filled.fill(c, ts)
+	} else {
+		var err error
+		if v, err = inputValue(c, ts); err != nil {
+			return nil, err
+		}
 	}
 	if fast {
 		d, defined, err := p.evalDecision(ctx, q, snap, v)
@@ -753,7 +764,7 @@ func (p *Policy) Verdict(ctx context.Context, snap store.Snapshot, input any) (v
 	if in := assignInputOf(input); in != nil && ts != nil {
 		// An assignment's input filled into objects made once
 		// (assignInputs), given back once the verdict is read.
-		filled := p.assignInputs.get()
+		filled := p.assignInputs.get(newAssignInputs)
 		defer p.assignInputs.put(filled)
 		v = filled.fill(in, ts)
 	} else if v, err = jsonTerm(input, ts); err != nil {

@@ -290,7 +290,7 @@ type storeNodes struct {
 	first []storeDoc
 	taken int
 	free  []storeDoc
-	units map[string]unitRead // by the unit's key; a leaf read is kept as a unit of one
+	units unitIndex // by the unit's key; a leaf read is kept as a unit of one
 	// root is the evaluation's data, handed to the vm by its address (a
 	// dataDoc put in a vm.Document was an allocation of every evaluation).
 	root  dataDoc
@@ -342,9 +342,72 @@ const (
 	nodesChunk = 32
 )
 
-// keptUnits is the most units a reset keeps the map of: a map grown by an
-// evaluation that read many is let go.
-const keptUnits = 64
+// unitIndex is the units an evaluation read, by key. A decision reads a
+// few (its principals' grants, the subject's memberships): the first
+// unitsListed are found by a walk of their keys, kept one after another in
+// one buffer, the others in a map — a key copied into a string of its own
+// for each unit was a fiftieth of a decision's allocations.
+type unitIndex struct {
+	keys  []byte // the listed units' keys, one after another
+	ends  []int  // where each listed unit's key ends in keys
+	reads []unitRead
+	more  map[string]unitRead
+}
+
+// unitsListed is how many units a unitIndex lists before its map: a walk
+// of a few short keys is cheaper than a map's hash, and bounded.
+const unitsListed = 16
+
+func (x *unitIndex) get(k []byte) (unitRead, bool) {
+	start := 0
+	for i, end := range x.ends {
+		if bytes.Equal(x.keys[start:end], k) {
+			return x.reads[i], true
+		}
+		start = end
+	}
+	u, ok := x.more[string(k)]
+	return u, ok
+}
+
+// len is how many units x holds.
+func (x *unitIndex) len() int { return len(x.ends) + len(x.more) }
+
+// put lists u by k (which no get found), copying k.
+func (x *unitIndex) put(k []byte, u unitRead) {
+	if len(x.ends) < unitsListed {
+		x.keys = append(x.keys, k...)
+		x.ends = append(x.ends, len(x.keys))
+		x.reads = append(x.reads, u)
+		return
+	}
+	if x.more == nil {
+		x.more = map[string]unitRead{}
+	}
+	x.more[string(k)] = u
+}
+
+// keptUnits is the most units a reset keeps the map of, and keptUnitKeys
+// the bytes of the listed units' keys: what an evaluation that read many
+// grew is let go.
+const (
+	keptUnits    = 64
+	keptUnitKeys = 4 << 10
+)
+
+// reset empties x, keeping its memory unless an evaluation grew it past
+// keptUnits or keptUnitKeys.
+func (x *unitIndex) reset() {
+	clear(x.reads)
+	x.keys, x.ends, x.reads = x.keys[:0], x.ends[:0], x.reads[:0]
+	if cap(x.keys) > keptUnitKeys {
+		x.keys = nil
+	}
+	if len(x.more) > keptUnits {
+		x.more = nil
+	}
+	clear(x.more)
+}
 
 // reset makes a for another evaluation: it holds nothing of the last one
 // (the nodes handed out point to its snapshot, the units to its values),
@@ -353,10 +416,7 @@ func (a *storeNodes) reset() {
 	a.root = dataDoc{}
 	clear(a.first[:min(a.taken, len(a.first))])
 	a.taken, a.free = 0, a.first
-	if len(a.units) > keptUnits {
-		a.units = nil
-	}
-	clear(a.units)
+	a.units.reset()
 	a.key = a.key[:0]
 	a.build.reset()
 	clear(a.entries)
@@ -447,7 +507,7 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 	if d.nodes != nil {
 		// A leaf read again in one evaluation (a role's permissions, a
 		// project: each use of a function reads them anew) is parsed once.
-		if u, ok := d.nodes.units[string(k)]; ok {
+		if u, ok := d.nodes.units.get(k); ok {
 			return u.t, nil, nil
 		}
 	}
@@ -464,10 +524,7 @@ func (d *storeDoc) Child(key *ast.Term) (*ast.Term, vm.Document, error) {
 		t = ast.NewTerm(v)
 	}
 	if d.nodes != nil {
-		if d.nodes.units == nil {
-			d.nodes.units = map[string]unitRead{}
-		}
-		d.nodes.units[string(k)] = unitRead{t: t, small: true} // k: nothing used the buffer since
+		d.nodes.units.put(k, unitRead{t: t, small: true}) // k: nothing used the buffer since
 	}
 	return t, nil, nil
 }
@@ -729,11 +786,11 @@ func (d *storeDoc) unit() (unitRead, error) {
 		return unitRead{}, nil
 	}
 	key := d.scratchKey()
-	if u, ok := d.nodes.units[string(key)]; ok {
+	if u, ok := d.nodes.units.get(key); ok {
 		return u, nil
 	}
 	// The scan's prefix in the same buffer: nothing else uses it until
-	// the units' map has its own copy of the key, below.
+	// the units' index has its own copy of the key, below.
 	prefix := append(key, 0)
 	d.nodes.key = prefix
 	key = prefix[:len(key)]
@@ -754,10 +811,7 @@ func (d *storeDoc) unit() (unitRead, error) {
 		return unitRead{}, err
 	}
 	u := unitRead{lo: lo, hi: len(a.entries), small: small}
-	if d.nodes.units == nil {
-		d.nodes.units = map[string]unitRead{}
-	}
-	d.nodes.units[string(key)] = u
+	d.nodes.units.put(key, u)
 	return u, nil
 }
 

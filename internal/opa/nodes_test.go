@@ -14,7 +14,7 @@ import (
 // last one after reset: no node points to its snapshot or parent, no
 // unit is kept, the key buffer is empty — whether the evaluation took
 // fewer nodes than the kept chunk or more — and a units map grown past
-// keptUnits is let go.
+// keptUnits is let go, as the listed units' keys past keptUnitKeys.
 func TestStoreNodesReset(t *testing.T) {
 	snap := store.Empty(1)
 	for _, n := range []int{1, firstNodes - 1, firstNodes, firstNodes + nodesChunk + 5} {
@@ -23,12 +23,9 @@ func TestStoreNodesReset(t *testing.T) {
 		for i := range n {
 			parent = a.node(storeDoc{snap: snap, nodes: a, parent: parent, seg: fmt.Sprint(i)})
 		}
-		units := min(n, keptUnits+1)
+		units := min(n, unitsListed+keptUnits+1)
 		for i := range units {
-			if a.units == nil {
-				a.units = map[string]unitRead{}
-			}
-			a.units[fmt.Sprint(i)] = unitRead{t: ast.StringTerm("x"), small: true}
+			a.units.put(fmt.Appendf(nil, "%d:%0*d", i, n*30, 0), unitRead{t: ast.StringTerm("x"), small: true})
 		}
 		a.key = append(a.key, "some key"...)
 		first := a.first
@@ -41,11 +38,19 @@ func TestStoreNodesReset(t *testing.T) {
 		if &a.first[0] != &first[0] || len(a.free) != firstNodes || &a.free[0] != &a.first[0] || a.taken != 0 {
 			t.Fatalf("%d nodes taken: after reset the kept chunk is not what is handed out next (free %d, taken %d)", n, len(a.free), a.taken)
 		}
-		if len(a.units) != 0 || len(a.key) != 0 {
-			t.Fatalf("%d nodes taken: after reset %d units and key %q kept", n, len(a.units), a.key)
+		if a.units.len() != 0 || len(a.key) != 0 {
+			t.Fatalf("%d nodes taken: after reset %d units and key %q kept", n, a.units.len(), a.key)
 		}
-		if units > keptUnits && a.units != nil {
-			t.Fatalf("a units map of %d kept", units)
+		for i := range units {
+			if _, ok := a.units.get(fmt.Appendf(nil, "%d:%0*d", i, n*30, 0)); ok {
+				t.Fatalf("%d nodes taken: unit %d found after reset", n, i)
+			}
+		}
+		if units > unitsListed+keptUnits && a.units.more != nil {
+			t.Fatalf("a units map of %d kept", units-unitsListed)
+		}
+		if cap(a.units.keys) > keptUnitKeys {
+			t.Fatalf("%d nodes taken: %d bytes of units' keys kept", n, cap(a.units.keys))
 		}
 		if a.node(storeDoc{seg: "next"}) != &first[0] {
 			t.Fatalf("%d nodes taken: the next evaluation's first node is not the kept chunk's", n)
@@ -179,5 +184,38 @@ func TestSubtreeHashesAsItsCopy(t *testing.T) {
 			}
 		}
 		snap.Close()
+	}
+}
+
+// A unitIndex finds every unit put in it, the listed ones and those in its
+// map past unitsListed, and nothing else: keys that are one another's
+// prefixes, the empty key, and keys no put made.
+func TestUnitIndexFindsEveryUnit(t *testing.T) {
+	var x unitIndex
+	keys := []string{"", "a", "ab", "abc", "b", "a\x00", "\x00"}
+	for i := range 3 * unitsListed {
+		keys = append(keys, fmt.Sprintf("d\x00grants\x00u%d", i))
+	}
+	for round := range 2 {
+		for i, k := range keys {
+			x.put([]byte(k), unitRead{lo: i, hi: i + 1})
+		}
+		if x.len() != len(keys) {
+			t.Fatalf("round %d: %d units held, %d put", round, x.len(), len(keys))
+		}
+		for i, k := range keys {
+			if u, ok := x.get([]byte(k)); !ok || u.lo != i {
+				t.Fatalf("round %d: unit %q: %+v, %v", round, k, u, ok)
+			}
+		}
+		for _, k := range []string{"abcd", "c", "d\x00grants\x00u", "d\x00grants\x00u999", "\x00\x00"} {
+			if u, ok := x.get([]byte(k)); ok {
+				t.Fatalf("round %d: unit %q found: %+v", round, k, u)
+			}
+		}
+		x.reset()
+		if _, ok := x.get([]byte("a")); ok || x.len() != 0 {
+			t.Fatalf("round %d: units held after reset", round)
+		}
 	}
 }

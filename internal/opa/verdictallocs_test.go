@@ -19,6 +19,9 @@ import (
 var verdictLineAllocs = map[string]float64{"role": 1, "permission": 5}
 
 func TestVerdictImportLineAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("-race: allocation counts are not the code's (race_on_test.go)")
+	}
 	db := benchStoreT(t, 100)
 	p := compile(t, db)
 	ctx := context.Background()
