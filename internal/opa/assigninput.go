@@ -94,20 +94,10 @@ func (s *assignInputs) fill(in *AssignInput, ts terms) *ast.Term {
 }
 
 // set puts str's term at key in obj — the shared one, or own holding
-// str — inserting it only if obj holds another term there: a value
-// replaced in place is summed into obj's hash by the insert fill makes
-// last.
+// str (put).
 func set(obj ast.Object, key *ast.Term, str string, own *ast.Term, ts terms) {
-	t, ok := sharedTerm(str, ts)
-	if !ok {
-		t = own
-		if cur, ok := t.Value.(ast.String); !ok || string(cur) != str {
-			t.Value = ast.String(str)
-		}
-	}
-	if obj.Get(key) != t {
-		obj.Insert(key, t)
-	}
+	t, _ := sharedTerm(str, ts)
+	put(obj, key, t, str, own)
 }
 
 // assignInputOf is input's AssignInput if it is one without groups (an

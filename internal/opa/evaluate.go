@@ -399,10 +399,7 @@ const (
 // keptUnits or keptUnitKeys.
 func (x *unitIndex) reset() {
 	clear(x.reads)
-	x.keys, x.ends, x.reads = x.keys[:0], x.ends[:0], x.reads[:0]
-	if cap(x.keys) > keptUnitKeys {
-		x.keys = nil
-	}
+	x.keys, x.ends, x.reads = emptied(x.keys, keptUnitKeys), x.ends[:0], x.reads[:0]
 	if len(x.more) > keptUnits {
 		x.more = nil
 	}
@@ -421,16 +418,17 @@ func (a *storeNodes) reset() {
 	a.build.reset()
 	clear(a.entries)
 	clear(a.values)
-	a.arena, a.entries, a.values = a.arena[:0], a.entries[:0], a.values[:0]
-	if cap(a.arena) > keptArena {
-		a.arena = nil
+	a.arena = emptied(a.arena, keptArena)
+	a.entries, a.values = emptied(a.entries, keptEntries), emptied(a.values, keptEntries)
+}
+
+// emptied is s with no elements, its memory kept for the next evaluation
+// unless one grew it past kept (then let go).
+func emptied[S ~[]E, E any](s S, kept int) S {
+	if cap(s) > kept {
+		return nil
 	}
-	if cap(a.entries) > keptEntries {
-		a.entries = nil
-	}
-	if cap(a.values) > keptEntries {
-		a.values = nil
-	}
+	return s[:0]
 }
 
 // unitRead is a unit read whole: its leaves, entries lo to hi (none when
