@@ -2,16 +2,11 @@ package pdp
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"weak"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
-	"github.com/permatrix/permatrix/internal/opa"
 )
 
 // An overlapped import holds at most two chunks: the one in its write and
@@ -23,19 +18,7 @@ import (
 // its line's record must be collectable.
 func TestImportOverlapLetsTheChunkCommittedGo(t *testing.T) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	svc := New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	b, err := opa.ReadDefault()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Activate(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	_, svc := newActiveService(t)
 	first := &permatrix.Membership{Group: "g1", User: "u1"}
 	committed := weak.Make(first)
 	w1 := svc.startChunk(ctx, []ImportLine{{Line: 1, Membership: first}}, nil)

@@ -3,15 +3,10 @@ package pdp
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/permatrix/permatrix"
-	"github.com/permatrix/permatrix/internal/bolt"
-	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -26,19 +21,7 @@ func TestPrejudgeAllocs(t *testing.T) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	}
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	svc := New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	b, err := opa.ReadDefault()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Activate(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	db, svc := newActiveService(t)
 	p, err := svc.policy()
 	if err != nil {
 		t.Fatal(err)
