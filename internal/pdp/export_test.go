@@ -3,9 +3,6 @@ package pdp
 // AheadTaken counts the verdicts judged ahead that plans took (prejudge.go).
 func AheadTaken(s *Service) uint64 { return s.aheadTaken.Load() }
 
-// AheadJudged counts the verdicts judged ahead, taken or not.
-func AheadJudged(s *Service) uint64 { return s.aheadJudged.Load() }
-
 // SwapWaiting says that an activation waits for the writes in flight
 // (a writer of s.writers is pending or holds it).
 func SwapWaiting(s *Service) bool {

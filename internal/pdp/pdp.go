@@ -69,8 +69,7 @@ type Service struct {
 	dlog    DecisionLogger
 	cache   *decisionCache // nil: off
 
-	aheadTaken  atomic.Uint64 // verdicts judged ahead and taken (prejudge.go)
-	aheadJudged atomic.Uint64 // verdicts judged ahead, taken or not (prejudge.go)
+	aheadTaken atomic.Uint64 // verdicts judged ahead and taken (prejudge.go)
 
 	assigned assignedSystems // the systems stored assignments are of, at one revision (heldSystem)
 

@@ -48,11 +48,10 @@ type ahead struct {
 	// result was an allocation a line.) finished is set once every worker
 	// has returned: a change they did not reach (the write's context
 	// ended) will not be judged ahead.
-	mu        sync.Mutex
-	judged    *sync.Cond
-	finished  bool
-	taken     *atomic.Uint64 // Service.aheadTaken
-	judgedAll *atomic.Uint64 // Service.aheadJudged
+	mu       sync.Mutex
+	judged   *sync.Cond
+	finished bool
+	taken    *atomic.Uint64 // Service.aheadTaken
 }
 
 // prejudge starts judging ahead the changes of a plan at revision, if they
@@ -68,26 +67,18 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, judgedAll: &s.aheadJudged}
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken}
 	a.judged = sync.NewCond(&a.mu)
 	var next sync.Mutex
 	i := 0
 	take := func() int {
 		next.Lock()
 		defer next.Unlock()
-		for ; ctx.Err() == nil && i < len(changes); i++ {
-			if !followsItsSubject(changes, i) {
-				i++
-				return i - 1
-			}
-			// Judged in order: its verdict judged ahead would be
-			// judged again.
-			a.mu.Lock()
-			a.results[i] = judgedAhead{done: true, err: errNotAhead}
-			a.mu.Unlock()
-			a.judged.Broadcast()
+		if ctx.Err() != nil || i == len(changes) {
+			return -1
 		}
-		return -1
+		i++
+		return i - 1
 	}
 	// The workers' snapshots are opened here, not in the workers: a
 	// worker started late (the cores busy) found a commit made since the
@@ -118,7 +109,6 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 					tracked.Reset()
 					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].verdictIn())
 					r.units, r.revision = tracked.UnitsFrom(&blocks), snap.Revision()
-					a.judgedAll.Add(1)
 				}
 				a.mu.Lock()
 				r.done = true
@@ -135,22 +125,6 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 		a.judged.Broadcast()
 	}()
 	return a
-}
-
-// followsItsSubject reports whether change i assigns to the subject and
-// system the change before it assigned to: its verdict most likely reads
-// what that one writes (Celonis' permissions look up the member role the
-// line before granted; an export lists a subject's grants together), so
-// a verdict judged ahead of that one's plan is judged again in order —
-// twice the work, the first thrown away. Such a change is not judged
-// ahead. A guess either way changes no verdict: what is not judged ahead
-// is judged in order.
-func followsItsSubject(changes []change, i int) bool {
-	if i == 0 {
-		return false
-	}
-	a, b := changes[i].assignment, changes[i-1].assignment
-	return a != nil && b != nil && a.Subject == b.Subject && a.System == b.System
 }
 
 // verdict is change i's verdict judged ahead, if the plan tx may take it

@@ -122,26 +122,6 @@ func TestJudgingAheadSeesEarlierLines(t *testing.T) {
 	}
 }
 
-// A line assigning to the subject and system of the line before it (an
-// analyst's project grant after the analyst's role: Celonis looks the
-// member role up) is judged in order only: judged ahead, before the line
-// before it is planned, its verdict read a store without that line and
-// was judged again. Every first line of a pair is judged ahead and taken.
-func TestJudgingAheadSkipsTheLinesAfterTheirSubjects(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-	svc := newService(t)
-	const users = 100
-	if _, _, err := svc.Import(context.Background(), analysts(0, users)); err != nil {
-		t.Fatal(err)
-	}
-	if n := count(t, svc); n != 2*users {
-		t.Fatalf("%d assignments stored, want %d", n, 2*users)
-	}
-	if judged, taken := pdp.AheadJudged(svc), pdp.AheadTaken(svc); judged != users || taken != users {
-		t.Fatalf("%d verdicts judged ahead, %d taken; want the %d first lines of the pairs, each taken", judged, taken, users)
-	}
-}
-
 // An import whose context ends while its lines are judged ahead returns
 // (the workers stop taking lines; the plan must not wait for the lines
 // they never reached — it once did, forever: a SIGINT'd `permatrix import`
