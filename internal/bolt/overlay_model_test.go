@@ -23,11 +23,46 @@ func TestOverlayMatchesAModel(t *testing.T) {
 	ctx := context.Background()
 	db := open(t)
 	rng := rand.New(rand.NewPCG(30, 9))
+	// Keys below a unit (memberships, grants), keys that are units
+	// (roles), keys of an index without units (nope); k1 and k10 share
+	// a prefix mid-segment.
 	key := func() []byte {
-		return store.Key("d", []string{"memberships", "roles"}[rng.IntN(2)], fmt.Sprintf("k%d", rng.IntN(12)), fmt.Sprintf("x%d", rng.IntN(3)))
+		k, x := fmt.Sprintf("k%d", rng.IntN(12)), fmt.Sprintf("x%d", rng.IntN(3))
+		switch rng.IntN(4) {
+		case 0:
+			return store.Key("d", "memberships", k, x)
+		case 1:
+			return store.Key("d", "roles", k, x)
+		case 2:
+			return store.Key("d", "grants", k, x, fmt.Sprintf("l%d", rng.IntN(3)))
+		default:
+			return store.Key("d", "nope", k, x)
+		}
+	}
+	// Scans above the units, at a unit, below one, across an index
+	// without units, mid-segment, and of everything.
+	prefix := func() []byte {
+		k, x := fmt.Sprintf("k%d", rng.IntN(12)), fmt.Sprintf("x%d", rng.IntN(3))
+		ix := []string{"memberships", "roles", "grants", "nope"}[rng.IntN(4)]
+		switch rng.IntN(7) {
+		case 0:
+			return store.Prefix("d", ix)
+		case 1:
+			return store.Prefix("d", ix, k)
+		case 2:
+			return store.Prefix("d", ix, k, x)
+		case 3:
+			return store.Prefix("d", "grants", k, x, "l1")
+		case 4:
+			return store.Key("d", ix, "k1") // k1 and k10, k11
+		case 5:
+			return store.Prefix("d")
+		default:
+			return nil
+		}
 	}
 	model := map[string]string{}
-	for round := range 30 {
+	for round := range 60 {
 		snap, err := db.View()
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +103,7 @@ func TestOverlayMatchesAModel(t *testing.T) {
 					t.Fatalf("round %d step %d: Get %q = %q, %v; want %q (%v)", round, step, store.Segments(k), got, err, w, ok)
 				}
 			default:
-				prefix := store.Prefix("d", []string{"memberships", "roles"}[rng.IntN(2)])
+				prefix := prefix()
 				var after []byte
 				if rng.IntN(2) == 0 {
 					after = key()
