@@ -459,10 +459,9 @@ func TestKeysOfAreTheKeys(t *testing.T) {
 
 // TestBatchInKeyOrder: a batch's operations in key order, the last of each
 // key, leave a store as its operations applied in order do — a planned
-// batch's sorted on the commit as a list of their indexes, not a copy of
-// them, when its planning made no ordered tree, and taken from the tree,
-// completed with the operations planned after it, when a scan across
-// units made one; and so after a rollback, after the Tx planned more, and
+// batch's taken from its planning's ordered tree, without a sorted copy
+// of its operations (a list as long as an import chunk's, sorted on the
+// serial commit); and so after a rollback, after the Tx planned more, and
 // for operations added to the batch after it was made.
 func TestBatchInKeyOrder(t *testing.T) {
 	tx := NewTx(context.Background(), Empty(1), func(context.Context) (uint64, error) { return 0, nil })
@@ -502,9 +501,6 @@ func TestBatchInKeyOrder(t *testing.T) {
 		}
 	}
 	batch := tx.Batch()
-	if batch.planned.tree != nil {
-		t.Fatal("a planning that scanned nothing made an ordered tree")
-	}
 	same("planned", batch)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -512,26 +508,10 @@ func TestBatchInKeyOrder(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	// A sorted copy is a list of them: half one is more than any other
-	// goroutine of the test allocates meanwhile (their indexes are a
-	// seventh of one).
+	// goroutine of the test allocates meanwhile.
 	if n := after.TotalAlloc - before.TotalAlloc; n > uint64(len(batch.Ops))*uint64(unsafe.Sizeof(Op{}))/2 {
 		t.Errorf("a planned batch of %d operations allocated %d bytes to yield them in key order", len(batch.Ops), n)
 	}
-	// A scan across units orders what was planned so far in a tree; the
-	// commit puts what was planned after it in (a clone of) it.
-	if err := tx.overlay.Scan(Prefix("d", "grants"), nil, func(k, v []byte) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 300 {
-		tx.overlay.Put(key(i*17), []byte(fmt.Sprint("after the scan ", i)))
-	}
-	tree := tx.Batch()
-	if tree.planned.tree == nil || tree.planned.inTree != len(batch.Ops) {
-		t.Fatalf("a scan across units left %d of %d operations in an ordered tree", tree.planned.inTree, len(batch.Ops))
-	}
-	same("ordered in part by a scan", tree)
-	same("ordered in part by a scan, yielded again", tree)
-	same("planned again after the scan", tx.Batch())
 	mark := tx.Mark()
 	tx.overlay.Put(key(5), []byte("later"))
 	tx.overlay.Delete(key(6))

@@ -282,31 +282,6 @@ func UnitOf(key []byte) []byte {
 	return key
 }
 
-// scanUnit is the unit of every key below prefix, if there is one: prefix
-// ends a segment at or below its index's unit depth (a principal's grants
-// in one system, a user's memberships). ok is false for a prefix above its
-// index's units, of an index without units, or ending mid-segment: keys
-// below it may be of many units.
-func scanUnit(prefix []byte) (unit []byte, ok bool) {
-	if len(prefix) == 0 || prefix[len(prefix)-1] != sep {
-		return nil, false
-	}
-	node := prefix[:len(prefix)-1]
-	first := bytes.IndexByte(node, sep)
-	if first < 0 {
-		return nil, false
-	}
-	end := len(node)
-	if second := bytes.IndexByte(node[first+1:], sep); second >= 0 {
-		end = first + 1 + second
-	}
-	depth, known := unitDepth[string(node[:end])]
-	if !known || bytes.Count(node, []byte{sep})+1 < depth {
-		return nil, false
-	}
-	return UnitOf(node), true
-}
-
 // WriteUnits are the units a write of key bumps: its unit and every
 // shallower whole-segment prefix of it, down to the empty root. So any read
 // whose unit is one of them sees the write as a change.

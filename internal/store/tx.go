@@ -92,9 +92,8 @@ func (tx *Tx) Rollback(m Mark) {
 // copy of each was a MiB an import chunk.
 func (tx *Tx) Batch() *Batch {
 	ops := slices.Clip(tx.overlay.Ops())
-	tree, inTree := tx.overlay.ordered()
 	return &Batch{Base: tx.Revision(), Reads: tx.view.Units(), Ops: ops,
-		planned: plannedWrites{units: slices.Clip(tx.overlay.writes), ops: len(ops), tree: tree, inTree: inTree}}
+		planned: plannedWrites{units: slices.Clip(tx.overlay.writes), ops: len(ops), tree: tx.overlay.tree.Clone()}}
 }
 
 func (tx *Tx) put(key []byte, v any) error {

@@ -13,45 +13,20 @@ import (
 // Overlay is a snapshot with a batch's pending operations laid over it: the
 // state as it will be once they are applied. Planning the k-th write of a
 // batch reads through it, so it sees the writes before it.
-//
-// A write's planning is serial (an import's chunk is planned line by line
-// while the workers judge ahead and the chunk before commits): what it
-// does per operation is kept to map lookups. A key's last operation is
-// found by its key (latest), a scan within one unit — every scan of a
-// decision's or a verdict's store reads — walks that unit's operations
-// (sameUnit), and only a scan across units, or the commit, needs them in
-// key order: the ordered tree is made then, from the operations not in it
-// yet (flush). An ordered tree kept up to date cost a tree insertion and
-// lookup an operation, a third of an import's serial planning.
 type Overlay struct {
-	base Snapshot
-	ops  []Op
-	// latest maps each pending key to a slot of last: its last
-	// operation's index in ops (a slot, not the index: a map's value set
-	// by a []byte key is a string made); keys holds its keys' bytes.
-	latest map[string]int32
-	last   []int32
-	keys   unitStrings
-	// written maps every pending key's WriteUnits to a slot of heads: the
-	// last operation whose key is of that unit (-1: the unit is only a
-	// shallower unit of other keys'). sameUnit[i] is the operation before
-	// ops[i] of its unit (-1: none).
-	written  map[string]int32
-	heads    []int32
-	sameUnit []int32
-	writes   [][]byte    // the written units, in the order first written (Batch.Writes)
-	units    [][]byte    // add's buffer of one key's write units
-	strs     unitStrings // written's keys
-	// tree holds ops[:flushed] in key order, the last of each key: made
-	// only when a scan across units or the commit needs it (nil before).
+	base    Snapshot
+	ops     []Op
 	tree    *btree.BTreeG[pending]
-	flushed int
+	written map[string]struct{} // WriteUnits of every pending key
+	writes  [][]byte            // the same units, in the order first written (Batch.Writes)
+	units   [][]byte            // add's buffer of one key's write units
+	strs    unitStrings         // written's keys
 	// opBytes and writtenBytes measure ops and written (Size).
 	opBytes, writtenBytes int
 }
 
-// pending is an operation in key order, its key and value as Put was
-// given them (the operations keep them too): no copy of either.
+// pending is an operation in the tree, its key and value as Put was given
+// them (the operations keep them too): no copy of either.
 type pending struct {
 	key     []byte
 	value   []byte
@@ -60,11 +35,9 @@ type pending struct {
 
 func lessPending(a, b pending) bool { return bytes.Compare(a.key, b.key) < 0 }
 
-func pendingOf(op Op) pending { return pending{key: op.Key, value: op.Value, deleted: op.Delete} }
-
 // NewOverlay lays no operations over base yet.
 func NewOverlay(base Snapshot) *Overlay {
-	return &Overlay{base: base, latest: map[string]int32{}, written: map[string]int32{}}
+	return &Overlay{base: base, tree: btree.NewG(16, lessPending), written: map[string]struct{}{}}
 }
 
 // Put records a pending write of key. The overlay keeps key and value (its
@@ -76,18 +49,12 @@ func (o *Overlay) Put(key, value []byte) {
 // grow makes room for n more operations and written units (Tx.Grow).
 func (o *Overlay) grow(n int) {
 	o.ops = slices.Grow(o.ops, n)
-	o.sameUnit = slices.Grow(o.sameUnit, n)
 	o.writes = slices.Grow(o.writes, n)
-	o.heads = slices.Grow(o.heads, n)
-	o.last = slices.Grow(o.last, n)
-	// The maps too, while empty (a map is not grown in place): grown by
-	// doubling, each doubling a copy, one was a tenth of an import's
+	// The map too, while empty (a map is not grown in place): grown by
+	// doubling, each doubling a copy, it was a tenth of an import's
 	// allocated bytes with the Tx's map of reads (Tracked.grow).
 	if len(o.written) == 0 {
-		o.written = make(map[string]int32, n)
-	}
-	if len(o.latest) == 0 {
-		o.latest = make(map[string]int32, n)
+		o.written = make(map[string]struct{}, n)
 	}
 }
 
@@ -97,53 +64,22 @@ func (o *Overlay) Delete(key []byte) {
 }
 
 func (o *Overlay) add(op Op) {
-	i := int32(len(o.ops))
 	o.ops = append(o.ops, op)
+	o.tree.ReplaceOrInsert(pending{key: op.Key, value: op.Value, deleted: op.Delete})
 	o.opBytes += len(op.Key) + len(op.Value)
-	if slot, ok := o.latest[string(op.Key)]; ok {
-		o.last[slot] = i
-	} else {
-		o.latest[o.keys.of(op.Key)] = int32(len(o.last))
-		o.last = append(o.last, i)
-	}
 	// A key's units go from its own to the root, and a unit is written
 	// with every one after it (they depend on it alone): from the first
 	// one written already, the rest are too. Each looked up was some
 	// sixteen map lookups an import line on its serial planning.
 	o.units = AppendWriteUnits(o.units[:0], op.Key)
-	own := o.units[0]
-	if slot, ok := o.written[string(own)]; ok {
-		o.sameUnit = append(o.sameUnit, o.heads[slot])
-		o.heads[slot] = i
-		return
-	}
-	o.sameUnit = append(o.sameUnit, -1)
-	o.write(own, i)
-	for _, u := range o.units[1:] {
+	for _, u := range o.units {
 		if _, ok := o.written[string(u)]; ok {
 			break
 		}
-		o.write(u, -1)
+		o.written[o.strs.of(u)] = struct{}{}
+		o.writes = append(o.writes, u)
+		o.writtenBytes += len(u)
 	}
-}
-
-// write records unit u as written, head the last operation of its own.
-func (o *Overlay) write(u []byte, head int32) {
-	o.written[o.strs.of(u)] = int32(len(o.heads))
-	o.heads = append(o.heads, head)
-	o.writes = append(o.writes, u)
-	o.writtenBytes += len(u)
-}
-
-// flush puts the operations not in the ordered tree yet in it.
-func (o *Overlay) flush() *btree.BTreeG[pending] {
-	if o.tree == nil {
-		o.tree = btree.NewG(16, lessPending)
-	}
-	for ; o.flushed < len(o.ops); o.flushed++ {
-		o.tree.ReplaceOrInsert(pendingOf(o.ops[o.flushed]))
-	}
-	return o.tree
 }
 
 // Truncate drops the pending operations after the first n: the overlay is
@@ -154,7 +90,8 @@ func (o *Overlay) Truncate(n int) {
 		return
 	}
 	ops := o.ops[:n]
-	*o = Overlay{base: o.base, latest: map[string]int32{}, written: map[string]int32{}}
+	o.ops, o.tree, o.written, o.writes, o.opBytes, o.writtenBytes = nil, btree.NewG(16, lessPending), map[string]struct{}{}, nil, 0, 0
+	o.strs = unitStrings{}
 	for _, op := range ops {
 		o.add(op)
 	}
@@ -174,16 +111,6 @@ func (o *Overlay) Changes(units [][]byte) bool {
 // Ops are the pending operations in the order they were made.
 func (o *Overlay) Ops() []Op { return o.ops }
 
-// ordered is the operations in key order for a Batch: the ordered tree
-// (a clone: planning may go on) and how many operations it holds, the
-// rest to be put in it by the commit; nil if none was made.
-func (o *Overlay) ordered() (*btree.BTreeG[pending], int) {
-	if o.tree == nil {
-		return nil, 0
-	}
-	return o.tree.Clone(), o.flushed
-}
-
 // Size measures the pending operations and the units they write (the reads
 // are the Tracked's).
 func (o *Overlay) Size() Size {
@@ -195,61 +122,29 @@ func (o *Overlay) Revision() uint64 { return o.base.Revision() }
 
 // Get returns the pending value of key if there is one, else the base's.
 func (o *Overlay) Get(key []byte) ([]byte, error) {
-	if slot, ok := o.latest[string(key)]; ok {
-		if op := o.ops[o.last[slot]]; !op.Delete {
-			return op.Value, nil
+	if p, ok := o.tree.Get(pending{key: key}); ok {
+		if p.deleted {
+			return nil, nil
 		}
-		return nil, nil
+		return p.value, nil
 	}
 	return o.base.Get(key)
 }
 
-// pendingFrom is the pending keys below prefix from start on (start is
-// prefix or a key after it), in key order, the last operation of each.
-func (o *Overlay) pendingFrom(prefix, start []byte) []pending {
+// Scan merges the base's keys with the pending ones, pending winning.
+func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
 	var mine []pending
-	if unit, ok := scanUnit(prefix); ok {
-		// Every key below prefix is of one unit: its operations.
-		slot, ok := o.written[string(unit)]
-		if !ok {
-			return nil
-		}
-		for i := o.heads[slot]; i >= 0; i = o.sameUnit[i] {
-			op := o.ops[i]
-			if bytes.HasPrefix(op.Key, prefix) && bytes.Compare(op.Key, start) >= 0 && o.last[o.latest[string(op.Key)]] == i {
-				mine = append(mine, pendingOf(op))
-			}
-		}
-		slices.SortFunc(mine, func(a, b pending) int { return bytes.Compare(a.key, b.key) })
-		return mine
+	start := prefix
+	if after != nil && bytes.Compare(after, prefix) >= 0 {
+		start = append(append(make([]byte, 0, len(after)+1), after...), 0) // the smallest key after `after`
 	}
-	if len(prefix) > 0 && prefix[len(prefix)-1] == sep {
-		// A key below prefix wrote prefix's node or, below a unit,
-		// its unit (WriteUnits): if neither was, none is pending.
-		node := prefix[:len(prefix)-1]
-		if _, ok := o.written[string(node)]; !ok {
-			if _, ok := o.written[string(UnitOf(node))]; !ok {
-				return nil
-			}
-		}
-	}
-	o.flush().AscendGreaterOrEqual(pending{key: start}, func(p pending) bool {
+	o.tree.AscendGreaterOrEqual(pending{key: start}, func(p pending) bool {
 		if !bytes.HasPrefix(p.key, prefix) {
 			return false
 		}
 		mine = append(mine, p)
 		return true
 	})
-	return mine
-}
-
-// Scan merges the base's keys with the pending ones, pending winning.
-func (o *Overlay) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
-	start := prefix
-	if after != nil && bytes.Compare(after, prefix) >= 0 {
-		start = append(append(make([]byte, 0, len(after)+1), after...), 0) // the smallest key after `after`
-	}
-	mine := o.pendingFrom(prefix, start)
 	if len(mine) == 0 {
 		return o.base.Scan(prefix, after, fn)
 	}
