@@ -60,6 +60,7 @@ type options struct {
 	pin                       bool
 	openRate                  int
 	keep                      bool
+	importProfile             string
 }
 
 func (o options) skipped(phase string) bool {
@@ -96,6 +97,7 @@ func main() {
 	flag.DurationVar(&o.opaTimeout, "opa-timeout", 15*time.Minute, "how long stock opa may take to load the export")
 	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: load (serve the permatrix.db an earlier run left in --work), restart, export, opa, http, open, writes, gobench")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.StringVar(&o.importProfile, "import-profile", "", "a directory: during the import, take a CPU profile (8 s) and an execution trace (3 s) of the server (serve --pprof) into it, as import.cpu.pb.gz and import.trace")
 	flag.BoolVar(&o.pin, "pin", false, "during the HTTP runs, pin the servers to CPU 0 and the load generators (wrk, vegeta) to the other CPUs (taskset), so that they do not take each other's cores")
 	flag.IntVar(&o.openRate, "open-rate", 0, "the open-loop rate in requests/s (default: half permatrix's closed-loop req/s on each mix)")
 	report := flag.String("report", "", "print the Markdown tables of a results.jsonll and exit (nothing is run)")
@@ -270,8 +272,11 @@ func (b *bench) generate() error {
 
 func (b *bench) startPermatrix(name string) error {
 	addr := freeAddr()
-	p, err := startProc(name, b.o.repo, b.logs, b.bin.permatrix, addr,
-		"serve", "--addr", addr, "--db", b.files.db, "--admin-token", token)
+	args := []string{"serve", "--addr", addr, "--db", b.files.db, "--admin-token", token}
+	if b.o.importProfile != "" {
+		args = append(args, "--pprof")
+	}
+	p, err := startProc(name, b.o.repo, b.logs, b.bin.permatrix, addr, args...)
 	if err != nil {
 		return err
 	}
@@ -355,6 +360,9 @@ func (b *bench) load() error {
 		}
 	})
 	smp := b.pm.sample(250 * time.Millisecond)
+	if b.o.importProfile != "" {
+		wg.Go(func() { b.profileImport(done) })
+	}
 	ir, err := dataset.Import(ctx, b.target(), b.o.chunk, cr)
 	secs := time.Since(start).Seconds()
 	close(done)
@@ -373,6 +381,46 @@ func (b *bench) load() error {
 	b.logf("import: %d lines in %.1f s (%.0f/s), peak RSS %.0f MiB; single writer p50 %.1f ms p99 %.1f ms max %.1f ms (%d writes, %d errors)",
 		ir.Imported, secs, imp.PerSecond, rssPeak.RSS, imp.Probe.P50ms, imp.Probe.P99ms, imp.Probe.MaxMs, imp.Probe.Count, imp.Probe.Errors)
 	return nil
+}
+
+// profileImport takes a CPU profile and then an execution trace of the
+// server while the import runs (--import-profile): what the import's
+// stages cost and where its goroutines wait (go tool pprof; go tool trace
+// -pprof=sync|sched|syscall). One not finished before the import is lost.
+func (b *bench) profileImport(done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	case <-time.After(2 * time.Second): // past the first chunks
+	}
+	if err := os.MkdirAll(b.o.importProfile, 0o755); err != nil {
+		b.logf("import profile: %v", err)
+		return
+	}
+	for _, p := range []struct{ path, file string }{
+		{"/debug/pprof/profile?seconds=8", "import.cpu.pb.gz"},
+		{"/debug/pprof/trace?seconds=3", "import.trace"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, b.pm.url+p.path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.logf("import profile: %v", err)
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.logf("import profile %s: %d %v %.200s", p.path, resp.StatusCode, err, body)
+			return
+		}
+		path := filepath.Join(b.o.importProfile, p.file)
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			b.logf("import profile: %v", err)
+			return
+		}
+		b.logf("import profile: %s (%d bytes)", path, len(body))
+	}
 }
 
 type countingReader struct {
