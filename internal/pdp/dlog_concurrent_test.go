@@ -1,0 +1,314 @@
+package pdp_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/decisionlog"
+	"github.com/permatrix/permatrix/internal/management"
+	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/pdp"
+	"github.com/permatrix/permatrix/internal/store"
+)
+
+// Checks of every shape — with and without a context and asserted groups,
+// so that some are evaluated over the check inputs a Policy pools and
+// refills (opa's checkInputs: no context, no groups) and others not —
+// answered by four goroutines at once, from the decision cache and by
+// evaluations, while writes land, with the decision log on and masking
+// each entry's reasons and context. Every answer is the one topdown (which
+// pools nothing) gives over a snapshot of the revision it names; every
+// logged entry holds its own check's input and the answer returned for it;
+// and masking a logged answer changes no answer served after it.
+func TestMixedChecksConcurrentlyWithTheDecisionLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mgr, err := management.New(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop(ctx)
+	logPath := filepath.Join(dir, "decisions.log")
+	dl, err := decisionlog.New(ctx, decisionlog.Options{File: logPath, Manager: mgr, Mask: []string{"/result/reasons", "/input/context"},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := opa.NewEngine(db)
+	dl.Attach(engine)
+	svc := pdp.New(db, engine, slog.New(slog.NewTextHandler(io.Discard, nil)), dl)
+	stock, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(ctx, stock); err != nil {
+		t.Fatal(err)
+	}
+	topdown, err := opa.NewEngine(db, opa.WithEvaluator(opa.Topdown)).Activate(ctx, stock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := svc.Catalog()
+	systems := cat.IDs()
+	users := []string{"u0", "u1", "u2", "u3"}
+	groups := []string{"g0", "g1"}
+
+	var mu sync.Mutex
+	snapshots := map[uint64]store.Snapshot{}
+	keep := func() {
+		s, err := db.View()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if snapshots[s.Revision()] != nil {
+			s.Close()
+			return
+		}
+		snapshots[s.Revision()] = s
+	}
+	keep()
+	defer func() {
+		for _, s := range snapshots {
+			s.Close()
+		}
+	}()
+	at := func(rev uint64) store.Snapshot {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			mu.Lock()
+			s := snapshots[rev]
+			mu.Unlock()
+			if s != nil {
+				return s
+			}
+		}
+		t.Errorf("no snapshot of revision %d", rev)
+		return nil
+	}
+	scopeOf := func(rng *rand.Rand, types []string) permatrix.Scope {
+		if typ := types[rng.IntN(len(types))]; typ != "service" {
+			return permatrix.Scope{Type: typ, ID: fmt.Sprintf("x%d", rng.IntN(2))}
+		}
+		return permatrix.ServiceScope
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	wg.Go(func() { // the writer: grants of every system, memberships
+		rng := rand.New(rand.NewPCG(5, 6))
+		var ids []string
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sys := cat[systems[rng.IntN(len(systems))]]
+			var err error
+			switch op := rng.IntN(6); {
+			case op < 3 || len(ids) == 0:
+				a := permatrix.Assignment{System: sys.ID, Subject: "user:" + users[rng.IntN(len(users))]}
+				if rng.IntN(3) == 0 {
+					a.Subject = "group:" + groups[rng.IntN(len(groups))]
+				}
+				roles, perms := slices.Sorted(maps.Keys(sys.Roles)), slices.Sorted(maps.Keys(sys.Permissions))
+				scopes := sys.ScopeTypes
+				if len(perms) == 0 || (len(roles) > 0 && rng.IntN(2) == 0) {
+					a.Role = roles[rng.IntN(len(roles))]
+					scopes = sys.Roles[a.Role].Scopes
+				} else {
+					a.Permission = perms[rng.IntN(len(perms))]
+					scopes = sys.Permissions[a.Permission].Scopes
+				}
+				a.Scope = scopeOf(rng, scopes)
+				if a, _, err = svc.Assign(ctx, a, ""); err == nil {
+					ids = append(ids, a.ID)
+				}
+			case op < 4:
+				i := rng.IntN(len(ids))
+				_, err = svc.Unassign(ctx, ids[i], "")
+				ids = slices.Delete(ids, i, i+1)
+			default:
+				m := permatrix.Membership{Group: groups[rng.IntN(len(groups))], User: users[rng.IntN(len(users))]}
+				if rng.IntN(2) == 0 {
+					_, err = svc.AddMember(ctx, m, "")
+				} else {
+					_, err = svc.RemoveMember(ctx, m, "")
+				}
+			}
+			if err != nil {
+				switch permatrix.ErrorCode(err) {
+				case permatrix.EINVALID, permatrix.ENOTFOUND, permatrix.EUNPROCESSABLE, permatrix.ECONFLICT:
+					continue // refused: nothing written
+				}
+				t.Error(err)
+				return
+			}
+			keep()
+			writes.Add(1)
+			time.Sleep(time.Duration(rng.IntN(500)) * time.Microsecond)
+		}
+	})
+
+	type answered struct {
+		input    map[string]any
+		decision permatrix.Decision
+	}
+	var answersMu sync.Mutex
+	answers := map[string]answered{}
+	var compared, pooledShape, differ atomic.Int64
+	var evaluating sync.Mutex
+	for c := range 4 { // the checkers
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 11))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sys := cat[systems[rng.IntN(len(systems))]]
+				actions := sys.ActionIDs()
+				action := actions[rng.IntN(len(actions))]
+				ch := permatrix.Check{Subject: users[rng.IntN(len(users))], System: sys.ID, Action: action}
+				if sc := scopeOf(rng, sys.Actions[action].Scopes); !sc.IsService() || rng.IntN(2) == 0 {
+					ch.Resource = &sc
+				}
+				switch rng.IntN(4) {
+				case 0:
+					ch.Groups = []string{groups[rng.IntN(2)]}
+				case 1:
+					ch.Groups = []string{"g1", "g0", "g1"}
+				}
+				if rng.IntN(3) == 0 {
+					ch.Context = map[string]any{"from": fmt.Sprintf("x%d", rng.IntN(2)), "note": []any{"a", json.Number("1")}}
+				}
+				if len(ch.Groups) == 0 && ch.Context == nil {
+					pooledShape.Add(1)
+				}
+				d, err := svc.Check(ctx, ch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				snap := at(d.Revision)
+				if snap == nil {
+					return
+				}
+				evaluating.Lock() // a bolt snapshot is read by one goroutine at a time
+				want, err := topdown.Decide(ctx, snap, ch)
+				evaluating.Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				compared.Add(1)
+				if d.Allow != want.Allow || !reflect.DeepEqual(d.Reasons, want.Reasons) || !reflect.DeepEqual(d.Missing, want.Missing) {
+					differ.Add(1)
+					t.Errorf("revision %d, %+v: served %v %v %v, topdown %v %v %v", d.Revision, ch, d.Allow, d.Reasons, d.Missing, want.Allow, want.Reasons, want.Missing)
+				}
+				answersMu.Lock()
+				answers[d.DecisionID] = answered{input: ch.Input(), decision: *d}
+				answersMu.Unlock()
+			}
+		})
+	}
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	if err := dl.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := svc.CacheStats()
+	t.Logf("%d writes, %d answers compared (%d of the pooled shape, %d from the cache), %d differences", writes.Load(), compared.Load(), pooledShape.Load(), st.Hits, differ.Load())
+	if writes.Load() < 20 || st.Hits == 0 || pooledShape.Load() == 0 || pooledShape.Load() == compared.Load() {
+		t.Fatalf("the test exercised too little: %d writes, %d cache hits, %d of %d checks of the pooled shape", writes.Load(), st.Hits, pooledShape.Load(), compared.Load())
+	}
+
+	// The log: an entry per answer, each its own check's input and the
+	// answer returned for it, reasons and context masked.
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	logged := 0
+	for sc.Scan() {
+		var e struct {
+			DecisionID string         `json:"decision_id"`
+			Input      map[string]any `json:"input"`
+			Result     map[string]any `json:"result"`
+			Erased     []string       `json:"erased"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("a logged line is not an entry: %v: %.200s", err, sc.Bytes())
+		}
+		a, ok := answers[e.DecisionID]
+		if !ok {
+			continue // a check the test stopped before noting (its answer was compared)
+		}
+		logged++
+		wantIn := maps.Clone(a.input)
+		delete(wantIn, "context")
+		wantOut := map[string]any{"allow": a.decision.Allow, "decision_id": a.decision.DecisionID, "revision": a.decision.Revision, "missing": a.decision.Missing}
+		if !sameJSON(t, e.Input, wantIn) || !sameJSON(t, e.Result, wantOut) {
+			t.Errorf("decision %s logged\ninput  %v\nresult %v\nwant\ninput  %v\nresult %v", e.DecisionID, e.Input, e.Result, wantIn, wantOut)
+		}
+		if !slices.Contains(e.Erased, "/result/reasons") {
+			t.Errorf("decision %s: reasons not masked (erased %v)", e.DecisionID, e.Erased)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if logged < len(answers)*9/10 {
+		t.Fatalf("%d of %d answers found in the decision log", logged, len(answers))
+	}
+}
+
+// sameJSON compares two values as their JSON encodings say.
+func sameJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var va, vb any
+	if err := json.Unmarshal(ja, &va); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(jb, &vb); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(va, vb)
+}
