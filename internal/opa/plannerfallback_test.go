@@ -3,8 +3,10 @@ package opa
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/permatrix/permatrix"
@@ -66,11 +68,7 @@ func TestConflictOnlyWhereTopdownFindsOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := withModule(t, def, "policies/celonis/storage_manager.rego", func(s string) string {
-		s = strings.Replace(s, "decision := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)",
-			"decision := d if {\n\tneeds.viewer == {\"read\"}\n\td := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)\n}", 1)
-		return s + "\nneeds[r] := ps if some r, ps in {\"viewer\": {\"read\"}, \"admin\": {\"all\"}}\n\nneeds[r] := ps if some r, ps in {\"admin\": {\"other\"}}\n"
-	})
+	b := conflictAtAnUnreadKey(t, def)
 	check := permatrix.Check{Subject: "alice", System: "celonis-storage-manager", Action: "get", Resource: &permatrix.Scope{Type: "bucket", ID: "b1"}}
 	var input any
 	raw, _ := json.Marshal(check.Input())
@@ -110,6 +108,71 @@ func TestConflictOnlyWhereTopdownFindsOne(t *testing.T) {
 	if !reflect.DeepEqual(answers[:2], answers[2:]) {
 		t.Fatalf("the Data API answers differently:\nvm      %+v\ntopdown %+v", answers[:2], answers[2:])
 	}
+}
+
+// conflictAtAnUnreadKey is def with Celonis Storage Manager's decision
+// reading one key (viewer) of a partial object whose other key (admin) has
+// two values: a conflict the vm's plan finds and topdown does not.
+func conflictAtAnUnreadKey(t *testing.T, def *Bundle) *Bundle {
+	t.Helper()
+	return withModule(t, def, "policies/celonis/storage_manager.rego", func(s string) string {
+		s = strings.Replace(s, "decision := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)",
+			"decision := d if {\n\tneeds.viewer == {\"read\"}\n\td := celonis.grant_decision(\"celonis-storage-manager\", input.action, lib.scope)\n}", 1)
+		return s + "\nneeds[r] := ps if some r, ps in {\"viewer\": {\"read\"}, \"admin\": {\"all\"}}\n\nneeds[r] := ps if some r, ps in {\"admin\": {\"other\"}}\n"
+	})
+}
+
+// The vm's conflict decided again by topdown over a check's pooled input
+// (a check without context or groups: checkInputs). Topdown is handed a
+// copy, and the input is given back after the decision is read: eight
+// goroutines deciding checks of other subjects and buckets at once each
+// get their own check's decision, topdown's alone.
+func TestConflictFallbackOverPooledInputsConcurrently(t *testing.T) {
+	ctx := context.Background()
+	def, err := ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := conflictAtAnUnreadKey(t, def)
+	vmPolicy, err := NewEngine(nil, WithEvaluator(VM)).Activate(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topdown, err := NewEngine(nil, WithEvaluator(Topdown)).Activate(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := vmPolicy.Catalog["celonis-storage-manager"]
+	var checks []permatrix.Check
+	var want []*permatrix.Decision
+	for i, action := range sys.ActionIDs() {
+		for j := range 4 {
+			c := permatrix.Check{Subject: fmt.Sprintf("user%d", i*4+j), System: sys.ID, Action: action, Resource: &permatrix.Scope{Type: "bucket", ID: fmt.Sprintf("b%d-%d", i, j)}}
+			d, err := topdown.Decide(ctx, store.Empty(0), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checks, want = append(checks, c), append(want, d)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 300 {
+				k := (g*7 + n*3) % len(checks)
+				d, err := vmPolicy.Decide(ctx, store.Empty(0), checks[k])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !reflect.DeepEqual(d, want[k]) {
+					t.Errorf("%+v: the vm's fallback decided %+v, topdown %+v", checks[k], d, want[k])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // OPA's planner skips a rule body's naked term that is not a boolean, a
