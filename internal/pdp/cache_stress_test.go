@@ -22,7 +22,6 @@ import (
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
-	"github.com/permatrix/permatrix/internal/store"
 )
 
 // defaultBundleWith is the default bundle with edit applied to each module
@@ -81,40 +80,8 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 	}
 	cat := svc.Catalog()
 
-	var mu sync.Mutex
-	snapshots := map[uint64]store.Snapshot{}
-	keep := func() {
-		s, err := db.View()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if snapshots[s.Revision()] != nil {
-			s.Close()
-			return
-		}
-		snapshots[s.Revision()] = s
-	}
-	keep()
-	defer func() {
-		for _, s := range snapshots {
-			s.Close()
-		}
-	}()
-	at := func(rev uint64) store.Snapshot {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			mu.Lock()
-			s := snapshots[rev]
-			mu.Unlock()
-			if s != nil {
-				return s
-			}
-		}
-		t.Fatalf("no snapshot of revision %d", rev)
-		return nil
-	}
+	revs := keepRevisions(t, db)
+	defer revs.close()
 
 	users := []string{"u0", "u1", "u2"}
 	groups := []string{"g0", "g1"}
@@ -230,7 +197,7 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 				refusals.Add(1)
 				continue
 			}
-			keep()
+			revs.keep()
 			writes.Add(1)
 			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
 		}
@@ -273,8 +240,12 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 					skipped.Add(1) // which policy answered is not known
 					continue
 				}
+				snap := revs.at(d.Revision)
+				if snap == nil {
+					return
+				}
 				evaluating.Lock()
-				want, err := p.Decide(ctx, at(d.Revision), ch)
+				want, err := p.Decide(ctx, snap, ch)
 				evaluating.Unlock()
 				if err != nil {
 					t.Error(err)

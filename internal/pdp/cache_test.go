@@ -43,43 +43,8 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// snapshots holds a read transaction of every revision the writer makes
-	// (the only writer: right after a write returns, the store is at its
-	// revision).
-	var mu sync.Mutex
-	snapshots := map[uint64]store.Snapshot{}
-	keep := func() {
-		s, err := db.View()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if snapshots[s.Revision()] != nil {
-			s.Close() // a write that changed nothing: the revision is kept already
-			return
-		}
-		snapshots[s.Revision()] = s
-	}
-	keep()
-	defer func() {
-		for _, s := range snapshots {
-			s.Close()
-		}
-	}()
-	at := func(rev uint64) store.Snapshot {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			mu.Lock()
-			s := snapshots[rev]
-			mu.Unlock()
-			if s != nil {
-				return s
-			}
-		}
-		t.Fatalf("no snapshot of revision %d", rev)
-		return nil
-	}
+	revs := keepRevisions(t, db)
+	defer revs.close()
 
 	const tm = "celonis-task-mining"
 	users := []string{"ann", "bob", "cy"}
@@ -128,7 +93,7 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			keep()
+			revs.keep()
 			writes.Add(1)
 			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
 		}
@@ -155,8 +120,12 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				snap := revs.at(d.Revision)
+				if snap == nil {
+					return
+				}
 				evaluating.Lock()
-				want, err := p.Decide(ctx, at(d.Revision), ch)
+				want, err := p.Decide(ctx, snap, ch)
 				evaluating.Unlock()
 				if err != nil {
 					t.Error(err)

@@ -24,7 +24,6 @@ import (
 	"github.com/permatrix/permatrix/internal/management"
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
-	"github.com/permatrix/permatrix/internal/store"
 )
 
 // Checks of every shape — with and without a context and asserted groups,
@@ -74,40 +73,8 @@ func TestMixedChecksConcurrentlyWithTheDecisionLog(t *testing.T) {
 	users := []string{"u0", "u1", "u2", "u3"}
 	groups := []string{"g0", "g1"}
 
-	var mu sync.Mutex
-	snapshots := map[uint64]store.Snapshot{}
-	keep := func() {
-		s, err := db.View()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if snapshots[s.Revision()] != nil {
-			s.Close()
-			return
-		}
-		snapshots[s.Revision()] = s
-	}
-	keep()
-	defer func() {
-		for _, s := range snapshots {
-			s.Close()
-		}
-	}()
-	at := func(rev uint64) store.Snapshot {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			mu.Lock()
-			s := snapshots[rev]
-			mu.Unlock()
-			if s != nil {
-				return s
-			}
-		}
-		t.Errorf("no snapshot of revision %d", rev)
-		return nil
-	}
+	revs := keepRevisions(t, db)
+	defer revs.close()
 	scopeOf := func(rng *rand.Rand, types []string) permatrix.Scope {
 		if typ := types[rng.IntN(len(types))]; typ != "service" {
 			return permatrix.Scope{Type: typ, ID: fmt.Sprintf("x%d", rng.IntN(2))}
@@ -168,7 +135,7 @@ func TestMixedChecksConcurrentlyWithTheDecisionLog(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			keep()
+			revs.keep()
 			writes.Add(1)
 			time.Sleep(time.Duration(rng.IntN(500)) * time.Microsecond)
 		}
@@ -215,7 +182,7 @@ func TestMixedChecksConcurrentlyWithTheDecisionLog(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				snap := at(d.Revision)
+				snap := revs.at(d.Revision)
 				if snap == nil {
 					return
 				}
