@@ -41,12 +41,19 @@ verdict := nothing_refused if {
 # once, not an object and two sorted lists made for every write.
 nothing_refused := {"violations": [], "forbidden": []}
 
-# system is the catalog entry of the system the write is about.
-system_id := input.assignment.system if input.op in {"assign", "unassign"}
+# system is the catalog entry of the system the write is about, named in
+# the input's object of the op (system_holders): one lookup, not a test of
+# the op for each kind of write.
+system_id := input[system_holders[input.op]].system
 
-system_id := input.role.system if input.op in {"define_role", "delete_role"}
-
-system_id := input.project.system if input.op in {"register_project", "delete_project"}
+system_holders := {
+	"assign": "assignment",
+	"unassign": "assignment",
+	"define_role": "role",
+	"delete_role": "role",
+	"register_project": "project",
+	"delete_project": "project",
+}
 
 system := data.systems[system_id]
 
