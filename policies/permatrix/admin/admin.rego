@@ -160,16 +160,18 @@ grantable_role(r) if {
 	data.store.roles[system_id][r]
 }
 
-# grant_scopes are the scope types the assigned role or permission may have.
-grant_scopes := system.roles[assignment.role].scopes if not assignment.permission
-
-grant_scopes := system.custom_roles.scopes if {
+# grant_scopes are the scope types the assigned role or permission may have:
+# a built-in role's, else a custom role's, else a permission's. (The three
+# hold for different assignments; in one chain a role's stops at its first.)
+grant_scopes := system.roles[assignment.role].scopes if {
+	not assignment.permission
+} else := system.custom_roles.scopes if {
 	not assignment.permission
 	not system.roles[assignment.role]
 	data.store.roles[system_id][assignment.role]
+} else := system.permissions[assignment.permission].scopes if {
+	not assignment.role
 }
-
-grant_scopes := system.permissions[assignment.permission].scopes if not assignment.role
 
 # ---------------------------------------------------------------------------
 # Who may write: writes made on behalf of input.actor (HTTP 403)
