@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -86,13 +85,6 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 	users := []string{"u0", "u1", "u2"}
 	groups := []string{"g0", "g1"}
 	systems := cat.IDs()
-	scopeOf := func(rng *rand.Rand, types []string) permatrix.Scope {
-		typ := types[rng.IntN(len(types))]
-		if typ == "service" {
-			return permatrix.ServiceScope
-		}
-		return permatrix.Scope{Type: typ, ID: fmt.Sprintf("x%d", rng.IntN(2))}
-	}
 	refused := func(err error) bool {
 		switch permatrix.ErrorCode(err) {
 		case permatrix.EINVALID, permatrix.ENOTFOUND, permatrix.EFORBIDDEN, permatrix.EUNPROCESSABLE, permatrix.ECONFLICT:
@@ -148,7 +140,7 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 					a.Permission = perms[rng.IntN(len(perms))]
 					scopes = sys.Permissions[a.Permission].Scopes
 				}
-				a.Scope = scopeOf(rng, scopes)
+				a.Scope = randomScope(rng, scopes)
 				a, _, err = svc.Assign(ctx, a, "")
 				if err == nil {
 					ids = append(ids, a.ID)
@@ -215,13 +207,7 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 					return
 				default:
 				}
-				sys := cat[systems[rng.IntN(len(systems))]]
-				actions := sys.ActionIDs()
-				action := actions[rng.IntN(len(actions))]
-				ch := permatrix.Check{Subject: users[rng.IntN(len(users))], System: sys.ID, Action: action}
-				if sc := scopeOf(rng, sys.Actions[action].Scopes); !sc.IsService() || rng.IntN(2) == 0 {
-					ch.Resource = &sc
-				}
+				ch := randomCheck(rng, cat, systems, users)
 				switch rng.IntN(5) {
 				case 0:
 					ch.Groups = []string{}
@@ -252,7 +238,7 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 					return
 				}
 				compared.Add(1)
-				if d.Allow != want.Allow || !reflect.DeepEqual(d.Reasons, want.Reasons) || !reflect.DeepEqual(d.Missing, want.Missing) {
+				if !sameAnswer(d, want) {
 					differ.Add(1)
 					t.Errorf("revision %d, %+v: served %v %v %v, evaluated %v %v %v", d.Revision, ch, d.Allow, d.Reasons, d.Missing, want.Allow, want.Reasons, want.Missing)
 				}

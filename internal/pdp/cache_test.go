@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -132,7 +131,7 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 					return
 				}
 				compared.Add(1)
-				if d.Allow != want.Allow || !reflect.DeepEqual(d.Reasons, want.Reasons) || !reflect.DeepEqual(d.Missing, want.Missing) {
+				if !sameAnswer(d, want) {
 					differ.Add(1)
 					t.Errorf("revision %d, %+v: served %v %v %v, evaluated %v %v %v", d.Revision, ch, d.Allow, d.Reasons, d.Missing, want.Allow, want.Reasons, want.Missing)
 				}

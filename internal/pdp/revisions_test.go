@@ -1,10 +1,14 @@
 package pdp_test
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/store"
 )
@@ -67,4 +71,31 @@ func (r *revisions) close() {
 		s.Close()
 	}
 	r.snaps = nil
+}
+
+// randomScope is a scope of one of types: the service, or one of two ids.
+func randomScope(rng *rand.Rand, types []string) permatrix.Scope {
+	if typ := types[rng.IntN(len(types))]; typ != "service" {
+		return permatrix.Scope{Type: typ, ID: fmt.Sprintf("x%d", rng.IntN(2))}
+	}
+	return permatrix.ServiceScope
+}
+
+// randomCheck is a check by one of users of an action of one of cat's
+// systems, at a scope the action takes (its service scope given or not).
+func randomCheck(rng *rand.Rand, cat permatrix.Catalog, systems, users []string) permatrix.Check {
+	sys := cat[systems[rng.IntN(len(systems))]]
+	actions := sys.ActionIDs()
+	action := actions[rng.IntN(len(actions))]
+	ch := permatrix.Check{Subject: users[rng.IntN(len(users))], System: sys.ID, Action: action}
+	if sc := randomScope(rng, sys.Actions[action].Scopes); !sc.IsService() || rng.IntN(2) == 0 {
+		ch.Resource = &sc
+	}
+	return ch
+}
+
+// sameAnswer reports whether two decisions answer alike: allowed or not,
+// with the same reasons and the same missing.
+func sameAnswer(a, b *permatrix.Decision) bool {
+	return a.Allow == b.Allow && reflect.DeepEqual(a.Reasons, b.Reasons) && reflect.DeepEqual(a.Missing, b.Missing)
 }
