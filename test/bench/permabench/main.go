@@ -386,7 +386,8 @@ func (b *bench) load() error {
 // profileImport takes a CPU profile and then an execution trace of the
 // server while the import runs (--import-profile): what the import's
 // stages cost and where its goroutines wait (go tool pprof; go tool trace
-// -pprof=sync|sched|syscall). One not finished before the import is lost.
+// -pprof=sync|sched|syscall). Each runs its length: one outlasting the
+// import shows the server after it too, and the load phase waits for it.
 func (b *bench) profileImport(done <-chan struct{}) {
 	select {
 	case <-done:
