@@ -555,8 +555,11 @@ func TestMaxStaleness(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if d := time.Since(down); d < time.Second {
-		t.Fatalf("not ready %s after etcd stopped, before --max-staleness 1.5s passed", d)
+	// The limit runs from the last contact, which precedes the kill by
+	// up to a heartbeat (a third of the limit) and the machine's delays:
+	// a bound from the kill (once: a second) failed on a loaded machine.
+	if since := time.Since(health.Store.Replication.LastContact); since < 1500*time.Millisecond {
+		t.Fatalf("not ready %s after its last contact with etcd (%s after etcd stopped), before --max-staleness 1.5s passed", since, time.Since(down))
 	}
 	if code, raw := call(s, "POST", "/v1/check", `{"subject":"ann","system":"celonis-task-mining","action":"edit_users"}`, nil); code != 200 || !bytes.Contains(raw, []byte(`"allow":true`)) {
 		t.Fatalf("a stale sidecar still decides: %d %s", code, raw)
