@@ -22,8 +22,11 @@ var underRace = map[string][]string{
 		"TestSharedTermsAcrossAPIs",             // the vm's shared leaf terms, every API at once
 		"TestCompileAPIDoesNotWriteSharedTerms", // partial evaluation writing what it reads
 		"TestCompileAPIDoesNotWriteBundleData",
-		"TestStoreNodesReset",              // store nodes pooled between evaluations
-		"TestScopeTermsSortedBeforeShared", // scope terms verdict inputs share, iterated by one, copied by another
+		"TestStoreNodesReset",                              // store nodes pooled between evaluations
+		"TestScopeTermsSortedBeforeShared",                 // scope terms verdict inputs share, iterated by one, copied by another
+		"TestPooledCheckInputsUnderGoroutines",             // a check's input filled into pooled objects, one decision's at a time
+		"TestPooledAssignInputsUnderGoroutines",            // a write's verdict input filled into pooled objects
+		"TestConflictFallbackOverPooledInputsConcurrently", // a pooled input copied for topdown after the vm's conflict
 	},
 	"./internal/vm": {
 		"TestNestedScansAgreeAfterErrors",           // a pooled Program's scans from many goroutines
@@ -42,6 +45,7 @@ var underRace = map[string][]string{
 		"TestDelegationRaces",                     // concurrent delegated writes
 		"TestImportOverlapJudgesByTheChunkBefore", // an import's chunk planned while the one before commits
 		"TestImportOverlapSeesTheRecordsBefore",
+		"TestMixedChecksConcurrentlyWithTheDecisionLog", // pooled and built inputs, the cache and the decision log at once
 	},
 	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
 }
