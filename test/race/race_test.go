@@ -27,6 +27,7 @@ var underRace = map[string][]string{
 		"TestPooledCheckInputsUnderGoroutines",             // a check's input filled into pooled objects, one decision's at a time
 		"TestPooledAssignInputsUnderGoroutines",            // a write's verdict input filled into pooled objects
 		"TestConflictFallbackOverPooledInputsConcurrently", // a pooled input copied for topdown after the vm's conflict
+		"TestCancelledEvaluationsLeaveThePoolsAsNew",       // pooled inputs and store nodes given back after a cancel mid-run
 	},
 	"./internal/vm": {
 		"TestNestedScansAgreeAfterErrors",           // a pooled Program's scans from many goroutines
@@ -46,6 +47,7 @@ var underRace = map[string][]string{
 		"TestImportOverlapJudgesByTheChunkBefore", // an import's chunk planned while the one before commits
 		"TestImportOverlapSeesTheRecordsBefore",
 		"TestMixedChecksConcurrentlyWithTheDecisionLog", // pooled and built inputs, the cache and the decision log at once
+		"TestPooledVerdictInputsRefuseInTheirOwnWords",  // pooled verdict inputs of writes judged at once (only -race catches a breach)
 	},
 	"./internal/bolt": {"TestReleaseWhileWritersGrowTheFile"},
 }
