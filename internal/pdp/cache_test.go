@@ -98,10 +98,6 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 		}
 	}()
 	var compared, differ atomic.Int64
-	// evaluating serialises the uncached evaluations: the checkers share the
-	// kept snapshots, and a bbolt read transaction is for one goroutine at a
-	// time (the bolt snapshot also counts the bytes its scans read).
-	var evaluating sync.Mutex
 	for c := range 2 { // the checkers
 		wg.Add(1)
 		go func() {
@@ -119,13 +115,7 @@ func TestDecisionCacheNeverStale(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				snap := revs.at(d.Revision)
-				if snap == nil {
-					return
-				}
-				evaluating.Lock()
-				want, err := p.Decide(ctx, snap, ch)
-				evaluating.Unlock()
+				want, err := revs.decide(ctx, p, d.Revision, ch)
 				if err != nil {
 					t.Error(err)
 					return

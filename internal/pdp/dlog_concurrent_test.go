@@ -142,7 +142,6 @@ func TestMixedChecksConcurrentlyWithTheDecisionLog(t *testing.T) {
 	var answersMu sync.Mutex
 	answers := map[string]answered{}
 	var compared, pooledShape, differ atomic.Int64
-	var evaluating sync.Mutex
 	for c := range 4 { // the checkers
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(c), 11))
@@ -175,13 +174,7 @@ func TestMixedChecksConcurrentlyWithTheDecisionLog(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				snap := revs.at(d.Revision)
-				if snap == nil {
-					return
-				}
-				evaluating.Lock() // a bolt snapshot is read by one goroutine at a time
-				want, err := topdown.Decide(ctx, snap, ch)
-				evaluating.Unlock()
+				want, err := revs.decide(ctx, topdown, d.Revision, ch)
 				if err != nil {
 					t.Error(err)
 					return

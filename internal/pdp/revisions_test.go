@@ -1,6 +1,7 @@
 package pdp_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
+	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -21,6 +23,8 @@ type revisions struct {
 	db    *bolt.DB
 	mu    sync.Mutex
 	snaps map[uint64]store.Snapshot
+	// deciding lets one decide read the snapshots at a time.
+	deciding sync.Mutex
 }
 
 // keepRevisions keeps the store's revision now, and the ones keep is told
@@ -48,19 +52,22 @@ func (r *revisions) keep() {
 	r.snaps[s.Revision()] = s
 }
 
-// at is the snapshot of rev, waited for while its writer keeps it; nil,
-// the test failed, if it is not kept within 5 s.
-func (r *revisions) at(rev uint64) store.Snapshot {
+// decide is p's decision of ch over the snapshot of rev, waited for while
+// its writer keeps it (up to 5 s). The deciders share the snapshots, and a
+// bbolt read transaction is for one goroutine at a time (the bolt snapshot
+// also counts the bytes its scans read): one decides at a time.
+func (r *revisions) decide(ctx context.Context, p *opa.Policy, rev uint64, ch permatrix.Check) (*permatrix.Decision, error) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		r.mu.Lock()
 		s := r.snaps[rev]
 		r.mu.Unlock()
 		if s != nil {
-			return s
+			r.deciding.Lock()
+			defer r.deciding.Unlock()
+			return p.Decide(ctx, s, ch)
 		}
 	}
-	r.t.Errorf("no snapshot of revision %d", rev)
-	return nil
+	return nil, fmt.Errorf("no snapshot of revision %d", rev)
 }
 
 // close closes every snapshot kept.
