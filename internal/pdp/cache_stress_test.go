@@ -121,26 +121,7 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 				}
 				continue
 			case op < 5 || len(ids) == 0:
-				a := permatrix.Assignment{System: sys.ID, Subject: "user:" + users[rng.IntN(len(users))]}
-				if rng.IntN(3) == 0 {
-					a.Subject = "group:" + groups[rng.IntN(len(groups))]
-				}
-				roles, perms := slices.Sorted(maps.Keys(sys.Roles)), slices.Sorted(maps.Keys(sys.Permissions))
-				if sys.CustomRoles.Scopes != nil && rng.IntN(2) == 0 {
-					roles = []string{"r0", "r1"}
-				}
-				var scopes []string
-				if len(perms) == 0 || (len(roles) > 0 && rng.IntN(2) == 0) {
-					a.Role = roles[rng.IntN(len(roles))]
-					scopes = sys.ScopeTypes
-					if g, ok := sys.Roles[a.Role]; ok {
-						scopes = g.Scopes
-					}
-				} else {
-					a.Permission = perms[rng.IntN(len(perms))]
-					scopes = sys.Permissions[a.Permission].Scopes
-				}
-				a.Scope = randomScope(rng, scopes)
+				a := randomAssignment(rng, sys, users, groups, []string{"r0", "r1"})
 				a, _, err = svc.Assign(ctx, a, "")
 				if err == nil {
 					ids = append(ids, a.ID)

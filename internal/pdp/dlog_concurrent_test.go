@@ -92,20 +92,7 @@ func TestMixedChecksConcurrentlyWithTheDecisionLog(t *testing.T) {
 			var err error
 			switch op := rng.IntN(6); {
 			case op < 3 || len(ids) == 0:
-				a := permatrix.Assignment{System: sys.ID, Subject: "user:" + users[rng.IntN(len(users))]}
-				if rng.IntN(3) == 0 {
-					a.Subject = "group:" + groups[rng.IntN(len(groups))]
-				}
-				roles, perms := slices.Sorted(maps.Keys(sys.Roles)), slices.Sorted(maps.Keys(sys.Permissions))
-				scopes := sys.ScopeTypes
-				if len(perms) == 0 || (len(roles) > 0 && rng.IntN(2) == 0) {
-					a.Role = roles[rng.IntN(len(roles))]
-					scopes = sys.Roles[a.Role].Scopes
-				} else {
-					a.Permission = perms[rng.IntN(len(perms))]
-					scopes = sys.Permissions[a.Permission].Scopes
-				}
-				a.Scope = randomScope(rng, scopes)
+				a := randomAssignment(rng, sys, users, groups, nil)
 				if a, _, err = svc.Assign(ctx, a, ""); err == nil {
 					ids = append(ids, a.ID)
 				}

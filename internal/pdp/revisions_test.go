@@ -3,8 +3,10 @@ package pdp_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -105,4 +107,31 @@ func randomCheck(rng *rand.Rand, cat permatrix.Catalog, systems, users []string)
 // with the same reasons and the same missing.
 func sameAnswer(a, b *permatrix.Decision) bool {
 	return a.Allow == b.Allow && reflect.DeepEqual(a.Reasons, b.Reasons) && reflect.DeepEqual(a.Missing, b.Missing)
+}
+
+// randomAssignment is an assignment to one of users or groups of a role
+// or permission of sys — its custom roles (named in custom) half the time
+// where it has them — at a scope the grant takes.
+func randomAssignment(rng *rand.Rand, sys *permatrix.System, users, groups, custom []string) permatrix.Assignment {
+	a := permatrix.Assignment{System: sys.ID, Subject: "user:" + users[rng.IntN(len(users))]}
+	if rng.IntN(3) == 0 {
+		a.Subject = "group:" + groups[rng.IntN(len(groups))]
+	}
+	roles, perms := slices.Sorted(maps.Keys(sys.Roles)), slices.Sorted(maps.Keys(sys.Permissions))
+	if len(custom) > 0 && sys.CustomRoles.Scopes != nil && rng.IntN(2) == 0 {
+		roles = custom
+	}
+	var scopes []string
+	if len(perms) == 0 || (len(roles) > 0 && rng.IntN(2) == 0) {
+		a.Role = roles[rng.IntN(len(roles))]
+		scopes = sys.ScopeTypes
+		if g, ok := sys.Roles[a.Role]; ok {
+			scopes = g.Scopes
+		}
+	} else {
+		a.Permission = perms[rng.IntN(len(perms))]
+		scopes = sys.Permissions[a.Permission].Scopes
+	}
+	a.Scope = randomScope(rng, scopes)
+	return a
 }
