@@ -28,7 +28,8 @@
 //     stored id.
 //   - Open reads every page once (the check) and then drops the pages of the
 //     memory map from the process's resident set (resident_linux.go): they
-//     stay in the page cache; serving maps back only what it reads. A
+//     stay in the page cache; serving maps back only what it reads, and
+//     the pages under Options.Resident in the background at once. A
 //     snapshot whose scans went through bulkScan bytes or more (an export)
 //     does the same when it closes.
 //   - Only one process has the file open: bbolt holds an exclusive flock,
@@ -135,6 +136,16 @@ type Options struct {
 	// lock, which a running server's excludes. A file that needs writing
 	// first (format 1, a layout never written) is refused.
 	ReadOnly bool
+	// Resident, if not nil, is a key prefix whose pages are kept in the
+	// process's resident set: when Open's check, or a bulk scan's snapshot
+	// closing, drops the map's pages, those under Resident are read back
+	// in the background at once (keepResident; WaitResident waits for it).
+	// serve gives the policies' document (store.DocumentPrefix), the only
+	// keys decisions read: a decision then takes no page fault to map a
+	// page the drop took away — a fresh process's first decisions as fast
+	// as later ones — for those pages in RSS from the start (~410 MiB of a
+	// 1M-assignment store's ~560 MiB file).
+	Resident []byte
 }
 
 // DB is an open store file.
@@ -144,6 +155,7 @@ type DB struct {
 	replica bool
 
 	readOnly bool
+	resident *residentKeeper // nil without Options.Resident
 
 	source  string                 // what a replica replicates (meta "source")
 	note    atomic.Pointer[string] // a replica's note (meta "note"; ApplyNote)
@@ -305,7 +317,8 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, corrupt(path, err)
 	}
 	// The open check read every page: drop them from the resident set
-	// (resident_linux.go). A failure costs memory only, never data.
+	// (resident_linux.go); those under o.Resident are mapped back in the
+	// background (keepResident). A failure costs memory only, never data.
 	if testHookBeforeRelease != nil {
 		testHookBeforeRelease()
 	}
@@ -337,6 +350,11 @@ func Open(path string, o Options) (*DB, error) {
 	}
 	db.changes = store.NewChanges(db.rev.Load(), o.ChangesLimit)
 	go db.committer()
+	if o.Resident != nil {
+		db.resident = newResidentKeeper(o.Resident)
+		go db.keepResident()
+		db.resident.ask()
+	}
 	return db, nil
 }
 
@@ -456,6 +474,9 @@ func (db *DB) Close() error {
 		return err
 	}
 	<-db.done
+	if db.resident != nil {
+		<-db.resident.exited // its read transaction ended: bbolt's Close waits for it
+	}
 	if db.replica {
 		// Not fsynced while applying (package comment): synced on the way out.
 		if err := db.guard(db.bolt.Sync); err != nil {
@@ -836,12 +857,22 @@ func (db *DB) Note() string {
 // at rev, in one transaction: readers see the old state or the new one,
 // never a mix. The unit-change index starts afresh at rev.
 func (db *DB) Resync(rev uint64, ops []store.Op) error {
-	return db.replicate(rev, ops, nil, func() { db.changes.Reset(rev) })
+	return db.resynced(db.replicate(rev, ops, nil, func() { db.changes.Reset(rev) }))
 }
 
 // ResyncNote is Resync that also sets the replica's note (ApplyNote).
 func (db *DB) ResyncNote(rev uint64, ops []store.Op, note string) error {
-	return db.replicate(rev, ops, &note, func() { db.changes.Reset(rev) })
+	return db.resynced(db.replicate(rev, ops, &note, func() { db.changes.Reset(rev) }))
+}
+
+// resynced follows a resync that ended with err: one that was made wrote
+// the replica's pages afresh (with pwrite, not through the map), and the
+// Options.Resident ones are mapped in the background, as after Open.
+func (db *DB) resynced(err error) error {
+	if err == nil {
+		db.resident.ask()
+	}
+	return err
 }
 
 // Load writes operations into a replica without moving its revision: the

@@ -268,3 +268,165 @@ func TestPrefetchStopsAtTheStoresPages(t *testing.T) {
 		t.Fatalf("%d KiB of the file's %d MiB tail, past the store's pages, in the page cache after the check", cached*int(ps)/1024, tail>>20)
 	}
 }
+
+// fillMembers commits batches of 1 000 memberships whose entries in the
+// admin API's members index ("i", outside the policies' document) are as
+// large as fillProjects' values (an index entry's value is not read); the
+// memberships themselves are a few bytes each.
+func fillMembers(t *testing.T, db *bolt.DB, batches int) {
+	t.Helper()
+	value := []byte(strings.Repeat("y", 420))
+	for batch := range batches {
+		b := &store.Batch{Base: db.Revision()}
+		for i := range 1000 {
+			group, user := fmt.Sprintf("g%02d", batch), fmt.Sprintf("u%04d", i)
+			b.Ops = append(b.Ops,
+				store.Op{Key: store.Key("d", "memberships", user, group), Value: []byte("true")},
+				store.Op{Key: store.Key("i", "members", group, user), Value: value})
+		}
+		if _, err := db.Commit(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestResidentPagesStayMapped: with Options.Resident (serve's
+// --store-resident), the pages under the prefix — the policies' document,
+// all a decision reads — are mapped back in the background when Open's
+// check, or a bulk scan's snapshot closing, drops the map's pages, and
+// the others are not; a decision then takes no fault to map a page the
+// drop took away.
+func TestResidentPagesStayMapped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillProjects(t, db, 20) // ~8 MB under the document's prefix
+	fillMembers(t, db, 20)  // as much outside it
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileKiB := int(fi.Size() / 1024)
+
+	db, err = bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if err := db.WaitResident(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The document's 20 000 values of ~430 bytes: ~8 400 KiB.
+	const documentKiB = 20000 * 430 / 1024
+	resident := mappedRSS(t, path)
+	t.Logf("file %d KiB, the document's values %d KiB; resident after Open: %d KiB", fileKiB, documentKiB, resident)
+	if resident < documentKiB*9/10 {
+		t.Errorf("after Open %d KiB of the map resident, under the document's %d KiB: its pages were not mapped back", resident, documentKiB)
+	}
+
+	// A bulk scan of everything maps every page; its close drops them
+	// and maps the document's back.
+	defer bolt.SetBulkScan(1 << 20)()
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := snap.Scan(nil, nil, func(_, _ []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	scanned := mappedRSS(t, path)
+	if err := snap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WaitResident(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := mappedRSS(t, path)
+	t.Logf("a scan of %d keys: %d KiB resident, %d KiB after its close", n, scanned, after)
+	if resident > scanned*3/4 {
+		t.Errorf("after Open %d KiB resident, %d KiB with every page read: the pages outside the document were mapped too", resident, scanned)
+	}
+	if after < documentKiB*9/10 || after > scanned*3/4 {
+		t.Errorf("after a bulk scan's close %d KiB resident (%d during it, the document %d KiB): want the document's pages alone", after, scanned, documentKiB)
+	}
+}
+
+// TestCloseDuringTheResidentPass: a store closed while its pages are being
+// mapped back (Options.Resident) closes — the pass stops, its read
+// transaction ends — and a wait for the pass returns.
+func TestCloseDuringTheResidentPass(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillProjects(t, db, 20)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		db, err := bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.WaitResident(context.Background()); err != nil && !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("WaitResident after Close: %v", err)
+		}
+	}
+	// And the file is as it was: opened again, its records are all there.
+	db, err = bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	snap, err := db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	n := 0
+	if err := snap.Scan(store.Key("d", "projects"), nil, func(_, _ []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20000 {
+		t.Fatalf("%d projects after the closes, want 20000", n)
+	}
+}
+
+// TestResidentPagesAfterAResync: a replica rebuilt by Resync (a fleet
+// sidecar's first synchronisation, or one after etcd's history moved on)
+// has written its pages with pwrite, not through the map; with
+// Options.Resident the document's are mapped in the background after it.
+func TestResidentPagesAfterAResync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replica.db")
+	db, err := bolt.Open(path, bolt.Options{Replica: true, Source: "test", Resident: store.DocumentPrefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `","kind":""}`)
+	var ops []store.Op
+	for i := range 20000 {
+		ops = append(ops, store.Op{Key: store.Key("d", "projects", "sys", fmt.Sprintf("p%05d", i)), Value: value})
+	}
+	if err := db.Resync(7, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WaitResident(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const documentKiB = 20000 * 430 / 1024
+	if resident := mappedRSS(t, path); resident < documentKiB*9/10 {
+		t.Errorf("after a resync %d KiB of the map resident, under the document's %d KiB: its pages were not mapped", resident, documentKiB)
+	}
+}

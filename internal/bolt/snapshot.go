@@ -134,7 +134,8 @@ func (s *snapshot) breakOnFault(err *error) {
 // the map's pages from the process's resident set, as Open does after its
 // check: the scan read them once, and without this an export would leave
 // the whole store counted in serve's RSS. Decisions map back the pages
-// they read (from the page cache).
+// they read (from the page cache); those under Options.Resident are read
+// back in the background (keepResident).
 //
 // Once the store is broken the transaction is left to the process's exit:
 // bbolt's Rollback takes the meta lock, which a fault inside Begin may
@@ -157,7 +158,9 @@ func (s *snapshot) Close() error {
 		// Memory only, never data (Open). Guarded: it reads the meta page
 		// in a transaction of its own, which faults if the file was
 		// truncated under the server since the scan.
-		_ = s.owner.guard(func() error { return releaseResident(s.owner.bolt) })
+		if s.owner.guard(func() error { return releaseResident(s.owner.bolt) }) == nil {
+			s.owner.resident.ask()
+		}
 	}
 	return err
 }

@@ -84,6 +84,10 @@ func appendJoin(dst []byte, head string, segs []string) []byte {
 // below that subtree starts with it.
 func Prefix(segments ...string) []byte { return append(Key(segments...), sep) }
 
+// DocumentPrefix is the prefix of every key of data.store, the document
+// the policies read: the only keys a decision reads (bolt.Options.Resident).
+func DocumentPrefix() []byte { return Prefix(nsDoc) }
+
 // Segments splits a key into its segments.
 func Segments(key []byte) []string {
 	return strings.Split(string(key), "\x00")
