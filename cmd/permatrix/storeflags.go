@@ -30,6 +30,9 @@ type storeOptions struct {
 	// readOnly: a bbolt store is only read (store copy's source): opened
 	// read-only (openReading).
 	readOnly bool
+	// resident: serve's --store-resident, the pages decisions read kept
+	// mapped from the open on (bolt.Options.Resident).
+	resident bool
 }
 
 const defaultDB = "./permatrix.db"
@@ -43,6 +46,7 @@ func (o *storeOptions) register(f *pflag.FlagSet, fleet bool) {
 		f.StringVar(&o.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica decisions read")
 		f.DurationVar(&o.etcd.MaxStaleness, "max-staleness", 0, "with an etcd store: /health/ready fails after this long without contact with etcd (0: never)")
 		f.DurationVar(&o.probe, "store-probe-interval", bolt.DefaultProbeInterval, "after a write fails for disk reasons (full, read-only, I/O error), probe the disk this often until it takes writes again; /health is 503 until then")
+		f.BoolVar(&o.resident, "store-resident", true, "map the pages of the data decisions read (the bbolt file's, or the replica's) into memory when the store opens, not as decisions first read them: the first decisions as fast as later ones, for those pages in RSS from the start (~410 MiB at 1M assignments)")
 	}
 }
 
@@ -142,7 +146,9 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 		return nil, "", err
 	}
 	if kind == "bolt" {
-		open := func(path string) (*bolt.DB, error) { return bolt.Open(path, bolt.Options{}) }
+		open := func(path string) (*bolt.DB, error) {
+			return bolt.Open(path, bolt.Options{Resident: o.residentPrefix()})
+		}
 		if o.readOnly {
 			open = openReading
 		}
@@ -157,6 +163,7 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 	}
 	eo := o.etcd
 	eo.URL, eo.Replica, eo.Logger = where, o.replica, log
+	eo.Resident = o.residentPrefix()
 	if o.pwFile != "" && eo.Password != "" {
 		which, err := preferred(f, "etcd-password", "etcd-password-file")
 		if err != nil {
@@ -189,6 +196,16 @@ func (o storeOptions) open(ctx context.Context, f *pflag.FlagSet, log *slog.Logg
 		return nil, where, err
 	}
 	return s, where, nil
+}
+
+// residentPrefix is the key prefix whose pages the store keeps resident
+// (bolt.Options.Resident): the document decisions read with
+// --store-resident, else nil.
+func (o storeOptions) residentPrefix() []byte {
+	if !o.resident {
+		return nil
+	}
+	return store.DocumentPrefix()
 }
 
 // openReading opens a bbolt store a command only reads (check --db,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/permatrix/permatrix/internal/config"
 	"github.com/permatrix/permatrix/internal/etcd"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // TLS files with a plain-text etcd:// URL are refused: the etcd client
@@ -217,5 +219,55 @@ func TestStoreURLRefusalHidesPassword(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx@h1") {
 			t.Errorf("--store %s: %v", u, err)
 		}
+	}
+}
+
+// --store-resident (store.resident, PERMATRIX_STORE_RESIDENT) keeps the
+// pages of the policies' document mapped (bolt.Options.Resident) unless
+// turned off; commands other than serve do not keep them.
+func TestStoreResident(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  string
+		file string
+		want bool
+	}{
+		{nil, "", "", true},
+		{[]string{"--store-resident=false"}, "", "", false},
+		{nil, "false", "", false},
+		{nil, "", "store:\n  resident: false\n", false},
+		{[]string{"--store-resident=true"}, "", "store:\n  resident: false\n", true},
+	} {
+		if c.env != "" {
+			t.Setenv("PERMATRIX_STORE_RESIDENT", c.env)
+		}
+		o := storeOptions{}
+		f := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o.register(f, true)
+		if err := f.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := bindEnv(f); err != nil {
+			t.Fatal(err)
+		}
+		if c.file != "" {
+			cf, err := config.Parse("permatrix.yaml", []byte(c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cf.Apply(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := o.residentPrefix()
+		if (got != nil) != c.want || (got != nil && !bytes.Equal(got, store.DocumentPrefix())) {
+			t.Errorf("%v env %q file %q: resident prefix %q, want kept %v", c.args, c.env, c.file, got, c.want)
+		}
+		os.Unsetenv("PERMATRIX_STORE_RESIDENT")
+	}
+	o := storeOptions{}
+	o.register(pflag.NewFlagSet("import", pflag.ContinueOnError), false)
+	if p := o.residentPrefix(); p != nil {
+		t.Errorf("import keeps pages resident: %q", p)
 	}
 }

@@ -42,6 +42,7 @@ var Settings = []struct{ Key, Flag string }{
 	{"store.replica", "replica"},
 	{"store.max_staleness", "max-staleness"},
 	{"store.probe_interval", "store-probe-interval"},
+	{"store.resident", "store-resident"},
 	{"store.etcd.cert_file", "etcd-cert-file"},
 	{"store.etcd.key_file", "etcd-key-file"},
 	{"store.etcd.ca_file", "etcd-ca-file"},

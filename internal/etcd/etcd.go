@@ -148,7 +148,9 @@ type Options struct {
 	// read and written while the prefix holds a copy marker (MarkCopy),
 	// which every other Store refuses to serve.
 	CopyTarget bool
-	Logger     *slog.Logger
+	// Resident is the replica's bolt.Options.Resident.
+	Resident []byte
+	Logger   *slog.Logger
 }
 
 // etcd's defaults of --max-txn-ops and --max-request-bytes.
@@ -410,7 +412,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		}
 		cfg.TLS = tc
 	}
-	replica, err := openReplica(o.Replica, prefix, strings.Join(endpoints, ","), o.Logger)
+	replica, err := openReplica(o.Replica, prefix, strings.Join(endpoints, ","), o.Resident, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -492,8 +494,8 @@ func (s *Store) connect(ctx context.Context) bool {
 // does not: it is set aside (path + ".damaged", for a look) and a new one
 // is built from etcd — the replica is not fsynced on every apply, so an
 // operating-system crash may leave it damaged (bolt.Options.Replica).
-func openReplica(path, prefix, endpoints string, log *slog.Logger) (*bolt.DB, error) {
-	o := bolt.Options{Replica: true, Source: replicaSource(prefix, 0), AcceptSource: func(recorded string) bool {
+func openReplica(path, prefix, endpoints string, resident []byte, log *slog.Logger) (*bolt.DB, error) {
+	o := bolt.Options{Replica: true, Source: replicaSource(prefix, 0), Resident: resident, AcceptSource: func(recorded string) bool {
 		_, same := sourceCluster(recorded, prefix, endpoints)
 		return same
 	}}
