@@ -15,6 +15,7 @@ import (
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // storeBench is the store and checks BenchmarkDecideStore decides: opened
@@ -42,7 +43,11 @@ var storeBench struct {
 // its first pass (the store's pages it maps on first touch, its heap
 // grown) deciding users it never decided — a served sidecar's steady
 // state, where a fresh process's first decisions carry its warm-up
-// (docs/performance.md).
+// (docs/performance.md). The store is opened as serve opens it, the pages
+// decisions read mapped back into memory in the background once the open
+// check released them (--store-resident), and that is waited for;
+// PERMATRIX_BENCH_RESIDENT=false opens it as serve --store-resident=false
+// does, each page mapped by the first decision that reads it.
 func BenchmarkDecideStore(b *testing.B) {
 	path, checks := os.Getenv("PERMATRIX_BENCH_DB"), os.Getenv("PERMATRIX_BENCH_CHECKS")
 	if path == "" || checks == "" {
@@ -50,8 +55,23 @@ func BenchmarkDecideStore(b *testing.B) {
 	}
 	s := &storeBench
 	s.once.Do(func() {
-		s.db, s.err = bolt.Open(path, bolt.Options{})
-		if s.err != nil {
+		o := bolt.Options{Resident: store.DocumentPrefix()}
+		if r := os.Getenv("PERMATRIX_BENCH_RESIDENT"); r != "" {
+			keep, err := strconv.ParseBool(r)
+			if err != nil {
+				s.err = fmt.Errorf("PERMATRIX_BENCH_RESIDENT=%q: want true or false", r)
+				return
+			}
+			if !keep {
+				o.Resident = nil
+			}
+		}
+		if s.db, s.err = bolt.Open(path, o); s.err != nil {
+			return
+		}
+		// A sidecar past its start: its pages mapped (~0.4 s at 1M; serve
+		// compiles its bundle and becomes ready meanwhile).
+		if s.err = s.db.WaitResident(context.Background()); s.err != nil {
 			return
 		}
 		f, err := os.Open(checks)
