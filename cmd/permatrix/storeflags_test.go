@@ -67,25 +67,11 @@ func TestStoreAndDBPrecedence(t *testing.T) {
 		for k, v := range c.env {
 			t.Setenv(k, v)
 		}
-		o := storeOptions{}
-		f := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-		o.register(f, true)
-		if err := f.Parse(c.args); err != nil {
+		o, f, err := serveStoreFlags(t, c.args, file)
+		if err != nil && c.kind == "" && strings.Contains(err.Error(), "give one of") {
+			continue // both in the file: the file is refused
+		} else if err != nil {
 			t.Fatal(err)
-		}
-		if err := bindEnv(f); err != nil {
-			t.Fatal(err)
-		}
-		if file != "" {
-			cf, err := config.Parse("permatrix.yaml", []byte(file))
-			if err != nil && c.kind == "" && strings.Contains(err.Error(), "give one of") {
-				continue // both in the file: the file is refused
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if err := cf.Apply(f); err != nil {
-				t.Fatal(err)
-			}
 		}
 		kind, where, err := o.target(f)
 		if kind != c.kind || where != c.path || (c.kind == "") != (err != nil) {
@@ -241,23 +227,9 @@ func TestStoreResident(t *testing.T) {
 		if c.env != "" {
 			t.Setenv("PERMATRIX_STORE_RESIDENT", c.env)
 		}
-		o := storeOptions{}
-		f := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-		o.register(f, true)
-		if err := f.Parse(c.args); err != nil {
+		o, _, err := serveStoreFlags(t, c.args, c.file)
+		if err != nil {
 			t.Fatal(err)
-		}
-		if err := bindEnv(f); err != nil {
-			t.Fatal(err)
-		}
-		if c.file != "" {
-			cf, err := config.Parse("permatrix.yaml", []byte(c.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cf.Apply(f); err != nil {
-				t.Fatal(err)
-			}
 		}
 		got := o.residentPrefix()
 		if (got != nil) != c.want || (got != nil && !bytes.Equal(got, store.DocumentPrefix())) {
@@ -270,4 +242,31 @@ func TestStoreResident(t *testing.T) {
 	if p := o.residentPrefix(); p != nil {
 		t.Errorf("import keeps pages resident: %q", p)
 	}
+}
+
+// serveStoreFlags are serve's store options set as serve sets them: from
+// args, the environment, then the configuration file's text (none if
+// ""), whose refusal is the error.
+func serveStoreFlags(t *testing.T, args []string, file string) (*storeOptions, *pflag.FlagSet, error) {
+	t.Helper()
+	o := &storeOptions{}
+	f := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	o.register(f, true)
+	if err := f.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := bindEnv(f); err != nil {
+		t.Fatal(err)
+	}
+	if file == "" {
+		return o, f, nil
+	}
+	cf, err := config.Parse("permatrix.yaml", []byte(file))
+	if err != nil {
+		return o, f, err
+	}
+	if err := cf.Apply(f); err != nil {
+		t.Fatal(err)
+	}
+	return o, f, nil
 }

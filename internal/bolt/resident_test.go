@@ -56,6 +56,22 @@ func mappedRSS(t *testing.T, path string) int {
 	return total
 }
 
+// storeFile is a store file in a new directory, written by fill and
+// closed.
+func storeFile(t *testing.T, fill func(db *bolt.DB)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "permatrix.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // fillProjects commits batches of 1 000 project records of ~420 bytes
 // each (~8 MB of file per 20 batches) and returns the records' value.
 func fillProjects(t *testing.T, db *bolt.DB, batches int) []byte {
@@ -78,22 +94,15 @@ func fillProjects(t *testing.T, db *bolt.DB, batches int) []byte {
 // resident set, reads map what they touch again, and a snapshot that
 // scanned much of the store (bulkScan) drops them again when it closes.
 func TestOpenReleasesCheckedPages(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "permatrix.db")
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	value := fillProjects(t, db, 20)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	var value []byte
+	path := storeFile(t, func(db *bolt.DB) { value = fillProjects(t, db, 20) })
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fileKiB := int(fi.Size() / 1024)
 
-	db, err = bolt.Open(path, bolt.Options{})
+	db, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,15 +176,7 @@ func cachedFraction(t *testing.T, f *os.File, size int64) float64 {
 // the page cache (prefetch) before it walks the pages in tree order, which
 // from a cold cache is a random read per page.
 func TestPrefetchReadsTheFileAhead(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "permatrix.db")
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fillProjects(t, db, 10)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := storeFile(t, func(db *bolt.DB) { fillProjects(t, db, 10) })
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -224,15 +225,7 @@ func TestPrefetchReadsTheFileAhead(t *testing.T) {
 // page cache with it and cost time in proportion to the file's size, not the
 // store's (53 s to check a store of 3,000 assignments in a 50 GiB file).
 func TestPrefetchStopsAtTheStoresPages(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "permatrix.db")
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fillProjects(t, db, 1)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := storeFile(t, func(db *bolt.DB) { fillProjects(t, db, 1) })
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -297,23 +290,17 @@ func fillMembers(t *testing.T, db *bolt.DB, batches int) {
 // the others are not; a decision then takes no fault to map a page the
 // drop took away.
 func TestResidentPagesStayMapped(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "permatrix.db")
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fillProjects(t, db, 20) // ~8 MB under the document's prefix
-	fillMembers(t, db, 20)  // as much outside it
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := storeFile(t, func(db *bolt.DB) {
+		fillProjects(t, db, 20) // ~8 MB under the document's prefix
+		fillMembers(t, db, 20)  // as much outside it
+	})
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fileKiB := int(fi.Size() / 1024)
 
-	db, err = bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
+	db, err := bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,15 +349,7 @@ func TestResidentPagesStayMapped(t *testing.T) {
 // mapped back (Options.Resident) closes — the pass stops, its read
 // transaction ends — and a wait for the pass returns.
 func TestCloseDuringTheResidentPass(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "permatrix.db")
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fillProjects(t, db, 20)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := storeFile(t, func(db *bolt.DB) { fillProjects(t, db, 20) })
 	for range 5 {
 		db, err := bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
 		if err != nil {
@@ -384,7 +363,7 @@ func TestCloseDuringTheResidentPass(t *testing.T) {
 		}
 	}
 	// And the file is as it was: opened again, its records are all there.
-	db, err = bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
+	db, err := bolt.Open(path, bolt.Options{Resident: store.DocumentPrefix()})
 	if err != nil {
 		t.Fatal(err)
 	}
