@@ -476,6 +476,12 @@ func (db *DB) Close() error {
 	<-db.done
 	if db.resident != nil {
 		<-db.resident.exited // its read transaction ended: bbolt's Close waits for it
+		// The pass may have faulted meanwhile, in the Begin that holds
+		// bbolt's meta lock (a file truncated as Close began): bbolt's
+		// Close would wait for that lock for ever.
+		if err := db.brokenErr(); err != nil {
+			return err
+		}
 	}
 	if db.replica {
 		// Not fsynced while applying (package comment): synced on the way out.

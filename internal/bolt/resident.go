@@ -56,6 +56,9 @@ func (db *DB) keepResident() {
 		k.mu.Lock()
 		asked := k.asked
 		k.mu.Unlock()
+		if testHookResidentPass != nil {
+			testHookResidentPass()
+		}
 		_ = db.guard(func() error { return mapResident(db.bolt, k.prefix, db.stop) })
 		k.mu.Lock()
 		k.done = asked
@@ -64,6 +67,10 @@ func (db *DB) keepResident() {
 		k.mu.Unlock()
 	}
 }
+
+// testHookResidentPass, set by tests only, runs in keepResident before
+// each pass.
+var testHookResidentPass func()
 
 // errResidentClosed is WaitResident's answer once the store closed.
 var errResidentClosed = errors.New("bolt: the store closed before its pages were mapped")
