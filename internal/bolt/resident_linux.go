@@ -49,6 +49,9 @@ func mapResident(b *bbolt.DB, prefix []byte, stop <-chan struct{}) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
+	if testHookResidentBegun != nil {
+		testHookResidentBegun()
+	}
 	kv := tx.Bucket(bucketKV)
 	if kv == nil {
 		return nil
