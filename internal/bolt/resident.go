@@ -66,7 +66,7 @@ func (db *DB) keepResident() {
 			// the pages it walks (era).
 			e := db.enter()
 			defer db.leave(e)
-			return mapResident(db.bolt, k.prefix, db.stop)
+			return mapResident(db.bolt, k.prefix, db.stop, db.brokenErr)
 		})
 		k.mu.Lock()
 		k.done = asked

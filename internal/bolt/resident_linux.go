@@ -42,13 +42,20 @@ func releaseResident(b *bbolt.DB) error {
 // page of its value. Pages come from the page cache (the open check, or
 // the scan that released them, read them just before). The reads go
 // through the map with faults as panics (guarded by the caller). It
-// stops early once stop is closed (the store closing).
-func mapResident(b *bbolt.DB, prefix []byte, stop <-chan struct{}) error {
+// stops early once stop is closed (the store closing). Once broken says
+// the store is broken, its transaction is left to the process's exit, as
+// a snapshot's (snapshot.Close): bbolt's Rollback takes the meta lock,
+// which a fault inside another read's Begin may have left held for ever.
+func mapResident(b *bbolt.DB, prefix []byte, stop <-chan struct{}, broken func() error) error {
 	tx, err := b.Begin(false)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer func() {
+		if broken() == nil {
+			_ = tx.Rollback()
+		}
+	}()
 	if testHookResidentBegun != nil {
 		testHookResidentBegun()
 	}
