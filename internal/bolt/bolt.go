@@ -31,7 +31,8 @@
 //     stay in the page cache; serving maps back only what it reads, and
 //     the pages under Options.Resident in the background at once. A
 //     snapshot whose scans went through bulkScan bytes or more (an export)
-//     does the same when it closes.
+//     does the same when it closes, and so does a replica's resync with
+//     Options.Resident.
 //   - Only one process has the file open: bbolt holds an exclusive flock,
 //     and a second Open gives up after lockTimeout with EUNAVAILABLE. A
 //     read-only Open (Options.ReadOnly: check --db, replay --db) holds a
@@ -476,6 +477,12 @@ func (db *DB) Close() error {
 	<-db.done
 	if db.resident != nil {
 		<-db.resident.exited // its read transaction ended: bbolt's Close waits for it
+		// The pass may have faulted meanwhile, in the Begin that holds
+		// bbolt's meta lock (a file truncated as Close began): bbolt's
+		// Close would wait for that lock for ever.
+		if err := db.brokenErr(); err != nil {
+			return err
+		}
 	}
 	if db.replica {
 		// Not fsynced while applying (package comment): synced on the way out.
@@ -867,10 +874,16 @@ func (db *DB) ResyncNote(rev uint64, ops []store.Op, note string) error {
 
 // resynced follows a resync that ended with err: one that was made wrote
 // the replica's pages afresh (with pwrite, not through the map), and the
-// Options.Resident ones are mapped in the background, as after Open.
+// Options.Resident ones are mapped in the background, as after Open —
+// once the map's pages are dropped, as after Open's check: the resync read
+// the pages it replaced through the map, and the pass would leave them
+// resident beside the new ones (free pages: twice the document).
 func (db *DB) resynced(err error) error {
-	if err == nil {
-		db.resident.ask()
+	if err == nil && db.resident != nil {
+		// Memory only, never data (Open); guarded as every read.
+		if db.guard(func() error { return releaseResident(db.bolt) }) == nil {
+			db.resident.ask()
+		}
 	}
 	return err
 }

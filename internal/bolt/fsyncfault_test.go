@@ -27,7 +27,7 @@ import (
 //	  -e trace=fdatasync -e inject=fdatasync:error=EIO:when=4 \
 //	  /tmp/bolt.test -test.run TestFailedCommitVisible -test.v
 func TestFailedCommitVisible(t *testing.T) {
-	db := faultyStore(t, "PERMATRIX_FSYNC_FAULT")
+	db := faultyStore(t, "PERMATRIX_FSYNC_FAULT", Options{})
 	if db == nil {
 		return // run under strace, and checked
 	}
@@ -70,7 +70,7 @@ func TestFailedCommitVisible(t *testing.T) {
 }
 
 // faultyStore is the store of a fault test t: in the process strace runs
-// with the fault injected (env set), a new store, closed when t ends; in
+// with the fault injected (env set), a new store opened with o, closed when t ends; in
 // the test's own process nil, once it has run t under strace
 // (underStrace) and checked the outcome.
 //
@@ -81,7 +81,7 @@ func TestFailedCommitVisible(t *testing.T) {
 // the store (its layout's fdatasyncs), and the committer, which makes
 // every commit, are each locked to a thread of their own: the committer's
 // 4th fdatasync is the second commit's meta page's, on every run.
-func faultyStore(t *testing.T, env string) *DB {
+func faultyStore(t *testing.T, env string, o Options) *DB {
 	t.Helper()
 	if os.Getenv(env) == "" {
 		underStrace(t, t.Name(), env)
@@ -90,7 +90,7 @@ func faultyStore(t *testing.T, env string) *DB {
 	runtime.LockOSThread() // until the test's goroutine ends
 	testHookCommitter = runtime.LockOSThread
 	t.Cleanup(func() { testHookCommitter = nil })
-	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), Options{})
+	db, err := Open(filepath.Join(os.Getenv("PERMATRIX_FSYNC_DIR"), "permatrix.db"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 // fdatasync of the second commit's meta page (as TestFailedCommitVisible
 // does; strace is Debian's, unpacked into the cache where not installed).
 func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
-	db := faultyStore(t, "PERMATRIX_FSYNC_REUSE")
+	db := faultyStore(t, "PERMATRIX_FSYNC_REUSE", Options{})
 	if db == nil {
 		return // run under strace, and checked
 	}

@@ -41,9 +41,10 @@ func (k *residentKeeper) ask() {
 }
 
 // keepResident runs the passes db.resident is asked for until the store
-// closes. A pass is a read like any (guarded: a fault breaks the store);
-// it holds a read transaction while it runs, which only a remap of the
-// file waits for (rare: initialMmapSize).
+// closes. A pass is a read like any (guarded: a fault breaks the store;
+// counted in the era as a snapshot); it holds a read transaction while it
+// runs, which only a remap of the file waits for (rare: initialMmapSize),
+// and a commit after one that failed past its meta page (awaitStale).
 func (db *DB) keepResident() {
 	k := db.resident
 	defer close(k.exited)
@@ -56,7 +57,17 @@ func (db *DB) keepResident() {
 		k.mu.Lock()
 		asked := k.asked
 		k.mu.Unlock()
-		_ = db.guard(func() error { return mapResident(db.bolt, k.prefix, db.stop) })
+		if testHookResidentPass != nil {
+			testHookResidentPass()
+		}
+		_ = db.guard(func() error {
+			// Counted as a snapshot (DB.enter): a commit after one that
+			// failed past its meta page waits for it, or may write over
+			// the pages it walks (era).
+			e := db.enter()
+			defer db.leave(e)
+			return mapResident(db.bolt, k.prefix, db.stop, db.brokenErr)
+		})
 		k.mu.Lock()
 		k.done = asked
 		close(k.passed)
@@ -64,6 +75,14 @@ func (db *DB) keepResident() {
 		k.mu.Unlock()
 	}
 }
+
+// testHookResidentPass, set by tests only, runs in keepResident before
+// each pass.
+var testHookResidentPass func()
+
+// testHookResidentBegun, set by tests only, runs in a pass once its read
+// transaction has begun.
+var testHookResidentBegun func()
 
 // errResidentClosed is WaitResident's answer once the store closed.
 var errResidentClosed = errors.New("bolt: the store closed before its pages were mapped")

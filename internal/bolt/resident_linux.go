@@ -43,12 +43,23 @@ func releaseResident(b *bbolt.DB) error {
 // the scan that released them, read them just before). The reads go
 // through the map: the caller guards them (a fault breaks the store, as
 // any read's). It stops early once stop is closed (the store closing).
-func mapResident(b *bbolt.DB, prefix []byte, stop <-chan struct{}) error {
+// Once broken says the store is broken, its transaction is left to the
+// process's exit, as a snapshot's (snapshot.Close): bbolt's Rollback
+// takes the meta lock, which a fault inside another read's Begin may have
+// left held for ever.
+func mapResident(b *bbolt.DB, prefix []byte, stop <-chan struct{}, broken func() error) error {
 	tx, err := b.Begin(false)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer func() {
+		if broken() == nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if testHookResidentBegun != nil {
+		testHookResidentBegun()
+	}
 	kv := tx.Bucket(bucketKV)
 	if kv == nil {
 		return nil
@@ -68,6 +79,9 @@ func mapResident(b *bbolt.DB, prefix []byte, stop <-chan struct{}) error {
 		sum += k[0]
 		for i := 0; i < len(v); i += page {
 			sum += v[i]
+		}
+		if len(v) > 0 {
+			sum += v[len(v)-1] // the last page, when the value does not start on one
 		}
 	}
 	runtime.KeepAlive(sum) // the reads are the point: not optimised away

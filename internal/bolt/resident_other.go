@@ -13,7 +13,7 @@ import (
 func releaseResident(*bbolt.DB) error { return nil }
 
 // mapResident is a no-op outside Linux: no page was released.
-func mapResident(*bbolt.DB, []byte, <-chan struct{}) error { return nil }
+func mapResident(*bbolt.DB, []byte, <-chan struct{}, func() error) error { return nil }
 
 // prefetch is a no-op outside Linux: the open check reads the pages as
 // it goes.
