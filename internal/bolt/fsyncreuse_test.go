@@ -26,16 +26,7 @@ func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 		return // run under strace, and checked
 	}
 	ctx := context.Background()
-	const n = 200
-	key := func(i int) []byte { return store.Key("d", "memberships", fmt.Sprintf("u%04d", i), "g") }
-	value := func(gen, i int) []byte { return bytes.Repeat([]byte{byte('a' + gen)}, 900+i%7) }
-	commit := func(gen int) (uint64, error) {
-		b := &store.Batch{Base: db.Revision()}
-		for i := range n {
-			b.Ops = append(b.Ops, store.Op{Key: key(i), Value: value(gen, i)})
-		}
-		return db.Commit(ctx, b)
-	}
+	commit := func(gen int) (uint64, error) { return commitGeneration(ctx, db, gen) }
 	if _, err := commit(1); err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +61,9 @@ func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 	case <-waiting:
 	}
 	bad := 0
-	for i := range n {
-		v, err := snap.Get(key(i))
-		if err != nil || !bytes.Equal(v, value(1, i)) {
+	for i := range generationKeys {
+		v, err := snap.Get(generationKey(i))
+		if err != nil || !bytes.Equal(v, generationValue(1, i)) {
 			if bad < 3 {
 				t.Errorf("the snapshot at revision %d, key %d: %.12q… (%d bytes), err %v; want generation 1's value", snap.Revision(), i, v, len(v), err)
 			}
@@ -80,7 +71,7 @@ func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 		}
 	}
 	if bad > 0 {
-		t.Errorf("%d of %d keys of the open snapshot read wrong", bad, n)
+		t.Errorf("%d of %d keys of the open snapshot read wrong", bad, generationKeys)
 	}
 	if waited {
 		snap.Close()
@@ -88,4 +79,26 @@ func TestFailedCommitKeepsOpenSnapshots(t *testing.T) {
 			t.Fatalf("the next commit, once the snapshot closed: %v", err)
 		}
 	}
+}
+
+// generationKeys is how many keys commitGeneration writes.
+const generationKeys = 200
+
+// generationKey and generationValue are commitGeneration's key i and its
+// value in generation gen (~900 bytes: a page's worth every few keys).
+func generationKey(i int) []byte {
+	return store.Key("d", "memberships", fmt.Sprintf("u%04d", i), "g")
+}
+
+func generationValue(gen, i int) []byte { return bytes.Repeat([]byte{byte('a' + gen)}, 900+i%7) }
+
+// commitGeneration commits the generationKeys keys with their values of
+// generation gen: each generation writes the pages of the one before
+// afresh (bbolt's copy on write).
+func commitGeneration(ctx context.Context, db *DB, gen int) (uint64, error) {
+	b := &store.Batch{Base: db.Revision()}
+	for i := range generationKeys {
+		b.Ops = append(b.Ops, store.Op{Key: generationKey(i), Value: generationValue(gen, i)})
+	}
+	return db.Commit(ctx, b)
 }

@@ -3,9 +3,7 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -28,16 +26,7 @@ func TestFailedCommitWaitsForTheResidentPass(t *testing.T) {
 		return // run under strace, and checked
 	}
 	ctx := context.Background()
-	const n = 200
-	key := func(i int) []byte { return store.Key("d", "memberships", fmt.Sprintf("u%04d", i), "g") }
-	value := func(gen, i int) []byte { return bytes.Repeat([]byte{byte('a' + gen)}, 900+i%7) }
-	commit := func(gen int) (uint64, error) {
-		b := &store.Batch{Base: db.Revision()}
-		for i := range n {
-			b.Ops = append(b.Ops, store.Op{Key: key(i), Value: value(gen, i)})
-		}
-		return db.Commit(ctx, b)
-	}
+	commit := func(gen int) (uint64, error) { return commitGeneration(ctx, db, gen) }
 	if _, err := commit(1); err != nil {
 		t.Fatal(err)
 	}
