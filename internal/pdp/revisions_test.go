@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +71,23 @@ func (r *revisions) decide(ctx context.Context, p *opa.Policy, rev uint64, ch pe
 		}
 	}
 	return nil, fmt.Errorf("no snapshot of revision %d", rev)
+}
+
+// compare holds d, the served answer to ch, to p's decision of ch at the
+// revision d names, counting the comparison in compared and a difference
+// in differ (a test error). false: deciding again failed (a test error).
+func (r *revisions) compare(t testing.TB, ctx context.Context, p *opa.Policy, ch permatrix.Check, d *permatrix.Decision, compared, differ *atomic.Int64) bool {
+	want, err := r.decide(ctx, p, d.Revision, ch)
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	compared.Add(1)
+	if !sameAnswer(d, want) {
+		differ.Add(1)
+		t.Errorf("revision %d, %+v: served %v %v %v, decided again %v %v %v", d.Revision, ch, d.Allow, d.Reasons, d.Missing, want.Allow, want.Reasons, want.Missing)
+	}
+	return true
 }
 
 // close closes every snapshot kept.
