@@ -309,8 +309,6 @@ func TestResidentPagesStayMapped(t *testing.T) {
 	if err := db.WaitResident(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The document's 20 000 values of ~430 bytes: ~8 400 KiB.
-	const documentKiB = 20000 * 430 / 1024
 	resident := mappedRSS(t, path)
 	t.Logf("file %d KiB, the document's values %d KiB; resident after Open: %d KiB", fileKiB, documentKiB, resident)
 	if resident < documentKiB*9/10 {
@@ -382,17 +380,29 @@ func TestCloseDuringTheResidentPass(t *testing.T) {
 	}
 }
 
-// TestResidentPagesAfterAResync: a replica rebuilt by Resync (a fleet
-// sidecar's first synchronisation, or one after etcd's history moved on)
-// has written its pages with pwrite, not through the map; with
-// Options.Resident the document's are mapped in the background after it.
-func TestResidentPagesAfterAResync(t *testing.T) {
+// documentKiB is about what the 20 000 project records of fillProjects (or
+// the resync tests) take: values of ~430 bytes.
+const documentKiB = 20000 * 430 / 1024
+
+// residentReplica is a new replica keeping the document resident, closed
+// at the test's end, and its file.
+func residentReplica(t *testing.T) (*bolt.DB, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "replica.db")
 	db, err := bolt.Open(path, bolt.Options{Replica: true, Source: "test", Resident: store.DocumentPrefix()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { _ = db.Close() })
+	return db, path
+}
+
+// TestResidentPagesAfterAResync: a replica rebuilt by Resync (a fleet
+// sidecar's first synchronisation, or one after etcd's history moved on)
+// has written its pages with pwrite, not through the map; with
+// Options.Resident the document's are mapped in the background after it.
+func TestResidentPagesAfterAResync(t *testing.T) {
+	db, path := residentReplica(t)
 	value := []byte(`{"created_by":"` + strings.Repeat("x", 400) + `","kind":""}`)
 	var ops []store.Op
 	for i := range 20000 {
@@ -404,7 +414,6 @@ func TestResidentPagesAfterAResync(t *testing.T) {
 	if err := db.WaitResident(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	const documentKiB = 20000 * 430 / 1024
 	if resident := mappedRSS(t, path); resident < documentKiB*9/10 {
 		t.Errorf("after a resync %d KiB of the map resident, under the document's %d KiB: its pages were not mapped", resident, documentKiB)
 	}
@@ -419,12 +428,7 @@ func TestResidentPagesAfterAResync(t *testing.T) {
 // 11 572. The map's pages are dropped after a resync, as after Open's
 // check, before the document's are mapped again.
 func TestResidentPagesAfterAResyncReplacingAll(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "replica.db")
-	db, err := bolt.Open(path, bolt.Options{Replica: true, Source: "test", Resident: store.DocumentPrefix()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, path := residentReplica(t)
 	resync := func(rev uint64, gen string) int {
 		t.Helper()
 		value := []byte(`{"created_by":"` + strings.Repeat(gen, 400) + `","kind":""}`)
