@@ -880,10 +880,7 @@ func (db *DB) ResyncNote(rev uint64, ops []store.Op, note string) error {
 // resident beside the new ones (free pages: twice the document).
 func (db *DB) resynced(err error) error {
 	if err == nil && db.resident != nil {
-		// Memory only, never data (Open); guarded as every read.
-		if db.guard(func() error { return releaseResident(db.bolt) }) == nil {
-			db.resident.ask()
-		}
+		db.releasePages()
 	}
 	return err
 }

@@ -40,6 +40,17 @@ func (k *residentKeeper) ask() {
 	}
 }
 
+// releasePages drops the map's pages from the resident set (after a bulk
+// scan, or a replica's resync, read them through the map) and asks for
+// the Options.Resident ones back. Memory only, never data (Open). Guarded:
+// it reads the meta page in a transaction of its own, which faults if the
+// file was truncated under the server since.
+func (db *DB) releasePages() {
+	if db.guard(func() error { return releaseResident(db.bolt) }) == nil {
+		db.resident.ask()
+	}
+}
+
 // keepResident runs the passes db.resident is asked for until the store
 // closes. A pass is a read like any (guarded: a fault breaks the store;
 // counted in the era as a snapshot); it holds a read transaction while it

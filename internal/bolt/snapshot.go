@@ -155,12 +155,7 @@ func (s *snapshot) Close() error {
 		s.era = nil
 	}
 	if s.owner != nil && s.scanned >= bulkScan {
-		// Memory only, never data (Open). Guarded: it reads the meta page
-		// in a transaction of its own, which faults if the file was
-		// truncated under the server since the scan.
-		if s.owner.guard(func() error { return releaseResident(s.owner.bolt) }) == nil {
-			s.owner.resident.ask()
-		}
+		s.owner.releasePages()
 	}
 	return err
 }
