@@ -70,6 +70,7 @@ type Service struct {
 	cache   *decisionCache // nil: off
 
 	aheadTaken atomic.Uint64 // verdicts judged ahead and taken (prejudge.go)
+	aheadAgain atomic.Uint64 // verdicts a plan made again took from the plan before it (prejudge.go)
 
 	assigned assignedSystems // the systems stored assignments are of, at one revision (heldSystem)
 

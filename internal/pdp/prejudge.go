@@ -21,6 +21,13 @@ import (
 // function of what they read — and judges the change again in order
 // otherwise. The units a taken verdict read are recorded as the plan's
 // reads, so they guard the commit like its own.
+//
+// A write planned again (its commit conflicted: an import's chunk planned
+// while the one before it committed, which wrote a unit one of its lines
+// read) takes the verdicts the plan before judged ahead whose units no
+// commit changed since (Changes.ChangedAfter at their revision, the
+// commit's own check): they read at the new revision what they read then.
+// Only the changes the conflict touched are judged again.
 
 // minAhead is the fewest changes worth starting workers for.
 const minAhead = 64
@@ -52,11 +59,18 @@ type ahead struct {
 	judged   *sync.Cond
 	finished bool
 	taken    *atomic.Uint64 // Service.aheadTaken
+	// policy and epoch are what the verdicts were judged by and in (the
+	// store's Changes.Epoch, read before the workers' snapshots): a plan
+	// made again takes a verdict only in both.
+	policy *opa.Policy
+	epoch  uint64
 }
 
 // prejudge starts judging ahead the changes of a plan at revision, if they
-// are many and their inputs known.
-func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, changes []change) *ahead {
+// are many and their inputs known. earlier is the judging ahead of the
+// write's plan before this one (nil: none): its verdicts that still hold
+// are taken, not judged again.
+func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, changes []change, earlier *ahead) *ahead {
 	workers := runtime.GOMAXPROCS(0)
 	if len(changes) < minAhead || workers < 2 {
 		return nil
@@ -67,8 +81,18 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken}
+	epoch := s.backend.Changes().Epoch()
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, policy: p, epoch: epoch}
 	a.judged = sync.NewCond(&a.mu)
+	// The verdicts of the plan before hold if no commit after theirs
+	// changed what they read, which the index of changes answers once it
+	// has every commit up to revision: a backend records a commit before
+	// it publishes it. (The workers of that plan have returned: its
+	// results are read without its lock.)
+	if earlier == nil || len(earlier.results) != len(changes) || earlier.policy != p ||
+		earlier.epoch != epoch || s.backend.Revision() < revision {
+		earlier = nil
+	}
 	var next sync.Mutex
 	i := 0
 	take := func() int {
@@ -105,6 +129,9 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 					r.err = err
 				} else if snap.Revision() != revision {
 					r.err = errNotAhead // the store moved on: judged in order
+				} else if e := earlier.holding(k, s.backend.Changes()); e != nil {
+					r.violations, r.forbidden, r.units, r.revision = e.violations, e.forbidden, e.units, revision
+					s.aheadAgain.Add(1)
 				} else {
 					tracked.Reset()
 					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].verdictIn())
@@ -143,7 +170,6 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 	if !done {
 		return nil, nil, errNotAhead // never reached: the workers stopped
 	}
-	defer func() { a.results[i] = judgedAhead{} }() // taken once: let it go
 	if r.err != nil {
 		return nil, nil, errNotAhead // judged again in order, which says why if it fails again
 	}
@@ -153,6 +179,19 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 	tx.Relied(r.units)
 	a.taken.Add(1)
 	return r.violations, r.forbidden, nil
+}
+
+// holding is change k's verdict judged ahead if no commit after its
+// revision changed a unit it read (nil otherwise, or when a is nil).
+func (a *ahead) holding(k int, changes *store.Changes) *judgedAhead {
+	if a == nil {
+		return nil
+	}
+	e := &a.results[k]
+	if !e.done || e.err != nil || changes.ChangedAfter(e.revision, e.units) {
+		return nil
+	}
+	return e
 }
 
 // stop ends the judging ahead and waits for its workers (their snapshots

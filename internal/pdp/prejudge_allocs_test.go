@@ -48,7 +48,7 @@ func TestPrejudgeAllocs(t *testing.T) {
 	// nothing is judged ahead.
 	ahead := mallocsPerRun(5, func() {
 		tx := store.NewTx(ctx, snap, nil)
-		a := svc.prejudge(ctx, p, snap.Revision(), changes)
+		a := svc.prejudge(ctx, p, snap.Revision(), changes, nil)
 		if a == nil {
 			t.Fatal("nothing judged ahead")
 		}

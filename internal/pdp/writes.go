@@ -109,6 +109,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ch
 		}
 	}()
 	var judged *opa.Policy // the last plan's
+	var earlier *ahead     // the last plan's judging ahead
 	var settle func() error
 	if chunk != nil {
 		settle = func() error { return chunk.settle(s, judged) }
@@ -135,8 +136,9 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ch
 		if len(changes) >= minAhead {
 			tx.Grow(plannedOps(changes))
 		}
-		ahead := s.prejudge(ctx, p, tx.Revision(), changes)
+		ahead := s.prejudge(ctx, p, tx.Revision(), changes, earlier)
 		defer ahead.stop()
+		earlier = ahead
 		for i := range changes {
 			c := &changes[i]
 			var mark store.Mark

@@ -1,0 +1,115 @@
+package pdp
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/opa"
+)
+
+// A chunk planned while the chunk before it commits, whose commit then
+// conflicts (the chunk before wrote a unit one of its lines read), is
+// planned again taking the verdicts its first plan judged ahead that no
+// commit changed — and only those: the line whose unit the commit between
+// changed is judged again, and refused now. Here the commit between makes
+// user:mem a Celonis member; the chunk's last line gives user:mem a
+// permission, allowed when judged ahead (user:mem held nothing), refused
+// once judged again. Taking its old verdict too would store a permission
+// for a member.
+func TestPlanAgainTakesTheVerdictsNoCommitChanged(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	const n = 100
+	var lines []ImportLine
+	for i := 1; i < n; i++ {
+		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
+			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
+	}
+	lines = append(lines, ImportLine{Line: n, Assignment: permatrix.Assignment{
+		Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}})
+
+	// The chunk before: its write ends when the test says so.
+	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
+	close(before.planned)
+	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	type outcome struct {
+		n   int
+		err error
+	}
+	out := make(chan outcome, 1)
+	go func() {
+		n, _, _, err := svc.importLines(ctx, lines, true, w)
+		out <- outcome{n, err}
+	}()
+	<-w.planned // the first plan is made: it waits for the chunk before
+	again := svc.aheadAgain.Load()
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	close(before.done)
+	got := <-out
+	if got.err == nil || permatrix.ErrorCode(got.err) != permatrix.EUNPROCESSABLE ||
+		!strings.Contains(got.err.Error(), fmt.Sprintf("line %d: user:mem is a Celonis member", n)) {
+		t.Fatalf("the chunk: %d lines, %v; want line %d refused (user:mem is a member now)", got.n, got.err, n)
+	}
+	if taken := svc.aheadAgain.Load() - again; taken != n-1 {
+		t.Fatalf("the plan made again took %d verdicts of the plan before, want %d (every line but the last)", taken, n-1)
+	}
+	list, _, err := svc.Assignments(ctx, permatrix.AssignmentFilter{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("the store holds %d assignments (%v), want the member's alone: the chunk was refused", len(list), err)
+	}
+}
+
+// A chunk planned again because a bundle was swapped in while it waited
+// for the chunk before takes none of its first plan's verdicts: they were
+// judged by the rules of the bundle swapped out.
+func TestPlanAgainAfterASwapJudgesEveryLineAgain(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	var lines []ImportLine
+	for i := 1; i <= 100; i++ {
+		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
+			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
+	}
+	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
+	close(before.planned)
+	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, _, _, err := svc.importLines(ctx, lines, true, w)
+		errc <- err
+	}()
+	<-w.planned
+	swapped, err := svc.policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := opa.ReadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := svc.policy(); p == swapped {
+		t.Fatal("the activation kept the policy: the test swaps nothing")
+	}
+	again, taken := svc.aheadAgain.Load(), svc.aheadTaken.Load()
+	close(before.done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if n := svc.aheadAgain.Load() - again; n != 0 {
+		t.Fatalf("the plan after the swap took %d verdicts judged by the bundle swapped out", n)
+	}
+	if svc.aheadTaken.Load() == taken {
+		t.Fatal("the plan after the swap took no verdict judged ahead: was it planned again?")
+	}
+}
