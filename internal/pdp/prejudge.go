@@ -22,6 +22,11 @@ import (
 // otherwise. The units a taken verdict read are recorded as the plan's
 // reads, so they guard the commit like its own.
 //
+// A worker's snapshot may be newer than the plan's (a commit made between
+// the plan's snapshot and the workers'): its verdicts are taken too where
+// no commit after the plan's revision changed a unit they read — the same
+// check, the other way — instead of judging the whole write in order.
+//
 // A write planned again (its commit conflicted: an import's chunk planned
 // while the one before it committed, which wrote a unit one of its lines
 // read) takes the verdicts the plan before judged ahead whose units no
@@ -59,6 +64,7 @@ type ahead struct {
 	judged   *sync.Cond
 	finished bool
 	taken    *atomic.Uint64 // Service.aheadTaken
+	backend  store.Backend  // whose Changes say whether a unit changed between two revisions
 	// policy and epoch are what the verdicts were judged by and in (the
 	// store's Changes.Epoch, read before the workers' snapshots): a plan
 	// made again takes a verdict only in both.
@@ -82,7 +88,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	epoch := s.backend.Changes().Epoch()
-	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, policy: p, epoch: epoch}
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, backend: s.backend, policy: p, epoch: epoch}
 	a.judged = sync.NewCond(&a.mu)
 	// The verdicts of the plan before hold if no commit after theirs
 	// changed what they read, which the index of changes answers once it
@@ -127,9 +133,9 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 				r := &a.results[k]
 				if err != nil {
 					r.err = err
-				} else if snap.Revision() != revision {
-					r.err = errNotAhead // the store moved on: judged in order
-				} else if e := earlier.holding(k, s.backend.Changes()); e != nil {
+				} else if snap.Revision() < revision {
+					r.err = errNotAhead // another epoch's numbering: judged in order
+				} else if e := earlier.holding(k, revision, s.backend.Changes()); e != nil {
 					r.violations, r.forbidden, r.units, r.revision = e.violations, e.forbidden, e.units, revision
 					s.aheadAgain.Add(1)
 				} else {
@@ -173,7 +179,7 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 	if r.err != nil {
 		return nil, nil, errNotAhead // judged again in order, which says why if it fails again
 	}
-	if r.revision != tx.Revision() || tx.Changes(r.units) {
+	if !a.unchangedSince(r, tx.Revision()) || tx.Changes(r.units) {
 		return nil, nil, errNotAhead
 	}
 	tx.Relied(r.units)
@@ -181,14 +187,30 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 	return r.violations, r.forbidden, nil
 }
 
-// holding is change k's verdict judged ahead if no commit after its
-// revision changed a unit it read (nil otherwise, or when a is nil).
-func (a *ahead) holding(k int, changes *store.Changes) *judgedAhead {
+// unchangedSince reports whether r, judged at its revision, is what
+// judging at revision (the plan's, at or before r's) gives: the same
+// revision, or no commit after revision changed a unit r read — asked once
+// the index of changes has every commit up to r's revision (a backend
+// records a commit before it publishes it).
+func (a *ahead) unchangedSince(r *judgedAhead, revision uint64) bool {
+	switch {
+	case r.revision == revision:
+		return true
+	case r.revision < revision || a.backend.Revision() < r.revision:
+		return false
+	}
+	return !a.backend.Changes().ChangedAfter(revision, r.units)
+}
+
+// holding is change k's verdict judged ahead, judged at or before
+// revision, if no commit after its revision changed a unit it read (nil
+// otherwise, or when a is nil).
+func (a *ahead) holding(k int, revision uint64, changes *store.Changes) *judgedAhead {
 	if a == nil {
 		return nil
 	}
 	e := &a.results[k]
-	if !e.done || e.err != nil || changes.ChangedAfter(e.revision, e.units) {
+	if !e.done || e.err != nil || e.revision > revision || changes.ChangedAfter(e.revision, e.units) {
 		return nil
 	}
 	return e

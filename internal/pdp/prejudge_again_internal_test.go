@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // A chunk planned while the chunk before it commits, whose commit then
@@ -111,5 +113,59 @@ func TestPlanAgainAfterASwapJudgesEveryLineAgain(t *testing.T) {
 	}
 	if svc.aheadTaken.Load() == taken {
 		t.Fatal("the plan after the swap took no verdict judged ahead: was it planned again?")
+	}
+}
+
+// A worker's snapshot newer than the plan's (a commit made between them)
+// gives verdicts the plan takes where that commit changed nothing they
+// read, and not the others: here the commit makes user:mem a Celonis
+// member, so the last change's verdict, judged on the newer snapshot,
+// is not what the plan's revision gives.
+func TestJudgedAheadOnANewerSnapshot(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	p, err := svc.policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	changes := make([]change, n)
+	held := make([]bool, n)
+	for i := range n {
+		a := permatrix.Assignment{Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}
+		if i == n-1 {
+			a = permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
+		}
+		l := ImportLine{Line: i + 1, Assignment: a}
+		if changes[i], err = l.change(p, &held[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := svc.backend.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	tx := store.NewTx(ctx, snap, nil)
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	a := svc.prejudge(ctx, p, tx.Revision(), changes, nil)
+	if a == nil {
+		t.Fatal("nothing judged ahead")
+	}
+	defer a.stop()
+	for i := range changes {
+		_, _, err := a.verdict(i, tx)
+		if r := a.results[i]; r.revision != tx.Revision()+1 {
+			t.Fatalf("change %d judged at %d, the plan at %d: the workers' snapshots are not the newer one", i, r.revision, tx.Revision())
+		}
+		switch {
+		case i < n-1 && err != nil:
+			t.Fatalf("change %d (a user no commit since the plan's snapshot touched): %v, want its verdict taken", i, err)
+		case i == n-1 && !errors.Is(err, errNotAhead):
+			t.Fatalf("change %d (user:mem, made a member since the plan's snapshot): %v, want it judged in order", i, err)
+		}
 	}
 }
