@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/permatrix/permatrix"
 	permahttp "github.com/permatrix/permatrix/internal/http"
@@ -40,16 +41,43 @@ func BenchmarkImport(b *testing.B) {
 // BenchmarkImportStream is an import as the server makes it: NDJSON read by
 // the server's reader, committed in chunks (ImportStream), 20 000 lines of
 // Celonis analysts in chunks of 5 000 per iteration.
-func BenchmarkImportStream(b *testing.B) { benchmarkImportStream(b, false) }
+func BenchmarkImportStream(b *testing.B) { benchmarkImportStream(b, false, false) }
 
 // BenchmarkImportStreamPairs is BenchmarkImportStream with each analyst's
 // two lines together, as an export lists a subject's grants: the second
 // line's verdict reads what the first writes, so it is judged in order.
-func BenchmarkImportStreamPairs(b *testing.B) { benchmarkImportStream(b, true) }
+func BenchmarkImportStreamPairs(b *testing.B) { benchmarkImportStream(b, true, false) }
 
-func benchmarkImportStream(b *testing.B, pairs bool) {
+// BenchmarkImportStreamWithWrites is BenchmarkImportStream while single
+// writes are made on other users, one a millisecond, as on a sidecar in
+// use: a commit between a plan's snapshot and its workers' has them judge
+// on a newer snapshot than the plan's (taken-ahead/line says how many of
+// their verdicts the plans could take).
+func BenchmarkImportStreamWithWrites(b *testing.B) { benchmarkImportStream(b, false, true) }
+
+func benchmarkImportStream(b *testing.B, pairs, writes bool) {
 	ctx := context.Background()
 	svc := newService(b)
+	if writes {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				a := permatrix.Assignment{Subject: fmt.Sprintf("user:w%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}
+				if _, _, err := svc.Assign(ctx, a, ""); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+		defer func() { close(stop); <-done }()
+	}
 	const users, chunk = 10_000, 5_000
 	ndjson := func(from int) []byte {
 		var buf bytes.Buffer
