@@ -101,7 +101,8 @@ var errResidentClosed = errors.New("bolt: the store closed before its pages were
 // WaitResident returns once every pass of mapping the Options.Resident
 // pages asked before it was called has finished (at once without
 // Options.Resident), or ctx ends, or the store closes: a benchmark or a
-// test of a sidecar past its start.
+// test of a sidecar past its start. A store broken meanwhile answers its
+// fault (its pages are not all mapped: a pass stops at the fault).
 func (db *DB) WaitResident(ctx context.Context) error {
 	k := db.resident
 	if k == nil {
@@ -115,7 +116,7 @@ func (db *DB) WaitResident(ctx context.Context) error {
 		done, passed := k.done, k.passed
 		k.mu.Unlock()
 		if done >= target {
-			return nil
+			return db.brokenErr()
 		}
 		select {
 		case <-passed:
