@@ -17,15 +17,8 @@ if [ $# -lt 4 ]; then
   exit 2
 fi
 base=$1 new=$2 pkg=$3 re=$4 rounds=${5:-4} benchtime=${6:-1s}
-repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-work=$(mktemp -d)
-trap 'git -C "$repo" worktree remove --force "$work/base" 2>/dev/null; git -C "$repo" worktree remove --force "$work/new" 2>/dev/null; rm -rf "$work"' EXIT
-for side in base new; do
-  rev=${!side}
-  git -C "$repo" worktree add --quiet --detach "$work/$side" "$rev"
-  (cd "$work/$side" && go test -c -o "$work/$side.test" "$pkg")
-  echo "$side: $(git -C "$repo" rev-parse --short "$rev")" >&2
-done
+. "$(dirname "$0")/sides.sh"
+sides "$base" "$new" 'go test -c -o "$work/$side.test" "$pkg"'
 run() { # side: one run of its binary, its benchmark lines prefixed with the side
   (cd "$work/$1/$pkg" && "$work/$1.test" -test.run '^$' -test.bench "$re" -test.benchtime "$benchtime" -test.benchmem) |
     grep '^Benchmark' | sed "s/^/$1 /"

@@ -18,15 +18,8 @@ if [ $# -lt 4 ]; then
 fi
 base=$1 new=$2 db=$(realpath "$3") bodies=$(realpath "$4") rounds=${5:-3} secs=${6:-8}
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(git -C "$here" rev-parse --show-toplevel)
-work=$(mktemp -d)
-trap 'git -C "$repo" worktree remove --force "$work/base" 2>/dev/null; git -C "$repo" worktree remove --force "$work/new" 2>/dev/null; rm -rf "$work"' EXIT
-for side in base new; do
-  rev=${!side}
-  git -C "$repo" worktree add --quiet --detach "$work/$side" "$rev"
-  (cd "$work/$side" && go build -o "$work/$side.bin" ./cmd/permatrix)
-  echo "$side: $(git -C "$repo" rev-parse --short "$rev")" >&2
-done
+. "$here/sides.sh"
+sides "$base" "$new" 'go build -o "$work/$side.bin" ./cmd/permatrix'
 addr=127.0.0.1:18182
 run() { # side: one served run, "side req/s"
   "$work/$1.bin" serve --addr "$addr" --db "$db" >"$work/serve.log" 2>&1 &

@@ -18,37 +18,31 @@ if [ $# -lt 3 ]; then
   sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
-base=$1 new=$2 work=$3 rounds=${4:-3}
+base=$1 new=$2 kept=$3 rounds=${4:-3}
 for f in import.ndjson permatrix.db; do
-  [ -f "$work/$f" ] || { echo "abimport: $work/$f is missing: give the --work directory of a run.sh run" >&2; exit 2; }
+  [ -f "$kept/$f" ] || { echo "abimport: $kept/$f is missing: give the --work directory of a run.sh run" >&2; exit 2; }
 done
-repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-tmp=$(mktemp -d)
-trap 'git -C "$repo" worktree remove --force "$tmp/base" 2>/dev/null; git -C "$repo" worktree remove --force "$tmp/new" 2>/dev/null; rm -rf "$tmp"' EXIT
-for side in base new; do
-  rev=${!side}
-  git -C "$repo" worktree add --quiet --detach "$tmp/$side" "$rev"
-  (cd "$tmp/$side" && go build -o "$tmp/$side.bin" ./cmd/permatrix)
-  echo "$side: $(git -C "$repo" rev-parse --short "$rev")" >&2
-done
+. "$(dirname "$0")/sides.sh"
+sides "$base" "$new" 'go build -o "$work/$side.bin" ./cmd/permatrix'
 # The seed: the run's records that are not assignments, imported once.
-"$tmp/base.bin" export --db "$work/permatrix.db" --format ndjson |
-  grep -E '^\{"(custom_role|project|membership)"' >"$tmp/seed.ndjson" || true
-"$tmp/base.bin" import "$tmp/seed.ndjson" --db "$tmp/seed.db" >/dev/null 2>&1
-echo "seed: $(wc -l <"$tmp/seed.ndjson") records; import: $(wc -l <"$work/import.ndjson") lines" >&2
+"$work/base.bin" export --db "$kept/permatrix.db" --format ndjson |
+  grep -E '^\{"(custom_role|project|membership)"' >"$work/seed.ndjson" || true
+"$work/base.bin" import "$work/seed.ndjson" --db "$work/seed.db" >/dev/null 2>"$work/log" ||
+  { echo "abimport: seeding the store failed:" >&2; tail -3 "$work/log" >&2; exit 1; }
+echo "seed: $(wc -l <"$work/seed.ndjson") records; import: $(wc -l <"$kept/import.ndjson") lines" >&2
 run() { # side: one import into a fresh copy of the seed; prints side wall cpu rate
-  rm -f "$tmp/run.db"
-  cp "$tmp/seed.db" "$tmp/run.db"
-  /usr/bin/time -o "$tmp/time" -f '%e %U %S' "$tmp/$1.bin" import "$work/import.ndjson" --db "$tmp/run.db" >/dev/null 2>"$tmp/log" ||
-    { echo "abimport: the $1 import failed:" >&2; tail -3 "$tmp/log" >&2; exit 1; }
-  read -r wall user sys <"$tmp/time"
-  lines=$(wc -l <"$work/import.ndjson")
+  rm -f "$work/run.db"
+  cp "$work/seed.db" "$work/run.db"
+  /usr/bin/time -o "$work/time" -f '%e %U %S' "$work/$1.bin" import "$kept/import.ndjson" --db "$work/run.db" >/dev/null 2>"$work/log" ||
+    { echo "abimport: the $1 import failed:" >&2; tail -3 "$work/log" >&2; exit 1; }
+  read -r wall user sys <"$work/time"
+  lines=$(wc -l <"$kept/import.ndjson")
   awk -v s="$1" -v w="$wall" -v u="$user" -v y="$sys" -v n="$lines" \
     'BEGIN { printf "%s wall %.2f s cpu %.2f s rate %.0f/s\n", s, w, u + y, n / w }'
 }
 for _ in $(seq "$rounds"); do
   for side in base new new base; do
-    run "$side" | tee -a "$tmp/runs"
+    run "$side" | tee -a "$work/runs"
   done
 done
 awk '
@@ -63,4 +57,4 @@ awk '
       median(wall["base"]), median(cpu["base"]), median(rate["base"]), median(wall["new"]), median(cpu["new"]), median(rate["new"])
     printf "new/base: wall %.3f cpu %.3f rate %.3f\n", median(wall["new"]) / median(wall["base"]),
       median(cpu["new"]) / median(cpu["base"]), median(rate["new"]) / median(rate["base"])
-  }' "$tmp/runs"
+  }' "$work/runs"
