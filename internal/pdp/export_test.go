@@ -12,3 +12,7 @@ func SwapWaiting(s *Service) bool {
 	}
 	return true
 }
+
+// PlansAgain counts the verdicts plans made again took from the plans
+// before them (prejudge.go).
+func PlansAgain(s *Service) uint64 { return s.aheadAgain.Load() }
