@@ -51,7 +51,7 @@ func TestImportAgainstConcurrentMembersKeepsTheRule(t *testing.T) {
 				_, _, _ = svc.Assign(ctx, permatrix.Assignment{Subject: fmt.Sprintf("user:c%d", u), System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, "")
 			}
 		}()
-		src := &lines2{lines: lines}
+		src := &lineList{lines: lines}
 		_, err := svc.ImportStream(ctx, src.next, pdp.ImportOptions{Chunk: 100})
 		close(stop)
 		wg.Wait()
@@ -84,13 +84,13 @@ func TestImportAgainstConcurrentMembersKeepsTheRule(t *testing.T) {
 	t.Logf("%d verdicts taken by plans made again", conflicts)
 }
 
-// lines2 yields lines in turn.
-type lines2 struct {
+// lineList yields its lines in turn.
+type lineList struct {
 	lines []pdp.ImportLine
 	i     int
 }
 
-func (l *lines2) next() (pdp.ImportLine, error) {
+func (l *lineList) next() (pdp.ImportLine, error) {
 	if l.i == len(l.lines) {
 		return pdp.ImportLine{}, io.EOF
 	}
