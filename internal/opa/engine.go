@@ -129,6 +129,10 @@ type Policy struct {
 	// bundle and data.store (decisionsVary): the clock, randomness, the
 	// network. Such a decision is not kept by a decision cache.
 	Varies bool
+	// VerdictVaries says the same of the write rules' verdict: one is
+	// not taken by a write planned again from the plan before it
+	// (pdp's prejudge).
+	VerdictVaries bool
 
 	bundle   *Bundle
 	compiler *ast.Compiler
@@ -268,6 +272,7 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		decisions = append(decisions, ref)
 	}
 	p.Varies = decisionsVary(compiler, decisions)
+	p.VerdictVaries = decisionsVary(compiler, []ast.Ref{ast.MustParseRef(VerdictQuery)})
 	if err := p.probe(ctx); err != nil {
 		return nil, err
 	}

@@ -27,7 +27,9 @@ import (
 // read) takes the verdicts the plan before judged ahead whose units no
 // commit changed since (Changes.ChangedAfter at their revision, the
 // commit's own check): they read at the new revision what they read then.
-// Only the changes the conflict touched are judged again.
+// Only the changes the conflict touched are judged again — unless the
+// write rules depend on more than what they read (Policy.VerdictVaries:
+// the clock, randomness, the network): then every change is.
 
 // minAhead is the fewest changes worth starting workers for.
 const minAhead = 64
@@ -89,7 +91,9 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 	// has every commit up to revision: a backend records a commit before
 	// it publishes it. (The workers of that plan have returned: its
 	// results are read without its lock.)
-	if earlier == nil || len(earlier.results) != len(changes) || earlier.policy != p ||
+	// A verdict of write rules that read the clock, randomness or the
+	// network (Policy.VerdictVaries) holds for its own plan only.
+	if earlier == nil || len(earlier.results) != len(changes) || earlier.policy != p || p.VerdictVaries ||
 		earlier.epoch != epoch || s.backend.Revision() < revision {
 		earlier = nil
 	}
