@@ -45,6 +45,7 @@ type judgedAhead struct {
 	units                 [][]byte
 	revision              uint64
 	err                   error
+	again                 bool // carried over from the plan before (holding)
 }
 
 // ahead is the judging ahead of one plan: nil when there is none.
@@ -61,6 +62,7 @@ type ahead struct {
 	judged   *sync.Cond
 	finished bool
 	taken    *atomic.Uint64 // Service.aheadTaken
+	again    *atomic.Uint64 // Service.aheadAgain
 	// policy and epoch are what the verdicts were judged by and in (the
 	// store's Changes.Epoch, read before the workers' snapshots): a plan
 	// made again takes a verdict only in both.
@@ -84,7 +86,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	epoch := s.backend.Changes().Epoch()
-	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, policy: p, epoch: epoch}
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, again: &s.aheadAgain, policy: p, epoch: epoch}
 	a.judged = sync.NewCond(&a.mu)
 	// The verdicts of the plan before hold if no commit after theirs
 	// changed what they read, which the index of changes answers once it
@@ -134,8 +136,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 				} else if snap.Revision() != revision {
 					r.err = errNotAhead // the store moved on: judged in order
 				} else if e := earlier.holding(k, s.backend.Changes()); e != nil {
-					r.violations, r.forbidden, r.units, r.revision = e.violations, e.forbidden, e.units, revision
-					s.aheadAgain.Add(1)
+					r.violations, r.forbidden, r.units, r.revision, r.again = e.violations, e.forbidden, e.units, revision, true
 				} else {
 					tracked.Reset()
 					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].verdictIn())
@@ -182,6 +183,9 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 	}
 	tx.Relied(r.units)
 	a.taken.Add(1)
+	if r.again {
+		a.again.Add(1) // counted when taken: a plan that stops early takes fewer than it carried over
+	}
 	return r.violations, r.forbidden, nil
 }
 
