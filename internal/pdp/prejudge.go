@@ -28,8 +28,9 @@ import (
 // commit changed since (Changes.ChangedAfter at their revision, the
 // commit's own check): they read at the new revision what they read then.
 // Only the changes the conflict touched are judged again — unless the
-// write rules depend on more than what they read (Policy.VerdictVaries:
-// the clock, randomness, the network): then every change is.
+// write rules depend on more than the units they read (Policy.VerdictVaries:
+// the clock, randomness, the network, data.store.revision): then every
+// change is.
 
 // minAhead is the fewest changes worth starting workers for.
 const minAhead = 64
@@ -93,8 +94,9 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 	// has every commit up to revision: a backend records a commit before
 	// it publishes it. (The workers of that plan have returned: its
 	// results are read without its lock.)
-	// A verdict of write rules that read the clock, randomness or the
-	// network (Policy.VerdictVaries) holds for its own plan only.
+	// A verdict of write rules that read the clock, randomness, the
+	// network or data.store.revision (Policy.VerdictVaries) holds for its
+	// own plan only.
 	if earlier == nil || len(earlier.results) != len(changes) || earlier.policy != p || p.VerdictVaries ||
 		earlier.epoch != epoch || s.backend.Revision() < revision {
 		earlier = nil

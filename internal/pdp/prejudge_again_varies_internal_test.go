@@ -102,3 +102,56 @@ func bundleWith(t *testing.T, more map[string]string) *opa.Bundle {
 	}
 	return b
 }
+
+// Write rules that read data.store.revision — which no store unit stands
+// for, so no verdict records it as read — give a verdict for their own
+// plan's revision only: a chunk planned again judges every line again.
+// Here a rule refuses line 5 from revision 1 on; the first plan is made at
+// revision 0 (allowed), the plan made again at 1.
+func TestPlanAgainJudgesAgainVerdictsOfRulesThatReadTheRevision(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	b := bundleWith(t, map[string]string{"policies/celonis/frozen.rego": `package permatrix.systems.celonis_task_mining
+
+# A store frozen for user:a5 from revision 1 on.
+violations contains "user:a5 is frozen from revision 1 on" if {
+	input.assignment.subject == "user:a5"
+	data.store.revision >= 1
+}
+`})
+	if _, err := svc.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := svc.policy(); err != nil || !p.VerdictVaries {
+		t.Fatalf("the write rules that read data.store.revision are not said to vary (%v)", err)
+	}
+	const n = 100
+	var lines []ImportLine
+	for i := 1; i < n; i++ {
+		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
+			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
+	}
+	lines = append(lines, ImportLine{Line: n, Assignment: permatrix.Assignment{
+		Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}})
+	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
+	close(before.planned)
+	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, _, _, err := svc.importLines(ctx, lines, true, w)
+		errc <- err
+	}()
+	<-w.planned // the first plan is made, at revision 0
+	if svc.Revision() != 0 {
+		t.Fatalf("the store is at revision %d, want 0", svc.Revision())
+	}
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	close(before.done)
+	err := <-errc
+	if err == nil || permatrix.ErrorCode(err) != permatrix.EUNPROCESSABLE || !strings.Contains(err.Error(), "line 5: user:a5 is frozen") {
+		t.Fatalf("the chunk: %v; want line 5 refused (the plan made again is at revision 1)", err)
+	}
+}
