@@ -129,6 +129,11 @@ type Policy struct {
 	// bundle and data.store (decisionsVary): the clock, randomness, the
 	// network. Such a decision is not kept by a decision cache.
 	Varies bool
+	// VerdictVaries says the same of the write rules' verdict, and that
+	// they may read data.store.revision, which no store unit stands for
+	// (verdictVaries): such a verdict is not taken by a write planned
+	// again from the plan before it (pdp's prejudge).
+	VerdictVaries bool
 
 	bundle   *Bundle
 	compiler *ast.Compiler
@@ -268,6 +273,7 @@ func Compile(ctx context.Context, b *Bundle, backend store.Backend, opts ...Opti
 		decisions = append(decisions, ref)
 	}
 	p.Varies = decisionsVary(compiler, decisions)
+	p.VerdictVaries = verdictVaries(compiler)
 	if err := p.probe(ctx); err != nil {
 		return nil, err
 	}
@@ -1321,6 +1327,65 @@ func stringList(v any) []string {
 // check, the bundle and the store units it read, and a cache that kept it
 // would answer it after the clock or the network moved on.
 func decisionsVary(c *ast.Compiler, refs []ast.Ref) bool {
+	return dependsOn(c, refs, callsVarying)
+}
+
+// verdictVaries is decisionsVary for the write rules' verdict, which a
+// write planned again takes from the plan before it only if it is a
+// function of its input, the bundle and the store units it read — so a
+// read of data.store.revision, which no unit stands for (the decision
+// cache does not count it: the stock decision copies it into its answer),
+// varies too, as does a read of data.store or data whose next key is not
+// a constant (it may be "revision").
+func verdictVaries(c *ast.Compiler) bool {
+	return dependsOn(c, []ast.Ref{ast.MustParseRef(VerdictQuery)}, func(t *ast.Term) bool {
+		return callsVarying(t) || readsStoreRevision(t)
+	})
+}
+
+// callsVarying says whether t calls (or names in a with) a builtin whose
+// value is not a function of its arguments.
+func callsVarying(t *ast.Term) bool {
+	var op ast.Ref
+	switch v := t.Value.(type) {
+	case ast.Call:
+		op, _ = v[0].Value.(ast.Ref)
+	case ast.Ref:
+		op = v // an expression's operator, or a builtin named in a with
+	}
+	if op == nil {
+		return false
+	}
+	name := op.String()
+	return ast.BuiltinMap[name] != nil && !vm.Deterministic(name)
+}
+
+// readsStoreRevision says whether t is a reference that may read
+// data.store.revision.
+func readsStoreRevision(t *ast.Term) bool {
+	ref, ok := t.Value.(ast.Ref)
+	if !ok || !ref.HasPrefix(ast.DefaultRootRef) {
+		return false
+	}
+	for i, want := range []string{"store", "revision"} {
+		if len(ref) <= i+1 {
+			return true // data, or data.store, whole
+		}
+		key, ok := ref[i+1].Value.(ast.String)
+		if !ok {
+			return true // a key computed at run time
+		}
+		if string(key) != want {
+			return false
+		}
+	}
+	return true
+}
+
+// dependsOn reports whether a term of a rule the refs depend on (the
+// compiler's dependency graph, which also follows references computed at
+// run time, and the rules' else branches) is one reads says.
+func dependsOn(c *ast.Compiler, refs []ast.Ref, reads func(*ast.Term) bool) bool {
 	seen := map[*ast.Rule]bool{}
 	var todo []*ast.Rule
 	for _, ref := range refs {
@@ -1333,23 +1398,14 @@ func decisionsVary(c *ast.Compiler, refs []ast.Ref) bool {
 			continue
 		}
 		seen[r] = true
-		varies := false
+		found := false
 		ast.WalkTerms(r, func(t *ast.Term) bool {
-			var op ast.Ref
-			switch v := t.Value.(type) {
-			case ast.Call:
-				op, _ = v[0].Value.(ast.Ref)
-			case ast.Ref:
-				op = v // an expression's operator, or a builtin named in a with
+			if !found && reads(t) {
+				found = true
 			}
-			if op != nil && !varies {
-				if name := op.String(); ast.BuiltinMap[name] != nil && !vm.Deterministic(name) {
-					varies = true
-				}
-			}
-			return varies
+			return found
 		})
-		if varies {
+		if found {
 			return true
 		}
 		// An else branch is a node of the graph of its own: what it

@@ -32,7 +32,10 @@ import (
 // read) takes the verdicts the plan before judged ahead whose units no
 // commit changed since (Changes.ChangedAfter at their revision, the
 // commit's own check): they read at the new revision what they read then.
-// Only the changes the conflict touched are judged again.
+// Only the changes the conflict touched are judged again — unless the
+// write rules depend on more than the units they read (Policy.VerdictVaries:
+// the clock, randomness, the network, data.store.revision): then every
+// change is.
 
 // minAhead is the fewest changes worth starting workers for.
 const minAhead = 64
@@ -48,6 +51,7 @@ type judgedAhead struct {
 	units                 [][]byte
 	revision              uint64
 	err                   error
+	again                 bool // carried over from the plan before (holding)
 }
 
 // ahead is the judging ahead of one plan: nil when there is none.
@@ -64,6 +68,7 @@ type ahead struct {
 	judged   *sync.Cond
 	finished bool
 	taken    *atomic.Uint64 // Service.aheadTaken
+	again    *atomic.Uint64 // Service.aheadAgain
 	backend  store.Backend  // whose Changes say whether a unit changed between two revisions
 	// policy and epoch are what the verdicts were judged by and in (the
 	// store's Changes.Epoch, read before the workers' snapshots): a plan
@@ -88,14 +93,17 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	epoch := s.backend.Changes().Epoch()
-	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, backend: s.backend, policy: p, epoch: epoch}
+	a := &ahead{results: make([]judgedAhead, len(changes)), cancel: cancel, taken: &s.aheadTaken, again: &s.aheadAgain, backend: s.backend, policy: p, epoch: epoch}
 	a.judged = sync.NewCond(&a.mu)
 	// The verdicts of the plan before hold if no commit after theirs
 	// changed what they read, which the index of changes answers once it
 	// has every commit up to revision: a backend records a commit before
 	// it publishes it. (The workers of that plan have returned: its
 	// results are read without its lock.)
-	if earlier == nil || len(earlier.results) != len(changes) || earlier.policy != p ||
+	// A verdict of write rules that read the clock, randomness, the
+	// network or data.store.revision (Policy.VerdictVaries) holds for its
+	// own plan only.
+	if earlier == nil || len(earlier.results) != len(changes) || earlier.policy != p || p.VerdictVaries ||
 		earlier.epoch != epoch || s.backend.Revision() < revision {
 		earlier = nil
 	}
@@ -136,8 +144,7 @@ func (s *Service) prejudge(ctx context.Context, p *opa.Policy, revision uint64, 
 				} else if snap.Revision() < revision {
 					r.err = errNotAhead // another epoch's numbering: judged in order
 				} else if e := earlier.holding(k, revision, s.backend.Changes()); e != nil {
-					r.violations, r.forbidden, r.units, r.revision = e.violations, e.forbidden, e.units, revision
-					s.aheadAgain.Add(1)
+					r.violations, r.forbidden, r.units, r.revision, r.again = e.violations, e.forbidden, e.units, revision, true
 				} else {
 					tracked.Reset()
 					r.violations, r.forbidden, r.err = p.Verdict(ctx, tracked, changes[k].verdictIn())
@@ -184,6 +191,9 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 	}
 	tx.Relied(r.units)
 	a.taken.Add(1)
+	if r.again {
+		a.again.Add(1) // counted when taken: a plan that stops early takes fewer than it carried over
+	}
 	return r.violations, r.forbidden, nil
 }
 

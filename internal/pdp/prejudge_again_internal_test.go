@@ -169,3 +169,40 @@ func TestJudgedAheadOnANewerSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// The count of verdicts a plan made again took from the plan before it
+// counts the ones it took, not the ones its workers carried over: here the
+// plan made again refuses its first line (user:mem became a member while
+// the chunk waited), so it takes none of the 99 verdicts its workers
+// carried over. It counted them all.
+func TestPlanAgainCountsTheVerdictsTaken(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	lines := []ImportLine{{Line: 1, Assignment: permatrix.Assignment{
+		Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}}}
+	for i := 2; i <= 100; i++ {
+		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
+			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
+	}
+	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
+	close(before.planned)
+	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, _, _, err := svc.importLines(ctx, lines, true, w)
+		errc <- err
+	}()
+	<-w.planned
+	again := svc.aheadAgain.Load()
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	close(before.done)
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "line 1: user:mem is a Celonis member") {
+		t.Fatalf("the chunk: %v; want line 1 refused", err)
+	}
+	if n := svc.aheadAgain.Load() - again; n != 0 {
+		t.Fatalf("the plan made again, refusing its first line, counts %d verdicts taken from the plan before", n)
+	}
+}
