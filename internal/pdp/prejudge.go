@@ -201,12 +201,14 @@ func (a *ahead) verdict(i int, tx *store.Tx) (violations, forbidden []string, er
 // judging at revision (the plan's, at or before r's) gives: the same
 // revision, or no commit after revision changed a unit r read — asked once
 // the index of changes has every commit up to r's revision (a backend
-// records a commit before it publishes it).
+// records a commit before it publishes it) — unless the write rules may
+// read what no unit stands for (Policy.VerdictVaries: data.store.revision
+// is r's there, not the plan's).
 func (a *ahead) unchangedSince(r *judgedAhead, revision uint64) bool {
 	switch {
 	case r.revision == revision:
 		return true
-	case r.revision < revision || a.backend.Revision() < r.revision:
+	case r.revision < revision || a.policy.VerdictVaries || a.backend.Revision() < r.revision:
 		return false
 	}
 	return !a.backend.Changes().ChangedAfter(revision, r.units)

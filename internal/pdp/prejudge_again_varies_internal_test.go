@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/opa"
+	"github.com/permatrix/permatrix/internal/store"
 )
 
 // A bundle's write rules may depend on more than their input, the bundle
@@ -153,5 +155,62 @@ violations contains "user:a5 is frozen from revision 1 on" if {
 	err := <-errc
 	if err == nil || permatrix.ErrorCode(err) != permatrix.EUNPROCESSABLE || !strings.Contains(err.Error(), "line 5: user:a5 is frozen") {
 		t.Fatalf("the chunk: %v; want line 5 refused (the plan made again is at revision 1)", err)
+	}
+}
+
+// Nor is a verdict of such rules judged on a worker's snapshot newer than
+// the plan's taken: here the rule refuses user:a5 from revision 1 on, the
+// plan is at revision 0 (allowed there) and the workers at 1 (refused).
+func TestJudgedAheadOnANewerSnapshotOfRulesThatReadTheRevision(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	b := bundleWith(t, map[string]string{"policies/celonis/frozen.rego": `package permatrix.systems.celonis_task_mining
+
+# A store frozen for user:a5 from revision 1 on.
+violations contains "user:a5 is frozen from revision 1 on" if {
+	input.assignment.subject == "user:a5"
+	data.store.revision >= 1
+}
+`})
+	if _, err := svc.Activate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.policy()
+	if err != nil || !p.VerdictVaries {
+		t.Fatalf("the write rules that read data.store.revision are not said to vary (%v)", err)
+	}
+	changes := make([]change, 100)
+	held := make([]bool, len(changes))
+	for i := range changes {
+		l := ImportLine{Line: i + 1, Assignment: permatrix.Assignment{
+			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}}
+		if changes[i], err = l.change(p, &held[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := svc.backend.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	tx := store.NewTx(ctx, snap, nil)
+	if tx.Revision() != 0 {
+		t.Fatalf("the plan is at revision %d, want 0", tx.Revision())
+	}
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	a := svc.prejudge(ctx, p, tx.Revision(), changes, nil)
+	if a == nil {
+		t.Fatal("nothing judged ahead")
+	}
+	defer a.stop()
+	violations, _, err := a.verdict(5, tx)
+	if r := a.results[5]; r.revision != 1 {
+		t.Fatalf("user:a5 judged at %d, want the workers' revision 1", r.revision)
+	}
+	if !errors.Is(err, errNotAhead) {
+		t.Fatalf("user:a5's verdict judged at revision 1 (%q) taken by the plan at 0: %v, want it judged in order", violations, err)
 	}
 }
