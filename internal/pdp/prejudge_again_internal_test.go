@@ -27,37 +27,15 @@ func TestPlanAgainTakesTheVerdictsNoCommitChanged(t *testing.T) {
 	ctx := context.Background()
 	_, svc := newActiveService(t)
 	const n = 100
-	var lines []ImportLine
-	for i := 1; i < n; i++ {
-		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
-			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
-	}
-	lines = append(lines, ImportLine{Line: n, Assignment: permatrix.Assignment{
-		Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}})
-
-	// The chunk before: its write ends when the test says so.
-	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
-	close(before.planned)
-	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
-	type outcome struct {
-		n   int
-		err error
-	}
-	out := make(chan outcome, 1)
-	go func() {
-		n, _, _, err := svc.importLines(ctx, lines, true, w)
-		out <- outcome{n, err}
-	}()
-	<-w.planned // the first plan is made: it waits for the chunk before
+	release, result := heldChunk(ctx, svc, append(analystLines(1, n-1), ImportLine{Line: n, Assignment: memPermission}))
 	again := svc.aheadAgain.Load()
-	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+	if _, _, err := svc.Assign(ctx, memMember, ""); err != nil {
 		t.Fatal(err)
 	}
-	close(before.done)
-	got := <-out
-	if got.err == nil || permatrix.ErrorCode(got.err) != permatrix.EUNPROCESSABLE ||
-		!strings.Contains(got.err.Error(), fmt.Sprintf("line %d: user:mem is a Celonis member", n)) {
-		t.Fatalf("the chunk: %d lines, %v; want line %d refused (user:mem is a member now)", got.n, got.err, n)
+	release()
+	if err := <-result; err == nil || permatrix.ErrorCode(err) != permatrix.EUNPROCESSABLE ||
+		!strings.Contains(err.Error(), fmt.Sprintf("line %d: user:mem is a Celonis member", n)) {
+		t.Fatalf("the chunk: %v; want line %d refused (user:mem is a member now)", err, n)
 	}
 	if taken := svc.aheadAgain.Load() - again; taken != n-1 {
 		t.Fatalf("the plan made again took %d verdicts of the plan before, want %d (every line but the last)", taken, n-1)
@@ -75,20 +53,7 @@ func TestPlanAgainAfterASwapJudgesEveryLineAgain(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	ctx := context.Background()
 	_, svc := newActiveService(t)
-	var lines []ImportLine
-	for i := 1; i <= 100; i++ {
-		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
-			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
-	}
-	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
-	close(before.planned)
-	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
-	errc := make(chan error, 1)
-	go func() {
-		_, _, _, err := svc.importLines(ctx, lines, true, w)
-		errc <- err
-	}()
-	<-w.planned
+	release, result := heldChunk(ctx, svc, analystLines(1, 100))
 	swapped, err := svc.policy()
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +69,8 @@ func TestPlanAgainAfterASwapJudgesEveryLineAgain(t *testing.T) {
 		t.Fatal("the activation kept the policy: the test swaps nothing")
 	}
 	again, taken := svc.aheadAgain.Load(), svc.aheadTaken.Load()
-	close(before.done)
-	if err := <-errc; err != nil {
+	release()
+	if err := <-result; err != nil {
 		t.Fatal(err)
 	}
 	if n := svc.aheadAgain.Load() - again; n != 0 {
@@ -130,25 +95,14 @@ func TestJudgedAheadOnANewerSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 100
-	changes := make([]change, n)
-	held := make([]bool, n)
-	for i := range n {
-		a := permatrix.Assignment{Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}
-		if i == n-1 {
-			a = permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
-		}
-		l := ImportLine{Line: i + 1, Assignment: a}
-		if changes[i], err = l.change(p, &held[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	changes := changesOf(t, p, append(analystLines(1, n-1), ImportLine{Line: n, Assignment: memPermission}))
 	snap, err := svc.backend.View()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer snap.Close()
 	tx := store.NewTx(ctx, snap, nil)
-	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+	if _, _, err := svc.Assign(ctx, memMember, ""); err != nil {
 		t.Fatal(err)
 	}
 	a := svc.prejudge(ctx, p, tx.Revision(), changes, nil)
@@ -179,12 +133,43 @@ func TestPlanAgainCountsTheVerdictsTaken(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	ctx := context.Background()
 	_, svc := newActiveService(t)
-	lines := []ImportLine{{Line: 1, Assignment: permatrix.Assignment{
-		Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}}}
-	for i := 2; i <= 100; i++ {
+	release, result := heldChunk(ctx, svc, append([]ImportLine{{Line: 1, Assignment: memPermission}}, analystLines(2, 100)...))
+	again := svc.aheadAgain.Load()
+	if _, _, err := svc.Assign(ctx, memMember, ""); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := <-result; err == nil || !strings.Contains(err.Error(), "line 1: user:mem is a Celonis member") {
+		t.Fatalf("the chunk: %v; want line 1 refused", err)
+	}
+	if n := svc.aheadAgain.Load() - again; n != 0 {
+		t.Fatalf("the plan made again, refusing its first line, counts %d verdicts taken from the plan before", n)
+	}
+}
+
+// memPermission gives user:mem a Celonis permission, which the rules
+// refuse once memMember is stored (members can be granted nothing).
+var (
+	memPermission = permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
+	memMember     = permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}
+)
+
+// analystLines are import lines from to to, line i making user:a<i> a
+// Celonis analyst.
+func analystLines(from, to int) []ImportLine {
+	var lines []ImportLine
+	for i := from; i <= to; i++ {
 		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
 			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
 	}
+	return lines
+}
+
+// heldChunk starts the write of lines as an import's chunk whose chunk
+// before is still in its write, and returns once the chunk's first plan is
+// made (it waits there for the chunk before): release ends the chunk
+// before's write, and the chunk's outcome comes on result.
+func heldChunk(ctx context.Context, svc *Service, lines []ImportLine) (release func(), result <-chan error) {
 	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
 	close(before.planned)
 	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
@@ -194,15 +179,19 @@ func TestPlanAgainCountsTheVerdictsTaken(t *testing.T) {
 		errc <- err
 	}()
 	<-w.planned
-	again := svc.aheadAgain.Load()
-	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
-		t.Fatal(err)
+	return func() { close(before.done) }, errc
+}
+
+// changesOf are lines as the changes of one write, judged by p.
+func changesOf(t *testing.T, p *opa.Policy, lines []ImportLine) []change {
+	t.Helper()
+	changes := make([]change, len(lines))
+	held := make([]bool, len(lines))
+	for i := range lines {
+		var err error
+		if changes[i], err = lines[i].change(p, &held[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	close(before.done)
-	if err := <-errc; err == nil || !strings.Contains(err.Error(), "line 1: user:mem is a Celonis member") {
-		t.Fatalf("the chunk: %v; want line 1 refused", err)
-	}
-	if n := svc.aheadAgain.Load() - again; n != 0 {
-		t.Fatalf("the plan made again, refusing its first line, counts %d verdicts taken from the plan before", n)
-	}
+	return changes
 }

@@ -46,35 +46,19 @@ violations contains "the grant window for user:a5 has closed" if {
 	if p, err := svc.policy(); err != nil || !p.VerdictVaries {
 		t.Fatalf("the write rules that read the clock are not said to vary (%v)", err)
 	}
-	const n = 100
-	var lines []ImportLine
-	for i := 1; i < n; i++ {
-		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
-			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
-	}
-	lines = append(lines, ImportLine{Line: n, Assignment: permatrix.Assignment{
-		Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}})
-
-	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
-	close(before.planned)
-	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
-	errc := make(chan error, 1)
-	go func() {
-		_, _, _, err := svc.importLines(ctx, lines, true, w)
-		errc <- err
-	}()
-	<-w.planned // the first plan is made: it waits for the chunk before
+	lines := append(analystLines(1, 99), ImportLine{Line: 100, Assignment: memPermission})
+	release, result := heldChunk(ctx, svc, lines) // the first plan is made: it waits for the chunk before
 	if !time.Now().Before(closes) {
-		close(before.done)
-		<-errc
+		release()
+		<-result
 		t.Skip("the first plan ended after the window closed: this machine is too slow for the test")
 	}
-	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+	if _, _, err := svc.Assign(ctx, memMember, ""); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Until(closes)) // the plan made again is made after the window closed
-	close(before.done)
-	err := <-errc
+	release()
+	err := <-result
 	if err == nil || permatrix.ErrorCode(err) != permatrix.EUNPROCESSABLE || !strings.Contains(err.Error(), "line 5: the grant window") {
 		t.Fatalf("the chunk: %v; want line 5 refused (its window closed before the plan made again)", err)
 	}
@@ -114,45 +98,17 @@ func TestPlanAgainJudgesAgainVerdictsOfRulesThatReadTheRevision(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	ctx := context.Background()
 	_, svc := newActiveService(t)
-	b := bundleWith(t, map[string]string{"policies/celonis/frozen.rego": `package permatrix.systems.celonis_task_mining
-
-# A store frozen for user:a5 from revision 1 on.
-violations contains "user:a5 is frozen from revision 1 on" if {
-	input.assignment.subject == "user:a5"
-	data.store.revision >= 1
-}
-`})
-	if _, err := svc.Activate(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if p, err := svc.policy(); err != nil || !p.VerdictVaries {
-		t.Fatalf("the write rules that read data.store.revision are not said to vary (%v)", err)
-	}
-	const n = 100
-	var lines []ImportLine
-	for i := 1; i < n; i++ {
-		lines = append(lines, ImportLine{Line: i, Assignment: permatrix.Assignment{
-			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}})
-	}
-	lines = append(lines, ImportLine{Line: n, Assignment: permatrix.Assignment{
-		Subject: "user:mem", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}})
-	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
-	close(before.planned)
-	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
-	errc := make(chan error, 1)
-	go func() {
-		_, _, _, err := svc.importLines(ctx, lines, true, w)
-		errc <- err
-	}()
-	<-w.planned // the first plan is made, at revision 0
+	activateFrozen(ctx, t, svc)
+	lines := append(analystLines(1, 99), ImportLine{Line: 100, Assignment: memPermission})
+	release, result := heldChunk(ctx, svc, lines) // the first plan is made, at revision 0
 	if svc.Revision() != 0 {
 		t.Fatalf("the store is at revision %d, want 0", svc.Revision())
 	}
-	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
+	if _, _, err := svc.Assign(ctx, memMember, ""); err != nil {
 		t.Fatal(err)
 	}
-	close(before.done)
-	err := <-errc
+	release()
+	err := <-result
 	if err == nil || permatrix.ErrorCode(err) != permatrix.EUNPROCESSABLE || !strings.Contains(err.Error(), "line 5: user:a5 is frozen") {
 		t.Fatalf("the chunk: %v; want line 5 refused (the plan made again is at revision 1)", err)
 	}
@@ -165,6 +121,39 @@ func TestJudgedAheadOnANewerSnapshotOfRulesThatReadTheRevision(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	ctx := context.Background()
 	_, svc := newActiveService(t)
+	p := activateFrozen(ctx, t, svc)
+	changes := changesOf(t, p, analystLines(1, 100)) // user:a5 is changes[4]
+	snap, err := svc.backend.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	tx := store.NewTx(ctx, snap, nil)
+	if tx.Revision() != 0 {
+		t.Fatalf("the plan is at revision %d, want 0", tx.Revision())
+	}
+	if _, _, err := svc.Assign(ctx, memMember, ""); err != nil {
+		t.Fatal(err)
+	}
+	a := svc.prejudge(ctx, p, tx.Revision(), changes, nil)
+	if a == nil {
+		t.Fatal("nothing judged ahead")
+	}
+	defer a.stop()
+	violations, _, err := a.verdict(4, tx)
+	if r := a.results[4]; r.revision != 1 {
+		t.Fatalf("user:a5 judged at %d, want the workers' revision 1", r.revision)
+	}
+	if !errors.Is(err, errNotAhead) {
+		t.Fatalf("user:a5's verdict judged at revision 1 (%q) taken by the plan at 0: %v, want it judged in order", violations, err)
+	}
+}
+
+// activateFrozen activates the embedded bundle with a rule that refuses
+// user:a5 anything from revision 1 on, and returns its policy (said to
+// vary: it reads data.store.revision).
+func activateFrozen(ctx context.Context, t *testing.T, svc *Service) *opa.Policy {
+	t.Helper()
 	b := bundleWith(t, map[string]string{"policies/celonis/frozen.rego": `package permatrix.systems.celonis_task_mining
 
 # A store frozen for user:a5 from revision 1 on.
@@ -180,37 +169,5 @@ violations contains "user:a5 is frozen from revision 1 on" if {
 	if err != nil || !p.VerdictVaries {
 		t.Fatalf("the write rules that read data.store.revision are not said to vary (%v)", err)
 	}
-	changes := make([]change, 100)
-	held := make([]bool, len(changes))
-	for i := range changes {
-		l := ImportLine{Line: i + 1, Assignment: permatrix.Assignment{
-			Subject: fmt.Sprintf("user:a%d", i), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}}
-		if changes[i], err = l.change(p, &held[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	snap, err := svc.backend.View()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
-	tx := store.NewTx(ctx, snap, nil)
-	if tx.Revision() != 0 {
-		t.Fatalf("the plan is at revision %d, want 0", tx.Revision())
-	}
-	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:mem", System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, ""); err != nil {
-		t.Fatal(err)
-	}
-	a := svc.prejudge(ctx, p, tx.Revision(), changes, nil)
-	if a == nil {
-		t.Fatal("nothing judged ahead")
-	}
-	defer a.stop()
-	violations, _, err := a.verdict(5, tx)
-	if r := a.results[5]; r.revision != 1 {
-		t.Fatalf("user:a5 judged at %d, want the workers' revision 1", r.revision)
-	}
-	if !errors.Is(err, errNotAhead) {
-		t.Fatalf("user:a5's verdict judged at revision 1 (%q) taken by the plan at 0: %v, want it judged in order", violations, err)
-	}
+	return p
 }
