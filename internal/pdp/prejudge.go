@@ -25,7 +25,8 @@ import (
 // A worker's snapshot may be newer than the plan's (a commit made between
 // the plan's snapshot and the workers'): its verdicts are taken too where
 // no commit after the plan's revision changed a unit they read — the same
-// check, the other way — instead of judging the whole write in order.
+// check, the other way — instead of judging the whole write in order (not
+// when the write rules may read data.store.revision: Policy.VerdictVaries).
 //
 // A write planned again (its commit conflicted: an import's chunk planned
 // while the one before it committed, which wrote a unit one of its lines
