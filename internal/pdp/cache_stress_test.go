@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -14,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/permatrix/permatrix"
@@ -22,32 +20,6 @@ import (
 	"github.com/permatrix/permatrix/internal/opa"
 	"github.com/permatrix/permatrix/internal/pdp"
 )
-
-// defaultBundleWith is the default bundle with edit applied to each module
-// source (path, source → source).
-func defaultBundleWith(t testing.TB, edit func(path, src string) string) *opa.Bundle {
-	t.Helper()
-	fsys := fstest.MapFS{}
-	err := fs.WalkDir(permatrix.DefaultBundle, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(permatrix.DefaultBundle, p)
-		if strings.HasSuffix(p, ".rego") {
-			b = []byte(edit(p, string(b)))
-		}
-		fsys[p] = &fstest.MapFile{Data: b}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := opa.ReadLayout(fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // Every kind of write (grants of every system, memberships, custom roles,
 // projects and their creators), bundle swaps between two policies that
@@ -67,12 +39,12 @@ func TestDecisionCacheNeverStaleUnderEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	// other allows u1 nothing: answers that differ from the stock policy's.
-	other := defaultBundleWith(t, func(p, src string) string {
+	other := pdp.DefaultBundleWith(t, func(p, src string) string {
 		if strings.HasSuffix(p, "permatrix/lib/lib.rego") {
 			return strings.Replace(src, "\tcount(missing) == 0\n} else", "\tcount(missing) == 0\n\tinput.subject != \"u1\"\n} else", 1)
 		}
 		return src
-	})
+	}, nil)
 	svc := pdp.New(db, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if _, err := svc.Activate(ctx, stock); err != nil {
 		t.Fatal(err)

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"runtime"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/permatrix/permatrix"
@@ -32,7 +30,7 @@ func TestPlanAgainJudgesAgainVerdictsOfRulesThatVary(t *testing.T) {
 	ctx := context.Background()
 	_, svc := newActiveService(t)
 	closes := time.Now().Add(time.Second)
-	b := bundleWith(t, map[string]string{"policies/celonis/window.rego": fmt.Sprintf(`package permatrix.systems.celonis_task_mining
+	b := DefaultBundleWith(t, nil, map[string]string{"policies/celonis/window.rego": fmt.Sprintf(`package permatrix.systems.celonis_task_mining
 
 # A grant window: user:a5 is granted nothing once it has closed.
 violations contains "the grant window for user:a5 has closed" if {
@@ -62,31 +60,6 @@ violations contains "the grant window for user:a5 has closed" if {
 	if err == nil || permatrix.ErrorCode(err) != permatrix.EUNPROCESSABLE || !strings.Contains(err.Error(), "line 5: the grant window") {
 		t.Fatalf("the chunk: %v; want line 5 refused (its window closed before the plan made again)", err)
 	}
-}
-
-// bundleWith is the embedded bundle with more files (path: Rego).
-func bundleWith(t *testing.T, more map[string]string) *opa.Bundle {
-	t.Helper()
-	fsys := fstest.MapFS{}
-	err := fs.WalkDir(permatrix.DefaultBundle, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(permatrix.DefaultBundle, p)
-		fsys[p] = &fstest.MapFile{Data: data}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, src := range more {
-		fsys[p] = &fstest.MapFile{Data: []byte(src)}
-	}
-	b, err := opa.ReadLayout(fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // Write rules that read data.store.revision — which no store unit stands
@@ -154,7 +127,7 @@ func TestJudgedAheadOnANewerSnapshotOfRulesThatReadTheRevision(t *testing.T) {
 // vary: it reads data.store.revision).
 func activateFrozen(ctx context.Context, t *testing.T, svc *Service) *opa.Policy {
 	t.Helper()
-	b := bundleWith(t, map[string]string{"policies/celonis/frozen.rego": `package permatrix.systems.celonis_task_mining
+	b := DefaultBundleWith(t, nil, map[string]string{"policies/celonis/frozen.rego": `package permatrix.systems.celonis_task_mining
 
 # A store frozen for user:a5 from revision 1 on.
 violations contains "user:a5 is frozen from revision 1 on" if {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/pdp"
 )
 
 // TestDecisionRevisionIsTheSnapshots: a decision's revision is the store
@@ -34,7 +35,7 @@ func TestDecisionRevisionIsTheSnapshots(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := newService(t)
-			if _, err := svc.Activate(ctx, defaultBundleWith(t, tc.edit)); err != nil {
+			if _, err := svc.Activate(ctx, pdp.DefaultBundleWith(t, tc.edit, nil)); err != nil {
 				t.Fatal(err)
 			}
 			a := permatrix.Assignment{Subject: "user:ann", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
