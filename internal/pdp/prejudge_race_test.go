@@ -3,7 +3,6 @@ package pdp_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -29,9 +28,9 @@ func TestImportAgainstConcurrentMembersKeepsTheRule(t *testing.T) {
 	conflicts := 0
 	for round := range rounds {
 		svc := newService(t)
-		var lines []pdp.ImportLine
+		var imported []pdp.ImportLine
 		for i := range 600 {
-			lines = append(lines, pdp.ImportLine{Line: i + 1, Assignment: permatrix.Assignment{
+			imported = append(imported, pdp.ImportLine{Line: i + 1, Assignment: permatrix.Assignment{
 				Subject: fmt.Sprintf("user:c%d", r.IntN(users)), System: "celonis-task-mining", Permission: "edit_users",
 				Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", r.IntN(30))}}})
 		}
@@ -51,7 +50,7 @@ func TestImportAgainstConcurrentMembersKeepsTheRule(t *testing.T) {
 				_, _, _ = svc.Assign(ctx, permatrix.Assignment{Subject: fmt.Sprintf("user:c%d", u), System: "celonis-task-mining", Role: "member", Scope: permatrix.ServiceScope}, "")
 			}
 		}()
-		src := &lineList{lines: lines}
+		src := &lines{n: len(imported), line: func(n int) pdp.ImportLine { return imported[n-1] }}
 		_, err := svc.ImportStream(ctx, src.next, pdp.ImportOptions{Chunk: 100})
 		close(stop)
 		wg.Wait()
@@ -82,18 +81,4 @@ func TestImportAgainstConcurrentMembersKeepsTheRule(t *testing.T) {
 		t.Fatal("no chunk was planned again: the test meets no conflict")
 	}
 	t.Logf("%d verdicts taken by plans made again", conflicts)
-}
-
-// lineList yields its lines in turn.
-type lineList struct {
-	lines []pdp.ImportLine
-	i     int
-}
-
-func (l *lineList) next() (pdp.ImportLine, error) {
-	if l.i == len(l.lines) {
-		return pdp.ImportLine{}, io.EOF
-	}
-	l.i++
-	return l.lines[l.i-1], nil
 }
