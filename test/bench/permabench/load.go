@@ -133,20 +133,22 @@ func readLines(path string) ([][]byte, error) {
 
 // OpenLoop is one open-loop (fixed-rate) run of vegeta.
 type OpenLoop struct {
-	Mix        string         `json:"mix"`
-	Target     string         `json:"target"`
-	Rate       int            `json:"rate"`      // requests/s asked
-	SentRate   float64        `json:"sent_rate"` // requests/s vegeta managed to send
-	Seconds    int            `json:"seconds"`
-	Requests   uint64         `json:"requests"`
-	Throughput float64        `json:"throughput"` // successful requests/s
-	Success    float64        `json:"success"`    // 0..1
-	P50ms      float64        `json:"p50_ms"`
-	P99ms      float64        `json:"p99_ms"`
-	MaxMs      float64        `json:"max_ms"`
-	Status     map[string]int `json:"status_codes"`
-	Errors     []string       `json:"errors,omitempty"`
-	Repeated   bool           `json:"repeated,omitempty"`
+	Mix      string  `json:"mix"`
+	Target   string  `json:"target"`
+	Rate     int     `json:"rate"`      // requests/s asked
+	SentRate float64 `json:"sent_rate"` // requests/s vegeta managed to send
+	Seconds  int     `json:"seconds"`
+	// WarmupSeconds the same open loop ran, not measured, just before.
+	WarmupSeconds int            `json:"warmup_seconds,omitempty"`
+	Requests      uint64         `json:"requests"`
+	Throughput    float64        `json:"throughput"` // successful requests/s
+	Success       float64        `json:"success"`    // 0..1
+	P50ms         float64        `json:"p50_ms"`
+	P99ms         float64        `json:"p99_ms"`
+	MaxMs         float64        `json:"max_ms"`
+	Status        map[string]int `json:"status_codes"`
+	Errors        []string       `json:"errors,omitempty"`
+	Repeated      bool           `json:"repeated,omitempty"`
 }
 
 // openLoop sends rate requests/s for secs seconds, POSTing bodies in order

@@ -51,6 +51,7 @@ type options struct {
 	wrkSeconds, warmupSeconds int
 	wrkThreads, wrkConns      int
 	openSeconds               int
+	openWarmupSeconds         int
 	writeSeconds, writers     int
 	gobenchTime               string
 	gobenchCount              int
@@ -88,6 +89,7 @@ func main() {
 	flag.IntVar(&o.wrkThreads, "wrk-threads", 2, "wrk -t")
 	flag.IntVar(&o.wrkConns, "wrk-connections", 16, "wrk -c")
 	flag.IntVar(&o.openSeconds, "open-seconds", 15, "seconds of each open-loop (vegeta) run")
+	flag.IntVar(&o.openWarmupSeconds, "open-warmup-seconds", 10, "seconds of the same open loop, not measured, just before each measured one (0: none): the rate's steady state, not the wake of the closed-loop runs before it")
 	flag.IntVar(&o.writeSeconds, "write-seconds", 20, "seconds of each write-throughput run")
 	flag.IntVar(&o.writers, "writers", 32, "concurrent writers of the write-throughput run (a second run uses one)")
 	flag.StringVar(&o.gobenchTime, "gobench-time", "1s", "go test -benchtime")

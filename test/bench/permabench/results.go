@@ -302,7 +302,11 @@ func markdown(r *Results) string {
 		}
 	}
 	if r.HTTP != nil && len(r.HTTP.Open) > 0 {
-		w("\nOpen loop (vegeta v12.13.0 as a library, fixed rate = half permatrix's closed-loop req/s on that mix unless --open-rate):\n\n")
+		warm := ""
+		if x := r.HTTP.Open[0].WarmupSeconds; x > 0 {
+			warm = fmt.Sprintf("; each run measured after %d s of the same loop that are not", x)
+		}
+		w("\nOpen loop (vegeta v12.13.0 as a library, fixed rate = half permatrix's closed-loop req/s on that mix unless --open-rate%s):\n\n", warm)
 		w("| mix | server | rate asked | rate sent | p50 | p99 | max | success |\n|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.HTTP.Open {
 			w("| %s | %s | %s/s | %s/s | %s ms | %s ms | %s ms | %.2f %% |\n", x.Mix, x.Target, f0(float64(x.Rate)), f0(x.SentRate), f2(x.P50ms), f2(x.P99ms), f1(x.MaxMs), 100*x.Success)
