@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -79,9 +80,18 @@ type k8sContainer struct {
 	Command       []string `yaml:"command"`
 	Args          []string `yaml:"args"`
 	Env           []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			ResourceFieldRef *struct {
+				Resource string `yaml:"resource"`
+			} `yaml:"resourceFieldRef"`
+		} `yaml:"valueFrom"`
 	} `yaml:"env"`
+	Resources struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
 	Ports []struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
@@ -195,6 +205,33 @@ func readDockerfile(t *testing.T) image {
 	return img
 }
 
+// resourceField is the value the kubelet gives a variable from a
+// resourceFieldRef of the container's own CPU (the divisor 1: whole cores,
+// rounded up, as the downward API does).
+func resourceField(c k8sContainer, resource string) (string, error) {
+	var q string
+	switch resource {
+	case "requests.cpu":
+		q = c.Resources.Requests["cpu"]
+	case "limits.cpu":
+		q = c.Resources.Limits["cpu"]
+	default:
+		return "", fmt.Errorf("resourceFieldRef %q: only the container's CPU is read here", resource)
+	}
+	if q == "" {
+		// The kubelet would give the node's allocatable CPU: every core.
+		return "", fmt.Errorf("resourceFieldRef %s, but the container sets no %s", resource, resource)
+	}
+	milli, err := strconv.Atoi(strings.TrimSuffix(q, "m"))
+	if err != nil || milli <= 0 {
+		return "", fmt.Errorf("%s %q: not a CPU quantity this test reads (N or Nm)", resource, q)
+	}
+	if !strings.HasSuffix(q, "m") {
+		milli *= 1000
+	}
+	return strconv.Itoa((milli + 999) / 1000), nil
+}
+
 // flagOfEnv is the flag bindEnv sets from a PERMATRIX_* variable.
 func flagOfEnv(name string) string {
 	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "PERMATRIX_"), "_", "-"))
@@ -236,6 +273,18 @@ func findSidecar(t *testing.T, spec podSpec, img image) sidecar {
 	}
 	for _, e := range c.Env {
 		s.env[e.Name] = e.Value
+		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+			v, err := resourceField(c, e.ValueFrom.ResourceFieldRef.Resource)
+			if err != nil {
+				t.Fatalf("%s: %v", e.Name, err)
+			}
+			s.env[e.Name] = v
+		}
+	}
+	// The cores Go may take at once are the container's (README, "CPU"):
+	// without it, the collector's marking takes every core of the node.
+	if n, err := strconv.Atoi(s.env["GOMAXPROCS"]); err != nil || n < 1 {
+		t.Errorf("GOMAXPROCS %q: the sidecar sets it from the CPU its container asks for (README, \"CPU\")", s.env["GOMAXPROCS"])
 	}
 	// Every variable and argument is one of serve's flags, and its value
 	// parses as that flag's type.
