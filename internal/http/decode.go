@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -224,11 +225,7 @@ func decodeJSONWithin(body []byte, v any, bound valueBound) error {
 	case kind != '{' && kind != 0:
 		return permatrix.Errorf(permatrix.EINVALID, "the body must be a JSON object, got %s", kindName(kind))
 	}
-	opts := strictJSON
-	if bound != nil {
-		opts = strictJSONWithin(bound)
-	}
-	if err := json.Unmarshal(body, v, opts); err != nil {
+	if err := unmarshalWithin(body, v, bound); err != nil {
 		return jsonError(err)
 	}
 	return nil
@@ -241,16 +238,46 @@ func decodeJSONWithin(body []byte, v any, bound valueBound) error {
 // value came from when it is not the body ("input": GET /v1/data's
 // ?input=), for the messages; bound counts its values (nil: not counted).
 func decodeValue(raw []byte, param string, bound valueBound) (any, error) {
-	opts := strictJSON
-	if bound != nil {
-		opts = strictJSONWithin(bound)
-	}
 	var v any
-	if err := json.Unmarshal(raw, &v, opts); err != nil {
+	if err := unmarshalWithin(raw, &v, bound); err != nil {
 		return nil, jsonErrorIn(err, param)
 	}
 	return v, nil
 }
+
+// unmarshalWithin is json.Unmarshal with strictJSON's options, its
+// free-form values counted by bound (nil: not counted).
+func unmarshalWithin(raw []byte, v any, bound valueBound) error {
+	if bound == nil {
+		return json.Unmarshal(raw, v, strictJSON)
+	}
+	b := boundOptionsPool.Get().(*boundOptions)
+	b.bound = bound
+	err := json.Unmarshal(raw, v, b.opts)
+	b.bound = nil
+	boundOptionsPool.Put(b)
+	return err
+}
+
+// boundOptions are strictJSONWithin's options, made once and pooled, their
+// bound the one of the Unmarshal under way: made for every check, the
+// options and the arshaler cache each new set of them starts were ~1 KiB
+// of the ~4.4 KiB of garbage a cached check's handler makes (the
+// collector's marking is what the open loop's tail waits for:
+// docs/performance.md, 2026-11-29 03:30).
+type boundOptions struct {
+	bound valueBound
+	opts  json.Options
+}
+
+func (b *boundOptions) value(depth int) error       { return b.bound.value(depth) }
+func (b *boundOptions) number(literal string) error { return b.bound.number(literal) }
+
+var boundOptionsPool = sync.Pool{New: func() any {
+	b := &boundOptions{}
+	b.opts = strictJSONWithin(b)
+	return b
+}}
 
 // decode reads the request body and decodes it with decodeJSON.
 func decode(c echo.Context, v any) error {

@@ -2,9 +2,11 @@ package http
 
 import (
 	stdjson "encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -118,5 +120,38 @@ func TestActorOf(t *testing.T) {
 		case c.code != "" && (permatrix.ErrorCode(err) != c.code || got != ""):
 			t.Errorf("%s: got %q, %v; want a %s error", c.what, got, err, c.code)
 		}
+	}
+}
+
+// The options that count free-form values are pooled, each Unmarshal's
+// bound set on them for its length: decodes running at once, with bounds
+// that refuse or take the same input, each get their own bound's answer.
+func TestDecodeValueBoundsAtOnce(t *testing.T) {
+	const values = 5 // the input below: the object and its four values
+	input := []byte(`{"a": 1, "b": [true, "x"]}`)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				limit := values
+				if (g+i)%2 == 1 {
+					limit = values - 1
+				}
+				bound := &inputValues{max: limit}
+				_, err := decodeValue(input, "input", bound)
+				if refused := err != nil; refused != (limit < values) || bound.n != min(values, limit+1) {
+					errs <- fmt.Errorf("bound %d: err %v after %d values", limit, err, bound.n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
