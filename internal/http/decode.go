@@ -279,6 +279,34 @@ var boundOptionsPool = sync.Pool{New: func() any {
 	return b
 }}
 
+// readAll is io.ReadAll whose buffer starts at the length the request
+// declares (the bytes on the wire: a compressed body grows it as
+// io.ReadAll does), not at 512 bytes — a check is ~100 — and at most
+// maxFirstRead, whatever a header claims.
+func readAll(r io.Reader, declared int64) ([]byte, error) {
+	size := 512
+	if declared >= 0 {
+		size = int(min(declared, maxFirstRead)) + 1 // +1: room for the read that finds the end
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// maxFirstRead bounds readAll's first buffer.
+const maxFirstRead = 64 << 10
+
 // decode reads the request body and decodes it with decodeJSON.
 func decode(c echo.Context, v any) error {
 	body, err := readBody(c)
@@ -291,7 +319,8 @@ func decode(c echo.Context, v any) error {
 // readBody reads the whole body; over the limit it is the body-limit
 // middleware's 413.
 func readBody(c echo.Context) ([]byte, error) {
-	body, err := io.ReadAll(c.Request().Body)
+	req := c.Request()
+	body, err := readAll(req.Body, req.ContentLength)
 	if err != nil {
 		var he *echo.HTTPError
 		if errors.As(err, &he) {

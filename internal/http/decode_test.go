@@ -3,11 +3,13 @@ package http
 import (
 	stdjson "encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/labstack/echo/v4"
 
@@ -153,5 +155,34 @@ func TestDecodeValueBoundsAtOnce(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// readAll reads every byte whatever length the request declares: its own
+// (the first buffer just fits), a shorter one (a compressed body's wire
+// bytes), none (-1: chunked), a larger one, or one past any body (the first
+// buffer stays bounded) — and through readers that return one byte at a
+// time or the last bytes with io.EOF.
+func TestReadAllDeclaredLengths(t *testing.T) {
+	body := strings.Repeat("0123456789", 100) // 1 000 bytes
+	for _, declared := range []int64{-1, 0, 1, 999, 1000, 1001, 5000, 1 << 40} {
+		for name, wrap := range map[string]func(io.Reader) io.Reader{
+			"plain":    func(r io.Reader) io.Reader { return r },
+			"one byte": iotest.OneByteReader,
+			"data+EOF": iotest.DataErrReader,
+		} {
+			got, err := readAll(wrap(strings.NewReader(body)), declared)
+			if err != nil || string(got) != body {
+				t.Errorf("declared %d, %s: %d bytes, %v", declared, name, len(got), err)
+			}
+			if cap(got) > 2*(maxFirstRead+1) {
+				t.Errorf("declared %d, %s: a buffer of %d bytes for a 1 000-byte body", declared, name, cap(got))
+			}
+		}
+	}
+	// A read error is returned with what was read before it.
+	got, err := readAll(io.MultiReader(strings.NewReader("ab"), iotest.ErrReader(io.ErrUnexpectedEOF)), 10)
+	if string(got) != "ab" || err != io.ErrUnexpectedEOF {
+		t.Errorf("a failing body: %q, %v", got, err)
 	}
 }
