@@ -279,16 +279,18 @@ var boundOptionsPool = sync.Pool{New: func() any {
 	return b
 }}
 
-// readAll is io.ReadAll whose buffer starts at the length the request
-// declares (the bytes on the wire: a compressed body grows it as
-// io.ReadAll does), not at 512 bytes — a check is ~100 — and at most
-// maxFirstRead, whatever a header claims.
+// readAll is io.ReadAll whose buffer starts at the length a small request
+// declares — a check is ~100 bytes, io.ReadAll's first buffer 512 — and is
+// io.ReadAll itself for a larger or undeclared one: a buffer sized from the
+// header before the bytes come would let a client that declares much and
+// sends little hold that much (and past 512 bytes io.ReadAll's growth is
+// what the amplification bounds were measured with). A compressed body
+// declares its wire bytes and grows the buffer as io.ReadAll does.
 func readAll(r io.Reader, declared int64) ([]byte, error) {
-	size := 512
-	if declared >= 0 {
-		size = int(min(declared, maxFirstRead)) + 1 // +1: room for the read that finds the end
+	if declared < 0 || declared >= 512 {
+		return io.ReadAll(r)
 	}
-	b := make([]byte, 0, size)
+	b := make([]byte, 0, declared+1) // +1: room for the read that finds the end
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -303,9 +305,6 @@ func readAll(r io.Reader, declared int64) ([]byte, error) {
 		}
 	}
 }
-
-// maxFirstRead bounds readAll's first buffer.
-const maxFirstRead = 64 << 10
 
 // decode reads the request body and decodes it with decodeJSON.
 func decode(c echo.Context, v any) error {
