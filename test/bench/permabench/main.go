@@ -103,7 +103,22 @@ func main() {
 	flag.BoolVar(&o.pin, "pin", false, "during the HTTP runs, pin the servers to CPU 0 and the load generators (wrk, vegeta) to the other CPUs (taskset), so that they do not take each other's cores")
 	flag.IntVar(&o.openRate, "open-rate", 0, "the open-loop rate in requests/s (default: half permatrix's closed-loop req/s on each mix)")
 	report := flag.String("report", "", "print the Markdown tables of a results.jsonll and exit (nothing is run)")
+	busy := flag.String("trace-busy", "", "read an execution trace (--import-profile's import.trace) and print how long 0, 1, 2… goroutines ran at once and what each goroutine did while fewer ran than at most, then exit (nothing is run)")
 	flag.Parse()
+	if *busy != "" {
+		f, err := os.Open(*busy)
+		var b *Busy
+		if err == nil {
+			b, err = traceBusy(f)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "permabench:", err)
+			os.Exit(1)
+		}
+		fmt.Print(b)
+		return
+	}
 	if *report != "" {
 		raw, err := os.ReadFile(*report)
 		var r Results
