@@ -119,8 +119,9 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ch
 	// (import.go): its second plan, made after that commit, follows no
 	// lost race. Taken whole there, s.writers waited for the next chunk's
 	// plan and held it back, with every single write, until this chunk had
-	// planned again and committed: the pipeline of chunks stopped, a tenth
-	// of a large import's time. Its third plan is held as any write's second.
+	// planned again and committed: the pipeline of chunks stopped, a core
+	// idle (docs/performance.md, 2026-11-29 05:25). Its third plan is held
+	// as any write's second.
 	races := 1
 	if chunk != nil {
 		races = 2
