@@ -647,3 +647,89 @@ func TestTwoImportsInChunksAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// An import in chunks assigning custom roles while a writer deletes and
+// defines again the roles of the lines just past the last chunk committed:
+// a role is deleted only while no assignment uses it, and an assignment is
+// stored only of a role stored (a line whose role is deleted when its
+// chunk commits is refused, and the import stops there); after both, no
+// stored assignment names a role the store does not hold, and the store
+// holds the lines up to LastLine.
+func TestImportChunksAgainstRolesDeleted(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	r := rand.New(rand.NewPCG(43, 6))
+	ctx := context.Background()
+	const n = 600
+	role := func(i int) permatrix.Role {
+		return permatrix.Role{System: "blueprism", Name: fmt.Sprintf("r%d", i), Permissions: []string{"view_dashboards"}}
+	}
+	deleted, refused := 0, 0
+	for round := range 12 {
+		_, svc := newBoltService(t)
+		for i := 1; i <= n; i++ {
+			if _, err := svc.PutRole(ctx, role(i), ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		chunk := []int{64, 100, 30}[round%3]
+		src := &lines{n: n, line: func(i int) pdp.ImportLine {
+			return pdp.ImportLine{Line: i, Assignment: permatrix.Assignment{Subject: fmt.Sprintf("user:b%d", i), System: "blueprism", Role: role(i).Name, Scope: permatrix.ServiceScope}}
+		}}
+		var last atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		seed := r.Uint64()
+		wg.Go(func() {
+			wr := rand.New(rand.NewPCG(seed, 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := int(last.Load()) + 1 + wr.IntN(chunk+chunk/2)
+				if i > n {
+					continue
+				}
+				_, err := svc.DeleteRole(ctx, "blueprism", role(i).Name, "")
+				switch {
+				case err == nil:
+					deleted++
+					if _, err := svc.PutRole(ctx, role(i), ""); err != nil {
+						t.Errorf("define %d again: %v", i, err)
+						return
+					}
+				case permatrix.ErrorCode(err) != permatrix.ECONFLICT:
+					t.Errorf("delete %d: %v", i, err)
+					return
+				}
+			}
+		})
+		res, err := svc.ImportStream(ctx, src.next, pdp.ImportOptions{Chunk: chunk, Progress: func(r pdp.ImportResult) { last.Store(int64(r.LastLine)) }})
+		close(stop)
+		wg.Wait()
+		if err != nil { // the line's role was deleted, not yet defined again
+			wantCode(t, err, permatrix.EUNPROCESSABLE, "unknown role")
+			refused++
+		}
+		roles := map[string]bool{}
+		for i := 1; i <= n; i++ {
+			if _, err := svc.Role(ctx, "blueprism", role(i).Name); err == nil {
+				roles[role(i).Name] = true
+			}
+		}
+		list := allAssignments(t, svc)
+		for _, a := range list {
+			if !roles[a.Role] {
+				t.Fatalf("round %d: %s holds role %s, which the store does not hold", round, a.Subject, a.Role)
+			}
+		}
+		if len(list) != res.LastLine || res.Imported != res.LastLine || (err == nil && res.LastLine != n) {
+			t.Fatalf("round %d: %d assignments stored, result %+v", round, len(list), res)
+		}
+	}
+	if deleted == 0 {
+		t.Fatal("no role was deleted: the writer met no line before its chunk")
+	}
+	t.Logf("%d roles deleted and defined again, %d imports refused a line", deleted, refused)
+}
