@@ -284,6 +284,10 @@ type chunkWrite struct {
 	rev           uint64
 	lastLine      int
 	err           error
+	// beforeRev is the revision the chunk before committed at, once its
+	// first plan waited for it (settle): after that plan's snapshot, the
+	// plan's conflict may be with it, by design (writeSome).
+	beforeRev uint64
 }
 
 // errChunkBefore stops a chunk whose chunk before failed: the import ends
@@ -346,6 +350,7 @@ func (w *chunkWrite) settle(s *Service, p *opa.Policy) error {
 	if before.err != nil {
 		return errChunkBefore
 	}
+	w.beforeRev = before.rev
 	if now, err := s.policy(); err != nil || now != p {
 		return store.ErrPlanAgain
 	}

@@ -168,7 +168,8 @@ func analystLines(from, to int) []ImportLine {
 // heldChunk starts the write of lines as an import's chunk whose chunk
 // before is still in its write, and returns once the chunk's first plan is
 // made (it waits there for the chunk before): release ends the chunk
-// before's write, and the chunk's outcome comes on result.
+// before's write, committed at the store's revision then (after the
+// chunk's snapshot), and the chunk's outcome comes on result.
 func heldChunk(ctx context.Context, svc *Service, lines []ImportLine) (release func(), result <-chan error) {
 	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
 	close(before.planned)
@@ -179,7 +180,7 @@ func heldChunk(ctx context.Context, svc *Service, lines []ImportLine) (release f
 		errc <- err
 	}()
 	<-w.planned
-	return func() { close(before.done) }, errc
+	return func() { before.rev = svc.backend.Revision(); close(before.done) }, errc
 }
 
 // changesOf are lines as the changes of one write, judged by p.

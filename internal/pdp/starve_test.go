@@ -3,6 +3,7 @@ package pdp_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -60,5 +61,59 @@ func TestImportNotStarvedByWrites(t *testing.T) {
 	}
 	if writes < 2 {
 		t.Fatalf("the other writer made %d writes: no race was run", writes)
+	}
+}
+
+// TestImportSmallChunksNotStarvedByWrites: an import in chunks of fewer
+// lines than minAhead (64), each chunk granting to user:k5, while six
+// writers grant and revoke k5's permissions as fast as they can. A chunk
+// of 63 lines plans longer than the writers take between two changes of
+// k5: it lost every race and the import ended in 503 "conflicted … 100
+// times in a row", where the same import in chunks of 64 lines was stored
+// (a write of 64 changes or more plans again alone after it lost; one of
+// fewer never did).
+func TestImportSmallChunksNotStarvedByWrites(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc := newService(t)
+	const chunk, n = 63, 630
+	src := &lines{n: n, line: func(i int) pdp.ImportLine {
+		subject := fmt.Sprintf("user:k%d", i)
+		if i%chunk == chunk/2 {
+			subject = "user:k5"
+		}
+		return pdp.ImportLine{Line: i, Assignment: permatrix.Assignment{
+			Subject: subject, System: "celonis-task-mining", Permission: "edit_users",
+			Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("p%d", i)}}}
+	}}
+	var wg sync.WaitGroup
+	writes := make([]int, 6)
+	for w := range writes {
+		wg.Go(func() {
+			for ctx.Err() == nil { // a grant and its revoke, whole
+				a, _, err := svc.Assign(context.Background(), permatrix.Assignment{Subject: "user:k5", System: "celonis-task-mining", Permission: "edit_users",
+					Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("w%d", w)}}, "")
+				if err == nil {
+					_, err = svc.Unassign(context.Background(), a.ID, "")
+				}
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+				writes[w]++
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond) // the writers are going
+	start := time.Now()
+	res, err := svc.ImportStream(ctx, src.next, pdp.ImportOptions{Chunk: chunk})
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("the import, after %s and %v writes of the writers: %v (%+v)", time.Since(start), writes, err, res)
+	}
+	if res.Imported != n || res.LastLine != n {
+		t.Fatalf("result %+v, want %d lines imported", res, n)
 	}
 }

@@ -1,0 +1,58 @@
+package pdp
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/permatrix/permatrix"
+)
+
+// TestChunkPlannedAgainAfterALostRaceHoldsWritersWhole: a chunk whose
+// first plan conflicted with a single write — the chunk before committed
+// before the chunk's snapshot, so nothing of its design overlapped — lost
+// a race, as any write does, and plans again holding s.writers whole. It
+// planned again holding them shared (aabe6ab: every chunk's second plan
+// was), lost again to the stream of writes, and a chunk whose plan takes
+// over a third of store.RetryBudget ran out of it before the plan that
+// held them whole: 503 after two or three conflicts (rules taking 7 ms a
+// line, a chunk of 500 lines, a writer of its users), where it was stored
+// before. Here the test holds s.writers shared once the write is made:
+// the chunk must wait for them, not commit.
+func TestChunkPlannedAgainAfterALostRaceHoldsWritersWhole(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	permission := permatrix.Assignment{Subject: "user:x", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
+	// The chunk before committed at the store's revision now: before the
+	// chunk's snapshot.
+	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{}), rev: svc.backend.Revision()}
+	close(before.planned)
+	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
+	result := make(chan error, 1)
+	go func() {
+		_, _, _, err := svc.importLines(ctx, append(analystLines(1, 99), ImportLine{Line: 100, Assignment: permission}), true, w)
+		result <- err
+	}()
+	<-w.planned
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:x", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	svc.writers.RLock()
+	close(before.done)
+	select {
+	case err := <-result:
+		svc.writers.RUnlock()
+		t.Fatalf("the chunk planned again after a lost race committed (%v) with s.writers held shared: it did not hold them whole", err)
+	case <-time.After(2 * time.Second):
+	}
+	svc.writers.RUnlock()
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := svc.Assignments(ctx, permatrix.AssignmentFilter{Subject: "user:x"})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("user:x holds %d assignments (%v), want 2", len(list), err)
+	}
+}
