@@ -126,6 +126,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ch
 	// planned again and committed: the pipeline of chunks stopped, a core
 	// idle (docs/performance.md, 2026-11-29 05:25). Its third plan is held
 	// as any write's second.
+	//
 	// A chunk whose chunk before committed before its first plan's snapshot
 	// (the first chunk, one planned late) conflicted with another write: a
 	// lost race, its second plan held whole as any write's. Held shared, a
