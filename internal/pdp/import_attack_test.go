@@ -229,24 +229,6 @@ func TestImportChunksAgainstMembersMadeAndUnmade(t *testing.T) {
 	}
 }
 
-// allAssignments is every assignment in the store, page by page.
-func allAssignments(t *testing.T, svc *pdp.Service) []permatrix.Assignment {
-	t.Helper()
-	var all []permatrix.Assignment
-	cursor := ""
-	for {
-		list, next, err := svc.Assignments(context.Background(), permatrix.AssignmentFilter{Limit: 1000, Cursor: cursor})
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, list...)
-		if next == "" {
-			return all
-		}
-		cursor = next
-	}
-}
-
 // sameCommits says a and b count the same commits (the lines read may
 // differ: the import reads a chunk ahead).
 func sameCommits(a, b pdp.ImportResult) bool {
@@ -282,11 +264,7 @@ func TestImportChunksCancelledAnywhere(t *testing.T) {
 					return
 				default:
 				}
-				a, _, err := svc.Assign(context.Background(), permatrix.Assignment{Subject: fmt.Sprintf("user:c%d", i%50), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, "")
-				if err == nil {
-					_, err = svc.Unassign(context.Background(), a.ID, "")
-				}
-				if err != nil {
+				if err := grantAndRevoke(context.Background(), svc, permatrix.Assignment{Subject: fmt.Sprintf("user:c%d", i%50), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}); err != nil {
 					t.Errorf("the writer: %v", err)
 					return
 				}
@@ -334,20 +312,16 @@ func TestImportChunksCancelledAnywhere(t *testing.T) {
 // pdpRunning is the stack of a goroutine running the service's code but
 // no test's (a chunk's write, a worker judging ahead), "" if none is.
 func pdpRunning() string {
-	buf := make([]byte, 1<<22)
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "internal/pdp.(*") && !strings.Contains(g, "testing.tRunner") {
-			return g
-		}
-	}
-	return ""
+	return goroutineWith(func(g string) bool {
+		return strings.Contains(g, "internal/pdp.(*") && !strings.Contains(g, "testing.tRunner")
+	})
 }
 
 // An import in chunks, every chunk granting to user:k5, while a single
 // writer grants and revokes k5's role as fast as it can: every chunk's
 // first plan may lose to the writer (and to the chunk before), its
-// second too; it still commits (its third plan holds the writers whole,
-// or, a chunk too small for that, plans fast), and every line is stored.
+// second too; it still commits (its second or third plan holds the writers
+// whole, whatever its size), and every line is stored.
 func TestImportChunksNotStarvedByWrites(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	for _, chunk := range []int{20, 63, 64, 300} {
@@ -372,11 +346,7 @@ func TestImportChunksNotStarvedByWrites(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for ctx.Err() == nil { // a grant and its revoke, whole
-					a, _, err := svc.Assign(context.Background(), permatrix.Assignment{Subject: "user:k5", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, "")
-					if err == nil {
-						_, err = svc.Unassign(context.Background(), a.ID, "")
-					}
-					if err != nil {
+					if err := grantAndRevoke(context.Background(), svc, permatrix.Assignment{Subject: "user:k5", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}); err != nil {
 						t.Errorf("the writer: %v", err)
 						return
 					}
@@ -416,18 +386,10 @@ func TestImportChunksJudgedByTheBundleActivatedMidway(t *testing.T) {
 		t.Fatal(err)
 	}
 	for round := range 6 {
-		db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		engine := opa.NewEngine(db)
 		// Commits slowed down: the import outlasts the bundle's
 		// compilation, and a chunk planned waits for the chunk before
 		// most of the time, the writers not held.
-		svc := pdp.New(&slowCommits{Backend: db}, engine, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-		if _, err := svc.Activate(ctx, b); err != nil {
-			t.Fatal(err)
-		}
+		db, engine, svc := newSlowService(t, b)
 		chunk := []int{50, 64, 200}[round%3]
 		const n = 2000
 		src := &lines{n: n, line: func(i int) pdp.ImportLine {
@@ -486,6 +448,22 @@ func TestImportChunksJudgedByTheBundleActivatedMidway(t *testing.T) {
 	}
 }
 
+// newSlowService is a service over a new bolt file whose commits take
+// 10 ms longer (slowCommits), b active; the file is the caller's to close.
+func newSlowService(t *testing.T, b *opa.Bundle) (*bolt.DB, *opa.Engine, *pdp.Service) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := opa.NewEngine(db)
+	svc := pdp.New(&slowCommits{Backend: db}, engine, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if _, err := svc.Activate(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return db, engine, svc
+}
+
 // slowCommits is a store whose commits take 10 ms longer.
 type slowCommits struct{ store.Backend }
 
@@ -511,15 +489,8 @@ func TestImportChunksAgainstMembersMadeAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for round := range 24 {
-		db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		db, _, svc := newSlowService(t, bundle)
 		t.Cleanup(func() { _ = db.Close() })
-		svc := pdp.New(&slowCommits{Backend: db}, opa.NewEngine(db), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-		if _, err := svc.Activate(ctx, bundle); err != nil {
-			t.Fatal(err)
-		}
 		chunk := []int{64, 100, 40}[round%3]
 		const n = 1200
 		src := &lines{n: n, line: func(i int) pdp.ImportLine {
@@ -608,11 +579,7 @@ func TestTwoImportsInChunksAtOnce(t *testing.T) {
 					return
 				default:
 				}
-				a, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: fmt.Sprintf("user:c%d", i%users), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, "")
-				if err == nil {
-					_, err = svc.Unassign(ctx, a.ID, "")
-				}
-				if err != nil {
+				if err := grantAndRevoke(ctx, svc, permatrix.Assignment{Subject: fmt.Sprintf("user:c%d", i%users), System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}); err != nil {
 					t.Errorf("the writer: %v", err)
 					return
 				}

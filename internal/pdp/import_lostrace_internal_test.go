@@ -27,15 +27,9 @@ func TestChunkPlannedAgainAfterALostRaceHoldsWritersWhole(t *testing.T) {
 	permission := permatrix.Assignment{Subject: "user:x", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
 	// The chunk before committed at the store's revision now: before the
 	// chunk's snapshot.
-	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{}), rev: svc.backend.Revision()}
-	close(before.planned)
-	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
-	result := make(chan error, 1)
-	go func() {
-		_, _, _, err := svc.importLines(ctx, append(analystLines(1, 99), ImportLine{Line: 100, Assignment: permission}), true, w)
-		result <- err
-	}()
-	<-w.planned
+	before := chunkBefore()
+	before.rev = svc.backend.Revision()
+	result := writeChunkAfter(ctx, svc, append(analystLines(1, 99), ImportLine{Line: 100, Assignment: permission}), before)
 	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:x", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, ""); err != nil {
 		t.Fatal(err)
 	}

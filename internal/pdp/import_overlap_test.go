@@ -109,9 +109,17 @@ func TestImportOverlapPanicLeavesNoChunkWriting(t *testing.T) {
 // if none is. A chunk's goroutine that has closed its done channel may not
 // have returned yet: it is not writing (importLines is not on its stack).
 func chunkWriting() string {
-	buf := make([]byte, 1<<20)
+	return goroutineWith(func(g string) bool {
+		return strings.Contains(g, "pdp.(*Service).startChunk") && strings.Contains(g, "pdp.(*Service).importLines")
+	})
+}
+
+// goroutineWith is the stack of a goroutine of this process that match
+// says is the one, "" if none is.
+func goroutineWith(match func(stack string) bool) string {
+	buf := make([]byte, 1<<22)
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "pdp.(*Service).startChunk") && strings.Contains(g, "pdp.(*Service).importLines") {
+		if match(g) {
 			return g
 		}
 	}

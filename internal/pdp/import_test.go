@@ -61,18 +61,35 @@ func withRefusal(at int) func(int) pdp.ImportLine {
 // count is the number of assignments in the store.
 func count(t *testing.T, svc *pdp.Service) int {
 	t.Helper()
-	n, cursor := 0, ""
+	return len(allAssignments(t, svc))
+}
+
+// allAssignments is every assignment in the store, page by page.
+func allAssignments(t *testing.T, svc *pdp.Service) []permatrix.Assignment {
+	t.Helper()
+	var all []permatrix.Assignment
+	cursor := ""
 	for {
 		list, next, err := svc.Assignments(context.Background(), permatrix.AssignmentFilter{Limit: 1000, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n += len(list)
+		all = append(all, list...)
 		if next == "" {
-			return n
+			return all
 		}
 		cursor = next
 	}
+}
+
+// grantAndRevoke assigns a and takes it back: one round of a writer that
+// keeps changing the unit a grants in.
+func grantAndRevoke(ctx context.Context, svc *pdp.Service, a permatrix.Assignment) error {
+	made, _, err := svc.Assign(ctx, a, "")
+	if err == nil {
+		_, err = svc.Unassign(ctx, made.ID, "")
+	}
+	return err
 }
 
 func has(t *testing.T, svc *pdp.Service, subject string) bool {

@@ -171,8 +171,24 @@ func analystLines(from, to int) []ImportLine {
 // before's write, committed at the store's revision then (after the
 // chunk's snapshot), and the chunk's outcome comes on result.
 func heldChunk(ctx context.Context, svc *Service, lines []ImportLine) (release func(), result <-chan error) {
+	before := chunkBefore()
+	result = writeChunkAfter(ctx, svc, lines, before)
+	return func() { before.rev = svc.backend.Revision(); close(before.done) }, result
+}
+
+// chunkBefore is a stand-in for the chunk before a chunk: planned, still
+// in its write until its done is closed (its rev set first: the revision
+// it committed at).
+func chunkBefore() *chunkWrite {
 	before := &chunkWrite{planned: make(chan struct{}), done: make(chan struct{})}
 	close(before.planned)
+	return before
+}
+
+// writeChunkAfter starts the write of lines as an import's chunk after
+// before, and returns once the chunk's first plan is made (it waits there
+// for before's write to end); the chunk's outcome comes on the channel.
+func writeChunkAfter(ctx context.Context, svc *Service, lines []ImportLine, before *chunkWrite) <-chan error {
 	w := &chunkWrite{after: before, planned: make(chan struct{}), done: make(chan struct{})}
 	errc := make(chan error, 1)
 	go func() {
@@ -180,7 +196,7 @@ func heldChunk(ctx context.Context, svc *Service, lines []ImportLine) (release f
 		errc <- err
 	}()
 	<-w.planned
-	return func() { before.rev = svc.backend.Revision(); close(before.done) }, errc
+	return errc
 }
 
 // changesOf are lines as the changes of one write, judged by p.

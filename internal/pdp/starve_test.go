@@ -37,10 +37,7 @@ func TestImportNotStarvedByWrites(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
-			a, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:k5", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, "")
-			if err == nil {
-				_, err = svc.Unassign(ctx, a.ID, "")
-			}
+			err := grantAndRevoke(ctx, svc, permatrix.Assignment{Subject: "user:k5", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope})
 			if err != nil && ctx.Err() == nil {
 				t.Errorf("the writer: %v", err)
 				return
@@ -92,12 +89,8 @@ func TestImportSmallChunksNotStarvedByWrites(t *testing.T) {
 	for w := range writes {
 		wg.Go(func() {
 			for ctx.Err() == nil { // a grant and its revoke, whole
-				a, _, err := svc.Assign(context.Background(), permatrix.Assignment{Subject: "user:k5", System: "celonis-task-mining", Permission: "edit_users",
-					Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("w%d", w)}}, "")
-				if err == nil {
-					_, err = svc.Unassign(context.Background(), a.ID, "")
-				}
-				if err != nil {
+				if err := grantAndRevoke(context.Background(), svc, permatrix.Assignment{Subject: "user:k5", System: "celonis-task-mining", Permission: "edit_users",
+					Scope: permatrix.Scope{Type: "project", ID: fmt.Sprintf("w%d", w)}}); err != nil {
 					t.Errorf("writer %d: %v", w, err)
 					return
 				}
