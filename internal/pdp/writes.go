@@ -102,7 +102,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ch
 	// an import's, however few its lines: a chunk of 63 (fewer than
 	// minAhead) lost to six writers of one of its users a hundred times in
 	// a row, and the import ended in 503 (TestImportSmallChunksNotStarvedByWrites).
-	long := len(changes) >= minAhead || (len(changes) > 0 && changes[0].fromLine)
+	mayPlanAlone := len(changes) >= minAhead || (len(changes) > 0 && changes[0].fromLine)
 	s.writers.RLock()
 	alone, plans := false, 0
 	defer func() {
@@ -141,7 +141,7 @@ func (s *Service) writeSome(ctx context.Context, some bool, changes []change, ch
 		if chunk != nil && chunk.beforeRev > first {
 			races = 2
 		}
-		if plans > races && !alone && long {
+		if plans > races && !alone && mayPlanAlone {
 			s.writers.RUnlock()
 			s.writers.Lock()
 			alone = true
