@@ -50,3 +50,47 @@ func TestChunkPlannedAgainAfterALostRaceHoldsWritersWhole(t *testing.T) {
 		t.Fatalf("user:x holds %d assignments (%v), want 2", len(list), err)
 	}
 }
+
+// TestChunkLosingToAWriteMidImportHoldsWritersWhole: a chunk in the middle
+// of an import, whose chunk before committed after its first plan's
+// snapshot, but whose first plan read a unit a single write changed
+// meanwhile, lost a race as a chunk with no chunk before does: its second
+// plan holds s.writers whole. Shared, a chunk whose plan takes a third of
+// store.RetryBudget could lose twice more to a stream of writes and run out
+// of it. The test holds s.writers shared as another write does: the chunk
+// must wait.
+func TestChunkLosingToAWriteMidImportHoldsWritersWhole(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ctx := context.Background()
+	_, svc := newActiveService(t)
+	permission := permatrix.Assignment{Subject: "user:x", System: "celonis-task-mining", Permission: "edit_users", Scope: permatrix.ServiceScope}
+	before := chunkBefore()
+	result := writeChunkAfter(ctx, svc, append(analystLines(1, 99), ImportLine{Line: 100, Assignment: permission}), before)
+	// The single write changes user:x's Celonis grants, which the chunk's
+	// last line read.
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:x", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The chunk before commits after it (its stand-in: a write of a user
+	// none of the chunk's lines read).
+	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:other", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, ""); err != nil {
+		t.Fatal(err)
+	}
+	svc.writers.RLock()
+	before.rev = svc.backend.Revision()
+	close(before.done)
+	select {
+	case err := <-result:
+		svc.writers.RUnlock()
+		t.Fatalf("the chunk that lost to a single write mid-import committed (%v) with s.writers held shared: it did not hold them whole", err)
+	case <-time.After(2 * time.Second):
+	}
+	svc.writers.RUnlock()
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := svc.Assignments(ctx, permatrix.AssignmentFilter{Subject: "user:x"})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("user:x holds %d assignments (%v), want 2", len(list), err)
+	}
+}

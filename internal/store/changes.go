@@ -161,6 +161,25 @@ func (c *Changes) ChangedAfter(rev uint64, units [][]byte) bool {
 	return false
 }
 
+// ChangedAfterExcept reports whether any of units may have changed after
+// rev at a revision other than except: whether a write whose reads were
+// units, planned at rev, lost its commit to another write than the one
+// made at except (a unit's last change is what is known of it, and a
+// revision at or below the floor says nothing: true).
+func (c *Changes) ChangedAfterExcept(rev, except uint64, units [][]byte) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if rev < c.floor {
+		return true
+	}
+	for _, u := range units {
+		if last := c.last[unitHash(u)]; last > rev && last != except {
+			return true
+		}
+	}
+	return false
+}
+
 // Floor is the revision at or before which changes are forgotten.
 func (c *Changes) Floor() uint64 {
 	c.mu.RLock()

@@ -25,6 +25,7 @@ type Tx struct {
 	overlay *Overlay
 	view    *Tracked
 	ids     func(context.Context) (uint64, error)
+	lost    [][]byte // the reads of the plan before, whose commit conflicted
 }
 
 // NewTx starts planning against snap; ids reserves assignment numbers
@@ -40,6 +41,11 @@ func (tx *Tx) View() Snapshot { return tx.view }
 
 // Revision is the revision of the snapshot the Tx reads.
 func (tx *Tx) Revision() uint64 { return tx.overlay.Revision() }
+
+// LostReads are the units the write's plan before this one read, whose
+// commit conflicted (UpdateSettled; nil on a first plan): with the
+// store's Changes, which write it lost to.
+func (tx *Tx) LostReads() [][]byte { return tx.lost }
 
 // Grow makes room for about ops more operations (and as many units they
 // write and read): a plan that knows its size (an import chunk) grows its

@@ -72,6 +72,7 @@ var ErrPlanAgain = errors.New("store: plan again")
 func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle func() error) (uint64, error) {
 	start := time.Now()
 	fresh := false
+	var lost [][]byte // the reads of the last plan whose commit conflicted
 	for attempt := 1; ; attempt++ {
 		epoch := b.Changes().Epoch() // before the snapshot: Batch.Epoch
 		snap, err := b.View()
@@ -79,6 +80,7 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 			return 0, err
 		}
 		tx := NewTx(ctx, snap, b.NextID)
+		tx.lost = lost
 		err = planOn(snap, fn, tx)
 		var batch *Batch
 		if err == nil {
@@ -147,6 +149,7 @@ func UpdateSettled(ctx context.Context, b Backend, fn func(tx *Tx) error, settle
 			return 0, permatrix.Errorf(permatrix.EUNAVAILABLE,
 				"the write conflicted with concurrent writes %s; nothing was written, try again", times)
 		}
+		lost = batch.Reads
 		// Something the plan read changed after its snapshot: plan again on
 		// a snapshot that has the change (a fleet's replica may not have
 		// applied the commit that won yet), after a short random pause that

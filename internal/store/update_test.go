@@ -190,3 +190,64 @@ func TestUpdateSettledWaitIsNotRetrying(t *testing.T) {
 		t.Fatalf("the copy %+v %v, want the role as changed meanwhile", r, err)
 	}
 }
+
+// TestLostReadsNameTheWriteLost: a plan made again after its commit
+// conflicted is given the reads of the plan that lost (none on a first
+// plan), and the store's Changes tell, while it plans again, which write it
+// lost to: the one made at the revision that changed them
+// (ChangedAfterExcept is false for that revision), not another.
+func TestLostReadsNameTheWriteLost(t *testing.T) {
+	ctx := context.Background()
+	m := store.NewMemory()
+	role := func(name, perm string) func(tx *store.Tx) error {
+		return func(tx *store.Tx) error {
+			return tx.PutRole(permatrix.Role{System: "s", Name: name, Permissions: []string{perm}})
+		}
+	}
+	if _, err := store.Update(ctx, m, role("r", "p")); err != nil {
+		t.Fatal(err)
+	}
+	plans := 0
+	var first, won uint64
+	_, err := store.Update(ctx, m, func(tx *store.Tx) error {
+		plans++
+		lost := tx.LostReads()
+		switch plans {
+		case 1:
+			if lost != nil {
+				t.Errorf("a first plan is given lost reads %q", lost)
+			}
+		case 2:
+			changes := m.Changes()
+			switch {
+			case len(lost) == 0:
+				t.Error("the plan made again is given no lost reads")
+			case !changes.ChangedAfter(first, lost):
+				t.Error("the first plan's reads did not change after its revision: it lost no race")
+			case changes.ChangedAfterExcept(first, won, lost):
+				t.Errorf("ChangedAfterExcept(%d, %d, %q): true, want false: only the write at %d changed what the plan read", first, won, lost, won)
+			case !changes.ChangedAfterExcept(first, won+1, lost):
+				t.Errorf("ChangedAfterExcept(%d, %d, %q): false, want true: the write at %d changed what the plan read", first, won+1, lost, won)
+			}
+		}
+		r, err := tx.Role("s", "r")
+		if err != nil {
+			return err
+		}
+		if plans == 1 {
+			first = tx.Revision()
+			// Another write of the role this plan read commits first,
+			if won, err = store.Update(ctx, m, role("r", "q")); err != nil {
+				return err
+			}
+			// then one of a role it did not read.
+			if _, err := store.Update(ctx, m, role("other", "q")); err != nil {
+				return err
+			}
+		}
+		return tx.PutRole(permatrix.Role{System: "s", Name: "copy", Permissions: r.Permissions})
+	})
+	if err != nil || plans != 2 {
+		t.Fatalf("%d plans, %v; want 2, none", plans, err)
+	}
+}
