@@ -99,7 +99,7 @@ func main() {
 	flag.DurationVar(&o.opaTimeout, "opa-timeout", 15*time.Minute, "how long stock opa may take to load the export")
 	flag.StringVar(&o.skip, "skip", "", "phases to skip, comma-separated: load (serve the permatrix.db an earlier run left in --work), restart, export, opa, http, open, writes, gobench")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	flag.StringVar(&o.importProfile, "import-profile", "", "a directory: during the import, take a CPU profile (8 s) and an execution trace (3 s) of the server (serve --pprof) into it, as import.cpu.pb.gz and import.trace")
+	flag.StringVar(&o.importProfile, "import-profile", "", "a directory: during the import, take a CPU profile (8 s), an execution trace (3 s) and then a heap profile of the server (serve --pprof) into it, as import.cpu.pb.gz, import.trace and import.heap.pb.gz")
 	flag.BoolVar(&o.pin, "pin", false, "during the HTTP runs, pin the servers to CPU 0 and the load generators (wrk, vegeta) to the other CPUs (taskset), so that they do not take each other's cores")
 	flag.IntVar(&o.openRate, "open-rate", 0, "the open-loop rate in requests/s (default: half permatrix's closed-loop req/s on each mix)")
 	report := flag.String("report", "", "print the Markdown tables of a results.jsonll and exit (nothing is run)")
@@ -400,10 +400,10 @@ func (b *bench) load() error {
 	return nil
 }
 
-// profileImport takes a CPU profile and then an execution trace of the
-// server while the import runs (--import-profile): what the import's
-// stages cost and where its goroutines wait (go tool pprof; go tool trace
-// -pprof=sync|sched|syscall). Each runs its length: one outlasting the
+// profileImport takes a CPU profile, an execution trace and a heap
+// profile of the server while the import runs (--import-profile): what the
+// import's stages cost, where its goroutines wait (go tool pprof; go tool
+// trace -pprof=sync|sched|syscall) and what its heap holds. Each runs its length: one outlasting the
 // import shows the server after it too, and the load phase waits for it.
 func (b *bench) profileImport(done <-chan struct{}) {
 	select {
@@ -418,6 +418,7 @@ func (b *bench) profileImport(done <-chan struct{}) {
 	for _, p := range []struct{ path, file string }{
 		{"/debug/pprof/profile?seconds=8", "import.cpu.pb.gz"},
 		{"/debug/pprof/trace?seconds=3", "import.trace"},
+		{"/debug/pprof/heap", "import.heap.pb.gz"}, // what the heap holds 13 s in
 	} {
 		req, _ := http.NewRequest(http.MethodGet, b.pm.url+p.path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
