@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/permatrix/permatrix/internal/identity"
 	permhttp "github.com/permatrix/permatrix/internal/http"
+	"github.com/permatrix/permatrix/internal/identity"
 )
 
 // TestGroupsHeaderKeepsUnicodeSpaces: a group id is any string of 1 to
