@@ -135,7 +135,13 @@ func (s *Server) explainCell(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	holder, action, scope := c.QueryParam("holder"), c.QueryParam("action"), c.QueryParam("scope")
+	// Each given once, and nothing else (onceEach): QueryParam's first of
+	// two explained another cell than the one asked, without a word.
+	q, err := onceEach(c, []string{"holder", "action", "scope"}, "")
+	if err != nil {
+		return err
+	}
+	holder, action, scope := q.Get("holder"), q.Get("action"), q.Get("scope")
 	for _, q := range [][2]string{{"holder", holder}, {"action", action}, {"scope", scope}} {
 		if err := permatrix.CheckID(q[0], q[1]); err != nil {
 			return err
