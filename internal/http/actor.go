@@ -1,7 +1,6 @@
 package http
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -106,7 +105,7 @@ func optionalActor(c echo.Context) (string, error) {
 		return "", err
 	}
 	var body actorBody
-	if len(bytes.TrimSpace(raw)) > 0 {
+	if !blank(raw) {
 		if err := decodeJSON(raw, &body); err != nil {
 			return "", err
 		}

@@ -3,7 +3,9 @@ package http
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -42,9 +44,23 @@ func minRevision(c echo.Context, body uint64) (uint64, error) {
 		return body, nil
 	}
 	vs := c.Request().Header.Values(gateway.HeaderMinRevision)
+	// The query read as net/url reads it drops a pair it cannot read (a
+	// semicolon, a bad escape) and Echo's keys are case-sensitive: a token
+	// in such a pair, or as MIN_REVISION, was lost without a word, the
+	// check decided at whatever revision the store had. Such a query is
+	// refused.
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return 0, permatrix.Errorf(permatrix.EINVALID, "malformed query (a min_revision in it would be lost): %v", err)
+	}
+	for k := range q {
+		if k != "min_revision" && strings.EqualFold(k, "min_revision") {
+			return 0, permatrix.Errorf(permatrix.EINVALID, "query parameter %q: the consistency token is min_revision, lower case", k)
+		}
+	}
 	// Every value of the query, not QueryParam's first: a token given
 	// twice is refused, never read as one of them with the other dropped.
-	for _, q := range c.QueryParams()["min_revision"] {
+	for _, q := range q["min_revision"] {
 		if q != "" {
 			vs = append(vs, q)
 		}

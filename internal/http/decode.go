@@ -220,7 +220,7 @@ func decodeJSON(body []byte, v any) error { return decodeJSONWithin(body, v, nil
 func decodeJSONWithin(body []byte, v any, bound valueBound) error {
 	kind := jsontext.Value(body).Kind()
 	switch {
-	case len(bytes.Trim(body, " \t\r\n")) == 0: // JSON's whitespace: any other is malformed JSON
+	case blank(body):
 		return permatrix.Errorf(permatrix.EINVALID, "request body is empty: a JSON object is required")
 	case kind != '{' && kind != 0:
 		return permatrix.Errorf(permatrix.EINVALID, "the body must be a JSON object, got %s", kindName(kind))
@@ -230,6 +230,13 @@ func decodeJSONWithin(body []byte, v any, bound valueBound) error {
 	}
 	return nil
 }
+
+// blank says body is empty or JSON's whitespace only (space, tab, CR,
+// LF): no body. Any other whitespace (a vertical tab, a no-break space,
+// which bytes.TrimSpace trims) is malformed JSON, refused as such — a
+// write's optional body of it was taken for none, the write made as the
+// operator.
+func blank(body []byte) bool { return len(bytes.Trim(body, " \t\r\n")) == 0 }
 
 // decodeValue decodes one JSON value of any kind (OPA's input: the body of
 // POST /v0/data and POST /, the input parameter of GET /v1/data) with

@@ -309,7 +309,7 @@ func (s *Server) dataV1(c echo.Context) error {
 			return err
 		}
 		// An empty body is no input, as in stock OPA.
-		if len(bytes.TrimSpace(body)) > 0 {
+		if !blank(body) {
 			if err := decodeJSONWithin(body, &req, s.inputBound(c)); err != nil {
 				return err
 			}
@@ -375,7 +375,7 @@ func (s *Server) v0(c echo.Context, path []string) error {
 		return err
 	}
 	var input any
-	if len(bytes.TrimSpace(body)) > 0 {
+	if !blank(body) {
 		if input, err = decodeValue(body, "", s.inputBound(c)); err != nil {
 			return err
 		}

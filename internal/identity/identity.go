@@ -252,7 +252,10 @@ func splitGroups(source, v string) ([]string, error) {
 func ParseGroups(v string) ([]string, error) {
 	var gs []string
 	for _, g := range strings.Split(v, ",") {
-		if g = strings.TrimSpace(g); g == "" {
+		// HTTP's list whitespace only (RFC 9110 OWS): strings.TrimSpace
+		// also trims Unicode's spaces, and a group "admins\u00a0" was
+		// read as "admins".
+		if g = strings.Trim(g, " \t"); g == "" {
 			continue
 		}
 		if !permatrix.ValidID(g) {

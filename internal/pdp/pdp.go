@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -352,6 +353,9 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 	if err := permatrix.ValidateContext(ch.Context); err != nil {
 		return err
 	}
+	if err := contextKeyCase(sys, ch.Context); err != nil {
+		return err
+	}
 	if len(ch.Groups) > permatrix.MaxAssertedGroups {
 		return permatrix.Errorf(permatrix.EINVALID, "groups holds %d group ids, over the limit of %d", len(ch.Groups), permatrix.MaxAssertedGroups)
 	}
@@ -361,6 +365,31 @@ func ValidateCheck(c permatrix.Catalog, ch permatrix.Check) error {
 		}
 	}
 	return nil
+}
+
+// contextKeyCase refuses a context key that differs only in case from one
+// the system declares (its catalog's context_keys): the client means that
+// key, and the rules never read it — {"Release_contains": ["process"]}
+// was an import_release allowed without import_process. The first such
+// key in byte order is named, as the policies' errors name it; a key the
+// system does not declare in any case stays the client's.
+func contextKeyCase(sys *permatrix.System, ctx map[string]any) error {
+	var first, meant string
+	for k := range ctx {
+		if _, ok := sys.ContextKeys[k]; ok || (first != "" && k >= first) {
+			continue
+		}
+		for name := range sys.ContextKeys {
+			if strings.ToLower(name) == strings.ToLower(k) {
+				first, meant = k, name
+				break
+			}
+		}
+	}
+	if first == "" {
+		return nil
+	}
+	return permatrix.Errorf(permatrix.EINVALID, "unknown key %q in object context (keys are case-sensitive: did you mean %q?)", first, meant)
 }
 
 // validScope checks a scope a client asks about: a type the system has,

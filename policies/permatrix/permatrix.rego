@@ -165,6 +165,26 @@ errors contains "context holds more than 256 values" if {
 	sum(levels) > 256
 }
 
+# A context key that differs only in case from one the system declares
+# (its catalog's context_keys) is the client meaning that key, which the
+# rules never read: {"Release_contains": ["process"]} was an import_release
+# allowed without import_process. Refused in /v1/check's words, the first
+# such key named (pdp.ValidateCheck); a key the system does not declare in
+# any case stays the client's.
+errors contains msg if {
+	is_object(input.context)
+	declared := data.systems[input.system].context_keys
+	key := min({k |
+		some k, _ in input.context
+		not declared[k]
+		some n, _ in declared
+		lower(n) == lower(k)
+	})
+	some name, _ in declared
+	lower(name) == lower(key)
+	msg := sprintf("unknown key %q in object context (keys are case-sensitive: did you mean %q?)", [key, name])
+}
+
 # min_revision is /v1/check's consistency token (a uint64): the server
 # waits for the store to reach it before it evaluates (a check's own, as
 # /v1/check reads it, or the Data API's beside the input); the policies
