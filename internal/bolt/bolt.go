@@ -54,7 +54,8 @@
 //	      kept as d scopes <system> <id's bucket> <scope> <id> (scopes.go)
 //
 // Format 2 files, whose kv keys are the store's keys, scope index
-// included, are read as they are and stay format 2.
+// included, are read as they are and stay format 2 (`permatrix store copy`
+// into a new file makes a format 3 copy).
 //
 // The kv bucket's pages are split when 0.9 full (fillPercent), not half:
 // a store's keys mostly arrive beside earlier ones.
