@@ -615,7 +615,7 @@ func TestBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := f.Stat(); err != nil || fi.Size() != info.Size || info.Revision < rev || info.Format != 2 {
+	if fi, err := f.Stat(); err != nil || fi.Size() != info.Size || info.Revision < rev || info.Format != 3 {
 		t.Fatalf("backup %+v, file %v %v", info, fi, err)
 	}
 	r, err := bolt.Check(path)

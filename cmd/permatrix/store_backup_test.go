@@ -113,7 +113,7 @@ func TestStoreBackupOfARunningServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("X-Permatrix-Revision") != "5" || resp.Header.Get("X-Permatrix-Store-Format") != "2" || resp.ContentLength <= 0 {
+	if resp.StatusCode != 200 || resp.Header.Get("X-Permatrix-Revision") != "5" || resp.Header.Get("X-Permatrix-Store-Format") != "3" || resp.ContentLength <= 0 {
 		t.Fatalf("HEAD /v1/backup: %d %v", resp.StatusCode, resp.Header)
 	}
 
@@ -224,7 +224,7 @@ func TestStoreBackupRefusesADamagedCopy(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", strconv.Itoa(length))
 			w.Header().Set("X-Permatrix-Revision", rev)
-			w.Header().Set("X-Permatrix-Store-Format", "2")
+			w.Header().Set("X-Permatrix-Store-Format", "3")
 			w.Write(body)
 		}))
 		t.Cleanup(srv.Close)

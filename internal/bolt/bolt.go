@@ -44,17 +44,23 @@
 //     leave it behind its source — caught up from its revision — or damaged
 //     — refused at open, then rebuilt by its owner (internal/etcd).
 //
-// Layout (bucket → key → value), format 2:
+// Layout (bucket → key → value), format 3:
 //
 //	meta  "format" → uint64 BE (formatVersion), "revision" → uint64 BE,
 //	      "idseq" → uint64 BE, "mode" → "primary" | "replica",
 //	      "source" → what a replica replicates (e.g. its etcd prefix)
-//	kv    store key → CRC-32C (4 bytes BE) ‖ value
+//	kv    store key → CRC-32C (4 bytes BE) of store key and value ‖ value,
+//	      but a key of the scope index (d scopes <system> <scope> <id>)
+//	      kept as d scopes <system> <id's bucket> <scope> <id> (scopes.go)
+//
+// Format 2 files, whose kv keys are the store's keys, scope index
+// included, are read as they are and stay format 2 (`permatrix store copy`
+// into a new file makes a format 3 copy).
 //
 // The kv bucket's pages are split when 0.9 full (fillPercent), not half:
 // a store's keys mostly arrive beside earlier ones.
 //
-// Format 1 files (a bucket per kind of record) are migrated to format 2 in
+// Format 1 files (a bucket per kind of record) are migrated to format 3 in
 // one transaction when opened (migrate.go).
 package bolt
 
@@ -81,8 +87,13 @@ import (
 )
 
 // formatVersion is the layout this package writes. Bump it, and migrate
-// older files, whenever the layout above changes.
-const formatVersion = 2
+// older files or read them as they are, whenever the layout above changes.
+// Format 2 files (the scope index by scope: store keys as they are) are
+// read as they are; format 1 files are migrated to formatVersion.
+const formatVersion = 3
+
+// unbucketedFormat is the format whose scope index is not bucketed.
+const unbucketedFormat = 2
 
 // lockTimeout bounds how long Open waits for another process to release
 // the file. bbolt polls the flock every 50 ms until then.
@@ -154,6 +165,9 @@ type DB struct {
 	bolt    *bbolt.DB
 	path    string
 	replica bool
+	// bucketed: the file is of format 3, its scope index kept by id
+	// bucket (scopes.go); read once at open.
+	bucketed bool
 
 	readOnly bool
 	resident *residentKeeper // nil without Options.Resident
@@ -411,9 +425,9 @@ func (db *DB) init(o Options) error {
 			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store has no valid format version", db.path)
 		case format == 1:
 			return migrateV1(btx)
-		case format != formatVersion:
+		case format != formatVersion && format != unbucketedFormat:
 			return permatrix.Errorf(permatrix.EUNAVAILABLE,
-				"%s: store format %d is not supported (this build reads formats 1 and %d)", db.path, format, formatVersion)
+				"%s: store format %d is not supported (this build reads formats 1 to %d)", db.path, format, formatVersion)
 		}
 		return nil
 	})
@@ -433,6 +447,8 @@ func (db *DB) init(o Options) error {
 			return permatrix.Errorf(permatrix.EUNAVAILABLE, "%s replicates %q, not %q", db.path, got, o.Source)
 		}
 		db.source = got
+		format, _ := getU64(meta, keyFormat)
+		db.bucketed = format == formatVersion
 		note := string(meta.Get(keyNote))
 		db.note.Store(&note)
 		rev, ok := getU64(meta, keyRevision)
@@ -588,7 +604,7 @@ func (db *DB) View() (store.Snapshot, error) {
 		}
 		meta := btx.Bucket(bucketMeta)
 		rev, _ := getU64(meta, keyRevision)
-		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, note: string(meta.Get(keyNote)), owner: db, era: e}
+		s = &snapshot{tx: btx, kv: btx.Bucket(bucketKV), rev: rev, bucketed: db.bucketed, note: string(meta.Get(keyNote)), owner: db, era: e}
 		return nil
 	})
 	if err != nil {
@@ -741,9 +757,9 @@ func (db *DB) commitGroup(group []*commitReq) {
 			// commit); a group's operations together are sorted.
 			var err error
 			if applied == 1 && first != nil {
-				err = putInKeyOrder(kvBucket(btx), first.InKeyOrder(), sealedSize(ops))
+				err = putInKeyOrder(kvBucket(btx), db.bucketed, first.InKeyOrder(), sealedSize(ops))
 			} else {
-				err = putOps(kvBucket(btx), ops)
+				err = putOps(kvBucket(btx), db.bucketed, ops)
 			}
 			if err != nil {
 				return err // bbolt fails the whole transaction
@@ -893,7 +909,7 @@ func (db *DB) Load(ops []store.Op) error {
 		return errors.New("bolt: Load on a primary store")
 	}
 	return db.guard(func() error {
-		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(kvBucket(btx), ops) })
+		return db.bolt.Update(func(btx *bbolt.Tx) error { return putOps(kvBucket(btx), db.bucketed, ops) })
 	})
 }
 
@@ -969,7 +985,7 @@ func (db *DB) replicate(rev uint64, ops []store.Op, note *string, record func())
 	}
 	err := db.guard(func() error {
 		return db.bolt.Update(func(btx *bbolt.Tx) error {
-			if err := putOps(kvBucket(btx), ops); err != nil {
+			if err := putOps(kvBucket(btx), db.bucketed, ops); err != nil {
 				return err
 			}
 			meta := btx.Bucket(bucketMeta)
@@ -1005,30 +1021,33 @@ func (db *DB) replicate(rev uint64, ops []store.Op, note *string, record func())
 // leaf by moving the keys after it, so many inserts out of order into one
 // leaf (a large commit into a new or small store) cost the square of their
 // number; in order, each lands at the end.
-func putOps(kv *bbolt.Bucket, ops []store.Op) error {
+func putOps(kv *bbolt.Bucket, bucketed bool, ops []store.Op) error {
 	if !slices.IsSortedFunc(ops, compareOpKeys) {
 		ops = slices.Clone(ops)
 		slices.SortStableFunc(ops, compareOpKeys)
 	}
-	return putInKeyOrder(kv, slices.Values(ops), sealedSize(ops))
+	return putInKeyOrder(kv, bucketed, slices.Values(ops), sealedSize(ops))
 }
 
 // putInKeyOrder writes ops, in key order, sealing the values into one
 // buffer of size bytes (sealedSize): bbolt holds them until the
 // transaction ends, as it held one allocation each.
-func putInKeyOrder(kv *bbolt.Bucket, ops iter.Seq[store.Op], size int) error {
+func putInKeyOrder(kv *bbolt.Bucket, bucketed bool, ops iter.Seq[store.Op], size int) error {
 	sealed := make([]byte, 0, size)
 	for op := range ops {
 		var err error
+		// The value is sealed with the store's key, kept under the key
+		// the file keeps it at (scopes.go).
+		at := storedKey(bucketed, op.Key)
 		if op.Delete {
-			err = kv.Delete(op.Key)
+			err = kv.Delete(at)
 		} else {
 			if len(sealed)+4+len(op.Value) > cap(sealed) {
 				sealed = make([]byte, 0, 4+len(op.Value)) // size too small: never cut a value short
 			}
 			start := len(sealed)
 			sealed = appendSealed(sealed, op.Key, op.Value)
-			err = kv.Put(op.Key, sealed[start:len(sealed):len(sealed)])
+			err = kv.Put(at, sealed[start:len(sealed):len(sealed)])
 		}
 		if err != nil {
 			return err

@@ -264,9 +264,10 @@ func checkRecords(btx *bbolt.Tx, path string, listAll bool) (*Report, error) {
 		add("meta: format %x is not a number", meta.Get(keyFormat))
 	case format == 1:
 		return r, checkV1(btx, r)
-	case format != formatVersion:
-		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store format %d is not supported (this build reads formats 1 and %d)", path, format, formatVersion)
+	case format != formatVersion && format != unbucketedFormat:
+		return nil, permatrix.Errorf(permatrix.EUNAVAILABLE, "%s: store format %d is not supported (this build reads formats 1 to %d)", path, format, formatVersion)
 	}
+	bucketed := format == formatVersion
 	rev, ok := getU64(meta, keyRevision)
 	if !ok {
 		add("meta: revision %x is not a number", meta.Get(keyRevision))
@@ -302,7 +303,15 @@ func checkRecords(btx *bbolt.Tx, path string, listAll bool) (*Report, error) {
 			add("%q is a bucket, not a value", store.Segments(k))
 			continue
 		}
-		if _, err := unseal(k, v); err != nil {
+		key := k
+		if bucketed && bytes.HasPrefix(k, scopesPrefix) {
+			var ok bool
+			if key, ok = storeKeyOf(k); !ok {
+				add("%v", corruptScopeKey(k))
+				continue
+			}
+		}
+		if _, err := unseal(key, v); err != nil {
 			add("%v", err)
 			continue
 		}
@@ -328,7 +337,7 @@ func checkRecords(btx *bbolt.Tx, path string, listAll bool) (*Report, error) {
 		r.Note = string(meta.Get(keyNote))
 		return r, nil
 	}
-	for _, p := range store.Verify(&snapshot{tx: btx, kv: kv, rev: rev}, maxProblems) {
+	for _, p := range store.Verify(&snapshot{tx: btx, kv: kv, rev: rev, bucketed: bucketed}, maxProblems) {
 		add("%s: %s", p.Where, p.What)
 	}
 	if len(problems) > 0 {

@@ -48,7 +48,7 @@ func TestCommitAllocs(t *testing.T) {
 	})
 	raw := testing.AllocsPerRun(10, func() {
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
-			if err := putOps(btx.Bucket(bucketKV), b.Ops); err != nil {
+			if err := putOps(btx.Bucket(bucketKV), true, b.Ops); err != nil {
 				return err
 			}
 			meta := btx.Bucket(bucketMeta)
@@ -109,7 +109,7 @@ func TestCommitBytes(t *testing.T) {
 	})
 	raw := bytesOf(func() {
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
-			if err := putOps(btx.Bucket(bucketKV), b.Ops); err != nil {
+			if err := putOps(btx.Bucket(bucketKV), true, b.Ops); err != nil {
 				return err
 			}
 			meta := btx.Bucket(bucketMeta)

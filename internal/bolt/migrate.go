@@ -97,7 +97,7 @@ func migrateV1(btx *bbolt.Tx) error {
 	if _, err := btx.CreateBucket(bucketKV); err != nil {
 		return err
 	}
-	if err := putOps(kvBucket(btx), ops); err != nil {
+	if err := putOps(kvBucket(btx), true, ops); err != nil {
 		return err
 	}
 	for _, name := range v1Buckets {

@@ -33,7 +33,7 @@ func TestPutOpsAllocs(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := putOps(kv, ops); err != nil {
+		if err := putOps(kv, true, ops); err != nil {
 			return err
 		}
 		bbolts := testing.AllocsPerRun(20, func() {
@@ -44,7 +44,7 @@ func TestPutOpsAllocs(t *testing.T) {
 			}
 		})
 		mine := testing.AllocsPerRun(20, func() {
-			if err := putOps(kv, ops); err != nil {
+			if err := putOps(kv, true, ops); err != nil {
 				t.Fatal(err)
 			}
 		})

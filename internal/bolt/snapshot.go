@@ -16,6 +16,8 @@ type snapshot struct {
 	tx  *bbolt.Tx
 	kv  *bbolt.Bucket
 	rev uint64
+	// bucketed: the file keeps its scope index by id bucket (scopes.go).
+	bucketed bool
 	// note is a replica's note at rev (DB.ApplyNote).
 	note string
 	// owner, when set (DB.View), counts the snapshot in era until Close
@@ -58,11 +60,12 @@ func (s *snapshot) Get(key []byte) (v []byte, err error) {
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	c := s.takeCursor()
-	k, stored := c.Seek(key)
+	at := storedKey(s.bucketed, key)
+	k, stored := c.Seek(at)
 	s.cursor = c
 	// As bbolt's Get: nothing for another key, nor for a nested bucket (a
 	// nil value; the open check refuses a file with one).
-	if stored == nil || !bytes.Equal(k, key) {
+	if stored == nil || !bytes.Equal(k, at) {
 		return nil, nil
 	}
 	return unseal(key, stored)
@@ -72,6 +75,9 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 	defer s.breakOnFault(&err)
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if s.bucketed && overlaps(prefix, scopesPrefix) {
+		return s.scanBucketed(prefix, after, fn)
+	}
 	c := s.takeCursor()
 	defer func() { s.cursor = c }()
 	var k, stored []byte
