@@ -121,7 +121,7 @@ func overlaps(a, b []byte) bool { return bytes.HasPrefix(a, b) || bytes.HasPrefi
 // the store's order (scanScopes).
 func (s *snapshot) scanBucketed(prefix, after []byte, fn func(k, v []byte) error) error {
 	if bytes.Compare(prefix, scopesPrefix) < 0 {
-		done, err := s.scanStored(prefix, after, scopesPrefix, fn)
+		done, err := s.scanStored(s.kv.Cursor(), prefix, after, scopesPrefix, fn)
 		if done || err != nil {
 			return err
 		}
@@ -141,15 +141,14 @@ func (s *snapshot) scanBucketed(prefix, after []byte, fn func(k, v []byte) error
 			after = scopesEnd
 		}
 	}
-	_, err = s.scanStored(prefix, after, nil, fn)
+	_, err = s.scanStored(s.kv.Cursor(), prefix, after, nil, fn)
 	return err
 }
 
 // scanStored calls fn for the keys with prefix after after (all of them
-// for nil), as stored, up to stop (nil: none). done is true once fn
-// stopped the scan.
-func (s *snapshot) scanStored(prefix, after, stop []byte, fn func(k, v []byte) error) (done bool, err error) {
-	c := s.kv.Cursor()
+// for nil), as stored, up to stop (nil: none), read with c. done is true
+// once fn stopped the scan.
+func (s *snapshot) scanStored(c *bbolt.Cursor, prefix, after, stop []byte, fn func(k, v []byte) error) (done bool, err error) {
 	var k, stored []byte
 	if after != nil && bytes.Compare(after, prefix) >= 0 {
 		k, stored = c.Seek(after)

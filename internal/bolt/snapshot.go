@@ -2,13 +2,10 @@ package bolt
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"runtime/debug"
 
 	"go.etcd.io/bbolt"
-
-	"github.com/permatrix/permatrix/internal/store"
 )
 
 // snapshot is a bbolt read transaction.
@@ -80,29 +77,8 @@ func (s *snapshot) Scan(prefix, after []byte, fn func(k, v []byte) error) (err e
 	}
 	c := s.takeCursor()
 	defer func() { s.cursor = c }()
-	var k, stored []byte
-	if after != nil && bytes.Compare(after, prefix) >= 0 {
-		k, stored = c.Seek(after)
-		if k != nil && bytes.Equal(k, after) {
-			k, stored = c.Next()
-		}
-	} else {
-		k, stored = c.Seek(prefix)
-	}
-	for ; k != nil && bytes.HasPrefix(k, prefix); k, stored = c.Next() {
-		s.scanned += int64(len(k) + len(stored))
-		v, err := unseal(k, stored)
-		if err != nil {
-			return err
-		}
-		if err := call(fn, k, v); err != nil {
-			if errors.Is(err, store.ErrStop) {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
+	_, err = s.scanStored(c, prefix, after, nil, fn)
+	return err
 }
 
 // call runs a Scan's callback. A panic of its own is the caller's, not

@@ -33,22 +33,7 @@ func TestChunkPlannedAgainAfterALostRaceHoldsWritersWhole(t *testing.T) {
 	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:x", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, ""); err != nil {
 		t.Fatal(err)
 	}
-	svc.writers.RLock()
-	close(before.done)
-	select {
-	case err := <-result:
-		svc.writers.RUnlock()
-		t.Fatalf("the chunk planned again after a lost race committed (%v) with s.writers held shared: it did not hold them whole", err)
-	case <-time.After(2 * time.Second):
-	}
-	svc.writers.RUnlock()
-	if err := <-result; err != nil {
-		t.Fatal(err)
-	}
-	list, _, err := svc.Assignments(ctx, permatrix.AssignmentFilter{Subject: "user:x"})
-	if err != nil || len(list) != 2 {
-		t.Fatalf("user:x holds %d assignments (%v), want 2", len(list), err)
-	}
+	waitsForWritersWhole(t, svc, func() { close(before.done) }, result)
 }
 
 // TestChunkLosingToAWriteMidImportHoldsWritersWhole: a chunk in the middle
@@ -76,20 +61,29 @@ func TestChunkLosingToAWriteMidImportHoldsWritersWhole(t *testing.T) {
 	if _, _, err := svc.Assign(ctx, permatrix.Assignment{Subject: "user:other", System: "celonis-task-mining", Role: "analyst", Scope: permatrix.ServiceScope}, ""); err != nil {
 		t.Fatal(err)
 	}
+	waitsForWritersWhole(t, svc, func() { before.rev = svc.backend.Revision(); close(before.done) }, result)
+}
+
+// waitsForWritersWhole holds s.writers shared, as another write does, and
+// releases the chunk before (release): the chunk, which lost a race to a
+// single write, must plan again holding them whole — it does not commit
+// while they are held shared — and commit once they are not, user:x then
+// holding its analyst role and the chunk's permission.
+func waitsForWritersWhole(t *testing.T, svc *Service, release func(), result <-chan error) {
+	t.Helper()
 	svc.writers.RLock()
-	before.rev = svc.backend.Revision()
-	close(before.done)
+	release()
 	select {
 	case err := <-result:
 		svc.writers.RUnlock()
-		t.Fatalf("the chunk that lost to a single write mid-import committed (%v) with s.writers held shared: it did not hold them whole", err)
+		t.Fatalf("the chunk planned again after a lost race committed (%v) with s.writers held shared: it did not hold them whole", err)
 	case <-time.After(2 * time.Second):
 	}
 	svc.writers.RUnlock()
 	if err := <-result; err != nil {
 		t.Fatal(err)
 	}
-	list, _, err := svc.Assignments(ctx, permatrix.AssignmentFilter{Subject: "user:x"})
+	list, _, err := svc.Assignments(context.Background(), permatrix.AssignmentFilter{Subject: "user:x"})
 	if err != nil || len(list) != 2 {
 		t.Fatalf("user:x holds %d assignments (%v), want 2", len(list), err)
 	}
