@@ -133,15 +133,16 @@ func (s *snapshot) scanBucketed(prefix, after []byte, fn func(k, v []byte) error
 	if bytes.HasPrefix(prefix, scopesPrefix) {
 		return nil
 	}
+	c := s.kv.Cursor()
 	if after == nil || bytes.Compare(after, scopesEnd) < 0 {
-		after = nil
-		if bytes.Compare(prefix, scopesEnd) < 0 {
-			// Seek from scopesEnd itself: no key equals it (its last
-			// byte is no separator, and no kept key is shorter).
-			after = scopesEnd
-		}
+		// From scopesEnd itself (prefix, a prefix of scopesPrefix, is
+		// before it): "d scopes\x01" is a key like any other, to give,
+		// not to skip as an after's.
+		k, stored := c.Seek(scopesEnd)
+		_, err = s.scanFrom(c, k, stored, prefix, nil, fn)
+		return err
 	}
-	_, err = s.scanStored(s.kv.Cursor(), prefix, after, nil, fn)
+	_, err = s.scanStored(c, prefix, after, nil, fn)
 	return err
 }
 
@@ -158,6 +159,11 @@ func (s *snapshot) scanStored(c *bbolt.Cursor, prefix, after, stop []byte, fn fu
 	} else {
 		k, stored = c.Seek(prefix)
 	}
+	return s.scanFrom(c, k, stored, prefix, stop, fn)
+}
+
+// scanFrom is scanStored from k, stored: where c stands.
+func (s *snapshot) scanFrom(c *bbolt.Cursor, k, stored, prefix, stop []byte, fn func(k, v []byte) error) (done bool, err error) {
 	for ; k != nil && bytes.HasPrefix(k, prefix) && (stop == nil || bytes.Compare(k, stop) < 0); k, stored = c.Next() {
 		if done, err := s.emit(k, k, stored, fn); done || err != nil {
 			return done, err
