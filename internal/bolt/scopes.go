@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -73,6 +74,22 @@ func storedKey(bucketed bool, key []byte) []byte {
 	out = append(out, key[:len(scopesPrefix)+sys+1]...)
 	out = append(append(out, bucket...), sep)
 	return append(out, rest[sys+1:]...)
+}
+
+// scopeLayoutErr refuses, in a file whose scope index is bucketed, a key
+// below scopesPrefix that is not d scopes <system> <scope> <id> (a non-empty
+// id): storedKey would keep it as it is, where it breaks the index's layout
+// (every scan of it fails) or is the bucketed key of another store key
+// (d scopes s c b c is where d scopes s b c is kept) and overwrites it.
+func scopeLayoutErr(bucketed bool, key []byte) error {
+	if !bucketed || !bytes.HasPrefix(key, scopesPrefix) {
+		return nil
+	}
+	rest := key[len(scopesPrefix):]
+	if bytes.Count(rest, []byte{sep}) == 2 && rest[len(rest)-1] != sep {
+		return nil
+	}
+	return permatrix.Errorf(permatrix.EINVALID, "bolt: key %q is below the scope index but not of its layout (d scopes <system> <scope> <id>)", store.Segments(key))
 }
 
 // storeKeyOf is the store key of a key kept in the scope index of a

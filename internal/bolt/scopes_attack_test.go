@@ -134,3 +134,45 @@ func TestBucketedScanKeepsKeyAtScopesEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestBucketedRefusesScopeKeyNotOfLayout: a key below "d scopes" that is
+// not d scopes <system> <scope> <id> has no place in a bucketed index: it
+// was kept as it is, where it could be the bucketed key of another store
+// key ("d scopes sys c b c" is where "d scopes sys b c" is kept, its id c
+// its bucket) — writing it destroyed that key's value (a checksum error
+// on every read) — or made every scan of the index fail. It is refused,
+// and what was stored stays readable.
+func TestBucketedRefusesScopeKeyNotOfLayout(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	good := store.Key("d", "scopes", "sys", "b", "c")
+	if _, err := db.Commit(ctx, &store.Batch{Base: db.Revision(), Ops: []store.Op{{Key: good, Value: []byte("1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{
+		store.Key("d", "scopes", "sys", "c", "b", "c"),
+		store.Key("d", "scopes", "sys", "project:p1"),
+		store.Key("d", "scopes", "sys", "project:p1", ""),
+		[]byte("d\x00scopes\x00"),
+		[]byte("d\x00scopes\x00sys"),
+	} {
+		if _, err := db.Commit(ctx, &store.Batch{Base: db.Revision(), Ops: []store.Op{{Key: bad, Value: []byte("2")}}}); err == nil {
+			t.Errorf("a commit of %q, not of the scope index's layout, was accepted", bad)
+		}
+		snap, err := db.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := snap.Get(good); err != nil || string(v) != "1" {
+			t.Errorf("after a commit of %q: Get(%q) = %q, %v; want \"1\"", bad, good, v, err)
+		}
+		if err := snap.Scan(store.Prefix("d", "scopes"), nil, func(_, _ []byte) error { return nil }); err != nil {
+			t.Errorf("after a commit of %q: scan of the scope index: %v", bad, err)
+		}
+		snap.Close()
+	}
+}
