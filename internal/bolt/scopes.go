@@ -85,11 +85,17 @@ func scopeLayoutErr(bucketed bool, key []byte) error {
 	if !bucketed || !bytes.HasPrefix(key, scopesPrefix) {
 		return nil
 	}
-	rest := key[len(scopesPrefix):]
-	if bytes.Count(rest, []byte{sep}) == 2 && rest[len(rest)-1] != sep {
+	if ofScopeLayout(key) {
 		return nil
 	}
 	return permatrix.Errorf(permatrix.EINVALID, "bolt: key %q is below the scope index but not of its layout (d scopes <system> <scope> <id>)", store.Segments(key))
+}
+
+// ofScopeLayout reports whether key, below scopesPrefix, is of the scope
+// index's layout: d scopes <system> <scope> <id>, the id not empty.
+func ofScopeLayout(key []byte) bool {
+	rest := key[len(scopesPrefix):]
+	return bytes.Count(rest, []byte{sep}) == 2 && rest[len(rest)-1] != sep
 }
 
 // storeKeyOf is the store key of a key kept in the scope index of a
