@@ -208,3 +208,70 @@ func TestBucketedGetOfKeyNotOfLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestBucketedReplicaReadsAsMemory: a replica (a new file: format 3)
+// written by Load, Resync, Apply and Wipe reads as store.Memory given the
+// same operations — scope index keys put, overwritten and deleted.
+func TestBucketedReplicaReadsAsMemory(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "replica.db")
+	db, err := bolt.Open(path, bolt.Options{Replica: true, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mem := store.NewMemory()
+	sk := func(sys, scope, id string) []byte { return store.Key("d", "scopes", sys, scope, id) }
+	put := func(k []byte, v string) store.Op { return store.Op{Key: k, Value: []byte(v)} }
+	del := func(k []byte) store.Op { return store.Op{Key: k, Delete: true} }
+	memApply := func(ops ...store.Op) {
+		if _, err := mem.Commit(ctx, &store.Batch{Base: mem.Revision(), Ops: ops}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := func(when string) {
+		t.Helper()
+		got, err := db.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Close()
+		want, _ := mem.View()
+		defer want.Close()
+		for _, p := range [][]byte{nil, store.Prefix("d", "scopes"), store.Prefix("d", "scopes", "s", "project:p1")} {
+			if g, w := scan(t, got, p, nil), scan(t, want, p, nil); !slices.EqualFunc(g, w, bytes.Equal) {
+				t.Fatalf("%s: Scan(%q) = %q, want %q", when, p, g, w)
+			}
+		}
+	}
+	first := []store.Op{put(sk("s", "project:p1", "a000000000001"), "1"), put(sk("s", "project:p1", "a000000010001"), "2"),
+		put(sk("s", "project:p2", "x"), "3"), put(store.Key("d", "roles", "s", "r"), "{}")}
+	if err := db.Load(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Resync(3, nil); err != nil {
+		t.Fatal(err)
+	}
+	memApply(first...)
+	same("after Load and Resync")
+	second := []store.Op{del(sk("s", "project:p1", "a000000000001")), put(sk("s", "project:p1", "a000000010001"), "2b"),
+		put(sk("t", "project:p1", "a000000000001"), "4")}
+	if err := db.Apply(4, second, nil); err != nil {
+		t.Fatal(err)
+	}
+	memApply(second...)
+	same("after Apply")
+	if err := db.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	mem = store.NewMemory()
+	same("after Wipe")
+	if err := db.Load(second[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Resync(9, nil); err != nil {
+		t.Fatal(err)
+	}
+	memApply(second[1:]...)
+	same("after Wipe, Load and Resync")
+}
