@@ -163,6 +163,10 @@ func TestBucketedRefusesScopeKeyNotOfLayout(t *testing.T) {
 		if _, err := db.Commit(ctx, &store.Batch{Base: db.Revision(), Ops: []store.Op{{Key: bad, Value: []byte("2")}}}); err == nil {
 			t.Errorf("a commit of %q, not of the scope index's layout, was accepted", bad)
 		}
+		// Nor deleted: its delete would be the other key's.
+		if _, err := db.Commit(ctx, &store.Batch{Base: db.Revision(), Ops: []store.Op{{Key: bad, Delete: true}}}); err == nil {
+			t.Errorf("a delete of %q, not of the scope index's layout, was accepted", bad)
+		}
 		snap, err := db.View()
 		if err != nil {
 			t.Fatal(err)
@@ -274,4 +278,52 @@ func TestBucketedReplicaReadsAsMemory(t *testing.T) {
 	}
 	memApply(second[1:]...)
 	same("after Wipe, Load and Resync")
+}
+
+// TestBucketedScanCallbackReads: a callback that reads the snapshot (Get of
+// the key it was given, a Scan of its scope) inside a bucketed Scan sees
+// what store.Memory's does, and the outer scan goes on unchanged.
+func TestBucketedScanCallbackReads(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mem := store.NewMemory()
+	var ops []store.Op
+	for i, id := range []string{"a000000000001", "a000000010001", "a7", "a000000020001"} {
+		for _, scope := range []string{"project:p1", "project:p2"} {
+			ops = append(ops, store.Op{Key: store.Key("d", "scopes", "s", scope, id), Value: []byte(fmt.Sprint(i))})
+		}
+	}
+	slices.SortFunc(ops, func(a, b store.Op) int { return bytes.Compare(a.Key, b.Key) })
+	for _, b := range []store.Backend{db, mem} {
+		if _, err := b.Commit(ctx, &store.Batch{Base: b.Revision(), Ops: ops}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trace := func(s store.Snapshot) []string {
+		var out []string
+		err := s.Scan(store.Prefix("d", "scopes"), nil, func(k, v []byte) error {
+			got, err := s.Get(k)
+			out = append(out, fmt.Sprintf("%q=%q get %q %v", k, v, got, err))
+			scope := k[:bytes.LastIndexByte(k, 0)+1]
+			return s.Scan(scope, k, func(k2, _ []byte) error {
+				out = append(out, fmt.Sprintf("  then %q", k2))
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got, _ := db.View()
+	defer got.Close()
+	want, _ := mem.View()
+	defer want.Close()
+	if g, w := trace(got), trace(want); !slices.Equal(g, w) {
+		t.Fatalf("reads inside a scan:\n%s\nwant\n%s", g, w)
+	}
 }
