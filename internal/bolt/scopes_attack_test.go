@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -74,6 +75,10 @@ func TestBucketedScanAdversarialKeys(t *testing.T) {
 	}
 	cut := func() []byte {
 		k := keys[rng.IntN(len(keys))]
+		if seg := store.Segments(k); len(seg) == 5 && seg[1] == "scopes" && rng.IntN(3) == 0 {
+			// As the file keeps it: the id's bucket after the system.
+			k = store.Key("d", "scopes", seg[2], seg[4][:min(len(seg[4]), 9)], seg[3], seg[4])
+		}
 		k = slices.Clip(k[:rng.IntN(len(k)+1)])
 		switch rng.IntN(5) {
 		case 0:
@@ -90,6 +95,33 @@ func TestBucketedScanAdversarialKeys(t *testing.T) {
 		g, w := scan(t, got, p, after), scan(t, want, p, after)
 		if !slices.EqualFunc(g, w, bytes.Equal) {
 			t.Fatalf("Scan(%q, after %q): %d keys, want %d\n got %q\nwant %q", p, after, len(g)/2, len(w)/2, head(g), head(w))
+		}
+	}
+	// A callback that stops (ErrStop, wrapped or not) or fails after n
+	// keys: the same keys seen, the same outcome.
+	errOwn := errors.New("own")
+	stopAt := func(s store.Snapshot, p, after []byte, n int, stop error) (seen [][]byte, err error) {
+		err = s.Scan(p, after, func(k, _ []byte) error {
+			seen = append(seen, bytes.Clone(k))
+			if len(seen) == n {
+				return stop
+			}
+			return nil
+		})
+		return seen, err
+	}
+	for i := range 3000 {
+		p, after := cut(), cut()
+		if i%2 == 0 {
+			p, after = store.Prefix("d", "scopes"), nil
+		}
+		n := 1 + rng.IntN(40)
+		for _, stop := range []error{store.ErrStop, fmt.Errorf("wrapped: %w", store.ErrStop), errOwn} {
+			g, gerr := stopAt(got, p, after, n, stop)
+			w, werr := stopAt(want, p, after, n, stop)
+			if !slices.EqualFunc(g, w, bytes.Equal) || gerr != werr {
+				t.Fatalf("Scan(%q, after %q) stopped at %d by %v: %q, %v; want %q, %v", p, after, n, stop, g, gerr, w, werr)
+			}
 		}
 	}
 	check(nil, nil)
