@@ -33,7 +33,9 @@ import (
 //
 // Invariants: in a file of format 3 every kv key below scopesPrefix has
 // exactly three separators after it (system, bucket, scope, id) and its
-// bucket is its id's; a file of format 2 keeps the store's keys as they
+// bucket is its id's (a store key below scopesPrefix not of the layout
+// d scopes <system> <scope> <id> is refused when written, scopeLayoutErr,
+// and not found when read); a file of format 2 keeps the store's keys as they
 // are (it is read as it was written; nothing is migrated).
 
 // sep is the store keys' separator of segments.
