@@ -634,6 +634,13 @@ func (db *DB) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	if len(b.Ops) == 0 {
 		return store.Unchanged(b, db.changes, db.Revision)
 	}
+	// Refused here, not in the group commit: it would fail the other
+	// Commits of its transaction too.
+	for _, op := range b.Ops {
+		if err := scopeLayoutErr(db.bucketed, op.Key); err != nil {
+			return 0, err
+		}
+	}
 	req := &commitReq{ctx: ctx, batch: b, done: make(chan commitResult, 1)}
 	db.mu.Lock()
 	if db.closed {
@@ -1038,6 +1045,9 @@ func putInKeyOrder(kv *bbolt.Bucket, bucketed bool, ops iter.Seq[store.Op], size
 		var err error
 		// The value is sealed with the store's key, kept under the key
 		// the file keeps it at (scopes.go).
+		if err := scopeLayoutErr(bucketed, op.Key); err != nil {
+			return err
+		}
 		at := storedKey(bucketed, op.Key)
 		if op.Delete {
 			err = kv.Delete(at)

@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/permatrix/permatrix"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -32,7 +33,9 @@ import (
 //
 // Invariants: in a file of format 3 every kv key below scopesPrefix has
 // exactly three separators after it (system, bucket, scope, id) and its
-// bucket is its id's; a file of format 2 keeps the store's keys as they
+// bucket is its id's (a store key below scopesPrefix not of the layout
+// d scopes <system> <scope> <id> is refused when written, scopeLayoutErr,
+// and not found when read); a file of format 2 keeps the store's keys as they
 // are (it is read as it was written; nothing is migrated).
 
 // sep is the store keys' separator of segments.
@@ -73,6 +76,28 @@ func storedKey(bucketed bool, key []byte) []byte {
 	out = append(out, key[:len(scopesPrefix)+sys+1]...)
 	out = append(append(out, bucket...), sep)
 	return append(out, rest[sys+1:]...)
+}
+
+// scopeLayoutErr refuses, in a file whose scope index is bucketed, a key
+// below scopesPrefix that is not d scopes <system> <scope> <id> (a non-empty
+// id): storedKey would keep it as it is, where it breaks the index's layout
+// (every scan of it fails) or is the bucketed key of another store key
+// (d scopes s c b c is where d scopes s b c is kept) and overwrites it.
+func scopeLayoutErr(bucketed bool, key []byte) error {
+	if !bucketed || !bytes.HasPrefix(key, scopesPrefix) {
+		return nil
+	}
+	if ofScopeLayout(key) {
+		return nil
+	}
+	return permatrix.Errorf(permatrix.EINVALID, "bolt: key %q is below the scope index but not of its layout (d scopes <system> <scope> <id>)", store.Segments(key))
+}
+
+// ofScopeLayout reports whether key, below scopesPrefix, is of the scope
+// index's layout: d scopes <system> <scope> <id>, the id not empty.
+func ofScopeLayout(key []byte) bool {
+	rest := key[len(scopesPrefix):]
+	return bytes.Count(rest, []byte{sep}) == 2 && rest[len(rest)-1] != sep
 }
 
 // storeKeyOf is the store key of a key kept in the scope index of a
@@ -133,15 +158,16 @@ func (s *snapshot) scanBucketed(prefix, after []byte, fn func(k, v []byte) error
 	if bytes.HasPrefix(prefix, scopesPrefix) {
 		return nil
 	}
+	c := s.kv.Cursor()
 	if after == nil || bytes.Compare(after, scopesEnd) < 0 {
-		after = nil
-		if bytes.Compare(prefix, scopesEnd) < 0 {
-			// Seek from scopesEnd itself: no key equals it (its last
-			// byte is no separator, and no kept key is shorter).
-			after = scopesEnd
-		}
+		// From scopesEnd itself (prefix, a prefix of scopesPrefix, is
+		// before it): "d scopes\x01" is a key like any other, to give,
+		// not to skip as an after's.
+		k, stored := c.Seek(scopesEnd)
+		_, err = s.scanFrom(c, k, stored, prefix, nil, fn)
+		return err
 	}
-	_, err = s.scanStored(s.kv.Cursor(), prefix, after, nil, fn)
+	_, err = s.scanStored(c, prefix, after, nil, fn)
 	return err
 }
 
@@ -158,6 +184,11 @@ func (s *snapshot) scanStored(c *bbolt.Cursor, prefix, after, stop []byte, fn fu
 	} else {
 		k, stored = c.Seek(prefix)
 	}
+	return s.scanFrom(c, k, stored, prefix, stop, fn)
+}
+
+// scanFrom is scanStored from k, stored: where c stands.
+func (s *snapshot) scanFrom(c *bbolt.Cursor, k, stored, prefix, stop []byte, fn func(k, v []byte) error) (done bool, err error) {
 	for ; k != nil && bytes.HasPrefix(k, prefix) && (stop == nil || bytes.Compare(k, stop) < 0); k, stored = c.Next() {
 		if done, err := s.emit(k, k, stored, fn); done || err != nil {
 			return done, err

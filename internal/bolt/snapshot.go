@@ -56,6 +56,11 @@ func (s *snapshot) Get(key []byte) (v []byte, err error) {
 	defer s.breakOnFault(&err)
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if s.bucketed && bytes.HasPrefix(key, scopesPrefix) && !ofScopeLayout(key) {
+		// None is stored (scopeLayoutErr); kept as it is, it could
+		// equal another store key's bucketed key.
+		return nil, nil
+	}
 	c := s.takeCursor()
 	at := storedKey(s.bucketed, key)
 	k, stored := c.Seek(at)
