@@ -93,6 +93,19 @@ func scopeLayoutErr(bucketed bool, key []byte) error {
 	return permatrix.Errorf(permatrix.EINVALID, "bolt: key %q is below the scope index but not of its layout (d scopes <system> <scope> <id>)", store.Segments(key))
 }
 
+// Holds reports whether a bolt file keeps key: bbolt refuses an empty key
+// and one longer than bbolt.MaxKeySize, and a file of format 3 a key below
+// the scope index not of its layout (scopeLayoutErr), and keeps one of it
+// under a key longer by its bucket. A replica leaves out what it cannot
+// hold: an apply it refused would stop it at the revision before, for good
+// (internal/etcd: such a key is damage).
+func Holds(key []byte) bool {
+	if len(key) == 0 || scopeLayoutErr(true, key) != nil {
+		return false
+	}
+	return len(storedKey(true, key)) <= bbolt.MaxKeySize
+}
+
 // ofScopeLayout reports whether key, below scopesPrefix, is of the scope
 // index's layout: d scopes <system> <scope> <id>, the id not empty.
 func ofScopeLayout(key []byte) bool {

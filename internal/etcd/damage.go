@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix"
+	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -289,16 +290,17 @@ func (s *Store) damageHeld(e *damageEdit) error {
 	})
 }
 
-// replicable reports whether the replica's bbolt file can hold key k:
-// bbolt refuses an empty key (a put of the prefix's k/ itself) and one
-// longer than bbolt.MaxKeySize (etcd takes keys up to its request size).
-// An apply the replica refuses stops it at the revision before — the
-// watch resumes there and fails again, past the key's delete — so such a
-// key is damage, named and refused like any other, and left out of what
-// the replica applies (replicableOps).
-func replicable(k []byte) bool { return len(k) > 0 && len(k) <= bbolt.MaxKeySize }
+// replicable reports whether the replica's bbolt file can hold key k
+// (bolt.Holds): bbolt refuses an empty key (a put of the prefix's k/
+// itself) and one longer than bbolt.MaxKeySize (etcd takes keys up to its
+// request size), and a bucketed replica a key below the scope index not of
+// its layout. An apply the replica refuses stops it at the revision before
+// — the watch resumes there and fails again, past the key's delete — so
+// such a key is damage, named and refused like any other, and left out of
+// what the replica applies (replicableOps).
+func replicable(k []byte) bool { return bolt.Holds(k) }
 
-var errUnreplicable = fmt.Errorf("a key the replica cannot hold (empty, or longer than %d bytes)", bbolt.MaxKeySize)
+var errUnreplicable = fmt.Errorf("a key the replica cannot hold (empty, longer than %d bytes as the replica keeps it, or below the scope index but not of its layout)", bbolt.MaxKeySize)
 
 // replicableOps is ops without those of keys the replica cannot hold
 // (replicable): ops itself when there are none.

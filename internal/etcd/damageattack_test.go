@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/permatrix/permatrix/internal/etcd"
@@ -21,7 +22,8 @@ import (
 // too: the empty key under k/ (no segment at all), a key longer than the
 // replica's bbolt takes (a role's, 40 000 bytes: a valid role else), a grant under its key
 // holding its scope twice in two cases (store.unmarshalRecord), a valid
-// grant's value under another grant's key. Each refuses the replica, a
+// grant's value under another grant's key, keys below the scope index a
+// bucketed replica cannot hold. Each refuses the replica, a
 // running one (the watch) and one started then (its load), until deleted,
 // and both serve again after.
 func TestDamagedKeysLoose(t *testing.T) {
@@ -51,6 +53,11 @@ func TestDamagedKeysLoose(t *testing.T) {
 		{"/" + prefix + "/k/" + string(store.Key("d", "roles", "s", strings.Repeat("r", 40000))), `{"permissions":["view"]}`},
 		{"/" + prefix + "/k/" + string(grantKey), loose},
 		{"/" + prefix + "/k/" + string(other), string(grantValue)},
+		// Below the scope index, a key not of its layout, and one whose
+		// key in a bucketed replica (internal/bolt, format 3) is longer
+		// than bbolt takes: the replica refuses both.
+		{"/" + prefix + "/k/" + string(store.Key("d", "scopes", "s", "project:p1", "a000000000001", "extra")), "true"},
+		{"/" + prefix + "/k/" + string(store.Key("d", "scopes", "s", "project:p1", strings.Repeat("a", bbolt.MaxKeySize-30))), "true"},
 	} {
 		put, err := cli.Put(ctx, c.key, c.value)
 		if err != nil {
