@@ -637,7 +637,7 @@ func (db *DB) Commit(ctx context.Context, b *store.Batch) (uint64, error) {
 	// Refused here, not in the group commit: it would fail the other
 	// Commits of its transaction too.
 	for _, op := range b.Ops {
-		if err := scopeLayoutErr(db.bucketed, op.Key); err != nil {
+		if err := keptErr(db.bucketed, op.Key); err != nil {
 			return 0, err
 		}
 	}
@@ -1042,13 +1042,12 @@ func putOps(kv *bbolt.Bucket, bucketed bool, ops []store.Op) error {
 func putInKeyOrder(kv *bbolt.Bucket, bucketed bool, ops iter.Seq[store.Op], size int) error {
 	sealed := make([]byte, 0, size)
 	for op := range ops {
-		var err error
 		// The value is sealed with the store's key, kept under the key
 		// the file keeps it at (scopes.go).
-		if err := scopeLayoutErr(bucketed, op.Key); err != nil {
+		at, err := storedKey(bucketed, op.Key)
+		if err != nil {
 			return err
 		}
-		at := storedKey(bucketed, op.Key)
 		if op.Delete {
 			err = kv.Delete(at)
 		} else {

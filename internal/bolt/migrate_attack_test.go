@@ -113,7 +113,7 @@ func TestMigratedFormat1ReadsBack(t *testing.T) {
 	}
 	_ = b.View(func(tx *bbolt.Tx) error {
 		for _, k := range want {
-			if tx.Bucket(bucketKV).Get(storedKey(true, k)) == nil || tx.Bucket(bucketKV).Get(k) != nil {
+			if tx.Bucket(bucketKV).Get(keptKey(t, k)) == nil || tx.Bucket(bucketKV).Get(k) != nil {
 				t.Errorf("%q is not kept under its id's bucket", k)
 			}
 		}

@@ -34,8 +34,8 @@ import (
 // Invariants: in a file of format 3 every kv key below scopesPrefix has
 // exactly three separators after it (system, bucket, scope, id) and its
 // bucket is its id's (a store key below scopesPrefix not of the layout
-// d scopes <system> <scope> <id> is refused when written, scopeLayoutErr,
-// and not found when read); a file of format 2 keeps the store's keys as they
+// d scopes <system> <scope> <id> is refused when written, storedKey, and
+// not found when read); a file of format 2 keeps the store's keys as they
 // are (it is read as it was written; nothing is migrated).
 
 // sep is the store keys' separator of segments.
@@ -51,66 +51,80 @@ var scopesEnd = []byte("d\x00scopes\x01")
 // generated ids (a000000000000 to a000000009999, IDFormat) a bucket.
 const idBucketLen = 9
 
-// storedKey is the key a store key is kept under in a file whose scope
-// index is bucketed; other keys, and every key of a file that is not,
-// are kept as they are.
-func storedKey(bucketed bool, key []byte) []byte {
-	if !bucketed || !bytes.HasPrefix(key, scopesPrefix) {
-		return key
-	}
+// scopeKey splits a store key below scopesPrefix of the scope index's
+// layout, d scopes <system> <scope> <id> (the id not empty): sys ends its
+// system segment (the index of its separator), bucket is its id's. ok is
+// false for a key of another shape.
+func scopeKey(key []byte) (sys int, bucket []byte, ok bool) {
 	rest := key[len(scopesPrefix):]
-	sys := bytes.IndexByte(rest, sep)
-	if sys < 0 {
-		return key
+	first := bytes.IndexByte(rest, sep)
+	if first < 0 {
+		return 0, nil, false
 	}
-	scope := bytes.IndexByte(rest[sys+1:], sep)
-	if scope < 0 {
-		return key
+	second := bytes.IndexByte(rest[first+1:], sep)
+	if second < 0 {
+		return 0, nil, false
 	}
-	id := rest[sys+1+scope+1:]
+	id := rest[first+1+second+1:]
 	if len(id) == 0 || bytes.IndexByte(id, sep) >= 0 {
-		return key
+		return 0, nil, false
 	}
-	bucket := id[:min(len(id), idBucketLen)]
-	out := make([]byte, 0, len(key)+len(bucket)+1)
-	out = append(out, key[:len(scopesPrefix)+sys+1]...)
-	out = append(append(out, bucket...), sep)
-	return append(out, rest[sys+1:]...)
+	return len(scopesPrefix) + first, id[:min(len(id), idBucketLen)], true
 }
 
-// scopeLayoutErr refuses, in a file whose scope index is bucketed, a key
-// below scopesPrefix that is not d scopes <system> <scope> <id> (a non-empty
-// id): storedKey would keep it as it is, where it breaks the index's layout
-// (every scan of it fails) or is the bucketed key of another store key
-// (d scopes s c b c is where d scopes s b c is kept) and overwrites it.
-func scopeLayoutErr(bucketed bool, key []byte) error {
+// storedKey is the key a store key is kept under in a file whose scope
+// index is bucketed; other keys, and every key of a file that is not,
+// are kept as they are. A key below scopesPrefix not of the scope index's
+// layout is refused there (EINVALID): kept as it is, it would break the
+// index's layout (every scan of it fails) or be the bucketed key of
+// another store key (d scopes s c b c is where d scopes s b c is kept),
+// and overwrite it.
+func storedKey(bucketed bool, key []byte) ([]byte, error) {
+	if !bucketed || !bytes.HasPrefix(key, scopesPrefix) {
+		return key, nil
+	}
+	sys, bucket, ok := scopeKey(key)
+	if !ok {
+		return nil, notOfLayout(key)
+	}
+	out := make([]byte, 0, len(key)+len(bucket)+1)
+	out = append(out, key[:sys+1]...)
+	out = append(append(out, bucket...), sep)
+	return append(out, key[sys+1:]...), nil
+}
+
+// keptErr is storedKey's refusal alone, building no key (a Commit checks
+// its operations before they are queued).
+func keptErr(bucketed bool, key []byte) error {
 	if !bucketed || !bytes.HasPrefix(key, scopesPrefix) {
 		return nil
 	}
-	if ofScopeLayout(key) {
-		return nil
+	if _, _, ok := scopeKey(key); !ok {
+		return notOfLayout(key)
 	}
+	return nil
+}
+
+func notOfLayout(key []byte) error {
 	return permatrix.Errorf(permatrix.EINVALID, "bolt: key %q is below the scope index but not of its layout (d scopes <system> <scope> <id>)", store.Segments(key))
 }
 
 // Holds reports whether a bolt file keeps key: bbolt refuses an empty key
 // and one longer than bbolt.MaxKeySize, and a file of format 3 a key below
-// the scope index not of its layout (scopeLayoutErr), and keeps one of it
-// under a key longer by its bucket. A replica leaves out what it cannot
-// hold: an apply it refused would stop it at the revision before, for good
+// the scope index not of its layout (storedKey), and keeps one of it under
+// a key longer by its bucket. A replica leaves out what it cannot hold: an
+// apply it refused would stop it at the revision before, for good
 // (internal/etcd: such a key is damage).
 func Holds(key []byte) bool {
-	if len(key) == 0 || scopeLayoutErr(true, key) != nil {
-		return false
+	n := len(key)
+	if bytes.HasPrefix(key, scopesPrefix) {
+		_, bucket, ok := scopeKey(key)
+		if !ok {
+			return false
+		}
+		n += len(bucket) + 1
 	}
-	return len(storedKey(true, key)) <= bbolt.MaxKeySize
-}
-
-// ofScopeLayout reports whether key, below scopesPrefix, is of the scope
-// index's layout: d scopes <system> <scope> <id>, the id not empty.
-func ofScopeLayout(key []byte) bool {
-	rest := key[len(scopesPrefix):]
-	return bytes.Count(rest, []byte{sep}) == 2 && rest[len(rest)-1] != sep
+	return len(key) > 0 && n <= bbolt.MaxKeySize
 }
 
 // storeKeyOf is the store key of a key kept in the scope index of a

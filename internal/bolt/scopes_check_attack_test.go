@@ -23,7 +23,7 @@ func TestCheckDamagedBucketedScopeKeys(t *testing.T) {
 	move := func(to func(k []byte) []byte) func(tx *bbolt.Tx) error {
 		return func(tx *bbolt.Tx) error {
 			kv := tx.Bucket(bucketKV)
-			at := storedKey(true, scopeKey())
+			at := keptKey(t, scopeKey())
 			v := bytes.Clone(kv.Get(at))
 			if v == nil {
 				t.Fatalf("no %q", at)
@@ -50,12 +50,12 @@ func TestCheckDamagedBucketedScopeKeys(t *testing.T) {
 		}), "not of its layout"},
 		{"kept unbucketed", move(func([]byte) []byte { return scopeKey() }), "not of its layout"},
 		{"sealed with its bucketed key", func(tx *bbolt.Tx) error {
-			at := storedKey(true, scopeKey())
+			at := keptKey(t, scopeKey())
 			return tx.Bucket(bucketKV).Put(at, sealed(at, "true"))
 		}, "checksum mismatch"},
 		{"flipped value byte", func(tx *bbolt.Tx) error {
 			kv := tx.Bucket(bucketKV)
-			at := storedKey(true, scopeKey())
+			at := keptKey(t, scopeKey())
 			v := bytes.Clone(kv.Get(at))
 			v[len(v)-1] ^= 1
 			return kv.Put(at, v)
@@ -65,7 +65,7 @@ func TestCheckDamagedBucketedScopeKeys(t *testing.T) {
 		{"a segment more", put(store.Key("d", "scopes", "s", "a", "b", "c"), func() []byte { return store.Key("d", "scopes", "s", "a", "b", "c") }), "not of its layout"},
 		{"an entry of no assignment", func(tx *bbolt.Tx) error {
 			k := store.Key("d", "scopes", "s", "project:p1", "a000000000009")
-			return tx.Bucket(bucketKV).Put(storedKey(true, k), sealed(k, "true"))
+			return tx.Bucket(bucketKV).Put(keptKey(t, k), sealed(k, "true"))
 		}, ""},
 	}
 	for _, c := range cases {

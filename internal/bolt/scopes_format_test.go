@@ -46,7 +46,7 @@ func TestScopeIndexKeptByBucketFormat2AsItIs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bucketedFirst := storedKey(true, first)
+	bucketedFirst := keptKey(t, first)
 	if bytes.Equal(bucketedFirst, first) {
 		t.Fatalf("storedKey(%q) is the key itself", first)
 	}
@@ -104,4 +104,15 @@ func TestScopeIndexKeptByBucketFormat2AsItIs(t *testing.T) {
 	if err != nil || r.Format != 2 {
 		t.Fatalf("check of the format 2 file: %+v %v", r, err)
 	}
+}
+
+// keptKey is the key a format 3 file keeps key under (storedKey); key
+// must be one a format 3 file keeps.
+func keptKey(t *testing.T, key []byte) []byte {
+	t.Helper()
+	at, err := storedKey(true, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
 }

@@ -56,13 +56,13 @@ func (s *snapshot) Get(key []byte) (v []byte, err error) {
 	defer s.breakOnFault(&err)
 	defer recoverFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	if s.bucketed && bytes.HasPrefix(key, scopesPrefix) && !ofScopeLayout(key) {
-		// None is stored (scopeLayoutErr); kept as it is, it could
-		// equal another store key's bucketed key.
+	at, err := storedKey(s.bucketed, key)
+	if err != nil {
+		// None is stored (storedKey refuses it); read as it is, it could
+		// be another store key's bucketed key.
 		return nil, nil
 	}
 	c := s.takeCursor()
-	at := storedKey(s.bucketed, key)
 	k, stored := c.Seek(at)
 	s.cursor = c
 	// As bbolt's Get: nothing for another key, nor for a nested bucket (a
