@@ -22,13 +22,7 @@ import (
 // ("d scopes" itself, "d scopes\x01"). Every prefix cut of every key and
 // every after near every key must scan the same.
 func TestBucketedScanAdversarialKeys(t *testing.T) {
-	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mem := store.NewMemory()
+	pair := newBesideMemory(t)
 	systems := []string{"", "a", "a\x01", "ab", "a\xff", "é"}
 	scopes := []string{"", "p", "p\x01", "project:p1", "π"}
 	ids := []string{"x", "\x01", "a0000000", "a00000000", "a000000000", "a00000000\x01", "a00000001",
@@ -58,16 +52,9 @@ func TestBucketedScanAdversarialKeys(t *testing.T) {
 			}
 		}
 		slices.SortStableFunc(ops, func(a, b store.Op) int { return bytes.Compare(a.Key, b.Key) })
-		for _, b := range []store.Backend{db, mem} {
-			if _, err := b.Commit(ctx, &store.Batch{Base: b.Revision(), Ops: ops}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		pair.commit(t, ops)
 	}
-	got, _ := db.View()
-	defer got.Close()
-	want, _ := mem.View()
-	defer want.Close()
+	got, want := pair.views(t)
 	for _, k := range keys {
 		if g, w := read(t, got.Get, k), read(t, want.Get, k); !bytes.Equal(g, w) {
 			t.Fatalf("Get(%q) = %q, want %q", k, g, w)
@@ -140,26 +127,13 @@ func TestBucketedScanAdversarialKeys(t *testing.T) {
 // "d scopes\x01", is a key like any other; a scan from before the index
 // must give it (it was skipped as if it were the after of the scan).
 func TestBucketedScanKeepsKeyAtScopesEnd(t *testing.T) {
-	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mem := store.NewMemory()
+	pair := newBesideMemory(t)
 	ops := []store.Op{
 		{Key: store.Key("d", "scopes", "sys", "project:p1", "a000000000001"), Value: []byte("1")},
 		{Key: []byte("d\x00scopes\x01"), Value: []byte("2")},
 	}
-	for _, b := range []store.Backend{db, mem} {
-		if _, err := b.Commit(ctx, &store.Batch{Base: b.Revision(), Ops: ops}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, _ := db.View()
-	defer got.Close()
-	want, _ := mem.View()
-	defer want.Close()
+	pair.commit(t, ops)
+	got, want := pair.views(t)
 	for _, p := range [][]byte{nil, []byte("d"), []byte("d\x00scopes")} {
 		if g, w := scan(t, got, p, nil), scan(t, want, p, nil); !slices.EqualFunc(g, w, bytes.Equal) {
 			t.Errorf("Scan(%q): %q, want %q", p, g, w)
@@ -316,13 +290,7 @@ func TestBucketedReplicaReadsAsMemory(t *testing.T) {
 // the key it was given, a Scan of its scope) inside a bucketed Scan sees
 // what store.Memory's does, and the outer scan goes on unchanged.
 func TestBucketedScanCallbackReads(t *testing.T) {
-	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mem := store.NewMemory()
+	pair := newBesideMemory(t)
 	var ops []store.Op
 	for i, id := range []string{"a000000000001", "a000000010001", "a7", "a000000020001"} {
 		for _, scope := range []string{"project:p1", "project:p2"} {
@@ -330,11 +298,7 @@ func TestBucketedScanCallbackReads(t *testing.T) {
 		}
 	}
 	slices.SortFunc(ops, func(a, b store.Op) int { return bytes.Compare(a.Key, b.Key) })
-	for _, b := range []store.Backend{db, mem} {
-		if _, err := b.Commit(ctx, &store.Batch{Base: b.Revision(), Ops: ops}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pair.commit(t, ops)
 	trace := func(s store.Snapshot) []string {
 		var out []string
 		err := s.Scan(store.Prefix("d", "scopes"), nil, func(k, v []byte) error {
@@ -351,10 +315,7 @@ func TestBucketedScanCallbackReads(t *testing.T) {
 		}
 		return out
 	}
-	got, _ := db.View()
-	defer got.Close()
-	want, _ := mem.View()
-	defer want.Close()
+	got, want := pair.views(t)
 	if g, w := trace(got), trace(want); !slices.Equal(g, w) {
 		t.Fatalf("reads inside a scan:\n%s\nwant\n%s", g, w)
 	}

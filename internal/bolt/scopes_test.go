@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/permatrix/permatrix/internal/bolt"
 	"github.com/permatrix/permatrix/internal/store"
 )
 
@@ -26,13 +24,7 @@ func TestBucketedScopeIndexReadsAsStored(t *testing.T) {
 }
 
 func bucketedReadsAsStored(t *testing.T, seed uint64) {
-	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "permatrix.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mem := store.NewMemory()
+	pair := newBesideMemory(t)
 	rng := rand.New(rand.NewPCG(7, 11+seed))
 	systems := []string{"blueprism", "celonis-task-mining", "uipath-task-mining-cloud"}
 	scopes := []string{"project:p1", "project:p10", "project:p2", "space:s", "group:g-1"}
@@ -74,16 +66,9 @@ func bucketedReadsAsStored(t *testing.T, seed uint64) {
 			ops = append(ops, store.Op{Key: k, Value: []byte(fmt.Sprintf(`{"round":%d}`, round))})
 		}
 		slices.SortStableFunc(ops, func(a, b store.Op) int { return bytes.Compare(a.Key, b.Key) })
-		for _, b := range []store.Backend{db, mem} {
-			if _, err := b.Commit(ctx, &store.Batch{Base: b.Revision(), Ops: ops}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		pair.commit(t, ops)
 	}
-	got, _ := db.View()
-	defer got.Close()
-	want, _ := mem.View()
-	defer want.Close()
+	got, want := pair.views(t)
 
 	probes := [][]byte{nil}
 	for _, k := range keys[:min(len(keys), 200)] {
@@ -141,3 +126,38 @@ func scan(t *testing.T, s store.Snapshot, prefix, after []byte) [][]byte {
 }
 
 func head(list [][]byte) [][]byte { return list[:min(len(list), 12)] }
+
+// besideMemory is a new bolt file (format 3) and a store.Memory given the
+// same writes, to hold the file to.
+type besideMemory struct {
+	db  store.Backend
+	mem *store.Memory
+}
+
+func newBesideMemory(t *testing.T) *besideMemory {
+	return &besideMemory{db: open(t), mem: store.NewMemory()}
+}
+
+// commit commits ops to both.
+func (b *besideMemory) commit(t *testing.T, ops []store.Op) {
+	t.Helper()
+	for _, s := range []store.Backend{b.db, b.mem} {
+		if _, err := s.Commit(context.Background(), &store.Batch{Base: s.Revision(), Ops: ops}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// views are a snapshot of the file and one of the memory store, closed
+// when the test ends.
+func (b *besideMemory) views(t *testing.T) (got, want store.Snapshot) {
+	t.Helper()
+	got, err := b.db.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { got.Close() })
+	want, _ = b.mem.View()
+	t.Cleanup(func() { want.Close() })
+	return got, want
+}
