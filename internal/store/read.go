@@ -335,8 +335,10 @@ func scopeAssignmentsEverywhere(s Snapshot, f permatrix.AssignmentFilter, limit 
 		if system == "" {
 			break
 		}
-		// Past every key of the system: 0xff is in no id (ids are UTF-8).
-		after = append(Key(nsDoc, ixScopes, system), 0xff)
+		// Past every key of the system: 0xff is in no scope (UTF-8), and
+		// after the separator, so not past a system whose id extends this
+		// one's ("sys-x" after "sys").
+		after = append(Prefix(nsDoc, ixScopes, system), 0xff)
 		f := f
 		f.System = system
 		list, next, err := scopeAssignments(s, f, limit)
