@@ -52,3 +52,20 @@ func SetTestHookListing(t interface{ Cleanup(func()) }, f func()) {
 
 // ListingsWaiting is the permission listings waiting for a place.
 func ListingsWaiting(s *Server) int64 { return s.listings.waiting.Load() }
+
+// SetTestHookCandidate sets, for one test, what runs as a candidate
+// upload takes its place (one at a time).
+func SetTestHookCandidate(t interface{ Cleanup(func()) }, f func()) {
+	testHookCandidate.Store(&f)
+	t.Cleanup(func() { testHookCandidate.Store(nil) })
+}
+
+// HoldCandidatePlace takes the place of a candidate upload, as an upload
+// being compiled does, until release.
+func HoldCandidatePlace(s *Server) (release func()) {
+	s.candidates.slots <- struct{}{}
+	return s.candidates.release
+}
+
+// CandidatesWaiting is the candidate uploads waiting for their place.
+func CandidatesWaiting(s *Server) int64 { return s.candidates.waiting.Load() }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -169,10 +170,11 @@ func (s *Server) matrixDiff(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	b, err := candidateBundle(c)
+	b, release, err := s.candidateBundle(c)
 	if err != nil {
 		return err
 	}
+	defer release()
 	cand, err := opa.Compile(ctx, b, nil)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -198,8 +200,30 @@ func (s *Server) matrixDiff(c echo.Context) error {
 }
 
 // candidateBundle reads the request's body as an uploaded candidate bundle:
-// a .tar.gz within the unpacked bound, calling no network builtin.
-func candidateBundle(c echo.Context) (*opa.Bundle, error) {
+// a .tar.gz within the unpacked bound, calling no network builtin. It
+// takes the server's one place for a candidate (s.candidates), before
+// reading the body: release gives it back once the candidate's compiling
+// and evaluation are done (nil when err is not).
+func (s *Server) candidateBundle(c echo.Context) (b *opa.Bundle, release func(), err error) {
+	if err := s.candidates.take(c); err != nil {
+		return nil, nil, err
+	}
+	if h := testHookCandidate.Load(); h != nil {
+		(*h)()
+	}
+	if b, err = readCandidate(c); err != nil {
+		s.candidates.release()
+		return nil, nil, err
+	}
+	return b, s.candidates.release, nil
+}
+
+// testHookCandidate, set by tests only, runs as a candidate upload takes
+// its place.
+var testHookCandidate atomic.Pointer[func()]
+
+// readCandidate reads the request's body as a candidate bundle.
+func readCandidate(c echo.Context) (*opa.Bundle, error) {
 	raw, err := readBody(c)
 	if err != nil {
 		return nil, err

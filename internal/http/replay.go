@@ -35,10 +35,11 @@ func (s *Server) replayCandidate(c echo.Context) error {
 	if p == nil {
 		return permatrix.Errorf(permatrix.EUNAVAILABLE, "no policy bundle loaded")
 	}
-	b, err := candidateBundle(c)
+	b, release, err := s.candidateBundle(c)
 	if err != nil {
 		return err
 	}
+	defer release()
 	entries, read, err := tailDecisions(s.cfg.DecisionLogFile)
 	if err != nil {
 		return permatrix.Errorf(permatrix.EINTERNAL, "reading the decision log: %v", err)

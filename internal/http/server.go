@@ -135,9 +135,10 @@ type Server struct {
 	diag    *echo.Echo     // health and metrics only, for --diagnostic-addr
 	probes  *listen.Places // the API listener's health requests in flight
 
-	listeners []*listener
-	matrices  matrices
-	listings  *listings // the permission listings computed at once
+	listeners  []*listener
+	matrices   matrices
+	listings   *places // the permission listings computed at once
+	candidates *places // the uploaded candidate bundles compiled at once: one
 
 	defaultPath []string          // Config.DefaultDecision's path
 	labels      map[string]string // Config.Labels, completed
@@ -199,7 +200,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	if d, ok := svc.Store().(store.Damaged); ok {
 		s.metrics.Registry.MustRegister(damagedKeys{d})
 	}
-	s.listings = newListings(cfg.MaxPermissionListings, s.metrics)
+	s.listings = newPlaces(cfg.MaxPermissionListings, listingWait, errListings, s.metrics, "permatrix_permission_listings_refused_total",
+		"Permission listings (GET /v1/subjects/{user}/permissions) answered 503 at once, undecided: as many were being computed as may be at once.")
+	s.candidates = newPlaces(1, cfg.RequestTimeout, errCandidates, s.metrics, "permatrix_candidate_uploads_refused_total",
+		"Uploaded candidate bundles (POST /v1/matrix/{system}/diff, POST /v1/replay) answered 503, uncompiled: another was compiled for as long as the request could wait.")
 	e := s.echo
 	s.setup(e)
 	hosts := newHostGuard(cfg.AllowedHosts)
