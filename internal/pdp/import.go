@@ -19,6 +19,15 @@ const (
 	// one commit holds all of them in memory until it is made. Larger
 	// imports are committed in chunks (ImportOptions.Chunk).
 	MaxAtomicImport = 100_000
+	// MaxHeldImportBytes bounds the strings (ids, names, actors) of the
+	// lines an import holds until their commit: an all-or-nothing import
+	// past it is refused, a chunk reaching it is committed with the lines
+	// it has. A line's strings are some 60 bytes in common use (100,000
+	// lines are 6 MB), ~0.6 KB at the longest ids, and the commit holds
+	// some twenty times a line's strings (its keys, records, units and
+	// verdict): at the line bound alone, 100,000 lines of the longest ids
+	// took ~1 GB; at this bound, 29,000 of them, 348 MiB of heap.
+	MaxHeldImportBytes = 16 << 20
 	// MaxImportChunk bounds the lines of one chunk.
 	MaxImportChunk = 50_000
 )
@@ -127,7 +136,8 @@ func (s *Service) ImportStream(ctx context.Context, next func() (ImportLine, err
 
 // readChunks reads an import's lines, counting them in res, and hands
 // them to write o.Chunk at a time (all of them when 0), the last chunk
-// the lines left. It ends with the error that stopped the reading or a
+// the lines left — or fewer, once a chunk's strings reach
+// MaxHeldImportBytes. It ends with the error that stopped the reading or a
 // write, nothing read after it written; write may keep the lines it is
 // given.
 func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error), o ImportOptions, res *ImportResult, write func([]ImportLine) error) error {
@@ -137,8 +147,9 @@ func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error
 	// tiny requests takes. Once a chunk came whole, the next is likely
 	// to, and gets its whole room at once (no copies as it grows).
 	batch := make([]ImportLine, 0, min(o.Chunk, firstChunkRoom))
+	held := 0 // the batch's strings (ImportLine.heldBytes)
 	for {
-		l, err := s.readLine(ctx, next, o, len(batch))
+		l, err := s.readLine(ctx, next, o, len(batch), held)
 		if errors.Is(err, io.EOF) {
 			whole = errors.Is(err, EndOfExport)
 			break
@@ -148,11 +159,12 @@ func (s *Service) readChunks(ctx context.Context, next func() (ImportLine, error
 		}
 		res.read(l)
 		batch = append(batch, l)
-		if len(batch) == o.Chunk {
+		held += l.heldBytes()
+		if len(batch) == o.Chunk || (o.Chunk > 0 && held >= MaxHeldImportBytes) {
 			if err := write(batch); err != nil {
 				return err
 			}
-			batch = make([]ImportLine, 0, o.Chunk)
+			batch, held = make([]ImportLine, 0, o.Chunk), 0
 		}
 	}
 	if err := s.noLines(res, whole); err != nil || res.Lines == 0 {
@@ -170,9 +182,10 @@ const firstChunkRoom = 256
 
 // readLine is an import's next line, checked as it arrives, so that what
 // is held until the commit is valid lines of bounded size; held is how
-// many lines are held already (an all-or-nothing import holds at most
-// MaxAtomicImport). io.EOF (wrapped: EndOfExport) ends the lines.
-func (s *Service) readLine(ctx context.Context, next func() (ImportLine, error), o ImportOptions, held int) (ImportLine, error) {
+// many lines are held already, heldBytes their strings (an all-or-nothing
+// import holds at most MaxAtomicImport lines and MaxHeldImportBytes).
+// io.EOF (wrapped: EndOfExport) ends the lines.
+func (s *Service) readLine(ctx context.Context, next func() (ImportLine, error), o ImportOptions, held, heldBytes int) (ImportLine, error) {
 	if err := ctx.Err(); err != nil {
 		return ImportLine{}, err
 	}
@@ -188,9 +201,14 @@ func (s *Service) readLine(ctx context.Context, next func() (ImportLine, error),
 			return l, err
 		}
 	}
-	if o.Chunk == 0 && held == MaxAtomicImport {
+	switch {
+	case o.Chunk == 0 && held == MaxAtomicImport:
 		return l, permatrix.Errorf(permatrix.ETOOLARGE,
 			"an all-or-nothing import holds at most %d lines: import in chunks (chunk=10000), each chunk a commit", MaxAtomicImport)
+	case o.Chunk == 0 && heldBytes+l.heldBytes() > MaxHeldImportBytes:
+		return l, permatrix.Errorf(permatrix.ETOOLARGE,
+			"line %d: an all-or-nothing import holds at most %d MiB of ids and names (its lines' strings), and this line's would pass it: import in chunks (chunk=10000), each chunk a commit",
+			l.Line, MaxHeldImportBytes>>20)
 	}
 	return l, nil
 }

@@ -564,6 +564,27 @@ type ImportLine struct {
 	Actor      string
 }
 
+// heldBytes measures the line's strings: what it holds until its commit,
+// near enough (MaxHeldImportBytes).
+func (l *ImportLine) heldBytes() int {
+	n := len(l.Actor)
+	switch {
+	case l.Membership != nil:
+		n += len(l.Membership.Group) + len(l.Membership.User)
+	case l.Role != nil:
+		n += len(l.Role.System) + len(l.Role.Name)
+		for _, p := range l.Role.Permissions {
+			n += len(p)
+		}
+	case l.Project != nil:
+		n += len(l.Project.System) + len(l.Project.ID) + len(l.Project.CreatedBy) + len(l.Project.Kind)
+	default:
+		a := &l.Assignment
+		n += len(a.ID) + len(a.Subject) + len(a.System) + len(a.Role) + len(a.Permission) + len(a.Scope.Type) + len(a.Scope.ID)
+	}
+	return n
+}
+
 // validate checks the line's shape and actor; the error names the line.
 // A project registered without created_by is the actor's, as PutProject
 // registers it.
