@@ -921,6 +921,9 @@ func (m *Metrics) registerCache(stats func() pdp.CacheStats) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "permatrix_decision_cache_entries", Help: "Decisions the decision cache holds.",
 		}, func() float64 { return float64(stats().Entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "permatrix_decision_cache_bytes", Help: "The decision cache's entries' estimated size (bounded by 2 KiB times --decision-cache-size).",
+		}, func() float64 { return float64(stats().Bytes) }),
 	)
 }
 
