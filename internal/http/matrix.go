@@ -200,6 +200,10 @@ func (s *Server) explainCell(c echo.Context) error {
 			return err
 		}
 	}
+	if err := s.explaining.take(c); err != nil {
+		return err
+	}
+	defer s.explaining.release()
 	cell, rules, ok, err := matrix.Explain(c.Request().Context(), p, system, holder, action, scope, matrix.Options{})
 	if err != nil {
 		return err

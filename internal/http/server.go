@@ -78,8 +78,10 @@ type Config struct {
 	// once. The diagnostic listener's requests are not counted.
 	MaxRequestsInFlight int
 	// MaxPermissionListings bounds the permission listings (GET
-	// /v1/subjects/{user}/permissions) computed at once (default
-	// DefaultMaxPermissionListings()): past it one is answered 503 at once.
+	// /v1/subjects/{user}/permissions) and cell explanations (GET
+	// /v1/matrix/{system}/explain) computed at once, together (default
+	// DefaultMaxPermissionListings()): past it one waits up to a second,
+	// then is answered 503.
 	MaxPermissionListings int
 	Logger                *slog.Logger
 
@@ -138,6 +140,7 @@ type Server struct {
 	listeners  []*listener
 	matrices   matrices
 	listings   *places // the permission listings computed at once
+	explaining *places // cells explained at once: the listings' places (sharing)
 	candidates *places // the uploaded candidate bundles compiled at once: one
 
 	defaultPath []string          // Config.DefaultDecision's path
@@ -202,6 +205,8 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	}
 	s.listings = newPlaces(cfg.MaxPermissionListings, listingWait, errListings, s.metrics, "permatrix_permission_listings_refused_total",
 		"Permission listings (GET /v1/subjects/{user}/permissions) answered 503 at once, undecided: as many were being computed as may be at once.")
+	s.explaining = s.listings.sharing(errExplanations, s.metrics, "permatrix_cell_explanations_refused_total",
+		"Cell explanations (GET /v1/matrix/{system}/explain) answered 503, undecided: as many permission listings and explanations were being computed as may be at once.")
 	s.candidates = newPlaces(1, cfg.RequestTimeout, errCandidates, s.metrics, "permatrix_candidate_uploads_refused_total",
 		"Uploaded candidate bundles (POST /v1/matrix/{system}/diff, POST /v1/replay) answered 503, uncompiled: another was compiled for as long as the request could wait.")
 	e := s.echo
