@@ -259,18 +259,26 @@ func (s *Server) matrixDiff(c echo.Context) error {
 // a .tar.gz within the unpacked bound, calling no network builtin. It
 // takes the server's one place for a candidate (s.candidates), before
 // reading the body: release gives it back once the candidate's compiling
-// and evaluation are done (nil when err is not).
+// and evaluation are done (nil when err is not). Given back here on any
+// other way out, a panic included: one held for good would have every
+// later upload wait its whole request, then refused.
 func (s *Server) candidateBundle(c echo.Context) (b *opa.Bundle, release func(), err error) {
 	if err := s.candidates.take(c); err != nil {
 		return nil, nil, err
 	}
+	kept := false
+	defer func() {
+		if !kept {
+			s.candidates.release()
+		}
+	}()
 	if h := testHookCandidate.Load(); h != nil {
 		(*h)()
 	}
 	if b, err = readCandidate(c); err != nil {
-		s.candidates.release()
 		return nil, nil, err
 	}
+	kept = true
 	return b, s.candidates.release, nil
 }
 
