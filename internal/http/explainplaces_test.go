@@ -1,7 +1,10 @@
 package http_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
+	"sync"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,7 +22,9 @@ import (
 // them waits up to a second, then is answered 503 with Retry-After,
 // counted; a check is served meanwhile.
 func TestCellExplanationsBounded(t *testing.T) {
-	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxPermissionListings: 1})
+	var logged syncBuffer
+	srv := newTestServer(t, permhttp.Config{AdminToken: docTestToken, MaxPermissionListings: 1,
+		Logger: slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	permhttp.SetTestHookListing(t, func() {
 		entered <- struct{}{}
@@ -55,6 +60,14 @@ func TestCellExplanationsBounded(t *testing.T) {
 		!strings.Contains(string(metrics), "permatrix_cell_explanations_refused_total 1\n") {
 		t.Errorf("the refusal is not counted in /metrics: %d\n%s", status, grepLines(string(metrics), "explanations"))
 	}
+	// Refused at a bound, as a listing past its bound is: not logged (a
+	// flood of refusals would be a flood of log lines).
+	if status, _ := request(t, http.MethodGet, base+"/v1/subjects/another/permissions", ""); status != http.StatusServiceUnavailable {
+		t.Errorf("a listing with every place taken: %d, want 503", status)
+	}
+	if s := logged.String(); s != "" {
+		t.Errorf("refusals at the bound logged:\n%s", s)
+	}
 	close(release)
 	if status := <-held; status != http.StatusOK {
 		t.Errorf("the held listing: %d", status)
@@ -62,4 +75,22 @@ func TestCellExplanationsBounded(t *testing.T) {
 	if status, body := request(t, http.MethodGet, explain, ""); status != http.StatusOK {
 		t.Errorf("an explanation once the place is free: %d %s", status, body)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

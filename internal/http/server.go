@@ -418,7 +418,9 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 			level := slog.LevelDebug
 			// A consistency token not reached is the client's 503 (it
 			// chose the token), noted by the pdp in a bounded warning.
-			if v.Status >= 500 && !pdp.NotReached(v.Error) {
+			// Nor is one refused at a bound (a listing past its places):
+			// counted, and a flood of them would be a flood of lines.
+			if v.Status >= 500 && !pdp.NotReached(v.Error) && !refusedAtABound(v.Error) {
 				level = slog.LevelError
 			}
 			uri := v.URI
