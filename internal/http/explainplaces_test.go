@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	permhttp "github.com/permatrix/permatrix/internal/http"
