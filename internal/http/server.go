@@ -141,6 +141,7 @@ type Server struct {
 	matrices   matrices
 	listings   *places // the permission listings computed at once
 	explaining *places // cells explained at once: the listings' places (sharing)
+	verdicts   *places // write verdicts evaluated at once without the token: the listings' places
 	candidates *places // the uploaded candidate bundles compiled at once: one
 
 	defaultPath []string          // Config.DefaultDecision's path
@@ -207,6 +208,8 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 		"Permission listings (GET /v1/subjects/{user}/permissions) answered 503 at once, undecided: as many were being computed as may be at once.")
 	s.explaining = s.listings.sharing(errExplanations, s.metrics, "permatrix_cell_explanations_refused_total",
 		"Cell explanations (GET /v1/matrix/{system}/explain) answered 503, undecided: as many permission listings and explanations were being computed as may be at once.")
+	s.verdicts = s.listings.sharing(errVerdicts, s.metrics, "permatrix_open_verdicts_refused_total",
+		"Write verdicts (data.permatrix.admin.verdict through the Data API) asked without the admin token answered 503, unevaluated: as many permission listings, explanations and such verdicts were being computed as may be at once.")
 	s.candidates = newPlaces(1, cfg.RequestTimeout, errCandidates, s.metrics, "permatrix_candidate_uploads_refused_total",
 		"Uploaded candidate bundles (POST /v1/matrix/{system}/diff, POST /v1/replay) answered 503, uncompiled: another was compiled for as long as the request could wait.")
 	e := s.echo
