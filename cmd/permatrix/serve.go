@@ -85,7 +85,7 @@ X-Forwarded-User header unless --identity says otherwise (docs/forward-auth.md).
 	o.access.register(f)
 	o.store.register(f, true)
 	f.DurationVar(&o.consistencyTimeout, "consistency-timeout", time.Second, "how long a check with min_revision waits for the store to reach it before answering 503")
-	f.IntVar(&o.cacheSize, "decision-cache-size", pdp.DefaultCacheSize, "decisions the decision cache keeps (0: no cache); a cached decision is never stale")
+	f.IntVar(&o.cacheSize, "decision-cache-size", pdp.DefaultCacheSize, "decisions the decision cache keeps (0: no cache; their estimated size at most 2 KiB each on average); a cached decision is never stale")
 	f.StringVar(&o.evaluator, "evaluator", string(opa.VM), "what evaluates decisions and write verdicts: vm (OPA's plan of each query, interpreted; docs/architecture.md) or topdown (OPA's own evaluator)")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle: a directory, a .tar.gz OPA bundle, or an http(s) URL polled for new revisions (default: the embedded one)")
 	f.StringVar(&o.adminToken, "admin-token", "", "bearer token of the administration API")

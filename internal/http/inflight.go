@@ -50,10 +50,11 @@ var errHealthInFlight = permatrix.Errorf(permatrix.EUNAVAILABLE,
 
 // refusedAtABound reports whether err is a request's refusal at a bound
 // (the requests in flight, a client's share of them, the health
-// requests', the permission listings computed at once): answered 503 at once and counted, never
+// requests', the permission listings, cell explanations and open write
+// verdicts computed at once): answered 503 and counted, never
 // logged — a client sending past a bound would write a line a request.
 func refusedAtABound(err error) bool {
-	return err == errInFlight || err == errClientInFlight || err == errHealthInFlight || err == errListings
+	return err == errInFlight || err == errClientInFlight || err == errHealthInFlight || err == errListings || err == errExplanations || err == errVerdicts
 }
 
 // inFlightMiddleware refuses a request past the bound at once, 503 with the

@@ -1,7 +1,9 @@
 package http
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -54,10 +56,51 @@ type matrixEntry struct {
 	done chan struct{}
 	m    *matrix.Matrix
 	err  error
+	// The answer of GET /v1/matrix/{system} encoded, compact and indented
+	// (?pretty): encoded once, when first asked. Blue Prism's is some 4 MB,
+	// ~100 ms of encoding and a 4 MB buffer: encoded on every request (which
+	// needs no token), a few clients asking it again and again took every
+	// CPU and gigabytes of heap.
+	answers [2]struct {
+		once sync.Once
+		b    []byte
+		err  error
+	}
+}
+
+// answer is the entry's matrix with the candidate upload limit, encoded as
+// the server's JSON serializer writes it (indented when pretty). The limit
+// is the server's, the same on every call.
+func (e *matrixEntry) answer(limit int64, pretty bool) ([]byte, error) {
+	i := 0
+	if pretty {
+		i = 1
+	}
+	a := &e.answers[i]
+	a.once.Do(func() {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if pretty {
+			enc.SetIndent("", "  ")
+		}
+		a.err = enc.Encode(matrixAnswer{Matrix: e.m, CandidateUploadLimit: limit})
+		a.b = buf.Bytes()
+	})
+	return a.b, a.err
 }
 
 // get returns system's matrix under p, computing it if no request has.
 func (ms *matrices) get(ctx context.Context, p *opa.Policy, system string) (*matrix.Matrix, error) {
+	e, err := ms.entry(ctx, p, system)
+	if err != nil {
+		return nil, err
+	}
+	return e.m, nil
+}
+
+// entry is system's matrix entry under p, its matrix computed.
+func (ms *matrices) entry(ctx context.Context, p *opa.Policy, system string) (*matrixEntry, error) {
 	ms.mu.Lock()
 	if ms.generation != p.Generation || ms.bySystem == nil {
 		ms.generation, ms.bySystem = p.Generation, map[string]*matrixEntry{}
@@ -83,7 +126,10 @@ func (ms *matrices) get(ctx context.Context, p *opa.Policy, system string) (*mat
 	ms.mu.Unlock()
 	select {
 	case <-e.done:
-		return e.m, e.err
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -121,11 +167,17 @@ func (s *Server) matrix(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.matrices.get(c.Request().Context(), p, system)
+	e, err := s.matrices.entry(c.Request().Context(), p, system)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, matrixAnswer{Matrix: m, CandidateUploadLimit: s.cfg.BodyLimit})
+	// Encoded once (matrixEntry.answer), indented as c.JSON indents.
+	_, pretty := c.QueryParams()["pretty"]
+	b, err := e.answer(s.cfg.BodyLimit, pretty || c.Echo().Debug)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
 // GET /v1/matrix/{system}/explain?holder=&action=&scope=: one cell decided
@@ -148,6 +200,10 @@ func (s *Server) explainCell(c echo.Context) error {
 			return err
 		}
 	}
+	if err := s.explaining.take(c); err != nil {
+		return err
+	}
+	defer s.explaining.release()
 	cell, rules, ok, err := matrix.Explain(c.Request().Context(), p, system, holder, action, scope, matrix.Options{})
 	if err != nil {
 		return err
@@ -203,18 +259,26 @@ func (s *Server) matrixDiff(c echo.Context) error {
 // a .tar.gz within the unpacked bound, calling no network builtin. It
 // takes the server's one place for a candidate (s.candidates), before
 // reading the body: release gives it back once the candidate's compiling
-// and evaluation are done (nil when err is not).
+// and evaluation are done (nil when err is not). Given back here on any
+// other way out, a panic included: one held for good would have every
+// later upload wait its whole request, then refused.
 func (s *Server) candidateBundle(c echo.Context) (b *opa.Bundle, release func(), err error) {
 	if err := s.candidates.take(c); err != nil {
 		return nil, nil, err
 	}
+	kept := false
+	defer func() {
+		if !kept {
+			s.candidates.release()
+		}
+	}()
 	if h := testHookCandidate.Load(); h != nil {
 		(*h)()
 	}
 	if b, err = readCandidate(c); err != nil {
-		s.candidates.release()
 		return nil, nil, err
 	}
+	kept = true
 	return b, s.candidates.release, nil
 }
 

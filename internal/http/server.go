@@ -78,8 +78,10 @@ type Config struct {
 	// once. The diagnostic listener's requests are not counted.
 	MaxRequestsInFlight int
 	// MaxPermissionListings bounds the permission listings (GET
-	// /v1/subjects/{user}/permissions) computed at once (default
-	// DefaultMaxPermissionListings()): past it one is answered 503 at once.
+	// /v1/subjects/{user}/permissions) and cell explanations (GET
+	// /v1/matrix/{system}/explain) computed at once, together (default
+	// DefaultMaxPermissionListings()): past it one waits up to a second,
+	// then is answered 503.
 	MaxPermissionListings int
 	Logger                *slog.Logger
 
@@ -138,6 +140,8 @@ type Server struct {
 	listeners  []*listener
 	matrices   matrices
 	listings   *places // the permission listings computed at once
+	explaining *places // cells explained at once: the listings' places (sharing)
+	verdicts   *places // write verdicts evaluated at once without the token: the listings' places
 	candidates *places // the uploaded candidate bundles compiled at once: one
 
 	defaultPath []string          // Config.DefaultDecision's path
@@ -202,6 +206,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	}
 	s.listings = newPlaces(cfg.MaxPermissionListings, listingWait, errListings, s.metrics, "permatrix_permission_listings_refused_total",
 		"Permission listings (GET /v1/subjects/{user}/permissions) answered 503 at once, undecided: as many were being computed as may be at once.")
+	s.explaining = s.listings.sharing(errExplanations, s.metrics, "permatrix_cell_explanations_refused_total",
+		"Cell explanations (GET /v1/matrix/{system}/explain) answered 503, undecided: as many permission listings and explanations were being computed as may be at once.")
+	s.verdicts = s.listings.sharing(errVerdicts, s.metrics, "permatrix_open_verdicts_refused_total",
+		"Write verdicts (data.permatrix.admin.verdict through the Data API) asked without the admin token answered 503, unevaluated: as many permission listings, explanations and such verdicts were being computed as may be at once.")
 	s.candidates = newPlaces(1, cfg.RequestTimeout, errCandidates, s.metrics, "permatrix_candidate_uploads_refused_total",
 		"Uploaded candidate bundles (POST /v1/matrix/{system}/diff, POST /v1/replay) answered 503, uncompiled: another was compiled for as long as the request could wait.")
 	e := s.echo
@@ -413,7 +421,9 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 			level := slog.LevelDebug
 			// A consistency token not reached is the client's 503 (it
 			// chose the token), noted by the pdp in a bounded warning.
-			if v.Status >= 500 && !pdp.NotReached(v.Error) {
+			// Nor is one refused at a bound (a listing past its places):
+			// counted, and a flood of them would be a flood of lines.
+			if v.Status >= 500 && !pdp.NotReached(v.Error) && !refusedAtABound(v.Error) {
 				level = slog.LevelError
 			}
 			uri := v.URI
@@ -921,6 +931,9 @@ func (m *Metrics) registerCache(stats func() pdp.CacheStats) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "permatrix_decision_cache_entries", Help: "Decisions the decision cache holds.",
 		}, func() float64 { return float64(stats().Entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "permatrix_decision_cache_bytes", Help: "The decision cache's entries' estimated size (bounded by 2 KiB times --decision-cache-size).",
+		}, func() float64 { return float64(stats().Bytes) }),
 	)
 }
 

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"hash/maphash"
 	"maps"
+	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -38,11 +40,26 @@ import (
 // evicting the questions asked all the time and holding the heap (and the
 // collector's work) at the cache's full size. The price is one more
 // evaluation of a question asked twice.
+//
+// The entries are bounded in number (--decision-cache-size) and in bytes:
+// an entry's size is its key's (at most maxCacheKey) and what it keeps —
+// the units its decision read, its reasons and what is missing — and the
+// units grow with the groups a check asserts (a unit or more each), which
+// a key of 1 KiB names by the hundred: 256 one-byte groups made entries of
+// some 18 KiB, 1.8 GB held at the default 100,000 entries, from checks
+// anyone may send. The entries' sizes (entryCost) are held to
+// maxCacheBytesPerEntry times the entries the cache keeps, the least
+// recently used evicted past it.
 type decisionCache struct {
 	entries *lru.Cache[string, *cached]
-	seen    doorkeeper
-	hits    atomic.Uint64
-	misses  atomic.Uint64
+	// mu orders puts, so that bytes (the entries' entryCost, kept up by
+	// put and the eviction callback) is the sum of the entries' costs.
+	mu       sync.Mutex
+	bytes    int64
+	maxBytes int64
+	seen     doorkeeper
+	hits     atomic.Uint64
+	misses   atomic.Uint64
 	// firsts counts decisions not kept because their question was new.
 	firsts atomic.Uint64
 }
@@ -53,6 +70,7 @@ type cached struct {
 	missing  []map[string]any
 	revision uint64
 	units    [][]byte
+	cost     int64 // entryCost
 }
 
 // DefaultCacheSize is how many decisions the cache keeps by default.
@@ -62,11 +80,15 @@ func newDecisionCache(size int) *decisionCache {
 	if size <= 0 {
 		return nil
 	}
-	c, err := lru.New[string, *cached](size)
+	dc := &decisionCache{maxBytes: math.MaxInt64} // a size too large to multiply: no bound but its entries
+	if int64(size) <= math.MaxInt64/maxCacheBytesPerEntry {
+		dc.maxBytes = int64(size) * maxCacheBytesPerEntry
+	}
+	c, err := lru.NewWithEvict(size, func(_ string, e *cached) { dc.bytes -= e.cost })
 	if err != nil {
 		return nil
 	}
-	dc := &decisionCache{entries: c}
+	dc.entries = c
 	dc.seen.init(size)
 	return dc
 }
@@ -196,9 +218,87 @@ func (dc *decisionCache) keeps(key string) bool {
 	return true
 }
 
-// put remembers a decision made over a tracked snapshot (keeps said so).
+// maxCacheBytesPerEntry is what the cache's entries take on average at
+// most (entryCost): the cache holds at most that many bytes an entry it
+// may keep. An ordinary decision's entry is some 1 KiB.
+const maxCacheBytesPerEntry = 2 << 10
+
+// put remembers a decision made over a tracked snapshot (keeps said so),
+// evicting the least recently used entries past the cache's bytes. A
+// decision larger than the whole budget is not kept.
 func (dc *decisionCache) put(key string, d *permatrix.Decision, units [][]byte) {
-	dc.entries.Add(key, &cached{allow: d.Allow, reasons: d.Reasons, missing: d.Missing, revision: d.Revision, units: units})
+	e := &cached{allow: d.Allow, reasons: d.Reasons, missing: d.Missing, revision: d.Revision, units: units}
+	e.cost = entryCost(key, e)
+	if e.cost > dc.maxBytes {
+		return
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	// Add replaces a kept entry of the key without the eviction callback.
+	if old, ok := dc.entries.Peek(key); ok {
+		dc.bytes -= old.cost
+	}
+	dc.entries.Add(key, e) // may evict the oldest (the callback counts it)
+	dc.bytes += e.cost
+	for dc.bytes > dc.maxBytes {
+		if _, _, ok := dc.entries.RemoveOldest(); !ok {
+			break
+		}
+	}
+}
+
+// size is the entries' entryCost.
+func (dc *decisionCache) size() int64 {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	return dc.bytes
+}
+
+// entryCost estimates the bytes an entry holds: its key, the entry and
+// the cache's element for it, its units (a slice header each and their
+// bytes), its reasons and what is missing (valueCost).
+func entryCost(key string, e *cached) int64 {
+	n := int64(len(key)) + 160 // the key's header, the element, the entry
+	n += int64(24 * len(e.units))
+	for _, u := range e.units {
+		n += int64(len(u))
+	}
+	for _, l := range [][]map[string]any{e.reasons, e.missing} {
+		n += int64(24 * len(l))
+		for _, m := range l {
+			n += valueCost(m)
+		}
+	}
+	return n
+}
+
+// valueCost estimates the bytes of a decoded JSON value: a map's buckets
+// (some 64 bytes a key with its value's interface), a slice's elements,
+// strings' headers and bytes.
+func valueCost(x any) int64 {
+	switch x := x.(type) {
+	case string:
+		return 16 + int64(len(x))
+	case map[string]any:
+		n := int64(48)
+		for k, v := range x {
+			n += 48 + int64(len(k)) + valueCost(v)
+		}
+		return n
+	case []any:
+		n := int64(24)
+		for _, v := range x {
+			n += 16 + valueCost(v)
+		}
+		return n
+	case []map[string]any:
+		n := int64(24)
+		for _, v := range x {
+			n += 8 + valueCost(v)
+		}
+		return n
+	}
+	return 16
 }
 
 // doorkeeper remembers which questions were asked lately: a Bloom filter
@@ -270,6 +370,8 @@ type CacheStats struct {
 	// Firsts are decisions not kept because their question was new.
 	Firsts  uint64
 	Entries int
+	// Bytes is the entries' estimated size (entryCost).
+	Bytes int64
 }
 
 // CacheStats reports the decision cache's hits, misses and size.
@@ -277,5 +379,5 @@ func (s *Service) CacheStats() CacheStats {
 	if s.cache == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load(), Firsts: s.cache.firsts.Load(), Entries: s.cache.entries.Len()}
+	return CacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load(), Firsts: s.cache.firsts.Load(), Entries: s.cache.entries.Len(), Bytes: s.cache.size()}
 }
