@@ -338,8 +338,12 @@ func (s *Server) importAssignments(c echo.Context) error {
 	// importLogEvery: after a crash or kill -9 (no answer, no "import
 	// stopped") the log says how far it had got.
 	logged, trail := time.Now(), false
+	var counted pdp.ImportResult // what importLines has of this import's commits
 	o.Progress = func(r pdp.ImportResult) {
 		extend()
+		s.importLines.imported.Add(float64(r.Imported - counted.Imported))
+		s.importLines.stored.Add(float64(r.AlreadyStored - counted.AlreadyStored))
+		counted = r
 		s.log.Debug("import chunk committed", "lines", r.Lines, "imported", r.Imported, "already_stored", r.AlreadyStored, "last_line", r.LastLine, "revision", r.Revision)
 		if time.Since(logged) >= importLogEvery {
 			logged, trail = time.Now(), true

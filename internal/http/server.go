@@ -140,6 +140,11 @@ type Server struct {
 	listeners  []*listener
 	matrices   matrices
 	listings   *places // the permission listings computed at once
+	// importLines count the lines imports committed, by outcome, as each
+	// commit is made: how far imports in progress have got (a client's
+	// count of lines sent runs ahead by what the server holds unread and
+	// in the chunks being judged).
+	importLines struct{ imported, stored prometheus.Counter }
 	explaining *places // cells explained at once: the listings' places (sharing)
 	verdicts   *places // write verdicts evaluated at once without the token: the listings' places
 	candidates *places // the uploaded candidate bundles compiled at once: one
@@ -204,6 +209,10 @@ func NewServer(svc *pdp.Service, cfg Config) *Server {
 	if d, ok := svc.Store().(store.Damaged); ok {
 		s.metrics.Registry.MustRegister(damagedKeys{d})
 	}
+	lines := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "permatrix_import_lines_total",
+		Help: "Lines of POST /v1/import committed, as each commit is made: outcome imported (stored by the import) or already_stored (stored before: no-ops)."}, []string{"outcome"})
+	s.metrics.Registry.MustRegister(lines)
+	s.importLines.imported, s.importLines.stored = lines.WithLabelValues("imported"), lines.WithLabelValues("already_stored")
 	s.listings = newPlaces(cfg.MaxPermissionListings, listingWait, errListings, s.metrics, "permatrix_permission_listings_refused_total",
 		"Permission listings (GET /v1/subjects/{user}/permissions) answered 503 at once, undecided: as many were being computed as may be at once.")
 	s.explaining = s.listings.sharing(errExplanations, s.metrics, "permatrix_cell_explanations_refused_total",
