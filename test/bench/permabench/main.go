@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -361,8 +362,13 @@ func (b *bench) load() error {
 			}
 		}
 	})
-	// Progress: the lines the server has read, every second.
+	// Progress: the lines sent, and those the server has committed
+	// (/metrics), every second. A tenth's rate is of the lines committed:
+	// the lines sent run ahead by what the server holds (its read-ahead,
+	// the socket's buffers, the chunks being judged), so the first tenth
+	// sent went at twice the rate of the rest and the last at half.
 	var progress []Progress
+	committedBefore := committedLines(b.pm.url)
 	start := time.Now()
 	wg.Go(func() {
 		t := time.NewTicker(time.Second)
@@ -372,7 +378,8 @@ func (b *bench) load() error {
 			case <-done:
 				return
 			case <-t.C:
-				progress = append(progress, Progress{Seconds: time.Since(start).Seconds(), Lines: int(cr.lines.Load()), RSSMiB: b.pm.memory().RSS, AnonMiB: b.pm.memory().Anon})
+				progress = append(progress, Progress{Seconds: time.Since(start).Seconds(), Lines: int(cr.lines.Load()),
+					Committed: committedLines(b.pm.url) - committedBefore, RSSMiB: b.pm.memory().RSS, AnonMiB: b.pm.memory().Anon})
 			}
 		}
 	})
@@ -384,6 +391,8 @@ func (b *bench) load() error {
 	secs := time.Since(start).Seconds()
 	close(done)
 	wg.Wait()
+	progress = append(progress, Progress{Seconds: secs, Lines: int(cr.lines.Load()), Committed: committedLines(b.pm.url) - committedBefore,
+		RSSMiB: b.pm.memory().RSS, AnonMiB: b.pm.memory().Anon})
 	rssStart, rssPeak := smp.stop()
 	imp := &ImportInfo{Chunk: b.o.chunk, Lines: b.set.Lines(), Seconds: secs, MemoryBefore: rssStart, MemoryPeak: rssPeak,
 		Progress: progress, Probe: summarize(probe.lat, probe.errs), ProbeFirstError: probe.err}
@@ -453,22 +462,52 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// deciles is the import's rate over each tenth of its lines, from the
-// progress samples.
+// deciles is the import's rate over each tenth of its lines committed,
+// from the progress samples.
 func deciles(ps []Progress, total int) []float64 {
 	var out []float64
 	prevT, prevL := 0.0, 0
 	k := 1
 	for _, p := range ps {
-		for k <= 10 && p.Lines >= total*k/10 {
+		for k <= 10 && p.Committed >= total*k/10 {
 			if p.Seconds > prevT {
-				out = append(out, float64(p.Lines-prevL)/(p.Seconds-prevT))
+				out = append(out, float64(p.Committed-prevL)/(p.Seconds-prevT))
 			}
-			prevT, prevL = p.Seconds, p.Lines
+			prevT, prevL = p.Seconds, p.Committed
 			k++
 		}
 	}
 	return out
+}
+
+// committedLines is the lines the server's imports have committed
+// (permatrix_import_lines_total, every outcome), -1 if /metrics does not
+// say.
+func committedLines(url string) int {
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return -1
+	}
+	n, found := 0, false
+	for _, l := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(l, "permatrix_import_lines_total{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			n, found = n+int(f), true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return n
 }
 
 // restart stops the server (SIGTERM) and starts it again on the same file:

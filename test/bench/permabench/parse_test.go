@@ -63,7 +63,7 @@ PASS
 func TestDeciles(t *testing.T) {
 	var ps []Progress
 	for s := 1; s <= 10; s++ {
-		ps = append(ps, Progress{Seconds: float64(s), Lines: s * 100})
+		ps = append(ps, Progress{Seconds: float64(s), Lines: 1000, Committed: s * 100}) // every line sent at once
 	}
 	d := deciles(ps, 1000)
 	if len(d) != 10 || d[0] != 100 || d[9] != 100 {
