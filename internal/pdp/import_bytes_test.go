@@ -50,16 +50,16 @@ func TestImportStreamAllOrNothingBoundedByBytes(t *testing.T) {
 // the result counting each commit.
 func TestImportStreamChunkCutByBytes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("imports 70,000 lines")
+		t.Skip("imports 40,000 lines")
 	}
 	svc := newService(t)
-	const n = 70_000
+	const n = 40_000
 	per := len(longAnalyst(1).Assignment.Subject) + len(longAnalyst(1).Assignment.Scope.ID)
 	res, err := svc.ImportStream(context.Background(), (&lines{n: n, line: longAnalyst}).next, pdp.ImportOptions{Chunk: pdp.MaxImportChunk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// At most MaxHeldImportBytes/per lines a chunk: more than n/MaxImportChunk (2) chunks.
+	// At most MaxHeldImportBytes/per lines a chunk: more than the one chunk of MaxImportChunk lines.
 	if want := (n + pdp.MaxHeldImportBytes/per - 1) / (pdp.MaxHeldImportBytes / per); res.Imported != n || res.LastLine != n || res.Chunks < want {
 		t.Fatalf("result %+v, want %d imported in at least %d chunks", res, n, want)
 	}
