@@ -49,7 +49,8 @@ rate, time left), otherwise as log lines on stderr.`,
 	o.store.register(f, false)
 	f.StringVar(&o.store.replica, "replica", "./permatrix-replica.db", "with an etcd store: the local bbolt replica")
 	f.StringVar(&o.bundle, "bundle", "", "policy bundle whose write rules judge the lines (default: the embedded one)")
-	f.IntVar(&o.chunk, "chunk", 10_000, fmt.Sprintf("lines per commit, 1 to %d (0: one commit, all or nothing, at most %d lines)", pdp.MaxImportChunk, pdp.MaxAtomicImport))
+	f.IntVar(&o.chunk, "chunk", 10_000, fmt.Sprintf("lines per commit, 1 to %d, fewer once their ids and names reach %d MiB (0: one commit, all or nothing, at most %d lines and %d MiB of ids and names)",
+		pdp.MaxImportChunk, pdp.MaxHeldImportBytes>>20, pdp.MaxAtomicImport, pdp.MaxHeldImportBytes>>20))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
