@@ -224,7 +224,21 @@ func checkPages(f *os.File, size int64) []string {
 				continue
 			}
 			for i := range count {
-				stack = append(stack, todo{ne.Uint64(p[pageHeaderSize+i*elementSize+8:]), t.what})
+				// bbolt's check compares the branch keys in a goroutine
+				// of its own, where no recover or SetPanicOnFault of
+				// ours reaches: a key past the end of the file is a
+				// fault that kills the process. Checked here, as a
+				// leaf's are.
+				at := pageHeaderSize + i*elementSize
+				e := p[at:]
+				pos, ksize := int(ne.Uint32(e)), int(ne.Uint32(e[4:]))
+				if start := at + pos; start+ksize > len(p) || start+ksize < start {
+					if !add("%s: element %d lies outside its page", what, i) {
+						return problems
+					}
+					continue
+				}
+				stack = append(stack, todo{ne.Uint64(e[8:]), t.what})
 			}
 		case leafPage:
 			if !walkLeaf(p, what) {
