@@ -235,7 +235,7 @@ func checkUnpacked(raw []byte, name string, maxBytes int64) error {
 func readBundle(dl bundle.DirectoryLoader, name string, opts ReadOptions) (*Bundle, error) {
 	// Annotations are kept: the entrypoint annotations say what the Data API
 	// serves without the admin token.
-	r := bundle.NewCustomReader(dl).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true)
+	r := bundle.NewCustomReader(dataNamesLoader{dl}).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true)
 	if opts.Verification != nil {
 		r = r.WithBundleVerificationConfig(opts.Verification)
 	} else {
@@ -256,6 +256,9 @@ func ReadLayout(fsys fs.FS) (*Bundle, error) {
 	paths := layoutPaths(fsys)
 	if len(paths) < 2 {
 		return nil, errors.New("not a permatrix tree: want policies/ (Rego) and systems/<id>/data.json (the catalogs)")
+	}
+	if err := checkLayoutData(fsys, paths); err != nil {
+		return nil, err
 	}
 	res, err := loader.NewFileLoader().
 		WithFS(fsys).
