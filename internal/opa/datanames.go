@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"go.yaml.in/yaml/v3"
 )
 
 // A bundle's data.json is read by OPA's JSON decoder, which keeps the last
@@ -23,9 +24,33 @@ import (
 // size_limit_bytes): a data file is read once more, whole, to check it.
 const maxDataFileBytes = 1 << 30
 
-// checkDataNames refuses JSON whose objects name a member twice. name is
-// the file, for the message.
+// isDataFile reports whether name is a data file the loaders decode: JSON
+// or YAML (in a tree any such file, in a bundle data.json, data.yaml and
+// data.yml).
+func isDataFile(name string) bool {
+	switch path.Ext(name) {
+	case ".json", ".yaml", ".yml":
+		return true
+	}
+	return false
+}
+
+// checkDataNames refuses a data file (JSON, or YAML by its extension)
+// whose objects name a member twice. name is the file, for the message.
 func checkDataNames(name string, r io.Reader) error {
+	if ext := path.Ext(name); ext == ".yaml" || ext == ".yml" {
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		// yaml.v3 refuses a mapping key given twice ("already defined")
+		// when it decodes into a value (not into a yaml.Node).
+		var v any
+		if err := yaml.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("bundle file %s: %w (a data file may name a member only once per object)", name, err)
+		}
+		return nil
+	}
 	dec := jsontext.NewDecoder(r) // rejects duplicate names by default
 	for {
 		if _, err := dec.ReadToken(); err == io.EOF {
@@ -36,13 +61,13 @@ func checkDataNames(name string, r io.Reader) error {
 	}
 }
 
-// checkLayoutData checks every .json file of a layout's catalogs (paths:
+// checkLayoutData checks every data file (isDataFile) of a layout's catalogs (paths:
 // layoutPaths', "dir" or "dir:prefix").
 func checkLayoutData(fsys fs.FS, paths []string) error {
 	for _, p := range paths[1:] { // paths[0] is policies/
 		dir, _, _ := strings.Cut(p, ":")
 		err := fs.WalkDir(fsys, dir, func(name string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || path.Ext(name) != ".json" {
+			if err != nil || d.IsDir() || !isDataFile(name) {
 				return err
 			}
 			f, err := fsys.Open(name)
@@ -59,7 +84,7 @@ func checkLayoutData(fsys fs.FS, paths []string) error {
 	return nil
 }
 
-// dataNamesLoader checks each data.json an OPA bundle's loader gives
+// dataNamesLoader checks each data file an OPA bundle's loader gives
 // before the bundle reader decodes it (the reader calls NextFile only).
 type dataNamesLoader struct {
 	bundle.DirectoryLoader
@@ -67,7 +92,7 @@ type dataNamesLoader struct {
 
 func (l dataNamesLoader) NextFile() (*bundle.Descriptor, error) {
 	d, err := l.DirectoryLoader.NextFile()
-	if err != nil || path.Base(d.Path()) != "data.json" {
+	if err != nil || !bundle.IsStructuredDoc(d.Path()) { // data.json, data.yaml, data.yml, .manifest
 		return d, err
 	}
 	defer d.Close()

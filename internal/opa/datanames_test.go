@@ -45,7 +45,44 @@ func TestBundleDataNamedTwice(t *testing.T) {
 		t.Fatalf("tree with a name given twice: %v", err)
 	}
 
-	// The .tar.gz bundle: its data.json with "systems" named twice.
+	// A catalog in YAML (the loader reads .yaml and .yml as data too).
+	if err := os.WriteFile(catalog, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yamlCatalog := filepath.Join(dir, "systems", "blueprism", "data.json")
+	raw, err = os.ReadFile(yamlCatalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(yamlCatalog)
+	yamlCatalog = strings.TrimSuffix(yamlCatalog, ".json") + ".yaml"
+	if err := os.WriteFile(yamlCatalog, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadBundle(ctx, dir, ReadOptions{}); err != nil {
+		t.Fatalf("the tree with a YAML catalog: %v", err)
+	}
+	if err := os.WriteFile(yamlCatalog, append([]byte(`{"name": "Shadow", `), bytes.TrimPrefix(bytes.TrimSpace(raw), []byte("{"))...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadBundle(ctx, dir, ReadOptions{})
+	if err == nil || !strings.Contains(err.Error(), "already defined") || !strings.Contains(err.Error(), "blueprism/data.yaml") {
+		t.Fatalf("YAML catalog with a name given twice: %v", err)
+	}
+
+	for _, c := range []struct{ file, edit string }{
+		{"data.json", `{"systems":{},`},      // "systems" named twice
+		{".manifest", `{"roots":["store"],`}, // "roots" named twice
+	} {
+		tarballWith(t, c.file, c.edit)
+	}
+}
+
+// tarballWith writes the default bundle as a .tar.gz with file's object
+// begun by edit, and checks that ReadBundle refuses it naming the file.
+func tarballWith(t *testing.T, file, edit string) {
+	t.Helper()
+	ctx := context.Background()
 	var out bytes.Buffer
 	zw := gzip.NewWriter(&out)
 	tw := tar.NewWriter(zw)
@@ -64,9 +101,9 @@ func TestBundleDataNamedTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(tr)
-		if strings.TrimPrefix(h.Name, "/") == "data.json" {
+		if strings.TrimPrefix(h.Name, "/") == file {
 			found = true
-			body = append([]byte(`{"systems":{},`), bytes.TrimPrefix(bytes.TrimSpace(body), []byte("{"))...)
+			body = append([]byte(edit), bytes.TrimPrefix(bytes.TrimSpace(body), []byte("{"))...)
 			h.Size = int64(len(body))
 		}
 		if err := tw.WriteHeader(h); err != nil {
@@ -77,14 +114,14 @@ func TestBundleDataNamedTwice(t *testing.T) {
 	tw.Close()
 	zw.Close()
 	if !found {
-		t.Fatal("no data.json in the bundle")
+		t.Fatalf("no %s in the bundle", file)
 	}
-	file := filepath.Join(t.TempDir(), "bundle.tar.gz")
-	if err := os.WriteFile(file, out.Bytes(), 0o644); err != nil {
+	bundleFile := filepath.Join(t.TempDir(), "bundle.tar.gz")
+	if err := os.WriteFile(bundleFile, out.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = ReadBundle(ctx, file, ReadOptions{})
-	if err == nil || !strings.Contains(err.Error(), "duplicate") || !strings.Contains(err.Error(), "data.json") {
-		t.Fatalf("tarball with a name given twice: %v", err)
+	_, err = ReadBundle(ctx, bundleFile, ReadOptions{})
+	if err == nil || !strings.Contains(err.Error(), "duplicate") || !strings.Contains(err.Error(), file) {
+		t.Fatalf("tarball whose %s names a member twice: %v", file, err)
 	}
 }
