@@ -97,17 +97,37 @@ func mapResident(b *bbolt.DB, prefix []byte, stop <-chan struct{}, broken func()
 // file through. Advice only: a failure costs time, never data, and the
 // pages go to the page cache, not to this process's resident set.
 //
-// At most the bytes the file has on disk are asked for: a file whose meta
-// page claims more pages than it holds — a sparse file claiming a terabyte
-// of holes — had all of them read, minutes of zeros into the page cache,
-// before the check found the claim false.
+// Only the file's data is asked for, not its holes (SEEK_DATA,
+// SEEK_HOLE): a file whose meta page claims more pages than it holds — a
+// sparse file claiming a terabyte of holes — had all of them read,
+// minutes of zeros into the page cache, before the check found the claim
+// false.
 func prefetch(f *os.File, size int64) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err == nil {
-		size = min(size, st.Blocks*512)
+	fd := int(f.Fd())
+	advise := func(from, to int64) {
+		for off := from; off < to; off += prefetchChunk {
+			_ = unix.Fadvise(fd, off, min(prefetchChunk, to-off), unix.FADV_WILLNEED)
+		}
 	}
-	for off := int64(0); off < size; off += prefetchChunk {
-		_ = unix.Fadvise(int(f.Fd()), off, min(prefetchChunk, size-off), unix.FADV_WILLNEED)
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			return // no data past off
+		}
+		if err != nil { // no SEEK_DATA here: the whole range
+			advise(off, size)
+			return
+		}
+		if data >= size {
+			return
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			hole = size
+		}
+		end := min(hole, size)
+		advise(data, end)
+		off = end
 	}
 }
 
