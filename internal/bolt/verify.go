@@ -278,7 +278,7 @@ func checkPages(f *os.File, size int64) []string {
 			add("freelist page %d lists %d pages, it has room for %d", m.freelist, count, len(ids)/8)
 			return problems
 		}
-		free := make(map[uint64]bool, count)
+		free := make(map[uint64]bool) // no size hint: count is the file's claim
 		for i := range count {
 			id := ne.Uint64(ids[i*8:])
 			if id < 2 || id >= m.hw {
