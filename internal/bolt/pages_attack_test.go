@@ -92,12 +92,16 @@ func TestBranchKeyOutsideTheFile(t *testing.T) {
 	_ = path
 }
 
-// claim rewrites both meta pages of a store file's bytes to claim hw pages,
-// with their checksums made right, as a hostile file would.
-func claim(b []byte, hw uint64) {
+// claim rewrites both meta pages of a store file's bytes to claim hw pages
+// (and no freelist, with noFree), with their checksums made right, as a
+// hostile file would.
+func claim(b []byte, hw uint64, noFree ...bool) {
 	for _, off := range []int{0, 4096} {
 		m := b[off+pageHeaderSize:]
 		ne.PutUint64(m[40:], hw)
+		if len(noFree) > 0 {
+			ne.PutUint64(m[32:], noFreelist)
+		}
 		h := fnv.New64a()
 		h.Write(m[:56])
 		ne.PutUint64(m[56:], h.Sum64())
@@ -143,6 +147,15 @@ func TestClaimedPagesNeverWritten(t *testing.T) {
 		b := append([]byte(nil), orig...)
 		claim(b, size/4096)
 		refused(t, write(t, b), "neither in use nor free")
+	})
+	// Without a freelist bbolt makes one at open, of every page below the
+	// claim that the tree does not hold: 8 bytes a page, 128 MiB for
+	// 64 GiB, 32 GiB for 16 TiB; and then serves the file. permatrix
+	// always writes a freelist.
+	t.Run("no freelist", func(t *testing.T) {
+		b := append([]byte(nil), orig...)
+		claim(b, size/4096, true)
+		refused(t, write(t, b), "no freelist")
 	})
 	t.Run("overflow", func(t *testing.T) {
 		b := append([]byte(nil), orig...)
