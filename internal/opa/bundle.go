@@ -90,6 +90,10 @@ type ReadOptions struct {
 	Verification *bundle.VerificationConfig
 	// HTTPClient fetches bundle URLs; http.DefaultClient with a timeout if nil.
 	HTTPClient *http.Client
+	// MaxBytes, if not 0, bounds a .tar.gz file read from disk, gzipped
+	// and unpacked, as a URL's download is bounded (MaxFetchBytes): the
+	// bundle persisted from a bounded download is read back so.
+	MaxBytes int64
 }
 
 // ReadDefault returns the bundle embedded in the binary: the repository's
@@ -128,6 +132,19 @@ func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, err
 		return nil, fmt.Errorf("bundle %s: %w", src, err)
 	}
 	defer f.Close()
+	if opts.MaxBytes > 0 {
+		raw, err := io.ReadAll(io.LimitReader(f, opts.MaxBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", src, err)
+		}
+		if int64(len(raw)) > opts.MaxBytes {
+			return nil, fmt.Errorf("bundle %s is more than %d bytes", src, opts.MaxBytes)
+		}
+		if err := checkUnpacked(raw, src, opts.MaxBytes); err != nil {
+			return nil, err
+		}
+		return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), src), src, opts)
+	}
 	return readBundle(bundle.NewTarballLoaderWithBaseURL(f, src), src, opts)
 }
 
