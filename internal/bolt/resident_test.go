@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -200,6 +201,12 @@ func TestPrefetchReadsTheFileAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := cachedFraction(t, f, fi.Size())
+	// Reading a hole through puts its zeros in the page cache (ext4);
+	// the prefetch asks for the file's data only (SEEK_DATA): what it
+	// can bring in is the data's share of the file.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		full = min(full, float64(st.Blocks*512)/float64(fi.Size()))
+	}
 	drop()
 	if cold := cachedFraction(t, f, fi.Size()); full < 0.1 || cold > full/2 {
 		t.Skipf("%.0f%% of the file in the page cache after FADV_DONTNEED, %.0f%% read through (tmpfs?): nothing to observe", 100*cold, 100*full)

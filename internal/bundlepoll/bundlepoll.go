@@ -227,7 +227,8 @@ func (p *Poller) ActivatePersisted(ctx context.Context) bool {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return false
 	}
-	b, err := opa.ReadBundle(ctx, path, opa.ReadOptions{Verification: p.o.Source.src.Signing})
+	// Bounded as its download was: the file may have been replaced since.
+	b, err := opa.ReadBundle(ctx, path, opa.ReadOptions{Verification: p.o.Source.src.Signing, MaxBytes: p.o.Source.src.SizeLimitBytes})
 	if err == nil {
 		var pol *opa.Policy
 		if pol, err = p.o.Activate(ctx, b); err == nil {

@@ -90,6 +90,10 @@ type ReadOptions struct {
 	Verification *bundle.VerificationConfig
 	// HTTPClient fetches bundle URLs; http.DefaultClient with a timeout if nil.
 	HTTPClient *http.Client
+	// MaxBytes, if not 0, bounds a .tar.gz file read from disk, gzipped
+	// and unpacked, as a URL's download is bounded (MaxFetchBytes): the
+	// bundle persisted from a bounded download is read back so.
+	MaxBytes int64
 }
 
 // ReadDefault returns the bundle embedded in the binary: the repository's
@@ -128,6 +132,19 @@ func ReadBundle(ctx context.Context, src string, opts ReadOptions) (*Bundle, err
 		return nil, fmt.Errorf("bundle %s: %w", src, err)
 	}
 	defer f.Close()
+	if opts.MaxBytes > 0 {
+		raw, err := io.ReadAll(io.LimitReader(f, opts.MaxBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", src, err)
+		}
+		if int64(len(raw)) > opts.MaxBytes {
+			return nil, fmt.Errorf("bundle %s is more than %d bytes", src, opts.MaxBytes)
+		}
+		if err := checkUnpacked(raw, src, opts.MaxBytes); err != nil {
+			return nil, err
+		}
+		return readBundle(bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), src), src, opts)
+	}
 	return readBundle(bundle.NewTarballLoaderWithBaseURL(f, src), src, opts)
 }
 
@@ -235,7 +252,7 @@ func checkUnpacked(raw []byte, name string, maxBytes int64) error {
 func readBundle(dl bundle.DirectoryLoader, name string, opts ReadOptions) (*Bundle, error) {
 	// Annotations are kept: the entrypoint annotations say what the Data API
 	// serves without the admin token.
-	r := bundle.NewCustomReader(dl).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true)
+	r := bundle.NewCustomReader(dataNamesLoader{dl}).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true)
 	if opts.Verification != nil {
 		r = r.WithBundleVerificationConfig(opts.Verification)
 	} else {
@@ -256,6 +273,9 @@ func ReadLayout(fsys fs.FS) (*Bundle, error) {
 	paths := layoutPaths(fsys)
 	if len(paths) < 2 {
 		return nil, errors.New("not a permatrix tree: want policies/ (Rego) and systems/<id>/data.json (the catalogs)")
+	}
+	if err := checkLayoutData(fsys, paths); err != nil {
+		return nil, err
 	}
 	res, err := loader.NewFileLoader().
 		WithFS(fsys).

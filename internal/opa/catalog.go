@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/permatrix/permatrix"
@@ -56,7 +57,11 @@ func parseCatalog(v any) (permatrix.Catalog, error) {
 		}
 		raw, _ := json.Marshal(keys[id])
 		var s permatrix.System
-		if err := json.Unmarshal(raw, &s); err != nil {
+		// Members matched to fields exactly, as Rego reads them:
+		// encoding/json matched them case-insensitively, with Unicode
+		// folding ("ſcope_types", a long s, was scope_types to it, and
+		// sorting after the real one replaced it).
+		if err := jsonv2.Unmarshal(raw, &s); err != nil {
 			errs = append(errs, fmt.Errorf("data.systems[%q]: %w", id, err))
 			continue
 		}
