@@ -31,10 +31,11 @@ func TestBodiesAsStockOPA(t *testing.T) {
 	// after the JSON value is refused (OPA leaves it unread); a path that
 	// is not clean is answered as given, empty segments skipped, where OPA
 	// redirects to the cleaned path (followed here: the same document).
-	for _, body := range []string{`{"input":1} x`, `{"input":1}{"input":2}`} {
+	// So are invalid UTF-8 and a lone surrogate (OPA reads U+FFFD).
+	for _, body := range []string{`{"input":1} x`, `{"input":1}{"input":2}`, "{\"input\":\"a\xffb\"}", `{"input":"\ud800"}`} {
 		p := both(t, pmx, stock, post("/v1/data/systems/blueprism/vendor", body))
 		if p.opa.status != http.StatusOK || p.pmx.status != http.StatusBadRequest || p.pmx.obj()["code"] != "invalid_parameter" {
-			t.Errorf("data after the body %q: permatrix %d %s, stock opa %d %s", body, p.pmx.status, p.pmx.raw, p.opa.status, p.opa.raw)
+			t.Errorf("body %q: permatrix %d %s, stock opa %d %s", body, p.pmx.status, p.pmx.raw, p.opa.status, p.opa.raw)
 		}
 	}
 	for _, path := range []string{"/v1/data/systems/blueprism/vendor/", "/v1/data//systems/blueprism/vendor", "/v1/data/systems//blueprism/vendor"} {
