@@ -28,10 +28,10 @@ func TestBodiesAsStockOPA(t *testing.T) {
 	}
 
 	// What differs on purpose (docs/opa-api.md, "What differs"): data
-	// after the JSON value is refused (OPA leaves it unread); a path that
+	// after the JSON value is refused (OPA leaves it unread), and so are
+	// invalid UTF-8 and a lone surrogate (OPA reads U+FFFD); a path that
 	// is not clean is answered as given, empty segments skipped, where OPA
 	// redirects to the cleaned path (followed here: the same document).
-	// So are invalid UTF-8 and a lone surrogate (OPA reads U+FFFD).
 	for _, body := range []string{`{"input":1} x`, `{"input":1}{"input":2}`, "{\"input\":\"a\xffb\"}", `{"input":"\ud800"}`} {
 		p := both(t, pmx, stock, post("/v1/data/systems/blueprism/vendor", body))
 		if p.opa.status != http.StatusOK || p.pmx.status != http.StatusBadRequest || p.pmx.obj()["code"] != "invalid_parameter" {
