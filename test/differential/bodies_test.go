@@ -38,6 +38,14 @@ func TestBodiesAsStockOPA(t *testing.T) {
 			t.Errorf("body %q: permatrix %d %s, stock opa %d %s", body, p.pmx.status, p.pmx.raw, p.opa.status, p.opa.raw)
 		}
 	}
+	// A query string net/url cannot read: OPA drops the pair (here the
+	// input), permatrix refuses it.
+	for _, q := range []string{"input=%ZZ", "input=%7B%7D;pretty"} {
+		p := both(t, pmx, stock, get("/v1/data/systems/blueprism/vendor?"+q))
+		if p.opa.status != http.StatusOK || p.pmx.status != http.StatusBadRequest || p.pmx.obj()["code"] != "invalid_parameter" {
+			t.Errorf("query %q: permatrix %d %s, stock opa %d %s", q, p.pmx.status, p.pmx.raw, p.opa.status, p.opa.raw)
+		}
+	}
 	for _, path := range []string{"/v1/data/systems/blueprism/vendor/", "/v1/data//systems/blueprism/vendor", "/v1/data/systems//blueprism/vendor"} {
 		both(t, pmx, stock, get(path)).same(t, "GET "+path, "decision_id")
 	}
