@@ -12,11 +12,7 @@ import (
 // to permatrix and to stock `opa run --server` over an empty store (what
 // differs on purpose is in docs/opa-api.md; the rest is compared here).
 func TestBodiesAsStockOPA(t *testing.T) {
-	opaBin := harness.StockOPA(t)
-	s := harness.Start(t, harness.Options{})
-	export := filepath.Join(t.TempDir(), "export.json")
-	writeFile(t, export, s.Do(http.MethodGet, "/v1/export", nil, true).Raw)
-	pmx, stock := s.URL, stockServer(t, opaBin, export)
+	pmx, stock := emptyServers(t)
 
 	// A body of JSON's null is no input, as an empty body is: OPA decodes
 	// it into its request as nothing (200, the warning), permatrix
@@ -48,5 +44,41 @@ func TestBodiesAsStockOPA(t *testing.T) {
 	}
 	for _, path := range []string{"/v1/data/systems/blueprism/vendor/", "/v1/data//systems/blueprism/vendor", "/v1/data/systems//blueprism/vendor"} {
 		both(t, pmx, stock, get(path)).same(t, "GET "+path, "decision_id")
+	}
+}
+
+// emptyServers starts permatrix and stock `opa run --server` over an empty
+// store and returns their URLs.
+func emptyServers(t *testing.T) (pmx, stock string) {
+	t.Helper()
+	opaBin := harness.StockOPA(t)
+	s := harness.Start(t, harness.Options{})
+	export := filepath.Join(t.TempDir(), "export.json")
+	writeFile(t, export, s.Do(http.MethodGet, "/v1/export", nil, true).Raw)
+	return s.URL, stockServer(t, opaBin, export)
+}
+
+// TestMetricsOfBaseDataAsStockOPA: ?metrics and ?instrument on a document
+// no rule defines (the catalogs, data.store, an undefined one) carry OPA's
+// evaluation timer and the evaluator's histograms, as on a rule. permatrix
+// read such documents without evaluating: timer_server_handler_ns alone.
+func TestMetricsOfBaseDataAsStockOPA(t *testing.T) {
+	pmx, stock := emptyServers(t)
+	for _, path := range []string{"/v1/data/systems/blueprism/vendor", "/v1/data/systems/blueprism/nothing", "/v1/data/nope"} {
+		for _, q := range []string{"?metrics", "?instrument", "?metrics&input=1"} {
+			p := both(t, pmx, stock, get(path+q))
+			p.same(t, "GET "+path+q, "decision_id", "metrics")
+			want := []string{"timer_rego_query_eval_ns", "timer_server_handler_ns"}
+			if q == "?instrument" {
+				want = append(want, "histogram_eval_op_plug")
+			}
+			for _, k := range want {
+				for name, a := range map[string]answer{"permatrix": p.pmx, "stock opa": p.opa} {
+					if m, _ := a.obj()["metrics"].(map[string]any); m[k] == nil {
+						t.Errorf("GET %s%s: %s has no %s: %s", path, q, name, k, clip(a.raw))
+					}
+				}
+			}
+		}
 	}
 }
