@@ -3,6 +3,7 @@ package differential_test
 import (
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/permatrix/permatrix/test/harness"
@@ -41,6 +42,12 @@ func TestBodiesAsStockOPA(t *testing.T) {
 		if p.opa.status != http.StatusOK || p.pmx.status != http.StatusBadRequest || p.pmx.obj()["code"] != "invalid_parameter" {
 			t.Errorf("query %q: permatrix %d %s, stock opa %d %s", q, p.pmx.status, p.pmx.raw, p.opa.status, p.opa.raw)
 		}
+	}
+	// A path to a function: OPA's 500, permatrix's 400 with the compile
+	// error as the Query API words it.
+	if p := both(t, pmx, stock, get("/v1/data/permatrix/lib/valid_id")); p.opa.status != http.StatusInternalServerError ||
+		p.pmx.status != http.StatusBadRequest || p.pmx.obj()["code"] != "invalid_parameter" || !strings.Contains(string(p.pmx.raw), "rego_type_error") {
+		t.Errorf("a path to a function: permatrix %d %s, stock opa %d %s", p.pmx.status, clip(p.pmx.raw), p.opa.status, p.opa.raw)
 	}
 	for _, path := range []string{"/v1/data/systems/blueprism/vendor/", "/v1/data//systems/blueprism/vendor", "/v1/data/systems//blueprism/vendor"} {
 		both(t, pmx, stock, get(path)).same(t, "GET "+path, "decision_id")
