@@ -332,8 +332,9 @@ func (s *Server) dataV1(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		// An empty body is no input, as in stock OPA.
-		if !blank(body) {
+		// An empty body is no input, as in stock OPA, and so is a body of
+		// JSON's null (OPA decodes it into its request as nothing).
+		if !blank(body) && string(bytes.Trim(body, " \t\r\n")) != "null" {
 			if err := decodeJSONWithin(body, &req, s.inputBound(c)); err != nil {
 				return err
 			}

@@ -168,9 +168,10 @@ func (p *Policy) EvalData(ctx context.Context, snap store.Snapshot, path []strin
 		}
 		pq = &q
 	default:
-		if buf == nil {
-			// Base data with no rule involved and no trace asked: read it,
-			// preparing nothing (Query's reason).
+		if buf == nil && !o.Metrics && !o.Instrument {
+			// Base data with no rule involved and no trace, metrics or
+			// instrumentation asked: read it, preparing nothing (Query's
+			// reason). Metrics are OPA's evaluation's, as on a rule.
 			res, defined, err := p.readBase(ctx, txn, path)
 			m.Timer(metrics.ServerHandler).Stop()
 			if err != nil {
