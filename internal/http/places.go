@@ -86,7 +86,12 @@ type places struct {
 // newPlaces are n places, a request waiting at most wait for one; the
 // refusals counted in m as metric (its help text help).
 func newPlaces(n int, wait time.Duration, refusal error, m *Metrics, metric, help string) *places {
-	p := &places{slots: make(chan struct{}, n), wait: wait, refusal: refusal}
+	return placesOn(make(chan struct{}, n), wait, refusal, m, metric, help)
+}
+
+// placesOn are the places slots holds, counted apart (newPlaces, sharing).
+func placesOn(slots chan struct{}, wait time.Duration, refusal error, m *Metrics, metric, help string) *places {
+	p := &places{slots: slots, wait: wait, refusal: refusal}
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metric, Help: help},
 		func() float64 { return float64(p.refused.Load()) }))
 	return p
@@ -122,8 +127,5 @@ func (p *places) release() { <-p.slots }
 // slots, its own refusal (counted in m as metric, its help text help) and
 // its own count of requests waiting.
 func (p *places) sharing(refusal error, m *Metrics, metric, help string) *places {
-	q := &places{slots: p.slots, wait: p.wait, refusal: refusal}
-	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metric, Help: help},
-		func() float64 { return float64(q.refused.Load()) }))
-	return q
+	return placesOn(p.slots, p.wait, refusal, m, metric, help)
 }
