@@ -137,17 +137,17 @@ type Server struct {
 	diag    *echo.Echo     // health and metrics only, for --diagnostic-addr
 	probes  *listen.Places // the API listener's health requests in flight
 
-	listeners []*listener
-	matrices  matrices
-	listings  *places // the permission listings computed at once
+	listeners  []*listener
+	matrices   matrices
+	listings   *places // the permission listings computed at once
+	explaining *places // cells explained at once: the listings' places (sharing)
+	verdicts   *places // write verdicts evaluated at once without the token: the listings' places
+	candidates *places // the uploaded candidate bundles compiled at once: one
 	// importLines count the lines imports committed, by outcome, as each
 	// commit is made: how far imports in progress have got (a client's
 	// count of lines sent runs ahead by what the server holds unread and
 	// in the chunks being judged).
 	importLines struct{ imported, stored prometheus.Counter }
-	explaining  *places // cells explained at once: the listings' places (sharing)
-	verdicts    *places // write verdicts evaluated at once without the token: the listings' places
-	candidates  *places // the uploaded candidate bundles compiled at once: one
 
 	defaultPath []string          // Config.DefaultDecision's path
 	labels      map[string]string // Config.Labels, completed
